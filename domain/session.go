@@ -1,0 +1,161 @@
+package domain
+
+import (
+	"crypto/subtle"
+	"time"
+)
+
+// Session is the state of a session aggregate: one login's refresh-token family.
+type Session struct {
+	ID               string
+	UserID           string
+	Tenant           string
+	RefreshTokenHash string   // hash of the refresh token that is valid now
+	SpentHashes      []string // hashes of rotated-out refresh tokens (reuse detection)
+	StartedAt        time.Time
+	ExpiresAt        time.Time
+	Refreshes        int
+	Revoked          bool
+	RevokeReason     string
+	Version          uint64
+}
+
+// Exists reports whether the session has been started.
+func (s Session) Exists() bool { return s.ID != "" }
+
+// Reasons recorded in SessionRevoked.
+const (
+	RevokeReasonLogout     = "logout"
+	RevokeReasonRevoked    = "revoked"
+	RevokeReasonReuse      = "refresh_token_reuse"
+	RevokeReasonDeactivate = "user_deactivated"
+)
+
+// Commands on the session aggregate.
+type (
+	// StartSession starts a session for a user who has just proved who they are.
+	StartSession struct {
+		SessionID        string
+		UserID           string
+		Tenant           string
+		RefreshTokenHash string
+		Method           string
+		Now              time.Time
+		ExpiresAt        time.Time
+	}
+	// RefreshSession issues access token TokenID from the session, given the
+	// hash of the presented refresh token. With Rotate, NewRefreshTokenHash
+	// replaces the current one. UserActive is the user's state at decision time.
+	RefreshSession struct {
+		PresentedHash       string
+		NewRefreshTokenHash string
+		Rotate              bool
+		TokenID             string
+		UserActive          bool
+		Now                 time.Time
+	}
+	// RevokeSession ends the session and every token issued from it.
+	RevokeSession struct{ Reason string }
+	// RevokeAccessToken revokes one access token issued from the session.
+	RevokeAccessToken struct {
+		TokenID   string
+		ExpiresAt time.Time
+	}
+)
+
+// DecideSession decides a command against the session's state. When it returns
+// both events and an error, the events are a trace of the refusal (reuse
+// detection) and are appended all the same; the error is the answer.
+func DecideSession(s Session, cmd any) ([]Event, error) {
+	if c, ok := cmd.(StartSession); ok {
+		if s.Exists() {
+			return nil, ErrAlreadyExists
+		}
+		if c.SessionID == "" || c.UserID == "" || c.RefreshTokenHash == "" {
+			return nil, Invalid("session", "id, user and refresh token hash are required")
+		}
+		if !c.ExpiresAt.After(c.Now) {
+			return nil, Invalid("expires_at", "must be after the start")
+		}
+		return []Event{SessionStarted{
+			SessionID: c.SessionID, UserID: c.UserID, Tenant: c.Tenant,
+			RefreshTokenHash: c.RefreshTokenHash, Method: c.Method,
+			StartedAt: c.Now.UTC(), ExpiresAt: c.ExpiresAt.UTC(),
+		}}, nil
+	}
+	if !s.Exists() {
+		return nil, ErrNotFound
+	}
+	switch c := cmd.(type) {
+	case RefreshSession:
+		if s.Revoked {
+			return nil, ErrSessionRevoked
+		}
+		if !c.Now.Before(s.ExpiresAt) {
+			return nil, ErrSessionExpired
+		}
+		if !hashEqual(c.PresentedHash, s.RefreshTokenHash) {
+			for _, spent := range s.SpentHashes {
+				if hashEqual(c.PresentedHash, spent) {
+					return []Event{
+						SessionRefreshReused{SessionID: s.ID, RefreshTokenHash: c.PresentedHash},
+						SessionRevoked{SessionID: s.ID, Reason: RevokeReasonReuse},
+					}, ErrRefreshReused
+				}
+			}
+			return nil, ErrInvalidCredentials
+		}
+		if !c.UserActive {
+			return nil, ErrUserInactive
+		}
+		ev := SessionRefreshed{SessionID: s.ID, TokenID: c.TokenID}
+		if c.Rotate {
+			if c.NewRefreshTokenHash == "" {
+				return nil, Invalid("refresh_token", "rotation needs a new refresh token")
+			}
+			ev.RefreshTokenHash = c.NewRefreshTokenHash
+		}
+		return []Event{ev}, nil
+	case RevokeSession:
+		if s.Revoked {
+			return nil, nil
+		}
+		return []Event{SessionRevoked{SessionID: s.ID, Reason: c.Reason}}, nil
+	case RevokeAccessToken:
+		if s.Revoked || c.TokenID == "" {
+			return nil, nil
+		}
+		return []Event{SessionTokenRevoked{SessionID: s.ID, TokenID: c.TokenID, ExpiresAt: c.ExpiresAt.UTC()}}, nil
+	}
+	return nil, Invalid("command", "unknown session command %T", cmd)
+}
+
+// EvolveSession applies one event to the session's state.
+func EvolveSession(s Session, e Event) Session {
+	switch ev := Deref(e).(type) {
+	case SessionStarted:
+		s = Session{
+			ID: ev.SessionID, UserID: ev.UserID, Tenant: ev.Tenant,
+			RefreshTokenHash: ev.RefreshTokenHash, StartedAt: ev.StartedAt, ExpiresAt: ev.ExpiresAt,
+			Version: s.Version,
+		}
+	case SessionRefreshed:
+		s.Refreshes++
+		if ev.RefreshTokenHash != "" {
+			s.SpentHashes = append(append([]string(nil), s.SpentHashes...), s.RefreshTokenHash)
+			s.RefreshTokenHash = ev.RefreshTokenHash
+		}
+	case SessionRevoked:
+		s.Revoked = true
+		s.RevokeReason = ev.Reason
+	case SessionRefreshReused, SessionTokenRevoked:
+	default:
+		return s
+	}
+	s.Version++
+	return s
+}
+
+func hashEqual(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

@@ -1,0 +1,246 @@
+package domain
+
+import (
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// User is the state of the user aggregate, folded from its events by EvolveUser.
+// The zero value is a user that does not exist yet.
+type User struct {
+	ID                 string
+	Username           string
+	Email              string
+	PasswordHashSealed string
+	Roles              []GlobalRole
+	Tenants            map[string]Role
+	Active             bool
+	CreatedAt          time.Time
+	Version            uint64 // events applied
+}
+
+// Exists reports whether the user has been created.
+func (u User) Exists() bool { return u.ID != "" }
+
+// IsPlatformAdmin reports whether the user holds the global admin role.
+func (u User) IsPlatformAdmin() bool {
+	for _, r := range u.Roles {
+		if r == GlobalAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// Commands on the user aggregate.
+type (
+	// CreateUser creates a user. PasswordHashSealed is already hashed and sealed.
+	CreateUser struct {
+		UserID             string
+		Username           string
+		Email              string
+		PasswordHashSealed string
+		Roles              []string
+		Tenants            []TenantRole
+		Now                time.Time
+	}
+	// GrantRole gives the user Role in Tenant, replacing an earlier role there.
+	GrantRole struct {
+		Tenant string
+		Role   string
+	}
+	// RevokeRole removes the user's role in Tenant.
+	RevokeRole struct{ Tenant string }
+	// Deactivate stops the user and everything issued to them.
+	Deactivate struct{ Reason string }
+	// ChangePassword sets a new (sealed) password hash; sessions other than
+	// KeepSessionID are revoked.
+	ChangePassword struct {
+		PasswordHashSealed string
+		KeepSessionID      string
+	}
+	// RecordLogin records a successful login that started SessionID.
+	RecordLogin struct {
+		SessionID string
+		Method    string
+	}
+	// RecordLoginFailure records a refused login.
+	RecordLoginFailure struct {
+		Username string
+		Reason   string
+	}
+)
+
+var (
+	usernamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$`)
+	tenantPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+)
+
+// NormalizeUsername is the form in which usernames are compared and reserved.
+func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// ValidTenantID reports whether s is a well-formed tenant identifier.
+func ValidTenantID(s string) bool { return tenantPattern.MatchString(s) }
+
+// DecideUser decides a command against the user's state and returns the events
+// to append. No events and no error means the command changes nothing.
+func DecideUser(u User, cmd any) ([]Event, error) {
+	switch c := cmd.(type) {
+	case CreateUser:
+		return decideCreateUser(u, c)
+	}
+	if !u.Exists() {
+		return nil, ErrNotFound
+	}
+	switch c := cmd.(type) {
+	case GrantRole:
+		if !ValidTenantID(c.Tenant) {
+			return nil, Invalid("tenant", "must match %s", tenantPattern)
+		}
+		r, err := ParseRole(c.Role)
+		if err != nil {
+			return nil, Invalid("role", "must be one of viewer, editor, admin")
+		}
+		if u.Tenants[c.Tenant] == r {
+			return nil, nil
+		}
+		return []Event{UserRoleGranted{UserID: u.ID, Tenant: c.Tenant, Role: r}}, nil
+	case RevokeRole:
+		if _, ok := u.Tenants[c.Tenant]; !ok {
+			return nil, nil
+		}
+		return []Event{UserRoleRevoked{UserID: u.ID, Tenant: c.Tenant}}, nil
+	case Deactivate:
+		if !u.Active {
+			return nil, nil
+		}
+		return []Event{UserDeactivated{UserID: u.ID, Reason: c.Reason}}, nil
+	case ChangePassword:
+		if !u.Active {
+			return nil, ErrUserInactive
+		}
+		if c.PasswordHashSealed == "" {
+			return nil, Invalid("password", "is required")
+		}
+		return []Event{UserPasswordChanged{UserID: u.ID, PasswordHashSealed: c.PasswordHashSealed, KeptSessionID: c.KeepSessionID}}, nil
+	case RecordLogin:
+		if !u.Active {
+			return nil, ErrUserInactive
+		}
+		return []Event{UserLoginSucceeded{UserID: u.ID, SessionID: c.SessionID, Method: c.Method}}, nil
+	case RecordLoginFailure:
+		return []Event{UserLoginFailed{UserID: u.ID, Username: u.Username, Reason: c.Reason}}, nil
+	}
+	return nil, Invalid("command", "unknown user command %T", cmd)
+}
+
+func decideCreateUser(u User, c CreateUser) ([]Event, error) {
+	if u.Exists() {
+		return nil, ErrAlreadyExists
+	}
+	if !usernamePattern.MatchString(c.Username) {
+		return nil, Invalid("username", "must be 1-128 characters of letters, digits and . _ @ + -, starting with a letter or digit")
+	}
+	if c.Email != "" {
+		a, err := mail.ParseAddress(c.Email)
+		if err != nil || a.Address != c.Email {
+			return nil, Invalid("email", "must be a plain address like you@company.com")
+		}
+	}
+	if c.PasswordHashSealed == "" {
+		return nil, Invalid("password", "is required")
+	}
+	roles := make([]GlobalRole, 0, len(c.Roles))
+	for _, r := range c.Roles {
+		gr, err := ParseGlobalRole(r)
+		if err != nil {
+			return nil, Invalid("roles", "unknown global role %q (only \"admin\")", r)
+		}
+		roles = append(roles, gr)
+	}
+	seen := make(map[string]bool, len(c.Tenants))
+	tenants := make([]TenantRole, 0, len(c.Tenants))
+	for _, tr := range c.Tenants {
+		if !ValidTenantID(tr.Tenant) {
+			return nil, Invalid("tenants", "tenant id %q must match %s", tr.Tenant, tenantPattern)
+		}
+		if seen[tr.Tenant] {
+			return nil, Invalid("tenants", "tenant %q listed twice", tr.Tenant)
+		}
+		seen[tr.Tenant] = true
+		r, err := ParseRole(string(tr.Role))
+		if err != nil {
+			return nil, Invalid("tenants", "unknown role %q for tenant %q", tr.Role, tr.Tenant)
+		}
+		tenants = append(tenants, TenantRole{Tenant: tr.Tenant, Role: r})
+	}
+	SortTenantRoles(tenants)
+	return []Event{
+		UserCreated{
+			UserID: c.UserID, Username: c.Username, Email: c.Email,
+			PasswordHashSealed: c.PasswordHashSealed, Roles: roles, Tenants: tenants,
+			CreatedAt: c.Now.UTC(),
+		},
+	}, nil
+}
+
+// EvolveUser applies one event to the user's state. Events of other aggregates
+// are ignored. It never mutates the maps of its input.
+func EvolveUser(u User, e Event) User {
+	switch ev := Deref(e).(type) {
+	case UserCreated:
+		u = User{
+			ID: ev.UserID, Username: ev.Username, Email: ev.Email,
+			PasswordHashSealed: ev.PasswordHashSealed, Roles: ev.Roles,
+			Tenants: make(map[string]Role, len(ev.Tenants)), Active: true, CreatedAt: ev.CreatedAt,
+			Version: u.Version,
+		}
+		for _, tr := range ev.Tenants {
+			u.Tenants[tr.Tenant] = tr.Role
+		}
+	case UserRoleGranted:
+		u.Tenants = cloneRoles(u.Tenants)
+		u.Tenants[ev.Tenant] = ev.Role
+	case UserRoleRevoked:
+		u.Tenants = cloneRoles(u.Tenants)
+		delete(u.Tenants, ev.Tenant)
+	case UserDeactivated:
+		u.Active = false
+	case UserPasswordChanged:
+		u.PasswordHashSealed = ev.PasswordHashSealed
+	case UserLoginSucceeded, UserLoginFailed:
+	default:
+		return u
+	}
+	u.Version++
+	return u
+}
+
+func cloneRoles(m map[string]Role) map[string]Role {
+	out := make(map[string]Role, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// TenantRoles returns the user's tenant roles sorted by tenant.
+func (u User) TenantRoles() []TenantRole {
+	out := make([]TenantRole, 0, len(u.Tenants))
+	for t, r := range u.Tenants {
+		out = append(out, TenantRole{Tenant: t, Role: r})
+	}
+	SortTenantRoles(out)
+	return out
+}
+
+// PermissionsIn returns what the user may do in tenant: admin:* for a platform
+// admin, the role's permissions otherwise, nothing without a role.
+func (u User) PermissionsIn(tenant string) PermissionSet {
+	if u.IsPlatformAdmin() {
+		return SetOf(AdminAll)
+	}
+	return u.Tenants[tenant].Permissions()
+}

@@ -1,0 +1,3 @@
+module github.com/infracast/auth
+
+go 1.26
