@@ -140,6 +140,9 @@ func decideCreateUser(u User, c CreateUser) ([]Event, error) {
 	if u.Exists() {
 		return nil, ErrAlreadyExists
 	}
+	if c.UserID == "" {
+		return nil, Invalid("user_id", "is required")
+	}
 	if !usernamePattern.MatchString(c.Username) {
 		return nil, Invalid("username", "must be 1-128 characters of letters, digits and . _ @ + -, starting with a letter or digit")
 	}

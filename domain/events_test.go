@@ -1,0 +1,158 @@
+package domain
+
+import (
+	"encoding/json"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+)
+
+// sampleEvents holds one populated value of every event type: every field is
+// non-zero, so that a field lost in the JSON round trip shows.
+func sampleEvents() []Event {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	later := time.Date(2026, 1, 31, 12, 30, 15, 123456789, time.UTC)
+	return []Event{
+		UserCreated{
+			UserID: "u-1", Username: "alice", Email: "alice@example.com",
+			PasswordHashSealed: "sealed:v1:abcdef",
+			Roles:              []GlobalRole{GlobalAdmin},
+			Tenants:            []TenantRole{{Tenant: "acme", Role: RoleEditor}, {Tenant: "globex", Role: RoleViewer}},
+			CreatedAt:          at,
+		},
+		UsernameReserved{Username: "alice", UserID: "u-1"},
+		UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleAdmin},
+		UserRoleRevoked{UserID: "u-1", Tenant: "acme"},
+		UserDeactivated{UserID: "u-1", Reason: "left the company"},
+		UserPasswordChanged{UserID: "u-1", PasswordHashSealed: "sealed:v1:123", KeptSessionID: "s-1"},
+		UserLoginSucceeded{UserID: "u-1", SessionID: "s-1", Method: "password"},
+		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password"},
+		SessionStarted{
+			SessionID: "s-1", UserID: "u-1", Tenant: "acme", RefreshTokenHash: "sha256:aa",
+			Method: "sso", StartedAt: at, ExpiresAt: later,
+		},
+		SessionRefreshed{SessionID: "s-1", TokenID: "t-1", RefreshTokenHash: "sha256:bb"},
+		SessionRefreshReused{SessionID: "s-1", RefreshTokenHash: "sha256:aa"},
+		SessionRevoked{SessionID: "s-1", Reason: RevokeReasonReuse},
+		SessionTokenRevoked{SessionID: "s-1", TokenID: "t-1", ExpiresAt: later},
+	}
+}
+
+// nonZero fails when any field of e is the zero value, so the samples stay
+// meaningful when fields are added to an event.
+func nonZero(t *testing.T, e Event) {
+	t.Helper()
+	v := reflect.ValueOf(e)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("sample %T has zero field %s; populate it", e, v.Type().Field(i).Name)
+		}
+	}
+}
+
+func TestEventTypesMatchSamples(t *testing.T) {
+	var fromSamples []string
+	for _, e := range sampleEvents() {
+		fromSamples = append(fromSamples, e.EventType())
+	}
+	types := EventTypes()
+	sort.Strings(fromSamples)
+	sort.Strings(types)
+	if !reflect.DeepEqual(types, fromSamples) {
+		t.Fatalf("EventTypes() = %v\nsamples cover %v", types, fromSamples)
+	}
+}
+
+func TestEventJSONRoundTrip(t *testing.T) {
+	for _, orig := range sampleEvents() {
+		t.Run(orig.EventType(), func(t *testing.T) {
+			nonZero(t, orig)
+			data, err := json.Marshal(orig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh, ok := NewEvent(orig.EventType())
+			if !ok {
+				t.Fatalf("NewEvent(%q) unknown", orig.EventType())
+			}
+			if rv := reflect.ValueOf(fresh); rv.Kind() != reflect.Pointer || !rv.Elem().IsZero() {
+				t.Fatalf("NewEvent(%q) = %#v, want a pointer to a zero value", orig.EventType(), fresh)
+			}
+			if err := json.Unmarshal(data, fresh); err != nil {
+				t.Fatalf("unmarshal %s: %v", data, err)
+			}
+			if fresh.EventType() != orig.EventType() {
+				t.Fatalf("decoded EventType() = %q, want %q", fresh.EventType(), orig.EventType())
+			}
+			got := Deref(fresh)
+			if !reflect.DeepEqual(got, orig) {
+				t.Fatalf("round trip through %s\ngot  %#v\nwant %#v", data, got, orig)
+			}
+			// Deref of a value is the value itself.
+			if !reflect.DeepEqual(Deref(orig), orig) {
+				t.Fatalf("Deref(value) = %#v", Deref(orig))
+			}
+		})
+	}
+}
+
+func TestEventTypeNamesAreUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, name := range EventTypes() {
+		if seen[name] {
+			t.Errorf("duplicate event type %q", name)
+		}
+		seen[name] = true
+		e, ok := NewEvent(name)
+		if !ok || e.EventType() != name {
+			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
+		}
+	}
+	if len(seen) != 13 {
+		t.Errorf("%d event types, want 13", len(seen))
+	}
+}
+
+func TestNewEventUnknown(t *testing.T) {
+	for _, name := range []string{"", "user", "user.Created", "user.created.v2", "session.deleted"} {
+		e, ok := NewEvent(name)
+		if ok || e != nil {
+			t.Errorf("NewEvent(%q) = %v, %v; want nil, false", name, e, ok)
+		}
+	}
+}
+
+// A few JSON field names are part of the event log format (docs/events.md).
+func TestEventJSONFieldNames(t *testing.T) {
+	tests := []struct {
+		event Event
+		want  string
+	}{
+		{
+			UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleViewer},
+			`{"user_id":"u-1","tenant":"acme","role":"viewer"}`,
+		},
+		{
+			UserCreated{UserID: "u-1", Username: "a", Tenants: []TenantRole{{Tenant: "acme", Role: RoleAdmin}}, CreatedAt: t0},
+			`{"user_id":"u-1","username":"a","email":"","roles":null,"tenants":[{"id":"acme","role":"admin"}],"created_at":"2026-01-01T00:00:00Z"}`,
+		},
+		{
+			SessionRefreshed{SessionID: "s-1", TokenID: "t-1"},
+			`{"session_id":"s-1","token_id":"t-1"}`,
+		},
+		{
+			UserLoginFailed{Username: "ghost", Reason: "unknown_user"},
+			`{"username":"ghost","reason":"unknown_user"}`,
+		},
+	}
+	for _, tc := range tests {
+		data, err := json.Marshal(tc.event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != tc.want {
+			t.Errorf("%T:\n got %s\nwant %s", tc.event, data, tc.want)
+		}
+	}
+}

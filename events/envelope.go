@@ -1,0 +1,82 @@
+package events
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/infracast/auth/domain"
+)
+
+// Envelope is the JSON document stored for every event (see docs/events.md).
+type Envelope struct {
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Version     int             `json:"version"`
+	Aggregate   string          `json:"aggregate"`
+	AggregateID string          `json:"aggregate_id"`
+	Sequence    uint64          `json:"sequence"` // position of the event within its aggregate, from 1
+	OccurredAt  time.Time       `json:"occurred_at"`
+	Actor       Actor           `json:"actor"`
+	Request     RequestInfo     `json:"request"`
+	Data        json.RawMessage `json:"data"`
+}
+
+// Actor is who caused an event.
+type Actor struct {
+	Type string `json:"type"` // "user", "apikey", "system" or "anonymous"
+	ID   string `json:"id,omitempty"`
+}
+
+// System is the actor of events the service causes by itself (bootstrap).
+var System = Actor{Type: "system", ID: "infracast-auth"}
+
+// RequestInfo describes the HTTP request that caused an event, for auditors.
+type RequestInfo struct {
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Meta is what a command handler knows about the cause of its events.
+type Meta struct {
+	Actor   Actor
+	Request RequestInfo
+}
+
+// ErrUnknownEvent is returned by Decode for a type or version this build does not know.
+var ErrUnknownEvent = errors.New("events: unknown event type or version")
+
+// Encode wraps a domain event in an envelope.
+func Encode(id string, aggregate, aggregateID string, sequence uint64, at time.Time, meta Meta, e domain.Event) ([]byte, error) {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("events: encode %s: %w", e.EventType(), err)
+	}
+	return json.Marshal(Envelope{
+		ID: id, Type: e.EventType(), Version: domain.EventVersion,
+		Aggregate: aggregate, AggregateID: aggregateID, Sequence: sequence,
+		OccurredAt: at.UTC(), Actor: meta.Actor, Request: meta.Request, Data: data,
+	})
+}
+
+// Decode parses an envelope and its payload. A malformed document or an unknown
+// type is an error; callers log, count and skip it rather than stop.
+func Decode(b []byte) (Envelope, domain.Event, error) {
+	var env Envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return env, nil, fmt.Errorf("events: decode envelope: %w", err)
+	}
+	if env.Version < 1 || env.Version > domain.EventVersion {
+		return env, nil, fmt.Errorf("%w: %s v%d", ErrUnknownEvent, env.Type, env.Version)
+	}
+	ev, ok := domain.NewEvent(env.Type)
+	if !ok {
+		return env, nil, fmt.Errorf("%w: %q", ErrUnknownEvent, env.Type)
+	}
+	if err := json.Unmarshal(env.Data, ev); err != nil {
+		return env, nil, fmt.Errorf("events: decode %s: %w", env.Type, err)
+	}
+	return env, domain.Deref(ev), nil
+}

@@ -1,0 +1,80 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/infracast/auth/events"
+)
+
+func openStore(t *testing.T) *events.Store {
+	t.Helper()
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := events.ConnectEmbedded(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	st, err := events.OpenStore(context.Background(), nc, events.StoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestAppendExpectsSubjectSequence(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	subj := events.Subject("user", "user-1")
+	seq, err := st.Append(ctx, events.Message{Subject: subj, ExpectSeq: 0, ID: "c1", Data: []byte(`{}`)})
+	if err != nil || seq != 1 {
+		t.Fatalf("first append: seq=%d err=%v", seq, err)
+	}
+	// A second "must be new" append conflicts.
+	if _, err := st.Append(ctx, events.Message{Subject: subj, ExpectSeq: 0, ID: "c2", Data: []byte(`{}`)}); !errors.Is(err, events.ErrConflict) {
+		t.Fatalf("want conflict, got %v", err)
+	}
+	// The same message ID again is a duplicate: stored once.
+	seq, err = st.Append(ctx, events.Message{Subject: subj, ExpectSeq: 0, ID: "c1", Data: []byte(`{}`)})
+	if err != nil || seq != 1 {
+		t.Fatalf("duplicate append: seq=%d err=%v", seq, err)
+	}
+	seq, err = st.Append(ctx, events.Message{Subject: subj, ExpectSeq: 1, ID: "c3", Data: []byte(`{}`)})
+	if err != nil || seq != 2 {
+		t.Fatalf("second append: seq=%d err=%v", seq, err)
+	}
+	if last, _ := st.LastSequence(ctx, subj); last != 2 {
+		t.Fatalf("last sequence %d", last)
+	}
+}
+
+func TestAppendBatchIsAtomic(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	a, b := events.Subject("username", "alice"), events.Subject("user", "user-a")
+	seq, err := st.Append(ctx,
+		events.Message{Subject: a, ID: "r1", Data: []byte(`{"a":1}`)},
+		events.Message{Subject: b, ID: "u1", Data: []byte(`{"b":1}`)})
+	if err != nil || seq != 2 {
+		t.Fatalf("batch: seq=%d err=%v", seq, err)
+	}
+	// The reservation exists, so a second batch fails whole: nothing of it is stored.
+	c := events.Subject("user", "user-b")
+	_, err = st.Append(ctx,
+		events.Message{Subject: a, ID: "r2", Data: []byte(`{}`)},
+		events.Message{Subject: c, ID: "u2", Data: []byte(`{}`)})
+	if !errors.Is(err, events.ErrConflict) {
+		t.Fatalf("want conflict, got %v", err)
+	}
+	if last, _ := st.LastSequence(ctx, c); last != 0 {
+		t.Fatalf("half-applied batch: %s has seq %d", c, last)
+	}
+	if head, _ := st.Head(ctx); head != 2 {
+		t.Fatalf("head %d, want 2", head)
+	}
+}
