@@ -1,6 +1,9 @@
 package domain
 
-import "time"
+import (
+	"sort"
+	"time"
+)
 
 // Event is the payload of one domain event. Its type name ("user.created") and
 // version identify its JSON shape in the event log; see docs/events.md.
@@ -171,6 +174,7 @@ func EventTypes() []string {
 	for t := range eventFactories {
 		out = append(out, t)
 	}
+	sort.Strings(out)
 	return out
 }
 

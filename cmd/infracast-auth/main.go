@@ -1,0 +1,186 @@
+// Command infracast-auth runs the Infracast Auth service: by default with an
+// embedded NATS JetStream storing under ./data and the HTTP API on :8080.
+//
+// Every setting is an environment variable (INFRACAST_*) and a flag of the same
+// name in lower case with dashes (INFRACAST_DATA_DIR = -data-dir); a flag wins.
+// See the README for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/infracast/auth/http/service"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "infracast-auth:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, getenv func(string) string) error {
+	cfg, logLevel, logFormat, err := parseConfig(args, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(logLevel, logFormat)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	svc, err := service.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		_ = svc.Shutdown(context.Background())
+		return err
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "embedded_nats", cfg.Embedded(), "nats_client_url", svc.NATSClientURL())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- svc.Serve(ln) }()
+	if err := svc.WaitReady(ctx, os.Stderr); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("startup", "err", err)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		log.Error("http server stopped", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return svc.Shutdown(shutdownCtx)
+}
+
+func newLogger(level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// parseConfig reads flags over environment variables over defaults, and
+// collects every unparsable value before reporting.
+func parseConfig(args []string, getenv func(string) string) (service.Config, string, string, error) {
+	cfg := service.Defaults()
+	fs := flag.NewFlagSet("infracast-auth", flag.ContinueOnError)
+	var errs []error
+	str := func(name, def, usage string) *string {
+		if v := getenv(envName(name)); v != "" {
+			def = v
+		}
+		return fs.String(name, def, usage+" ("+envName(name)+")")
+	}
+	listen := str("listen", cfg.Listen, "HTTP listen address")
+	dataDir := str("data-dir", cfg.DataDir, "data folder for the embedded NATS and generated keys")
+	natsURL := str("nats-url", "", "external NATS server URLs, comma-separated; embeds none when set")
+	natsCreds := str("nats-creds", "", "NATS credentials file")
+	natsNKey := str("nats-nkey", "", "NATS NKey seed file")
+	natsUser := str("nats-user", "", "NATS user")
+	natsPassword := str("nats-password", "", "NATS password")
+	natsCA := str("nats-tls-ca", "", "CA file for NATS TLS")
+	natsCert := str("nats-tls-cert", "", "client certificate for NATS TLS")
+	natsKey := str("nats-tls-key", "", "client key for NATS TLS")
+	natsListen := str("nats-listen", "", "also let the embedded NATS accept TCP clients here (host:port)")
+	replicas := str("stream-replicas", "1", "replicas of the event stream (3 on a cluster)")
+	bootAdmin := str("bootstrap-admin", cfg.BootstrapAdmin, "username of the first platform admin")
+	bootPassword := str("bootstrap-password", "", "password of the first platform admin (generated and printed once when empty)")
+	masterKey := str("master-key", "", "base64 32-byte key sealing sensitive event fields")
+	jwtKeys := str("jwt-keys", "", "base64 HS256 keys, comma-separated; the first signs")
+	issuer := str("jwt-issuer", cfg.Issuer, "access-token issuer (iss)")
+	audience := str("jwt-audience", cfg.Audience, "access-token audience (aud)")
+	accessTTL := str("access-token-ttl", cfg.AccessTTL.String(), "access-token lifetime")
+	refreshTTL := str("refresh-token-ttl", cfg.RefreshTTL.String(), "refresh-token lifetime")
+	rotation := str("refresh-rotation", "false", "rotate refresh tokens with reuse detection")
+	argonMem := str("argon2-memory-kib", strconv.Itoa(int(cfg.Hash.MemoryKiB)), "argon2id memory cost in KiB")
+	argonIter := str("argon2-iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations")
+	argonPar := str("argon2-parallelism", strconv.Itoa(int(cfg.Hash.Parallelism)), "argon2id parallelism")
+	bodyLimit := str("body-limit", strconv.Itoa(cfg.BodyLimit), "maximum request body in bytes")
+	logLevel := str("log-level", "info", "debug, info, warn or error")
+	logFormat := str("log-format", "json", "json or text")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", "", err
+	}
+	cfg.Listen, cfg.DataDir = *listen, *dataDir
+	cfg.NATSURLs = splitList(*natsURL)
+	cfg.NATSCreds, cfg.NATSNKeySeed, cfg.NATSUser, cfg.NATSPassword = *natsCreds, *natsNKey, *natsUser, *natsPassword
+	cfg.NATSTLSCA, cfg.NATSTLSCert, cfg.NATSTLSKey, cfg.NATSListen = *natsCA, *natsCert, *natsKey, *natsListen
+	cfg.BootstrapAdmin, cfg.BootstrapPassword = *bootAdmin, *bootPassword
+	cfg.Issuer, cfg.Audience = *issuer, *audience
+	num := func(name, v string) int {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: not a number", envName(name), v))
+		}
+		return n
+	}
+	dur := func(name, v string) time.Duration {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: not a duration (like 1h or 168h)", envName(name), v))
+		}
+		return d
+	}
+	cfg.StreamReplicas = num("stream-replicas", *replicas)
+	cfg.AccessTTL, cfg.RefreshTTL = dur("access-token-ttl", *accessTTL), dur("refresh-token-ttl", *refreshTTL)
+	rot, err := strconv.ParseBool(*rotation)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("%s %q: want true or false", envName("refresh-rotation"), *rotation))
+	}
+	cfg.RefreshRotation = rot
+	cfg.Hash.MemoryKiB = uint32(num("argon2-memory-kib", *argonMem))
+	cfg.Hash.Iterations = uint32(num("argon2-iterations", *argonIter))
+	cfg.Hash.Parallelism = uint8(num("argon2-parallelism", *argonPar))
+	cfg.BodyLimit = num("body-limit", *bodyLimit)
+	if *masterKey != "" {
+		k, err := service.DecodeKey(*masterKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v", envName("master-key"), err))
+		}
+		cfg.MasterKey = k
+	}
+	for i, s := range splitList(*jwtKeys) {
+		k, err := service.DecodeKey(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: key %d: %v", envName("jwt-keys"), i+1, err))
+		}
+		cfg.JWTKeys = append(cfg.JWTKeys, k)
+	}
+	if len(errs) > 0 {
+		return cfg, "", "", fmt.Errorf("invalid configuration:\n%w", errors.Join(errs...))
+	}
+	return cfg, *logLevel, *logFormat, nil
+}
+
+func envName(flagName string) string {
+	return "INFRACAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,83 @@
+package commands
+
+import (
+	"crypto/rand"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/alexedwards/argon2id"
+
+	"github.com/infracast/auth/domain"
+)
+
+// HashParams are the argon2id cost parameters. The service defaults follow the
+// OWASP password storage recommendation (m=19 MiB, t=2, p=1); tests use cheap ones.
+type HashParams struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// DefaultHashParams is the production cost.
+var DefaultHashParams = HashParams{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1}
+
+// Passwords hashes and verifies passwords with argon2id, using
+// github.com/alexedwards/argon2id for the PHC string format and the
+// constant-time comparison.
+type Passwords struct {
+	params    *argon2id.Params
+	dummyHash string // verified for unknown users, so both paths cost the same
+	MinLength int
+}
+
+// NewPasswords returns a hasher with the given cost.
+func NewPasswords(p HashParams) (*Passwords, error) {
+	pw := &Passwords{
+		params: &argon2id.Params{
+			Memory: p.MemoryKiB, Iterations: p.Iterations, Parallelism: p.Parallelism,
+			SaltLength: 16, KeyLength: 32,
+		},
+		MinLength: 8,
+	}
+	random := make([]byte, 24)
+	if _, err := rand.Read(random); err != nil {
+		return nil, err
+	}
+	h, err := pw.Hash(fmt.Sprintf("%x", random))
+	if err != nil {
+		return nil, err
+	}
+	pw.dummyHash = h
+	return pw, nil
+}
+
+// Check validates a new password against the policy (NIST SP 800-63B: a
+// minimum length, no composition rules, no truncation).
+func (p *Passwords) Check(password string) error {
+	if !utf8.ValidString(password) {
+		return domain.Invalid("password", "must be valid UTF-8")
+	}
+	if utf8.RuneCountInString(password) < p.MinLength {
+		return domain.Invalid("password", "must be at least %d characters", p.MinLength)
+	}
+	if len(password) > 4096 {
+		return domain.Invalid("password", "must be at most 4096 bytes")
+	}
+	return nil
+}
+
+// Hash returns the argon2id PHC string of password.
+func (p *Passwords) Hash(password string) (string, error) {
+	return argon2id.CreateHash(password, p.params)
+}
+
+// Verify reports whether password matches hash. An empty hash is checked
+// against the dummy hash, so that an unknown user costs as much as a known one.
+func (p *Passwords) Verify(password, hash string) bool {
+	known := hash != ""
+	if !known {
+		hash = p.dummyHash
+	}
+	ok, err := argon2id.ComparePasswordAndHash(password, hash)
+	return ok && err == nil && known
+}

@@ -1,0 +1,477 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mathrand "math/rand/v2"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/projections"
+)
+
+// Log is the part of the event store the service writes to.
+type Log interface {
+	Append(ctx context.Context, msgs ...events.Message) (uint64, error)
+	LastSequence(ctx context.Context, subject string) (uint64, error)
+	Head(ctx context.Context) (uint64, error)
+}
+
+var _ Log = (*events.Store)(nil)
+
+// Projection is the read side the service decides against.
+type Projection interface {
+	Model() *projections.Model
+	WaitFor(ctx context.Context, seq uint64) error
+}
+
+var _ Projection = (*projections.Runner)(nil)
+
+// Config tunes the service.
+type Config struct {
+	RefreshTTL      time.Duration // refresh-token (session) lifetime, default 7 days
+	RefreshRotation bool          // rotate refresh tokens and detect reuse
+	Now             func() time.Time
+	MaxAttempts     int // decide-append attempts on conflicts, default 25
+}
+
+// Service executes commands.
+type Service struct {
+	log       Log
+	proj      Projection
+	model     *projections.Model
+	passwords *Passwords
+	sealer    *events.Sealer
+	cfg       Config
+}
+
+// New returns a service.
+func New(log Log, proj Projection, pw *Passwords, sealer *events.Sealer, cfg Config) *Service {
+	if cfg.RefreshTTL == 0 {
+		cfg.RefreshTTL = 7 * 24 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 25
+	}
+	return &Service{log: log, proj: proj, model: proj.Model(), passwords: pw, sealer: sealer, cfg: cfg}
+}
+
+// Errors of the service, beside the domain's.
+var (
+	// ErrUsernameTaken: another user already has that username.
+	ErrUsernameTaken = fmt.Errorf("%w: username taken", domain.ErrAlreadyExists)
+	// ErrTooManyConflicts: the aggregate kept changing under us.
+	ErrTooManyConflicts = errors.New("commands: too many concurrent modifications")
+)
+
+// Field names bound into sealed values.
+const sealPasswordHash = "password_hash"
+
+// NewID returns a prefixed ULID such as "user-01J…".
+func NewID(prefix string) string { return prefix + "-" + ulid.Make().String() }
+
+// HashToken is the SHA-256 (hex) under which refresh tokens and keys are stored.
+func HashToken(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+func newSecret() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// pending is one decided event and where it goes.
+type pending struct {
+	aggregate, id string
+	expect        uint64
+	version       uint64 // aggregate version before this event
+	event         domain.Event
+}
+
+// appendEvents encodes and appends events atomically and waits until the local
+// read model has applied them.
+func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID string, evs []pending) (uint64, error) {
+	msgs := make([]events.Message, len(evs))
+	now := s.cfg.Now()
+	for i, p := range evs {
+		data, err := events.Encode(NewID("evt"), p.aggregate, p.id, p.version+1, now, meta, p.event)
+		if err != nil {
+			return 0, err
+		}
+		msgs[i] = events.Message{
+			Subject: events.Subject(p.aggregate, p.id), ExpectSeq: p.expect,
+			ID: fmt.Sprintf("%s-%d", commandID, i), Data: data,
+		}
+	}
+	seq, err := s.log.Append(ctx, msgs...)
+	if err != nil {
+		return 0, err
+	}
+	return seq, s.proj.WaitFor(ctx, seq)
+}
+
+// retry runs attempt until it stops reporting a conflict. After a conflict it
+// waits until the read model has caught up with the subject that moved.
+func (s *Service) retry(ctx context.Context, subject string, attempt func(commandID string) error) error {
+	for i := 0; i < s.cfg.MaxAttempts; i++ {
+		err := attempt(NewID("cmd"))
+		if !errors.Is(err, events.ErrConflict) {
+			return err
+		}
+		last, lerr := s.log.LastSequence(ctx, subject)
+		if lerr != nil {
+			return lerr
+		}
+		if err := s.proj.WaitFor(ctx, last); err != nil {
+			return err
+		}
+		if i > 2 { // heavy contention: spread the retries out
+			time.Sleep(time.Duration(mathrand.IntN(1000*(i+1))) * time.Microsecond)
+		}
+	}
+	return ErrTooManyConflicts
+}
+
+// userEvents wraps decided user events for appending.
+func userEvents(u domain.User, expect uint64, evs []domain.Event) []pending {
+	out := make([]pending, len(evs))
+	for i, e := range evs {
+		out[i] = pending{aggregate: domain.AggregateUser, id: u.ID, expect: expect, version: u.Version + uint64(i), event: e}
+	}
+	return out
+}
+
+// CreateUserInput is a new user as requested.
+type CreateUserInput struct {
+	Username, Email, Password string
+	Roles                     []string
+	Tenants                   []domain.TenantRole
+}
+
+// CreateUser creates a user and reserves the username in one atomic append.
+func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUserInput) (domain.User, error) {
+	if err := s.passwords.Check(in.Password); err != nil {
+		return domain.User{}, err
+	}
+	if _, _, taken := s.model.UserByName(in.Username); taken {
+		return domain.User{}, ErrUsernameTaken
+	}
+	cmd := domain.CreateUser{
+		UserID: NewID("user"), Username: in.Username, Email: in.Email,
+		Roles: in.Roles, Tenants: in.Tenants, Now: s.cfg.Now(),
+		PasswordHashSealed: "pending", // validated first; hashed only for valid input
+	}
+	if _, err := domain.DecideUser(domain.User{}, cmd); err != nil {
+		return domain.User{}, err
+	}
+	sealed, err := s.hashAndSeal(in.Password)
+	if err != nil {
+		return domain.User{}, err
+	}
+	cmd.PasswordHashSealed = sealed
+	evs, err := domain.DecideUser(domain.User{}, cmd)
+	if err != nil {
+		return domain.User{}, err
+	}
+	reservation := pending{
+		aggregate: domain.AggregateUsername, id: usernameKey(in.Username),
+		event: domain.UsernameReserved{Username: in.Username, UserID: cmd.UserID},
+	}
+	all := append([]pending{reservation}, userEvents(domain.User{ID: cmd.UserID}, 0, evs)...)
+	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), all); err != nil {
+		if errors.Is(err, events.ErrConflict) {
+			return domain.User{}, ErrUsernameTaken
+		}
+		return domain.User{}, err
+	}
+	u, _, _ := s.model.User(cmd.UserID)
+	return u, nil
+}
+
+func (s *Service) hashAndSeal(password string) (string, error) {
+	h, err := s.passwords.Hash(password)
+	if err != nil {
+		return "", err
+	}
+	return s.sealer.Seal(sealPasswordHash, h)
+}
+
+// usernameKey is the reservation subject token for a username: the hex SHA-256
+// of its normalized form (subjects cannot hold arbitrary characters).
+func usernameKey(username string) string {
+	sum := sha256.Sum256([]byte(domain.NormalizeUsername(username)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// ExecuteUser decides cmd against the user's current state and appends the
+// result, retrying on concurrent modification. It returns the new state.
+func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd any) (domain.User, error) {
+	var out domain.User
+	err := s.retry(ctx, events.Subject(domain.AggregateUser, userID), func(commandID string) error {
+		u, seq, ok := s.model.User(userID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		evs, err := domain.DecideUser(u, cmd)
+		if err != nil {
+			return err
+		}
+		if len(evs) > 0 {
+			if _, err := s.appendEvents(ctx, meta, commandID, userEvents(u, seq, evs)); err != nil {
+				return err
+			}
+		}
+		out, _, _ = s.model.User(userID)
+		return nil
+	})
+	return out, err
+}
+
+// ChangePassword sets a user's password; every other session of the user is revoked.
+func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error {
+	if err := s.passwords.Check(password); err != nil {
+		return err
+	}
+	sealed, err := s.hashAndSeal(password)
+	if err != nil {
+		return err
+	}
+	_, err = s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed, KeepSessionID: keepSession})
+	return err
+}
+
+// LoginInput is a username/password login.
+type LoginInput struct {
+	Username, Password, Tenant string
+}
+
+// LoginResult is a started session and its refresh token (shown once).
+type LoginResult struct {
+	User             domain.User
+	Session          domain.Session
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+}
+
+// Login verifies a password and starts a session. Unknown users and wrong
+// passwords fail alike (ErrInvalidCredentials) and cost the same: both verify an
+// argon2id hash and append one login_failed event.
+func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (LoginResult, error) {
+	u, _, found := s.model.UserByName(in.Username)
+	hash := ""
+	if found {
+		h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
+		if err != nil {
+			return LoginResult{}, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
+		}
+		hash = h
+	}
+	ok := s.passwords.Verify(in.Password, hash)
+	if !ok || !u.Active {
+		reason := "invalid_credentials"
+		if ok {
+			reason = "user_inactive"
+		}
+		if err := s.recordLoginFailure(ctx, meta, u, found, in.Username, reason); err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	if in.Tenant != "" && !u.PermissionsIn(in.Tenant).Has(domain.NodesRead) && u.PermissionsIn(in.Tenant) == 0 {
+		return LoginResult{}, domain.ErrForbidden
+	}
+	return s.startSession(ctx, meta, u.ID, in.Tenant, "password")
+}
+
+func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u domain.User, found bool, username, reason string) error {
+	if found {
+		_, err := s.ExecuteUser(ctx, meta, u.ID, domain.RecordLoginFailure{Username: username, Reason: reason})
+		return err
+	}
+	id := usernameKey(username)
+	return s.retry(ctx, events.Subject(domain.AggregateLogin, id), func(commandID string) error {
+		_, err := s.appendEvents(ctx, meta, commandID, []pending{{
+			aggregate: domain.AggregateLogin, id: id, expect: s.model.LoginSequence(id),
+			event: domain.UserLoginFailed{Username: truncate(username, 128), Reason: reason},
+		}})
+		return err
+	})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// startSession appends session.started and user.login_succeeded atomically.
+func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, tenant, method string) (LoginResult, error) {
+	refresh := newSecret()
+	now := s.cfg.Now()
+	start := domain.StartSession{
+		SessionID: NewID("sess"), UserID: userID, Tenant: tenant,
+		RefreshTokenHash: HashToken(refresh), Method: method,
+		Now: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
+	}
+	sessEvents, err := domain.DecideSession(domain.Session{}, start)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	var res LoginResult
+	err = s.retry(ctx, events.Subject(domain.AggregateUser, userID), func(commandID string) error {
+		u, seq, ok := s.model.User(userID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		userEvs, err := domain.DecideUser(u, domain.RecordLogin{SessionID: start.SessionID, Method: method})
+		if err != nil {
+			if errors.Is(err, domain.ErrUserInactive) {
+				return domain.ErrInvalidCredentials
+			}
+			return err
+		}
+		all := append(sessionEvents(domain.Session{ID: start.SessionID}, 0, sessEvents), userEvents(u, seq, userEvs)...)
+		if _, err := s.appendEvents(ctx, meta, commandID, all); err != nil {
+			return err
+		}
+		sess, _, _ := s.model.Session(start.SessionID)
+		u, _, _ = s.model.User(userID)
+		res = LoginResult{User: u, Session: sess, RefreshToken: refresh, RefreshExpiresAt: start.ExpiresAt.UTC()}
+		return nil
+	})
+	return res, err
+}
+
+func sessionEvents(sess domain.Session, expect uint64, evs []domain.Event) []pending {
+	out := make([]pending, len(evs))
+	for i, e := range evs {
+		out[i] = pending{aggregate: domain.AggregateSession, id: sess.ID, expect: expect, version: sess.Version + uint64(i), event: e}
+	}
+	return out
+}
+
+// RefreshResult is what a refresh grants: a new access token ID for the session
+// and, with rotation, the next refresh token (shown once).
+type RefreshResult struct {
+	User            domain.User
+	Session         domain.Session
+	TokenID         string
+	NewRefreshToken string
+}
+
+// Refresh issues a new access token from a refresh token.
+func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
+	presented := HashToken(refreshToken)
+	sid, ok := s.model.SessionByRefreshHash(presented)
+	if !ok {
+		return RefreshResult{}, domain.ErrInvalidCredentials
+	}
+	var res RefreshResult
+	err := s.retry(ctx, events.Subject(domain.AggregateSession, sid), func(commandID string) error {
+		sess, seq, ok := s.model.Session(sid)
+		if !ok {
+			return domain.ErrInvalidCredentials
+		}
+		verdict := s.model.SessionUsable(sid)
+		if verdict == projections.SessionRevoked {
+			return domain.ErrSessionRevoked
+		}
+		cmd := domain.RefreshSession{
+			PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
+			UserActive: verdict == projections.Valid, Now: s.cfg.Now(),
+		}
+		next := ""
+		if cmd.Rotate {
+			next = newSecret()
+			cmd.NewRefreshTokenHash = HashToken(next)
+		}
+		evs, decideErr := domain.DecideSession(sess, cmd)
+		if len(evs) > 0 {
+			if _, err := s.appendEvents(ctx, meta, commandID, sessionEvents(sess, seq, evs)); err != nil {
+				return err
+			}
+		}
+		if decideErr != nil {
+			return decideErr
+		}
+		sess, _, _ = s.model.Session(sid)
+		u, _, _ := s.model.User(sess.UserID)
+		res = RefreshResult{User: u, Session: sess, TokenID: cmd.TokenID, NewRefreshToken: next}
+		return nil
+	})
+	return res, err
+}
+
+// ExecuteSession decides a session command and appends the result.
+func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd any) error {
+	return s.retry(ctx, events.Subject(domain.AggregateSession, sessionID), func(commandID string) error {
+		sess, seq, ok := s.model.Session(sessionID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		evs, err := domain.DecideSession(sess, cmd)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, commandID, sessionEvents(sess, seq, evs))
+		return err
+	})
+}
+
+// RevokeRefreshToken revokes the session a refresh token belongs to. An unknown
+// token is not an error (RFC 7009).
+func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error {
+	sid, ok := s.model.SessionByRefreshHash(HashToken(refreshToken))
+	if !ok {
+		return nil
+	}
+	return s.ExecuteSession(ctx, meta, sid, domain.RevokeSession{Reason: domain.RevokeReasonRevoked})
+}
+
+// Bootstrap creates the first platform admin when the event store is empty.
+// Two replicas starting together race on the username reservation; exactly one
+// wins. It reports whether this call created the admin.
+func (s *Service) Bootstrap(ctx context.Context, username, password string) (bool, error) {
+	head, err := s.log.Head(ctx)
+	if err != nil {
+		return false, err
+	}
+	if head > 0 {
+		return false, nil
+	}
+	_, err = s.CreateUser(ctx, events.Meta{Actor: events.System}, CreateUserInput{
+		Username: username, Password: password, Roles: []string{string(domain.GlobalAdmin)},
+	})
+	if errors.Is(err, ErrUsernameTaken) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// VerifyPassword reports whether password is the user's current password.
+func (s *Service) VerifyPassword(userID, password string) bool {
+	u, _, ok := s.model.User(userID)
+	hash := ""
+	if ok {
+		if h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed); err == nil {
+			hash = h
+		}
+	}
+	return s.passwords.Verify(password, hash)
+}

@@ -1,0 +1,265 @@
+package http
+
+import (
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
+)
+
+type tenantRoleJSON struct {
+	ID   string `json:"id"`
+	Role string `json:"role"`
+}
+
+type userJSON struct {
+	ID        string           `json:"id"`
+	Username  string           `json:"username"`
+	Email     string           `json:"email"`
+	Roles     []string         `json:"roles"`
+	Tenants   []tenantRoleJSON `json:"tenants"`
+	Active    bool             `json:"active"`
+	CreatedAt string           `json:"created_at"`
+}
+
+func toUserJSON(u domain.User) userJSON {
+	out := userJSON{
+		ID: u.ID, Username: u.Username, Email: u.Email, Active: u.Active,
+		Roles: make([]string, 0, len(u.Roles)), Tenants: make([]tenantRoleJSON, 0, len(u.Tenants)),
+		CreatedAt: rfc3339(u.CreatedAt),
+	}
+	for _, r := range u.Roles {
+		out.Roles = append(out.Roles, string(r))
+	}
+	for _, tr := range u.TenantRoles() {
+		out.Tenants = append(out.Tenants, tenantRoleJSON{ID: tr.Tenant, Role: string(tr.Role)})
+	}
+	return out
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Tenant   string `json:"tenant,omitempty"`
+}
+
+type loginResponse struct {
+	Token        string   `json:"token"`
+	ExpiresAt    string   `json:"expires_at"`
+	RefreshToken string   `json:"refresh_token"`
+	User         userJSON `json:"user"`
+}
+
+// login: POST /api/v1/auth/token.
+func (s *Server) login(c *fiber.Ctx) error {
+	var req loginRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("username", req.Username, "password", req.Password); err != nil {
+		return err
+	}
+	if req.Tenant != "" && !domain.ValidTenantID(req.Tenant) {
+		return validation("tenant: is not a valid tenant id")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	res, err := s.deps.Auth.Login(ctx, s.meta(c), commands.LoginInput{Username: req.Username, Password: req.Password, Tenant: req.Tenant})
+	if err != nil {
+		if err == domain.ErrInvalidCredentials {
+			return errBadLogin
+		}
+		return err
+	}
+	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)
+	if err != nil {
+		return err
+	}
+	return c.JSON(loginResponse{Token: tok, ExpiresAt: rfc3339(exp), RefreshToken: res.RefreshToken, User: toUserJSON(res.User)})
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+type refreshResponse struct {
+	Token        string `json:"token"`
+	ExpiresAt    string `json:"expires_at"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+}
+
+// refresh: POST /api/v1/auth/refresh.
+func (s *Server) refresh(c *fiber.Ctx) error {
+	var req refreshRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("refresh_token", req.RefreshToken); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	res, err := s.deps.Auth.Refresh(ctx, s.meta(c), req.RefreshToken)
+	if err != nil {
+		return err
+	}
+	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, res.TokenID, res.Session.Tenant)
+	if err != nil {
+		return err
+	}
+	return c.JSON(refreshResponse{Token: tok, ExpiresAt: rfc3339(exp), RefreshToken: res.NewRefreshToken})
+}
+
+type revokeRequest struct {
+	Token         string `json:"token"`
+	TokenTypeHint string `json:"token_type_hint,omitempty"`
+}
+
+// revoke: POST /api/v1/auth/revoke, RFC 7009 semantics: possession of the
+// token is the authority, and the answer is 200 whether or not it was valid.
+func (s *Server) revoke(c *fiber.Ctx) error {
+	var req revokeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("token", req.Token); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if claims, err := s.tokens.VerifySignature(req.Token); err == nil {
+		exp := s.cfg.Now().Add(s.tokens.TTL())
+		if claims.ExpiresAt != nil {
+			exp = claims.ExpiresAt.Time
+		}
+		err := s.deps.Sessions.ExecuteSession(ctx, s.meta(c), claims.SessionID, domain.RevokeAccessToken{TokenID: claims.ID, ExpiresAt: exp})
+		if err != nil && err != domain.ErrNotFound {
+			return err
+		}
+		return c.JSON(fiber.Map{})
+	}
+	if err := s.deps.Sessions.RevokeRefreshToken(ctx, s.meta(c), req.Token); err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{})
+}
+
+// logout: POST /api/v1/auth/logout revokes the caller's own session.
+func (s *Server) logout(c *fiber.Ctx) error {
+	cl := caller(c)
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.deps.Sessions.ExecuteSession(ctx, s.meta(c), cl.SessionID, domain.RevokeSession{Reason: domain.RevokeReasonLogout}); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+type meTenantJSON struct {
+	ID          string   `json:"id"`
+	Role        string   `json:"role"`
+	Permissions []string `json:"permissions"`
+}
+
+type meResponse struct {
+	Type      string         `json:"type"`
+	ID        string         `json:"id"`
+	Username  string         `json:"username"`
+	Email     string         `json:"email"`
+	Roles     []string       `json:"roles"`
+	Tenants   []meTenantJSON `json:"tenants"`
+	Tenant    string         `json:"tenant,omitempty"`
+	SessionID string         `json:"session_id"`
+	ExpiresAt string         `json:"expires_at"`
+}
+
+// me: GET /api/v1/auth/me.
+func (s *Server) me(c *fiber.Ctx) error {
+	cl := caller(c)
+	u := toUserJSON(cl.User)
+	out := meResponse{
+		Type: "user", ID: u.ID, Username: u.Username, Email: u.Email, Roles: u.Roles,
+		Tenants: []meTenantJSON{}, Tenant: cl.Tenant, SessionID: cl.SessionID,
+		ExpiresAt: rfc3339(cl.Claims.ExpiresAt.Time),
+	}
+	for _, tr := range cl.User.TenantRoles() {
+		if cl.Tenant != "" && tr.Tenant != cl.Tenant {
+			continue
+		}
+		out.Tenants = append(out.Tenants, meTenantJSON{ID: tr.Tenant, Role: string(tr.Role), Permissions: permStrings(cl.PermissionsIn(tr.Tenant))})
+	}
+	return c.JSON(out)
+}
+
+func permStrings(ps domain.PermissionSet) []string {
+	l := ps.List()
+	out := make([]string, len(l))
+	for i, p := range l {
+		out[i] = string(p)
+	}
+	return out
+}
+
+// parseTenantPath splits a cleaned /api/v1/tenants/{tenant}/{resource...} path.
+func parseTenantPath(uri string) (tenant, resource string, ok bool) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return "", "", false
+	}
+	p := path.Clean("/" + u.Path)
+	rest, ok := strings.CutPrefix(p, "/api/v1/tenants/")
+	if !ok {
+		return "", "", false
+	}
+	tenant, resource, _ = strings.Cut(rest, "/")
+	if !domain.ValidTenantID(tenant) {
+		return "", "", false
+	}
+	return tenant, resource, true
+}
+
+// authorizeTenant decides method on resource in tenant for the caller and sets
+// the identity headers on the response.
+func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource string) error {
+	cl := caller(c)
+	perms := cl.PermissionsIn(tenant)
+	if !perms.Has(domain.RoutePermission(method, resource)) {
+		return errForbidden
+	}
+	c.Set("X-Infracast-Subject", cl.User.ID)
+	c.Set("X-Infracast-Tenant", tenant)
+	c.Set("X-Infracast-Permissions", perms.String())
+	return nil
+}
+
+// verify: GET /api/v1/auth/verify, forward auth for nginx auth_request, Traefik
+// ForwardAuth and Envoy ext_authz.
+func (s *Server) verify(c *fiber.Ctx) error {
+	method := c.Get("X-Forwarded-Method", c.Get("X-Original-Method", fiber.MethodGet))
+	uri := c.Get("X-Forwarded-Uri", c.Get("X-Original-URI"))
+	tenant, resource, ok := parseTenantPath(uri)
+	if !ok {
+		return errForbidden
+	}
+	if err := s.authorizeTenant(c, strings.ToUpper(method), tenant, resource); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusOK)
+}
+
+// tenantResource: /api/v1/tenants/{tenant}/**. The request is authorized by the
+// route policy; with no upstream configured there is nothing behind it.
+func (s *Server) tenantResource(c *fiber.Ctx) error {
+	tenant := c.Params("tenant")
+	if !domain.ValidTenantID(tenant) {
+		return errNotFound
+	}
+	if err := s.authorizeTenant(c, c.Method(), tenant, c.Params("*")); err != nil {
+		return err
+	}
+	return &Error{fiber.StatusNotFound, "NOT_FOUND", "No upstream is configured for tenant resources"}
+}

@@ -1,0 +1,100 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+)
+
+// Error is an error with the contract's status, code and message.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// The errors of the contract.
+var (
+	errUnauthorized = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid or expired token"}
+	errBadLogin     = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid username or password"}
+	errForbidden    = &Error{http.StatusForbidden, "FORBIDDEN", "Insufficient permissions"}
+	errNotFound     = &Error{http.StatusNotFound, "NOT_FOUND", "Resource not found"}
+	errInternal     = &Error{http.StatusInternalServerError, "INTERNAL", "Internal server error"}
+	errUnavailable  = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Service temporarily unavailable; nothing was changed"}
+)
+
+func validation(msg string) *Error {
+	return &Error{http.StatusBadRequest, "VALIDATION_ERROR", msg}
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// toAPIError maps any error to the contract. The table is the only place
+// where domain errors meet HTTP statuses.
+func toAPIError(err error) (*Error, bool) {
+	var apiErr *Error
+	var fe *fiber.Error
+	var ve *domain.ValidationError
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr, false
+	case errors.As(err, &ve):
+		return validation(ve.Field + ": " + ve.Message), false
+	case errors.As(err, &fe):
+		switch fe.Code {
+		case http.StatusNotFound:
+			return errNotFound, false
+		case http.StatusMethodNotAllowed:
+			return &Error{fe.Code, "METHOD_NOT_ALLOWED", "Method not allowed on this resource"}, false
+		case http.StatusRequestEntityTooLarge:
+			return &Error{fe.Code, "PAYLOAD_TOO_LARGE", "Request body is larger than the limit"}, false
+		case http.StatusRequestHeaderFieldsTooLarge:
+			return &Error{fe.Code, "VALIDATION_ERROR", "Request headers are too large"}, false
+		}
+		if fe.Code >= 400 && fe.Code < 500 {
+			return validation(fe.Message), false
+		}
+		return errInternal, true
+	case errors.Is(err, commands.ErrUsernameTaken):
+		return &Error{http.StatusConflict, "CONFLICT", "Username is already taken"}, false
+	case errors.Is(err, domain.ErrAlreadyExists):
+		return &Error{http.StatusConflict, "CONFLICT", "Resource already exists"}, false
+	case errors.Is(err, commands.ErrTooManyConflicts):
+		return &Error{http.StatusConflict, "CONFLICT", "Concurrent modification; try again"}, false
+	case errors.Is(err, domain.ErrNotFound):
+		return errNotFound, false
+	case errors.Is(err, domain.ErrForbidden):
+		return errForbidden, false
+	case errors.Is(err, domain.ErrInvalidCredentials), errors.Is(err, domain.ErrUserInactive),
+		errors.Is(err, domain.ErrSessionRevoked), errors.Is(err, domain.ErrSessionExpired),
+		errors.Is(err, domain.ErrRefreshReused), errors.Is(err, ErrInvalidToken):
+		return errUnauthorized, false
+	case errors.Is(err, events.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return errUnavailable, true
+	}
+	return errInternal, true
+}
+
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	apiErr, logIt := toAPIError(err)
+	rid, _ := c.Locals(localRequestID).(string)
+	if logIt {
+		s.log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message = apiErr.Code, apiErr.Message
+	return c.Status(apiErr.Status).JSON(body)
+}

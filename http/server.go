@@ -1,0 +1,230 @@
+package http
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
+)
+
+// Authenticator runs the login and refresh commands.
+type Authenticator interface {
+	Login(ctx context.Context, meta events.Meta, in commands.LoginInput) (commands.LoginResult, error)
+	Refresh(ctx context.Context, meta events.Meta, refreshToken string) (commands.RefreshResult, error)
+}
+
+// UserCommands changes users.
+type UserCommands interface {
+	CreateUser(ctx context.Context, meta events.Meta, in commands.CreateUserInput) (domain.User, error)
+	ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd any) (domain.User, error)
+	ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error
+	VerifyPassword(userID, password string) bool
+}
+
+// SessionCommands revokes sessions and tokens.
+type SessionCommands interface {
+	ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd any) error
+	RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error
+}
+
+// ReadModel answers the request path's questions.
+type ReadModel interface {
+	Authorize(sessionID, tokenID string, now time.Time) (projections.Principal, projections.Verdict)
+	User(id string) (domain.User, uint64, bool)
+	Users() []domain.User
+}
+
+// Readiness reports whether the read models have caught up.
+type Readiness interface {
+	Ready() bool
+	Applied() uint64
+}
+
+var (
+	_ Authenticator   = (*commands.Service)(nil)
+	_ UserCommands    = (*commands.Service)(nil)
+	_ SessionCommands = (*commands.Service)(nil)
+	_ ReadModel       = (*projections.Model)(nil)
+	_ Readiness       = (*projections.Runner)(nil)
+)
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Auth      Authenticator
+	Users     UserCommands
+	Sessions  SessionCommands
+	Model     ReadModel
+	Readiness Readiness
+	Tokens    *Tokens
+	Log       *slog.Logger
+}
+
+// Config tunes the HTTP edge.
+type Config struct {
+	BodyLimit       int           // bytes, default 64 KiB
+	RequestTimeout  time.Duration // per command, default 10 s
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	IdleTimeout     time.Duration
+	RefreshRotation bool
+	Now             func() time.Time
+}
+
+// Server is the HTTP API.
+type Server struct {
+	app    *fiber.App
+	deps   Deps
+	cfg    Config
+	log    *slog.Logger
+	tokens *Tokens
+}
+
+const (
+	localRequestID = "request_id"
+	localCaller    = "caller"
+)
+
+// New builds the Fiber app with every route.
+func New(cfg Config, deps Deps) *Server {
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = 64 << 10
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = 15 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := deps.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens}
+	s.app = fiber.New(fiber.Config{
+		AppName:               "infracast-auth",
+		BodyLimit:             cfg.BodyLimit,
+		ReadBufferSize:        16 << 10,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.handleError,
+	})
+	s.routes()
+	return s
+}
+
+// App returns the Fiber app (for Listen, Listener, Test and Shutdown).
+func (s *Server) App() *fiber.App { return s.app }
+
+func (s *Server) routes() {
+	a := s.app
+	a.Use(s.recoverPanics, s.requestID)
+	a.Get("/health", s.health)
+	a.Get("/ready", s.ready)
+
+	v1 := a.Group("/api/v1")
+	v1.Post("/auth/token", s.login)
+	v1.Post("/auth/refresh", s.refresh)
+	v1.Post("/auth/revoke", s.revoke)
+
+	// Authenticated routes take the middleware per route, so that an unknown
+	// method on a known path still answers 405 and an unknown path 404.
+	auth := s.authenticate
+	v1.Post("/auth/logout", auth, s.logout)
+	v1.Get("/auth/me", auth, s.me)
+	v1.Get("/auth/verify", auth, s.verify)
+
+	v1.Post("/users", auth, s.createUser)
+	v1.Get("/users", auth, s.listUsers)
+	v1.Get("/users/:id", auth, s.getUser)
+	v1.Put("/users/:id/tenants/:tenant", auth, s.grantRole)
+	v1.Delete("/users/:id/tenants/:tenant", auth, s.revokeRole)
+	v1.Post("/users/:id/deactivate", auth, s.deactivate)
+	v1.Post("/users/:id/password", auth, s.changePassword)
+
+	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
+}
+
+func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic recovered", "request_id", c.Locals(localRequestID), "panic", r)
+			err = errInternal
+		}
+	}()
+	return c.Next()
+}
+
+func (s *Server) requestID(c *fiber.Ctx) error {
+	id := "req-" + ulid.Make().String()
+	c.Locals(localRequestID, id)
+	c.Set("X-Request-ID", id)
+	return c.Next()
+}
+
+func (s *Server) health(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *Server) ready(c *fiber.Ctx) error {
+	if !s.deps.Readiness.Ready() {
+		var body errorBody
+		body.Error.Code, body.Error.Message = "UNAVAILABLE", "Read models are catching up with the event store"
+		return c.Status(fiber.StatusServiceUnavailable).JSON(body)
+	}
+	return c.JSON(fiber.Map{"status": "ready", "applied_sequence": s.deps.Readiness.Applied()})
+}
+
+// meta describes the request for the events it causes.
+func (s *Server) meta(c *fiber.Ctx) events.Meta {
+	m := events.Meta{Actor: events.Actor{Type: "anonymous"}, Request: events.RequestInfo{
+		IP: c.IP(), UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256),
+	}}
+	m.Request.RequestID, _ = c.Locals(localRequestID).(string)
+	if cl, ok := c.Locals(localCaller).(*Caller); ok {
+		m.Actor = events.Actor{Type: "user", ID: cl.User.ID}
+	}
+	return m
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// ctx bounds a command by the request timeout.
+func (s *Server) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.UserContext(), s.cfg.RequestTimeout)
+}
+
+// rfc3339 formats times as the contract does: UTC, whole seconds.
+func rfc3339(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
+
+func bearer(c *fiber.Ctx) (string, bool) {
+	h := c.Get(fiber.HeaderAuthorization)
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[7:])
+	return tok, tok != ""
+}

@@ -1,0 +1,141 @@
+package service
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/infracast/auth/events/commands"
+)
+
+// Config is everything the service needs, already parsed. cmd/ fills it from
+// flags and the environment; tests fill it directly.
+type Config struct {
+	Listen  string // HTTP address, default ":8080"
+	DataDir string // embedded store and generated keys, default "./data"
+
+	// NATSURLs, when set, selects an external NATS; nothing is embedded.
+	NATSURLs     []string
+	NATSCreds    string // credentials file
+	NATSNKeySeed string // NKey seed file
+	NATSUser     string
+	NATSPassword string
+	NATSTLSCA    string
+	NATSTLSCert  string
+	NATSTLSKey   string
+	// NATSListen makes the embedded server also accept TCP clients.
+	NATSListen     string
+	StreamReplicas int
+
+	BootstrapAdmin    string
+	BootstrapPassword string
+
+	// MasterKey (32 bytes) seals sensitive event fields; JWTKeys sign (first)
+	// and verify access tokens. Generated into DataDir when empty and embedded.
+	MasterKey []byte
+	JWTKeys   [][]byte
+
+	Issuer          string
+	Audience        string
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	RefreshRotation bool
+	Hash            commands.HashParams
+	BodyLimit       int
+
+	// Now is the clock (tests inject one).
+	Now func() time.Time
+}
+
+// Defaults returns a Config with every default of the README.
+func Defaults() Config {
+	return Config{
+		Listen: ":8080", DataDir: "./data", StreamReplicas: 1,
+		BootstrapAdmin: "admin", Issuer: "infracast-auth", Audience: "infracast-api",
+		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour,
+		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
+	}
+}
+
+// Embedded reports whether the service runs its own nats-server.
+func (c Config) Embedded() bool { return len(c.NATSURLs) == 0 }
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("INFRACAST_LISTEN %q: %v", c.Listen, err)
+	}
+	if c.Embedded() && c.DataDir == "" {
+		bad("INFRACAST_DATA_DIR: required with the embedded NATS")
+	}
+	if c.NATSListen != "" {
+		if !c.Embedded() {
+			bad("INFRACAST_NATS_LISTEN: only with the embedded NATS (INFRACAST_NATS_URL is set)")
+		} else if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("INFRACAST_NATS_LISTEN %q: %v", c.NATSListen, err)
+		}
+	}
+	for _, u := range c.NATSURLs {
+		if !strings.Contains(u, "://") {
+			bad("INFRACAST_NATS_URL %q: want nats://host:port or tls://host:port", u)
+		}
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		bad("INFRACAST_NATS_TLS_CERT and INFRACAST_NATS_TLS_KEY go together")
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		bad("INFRACAST_NATS_USER and INFRACAST_NATS_PASSWORD go together")
+	}
+	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
+		bad("INFRACAST_STREAM_REPLICAS %d: want 1, 3 or 5", c.StreamReplicas)
+	}
+	if c.BootstrapAdmin == "" {
+		bad("INFRACAST_BOOTSTRAP_ADMIN: must not be empty")
+	}
+	if c.BootstrapPassword != "" && len([]rune(c.BootstrapPassword)) < 8 {
+		bad("INFRACAST_BOOTSTRAP_PASSWORD: must be at least 8 characters")
+	}
+	if c.MasterKey != nil && len(c.MasterKey) != 32 {
+		bad("INFRACAST_MASTER_KEY: must be 32 bytes (base64), got %d", len(c.MasterKey))
+	}
+	for i, k := range c.JWTKeys {
+		if len(k) < 32 {
+			bad("INFRACAST_JWT_KEYS: key %d is %d bytes; at least 32", i+1, len(k))
+		}
+	}
+	if !c.Embedded() && (c.MasterKey == nil || len(c.JWTKeys) == 0) {
+		bad("INFRACAST_MASTER_KEY and INFRACAST_JWT_KEYS: required with an external NATS, so that every replica shares them")
+	}
+	if c.Issuer == "" || c.Audience == "" {
+		bad("INFRACAST_JWT_ISSUER and INFRACAST_JWT_AUDIENCE: must not be empty")
+	}
+	if c.AccessTTL < time.Minute || c.AccessTTL > 24*time.Hour {
+		bad("INFRACAST_ACCESS_TOKEN_TTL %s: want 1m..24h", c.AccessTTL)
+	}
+	if c.RefreshTTL < c.AccessTTL || c.RefreshTTL > 90*24*time.Hour {
+		bad("INFRACAST_REFRESH_TOKEN_TTL %s: want access TTL..2160h", c.RefreshTTL)
+	}
+	if c.Hash.MemoryKiB < 8 || c.Hash.Iterations < 1 || c.Hash.Parallelism < 1 {
+		bad("INFRACAST_ARGON2_*: memory ≥ 8 KiB, iterations ≥ 1, parallelism ≥ 1")
+	}
+	if c.BodyLimit < 1024 {
+		bad("INFRACAST_BODY_LIMIT %d: at least 1024 bytes", c.BodyLimit)
+	}
+	return errors.Join(errs...)
+}
+
+// DecodeKey parses a base64 (standard or URL, padded or not) key.
+func DecodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64")
+}

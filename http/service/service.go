@@ -1,0 +1,283 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+	authhttp "github.com/infracast/auth/http"
+	"github.com/infracast/auth/projections"
+)
+
+// Service is a running instance.
+type Service struct {
+	cfg      Config
+	log      *slog.Logger
+	ns       *server.Server // nil with an external NATS
+	nc       *nats.Conn
+	Store    *events.Store
+	Model    *projections.Model
+	Runner   *projections.Runner
+	Commands *commands.Service
+	HTTP     *authhttp.Server
+	Tokens   *authhttp.Tokens
+
+	cancel     context.CancelFunc
+	runnerDone chan struct{}
+}
+
+// Start connects to (or embeds) NATS, opens the stream, starts replaying the
+// read models and builds the HTTP API. It does not listen yet; see Serve.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Service{cfg: cfg, log: log, runnerDone: make(chan struct{})}
+	if err := s.loadKeys(); err != nil {
+		return nil, err
+	}
+	if err := s.connect(); err != nil {
+		s.closeNATS()
+		return nil, err
+	}
+	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelOpen()
+	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		s.closeNATS()
+		return nil, err
+	}
+	s.Store = st
+	s.Model = projections.NewModel()
+	s.Runner = projections.NewRunner(st, s.Model, log)
+	sealer, err := events.NewSealer(s.cfg.MasterKey)
+	if err != nil {
+		s.closeNATS()
+		return nil, err
+	}
+	pw, err := commands.NewPasswords(cfg.Hash)
+	if err != nil {
+		s.closeNATS()
+		return nil, err
+	}
+	s.Commands = commands.New(st, s.Runner, pw, sealer, commands.Config{
+		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
+	})
+	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
+		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
+		Leeway: 30 * time.Second, Now: cfg.Now,
+	})
+	if err != nil {
+		s.closeNATS()
+		return nil, err
+	}
+	s.HTTP = authhttp.New(authhttp.Config{BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now},
+		authhttp.Deps{
+			Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Model: s.Model,
+			Readiness: s.Runner, Tokens: s.Tokens, Log: log,
+		})
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() {
+		defer close(s.runnerDone)
+		_ = s.Runner.Run(runCtx)
+	}()
+	return s, nil
+}
+
+// WaitReady blocks until the read models have caught up, then creates the
+// bootstrap admin if the store is empty. The generated password (when none was
+// configured) is written to out, once.
+func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
+	for !s.Runner.Ready() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	password, generated := s.cfg.BootstrapPassword, false
+	if password == "" {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		password, generated = base64.RawURLEncoding.EncodeToString(b), true
+	}
+	created, err := s.Commands.Bootstrap(ctx, s.cfg.BootstrapAdmin, password)
+	if err != nil {
+		return fmt.Errorf("bootstrap admin: %w", err)
+	}
+	if created {
+		s.log.Info("bootstrap admin created", "username", s.cfg.BootstrapAdmin)
+		if generated && out != nil {
+			fmt.Fprintf(out, "\nInfracast Auth: created platform admin %q with password:\n\n    %s\n\nThis is shown once. Change it with POST /api/v1/users/{id}/password.\n\n", s.cfg.BootstrapAdmin, password)
+		}
+	}
+	return nil
+}
+
+// Serve accepts HTTP connections on ln until Shutdown.
+func (s *Service) Serve(ln net.Listener) error { return s.HTTP.App().Listener(ln) }
+
+// Shutdown stops accepting requests, lets in-flight ones finish, stops the
+// projections and closes NATS (draining, so nothing acknowledged is lost).
+func (s *Service) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := s.HTTP.App().ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	s.cancel()
+	select {
+	case <-s.runnerDone:
+	case <-ctx.Done():
+	}
+	s.closeNATS()
+	return errors.Join(errs...)
+}
+
+func (s *Service) closeNATS() {
+	if s.nc != nil {
+		_ = s.nc.Drain()
+		for i := 0; i < 200 && !s.nc.IsClosed(); i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.nc.Close()
+	}
+	if s.ns != nil {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+	}
+}
+
+// NATSClientURL is the embedded server's TCP address when it listens on one.
+func (s *Service) NATSClientURL() string {
+	if s.ns == nil || s.cfg.NATSListen == "" {
+		return ""
+	}
+	return s.ns.ClientURL()
+}
+
+func (s *Service) connect() error {
+	if s.cfg.Embedded() {
+		ns, err := events.StartEmbedded(events.EmbeddedOptions{
+			StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"), Listen: s.cfg.NATSListen, SyncAlways: true,
+		})
+		if err != nil {
+			return err
+		}
+		s.ns = ns
+		s.nc, err = events.ConnectEmbedded(ns)
+		return err
+	}
+	opts := []nats.Option{
+		nats.Name("infracast-auth"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("nats disconnected", "err", err) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	if s.cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(s.cfg.NATSCreds))
+	}
+	if s.cfg.NATSNKeySeed != "" {
+		o, err := nats.NkeyOptionFromSeed(s.cfg.NATSNKeySeed)
+		if err != nil {
+			return fmt.Errorf("INFRACAST_NATS_NKEY: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if s.cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(s.cfg.NATSUser, s.cfg.NATSPassword))
+	}
+	if s.cfg.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(s.cfg.NATSTLSCA))
+	}
+	if s.cfg.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(s.cfg.NATSTLSCert, s.cfg.NATSTLSKey))
+	}
+	url := ""
+	for i, u := range s.cfg.NATSURLs {
+		if i > 0 {
+			url += ","
+		}
+		url += u
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("%w: connect %s: %v", events.ErrUnavailable, url, err)
+	}
+	s.nc = nc
+	return nil
+}
+
+// loadKeys fills in the master key and the JWT signing key from DataDir,
+// generating them on first start when they were not configured.
+func (s *Service) loadKeys() error {
+	if s.cfg.MasterKey != nil && len(s.cfg.JWTKeys) > 0 {
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	var err error
+	if s.cfg.MasterKey == nil {
+		if s.cfg.MasterKey, err = keyFile(filepath.Join(s.cfg.DataDir, "master.key")); err != nil {
+			return err
+		}
+	}
+	if len(s.cfg.JWTKeys) == 0 {
+		k, err := keyFile(filepath.Join(s.cfg.DataDir, "jwt-signing.key"))
+		if err != nil {
+			return err
+		}
+		s.cfg.JWTKeys = [][]byte{k}
+	}
+	return nil
+}
+
+// keyFile reads a base64 32-byte key, creating it (mode 0600) if missing.
+func keyFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		k, derr := DecodeKey(string(b))
+		if derr != nil || len(k) != 32 {
+			return nil, fmt.Errorf("%s: not a base64 32-byte key", path)
+		}
+		return k, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(k) + "\n"); err != nil {
+		return nil, err
+	}
+	return k, f.Sync()
+}

@@ -1,0 +1,137 @@
+package http
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TokenConfig configures access tokens.
+type TokenConfig struct {
+	// Keys are HS256 signing keys; the first signs, all verify (rotation).
+	Keys     [][]byte
+	Issuer   string
+	Audience string
+	TTL      time.Duration
+	Leeway   time.Duration // clock skew tolerated on exp/nbf/iat
+	Now      func() time.Time
+}
+
+// Claims are the claims of an Infracast access token.
+type Claims struct {
+	jwt.RegisteredClaims
+	SessionID string `json:"sid"`
+	Tenant    string `json:"tenant,omitempty"`
+}
+
+// accessTokenType is the JOSE "typ" of access tokens (RFC 9068).
+const accessTokenType = "at+jwt"
+
+// Tokens issues and verifies access tokens.
+type Tokens struct {
+	cfg     TokenConfig
+	kid     string
+	keys    map[string][]byte
+	parser  *jwt.Parser
+	keyFunc jwt.Keyfunc
+}
+
+// ErrInvalidToken covers every reason a bearer token is refused.
+var ErrInvalidToken = errors.New("http: invalid or expired token")
+
+// KeyID derives the "kid" of a signing key (it reveals nothing of the key).
+func KeyID(key []byte) string {
+	sum := sha256.Sum256(append([]byte("infracast-kid:"), key...))
+	return hex.EncodeToString(sum[:8])
+}
+
+// NewTokens validates cfg and returns an issuer/verifier.
+func NewTokens(cfg TokenConfig) (*Tokens, error) {
+	if len(cfg.Keys) == 0 {
+		return nil, errors.New("http: at least one signing key is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Tokens{cfg: cfg, keys: make(map[string][]byte, len(cfg.Keys))}
+	for i, k := range cfg.Keys {
+		if len(k) < 32 {
+			return nil, fmt.Errorf("http: signing key %d is shorter than 32 bytes", i)
+		}
+		id := KeyID(k)
+		if i == 0 {
+			t.kid = id
+		}
+		t.keys[id] = k
+	}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithAudience(cfg.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithTimeFunc(cfg.Now),
+	)
+	t.keyFunc = func(tok *jwt.Token) (any, error) {
+		if typ, _ := tok.Header["typ"].(string); typ != accessTokenType {
+			return nil, ErrInvalidToken
+		}
+		kid, _ := tok.Header["kid"].(string)
+		k, ok := t.keys[kid]
+		if !ok {
+			return nil, ErrInvalidToken
+		}
+		return k, nil
+	}
+	return t, nil
+}
+
+// TTL is the access-token lifetime.
+func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
+
+// Issue signs an access token for a session. Expiry is whole seconds, as in JWT.
+func (t *Tokens) Issue(userID, sessionID, tokenID, tenant string) (string, time.Time, error) {
+	now := t.cfg.Now().UTC().Truncate(time.Second)
+	exp := now.Add(t.cfg.TTL)
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: t.cfg.Issuer, Subject: userID, Audience: jwt.ClaimStrings{t.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(exp), NotBefore: jwt.NewNumericDate(now),
+			IssuedAt: jwt.NewNumericDate(now), ID: tokenID,
+		},
+		SessionID: sessionID, Tenant: tenant,
+	})
+	tok.Header["typ"] = accessTokenType
+	tok.Header["kid"] = t.kid
+	s, err := tok.SignedString(t.keys[t.kid])
+	return s, exp, err
+}
+
+// Verify checks signature, algorithm, type, kid, iss, aud, exp, nbf and iat,
+// and returns the claims.
+func (t *Tokens) Verify(raw string) (*Claims, error) {
+	var c Claims
+	if _, err := t.parser.ParseWithClaims(raw, &c, t.keyFunc); err != nil {
+		return nil, ErrInvalidToken
+	}
+	if c.Subject == "" || c.SessionID == "" || c.ID == "" {
+		return nil, ErrInvalidToken
+	}
+	return &c, nil
+}
+
+// VerifySignature checks only signature, algorithm, type and kid, accepting an
+// expired token (revocation needs no more: only this service holds the keys).
+func (t *Tokens) VerifySignature(raw string) (*Claims, error) {
+	var c Claims
+	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithoutClaimsValidation())
+	if _, err := p.ParseWithClaims(raw, &c, t.keyFunc); err != nil {
+		return nil, ErrInvalidToken
+	}
+	return &c, nil
+}

@@ -1,0 +1,219 @@
+package http
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
+)
+
+// Who may manage users: a platform admin everything; a tenant admin the users
+// and roles of the tenants where they hold admin:*.
+
+func (cl *Caller) administers(tenant string) bool {
+	return cl.PermissionsIn(tenant).Has(domain.AdminAll)
+}
+
+// sees reports whether the caller may see u at all (else: 404).
+func (cl *Caller) sees(u domain.User) bool {
+	if cl.IsPlatformAdmin() || u.ID == cl.User.ID {
+		return true
+	}
+	for t := range u.Tenants {
+		if cl.administers(t) {
+			return true
+		}
+	}
+	return false
+}
+
+type createUserRequest struct {
+	Username string           `json:"username"`
+	Email    string           `json:"email"`
+	Password string           `json:"password"`
+	Roles    []string         `json:"roles,omitempty"`
+	Tenants  []tenantRoleJSON `json:"tenants,omitempty"`
+}
+
+// createUser: POST /api/v1/users.
+func (s *Server) createUser(c *fiber.Ctx) error {
+	cl := caller(c)
+	var req createUserRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("username", req.Username, "email", req.Email, "password", req.Password); err != nil {
+		return err
+	}
+	in := commands.CreateUserInput{Username: req.Username, Email: req.Email, Password: req.Password, Roles: req.Roles}
+	for _, t := range req.Tenants {
+		in.Tenants = append(in.Tenants, domain.TenantRole{Tenant: t.ID, Role: domain.Role(t.Role)})
+	}
+	if !cl.IsPlatformAdmin() {
+		if len(req.Roles) > 0 || len(req.Tenants) == 0 {
+			return errForbidden
+		}
+		for _, t := range req.Tenants {
+			if !cl.administers(t.ID) {
+				return errForbidden
+			}
+		}
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	u, err := s.deps.Users.CreateUser(ctx, s.meta(c), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(toUserJSON(u))
+}
+
+// listUsers: GET /api/v1/users.
+func (s *Server) listUsers(c *fiber.Ctx) error {
+	cl := caller(c)
+	out := make([]userJSON, 0)
+	for _, u := range s.deps.Model.Users() {
+		if cl.sees(u) {
+			out = append(out, toUserJSON(u))
+		}
+	}
+	return c.JSON(fiber.Map{"users": out})
+}
+
+// target loads the user named in the path, as the caller may see it.
+func (s *Server) target(c *fiber.Ctx) (domain.User, error) {
+	u, _, ok := s.deps.Model.User(c.Params("id"))
+	if !ok || !caller(c).sees(u) {
+		return domain.User{}, errNotFound
+	}
+	return u, nil
+}
+
+// getUser: GET /api/v1/users/{id}.
+func (s *Server) getUser(c *fiber.Ctx) error {
+	u, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toUserJSON(u))
+}
+
+type grantRoleRequest struct {
+	Role string `json:"role"`
+}
+
+// grantRole: PUT /api/v1/users/{id}/tenants/{tenant}.
+func (s *Server) grantRole(c *fiber.Ctx) error {
+	return s.changeRole(c, func() (any, error) {
+		var req grantRoleRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return nil, err
+		}
+		if err := required("role", req.Role); err != nil {
+			return nil, err
+		}
+		return domain.GrantRole{Tenant: c.Params("tenant"), Role: req.Role}, nil
+	})
+}
+
+// revokeRole: DELETE /api/v1/users/{id}/tenants/{tenant}.
+func (s *Server) revokeRole(c *fiber.Ctx) error {
+	return s.changeRole(c, func() (any, error) { return domain.RevokeRole{Tenant: c.Params("tenant")}, nil })
+}
+
+func (s *Server) changeRole(c *fiber.Ctx, command func() (any, error)) error {
+	tenant := c.Params("tenant")
+	if !domain.ValidTenantID(tenant) {
+		return validation("tenant: is not a valid tenant id")
+	}
+	if !caller(c).administers(tenant) {
+		return errForbidden
+	}
+	u, _, ok := s.deps.Model.User(c.Params("id"))
+	if !ok {
+		return errNotFound
+	}
+	cmd, err := command()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, cmd)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toUserJSON(u))
+}
+
+// deactivate: POST /api/v1/users/{id}/deactivate. Every token, refresh token and
+// session of the user stops at once.
+func (s *Server) deactivate(c *fiber.Ctx) error {
+	cl := caller(c)
+	u, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	if u.ID == cl.User.ID {
+		return validation("id: you cannot deactivate yourself")
+	}
+	if !cl.IsPlatformAdmin() {
+		if u.IsPlatformAdmin() || len(u.Tenants) == 0 {
+			return errForbidden
+		}
+		for t := range u.Tenants {
+			if !cl.administers(t) {
+				return errForbidden
+			}
+		}
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID})
+	if err != nil {
+		return err
+	}
+	return c.JSON(toUserJSON(u))
+}
+
+type passwordRequest struct {
+	Password        string `json:"password"`
+	CurrentPassword string `json:"current_password,omitempty"`
+}
+
+// changePassword: POST /api/v1/users/{id}/password. Users change their own
+// (with current_password), a platform admin anyone's. Every other session of
+// the user is revoked.
+func (s *Server) changePassword(c *fiber.Ctx) error {
+	cl := caller(c)
+	u, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	var req passwordRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("password", req.Password); err != nil {
+		return err
+	}
+	keep := ""
+	switch {
+	case u.ID == cl.User.ID:
+		if err := required("current_password", req.CurrentPassword); err != nil {
+			return err
+		}
+		if !s.deps.Users.VerifyPassword(u.ID, req.CurrentPassword) {
+			return validation("current_password: does not match")
+		}
+		keep = cl.SessionID
+	case !cl.IsPlatformAdmin():
+		return errForbidden
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.deps.Users.ChangePassword(ctx, s.meta(c), u.ID, req.Password, keep); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
