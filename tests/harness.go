@@ -1,0 +1,235 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/http/service"
+)
+
+// AdminUser and AdminPassword are the bootstrap admin of every test instance.
+const (
+	AdminUser     = "admin"
+	AdminPassword = "admin-password-for-tests"
+)
+
+// CheapHash keeps argon2id fast in tests (the cost is configuration).
+var CheapHash = commands.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+
+// Clock is a settable clock shared by an instance and its test.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at the current time.
+func NewClock() *Clock { return &Clock{t: time.Now().UTC()} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Instance is one running service.
+type Instance struct {
+	Svc     *service.Service
+	URL     string // http://127.0.0.1:port
+	Clock   *Clock
+	Config  service.Config
+	stopped bool
+	t       testing.TB
+}
+
+// Option changes an instance's configuration before it starts.
+type Option func(*service.Config)
+
+// WithDataDir runs on an existing data folder (to restart on the same data).
+func WithDataDir(dir string) Option { return func(c *service.Config) { c.DataDir = dir } }
+
+// WithRotation switches refresh-token rotation on.
+func WithRotation() Option { return func(c *service.Config) { c.RefreshRotation = true } }
+
+// WithClock shares a clock between instances.
+func WithClock(cl *Clock) Option { return func(c *service.Config) { c.Now = cl.Now } }
+
+// Start runs a service on a free loopback port with an embedded NATS in a
+// temporary folder, and waits until it is ready. It is stopped at cleanup.
+func Start(t testing.TB, opts ...Option) *Instance {
+	t.Helper()
+	clock := NewClock()
+	cfg := service.Defaults()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.BootstrapAdmin, cfg.BootstrapPassword = AdminUser, AdminPassword
+	cfg.Hash = CheapHash
+	cfg.Now = clock.Now
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := service.Start(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("start service: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = svc.Serve(ln) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := svc.WaitReady(ctx, io.Discard); err != nil {
+		t.Fatalf("service not ready: %v", err)
+	}
+	in := &Instance{Svc: svc, URL: "http://" + ln.Addr().String(), Clock: clock, Config: cfg, t: t}
+	t.Cleanup(in.Stop)
+	return in
+}
+
+// Stop shuts the instance down (idempotent).
+func (in *Instance) Stop() {
+	if in.stopped {
+		return
+	}
+	in.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Svc.Shutdown(ctx); err != nil {
+		in.t.Logf("shutdown: %v", err)
+	}
+}
+
+// Response is an HTTP answer with its body decoded as JSON when it is JSON.
+type Response struct {
+	Status int
+	Header http.Header
+	Raw    []byte
+	JSON   map[string]any
+}
+
+// ErrorCode returns error.code of a contract-shaped error body ("" otherwise).
+func (r Response) ErrorCode() string {
+	e, _ := r.JSON["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+// String returns a field of the JSON body as a string.
+func (r Response) String(key string) string {
+	s, _ := r.JSON[key].(string)
+	return s
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// Do sends a request. body may be nil, a []byte / string (sent as is with a
+// JSON content type) or any value (encoded as JSON). token, when set, goes in
+// "Authorization: Bearer".
+func (in *Instance) Do(method, path, token string, body any) Response {
+	in.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			in.t.Fatal(err)
+		}
+		rd = bytes.NewReader(enc)
+	}
+	req, err := http.NewRequest(method, in.URL+path, rd)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		in.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := Response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+	_ = json.Unmarshal(raw, &out.JSON)
+	return out
+}
+
+// Login posts /api/v1/auth/token and fails the test unless it answers 200.
+func (in *Instance) Login(username, password string) Response {
+	in.t.Helper()
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": username, "password": password})
+	if r.Status != http.StatusOK {
+		in.t.Fatalf("login %s: %d %s", username, r.Status, r.Raw)
+	}
+	return r
+}
+
+// AdminToken logs the bootstrap admin in and returns the access token.
+func (in *Instance) AdminToken() string {
+	in.t.Helper()
+	return in.Login(AdminUser, AdminPassword).String("token")
+}
+
+// CreateUser creates a user as the given admin token and returns its ID.
+func (in *Instance) CreateUser(adminToken, username, password string, tenants map[string]string) string {
+	in.t.Helper()
+	body := map[string]any{"username": username, "email": username + "@example.com", "password": password}
+	var trs []map[string]string
+	for id, role := range tenants {
+		trs = append(trs, map[string]string{"id": id, "role": role})
+	}
+	if trs != nil {
+		body["tenants"] = trs
+	}
+	r := in.Do("POST", "/api/v1/users", adminToken, body)
+	if r.Status != http.StatusCreated {
+		in.t.Fatalf("create user %s: %d %s", username, r.Status, r.Raw)
+	}
+	return r.String("id")
+}
+
+// Eventually polls f until it returns nil or the deadline passes (no fixed sleeps).
+func Eventually(t testing.TB, within time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	poll := time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", within, err)
+		}
+		time.Sleep(poll)
+		poll = min(2*poll, 50*time.Millisecond)
+	}
+}
+
+// Errorf is fmt.Errorf, for Eventually conditions.
+var Errorf = fmt.Errorf
