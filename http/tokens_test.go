@@ -1,0 +1,185 @@
+package http
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var (
+	testKey  = []byte("0123456789abcdef0123456789abcdef")
+	otherKey = []byte("fedcba9876543210fedcba9876543210")
+)
+
+func newTestTokens(t testing.TB, now func() time.Time, keys ...[]byte) *Tokens {
+	t.Helper()
+	if len(keys) == 0 {
+		keys = [][]byte{testKey}
+	}
+	tk, err := NewTokens(TokenConfig{Keys: keys, Issuer: "infracast-auth", Audience: "infracast-api", TTL: time.Hour, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func TestTokensIssueVerify(t *testing.T) {
+	now := time.Date(2026, 3, 16, 9, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	tk := newTestTokens(t, clock)
+	raw, exp, err := tk.Issue("user-1", "sess-1", "tok-1", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exp.Equal(now.Add(time.Hour)) {
+		t.Fatalf("exp %s", exp)
+	}
+	if !strings.HasPrefix(raw, "eyJhbGciOiJIUzI1NiIs") {
+		t.Fatalf("token does not start like the seed's HS256 tokens: %s", raw[:20])
+	}
+	c, err := tk.Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "user-1" || c.SessionID != "sess-1" || c.ID != "tok-1" || c.Tenant != "prod" {
+		t.Fatalf("claims %+v", c)
+	}
+	now = now.Add(time.Hour + time.Second)
+	if _, err := tk.Verify(raw); err == nil {
+		t.Fatal("expired token verified")
+	}
+	if _, err := tk.VerifySignature(raw); err != nil {
+		t.Fatalf("VerifySignature of an expired token: %v", err)
+	}
+}
+
+func TestTokensRotation(t *testing.T) {
+	old := newTestTokens(t, time.Now, otherKey)
+	raw, _, _ := old.Issue("u", "s", "t", "")
+	rotated := newTestTokens(t, time.Now, testKey, otherKey) // new key signs, old still verifies
+	if _, err := rotated.Verify(raw); err != nil {
+		t.Fatalf("token of the previous key refused after rotation: %v", err)
+	}
+	retired := newTestTokens(t, time.Now, testKey)
+	if _, err := retired.Verify(raw); err == nil {
+		t.Fatal("token of a retired key verified")
+	}
+}
+
+func sign(t *testing.T, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestTokensRejectForgeries(t *testing.T) {
+	now := time.Now()
+	tk := newTestTokens(t, func() time.Time { return now })
+	good := jwt.MapClaims{"iss": "infracast-auth", "aud": "infracast-api", "sub": "u", "sid": "s", "jti": "t",
+		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "nbf": now.Unix()}
+	hdr := map[string]any{"typ": "at+jwt", "kid": KeyID(testKey)}
+	with := func(k string, v any) jwt.MapClaims {
+		c := jwt.MapClaims{}
+		for kk, vv := range good {
+			c[kk] = vv
+		}
+		if v == nil {
+			delete(c, k)
+		} else {
+			c[k] = v
+		}
+		return c
+	}
+	if _, err := tk.Verify(sign(t, jwt.SigningMethodHS256, testKey, hdr, good)); err != nil {
+		t.Fatalf("control token refused: %v", err)
+	}
+	unsigned := func(alg string) string {
+		h := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + alg + `","typ":"at+jwt","kid":"` + KeyID(testKey) + `"}`))
+		p := base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"infracast-auth","aud":"infracast-api","sub":"u","sid":"s","jti":"t","exp":9999999999}`))
+		return h + "." + p + "."
+	}
+	cases := map[string]string{
+		"alg none":        unsigned("none"),
+		"alg NoNe":        unsigned("NoNe"),
+		"wrong key":       sign(t, jwt.SigningMethodHS256, otherKey, hdr, good),
+		"HS512":           sign(t, jwt.SigningMethodHS512, testKey, hdr, good),
+		"typ JWT":         sign(t, jwt.SigningMethodHS256, testKey, map[string]any{"typ": "JWT", "kid": KeyID(testKey)}, good),
+		"unknown kid":     sign(t, jwt.SigningMethodHS256, testKey, map[string]any{"typ": "at+jwt", "kid": "nope"}, good),
+		"wrong issuer":    sign(t, jwt.SigningMethodHS256, testKey, hdr, with("iss", "dev-auth")),
+		"wrong audience":  sign(t, jwt.SigningMethodHS256, testKey, hdr, with("aud", "other-api")),
+		"no exp":          sign(t, jwt.SigningMethodHS256, testKey, hdr, with("exp", nil)),
+		"not yet valid":   sign(t, jwt.SigningMethodHS256, testKey, hdr, with("nbf", now.Add(time.Hour).Unix())),
+		"no session":      sign(t, jwt.SigningMethodHS256, testKey, hdr, with("sid", nil)),
+		"no token id":     sign(t, jwt.SigningMethodHS256, testKey, hdr, with("jti", nil)),
+		"garbage":         "not.a.jwt",
+		"empty":           "",
+		"api key format":  "ic_live_abc",
+		"truncated":       sign(t, jwt.SigningMethodHS256, testKey, hdr, good)[:40],
+		"embedded jwk":    sign(t, jwt.SigningMethodHS256, otherKey, map[string]any{"typ": "at+jwt", "kid": KeyID(testKey), "jwk": map[string]any{"kty": "oct", "k": base64.RawURLEncoding.EncodeToString(otherKey)}}, good),
+		"jku header":      sign(t, jwt.SigningMethodHS256, otherKey, map[string]any{"typ": "at+jwt", "kid": KeyID(testKey), "jku": "http://127.0.0.1:1/jwks"}, good),
+		"expired by skew": sign(t, jwt.SigningMethodHS256, testKey, hdr, with("exp", now.Add(-time.Minute).Unix())),
+	}
+	for name, raw := range cases {
+		if _, err := tk.Verify(raw); err == nil {
+			t.Errorf("%s: verified", name)
+		}
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	tk := newTestTokens(f, time.Now)
+	good, _, _ := tk.Issue("u", "s", "t", "")
+	f.Add(good)
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0.")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, raw string) {
+		c, err := tk.Verify(raw)
+		if err == nil && (c.Subject == "" || c.SessionID == "" || c.ID == "") {
+			t.Fatalf("verified a token without subject/session/id: %q", raw)
+		}
+		if err == nil {
+			// Nothing verifies without a valid HMAC-SHA256 by our key over
+			// header.payload.
+			parts := strings.Split(raw, ".")
+			if len(parts) != 3 {
+				t.Fatalf("verified a malformed token %q", raw)
+			}
+			mac := hmac.New(sha256.New, testKey)
+			mac.Write([]byte(parts[0] + "." + parts[1]))
+			sig, derr := base64.RawURLEncoding.DecodeString(parts[2])
+			if derr != nil || !hmac.Equal(sig, mac.Sum(nil)) {
+				t.Fatalf("verified a token without our signature: %q", raw)
+			}
+		}
+	})
+}
+
+func FuzzDecodeBody(f *testing.F) {
+	f.Add([]byte(`{"username":"a","password":"b"}`))
+	f.Add([]byte(`{"username":"a","password":"b","x":1}`))
+	f.Add([]byte(`{"username":1}`))
+	f.Add([]byte(`{} {}`))
+	f.Add([]byte(``))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var req loginRequest
+		err := decodeBody(body, &req)
+		if err != nil {
+			e, ok := err.(*Error)
+			if !ok || e.Status != 400 || e.Code != "VALIDATION_ERROR" || e.Message == "" {
+				t.Fatalf("decode error %#v is not a contract 400", err)
+			}
+		}
+	})
+}
