@@ -56,3 +56,11 @@ func caller(c *fiber.Ctx) *Caller {
 	cl, _ := c.Locals(localCaller).(*Caller)
 	return cl
 }
+
+// Authenticate returns the authentication middleware, for Go resource services
+// that mount it in front of their own Fiber routes. After it, CallerOf tells
+// who the caller is.
+func (s *Server) Authenticate() fiber.Handler { return s.authenticate }
+
+// CallerOf returns the caller authenticated by the middleware, or nil.
+func CallerOf(c *fiber.Ctx) *Caller { return caller(c) }

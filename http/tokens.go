@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -33,6 +35,7 @@ const accessTokenType = "at+jwt"
 
 // Tokens issues and verifies access tokens.
 type Tokens struct {
+	cache   verifiedCache
 	cfg     TokenConfig
 	kid     string
 	keys    map[string][]byte
@@ -113,16 +116,66 @@ func (t *Tokens) Issue(userID, sessionID, tokenID, tenant string) (string, time.
 }
 
 // Verify checks signature, algorithm, type, kid, iss, aud, exp, nbf and iat,
-// and returns the claims.
+// and returns the claims. Claims of tokens verified before come from a bounded
+// cache (keyed by the whole token, so nothing but the same bytes hits), checked
+// again for expiry; revocation is never cached: the caller checks the read model.
 func (t *Tokens) Verify(raw string) (*Claims, error) {
+	if c := t.cache.get(raw); c != nil {
+		now := t.cfg.Now()
+		if now.Before(c.ExpiresAt.Time.Add(t.cfg.Leeway)) && !now.Before(c.NotBefore.Time.Add(-t.cfg.Leeway)) {
+			return c, nil
+		}
+		return nil, ErrInvalidToken
+	}
+	c, err := t.verify(raw)
+	if err == nil {
+		t.cache.put(raw, c)
+	}
+	return c, err
+}
+
+func (t *Tokens) verify(raw string) (*Claims, error) {
 	var c Claims
 	if _, err := t.parser.ParseWithClaims(raw, &c, t.keyFunc); err != nil {
 		return nil, ErrInvalidToken
 	}
-	if c.Subject == "" || c.SessionID == "" || c.ID == "" {
+	if c.Subject == "" || c.SessionID == "" || c.ID == "" || c.NotBefore == nil {
 		return nil, ErrInvalidToken
 	}
 	return &c, nil
+}
+
+// verifiedCacheSize bounds the cache; when full it starts afresh, which costs
+// one full verification per live token.
+const verifiedCacheSize = 100_000
+
+// verifiedCache maps a raw token to its verified claims. Reads are lock-free.
+type verifiedCache struct {
+	m atomic.Pointer[sync.Map]
+	n atomic.Int64
+}
+
+func (vc *verifiedCache) get(raw string) *Claims {
+	m := vc.m.Load()
+	if m == nil {
+		return nil
+	}
+	if v, ok := m.Load(raw); ok {
+		return v.(*Claims)
+	}
+	return nil
+}
+
+func (vc *verifiedCache) put(raw string, c *Claims) {
+	m := vc.m.Load()
+	if m == nil || vc.n.Load() >= verifiedCacheSize {
+		m = new(sync.Map)
+		vc.m.Store(m)
+		vc.n.Store(0)
+	}
+	if _, loaded := m.LoadOrStore(raw, c); !loaded {
+		vc.n.Add(1)
+	}
 }
 
 // VerifySignature checks only signature, algorithm, type and kid, accepting an
