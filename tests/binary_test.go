@@ -1,0 +1,211 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// buildBinary compiles cmd/infracast-auth once per test run.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "infracast-auth-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "infracast-auth")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/infracast-auth").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is the service running as a child process.
+type proc struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func (p *proc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func startBinary(t *testing.T, env ...string) *proc {
+	t.Helper()
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: exec.Command(bin), done: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	r, w := io.Pipe()
+	p.cmd.Stderr, p.cmd.Stdout = w, w
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.stderr.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	go func() { p.done <- p.cmd.Wait(); w.Close() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after SIGTERM\n%s", p.output())
+	}
+}
+
+func waitReady(t *testing.T, base string, p *proc) {
+	t.Helper()
+	Eventually(t, 60*time.Second, func() error {
+		res, err := http.Get(base + "/ready")
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("ready: %d", res.StatusCode)
+		}
+		if !strings.Contains(p.output(), "bootstrap") && !strings.Contains(p.output(), "caught up") {
+			return fmt.Errorf("not bootstrapped yet")
+		}
+		return nil
+	})
+}
+
+var printedPassword = regexp.MustCompile(`with password:\s+(\S+)`)
+
+// TestBinaryFirstStartRestartAndSignals runs the real command the README
+// documents: first start generates and prints the admin password once, the
+// embedded NATS can be opened to a TCP audit consumer, SIGTERM shuts down
+// cleanly, and a restart on the same data folder keeps everything and creates
+// no second admin.
+func TestBinaryFirstStartRestartAndSignals(t *testing.T) {
+	data := t.TempDir()
+	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	env := []string{
+		"INFRACAST_LISTEN=" + httpAddr, "INFRACAST_DATA_DIR=" + data, "INFRACAST_NATS_LISTEN=" + natsAddr,
+		"INFRACAST_ARGON2_MEMORY_KIB=64", "INFRACAST_ARGON2_ITERATIONS=1", "INFRACAST_BOOTSTRAP_PASSWORD=",
+		"INFRACAST_LOG_FORMAT=json",
+	}
+	base := "http://" + httpAddr
+	p := startBinary(t, env...)
+	var password string
+	Eventually(t, 60*time.Second, func() error {
+		m := printedPassword.FindStringSubmatch(p.output())
+		if m == nil {
+			return fmt.Errorf("no password printed yet")
+		}
+		password = m[1]
+		return nil
+	})
+	waitReady(t, base, p)
+	in := &Instance{URL: base, t: t}
+	tok := in.Login("admin", password).String("token")
+
+	// An audit consumer on the embedded server's TCP port sees the events.
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatalf("audit consumer cannot connect to INFRACAST_NATS_LISTEN: %v", err)
+	}
+	js, _ := nc.JetStream()
+	info, err := js.StreamInfo("INFRACAST_AUTH")
+	if err != nil || info.State.Msgs < 3 {
+		t.Fatalf("stream info: %+v %v", info, err)
+	}
+	nc.Close()
+	for _, f := range []string{"master.key", "jwt-signing.key"} {
+		st, err := os.Stat(filepath.Join(data, f))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, st, err)
+		}
+	}
+	if strings.Count(p.output(), password) != 1 {
+		t.Fatal("the generated password was printed more than once (or logged)")
+	}
+	p.stop(t)
+
+	p2 := startBinary(t, env...)
+	waitReady(t, base, p2)
+	if strings.Contains(p2.output(), "with password") {
+		t.Fatal("restart bootstrapped a second admin")
+	}
+	if r := in.Do("GET", "/api/v1/auth/me", tok, nil); r.Status != 200 {
+		t.Fatalf("token from before the restart: %d %s", r.Status, r.Raw)
+	}
+	r := in.Do("GET", "/api/v1/users", tok, nil)
+	if users, _ := r.JSON["users"].([]any); len(users) != 1 {
+		t.Fatalf("users after restart: %s", r.Raw)
+	}
+	p2.stop(t)
+}
+
+// TestBinaryReportsEveryConfigProblem: invalid configuration is reported all at
+// once and the process exits non-zero without starting.
+func TestBinaryReportsEveryConfigProblem(t *testing.T) {
+	p := startBinary(t, "INFRACAST_LISTEN=nonsense", "INFRACAST_ACCESS_TOKEN_TTL=1s",
+		"INFRACAST_STREAM_REPLICAS=2", "INFRACAST_DATA_DIR="+t.TempDir())
+	select {
+	case err := <-p.done:
+		if err == nil {
+			t.Fatal("exited 0 with an invalid configuration")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("did not exit")
+	}
+	out := p.output()
+	for _, want := range []string{"INFRACAST_LISTEN", "INFRACAST_ACCESS_TOKEN_TTL", "INFRACAST_STREAM_REPLICAS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output does not name %s:\n%s", want, out)
+		}
+	}
+}
