@@ -192,6 +192,10 @@ var eventFactories = map[string]func() Event{
 	TypeSessionRefreshReused: func() Event { return &SessionRefreshReused{} },
 	TypeSessionRevoked:       func() Event { return &SessionRevoked{} },
 	TypeSessionTokenRevoked:  func() Event { return &SessionTokenRevoked{} },
+	TypeAPIKeyCreated:        func() Event { return &APIKeyCreated{} },
+	TypeAPIKeyRotated:        func() Event { return &APIKeyRotated{} },
+	TypeAPIKeyRevoked:        func() Event { return &APIKeyRevoked{} },
+	TypeAPIKeyUsed:           func() Event { return &APIKeyUsed{} },
 }
 
 // Deref returns the event value behind a pointer produced by NewEvent, so that
@@ -223,6 +227,14 @@ func Deref(e Event) Event {
 	case *SessionRevoked:
 		return *v
 	case *SessionTokenRevoked:
+		return *v
+	case *APIKeyCreated:
+		return *v
+	case *APIKeyRotated:
+		return *v
+	case *APIKeyRevoked:
+		return *v
+	case *APIKeyUsed:
 		return *v
 	}
 	return e

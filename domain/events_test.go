@@ -36,6 +36,14 @@ func sampleEvents() []Event {
 		SessionRefreshReused{SessionID: "s-1", RefreshTokenHash: "sha256:aa"},
 		SessionRevoked{SessionID: "s-1", Reason: RevokeReasonReuse},
 		SessionTokenRevoked{SessionID: "s-1", TokenID: "t-1", ExpiresAt: later},
+		APIKeyCreated{
+			KeyID: "key-1", Name: "ci", OwnerID: "u-1", Tenants: []string{"acme"},
+			Permissions: []Permission{NodesRead}, AllowedIPs: []string{"10.0.0.0/8"},
+			SecretHash: "sha256:cc", CreatedAt: at, ExpiresAt: &later,
+		},
+		APIKeyRotated{KeyID: "key-1", SecretHash: "sha256:dd", RotatedAt: later},
+		APIKeyRevoked{KeyID: "key-1", Reason: "leaked"},
+		APIKeyUsed{KeyID: "key-1", UsedAt: later},
 	}
 }
 
@@ -109,8 +117,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 13 {
-		t.Errorf("%d event types, want 13", len(seen))
+	if len(seen) != 17 {
+		t.Errorf("%d event types, want 17", len(seen))
 	}
 }
 

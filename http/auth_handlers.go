@@ -151,6 +151,9 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 // logout: POST /api/v1/auth/logout revokes the caller's own session.
 func (s *Server) logout(c *fiber.Ctx) error {
 	cl := caller(c)
+	if !cl.IsUser() {
+		return validation("an API key has no session; revoke it with DELETE /api/v1/api-keys/{id}")
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	if err := s.deps.Sessions.ExecuteSession(ctx, s.meta(c), cl.SessionID, domain.RevokeSession{Reason: domain.RevokeReasonLogout}); err != nil {
@@ -180,6 +183,9 @@ type meResponse struct {
 // me: GET /api/v1/auth/me.
 func (s *Server) me(c *fiber.Ctx) error {
 	cl := caller(c)
+	if !cl.IsUser() {
+		return c.JSON(toKeyMe(cl))
+	}
 	u := toUserJSON(cl.User)
 	out := meResponse{
 		Type: "user", ID: u.ID, Username: u.Username, Email: u.Email, Roles: u.Roles,
@@ -230,7 +236,7 @@ func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource string) 
 	if !perms.Has(domain.RoutePermission(method, resource)) {
 		return errForbidden
 	}
-	c.Set("X-Infracast-Subject", cl.User.ID)
+	c.Set("X-Infracast-Subject", cl.Subject())
 	c.Set("X-Infracast-Tenant", tenant)
 	c.Set("X-Infracast-Permissions", perms.String())
 	return nil

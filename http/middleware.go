@@ -4,12 +4,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
 	"github.com/infracast/auth/projections"
 )
 
-// Caller is the authenticated principal of a request.
+// Caller is the authenticated principal of a request: a user with an access
+// token, or an API key (then User is the key's owner, whose live permissions
+// cap the key's).
 type Caller struct {
 	User      domain.User
+	Key       *domain.APIKey
 	SessionID string
 	TokenID   string
 	Claims    *Claims
@@ -20,15 +24,45 @@ type Caller struct {
 // PermissionsIn returns what the caller may do in tenant, read from the live
 // read model (never frozen into the token).
 func (c *Caller) PermissionsIn(tenant string) domain.PermissionSet {
+	if c.Key != nil {
+		if !c.Key.InTenant(tenant) {
+			return 0
+		}
+		return intersect(c.Key.Permissions, c.User.PermissionsIn(tenant))
+	}
 	if c.Tenant != "" && c.Tenant != tenant {
 		return 0
 	}
 	return c.User.PermissionsIn(tenant)
 }
 
+// intersect is what both sets grant, admin:* standing for every permission.
+func intersect(a, b domain.PermissionSet) domain.PermissionSet {
+	switch {
+	case a.Has(domain.AdminAll):
+		return b
+	case b.Has(domain.AdminAll):
+		return a
+	}
+	return a & b
+}
+
 // IsPlatformAdmin reports whether the caller manages the whole platform. A token
-// scoped to one tenant never does.
-func (c *Caller) IsPlatformAdmin() bool { return c.Tenant == "" && c.User.IsPlatformAdmin() }
+// scoped to one tenant never does, nor does an API key.
+func (c *Caller) IsPlatformAdmin() bool {
+	return c.Key == nil && c.Tenant == "" && c.User.IsPlatformAdmin()
+}
+
+// IsUser reports whether the caller is a user (not an API key).
+func (c *Caller) IsUser() bool { return c.Key == nil }
+
+// Subject is the caller's identity for resource services: a user or key ID.
+func (c *Caller) Subject() string {
+	if c.Key != nil {
+		return c.Key.ID
+	}
+	return c.User.ID
+}
 
 // authenticate verifies the bearer token and loads the caller from the read
 // models: signature, type, expiry, issuer, audience, session and token not
@@ -37,6 +71,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	raw, ok := bearer(c)
 	if !ok {
 		return errUnauthorized
+	}
+	if domain.LooksLikeAPIKey(raw) {
+		return s.authenticateKey(c, raw)
 	}
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
@@ -49,6 +86,27 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	c.Locals(localCaller, &Caller{
 		User: p.User, SessionID: claims.SessionID, TokenID: claims.ID, Claims: claims, Tenant: claims.Tenant,
 	})
+	return c.Next()
+}
+
+// authenticateKey checks an API key: its shape and checksum (no lookup for a
+// mistyped key), its environment, then one read-locked lookup by SHA-256:
+// not revoked, not expired, client address allowed, owner active.
+func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
+	env, err := domain.ParseAPIKey(raw)
+	if err != nil || env != s.cfg.KeyEnv {
+		return errUnauthorized
+	}
+	now := s.cfg.Now()
+	p, verdict := s.deps.Model.AuthorizeKey(commands.HashToken(raw), s.clientAddr(c), now)
+	if verdict != projections.Valid {
+		return errUnauthorized
+	}
+	if s.deps.KeyUsage != nil {
+		s.deps.KeyUsage.Touch(p.Key.ID, now)
+	}
+	key := p.Key
+	c.Locals(localCaller, &Caller{User: p.Owner, Key: &key})
 	return c.Next()
 }
 

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -35,9 +36,24 @@ type SessionCommands interface {
 	RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error
 }
 
+// KeyCommands manages API keys.
+type KeyCommands interface {
+	CreateAPIKey(ctx context.Context, meta events.Meta, in commands.CreateAPIKeyInput) (domain.APIKey, string, error)
+	ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd any) (domain.APIKey, error)
+	RotateAPIKey(ctx context.Context, meta events.Meta, keyID, env string) (domain.APIKey, string, error)
+}
+
+// KeyUsage records that a key was used, off the request path.
+type KeyUsage interface {
+	Touch(keyID string, t time.Time)
+}
+
 // ReadModel answers the request path's questions.
 type ReadModel interface {
 	Authorize(sessionID, tokenID string, now time.Time) (projections.Principal, projections.Verdict)
+	AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) (projections.KeyPrincipal, projections.Verdict)
+	APIKey(id string) (domain.APIKey, uint64, bool)
+	APIKeys() []domain.APIKey
 	User(id string) (domain.User, uint64, bool)
 	Users() []domain.User
 }
@@ -52,6 +68,8 @@ var (
 	_ Authenticator   = (*commands.Service)(nil)
 	_ UserCommands    = (*commands.Service)(nil)
 	_ SessionCommands = (*commands.Service)(nil)
+	_ KeyCommands     = (*commands.Service)(nil)
+	_ KeyUsage        = (*commands.KeyUsage)(nil)
 	_ ReadModel       = (*projections.Model)(nil)
 	_ Readiness       = (*projections.Runner)(nil)
 )
@@ -61,6 +79,8 @@ type Deps struct {
 	Auth      Authenticator
 	Users     UserCommands
 	Sessions  SessionCommands
+	Keys      KeyCommands
+	KeyUsage  KeyUsage
 	Model     ReadModel
 	Readiness Readiness
 	Tokens    *Tokens
@@ -76,6 +96,11 @@ type Config struct {
 	IdleTimeout     time.Duration
 	RefreshRotation bool
 	Now             func() time.Time
+	// TrustedProxies may set X-Forwarded-For; for everyone else it is ignored.
+	TrustedProxies TrustedProxies
+	// KeyEnv is the environment of the API keys this deployment issues and
+	// accepts: "live" in production, "test" elsewhere.
+	KeyEnv string
 }
 
 // Server is the HTTP API.
@@ -111,6 +136,9 @@ func New(cfg Config, deps Deps) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.KeyEnv == "" {
+		cfg.KeyEnv = domain.KeyEnvLive
 	}
 	log := deps.Log
 	if log == nil {
@@ -160,6 +188,12 @@ func (s *Server) routes() {
 	v1.Post("/users/:id/deactivate", auth, s.deactivate)
 	v1.Post("/users/:id/password", auth, s.changePassword)
 
+	v1.Post("/api-keys", auth, s.createAPIKey)
+	v1.Get("/api-keys", auth, s.listAPIKeys)
+	v1.Get("/api-keys/:id", auth, s.getAPIKey)
+	v1.Delete("/api-keys/:id", auth, s.revokeAPIKey)
+	v1.Post("/api-keys/:id/rotate", auth, s.rotateAPIKey)
+
 	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
 }
 
@@ -196,11 +230,14 @@ func (s *Server) ready(c *fiber.Ctx) error {
 // meta describes the request for the events it causes.
 func (s *Server) meta(c *fiber.Ctx) events.Meta {
 	m := events.Meta{Actor: events.Actor{Type: "anonymous"}, Request: events.RequestInfo{
-		IP: c.IP(), UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256),
+		IP: s.clientAddr(c).String(), UserAgent: truncate(c.Get(fiber.HeaderUserAgent), 256),
 	}}
 	m.Request.RequestID, _ = c.Locals(localRequestID).(string)
 	if cl, ok := c.Locals(localCaller).(*Caller); ok {
 		m.Actor = events.Actor{Type: "user", ID: cl.User.ID}
+		if cl.Key != nil {
+			m.Actor = events.Actor{Type: "apikey", ID: cl.Key.ID}
+		}
 	}
 	return m
 }

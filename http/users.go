@@ -16,7 +16,7 @@ func (cl *Caller) administers(tenant string) bool {
 
 // sees reports whether the caller may see u at all (else: 404).
 func (cl *Caller) sees(u domain.User) bool {
-	if cl.IsPlatformAdmin() || u.ID == cl.User.ID {
+	if cl.IsPlatformAdmin() || (cl.IsUser() && u.ID == cl.User.ID) {
 		return true
 	}
 	for t := range u.Tenants {
@@ -154,7 +154,7 @@ func (s *Server) deactivate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if u.ID == cl.User.ID {
+	if cl.IsUser() && u.ID == cl.User.ID {
 		return validation("id: you cannot deactivate yourself")
 	}
 	if !cl.IsPlatformAdmin() {
@@ -199,7 +199,7 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	}
 	keep := ""
 	switch {
-	case u.ID == cl.User.ID:
+	case cl.IsUser() && u.ID == cl.User.ID:
 		if err := required("current_password", req.CurrentPassword); err != nil {
 			return err
 		}

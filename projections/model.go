@@ -18,6 +18,8 @@ type Model struct {
 	byRefresh     map[string]string // refresh-token hash (current and spent) -> session ID
 	revokedTokens map[string]time.Time
 	loginSeq      map[string]uint64 // "login" aggregate ID -> last stream sequence
+	keys          map[string]*keyEntry
+	keyByHash     map[string]string // SHA-256 of the current secret -> key ID
 	applied       uint64
 	skipped       uint64
 }
@@ -46,6 +48,8 @@ func NewModel() *Model {
 		byRefresh:     make(map[string]string),
 		revokedTokens: make(map[string]time.Time),
 		loginSeq:      make(map[string]uint64),
+		keys:          make(map[string]*keyEntry),
+		keyByHash:     make(map[string]string),
 	}
 }
 
@@ -88,6 +92,8 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		m.revokedTokens[e.TokenID] = e.ExpiresAt
 	case domain.SessionRevoked, domain.SessionRefreshReused:
 		m.evolveSession(env.AggregateID, seq, e)
+	case domain.APIKeyCreated, domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
+		m.applyKey(env.AggregateID, seq, e)
 	}
 }
 

@@ -231,4 +231,3 @@ func BenchmarkReplay100k(b *testing.B) {
 		b.ReportMetric(float64(total)/elapsed.Seconds(), "events/s")
 	}
 }
-

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/http/service"
 )
 
@@ -115,6 +116,9 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	argonIter := str("argon2-iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations")
 	argonPar := str("argon2-parallelism", strconv.Itoa(int(cfg.Hash.Parallelism)), "argon2id parallelism")
 	bodyLimit := str("body-limit", strconv.Itoa(cfg.BodyLimit), "maximum request body in bytes")
+	environment := str("environment", cfg.Environment, "deployment environment; production issues ic_live_ keys, anything else ic_test_")
+	trusted := str("trusted-proxies", "", "addresses/CIDR ranges of proxies whose X-Forwarded-For is believed, comma-separated")
+	keyUsage := str("key-usage-interval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often")
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	logFormat := str("log-format", "json", "json or text")
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +155,16 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	cfg.Hash.Iterations = uint32(num("argon2-iterations", *argonIter))
 	cfg.Hash.Parallelism = uint8(num("argon2-parallelism", *argonPar))
 	cfg.BodyLimit = num("body-limit", *bodyLimit)
+	cfg.Environment = *environment
+	cfg.KeyUsageInterval = dur("key-usage-interval", *keyUsage)
+	for _, s := range splitList(*trusted) {
+		p, err := domain.ParseIPRange(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not an address or CIDR range", envName("trusted-proxies"), s))
+			continue
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+	}
 	if *masterKey != "" {
 		k, err := service.DecodeKey(*masterKey)
 		if err != nil {

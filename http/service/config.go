@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -46,6 +47,14 @@ type Config struct {
 	Hash            commands.HashParams
 	BodyLimit       int
 
+	// Environment "production" issues and accepts ic_live_ keys; anything
+	// else ic_test_ keys, so a test key never works on production.
+	Environment string
+	// TrustedProxies may set X-Forwarded-For (CIDR ranges or addresses).
+	TrustedProxies []netip.Prefix
+	// KeyUsageInterval coalesces last_used_at: at most one event per key per interval.
+	KeyUsageInterval time.Duration
+
 	// Now is the clock (tests inject one).
 	Now func() time.Time
 }
@@ -57,6 +66,7 @@ func Defaults() Config {
 		BootstrapAdmin: "admin", Issuer: "infracast-auth", Audience: "infracast-api",
 		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour,
 		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
+		Environment: "production", KeyUsageInterval: time.Minute,
 	}
 }
 
@@ -123,10 +133,24 @@ func (c Config) Validate() error {
 	if c.Hash.MemoryKiB < 8 || c.Hash.Iterations < 1 || c.Hash.Parallelism < 1 {
 		bad("INFRACAST_ARGON2_*: memory ≥ 8 KiB, iterations ≥ 1, parallelism ≥ 1")
 	}
+	if c.Environment == "" {
+		bad("INFRACAST_ENVIRONMENT: must not be empty (production, staging, dev, …)")
+	}
+	if c.KeyUsageInterval < time.Millisecond {
+		bad("INFRACAST_KEY_USAGE_INTERVAL %s: at least 1ms", c.KeyUsageInterval)
+	}
 	if c.BodyLimit < 1024 {
 		bad("INFRACAST_BODY_LIMIT %d: at least 1024 bytes", c.BodyLimit)
 	}
 	return errors.Join(errs...)
+}
+
+// KeyEnv is the API key environment of the deployment.
+func (c Config) KeyEnv() string {
+	if c.Environment == "production" {
+		return "live"
+	}
+	return "test"
 }
 
 // DecodeKey parses a base64 (standard or URL, padded or not) key.

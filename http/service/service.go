@@ -34,9 +34,11 @@ type Service struct {
 	Commands *commands.Service
 	HTTP     *authhttp.Server
 	Tokens   *authhttp.Tokens
+	KeyUsage *commands.KeyUsage
 
 	cancel     context.CancelFunc
 	runnerDone chan struct{}
+	usageDone  chan struct{}
 }
 
 // Start connects to (or embeds) NATS, opens the stream, starts replaying the
@@ -90,16 +92,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.closeNATS()
 		return nil, err
 	}
-	s.HTTP = authhttp.New(authhttp.Config{BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now},
-		authhttp.Deps{
-			Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Model: s.Model,
-			Readiness: s.Runner, Tokens: s.Tokens, Log: log,
-		})
+	s.KeyUsage = commands.NewKeyUsage(cfg.KeyUsageInterval)
+	s.HTTP = authhttp.New(authhttp.Config{
+		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
+		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(),
+	}, authhttp.Deps{
+		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
+		Model: s.Model, Readiness: s.Runner, Tokens: s.Tokens, Log: log,
+	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
 		defer close(s.runnerDone)
 		_ = s.Runner.Run(runCtx)
+	}()
+	s.usageDone = make(chan struct{})
+	go func() {
+		defer close(s.usageDone)
+		s.KeyUsage.Run(runCtx, s.Commands)
 	}()
 	return s, nil
 }
@@ -147,9 +157,11 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.cancel()
-	select {
-	case <-s.runnerDone:
-	case <-ctx.Done():
+	for _, done := range []chan struct{}{s.usageDone, s.runnerDone} {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
 	}
 	s.closeNATS()
 	return errors.Join(errs...)

@@ -1,0 +1,292 @@
+package domain
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// AggregateAPIKey names the API key aggregate.
+const AggregateAPIKey = "apikey"
+
+// AllTenants in a key's tenant list makes a platform-wide key (platform admins only).
+const AllTenants = "*"
+
+// APIKey is the state of an API key aggregate (a service account credential).
+// Only the SHA-256 of the secret is ever known here.
+type APIKey struct {
+	ID          string
+	Name        string
+	OwnerID     string // the user who created it; the key never exceeds the owner's live permissions
+	Tenants     []string
+	Permissions PermissionSet
+	AllowedIPs  []netip.Prefix
+	SecretHash  string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // zero: no expiry
+	RotatedAt   time.Time
+	LastUsedAt  time.Time
+	Revoked     bool
+	Version     uint64
+}
+
+// Exists reports whether the key has been created.
+func (k APIKey) Exists() bool { return k.ID != "" }
+
+// Expired reports whether the key has expired at now.
+func (k APIKey) Expired(now time.Time) bool { return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) }
+
+// InTenant reports whether the key may act in tenant at all.
+func (k APIKey) InTenant(tenant string) bool {
+	for _, t := range k.Tenants {
+		if t == tenant || t == AllTenants {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsIP reports whether addr may use the key (an empty allowlist allows all).
+func (k APIKey) AllowsIP(addr netip.Addr) bool {
+	if len(k.AllowedIPs) == 0 {
+		return true
+	}
+	addr = addr.Unmap()
+	for _, p := range k.AllowedIPs {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// API key events.
+type (
+	// APIKeyCreated: a key was created; SecretHash is the SHA-256 (hex) of the secret.
+	APIKeyCreated struct {
+		KeyID       string       `json:"key_id"`
+		Name        string       `json:"name"`
+		OwnerID     string       `json:"owner_id"`
+		Tenants     []string     `json:"tenants"`
+		Permissions []Permission `json:"permissions"`
+		AllowedIPs  []string     `json:"allowed_ips,omitempty"`
+		SecretHash  string       `json:"secret_hash"`
+		CreatedAt   time.Time    `json:"created_at"`
+		ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
+	}
+	// APIKeyRotated: the key has a new secret; the old one stops.
+	APIKeyRotated struct {
+		KeyID      string    `json:"key_id"`
+		SecretHash string    `json:"secret_hash"`
+		RotatedAt  time.Time `json:"rotated_at"`
+	}
+	// APIKeyRevoked: the key stops everywhere.
+	APIKeyRevoked struct {
+		KeyID  string `json:"key_id"`
+		Reason string `json:"reason,omitempty"`
+	}
+	// APIKeyUsed: the key was used (coalesced: at most about once a minute per key).
+	APIKeyUsed struct {
+		KeyID  string    `json:"key_id"`
+		UsedAt time.Time `json:"used_at"`
+	}
+)
+
+// API key event type names.
+const (
+	TypeAPIKeyCreated = "apikey.created"
+	TypeAPIKeyRotated = "apikey.rotated"
+	TypeAPIKeyRevoked = "apikey.revoked"
+	TypeAPIKeyUsed    = "apikey.used"
+)
+
+func (APIKeyCreated) EventType() string { return TypeAPIKeyCreated }
+func (APIKeyRotated) EventType() string { return TypeAPIKeyRotated }
+func (APIKeyRevoked) EventType() string { return TypeAPIKeyRevoked }
+func (APIKeyUsed) EventType() string    { return TypeAPIKeyUsed }
+
+// Commands on the API key aggregate.
+type (
+	// CreateAPIKey creates a key. The caller's permissions per tenant are
+	// given so that Decide can refuse escalation.
+	CreateAPIKey struct {
+		KeyID       string
+		Name        string
+		OwnerID     string
+		Tenants     []string
+		Permissions []string
+		AllowedIPs  []string
+		SecretHash  string
+		ExpiresAt   *time.Time
+		Now         time.Time
+		// CallerPermissions returns what the creator holds in a tenant
+		// (AllTenants: platform-wide).
+		CallerPermissions func(tenant string) PermissionSet
+	}
+	// RotateAPIKey gives the key a new secret.
+	RotateAPIKey struct {
+		SecretHash string
+		Now        time.Time
+	}
+	// RevokeAPIKey stops the key.
+	RevokeAPIKey struct{ Reason string }
+	// RecordAPIKeyUse records use at UsedAt.
+	RecordAPIKeyUse struct{ UsedAt time.Time }
+)
+
+// ParseIPRange parses an address ("192.168.1.100", "2001:db8::1") or a CIDR
+// range ("10.0.0.0/8"); a bare address is a single-address range.
+func ParseIPRange(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, Invalid("allowed_ips", "zones are not allowed")
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, Invalid("allowed_ips", "zones are not allowed")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// DecideAPIKey decides a command against a key's state.
+func DecideAPIKey(k APIKey, cmd any) ([]Event, error) {
+	if c, ok := cmd.(CreateAPIKey); ok {
+		return decideCreateAPIKey(k, c)
+	}
+	if !k.Exists() {
+		return nil, ErrNotFound
+	}
+	switch c := cmd.(type) {
+	case RotateAPIKey:
+		if k.Revoked {
+			return nil, ErrNotFound
+		}
+		if c.SecretHash == "" || c.SecretHash == k.SecretHash {
+			return nil, Invalid("key", "rotation needs a new secret")
+		}
+		return []Event{APIKeyRotated{KeyID: k.ID, SecretHash: c.SecretHash, RotatedAt: c.Now.UTC()}}, nil
+	case RevokeAPIKey:
+		if k.Revoked {
+			return nil, nil
+		}
+		return []Event{APIKeyRevoked{KeyID: k.ID, Reason: c.Reason}}, nil
+	case RecordAPIKeyUse:
+		if k.Revoked || !c.UsedAt.After(k.LastUsedAt) {
+			return nil, nil
+		}
+		return []Event{APIKeyUsed{KeyID: k.ID, UsedAt: c.UsedAt.UTC()}}, nil
+	}
+	return nil, Invalid("command", "unknown API key command %T", cmd)
+}
+
+func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
+	if k.Exists() {
+		return nil, ErrAlreadyExists
+	}
+	if c.KeyID == "" || c.SecretHash == "" || c.OwnerID == "" {
+		return nil, Invalid("key", "id, owner and secret hash are required")
+	}
+	name := strings.TrimSpace(c.Name)
+	if name == "" || utf8.RuneCountInString(name) > 128 {
+		return nil, Invalid("name", "must be 1-128 characters")
+	}
+	if len(c.Tenants) == 0 {
+		return nil, Invalid("tenants", "at least one tenant is required")
+	}
+	var perms PermissionSet
+	permList := make([]Permission, 0, len(c.Permissions))
+	for _, p := range c.Permissions {
+		pp, err := ParsePermission(p)
+		if err != nil {
+			return nil, Invalid("permissions", "unknown permission %q", p)
+		}
+		if perms&SetOf(pp) == 0 {
+			permList = append(permList, pp)
+		}
+		perms |= SetOf(pp)
+	}
+	if len(permList) == 0 {
+		return nil, Invalid("permissions", "at least one permission is required")
+	}
+	seen := map[string]bool{}
+	for _, t := range c.Tenants {
+		if t != AllTenants && !ValidTenantID(t) {
+			return nil, Invalid("tenants", "tenant id %q is not valid", t)
+		}
+		if seen[t] {
+			return nil, Invalid("tenants", "tenant %q listed twice", t)
+		}
+		seen[t] = true
+		if c.CallerPermissions == nil || !c.CallerPermissions(t).Covers(perms) {
+			return nil, ErrForbidden
+		}
+	}
+	ips := make([]string, 0, len(c.AllowedIPs))
+	for _, s := range c.AllowedIPs {
+		p, err := ParseIPRange(s)
+		if err != nil {
+			return nil, Invalid("allowed_ips", "%q is not an IP address or CIDR range", s)
+		}
+		ips = append(ips, p.String())
+	}
+	if len(ips) > 100 {
+		return nil, Invalid("allowed_ips", "at most 100 entries")
+	}
+	if c.ExpiresAt != nil && !c.ExpiresAt.After(c.Now) {
+		return nil, Invalid("expires_at", "must be in the future")
+	}
+	ev := APIKeyCreated{
+		KeyID: c.KeyID, Name: name, OwnerID: c.OwnerID, Tenants: append([]string(nil), c.Tenants...),
+		Permissions: permList, AllowedIPs: ips, SecretHash: c.SecretHash, CreatedAt: c.Now.UTC(),
+	}
+	if c.ExpiresAt != nil {
+		exp := c.ExpiresAt.UTC()
+		ev.ExpiresAt = &exp
+	}
+	return []Event{ev}, nil
+}
+
+// EvolveAPIKey applies one event to a key's state.
+func EvolveAPIKey(k APIKey, e Event) APIKey {
+	switch ev := Deref(e).(type) {
+	case APIKeyCreated:
+		k = APIKey{
+			ID: ev.KeyID, Name: ev.Name, OwnerID: ev.OwnerID, Tenants: ev.Tenants,
+			Permissions: SetOf(ev.Permissions...), SecretHash: ev.SecretHash, CreatedAt: ev.CreatedAt,
+			Version: k.Version,
+		}
+		for _, s := range ev.AllowedIPs {
+			if p, err := ParseIPRange(s); err == nil {
+				k.AllowedIPs = append(k.AllowedIPs, p)
+			}
+		}
+		if ev.ExpiresAt != nil {
+			k.ExpiresAt = *ev.ExpiresAt
+		}
+	case APIKeyRotated:
+		k.SecretHash = ev.SecretHash
+		k.RotatedAt = ev.RotatedAt
+	case APIKeyRevoked:
+		k.Revoked = true
+	case APIKeyUsed:
+		if ev.UsedAt.After(k.LastUsedAt) {
+			k.LastUsedAt = ev.UsedAt
+		}
+	default:
+		return k
+	}
+	k.Version++
+	return k
+}

@@ -1,0 +1,152 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// NewAPIKeySecret returns a fresh key for env (domain.KeyEnvLive or KeyEnvTest)
+// with 256 bits from crypto/rand.
+func NewAPIKeySecret(env string) string {
+	var r [32]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return domain.FormatAPIKey(env, r)
+}
+
+// CreateAPIKeyInput is a key as requested by its creator.
+type CreateAPIKeyInput struct {
+	Name        string
+	Owner       string
+	Tenants     []string
+	Permissions []string
+	AllowedIPs  []string
+	ExpiresAt   *time.Time
+	Env         string
+	// CallerPermissions tells what the creator holds in a tenant; the key
+	// may hold no more (no privilege escalation).
+	CallerPermissions func(tenant string) domain.PermissionSet
+}
+
+func keyEvents(k domain.APIKey, expect uint64, evs []domain.Event) []pending {
+	out := make([]pending, len(evs))
+	for i, e := range evs {
+		out[i] = pending{aggregate: domain.AggregateAPIKey, id: k.ID, expect: expect, version: k.Version + uint64(i), event: e}
+	}
+	return out
+}
+
+// CreateAPIKey creates a key and returns it with its secret (shown once; only
+// its SHA-256 is stored).
+func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateAPIKeyInput) (domain.APIKey, string, error) {
+	secret := NewAPIKeySecret(in.Env)
+	cmd := domain.CreateAPIKey{
+		KeyID: NewID("key"), Name: in.Name, OwnerID: in.Owner, Tenants: in.Tenants,
+		Permissions: in.Permissions, AllowedIPs: in.AllowedIPs, SecretHash: HashToken(secret),
+		ExpiresAt: in.ExpiresAt, Now: s.cfg.Now(), CallerPermissions: in.CallerPermissions,
+	}
+	evs, err := domain.DecideAPIKey(domain.APIKey{}, cmd)
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), keyEvents(domain.APIKey{ID: cmd.KeyID}, 0, evs)); err != nil {
+		return domain.APIKey{}, "", err
+	}
+	k, _, _ := s.model.APIKey(cmd.KeyID)
+	return k, secret, nil
+}
+
+// ExecuteAPIKey decides a key command against the key's state and appends the result.
+func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd any) (domain.APIKey, error) {
+	var out domain.APIKey
+	err := s.retry(ctx, events.Subject(domain.AggregateAPIKey, keyID), func(commandID string) error {
+		k, seq, ok := s.model.APIKey(keyID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		evs, err := domain.DecideAPIKey(k, cmd)
+		if err != nil {
+			return err
+		}
+		if len(evs) > 0 {
+			if _, err := s.appendEvents(ctx, meta, commandID, keyEvents(k, seq, evs)); err != nil {
+				return err
+			}
+		}
+		out, _, _ = s.model.APIKey(keyID)
+		return nil
+	})
+	return out, err
+}
+
+// RotateAPIKey gives a key a new secret (returned once); the old one stops.
+func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, keyID, env string) (domain.APIKey, string, error) {
+	secret := NewAPIKeySecret(env)
+	k, err := s.ExecuteAPIKey(ctx, meta, keyID, domain.RotateAPIKey{SecretHash: HashToken(secret), Now: s.cfg.Now()})
+	if err != nil {
+		return domain.APIKey{}, "", err
+	}
+	return k, secret, nil
+}
+
+// KeyUsage coalesces "key used" observations from the request path into at
+// most one apikey.used event per key per interval, appended off the request
+// path by Run.
+type KeyUsage struct {
+	mu       sync.Mutex
+	pending  map[string]time.Time // key ID -> latest use not yet recorded
+	recorded map[string]time.Time // key ID -> last recorded use
+	interval time.Duration
+}
+
+// NewKeyUsage returns a coalescer that records each key at most once per interval.
+func NewKeyUsage(interval time.Duration) *KeyUsage {
+	return &KeyUsage{pending: map[string]time.Time{}, recorded: map[string]time.Time{}, interval: interval}
+}
+
+// Touch notes that keyID was used at t. It is cheap: a map write under a mutex
+// held for nanoseconds, and nothing at all when the key was recorded recently.
+func (u *KeyUsage) Touch(keyID string, t time.Time) {
+	u.mu.Lock()
+	if last, ok := u.recorded[keyID]; !ok || t.Sub(last) >= u.interval {
+		u.pending[keyID] = t
+	}
+	u.mu.Unlock()
+}
+
+// Flush appends an apikey.used event for every key touched since the last flush.
+func (u *KeyUsage) Flush(ctx context.Context, s *Service) {
+	u.mu.Lock()
+	batch := u.pending
+	u.pending = map[string]time.Time{}
+	for id, t := range batch {
+		u.recorded[id] = t
+	}
+	u.mu.Unlock()
+	for id, t := range batch {
+		_, _ = s.ExecuteAPIKey(ctx, events.Meta{Actor: events.System}, id, domain.RecordAPIKeyUse{UsedAt: t})
+	}
+}
+
+// Run flushes every interval/4 until ctx ends, and once more at the end.
+func (u *KeyUsage) Run(ctx context.Context, s *Service) {
+	tick := time.NewTicker(max(u.interval/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			u.Flush(final, s)
+			cancel()
+			return
+		case <-tick.C:
+			u.Flush(ctx, s)
+		}
+	}
+}

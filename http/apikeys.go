@@ -1,0 +1,252 @@
+package http
+
+import (
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
+)
+
+type keyJSON struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Key         string   `json:"key,omitempty"`
+	Tenants     []string `json:"tenants"`
+	Permissions []string `json:"permissions"`
+	AllowedIPs  []string `json:"allowed_ips"`
+	CreatedAt   string   `json:"created_at"`
+	ExpiresAt   *string  `json:"expires_at"`
+	LastUsedAt  *string  `json:"last_used_at"`
+	RotatedAt   *string  `json:"rotated_at,omitempty"`
+	Revoked     bool     `json:"revoked"`
+	OwnerID     string   `json:"owner_id"`
+}
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := rfc3339(t)
+	return &s
+}
+
+func toKeyJSON(k domain.APIKey, secret string) keyJSON {
+	out := keyJSON{
+		ID: k.ID, Name: k.Name, Key: secret, Tenants: k.Tenants, Permissions: permStrings(k.Permissions),
+		AllowedIPs: make([]string, 0, len(k.AllowedIPs)), CreatedAt: rfc3339(k.CreatedAt),
+		ExpiresAt: optTime(k.ExpiresAt), LastUsedAt: optTime(k.LastUsedAt), RotatedAt: optTime(k.RotatedAt),
+		Revoked: k.Revoked, OwnerID: k.OwnerID,
+	}
+	for _, p := range k.AllowedIPs {
+		if p.IsSingleIP() {
+			out.AllowedIPs = append(out.AllowedIPs, p.Addr().String())
+		} else {
+			out.AllowedIPs = append(out.AllowedIPs, p.String())
+		}
+	}
+	return out
+}
+
+type keyMeTenant struct {
+	ID          string   `json:"id"`
+	Permissions []string `json:"permissions"`
+}
+
+type keyMe struct {
+	Type      string        `json:"type"`
+	ID        string        `json:"id"`
+	Name      string        `json:"name"`
+	OwnerID   string        `json:"owner_id"`
+	Tenants   []keyMeTenant `json:"tenants"`
+	ExpiresAt *string       `json:"expires_at"`
+}
+
+func toKeyMe(cl *Caller) keyMe {
+	out := keyMe{Type: "apikey", ID: cl.Key.ID, Name: cl.Key.Name, OwnerID: cl.Key.OwnerID,
+		Tenants: []keyMeTenant{}, ExpiresAt: optTime(cl.Key.ExpiresAt)}
+	for _, t := range cl.Key.Tenants {
+		perms := cl.Key.Permissions
+		if t != domain.AllTenants {
+			perms = cl.PermissionsIn(t)
+		}
+		out.Tenants = append(out.Tenants, keyMeTenant{ID: t, Permissions: permStrings(perms)})
+	}
+	return out
+}
+
+// The default permissions of a key created without "permissions": read-only.
+var defaultKeyPermissions = []string{
+	string(domain.NodesRead), string(domain.FindingsRead), string(domain.JobsRead), string(domain.ReportsRead),
+}
+
+type createKeyRequest struct {
+	Name        string    `json:"name"`
+	Tenants     *[]string `json:"tenants,omitempty"`
+	Permissions *[]string `json:"permissions,omitempty"`
+	ExpiresAt   *string   `json:"expires_at,omitempty"`
+	AllowedIPs  []string  `json:"allowed_ips,omitempty"`
+}
+
+// keyPermissionsOf is what the caller may put into a key for tenant.
+func (cl *Caller) keyPermissionsOf(tenant string) domain.PermissionSet {
+	if tenant == domain.AllTenants {
+		if cl.IsPlatformAdmin() {
+			return domain.SetOf(domain.AdminAll)
+		}
+		return 0
+	}
+	if !cl.administers(tenant) {
+		return 0 // managing keys needs admin:* in every tenant of the key
+	}
+	return cl.PermissionsIn(tenant)
+}
+
+// defaultKeyTenants: the token's tenant scope, else the tenants the caller
+// administers, else (platform admins) every tenant.
+func (cl *Caller) defaultKeyTenants() []string {
+	if cl.Tenant != "" {
+		return []string{cl.Tenant}
+	}
+	var out []string
+	for _, tr := range cl.User.TenantRoles() {
+		if tr.Role == domain.RoleAdmin {
+			out = append(out, tr.Tenant)
+		}
+	}
+	if len(out) == 0 && cl.IsPlatformAdmin() {
+		out = []string{domain.AllTenants}
+	}
+	return out
+}
+
+// createAPIKey: POST /api/v1/api-keys.
+func (s *Server) createAPIKey(c *fiber.Ctx) error {
+	cl := caller(c)
+	if !cl.IsUser() {
+		return errForbidden
+	}
+	var req createKeyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("name", req.Name); err != nil {
+		return err
+	}
+	in := commands.CreateAPIKeyInput{
+		Name: req.Name, Owner: cl.User.ID, AllowedIPs: req.AllowedIPs, Env: s.cfg.KeyEnv,
+		Tenants: cl.defaultKeyTenants(), Permissions: defaultKeyPermissions,
+		CallerPermissions: cl.keyPermissionsOf,
+	}
+	if req.Tenants != nil {
+		in.Tenants = *req.Tenants
+	}
+	if req.Permissions != nil {
+		in.Permissions = *req.Permissions
+	}
+	if req.ExpiresAt != nil {
+		t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
+		if err != nil {
+			return validation("expires_at: must be an RFC 3339 time like 2025-03-16T00:00:00Z")
+		}
+		in.ExpiresAt = &t
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	k, secret, err := s.deps.Keys.CreateAPIKey(ctx, s.meta(c), in)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(toKeyJSON(k, secret))
+}
+
+// seesKey: the owner, a platform admin, or an admin of one of the key's tenants.
+func (cl *Caller) seesKey(k domain.APIKey) bool {
+	if cl.IsPlatformAdmin() || (cl.IsUser() && k.OwnerID == cl.User.ID) {
+		return true
+	}
+	for _, t := range k.Tenants {
+		if t != domain.AllTenants && cl.administers(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// managesKey: the owner, a platform admin, or an admin of every tenant of the key.
+func (cl *Caller) managesKey(k domain.APIKey) bool {
+	if cl.IsPlatformAdmin() || (cl.IsUser() && k.OwnerID == cl.User.ID) {
+		return true
+	}
+	for _, t := range k.Tenants {
+		if t == domain.AllTenants || !cl.administers(t) {
+			return false
+		}
+	}
+	return true
+}
+
+// listAPIKeys: GET /api/v1/api-keys (never the secrets).
+func (s *Server) listAPIKeys(c *fiber.Ctx) error {
+	cl := caller(c)
+	out := make([]keyJSON, 0)
+	for _, k := range s.deps.Model.APIKeys() {
+		if cl.seesKey(k) {
+			out = append(out, toKeyJSON(k, ""))
+		}
+	}
+	return c.JSON(fiber.Map{"api_keys": out})
+}
+
+func (s *Server) targetKey(c *fiber.Ctx) (domain.APIKey, error) {
+	k, _, ok := s.deps.Model.APIKey(c.Params("id"))
+	if !ok || !caller(c).seesKey(k) {
+		return domain.APIKey{}, errNotFound
+	}
+	return k, nil
+}
+
+// getAPIKey: GET /api/v1/api-keys/{id}.
+func (s *Server) getAPIKey(c *fiber.Ctx) error {
+	k, err := s.targetKey(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toKeyJSON(k, ""))
+}
+
+// revokeAPIKey: DELETE /api/v1/api-keys/{id}; rejected everywhere on the next request.
+func (s *Server) revokeAPIKey(c *fiber.Ctx) error {
+	k, err := s.targetKey(c)
+	if err != nil {
+		return err
+	}
+	if !caller(c).managesKey(k) {
+		return errForbidden
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if _, err := s.deps.Keys.ExecuteAPIKey(ctx, s.meta(c), k.ID, domain.RevokeAPIKey{Reason: "revoked by " + caller(c).Subject()}); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// rotateAPIKey: POST /api/v1/api-keys/{id}/rotate: a new secret, shown once; the old one stops.
+func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
+	k, err := s.targetKey(c)
+	if err != nil {
+		return err
+	}
+	if !caller(c).managesKey(k) {
+		return errForbidden
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	k, secret, err := s.deps.Keys.RotateAPIKey(ctx, s.meta(c), k.ID, s.cfg.KeyEnv)
+	if err != nil {
+		return err
+	}
+	return c.JSON(toKeyJSON(k, secret))
+}
