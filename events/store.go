@@ -155,12 +155,19 @@ type pubAck struct {
 // Nats-Batch-Sequence counting from 1, and Nats-Batch-Commit on the last.
 func (s *Store) appendBatch(ctx context.Context, msgs []Message) (uint64, error) {
 	batchID := ulid.Make().String()
+	checked := make(map[string]bool, len(msgs))
 	for i, m := range msgs {
 		msg := nats.NewMsg(m.Subject)
 		msg.Data = m.Data
 		msg.Header.Set("Nats-Batch-Id", batchID)
 		msg.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(m.ExpectSeq, 10))
+		// Only the first message on a subject carries the expectation: the
+		// server refuses one on a subject already written in the batch (it
+		// would be a permanent "conflict"), and atomicity covers the rest.
+		if !checked[m.Subject] {
+			checked[m.Subject] = true
+			msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(m.ExpectSeq, 10))
+		}
 		if m.ID != "" {
 			msg.Header.Set(jetstream.MsgIDHeader, m.ID)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,7 +130,9 @@ func (t *Tokens) Verify(raw string) (*Claims, error) {
 	}
 	c, err := t.verify(raw)
 	if err == nil {
-		t.cache.put(raw, c)
+		// raw may alias the request's buffer (Fiber/fasthttp zero-copy
+		// strings), which is reused for later requests: the key must own its bytes.
+		t.cache.put(strings.Clone(raw), c)
 	}
 	return c, err
 }
