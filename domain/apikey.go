@@ -147,7 +147,15 @@ func ParseIPRange(s string) (netip.Prefix, error) {
 		if p.Addr().Zone() != "" {
 			return netip.Prefix{}, Invalid("allowed_ips", "zones are not allowed")
 		}
-		return p.Masked(), nil
+		p = p.Masked()
+		if p.Addr().Is4In6() {
+			// An IPv4-mapped range (::ffff:10.0.0.0/104) is the IPv4 range
+			// (10.0.0.0/8): AllowsIP compares unmapped addresses, so a
+			// mapped range would otherwise never match. A masked 4-in-6
+			// address implies at least 96 bits.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p, nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
