@@ -129,9 +129,11 @@ func (s *Server) changeRole(c *fiber.Ctx, command func() (any, error)) error {
 	if !caller(c).administers(tenant) {
 		return errForbidden
 	}
-	u, _, ok := s.deps.Model.User(c.Params("id"))
-	if !ok {
-		return errNotFound
+	// A user the caller cannot see (in none of the tenants they administer)
+	// is 404, as everywhere else: no role change, no user record in the answer.
+	u, err := s.target(c)
+	if err != nil {
+		return err
 	}
 	cmd, err := command()
 	if err != nil {
