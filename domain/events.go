@@ -74,11 +74,13 @@ type UserLoginSucceeded struct {
 	Method    string `json:"method"`
 }
 
-// UserLoginFailed: a login attempt was refused. UserID is empty when the name
-// matched no user (the event then lives on the "login" aggregate).
+// UserLoginFailed: a login attempt was refused. When the name matched no user,
+// UserID and Username are empty and the event lives on the "login" aggregate,
+// whose ID is a hash of the name: a name as typed is never recorded, since
+// people sometimes type their password into it.
 type UserLoginFailed struct {
 	UserID   string `json:"user_id,omitempty"`
-	Username string `json:"username"`
+	Username string `json:"username,omitempty"`
 	Reason   string `json:"reason"`
 }
 

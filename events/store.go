@@ -64,7 +64,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	if cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:               cfg.Stream,
 		Description:        "Infracast Auth events (see docs/events.md)",
 		Subjects:           []string{SubjectPrefix + ".>"},
@@ -78,11 +78,39 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 		AllowDirect:        true,
 		DenyDelete:         true,
 		DenyPurge:          true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: create stream %s: %v", ErrUnavailable, cfg.Stream, err)
+	}
+	// Replicas starting together race to create the stream; on a fresh
+	// cluster the meta leader may also still be electing. Try again with
+	// backoff until ctx ends; an existing stream is simply opened.
+	var st jetstream.Stream
+	backoff := 50 * time.Millisecond
+	for {
+		st, err = js.Stream(ctx, cfg.Stream)
+		if err == nil {
+			if info := st.CachedInfo(); info != nil && !sameStreamConfig(info.Config, want) {
+				st, err = js.UpdateStream(ctx, want)
+			}
+		} else if errors.Is(err, jetstream.ErrStreamNotFound) {
+			st, err = js.CreateStream(ctx, want)
+		}
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: create stream %s: %v", ErrUnavailable, cfg.Stream, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream}, nil
+}
+
+// sameStreamConfig compares the settings this service manages.
+func sameStreamConfig(have, want jetstream.StreamConfig) bool {
+	return have.Replicas == want.Replicas && have.AllowAtomicPublish == want.AllowAtomicPublish &&
+		have.AllowDirect == want.AllowDirect && have.Duplicates == want.Duplicates &&
+		len(have.Subjects) == 1 && have.Subjects[0] == want.Subjects[0]
 }
 
 // JetStream exposes the JetStream context (projections consume from it).

@@ -78,3 +78,29 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 		t.Fatalf("head %d, want 2", head)
 	}
 }
+
+func TestOpenStoreConcurrently(t *testing.T) {
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			nc, err := events.ConnectEmbedded(ns)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			_, err = events.OpenStore(context.Background(), nc, events.StoreConfig{})
+			errs <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("replica %d could not open the stream: %v", i, err)
+		}
+	}
+}

@@ -17,7 +17,7 @@ type Model struct {
 	sessions      map[string]*sessionEntry
 	byRefresh     map[string]string // refresh-token hash (current and spent) -> session ID
 	revokedTokens map[string]time.Time
-	loginSeq      map[string]uint64 // "login" aggregate ID -> last stream sequence
+	logins        map[string]loginEntry // "login" aggregate ID -> its last sequence and event count
 	keys          map[string]*keyEntry
 	keyByHash     map[string]string // SHA-256 of the current secret -> key ID
 	applied       uint64
@@ -47,7 +47,7 @@ func NewModel() *Model {
 		sessions:      make(map[string]*sessionEntry),
 		byRefresh:     make(map[string]string),
 		revokedTokens: make(map[string]time.Time),
-		loginSeq:      make(map[string]uint64),
+		logins:        make(map[string]loginEntry),
 		keys:          make(map[string]*keyEntry),
 		keyByHash:     make(map[string]string),
 	}
@@ -70,7 +70,8 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		m.byName[domain.NormalizeUsername(e.Username)] = e.UserID
 	case domain.UserLoginFailed:
 		if e.UserID == "" {
-			m.loginSeq[env.AggregateID] = seq
+			l := m.logins[env.AggregateID]
+			m.logins[env.AggregateID] = loginEntry{seq: seq, version: l.version + 1}
 			return
 		}
 		m.evolveUser(e.UserID, seq, e)
@@ -194,11 +195,15 @@ func (m *Model) SessionByRefreshHash(hash string) (string, bool) {
 	return id, ok
 }
 
-// LoginSequence returns the last stream sequence of a "login" aggregate.
-func (m *Model) LoginSequence(id string) uint64 {
+type loginEntry struct{ seq, version uint64 }
+
+// Login returns the last stream sequence and the number of events of a
+// "login" aggregate (failed logins for a name that matches no user).
+func (m *Model) Login(id string) (seq, version uint64) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.loginSeq[id]
+	l := m.logins[id]
+	return l.seq, l.version
 }
 
 // Principal is what the request path needs to know about a token's holder.

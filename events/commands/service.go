@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -51,7 +52,13 @@ type Service struct {
 	passwords *Passwords
 	sealer    *events.Sealer
 	cfg       Config
+	conflicts atomic.Uint64 // optimistic-concurrency conflicts retried (see Conflicts)
 }
+
+// Conflicts returns how many decide-append attempts have hit a concurrent
+// modification (and were retried) since the service started: an observable
+// for tests and metrics.
+func (s *Service) Conflicts() uint64 { return s.conflicts.Load() }
 
 // New returns a service.
 func New(log Log, proj Projection, pw *Passwords, sealer *events.Sealer, cfg Config) *Service {
@@ -133,6 +140,7 @@ func (s *Service) retry(ctx context.Context, subject string, attempt func(comman
 		if !errors.Is(err, events.ErrConflict) {
 			return err
 		}
+		s.conflicts.Add(1)
 		last, lerr := s.log.LastSequence(ctx, subject)
 		if lerr != nil {
 			return lerr
@@ -303,21 +311,17 @@ func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u do
 		_, err := s.ExecuteUser(ctx, meta, u.ID, domain.RecordLoginFailure{Username: username, Reason: reason})
 		return err
 	}
+	// The name matches no user: it is recorded only as the aggregate ID (a
+	// hash), never as typed, since people sometimes type a password there.
 	id := usernameKey(username)
 	return s.retry(ctx, events.Subject(domain.AggregateLogin, id), func(commandID string) error {
+		seq, version := s.model.Login(id)
 		_, err := s.appendEvents(ctx, meta, commandID, []pending{{
-			aggregate: domain.AggregateLogin, id: id, expect: s.model.LoginSequence(id),
-			event: domain.UserLoginFailed{Username: truncate(username, 128), Reason: reason},
+			aggregate: domain.AggregateLogin, id: id, expect: seq, version: version,
+			event: domain.UserLoginFailed{Reason: reason},
 		}})
 		return err
 	})
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // startSession appends session.started and user.login_succeeded atomically.
