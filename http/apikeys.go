@@ -1,11 +1,14 @@
 package http
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
 )
 
@@ -141,6 +144,8 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 	}
 	if req.Tenants != nil {
 		in.Tenants = *req.Tenants
+	} else if len(in.Tenants) == 0 {
+		return errForbidden // administers no tenant: there is nowhere a key of theirs could act
 	}
 	if req.Permissions != nil {
 		in.Permissions = *req.Permissions
@@ -249,4 +254,23 @@ func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(toKeyJSON(k, secret))
+}
+
+// revokeKeyBySecret revokes the key whose secret was presented (RFC 7009:
+// possession is the authority; an unknown or malformed key is not an error).
+func (s *Server) revokeKeyBySecret(ctx context.Context, c *fiber.Ctx, secret string) error {
+	if _, err := domain.ParseAPIKey(secret); err != nil {
+		return nil
+	}
+	k, ok := s.deps.Model.KeyBySecretHash(commands.HashToken(secret))
+	if !ok {
+		return nil
+	}
+	meta := s.meta(c)
+	meta.Actor = events.Actor{Type: "apikey", ID: k.ID}
+	_, err := s.deps.Keys.ExecuteAPIKey(ctx, meta, k.ID, domain.RevokeAPIKey{Reason: "revoked by its holder"})
+	if errors.Is(err, domain.ErrNotFound) {
+		return nil
+	}
+	return err
 }

@@ -131,6 +131,12 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
+	if domain.LooksLikeAPIKey(req.Token) {
+		if err := s.revokeKeyBySecret(ctx, c, req.Token); err != nil {
+			return err
+		}
+		return c.JSON(fiber.Map{})
+	}
 	if claims, err := s.tokens.VerifySignature(req.Token); err == nil {
 		exp := s.cfg.Now().Add(s.tokens.TTL())
 		if claims.ExpiresAt != nil {

@@ -54,13 +54,19 @@ type ReadModel interface {
 	AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) (projections.KeyPrincipal, projections.Verdict)
 	APIKey(id string) (domain.APIKey, uint64, bool)
 	APIKeys() []domain.APIKey
+	KeyBySecretHash(secretHash string) (domain.APIKey, bool)
 	User(id string) (domain.User, uint64, bool)
 	Users() []domain.User
 }
 
-// Readiness reports whether the read models have caught up.
+// Readiness tells whether requests can be answered.
 type Readiness interface {
-	Ready() bool
+	// Serving: the read models have caught up once since start (and the
+	// first start's bootstrap is done), so answers are not stale.
+	Serving() bool
+	// Ready: serving, and the event store is reachable now; otherwise why not.
+	Ready() (bool, string)
+	// Applied is the last stream sequence applied to the read models.
 	Applied() uint64
 }
 
@@ -71,7 +77,6 @@ var (
 	_ KeyCommands     = (*commands.Service)(nil)
 	_ KeyUsage        = (*commands.KeyUsage)(nil)
 	_ ReadModel       = (*projections.Model)(nil)
-	_ Readiness       = (*projections.Runner)(nil)
 )
 
 // Deps are the server's collaborators.
@@ -168,7 +173,7 @@ func (s *Server) routes() {
 	a.Get("/health", s.health)
 	a.Get("/ready", s.ready)
 
-	v1 := a.Group("/api/v1")
+	v1 := a.Group("/api/v1", s.requireServing)
 	v1.Post("/auth/token", s.login)
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/revoke", s.revoke)
@@ -219,12 +224,22 @@ func (s *Server) health(c *fiber.Ctx) error {
 }
 
 func (s *Server) ready(c *fiber.Ctx) error {
-	if !s.deps.Readiness.Ready() {
+	if ok, why := s.deps.Readiness.Ready(); !ok {
 		var body errorBody
-		body.Error.Code, body.Error.Message = "UNAVAILABLE", "Read models are catching up with the event store"
+		body.Error.Code, body.Error.Message = "UNAVAILABLE", why
 		return c.Status(fiber.StatusServiceUnavailable).JSON(body)
 	}
 	return c.JSON(fiber.Map{"status": "ready", "applied_sequence": s.deps.Readiness.Applied()})
+}
+
+// requireServing answers 503 until the read models have caught up at start:
+// before that, a revoked token could still look valid.
+func (s *Server) requireServing(c *fiber.Ctx) error {
+	if !s.deps.Readiness.Serving() {
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return &Error{fiber.StatusServiceUnavailable, "UNAVAILABLE", "Read models are catching up with the event store; try again shortly"}
+	}
+	return c.Next()
 }
 
 // meta describes the request for the events it causes.

@@ -100,3 +100,14 @@ func (m *Model) AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) 
 	}
 	return KeyPrincipal{Key: k.state, Owner: owner.state}, Valid
 }
+
+// KeyBySecretHash finds the live key whose current secret hashes to secretHash.
+func (m *Model) KeyBySecretHash(secretHash string) (domain.APIKey, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.keyByHash[secretHash]
+	if !ok {
+		return domain.APIKey{}, false
+	}
+	return m.keys[id].state, true
+}

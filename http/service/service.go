@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -36,6 +37,7 @@ type Service struct {
 	Tokens   *authhttp.Tokens
 	KeyUsage *commands.KeyUsage
 
+	readiness  *readiness
 	cancel     context.CancelFunc
 	runnerDone chan struct{}
 	usageDone  chan struct{}
@@ -93,12 +95,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.KeyUsage = commands.NewKeyUsage(cfg.KeyUsageInterval)
+	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
 	s.HTTP = authhttp.New(authhttp.Config{
 		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
 		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(),
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
-		Model: s.Model, Readiness: s.Runner, Tokens: s.Tokens, Log: log,
+		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -143,7 +146,30 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 			fmt.Fprintf(out, "\nInfracast Auth: created platform admin %q with password:\n\n    %s\n\nThis is shown once. Change it with POST /api/v1/users/{id}/password.\n\n", s.cfg.BootstrapAdmin, password)
 		}
 	}
+	s.readiness.bootstrapped.Store(true)
 	return nil
+}
+
+// readiness combines the projections' catch-up, the first start's bootstrap
+// and the connection to NATS.
+type readiness struct {
+	runner       *projections.Runner
+	nc           *nats.Conn
+	bootstrapped atomic.Bool
+}
+
+func (r *readiness) Serving() bool { return r.bootstrapped.Load() && r.runner.Ready() }
+
+func (r *readiness) Applied() uint64 { return r.runner.Applied() }
+
+func (r *readiness) Ready() (bool, string) {
+	switch {
+	case !r.Serving():
+		return false, "Read models are catching up with the event store"
+	case !r.nc.IsConnected():
+		return false, "Event store unreachable: serving reads from the read models, refusing writes"
+	}
+	return true, ""
 }
 
 // Serve accepts HTTP connections on ln until Shutdown.
