@@ -75,11 +75,14 @@ type (
 		CreatedAt   time.Time    `json:"created_at"`
 		ExpiresAt   *time.Time   `json:"expires_at,omitempty"`
 	}
-	// APIKeyRotated: the key has a new secret; the old one stops.
+	// APIKeyRotated: the key has a new secret; the old one stops. Whoever
+	// rotated it holds the new secret and becomes its owner (OwnerID), so the
+	// key is capped by, and stops with, that user.
 	APIKeyRotated struct {
 		KeyID      string    `json:"key_id"`
 		SecretHash string    `json:"secret_hash"`
 		RotatedAt  time.Time `json:"rotated_at"`
+		OwnerID    string    `json:"owner_id,omitempty"`
 	}
 	// APIKeyRevoked: the key stops everywhere.
 	APIKeyRevoked struct {
@@ -124,10 +127,14 @@ type (
 		// (AllTenants: platform-wide).
 		CallerPermissions func(tenant string) PermissionSet
 	}
-	// RotateAPIKey gives the key a new secret.
+	// RotateAPIKey gives the key a new secret, held by OwnerID from now on.
+	// CallerPermissions is what that user holds per tenant: the key may not
+	// exceed it (AllTenants: platform-wide).
 	RotateAPIKey struct {
-		SecretHash string
-		Now        time.Time
+		SecretHash        string
+		Now               time.Time
+		OwnerID           string
+		CallerPermissions func(tenant string) PermissionSet
 	}
 	// RevokeAPIKey stops the key.
 	RevokeAPIKey struct{ Reason string }
@@ -184,7 +191,15 @@ func DecideAPIKey(k APIKey, cmd any) ([]Event, error) {
 		if c.SecretHash == "" || c.SecretHash == k.SecretHash {
 			return nil, Invalid("key", "rotation needs a new secret")
 		}
-		return []Event{APIKeyRotated{KeyID: k.ID, SecretHash: c.SecretHash, RotatedAt: c.Now.UTC()}}, nil
+		if c.OwnerID == "" {
+			return nil, Invalid("owner", "rotation needs the user who will hold the new secret")
+		}
+		for _, t := range k.Tenants {
+			if c.CallerPermissions == nil || !c.CallerPermissions(t).Covers(k.Permissions) {
+				return nil, ErrForbidden
+			}
+		}
+		return []Event{APIKeyRotated{KeyID: k.ID, SecretHash: c.SecretHash, RotatedAt: c.Now.UTC(), OwnerID: c.OwnerID}}, nil
 	case RevokeAPIKey:
 		if k.Revoked {
 			return nil, nil
@@ -286,6 +301,9 @@ func EvolveAPIKey(k APIKey, e Event) APIKey {
 	case APIKeyRotated:
 		k.SecretHash = ev.SecretHash
 		k.RotatedAt = ev.RotatedAt
+		if ev.OwnerID != "" {
+			k.OwnerID = ev.OwnerID
+		}
 	case APIKeyRevoked:
 		k.Revoked = true
 	case APIKeyUsed:

@@ -79,9 +79,10 @@ type UserLoginSucceeded struct {
 // whose ID is a hash of the name: a name as typed is never recorded, since
 // people sometimes type their password into it.
 type UserLoginFailed struct {
-	UserID   string `json:"user_id,omitempty"`
-	Username string `json:"username,omitempty"`
-	Reason   string `json:"reason"`
+	UserID   string    `json:"user_id,omitempty"`
+	Username string    `json:"username,omitempty"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
 }
 
 // SessionStarted: a login created a session (a refresh-token family). Only the
@@ -181,23 +182,27 @@ func EventTypes() []string {
 }
 
 var eventFactories = map[string]func() Event{
-	TypeUserCreated:          func() Event { return &UserCreated{} },
-	TypeUsernameReserved:     func() Event { return &UsernameReserved{} },
-	TypeUserRoleGranted:      func() Event { return &UserRoleGranted{} },
-	TypeUserRoleRevoked:      func() Event { return &UserRoleRevoked{} },
-	TypeUserDeactivated:      func() Event { return &UserDeactivated{} },
-	TypeUserPasswordChanged:  func() Event { return &UserPasswordChanged{} },
-	TypeUserLoginSucceeded:   func() Event { return &UserLoginSucceeded{} },
-	TypeUserLoginFailed:      func() Event { return &UserLoginFailed{} },
-	TypeSessionStarted:       func() Event { return &SessionStarted{} },
-	TypeSessionRefreshed:     func() Event { return &SessionRefreshed{} },
-	TypeSessionRefreshReused: func() Event { return &SessionRefreshReused{} },
-	TypeSessionRevoked:       func() Event { return &SessionRevoked{} },
-	TypeSessionTokenRevoked:  func() Event { return &SessionTokenRevoked{} },
-	TypeAPIKeyCreated:        func() Event { return &APIKeyCreated{} },
-	TypeAPIKeyRotated:        func() Event { return &APIKeyRotated{} },
-	TypeAPIKeyRevoked:        func() Event { return &APIKeyRevoked{} },
-	TypeAPIKeyUsed:           func() Event { return &APIKeyUsed{} },
+	TypeUserCreated:           func() Event { return &UserCreated{} },
+	TypeUsernameReserved:      func() Event { return &UsernameReserved{} },
+	TypeUserRoleGranted:       func() Event { return &UserRoleGranted{} },
+	TypeUserRoleRevoked:       func() Event { return &UserRoleRevoked{} },
+	TypeUserDeactivated:       func() Event { return &UserDeactivated{} },
+	TypeUserPasswordChanged:   func() Event { return &UserPasswordChanged{} },
+	TypeUserLoginSucceeded:    func() Event { return &UserLoginSucceeded{} },
+	TypeUserLoginFailed:       func() Event { return &UserLoginFailed{} },
+	TypeSessionStarted:        func() Event { return &SessionStarted{} },
+	TypeSessionRefreshed:      func() Event { return &SessionRefreshed{} },
+	TypeSessionRefreshReused:  func() Event { return &SessionRefreshReused{} },
+	TypeSessionRevoked:        func() Event { return &SessionRevoked{} },
+	TypeSessionTokenRevoked:   func() Event { return &SessionTokenRevoked{} },
+	TypeAPIKeyCreated:         func() Event { return &APIKeyCreated{} },
+	TypeAPIKeyRotated:         func() Event { return &APIKeyRotated{} },
+	TypeAPIKeyRevoked:         func() Event { return &APIKeyRevoked{} },
+	TypeAPIKeyUsed:            func() Event { return &APIKeyUsed{} },
+	TypeSSOProviderConfigured: func() Event { return &SSOProviderConfigured{} },
+	TypeSSOProviderDeleted:    func() Event { return &SSOProviderDeleted{} },
+	TypeSSOIdentityLinked:     func() Event { return &SSOIdentityLinked{} },
+	TypeSSOAssertionConsumed:  func() Event { return &SSOAssertionConsumed{} },
 }
 
 // Deref returns the event value behind a pointer produced by NewEvent, so that
@@ -237,6 +242,14 @@ func Deref(e Event) Event {
 	case *APIKeyRevoked:
 		return *v
 	case *APIKeyUsed:
+		return *v
+	case *SSOProviderConfigured:
+		return *v
+	case *SSOProviderDeleted:
+		return *v
+	case *SSOIdentityLinked:
+		return *v
+	case *SSOAssertionConsumed:
 		return *v
 	}
 	return e

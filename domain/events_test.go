@@ -27,7 +27,7 @@ func sampleEvents() []Event {
 		UserDeactivated{UserID: "u-1", Reason: "left the company"},
 		UserPasswordChanged{UserID: "u-1", PasswordHashSealed: "sealed:v1:123", KeptSessionID: "s-1"},
 		UserLoginSucceeded{UserID: "u-1", SessionID: "s-1", Method: "password"},
-		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password"},
+		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password", At: later},
 		SessionStarted{
 			SessionID: "s-1", UserID: "u-1", Tenant: "acme", RefreshTokenHash: "sha256:aa",
 			Method: "sso", StartedAt: at, ExpiresAt: later,
@@ -41,9 +41,20 @@ func sampleEvents() []Event {
 			Permissions: []Permission{NodesRead}, AllowedIPs: []string{"10.0.0.0/8"},
 			SecretHash: "sha256:cc", CreatedAt: at, ExpiresAt: &later,
 		},
-		APIKeyRotated{KeyID: "key-1", SecretHash: "sha256:dd", RotatedAt: later},
+		APIKeyRotated{KeyID: "key-1", SecretHash: "sha256:dd", RotatedAt: later, OwnerID: "u-2"},
 		APIKeyRevoked{KeyID: "key-1", Reason: "leaked"},
 		APIKeyUsed{KeyID: "key-1", UsedAt: later},
+		SSOProviderConfigured{
+			Provider: "okta", Type: SSOOkta, Issuer: "https://acme.okta.com", IssuerOverride: true,
+			Domain: "acme.okta.com", TenantID: "t-1", AllowedTenants: []string{"t-1"}, ClientID: "c-1",
+			ClientSecretSealed: "aesgcm1:xx", EntityID: "https://idp", SSOURL: "https://idp/sso",
+			Certificate: "-----BEGIN CERTIFICATE-----", GroupsClaim: "groups",
+			RoleMappings: []RoleMapping{{Group: "ops", Tenant: "acme", Role: RoleAdmin}}, LinkByEmail: true,
+			ConfiguredAt: at,
+		},
+		SSOProviderDeleted{Provider: "okta"},
+		SSOIdentityLinked{Provider: "okta", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},
+		SSOAssertionConsumed{Provider: "saml", AssertionID: "id-1", ExpiresAt: later},
 	}
 }
 
@@ -117,8 +128,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 17 {
-		t.Errorf("%d event types, want 17", len(seen))
+	if len(seen) != 21 {
+		t.Errorf("%d event types, want 21", len(seen))
 	}
 }
 
@@ -150,8 +161,8 @@ func TestEventJSONFieldNames(t *testing.T) {
 			`{"session_id":"s-1","token_id":"t-1"}`,
 		},
 		{
-			UserLoginFailed{Username: "ghost", Reason: "unknown_user"},
-			`{"username":"ghost","reason":"unknown_user"}`,
+			UserLoginFailed{Reason: "invalid_credentials", At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+			`{"reason":"invalid_credentials","at":"2026-01-01T00:00:00Z"}`,
 		},
 	}
 	for _, tc := range tests {

@@ -18,7 +18,11 @@ type User struct {
 	Tenants            map[string]Role
 	Active             bool
 	CreatedAt          time.Time
-	Version            uint64 // events applied
+	// FailedLogins counts consecutive failed logins (reset by a success);
+	// LastFailedLoginAt is the time of the last one. They drive LoginThrottle.
+	FailedLogins      int
+	LastFailedLoginAt time.Time
+	Version           uint64 // events applied
 }
 
 // Exists reports whether the user has been created.
@@ -61,15 +65,21 @@ type (
 		PasswordHashSealed string
 		KeepSessionID      string
 	}
-	// RecordLogin records a successful login that started SessionID.
+	// RecordLogin records a successful login that started SessionID, unless
+	// the throttle locks the account at Now.
 	RecordLogin struct {
 		SessionID string
 		Method    string
+		Now       time.Time
+		Throttle  LoginThrottle
 	}
-	// RecordLoginFailure records a refused login.
+	// RecordLoginFailure records a refused login, unless the throttle already
+	// locks the account at Now (then nothing is recorded).
 	RecordLoginFailure struct {
 		Username string
 		Reason   string
+		Now      time.Time
+		Throttle LoginThrottle
 	}
 )
 
@@ -126,12 +136,18 @@ func DecideUser(u User, cmd any) ([]Event, error) {
 		}
 		return []Event{UserPasswordChanged{UserID: u.ID, PasswordHashSealed: c.PasswordHashSealed, KeptSessionID: c.KeepSessionID}}, nil
 	case RecordLogin:
+		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
+			return nil, err
+		}
 		if !u.Active {
 			return nil, ErrUserInactive
 		}
 		return []Event{UserLoginSucceeded{UserID: u.ID, SessionID: c.SessionID, Method: c.Method}}, nil
 	case RecordLoginFailure:
-		return []Event{UserLoginFailed{UserID: u.ID, Username: u.Username, Reason: c.Reason}}, nil
+		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
+			return nil, err
+		}
+		return []Event{UserLoginFailed{UserID: u.ID, Username: u.Username, Reason: c.Reason, At: c.Now.UTC()}}, nil
 	}
 	return nil, Invalid("command", "unknown user command %T", cmd)
 }
@@ -213,7 +229,11 @@ func EvolveUser(u User, e Event) User {
 		u.Active = false
 	case UserPasswordChanged:
 		u.PasswordHashSealed = ev.PasswordHashSealed
-	case UserLoginSucceeded, UserLoginFailed:
+	case UserLoginSucceeded:
+		u.FailedLogins = 0
+	case UserLoginFailed:
+		u.FailedLogins++
+		u.LastFailedLoginAt = ev.At
 	default:
 		return u
 	}

@@ -456,13 +456,14 @@ func TestEvolveUser(t *testing.T) {
 				UserRoleRevoked{UserID: uid, Tenant: "acme"},
 				UserPasswordChanged{UserID: uid, PasswordHashSealed: "sealed:new"},
 				UserLoginSucceeded{UserID: uid, SessionID: "s-1", Method: "password"},
-				UserLoginFailed{UserID: uid, Username: username, Reason: "bad_password"},
+				UserLoginFailed{UserID: uid, Username: username, Reason: "bad_password", At: t0.Add(time.Minute)},
 				UserDeactivated{UserID: uid},
 			),
 			want: User{
 				ID: uid, Username: username, Email: email, PasswordHashSealed: "sealed:new",
 				Roles: []GlobalRole{}, Tenants: map[string]Role{"globex": RoleAdmin},
 				Active: false, CreatedAt: t0, Version: 8,
+				FailedLogins: 1, LastFailedLoginAt: t0.Add(time.Minute),
 			},
 		},
 		{

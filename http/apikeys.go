@@ -249,7 +249,13 @@ func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	k, secret, err := s.deps.Keys.RotateAPIKey(ctx, s.meta(c), k.ID, s.cfg.KeyEnv)
+	cl := caller(c)
+	if !cl.IsUser() {
+		return errForbidden // the new secret needs a user to own it
+	}
+	k, secret, err := s.deps.Keys.RotateAPIKey(ctx, s.meta(c), commands.RotateInput{
+		KeyID: k.ID, Env: s.cfg.KeyEnv, OwnerID: cl.User.ID, CallerPermissions: cl.keyPermissionsOf,
+	})
 	if err != nil {
 		return err
 	}

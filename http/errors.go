@@ -3,7 +3,9 @@ package http
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -29,6 +31,10 @@ var (
 	errNotFound     = &Error{http.StatusNotFound, "NOT_FOUND", "Resource not found"}
 	errInternal     = &Error{http.StatusInternalServerError, "INTERNAL", "Internal server error"}
 	errUnavailable  = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Service temporarily unavailable; nothing was changed"}
+	// The gateway's: the upstream refused, failed or broke the exchange; or
+	// stayed silent for longer than the upstream timeout.
+	errBadGateway     = &Error{http.StatusBadGateway, "BAD_GATEWAY", "Upstream unavailable"}
+	errGatewayTimeout = &Error{http.StatusGatewayTimeout, "GATEWAY_TIMEOUT", "Upstream timed out"}
 )
 
 func validation(msg string) *Error {
@@ -74,6 +80,8 @@ func toAPIError(err error) (*Error, bool) {
 		return &Error{http.StatusConflict, "CONFLICT", "Resource already exists"}, false
 	case errors.Is(err, commands.ErrTooManyConflicts):
 		return &Error{http.StatusConflict, "CONFLICT", "Concurrent modification; try again"}, false
+	case errors.Is(err, domain.ErrThrottled):
+		return &Error{http.StatusTooManyRequests, "RATE_LIMITED", "Too many failed login attempts; try again later"}, false
 	case errors.Is(err, domain.ErrNotFound):
 		return errNotFound, false
 	case errors.Is(err, domain.ErrForbidden):
@@ -93,6 +101,11 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	rid, _ := c.Locals(localRequestID).(string)
 	if logIt {
 		s.log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	var te *domain.ThrottledError
+	if errors.As(err, &te) {
+		secs := int(math.Ceil(te.Until.Sub(s.cfg.Now()).Seconds()))
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(secs, 1)))
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = apiErr.Code, apiErr.Message

@@ -70,9 +70,14 @@ func (c *Caller) Subject() string {
 func (s *Server) authenticate(c *fiber.Ctx) error {
 	raw, ok := bearer(c)
 	if !ok {
-		return errUnauthorized
-	}
-	if domain.LooksLikeAPIKey(raw) {
+		// A browser session: the access token in the HttpOnly cookie, and
+		// the CSRF check for requests that change state (sso.go).
+		tok, err := s.cookieToken(c)
+		if err != nil {
+			return err
+		}
+		raw = tok
+	} else if domain.LooksLikeAPIKey(raw) {
 		return s.authenticateKey(c, raw)
 	}
 	claims, err := s.tokens.Verify(raw)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ type SessionCommands interface {
 type KeyCommands interface {
 	CreateAPIKey(ctx context.Context, meta events.Meta, in commands.CreateAPIKeyInput) (domain.APIKey, string, error)
 	ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd any) (domain.APIKey, error)
-	RotateAPIKey(ctx context.Context, meta events.Meta, keyID, env string) (domain.APIKey, string, error)
+	RotateAPIKey(ctx context.Context, meta events.Meta, in commands.RotateInput) (domain.APIKey, string, error)
 }
 
 // KeyUsage records that a key was used, off the request path.
@@ -90,6 +91,9 @@ type Deps struct {
 	Readiness Readiness
 	Tokens    *Tokens
 	Log       *slog.Logger
+	// SSO and SSOModel serve single sign-on (sso*.go); nil: no SSO.
+	SSO      SSOCommands
+	SSOModel SSOReadModel
 }
 
 // Config tunes the HTTP edge.
@@ -106,6 +110,15 @@ type Config struct {
 	// KeyEnv is the environment of the API keys this deployment issues and
 	// accepts: "live" in production, "test" elsewhere.
 	KeyEnv string
+	// RoutePolicy decides which permission each tenant route needs
+	// (nil: domain.DefaultPolicy()).
+	RoutePolicy *domain.Policy
+	// Upstream, when set, receives every authorized /api/v1/tenants/{tenant}/**
+	// request (see gateway.go); UpstreamTimeout (default 30 s) bounds its silences.
+	Upstream        *url.URL
+	UpstreamTimeout time.Duration
+	// SSO tunes single sign-on and browser (cookie) sessions (sso.go).
+	SSO SSOConfig
 }
 
 // Server is the HTTP API.
@@ -115,6 +128,9 @@ type Server struct {
 	cfg    Config
 	log    *slog.Logger
 	tokens *Tokens
+	policy domain.Policy
+	gw     *gateway // nil without an upstream
+	oidc   oidcProviders
 }
 
 const (
@@ -149,7 +165,13 @@ func New(cfg Config, deps Deps) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens}
+	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens, policy: domain.DefaultPolicy()}
+	if cfg.RoutePolicy != nil {
+		s.policy = *cfg.RoutePolicy
+	}
+	if cfg.Upstream != nil {
+		s.gw = newGateway(cfg.Upstream, cfg.UpstreamTimeout)
+	}
 	s.app = fiber.New(fiber.Config{
 		AppName:               "infracast-auth",
 		BodyLimit:             cfg.BodyLimit,
@@ -172,9 +194,10 @@ func (s *Server) routes() {
 	a.Use(s.recoverPanics, s.requestID)
 	a.Get("/health", s.health)
 	a.Get("/ready", s.ready)
+	a.Get("/login", s.requireServing, s.loginPage)
 
 	v1 := a.Group("/api/v1", s.requireServing)
-	v1.Post("/auth/token", s.login)
+	v1.Post("/auth/token", s.browserSession, s.login)
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/revoke", s.revoke)
 
@@ -184,6 +207,7 @@ func (s *Server) routes() {
 	v1.Post("/auth/logout", auth, s.logout)
 	v1.Get("/auth/me", auth, s.me)
 	v1.Get("/auth/verify", auth, s.verify)
+	v1.All("/auth/verify/*", auth, s.verifyEnvoy)
 
 	v1.Post("/users", auth, s.createUser)
 	v1.Get("/users", auth, s.listUsers)
@@ -200,6 +224,16 @@ func (s *Server) routes() {
 	v1.Post("/api-keys/:id/rotate", auth, s.rotateAPIKey)
 
 	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
+
+	v1.Get("/auth/sso/saml/metadata", s.samlMetadata)
+	v1.Get("/auth/sso/saml/login", s.samlLoginStart)
+	v1.Post("/auth/sso/saml/acs", s.samlACS)
+	v1.Get("/auth/sso/:provider/login", s.ssoLoginStart)
+	v1.Get("/auth/sso/:provider/callback", s.ssoCallback)
+	v1.Get("/admin/sso", auth, s.listSSO)
+	v1.Post("/admin/sso/:type", auth, s.configureSSO)
+	v1.Get("/admin/sso/:provider", auth, s.getSSO)
+	v1.Delete("/admin/sso/:provider", auth, s.deleteSSO)
 }
 
 func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {

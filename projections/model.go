@@ -11,15 +11,21 @@ import (
 
 // Model holds the read models in memory. The zero value is not usable; use NewModel.
 type Model struct {
+	// AddressWindow: failed logins from one client address count as
+	// consecutive while they come less than this apart (set before use).
+	AddressWindow time.Duration
+
 	mu            sync.RWMutex
 	users         map[string]*userEntry
 	byName        map[string]string // normalized username -> user ID
 	sessions      map[string]*sessionEntry
 	byRefresh     map[string]string // refresh-token hash (current and spent) -> session ID
 	revokedTokens map[string]time.Time
-	logins        map[string]loginEntry // "login" aggregate ID -> its last sequence and event count
+	logins        map[string]loginEntry   // "login" aggregate ID -> failed logins on an unknown name
+	addrFailures  map[string]addrFailures // client address -> consecutive failed logins
 	keys          map[string]*keyEntry
 	keyByHash     map[string]string // SHA-256 of the current secret -> key ID
+	sso           ssoModel          // SSO providers and linked identities (sso.go)
 	applied       uint64
 	skipped       uint64
 }
@@ -42,12 +48,14 @@ type sessionEntry struct {
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{
+		AddressWindow: 15 * time.Minute,
 		users:         make(map[string]*userEntry),
 		byName:        make(map[string]string),
 		sessions:      make(map[string]*sessionEntry),
 		byRefresh:     make(map[string]string),
 		revokedTokens: make(map[string]time.Time),
 		logins:        make(map[string]loginEntry),
+		addrFailures:  make(map[string]addrFailures),
 		keys:          make(map[string]*keyEntry),
 		keyByHash:     make(map[string]string),
 	}
@@ -69,13 +77,18 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		m.users[e.UserID] = u
 		m.byName[domain.NormalizeUsername(e.Username)] = e.UserID
 	case domain.UserLoginFailed:
+		m.countAddrFailure(env.Request.IP, e.At)
 		if e.UserID == "" {
 			l := m.logins[env.AggregateID]
-			m.logins[env.AggregateID] = loginEntry{seq: seq, version: l.version + 1}
+			m.logins[env.AggregateID] = loginEntry{seq: seq, state: domain.EvolveLoginAttempts(l.state, e)}
 			return
 		}
 		m.evolveUser(e.UserID, seq, e)
-	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated, domain.UserLoginSucceeded:
+	case domain.UserLoginSucceeded:
+		// A success does not reset the address's count: a sprayer holding one
+		// valid account could otherwise reset it at will.
+		m.evolveUser(env.AggregateID, seq, e)
+	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated:
 		m.evolveUser(env.AggregateID, seq, e)
 	case domain.UserPasswordChanged:
 		if u := m.evolveUser(e.UserID, seq, e); u != nil {
@@ -95,6 +108,8 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		m.evolveSession(env.AggregateID, seq, e)
 	case domain.APIKeyCreated, domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
 		m.applyKey(env.AggregateID, seq, e)
+	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOAssertionConsumed:
+		m.applySSO(env.AggregateID, seq, e)
 	}
 }
 
@@ -195,15 +210,45 @@ func (m *Model) SessionByRefreshHash(hash string) (string, bool) {
 	return id, ok
 }
 
-type loginEntry struct{ seq, version uint64 }
+type loginEntry struct {
+	seq   uint64
+	state domain.LoginAttempts
+}
 
-// Login returns the last stream sequence and the number of events of a
-// "login" aggregate (failed logins for a name that matches no user).
-func (m *Model) Login(id string) (seq, version uint64) {
+// Login returns the state and last stream sequence of a "login" aggregate
+// (failed logins for a name that matches no user).
+func (m *Model) Login(id string) (domain.LoginAttempts, uint64) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	l := m.logins[id]
-	return l.seq, l.version
+	return l.state, l.seq
+}
+
+// addrFailures counts consecutive failed logins from one client address, across
+// accounts (password spraying). It is eventually consistent across replicas.
+type addrFailures struct {
+	count int
+	last  time.Time
+}
+
+func (m *Model) countAddrFailure(addr string, at time.Time) {
+	if addr == "" {
+		return
+	}
+	f := m.addrFailures[addr]
+	if f.last.IsZero() || at.Sub(f.last) >= m.AddressWindow {
+		f.count = 0 // a quiet window starts the count afresh
+	}
+	m.addrFailures[addr] = addrFailures{count: f.count + 1, last: at}
+}
+
+// AddressFailures returns the consecutive failed logins from a client address
+// and the time of the last one.
+func (m *Model) AddressFailures(addr string) (int, time.Time) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	f := m.addrFailures[addr]
+	return f.count, f.last
 }
 
 // Principal is what the request path needs to know about a token's holder.

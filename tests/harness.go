@@ -67,6 +67,16 @@ func WithDataDir(dir string) Option { return func(c *service.Config) { c.DataDir
 // WithRotation switches refresh-token rotation on.
 func WithRotation() Option { return func(c *service.Config) { c.RefreshRotation = true } }
 
+// WithBootstrapPassword sets the bootstrap admin's password (the service
+// requires at least 8 characters).
+func WithBootstrapPassword(pw string) Option {
+	return func(c *service.Config) { c.BootstrapPassword = pw }
+}
+
+// WithListen makes the instance listen on addr instead of 127.0.0.1:0
+// (for example "[::1]:0" to be reached over IPv6 loopback).
+func WithListen(addr string) Option { return func(c *service.Config) { c.Listen = addr } }
+
 // WithClock shares a clock between instances.
 func WithClock(cl *Clock) Option { return func(c *service.Config) { c.Now = cl.Now } }
 
@@ -88,7 +98,7 @@ func Start(t testing.TB, opts ...Option) *Instance {
 	if err != nil {
 		t.Fatalf("start service: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +119,9 @@ func (in *Instance) Stop() {
 		return
 	}
 	in.stopped = true
+	// The client may hold a connection it dialed but never sent a request on;
+	// the server's graceful shutdown would wait for it until its deadline.
+	client.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := in.Svc.Shutdown(ctx); err != nil {

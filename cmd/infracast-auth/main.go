@@ -119,6 +119,12 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	environment := str("environment", cfg.Environment, "deployment environment; production issues ic_live_ keys, anything else ic_test_")
 	trusted := str("trusted-proxies", "", "addresses/CIDR ranges of proxies whose X-Forwarded-For is believed, comma-separated")
 	keyUsage := str("key-usage-interval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often")
+	upstreamURL := str("upstream-url", "", "gateway: proxy authorized /api/v1/tenants/{tenant}/** requests to this http(s) URL")
+	upstreamTimeout := str("upstream-timeout", cfg.UpstreamTimeout.String(), "gateway: how long the upstream may stay silent")
+	routePolicy := str("route-policy-file", "", "JSON route policy (default: the contract's table)")
+	maxFailures := str("login-max-failures", strconv.Itoa(cfg.LoginMaxFailures), "consecutive failed logins that lock an account (0: never)")
+	maxAddrFailures := str("login-max-failures-per-address", strconv.Itoa(cfg.LoginMaxFailuresPerAddress), "consecutive failed logins that lock a client address (0: never)")
+	lockout := str("login-lockout", cfg.LoginLockout.String(), "how long a lockout lasts after the last failed login")
 	logLevel := str("log-level", "info", "debug, info, warn or error")
 	logFormat := str("log-format", "json", "json or text")
 	if err := fs.Parse(args); err != nil {
@@ -156,7 +162,12 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	cfg.Hash.Parallelism = uint8(num("argon2-parallelism", *argonPar))
 	cfg.BodyLimit = num("body-limit", *bodyLimit)
 	cfg.Environment = *environment
+	cfg.LoginMaxFailures = num("login-max-failures", *maxFailures)
+	cfg.LoginMaxFailuresPerAddress = num("login-max-failures-per-address", *maxAddrFailures)
+	cfg.LoginLockout = dur("login-lockout", *lockout)
 	cfg.KeyUsageInterval = dur("key-usage-interval", *keyUsage)
+	cfg.UpstreamURL, cfg.RoutePolicyFile = *upstreamURL, *routePolicy
+	cfg.UpstreamTimeout = dur("upstream-timeout", *upstreamTimeout)
 	for _, s := range splitList(*trusted) {
 		p, err := domain.ParseIPRange(s)
 		if err != nil {

@@ -85,10 +85,18 @@ func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID str
 	return out, err
 }
 
+// RotateInput names who rotates a key: they hold the new secret and own the key.
+type RotateInput struct {
+	KeyID, Env, OwnerID string
+	CallerPermissions   func(tenant string) domain.PermissionSet
+}
+
 // RotateAPIKey gives a key a new secret (returned once); the old one stops.
-func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, keyID, env string) (domain.APIKey, string, error) {
-	secret := NewAPIKeySecret(env)
-	k, err := s.ExecuteAPIKey(ctx, meta, keyID, domain.RotateAPIKey{SecretHash: HashToken(secret), Now: s.cfg.Now()})
+func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, in RotateInput) (domain.APIKey, string, error) {
+	secret := NewAPIKeySecret(in.Env)
+	k, err := s.ExecuteAPIKey(ctx, meta, in.KeyID, domain.RotateAPIKey{
+		SecretHash: HashToken(secret), Now: s.cfg.Now(), OwnerID: in.OwnerID, CallerPermissions: in.CallerPermissions,
+	})
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}
@@ -125,6 +133,11 @@ func (u *KeyUsage) Flush(ctx context.Context, s *Service) {
 	u.mu.Lock()
 	batch := u.pending
 	u.pending = map[string]time.Time{}
+	for id, t := range u.recorded {
+		if len(batch) > 0 && t.Before(latest(batch).Add(-u.interval)) {
+			delete(u.recorded, id) // old enough that Touch records it again anyway
+		}
+	}
 	for id, t := range batch {
 		u.recorded[id] = t
 	}
@@ -132,6 +145,16 @@ func (u *KeyUsage) Flush(ctx context.Context, s *Service) {
 	for id, t := range batch {
 		_, _ = s.ExecuteAPIKey(ctx, events.Meta{Actor: events.System}, id, domain.RecordAPIKeyUse{UsedAt: t})
 	}
+}
+
+func latest(m map[string]time.Time) time.Time {
+	var t time.Time
+	for _, v := range m {
+		if v.After(t) {
+			t = v
+		}
+	}
+	return t
 }
 
 // Run flushes every interval/4 until ctx ends, and once more at the end.

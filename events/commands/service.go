@@ -42,6 +42,10 @@ type Config struct {
 	RefreshRotation bool          // rotate refresh tokens and detect reuse
 	Now             func() time.Time
 	MaxAttempts     int // decide-append attempts on conflicts, default 25
+	// Throttle locks an account (or an unknown name) after consecutive
+	// failed logins; AddressThrottle a client address, across accounts.
+	Throttle        domain.LoginThrottle
+	AddressThrottle domain.LoginThrottle
 }
 
 // Service executes commands.
@@ -280,7 +284,13 @@ type LoginResult struct {
 // passwords fail alike (ErrInvalidCredentials) and cost the same: both verify an
 // argon2id hash and append one login_failed event.
 func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (LoginResult, error) {
+	now := s.cfg.Now()
 	u, _, found := s.model.UserByName(in.Username)
+	// Cheap refusals first, so that an attack costs no argon2id: the account
+	// (or unknown name) is locked, or the client address is.
+	if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
+		return LoginResult{}, err
+	}
 	hash := ""
 	if found {
 		h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
@@ -295,30 +305,58 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		if ok {
 			reason = "user_inactive"
 		}
-		if err := s.recordLoginFailure(ctx, meta, u, found, in.Username, reason); err != nil {
+		if err := s.recordLoginFailure(ctx, meta, u, found, in.Username, reason, now); err != nil {
 			return LoginResult{}, err
 		}
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
-	if in.Tenant != "" && !u.PermissionsIn(in.Tenant).Has(domain.NodesRead) && u.PermissionsIn(in.Tenant) == 0 {
+	if in.Tenant != "" && u.PermissionsIn(in.Tenant) == 0 {
 		return LoginResult{}, domain.ErrForbidden
 	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password")
 }
 
-func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u domain.User, found bool, username, reason string) error {
+// throttled refuses a login early when the read model already shows a lockout.
+// The decisive check is repeated inside each append's decision (Decide under
+// optimistic concurrency), so parallel attempts cannot slip past it.
+func (s *Service) throttled(u domain.User, found bool, username, addr string, now time.Time) error {
 	if found {
-		_, err := s.ExecuteUser(ctx, meta, u.ID, domain.RecordLoginFailure{Username: username, Reason: reason})
+		if err := s.cfg.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, now); err != nil {
+			return err
+		}
+	} else {
+		a, _ := s.model.Login(usernameKey(username))
+		if err := s.cfg.Throttle.Check(a.Failures, a.LastFailedAt, now); err != nil {
+			return err
+		}
+	}
+	if addr != "" {
+		n, last := s.model.AddressFailures(addr)
+		return s.cfg.AddressThrottle.Check(n, last, now)
+	}
+	return nil
+}
+
+// recordLoginFailure appends the failure, unless by now the account is locked,
+// in which case the answer is the lockout.
+func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u domain.User, found bool, username, reason string, now time.Time) error {
+	if found {
+		_, err := s.ExecuteUser(ctx, meta, u.ID, domain.RecordLoginFailure{
+			Username: username, Reason: reason, Now: now, Throttle: s.cfg.Throttle,
+		})
 		return err
 	}
 	// The name matches no user: it is recorded only as the aggregate ID (a
 	// hash), never as typed, since people sometimes type a password there.
 	id := usernameKey(username)
 	return s.retry(ctx, events.Subject(domain.AggregateLogin, id), func(commandID string) error {
-		seq, version := s.model.Login(id)
-		_, err := s.appendEvents(ctx, meta, commandID, []pending{{
-			aggregate: domain.AggregateLogin, id: id, expect: seq, version: version,
-			event: domain.UserLoginFailed{Reason: reason},
+		a, seq := s.model.Login(id)
+		evs, err := domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)
+		if err != nil {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, commandID, []pending{{
+			aggregate: domain.AggregateLogin, id: id, expect: seq, version: a.Version, event: evs[0],
 		}})
 		return err
 	})
@@ -343,7 +381,11 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 		if !ok {
 			return domain.ErrNotFound
 		}
-		userEvs, err := domain.DecideUser(u, domain.RecordLogin{SessionID: start.SessionID, Method: method})
+		record := domain.RecordLogin{SessionID: start.SessionID, Method: method, Now: now}
+		if method == "password" {
+			record.Throttle = s.cfg.Throttle // the identity provider throttles its own logins
+		}
+		userEvs, err := domain.DecideUser(u, record)
 		if err != nil {
 			if errors.Is(err, domain.ErrUserInactive) {
 				return domain.ErrInvalidCredentials

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events/commands"
+	authhttp "github.com/infracast/auth/http"
 )
 
 // Config is everything the service needs, already parsed. cmd/ fills it from
@@ -55,6 +58,33 @@ type Config struct {
 	// KeyUsageInterval coalesces last_used_at: at most one event per key per interval.
 	KeyUsageInterval time.Duration
 
+	// UpstreamURL, when set, makes the service a gateway: authorized requests to
+	// /api/v1/tenants/{tenant}/** are proxied there with the identity headers.
+	UpstreamURL string
+	// UpstreamTimeout bounds how long the upstream may stay silent (connecting,
+	// before answering, between two reads of a body).
+	UpstreamTimeout time.Duration
+	// RoutePolicyFile is a JSON route policy (domain.ParsePolicy); the
+	// contract's default table when empty.
+	RoutePolicyFile string
+
+	// Brute-force protection: after LoginMaxFailures consecutive failed
+	// logins an account (or unknown name) is locked for LoginLockout; after
+	// LoginMaxFailuresPerAddress a client address is (0 disables either).
+	LoginMaxFailures           int
+	LoginMaxFailuresPerAddress int
+	LoginLockout               time.Duration
+
+	// Single sign-on (sso.go): PublicURL is the external origin that OIDC
+	// redirect URIs and the SAML entity ID are built from (from each request
+	// when empty: development only); SSOReturnToAllowlist the origins a login
+	// may redirect to; SAMLKeyFile/SAMLCertFile the SAML SP key pair (PEM),
+	// generated into DataDir on first use when empty.
+	PublicURL            string
+	SSOReturnToAllowlist []string
+	SAMLKeyFile          string
+	SAMLCertFile         string
+
 	// Now is the clock (tests inject one).
 	Now func() time.Time
 }
@@ -67,6 +97,7 @@ func Defaults() Config {
 		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour,
 		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
 		Environment: "production", KeyUsageInterval: time.Minute,
+		UpstreamTimeout: authhttp.DefaultUpstreamTimeout,
 	}
 }
 
@@ -139,10 +170,40 @@ func (c Config) Validate() error {
 	if c.KeyUsageInterval < time.Millisecond {
 		bad("INFRACAST_KEY_USAGE_INTERVAL %s: at least 1ms", c.KeyUsageInterval)
 	}
+	if c.LoginMaxFailures < 0 || c.LoginMaxFailuresPerAddress < 0 {
+		bad("INFRACAST_LOGIN_MAX_FAILURES / _PER_ADDRESS: must not be negative (0 disables)")
+	}
+	if (c.LoginMaxFailures > 0 || c.LoginMaxFailuresPerAddress > 0) && c.LoginLockout <= 0 {
+		bad("INFRACAST_LOGIN_LOCKOUT %s: must be positive", c.LoginLockout)
+	}
 	if c.BodyLimit < 1024 {
 		bad("INFRACAST_BODY_LIMIT %d: at least 1024 bytes", c.BodyLimit)
 	}
+	if c.UpstreamURL != "" {
+		if _, err := authhttp.ParseUpstreamURL(c.UpstreamURL); err != nil {
+			bad("INFRACAST_UPSTREAM_URL %q: %v", c.UpstreamURL, err)
+		}
+	}
+	if c.UpstreamTimeout < time.Millisecond {
+		bad("INFRACAST_UPSTREAM_TIMEOUT %s: at least 1ms", c.UpstreamTimeout)
+	}
+	if _, err := c.RoutePolicy(); err != nil {
+		bad("INFRACAST_ROUTE_POLICY_FILE %q: %v", c.RoutePolicyFile, err)
+	}
+	c.validateSSO(bad)
 	return errors.Join(errs...)
+}
+
+// RoutePolicy reads RoutePolicyFile, or returns the default policy without one.
+func (c Config) RoutePolicy() (domain.Policy, error) {
+	if c.RoutePolicyFile == "" {
+		return domain.DefaultPolicy(), nil
+	}
+	b, err := os.ReadFile(c.RoutePolicyFile)
+	if err != nil {
+		return domain.Policy{}, err
+	}
+	return domain.ParsePolicy(b)
 }
 
 // KeyEnv is the API key environment of the deployment.

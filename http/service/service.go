@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
 	authhttp "github.com/infracast/auth/http"
@@ -37,10 +39,11 @@ type Service struct {
 	Tokens   *authhttp.Tokens
 	KeyUsage *commands.KeyUsage
 
-	readiness  *readiness
-	cancel     context.CancelFunc
-	runnerDone chan struct{}
-	usageDone  chan struct{}
+	readiness   *readiness
+	cancel      context.CancelFunc
+	cancelUsage context.CancelFunc
+	runnerDone  chan struct{}
+	usageDone   chan struct{}
 }
 
 // Start connects to (or embeds) NATS, opens the stream, starts replaying the
@@ -72,6 +75,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	s.Store = st
 	s.Model = projections.NewModel()
+	s.Model.AddressWindow = cfg.LoginLockout
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	sealer, err := events.NewSealer(s.cfg.MasterKey)
 	if err != nil {
@@ -85,6 +89,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	s.Commands = commands.New(st, s.Runner, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
+		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
+		AddressThrottle: domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailuresPerAddress, LockoutFor: cfg.LoginLockout},
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
@@ -96,12 +102,33 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	s.KeyUsage = commands.NewKeyUsage(cfg.KeyUsageInterval)
 	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
+	policy, err := cfg.RoutePolicy()
+	if err != nil {
+		s.closeNATS()
+		return nil, fmt.Errorf("INFRACAST_ROUTE_POLICY_FILE: %w", err)
+	}
+	var upstream *url.URL
+	if cfg.UpstreamURL != "" {
+		if upstream, err = authhttp.ParseUpstreamURL(cfg.UpstreamURL); err != nil {
+			s.closeNATS()
+			return nil, fmt.Errorf("INFRACAST_UPSTREAM_URL: %w", err)
+		}
+		log.Info("gateway enabled", "upstream", upstream.Redacted(), "timeout", cfg.UpstreamTimeout.String())
+	}
+	sso, err := s.ssoConfig()
+	if err != nil {
+		s.closeNATS()
+		return nil, err
+	}
 	s.HTTP = authhttp.New(authhttp.Config{
 		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
 		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(),
+		RoutePolicy: &policy, Upstream: upstream, UpstreamTimeout: cfg.UpstreamTimeout,
+		SSO: sso,
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log,
+		SSO: s.Commands, SSOModel: s.Model,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -109,10 +136,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		defer close(s.runnerDone)
 		_ = s.Runner.Run(runCtx)
 	}()
+	usageCtx, cancelUsage := context.WithCancel(context.Background())
+	s.cancelUsage = cancelUsage
 	s.usageDone = make(chan struct{})
 	go func() {
 		defer close(s.usageDone)
-		s.KeyUsage.Run(runCtx, s.Commands)
+		s.KeyUsage.Run(usageCtx, s.Commands)
 	}()
 	return s, nil
 }
@@ -182,10 +211,16 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	if err := s.HTTP.App().ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	s.cancel()
-	for _, done := range []chan struct{}{s.usageDone, s.runnerDone} {
+	s.HTTP.CloseUpstream()
+	// The usage flusher's last append waits for the projection to apply it,
+	// so it stops first, then the projection runner.
+	for _, stop := range []struct {
+		cancel context.CancelFunc
+		done   chan struct{}
+	}{{s.cancelUsage, s.usageDone}, {s.cancel, s.runnerDone}} {
+		stop.cancel()
 		select {
-		case <-done:
+		case <-stop.done:
 		case <-ctx.Done():
 		}
 	}

@@ -1,0 +1,498 @@
+package domain
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net"
+	"net/mail"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Single sign-on aggregates.
+const (
+	// AggregateSSO: one identity provider's configuration; the ID is the
+	// provider's name ("okta", "azure", "saml" or a generic OIDC name).
+	AggregateSSO = "sso"
+	// AggregateSSOIdentity: the link of one (provider, subject) to a user; the
+	// ID is SSOIdentityKey. Appended with "subject must be new", so that an
+	// identity is linked to one user only, across replicas.
+	AggregateSSOIdentity = "sso_identity"
+	// AggregateSSOAssertion: a consumed SAML assertion; the ID is
+	// SSOAssertionKey. Appended with "subject must be new", so that a replayed
+	// assertion is refused by every replica.
+	AggregateSSOAssertion = "sso_assertion"
+)
+
+// SSOType is the kind of an identity provider.
+type SSOType string
+
+// Provider types.
+const (
+	SSOOkta  SSOType = "okta"
+	SSOAzure SSOType = "azure"
+	SSOOIDC  SSOType = "oidc"
+	SSOSAML  SSOType = "saml"
+)
+
+// IsOIDC reports whether providers of the type speak OpenID Connect.
+func (t SSOType) IsOIDC() bool { return t == SSOOkta || t == SSOAzure || t == SSOOIDC }
+
+// RoleMapping grants Role in Tenant to users whose group (or role) claim
+// contains Group.
+type RoleMapping struct {
+	Group  string `json:"group"`
+	Tenant string `json:"tenant"`
+	Role   Role   `json:"role"`
+}
+
+// SSOProvider is the state of an identity provider's configuration. The
+// client secret is only ever known here sealed with the master key.
+type SSOProvider struct {
+	Name               string
+	Type               SSOType
+	Issuer             string // OIDC: the issuer that discovery starts from
+	IssuerOverride     bool   // Issuer was given, not derived from Domain/TenantID
+	Domain             string // Okta
+	TenantID           string // Azure AD
+	AllowedTenants     []string
+	ClientID           string
+	ClientSecretSealed string
+	EntityID           string // SAML: the IdP's entity ID
+	SSOURL             string // SAML: the IdP's single sign-on URL (HTTP-Redirect)
+	Certificate        string // SAML: the IdP's signing certificate (PEM)
+	GroupsClaim        string
+	RoleMappings       []RoleMapping
+	LinkByEmail        bool
+	ConfiguredAt       time.Time
+	Deleted            bool
+	Version            uint64
+}
+
+// Exists reports whether the provider is configured now.
+func (p SSOProvider) Exists() bool { return p.Name != "" && !p.Deleted }
+
+// AzureMultiTenant reports whether an Azure AD provider accepts users of
+// several directories ("organizations", "common"): their tokens are issued
+// by each user's own tenant, which must then be on AllowedTenants.
+func (p SSOProvider) AzureMultiTenant() bool {
+	return p.Type == SSOAzure && (p.TenantID == "organizations" || p.TenantID == "common")
+}
+
+// TenantRolesFor returns the tenant roles that groups map to: per tenant, the
+// strongest role any of the groups maps to.
+func (p SSOProvider) TenantRolesFor(groups []string) []TenantRole {
+	if len(p.RoleMappings) == 0 || len(groups) == 0 {
+		return nil
+	}
+	have := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		have[g] = true
+	}
+	best := map[string]Role{}
+	for _, m := range p.RoleMappings {
+		if !have[m.Group] {
+			continue
+		}
+		if cur, ok := best[m.Tenant]; !ok || roleRank(m.Role) > roleRank(cur) {
+			best[m.Tenant] = m.Role
+		}
+	}
+	out := make([]TenantRole, 0, len(best))
+	for t, r := range best {
+		out = append(out, TenantRole{Tenant: t, Role: r})
+	}
+	SortTenantRoles(out)
+	return out
+}
+
+func roleRank(r Role) int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleEditor:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// SSO events.
+type (
+	// SSOProviderConfigured: an identity provider was configured, or its
+	// configuration replaced. ClientSecretSealed is AES-GCM sealed with the
+	// master key; it is never plain.
+	SSOProviderConfigured struct {
+		Provider           string        `json:"provider"`
+		Type               SSOType       `json:"type"`
+		Issuer             string        `json:"issuer,omitempty"`
+		IssuerOverride     bool          `json:"issuer_override,omitempty"`
+		Domain             string        `json:"domain,omitempty"`
+		TenantID           string        `json:"tenant_id,omitempty"`
+		AllowedTenants     []string      `json:"allowed_tenants,omitempty"`
+		ClientID           string        `json:"client_id,omitempty"`
+		ClientSecretSealed string        `json:"client_secret_sealed,omitempty"`
+		EntityID           string        `json:"entity_id,omitempty"`
+		SSOURL             string        `json:"sso_url,omitempty"`
+		Certificate        string        `json:"certificate,omitempty"`
+		GroupsClaim        string        `json:"groups_claim,omitempty"`
+		RoleMappings       []RoleMapping `json:"role_mappings,omitempty"`
+		LinkByEmail        bool          `json:"link_by_email,omitempty"`
+		ConfiguredAt       time.Time     `json:"configured_at"`
+	}
+	// SSOProviderDeleted: the provider is no longer configured; logins through
+	// it stop. Identities linked through it stay (a new configuration under
+	// the same name finds them again).
+	SSOProviderDeleted struct {
+		Provider string `json:"provider"`
+	}
+	// SSOIdentityLinked: the identity Subject at Provider is the user UserID.
+	SSOIdentityLinked struct {
+		Provider string    `json:"provider"`
+		Subject  string    `json:"subject"`
+		UserID   string    `json:"user_id"`
+		Method   string    `json:"method"` // "provisioned" or "verified_email"
+		LinkedAt time.Time `json:"linked_at"`
+	}
+	// SSOAssertionConsumed: a SAML assertion was used for a login; it is
+	// refused if presented again until ExpiresAt (and after, by its expiry).
+	SSOAssertionConsumed struct {
+		Provider    string    `json:"provider"`
+		AssertionID string    `json:"assertion_id"`
+		ExpiresAt   time.Time `json:"expires_at"`
+	}
+)
+
+// SSO event type names.
+const (
+	TypeSSOProviderConfigured = "sso.provider_configured"
+	TypeSSOProviderDeleted    = "sso.provider_deleted"
+	TypeSSOIdentityLinked     = "sso.identity_linked"
+	TypeSSOAssertionConsumed  = "sso.assertion_consumed"
+)
+
+func (SSOProviderConfigured) EventType() string { return TypeSSOProviderConfigured }
+func (SSOProviderDeleted) EventType() string    { return TypeSSOProviderDeleted }
+func (SSOIdentityLinked) EventType() string     { return TypeSSOIdentityLinked }
+func (SSOAssertionConsumed) EventType() string  { return TypeSSOAssertionConsumed }
+
+// Identity link methods recorded in SSOIdentityLinked.
+const (
+	LinkProvisioned   = "provisioned"
+	LinkVerifiedEmail = "verified_email"
+)
+
+// Commands on the SSO provider aggregate.
+type (
+	// ConfigureSSOProvider creates or replaces a provider's configuration.
+	// ClientSecretSealed is already sealed. Now also decides whether the SAML
+	// certificate has expired.
+	ConfigureSSOProvider struct {
+		Name               string
+		Type               SSOType
+		Issuer             string // optional for Okta and Azure (derived), required for generic OIDC
+		Domain             string
+		TenantID           string
+		AllowedTenants     []string
+		ClientID           string
+		ClientSecretSealed string
+		EntityID           string
+		SSOURL             string
+		Certificate        string
+		GroupsClaim        string
+		RoleMappings       []RoleMapping
+		LinkByEmail        bool
+		Now                time.Time
+	}
+	// DeleteSSOProvider removes a provider's configuration.
+	DeleteSSOProvider struct{}
+)
+
+var (
+	providerNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	hostnamePattern     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*(:[0-9]{1,5})?$`)
+	azureTenantPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
+	claimNamePattern    = regexp.MustCompile(`^[A-Za-z0-9_:./-]{1,128}$`)
+)
+
+// ValidSSOProviderName reports whether s can name a provider (and a URL
+// path segment).
+func ValidSSOProviderName(s string) bool { return providerNamePattern.MatchString(s) }
+
+// ErrCertificate is wrapped by the errors of ParseCertificatePEM.
+var ErrCertificate = errors.New("domain: invalid certificate")
+
+// ParseCertificatePEM parses one PEM "CERTIFICATE" block and checks that it is
+// valid at now.
+func ParseCertificatePEM(s string, now time.Time) (*x509.Certificate, error) {
+	block, rest := pem.Decode([]byte(strings.TrimSpace(s)))
+	if block == nil {
+		return nil, Invalid("certificate", "is not a PEM certificate (-----BEGIN CERTIFICATE----- …)")
+	}
+	if block.Type != "CERTIFICATE" {
+		return nil, Invalid("certificate", "PEM block is %q, want CERTIFICATE", block.Type)
+	}
+	if len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, Invalid("certificate", "must hold exactly one PEM certificate")
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, Invalid("certificate", "is not a valid X.509 certificate")
+	}
+	if now.After(cert.NotAfter) {
+		return nil, Invalid("certificate", "expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if now.Before(cert.NotBefore) {
+		return nil, Invalid("certificate", "is not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
+}
+
+// checkEndpointURL accepts an absolute https URL, or http on a loopback
+// host (local test identity providers), without user info or fragment.
+func checkEndpointURL(field, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return Invalid(field, "must be an absolute https URL")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return nil
+		}
+	}
+	return Invalid(field, "must be an absolute https URL")
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// DecideSSOProvider decides a command against a provider's state.
+func DecideSSOProvider(p SSOProvider, cmd any) ([]Event, error) {
+	switch c := cmd.(type) {
+	case ConfigureSSOProvider:
+		ev, err := decideConfigureSSO(c)
+		if err != nil {
+			return nil, err
+		}
+		return []Event{ev}, nil
+	case DeleteSSOProvider:
+		if !p.Exists() {
+			return nil, ErrNotFound
+		}
+		return []Event{SSOProviderDeleted{Provider: p.Name}}, nil
+	}
+	return nil, Invalid("command", "unknown SSO command %T", cmd)
+}
+
+func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
+	ev := SSOProviderConfigured{
+		Provider: c.Name, Type: c.Type, ClientID: strings.TrimSpace(c.ClientID),
+		ClientSecretSealed: c.ClientSecretSealed, GroupsClaim: strings.TrimSpace(c.GroupsClaim),
+		LinkByEmail: c.LinkByEmail, ConfiguredAt: c.Now.UTC(),
+	}
+	if !ValidSSOProviderName(c.Name) {
+		return ev, Invalid("name", "must be 1-63 lower-case letters, digits and -, starting with a letter or digit")
+	}
+	issuer := strings.TrimSpace(c.Issuer)
+	if issuer != "" {
+		if err := checkEndpointURL("issuer", issuer); err != nil {
+			return ev, err
+		}
+		// The issuer is compared exactly with the "iss" of ID tokens, and
+		// discovery appends "/.well-known/…": a trailing slash is dropped.
+		ev.Issuer, ev.IssuerOverride = strings.TrimSuffix(issuer, "/"), true
+	}
+	switch c.Type {
+	case SSOOkta:
+		d := strings.ToLower(strings.TrimSpace(c.Domain))
+		if d == "" {
+			return ev, Invalid("domain", "is required (your-company.okta.com)")
+		}
+		if !hostnamePattern.MatchString(d) {
+			return ev, Invalid("domain", "must be a host name like your-company.okta.com, without scheme or path")
+		}
+		ev.Domain = d
+		if ev.Issuer == "" {
+			ev.Issuer = "https://" + d
+		}
+	case SSOAzure:
+		t := strings.TrimSpace(c.TenantID)
+		if t == "" {
+			return ev, Invalid("tenant_id", "is required")
+		}
+		if !azureTenantPattern.MatchString(t) {
+			return ev, Invalid("tenant_id", "must be a directory (tenant) ID or domain")
+		}
+		ev.TenantID = t
+		if ev.Issuer == "" {
+			ev.Issuer = "https://login.microsoftonline.com/" + t + "/v2.0"
+		}
+		seen := map[string]bool{}
+		for _, a := range c.AllowedTenants {
+			a = strings.TrimSpace(a)
+			if !azureTenantPattern.MatchString(a) || a == "common" || a == "organizations" || a == "consumers" {
+				return ev, Invalid("allowed_tenants", "%q is not a directory (tenant) ID", a)
+			}
+			if !seen[a] {
+				seen[a] = true
+				ev.AllowedTenants = append(ev.AllowedTenants, a)
+			}
+		}
+		sort.Strings(ev.AllowedTenants)
+		if (t == "organizations" || t == "common") && len(ev.AllowedTenants) == 0 {
+			return ev, Invalid("allowed_tenants", "a multi-tenant Azure AD application (tenant_id %q) needs the list of directory IDs whose users may sign in", t)
+		}
+		if t == "consumers" {
+			return ev, Invalid("tenant_id", "personal Microsoft accounts (consumers) are not supported")
+		}
+	case SSOOIDC:
+		if ev.Issuer == "" {
+			return ev, Invalid("issuer", "is required")
+		}
+		switch c.Name {
+		case string(SSOOkta), string(SSOAzure), string(SSOSAML):
+			return ev, Invalid("name", "%q is reserved for its own provider type", c.Name)
+		}
+	case SSOSAML:
+		if c.Name != string(SSOSAML) {
+			return ev, Invalid("name", "the SAML provider is named \"saml\"")
+		}
+		ev.Issuer, ev.IssuerOverride = "", false
+		ev.EntityID = strings.TrimSpace(c.EntityID)
+		if ev.EntityID == "" || len(ev.EntityID) > 1024 {
+			return ev, Invalid("entity_id", "is required (at most 1024 characters)")
+		}
+		ev.SSOURL = strings.TrimSpace(c.SSOURL)
+		if ev.SSOURL == "" {
+			return ev, Invalid("sso_url", "is required")
+		}
+		if err := checkEndpointURL("sso_url", ev.SSOURL); err != nil {
+			return ev, err
+		}
+		if strings.TrimSpace(c.Certificate) == "" {
+			return ev, Invalid("certificate", "is required")
+		}
+		if _, err := ParseCertificatePEM(c.Certificate, c.Now); err != nil {
+			return ev, err
+		}
+		ev.Certificate = strings.TrimSpace(c.Certificate) + "\n"
+	default:
+		return ev, Invalid("type", "must be okta, azure, oidc or saml")
+	}
+	if c.Type.IsOIDC() {
+		if ev.ClientID == "" {
+			return ev, Invalid("client_id", "is required")
+		}
+		if ev.ClientSecretSealed == "" {
+			return ev, Invalid("client_secret", "is required")
+		}
+	} else {
+		ev.ClientID, ev.ClientSecretSealed = "", ""
+	}
+	if ev.GroupsClaim != "" && !claimNamePattern.MatchString(ev.GroupsClaim) {
+		return ev, Invalid("groups_claim", "must be a claim (attribute) name")
+	}
+	seen := map[[2]string]bool{}
+	for _, m := range c.RoleMappings {
+		g := strings.TrimSpace(m.Group)
+		if g == "" || len(g) > 256 {
+			return ev, Invalid("role_mappings", "group is required (at most 256 characters)")
+		}
+		if !ValidTenantID(m.Tenant) {
+			return ev, Invalid("role_mappings", "tenant %q is not a valid tenant id", m.Tenant)
+		}
+		r, err := ParseRole(string(m.Role))
+		if err != nil {
+			return ev, Invalid("role_mappings", "unknown role %q (viewer, editor or admin)", m.Role)
+		}
+		k := [2]string{g, m.Tenant}
+		if seen[k] {
+			return ev, Invalid("role_mappings", "group %q is mapped twice in tenant %q", g, m.Tenant)
+		}
+		seen[k] = true
+		ev.RoleMappings = append(ev.RoleMappings, RoleMapping{Group: g, Tenant: m.Tenant, Role: r})
+	}
+	if len(ev.RoleMappings) > 500 {
+		return ev, Invalid("role_mappings", "at most 500 mappings")
+	}
+	return ev, nil
+}
+
+// EvolveSSOProvider applies one event to a provider's state.
+func EvolveSSOProvider(p SSOProvider, e Event) SSOProvider {
+	switch ev := Deref(e).(type) {
+	case SSOProviderConfigured:
+		p = SSOProvider{
+			Name: ev.Provider, Type: ev.Type, Issuer: ev.Issuer, IssuerOverride: ev.IssuerOverride,
+			Domain: ev.Domain, TenantID: ev.TenantID, AllowedTenants: ev.AllowedTenants,
+			ClientID: ev.ClientID, ClientSecretSealed: ev.ClientSecretSealed,
+			EntityID: ev.EntityID, SSOURL: ev.SSOURL, Certificate: ev.Certificate,
+			GroupsClaim: ev.GroupsClaim, RoleMappings: ev.RoleMappings, LinkByEmail: ev.LinkByEmail,
+			ConfiguredAt: ev.ConfiguredAt, Version: p.Version,
+		}
+	case SSOProviderDeleted:
+		p.Deleted = true
+	default:
+		return p
+	}
+	p.Version++
+	return p
+}
+
+// SSOLogin is what an identity provider asserted about a user, after the
+// HTTP layer verified it (signature, issuer, audience, nonce or
+// InResponseTo, expiry).
+type SSOLogin struct {
+	Provider      string
+	Subject       string
+	Email         string
+	EmailVerified bool
+	Username      string // a preferred username, when the IdP gives one
+	Groups        []string
+}
+
+// Validate checks the asserted identity's shape.
+func (l SSOLogin) Validate() error {
+	if l.Subject == "" || len(l.Subject) > 1024 {
+		return Invalid("subject", "the identity provider sent no usable subject")
+	}
+	return nil
+}
+
+// ProvisionUsernames lists the usernames to try, in order, for a user
+// provisioned from l: the e-mail address and the preferred username when they
+// are valid usernames, then "<provider>-<fallback>" (fallback: a hash of the
+// subject), which is always valid.
+func (l SSOLogin) ProvisionUsernames(fallback string) []string {
+	var out []string
+	for _, s := range []string{l.Email, l.Username} {
+		s = strings.TrimSpace(s)
+		if s != "" && usernamePattern.MatchString(s) {
+			out = append(out, s)
+		}
+	}
+	return append(out, l.Provider+"-"+fallback)
+}
+
+// ProvisionEmail returns the e-mail to record for a provisioned user: the
+// asserted address when it is a plain address.
+func (l SSOLogin) ProvisionEmail() string {
+	a, err := mail.ParseAddress(l.Email)
+	if err != nil || a.Address != l.Email {
+		return ""
+	}
+	return l.Email
+}

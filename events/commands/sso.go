@@ -1,0 +1,292 @@
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// Field name bound into sealed SSO client secrets.
+const sealClientSecret = "client_secret"
+
+// ErrAssertionReplayed: a SAML assertion was presented a second time.
+var ErrAssertionReplayed = errors.New("commands: SAML assertion already consumed")
+
+// SSOProviderInput is a provider configuration as requested; ClientSecret is
+// plain here and sealed before it enters an event.
+type SSOProviderInput struct {
+	Name           string
+	Type           domain.SSOType
+	Issuer         string
+	Domain         string
+	TenantID       string
+	AllowedTenants []string
+	ClientID       string
+	ClientSecret   string
+	EntityID       string
+	SSOURL         string
+	Certificate    string
+	GroupsClaim    string
+	RoleMappings   []domain.RoleMapping
+	LinkByEmail    bool
+}
+
+// ConfigureSSOProvider creates or replaces a provider's configuration. It
+// reports whether the provider was created (rather than replaced).
+func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in SSOProviderInput) (domain.SSOProvider, bool, error) {
+	cmd := domain.ConfigureSSOProvider{
+		Name: in.Name, Type: in.Type, Issuer: in.Issuer, Domain: in.Domain, TenantID: in.TenantID,
+		AllowedTenants: in.AllowedTenants, ClientID: in.ClientID, EntityID: in.EntityID,
+		SSOURL: in.SSOURL, Certificate: in.Certificate, GroupsClaim: in.GroupsClaim,
+		RoleMappings: in.RoleMappings, LinkByEmail: in.LinkByEmail, Now: s.cfg.Now(),
+	}
+	if in.Type.IsOIDC() {
+		if strings.TrimSpace(in.ClientSecret) == "" {
+			return domain.SSOProvider{}, false, domain.Invalid("client_secret", "is required")
+		}
+		if len(in.ClientSecret) > 4096 {
+			return domain.SSOProvider{}, false, domain.Invalid("client_secret", "at most 4096 bytes")
+		}
+		sealed, err := s.sealer.Seal(sealClientSecret, in.ClientSecret)
+		if err != nil {
+			return domain.SSOProvider{}, false, err
+		}
+		cmd.ClientSecretSealed = sealed
+	}
+	var out domain.SSOProvider
+	created := false
+	err := s.retry(ctx, events.Subject(domain.AggregateSSO, in.Name), func(commandID string) error {
+		p, seq, _ := s.model.SSOProvider(in.Name)
+		evs, err := domain.DecideSSOProvider(p, cmd)
+		if err != nil {
+			return err
+		}
+		if _, err := s.appendEvents(ctx, meta, commandID, ssoEvents(p, in.Name, seq, evs)); err != nil {
+			return err
+		}
+		created = !p.Exists()
+		out, _, _ = s.model.SSOProvider(in.Name)
+		return nil
+	})
+	return out, created, err
+}
+
+// DeleteSSOProvider removes a provider's configuration.
+func (s *Service) DeleteSSOProvider(ctx context.Context, meta events.Meta, name string) error {
+	return s.retry(ctx, events.Subject(domain.AggregateSSO, name), func(commandID string) error {
+		p, seq, _ := s.model.SSOProvider(name)
+		evs, err := domain.DecideSSOProvider(p, domain.DeleteSSOProvider{})
+		if err != nil {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, commandID, ssoEvents(p, name, seq, evs))
+		return err
+	})
+}
+
+func ssoEvents(p domain.SSOProvider, name string, expect uint64, evs []domain.Event) []pending {
+	out := make([]pending, len(evs))
+	for i, e := range evs {
+		out[i] = pending{aggregate: domain.AggregateSSO, id: name, expect: expect, version: p.Version + uint64(i), event: e}
+	}
+	return out
+}
+
+// SSOClientSecret unseals a provider's client secret.
+func (s *Service) SSOClientSecret(p domain.SSOProvider) (string, error) {
+	return s.sealer.Open(sealClientSecret, p.ClientSecretSealed)
+}
+
+// SSOIdentityKey is the aggregate ID of the link of subject at provider: hex
+// SHA-256 (first 16 bytes) of both, so that subjects need no escaping.
+func SSOIdentityKey(provider, subject string) string {
+	sum := sha256.Sum256([]byte("identity\x00" + provider + "\x00" + subject))
+	return hex.EncodeToString(sum[:16])
+}
+
+// SSOAssertionKey is the aggregate ID of a consumed SAML assertion.
+func SSOAssertionKey(provider, assertionID string) string {
+	sum := sha256.Sum256([]byte("assertion\x00" + provider + "\x00" + assertionID))
+	return hex.EncodeToString(sum[:16])
+}
+
+// ConsumeSAMLAssertion records that an assertion was used, on a subject that
+// must be new: a second use, on any replica, is ErrAssertionReplayed.
+func (s *Service) ConsumeSAMLAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error {
+	if assertionID == "" {
+		return ErrAssertionReplayed
+	}
+	_, err := s.appendEvents(ctx, meta, NewID("cmd"), []pending{{
+		aggregate: domain.AggregateSSOAssertion, id: SSOAssertionKey(provider, assertionID),
+		event: domain.SSOAssertionConsumed{Provider: provider, AssertionID: assertionID, ExpiresAt: expiresAt.UTC()},
+	}})
+	if errors.Is(err, events.ErrConflict) {
+		return ErrAssertionReplayed
+	}
+	return err
+}
+
+// SSOLogin signs in the user behind an identity the provider asserted (already
+// verified by the caller) and starts a session with method "sso:<provider>".
+// The identity is (provider, subject), never the e-mail alone: a linked
+// identity logs its user in; an unknown one is linked to the one active user
+// with that e-mail when the provider links by verified e-mail and the
+// provider says the address is verified; otherwise a user is provisioned,
+// with a random password nobody knows. Group claims grant the tenant roles
+// the provider maps them to (never revoking roles granted otherwise).
+func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOLogin) (LoginResult, error) {
+	if err := in.Validate(); err != nil {
+		return LoginResult{}, err
+	}
+	p, _, ok := s.model.SSOProvider(in.Provider)
+	if !ok || !p.Exists() {
+		return LoginResult{}, domain.ErrNotFound
+	}
+	userID, err := s.ssoUser(ctx, meta, p, in)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	u, _, ok := s.model.User(userID)
+	if !ok || !u.Active {
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	for _, tr := range p.TenantRolesFor(in.Groups) {
+		if u.Tenants[tr.Tenant] == tr.Role || rank(u.Tenants[tr.Tenant]) > rank(tr.Role) {
+			continue
+		}
+		if _, err := s.ExecuteUser(ctx, meta, userID, domain.GrantRole{Tenant: tr.Tenant, Role: string(tr.Role)}); err != nil {
+			return LoginResult{}, err
+		}
+	}
+	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name)
+}
+
+func rank(r domain.Role) int {
+	switch r {
+	case domain.RoleViewer:
+		return 1
+	case domain.RoleEditor:
+		return 2
+	case domain.RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// ssoUser finds, links or provisions the user of an identity.
+func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOProvider, in domain.SSOLogin) (string, error) {
+	for attempt := 0; attempt < 3; attempt++ {
+		if id, ok := s.model.SSOIdentity(p.Name, in.Subject); ok {
+			return id, nil
+		}
+		link := pending{
+			aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(p.Name, in.Subject),
+			event: domain.SSOIdentityLinked{Provider: p.Name, Subject: in.Subject, LinkedAt: s.cfg.Now().UTC()},
+		}
+		var err error
+		if existing, ok := s.linkableUser(p, in); ok {
+			ev := link.event.(domain.SSOIdentityLinked)
+			ev.UserID, ev.Method = existing, domain.LinkVerifiedEmail
+			link.event = ev
+			_, err = s.appendEvents(ctx, meta, NewID("cmd"), []pending{link})
+			if err == nil {
+				return existing, nil
+			}
+		} else {
+			var id string
+			id, err = s.provisionSSOUser(ctx, meta, p, in, link)
+			if err == nil {
+				return id, nil
+			}
+		}
+		if !errors.Is(err, events.ErrConflict) && !errors.Is(err, ErrUsernameTaken) {
+			return "", err
+		}
+		// Another replica linked the identity (or took the name) meanwhile:
+		// read what it wrote and try again.
+		last, lerr := s.log.LastSequence(ctx, events.Subject(domain.AggregateSSOIdentity, link.id))
+		if lerr == nil && last > 0 {
+			if werr := s.proj.WaitFor(ctx, last); werr != nil {
+				return "", werr
+			}
+		}
+	}
+	return "", ErrTooManyConflicts
+}
+
+// linkableUser returns the one active user with the identity's e-mail, when
+// the provider links by verified e-mail and the address is verified.
+func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string, bool) {
+	if !p.LinkByEmail || !in.EmailVerified || in.Email == "" {
+		return "", false
+	}
+	var found []domain.User
+	for _, u := range s.model.UsersByEmail(in.Email) {
+		if u.Active {
+			found = append(found, u)
+		}
+	}
+	if len(found) != 1 {
+		return "", false
+	}
+	return found[0].ID, true
+}
+
+// provisionSSOUser creates the user of a new identity and links it, in one
+// atomic batch: username reservation, user.created, sso.identity_linked.
+func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p domain.SSOProvider, in domain.SSOLogin, link pending) (string, error) {
+	sealed, err := s.hashAndSeal(newSecret()) // a password nobody knows
+	if err != nil {
+		return "", err
+	}
+	userID := NewID("user")
+	ev := link.event.(domain.SSOIdentityLinked)
+	ev.UserID, ev.Method = userID, domain.LinkProvisioned
+	link.event = ev
+	var lastErr error
+	for _, name := range in.ProvisionUsernames(link.id[:12]) {
+		if _, _, taken := s.model.UserByName(name); taken {
+			lastErr = ErrUsernameTaken
+			continue
+		}
+		evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
+			UserID: userID, Username: name, Email: in.ProvisionEmail(), PasswordHashSealed: sealed,
+			Tenants: p.TenantRolesFor(in.Groups), Now: s.cfg.Now(),
+		})
+		if err != nil {
+			return "", err
+		}
+		reservation := pending{
+			aggregate: domain.AggregateUsername, id: usernameKey(name),
+			event: domain.UsernameReserved{Username: name, UserID: userID},
+		}
+		all := append([]pending{reservation, link}, userEvents(domain.User{ID: userID}, 0, evs)...)
+		_, err = s.appendEvents(ctx, meta, NewID("cmd"), all)
+		if err == nil {
+			return userID, nil
+		}
+		if !errors.Is(err, events.ErrConflict) {
+			return "", err
+		}
+		// Someone else took the name or linked the identity: catch up with
+		// both subjects, then tell which.
+		for _, subj := range []string{events.Subject(reservation.aggregate, reservation.id), events.Subject(link.aggregate, link.id)} {
+			if last, lerr := s.log.LastSequence(ctx, subj); lerr == nil && last > 0 {
+				if werr := s.proj.WaitFor(ctx, last); werr != nil {
+					return "", werr
+				}
+			}
+		}
+		if _, linked := s.model.SSOIdentity(p.Name, in.Subject); linked {
+			return "", err // the identity was linked elsewhere: the caller rereads it
+		}
+		lastErr = ErrUsernameTaken
+	}
+	return "", lastErr
+}

@@ -1,0 +1,186 @@
+package service
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	authhttp "github.com/infracast/auth/http"
+)
+
+// validateSSO checks the single sign-on settings (called by Validate).
+func (c Config) validateSSO(bad func(format string, args ...any)) {
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			bad("INFRACAST_PUBLIC_URL %q: want the service's external origin, like https://auth.example.com", c.PublicURL)
+		}
+	}
+	for _, o := range c.SSOReturnToAllowlist {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			bad("INFRACAST_SSO_RETURN_TO_ALLOWLIST: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	if (c.SAMLKeyFile == "") != (c.SAMLCertFile == "") {
+		bad("INFRACAST_SAML_SP_KEY and INFRACAST_SAML_SP_CERT go together")
+	}
+}
+
+// ssoConfig builds the HTTP layer's SSO settings: keys derived from the
+// master key, and the SAML service provider key pair (from the configured
+// files, or generated into the data folder on first start).
+func (s *Service) ssoConfig() (authhttp.SSOConfig, error) {
+	out := authhttp.SSOConfig{
+		CookieKey:         authhttp.DeriveKey(s.cfg.MasterKey, "sso-flow-cookie"),
+		ReturnToAllowlist: s.cfg.SSOReturnToAllowlist,
+	}
+	if s.cfg.PublicURL != "" {
+		u, err := url.Parse(strings.TrimSuffix(s.cfg.PublicURL, "/"))
+		if err != nil {
+			return out, err
+		}
+		out.PublicURL = u
+	}
+	keyFile, certFile := s.cfg.SAMLKeyFile, s.cfg.SAMLCertFile
+	if keyFile == "" && s.cfg.DataDir != "" {
+		keyFile, certFile = filepath.Join(s.cfg.DataDir, "saml-sp.key"), filepath.Join(s.cfg.DataDir, "saml-sp.crt")
+	}
+	var (
+		mu   sync.Mutex
+		key  *rsa.PrivateKey
+		cert *x509.Certificate
+	)
+	// Loaded (and, in the data folder, generated) on first use: the SAML
+	// metadata or login. Configured files are checked at start.
+	out.SAMLKeys = func() (*rsa.PrivateKey, *x509.Certificate, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if key != nil {
+			return key, cert, nil
+		}
+		if keyFile == "" {
+			return nil, nil, errors.New("no SAML service provider key: set INFRACAST_SAML_SP_KEY and INFRACAST_SAML_SP_CERT")
+		}
+		if s.cfg.SAMLKeyFile == "" {
+			if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+				return nil, nil, fmt.Errorf("data dir: %w", err)
+			}
+			if err := generateSAMLKeyPair(keyFile, certFile, s.cfg.Now()); err != nil {
+				return nil, nil, err
+			}
+		}
+		k, c, err := loadSAMLKeyPair(keyFile, certFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		key, cert = k, c
+		return key, cert, nil
+	}
+	if s.cfg.SAMLKeyFile != "" {
+		if _, _, err := out.SAMLKeys(); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// generateSAMLKeyPair writes an RSA-2048 key and a self-signed certificate
+// (10 years) unless the key file exists.
+func generateSAMLKeyPair(keyFile, certFile string, now time.Time) error {
+	if _, err := os.Stat(keyFile); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: "infracast-auth SAML service provider"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(10, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	f, err := os.OpenFile(keyFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(keyPEM); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func loadSAMLKeyPair(keyFile, certFile string) (*rsa.PrivateKey, *x509.Certificate, error) {
+	kb, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SAML SP key: %w", err)
+	}
+	block, _ := pem.Decode(kb)
+	if block == nil {
+		return nil, nil, fmt.Errorf("SAML SP key %s: not PEM", keyFile)
+	}
+	var key *rsa.PrivateKey
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "PRIVATE KEY":
+		var k any
+		k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err == nil {
+			var ok bool
+			if key, ok = k.(*rsa.PrivateKey); !ok {
+				err = errors.New("not an RSA key")
+			}
+		}
+	default:
+		err = fmt.Errorf("PEM block %q", block.Type)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("SAML SP key %s: %w", keyFile, err)
+	}
+	cb, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SAML SP certificate: %w", err)
+	}
+	cblock, _ := pem.Decode(cb)
+	if cblock == nil || cblock.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("SAML SP certificate %s: not a PEM certificate", certFile)
+	}
+	cert, err := x509.ParseCertificate(cblock.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("SAML SP certificate %s: %w", certFile, err)
+	}
+	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+		return nil, nil, fmt.Errorf("SAML SP certificate %s does not match the key", certFile)
+	}
+	return key, cert, nil
+}

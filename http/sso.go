@@ -1,0 +1,390 @@
+package http
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+)
+
+// SSOCommands configures identity providers and signs their users in.
+type SSOCommands interface {
+	ConfigureSSOProvider(ctx context.Context, meta events.Meta, in commands.SSOProviderInput) (domain.SSOProvider, bool, error)
+	DeleteSSOProvider(ctx context.Context, meta events.Meta, name string) error
+	SSOClientSecret(p domain.SSOProvider) (string, error)
+	SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOLogin) (commands.LoginResult, error)
+	ConsumeSAMLAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error
+}
+
+// SSOReadModel reads the identity provider configurations.
+type SSOReadModel interface {
+	SSOProvider(name string) (domain.SSOProvider, uint64, bool)
+	SSOProviders() []domain.SSOProvider
+}
+
+var _ SSOCommands = (*commands.Service)(nil)
+
+// SSOConfig tunes single sign-on and browser sessions.
+type SSOConfig struct {
+	// PublicURL is the service's external base URL (https://auth.example.com):
+	// the OIDC redirect URIs and the SAML entity ID and ACS URL are built from
+	// it. Nil: from each request's scheme and Host (development only).
+	PublicURL *url.URL
+	// ReturnToAllowlist lists the exact origins (https://app.example.com) to
+	// which a login may redirect with return_to; relative paths ("/app") are
+	// always allowed.
+	ReturnToAllowlist []string
+	// CookieKey (32 bytes, derived from the master key) encrypts and
+	// authenticates the short-lived login-flow cookie.
+	CookieKey []byte
+	// SAMLKeys returns the SAML service provider's key pair (its certificate
+	// is published in the SP metadata); nil: no SAML.
+	SAMLKeys func() (*rsa.PrivateKey, *x509.Certificate, error)
+	// HTTPClient talks to the identity providers (discovery, JWKS, token
+	// endpoint); nil: a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// FlowTTL bounds a login at the identity provider (default 10 min).
+	FlowTTL time.Duration
+}
+
+// Cookie names.
+const (
+	// TokenCookie holds the access token of a browser session (HttpOnly).
+	TokenCookie = "infracast_token"
+	// CSRFCookie holds the CSRF token that cookie-authenticated requests
+	// changing state must repeat in the X-CSRF-Token header (readable by
+	// the page's script, by design).
+	CSRFCookie = "infracast_csrf"
+	// CSRFHeader carries the CSRF token.
+	CSRFHeader = "X-CSRF-Token"
+	// flowCookie binds a login at an identity provider to the browser.
+	flowCookie = "infracast_sso"
+	flowPath   = "/api/v1/auth/sso/"
+)
+
+var (
+	errSSOFailed    = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Single sign-on failed"}
+	errSSOState     = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Single sign-on state missing, expired or not matching; start the login again"}
+	errIdPDown      = &Error{http.StatusBadGateway, "BAD_GATEWAY", "Identity provider unavailable"}
+	errCSRF         = &Error{http.StatusForbidden, "FORBIDDEN", "Missing or invalid CSRF token"}
+	errBadReturnTo  = validation("return_to: not an allowed redirect target (a path like /app, or an allowed origin)")
+	errSSONotConfig = &Error{http.StatusNotFound, "NOT_FOUND", "No such identity provider is configured"}
+)
+
+// DeriveKey derives a purpose-bound 32-byte key from the master key
+// (HMAC-SHA256), so that one secret never serves two purposes.
+func DeriveKey(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("infracast-auth/" + purpose))
+	return m.Sum(nil)
+}
+
+// ssoFlow is what the flow cookie remembers between the redirect to the
+// identity provider and the answer.
+type ssoFlow struct {
+	Provider    string `json:"p"`
+	State       string `json:"s"`
+	Nonce       string `json:"n,omitempty"`
+	Verifier    string `json:"v,omitempty"`
+	RedirectURI string `json:"u,omitempty"`
+	RequestID   string `json:"q,omitempty"` // SAML AuthnRequest ID (InResponseTo)
+	ReturnTo    string `json:"r,omitempty"`
+	Expires     int64  `json:"e"`
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *Server) flowAEAD() (cipher.AEAD, error) {
+	if len(s.cfg.SSO.CookieKey) != 32 {
+		return nil, errors.New("http: SSO cookie key is not configured")
+	}
+	block, err := aes.NewCipher(s.cfg.SSO.CookieKey)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// sealFlow encrypts and authenticates f (AES-256-GCM with the cookie key,
+// the cookie name as additional data).
+func (s *Server) sealFlow(f ssoFlow) (string, error) {
+	aead, err := s.flowAEAD()
+	if err != nil {
+		return "", err
+	}
+	plain, err := json.Marshal(f)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(flowCookie))), nil
+}
+
+// openFlow returns the flow of a cookie that this service sealed and that has
+// not expired.
+func (s *Server) openFlow(v string) (ssoFlow, bool) {
+	var f ssoFlow
+	aead, err := s.flowAEAD()
+	if err != nil || v == "" || len(v) > 4096 {
+		return f, false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(raw) < aead.NonceSize() {
+		return f, false
+	}
+	n := aead.NonceSize()
+	plain, err := aead.Open(nil, raw[:n], raw[n:], []byte(flowCookie))
+	if err != nil || json.Unmarshal(plain, &f) != nil {
+		return f, false
+	}
+	if s.cfg.Now().Unix() >= f.Expires {
+		return f, false
+	}
+	return f, true
+}
+
+func (s *Server) flowTTL() time.Duration {
+	if s.cfg.SSO.FlowTTL > 0 {
+		return s.cfg.SSO.FlowTTL
+	}
+	return 10 * time.Minute
+}
+
+// secureCookies reports whether cookies get the Secure attribute: always
+// behind an https public URL; otherwise when the request came over TLS.
+func (s *Server) secureCookies(c *fiber.Ctx) bool {
+	if u := s.cfg.SSO.PublicURL; u != nil {
+		return u.Scheme == "https"
+	}
+	return c.Context().IsTLS()
+}
+
+// requestScheme is the scheme of the request as received (forwarded headers
+// are not believed; set SSOConfig.PublicURL behind a proxy).
+func requestScheme(c *fiber.Ctx) string {
+	if c.Context().IsTLS() {
+		return "https"
+	}
+	return "http"
+}
+
+// setFlowCookie binds f to the browser. The SAML answer arrives as a
+// cross-site POST, which a SameSite=Lax cookie would not accompany: that one
+// is SameSite=None (which browsers accept only with Secure).
+func (s *Server) setFlowCookie(c *fiber.Ctx, f ssoFlow, crossSitePost bool) error {
+	v, err := s.sealFlow(f)
+	if err != nil {
+		return err
+	}
+	secure := s.secureCookies(c)
+	sameSite := fiber.CookieSameSiteLaxMode
+	if crossSitePost && secure {
+		sameSite = fiber.CookieSameSiteNoneMode
+	}
+	c.Cookie(&fiber.Cookie{
+		Name: flowCookie, Value: v, Path: flowPath, MaxAge: int(s.flowTTL().Seconds()),
+		Secure: secure, HTTPOnly: true, SameSite: sameSite,
+	})
+	return nil
+}
+
+// takeFlow reads and clears the flow cookie: a flow is used once.
+func (s *Server) takeFlow(c *fiber.Ctx) (ssoFlow, bool) {
+	f, ok := s.openFlow(c.Cookies(flowCookie))
+	c.Cookie(&fiber.Cookie{
+		Name: flowCookie, Value: "", Path: flowPath, MaxAge: -1, Expires: time.Unix(1, 0),
+		Secure: s.secureCookies(c), HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	return f, ok
+}
+
+// baseURL is the service's external base URL, without a trailing slash.
+func (s *Server) baseURL(c *fiber.Ctx) string {
+	if u := s.cfg.SSO.PublicURL; u != nil {
+		return strings.TrimSuffix(u.String(), "/")
+	}
+	return requestScheme(c) + "://" + string(c.Request().Host())
+}
+
+// checkReturnTo validates a return_to target: a path on this site ("/app",
+// never "//host" or "/\host", which browsers read as another host), or an
+// absolute URL whose origin is exactly one on the allowlist. It returns the
+// target to redirect to.
+func (s *Server) checkReturnTo(raw string) (string, bool) {
+	return CheckReturnTo(raw, s.cfg.SSO.ReturnToAllowlist)
+}
+
+// CheckReturnTo is the return_to rule (see SSOConfig.ReturnToAllowlist).
+func CheckReturnTo(raw string, allowlist []string) (string, bool) {
+	if raw == "" || len(raw) > 2048 {
+		return "", false
+	}
+	for _, r := range raw {
+		// Browsers drop tabs and newlines from URLs and read "\" as "/".
+		if r < 0x21 || r == 0x7f || r == '\\' {
+			return "", false
+		}
+	}
+	if strings.HasPrefix(raw, "/") {
+		if strings.HasPrefix(raw, "//") {
+			return "", false
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+			return "", false
+		}
+		return raw, true
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return "", false
+	}
+	origin := u.Scheme + "://" + u.Host
+	for _, a := range allowlist {
+		if strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return raw, true
+		}
+	}
+	return "", false
+}
+
+// finishSSOLogin answers a completed SSO login: like /auth/token, or, when
+// the login was started with a return_to, with the session cookies and a
+// redirect there.
+func (s *Server) finishSSOLogin(c *fiber.Ctx, res commands.LoginResult, returnTo string) error {
+	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if returnTo == "" {
+		return c.JSON(loginResponse{Token: tok, ExpiresAt: rfc3339(exp), RefreshToken: res.RefreshToken, User: toUserJSON(res.User)})
+	}
+	target, ok := s.checkReturnTo(returnTo)
+	if !ok {
+		return errBadReturnTo
+	}
+	s.setSessionCookies(c, tok, exp)
+	return c.Redirect(target, fiber.StatusFound)
+}
+
+// setSessionCookies sets the access token (HttpOnly; SameSite=Lax) and a fresh
+// CSRF token (readable by the page) for a browser session.
+func (s *Server) setSessionCookies(c *fiber.Ctx, token string, exp time.Time) {
+	secure := s.secureCookies(c)
+	maxAge := max(int(exp.Sub(s.cfg.Now()).Seconds()), 1)
+	c.Cookie(&fiber.Cookie{
+		Name: TokenCookie, Value: token, Path: "/", MaxAge: maxAge,
+		Secure: secure, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	c.Cookie(&fiber.Cookie{
+		Name: CSRFCookie, Value: randomToken(), Path: "/", MaxAge: maxAge,
+		Secure: secure, HTTPOnly: false, SameSite: fiber.CookieSameSiteStrictMode,
+	})
+}
+
+// cookieToken returns the access token of a browser session. A request
+// authenticated by it that changes state must carry the CSRF token.
+func (s *Server) cookieToken(c *fiber.Ctx) (string, error) {
+	tok := c.Cookies(TokenCookie)
+	if tok == "" || domain.LooksLikeAPIKey(tok) {
+		return "", errUnauthorized
+	}
+	switch c.Method() {
+	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		return tok, nil
+	}
+	if err := checkCSRF(c); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// checkCSRF: a cookie-authenticated request that changes state must not come
+// from another site (Sec-Fetch-Site), and must repeat the CSRF cookie in the
+// X-CSRF-Token header (double submit), which another site cannot read.
+func checkCSRF(c *fiber.Ctx) error {
+	if site := c.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return errCSRF
+	}
+	want, got := c.Cookies(CSRFCookie), c.Get(CSRFHeader)
+	if len(want) < 16 || len(got) != len(want) || subtle.ConstantTimeCompare([]byte(want), []byte(got)) != 1 {
+		return errCSRF
+	}
+	return nil
+}
+
+func (s *Server) ssoHTTPClient() *http.Client {
+	if s.cfg.SSO.HTTPClient != nil {
+		return s.cfg.SSO.HTTPClient
+	}
+	return defaultIdPClient
+}
+
+var defaultIdPClient = &http.Client{Timeout: 10 * time.Second}
+
+// ssoProvider returns a configured provider by name.
+func (s *Server) ssoProvider(name string) (domain.SSOProvider, error) {
+	if s.deps.SSOModel == nil || s.deps.SSO == nil {
+		return domain.SSOProvider{}, errSSONotConfig
+	}
+	p, _, ok := s.deps.SSOModel.SSOProvider(name)
+	if !ok || !p.Exists() {
+		return domain.SSOProvider{}, errSSONotConfig
+	}
+	return p, nil
+}
+
+// ssoLogin runs the login command for a verified identity.
+func (s *Server) ssoLogin(c *fiber.Ctx, in domain.SSOLogin) (commands.LoginResult, error) {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	res, err := s.deps.SSO.SSOLogin(ctx, s.meta(c), in)
+	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, domain.ErrUserInactive) {
+		return res, errUnauthorized
+	}
+	var ve *domain.ValidationError
+	if errors.As(err, &ve) {
+		s.ssoReject(c, "identity refused", err)
+		return res, errSSOFailed
+	}
+	return res, err
+}
+
+// ssoReject logs why an SSO answer was refused (the client only learns that
+// it was).
+func (s *Server) ssoReject(c *fiber.Ctx, why string, err error) {
+	rid, _ := c.Locals(localRequestID).(string)
+	s.log.Warn("sso login refused", "request_id", rid, "path", c.Path(), "reason", why, "err", err)
+}
+
+func sameString(a, b string) bool {
+	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

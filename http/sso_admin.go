@@ -1,0 +1,255 @@
+package http
+
+import (
+	"errors"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
+)
+
+// Identity provider configuration (platform admins only):
+//
+//	POST   /api/v1/admin/sso/okta   {domain, client_id, client_secret, issuer?}
+//	POST   /api/v1/admin/sso/azure  {tenant_id, client_id, client_secret, issuer?, allowed_tenants?}
+//	POST   /api/v1/admin/sso/saml   {entity_id, sso_url, certificate}
+//	POST   /api/v1/admin/sso/oidc   {name, issuer, client_id, client_secret}
+//	GET    /api/v1/admin/sso        every provider, secrets redacted
+//	GET    /api/v1/admin/sso/{provider}
+//	DELETE /api/v1/admin/sso/{provider}
+//
+// Every POST also takes groups_claim, role_mappings [{group, tenant, role}]
+// and link_by_email. Posting again replaces the configuration.
+
+type roleMappingJSON struct {
+	Group  string `json:"group"`
+	Tenant string `json:"tenant"`
+	Role   string `json:"role"`
+}
+
+// ssoOptions are the options every provider type takes.
+type ssoOptions struct {
+	GroupsClaim  string            `json:"groups_claim,omitempty"`
+	RoleMappings []roleMappingJSON `json:"role_mappings,omitempty"`
+	LinkByEmail  bool              `json:"link_by_email,omitempty"`
+}
+
+func (o ssoOptions) apply(in *commands.SSOProviderInput) {
+	in.GroupsClaim, in.LinkByEmail = o.GroupsClaim, o.LinkByEmail
+	for _, m := range o.RoleMappings {
+		in.RoleMappings = append(in.RoleMappings, domain.RoleMapping{Group: m.Group, Tenant: m.Tenant, Role: domain.Role(m.Role)})
+	}
+}
+
+type oktaRequest struct {
+	Domain       string `json:"domain"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Issuer       string `json:"issuer,omitempty"`
+	ssoOptions
+}
+
+type azureRequest struct {
+	TenantID       string   `json:"tenant_id"`
+	ClientID       string   `json:"client_id"`
+	ClientSecret   string   `json:"client_secret"`
+	Issuer         string   `json:"issuer,omitempty"`
+	AllowedTenants []string `json:"allowed_tenants,omitempty"`
+	ssoOptions
+}
+
+type samlRequest struct {
+	EntityID    string `json:"entity_id"`
+	SSOURL      string `json:"sso_url"`
+	Certificate string `json:"certificate"`
+	ssoOptions
+}
+
+type oidcRequest struct {
+	Name         string `json:"name"`
+	Issuer       string `json:"issuer"`
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	ssoOptions
+}
+
+// ssoProviderJSON is a provider as the admin API shows it: never the secret.
+type ssoProviderJSON struct {
+	Name           string            `json:"name"`
+	Type           string            `json:"type"`
+	Issuer         string            `json:"issuer,omitempty"`
+	Domain         string            `json:"domain,omitempty"`
+	TenantID       string            `json:"tenant_id,omitempty"`
+	AllowedTenants []string          `json:"allowed_tenants,omitempty"`
+	ClientID       string            `json:"client_id,omitempty"`
+	ClientSecret   string            `json:"client_secret,omitempty"`
+	EntityID       string            `json:"entity_id,omitempty"`
+	SSOURL         string            `json:"sso_url,omitempty"`
+	Certificate    *certJSON         `json:"certificate,omitempty"`
+	GroupsClaim    string            `json:"groups_claim,omitempty"`
+	RoleMappings   []roleMappingJSON `json:"role_mappings"`
+	LinkByEmail    bool              `json:"link_by_email"`
+	LoginURL       string            `json:"login_url"`
+	CallbackURL    string            `json:"callback_url,omitempty"` // register at the IdP (OIDC redirect URI)
+	MetadataURL    string            `json:"metadata_url,omitempty"` // SAML SP metadata
+	ACSURL         string            `json:"acs_url,omitempty"`
+	ConfiguredAt   string            `json:"configured_at"`
+}
+
+type certJSON struct {
+	Subject   string `json:"subject"`
+	NotAfter  string `json:"not_after"`
+	NotBefore string `json:"not_before"`
+}
+
+// redactedSecret stands for a client secret in every answer.
+const redactedSecret = "[redacted]"
+
+func (s *Server) toProviderJSON(c *fiber.Ctx, p domain.SSOProvider) ssoProviderJSON {
+	base := s.baseURL(c)
+	out := ssoProviderJSON{
+		Name: p.Name, Type: string(p.Type), Issuer: p.Issuer, Domain: p.Domain, TenantID: p.TenantID,
+		AllowedTenants: p.AllowedTenants, ClientID: p.ClientID, EntityID: p.EntityID, SSOURL: p.SSOURL,
+		GroupsClaim: p.GroupsClaim, RoleMappings: []roleMappingJSON{}, LinkByEmail: p.LinkByEmail,
+		LoginURL: base + flowPath + p.Name + "/login", ConfiguredAt: rfc3339(p.ConfiguredAt),
+	}
+	if p.ClientSecretSealed != "" {
+		out.ClientSecret = redactedSecret
+	}
+	for _, m := range p.RoleMappings {
+		out.RoleMappings = append(out.RoleMappings, roleMappingJSON{Group: m.Group, Tenant: m.Tenant, Role: string(m.Role)})
+	}
+	if p.Type == domain.SSOSAML {
+		out.MetadataURL, out.ACSURL = base+flowPath+"saml/metadata", base+flowPath+"saml/acs"
+		if cert, err := parseCertLenient(p.Certificate); err == nil {
+			out.Certificate = &certJSON{
+				Subject: cert.Subject.String(), NotAfter: rfc3339(cert.NotAfter), NotBefore: rfc3339(cert.NotBefore),
+			}
+		}
+	} else {
+		out.CallbackURL = base + flowPath + p.Name + "/callback"
+	}
+	return out
+}
+
+func requirePlatformAdmin(c *fiber.Ctx) error {
+	if cl := caller(c); cl == nil || !cl.IsPlatformAdmin() {
+		return errForbidden
+	}
+	return nil
+}
+
+// configureSSO: POST /api/v1/admin/sso/{okta|azure|saml|oidc}.
+func (s *Server) configureSSO(c *fiber.Ctx) error {
+	if err := requirePlatformAdmin(c); err != nil {
+		return err
+	}
+	if s.deps.SSO == nil {
+		return errSSONotConfig
+	}
+	var in commands.SSOProviderInput
+	switch kind := domain.SSOType(c.Params("type")); kind {
+	case domain.SSOOkta:
+		var req oktaRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if err := required("domain", req.Domain, "client_id", req.ClientID, "client_secret", req.ClientSecret); err != nil {
+			return err
+		}
+		in = commands.SSOProviderInput{Name: string(kind), Type: kind, Domain: req.Domain, ClientID: req.ClientID, ClientSecret: req.ClientSecret, Issuer: req.Issuer}
+		req.ssoOptions.apply(&in)
+	case domain.SSOAzure:
+		var req azureRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if err := required("tenant_id", req.TenantID, "client_id", req.ClientID, "client_secret", req.ClientSecret); err != nil {
+			return err
+		}
+		in = commands.SSOProviderInput{
+			Name: string(kind), Type: kind, TenantID: req.TenantID, ClientID: req.ClientID,
+			ClientSecret: req.ClientSecret, Issuer: req.Issuer, AllowedTenants: req.AllowedTenants,
+		}
+		req.ssoOptions.apply(&in)
+	case domain.SSOSAML:
+		var req samlRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if err := required("entity_id", req.EntityID, "sso_url", req.SSOURL, "certificate", req.Certificate); err != nil {
+			return err
+		}
+		in = commands.SSOProviderInput{Name: string(kind), Type: kind, EntityID: req.EntityID, SSOURL: req.SSOURL, Certificate: req.Certificate}
+		req.ssoOptions.apply(&in)
+	case domain.SSOOIDC:
+		var req oidcRequest
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+		if err := required("name", req.Name, "issuer", req.Issuer, "client_id", req.ClientID, "client_secret", req.ClientSecret); err != nil {
+			return err
+		}
+		in = commands.SSOProviderInput{Name: req.Name, Type: kind, Issuer: req.Issuer, ClientID: req.ClientID, ClientSecret: req.ClientSecret}
+		req.ssoOptions.apply(&in)
+	default:
+		return errNotFound
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	p, created, err := s.deps.SSO.ConfigureSSOProvider(ctx, s.meta(c), in)
+	if err != nil {
+		return err
+	}
+	status := fiber.StatusOK
+	if created {
+		status = fiber.StatusCreated
+	}
+	return c.Status(status).JSON(s.toProviderJSON(c, p))
+}
+
+// listSSO: GET /api/v1/admin/sso.
+func (s *Server) listSSO(c *fiber.Ctx) error {
+	if err := requirePlatformAdmin(c); err != nil {
+		return err
+	}
+	out := []ssoProviderJSON{}
+	if s.deps.SSOModel != nil {
+		for _, p := range s.deps.SSOModel.SSOProviders() {
+			out = append(out, s.toProviderJSON(c, p))
+		}
+	}
+	return c.JSON(fiber.Map{"providers": out})
+}
+
+// getSSO: GET /api/v1/admin/sso/{provider}.
+func (s *Server) getSSO(c *fiber.Ctx) error {
+	if err := requirePlatformAdmin(c); err != nil {
+		return err
+	}
+	p, err := s.ssoProvider(c.Params("provider"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.toProviderJSON(c, p))
+}
+
+// deleteSSO: DELETE /api/v1/admin/sso/{provider}.
+func (s *Server) deleteSSO(c *fiber.Ctx) error {
+	if err := requirePlatformAdmin(c); err != nil {
+		return err
+	}
+	if _, err := s.ssoProvider(c.Params("provider")); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.deps.SSO.DeleteSSOProvider(ctx, s.meta(c), c.Params("provider")); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return errSSONotConfig
+		}
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}

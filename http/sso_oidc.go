@@ -1,0 +1,302 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/oauth2"
+
+	"github.com/infracast/auth/domain"
+)
+
+// OpenID Connect login (Okta, Azure AD, any OIDC provider): authorization
+// code flow with PKCE (S256), state and nonce bound to the browser by the
+// flow cookie; github.com/coreos/go-oidc verifies the ID token and caches
+// the provider's keys (refetched when an unknown key ID shows up).
+
+// discoveryTTL bounds how long a discovery document is used before it is
+// fetched again.
+const discoveryTTL = time.Hour
+
+// oidcProviders caches discovery per provider configuration.
+type oidcProviders struct {
+	mu      sync.Mutex
+	entries map[string]*oidcEntry
+}
+
+type oidcEntry struct {
+	version  uint64
+	issuer   string
+	fetched  time.Time
+	provider *oidc.Provider
+}
+
+// azureIssuerTemplate is the issuer that Azure AD's multi-tenant discovery
+// documents announce; each token names its own tenant instead.
+const azureTenantPlaceholder = "{tenantid}"
+
+// discover returns the go-oidc provider of p, from the cache when it is
+// fresh and of the same configuration version.
+func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider, error) {
+	o := &s.oidc
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.entries == nil {
+		o.entries = make(map[string]*oidcEntry)
+	}
+	e := o.entries[p.Name]
+	if e != nil && e.version == version && e.issuer == p.Issuer && time.Since(e.fetched) < discoveryTTL {
+		return e.provider, nil
+	}
+	// The provider keeps this context for fetching keys later: it carries
+	// the HTTP client, and no request's deadline.
+	dctx := oidc.ClientContext(context.Background(), s.ssoHTTPClient())
+	if p.AzureMultiTenant() {
+		// Discovery of .../organizations/v2.0 announces the issuer
+		// .../{tenantid}/v2.0; each ID token's issuer is then checked
+		// against the tenant allowlist (checkAzureIssuer).
+		dctx = oidc.InsecureIssuerURLContext(dctx, azureIssuerTemplate(p))
+	}
+	fctx, cancel := context.WithTimeout(dctx, 10*time.Second)
+	defer cancel()
+	prov, err := oidc.NewProvider(fctx, p.Issuer)
+	if err != nil {
+		if e != nil && e.version == version && e.issuer == p.Issuer {
+			return e.provider, nil // stale but same configuration: keep serving
+		}
+		return nil, err
+	}
+	o.entries[p.Name] = &oidcEntry{version: version, issuer: p.Issuer, fetched: time.Now(), provider: prov}
+	return prov, nil
+}
+
+// azureIssuerTemplate replaces the tenant segment of a multi-tenant Azure
+// issuer (…/organizations/v2.0) with the placeholder.
+func azureIssuerTemplate(p domain.SSOProvider) string {
+	return strings.Replace(p.Issuer, "/"+p.TenantID+"/", "/"+azureTenantPlaceholder+"/", 1)
+}
+
+// checkAzureIssuer accepts a multi-tenant Azure AD token only when its
+// issuer is the template with its own tenant ("tid") filled in, and that
+// tenant is on the allowlist.
+func checkAzureIssuer(p domain.SSOProvider, iss, tid string) error {
+	if tid == "" {
+		return errors.New("azure: token has no tid claim")
+	}
+	allowed := false
+	for _, t := range p.AllowedTenants {
+		if strings.EqualFold(t, tid) {
+			allowed = true
+		}
+	}
+	if !allowed {
+		return fmt.Errorf("azure: tenant %q is not on allowed_tenants", tid)
+	}
+	if want := strings.Replace(azureIssuerTemplate(p), azureTenantPlaceholder, tid, 1); iss != want {
+		return fmt.Errorf("azure: issuer %q, want %q", iss, want)
+	}
+	return nil
+}
+
+func (s *Server) oauthConfig(p domain.SSOProvider, prov *oidc.Provider, redirectURI, secret string) *oauth2.Config {
+	scopes := []string{oidc.ScopeOpenID, "email", "profile"}
+	if p.Type == domain.SSOOkta && len(p.RoleMappings) > 0 {
+		scopes = append(scopes, "groups")
+	}
+	return &oauth2.Config{
+		ClientID: p.ClientID, ClientSecret: secret, Endpoint: prov.Endpoint(),
+		RedirectURL: redirectURI, Scopes: scopes,
+	}
+}
+
+// ssoLoginStart: GET /api/v1/auth/sso/{provider}/login[?return_to=].
+func (s *Server) ssoLoginStart(c *fiber.Ctx) error {
+	name := c.Params("provider")
+	if name == string(domain.SSOSAML) {
+		return s.samlLoginStart(c)
+	}
+	p, err := s.ssoProvider(name)
+	if err != nil {
+		return err
+	}
+	if !p.Type.IsOIDC() {
+		return errSSONotConfig
+	}
+	returnTo := c.Query("return_to")
+	if returnTo != "" {
+		if _, ok := s.checkReturnTo(returnTo); !ok {
+			return errBadReturnTo
+		}
+	}
+	_, version, _ := s.deps.SSOModel.SSOProvider(name)
+	prov, err := s.discover(p, version)
+	if err != nil {
+		s.ssoReject(c, "discovery failed", err)
+		return errIdPDown
+	}
+	f := ssoFlow{
+		Provider: p.Name, State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(),
+		RedirectURI: s.baseURL(c) + flowPath + p.Name + "/callback", ReturnTo: returnTo,
+		Expires: s.cfg.Now().Add(s.flowTTL()).Unix(),
+	}
+	if err := s.setFlowCookie(c, f, false); err != nil {
+		return err
+	}
+	target := s.oauthConfig(p, prov, f.RedirectURI, "").AuthCodeURL(f.State,
+		oidc.Nonce(f.Nonce), oauth2.S256ChallengeOption(f.Verifier))
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(target, fiber.StatusFound)
+}
+
+// idClaims are the ID token claims an SSO login reads.
+type idClaims struct {
+	Email             string `json:"email"`
+	EmailVerified     any    `json:"email_verified"`
+	PreferredUsername string `json:"preferred_username"`
+	TenantID          string `json:"tid"`
+}
+
+// ssoCallback: GET /api/v1/auth/sso/{provider}/callback.
+func (s *Server) ssoCallback(c *fiber.Ctx) error {
+	name := c.Params("provider")
+	f, ok := s.takeFlow(c)
+	if !ok {
+		return errSSOState
+	}
+	// The flow must have been started for this very provider (mix-up
+	// defence: an answer meant for one provider is never taken for another).
+	if !sameString(f.Provider, name) {
+		s.ssoReject(c, "provider mismatch", fmt.Errorf("flow for %q, callback of %q", f.Provider, name))
+		return errSSOState
+	}
+	if !sameString(f.State, c.Query("state")) {
+		return errSSOState
+	}
+	p, err := s.ssoProvider(name)
+	if err != nil {
+		return err
+	}
+	if !p.Type.IsOIDC() {
+		return errSSONotConfig
+	}
+	if e := c.Query("error"); e != "" {
+		s.ssoReject(c, "provider answered an error", fmt.Errorf("%.64s: %.256s", e, c.Query("error_description")))
+		return errSSOFailed
+	}
+	code := c.Query("code")
+	if code == "" {
+		return validation("code: is required")
+	}
+	_, version, _ := s.deps.SSOModel.SSOProvider(name)
+	prov, err := s.discover(p, version)
+	if err != nil {
+		s.ssoReject(c, "discovery failed", err)
+		return errIdPDown
+	}
+	// RFC 9207: an authorization server that names itself must be ours.
+	if iss := c.Query("iss"); iss != "" && !p.AzureMultiTenant() && iss != p.Issuer {
+		s.ssoReject(c, "iss parameter mismatch", fmt.Errorf("iss %q, want %q", iss, p.Issuer))
+		return errSSOFailed
+	}
+	secret, err := s.deps.SSO.SSOClientSecret(p)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	ctx = oidc.ClientContext(ctx, s.ssoHTTPClient())
+	tok, err := s.oauthConfig(p, prov, f.RedirectURI, secret).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
+	if err != nil {
+		s.ssoReject(c, "code exchange failed", err)
+		return errSSOFailed
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		s.ssoReject(c, "no id_token", nil)
+		return errSSOFailed
+	}
+	verifier := prov.Verifier(&oidc.Config{ClientID: p.ClientID, Now: s.cfg.Now, SkipIssuerCheck: p.AzureMultiTenant()})
+	idt, err := verifier.Verify(ctx, rawID)
+	if err != nil {
+		s.ssoReject(c, "id_token verification failed", err)
+		return errSSOFailed
+	}
+	if !sameString(idt.Nonce, f.Nonce) {
+		s.ssoReject(c, "nonce mismatch", nil)
+		return errSSOFailed
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			s.ssoReject(c, "at_hash mismatch", err)
+			return errSSOFailed
+		}
+	}
+	var claims idClaims
+	if err := idt.Claims(&claims); err != nil {
+		s.ssoReject(c, "claims", err)
+		return errSSOFailed
+	}
+	if p.AzureMultiTenant() {
+		if err := checkAzureIssuer(p, idt.Issuer, claims.TenantID); err != nil {
+			s.ssoReject(c, "azure issuer", err)
+			return errSSOFailed
+		}
+	}
+	groups, err := groupsClaim(idt, p.GroupsClaim)
+	if err != nil {
+		s.ssoReject(c, "groups claim", err)
+		return errSSOFailed
+	}
+	res, err := s.ssoLogin(c, domain.SSOLogin{
+		Provider: p.Name, Subject: idt.Subject, Email: claims.Email,
+		EmailVerified: truthy(claims.EmailVerified), Username: claims.PreferredUsername, Groups: groups,
+	})
+	if err != nil {
+		return err
+	}
+	return s.finishSSOLogin(c, res, f.ReturnTo)
+}
+
+// truthy reads email_verified, which some providers send as a string.
+func truthy(v any) bool {
+	switch b := v.(type) {
+	case bool:
+		return b
+	case string:
+		return b == "true"
+	}
+	return false
+}
+
+// groupsClaim reads the group claim (default "groups"): a list of strings,
+// or one string.
+func groupsClaim(idt *oidc.IDToken, claim string) ([]string, error) {
+	if claim == "" {
+		claim = "groups"
+	}
+	var all map[string]any
+	if err := idt.Claims(&all); err != nil {
+		return nil, err
+	}
+	switch v := all[claim].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, g := range v {
+			if s, ok := g.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("claim %q is neither a string nor a list", claim)
+}

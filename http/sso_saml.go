@@ -1,0 +1,262 @@
+package http
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/crewjam/saml"
+	"github.com/gofiber/fiber/v2"
+	dsig "github.com/russellhaering/goxmldsig"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
+)
+
+// SAML 2.0 service provider (github.com/crewjam/saml): SP-initiated login
+// with the HTTP-Redirect binding, answers with the HTTP-POST binding at the
+// ACS. The AuthnRequest ID travels in the flow cookie (InResponseTo); the
+// response or assertion must be signed by the configured certificate, and
+// audience, destination, recipient, conditions and timing are checked by
+// crewjam/saml. A consumed assertion ID is an event on a subject that must be
+// new, so a replay is refused by every replica.
+
+const samlMaxResponse = 256 << 10
+
+// parseCertLenient parses a PEM certificate without checking its validity
+// period (for display).
+func parseCertLenient(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return nil, errors.New("no PEM block")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+// serviceProvider builds the crewjam/saml service provider for p (nil p: for
+// the metadata alone).
+func (s *Server) serviceProvider(c *fiber.Ctx, p *domain.SSOProvider) (*saml.ServiceProvider, error) {
+	if s.cfg.SSO.SAMLKeys == nil {
+		return nil, errors.New("http: SAML service provider key is not configured")
+	}
+	key, spCert, err := s.cfg.SSO.SAMLKeys()
+	if err != nil {
+		return nil, err
+	}
+	base := s.baseURL(c)
+	metadataURL, err := url.Parse(base + flowPath + "saml/metadata")
+	if err != nil {
+		return nil, err
+	}
+	acsURL, err := url.Parse(base + flowPath + "saml/acs")
+	if err != nil {
+		return nil, err
+	}
+	sp := &saml.ServiceProvider{
+		EntityID: metadataURL.String(), Key: key, Certificate: spCert,
+		MetadataURL: *metadataURL, AcsURL: *acsURL,
+		AssertionConsumerServiceBindings: []string{saml.HTTPPostBinding},
+		Clock:                            dsig.NewFakeClockAt(s.cfg.Now()),
+		RejectSHA1Signatures:             true,
+		RequireSignedResponseForCBC:      true,
+		RejectUnknownConditions:          true,
+		AuthnNameIDFormat:                saml.UnspecifiedNameIDFormat,
+	}
+	if p != nil {
+		cert, err := parseCertLenient(p.Certificate)
+		if err != nil {
+			return nil, fmt.Errorf("http: SAML IdP certificate: %w", err)
+		}
+		sp.IDPMetadata = &saml.EntityDescriptor{
+			EntityID: p.EntityID,
+			IDPSSODescriptors: []saml.IDPSSODescriptor{{
+				SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{
+					ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
+					KeyDescriptors: []saml.KeyDescriptor{{
+						Use: "signing",
+						KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{
+							{Data: base64.StdEncoding.EncodeToString(cert.Raw)},
+						}}},
+					}},
+				}},
+				SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: p.SSOURL}},
+			}},
+		}
+	}
+	return sp, nil
+}
+
+// samlMetadata: GET /api/v1/auth/sso/saml/metadata.
+func (s *Server) samlMetadata(c *fiber.Ctx) error {
+	sp, err := s.serviceProvider(c, nil)
+	if err != nil {
+		return err
+	}
+	md := sp.Metadata()
+	b, err := xml.MarshalIndent(md, "", "  ")
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "application/samlmetadata+xml")
+	return c.Send(append([]byte(xml.Header), b...))
+}
+
+// samlLoginStart: GET /api/v1/auth/sso/saml/login[?return_to=].
+func (s *Server) samlLoginStart(c *fiber.Ctx) error {
+	p, err := s.ssoProvider(string(domain.SSOSAML))
+	if err != nil {
+		return err
+	}
+	returnTo := c.Query("return_to")
+	if returnTo != "" {
+		if _, ok := s.checkReturnTo(returnTo); !ok {
+			return errBadReturnTo
+		}
+	}
+	sp, err := s.serviceProvider(c, &p)
+	if err != nil {
+		return err
+	}
+	req, err := sp.MakeAuthenticationRequest(p.SSOURL, saml.HTTPRedirectBinding, saml.HTTPPostBinding)
+	if err != nil {
+		return err
+	}
+	f := ssoFlow{
+		Provider: p.Name, State: randomToken(), RequestID: req.ID, ReturnTo: returnTo,
+		Expires: s.cfg.Now().Add(s.flowTTL()).Unix(),
+	}
+	target, err := req.Redirect(f.State, sp)
+	if err != nil {
+		return err
+	}
+	if err := s.setFlowCookie(c, f, true); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(target.String(), fiber.StatusFound)
+}
+
+// samlACS: POST /api/v1/auth/sso/saml/acs (HTTP-POST binding).
+func (s *Server) samlACS(c *fiber.Ctx) error {
+	f, ok := s.takeFlow(c)
+	if !ok || f.Provider != string(domain.SSOSAML) || f.RequestID == "" {
+		return errSSOState
+	}
+	if !sameString(f.State, c.FormValue("RelayState")) {
+		return errSSOState
+	}
+	p, err := s.ssoProvider(string(domain.SSOSAML))
+	if err != nil {
+		return err
+	}
+	encoded := c.FormValue("SAMLResponse")
+	if encoded == "" {
+		return validation("SAMLResponse: is required")
+	}
+	if len(encoded) > samlMaxResponse {
+		return validation("SAMLResponse: too large")
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(encoded))
+	if err != nil {
+		return validation("SAMLResponse: is not base64")
+	}
+	sp, err := s.serviceProvider(c, &p)
+	if err != nil {
+		return err
+	}
+	assertion, err := sp.ParseXMLResponse(raw, []string{f.RequestID}, sp.AcsURL)
+	if err != nil {
+		var ire *saml.InvalidResponseError
+		if errors.As(err, &ire) {
+			err = ire.PrivateErr
+		}
+		s.ssoReject(c, "SAML response refused", err)
+		return errSSOFailed
+	}
+	login, expires, err := samlIdentity(p, assertion)
+	if err != nil {
+		s.ssoReject(c, "SAML assertion unusable", err)
+		return errSSOFailed
+	}
+	ctx, cancel := s.ctx(c)
+	err = s.deps.SSO.ConsumeSAMLAssertion(ctx, s.meta(c), p.Name, assertion.ID, expires)
+	cancel()
+	if errors.Is(err, commands.ErrAssertionReplayed) {
+		s.ssoReject(c, "SAML assertion replayed", err)
+		return errSSOFailed
+	}
+	if err != nil {
+		return err
+	}
+	res, err := s.ssoLogin(c, login)
+	if err != nil {
+		return err
+	}
+	return s.finishSSOLogin(c, res, f.ReturnTo)
+}
+
+// Attribute names read from SAML assertions (by Name or FriendlyName).
+var (
+	samlEmailAttrs  = []string{"email", "mail", "emailaddress", "urn:oid:0.9.2342.19200300.100.1.3", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"}
+	samlGroupAttrs  = []string{"groups", "memberof", "eduPersonAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.1", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"}
+	samlUserAttrs   = []string{"uid", "username", "urn:oid:0.9.2342.19200300.100.1.1"}
+	errTransientNID = errors.New("the NameID is transient: configure the IdP to send a persistent or e-mail NameID")
+)
+
+// samlIdentity reads the identity out of a verified assertion: the NameID is
+// the subject; e-mail, username and groups come from attributes.
+func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, time.Time, error) {
+	if a.Subject == nil || a.Subject.NameID == nil || strings.TrimSpace(a.Subject.NameID.Value) == "" {
+		return domain.SSOLogin{}, time.Time{}, errors.New("assertion has no NameID")
+	}
+	nid := a.Subject.NameID
+	if nid.Format == string(saml.TransientNameIDFormat) {
+		return domain.SSOLogin{}, time.Time{}, errTransientNID
+	}
+	expires := a.IssueInstant.Add(saml.MaxIssueDelay + saml.MaxClockSkew)
+	if a.Conditions != nil && a.Conditions.NotOnOrAfter.After(expires) {
+		expires = a.Conditions.NotOnOrAfter.Add(saml.MaxClockSkew)
+	}
+	attr := func(names []string) []string {
+		for _, st := range a.AttributeStatements {
+			for _, at := range st.Attributes {
+				for _, n := range names {
+					if strings.EqualFold(at.Name, n) || strings.EqualFold(at.FriendlyName, n) {
+						var out []string
+						for _, v := range at.Values {
+							if v.Value != "" {
+								out = append(out, v.Value)
+							}
+						}
+						return out
+					}
+				}
+			}
+		}
+		return nil
+	}
+	in := domain.SSOLogin{Provider: p.Name, Subject: strings.TrimSpace(nid.Value)}
+	if v := attr(samlEmailAttrs); len(v) > 0 {
+		in.Email = v[0]
+	} else if nid.Format == string(saml.EmailAddressNameIDFormat) {
+		in.Email = nid.Value
+	}
+	// The IdP is configured by a platform admin and signs the assertion:
+	// the addresses it asserts count as verified.
+	in.EmailVerified = in.Email != ""
+	if v := attr(samlUserAttrs); len(v) > 0 {
+		in.Username = v[0]
+	}
+	groupNames := samlGroupAttrs
+	if p.GroupsClaim != "" {
+		groupNames = []string{p.GroupsClaim}
+	}
+	in.Groups = attr(groupNames)
+	return in, expires, nil
+}

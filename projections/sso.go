@@ -1,0 +1,107 @@
+package projections
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/infracast/auth/domain"
+)
+
+// ssoModel is the single sign-on read model: provider configurations and
+// linked identities. Its zero value is ready to use (maps are made on first
+// write); it lives inside Model and is guarded by Model.mu.
+type ssoModel struct {
+	providers  map[string]*ssoProviderEntry // provider name -> configuration
+	identities map[string]string            // identityKey(provider, subject) -> user ID
+	linkSeq    map[string]uint64            // sso_identity aggregate ID -> stream sequence
+}
+
+type ssoProviderEntry struct {
+	state domain.SSOProvider
+	seq   uint64
+}
+
+func identityKey(provider, subject string) string { return provider + "\x00" + subject }
+
+// applySSO folds an SSO event; called with the write lock held.
+func (m *Model) applySSO(aggregateID string, seq uint64, e domain.Event) {
+	s := &m.sso
+	switch ev := e.(type) {
+	case domain.SSOProviderConfigured, domain.SSOProviderDeleted:
+		if s.providers == nil {
+			s.providers = make(map[string]*ssoProviderEntry)
+		}
+		p := s.providers[aggregateID]
+		if p == nil {
+			if _, ok := e.(domain.SSOProviderConfigured); !ok {
+				return
+			}
+			p = &ssoProviderEntry{}
+			s.providers[aggregateID] = p
+		}
+		p.state = domain.EvolveSSOProvider(p.state, e)
+		p.seq = seq
+	case domain.SSOIdentityLinked:
+		if s.identities == nil {
+			s.identities = make(map[string]string)
+			s.linkSeq = make(map[string]uint64)
+		}
+		s.identities[identityKey(ev.Provider, ev.Subject)] = ev.UserID
+		s.linkSeq[aggregateID] = seq
+	case domain.SSOAssertionConsumed:
+		// The reservation subject itself refuses replays (appended with
+		// "must be new"); nothing to keep in memory.
+	}
+}
+
+// SSOProvider returns a provider's configuration (also a deleted one: check
+// Exists) and the stream sequence of its last event.
+func (m *Model) SSOProvider(name string) (domain.SSOProvider, uint64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p := m.sso.providers[name]
+	if p == nil {
+		return domain.SSOProvider{}, 0, false
+	}
+	return p.state, p.seq, true
+}
+
+// SSOProviders returns every configured (not deleted) provider by name.
+func (m *Model) SSOProviders() []domain.SSOProvider {
+	m.mu.RLock()
+	out := make([]domain.SSOProvider, 0, len(m.sso.providers))
+	for _, p := range m.sso.providers {
+		if p.state.Exists() {
+			out = append(out, p.state)
+		}
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SSOIdentity returns the user linked to subject at provider.
+func (m *Model) SSOIdentity(provider, subject string) (string, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.sso.identities[identityKey(provider, subject)]
+	return id, ok
+}
+
+// UsersByEmail returns the users whose e-mail is email (case-insensitive).
+// It scans every user: it serves SSO logins that link by e-mail, not the
+// request path.
+func (m *Model) UsersByEmail(email string) []domain.User {
+	if email == "" {
+		return nil
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []domain.User
+	for _, u := range m.users {
+		if strings.EqualFold(u.state.Email, email) {
+			out = append(out, u.state)
+		}
+	}
+	return out
+}

@@ -1,0 +1,140 @@
+package tests
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/http/service"
+)
+
+func withThrottle(perAccount, perAddress int, lockout time.Duration) Option {
+	return func(c *service.Config) {
+		c.LoginMaxFailures, c.LoginMaxFailuresPerAddress, c.LoginLockout = perAccount, perAddress, lockout
+	}
+}
+
+func login(in *Instance, user, password string) Response {
+	return in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": user, "password": password})
+}
+
+// TestBruteForceLocksAccountAndRecovers: after the configured consecutive
+// failures the account answers 429 with Retry-After — to the right password
+// too — and recovers once the lockout has passed.
+func TestBruteForceLocksAccountAndRecovers(t *testing.T) {
+	in := Start(t, withThrottle(5, 0, 15*time.Minute))
+	admin := in.AdminToken()
+	in.CreateUser(admin, "victim", "victim-password-1", map[string]string{"prod": "viewer"})
+	for i := 0; i < 5; i++ {
+		if r := login(in, "victim", "guess-"+strconv.Itoa(i)); r.Status != 401 {
+			t.Fatalf("failure %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	r := login(in, "victim", "victim-password-1")
+	if r.Status != 429 || r.ErrorCode() != "RATE_LIMITED" {
+		t.Fatalf("right password while locked: %d %s", r.Status, r.Raw)
+	}
+	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 15*60 {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	in.Clock.Advance(15*time.Minute + time.Second)
+	if r := login(in, "victim", "victim-password-1"); r.Status != 200 {
+		t.Fatalf("after the lockout: %d %s", r.Status, r.Raw)
+	}
+	// The success reset the count: one failure does not lock again.
+	login(in, "victim", "wrong")
+	if r := login(in, "victim", "victim-password-1"); r.Status != 200 {
+		t.Fatalf("one failure after recovery locked the account: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestBruteForceParallelAttemptsCannotBypass fires 50 wrong passwords at once:
+// exactly the configured number of failures is recorded (each is decided
+// against the account's state under optimistic concurrency), the rest are
+// refused with 429, and afterwards the right password is refused too.
+func TestBruteForceParallelAttemptsCannotBypass(t *testing.T) {
+	in := Start(t, withThrottle(5, 0, time.Hour))
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "target", "target-password-1", map[string]string{"prod": "viewer"})
+	var wg sync.WaitGroup
+	statuses := make(chan int, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			statuses <- login(in, "target", "wrong-"+strconv.Itoa(i)).Status
+		}(i)
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[401]+counts[429] != 50 || counts[401] > 5 {
+		t.Fatalf("answers %v: want at most 5 × 401 and the rest 429", counts)
+	}
+	u, _, _ := in.Svc.Model.User(id)
+	if u.FailedLogins != 5 {
+		t.Fatalf("%d failures recorded, want exactly 5", u.FailedLogins)
+	}
+	var right sync.WaitGroup
+	for i := 0; i < 10; i++ {
+		right.Add(1)
+		go func() {
+			defer right.Done()
+			if r := login(in, "target", "target-password-1"); r.Status != 429 {
+				t.Errorf("right password in parallel while locked: %d", r.Status)
+			}
+		}()
+	}
+	right.Wait()
+}
+
+// TestBruteForceUnknownUserLooksTheSame: a name that matches no user locks
+// exactly like an existing account, so lockouts do not reveal who exists.
+func TestBruteForceUnknownUserLooksTheSame(t *testing.T) {
+	in := Start(t, withThrottle(3, 0, time.Hour))
+	admin := in.AdminToken()
+	in.CreateUser(admin, "real", "real-password-1", map[string]string{"prod": "viewer"})
+	var real, ghost []Response
+	for i := 0; i < 4; i++ {
+		real = append(real, login(in, "real", "nope"))
+		ghost = append(ghost, login(in, "ghost", "nope"))
+	}
+	for i := range real {
+		if real[i].Status != ghost[i].Status || string(real[i].Raw) != string(ghost[i].Raw) {
+			t.Fatalf("attempt %d: real %d %s, unknown %d %s", i, real[i].Status, real[i].Raw, ghost[i].Status, ghost[i].Raw)
+		}
+	}
+	if real[3].Status != 429 {
+		t.Fatalf("fourth attempt: %d", real[3].Status)
+	}
+}
+
+// TestBruteForcePerAddress: password spraying (one guess on many accounts from
+// one address) locks the address.
+func TestBruteForcePerAddress(t *testing.T) {
+	in := Start(t, withThrottle(0, 10, time.Hour))
+	admin := in.AdminToken()
+	in.CreateUser(admin, "sprayed", "sprayed-password-1", map[string]string{"prod": "viewer"})
+	for i := 0; i < 10; i++ {
+		if r := login(in, "user"+strconv.Itoa(i), "Winter2026!"); r.Status != 401 {
+			t.Fatalf("spray %d: %d", i, r.Status)
+		}
+	}
+	// Each failure was applied to this replica's model before its answer.
+	if r := login(in, "sprayed", "sprayed-password-1"); r.Status != 429 {
+		t.Fatalf("address not locked: %d %s", r.Status, r.Raw)
+	}
+	// The lock ends after the window; a success then does not reset the count,
+	// a quiet window does.
+	in.Clock.Advance(time.Hour)
+	if r := login(in, "sprayed", "sprayed-password-1"); r.Status != 200 {
+		t.Fatalf("after the window: %d %s", r.Status, r.Raw)
+	}
+	if r := login(in, "user0", "again"); r.Status != 401 {
+		t.Fatalf("first failure of a new window: %d", r.Status)
+	}
+}

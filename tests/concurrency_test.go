@@ -1,0 +1,231 @@
+package tests
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// parallel runs f(i) for i in [0,n) on n goroutines released together, and
+// returns the responses; a transport error fails the test.
+func parallel(t *testing.T, n int, f func(i int) (Response, error)) []Response {
+	t.Helper()
+	out := make([]Response, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i], errs[i] = f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	return out
+}
+
+// TestConcurrentRefreshesOfOneSession: 20 parallel refreshes of one session
+// all succeed, and all 20 are recorded; the optimistic-concurrency conflict
+// path was taken on the way.
+func TestConcurrentRefreshesOfOneSession(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
+	rt := in.Login("alice", "alice-password").String("refresh_token")
+	sid := sessionOf(t, in, rt)
+	conflicts := in.Svc.Commands.Conflicts()
+
+	const n = 20
+	body := jsonBody(map[string]string{"refresh_token": rt})
+	res := parallel(t, n, func(int) (Response, error) {
+		return send(in.URL, request{Method: "POST", Path: "/api/v1/auth/refresh", ContentType: "application/json", Body: body})
+	})
+	tokens := map[string]bool{}
+	for i, r := range res {
+		expectStatus(t, fmt.Sprintf("refresh %d", i), r, 200)
+		tokens[r.String("token")] = true
+	}
+	if len(tokens) != n {
+		t.Fatalf("%d distinct tokens from %d refreshes", len(tokens), n)
+	}
+	for tok := range tokens {
+		expectStatus(t, "token from a parallel refresh", me(t, in, tok), 200)
+	}
+	s, _, _ := in.Svc.Model.Session(sid)
+	if s.Refreshes != n || s.Revoked {
+		t.Fatalf("session: %d refreshes (want %d), revoked %v", s.Refreshes, n, s.Revoked)
+	}
+	if got := countEvents(storedEvents(t, in.Svc), "session.refreshed", sid); got != n {
+		t.Fatalf("%d session.refreshed events for the session, want %d", got, n)
+	}
+	if c := in.Svc.Commands.Conflicts() - conflicts; c == 0 {
+		t.Fatal("no write conflict happened: the retry path was not exercised")
+	} else {
+		t.Logf("%d conflicts retried", c)
+	}
+}
+
+// TestConcurrentRoleGrantsOnOneUser: 20 parallel grants in 20 tenants on one
+// user all land.
+func TestConcurrentRoleGrantsOnOneUser(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	uid := in.CreateUser(admin, "eve", "eve-password", nil)
+	conflicts := in.Svc.Commands.Conflicts()
+
+	const n = 20
+	res := parallel(t, n, func(i int) (Response, error) {
+		return send(in.URL, request{Method: "PUT", Path: fmt.Sprintf("/api/v1/users/%s/tenants/t-%02d", uid, i), Token: admin,
+			ContentType: "application/json", Body: []byte(`{"role":"viewer"}`)})
+	})
+	for i, r := range res {
+		expectStatus(t, fmt.Sprintf("grant %d", i), r, 200)
+	}
+	u, _, _ := in.Svc.Model.User(uid)
+	if len(u.Tenants) != n {
+		t.Fatalf("user has %d tenants, want %d: %v", len(u.Tenants), n, u.Tenants)
+	}
+	g := in.Do("GET", "/api/v1/users/"+uid, admin, nil)
+	if ts, _ := g.JSON["tenants"].([]any); len(ts) != n {
+		t.Fatalf("GET user lists %d tenants: %s", len(ts), g.Raw)
+	}
+	if got := countEvents(storedEvents(t, in.Svc), "user.role_granted", uid); got != n {
+		t.Fatalf("%d user.role_granted events, want %d", got, n)
+	}
+	tok := in.Login("eve", "eve-password").String("token")
+	for i := range n {
+		expectStatus(t, "verify in each granted tenant", verify(t, in, tok, "GET", fmt.Sprintf("/api/v1/tenants/t-%02d/nodes", i)), 200)
+	}
+	if c := in.Svc.Commands.Conflicts() - conflicts; c == 0 {
+		t.Fatal("no write conflict happened: the retry path was not exercised")
+	} else {
+		t.Logf("%d conflicts retried", c)
+	}
+}
+
+// TestConcurrentUserCreationSameUsername: parallel creations of one username
+// (in different cases) yield exactly one user.
+func TestConcurrentUserCreationSameUsername(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	const n = 10
+	res := parallel(t, n, func(i int) (Response, error) {
+		name := "zed"
+		if i%2 == 1 {
+			name = "ZED"
+		}
+		return send(in.URL, request{Method: "POST", Path: "/api/v1/users", Token: admin, ContentType: "application/json",
+			Body: jsonBody(map[string]string{"username": name, "email": "zed@example.com", "password": "zed-password"})})
+	})
+	created := 0
+	for i, r := range res {
+		switch r.Status {
+		case 201:
+			created++
+		case 409:
+			expectBody(t, fmt.Sprintf("create %d", i), r, 409, `{"error":{"code":"CONFLICT","message":"Username is already taken"}}`)
+		default:
+			t.Fatalf("create %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d users created, want 1", created)
+	}
+	if got := countEvents(storedEvents(t, in.Svc), "user.created", ""); got != 2 { // admin + zed
+		t.Fatalf("%d user.created events, want 2", got)
+	}
+}
+
+// TestRotationReuseDetection: with rotation on, each refresh hands out the next
+// refresh token, and presenting a spent one revokes the whole session.
+func TestRotationReuseDetection(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation())
+	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-password")
+	r1 := login.String("refresh_token")
+
+	a := refresh(t, in, r1)
+	expectStatus(t, "first refresh", a, 200)
+	r2 := a.String("refresh_token")
+	if r2 == "" || r2 == r1 {
+		t.Fatalf("rotation: refresh answered %s", a.Raw)
+	}
+	b := refresh(t, in, r2)
+	expectStatus(t, "second refresh with the new token", b, 200)
+	r3 := b.String("refresh_token")
+	expectStatus(t, "access token before reuse", me(t, in, b.String("token")), 200)
+
+	// Replaying r1 (spent) is reuse: 401, and the session is gone.
+	expectBody(t, "replay a spent refresh token", refresh(t, in, r1), 401, bodyUnauthorized)
+	expectBody(t, "current refresh token after reuse", refresh(t, in, r3), 401, bodyUnauthorized)
+	expectBody(t, "access token after reuse", me(t, in, b.String("token")), 401, bodyUnauthorized)
+	expectBody(t, "login's access token after reuse", me(t, in, login.String("token")), 401, bodyUnauthorized)
+	s, _, _ := in.Svc.Model.Session(sessionOf(t, in, r1))
+	if !s.Revoked || s.RevokeReason != "refresh_token_reuse" {
+		t.Fatalf("session after reuse: revoked %v, reason %q", s.Revoked, s.RevokeReason)
+	}
+	// Another session of the same user is untouched.
+	other := in.Login("alice", "alice-password")
+	expectStatus(t, "other session", refresh(t, in, other.String("refresh_token")), 200)
+}
+
+// TestRotationParallelRefreshesOfOneToken: with rotation on, 20 parallel
+// refreshes of the same refresh token: exactly one wins, the others are reuse,
+// and the session ends up revoked.
+func TestRotationParallelRefreshesOfOneToken(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation())
+	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-password")
+	rt := login.String("refresh_token")
+	sid := sessionOf(t, in, rt)
+
+	const n = 20
+	body := jsonBody(map[string]string{"refresh_token": rt})
+	res := parallel(t, n, func(int) (Response, error) {
+		return send(in.URL, request{Method: "POST", Path: "/api/v1/auth/refresh", ContentType: "application/json", Body: body})
+	})
+	var winner Response
+	ok := 0
+	for i, r := range res {
+		switch r.Status {
+		case 200:
+			ok++
+			winner = r
+		default:
+			expectBody(t, fmt.Sprintf("refresh %d", i), r, 401, bodyUnauthorized)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d refreshes succeeded, want exactly 1", ok)
+	}
+	if winner.String("refresh_token") == "" {
+		t.Fatalf("winner without a new refresh token: %s", winner.Raw)
+	}
+
+	s, _, _ := in.Svc.Model.Session(sid)
+	if !s.Revoked || s.RevokeReason != "refresh_token_reuse" || s.Refreshes != 1 {
+		t.Fatalf("session: revoked %v (%q), %d refreshes", s.Revoked, s.RevokeReason, s.Refreshes)
+	}
+	expectBody(t, "the winner's refresh token", refresh(t, in, winner.String("refresh_token")), 401, bodyUnauthorized)
+	expectBody(t, "the winner's access token", me(t, in, winner.String("token")), 401, bodyUnauthorized)
+	expectBody(t, "the login's access token", me(t, in, login.String("token")), 401, bodyUnauthorized)
+
+	envs := storedEvents(t, in.Svc)
+	for typ, want := range map[string]int{"session.refreshed": 1, "session.refresh_reused": 1, "session.revoked": 1} {
+		if got := countEvents(envs, typ, sid); got != want {
+			t.Fatalf("%d %s events for the session, want %d", got, typ, want)
+		}
+	}
+}

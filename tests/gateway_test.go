@@ -1,0 +1,890 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/http/service"
+)
+
+// Exact gateway error bodies of the contract.
+const (
+	bodyBadGateway     = `{"error":{"code":"BAD_GATEWAY","message":"Upstream unavailable"}}`
+	bodyGatewayTimeout = `{"error":{"code":"GATEWAY_TIMEOUT","message":"Upstream timed out"}}`
+	bodyNotFound       = `{"error":{"code":"NOT_FOUND","message":"Resource not found"}}`
+)
+
+// gwSeen is one request as the upstream received it.
+type gwSeen struct {
+	Method string
+	URI    string // the request target, exactly as received
+	Header http.Header
+	Host   string
+	Body   []byte
+}
+
+// gwUpstream is a real HTTP server on loopback standing for a resource
+// service. It records every request, then answers with handle (or, without
+// one, 200 "upstream saw METHOD URI").
+type gwUpstream struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []gwSeen
+}
+
+func newGWUpstream(t *testing.T, handle http.HandlerFunc) *gwUpstream {
+	t.Helper()
+	u := &gwUpstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.seen = append(u.seen, gwSeen{Method: r.Method, URI: r.RequestURI, Header: r.Header.Clone(), Host: r.Host, Body: body})
+		u.mu.Unlock()
+		if handle != nil {
+			handle(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Upstream", "yes")
+		fmt.Fprintf(w, "upstream saw %s %s", r.Method, r.RequestURI)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *gwUpstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+func (u *gwUpstream) last() gwSeen {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.seen) == 0 {
+		return gwSeen{}
+	}
+	return u.seen[len(u.seen)-1]
+}
+
+// withUpstream makes an instance a gateway to url.
+func withUpstream(url string) Option {
+	return func(c *service.Config) { c.UpstreamURL = url }
+}
+
+// withPolicy writes a route policy file and configures it.
+func withPolicy(t *testing.T, policyJSON string) Option {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(path, []byte(policyJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return func(c *service.Config) { c.RoutePolicyFile = path }
+}
+
+// gwRaw sends one request with exactly this request target and these header
+// lines (names spelled as given) on a fresh connection, so that nothing on the
+// client side cleans the path or canonicalizes a header name.
+func gwRaw(t *testing.T, in *Instance, method, target string, header [][2]string) Response {
+	t.Helper()
+	addr := strings.TrimPrefix(in.URL, "http://")
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, target, addr)
+	hasConn := false
+	for _, h := range header {
+		fmt.Fprintf(&b, "%s: %s\r\n", h[0], h[1])
+		hasConn = hasConn || strings.EqualFold(h[0], "Connection")
+	}
+	if !hasConn {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(conn, b.String()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: body: %v", method, target, err)
+	}
+	return Response{Status: res.StatusCode, Header: res.Header, Raw: raw}
+}
+
+func bearerHeader(token string) [2]string { return [2]string{"Authorization", "Bearer " + token} }
+
+// gwUser is a user with one role in "prod".
+type gwUser struct{ ID, Token string }
+
+func gwUsers(t *testing.T, in *Instance, roles ...string) map[string]gwUser {
+	t.Helper()
+	admin := in.AdminToken()
+	out := map[string]gwUser{}
+	for _, role := range roles {
+		name := "gw-" + role
+		id := in.CreateUser(admin, name, name+"-password", map[string]string{"prod": role})
+		out[role] = gwUser{ID: id, Token: in.Login(name, name+"-password").String("token")}
+	}
+	return out
+}
+
+const viewerPerms = "nodes:read,findings:read,jobs:read,reports:read"
+
+// TestGatewayProxiesWithIdentity: an allowed request reaches the upstream at
+// the same path and query, with the caller's identity in the X-Infracast-*
+// headers, whatever the client claimed, and without its bearer token.
+func TestGatewayProxiesWithIdentity(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	u := gwUsers(t, in, "viewer", "editor")
+	viewer := u["viewer"]
+
+	// A plain request through the ordinary client.
+	r := doReq(t, in, request{Method: "GET", Path: "/api/v1/tenants/prod/nodes/n1?x=1", Token: viewer.Token})
+	expectStatus(t, "viewer GET nodes/n1", r, 200)
+	if string(r.Raw) != "upstream saw GET /api/v1/tenants/prod/nodes/n1?x=1" || r.Header.Get("X-Upstream") != "yes" {
+		t.Fatalf("response not the upstream's: %q %v", r.Raw, r.Header)
+	}
+	for _, h := range []string{"X-Infracast-Subject", "X-Infracast-Tenant", "X-Infracast-Permissions"} {
+		if v := r.Header.Get(h); v != "" {
+			t.Errorf("gateway response carries %s: %q", h, v)
+		}
+	}
+	if up.count() != 1 {
+		t.Fatalf("upstream saw %d requests, want 1", up.count())
+	}
+	got := up.last()
+	if got.Method != "GET" || got.URI != "/api/v1/tenants/prod/nodes/n1?x=1" {
+		t.Fatalf("upstream saw %s %s", got.Method, got.URI)
+	}
+	checkIdentity(t, "plain", got.Header, viewer.ID, "prod", viewerPerms)
+	if got.Header.Get("X-Request-ID") == "" || got.Header.Get("X-Request-ID") != r.Header.Get("X-Request-ID") {
+		t.Errorf("X-Request-ID upstream %q, client %q", got.Header.Get("X-Request-ID"), r.Header.Get("X-Request-ID"))
+	}
+	if got.Header.Get("X-Forwarded-For") != "127.0.0.1" || got.Header.Get("X-Forwarded-Proto") != "http" {
+		t.Errorf("X-Forwarded-For %q, X-Forwarded-Proto %q", got.Header.Get("X-Forwarded-For"), got.Header.Get("X-Forwarded-Proto"))
+	}
+	if want := strings.TrimPrefix(in.URL, "http://"); got.Header.Get("X-Forwarded-Host") != want {
+		t.Errorf("X-Forwarded-Host %q, want %q", got.Header.Get("X-Forwarded-Host"), want)
+	}
+	if want := strings.TrimPrefix(up.srv.URL, "http://"); got.Host != want {
+		t.Errorf("Host %q, want the upstream's %q", got.Host, want)
+	}
+
+	// Spoofed identity and forwarding headers, in every spelling, are replaced
+	// or dropped; the bearer token and hop-by-hop headers are not forwarded;
+	// everything else is.
+	spoof := [][2]string{
+		bearerHeader(viewer.Token),
+		{"X-Infracast-Subject", "user-evil"},
+		{"x-infracast-tenant", "staging"},
+		{"X-INFRACAST-PERMISSIONS", "admin:*"},
+		{"X-Infracast-Permissions", "admin:*"},
+		{"X_Infracast_Subject", "user-evil-underscore"},
+		{"x-infracast_permissions", "admin:*"},
+		{"X-Infracast-Role", "admin"},
+		{"X-Forwarded-For", "6.6.6.6"},
+		{"X-Forwarded-Proto", "https"},
+		{"X-Forwarded-Host", "evil.example"},
+		{"X_Forwarded_For", "6.6.6.7"},
+		{"Forwarded", "for=6.6.6.6;proto=https"},
+		{"X-Real-IP", "6.6.6.6"},
+		{"X-Request-ID", "client-chosen"},
+		{"Proxy-Authorization", "Basic Zm9vOmJhcg=="},
+		{"Connection", "keep-alive, X-Hop"},
+		{"X-Hop", "drop me"},
+		{"Keep-Alive", "timeout=5"},
+		{"X-Custom", "kept"},
+		{"Cookie", "theme=dark; infracast_token=eyJ.secret.jwt; infracast_csrf=c1; lang=en"},
+		{"Accept", "application/json"},
+		{"User-Agent", "gateway-test/1"},
+	}
+	r = gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/n1?x=1&y=%2F", spoof)
+	expectStatus(t, "spoofed headers", r, 200)
+	got = up.last()
+	if got.URI != "/api/v1/tenants/prod/nodes/n1?x=1&y=%2F" {
+		t.Errorf("upstream saw %s", got.URI)
+	}
+	checkIdentity(t, "spoofed", got.Header, viewer.ID, "prod", viewerPerms)
+	for k := range got.Header {
+		n := strings.ReplaceAll(strings.ToLower(k), "_", "-")
+		switch {
+		case n == "authorization", n == "proxy-authorization", n == "forwarded", n == "x-real-ip",
+			n == "x-hop", n == "keep-alive", n == "x-infracast-role":
+			t.Errorf("upstream received %s: %q", k, got.Header[k])
+		case strings.HasPrefix(n, "x-infracast-") && k != "X-Infracast-Subject" && k != "X-Infracast-Tenant" && k != "X-Infracast-Permissions":
+			t.Errorf("upstream received a spoofed %s: %q", k, got.Header[k])
+		case strings.HasPrefix(n, "x-forwarded-") && k != "X-Forwarded-For" && k != "X-Forwarded-Proto" && k != "X-Forwarded-Host":
+			t.Errorf("upstream received a spoofed %s: %q", k, got.Header[k])
+		}
+	}
+	for k, want := range map[string]string{
+		"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http", "X-Custom": "kept",
+		"Cookie": "theme=dark; lang=en", "Accept": "application/json", "User-Agent": "gateway-test/1",
+	} {
+		if v := got.Header.Values(k); len(v) != 1 || v[0] != want {
+			t.Errorf("upstream %s = %q, want [%q]", k, v, want)
+		}
+	}
+	if v := got.Header.Values("X-Request-ID"); len(v) != 1 || v[0] == "client-chosen" || !strings.HasPrefix(v[0], "req-") {
+		t.Errorf("upstream X-Request-ID = %q", v)
+	}
+
+	// Writes: the body and its type arrive, the upstream's status comes back.
+	upW := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", "/api/v1/tenants/prod/nodes/n2")
+		w.Header().Set("Set-Cookie", "a=1; Path=/")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"id":"n2"}`))
+	})
+	inW := Start(t, withUpstream(upW.srv.URL))
+	editor := gwUsers(t, inW, "editor")["editor"]
+	body := []byte(`{"name":"n2","labels":{"env":"prod"}}`)
+	r = doReq(t, inW, request{Method: "POST", Path: "/api/v1/tenants/prod/nodes", Token: editor.Token, ContentType: "application/json", Body: body})
+	if r.Status != 201 || string(r.Raw) != `{"id":"n2"}` || r.Header.Get("Location") != "/api/v1/tenants/prod/nodes/n2" ||
+		r.Header.Get("Set-Cookie") != "a=1; Path=/" {
+		t.Fatalf("editor POST nodes: %d %s %v", r.Status, r.Raw, r.Header)
+	}
+	got = upW.last()
+	if got.Method != "POST" || !bytes.Equal(got.Body, body) || got.Header.Get("Content-Type") != "application/json" ||
+		got.Header.Get("Content-Length") != "" && got.Header.Get("Content-Length") != strconv.Itoa(len(body)) {
+		t.Fatalf("upstream saw %s %q %v", got.Method, got.Body, got.Header)
+	}
+	checkIdentity(t, "editor POST", got.Header, editor.ID, "prod", "nodes:read,nodes:write,findings:read,findings:write,jobs:read,jobs:write,reports:read")
+
+	// A body over the limit never reaches the upstream.
+	n := upW.count()
+	big := doReq(t, inW, request{Method: "POST", Path: "/api/v1/tenants/prod/nodes", Token: editor.Token, ContentType: "application/json",
+		Body: bytes.Repeat([]byte("a"), 64<<10+1)})
+	expectError(t, "oversized body", big, 413, "PAYLOAD_TOO_LARGE")
+	if upW.count() != n {
+		t.Fatal("an oversized body reached the upstream")
+	}
+
+	// HEAD: no body, the upstream's Content-Length.
+	r = doReq(t, in, request{Method: "HEAD", Path: "/api/v1/tenants/prod/nodes/n1", Token: viewer.Token})
+	if r.Status != 200 || len(r.Raw) != 0 || up.last().Method != "HEAD" {
+		t.Fatalf("HEAD: %d %q, upstream saw %s", r.Status, r.Raw, up.last().Method)
+	}
+	if want := strconv.Itoa(len("upstream saw HEAD /api/v1/tenants/prod/nodes/n1")); r.Header.Get("Content-Length") != want {
+		t.Errorf("HEAD Content-Length %q, want %s", r.Header.Get("Content-Length"), want)
+	}
+}
+
+// checkIdentity: exactly one of each identity header, with these values.
+func checkIdentity(t *testing.T, what string, h http.Header, subject, tenant, perms string) {
+	t.Helper()
+	for k, want := range map[string]string{
+		"X-Infracast-Subject": subject, "X-Infracast-Tenant": tenant, "X-Infracast-Permissions": perms,
+	} {
+		if v := h.Values(k); len(v) != 1 || v[0] != want {
+			t.Errorf("%s: upstream %s = %q, want [%q]", what, k, v, want)
+		}
+	}
+	if v := h.Values("Authorization"); len(v) != 0 {
+		t.Errorf("%s: upstream received Authorization %q", what, v)
+	}
+}
+
+// TestGatewayRefusesWithoutCallingUpstream: a refused request never reaches the
+// upstream: a write by a viewer, another tenant, no token.
+func TestGatewayRefusesWithoutCallingUpstream(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	for _, tc := range []struct {
+		name string
+		req  request
+		want string
+	}{
+		{"viewer POST nodes", request{Method: "POST", Path: "/api/v1/tenants/prod/nodes", Token: viewer.Token, ContentType: "application/json", Body: []byte(`{}`)}, bodyForbidden},
+		{"viewer DELETE nodes/n1", request{Method: "DELETE", Path: "/api/v1/tenants/prod/nodes/n1", Token: viewer.Token}, bodyForbidden},
+		{"viewer GET settings", request{Method: "GET", Path: "/api/v1/tenants/prod/settings", Token: viewer.Token}, bodyForbidden},
+		{"other tenant", request{Method: "GET", Path: "/api/v1/tenants/staging/nodes", Token: viewer.Token}, bodyForbidden},
+		{"no token", request{Method: "GET", Path: "/api/v1/tenants/prod/nodes"}, bodyUnauthorized},
+		{"bad token", request{Method: "GET", Path: "/api/v1/tenants/prod/nodes", Token: "not-a-token"}, bodyUnauthorized},
+		{"invalid tenant", request{Method: "GET", Path: "/api/v1/tenants/Not_Valid/nodes", Token: viewer.Token}, bodyNotFound},
+	} {
+		r := doReq(t, in, tc.req)
+		status := 403
+		if tc.want == bodyUnauthorized {
+			status = 401
+		} else if tc.want == bodyNotFound {
+			status = 404
+		}
+		expectBody(t, tc.name, r, status, tc.want)
+	}
+	if up.count() != 0 {
+		t.Fatalf("the upstream saw %d refused requests: %+v", up.count(), up.last())
+	}
+}
+
+// TestGatewayUpstreamDown: connection refused is 502 BAD_GATEWAY.
+func TestGatewayUpstreamDown(t *testing.T) {
+	t.Parallel()
+	down := httptest.NewServer(http.NotFoundHandler())
+	url := down.URL
+	down.Close()
+	in := Start(t, withUpstream(url))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	r := doReq(t, in, request{Method: "GET", Path: "/api/v1/tenants/prod/nodes", Token: viewer.Token})
+	expectBody(t, "upstream down", r, 502, bodyBadGateway)
+	expectError(t, "upstream down (shape)", r, 502, "BAD_GATEWAY", "Upstream unavailable")
+	// Refusal still comes first.
+	expectBody(t, "refused, upstream down", doReq(t, in, request{Method: "POST", Path: "/api/v1/tenants/prod/nodes", Token: viewer.Token}), 403, bodyForbidden)
+}
+
+// TestGatewayUpstreamTimeout: an upstream that stays silent longer than the
+// upstream timeout is 504 GATEWAY_TIMEOUT; one that stalls in the middle of a
+// body cuts the response off.
+func TestGatewayUpstreamTimeout(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	up := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/fast") {
+			_, _ = io.WriteString(w, "fast")
+			return
+		}
+		if strings.Contains(r.URL.Path, "/stall") {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 100<<10))
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	t.Cleanup(func() { close(release) }) // runs before the upstream closes
+	in := Start(t, withUpstream(up.srv.URL), func(c *service.Config) { c.UpstreamTimeout = 200 * time.Millisecond })
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+
+	start := time.Now()
+	r := doReq(t, in, request{Method: "GET", Path: "/api/v1/tenants/prod/jobs/slow", Token: viewer.Token})
+	expectBody(t, "slow upstream", r, 504, bodyGatewayTimeout)
+	if d := time.Since(start); d < 200*time.Millisecond || d > 10*time.Second {
+		t.Errorf("answered after %s with an upstream timeout of 200ms", d)
+	}
+	if up.count() != 1 {
+		t.Errorf("a timed-out GET was sent %d times", up.count())
+	}
+	expectBody(t, "slow upstream, POST", doReq(t, in, request{Method: "POST", Path: "/api/v1/tenants/prod/reports/generate", Token: viewer.Token}), 504, bodyGatewayTimeout)
+
+	// The gateway keeps working after timeouts.
+	r = doReq(t, in, request{Method: "GET", Path: "/api/v1/tenants/prod/jobs/fast", Token: viewer.Token})
+	if r.Status != 200 || string(r.Raw) != "fast" {
+		t.Fatalf("fast after slow: %d %s", r.Status, r.Raw)
+	}
+
+	// Headers and part of the body, then silence: the client gets the status
+	// and a truncated body, never a complete-looking one.
+	req, _ := http.NewRequest("GET", in.URL+"/api/v1/tenants/prod/reports/stall", nil)
+	req.Header.Set("Authorization", "Bearer "+viewer.Token)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	got, err := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || err == nil || len(got) >= 100<<10+1 {
+		t.Fatalf("stalled body: status %d, %d bytes, err %v", res.StatusCode, len(got), err)
+	}
+}
+
+// TestGatewayStreamsLargeBodies: multi-megabyte bodies, chunked or with a
+// Content-Length, arrive intact, and the client receives the first part while
+// the upstream is still waiting to send the rest (nothing buffers the whole).
+func TestGatewayStreamsLargeBodies(t *testing.T) {
+	t.Parallel()
+	const size = 6<<20 + 12345
+	const first = 256 << 10
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i*7 + i>>13)
+	}
+	want := sha256.Sum256(payload)
+	var mu sync.Mutex
+	gates := map[string]chan struct{}{}
+	gate := func(id string) chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		if gates[id] == nil {
+			gates[id] = make(chan struct{})
+		}
+		return gates[id]
+	}
+	stalled := make(chan string, 4)
+	up := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if r.URL.Query().Get("length") == "1" {
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+		}
+		_, _ = w.Write(payload[:first])
+		w.(http.Flusher).Flush()
+		select { // the rest only once the client has read the first part
+		case <-gate(id):
+		case <-time.After(20 * time.Second):
+			stalled <- id
+		}
+		for off := first; off < size; off += 32 << 10 {
+			_, _ = w.Write(payload[off:min(off+32<<10, size)])
+		}
+	})
+	in := Start(t, withUpstream(up.srv.URL))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+
+	for _, tc := range []struct{ id, query string }{{"chunked", ""}, {"length", "&length=1"}} {
+		req, _ := http.NewRequest("GET", in.URL+"/api/v1/tenants/prod/reports/r1/download?id="+tc.id+tc.query, nil)
+		req.Header.Set("Authorization", "Bearer "+viewer.Token)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != 200 {
+			b, _ := io.ReadAll(res.Body)
+			t.Fatalf("%s: %d %s", tc.id, res.StatusCode, b)
+		}
+		if tc.id == "length" && res.ContentLength != size {
+			t.Errorf("%s: Content-Length %d, want %d", tc.id, res.ContentLength, size)
+		}
+		head := make([]byte, first)
+		if _, err := io.ReadFull(res.Body, head); err != nil {
+			t.Fatalf("%s: first part: %v", tc.id, err)
+		}
+		close(gate(tc.id))
+		rest, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: rest: %v", tc.id, err)
+		}
+		if got := sha256.Sum256(append(head, rest...)); got != want || len(head)+len(rest) != size {
+			t.Fatalf("%s: body of %d bytes differs from the upstream's %d", tc.id, len(head)+len(rest), size)
+		}
+		select {
+		case id := <-stalled:
+			t.Fatalf("%s: the client did not get the first part before the upstream sent the rest (buffered)", id)
+		default:
+		}
+	}
+}
+
+// The route table (API.md), role by role: may role do method on resource?
+func defaultAllows(role, resource, method string) bool {
+	read := method == "GET"
+	switch role {
+	case "admin":
+		return true
+	case "viewer":
+		switch resource {
+		case "reports":
+			return true
+		case "nodes", "findings", "jobs":
+			return read
+		}
+	case "editor":
+		switch resource {
+		case "nodes", "findings", "jobs", "reports":
+			return true
+		}
+	}
+	return false
+}
+
+// customPolicy: nodes as by default; reports read-only; settings readable
+// with reports:read; nothing for findings and jobs (admin:* by fallback).
+const customPolicy = `{"rules": [
+	{"prefix": "nodes", "read": "nodes:read", "write": "nodes:write"},
+	{"prefix": "reports", "read": "reports:read", "write": "admin:*"},
+	{"prefix": "settings", "read": "reports:read", "write": "admin:*"}
+]}`
+
+func customAllows(role, resource, method string) bool {
+	read := method == "GET"
+	switch role {
+	case "admin":
+		return true
+	case "viewer":
+		return read && (resource == "nodes" || resource == "reports" || resource == "settings")
+	case "editor":
+		return resource == "nodes" || read && (resource == "reports" || resource == "settings")
+	}
+	return false
+}
+
+var (
+	matrixRoles     = []string{"viewer", "editor", "admin"}
+	matrixResources = []string{"nodes", "findings", "jobs", "reports", "settings"}
+	matrixMethods   = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
+)
+
+// routeMatrix checks every role x resource x method through the gateway and
+// the three forward-auth styles against allows.
+func routeMatrix(t *testing.T, in *Instance, up *gwUpstream, allows func(role, resource, method string) bool) {
+	users := gwUsers(t, in, matrixRoles...)
+	for _, role := range matrixRoles {
+		u := users[role]
+		for _, res := range matrixResources {
+			for _, m := range matrixMethods {
+				allowed := allows(role, res, m)
+				uri := "/api/v1/tenants/prod/" + res + "/x-1?q=1"
+				what := fmt.Sprintf("%s %s %s", role, m, res)
+				check := func(how string, r Response) {
+					t.Helper()
+					switch {
+					case allowed && r.Status == 200:
+						if how != "gateway" && (r.Header.Get("X-Infracast-Subject") != u.ID || r.Header.Get("X-Infracast-Tenant") != "prod") {
+							t.Errorf("%s (%s): identity headers %v", what, how, r.Header)
+						}
+					case !allowed && r.Status == 403 && string(r.Raw) == bodyForbidden:
+					default:
+						t.Errorf("%s (%s): %d %s, want allowed=%v", what, how, r.Status, r.Raw, allowed)
+					}
+				}
+
+				before := up.count()
+				r := doReq(t, in, request{Method: m, Path: uri, Token: u.Token})
+				check("gateway", r)
+				switch after := up.count(); {
+				case allowed && (after != before+1 || up.last().Method != m || up.last().URI != uri):
+					t.Errorf("%s (gateway): upstream saw %d new, last %s %s", what, after-before, up.last().Method, up.last().URI)
+				case !allowed && after != before:
+					t.Errorf("%s (gateway): refused, yet the upstream was called", what)
+				}
+
+				check("nginx", doReq(t, in, request{Method: "GET", Path: "/api/v1/auth/verify", Token: u.Token,
+					Header: map[string]string{"X-Original-Method": m, "X-Original-URI": uri}}))
+				check("traefik", doReq(t, in, request{Method: "GET", Path: "/api/v1/auth/verify", Token: u.Token,
+					Header: map[string]string{"X-Forwarded-Method": m, "X-Forwarded-Uri": uri}}))
+				check("envoy", doReq(t, in, request{Method: m, Path: "/api/v1/auth/verify" + uri, Token: u.Token}))
+			}
+		}
+	}
+}
+
+// TestGatewayRouteMatrixDefaultPolicy: every permission x method x resource of
+// the route table, through the gateway and every forward-auth style.
+func TestGatewayRouteMatrixDefaultPolicy(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	routeMatrix(t, in, up, defaultAllows)
+}
+
+// TestGatewayRouteMatrixCustomPolicy: the same with a policy file.
+func TestGatewayRouteMatrixCustomPolicy(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL), withPolicy(t, customPolicy))
+	routeMatrix(t, in, up, customAllows)
+}
+
+// TestVerifyCustomPolicyWithoutUpstream: forward auth applies the configured
+// policy too, and without an upstream an allowed tenant request is still 404.
+func TestVerifyCustomPolicyWithoutUpstream(t *testing.T) {
+	t.Parallel()
+	in := Start(t, withPolicy(t, customPolicy))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	expectStatus(t, "viewer GET settings (custom)", verify(t, in, viewer.Token, "GET", "/api/v1/tenants/prod/settings/s-1"), 200)
+	expectBody(t, "viewer PUT settings (custom)", verify(t, in, viewer.Token, "PUT", "/api/v1/tenants/prod/settings/s-1"), 403, bodyForbidden)
+	expectBody(t, "viewer GET findings (custom)", verify(t, in, viewer.Token, "GET", "/api/v1/tenants/prod/findings"), 403, bodyForbidden)
+	expectBody(t, "viewer GET settings, no upstream", doReq(t, in, request{Method: "GET", Path: "/api/v1/tenants/prod/settings", Token: viewer.Token}), 404, bodyNoUpstream)
+}
+
+// TestGatewayPathTricks: dot segments, encoded slashes and dots, double
+// slashes, backslashes and "..;" never authorize one path and reach another.
+// Whatever is allowed reaches the upstream as the path that was authorized.
+func TestGatewayPathTricks(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	admin := in.AdminToken()
+	in.CreateUser(admin, "gw-both", "gw-both-password", map[string]string{"prod": "viewer", "staging": "viewer"})
+	u := gwUsers(t, in, "viewer", "admin")
+	viewer, padmin := u["viewer"], u["admin"]
+	both := in.Login("gw-both", "gw-both-password").String("token")
+
+	refused := []string{
+		"/api/v1/tenants/prod/nodes/../settings",
+		"/api/v1/tenants/prod/nodes/./../settings",
+		"/api/v1/tenants/prod/nodes/n1/../../settings",
+		"/api/v1/tenants/prod/nodes/%2e%2e/settings",
+		"/api/v1/tenants/prod/nodes/%2E%2E/settings",
+		"/api/v1/tenants/prod/nodes/.%2e/settings",
+		"/api/v1/tenants/prod/nodes%2F..%2Fsettings",
+		"/api/v1/tenants/prod/nodes%2f..%2fsettings",
+		"/api/v1/tenants/prod/nodes/%2F../settings",
+		"/api/v1/tenants/prod%2Fnodes",
+		"/api/v1/tenants/prod/nodes%5C..%5Csettings",
+		"/api/v1/tenants/prod/nodes\\..\\settings",
+		"/api/v1/tenants/prod/nodes/..;/settings",
+		"/api/v1/tenants/prod/nodes/..;x=1/settings",
+		"/api/v1/tenants/prod/nodes/.;/../settings",
+		"/api/v1/tenants/prod//settings",
+		"/api/v1/tenants/prod/nodes//..//settings",
+		"/api/v1/tenants/prod/../staging/nodes",
+		"/api/v1/tenants/prod/nodes/../../staging/nodes",
+		"/api/v1/tenants/prod/%2e%2e/staging/nodes",
+		"/api/v1/tenants/prod/../../users",
+		"/api/v1/tenants/prod/nodes/../../../auth/me",
+		"/api/v1/tenants/prod/%00/nodes",
+		"/api/v1/tenants/prod/nodes/../SETTINGS",
+		"/api/v1/tenants/prod/Nodes/n1",
+	}
+	auth := [][2]string{bearerHeader(viewer.Token)}
+	for _, p := range refused {
+		r := gwRaw(t, in, "GET", p, auth)
+		if r.Status != 403 && r.Status != 404 {
+			t.Errorf("gateway GET %s: %d %s, want 403 or 404", p, r.Status, r.Raw)
+		}
+		if r.Status == 404 && string(r.Raw) != bodyNotFound {
+			t.Errorf("gateway GET %s: 404 %s", p, r.Raw)
+		}
+		for how, hdr := range map[string][][2]string{
+			"nginx":   {bearerHeader(viewer.Token), {"X-Original-Method", "GET"}, {"X-Original-URI", p}},
+			"traefik": {bearerHeader(viewer.Token), {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", p}},
+		} {
+			if r := gwRaw(t, in, "GET", "/api/v1/auth/verify", hdr); r.Status != 403 || string(r.Raw) != bodyForbidden {
+				t.Errorf("%s verify GET %s: %d %s, want 403", how, p, r.Status, r.Raw)
+			}
+		}
+		if r := gwRaw(t, in, "GET", "/api/v1/auth/verify"+p, auth); r.Status != 403 && r.Status != 404 {
+			t.Errorf("envoy verify GET %s: %d %s, want 403", p, r.Status, r.Raw)
+		}
+	}
+	if up.count() != 0 {
+		t.Fatalf("the upstream saw a path trick: %+v", up.last())
+	}
+
+	// Allowed after cleaning: the upstream gets the clean path, which is the
+	// one that was authorized, and its tenant.
+	for _, tc := range []struct {
+		token, raw, want, tenant string
+	}{
+		{viewer.Token, "/api/v1/tenants/prod//nodes//n1?x=1", "/api/v1/tenants/prod/nodes/n1?x=1", "prod"},
+		{viewer.Token, "/api/v1/tenants/prod/nodes/./n1/", "/api/v1/tenants/prod/nodes/n1/", "prod"},
+		{viewer.Token, "/api/v1/tenants/prod/findings/../nodes/n1", "/api/v1/tenants/prod/nodes/n1", "prod"},
+		{viewer.Token, "/api/v1/tenants/prod/nodes/n%201", "/api/v1/tenants/prod/nodes/n%201", "prod"},
+		{viewer.Token, "/api/v1/tenants/prod/%6eodes/n1", "/api/v1/tenants/prod/nodes/n1", "prod"},
+		{padmin.Token, "/api/v1/tenants/prod/nodes/../settings", "/api/v1/tenants/prod/settings", "prod"},
+		{both, "/api/v1/tenants/prod/../staging/nodes", "/api/v1/tenants/staging/nodes", "staging"},
+	} {
+		r := gwRaw(t, in, "GET", tc.raw, [][2]string{bearerHeader(tc.token)})
+		if r.Status != 200 {
+			t.Errorf("gateway GET %s: %d %s", tc.raw, r.Status, r.Raw)
+			continue
+		}
+		if got := up.last(); got.URI != tc.want || got.Header.Get("X-Infracast-Tenant") != tc.tenant {
+			t.Errorf("gateway GET %s: upstream saw %s for tenant %q, want %s for %q", tc.raw, got.URI, got.Header.Get("X-Infracast-Tenant"), tc.want, tc.tenant)
+		}
+		v := gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{bearerHeader(tc.token), {"X-Original-Method", "GET"}, {"X-Original-URI", tc.raw}})
+		if v.Status != 200 || v.Header.Get("X-Infracast-Tenant") != tc.tenant {
+			t.Errorf("nginx verify GET %s: %d %s tenant %q", tc.raw, v.Status, v.Raw, v.Header.Get("X-Infracast-Tenant"))
+		}
+		if e := gwRaw(t, in, "GET", "/api/v1/auth/verify"+tc.raw, [][2]string{bearerHeader(tc.token)}); e.Status != 200 || e.Header.Get("X-Infracast-Tenant") != tc.tenant {
+			t.Errorf("envoy verify GET %s: %d %s tenant %q", tc.raw, e.Status, e.Raw, e.Header.Get("X-Infracast-Tenant"))
+		}
+	}
+
+	// An absolute-form request target is read the same way.
+	n := up.count()
+	abs := in.URL + "/api/v1/tenants/prod/nodes/../settings"
+	if r := gwRaw(t, in, "GET", abs, [][2]string{bearerHeader(viewer.Token)}); r.Status != 403 || up.count() != n {
+		t.Errorf("gateway GET %s: %d %s", abs, r.Status, r.Raw)
+	}
+	abs = in.URL + "/api/v1/tenants/prod//nodes/n1?x=1"
+	if r := gwRaw(t, in, "GET", abs, [][2]string{bearerHeader(viewer.Token)}); r.Status != 200 || up.last().URI != "/api/v1/tenants/prod/nodes/n1?x=1" {
+		t.Errorf("gateway GET %s: %d %s, upstream saw %s", abs, r.Status, r.Raw, up.last().URI)
+	}
+	abs = in.URL + "/api/v1/auth/verify/api/v1/tenants/prod/nodes/../settings"
+	if r := gwRaw(t, in, "GET", abs, [][2]string{bearerHeader(viewer.Token)}); r.Status != 403 {
+		t.Errorf("envoy verify GET %s: %d %s", abs, r.Status, r.Raw)
+	}
+}
+
+// TestVerifyForwardedHeaders: forward auth needs a method and a URI, and when
+// a client adds the other proxy's spelling of them, both must agree: behind
+// nginx (X-Original-*), a client's own X-Forwarded-Uri must not choose what
+// is authorized, nor its X-Forwarded-Method turn a write into a read.
+func TestVerifyForwardedHeaders(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	settings, nodes := "/api/v1/tenants/prod/settings", "/api/v1/tenants/prod/nodes"
+	for _, tc := range []struct {
+		name   string
+		header [][2]string
+		status int
+	}{
+		{"nginx", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}}, 200},
+		{"nginx, lower-case method", [][2]string{{"X-Original-Method", "get"}, {"X-Original-URI", nodes}}, 200},
+		{"traefik", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", nodes}}, 200},
+		{"both spellings agree", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", nodes}}, 200},
+		{"client's X-Forwarded-Uri behind nginx", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", settings}, {"X-Forwarded-Uri", nodes}}, 403},
+		{"client's X-Original-URI behind traefik", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", settings}, {"X-Original-URI", nodes}}, 403},
+		{"client's X-Forwarded-Method behind nginx", [][2]string{{"X-Original-Method", "POST"}, {"X-Original-URI", nodes}, {"X-Forwarded-Method", "GET"}}, 403},
+		{"repeated URI header", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}, {"X-Original-URI", nodes}}, 403},
+		{"no method", [][2]string{{"X-Original-URI", nodes}}, 403},
+		{"no URI", [][2]string{{"X-Original-Method", "GET"}}, 403},
+		{"nothing", nil, 403},
+		{"empty URI", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", ""}}, 403},
+		{"not a tenant route", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/api/v1/users"}}, 403},
+		{"relative URI", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "api/v1/tenants/prod/nodes"}}, 403},
+		{"unparsable URI", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "/api/v1/tenants/prod/nodes/%zz"}}, 403},
+		{"absolute URI", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "http://api.example" + nodes + "?x=1"}}, 200},
+		{"authority-looking path", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", "//evil" + nodes}}, 403},
+	} {
+		hdr := append([][2]string{bearerHeader(viewer.Token)}, tc.header...)
+		r := gwRaw(t, in, "GET", "/api/v1/auth/verify", hdr)
+		if r.Status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, r.Status, r.Raw, tc.status)
+		}
+		if tc.status == 403 && string(r.Raw) != bodyForbidden {
+			t.Errorf("%s: body %s", tc.name, r.Raw)
+		}
+	}
+	// Without a token: 401, whatever the headers.
+	r := gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}})
+	expectBody(t, "verify without a token", r, 401, bodyUnauthorized)
+	r = gwRaw(t, in, "POST", "/api/v1/auth/verify"+nodes, nil)
+	expectBody(t, "envoy verify without a token", r, 401, bodyUnauthorized)
+	// Envoy style: the method is the request's own; headers are ignored.
+	r = gwRaw(t, in, "POST", "/api/v1/auth/verify"+nodes, [][2]string{bearerHeader(viewer.Token), {"X-Forwarded-Method", "GET"}, {"Content-Length", "0"}})
+	expectBody(t, "envoy POST with a GET header", r, 403, bodyForbidden)
+	r = gwRaw(t, in, "GET", "/api/v1/auth/verify"+settings, [][2]string{bearerHeader(viewer.Token), {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", nodes}})
+	expectBody(t, "envoy settings with a nodes header", r, 403, bodyForbidden)
+	r = gwRaw(t, in, "HEAD", "/api/v1/auth/verify"+nodes+"?x=1", [][2]string{bearerHeader(viewer.Token)})
+	if r.Status != 200 || r.Header.Get("X-Infracast-Subject") != viewer.ID || r.Header.Get("X-Infracast-Permissions") != viewerPerms {
+		t.Errorf("envoy HEAD: %d %v", r.Status, r.Header)
+	}
+	for _, p := range []string{"", "/", "?x=1", "/api/v1/users", "/api/v1/tenants/", "/api/v1/tenants/Not_Valid/nodes"} {
+		r = gwRaw(t, in, "DELETE", "/api/v1/auth/verify"+p, [][2]string{bearerHeader(viewer.Token)})
+		if r.Status != 403 && r.Status != 404 && r.Status != 405 {
+			t.Errorf("envoy DELETE %q: %d %s", p, r.Status, r.Raw)
+		}
+	}
+}
+
+// TestGatewayConfigValidation: a bad upstream URL, timeout or policy file is
+// reported by Validate, naming the setting and the unknown permission.
+func TestGatewayConfigValidation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"rules":[{"prefix":"nodes","read":"nodes:admin","write":"nodes:write"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := service.Defaults()
+	cfg.UpstreamURL = "ftp://files.example"
+	cfg.UpstreamTimeout = 0
+	cfg.RoutePolicyFile = bad
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"INFRACAST_UPSTREAM_URL", "INFRACAST_UPSTREAM_TIMEOUT", "INFRACAST_ROUTE_POLICY_FILE", `"nodes:admin"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v does not mention %s", err, want)
+		}
+	}
+	for _, u := range []string{"http://", "localhost:8080", "http://up.example?x=1", "http://user:pw@up.example", "http://up.example#f", "http://up.example:99999"} {
+		cfg := service.Defaults()
+		cfg.UpstreamURL = u
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "INFRACAST_UPSTREAM_URL") {
+			t.Errorf("upstream %q: %v", u, err)
+		}
+	}
+	cfg = service.Defaults()
+	cfg.RoutePolicyFile = filepath.Join(dir, "missing.json")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "INFRACAST_ROUTE_POLICY_FILE") {
+		t.Errorf("missing policy file: %v", err)
+	}
+	cfg = service.Defaults()
+	cfg.UpstreamURL = "https://api.internal:8443/base/"
+	cfg.RoutePolicyFile = "../docs/route-policy.example.json"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid gateway configuration: %v", err)
+	}
+}
+
+// TestGatewayUpstreamBasePath: an upstream URL with a path prefixes it.
+func TestGatewayUpstreamBasePath(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL+"/internal/"))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	expectStatus(t, "base path", doReq(t, in, request{Method: "GET", Path: "/api/v1/tenants/prod/jobs?state=running", Token: viewer.Token}), 200)
+	if got := up.last().URI; got != "/internal/api/v1/tenants/prod/jobs?state=running" {
+		t.Fatalf("upstream saw %s", got)
+	}
+}
+
+// TestVerifyCookieSessionNeedsCSRF: a browser session (the access token in the
+// session cookie) changing state needs the CSRF token, whether the method is
+// the request's own (gateway, Envoy style) or named in a header (nginx,
+// Traefik), where the verify request itself is a GET.
+func TestVerifyCookieSessionNeedsCSRF(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	editor := gwUsers(t, in, "editor")["editor"]
+	const csrf = "0123456789abcdef0123456789abcdef"
+	session := [2]string{"Cookie", "infracast_token=" + editor.Token}
+	withCSRF := [][2]string{{"Cookie", "infracast_token=" + editor.Token + "; infracast_csrf=" + csrf}, {"X-CSRF-Token", csrf}}
+	nodes := "/api/v1/tenants/prod/nodes"
+
+	for _, tc := range []struct {
+		name         string
+		method, path string
+		header       [][2]string
+		allowed      bool
+	}{
+		{"nginx GET, no CSRF", "GET", "/api/v1/auth/verify", [][2]string{session, {"X-Original-Method", "GET"}, {"X-Original-URI", nodes}}, true},
+		{"nginx POST, no CSRF", "GET", "/api/v1/auth/verify", [][2]string{session, {"X-Original-Method", "POST"}, {"X-Original-URI", nodes}}, false},
+		{"traefik DELETE, no CSRF", "GET", "/api/v1/auth/verify", [][2]string{session, {"X-Forwarded-Method", "DELETE"}, {"X-Forwarded-Uri", nodes + "/n1"}}, false},
+		{"nginx POST, CSRF", "GET", "/api/v1/auth/verify", append(withCSRF, [2]string{"X-Original-Method", "POST"}, [2]string{"X-Original-URI", nodes}), true},
+		{"envoy POST, no CSRF", "POST", "/api/v1/auth/verify" + nodes, [][2]string{session, {"Content-Length", "0"}}, false},
+		{"envoy POST, CSRF", "POST", "/api/v1/auth/verify" + nodes, append(withCSRF, [2]string{"Content-Length", "0"}), true},
+		{"gateway POST, no CSRF", "POST", nodes, [][2]string{session, {"Content-Length", "0"}}, false},
+	} {
+		r := gwRaw(t, in, tc.method, tc.path, tc.header)
+		if tc.allowed && r.Status != 200 || !tc.allowed && r.Status != 403 {
+			t.Errorf("%s: %d %s, want allowed=%v", tc.name, r.Status, r.Raw, tc.allowed)
+		}
+	}
+	if up.count() != 0 {
+		t.Fatal("a request without its CSRF token reached the upstream")
+	}
+	r := gwRaw(t, in, "POST", nodes, append(withCSRF, [2]string{"Content-Length", "0"}))
+	if r.Status != 200 || up.count() != 1 {
+		t.Fatalf("gateway POST with CSRF: %d %s", r.Status, r.Raw)
+	}
+	if c := up.last().Header.Get("Cookie"); strings.Contains(c, "infracast_") {
+		t.Fatalf("the session cookies reached the upstream: %q", c)
+	}
+	checkIdentity(t, "cookie session", up.last().Header, editor.ID, "prod", "nodes:read,nodes:write,findings:read,findings:write,jobs:read,jobs:write,reports:read")
+}

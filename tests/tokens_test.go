@@ -1,0 +1,171 @@
+package tests
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// TestLoginFailureIsIndistinguishable: a wrong password and an unknown user get
+// the same status and byte-identical body.
+func TestLoginFailureIsIndistinguishable(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "alice", "alice-password", nil)
+
+	wrong := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "alice", "password": "not-her-password"})
+	unknown := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "nobody", "password": "not-her-password"})
+	expectError(t, "wrong password", wrong, 401, "UNAUTHORIZED")
+	if unknown.Status != wrong.Status || !bytes.Equal(unknown.Raw, wrong.Raw) {
+		t.Fatalf("unknown user: %d %s\nwrong password: %d %s", unknown.Status, unknown.Raw, wrong.Status, wrong.Raw)
+	}
+	if unknown.Header.Get("Content-Type") != wrong.Header.Get("Content-Type") {
+		t.Fatalf("content types differ: %q vs %q", unknown.Header.Get("Content-Type"), wrong.Header.Get("Content-Type"))
+	}
+	// A wrong-case username of a real user with a wrong password: same again.
+	wrongCase := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "ALICE", "password": "x-wrong-x"})
+	if wrongCase.Status != wrong.Status || !bytes.Equal(wrongCase.Raw, wrong.Raw) {
+		t.Fatalf("ALICE/wrong: %d %s", wrongCase.Status, wrongCase.Raw)
+	}
+	// Both failures are audited, without the password.
+	envs := storedEvents(t, in.Svc)
+	if n := countEvents(envs, "user.login_failed", ""); n != 3 {
+		t.Fatalf("%d user.login_failed events, want 3", n)
+	}
+	for _, e := range envs {
+		if bytes.Contains(e.Data, []byte("not-her-password")) {
+			t.Fatalf("event %s holds the attempted password", e.Type)
+		}
+	}
+}
+
+// TestExpiredAccessTokenAndRefreshExpiry: an access token stops after its hour;
+// the refresh token still works for 7 days, then it stops too.
+func TestExpiredAccessTokenAndRefreshExpiry(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-password")
+	token, rt := login.String("token"), login.String("refresh_token")
+	expectStatus(t, "fresh token", me(t, in, token), 200)
+
+	in.Clock.Advance(time.Hour + time.Minute)
+	expectBody(t, "expired token", me(t, in, token), 401, bodyUnauthorized)
+	expectBody(t, "expired token on verify", verify(t, in, token, "GET", "/api/v1/tenants/prod/nodes"), 401, bodyUnauthorized)
+	expectBody(t, "expired token on a tenant route", in.Do("GET", "/api/v1/tenants/prod/nodes", token, nil), 401, bodyUnauthorized)
+
+	r := refresh(t, in, rt)
+	expectStatus(t, "refresh after access expiry", r, 200)
+	fresh := r.String("token")
+	expectStatus(t, "refreshed token", me(t, in, fresh), 200)
+	expectStatus(t, "refreshed token on verify", verify(t, in, fresh, "GET", "/api/v1/tenants/prod/nodes"), 200)
+
+	// Just before the refresh token's 7 days end it still works…
+	in.Clock.Advance(7*24*time.Hour - time.Hour - 2*time.Minute)
+	last := refresh(t, in, rt)
+	expectStatus(t, "refresh a minute before the 7 days end", last, 200)
+	lastToken := last.String("token")
+	expectStatus(t, "token from the last refresh", me(t, in, lastToken), 200)
+
+	// …and after them it does not, nor does the session's latest access token.
+	in.Clock.Advance(2 * time.Minute)
+	expectBody(t, "refresh after 7 days", refresh(t, in, rt), 401, bodyUnauthorized)
+	expectBody(t, "access token of an expired session", me(t, in, lastToken), 401, bodyUnauthorized)
+
+	// A new login starts a new 7 days.
+	expectStatus(t, "login again", me(t, in, in.Login("alice", "alice-password").String("token")), 200)
+}
+
+// TestRevokeAndLogout: revoking an access token stops only that token;
+// revoking the refresh token ends the session; logout ends the caller's
+// session; revoking garbage answers 200 and changes nothing.
+func TestRevokeAndLogout(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-password")
+	a, rt := login.String("token"), login.String("refresh_token")
+	r := refresh(t, in, rt)
+	expectStatus(t, "refresh", r, 200)
+	b := r.String("token")
+	expectStatus(t, "token a", me(t, in, a), 200)
+	expectStatus(t, "token b", me(t, in, b), 200)
+
+	// Revoke access token a (RFC 7009: possession is the authority, no bearer needed).
+	rv := in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": a})
+	expectStatus(t, "revoke access token", rv, 200)
+	expectBody(t, "revoked token", me(t, in, a), 401, bodyUnauthorized)
+	expectBody(t, "revoked token on verify", verify(t, in, a, "GET", "/api/v1/tenants/prod/nodes"), 401, bodyUnauthorized)
+	expectStatus(t, "other token of the same session", me(t, in, b), 200)
+	expectStatus(t, "revoke the same token again", in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": a}), 200)
+
+	// Garbage and unknown tokens: 200, and no event.
+	before := head(t, in)
+	for _, junk := range []string{"garbage", "eyJhbGciOiJIUzI1NiJ9.e30.c2ln", "dGhpcyBpcyBhIHJlZnJlc2ggdG9rZW4"} {
+		expectStatus(t, "revoke "+junk, in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": junk}), 200)
+	}
+	if h := head(t, in); h != before {
+		t.Fatalf("revoking garbage appended %d events", h-before)
+	}
+
+	// Revoke the refresh token: the whole session stops.
+	expectStatus(t, "revoke refresh token", in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": rt}), 200)
+	expectBody(t, "refresh with a revoked refresh token", refresh(t, in, rt), 401, bodyUnauthorized)
+	expectBody(t, "access token of a revoked session", me(t, in, b), 401, bodyUnauthorized)
+	if s, _, _ := in.Svc.Model.Session(sessionOf(t, in, rt)); !s.Revoked {
+		t.Fatal("session not revoked in the read model")
+	}
+
+	// Logout ends the caller's session only.
+	s1 := in.Login("alice", "alice-password")
+	s2 := in.Login("alice", "alice-password")
+	lo := in.Do("POST", "/api/v1/auth/logout", s1.String("token"), nil)
+	if lo.Status != 204 || len(lo.Raw) != 0 {
+		t.Fatalf("logout: %d %q", lo.Status, lo.Raw)
+	}
+	expectBody(t, "token after logout", me(t, in, s1.String("token")), 401, bodyUnauthorized)
+	expectBody(t, "refresh after logout", refresh(t, in, s1.String("refresh_token")), 401, bodyUnauthorized)
+	expectStatus(t, "another session after logout", me(t, in, s2.String("token")), 200)
+	expectStatus(t, "another session's refresh after logout", refresh(t, in, s2.String("refresh_token")), 200)
+	expectBody(t, "logout without a token", in.Do("POST", "/api/v1/auth/logout", "", nil), 401, bodyUnauthorized)
+	expectBody(t, "logout again with the dead token", in.Do("POST", "/api/v1/auth/logout", s1.String("token"), nil), 401, bodyUnauthorized)
+}
+
+// TestDeactivatedUserStopsAtOnce: deactivation stops the user's existing
+// tokens on the very next request, their refresh tokens, and their logins
+// (with the same answer as a wrong password).
+func TestDeactivatedUserStopsAtOnce(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	uid := in.CreateUser(admin, "bob", "bob-password", map[string]string{"prod": "editor"})
+	s1 := in.Login("bob", "bob-password")
+	s2 := in.Login("bob", "bob-password")
+	t1 := s1.String("token")
+	expectStatus(t, "before", verify(t, in, t1, "POST", "/api/v1/tenants/prod/nodes"), 200)
+	wrongPassword := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "bob", "password": "wrong-password"})
+
+	d := in.Do("POST", "/api/v1/users/"+uid+"/deactivate", admin, nil)
+	expectStatus(t, "deactivate", d, 200)
+	if d.JSON["active"] != false {
+		t.Fatalf("deactivate answer: %s", d.Raw)
+	}
+	expectBody(t, "token of a deactivated user", me(t, in, t1), 401, bodyUnauthorized)
+	expectBody(t, "verify for a deactivated user", verify(t, in, t1, "GET", "/api/v1/tenants/prod/nodes"), 401, bodyUnauthorized)
+	expectBody(t, "other session's token", me(t, in, s2.String("token")), 401, bodyUnauthorized)
+	expectBody(t, "refresh of a deactivated user", refresh(t, in, s1.String("refresh_token")), 401, bodyUnauthorized)
+	expectBody(t, "other session's refresh", refresh(t, in, s2.String("refresh_token")), 401, bodyUnauthorized)
+
+	login := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "bob", "password": "bob-password"})
+	if login.Status != wrongPassword.Status || !bytes.Equal(login.Raw, wrongPassword.Raw) {
+		t.Fatalf("login of a deactivated user: %d %s\nwrong password: %d %s", login.Status, login.Raw, wrongPassword.Status, wrongPassword.Raw)
+	}
+	expectError(t, "login of a deactivated user", login, 401, "UNAUTHORIZED")
+
+	// Deactivating again changes nothing.
+	before := head(t, in)
+	expectStatus(t, "deactivate again", in.Do("POST", "/api/v1/users/"+uid+"/deactivate", admin, nil), 200)
+	if h := head(t, in); h != before {
+		t.Fatalf("second deactivation appended %d events", h-before)
+	}
+}

@@ -1,0 +1,189 @@
+package tests
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const bodyUsernameTaken = `{"error":{"code":"CONFLICT","message":"Username is already taken"}}`
+
+// usernames lists the usernames of a GET /api/v1/users answer, sorted.
+func usernames(t *testing.T, r Response) []string {
+	t.Helper()
+	expectStatus(t, "list users", r, 200)
+	list, ok := r.JSON["users"].([]any)
+	if !ok {
+		t.Fatalf("list users: %s", r.Raw)
+	}
+	out := make([]string, 0, len(list))
+	for _, u := range list {
+		out = append(out, u.(map[string]any)["username"].(string))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestUsersCreateListGetAndDuplicates: create answers 201 with the user, a
+// duplicate username (in any case) 409 CONFLICT, list and get show users.
+func TestUsersCreateListGetAndDuplicates(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+
+	r := in.Do("POST", "/api/v1/users", admin, map[string]any{
+		"username": "alice", "email": "alice@example.com", "password": "alice-password",
+		"tenants": []map[string]string{{"id": "staging", "role": "viewer"}, {"id": "prod", "role": "admin"}},
+	})
+	expectStatus(t, "create", r, 201)
+	id := r.String("id")
+	if !strings.HasPrefix(id, "user-") || r.String("username") != "alice" || r.String("email") != "alice@example.com" || r.JSON["active"] != true {
+		t.Fatalf("create: %s", r.Raw)
+	}
+	wantTenants := []any{map[string]any{"id": "prod", "role": "admin"}, map[string]any{"id": "staging", "role": "viewer"}}
+	if !reflect.DeepEqual(r.JSON["tenants"], wantTenants) || !reflect.DeepEqual(r.JSON["roles"], []any{}) {
+		t.Fatalf("create: tenants/roles %s", r.Raw)
+	}
+	if strings.Contains(string(r.Raw), "alice-password") || strings.Contains(string(r.Raw), "password") {
+		t.Fatalf("create answer mentions the password: %s", r.Raw)
+	}
+
+	before := head(t, in)
+	for _, name := range []string{"alice", "ALICE", "Alice"} {
+		dup := in.Do("POST", "/api/v1/users", admin, map[string]any{"username": name, "email": "other@example.com", "password": "other-password"})
+		expectBody(t, "duplicate "+name, dup, 409, bodyUsernameTaken)
+	}
+	if h := head(t, in); h != before {
+		t.Fatalf("duplicates appended %d events", h-before)
+	}
+	// The admin made by bootstrap is taken too.
+	expectBody(t, "duplicate of the bootstrap admin", in.Do("POST", "/api/v1/users", admin,
+		map[string]any{"username": "Admin", "email": "a@example.com", "password": "other-password"}), 409, bodyUsernameTaken)
+
+	in.CreateUser(admin, "bob", "bob-password", nil)
+	if got := usernames(t, in.Do("GET", "/api/v1/users", admin, nil)); !reflect.DeepEqual(got, []string{"admin", "alice", "bob"}) {
+		t.Fatalf("list: %v", got)
+	}
+	g := in.Do("GET", "/api/v1/users/"+id, admin, nil)
+	expectStatus(t, "get", g, 200)
+	if g.String("id") != id || g.String("username") != "alice" || !reflect.DeepEqual(g.JSON["tenants"], wantTenants) {
+		t.Fatalf("get: %s", g.Raw)
+	}
+	expectError(t, "get unknown", in.Do("GET", "/api/v1/users/user-01J00000000000000000000000", admin, nil), 404, "NOT_FOUND")
+	expectBody(t, "list without a token", in.Do("GET", "/api/v1/users", "", nil), 401, bodyUnauthorized)
+
+	// The new user logs in case-insensitively and sees only themself.
+	bob := in.Login("BOB", "bob-password").String("token")
+	if got := usernames(t, in.Do("GET", "/api/v1/users", bob, nil)); !reflect.DeepEqual(got, []string{"bob"}) {
+		t.Fatalf("bob lists %v", got)
+	}
+	expectError(t, "bob gets alice", in.Do("GET", "/api/v1/users/"+id, bob, nil), 404, "NOT_FOUND")
+	expectBody(t, "bob creates a user", in.Do("POST", "/api/v1/users", bob,
+		map[string]any{"username": "carol", "email": "carol@example.com", "password": "carol-password"}), 403, bodyForbidden)
+	expectBody(t, "bob grants himself a role", in.Do("PUT", "/api/v1/users/"+g.String("id")+"/tenants/prod", bob, map[string]string{"role": "admin"}), 403, bodyForbidden)
+}
+
+// TestTenantAdminManagesOnlyTheirTenant: a tenant admin manages the users of
+// their tenant, and nothing else; users they cannot see are 404.
+func TestTenantAdminManagesOnlyTheirTenant(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "ta", "ta-password", map[string]string{"prod": "admin"})
+	p1 := in.CreateUser(admin, "p1", "p1-password", map[string]string{"prod": "viewer"})
+	s1 := in.CreateUser(admin, "s1", "s1-password", map[string]string{"staging": "viewer"})
+	both := in.CreateUser(admin, "both", "both-password", map[string]string{"prod": "viewer", "staging": "viewer"})
+	ta := in.Login("ta", "ta-password").String("token")
+
+	if got := usernames(t, in.Do("GET", "/api/v1/users", ta, nil)); !reflect.DeepEqual(got, []string{"both", "p1", "ta"}) {
+		t.Fatalf("tenant admin lists %v", got)
+	}
+	expectStatus(t, "get a user of the tenant", in.Do("GET", "/api/v1/users/"+p1, ta, nil), 200)
+	expectError(t, "get a user of another tenant", in.Do("GET", "/api/v1/users/"+s1, ta, nil), 404, "NOT_FOUND")
+
+	// Create: only into their tenant, never a platform admin.
+	expectStatus(t, "create in prod", in.Do("POST", "/api/v1/users", ta, map[string]any{
+		"username": "p2", "email": "p2@example.com", "password": "p2-password", "tenants": []map[string]string{{"id": "prod", "role": "editor"}}}), 201)
+	expectBody(t, "create in staging", in.Do("POST", "/api/v1/users", ta, map[string]any{
+		"username": "s2", "email": "s2@example.com", "password": "s2-password", "tenants": []map[string]string{{"id": "staging", "role": "viewer"}}}), 403, bodyForbidden)
+	expectBody(t, "create in prod and staging", in.Do("POST", "/api/v1/users", ta, map[string]any{
+		"username": "s3", "email": "s3@example.com", "password": "s3-password", "tenants": []map[string]string{{"id": "prod", "role": "viewer"}, {"id": "staging", "role": "viewer"}}}), 403, bodyForbidden)
+	expectBody(t, "create a platform admin", in.Do("POST", "/api/v1/users", ta, map[string]any{
+		"username": "root2", "email": "r@example.com", "password": "root2-password", "roles": []string{"admin"}, "tenants": []map[string]string{{"id": "prod", "role": "viewer"}}}), 403, bodyForbidden)
+	expectBody(t, "create without a tenant", in.Do("POST", "/api/v1/users", ta, map[string]any{
+		"username": "nobody", "email": "n@example.com", "password": "nobody-password"}), 403, bodyForbidden)
+
+	// Roles: in their tenant only, on users they can see.
+	expectStatus(t, "grant in prod", in.Do("PUT", "/api/v1/users/"+p1+"/tenants/prod", ta, map[string]string{"role": "editor"}), 200)
+	expectBody(t, "grant in staging", in.Do("PUT", "/api/v1/users/"+p1+"/tenants/staging", ta, map[string]string{"role": "viewer"}), 403, bodyForbidden)
+	expectBody(t, "revoke in staging", in.Do("DELETE", "/api/v1/users/"+both+"/tenants/staging", ta, nil), 403, bodyForbidden)
+	before := head(t, in)
+	g := in.Do("PUT", "/api/v1/users/"+s1+"/tenants/prod", ta, map[string]string{"role": "viewer"})
+	expectError(t, "grant prod to a user the tenant admin cannot see", g, 404, "NOT_FOUND")
+	d := in.Do("DELETE", "/api/v1/users/"+s1+"/tenants/prod", ta, nil)
+	expectError(t, "revoke prod from a user the tenant admin cannot see", d, 404, "NOT_FOUND")
+	if h := head(t, in); h != before {
+		t.Fatalf("refused role changes appended %d events", h-before)
+	}
+	expectStatus(t, "revoke in prod", in.Do("DELETE", "/api/v1/users/"+both+"/tenants/prod", ta, nil), 200)
+	expectError(t, "a user who left the tenant is no longer visible", in.Do("GET", "/api/v1/users/"+both, ta, nil), 404, "NOT_FOUND")
+
+	// Deactivate: users wholly inside their tenant only.
+	in.Do("PUT", "/api/v1/users/"+both+"/tenants/prod", admin, map[string]string{"role": "viewer"})
+	expectBody(t, "deactivate a user also in staging", in.Do("POST", "/api/v1/users/"+both+"/deactivate", ta, nil), 403, bodyForbidden)
+	expectError(t, "deactivate a user of another tenant", in.Do("POST", "/api/v1/users/"+s1+"/deactivate", ta, nil), 404, "NOT_FOUND")
+	// Passwords of others: platform admin only.
+	expectBody(t, "set another user's password", in.Do("POST", "/api/v1/users/"+p1+"/password", ta, map[string]string{"password": "taken-over-1"}), 403, bodyForbidden)
+	expectStatus(t, "deactivate a user of the tenant", in.Do("POST", "/api/v1/users/"+p1+"/deactivate", ta, nil), 200)
+
+	// The platform admin can do all of it.
+	expectStatus(t, "platform admin grants prod to s1", in.Do("PUT", "/api/v1/users/"+s1+"/tenants/prod", admin, map[string]string{"role": "viewer"}), 200)
+	expectStatus(t, "platform admin deactivates", in.Do("POST", "/api/v1/users/"+both+"/deactivate", admin, nil), 200)
+}
+
+// TestPasswordChangeBySelf: a user changing their own password must give the
+// current one; it revokes their other sessions and keeps the current one.
+func TestPasswordChangeBySelf(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	uid := in.CreateUser(admin, "frank", "old-password", map[string]string{"prod": "viewer"})
+	current := in.Login("frank", "old-password")
+	other := in.Login("frank", "old-password")
+	tok := current.String("token")
+	path := "/api/v1/users/" + uid + "/password"
+
+	before := head(t, in)
+	expectError(t, "without current_password", in.Do("POST", path, tok, map[string]string{"password": "new-password"}), 400, "VALIDATION_ERROR", "current_password")
+	expectError(t, "wrong current_password", in.Do("POST", path, tok, map[string]string{"password": "new-password", "current_password": "not-it-at-all"}), 400, "VALIDATION_ERROR", "current_password")
+	expectError(t, "too short", in.Do("POST", path, tok, map[string]string{"password": "short", "current_password": "old-password"}), 400, "VALIDATION_ERROR", "password")
+	if h := head(t, in); h != before {
+		t.Fatalf("refused password changes appended %d events", h-before)
+	}
+	expectStatus(t, "other session still fine", me(t, in, other.String("token")), 200)
+
+	ok := in.Do("POST", path, tok, map[string]string{"password": "new-password", "current_password": "old-password"})
+	if ok.Status != 204 || len(ok.Raw) != 0 {
+		t.Fatalf("change password: %d %s", ok.Status, ok.Raw)
+	}
+	// The current session goes on; the other one is revoked.
+	expectStatus(t, "current session's token", me(t, in, tok), 200)
+	expectStatus(t, "current session's refresh", refresh(t, in, current.String("refresh_token")), 200)
+	expectBody(t, "other session's token", me(t, in, other.String("token")), 401, bodyUnauthorized)
+	expectBody(t, "other session's refresh", refresh(t, in, other.String("refresh_token")), 401, bodyUnauthorized)
+	// Old password out, new one in.
+	expectError(t, "login with the old password", in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "frank", "password": "old-password"}), 401, "UNAUTHORIZED")
+	later := in.Login("frank", "new-password")
+
+	// Someone else's password: 404 for a user who cannot see them.
+	expectError(t, "frank sets the admin's password", in.Do("POST", "/api/v1/users/"+in.Login(AdminUser, AdminPassword).JSON["user"].(map[string]any)["id"].(string)+"/password", tok,
+		map[string]string{"password": "taken-over-1", "current_password": "new-password"}), 404, "NOT_FOUND")
+
+	// A platform admin resets it without current_password; every session of the user ends.
+	expectStatus(t, "admin resets", in.Do("POST", path, admin, map[string]string{"password": "reset-password"}), 204)
+	expectBody(t, "current session after an admin reset", me(t, in, tok), 401, bodyUnauthorized)
+	expectBody(t, "later session after an admin reset", me(t, in, later.String("token")), 401, bodyUnauthorized)
+	expectStatus(t, "the admin's own session", me(t, in, admin), 200)
+	in.Login("frank", "reset-password")
+}
