@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -67,10 +68,17 @@ func (s *Server) login(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	res, err := s.deps.Auth.Login(ctx, s.meta(c), commands.LoginInput{Username: req.Username, Password: req.Password, Tenant: req.Tenant})
-	if err != nil {
-		if err == domain.ErrInvalidCredentials {
-			return errBadLogin
-		}
+	switch {
+	case err == nil:
+		s.deps.Metrics.login("success")
+	case errors.Is(err, domain.ErrInvalidCredentials):
+		s.deps.Metrics.login("failure")
+		return errBadLogin
+	case errors.Is(err, domain.ErrThrottled):
+		s.deps.Metrics.login("throttled")
+		return err
+	default:
+		s.deps.Metrics.login("error")
 		return err
 	}
 	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)

@@ -73,7 +73,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		// A browser session: the access token in the HttpOnly cookie, and
 		// the CSRF check for requests that change state (sso.go).
 		tok, err := s.cookieToken(c)
-		if err != nil {
+		if err == errUnauthorized {
+			return s.refuse("missing_credentials")
+		} else if err != nil {
 			return err
 		}
 		raw = tok
@@ -82,11 +84,14 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	}
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
-		return errUnauthorized
+		return s.refuse("invalid_token")
 	}
 	p, verdict := s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
-	if verdict != projections.Valid || p.User.ID != claims.Subject {
-		return errUnauthorized
+	if verdict != projections.Valid {
+		return s.refuse(verdict.String())
+	}
+	if p.User.ID != claims.Subject {
+		return s.refuse("subject_mismatch")
 	}
 	c.Locals(localCaller, &Caller{
 		User: p.User, SessionID: claims.SessionID, TokenID: claims.ID, Claims: claims, Tenant: claims.Tenant,
@@ -99,13 +104,16 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 // not revoked, not expired, client address allowed, owner active.
 func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 	env, err := domain.ParseAPIKey(raw)
-	if err != nil || env != s.cfg.KeyEnv {
-		return errUnauthorized
+	if err != nil {
+		return s.refuse("malformed_key")
+	}
+	if env != s.cfg.KeyEnv {
+		return s.refuse("wrong_environment")
 	}
 	now := s.cfg.Now()
 	p, verdict := s.deps.Model.AuthorizeKey(commands.HashToken(raw), s.clientAddr(c), now)
 	if verdict != projections.Valid {
-		return errUnauthorized
+		return s.refuse(verdict.String())
 	}
 	if s.deps.KeyUsage != nil {
 		s.deps.KeyUsage.Touch(p.Key.ID, now)
@@ -113,6 +121,13 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 	key := p.Key
 	c.Locals(localCaller, &Caller{User: p.Owner, Key: &key})
 	return c.Next()
+}
+
+// refuse counts a refused credential by reason and answers 401; the client
+// learns nothing of the reason.
+func (s *Server) refuse(reason string) error {
+	s.deps.Metrics.authFailure(reason)
+	return errUnauthorized
 }
 
 func caller(c *fiber.Ctx) *Caller {

@@ -91,6 +91,8 @@ type Deps struct {
 	Readiness Readiness
 	Tokens    *Tokens
 	Log       *slog.Logger
+	// Metrics, when set, are recorded and served at GET /metrics.
+	Metrics *Metrics
 	// SSO and SSOModel serve single sign-on (sso*.go); nil: no SSO.
 	SSO      SSOCommands
 	SSOModel SSOReadModel
@@ -191,8 +193,11 @@ func (s *Server) App() *fiber.App { return s.app }
 
 func (s *Server) routes() {
 	a := s.app
-	a.Use(s.recoverPanics, s.requestID)
+	a.Use(s.recoverPanics, s.observe)
 	a.Get("/health", s.health)
+	if s.deps.Metrics != nil {
+		a.Get("/metrics", s.deps.Metrics.handler)
+	}
 	a.Get("/ready", s.ready)
 	a.Get("/login", s.requireServing, s.loginPage)
 
@@ -246,11 +251,36 @@ func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-func (s *Server) requestID(c *fiber.Ctx) error {
+// observe gives every request an ID (X-Request-ID, and in logs), sets the
+// security headers, answers errors in the contract's shape, and records the
+// request's metrics and, at debug level, an access log line.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
 	id := "req-" + ulid.Make().String()
 	c.Locals(localRequestID, id)
-	c.Set("X-Request-ID", id)
-	return c.Next()
+	h := &c.Response().Header
+	h.Set("X-Request-ID", id)
+	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	h.Set(fiber.HeaderXFrameOptions, "DENY")
+	h.Set(fiber.HeaderCacheControl, "no-store")
+	if err := c.Next(); err != nil {
+		if herr := s.handleError(c, err); herr != nil {
+			return herr
+		}
+	}
+	if len(h.Peek(fiber.HeaderContentSecurityPolicy)) == 0 {
+		h.Set(fiber.HeaderContentSecurityPolicy, "default-src 'none'; frame-ancestors 'none'")
+	}
+	status := c.Response().StatusCode()
+	if m := s.deps.Metrics; m != nil {
+		m.observe(c.Route().Path, c.Method(), status, time.Since(start))
+	}
+	if s.log.Enabled(c.UserContext(), slog.LevelDebug) {
+		s.log.Debug("request", "request_id", id, "method", c.Method(), "route", c.Route().Path,
+			"status", status, "duration", time.Since(start), "ip", s.clientAddr(c).String())
+	}
+	return nil
 }
 
 func (s *Server) health(c *fiber.Ctx) error {

@@ -111,3 +111,18 @@ func (m *Model) KeyBySecretHash(secretHash string) (domain.APIKey, bool) {
 	}
 	return m.keys[id].state, true
 }
+
+var verdictNames = map[Verdict]string{
+	Valid: "valid", UnknownSession: "unknown_session", SessionRevoked: "session_revoked",
+	TokenRevoked: "token_revoked", UserInactive: "user_inactive", SessionExpired: "session_expired",
+	UnknownKey: "unknown_key", KeyRevoked: "key_revoked", KeyExpired: "key_expired",
+	KeyIPDenied: "key_ip_denied", KeyOwnerInactive: "key_owner_inactive",
+}
+
+// String names the verdict (a metrics label).
+func (v Verdict) String() string {
+	if n, ok := verdictNames[v]; ok {
+		return n
+	}
+	return "unknown"
+}

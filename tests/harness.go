@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -67,6 +68,25 @@ func WithDataDir(dir string) Option { return func(c *service.Config) { c.DataDir
 // WithRotation switches refresh-token rotation on.
 func WithRotation() Option { return func(c *service.Config) { c.RefreshRotation = true } }
 
+// LogBuffer collects an instance's log lines (safe for concurrent writers).
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // WithBootstrapPassword sets the bootstrap admin's password (the service
 // requires at least 8 characters).
 func WithBootstrapPassword(pw string) Option {
@@ -84,6 +104,18 @@ func WithClock(cl *Clock) Option { return func(c *service.Config) { c.Now = cl.N
 // temporary folder, and waits until it is ready. It is stopped at cleanup.
 func Start(t testing.TB, opts ...Option) *Instance {
 	t.Helper()
+	return start(t, nil, opts...)
+}
+
+// StartLogged is Start with the instance logging at debug level, as JSON
+// lines, into logs.
+func StartLogged(t testing.TB, logs *LogBuffer, opts ...Option) *Instance {
+	t.Helper()
+	return start(t, logs, opts...)
+}
+
+func start(t testing.TB, logs *LogBuffer, opts ...Option) *Instance {
+	t.Helper()
 	clock := NewClock()
 	cfg := service.Defaults()
 	cfg.Listen = "127.0.0.1:0"
@@ -94,7 +126,11 @@ func Start(t testing.TB, opts ...Option) *Instance {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	svc, err := service.Start(context.Background(), cfg, nil)
+	var log *slog.Logger
+	if logs != nil {
+		log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	svc, err := service.Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("start service: %v", err)
 	}

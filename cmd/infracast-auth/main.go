@@ -119,6 +119,10 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	environment := str("environment", cfg.Environment, "deployment environment; production issues ic_live_ keys, anything else ic_test_")
 	trusted := str("trusted-proxies", "", "addresses/CIDR ranges of proxies whose X-Forwarded-For is believed, comma-separated")
 	keyUsage := str("key-usage-interval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often")
+	publicURL := str("public-url", "", "external origin of the service (https://auth.example.com): SSO redirect URIs and SAML entity ID")
+	returnTo := str("sso-return-to-allowlist", "", "origins an SSO login may redirect to with return_to, comma-separated")
+	samlKey := str("saml-sp-key", "", "SAML service provider private key (PEM); generated into the data folder when empty")
+	samlCert := str("saml-sp-cert", "", "SAML service provider certificate (PEM), with -saml-sp-key")
 	upstreamURL := str("upstream-url", "", "gateway: proxy authorized /api/v1/tenants/{tenant}/** requests to this http(s) URL")
 	upstreamTimeout := str("upstream-timeout", cfg.UpstreamTimeout.String(), "gateway: how long the upstream may stay silent")
 	routePolicy := str("route-policy-file", "", "JSON route policy (default: the contract's table)")
@@ -166,6 +170,8 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	cfg.LoginMaxFailuresPerAddress = num("login-max-failures-per-address", *maxAddrFailures)
 	cfg.LoginLockout = dur("login-lockout", *lockout)
 	cfg.KeyUsageInterval = dur("key-usage-interval", *keyUsage)
+	cfg.PublicURL, cfg.SSOReturnToAllowlist = *publicURL, splitList(*returnTo)
+	cfg.SAMLKeyFile, cfg.SAMLCertFile = *samlKey, *samlCert
 	cfg.UpstreamURL, cfg.RoutePolicyFile = *upstreamURL, *routePolicy
 	cfg.UpstreamTimeout = dur("upstream-timeout", *upstreamTimeout)
 	for _, s := range splitList(*trusted) {

@@ -63,6 +63,9 @@ func (p *Passwords) Check(password string) error {
 	if len(password) > 4096 {
 		return domain.Invalid("password", "must be at most 4096 bytes")
 	}
+	if isCommonPassword(password) {
+		return domain.Invalid("password", "is too common; choose another")
+	}
 	return nil
 }
 

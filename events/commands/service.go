@@ -46,6 +46,9 @@ type Config struct {
 	// failed logins; AddressThrottle a client address, across accounts.
 	Throttle        domain.LoginThrottle
 	AddressThrottle domain.LoginThrottle
+	// ObserveAppend, when set, is told how long each append to the event
+	// store took (metrics).
+	ObserveAppend func(d time.Duration, err error)
 }
 
 // Service executes commands.
@@ -129,7 +132,11 @@ func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID 
 			ID: fmt.Sprintf("%s-%d", commandID, i), Data: data,
 		}
 	}
+	start := time.Now()
 	seq, err := s.log.Append(ctx, msgs...)
+	if s.cfg.ObserveAppend != nil {
+		s.cfg.ObserveAppend(time.Since(start), err)
+	}
 	if err != nil {
 		return 0, err
 	}

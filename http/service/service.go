@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -36,14 +37,16 @@ type Service struct {
 	Runner   *projections.Runner
 	Commands *commands.Service
 	HTTP     *authhttp.Server
+	Metrics  *authhttp.Metrics
 	Tokens   *authhttp.Tokens
 	KeyUsage *commands.KeyUsage
 
-	readiness   *readiness
-	cancel      context.CancelFunc
-	cancelUsage context.CancelFunc
-	runnerDone  chan struct{}
-	usageDone   chan struct{}
+	readiness     *readiness
+	appendSeconds *prometheus.HistogramVec
+	cancel        context.CancelFunc
+	cancelUsage   context.CancelFunc
+	runnerDone    chan struct{}
+	usageDone     chan struct{}
 }
 
 // Start connects to (or embeds) NATS, opens the stream, starts replaying the
@@ -74,9 +77,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.Store = st
+	s.Metrics = authhttp.NewMetrics()
 	s.Model = projections.NewModel()
 	s.Model.AddressWindow = cfg.LoginLockout
 	s.Runner = projections.NewRunner(st, s.Model, log)
+	s.registerMetrics()
 	sealer, err := events.NewSealer(s.cfg.MasterKey)
 	if err != nil {
 		s.closeNATS()
@@ -89,6 +94,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	s.Commands = commands.New(st, s.Runner, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
+		ObserveAppend:   s.observeAppend,
 		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
 		AddressThrottle: domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailuresPerAddress, LockoutFor: cfg.LoginLockout},
 	})
@@ -127,7 +133,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		SSO: sso,
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
-		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log,
+		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
 		SSO: s.Commands, SSOModel: s.Model,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -144,6 +150,44 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.KeyUsage.Run(usageCtx, s.Commands)
 	}()
 	return s, nil
+}
+
+// registerMetrics adds the event-store and projection metrics to the registry.
+func (s *Service) registerMetrics() {
+	s.appendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "infracast_event_append_duration_seconds", Help: "Appends to the event store, by outcome.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+	}, []string{"outcome"})
+	s.Metrics.Registry.MustRegister(s.appendSeconds,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
+		}, func() float64 { return float64(s.Runner.Applied()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "infracast_projection_lag_events", Help: "Events between the stream head seen at start and the read models (0 once caught up).",
+		}, func() float64 { return float64(s.Runner.Lag()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "infracast_projection_skipped_events_total", Help: "Undecodable events skipped by the projections.",
+		}, func() float64 { return float64(s.Model.Skipped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "infracast_event_store_connected", Help: "1 while the NATS connection is up.",
+		}, func() float64 {
+			if s.nc.IsConnected() {
+				return 1
+			}
+			return 0
+		}),
+	)
+}
+
+func (s *Service) observeAppend(d time.Duration, err error) {
+	outcome := "ok"
+	switch {
+	case errors.Is(err, events.ErrConflict):
+		outcome = "conflict"
+	case err != nil:
+		outcome = "error"
+	}
+	s.appendSeconds.WithLabelValues(outcome).Observe(d.Seconds())
 }
 
 // WaitReady blocks until the read models have caught up, then creates the

@@ -1,0 +1,84 @@
+package http
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the service's Prometheus metrics, on a registry of their own
+// (github.com/prometheus/client_golang: the exposition format and the
+// collectors are the maintained library's, not ours).
+type Metrics struct {
+	Registry     *prometheus.Registry
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	authFailures *prometheus.CounterVec
+	logins       *prometheus.CounterVec
+	handler      fiber.Handler
+}
+
+// NewMetrics registers the HTTP metrics and the Go and process collectors.
+func NewMetrics() *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infracast_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "infracast_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infracast_auth_failures_total", Help: "Refused credentials by reason.",
+		}, []string{"reason"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infracast_logins_total", Help: "Password logins by result.",
+		}, []string{"result"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.authFailures, m.logins,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.handler = adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return m
+}
+
+// authFailure counts a refused credential.
+func (m *Metrics) authFailure(reason string) {
+	if m != nil {
+		m.authFailures.WithLabelValues(reason).Inc()
+	}
+}
+
+// login counts a password login by result.
+func (m *Metrics) login(result string) {
+	if m != nil {
+		m.logins.WithLabelValues(result).Inc()
+	}
+}
+
+func (m *Metrics) observe(route, method string, status int, d time.Duration) {
+	// Label values are kept by the registry: never the request's own bytes,
+	// which fasthttp reuses for the next request.
+	m.requests.WithLabelValues(route, stableMethod(method), strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+var methods = []string{
+	fiber.MethodGet, fiber.MethodHead, fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch,
+	fiber.MethodDelete, fiber.MethodOptions, fiber.MethodConnect, fiber.MethodTrace,
+}
+
+// stableMethod returns a constant string for method ("OTHER" for the rest).
+func stableMethod(method string) string {
+	for _, m := range methods {
+		if m == method {
+			return m
+		}
+	}
+	return "OTHER"
+}

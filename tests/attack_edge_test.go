@@ -1,0 +1,103 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestEdgeHeadersAndNoCORS: every response carries a request ID and the
+// security headers; token responses are never cached; no CORS headers are
+// sent unless configured, so browsers on other origins cannot read answers.
+func TestEdgeHeadersAndNoCORS(t *testing.T) {
+	in := Start(t)
+	for _, r := range []Response{
+		in.Login(AdminUser, AdminPassword),
+		in.Do("GET", "/api/v1/auth/me", "garbage", nil),
+		in.Do("GET", "/nope", "", nil),
+	} {
+		for h, want := range map[string]string{
+			"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+			"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+		} {
+			if got := r.Header.Get(h); got != want {
+				t.Errorf("%d response: %s = %q, want %q", r.Status, h, got, want)
+			}
+		}
+		if !strings.HasPrefix(r.Header.Get("X-Request-ID"), "req-") {
+			t.Errorf("no request ID: %v", r.Header)
+		}
+		if r.Header.Get("Content-Security-Policy") == "" {
+			t.Errorf("no CSP on %d response", r.Status)
+		}
+	}
+	req, _ := http.NewRequest("OPTIONS", in.URL+"/api/v1/auth/token", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if v := res.Header.Get("Access-Control-Allow-Origin"); v != "" {
+		t.Fatalf("CORS allowed origin %q without configuration", v)
+	}
+}
+
+// TestEdgeOversizedHeaders: request headers beyond the limit are refused in
+// the contract's shape, and the server keeps serving.
+func TestEdgeOversizedHeaders(t *testing.T) {
+	in := Start(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 64<<10))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 431 {
+		t.Fatalf("oversized headers: %d", res.StatusCode)
+	}
+	if r := in.Do("GET", "/health", "", nil); r.Status != 200 {
+		t.Fatalf("server after oversized headers: %d", r.Status)
+	}
+}
+
+// TestMetrics: /metrics exposes requests by route and status, refused
+// credentials by reason, logins by result, the projection's position and the
+// event-store append latency.
+func TestMetrics(t *testing.T) {
+	in := Start(t)
+	in.Login(AdminUser, AdminPassword)
+	in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": "wrong-password"})
+	in.Do("GET", "/api/v1/auth/me", "not-a-token", nil)
+	in.Do("GET", "/api/v1/auth/me", "ic_live_nope", nil)
+	r := in.Do("GET", "/metrics", "", nil)
+	if r.Status != 200 {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
+	body := string(r.Raw)
+	for _, want := range []string{
+		`infracast_http_requests_total{method="POST",route="/api/v1/auth/token",status="200"} 1`,
+		`infracast_http_requests_total{method="POST",route="/api/v1/auth/token",status="401"} 1`,
+		`infracast_auth_failures_total{reason="invalid_token"} 1`,
+		`infracast_auth_failures_total{reason="malformed_key"} 1`,
+		`infracast_logins_total{result="success"} 1`,
+		`infracast_logins_total{result="failure"} 1`,
+		`infracast_projection_applied_sequence`,
+		`infracast_projection_lag_events 0`,
+		`infracast_event_append_duration_seconds_count{outcome="ok"}`,
+		`infracast_event_store_connected 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}

@@ -1,0 +1,318 @@
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"html"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/crewjam/saml/samlidp"
+)
+
+// testSAML is a real SAML identity provider (github.com/crewjam/saml/samlidp)
+// on a loopback port, with one user.
+type testSAML struct {
+	URL     string
+	CertPEM string
+	srv     *http.Server
+}
+
+func startTestSAML(t *testing.T) *testSAML {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := url.Parse("http://" + ln.Addr().String())
+	key, cert := selfSigned(t, "test saml idp", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	idp, err := samlidp.New(samlidp.Options{URL: *base, Key: key, Certificate: cert, Store: &samlidp.MemoryStore{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	s := &testSAML{URL: base.String(), CertPEM: certPEM(cert), srv: srv}
+	s.put(t, "/users/alice", `{"password":"alice-idp-password","email":"alice@corp.example","groups":["infra-admins"],"common_name":"Alice"}`)
+	return s
+}
+
+func (s *testSAML) put(t *testing.T, path, body string) {
+	t.Helper()
+	req := mustRequest(t, "PUT", s.URL+path, strings.NewReader(body))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		t.Fatalf("PUT %s: %d", path, res.StatusCode)
+	}
+}
+
+// samlSetup configures the IdP in the service and the service at the IdP.
+// With encrypt false, the IdP learns no encryption key (the SP metadata's
+// encryption KeyDescriptor is left out) and sends signed assertions in the
+// clear, which the tampering tests need.
+func samlSetup(t *testing.T, encrypt bool) (*Instance, *testSAML) {
+	in := Start(t)
+	admin := in.AdminToken()
+	idp := startTestSAML(t)
+	r := in.Do("POST", "/api/v1/admin/sso/saml", admin, map[string]any{
+		"entity_id": idp.URL + "/metadata", "sso_url": idp.URL + "/sso", "certificate": idp.CertPEM,
+		"role_mappings": []map[string]string{{"group": "infra-admins", "tenant": "prod", "role": "editor"}},
+	})
+	mustStatus(t, r, http.StatusCreated, "configure saml")
+	md := in.Do("GET", "/api/v1/auth/sso/saml/metadata", "", nil)
+	mustStatus(t, md, http.StatusOK, "SP metadata")
+	if !bytes.Contains(md.Raw, []byte("EntityDescriptor")) || !bytes.Contains(md.Raw, []byte("/api/v1/auth/sso/saml/acs")) {
+		t.Fatalf("SP metadata: %s", md.Raw)
+	}
+	meta := md.Raw
+	if !encrypt {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(md.Raw); err != nil {
+			t.Fatal(err)
+		}
+		for _, kd := range doc.FindElements("//KeyDescriptor[@use='encryption']") {
+			kd.Parent().RemoveChild(kd)
+		}
+		var err error
+		if meta, err = doc.WriteToBytes(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idp.put(t, "/services/infracast", string(meta))
+	return in, idp
+}
+
+var (
+	formAction = regexp.MustCompile(`<form method="post" action="([^"]*)"`)
+	formInput  = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)"`)
+)
+
+// postedForm is the form an IdP page posts.
+type postedForm struct {
+	action string
+	values url.Values
+}
+
+func parseForm(t *testing.T, page []byte) postedForm {
+	t.Helper()
+	m := formAction.FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no form in %s", page)
+	}
+	f := postedForm{action: html.UnescapeString(string(m[1])), values: url.Values{}}
+	for _, in := range formInput.FindAllSubmatch(page, -1) {
+		f.values.Set(html.UnescapeString(string(in[1])), html.UnescapeString(string(in[2])))
+	}
+	return f
+}
+
+func (b *browser) postForm(action string, v url.Values) Response {
+	b.t.Helper()
+	req := mustRequest(b.t, "POST", action, strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(req)
+}
+
+// samlResponse runs a login up to the IdP's answer and returns the form the
+// browser would post to the ACS.
+func samlResponse(t *testing.T, in *Instance, b *browser) postedForm {
+	t.Helper()
+	login := b.get(in.URL + "/api/v1/auth/sso/saml/login")
+	mustStatus(t, login, http.StatusOK, "IdP login page")
+	f := parseForm(t, login.Raw)
+	f.values.Set("user", "alice")
+	f.values.Set("password", "alice-idp-password")
+	answer := b.postForm(f.action, f.values)
+	mustStatus(t, answer, http.StatusOK, "IdP answer")
+	resp := parseForm(t, answer.Raw)
+	if resp.values.Get("SAMLResponse") == "" || !strings.HasSuffix(resp.action, "/api/v1/auth/sso/saml/acs") {
+		t.Fatalf("IdP answer form: %+v", resp)
+	}
+	return resp
+}
+
+// TestSSOSAMLLogin: a login through a real SAML IdP, and every tampered,
+// replayed, misdirected or expired answer refused.
+func TestSSOSAMLLogin(t *testing.T) {
+	in, _ := samlSetup(t, false)
+
+	b := newBrowser(t)
+	start := time.Now()
+	f := samlResponse(t, in, b)
+	r := b.postForm(f.action, f.values)
+	t.Logf("SAML SSO login (AuthnRequest, IdP login, ACS, events): %s", time.Since(start))
+	mustStatus(t, r, http.StatusOK, "ACS")
+	user, _ := r.JSON["user"].(map[string]any)
+	if r.String("token") == "" || user["email"] != "alice@corp.example" {
+		t.Fatalf("ACS answer: %s", r.Raw)
+	}
+	me := in.Do("GET", "/api/v1/auth/me", r.String("token"), nil)
+	if !strings.Contains(string(me.Raw), `"id":"prod","role":"editor"`) {
+		t.Fatalf("group mapped role missing: %s", me.Raw)
+	}
+
+	decode := func(f postedForm) *etree.Document {
+		raw, err := base64.StdEncoding.DecodeString(f.values.Get("SAMLResponse"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := etree.NewDocument()
+		if err := doc.ReadFromBytes(raw); err != nil {
+			t.Fatal(err)
+		}
+		return doc
+	}
+	encode := func(f postedForm, doc *etree.Document) url.Values {
+		raw, err := doc.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := url.Values{}
+		for k := range f.values {
+			v.Set(k, f.values.Get(k))
+		}
+		v.Set("SAMLResponse", base64.StdEncoding.EncodeToString(raw))
+		return v
+	}
+	refused := func(t *testing.T, r Response, what string) {
+		t.Helper()
+		mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", what)
+	}
+
+	t.Run("stripped signature", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		doc := decode(f)
+		sigs := doc.FindElements("//Signature")
+		if len(sigs) == 0 {
+			t.Fatal("the IdP's answer carries no signature")
+		}
+		for _, sig := range sigs {
+			sig.Parent().RemoveChild(sig)
+		}
+		refused(t, b.postForm(f.action, encode(f, doc)), "stripped signature")
+	})
+	t.Run("tampered assertion", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		doc := decode(f)
+		nid := doc.FindElement("//Assertion/Subject/NameID")
+		if nid == nil {
+			t.Fatal("no NameID")
+		}
+		nid.SetText("admin@corp.example")
+		refused(t, b.postForm(f.action, encode(f, doc)), "tampered NameID")
+	})
+	t.Run("signature wrapping", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		doc := decode(f)
+		orig := doc.FindElement("//Assertion")
+		evil := orig.Copy()
+		evil.CreateAttr("ID", "id-evil")
+		for _, sig := range evil.FindElements("./Signature") {
+			evil.RemoveChild(sig)
+		}
+		evil.FindElement("./Subject/NameID").SetText("admin@corp.example")
+		// The evil assertion first; the signed original after it (XSW).
+		resp := doc.Root()
+		resp.InsertChildAt(orig.Index(), evil)
+		refused(t, b.postForm(f.action, encode(f, doc)), "signature wrapping (evil assertion beside the signed one)")
+		// And the signed original hidden inside the evil one.
+		b = newBrowser(t)
+		f = samlResponse(t, in, b)
+		doc = decode(f)
+		orig = doc.FindElement("//Assertion")
+		evil = orig.Copy()
+		evil.CreateAttr("ID", "id-evil2")
+		for _, sig := range evil.FindElements("./Signature") {
+			evil.RemoveChild(sig)
+		}
+		evil.FindElement("./Subject/NameID").SetText("admin@corp.example")
+		doc.Root().RemoveChild(orig)
+		evil.AddChild(orig)
+		doc.Root().AddChild(evil)
+		refused(t, b.postForm(f.action, encode(f, doc)), "signature wrapping (signed assertion inside the evil one)")
+	})
+	t.Run("replayed response", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		flow := b.cookie(in.URL+"/api/v1/auth/sso/saml/acs", "infracast_sso")
+		mustStatus(t, b.postForm(f.action, f.values), http.StatusOK, "first use")
+		// The same response with the same flow cookie: the assertion is
+		// already consumed (the event-store reservation refuses it).
+		req := mustRequest(t, "POST", f.action, strings.NewReader(f.values.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", "infracast_sso="+flow)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("replayed assertion: %d", res.StatusCode)
+		}
+		// In another browser (no flow cookie): refused too.
+		refused(t, newBrowser(t).postForm(f.action, f.values), "replay without the flow")
+	})
+	t.Run("wrong audience", func(t *testing.T) {
+		// The answer delivered to the service under another name: another
+		// service provider (entity ID, ACS URL) than the IdP addressed.
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		flow := b.cookie(in.URL+"/api/v1/auth/sso/saml/acs", "infracast_sso")
+		other := strings.Replace(f.action, "127.0.0.1", "localhost", 1)
+		req := mustRequest(t, "POST", other, strings.NewReader(f.values.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", "infracast_sso="+flow)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong audience: %d", res.StatusCode)
+		}
+	})
+	t.Run("wrong relay state", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		f.values.Set("RelayState", "forged")
+		refused(t, b.postForm(f.action, f.values), "wrong RelayState")
+	})
+	t.Run("expired conditions", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		in.Clock.Advance(9 * time.Minute) // last: the flow cookie lives 10 minutes
+		refused(t, b.postForm(f.action, f.values), "expired assertion")
+	})
+}
+
+// TestSSOSAMLEncryptedAssertion: an IdP that encrypts assertions to the SP's
+// certificate (from the SP metadata) works too.
+func TestSSOSAMLEncryptedAssertion(t *testing.T) {
+	in, _ := samlSetup(t, true)
+	b := newBrowser(t)
+	f := samlResponse(t, in, b)
+	raw, _ := base64.StdEncoding.DecodeString(f.values.Get("SAMLResponse"))
+	if !bytes.Contains(raw, []byte("EncryptedAssertion")) {
+		t.Fatal("the IdP did not encrypt the assertion")
+	}
+	mustStatus(t, b.postForm(f.action, f.values), http.StatusOK, "ACS with an encrypted assertion")
+}
