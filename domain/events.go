@@ -100,9 +100,10 @@ type SessionStarted struct {
 // SessionRefreshed: an access token (TokenID) was issued from the session. With
 // rotation, RefreshTokenHash is the hash of the new refresh token.
 type SessionRefreshed struct {
-	SessionID        string `json:"session_id"`
-	TokenID          string `json:"token_id"`
-	RefreshTokenHash string `json:"refresh_token_hash,omitempty"`
+	SessionID        string    `json:"session_id"`
+	TokenID          string    `json:"token_id"`
+	RefreshTokenHash string    `json:"refresh_token_hash,omitempty"`
+	At               time.Time `json:"at"`
 }
 
 // SessionRefreshReused: a spent refresh token was presented again (rotation on);

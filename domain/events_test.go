@@ -32,7 +32,7 @@ func sampleEvents() []Event {
 			SessionID: "s-1", UserID: "u-1", Tenant: "acme", RefreshTokenHash: "sha256:aa",
 			Method: "sso", StartedAt: at, ExpiresAt: later,
 		},
-		SessionRefreshed{SessionID: "s-1", TokenID: "t-1", RefreshTokenHash: "sha256:bb"},
+		SessionRefreshed{SessionID: "s-1", TokenID: "t-1", RefreshTokenHash: "sha256:bb", At: later},
 		SessionRefreshReused{SessionID: "s-1", RefreshTokenHash: "sha256:aa"},
 		SessionRevoked{SessionID: "s-1", Reason: RevokeReasonReuse},
 		SessionTokenRevoked{SessionID: "s-1", TokenID: "t-1", ExpiresAt: later},
@@ -157,8 +157,8 @@ func TestEventJSONFieldNames(t *testing.T) {
 			`{"user_id":"u-1","username":"a","email":"","roles":null,"tenants":[{"id":"acme","role":"admin"}],"created_at":"2026-01-01T00:00:00Z"}`,
 		},
 		{
-			SessionRefreshed{SessionID: "s-1", TokenID: "t-1"},
-			`{"session_id":"s-1","token_id":"t-1"}`,
+			SessionRefreshed{SessionID: "s-1", TokenID: "t-1", At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+			`{"session_id":"s-1","token_id":"t-1","at":"2026-01-01T00:00:00Z"}`,
 		},
 		{
 			UserLoginFailed{Reason: "invalid_credentials", At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},

@@ -14,6 +14,7 @@ type Session struct {
 	SpentHashes      []string // hashes of rotated-out refresh tokens (reuse detection)
 	StartedAt        time.Time
 	ExpiresAt        time.Time
+	LastUsedAt       time.Time // start or last refresh: drives the idle lifetime
 	Refreshes        int
 	Revoked          bool
 	RevokeReason     string
@@ -53,6 +54,8 @@ type (
 		TokenID             string
 		UserActive          bool
 		Now                 time.Time
+		// IdleTTL, when set, expires a session not refreshed for that long.
+		IdleTTL time.Duration
 	}
 	// RevokeSession ends the session and every token issued from it.
 	RevokeSession struct{ Reason string }
@@ -94,6 +97,9 @@ func DecideSession(s Session, cmd any) ([]Event, error) {
 		if !c.Now.Before(s.ExpiresAt) {
 			return nil, ErrSessionExpired
 		}
+		if c.IdleTTL > 0 && !c.Now.Before(s.LastUsedAt.Add(c.IdleTTL)) {
+			return nil, ErrSessionExpired
+		}
 		if !hashEqual(c.PresentedHash, s.RefreshTokenHash) {
 			for _, spent := range s.SpentHashes {
 				if hashEqual(c.PresentedHash, spent) {
@@ -108,7 +114,7 @@ func DecideSession(s Session, cmd any) ([]Event, error) {
 		if !c.UserActive {
 			return nil, ErrUserInactive
 		}
-		ev := SessionRefreshed{SessionID: s.ID, TokenID: c.TokenID}
+		ev := SessionRefreshed{SessionID: s.ID, TokenID: c.TokenID, At: c.Now.UTC()}
 		if c.Rotate {
 			if c.NewRefreshTokenHash == "" {
 				return nil, Invalid("refresh_token", "rotation needs a new refresh token")
@@ -137,10 +143,13 @@ func EvolveSession(s Session, e Event) Session {
 		s = Session{
 			ID: ev.SessionID, UserID: ev.UserID, Tenant: ev.Tenant,
 			RefreshTokenHash: ev.RefreshTokenHash, StartedAt: ev.StartedAt, ExpiresAt: ev.ExpiresAt,
-			Version: s.Version,
+			LastUsedAt: ev.StartedAt, Version: s.Version,
 		}
 	case SessionRefreshed:
 		s.Refreshes++
+		if ev.At.After(s.LastUsedAt) {
+			s.LastUsedAt = ev.At
+		}
 		if ev.RefreshTokenHash != "" {
 			s.SpentHashes = append(append([]string(nil), s.SpentHashes...), s.RefreshTokenHash)
 			s.RefreshTokenHash = ev.RefreshTokenHash

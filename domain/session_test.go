@@ -55,7 +55,7 @@ func refresh(f func(*RefreshSession)) RefreshSession {
 }
 
 func TestDecideSession(t *testing.T) {
-	rotated := SessionRefreshed{SessionID: sid, TokenID: "t-1", RefreshTokenHash: hash2}
+	rotated := SessionRefreshed{SessionID: sid, TokenID: "t-1", RefreshTokenHash: hash2, At: t0.Add(time.Hour)}
 	revoked := SessionRevoked{SessionID: sid, Reason: RevokeReasonLogout}
 
 	tests := []struct {
@@ -126,7 +126,7 @@ func TestDecideSession(t *testing.T) {
 			name:  "refresh: without rotation, event has no hash",
 			given: events(sessionStarted()),
 			when:  refresh(func(c *RefreshSession) { c.NewRefreshTokenHash = hash2 }), // ignored without Rotate
-			then:  outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-1"})},
+			then:  outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-1", At: t0.Add(time.Hour)})},
 		},
 		{
 			name:  "refresh: with rotation, event carries the new hash",
@@ -140,13 +140,31 @@ func TestDecideSession(t *testing.T) {
 			when: refresh(func(c *RefreshSession) {
 				c.PresentedHash, c.Rotate, c.NewRefreshTokenHash, c.TokenID = hash2, true, hash3, "t-2"
 			}),
-			then: outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-2", RefreshTokenHash: hash3})},
+			then: outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-2", RefreshTokenHash: hash3, At: t0.Add(time.Hour)})},
 		},
 		{
 			name:  "refresh: one instant before expiry",
 			given: events(sessionStarted()),
 			when:  refresh(func(c *RefreshSession) { c.Now = sessionExpires.Add(-time.Nanosecond) }),
-			then:  outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-1"})},
+			then:  outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-1", At: sessionExpires.Add(-time.Nanosecond)})},
+		},
+		{
+			name:  "refresh: idle lifetime not yet over",
+			given: events(sessionStarted()),
+			when:  refresh(func(c *RefreshSession) { c.IdleTTL = time.Hour + time.Nanosecond }),
+			then:  outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-1", At: t0.Add(time.Hour)})},
+		},
+		{
+			name:  "refresh: idle since the start for exactly the idle lifetime",
+			given: events(sessionStarted()),
+			when:  refresh(func(c *RefreshSession) { c.IdleTTL = time.Hour }),
+			then:  outcome{err: ErrSessionExpired},
+		},
+		{
+			name:  "refresh: the idle lifetime counts from the last refresh",
+			given: events(sessionStarted(), SessionRefreshed{SessionID: sid, TokenID: "t-0", At: t0.Add(50 * time.Minute)}),
+			when:  refresh(func(c *RefreshSession) { c.IdleTTL = 30 * time.Minute }),
+			then:  outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-1", At: t0.Add(time.Hour)})},
 		},
 		{
 			name:  "refresh: revoked",
@@ -346,7 +364,7 @@ func TestEvolveSession(t *testing.T) {
 			given: events(sessionStarted()),
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash1,
-				StartedAt: t0, ExpiresAt: sessionExpires, Version: 1,
+				StartedAt: t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Version: 1,
 			},
 		},
 		{
@@ -358,7 +376,7 @@ func TestEvolveSession(t *testing.T) {
 			),
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash1,
-				StartedAt: t0, ExpiresAt: sessionExpires, Refreshes: 2, Version: 3,
+				StartedAt: t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Refreshes: 2, Version: 3,
 			},
 		},
 		{
@@ -372,7 +390,7 @@ func TestEvolveSession(t *testing.T) {
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash3,
 				SpentHashes: []string{hash1, hash2},
-				StartedAt:   t0, ExpiresAt: sessionExpires, Refreshes: 3, Version: 4,
+				StartedAt:   t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Refreshes: 3, Version: 4,
 			},
 		},
 		{
@@ -384,7 +402,7 @@ func TestEvolveSession(t *testing.T) {
 			),
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash1,
-				StartedAt: t0, ExpiresAt: sessionExpires, Version: 3,
+				StartedAt: t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Version: 3,
 			},
 		},
 		{
@@ -395,7 +413,7 @@ func TestEvolveSession(t *testing.T) {
 			),
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash1,
-				StartedAt: t0, ExpiresAt: sessionExpires, Revoked: true,
+				StartedAt: t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Revoked: true,
 				RevokeReason: RevokeReasonDeactivate, Version: 2,
 			},
 		},
@@ -409,7 +427,7 @@ func TestEvolveSession(t *testing.T) {
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash2,
 				SpentHashes: []string{hash1},
-				StartedAt:   t0, ExpiresAt: sessionExpires, Refreshes: 1,
+				StartedAt:   t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Refreshes: 1,
 				Revoked: true, RevokeReason: RevokeReasonLogout, Version: 3,
 			},
 		},
@@ -422,7 +440,7 @@ func TestEvolveSession(t *testing.T) {
 			),
 			want: Session{
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash1,
-				StartedAt: t0, ExpiresAt: sessionExpires, Version: 1,
+				StartedAt: t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Version: 1,
 			},
 		},
 	}

@@ -138,3 +138,25 @@ func TestBruteForcePerAddress(t *testing.T) {
 		t.Fatalf("first failure of a new window: %d", r.Status)
 	}
 }
+
+// TestRefreshIdleLifetime: a session not refreshed within the idle lifetime
+// expires even though its absolute lifetime has not; refreshing keeps it alive.
+func TestRefreshIdleLifetime(t *testing.T) {
+	in := Start(t, func(c *service.Config) { c.RefreshIdleTTL = 2 * time.Hour })
+	rt := in.Login(AdminUser, AdminPassword).String("refresh_token")
+	refresh := func() int {
+		return in.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": rt}).Status
+	}
+	in.Clock.Advance(110 * time.Minute)
+	if s := refresh(); s != 200 {
+		t.Fatalf("refresh within the idle lifetime: %d", s)
+	}
+	in.Clock.Advance(110 * time.Minute) // 220 min since login, 110 since the refresh
+	if s := refresh(); s != 200 {
+		t.Fatalf("refresh within the idle lifetime of the last refresh: %d", s)
+	}
+	in.Clock.Advance(2 * time.Hour)
+	if s := refresh(); s != 401 {
+		t.Fatalf("refresh after 2 h idle: %d", s)
+	}
+}

@@ -112,6 +112,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	accessTTL := str("access-token-ttl", cfg.AccessTTL.String(), "access-token lifetime")
 	refreshTTL := str("refresh-token-ttl", cfg.RefreshTTL.String(), "refresh-token lifetime")
 	rotation := str("refresh-rotation", "false", "rotate refresh tokens with reuse detection")
+	idleTTL := str("refresh-idle-ttl", "0s", "expire a session not refreshed for this long (0: off)")
 	argonMem := str("argon2-memory-kib", strconv.Itoa(int(cfg.Hash.MemoryKiB)), "argon2id memory cost in KiB")
 	argonIter := str("argon2-iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations")
 	argonPar := str("argon2-parallelism", strconv.Itoa(int(cfg.Hash.Parallelism)), "argon2id parallelism")
@@ -156,6 +157,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	}
 	cfg.StreamReplicas = num("stream-replicas", *replicas)
 	cfg.AccessTTL, cfg.RefreshTTL = dur("access-token-ttl", *accessTTL), dur("refresh-token-ttl", *refreshTTL)
+	cfg.RefreshIdleTTL = dur("refresh-idle-ttl", *idleTTL)
 	rot, err := strconv.ParseBool(*rotation)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s %q: want true or false", envName("refresh-rotation"), *rotation))

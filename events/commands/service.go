@@ -39,6 +39,7 @@ var _ Projection = (*projections.Runner)(nil)
 // Config tunes the service.
 type Config struct {
 	RefreshTTL      time.Duration // refresh-token (session) lifetime, default 7 days
+	RefreshIdleTTL  time.Duration // a session not refreshed for this long expires (0: no idle limit)
 	RefreshRotation bool          // rotate refresh tokens and detect reuse
 	Now             func() time.Time
 	MaxAttempts     int // decide-append attempts on conflicts, default 25
@@ -447,7 +448,7 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 		}
 		cmd := domain.RefreshSession{
 			PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
-			UserActive: verdict == projections.Valid, Now: s.cfg.Now(),
+			UserActive: verdict == projections.Valid, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
 		}
 		next := ""
 		if cmd.Rotate {

@@ -47,8 +47,10 @@ type Config struct {
 	AccessTTL       time.Duration
 	RefreshTTL      time.Duration
 	RefreshRotation bool
-	Hash            commands.HashParams
-	BodyLimit       int
+	// RefreshIdleTTL expires a session not refreshed for that long (0: off).
+	RefreshIdleTTL time.Duration
+	Hash           commands.HashParams
+	BodyLimit      int
 
 	// Environment "production" issues and accepts ic_live_ keys; anything
 	// else ic_test_ keys, so a test key never works on production.
@@ -160,6 +162,9 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshTTL < c.AccessTTL || c.RefreshTTL > 90*24*time.Hour {
 		bad("INFRACAST_REFRESH_TOKEN_TTL %s: want access TTL..2160h", c.RefreshTTL)
+	}
+	if c.RefreshIdleTTL < 0 || (c.RefreshIdleTTL > 0 && c.RefreshIdleTTL < c.AccessTTL) {
+		bad("INFRACAST_REFRESH_IDLE_TTL %s: 0 (off) or at least the access-token lifetime", c.RefreshIdleTTL)
 	}
 	if c.Hash.MemoryKiB < 8 || c.Hash.Iterations < 1 || c.Hash.Parallelism < 1 {
 		bad("INFRACAST_ARGON2_*: memory ≥ 8 KiB, iterations ≥ 1, parallelism ≥ 1")
