@@ -200,6 +200,8 @@ var eventFactories = map[string]func() Event{
 	TypeAPIKeyRotated:         func() Event { return &APIKeyRotated{} },
 	TypeAPIKeyRevoked:         func() Event { return &APIKeyRevoked{} },
 	TypeAPIKeyUsed:            func() Event { return &APIKeyUsed{} },
+	TypeSigningKeyAdded:       func() Event { return &SigningKeyAdded{} },
+	TypeSigningKeyRetired:     func() Event { return &SigningKeyRetired{} },
 	TypeSSOProviderConfigured: func() Event { return &SSOProviderConfigured{} },
 	TypeSSOProviderDeleted:    func() Event { return &SSOProviderDeleted{} },
 	TypeSSOIdentityLinked:     func() Event { return &SSOIdentityLinked{} },
@@ -243,6 +245,10 @@ func Deref(e Event) Event {
 	case *APIKeyRevoked:
 		return *v
 	case *APIKeyUsed:
+		return *v
+	case *SigningKeyAdded:
+		return *v
+	case *SigningKeyRetired:
 		return *v
 	case *SSOProviderConfigured:
 		return *v

@@ -55,6 +55,8 @@ func sampleEvents() []Event {
 		SSOProviderDeleted{Provider: "okta"},
 		SSOIdentityLinked{Provider: "okta", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},
 		SSOAssertionConsumed{Provider: "saml", AssertionID: "id-1", ExpiresAt: later},
+		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
+		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
 	}
 }
 
@@ -128,8 +130,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 21 {
-		t.Errorf("%d event types, want 21", len(seen))
+	if len(seen) != 23 {
+		t.Errorf("%d event types, want 23", len(seen))
 	}
 }
 

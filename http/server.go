@@ -93,6 +93,9 @@ type Deps struct {
 	Log       *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
+	// SigningKeys and SigningKeyModel rotate access-token keys as events.
+	SigningKeys     SigningKeyCommands
+	SigningKeyModel SigningKeyModel
 	// SSO and SSOModel serve single sign-on (sso*.go); nil: no SSO.
 	SSO      SSOCommands
 	SSOModel SSOReadModel
@@ -195,10 +198,12 @@ func (s *Server) routes() {
 	a := s.app
 	a.Use(s.recoverPanics, s.observe)
 	a.Get("/health", s.health)
+	a.Get("/openapi.json", s.openAPI)
 	if s.deps.Metrics != nil {
 		a.Get("/metrics", s.deps.Metrics.handler)
 	}
 	a.Get("/ready", s.ready)
+	a.Get("/.well-known/jwks.json", s.jwks)
 	a.Get("/login", s.requireServing, s.loginPage)
 
 	v1 := a.Group("/api/v1", s.requireServing)
@@ -227,6 +232,10 @@ func (s *Server) routes() {
 	v1.Get("/api-keys/:id", auth, s.getAPIKey)
 	v1.Delete("/api-keys/:id", auth, s.revokeAPIKey)
 	v1.Post("/api-keys/:id/rotate", auth, s.rotateAPIKey)
+
+	v1.Get("/admin/signing-keys", auth, s.requirePlatformAdmin, s.listSigningKeys)
+	v1.Post("/admin/signing-keys", auth, s.requirePlatformAdmin, s.addSigningKey)
+	v1.Post("/admin/signing-keys/:id/retire", auth, s.requirePlatformAdmin, s.retireSigningKey)
 
 	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
 

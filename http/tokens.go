@@ -1,7 +1,9 @@
 package http
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,17 +13,32 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/infracast/auth/domain"
 )
+
+// KeySource supplies signing keys added and retired at run time (as events).
+type KeySource interface {
+	// SigningKeysVersion changes whenever a key is added or retired.
+	SigningKeysVersion() uint64
+	SigningKeys() []domain.SigningKey
+}
 
 // TokenConfig configures access tokens.
 type TokenConfig struct {
-	// Keys are HS256 signing keys; the first signs, all verify (rotation).
+	// Keys are static HS256 keys from configuration: the first signs unless
+	// a run-time key exists, all verify (rotation by configuration).
 	Keys     [][]byte
 	Issuer   string
 	Audience string
 	TTL      time.Duration
 	Leeway   time.Duration // clock skew tolerated on exp/nbf/iat
 	Now      func() time.Time
+	// Source, when set, adds run-time keys: the newest one that is not
+	// retired signs; every one that is not retired verifies. Unseal opens
+	// their sealed secret.
+	Source KeySource
+	Unseal func(sealed string) ([]byte, error)
 }
 
 // Claims are the claims of an Infracast access token.
@@ -34,20 +51,38 @@ type Claims struct {
 // accessTokenType is the JOSE "typ" of access tokens (RFC 9068).
 const accessTokenType = "at+jwt"
 
+// signingKey is one usable key of the keyset.
+type signingKey struct {
+	id, alg string
+	method  jwt.SigningMethod
+	sign    any // []byte (HS256) or ed25519.PrivateKey
+	verify  any // []byte (HS256) or ed25519.PublicKey
+	public  string
+}
+
+// keyset is an immutable set of keys; a new one replaces it on rotation.
+type keyset struct {
+	version uint64
+	signer  *signingKey
+	byID    map[string]*signingKey
+}
+
 // Tokens issues and verifies access tokens.
 type Tokens struct {
 	cache   verifiedCache
 	cfg     TokenConfig
-	kid     string
-	keys    map[string][]byte
+	static  []*signingKey
+	current atomic.Pointer[keyset]
+	mu      sync.Mutex // serialises keyset rebuilds
 	parser  *jwt.Parser
+	loose   *jwt.Parser
 	keyFunc jwt.Keyfunc
 }
 
 // ErrInvalidToken covers every reason a bearer token is refused.
 var ErrInvalidToken = errors.New("http: invalid or expired token")
 
-// KeyID derives the "kid" of a signing key (it reveals nothing of the key).
+// KeyID derives the "kid" of a static signing key (it reveals nothing of the key).
 func KeyID(key []byte) string {
 	sum := sha256.Sum256(append([]byte("infracast-kid:"), key...))
 	return hex.EncodeToString(sum[:8])
@@ -58,22 +93,23 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	if len(cfg.Keys) == 0 {
 		return nil, errors.New("http: at least one signing key is required")
 	}
+	if cfg.Source != nil && cfg.Unseal == nil {
+		return nil, errors.New("http: a key source needs an unseal function")
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Tokens{cfg: cfg, keys: make(map[string][]byte, len(cfg.Keys))}
+	t := &Tokens{cfg: cfg}
 	for i, k := range cfg.Keys {
 		if len(k) < 32 {
 			return nil, fmt.Errorf("http: signing key %d is shorter than 32 bytes", i)
 		}
-		id := KeyID(k)
-		if i == 0 {
-			t.kid = id
-		}
-		t.keys[id] = k
+		t.static = append(t.static, &signingKey{id: KeyID(k), alg: domain.AlgHS256, method: jwt.SigningMethodHS256, sign: k, verify: k})
 	}
+	t.current.Store(t.build(0, nil))
+	methods := []string{jwt.SigningMethodHS256.Alg(), jwt.SigningMethodEdDSA.Alg()}
 	t.parser = jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithValidMethods(methods),
 		jwt.WithIssuer(cfg.Issuer),
 		jwt.WithAudience(cfg.Audience),
 		jwt.WithExpirationRequired(),
@@ -81,28 +117,99 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(cfg.Now),
 	)
+	t.loose = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithoutClaimsValidation())
 	t.keyFunc = func(tok *jwt.Token) (any, error) {
 		if typ, _ := tok.Header["typ"].(string); typ != accessTokenType {
 			return nil, ErrInvalidToken
 		}
 		kid, _ := tok.Header["kid"].(string)
-		k, ok := t.keys[kid]
-		if !ok {
+		k, ok := t.keys().byID[kid]
+		// The key decides the algorithm, never the token: an HS256 token
+		// cannot borrow an EdDSA public key as its secret, nor the reverse.
+		if !ok || tok.Method.Alg() != k.alg {
 			return nil, ErrInvalidToken
 		}
-		return k, nil
+		return k.verify, nil
 	}
 	return t, nil
+}
+
+// build makes a keyset of the static keys and the run-time ones that are not
+// retired; the newest run-time key signs, else the first static key.
+func (t *Tokens) build(version uint64, runtime []domain.SigningKey) *keyset {
+	ks := &keyset{version: version, byID: make(map[string]*signingKey, len(t.static)+len(runtime))}
+	for _, k := range t.static {
+		ks.byID[k.id] = k
+	}
+	ks.signer = t.static[0]
+	for _, rk := range runtime { // oldest first: the last usable one signs
+		if rk.Retired {
+			continue
+		}
+		k, err := t.open(rk)
+		if err != nil {
+			continue // a key this deployment cannot open neither signs nor verifies
+		}
+		ks.byID[k.id] = k
+		ks.signer = k
+	}
+	return ks
+}
+
+func (t *Tokens) open(rk domain.SigningKey) (*signingKey, error) {
+	raw, err := t.cfg.Unseal(rk.SecretSealed)
+	if err != nil {
+		return nil, err
+	}
+	switch rk.Algorithm {
+	case domain.AlgHS256:
+		if len(raw) < 32 {
+			return nil, errors.New("short key")
+		}
+		return &signingKey{id: rk.ID, alg: rk.Algorithm, method: jwt.SigningMethodHS256, sign: raw, verify: raw}, nil
+	case domain.AlgEdDSA:
+		if len(raw) != ed25519.SeedSize {
+			return nil, errors.New("bad seed")
+		}
+		priv := ed25519.NewKeyFromSeed(raw)
+		return &signingKey{id: rk.ID, alg: rk.Algorithm, method: jwt.SigningMethodEdDSA, sign: priv,
+			verify: priv.Public(), public: rk.PublicKey}, nil
+	}
+	return nil, errors.New("unknown algorithm")
+}
+
+// keys returns the current keyset, rebuilding it when the run-time keys changed
+// (one atomic load per call otherwise).
+func (t *Tokens) keys() *keyset {
+	ks := t.current.Load()
+	if t.cfg.Source == nil || ks.version == t.cfg.Source.SigningKeysVersion() {
+		return ks
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// The version is read before the keys: a change in between only makes
+	// the next call rebuild again.
+	v := t.cfg.Source.SigningKeysVersion()
+	if ks = t.current.Load(); ks.version == v {
+		return ks
+	}
+	ks = t.build(v, t.cfg.Source.SigningKeys())
+	t.current.Store(ks)
+	return ks
 }
 
 // TTL is the access-token lifetime.
 func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
 
+// SigningKeyID is the kid of the key that signs now.
+func (t *Tokens) SigningKeyID() string { return t.keys().signer.id }
+
 // Issue signs an access token for a session. Expiry is whole seconds, as in JWT.
 func (t *Tokens) Issue(userID, sessionID, tokenID, tenant string) (string, time.Time, error) {
 	now := t.cfg.Now().UTC().Truncate(time.Second)
 	exp := now.Add(t.cfg.TTL)
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, Claims{
+	k := t.keys().signer
+	tok := jwt.NewWithClaims(k.method, Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: t.cfg.Issuer, Subject: userID, Audience: jwt.ClaimStrings{t.cfg.Audience},
 			ExpiresAt: jwt.NewNumericDate(exp), NotBefore: jwt.NewNumericDate(now),
@@ -111,46 +218,82 @@ func (t *Tokens) Issue(userID, sessionID, tokenID, tenant string) (string, time.
 		SessionID: sessionID, Tenant: tenant,
 	})
 	tok.Header["typ"] = accessTokenType
-	tok.Header["kid"] = t.kid
-	s, err := tok.SignedString(t.keys[t.kid])
+	tok.Header["kid"] = k.id
+	s, err := tok.SignedString(k.sign)
 	return s, exp, err
 }
 
-// Verify checks signature, algorithm, type, kid, iss, aud, exp, nbf and iat,
-// and returns the claims. Claims of tokens verified before come from a bounded
-// cache (keyed by the whole token, so nothing but the same bytes hits), checked
-// again for expiry; revocation is never cached: the caller checks the read model.
+// Verify checks signature, algorithm (the key's), type, kid, iss, aud, exp,
+// nbf and iat, and returns the claims. Claims of tokens verified before come
+// from a bounded cache (keyed by the whole token, so nothing but the same
+// bytes hits), checked again for expiry and for their key still being in
+// use; revocation is never cached: the caller checks the read model.
 func (t *Tokens) Verify(raw string) (*Claims, error) {
-	if c := t.cache.get(raw); c != nil {
+	if e := t.cache.get(raw); e != nil {
 		now := t.cfg.Now()
-		if now.Before(c.ExpiresAt.Time.Add(t.cfg.Leeway)) && !now.Before(c.NotBefore.Time.Add(-t.cfg.Leeway)) {
+		c := e.claims
+		if _, live := t.keys().byID[e.kid]; live &&
+			now.Before(c.ExpiresAt.Time.Add(t.cfg.Leeway)) && !now.Before(c.NotBefore.Time.Add(-t.cfg.Leeway)) {
 			return c, nil
 		}
 		return nil, ErrInvalidToken
 	}
-	c, err := t.verify(raw)
-	if err == nil {
-		// raw may alias the request's buffer (Fiber/fasthttp zero-copy
-		// strings), which is reused for later requests: the key must own its bytes.
-		t.cache.put(strings.Clone(raw), c)
-	}
-	return c, err
-}
-
-func (t *Tokens) verify(raw string) (*Claims, error) {
 	var c Claims
-	if _, err := t.parser.ParseWithClaims(raw, &c, t.keyFunc); err != nil {
+	tok, err := t.parser.ParseWithClaims(raw, &c, t.keyFunc)
+	if err != nil || c.Subject == "" || c.SessionID == "" || c.ID == "" || c.NotBefore == nil {
 		return nil, ErrInvalidToken
 	}
-	if c.Subject == "" || c.SessionID == "" || c.ID == "" || c.NotBefore == nil {
+	kid, _ := tok.Header["kid"].(string)
+	// raw may alias the request's buffer (Fiber/fasthttp zero-copy strings),
+	// which is reused for later requests: the key must own its bytes.
+	t.cache.put(strings.Clone(raw), &verified{claims: &c, kid: kid})
+	return &c, nil
+}
+
+// VerifySignature checks only signature, algorithm, type and kid, accepting an
+// expired token (revocation needs no more: only this service holds the keys).
+func (t *Tokens) VerifySignature(raw string) (*Claims, error) {
+	var c Claims
+	if _, err := t.loose.ParseWithClaims(raw, &c, t.keyFunc); err != nil {
 		return nil, ErrInvalidToken
 	}
 	return &c, nil
 }
 
+// JWK is a public key in JWKS form (RFC 7517, RFC 8037 for Ed25519).
+type JWK struct {
+	KeyType string `json:"kty"`
+	Curve   string `json:"crv"`
+	X       string `json:"x"`
+	KeyID   string `json:"kid"`
+	Use     string `json:"use"`
+	Alg     string `json:"alg"`
+}
+
+// JWKS lists the public keys of the EdDSA keys in use, for verifiers that
+// check access tokens offline. HS256 keys are secret and never listed.
+func (t *Tokens) JWKS() []JWK {
+	out := []JWK{}
+	for _, k := range t.keys().byID {
+		if k.alg == domain.AlgEdDSA {
+			x := k.public
+			if x == "" {
+				x = base64.RawURLEncoding.EncodeToString(k.verify.(ed25519.PublicKey))
+			}
+			out = append(out, JWK{KeyType: "OKP", Curve: "Ed25519", X: x, KeyID: k.id, Use: "sig", Alg: domain.AlgEdDSA})
+		}
+	}
+	return out
+}
+
 // verifiedCacheSize bounds the cache; when full it starts afresh, which costs
 // one full verification per live token.
 const verifiedCacheSize = 100_000
+
+type verified struct {
+	claims *Claims
+	kid    string
+}
 
 // verifiedCache maps a raw token to its verified claims. Reads are lock-free.
 type verifiedCache struct {
@@ -158,36 +301,25 @@ type verifiedCache struct {
 	n atomic.Int64
 }
 
-func (vc *verifiedCache) get(raw string) *Claims {
+func (vc *verifiedCache) get(raw string) *verified {
 	m := vc.m.Load()
 	if m == nil {
 		return nil
 	}
 	if v, ok := m.Load(raw); ok {
-		return v.(*Claims)
+		return v.(*verified)
 	}
 	return nil
 }
 
-func (vc *verifiedCache) put(raw string, c *Claims) {
+func (vc *verifiedCache) put(raw string, v *verified) {
 	m := vc.m.Load()
 	if m == nil || vc.n.Load() >= verifiedCacheSize {
 		m = new(sync.Map)
 		vc.m.Store(m)
 		vc.n.Store(0)
 	}
-	if _, loaded := m.LoadOrStore(raw, c); !loaded {
+	if _, loaded := m.LoadOrStore(raw, v); !loaded {
 		vc.n.Add(1)
 	}
-}
-
-// VerifySignature checks only signature, algorithm, type and kid, accepting an
-// expired token (revocation needs no more: only this service holds the keys).
-func (t *Tokens) VerifySignature(raw string) (*Claims, error) {
-	var c Claims
-	p := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}), jwt.WithoutClaimsValidation())
-	if _, err := p.ParseWithClaims(raw, &c, t.keyFunc); err != nil {
-		return nil, ErrInvalidToken
-	}
-	return &c, nil
 }

@@ -26,6 +26,7 @@ type Model struct {
 	keys          map[string]*keyEntry
 	keyByHash     map[string]string // SHA-256 of the current secret -> key ID
 	sso           ssoModel          // SSO providers and linked identities (sso.go)
+	signing       signingModel      // access-token signing keys (signingkeys.go)
 	applied       uint64
 	skipped       uint64
 }
@@ -110,6 +111,8 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		m.applyKey(env.AggregateID, seq, e)
 	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOAssertionConsumed:
 		m.applySSO(env.AggregateID, seq, e)
+	case domain.SigningKeyAdded, domain.SigningKeyRetired:
+		m.applySigningKey(env.AggregateID, seq, e)
 	}
 }
 

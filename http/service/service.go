@@ -101,6 +101,13 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
 		Leeway: 30 * time.Second, Now: cfg.Now,
+		Source: s.Model, Unseal: func(sealed string) ([]byte, error) {
+			b64, err := sealer.Open(commands.SealSigningSecret, sealed)
+			if err != nil {
+				return nil, err
+			}
+			return base64.RawURLEncoding.DecodeString(b64)
+		},
 	})
 	if err != nil {
 		s.closeNATS()
@@ -134,6 +141,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
+		SigningKeys: s.Commands, SigningKeyModel: s.Model,
 		SSO: s.Commands, SSOModel: s.Model,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
