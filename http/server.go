@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/infracast/auth/domain"
@@ -115,6 +116,9 @@ type Config struct {
 	// KeyEnv is the environment of the API keys this deployment issues and
 	// accepts: "live" in production, "test" elsewhere.
 	KeyEnv string
+	// CORSOrigins lists the exact browser origins allowed to call the API
+	// cross-origin; empty (the default): no CORS headers at all.
+	CORSOrigins []string
 	// RoutePolicy decides which permission each tenant route needs
 	// (nil: domain.DefaultPolicy()).
 	RoutePolicy *domain.Policy
@@ -197,6 +201,15 @@ func (s *Server) App() *fiber.App { return s.app }
 func (s *Server) routes() {
 	a := s.app
 	a.Use(s.recoverPanics, s.observe)
+	if len(s.cfg.CORSOrigins) > 0 {
+		a.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(s.cfg.CORSOrigins, ","),
+			AllowMethods:  "GET,POST,PUT,PATCH,DELETE",
+			AllowHeaders:  "Authorization,Content-Type,X-CSRF-Token",
+			ExposeHeaders: "X-Request-ID,Retry-After",
+			MaxAge:        600,
+		}))
+	}
 	a.Get("/health", s.health)
 	a.Get("/openapi.json", s.openAPI)
 	if s.deps.Metrics != nil {

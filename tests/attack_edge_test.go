@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/infracast/auth/http/service"
 )
 
 // TestEdgeHeadersAndNoCORS: every response carries a request ID and the
@@ -98,6 +100,30 @@ func TestMetrics(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestCORSOnlyForConfiguredOrigins: with INFRACAST_CORS_ORIGINS set, exactly
+// those origins get CORS headers; any other origin gets none.
+func TestCORSOnlyForConfiguredOrigins(t *testing.T) {
+	in := Start(t, func(c *service.Config) { c.CORSOrigins = []string{"https://app.example.com"} })
+	for origin, allowed := range map[string]bool{"https://app.example.com": true, "https://evil.example": false, "null": false} {
+		req, _ := http.NewRequest("OPTIONS", in.URL+"/api/v1/auth/me", nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		req.Header.Set("Access-Control-Request-Headers", "authorization")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		got := res.Header.Get("Access-Control-Allow-Origin")
+		if allowed && got != origin || !allowed && got != "" {
+			t.Errorf("origin %s: Access-Control-Allow-Origin %q", origin, got)
+		}
+		if res.Header.Get("Access-Control-Allow-Credentials") == "true" {
+			t.Errorf("origin %s: credentials allowed", origin)
 		}
 	}
 }

@@ -119,6 +119,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	bodyLimit := str("body-limit", strconv.Itoa(cfg.BodyLimit), "maximum request body in bytes")
 	environment := str("environment", cfg.Environment, "deployment environment; production issues ic_live_ keys, anything else ic_test_")
 	trusted := str("trusted-proxies", "", "addresses/CIDR ranges of proxies whose X-Forwarded-For is believed, comma-separated")
+	corsOrigins := str("cors-origins", "", "exact browser origins allowed to call the API cross-origin, comma-separated (empty: CORS off)")
 	keyUsage := str("key-usage-interval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often")
 	publicURL := str("public-url", "", "external origin of the service (https://auth.example.com): SSO redirect URIs and SAML entity ID")
 	returnTo := str("sso-return-to-allowlist", "", "origins an SSO login may redirect to with return_to, comma-separated")
@@ -168,6 +169,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	cfg.Hash.Parallelism = uint8(num("argon2-parallelism", *argonPar))
 	cfg.BodyLimit = num("body-limit", *bodyLimit)
 	cfg.Environment = *environment
+	cfg.CORSOrigins = splitList(*corsOrigins)
 	cfg.LoginMaxFailures = num("login-max-failures", *maxFailures)
 	cfg.LoginMaxFailuresPerAddress = num("login-max-failures-per-address", *maxAddrFailures)
 	cfg.LoginLockout = dur("login-lockout", *lockout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -55,6 +56,9 @@ type Config struct {
 	// Environment "production" issues and accepts ic_live_ keys; anything
 	// else ic_test_ keys, so a test key never works on production.
 	Environment string
+	// CORSOrigins are the exact origins (scheme://host[:port]) allowed to call
+	// the API from a browser on another origin; empty: CORS stays off.
+	CORSOrigins []string
 	// TrustedProxies may set X-Forwarded-For (CIDR ranges or addresses).
 	TrustedProxies []netip.Prefix
 	// KeyUsageInterval coalesces last_used_at: at most one event per key per interval.
@@ -168,6 +172,11 @@ func (c Config) Validate() error {
 	}
 	if c.Hash.MemoryKiB < 8 || c.Hash.Iterations < 1 || c.Hash.Parallelism < 1 {
 		bad("INFRACAST_ARGON2_*: memory ≥ 8 KiB, iterations ≥ 1, parallelism ≥ 1")
+	}
+	for _, o := range c.CORSOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || o == "*" {
+			bad("INFRACAST_CORS_ORIGINS %q: want an exact origin like https://app.example.com (no wildcard, no path)", o)
+		}
 	}
 	if c.Environment == "" {
 		bad("INFRACAST_ENVIRONMENT: must not be empty (production, staging, dev, …)")
