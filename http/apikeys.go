@@ -221,14 +221,20 @@ func (s *Server) getAPIKey(c *fiber.Ctx) error {
 	return c.JSON(toKeyJSON(k, ""))
 }
 
+// managedKey loads the key named in the path, if the caller may manage it.
+func (s *Server) managedKey(c *fiber.Ctx) (domain.APIKey, error) {
+	k, err := s.targetKey(c)
+	if err == nil && !caller(c).managesKey(k) {
+		err = errForbidden
+	}
+	return k, err
+}
+
 // revokeAPIKey: DELETE /api/v1/api-keys/{id}; rejected everywhere on the next request.
 func (s *Server) revokeAPIKey(c *fiber.Ctx) error {
-	k, err := s.targetKey(c)
+	k, err := s.managedKey(c)
 	if err != nil {
 		return err
-	}
-	if !caller(c).managesKey(k) {
-		return errForbidden
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
@@ -240,12 +246,9 @@ func (s *Server) revokeAPIKey(c *fiber.Ctx) error {
 
 // rotateAPIKey: POST /api/v1/api-keys/{id}/rotate: a new secret, shown once; the old one stops.
 func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
-	k, err := s.targetKey(c)
+	k, err := s.managedKey(c)
 	if err != nil {
 		return err
-	}
-	if !caller(c).managesKey(k) {
-		return errForbidden
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

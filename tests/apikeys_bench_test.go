@@ -33,24 +33,7 @@ func benchKey(b *testing.B, in *Instance) string {
 // go test -run '^$' -bench APIKeyThroughput -benchtime 1x ./tests/
 func BenchmarkAPIKeyThroughput(b *testing.B) {
 	in := Start(b)
-	key := benchKey(b, in)
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
-	ok := func(c *fiber.Ctx) error { return c.SendString("ok") }
-	app.Get("/bare", ok)
-	app.Get("/authed", in.Svc.HTTP.Authenticate(), ok)
-	addr := serve(b, app)
-	const conns = 32
-	d := 3 * time.Second
-	for i := 0; i < b.N; i++ {
-		load(b, addr, "/bare", "", conns, 300*time.Millisecond) // warm up
-		bare, bp50, bp99 := load(b, addr, "/bare", "", conns, d)
-		keyed, kp50, kp99 := load(b, addr, "/authed", "Bearer "+key, conns, d)
-		b.ReportMetric(bare, "bare-req/s")
-		b.ReportMetric(keyed, "key-req/s")
-		b.ReportMetric(keyed/bare, "ratio")
-		b.Logf("bare %.0f req/s (p50 %s, p99 %s); API key %.0f req/s (p50 %s, p99 %s); ratio %.2f",
-			bare, bp50, bp99, keyed, kp50, kp99, keyed/bare)
-	}
+	compareThroughput(b, in, benchKey(b, in), "key")
 }
 
 // BenchmarkValidateAPIKey is the request path's work for an API key without
