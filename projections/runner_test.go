@@ -153,3 +153,26 @@ func TestReadyOnEmptyStream(t *testing.T) {
 		cancel()
 	}
 }
+
+func TestPruneForgetsOnlyWhatCannotMatter(t *testing.T) {
+	m := projections.NewModel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	env := events.Envelope{}
+	m.Apply(1, env, domain.UserCreated{UserID: "u", Username: "u"})
+	m.Apply(2, env, domain.SessionStarted{SessionID: "old", UserID: "u", RefreshTokenHash: "h-old", StartedAt: now.Add(-8 * 24 * time.Hour), ExpiresAt: now.Add(-time.Hour)})
+	m.Apply(3, env, domain.SessionStarted{SessionID: "live", UserID: "u", RefreshTokenHash: "h-live", StartedAt: now, ExpiresAt: now.Add(time.Hour)})
+	m.Apply(4, env, domain.SessionTokenRevoked{SessionID: "live", TokenID: "t-expired", ExpiresAt: now.Add(-time.Minute)})
+	m.Apply(5, env, domain.SessionTokenRevoked{SessionID: "live", TokenID: "t-live", ExpiresAt: now.Add(time.Minute)})
+	if n := m.Prune(now); n != 2 {
+		t.Fatalf("pruned %d entries, want 2 (one session, one expired revocation)", n)
+	}
+	if _, ok := m.SessionByRefreshHash("h-old"); ok {
+		t.Fatal("an expired session's refresh hash is still indexed")
+	}
+	if _, v := m.Authorize("live", "t-live", now); v != projections.TokenRevoked {
+		t.Fatalf("a live revocation was pruned: verdict %d", v)
+	}
+	if _, v := m.Authorize("live", "t-other", now); v != projections.Valid {
+		t.Fatalf("live session: verdict %d", v)
+	}
+}
