@@ -69,6 +69,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 // ConnectEmbedded opens a client connection to an embedded server, in-process
 // (no socket) when it does not listen on TCP.
 func ConnectEmbedded(ns *server.Server, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{nats.Name("infracast-auth"), nats.InProcessServer(ns), nats.MaxReconnects(-1)}, extra...)
+	// ReconnectBufSize(-1): a publish while disconnected fails at once rather
+	// than being buffered and sent after the append has been reported failed.
+	opts := append([]nats.Option{nats.Name("infracast-auth"), nats.InProcessServer(ns), nats.MaxReconnects(-1),
+		nats.ReconnectBufSize(-1)}, extra...)
 	return nats.Connect("", opts...)
 }

@@ -2,15 +2,12 @@ package events
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/oklog/ulid/v2"
 )
 
 // StreamName is the JetStream stream that holds every event.
@@ -29,6 +26,10 @@ var (
 	ErrConflict = errors.New("events: concurrent modification")
 	// ErrUnavailable: the event store could not be reached or did not answer.
 	ErrUnavailable = errors.New("events: event store unavailable")
+	// ErrOutcomeUnknown: an append was sent but never confirmed, and the
+	// retries could not find out whether it was stored (NATS stayed away
+	// past the retry window). It wraps ErrUnavailable.
+	ErrOutcomeUnknown = fmt.Errorf("%w: append not confirmed; it may have been stored", ErrUnavailable)
 )
 
 // StoreConfig configures the stream.
@@ -37,6 +38,36 @@ type StoreConfig struct {
 	Replicas int    // default 1; 3 on a cluster
 	// Memory keeps the stream in memory (benchmarks only; the service never does).
 	Memory bool
+	// RetryFor bounds how long an append that was not confirmed — a timeout,
+	// no responders, a stream leader election, NATS reconnecting — is retried
+	// with the same message IDs (default 5 s; the caller's context bounds it
+	// too). See Append.
+	RetryFor time.Duration
+	// TryTimeout bounds one attempt of an append or of opening the stream
+	// (default 2 s).
+	TryTimeout time.Duration
+	// DisconnectedWait is how long an append waits for the connection to come
+	// back before giving up, when nothing of it has been sent yet (default 1 s:
+	// a client moves to another node of a cluster well within it).
+	DisconnectedWait time.Duration
+}
+
+func (c *StoreConfig) setDefaults() {
+	if c.Stream == "" {
+		c.Stream = StreamName
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.RetryFor == 0 {
+		c.RetryFor = 5 * time.Second
+	}
+	if c.TryTimeout == 0 {
+		c.TryTimeout = 2 * time.Second
+	}
+	if c.DisconnectedWait == 0 {
+		c.DisconnectedWait = time.Second
+	}
 }
 
 // Store appends events to and reads them from the JetStream stream.
@@ -45,6 +76,7 @@ type Store struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	name   string
+	cfg    StoreConfig
 }
 
 // OpenStore creates the stream if it is missing (or updates its settings) and
@@ -54,12 +86,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Stream == "" {
-		cfg.Stream = StreamName
-	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = 1
-	}
+	cfg.setDefaults()
 	storage := jetstream.FileStorage
 	if cfg.Memory {
 		storage = jetstream.MemoryStorage
@@ -81,18 +108,13 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	}
 	// Replicas starting together race to create the stream; on a fresh
 	// cluster the meta leader may also still be electing. Try again with
-	// backoff until ctx ends; an existing stream is simply opened.
+	// backoff until ctx ends; an existing stream is simply opened. Each
+	// attempt has its own timeout: a request lost in an election must not
+	// use up the whole of ctx.
 	var st jetstream.Stream
 	backoff := 50 * time.Millisecond
 	for {
-		st, err = js.Stream(ctx, cfg.Stream)
-		if err == nil {
-			if info := st.CachedInfo(); info != nil && !sameStreamConfig(info.Config, want) {
-				st, err = js.UpdateStream(ctx, want)
-			}
-		} else if errors.Is(err, jetstream.ErrStreamNotFound) {
-			st, err = js.CreateStream(ctx, want)
-		}
+		st, err = openOnce(ctx, js, want, cfg.TryTimeout)
 		if err == nil {
 			break
 		}
@@ -103,7 +125,23 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 		}
 		backoff = min(2*backoff, time.Second)
 	}
-	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream}, nil
+	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream, cfg: cfg}, nil
+}
+
+func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, timeout time.Duration) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := js.Stream(ctx, want.Name)
+	if err == nil {
+		if info := st.CachedInfo(); info != nil && !sameStreamConfig(info.Config, want) {
+			return js.UpdateStream(ctx, want)
+		}
+		return st, nil
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return js.CreateStream(ctx, want)
+	}
+	return nil, err
 }
 
 // sameStreamConfig compares the settings this service manages.
@@ -112,6 +150,9 @@ func sameStreamConfig(have, want jetstream.StreamConfig) bool {
 		have.AllowDirect == want.AllowDirect && have.Duplicates == want.Duplicates &&
 		len(have.Subjects) == 1 && have.Subjects[0] == want.Subjects[0]
 }
+
+// Connected reports whether the connection to NATS is up.
+func (s *Store) Connected() bool { return s.nc.IsConnected() }
 
 // JetStream exposes the JetStream context (projections consume from it).
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
@@ -128,119 +169,6 @@ type Message struct {
 	// ID becomes the Nats-Msg-Id: a retry of the same message is stored once.
 	ID   string
 	Data []byte
-}
-
-// Append stores msgs atomically — all of them or none — each with its
-// optimistic-concurrency check, and returns the stream sequence of the last.
-func (s *Store) Append(ctx context.Context, msgs ...Message) (uint64, error) {
-	switch len(msgs) {
-	case 0:
-		return 0, nil
-	case 1:
-		m := msgs[0]
-		ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Data: m.Data},
-			jetstream.WithExpectLastSequencePerSubject(m.ExpectSeq), jetstream.WithMsgID(m.ID))
-		if err != nil {
-			return s.unlessLanded(ctx, m, classify(err))
-		}
-		return ack.Sequence, nil
-	}
-	seq, err := s.appendBatch(ctx, msgs)
-	if err != nil {
-		return s.unlessLanded(ctx, msgs[len(msgs)-1], err)
-	}
-	return seq, nil
-}
-
-// unlessLanded turns a conflict into success when the message that "conflicts"
-// is our own: a retry whose first try was stored (the expected-sequence check
-// runs before the server's duplicate detection).
-func (s *Store) unlessLanded(ctx context.Context, m Message, err error) (uint64, error) {
-	if !errors.Is(err, ErrConflict) || m.ID == "" {
-		return 0, err
-	}
-	last, gerr := s.stream.GetLastMsgForSubject(ctx, m.Subject)
-	if gerr == nil && last.Header.Get(jetstream.MsgIDHeader) == m.ID {
-		return last.Sequence, nil
-	}
-	return 0, err
-}
-
-// pubAck is the JetStream publish acknowledgement, as sent for the commit of
-// an atomic batch.
-type pubAck struct {
-	Stream   string `json:"stream"`
-	Sequence uint64 `json:"seq"`
-	Count    int    `json:"count"`
-	Error    *struct {
-		Code        int    `json:"code"`
-		ErrCode     uint16 `json:"err_code"`
-		Description string `json:"description"`
-	} `json:"error"`
-}
-
-// appendBatch publishes an ADR-50 atomic batch: Nats-Batch-Id on every message,
-// Nats-Batch-Sequence counting from 1, and Nats-Batch-Commit on the last.
-func (s *Store) appendBatch(ctx context.Context, msgs []Message) (uint64, error) {
-	batchID := ulid.Make().String()
-	checked := make(map[string]bool, len(msgs))
-	for i, m := range msgs {
-		msg := nats.NewMsg(m.Subject)
-		msg.Data = m.Data
-		msg.Header.Set("Nats-Batch-Id", batchID)
-		msg.Header.Set("Nats-Batch-Sequence", strconv.Itoa(i+1))
-		// Only the first message on a subject carries the expectation: the
-		// server refuses one on a subject already written in the batch (it
-		// would be a permanent "conflict"), and atomicity covers the rest.
-		if !checked[m.Subject] {
-			checked[m.Subject] = true
-			msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(m.ExpectSeq, 10))
-		}
-		if m.ID != "" {
-			msg.Header.Set(jetstream.MsgIDHeader, m.ID)
-		}
-		last := i == len(msgs)-1
-		if last {
-			msg.Header.Set("Nats-Batch-Commit", "1")
-		}
-		reply, err := s.nc.RequestMsgWithContext(ctx, msg)
-		if err != nil {
-			return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		if len(reply.Data) == 0 && !last {
-			continue
-		}
-		var ack pubAck
-		if err := json.Unmarshal(reply.Data, &ack); err != nil {
-			return 0, fmt.Errorf("%w: bad publish ack: %v", ErrUnavailable, err)
-		}
-		if ack.Error != nil {
-			switch ack.Error.ErrCode {
-			case uint16(jetstream.JSErrCodeStreamWrongLastSequence), uint16(jetstream.JSErrCodeStreamWrongLastSequenceConstant):
-				return 0, fmt.Errorf("%w: %s", ErrConflict, ack.Error.Description)
-			}
-			return 0, fmt.Errorf("events: atomic append rejected (%d): %s", ack.Error.ErrCode, ack.Error.Description)
-		}
-		if last {
-			return ack.Sequence, nil
-		}
-	}
-	return 0, errors.New("events: batch ended without a commit acknowledgement")
-}
-
-func classify(err error) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode {
-		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
-			return fmt.Errorf("%w: %s", ErrConflict, apiErr.Description)
-		}
-		return fmt.Errorf("events: append rejected: %w", err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return err
-	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
 }
 
 // LastSequence returns the stream sequence of the last event on subject (0 if none).
@@ -269,40 +197,77 @@ type Record struct {
 	StreamSeq uint64
 	Subject   string
 	Data      []byte
+	// Pending is how many events followed this one in the stream when it was
+	// delivered (the consumer's view: the live lag behind the head).
+	Pending uint64
 }
 
 // Consume delivers every event from stream sequence start (1 = the beginning)
-// in order to fn, through an ordered consumer that survives reconnects, until
-// ctx ends or fn returns an error.
+// in order to fn until ctx ends, fn returns an error, or the consumer breaks.
+//
+// It is an ordered consumer of its own making — an ephemeral, in-memory,
+// unacknowledged pull consumer, checked for gaps — rather than nats.go's
+// OrderedConsumer, whose recovery after losing its server waits up to 10 s
+// per attempt to re-create the consumer (measured: a replica's projections
+// stalled 10 s after the node holding its consumer stopped, and every write
+// through it timed out waiting to read its own event). Here any trouble — a
+// missed heartbeat, a gap, the consumer gone — ends Consume with an error
+// within about a second, and the caller (projections.Runner) starts again
+// from its last applied sequence with a new consumer, made within a second.
 func (s *Store) Consume(ctx context.Context, start uint64, fn func(Record) error) error {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if start > 1 {
-		cfg = jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start}
-	}
-	cons, err := s.js.OrderedConsumer(ctx, s.name, cfg)
+	start = max(start, 1)
+	cctx, cancel := context.WithTimeout(ctx, min(s.cfg.TryTimeout, time.Second))
+	cons, err := s.js.CreateConsumer(cctx, s.name, jetstream.ConsumerConfig{
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		AckPolicy:         jetstream.AckNonePolicy,
+		Replicas:          1,
+		MemoryStorage:     true,
+		InactiveThreshold: time.Minute, // removed by the server once nobody pulls
+	})
+	cancel()
 	if err != nil {
-		return fmt.Errorf("%w: ordered consumer: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: create consumer: %v", ErrUnavailable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	defer func() {
+		// Best effort: the inactive threshold removes it anyway.
+		name := cons.CachedInfo().Name
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), s.cfg.TryTimeout)
+			defer cancel()
+			_ = s.js.DeleteConsumer(dctx, s.name, name)
+		}()
+	}()
+	// A heartbeat every half second: a consumer whose server went away is
+	// noticed after two missed ones.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second),
+		jetstream.PullHeartbeat(500*time.Millisecond), jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	var delivered uint64 // consumer sequence of the last message
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return err
+			return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
 		}
 		md, err := msg.Metadata()
 		if err != nil {
-			continue
+			return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
 		}
-		if err := fn(Record{StreamSeq: md.Sequence.Stream, Subject: msg.Subject(), Data: msg.Data()}); err != nil {
+		if md.Sequence.Consumer != delivered+1 {
+			// Messages were lost on the way (a reconnect while they were
+			// in flight, unacknowledged): start again after the last one.
+			return fmt.Errorf("%w: consume: gap after delivery %d (got %d)", ErrUnavailable, delivered, md.Sequence.Consumer)
+		}
+		delivered = md.Sequence.Consumer
+		if err := fn(Record{StreamSeq: md.Sequence.Stream, Subject: msg.Subject(), Data: msg.Data(), Pending: md.NumPending}); err != nil {
 			return err
 		}
 	}

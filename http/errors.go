@@ -90,6 +90,8 @@ func toAPIError(err error) (*Error, bool) {
 		errors.Is(err, domain.ErrSessionRevoked), errors.Is(err, domain.ErrSessionExpired),
 		errors.Is(err, domain.ErrRefreshReused), errors.Is(err, ErrInvalidToken):
 		return errUnauthorized, false
+	case errors.Is(err, events.ErrOutcomeUnknown):
+		return &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The event store did not confirm the change in time; it may have been applied"}, true
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return errUnavailable, true
 	}

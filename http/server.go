@@ -54,6 +54,7 @@ type KeyUsage interface {
 type ReadModel interface {
 	Authorize(sessionID, tokenID string, now time.Time) (projections.Principal, projections.Verdict)
 	AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) (projections.KeyPrincipal, projections.Verdict)
+	AuthorizeKeySum(sum [32]byte, addr netip.Addr, now time.Time) (projections.KeyPrincipal, projections.Verdict)
 	APIKey(id string) (domain.APIKey, uint64, bool)
 	APIKeys() []domain.APIKey
 	KeyBySecretHash(secretHash string) (domain.APIKey, bool)

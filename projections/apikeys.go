@@ -1,57 +1,316 @@
 package projections
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"net/netip"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/infracast/auth/domain"
 )
 
+// keyModel is the API key read model. A deployment may hold a million keys,
+// so each is packed (keyEntry) and the strings keys share are held once. Its
+// zero value is ready to use (maps are made on first write); it lives inside
+// Model and is guarded by Model.mu.
+type keyModel struct {
+	byID map[string]*keyEntry
+	// byHash finds a live key by its secret's SHA-256: by the hash's first 8
+	// bytes, then along next to the entry whose whole hash matches.
+	byHash map[uint64]*keyEntry
+	// odd holds a SecretHash that is not 64 lower-case hex digits (never
+	// written by this service) as is; a live one is found by a scan.
+	odd map[*keyEntry]string
+	// tenantLists holds one copy of each tenant list (keyed by its
+	// elements joined with NUL): most keys share a few lists.
+	tenantLists map[string][]string
+}
+
+// keyEntry is a domain.APIKey packed: times as Unix seconds and nanoseconds
+// (in UTC), the secret's SHA-256 as bytes, the owner and tenant strings shared.
+// state and pack convert; Evolve stays the one definition of the state.
 type keyEntry struct {
-	state domain.APIKey
-	seq   uint64
+	id, name, owner string
+	tenants         []string
+	allowed         []netip.Prefix
+	secs            [4]int64 // created, expires, rotated, last used
+	nanos           [4]int32
+	hash            [32]byte
+	version, seq    uint64
+	next            *keyEntry // next live key whose hash starts with the same 8 bytes
+	perms           domain.PermissionSet
+	hashed          bool // hash is the secret's SHA-256 (else see keyModel.odd)
+	indexed         bool // live: in byHash (or, odd, found in odd)
+	revoked         bool
+}
+
+const (
+	keyCreated = iota
+	keyExpires
+	keyRotated
+	keyLastUsed
+)
+
+func (k *keyEntry) setTime(i int, t time.Time) {
+	k.secs[i], k.nanos[i] = t.Unix(), int32(t.Nanosecond())
+}
+
+// time returns a time as set, in UTC; the zero time comes back as the zero time.
+func (k *keyEntry) time(i int) time.Time { return time.Unix(k.secs[i], int64(k.nanos[i])).UTC() }
+
+// state unpacks the key, with secretHash as its SecretHash.
+func (k *keyEntry) state(secretHash string) domain.APIKey {
+	return domain.APIKey{
+		ID: k.id, Name: k.name, OwnerID: k.owner, Tenants: k.tenants, Permissions: k.perms,
+		AllowedIPs: k.allowed, SecretHash: secretHash, CreatedAt: k.time(keyCreated), ExpiresAt: k.time(keyExpires),
+		RotatedAt: k.time(keyRotated), LastUsedAt: k.time(keyLastUsed), Revoked: k.revoked, Version: k.version,
+	}
+}
+
+// secretHash is the key's SecretHash as the domain has it (hex).
+func (km *keyModel) secretHash(k *keyEntry) string {
+	if k.hashed {
+		return hex.EncodeToString(k.hash[:])
+	}
+	return km.odd[k]
+}
+
+// fullState is the key's whole domain state.
+func (km *keyModel) fullState(k *keyEntry) domain.APIKey { return k.state(km.secretHash(k)) }
+
+// pack stores st (but its SecretHash: see setHash) in k, sharing the owner's
+// ID string with users and the tenant list with other keys.
+func (km *keyModel) pack(k *keyEntry, st domain.APIKey, users map[string]*userEntry) {
+	if k.owner != st.OwnerID {
+		k.owner = st.OwnerID
+		if u := users[st.OwnerID]; u != nil && u.state.ID == st.OwnerID {
+			k.owner = u.state.ID
+		}
+	}
+	if len(st.Tenants) != len(k.tenants) || (len(st.Tenants) > 0 && &st.Tenants[0] != &k.tenants[0]) || (st.Tenants == nil) != (k.tenants == nil) {
+		k.tenants = km.tenantList(st.Tenants)
+	}
+	k.id, k.name, k.allowed, k.perms, k.revoked, k.version = st.ID, st.Name, st.AllowedIPs, st.Permissions, st.Revoked, st.Version
+	k.setTime(keyCreated, st.CreatedAt)
+	k.setTime(keyExpires, st.ExpiresAt)
+	k.setTime(keyRotated, st.RotatedAt)
+	k.setTime(keyLastUsed, st.LastUsedAt)
+}
+
+// tenantList returns the shared copy of list (nil stays nil, empty stays empty).
+func (km *keyModel) tenantList(list []string) []string {
+	if len(list) == 0 {
+		return list
+	}
+	id := strings.Join(list, "\x00")
+	if l, ok := km.tenantLists[id]; ok {
+		return l
+	}
+	if km.tenantLists == nil {
+		km.tenantLists = make(map[string][]string)
+	}
+	l := slices.Clip(slices.Clone(list))
+	km.tenantLists[id] = l
+	return l
+}
+
+// setHash makes secretHash the key's secret hash, indexed while the key lives.
+func (km *keyModel) setHash(k *keyEntry, secretHash string) {
+	km.unindex(k)
+	delete(km.odd, k)
+	k.hash, k.hashed = [32]byte{}, false
+	if sum, ok := parseHash(secretHash); ok {
+		k.hash, k.hashed = sum, true
+		return
+	}
+	if km.odd == nil {
+		km.odd = make(map[*keyEntry]string)
+	}
+	km.odd[k] = secretHash
+}
+
+func hashPrefix(sum *[32]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
+
+func (km *keyModel) index(k *keyEntry) {
+	if k.indexed || k.revoked {
+		return
+	}
+	if !k.hashed {
+		k.indexed = true
+		return
+	}
+	if km.byHash == nil {
+		km.byHash = make(map[uint64]*keyEntry)
+	}
+	p := hashPrefix(&k.hash)
+	k.next, k.indexed = km.byHash[p], true
+	km.byHash[p] = k
+}
+
+func (km *keyModel) unindex(k *keyEntry) {
+	if !k.indexed {
+		return
+	}
+	if !k.hashed {
+		k.indexed = false
+		return
+	}
+	p := hashPrefix(&k.hash)
+	if head := km.byHash[p]; head == k {
+		if k.next == nil {
+			delete(km.byHash, p)
+		} else {
+			km.byHash[p] = k.next
+		}
+	} else {
+		for e := head; e != nil; e = e.next {
+			if e.next == k {
+				e.next = k.next
+				break
+			}
+		}
+	}
+	k.next, k.indexed = nil, false
+}
+
+// find returns the live key whose secret hashes to sum.
+func (km *keyModel) find(sum *[32]byte) *keyEntry {
+	for k := km.byHash[hashPrefix(sum)]; k != nil; k = k.next {
+		if k.hash == *sum {
+			return k
+		}
+	}
+	return nil
+}
+
+// findOdd returns the live key whose SecretHash is the non-canonical s.
+func (km *keyModel) findOdd(s string) *keyEntry {
+	for k, h := range km.odd {
+		if h == s && k.indexed {
+			return k
+		}
+	}
+	return nil
+}
+
+// lookup finds the live key whose SecretHash is secretHash.
+func (km *keyModel) lookup(secretHash string) *keyEntry {
+	if sum, ok := parseHash(secretHash); ok {
+		return km.find(&sum)
+	}
+	return km.findOdd(secretHash)
+}
+
+// parseHash reads a SHA-256 as HashToken writes it: 64 lower-case hex digits.
+func parseHash(s string) (sum [32]byte, ok bool) {
+	if len(s) != 2*len(sum) {
+		return sum, false
+	}
+	for i := range sum {
+		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
+		if hi > 15 || lo > 15 {
+			return [32]byte{}, false
+		}
+		sum[i] = hi<<4 | lo
+	}
+	return sum, true
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 255
 }
 
 // applyKey folds an API key event; called with the write lock held.
 func (m *Model) applyKey(id string, seq uint64, e domain.Event) {
-	k := m.keys[id]
+	km := &m.keys
+	k := km.byID[id]
 	if k == nil {
-		if _, ok := e.(domain.APIKeyCreated); !ok {
+		c, ok := e.(domain.APIKeyCreated)
+		if !ok {
 			return
 		}
+		if km.byID == nil {
+			km.byID = make(map[string]*keyEntry)
+		}
+		if c.KeyID == id {
+			id = c.KeyID // one copy of the ID: the state's
+		}
 		k = &keyEntry{}
-		m.keys[id] = k
+		km.byID[id] = k
 	}
-	old := k.state.SecretHash
-	k.state = domain.EvolveAPIKey(k.state, e)
+	st := domain.EvolveAPIKey(k.state(""), e)
+	switch ev := e.(type) {
+	case domain.APIKeyCreated:
+		km.setHash(k, ev.SecretHash) // a rotated-out secret stops at once
+	case domain.APIKeyRotated:
+		km.setHash(k, ev.SecretHash)
+	}
+	km.pack(k, st, m.users)
 	k.seq = seq
-	if k.state.SecretHash != old {
-		delete(m.keyByHash, old) // a rotated-out secret stops at once
-		m.keyByHash[k.state.SecretHash] = id
+	if k.revoked {
+		km.unindex(k)
+	} else {
+		km.index(k)
 	}
-	if k.state.Revoked {
-		delete(m.keyByHash, k.state.SecretHash)
+}
+
+// restoreKey puts a key's state back (Restore).
+func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users map[string]*userEntry) {
+	if km.byID == nil {
+		km.byID = make(map[string]*keyEntry)
 	}
+	if st.ID == id {
+		id = st.ID
+	}
+	k := &keyEntry{seq: seq}
+	km.byID[id] = k
+	km.setHash(k, st.SecretHash)
+	km.pack(k, st, users)
+	km.index(k)
+}
+
+// hashIndex is the index as a map from hex SHA-256 to key ID (snapshots).
+func (km *keyModel) hashIndex() map[string]string {
+	out := make(map[string]string, len(km.byHash))
+	for _, head := range km.byHash {
+		for k := head; k != nil; k = k.next {
+			out[hex.EncodeToString(k.hash[:])] = k.id
+		}
+	}
+	for k, h := range km.odd {
+		if k.indexed {
+			out[h] = k.id
+		}
+	}
+	return out
 }
 
 // APIKey returns a key's state and the stream sequence of its last event.
 func (m *Model) APIKey(id string) (domain.APIKey, uint64, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	k := m.keys[id]
+	k := m.keys.byID[id]
 	if k == nil {
 		return domain.APIKey{}, 0, false
 	}
-	return k.state, k.seq, true
+	return m.keys.fullState(k), k.seq, true
 }
 
 // APIKeys returns every key, oldest first.
 func (m *Model) APIKeys() []domain.APIKey {
 	m.mu.RLock()
-	out := make([]domain.APIKey, 0, len(m.keys))
-	for _, k := range m.keys {
-		out = append(out, k.state)
+	out := make([]domain.APIKey, 0, len(m.keys.byID))
+	for _, k := range m.keys.byID {
+		out = append(out, m.keys.fullState(k))
 	}
 	m.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -73,43 +332,56 @@ const (
 	KeyOwnerInactive
 )
 
-// AuthorizeKey finds the key whose secret hashes to secretHash and checks,
-// under one read lock, that it is not revoked or expired, that addr is on its
-// allowlist and that its owner is active. The hash lookup is a map lookup on a
-// SHA-256 of a 256-bit secret: it reveals nothing by timing that a constant-time
-// comparison would hide.
+// AuthorizeKey finds the key whose secret hashes to secretHash (hex, as
+// commands.HashToken writes it) and checks, under one read lock, that it is
+// not revoked or expired, that addr is on its allowlist and that its owner is
+// active. The hash lookup is a map lookup on a SHA-256 of a 256-bit secret:
+// it reveals nothing by timing that a constant-time comparison would hide.
 func (m *Model) AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) (KeyPrincipal, Verdict) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok := m.keyByHash[secretHash]
-	if !ok {
+	return m.authorizeKey(m.keys.lookup(secretHash), secretHash, addr, now)
+}
+
+// AuthorizeKeySum is AuthorizeKey with the SHA-256 of the secret as bytes (the
+// request path: no hex encoding). The key comes back without its SecretHash:
+// the caller holds the secret itself.
+func (m *Model) AuthorizeKeySum(sum [32]byte, addr netip.Addr, now time.Time) (KeyPrincipal, Verdict) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.authorizeKey(m.keys.find(&sum), "", addr, now)
+}
+
+// authorizeKey checks k (nil: unknown); called with the read lock held.
+func (m *Model) authorizeKey(k *keyEntry, secretHash string, addr netip.Addr, now time.Time) (KeyPrincipal, Verdict) {
+	if k == nil {
 		return KeyPrincipal{}, UnknownKey
 	}
-	k := m.keys[id]
+	key := k.state(secretHash)
 	switch {
-	case k.state.Revoked:
+	case key.Revoked:
 		return KeyPrincipal{}, KeyRevoked
-	case k.state.Expired(now):
+	case key.Expired(now):
 		return KeyPrincipal{}, KeyExpired
-	case !k.state.AllowsIP(addr):
+	case !key.AllowsIP(addr):
 		return KeyPrincipal{}, KeyIPDenied
 	}
-	owner := m.users[k.state.OwnerID]
+	owner := m.users[key.OwnerID]
 	if owner == nil || !owner.state.Active {
 		return KeyPrincipal{}, KeyOwnerInactive
 	}
-	return KeyPrincipal{Key: k.state, Owner: owner.state}, Valid
+	return KeyPrincipal{Key: key, Owner: owner.state}, Valid
 }
 
 // KeyBySecretHash finds the live key whose current secret hashes to secretHash.
 func (m *Model) KeyBySecretHash(secretHash string) (domain.APIKey, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok := m.keyByHash[secretHash]
-	if !ok {
+	k := m.keys.lookup(secretHash)
+	if k == nil {
 		return domain.APIKey{}, false
 	}
-	return m.keys[id].state, true
+	return k.state(secretHash), true
 }
 
 var verdictNames = map[Verdict]string{

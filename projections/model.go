@@ -23,10 +23,9 @@ type Model struct {
 	revokedTokens map[string]time.Time
 	logins        map[string]loginEntry   // "login" aggregate ID -> failed logins on an unknown name
 	addrFailures  map[string]addrFailures // client address -> consecutive failed logins
-	keys          map[string]*keyEntry
-	keyByHash     map[string]string // SHA-256 of the current secret -> key ID
-	sso           ssoModel          // SSO providers and linked identities (sso.go)
-	signing       signingModel      // access-token signing keys (signingkeys.go)
+	keys          keyModel                // API keys (apikeys.go)
+	sso           ssoModel                // SSO providers and linked identities (sso.go)
+	signing       signingModel            // access-token signing keys (signingkeys.go)
 	applied       uint64
 	skipped       uint64
 }
@@ -57,8 +56,6 @@ func NewModel() *Model {
 		revokedTokens: make(map[string]time.Time),
 		logins:        make(map[string]loginEntry),
 		addrFailures:  make(map[string]addrFailures),
-		keys:          make(map[string]*keyEntry),
-		keyByHash:     make(map[string]string),
 	}
 }
 

@@ -3,10 +3,12 @@ package projections
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 )
 
@@ -27,6 +29,7 @@ type Runner struct {
 	target  atomic.Uint64 // head sequence taken before consuming
 	applied atomic.Uint64
 	ready   atomic.Bool
+	sync    resyncState // resync.go: current after reconnections, live lag
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and cleared whenever applied advances
@@ -47,13 +50,30 @@ func (r *Runner) Model() *Model { return r.model }
 // applying new events until ctx ends. If consuming fails (the event store is
 // unreachable) it retries with backoff; the model keeps answering meanwhile.
 func (r *Runner) Run(ctx context.Context) error {
+	go r.resyncLoop(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		head, err := r.src.Head(ctx)
+		var err error
+		if !r.ready.Load() {
+			// At start: the head to catch up with. Later the resync loop
+			// takes it again after reconnections (resync.go).
+			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			var head uint64
+			head, err = r.src.Head(hctx)
+			cancel()
+			if err == nil {
+				raise(&r.target, head)
+				r.markReadyIfCaughtUp()
+			}
+		}
 		if err == nil {
-			r.target.Store(head)
-			r.markReadyIfCaughtUp()
-			err = r.src.Consume(ctx, r.model.Applied()+1, r.apply)
+			from := r.model.Applied()
+			cctx, stop := r.sync.consumeContext(ctx) // Resync may restart it (resync.go)
+			err = r.consume(cctx)
+			stop()
+			if r.model.Applied() > from {
+				backoff = 100 * time.Millisecond // it ran a while: this is new trouble
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -63,21 +83,91 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(backoff):
+		case <-r.sync.kicked(): // reconnected: start again now
+			backoff = 100 * time.Millisecond
+			continue
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	return nil
 }
 
-func (r *Runner) apply(rec events.Record) error {
+// decoders is how many goroutines decode events at once: decoding is most of
+// the cost of replaying the stream at start, and needs no order.
+var decoders = min(runtime.GOMAXPROCS(0), 4)
+
+// decoded is a record and what it decodes to.
+type decoded struct {
+	rec events.Record
+	env events.Envelope
+	ev  domain.Event
+	err error
+}
+
+func decode(rec events.Record) decoded {
 	env, ev, err := events.Decode(rec.Data)
-	if err != nil {
-		r.log.Error("skipping undecodable event", "stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", err)
+	return decoded{rec: rec, env: env, ev: ev, err: err}
+}
+
+// consume runs one Consume from the sequence after the model's last. Records
+// are dealt in turn to the decoders, and their results taken back in the same
+// turn by the one goroutine that applies them: in stream order, as before. It
+// returns once every record delivered has been applied.
+func (r *Runner) consume(ctx context.Context) error {
+	n := decoders
+	if n <= 1 {
+		return r.src.Consume(ctx, r.model.Applied()+1, func(rec events.Record) error {
+			r.apply(decode(rec))
+			return nil
+		})
+	}
+	ins := make([]chan events.Record, n)
+	outs := make([]chan decoded, n)
+	for i := range ins {
+		ins[i], outs[i] = make(chan events.Record, 256), make(chan decoded, 256)
+		go func(in <-chan events.Record, out chan<- decoded) {
+			defer close(out)
+			for rec := range in {
+				out <- decode(rec)
+			}
+		}(ins[i], outs[i])
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Record k went to decoder k mod n. A decoder that has closed its
+		// output holds no record k, hence no later one either.
+		for i := 0; ; i = (i + 1) % n {
+			d, ok := <-outs[i]
+			if !ok {
+				return
+			}
+			r.apply(d)
+		}
+	}()
+	next := 0
+	err := r.src.Consume(ctx, r.model.Applied()+1, func(rec events.Record) error {
+		ins[next] <- rec
+		next = (next + 1) % n
+		return nil
+	})
+	for _, in := range ins {
+		close(in)
+	}
+	<-done
+	return err
+}
+
+func (r *Runner) apply(d decoded) {
+	rec := d.rec
+	if d.err != nil {
+		r.log.Error("skipping undecodable event", "stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", d.err)
 		r.model.Skip(rec.StreamSeq)
 	} else {
-		r.model.Apply(rec.StreamSeq, env, ev)
+		r.model.Apply(rec.StreamSeq, d.env, d.ev)
 	}
 	r.applied.Store(rec.StreamSeq)
+	r.sync.pending.Store(rec.Pending)
 	r.markReadyIfCaughtUp()
 	r.mu.Lock()
 	if r.notify != nil {
@@ -85,7 +175,6 @@ func (r *Runner) apply(rec events.Record) error {
 		r.notify = nil
 	}
 	r.mu.Unlock()
-	return nil
 }
 
 func (r *Runner) markReadyIfCaughtUp() {
@@ -102,13 +191,16 @@ func (r *Runner) Ready() bool { return r.ready.Load() }
 // Applied returns the last stream sequence applied to the model.
 func (r *Runner) Applied() uint64 { return r.model.Applied() }
 
-// Lag returns how many events the model is behind the head taken at start (0 once caught up).
+// Lag returns how many events the model is behind the stream: the larger of
+// the distance to the head taken at start (or at the last resync) and the
+// backlog the consumer reported with the last event it delivered.
 func (r *Runner) Lag() uint64 {
 	t, a := r.target.Load(), r.model.Applied()
-	if a >= t {
-		return 0
+	lag := r.sync.pending.Load()
+	if t > a {
+		lag = max(lag, t-a)
 	}
-	return t - a
+	return lag
 }
 
 // WaitFor blocks until the model has applied stream sequence seq, so that a

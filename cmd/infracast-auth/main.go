@@ -103,6 +103,8 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	natsKey := str("nats-tls-key", "", "client key for NATS TLS")
 	natsListen := str("nats-listen", "", "also let the embedded NATS accept TCP clients here (host:port)")
 	replicas := str("stream-replicas", "1", "replicas of the event stream (3 on a cluster)")
+	snapEvery := str("snapshot-every", strconv.Itoa(cfg.SnapshotEvery), "save a read-model snapshot every this many events (0: no snapshots)")
+	snapInterval := str("snapshot-interval", cfg.SnapshotInterval.String(), "how often a replica checks whether a snapshot is due")
 	bootAdmin := str("bootstrap-admin", cfg.BootstrapAdmin, "username of the first platform admin")
 	bootPassword := str("bootstrap-password", "", "password of the first platform admin (generated and printed once when empty)")
 	masterKey := str("master-key", "", "base64 32-byte key sealing sensitive event fields")
@@ -157,6 +159,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 		return d
 	}
 	cfg.StreamReplicas = num("stream-replicas", *replicas)
+	cfg.SnapshotEvery, cfg.SnapshotInterval = num("snapshot-every", *snapEvery), dur("snapshot-interval", *snapInterval)
 	cfg.AccessTTL, cfg.RefreshTTL = dur("access-token-ttl", *accessTTL), dur("refresh-token-ttl", *refreshTTL)
 	cfg.RefreshIdleTTL = dur("refresh-idle-ttl", *idleTTL)
 	rot, err := strconv.ParseBool(*rotation)

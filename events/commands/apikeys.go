@@ -110,6 +110,9 @@ type KeyUsage struct {
 	mu       sync.Mutex
 	pending  map[string]time.Time // key ID -> latest use not yet recorded
 	recorded map[string]time.Time // key ID -> last recorded use
+	// recent mirrors recorded (key ID -> time.Time) for Touch to read
+	// without the lock: most requests find their key recorded recently.
+	recent   sync.Map
 	interval time.Duration
 }
 
@@ -118,9 +121,13 @@ func NewKeyUsage(interval time.Duration) *KeyUsage {
 	return &KeyUsage{pending: map[string]time.Time{}, recorded: map[string]time.Time{}, interval: interval}
 }
 
-// Touch notes that keyID was used at t. It is cheap: a map write under a mutex
-// held for nanoseconds, and nothing at all when the key was recorded recently.
+// Touch notes that keyID was used at t. It is cheap: nothing but a lock-free
+// read when the key was recorded recently, else a map write under a mutex
+// held for nanoseconds.
 func (u *KeyUsage) Touch(keyID string, t time.Time) {
+	if last, ok := u.recent.Load(keyID); ok && t.Sub(last.(time.Time)) < u.interval {
+		return
+	}
 	u.mu.Lock()
 	if last, ok := u.recorded[keyID]; !ok || t.Sub(last) >= u.interval {
 		u.pending[keyID] = t
@@ -136,10 +143,12 @@ func (u *KeyUsage) Flush(ctx context.Context, s *Service) {
 	for id, t := range u.recorded {
 		if len(batch) > 0 && t.Before(latest(batch).Add(-u.interval)) {
 			delete(u.recorded, id) // old enough that Touch records it again anyway
+			u.recent.Delete(id)
 		}
 	}
 	for id, t := range batch {
 		u.recorded[id] = t
+		u.recent.Store(id, t)
 	}
 	u.mu.Unlock()
 	for id, t := range batch {

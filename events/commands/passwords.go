@@ -3,6 +3,7 @@ package commands
 import (
 	"crypto/rand"
 	"fmt"
+	"runtime"
 	"unicode/utf8"
 
 	"github.com/alexedwards/argon2id"
@@ -28,6 +29,12 @@ type Passwords struct {
 	params    *argon2id.Params
 	dummyHash string // verified for unknown users, so both paths cost the same
 	MinLength int
+	// slots bounds how many hashes run at once: as many as there are CPUs
+	// for them. More would not hash faster, only slower each (argon2id is
+	// memory-hard: more instances than cores evict each other's memory from
+	// the caches), and each holds MemoryKiB: a burst of logins must not
+	// allocate without bound. The others wait their turn, which costs nothing.
+	slots chan struct{}
 }
 
 // NewPasswords returns a hasher with the given cost.
@@ -38,6 +45,7 @@ func NewPasswords(p HashParams) (*Passwords, error) {
 			SaltLength: 16, KeyLength: 32,
 		},
 		MinLength: 8,
+		slots:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/max(1, int(p.Parallelism)))),
 	}
 	random := make([]byte, 24)
 	if _, err := rand.Read(random); err != nil {
@@ -71,6 +79,8 @@ func (p *Passwords) Check(password string) error {
 
 // Hash returns the argon2id PHC string of password.
 func (p *Passwords) Hash(password string) (string, error) {
+	p.slots <- struct{}{}
+	defer func() { <-p.slots }()
 	return argon2id.CreateHash(password, p.params)
 }
 
@@ -81,6 +91,8 @@ func (p *Passwords) Verify(password, hash string) bool {
 	if !known {
 		hash = p.dummyHash
 	}
+	p.slots <- struct{}{}
 	ok, err := argon2id.ComparePasswordAndHash(password, hash)
+	<-p.slots
 	return ok && err == nil && known
 }

@@ -32,6 +32,9 @@ var _ Log = (*events.Store)(nil)
 type Projection interface {
 	Model() *projections.Model
 	WaitFor(ctx context.Context, seq uint64) error
+	// WaitCurrent waits until the model has caught up with the event store
+	// after a reconnection (projections.Runner.Current).
+	WaitCurrent(ctx context.Context) error
 }
 
 var _ Projection = (*projections.Runner)(nil)
@@ -98,8 +101,20 @@ func NewID(prefix string) string { return prefix + "-" + ulid.Make().String() }
 
 // HashToken is the SHA-256 (hex) under which refresh tokens and keys are stored.
 func HashToken(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
+	sum := SumToken(secret)
 	return hex.EncodeToString(sum[:])
+}
+
+// SumToken is the SHA-256 of a secret: HashToken before the hex encoding. It
+// does not allocate for secrets up to 128 bytes (an API key is 57): it is on
+// the path of every request with an API key.
+func SumToken(secret string) [sha256.Size]byte {
+	var buf [128]byte
+	if len(secret) <= len(buf) {
+		n := copy(buf[:], secret)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(secret))
 }
 
 func newSecret() string {
@@ -133,6 +148,9 @@ func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID 
 			ID: fmt.Sprintf("%s-%d", commandID, i), Data: data,
 		}
 	}
+	if err := s.waitCurrent(ctx); err != nil {
+		return 0, err
+	}
 	start := time.Now()
 	seq, err := s.log.Append(ctx, msgs...)
 	if s.cfg.ObserveAppend != nil {
@@ -141,7 +159,36 @@ func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID 
 	if err != nil {
 		return 0, err
 	}
-	return seq, s.proj.WaitFor(ctx, seq)
+	if err := s.proj.WaitFor(ctx, seq); err != nil {
+		// Stored, but this replica has not applied it in time: the answer
+		// cannot be built, and must not claim that nothing changed.
+		return 0, fmt.Errorf("%w: stored at sequence %d, not yet applied here: %v", events.ErrOutcomeUnknown, seq, err)
+	}
+	return seq, nil
+}
+
+// currentWait bounds how long a command waits for the read models to catch up
+// after a reconnection before answering ErrUnavailable.
+const currentWait = 2 * time.Second
+
+// waitCurrent holds an append back while the read models catch up after a
+// reconnection to the event store (decisions made on stale state would only
+// run into conflicts), and refuses it if that takes longer than currentWait.
+// While NATS is unreachable it does not wait: Append decides (it gives the
+// connection a moment to come back, then refuses).
+func (s *Service) waitCurrent(ctx context.Context) error {
+	if c, ok := s.log.(interface{ Connected() bool }); ok && !c.Connected() {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, currentWait)
+	defer cancel()
+	if err := s.proj.WaitCurrent(wctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w: read models are catching up with the event store", events.ErrUnavailable)
+	}
+	return nil
 }
 
 // retry runs attempt until it stops reporting a conflict. After a conflict it

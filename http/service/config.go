@@ -34,6 +34,13 @@ type Config struct {
 	// NATSListen makes the embedded server also accept TCP clients.
 	NATSListen     string
 	StreamReplicas int
+	// SnapshotEvery: a replica saves a read-model snapshot (bucket
+	// INFRACAST_AUTH_SNAPSHOTS) once the stream has grown by this many events
+	// since the last one, and a starting replica restores the latest one and
+	// replays only what followed. 0 switches snapshots off. SnapshotInterval
+	// is how often a replica checks (snapshots.go).
+	SnapshotEvery    int
+	SnapshotInterval time.Duration
 
 	BootstrapAdmin    string
 	BootstrapPassword string
@@ -99,6 +106,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Listen: ":8080", DataDir: "./data", StreamReplicas: 1,
+		SnapshotEvery: 10_000, SnapshotInterval: 30 * time.Second,
 		BootstrapAdmin: "admin", Issuer: "infracast-auth", Audience: "infracast-api",
 		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour,
 		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
@@ -140,6 +148,12 @@ func (c Config) Validate() error {
 	}
 	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
 		bad("INFRACAST_STREAM_REPLICAS %d: want 1, 3 or 5", c.StreamReplicas)
+	}
+	if c.SnapshotEvery < 0 {
+		bad("INFRACAST_SNAPSHOT_EVERY %d: must not be negative (0 switches snapshots off)", c.SnapshotEvery)
+	}
+	if c.SnapshotEvery > 0 && c.SnapshotInterval < time.Millisecond {
+		bad("INFRACAST_SNAPSHOT_INTERVAL %s: at least 1ms", c.SnapshotInterval)
 	}
 	if c.BootstrapAdmin == "" {
 		bad("INFRACAST_BOOTSTRAP_ADMIN: must not be empty")

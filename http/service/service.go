@@ -42,6 +42,9 @@ type Service struct {
 	KeyUsage *commands.KeyUsage
 
 	readiness     *readiness
+	resyncRunner  atomic.Pointer[projections.Runner] // told about NATS disconnects and reconnects
+	snapshots     *events.Snapshots                  // snapshots.go; nil until the bucket is open
+	snapshotSeq   atomic.Uint64                      // sequence of the latest snapshot restored or saved
 	appendSeconds *prometheus.HistogramVec
 	cancel        context.CancelFunc
 	cancelUsage   context.CancelFunc
@@ -80,7 +83,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Metrics = authhttp.NewMetrics()
 	s.Model = projections.NewModel()
 	s.Model.AddressWindow = cfg.LoginLockout
+	s.restoreSnapshot(openCtx)
 	s.Runner = projections.NewRunner(st, s.Model, log)
+	s.resyncRunner.Store(s.Runner)
 	s.registerMetrics()
 	sealer, err := events.NewSealer(s.cfg.MasterKey)
 	if err != nil {
@@ -148,7 +153,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.cancel = cancel
 	go func() {
 		defer close(s.runnerDone)
+		snapshotsDone := make(chan struct{})
+		go func() { defer close(snapshotsDone); s.runSnapshots(runCtx) }()
 		_ = s.Runner.Run(runCtx)
+		<-snapshotsDone
 	}()
 	usageCtx, cancelUsage := context.WithCancel(context.Background())
 	s.cancelUsage = cancelUsage
@@ -171,7 +179,7 @@ func (s *Service) registerMetrics() {
 			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
 		}, func() float64 { return float64(s.Runner.Applied()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "infracast_projection_lag_events", Help: "Events between the stream head seen at start and the read models (0 once caught up).",
+			Name: "infracast_projection_lag_events", Help: "Events the read models are behind the stream head (as the consumer last saw it, or as taken at start or after a reconnect).",
 		}, func() float64 { return float64(s.Runner.Lag()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_skipped_events_total", Help: "Undecodable events skipped by the projections.",
@@ -249,6 +257,8 @@ func (r *readiness) Ready() (bool, string) {
 		return false, "Read models are catching up with the event store"
 	case !r.nc.IsConnected():
 		return false, "Event store unreachable: serving reads from the read models, refusing writes"
+	case !r.runner.Current():
+		return false, fmt.Sprintf("Event store reachable again: read models catching up (%d events behind); writes wait", r.runner.Lag())
 	}
 	return true, ""
 }
@@ -302,6 +312,36 @@ func (s *Service) NATSClientURL() string {
 	return s.ns.ClientURL()
 }
 
+// connectionHandlers log connection changes and make the projections take
+// the stream head again: after an outage the replica reports ready, and
+// takes writes, only once it has caught up (projections.Runner.Resync).
+func (s *Service) connectionHandlers() []nats.Option {
+	resync := func() {
+		if r := s.resyncRunner.Load(); r != nil {
+			r.Resync()
+		}
+	}
+	return []nats.Option{
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			s.log.Warn("nats disconnected", "err", err)
+			resync()
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			resync()
+		}),
+		// Asynchronous errors (a write on a connection that broke) go to the
+		// log, not as plain text to stderr.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				s.log.Warn("nats error", "err", err, "subject", sub.Subject)
+				return
+			}
+			s.log.Warn("nats error", "err", err)
+		}),
+	}
+}
+
 func (s *Service) connect() error {
 	if s.cfg.Embedded() {
 		ns, err := events.StartEmbedded(events.EmbeddedOptions{
@@ -311,15 +351,16 @@ func (s *Service) connect() error {
 			return err
 		}
 		s.ns = ns
-		s.nc, err = events.ConnectEmbedded(ns)
+		s.nc, err = events.ConnectEmbedded(ns, s.connectionHandlers()...)
 		return err
 	}
-	opts := []nats.Option{
+	opts := append([]nats.Option{
 		nats.Name("infracast-auth"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { s.log.Warn("nats disconnected", "err", err) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
-	}
+		// A publish while disconnected fails at once instead of waiting in a
+		// buffer and landing after its request was answered 503.
+		nats.ReconnectBufSize(-1),
+	}, s.connectionHandlers()...)
 	if s.cfg.NATSCreds != "" {
 		opts = append(opts, nats.UserCredentials(s.cfg.NATSCreds))
 	}
@@ -346,13 +387,29 @@ func (s *Service) connect() error {
 		}
 		url += u
 	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return fmt.Errorf("%w: connect %s: %v", events.ErrUnavailable, url, err)
+	// NATS may be starting at the same moment (or be busy): keep trying the
+	// first connection for a while before giving up. A refusal (credentials,
+	// TLS) is final at once.
+	deadline := time.Now().Add(initialConnectWait)
+	for {
+		nc, err := nats.Connect(url, opts...)
+		if err == nil {
+			s.nc = nc
+			return nil
+		}
+		var netErr net.Error
+		retry := errors.As(err, &netErr) || errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout)
+		if !retry || time.Now().After(deadline) {
+			return fmt.Errorf("%w: connect %s: %v", events.ErrUnavailable, url, err)
+		}
+		s.log.Warn("nats not reachable yet; retrying", "err", err)
+		time.Sleep(250 * time.Millisecond)
 	}
-	s.nc = nc
-	return nil
 }
+
+// initialConnectWait bounds how long Start keeps trying to reach an external
+// NATS for the first time.
+const initialConnectWait = 15 * time.Second
 
 // loadKeys fills in the master key and the JWT signing key from DataDir,
 // generating them on first start when they were not configured.

@@ -1,0 +1,716 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/valyala/fasthttp"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/http/service"
+	"github.com/infracast/auth/projections"
+)
+
+// ---------------------------------------------------------------- read path
+
+// caseValidateJWT: a trivial route behind Server.Authenticate() with a user's
+// access token ÷ the same route without it, on one Fiber app.
+func caseValidateJWT(ctx context.Context, b *bench) ([]result, error) {
+	in, err := startInstance(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	user, _, err := in.benchUser()
+	if err != nil {
+		return nil, err
+	}
+	return protectedVsOpen(b, in, "validate_jwt", "Bearer "+user.Token)
+}
+
+// caseValidateAPIKey: the same with an API key (tenant prod, nodes:read).
+func caseValidateAPIKey(ctx context.Context, b *bench) ([]result, error) {
+	in, err := startInstance(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	_, admin, err := in.benchUser()
+	if err != nil {
+		return nil, err
+	}
+	var key struct {
+		Key string `json:"key"`
+	}
+	if err := in.call("POST", "/api/v1/api-keys", admin, map[string]any{
+		"name": "bench", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"},
+	}, &key, 201); err != nil {
+		return nil, err
+	}
+	return protectedVsOpen(b, in, "validate_apikey", "Bearer "+key.Key)
+}
+
+// protectedVsOpen serves GET /open and GET /protected (the same handler behind
+// the authentication middleware) on one Fiber app, as a Go resource service
+// mounts it, and loads both with the same request (the same Authorization
+// header, so that only what the middleware does differs).
+func protectedVsOpen(b *bench, in *instance, name, authorization string) ([]result, error) {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	ok := func(c *fiber.Ctx) error { return c.SendString("ok") }
+	app.Get("/open", ok)
+	app.Get("/protected", in.svc.HTTP.Authenticate(), ok)
+	addr, err := serveApp(app)
+	if err != nil {
+		return nil, err
+	}
+	defer app.Shutdown()
+	base := func(d time.Duration) (sample, error) {
+		return httpLoad(addr, b.conns, d, 200, get(addr, "/open", authorization))
+	}
+	subject := func(d time.Duration) (sample, error) {
+		return httpLoad(addr, b.conns, d, 200, get(addr, "/protected", authorization))
+	}
+	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
+	if err != nil {
+		return nil, err
+	}
+	r := throughput(name, "req/s", &ss, &bs, fmt.Sprintf("the same route without the middleware, same request, %d connections", b.conns))
+	r.atLeast(0.85)
+	return []result{r}, nil
+}
+
+func throughput(name, unit string, s, base *sample, baselineName string) result {
+	return result{
+		Name: name, Value: s.rate(), Unit: unit, Baseline: base.rate(), Ratio: ratio(s.rate(), base.rate()),
+		P50: us(s.quantile(.5)), P99: us(s.quantile(.99)),
+		BaselineP50: us(base.quantile(.5)), BaselineP99: us(base.quantile(.99)),
+		Samples: s.n, baselineName: baselineName,
+	}
+}
+
+// caseGateway: GET /api/v1/tenants/prod/nodes through the gateway (token
+// check, route policy, proxying) to a loopback upstream ÷ the same request
+// straight to the upstream.
+func caseGateway(ctx context.Context, b *bench) ([]result, error) {
+	up := fiber.New(fiber.Config{DisableStartupMessage: true})
+	up.All("/*", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	upAddr, err := serveApp(up)
+	if err != nil {
+		return nil, err
+	}
+	defer up.Shutdown()
+	in, err := startInstance(ctx, func(c *service.Config) { c.UpstreamURL = "http://" + upAddr })
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	user, _, err := in.benchUser()
+	if err != nil {
+		return nil, err
+	}
+	const path = "/api/v1/tenants/prod/nodes"
+	auth := "Bearer " + user.Token
+	base := func(d time.Duration) (sample, error) {
+		return httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
+	}
+	subject := func(d time.Duration) (sample, error) {
+		return httpLoad(in.addr, b.conns, d, 200, get(in.addr, path, auth))
+	}
+	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
+	if err != nil {
+		return nil, err
+	}
+	return []result{throughput("gateway", "req/s", &ss, &bs, fmt.Sprintf("the same request straight to the upstream, %d connections", b.conns))}, nil
+}
+
+// ---------------------------------------------------------------- write path
+
+// caseLogin: password logins per second through HTTP at the configured
+// argon2id cost, 4×GOMAXPROCS clients each logging its own user in ÷ argon2id
+// verifications per second with the same parameters on GOMAXPROCS goroutines.
+func caseLogin(ctx context.Context, b *bench) ([]result, error) {
+	in, err := startInstance(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	admin, err := in.login(adminUser, adminPassword)
+	if err != nil {
+		return nil, err
+	}
+	procs := runtime.GOMAXPROCS(0)
+	clients := b.loginClients
+	if clients <= 0 {
+		clients = 4 * procs
+	}
+	for i := 0; i < clients; i++ {
+		if err := in.createUser(admin.Token, fmt.Sprintf("bench-login-%d", i), "viewer"); err != nil {
+			return nil, err
+		}
+	}
+	pw, err := commands.NewPasswords(in.cfg.Hash)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := pw.Hash(userPassword)
+	if err != nil {
+		return nil, err
+	}
+	bound := func(d time.Duration) (sample, error) {
+		return runOps(procs, d, func(int) (func() error, error) {
+			return func() error {
+				if !pw.Verify(userPassword, hash) {
+					return errors.New("argon2id: the password does not verify")
+				}
+				return nil
+			}, nil
+		})
+	}
+	logins := func(d time.Duration) (sample, error) {
+		return httpLoad(in.addr, clients, d, 200, func(i int, req *fasthttp.Request) {
+			postJSON(req, in.addr, "/api/v1/auth/token", map[string]string{"username": fmt.Sprintf("bench-login-%d", i), "password": userPassword})
+		})
+	}
+	// A login takes tens of milliseconds: rounds of a second or more, so that
+	// each client completes a fair number of them.
+	bs, ss, err := compare(b.duration, max(1, b.rounds()/2), 0, bound, logins)
+	if err != nil {
+		return nil, err
+	}
+	h := in.cfg.Hash
+	r := throughput("login", "logins/s", &ss, &bs, fmt.Sprintf("argon2id verifications/s (m=%d KiB, t=%d, p=%d) on %d goroutines; logins from %d clients",
+		h.MemoryKiB, h.Iterations, h.Parallelism, procs, clients))
+	r.atLeast(0.9)
+	return []result{r}, nil
+}
+
+// caseRefresh: refreshes per second through HTTP on the embedded default store
+// (fsync on every write), one session per client ÷ raw JetStream appends per
+// second of the stored event's size and headers (message ID, expected subject
+// sequence) to a stream with the same settings on the same server, from as
+// many goroutines.
+func caseRefresh(ctx context.Context, b *bench) ([]result, error) {
+	in, err := startInstance(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer in.close()
+	refresh := make([]string, b.writers)
+	var access string
+	for i := range refresh {
+		t, err := in.login(adminUser, adminPassword)
+		if err != nil {
+			return nil, err
+		}
+		refresh[i], access = t.RefreshToken, t.Token
+	}
+	// One refresh, to read back the event it stores: its size is the raw
+	// appends' payload.
+	if err := in.call("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": refresh[len(refresh)-1]}, nil, 200); err != nil {
+		return nil, err
+	}
+	claims, err := in.svc.Tokens.Verify(access)
+	if err != nil {
+		return nil, err
+	}
+	js := in.svc.Store.JetStream()
+	stream, err := js.Stream(ctx, in.svc.Store.StreamName())
+	if err != nil {
+		return nil, err
+	}
+	last, err := stream.GetLastMsgForSubject(ctx, events.Subject(domain.AggregateSession, claims.SessionID))
+	if err != nil {
+		return nil, err
+	}
+	if _, ev, err := events.Decode(last.Data); err != nil || ev.EventType() != domain.TypeSessionRefreshed {
+		return nil, fmt.Errorf("the last session event is not session.refreshed (%v)", err)
+	}
+	payload := append([]byte(nil), last.Data...)
+	rawCfg := stream.CachedInfo().Config
+	rawCfg.Name, rawCfg.Subjects, rawCfg.Description = "BENCH_RAW_APPEND", []string{"bench.raw.>"}, "infracast-auth-bench"
+	if _, err := js.CreateStream(ctx, rawCfg); err != nil {
+		return nil, err
+	}
+	lastSeq := make([]uint64, b.writers)
+	round := 0
+	raw := func(d time.Duration) (sample, error) {
+		round++
+		return runOps(b.writers, d, func(i int) (func() error, error) {
+			subject, n := fmt.Sprintf("bench.raw.%d", i), 0
+			return func() error {
+				n++
+				ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: payload},
+					jetstream.WithExpectLastSequencePerSubject(lastSeq[i]), jetstream.WithMsgID(fmt.Sprintf("raw-%d-%d-%d", round, i, n)))
+				if err != nil {
+					return err
+				}
+				lastSeq[i] = ack.Sequence
+				return nil
+			}, nil
+		})
+	}
+	refreshes := func(d time.Duration) (sample, error) {
+		return httpLoad(in.addr, b.writers, d, 200, func(i int, req *fasthttp.Request) {
+			postJSON(req, in.addr, "/api/v1/auth/refresh", map[string]string{"refresh_token": refresh[i]})
+		})
+	}
+	bs, ss, err := compare(b.duration, b.rounds(), 200*time.Millisecond, raw, refreshes)
+	if err != nil {
+		return nil, err
+	}
+	r := throughput("refresh", "refreshes/s", &ss, &bs, fmt.Sprintf("raw JetStream appends/s of %d B (the stored session.refreshed), fsync always, %d clients", len(payload), b.writers))
+	r.atLeast(0.5)
+	return []result{r}, nil
+}
+
+// ---------------------------------------------------------------- replay
+
+// caseAppendReplay: a stream of replayEvents realistic events; the rate at
+// which a new replica's projections replay it at start (ordered consumer,
+// decode, apply, until WaitFor(head)) ÷ the rate at which a bare ordered
+// consumer with the same settings delivers it.
+func caseAppendReplay(ctx context.Context, b *bench) ([]result, error) {
+	dir, err := os.MkdirTemp("", "infracast-auth-bench-replay-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	// Filled without fsync on every write: only reading is measured.
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: dir})
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Shutdown()
+	nc, err := events.ConnectEmbedded(ns)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	st, err := events.OpenStore(ctx, nc, events.StoreConfig{})
+	if err != nil {
+		return nil, err
+	}
+	total := b.replayEvents
+	t0 := time.Now()
+	mix, err := fillStream(st, total)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(b.log, "   filled %d events (%s) in %s\n", total, mix, time.Since(t0).Round(time.Millisecond))
+	bare := func() (time.Duration, error) {
+		start := time.Now()
+		cons, err := st.JetStream().OrderedConsumer(ctx, st.StreamName(), jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+		if err != nil {
+			return 0, err
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+		if err != nil {
+			return 0, err
+		}
+		defer it.Stop()
+		n, bytes := 0, 0
+		for n < total {
+			msg, err := it.Next()
+			if err != nil {
+				return 0, err
+			}
+			bytes += len(msg.Data())
+			n++
+		}
+		return time.Since(start), nil
+	}
+	replay := func() (time.Duration, error) {
+		start := time.Now()
+		model := projections.NewModel()
+		r := projections.NewRunner(st, model, nil)
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = r.Run(rctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
+		err := r.WaitFor(wctx, uint64(total))
+		wcancel()
+		elapsed := time.Since(start)
+		cancel()
+		<-done
+		if err != nil {
+			return 0, err
+		}
+		if !r.Ready() || model.Skipped() != 0 {
+			return 0, fmt.Errorf("replay: ready %v, %d events skipped", r.Ready(), model.Skipped())
+		}
+		return elapsed, nil
+	}
+	if _, err := bare(); err != nil { // warm the store's block cache
+		return nil, err
+	}
+	var bs, rs sample
+	for i := 0; i < 3; i++ {
+		d, err := bare()
+		if err != nil {
+			return nil, fmt.Errorf("bare consumer: %w", err)
+		}
+		bs.add(sample{n: int64(total), elapsed: d})
+		runtime.GC()
+		d, err = replay()
+		if err != nil {
+			return nil, err
+		}
+		rs.add(sample{n: int64(total), elapsed: d})
+		runtime.GC()
+	}
+	r := result{
+		Name: "append_replay", Value: rs.rate(), Unit: "events/s", Baseline: bs.rate(), Ratio: ratio(rs.rate(), bs.rate()),
+		Samples: rs.n, baselineName: fmt.Sprintf("bare ordered-consumer delivery of the same %d-event stream", total),
+	}
+	r.atLeast(0.6)
+	return []result{r}, nil
+}
+
+// fillStream publishes total events: users, each with sessions that are
+// refreshed and have access tokens revoked, API keys that are used.
+func fillStream(st *events.Store, total int) (string, error) {
+	js := st.JetStream()
+	now := time.Now().UTC()
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-01JBENCHADMIN0000000000000"}, Request: events.RequestInfo{
+		IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) infracast-bench/1.0", RequestID: "req-01JBENCHREQUEST000000000000",
+	}}
+	n := 0
+	counts := map[string]int{}
+	pub := func(agg, id string, seq uint64, e domain.Event) error {
+		if n >= total {
+			return nil
+		}
+		data, err := events.Encode(commands.NewID("evt"), agg, id, seq, now, meta, e)
+		if err != nil {
+			return err
+		}
+		if _, err := js.PublishAsync(events.Subject(agg, id), data); err != nil {
+			return err
+		}
+		n++
+		counts[e.EventType()]++
+		return nil
+	}
+	exp := now.Add(90 * 24 * time.Hour)
+	for u := 0; n < total; u++ {
+		uid := commands.NewID("user")
+		name := fmt.Sprintf("user-%d", u)
+		if err := pub(domain.AggregateUser, uid, 1, domain.UserCreated{
+			UserID: uid, Username: name, Email: name + "@example.com", PasswordHashSealed: strings.Repeat("s", 180),
+			Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleEditor}, {Tenant: "staging", Role: domain.RoleViewer}}, CreatedAt: now,
+		}); err != nil {
+			return "", err
+		}
+		for s := 0; s < 10 && n < total; s++ {
+			sid := commands.NewID("sess")
+			if err := pub(domain.AggregateSession, sid, 1, domain.SessionStarted{
+				SessionID: sid, UserID: uid, RefreshTokenHash: commands.HashToken(sid), Method: "password", StartedAt: now, ExpiresAt: now.Add(7 * 24 * time.Hour),
+			}); err != nil {
+				return "", err
+			}
+			for k := 0; k < 6; k++ {
+				tok := commands.NewID("tok")
+				if err := pub(domain.AggregateSession, sid, uint64(k+2), domain.SessionRefreshed{SessionID: sid, TokenID: tok, At: now}); err != nil {
+					return "", err
+				}
+				if k == 5 && s%3 == 0 {
+					if err := pub(domain.AggregateSession, sid, 8, domain.SessionTokenRevoked{SessionID: sid, TokenID: tok, ExpiresAt: now.Add(time.Hour)}); err != nil {
+						return "", err
+					}
+				}
+			}
+		}
+		for k := 0; k < 2 && n < total; k++ {
+			kid := commands.NewID("key")
+			if err := pub(domain.AggregateAPIKey, kid, 1, domain.APIKeyCreated{
+				KeyID: kid, Name: "ci-" + name, OwnerID: uid, Tenants: []string{"prod"}, Permissions: []domain.Permission{domain.NodesRead, domain.JobsRead},
+				AllowedIPs: []string{"10.0.0.0/8"}, SecretHash: commands.HashToken(kid), CreatedAt: now, ExpiresAt: &exp,
+			}); err != nil {
+				return "", err
+			}
+			if err := pub(domain.AggregateAPIKey, kid, 2, domain.APIKeyUsed{KeyID: kid, UsedAt: now}); err != nil {
+				return "", err
+			}
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		return "", errors.New("publishing did not complete")
+	}
+	var parts []string
+	for _, t := range []string{domain.TypeUserCreated, domain.TypeSessionStarted, domain.TypeSessionRefreshed, domain.TypeSessionTokenRevoked, domain.TypeAPIKeyCreated, domain.TypeAPIKeyUsed} {
+		parts = append(parts, fmt.Sprintf("%s %d%%", t, counts[t]*100/max(n, 1)))
+	}
+	return strings.Join(parts, ", "), nil
+}
+
+// ---------------------------------------------------------------- propagation
+
+// casePropagation: two service instances on one NATS (A embeds it and listens
+// on loopback TCP; B connects to it). An access token is revoked on A; the
+// figure is the time from A's answer to B's first 401 (GET /api/v1/auth/me on
+// a kept-alive connection), sent as soon as B's projection runner has applied
+// the revocation. The baseline is
+// the same path without the service: a JetStream publish on A's connection,
+// from its acknowledgement to the delivery to an ordered consumer connected
+// like B.
+func casePropagation(ctx context.Context, b *bench) ([]result, error) {
+	master, jwtKey := randomKey(), randomKey()
+	a, err := startInstance(ctx, func(c *service.Config) {
+		c.NATSListen, c.MasterKey, c.JWTKeys = "127.0.0.1:-1", master, [][]byte{jwtKey}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	natsURL := a.svc.NATSClientURL()
+	bi, err := startInstance(ctx, func(c *service.Config) {
+		c.NATSURLs, c.MasterKey, c.JWTKeys = []string{natsURL}, master, [][]byte{jwtKey}
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer bi.close()
+
+	// Baseline: raw propagation over the same link.
+	js := a.svc.Store.JetStream()
+	stream, err := js.Stream(ctx, a.svc.Store.StreamName())
+	if err != nil {
+		return nil, err
+	}
+	cfg := stream.CachedInfo().Config
+	cfg.Name, cfg.Subjects, cfg.Description = "BENCH_PROPAGATION", []string{"bench.prop.>"}, "infracast-auth-bench"
+	if _, err := js.CreateStream(ctx, cfg); err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	remote, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := remote.OrderedConsumer(ctx, cfg.Name, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return nil, err
+	}
+	defer it.Stop()
+	payload := make([]byte, 300)
+
+	admin, err := a.login(adminUser, adminPassword)
+	if err != nil {
+		return nil, err
+	}
+	poll := &fasthttp.HostClient{Addr: bi.addr, MaxConns: 1, ReadTimeout: 5 * time.Second}
+	defer poll.CloseIdleConnections()
+	req, res := new(fasthttp.Request), new(fasthttp.Response)
+	req.SetRequestURI("http://" + bi.addr + "/api/v1/auth/me")
+	onB := func(token string) (int, error) {
+		req.Header.Set(fiber.HeaderAuthorization, "Bearer "+token)
+		if err := poll.Do(req, res); err != nil {
+			return 0, err
+		}
+		return res.StatusCode(), nil
+	}
+	until := func(token string, want int) (time.Duration, error) {
+		t0 := time.Now()
+		for {
+			st, err := onB(token)
+			if err != nil {
+				return 0, err
+			}
+			switch {
+			case st == want:
+				return time.Since(t0), nil
+			case st != 200 && st != 401:
+				return 0, fmt.Errorf("B: GET /api/v1/auth/me: status %d: %.200s", st, res.Body())
+			case time.Since(t0) > 5*time.Second:
+				return 0, fmt.Errorf("B: still %d after 5s", st)
+			}
+		}
+	}
+
+	var revoke, raw sample
+	start := time.Now()
+	for i := 0; i < 5000 && (i < 20 || time.Since(start) < b.duration); i++ {
+		// Raw propagation of one message.
+		if _, err := js.Publish(ctx, fmt.Sprintf("bench.prop.%d", i%16), payload); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		if _, err := it.Next(); err != nil {
+			return nil, err
+		}
+		raw.add(sample{n: 1, lat: []time.Duration{time.Since(t0)}})
+
+		// A fresh access token from A, accepted by B.
+		var t tokens
+		if err := a.call("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": admin.RefreshToken}, &t, 200); err != nil {
+			return nil, err
+		}
+		if _, err := until(t.Token, 200); err != nil {
+			return nil, err
+		}
+		// Revoke on A; B refuses it. B is not polled in a busy loop (which
+		// would take the CPU its consumer needs): the first request after B
+		// has applied the revocation (its runner signals that) is the first
+		// that can be refused, and must be.
+		if err := a.call("POST", "/api/v1/auth/revoke", "", map[string]string{"token": t.Token}, nil, 200); err != nil {
+			return nil, err
+		}
+		revoked := time.Now()
+		seq := a.svc.Runner.Applied() // A has applied its own revocation before answering
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = bi.svc.Runner.WaitFor(wctx, seq)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("B did not apply sequence %d: %w", seq, err)
+		}
+		st, err := onB(t.Token)
+		if err != nil {
+			return nil, err
+		}
+		d := time.Since(revoked)
+		if st != 401 {
+			return nil, fmt.Errorf("B answers %d after applying the revocation: %.200s", st, res.Body())
+		}
+		revoke.add(sample{n: 1, lat: []time.Duration{d}})
+		if os.Getenv("BENCH_DEBUG") != "" && d > time.Millisecond {
+			fmt.Fprintf(b.log, "   slow propagation #%d: %s\n", i, d)
+		}
+	}
+	p99, rawP99 := revoke.quantile(.99), raw.quantile(.99)
+	r := result{
+		Name: "propagation", Value: float64(p99) / float64(time.Millisecond), Unit: "ms p99",
+		Baseline: float64(rawP99) / float64(time.Millisecond), Ratio: ratio(float64(p99), float64(rawP99)),
+		P50: us(revoke.quantile(.5)), P99: us(p99), BaselineP50: us(raw.quantile(.5)), BaselineP99: us(rawP99),
+		Samples:      revoke.n,
+		baselineName: "raw JetStream publish on A → delivery to an ordered consumer connected like B (p99)",
+	}
+	r.valueBelow(5)
+	return []result{r}, nil
+}
+
+// ---------------------------------------------------------------- memory
+
+// caseMemory: heap held per API key and per revoked access token with
+// memoryEntries of each in a projections.Model, applying events as the
+// projection runner does (every string its own allocation, as decoded). The
+// baseline is the size of the encoded events in the stream.
+func caseMemory(ctx context.Context, b *bench) ([]result, error) {
+	n := b.memoryEntries
+	now := time.Now().UTC()
+	exp := now.Add(90 * 24 * time.Hour)
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-01JBENCHADMIN0000000000000"}}
+	seq := uint64(0)
+	apply := func(m *projections.Model, agg, id string, e domain.Event) {
+		seq++
+		m.Apply(seq, events.Envelope{Type: e.EventType(), Aggregate: agg, AggregateID: strings.Clone(id), Sequence: 1}, e)
+	}
+	encoded := func(agg, id string, e domain.Event) int {
+		data, _ := events.Encode(commands.NewID("evt"), agg, id, 1, now, meta, e)
+		return len(data)
+	}
+	users := make([]string, 1000)
+	withUsers := func(m *projections.Model) {
+		for i := range users {
+			users[i] = commands.NewID("user")
+			apply(m, domain.AggregateUser, users[i], domain.UserCreated{UserID: users[i], Username: fmt.Sprintf("user-%d", i), CreatedAt: now})
+		}
+	}
+
+	// API keys: 1-3 of 500 tenants, 2 permissions, one allowed range, an expiry.
+	m := projections.NewModel()
+	withUsers(m)
+	before := heap()
+	encBytes := 0
+	perms := []domain.Permission{domain.NodesRead, domain.FindingsRead}
+	for k := 0; k < n; k++ {
+		id := commands.NewID("key")
+		tenants := make([]string, 1+k%3)
+		for t := range tenants {
+			tenants[t] = fmt.Sprintf("tenant-%d", (k+t)%500)
+		}
+		ev := domain.APIKeyCreated{
+			KeyID: id, Name: fmt.Sprintf("service-account-%d", k), OwnerID: strings.Clone(users[k%len(users)]),
+			Tenants: tenants, Permissions: perms, AllowedIPs: []string{fmt.Sprintf("10.%d.%d.0/24", k/256%256, k%256)},
+			SecretHash: commands.HashToken(fmt.Sprintf("secret-%d", k)), CreatedAt: now, ExpiresAt: &exp,
+		}
+		if k < 1000 {
+			encBytes += encoded(domain.AggregateAPIKey, id, ev)
+		}
+		apply(m, domain.AggregateAPIKey, id, ev)
+	}
+	perKey := float64(heap()-before) / float64(n)
+	if _, v := m.AuthorizeKey(commands.HashToken("secret-7"), netip.MustParseAddr("10.0.7.9"), now); v != projections.Valid {
+		return nil, fmt.Errorf("key 7 does not authorize: %s", v)
+	}
+	runtime.KeepAlive(m)
+	keyEnc := float64(encBytes) / float64(min(n, 1000))
+	m = nil
+
+	// Revoked access tokens, 100 per session.
+	m = projections.NewModel()
+	withUsers(m)
+	sessions := make([]string, max(n/100, 1))
+	for i := range sessions {
+		sessions[i] = commands.NewID("sess")
+		apply(m, domain.AggregateSession, sessions[i], domain.SessionStarted{
+			SessionID: sessions[i], UserID: users[i%len(users)], RefreshTokenHash: commands.HashToken(sessions[i]),
+			Method: "password", StartedAt: now, ExpiresAt: now.Add(7 * 24 * time.Hour),
+		})
+	}
+	before = heap()
+	encBytes = 0
+	var lastTok, lastSess string
+	for k := 0; k < n; k++ {
+		sid := strings.Clone(sessions[k%len(sessions)])
+		ev := domain.SessionTokenRevoked{SessionID: sid, TokenID: commands.NewID("tok"), ExpiresAt: now.Add(time.Hour)}
+		if k < 1000 {
+			encBytes += encoded(domain.AggregateSession, sid, ev)
+		}
+		apply(m, domain.AggregateSession, sid, ev)
+		lastTok, lastSess = ev.TokenID, sid
+	}
+	perToken := float64(heap()-before) / float64(n)
+	if _, v := m.Authorize(lastSess, lastTok, now); v != projections.TokenRevoked {
+		return nil, fmt.Errorf("the last revoked token is %s", v)
+	}
+	runtime.KeepAlive(m)
+	tokEnc := float64(encBytes) / float64(min(n, 1000))
+
+	rk := result{Name: "memory.apikey", Value: perKey, Unit: "B/key", Baseline: keyEnc, Ratio: ratio(perKey, keyEnc), Samples: int64(n),
+		baselineName: "bytes of the encoded apikey.created event in the stream"}
+	rk.valueBelow(500)
+	rt := result{Name: "memory.revoked_token", Value: perToken, Unit: "B/token", Baseline: tokEnc, Ratio: ratio(perToken, tokEnc), Samples: int64(n),
+		baselineName: "bytes of the encoded session.token_revoked event in the stream"}
+	rt.valueBelow(500)
+	return []result{rk, rt}, nil
+}
+
+// heap is the live heap after a full collection.
+func heap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}

@@ -1,0 +1,287 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/natstest"
+)
+
+// clusterStore opens an R3 store through a connection to every node.
+func clusterStore(t testing.TB, c *natstest.Cluster, cfg events.StoreConfig) (*events.Store, *nats.Conn) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(c.URLs(), ","), nats.MaxReconnects(-1),
+		nats.ReconnectWait(50*time.Millisecond), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cfg.Replicas = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := events.OpenStore(ctx, nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, nc
+}
+
+// msgIDs counts the Nats-Msg-Id of every message in the stream.
+func msgIDs(t testing.TB, st *events.Store) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	head, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := st.JetStream().Stream(ctx, st.StreamName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]int)
+	for seq := uint64(1); seq <= head; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get %d: %v", seq, err)
+		}
+		out[m.Header.Get(jetstream.MsgIDHeader)]++
+	}
+	return out
+}
+
+// TestClusterAppendsSurviveLosingTheStreamLeader: a burst of single and
+// batched appends while the stream leader's node stops. Every append
+// acknowledged is stored exactly once; one refused with ErrUnavailable is not
+// stored; nothing is stored twice.
+func TestClusterAppendsSurviveLosingTheStreamLeader(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	st, _ := clusterStore(t, c, events.StoreConfig{RetryFor: 8 * time.Second})
+	leader, err := c.WaitStreamLeader(events.StreamName, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const total, workers = 300, 16
+	type result struct {
+		ids []string
+		err error
+	}
+	results := make([]result, total)
+	var acked atomic.Int64
+	killed := make(chan struct{})
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= total {
+					return
+				}
+				var msgs []events.Message
+				if i%3 == 0 { // a batch over two new subjects, as a user creation is
+					msgs = []events.Message{
+						{Subject: events.Subject("username", fmt.Sprint("u", i)), ID: fmt.Sprint("cmd-", i, "-0"), Data: []byte(`{}`)},
+						{Subject: events.Subject("user", fmt.Sprint("user-", i)), ID: fmt.Sprint("cmd-", i, "-1"), Data: []byte(`{}`)},
+					}
+				} else {
+					msgs = []events.Message{{Subject: events.Subject("user", fmt.Sprint("user-", i)), ID: fmt.Sprint("cmd-", i, "-0"), Data: []byte(`{}`)}}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				_, err := st.Append(ctx, msgs...)
+				cancel()
+				r := result{err: err}
+				for _, m := range msgs {
+					r.ids = append(r.ids, m.ID)
+				}
+				results[i] = r
+				if err == nil && acked.Add(1) == total/5 {
+					close(killed)
+				}
+			}
+		}()
+	}
+	<-killed
+	c.Stop(leader)
+	wg.Wait()
+
+	if now, err := c.WaitStreamLeader(events.StreamName, 10*time.Second); err != nil || now == leader {
+		t.Fatalf("no new stream leader: %d %v", now, err)
+	}
+	stored := msgIDs(t, st)
+	var ok, unavailable, unknown int
+	for i, r := range results {
+		for _, id := range r.ids {
+			n := stored[id]
+			if n > 1 {
+				t.Errorf("append %d: %s stored %d times", i, id, n)
+			}
+			switch {
+			case r.err == nil && n != 1:
+				t.Errorf("append %d acknowledged, but %s stored %d times", i, id, n)
+			case errors.Is(r.err, events.ErrOutcomeUnknown):
+			case r.err != nil && errors.Is(r.err, events.ErrUnavailable) && n != 0:
+				t.Errorf("append %d refused (%v), but %s stored", i, r.err, id)
+			case r.err != nil && !errors.Is(r.err, events.ErrUnavailable):
+				t.Errorf("append %d: unexpected error %v", i, r.err)
+			}
+		}
+		switch {
+		case r.err == nil:
+			ok++
+		case errors.Is(r.err, events.ErrOutcomeUnknown):
+			unknown++
+		default:
+			unavailable++
+		}
+	}
+	t.Logf("leader n%d stopped after %d acknowledgements: %d acknowledged, %d unavailable, %d unknown; %d messages stored",
+		leader+1, total/5, ok, unavailable, unknown, len(stored))
+	if ok < total*3/4 {
+		t.Errorf("only %d of %d appends acknowledged across a leader change", ok, total)
+	}
+	// The cluster takes writes again.
+	if _, err := st.Append(context.Background(), events.Message{Subject: events.Subject("user", "after"), ID: "after", Data: []byte(`{}`)}); err != nil {
+		t.Fatalf("append after the leader change: %v", err)
+	}
+}
+
+// TestAppendRetryOfAStoredBatchIsRecognised: appending the same messages
+// again (same IDs, same expectations) after they were stored answers the
+// stored sequence — also when other events followed on the subject — on a
+// single server and on a cluster.
+func TestAppendRetryOfAStoredBatchIsRecognised(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	cluster, _ := clusterStore(t, c, events.StoreConfig{})
+	for name, st := range map[string]*events.Store{"R1": openStore(t), "R3": cluster} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			a, b := events.Subject("username", "bob"), events.Subject("user", "user-bob")
+			batch := []events.Message{
+				{Subject: a, ID: "c1-0", Data: []byte(`{"a":1}`)},
+				{Subject: b, ID: "c1-1", Data: []byte(`{"b":1}`)},
+				{Subject: b, ID: "c1-2", Data: []byte(`{"b":2}`)},
+			}
+			seq, err := st.Append(ctx, batch...)
+			if err != nil || seq != 3 {
+				t.Fatalf("batch: %d %v", seq, err)
+			}
+			again, err := st.Append(ctx, batch...)
+			if err != nil || again != seq {
+				t.Fatalf("the same batch again: %d %v, want %d", again, err, seq)
+			}
+			// Another writer moves the user on; the retry is still ours.
+			if _, err := st.Append(ctx, events.Message{Subject: b, ExpectSeq: 3, ID: "c2-0", Data: []byte(`{}`)}); err != nil {
+				t.Fatal(err)
+			}
+			again, err = st.Append(ctx, batch...)
+			if err != nil || again != seq {
+				t.Fatalf("the batch after a later write: %d %v, want %d", again, err, seq)
+			}
+			single := events.Message{Subject: b, ExpectSeq: 3, ID: "c3-0", Data: []byte(`{}`)}
+			if _, err := st.Append(ctx, single); !errors.Is(err, events.ErrConflict) {
+				t.Fatalf("a real conflict: %v", err)
+			}
+			if n := msgIDs(t, st); len(n) != 4 {
+				t.Fatalf("stream holds %v, want 4 messages", n)
+			}
+		})
+	}
+}
+
+// TestClusterAppendWhileEveryNodeIsDown: with no server reachable an append
+// fails fast with ErrUnavailable and stores nothing, not even once the
+// servers are back; then appends work again.
+func TestClusterAppendWhileEveryNodeIsDown(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	st, nc := clusterStore(t, c, events.StoreConfig{DisconnectedWait: 300 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := st.Append(ctx, events.Message{Subject: events.Subject("user", "a"), ID: "a", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	c.StopAll()
+	for nc.IsConnected() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	start := time.Now()
+	_, err := st.Append(ctx,
+		events.Message{Subject: events.Subject("username", "b"), ID: "b-0", Data: []byte(`{}`)},
+		events.Message{Subject: events.Subject("user", "b"), ID: "b-1", Data: []byte(`{}`)})
+	if !errors.Is(err, events.ErrUnavailable) || errors.Is(err, events.ErrOutcomeUnknown) {
+		t.Fatalf("append with NATS down: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("append with NATS down took %s", d)
+	}
+	if err := c.RestartAll(); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := st.Append(rctx, events.Message{Subject: events.Subject("user", "c"), ID: "c", Data: []byte(`{}`)})
+		if err == nil {
+			break
+		}
+		if rctx.Err() != nil {
+			t.Fatalf("no append after the restart: %v", err)
+		}
+	}
+	ids := msgIDs(t, st)
+	if ids["b-0"]+ids["b-1"] != 0 || ids["a"] != 1 || ids["c"] != 1 {
+		t.Fatalf("stream after the outage: %v", ids)
+	}
+}
+
+// TestClusterReplicasOpenTheStreamTogether: replicas starting at the same
+// moment on a fresh cluster all open the R3 stream (and the snapshot bucket)
+// within seconds — before each attempt had its own timeout, a create lost in
+// the cluster's first moments used up the whole start-up deadline.
+func TestClusterReplicasOpenTheStreamTogether(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	const n = 4
+	errs := make(chan error, n)
+	start := time.Now()
+	for i := range n {
+		go func() {
+			nc, err := nats.Connect(c.URLs()[i%3], nats.MaxReconnects(-1))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer nc.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			st, err := events.OpenStore(ctx, nc, events.StoreConfig{Replicas: 3})
+			if err == nil {
+				_, err = st.Snapshots(ctx, []byte("test key"))
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("a replica could not open the stream: %v", err)
+		}
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("opening the stream together took %s", took)
+	}
+}

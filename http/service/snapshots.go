@@ -1,0 +1,120 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/projections"
+)
+
+// Read-model snapshots (Config.SnapshotEvery): start-up restores the latest
+// snapshot and replays only the events after it, so that it does not grow
+// with the stream's history; every replica checks now and then whether the
+// stream has grown by SnapshotEvery events since the latest snapshot (its own
+// or another replica's) and, if so, saves one. Snapshots are derived data:
+// anything wrong with one (missing, of another format, from another stream,
+// unreadable) means a full replay, never a failed start.
+
+// restoreSnapshot loads the latest usable snapshot into s.Model. Called by
+// Start before the projections run.
+func (s *Service) restoreSnapshot(ctx context.Context) {
+	if s.cfg.SnapshotEvery <= 0 {
+		return
+	}
+	s.Metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "infracast_snapshot_sequence",
+		Help: "Stream sequence of the latest read-model snapshot this replica restored or saved.",
+	}, func() float64 { return float64(s.snapshotSeq.Load()) }))
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	snaps, err := s.Store.Snapshots(ctx, events.SnapshotMACKey(s.cfg.MasterKey))
+	if err != nil {
+		s.log.Warn("snapshot bucket unavailable; replaying the whole stream", "err", err)
+		return
+	}
+	s.snapshots = snaps
+	info, data, err := snaps.Load(ctx, projections.SnapshotFormat)
+	if err != nil {
+		level := s.log.Warn
+		if errors.Is(err, events.ErrNoSnapshot) {
+			level = s.log.Info
+		}
+		level("no read-model snapshot used; replaying the whole stream", "reason", err)
+		return
+	}
+	seq, err := s.Model.Restore(data)
+	if err != nil {
+		s.log.Warn("read-model snapshot unreadable; replaying the whole stream", "err", err)
+		return
+	}
+	s.snapshotSeq.Store(seq)
+	s.log.Info("read models restored from a snapshot", "stream_seq", seq, "bytes", len(data),
+		"taken", info.Taken, "took", time.Since(start).String())
+}
+
+// runSnapshots saves snapshots until ctx ends.
+func (s *Service) runSnapshots(ctx context.Context) {
+	if s.cfg.SnapshotEvery <= 0 {
+		return
+	}
+	t := time.NewTicker(s.cfg.SnapshotInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.snapshotOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("read-model snapshot not saved", "err", err)
+		}
+	}
+}
+
+// snapshotOnce saves a snapshot if the stream has grown by SnapshotEvery
+// events since the latest one.
+func (s *Service) snapshotOnce(ctx context.Context) error {
+	every := uint64(s.cfg.SnapshotEvery)
+	applied := s.Model.Applied()
+	if !s.Runner.Current() || applied < s.snapshotSeq.Load()+every {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if s.snapshots == nil {
+		snaps, err := s.Store.Snapshots(ctx, events.SnapshotMACKey(s.cfg.MasterKey))
+		if err != nil {
+			return err
+		}
+		s.snapshots = snaps
+	}
+	// Another replica may have saved one meanwhile.
+	latest, err := s.snapshots.Latest(ctx)
+	if err == nil && latest.Format == projections.SnapshotFormat && latest.Sequence <= applied &&
+		latest.Sequence+every > applied {
+		s.snapshotSeq.Store(latest.Sequence)
+		return nil
+	}
+	start := time.Now()
+	data, seq, err := s.Model.Snapshot()
+	if err != nil {
+		return err
+	}
+	encoded := time.Since(start)
+	if _, err := s.snapshots.Save(ctx, seq, projections.SnapshotFormat, data); err != nil {
+		return err
+	}
+	s.snapshotSeq.Store(seq)
+	s.log.Info("read-model snapshot saved", "stream_seq", seq, "bytes", len(data),
+		"encode", encoded.String(), "took", time.Since(start).String())
+	return nil
+}
+
+// SnapshotSequence is the stream sequence of the latest read-model snapshot
+// this replica restored at start or saved since (0: none).
+func (s *Service) SnapshotSequence() uint64 { return s.snapshotSeq.Load() }

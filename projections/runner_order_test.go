@@ -1,0 +1,88 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/projections"
+)
+
+// sliceSource delivers records from memory: the first stop of them, then (on
+// the next Consume) the rest, as after a reconnection.
+type sliceSource struct {
+	recs []events.Record
+	stop int
+	runs int
+}
+
+func (s *sliceSource) Head(context.Context) (uint64, error) { return uint64(len(s.recs)), nil }
+
+func (s *sliceSource) Consume(ctx context.Context, start uint64, fn func(events.Record) error) error {
+	s.runs++
+	for _, r := range s.recs[start-1:] {
+		if s.runs == 1 && r.StreamSeq > uint64(s.stop) {
+			return errors.New("connection lost")
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRunnerAppliesInStreamOrder: events decoded in parallel are applied in
+// stream order, none lost or repeated, across a restart of the consumer, and
+// an undecodable one is skipped in its place. Model.Apply ignores a sequence
+// at or below the last applied, so any reordering would lose events.
+func TestRunnerAppliesInStreamOrder(t *testing.T) {
+	const users = 3000
+	src := &sliceSource{stop: 1234}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	add := func(data []byte) {
+		src.recs = append(src.recs, events.Record{StreamSeq: uint64(len(src.recs) + 1), Data: data})
+	}
+	for i := 0; i < users; i++ {
+		id := fmt.Sprintf("user-%d", i)
+		for _, e := range []domain.Event{
+			domain.UserCreated{UserID: id, Username: id, CreatedAt: at},
+			domain.UserRoleGranted{UserID: id, Tenant: "prod", Role: domain.RoleEditor},
+			domain.UserRoleRevoked{UserID: id, Tenant: "prod"},
+			domain.UserRoleGranted{UserID: id, Tenant: "staging", Role: domain.RoleViewer},
+		} {
+			b, err := events.Encode("evt", domain.AggregateUser, id, 1, at, events.Meta{Actor: events.System}, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(b)
+		}
+		if i == 777 {
+			add([]byte("not an event"))
+		}
+	}
+	model := projections.NewModel()
+	r := projections.NewRunner(src, model, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := r.WaitFor(wctx, uint64(len(src.recs))); err != nil {
+		t.Fatalf("applied %d of %d: %v", r.Applied(), len(src.recs), err)
+	}
+	if model.Skipped() != 1 || src.runs != 2 {
+		t.Fatalf("%d skipped, %d consumer runs", model.Skipped(), src.runs)
+	}
+	for i := 0; i < users; i++ {
+		u, _, ok := model.User(fmt.Sprintf("user-%d", i))
+		if !ok || u.Version != 4 || len(u.Tenants) != 1 || u.Tenants["staging"] != domain.RoleViewer {
+			t.Fatalf("user-%d: %v %+v", i, ok, u)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package tests
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// waitDisconnected waits until the replica has noticed that NATS is gone.
+func waitDisconnected(t *testing.T, in *Instance) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() error {
+		if in.Svc.Store.Connected() {
+			return Errorf("still connected to NATS")
+		}
+		return nil
+	})
+}
+
+// readyNow returns /ready's status and error message.
+func readyNow(t *testing.T, in *Instance) (int, string) {
+	t.Helper()
+	r := in.Do("GET", "/ready", "", nil)
+	e, _ := r.JSON["error"].(map[string]any)
+	msg, _ := e["message"].(string)
+	return r.Status, msg
+}
+
+// TestClusterDegradedWhileNATSIsDown: every node of the NATS cluster stops.
+// The replica keeps validating tokens and keys from its read models, answers
+// every write 503 UNAVAILABLE at once and stores none of them, and /ready
+// says why. Once the nodes are back on their data, the replica reports ready
+// again, has lost nothing, and serves writes.
+func TestClusterDegradedWhileNATSIsDown(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 3)
+	a := d.StartReplica(t)
+	admin := a.AdminToken()
+	a.CreateUser(admin, "erin", "erin-password", map[string]string{"prod": "editor", "ci": "admin"})
+	token := a.Login("erin", "erin-password").String("token")
+	revoked := a.Login("erin", "erin-password").String("token")
+	expectStatus(t, "revoke", a.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": revoked}), http.StatusOK)
+	kr := a.Do("POST", "/api/v1/api-keys", token, map[string]any{"name": "ci", "tenants": []string{"ci"}, "permissions": []string{"nodes:read"}})
+	expectStatus(t, "create key", kr, http.StatusCreated)
+	key := kr.String("key")
+	before := head(t, a)
+
+	d.NATS.StopAll()
+	waitDisconnected(t, a)
+
+	status, why := readyNow(t, a)
+	if status != http.StatusServiceUnavailable || !strings.Contains(why, "unreachable") {
+		t.Fatalf("/ready with NATS down: %d %q", status, why)
+	}
+	// Reads: tokens and keys validated from the read models, revocations kept.
+	expectStatus(t, "token with NATS down", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusOK)
+	expectStatus(t, "key with NATS down", a.Do("GET", "/api/v1/auth/me", key, nil), http.StatusOK)
+	expectStatus(t, "forward auth with NATS down", verify(t, a, token, "GET", "/api/v1/tenants/prod/nodes"), http.StatusOK)
+	expectBody(t, "revoked token with NATS down", a.Do("GET", "/api/v1/auth/me", revoked, nil), http.StatusUnauthorized, bodyUnauthorized)
+	expectStatus(t, "user list with NATS down", a.Do("GET", "/api/v1/users", admin, nil), http.StatusOK)
+
+	// Writes: 503 at once, nothing stored (checked below, once NATS is back).
+	writes := []struct {
+		what         string
+		method, path string
+		token        string
+		body         any
+	}{
+		{"create a user", "POST", "/api/v1/users", admin, map[string]any{"username": "frank", "email": "frank@example.com", "password": "frank-password"}},
+		{"grant a role", "PUT", "/api/v1/users/" + a.Svc.Model.Users()[0].ID + "/tenants/staging", admin, map[string]string{"role": "viewer"}},
+		{"log in", "POST", "/api/v1/auth/token", "", map[string]string{"username": "erin", "password": "erin-password"}},
+		{"revoke a token", "POST", "/api/v1/auth/revoke", "", map[string]string{"token": token}},
+		{"create a key", "POST", "/api/v1/api-keys", token, map[string]any{"name": "ci2", "tenants": []string{"ci"}, "permissions": []string{"nodes:read"}}},
+	}
+	// Sent together: each waits a moment (events.StoreConfig.DisconnectedWait)
+	// for NATS to come back before giving up.
+	answers := make([]Response, len(writes))
+	took := make([]time.Duration, len(writes))
+	var wg sync.WaitGroup
+	for i, w := range writes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			answers[i], _ = send(a.URL, request{Method: w.method, Path: w.path, Token: w.token,
+				ContentType: "application/json", Body: jsonBody(w.body)})
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	for i, w := range writes {
+		expectError(t, w.what+" with NATS down", answers[i], http.StatusServiceUnavailable, "UNAVAILABLE", "nothing was changed")
+		if took[i] > 3*time.Second {
+			t.Errorf("%s with NATS down took %s", w.what, took[i])
+		}
+	}
+
+	if err := d.NATS.RestartAll(); err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 30*time.Second, func() error {
+		if status, why := readyNow(t, a); status != http.StatusOK {
+			return Errorf("/ready after NATS came back: %d %q", status, why)
+		}
+		return nil
+	})
+	if h := head(t, a); h != before {
+		t.Fatalf("the stream moved from %d to %d while every write was refused", before, h)
+	}
+	expectStatus(t, "token after the outage", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusOK)
+	expectBody(t, "revoked token after the outage", a.Do("GET", "/api/v1/auth/me", revoked, nil), http.StatusUnauthorized, bodyUnauthorized)
+	a.CreateUser(admin, "frank", "frank-password", nil) // the refused creation left nothing behind
+	expectStatus(t, "revoke after the outage", a.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": token}), http.StatusOK)
+	expectBody(t, "token revoked after the outage", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusUnauthorized, bodyUnauthorized)
+}
+
+// TestClusterReplicaCatchesUpBeforeReady: replica A reaches NATS only through
+// node n1; n1 stops, and replica B (on n2 and n3) goes on writing —
+// including revoking a token A knows. When n1 is back, A reports ready only
+// once it has applied everything B wrote meanwhile, and then rejects the
+// revoked token and takes writes.
+func TestClusterReplicaCatchesUpBeforeReady(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 3)
+	a := d.StartReplica(t, d.Replica(0))
+	b := d.StartReplica(t, d.Replica(1, 2))
+	admin := a.AdminToken()
+	a.CreateUser(admin, "gina", "gina-password", nil)
+	token := a.Login("gina", "gina-password").String("token")
+	arrived(t, a, b)
+
+	d.NATS.Stop(0)
+	waitDisconnected(t, a)
+	if status, why := readyNow(t, a); status != http.StatusServiceUnavailable || !strings.Contains(why, "unreachable") {
+		t.Fatalf("/ready of the cut-off replica: %d %q", status, why)
+	}
+	expectStatus(t, "the cut-off replica still validates", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusOK)
+
+	// B writes meanwhile (two of three nodes are a quorum).
+	badmin := b.AdminToken()
+	Eventually(t, 15*time.Second, func() error {
+		r := b.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": token})
+		if r.Status != http.StatusOK {
+			return Errorf("revoke on b: %d %s", r.Status, r.Raw)
+		}
+		return nil
+	})
+	for _, name := range []string{"hank", "iris", "jack"} {
+		b.CreateUser(badmin, name, name+"-password", nil)
+	}
+	written := head(t, b)
+	if a.Svc.Runner.Applied() >= written {
+		t.Fatal("the cut-off replica applied events it cannot have received")
+	}
+
+	if err := d.NATS.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	// The first 200 from /ready comes only after catching up.
+	Eventually(t, 30*time.Second, func() error {
+		status, why := readyNow(t, a)
+		if status != http.StatusOK {
+			return Errorf("/ready: %d %q", status, why)
+		}
+		if applied := a.Svc.Runner.Applied(); applied < written {
+			t.Fatalf("/ready answered 200 at sequence %d, before catching up with %d", applied, written)
+		}
+		return nil
+	})
+	expectBody(t, "the token revoked on b, on a", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusUnauthorized, bodyUnauthorized)
+	if _, _, ok := a.Svc.Model.UserByName("jack"); !ok {
+		t.Fatal("a did not catch up with b's users")
+	}
+	a.CreateUser(admin, "kate", "kate-password", nil)
+}
