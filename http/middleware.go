@@ -1,7 +1,9 @@
 package http
 
 import (
+	"context"
 	"github.com/gofiber/fiber/v2"
+	"time"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events/commands"
@@ -87,6 +89,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return s.refuse("invalid_token")
 	}
 	p, verdict := s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
+	if verdict == projections.UnknownSession && s.freshlyIssued(claims) && s.catchUpSession(c, claims.SessionID) {
+		p, verdict = s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
+	}
 	if verdict != projections.Valid {
 		return s.refuse(verdict.String())
 	}
@@ -137,6 +142,21 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 type keyCaller struct {
 	Caller
 	key domain.APIKey
+}
+
+// freshlyIssued: a token signed moments ago, whose session another replica may
+// have started and this one not applied yet.
+func (s *Server) freshlyIssued(c *Claims) bool {
+	return s.deps.CatchUp != nil && c.IssuedAt != nil && s.cfg.Now().Sub(c.IssuedAt.Time) < 30*time.Second
+}
+
+// catchUpSession waits (briefly) until this replica has applied the session's
+// events, so that a client whose login went to another replica is not refused
+// here. Only tokens with a valid signature get this far.
+func (s *Server) catchUpSession(c *fiber.Ctx, sessionID string) bool {
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	return s.deps.CatchUp.CatchUp(ctx, domain.AggregateSession, sessionID) == nil
 }
 
 // refuse counts a refused credential by reason and answers 401; the client

@@ -95,6 +95,11 @@ type Deps struct {
 	Log       *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
+	// CatchUp, when set, lets a replica wait for a session another replica
+	// has just started (read-your-writes across replicas).
+	CatchUp interface {
+		CatchUp(ctx context.Context, aggregate, id string) error
+	}
 	// SigningKeys and SigningKeyModel rotate access-token keys as events.
 	SigningKeys     SigningKeyCommands
 	SigningKeyModel SigningKeyModel

@@ -576,3 +576,15 @@ func (s *Service) VerifyPassword(userID, password string) bool {
 	}
 	return s.passwords.Verify(password, hash)
 }
+
+// CatchUp waits until the local read model has applied the last event of an
+// aggregate, for a request that presents something written moments ago on
+// another replica (a token from a login there). It asks the event store for
+// the aggregate's last sequence: one round trip.
+func (s *Service) CatchUp(ctx context.Context, aggregate, id string) error {
+	seq, err := s.log.LastSequence(ctx, events.Subject(aggregate, id))
+	if err != nil || seq == 0 {
+		return err
+	}
+	return s.proj.WaitFor(ctx, seq)
+}

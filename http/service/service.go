@@ -146,17 +146,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
-		SigningKeys: s.Commands, SigningKeyModel: s.Model,
+		SigningKeys: s.Commands, SigningKeyModel: s.Model, CatchUp: s.Commands,
 		SSO: s.Commands, SSOModel: s.Model,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
 		defer close(s.runnerDone)
-		snapshotsDone := make(chan struct{})
+		snapshotsDone, pruneDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(snapshotsDone); s.runSnapshots(runCtx) }()
+		go func() { defer close(pruneDone); s.runPrune(runCtx, time.Minute) }()
 		_ = s.Runner.Run(runCtx)
 		<-snapshotsDone
+		<-pruneDone
 	}()
 	usageCtx, cancelUsage := context.WithCancel(context.Background())
 	s.cancelUsage = cancelUsage
@@ -166,6 +168,24 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.KeyUsage.Run(usageCtx, s.Commands)
 	}()
 	return s, nil
+}
+
+// runPrune makes the read models forget, every interval, what can no longer
+// matter (expired revocations, sessions past their absolute expiry), so memory
+// and snapshots do not grow with every session ever started.
+func (s *Service) runPrune(ctx context.Context, interval time.Duration) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if n := s.Model.Prune(s.cfg.Now()); n > 0 {
+				s.log.Debug("pruned read models", "entries", n)
+			}
+		}
+	}
 }
 
 // registerMetrics adds the event-store and projection metrics to the registry.
