@@ -125,6 +125,13 @@ func TestDecodeOddDocumentsLikeEncodingJSON(t *testing.T) {
 		"bad time":       `{"type":"session.token_revoked","version":1,"occurred_at":"yesterday","data":{}}`,
 		"trailing":       `{"type":"apikey.revoked","version":1,"data":{}} x`,
 		"escapes":        `{"type":"apikey.revoked","version":1,"data":{"key_id":"\u006b\ud83d\ude00\"","reason":"\ud800"}}`,
+		"hour 24":        `{"type":"session.token_revoked","version":1,"occurred_at":"2026-01-02T24:00:00Z","data":{}}`,
+		"lower-case t":   `{"type":"session.token_revoked","version":1,"occurred_at":"2026-01-02t10:00:00z","data":{}}`,
+		"offset +24:00":  `{"type":"session.token_revoked","version":1,"data":{"expires_at":"2026-01-02T10:00:00+24:00"}}`,
+		"decimal comma":  `{"type":"session.token_revoked","version":1,"data":{"expires_at":"2026-01-02T10:00:00,5Z"}}`,
+		"no seconds":     `{"type":"session.token_revoked","version":1,"data":{"expires_at":"2026-01-02T10:00Z"}}`,
+		"time a number":  `{"type":"session.token_revoked","version":1,"data":{"expires_at":5}}`,
+		"int overflow":   `{"type":"apikey.revoked","version":99999999999999999999,"data":{}}`,
 		"empty":          ``,
 		"null":           `null`,
 	} {
@@ -160,4 +167,41 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 			t.Fatalf("decoded %#v %#v\nencoding/json %#v %#v", gotEnv, got, wantEnv, want)
 		}
 	})
+}
+
+// benchDocs are distinct realistic events (distinct IDs, as a replay sees).
+func benchDocs(b *testing.B) [][]byte {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	docs := make([][]byte, 1024)
+	for i := range docs {
+		meta := events.Meta{Actor: events.Actor{Type: "user", ID: fmt.Sprintf("user-01J%023d", i)},
+			Request: events.RequestInfo{IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (X11; Linux x86_64)", RequestID: fmt.Sprintf("req-01J%023d", i)}}
+		sid := fmt.Sprintf("sess-01J%023d", i)
+		d, err := events.Encode(fmt.Sprintf("evt-01J%023d", i), domain.AggregateSession, sid, 3, at, meta,
+			domain.SessionRefreshed{SessionID: sid, TokenID: fmt.Sprintf("tok-01J%023d", i), At: at})
+		if err != nil {
+			b.Fatal(err)
+		}
+		docs[i] = d
+	}
+	return docs
+}
+
+// BenchmarkDecode: Decode, and what it was (encoding/json), on session.refreshed
+// events — most of a stream.
+func BenchmarkDecode(b *testing.B) {
+	docs := benchDocs(b)
+	for _, c := range []struct {
+		name   string
+		decode func([]byte) (events.Envelope, domain.Event, error)
+	}{{"Decode", events.Decode}, {"encoding-json", decodeV1}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, _, err := c.decode(docs[i%len(docs)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -65,12 +65,15 @@ func Encode(id string, aggregate, aggregateID string, sequence uint64, at time.T
 	})
 }
 
-// decodeOptions give Decode exactly the semantics of encoding/json's Unmarshal
+// decodeOptions give Decode the semantics of encoding/json's Unmarshal
 // (case-insensitive member names, the last of duplicate names wins, invalid
-// UTF-8 replaced, ...) on the faster decoder of go-json-experiment/json, which
-// reads a document once instead of validating it first, and allocates a
-// fraction as much. Replaying the stream at start is mostly decoding.
-var decodeOptions = jsonv1.DefaultOptionsV1()
+// UTF-8 replaced, loose RFC 3339 times, ...) on the faster decoder of
+// go-json-experiment/json, which allocates a fraction as much: replaying the
+// stream at start is mostly decoding. Only errors are reported the v2 way,
+// which reads a document once instead of validating it first: the same
+// documents are refused, with other messages, and a refused document may
+// have filled part of the envelope (Decode's callers skip it whole).
+var decodeOptions = jsonv2.JoinOptions(jsonv1.DefaultOptionsV1(), jsonv1.ReportErrorsWithLegacySemantics(false))
 
 // wireEnvelope is Envelope as decoded: the payload as a raw value.
 type wireEnvelope struct {
@@ -98,11 +101,6 @@ func Decode(b []byte) (Envelope, domain.Event, error) {
 	if err != nil {
 		return env, nil, fmt.Errorf("events: decode envelope: %w", err)
 	}
-	return decodeData(env)
-}
-
-// decodeData checks the envelope's type and version and decodes its payload.
-func decodeData(env Envelope) (Envelope, domain.Event, error) {
 	if env.Version < 1 || env.Version > domain.EventVersion {
 		return env, nil, fmt.Errorf("%w: %s v%d", ErrUnknownEvent, env.Type, env.Version)
 	}

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -161,4 +162,40 @@ func TestOddSecretHashesFoundAsBefore(t *testing.T) {
 	if _, ok := r.m.KeyBySecretHash("key-x-h0"); ok {
 		t.Fatal("a rotated-out odd hash still finds its key")
 	}
+}
+
+// BenchmarkAuthorizeKey: the request path's lookup of a key among 100,000,
+// by the hex hash and by the SHA-256 bytes (what the middleware uses).
+func BenchmarkAuthorizeKey(b *testing.B) {
+	m := NewModel()
+	seq := uint64(1)
+	m.Apply(seq, events.Envelope{AggregateID: "user-1"}, domain.UserCreated{UserID: "user-1", Username: "u"})
+	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var hash string
+	for i := 0; i < 100_000; i++ {
+		id := fmt.Sprintf("key-%d", i)
+		hash = fmt.Sprintf("%064x", i+1)
+		seq++
+		m.Apply(seq, events.Envelope{AggregateID: id}, domain.APIKeyCreated{KeyID: id, Name: id, OwnerID: "user-1",
+			Tenants: []string{"prod"}, Permissions: []domain.Permission{domain.NodesRead}, AllowedIPs: []string{"10.0.0.0/8"},
+			SecretHash: hash, CreatedAt: created})
+	}
+	sum, _ := parseHash(hash)
+	addr, now := netip.MustParseAddr("10.1.2.3"), created.Add(time.Hour)
+	b.Run("hex", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, v := m.AuthorizeKey(hash, addr, now); v != Valid {
+				b.Fatal(v)
+			}
+		}
+	})
+	b.Run("sum", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, v := m.AuthorizeKeySum(sum, addr, now); v != Valid {
+				b.Fatal(v)
+			}
+		}
+	})
 }

@@ -593,9 +593,6 @@ func casePropagation(ctx context.Context, b *bench) ([]result, error) {
 			return nil, fmt.Errorf("B answers %d after applying the revocation: %.200s", st, res.Body())
 		}
 		revoke.add(sample{n: 1, lat: []time.Duration{d}})
-		if os.Getenv("BENCH_DEBUG") != "" && d > time.Millisecond {
-			fmt.Fprintf(b.log, "   slow propagation #%d: %s\n", i, d)
-		}
 	}
 	p99, rawP99 := revoke.quantile(.99), raw.quantile(.99)
 	r := result{

@@ -19,7 +19,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -99,7 +98,7 @@ func run() int {
 	}
 	b := &bench{log: os.Stderr}
 	casesFlag := flag.String("cases", strings.Join(names, ","), "comma-separated cases to run: "+strings.Join(names, ", "))
-	flag.DurationVar(&b.duration, "duration", 4*time.Second, "measuring time per case (shared between the case and its baseline)")
+	flag.DurationVar(&b.duration, "duration", 5*time.Second, "measuring time per case (shared between the case and its baseline)")
 	flag.IntVar(&b.conns, "conns", 32, "concurrent connections of the HTTP read-path load (validate_*, gateway)")
 	flag.IntVar(&b.writers, "writers", 16, "concurrent clients of the write-path cases (refresh and its raw-append baseline)")
 	flag.IntVar(&b.loginClients, "login-clients", 0, "concurrent clients of the login case (0: 4×GOMAXPROCS)")
@@ -192,6 +191,7 @@ func run() int {
 		fmt.Println()
 	}
 	enc := json.NewEncoder(os.Stdout)
+	enc.SetEscapeHTML(false)
 	missed := false
 	for _, r := range results {
 		_ = enc.Encode(r)
@@ -287,5 +287,3 @@ func cpuModel() string {
 	}
 	return fmt.Sprintf("%s × %d CPUs", model, runtime.NumCPU())
 }
-
-var errStop = errors.New("stopped")
