@@ -216,8 +216,10 @@ func TestClusterAppendWhileEveryNodeIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.StopAll()
-	for nc.IsConnected() {
-		time.Sleep(5 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); nc.IsConnected(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("client still connected 10 s after every node stopped")
+		}
 	}
 	start := time.Now()
 	_, err := st.Append(ctx,
