@@ -142,21 +142,5 @@ func (r *Runner) Current() bool {
 
 // WaitCurrent blocks until Current is true or ctx ends.
 func (r *Runner) WaitCurrent(ctx context.Context) error {
-	for {
-		r.mu.Lock()
-		if r.Current() {
-			r.mu.Unlock()
-			return nil
-		}
-		if r.notify == nil {
-			r.notify = make(chan struct{})
-		}
-		ch := r.notify
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return r.waitUntil(ctx, r.Current)
 }

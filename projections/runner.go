@@ -206,9 +206,15 @@ func (r *Runner) Lag() uint64 {
 // WaitFor blocks until the model has applied stream sequence seq, so that a
 // request can read its own writes.
 func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
+	return r.waitUntil(ctx, func() bool { return r.model.Applied() >= seq })
+}
+
+// waitUntil blocks until cond holds or ctx ends. cond is evaluated under r.mu,
+// and every change that could make it true closes r.notify.
+func (r *Runner) waitUntil(ctx context.Context, cond func() bool) error {
 	for {
 		r.mu.Lock()
-		if r.model.Applied() >= seq {
+		if cond() {
 			r.mu.Unlock()
 			return nil
 		}
