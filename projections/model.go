@@ -324,6 +324,10 @@ func (m *Model) SessionUsable(sessionID string) Verdict {
 func (m *Model) PruneRevokedTokens(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.pruneRevokedLocked(now)
+}
+
+func (m *Model) pruneRevokedLocked(now time.Time) int {
 	n := 0
 	for id, exp := range m.revokedTokens {
 		if now.After(exp) {

@@ -10,13 +10,7 @@ import "time"
 func (m *Model) Prune(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for id, exp := range m.revokedTokens {
-		if now.After(exp) {
-			delete(m.revokedTokens, id)
-			n++
-		}
-	}
+	n := m.pruneRevokedLocked(now)
 	for id, s := range m.sessions {
 		if now.Before(s.state.ExpiresAt) {
 			continue

@@ -35,11 +35,7 @@ type CreateAPIKeyInput struct {
 }
 
 func keyEvents(k domain.APIKey, expect uint64, evs []domain.Event) []pending {
-	out := make([]pending, len(evs))
-	for i, e := range evs {
-		out[i] = pending{aggregate: domain.AggregateAPIKey, id: k.ID, expect: expect, version: k.Version + uint64(i), event: e}
-	}
-	return out
+	return onAggregate(domain.AggregateAPIKey, k.ID, k.Version, expect, evs)
 }
 
 // CreateAPIKey creates a key and returns it with its secret (shown once; only

@@ -214,13 +214,19 @@ func (s *Service) retry(ctx context.Context, subject string, attempt func(comman
 	return ErrTooManyConflicts
 }
 
-// userEvents wraps decided user events for appending.
-func userEvents(u domain.User, expect uint64, evs []domain.Event) []pending {
+// onAggregate addresses decided events to an aggregate whose state had
+// version events, the last at stream sequence expect (0: a new aggregate).
+func onAggregate(aggregate, id string, version, expect uint64, evs []domain.Event) []pending {
 	out := make([]pending, len(evs))
 	for i, e := range evs {
-		out[i] = pending{aggregate: domain.AggregateUser, id: u.ID, expect: expect, version: u.Version + uint64(i), event: e}
+		out[i] = pending{aggregate: aggregate, id: id, expect: expect, version: version + uint64(i), event: e}
 	}
 	return out
+}
+
+// userEvents wraps decided user events for appending.
+func userEvents(u domain.User, expect uint64, evs []domain.Event) []pending {
+	return onAggregate(domain.AggregateUser, u.ID, u.Version, expect, evs)
 }
 
 // CreateUserInput is a new user as requested.
@@ -460,11 +466,7 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 }
 
 func sessionEvents(sess domain.Session, expect uint64, evs []domain.Event) []pending {
-	out := make([]pending, len(evs))
-	for i, e := range evs {
-		out[i] = pending{aggregate: domain.AggregateSession, id: sess.ID, expect: expect, version: sess.Version + uint64(i), event: e}
-	}
-	return out
+	return onAggregate(domain.AggregateSession, sess.ID, sess.Version, expect, evs)
 }
 
 // RefreshResult is what a refresh grants: a new access token ID for the session
