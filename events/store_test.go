@@ -6,25 +6,12 @@ import (
 	"testing"
 
 	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/natstest"
 )
 
 func openStore(t *testing.T) *events.Store {
 	t.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir(), SyncAlways: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	st, err := events.OpenStore(context.Background(), nc, events.StoreConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return natstest.EmbeddedStore(t, events.EmbeddedOptions{SyncAlways: true})
 }
 
 func TestAppendExpectsSubjectSequence(t *testing.T) {

@@ -7,26 +7,13 @@ import (
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/natstest"
 	"github.com/infracast/auth/projections"
 )
 
 func openStore(t *testing.T) *events.Store {
 	t.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	st, err := events.OpenStore(context.Background(), nc, events.StoreConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return natstest.EmbeddedStore(t, events.EmbeddedOptions{})
 }
 
 func appendEvent(t *testing.T, st *events.Store, agg, id string, expect uint64, e domain.Event) uint64 {

@@ -16,6 +16,7 @@ import (
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/events/natstest"
 	"github.com/infracast/auth/http/service"
 	"github.com/infracast/auth/projections"
 )
@@ -174,21 +175,8 @@ func BenchmarkRefresh(b *testing.B) {
 // events (decode and apply) into its read models and report ready.
 func BenchmarkReplay100k(b *testing.B) {
 	const total = 100_000
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
+	st := natstest.EmbeddedStore(b, events.EmbeddedOptions{})
 	ctx := context.Background()
-	st, err := events.OpenStore(ctx, nc, events.StoreConfig{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	// 1,000 users, each with 1 creation, 20 sessions and per session 4 more events.
 	js := st.JetStream()
 	now := time.Now()
