@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -176,14 +177,14 @@ func (c *Cluster) WaitJetStream(within time.Duration) error {
 }
 
 func (c *Cluster) jetStreamState() error {
-	leader := false
-	running := 0
+	var leader *server.Server
+	var running []string
 	for _, n := range c.Nodes {
 		s := n.Server()
 		if s == nil {
 			continue
 		}
-		running++
+		running = append(running, n.Name)
 		if !s.JetStreamEnabled() {
 			return fmt.Errorf("%s: JetStream not enabled yet", n.Name)
 		}
@@ -191,17 +192,26 @@ func (c *Cluster) jetStreamState() error {
 			return nil
 		}
 		if s.JetStreamIsLeader() {
-			leader = true
+			leader = s
 		}
 		if !s.JetStreamIsCurrent() {
 			return fmt.Errorf("%s: not current with the meta leader", n.Name)
 		}
 	}
-	if running == 0 {
+	if len(running) == 0 {
 		return errors.New("no node is running")
 	}
-	if !leader {
+	if leader == nil {
 		return errors.New("no meta leader")
+	}
+	// The leader places streams only on peers it has heard from (statistics
+	// received, not marked offline): until then creating an R3 stream fails
+	// with "no suitable peers for placement".
+	online := leader.JetStreamClusterPeers()
+	for _, name := range running {
+		if !slices.Contains(online, name) {
+			return fmt.Errorf("%s: not yet online for the meta leader", name)
+		}
 	}
 	return nil
 }
