@@ -36,6 +36,13 @@ func (s *Store) Append(ctx context.Context, msgs ...Message) (uint64, error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	if len(msgs) > 1 {
+		for _, m := range msgs {
+			if m.ExpectSubject != "" {
+				return 0, errors.New("events: ExpectSubject is for single-message appends")
+			}
+		}
+	}
 	start := time.Now()
 	deadline := start.Add(s.cfg.RetryFor)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
@@ -120,8 +127,11 @@ func (s *Store) attempt(ctx context.Context, msgs []Message, deadline time.Time)
 	defer cancel()
 	if len(msgs) == 1 {
 		m := msgs[0]
-		ack, err := s.js.PublishMsg(tctx, &nats.Msg{Subject: m.Subject, Data: m.Data},
-			jetstream.WithExpectLastSequencePerSubject(m.ExpectSeq), jetstream.WithMsgID(m.ID))
+		expect := jetstream.WithExpectLastSequencePerSubject(m.ExpectSeq)
+		if m.ExpectSubject != "" {
+			expect = jetstream.WithExpectLastSequenceForSubject(m.ExpectSeq, m.ExpectSubject)
+		}
+		ack, err := s.js.PublishMsg(tctx, &nats.Msg{Subject: m.Subject, Data: m.Data}, expect, jetstream.WithMsgID(m.ID))
 		if err != nil {
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) {
@@ -263,6 +273,24 @@ const (
 func (s *Store) landed(ctx context.Context, msgs []Message) (uint64, landedState) {
 	first := msgs[0]
 	if first.ID == "" {
+		return 0, landedUnknown
+	}
+	if first.ExpectSubject != "" {
+		// ExpectSeq was checked on another subject: ours, if stored, is
+		// after it on its own subject, not necessarily the first there.
+		from := first.ExpectSeq + 1
+		for range 8 {
+			m, err := s.leaderGet(ctx, from, first.Subject)
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
+				return 0, landedNo
+			case err != nil:
+				return 0, landedUnknown
+			case m.id == first.ID:
+				return m.seq, landedYes
+			}
+			from = m.seq + 1
+		}
 		return 0, landedUnknown
 	}
 	m, err := s.leaderGet(ctx, first.ExpectSeq+1, first.Subject)

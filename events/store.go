@@ -166,6 +166,12 @@ type Message struct {
 	// ExpectSeq is the stream sequence of the last event on Subject that the
 	// decision was based on; 0 means the subject must not exist yet.
 	ExpectSeq uint64
+	// ExpectSubject, when set, moves that check to another subject: the
+	// message is stored only if ExpectSeq is still the last sequence of
+	// ExpectSubject (Nats-Expected-Last-Subject-Sequence-Subject). It lets
+	// one message on a new subject be decided against another aggregate's
+	// state without writing to it. Single-message appends only.
+	ExpectSubject string
 	// ID becomes the Nats-Msg-Id: a retry of the same message is stored once.
 	ID   string
 	Data []byte

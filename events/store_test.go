@@ -40,6 +40,43 @@ func TestAppendExpectsSubjectSequence(t *testing.T) {
 	}
 }
 
+// TestAppendExpectsAnotherSubjectsSequence: a message on a new subject decided
+// against another subject's state (a session started against its user) is
+// stored only while that subject has not moved, and a retry of one that was
+// stored is recognised even after it has.
+func TestAppendExpectsAnotherSubjectsSequence(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	user, s1, s2 := events.Subject("user", "u"), events.Subject("session", "s1"), events.Subject("session", "s2")
+	useq, err := st.Append(ctx, events.Message{Subject: user, ID: "u1", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := events.Message{Subject: s1, ExpectSeq: useq, ExpectSubject: user, ID: "s1", Data: []byte(`{}`)}
+	seq, err := st.Append(ctx, started)
+	if err != nil || seq != 2 {
+		t.Fatalf("session against the current user: seq=%d err=%v", seq, err)
+	}
+	// The user moves on: a decision on the old state conflicts and stores nothing.
+	if _, err := st.Append(ctx, events.Message{Subject: user, ExpectSeq: useq, ID: "u2", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, events.Message{Subject: s2, ExpectSeq: useq, ExpectSubject: user, ID: "s2", Data: []byte(`{}`)}); !errors.Is(err, events.ErrConflict) {
+		t.Fatalf("session against a stale user: want conflict, got %v", err)
+	}
+	if last, _ := st.LastSequence(ctx, s2); last != 0 {
+		t.Fatalf("the refused session was stored at %d", last)
+	}
+	// A retry of the stored one, with its now stale expectation, is its success.
+	if seq, err := st.Append(ctx, started); err != nil || seq != 2 {
+		t.Fatalf("retry of a stored message: seq=%d err=%v", seq, err)
+	}
+	// The expectation cannot be moved inside a batch.
+	if _, err := st.Append(ctx, started, events.Message{Subject: user, ID: "u3", Data: []byte(`{}`)}); err == nil {
+		t.Fatal("a batch with ExpectSubject was accepted")
+	}
+}
+
 func TestAppendBatchIsAtomic(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
