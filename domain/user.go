@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"crypto/subtle"
 	"net/mail"
 	"regexp"
 	"strings"
@@ -66,12 +67,16 @@ type (
 		KeepSessionID      string
 	}
 	// RecordLogin records a successful login that started SessionID, unless
-	// the throttle locks the account at Now.
+	// the throttle locks the account at Now. VerifiedHash, for a password
+	// login, is the sealed hash the password was verified against: if the
+	// password has changed since, the login is refused (else a session
+	// decided on the old password would outlive the change).
 	RecordLogin struct {
-		SessionID string
-		Method    string
-		Now       time.Time
-		Throttle  LoginThrottle
+		SessionID    string
+		Method       string
+		Now          time.Time
+		Throttle     LoginThrottle
+		VerifiedHash string
 	}
 	// RecordLoginFailure records a refused login, unless the throttle already
 	// locks the account at Now (then nothing is recorded).
@@ -141,6 +146,9 @@ func DecideUser(u User, cmd any) ([]Event, error) {
 		}
 		if !u.Active {
 			return nil, ErrUserInactive
+		}
+		if c.VerifiedHash != "" && subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
+			return nil, ErrInvalidCredentials
 		}
 		return []Event{UserLoginSucceeded{UserID: u.ID, SessionID: c.SessionID, Method: c.Method}}, nil
 	case RecordLoginFailure:

@@ -338,6 +338,18 @@ func TestDecideUser(t *testing.T) {
 			then:  outcome{err: ErrUserInactive},
 		},
 		{
+			name:  "record login: verified against the current password",
+			given: events(userCreated()),
+			when:  RecordLogin{SessionID: "s-1", Method: "password", VerifiedHash: pwHash},
+			then:  outcome{events: events(UserLoginSucceeded{UserID: uid, SessionID: "s-1", Method: "password"})},
+		},
+		{
+			name:  "record login: the password changed since it was verified",
+			given: events(userCreated(), UserPasswordChanged{UserID: uid, PasswordHashSealed: "sealed:new"}),
+			when:  RecordLogin{SessionID: "s-1", Method: "password", VerifiedHash: pwHash},
+			then:  outcome{err: ErrInvalidCredentials},
+		},
+		{
 			name: "record login: user missing",
 			when: RecordLogin{SessionID: "s-1", Method: "password"},
 			then: outcome{err: ErrNotFound},

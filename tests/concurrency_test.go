@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/http/service"
 )
 
 // parallel runs f(i) for i in [0,n) on n goroutines released together, and
@@ -228,4 +231,47 @@ func TestRotationParallelRefreshesOfOneToken(t *testing.T) {
 			t.Fatalf("%d %s events for the session, want %d", got, typ, want)
 		}
 	}
+}
+
+// TestLoginRacingAPasswordChange: logins with a password race an admin's
+// change of that password. Whatever the interleaving, no session decided on
+// the old password outlives the change: a login either finished before it
+// (and its session is revoked by it) or is refused. The hash cost is raised
+// so that a change often lands while a login is verifying.
+func TestLoginRacingAPasswordChange(t *testing.T) {
+	t.Parallel()
+	in := Start(t, func(c *service.Config) {
+		c.Hash = commands.HashParams{MemoryKiB: 4 * 1024, Iterations: 1, Parallelism: 1}
+		c.LoginMaxFailures, c.LoginMaxFailuresPerAddress = 0, 0 // refused logins are expected here
+	})
+	admin := in.AdminToken()
+	uid := in.CreateUser(admin, "alice", "alice-password-0", map[string]string{"prod": "viewer"})
+	const rounds, logins = 15, 4
+	succeeded, refused := 0, 0
+	for round := range rounds {
+		old, next := fmt.Sprintf("alice-password-%d", round), fmt.Sprintf("alice-password-%d", round+1)
+		res := parallel(t, logins+1, func(i int) (Response, error) {
+			if i == logins {
+				return send(in.URL, request{Method: "POST", Path: "/api/v1/users/" + uid + "/password", Token: admin,
+					ContentType: "application/json", Body: jsonBody(map[string]string{"password": next})})
+			}
+			return send(in.URL, request{Method: "POST", Path: "/api/v1/auth/token",
+				ContentType: "application/json", Body: jsonBody(map[string]string{"username": "alice", "password": old})})
+		})
+		expectStatus(t, "password change", res[logins], 204)
+		for i, r := range res[:logins] {
+			switch r.Status {
+			case 200:
+				succeeded++
+				what := fmt.Sprintf("round %d: token of login %d with the replaced password", round, i)
+				expectStatus(t, what, me(t, in, r.String("token")), 401)
+				expectStatus(t, what+" (refresh)", refresh(t, in, r.String("refresh_token")), 401)
+			case 401:
+				refused++
+			default:
+				t.Fatalf("round %d: login %d: %d %s", round, i, r.Status, r.Raw)
+			}
+		}
+	}
+	t.Logf("%d logins finished before the change, %d were refused", succeeded, refused)
 }

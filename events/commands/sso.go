@@ -164,7 +164,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 			return LoginResult{}, err
 		}
 	}
-	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name)
+	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name, "")
 }
 
 func rank(r domain.Role) int {
