@@ -35,6 +35,15 @@ type Passwords struct {
 	// the caches), and each holds MemoryKiB: a burst of logins must not
 	// allocate without bound. The others wait their turn, which costs nothing.
 	slots chan struct{}
+	// reserve keeps the memory the hashes need at full load (slots ×
+	// MemoryKiB) counted as live heap, so that the GC sizes the heap for it.
+	// Without it every argon2id block array (19 MiB at the default cost) is
+	// a burst of garbage: the heap goal swings with the number of hashes in
+	// flight when a cycle ends, the scavenger hands the pages back to the
+	// OS, and the next hash faults them in again (up to 15% of a core in
+	// kernel time under steady logins, docs/performance.md). It is never
+	// written, so it costs address space, not resident memory.
+	reserve []byte
 }
 
 // NewPasswords returns a hasher with the given cost.
@@ -47,6 +56,7 @@ func NewPasswords(p HashParams) (*Passwords, error) {
 		MinLength: 8,
 		slots:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/max(1, int(p.Parallelism)))),
 	}
+	pw.reserve = make([]byte, cap(pw.slots)*int(p.MemoryKiB)*1024)
 	random := make([]byte, 24)
 	if _, err := rand.Read(random); err != nil {
 		return nil, err
