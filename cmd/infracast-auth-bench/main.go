@@ -3,7 +3,7 @@
 // own baseline in the same run, on the same machine, so the ratio is comparable
 // across machines and runs:
 //
-//	go run ./cmd/infracast-auth-bench                       # every case, ~2 minutes
+//	go run ./cmd/infracast-auth-bench                       # every case, about a minute on 2 cores
 //	go run ./cmd/infracast-auth-bench -cases validate_jwt,memory -duration 10s
 //	go run ./cmd/infracast-auth-bench -cases validate_apikey -cpuprofile cpu.out
 //
@@ -98,7 +98,7 @@ func run() int {
 	}
 	b := &bench{log: os.Stderr}
 	casesFlag := flag.String("cases", strings.Join(names, ","), "comma-separated cases to run: "+strings.Join(names, ", "))
-	flag.DurationVar(&b.duration, "duration", 5*time.Second, "measuring time per case (shared between the case and its baseline)")
+	flag.DurationVar(&b.duration, "duration", 5*time.Second, "measuring time per case, shared between the case and its baseline (login: 3×)")
 	flag.IntVar(&b.conns, "conns", 32, "concurrent connections of the HTTP read-path load (validate_*, gateway)")
 	flag.IntVar(&b.writers, "writers", 16, "concurrent clients of the write-path cases (refresh and its raw-append baseline)")
 	flag.IntVar(&b.loginClients, "login-clients", 0, "concurrent clients of the login case (0: 4×GOMAXPROCS)")
