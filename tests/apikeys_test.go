@@ -259,6 +259,39 @@ func futureRFC3339(in *Instance, d time.Duration) string {
 	return in.Clock.Now().Add(d).UTC().Truncate(time.Second).Format(time.RFC3339)
 }
 
+// TestAPIKeySeedExampleOnItsDate runs the seed's "Create an API Key" and
+// "Using API Keys" examples exactly as written, on the day the seed shows
+// (its response says created_at 2024-03-16T00:00:00Z): the verbatim body is
+// answered with the documented fields and values, and the key works.
+func TestAPIKeySeedExampleOnItsDate(t *testing.T) {
+	t.Parallel()
+	clock := NewClockAt(time.Date(2024, 3, 16, 0, 0, 0, 0, time.UTC))
+	in := newKeyRig(t, WithClock(clock))
+	admin := in.AdminToken()
+	res, key := in.createKey(admin, `{
+"name": "ci-cd-integration",
+"tenants": ["my-tenant"],
+"permissions": ["nodes:read", "findings:read"],
+"expires_at": "2025-03-16T00:00:00Z"
+}`)
+	for field, want := range map[string]string{
+		"name": "ci-cd-integration", "created_at": "2024-03-16T00:00:00Z", "expires_at": "2025-03-16T00:00:00Z",
+	} {
+		if got := res.String(field); got != want {
+			t.Fatalf("%s %q, want %q: %s", field, got, want, res.Raw)
+		}
+	}
+	if !strings.HasPrefix(res.String("id"), "key-") || !strings.HasPrefix(key, "ic_live_") {
+		t.Fatalf("id %q, key %q", res.String("id"), key)
+	}
+	akExpect(t, "verify GET my-tenant/nodes with the key", verifyAs(t, in.Instance, key, "GET", akNodes("my-tenant")), 200, "")
+	// A year later, as the seed's expires_at says, the key stops working.
+	clock.Advance(366 * 24 * time.Hour)
+	if r := verifyAs(t, in.Instance, key, "GET", akNodes("my-tenant")); r.Status != 401 {
+		t.Fatalf("the key after its expires_at: %d %s", r.Status, r.Raw)
+	}
+}
+
 // TestAPIKeySeedExamples runs the seed's "API Keys (Service Accounts)" and
 // "IP Allowlisting" examples as written.
 func TestAPIKeySeedExamples(t *testing.T) {
@@ -267,9 +300,10 @@ func TestAPIKeySeedExamples(t *testing.T) {
 	admin := in.AdminToken()
 
 	// The seed's body, verbatim. Its expires_at (2025-03-16) was a year ahead
-	// when the seed was written and is in the past now; the service refuses to
-	// issue a key that is already expired (it could never be used), naming the
-	// field, and appends nothing.
+	// when the seed was written (TestAPIKeySeedExampleOnItsDate runs it on that
+	// day) and is in the past now; the service refuses to issue a key that is
+	// already expired (it could never be used), naming the field, and appends
+	// nothing.
 	const seedBody = `{
 "name": "ci-cd-integration",
 "tenants": ["my-tenant"],

@@ -35,6 +35,9 @@ type Clock struct {
 // NewClock starts at the current time.
 func NewClock() *Clock { return &Clock{t: time.Now().UTC()} }
 
+// NewClockAt returns a test clock that starts at t.
+func NewClockAt(t time.Time) *Clock { return &Clock{t: t.UTC()} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
