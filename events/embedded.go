@@ -23,6 +23,50 @@ type EmbeddedOptions struct {
 	// acknowledged revocation survives a crash. The service always sets it;
 	// benchmarks may compare without it.
 	SyncAlways bool
+	// Users, when given, are the only clients the server accepts — in-process
+	// connections too, which then need nats.UserInfo. Required with Listen: a
+	// client that can publish into the stream can forge any event.
+	Users []EmbeddedUser
+}
+
+// The logins the service gives TCP clients of its embedded server.
+const (
+	EmbeddedReplicaUser = "infracast" // full access: other replicas, backups
+	EmbeddedAuditUser   = "audit"     // read-only: the durable consumer AuditConsumer
+	// AuditConsumer is the one consumer EmbeddedAuditUser may create and read.
+	AuditConsumer = "audit"
+)
+
+// EmbeddedUser is a login of the embedded server.
+type EmbeddedUser struct {
+	Name, Password string
+	// ReadOnly limits the user to reading the event stream: stream
+	// information, stored-message and direct gets, snapshots (backups), and
+	// the one durable consumer AuditConsumer (create, read, acknowledge,
+	// delete). It can publish no event, delete or purge nothing, and cannot
+	// reach any other consumer: one that could update the service's own
+	// consumers could filter revocations out of the read models.
+	ReadOnly bool
+}
+
+// readOnlyPermissions are those of a ReadOnly user: publishing only to the
+// JetStream API subjects listed, subscribing only to inboxes and the event
+// subjects.
+func readOnlyPermissions() *server.Permissions {
+	api := func(s string) string { return "$JS.API." + s }
+	st, c := StreamName, StreamName+"."+AuditConsumer
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{
+			api("INFO"), api("STREAM.NAMES"), api("STREAM.LIST"),
+			api("STREAM.INFO." + st),
+			api("STREAM.MSG.GET." + st), api("DIRECT.GET." + st), api("DIRECT.GET." + st + ".>"),
+			api("STREAM.SNAPSHOT." + st), "$JS.SNAPSHOT.ACK." + st + ".>",
+			api("CONSUMER.CREATE." + c), api("CONSUMER.CREATE." + c + ".>"), api("CONSUMER.DURABLE.CREATE." + c),
+			api("CONSUMER.INFO." + c), api("CONSUMER.MSG.NEXT." + c), api("CONSUMER.DELETE." + c),
+			"$JS.ACK." + c + ".>", "$JS.FC." + st + ".>",
+		}},
+		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", SubjectPrefix + ".>"}},
+	}
 }
 
 // StartEmbedded starts a JetStream-enabled nats-server in this process and
@@ -39,6 +83,19 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		DontListen: o.Listen == "",
+	}
+	if o.Listen != "" && len(o.Users) == 0 {
+		return nil, errors.New("events: an embedded server that listens on TCP needs users: anyone who can publish can forge events")
+	}
+	for _, u := range o.Users {
+		if u.Name == "" || u.Password == "" {
+			return nil, errors.New("events: an embedded server user needs a name and a password")
+		}
+		user := &server.User{Username: u.Name, Password: u.Password}
+		if u.ReadOnly {
+			user.Permissions = readOnlyPermissions()
+		}
+		opts.Users = append(opts.Users, user)
 	}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)

@@ -132,8 +132,10 @@ var printedPassword = regexp.MustCompile(`with password:\s+(\S+)`)
 func TestBinaryFirstStartRestartAndSignals(t *testing.T) {
 	data := t.TempDir()
 	httpAddr, natsAddr := freeAddr(t), freeAddr(t)
+	const auditPassword = "audit-password-for-the-binary-test"
 	env := []string{
 		"INFRACAST_LISTEN=" + httpAddr, "INFRACAST_DATA_DIR=" + data, "INFRACAST_NATS_LISTEN=" + natsAddr,
+		"INFRACAST_NATS_AUDIT_PASSWORD=" + auditPassword,
 		"INFRACAST_ARGON2_MEMORY_KIB=64", "INFRACAST_ARGON2_ITERATIONS=1", "INFRACAST_BOOTSTRAP_PASSWORD=",
 		"INFRACAST_LOG_FORMAT=json",
 	}
@@ -152,8 +154,13 @@ func TestBinaryFirstStartRestartAndSignals(t *testing.T) {
 	in := &Instance{URL: base, t: t}
 	tok := in.Login("admin", password).String("token")
 
-	// An audit consumer on the embedded server's TCP port sees the events.
-	nc, err := nats.Connect("nats://" + natsAddr)
+	// An audit consumer on the embedded server's TCP port sees the events;
+	// a client that does not log in is refused.
+	if nc, err := nats.Connect("nats://"+natsAddr, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("INFRACAST_NATS_LISTEN accepted a client without a login")
+	}
+	nc, err := nats.Connect("nats://"+natsAddr, nats.UserInfo("audit", auditPassword))
 	if err != nil {
 		t.Fatalf("audit consumer cannot connect to INFRACAST_NATS_LISTEN: %v", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -472,9 +473,9 @@ func fillStream(st *events.Store, total int) (string, error) {
 // from its acknowledgement to the delivery to an ordered consumer connected
 // like B.
 func casePropagation(ctx context.Context, b *bench) ([]result, error) {
-	master, jwtKey := randomKey(), randomKey()
+	master, jwtKey, natsPassword := randomKey(), randomKey(), rand.Text()
 	a, err := startInstance(ctx, func(c *service.Config) {
-		c.NATSListen, c.MasterKey, c.JWTKeys = "127.0.0.1:-1", master, [][]byte{jwtKey}
+		c.NATSListen, c.NATSListenPassword, c.MasterKey, c.JWTKeys = "127.0.0.1:-1", natsPassword, master, [][]byte{jwtKey}
 	})
 	if err != nil {
 		return nil, err
@@ -483,6 +484,7 @@ func casePropagation(ctx context.Context, b *bench) ([]result, error) {
 	natsURL := a.svc.NATSClientURL()
 	bi, err := startInstance(ctx, func(c *service.Config) {
 		c.NATSURLs, c.MasterKey, c.JWTKeys = []string{natsURL}, master, [][]byte{jwtKey}
+		c.NATSUser, c.NATSPassword = events.EmbeddedReplicaUser, natsPassword
 	})
 	if err != nil {
 		return nil, err
@@ -500,7 +502,7 @@ func casePropagation(ctx context.Context, b *bench) ([]result, error) {
 	if _, err := js.CreateStream(ctx, cfg); err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(natsURL, nats.UserInfo(events.EmbeddedReplicaUser, natsPassword))
 	if err != nil {
 		return nil, err
 	}

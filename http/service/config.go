@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
 	authhttp "github.com/infracast/auth/http"
 )
@@ -31,9 +32,14 @@ type Config struct {
 	NATSTLSCA    string
 	NATSTLSCert  string
 	NATSTLSKey   string
-	// NATSListen makes the embedded server also accept TCP clients.
-	NATSListen     string
-	StreamReplicas int
+	// NATSListen makes the embedded server also accept TCP clients, which
+	// must log in: as events.EmbeddedReplicaUser with NATSListenPassword
+	// (full access: other replicas, backups) or as events.EmbeddedAuditUser
+	// with NATSAuditPassword (read-only: audit consumers).
+	NATSListen         string
+	NATSListenPassword string
+	NATSAuditPassword  string
+	StreamReplicas     int
 	// SnapshotEvery: a replica saves a read-model snapshot (bucket
 	// INFRACAST_AUTH_SNAPSHOTS) once the stream has grown by this many events
 	// since the last one, and a starting replica restores the latest one and
@@ -134,6 +140,22 @@ func (c Config) Validate() error {
 		} else if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			bad("INFRACAST_NATS_LISTEN %q: %v", c.NATSListen, err)
 		}
+		if c.NATSListenPassword == "" && c.NATSAuditPassword == "" {
+			bad("INFRACAST_NATS_LISTEN: set INFRACAST_NATS_LISTEN_PASSWORD (user %q, full access) and/or INFRACAST_NATS_AUDIT_PASSWORD (user %q, read-only): the listener accepts only clients that log in",
+				events.EmbeddedReplicaUser, events.EmbeddedAuditUser)
+		}
+	} else if c.NATSListenPassword != "" || c.NATSAuditPassword != "" {
+		bad("INFRACAST_NATS_LISTEN_PASSWORD and INFRACAST_NATS_AUDIT_PASSWORD: only with INFRACAST_NATS_LISTEN")
+	}
+	for _, pw := range []struct{ name, value string }{
+		{"INFRACAST_NATS_LISTEN_PASSWORD", c.NATSListenPassword}, {"INFRACAST_NATS_AUDIT_PASSWORD", c.NATSAuditPassword},
+	} {
+		if pw.value != "" && len(pw.value) < 16 {
+			bad("%s: at least 16 characters", pw.name)
+		}
+	}
+	if c.NATSListenPassword != "" && c.NATSListenPassword == c.NATSAuditPassword {
+		bad("INFRACAST_NATS_AUDIT_PASSWORD: must differ from INFRACAST_NATS_LISTEN_PASSWORD")
 	}
 	for _, u := range c.NATSURLs {
 		if !strings.Contains(u, "://") {

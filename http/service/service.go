@@ -362,16 +362,37 @@ func (s *Service) connectionHandlers() []nats.Option {
 	}
 }
 
+// embeddedUsers are the logins of the embedded server when it listens on TCP
+// (none otherwise: in-process connections only), and this process's own. The
+// service logs in as a user whose password is made at each start and never
+// leaves the process.
+func (s *Service) embeddedUsers() ([]events.EmbeddedUser, []nats.Option) {
+	if s.cfg.NATSListen == "" {
+		return nil, nil
+	}
+	const self = "infracast-internal"
+	pw := rand.Text()
+	users := []events.EmbeddedUser{{Name: self, Password: pw}}
+	if s.cfg.NATSListenPassword != "" {
+		users = append(users, events.EmbeddedUser{Name: events.EmbeddedReplicaUser, Password: s.cfg.NATSListenPassword})
+	}
+	if s.cfg.NATSAuditPassword != "" {
+		users = append(users, events.EmbeddedUser{Name: events.EmbeddedAuditUser, Password: s.cfg.NATSAuditPassword, ReadOnly: true})
+	}
+	return users, []nats.Option{nats.UserInfo(self, pw)}
+}
+
 func (s *Service) connect() error {
 	if s.cfg.Embedded() {
+		users, login := s.embeddedUsers()
 		ns, err := events.StartEmbedded(events.EmbeddedOptions{
-			StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"), Listen: s.cfg.NATSListen, SyncAlways: true,
+			StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"), Listen: s.cfg.NATSListen, SyncAlways: true, Users: users,
 		})
 		if err != nil {
 			return err
 		}
 		s.ns = ns
-		s.nc, err = events.ConnectEmbedded(ns, s.connectionHandlers()...)
+		s.nc, err = events.ConnectEmbedded(ns, append(s.connectionHandlers(), login...)...)
 		return err
 	}
 	opts := append([]nats.Option{

@@ -1,0 +1,203 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/http/service"
+)
+
+// TestEmbeddedNATSListenerNeedsALogin: the embedded NATS opened on TCP
+// (INFRACAST_NATS_LISTEN) accepts only its two logins. "audit" reads the
+// stream through its durable consumer and can change nothing: no event
+// published, no other consumer created (one that could update the service's
+// own consumers could filter revocations out of its read models), nothing
+// deleted or purged. "infracast" is a full client: another replica runs on it.
+func TestEmbeddedNATSListenerNeedsALogin(t *testing.T) {
+	t.Parallel()
+	const replicaPW, auditPW = "replica-password-0123456789", "audit-password-0123456789"
+	master, jwtKey := newKey(t), newKey(t)
+	a := Start(t, func(c *service.Config) {
+		c.NATSListen, c.NATSListenPassword, c.NATSAuditPassword = "127.0.0.1:-1", replicaPW, auditPW
+		c.MasterKey, c.JWTKeys = master, [][]byte{jwtKey}
+	})
+	url := a.Svc.NATSClientURL()
+	if url == "" {
+		t.Fatal("no NATS client URL")
+	}
+
+	for name, opts := range map[string][]nats.Option{
+		"no login":                      nil,
+		"audit, wrong password":         {nats.UserInfo(events.EmbeddedAuditUser, "wrong-password-0123456789")},
+		"the service's own user, guess": {nats.UserInfo("infracast-internal", auditPW)},
+		"audit password as infracast":   {nats.UserInfo(events.EmbeddedReplicaUser, auditPW)},
+	} {
+		if nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(0))...); err == nil {
+			nc.Close()
+			t.Fatalf("%s: connected", name)
+		} else if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("%s: %v, want an authorization error", name, err)
+		}
+	}
+
+	// audit: reads the events through its durable consumer.
+	var mu sync.Mutex
+	var violations []string
+	nc, err := nats.Connect(url, nats.UserInfo(events.EmbeddedAuditUser, auditPW), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		mu.Lock()
+		violations = append(violations, err.Error())
+		mu.Unlock()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxFor(t)
+	stream, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatalf("audit: stream info: %v", err)
+	}
+	headBefore := stream.CachedInfo().State.LastSeq
+	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: events.AuditConsumer, AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: events.SubjectPrefix + ".>",
+	})
+	if err != nil {
+		t.Fatalf("audit: create its consumer: %v", err)
+	}
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := 0
+	for m := range batch.Messages() {
+		env, _, err := events.Decode(m.Data())
+		if err != nil {
+			t.Fatalf("audit: undecodable event: %v", err)
+		}
+		if env.Type == "" {
+			t.Fatal("audit: event without a type")
+		}
+		if err := m.Ack(); err != nil {
+			t.Fatalf("audit: ack: %v", err)
+		}
+		read++
+	}
+	if read == 0 {
+		t.Fatalf("audit read no event: %v", batch.Error())
+	}
+	if _, err := stream.GetMsg(ctx, 1); err != nil {
+		t.Fatalf("audit: get message 1: %v", err)
+	}
+
+	// audit: every write is refused, and nothing changes. A refused request
+	// gets no answer (the server reports the violation to the client
+	// asynchronously, counted below), so each waits out a short deadline.
+	denied := func(what string, op func(ctx context.Context) error) {
+		t.Helper()
+		dctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if err := op(dctx); err == nil {
+			t.Fatalf("audit could %s", what)
+		}
+	}
+	denied("publish an event", func(ctx context.Context) error {
+		_, err := js.Publish(ctx, events.Subject("user", "user-forged"), []byte(`{"type":"user.role_granted"}`))
+		return err
+	})
+	denied("create another consumer", func(ctx context.Context) error {
+		_, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "not-audit"})
+		return err
+	})
+	denied("create an unnamed consumer", func(ctx context.Context) error {
+		_, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{})
+		return err
+	})
+	denied("list consumer names", func(ctx context.Context) error {
+		names := stream.ConsumerNames(ctx)
+		for range names.Name() {
+		}
+		return names.Err()
+	})
+	denied("purge the stream", func(ctx context.Context) error { return stream.Purge(ctx) })
+	denied("delete the stream", func(ctx context.Context) error { return js.DeleteStream(ctx, events.StreamName) })
+	denied("create a stream", func(ctx context.Context) error {
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FORGED", Subjects: []string{"forged.>"}})
+		return err
+	})
+	Eventually(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, v := range violations {
+			if strings.Contains(strings.ToLower(v), "permissions violation") {
+				n++
+			}
+		}
+		if n < 7 {
+			return errors.New("fewer permission violations reported than refused operations")
+		}
+		return nil
+	})
+	if head := head(t, a); head != headBefore {
+		t.Fatalf("the stream moved from %d to %d while audit tried to write", headBefore, head)
+	}
+
+	// infracast: a second replica on the same stream serves the same users.
+	b := Start(t, func(c *service.Config) {
+		c.NATSURLs, c.NATSUser, c.NATSPassword = []string{url}, events.EmbeddedReplicaUser, replicaPW
+		c.MasterKey, c.JWTKeys = master, [][]byte{jwtKey}
+	})
+	tok := b.Login(AdminUser, AdminPassword).String("token")
+	if r := me(t, a, tok); r.Status != 200 {
+		t.Fatalf("a token issued by the replica on the listener, on the embedding one: %d %s", r.Status, r.Raw)
+	}
+}
+
+// TestEmbeddedNATSListenerConfig: a listener without a login to offer, a
+// password without a listener, short or shared passwords are refused at
+// start, each named.
+func TestEmbeddedNATSListenerConfig(t *testing.T) {
+	t.Parallel()
+	const good, other = "a-password-of-20-chars", "another-password-of-20"
+	for _, c := range []struct {
+		name                   string
+		listen, replica, audit string
+		want                   string
+	}{
+		{"listener without logins", "127.0.0.1:4222", "", "", "INFRACAST_NATS_LISTEN: set INFRACAST_NATS_LISTEN_PASSWORD"},
+		{"password without listener", "", good, "", "only with INFRACAST_NATS_LISTEN"},
+		{"audit password without listener", "", "", good, "only with INFRACAST_NATS_LISTEN"},
+		{"short replica password", "127.0.0.1:4222", "short", "", "INFRACAST_NATS_LISTEN_PASSWORD: at least 16"},
+		{"short audit password", "127.0.0.1:4222", "", "short", "INFRACAST_NATS_AUDIT_PASSWORD: at least 16"},
+		{"one password for both", "127.0.0.1:4222", good, good, "must differ"},
+		{"replica only", "127.0.0.1:4222", good, "", ""},
+		{"audit only", "127.0.0.1:4222", "", good, ""},
+		{"both", "127.0.0.1:4222", good, other, ""},
+	} {
+		cfg := service.Defaults()
+		cfg.NATSListen, cfg.NATSListenPassword, cfg.NATSAuditPassword = c.listen, c.replica, c.audit
+		err := cfg.Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+	// The events package refuses a listening server without users, whoever calls it.
+	if _, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"}); err == nil {
+		t.Fatal("an embedded server listened on TCP without users")
+	}
+}
