@@ -317,3 +317,14 @@ func rawRequest(t testing.TB, in *Instance, r request) Response {
 	_ = json.Unmarshal(raw, &out.JSON)
 	return out
 }
+
+// missingTool skips a test that needs a program this machine lacks — except
+// in CI (the CI environment variable is set, as .ci/run does), where a test
+// that did not run must not pass: there it fails.
+func missingTool(t *testing.T, tool string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed: CI must run this test (.ci/run installs it with apt-get)", tool)
+	}
+	t.Skipf("%s is not installed (.ci/run installs it)", tool)
+}

@@ -91,10 +91,10 @@ func TestSeedExamplesPythonAndJavaScript(t *testing.T) {
 
 	t.Run("python", func(t *testing.T) {
 		if _, err := exec.LookPath("python3"); err != nil {
-			t.Skip("python3 is not installed")
+			missingTool(t, "python3")
 		}
 		if err := exec.Command("python3", "-c", "import requests").Run(); err != nil {
-			t.Skip("the Python module requests is not installed")
+			missingTool(t, "the Python module requests")
 		}
 		code := strings.ReplaceAll(seedPython, seedBaseURL, in.URL) +
 			"print(auth_response.status_code, nodes.status_code, nodes.json()['error']['code'])\n"
@@ -107,7 +107,7 @@ func TestSeedExamplesPythonAndJavaScript(t *testing.T) {
 
 	t.Run("javascript", func(t *testing.T) {
 		if _, err := exec.LookPath("node"); err != nil {
-			t.Skip("node is not installed")
+			missingTool(t, "node")
 		}
 		code := strings.ReplaceAll(seedJavaScript, seedBaseURL, in.URL) +
 			"console.log(authResponse.status, nodes.status, (await nodes.json()).error.code);\n"

@@ -21,7 +21,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("no chromium on this machine (.ci/run installs Debian's chromium)")
+	missingTool(t, "chromium")
 	return ""
 }
 
