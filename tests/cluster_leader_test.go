@@ -25,16 +25,22 @@ type outcome struct {
 	err     error  // transport error
 }
 
-// TestClusterLeaderKilledDuringBurst: 200 concurrent user creations and role
-// grants through two replicas while the node leading the stream stops. Every
+// TestClusterLeaderKilledDuringBurst: leaderLostDuringBurst on an in-process
+// cluster, whose stream leader shuts down (and hands its leaderships over).
+// TestClusterLeaderProcessKilledDuringBurst does the same with kill -9.
+func TestClusterLeaderKilledDuringBurst(t *testing.T) {
+	t.Parallel()
+	leaderLostDuringBurst(t, NewDeployment(t, 3))
+}
+
+// leaderLostDuringBurst: 200 concurrent user creations and role grants
+// through two replicas while the node leading the stream stops. Every
 // request acknowledged to its client (201/200) is in the stream exactly once;
 // every other answer is 503 UNAVAILABLE — with nothing stored when it says
 // nothing was changed — or, for concurrent grants on one user, 409 CONFLICT
 // with nothing stored; no event is stored twice; afterwards both replicas
 // agree and take writes again.
-func TestClusterLeaderKilledDuringBurst(t *testing.T) {
-	t.Parallel()
-	d := NewDeployment(t, 3)
+func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 	a := d.StartReplica(t)
 	b := d.StartReplica(t)
 	reps := []*Instance{a, b}
@@ -109,7 +115,7 @@ func TestClusterLeaderKilledDuringBurst(t *testing.T) {
 	stopped := time.Now()
 	d.NATS.Stop(leader)
 	wg.Wait()
-	t.Logf("stream leader n%d stopped; the burst ended %s later", leader+1, time.Since(stopped).Round(time.Millisecond))
+	t.Logf("the stream leader (node %d of %d) stopped; the burst ended %s later", leader+1, len(d.NATS.URLs()), time.Since(stopped).Round(time.Millisecond))
 
 	// The cluster elects another leader and both replicas take writes again.
 	for i, in := range reps {

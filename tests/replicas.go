@@ -10,15 +10,26 @@ import (
 	"github.com/infracast/auth/http/service"
 )
 
-// Deployment is a NATS cluster running in the test process (see
-// events/natstest) and the keys that every replica of the service on it
-// shares, as in docker-compose.yml.
+// Deployment is a NATS cluster — running in the test process (see
+// events/natstest), or as nats-server processes — and the keys that every
+// replica of the service on it shares, as in docker-compose.yml.
 type Deployment struct {
-	NATS      *natstest.Cluster
+	NATS      NATSCluster
 	MasterKey []byte
 	JWTKey    []byte
 	// StreamReplicas is 3 on a cluster of three nodes or more, else 1.
 	StreamReplicas int
+}
+
+// NATSCluster is what the tests do with a deployment's NATS nodes, numbered
+// from 0.
+type NATSCluster interface {
+	URLs() []string
+	WaitStreamLeader(stream string, within time.Duration) (int, error)
+	Stop(i int) // natstest: a graceful shutdown; a process: SIGKILL
+	StopAll()
+	Restart(i int) error
+	RestartAll() error
 }
 
 // NewDeployment starts a NATS cluster of nodes servers (1: a standalone
