@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -644,7 +646,7 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 	// API keys: 1-3 of 500 tenants, 2 permissions, one allowed range, an expiry.
 	m := projections.NewModel()
 	withUsers(m)
-	before := heap()
+	before, rssBefore := heap(), resident()
 	encBytes := 0
 	perms := []domain.Permission{domain.NodesRead, domain.FindingsRead}
 	for k := 0; k < n; k++ {
@@ -664,6 +666,7 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 		apply(m, domain.AggregateAPIKey, id, ev)
 	}
 	perKey := float64(heap()-before) / float64(n)
+	rssKey := perEntry(rssBefore, resident(), n)
 	if _, v := m.AuthorizeKey(commands.HashToken("secret-7"), netip.MustParseAddr("10.0.7.9"), now); v != projections.Valid {
 		return nil, fmt.Errorf("key 7 does not authorize: %s", v)
 	}
@@ -682,7 +685,7 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 			Method: "password", StartedAt: now, ExpiresAt: now.Add(7 * 24 * time.Hour),
 		})
 	}
-	before = heap()
+	before, rssBefore = heap(), resident()
 	encBytes = 0
 	var lastTok, lastSess string
 	for k := 0; k < n; k++ {
@@ -695,19 +698,57 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 		lastTok, lastSess = ev.TokenID, sid
 	}
 	perToken := float64(heap()-before) / float64(n)
+	rssToken := perEntry(rssBefore, resident(), n)
 	if _, v := m.Authorize(lastSess, lastTok, now); v != projections.TokenRevoked {
 		return nil, fmt.Errorf("the last revoked token is %s", v)
 	}
 	runtime.KeepAlive(m)
 	tokEnc := float64(encBytes) / float64(min(n, 1000))
 
-	rk := result{Name: "memory.apikey", Value: perKey, Unit: "B/key", Baseline: keyEnc, Ratio: ratio(perKey, keyEnc), Samples: int64(n),
-		baselineName: "bytes of the encoded apikey.created event in the stream"}
-	rk.valueBelow(500)
-	rt := result{Name: "memory.revoked_token", Value: perToken, Unit: "B/token", Baseline: tokEnc, Ratio: ratio(perToken, tokEnc), Samples: int64(n),
-		baselineName: "bytes of the encoded session.token_revoked event in the stream"}
-	rt.valueBelow(500)
+	rk := memoryResult("memory.apikey", "B/key", rssKey, perKey, keyEnc, n, "bytes of the encoded apikey.created event in the stream")
+	rt := memoryResult("memory.revoked_token", "B/token", rssToken, perToken, tokEnc, n, "bytes of the encoded session.token_revoked event in the stream")
 	return []result{rk, rt}, nil
+}
+
+// memoryResult reports the resident-set growth per entry, with the live
+// heap's beside it; where the resident set cannot be read, the heap's.
+func memoryResult(name, unit string, resident *float64, heap, encoded float64, n int, baselineName string) result {
+	r := result{Name: name, Value: heap, Unit: unit, Baseline: encoded, Samples: int64(n), baselineName: baselineName}
+	if resident != nil {
+		r.Value, r.Heap = *resident, &heap
+	}
+	r.Ratio = ratio(r.Value, encoded)
+	r.valueBelow(500)
+	return r
+}
+
+// resident is the process's resident set in bytes after a full collection
+// that returned every free page to the OS; 0 where /proc/self/statm is
+// missing.
+func resident() int64 {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * int64(os.Getpagesize())
+}
+
+// perEntry is the resident-set growth per entry, nil when unknown.
+func perEntry(before, after int64, n int) *float64 {
+	if before == 0 || after == 0 || n == 0 {
+		return nil
+	}
+	v := float64(after-before) / float64(n)
+	return &v
 }
 
 // heap is the live heap after a full collection.

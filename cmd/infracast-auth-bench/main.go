@@ -51,6 +51,9 @@ type result struct {
 	OK     *bool  `json:"ok,omitempty"`
 	// Samples is how many operations the figure is made of.
 	Samples int64 `json:"samples"`
+	// Heap is, for the memory cases, the growth of the live heap per entry,
+	// next to Value, that of the resident set.
+	Heap *float64 `json:"heap_bytes,omitempty"`
 
 	baselineName string // what the baseline is, for the table
 }
@@ -171,7 +174,11 @@ func run() int {
 			failed = true
 		}
 		for _, r := range rs {
-			fmt.Fprintf(b.log, "   %s: %s %s (baseline %s, ratio %.3f)\n", r.Name, fmtNum(r.Value), r.Unit, fmtNum(r.Baseline), r.Ratio)
+			fmt.Fprintf(b.log, "   %s: %s %s (baseline %s, ratio %.3f)", r.Name, fmtNum(r.Value), r.Unit, fmtNum(r.Baseline), r.Ratio)
+			if r.Heap != nil {
+				fmt.Fprintf(b.log, "; live heap %s %s", fmtNum(*r.Heap), r.Unit)
+			}
+			fmt.Fprintln(b.log)
 		}
 		fmt.Fprintf(b.log, "   (%s)\n", time.Since(t0).Round(100*time.Millisecond))
 		results = append(results, rs...)
