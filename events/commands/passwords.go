@@ -42,7 +42,9 @@ type Passwords struct {
 	// flight when a cycle ends, the scavenger hands the pages back to the
 	// OS, and the next hash faults them in again (up to 15% of a core in
 	// kernel time under steady logins, docs/performance.md). It is never
-	// written, so it costs address space, not resident memory.
+	// written, so it costs address space, not resident memory; but it raises
+	// the heap goal as much, so between collections up to that much more
+	// garbage may be resident: the same as at full login load without it.
 	reserve []byte
 }
 
