@@ -1,0 +1,53 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchCommandRunsEveryCase runs the benchmark command of issue 7 (go run
+// ./cmd/infracast-auth-bench) with every case, very short: it must exit 0 and
+// print one JSON object per figure with the documented fields, so that the
+// command the README and docs/performance.md name keeps working. The figures
+// of so short a run mean nothing and are not checked.
+func TestBenchCommandRunsEveryCase(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "infracast-auth-bench")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/infracast-auth-bench").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-duration", "200ms", "-replay-events", "2000", "-memory-entries", "2000", "-json")
+	// Bounded as on the machine the figures come from: the login case makes
+	// 4×GOMAXPROCS users at the production argon2id cost.
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	want := []string{"validate_jwt", "validate_apikey", "gateway", "login", "refresh", "append_replay", "propagation", "memory.apikey", "memory.revoked_token"}
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("not a JSON line: %q", line)
+		}
+		for _, f := range []string{"name", "value", "unit", "baseline", "ratio"} {
+			if _, ok := r[f]; !ok {
+				t.Fatalf("%s lacks %q: %s", r["name"], f, line)
+			}
+		}
+		if v, _ := r["value"].(float64); v <= 0 {
+			t.Errorf("%s: value %v", r["name"], r["value"])
+		}
+		got = append(got, r["name"].(string))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("figures %v, want %v\n%s", got, want, stderr.String())
+	}
+}
