@@ -22,7 +22,7 @@ import (
 )
 
 // serve runs a Fiber app on a loopback port for the duration of the benchmark.
-func serve(b *testing.B, app *fiber.App) string {
+func serve(b testing.TB, app *fiber.App) string {
 	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
