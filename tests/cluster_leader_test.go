@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
 )
 
 // outcome is what a client saw for one request of the burst.
@@ -22,6 +23,8 @@ type outcome struct {
 	code    string
 	message string
 	id      string // the created user's ID
+	refresh string // a login's refresh token
+	token   string // a login's access token
 	err     error  // transport error
 }
 
@@ -53,6 +56,11 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 	for i := range userIDs {
 		userIDs[i] = a.CreateUser(tokens[0], fmt.Sprintf("member%02d", i), "member-password", nil)
 	}
+	// Users who log in during the burst, five times each.
+	const loginUsers, loginsPerUser = 10, 5
+	for i := range loginUsers {
+		a.CreateUser(tokens[0], fmt.Sprintf("login%02d", i), "login-password", map[string]string{"prod": "viewer"})
+	}
 	arrived(t, a, b)
 
 	type job struct {
@@ -75,10 +83,21 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 			Token: tokens[(i+1)%2], Body: jsonBody(map[string]string{"role": "viewer"}),
 		}})
 	}
-	// Interleave creations and grants.
-	mixed := make([]job, 0, len(jobs))
+	var logins []job
+	for i := range loginUsers * loginsPerUser {
+		name := fmt.Sprintf("login%02d", i%loginUsers)
+		logins = append(logins, job{op: "login", key: name, rep: i % 2, req: request{
+			Method: "POST", Path: "/api/v1/auth/token", ContentType: "application/json",
+			Body: jsonBody(map[string]string{"username": name, "password": "login-password"}),
+		}})
+	}
+	// Interleave creations, grants and logins.
+	mixed := make([]job, 0, len(jobs)+len(logins))
 	for i := range creations {
 		mixed = append(mixed, jobs[i], jobs[creations+i])
+		if i%2 == 0 {
+			mixed = append(mixed, logins[i/2])
+		}
 	}
 
 	leader, err := d.NATS.WaitStreamLeader(events.StreamName, 10*time.Second)
@@ -101,6 +120,9 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 				j := mixed[i]
 				res, err := send(reps[j.rep].URL, j.req)
 				o := outcome{op: j.op, key: j.key, status: res.Status, code: res.ErrorCode(), id: res.String("id"), err: err}
+				if j.op == "login" {
+					o.refresh, o.token = res.String("refresh_token"), res.String("token")
+				}
 				if e, ok := res.JSON["error"].(map[string]any); ok {
 					o.message, _ = e["message"].(string)
 				}
@@ -134,7 +156,10 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 	seen := make(map[string]int)
 	created := make(map[string]int) // username -> user.created events
 	createdID := make(map[string]int)
-	granted := make(map[string]int) // user/tenant -> user.role_granted events
+	granted := make(map[string]int)         // user/tenant -> user.role_granted events
+	started := make(map[string]int)         // session ID -> session.started events
+	sessionOfRefresh := map[string]string{} // refresh-token hash -> session ID
+	recorded := make(map[string]int)        // session ID -> user.login_succeeded events
 	for _, e := range envs {
 		if seen[e.ID]++; seen[e.ID] == 2 {
 			t.Errorf("event %s (%s) stored twice", e.ID, e.Type)
@@ -147,6 +172,19 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 			_ = json.Unmarshal(e.Data, &data)
 			created[data.Username]++
 			createdID[e.AggregateID]++
+		case "session.started":
+			var data struct {
+				RefreshTokenHash string `json:"refresh_token_hash"`
+			}
+			_ = json.Unmarshal(e.Data, &data)
+			started[e.AggregateID]++
+			sessionOfRefresh[data.RefreshTokenHash] = e.AggregateID
+		case "user.login_succeeded":
+			var data struct {
+				SessionID string `json:"session_id"`
+			}
+			_ = json.Unmarshal(e.Data, &data)
+			recorded[data.SessionID]++
 		case "user.role_granted":
 			var data struct {
 				Tenant string `json:"tenant"`
@@ -159,8 +197,11 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 	counts := map[string]int{}
 	for _, o := range results {
 		stored := granted[o.key]
-		if o.op == "create" {
+		switch o.op {
+		case "create":
 			stored = created[o.key]
+		case "login": // counted by session below
+			stored = 0
 		}
 		if o.status == http.StatusServiceUnavailable {
 			counts[fmt.Sprintf("%s 503 %q", o.op, o.message)]++
@@ -179,6 +220,18 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 			if stored != 1 {
 				t.Errorf("grant %s acknowledged but stored %d times", o.key, stored)
 			}
+		case o.op == "login" && o.status == http.StatusOK:
+			// Its session was started once and recorded once, and its
+			// token works on both replicas.
+			sid := sessionOfRefresh[commands.HashToken(o.refresh)]
+			if sid == "" || started[sid] != 1 || recorded[sid] != 1 {
+				t.Errorf("login of %s answered 200, session %q: %d session.started, %d user.login_succeeded", o.key, sid, started[sid], recorded[sid])
+			}
+			for _, in := range reps {
+				if r := me(t, in, o.token); r.Status != http.StatusOK {
+					t.Errorf("the token of a login of %s at %s: %d %s", o.key, in.URL, r.Status, r.Raw)
+				}
+			}
 		case o.status == http.StatusServiceUnavailable && o.code == "UNAVAILABLE":
 			if strings.Contains(o.message, "nothing was changed") && stored != 0 {
 				t.Errorf("%s %s: 503 %q, yet it was stored", o.op, o.key, o.message)
@@ -192,7 +245,7 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 		}
 	}
 	t.Logf("answers: %v; %d events in the stream", counts, len(envs))
-	if ok := counts["create 201"] + counts["grant 200"]; ok < len(results)/2 {
+	if ok := counts["create 201"] + counts["grant 200"] + counts["login 200"]; ok < len(results)/2 {
 		t.Errorf("only %d of %d requests succeeded across a leader change", ok, len(results))
 	}
 
