@@ -36,9 +36,11 @@ func TestClusterLeaderKilledDuringBurst(t *testing.T) {
 	leaderLostDuringBurst(t, NewDeployment(t, 3))
 }
 
-// leaderLostDuringBurst: 200 concurrent user creations and role grants
-// through two replicas while the node leading the stream stops. Every
-// request acknowledged to its client (201/200) is in the stream exactly once;
+// leaderLostDuringBurst: 250 concurrent user creations, role grants and
+// logins through two replicas while the node leading the stream stops. Every
+// request acknowledged to its client (201/200) is in the stream exactly once
+// (a login: one session.started, one user.login_succeeded, a token both
+// replicas accept);
 // every other answer is 503 UNAVAILABLE — with nothing stored when it says
 // nothing was changed — or, for concurrent grants on one user, 409 CONFLICT
 // with nothing stored; no event is stored twice; afterwards both replicas
