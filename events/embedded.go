@@ -27,6 +27,9 @@ type EmbeddedOptions struct {
 	// connections too, which then need nats.UserInfo. Required with Listen: a
 	// client that can publish into the stream can forge any event.
 	Users []EmbeddedUser
+	// TLSCert and TLSKey (PEM files), when set, make the TCP listener require
+	// TLS; in-process connections never use it.
+	TLSCert, TLSKey string
 }
 
 // The logins the service gives TCP clients of its embedded server.
@@ -96,6 +99,19 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 			user.Permissions = readOnlyPermissions()
 		}
 		opts.Users = append(opts.Users, user)
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return nil, errors.New("events: an embedded server's TLS needs both a certificate and a key")
+	}
+	if o.TLSCert != "" {
+		if o.Listen == "" {
+			return nil, errors.New("events: TLS is for an embedded server that listens on TCP")
+		}
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.TLSCert, KeyFile: o.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("events: embedded server TLS: %w", err)
+		}
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, tc, 2
 	}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)

@@ -2,7 +2,18 @@ package tests
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -199,5 +210,103 @@ func TestEmbeddedNATSListenerConfig(t *testing.T) {
 	// The events package refuses a listening server without users, whoever calls it.
 	if _, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:-1"}); err == nil {
 		t.Fatal("an embedded server listened on TCP without users")
+	}
+}
+
+// loopbackCert writes a self-signed ECDSA certificate for 127.0.0.1 and its
+// key as PEM files, and returns them with a pool that trusts the certificate.
+func loopbackCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "infracast-auth embedded NATS"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestEmbeddedNATSListenerTLS: with a certificate the listener takes only TLS
+// clients (that log in); the service's own in-process connection needs none.
+func TestEmbeddedNATSListenerTLS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile, pool := loopbackCert(t)
+	const auditPW = "audit-password-0123456789"
+	in := Start(t, func(c *service.Config) {
+		c.NATSListen, c.NATSAuditPassword = "127.0.0.1:-1", auditPW
+		c.NATSListenTLSCert, c.NATSListenTLSKey = certFile, keyFile
+	})
+	url := in.Svc.NATSClientURL()
+	login := nats.UserInfo(events.EmbeddedAuditUser, auditPW)
+	if nc, err := nats.Connect(url, login, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("the TLS listener accepted a plain connection")
+	}
+	if nc, err := nats.Connect(url, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("the TLS listener accepted a client that did not log in")
+	}
+	nc, err := nats.Connect(url, login, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("audit over TLS: %v", err)
+	}
+	defer nc.Close()
+	if !nc.TLSRequired() {
+		t.Fatal("the server does not say TLS is required")
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(ctxFor(t), events.StreamName); err != nil {
+		t.Fatalf("audit over TLS: stream info: %v", err)
+	}
+	// The service itself writes as before.
+	in.CreateUser(in.AdminToken(), "after-tls", "after-tls-password", nil)
+
+	for name, mutate := range map[string]func(*service.Config){
+		"certificate without key": func(c *service.Config) { c.NATSListenTLSCert = certFile },
+		"key without certificate": func(c *service.Config) { c.NATSListenTLSKey = keyFile },
+		"missing certificate file": func(c *service.Config) {
+			c.NATSListenTLSCert, c.NATSListenTLSKey = filepath.Join(t.TempDir(), "none.pem"), keyFile
+		},
+	} {
+		cfg := service.Defaults()
+		cfg.NATSListen, cfg.NATSAuditPassword = "127.0.0.1:4222", auditPW
+		mutate(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "INFRACAST_NATS_LISTEN_TLS") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	cfg := service.Defaults()
+	cfg.NATSListenTLSCert, cfg.NATSListenTLSKey = certFile, keyFile
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "only with INFRACAST_NATS_LISTEN") {
+		t.Errorf("TLS without a listener: %v", err)
 	}
 }

@@ -104,6 +104,8 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	natsListen := str("nats-listen", "", "also let the embedded NATS accept TCP clients here (host:port); they log in")
 	natsListenPassword := str("nats-listen-password", "", "password of the embedded NATS user \"infracast\" (full access: replicas, backups)")
 	natsAuditPassword := str("nats-audit-password", "", "password of the embedded NATS user \"audit\" (read-only: the durable consumer \"audit\")")
+	natsListenCert := str("nats-listen-tls-cert", "", "certificate (PEM) with which the embedded NATS listener requires TLS")
+	natsListenKey := str("nats-listen-tls-key", "", "its private key (PEM)")
 	replicas := str("stream-replicas", "1", "replicas of the event stream (3 on a cluster)")
 	snapEvery := str("snapshot-every", strconv.Itoa(cfg.SnapshotEvery), "save a read-model snapshot every this many events (0: no snapshots)")
 	snapInterval := str("snapshot-interval", cfg.SnapshotInterval.String(), "how often a replica checks whether a snapshot is due")
@@ -145,6 +147,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	cfg.NATSCreds, cfg.NATSNKeySeed, cfg.NATSUser, cfg.NATSPassword = *natsCreds, *natsNKey, *natsUser, *natsPassword
 	cfg.NATSTLSCA, cfg.NATSTLSCert, cfg.NATSTLSKey, cfg.NATSListen = *natsCA, *natsCert, *natsKey, *natsListen
 	cfg.NATSListenPassword, cfg.NATSAuditPassword = *natsListenPassword, *natsAuditPassword
+	cfg.NATSListenTLSCert, cfg.NATSListenTLSKey = *natsListenCert, *natsListenKey
 	cfg.BootstrapAdmin, cfg.BootstrapPassword = *bootAdmin, *bootPassword
 	cfg.Issuer, cfg.Audience = *issuer, *audience
 	num := func(name, v string) int {

@@ -39,7 +39,10 @@ type Config struct {
 	NATSListen         string
 	NATSListenPassword string
 	NATSAuditPassword  string
-	StreamReplicas     int
+	// NATSListenTLSCert and NATSListenTLSKey make the listener require TLS.
+	NATSListenTLSCert string
+	NATSListenTLSKey  string
+	StreamReplicas    int
 	// SnapshotEvery: a replica saves a read-model snapshot (bucket
 	// INFRACAST_AUTH_SNAPSHOTS) once the stream has grown by this many events
 	// since the last one, and a starting replica restores the latest one and
@@ -144,8 +147,20 @@ func (c Config) Validate() error {
 			bad("INFRACAST_NATS_LISTEN: set INFRACAST_NATS_LISTEN_PASSWORD (user %q, full access) and/or INFRACAST_NATS_AUDIT_PASSWORD (user %q, read-only): the listener accepts only clients that log in",
 				events.EmbeddedReplicaUser, events.EmbeddedAuditUser)
 		}
-	} else if c.NATSListenPassword != "" || c.NATSAuditPassword != "" {
-		bad("INFRACAST_NATS_LISTEN_PASSWORD and INFRACAST_NATS_AUDIT_PASSWORD: only with INFRACAST_NATS_LISTEN")
+	} else if c.NATSListenPassword != "" || c.NATSAuditPassword != "" || c.NATSListenTLSCert != "" || c.NATSListenTLSKey != "" {
+		bad("INFRACAST_NATS_LISTEN_PASSWORD, INFRACAST_NATS_AUDIT_PASSWORD and INFRACAST_NATS_LISTEN_TLS_*: only with INFRACAST_NATS_LISTEN")
+	}
+	if (c.NATSListenTLSCert == "") != (c.NATSListenTLSKey == "") {
+		bad("INFRACAST_NATS_LISTEN_TLS_CERT and INFRACAST_NATS_LISTEN_TLS_KEY go together")
+	}
+	for _, f := range []struct{ name, path string }{
+		{"INFRACAST_NATS_LISTEN_TLS_CERT", c.NATSListenTLSCert}, {"INFRACAST_NATS_LISTEN_TLS_KEY", c.NATSListenTLSKey},
+	} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				bad("%s: %v", f.name, err)
+			}
+		}
 	}
 	for _, pw := range []struct{ name, value string }{
 		{"INFRACAST_NATS_LISTEN_PASSWORD", c.NATSListenPassword}, {"INFRACAST_NATS_AUDIT_PASSWORD", c.NATSAuditPassword},

@@ -387,6 +387,7 @@ func (s *Service) connect() error {
 		users, login := s.embeddedUsers()
 		ns, err := events.StartEmbedded(events.EmbeddedOptions{
 			StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"), Listen: s.cfg.NATSListen, SyncAlways: true, Users: users,
+			TLSCert: s.cfg.NATSListenTLSCert, TLSKey: s.cfg.NATSListenTLSKey,
 		})
 		if err != nil {
 			return err
