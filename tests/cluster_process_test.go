@@ -189,16 +189,10 @@ func (c *processCluster) waitReady(within time.Duration) error {
 		}
 		n.mu.Unlock()
 	}
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
-		last = c.probe(min(running, 3))
-		if last == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := Poll(within, func() error { return c.probe(min(running, 3)) }); err != nil {
+		return fmt.Errorf("nats-server processes not ready within %s: %v\n%s", within, err, c.outputs())
 	}
-	return fmt.Errorf("nats-server processes not ready within %s: %v\n%s", within, last, c.outputs())
+	return nil
 }
 
 func (c *processCluster) probe(replicas int) error {
@@ -222,17 +216,15 @@ func (c *processCluster) probe(replicas int) error {
 
 // WaitStreamLeader asks the cluster which node leads stream.
 func (c *processCluster) WaitStreamLeader(stream string, within time.Duration) (int, error) {
-	deadline := time.Now().Add(within)
-	var last error = errors.New("no answer")
-	for time.Now().Before(deadline) {
-		if i, err := c.streamLeader(stream); err == nil {
-			return i, nil
-		} else {
-			last = err
-		}
-		time.Sleep(50 * time.Millisecond)
+	leader := -1
+	err := Poll(within, func() (err error) {
+		leader, err = c.streamLeader(stream)
+		return err
+	})
+	if err != nil {
+		return -1, fmt.Errorf("stream %s has no leader after %s: %v", stream, within, err)
 	}
-	return -1, fmt.Errorf("stream %s has no leader after %s: %v", stream, within, last)
+	return leader, nil
 }
 
 func (c *processCluster) streamLeader(stream string) (int, error) {

@@ -268,18 +268,24 @@ func (in *Instance) CreateUser(adminToken, username, password string, tenants ma
 // Eventually polls f until it returns nil or the deadline passes (no fixed sleeps).
 func Eventually(t testing.TB, within time.Duration, f func() error) {
 	t.Helper()
+	if err := Poll(within, f); err != nil {
+		t.Fatalf("condition not met within %s: %v", within, err)
+	}
+}
+
+// Poll calls f until it returns nil or within has passed (then it returns
+// f's last error), waiting a little longer between calls each time, up to
+// 50 ms.
+func Poll(within time.Duration, f func() error) error {
 	deadline := time.Now().Add(within)
-	poll := time.Millisecond
+	wait := time.Millisecond
 	for {
 		err := f()
-		if err == nil {
-			return
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", within, err)
-		}
-		time.Sleep(poll)
-		poll = min(2*poll, 50*time.Millisecond)
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
 	}
 }
 

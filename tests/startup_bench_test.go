@@ -137,13 +137,12 @@ func BenchmarkStartup1M(b *testing.B) {
 	snapCfg := cfg
 	snapCfg.SnapshotEvery, snapCfg.SnapshotInterval = 1, 10*time.Millisecond
 	svc, _, _ := startReady(b, snapCfg)
-	deadline := time.Now().Add(5 * time.Minute)
-	for svc.SnapshotSequence() < total {
-		if time.Now().After(deadline) {
-			b.Fatal("no snapshot saved")
+	Eventually(b, 5*time.Minute, func() error {
+		if seq := svc.SnapshotSequence(); seq < total {
+			return fmt.Errorf("no snapshot of %d events yet (latest: %d)", total, seq)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	stopService(b, svc)
 	history1M(b, dir, tail, "t")
 
