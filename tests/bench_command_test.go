@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,9 +16,9 @@ import (
 // of so short a run mean nothing and are not checked.
 func TestBenchCommandRunsEveryCase(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "infracast-auth-bench")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/infracast-auth-bench").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := goBuild("../cmd/infracast-auth-bench")
+	if err != nil {
+		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-duration", "200ms", "-replay-events", "2000", "-memory-entries", "2000", "-json")
 	// Bounded as on the machine the figures come from: the login case makes

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,19 +21,37 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// buildBinary compiles cmd/infracast-auth once per test run.
-var buildBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "infracast-auth-bin")
-	if err != nil {
-		return "", err
+// goBuild compiles the Go main package pkg (a path, or an import path at the
+// version go.mod requires) once per test run, and returns the binary.
+func goBuild(pkg string) (string, error) {
+	buildsMu.Lock()
+	b, ok := builds[pkg]
+	if !ok {
+		b = sync.OnceValues(func() (string, error) {
+			dir, err := os.MkdirTemp("", "infracast-auth-bin")
+			if err != nil {
+				return "", err
+			}
+			name := path.Base(pkg)
+			if strings.HasPrefix(name, "v") && strings.Trim(name[1:], "0123456789") == "" {
+				name = path.Base(path.Dir(pkg)) // a module's major version: …/nats-server/v2
+			}
+			bin := filepath.Join(dir, name)
+			if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+				return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+			}
+			return bin, nil
+		})
+		builds[pkg] = b
 	}
-	bin := filepath.Join(dir, "infracast-auth")
-	out, err := exec.Command("go", "build", "-o", bin, "../cmd/infracast-auth").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+	buildsMu.Unlock()
+	return b()
+}
+
+var (
+	buildsMu sync.Mutex
+	builds   = map[string]func() (string, error){}
+)
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -60,7 +79,7 @@ func (p *proc) output() string {
 
 func startBinary(t *testing.T, env ...string) *proc {
 	t.Helper()
-	bin, err := buildBinary()
+	bin, err := goBuild("../cmd/infracast-auth")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,21 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// buildNATSServer compiles nats-server, at the version go.mod requires, once
-// per test run.
-var buildNATSServer = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "infracast-nats-server")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "nats-server")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/nats-io/nats-server/v2").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build nats-server: %v\n%s", err, out)
-	}
-	return bin, nil
-})
 
 // processCluster is a NATS cluster of nats-server processes on loopback, so
 // that a node can crash as a machine or an OOM kill would make it: SIGKILL,
@@ -55,7 +39,7 @@ type processNode struct {
 // makes the deployment's keys; the processes are killed at the end.
 func newProcessDeployment(t *testing.T, n int) *Deployment {
 	t.Helper()
-	bin, err := buildNATSServer()
+	bin, err := goBuild("github.com/nats-io/nats-server/v2") // the version go.mod requires
 	if err != nil {
 		t.Fatal(err)
 	}
