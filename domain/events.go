@@ -99,11 +99,15 @@ type SessionStarted struct {
 
 // SessionRefreshed: an access token (TokenID) was issued from the session. With
 // rotation, RefreshTokenHash is the hash of the new refresh token.
+// RefreshTokenReissued: the refresh token spent last was presented again
+// within the reuse interval, and the current one was handed out again
+// (nothing rotated; RefreshTokenHash is empty).
 type SessionRefreshed struct {
-	SessionID        string    `json:"session_id"`
-	TokenID          string    `json:"token_id"`
-	RefreshTokenHash string    `json:"refresh_token_hash,omitempty"`
-	At               time.Time `json:"at"`
+	SessionID            string    `json:"session_id"`
+	TokenID              string    `json:"token_id"`
+	RefreshTokenHash     string    `json:"refresh_token_hash,omitempty"`
+	RefreshTokenReissued bool      `json:"refresh_token_reissued,omitempty"`
+	At                   time.Time `json:"at"`
 }
 
 // SessionRefreshReused: a spent refresh token was presented again (rotation on);

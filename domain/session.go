@@ -10,8 +10,9 @@ type Session struct {
 	ID               string
 	UserID           string
 	Tenant           string
-	RefreshTokenHash string   // hash of the refresh token that is valid now
-	SpentHashes      []string // hashes of rotated-out refresh tokens (reuse detection)
+	RefreshTokenHash string    // hash of the refresh token that is valid now
+	SpentHashes      []string  // hashes of rotated-out refresh tokens (reuse detection)
+	RotatedAt        time.Time // when the current refresh token rotated in (zero before the first rotation): the reuse interval counts from it
 	StartedAt        time.Time
 	ExpiresAt        time.Time
 	LastUsedAt       time.Time // start or last refresh: drives the idle lifetime
@@ -47,6 +48,15 @@ type (
 	// RefreshSession issues access token TokenID from the session, given the
 	// hash of the presented refresh token. With Rotate, NewRefreshTokenHash
 	// replaces the current one. UserActive is the user's state at decision time.
+	//
+	// NewRefreshTokenHash is the hash of the presented token's successor,
+	// which the caller derives from the presented token itself (the same
+	// token always has the same successor). That is what makes the reuse
+	// interval work: with Rotate and ReuseInterval > 0, the refresh token
+	// spent last, presented again less than ReuseInterval after its
+	// rotation, is granted (not reuse) when its successor is the current
+	// token — the client gets that same successor again, and nothing
+	// rotates. Outside the interval, or any older spent token, is reuse.
 	RefreshSession struct {
 		PresentedHash       string
 		NewRefreshTokenHash string
@@ -56,6 +66,9 @@ type (
 		Now                 time.Time
 		// IdleTTL, when set, expires a session not refreshed for that long.
 		IdleTTL time.Duration
+		// ReuseInterval: how long after a rotation the token it spent may
+		// be presented again for the same successor (0: never).
+		ReuseInterval time.Duration
 	}
 	// RevokeSession ends the session and every token issued from it.
 	RevokeSession struct{ Reason string }
@@ -101,6 +114,12 @@ func DecideSession(s Session, cmd any) ([]Event, error) {
 			return nil, ErrSessionExpired
 		}
 		if !hashEqual(c.PresentedHash, s.RefreshTokenHash) {
+			if s.withinReuseInterval(c) {
+				if !c.UserActive {
+					return nil, ErrUserInactive
+				}
+				return []Event{SessionRefreshed{SessionID: s.ID, TokenID: c.TokenID, At: c.Now.UTC(), RefreshTokenReissued: true}}, nil
+			}
 			for _, spent := range s.SpentHashes {
 				if hashEqual(c.PresentedHash, spent) {
 					return []Event{
@@ -153,6 +172,7 @@ func EvolveSession(s Session, e Event) Session {
 		if ev.RefreshTokenHash != "" {
 			s.SpentHashes = append(append([]string(nil), s.SpentHashes...), s.RefreshTokenHash)
 			s.RefreshTokenHash = ev.RefreshTokenHash
+			s.RotatedAt = ev.At
 		}
 	case SessionRevoked:
 		s.Revoked = true
@@ -163,6 +183,23 @@ func EvolveSession(s Session, e Event) Session {
 	}
 	s.Version++
 	return s
+}
+
+// withinReuseInterval reports whether a refresh presents the token that the
+// last rotation spent, within the reuse interval after that rotation, and
+// whether that token's successor (c.NewRefreshTokenHash) is the current
+// token: a client racing its own refresh, or retrying one whose answer it
+// lost. Only the token spent last qualifies (an older one is reuse at any
+// time), the interval counts from the rotation (granting it again does not
+// extend it), and at exactly ReuseInterval it is over. A successor that does
+// not match (a token rotated before successors were derived, or under
+// another master key) is not granted: the client could not be given it.
+func (s Session) withinReuseInterval(c RefreshSession) bool {
+	n := len(s.SpentHashes)
+	return c.Rotate && c.ReuseInterval > 0 && n > 0 &&
+		hashEqual(c.PresentedHash, s.SpentHashes[n-1]) &&
+		c.Now.Before(s.RotatedAt.Add(c.ReuseInterval)) &&
+		hashEqual(c.NewRefreshTokenHash, s.RefreshTokenHash)
 }
 
 func hashEqual(a, b string) bool {

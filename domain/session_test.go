@@ -330,6 +330,209 @@ func TestDecideSession(t *testing.T) {
 	}
 }
 
+// The reuse interval, with rotation on: the refresh token spent last may be
+// presented again for a while after its rotation, and is then granted the same
+// successor (a client racing its own refresh, or retrying one whose answer it
+// lost); after the interval, or for any older token, it is reuse as before.
+func TestDecideSessionReuseInterval(t *testing.T) {
+	const interval = 10 * time.Second
+	rotatedAt := t0.Add(time.Hour)
+	// hash1 was spent at rotatedAt; its successor hash2 is current.
+	rotated := SessionRefreshed{SessionID: sid, TokenID: "t-1", RefreshTokenHash: hash2, At: rotatedAt}
+	// again presents hash1 (whose successor is hash2) 5 s after the rotation.
+	again := func(f func(*RefreshSession)) RefreshSession {
+		c := RefreshSession{
+			PresentedHash: hash1, NewRefreshTokenHash: hash2, Rotate: true, TokenID: "t-2",
+			UserActive: true, Now: rotatedAt.Add(5 * time.Second), ReuseInterval: interval,
+		}
+		if f != nil {
+			f(&c)
+		}
+		return c
+	}
+	granted := func(at time.Time) outcome {
+		return outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-2", At: at, RefreshTokenReissued: true})}
+	}
+	reuse := outcome{
+		events: events(
+			SessionRefreshReused{SessionID: sid, RefreshTokenHash: hash1},
+			SessionRevoked{SessionID: sid, Reason: RevokeReasonReuse},
+		),
+		err: ErrRefreshReused,
+	}
+
+	tests := []struct {
+		name  string
+		given []Event
+		when  RefreshSession
+		then  outcome
+	}{
+		{
+			name:  "the token spent last, within the interval: same successor, nothing rotates",
+			given: events(sessionStarted(), rotated),
+			when:  again(nil),
+			then:  granted(rotatedAt.Add(5 * time.Second)),
+		},
+		{
+			name:  "at the instant of the rotation",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt }),
+			then:  granted(rotatedAt),
+		},
+		{
+			name:  "one instant before the interval ends",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval - time.Nanosecond) }),
+			then:  granted(rotatedAt.Add(interval - time.Nanosecond)),
+		},
+		{
+			name:  "this replica's clock a little behind the one that rotated",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(-time.Second) }),
+			then:  granted(rotatedAt.Add(-time.Second)),
+		},
+		{
+			name:  "at exactly the end of the interval: reuse",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval) }),
+			then:  reuse,
+		},
+		{
+			name:  "after the interval: reuse",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(time.Hour) }),
+			then:  reuse,
+		},
+		{
+			name:  "interval 0 (off): reuse at once",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.ReuseInterval = 0; c.Now = rotatedAt }),
+			then:  reuse,
+		},
+		{
+			name:  "rotation switched off since: reuse",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Rotate = false }),
+			then:  reuse,
+		},
+		{
+			name:  "a successor that is not the current token: reuse",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.NewRefreshTokenHash = hash3 }),
+			then:  reuse,
+		},
+		{
+			name:  "no successor at all: reuse",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.NewRefreshTokenHash = "" }),
+			then:  reuse,
+		},
+		{
+			name: "an older spent token, within the interval of the last rotation: reuse",
+			given: events(sessionStarted(), rotated,
+				SessionRefreshed{SessionID: sid, TokenID: "t-3", RefreshTokenHash: hash3, At: rotatedAt.Add(time.Second)}),
+			when: again(nil),
+			then: reuse,
+		},
+		{
+			name: "the token spent by the second rotation, within its interval",
+			given: events(sessionStarted(), rotated,
+				SessionRefreshed{SessionID: sid, TokenID: "t-3", RefreshTokenHash: hash3, At: rotatedAt.Add(time.Minute)}),
+			when: again(func(c *RefreshSession) {
+				c.PresentedHash, c.NewRefreshTokenHash, c.Now = hash2, hash3, rotatedAt.Add(time.Minute+time.Second)
+			}),
+			then: granted(rotatedAt.Add(time.Minute + time.Second)),
+		},
+		{
+			name: "the interval counts from the rotation: a grant does not extend it",
+			given: events(sessionStarted(), rotated,
+				SessionRefreshed{SessionID: sid, TokenID: "t-2", At: rotatedAt.Add(9 * time.Second), RefreshTokenReissued: true}),
+			when: again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval) }),
+			then: reuse,
+		},
+		{
+			name: "granted several times within the interval",
+			given: events(sessionStarted(), rotated,
+				SessionRefreshed{SessionID: sid, TokenID: "t-2", At: rotatedAt.Add(time.Second), RefreshTokenReissued: true}),
+			when: again(func(c *RefreshSession) { c.TokenID = "t-9" }),
+			then: outcome{events: events(SessionRefreshed{SessionID: sid, TokenID: "t-9", At: rotatedAt.Add(5 * time.Second), RefreshTokenReissued: true})},
+		},
+		{
+			name:  "a rotation recorded without its time (older events): reuse",
+			given: events(sessionStarted(), SessionRefreshed{SessionID: sid, TokenID: "t-1", RefreshTokenHash: hash2}),
+			when:  again(nil),
+			then:  reuse,
+		},
+		{
+			name:  "inactive user within the interval: refused, no event",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.UserActive = false }),
+			then:  outcome{err: ErrUserInactive},
+		},
+		{
+			name:  "revoked session within the interval",
+			given: events(sessionStarted(), rotated, SessionRevoked{SessionID: sid, Reason: RevokeReasonLogout}),
+			when:  again(nil),
+			then:  outcome{err: ErrSessionRevoked},
+		},
+		{
+			name:  "the current token within the interval rotates as usual",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.PresentedHash, c.NewRefreshTokenHash = hash2, hash3 }),
+			then: outcome{events: events(SessionRefreshed{
+				SessionID: sid, TokenID: "t-2", RefreshTokenHash: hash3, At: rotatedAt.Add(5 * time.Second),
+			})},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := DecideSession(givenSession(tc.given...), tc.when)
+			tc.then.check(t, got, err)
+		})
+	}
+}
+
+// Two refreshes of one token decided on the same state (a client racing its
+// own refresh): the first appends the rotation; the second, conflicting,
+// is decided again on the new state and granted within the interval. The
+// session ends with one live successor — the one both were given.
+func TestRefreshRaceWithinReuseIntervalLeavesOneSuccessor(t *testing.T) {
+	// Given a session whose current token is hash1,
+	s := givenSession(sessionStarted())
+	now := t0.Add(time.Hour)
+	cmd := func(tokenID string) RefreshSession {
+		return RefreshSession{
+			PresentedHash: hash1, NewRefreshTokenHash: hash2, Rotate: true, TokenID: tokenID,
+			UserActive: true, Now: now, ReuseInterval: 10 * time.Second,
+		}
+	}
+	// when two refreshes present it together, and the first one's rotation lands,
+	first, err := DecideSession(s, cmd("t-a"))
+	if err != nil || len(first) != 1 {
+		t.Fatalf("first: %v %#v", err, first)
+	}
+	s = EvolveSession(s, first[0])
+	// then the second, decided again on the new state, is granted,
+	second, err := DecideSession(s, cmd("t-b"))
+	if err != nil {
+		t.Fatalf("second: %v", err)
+	}
+	want := SessionRefreshed{SessionID: sid, TokenID: "t-b", At: now, RefreshTokenReissued: true}
+	if !reflect.DeepEqual(second, events(want)) {
+		t.Fatalf("second = %#v, want %#v", second, want)
+	}
+	s = EvolveSession(s, second[0])
+	// and the session has one live refresh token, the successor both got.
+	if s.Revoked || s.RefreshTokenHash != hash2 || !reflect.DeepEqual(s.SpentHashes, []string{hash1}) || s.Refreshes != 2 {
+		t.Fatalf("session: %#v", s)
+	}
+	// The successor rotates as usual.
+	next := RefreshSession{PresentedHash: hash2, NewRefreshTokenHash: hash3, Rotate: true, TokenID: "t-c", UserActive: true, Now: now, ReuseInterval: 10 * time.Second}
+	if evs, err := DecideSession(s, next); err != nil || len(evs) != 1 {
+		t.Fatalf("successor: %v %#v", err, evs)
+	}
+}
+
 // The events of a reuse refusal, appended as the contract says, leave a revoked session.
 func TestRefreshReuseEventsRevokeTheSession(t *testing.T) {
 	s := givenSession(sessionStarted(), SessionRefreshed{SessionID: sid, TokenID: "t-1", RefreshTokenHash: hash2})
@@ -391,6 +594,19 @@ func TestEvolveSession(t *testing.T) {
 				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash3,
 				SpentHashes: []string{hash1, hash2},
 				StartedAt:   t0, ExpiresAt: sessionExpires, LastUsedAt: t0, Refreshes: 3, Version: 4,
+			},
+		},
+		{
+			name: "a rotation records when; a reissue counts as a refresh and rotates nothing",
+			given: events(
+				sessionStarted(),
+				SessionRefreshed{SessionID: sid, TokenID: "t-1", RefreshTokenHash: hash2, At: t0.Add(time.Hour)},
+				SessionRefreshed{SessionID: sid, TokenID: "t-2", RefreshTokenReissued: true, At: t0.Add(time.Hour + time.Second)},
+			),
+			want: Session{
+				ID: sid, UserID: uid, Tenant: "acme", RefreshTokenHash: hash2,
+				SpentHashes: []string{hash1}, RotatedAt: t0.Add(time.Hour),
+				StartedAt: t0, ExpiresAt: sessionExpires, LastUsedAt: t0.Add(time.Hour + time.Second), Refreshes: 2, Version: 3,
 			},
 		},
 		{
