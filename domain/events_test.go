@@ -32,7 +32,7 @@ func sampleEvents() []Event {
 			SessionID: "s-1", UserID: "u-1", Tenant: "acme", RefreshTokenHash: "sha256:aa",
 			Method: "sso", StartedAt: at, ExpiresAt: later,
 		},
-		SessionRefreshed{SessionID: "s-1", TokenID: "t-1", RefreshTokenHash: "sha256:bb", At: later},
+		SessionRefreshed{SessionID: "s-1", TokenID: "t-1", RefreshTokenHash: "sha256:bb", RefreshTokenReissued: true, At: later},
 		SessionRefreshReused{SessionID: "s-1", RefreshTokenHash: "sha256:aa"},
 		SessionRevoked{SessionID: "s-1", Reason: RevokeReasonReuse},
 		SessionTokenRevoked{SessionID: "s-1", TokenID: "t-1", ExpiresAt: later},
