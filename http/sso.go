@@ -1,6 +1,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
@@ -15,6 +16,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -75,9 +77,19 @@ const (
 	CSRFCookie = "infracast_csrf"
 	// CSRFHeader carries the CSRF token.
 	CSRFHeader = "X-CSRF-Token"
-	// flowCookie binds a login at an identity provider to the browser.
-	flowCookie = "infracast_sso"
-	flowPath   = "/api/v1/auth/sso/"
+	// flowCookiePrefix names the cookies that bind logins at identity
+	// providers to the browser: one per login in progress,
+	// infracast_sso_<id>, the id derived from the flow's state (OIDC) or
+	// RelayState (SAML), so that logins in two tabs do not clobber each
+	// other.
+	flowCookiePrefix = "infracast_sso_"
+	flowPath         = "/api/v1/auth/sso/"
+	// maxFlowCookies and maxFlowCookieBytes bound the flow cookies one
+	// browser holds (count, and the sum of names and values): a new login
+	// expires the oldest ones beyond, so the Cookie header of the SSO paths
+	// stays well within what proxies and this server accept.
+	maxFlowCookies     = 5
+	maxFlowCookieBytes = 6 << 10
 )
 
 var (
@@ -129,9 +141,16 @@ func (s *Server) flowAEAD() (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
+// flowCookieName is the name of the cookie of the flow with this state: a
+// hash of the state (which the callback carries), not the state itself.
+func flowCookieName(state string) string {
+	h := sha256.Sum256([]byte("infracast-auth/sso-flow/" + state))
+	return flowCookiePrefix + base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
 // sealFlow encrypts and authenticates f (AES-256-GCM with the cookie key,
 // the cookie name as additional data).
-func (s *Server) sealFlow(f ssoFlow) (string, error) {
+func (s *Server) sealFlow(name string, f ssoFlow) (string, error) {
 	aead, err := s.flowAEAD()
 	if err != nil {
 		return "", err
@@ -144,12 +163,12 @@ func (s *Server) sealFlow(f ssoFlow) (string, error) {
 	if _, err := rand.Read(nonce); err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(flowCookie))), nil
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(name))), nil
 }
 
-// openFlow returns the flow of a cookie that this service sealed and that has
-// not expired.
-func (s *Server) openFlow(v string) (ssoFlow, bool) {
+// openFlow returns the flow of the cookie name=v if this service sealed it
+// under that name and it has not expired.
+func (s *Server) openFlow(name, v string) (ssoFlow, bool) {
 	var f ssoFlow
 	aead, err := s.flowAEAD()
 	if err != nil || v == "" || len(v) > 4096 {
@@ -160,7 +179,7 @@ func (s *Server) openFlow(v string) (ssoFlow, bool) {
 		return f, false
 	}
 	n := aead.NonceSize()
-	plain, err := aead.Open(nil, raw[:n], raw[n:], []byte(flowCookie))
+	plain, err := aead.Open(nil, raw[:n], raw[n:], []byte(name))
 	if err != nil || json.Unmarshal(plain, &f) != nil {
 		return f, false
 	}
@@ -195,34 +214,109 @@ func requestScheme(c *fiber.Ctx) string {
 	return "http"
 }
 
-// setFlowCookie binds f to the browser. The SAML answer arrives as a
-// cross-site POST, which a SameSite=Lax cookie would not accompany: that one
-// is SameSite=None (which browsers accept only with Secure).
+// setFlowCookie binds f to the browser, in a cookie of its own (named by its
+// state), beside the browser's other logins in progress, of which it expires
+// the oldest beyond the bounds. The SAML answer arrives as a cross-site POST,
+// which a SameSite=Lax cookie would not accompany: that one is SameSite=None
+// (which browsers accept only with Secure).
 func (s *Server) setFlowCookie(c *fiber.Ctx, f ssoFlow, crossSitePost bool) error {
-	v, err := s.sealFlow(f)
+	name := flowCookieName(f.State)
+	v, err := s.sealFlow(name, f)
 	if err != nil {
 		return err
 	}
+	s.boundFlowCookies(c, len(name)+len(v))
 	secure := s.secureCookies(c)
 	sameSite := fiber.CookieSameSiteLaxMode
 	if crossSitePost && secure {
 		sameSite = fiber.CookieSameSiteNoneMode
 	}
 	c.Cookie(&fiber.Cookie{
-		Name: flowCookie, Value: v, Path: flowPath, MaxAge: int(s.flowTTL().Seconds()),
+		Name: name, Value: v, Path: flowPath, MaxAge: int(s.flowTTL().Seconds()),
 		Secure: secure, HTTPOnly: true, SameSite: sameSite,
 	})
 	return nil
 }
 
-// takeFlow reads and clears the flow cookie: a flow is used once.
-func (s *Server) takeFlow(c *fiber.Ctx) (ssoFlow, bool) {
-	f, ok := s.openFlow(c.Cookies(flowCookie))
-	c.Cookie(&fiber.Cookie{
-		Name: flowCookie, Value: "", Path: flowPath, MaxAge: -1, Expires: time.Unix(1, 0),
-		Secure: s.secureCookies(c), HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+// boundFlowCookies makes room for a new flow cookie of size bytes: it clears
+// the browser's flow cookies that no longer open (expired, foreign), then the
+// oldest ones until at most maxFlowCookies, of at most maxFlowCookieBytes in
+// all, remain with the new one.
+func (s *Server) boundFlowCookies(c *fiber.Ctx, size int) {
+	type held struct {
+		name    string
+		size    int
+		expires int64
+	}
+	var flows []held
+	c.Request().Header.VisitAllCookie(func(k, v []byte) {
+		name := string(k)
+		if !strings.HasPrefix(name, flowCookiePrefix) {
+			return
+		}
+		f, ok := s.openFlow(name, string(v))
+		if !ok {
+			s.clearFlowCookie(c, name)
+			return
+		}
+		flows = append(flows, held{name, len(k) + len(v), f.Expires})
 	})
-	return f, ok
+	count, total := len(flows)+1, size
+	for _, h := range flows {
+		total += h.size
+	}
+	// Oldest first: the earliest to expire (all live equally long).
+	slices.SortFunc(flows, func(a, b held) int {
+		return cmp.Or(cmp.Compare(a.expires, b.expires), strings.Compare(a.name, b.name))
+	})
+	for _, h := range flows {
+		if count <= maxFlowCookies && total <= maxFlowCookieBytes {
+			break
+		}
+		s.clearFlowCookie(c, h.name)
+		count, total = count-1, total-h.size
+	}
+}
+
+// clearFlowCookie expires a flow cookie. Over https with SameSite=None,
+// which a browser accepts even on the answer to a cross-site POST (the SAML
+// ACS).
+func (s *Server) clearFlowCookie(c *fiber.Ctx, name string) {
+	secure := s.secureCookies(c)
+	sameSite := fiber.CookieSameSiteLaxMode
+	if secure {
+		sameSite = fiber.CookieSameSiteNoneMode
+	}
+	c.Cookie(&fiber.Cookie{
+		Name: name, Value: "", Path: flowPath, MaxAge: -1, Expires: time.Unix(1, 0),
+		Secure: secure, HTTPOnly: true, SameSite: sameSite,
+	})
+}
+
+// takeFlow reads and clears the cookie of the flow this callback answers,
+// found by the callback's own state (OIDC: the state query parameter; SAML:
+// the RelayState form field): a flow is used once, and a callback, even a
+// failed one, touches no other login of the browser. The flow's sealed state
+// must equal the callback's.
+func (s *Server) takeFlow(c *fiber.Ctx) (ssoFlow, bool) {
+	state := c.Query("state")
+	if c.Method() == fiber.MethodPost {
+		state = c.FormValue("RelayState")
+	}
+	if state == "" || len(state) > 512 {
+		return ssoFlow{}, false
+	}
+	name := flowCookieName(state)
+	v := c.Cookies(name)
+	if v == "" {
+		return ssoFlow{}, false
+	}
+	s.clearFlowCookie(c, name)
+	f, ok := s.openFlow(name, v)
+	if !ok || !sameString(f.State, state) {
+		return ssoFlow{}, false
+	}
+	return f, true
 }
 
 // baseURL is the service's external base URL, without a trailing slash.

@@ -142,11 +142,11 @@ func TestSSOOIDCRejections(t *testing.T) {
 	t.Run("replayed code", func(t *testing.T) {
 		b := newBrowser(t)
 		cb := startFlow(t, b, s.loginURL())
-		flow := b.cookie(cb, "infracast_sso")
+		flow := b.flowCookie(cb)
 		mustStatus(t, b.get(cb), http.StatusOK, "first use")
 		// The same code again, even with the original flow cookie.
 		req := mustRequest(t, "GET", cb, nil)
-		req.Header.Set("Cookie", "infracast_sso="+flow)
+		req.Header.Set("Cookie", flow.String())
 		r, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -347,7 +347,7 @@ func TestSSOSecureCookies(t *testing.T) {
 	}
 	found := false
 	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
-		if c.Name == "infracast_sso" {
+		if strings.HasPrefix(c.Name, "infracast_sso_") {
 			found = true
 			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
 				t.Fatalf("flow cookie %+v", c)

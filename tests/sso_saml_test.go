@@ -253,13 +253,13 @@ func TestSSOSAMLLogin(t *testing.T) {
 	t.Run("replayed response", func(t *testing.T) {
 		b := newBrowser(t)
 		f := samlResponse(t, in, b)
-		flow := b.cookie(in.URL+"/api/v1/auth/sso/saml/acs", "infracast_sso")
+		flow := b.flowCookie(in.URL + "/api/v1/auth/sso/saml/acs")
 		mustStatus(t, b.postForm(f.action, f.values), http.StatusOK, "first use")
 		// The same response with the same flow cookie: the assertion is
 		// already consumed (the event-store reservation refuses it).
 		req := mustRequest(t, "POST", f.action, strings.NewReader(f.values.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Cookie", "infracast_sso="+flow)
+		req.Header.Set("Cookie", flow.String())
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -276,11 +276,11 @@ func TestSSOSAMLLogin(t *testing.T) {
 		// service provider (entity ID, ACS URL) than the IdP addressed.
 		b := newBrowser(t)
 		f := samlResponse(t, in, b)
-		flow := b.cookie(in.URL+"/api/v1/auth/sso/saml/acs", "infracast_sso")
+		flow := b.flowCookie(in.URL + "/api/v1/auth/sso/saml/acs")
 		other := strings.Replace(f.action, "127.0.0.1", "localhost", 1)
 		req := mustRequest(t, "POST", other, strings.NewReader(f.values.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Cookie", "infracast_sso="+flow)
+		req.Header.Set("Cookie", flow.String())
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
