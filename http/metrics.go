@@ -19,6 +19,7 @@ type Metrics struct {
 	duration     *prometheus.HistogramVec
 	authFailures *prometheus.CounterVec
 	logins       *prometheus.CounterVec
+	background   *prometheus.CounterVec
 	handler      fiber.Handler
 }
 
@@ -40,8 +41,11 @@ func NewMetrics() *Metrics {
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infracast_logins_total", Help: "Password logins by result.",
 		}, []string{"result"}),
+		background: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infracast_background_errors_total", Help: "Errors of background tasks (off the request path) by task.",
+		}, []string{"task"}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.authFailures, m.logins,
+	reg.MustRegister(m.requests, m.duration, m.authFailures, m.logins, m.background,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.handler = adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
@@ -58,6 +62,14 @@ func (m *Metrics) authFailure(reason string) {
 func (m *Metrics) login(result string) {
 	if m != nil {
 		m.logins.WithLabelValues(result).Inc()
+	}
+}
+
+// BackgroundError counts an error of a background task, such as recording
+// API key usage; the caller logs it.
+func (m *Metrics) BackgroundError(task string) {
+	if m != nil {
+		m.background.WithLabelValues(task).Inc()
 	}
 }
 

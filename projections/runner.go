@@ -48,8 +48,9 @@ func (r *Runner) Model() *Model { return r.model }
 
 // Run replays the stream from the model's last applied sequence and keeps
 // applying new events until ctx ends. If consuming fails (the event store is
-// unreachable) it retries with backoff; the model keeps answering meanwhile.
-func (r *Runner) Run(ctx context.Context) error {
+// unreachable) it retries with backoff, logging each failure; the model keeps
+// answering meanwhile. It returns once ctx ends, having nothing else to report.
+func (r *Runner) Run(ctx context.Context) {
 	go r.resyncLoop(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
@@ -76,12 +77,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		r.log.Warn("projection consumer stopped; retrying", "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(backoff):
 		case <-r.sync.kicked(): // reconnected: start again now
 			backoff = 100 * time.Millisecond
@@ -89,7 +90,6 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	return nil
 }
 
 // decoders is how many goroutines decode events at once: decoding is most of

@@ -69,7 +69,7 @@ func TestRunnerAppliesInStreamOrder(t *testing.T) {
 	r := projections.NewRunner(src, model, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
+	go func() { defer close(done); r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()
@@ -118,7 +118,7 @@ func BenchmarkReplayFromMemory(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		start := time.Now()
-		go func() { defer close(done); _ = r.Run(ctx) }()
+		go func() { defer close(done); r.Run(ctx) }()
 		if err := r.WaitFor(context.Background(), uint64(len(src.recs))); err != nil {
 			b.Fatal(err)
 		}

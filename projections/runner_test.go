@@ -34,7 +34,7 @@ func run(t *testing.T, st *events.Store) *projections.Runner {
 	r := projections.NewRunner(st, projections.NewModel(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); _ = r.Run(ctx) }()
+	go func() { defer close(done); r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return r
 }

@@ -214,7 +214,7 @@ func BenchmarkReplay100k(b *testing.B) {
 		r := projections.NewRunner(st, projections.NewModel(), nil)
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); _ = r.Run(rctx) }()
+		go func() { defer close(done); r.Run(rctx) }()
 		if err := r.WaitFor(ctx, uint64(total)); err != nil {
 			b.Fatal(err)
 		}

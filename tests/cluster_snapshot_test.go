@@ -24,8 +24,8 @@ func TestClusterReplicaStartsFromASnapshot(t *testing.T) {
 	var tokens []string
 	for i := range 8 {
 		name := fmt.Sprintf("snap%d", i)
-		a.CreateUser(admin, name, name+"-password", map[string]string{"prod": "viewer"})
-		login := a.Login(name, name+"-password")
+		a.CreateUser(admin, name, name+"-passphrase", map[string]string{"prod": "viewer"})
+		login := a.Login(name, name+"-passphrase")
 		expectStatus(t, "refresh", refresh(t, a, login.String("refresh_token")), http.StatusOK)
 		tokens = append(tokens, login.String("token"))
 	}
@@ -38,7 +38,7 @@ func TestClusterReplicaStartsFromASnapshot(t *testing.T) {
 	// After the snapshot: a revocation of a token issued before it, a new
 	// user, a role removal.
 	expectStatus(t, "revoke", a.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": tokens[0]}), http.StatusOK)
-	late := a.CreateUser(admin, "late", "late-password", map[string]string{"prod": "editor"})
+	late := a.CreateUser(admin, "late", "late-passphrase", map[string]string{"prod": "editor"})
 	expectStatus(t, "remove role", a.Do("DELETE", "/api/v1/users/"+late+"/tenants/prod", admin, nil), http.StatusOK)
 
 	b := d.StartReplica(t, WithSnapshots(25, time.Hour))
@@ -55,7 +55,7 @@ func TestClusterReplicaStartsFromASnapshot(t *testing.T) {
 	runner := projections.NewRunner(b.Svc.Store, full, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	go func() { _ = runner.Run(ctx) }()
+	go func() { runner.Run(ctx) }()
 	if err := runner.WaitFor(ctx, b.Svc.Runner.Applied()); err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +73,8 @@ func TestClusterReplicaStartsFromASnapshot(t *testing.T) {
 
 	expectBody(t, "a token revoked after the snapshot", b.Do("GET", "/api/v1/auth/me", tokens[0], nil), http.StatusUnauthorized, bodyUnauthorized)
 	expectStatus(t, "a token issued before the snapshot", b.Do("GET", "/api/v1/auth/me", tokens[1], nil), http.StatusOK)
-	lateToken := b.Login("late", "late-password").String("token")
+	lateToken := b.Login("late", "late-passphrase").String("token")
 	expectBody(t, "a role removed after the snapshot", verify(t, b, lateToken, "GET", "/api/v1/tenants/prod/nodes"),
 		http.StatusForbidden, bodyForbidden)
-	b.CreateUser(b.AdminToken(), "after-restore", "after-restore-password", nil)
+	b.CreateUser(b.AdminToken(), "after-restore", "after-restore-passphrase", nil)
 }

@@ -348,7 +348,7 @@ func caseAppendReplay(ctx context.Context, b *bench) ([]result, error) {
 		r := projections.NewRunner(st, model, nil)
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
-		go func() { defer close(done); _ = r.Run(rctx) }()
+		go func() { defer close(done); r.Run(rctx) }()
 		wctx, wcancel := context.WithTimeout(ctx, 5*time.Minute)
 		err := r.WaitFor(wctx, uint64(total))
 		wcancel()

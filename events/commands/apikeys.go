@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -131,8 +133,12 @@ func (u *KeyUsage) Touch(keyID string, t time.Time) {
 	u.mu.Unlock()
 }
 
-// Flush appends an apikey.used event for every key touched since the last flush.
-func (u *KeyUsage) Flush(ctx context.Context, s *Service) {
+// Flush appends an apikey.used event for every key touched since the last
+// flush. A use whose event could not be appended (the store unreachable, a
+// timeout) goes back to pending, so a later flush records it; one the domain
+// refuses (the key revoked or deleted meanwhile) is dropped. It returns every
+// error, joined.
+func (u *KeyUsage) Flush(ctx context.Context, s *Service) error {
 	u.mu.Lock()
 	batch := u.pending
 	u.pending = map[string]time.Time{}
@@ -147,9 +153,36 @@ func (u *KeyUsage) Flush(ctx context.Context, s *Service) {
 		u.recent.Store(id, t)
 	}
 	u.mu.Unlock()
+	var errs []error
 	for id, t := range batch {
-		_, _ = s.ExecuteAPIKey(ctx, events.Meta{Actor: events.System}, id, domain.RecordAPIKeyUse{UsedAt: t})
+		_, err := s.ExecuteAPIKey(ctx, events.Meta{Actor: events.System}, id, domain.RecordAPIKeyUse{UsedAt: t})
+		if err == nil {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("recording the use of %s: %w", id, err))
+		if !isDomainRefusal(err) {
+			u.retry(id, t)
+		}
 	}
+	return errors.Join(errs...)
+}
+
+// retry puts a use whose event was not appended back into pending, unless a
+// later use of the key is already waiting there.
+func (u *KeyUsage) retry(id string, t time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if p, ok := u.pending[id]; !ok || p.Before(t) {
+		u.pending[id] = t
+	}
+}
+
+// isDomainRefusal reports whether err is the domain's answer (which a retry
+// would only repeat) rather than a failure to reach the store.
+func isDomainRefusal(err error) bool {
+	var v *domain.ValidationError
+	return errors.As(err, &v) || errors.Is(err, domain.ErrNotFound) || errors.Is(err, domain.ErrForbidden) ||
+		errors.Is(err, domain.ErrAlreadyExists)
 }
 
 func latest(m map[string]time.Time) time.Time {
@@ -163,18 +196,25 @@ func latest(m map[string]time.Time) time.Time {
 }
 
 // Run flushes every interval/4 until ctx ends, and once more at the end.
-func (u *KeyUsage) Run(ctx context.Context, s *Service) {
+// Every error of a flush is handed to onErr (logged and counted by the
+// caller): a use that failed to be recorded is retried by the next flush.
+func (u *KeyUsage) Run(ctx context.Context, s *Service, onErr func(error)) {
 	tick := time.NewTicker(max(u.interval/4, 10*time.Millisecond))
 	defer tick.Stop()
+	report := func(err error) {
+		if err != nil && onErr != nil {
+			onErr(err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			final, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			u.Flush(final, s)
+			report(u.Flush(final, s))
 			cancel()
 			return
 		case <-tick.C:
-			u.Flush(ctx, s)
+			report(u.Flush(ctx, s))
 		}
 	}
 }

@@ -156,7 +156,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		snapshotsDone, pruneDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(snapshotsDone); s.runSnapshots(runCtx) }()
 		go func() { defer close(pruneDone); s.runPrune(runCtx, time.Minute) }()
-		_ = s.Runner.Run(runCtx)
+		s.Runner.Run(runCtx)
 		<-snapshotsDone
 		<-pruneDone
 	}()
@@ -165,7 +165,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.usageDone = make(chan struct{})
 	go func() {
 		defer close(s.usageDone)
-		s.KeyUsage.Run(usageCtx, s.Commands)
+		s.KeyUsage.Run(usageCtx, s.Commands, func(err error) {
+			s.Metrics.BackgroundError("key_usage")
+			log.Warn("recording API key usage failed; retried at the next flush", "err", err)
+		})
 	}()
 	return s, nil
 }
