@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,6 +51,51 @@ type Claims struct {
 
 // accessTokenType is the JOSE "typ" of access tokens (RFC 9068).
 const accessTokenType = "at+jwt"
+
+// isAccessTokenType reports whether a token's "typ" header names an access
+// token: a media type, so compared case-insensitively, with or without its
+// "application/" prefix (RFC 7515 §4.1.9, RFC 8725 §3.11, RFC 9068 §2.1).
+func isAccessTokenType(typ string) bool {
+	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+		typ = typ[len("application/"):]
+	}
+	return strings.EqualFold(typ, accessTokenType)
+}
+
+// UnmarshalJSON decodes the claims, refusing a time claim (exp, iat, nbf)
+// that is not a JSON number: RFC 7519 §2 defines NumericDate as one, while
+// jwt.NumericDate alone would also take a numeric string such as "4102444800".
+func (c *Claims) UnmarshalJSON(b []byte) error {
+	type plain Claims // the same fields without this method
+	var w struct {
+		plain
+		Exp json.RawMessage `json:"exp"`
+		Iat json.RawMessage `json:"iat"`
+		Nbf json.RawMessage `json:"nbf"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*c = Claims(w.plain)
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		dst  **jwt.NumericDate
+	}{{"exp", w.Exp, &c.ExpiresAt}, {"iat", w.Iat, &c.IssuedAt}, {"nbf", w.Nbf, &c.NotBefore}} {
+		if len(f.raw) == 0 || string(f.raw) == "null" {
+			continue
+		}
+		if f.raw[0] != '-' && (f.raw[0] < '0' || f.raw[0] > '9') {
+			return fmt.Errorf("claim %s is not a NumericDate", f.name)
+		}
+		d := new(jwt.NumericDate)
+		if err := d.UnmarshalJSON(f.raw); err != nil {
+			return fmt.Errorf("claim %s: %w", f.name, err)
+		}
+		*f.dst = d
+	}
+	return nil
+}
 
 // signingKey is one usable key of the keyset.
 type signingKey struct {
@@ -119,7 +165,7 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 	)
 	t.loose = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithoutClaimsValidation())
 	t.keyFunc = func(tok *jwt.Token) (any, error) {
-		if typ, _ := tok.Header["typ"].(string); typ != accessTokenType {
+		if typ, _ := tok.Header["typ"].(string); !isAccessTokenType(typ) {
 			return nil, ErrInvalidToken
 		}
 		kid, _ := tok.Header["kid"].(string)

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +131,13 @@ func TestTokensRejectForgeries(t *testing.T) {
 		"embedded jwk":    sign(t, jwt.SigningMethodHS256, otherKey, map[string]any{"typ": "at+jwt", "kid": KeyID(testKey), "jwk": map[string]any{"kty": "oct", "k": base64.RawURLEncoding.EncodeToString(otherKey)}}, good),
 		"jku header":      sign(t, jwt.SigningMethodHS256, otherKey, map[string]any{"typ": "at+jwt", "kid": KeyID(testKey), "jku": "http://127.0.0.1:1/jwks"}, good),
 		"expired by skew": sign(t, jwt.SigningMethodHS256, testKey, hdr, with("exp", now.Add(-time.Minute).Unix())),
+		// RFC 7519 §2: NumericDate is a JSON number, never a string.
+		"exp as a string": sign(t, jwt.SigningMethodHS256, testKey, hdr, with("exp", strconv.FormatInt(now.Add(time.Hour).Unix(), 10))),
+		"iat as a string": sign(t, jwt.SigningMethodHS256, testKey, hdr, with("iat", strconv.FormatInt(now.Unix(), 10))),
+		"nbf as a string": sign(t, jwt.SigningMethodHS256, testKey, hdr, with("nbf", strconv.FormatInt(now.Unix(), 10))),
+		"exp an object":   sign(t, jwt.SigningMethodHS256, testKey, hdr, with("exp", map[string]any{"n": 1})),
+		"typ at+jwt-ish":  sign(t, jwt.SigningMethodHS256, testKey, map[string]any{"typ": "application/at+jwtx", "kid": KeyID(testKey)}, good),
+		"typ wrong media": sign(t, jwt.SigningMethodHS256, testKey, map[string]any{"typ": "text/at+jwt", "kid": KeyID(testKey)}, good),
 	}
 	for name, raw := range cases {
 		if _, err := tk.Verify(raw); err == nil {
@@ -182,4 +190,20 @@ func FuzzDecodeBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTokensAcceptTheMediaTypeForms: "typ" is a media type, compared
+// case-insensitively, its "application/" prefix optional (RFC 7515 §4.1.9,
+// RFC 8725 §3.11, RFC 9068 §2.1).
+func TestTokensAcceptTheMediaTypeForms(t *testing.T) {
+	now := time.Now()
+	tk := newTestTokens(t, func() time.Time { return now })
+	claims := jwt.MapClaims{"iss": "infracast-auth", "aud": "infracast-api", "sub": "u", "sid": "s", "jti": "t",
+		"exp": now.Add(time.Hour).Unix(), "iat": now.Unix(), "nbf": now.Unix()}
+	for _, typ := range []string{"at+jwt", "AT+JWT", "At+Jwt", "application/at+jwt", "Application/AT+JWT", "APPLICATION/at+jwt"} {
+		raw := sign(t, jwt.SigningMethodHS256, testKey, map[string]any{"typ": typ, "kid": KeyID(testKey)}, claims)
+		if _, err := tk.Verify(raw); err != nil {
+			t.Errorf("typ %q refused: %v", typ, err)
+		}
+	}
 }
