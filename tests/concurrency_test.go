@@ -183,12 +183,14 @@ func TestRotationReuseDetection(t *testing.T) {
 	expectStatus(t, "other session", refresh(t, in, other.String("refresh_token")), 200)
 }
 
-// TestRotationParallelRefreshesOfOneToken: with rotation on, 20 parallel
-// refreshes of the same refresh token: exactly one wins, the others are reuse,
-// and the session ends up revoked.
+// TestRotationParallelRefreshesOfOneToken: with rotation on and the reuse
+// interval off (INFRACAST_REFRESH_REUSE_INTERVAL=0), 20 parallel refreshes of
+// the same refresh token: exactly one wins, the others are reuse, and the
+// session ends up revoked. (With the interval on, all of them succeed with one
+// successor: tests/refresh_reuse_test.go.)
 func TestRotationParallelRefreshesOfOneToken(t *testing.T) {
 	t.Parallel()
-	in := Start(t, WithRotation())
+	in := Start(t, WithRotation(), WithReuseInterval(0))
 	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
 	login := in.Login("alice", "alice-password")
 	rt := login.String("refresh_token")

@@ -71,6 +71,12 @@ func WithDataDir(dir string) Option { return func(c *service.Config) { c.DataDir
 // WithRotation switches refresh-token rotation on.
 func WithRotation() Option { return func(c *service.Config) { c.RefreshRotation = true } }
 
+// WithReuseInterval sets the refresh reuse interval (INFRACAST_REFRESH_REUSE_INTERVAL,
+// with rotation on): 0 switches it off.
+func WithReuseInterval(d time.Duration) Option {
+	return func(c *service.Config) { c.RefreshReuseInterval = d }
+}
+
 // LogBuffer collects an instance's log lines (safe for concurrent writers).
 type LogBuffer struct {
 	mu  sync.Mutex

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -53,6 +54,15 @@ type Config struct {
 	// ObserveAppend, when set, is told how long each append to the event
 	// store took (metrics).
 	ObserveAppend func(d time.Duration, err error)
+	// RefreshReuseInterval: with rotation, the refresh token spent last may
+	// be presented again this long after its rotation and gets the same
+	// successor (0: any reuse revokes the session).
+	RefreshReuseInterval time.Duration
+	// RefreshSuccessorKey derives a refresh token's successor from it
+	// (HMAC-SHA256), so that every replica hands out the same one for the
+	// same token; derived from the master key, the same on every replica.
+	// When nil, New draws a random key: right for one process only.
+	RefreshSuccessorKey []byte
 }
 
 // Service executes commands.
@@ -81,6 +91,12 @@ func New(log Log, proj Projection, pw *Passwords, sealer *events.Sealer, cfg Con
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = 25
+	}
+	if cfg.RefreshSuccessorKey == nil {
+		cfg.RefreshSuccessorKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.RefreshSuccessorKey); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
 	}
 	return &Service{log: log, proj: proj, model: proj.Model(), passwords: pw, sealer: sealer, cfg: cfg}
 }
@@ -509,12 +525,37 @@ type RefreshResult struct {
 	NewRefreshToken string
 }
 
-// Refresh issues a new access token from a refresh token.
+// successor derives the refresh token that replaces refreshToken when it is
+// rotated: HMAC-SHA256 under RefreshSuccessorKey of the session ID and the
+// token itself, in the form of newSecret. The same token always has the
+// same successor, on every replica; so a refresh of the token spent last,
+// within the reuse interval, can hand out the successor again without any
+// event holding it (events hold only its SHA-256). Computing it takes the
+// token itself (never stored) and the key (never stored: derived from the
+// master key), not anything an event stream reader has.
+func (s *Service) successor(sessionID, refreshToken string) string {
+	m := hmac.New(sha256.New, s.cfg.RefreshSuccessorKey)
+	m.Write([]byte(sessionID))
+	m.Write([]byte{0})
+	m.Write([]byte(refreshToken))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Refresh issues a new access token from a refresh token. With rotation it
+// hands out the token's successor, which replaces it; or, when the token is
+// the one spent last and its successor is current, and the reuse interval
+// since that rotation has not passed, the successor again (two tabs, or a
+// retry after a lost answer, racing one refresh): see domain.RefreshSession.
 func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
 	presented := HashToken(refreshToken)
 	sid, ok := s.model.SessionByRefreshHash(presented)
 	if !ok {
 		return RefreshResult{}, domain.ErrInvalidCredentials
+	}
+	next, nextHash := "", ""
+	if s.cfg.RefreshRotation {
+		next = s.successor(sid, refreshToken)
+		nextHash = HashToken(next)
 	}
 	var res RefreshResult
 	err := s.retry(ctx, events.Subject(domain.AggregateSession, sid), func(commandID string) error {
@@ -529,11 +570,7 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 		cmd := domain.RefreshSession{
 			PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
 			UserActive: verdict == projections.Valid, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
-		}
-		next := ""
-		if cmd.Rotate {
-			next = newSecret()
-			cmd.NewRefreshTokenHash = HashToken(next)
+			NewRefreshTokenHash: nextHash, ReuseInterval: s.cfg.RefreshReuseInterval,
 		}
 		evs, decideErr := domain.DecideSession(sess, cmd)
 		if len(evs) > 0 {

@@ -64,6 +64,10 @@ type Config struct {
 	AccessTTL       time.Duration
 	RefreshTTL      time.Duration
 	RefreshRotation bool
+	// RefreshReuseInterval: with rotation, the refresh token spent last may
+	// be presented again this long after its rotation, and gets the same
+	// successor instead of revoking the session (0: it always revokes).
+	RefreshReuseInterval time.Duration
 	// RefreshIdleTTL expires a session not refreshed for that long (0: off).
 	RefreshIdleTTL time.Duration
 	Hash           commands.HashParams
@@ -111,13 +115,28 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultRefreshReuseInterval is how long, with rotation on, a spent refresh
+// token may be presented again for the same successor: long enough for
+// what real clients do — tabs refreshing together (milliseconds apart), a
+// retry after a lost answer (client timeouts of a few seconds), a request
+// that waited on a replica catching up (up to about 2 s) — and short enough
+// that a thief replaying a stolen token later is caught by reuse detection.
+// Auth0's reuse interval and Okta's grace period have the same purpose
+// (both configurable within 0..60 s).
+const DefaultRefreshReuseInterval = 10 * time.Second
+
+// MaxRefreshReuseInterval bounds it: a longer interval widens the window in
+// which a stolen refresh token goes unnoticed (and the access-token lifetime
+// is never shorter than a minute).
+const MaxRefreshReuseInterval = time.Minute
+
 // Defaults returns a Config with every default of the README.
 func Defaults() Config {
 	return Config{
 		Listen: ":8080", DataDir: "./data", StreamReplicas: 1,
 		SnapshotEvery: 10_000, SnapshotInterval: 30 * time.Second,
 		BootstrapAdmin: "admin", Issuer: "infracast-auth", Audience: "infracast-api",
-		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour,
+		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour, RefreshReuseInterval: DefaultRefreshReuseInterval,
 		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
 		Environment: "production", KeyUsageInterval: time.Minute,
 		UpstreamTimeout: authhttp.DefaultUpstreamTimeout,
@@ -217,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshTTL < c.AccessTTL || c.RefreshTTL > 90*24*time.Hour {
 		bad("INFRACAST_REFRESH_TOKEN_TTL %s: want access TTL..2160h", c.RefreshTTL)
+	}
+	if c.RefreshReuseInterval < 0 || c.RefreshReuseInterval > MaxRefreshReuseInterval {
+		bad("INFRACAST_REFRESH_REUSE_INTERVAL %s: want 0 (off)..%s", c.RefreshReuseInterval, MaxRefreshReuseInterval)
 	}
 	if c.RefreshIdleTTL < 0 || (c.RefreshIdleTTL > 0 && c.RefreshIdleTTL < c.AccessTTL) {
 		bad("INFRACAST_REFRESH_IDLE_TTL %s: 0 (off) or at least the access-token lifetime", c.RefreshIdleTTL)

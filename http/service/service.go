@@ -99,6 +99,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	s.Commands = commands.New(st, s.Runner, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now, RefreshIdleTTL: cfg.RefreshIdleTTL,
+		RefreshReuseInterval: cfg.RefreshReuseInterval, RefreshSuccessorKey: authhttp.DeriveKey(s.cfg.MasterKey, "refresh-token-successor"),
 		ObserveAppend:   s.observeAppend,
 		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
 		AddressThrottle: domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailuresPerAddress, LockoutFor: cfg.LoginLockout},
