@@ -118,6 +118,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	accessTTL := str("access-token-ttl", cfg.AccessTTL.String(), "access-token lifetime")
 	refreshTTL := str("refresh-token-ttl", cfg.RefreshTTL.String(), "refresh-token lifetime")
 	rotation := str("refresh-rotation", "false", "rotate refresh tokens with reuse detection")
+	reuseInterval := str("refresh-reuse-interval", cfg.RefreshReuseInterval.String(), "with rotation: how long the refresh token just spent still gets the same successor (0: off)")
 	idleTTL := str("refresh-idle-ttl", "0s", "expire a session not refreshed for this long (0: off)")
 	argonMem := str("argon2-memory-kib", strconv.Itoa(int(cfg.Hash.MemoryKiB)), "argon2id memory cost in KiB")
 	argonIter := str("argon2-iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations")
@@ -168,6 +169,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, str
 	cfg.SnapshotEvery, cfg.SnapshotInterval = num("snapshot-every", *snapEvery), dur("snapshot-interval", *snapInterval)
 	cfg.AccessTTL, cfg.RefreshTTL = dur("access-token-ttl", *accessTTL), dur("refresh-token-ttl", *refreshTTL)
 	cfg.RefreshIdleTTL = dur("refresh-idle-ttl", *idleTTL)
+	cfg.RefreshReuseInterval = dur("refresh-reuse-interval", *reuseInterval)
 	rot, err := strconv.ParseBool(*rotation)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("%s %q: want true or false", envName("refresh-rotation"), *rotation))
