@@ -10,11 +10,14 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// The browser login page (GET /login): a username/password form that posts
-// with fetch to /api/v1/auth/token asking for a cookie session, and a button
-// per configured identity provider. Strict security headers: a CSP that
-// allows only this page's own script (by nonce) and requests to this origin,
-// no framing, no MIME sniffing, no referrer.
+// The browser login page (GET /login): signed out, a username/password form
+// that posts with fetch to /api/v1/auth/token asking for a cookie session,
+// and a button per configured identity provider; signed in (asked of
+// /api/v1/auth/me), who is signed in, a link on to return_to when there is
+// one, and a sign-out button. Strict security headers: a CSP that allows
+// only this page's own script and style (by nonce, no inline handlers or
+// style attributes) and requests to this origin, no framing, no MIME
+// sniffing, no referrer.
 
 // SessionModeHeader asks POST /api/v1/auth/token for a browser session: the
 // access token is set in the HttpOnly cookie (with the CSRF cookie) instead of
@@ -38,6 +41,7 @@ var loginPageTemplate = template.Must(template.New("login").Parse(`<!doctype htm
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Sign in · Infracast</title>
 <style nonce="{{.Nonce}}">
+[hidden]{display:none!important}
 body{font-family:system-ui,sans-serif;background:#f4f5f7;margin:0;display:flex;justify-content:center}
 main{background:#fff;margin-top:8vh;padding:2rem 2.5rem;border-radius:8px;box-shadow:0 1px 4px #0002;width:22rem}
 h1{font-size:1.3rem;margin:0 0 1.2rem}
@@ -46,12 +50,16 @@ input{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #bbb;borde
 button,a.sso{display:block;width:100%;box-sizing:border-box;margin-top:1rem;padding:.6rem;border-radius:4px;border:0;background:#1f5fbf;color:#fff;font-size:1rem;text-align:center;text-decoration:none;cursor:pointer}
 a.sso{background:#2d3748}
 #status{margin-top:1rem;min-height:1.2rem;font-size:.9rem}
+#who{overflow-wrap:anywhere}
+#return{overflow-wrap:anywhere}
+button.secondary{background:#fff;color:#1f5fbf;border:1px solid #1f5fbf}
 .err{color:#b00020}.ok{color:#126b2f}
 hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
 </style>
 </head>
 <body>
 <main>
+<section id="signin">
 <h1>Sign in to Infracast</h1>
 <form id="login" autocomplete="on">
 <label for="username">Username</label>
@@ -62,29 +70,48 @@ hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
 </form>
 {{if .Providers}}<hr>{{range .Providers}}
 <a class="sso" id="sso-{{.Name}}" href="{{.URL}}">Sign in with {{.Label}}</a>{{end}}{{end}}
+</section>
+<section id="session" hidden>
+<h1>Infracast</h1>
+<p>Signed in as <strong id="who"></strong></p>
+{{if .ReturnTo}}<a class="sso" id="return" href="{{.ReturnTo}}">Continue to {{.ReturnTo}}</a>
+{{end}}<button id="logout" class="secondary" type="button">Sign out</button>
+</section>
 <div id="status" role="status"></div>
-<button id="logout" type="button" hidden>Sign out</button>
 </main>
 <script nonce="{{.Nonce}}">
 (function () {
   var status = document.getElementById('status');
-  var logout = document.getElementById('logout');
+  var signin = document.getElementById('signin');
+  var session = document.getElementById('session');
+  var who = document.getElementById('who');
   var returnTo = {{.ReturnTo}};
   function show(msg, cls) { status.textContent = msg; status.className = cls || ''; }
   function csrf() {
     var m = document.cookie.match(/(?:^|; )infracast_csrf=([^;]*)/);
     return m ? decodeURIComponent(m[1]) : '';
   }
+  // The page shows one state: signed in (who, return link, sign-out) or
+  // signed out (the forms); body[data-state] says which, once known.
+  function signedIn(me) {
+    who.textContent = me.username;
+    document.body.setAttribute('data-user', me.username);
+    signin.hidden = true;
+    session.hidden = false;
+    document.body.setAttribute('data-state', 'signed-in');
+  }
+  function signedOut() {
+    who.textContent = '';
+    document.body.removeAttribute('data-user');
+    session.hidden = true;
+    signin.hidden = false;
+    document.body.setAttribute('data-state', 'signed-out');
+  }
   function whoami() {
     return fetch('/api/v1/auth/me', {credentials: 'same-origin'}).then(function (r) {
-      if (!r.ok) { logout.hidden = true; return null; }
-      return r.json().then(function (me) {
-        show('Signed in as ' + me.username, 'ok');
-        document.body.setAttribute('data-user', me.username);
-        logout.hidden = false;
-        return me;
-      });
-    });
+      if (!r.ok) { signedOut(); return null; }
+      return r.json().then(function (me) { signedIn(me); return me; });
+    }).catch(function () { signedOut(); show('Network error', 'err'); });
   }
   document.getElementById('login').addEventListener('submit', function (ev) {
     ev.preventDefault();
@@ -98,13 +125,18 @@ hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
       return r.json().then(function (body) {
         if (!r.ok) { show((body.error && body.error.message) || 'Sign-in failed', 'err'); return; }
         if (returnTo) { window.location.assign(returnTo); return; }
+        show('');
         whoami();
       });
     }).catch(function () { show('Network error', 'err'); });
   });
-  logout.addEventListener('click', function () {
+  document.getElementById('logout').addEventListener('click', function () {
     fetch('/api/v1/auth/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
-      .then(function () { show('Signed out'); document.body.removeAttribute('data-user'); logout.hidden = true; });
+      .then(function (r) {
+        if (!r.ok && r.status !== 401) { show('Sign-out failed', 'err'); return; }
+        show('Signed out');
+        signedOut();
+      }).catch(function () { show('Network error', 'err'); });
   });
   whoami();
 })();

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -155,4 +158,171 @@ func TestSSOBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// shown reports whether the element sel is rendered, as the browser computes
+// it: present, laid out (it has boxes, so neither it nor an ancestor is
+// display:none) and not visibility:hidden.
+func shown(t *testing.T, ctx context.Context, sel string) bool {
+	t.Helper()
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](shownJS(sel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func shownJS(sel string) string {
+	return fmt.Sprintf(`(function () {
+  var e = document.querySelector(%q);
+  return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';
+})()`, sel)
+}
+
+// screenshot saves the page as name.png in $INFRACAST_SCREENSHOT_DIR, or in
+// the test's temporary directory.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("INFRACAST_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// TestLoginPageSignedInOut: in headless Chromium, /login signed out shows
+// the sign-in form and no sign-out; signed in it names the user and offers
+// sign-out and the return_to link, not the form. Visibility is the
+// browser's (layout and computed style), under the page's strict CSP, which
+// must report no violation.
+func TestLoginPageSignedInOut(t *testing.T) {
+	in := Start(t)
+	configureOIDC(t, in, in.AdminToken(), "oidc", "corp", alice(), nil)
+
+	res, err := http.Get(in.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	csp := res.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'nonce-") || strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+		t.Fatalf("login page CSP %q: want scripts by nonce only", csp)
+	}
+
+	ctx := newChrome(t)
+	// Record CSP violations (a DevTools script runs outside the page's CSP).
+	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `window.__csp = []; document.addEventListener('securitypolicyviolation', function (e) { window.__csp.push(e.violatedDirective + ' ' + e.blockedURI); });`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const returnTo = "/app/home"
+	loginURL := in.URL + "/login?return_to=" + returnTo
+	mustShow := func(t *testing.T, state string, want map[string]bool) {
+		t.Helper()
+		for sel, w := range want {
+			if got := shown(t, ctx, sel); got != w {
+				t.Errorf("%s: %s shown = %v, want %v", state, sel, got, w)
+			}
+		}
+	}
+
+	// Signed out: wait until the page knows (or shows a sign-out anyway).
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(loginURL),
+		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-state') === 'signed-out' || `+shownJS("#logout")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "login-signed-out")
+	mustShow(t, "signed out", map[string]bool{
+		"#logout": false, "#who": false, "#return": false,
+		"#login": true, "#username": true, "#submit": true, "#sso-corp": true,
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Sign in with the password: the page goes on to return_to.
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(`#username`, AdminUser),
+		chromedp.SendKeys(`#password`, AdminPassword),
+		chromedp.Click(`#submit`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Eventually(t, 20*time.Second, func() error { // across the navigation
+		path, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`))
+		if err == nil && path != returnTo {
+			err = fmt.Errorf("at %q, want %q", path, returnTo)
+		}
+		return err
+	})
+	// Back on /login, signed in.
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(loginURL),
+		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-user') === 'admin'`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screenshot(t, ctx, "login-signed-in")
+	mustShow(t, "signed in", map[string]bool{
+		"#who": true, "#logout": true, "#return": true,
+		"#login": false, "#sso-corp": false,
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	who, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('who').textContent`))
+	if err != nil || who != AdminUser {
+		t.Fatalf("signed in as %q (%v), want %q", who, err, AdminUser)
+	}
+	href, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('return').href`))
+	if err != nil || href != in.URL+returnTo {
+		t.Fatalf("return link %q (%v), want %q", href, err, in.URL+returnTo)
+	}
+
+	// Without return_to: no return link (nowhere to return to).
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(in.URL+"/login"),
+		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-user') === 'admin'`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustShow(t, "signed in, no return_to", map[string]bool{"#who": true, "#logout": true, "#return": false, "#login": false})
+
+	// Sign out: back to the signed-out page, and the session is gone.
+	err = chromedp.Do(ctx,
+		chromedp.Click(`#logout`),
+		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-state') === 'signed-out'`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustShow(t, "signed out again", map[string]bool{"#logout": false, "#who": false, "#login": true})
+	if got := fetchStatus(t, ctx, "GET", "/api/v1/auth/me"); got != http.StatusUnauthorized {
+		t.Fatalf("GET /auth/me after sign-out: %d", got)
+	}
+
+	violations, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__csp`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(violations) > 0 {
+		t.Fatalf("CSP violations on /login: %v", violations)
+	}
 }
