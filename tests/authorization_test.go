@@ -17,8 +17,8 @@ func TestRoleChangeAppliesToIssuedToken(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
 	admin := in.AdminToken()
-	uid := in.CreateUser(admin, "carol", "carol-password", map[string]string{"prod": "viewer"})
-	tok := in.Login("carol", "carol-password").String("token")
+	uid := in.CreateUser(admin, "carol", "carol-passphrase", map[string]string{"prod": "viewer"})
+	tok := in.Login("carol", "carol-passphrase").String("token")
 
 	// viewer: read yes, write no.
 	v := verify(t, in, tok, "GET", prodNodes)
@@ -64,9 +64,9 @@ func TestTenantScopedToken(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
 	admin := in.AdminToken()
-	in.CreateUser(admin, "dave", "dave-password", map[string]string{"prod": "editor", "staging": "editor"})
+	in.CreateUser(admin, "dave", "dave-passphrase", map[string]string{"prod": "editor", "staging": "editor"})
 
-	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "dave", "password": "dave-password", "tenant": "prod"})
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "dave", "password": "dave-passphrase", "tenant": "prod"})
 	expectStatus(t, "scoped login", r, 200)
 	scoped := r.String("token")
 	expectStatus(t, "scoped token in prod", verify(t, in, scoped, "POST", prodNodes), 200)
@@ -87,7 +87,7 @@ func TestTenantScopedToken(t *testing.T) {
 	expectStatus(t, "refreshed scoped token in prod", verify(t, in, rr.String("token"), "GET", prodNodes), 200)
 
 	// An unscoped token of the same user acts in both.
-	all := in.Login("dave", "dave-password").String("token")
+	all := in.Login("dave", "dave-passphrase").String("token")
 	expectStatus(t, "unscoped in staging", verify(t, in, all, "GET", stagingNodes), 200)
 	expectStatus(t, "unscoped in prod", verify(t, in, all, "GET", prodNodes), 200)
 
@@ -99,6 +99,6 @@ func TestTenantScopedToken(t *testing.T) {
 		map[string]any{"username": "x1", "email": "x1@example.com", "password": "x1-password"}), 403, bodyForbidden)
 
 	// Scoping a login to a tenant without a role is refused.
-	no := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "dave", "password": "dave-password", "tenant": "elsewhere"})
+	no := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "dave", "password": "dave-passphrase", "tenant": "elsewhere"})
 	expectBody(t, "login scoped to a tenant without a role", no, 403, bodyForbidden)
 }

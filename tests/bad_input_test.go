@@ -21,12 +21,12 @@ func TestBadInputAppendsNothing(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
 	admin := in.AdminToken()
-	uid := in.CreateUser(admin, "target", "target-password", map[string]string{"prod": "viewer"})
+	uid := in.CreateUser(admin, "target", "target-passphrase", map[string]string{"prod": "viewer"})
 	const js = "application/json"
 	const token = "/api/v1/auth/token"
 	const users = "/api/v1/users"
 	grant := "/api/v1/users/" + uid + "/tenants/prod"
-	validUser := `{"username":"newbie","email":"newbie@example.com","password":"newbie-password"`
+	validUser := `{"username":"newbie","email":"newbie@example.com","password":"newbie-passphrase"`
 
 	cases := []struct {
 		name   string
@@ -55,13 +55,13 @@ func TestBadInputAppendsNothing(t *testing.T) {
 		{"refresh: unknown field", request{Method: "POST", Path: "/api/v1/auth/refresh", ContentType: js, Body: []byte(`{"refresh_token":"x","grant_type":"refresh_token"}`)}, 400, "VALIDATION_ERROR", []string{"grant_type"}},
 		// POST /api/v1/users
 		{"users: malformed JSON", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(validUser)}, 400, "VALIDATION_ERROR", []string{"JSON"}},
-		{"users: missing email", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"newbie","password":"newbie-password"}`)}, 400, "VALIDATION_ERROR", []string{"email"}},
+		{"users: missing email", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"newbie","password":"newbie-passphrase"}`)}, 400, "VALIDATION_ERROR", []string{"email"}},
 		{"users: missing password", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"newbie","email":"newbie@example.com"}`)}, 400, "VALIDATION_ERROR", []string{"password"}},
-		{"users: missing username", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"email":"newbie@example.com","password":"newbie-password"}`)}, 400, "VALIDATION_ERROR", []string{"username"}},
+		{"users: missing username", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"email":"newbie@example.com","password":"newbie-passphrase"}`)}, 400, "VALIDATION_ERROR", []string{"username"}},
 		{"users: unknown field", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(validUser + `,"is_admin":true}`)}, 400, "VALIDATION_ERROR", []string{"is_admin"}},
 		{"users: short password", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"newbie","email":"newbie@example.com","password":"short"}`)}, 400, "VALIDATION_ERROR", []string{"password"}},
-		{"users: invalid username", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"new bie!","email":"newbie@example.com","password":"newbie-password"}`)}, 400, "VALIDATION_ERROR", []string{"username"}},
-		{"users: invalid email", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"newbie","email":"not an email","password":"newbie-password"}`)}, 400, "VALIDATION_ERROR", []string{"email"}},
+		{"users: invalid username", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"new bie!","email":"newbie@example.com","password":"newbie-passphrase"}`)}, 400, "VALIDATION_ERROR", []string{"username"}},
+		{"users: invalid email", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(`{"username":"newbie","email":"not an email","password":"newbie-passphrase"}`)}, 400, "VALIDATION_ERROR", []string{"email"}},
 		{"users: unknown global role", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(validUser + `,"roles":["superuser"]}`)}, 400, "VALIDATION_ERROR", []string{"roles"}},
 		{"users: unknown tenant role", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(validUser + `,"tenants":[{"id":"prod","role":"owner"}]}`)}, 400, "VALIDATION_ERROR", []string{"tenants"}},
 		{"users: invalid tenant id", request{Method: "POST", Path: users, Token: admin, ContentType: js, Body: []byte(validUser + `,"tenants":[{"id":"Prod!","role":"viewer"}]}`)}, 400, "VALIDATION_ERROR", []string{"tenants"}},

@@ -26,8 +26,8 @@ func BenchmarkRevocationPropagation(b *testing.B) {
 	ra := d.StartReplica(b)
 	rb := d.StartReplica(b)
 	admin := ra.AdminToken()
-	ra.CreateUser(admin, "bench", "bench-password", nil)
-	login := ra.Login("bench", "bench-password")
+	ra.CreateUser(admin, "bench", "bench-passphrase", nil)
+	login := ra.Login("bench", "bench-passphrase")
 	tokens := make([]string, b.N)
 	for i := range tokens {
 		r := ra.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": login.String("refresh_token")})

@@ -38,9 +38,9 @@ func TestClusterDegradedWhileNATSIsDown(t *testing.T) {
 	d := NewDeployment(t, 3)
 	a := d.StartReplica(t)
 	admin := a.AdminToken()
-	a.CreateUser(admin, "erin", "erin-password", map[string]string{"prod": "editor", "ci": "admin"})
-	token := a.Login("erin", "erin-password").String("token")
-	revoked := a.Login("erin", "erin-password").String("token")
+	a.CreateUser(admin, "erin", "erin-passphrase", map[string]string{"prod": "editor", "ci": "admin"})
+	token := a.Login("erin", "erin-passphrase").String("token")
+	revoked := a.Login("erin", "erin-passphrase").String("token")
 	expectStatus(t, "revoke", a.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": revoked}), http.StatusOK)
 	kr := a.Do("POST", "/api/v1/api-keys", token, map[string]any{"name": "ci", "tenants": []string{"ci"}, "permissions": []string{"nodes:read"}})
 	expectStatus(t, "create key", kr, http.StatusCreated)
@@ -68,9 +68,9 @@ func TestClusterDegradedWhileNATSIsDown(t *testing.T) {
 		token        string
 		body         any
 	}{
-		{"create a user", "POST", "/api/v1/users", admin, map[string]any{"username": "frank", "email": "frank@example.com", "password": "frank-password"}},
+		{"create a user", "POST", "/api/v1/users", admin, map[string]any{"username": "frank", "email": "frank@example.com", "password": "frank-passphrase"}},
 		{"grant a role", "PUT", "/api/v1/users/" + a.Svc.Model.Users()[0].ID + "/tenants/staging", admin, map[string]string{"role": "viewer"}},
-		{"log in", "POST", "/api/v1/auth/token", "", map[string]string{"username": "erin", "password": "erin-password"}},
+		{"log in", "POST", "/api/v1/auth/token", "", map[string]string{"username": "erin", "password": "erin-passphrase"}},
 		{"revoke a token", "POST", "/api/v1/auth/revoke", "", map[string]string{"token": token}},
 		{"create a key", "POST", "/api/v1/api-keys", token, map[string]any{"name": "ci2", "tenants": []string{"ci"}, "permissions": []string{"nodes:read"}}},
 	}
@@ -111,7 +111,7 @@ func TestClusterDegradedWhileNATSIsDown(t *testing.T) {
 	}
 	expectStatus(t, "token after the outage", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusOK)
 	expectBody(t, "revoked token after the outage", a.Do("GET", "/api/v1/auth/me", revoked, nil), http.StatusUnauthorized, bodyUnauthorized)
-	a.CreateUser(admin, "frank", "frank-password", nil) // the refused creation left nothing behind
+	a.CreateUser(admin, "frank", "frank-passphrase", nil) // the refused creation left nothing behind
 	expectStatus(t, "revoke after the outage", a.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": token}), http.StatusOK)
 	expectBody(t, "token revoked after the outage", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusUnauthorized, bodyUnauthorized)
 }
@@ -127,8 +127,8 @@ func TestClusterReplicaCatchesUpBeforeReady(t *testing.T) {
 	a := d.StartReplica(t, d.Replica(0))
 	b := d.StartReplica(t, d.Replica(1, 2))
 	admin := a.AdminToken()
-	a.CreateUser(admin, "gina", "gina-password", nil)
-	token := a.Login("gina", "gina-password").String("token")
+	a.CreateUser(admin, "gina", "gina-passphrase", nil)
+	token := a.Login("gina", "gina-passphrase").String("token")
 	arrived(t, a, b)
 
 	d.NATS.Stop(0)
@@ -148,7 +148,7 @@ func TestClusterReplicaCatchesUpBeforeReady(t *testing.T) {
 		return nil
 	})
 	for _, name := range []string{"hank", "iris", "jack"} {
-		b.CreateUser(badmin, name, name+"-password", nil)
+		b.CreateUser(badmin, name, name+"-passphrase", nil)
 	}
 	written := head(t, b)
 	if a.Svc.Runner.Applied() >= written {
@@ -173,5 +173,5 @@ func TestClusterReplicaCatchesUpBeforeReady(t *testing.T) {
 	if _, _, ok := a.Svc.Model.UserByName("jack"); !ok {
 		t.Fatal("a did not catch up with b's users")
 	}
-	a.CreateUser(admin, "kate", "kate-password", nil)
+	a.CreateUser(admin, "kate", "kate-passphrase", nil)
 }

@@ -56,8 +56,8 @@ func TestClusterRevocationPropagatesToOtherReplicas(t *testing.T) {
 	newUser := func(name string) (token, key, id string) {
 		t.Helper()
 		// An editor in prod; an admin in ci, so that they may make keys there.
-		id = a.CreateUser(admin, name, name+"-password", map[string]string{"prod": "editor", "ci": "admin"})
-		token = a.Login(name, name+"-password").String("token")
+		id = a.CreateUser(admin, name, name+"-passphrase", map[string]string{"prod": "editor", "ci": "admin"})
+		token = a.Login(name, name+"-passphrase").String("token")
 		r := a.Do("POST", "/api/v1/api-keys", token, map[string]any{
 			"name": name + "-ci", "tenants": []string{"ci"}, "permissions": []string{"nodes:read"},
 		})
@@ -87,7 +87,7 @@ func TestClusterRevocationPropagatesToOtherReplicas(t *testing.T) {
 	})
 	t.Run("deactivated user", func(t *testing.T) {
 		_, key, id := newUser("carol")
-		tokenFromB := b.Login("carol", "carol-password").String("token") // issued by b itself
+		tokenFromB := b.Login("carol", "carol-passphrase").String("token") // issued by b itself
 		expectStatus(t, "deactivate on a", a.Do("POST", "/api/v1/users/"+id+"/deactivate", admin, nil), http.StatusOK)
 		took = append(took, arrived(t, a, b))
 		refused(t, b, "a deactivated user's token", tokenFromB)
@@ -95,7 +95,7 @@ func TestClusterRevocationPropagatesToOtherReplicas(t *testing.T) {
 	})
 	t.Run("removed role", func(t *testing.T) {
 		_, _, id := newUser("dave")
-		token := b.Login("dave", "dave-password").String("token")
+		token := b.Login("dave", "dave-passphrase").String("token")
 		expectStatus(t, "verify before", verify(t, b, token, "GET", "/api/v1/tenants/prod/nodes"), http.StatusOK)
 		expectStatus(t, "remove role on a", a.Do("DELETE", "/api/v1/users/"+id+"/tenants/prod", admin, nil), http.StatusOK)
 		took = append(took, arrived(t, a, b))

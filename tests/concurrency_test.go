@@ -41,8 +41,8 @@ func parallel(t *testing.T, n int, f func(i int) (Response, error)) []Response {
 func TestConcurrentRefreshesOfOneSession(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
-	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
-	rt := in.Login("alice", "alice-password").String("refresh_token")
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	rt := in.Login("alice", "alice-passphrase").String("refresh_token")
 	sid := sessionOf(t, in, rt)
 	conflicts := in.Svc.Commands.Conflicts()
 
@@ -154,8 +154,8 @@ func TestConcurrentUserCreationSameUsername(t *testing.T) {
 func TestRotationReuseDetection(t *testing.T) {
 	t.Parallel()
 	in := Start(t, WithRotation())
-	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
-	login := in.Login("alice", "alice-password")
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-passphrase")
 	r1 := login.String("refresh_token")
 
 	a := refresh(t, in, r1)
@@ -179,7 +179,7 @@ func TestRotationReuseDetection(t *testing.T) {
 		t.Fatalf("session after reuse: revoked %v, reason %q", s.Revoked, s.RevokeReason)
 	}
 	// Another session of the same user is untouched.
-	other := in.Login("alice", "alice-password")
+	other := in.Login("alice", "alice-passphrase")
 	expectStatus(t, "other session", refresh(t, in, other.String("refresh_token")), 200)
 }
 
@@ -191,8 +191,8 @@ func TestRotationReuseDetection(t *testing.T) {
 func TestRotationParallelRefreshesOfOneToken(t *testing.T) {
 	t.Parallel()
 	in := Start(t, WithRotation(), WithReuseInterval(0))
-	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
-	login := in.Login("alice", "alice-password")
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-passphrase")
 	rt := login.String("refresh_token")
 	sid := sessionOf(t, in, rt)
 

@@ -25,11 +25,11 @@ func TestRestartKeepsUsersTokensAndRevocations(t *testing.T) {
 	dir := t.TempDir()
 	in := Start(t, WithDataDir(dir))
 	admin := in.AdminToken()
-	aliceID := in.CreateUser(admin, "alice", "alice-password", map[string]string{"prod": "viewer"})
+	aliceID := in.CreateUser(admin, "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
 	bobID := in.CreateUser(admin, "bob", "bob-password", map[string]string{"staging": "editor"})
-	kept := in.Login("alice", "alice-password")           // stays valid
-	revoked := in.Login("alice", "alice-password")        // its access token is revoked
-	revokedSession := in.Login("alice", "alice-password") // its refresh token is revoked
+	kept := in.Login("alice", "alice-passphrase")           // stays valid
+	revoked := in.Login("alice", "alice-passphrase")        // its access token is revoked
+	revokedSession := in.Login("alice", "alice-passphrase") // its refresh token is revoked
 	bob := in.Login("bob", "bob-password")
 	expectStatus(t, "revoke access token", in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": revoked.String("token")}), 200)
 	expectStatus(t, "revoke refresh token", in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": revokedSession.String("refresh_token")}), 200)
@@ -51,7 +51,7 @@ func TestRestartKeepsUsersTokensAndRevocations(t *testing.T) {
 	}
 
 	// Users log in, with the same IDs.
-	if got := in2.Login("alice", "alice-password").JSON["user"].(map[string]any)["id"]; got != aliceID {
+	if got := in2.Login("alice", "alice-passphrase").JSON["user"].(map[string]any)["id"]; got != aliceID {
 		t.Fatalf("alice is %v after restart, was %s", got, aliceID)
 	}
 	if got := in2.Login("bob", "bob-password").JSON["user"].(map[string]any)["id"]; got != bobID {
@@ -106,7 +106,7 @@ func TestBootstrapNeverTwice(t *testing.T) {
 		if n := countEvents(envs, "user.created", ""); n != 1 {
 			t.Fatalf("restart %d: %d user.created events", i, n)
 		}
-		if created, err := in.Svc.Commands.Bootstrap(context.Background(), "root", "root-password"); created || err != nil {
+		if created, err := in.Svc.Commands.Bootstrap(context.Background(), "root", "root-passphrase"); created || err != nil {
 			t.Fatalf("Bootstrap on a non-empty store: %v %v", created, err)
 		}
 		in.Stop()
@@ -277,7 +277,7 @@ func TestConcurrentBootstrapOnSharedNATS(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				created[i], errs[i] = reps[i%2].svc.Commands.Bootstrap(context.Background(), "root", "root-password")
+				created[i], errs[i] = reps[i%2].svc.Commands.Bootstrap(context.Background(), "root", "root-passphrase")
 			}()
 		}
 		close(start)

@@ -144,8 +144,8 @@ func gwUsers(t *testing.T, in *Instance, roles ...string) map[string]gwUser {
 	out := map[string]gwUser{}
 	for _, role := range roles {
 		name := "gw-" + role
-		id := in.CreateUser(admin, name, name+"-password", map[string]string{"prod": role})
-		out[role] = gwUser{ID: id, Token: in.Login(name, name+"-password").String("token")}
+		id := in.CreateUser(admin, name, name+"-passphrase", map[string]string{"prod": role})
+		out[role] = gwUser{ID: id, Token: in.Login(name, name+"-passphrase").String("token")}
 	}
 	return out
 }
@@ -623,10 +623,10 @@ func TestGatewayPathTricks(t *testing.T) {
 	up := newGWUpstream(t, nil)
 	in := Start(t, withUpstream(up.srv.URL))
 	admin := in.AdminToken()
-	in.CreateUser(admin, "gw-both", "gw-both-password", map[string]string{"prod": "viewer", "staging": "viewer"})
+	in.CreateUser(admin, "gw-both", "gw-both-passphrase", map[string]string{"prod": "viewer", "staging": "viewer"})
 	u := gwUsers(t, in, "viewer", "admin")
 	viewer, padmin := u["viewer"], u["admin"]
-	both := in.Login("gw-both", "gw-both-password").String("token")
+	both := in.Login("gw-both", "gw-both-passphrase").String("token")
 
 	refused := []string{
 		"/api/v1/tenants/prod/nodes/../settings",

@@ -26,8 +26,8 @@ func TestAuthenticateMiddlewareKeepsCallersApart(t *testing.T) {
 	var principals []principal
 	for i := range 4 {
 		name := fmt.Sprintf("svc-user-%d", i)
-		id := in.CreateUser(admin, name, name+"-password", map[string]string{"prod": "viewer"})
-		principals = append(principals, principal{in.Login(name, name+"-password").String("token"), id})
+		id := in.CreateUser(admin, name, name+"-passphrase", map[string]string{"prod": "viewer"})
+		principals = append(principals, principal{in.Login(name, name+"-passphrase").String("token"), id})
 		k := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": name, "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}})
 		if k.Status != 201 {
 			t.Fatalf("create key: %d %s", k.Status, k.Raw)

@@ -288,7 +288,7 @@ func TestEmbeddedNATSListenerTLS(t *testing.T) {
 		t.Fatalf("audit over TLS: stream info: %v", err)
 	}
 	// The service itself writes as before.
-	in.CreateUser(in.AdminToken(), "after-tls", "after-tls-password", nil)
+	in.CreateUser(in.AdminToken(), "after-tls", "after-tls-passphrase", nil)
 
 	for name, mutate := range map[string]func(*service.Config){
 		"certificate without key": func(c *service.Config) { c.NATSListenTLSCert = certFile },

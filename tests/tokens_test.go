@@ -11,7 +11,7 @@ import (
 func TestLoginFailureIsIndistinguishable(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
-	in.CreateUser(in.AdminToken(), "alice", "alice-password", nil)
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", nil)
 
 	wrong := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "alice", "password": "not-her-password"})
 	unknown := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "nobody", "password": "not-her-password"})
@@ -44,8 +44,8 @@ func TestLoginFailureIsIndistinguishable(t *testing.T) {
 func TestExpiredAccessTokenAndRefreshExpiry(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
-	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
-	login := in.Login("alice", "alice-password")
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-passphrase")
 	token, rt := login.String("token"), login.String("refresh_token")
 	expectStatus(t, "fresh token", me(t, in, token), 200)
 
@@ -73,7 +73,7 @@ func TestExpiredAccessTokenAndRefreshExpiry(t *testing.T) {
 	expectBody(t, "access token of an expired session", me(t, in, lastToken), 401, bodyUnauthorized)
 
 	// A new login starts a new 7 days.
-	expectStatus(t, "login again", me(t, in, in.Login("alice", "alice-password").String("token")), 200)
+	expectStatus(t, "login again", me(t, in, in.Login("alice", "alice-passphrase").String("token")), 200)
 }
 
 // TestRevokeAndLogout: revoking an access token stops only that token;
@@ -82,8 +82,8 @@ func TestExpiredAccessTokenAndRefreshExpiry(t *testing.T) {
 func TestRevokeAndLogout(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
-	in.CreateUser(in.AdminToken(), "alice", "alice-password", map[string]string{"prod": "viewer"})
-	login := in.Login("alice", "alice-password")
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	login := in.Login("alice", "alice-passphrase")
 	a, rt := login.String("token"), login.String("refresh_token")
 	r := refresh(t, in, rt)
 	expectStatus(t, "refresh", r, 200)
@@ -117,8 +117,8 @@ func TestRevokeAndLogout(t *testing.T) {
 	}
 
 	// Logout ends the caller's session only.
-	s1 := in.Login("alice", "alice-password")
-	s2 := in.Login("alice", "alice-password")
+	s1 := in.Login("alice", "alice-passphrase")
+	s2 := in.Login("alice", "alice-passphrase")
 	lo := in.Do("POST", "/api/v1/auth/logout", s1.String("token"), nil)
 	if lo.Status != 204 || len(lo.Raw) != 0 {
 		t.Fatalf("logout: %d %q", lo.Status, lo.Raw)

@@ -33,7 +33,7 @@ func TestUsersCreateListGetAndDuplicates(t *testing.T) {
 	admin := in.AdminToken()
 
 	r := in.Do("POST", "/api/v1/users", admin, map[string]any{
-		"username": "alice", "email": "alice@example.com", "password": "alice-password",
+		"username": "alice", "email": "alice@example.com", "password": "alice-passphrase",
 		"tenants": []map[string]string{{"id": "staging", "role": "viewer"}, {"id": "prod", "role": "admin"}},
 	})
 	expectStatus(t, "create", r, 201)
@@ -45,13 +45,13 @@ func TestUsersCreateListGetAndDuplicates(t *testing.T) {
 	if !reflect.DeepEqual(r.JSON["tenants"], wantTenants) || !reflect.DeepEqual(r.JSON["roles"], []any{}) {
 		t.Fatalf("create: tenants/roles %s", r.Raw)
 	}
-	if strings.Contains(string(r.Raw), "alice-password") || strings.Contains(string(r.Raw), "password") {
+	if strings.Contains(string(r.Raw), "alice-passphrase") || strings.Contains(string(r.Raw), "password") {
 		t.Fatalf("create answer mentions the password: %s", r.Raw)
 	}
 
 	before := head(t, in)
 	for _, name := range []string{"alice", "ALICE", "Alice"} {
-		dup := in.Do("POST", "/api/v1/users", admin, map[string]any{"username": name, "email": "other@example.com", "password": "other-password"})
+		dup := in.Do("POST", "/api/v1/users", admin, map[string]any{"username": name, "email": "other@example.com", "password": "other-passphrase"})
 		expectBody(t, "duplicate "+name, dup, 409, bodyUsernameTaken)
 	}
 	if h := head(t, in); h != before {
@@ -80,7 +80,7 @@ func TestUsersCreateListGetAndDuplicates(t *testing.T) {
 	}
 	expectError(t, "bob gets alice", in.Do("GET", "/api/v1/users/"+id, bob, nil), 404, "NOT_FOUND")
 	expectBody(t, "bob creates a user", in.Do("POST", "/api/v1/users", bob,
-		map[string]any{"username": "carol", "email": "carol@example.com", "password": "carol-password"}), 403, bodyForbidden)
+		map[string]any{"username": "carol", "email": "carol@example.com", "password": "carol-passphrase"}), 403, bodyForbidden)
 	expectBody(t, "bob grants himself a role", in.Do("PUT", "/api/v1/users/"+g.String("id")+"/tenants/prod", bob, map[string]string{"role": "admin"}), 403, bodyForbidden)
 }
 
@@ -93,7 +93,7 @@ func TestTenantAdminManagesOnlyTheirTenant(t *testing.T) {
 	in.CreateUser(admin, "ta", "ta-password", map[string]string{"prod": "admin"})
 	p1 := in.CreateUser(admin, "p1", "p1-password", map[string]string{"prod": "viewer"})
 	s1 := in.CreateUser(admin, "s1", "s1-password", map[string]string{"staging": "viewer"})
-	both := in.CreateUser(admin, "both", "both-password", map[string]string{"prod": "viewer", "staging": "viewer"})
+	both := in.CreateUser(admin, "both", "both-passphrase", map[string]string{"prod": "viewer", "staging": "viewer"})
 	ta := in.Login("ta", "ta-password").String("token")
 
 	if got := usernames(t, in.Do("GET", "/api/v1/users", ta, nil)); !reflect.DeepEqual(got, []string{"both", "p1", "ta"}) {
@@ -110,9 +110,9 @@ func TestTenantAdminManagesOnlyTheirTenant(t *testing.T) {
 	expectBody(t, "create in prod and staging", in.Do("POST", "/api/v1/users", ta, map[string]any{
 		"username": "s3", "email": "s3@example.com", "password": "s3-password", "tenants": []map[string]string{{"id": "prod", "role": "viewer"}, {"id": "staging", "role": "viewer"}}}), 403, bodyForbidden)
 	expectBody(t, "create a platform admin", in.Do("POST", "/api/v1/users", ta, map[string]any{
-		"username": "root2", "email": "r@example.com", "password": "root2-password", "roles": []string{"admin"}, "tenants": []map[string]string{{"id": "prod", "role": "viewer"}}}), 403, bodyForbidden)
+		"username": "root2", "email": "r@example.com", "password": "root2-passphrase", "roles": []string{"admin"}, "tenants": []map[string]string{{"id": "prod", "role": "viewer"}}}), 403, bodyForbidden)
 	expectBody(t, "create without a tenant", in.Do("POST", "/api/v1/users", ta, map[string]any{
-		"username": "nobody", "email": "n@example.com", "password": "nobody-password"}), 403, bodyForbidden)
+		"username": "nobody", "email": "n@example.com", "password": "nobody-passphrase"}), 403, bodyForbidden)
 
 	// Roles: in their tenant only, on users they can see.
 	expectStatus(t, "grant in prod", in.Do("PUT", "/api/v1/users/"+p1+"/tenants/prod", ta, map[string]string{"role": "editor"}), 200)

@@ -203,7 +203,7 @@ func serveApp(app *fiber.App) (string, error) {
 const (
 	adminUser     = "admin"
 	adminPassword = "bench-admin-password"
-	userPassword  = "bench-user-password"
+	userPassword  = "bench-user-passphrase"
 )
 
 // instance is one service running in this process on loopback.
