@@ -28,6 +28,9 @@ var DefaultHashParams = HashParams{MemoryKiB: 19 * 1024, Iterations: 2, Parallel
 type Passwords struct {
 	params    *argon2id.Params
 	dummyHash string // verified for unknown users, so both paths cost the same
+	// MinLength is the fewest characters a password may have. The blocklist
+	// leaves out entries shorter than blocklistMinRunes (8), which this rule
+	// refuses first: it must not be set lower.
 	MinLength int
 	// slots bounds how many hashes run at once: as many as there are CPUs
 	// for them. More would not hash faster, only slower each (argon2id is
