@@ -6,8 +6,11 @@ import (
 	_ "embed"
 	"encoding/binary"
 	"io"
+	"slices"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 //go:generate sh blocklist/generate.sh
@@ -35,12 +38,6 @@ var commonPasswords = sync.OnceValue(func() *wordList {
 	}
 	return w
 })
-
-// isCommonPassword reports whether password is on the blocklist, compared
-// case-insensitively.
-func isCommonPassword(password string) bool {
-	return commonPasswords().contains(strings.ToLower(password))
-}
 
 // wordList is a sorted set of strings held in one string and an offset per
 // entry: the text itself plus 4 bytes an entry, where a map would add some
@@ -104,4 +101,70 @@ func (w *wordList) contains(s string) bool {
 		}
 	}
 	return false
+}
+
+// PasswordContext is what a new password must not be built on (NIST SP
+// 800-63B §5.1.1.2, context-specific words): the account's username and
+// email address. Every call site that sets a password passes them.
+type PasswordContext struct {
+	Username, Email string
+}
+
+// serviceWords are the service's own names: "infracast" covers
+// "infracast-auth" and "infracastauth" too.
+var serviceWords = []string{"infracast"}
+
+// contextMinRunes is the shortest context word looked for inside a
+// password: shorter ones (a three-letter username) would turn up inside
+// unrelated passwords, and a password equal to one is refused by the
+// length rule anyway.
+const contextMinRunes = 4
+
+// words returns the context words, lowercased, longest first, without
+// repeats: the service's names, the username, the email address, its local
+// part and that part without a "+tag".
+func (c PasswordContext) words() []string {
+	ws := append([]string(nil), serviceWords...)
+	add := func(w string) {
+		w = strings.ToLower(strings.TrimSpace(w))
+		if utf8.RuneCountInString(w) < contextMinRunes {
+			return
+		}
+		if !slices.Contains(ws, w) {
+			ws = append(ws, w)
+		}
+	}
+	add(c.Username)
+	if email := strings.TrimSpace(c.Email); email != "" {
+		add(email)
+		if at := strings.LastIndexByte(email, '@'); at > 0 {
+			local := email[:at]
+			add(local)
+			if plus := strings.IndexByte(local, '+'); plus > 0 {
+				add(local[:plus])
+			}
+		}
+	}
+	// Longest first, so that the email address goes before its local part.
+	slices.SortStableFunc(ws, func(a, b string) int { return len(b) - len(a) })
+	return ws
+}
+
+// builtOnContext reports whether lower (a lowercased password) contains a
+// context word and what is left without it would not pass on its own: an
+// attacker who targets the account knows those words, so they add nothing.
+// What is left, trimmed of the punctuation and spaces around it, must have
+// at least minRunes characters and not be on the blocklist: "alice2024",
+// "Alice-Alice", "password@alice" and "infracast-auth" are refused,
+// "alice-correct-horse-battery" is not.
+func builtOnContext(lower string, c PasswordContext, minRunes int) bool {
+	rest := lower
+	for _, w := range c.words() {
+		rest = strings.ReplaceAll(rest, w, "")
+	}
+	if rest == lower {
+		return false
+	}
+	rest = strings.TrimFunc(rest, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsNumber(r) })
+	return utf8.RuneCountInString(rest) < minRunes || commonPasswords().contains(rest)
 }

@@ -1,6 +1,8 @@
 package commands
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"runtime"
 	"strings"
@@ -72,13 +74,63 @@ func refused(t *testing.T, what string, err error) {
 // through, and well-known ones in any case, are refused by Check.
 func TestCheckRefusesCommonPasswords(t *testing.T) {
 	p := mustPasswords(t)
+	who := PasswordContext{Username: "someone", Email: "someone@example.com"}
 	for _, pw := range []string{
 		"babygirl", "chocolate", "qwertyui", "asdfasdf", "11223344", "123456789a",
 		"qwerty1234", "passwordpassword",
 		"password", "Password", "PASSWORD1", "iloveyou", "Sunshine", "trustno1", "1q2w3e4r5t",
 	} {
-		refused(t, pw, p.Check(pw))
+		refused(t, pw, p.Check(pw, who))
 	}
+}
+
+// TestCheckRefusesContextWords (NIST SP 800-63B §5.1.1.2, context-specific
+// words): a password equal to the username, in any case, to the email
+// address or its local part, or to the service's name is refused, and so is
+// one that is such a word with too little, or only a common password, around
+// it. A strong random password, and one whose part beside the username
+// stands on its own, are accepted.
+func TestCheckRefusesContextWords(t *testing.T) {
+	p := mustPasswords(t)
+	alice := PasswordContext{Username: "alice.smith", Email: "Alice.Smith+auth@Example.com"}
+	for _, pw := range []string{
+		"alice.smith", "ALICE.SMITH", "Alice.Smith", "aLiCe.SmItH", // the username
+		"alice.smith+auth@example.com", "Alice.Smith+Auth@Example.COM", // the email address
+		"alice.smith+auth", // its local part
+		"alice.smith2024", "alice.smith!!", "Alice.SmithAlice.Smith", "123alice.smith",
+		"alice.smith-password", "password@alice.smith", "Alice.Smith-Qwerty123",
+		"infracast", "infracast-auth", "InfracastAuth", "infracast2024!", "infracast-password",
+	} {
+		refused(t, pw, p.Check(pw, alice))
+	}
+	// The email local part, also when the username is another word.
+	bob := PasswordContext{Username: "rbrown", Email: "robert.brown@example.com"}
+	for _, pw := range []string{"robert.brown", "Robert.Brown", "robert.brown1", "robert.brown@example.com"} {
+		refused(t, pw, p.Check(pw, bob))
+	}
+	random := make([]byte, 18)
+	if _, err := rand.Read(random); err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{
+		base64.RawURLEncoding.EncodeToString(random),
+		"alice.smith-correct-horse-battery", // what is left is a password of its own
+		"correcthorse",
+		"bob-has-a-long-secret", // a username shorter than 4 characters is not looked for
+	} {
+		who := alice
+		if strings.HasPrefix(pw, "bob") {
+			who = PasswordContext{Username: "bob", Email: "bob@example.com"}
+		}
+		if err := p.Check(pw, who); err != nil {
+			t.Errorf("%q refused: %v", pw, err)
+		}
+	}
+	// Without a context (no username or email known), only the service's name counts.
+	if err := p.Check("alice.smith", PasswordContext{}); err != nil {
+		t.Errorf("alice.smith without a context: %v", err)
+	}
+	refused(t, "infracast-auth without a context", p.Check("infracast-auth", PasswordContext{}))
 }
 
 // BenchmarkBlocklistLookup: one Check-sized lookup (lowercasing included),
@@ -97,6 +149,18 @@ func BenchmarkBlocklistLookup(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCheck: the whole policy check of a password that passes, context
+// words included (the argon2id hash that follows costs milliseconds).
+func BenchmarkCheck(b *testing.B) {
+	p := mustPasswords(b)
+	who := PasswordContext{Username: "alice.smith", Email: "alice.smith@example.com"}
+	for b.Loop() {
+		if err := p.Check("Xq7-vLm2-Rt9w-Kp4z", who); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"runtime"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/alexedwards/argon2id"
@@ -74,9 +75,12 @@ func NewPasswords(p HashParams) (*Passwords, error) {
 	return pw, nil
 }
 
-// Check validates a new password against the policy (NIST SP 800-63B: a
-// minimum length, no composition rules, no truncation).
-func (p *Passwords) Check(password string) error {
+// Check validates a new password of the account described by who against the
+// policy (NIST SP 800-63B §5.1.1.2): a minimum length, no composition rules,
+// no truncation, not on the blocklist of common and breached passwords, not
+// built on the username, the email address or the service's name
+// (blocklist.go says how each is matched).
+func (p *Passwords) Check(password string, who PasswordContext) error {
 	if !utf8.ValidString(password) {
 		return domain.Invalid("password", "must be valid UTF-8")
 	}
@@ -86,8 +90,12 @@ func (p *Passwords) Check(password string) error {
 	if len(password) > 4096 {
 		return domain.Invalid("password", "must be at most 4096 bytes")
 	}
-	if isCommonPassword(password) {
+	lower := strings.ToLower(password)
+	if commonPasswords().contains(lower) {
 		return domain.Invalid("password", "is too common; choose another")
+	}
+	if builtOnContext(lower, who, p.MinLength) {
+		return domain.Invalid("password", "must not be built on the username, the email address or the service's name; choose another")
 	}
 	return nil
 }

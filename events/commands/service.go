@@ -255,7 +255,7 @@ type CreateUserInput struct {
 
 // CreateUser creates a user and reserves the username in one atomic append.
 func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUserInput) (domain.User, error) {
-	if err := s.passwords.Check(in.Password); err != nil {
+	if err := s.passwords.Check(in.Password, PasswordContext{Username: in.Username, Email: in.Email}); err != nil {
 		return domain.User{}, err
 	}
 	if _, _, taken := s.model.UserByName(in.Username); taken {
@@ -334,7 +334,8 @@ func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID stri
 
 // ChangePassword sets a user's password; every other session of the user is revoked.
 func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error {
-	if err := s.passwords.Check(password); err != nil {
+	u, _, _ := s.model.User(userID) // unknown: ExecuteUser says so below
+	if err := s.passwords.Check(password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
 		return err
 	}
 	sealed, err := s.hashAndSeal(password)
