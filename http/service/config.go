@@ -140,6 +140,8 @@ func Defaults() Config {
 		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
 		Environment: "production", KeyUsageInterval: time.Minute,
 		UpstreamTimeout: authhttp.DefaultUpstreamTimeout,
+		// Brute-force protection is on unless switched off explicitly.
+		LoginMaxFailures: 5, LoginMaxFailuresPerAddress: 50, LoginLockout: 15 * time.Minute,
 	}
 }
 
