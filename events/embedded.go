@@ -131,13 +131,46 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: embedded server: %w", err)
 	}
+	// The server reports a listener it cannot open (an address in use) only
+	// to its logger, and would then just never become ready: catch it.
+	fatal := &fatalLogger{err: make(chan string, 1)}
+	ns.SetLoggerV2(fatal, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("events: embedded server did not become ready")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if ns.ReadyForConnections(25 * time.Millisecond) {
+			return ns, nil
+		}
+		select {
+		case msg := <-fatal.err:
+			ns.Shutdown()
+			if o.Listen != "" {
+				return nil, fmt.Errorf("events: embedded NATS cannot listen on %s: %s", o.Listen, msg)
+			}
+			return nil, fmt.Errorf("events: embedded server: %s", msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, errors.New("events: embedded server did not become ready")
+		}
 	}
-	return ns, nil
 }
+
+// fatalLogger is the embedded server's logger: it keeps only the first fatal
+// error (the server logs nothing else anywhere, as with NoLog).
+type fatalLogger struct{ err chan string }
+
+func (l *fatalLogger) Fatalf(format string, v ...any) {
+	select {
+	case l.err <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+func (*fatalLogger) Noticef(string, ...any) {}
+func (*fatalLogger) Warnf(string, ...any)   {}
+func (*fatalLogger) Errorf(string, ...any)  {}
+func (*fatalLogger) Debugf(string, ...any)  {}
+func (*fatalLogger) Tracef(string, ...any)  {}
 
 // ConnectEmbedded opens a client connection to an embedded server, in-process
 // (no socket) when it does not listen on TCP.
