@@ -258,6 +258,10 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 		if generated && out != nil {
 			fmt.Fprintf(out, "\nInfracast Auth: created platform admin %q with password:\n\n    %s\n\nThis is shown once. Change it with POST /api/v1/users/{id}/password.\n\n", s.cfg.BootstrapAdmin, password)
 		}
+	} else if !generated {
+		// The store was not empty: the password configured has no effect,
+		// and an operator who set it to reset the admin's must learn so.
+		s.log.Warn("INFRACAST_BOOTSTRAP_PASSWORD is set but the admin already exists (the event store is not empty); it is ignored — change the password through the API: POST /api/v1/users/{id}/password")
 	}
 	s.readiness.bootstrapped.Store(true)
 	return nil
