@@ -18,9 +18,9 @@ const (
 	// AggregateSSO: one identity provider's configuration; the ID is the
 	// provider's name ("okta", "azure", "saml" or a generic OIDC name).
 	AggregateSSO = "sso"
-	// AggregateSSOIdentity: the link of one (provider, subject) to a user; the
-	// ID is SSOIdentityKey. Appended with "subject must be new", so that an
-	// identity is linked to one user only, across replicas.
+	// AggregateSSOIdentity: the link of one identity, (issuer, subject), to
+	// a user; the ID is SSOIdentityKey. Appended with "subject must be new",
+	// so that an identity is linked to one user only, across replicas.
 	AggregateSSOIdentity = "sso_identity"
 	// AggregateSSOAssertion: a consumed SAML assertion; the ID is
 	// SSOAssertionKey. Appended with "subject must be new", so that a replayed
@@ -81,6 +81,33 @@ func (p SSOProvider) Exists() bool { return p.Name != "" && !p.Deleted }
 // by each user's own tenant, which must then be on AllowedTenants.
 func (p SSOProvider) AzureMultiTenant() bool {
 	return p.Type == SSOAzure && (p.TenantID == "organizations" || p.TenantID == "common")
+}
+
+// AzureIssuerTemplate is the issuer that the discovery document of a
+// multi-tenant Azure AD application (…/organizations/v2.0) announces:
+// …/{tenantid}/v2.0, which each token fills in with its own tenant.
+func (p SSOProvider) AzureIssuerTemplate() string {
+	return strings.Replace(p.Issuer, "/"+p.TenantID+"/", "/"+AzureTenantPlaceholder+"/", 1)
+}
+
+// AzureTenantPlaceholder stands for the tenant in the issuer that Azure AD's
+// multi-tenant discovery documents announce.
+const AzureTenantPlaceholder = "{tenantid}"
+
+// IdentityIssuer is the issuer that the identities signing in through p
+// belong to: an identity is (issuer, subject), since a subject is unique
+// only at its issuer. It is the OIDC issuer (for a multi-tenant Azure AD
+// application the template …/{tenantid}/v2.0, the same for "organizations"
+// and "common": Azure's subjects are unique per application, across
+// directories), or the SAML IdP's entity ID.
+func (p SSOProvider) IdentityIssuer() string {
+	switch {
+	case p.Type == SSOSAML:
+		return p.EntityID
+	case p.AzureMultiTenant():
+		return p.AzureIssuerTemplate()
+	}
+	return p.Issuer
 }
 
 // TenantRolesFor returns the tenant roles that groups map to: per tenant, the
@@ -151,9 +178,13 @@ type (
 	SSOProviderDeleted struct {
 		Provider string `json:"provider"`
 	}
-	// SSOIdentityLinked: the identity Subject at Provider is the user UserID.
+	// SSOIdentityLinked: the identity (Issuer, Subject) is the user UserID;
+	// it signed in through the provider named Provider. Events written before
+	// identities were keyed by issuer have no Issuer: UpcastIdentityLinked
+	// completes them.
 	SSOIdentityLinked struct {
 		Provider string    `json:"provider"`
+		Issuer   string    `json:"issuer,omitempty"`
 		Subject  string    `json:"subject"`
 		UserID   string    `json:"user_id"`
 		Method   string    `json:"method"` // "provisioned" or "verified_email"
@@ -215,10 +246,34 @@ type (
 
 var (
 	providerNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	hostnamePattern     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*(:[0-9]{1,5})?$`)
+	hostnamePattern     = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$`)
 	azureTenantPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,127}$`)
 	claimNamePattern    = regexp.MustCompile(`^[A-Za-z0-9_:./-]{1,128}$`)
 )
+
+// checkOktaDomain accepts a bare host name (your-company.okta.com). Okta's
+// issuer is https://<domain>, exactly: a scheme, a port or a path would make
+// an issuer that Okta never announces.
+func checkOktaDomain(d string) error {
+	const want = "must be a host name like your-company.okta.com"
+	switch {
+	case strings.Contains(d, "://"):
+		return Invalid("domain", "%s, without scheme (https://)", want)
+	case strings.ContainsAny(d, "/?#"):
+		return Invalid("domain", "%s, without path", want)
+	case strings.Contains(d, ":"):
+		return Invalid("domain", "%s, without port: Okta's issuer is https:// and the domain alone", want)
+	case !hostnamePattern.MatchString(d) || len(d) > 253:
+		return Invalid("domain", "%s", want)
+	}
+	return nil
+}
+
+// AzureTenantIsDomain reports whether an Azure AD tenant is given as one of
+// the directory's domain names (contoso.onmicrosoft.com) rather than its
+// ID: Azure AD's discovery for it announces the issuer with the directory's
+// ID (…/<guid>/v2.0), which is never the one the domain implies.
+func AzureTenantIsDomain(tenant string) bool { return strings.Contains(tenant, ".") }
 
 // ValidSSOProviderName reports whether s can name a provider (and a URL
 // path segment).
@@ -311,9 +366,11 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if err := checkEndpointURL("issuer", issuer); err != nil {
 			return ev, err
 		}
-		// The issuer is compared exactly with the "iss" of ID tokens, and
-		// discovery appends "/.well-known/…": a trailing slash is dropped.
-		ev.Issuer, ev.IssuerOverride = strings.TrimSuffix(issuer, "/"), true
+		// The issuer is an identifier, compared exactly with the one that
+		// discovery announces and with the "iss" of ID tokens: it is kept as
+		// given, trailing slash included (Auth0's issuers end in "/";
+		// discovery drops it before appending "/.well-known/…").
+		ev.Issuer, ev.IssuerOverride = issuer, true
 	}
 	switch c.Type {
 	case SSOOkta:
@@ -321,8 +378,8 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if d == "" {
 			return ev, Invalid("domain", "is required (your-company.okta.com)")
 		}
-		if !hostnamePattern.MatchString(d) {
-			return ev, Invalid("domain", "must be a host name like your-company.okta.com, without scheme or path")
+		if err := checkOktaDomain(d); err != nil {
+			return ev, err
 		}
 		ev.Domain = d
 		if ev.Issuer == "" {
@@ -452,11 +509,24 @@ func EvolveSSOProvider(p SSOProvider, e Event) SSOProvider {
 	return p
 }
 
+// UpcastIdentityLinked completes a link written before identities were keyed
+// by issuer (no Issuer, only the provider's name): it was linked through the
+// provider as configured when the link was appended — p, the provider's
+// state at that point of the stream — so its issuer is p's identity issuer.
+// History is not rewritten: the event is completed as it is read.
+func UpcastIdentityLinked(ev SSOIdentityLinked, p SSOProvider) SSOIdentityLinked {
+	if ev.Issuer == "" && p.Name == ev.Provider {
+		ev.Issuer = p.IdentityIssuer()
+	}
+	return ev
+}
+
 // SSOLogin is what an identity provider asserted about a user, after the
 // HTTP layer verified it (signature, issuer, audience, nonce or
 // InResponseTo, expiry).
 type SSOLogin struct {
 	Provider      string
+	Issuer        string // the provider's IdentityIssuer the answer was verified against
 	Subject       string
 	Email         string
 	EmailVerified bool
@@ -468,6 +538,9 @@ type SSOLogin struct {
 func (l SSOLogin) Validate() error {
 	if l.Subject == "" || len(l.Subject) > 1024 {
 		return Invalid("subject", "the identity provider sent no usable subject")
+	}
+	if l.Issuer == "" {
+		return Invalid("issuer", "the identity has no issuer")
 	}
 	return nil
 }

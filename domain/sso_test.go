@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +86,100 @@ func TestSSOProvisionUsernames(t *testing.T) {
 	got := l.ProvisionUsernames("abc")
 	if !reflect.DeepEqual(got, []string{"a@b.example", "corp-abc"}) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestSSOIssuerKeptAsGiven: an issuer is an identifier compared exactly with
+// the one the IdP announces; a trailing slash (Auth0's issuers end in one)
+// is part of it. Only surrounding space is dropped.
+func TestSSOIssuerKeptAsGiven(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, iss := range []string{"https://tenant.eu.auth0.com/", "https://idp.example.com", "https://idp.example.com/dex", "http://127.0.0.1:5556/dex/"} {
+		evs, err := DecideSSOProvider(SSOProvider{}, ConfigureSSOProvider{
+			Name: "corp", Type: SSOOIDC, Issuer: " " + iss + " ", ClientID: "c", ClientSecretSealed: "s", Now: now,
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", iss, err)
+		}
+		if p := EvolveSSOProvider(SSOProvider{}, evs[0]); p.Issuer != iss || p.IdentityIssuer() != iss {
+			t.Fatalf("issuer %q stored as %q", iss, p.Issuer)
+		}
+	}
+}
+
+// TestSSOOktaDomainForms: an Okta domain is a bare host name; a port, a
+// scheme or a path would make an issuer Okta never announces.
+func TestSSOOktaDomainForms(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for d, want := range map[string]string{
+		"acme.okta.com":             "",
+		"acme.oktapreview.com":      "",
+		"acme.okta.com:443":         "without port",
+		"https://acme.okta.com":     "without scheme",
+		"acme.okta.com/oauth2/x":    "without path",
+		"acme.okta.com?x=1":         "without path",
+		"acme..okta.com":            "host name",
+		"-acme.okta.com":            "host name",
+		"acme.okta.com:443/default": "without path",
+	} {
+		_, err := DecideSSOProvider(SSOProvider{}, ConfigureSSOProvider{
+			Name: "okta", Type: SSOOkta, Domain: d, ClientID: "c", ClientSecretSealed: "s", Now: now,
+		})
+		var ve *ValidationError
+		switch {
+		case want == "" && err != nil:
+			t.Errorf("%s refused: %v", d, err)
+		case want != "" && (!errors.As(err, &ve) || ve.Field != "domain" || !strings.Contains(ve.Message, want)):
+			t.Errorf("%s: want a domain error saying %q, got %v", d, want, err)
+		}
+	}
+}
+
+func TestSSOAzureTenantIsDomain(t *testing.T) {
+	for tenant, want := range map[string]bool{
+		"contoso.onmicrosoft.com": true, "contoso.com": true,
+		"9188040d-6c67-4c5b-b112-36a304b66dad": false, "organizations": false, "common": false,
+	} {
+		if got := AzureTenantIsDomain(tenant); got != want {
+			t.Errorf("%s: %v, want %v", tenant, got, want)
+		}
+	}
+}
+
+// TestSSOIdentityIssuer: an identity belongs to its issuer — the OIDC issuer,
+// Azure's multi-tenant template (the same for organizations and common), the
+// SAML entity ID — and an identity link written with the provider's name
+// only is completed with the issuer of that provider as configured then.
+func TestSSOIdentityIssuer(t *testing.T) {
+	oidcP := SSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/"}
+	orgs := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "organizations", Issuer: "https://login.microsoftonline.com/organizations/v2.0"}
+	common := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "common", Issuer: "https://login.microsoftonline.com/common/v2.0"}
+	saml := SSOProvider{Name: "saml", Type: SSOSAML, EntityID: "urn:idp"}
+	for _, tc := range []struct {
+		p    SSOProvider
+		want string
+	}{
+		{oidcP, "https://idp.example.com/"},
+		{orgs, "https://login.microsoftonline.com/{tenantid}/v2.0"},
+		{common, "https://login.microsoftonline.com/{tenantid}/v2.0"},
+		{saml, "urn:idp"},
+	} {
+		if got := tc.p.IdentityIssuer(); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.p.Name, got, tc.want)
+		}
+	}
+	old := SSOIdentityLinked{Provider: "corp", Subject: "sub-1", UserID: "user-1"}
+	if got := UpcastIdentityLinked(old, oidcP); got.Issuer != "https://idp.example.com/" || got.Subject != "sub-1" || got.UserID != "user-1" {
+		t.Fatalf("upcast: %+v", got)
+	}
+	if got := UpcastIdentityLinked(old, saml); got.Issuer != "" {
+		t.Fatalf("upcast through another provider: %+v", got)
+	}
+	current := SSOIdentityLinked{Provider: "corp", Issuer: "https://other.example.com", Subject: "sub-1"}
+	if got := UpcastIdentityLinked(current, oidcP); got != current {
+		t.Fatalf("a link with an issuer changed: %+v", got)
+	}
+	if err := (SSOLogin{Provider: "corp", Subject: "s"}).Validate(); err == nil {
+		t.Fatal("a login without issuer validated")
 	}
 }

@@ -37,10 +37,6 @@ type oidcEntry struct {
 	provider *oidc.Provider
 }
 
-// azureIssuerTemplate is the issuer that Azure AD's multi-tenant discovery
-// documents announce; each token names its own tenant instead.
-const azureTenantPlaceholder = "{tenantid}"
-
 // discover returns the go-oidc provider of p, from the cache when it is
 // fresh and of the same configuration version.
 func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider, error) {
@@ -78,9 +74,7 @@ func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider,
 
 // azureIssuerTemplate replaces the tenant segment of a multi-tenant Azure
 // issuer (…/organizations/v2.0) with the placeholder.
-func azureIssuerTemplate(p domain.SSOProvider) string {
-	return strings.Replace(p.Issuer, "/"+p.TenantID+"/", "/"+azureTenantPlaceholder+"/", 1)
-}
+func azureIssuerTemplate(p domain.SSOProvider) string { return p.AzureIssuerTemplate() }
 
 // checkAzureIssuer accepts a multi-tenant Azure AD token only when its
 // issuer is the template with its own tenant ("tid") filled in, and that
@@ -98,7 +92,7 @@ func checkAzureIssuer(p domain.SSOProvider, iss, tid string) error {
 	if !allowed {
 		return fmt.Errorf("azure: tenant %q is not on allowed_tenants", tid)
 	}
-	if want := strings.Replace(azureIssuerTemplate(p), azureTenantPlaceholder, tid, 1); iss != want {
+	if want := strings.Replace(azureIssuerTemplate(p), domain.AzureTenantPlaceholder, tid, 1); iss != want {
 		return fmt.Errorf("azure: issuer %q, want %q", iss, want)
 	}
 	return nil
@@ -254,7 +248,7 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 		return errSSOFailed
 	}
 	res, err := s.ssoLogin(c, domain.SSOLogin{
-		Provider: p.Name, Subject: idt.Subject, Email: claims.Email,
+		Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: idt.Subject, Email: claims.Email,
 		EmailVerified: truthy(claims.EmailVerified), Username: claims.PreferredUsername, Groups: groups,
 	})
 	if err != nil {

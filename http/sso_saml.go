@@ -241,7 +241,9 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 		}
 		return nil
 	}
-	in := domain.SSOLogin{Provider: p.Name, Subject: strings.TrimSpace(nid.Value)}
+	// The identity is (IdP entity ID, NameID): crewjam/saml checked that
+	// the assertion's issuer is the configured entity ID.
+	in := domain.SSOLogin{Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: strings.TrimSpace(nid.Value)}
 	if v := attr(samlEmailAttrs); len(v) > 0 {
 		in.Email = v[0]
 	} else if nid.Format == string(saml.EmailAddressNameIDFormat) {

@@ -17,7 +17,7 @@ import (
 // field of Model, ssoModel or signingModel; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 2 // 2: sessions carry RotatedAt (the refresh reuse interval)
+const SnapshotFormat = 3 // 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
 // SnapshotFormat.

@@ -12,7 +12,7 @@ import (
 // write); it lives inside Model and is guarded by Model.mu.
 type ssoModel struct {
 	providers  map[string]*ssoProviderEntry // provider name -> configuration
-	identities map[string]string            // identityKey(provider, subject) -> user ID
+	identities map[string]string            // identityKey(issuer, subject) -> user ID
 	linkSeq    map[string]uint64            // sso_identity aggregate ID -> stream sequence
 }
 
@@ -21,7 +21,7 @@ type ssoProviderEntry struct {
 	seq   uint64
 }
 
-func identityKey(provider, subject string) string { return provider + "\x00" + subject }
+func identityKey(issuer, subject string) string { return issuer + "\x00" + subject }
 
 // applySSO folds an SSO event; called with the write lock held.
 func (m *Model) applySSO(aggregateID string, seq uint64, e domain.Event) {
@@ -46,7 +46,18 @@ func (m *Model) applySSO(aggregateID string, seq uint64, e domain.Event) {
 			s.identities = make(map[string]string)
 			s.linkSeq = make(map[string]uint64)
 		}
-		s.identities[identityKey(ev.Provider, ev.Subject)] = ev.UserID
+		if ev.Issuer == "" {
+			// Written before identities were keyed by issuer: the issuer is
+			// that of the provider it was linked through, as configured at
+			// this point of the stream (the link followed that
+			// configuration).
+			var p domain.SSOProvider
+			if e := s.providers[ev.Provider]; e != nil {
+				p = e.state
+			}
+			ev = domain.UpcastIdentityLinked(ev, p)
+		}
+		s.identities[identityKey(ev.Issuer, ev.Subject)] = ev.UserID
 		s.linkSeq[aggregateID] = seq
 	case domain.SSOAssertionConsumed:
 		// The reservation subject itself refuses replays (appended with
@@ -80,11 +91,11 @@ func (m *Model) SSOProviders() []domain.SSOProvider {
 	return out
 }
 
-// SSOIdentity returns the user linked to subject at provider.
-func (m *Model) SSOIdentity(provider, subject string) (string, bool) {
+// SSOIdentity returns the user linked to the identity (issuer, subject).
+func (m *Model) SSOIdentity(issuer, subject string) (string, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok := m.sso.identities[identityKey(provider, subject)]
+	id, ok := m.sso.identities[identityKey(issuer, subject)]
 	return id, ok
 }
 

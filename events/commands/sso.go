@@ -103,10 +103,13 @@ func (s *Service) SSOClientSecret(p domain.SSOProvider) (string, error) {
 	return s.sealer.Open(sealClientSecret, p.ClientSecretSealed)
 }
 
-// SSOIdentityKey is the aggregate ID of the link of subject at provider: hex
-// SHA-256 (first 16 bytes) of both, so that subjects need no escaping.
-func SSOIdentityKey(provider, subject string) string {
-	sum := sha256.Sum256([]byte("identity\x00" + provider + "\x00" + subject))
+// SSOIdentityKey is the aggregate ID of the link of the identity (issuer,
+// subject): hex SHA-256 (first 16 bytes) of both, so that neither needs
+// escaping. (Links written before identities were keyed by issuer live on
+// the hash of "identity\0<provider>\0<subject>"; both prefixes differ, so
+// the two never share a subject.)
+func SSOIdentityKey(issuer, subject string) string {
+	sum := sha256.Sum256([]byte("sso-identity\x00" + issuer + "\x00" + subject))
 	return hex.EncodeToString(sum[:16])
 }
 
@@ -134,7 +137,9 @@ func (s *Service) ConsumeSAMLAssertion(ctx context.Context, meta events.Meta, pr
 
 // SSOLogin signs in the user behind an identity the provider asserted (already
 // verified by the caller) and starts a session with method "sso:<provider>".
-// The identity is (provider, subject), never the e-mail alone: a linked
+// The identity is (issuer, subject), never the e-mail alone nor the
+// provider's name (a provider re-pointed to another IdP does not inherit the
+// old IdP's users): a linked
 // identity logs its user in; an unknown one is linked to the one active user
 // with that e-mail when the provider links by verified e-mail and the
 // provider says the address is verified; otherwise a user is provisioned,
@@ -147,6 +152,10 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	p, _, ok := s.model.SSOProvider(in.Provider)
 	if !ok || !p.Exists() {
 		return LoginResult{}, domain.ErrNotFound
+	}
+	if in.Issuer != p.IdentityIssuer() {
+		// The provider was re-pointed while the login was under way.
+		return LoginResult{}, domain.Invalid("issuer", "the provider's configuration changed during the login")
 	}
 	userID, err := s.ssoUser(ctx, meta, p, in)
 	if err != nil {
@@ -182,12 +191,12 @@ func rank(r domain.Role) int {
 // ssoUser finds, links or provisions the user of an identity.
 func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOProvider, in domain.SSOLogin) (string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		if id, ok := s.model.SSOIdentity(p.Name, in.Subject); ok {
+		if id, ok := s.model.SSOIdentity(in.Issuer, in.Subject); ok {
 			return id, nil
 		}
 		link := pending{
-			aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(p.Name, in.Subject),
-			event: domain.SSOIdentityLinked{Provider: p.Name, Subject: in.Subject, LinkedAt: s.cfg.Now().UTC()},
+			aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(in.Issuer, in.Subject),
+			event: domain.SSOIdentityLinked{Provider: p.Name, Issuer: in.Issuer, Subject: in.Subject, LinkedAt: s.cfg.Now().UTC()},
 		}
 		var err error
 		if existing, ok := s.linkableUser(p, in); ok {
@@ -283,7 +292,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 				}
 			}
 		}
-		if _, linked := s.model.SSOIdentity(p.Name, in.Subject); linked {
+		if _, linked := s.model.SSOIdentity(in.Issuer, in.Subject); linked {
 			return "", err // the identity was linked elsewhere: the caller rereads it
 		}
 		lastErr = ErrUsernameTaken
