@@ -77,6 +77,33 @@ func (p *proc) output() string {
 	return p.stderr.String()
 }
 
+// binaryEnv is this process's environment without any INFRACAST_ variable,
+// followed by env: the binary sees the settings a test gives it, and no
+// others from the shell that runs the tests.
+func binaryEnv(env ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "INFRACAST_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// runBinary runs the built service with args (like -h) and env until it
+// exits, and returns what it printed.
+func runBinary(t *testing.T, args []string, env ...string) (string, error) {
+	t.Helper()
+	bin, err := goBuild("../cmd/infracast-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = binaryEnv(env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 func startBinary(t *testing.T, env ...string) *proc {
 	t.Helper()
 	bin, err := goBuild("../cmd/infracast-auth")
@@ -84,7 +111,7 @@ func startBinary(t *testing.T, env ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: exec.Command(bin), done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Env = binaryEnv(env...)
 	r, w := io.Pipe()
 	p.cmd.Stderr, p.cmd.Stdout = w, w
 	if err := p.cmd.Start(); err != nil {
@@ -106,6 +133,19 @@ func startBinary(t *testing.T, env ...string) *proc {
 		}
 	})
 	return p
+}
+
+// exited waits for the process to end on its own, within the given time,
+// and returns how it ended.
+func (p *proc) exited(t *testing.T, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(within):
+		t.Fatalf("still running after %s\n%s", within, p.output())
+		return nil
+	}
 }
 
 func (p *proc) stop(t *testing.T) {
@@ -216,20 +256,20 @@ func TestBinaryFirstStartRestartAndSignals(t *testing.T) {
 }
 
 // TestBinaryReportsEveryConfigProblem: invalid configuration is reported all at
-// once and the process exits non-zero without starting.
+// once — values that do not parse (a log level that is not one, too) with
+// those that parse but are not allowed — and the process exits non-zero
+// without starting.
 func TestBinaryReportsEveryConfigProblem(t *testing.T) {
 	p := startBinary(t, "INFRACAST_LISTEN=nonsense", "INFRACAST_ACCESS_TOKEN_TTL=1s",
-		"INFRACAST_STREAM_REPLICAS=2", "INFRACAST_DATA_DIR="+t.TempDir())
-	select {
-	case err := <-p.done:
-		if err == nil {
-			t.Fatal("exited 0 with an invalid configuration")
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("did not exit")
+		"INFRACAST_STREAM_REPLICAS=2", "INFRACAST_DATA_DIR="+t.TempDir(),
+		// Values that cannot be parsed at all are reported with the rest.
+		"INFRACAST_SNAPSHOT_EVERY=often", "INFRACAST_LOG_LEVEL=verbose", "INFRACAST_LOG_FORMAT=xml")
+	if err := p.exited(t, 30*time.Second); err == nil {
+		t.Fatal("exited 0 with an invalid configuration")
 	}
 	out := p.output()
-	for _, want := range []string{"INFRACAST_LISTEN", "INFRACAST_ACCESS_TOKEN_TTL", "INFRACAST_STREAM_REPLICAS"} {
+	for _, want := range []string{"INFRACAST_LISTEN", "INFRACAST_ACCESS_TOKEN_TTL", "INFRACAST_STREAM_REPLICAS",
+		`INFRACAST_SNAPSHOT_EVERY "often"`, `INFRACAST_LOG_LEVEL "verbose"`, `INFRACAST_LOG_FORMAT "xml"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output does not name %s:\n%s", want, out)
 		}

@@ -1,0 +1,312 @@
+package tests
+
+// The defaults as shipped: these tests run the built binary with nothing but
+// INFRACAST_LISTEN, INFRACAST_DATA_DIR and INFRACAST_BOOTSTRAP_PASSWORD —
+// the real argon2id cost (a login takes some 15–40 ms), the real throttle,
+// token lifetimes and body limit — so that what users run is what is tested.
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+const shippedAdminPassword = "shipped-defaults-admin-password"
+
+// startShipped runs the binary on a new data folder with only the three
+// settings a first start needs, and waits until it is ready.
+func startShipped(t *testing.T) (*proc, *Instance, string) {
+	t.Helper()
+	data, addr := t.TempDir(), freeAddr(t)
+	p := startBinary(t, "INFRACAST_LISTEN="+addr, "INFRACAST_DATA_DIR="+data,
+		"INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
+	base := "http://" + addr
+	waitReady(t, base, p)
+	return p, &Instance{URL: base, t: t}, data
+}
+
+// TestShippedHelpShowsDefaults: -h succeeds and shows the brute-force
+// protection the README promises (it showed 0, 0 and 0s: switched off).
+func TestShippedHelpShowsDefaults(t *testing.T) {
+	out, err := runBinary(t, []string{"-h"})
+	if err != nil {
+		t.Errorf("-h: %v (want exit 0)\n%s", err, out)
+	}
+	defaults := map[string]string{}
+	for _, s := range parseHelp(t, out) {
+		defaults[s.flag] = s.def
+	}
+	for flag, want := range map[string]string{
+		"login-max-failures": "5", "login-max-failures-per-address": "50", "login-lockout": "15m0s",
+		"access-token-ttl": "1h0m0s", "refresh-token-ttl": "168h0m0s", "body-limit": "65536",
+		"argon2-memory-kib": "19456", "argon2-iterations": "2", "argon2-parallelism": "1",
+	} {
+		if got := defaults[flag]; got != want {
+			t.Errorf("-h shows -%s default %q, want %q", flag, got, want)
+		}
+	}
+}
+
+// TestShippedLoginThrottle: with the shipped defaults, 5 wrong passwords
+// lock an account for 15 minutes — the 6th attempt and the right password
+// get 429 RATE_LIMITED with Retry-After — and 100 wrong passwords at once
+// on another account get exactly 5 answers 401: each failure is recorded
+// under optimistic concurrency, decided against the account's state, so
+// none slips past the limit.
+func TestShippedLoginThrottle(t *testing.T) {
+	_, in, _ := startShipped(t)
+	admin := in.Login(AdminUser, shippedAdminPassword).String("token")
+	in.CreateUser(admin, "victim", "victim-password-for-defaults", map[string]string{"prod": "viewer"})
+	in.CreateUser(admin, "target", "target-password-for-defaults", map[string]string{"prod": "viewer"})
+
+	for i := 1; i <= 5; i++ {
+		if r := login(in, "victim", "guess-"+strconv.Itoa(i)); r.Status != 401 {
+			t.Fatalf("wrong password %d: %d %s (want 401)", i, r.Status, r.Raw)
+		}
+	}
+	locked := func(what string, r Response) {
+		t.Helper()
+		if r.Status != 429 || r.ErrorCode() != "RATE_LIMITED" {
+			t.Fatalf("%s: %d %s (want 429 RATE_LIMITED)", what, r.Status, r.Raw)
+		}
+		if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 15*60 {
+			t.Fatalf("%s: Retry-After %q, want 1..900 seconds (the 15 min lockout)", what, r.Header.Get("Retry-After"))
+		}
+	}
+	locked("6th wrong password", login(in, "victim", "guess-6"))
+	locked("right password after 5 failures", login(in, "victim", "victim-password-for-defaults"))
+
+	const attempts = 100
+	statuses := make(chan int, attempts)
+	var wg sync.WaitGroup
+	for i := 0; i < attempts; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- login(in, "target", "parallel-guess-"+strconv.Itoa(i)).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[401] != 5 || counts[429] != attempts-5 {
+		t.Fatalf("%d wrong passwords at once: answers %v, want exactly 5 × 401 and %d × 429", attempts, counts, attempts-5)
+	}
+	locked("right password after the parallel attack", login(in, "target", "target-password-for-defaults"))
+}
+
+// TestShippedAddressLockout: with the shipped defaults, 50 failed logins
+// from one address, each on another name (password spraying, which the
+// per-account limit does not see), lock the address: the 49th leaves the
+// admin's login working, the 50th refuses it.
+func TestShippedAddressLockout(t *testing.T) {
+	_, in, _ := startShipped(t)
+	for i := 1; i <= 50; i++ {
+		if r := login(in, "sprayed-"+strconv.Itoa(i), "Winter2026!"); r.Status != 401 {
+			t.Fatalf("spray %d: %d %s (want 401)", i, r.Status, r.Raw)
+		}
+		if i == 49 {
+			in.Login(AdminUser, shippedAdminPassword) // 49 failures: not locked yet
+		}
+	}
+	r := login(in, AdminUser, shippedAdminPassword)
+	if r.Status != 429 || r.ErrorCode() != "RATE_LIMITED" || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("right password from an address with 50 failures: %d %s %v (want 429 RATE_LIMITED with Retry-After)", r.Status, r.Raw, r.Header)
+	}
+}
+
+// TestShippedTokenLifetimesAndBodyLimit: with the shipped defaults an access
+// token lives 1 h (exp - iat in the JWT, and the response's expires_at), a
+// session — its refresh token — 7 days (the session.started event in the
+// store: the API shows no refresh expiry), and a request body may have up to
+// 65536 bytes.
+func TestShippedTokenLifetimesAndBodyLimit(t *testing.T) {
+	p, in, data := startShipped(t)
+	r := in.Login(AdminUser, shippedAdminPassword)
+	var claims struct {
+		Exp int64  `json:"exp"`
+		Iat int64  `json:"iat"`
+		Sid string `json:"sid"`
+	}
+	parts := strings.Split(r.String("token"), ".")
+	if len(parts) != 3 {
+		t.Fatalf("token %q is not a JWT", r.String("token"))
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || json.Unmarshal(payload, &claims) != nil || claims.Sid == "" {
+		t.Fatalf("JWT payload %s: %v", payload, err)
+	}
+	if claims.Exp-claims.Iat != 3600 {
+		t.Errorf("access token exp - iat = %d s, want 3600", claims.Exp-claims.Iat)
+	}
+	if exp, err := time.Parse(time.RFC3339, r.String("expires_at")); err != nil || exp.Unix() != claims.Exp {
+		t.Errorf("expires_at %q, want the token's exp %s", r.String("expires_at"), time.Unix(claims.Exp, 0).UTC())
+	}
+
+	const limit = 65536
+	body := func(n int) []byte { // invalid JSON of n bytes: 400 if read, never a login attempt
+		return []byte(strings.Repeat("x", n))
+	}
+	if r := in.Do("POST", "/api/v1/auth/token", "", body(limit)); r.Status == 413 || r.Status != 400 {
+		t.Errorf("%d-byte body: %d %s (want 400: read, and refused as invalid JSON)", limit, r.Status, r.Raw)
+	}
+	if r := in.Do("POST", "/api/v1/auth/token", "", body(limit+1)); r.Status != 413 {
+		t.Errorf("%d-byte body: %d %s (want 413)", limit+1, r.Status, r.Raw)
+	}
+
+	p.stop(t)
+	started := sessionStarted(t, data, claims.Sid)
+	if d := started.ExpiresAt.Sub(started.StartedAt); d != 7*24*time.Hour {
+		t.Errorf("session (refresh token) lifetime %s, want 168h (7 days)", d)
+	}
+}
+
+// sessionStarted reads the session.started event of session sid from the
+// stopped binary's data folder.
+func sessionStarted(t *testing.T, data, sid string) domain.SessionStarted {
+	t.Helper()
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: filepath.Join(data, "jetstream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := events.ConnectEmbedded(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.Subject(domain.AggregateSession, sid)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("first event of session %s: %v", sid, err)
+	}
+	var env events.Envelope
+	var started domain.SessionStarted
+	if err := json.Unmarshal(msg.Data(), &env); err != nil || env.Type != "session.started" {
+		t.Fatalf("first event of session %s: %v %s", sid, err, msg.Data())
+	}
+	if err := json.Unmarshal(env.Data, &started); err != nil {
+		t.Fatal(err)
+	}
+	return started
+}
+
+// TestShippedBootstrapPasswordOnExistingData: INFRACAST_BOOTSTRAP_PASSWORD
+// only sets the password of the admin a first start creates. Set on a data
+// folder that has its admin already, it changes nothing — and says so in a
+// warning that names the variable, instead of silently ignoring it.
+func TestShippedBootstrapPasswordOnExistingData(t *testing.T) {
+	p, in, data := startShipped(t)
+	in.Login(AdminUser, shippedAdminPassword)
+	if strings.Contains(p.output(), "INFRACAST_BOOTSTRAP_PASSWORD") {
+		t.Fatalf("first start warned about the bootstrap password:\n%s", p.output())
+	}
+	p.stop(t)
+
+	const other = "another-bootstrap-password"
+	p2 := startBinary(t, "INFRACAST_LISTEN="+strings.TrimPrefix(in.URL, "http://"), "INFRACAST_DATA_DIR="+data,
+		"INFRACAST_BOOTSTRAP_PASSWORD="+other)
+	waitReady(t, in.URL, p2)
+	Eventually(t, 10*time.Second, func() error {
+		for _, line := range strings.Split(p2.output(), "\n") {
+			var rec struct{ Level, Msg string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Level == "WARN" &&
+				strings.Contains(rec.Msg, "INFRACAST_BOOTSTRAP_PASSWORD") && strings.Contains(rec.Msg, "ignored") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning naming INFRACAST_BOOTSTRAP_PASSWORD:\n%s", p2.output())
+	})
+	if r := login(in, AdminUser, other); r.Status != 401 {
+		t.Fatalf("the ignored bootstrap password logged in: %d %s", r.Status, r.Raw)
+	}
+	in.Login(AdminUser, shippedAdminPassword)
+	p2.stop(t)
+}
+
+// TestShippedAddressInUse: an HTTP or embedded-NATS listen address that is
+// taken ends the start at once with an error naming it (the NATS one ended
+// after 30 s with "embedded server did not become ready"); the HTTP address
+// is taken before the store is opened.
+func TestShippedAddressInUse(t *testing.T) {
+	taken := func(t *testing.T) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln.Addr().String()
+	}
+	refused := func(t *testing.T, p *proc, addr string) {
+		t.Helper()
+		if err := p.exited(t, 20*time.Second); err == nil {
+			t.Fatalf("exited 0 with %s taken", addr)
+		}
+		out := p.output()
+		if !strings.Contains(out, addr) || !strings.Contains(out, "address already in use") {
+			t.Fatalf("the error does not name %s as in use:\n%s", addr, out)
+		}
+	}
+	t.Run("http", func(t *testing.T) {
+		data, addr := t.TempDir(), taken(t)
+		p := startBinary(t, "INFRACAST_LISTEN="+addr, "INFRACAST_DATA_DIR="+data,
+			"INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
+		refused(t, p, addr)
+		if !strings.Contains(p.output(), "INFRACAST_LISTEN") {
+			t.Errorf("the error does not name INFRACAST_LISTEN:\n%s", p.output())
+		}
+		if _, err := os.Stat(filepath.Join(data, "jetstream")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the store was opened before the HTTP address was taken: %v", err)
+		}
+	})
+	t.Run("nats", func(t *testing.T) {
+		addr := taken(t)
+		p := startBinary(t, "INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+t.TempDir(),
+			"INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword,
+			"INFRACAST_NATS_LISTEN="+addr, "INFRACAST_NATS_LISTEN_PASSWORD=replica-password-0123456789")
+		refused(t, p, addr)
+	})
+}
+
+// TestShippedBootstrapRefusedEndsTheStart: a first start whose admin cannot
+// be created (here: a bootstrap password on the common-password list) exits
+// non-zero and says why; it stayed up, never ready, with one log line.
+func TestShippedBootstrapRefusedEndsTheStart(t *testing.T) {
+	p := startBinary(t, "INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+t.TempDir(),
+		"INFRACAST_BOOTSTRAP_PASSWORD=password")
+	if err := p.exited(t, 30*time.Second); err == nil {
+		t.Fatalf("exited 0 without an admin:\n%s", p.output())
+	}
+	if out := p.output(); !strings.Contains(out, "bootstrap admin") || !strings.Contains(out, "common") {
+		t.Fatalf("the error does not say that the bootstrap admin was refused, and why:\n%s", out)
+	}
+}
