@@ -1,7 +1,15 @@
 package http
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -95,6 +103,9 @@ type ssoProviderJSON struct {
 	MetadataURL    string            `json:"metadata_url,omitempty"` // SAML SP metadata
 	ACSURL         string            `json:"acs_url,omitempty"`
 	ConfiguredAt   string            `json:"configured_at"`
+	// Warnings: what configuring it could not check (the IdP was not
+	// reachable); only in the answer to POST.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 type certJSON struct {
@@ -196,6 +207,14 @@ func (s *Server) configureSSO(c *fiber.Ctx) error {
 	default:
 		return errNotFound
 	}
+	// Before anything is stored: what can be known to never work is refused,
+	// an IdP that cannot be asked now is accepted with a warning.
+	var warnings []string
+	in.Check = func(ctx context.Context, p domain.SSOProvider) error {
+		w, err := s.checkSSOProvider(ctx, p)
+		warnings = w
+		return err
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	p, created, err := s.deps.SSO.ConfigureSSOProvider(ctx, s.meta(c), in)
@@ -206,7 +225,9 @@ func (s *Server) configureSSO(c *fiber.Ctx) error {
 	if created {
 		status = fiber.StatusCreated
 	}
-	return c.Status(status).JSON(s.toProviderJSON(c, p))
+	out := s.toProviderJSON(c, p)
+	out.Warnings = warnings
+	return c.Status(status).JSON(out)
 }
 
 // listSSO: GET /api/v1/admin/sso.
@@ -252,4 +273,130 @@ func (s *Server) deleteSSO(c *fiber.Ctx) error {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// discoveryCheckTimeout bounds the discovery that configuring a provider
+// makes.
+const discoveryCheckTimeout = 5 * time.Second
+
+// discoveryDoc is what the configuration check reads of a discovery document.
+type discoveryDoc struct {
+	Issuer   string `json:"issuer"`
+	AuthURL  string `json:"authorization_endpoint"`
+	TokenURL string `json:"token_endpoint"`
+	JWKSURL  string `json:"jwks_uri"`
+}
+
+// checkSSOProvider asks an OpenID Connect provider for its discovery
+// document, as its logins will, and refuses a configuration that can never
+// work: the document announces another issuer than the one logins will
+// compare with (a trailing slash too many or too few, an Azure AD tenant
+// given by a domain name), or lacks an endpoint. An IdP that cannot be asked
+// (unreachable, an error status, not a discovery document) is accepted with
+// a warning: IdPs are sometimes configured before they are reachable. An
+// Azure AD tenant given by a domain name without an issuer of its own is
+// refused even then, since Azure AD always announces the directory's ID.
+func (s *Server) checkSSOProvider(ctx context.Context, p domain.SSOProvider) ([]string, error) {
+	if !p.Type.IsOIDC() {
+		return nil, nil
+	}
+	wellKnown := strings.TrimSuffix(p.Issuer, "/") + "/.well-known/openid-configuration"
+	doc, why := s.fetchDiscovery(ctx, wellKnown)
+	if why != "" {
+		if p.Type == domain.SSOAzure && !p.IssuerOverride && domain.AzureTenantIsDomain(p.TenantID) {
+			return nil, domain.Invalid("tenant_id", "%q is a domain name; Azure AD announces the directory (tenant) ID in its issuer, "+
+				"so logins through the domain never verify: use the directory ID, a GUID (Entra ID, Overview, Tenant ID)", p.TenantID)
+		}
+		return []string{fmt.Sprintf("The identity provider could not be asked for its configuration at %s (%s), so the issuer was not checked: "+
+			"logins answer 502 until it answers with a discovery document announcing the issuer %q.", wellKnown, why, announcedWant(p))}, nil
+	}
+	if want := announcedWant(p); doc.Issuer != want {
+		return nil, issuerMismatch(p, wellKnown, doc.Issuer, want)
+	}
+	for _, e := range []struct{ name, v string }{
+		{"authorization_endpoint", doc.AuthURL}, {"token_endpoint", doc.TokenURL}, {"jwks_uri", doc.JWKSURL},
+	} {
+		if e.v == "" {
+			return nil, domain.Invalid("issuer", "the discovery document at %s has no %s", wellKnown, e.name)
+		}
+	}
+	return nil, nil
+}
+
+// announcedWant is the issuer that p's discovery document must announce:
+// p's issuer, or for a multi-tenant Azure AD application the template
+// …/{tenantid}/v2.0.
+func announcedWant(p domain.SSOProvider) string {
+	if p.AzureMultiTenant() {
+		return p.AzureIssuerTemplate()
+	}
+	return p.Issuer
+}
+
+// issuerMismatch says why an announced issuer cannot work, and what to
+// configure instead.
+func issuerMismatch(p domain.SSOProvider, wellKnown, announced, want string) error {
+	if p.Type == domain.SSOAzure && domain.AzureTenantIsDomain(p.TenantID) {
+		// …/contoso.onmicrosoft.com/v2.0 announces …/<directory ID>/v2.0.
+		if before, after, ok := strings.Cut(want, "/"+p.TenantID+"/"); ok &&
+			strings.HasPrefix(announced, before+"/") && strings.HasSuffix(announced, "/"+after) &&
+			len(announced) > len(before)+len(after)+2 {
+			id := announced[len(before)+1 : len(announced)-len(after)-1]
+			if !strings.Contains(id, "/") {
+				also := ""
+				if p.IssuerOverride {
+					also = fmt.Sprintf(" and issuer %q", announced)
+				}
+				return domain.Invalid("tenant_id", "%q is a domain name; its directory announces the issuer %q: use tenant_id %q%s",
+					p.TenantID, announced, id, also)
+			}
+		}
+	}
+	if announced == "" {
+		return domain.Invalid("issuer", "the discovery document at %s announces no issuer", wellKnown)
+	}
+	hint := "configure the issuer exactly as announced"
+	switch {
+	case announced == want+"/":
+		hint = "the IdP's issuer ends in \"/\": configure it with the trailing slash"
+	case want == announced+"/":
+		hint = "the IdP's issuer has no trailing slash: configure it without"
+	case p.AzureMultiTenant():
+		hint = fmt.Sprintf("a multi-tenant application (tenant_id %q) expects Azure AD's %q", p.TenantID, want)
+	case p.Type == domain.SSOOkta && !p.IssuerOverride:
+		hint = fmt.Sprintf("set \"issuer\": %q", announced)
+	}
+	return domain.Invalid("issuer", "the identity provider announces the issuer %q at %s, not %q: %s", announced, wellKnown, want, hint)
+}
+
+// fetchDiscovery fetches and parses a discovery document; why says, when it
+// could not, what happened.
+func (s *Server) fetchDiscovery(ctx context.Context, wellKnown string) (doc discoveryDoc, why string) {
+	ctx, cancel := context.WithTimeout(ctx, discoveryCheckTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, wellKnown, nil)
+	if err != nil {
+		return doc, "not a URL"
+	}
+	req.Header.Set("Accept", "application/json")
+	res, err := s.ssoHTTPClient().Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return doc, "unreachable: " + err.Error()
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return doc, "HTTP " + res.Status
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return doc, "unreachable: " + err.Error()
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || doc.Issuer == "" && doc.AuthURL == "" && doc.JWKSURL == "" {
+		return discoveryDoc{}, "the answer is not a discovery document"
+	}
+	return doc, ""
 }

@@ -35,6 +35,10 @@ type SSOProviderInput struct {
 	GroupsClaim    string
 	RoleMappings   []domain.RoleMapping
 	LinkByEmail    bool
+	// Check, when set, is given the configuration as it would be stored,
+	// before anything is appended: an error refuses it (the HTTP layer runs
+	// OIDC discovery there, and refuses what can never work).
+	Check func(ctx context.Context, p domain.SSOProvider) error
 }
 
 // ConfigureSSOProvider creates or replaces a provider's configuration. It
@@ -58,6 +62,17 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 			return domain.SSOProvider{}, false, err
 		}
 		cmd.ClientSecretSealed = sealed
+	}
+	if in.Check != nil {
+		// The decision does not depend on the stored state (a configuration
+		// replaces the previous one), so the one checked is the one stored.
+		evs, err := domain.DecideSSOProvider(domain.SSOProvider{}, cmd)
+		if err != nil {
+			return domain.SSOProvider{}, false, err
+		}
+		if err := in.Check(ctx, domain.EvolveSSOProvider(domain.SSOProvider{}, evs[0])); err != nil {
+			return domain.SSOProvider{}, false, err
+		}
 	}
 	var out domain.SSOProvider
 	created := false
