@@ -148,11 +148,12 @@ func (s *Server) ssoLoginStart(c *fiber.Ctx) error {
 	return c.Redirect(target, fiber.StatusFound)
 }
 
-// idClaims are the ID token claims an SSO login reads.
+// idClaims are the ID token (and userinfo) claims an SSO login reads.
 type idClaims struct {
 	Email             string `json:"email"`
 	EmailVerified     any    `json:"email_verified"`
 	PreferredUsername string `json:"preferred_username"`
+	Name              string `json:"name"`
 	TenantID          string `json:"tid"`
 }
 
@@ -232,7 +233,12 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 		}
 	}
 	var claims idClaims
+	var all map[string]any
 	if err := idt.Claims(&claims); err != nil {
+		s.ssoReject(c, "claims", err)
+		return errSSOFailed
+	}
+	if err := idt.Claims(&all); err != nil {
 		s.ssoReject(c, "claims", err)
 		return errSSOFailed
 	}
@@ -242,7 +248,16 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 			return errSSOFailed
 		}
 	}
-	groups, err := groupsClaim(idt, p.GroupsClaim)
+	if needsUserinfo(p, claims, all) && prov.UserInfoEndpoint() != "" {
+		if err := s.addUserinfo(ctx, p, prov, tok, idt.Subject, &claims, all); err != nil {
+			s.ssoReject(c, "userinfo", err)
+			if errors.Is(err, errUserinfoSubject) {
+				return errSSOFailed
+			}
+			return errIdPDown
+		}
+	}
+	groups, err := groupsClaim(all, p.GroupsClaim)
 	if err != nil {
 		s.ssoReject(c, "groups claim", err)
 		return errSSOFailed
@@ -268,15 +283,82 @@ func truthy(v any) bool {
 	return false
 }
 
+// wantsGroups reports whether logins through p read a groups claim: one is
+// configured, or role mappings need one.
+func wantsGroups(p domain.SSOProvider) bool { return p.GroupsClaim != "" || len(p.RoleMappings) > 0 }
+
+func groupsClaimName(p domain.SSOProvider) string {
+	if p.GroupsClaim != "" {
+		return p.GroupsClaim
+	}
+	return "groups"
+}
+
+// needsUserinfo reports whether the ID token lacks what a login reads: the
+// e-mail, both the preferred username and the name (some IdPs put profile
+// claims in the userinfo answer only), or the groups claim when one is
+// wanted.
+func needsUserinfo(p domain.SSOProvider, claims idClaims, all map[string]any) bool {
+	if claims.Email == "" || (claims.PreferredUsername == "" && claims.Name == "") {
+		return true
+	}
+	if wantsGroups(p) {
+		if _, ok := all[groupsClaimName(p)]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// errUserinfoSubject: the userinfo answer is about someone else than the
+// ID token.
+var errUserinfoSubject = errors.New("userinfo sub is not the ID token's")
+
+// addUserinfo asks the userinfo endpoint (with the access token of the
+// exchange) for what the ID token lacks, and adds it to claims and all. The
+// answer must be about the ID token's subject (OpenID Connect Core 5.3.2);
+// claims the ID token has are kept.
+func (s *Server) addUserinfo(ctx context.Context, p domain.SSOProvider, prov *oidc.Provider, tok *oauth2.Token, subject string, claims *idClaims, all map[string]any) error {
+	ui, err := prov.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+	if err != nil {
+		return err
+	}
+	if !sameString(ui.Subject, subject) {
+		return errUserinfoSubject
+	}
+	var more idClaims
+	var moreAll map[string]any
+	if err := ui.Claims(&more); err != nil {
+		return err
+	}
+	if err := ui.Claims(&moreAll); err != nil {
+		return err
+	}
+	if claims.Email == "" && more.Email != "" {
+		claims.Email, claims.EmailVerified = more.Email, more.EmailVerified
+	}
+	if claims.PreferredUsername == "" {
+		claims.PreferredUsername = more.PreferredUsername
+	}
+	if claims.Name == "" {
+		claims.Name = more.Name
+	}
+	if wantsGroups(p) {
+		name := groupsClaimName(p)
+		if _, ok := all[name]; !ok {
+			if v, ok := moreAll[name]; ok {
+				all[name] = v
+			}
+		}
+	}
+	return nil
+}
+
 // groupsClaim reads the group claim (default "groups"): a list of strings,
 // or one string.
-func groupsClaim(idt *oidc.IDToken, claim string) ([]string, error) {
+func groupsClaim(all map[string]any, claim string) ([]string, error) {
 	if claim == "" {
 		claim = "groups"
-	}
-	var all map[string]any
-	if err := idt.Claims(&all); err != nil {
-		return nil, err
 	}
 	switch v := all[claim].(type) {
 	case nil:
