@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,14 +37,45 @@ type testOIDCUser struct {
 	TenantID                 string // Azure's "tid"
 }
 
+// testOPOptions shape the test IdP like the real ones.
+type testOPOptions struct {
+	// Path is the issuer's path: "" (the root: Okta, Google), "/dex",
+	// "/oauth2/default" (an Okta authorization server), "/<tenant>/v2.0"
+	// (Azure AD).
+	Path string
+	// TrailingSlash: the issuer ends in "/" (Auth0, the zitadel/oidc
+	// example OP).
+	TrailingSlash bool
+	// Aliases serve the discovery document at other paths as well,
+	// announcing the issuer given ("" = the real one), as Azure AD does at
+	// …/<domain>/v2.0 (the real issuer, with the directory ID) and at
+	// …/organizations/v2.0 (…/{tenantid}/v2.0).
+	Aliases map[string]string
+	// UserinfoOnly: the ID token carries the subject (and Azure's tid) only;
+	// e-mail, names and groups are in the userinfo answer alone.
+	UserinfoOnly bool
+}
+
 // startTestOIDC starts an IdP whose issuer is http://127.0.0.1:<port><pathPrefix>.
 func startTestOIDC(t *testing.T, pathPrefix string, user testOIDCUser) *testOIDC {
 	t.Helper()
+	return startTestOP(t, testOPOptions{Path: pathPrefix}, user)
+}
+
+// startTestOP starts an IdP whose issuer is
+// http://127.0.0.1:<port><opts.Path>[/].
+func startTestOP(t *testing.T, opts testOPOptions, user testOIDCUser) *testOIDC {
+	t.Helper()
+	pathPrefix := opts.Path
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuer := "http://" + ln.Addr().String() + pathPrefix
+	base := "http://" + ln.Addr().String() + pathPrefix // the issuer without trailing slash
+	issuer := base
+	if opts.TrailingSlash {
+		issuer += "/"
+	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +83,7 @@ func startTestOIDC(t *testing.T, pathPrefix string, user testOIDCUser) *testOIDC
 	st := &opStore{
 		key: key, keyID: "k1", user: user, issuer: issuer, clients: map[string]*opClient{},
 		requests: map[string]*opAuthRequest{}, codes: map[string]string{}, idTokenLifetime: 5 * time.Minute,
+		tokens: map[string]testOIDCUser{}, userinfoOnly: opts.UserinfoOnly,
 	}
 	var cryptoKey [32]byte
 	_, _ = rand.Read(cryptoKey[:])
@@ -66,13 +101,33 @@ func startTestOIDC(t *testing.T, pathPrefix string, user testOIDCUser) *testOIDC
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		http.Redirect(w, r, issuer+"/authorize/callback?id="+id, http.StatusFound)
+		http.Redirect(w, r, base+"/authorize/callback?id="+id, http.StatusFound)
 	})
 	var h http.Handler = provider
 	if pathPrefix != "" {
 		h = http.StripPrefix(pathPrefix, provider)
 	}
 	mux.Handle(pathPrefix+"/", h)
+	for alias, announce := range opts.Aliases {
+		announce := strings.ReplaceAll(announce, "{base}", "http://"+ln.Addr().String())
+		mux.HandleFunc(alias+"/.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+			// The provider's own document, with the issuer announced here.
+			r2 := r.Clone(r.Context())
+			r2.URL.Path = "/.well-known/openid-configuration"
+			rec := httptest.NewRecorder()
+			provider.ServeHTTP(rec, r2)
+			var doc map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if announce != "" {
+				doc["issuer"] = announce
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(doc)
+		})
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -87,7 +142,7 @@ func startTestOIDC(t *testing.T, pathPrefix string, user testOIDCUser) *testOIDC
 func (p *testOIDC) AddClient(id, secret string, redirectURIs ...string) {
 	p.store.mu.Lock()
 	defer p.store.mu.Unlock()
-	p.store.clients[id] = &opClient{id: id, secret: secret, redirectURIs: redirectURIs, loginURL: p.Issuer + "/test-login?id="}
+	p.store.clients[id] = &opClient{id: id, secret: secret, redirectURIs: redirectURIs, loginURL: strings.TrimSuffix(p.Issuer, "/") + "/test-login?id="}
 }
 
 // Misbehave sets the knobs: a nonce other than the client's, an audience
@@ -96,6 +151,21 @@ func (p *testOIDC) Misbehave(nonce string, audience []string, idTokenLifetime ti
 	p.store.mu.Lock()
 	defer p.store.mu.Unlock()
 	p.store.nonce, p.store.audience, p.store.idTokenLifetime = nonce, audience, idTokenLifetime
+}
+
+// SetUserinfoSubject makes the userinfo endpoint answer about another
+// subject than the ID token ("" = the same).
+func (p *testOIDC) SetUserinfoSubject(sub string) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	p.store.userinfoSubject = sub
+}
+
+// UserinfoCalls is how many userinfo requests the IdP answered.
+func (p *testOIDC) UserinfoCalls() int {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	return p.store.userinfoCalls
 }
 
 // SetUser changes who signs in.
@@ -117,6 +187,10 @@ type opStore struct {
 	nonce           string
 	audience        []string
 	idTokenLifetime time.Duration
+	tokens          map[string]testOIDCUser // access token ID -> whom it was issued for (userinfo)
+	userinfoOnly    bool
+	userinfoSubject string
+	userinfoCalls   int
 }
 
 var errNotFound = errors.New("not found")
@@ -193,10 +267,18 @@ func (s *opStore) DeleteAuthRequest(_ context.Context, id string) error {
 	return nil
 }
 
-func (s *opStore) CreateAccessToken(context.Context, op.TokenRequest) (string, time.Time, error) {
+func (s *opStore) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return hex.EncodeToString(b), time.Now().Add(5 * time.Minute), nil
+	id := hex.EncodeToString(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.user
+	if r, ok := req.(*opAuthRequest); ok && r.user.Subject != "" {
+		u = r.user
+	}
+	s.tokens[id] = u
+	return id, time.Now().Add(5 * time.Minute), nil
 }
 
 func (s *opStore) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
@@ -268,7 +350,8 @@ func (s *opStore) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 	return nil
 }
 
-// SetUserinfoFromRequest puts the user's claims into the ID token.
+// SetUserinfoFromRequest puts the user's claims into the ID token (only
+// the subject and tid when userinfoOnly).
 func (s *opStore) SetUserinfoFromRequest(_ context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,18 +360,38 @@ func (s *opStore) SetUserinfoFromRequest(_ context.Context, ui *oidc.UserInfo, r
 		u = r.user
 	}
 	ui.Subject = u.Subject
+	if u.TenantID != "" {
+		ui.AppendClaims("tid", u.TenantID)
+	}
+	if !s.userinfoOnly {
+		setProfileClaims(ui, u)
+	}
+	return nil
+}
+
+func setProfileClaims(ui *oidc.UserInfo, u testOIDCUser) {
 	ui.Email, ui.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
 	ui.PreferredUsername = u.Username
 	if u.Groups != nil {
 		ui.AppendClaims("groups", u.Groups)
 	}
-	if u.TenantID != "" {
-		ui.AppendClaims("tid", u.TenantID)
-	}
-	return nil
 }
 
-func (s *opStore) SetUserinfoFromToken(context.Context, *oidc.UserInfo, string, string, string) error {
+// SetUserinfoFromToken answers the userinfo endpoint: every claim of the
+// user the access token was issued for.
+func (s *opStore) SetUserinfoFromToken(_ context.Context, ui *oidc.UserInfo, tokenID, _, _ string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.userinfoCalls++
+	u, ok := s.tokens[tokenID]
+	if !ok {
+		return errNotFound
+	}
+	ui.Subject = u.Subject
+	if s.userinfoSubject != "" {
+		ui.Subject = s.userinfoSubject
+	}
+	setProfileClaims(ui, u)
 	return nil
 }
 
