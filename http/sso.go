@@ -456,13 +456,19 @@ func (s *Server) ssoProvider(name string) (domain.SSOProvider, error) {
 	return p, nil
 }
 
+// errSSOAccountInactive: the identity belongs to a deactivated user.
+var errSSOAccountInactive = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Login refused: the account is deactivated"}
+
 // ssoLogin runs the login command for a verified identity.
 func (s *Server) ssoLogin(c *fiber.Ctx, in domain.SSOLogin) (commands.LoginResult, error) {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	res, err := s.deps.SSO.SSOLogin(ctx, s.meta(c), in)
 	if errors.Is(err, domain.ErrInvalidCredentials) || errors.Is(err, domain.ErrUserInactive) {
-		return res, errUnauthorized
+		// The IdP vouched for the person: tell them why, as a refused login
+		// (401, like a password login of a deactivated user).
+		s.ssoReject(c, "account deactivated", err)
+		return res, errSSOAccountInactive
 	}
 	var ve *domain.ValidationError
 	if errors.As(err, &ve) {

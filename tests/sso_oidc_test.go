@@ -224,7 +224,12 @@ func TestSSOOIDCSessionLifecycle(t *testing.T) {
 	tok = r.String("token")
 	mustStatus(t, s.in.Do("POST", "/api/v1/users/"+userID+"/deactivate", s.admin, nil), http.StatusOK, "deactivate")
 	mustError(t, s.in.Do("GET", "/api/v1/auth/me", tok, nil), http.StatusUnauthorized, "UNAUTHORIZED", "token of a deactivated user")
-	mustError(t, newBrowser(t).get(s.loginURL()), http.StatusUnauthorized, "UNAUTHORIZED", "SSO login of a deactivated user")
+	// A refused login, said as one: the IdP vouched for the person.
+	r = newBrowser(t).get(s.loginURL())
+	mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", "SSO login of a deactivated user")
+	if msg := errorMessage(r); msg != "Login refused: the account is deactivated" {
+		t.Fatalf("SSO login of a deactivated user: message %q", msg)
+	}
 }
 
 // TestSSOOIDCLinkAndRoles: link by verified e-mail (when configured) and

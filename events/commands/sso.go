@@ -177,8 +177,11 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 		return LoginResult{}, err
 	}
 	u, _, ok := s.model.User(userID)
-	if !ok || !u.Active {
+	if !ok {
 		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	if !u.Active {
+		return LoginResult{}, domain.ErrUserInactive
 	}
 	for _, tr := range p.TenantRolesFor(in.Groups) {
 		if u.Tenants[tr.Tenant] == tr.Role || rank(u.Tenants[tr.Tenant]) > rank(tr.Role) {
