@@ -53,7 +53,7 @@ func sampleEvents() []Event {
 			ConfiguredAt: at,
 		},
 		SSOProviderDeleted{Provider: "okta"},
-		SSOIdentityLinked{Provider: "okta", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},
+		SSOIdentityLinked{Provider: "okta", Issuer: "https://acme.okta.com", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},
 		SSOAssertionConsumed{Provider: "saml", AssertionID: "id-1", ExpiresAt: later},
 		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
 		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
