@@ -266,4 +266,3 @@ func (s walkthroughStep) check(got string) []string {
 	}
 	return problems
 }
-
