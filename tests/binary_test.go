@@ -117,15 +117,25 @@ func startBinary(t *testing.T, env ...string) *proc {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			p.mu.Lock()
 			p.stderr.WriteString(sc.Text() + "\n")
 			p.mu.Unlock()
 		}
+		_, _ = io.Copy(io.Discard, r) // a line longer than the scanner takes: keep the pipe drained
 	}()
-	go func() { p.done <- p.cmd.Wait(); w.Close() }()
+	// done only once everything the process printed has been read: a test
+	// that looks at the output after the exit must find all of it.
+	go func() {
+		err := p.cmd.Wait()
+		w.Close()
+		<-read
+		p.done <- err
+	}()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			_ = p.cmd.Process.Kill()

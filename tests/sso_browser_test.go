@@ -200,6 +200,16 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot: %s", path)
 }
 
+// navigateUntil loads url and waits until js is true, loading it again if
+// the browser drops the page's context on the way (a navigation still
+// finishing when the next one starts: "Cannot find context with specified id").
+func navigateUntil(t *testing.T, ctx context.Context, url, js string) {
+	t.Helper()
+	Eventually(t, 30*time.Second, func() error {
+		return chromedp.Do(ctx, chromedp.Navigate(url), chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(5*time.Second)))
+	})
+}
+
 // TestLoginPageSignedInOut: in headless Chromium, /login signed out shows
 // the sign-in form and no sign-out; signed in it names the user and offers
 // sign-out and the return_to link, not the form. Visibility is the
@@ -238,13 +248,7 @@ func TestLoginPageSignedInOut(t *testing.T) {
 	}
 
 	// Signed out: wait until the page knows (or shows a sign-out anyway).
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(loginURL),
-		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-state') === 'signed-out' || `+shownJS("#logout")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	navigateUntil(t, ctx, loginURL, `document.body.getAttribute('data-state') === 'signed-out' || `+shownJS("#logout"))
 	screenshot(t, ctx, "login-signed-out")
 	mustShow(t, "signed out", map[string]bool{
 		"#logout": false, "#who": false, "#return": false,
@@ -271,13 +275,7 @@ func TestLoginPageSignedInOut(t *testing.T) {
 		return err
 	})
 	// Back on /login, signed in.
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(loginURL),
-		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-user') === 'admin'`),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	navigateUntil(t, ctx, loginURL, `document.body.getAttribute('data-user') === 'admin'`)
 	screenshot(t, ctx, "login-signed-in")
 	mustShow(t, "signed in", map[string]bool{
 		"#who": true, "#logout": true, "#return": true,
@@ -296,13 +294,7 @@ func TestLoginPageSignedInOut(t *testing.T) {
 	}
 
 	// Without return_to: no return link (nowhere to return to).
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(in.URL+"/login"),
-		chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-user') === 'admin'`),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	navigateUntil(t, ctx, in.URL+"/login", `document.body.getAttribute('data-user') === 'admin'`)
 	mustShow(t, "signed in, no return_to", map[string]bool{"#who": true, "#logout": true, "#return": false, "#login": false})
 
 	// Sign out: back to the signed-out page, and the session is gone.
