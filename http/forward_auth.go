@@ -1,0 +1,106 @@
+package http
+
+// Forward auth: a reverse proxy (nginx auth_request, Traefik ForwardAuth,
+// Envoy ext_authz) asks whether the request it holds may pass, and the answer
+// is 200 with the identity headers or 403. The decision is the gateway's
+// (authorizeTenant, by the route policy on the decoded, cleaned path); only
+// the way the original method and URI arrive differs.
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// verify: GET /api/v1/auth/verify, forward auth for nginx auth_request
+// (X-Original-Method, X-Original-URI) and Traefik ForwardAuth
+// (X-Forwarded-Method, X-Forwarded-Uri). Both a method and a URI are required.
+// A proxy passes the client's own headers along with the ones it sets, so
+// when both spellings are present they must agree (and each appear once):
+// otherwise a client behind nginx could name another URI in X-Forwarded-Uri.
+func (s *Server) verify(c *fiber.Ctx) error {
+	method, ok := forwardedHeader(c, "X-Forwarded-Method", "X-Original-Method")
+	if !ok {
+		return errForbidden
+	}
+	uri, ok := forwardedHeader(c, "X-Forwarded-Uri", "X-Original-URI")
+	if !ok {
+		return errForbidden
+	}
+	method = strings.ToUpper(method)
+	// The middleware checked CSRF for this GET's method, not the original
+	// request's: a browser session (no bearer token) changing state must
+	// carry the CSRF token, the proxy passing the client's headers along.
+	if _, viaBearer := bearer(c); !viaBearer {
+		switch method {
+		case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
+		default:
+			if err := checkCSRF(c); err != nil {
+				return err
+			}
+		}
+	}
+	return s.verifyURI(c, method, uri)
+}
+
+// forwardedHeader returns the one value of header a or b.
+func forwardedHeader(c *fiber.Ctx, a, b string) (string, bool) {
+	va, vb := headerValues(c, a), headerValues(c, b)
+	if len(va) > 1 || len(vb) > 1 {
+		return "", false
+	}
+	switch {
+	case len(va) == 1 && len(vb) == 1:
+		return va[0], va[0] == vb[0] && va[0] != ""
+	case len(va) == 1:
+		return va[0], va[0] != ""
+	case len(vb) == 1:
+		return vb[0], vb[0] != ""
+	}
+	return "", false
+}
+
+// headerValues copies every value of a request header (PeekAll's result is
+// only valid until the next call).
+func headerValues(c *fiber.Ctx, name string) []string {
+	all := c.Request().Header.PeekAll(name)
+	out := make([]string, len(all))
+	for i, v := range all {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// verifyEnvoy: any method on /api/v1/auth/verify/{original path}, forward
+// auth in the style of Envoy's ext_authz HTTP service (path_prefix
+// /api/v1/auth/verify): the original request's method is the request's own,
+// its path and query the suffix after /api/v1/auth/verify.
+func (s *Server) verifyEnvoy(c *fiber.Ctx) error {
+	const prefix = "/api/v1/auth/verify"
+	raw := requestTarget(c)
+	if len(raw) < len(prefix) || !strings.EqualFold(raw[:len(prefix)], prefix) {
+		return errForbidden
+	}
+	return s.verifyURI(c, c.Method(), raw[len(prefix):])
+}
+
+// verifyURI answers forward auth for method on uri: 200 with the identity
+// headers, or 403 when the URI is no tenant route or the caller may not.
+func (s *Server) verifyURI(c *fiber.Ctx, method, uri string) error {
+	tenant, resource, ok := parseTenantPath(uri)
+	if !ok {
+		return errForbidden
+	}
+	if _, err := s.authorizeTenant(c, method, tenant, resource); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusOK)
+}
+
+// parseTenantPath splits a request URI into the tenant and the resource below
+// it, after the decoding and cleaning of parseTenantURI (gateway.go), which
+// every tenant route and forward-auth variant shares.
+func parseTenantPath(uri string) (tenant, resource string, ok bool) {
+	t, ok := parseTenantURI(uri)
+	return t.Tenant, t.Resource, ok
+}
