@@ -127,10 +127,16 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		}
 		opts.Host, opts.Port = host, p
 	}
+	lock, err := lockStore(o.StoreDir, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("events: embedded server: %w", err)
 	}
+	lock.holdUntilShutdown(ns)
 	// The server reports a listener it cannot open (an address in use) only
 	// to its logger, and would then just never become ready: catch it.
 	fatal := &fatalLogger{err: make(chan string, 1)}
