@@ -299,25 +299,27 @@ func (m *Model) Authorize(sessionID, tokenID string, now time.Time) (Principal, 
 	return Principal{User: u.state, Session: s.state}, Valid
 }
 
-// SessionUsable reports whether a session may still issue tokens (ignoring
-// expiry and refresh-token checks, which the session aggregate decides).
-func (m *Model) SessionUsable(sessionID string) Verdict {
+// SessionUsable returns nil when a session may still issue tokens (ignoring
+// expiry and refresh-token checks, which the session aggregate decides), else
+// why not: domain.ErrNotFound (unknown session or user), domain.ErrUserInactive
+// or domain.ErrSessionRevoked (revoked, or cut off by a password change).
+func (m *Model) SessionUsable(sessionID string) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	s := m.sessions[sessionID]
 	if s == nil {
-		return UnknownSession
+		return domain.ErrNotFound
 	}
 	u := m.users[s.state.UserID]
 	switch {
 	case u == nil:
-		return UnknownSession
+		return domain.ErrNotFound
 	case !u.state.Active:
-		return UserInactive
+		return domain.ErrUserInactive
 	case s.state.Revoked || (s.startSeq <= u.cutoffSeq && s.state.ID != u.keep):
-		return SessionRevoked
+		return domain.ErrSessionRevoked
 	}
-	return Valid
+	return nil
 }
 
 // PruneRevokedTokens forgets access-token revocations whose tokens have expired.

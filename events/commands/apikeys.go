@@ -56,7 +56,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), keyEvents(domain.APIKey{ID: cmd.KeyID}, 0, evs)); err != nil {
 		return domain.APIKey{}, "", err
 	}
-	k, _, _ := s.model.APIKey(cmd.KeyID)
+	k, _, _ := s.state.APIKey(cmd.KeyID)
 	return k, secret, nil
 }
 
@@ -64,7 +64,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd any) (domain.APIKey, error) {
 	var out domain.APIKey
 	err := s.retry(ctx, events.Subject(domain.AggregateAPIKey, keyID), func(commandID string) error {
-		k, seq, ok := s.model.APIKey(keyID)
+		k, seq, ok := s.state.APIKey(keyID)
 		if !ok {
 			return domain.ErrNotFound
 		}
@@ -77,7 +77,7 @@ func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID str
 				return err
 			}
 		}
-		out, _, _ = s.model.APIKey(keyID)
+		out, _, _ = s.state.APIKey(keyID)
 		return nil
 	})
 	return out, err

@@ -17,7 +17,6 @@ import (
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
-	"github.com/infracast/auth/projections"
 )
 
 // Log is the part of the event store the service writes to.
@@ -29,16 +28,70 @@ type Log interface {
 
 var _ Log = (*events.Store)(nil)
 
-// Projection is the read side the service decides against.
+// Projection is how the service waits for the read models that State
+// reads (projections.Runner).
 type Projection interface {
-	Model() *projections.Model
+	// WaitFor waits until the read models have applied stream sequence seq.
 	WaitFor(ctx context.Context, seq uint64) error
-	// WaitCurrent waits until the model has caught up with the event store
-	// after a reconnection (projections.Runner.Current).
+	// WaitCurrent waits until the read models have caught up with the event
+	// store after a reconnection.
 	WaitCurrent(ctx context.Context) error
 }
 
-var _ Projection = (*projections.Runner)(nil)
+// State is what the service reads to decide: the aggregates' current state,
+// each with the stream sequence of its last event (the expectation its
+// append carries), and the look-ups that lead to them. The read models
+// (projections.Model) implement it; the wiring checks that they do.
+type State interface {
+	UserState
+	SessionState
+	LoginState
+	APIKeyState
+	SigningKeyState
+	SSOState
+}
+
+// UserState reads users.
+type UserState interface {
+	User(id string) (domain.User, uint64, bool)
+	UserByName(name string) (domain.User, uint64, bool)
+	UsersByEmail(email string) []domain.User
+}
+
+// SessionState reads sessions.
+type SessionState interface {
+	Session(id string) (domain.Session, uint64, bool)
+	SessionByRefreshHash(hash string) (string, bool)
+	// SessionUsable returns nil when the session may still issue tokens,
+	// else why not: domain.ErrNotFound (unknown session or user),
+	// domain.ErrUserInactive, domain.ErrSessionRevoked (revoked, or cut
+	// off by a password change). Expiry and the refresh token are the
+	// session aggregate's to decide.
+	SessionUsable(id string) error
+}
+
+// LoginState reads failed logins: on names that match no user ("login"
+// aggregates), and per client address.
+type LoginState interface {
+	Login(id string) (domain.LoginAttempts, uint64)
+	AddressFailures(addr string) (int, time.Time)
+}
+
+// APIKeyState reads API keys.
+type APIKeyState interface {
+	APIKey(id string) (domain.APIKey, uint64, bool)
+}
+
+// SigningKeyState reads access-token signing keys.
+type SigningKeyState interface {
+	SigningKey(id string) (domain.SigningKey, uint64, bool)
+}
+
+// SSOState reads identity providers and linked identities.
+type SSOState interface {
+	SSOProvider(name string) (domain.SSOProvider, uint64, bool)
+	SSOIdentity(issuer, subject string) (string, bool)
+}
 
 // Config tunes the service.
 type Config struct {
@@ -69,7 +122,7 @@ type Config struct {
 type Service struct {
 	log       Log
 	proj      Projection
-	model     *projections.Model
+	state     State
 	passwords *Passwords
 	sealer    *events.Sealer
 	cfg       Config
@@ -81,8 +134,9 @@ type Service struct {
 // for tests and metrics.
 func (s *Service) Conflicts() uint64 { return s.conflicts.Load() }
 
-// New returns a service.
-func New(log Log, proj Projection, pw *Passwords, sealer *events.Sealer, cfg Config) *Service {
+// New returns a service that appends to log and decides against state, which
+// proj keeps up to date.
+func New(log Log, proj Projection, state State, pw *Passwords, sealer *events.Sealer, cfg Config) *Service {
 	if cfg.RefreshTTL == 0 {
 		cfg.RefreshTTL = 7 * 24 * time.Hour
 	}
@@ -98,7 +152,7 @@ func New(log Log, proj Projection, pw *Passwords, sealer *events.Sealer, cfg Con
 			panic(err) // crypto/rand never fails on supported platforms
 		}
 	}
-	return &Service{log: log, proj: proj, model: proj.Model(), passwords: pw, sealer: sealer, cfg: cfg}
+	return &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg}
 }
 
 // Errors of the service, beside the domain's.
@@ -258,7 +312,7 @@ func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUse
 	if err := s.passwords.Check(in.Password, PasswordContext{Username: in.Username, Email: in.Email}); err != nil {
 		return domain.User{}, err
 	}
-	if _, _, taken := s.model.UserByName(in.Username); taken {
+	if _, _, taken := s.state.UserByName(in.Username); taken {
 		return domain.User{}, ErrUsernameTaken
 	}
 	cmd := domain.CreateUser{
@@ -289,7 +343,7 @@ func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUse
 		}
 		return domain.User{}, err
 	}
-	u, _, _ := s.model.User(cmd.UserID)
+	u, _, _ := s.state.User(cmd.UserID)
 	return u, nil
 }
 
@@ -313,7 +367,7 @@ func usernameKey(username string) string {
 func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd any) (domain.User, error) {
 	var out domain.User
 	err := s.retry(ctx, events.Subject(domain.AggregateUser, userID), func(commandID string) error {
-		u, seq, ok := s.model.User(userID)
+		u, seq, ok := s.state.User(userID)
 		if !ok {
 			return domain.ErrNotFound
 		}
@@ -326,7 +380,7 @@ func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID stri
 				return err
 			}
 		}
-		out, _, _ = s.model.User(userID)
+		out, _, _ = s.state.User(userID)
 		return nil
 	})
 	return out, err
@@ -334,7 +388,7 @@ func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID stri
 
 // ChangePassword sets a user's password; every other session of the user is revoked.
 func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error {
-	u, _, _ := s.model.User(userID) // unknown: ExecuteUser says so below
+	u, _, _ := s.state.User(userID) // unknown: ExecuteUser says so below
 	if err := s.passwords.Check(password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
 		return err
 	}
@@ -364,7 +418,7 @@ type LoginResult struct {
 // argon2id hash and append one login_failed event.
 func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (LoginResult, error) {
 	now := s.cfg.Now()
-	u, _, found := s.model.UserByName(in.Username)
+	u, _, found := s.state.UserByName(in.Username)
 	// Cheap refusals first, so that an attack costs no argon2id: the account
 	// (or unknown name) is locked, or the client address is.
 	if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
@@ -404,13 +458,13 @@ func (s *Service) throttled(u domain.User, found bool, username, addr string, no
 			return err
 		}
 	} else {
-		a, _ := s.model.Login(usernameKey(username))
+		a, _ := s.state.Login(usernameKey(username))
 		if err := s.cfg.Throttle.Check(a.Failures, a.LastFailedAt, now); err != nil {
 			return err
 		}
 	}
 	if addr != "" {
-		n, last := s.model.AddressFailures(addr)
+		n, last := s.state.AddressFailures(addr)
 		return s.cfg.AddressThrottle.Check(n, last, now)
 	}
 	return nil
@@ -429,7 +483,7 @@ func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u do
 	// hash), never as typed, since people sometimes type a password there.
 	id := usernameKey(username)
 	return s.retry(ctx, events.Subject(domain.AggregateLogin, id), func(commandID string) error {
-		a, seq := s.model.Login(id)
+		a, seq := s.state.Login(id)
 		evs, err := domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)
 		if err != nil {
 			return err
@@ -473,7 +527,7 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	userSubject := events.Subject(domain.AggregateUser, userID)
 	var record []domain.Event
 	err = s.retry(ctx, userSubject, func(commandID string) error {
-		u, seq, ok := s.model.User(userID)
+		u, seq, ok := s.state.User(userID)
 		if !ok {
 			return domain.ErrNotFound
 		}
@@ -498,7 +552,7 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 		return LoginResult{}, err
 	}
 	err = s.retry(ctx, userSubject, func(commandID string) error {
-		u, seq, ok := s.model.User(userID)
+		u, seq, ok := s.state.User(userID)
 		if !ok {
 			return domain.ErrNotFound
 		}
@@ -508,8 +562,8 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	if err != nil {
 		return LoginResult{}, err
 	}
-	sess, _, _ := s.model.Session(start.SessionID)
-	u, _, _ := s.model.User(userID)
+	sess, _, _ := s.state.Session(start.SessionID)
+	u, _, _ := s.state.User(userID)
 	return LoginResult{User: u, Session: sess, RefreshToken: refresh, RefreshExpiresAt: start.ExpiresAt.UTC()}, nil
 }
 
@@ -549,7 +603,7 @@ func (s *Service) successor(sessionID, refreshToken string) string {
 // retry after a lost answer, racing one refresh): see domain.RefreshSession.
 func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
 	presented := HashToken(refreshToken)
-	sid, ok := s.model.SessionByRefreshHash(presented)
+	sid, ok := s.state.SessionByRefreshHash(presented)
 	if !ok {
 		return RefreshResult{}, domain.ErrInvalidCredentials
 	}
@@ -560,17 +614,17 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 	}
 	var res RefreshResult
 	err := s.retry(ctx, events.Subject(domain.AggregateSession, sid), func(commandID string) error {
-		sess, seq, ok := s.model.Session(sid)
+		sess, seq, ok := s.state.Session(sid)
 		if !ok {
 			return domain.ErrInvalidCredentials
 		}
-		verdict := s.model.SessionUsable(sid)
-		if verdict == projections.SessionRevoked {
-			return domain.ErrSessionRevoked
+		usable := s.state.SessionUsable(sid)
+		if errors.Is(usable, domain.ErrSessionRevoked) {
+			return usable
 		}
 		cmd := domain.RefreshSession{
 			PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
-			UserActive: verdict == projections.Valid, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
+			UserActive: usable == nil, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
 			NewRefreshTokenHash: nextHash, ReuseInterval: s.cfg.RefreshReuseInterval,
 		}
 		evs, decideErr := domain.DecideSession(sess, cmd)
@@ -582,8 +636,8 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 		if decideErr != nil {
 			return decideErr
 		}
-		sess, _, _ = s.model.Session(sid)
-		u, _, _ := s.model.User(sess.UserID)
+		sess, _, _ = s.state.Session(sid)
+		u, _, _ := s.state.User(sess.UserID)
 		res = RefreshResult{User: u, Session: sess, TokenID: cmd.TokenID, NewRefreshToken: next}
 		return nil
 	})
@@ -593,7 +647,7 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 // ExecuteSession decides a session command and appends the result.
 func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd any) error {
 	return s.retry(ctx, events.Subject(domain.AggregateSession, sessionID), func(commandID string) error {
-		sess, seq, ok := s.model.Session(sessionID)
+		sess, seq, ok := s.state.Session(sessionID)
 		if !ok {
 			return domain.ErrNotFound
 		}
@@ -609,7 +663,7 @@ func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionI
 // RevokeRefreshToken revokes the session a refresh token belongs to. An unknown
 // token is not an error (RFC 7009).
 func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error {
-	sid, ok := s.model.SessionByRefreshHash(HashToken(refreshToken))
+	sid, ok := s.state.SessionByRefreshHash(HashToken(refreshToken))
 	if !ok {
 		return nil
 	}
@@ -638,7 +692,7 @@ func (s *Service) Bootstrap(ctx context.Context, username, password string) (boo
 
 // VerifyPassword reports whether password is the user's current password.
 func (s *Service) VerifyPassword(userID, password string) bool {
-	u, _, ok := s.model.User(userID)
+	u, _, ok := s.state.User(userID)
 	hash := ""
 	if ok {
 		if h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed); err == nil {

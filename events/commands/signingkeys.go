@@ -47,7 +47,7 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), []pending{p}); err != nil {
 		return domain.SigningKey{}, err
 	}
-	k, _, _ := s.model.SigningKey(cmd.KeyID)
+	k, _, _ := s.state.SigningKey(cmd.KeyID)
 	return k, nil
 }
 
@@ -55,7 +55,7 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 func (s *Service) RetireSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error) {
 	var out domain.SigningKey
 	err := s.retry(ctx, events.Subject(domain.AggregateSigningKey, keyID), func(commandID string) error {
-		k, seq, ok := s.model.SigningKey(keyID)
+		k, seq, ok := s.state.SigningKey(keyID)
 		if !ok {
 			return domain.ErrNotFound
 		}
@@ -69,7 +69,7 @@ func (s *Service) RetireSigningKey(ctx context.Context, meta events.Meta, keyID 
 				return err
 			}
 		}
-		out, _, _ = s.model.SigningKey(keyID)
+		out, _, _ = s.state.SigningKey(keyID)
 		return nil
 	})
 	return out, err

@@ -77,7 +77,7 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 	var out domain.SSOProvider
 	created := false
 	err := s.retry(ctx, events.Subject(domain.AggregateSSO, in.Name), func(commandID string) error {
-		p, seq, _ := s.model.SSOProvider(in.Name)
+		p, seq, _ := s.state.SSOProvider(in.Name)
 		evs, err := domain.DecideSSOProvider(p, cmd)
 		if err != nil {
 			return err
@@ -86,7 +86,7 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 			return err
 		}
 		created = !p.Exists()
-		out, _, _ = s.model.SSOProvider(in.Name)
+		out, _, _ = s.state.SSOProvider(in.Name)
 		return nil
 	})
 	return out, created, err
@@ -95,7 +95,7 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 // DeleteSSOProvider removes a provider's configuration.
 func (s *Service) DeleteSSOProvider(ctx context.Context, meta events.Meta, name string) error {
 	return s.retry(ctx, events.Subject(domain.AggregateSSO, name), func(commandID string) error {
-		p, seq, _ := s.model.SSOProvider(name)
+		p, seq, _ := s.state.SSOProvider(name)
 		evs, err := domain.DecideSSOProvider(p, domain.DeleteSSOProvider{})
 		if err != nil {
 			return err
@@ -164,7 +164,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	if err := in.Validate(); err != nil {
 		return LoginResult{}, err
 	}
-	p, _, ok := s.model.SSOProvider(in.Provider)
+	p, _, ok := s.state.SSOProvider(in.Provider)
 	if !ok || !p.Exists() {
 		return LoginResult{}, domain.ErrNotFound
 	}
@@ -176,7 +176,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	if err != nil {
 		return LoginResult{}, err
 	}
-	u, _, ok := s.model.User(userID)
+	u, _, ok := s.state.User(userID)
 	if !ok {
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
@@ -209,7 +209,7 @@ func rank(r domain.Role) int {
 // ssoUser finds, links or provisions the user of an identity.
 func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOProvider, in domain.SSOLogin) (string, error) {
 	for attempt := 0; attempt < 3; attempt++ {
-		if id, ok := s.model.SSOIdentity(in.Issuer, in.Subject); ok {
+		if id, ok := s.state.SSOIdentity(in.Issuer, in.Subject); ok {
 			return id, nil
 		}
 		link := pending{
@@ -254,7 +254,7 @@ func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string
 		return "", false
 	}
 	var found []domain.User
-	for _, u := range s.model.UsersByEmail(in.Email) {
+	for _, u := range s.state.UsersByEmail(in.Email) {
 		if u.Active {
 			found = append(found, u)
 		}
@@ -278,7 +278,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 	link.event = ev
 	var lastErr error
 	for _, name := range in.ProvisionUsernames(link.id[:12]) {
-		if _, _, taken := s.model.UserByName(name); taken {
+		if _, _, taken := s.state.UserByName(name); taken {
 			lastErr = ErrUsernameTaken
 			continue
 		}
@@ -310,7 +310,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 				}
 			}
 		}
-		if _, linked := s.model.SSOIdentity(in.Issuer, in.Subject); linked {
+		if _, linked := s.state.SSOIdentity(in.Issuer, in.Subject); linked {
 			return "", err // the identity was linked elsewhere: the caller rereads it
 		}
 		lastErr = ErrUsernameTaken

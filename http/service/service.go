@@ -52,6 +52,8 @@ type Service struct {
 	usageDone     chan struct{}
 }
 
+var _ commands.State = (*projections.Model)(nil) // the commands decide against the read models
+
 // Start connects to (or embeds) NATS, opens the stream, starts replaying the
 // read models and builds the HTTP API. It does not listen yet; see Serve.
 func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) {
@@ -97,7 +99,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		s.closeNATS()
 		return nil, err
 	}
-	s.Commands = commands.New(st, s.Runner, pw, sealer, commands.Config{
+	s.Commands = commands.New(st, s.Runner, s.Model, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now, RefreshIdleTTL: cfg.RefreshIdleTTL,
 		RefreshReuseInterval: cfg.RefreshReuseInterval, RefreshSuccessorKey: authhttp.DeriveKey(s.cfg.MasterKey, "refresh-token-successor"),
 		ObserveAppend:   s.observeAppend,
