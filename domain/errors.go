@@ -17,7 +17,6 @@ var (
 	ErrSessionExpired     = errors.New("domain: session expired")
 	ErrRefreshReused      = errors.New("domain: refresh token reused")
 	ErrForbidden          = errors.New("domain: insufficient permissions")
-	ErrNoChange           = errors.New("domain: nothing to change")
 )
 
 // ValidationError names the offending field of a command.

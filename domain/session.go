@@ -25,6 +25,72 @@ type Session struct {
 // Exists reports whether the session has been started.
 func (s Session) Exists() bool { return s.ID != "" }
 
+// AggregateSession names the session aggregate.
+const AggregateSession = "session"
+
+// Session events.
+// SessionStarted: a login created a session (a refresh-token family). Only the
+// SHA-256 of the refresh token is recorded.
+type SessionStarted struct {
+	SessionID        string    `json:"session_id"`
+	UserID           string    `json:"user_id"`
+	Tenant           string    `json:"tenant,omitempty"`
+	RefreshTokenHash string    `json:"refresh_token_hash"`
+	Method           string    `json:"method"`
+	StartedAt        time.Time `json:"started_at"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+// SessionRefreshed: an access token (TokenID) was issued from the session. With
+// rotation, RefreshTokenHash is the hash of the new refresh token.
+// RefreshTokenReissued: the refresh token spent last was presented again
+// within the reuse interval, and the current one was handed out again
+// (nothing rotated; RefreshTokenHash is empty).
+type SessionRefreshed struct {
+	SessionID            string    `json:"session_id"`
+	TokenID              string    `json:"token_id"`
+	RefreshTokenHash     string    `json:"refresh_token_hash,omitempty"`
+	RefreshTokenReissued bool      `json:"refresh_token_reissued,omitempty"`
+	At                   time.Time `json:"at"`
+}
+
+// SessionRefreshReused: a spent refresh token was presented again (rotation on);
+// the session is revoked by the SessionRevoked that follows it.
+type SessionRefreshReused struct {
+	SessionID        string `json:"session_id"`
+	RefreshTokenHash string `json:"refresh_token_hash"`
+}
+
+// SessionRevoked: the session, its refresh token and every access token issued
+// from it stop.
+type SessionRevoked struct {
+	SessionID string `json:"session_id"`
+	Reason    string `json:"reason"`
+}
+
+// SessionTokenRevoked: one access token (by its ID, the JWT "jti") stops; the
+// revocation can be forgotten after ExpiresAt.
+type SessionTokenRevoked struct {
+	SessionID string    `json:"session_id"`
+	TokenID   string    `json:"token_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Session event type names, as they appear in the envelope's "type".
+const (
+	TypeSessionStarted       = "session.started"
+	TypeSessionRefreshed     = "session.refreshed"
+	TypeSessionRefreshReused = "session.refresh_reused"
+	TypeSessionRevoked       = "session.revoked"
+	TypeSessionTokenRevoked  = "session.token_revoked"
+)
+
+func (SessionStarted) EventType() string       { return TypeSessionStarted }
+func (SessionRefreshed) EventType() string     { return TypeSessionRefreshed }
+func (SessionRefreshReused) EventType() string { return TypeSessionRefreshReused }
+func (SessionRevoked) EventType() string       { return TypeSessionRevoked }
+func (SessionTokenRevoked) EventType() string  { return TypeSessionTokenRevoked }
+
 // Reasons recorded in SessionRevoked.
 const (
 	RevokeReasonLogout     = "logout"

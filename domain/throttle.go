@@ -39,6 +39,10 @@ func (p LoginThrottle) Check(failures int, lastFailure, now time.Time) error {
 	return nil
 }
 
+// AggregateLogin names the aggregate of failed logins on a name that
+// matches no user; its ID is a hash of the name (LoginAttempts).
+const AggregateLogin = "login"
+
 // LoginAttempts is the state of a "login" aggregate: failed logins on a name
 // that matches no user, throttled exactly like a user's so that a lockout
 // tells nothing about whether the user exists.

@@ -39,6 +39,102 @@ func (u User) IsPlatformAdmin() bool {
 	return false
 }
 
+// Aggregate names: the second token of an event's subject,
+// infracast.auth.<aggregate>.<id>.
+const (
+	AggregateUser     = "user"
+	AggregateUsername = "username" // uniqueness reservations
+)
+
+// User events. UsernameReserved lives on the "username" aggregate of the
+// reserved name; UserLoginFailed for a name that matches no user on the
+// "login" aggregate (LoginAttempts).
+// UserCreated: a user account was created. The password hash is an argon2id PHC
+// string sealed with the deployment's master key (AES-GCM); it is never plain.
+type UserCreated struct {
+	UserID             string       `json:"user_id"`
+	Username           string       `json:"username"`
+	Email              string       `json:"email"`
+	PasswordHashSealed string       `json:"password_hash_sealed,omitempty"`
+	Roles              []GlobalRole `json:"roles"`
+	Tenants            []TenantRole `json:"tenants"`
+	CreatedAt          time.Time    `json:"created_at"`
+}
+
+// UsernameReserved claims a username for a user; appended with "subject must be
+// new" in the same atomic batch as UserCreated, so two users never share a name.
+type UsernameReserved struct {
+	Username string `json:"username"`
+	UserID   string `json:"user_id"`
+}
+
+// UserRoleGranted: the user now holds Role in Tenant (replacing any earlier role there).
+type UserRoleGranted struct {
+	UserID string `json:"user_id"`
+	Tenant string `json:"tenant"`
+	Role   Role   `json:"role"`
+}
+
+// UserRoleRevoked: the user no longer holds any role in Tenant.
+type UserRoleRevoked struct {
+	UserID string `json:"user_id"`
+	Tenant string `json:"tenant"`
+}
+
+// UserDeactivated: the user can no longer log in, and every token, refresh token
+// and session of the user stops at once.
+type UserDeactivated struct {
+	UserID string `json:"user_id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// UserPasswordChanged: a new password (sealed argon2id hash). Every session of the
+// user other than KeptSessionID is revoked by it.
+type UserPasswordChanged struct {
+	UserID             string `json:"user_id"`
+	PasswordHashSealed string `json:"password_hash_sealed"`
+	KeptSessionID      string `json:"kept_session_id,omitempty"`
+}
+
+// UserLoginSucceeded: a login started SessionID.
+type UserLoginSucceeded struct {
+	UserID    string `json:"user_id"`
+	SessionID string `json:"session_id"`
+	Method    string `json:"method"`
+}
+
+// UserLoginFailed: a login attempt was refused. When the name matched no user,
+// UserID and Username are empty and the event lives on the "login" aggregate,
+// whose ID is a hash of the name: a name as typed is never recorded, since
+// people sometimes type their password into it.
+type UserLoginFailed struct {
+	UserID   string    `json:"user_id,omitempty"`
+	Username string    `json:"username,omitempty"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+// User event type names, as they appear in the envelope's "type".
+const (
+	TypeUserCreated         = "user.created"
+	TypeUsernameReserved    = "username.reserved"
+	TypeUserRoleGranted     = "user.role_granted"
+	TypeUserRoleRevoked     = "user.role_revoked"
+	TypeUserDeactivated     = "user.deactivated"
+	TypeUserPasswordChanged = "user.password_changed"
+	TypeUserLoginSucceeded  = "user.login_succeeded"
+	TypeUserLoginFailed     = "user.login_failed"
+)
+
+func (UserCreated) EventType() string         { return TypeUserCreated }
+func (UsernameReserved) EventType() string    { return TypeUsernameReserved }
+func (UserRoleGranted) EventType() string     { return TypeUserRoleGranted }
+func (UserRoleRevoked) EventType() string     { return TypeUserRoleRevoked }
+func (UserDeactivated) EventType() string     { return TypeUserDeactivated }
+func (UserPasswordChanged) EventType() string { return TypeUserPasswordChanged }
+func (UserLoginSucceeded) EventType() string  { return TypeUserLoginSucceeded }
+func (UserLoginFailed) EventType() string     { return TypeUserLoginFailed }
+
 // Commands on the user aggregate.
 type (
 	// CreateUser creates a user. PasswordHashSealed is already hashed and sealed.
