@@ -109,6 +109,12 @@ func (APIKeyRotated) EventType() string { return TypeAPIKeyRotated }
 func (APIKeyRevoked) EventType() string { return TypeAPIKeyRevoked }
 func (APIKeyUsed) EventType() string    { return TypeAPIKeyUsed }
 
+// APIKeyCommand is a command on the API key aggregate: one of the types
+// below. The set is closed (the marker method is unexported), so that handing
+// DecideAPIKey, or commands.Service.ExecuteAPIKey, another aggregate's
+// command does not compile.
+type APIKeyCommand interface{ apiKeyCommand() }
+
 // Commands on the API key aggregate.
 type (
 	// CreateAPIKey creates a key. The caller's permissions per tenant are
@@ -175,8 +181,16 @@ func ParseIPRange(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
-// DecideAPIKey decides a command against a key's state.
-func DecideAPIKey(k APIKey, cmd any) ([]Event, error) {
+func (CreateAPIKey) apiKeyCommand()    {}
+func (RotateAPIKey) apiKeyCommand()    {}
+func (RevokeAPIKey) apiKeyCommand()    {}
+func (RecordAPIKeyUse) apiKeyCommand() {}
+
+// DecideAPIKey decides a command against a key's state. No events and no
+// error means the command changes nothing. A command it does not know (nil,
+// or a pointer to a command) is refused: ErrNotFound for a key that does
+// not exist, else a *ValidationError on "command".
+func DecideAPIKey(k APIKey, cmd APIKeyCommand) ([]Event, error) {
 	if c, ok := cmd.(CreateAPIKey); ok {
 		return decideCreateAPIKey(k, c)
 	}

@@ -98,7 +98,7 @@ func TestDecideAPIKey(t *testing.T) {
 	tests := []struct {
 		name  string
 		given []Event
-		when  any
+		when  APIKeyCommand
 		then  keyThen
 	}{
 		// CreateAPIKey
@@ -414,10 +414,12 @@ func TestDecideAPIKey(t *testing.T) {
 			when: RecordAPIKeyUse{UsedAt: t0},
 			then: keyThen{outcome: outcome{err: ErrNotFound}},
 		},
+		// Another aggregate's command, or any other value, does not
+		// compile: TestWrongCommandDoesNotCompile.
 		{
 			name:  "unknown command",
 			given: events(keyCreated()),
-			when:  struct{}{},
+			when:  &RevokeAPIKey{},
 			then:  keyThen{outcome: outcome{field: "command"}},
 		},
 	}

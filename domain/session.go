@@ -99,6 +99,12 @@ const (
 	RevokeReasonDeactivate = "user_deactivated"
 )
 
+// SessionCommand is a command on the session aggregate: one of the types
+// below. The set is closed (the marker method is unexported), so that handing
+// DecideSession, or commands.Service.ExecuteSession, another aggregate's
+// command does not compile.
+type SessionCommand interface{ sessionCommand() }
+
 // Commands on the session aggregate.
 type (
 	// StartSession starts a session for a user who has just proved who they are.
@@ -145,10 +151,18 @@ type (
 	}
 )
 
+func (StartSession) sessionCommand()      {}
+func (RefreshSession) sessionCommand()    {}
+func (RevokeSession) sessionCommand()     {}
+func (RevokeAccessToken) sessionCommand() {}
+
 // DecideSession decides a command against the session's state. When it returns
 // both events and an error, the events are a trace of the refusal (reuse
-// detection) and are appended all the same; the error is the answer.
-func DecideSession(s Session, cmd any) ([]Event, error) {
+// detection) and are appended all the same; the error is the answer. No
+// events and no error means the command changes nothing. A command it does
+// not know (nil, or a pointer to a command) is refused: ErrNotFound for a
+// session that does not exist, else a *ValidationError on "command".
+func DecideSession(s Session, cmd SessionCommand) ([]Event, error) {
 	if c, ok := cmd.(StartSession); ok {
 		if s.Exists() {
 			return nil, ErrAlreadyExists

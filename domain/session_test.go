@@ -61,7 +61,7 @@ func TestDecideSession(t *testing.T) {
 	tests := []struct {
 		name  string
 		given []Event
-		when  any
+		when  SessionCommand
 		then  outcome
 	}{
 		// StartSession
@@ -309,16 +309,17 @@ func TestDecideSession(t *testing.T) {
 			then: outcome{err: ErrNotFound},
 		},
 
-		// Unknown command
+		// Unknown command. Another aggregate's command (Deactivate{}), or
+		// any other value, does not compile: TestWrongCommandDoesNotCompile.
 		{
 			name:  "unknown command",
 			given: events(sessionStarted()),
-			when:  Deactivate{},
+			when:  &RevokeSession{},
 			then:  outcome{field: "command"},
 		},
 		{
 			name: "unknown command on missing session",
-			when: Deactivate{},
+			when: &RevokeSession{},
 			then: outcome{err: ErrNotFound},
 		},
 	}

@@ -55,6 +55,11 @@ const (
 func (SigningKeyAdded) EventType() string   { return TypeSigningKeyAdded }
 func (SigningKeyRetired) EventType() string { return TypeSigningKeyRetired }
 
+// SigningKeyCommand is a command on the signing key aggregate: one of the
+// types below. The set is closed (the marker method is unexported), so that
+// handing DecideSigningKey another aggregate's command does not compile.
+type SigningKeyCommand interface{ signingKeyCommand() }
+
 // Commands on the signing key aggregate.
 type (
 	// AddSigningKey adds a key whose material is already generated and sealed.
@@ -66,8 +71,13 @@ type (
 	RetireSigningKey struct{ Now time.Time }
 )
 
-// DecideSigningKey decides a command against a key's state.
-func DecideSigningKey(k SigningKey, cmd any) ([]Event, error) {
+func (AddSigningKey) signingKeyCommand()    {}
+func (RetireSigningKey) signingKeyCommand() {}
+
+// DecideSigningKey decides a command against a key's state. No events and
+// no error means the command changes nothing; a command it does not know
+// (nil, or a pointer to a command) is a *ValidationError on "command".
+func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 	switch c := cmd.(type) {
 	case AddSigningKey:
 		if k.Exists() {

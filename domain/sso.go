@@ -218,6 +218,11 @@ const (
 	LinkVerifiedEmail = "verified_email"
 )
 
+// SSOProviderCommand is a command on the SSO provider aggregate: one of the
+// types below. The set is closed (the marker method is unexported), so that
+// handing DecideSSOProvider another aggregate's command does not compile.
+type SSOProviderCommand interface{ ssoProviderCommand() }
+
 // Commands on the SSO provider aggregate.
 type (
 	// ConfigureSSOProvider creates or replaces a provider's configuration.
@@ -334,8 +339,13 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// DecideSSOProvider decides a command against a provider's state.
-func DecideSSOProvider(p SSOProvider, cmd any) ([]Event, error) {
+func (ConfigureSSOProvider) ssoProviderCommand() {}
+func (DeleteSSOProvider) ssoProviderCommand()    {}
+
+// DecideSSOProvider decides a command against a provider's state; a command
+// it does not know (nil, or a pointer to a command) is a *ValidationError on
+// "command".
+func DecideSSOProvider(p SSOProvider, cmd SSOProviderCommand) ([]Event, error) {
 	switch c := cmd.(type) {
 	case ConfigureSSOProvider:
 		ev, err := decideConfigureSSO(c)

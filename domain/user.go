@@ -135,6 +135,12 @@ func (UserPasswordChanged) EventType() string { return TypeUserPasswordChanged }
 func (UserLoginSucceeded) EventType() string  { return TypeUserLoginSucceeded }
 func (UserLoginFailed) EventType() string     { return TypeUserLoginFailed }
 
+// UserCommand is a command on the user aggregate: one of the types below.
+// The set is closed (the marker method is unexported), so that handing
+// DecideUser, or commands.Service.ExecuteUser, another aggregate's command
+// does not compile.
+type UserCommand interface{ userCommand() }
+
 // Commands on the user aggregate.
 type (
 	// CreateUser creates a user. PasswordHashSealed is already hashed and sealed.
@@ -195,9 +201,20 @@ func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpa
 // ValidTenantID reports whether s is a well-formed tenant identifier.
 func ValidTenantID(s string) bool { return tenantPattern.MatchString(s) }
 
+func (CreateUser) userCommand()         {}
+func (GrantRole) userCommand()          {}
+func (RevokeRole) userCommand()         {}
+func (Deactivate) userCommand()         {}
+func (ChangePassword) userCommand()     {}
+func (RecordLogin) userCommand()        {}
+func (RecordLoginFailure) userCommand() {}
+
 // DecideUser decides a command against the user's state and returns the events
-// to append. No events and no error means the command changes nothing.
-func DecideUser(u User, cmd any) ([]Event, error) {
+// to append. No events and no error means the command changes nothing. A
+// command it does not know (nil, or a pointer to a command) is refused:
+// ErrNotFound for a user that does not exist, else a *ValidationError on
+// "command".
+func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 	switch c := cmd.(type) {
 	case CreateUser:
 		return decideCreateUser(u, c)

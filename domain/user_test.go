@@ -93,7 +93,7 @@ func TestDecideUser(t *testing.T) {
 	tests := []struct {
 		name  string
 		given []Event
-		when  any
+		when  UserCommand
 		then  outcome
 	}{
 		// CreateUser
@@ -374,11 +374,12 @@ func TestDecideUser(t *testing.T) {
 			then: outcome{err: ErrNotFound},
 		},
 
-		// Unknown command
+		// Unknown command. Another aggregate's command, or any other
+		// value, does not compile: TestWrongCommandDoesNotCompile.
 		{
-			name:  "unknown command",
+			name:  "nil command is unknown",
 			given: events(userCreated()),
-			when:  struct{ X int }{1},
+			when:  nil,
 			then:  outcome{field: "command"},
 		},
 		{
@@ -389,7 +390,7 @@ func TestDecideUser(t *testing.T) {
 		},
 		{
 			name: "unknown command on missing user",
-			when: "hello",
+			when: &Deactivate{},
 			then: outcome{err: ErrNotFound},
 		},
 	}

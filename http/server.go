@@ -27,21 +27,21 @@ type Authenticator interface {
 // UserCommands changes users.
 type UserCommands interface {
 	CreateUser(ctx context.Context, meta events.Meta, in commands.CreateUserInput) (domain.User, error)
-	ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd any) (domain.User, error)
+	ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error)
 	ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error
 	VerifyPassword(userID, password string) bool
 }
 
 // SessionCommands revokes sessions and tokens.
 type SessionCommands interface {
-	ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd any) error
+	ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error
 	RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error
 }
 
 // KeyCommands manages API keys.
 type KeyCommands interface {
 	CreateAPIKey(ctx context.Context, meta events.Meta, in commands.CreateAPIKeyInput) (domain.APIKey, string, error)
-	ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd any) (domain.APIKey, error)
+	ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand) (domain.APIKey, error)
 	RotateAPIKey(ctx context.Context, meta events.Meta, in commands.RotateInput) (domain.APIKey, string, error)
 }
 

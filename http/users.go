@@ -104,7 +104,7 @@ type grantRoleRequest struct {
 
 // grantRole: PUT /api/v1/users/{id}/tenants/{tenant}.
 func (s *Server) grantRole(c *fiber.Ctx) error {
-	return s.changeRole(c, func() (any, error) {
+	return s.changeRole(c, func() (domain.UserCommand, error) {
 		var req grantRoleRequest
 		if err := decodeJSON(c, &req); err != nil {
 			return nil, err
@@ -118,10 +118,10 @@ func (s *Server) grantRole(c *fiber.Ctx) error {
 
 // revokeRole: DELETE /api/v1/users/{id}/tenants/{tenant}.
 func (s *Server) revokeRole(c *fiber.Ctx) error {
-	return s.changeRole(c, func() (any, error) { return domain.RevokeRole{Tenant: c.Params("tenant")}, nil })
+	return s.changeRole(c, func() (domain.UserCommand, error) { return domain.RevokeRole{Tenant: c.Params("tenant")}, nil })
 }
 
-func (s *Server) changeRole(c *fiber.Ctx, command func() (any, error)) error {
+func (s *Server) changeRole(c *fiber.Ctx, command func() (domain.UserCommand, error)) error {
 	tenant := c.Params("tenant")
 	if !domain.ValidTenantID(tenant) {
 		return validation("tenant: is not a valid tenant id")

@@ -61,7 +61,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 }
 
 // ExecuteAPIKey decides a key command against the key's state and appends the result.
-func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd any) (domain.APIKey, error) {
+func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand) (domain.APIKey, error) {
 	var out domain.APIKey
 	err := s.retry(ctx, events.Subject(domain.AggregateAPIKey, keyID), func(commandID string) error {
 		k, seq, ok := s.state.APIKey(keyID)

@@ -364,7 +364,7 @@ func usernameKey(username string) string {
 
 // ExecuteUser decides cmd against the user's current state and appends the
 // result, retrying on concurrent modification. It returns the new state.
-func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd any) (domain.User, error) {
+func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
 	var out domain.User
 	err := s.retry(ctx, events.Subject(domain.AggregateUser, userID), func(commandID string) error {
 		u, seq, ok := s.state.User(userID)
@@ -645,7 +645,7 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 }
 
 // ExecuteSession decides a session command and appends the result.
-func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd any) error {
+func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error {
 	return s.retry(ctx, events.Subject(domain.AggregateSession, sessionID), func(commandID string) error {
 		sess, seq, ok := s.state.Session(sessionID)
 		if !ok {
