@@ -2,8 +2,6 @@ package commands
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -116,22 +114,6 @@ func ssoEvents(p domain.SSOProvider, name string, expect uint64, evs []domain.Ev
 // SSOClientSecret unseals a provider's client secret.
 func (s *Service) SSOClientSecret(p domain.SSOProvider) (string, error) {
 	return s.sealer.Open(sealClientSecret, p.ClientSecretSealed)
-}
-
-// SSOIdentityKey is the aggregate ID of the link of the identity (issuer,
-// subject): hex SHA-256 (first 16 bytes) of both, so that neither needs
-// escaping. (Links written before identities were keyed by issuer live on
-// the hash of "identity\0<provider>\0<subject>"; both prefixes differ, so
-// the two never share a subject.)
-func SSOIdentityKey(issuer, subject string) string {
-	sum := sha256.Sum256([]byte("sso-identity\x00" + issuer + "\x00" + subject))
-	return hex.EncodeToString(sum[:16])
-}
-
-// SSOAssertionKey is the aggregate ID of a consumed SAML assertion.
-func SSOAssertionKey(provider, assertionID string) string {
-	sum := sha256.Sum256([]byte("assertion\x00" + provider + "\x00" + assertionID))
-	return hex.EncodeToString(sum[:16])
 }
 
 // ConsumeSAMLAssertion records that an assertion was used, on a subject that

@@ -1,0 +1,178 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// LoginInput is a username/password login.
+type LoginInput struct {
+	Username, Password, Tenant string
+}
+
+// LoginResult is a started session and its refresh token (shown once).
+type LoginResult struct {
+	User             domain.User
+	Session          domain.Session
+	RefreshToken     string
+	RefreshExpiresAt time.Time
+}
+
+// Login verifies a password and starts a session. Unknown users and wrong
+// passwords fail alike (ErrInvalidCredentials) and cost the same: both verify an
+// argon2id hash and append one login_failed event.
+func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (LoginResult, error) {
+	now := s.cfg.Now()
+	u, _, found := s.state.UserByName(in.Username)
+	// Cheap refusals first, so that an attack costs no argon2id: the account
+	// (or unknown name) is locked, or the client address is.
+	if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
+		return LoginResult{}, err
+	}
+	hash := ""
+	if found {
+		h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
+		if err != nil {
+			return LoginResult{}, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
+		}
+		hash = h
+	}
+	ok := s.passwords.Verify(in.Password, hash)
+	if !ok || !u.Active {
+		reason := "invalid_credentials"
+		if ok {
+			reason = "user_inactive"
+		}
+		if err := s.recordLoginFailure(ctx, meta, u, found, in.Username, reason, now); err != nil {
+			return LoginResult{}, err
+		}
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	if in.Tenant != "" && u.PermissionsIn(in.Tenant) == 0 {
+		return LoginResult{}, domain.ErrForbidden
+	}
+	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
+}
+
+// throttled refuses a login early when the read model already shows a lockout.
+// The decisive check is repeated inside each append's decision (Decide under
+// optimistic concurrency), so parallel attempts cannot slip past it.
+func (s *Service) throttled(u domain.User, found bool, username, addr string, now time.Time) error {
+	if found {
+		if err := s.cfg.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, now); err != nil {
+			return err
+		}
+	} else {
+		a, _ := s.state.Login(usernameKey(username))
+		if err := s.cfg.Throttle.Check(a.Failures, a.LastFailedAt, now); err != nil {
+			return err
+		}
+	}
+	if addr != "" {
+		n, last := s.state.AddressFailures(addr)
+		return s.cfg.AddressThrottle.Check(n, last, now)
+	}
+	return nil
+}
+
+// recordLoginFailure appends the failure, unless by now the account is locked,
+// in which case the answer is the lockout.
+func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u domain.User, found bool, username, reason string, now time.Time) error {
+	if found {
+		_, err := s.ExecuteUser(ctx, meta, u.ID, domain.RecordLoginFailure{
+			Username: username, Reason: reason, Now: now, Throttle: s.cfg.Throttle,
+		})
+		return err
+	}
+	// The name matches no user: it is recorded only as the aggregate ID (a
+	// hash), never as typed, since people sometimes type a password there.
+	id := usernameKey(username)
+	return s.retry(ctx, events.Subject(domain.AggregateLogin, id), func(commandID string) error {
+		a, seq := s.state.Login(id)
+		evs, err := domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)
+		if err != nil {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, commandID, []pending{{
+			aggregate: domain.AggregateLogin, id: id, expect: seq, version: a.Version, event: evs[0],
+		}})
+		return err
+	})
+}
+
+// startSession starts a session for userID, decided against the user's
+// current state: the login throttle, the active flag and, for a password login,
+// the (sealed) hash the password was verified against. Two single appends:
+//
+//  1. session.started on the new session's subject, stored only if the user's
+//     subject has not moved since the decision (the expectation is on the
+//     user's subject: Nats-Expected-Last-Subject-Sequence-Subject). Whatever
+//     lands on the user first (a failed login, a password change, a
+//     deactivation) makes it conflict, and it is decided again.
+//  2. user.login_succeeded on the user's subject, the login's record, which
+//     also resets the failure count. It is decided already: another event
+//     landing on the user first only moves it along.
+//
+// Not one atomic batch: on the embedded single-node file store NATS stages a
+// batch in an on-disk store of its own, which cost a login a fifth of its
+// throughput (docs/performance.md). A crash between the two leaves a session
+// without its login record, whose refresh token nobody received.
+func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, tenant, method, verifiedHash string) (LoginResult, error) {
+	refresh := newSecret()
+	now := s.cfg.Now()
+	start := domain.StartSession{
+		SessionID: NewID("sess"), UserID: userID, Tenant: tenant,
+		RefreshTokenHash: HashToken(refresh), Method: method,
+		Now: now, ExpiresAt: now.Add(s.cfg.RefreshTTL),
+	}
+	sessEvents, err := domain.DecideSession(domain.Session{}, start)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	userSubject := events.Subject(domain.AggregateUser, userID)
+	var record []domain.Event
+	err = s.retry(ctx, userSubject, func(commandID string) error {
+		u, seq, ok := s.state.User(userID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		login := domain.RecordLogin{SessionID: start.SessionID, Method: method, Now: now, VerifiedHash: verifiedHash}
+		if method == "password" {
+			login.Throttle = s.cfg.Throttle // the identity provider throttles its own logins
+		}
+		evs, err := domain.DecideUser(u, login)
+		if err != nil {
+			if errors.Is(err, domain.ErrUserInactive) {
+				return domain.ErrInvalidCredentials
+			}
+			return err
+		}
+		record = evs
+		started := sessionEvents(domain.Session{ID: start.SessionID}, seq, sessEvents)
+		started[0].expectOn = userSubject
+		_, err = s.appendEvents(ctx, meta, commandID, started)
+		return err
+	})
+	if err != nil {
+		return LoginResult{}, err
+	}
+	err = s.retry(ctx, userSubject, func(commandID string) error {
+		u, seq, ok := s.state.User(userID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		_, err := s.appendEvents(ctx, meta, commandID, userEvents(u, seq, record))
+		return err
+	})
+	if err != nil {
+		return LoginResult{}, err
+	}
+	sess, _, _ := s.state.Session(start.SessionID)
+	u, _, _ := s.state.User(userID)
+	return LoginResult{User: u, Session: sess, RefreshToken: refresh, RefreshExpiresAt: start.ExpiresAt.UTC()}, nil
+}

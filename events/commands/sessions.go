@@ -1,0 +1,115 @@
+package commands
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+func sessionEvents(sess domain.Session, expect uint64, evs []domain.Event) []pending {
+	return onAggregate(domain.AggregateSession, sess.ID, sess.Version, expect, evs)
+}
+
+// RefreshResult is what a refresh grants: a new access token ID for the session
+// and, with rotation, the next refresh token (shown once).
+type RefreshResult struct {
+	User            domain.User
+	Session         domain.Session
+	TokenID         string
+	NewRefreshToken string
+}
+
+// successor derives the refresh token that replaces refreshToken when it is
+// rotated: HMAC-SHA256 under RefreshSuccessorKey of the session ID and the
+// token itself, in the form of newSecret. The same token always has the
+// same successor, on every replica; so a refresh of the token spent last,
+// within the reuse interval, can hand out the successor again without any
+// event holding it (events hold only its SHA-256). Computing it takes the
+// token itself (never stored) and the key (never stored: derived from the
+// master key), not anything an event stream reader has.
+func (s *Service) successor(sessionID, refreshToken string) string {
+	m := hmac.New(sha256.New, s.cfg.RefreshSuccessorKey)
+	m.Write([]byte(sessionID))
+	m.Write([]byte{0})
+	m.Write([]byte(refreshToken))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Refresh issues a new access token from a refresh token. With rotation it
+// hands out the token's successor, which replaces it; or, when the token is
+// the one spent last and its successor is current, and the reuse interval
+// since that rotation has not passed, the successor again (two tabs, or a
+// retry after a lost answer, racing one refresh): see domain.RefreshSession.
+func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
+	presented := HashToken(refreshToken)
+	sid, ok := s.state.SessionByRefreshHash(presented)
+	if !ok {
+		return RefreshResult{}, domain.ErrInvalidCredentials
+	}
+	next, nextHash := "", ""
+	if s.cfg.RefreshRotation {
+		next = s.successor(sid, refreshToken)
+		nextHash = HashToken(next)
+	}
+	var res RefreshResult
+	err := s.retry(ctx, events.Subject(domain.AggregateSession, sid), func(commandID string) error {
+		sess, seq, ok := s.state.Session(sid)
+		if !ok {
+			return domain.ErrInvalidCredentials
+		}
+		usable := s.state.SessionUsable(sid)
+		if errors.Is(usable, domain.ErrSessionRevoked) {
+			return usable
+		}
+		cmd := domain.RefreshSession{
+			PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
+			UserActive: usable == nil, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
+			NewRefreshTokenHash: nextHash, ReuseInterval: s.cfg.RefreshReuseInterval,
+		}
+		evs, decideErr := domain.DecideSession(sess, cmd)
+		if len(evs) > 0 {
+			if _, err := s.appendEvents(ctx, meta, commandID, sessionEvents(sess, seq, evs)); err != nil {
+				return err
+			}
+		}
+		if decideErr != nil {
+			return decideErr
+		}
+		sess, _, _ = s.state.Session(sid)
+		u, _, _ := s.state.User(sess.UserID)
+		res = RefreshResult{User: u, Session: sess, TokenID: cmd.TokenID, NewRefreshToken: next}
+		return nil
+	})
+	return res, err
+}
+
+// ExecuteSession decides a session command and appends the result.
+func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error {
+	return s.retry(ctx, events.Subject(domain.AggregateSession, sessionID), func(commandID string) error {
+		sess, seq, ok := s.state.Session(sessionID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		evs, err := domain.DecideSession(sess, cmd)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, commandID, sessionEvents(sess, seq, evs))
+		return err
+	})
+}
+
+// RevokeRefreshToken revokes the session a refresh token belongs to. An unknown
+// token is not an error (RFC 7009).
+func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error {
+	sid, ok := s.state.SessionByRefreshHash(HashToken(refreshToken))
+	if !ok {
+		return nil
+	}
+	return s.ExecuteSession(ctx, meta, sid, domain.RevokeSession{Reason: domain.RevokeReasonRevoked})
+}

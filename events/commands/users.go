@@ -1,0 +1,122 @@
+package commands
+
+import (
+	"context"
+	"errors"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// Field names bound into sealed values.
+const sealPasswordHash = "password_hash"
+
+// userEvents wraps decided user events for appending.
+func userEvents(u domain.User, expect uint64, evs []domain.Event) []pending {
+	return onAggregate(domain.AggregateUser, u.ID, u.Version, expect, evs)
+}
+
+// CreateUserInput is a new user as requested.
+type CreateUserInput struct {
+	Username, Email, Password string
+	Roles                     []string
+	Tenants                   []domain.TenantRole
+}
+
+// CreateUser creates a user and reserves the username in one atomic append.
+func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUserInput) (domain.User, error) {
+	if err := s.passwords.Check(in.Password, PasswordContext{Username: in.Username, Email: in.Email}); err != nil {
+		return domain.User{}, err
+	}
+	if _, _, taken := s.state.UserByName(in.Username); taken {
+		return domain.User{}, ErrUsernameTaken
+	}
+	cmd := domain.CreateUser{
+		UserID: NewID("user"), Username: in.Username, Email: in.Email,
+		Roles: in.Roles, Tenants: in.Tenants, Now: s.cfg.Now(),
+		PasswordHashSealed: "pending", // validated first; hashed only for valid input
+	}
+	if _, err := domain.DecideUser(domain.User{}, cmd); err != nil {
+		return domain.User{}, err
+	}
+	sealed, err := s.hashAndSeal(in.Password)
+	if err != nil {
+		return domain.User{}, err
+	}
+	cmd.PasswordHashSealed = sealed
+	evs, err := domain.DecideUser(domain.User{}, cmd)
+	if err != nil {
+		return domain.User{}, err
+	}
+	reservation := pending{
+		aggregate: domain.AggregateUsername, id: usernameKey(in.Username),
+		event: domain.UsernameReserved{Username: in.Username, UserID: cmd.UserID},
+	}
+	all := append([]pending{reservation}, userEvents(domain.User{ID: cmd.UserID}, 0, evs)...)
+	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), all); err != nil {
+		if errors.Is(err, events.ErrConflict) {
+			return domain.User{}, ErrUsernameTaken
+		}
+		return domain.User{}, err
+	}
+	u, _, _ := s.state.User(cmd.UserID)
+	return u, nil
+}
+
+func (s *Service) hashAndSeal(password string) (string, error) {
+	h, err := s.passwords.Hash(password)
+	if err != nil {
+		return "", err
+	}
+	return s.sealer.Seal(sealPasswordHash, h)
+}
+
+// ExecuteUser decides cmd against the user's current state and appends the
+// result, retrying on concurrent modification. It returns the new state.
+func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
+	var out domain.User
+	err := s.retry(ctx, events.Subject(domain.AggregateUser, userID), func(commandID string) error {
+		u, seq, ok := s.state.User(userID)
+		if !ok {
+			return domain.ErrNotFound
+		}
+		evs, err := domain.DecideUser(u, cmd)
+		if err != nil {
+			return err
+		}
+		if len(evs) > 0 {
+			if _, err := s.appendEvents(ctx, meta, commandID, userEvents(u, seq, evs)); err != nil {
+				return err
+			}
+		}
+		out, _, _ = s.state.User(userID)
+		return nil
+	})
+	return out, err
+}
+
+// ChangePassword sets a user's password; every other session of the user is revoked.
+func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error {
+	u, _, _ := s.state.User(userID) // unknown: ExecuteUser says so below
+	if err := s.passwords.Check(password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
+		return err
+	}
+	sealed, err := s.hashAndSeal(password)
+	if err != nil {
+		return err
+	}
+	_, err = s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed, KeepSessionID: keepSession})
+	return err
+}
+
+// VerifyPassword reports whether password is the user's current password.
+func (s *Service) VerifyPassword(userID, password string) bool {
+	u, _, ok := s.state.User(userID)
+	hash := ""
+	if ok {
+		if h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed); err == nil {
+			hash = h
+		}
+	}
+	return s.passwords.Verify(password, hash)
+}
