@@ -70,15 +70,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := s.loadKeys(); err != nil {
 		return nil, err
 	}
+	// Whatever fails from here on, the connection and the embedded server
+	// (as far as they got) go with it.
+	started := false
+	defer func() {
+		if !started {
+			s.closeNATS()
+		}
+	}()
 	if err := s.connect(); err != nil {
-		s.closeNATS()
 		return nil, err
 	}
 	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelOpen()
 	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas})
 	if err != nil {
-		s.closeNATS()
 		return nil, err
 	}
 	s.Store = st
@@ -91,12 +97,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.registerMetrics()
 	sealer, err := events.NewSealer(s.cfg.MasterKey)
 	if err != nil {
-		s.closeNATS()
 		return nil, err
 	}
 	pw, err := commands.NewPasswords(cfg.Hash)
 	if err != nil {
-		s.closeNATS()
 		return nil, err
 	}
 	s.Commands = commands.New(st, s.Runner, s.Model, pw, sealer, commands.Config{
@@ -118,27 +122,23 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		},
 	})
 	if err != nil {
-		s.closeNATS()
 		return nil, err
 	}
 	s.KeyUsage = commands.NewKeyUsage(cfg.KeyUsageInterval)
 	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
 	policy, err := cfg.RoutePolicy()
 	if err != nil {
-		s.closeNATS()
 		return nil, fmt.Errorf("INFRACAST_ROUTE_POLICY_FILE: %w", err)
 	}
 	var upstream *url.URL
 	if cfg.UpstreamURL != "" {
 		if upstream, err = authhttp.ParseUpstreamURL(cfg.UpstreamURL); err != nil {
-			s.closeNATS()
 			return nil, fmt.Errorf("INFRACAST_UPSTREAM_URL: %w", err)
 		}
 		log.Info("gateway enabled", "upstream", upstream.Redacted(), "timeout", cfg.UpstreamTimeout.String())
 	}
 	sso, err := s.ssoConfig()
 	if err != nil {
-		s.closeNATS()
 		return nil, err
 	}
 	s.HTTP = authhttp.New(authhttp.Config{
@@ -173,6 +173,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 			log.Warn("recording API key usage failed; retried at the next flush", "err", err)
 		})
 	}()
+	started = true
 	return s, nil
 }
 
