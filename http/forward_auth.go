@@ -2,9 +2,10 @@ package http
 
 // Forward auth: a reverse proxy (nginx auth_request, Traefik ForwardAuth,
 // Envoy ext_authz) asks whether the request it holds may pass, and the answer
-// is 200 with the identity headers or 403. The decision is the gateway's
-// (authorizeTenant, by the route policy on the decoded, cleaned path); only
-// the way the original method and URI arrive differs.
+// is 200 with the identity headers and no body, or 401/403 with the error.
+// The decision is the gateway's (authorizeTenant, by the route policy on the
+// decoded, cleaned path); only the way the original method and URI arrive
+// differs.
 
 import (
 	"strings"
@@ -94,7 +95,19 @@ func (s *Server) verifyURI(c *fiber.Ctx, method, uri string) error {
 	if _, err := s.authorizeTenant(c, method, tenant, resource); err != nil {
 		return err
 	}
-	return c.SendStatus(fiber.StatusOK)
+	allowed(c)
+	return nil
+}
+
+// allowed answers 200 with no body (Content-Length: 0) and no Content-Type.
+// nginx never reads the body of an auth_request subrequest's answer, so it
+// keeps its connection to the service (upstream keepalive) only when there is
+// none: a body, even "OK", costs a new TCP connection per request. Traefik
+// (any 2xx) and Envoy's ext_authz HTTP service (200) need none either.
+func allowed(c *fiber.Ctx) {
+	c.Status(fiber.StatusOK)
+	c.Response().ResetBody()
+	c.Response().Header.SetNoDefaultContentType(true)
 }
 
 // parseTenantPath splits a request URI into the tenant and the resource below

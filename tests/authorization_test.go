@@ -22,7 +22,7 @@ func TestRoleChangeAppliesToIssuedToken(t *testing.T) {
 
 	// viewer: read yes, write no.
 	v := verify(t, in, tok, "GET", prodNodes)
-	expectStatus(t, "viewer GET nodes", v, 200)
+	expectBody(t, "viewer GET nodes", v, 200, "") // allowed: no body
 	if got := v.Header.Get("X-Infracast-Permissions"); got != "nodes:read,findings:read,jobs:read,reports:read" {
 		t.Fatalf("viewer permissions header %q", got)
 	}

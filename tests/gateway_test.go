@@ -560,6 +560,9 @@ func routeMatrix(t *testing.T, in *Instance, up *gwUpstream, allows func(role, r
 						if how != "gateway" && (r.Header.Get("X-Infracast-Subject") != u.ID || r.Header.Get("X-Infracast-Tenant") != "prod") {
 							t.Errorf("%s (%s): identity headers %v", what, how, r.Header)
 						}
+						if how != "gateway" && len(r.Raw) != 0 {
+							t.Errorf("%s (%s): 200 with a body %q, want none", what, how, r.Raw)
+						}
 					case !allowed && r.Status == 403 && string(r.Raw) == bodyForbidden:
 					default:
 						t.Errorf("%s (%s): %d %s, want allowed=%v", what, how, r.Status, r.Raw, allowed)
@@ -766,6 +769,9 @@ func TestVerifyForwardedHeaders(t *testing.T) {
 		if tc.status == 403 && string(r.Raw) != bodyForbidden {
 			t.Errorf("%s: body %s", tc.name, r.Raw)
 		}
+		if tc.status == 200 {
+			expectAllowedNoBody(t, tc.name, r)
+		}
 	}
 	// Without a token: 401, whatever the headers.
 	r := gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}})
@@ -781,11 +787,28 @@ func TestVerifyForwardedHeaders(t *testing.T) {
 	if r.Status != 200 || r.Header.Get("X-Infracast-Subject") != viewer.ID || r.Header.Get("X-Infracast-Permissions") != viewerPerms {
 		t.Errorf("envoy HEAD: %d %v", r.Status, r.Header)
 	}
+	r = gwRaw(t, in, "GET", "/api/v1/auth/verify"+nodes+"?x=1", [][2]string{bearerHeader(viewer.Token)})
+	if r.Status != 200 || r.Header.Get("X-Infracast-Subject") != viewer.ID || r.Header.Get("X-Infracast-Permissions") != viewerPerms {
+		t.Errorf("envoy GET: %d %v", r.Status, r.Header)
+	}
+	expectAllowedNoBody(t, "envoy GET", r)
 	for _, p := range []string{"", "/", "?x=1", "/api/v1/users", "/api/v1/tenants/", "/api/v1/tenants/Not_Valid/nodes"} {
 		r = gwRaw(t, in, "DELETE", "/api/v1/auth/verify"+p, [][2]string{bearerHeader(viewer.Token)})
 		if r.Status != 403 && r.Status != 404 && r.Status != 405 {
 			t.Errorf("envoy DELETE %q: %d %s", p, r.Status, r.Raw)
 		}
+	}
+}
+
+// expectAllowedNoBody: forward auth's 200 has no body — Content-Length: 0 and
+// no Content-Type. nginx never reads the body of an auth_request answer, so
+// it keeps its kept-alive connection to the service only when there is none
+// (tests/nginx_forward_auth_test.go counts them).
+func expectAllowedNoBody(t *testing.T, what string, r Response) {
+	t.Helper()
+	if r.Status != 200 || len(r.Raw) != 0 || r.Header.Get("Content-Length") != "0" || r.Header.Get("Content-Type") != "" {
+		t.Errorf("%s: %d, Content-Length %q, Content-Type %q, body %q; want 200 with no body",
+			what, r.Status, r.Header.Get("Content-Length"), r.Header.Get("Content-Type"), r.Raw)
 	}
 }
 
