@@ -826,6 +826,9 @@ func TestGatewayConfigValidation(t *testing.T) {
 	cfg.UpstreamTimeout = 0
 	cfg.RoutePolicyFile = bad
 	err := cfg.Validate()
+	if err != nil { // named as a user sets the settings: by the command
+		err = configProblems(t, "INFRACAST_UPSTREAM_URL=ftp://files.example", "INFRACAST_UPSTREAM_TIMEOUT=0s", "INFRACAST_ROUTE_POLICY_FILE="+bad)
+	}
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -837,13 +840,21 @@ func TestGatewayConfigValidation(t *testing.T) {
 	for _, u := range []string{"http://", "localhost:8080", "http://up.example?x=1", "http://user:pw@up.example", "http://up.example#f", "http://up.example:99999"} {
 		cfg := service.Defaults()
 		cfg.UpstreamURL = u
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "INFRACAST_UPSTREAM_URL") {
+		err := cfg.Validate()
+		if err != nil {
+			err = configProblems(t, "INFRACAST_UPSTREAM_URL="+u)
+		}
+		if err == nil || !strings.Contains(err.Error(), "INFRACAST_UPSTREAM_URL") {
 			t.Errorf("upstream %q: %v", u, err)
 		}
 	}
 	cfg = service.Defaults()
 	cfg.RoutePolicyFile = filepath.Join(dir, "missing.json")
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "INFRACAST_ROUTE_POLICY_FILE") {
+	err = cfg.Validate()
+	if err != nil {
+		err = configProblems(t, "INFRACAST_ROUTE_POLICY_FILE="+cfg.RoutePolicyFile)
+	}
+	if err == nil || !strings.Contains(err.Error(), "INFRACAST_ROUTE_POLICY_FILE") {
 		t.Errorf("missing policy file: %v", err)
 	}
 	cfg = service.Defaults()

@@ -200,6 +200,9 @@ func TestEmbeddedNATSListenerConfig(t *testing.T) {
 		cfg := service.Defaults()
 		cfg.NATSListen, cfg.NATSListenPassword, cfg.NATSAuditPassword = c.listen, c.replica, c.audit
 		err := cfg.Validate()
+		if err != nil { // named as a user sets the settings: by the command
+			err = configProblems(t, "INFRACAST_NATS_LISTEN="+c.listen, "INFRACAST_NATS_LISTEN_PASSWORD="+c.replica, "INFRACAST_NATS_AUDIT_PASSWORD="+c.audit)
+		}
 		switch {
 		case c.want == "" && err != nil:
 			t.Errorf("%s: %v", c.name, err)
@@ -290,23 +293,36 @@ func TestEmbeddedNATSListenerTLS(t *testing.T) {
 	// The service itself writes as before.
 	in.CreateUser(in.AdminToken(), "after-tls", "after-tls-passphrase", nil)
 
-	for name, mutate := range map[string]func(*service.Config){
-		"certificate without key": func(c *service.Config) { c.NATSListenTLSCert = certFile },
-		"key without certificate": func(c *service.Config) { c.NATSListenTLSKey = keyFile },
-		"missing certificate file": func(c *service.Config) {
-			c.NATSListenTLSCert, c.NATSListenTLSKey = filepath.Join(t.TempDir(), "none.pem"), keyFile
-		},
+	// Each refused, named as a user sets the settings: by the command.
+	missing := filepath.Join(t.TempDir(), "none.pem")
+	for name, mutate := range map[string]struct {
+		cfg func(*service.Config)
+		env []string
+	}{
+		"certificate without key": {func(c *service.Config) { c.NATSListenTLSCert = certFile }, []string{"INFRACAST_NATS_LISTEN_TLS_CERT=" + certFile}},
+		"key without certificate": {func(c *service.Config) { c.NATSListenTLSKey = keyFile }, []string{"INFRACAST_NATS_LISTEN_TLS_KEY=" + keyFile}},
+		"missing certificate file": {func(c *service.Config) {
+			c.NATSListenTLSCert, c.NATSListenTLSKey = missing, keyFile
+		}, []string{"INFRACAST_NATS_LISTEN_TLS_CERT=" + missing, "INFRACAST_NATS_LISTEN_TLS_KEY=" + keyFile}},
 	} {
 		cfg := service.Defaults()
 		cfg.NATSListen, cfg.NATSAuditPassword = "127.0.0.1:4222", auditPW
-		mutate(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "INFRACAST_NATS_LISTEN_TLS") {
+		mutate.cfg(&cfg)
+		err := cfg.Validate()
+		if err != nil {
+			err = configProblems(t, append([]string{"INFRACAST_NATS_LISTEN=127.0.0.1:4222", "INFRACAST_NATS_AUDIT_PASSWORD=" + auditPW}, mutate.env...)...)
+		}
+		if err == nil || !strings.Contains(err.Error(), "INFRACAST_NATS_LISTEN_TLS") {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 	cfg := service.Defaults()
 	cfg.NATSListenTLSCert, cfg.NATSListenTLSKey = certFile, keyFile
-	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "only with INFRACAST_NATS_LISTEN") {
+	err = cfg.Validate()
+	if err != nil {
+		err = configProblems(t, "INFRACAST_NATS_LISTEN_TLS_CERT="+certFile, "INFRACAST_NATS_LISTEN_TLS_KEY="+keyFile)
+	}
+	if err == nil || !strings.Contains(err.Error(), "only with INFRACAST_NATS_LISTEN") {
 		t.Errorf("TLS without a listener: %v", err)
 	}
 }

@@ -45,7 +45,7 @@ func run(args []string, getenv func(string) string) error {
 	// store is opened.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("%s: %w", envName("listen"), err)
+		return fmt.Errorf("%s: %w", variable("Listen"), err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -53,7 +53,7 @@ func run(args []string, getenv func(string) string) error {
 	svc, err := service.Start(ctx, cfg, log)
 	if err != nil {
 		_ = ln.Close()
-		return err
+		return named(err)
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_nats", cfg.Embedded(), "nats_client_url", svc.NATSClientURL())
 	serveErr := make(chan error, 1)
@@ -62,6 +62,9 @@ func run(args []string, getenv func(string) string) error {
 	// failing) ends the process: a replica that would never be ready must
 	// not stay up looking alive.
 	startErr := svc.WaitReady(ctx, os.Stderr)
+	if svc.BootstrapPasswordIgnored() {
+		log.Warn(variable("BootstrapPassword") + " is set but the admin already exists (the event store is not empty); it is ignored — change the password through the API: POST /api/v1/users/{id}/password")
+	}
 	if startErr != nil && errors.Is(startErr, context.Canceled) {
 		startErr = nil
 	}
@@ -97,40 +100,41 @@ func newLogger(l logSettings) *slog.Logger {
 }
 
 // setting is one configuration setting: the flag -name and the environment
-// variable envName(name), the default that -h shows (the README's table is
-// checked against it: tests/readme_config_test.go), and set, which parses
-// the value in use into the configuration. set leaves the default in place
-// when the value is unusable, and says why in an error that names the
-// variable (env).
+// variable envName(name), the service.Config field it fills (its name there,
+// as service.FieldError names it; empty for the command's own settings), the
+// default that -h shows (the README's table is checked against it:
+// tests/readme_config_test.go), and set, which parses the value in use into
+// the configuration. set leaves the default in place when the value is
+// unusable, and says why in an error that names the variable (env).
 type setting struct {
-	name, def, usage string
-	set              func(env, v string) error
+	name, field, def, usage string
+	set                     func(env, v string) error
 }
 
 // settings is every setting of the command, with the defaults of cfg.
 func settings(cfg *service.Config, logs *logSettings) []setting {
 	return []setting{
-		{"listen", cfg.Listen, "HTTP listen address", text(&cfg.Listen)},
-		{"data-dir", cfg.DataDir, "data folder for the embedded NATS and generated keys", text(&cfg.DataDir)},
-		{"nats-url", "", "external NATS server URLs, comma-separated; embeds none when set", list(&cfg.NATSURLs)},
-		{"nats-creds", "", "NATS credentials file", text(&cfg.NATSCreds)},
-		{"nats-nkey", "", "NATS NKey seed file", text(&cfg.NATSNKeySeed)},
-		{"nats-user", "", "NATS user", text(&cfg.NATSUser)},
-		{"nats-password", "", "NATS password", text(&cfg.NATSPassword)},
-		{"nats-tls-ca", "", "CA file for NATS TLS", text(&cfg.NATSTLSCA)},
-		{"nats-tls-cert", "", "client certificate for NATS TLS", text(&cfg.NATSTLSCert)},
-		{"nats-tls-key", "", "client key for NATS TLS", text(&cfg.NATSTLSKey)},
-		{"nats-listen", "", "also let the embedded NATS accept TCP clients here (host:port); they log in", text(&cfg.NATSListen)},
-		{"nats-listen-password", "", "password of the embedded NATS user \"infracast\" (full access: replicas, backups)", text(&cfg.NATSListenPassword)},
-		{"nats-audit-password", "", "password of the embedded NATS user \"audit\" (read-only: the durable consumer \"audit\")", text(&cfg.NATSAuditPassword)},
-		{"nats-listen-tls-cert", "", "certificate (PEM) with which the embedded NATS listener requires TLS", text(&cfg.NATSListenTLSCert)},
-		{"nats-listen-tls-key", "", "its private key (PEM)", text(&cfg.NATSListenTLSKey)},
-		{"stream-replicas", strconv.Itoa(cfg.StreamReplicas), "replicas of the event stream (3 on a cluster)", number(&cfg.StreamReplicas)},
-		{"snapshot-every", strconv.Itoa(cfg.SnapshotEvery), "save a read-model snapshot every this many events (0: no snapshots)", number(&cfg.SnapshotEvery)},
-		{"snapshot-interval", cfg.SnapshotInterval.String(), "how often a replica checks whether a snapshot is due", duration(&cfg.SnapshotInterval)},
-		{"bootstrap-admin", cfg.BootstrapAdmin, "username of the first platform admin", text(&cfg.BootstrapAdmin)},
-		{"bootstrap-password", "", "password of the first platform admin (generated and printed once when empty; ignored once the admin exists)", text(&cfg.BootstrapPassword)},
-		{"master-key", "", "base64 32-byte key sealing sensitive event fields", func(env, v string) error {
+		{"listen", "Listen", cfg.Listen, "HTTP listen address", text(&cfg.Listen)},
+		{"data-dir", "DataDir", cfg.DataDir, "data folder for the embedded NATS and generated keys", text(&cfg.DataDir)},
+		{"nats-url", "NATSURLs", "", "external NATS server URLs, comma-separated; embeds none when set", list(&cfg.NATSURLs)},
+		{"nats-creds", "NATSCreds", "", "NATS credentials file", text(&cfg.NATSCreds)},
+		{"nats-nkey", "NATSNKeySeed", "", "NATS NKey seed file", text(&cfg.NATSNKeySeed)},
+		{"nats-user", "NATSUser", "", "NATS user", text(&cfg.NATSUser)},
+		{"nats-password", "NATSPassword", "", "NATS password", text(&cfg.NATSPassword)},
+		{"nats-tls-ca", "NATSTLSCA", "", "CA file for NATS TLS", text(&cfg.NATSTLSCA)},
+		{"nats-tls-cert", "NATSTLSCert", "", "client certificate for NATS TLS", text(&cfg.NATSTLSCert)},
+		{"nats-tls-key", "NATSTLSKey", "", "client key for NATS TLS", text(&cfg.NATSTLSKey)},
+		{"nats-listen", "NATSListen", "", "also let the embedded NATS accept TCP clients here (host:port); they log in", text(&cfg.NATSListen)},
+		{"nats-listen-password", "NATSListenPassword", "", "password of the embedded NATS user \"infracast\" (full access: replicas, backups)", text(&cfg.NATSListenPassword)},
+		{"nats-audit-password", "NATSAuditPassword", "", "password of the embedded NATS user \"audit\" (read-only: the durable consumer \"audit\")", text(&cfg.NATSAuditPassword)},
+		{"nats-listen-tls-cert", "NATSListenTLSCert", "", "certificate (PEM) with which the embedded NATS listener requires TLS", text(&cfg.NATSListenTLSCert)},
+		{"nats-listen-tls-key", "NATSListenTLSKey", "", "its private key (PEM)", text(&cfg.NATSListenTLSKey)},
+		{"stream-replicas", "StreamReplicas", strconv.Itoa(cfg.StreamReplicas), "replicas of the event stream (3 on a cluster)", number(&cfg.StreamReplicas)},
+		{"snapshot-every", "SnapshotEvery", strconv.Itoa(cfg.SnapshotEvery), "save a read-model snapshot every this many events (0: no snapshots)", number(&cfg.SnapshotEvery)},
+		{"snapshot-interval", "SnapshotInterval", cfg.SnapshotInterval.String(), "how often a replica checks whether a snapshot is due", duration(&cfg.SnapshotInterval)},
+		{"bootstrap-admin", "BootstrapAdmin", cfg.BootstrapAdmin, "username of the first platform admin", text(&cfg.BootstrapAdmin)},
+		{"bootstrap-password", "BootstrapPassword", "", "password of the first platform admin (generated and printed once when empty; ignored once the admin exists)", text(&cfg.BootstrapPassword)},
+		{"master-key", "MasterKey", "", "base64 32-byte key sealing sensitive event fields", func(env, v string) error {
 			if v == "" {
 				return nil
 			}
@@ -141,7 +145,7 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 			cfg.MasterKey = k
 			return nil
 		}},
-		{"jwt-keys", "", "base64 HS256 keys, comma-separated; the first signs", func(env, v string) error {
+		{"jwt-keys", "JWTKeys", "", "base64 HS256 keys, comma-separated; the first signs", func(env, v string) error {
 			var errs []error
 			for i, s := range splitList(v) {
 				k, err := service.DecodeKey(s)
@@ -153,19 +157,19 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 			}
 			return errors.Join(errs...)
 		}},
-		{"jwt-issuer", cfg.Issuer, "access-token issuer (iss)", text(&cfg.Issuer)},
-		{"jwt-audience", cfg.Audience, "access-token audience (aud)", text(&cfg.Audience)},
-		{"access-token-ttl", cfg.AccessTTL.String(), "access-token lifetime", duration(&cfg.AccessTTL)},
-		{"refresh-token-ttl", cfg.RefreshTTL.String(), "refresh-token lifetime", duration(&cfg.RefreshTTL)},
-		{"refresh-rotation", strconv.FormatBool(cfg.RefreshRotation), "rotate refresh tokens with reuse detection", boolean(&cfg.RefreshRotation)},
-		{"refresh-reuse-interval", cfg.RefreshReuseInterval.String(), "with rotation: how long the refresh token just spent still gets the same successor (0: off)", duration(&cfg.RefreshReuseInterval)},
-		{"refresh-idle-ttl", cfg.RefreshIdleTTL.String(), "expire a session not refreshed for this long (0: off)", duration(&cfg.RefreshIdleTTL)},
-		{"argon2-memory-kib", strconv.Itoa(int(cfg.Hash.MemoryKiB)), "argon2id memory cost in KiB", unsigned(&cfg.Hash.MemoryKiB)},
-		{"argon2-iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations", unsigned(&cfg.Hash.Iterations)},
-		{"argon2-parallelism", strconv.Itoa(int(cfg.Hash.Parallelism)), "argon2id parallelism", unsigned(&cfg.Hash.Parallelism)},
-		{"body-limit", strconv.Itoa(cfg.BodyLimit), "maximum request body in bytes", number(&cfg.BodyLimit)},
-		{"environment", cfg.Environment, "deployment environment; production issues ic_live_ keys, anything else ic_test_", text(&cfg.Environment)},
-		{"trusted-proxies", "", "addresses/CIDR ranges of proxies whose X-Forwarded-For is believed, comma-separated", func(env, v string) error {
+		{"jwt-issuer", "Issuer", cfg.Issuer, "access-token issuer (iss)", text(&cfg.Issuer)},
+		{"jwt-audience", "Audience", cfg.Audience, "access-token audience (aud)", text(&cfg.Audience)},
+		{"access-token-ttl", "AccessTTL", cfg.AccessTTL.String(), "access-token lifetime", duration(&cfg.AccessTTL)},
+		{"refresh-token-ttl", "RefreshTTL", cfg.RefreshTTL.String(), "refresh-token lifetime", duration(&cfg.RefreshTTL)},
+		{"refresh-rotation", "RefreshRotation", strconv.FormatBool(cfg.RefreshRotation), "rotate refresh tokens with reuse detection", boolean(&cfg.RefreshRotation)},
+		{"refresh-reuse-interval", "RefreshReuseInterval", cfg.RefreshReuseInterval.String(), "with rotation: how long the refresh token just spent still gets the same successor (0: off)", duration(&cfg.RefreshReuseInterval)},
+		{"refresh-idle-ttl", "RefreshIdleTTL", cfg.RefreshIdleTTL.String(), "expire a session not refreshed for this long (0: off)", duration(&cfg.RefreshIdleTTL)},
+		{"argon2-memory-kib", "Hash.MemoryKiB", strconv.Itoa(int(cfg.Hash.MemoryKiB)), "argon2id memory cost in KiB", unsigned(&cfg.Hash.MemoryKiB)},
+		{"argon2-iterations", "Hash.Iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations", unsigned(&cfg.Hash.Iterations)},
+		{"argon2-parallelism", "Hash.Parallelism", strconv.Itoa(int(cfg.Hash.Parallelism)), "argon2id parallelism", unsigned(&cfg.Hash.Parallelism)},
+		{"body-limit", "BodyLimit", strconv.Itoa(cfg.BodyLimit), "maximum request body in bytes", number(&cfg.BodyLimit)},
+		{"environment", "Environment", cfg.Environment, "deployment environment; production issues ic_live_ keys, anything else ic_test_", text(&cfg.Environment)},
+		{"trusted-proxies", "TrustedProxies", "", "addresses/CIDR ranges of proxies whose X-Forwarded-For is believed, comma-separated", func(env, v string) error {
 			var errs []error
 			for _, s := range splitList(v) {
 				p, err := domain.ParseIPRange(s)
@@ -177,25 +181,25 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 			}
 			return errors.Join(errs...)
 		}},
-		{"cors-origins", "", "exact browser origins allowed to call the API cross-origin, comma-separated (empty: CORS off)", list(&cfg.CORSOrigins)},
-		{"key-usage-interval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often", duration(&cfg.KeyUsageInterval)},
-		{"public-url", "", "external origin of the service (https://auth.example.com): SSO redirect URIs and SAML entity ID", text(&cfg.PublicURL)},
-		{"sso-return-to-allowlist", "", "origins an SSO login may redirect to with return_to, comma-separated", list(&cfg.SSOReturnToAllowlist)},
-		{"saml-sp-key", "", "SAML service provider private key (PEM); generated into the data folder when empty", text(&cfg.SAMLKeyFile)},
-		{"saml-sp-cert", "", "SAML service provider certificate (PEM), with -saml-sp-key", text(&cfg.SAMLCertFile)},
-		{"upstream-url", "", "gateway: proxy authorized /api/v1/tenants/{tenant}/** requests to this http(s) URL", text(&cfg.UpstreamURL)},
-		{"upstream-timeout", cfg.UpstreamTimeout.String(), "gateway: how long the upstream may stay silent", duration(&cfg.UpstreamTimeout)},
-		{"route-policy-file", "", "JSON route policy (default: the contract's table)", text(&cfg.RoutePolicyFile)},
-		{"login-max-failures", strconv.Itoa(cfg.LoginMaxFailures), "consecutive failed logins that lock an account (0: never)", number(&cfg.LoginMaxFailures)},
-		{"login-max-failures-per-address", strconv.Itoa(cfg.LoginMaxFailuresPerAddress), "consecutive failed logins that lock a client address (0: never)", number(&cfg.LoginMaxFailuresPerAddress)},
-		{"login-lockout", cfg.LoginLockout.String(), "how long a lockout lasts after the last failed login", duration(&cfg.LoginLockout)},
-		{"log-level", strings.ToLower(logs.level.String()), "debug, info, warn or error", func(env, v string) error {
+		{"cors-origins", "CORSOrigins", "", "exact browser origins allowed to call the API cross-origin, comma-separated (empty: CORS off)", list(&cfg.CORSOrigins)},
+		{"key-usage-interval", "KeyUsageInterval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often", duration(&cfg.KeyUsageInterval)},
+		{"public-url", "PublicURL", "", "external origin of the service (https://auth.example.com): SSO redirect URIs and SAML entity ID", text(&cfg.PublicURL)},
+		{"sso-return-to-allowlist", "SSOReturnToAllowlist", "", "origins an SSO login may redirect to with return_to, comma-separated", list(&cfg.SSOReturnToAllowlist)},
+		{"saml-sp-key", "SAMLKeyFile", "", "SAML service provider private key (PEM); generated into the data folder when empty", text(&cfg.SAMLKeyFile)},
+		{"saml-sp-cert", "SAMLCertFile", "", "SAML service provider certificate (PEM), with -saml-sp-key", text(&cfg.SAMLCertFile)},
+		{"upstream-url", "UpstreamURL", "", "gateway: proxy authorized /api/v1/tenants/{tenant}/** requests to this http(s) URL", text(&cfg.UpstreamURL)},
+		{"upstream-timeout", "UpstreamTimeout", cfg.UpstreamTimeout.String(), "gateway: how long the upstream may stay silent", duration(&cfg.UpstreamTimeout)},
+		{"route-policy-file", "RoutePolicyFile", "", "JSON route policy (default: the contract's table)", text(&cfg.RoutePolicyFile)},
+		{"login-max-failures", "LoginMaxFailures", strconv.Itoa(cfg.LoginMaxFailures), "consecutive failed logins that lock an account (0: never)", number(&cfg.LoginMaxFailures)},
+		{"login-max-failures-per-address", "LoginMaxFailuresPerAddress", strconv.Itoa(cfg.LoginMaxFailuresPerAddress), "consecutive failed logins that lock a client address (0: never)", number(&cfg.LoginMaxFailuresPerAddress)},
+		{"login-lockout", "LoginLockout", cfg.LoginLockout.String(), "how long a lockout lasts after the last failed login", duration(&cfg.LoginLockout)},
+		{"log-level", "", strings.ToLower(logs.level.String()), "debug, info, warn or error", func(env, v string) error {
 			if err := logs.level.UnmarshalText([]byte(v)); err != nil {
 				return fmt.Errorf("%s %q: want debug, info, warn or error", env, v)
 			}
 			return nil
 		}},
-		{"log-format", logs.format, "json or text", func(env, v string) error {
+		{"log-format", "", logs.format, "json or text", func(env, v string) error {
 			if v != "json" && v != "text" {
 				return fmt.Errorf("%s %q: want json or text", env, v)
 			}
@@ -231,7 +235,7 @@ func parseConfig(args []string, getenv func(string) string) (service.Config, log
 			errs = append(errs, err)
 		}
 	}
-	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
+	if err := errors.Join(append(errs, named(cfg.Validate()))...); err != nil {
 		return cfg, logs, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return cfg, logs, nil
@@ -290,6 +294,44 @@ func boolean(p *bool) func(env, v string) error {
 		return nil
 	}
 }
+
+// variable is the environment variable that sets field of service.Config,
+// from the table of settings; field itself if none does.
+func variable(field string) string {
+	var cfg service.Config
+	var logs logSettings
+	for _, s := range settings(&cfg, &logs) {
+		if s.field == field && field != "" {
+			return envName(s.name)
+		}
+	}
+	return field
+}
+
+// named returns err with every field of service.Config it names (a
+// service.ValidationError or FieldError) named as the variable that sets it;
+// any other error as it is.
+func named(err error) error {
+	var text string
+	switch e := err.(type) {
+	case *service.ValidationError:
+		text = e.Format(variable)
+	case *service.FieldError:
+		text = e.Format(variable)
+	default:
+		return err
+	}
+	return &namedError{text: text, err: err}
+}
+
+// namedError is an error of the service as the command shows it.
+type namedError struct {
+	text string
+	err  error
+}
+
+func (e *namedError) Error() string { return e.text }
+func (e *namedError) Unwrap() error { return e.err }
 
 func envName(flagName string) string {
 	return "INFRACAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))

@@ -3,16 +3,12 @@ package service
 import (
 	"encoding/base64"
 	"errors"
-	"fmt"
-	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/infracast/auth/domain"
-	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
 	authhttp "github.com/infracast/auth/http"
 )
@@ -147,141 +143,6 @@ func Defaults() Config {
 
 // Embedded reports whether the service runs its own nats-server.
 func (c Config) Embedded() bool { return len(c.NATSURLs) == 0 }
-
-// Validate reports every problem at once.
-func (c Config) Validate() error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("INFRACAST_LISTEN %q: %v", c.Listen, err)
-	}
-	if c.Embedded() && c.DataDir == "" {
-		bad("INFRACAST_DATA_DIR: required with the embedded NATS")
-	}
-	if c.NATSListen != "" {
-		if !c.Embedded() {
-			bad("INFRACAST_NATS_LISTEN: only with the embedded NATS (INFRACAST_NATS_URL is set)")
-		} else if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
-			bad("INFRACAST_NATS_LISTEN %q: %v", c.NATSListen, err)
-		}
-		if c.NATSListenPassword == "" && c.NATSAuditPassword == "" {
-			bad("INFRACAST_NATS_LISTEN: set INFRACAST_NATS_LISTEN_PASSWORD (user %q, full access) and/or INFRACAST_NATS_AUDIT_PASSWORD (user %q, read-only): the listener accepts only clients that log in",
-				events.EmbeddedReplicaUser, events.EmbeddedAuditUser)
-		}
-	} else if c.NATSListenPassword != "" || c.NATSAuditPassword != "" || c.NATSListenTLSCert != "" || c.NATSListenTLSKey != "" {
-		bad("INFRACAST_NATS_LISTEN_PASSWORD, INFRACAST_NATS_AUDIT_PASSWORD and INFRACAST_NATS_LISTEN_TLS_*: only with INFRACAST_NATS_LISTEN")
-	}
-	if (c.NATSListenTLSCert == "") != (c.NATSListenTLSKey == "") {
-		bad("INFRACAST_NATS_LISTEN_TLS_CERT and INFRACAST_NATS_LISTEN_TLS_KEY go together")
-	}
-	for _, f := range []struct{ name, path string }{
-		{"INFRACAST_NATS_LISTEN_TLS_CERT", c.NATSListenTLSCert}, {"INFRACAST_NATS_LISTEN_TLS_KEY", c.NATSListenTLSKey},
-	} {
-		if f.path != "" {
-			if _, err := os.Stat(f.path); err != nil {
-				bad("%s: %v", f.name, err)
-			}
-		}
-	}
-	for _, pw := range []struct{ name, value string }{
-		{"INFRACAST_NATS_LISTEN_PASSWORD", c.NATSListenPassword}, {"INFRACAST_NATS_AUDIT_PASSWORD", c.NATSAuditPassword},
-	} {
-		if pw.value != "" && len(pw.value) < 16 {
-			bad("%s: at least 16 characters", pw.name)
-		}
-	}
-	if c.NATSListenPassword != "" && c.NATSListenPassword == c.NATSAuditPassword {
-		bad("INFRACAST_NATS_AUDIT_PASSWORD: must differ from INFRACAST_NATS_LISTEN_PASSWORD")
-	}
-	for _, u := range c.NATSURLs {
-		if !strings.Contains(u, "://") {
-			bad("INFRACAST_NATS_URL %q: want nats://host:port or tls://host:port", u)
-		}
-	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		bad("INFRACAST_NATS_TLS_CERT and INFRACAST_NATS_TLS_KEY go together")
-	}
-	if (c.NATSUser == "") != (c.NATSPassword == "") {
-		bad("INFRACAST_NATS_USER and INFRACAST_NATS_PASSWORD go together")
-	}
-	if c.StreamReplicas != 1 && c.StreamReplicas != 3 && c.StreamReplicas != 5 {
-		bad("INFRACAST_STREAM_REPLICAS %d: want 1, 3 or 5", c.StreamReplicas)
-	}
-	if c.SnapshotEvery < 0 {
-		bad("INFRACAST_SNAPSHOT_EVERY %d: must not be negative (0 switches snapshots off)", c.SnapshotEvery)
-	}
-	if c.SnapshotEvery > 0 && c.SnapshotInterval < time.Millisecond {
-		bad("INFRACAST_SNAPSHOT_INTERVAL %s: at least 1ms", c.SnapshotInterval)
-	}
-	if c.BootstrapAdmin == "" {
-		bad("INFRACAST_BOOTSTRAP_ADMIN: must not be empty")
-	}
-	if c.BootstrapPassword != "" && len([]rune(c.BootstrapPassword)) < 8 {
-		bad("INFRACAST_BOOTSTRAP_PASSWORD: must be at least 8 characters")
-	}
-	if c.MasterKey != nil && len(c.MasterKey) != 32 {
-		bad("INFRACAST_MASTER_KEY: must be 32 bytes (base64), got %d", len(c.MasterKey))
-	}
-	for i, k := range c.JWTKeys {
-		if len(k) < 32 {
-			bad("INFRACAST_JWT_KEYS: key %d is %d bytes; at least 32", i+1, len(k))
-		}
-	}
-	if !c.Embedded() && (c.MasterKey == nil || len(c.JWTKeys) == 0) {
-		bad("INFRACAST_MASTER_KEY and INFRACAST_JWT_KEYS: required with an external NATS, so that every replica shares them")
-	}
-	if c.Issuer == "" || c.Audience == "" {
-		bad("INFRACAST_JWT_ISSUER and INFRACAST_JWT_AUDIENCE: must not be empty")
-	}
-	if c.AccessTTL < time.Minute || c.AccessTTL > 24*time.Hour {
-		bad("INFRACAST_ACCESS_TOKEN_TTL %s: want 1m..24h", c.AccessTTL)
-	}
-	if c.RefreshTTL < c.AccessTTL || c.RefreshTTL > 90*24*time.Hour {
-		bad("INFRACAST_REFRESH_TOKEN_TTL %s: want access TTL..2160h", c.RefreshTTL)
-	}
-	if c.RefreshReuseInterval < 0 || c.RefreshReuseInterval > MaxRefreshReuseInterval {
-		bad("INFRACAST_REFRESH_REUSE_INTERVAL %s: want 0 (off)..%s", c.RefreshReuseInterval, MaxRefreshReuseInterval)
-	}
-	if c.RefreshIdleTTL < 0 || (c.RefreshIdleTTL > 0 && c.RefreshIdleTTL < c.AccessTTL) {
-		bad("INFRACAST_REFRESH_IDLE_TTL %s: 0 (off) or at least the access-token lifetime", c.RefreshIdleTTL)
-	}
-	if c.Hash.MemoryKiB < 8 || c.Hash.Iterations < 1 || c.Hash.Parallelism < 1 {
-		bad("INFRACAST_ARGON2_*: memory ≥ 8 KiB, iterations ≥ 1, parallelism ≥ 1")
-	}
-	for _, o := range c.CORSOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || o == "*" {
-			bad("INFRACAST_CORS_ORIGINS %q: want an exact origin like https://app.example.com (no wildcard, no path)", o)
-		}
-	}
-	if c.Environment == "" {
-		bad("INFRACAST_ENVIRONMENT: must not be empty (production, staging, dev, …)")
-	}
-	if c.KeyUsageInterval < time.Millisecond {
-		bad("INFRACAST_KEY_USAGE_INTERVAL %s: at least 1ms", c.KeyUsageInterval)
-	}
-	if c.LoginMaxFailures < 0 || c.LoginMaxFailuresPerAddress < 0 {
-		bad("INFRACAST_LOGIN_MAX_FAILURES / _PER_ADDRESS: must not be negative (0 disables)")
-	}
-	if (c.LoginMaxFailures > 0 || c.LoginMaxFailuresPerAddress > 0) && c.LoginLockout <= 0 {
-		bad("INFRACAST_LOGIN_LOCKOUT %s: must be positive", c.LoginLockout)
-	}
-	if c.BodyLimit < 1024 {
-		bad("INFRACAST_BODY_LIMIT %d: at least 1024 bytes", c.BodyLimit)
-	}
-	if c.UpstreamURL != "" {
-		if _, err := authhttp.ParseUpstreamURL(c.UpstreamURL); err != nil {
-			bad("INFRACAST_UPSTREAM_URL %q: %v", c.UpstreamURL, err)
-		}
-	}
-	if c.UpstreamTimeout < time.Millisecond {
-		bad("INFRACAST_UPSTREAM_TIMEOUT %s: at least 1ms", c.UpstreamTimeout)
-	}
-	if _, err := c.RoutePolicy(); err != nil {
-		bad("INFRACAST_ROUTE_POLICY_FILE %q: %v", c.RoutePolicyFile, err)
-	}
-	c.validateSSO(bad)
-	return errors.Join(errs...)
-}
 
 // RoutePolicy reads RoutePolicyFile, or returns the default policy without one.
 func (c Config) RoutePolicy() (domain.Policy, error) {

@@ -50,6 +50,9 @@ type Service struct {
 	cancelUsage   context.CancelFunc
 	runnerDone    chan struct{}
 	usageDone     chan struct{}
+
+	// bootstrapPasswordIgnored is set by WaitReady (BootstrapPasswordIgnored).
+	bootstrapPasswordIgnored atomic.Bool
 }
 
 var _ commands.State = (*projections.Model)(nil) // the commands decide against the read models
@@ -128,12 +131,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
 	policy, err := cfg.RoutePolicy()
 	if err != nil {
-		return nil, fmt.Errorf("INFRACAST_ROUTE_POLICY_FILE: %w", err)
+		return nil, fieldError("RoutePolicyFile", err)
 	}
 	var upstream *url.URL
 	if cfg.UpstreamURL != "" {
 		if upstream, err = authhttp.ParseUpstreamURL(cfg.UpstreamURL); err != nil {
-			return nil, fmt.Errorf("INFRACAST_UPSTREAM_URL: %w", err)
+			return nil, fieldError("UpstreamURL", err)
 		}
 		log.Info("gateway enabled", "upstream", upstream.Redacted(), "timeout", cfg.UpstreamTimeout.String())
 	}
@@ -235,7 +238,8 @@ func (s *Service) observeAppend(d time.Duration, err error) {
 
 // WaitReady blocks until the read models have caught up, then creates the
 // bootstrap admin if the store is empty. The generated password (when none was
-// configured) is written to out, once.
+// configured) is written to out, once. A BootstrapPassword configured for a
+// store that has its admin already is ignored: BootstrapPasswordIgnored.
 func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 	for !s.Runner.Ready() {
 		select {
@@ -263,12 +267,18 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 		}
 	} else if !generated {
 		// The store was not empty: the password configured has no effect,
-		// and an operator who set it to reset the admin's must learn so.
-		s.log.Warn("INFRACAST_BOOTSTRAP_PASSWORD is set but the admin already exists (the event store is not empty); it is ignored — change the password through the API: POST /api/v1/users/{id}/password")
+		// and an operator who set it to reset the admin's must learn so
+		// (BootstrapPasswordIgnored; the command says it in its own words).
+		s.bootstrapPasswordIgnored.Store(true)
 	}
 	s.readiness.bootstrapped.Store(true)
 	return nil
 }
+
+// BootstrapPasswordIgnored reports whether WaitReady found the bootstrap
+// admin created before while a BootstrapPassword was configured: it changed
+// nothing. The caller tells the operator, naming the setting as they set it.
+func (s *Service) BootstrapPasswordIgnored() bool { return s.bootstrapPasswordIgnored.Load() }
 
 // readiness combines the projections' catch-up, the first start's bootstrap
 // and the connection to NATS.
@@ -420,7 +430,7 @@ func (s *Service) connect() error {
 	if s.cfg.NATSNKeySeed != "" {
 		o, err := nats.NkeyOptionFromSeed(s.cfg.NATSNKeySeed)
 		if err != nil {
-			return fmt.Errorf("INFRACAST_NATS_NKEY: %w", err)
+			return fieldError("NATSNKeySeed", err)
 		}
 		opts = append(opts, o)
 	}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,25 +20,26 @@ import (
 	authhttp "github.com/infracast/auth/http"
 )
 
-// validateSSO checks the single sign-on settings (called by Validate).
-func (c Config) validateSSO(bad func(format string, args ...any)) {
-	if c.PublicURL != "" {
-		u, err := url.Parse(c.PublicURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			bad("INFRACAST_PUBLIC_URL %q: want the service's external origin, like https://auth.example.com", c.PublicURL)
-		}
+// validateSSO checks the single sign-on settings: the public origin, the
+// origins a login may return to, the SAML service provider's key pair.
+func (c Config) validateSSO(p *problems) {
+	if c.PublicURL != "" && !isOrigin(c.PublicURL) {
+		p.add("PublicURL", strconv.Quote(c.PublicURL), "want the service's external origin, like https://auth.example.com")
 	}
 	for _, o := range c.SSOReturnToAllowlist {
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil ||
-			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			bad("INFRACAST_SSO_RETURN_TO_ALLOWLIST: %q is not an origin like https://app.example.com", o)
+		if !isOrigin(o) {
+			p.add("SSOReturnToAllowlist", strconv.Quote(o), "not an origin like https://app.example.com")
 		}
 	}
-	if (c.SAMLKeyFile == "") != (c.SAMLCertFile == "") {
-		bad("INFRACAST_SAML_SP_KEY and INFRACAST_SAML_SP_CERT go together")
-	}
+	together(p, "SAMLKeyFile", c.SAMLKeyFile != "", "SAMLCertFile", c.SAMLCertFile != "")
+}
+
+// isOrigin reports whether s is an http(s) origin: scheme and host, and at
+// most a trailing slash.
+func isOrigin(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil &&
+		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
 }
 
 // ssoConfig builds the HTTP layer's SSO settings: keys derived from the
@@ -73,7 +75,7 @@ func (s *Service) ssoConfig() (authhttp.SSOConfig, error) {
 			return key, cert, nil
 		}
 		if keyFile == "" {
-			return nil, nil, errors.New("no SAML service provider key: set INFRACAST_SAML_SP_KEY and INFRACAST_SAML_SP_CERT")
+			return nil, nil, errors.New("no SAML service provider key: configure its key and certificate files (README: Configuration), or a data folder to generate them into")
 		}
 		if s.cfg.SAMLKeyFile == "" {
 			if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
