@@ -1,0 +1,166 @@
+package main
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/infracast/auth/http/service"
+)
+
+// configFields is every field of service.Config that holds a setting, those
+// of a nested struct as "Hash.MemoryKiB": what a service.FieldError names.
+func configFields() []string {
+	var out []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			switch {
+			case !f.IsExported() || f.Type.Kind() == reflect.Func: // Now: the clock
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, prefix+f.Name+".")
+			default:
+				out = append(out, prefix+f.Name)
+			}
+		}
+	}
+	walk(reflect.TypeOf(service.Config{}), "")
+	return out
+}
+
+// TestEveryConfigFieldHasOneSetting: the table of settings names every field
+// of service.Config — so every problem Validate (or Start) reports is named
+// as the variable a user sets — and no field that does not exist.
+func TestEveryConfigFieldHasOneSetting(t *testing.T) {
+	var cfg service.Config
+	var logs logSettings
+	table := settings(&cfg, &logs)
+	byField, byName := map[string]string{}, map[string]bool{}
+	for _, s := range table {
+		if byName[s.name] {
+			t.Errorf("-%s: a second setting", s.name)
+		}
+		byName[s.name] = true
+		if s.field == "" {
+			continue
+		}
+		if other, dup := byField[s.field]; dup {
+			t.Errorf("%s: set by -%s and -%s", s.field, other, s.name)
+		}
+		byField[s.field] = s.name
+	}
+	fields := configFields()
+	for _, f := range fields {
+		name, ok := byField[f]
+		if !ok {
+			t.Errorf("service.Config.%s: no setting; a problem with it would be named %q", f, variable(f))
+			continue
+		}
+		if got, want := variable(f), envName(name); got != want || !strings.HasPrefix(got, "INFRACAST_") {
+			t.Errorf("variable(%q) = %q, want %q", f, got, want)
+		}
+		delete(byField, f)
+	}
+	for f, name := range byField {
+		t.Errorf("-%s fills %q, which is no field of service.Config", name, f)
+	}
+	if len(fields) < 40 {
+		t.Fatalf("found %d fields in service.Config: %v", len(fields), fields)
+	}
+}
+
+// TestConfigProblemsNameVariables: every problem the command reports — a
+// value that does not parse, or one Validate refuses — names the variable;
+// no field name of the service is left, and the lines users know read as
+// they did.
+func TestConfigProblemsNameVariables(t *testing.T) {
+	env := map[string]string{
+		"INFRACAST_LISTEN": "nonsense", "INFRACAST_DATA_DIR": t.TempDir(), "INFRACAST_BODY_LIMIT": "10",
+		"INFRACAST_STREAM_REPLICAS": "2", "INFRACAST_SNAPSHOT_EVERY": "often",
+		"INFRACAST_NATS_LISTEN": "127.0.0.1:4222", "INFRACAST_NATS_LISTEN_TLS_CERT": "cert.pem",
+		"INFRACAST_NATS_LISTEN_PASSWORD": "a-password-of-20-chars", "INFRACAST_NATS_AUDIT_PASSWORD": "a-password-of-20-chars",
+		"INFRACAST_NATS_USER": "u", "INFRACAST_ACCESS_TOKEN_TTL": "1s",
+		"INFRACAST_ARGON2_MEMORY_KIB": "1", "INFRACAST_LOGIN_MAX_FAILURES": "-1", "INFRACAST_LOGIN_LOCKOUT": "0s",
+		"INFRACAST_UPSTREAM_URL": "ftp://files.example", "INFRACAST_ROUTE_POLICY_FILE": "missing.json",
+		"INFRACAST_PUBLIC_URL": "x", "INFRACAST_SAML_SP_KEY": "sp.key", "INFRACAST_LOG_FORMAT": "xml",
+	}
+	_, _, err := parseConfig(nil, func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if lines[0] != "invalid configuration:" {
+		t.Fatalf("first line %q", lines[0])
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasPrefix(l, "INFRACAST_") || strings.ContainsAny(l, "{}") {
+			t.Errorf("a problem not named as a variable: %q", l)
+		}
+		for _, f := range configFields() {
+			if strings.Contains(l, f+" ") || strings.Contains(l, f+":") {
+				t.Errorf("%q names the field %s", l, f)
+			}
+		}
+	}
+	for _, want := range []string{
+		`INFRACAST_LISTEN "nonsense": address nonsense: missing port in address`,
+		`INFRACAST_SNAPSHOT_EVERY "often": not a number`,
+		`INFRACAST_STREAM_REPLICAS 2: want 1, 3 or 5`,
+		`INFRACAST_NATS_LISTEN_TLS_KEY: required with INFRACAST_NATS_LISTEN_TLS_CERT`,
+		`INFRACAST_NATS_AUDIT_PASSWORD: must differ from INFRACAST_NATS_LISTEN_PASSWORD`,
+		`INFRACAST_NATS_LISTEN_TLS_CERT: stat cert.pem: no such file or directory`,
+		`INFRACAST_NATS_PASSWORD: required with INFRACAST_NATS_USER`,
+		`INFRACAST_ACCESS_TOKEN_TTL 1s: want 1m..24h`,
+		`INFRACAST_ARGON2_MEMORY_KIB 1: argon2id memory: at least 8 KiB`,
+		`INFRACAST_LOGIN_MAX_FAILURES -1: must not be negative (0 disables)`,
+		`INFRACAST_UPSTREAM_URL "ftp://files.example": want an http:// or https:// URL`,
+		`INFRACAST_ROUTE_POLICY_FILE "missing.json": open missing.json: no such file or directory`,
+		`INFRACAST_PUBLIC_URL "x": want the service's external origin, like https://auth.example.com`,
+		`INFRACAST_SAML_SP_CERT: required with INFRACAST_SAML_SP_KEY`,
+		`INFRACAST_LOG_FORMAT "xml": want json or text`,
+	} {
+		if !strings.Contains(err.Error()+"\n", "\n"+want+"\n") {
+			t.Errorf("no line %q in:\n%v", want, err)
+		}
+	}
+
+	// Without a listener, its options; with an external NATS, what it needs.
+	cfg := service.Defaults()
+	cfg.NATSURLs, cfg.NATSListen, cfg.NATSListenPassword = []string{"nats://n:4222"}, "", "a-password-of-20-chars"
+	for _, want := range []string{
+		"INFRACAST_NATS_LISTEN_PASSWORD: only with INFRACAST_NATS_LISTEN",
+		"INFRACAST_MASTER_KEY: required with an external NATS (INFRACAST_NATS_URL), so that every replica shares it",
+	} {
+		if err := named(cfg.Validate()); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: want %q", err, want)
+		}
+	}
+	cfg = service.Defaults()
+	cfg.NATSListen = "127.0.0.1:4222"
+	want := `INFRACAST_NATS_LISTEN: set INFRACAST_NATS_LISTEN_PASSWORD (user "infracast", full access) and/or INFRACAST_NATS_AUDIT_PASSWORD (user "audit", read-only): the listener accepts only clients that log in`
+	if err := named(cfg.Validate()); err == nil || err.Error() != want {
+		t.Errorf("%v\nwant %s", err, want)
+	}
+}
+
+// TestNamedKeepsTheError: named renders the service's errors with the
+// variables and keeps them for errors.Is and errors.As; any other error, and
+// nil, it returns as they are.
+func TestNamedKeepsTheError(t *testing.T) {
+	inner := errors.New("no such seed")
+	fe := &service.FieldError{Field: "NATSNKeySeed", Message: inner.Error(), Err: inner}
+	err := named(fe)
+	if err.Error() != "INFRACAST_NATS_NKEY: no such seed" || !errors.Is(err, inner) {
+		t.Errorf("named(FieldError) = %v (errors.Is inner: %v)", err, errors.Is(err, inner))
+	}
+	var ve *service.ValidationError
+	if err := named(service.Config{}.Validate()); !errors.As(err, &ve) || strings.Contains(err.Error(), "Listen") {
+		t.Errorf("named(ValidationError) = %v", err)
+	}
+	other := errors.New("other")
+	if named(other) != other || named(nil) != nil {
+		t.Error("named changed an error that names no field")
+	}
+}

@@ -1,0 +1,209 @@
+package service
+
+import (
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// configFields is every field of Config a FieldError may name: the exported
+// fields that hold a setting, those of a nested struct as "Hash.MemoryKiB".
+func configFields() map[string]bool {
+	out := map[string]bool{}
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			switch {
+			case !f.IsExported() || f.Type.Kind() == reflect.Func: // Now: the clock
+			case f.Type.Kind() == reflect.Struct:
+				walk(f.Type, prefix+f.Name+".")
+			default:
+				out[prefix+f.Name] = true
+			}
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return out
+}
+
+// badConfig has a problem in every section of Validate.
+func badConfig(t *testing.T) Config {
+	t.Helper()
+	c := Defaults()
+	c.Listen, c.BodyLimit, c.CORSOrigins = "nonsense", 10, []string{"*"} // API
+	c.Environment, c.KeyUsageInterval = "", 0
+	c.DataDir, c.StreamReplicas, c.SnapshotEvery = "", 2, -1 // store
+	c.NATSListenPassword = "short"                           // listener options without a listener
+	c.BootstrapAdmin = ""                                    // passwords
+	c.Hash.Iterations = 0
+	c.LoginMaxFailures = -1
+	c.JWTKeys = [][]byte{[]byte("too short")} // tokens
+	c.AccessTTL = time.Second
+	c.UpstreamURL = "ftp://files.example" // gateway
+	c.RoutePolicyFile = filepath.Join(t.TempDir(), "missing.json")
+	c.PublicURL = "not a url" // SSO
+	c.SAMLKeyFile = "sp.key"
+	return c
+}
+
+// TestValidateReportsEveryProblemAtOnce: one call reports every problem, in
+// the order of the sections, each as the field at fault; errors.As finds each.
+func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
+	if err := Defaults().Validate(); err != nil {
+		t.Fatalf("the defaults: %v", err)
+	}
+	err := badConfig(t).Validate()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Validate: %T %v, want a *ValidationError", err, err)
+	}
+	var got []string
+	for _, p := range ve.Problems {
+		got = append(got, p.Field)
+	}
+	want := []string{
+		"Listen", "BodyLimit", "CORSOrigins", "Environment", "KeyUsageInterval",
+		"DataDir", "StreamReplicas", "SnapshotEvery",
+		"NATSListenPassword", "NATSListenPassword",
+		"BootstrapAdmin", "Hash.Iterations", "LoginMaxFailures",
+		"JWTKeys", "AccessTTL",
+		"UpstreamURL", "RoutePolicyFile",
+		"PublicURL", "SAMLCertFile",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("fields at fault:\n got %v\nwant %v\n%v", got, want, err)
+	}
+	if lines := strings.Split(err.Error(), "\n"); len(lines) != len(want) {
+		t.Fatalf("%d lines for %d problems:\n%v", len(lines), len(want), err)
+	}
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "Listen" {
+		t.Fatalf("errors.As(*FieldError): %v", fe)
+	}
+}
+
+// TestFieldErrorFormat: "field[ value]: message", with every field named by
+// the function given (the Config's names without one).
+func TestFieldErrorFormat(t *testing.T) {
+	upper := func(f string) string { return "X_" + strings.ToUpper(f) }
+	for _, c := range []struct {
+		e          FieldError
+		raw, named string
+	}{
+		{FieldError{Field: "Listen", Value: `"x"`, Message: "missing port"}, `Listen "x": missing port`, `X_LISTEN "x": missing port`},
+		{FieldError{Field: "NATSTLSKey", Message: "required with {NATSTLSCert}", Refs: []string{"NATSTLSCert"}},
+			"NATSTLSKey: required with NATSTLSCert", "X_NATSTLSKEY: required with X_NATSTLSCERT"},
+		{FieldError{Field: "Hash.MemoryKiB", Value: "4", Message: "at least 8"}, "Hash.MemoryKiB 4: at least 8", "X_HASH.MEMORYKIB 4: at least 8"},
+	} {
+		if got := c.e.Error(); got != c.raw {
+			t.Errorf("Error() = %q, want %q", got, c.raw)
+		}
+		if got := c.e.Format(upper); got != c.named {
+			t.Errorf("Format = %q, want %q", got, c.named)
+		}
+	}
+	inner := errors.New("inner")
+	if err := fieldError("RoutePolicyFile", inner); !errors.Is(err, inner) || err.Error() != "RoutePolicyFile: inner" {
+		t.Errorf("fieldError: %v (errors.Is inner: %v)", err, errors.Is(err, inner))
+	}
+}
+
+// TestValidateNamesOnlyConfigFields: every field a check can name — each
+// string in the validate* functions and fieldError calls that looks like
+// one, and each {Name} in a message — is a field of Config, and so one the
+// command can name as a setting (cmd/infracast-auth checks that every field
+// has one). A new check naming a field that does not exist fails here.
+func TestValidateNamesOnlyConfigFields(t *testing.T) {
+	fields := configFields()
+	fieldLike := regexp.MustCompile(`^[A-Z][A-Za-z0-9]*[a-z][A-Za-z0-9]*(\.[A-Z][A-Za-z0-9]*)?$`)
+	ref := regexp.MustCompile(`\{([A-Za-z0-9.]+)\}`)
+	named := map[string]bool{}
+	check := func(fset *token.FileSet, n ast.Node) {
+		ast.Inspect(n, func(n ast.Node) bool {
+			lit, ok := n.(*ast.BasicLit)
+			if !ok || lit.Kind != token.STRING {
+				return true
+			}
+			s, err := strconv.Unquote(lit.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			if fieldLike.MatchString(s) {
+				names = append(names, s)
+			}
+			for _, m := range ref.FindAllStringSubmatch(s, -1) {
+				names = append(names, m[1])
+			}
+			for _, name := range names {
+				named[name] = true
+				if !fields[name] {
+					t.Errorf("%s: %q is no field of Config", fset.Position(lit.Pos()), name)
+				}
+			}
+			return true
+		})
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := parser.ParseFile(fset, name, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.FuncDecl:
+				if strings.HasPrefix(n.Name.Name, "validate") || n.Name.Name == "together" {
+					check(fset, n)
+					return false
+				}
+			case *ast.CallExpr:
+				if id, ok := n.Fun.(*ast.Ident); ok && id.Name == "fieldError" {
+					check(fset, n)
+				}
+			}
+			return true
+		})
+	}
+	if len(named) < 40 {
+		t.Fatalf("found %d fields named by the checks; is this still where they are? %v", len(named), named)
+	}
+
+	// And at run time: every field of every problem, Refs included.
+	var ve *ValidationError
+	if !errors.As(badConfig(t).Validate(), &ve) {
+		t.Fatal("no *ValidationError")
+	}
+	for _, p := range ve.Problems {
+		for _, f := range p.Fields() {
+			if !fields[f] {
+				t.Errorf("%v: %q is no field of Config", p, f)
+			}
+		}
+		if s := p.Format(func(string) string { return "NAME" }); strings.ContainsAny(s, "{}") {
+			t.Errorf("%q: a {Name} not listed in Refs", s)
+		}
+	}
+}
