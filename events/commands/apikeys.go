@@ -33,8 +33,13 @@ type CreateAPIKeyInput struct {
 	CallerPermissions func(tenant string) domain.PermissionSet
 }
 
-func keyEvents(k domain.APIKey, expect uint64, evs []domain.Event) []pending {
-	return onAggregate(domain.AggregateAPIKey, k.ID, k.Version, expect, evs)
+// apiKeyAggregate is the key id as the write loop reads it.
+func (s *Service) apiKeyAggregate(id string) aggregate[domain.APIKey] {
+	return aggregate[domain.APIKey]{
+		ref:     ref{domain.AggregateAPIKey, id},
+		load:    func() (domain.APIKey, uint64, bool) { return s.state.APIKey(id) },
+		version: func(k domain.APIKey) uint64 { return k.Version },
+	}
 }
 
 // CreateAPIKey creates a key and returns it with its secret (shown once; only
@@ -50,7 +55,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}
-	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), keyEvents(domain.APIKey{ID: cmd.KeyID}, 0, evs)); err != nil {
+	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateAPIKey, cmd.KeyID}, 0, 0, evs)); err != nil {
 		return domain.APIKey{}, "", err
 	}
 	k, _, _ := s.state.APIKey(cmd.KeyID)
@@ -59,25 +64,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 
 // ExecuteAPIKey decides a key command against the key's state and appends the result.
 func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand) (domain.APIKey, error) {
-	var out domain.APIKey
-	err := s.retry(ctx, events.Subject(domain.AggregateAPIKey, keyID), func(commandID string) error {
-		k, seq, ok := s.state.APIKey(keyID)
-		if !ok {
-			return domain.ErrNotFound
-		}
-		evs, err := domain.DecideAPIKey(k, cmd)
-		if err != nil {
-			return err
-		}
-		if len(evs) > 0 {
-			if _, err := s.appendEvents(ctx, meta, commandID, keyEvents(k, seq, evs)); err != nil {
-				return err
-			}
-		}
-		out, _, _ = s.state.APIKey(keyID)
-		return nil
+	return execute(ctx, s, meta, write[domain.APIKey]{
+		on: s.apiKeyAggregate(keyID), missing: domain.ErrNotFound,
+		decide: func(k domain.APIKey) ([]domain.Event, error) { return domain.DecideAPIKey(k, cmd) },
 	})
-	return out, err
 }
 
 // RotateInput names who rotates a key: they hold the new secret and own the key.

@@ -11,6 +11,116 @@ import (
 	"github.com/infracast/auth/events"
 )
 
+// ref names one aggregate: its kind (domain.AggregateUser, …) and its ID.
+type ref struct{ kind, id string }
+
+// subject is where the aggregate's events are stored.
+func (r ref) subject() string { return events.Subject(r.kind, r.id) }
+
+// aggregate is one aggregate as the write loop reads it.
+type aggregate[S any] struct {
+	ref
+	// load reads its state from the read models, with the stream sequence
+	// of its last event (0: none yet) and whether it exists.
+	load func() (S, uint64, bool)
+	// version is the number of events a state was folded from.
+	version func(S) uint64
+}
+
+// write is one command on its way through execute.
+type write[S any] struct {
+	// on is the aggregate the command is decided against.
+	on aggregate[S]
+	// missing is the answer when on does not exist; nil: decide against
+	// its zero state.
+	missing error
+	// decide decides the command against on's current state.
+	decide func(S) ([]domain.Event, error)
+	// into, when set, is a new aggregate that the decided events start,
+	// instead of being appended to on: they are stored only if on's subject
+	// has not moved since its state was read (the expectation is on on's
+	// subject: events.Message.ExpectSubject; one event only).
+	into ref
+}
+
+// execute runs a command through the write loop that every command on an
+// existing aggregate takes: read the aggregate's state from the read
+// models, decide, append the decided events expecting the aggregate's
+// subject to be still at the sequence the state was read at, wait until the
+// read models have applied them, and return the state read again.
+//
+//   - The aggregate does not exist: w.missing is the answer (nil: decide on
+//     the zero state).
+//   - No events: nothing is appended.
+//   - Events and an error: the events are a trace of the refusal (reuse
+//     detection, see domain.DecideSession); they are appended, then the
+//     error is the answer.
+//   - The append conflicts (events.ErrConflict: someone wrote to the subject
+//     since it was read): catch up with the subject, read and decide again,
+//     under a new command ID. After Config.MaxAttempts conflicts:
+//     ErrTooManyConflicts.
+//   - Any other error ends the loop, events.ErrOutcomeUnknown included: a
+//     write that may have been stored is not decided again on top of
+//     itself. (Within one attempt the store retries an unanswered append
+//     with the same message IDs, <command ID>-<index>, and recognises its
+//     own write when it landed.)
+func execute[S any](ctx context.Context, s *Service, meta events.Meta, w write[S]) (S, error) {
+	subject := w.on.subject()
+	for i := 0; i < s.cfg.MaxAttempts; i++ {
+		out, err := attempt(ctx, s, meta, w, NewID("cmd"))
+		if !errors.Is(err, events.ErrConflict) {
+			return out, err
+		}
+		s.conflicts.Add(1)
+		last, lerr := s.log.LastSequence(ctx, subject)
+		if lerr != nil {
+			return out, lerr
+		}
+		if err := s.proj.WaitFor(ctx, last); err != nil {
+			return out, err
+		}
+		if i > 2 { // heavy contention: spread the retries out
+			time.Sleep(time.Duration(mathrand.IntN(1000*(i+1))) * time.Microsecond)
+		}
+	}
+	var zero S
+	return zero, ErrTooManyConflicts
+}
+
+// attempt is one round of execute: read, decide, append.
+func attempt[S any](ctx context.Context, s *Service, meta events.Meta, w write[S], commandID string) (S, error) {
+	var zero S
+	state, seq, ok := w.on.load()
+	if !ok && w.missing != nil {
+		return zero, w.missing
+	}
+	evs, refusal := w.decide(state)
+	if len(evs) > 0 {
+		if _, err := s.appendEvents(ctx, meta, commandID, w.address(state, seq, evs)); err != nil {
+			return zero, err
+		}
+	}
+	if refusal != nil {
+		return zero, refusal
+	}
+	state, _, _ = w.on.load()
+	return state, nil
+}
+
+// address says where decided events go: after the events of on, read at
+// stream sequence seq in state; or, with into, at the start of into, stored
+// only if on's subject is still at seq.
+func (w write[S]) address(state S, seq uint64, evs []domain.Event) []pending {
+	if w.into == (ref{}) {
+		return onAggregate(w.on.ref, w.on.version(state), seq, evs)
+	}
+	out := onAggregate(w.into, 0, seq, evs)
+	for i := range out {
+		out[i].expectOn = w.on.subject()
+	}
+	return out
+}
+
 // pending is one decided event and where it goes.
 type pending struct {
 	aggregate, id string
@@ -18,6 +128,16 @@ type pending struct {
 	expectOn      string // the subject whose last sequence expect is; empty: the event's own
 	version       uint64 // aggregate version before this event
 	event         domain.Event
+}
+
+// onAggregate addresses decided events to an aggregate whose state had
+// version events, the last at stream sequence expect (0: a new aggregate).
+func onAggregate(a ref, version, expect uint64, evs []domain.Event) []pending {
+	out := make([]pending, len(evs))
+	for i, e := range evs {
+		out[i] = pending{aggregate: a.kind, id: a.id, expect: expect, version: version + uint64(i), event: e}
+	}
+	return out
 }
 
 // appendEvents encodes and appends events atomically and waits until the local
@@ -76,37 +196,4 @@ func (s *Service) waitCurrent(ctx context.Context) error {
 		return fmt.Errorf("%w: read models are catching up with the event store", events.ErrUnavailable)
 	}
 	return nil
-}
-
-// retry runs attempt until it stops reporting a conflict. After a conflict it
-// waits until the read model has caught up with the subject that moved.
-func (s *Service) retry(ctx context.Context, subject string, attempt func(commandID string) error) error {
-	for i := 0; i < s.cfg.MaxAttempts; i++ {
-		err := attempt(NewID("cmd"))
-		if !errors.Is(err, events.ErrConflict) {
-			return err
-		}
-		s.conflicts.Add(1)
-		last, lerr := s.log.LastSequence(ctx, subject)
-		if lerr != nil {
-			return lerr
-		}
-		if err := s.proj.WaitFor(ctx, last); err != nil {
-			return err
-		}
-		if i > 2 { // heavy contention: spread the retries out
-			time.Sleep(time.Duration(mathrand.IntN(1000*(i+1))) * time.Microsecond)
-		}
-	}
-	return ErrTooManyConflicts
-}
-
-// onAggregate addresses decided events to an aggregate whose state had
-// version events, the last at stream sequence expect (0: a new aggregate).
-func onAggregate(aggregate, id string, version, expect uint64, evs []domain.Event) []pending {
-	out := make([]pending, len(evs))
-	for i, e := range evs {
-		out[i] = pending{aggregate: aggregate, id: id, expect: expect, version: version + uint64(i), event: e}
-	}
-	return out
 }

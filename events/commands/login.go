@@ -91,18 +91,27 @@ func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u do
 	}
 	// The name matches no user: it is recorded only as the aggregate ID (a
 	// hash), never as typed, since people sometimes type a password there.
-	id := usernameKey(username)
-	return s.retry(ctx, events.Subject(domain.AggregateLogin, id), func(commandID string) error {
-		a, seq := s.state.Login(id)
-		evs, err := domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)
-		if err != nil {
-			return err
-		}
-		_, err = s.appendEvents(ctx, meta, commandID, []pending{{
-			aggregate: domain.AggregateLogin, id: id, expect: seq, version: a.Version, event: evs[0],
-		}})
-		return err
+	_, err := execute(ctx, s, meta, write[domain.LoginAttempts]{
+		on: s.loginAggregate(usernameKey(username)),
+		decide: func(a domain.LoginAttempts) ([]domain.Event, error) {
+			return domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)
+		},
 	})
+	return err
+}
+
+// loginAggregate is the "login" aggregate id (failed logins on a name that
+// matches no user) as the write loop reads it: it always exists, with no
+// failures at first.
+func (s *Service) loginAggregate(id string) aggregate[domain.LoginAttempts] {
+	return aggregate[domain.LoginAttempts]{
+		ref: ref{domain.AggregateLogin, id},
+		load: func() (domain.LoginAttempts, uint64, bool) {
+			a, seq := s.state.Login(id)
+			return a, seq, true
+		},
+		version: func(a domain.LoginAttempts) uint64 { return a.Version },
+	}
 }
 
 // startSession starts a session for userID, decided against the user's
@@ -134,40 +143,32 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	if err != nil {
 		return LoginResult{}, err
 	}
-	userSubject := events.Subject(domain.AggregateUser, userID)
 	var record []domain.Event
-	err = s.retry(ctx, userSubject, func(commandID string) error {
-		u, seq, ok := s.state.User(userID)
-		if !ok {
-			return domain.ErrNotFound
-		}
-		login := domain.RecordLogin{SessionID: start.SessionID, Method: method, Now: now, VerifiedHash: verifiedHash}
-		if method == "password" {
-			login.Throttle = s.cfg.Throttle // the identity provider throttles its own logins
-		}
-		evs, err := domain.DecideUser(u, login)
-		if err != nil {
-			if errors.Is(err, domain.ErrUserInactive) {
-				return domain.ErrInvalidCredentials
+	_, err = execute(ctx, s, meta, write[domain.User]{
+		on: s.userAggregate(userID), missing: domain.ErrNotFound,
+		into: ref{domain.AggregateSession, start.SessionID},
+		decide: func(u domain.User) ([]domain.Event, error) {
+			login := domain.RecordLogin{SessionID: start.SessionID, Method: method, Now: now, VerifiedHash: verifiedHash}
+			if method == "password" {
+				login.Throttle = s.cfg.Throttle // the identity provider throttles its own logins
 			}
-			return err
-		}
-		record = evs
-		started := sessionEvents(domain.Session{ID: start.SessionID}, seq, sessEvents)
-		started[0].expectOn = userSubject
-		_, err = s.appendEvents(ctx, meta, commandID, started)
-		return err
+			evs, err := domain.DecideUser(u, login)
+			if err != nil {
+				if errors.Is(err, domain.ErrUserInactive) {
+					return nil, domain.ErrInvalidCredentials
+				}
+				return nil, err
+			}
+			record = evs
+			return sessEvents, nil
+		},
 	})
 	if err != nil {
 		return LoginResult{}, err
 	}
-	err = s.retry(ctx, userSubject, func(commandID string) error {
-		u, seq, ok := s.state.User(userID)
-		if !ok {
-			return domain.ErrNotFound
-		}
-		_, err := s.appendEvents(ctx, meta, commandID, userEvents(u, seq, record))
-		return err
+	_, err = execute(ctx, s, meta, write[domain.User]{
+		on: s.userAggregate(userID), missing: domain.ErrNotFound,
+		decide: func(domain.User) ([]domain.Event, error) { return record, nil },
 	})
 	if err != nil {
 		return LoginResult{}, err

@@ -11,8 +11,13 @@ import (
 	"github.com/infracast/auth/events"
 )
 
-func sessionEvents(sess domain.Session, expect uint64, evs []domain.Event) []pending {
-	return onAggregate(domain.AggregateSession, sess.ID, sess.Version, expect, evs)
+// sessionAggregate is the session id as the write loop reads it.
+func (s *Service) sessionAggregate(id string) aggregate[domain.Session] {
+	return aggregate[domain.Session]{
+		ref:     ref{domain.AggregateSession, id},
+		load:    func() (domain.Session, uint64, bool) { return s.state.Session(id) },
+		version: func(sess domain.Session) uint64 { return sess.Version },
+	}
 }
 
 // RefreshResult is what a refresh grants: a new access token ID for the session
@@ -56,52 +61,39 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 		next = s.successor(sid, refreshToken)
 		nextHash = HashToken(next)
 	}
-	var res RefreshResult
-	err := s.retry(ctx, events.Subject(domain.AggregateSession, sid), func(commandID string) error {
-		sess, seq, ok := s.state.Session(sid)
-		if !ok {
-			return domain.ErrInvalidCredentials
-		}
-		usable := s.state.SessionUsable(sid)
-		if errors.Is(usable, domain.ErrSessionRevoked) {
-			return usable
-		}
-		cmd := domain.RefreshSession{
-			PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
-			UserActive: usable == nil, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
-			NewRefreshTokenHash: nextHash, ReuseInterval: s.cfg.RefreshReuseInterval,
-		}
-		evs, decideErr := domain.DecideSession(sess, cmd)
-		if len(evs) > 0 {
-			if _, err := s.appendEvents(ctx, meta, commandID, sessionEvents(sess, seq, evs)); err != nil {
-				return err
+	var cmd domain.RefreshSession
+	sess, err := execute(ctx, s, meta, write[domain.Session]{
+		on: s.sessionAggregate(sid), missing: domain.ErrInvalidCredentials,
+		decide: func(sess domain.Session) ([]domain.Event, error) {
+			usable := s.state.SessionUsable(sid)
+			if errors.Is(usable, domain.ErrSessionRevoked) {
+				return nil, usable
 			}
-		}
-		if decideErr != nil {
-			return decideErr
-		}
-		sess, _, _ = s.state.Session(sid)
-		u, _, _ := s.state.User(sess.UserID)
-		res = RefreshResult{User: u, Session: sess, TokenID: cmd.TokenID, NewRefreshToken: next}
-		return nil
+			cmd = domain.RefreshSession{
+				PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
+				UserActive: usable == nil, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
+				NewRefreshTokenHash: nextHash, ReuseInterval: s.cfg.RefreshReuseInterval,
+			}
+			// A reuse is refused with a trace (the session's revocation),
+			// which execute appends before answering the refusal.
+			return domain.DecideSession(sess, cmd)
+		},
 	})
-	return res, err
+	if err != nil {
+		return RefreshResult{}, err
+	}
+	u, _, _ := s.state.User(sess.UserID)
+	return RefreshResult{User: u, Session: sess, TokenID: cmd.TokenID, NewRefreshToken: next}, nil
 }
 
-// ExecuteSession decides a session command and appends the result.
+// ExecuteSession decides a session command against the session's state and
+// appends the result, retrying on concurrent modification (see execute).
 func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error {
-	return s.retry(ctx, events.Subject(domain.AggregateSession, sessionID), func(commandID string) error {
-		sess, seq, ok := s.state.Session(sessionID)
-		if !ok {
-			return domain.ErrNotFound
-		}
-		evs, err := domain.DecideSession(sess, cmd)
-		if err != nil || len(evs) == 0 {
-			return err
-		}
-		_, err = s.appendEvents(ctx, meta, commandID, sessionEvents(sess, seq, evs))
-		return err
+	_, err := execute(ctx, s, meta, write[domain.Session]{
+		on: s.sessionAggregate(sessionID), missing: domain.ErrNotFound,
+		decide: func(sess domain.Session) ([]domain.Event, error) { return domain.DecideSession(sess, cmd) },
 	})
+	return err
 }
 
 // RevokeRefreshToken revokes the session a refresh token belongs to. An unknown

@@ -43,8 +43,7 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 	if err != nil {
 		return domain.SigningKey{}, err
 	}
-	p := pending{aggregate: domain.AggregateSigningKey, id: cmd.KeyID, event: evs[0]}
-	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), []pending{p}); err != nil {
+	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateSigningKey, cmd.KeyID}, 0, 0, evs)); err != nil {
 		return domain.SigningKey{}, err
 	}
 	k, _, _ := s.state.SigningKey(cmd.KeyID)
@@ -53,24 +52,19 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 
 // RetireSigningKey stops a key: tokens it signed no longer verify.
 func (s *Service) RetireSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error) {
-	var out domain.SigningKey
-	err := s.retry(ctx, events.Subject(domain.AggregateSigningKey, keyID), func(commandID string) error {
-		k, seq, ok := s.state.SigningKey(keyID)
-		if !ok {
-			return domain.ErrNotFound
-		}
-		evs, err := domain.DecideSigningKey(k, domain.RetireSigningKey{Now: s.cfg.Now()})
-		if err != nil {
-			return err
-		}
-		if len(evs) > 0 {
-			p := pending{aggregate: domain.AggregateSigningKey, id: keyID, expect: seq, version: k.Version, event: evs[0]}
-			if _, err := s.appendEvents(ctx, meta, commandID, []pending{p}); err != nil {
-				return err
-			}
-		}
-		out, _, _ = s.state.SigningKey(keyID)
-		return nil
+	return execute(ctx, s, meta, write[domain.SigningKey]{
+		on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
+		decide: func(k domain.SigningKey) ([]domain.Event, error) {
+			return domain.DecideSigningKey(k, domain.RetireSigningKey{Now: s.cfg.Now()})
+		},
 	})
-	return out, err
+}
+
+// signingKeyAggregate is the signing key id as the write loop reads it.
+func (s *Service) signingKeyAggregate(id string) aggregate[domain.SigningKey] {
+	return aggregate[domain.SigningKey]{
+		ref:     ref{domain.AggregateSigningKey, id},
+		load:    func() (domain.SigningKey, uint64, bool) { return s.state.SigningKey(id) },
+		version: func(k domain.SigningKey) uint64 { return k.Version },
+	}
 }

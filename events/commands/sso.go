@@ -72,43 +72,37 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 			return domain.SSOProvider{}, false, err
 		}
 	}
-	var out domain.SSOProvider
 	created := false
-	err := s.retry(ctx, events.Subject(domain.AggregateSSO, in.Name), func(commandID string) error {
-		p, seq, _ := s.state.SSOProvider(in.Name)
-		evs, err := domain.DecideSSOProvider(p, cmd)
-		if err != nil {
-			return err
-		}
-		if _, err := s.appendEvents(ctx, meta, commandID, ssoEvents(p, in.Name, seq, evs)); err != nil {
-			return err
-		}
-		created = !p.Exists()
-		out, _, _ = s.state.SSOProvider(in.Name)
-		return nil
+	out, err := execute(ctx, s, meta, write[domain.SSOProvider]{
+		on: s.ssoProviderAggregate(in.Name),
+		decide: func(p domain.SSOProvider) ([]domain.Event, error) {
+			created = !p.Exists()
+			return domain.DecideSSOProvider(p, cmd)
+		},
 	})
 	return out, created, err
 }
 
 // DeleteSSOProvider removes a provider's configuration.
 func (s *Service) DeleteSSOProvider(ctx context.Context, meta events.Meta, name string) error {
-	return s.retry(ctx, events.Subject(domain.AggregateSSO, name), func(commandID string) error {
-		p, seq, _ := s.state.SSOProvider(name)
-		evs, err := domain.DecideSSOProvider(p, domain.DeleteSSOProvider{})
-		if err != nil {
-			return err
-		}
-		_, err = s.appendEvents(ctx, meta, commandID, ssoEvents(p, name, seq, evs))
-		return err
+	_, err := execute(ctx, s, meta, write[domain.SSOProvider]{
+		on: s.ssoProviderAggregate(name),
+		decide: func(p domain.SSOProvider) ([]domain.Event, error) {
+			return domain.DecideSSOProvider(p, domain.DeleteSSOProvider{})
+		},
 	})
+	return err
 }
 
-func ssoEvents(p domain.SSOProvider, name string, expect uint64, evs []domain.Event) []pending {
-	out := make([]pending, len(evs))
-	for i, e := range evs {
-		out[i] = pending{aggregate: domain.AggregateSSO, id: name, expect: expect, version: p.Version + uint64(i), event: e}
+// ssoProviderAggregate is the configuration of the provider name as the
+// write loop reads it. Its ID is the name: a provider not configured yet is
+// decided against the zero state.
+func (s *Service) ssoProviderAggregate(name string) aggregate[domain.SSOProvider] {
+	return aggregate[domain.SSOProvider]{
+		ref:     ref{domain.AggregateSSO, name},
+		load:    func() (domain.SSOProvider, uint64, bool) { return s.state.SSOProvider(name) },
+		version: func(p domain.SSOProvider) uint64 { return p.Version },
 	}
-	return out
 }
 
 // SSOClientSecret unseals a provider's client secret.
@@ -275,7 +269,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 			aggregate: domain.AggregateUsername, id: usernameKey(name),
 			event: domain.UsernameReserved{Username: name, UserID: userID},
 		}
-		all := append([]pending{reservation, link}, userEvents(domain.User{ID: userID}, 0, evs)...)
+		all := append([]pending{reservation, link}, onAggregate(ref{domain.AggregateUser, userID}, 0, 0, evs)...)
 		_, err = s.appendEvents(ctx, meta, NewID("cmd"), all)
 		if err == nil {
 			return userID, nil

@@ -11,9 +11,13 @@ import (
 // Field names bound into sealed values.
 const sealPasswordHash = "password_hash"
 
-// userEvents wraps decided user events for appending.
-func userEvents(u domain.User, expect uint64, evs []domain.Event) []pending {
-	return onAggregate(domain.AggregateUser, u.ID, u.Version, expect, evs)
+// userAggregate is the user id as the write loop reads it.
+func (s *Service) userAggregate(id string) aggregate[domain.User] {
+	return aggregate[domain.User]{
+		ref:     ref{domain.AggregateUser, id},
+		load:    func() (domain.User, uint64, bool) { return s.state.User(id) },
+		version: func(u domain.User) uint64 { return u.Version },
+	}
 }
 
 // CreateUserInput is a new user as requested.
@@ -52,7 +56,7 @@ func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUse
 		aggregate: domain.AggregateUsername, id: usernameKey(in.Username),
 		event: domain.UsernameReserved{Username: in.Username, UserID: cmd.UserID},
 	}
-	all := append([]pending{reservation}, userEvents(domain.User{ID: cmd.UserID}, 0, evs)...)
+	all := append([]pending{reservation}, onAggregate(ref{domain.AggregateUser, cmd.UserID}, 0, 0, evs)...)
 	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), all); err != nil {
 		if errors.Is(err, events.ErrConflict) {
 			return domain.User{}, ErrUsernameTaken
@@ -74,25 +78,10 @@ func (s *Service) hashAndSeal(password string) (string, error) {
 // ExecuteUser decides cmd against the user's current state and appends the
 // result, retrying on concurrent modification. It returns the new state.
 func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
-	var out domain.User
-	err := s.retry(ctx, events.Subject(domain.AggregateUser, userID), func(commandID string) error {
-		u, seq, ok := s.state.User(userID)
-		if !ok {
-			return domain.ErrNotFound
-		}
-		evs, err := domain.DecideUser(u, cmd)
-		if err != nil {
-			return err
-		}
-		if len(evs) > 0 {
-			if _, err := s.appendEvents(ctx, meta, commandID, userEvents(u, seq, evs)); err != nil {
-				return err
-			}
-		}
-		out, _, _ = s.state.User(userID)
-		return nil
+	return execute(ctx, s, meta, write[domain.User]{
+		on: s.userAggregate(userID), missing: domain.ErrNotFound,
+		decide: func(u domain.User) ([]domain.Event, error) { return domain.DecideUser(u, cmd) },
 	})
-	return out, err
 }
 
 // ChangePassword sets a user's password; every other session of the user is revoked.
