@@ -1,7 +1,38 @@
-// Package domain is the heart of Infracast Auth: the aggregates (User, Session),
-// their commands and events as plain data, the pure Decide and Evolve functions,
-// roles and permissions, the route policy and the sentinel errors.
+// Package domain is the heart of Infracast Auth: the aggregates as plain data,
+// their commands and events, the pure Decide and Evolve functions, roles and
+// permissions, the API key format, the route policy and the sentinel errors.
 //
-// Nothing here does I/O. Time, identifiers and secrets (already hashed or sealed)
-// arrive inside the commands, so every rule is a table test without a server.
+// The aggregates, each named as the second token of its events' subjects
+// (infracast.auth.<aggregate>.<id>), with its state, commands and events in
+// one file:
+//
+//   - User ("user", user.go), with the username reservations ("username")
+//     appended with it so that no two users share a name;
+//   - Session ("session", session.go): one login's refresh-token family;
+//   - LoginAttempts ("login", throttle.go): failed logins on a name that
+//     matches no user, throttled like a user's by LoginThrottle;
+//   - APIKey ("apikey", apikey.go);
+//   - SigningKey ("signingkey", signingkey.go): access-token signing keys
+//     added at run time;
+//   - SSOProvider ("sso", sso.go), with the links of identities to users
+//     ("sso_identity") and consumed SAML assertions ("sso_assertion"), each
+//     appended once to a subject that must be new.
+//
+// DecideUser, DecideSession, DecideAPIKey, DecideSigningKey and
+// DecideSSOProvider decide a command against the aggregate's state and
+// return the events to append; RecordUnknownLoginFailure is the one decision
+// of the login aggregate. No events and no error means the command changes
+// nothing; only DecideSession returns events with an error, a trace of the
+// refusal to append all the same. Each aggregate takes only its own
+// commands: UserCommand, SessionCommand, APIKeyCommand, SigningKeyCommand
+// and SSOProviderCommand are closed sets, so handing an aggregate another
+// one's command does not compile. EvolveUser, EvolveSession, EvolveAPIKey,
+// EvolveSigningKey, EvolveSSOProvider and EvolveLoginAttempts fold one event
+// into a state; an event they do not handle leaves it as it is. events.go
+// holds what all events share: the Event interface, the schema version and
+// the registry of event types (NewEvent) that the event log decodes with.
+//
+// Nothing here does I/O. Time, identifiers and secrets (already hashed or
+// sealed) arrive inside the commands, so every rule is a table test without a
+// server. The package imports only the standard library (a test enforces it).
 package domain

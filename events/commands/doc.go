@@ -1,10 +1,34 @@
 // Package commands is the write side of Infracast Auth. It turns a request into
 // a domain command, decides it against the aggregate's state as the read models
 // hold it, appends the resulting events with optimistic concurrency on the
-// aggregate's subject (on a conflict: catch up, decide again, retry), and waits
-// until the local read models show the write, so the caller reads its own writes.
+// aggregate's subject, and waits until the local read models show the write, so
+// the caller reads its own writes.
+//
+// It reads through State, interfaces it declares for the reads it needs (the
+// read models, projections.Model, implement them: the wiring checks it), waits
+// for the read models through Projection and appends through Log
+// (events.Store). It imports neither the read side nor HTTP.
+//
+// Every command on an aggregate's current state goes through one loop,
+// execute (execute.go): read the state and the stream sequence of its last
+// event, decide, append expecting the subject still at that sequence; on a
+// conflict catch up with the subject and decide again, up to
+// Config.MaxAttempts times (then ErrTooManyConflicts). An append whose outcome
+// is unknown is not decided again. What creates an aggregate (a user with its
+// username reservation, an API key, a signing key, an SSO identity link, a
+// consumed SAML assertion) is appended outside the loop, to subjects that
+// must be new: a conflict there means the name is taken or the assertion
+// replayed (an SSO login tries its next username, or reads the link to its
+// identity made meanwhile).
+//
+// A file per flow: users.go, login.go (passwords, throttling, the session a
+// login starts), sessions.go (refresh, revocation), apikeys.go and
+// keyusage.go, signingkeys.go, sso.go, bootstrap.go; passwords.go and
+// blocklist.go check and hash passwords; ids.go makes IDs, token hashes and
+// the keys of aggregates named by a hash.
 //
 // Password hashing, sealing and secret generation happen here, before a
-// command reaches the domain; no secret leaves this package in plain text
-// except the ones handed back to the caller once (a new refresh token).
+// command reaches the domain. No secret leaves this package in plain text
+// except to the caller that needs it: a new refresh token or API key (once),
+// an SSO client secret for the token exchange (SSOClientSecret).
 package commands
