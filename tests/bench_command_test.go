@@ -20,7 +20,8 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-duration", "200ms", "-replay-events", "2000", "-memory-entries", "2000", "-json")
+	cmd := exec.Command(bin, "-duration", "200ms", "-replay-events", "2000", "-memory-entries", "2000",
+		"-scale-users", "2000", "-scale-tail", "500", "-json")
 	// Bounded as on the machine the figures come from: the login case makes
 	// 4×GOMAXPROCS users at the production argon2id cost.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
@@ -29,7 +30,8 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
-	want := []string{"validate_jwt", "validate_apikey", "gateway", "login", "refresh", "append_replay", "propagation", "memory.apikey", "memory.revoked_token"}
+	want := []string{"validate_jwt", "validate_apikey", "gateway", "login", "refresh", "append_replay", "propagation", "memory.apikey", "memory.revoked_token",
+		"memory.user", "memory.session", "startup.snapshot"}
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		var r map[string]any

@@ -88,6 +88,7 @@ var cases = []benchCase{
 	{"append_replay", caseAppendReplay},
 	{"propagation", casePropagation},
 	{"memory", caseMemory},
+	{"scale", caseScale}, // scale.go
 }
 
 func main() {
