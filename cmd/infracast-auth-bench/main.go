@@ -83,6 +83,7 @@ var cases = []benchCase{
 	{"validate_jwt", caseValidateJWT},
 	{"validate_apikey", caseValidateAPIKey},
 	{"gateway", caseGateway},
+	{"nginx_proxy", caseNginxProxy},
 	{"login", caseLogin},
 	{"refresh", caseRefresh},
 	{"append_replay", caseAppendReplay},

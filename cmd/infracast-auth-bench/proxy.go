@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// caseNginxProxy: the gateway case's request through nginx as a plain
+// reverse proxy (no authorization: what a proxy hop costs by itself, kept-alive
+// connections on both sides) to the same kind of loopback upstream ÷ the same
+// request straight to the upstream. It puts the gateway's ratio next to a
+// mainstream proxy's, on the same machine, in the same run
+// (-cases gateway,nginx_proxy). Without nginx it is skipped.
+func caseNginxProxy(ctx context.Context, b *bench) ([]result, error) {
+	if _, err := nginxBinary(); err != nil {
+		fmt.Fprintf(b.log, "   skipped: %v\n", err)
+		return nil, nil
+	}
+	up := fiber.New(fiber.Config{DisableStartupMessage: true})
+	up.All("/*", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	upAddr, err := serveApp(up)
+	if err != nil {
+		return nil, err
+	}
+	defer up.Shutdown()
+	ngx, err := startNginx(ctx, 0, func(listen string) string {
+		return fmt.Sprintf(`	upstream resources {
+		server %s;
+		keepalive 64;
+	}
+	server {
+		listen %s;
+		location / {
+			proxy_pass http://resources;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}`, upAddr, listen)
+	})
+	if errors.Is(err, errNoNginx) {
+		fmt.Fprintf(b.log, "   skipped: %v\n", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer ngx.stop()
+	fmt.Fprintf(b.log, "   nginx %s, worker_processes auto, upstream keepalive 64\n", ngx.Version)
+	// The gateway case's request, with a bearer token of an access token's
+	// size (nginx passes it on).
+	const path = "/api/v1/tenants/prod/nodes"
+	auth := "Bearer eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9." + strings.Repeat("x", 300)
+	base := func(d time.Duration) (sample, error) {
+		return httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
+	}
+	subject := func(d time.Duration) (sample, error) {
+		return httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, path, auth))
+	}
+	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
+	if err != nil {
+		return nil, err
+	}
+	return []result{throughput("nginx_proxy", "req/s", &ss, &bs,
+		fmt.Sprintf("the same request straight to the upstream, %d connections; nginx %s as a plain proxy", b.conns, ngx.Version))}, nil
+}
