@@ -143,6 +143,7 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	if err != nil {
 		return LoginResult{}, err
 	}
+	// 1. session.started, decided on the user, into the new session.
 	var record []domain.Event
 	_, err = execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
@@ -166,6 +167,7 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	if err != nil {
 		return LoginResult{}, err
 	}
+	// 2. The login's record on the user, as decided in 1.
 	_, err = execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
 		decide: func(domain.User) ([]domain.Event, error) { return record, nil },
