@@ -33,10 +33,10 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	}
 	want := []string{"validate_jwt", "validate_apikey", "gateway", "login", "refresh", "append_replay", "propagation", "memory.apikey", "memory.revoked_token",
 		"memory.user", "memory.session", "startup.snapshot"}
-	// nginx_proxy gives a figure where nginx is installed; without it, it is
-	// skipped.
+	// nginx_proxy and nginx_forward_auth give figures where nginx is
+	// installed; without it, they are skipped.
 	if nginxInstalled() {
-		want = slices.Insert(want, slices.Index(want, "gateway")+1, "nginx_proxy")
+		want = slices.Insert(want, slices.Index(want, "gateway")+1, "nginx_proxy", "nginx_forward_auth", "nginx_forward_auth.connections")
 	}
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {

@@ -84,6 +84,7 @@ var cases = []benchCase{
 	{"validate_apikey", caseValidateAPIKey},
 	{"gateway", caseGateway},
 	{"nginx_proxy", caseNginxProxy},
+	{"nginx_forward_auth", caseNginxForwardAuth}, // nginx_forward_auth.go
 	{"login", caseLogin},
 	{"refresh", caseRefresh},
 	{"append_replay", caseAppendReplay},
