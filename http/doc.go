@@ -1,9 +1,13 @@
 // Package http is the Fiber HTTP API of Infracast Auth: routes, request and
 // response types, the one error handler that maps domain errors to the
-// contract's codes, the access-token issuer and verifier, and the
-// authentication middleware that checks every request against the live read
-// models (no I/O on that path).
+// contract's codes (a few handlers give an error its route's meaning first:
+// docs/architecture.md, "Errors"), the access-token issuer and verifier
+// (HS256 and EdDSA, the JWKS), the authentication middleware that checks every
+// request against the live read models (no I/O on that path), forward auth
+// and the gateway, single sign-on (OIDC, SAML) with its browser cookie
+// sessions and the /login page, and the Prometheus metrics.
 //
-// It depends on small interfaces it declares itself; cmd/ wires the
-// implementations in.
+// It depends on small interfaces it declares itself (server.go: Deps);
+// http/service wires the implementations in (the write side, the read
+// models, the store's readiness) and cmd/infracast-auth runs it.
 package http

@@ -1,7 +1,16 @@
 // Package projections builds the read models of Infracast Auth from the event
-// log: users and their tenant roles, sessions and refresh tokens, and revoked
-// access tokens. Every replica replays the whole stream through an ordered
-// consumer at start, knows when it has caught up, and keeps applying new events
-// as they arrive, so a revocation accepted anywhere is enforced here as soon as
-// its event is delivered. Lookups on the request path take only a read lock.
+// log: users (by ID and by normalized username) and their tenant roles;
+// sessions, their refresh tokens (current and spent) and revoked access
+// tokens; failed logins per unknown name and per client address (the
+// throttle); API keys (by ID and by the hash of their secret); SSO providers,
+// their linked identities and consumed SAML assertions; and the signing keys
+// added at run time. Model holds them behind one RWMutex; Runner feeds it
+// through an ordered consumer, knows when it has caught up, and keeps applying
+// new events as they arrive, so a revocation accepted anywhere is enforced
+// here as soon as its event is delivered. A model can be saved to and
+// restored from a snapshot (snapshot.go), and forgets what can no longer
+// matter (prune.go). Lookups on the request path take only a read lock.
+//
+// The write side reads the model through the interfaces it declares
+// (commands.State); this package never imports the write side.
 package projections
