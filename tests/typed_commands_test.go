@@ -1,4 +1,4 @@
-package domain
+package tests
 
 import (
 	"bufio"
@@ -16,16 +16,18 @@ import (
 )
 
 // Each aggregate takes only its own commands: a command is typed by the
-// aggregate it belongs to (UserCommand, SessionCommand, …, closed sets), so
-// that handing an aggregate another one's command, or anything else, is a
-// compile error rather than a refusal at run time. This test holds that
-// guarantee: it type-checks small programs against this package (go/types,
-// on the package's export data), as the compiler would, and expects each
-// wrong call to be refused.
+// aggregate it belongs to (domain.UserCommand, SessionCommand, …, closed
+// sets), so handing an aggregate — or the write side's Execute* — another
+// one's command, or anything else, is a compile error rather than a refusal
+// at run time. These tests hold that guarantee: they type-check small
+// programs against the packages (go/types, on the export data that
+// "go list -export" builds), as the compiler would, and expect each wrong
+// call to be refused and each right one to compile.
 func TestWrongCommandDoesNotCompile(t *testing.T) {
 	t.Parallel()
-	imp := exportImporter(t, "github.com/infracast/auth/domain")
-	for _, tc := range []struct{ call, want string }{
+	imp := exportImporter(t, "github.com/infracast/auth/domain", "github.com/infracast/auth/events/commands")
+	wrong := []struct{ call, want string }{
+		// The domain's deciders.
 		{`domain.DecideUser(domain.User{}, domain.RevokeSession{})`, "does not implement domain.UserCommand"},
 		{`domain.DecideUser(domain.User{}, struct{ X int }{1})`, "does not implement domain.UserCommand"},
 		{`domain.DecideUser(domain.User{}, "hello")`, "does not implement domain.UserCommand"},
@@ -36,7 +38,13 @@ func TestWrongCommandDoesNotCompile(t *testing.T) {
 		{`domain.DecideSSOProvider(domain.SSOProvider{}, domain.RetireSigningKey{})`, "does not implement domain.SSOProviderCommand"},
 		// Outside the package, no type can join a command set.
 		{`domain.DecideUser(domain.User{}, own{})`, "does not implement domain.UserCommand"},
-	} {
+		// The write side.
+		{`s.ExecuteUser(ctx, meta, "user-1", domain.RevokeSession{})`, "does not implement domain.UserCommand"},
+		{`s.ExecuteUser(ctx, meta, "user-1", struct{}{})`, "does not implement domain.UserCommand"},
+		{`s.ExecuteSession(ctx, meta, "sess-1", domain.Deactivate{})`, "does not implement domain.SessionCommand"},
+		{`s.ExecuteAPIKey(ctx, meta, "key-1", domain.RevokeSession{})`, "does not implement domain.APIKeyCommand"},
+	}
+	for _, tc := range wrong {
 		err := typeCheckCall(t, imp, tc.call)
 		if err == nil {
 			t.Errorf("%s compiles; want a type error", tc.call)
@@ -46,19 +54,64 @@ func TestWrongCommandDoesNotCompile(t *testing.T) {
 			t.Errorf("%s: %v; want an error saying %q", tc.call, err, tc.want)
 		}
 	}
-	// The right commands compile, so the refusals above are not a broken
-	// set-up.
+	// The right commands compile, so the refusals above are not a broken set-up.
 	for _, call := range []string{
 		`domain.DecideUser(domain.User{}, domain.Deactivate{})`,
 		`domain.DecideSession(domain.Session{}, domain.RevokeSession{})`,
 		`domain.DecideAPIKey(domain.APIKey{}, domain.RevokeAPIKey{})`,
 		`domain.DecideSigningKey(domain.SigningKey{}, domain.RetireSigningKey{})`,
 		`domain.DecideSSOProvider(domain.SSOProvider{}, domain.DeleteSSOProvider{})`,
+		`s.ExecuteUser(ctx, meta, "user-1", domain.Deactivate{})`,
+		`s.ExecuteSession(ctx, meta, "sess-1", domain.RevokeSession{})`,
+		`s.ExecuteAPIKey(ctx, meta, "key-1", domain.RevokeAPIKey{})`,
 	} {
 		if err := typeCheckCall(t, imp, call); err != nil {
 			t.Errorf("%s: %v; want it to compile", call, err)
 		}
 	}
+}
+
+// typeCheckCall type-checks a function that makes call (with s, ctx and meta
+// in scope, and a type own that tries to join the user commands), and
+// returns the first type error.
+func typeCheckCall(t *testing.T, imp types.Importer, call string) error {
+	t.Helper()
+	src := `package p
+
+import (
+	"context"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+)
+
+type own struct{}
+
+func (own) userCommand() {}
+
+func caller(ctx context.Context, s *commands.Service, meta events.Meta) {
+	` + call + `
+}
+`
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "p.go", src, 0)
+	if err != nil {
+		t.Fatalf("parse %q: %v", call, err)
+	}
+	var first error
+	conf := types.Config{Importer: imp, Error: func(err error) {
+		if first == nil {
+			first = err
+		}
+	}}
+	if _, err := conf.Check("p", fset, []*ast.File{f}, nil); err != nil && first == nil {
+		first = err
+	}
+	if first != nil && strings.Contains(first.Error(), "could not import") {
+		t.Fatalf("type-checking %q: %v", call, first)
+	}
+	return first
 }
 
 // exportImporter imports pkgs and their dependencies as the compiler does,
@@ -87,40 +140,4 @@ func exportImporter(t *testing.T, pkgs ...string) types.Importer {
 		}
 		return os.Open(file)
 	})
-}
-
-// typeCheckCall type-checks a program that makes call, and returns the first
-// type error.
-func typeCheckCall(t *testing.T, imp types.Importer, call string) error {
-	t.Helper()
-	src := `package p
-
-import "github.com/infracast/auth/domain"
-
-type own struct{}
-
-func (own) userCommand() {}
-
-var _, _ = ` + call + "\n"
-	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "p.go", src, 0)
-	if err != nil {
-		t.Fatalf("parse %q: %v", call, err)
-	}
-	var first error
-	conf := types.Config{
-		Importer: imp,
-		Error: func(err error) {
-			if first == nil {
-				first = err
-			}
-		},
-	}
-	if _, err := conf.Check("p", fset, []*ast.File{f}, nil); err != nil && first == nil {
-		first = err
-	}
-	if first != nil && strings.Contains(first.Error(), "could not import") {
-		t.Fatalf("type-checking %q: %v", call, first)
-	}
-	return first
 }
