@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -136,9 +137,13 @@ func dotLike(seg string) bool {
 
 // gateway proxies authorized tenant requests to the upstream.
 type gateway struct {
-	base *url.URL // scheme and host
-	path string   // base path of the upstream URL, without a trailing slash
-	hc   *fasthttp.HostClient
+	base   *url.URL // scheme and host
+	path   string   // base path of the upstream URL, without a trailing slash
+	prefix string   // scheme://host and the escaped base path: how every upstream URL starts
+	// perms holds PermissionSet.String() of every set of the known
+	// permissions, so that the header costs nothing per request.
+	perms []string
+	hc    *fasthttp.HostClient
 }
 
 func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
@@ -158,6 +163,13 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 	g := &gateway{
 		base: &url.URL{Scheme: upstream.Scheme, Host: upstream.Host},
 		path: strings.TrimSuffix(upstream.Path, "/"),
+	}
+	g.prefix = (&url.URL{Scheme: upstream.Scheme, Host: upstream.Host, Path: g.path}).String()
+	if n := len(domain.AllPermissions); n <= 12 {
+		g.perms = make([]string, 1<<n)
+		for i := range g.perms {
+			g.perms[i] = domain.PermissionSet(i).String()
+		}
 	}
 	g.hc = &fasthttp.HostClient{
 		Addr:  addr,
@@ -213,11 +225,52 @@ func (g *gateway) close() { g.hc.CloseIdleConnections() }
 
 // url is where t goes: the upstream's base path followed by t's canonical
 // path, re-encoded, and t's query as received.
-func (g *gateway) url(t tenantTarget) string {
-	u := *g.base
-	u.Path = g.path + t.Path
-	u.RawQuery = t.RawQuery
-	return u.String()
+func (g *gateway) url(t tenantTarget) string { return string(g.appendURL(nil, t)) }
+
+// appendURL appends g.url(t) to dst: what url.URL.String makes of the
+// upstream's scheme and host, its base path followed by t.Path, and t's query,
+// without building a url.URL when the path needs no escaping (the usual case).
+func (g *gateway) appendURL(dst []byte, t tenantTarget) []byte {
+	dst = append(dst, g.prefix...)
+	if pathIsEscaped(t.Path) {
+		dst = append(dst, t.Path...)
+	} else {
+		// The escaping is byte by byte, so the base path's and t.Path's
+		// escaped forms put together are those of the whole.
+		dst = append(dst, (&url.URL{Path: t.Path}).EscapedPath()...)
+	}
+	if t.RawQuery != "" {
+		dst = append(dst, '?')
+		dst = append(dst, t.RawQuery...)
+	}
+	return dst
+}
+
+// pathSafe[c]: url.URL leaves byte c of a path as it is.
+var pathSafe = func() (safe [256]bool) {
+	for c := range safe {
+		s := string([]byte{byte(c)})
+		safe[c] = (&url.URL{Path: s}).EscapedPath() == s
+	}
+	return safe
+}()
+
+// pathIsEscaped reports whether url.URL would escape none of p's bytes.
+func pathIsEscaped(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if !pathSafe[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// permString is perms.String(), from the table when it has perms.
+func (g *gateway) permString(perms domain.PermissionSet) string {
+	if int(perms) < len(g.perms) {
+		return g.perms[perms]
+	}
+	return perms.String()
 }
 
 // forward proxies the authorized request c (to t, with perms) upstream and
@@ -227,21 +280,28 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	in := c.Request()
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	req.Header.SetMethodBytes(in.Header.Method())
-	req.SetRequestURI(g.url(t))
-	copyHeaders(in.Header.Peek(fiber.HeaderConnection), in.Header.VisitAll, req.Header.AddBytesKV, dropRequestHeader)
 	h := &req.Header
+	// Every name added below is canonical already, or copied from the
+	// request as the server parsed (and normalized) it.
+	h.DisableNormalizing()
+	h.SetMethodBytes(in.Header.Method())
+	var uri [256]byte
+	req.SetRequestURIBytes(g.appendURL(uri[:0], t))
+	copyRequestHeaders(h, &in.Header)
 	dropOwnCookies(h)
-	h.Set(HeaderSubject, cl.Subject())
-	h.Set(HeaderTenant, t.Tenant)
-	h.Set(HeaderPermissions, perms.String())
-	h.Set(fiber.HeaderXForwardedFor, s.clientAddr(c).String())
-	h.Set(fiber.HeaderXForwardedProto, s.forwardedProto(c))
+	// None of these is among the copied headers (see dropRequestHeader), so
+	// adding them sets them.
+	h.Add(HeaderSubject, cl.Subject())
+	h.Add(HeaderTenant, t.Tenant)
+	h.Add(HeaderPermissions, g.permString(perms))
+	var ip [64]byte
+	h.AddBytesV(fiber.HeaderXForwardedFor, s.clientAddr(c).AppendTo(ip[:0]))
+	h.Add(fiber.HeaderXForwardedProto, s.forwardedProto(c))
 	if host := in.Header.Host(); len(host) > 0 {
-		h.SetBytesV(fiber.HeaderXForwardedHost, host)
+		h.AddBytesV(fiber.HeaderXForwardedHost, host)
 	}
 	rid, _ := c.Locals(localRequestID).(string)
-	h.Set(fiber.HeaderXRequestID, rid)
+	h.Add(fiber.HeaderXRequestID, rid)
 	if body := in.Body(); len(body) > 0 {
 		req.SetBodyRaw(body) // the server has read it whole, within the body limit
 	}
@@ -260,18 +320,26 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 		out.Header.Del(k)
 	}
 	out.SetStatusCode(resp.StatusCode())
-	copyHeaders(resp.Header.Peek(fiber.HeaderConnection), resp.Header.VisitAll, out.Header.AddBytesKV, dropResponseHeader)
-	if bs := resp.BodyStream(); bs != nil {
-		n := resp.Header.ContentLength()
+	copyResponseHeaders(&out.Header, &resp.Header)
+	bs := resp.BodyStream()
+	n := resp.Header.ContentLength()
+	switch {
+	case bs == nil:
+		// No body (HEAD, 204, 304): keep the upstream's Content-Length for HEAD.
+		out.ResetBody()
+		if c.Method() == fiber.MethodHead && n >= 0 {
+			out.Header.SetContentLength(n)
+		}
+		fasthttp.ReleaseResponse(resp)
+	case n >= 0 && n <= streamThreshold:
+		// Read whole already (fasthttp streams only what exceeds
+		// MaxResponseBodySize, or has no length): copied, and the upstream
+		// connection is free again at once.
+		out.SetBody(resp.Body())
+		fasthttp.ReleaseResponse(resp)
+	default:
 		out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
-		return nil
 	}
-	// No body (HEAD, 204, 304): keep the upstream's Content-Length for HEAD.
-	out.ResetBody()
-	if c.Method() == fiber.MethodHead && resp.Header.ContentLength() >= 0 {
-		out.Header.SetContentLength(resp.Header.ContentLength())
-	}
-	fasthttp.ReleaseResponse(resp)
 	return nil
 }
 
@@ -334,6 +402,10 @@ func (s *Server) forwardedProto(c *fiber.Ctx) string {
 	return "http"
 }
 
+// headerKeyMax: an ASCII header name is compared by its first headerKeyMax
+// bytes, folded without allocating; a longer one can only match a prefix.
+const headerKeyMax = 64
+
 // headerKey normalizes a header name for comparison: lower case, and "_" read
 // as "-", because CGI-style upstreams (PHP, WSGI, Rack) see X_Infracast_Subject
 // and X-Infracast-Subject as the same variable.
@@ -347,11 +419,63 @@ func headerKey(name []byte) string {
 	return string(b)
 }
 
-// hopByHop are the headers of one connection (RFC 9110 section 7.6.1, and the
-// ones deployed in practice).
-var hopByHop = map[string]bool{
-	"connection": true, "keep-alive": true, "proxy-connection": true, "proxy-authenticate": true,
-	"proxy-authorization": true, "te": true, "trailer": true, "transfer-encoding": true, "upgrade": true,
+// foldHeaderKey is headerKey(name) in buf, truncated to headerKeyMax bytes
+// (whole reports whether it is not), without allocating when name is ASCII.
+func foldHeaderKey(buf *[headerKeyMax]byte, name []byte) (k []byte, whole bool) {
+	if !isASCII(name) { // Unicode case folding: headerKey's
+		return []byte(headerKey(name)), true
+	}
+	k = buf[:0]
+	for _, c := range name[:min(len(name), headerKeyMax)] {
+		k = append(k, foldByte(c))
+	}
+	return k, len(name) <= headerKeyMax
+}
+
+func foldByte(c byte) byte {
+	switch {
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	case c == '_':
+		return '-'
+	}
+	return c
+}
+
+// sameHeader reports whether headerKey(a) == headerKey(b).
+func sameHeader(a, b []byte) bool {
+	if !isASCII(a) || !isASCII(b) { // Unicode folding may change lengths
+		return headerKey(a) == headerKey(b)
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if foldByte(a[i]) != foldByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// hopByHop reports whether a folded name is one of the headers of one
+// connection (RFC 9110 section 7.6.1, and the ones deployed in practice).
+func hopByHop(k []byte) bool {
+	switch string(k) {
+	case "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+		"te", "trailer", "transfer-encoding", "upgrade":
+		return true
+	}
+	return false
 }
 
 // dropRequestHeader: what a client sends that the upstream must not receive.
@@ -360,58 +484,138 @@ var hopByHop = map[string]bool{
 // cookies go too, see dropOwnCookies); and every header
 // the gateway vouches for - X-Infracast-*, X-Forwarded-*, Forwarded, X-Real-IP,
 // X-Request-ID - however it is spelled.
-func dropRequestHeader(k string) bool {
-	switch k {
+func dropRequestHeader(name []byte) bool {
+	var buf [headerKeyMax]byte
+	k, whole := foldHeaderKey(&buf, name)
+	if bytes.HasPrefix(k, []byte("x-infracast-")) || bytes.HasPrefix(k, []byte("x-forwarded-")) {
+		return true
+	}
+	if !whole {
+		return false
+	}
+	switch string(k) {
 	case "host", "content-length", "expect", "authorization", "forwarded", "x-real-ip", "x-request-id":
 		return true
 	}
-	return hopByHop[k] || strings.HasPrefix(k, "x-infracast-") || strings.HasPrefix(k, "x-forwarded-")
+	return hopByHop(k)
 }
 
 // dropOwnCookies removes the service's own cookies (infracast_*: the browser
 // session's access token, its CSRF token, the SSO flow) from a request to the
 // upstream, which trusts the identity headers and must not hold credentials.
 func dropOwnCookies(h *fasthttp.RequestHeader) {
-	var own []string
+	own := false
+	h.VisitAllCookie(func(k, _ []byte) { own = own || ownCookie(k) })
+	if !own {
+		return
+	}
+	var names []string
 	h.VisitAllCookie(func(k, _ []byte) {
-		if strings.HasPrefix(strings.ToLower(string(k)), "infracast_") {
-			own = append(own, string(k))
+		if ownCookie(k) {
+			names = append(names, string(k))
 		}
 	})
-	for _, k := range own {
+	for _, k := range names {
 		h.DelCookie(k)
 	}
+}
+
+// ownCookie: the name starts with infracast_ once lower-cased.
+func ownCookie(name []byte) bool {
+	const prefix = "infracast_"
+	if !isASCII(name) { // Unicode lower case: "İnfracast_" is one too
+		return strings.HasPrefix(strings.ToLower(string(name)), prefix)
+	}
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // dropResponseHeader: what the upstream answers that the client must not
 // receive as is. Content-Length follows the body; Date and X-Request-ID are
 // the service's own.
-func dropResponseHeader(k string) bool {
-	switch k {
+func dropResponseHeader(name []byte) bool {
+	var buf [headerKeyMax]byte
+	k, whole := foldHeaderKey(&buf, name)
+	if !whole {
+		return false
+	}
+	switch string(k) {
 	case "content-length", "date", "x-request-id":
 		return true
 	}
-	return hopByHop[k]
+	return hopByHop(k)
 }
 
-// copyHeaders adds every header visit yields to add, except those drop names
-// and those the Connection header lists (hop-by-hop by declaration).
-func copyHeaders(connection []byte, visit func(func(k, v []byte)), add func(k, v []byte), drop func(string) bool) {
-	var listed map[string]bool
-	for _, tok := range strings.Split(string(connection), ",") {
-		if tok = strings.TrimSpace(tok); tok != "" {
-			if listed == nil {
-				listed = map[string]bool{}
-			}
-			listed[headerKey([]byte(tok))] = true
+// connectionList holds the header names a Connection header lists: hop by
+// hop by declaration.
+type connectionList struct {
+	few  [8][]byte
+	n    int
+	more [][]byte
+}
+
+func (l *connectionList) parse(connection []byte) {
+	for len(connection) > 0 {
+		var tok []byte
+		tok, connection, _ = bytes.Cut(connection, []byte(","))
+		if tok = bytes.TrimSpace(tok); len(tok) == 0 {
+			continue
+		}
+		if l.n < len(l.few) {
+			l.few[l.n] = tok
+			l.n++
+		} else {
+			l.more = append(l.more, tok)
 		}
 	}
-	visit(func(k, v []byte) {
-		key := headerKey(k)
-		if drop(key) || listed[key] {
-			return
+}
+
+func (l *connectionList) lists(name []byte) bool {
+	for _, tok := range l.few[:l.n] {
+		if sameHeader(tok, name) {
+			return true
 		}
-		add(k, v)
+	}
+	for _, tok := range l.more {
+		if sameHeader(tok, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// copyRequestHeaders adds every header of src to dst, except those
+// dropRequestHeader names and those src's Connection header lists.
+func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
+	var listed connectionList
+	listed.parse(src.Peek(fiber.HeaderConnection))
+	src.VisitAll(func(k, v []byte) {
+		if !dropRequestHeader(k) && !listed.lists(k) {
+			dst.AddBytesKV(k, v)
+		}
+	})
+}
+
+// copyResponseHeaders adds every header of src to dst, except those
+// dropResponseHeader names and those src's Connection header lists.
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+	var listed connectionList
+	listed.parse(src.Peek(fiber.HeaderConnection))
+	src.VisitAll(func(k, v []byte) {
+		if !dropResponseHeader(k) && !listed.lists(k) {
+			dst.AddBytesKV(k, v)
+		}
 	})
 }
 

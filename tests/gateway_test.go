@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -921,4 +922,65 @@ func TestVerifyCookieSessionNeedsCSRF(t *testing.T) {
 		t.Fatalf("the session cookies reached the upstream: %q", c)
 	}
 	checkIdentity(t, "cookie session", up.last().Header, editor.ID, "prod", "nodes:read,nodes:write,findings:read,findings:write,jobs:read,jobs:write,reports:read")
+}
+
+// TestGatewayBodiesAroundTheStreamThreshold: bodies the gateway reads whole
+// (up to 64 KiB with a Content-Length) and those it streams (larger, or
+// chunked) arrive intact, with their length when the upstream gave one, and
+// the upstream's connections are kept alive across them.
+func TestGatewayBodiesAroundTheStreamThreshold(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		if r.URL.Query().Get("chunked") == "" {
+			w.Header().Set("Content-Length", strconv.Itoa(n))
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(gwPattern(n))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	in := Start(t, withUpstream(srv.URL))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+
+	requests := 0
+	for _, n := range []int{0, 1, 4096, 64<<10 - 1, 64 << 10, 64<<10 + 1, 300 << 10} {
+		for _, chunked := range []bool{false, true} {
+			path := fmt.Sprintf("/api/v1/tenants/prod/reports/r1?n=%d", n)
+			if chunked {
+				path += "&chunked=1"
+			}
+			r := doReq(t, in, request{Method: "GET", Path: path, Token: viewer.Token})
+			requests++
+			if r.Status != 200 || !bytes.Equal(r.Raw, gwPattern(n)) {
+				t.Errorf("%s: %d, %d bytes, want 200 and the upstream's %d", path, r.Status, len(r.Raw), n)
+				continue
+			}
+			if cl := r.Header.Get("Content-Length"); !chunked && cl != strconv.Itoa(n) {
+				t.Errorf("%s: Content-Length %q, want %d", path, cl, n)
+			}
+			if r.Header.Get("Content-Type") != "application/octet-stream" || r.Header.Get("X-Request-ID") == "" {
+				t.Errorf("%s: headers %v", path, r.Header)
+			}
+		}
+	}
+	// One request at a time: one connection would do; a streamed body frees
+	// its connection only once written, so the next request may open another.
+	if n := conns.Load(); n > 3 {
+		t.Errorf("the gateway opened %d connections to the upstream for %d requests, one after the other", n, requests)
+	}
+}
+
+func gwPattern(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i % 251)
+	}
+	return b
 }
