@@ -363,7 +363,10 @@ func (s *Service) connectionHandlers() []nats.Option {
 		}
 	}
 	return []nats.Option{
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err == nil && nc.IsClosed() {
+				return // our own Close at shutdown: nothing went wrong
+			}
 			s.log.Warn("nats disconnected", "err", err)
 			resync()
 		}),
