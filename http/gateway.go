@@ -79,6 +79,66 @@ const tenantsPrefix = "/api/v1/tenants/"
 // %5C), a backslash, a control character, and a dot segment with path
 // parameters ("..;"). The result must be /api/v1/tenants/{valid tenant}[/...].
 func parseTenantURI(uri string) (tenantTarget, bool) {
+	if rawPath, query, plain := plainTenantURI(uri); plain {
+		return tenantTargetOf(rawPath, query)
+	}
+	return parseTenantURIAnyForm(uri)
+}
+
+// plainTenantURI splits uri into its path and query when reading it is
+// trivial: an origin-form target ("/...", not "//...") whose path has only
+// bytes that need no decoding and that no rule refuses (letters, digits and
+// -._~!$&'()*+,=:@/), no empty segment and no "." or ".." segment, and with
+// no control character anywhere. Such a path is its own decoded, cleaned
+// form, and url.ParseRequestURI would read it - and the query - the same.
+func plainTenantURI(uri string) (rawPath, query string, plain bool) {
+	if len(uri) < 2 || uri[0] != '/' || uri[1] == '/' {
+		return "", "", false
+	}
+	rawPath, query, _ = strings.Cut(uri, "?")
+	segStart := 0
+	for i := 0; i <= len(rawPath); i++ {
+		if i == len(rawPath) || rawPath[i] == '/' {
+			switch seg := rawPath[segStart:i]; seg {
+			case ".", "..":
+				return "", "", false
+			case "":
+				// Only the leading slash's, and a trailing slash's.
+				if i != 0 && i != len(rawPath) {
+					return "", "", false
+				}
+			}
+			segStart = i + 1
+			continue
+		}
+		if !plainPathByte[rawPath[i]] {
+			return "", "", false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < 0x20 || c == 0x7f {
+			return "", "", false
+		}
+	}
+	return rawPath, query, true
+}
+
+// plainPathByte: the bytes plainTenantURI lets through in a path.
+var plainPathByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for _, c := range []byte("-._~!$&'()*+,=:@") {
+		t[c] = true
+	}
+	return t
+}()
+
+// parseTenantURIAnyForm is parseTenantURI for any request URI.
+func parseTenantURIAnyForm(uri string) (tenantTarget, bool) {
 	if uri == "" {
 		return tenantTarget{}, false
 	}
@@ -105,6 +165,12 @@ func parseTenantURI(uri string) (tenantTarget, bool) {
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
+	return tenantTargetOf(clean, u.RawQuery)
+}
+
+// tenantTargetOf is the target of a decoded, cleaned path: it must be
+// /api/v1/tenants/{valid tenant}[/...].
+func tenantTargetOf(clean, rawQuery string) (tenantTarget, bool) {
 	rest, ok := strings.CutPrefix(clean, tenantsPrefix)
 	if !ok {
 		return tenantTarget{}, false
@@ -113,7 +179,7 @@ func parseTenantURI(uri string) (tenantTarget, bool) {
 	if !domain.ValidTenantID(tenant) {
 		return tenantTarget{}, false
 	}
-	return tenantTarget{Tenant: tenant, Resource: resource, Path: clean, RawQuery: u.RawQuery}, true
+	return tenantTarget{Tenant: tenant, Resource: resource, Path: clean, RawQuery: rawQuery}, true
 }
 
 // requestTarget is the request's path and query exactly as the client sent
@@ -121,11 +187,16 @@ func parseTenantURI(uri string) (tenantTarget, bool) {
 // decoded and normalized already, and are not what the checks above expect.
 func requestTarget(c *fiber.Ctx) string {
 	u := c.Request().URI()
-	s := string(u.PathOriginal())
-	if q := u.QueryString(); len(q) > 0 {
-		s += "?" + string(q)
+	p, q := u.PathOriginal(), u.QueryString()
+	if len(q) == 0 {
+		return string(p)
 	}
-	return s
+	var b strings.Builder // one allocation
+	b.Grow(len(p) + 1 + len(q))
+	b.Write(p)
+	b.WriteByte('?')
+	b.Write(q)
+	return b.String()
 }
 
 // dotLike reports whether a segment is "." or ".." once its path parameters

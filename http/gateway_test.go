@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"path"
@@ -393,5 +394,98 @@ func TestGatewayHeaderCopyAllocs(t *testing.T) {
 	}
 	if got := string(dst.Peek("X-Custom")); got != "kept" || len(dst.Peek("X-Hop")) > 0 || len(dst.Peek("Authorization")) > 0 {
 		t.Errorf("copied %q", dst.String())
+	}
+}
+
+// specParseTenantURI is parseTenantURI as it was first written, for every
+// URI alike: the specification the plain-URI shortcut must match.
+func specParseTenantURI(uri string) (tenantTarget, bool) {
+	if uri == "" {
+		return tenantTarget{}, false
+	}
+	rawPath, _, _ := strings.Cut(uri, "?")
+	if l := strings.ToLower(rawPath); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
+		return tenantTarget{}, false
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || u.Opaque != "" {
+		return tenantTarget{}, false
+	}
+	p := u.Path
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return tenantTarget{}, false
+		}
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if strings.Contains(seg, ";") && dotLike(seg) {
+			return tenantTarget{}, false
+		}
+	}
+	clean := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	rest, ok := strings.CutPrefix(clean, tenantsPrefix)
+	if !ok {
+		return tenantTarget{}, false
+	}
+	tenant, resource, _ := strings.Cut(rest, "/")
+	if !domain.ValidTenantID(tenant) {
+		return tenantTarget{}, false
+	}
+	return tenantTarget{Tenant: tenant, Resource: resource, Path: clean, RawQuery: u.RawQuery}, true
+}
+
+var tenantURICorpus = []string{
+	"/", "/?", "//", "/api/v1/tenants/prod", "/api/v1/tenants/prod/", "/api/v1/tenants/prod/nodes?x=1",
+	"/api/v1/tenants/prod/nodes?", "/api/v1/tenants/prod/nodes??", "/api/v1/tenants/prod/nodes?a?b",
+	"/api/v1/tenants/prod/nodes?x=\x01", "/api/v1/tenants/prod/nodes?x=\x7f", "/api/v1/tenants/prod/nodes?x=%zz",
+	"/api/v1/tenants/prod/.", "/api/v1/tenants/prod/..", "/api/v1/tenants/prod/./x", "/api/v1/tenants/prod/../x",
+	"/api/v1/tenants/prod/...", "/api/v1/tenants/prod/.x/..y/x..", "/api/v1/tenants/prod//x", "/api/v1/tenants/prod/x//",
+	"/api/v1/tenants/prod/x/", "/api/v1/tenants/prod/a:b@c!$&'()*+,=~_-", "/api/v1/tenants/prod/a;b", "/api/v1/tenants/prod/a b",
+	"/api/v1/tenants/prod/ü", "/api/v1/tenants/prod/%41", "/api/v1/tenants/Prod/x", "/api/v1/tenants/prod_1/x",
+	"/api/v1/tenants//prod/x", "/api/v1/tenants", "/api/v1/tenantsx/prod", "/API/v1/tenants/prod", "/x:y/api/v1/tenants/prod",
+	"/api/v1/tenants/prod/x\\y", "/api/v1/tenants/prod/x\x00", "*", "http://h/api/v1/tenants/prod/x", "//h/api/v1/tenants/prod/x",
+	"/api/v1/tenants/" + strings.Repeat("a", 70) + "/x",
+}
+
+func TestGatewayParseTenantURIMatchesSpec(t *testing.T) {
+	for _, uri := range tenantURICorpus {
+		checkParseTenantURI(t, uri)
+	}
+}
+
+func FuzzGatewayParseTenantURIMatchesSpec(f *testing.F) {
+	for _, uri := range tenantURICorpus {
+		f.Add(uri)
+	}
+	f.Fuzz(func(t *testing.T, uri string) { checkParseTenantURI(t, uri) })
+}
+
+func checkParseTenantURI(t *testing.T, uri string) {
+	t.Helper()
+	got, ok := parseTenantURI(uri)
+	want, wantOK := specParseTenantURI(uri)
+	if ok != wantOK || got != want {
+		t.Fatalf("parseTenantURI(%q) = %+v, %v; want %+v, %v", uri, got, ok, want, wantOK)
+	}
+}
+
+// Random URIs made of the pieces that matter to the rules, against the
+// specification.
+func TestGatewayParseTenantURIRandom(t *testing.T) {
+	pieces := []string{"/", "/api/v1/tenants/", "prod", "staging", "nodes", ".", "..", "%2e", "%2F", "%5c", "%41", "%",
+		";", "?", "\\", " ", "\x00", "\x7f", "ü", ":", "@", "//", "x=1", "&", "#", "*", "Prod", "_", "~"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200_000; i++ {
+		var b strings.Builder
+		if rng.IntN(4) > 0 {
+			b.WriteString("/api/v1/tenants/")
+		}
+		for n := rng.IntN(8); n >= 0; n-- {
+			b.WriteString(pieces[rng.IntN(len(pieces))])
+		}
+		checkParseTenantURI(t, b.String())
 	}
 }
