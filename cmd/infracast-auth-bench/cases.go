@@ -127,15 +127,29 @@ func caseGateway(ctx context.Context, b *bench) ([]result, error) {
 	}
 	const path = "/api/v1/tenants/prod/nodes"
 	auth := "Bearer " + user.Token
+	// CPU time per request of this process (load, upstream, and for the
+	// subject the service): the difference is what the gateway's hop costs.
+	var baseCPU, subjectCPU time.Duration
+	var baseN, subjectN int64
 	base := func(d time.Duration) (sample, error) {
-		return httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
+		t0 := selfCPU()
+		s, err := httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
+		baseCPU, baseN = baseCPU+selfCPU()-t0, baseN+s.n
+		return s, err
 	}
 	subject := func(d time.Duration) (sample, error) {
-		return httpLoad(in.addr, b.conns, d, 200, get(in.addr, path, auth))
+		t0 := selfCPU()
+		s, err := httpLoad(in.addr, b.conns, d, 200, get(in.addr, path, auth))
+		subjectCPU, subjectN = subjectCPU+selfCPU()-t0, subjectN+s.n
+		return s, err
 	}
 	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
 	if err != nil {
 		return nil, err
+	}
+	if baseN > 0 && subjectN > 0 {
+		fmt.Fprintf(b.log, "   CPU per request (this process: load, upstream, service): %s direct, %s through the gateway\n",
+			(baseCPU / time.Duration(baseN)).Round(100*time.Nanosecond), (subjectCPU / time.Duration(subjectN)).Round(100*time.Nanosecond))
 	}
 	return []result{throughput("gateway", "req/s", &ss, &bs, fmt.Sprintf("the same request straight to the upstream, %d connections", b.conns))}, nil
 }

@@ -55,15 +55,28 @@ func caseNginxProxy(ctx context.Context, b *bench) ([]result, error) {
 	// size (nginx passes it on).
 	const path = "/api/v1/tenants/prod/nodes"
 	auth := "Bearer eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9." + strings.Repeat("x", 300)
+	// CPU time per request: nginx's own, and this process's (the load and
+	// the upstream), without and with nginx in between.
+	var baseCPU, subjectCPU cpuPerRequest
 	base := func(d time.Duration) (sample, error) {
-		return httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
+		m := baseCPU.start(ngx.cmd.Process.Pid)
+		s, err := httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
+		m.stop(s.n)
+		return s, err
 	}
 	subject := func(d time.Duration) (sample, error) {
-		return httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, path, auth))
+		m := subjectCPU.start(ngx.cmd.Process.Pid)
+		s, err := httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, path, auth))
+		m.stop(s.n)
+		return s, err
 	}
 	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
 	if err != nil {
 		return nil, err
+	}
+	if baseCPU.ok() && subjectCPU.ok() {
+		fmt.Fprintf(b.log, "   CPU per request: nginx %s; this process (load, upstream) %s direct, %s through nginx\n",
+			subjectCPU.nginx(), baseCPU.self(), subjectCPU.self())
 	}
 	return []result{throughput("nginx_proxy", "req/s", &ss, &bs,
 		fmt.Sprintf("the same request straight to the upstream, %d connections; nginx %s as a plain proxy", b.conns, ngx.Version))}, nil
