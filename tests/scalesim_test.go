@@ -28,7 +28,7 @@ func TestScaleSimQuick(t *testing.T) {
 	}
 	want := []string{
 		"kv.value", "kv.disk", "kv.server_memory.idle", "kv.lru_entry", "kv.get",
-		"kv.lookup.hit0", "kv.lookup.hit99", "kv.lookup.hit100",
+		"kv.lookup.hot0", "kv.lookup.hot99", "kv.lookup.hot100",
 		"kv.revoke", "kv.revoke.after_ack", "stream.revoke", "stream.revoke.after_ack", "kv.server_memory.serving",
 		"partition.replay.subjects.n1", "partition.replay.streams.n1", "partition.memory.n1",
 		"partition.replay.subjects.n2", "partition.replay.streams.n2", "partition.memory.n2", "partition.replay.multifilter.n2",

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -144,10 +145,23 @@ func streamDirSize(storeDir, stream string) (int64, error) {
 	return total, err
 }
 
-// sample is what a timed run measured: operations, wall time, latencies.
+// cpuTime is the CPU time this process has used, user and system: the
+// server's and the clients' together, since both run here. Unlike wall time,
+// it hardly changes when other processes take the cores.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sample is what a timed run measured: operations, wall time, CPU time,
+// latencies.
 type sample struct {
 	n       int64
 	elapsed time.Duration
+	cpu     time.Duration
 	lat     []time.Duration
 	sorted  bool
 }
@@ -155,8 +169,17 @@ type sample struct {
 func (s *sample) add(o sample) {
 	s.n += o.n
 	s.elapsed += o.elapsed
+	s.cpu += o.cpu
 	s.lat = append(s.lat, o.lat...)
 	s.sorted = false
+}
+
+// cpuPerOp is the process's CPU time per operation, in microseconds.
+func (s *sample) cpuPerOp() float64 {
+	if s.n == 0 {
+		return 0
+	}
+	return float64(s.cpu.Nanoseconds()) / 1e3 / float64(s.n)
 }
 
 func (s *sample) rate() float64 {
@@ -195,6 +218,7 @@ func runOps(workers int, d time.Duration, mk func(i int) func() error) (sample, 
 	for i := range ops {
 		ops[i] = mk(i)
 	}
+	cpu0 := cpuTime()
 	start := time.Now()
 	deadline := start.Add(d)
 	for i := range ops {
@@ -218,7 +242,7 @@ func runOps(workers int, d time.Duration, mk func(i int) func() error) (sample, 
 		}(i)
 	}
 	wg.Wait()
-	var s sample
+	s := sample{cpu: cpuTime() - cpu0}
 	perSecond := 0.0
 	for i := range lat {
 		s.n += int64(len(lat[i]))
@@ -244,4 +268,9 @@ func spread(xs []float64) (med, lo, hi float64) {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2], s[0], s[len(s)-1]
+}
+
+func median(xs []float64) float64 {
+	m, _, _ := spread(xs)
+	return m
 }

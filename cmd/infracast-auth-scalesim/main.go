@@ -3,8 +3,8 @@
 // docs/scale.md:
 //
 //   - kv: cold sessions served from a JetStream KV bucket with the hot set in
-//     an in-memory LRU — a cold lookup's latency and throughput at several hit
-//     ratios, a revocation as a KV put seen by a watch on another connection
+//     an in-memory LRU — a cold lookup's latency and throughput at several
+//     shares of lookups going to the hot set, a revocation as a KV put seen by a watch on another connection
 //     (next to the stream path of today), and what a cold session costs the
 //     NATS server in memory and on disk;
 //   - partition: sessions partitioned by slot (hash of the user ID) across the
@@ -101,11 +101,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		parts      = fs.String("parts", "kv,partition,router", "what to measure: kv, partition, router (comma list)")
 		kvSessions = fs.Int("kv-sessions", 100_000, "cold sessions in the KV bucket")
 		hotShare   = fs.Float64("hot-share", 0.1, "share of the KV sessions in the hot set (the LRU holds them)")
-		hits       = fs.String("hits", "0,90,99,99.9,100", "LRU hit ratios to measure, in percent")
+		hits       = fs.String("hits", "0,90,99,99.9,100", "shares of lookups that go to the hot set, in percent, one measurement each (the LRU's hit ratio comes out near it, and is printed)")
 		lookupDur  = fs.Duration("lookup-duration", 2*time.Second, "measuring time per hit ratio (and for unloaded gets)")
 		lookers    = fs.Int("lookers", 32, "concurrent lookups (as the bench's 32 connections)")
 		revs       = fs.Int("revocations", 1000, "revocations measured for each of the KV and stream paths")
-		cacheWait  = fs.Duration("cache-wait", 11*time.Second, "wait this long after loading the KV before measuring the server's idle memory (nats-server drops a block's cache 10 s after its last use)")
+		cacheWait  = fs.Duration("cache-wait", 0, "wait this long after starting the loaded server before measuring its idle memory (it has no block cached after a start; nats-server drops a block's cache 10 s after its last use)")
 		sessions   = fs.Int("sessions", 100_000, "sessions in the partitioned stream (two events each: started, refreshed)")
 		perUser    = fs.Int("sessions-per-user", 2, "sessions per user (users = sessions / this; one user.created each)")
 		partitions = fs.String("partitions", "1,2,4,8", "partition counts to measure (each must divide -slots)")
@@ -132,7 +132,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		def("lookup-duration", func() { *lookupDur = 150 * time.Millisecond })
 		def("lookers", func() { *lookers = 8 })
 		def("revocations", func() { *revs = 30 })
-		def("cache-wait", func() { *cacheWait = 0 })
 		def("sessions", func() { *sessions = 2000 })
 		def("partitions", func() { *partitions = "1,2" })
 		def("repeats", func() { *repeats = 1 })

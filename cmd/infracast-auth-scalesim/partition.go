@@ -101,38 +101,43 @@ func runPartition(ctx context.Context, c *config) ([]result, error) {
 	}
 
 	type point struct {
-		n          int
-		sessions   int
-		modelBytes []float64
+		n, want, sessions int
+		owned             []int
+		modelBytes        []float64
+		wall, cpu         map[string][]float64 // by layout, one per repeat, ms
 	}
-	var rs []result
-	var points []point
+	var points []*point
 	for _, n := range c.partitions {
-		var owned []int // partition 0 of n: the slots s with s mod n = 0
-		want, sessions := pop.users, 0
-		for s := 0; s < c.slots; s += n {
-			owned = append(owned, s)
-			want += pop.perSlot[s]
-			sessions += pop.sessions[s]
+		p := &point{n: n, want: pop.users, wall: map[string][]float64{}, cpu: map[string][]float64{}}
+		for s := 0; s < c.slots; s += n { // partition 0 of n: the slots s with s mod n = 0
+			p.owned = append(p.owned, s)
+			p.want += pop.perSlot[s]
+			p.sessions += pop.sessions[s]
 		}
-		p := point{n: n, sessions: sessions}
-		times := map[string][]float64{}
-		for rep := 0; rep < c.repeats; rep++ {
-			for _, layout := range []string{"subjects", "streams"} {
+		points = append(points, p)
+	}
+	layouts := []string{"subjects", "streams"}
+	// Each repeat replays every partition count in turn, so that a burst of
+	// other load on the machine spreads over all of them.
+	for rep := 0; rep < c.repeats; rep++ {
+		for _, p := range points {
+			for _, layout := range layouts {
 				var (
 					d time.Duration
 					m *simModel
 				)
+				cpu0 := cpuTime()
 				if layout == "subjects" {
-					d, m, err = replaySubjects(ctx, js, owned, pop)
+					d, m, err = replaySubjects(ctx, js, p.owned, pop)
 				} else {
-					d, m, err = replayStreams(ctx, js, owned, pop)
+					d, m, err = replayStreams(ctx, js, p.owned, pop)
 				}
+				cpu := cpuTime() - cpu0
 				if err != nil {
-					return nil, fmt.Errorf("%d partitions, %s: %w", n, layout, err)
+					return nil, fmt.Errorf("%d partitions, %s: %w", p.n, layout, err)
 				}
-				if u, s := m.counts(); u != pop.users || s != sessions {
-					return nil, fmt.Errorf("%d partitions, %s: replayed %d users and %d sessions, want %d and %d", n, layout, u, s, pop.users, sessions)
+				if u, s := m.counts(); u != pop.users || s != p.sessions {
+					return nil, fmt.Errorf("%d partitions, %s: replayed %d users and %d sessions, want %d and %d", p.n, layout, u, s, pop.users, p.sessions)
 				}
 				// The consumers' buffers go first, then the model.
 				time.Sleep(50 * time.Millisecond)
@@ -141,35 +146,53 @@ func runPartition(ctx context.Context, c *config) ([]result, error) {
 				runtime.KeepAlive(m)
 				m = nil
 				p.modelBytes = append(p.modelBytes, float64(with-heap()))
-				times[layout] = append(times[layout], d.Seconds()*1e3)
+				p.wall[layout] = append(p.wall[layout], d.Seconds()*1e3)
+				p.cpu[layout] = append(p.cpu[layout], cpu.Seconds()*1e3)
 			}
 		}
-		points = append(points, p)
-		for _, layout := range []string{"subjects", "streams"} {
-			med, lo, hi := spread(times[layout])
+	}
+	var rs []result
+	for _, p := range points {
+		for _, layout := range layouts {
+			med, lo, hi := spread(p.wall[layout])
+			cpu, _, _ := spread(p.cpu[layout])
 			what := "one stream, one ordered consumer per filter (users, each slot), at once"
 			if layout == "streams" {
 				what = "users stream + one stream per slot, one ordered consumer each, at once"
 			}
-			rs = append(rs, result{Name: fmt.Sprintf("partition.replay.%s.n%d", layout, n), Value: med, Unit: "ms", Min: ptr(lo), Max: ptr(hi),
-				Samples: int64(c.repeats), Params: map[string]any{
-					"partitions": n, "events": want, "events_share": float64(want) / float64(total),
-					"events_per_s": float64(want) / (med / 1e3), "users": pop.users, "sessions": sessions,
-				}, what: fmt.Sprintf("replay of 1 of %d partitions to caught up: %s", n, what)})
+			params := map[string]any{
+				"partitions": p.n, "events": p.want, "events_share": float64(p.want) / float64(total),
+				"events_per_s": float64(p.want) / (med / 1e3), "users": pop.users, "sessions": p.sessions,
+				"cpu_ms": cpu,
+			}
+			if points[0].n == 1 {
+				params["cpu_share"] = cpu / median(points[0].cpu[layout])
+				// The same repeat's replay of everything, as the unit.
+				var ratios []float64
+				for i, w := range p.wall[layout] {
+					ratios = append(ratios, w/points[0].wall[layout][i])
+				}
+				params["wall_share"] = median(ratios)
+			}
+			rs = append(rs, result{Name: fmt.Sprintf("partition.replay.%s.n%d", layout, p.n), Value: med, Unit: "ms", Min: ptr(lo), Max: ptr(hi),
+				Samples: int64(c.repeats), Params: params, what: fmt.Sprintf("replay of 1 of %d partitions to caught up: %s", p.n, what)})
 		}
 		med, lo, hi := spread(p.modelBytes)
-		rs = append(rs, result{Name: fmt.Sprintf("partition.memory.n%d", n), Value: med / 1e6, Unit: "MB/replica", Min: ptr(lo / 1e6), Max: ptr(hi / 1e6),
-			Samples: int64(len(p.modelBytes)), Params: map[string]any{"partitions": n, "users": pop.users, "sessions": sessions},
-			what: fmt.Sprintf("live heap of the replica's model: every user, %d sessions", sessions)})
-		if n > 1 && c.multiLimit > 0 {
-			got, d, err := replayMultiFilter(ctx, js, owned, pop, c.multiLimit)
+		rs = append(rs, result{Name: fmt.Sprintf("partition.memory.n%d", p.n), Value: med / 1e6, Unit: "MB/replica", Min: ptr(lo / 1e6), Max: ptr(hi / 1e6),
+			Samples: int64(len(p.modelBytes)), Params: map[string]any{"partitions": p.n, "users": pop.users, "sessions": p.sessions},
+			what: fmt.Sprintf("live heap of the replica's model: every user, %d sessions", p.sessions)})
+		if p.n > 1 && c.multiLimit > 0 {
+			cpu0 := cpuTime()
+			got, d, err := replayMultiFilter(ctx, js, p.owned, pop, c.multiLimit)
+			cpu := cpuTime() - cpu0
 			if err != nil {
-				return nil, fmt.Errorf("%d partitions, one consumer with every filter: %w", n, err)
+				return nil, fmt.Errorf("%d partitions, one consumer with every filter: %w", p.n, err)
 			}
 			rate := float64(got) / d.Seconds()
-			rs = append(rs, result{Name: fmt.Sprintf("partition.replay.multifilter.n%d", n), Value: rate, Unit: "events/s", Samples: int64(got),
-				Params: map[string]any{"partitions": n, "events": want, "filters": 1 + len(owned), "replay_ms_extrapolated": float64(want) / rate * 1e3},
-				what:   fmt.Sprintf("the subjects layout read by one consumer with all %d filters, for at most %s", 1+len(owned), c.multiLimit)})
+			rs = append(rs, result{Name: fmt.Sprintf("partition.replay.multifilter.n%d", p.n), Value: rate, Unit: "events/s", Samples: int64(got),
+				Params: map[string]any{"partitions": p.n, "events": p.want, "filters": 1 + len(p.owned),
+					"replay_ms_extrapolated": float64(p.want) / rate * 1e3, "cpu_us_per_event": cpu.Seconds() * 1e6 / float64(max(got, 1))},
+				what: fmt.Sprintf("the subjects layout read by one consumer with all %d filters, for at most %s", 1+len(p.owned), c.multiLimit)})
 		}
 	}
 	// memory = a + b × sessions held, least squares over the partition counts:
@@ -178,7 +201,7 @@ func runPartition(ctx context.Context, c *config) ([]result, error) {
 	if len(points) >= 2 {
 		var sx, sy, sxx, sxy, k float64
 		for _, p := range points {
-			y, _, _ := spread(p.modelBytes)
+			y := median(p.modelBytes)
 			x := float64(p.sessions)
 			sx, sy, sxx, sxy, k = sx+x, sy+y, sxx+x*x, sxy+x*y, k+1
 		}

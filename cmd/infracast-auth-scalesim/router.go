@@ -121,14 +121,14 @@ func runRouter(ctx context.Context, c *config) ([]result, error) {
 	dec, decisions := decisionCost(token, len(table), c.routerDur/4)
 	return []result{
 		{Name: "router.direct.unloaded", Value: d1.rate(), Unit: "req/s", P50: d1.us(0.5), P99: d1.us(0.99), Samples: d1.n,
-			Params: map[string]any{"conns": 1}, what: "one request at a time straight to the owner (loopback HTTP)"},
+			Params: map[string]any{"conns": 1, "cpu_us_per_op": d1.cpuPerOp()}, what: "one request at a time straight to the owner (loopback HTTP)"},
 		{Name: "router.hop.unloaded", Value: h1.rate(), Unit: "req/s", P50: h1.us(0.5), P99: h1.us(0.99), Samples: h1.n,
-			Params: map[string]any{"conns": 1, "added_p50_us": *h1.us(0.5) - *d1.us(0.5), "added_p99_us": *h1.us(0.99) - *d1.us(0.99)},
+			Params: map[string]any{"conns": 1, "cpu_us_per_op": h1.cpuPerOp(), "added_p50_us": *h1.us(0.5) - *d1.us(0.5), "added_p99_us": *h1.us(0.99) - *d1.us(0.99)},
 			what:   "the same through the router"},
 		{Name: "router.direct", Value: dn.rate(), Unit: "req/s", P50: dn.us(0.5), P99: dn.us(0.99), Samples: dn.n,
-			Params: map[string]any{"conns": c.conns}, what: fmt.Sprintf("%d connections straight to the owner", c.conns)},
+			Params: map[string]any{"conns": c.conns, "cpu_us_per_op": dn.cpuPerOp()}, what: fmt.Sprintf("%d connections straight to the owner", c.conns)},
 		{Name: "router.hop", Value: hn.rate(), Unit: "req/s", P50: hn.us(0.5), P99: hn.us(0.99), Samples: hn.n,
-			Params: map[string]any{"conns": c.conns, "ratio_to_direct": hn.rate() / dn.rate()},
+			Params: map[string]any{"conns": c.conns, "cpu_us_per_op": hn.cpuPerOp(), "ratio_to_direct": hn.rate() / dn.rate()},
 			what:   fmt.Sprintf("%d connections through the router, on the same cores", c.conns)},
 		{Name: "router.decision", Value: dec, Unit: "ns/op", Samples: decisions,
 			what: "the routing decision alone (a smart client's cost): token subject → slot → owner"},
