@@ -184,6 +184,12 @@ const currentWait = 2 * time.Second
 // While NATS is unreachable it does not wait: Append decides (it gives the
 // connection a moment to come back, then refuses).
 func (s *Service) waitCurrent(ctx context.Context) error {
+	// Nearly always current: say so without a timer, the runner's lock or
+	// the NATS connection's (both contended by every append and every
+	// event applied; this took 0.1–0.2 ms of each refresh under load).
+	if c, ok := s.proj.(interface{ Current() bool }); ok && c.Current() {
+		return nil
+	}
 	if c, ok := s.log.(interface{ Connected() bool }); ok && !c.Connected() {
 		return nil
 	}
