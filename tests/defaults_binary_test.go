@@ -6,12 +6,14 @@ package tests
 // token lifetimes and body limit — so that what users run is what is tested.
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -168,8 +170,12 @@ func TestShippedTokenLifetimesAndBodyLimit(t *testing.T) {
 	if r := in.Do("POST", "/api/v1/auth/token", "", body(limit)); r.Status == 413 || r.Status != 400 {
 		t.Errorf("%d-byte body: %d %s (want 400: read, and refused as invalid JSON)", limit, r.Status, r.Raw)
 	}
-	if r := in.Do("POST", "/api/v1/auth/token", "", body(limit+1)); r.Status != 413 {
-		t.Errorf("%d-byte body: %d %s (want 413)", limit+1, r.Status, r.Raw)
+	// One byte over: refused with 413 from the announced length, before the
+	// body is read. Sent raw, headers only: with the whole body, the
+	// server's answer and close race the client's write, which then fails
+	// now and then with "connection reset by peer" instead of reading 413.
+	if status := statusOfAnnouncedBody(t, in.URL, "/api/v1/auth/token", limit+1); status != 413 {
+		t.Errorf("%d-byte body announced: %d (want 413)", limit+1, status)
 	}
 
 	p.stop(t)
@@ -309,4 +315,26 @@ func TestShippedBootstrapRefusedEndsTheStart(t *testing.T) {
 	if out := p.output(); !strings.Contains(out, "bootstrap admin") || !strings.Contains(out, "common") {
 		t.Fatalf("the error does not say that the bootstrap admin was refused, and why:\n%s", out)
 	}
+}
+
+// statusOfAnnouncedBody sends a POST that announces a JSON body of n bytes
+// (Content-Length) without sending it, and returns the status the server
+// answers with.
+func statusOfAnnouncedBody(t *testing.T, base, path string, n int) int {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", path, n); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer to a %d-byte body announced: %v", n, err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
