@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/infracast/auth/domain"
 )
@@ -39,7 +40,9 @@ type keyEntry struct {
 	secs            [4]int64 // created, expires, rotated, last used
 	nanos           [4]int32
 	hash            [32]byte
-	version, seq    uint64
+	seq             uint64
+	version         uint32
+	ownerRec        uint32    // the owner's user record + 1 (0: no such user when packed)
 	next            *keyEntry // next live key whose hash starts with the same 8 bytes
 	perms           domain.PermissionSet
 	hashed          bool // hash is the secret's SHA-256 (else see keyModel.odd)
@@ -66,7 +69,7 @@ func (k *keyEntry) state(secretHash string) domain.APIKey {
 	return domain.APIKey{
 		ID: k.id, Name: k.name, OwnerID: k.owner, Tenants: k.tenants, Permissions: k.perms,
 		AllowedIPs: k.allowed, SecretHash: secretHash, CreatedAt: k.time(keyCreated), ExpiresAt: k.time(keyExpires),
-		RotatedAt: k.time(keyRotated), LastUsedAt: k.time(keyLastUsed), Revoked: k.revoked, Version: k.version,
+		RotatedAt: k.time(keyRotated), LastUsedAt: k.time(keyLastUsed), Revoked: k.revoked, Version: uint64(k.version),
 	}
 }
 
@@ -83,17 +86,17 @@ func (km *keyModel) fullState(k *keyEntry) domain.APIKey { return k.state(km.sec
 
 // pack stores st (but its SecretHash: see setHash) in k, sharing the owner's
 // ID string with users and the tenant list with other keys.
-func (km *keyModel) pack(k *keyEntry, st domain.APIKey, users map[string]*userEntry) {
-	if k.owner != st.OwnerID {
-		k.owner = st.OwnerID
-		if u := users[st.OwnerID]; u != nil && u.state.ID == st.OwnerID {
-			k.owner = u.state.ID
+func (km *keyModel) pack(k *keyEntry, st domain.APIKey, users *userStore) {
+	if k.owner != st.OwnerID || k.ownerRec == 0 {
+		k.owner, k.ownerRec = st.OwnerID, 0
+		if r, ok := users.find(st.OwnerID); ok {
+			k.owner, k.ownerRec = users.id(r), r+1 // a user's record never changes
 		}
 	}
 	if len(st.Tenants) != len(k.tenants) || (len(st.Tenants) > 0 && &st.Tenants[0] != &k.tenants[0]) || (st.Tenants == nil) != (k.tenants == nil) {
 		k.tenants = km.tenantList(st.Tenants)
 	}
-	k.id, k.name, k.allowed, k.perms, k.revoked, k.version = st.ID, st.Name, st.AllowedIPs, st.Permissions, st.Revoked, st.Version
+	k.id, k.name, k.allowed, k.perms, k.revoked, k.version = st.ID, st.Name, st.AllowedIPs, st.Permissions, st.Revoked, uint32(st.Version)
 	k.setTime(keyCreated, st.CreatedAt)
 	k.setTime(keyExpires, st.ExpiresAt)
 	k.setTime(keyRotated, st.RotatedAt)
@@ -209,24 +212,26 @@ func parseHash(s string) (sum [32]byte, ok bool) {
 	if len(s) != 2*len(sum) {
 		return sum, false
 	}
-	for i := range sum {
-		hi, lo := unhex(s[2*i]), unhex(s[2*i+1])
-		if hi > 15 || lo > 15 {
-			return [32]byte{}, false
-		}
-		sum[i] = hi<<4 | lo
+	// Eight characters at a time (SWAR): each byte must be '0'-'9' or
+	// 'a'-'f'; its value is its low nibble, plus 9 for a letter.
+	const ones, highs, nibbles = 0x0101010101010101, 0x8080808080808080, 0x0f0f0f0f0f0f0f0f
+	b := (*[64]byte)(unsafe.Pointer(unsafe.StringData(s)))
+	valid := uint64(highs)
+	for i := 0; i < 8; i++ {
+		x := binary.LittleEndian.Uint64(b[8*i : 8*i+8])
+		hx := x | highs
+		digit := (hx - '0'*ones) & (('9'|0x80)*ones - x)
+		letter := (hx - 'a'*ones) & (('f'|0x80)*ones - x)
+		valid &= ^x & (digit | letter)
+		v := x&nibbles + (x>>6&ones)*9
+		w := (v&0x000f000f000f000f)<<4 | (v>>8)&0x000f000f000f000f
+		w = (w | w>>8) & 0x0000ffff0000ffff
+		binary.LittleEndian.PutUint32(sum[4*i:4*i+4], uint32(w|w>>16))
+	}
+	if valid != highs {
+		return [32]byte{}, false
 	}
 	return sum, true
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 255
 }
 
 // applyKey folds an API key event; called with the write lock held.
@@ -254,7 +259,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) {
 	case domain.APIKeyRotated:
 		km.setHash(k, ev.SecretHash)
 	}
-	km.pack(k, st, m.users)
+	km.pack(k, st, &m.users)
 	k.seq = seq
 	if k.revoked {
 		km.unindex(k)
@@ -264,7 +269,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) {
 }
 
 // restoreKey puts a key's state back (Restore).
-func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users map[string]*userEntry) {
+func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users *userStore) {
 	if km.byID == nil {
 		km.byID = make(map[string]*keyEntry)
 	}
@@ -318,6 +323,7 @@ func (m *Model) APIKeys() []domain.APIKey {
 }
 
 // KeyPrincipal is what the request path knows about an API key's holder.
+// Its Owner comes without PasswordHashSealed (see Principal).
 type KeyPrincipal struct {
 	Key   domain.APIKey
 	Owner domain.User
@@ -366,11 +372,14 @@ func (m *Model) authorizeKey(k *keyEntry, secretHash string, addr netip.Addr, no
 	case !key.AllowsIP(addr):
 		return KeyPrincipal{}, KeyIPDenied
 	}
-	owner := m.users[key.OwnerID]
-	if owner == nil || !owner.state.Active {
+	owner, ok := k.ownerRec-1, k.ownerRec != 0
+	if !ok {
+		owner, ok = m.users.find(key.OwnerID) // created after the key
+	}
+	if !ok || m.users.recs.at(owner).flags&uActive == 0 {
 		return KeyPrincipal{}, KeyOwnerInactive
 	}
-	return KeyPrincipal{Key: key, Owner: owner.state}, Valid
+	return KeyPrincipal{Key: key, Owner: m.users.state(owner, false)}, Valid
 }
 
 // KeyBySecretHash finds the live key whose current secret hashes to secretHash.

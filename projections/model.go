@@ -10,16 +10,18 @@ import (
 )
 
 // Model holds the read models in memory. The zero value is not usable; use NewModel.
+//
+// Users and sessions, which a deployment has by the million, are kept
+// compact (users.go, sessions.go) and converted to the domain's types on the
+// way out; the rest as the domain has it.
 type Model struct {
 	// AddressWindow: failed logins from one client address count as
 	// consecutive while they come less than this apart (set before use).
 	AddressWindow time.Duration
 
 	mu            sync.RWMutex
-	users         map[string]*userEntry
-	byName        map[string]string // normalized username -> user ID
-	sessions      map[string]*sessionEntry
-	byRefresh     map[string]string // refresh-token hash (current and spent) -> session ID
+	users         userStore // users, by ID and by normalized username (users.go)
+	sessions      sessStore // sessions, by ID and by refresh-token hash (sessions.go)
 	revokedTokens map[string]time.Time
 	logins        map[string]loginEntry   // "login" aggregate ID -> failed logins on an unknown name
 	addrFailures  map[string]addrFailures // client address -> consecutive failed logins
@@ -28,31 +30,14 @@ type Model struct {
 	signing       signingModel            // access-token signing keys (signingkeys.go)
 	applied       uint64
 	skipped       uint64
-}
-
-type userEntry struct {
-	state domain.User
-	seq   uint64 // stream sequence of the last event on the user's subject
-	// Sessions started at or before cutoffSeq are revoked by a password change,
-	// except keep.
-	cutoffSeq uint64
-	keep      string
-}
-
-type sessionEntry struct {
-	state    domain.Session
-	seq      uint64
-	startSeq uint64
+	cow           cow        // chunks shared with a snapshot being written (compact.go)
+	snapshotting  sync.Mutex // one snapshot at a time (snapshot.go)
 }
 
 // NewModel returns an empty model.
 func NewModel() *Model {
 	return &Model{
 		AddressWindow: 15 * time.Minute,
-		users:         make(map[string]*userEntry),
-		byName:        make(map[string]string),
-		sessions:      make(map[string]*sessionEntry),
-		byRefresh:     make(map[string]string),
 		revokedTokens: make(map[string]time.Time),
 		logins:        make(map[string]loginEntry),
 		addrFailures:  make(map[string]addrFailures),
@@ -71,9 +56,7 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	m.applied = seq
 	switch e := ev.(type) {
 	case domain.UserCreated:
-		u := &userEntry{state: domain.EvolveUser(domain.User{}, e), seq: seq}
-		m.users[e.UserID] = u
-		m.byName[domain.NormalizeUsername(e.Username)] = e.UserID
+		m.users.create(&m.cow, seq, e)
 	case domain.UserLoginFailed:
 		m.countAddrFailure(env.Request.IP, e.At)
 		if e.UserID == "" {
@@ -89,15 +72,14 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated:
 		m.evolveUser(env.AggregateID, seq, e)
 	case domain.UserPasswordChanged:
-		if u := m.evolveUser(e.UserID, seq, e); u != nil {
-			u.cutoffSeq, u.keep = seq, e.KeptSessionID
+		if r, ok := m.evolveUser(e.UserID, seq, e); ok {
+			m.users.cutOff(&m.cow, r, seq, e.KeptSessionID)
 		}
 	case domain.SessionStarted:
-		m.sessions[e.SessionID] = &sessionEntry{state: domain.EvolveSession(domain.Session{}, e), seq: seq, startSeq: seq}
-		m.byRefresh[e.RefreshTokenHash] = e.SessionID
+		m.sessions.start(&m.cow, &m.users, seq, e)
 	case domain.SessionRefreshed:
-		if s := m.evolveSession(e.SessionID, seq, e); s != nil && e.RefreshTokenHash != "" {
-			m.byRefresh[e.RefreshTokenHash] = e.SessionID
+		if r, ok := m.evolveSession(e.SessionID, seq, e); ok && e.RefreshTokenHash != "" {
+			m.sessions.rotate(&m.cow, r, e.RefreshTokenHash)
 		}
 	case domain.SessionTokenRevoked:
 		m.evolveSession(e.SessionID, seq, e)
@@ -113,24 +95,31 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	}
 }
 
-func (m *Model) evolveUser(id string, seq uint64, e domain.Event) *userEntry {
-	u := m.users[id]
-	if u == nil {
-		return nil
+// evolveUser folds e into user id's state (domain.EvolveUser, the one
+// definition of it) and packs the result back.
+func (m *Model) evolveUser(id string, seq uint64, e domain.Event) (uint32, bool) {
+	r, ok := m.users.find(id)
+	if !ok {
+		return 0, false
 	}
-	u.state = domain.EvolveUser(u.state, e)
-	u.seq = seq
-	return u
+	st := domain.EvolveUser(m.users.state(r, false), e)
+	_, newPassword := e.(domain.UserPasswordChanged)
+	m.users.store(&m.cow, r, st, seq, newPassword)
+	return r, true
 }
 
-func (m *Model) evolveSession(id string, seq uint64, e domain.Event) *sessionEntry {
-	s := m.sessions[id]
-	if s == nil {
-		return nil
+// evolveSession folds e into session id's state (domain.EvolveSession) and
+// packs the result back; a rotation's refresh-token hashes are the caller's
+// (sessStore.rotate), as the state is evolved without them.
+func (m *Model) evolveSession(id string, seq uint64, e domain.Event) (uint32, bool) {
+	k, h := sessionKey(id)
+	r, ok := m.sessions.find(&k, h)
+	if !ok {
+		return 0, false
 	}
-	s.state = domain.EvolveSession(s.state, e)
-	s.seq = seq
-	return s
+	st := domain.EvolveSession(m.sessions.state(&m.users, r, id, false), e)
+	m.sessions.store(&m.cow, &m.users, r, st, seq)
+	return r, true
 }
 
 // Skip counts an event that could not be decoded; the sequence still counts as applied.
@@ -161,30 +150,31 @@ func (m *Model) Skipped() uint64 {
 func (m *Model) User(id string) (domain.User, uint64, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	u := m.users[id]
-	if u == nil {
+	r, ok := m.users.find(id)
+	if !ok {
 		return domain.User{}, 0, false
 	}
-	return u.state, u.seq, true
+	return m.users.state(r, true), m.users.recs.at(r).seq, true
 }
 
 // UserByName looks a user up by username (case-insensitive).
 func (m *Model) UserByName(name string) (domain.User, uint64, bool) {
+	norm := domain.NormalizeUsername(name)
 	m.mu.RLock()
-	id, ok := m.byName[domain.NormalizeUsername(name)]
-	m.mu.RUnlock()
+	defer m.mu.RUnlock()
+	r, ok := m.users.findName(norm)
 	if !ok {
 		return domain.User{}, 0, false
 	}
-	return m.User(id)
+	return m.users.state(r, true), m.users.recs.at(r).seq, true
 }
 
 // Users returns every user, ordered by username.
 func (m *Model) Users() []domain.User {
 	m.mu.RLock()
-	out := make([]domain.User, 0, len(m.users))
-	for _, u := range m.users {
-		out = append(out, u.state)
+	out := make([]domain.User, 0, m.users.recs.n)
+	for r := range m.users.recs.n {
+		out = append(out, m.users.state(r, true))
 	}
 	m.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
@@ -193,21 +183,22 @@ func (m *Model) Users() []domain.User {
 
 // Session returns a session's state and the stream sequence of its last event.
 func (m *Model) Session(id string) (domain.Session, uint64, bool) {
+	k, h := sessionKey(id)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s := m.sessions[id]
-	if s == nil {
+	r, ok := m.sessions.find(&k, h)
+	if !ok {
 		return domain.Session{}, 0, false
 	}
-	return s.state, s.seq, true
+	return m.sessions.state(&m.users, r, id, true), m.sessions.recs.at(r).seq, true
 }
 
 // SessionByRefreshHash finds the session that issued a refresh token, current or spent.
 func (m *Model) SessionByRefreshHash(hash string) (string, bool) {
+	k, h := hashKey(hash)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	id, ok := m.byRefresh[hash]
-	return id, ok
+	return m.sessions.idByHash(&k, h)
 }
 
 type loginEntry struct {
@@ -252,6 +243,10 @@ func (m *Model) AddressFailures(addr string) (int, time.Time) {
 }
 
 // Principal is what the request path needs to know about a token's holder.
+// Its User comes without PasswordHashSealed and its Session without
+// RefreshTokenHash and SpentHashes: the request path has no use for them,
+// and they are what the model would have to allocate (User and Session have
+// them).
 type Principal struct {
 	User    domain.User
 	Session domain.Session
@@ -273,22 +268,24 @@ const (
 // revoked nor cut off by a password change, that access token tokenID is not
 // revoked, and that the user is active.
 func (m *Model) Authorize(sessionID, tokenID string, now time.Time) (Principal, Verdict) {
+	k, h := sessionKey(sessionID)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s := m.sessions[sessionID]
-	if s == nil {
+	r, ok := m.sessions.find(&k, h)
+	if !ok {
 		return Principal{}, UnknownSession
 	}
-	u := m.users[s.state.UserID]
-	if u == nil {
+	u, ok := m.sessions.user(&m.users, r)
+	if !ok {
 		return Principal{}, UnknownSession
 	}
+	s := m.sessions.recs.at(r)
 	switch {
-	case !u.state.Active:
+	case m.users.recs.at(u).flags&uActive == 0:
 		return Principal{}, UserInactive
-	case s.state.Revoked || (s.startSeq <= u.cutoffSeq && s.state.ID != u.keep):
+	case s.flags&sRevoked != 0 || m.users.cuts(u, s.startSeq, sessionID, &k.id, !k.odd):
 		return Principal{}, SessionRevoked
-	case !now.Before(s.state.ExpiresAt):
+	case !m.sessions.times.before(now, oddTimeKey{oddSessionTime, fieldExpires, r}, s.expires):
 		return Principal{}, SessionExpired
 	}
 	if tokenID != "" {
@@ -296,7 +293,7 @@ func (m *Model) Authorize(sessionID, tokenID string, now time.Time) (Principal, 
 			return Principal{}, TokenRevoked
 		}
 	}
-	return Principal{User: u.state, Session: s.state}, Valid
+	return Principal{User: m.users.state(u, false), Session: m.sessions.state(&m.users, r, sessionID, false)}, Valid
 }
 
 // SessionUsable returns nil when a session may still issue tokens (ignoring
@@ -304,19 +301,21 @@ func (m *Model) Authorize(sessionID, tokenID string, now time.Time) (Principal, 
 // why not: domain.ErrNotFound (unknown session or user), domain.ErrUserInactive
 // or domain.ErrSessionRevoked (revoked, or cut off by a password change).
 func (m *Model) SessionUsable(sessionID string) error {
+	k, h := sessionKey(sessionID)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	s := m.sessions[sessionID]
-	if s == nil {
+	r, ok := m.sessions.find(&k, h)
+	if !ok {
 		return domain.ErrNotFound
 	}
-	u := m.users[s.state.UserID]
+	u, ok := m.sessions.user(&m.users, r)
+	s := m.sessions.recs.at(r)
 	switch {
-	case u == nil:
+	case !ok:
 		return domain.ErrNotFound
-	case !u.state.Active:
+	case m.users.recs.at(u).flags&uActive == 0:
 		return domain.ErrUserInactive
-	case s.state.Revoked || (s.startSeq <= u.cutoffSeq && s.state.ID != u.keep):
+	case s.flags&sRevoked != 0 || m.users.cuts(u, s.startSeq, sessionID, &k.id, !k.odd):
 		return domain.ErrSessionRevoked
 	}
 	return nil

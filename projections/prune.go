@@ -11,15 +11,13 @@ func (m *Model) Prune(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := m.pruneRevokedLocked(now)
-	for id, s := range m.sessions {
-		if now.Before(s.state.ExpiresAt) {
+	ss := &m.sessions
+	for r := range ss.recs.n {
+		s := ss.recs.at(r)
+		if s.flags&sLive == 0 || ss.times.before(now, oddTimeKey{oddSessionTime, fieldExpires, r}, s.expires) {
 			continue
 		}
-		delete(m.byRefresh, s.state.RefreshTokenHash)
-		for _, h := range s.state.SpentHashes {
-			delete(m.byRefresh, h)
-		}
-		delete(m.sessions, id)
+		ss.drop(&m.cow, r)
 		n++
 	}
 	return n

@@ -46,7 +46,11 @@ func history() []stamped {
 		add(uid, "10.0.0.1", domain.UserLoginFailed{UserID: uid, Username: fmt.Sprintf("User%d", u), Reason: "invalid_credentials", At: at(u)})
 		for s := range 3 {
 			sid := fmt.Sprintf("sess-%d-%d", u, s)
-			add(sid, "", domain.SessionStarted{SessionID: sid, UserID: uid, RefreshTokenHash: sid + "-r0", Method: "password",
+			tenant := ""
+			if s == 1 {
+				tenant = "prod" // a session scoped to a tenant
+			}
+			add(sid, "", domain.SessionStarted{SessionID: sid, UserID: uid, Tenant: tenant, RefreshTokenHash: sid + "-r0", Method: "password",
 				StartedAt: at(u + s), ExpiresAt: at(u + s).Add(time.Hour)})
 			add(uid, "", domain.UserLoginSucceeded{UserID: uid, SessionID: sid, Method: "password"})
 			add(sid, "", domain.SessionRefreshed{SessionID: sid, TokenID: sid + "-t1", RefreshTokenHash: sid + "-r1", At: at(u + s + 1)})
@@ -157,23 +161,38 @@ func TestSnapshotRestoreThenReplayEqualsFullReplay(t *testing.T) {
 }
 
 // TestSnapshotCoversEveryField fails when the model gains state that
-// snapshot.go does not carry: add it to snapshot, copyState and Restore, and
+// snapshot.go does not carry: add it to Frozen, WriteTo and RestoreFrom, and
 // bump SnapshotFormat.
 func TestSnapshotCoversEveryField(t *testing.T) {
 	known := map[reflect.Type][]string{
-		reflect.TypeFor[Model](): {"AddressWindow", "mu", "users", "byName", "sessions", "byRefresh", "revokedTokens",
-			"logins", "addrFailures", "keys", "sso", "signing", "applied", "skipped"},
+		reflect.TypeFor[Model](): {"AddressWindow", "mu", "users", "sessions", "revokedTokens",
+			"logins", "addrFailures", "keys", "sso", "signing", "applied", "skipped", "cow", "snapshotting"},
+		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
+			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},
+		reflect.TypeFor[userRec]():     {"seq", "created", "text", "phs", "version", "roles", "extra", "phsPool", "flags"},
+		reflect.TypeFor[userExtra]():   {"lastFail", "cutoff", "failed", "keep", "global", "keepKind"},
+		reflect.TypeFor[roleSets]():    {"sets", "ids", "free"},
+		reflect.TypeFor[roleSet]():     {"m", "key", "refs"},
+		reflect.TypeFor[globalLists](): {"lists", "ids"},
+		reflect.TypeFor[sessStore](): {"recs", "spent", "byID", "byHash", "tenants", "reasons",
+			"oddID", "oddHash", "oddUser", "oddReason", "oddSpent", "times", "staleHashes"},
+		reflect.TypeFor[sessRec](): {"id", "hash", "seq", "startSeq", "started", "expires", "lastUsed", "rotated",
+			"user", "tenant", "spent", "refreshes", "version", "reason", "flags"},
+		reflect.TypeFor[arena]():        {"slabs"},
+		reflect.TypeFor[slotPools]():    {"pools"},
+		reflect.TypeFor[slotPool]():     {"size", "slabs", "n", "free", "held"},
+		reflect.TypeFor[spentNode]():    {"hash", "prev", "sess"},
 		reflect.TypeFor[ssoModel]():     {"providers", "identities", "linkSeq"},
 		reflect.TypeFor[signingModel](): {"keys", "version"},
-		reflect.TypeFor[userEntry]():    {"state", "seq", "cutoffSeq", "keep"},
-		reflect.TypeFor[sessionEntry](): {"state", "seq", "startSeq"},
 		reflect.TypeFor[loginEntry]():   {"seq", "state"},
 		reflect.TypeFor[addrFailures](): {"count", "last"},
 		reflect.TypeFor[keyModel]():     {"byID", "byHash", "odd", "tenantLists"},
 		reflect.TypeFor[keyEntry](): {"id", "name", "owner", "tenants", "allowed", "secs", "nanos", "hash",
-			"version", "seq", "next", "perms", "hashed", "indexed", "revoked"},
+			"version", "ownerRec", "seq", "next", "perms", "hashed", "indexed", "revoked"},
 		reflect.TypeFor[ssoProviderEntry](): {"state", "seq"},
 		reflect.TypeFor[signingEntry]():     {"state", "seq"},
+		reflect.TypeFor[asideState](): {"OddGlobal", "KeepText", "UserTimes", "OddID", "OddHash", "OddUser", "OddReason", "OddSpent", "SessTimes",
+			"StaleNames", "StaleHashes"},
 	}
 	for typ, names := range known {
 		var have []string
@@ -190,11 +209,19 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 	// And the history above exercises all of it.
 	m := NewModel()
 	applyAll(m, history())
-	s := m.copyState()
-	v := reflect.ValueOf(s)
+	f := m.Freeze()
+	defer f.Release()
+	for name, n := range map[string]int{"users": int(f.users.recs.n), "user extras": int(f.users.extras.n), "role sets": len(f.users.sets.sets),
+		"global role lists": len(f.users.lists.lists), "sessions": int(f.sessions.recs.n), "spent hashes": int(f.sessions.spent.n),
+		"reasons": len(f.sessions.reasons.strs), "tenants": len(f.sessions.tenants.strs)} {
+		if n == 0 {
+			t.Errorf("history() leaves no %s: the equality test would not cover them", name)
+		}
+	}
+	v := reflect.ValueOf(f.rest)
 	for i := range v.NumField() {
-		if f := v.Field(i); (f.Kind() == reflect.Slice || f.Kind() == reflect.Map) && f.Len() == 0 {
-			t.Errorf("history() leaves %s empty: the equality test would not cover it", v.Type().Field(i).Name)
+		if name := v.Type().Field(i).Name; name != "KeyByHash" && v.Field(i).Len() == 0 {
+			t.Errorf("history() leaves %s empty: the equality test would not cover it", name)
 		}
 	}
 }
@@ -204,14 +231,37 @@ func TestRestoreRefusesForeignSnapshots(t *testing.T) {
 	if _, err := m.Restore([]byte("not a snapshot")); err == nil {
 		t.Fatal("garbage restored")
 	}
-	old := NewModel()
-	s := old.copyState()
-	s.Format = SnapshotFormat + 1
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&s); err != nil {
+	applyAll(m, history())
+	data, _, err := m.Snapshot()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Restore(buf.Bytes()); !errors.Is(err, ErrSnapshotFormat) {
+	// Another format number.
+	other := bytes.Clone(data)
+	other[len(snapshotMagic)] = SnapshotFormat + 1
+	if _, err := NewModel().Restore(other); !errors.Is(err, ErrSnapshotFormat) {
 		t.Fatalf("snapshot of another format: %v", err)
+	}
+	// Format 3 was gob.
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(struct{ Format int }{3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewModel().Restore(buf.Bytes()); !errors.Is(err, ErrSnapshotFormat) {
+		t.Fatalf("snapshot of format 3: %v", err)
+	}
+	// Cut short anywhere, or followed by more: refused, and the model is
+	// left as it was.
+	fresh := NewModel()
+	for _, cut := range []int{len(snapshotMagic) + 1, len(snapshotMagic) + 5, len(data) / 2, len(data) - 1} {
+		if _, err := fresh.Restore(data[:cut]); err == nil {
+			t.Fatalf("a snapshot cut at %d of %d restored", cut, len(data))
+		}
+	}
+	if _, err := fresh.Restore(append(bytes.Clone(data), 0)); err == nil {
+		t.Fatal("a snapshot with a byte after its end restored")
+	}
+	if fresh.Applied() != 0 {
+		t.Fatalf("a refused snapshot changed the model (applied %d)", fresh.Applied())
 	}
 }

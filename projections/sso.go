@@ -109,9 +109,9 @@ func (m *Model) UsersByEmail(email string) []domain.User {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []domain.User
-	for _, u := range m.users {
-		if strings.EqualFold(u.state.Email, email) {
-			out = append(out, u.state)
+	for r := range m.users.recs.n {
+		if strings.EqualFold(m.users.email(r), email) {
+			out = append(out, m.users.state(r, true))
 		}
 	}
 	return out
