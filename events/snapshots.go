@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -59,12 +60,49 @@ func SnapshotMACKey(masterKey []byte) []byte {
 	return m.Sum(nil)
 }
 
-func (sn *Snapshots) mac(info SnapshotInfo, data []byte) string {
+// macOf is the HMAC of a snapshot described by info, to be fed its content.
+func (sn *Snapshots) macOf(info SnapshotInfo) hash.Hash {
 	m := hmac.New(sha256.New, sn.macKey)
 	fmt.Fprintf(m, "%d\x00%d\x00%s\x00%s\x00", info.Sequence, info.Format, info.EventID, info.EventTime.Format(time.RFC3339Nano))
+	return m
+}
+
+// mac is the HMAC of data as the first snapshots had it: in the object's
+// metadata, over the whole content.
+func (sn *Snapshots) mac(info SnapshotInfo, data []byte) string {
+	m := sn.macOf(info)
 	m.Write(data)
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// macDigest is the metadata that authenticates a snapshot: the HMAC of its
+// fields (macOf) and of the object's SHA-256 digest, which the object store
+// computes as the snapshot is written and checks as it is read (a read ends
+// with an error if the content is not the digest's). So neither side makes
+// a pass of its own over hundreds of megabytes. ("mac", an HMAC over the
+// whole content, is how the first snapshots were authenticated.)
+const macDigest = "mac-digest"
+
+func (sn *Snapshots) macOfDigest(info SnapshotInfo, digest string) string {
+	m := sn.macOf(info)
+	m.Write([]byte(digest))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// snapshotChunkSize is the size of the object's chunks: a snapshot of
+// hundreds of megabytes is hundreds of messages, each fsync'd by a file
+// stream that syncs always.
+const snapshotChunkSize = 512 << 10
+
+// Pacing of a save: JetStream drops what a stream's ingest queue cannot
+// hold (128 MiB, then "429 too many requests"), and the object store
+// publishes a chunk as soon as it is read, without waiting for earlier ones
+// to be stored. So at most saveWindow bytes are let out before the stream
+// has stored them, checked every saveStep bytes.
+const (
+	saveWindow = 32 << 20
+	saveStep   = 4 << 20
+)
 
 // Snapshots opens the snapshot bucket, creating it (with the stream's
 // replicas and storage) if it is missing; like OpenStore, it retries until
@@ -106,7 +144,19 @@ func (s *Store) Snapshots(ctx context.Context, macKey []byte) (*Snapshots, error
 // Save stores data, the snapshot of the read models at stream sequence seq,
 // in place of the previous one.
 func (sn *Snapshots) Save(ctx context.Context, seq uint64, format int, data []byte) (SnapshotInfo, error) {
-	info := SnapshotInfo{Sequence: seq, Format: format, Size: uint64(len(data)), Taken: time.Now().UTC()}
+	return sn.SaveFrom(ctx, seq, format, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// SaveFrom stores the snapshot of the read models at stream sequence seq
+// that write writes, in place of the previous one, as write writes it:
+// through a pipe into the object store, a chunk at a time, never whole in
+// memory. The previous snapshot stays until this one is stored whole. It
+// returns once write has returned.
+func (sn *Snapshots) SaveFrom(ctx context.Context, seq uint64, format int, write func(io.Writer) error) (SnapshotInfo, error) {
+	info := SnapshotInfo{Sequence: seq, Format: format, Taken: time.Now().UTC()}
 	if seq > 0 {
 		m, err := sn.st.leaderGet(ctx, seq, "")
 		if err != nil {
@@ -114,22 +164,91 @@ func (sn *Snapshots) Save(ctx context.Context, seq uint64, format int, data []by
 		}
 		info.EventID, info.EventTime = m.id, m.time
 	}
-	_, err := sn.obs.Put(ctx, jetstream.ObjectMeta{
+	stream, err := sn.st.js.Stream(ctx, "OBJ_"+SnapshotBucket)
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("%w: save snapshot: %v", ErrUnavailable, err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(write(pw)) // nil: EOF
+	}()
+	meta := jetstream.ObjectMeta{
 		Name:        snapshotObject,
 		Description: "read models at stream sequence " + strconv.FormatUint(seq, 10),
+		Opts:        &jetstream.ObjectMetaOptions{ChunkSize: snapshotChunkSize},
 		Metadata: map[string]string{
 			"sequence":   strconv.FormatUint(seq, 10),
 			"format":     strconv.Itoa(format),
 			"event-id":   info.EventID,
 			"event-time": info.EventTime.Format(time.RFC3339Nano),
 			"taken":      info.Taken.Format(time.RFC3339Nano),
-			"mac":        sn.mac(info, data),
 		},
-	}, bytes.NewReader(data))
+	}
+	oi, err := sn.obs.Put(ctx, meta, &pacedReader{ctx: ctx, r: pr, stream: stream})
+	pr.CloseWithError(errors.New("events: snapshot not saved")) // ends write if Put stopped reading
+	<-done
+	if err == nil {
+		// Until this, the snapshot has no MAC: a replica starting now
+		// replays the stream instead.
+		meta.Metadata[macDigest] = sn.macOfDigest(info, oi.Digest)
+		err = sn.obs.UpdateMeta(ctx, snapshotObject, meta)
+	}
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("%w: save snapshot: %v", ErrUnavailable, err)
 	}
+	info.Size = oi.Size
 	return info, nil
+}
+
+// pacedReader lets at most saveWindow bytes through to the object store
+// before its stream has stored them.
+type pacedReader struct {
+	ctx    context.Context
+	r      io.Reader
+	stream jetstream.Stream
+	sent   uint64 // bytes read through
+	base   uint64 // the stream's bytes before
+	check  uint64 // next check at sent >= check
+	err    error
+}
+
+func (p *pacedReader) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.sent >= p.check {
+		if err := p.wait(); err != nil {
+			p.err = err
+			return 0, err
+		}
+		p.check = p.sent + saveStep
+	}
+	n, err := p.r.Read(b)
+	p.sent += uint64(n)
+	return n, err
+}
+
+func (p *pacedReader) wait() error {
+	for first := p.sent == 0; ; first = false {
+		si, err := p.stream.Info(p.ctx)
+		if err != nil {
+			return err
+		}
+		if first {
+			p.base = si.State.Bytes
+			return nil
+		}
+		if stored := si.State.Bytes - min(p.base, si.State.Bytes); p.sent <= stored+saveWindow {
+			return nil
+		}
+		select {
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // Latest describes the stored snapshot (ErrNoSnapshot: none yet).
@@ -158,8 +277,28 @@ func parseSnapshotInfo(oi *jetstream.ObjectInfo) (SnapshotInfo, error) {
 
 // Load returns the stored snapshot if it was encoded in format and taken from
 // this stream (the event at its sequence is the one it names), or
-// ErrNoSnapshot.
+// ErrNoSnapshot. It holds the snapshot in memory: Open does not.
 func (sn *Snapshots) Load(ctx context.Context, format int) (SnapshotInfo, []byte, error) {
+	info, r, err := sn.Open(ctx, format)
+	if err != nil {
+		return info, nil, err
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return info, nil, err
+	}
+	return info, data, nil
+}
+
+// Open opens the stored snapshot if it was encoded in format and taken from
+// this stream (the event at its sequence is the one it names), or returns
+// ErrNoSnapshot. The reader gives the snapshot as it arrives, and tells at
+// its end whether it is what was saved: its last Read returns an error
+// instead of io.EOF when it is not (the object store's digest, which this
+// deployment's master key authenticates, does not match). Use nothing read
+// from it before its io.EOF.
+func (sn *Snapshots) Open(ctx context.Context, format int) (SnapshotInfo, io.ReadCloser, error) {
 	res, err := sn.obs.Get(ctx, snapshotObject)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return SnapshotInfo{}, nil, ErrNoSnapshot
@@ -167,30 +306,42 @@ func (sn *Snapshots) Load(ctx context.Context, format int) (SnapshotInfo, []byte
 	if err != nil {
 		return SnapshotInfo{}, nil, fmt.Errorf("%w: load snapshot: %v", ErrUnavailable, err)
 	}
-	defer res.Close()
 	oi, err := res.Info()
 	if err != nil {
+		res.Close()
 		return SnapshotInfo{}, nil, fmt.Errorf("%w: load snapshot: %v", ErrUnavailable, err)
 	}
 	info, err := parseSnapshotInfo(oi)
+	if err == nil && info.Format != format {
+		err = fmt.Errorf("%w: format %d, this build reads %d", ErrNoSnapshot, info.Format, format)
+	}
+	if err == nil && info.Sequence > 0 {
+		m, gerr := sn.st.leaderGet(ctx, info.Sequence, "")
+		switch {
+		case errors.Is(gerr, jetstream.ErrMsgNotFound):
+			err = fmt.Errorf("%w: the stream has no event %d", ErrNoSnapshot, info.Sequence)
+		case gerr != nil:
+			err = fmt.Errorf("%w: check snapshot: %v", ErrUnavailable, gerr)
+		case m.id != info.EventID || !m.time.Equal(info.EventTime):
+			err = fmt.Errorf("%w: taken from another stream (event %d differs)", ErrNoSnapshot, info.Sequence)
+		}
+	}
 	if err != nil {
-		return SnapshotInfo{}, nil, err
+		res.Close()
+		return info, nil, err
 	}
-	if info.Format != format {
-		return info, nil, fmt.Errorf("%w: format %d, this build reads %d", ErrNoSnapshot, info.Format, format)
+	unauthentic := fmt.Errorf("%w: not authenticated by this deployment's master key", ErrNoSnapshot)
+	if mac, ok := oi.Metadata[macDigest]; ok {
+		want, _ := hex.DecodeString(sn.macOfDigest(info, oi.Digest))
+		have, err := hex.DecodeString(mac)
+		if err != nil || oi.Digest == "" || !hmac.Equal(have, want) {
+			res.Close()
+			return info, nil, unauthentic
+		}
+		return info, &digestChecked{res}, nil
 	}
-	if info.Sequence > 0 {
-		m, err := sn.st.leaderGet(ctx, info.Sequence, "")
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return info, nil, fmt.Errorf("%w: the stream has no event %d", ErrNoSnapshot, info.Sequence)
-		}
-		if err != nil {
-			return info, nil, fmt.Errorf("%w: check snapshot: %v", ErrUnavailable, err)
-		}
-		if m.id != info.EventID || !m.time.Equal(info.EventTime) {
-			return info, nil, fmt.Errorf("%w: taken from another stream (event %d differs)", ErrNoSnapshot, info.Sequence)
-		}
-	}
+	// The first snapshots: an HMAC over the whole, read first.
+	defer res.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, oi.Size))
 	if _, err := io.Copy(buf, res); err != nil {
 		return info, nil, fmt.Errorf("%w: read snapshot: %v", ErrUnavailable, err)
@@ -198,7 +349,19 @@ func (sn *Snapshots) Load(ctx context.Context, format int) (SnapshotInfo, []byte
 	want, _ := hex.DecodeString(sn.mac(info, buf.Bytes()))
 	have, err := hex.DecodeString(oi.Metadata["mac"])
 	if err != nil || !hmac.Equal(have, want) {
-		return info, nil, fmt.Errorf("%w: not authenticated by this deployment's master key", ErrNoSnapshot)
+		return info, nil, unauthentic
 	}
-	return info, buf.Bytes(), nil
+	return info, io.NopCloser(buf), nil
+}
+
+// digestChecked is the object store's reader, which checks the content
+// against the digest at the end; a mismatch is ErrNoSnapshot.
+type digestChecked struct{ jetstream.ObjectResult }
+
+func (d *digestChecked) Read(p []byte) (int, error) {
+	n, err := d.ObjectResult.Read(p)
+	if errors.Is(err, jetstream.ErrDigestMismatch) {
+		err = fmt.Errorf("%w: the content is not what was saved (%v)", ErrNoSnapshot, err)
+	}
+	return n, err
 }

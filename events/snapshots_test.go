@@ -3,7 +3,9 @@ package events_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -90,5 +92,72 @@ func TestSnapshotsAreUsedOnlyWhenAuthenticAndOfThisStream(t *testing.T) {
 	}
 	if _, _, err := fsn.Load(ctx, 1); !errors.Is(err, events.ErrNoSnapshot) {
 		t.Fatalf("a snapshot of another stream: %v", err)
+	}
+}
+
+// TestSnapshotsStream: a snapshot of many chunks is written as it is
+// produced and read back as it arrives, identical; a chunk slipped into the
+// object afterwards fails the read at its end, as does a snapshot whose
+// digest was replaced.
+func TestSnapshotsStream(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	key := events.SnapshotMACKey(bytes.Repeat([]byte{9}, 32))
+	sn, err := st.Snapshots(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := st.Append(ctx, events.Message{Subject: events.Subject("user", "a"), ID: "ma", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 5<<20+123)
+	rand.Read(data)
+	info, err := sn.SaveFrom(ctx, seq, 7, func(w io.Writer) error {
+		for b := data; len(b) > 0; b = b[min(len(b), 70_000):] { // written in pieces
+			if _, err := w.Write(b[:min(len(b), 70_000)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || info.Size != uint64(len(data)) {
+		t.Fatalf("save: %+v %v", info, err)
+	}
+	read := func() ([]byte, error) {
+		_, r, err := sn.Open(ctx, 7)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		return io.ReadAll(r)
+	}
+	if got, err := read(); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back: %d bytes, %v", len(got), err)
+	}
+	// A writer that fails leaves the snapshot before it.
+	if _, err := sn.SaveFrom(ctx, seq, 7, func(w io.Writer) error {
+		w.Write([]byte("half a snapshot"))
+		return errors.New("out of luck")
+	}); err == nil {
+		t.Fatal("a failed write saved")
+	}
+	if got, err := read(); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("after a failed save: %d bytes, %v", len(got), err)
+	}
+	// One more chunk on the object's chunk subject.
+	obs, err := st.JetStream().ObjectStore(ctx, events.SnapshotBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oi, err := obs.GetInfo(ctx, "read-models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.JetStream().Publish(ctx, "$O."+events.SnapshotBucket+".C."+oi.NUID, []byte("admin for everyone")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(); !errors.Is(err, events.ErrNoSnapshot) {
+		t.Fatalf("a snapshot with a chunk added: %v", err)
 	}
 }
