@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,15 +31,18 @@ func (s *Service) restoreSnapshot(ctx context.Context) {
 		Help: "Stream sequence of the latest read-model snapshot this replica restored or saved.",
 	}, func() float64 { return float64(s.snapshotSeq.Load()) }))
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	snaps, err := s.Store.Snapshots(ctx, events.SnapshotMACKey(s.cfg.MasterKey))
+	snaps, err := s.Store.Snapshots(bctx, events.SnapshotMACKey(s.cfg.MasterKey))
 	if err != nil {
 		s.log.Warn("snapshot bucket unavailable; replaying the whole stream", "err", err)
 		return
 	}
 	s.snapshots = snaps
-	info, data, err := snaps.Load(ctx, projections.SnapshotFormat)
+	// Reading takes about a second per million users and sessions.
+	ctx, cancelRead := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelRead()
+	info, r, err := snaps.Open(ctx, projections.SnapshotFormat)
 	if err != nil {
 		level := s.log.Warn
 		if errors.Is(err, events.ErrNoSnapshot) {
@@ -47,13 +51,15 @@ func (s *Service) restoreSnapshot(ctx context.Context) {
 		level("no read-model snapshot used; replaying the whole stream", "reason", err)
 		return
 	}
-	seq, err := s.Model.Restore(data)
+	// Restored as it is read, and used only if read whole and authentic.
+	seq, err := s.Model.RestoreFrom(r)
+	r.Close()
 	if err != nil {
 		s.log.Warn("read-model snapshot unreadable; replaying the whole stream", "err", err)
 		return
 	}
 	s.snapshotSeq.Store(seq)
-	s.log.Info("read models restored from a snapshot", "stream_seq", seq, "bytes", len(data),
+	s.log.Info("read models restored from a snapshot", "stream_seq", seq, "bytes", info.Size,
 		"taken", info.Taken, "took", time.Since(start).String())
 }
 
@@ -84,7 +90,7 @@ func (s *Service) snapshotOnce(ctx context.Context) error {
 	if !s.Runner.Current() || applied < s.snapshotSeq.Load()+every {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute) // hundreds of MB, fsync'd: seconds to a minute
 	defer cancel()
 	if s.snapshots == nil {
 		snaps, err := s.Store.Snapshots(ctx, events.SnapshotMACKey(s.cfg.MasterKey))
@@ -100,18 +106,21 @@ func (s *Service) snapshotOnce(ctx context.Context) error {
 		s.snapshotSeq.Store(latest.Sequence)
 		return nil
 	}
+	// Frozen under the read lock, then written to the object store as it
+	// is encoded, while events are applied and requests answered.
 	start := time.Now()
-	data, seq, err := s.Model.Snapshot()
+	frozen := s.Model.Freeze()
+	defer frozen.Release()
+	seq := frozen.Sequence()
+	info, err := s.snapshots.SaveFrom(ctx, seq, projections.SnapshotFormat, func(w io.Writer) error {
+		_, err := frozen.WriteTo(w)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	encoded := time.Since(start)
-	if _, err := s.snapshots.Save(ctx, seq, projections.SnapshotFormat, data); err != nil {
-		return err
-	}
 	s.snapshotSeq.Store(seq)
-	s.log.Info("read-model snapshot saved", "stream_seq", seq, "bytes", len(data),
-		"encode", encoded.String(), "took", time.Since(start).String())
+	s.log.Info("read-model snapshot saved", "stream_seq", seq, "bytes", info.Size, "took", time.Since(start).String())
 	return nil
 }
 
