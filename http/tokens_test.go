@@ -207,3 +207,66 @@ func TestTokensAcceptTheMediaTypeForms(t *testing.T) {
 		}
 	}
 }
+
+// issueWithLibrary is Issue as jwt.Token.SignedString makes the token: the
+// reference issueHS256 must match byte for byte.
+func issueWithLibrary(t *testing.T, tk *Tokens, userID, sessionID, tokenID, tenant string) string {
+	t.Helper()
+	now := tk.cfg.Now().UTC().Truncate(time.Second)
+	k := tk.keys().signer
+	tok := jwt.NewWithClaims(k.method, Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer: tk.cfg.Issuer, Subject: userID, Audience: jwt.ClaimStrings{tk.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(now.Add(tk.cfg.TTL)), NotBefore: jwt.NewNumericDate(now),
+			IssuedAt: jwt.NewNumericDate(now), ID: tokenID,
+		},
+		SessionID: sessionID, Tenant: tenant,
+	})
+	tok.Header["typ"] = accessTokenType
+	tok.Header["kid"] = k.id
+	s, err := tok.SignedString(k.sign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestIssueHS256IsTheLibrarys(t *testing.T) {
+	now := time.Date(2026, 3, 16, 9, 0, 0, 987654321, time.UTC)
+	for _, cfg := range []struct{ issuer, audience string }{
+		{"infracast-auth", "infracast-api"},
+		{"", "infracast-api"},
+		{"https://auth.example.com/<a&b>", ""},
+		{"ïnfracast \"auth\"\u2028\x01\x7f", "aud\\ience\xff"},
+	} {
+		tk, err := NewTokens(TokenConfig{Keys: [][]byte{testKey}, Issuer: cfg.issuer, Audience: cfg.audience, TTL: 15 * time.Minute,
+			Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range [][4]string{
+			{"usr-01JQ5Z8W3X", "ses-01JQ5Z8W3Y", "tok-01JQ5Z8W3Z", ""},
+			{"usr-01JQ5Z8W3X", "ses-01JQ5Z8W3Y", "tok-01JQ5Z8W3Z", "prod"},
+			{"", "", "", ""},
+			{"u<1>", "s&1", "t\"1", "tenant\u00e9\n"},
+		} {
+			got, _, err := tk.Issue(c[0], c[1], c[2], c[3])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := issueWithLibrary(t, tk, c[0], c[1], c[2], c[3]); got != want {
+				t.Errorf("issuer %q, audience %q, claims %q:\n got %s\nwant %s", cfg.issuer, cfg.audience, c, got, want)
+			}
+		}
+	}
+}
+
+func BenchmarkIssue(b *testing.B) {
+	tk := newTestTokens(b, time.Now)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := tk.Issue("usr-01JQ5Z8W3XK5T2R7BQ0M4N6P8S", "ses-01JQ5Z8W3XK5T2R7BQ0M4N6P8T", "tok-01JQ5Z8W3XK5T2R7BQ0M4N6P8V", ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
