@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -223,7 +224,7 @@ func (s *Service) store(ctx context.Context, meta events.Meta, commandID string,
 		}
 		msgs[i] = events.Message{
 			Subject: events.Subject(p.aggregate, p.id), ExpectSeq: p.expect, ExpectSubject: p.expectOn,
-			ID: fmt.Sprintf("%s-%d", commandID, i), Data: data,
+			ID: commandID + "-" + strconv.Itoa(i), Data: data,
 		}
 	}
 	if err := s.waitCurrent(ctx); err != nil {
