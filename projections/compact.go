@@ -2,7 +2,6 @@ package projections
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"hash/maphash"
 	"slices"
@@ -74,8 +73,10 @@ func hashString(s string) uint32 { return uint32(maphash.String(hashSeed, s)) }
 
 func hashID(id *[16]byte) uint32 { return uint32(maphash.Bytes(hashSeed, id[:])) }
 
-// hashSum keys a SHA-256 in an index by its first 4 bytes (it is uniform).
-func hashSum(sum *[32]byte) uint32 { return binary.LittleEndian.Uint32(sum[:4]) }
+// hashSum keys a SHA-256 in an index. Hashed again, not cut: hashes that
+// are not a SHA-256's output (sequential test values, say) would share
+// their first bytes and pile up in one run of the table.
+func hashSum(sum *[32]byte) uint32 { return uint32(maphash.Bytes(hashSeed, sum[:])) }
 
 func formatHash(sum *[32]byte) string { return hex.EncodeToString(sum[:]) }
 

@@ -572,3 +572,28 @@ func TestParseHash(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexesSpreadSequentialValues: refresh-token hashes and IDs that are
+// not random (sequential test values, as in tests/startup_bench_test.go)
+// still spread over the indexes: no long runs to scan.
+func TestIndexesSpreadSequentialValues(t *testing.T) {
+	m := NewModel()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.Apply(1, events.Envelope{AggregateID: "user-1"}, domain.UserCreated{UserID: "user-1", Username: "u1"})
+	for i := range 20000 {
+		sid := fmt.Sprintf("sess-%07d", i)
+		m.Apply(uint64(i+2), events.Envelope{AggregateID: sid}, domain.SessionStarted{SessionID: sid, UserID: "user-1",
+			RefreshTokenHash: fmt.Sprintf("%064x", i), StartedAt: at, ExpiresAt: at.Add(time.Hour)})
+	}
+	for name, tab := range map[string]*htab{"by ID": &m.sessions.byID, "by hash": &m.sessions.byHash} {
+		longest := 0
+		for i, s := range tab.slots {
+			if s != 0 {
+				longest = max(longest, i-tab.home(uint32(s>>32)))
+			}
+		}
+		if longest > 64 {
+			t.Errorf("sessions %s: an entry %d slots past its home", name, longest)
+		}
+	}
+}
