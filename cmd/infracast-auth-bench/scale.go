@@ -31,8 +31,8 @@ import (
 // The scale case: the read models at the size of a large deployment. Its
 // flags are registered here; main parses them with the others.
 var (
-	scaleUsers = flag.Int("scale-users", 100_000,
-		"users the scale case holds, with two sessions each (the targets are for 1,000,000: -cases scale -scale-users 1000000)")
+	scaleUsers = flag.Int("scale-users", 1_000_000,
+		"users the scale case holds, with two sessions each (the targets are for 1,000,000; fewer for a quicker run)")
 	scaleRotate = flag.Bool("scale-rotate", false,
 		"scale case: each session's refresh rotates its refresh token (the service's default does not)")
 	scaleTail = flag.Int("scale-tail", 10_000,
