@@ -23,11 +23,14 @@ import (
 
 // ---------------------------------------------------------------- IDs
 
-// crockfordCanonical marks the characters of Crockford base32 as ULIDs are
-// written (upper case, without I, L, O, U).
-var crockfordCanonical = func() (t [256]bool) {
-	for _, c := range "0123456789ABCDEFGHJKMNPQRSTVWXYZ" {
-		t[c] = true
+// crockford is the value of each character of Crockford base32 as ULIDs
+// are written (upper case, without I, L, O, U); 0xff for any other byte.
+var crockford = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range "0123456789ABCDEFGHJKMNPQRSTVWXYZ" {
+		t[c] = byte(i)
 	}
 	return t
 }()
@@ -42,16 +45,33 @@ func parseID(s, prefix string) (id [16]byte, ok bool) {
 		return id, false
 	}
 	t := s[n+1:]
-	if t[0] > '7' { // 26 characters hold 130 bits: the first at most 3
+	var v [ulid.EncodedSize]byte
+	bad := byte(0)
+	for i := range v {
+		v[i] = crockford[t[i]]
+		bad |= v[i]
+	}
+	// 26 characters hold 130 bits: the first at most 3 of them.
+	if bad&0xe0 != 0 || v[0] > 7 {
 		return id, false
 	}
-	for i := 0; i < len(t); i++ {
-		if !crockfordCanonical[t[i]] {
-			return id, false
-		}
-	}
-	u, err := ulid.ParseStrict(t)
-	return u, err == nil
+	id[0] = v[0]<<5 | v[1]
+	id[1] = v[2]<<3 | v[3]>>2
+	id[2] = v[3]<<6 | v[4]<<1 | v[5]>>4
+	id[3] = v[5]<<4 | v[6]>>1
+	id[4] = v[6]<<7 | v[7]<<2 | v[8]>>3
+	id[5] = v[8]<<5 | v[9]
+	id[6] = v[10]<<3 | v[11]>>2
+	id[7] = v[11]<<6 | v[12]<<1 | v[13]>>4
+	id[8] = v[13]<<4 | v[14]>>1
+	id[9] = v[14]<<7 | v[15]<<2 | v[16]>>3
+	id[10] = v[16]<<5 | v[17]
+	id[11] = v[18]<<3 | v[19]>>2
+	id[12] = v[19]<<6 | v[20]<<1 | v[21]>>4
+	id[13] = v[21]<<4 | v[22]>>1
+	id[14] = v[22]<<7 | v[23]<<2 | v[24]>>3
+	id[15] = v[24]<<5 | v[25]
+	return id, true
 }
 
 // formatID is prefix-<ULID> (allocates).

@@ -268,7 +268,9 @@ const (
 // revoked nor cut off by a password change, that access token tokenID is not
 // revoked, and that the user is active.
 func (m *Model) Authorize(sessionID, tokenID string, now time.Time) (Principal, Verdict) {
-	k, h := sessionKey(sessionID)
+	var k idKey
+	k.set(sessionID)
+	h := k.hash()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	r, ok := m.sessions.find(&k, h)
@@ -293,7 +295,11 @@ func (m *Model) Authorize(sessionID, tokenID string, now time.Time) (Principal, 
 			return Principal{}, TokenRevoked
 		}
 	}
-	return Principal{User: m.users.state(u, false), Session: m.sessions.state(&m.users, r, sessionID, false)}, Valid
+	p := Principal{User: m.users.state(u, false), Session: m.sessions.state(nil, r, sessionID, false)}
+	if s.user != 0 {
+		p.Session.UserID = p.User.ID // the same string, found once
+	}
+	return p, Valid
 }
 
 // SessionUsable returns nil when a session may still issue tokens (ignoring

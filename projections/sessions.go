@@ -107,11 +107,25 @@ const (
 	fieldRotated
 )
 
-func sessionKey(id string) (idKey, uint32) {
+func sessionKey(id string) (k idKey, h uint32) {
+	k.set(id)
+	return k, k.hash()
+}
+
+// set makes k the key of session ID id.
+func (k *idKey) set(id string) {
 	if b, ok := parseID(id, sessionPrefix); ok {
-		return idKey{id: b}, hashID(&b)
+		k.id, k.text, k.odd = b, "", false
+		return
 	}
-	return idKey{text: id, odd: true}, hashString(id)
+	k.id, k.text, k.odd = [16]byte{}, id, true
+}
+
+func (k *idKey) hash() uint32 {
+	if k.odd {
+		return hashString(k.text)
+	}
+	return hashID(&k.id)
 }
 
 func hashKey(hash string) (sumKey, uint32) {
@@ -345,10 +359,11 @@ func (ss *sessStore) state(users *userStore, r uint32, id string, withHashes boo
 		ExpiresAt: ss.time(r, fieldExpires, s.expires), LastUsedAt: ss.time(r, fieldLastUsed, s.lastUsed),
 		Refreshes: int(s.refreshes), Revoked: s.flags&sRevoked != 0, Version: uint64(s.version),
 	}
-	if s.user != 0 {
-		st.UserID = users.id(s.user - 1)
-	} else {
+	switch {
+	case s.user == 0:
 		st.UserID = ss.oddUser[r]
+	case users != nil:
+		st.UserID = users.id(s.user - 1)
 	}
 	if s.reason == reasonOdd {
 		st.RevokeReason = ss.oddReason[r]
