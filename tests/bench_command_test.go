@@ -49,7 +49,10 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 				t.Fatalf("%s lacks %q: %s", r["name"], f, line)
 			}
 		}
-		if v, _ := r["value"].(float64); v <= 0 {
+		// A rate or a time must be positive. A memory figure at 2,000
+		// entries is a resident-set growth of a few pages, within what the
+		// runtime returns to the OS meanwhile: it may come out negative.
+		if v, ok := r["value"].(float64); !ok || (v <= 0 && !strings.HasPrefix(r["name"].(string), "memory.")) {
 			t.Errorf("%s: value %v", r["name"], r["value"])
 		}
 		got = append(got, r["name"].(string))
