@@ -261,21 +261,23 @@ http {
 			t.Logf("nginx error log:\n%s", errorLog())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	exited := errors.New("nginx exited at start")
+	err := Poll(10*time.Second, func() error {
 		select {
 		case <-done:
-			t.Fatalf("nginx exited at start:\n%s", errorLog())
+			return exited
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not accept connections on %s:\n%s", addr, errorLog())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err
+	})
+	if errors.Is(err, exited) {
+		t.Fatalf("nginx exited at start:\n%s", errorLog())
+	} else if err != nil {
+		t.Fatalf("nginx does not accept connections on %s: %v\n%s", addr, err, errorLog())
 	}
 }
 
