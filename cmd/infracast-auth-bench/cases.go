@@ -109,13 +109,11 @@ func throughput(name, unit string, s, base *sample, baselineName string) result 
 // check, route policy, proxying) to a loopback upstream ÷ the same request
 // straight to the upstream.
 func caseGateway(ctx context.Context, b *bench) ([]result, error) {
-	up := fiber.New(fiber.Config{DisableStartupMessage: true})
-	up.All("/*", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	upAddr, err := serveApp(up)
+	upAddr, stopUp, err := serveOK()
 	if err != nil {
 		return nil, err
 	}
-	defer up.Shutdown()
+	defer stopUp()
 	in, err := startInstance(ctx, func(c *service.Config) { c.UpstreamURL = "http://" + upAddr })
 	if err != nil {
 		return nil, err

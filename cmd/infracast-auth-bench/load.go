@@ -200,6 +200,19 @@ func serveApp(app *fiber.App) (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// serveOK starts the bench's upstream: a loopback app that answers every
+// request "ok". stop shuts it down (the bench ends with it: its error
+// would change nothing).
+func serveOK() (addr string, stop func() error, err error) {
+	up := fiber.New(fiber.Config{DisableStartupMessage: true})
+	up.All("/*", func(c *fiber.Ctx) error { return c.SendString("ok") })
+	addr, err = serveApp(up)
+	if err != nil {
+		return "", nil, err
+	}
+	return addr, up.Shutdown, nil
+}
+
 const (
 	adminUser     = "admin"
 	adminPassword = "bench-admin-password"

@@ -14,7 +14,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
 	"github.com/infracast/auth/http/service"
@@ -35,13 +34,11 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 		fmt.Fprintf(b.log, "   skipped: %v\n", err)
 		return nil, nil
 	}
-	up := fiber.New(fiber.Config{DisableStartupMessage: true})
-	up.All("/*", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	upAddr, err := serveApp(up)
+	upAddr, stopUp, err := serveOK()
 	if err != nil {
 		return nil, err
 	}
-	defer up.Shutdown()
+	defer stopUp()
 	in, accepted, err := startCountingInstance(ctx)
 	if err != nil {
 		return nil, err

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/gofiber/fiber/v2"
 )
 
 // caseNginxProxy: the gateway case's request through nginx as a plain
@@ -21,13 +19,11 @@ func caseNginxProxy(ctx context.Context, b *bench) ([]result, error) {
 		fmt.Fprintf(b.log, "   skipped: %v\n", err)
 		return nil, nil
 	}
-	up := fiber.New(fiber.Config{DisableStartupMessage: true})
-	up.All("/*", func(c *fiber.Ctx) error { return c.SendString("ok") })
-	upAddr, err := serveApp(up)
+	upAddr, stopUp, err := serveOK()
 	if err != nil {
 		return nil, err
 	}
-	defer up.Shutdown()
+	defer stopUp()
 	ngx, err := startNginx(ctx, 0, func(listen string) string {
 		return fmt.Sprintf(`	upstream resources {
 		server %s;
