@@ -57,6 +57,7 @@ func TestShippedHelpShowsDefaults(t *testing.T) {
 		"login-max-failures": "5", "login-max-failures-per-address": "50", "login-lockout": "15m0s",
 		"access-token-ttl": "1h0m0s", "refresh-token-ttl": "168h0m0s", "body-limit": "65536",
 		"argon2-memory-kib": "19456", "argon2-iterations": "2", "argon2-parallelism": "1",
+		"refresh-rotation": "false", "refresh-reuse-interval": "10s",
 	} {
 		if got := defaults[flag]; got != want {
 			t.Errorf("-h shows -%s default %q, want %q", flag, got, want)
@@ -337,4 +338,52 @@ func statusOfAnnouncedBody(t *testing.T, base, path string, n int) int {
 	}
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// TestShippedRefreshReuseInterval: with rotation switched on and the reuse
+// interval at its shipped default (10 s), the built binary answers a retry
+// of a just-spent refresh token with the same successor, as often as it is
+// retried within the interval; once the interval is over, the retry is
+// reuse: 401, and the successor is revoked with the rest of the session.
+func TestShippedRefreshReuseInterval(t *testing.T) {
+	t.Parallel()
+	data, addr := t.TempDir(), freeAddr(t)
+	p := startBinary(t, "INFRACAST_LISTEN="+addr, "INFRACAST_DATA_DIR="+data,
+		"INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword, "INFRACAST_REFRESH_ROTATION=true")
+	base := "http://" + addr
+	waitReady(t, base, p)
+	in := &Instance{URL: base, t: t}
+
+	spent := in.Login(AdminUser, shippedAdminPassword).String("refresh_token")
+	first := refresh(t, in, spent)
+	rotatedAt := time.Now()
+	expectStatus(t, "refresh", first, 200)
+	successor := first.String("refresh_token")
+	if successor == spent {
+		t.Fatal("rotation on, but the refresh token did not change")
+	}
+	retry := refresh(t, in, spent)
+	expectStatus(t, "the retry at once", retry, 200)
+	if got := retry.String("refresh_token"); got != successor {
+		t.Fatalf("the retry at once got another successor")
+	}
+	// Retried until it is refused: that must not come before the 10 s.
+	Eventually(t, 30*time.Second, func() error {
+		r := refresh(t, in, spent)
+		switch {
+		case r.Status == 200 && r.String("refresh_token") == successor:
+			return Errorf("still within the interval")
+		case r.Status == 401:
+			return nil
+		default:
+			t.Fatalf("a retry of the spent token: %d %s", r.Status, r.Raw)
+			return nil
+		}
+	})
+	// The service's clock started the interval when it rotated, a request's
+	// latency before rotatedAt: allow that much.
+	if d := time.Since(rotatedAt); d < 10*time.Second-500*time.Millisecond {
+		t.Fatalf("the spent token was refused %s after the rotation, before the 10 s interval ended", d)
+	}
+	expectBody(t, "the successor after reuse", refresh(t, in, successor), 401, bodyUnauthorized)
 }
