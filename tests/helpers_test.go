@@ -219,20 +219,6 @@ func sessionOf(t testing.TB, in *Instance, refreshToken string) string {
 	return sid
 }
 
-// settled waits until in's read models have applied every write in has
-// answered. A refresh is answered once stored, before they apply it (the
-// write side and the API read their own writes regardless): a check that
-// reads the read models directly, rather than through the API, calls this
-// first.
-func settled(t testing.TB, in *Instance) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := in.Svc.Commands.Settle(ctx); err != nil {
-		t.Fatalf("read models applying the answered writes: %v", err)
-	}
-}
-
 // refresh posts /api/v1/auth/refresh.
 func refresh(t testing.TB, in *Instance, refreshToken string) Response {
 	t.Helper()

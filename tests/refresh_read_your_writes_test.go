@@ -7,10 +7,9 @@ import (
 	"testing"
 )
 
-// TestRefreshAnswerUsableAtOnce: a refresh is answered as soon as its event
-// is stored, before the replica's read models have applied it. A client
-// that gets the answer and uses it on the same replica at once is never
-// refused: the new access token works, the refresh token (the new one, with
+// TestRefreshAnswerUsableAtOnce: a client that gets a refresh's answer and
+// uses it on the same replica at once is never refused (it reads its own
+// write: the answer comes once the replica's read models hold it): the new access token works, the refresh token (the new one, with
 // rotation) refreshes again, and revoking with it (RFC 7009 revoke, or a
 // logout with the new access token) revokes — the session's tokens are
 // refused at once. Parallel loops, one session each, with and without

@@ -58,7 +58,6 @@ func expectSameSuccessor(t *testing.T, presented string, res []Response) string 
 // last, refreshes refreshes in all.
 func expectOneLiveSuccessor(t *testing.T, in *Instance, sid, presented, successor string, refreshes int) {
 	t.Helper()
-	settled(t, in)
 	s, _, ok := in.Svc.Model.Session(sid)
 	if !ok {
 		t.Fatalf("session %s unknown", sid)

@@ -50,12 +50,6 @@ type fakeLog struct {
 	seq     uint64
 	exists  bool
 	pending int // concurrent bumps stored but not yet applied
-
-	// lag, when set, leaves stored appends unapplied until WaitFor: a read
-	// model behind the stream.
-	lag          bool
-	unapplied    int    // our bumps stored, not yet applied
-	unappliedSeq uint64 // the stream sequence of the last of them
 }
 
 func (f *fakeLog) Append(_ context.Context, msgs ...events.Message) (uint64, error) {
@@ -73,12 +67,6 @@ func (f *fakeLog) Append(_ context.Context, msgs ...events.Message) (uint64, err
 	}
 	if err != nil {
 		return 0, err
-	}
-	if f.lag {
-		f.head += uint64(len(msgs))
-		f.unapplied += len(msgs)
-		f.unappliedSeq = f.head
-		return f.head, nil
 	}
 	for range msgs {
 		f.head++
@@ -101,10 +89,6 @@ func (f *fakeLog) WaitFor(_ context.Context, seq uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.waits = append(f.waits, seq)
-	if f.unapplied > 0 { // catching up applies our stored bumps
-		f.state = counter{N: f.state.N + f.unapplied, Version: f.state.Version + uint64(f.unapplied)}
-		f.seq, f.unapplied = f.unappliedSeq, 0
-	}
 	for ; f.pending > 0; f.pending-- { // catching up applies the concurrent writes
 		f.state = counter{N: f.state.N + 10, Version: f.state.Version + 1}
 		f.seq, f.exists = seq, true
@@ -113,14 +97,6 @@ func (f *fakeLog) WaitFor(_ context.Context, seq uint64) error {
 }
 
 func (f *fakeLog) WaitCurrent(context.Context) error { return nil }
-
-// Applied is the stream sequence of the counter's last applied event: the
-// read model holds nothing else.
-func (f *fakeLog) Applied() uint64 {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.seq
-}
 
 // counterAggregate is the fake's counter as the write loop reads it.
 func (f *fakeLog) counterAggregate() aggregate[counter] {
@@ -406,173 +382,5 @@ func TestExecuteIntoANewAggregate(t *testing.T) {
 	}
 	if want := []string{events.Subject("counter", "c-1")}; fmt.Sprint(f.lastSeqs) != fmt.Sprint(want) {
 		t.Errorf("caught up with %v, want %v: the subject the expectation is on", f.lastSeqs, want)
-	}
-}
-
-// bumpedBy is the counter that decided bumps lead to, as the fake read model
-// applies them: write.decided.
-func bumpedBy(c counter, evs []domain.Event) counter {
-	return counter{N: c.N + len(evs), Version: c.Version + uint64(len(evs))}
-}
-
-// With decided, a command is answered once its events are stored, from the
-// state they lead to; until the read model has applied them, the next
-// command on the aggregate is decided on that state, expecting the
-// sequence it was stored at — and one that waits for its own write is
-// answered from the read model caught up with both.
-func TestExecuteAnsweredOnceStored(t *testing.T) {
-	s, f := newTestService(t)
-	f.lag = true
-	d := &decisions{events: 1}
-	early := write[counter]{on: f.counterAggregate(), decide: d.decide, decided: bumpedBy}
-
-	got, err := execute(context.Background(), s, events.Meta{}, early)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (counter{N: 3, Version: 3}); got != want || len(f.waits) != 0 {
-		t.Fatalf("returned %+v after waiting for %v; want %+v, the decided state, without waiting", got, f.waits, want)
-	}
-	if f.unapplied != 1 {
-		t.Fatalf("the read model applied the append (%d unapplied): the test needs it behind", f.unapplied)
-	}
-
-	got, err = execute(context.Background(), s, events.Meta{}, early)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(d.seen) != 2 || d.seen[1] != (counter{N: 3, Version: 3}) {
-		t.Fatalf("decided on %+v; want the answered state {3 3} the second time, not the read model's {2 2}", d.seen)
-	}
-	if m := f.appends[1][0]; m.ExpectSeq != 6 || envelope(t, m).Sequence != 4 {
-		t.Errorf("second append expects %d, event %d; want 6 (where the first was stored) and 4", m.ExpectSeq, envelope(t, m).Sequence)
-	}
-	if want := (counter{N: 4, Version: 4}); got != want || len(f.waits) != 0 || s.Conflicts() != 0 {
-		t.Fatalf("returned %+v, waited for %v, %d conflicts; want %+v, no wait, no conflict", got, f.waits, s.Conflicts(), want)
-	}
-
-	// A command that is not answered early decides on the answered state
-	// too, and waits for its own write: the read model then has all three.
-	got, err = execute(context.Background(), s, events.Meta{}, write[counter]{on: f.counterAggregate(), decide: d.decide})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.seen[2] != (counter{N: 4, Version: 4}) || f.appends[2][0].ExpectSeq != 7 {
-		t.Errorf("decided on %+v expecting %d; want {4 4} expecting 7", d.seen[2], f.appends[2][0].ExpectSeq)
-	}
-	if want := (counter{N: 5, Version: 5}); got != want || fmt.Sprint(f.waits) != "[8]" {
-		t.Errorf("returned %+v after waiting for %v; want %+v, read after waiting for [8]", got, f.waits, want)
-	}
-
-	// Applied: the read model is read again.
-	if _, err := execute(context.Background(), s, events.Meta{}, early); err != nil {
-		t.Fatal(err)
-	}
-	if d.seen[3] != (counter{N: 5, Version: 5}) || f.appends[3][0].ExpectSeq != 8 {
-		t.Errorf("decided on %+v expecting %d; want the read model's {5 5} at 8", d.seen[3], f.appends[3][0].ExpectSeq)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := s.Settle(ctx); err != nil || f.unapplied != 0 {
-		t.Errorf("Settle: %v, %d unapplied; want the read model caught up", err, f.unapplied)
-	}
-}
-
-// A read model that has not applied an answered append for ackedFor is
-// stuck or far behind: the next command waits for it, as if the append had
-// waited, instead of deciding on the answered state.
-func TestExecuteWaitsForAnAnswerTheReadModelLeftBehind(t *testing.T) {
-	s, f := newTestService(t)
-	f.lag = true
-	d := &decisions{events: 1}
-	early := write[counter]{on: f.counterAggregate(), decide: d.decide, decided: bumpedBy}
-	if _, err := execute(context.Background(), s, events.Meta{}, early); err != nil {
-		t.Fatal(err)
-	}
-	s.acked.mu.Lock()
-	w := s.acked.subj[events.Subject("counter", "c-1")]
-	w.at = w.at.Add(-ackedFor)
-	s.acked.subj[events.Subject("counter", "c-1")] = w
-	s.acked.mu.Unlock()
-	if _, err := execute(context.Background(), s, events.Meta{}, early); err != nil {
-		t.Fatal(err)
-	}
-	if len(f.waits) == 0 || f.waits[0] != 6 || d.seen[1] != (counter{N: 3, Version: 3}) || f.appends[1][0].ExpectSeq != 6 {
-		t.Errorf("waited for %v, decided on %+v expecting %d; want a wait for 6 first, then the read model's {3 3} at 6",
-			f.waits, d.seen[1], f.appends[1][0].ExpectSeq)
-	}
-}
-
-// A refusal's trace is appended and waited for, decided or not: the
-// refusal (reuse detection revoking a session) must hold on this replica
-// when it is answered.
-func TestExecuteWaitsForARefusalsTrace(t *testing.T) {
-	s, f := newTestService(t)
-	f.lag = true
-	d := &decisions{events: 2, err: domain.ErrRefreshReused}
-	_, err := execute(context.Background(), s, events.Meta{}, write[counter]{on: f.counterAggregate(), decide: d.decide, decided: bumpedBy})
-	if !errors.Is(err, domain.ErrRefreshReused) {
-		t.Fatalf("err = %v, want the refusal", err)
-	}
-	if fmt.Sprint(f.waits) != "[7]" || f.unapplied != 0 {
-		t.Errorf("waited for %v (%d unapplied); want [7]: the trace applied before the answer", f.waits, f.unapplied)
-	}
-}
-
-// An answered append conflicting with a concurrent write: the loop catches
-// up from the read model, as always, and decides on the caught-up state.
-func TestExecuteAnsweredOnceStoredConflicts(t *testing.T) {
-	s, f := newTestService(t)
-	f.lag = true
-	d := &decisions{events: 1}
-	early := write[counter]{on: f.counterAggregate(), decide: d.decide, decided: bumpedBy}
-	if _, err := execute(context.Background(), s, events.Meta{}, early); err != nil {
-		t.Fatal(err)
-	}
-	f.results = []error{fmt.Errorf("%w: wrong last sequence", events.ErrConflict)}
-	got, err := execute(context.Background(), s, events.Meta{}, early)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Decided on the answered {3 3} at 6, conflicted (another writer at 7),
-	// caught up: the read model applied ours and theirs, {13 4} at 7.
-	if len(d.seen) != 3 || d.seen[1] != (counter{N: 3, Version: 3}) || d.seen[2] != (counter{N: 13, Version: 4}) {
-		t.Fatalf("decided on %+v; want {2 2}, the answered {3 3}, then the caught-up {13 4}", d.seen)
-	}
-	if m := f.appends[2][0]; m.ExpectSeq != 7 {
-		t.Errorf("the retry expects %d, want 7", m.ExpectSeq)
-	}
-	if want := (counter{N: 14, Version: 5}); got != want {
-		t.Errorf("returned %+v, want %+v", got, want)
-	}
-}
-
-func TestAckedForgetsWhatIsApplied(t *testing.T) {
-	var a acked
-	for i := range 200 {
-		a.record(fmt.Sprintf("s.%d", i), uint64(100+i), i, 0)
-	}
-	if w, ok := a.after("s.7", 50); !ok || w.seq != 107 || w.state != 7 || time.Since(w.at) > time.Minute {
-		t.Errorf("after(s.7, 50) = %+v, %v; want the write at 107", w, ok)
-	}
-	if _, ok := a.after("s.7", 107); ok {
-		t.Error("after(s.7, 107): the read model holds it, yet it was returned")
-	}
-	if _, ok := a.after("s.7", 50); ok {
-		t.Error("s.7 is still remembered after the read model was seen holding it")
-	}
-	if _, ok := a.after("s.none", 0); ok {
-		t.Error("a subject never written is found")
-	}
-	// Subjects written once and never read again are cleared out as the
-	// read model applies them.
-	for i := range 10000 {
-		a.record(fmt.Sprintf("t.%d", i), uint64(1000+i), i, uint64(1000+i-2))
-	}
-	a.mu.Lock()
-	n := len(a.subj)
-	a.mu.Unlock()
-	if n > 64 {
-		t.Errorf("%d subjects remembered with two of them not applied, want at most 64", n)
 	}
 }

@@ -26,8 +26,6 @@ var _ Log = (*events.Store)(nil)
 type Projection interface {
 	// WaitFor waits until the read models have applied stream sequence seq.
 	WaitFor(ctx context.Context, seq uint64) error
-	// Applied returns the last stream sequence the read models applied.
-	Applied() uint64
 	// WaitCurrent waits until the read models have caught up with the event
 	// store after a reconnection.
 	WaitCurrent(ctx context.Context) error
@@ -122,7 +120,6 @@ type Service struct {
 	sealer    *events.Sealer
 	cfg       Config
 	conflicts atomic.Uint64 // optimistic-concurrency conflicts retried (see Conflicts)
-	acked     acked         // appends answered before the read models applied them
 }
 
 // Conflicts returns how many decide-append attempts have hit a concurrent

@@ -50,22 +50,9 @@ func (s *Service) successor(sessionID, refreshToken string) string {
 // the one spent last and its successor is current, and the reuse interval
 // since that rotation has not passed, the successor again (two tabs, or a
 // retry after a lost answer, racing one refresh): see domain.RefreshSession.
-//
-// A refresh is answered as soon as its session.refreshed is stored, from the
-// state it leads to, without waiting for the local read models to apply it
-// (the wait was a tenth to a fifth of a refresh under load): nothing the
-// request path checks for an access token changes with it; the next command
-// on the session (a refresh, a revocation) is decided against that state
-// until they have; and a refresh token it handed out that they have not
-// indexed yet is looked up again once they have (write.decided, acked,
-// sessionByRefreshHash). A refusal — reuse detection's revocation included —
-// waits, as every other command does.
 func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
 	presented := HashToken(refreshToken)
-	sid, ok, err := s.sessionByRefreshHash(ctx, presented)
-	if err != nil {
-		return RefreshResult{}, err
-	}
+	sid, ok := s.state.SessionByRefreshHash(presented)
 	if !ok {
 		return RefreshResult{}, domain.ErrInvalidCredentials
 	}
@@ -91,7 +78,6 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 			// which execute appends before answering the refusal.
 			return domain.DecideSession(sess, cmd)
 		},
-		decided: evolveSession,
 	})
 	if err != nil {
 		return RefreshResult{}, err
@@ -113,32 +99,9 @@ func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionI
 // RevokeRefreshToken revokes the session a refresh token belongs to. An unknown
 // token is not an error (RFC 7009).
 func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error {
-	sid, ok, err := s.sessionByRefreshHash(ctx, HashToken(refreshToken))
-	if err != nil || !ok {
-		return err
+	sid, ok := s.state.SessionByRefreshHash(HashToken(refreshToken))
+	if !ok {
+		return nil
 	}
 	return s.ExecuteSession(ctx, meta, sid, domain.RevokeSession{Reason: domain.RevokeReasonRevoked})
-}
-
-// sessionByRefreshHash finds the session of a refresh token by its hash. A
-// token that is not found may be the successor handed out by a refresh
-// answered before this replica applied it (Refresh): while any such answer
-// is outstanding, it is looked up again once that one is applied.
-func (s *Service) sessionByRefreshHash(ctx context.Context, hash string) (string, bool, error) {
-	if sid, ok := s.state.SessionByRefreshHash(hash); ok {
-		return sid, true, nil
-	}
-	if waited, err := s.settleAll(ctx); err != nil || !waited {
-		return "", false, err
-	}
-	sid, ok := s.state.SessionByRefreshHash(hash)
-	return sid, ok, nil
-}
-
-// evolveSession is the state a session's decided events lead to.
-func evolveSession(sess domain.Session, evs []domain.Event) domain.Session {
-	for _, e := range evs {
-		sess = domain.EvolveSession(sess, e)
-	}
-	return sess
 }
