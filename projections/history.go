@@ -45,6 +45,10 @@ type AuditQuery struct {
 	// API key with audit:read). Nil: everything (a platform admin). An
 	// empty non-nil slice matches nothing.
 	Scope []string
+	// AnyTenant: only events that concern at least one tenant (a
+	// platform-wide API key with audit:read sees every tenant's events but
+	// not the platform's own: signing keys, SSO providers, ...).
+	AnyTenant bool
 	// Tenant: only events that concern this tenant.
 	Tenant string
 	// Actor: only events whose actor ID is this (a user or key ID).
