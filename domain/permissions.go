@@ -10,7 +10,7 @@ import (
 // documentation ("Key Permissions").
 type Permission string
 
-// The permissions of the product documentation.
+// The permissions of the product documentation, and audit:read.
 const (
 	NodesRead     Permission = "nodes:read"
 	NodesWrite    Permission = "nodes:write"
@@ -20,11 +20,18 @@ const (
 	JobsWrite     Permission = "jobs:write"
 	ReportsRead   Permission = "reports:read"
 	AdminAll      Permission = "admin:*"
+	// AuditRead reads the audit log and the access history of a tenant
+	// (GET /api/v1/audit/events, the access endpoints, credential checks).
+	// admin:* includes it; the viewer and editor roles do not.
+	AuditRead Permission = "audit:read"
 )
 
-// AllPermissions lists every permission in a stable order.
+// AllPermissions lists every permission in a stable order. New permissions
+// are appended: a PermissionSet's bits are their positions here, and
+// snapshots store sets as bits.
 var AllPermissions = []Permission{
 	NodesRead, NodesWrite, FindingsRead, FindingsWrite, JobsRead, JobsWrite, ReportsRead, AdminAll,
+	AuditRead,
 }
 
 // PermissionSet is a bit set of permissions, cheap to copy and to test on the

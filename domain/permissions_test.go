@@ -21,6 +21,7 @@ func TestPermissionNames(t *testing.T) {
 		JobsWrite:     "jobs:write",
 		ReportsRead:   "reports:read",
 		AdminAll:      "admin:*",
+		AuditRead:     "audit:read",
 	}
 	if len(AllPermissions) != len(want) {
 		t.Fatalf("AllPermissions has %d entries, want %d", len(AllPermissions), len(want))
@@ -42,12 +43,12 @@ func TestRolePermissions(t *testing.T) {
 		{
 			role: RoleViewer,
 			has:  viewerPerms,
-			not:  []Permission{NodesWrite, FindingsWrite, JobsWrite, AdminAll},
+			not:  []Permission{NodesWrite, FindingsWrite, JobsWrite, AdminAll, AuditRead},
 		},
 		{
 			role: RoleEditor,
 			has:  editorPerms,
-			not:  []Permission{AdminAll},
+			not:  []Permission{AdminAll, AuditRead},
 		},
 		{
 			role: RoleAdmin,
@@ -118,7 +119,7 @@ func TestHas(t *testing.T) {
 func TestParsePermission(t *testing.T) {
 	for _, name := range []string{
 		"nodes:read", "nodes:write", "findings:read", "findings:write",
-		"jobs:read", "jobs:write", "reports:read", "admin:*",
+		"jobs:read", "jobs:write", "reports:read", "admin:*", "audit:read",
 	} {
 		p, err := ParsePermission(name)
 		if err != nil || string(p) != name {
@@ -127,7 +128,7 @@ func TestParsePermission(t *testing.T) {
 	}
 	for _, name := range []string{
 		"", "nodes", "nodes:", "Nodes:read", "nodes:read ", " nodes:read",
-		"reports:write", "admin", "admin:all", "*", "nodes:*",
+		"reports:write", "admin", "admin:all", "*", "nodes:*", "audit", "audit:*", "Audit:read",
 	} {
 		p, err := ParsePermission(name)
 		if !errors.Is(err, ErrUnknownPermission) {
@@ -212,7 +213,8 @@ func TestListAndString(t *testing.T) {
 		},
 		{"admin lists only admin:*", RoleAdmin.Permissions(), []Permission{AdminAll}, "admin:*"},
 		{"insertion order does not matter", SetOf(ReportsRead, AdminAll, NodesRead), []Permission{NodesRead, ReportsRead, AdminAll}, "nodes:read,reports:read,admin:*"},
-		{"all", SetOf(AllPermissions...), AllPermissions, "nodes:read,nodes:write,findings:read,findings:write,jobs:read,jobs:write,reports:read,admin:*"},
+		{"all", SetOf(AllPermissions...), AllPermissions, "nodes:read,nodes:write,findings:read,findings:write,jobs:read,jobs:write,reports:read,admin:*,audit:read"},
+		{"audit:read alone", SetOf(AuditRead), []Permission{AuditRead}, "audit:read"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -342,5 +344,29 @@ func TestRoutePolicyWithRoles(t *testing.T) {
 		if got != tc.allowed {
 			t.Errorf("%q %s %s: allowed = %v, want %v", tc.role, tc.method, tc.resource, got, tc.allowed)
 		}
+	}
+}
+
+// audit:read (issue 16) comes after every permission that existed before it:
+// a PermissionSet is bits by position in AllPermissions, and read models and
+// snapshots hold sets as bits, so the earlier permissions keep their bits.
+func TestAuditReadAppended(t *testing.T) {
+	before := []Permission{NodesRead, NodesWrite, FindingsRead, FindingsWrite, JobsRead, JobsWrite, ReportsRead, AdminAll}
+	if !reflect.DeepEqual(AllPermissions[:len(before)], before) || AllPermissions[len(before)] != AuditRead {
+		t.Fatalf("AllPermissions = %v: audit:read must be appended after %v", AllPermissions, before)
+	}
+	for i, p := range before {
+		if SetOf(p) != PermissionSet(1)<<i {
+			t.Errorf("%s moved to another bit", p)
+		}
+	}
+	if !SetOf(AdminAll).Has(AuditRead) || !RoleAdmin.Permissions().Has(AuditRead) {
+		t.Error("admin:* does not include audit:read")
+	}
+	if SetOf(AuditRead).Has(AdminAll) || SetOf(AuditRead).Has(NodesRead) {
+		t.Error("audit:read grants more than itself")
+	}
+	if !SetOf(AuditRead).Covers(SetOf(AuditRead)) || RoleEditor.Permissions().Covers(SetOf(AuditRead)) {
+		t.Error("Covers and audit:read disagree")
 	}
 }
