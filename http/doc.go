@@ -5,7 +5,9 @@
 // (HS256 and EdDSA, the JWKS), the authentication middleware that checks every
 // request against the live read models (no I/O on that path), forward auth
 // and the gateway, single sign-on (OIDC, SAML) with its browser cookie
-// sessions and the /login page, and the Prometheus metrics.
+// sessions and the /login page, the audit log and the access history (who
+// could do what, in which tenant, at a moment, and why; credential checks),
+// and the Prometheus metrics.
 //
 // It depends on small interfaces it declares itself (server.go: Deps);
 // http/service wires the implementations in (the write side, the read

@@ -216,6 +216,7 @@ var requestTypes = map[string][]any{
 	"createAPIKey":         {createKeyRequest{}},
 	"configureSSOProvider": {oktaRequest{}, azureRequest{}, samlRequest{}, oidcRequest{}},
 	"addSigningKey":        {addSigningKeyRequest{}},
+	"checkCredential":      {credentialCheckRequest{}},
 }
 
 // defaultedFields are request fields without omitempty that are optional all
@@ -242,6 +243,19 @@ var responseTypes = map[string]any{
 	"SSOCertificate":  certJSON{},
 	"SigningKey":      signingKeyJSON{},
 	"JWK":             JWK{},
+	// The audit API's (AuditEvent's data is any JSON object: checked end to
+	// end, tests/audit_api_test.go).
+	"Actor":           actorJSON{},
+	"RequestInfo":     requestJSON{},
+	"EventRef":        eventRefJSON{},
+	"OwnerGrant":      ownerGrantJSON{},
+	"Grant":           grantJSON{},
+	"Principal":       principalJSON{},
+	"TenantAccess":    tenantAccessJSON{},
+	"PrincipalTenant": principalTenantJSON{},
+	"PrincipalAccess": principalAccessJSON{},
+	"Since":           sinceJSON{},
+	"CredentialCheck": credentialCheckJSON{},
 }
 
 func jsonBody(op *openapi3.Operation) *openapi3.SchemaRef {

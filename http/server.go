@@ -106,6 +106,10 @@ type Deps struct {
 	// SSO and SSOModel serve single sign-on (sso*.go); nil: no SSO.
 	SSO      SSOCommands
 	SSOModel SSOReadModel
+	// History and Events serve the audit log and the access history
+	// (audit.go, access.go, credential_check.go); nil: those answer 503.
+	History HistoryModel
+	Events  EventReader
 }
 
 // Config tunes the HTTP edge.
@@ -245,17 +249,24 @@ func (s *Server) routes() {
 	v1.Delete("/users/:id/tenants/:tenant", auth, s.revokeRole)
 	v1.Post("/users/:id/deactivate", auth, s.deactivate)
 	v1.Post("/users/:id/password", auth, s.changePassword)
+	v1.Get("/users/:id/access", auth, s.userAccess)
 
 	v1.Post("/api-keys", auth, s.createAPIKey)
 	v1.Get("/api-keys", auth, s.listAPIKeys)
 	v1.Get("/api-keys/:id", auth, s.getAPIKey)
 	v1.Delete("/api-keys/:id", auth, s.revokeAPIKey)
 	v1.Post("/api-keys/:id/rotate", auth, s.rotateAPIKey)
+	v1.Get("/api-keys/:id/access", auth, s.keyAccess)
+
+	v1.Get("/audit/events", auth, s.auditEvents)
+	v1.Post("/audit/credential-check", auth, s.credentialCheck)
 
 	v1.Get("/admin/signing-keys", auth, s.requirePlatformAdmin, s.listSigningKeys)
 	v1.Post("/admin/signing-keys", auth, s.requirePlatformAdmin, s.addSigningKey)
 	v1.Post("/admin/signing-keys/:id/retire", auth, s.requirePlatformAdmin, s.retireSigningKey)
 
+	// Before the gateway's catch-all: this one is the service's own.
+	v1.Get("/tenants/:tenant/access", auth, s.tenantAccess)
 	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
 
 	v1.Get("/auth/sso/saml/metadata", s.samlMetadata)

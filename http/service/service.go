@@ -153,7 +153,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
 		SigningKeys: s.Commands, SigningKeyModel: s.Model, CatchUp: s.Commands,
-		SSO: s.Commands, SSOModel: s.Model,
+		SSO: s.Commands, SSOModel: s.Model, History: s.Model, Events: s.Store,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

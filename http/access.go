@@ -1,0 +1,343 @@
+package http
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/projections"
+)
+
+// Access at a moment (the access history, projections/access.go): who could
+// do what in a tenant, and what one user or key could do in each tenant, at
+// a moment and why; the tenant's list also as CSV (the access review).
+
+// eventRefJSON is the event that granted something: the "why".
+type eventRefJSON struct {
+	Sequence uint64    `json:"sequence"`
+	Time     string    `json:"time"`
+	Type     string    `json:"type"`
+	Actor    actorJSON `json:"actor"`
+}
+
+func toEventRef(r projections.EventRef) eventRefJSON {
+	return eventRefJSON{Sequence: r.Seq, Time: rfc3339Nano(r.Time), Type: r.Type, Actor: actorJSON{Type: r.ActorType, ID: r.ActorID}}
+}
+
+// ownerGrantJSON is the grant of an API key's owner that caps the key.
+type ownerGrantJSON struct {
+	Tenant      string       `json:"tenant"`
+	Via         string       `json:"via"`
+	Role        string       `json:"role,omitempty"`
+	Permissions []string     `json:"permissions"`
+	GrantedBy   eventRefJSON `json:"granted_by"`
+}
+
+// grantJSON is one thing a principal could do in one tenant ("*": every
+// tenant, a platform admin's), and why.
+type grantJSON struct {
+	Tenant      string          `json:"tenant"`
+	Via         string          `json:"via"`
+	Role        string          `json:"role,omitempty"`
+	Permissions []string        `json:"permissions"`
+	GrantedBy   eventRefJSON    `json:"granted_by"`
+	OwnerID     string          `json:"owner_id,omitempty"`
+	OwnerGrant  *ownerGrantJSON `json:"owner_grant,omitempty"`
+}
+
+func toGrantJSON(g projections.Grant) grantJSON {
+	out := grantJSON{
+		Tenant: g.Tenant, Via: g.Via, Role: string(g.Role), Permissions: permStrings(g.Permissions),
+		GrantedBy: toEventRef(g.Since), OwnerID: g.OwnerID,
+	}
+	if o := g.OwnerGrant; o != nil {
+		out.OwnerGrant = &ownerGrantJSON{Tenant: o.Tenant, Via: o.Via, Role: string(o.Role),
+			Permissions: permStrings(o.Permissions), GrantedBy: toEventRef(o.Since)}
+	}
+	return out
+}
+
+// principalJSON is one principal of a tenant's access list.
+type principalJSON struct {
+	Type        string      `json:"type"`
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Permissions []string    `json:"permissions"`
+	Grants      []grantJSON `json:"grants"`
+}
+
+type tenantAccessJSON struct {
+	Tenant     string          `json:"tenant"`
+	At         string          `json:"at"`
+	Permission string          `json:"permission,omitempty"`
+	Principals []principalJSON `json:"principals"`
+}
+
+// principalTenantJSON is what one principal could do in one tenant.
+type principalTenantJSON struct {
+	ID          string      `json:"id"`
+	Permissions []string    `json:"permissions"`
+	Grants      []grantJSON `json:"grants"`
+}
+
+type principalAccessJSON struct {
+	Type    string                `json:"type"`
+	ID      string                `json:"id"`
+	Name    string                `json:"name"`
+	At      string                `json:"at"`
+	Tenants []principalTenantJSON `json:"tenants"`
+}
+
+// union is every permission of the grants.
+func union(gs []projections.Grant) domain.PermissionSet {
+	var ps domain.PermissionSet
+	for _, g := range gs {
+		ps |= g.Permissions
+	}
+	if ps.Has(domain.AdminAll) {
+		return domain.SetOf(domain.AdminAll)
+	}
+	return ps
+}
+
+// historyErr maps the access history's errors.
+func (s *Server) historyErr(err error) error {
+	if errors.Is(err, projections.ErrBeforeHistory) {
+		return s.historyNotKept()
+	}
+	return err
+}
+
+// tenantAccess: GET /api/v1/tenants/{tenant}/access: every principal with
+// access to the tenant (with permission: holding it) at a moment, and why.
+// Platform admins, the tenant's admins and keys with audit:read there.
+func (s *Server) tenantAccess(c *fiber.Ctx) error {
+	if s.deps.History == nil {
+		return errUnavailable
+	}
+	tenant := c.Params("tenant")
+	if !domain.ValidTenantID(tenant) {
+		return validation("tenant: is not a valid tenant id")
+	}
+	if !caller(c).auditScope().covers(tenant) {
+		return errForbidden
+	}
+	p, err := queryParams(c, "permission", "at")
+	if err != nil {
+		return err
+	}
+	var perm domain.Permission
+	if v, ok := p["permission"]; ok {
+		if perm, err = domain.ParsePermission(v); err != nil {
+			return validation("permission: unknown permission; one of " + strings.Join(permStrings(domain.SetOf(domain.AllPermissions...)), ", "))
+		}
+	}
+	at, err := s.moment("at", p["at"])
+	if err != nil {
+		return err
+	}
+	list, err := s.deps.History.TenantAccess(tenant, perm, at)
+	if err != nil {
+		return s.historyErr(err)
+	}
+	out := tenantAccessJSON{Tenant: tenant, At: rfc3339Nano(at), Permission: string(perm), Principals: make([]principalJSON, 0, len(list))}
+	for _, a := range list {
+		pj := principalJSON{Type: a.Kind, ID: a.ID, Name: a.Name, Permissions: permStrings(union(a.Grants)), Grants: make([]grantJSON, 0, len(a.Grants))}
+		for _, g := range a.Grants {
+			pj.Grants = append(pj.Grants, toGrantJSON(g))
+		}
+		out.Principals = append(out.Principals, pj)
+	}
+	if c.Accepts(fiber.MIMEApplicationJSON, mimeCSV) == mimeCSV {
+		return sendAccessCSV(c, out, at)
+	}
+	return c.JSON(out)
+}
+
+const mimeCSV = "text/csv"
+
+// accessCSVHeader is the access review's header row: one row follows per
+// principal and grant.
+var accessCSVHeader = []string{
+	"tenant", "at", "principal_type", "principal_id", "principal_name", "principal_permissions",
+	"grant_tenant", "via", "role", "permissions",
+	"granted_by_sequence", "granted_by_time", "granted_by_type", "granted_by_actor_type", "granted_by_actor_id",
+	"owner_id", "owner_grant_tenant", "owner_via", "owner_role", "owner_permissions",
+	"owner_granted_by_sequence", "owner_granted_by_time", "owner_granted_by_type", "owner_granted_by_actor_type", "owner_granted_by_actor_id",
+}
+
+// sendAccessCSV answers a tenant's access list as CSV (RFC 4180, CRLF line
+// ends), permissions separated by spaces. A cell that a spreadsheet would
+// take for a formula (starting with = + - @, a tab or a carriage return: a
+// key's name is free text) is prefixed with an apostrophe.
+func sendAccessCSV(c *fiber.Ctx, a tenantAccessJSON, at time.Time) error {
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
+	w.UseCRLF = true
+	rows := [][]string{accessCSVHeader}
+	ref := func(r eventRefJSON) []string {
+		return []string{strconv.FormatUint(r.Sequence, 10), r.Time, r.Type, r.Actor.Type, r.Actor.ID}
+	}
+	for _, p := range a.Principals {
+		for _, g := range p.Grants {
+			row := []string{a.Tenant, a.At, p.Type, p.ID, p.Name, strings.Join(p.Permissions, " "),
+				g.Tenant, g.Via, g.Role, strings.Join(g.Permissions, " ")}
+			row = append(row, ref(g.GrantedBy)...)
+			row = append(row, g.OwnerID)
+			if o := g.OwnerGrant; o != nil {
+				row = append(row, o.Tenant, o.Via, o.Role, strings.Join(o.Permissions, " "))
+				row = append(row, ref(o.GrantedBy)...)
+			} else {
+				row = append(row, make([]string, 9)...)
+			}
+			for i, cell := range row {
+				row[i] = csvSafe(cell)
+			}
+			rows = append(rows, row)
+		}
+	}
+	if err := w.WriteAll(rows); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, mimeCSV+"; charset=utf-8")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="access-`+a.Tenant+"-"+at.UTC().Format("20060102T150405.999999999Z")+`.csv"`)
+	return c.Send(buf.Bytes())
+}
+
+// csvSafe keeps a cell from being read as a formula by spreadsheets.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// grantFilter decides which of a principal's grants the caller may see.
+type grantFilter struct {
+	full bool // platform admin, or the principal itself (its owner, for a key)
+	sc   auditScope
+}
+
+func (f grantFilter) shows(g projections.Grant) bool {
+	return f.full || g.Tenant == domain.AllTenants || f.sc.covers(g.Tenant)
+}
+
+// inScope reports whether a grant of the principal is in a tenant the
+// caller may read (which makes the principal visible to it).
+func (f grantFilter) inScope(a projections.Access) bool {
+	for _, g := range a.Grants {
+		if f.sc.covers(g.Tenant) {
+			return true
+		}
+	}
+	return false
+}
+
+// principalAccess renders one principal's access, tenant by tenant, with
+// the grants the caller may see.
+func principalAccess(kind string, a projections.Access, name string, at time.Time, f grantFilter) principalAccessJSON {
+	out := principalAccessJSON{Type: kind, ID: a.ID, Name: name, At: rfc3339Nano(at), Tenants: []principalTenantJSON{}}
+	if a.Name != "" {
+		out.Name = a.Name
+	}
+	byTenant := map[string][]projections.Grant{}
+	for _, g := range a.Grants {
+		if f.shows(g) {
+			byTenant[g.Tenant] = append(byTenant[g.Tenant], g)
+		}
+	}
+	tenants := make([]string, 0, len(byTenant))
+	for t := range byTenant {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants) // "*" first
+	for _, t := range tenants {
+		gs := byTenant[t]
+		pt := principalTenantJSON{ID: t, Permissions: permStrings(union(gs)), Grants: make([]grantJSON, 0, len(gs))}
+		for _, g := range gs {
+			pt.Grants = append(pt.Grants, toGrantJSON(g))
+		}
+		out.Tenants = append(out.Tenants, pt)
+	}
+	return out
+}
+
+// userAccess: GET /api/v1/users/{id}/access: what the user could do in each
+// tenant at a moment, and why. Visible as GET /users/{id} is, and also to a
+// reader of a tenant where the user held a role at that moment; a caller
+// other than a platform admin or the user sees the grants in the tenants
+// whose history it may read.
+func (s *Server) userAccess(c *fiber.Ctx) error {
+	if s.deps.History == nil {
+		return errUnavailable
+	}
+	cl := caller(c)
+	p, err := queryParams(c, "at")
+	if err != nil {
+		return err
+	}
+	at, err := s.moment("at", p["at"])
+	if err != nil {
+		return err
+	}
+	u, _, ok := s.deps.Model.User(c.Params("id"))
+	if !ok {
+		return errNotFound
+	}
+	f := grantFilter{full: cl.IsPlatformAdmin() || (cl.IsUser() && u.ID == cl.User.ID), sc: cl.auditScope()}
+	a, _, err := s.deps.History.UserAccess(u.ID, at)
+	if err != nil {
+		if !f.full && !cl.sees(u) {
+			return errNotFound
+		}
+		return s.historyErr(err)
+	}
+	if !f.full && !cl.sees(u) && !f.inScope(a) {
+		return errNotFound
+	}
+	a.ID = u.ID
+	return c.JSON(principalAccess(projections.PrincipalUser, a, u.Username, at, f))
+}
+
+// keyAccess: GET /api/v1/api-keys/{id}/access: what the key could do in
+// each tenant at a moment (capped by its owner's permissions then), and why.
+// Visible as GET /api-keys/{id} is, and also to a reader of a tenant where
+// the key held a grant at that moment.
+func (s *Server) keyAccess(c *fiber.Ctx) error {
+	if s.deps.History == nil {
+		return errUnavailable
+	}
+	cl := caller(c)
+	p, err := queryParams(c, "at")
+	if err != nil {
+		return err
+	}
+	at, err := s.moment("at", p["at"])
+	if err != nil {
+		return err
+	}
+	k, _, ok := s.deps.Model.APIKey(c.Params("id"))
+	if !ok {
+		return errNotFound
+	}
+	f := grantFilter{full: cl.IsPlatformAdmin() || (cl.IsUser() && k.OwnerID == cl.User.ID), sc: cl.auditScope()}
+	a, _, err := s.deps.History.KeyAccess(k.ID, at)
+	if err != nil {
+		if !f.full && !cl.seesKey(k) {
+			return errNotFound
+		}
+		return s.historyErr(err)
+	}
+	if !f.full && !cl.seesKey(k) && !f.inScope(a) {
+		return errNotFound
+	}
+	a.ID = k.ID
+	return c.JSON(principalAccess(projections.PrincipalAPIKey, a, k.Name, at, f))
+}

@@ -1,0 +1,574 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/projections"
+)
+
+// The audit log (GET /api/v1/audit/events): the journal (projections) finds
+// the page's events, their bodies are read from the stream by sequence,
+// checked against the filters the journal matches only approximately
+// (subject hash, times to the millisecond), and returned without a secret.
+
+// HistoryModel answers the audit journal's and the access history's
+// questions (projections/history.go).
+type HistoryModel interface {
+	AuditEvents(q projections.AuditQuery) ([]projections.AuditHit, bool)
+	HistoryStart() (seq uint64, at time.Time, complete bool)
+	TenantAccess(tenant string, perm domain.Permission, at time.Time) ([]projections.Access, error)
+	UserAccess(id string, at time.Time) (projections.Access, bool, error)
+	KeyAccess(id string, at time.Time) (projections.Access, bool, error)
+	UserHistory(id string) (projections.UserHistory, bool)
+	KeyHistory(id string) (projections.KeyHistory, bool)
+	RoleAt(id, tenant string, at time.Time) (domain.Role, projections.EventRef, bool)
+	SessionByRefreshHash(hash string) (string, bool)
+	Session(id string) (domain.Session, uint64, bool)
+	SigningKey(id string) (domain.SigningKey, uint64, bool)
+}
+
+// EventReader reads stored events back from the stream (events/read.go).
+type EventReader interface {
+	ReadSeqs(ctx context.Context, seqs []uint64) ([]events.Record, error)
+	ReadSubject(ctx context.Context, subject string, upTo uint64) ([]events.Record, error)
+}
+
+var (
+	_ HistoryModel = (*projections.Model)(nil)
+	_ EventReader  = (*events.Store)(nil)
+)
+
+// auditScope is what a caller may read of the audit log and the access
+// history: everything (a platform admin), every tenant's (a platform-wide
+// key of a platform admin, with audit:read; never the platform's own
+// events), or the tenants where it holds audit:read.
+type auditScope struct {
+	all       bool
+	anyTenant bool
+	tenants   map[string]bool
+}
+
+// auditScope: a platform admin reads everything; a user the tenants where
+// they hold audit:read (admin:* includes it), a tenant-scoped token only
+// its tenant; an API key its tenants where its permissions and its owner's
+// both include audit:read.
+func (cl *Caller) auditScope() auditScope {
+	if cl.IsPlatformAdmin() {
+		return auditScope{all: true}
+	}
+	sc := auditScope{tenants: map[string]bool{}}
+	var candidates []string
+	switch {
+	case cl.Key != nil:
+		for _, t := range cl.Key.Tenants {
+			if t != domain.AllTenants {
+				candidates = append(candidates, t)
+				continue
+			}
+			if cl.User.IsPlatformAdmin() && cl.Key.Permissions.Has(domain.AuditRead) {
+				sc.anyTenant = true
+				continue
+			}
+			for ut := range cl.User.Tenants { // a platform-wide key acts where its owner holds a role
+				candidates = append(candidates, ut)
+			}
+		}
+	case cl.Tenant != "":
+		candidates = []string{cl.Tenant}
+	default:
+		for t := range cl.User.Tenants {
+			candidates = append(candidates, t)
+		}
+	}
+	for _, t := range candidates {
+		if cl.PermissionsIn(t).Has(domain.AuditRead) {
+			sc.tenants[t] = true
+		}
+	}
+	return sc
+}
+
+// none: the caller may read nothing (403).
+func (sc auditScope) none() bool { return !sc.all && !sc.anyTenant && len(sc.tenants) == 0 }
+
+// covers reports whether the caller may read tenant's history ("*": the
+// platform-wide, which only everything or every tenant covers).
+func (sc auditScope) covers(tenant string) bool {
+	return sc.all || sc.anyTenant || (tenant != domain.AllTenants && sc.tenants[tenant])
+}
+
+// list is the scope's tenants, sorted (nil for everything or every tenant).
+func (sc auditScope) list() []string {
+	if sc.all || sc.anyTenant {
+		return nil
+	}
+	out := make([]string, 0, len(sc.tenants))
+	for t := range sc.tenants {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// auditPageMax is the largest page; auditPageDefault the page without limit.
+const (
+	auditPageMax     = 1000
+	auditPageDefault = 100
+	// auditRounds bounds the journal queries of one page: each round reads
+	// the bodies of the candidates and drops those the journal matched only
+	// approximately. A page cut short by it still has its next_cursor.
+	auditRounds = 8
+	// appliedWait is how long a request whose cursor is ahead of this
+	// replica's read models waits for them (another replica answered the
+	// page before).
+	appliedWait = 2 * time.Second
+)
+
+type actorJSON struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
+type requestJSON struct {
+	IP        string `json:"ip,omitempty"`
+	UserAgent string `json:"user_agent,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// auditEventJSON is one entry of the audit log.
+type auditEventJSON struct {
+	Sequence    uint64          `json:"sequence"`
+	ID          string          `json:"id"`
+	Time        string          `json:"time"`
+	Type        string          `json:"type"`
+	Version     int             `json:"version"`
+	Aggregate   string          `json:"aggregate"`
+	AggregateID string          `json:"aggregate_id"`
+	Actor       actorJSON       `json:"actor"`
+	Tenants     []string        `json:"tenants"`
+	Request     requestJSON     `json:"request"`
+	Data        json.RawMessage `json:"data"`
+}
+
+type auditPageJSON struct {
+	Events     []auditEventJSON `json:"events"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// auditFilter is a parsed GET /audit/events: the journal's query and what
+// the bodies are checked against.
+type auditFilter struct {
+	q            projections.AuditQuery
+	limit        int
+	since, until time.Time
+	subject      string
+}
+
+// auditEvents: GET /api/v1/audit/events.
+func (s *Server) auditEvents(c *fiber.Ctx) error {
+	if s.deps.History == nil || s.deps.Events == nil {
+		return errUnavailable
+	}
+	sc := caller(c).auditScope()
+	if sc.none() {
+		return errForbidden
+	}
+	f, err := parseAuditFilter(c, sc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.waitApplied(ctx, f.q.After); err != nil {
+		return err
+	}
+	page := auditPageJSON{Events: make([]auditEventJSON, 0, min(f.limit, 128))}
+	var last uint64 // the last journal entry examined
+	more := false
+	for round := 0; len(page.Events) < f.limit; round++ {
+		if round == auditRounds {
+			more = true
+			break
+		}
+		q := f.q
+		q.Limit = f.limit - len(page.Events)
+		if last != 0 {
+			q.After = last
+		}
+		hits, m := s.deps.History.AuditEvents(q)
+		more = m
+		if len(hits) == 0 {
+			more = false
+			break
+		}
+		seqs := make([]uint64, len(hits))
+		for i, h := range hits {
+			seqs[i] = h.Seq
+		}
+		recs, err := s.deps.Events.ReadSeqs(ctx, seqs)
+		if err != nil {
+			return err
+		}
+		bySeq := make(map[uint64][]byte, len(recs))
+		for _, r := range recs {
+			bySeq[r.StreamSeq] = r.Data
+		}
+		for _, h := range hits {
+			last = h.Seq
+			data, ok := bySeq[h.Seq]
+			if !ok {
+				continue // no longer in the stream (its limits removed it)
+			}
+			ev, ok, err := f.render(h, data, sc)
+			if err != nil {
+				s.log.Warn("audit: an event could not be read", "stream_seq", h.Seq, "err", err)
+				continue
+			}
+			if ok {
+				page.Events = append(page.Events, ev)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	if more && last != 0 {
+		page.NextCursor = auditCursor(f.q.NewestFirst, last)
+	}
+	return c.JSON(page)
+}
+
+// waitApplied waits (briefly) until this replica's read models have applied
+// stream sequence seq, so that a cursor from another replica neither skips
+// nor repeats an event here.
+func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
+	if seq == 0 || s.deps.Readiness == nil || s.deps.Readiness.Applied() >= seq {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, appliedWait)
+	defer cancel()
+	wait := time.Millisecond
+	for s.deps.Readiness.Applied() < seq {
+		select {
+		case <-ctx.Done():
+			return &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Read models are catching up with the event store; try again shortly"}
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+	return nil
+}
+
+// render checks an event read from the stream against the filters the
+// journal matched approximately, and makes its entry; false: it does not
+// match after all.
+func (f *auditFilter) render(h projections.AuditHit, data []byte, sc auditScope) (auditEventJSON, bool, error) {
+	var env events.Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return auditEventJSON{}, false, err
+	}
+	switch {
+	case f.subject != "" && env.AggregateID != f.subject,
+		!f.since.IsZero() && env.OccurredAt.Before(f.since),
+		!f.until.IsZero() && !env.OccurredAt.Before(f.until):
+		return auditEventJSON{}, false, nil
+	}
+	redacted, err := redactData(env.Data)
+	if err != nil {
+		return auditEventJSON{}, false, err
+	}
+	return auditEventJSON{
+		Sequence: h.Seq, ID: env.ID, Time: rfc3339Nano(env.OccurredAt), Type: env.Type, Version: env.Version,
+		Aggregate: env.Aggregate, AggregateID: env.AggregateID,
+		Actor:   actorJSON{Type: env.Actor.Type, ID: env.Actor.ID},
+		Tenants: concernedTenants(h, sc),
+		Request: requestJSON{IP: env.Request.IP, UserAgent: env.Request.UserAgent, RequestID: env.Request.RequestID},
+		Data:    redacted,
+	}, true, nil
+}
+
+// concernedTenants are the tenants an event concerns, as far as the reader
+// may know them: ["*"] for every tenant; a reader scoped to some tenants
+// sees only those of them.
+func concernedTenants(h projections.AuditHit, sc auditScope) []string {
+	if h.AllTenantsConcerned {
+		return []string{domain.AllTenants}
+	}
+	out := make([]string, 0, len(h.Tenants))
+	for _, t := range h.Tenants {
+		if sc.covers(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Values that stand in for secrets in an event's data.
+const (
+	sealedValue   = "[sealed]"
+	redactedValue = "[redacted]"
+)
+
+// secretFields are field names that would hold a secret in the clear. No
+// event has one (docs/events.md); an event type added later that did would
+// still not leak it here.
+var secretFields = map[string]bool{
+	"password": true, "secret": true, "client_secret": true, "token": true, "refresh_token": true,
+	"access_token": true, "api_key": true, "key": true, "private_key": true,
+}
+
+// redactData returns an event's data with every "*_sealed" field read
+// "[sealed]" and every "*_hash" field (and any field named like a secret)
+// "[redacted]", at any depth.
+func redactData(raw json.RawMessage) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return json.RawMessage("{}"), nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("event data: %w", err)
+	}
+	return json.Marshal(redact(v))
+}
+
+func redact(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			name := strings.ToLower(k)
+			switch {
+			case strings.HasSuffix(name, "_sealed") || name == "sealed":
+				x[k] = sealedValue
+			case strings.HasSuffix(name, "_hash") || name == "hash" || secretFields[name]:
+				x[k] = redactedValue
+			default:
+				x[k] = redact(val)
+			}
+		}
+	case []any:
+		for i := range x {
+			x[i] = redact(x[i])
+		}
+	}
+	return v
+}
+
+// auditCursor is a page's next_cursor: the order and the stream sequence of
+// the last event examined ("a1042": oldest-first, after 1042).
+func auditCursor(newestFirst bool, seq uint64) string {
+	if newestFirst {
+		return "d" + strconv.FormatUint(seq, 10)
+	}
+	return "a" + strconv.FormatUint(seq, 10)
+}
+
+func parseAuditCursor(cur string, newestFirst bool) (uint64, error) {
+	bad := validation("cursor: is not a next_cursor of this API")
+	if len(cur) < 2 || len(cur) > 21 || (cur[0] != 'a' && cur[0] != 'd') {
+		return 0, bad
+	}
+	seq, err := strconv.ParseUint(cur[1:], 10, 64)
+	if err != nil || seq == 0 {
+		return 0, bad
+	}
+	if (cur[0] == 'd') != newestFirst {
+		want := "asc"
+		if cur[0] == 'd' {
+			want = "desc"
+		}
+		return 0, validation("cursor: belongs to order=" + want + "; ask for the next page with the same order")
+	}
+	return seq, nil
+}
+
+// auditParams are the query parameters of GET /audit/events.
+var auditParams = []string{"tenant", "actor", "subject", "type", "since", "until", "result", "order", "limit", "cursor"}
+
+func parseAuditFilter(c *fiber.Ctx, sc auditScope) (auditFilter, error) {
+	p, err := queryParams(c, auditParams...)
+	if err != nil {
+		return auditFilter{}, err
+	}
+	f := auditFilter{limit: auditPageDefault}
+	q := &f.q
+	q.Scope, q.AnyTenant = sc.list(), sc.anyTenant
+	if t, ok := p["tenant"]; ok {
+		if !domain.ValidTenantID(t) {
+			return f, validation("tenant: is not a valid tenant id")
+		}
+		q.Tenant = t
+	}
+	for _, field := range []struct {
+		name string
+		dst  *string
+	}{{"actor", &q.Actor}, {"subject", &q.Subject}} {
+		v, ok := p[field.name]
+		if !ok {
+			continue
+		}
+		if v == "" || len(v) > 256 || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+			return f, validation(field.name + ": must be an ID (a user, key, session or provider ID), without spaces")
+		}
+		*field.dst = v
+	}
+	f.subject = q.Subject
+	if t, ok := p["type"]; ok {
+		if !validEventTypeFilter(t) {
+			return f, validation(`type: must be an event type like "user.created", or a prefix ending in "." like "apikey."`)
+		}
+		q.Type = t
+	}
+	for _, field := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &f.since}, {"until", &f.until}} {
+		v, ok := p[field.name]
+		if !ok {
+			continue
+		}
+		t, err := parseTime(field.name, v)
+		if err != nil {
+			return f, err
+		}
+		*field.dst = t
+	}
+	if !f.since.IsZero() && !f.until.IsZero() && !f.until.After(f.since) {
+		return f, validation("until: must be later than since")
+	}
+	q.Since, q.Until = f.since, f.until
+	if r, ok := p["result"]; ok {
+		if r != "succeeded" && r != "failed" {
+			return f, validation(`result: must be "succeeded" or "failed"`)
+		}
+		q.Result = r
+	}
+	switch o, ok := p["order"]; {
+	case !ok || o == "asc":
+	case o == "desc":
+		q.NewestFirst = true
+	default:
+		return f, validation(`order: must be "asc" or "desc"`)
+	}
+	if l, ok := p["limit"]; ok {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > auditPageMax {
+			return f, validation(fmt.Sprintf("limit: must be a whole number from 1 to %d", auditPageMax))
+		}
+		f.limit = n
+	}
+	if cur, ok := p["cursor"]; ok {
+		seq, err := parseAuditCursor(cur, q.NewestFirst)
+		if err != nil {
+			return f, err
+		}
+		q.After = seq
+	}
+	if q.Tenant != "" && !sc.covers(q.Tenant) {
+		return f, errForbidden
+	}
+	return f, nil
+}
+
+// validEventTypeFilter: "user.created", or a prefix ending in "." ("apikey.").
+func validEventTypeFilter(t string) bool {
+	if t == "" || len(t) > 64 || t[0] == '.' || strings.Contains(t, "..") {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// queryParams returns the query parameters, refusing one not in allowed, or
+// one given twice: a misspelt filter must not silently widen an answer.
+func queryParams(c *fiber.Ctx, allowed ...string) (map[string]string, error) {
+	out := map[string]string{}
+	var err error
+	c.Context().QueryArgs().VisitAll(func(k, v []byte) {
+		if err != nil {
+			return
+		}
+		name := string(k)
+		known := false
+		for _, a := range allowed {
+			if a == name {
+				known = true
+				break
+			}
+		}
+		switch {
+		case !known:
+			shown := name
+			if len(shown) > 40 || !utf8.ValidString(shown) {
+				shown = "a parameter"
+			}
+			err = validation(fmt.Sprintf("%s: unknown query parameter (accepted: %s)", shown, strings.Join(allowed, ", ")))
+		default:
+			if _, dup := out[name]; dup {
+				err = validation(name + ": given more than once")
+				return
+			}
+			out[name] = string(v)
+		}
+	})
+	return out, err
+}
+
+// parseTime reads an RFC 3339 time (any fraction of a second).
+func parseTime(field, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, validation(field + ": must be an RFC 3339 time like 2026-03-16T10:00:00Z")
+	}
+	return t, nil
+}
+
+// moment is the "at" of an access question: now when absent; a moment in
+// the future is refused (nothing is known of it yet).
+func (s *Server) moment(field, v string) (time.Time, error) {
+	now := s.cfg.Now()
+	if v == "" {
+		return now.UTC(), nil
+	}
+	t, err := parseTime(field, v)
+	if err != nil {
+		return t, err
+	}
+	if t.After(now) {
+		return t, validation(field + ": is in the future; history answers only for moments that have passed")
+	}
+	return t.UTC(), nil
+}
+
+// historyNotKept: the moment asked about is older than the oldest event the
+// stream still keeps.
+func (s *Server) historyNotKept() *Error {
+	_, start, _ := s.deps.History.HistoryStart()
+	msg := "at: no history is kept for that moment"
+	if !start.IsZero() {
+		msg = "at: no history is kept before " + rfc3339Nano(start) + ", the oldest event the stream still holds; ask about a later moment"
+	}
+	return &Error{http.StatusUnprocessableEntity, "HISTORY_NOT_KEPT", msg}
+}
+
+// rfc3339Nano formats an event's time exactly (a moment given back as `at`
+// must name the same instant).
+func rfc3339Nano(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,187 @@
+package http
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/domain"
+)
+
+// TestRedactData: no secret of an event's data reaches an answer, at any
+// depth; everything else is kept, numbers exactly.
+func TestRedactData(t *testing.T) {
+	in := `{"user_id":"user-1","password_hash_sealed":"aesgcm1:abc","refresh_token_hash":"9f86d0","secret_hash":"e3b0",
+		"nested":{"client_secret_sealed":"aesgcm1:x","list":[{"secret_sealed":"s","keep":1},{"Token_Hash":"t"}]},
+		"big":12345678901234567890,"password":"plain","client_secret":"cs","token_id":"tok-1","tenants":["a","b"],"empty":null}`
+	out, err := redactData(json.RawMessage(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"user_id": "user-1", "password_hash_sealed": "[sealed]", "refresh_token_hash": "[redacted]", "secret_hash": "[redacted]",
+		"nested": map[string]any{"client_secret_sealed": "[sealed]", "list": []any{
+			map[string]any{"secret_sealed": "[sealed]", "keep": 1.0}, map[string]any{"Token_Hash": "[redacted]"}}},
+		"big": 12345678901234567890.0, "password": "[redacted]", "client_secret": "[redacted]", "token_id": "tok-1",
+		"tenants": []any{"a", "b"}, "empty": nil,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("redacted:\n%s", out)
+	}
+	for _, secret := range []string{"aesgcm1", "9f86d0", "e3b0", "plain", `"cs"`} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("%s survived: %s", secret, out)
+		}
+	}
+	if !strings.Contains(string(out), "12345678901234567890") {
+		t.Errorf("a big number lost precision: %s", out)
+	}
+	for _, raw := range []string{"", "  "} {
+		if out, err := redactData(json.RawMessage(raw)); err != nil || string(out) != "{}" {
+			t.Errorf("redactData(%q) = %s, %v", raw, out, err)
+		}
+	}
+	if _, err := redactData(json.RawMessage(`{"a":`)); err == nil {
+		t.Error("malformed data redacted without an error")
+	}
+}
+
+func TestAuditCursor(t *testing.T) {
+	for _, desc := range []bool{false, true} {
+		cur := auditCursor(desc, 1042)
+		seq, err := parseAuditCursor(cur, desc)
+		if err != nil || seq != 1042 {
+			t.Fatalf("round trip of %q: %d, %v", cur, seq, err)
+		}
+		if _, err := parseAuditCursor(cur, !desc); err == nil || !strings.Contains(err.Error(), "order=") {
+			t.Fatalf("%q with the other order: %v", cur, err)
+		}
+	}
+	for _, bad := range []string{"", "a", "d", "x12", "a0", "a-1", "a+1", "a1.5", "A12", "a18446744073709551616", "a 1", "aa1"} {
+		if _, err := parseAuditCursor(bad, false); err == nil {
+			t.Errorf("cursor %q accepted", bad)
+		}
+	}
+}
+
+func TestEventTypeFilter(t *testing.T) {
+	for _, ok := range []string{"user.created", "apikey.", "user.login_failed", "sso.", "signingkey.retired", "user"} {
+		if !validEventTypeFilter(ok) {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"", ".", ".user", "user..created", "User.created", "user.*", "user created", "user/created", strings.Repeat("a", 65)} {
+		if validEventTypeFilter(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestAuditScope: who reads which tenants' history.
+func TestAuditScope(t *testing.T) {
+	admin := domain.User{ID: "user-root", Roles: []domain.GlobalRole{domain.GlobalAdmin}, Active: true}
+	alice := domain.User{ID: "user-alice", Active: true, Tenants: map[string]domain.Role{
+		"a": domain.RoleAdmin, "b": domain.RoleViewer, "c": domain.RoleAdmin}}
+	key := func(owner domain.User, perms domain.PermissionSet, tenants ...string) *Caller {
+		return &Caller{User: owner, Key: &domain.APIKey{ID: "key-1", OwnerID: owner.ID, Tenants: tenants, Permissions: perms}}
+	}
+	audit, read := domain.SetOf(domain.AuditRead), domain.SetOf(domain.NodesRead, domain.FindingsRead)
+	tests := []struct {
+		name           string
+		cl             *Caller
+		all, anyTenant bool
+		tenants        []string
+	}{
+		{"platform admin", &Caller{User: admin}, true, false, nil},
+		{"platform admin, token scoped to t", &Caller{User: admin, Tenant: "t"}, false, false, []string{"t"}},
+		{"tenant admin of a and c", &Caller{User: alice}, false, false, []string{"a", "c"}},
+		{"token scoped to a", &Caller{User: alice, Tenant: "a"}, false, false, []string{"a"}},
+		{"token scoped to b (viewer)", &Caller{User: alice, Tenant: "b"}, false, false, []string{}},
+		{"key with audit:read in a and b", key(alice, audit, "a", "b"), false, false, []string{"a"}},
+		{"key without audit:read", key(alice, read, "a", "c"), false, false, []string{}},
+		{"key with admin:* in c", key(alice, domain.SetOf(domain.AdminAll), "c"), false, false, []string{"c"}},
+		{"platform-wide key of a platform admin", key(admin, audit, "*"), false, true, []string{}},
+		{"platform-wide key of a platform admin, no audit:read", key(admin, read, "*"), false, false, []string{}},
+		{"platform-wide key of a tenant admin", key(alice, audit, "*"), false, false, []string{"a", "c"}},
+		{"viewer", &Caller{User: domain.User{ID: "user-v", Tenants: map[string]domain.Role{"a": domain.RoleViewer}}}, false, false, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sc := tc.cl.auditScope()
+			got := sc.list()
+			if sc.all != tc.all || sc.anyTenant != tc.anyTenant || (!tc.all && !tc.anyTenant && !reflect.DeepEqual(got, tc.tenants)) {
+				t.Fatalf("scope all=%v any=%v tenants=%v; want all=%v any=%v tenants=%v", sc.all, sc.anyTenant, got, tc.all, tc.anyTenant, tc.tenants)
+			}
+			if want := !tc.all && !tc.anyTenant && len(tc.tenants) == 0; sc.none() != want {
+				t.Fatalf("none() = %v", sc.none())
+			}
+			if sc.covers("*") != (tc.all || tc.anyTenant) {
+				t.Fatalf("covers(*) = %v", sc.covers("*"))
+			}
+		})
+	}
+}
+
+// TestCredCheckDecide: not yet issued first, then the earliest blocker at or
+// before the moment; a blocker takes effect at its own instant.
+func TestCredCheckDecide(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	mk := func() credCheck {
+		ck := credCheck{issued: t0}
+		ck.block(reasonExpired, t0.Add(time.Hour), sinceJSON{})
+		ck.block(reasonRevoked, t0.Add(20*time.Minute), sinceJSON{Sequence: 7, Type: "session.revoked"})
+		ck.block(reasonUserDeactivated, t0.Add(30*time.Minute), sinceJSON{Sequence: 9})
+		return ck
+	}
+	tests := []struct {
+		at     time.Time
+		usable bool
+		reason string
+		seq    uint64
+	}{
+		{t0.Add(-time.Nanosecond), false, reasonNotYetIssued, 0},
+		{t0, true, "", 0},
+		{t0.Add(20*time.Minute - time.Nanosecond), true, "", 0},
+		{t0.Add(20 * time.Minute), false, reasonRevoked, 7},
+		{t0.Add(2 * time.Hour), false, reasonRevoked, 7},
+	}
+	for _, tc := range tests {
+		ck := mk()
+		ck.decide(tc.at)
+		if ck.out.Usable != tc.usable || ck.out.Reason != tc.reason || (ck.out.Since != nil) != (tc.reason != "" && tc.reason != reasonNotYetIssued) {
+			t.Fatalf("at %s: usable %v reason %q since %+v", tc.at, ck.out.Usable, ck.out.Reason, ck.out.Since)
+		}
+		if ck.out.Since != nil && ck.out.Since.Sequence != tc.seq {
+			t.Fatalf("at %s: since %+v", tc.at, ck.out.Since)
+		}
+	}
+	ck := mk()
+	ck.block(reasonExpired, t0.Add(5*time.Minute), sinceJSON{})
+	ck.decide(t0.Add(time.Hour))
+	if ck.out.Reason != reasonExpired || ck.out.Since.Time != "2026-03-01T10:05:00Z" || ck.out.Since.Sequence != 0 {
+		t.Fatalf("an expiry: %+v %+v", ck.out, ck.out.Since)
+	}
+	ck = credCheck{}
+	ck.notOurs("why")
+	ck.decide(t0)
+	if ck.out.Usable || ck.out.Reason != reasonNotOurs || len(ck.out.Notes) != 1 {
+		t.Fatalf("not ours: %+v", ck.out)
+	}
+}
+
+func TestCSVSafe(t *testing.T) {
+	for in, want := range map[string]string{
+		"alice": "alice", "": "", "=HYPERLINK(\"x\")": "'=HYPERLINK(\"x\")", "+1": "'+1", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)",
+		"\tx": "'\tx", "user-01": "user-01", "a=b": "a=b",
+	} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

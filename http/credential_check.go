@@ -1,0 +1,673 @@
+package http
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
+)
+
+// POST /api/v1/audit/credential-check: was this access token, refresh token
+// or API key usable at a moment, and if not, why and since when. The answer
+// comes from the access history (users, keys), the session's own events
+// read from the stream, and the signing keys this deployment knows (retired
+// ones too). The credential itself never appears in an answer, a log or an
+// error: only what it names (its user, session, key) does.
+
+type credentialCheckRequest struct {
+	Token string `json:"token,omitempty"`
+	Key   string `json:"key,omitempty"`
+	At    string `json:"at,omitempty"`
+}
+
+// sinceJSON is the moment a credential stopped being usable and, when an
+// event stopped it, that event.
+type sinceJSON struct {
+	Sequence uint64     `json:"sequence,omitempty"`
+	Time     string     `json:"time"`
+	Type     string     `json:"type,omitempty"`
+	Actor    *actorJSON `json:"actor,omitempty"`
+}
+
+type credentialCheckJSON struct {
+	Kind      string     `json:"kind"`
+	Usable    bool       `json:"usable"`
+	Reason    string     `json:"reason,omitempty"`
+	Since     *sinceJSON `json:"since,omitempty"`
+	Subject   *actorJSON `json:"subject,omitempty"`
+	SessionID string     `json:"session_id,omitempty"`
+	Tenant    string     `json:"tenant,omitempty"`
+	At        string     `json:"at"`
+	IssuedAt  string     `json:"issued_at,omitempty"`
+	ExpiresAt string     `json:"expires_at,omitempty"`
+	Notes     []string   `json:"notes"`
+}
+
+// Credential kinds.
+const (
+	kindAccessToken  = "access_token"
+	kindRefreshToken = "refresh_token"
+	kindAPIKey       = "api_key"
+)
+
+// Reasons a credential was not usable.
+const (
+	reasonNotOurs           = "not_issued_by_us"
+	reasonNotYetIssued      = "not_yet_issued"
+	reasonExpired           = "expired"
+	reasonRevoked           = "revoked"
+	reasonRotated           = "rotated"
+	reasonSpent             = "spent"
+	reasonUserDeactivated   = "user_deactivated"
+	reasonPasswordChanged   = "password_changed"
+	reasonOwnerDeactivated  = "owner_deactivated"
+	reasonRoleRevoked       = "role_revoked"
+	reasonSigningKeyRetired = "signing_key_retired"
+)
+
+// noteClientAddress is on every answer.
+const noteClientAddress = "A request's client address is not known here: an API key's IP allowlist (allowed_ips) cannot be judged from a moment alone."
+
+// credCheck is a check in progress: the answer, and who the credential
+// belongs to (for the caller's scope).
+type credCheck struct {
+	out      credentialCheckJSON
+	userID   string    // the user it acts as (an API key: its owner then)
+	keyID    string    // an API key's ID
+	issued   time.Time // when it was issued
+	blockers []blocker // what stopped it, in any order
+}
+
+// blocker is one thing that made a credential unusable from a moment on.
+type blocker struct {
+	reason string
+	since  sinceJSON
+	at     time.Time
+}
+
+func (ck *credCheck) notOurs(note string) {
+	ck.out.Reason = reasonNotOurs
+	if note != "" {
+		ck.out.Notes = append(ck.out.Notes, note)
+	}
+}
+
+func (ck *credCheck) block(reason string, at time.Time, since sinceJSON) {
+	if since.Time == "" {
+		since.Time = rfc3339Nano(at)
+	}
+	ck.blockers = append(ck.blockers, blocker{reason: reason, since: since, at: at})
+}
+
+// blockRef blocks from an event of the access history.
+func (ck *credCheck) blockRef(reason string, r projections.EventRef) {
+	ck.block(reason, r.Time, sinceRef(r))
+}
+
+func sinceRef(r projections.EventRef) sinceJSON {
+	return sinceJSON{Sequence: r.Seq, Time: rfc3339Nano(r.Time), Type: r.Type, Actor: &actorJSON{Type: r.ActorType, ID: r.ActorID}}
+}
+
+// decide settles the answer at `at`: not yet issued, else the earliest
+// blocker at or before `at`, else usable.
+func (ck *credCheck) decide(at time.Time) {
+	if ck.out.Reason != "" { // not ours
+		return
+	}
+	if at.Before(ck.issued) {
+		ck.out.Reason = reasonNotYetIssued
+		ck.out.Since = nil
+		return
+	}
+	var first *blocker
+	for i := range ck.blockers {
+		b := &ck.blockers[i]
+		if b.at.After(at) {
+			continue
+		}
+		if first == nil || b.at.Before(first.at) {
+			first = b
+		}
+	}
+	if first == nil {
+		ck.out.Usable = true
+		return
+	}
+	ck.out.Reason = first.reason
+	since := first.since
+	ck.out.Since = &since
+}
+
+// credentialCheck: POST /api/v1/audit/credential-check.
+func (s *Server) credentialCheck(c *fiber.Ctx) error {
+	if s.deps.History == nil || s.deps.Events == nil {
+		return errUnavailable
+	}
+	sc := caller(c).auditScope()
+	if sc.none() {
+		return errForbidden
+	}
+	var req credentialCheckRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if (req.Token == "") == (req.Key == "") {
+		return validation("token: give exactly one of token or key")
+	}
+	at, err := s.moment("at", req.At)
+	if err != nil {
+		return err
+	}
+	if _, start, complete := s.deps.History.HistoryStart(); !complete && at.Before(start) {
+		return s.historyNotKept()
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	raw := strings.TrimSpace(req.Token + req.Key)
+	var ck credCheck
+	switch {
+	case domain.LooksLikeAPIKey(raw):
+		ck, err = s.checkAPIKey(ctx, raw)
+	case req.Key != "":
+		ck = credCheck{out: credentialCheckJSON{Kind: kindAPIKey}}
+		ck.notOurs("Not an Infracast API key (they start with ic_).")
+	case strings.Count(raw, ".") == 2:
+		ck, err = s.checkAccessToken(ctx, raw, at)
+	default:
+		ck, err = s.checkRefreshToken(ctx, raw)
+	}
+	if err != nil {
+		return err
+	}
+	if !sc.all && !s.credentialInScope(ck, at, sc) {
+		// Whether it exists is not the caller's to know.
+		return errNotFound
+	}
+	ck.decide(at)
+	if ck.out.Usable && ck.keyID != "" {
+		if a, found, err := s.deps.History.KeyAccess(ck.keyID, at); err == nil && found && len(a.Grants) == 0 {
+			ck.out.Notes = append(ck.out.Notes, "Usable, but it held no permission in any tenant at that moment (a key holds no more than its owner).")
+		}
+	}
+	out := ck.out
+	out.At = rfc3339Nano(at)
+	if out.Notes == nil {
+		out.Notes = []string{}
+	}
+	out.Notes = append(out.Notes, noteClientAddress)
+	return c.JSON(out)
+}
+
+// credentialInScope: the credential's user (for a key: the key) held a role
+// (a grant) in a tenant the caller may read, now, at the moment asked, or
+// when the credential was issued. A credential that is not ours is in no
+// scope.
+func (s *Server) credentialInScope(ck credCheck, at time.Time, sc auditScope) bool {
+	moments := []time.Time{at}
+	if !ck.issued.IsZero() && !ck.issued.Equal(at) {
+		moments = append(moments, ck.issued)
+	}
+	inScope := func(a projections.Access, found bool, err error) bool {
+		return err == nil && found && (grantFilter{sc: sc}).inScope(a)
+	}
+	switch {
+	case ck.keyID != "":
+		if k, _, ok := s.deps.Model.APIKey(ck.keyID); ok {
+			for _, t := range k.Tenants {
+				if sc.covers(t) {
+					return true
+				}
+			}
+		}
+		for _, m := range moments {
+			if inScope(s.deps.History.KeyAccess(ck.keyID, m)) {
+				return true
+			}
+		}
+	case ck.userID != "":
+		if u, _, ok := s.deps.Model.User(ck.userID); ok {
+			for t := range u.Tenants {
+				if sc.covers(t) {
+					return true
+				}
+			}
+		}
+		for _, m := range moments {
+			if inScope(s.deps.History.UserAccess(ck.userID, m)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ---------------------------------------------------------------- access tokens
+
+// checkAccessToken: the signature with any key this deployment knows
+// (retired ones too), then the token's own times, its session's events, its
+// user's life and, for a tenant-scoped token, the user's role there.
+func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time) (credCheck, error) {
+	ck := credCheck{out: credentialCheckJSON{Kind: kindAccessToken}}
+	claims, key, err := s.verifyKnown(raw)
+	if err != nil {
+		ck.notOurs("Its signature does not verify with any signing key this deployment knows (or it is not an access token).")
+		return ck, nil
+	}
+	cfg := s.tokens.cfg
+	if claims.Issuer != cfg.Issuer || !audienceHas(claims.Audience, cfg.Audience) || claims.Subject == "" ||
+		claims.SessionID == "" || claims.ID == "" || claims.ExpiresAt == nil || claims.IssuedAt == nil {
+		ck.notOurs("Signed with a key of this deployment, but not for its issuer and audience, or without the claims its access tokens carry.")
+		return ck, nil
+	}
+	uh, ok := s.deps.History.UserHistory(claims.Subject)
+	if !ok {
+		ck.notOurs("Signed with a key of this deployment, but for a user it does not know.")
+		return ck, nil
+	}
+	sess, err := s.sessionEvents(ctx, claims.SessionID)
+	if err != nil {
+		return ck, err
+	}
+	if sess.started == nil || sess.userID != claims.Subject {
+		ck.notOurs("Signed with a key of this deployment, but for a session its event log does not hold.")
+		return ck, nil
+	}
+	ck.userID = claims.Subject
+	ck.out.Subject = &actorJSON{Type: "user", ID: claims.Subject}
+	ck.out.SessionID, ck.out.Tenant = claims.SessionID, claims.Tenant
+	ck.issued = claims.IssuedAt.Time
+	if claims.NotBefore != nil && claims.NotBefore.After(ck.issued) {
+		ck.issued = claims.NotBefore.Time
+	}
+	exp := claims.ExpiresAt.Time
+	ck.out.IssuedAt, ck.out.ExpiresAt = rfc3339Nano(ck.issued), rfc3339Nano(exp)
+	ck.block(reasonExpired, exp, sinceJSON{})
+	if !at.Before(exp) && at.Before(exp.Add(cfg.Leeway)) {
+		ck.out.Notes = append(ck.out.Notes, fmt.Sprintf("The service tolerates %s of clock skew: a request this soon after the token's expiry was still accepted.", cfg.Leeway))
+	}
+	if key.retired != nil {
+		since, _ := s.findEvent(ctx, projections.AuditQuery{Subject: key.id, Type: domain.TypeSigningKeyRetired}, time.Time{})
+		ck.block(reasonSigningKeyRetired, key.retiredAt, since)
+	}
+	for _, ev := range sess.events {
+		switch {
+		case ev.Type == domain.TypeSessionTokenRevoked && ev.TokenID == claims.ID:
+			ck.block(reasonRevoked, ev.at, ev.since)
+		case ev.Type == domain.TypeSessionRevoked:
+			ck.block(reasonRevoked, ev.at, ev.since)
+		}
+	}
+	if !sess.expiresAt.IsZero() {
+		ck.block(reasonExpired, sess.expiresAt, sinceJSON{})
+	}
+	s.userBlockers(&ck, uh, sess)
+	active := uh.Deactivated == nil || uh.Deactivated.Time.After(at)
+	if t := claims.Tenant; t != "" && !uh.PlatformAdmin && active {
+		if role, _, _ := s.deps.History.RoleAt(claims.Subject, t, at); role == "" {
+			s.roleRevoked(ctx, &ck, claims.Subject, t, at)
+		}
+	}
+	return ck, nil
+}
+
+// userBlockers: the user's deactivation, and each password change that cut
+// the session off.
+func (s *Server) userBlockers(ck *credCheck, uh projections.UserHistory, sess sessionLife) {
+	if d := uh.Deactivated; d != nil {
+		ck.blockRef(reasonUserDeactivated, *d)
+	}
+	for _, pc := range uh.PasswordChanges {
+		if pc.Event.Seq > sess.startSeq && pc.KeptSessionID != sess.id {
+			ck.blockRef(reasonPasswordChanged, pc.Event)
+		}
+	}
+}
+
+// roleRevoked blocks a tenant-scoped token from the removal of its user's
+// role in the tenant (the latest one at or before at).
+func (s *Server) roleRevoked(ctx context.Context, ck *credCheck, userID, tenant string, at time.Time) {
+	q := projections.AuditQuery{Subject: userID, Tenant: tenant, Type: domain.TypeUserRoleRevoked, NewestFirst: true}
+	since, when := s.findEvent(ctx, q, at)
+	if since.Sequence == 0 {
+		ck.out.Notes = append(ck.out.Notes, "Its user held no role in the token's tenant at that moment.")
+		when = at
+	}
+	ck.block(reasonRoleRevoked, when, since)
+}
+
+// findEvent returns the first journal entry of q (in q's order) whose body
+// confirms its subject and, when notAfter is set, that happened at or before
+// it; a zero sinceJSON when there is none.
+func (s *Server) findEvent(ctx context.Context, q projections.AuditQuery, notAfter time.Time) (sinceJSON, time.Time) {
+	if !notAfter.IsZero() {
+		q.Until = notAfter.Add(time.Nanosecond) // the journal may include entries just past it: checked below
+	}
+	q.Limit = 20
+	hits, _ := s.deps.History.AuditEvents(q)
+	if len(hits) == 0 {
+		return sinceJSON{}, time.Time{}
+	}
+	seqs := make([]uint64, len(hits))
+	for i, h := range hits {
+		seqs[i] = h.Seq
+	}
+	recs, err := s.deps.Events.ReadSeqs(ctx, seqs)
+	if err != nil {
+		s.log.Warn("credential check: events could not be read", "err", err)
+		return sinceJSON{}, time.Time{}
+	}
+	for _, r := range recs {
+		var env events.Envelope
+		if json.Unmarshal(r.Data, &env) != nil || env.AggregateID != q.Subject || env.Type != q.Type {
+			continue
+		}
+		if !notAfter.IsZero() && env.OccurredAt.After(notAfter) {
+			continue
+		}
+		return envSince(r.StreamSeq, env), env.OccurredAt
+	}
+	return sinceJSON{}, time.Time{}
+}
+
+func envSince(seq uint64, env events.Envelope) sinceJSON {
+	return sinceJSON{Sequence: seq, Time: rfc3339Nano(env.OccurredAt), Type: env.Type, Actor: &actorJSON{Type: env.Actor.Type, ID: env.Actor.ID}}
+}
+
+func audienceHas(aud jwt.ClaimStrings, want string) bool {
+	for _, a := range aud {
+		if a == want {
+			return true
+		}
+	}
+	return false
+}
+
+// knownKey is a signing key this deployment knows, retired or not.
+type knownKey struct {
+	*signingKey
+	retired   *domain.SigningKey
+	retiredAt time.Time
+}
+
+// verifyKnown checks an access token's signature, algorithm (the key's),
+// type and kid against every signing key this deployment knows — the
+// configured ones and those added at run time, retired ones included — but
+// none of its times: those are judged at the moment asked.
+func (s *Server) verifyKnown(raw string) (*Claims, knownKey, error) {
+	keys := map[string]knownKey{}
+	for _, k := range s.tokens.static {
+		keys[k.id] = knownKey{signingKey: k}
+	}
+	if s.tokens.cfg.Unseal != nil && s.deps.SigningKeyModel != nil {
+		for _, rk := range s.deps.SigningKeyModel.SigningKeys() {
+			k, err := s.tokens.open(rk)
+			if err != nil {
+				continue // a key this deployment cannot open verified nothing
+			}
+			kk := knownKey{signingKey: k}
+			if rk.Retired {
+				kk.retired, kk.retiredAt = &rk, rk.RetiredAt
+			}
+			keys[k.id] = kk
+		}
+	}
+	var used knownKey
+	var c Claims
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg(), jwt.SigningMethodEdDSA.Alg()}), jwt.WithoutClaimsValidation())
+	_, err := parser.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
+		if typ, _ := tok.Header["typ"].(string); !isAccessTokenType(typ) {
+			return nil, ErrInvalidToken
+		}
+		kid, _ := tok.Header["kid"].(string)
+		k, ok := keys[kid]
+		if !ok || tok.Method.Alg() != k.alg {
+			return nil, ErrInvalidToken
+		}
+		used = k
+		return k.verify, nil
+	})
+	if err != nil {
+		return nil, knownKey{}, ErrInvalidToken
+	}
+	return &c, used, nil
+}
+
+// ---------------------------------------------------------------- sessions
+
+// sessionLife is what a session's events say.
+type sessionLife struct {
+	id        string
+	started   *sessionEvent
+	startSeq  uint64
+	userID    string
+	tenant    string
+	expiresAt time.Time
+	events    []sessionEvent
+}
+
+// sessionEvent is one event of a session, with the fields of every session
+// event type (docs/events.md).
+type sessionEvent struct {
+	Type                 string `json:"-"`
+	seq                  uint64
+	at                   time.Time
+	since                sinceJSON
+	UserID               string    `json:"user_id"`
+	Tenant               string    `json:"tenant"`
+	RefreshTokenHash     string    `json:"refresh_token_hash"`
+	RefreshTokenReissued bool      `json:"refresh_token_reissued"`
+	TokenID              string    `json:"token_id"`
+	Reason               string    `json:"reason"`
+	ExpiresAt            time.Time `json:"expires_at"`
+}
+
+// sessionEvents reads a session's events from the stream.
+func (s *Server) sessionEvents(ctx context.Context, sid string) (sessionLife, error) {
+	life := sessionLife{id: sid}
+	if !validAggregateID(sid) {
+		return life, nil
+	}
+	_, upTo, _ := s.deps.History.Session(sid)
+	recs, err := s.deps.Events.ReadSubject(ctx, events.Subject(domain.AggregateSession, sid), upTo)
+	if err != nil {
+		return life, err
+	}
+	for _, r := range recs {
+		var env events.Envelope
+		if err := json.Unmarshal(r.Data, &env); err != nil {
+			s.log.Warn("credential check: a session event could not be read", "stream_seq", r.StreamSeq, "err", err)
+			continue
+		}
+		ev := sessionEvent{Type: env.Type, seq: r.StreamSeq, at: env.OccurredAt, since: envSince(r.StreamSeq, env)}
+		if len(env.Data) > 0 {
+			if err := json.Unmarshal(env.Data, &ev); err != nil {
+				s.log.Warn("credential check: a session event could not be read", "stream_seq", r.StreamSeq, "err", err)
+				continue
+			}
+		}
+		ev.Type = env.Type
+		life.events = append(life.events, ev)
+		if ev.Type == domain.TypeSessionStarted && life.started == nil {
+			e := ev
+			life.started, life.startSeq = &e, ev.seq
+			life.userID, life.tenant, life.expiresAt = ev.UserID, ev.Tenant, ev.ExpiresAt
+		}
+	}
+	return life, nil
+}
+
+// validAggregateID: an ID that can be the last token of a subject.
+func validAggregateID(id string) bool {
+	return id != "" && len(id) <= 128 && !strings.ContainsAny(id, ".*> \t\r\n")
+}
+
+// ---------------------------------------------------------------- refresh tokens
+
+// checkRefreshToken: the session that issued it (by its SHA-256), and in its
+// events when it became the session's refresh token and what ended it.
+func (s *Server) checkRefreshToken(ctx context.Context, raw string) (credCheck, error) {
+	ck := credCheck{out: credentialCheckJSON{Kind: kindRefreshToken}}
+	hash := commands.HashToken(raw)
+	sid, ok := s.deps.History.SessionByRefreshHash(hash)
+	if !ok {
+		ck.notOurs("No session of this deployment issued it. (Sessions past their absolute expiry are forgotten by the read models: a refresh token of one would not be usable either.)")
+		return ck, nil
+	}
+	sess, err := s.sessionEvents(ctx, sid)
+	if err != nil {
+		return ck, err
+	}
+	if sess.started == nil {
+		ck.notOurs("No session of this deployment issued it.")
+		return ck, nil
+	}
+	var issued *sessionEvent
+	for i := range sess.events {
+		ev := &sess.events[i]
+		switch {
+		case issued == nil && ev.RefreshTokenHash == hash && (ev.Type == domain.TypeSessionStarted || ev.Type == domain.TypeSessionRefreshed):
+			issued = ev
+		case issued != nil && ev.Type == domain.TypeSessionRefreshed && ev.RefreshTokenHash != "" && ev.RefreshTokenHash != hash:
+			ck.block(reasonSpent, ev.at, ev.since)
+		case ev.Type == domain.TypeSessionRevoked:
+			ck.block(reasonRevoked, ev.at, ev.since)
+		}
+	}
+	if issued == nil {
+		ck.notOurs("No session of this deployment issued it.")
+		return ck, nil
+	}
+	ck.userID = sess.userID
+	ck.out.Subject = &actorJSON{Type: "user", ID: sess.userID}
+	ck.out.SessionID, ck.out.Tenant = sid, sess.tenant
+	ck.issued = issued.at
+	ck.out.IssuedAt = rfc3339Nano(issued.at)
+	if !sess.expiresAt.IsZero() {
+		ck.out.ExpiresAt = rfc3339Nano(sess.expiresAt)
+		ck.block(reasonExpired, sess.expiresAt, sinceJSON{})
+	}
+	if uh, ok := s.deps.History.UserHistory(sess.userID); ok {
+		s.userBlockers(&ck, uh, sess)
+	}
+	ck.out.Notes = append(ck.out.Notes,
+		"The session's idle lifetime (INFRACAST_REFRESH_IDLE_TTL, when set) is not judged here.",
+		"With rotation and a reuse interval, the refresh token spent last is accepted again for that interval after its rotation (INFRACAST_REFRESH_REUSE_INTERVAL).")
+	return ck, nil
+}
+
+// ---------------------------------------------------------------- API keys
+
+// checkAPIKey: the key whose secret it is or was (by its SHA-256), then when
+// that secret became the key's, what replaced it, the key's revocation and
+// expiry, and its owner's deactivation.
+func (s *Server) checkAPIKey(ctx context.Context, raw string) (credCheck, error) {
+	ck := credCheck{out: credentialCheckJSON{Kind: kindAPIKey}}
+	env, err := domain.ParseAPIKey(raw)
+	if err != nil {
+		ck.notOurs("Not a well-formed Infracast API key (its checksum does not match).")
+		return ck, nil
+	}
+	if env != s.cfg.KeyEnv {
+		ck.notOurs(fmt.Sprintf("A key of the %q environment; this deployment issues and accepts %q keys.", env, s.cfg.KeyEnv))
+		return ck, nil
+	}
+	hash := commands.HashToken(raw)
+	kh, idx, ok := s.keyBySecret(hash)
+	if !ok {
+		ck.notOurs("No API key of this deployment has or had this secret.")
+		return ck, nil
+	}
+	ck.keyID = kh.ID
+	ck.out.Subject = &actorJSON{Type: "apikey", ID: kh.ID}
+	sec := kh.Secrets[idx]
+	ck.issued = sec.Since.Time
+	ck.out.IssuedAt = rfc3339Nano(sec.Since.Time)
+	if idx+1 < len(kh.Secrets) {
+		ck.blockRef(reasonRotated, kh.Secrets[idx+1].Since)
+	}
+	if kh.Revoked != nil {
+		ck.blockRef(reasonRevoked, *kh.Revoked)
+	}
+	if !kh.ExpiresAt.IsZero() {
+		ck.out.ExpiresAt = rfc3339Nano(kh.ExpiresAt)
+		ck.block(reasonExpired, kh.ExpiresAt, sinceJSON{})
+	}
+	owner, err := s.keyOwner(ctx, kh, idx)
+	if err != nil {
+		return ck, err
+	}
+	ck.userID = owner
+	if uh, ok := s.deps.History.UserHistory(owner); ok && uh.Deactivated != nil {
+		ck.blockRef(reasonOwnerDeactivated, *uh.Deactivated)
+	}
+	return ck, nil
+}
+
+// keyBySecret finds the key whose current or earlier secret has hash, and
+// that secret's index in its history. The current secret is an index
+// lookup; an earlier one is looked for among the keys that were rotated.
+func (s *Server) keyBySecret(hash string) (projections.KeyHistory, int, bool) {
+	find := func(id string) (projections.KeyHistory, int, bool) {
+		kh, ok := s.deps.History.KeyHistory(id)
+		if !ok {
+			return kh, 0, false
+		}
+		for i, sec := range kh.Secrets {
+			if sec.Hash == hash {
+				return kh, i, true
+			}
+		}
+		return kh, 0, false
+	}
+	if k, ok := s.deps.Model.KeyBySecretHash(hash); ok {
+		if kh, i, ok := find(k.ID); ok {
+			return kh, i, true
+		}
+	}
+	for _, k := range s.deps.Model.APIKeys() {
+		if k.RotatedAt.IsZero() {
+			continue // never rotated: its one secret is the current one
+		}
+		if kh, i, ok := find(k.ID); ok {
+			return kh, i, true
+		}
+	}
+	return projections.KeyHistory{}, 0, false
+}
+
+// keyOwner is the owner of key kh while its secret idx was current: the
+// owner named by the event that made that secret (a creation, or a rotation
+// that named one), else by the latest one before it.
+func (s *Server) keyOwner(ctx context.Context, kh projections.KeyHistory, idx int) (string, error) {
+	seqs := make([]uint64, 0, idx+1)
+	for i := idx; i >= 0; i-- {
+		seqs = append(seqs, kh.Secrets[i].Since.Seq)
+	}
+	recs, err := s.deps.Events.ReadSeqs(ctx, seqs)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range recs { // newest first
+		var env struct {
+			Data struct {
+				OwnerID string `json:"owner_id"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(r.Data, &env) == nil && env.Data.OwnerID != "" {
+			return env.Data.OwnerID, nil
+		}
+	}
+	if k, _, ok := s.deps.Model.APIKey(kh.ID); ok {
+		return k.OwnerID, nil
+	}
+	return "", nil
+}
