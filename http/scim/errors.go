@@ -1,0 +1,115 @@
+package scim
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+)
+
+// The scimType values of RFC 7644, section 3.12.
+const (
+	InvalidFilter = "invalidFilter"
+	TooMany       = "tooMany"
+	Uniqueness    = "uniqueness"
+	Mutability    = "mutability"
+	InvalidSyntax = "invalidSyntax"
+	InvalidPath   = "invalidPath"
+	NoTarget      = "noTarget"
+	InvalidValue  = "invalidValue"
+	InvalidVers   = "invalidVers"
+	Sensitive     = "sensitive"
+)
+
+// Error is an answer in the SCIM error schema
+// (urn:ietf:params:scim:api:messages:2.0:Error): an HTTP status, an optional
+// scimType and a detail for the client. A Backend returns one (or wraps one
+// of the sentinels below) to choose the answer; any other error is a 500
+// whose text is logged, never shown.
+type Error struct {
+	Status   int
+	ScimType string
+	Detail   string
+}
+
+func (e *Error) Error() string {
+	if e.ScimType != "" {
+		return fmt.Sprintf("scim %d %s: %s", e.Status, e.ScimType, e.Detail)
+	}
+	return fmt.Sprintf("scim %d: %s", e.Status, e.Detail)
+}
+
+// Errorf makes an *Error; the detail must hold no secret (it is sent to the
+// client).
+func Errorf(status int, scimType, format string, args ...any) *Error {
+	return &Error{Status: status, ScimType: scimType, Detail: fmt.Sprintf(format, args...)}
+}
+
+// The errors a Backend returns (directly or wrapped with %w).
+var (
+	// ErrNotFound: no such resource, or not one this connection may see.
+	ErrNotFound = &Error{http.StatusNotFound, "", "Resource not found"}
+	// ErrUniqueness: the userName (or a group's displayName) is taken.
+	ErrUniqueness = &Error{http.StatusConflict, Uniqueness, "A resource with this unique attribute already exists"}
+	// ErrConflict: the resource changed since the Base of an update was
+	// read. The handler reads it again, resolves the request again and
+	// retries (a few times); then answers 409.
+	ErrConflict = &Error{http.StatusConflict, "", "Concurrent modification; try again"}
+	// ErrUnauthorized: no valid SCIM credential (the authentication
+	// middleware answers with it through WriteError).
+	ErrUnauthorized = &Error{http.StatusUnauthorized, "", "Authentication required: a valid SCIM bearer token"}
+	// ErrForbidden: the connection may not do this.
+	ErrForbidden = &Error{http.StatusForbidden, "", "This SCIM connection may not do this"}
+	// ErrUnavailable: the store did not answer; nothing was changed.
+	ErrUnavailable = &Error{http.StatusServiceUnavailable, "", "Service temporarily unavailable; nothing was changed"}
+)
+
+var errInternal = &Error{http.StatusInternalServerError, "", "Internal server error"}
+
+// errorBody is the SCIM error schema; status is a string (RFC 7644 3.12).
+type errorBody struct {
+	Schemas  []string `json:"schemas"`
+	Status   string   `json:"status"`
+	ScimType string   `json:"scimType,omitempty"`
+	Detail   string   `json:"detail,omitempty"`
+}
+
+// WriteError answers err in the SCIM error schema with Content-Type
+// application/scim+json. An error that is not an *Error answers 500 with a
+// generic detail. For the authentication middleware in front of the
+// handlers: `return scim.WriteError(c, scim.ErrUnauthorized)`.
+func WriteError(c *fiber.Ctx, err error) error {
+	var se *Error
+	if !errors.As(err, &se) {
+		se = errInternal
+	}
+	body := errorBody{
+		Schemas:  []string{ErrorSchema},
+		Status:   strconv.Itoa(se.Status),
+		ScimType: se.ScimType,
+		Detail:   se.Detail,
+	}
+	return writeJSON(c, se.Status, body)
+}
+
+func badSyntax(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, InvalidSyntax, format, args...)
+}
+
+func badValue(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, InvalidValue, format, args...)
+}
+
+func badPath(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, InvalidPath, format, args...)
+}
+
+func badFilter(format string, args ...any) *Error {
+	return Errorf(http.StatusBadRequest, InvalidFilter, format, args...)
+}
+
+func readOnly(name string) *Error {
+	return Errorf(http.StatusBadRequest, Mutability, "attribute %q is read-only", name)
+}

@@ -1,0 +1,452 @@
+package scim
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The resources travel inside the package as canonical maps: keys are the
+// attributes' canonical names (an extension's attributes under its URN),
+// strings are strings, booleans bool, complex values map[string]any,
+// multi-valued ones []any, and an unassigned attribute is absent. Filters
+// are evaluated and PATCH operations applied on them.
+
+func userMap(u User) map[string]any {
+	m := map[string]any{"active": u.Active}
+	setStr(m, "id", u.ID)
+	setStr(m, "externalId", u.ExternalID)
+	setStr(m, "userName", u.UserName)
+	name := map[string]any{}
+	setStr(name, "formatted", u.Name.Formatted)
+	setStr(name, "familyName", u.Name.FamilyName)
+	setStr(name, "givenName", u.Name.GivenName)
+	if len(name) > 0 {
+		m["name"] = name
+	}
+	setStr(m, "displayName", u.DisplayName)
+	if len(u.Emails) > 0 {
+		emails := make([]any, 0, len(u.Emails))
+		for _, e := range u.Emails {
+			em := map[string]any{}
+			setStr(em, "value", e.Value)
+			setStr(em, "type", e.Type)
+			if e.Primary {
+				em["primary"] = true
+			}
+			emails = append(emails, em)
+		}
+		m["emails"] = emails
+	}
+	if len(u.Groups) > 0 {
+		groups := make([]any, 0, len(u.Groups))
+		for _, g := range u.Groups {
+			gm := map[string]any{}
+			setStr(gm, "value", g.Value)
+			setStr(gm, "display", g.Display)
+			groups = append(groups, gm)
+		}
+		m["groups"] = groups
+	}
+	ent := map[string]any{}
+	setStr(ent, "employeeNumber", u.Enterprise.EmployeeNumber)
+	setStr(ent, "department", u.Enterprise.Department)
+	if len(ent) > 0 {
+		m[EnterpriseSchema] = ent
+	}
+	m["meta"] = metaMap("User", u.Meta)
+	return m
+}
+
+func groupMap(g Group) map[string]any {
+	m := map[string]any{}
+	setStr(m, "id", g.ID)
+	setStr(m, "externalId", g.ExternalID)
+	setStr(m, "displayName", g.DisplayName)
+	if len(g.Members) > 0 {
+		members := make([]any, 0, len(g.Members))
+		for _, mb := range g.Members {
+			mm := map[string]any{}
+			setStr(mm, "value", mb.Value)
+			setStr(mm, "display", mb.Display)
+			setStr(mm, "type", mb.Type)
+			members = append(members, mm)
+		}
+		m["members"] = members
+	}
+	m["meta"] = metaMap("Group", g.Meta)
+	return m
+}
+
+func metaMap(rt string, meta Meta) map[string]any {
+	m := map[string]any{"resourceType": rt}
+	if !meta.Created.IsZero() {
+		m["created"] = meta.Created.UTC().Format(time.RFC3339Nano)
+	}
+	if !meta.LastModified.IsZero() {
+		m["lastModified"] = meta.LastModified.UTC().Format(time.RFC3339Nano)
+	}
+	return m
+}
+
+func setStr(m map[string]any, k, v string) {
+	if v != "" {
+		m[k] = v
+	}
+}
+
+func getStr(m map[string]any, k string) string {
+	s, _ := m[k].(string)
+	return s
+}
+
+func getMap(m map[string]any, k string) map[string]any {
+	c, _ := m[k].(map[string]any)
+	if c == nil {
+		return map[string]any{}
+	}
+	return c
+}
+
+// mapToUser reads the attributes a client may set from a canonical map
+// (id, meta and groups are the caller's to fill in). active is false when
+// absent: the caller decides what absent means.
+func mapToUser(m map[string]any) User {
+	u := User{
+		ExternalID:  getStr(m, "externalId"),
+		UserName:    getStr(m, "userName"),
+		DisplayName: getStr(m, "displayName"),
+		Password:    getStr(m, "password"),
+	}
+	u.Active, _ = m["active"].(bool)
+	name := getMap(m, "name")
+	u.Name = Name{Formatted: getStr(name, "formatted"), GivenName: getStr(name, "givenName"), FamilyName: getStr(name, "familyName")}
+	for _, el := range asList(m["emails"]) {
+		em, ok := el.(map[string]any)
+		if !ok {
+			continue
+		}
+		primary, _ := em["primary"].(bool)
+		u.Emails = append(u.Emails, Email{Value: getStr(em, "value"), Type: getStr(em, "type"), Primary: primary})
+	}
+	ent := getMap(m, EnterpriseSchema)
+	u.Enterprise = Enterprise{EmployeeNumber: getStr(ent, "employeeNumber"), Department: getStr(ent, "department")}
+	return u
+}
+
+func mapToGroup(m map[string]any) Group {
+	g := Group{ExternalID: getStr(m, "externalId"), DisplayName: getStr(m, "displayName")}
+	for _, el := range asList(m["members"]) {
+		mm, ok := el.(map[string]any)
+		if !ok {
+			continue
+		}
+		g.Members = append(g.Members, Member{Value: getStr(mm, "value"), Display: getStr(mm, "display"), Type: getStr(mm, "type")})
+	}
+	return g
+}
+
+// decodeObject decodes a request body: one JSON object, numbers kept as
+// json.Number.
+func decodeObject(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, badSyntax("the request body is empty")
+		}
+		return nil, badSyntax("the request body is not valid JSON")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, badSyntax("the request body must hold a single JSON object")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, badSyntax("the request body must be a JSON object")
+	}
+	return m, nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// checkSchemas: the body's "schemas" must list the resource type's core
+// schema. Other URNs are tolerated (Entra lists one of its own on groups).
+func checkSchemas(v any, want string) error {
+	list, ok := v.([]any)
+	if !ok {
+		return badSyntax("schemas must be a list holding %q", want)
+	}
+	for _, s := range list {
+		if str, ok := s.(string); ok && strings.EqualFold(str, want) {
+			return nil
+		}
+	}
+	return badSyntax("schemas must hold %q", want)
+}
+
+// normalizeResource turns a POST or PUT body into a canonical map:
+// attribute names matched without regard to case, booleans sent as
+// "True"/"False" strings taken as booleans, read-only attributes (id,
+// meta, groups, members.display) and the RFC attributes this service does
+// not keep dropped, anything else unknown refused.
+func normalizeResource(rt *resourceType, body map[string]any) (map[string]any, error) {
+	schemas, found := lookupKey(body, "schemas")
+	if !found {
+		return nil, badSyntax("schemas is missing: it must hold %q", rt.Core.ID)
+	}
+	if err := checkSchemas(schemas, rt.Core.ID); err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	for _, k := range sortedKeys(body) {
+		v := body[k]
+		if strings.EqualFold(k, "schemas") {
+			continue
+		}
+		if ext := rt.extension(k); ext != nil {
+			obj, ok := v.(map[string]any)
+			if v != nil && !ok {
+				return nil, badValue("%q must be an object", ext.ID)
+			}
+			em := map[string]any{}
+			for _, sk := range sortedKeys(obj) {
+				a, ignored, ok := findAttr(ext, sk)
+				if !ok {
+					return nil, badValue("unknown attribute %q in %s", truncate(sk), ext.ID)
+				}
+				if ignored {
+					continue
+				}
+				if err := put(em, a, obj[sk]); err != nil {
+					return nil, err
+				}
+			}
+			if len(em) > 0 {
+				out[ext.ID] = em
+			}
+			continue
+		}
+		p, err := parseAttrPath(k)
+		if err != nil || p.Sub != "" {
+			return nil, badValue("unknown attribute %q", truncate(k))
+		}
+		a, ext, ignored, ok := rt.lookup(p.URI, p.Name)
+		switch {
+		case !ok:
+			return nil, badValue("unknown attribute %q", truncate(k))
+		case ignored, a.readOnly():
+			continue
+		}
+		c := out
+		if ext != nil {
+			if c, ok = out[ext.ID].(map[string]any); !ok {
+				c = map[string]any{}
+				out[ext.ID] = c
+			}
+		}
+		if err := put(c, a, v); err != nil {
+			return nil, err
+		}
+		if ext != nil && len(c) == 0 {
+			delete(out, ext.ID)
+		}
+	}
+	return out, nil
+}
+
+func lookupKey(m map[string]any, key string) (any, bool) {
+	for k, v := range m {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+// put normalises v for a and stores it in c (unassigned: nothing stored).
+func put(c map[string]any, a *attr, v any) error {
+	if _, dup := c[a.Name]; dup {
+		return badSyntax("attribute %q is given twice", a.Name)
+	}
+	n, err := normalizeValue(a, v, false)
+	if err != nil {
+		return err
+	}
+	if n != nil {
+		c[a.Name] = n
+	}
+	return nil
+}
+
+// normalizeValue checks a value against its attribute and returns it in
+// canonical form; nil means unassigned (null, "", [], {}). element: v is
+// one value of a multi-valued attribute.
+func normalizeValue(a *attr, v any, element bool) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	if a.Multi && !element {
+		list, ok := v.([]any)
+		if !ok {
+			list = []any{v} // a single value where a list belongs
+		}
+		var out []any
+		for _, el := range list {
+			n, err := normalizeValue(a, el, true)
+			if err != nil {
+				return nil, err
+			}
+			if n != nil {
+				out = append(out, n)
+			}
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	}
+	switch a.Type {
+	case "complex":
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return nil, badValue("%q must be an object", a.Name)
+		}
+		out := map[string]any{}
+		for _, k := range sortedKeys(obj) {
+			s, ignored, ok := a.sub(k)
+			if !ok {
+				return nil, badValue("%q has no sub-attribute %q", a.Name, truncate(k))
+			}
+			if ignored || s.readOnly() {
+				continue
+			}
+			if err := put(out, s, obj[k]); err != nil {
+				return nil, err
+			}
+		}
+		if len(out) == 0 {
+			return nil, nil
+		}
+		return out, nil
+	case "boolean":
+		switch b := v.(type) {
+		case bool:
+			return b, nil
+		case string:
+			// Entra ID sends "True" and "False".
+			switch strings.ToLower(b) {
+			case "true":
+				return true, nil
+			case "false":
+				return false, nil
+			}
+		}
+		return nil, badValue("%q must be a boolean", a.Name)
+	default:
+		s, ok := v.(string)
+		if !ok {
+			return nil, badValue("%q must be a string", a.Name)
+		}
+		if s == "" {
+			return nil, nil
+		}
+		return s, nil
+	}
+}
+
+// sameValue: two values of a multi-valued attribute are the same value.
+func sameValue(a *attr, x, y any) bool {
+	if a.identity != "" {
+		xm, _ := x.(map[string]any)
+		ym, _ := y.(map[string]any)
+		return xm != nil && ym != nil && xm[a.identity] == ym[a.identity]
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func validateUser(u User) error {
+	if strings.TrimSpace(u.UserName) == "" {
+		return badValue("userName is required")
+	}
+	primaries := 0
+	for _, e := range u.Emails {
+		if e.Value == "" {
+			return badValue("emails: every address needs a value")
+		}
+		if e.Primary {
+			primaries++
+		}
+	}
+	if primaries > 1 {
+		return badValue("emails: at most one address may be primary")
+	}
+	return nil
+}
+
+func validateGroup(g Group) error {
+	if strings.TrimSpace(g.DisplayName) == "" {
+		return badValue("displayName is required")
+	}
+	for _, m := range g.Members {
+		if m.Value == "" {
+			return badValue("members: every member needs a value")
+		}
+	}
+	return nil
+}
+
+var userChangeable = []string{AttrUserName, AttrName, AttrDisplayName, AttrEmails, AttrActive, AttrExternalID, AttrEnterprise}
+
+func userChanges(base, result User) []string {
+	bm, rm := userMap(base), userMap(result)
+	var changed []string
+	for _, k := range userChangeable {
+		if !reflect.DeepEqual(bm[k], rm[k]) {
+			changed = append(changed, k)
+		}
+	}
+	if result.Password != "" {
+		changed = append(changed, AttrPassword)
+	}
+	return changed
+}
+
+func groupChanges(base, result Group) (changed []string, added, removed []Member) {
+	if base.DisplayName != result.DisplayName {
+		changed = append(changed, AttrDisplayName)
+	}
+	if base.ExternalID != result.ExternalID {
+		changed = append(changed, AttrExternalID)
+	}
+	has := func(list []Member, v string) bool {
+		return slices.ContainsFunc(list, func(m Member) bool { return m.Value == v })
+	}
+	for _, m := range result.Members {
+		if !has(base.Members, m.Value) && !has(added, m.Value) {
+			added = append(added, m)
+		}
+	}
+	for _, m := range base.Members {
+		if !has(result.Members, m.Value) && !has(removed, m.Value) {
+			removed = append(removed, m)
+		}
+	}
+	if len(added) > 0 || len(removed) > 0 {
+		changed = append(changed, AttrMembers)
+	}
+	return changed, added, removed
+}
