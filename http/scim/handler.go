@@ -170,12 +170,18 @@ func (r *request) body() ([]byte, error) {
 }
 
 func (r *request) id() (string, error) {
-	id, err := url.PathUnescape(r.Params("id"))
+	id, err := url.PathUnescape(r.param("id"))
 	if err != nil || id == "" {
 		return "", ErrNotFound
 	}
 	return id, nil
 }
+
+// param and query copy what Fiber returns: its strings point into a
+// buffer that is reused after the request, and a Backend may keep an ID.
+func (r *request) param(name string) string { return strings.Clone(r.Params(name)) }
+
+func (r *request) query(name string) string { return strings.Clone(r.Query(name)) }
 
 func (r *request) ctx() context.Context { return r.UserContext() }
 
@@ -220,7 +226,7 @@ func (h *Handler) resourceTypes(r *request) error {
 }
 
 func (h *Handler) resourceType(r *request) error {
-	name, err := url.PathUnescape(r.Params("name"))
+	name, err := url.PathUnescape(r.param("name"))
 	if err != nil {
 		return ErrNotFound
 	}
@@ -245,7 +251,7 @@ func (h *Handler) schemas(r *request) error {
 }
 
 func (h *Handler) schema(r *request) error {
-	id, err := url.PathUnescape(r.Params("id"))
+	id, err := url.PathUnescape(r.param("id"))
 	if err != nil {
 		return ErrNotFound
 	}
@@ -261,24 +267,24 @@ func (h *Handler) schema(r *request) error {
 
 func (h *Handler) query(r *request, rt *resourceType) (Query, error) {
 	q := Query{StartIndex: 1, Count: h.opts.MaxResults}
-	if s := r.Query("startIndex"); s != "" {
+	if s := r.query("startIndex"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			return q, badValue("startIndex must be an integer")
 		}
 		q.StartIndex = max(n, 1) // RFC 7644 3.4.2.4: less than 1 is 1
 	}
-	if s := r.Query("count"); s != "" {
+	if s := r.query("count"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			return q, badValue("count must be an integer")
 		}
 		q.Count = min(max(n, 0), h.opts.MaxResults)
 	}
-	if s := r.Query("sortBy"); s != "" {
+	if s := r.query("sortBy"); s != "" {
 		return q, Errorf(http.StatusBadRequest, InvalidValue, "sorting is not supported")
 	}
-	if s := strings.TrimSpace(r.Query("filter")); s != "" {
+	if s := strings.TrimSpace(r.query("filter")); s != "" {
 		f, err := parseFor(s, rt)
 		if err != nil {
 			return q, err
@@ -688,12 +694,12 @@ type projection struct {
 func projectionOf(r *request, rt *resourceType) (projection, error) {
 	var p projection
 	var err error
-	if s := r.Query("attributes"); s != "" {
+	if s := r.query("attributes"); s != "" {
 		if p.include, err = projectionSet(s, rt); err != nil {
 			return p, err
 		}
 	}
-	if s := r.Query("excludedAttributes"); s != "" {
+	if s := r.query("excludedAttributes"); s != "" {
 		if p.exclude, err = projectionSet(s, rt); err != nil {
 			return p, err
 		}
