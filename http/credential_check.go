@@ -613,8 +613,9 @@ func (s *Server) checkAPIKey(ctx context.Context, raw string) (credCheck, error)
 }
 
 // keyBySecret finds the key whose current or earlier secret has hash, and
-// that secret's index in its history. The current secret is an index
-// lookup; an earlier one is looked for among the keys that were rotated.
+// that secret's index in its history. The current secret of a live key is
+// an index lookup; an earlier one, or a revoked key's (the index holds live
+// keys only), is looked for among the keys that were rotated or revoked.
 func (s *Server) keyBySecret(hash string) (projections.KeyHistory, int, bool) {
 	find := func(id string) (projections.KeyHistory, int, bool) {
 		kh, ok := s.deps.History.KeyHistory(id)
@@ -634,8 +635,8 @@ func (s *Server) keyBySecret(hash string) (projections.KeyHistory, int, bool) {
 		}
 	}
 	for _, k := range s.deps.Model.APIKeys() {
-		if k.RotatedAt.IsZero() {
-			continue // never rotated: its one secret is the current one
+		if k.RotatedAt.IsZero() && !k.Revoked {
+			continue // live and never rotated: its one secret is indexed
 		}
 		if kh, i, ok := find(k.ID); ok {
 			return kh, i, true
