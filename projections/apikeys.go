@@ -43,11 +43,25 @@ type keyEntry struct {
 	seq             uint64
 	version         uint32
 	ownerRec        uint32    // the owner's user record + 1 (0: no such user when packed)
+	hist            uint32    // its access history: accessModel.keys record + 1 (access.go)
 	next            *keyEntry // next live key whose hash starts with the same 8 bytes
 	perms           domain.PermissionSet
-	hashed          bool // hash is the secret's SHA-256 (else see keyModel.odd)
-	indexed         bool // live: in byHash (or, odd, found in odd)
-	revoked         bool
+	flags           uint8 // kHashed, kIndexed, kRevoked (one byte: the entry stays 208 bytes)
+}
+
+const (
+	kHashed  = 1 << iota // hash is the secret's SHA-256 (else see keyModel.odd)
+	kIndexed             // live: in byHash (or, odd, found in odd)
+	kRevoked
+)
+
+// setFlag sets or clears flag f.
+func (k *keyEntry) setFlag(f uint8, on bool) {
+	if on {
+		k.flags |= f
+	} else {
+		k.flags &^= f
+	}
 }
 
 const (
@@ -69,13 +83,13 @@ func (k *keyEntry) state(secretHash string) domain.APIKey {
 	return domain.APIKey{
 		ID: k.id, Name: k.name, OwnerID: k.owner, Tenants: k.tenants, Permissions: k.perms,
 		AllowedIPs: k.allowed, SecretHash: secretHash, CreatedAt: k.time(keyCreated), ExpiresAt: k.time(keyExpires),
-		RotatedAt: k.time(keyRotated), LastUsedAt: k.time(keyLastUsed), Revoked: k.revoked, Version: uint64(k.version),
+		RotatedAt: k.time(keyRotated), LastUsedAt: k.time(keyLastUsed), Revoked: k.flags&kRevoked != 0, Version: uint64(k.version),
 	}
 }
 
 // secretHash is the key's SecretHash as the domain has it (hex).
 func (km *keyModel) secretHash(k *keyEntry) string {
-	if k.hashed {
+	if k.flags&kHashed != 0 {
 		return hex.EncodeToString(k.hash[:])
 	}
 	return km.odd[k]
@@ -96,7 +110,8 @@ func (km *keyModel) pack(k *keyEntry, st domain.APIKey, users *userStore) {
 	if len(st.Tenants) != len(k.tenants) || (len(st.Tenants) > 0 && &st.Tenants[0] != &k.tenants[0]) || (st.Tenants == nil) != (k.tenants == nil) {
 		k.tenants = km.tenantList(st.Tenants)
 	}
-	k.id, k.name, k.allowed, k.perms, k.revoked, k.version = st.ID, st.Name, st.AllowedIPs, st.Permissions, st.Revoked, uint32(st.Version)
+	k.id, k.name, k.allowed, k.perms, k.version = st.ID, st.Name, st.AllowedIPs, st.Permissions, uint32(st.Version)
+	k.setFlag(kRevoked, st.Revoked)
 	k.setTime(keyCreated, st.CreatedAt)
 	k.setTime(keyExpires, st.ExpiresAt)
 	k.setTime(keyRotated, st.RotatedAt)
@@ -124,9 +139,9 @@ func (km *keyModel) tenantList(list []string) []string {
 func (km *keyModel) setHash(k *keyEntry, secretHash string) {
 	km.unindex(k)
 	delete(km.odd, k)
-	k.hash, k.hashed = [32]byte{}, false
+	k.hash, k.flags = [32]byte{}, k.flags&^kHashed
 	if sum, ok := parseHash(secretHash); ok {
-		k.hash, k.hashed = sum, true
+		k.hash, k.flags = sum, k.flags|kHashed
 		return
 	}
 	if km.odd == nil {
@@ -138,27 +153,27 @@ func (km *keyModel) setHash(k *keyEntry, secretHash string) {
 func hashPrefix(sum *[32]byte) uint64 { return binary.LittleEndian.Uint64(sum[:8]) }
 
 func (km *keyModel) index(k *keyEntry) {
-	if k.indexed || k.revoked {
+	if k.flags&(kIndexed|kRevoked) != 0 {
 		return
 	}
-	if !k.hashed {
-		k.indexed = true
+	if k.flags&kHashed == 0 {
+		k.flags |= kIndexed
 		return
 	}
 	if km.byHash == nil {
 		km.byHash = make(map[uint64]*keyEntry)
 	}
 	p := hashPrefix(&k.hash)
-	k.next, k.indexed = km.byHash[p], true
+	k.next, k.flags = km.byHash[p], k.flags|kIndexed
 	km.byHash[p] = k
 }
 
 func (km *keyModel) unindex(k *keyEntry) {
-	if !k.indexed {
+	if k.flags&kIndexed == 0 {
 		return
 	}
-	if !k.hashed {
-		k.indexed = false
+	if k.flags&kHashed == 0 {
+		k.flags &^= kIndexed
 		return
 	}
 	p := hashPrefix(&k.hash)
@@ -176,7 +191,7 @@ func (km *keyModel) unindex(k *keyEntry) {
 			}
 		}
 	}
-	k.next, k.indexed = nil, false
+	k.next, k.flags = nil, k.flags&^kIndexed
 }
 
 // find returns the live key whose secret hashes to sum.
@@ -192,7 +207,7 @@ func (km *keyModel) find(sum *[32]byte) *keyEntry {
 // findOdd returns the live key whose SecretHash is the non-canonical s.
 func (km *keyModel) findOdd(s string) *keyEntry {
 	for k, h := range km.odd {
-		if h == s && k.indexed {
+		if h == s && k.flags&kIndexed != 0 {
 			return k
 		}
 	}
@@ -261,7 +276,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) {
 	}
 	km.pack(k, st, &m.users)
 	k.seq = seq
-	if k.revoked {
+	if k.flags&kRevoked != 0 {
 		km.unindex(k)
 	} else {
 		km.index(k)
@@ -292,7 +307,7 @@ func (km *keyModel) hashIndex() map[string]string {
 		}
 	}
 	for k, h := range km.odd {
-		if k.indexed {
+		if k.flags&kIndexed != 0 {
 			out[h] = k.id
 		}
 	}

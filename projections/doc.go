@@ -3,8 +3,13 @@
 // sessions, their refresh tokens (current and spent) and revoked access
 // tokens; failed logins per unknown name and per client address (the
 // throttle); API keys (by ID and by the hash of their secret); SSO providers,
-// their linked identities and consumed SAML assertions; and the signing keys
-// added at run time. Model holds them behind one RWMutex; Runner feeds it
+// their linked identities and consumed SAML assertions; the signing keys
+// added at run time; and, for audits (issue 16), the audit journal — one
+// fixed-size entry per applied event: its sequence, time, type, actor,
+// subject and the tenants it concerns (journal.go) — and the access
+// history, which answers who could do what in which tenant at any moment,
+// and why, from intervals bounded by journal entries (access.go,
+// history.go). Model holds them behind one RWMutex; Runner feeds it
 // through an ordered consumer, knows when it has caught up, and keeps applying
 // new events as they arrive, so a revocation accepted anywhere is enforced
 // here as soon as its event is delivered. Users and sessions, which a

@@ -27,7 +27,17 @@ import (
 // The boundary rule: an event takes effect at its occurred_at. At the
 // instant of a grant the grant holds; at the instant of a revocation,
 // deactivation, expiry or rotation it no longer does (intervals are
-// half-open, [from, to)).
+// half-open, [from, to)). Precisely: the state at a moment t is the fold,
+// in stream order, of the events whose occurred_at is at or before t — which
+// is the intervals above while occurred_at grows with the stream sequence,
+// and stays well defined when two replicas' clocks put a later event a
+// little earlier.
+//
+// Answers are from the history the journal holds: a user created again
+// under the same ID (which the service never does) starts a new history,
+// and what the journal does not hold — before the oldest event the stream
+// kept, when the model was built from a stream that had lost its first
+// events — is ErrBeforeHistory, never a guess.
 
 // EventRef names the event that opened or closed an interval: the "why".
 type EventRef struct {
@@ -42,8 +52,10 @@ type EventRef struct {
 type AuditQuery struct {
 	// Scope, when not nil, is the set of tenants the reader may see: only
 	// events that concern at least one of them match (a tenant admin, an
-	// API key with audit:read). Nil: everything (a platform admin). An
-	// empty non-nil slice matches nothing.
+	// API key with audit:read), and a hit's Tenants are those among them.
+	// Nil: everything (a platform admin). An empty non-nil slice matches
+	// nothing. An event that concerns every tenant (AllTenantsConcerned)
+	// concerns each of Scope's, and Tenant.
 	Scope []string
 	// AnyTenant: only events that concern at least one tenant (a
 	// platform-wide API key with audit:read sees every tenant's events but
@@ -69,15 +81,17 @@ type AuditQuery struct {
 	// newest-first (NewestFirst), only entries below it (0: from the newest).
 	After       uint64
 	NewestFirst bool
-	// Limit: at most this many hits (1..1000).
+	// Limit: at most this many hits (1..1000; 0 is 100, more than 1000 is
+	// 1000).
 	Limit int
 }
 
 // AuditHit is one journal entry that matched.
 type AuditHit struct {
 	Seq uint64
-	// Tenants are the tenants the event concerns, sorted; AllTenantsConcerned
-	// marks an event that concerns every tenant (a platform-wide key's).
+	// Tenants are the tenants the event concerns, sorted (within the
+	// query's Scope, when it has one); AllTenantsConcerned marks an event
+	// that concerns every tenant (a platform-wide key's), with no Tenants.
 	Tenants             []string
 	AllTenantsConcerned bool
 	SubjectHash         uint64 // see SubjectHash
@@ -91,6 +105,10 @@ var ErrBeforeHistory = errors.New("projections: no history is kept for that mome
 
 // Grant is one thing a principal could do in one tenant at a moment, and why.
 type Grant struct {
+	// Tenant is the tenant the grant is in: the one asked about
+	// (TenantAccess), or each of the principal's; "*" for a platform
+	// admin's, and a platform-wide key's with a platform-admin owner, in
+	// UserAccess and KeyAccess (every tenant).
 	Tenant      string
 	Permissions domain.PermissionSet
 	// Via: "role" (a tenant role: Role set), "platform_admin" (the global
@@ -102,7 +120,8 @@ type Grant struct {
 	// creation (or the rotation that made its current owner the owner).
 	Since EventRef
 	// For an API key: its owner at that moment and the owner's grant that
-	// caps the key (the key's permissions ∩ the owner's in the tenant).
+	// caps the key (the key's permissions ∩ the owner's in the tenant,
+	// admin:* standing for every permission).
 	OwnerID    string
 	OwnerGrant *Grant
 }
@@ -148,7 +167,7 @@ type KeyHistory struct {
 	Revoked   *EventRef
 	// Secrets in order: the secret's SHA-256 (hex) and the event that made
 	// it the key's secret (creation, then each rotation; a rotation ends the
-	// previous secret at once).
+	// previous secret at once). The last is the current one.
 	Secrets []KeySecret
 }
 

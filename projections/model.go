@@ -18,6 +18,11 @@ type Model struct {
 	// AddressWindow: failed logins from one client address count as
 	// consecutive while they come less than this apart (set before use).
 	AddressWindow time.Duration
+	// NoHistory: keep neither the audit journal nor the access history
+	// (set before use) — the model a deployment would hold without them,
+	// to measure what they cost. AuditEvents then finds nothing, and the
+	// questions about a moment are ErrBeforeHistory.
+	NoHistory bool
 
 	mu            sync.RWMutex
 	users         userStore // users, by ID and by normalized username (users.go)
@@ -28,6 +33,8 @@ type Model struct {
 	keys          keyModel                // API keys (apikeys.go)
 	sso           ssoModel                // SSO providers and linked identities (sso.go)
 	signing       signingModel            // access-token signing keys (signingkeys.go)
+	journal       journal                 // the audit journal: an entry per applied event (journal.go)
+	access        accessModel             // the access history (access.go)
 	applied       uint64
 	skipped       uint64
 	cow           cow        // chunks shared with a snapshot being written (compact.go)
@@ -54,6 +61,17 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		return
 	}
 	m.applied = seq
+	// The journal's entry, with the tenants the event concerns as the
+	// model has them before it; then the access history, on either side.
+	var ref uint32
+	if !m.NoHistory {
+		typ := ""
+		if ev != nil {
+			typ = ev.EventType()
+		}
+		ref = m.journal.append(seq, &env, typ, m.concerns(&env, ev))
+		m.historyBefore(ref, &env, ev)
+	}
 	switch e := ev.(type) {
 	case domain.UserCreated:
 		m.users.create(&m.cow, seq, e)
@@ -62,7 +80,7 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		if e.UserID == "" {
 			l := m.logins[env.AggregateID]
 			m.logins[env.AggregateID] = loginEntry{seq: seq, state: domain.EvolveLoginAttempts(l.state, e)}
-			return
+			break
 		}
 		m.evolveUser(e.UserID, seq, e)
 	case domain.UserLoginSucceeded:
@@ -93,6 +111,7 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	case domain.SigningKeyAdded, domain.SigningKeyRetired:
 		m.applySigningKey(env.AggregateID, seq, e)
 	}
+	m.historyAfter(ref, &env, ev)
 }
 
 // evolveUser folds e into user id's state (domain.EvolveUser, the one
@@ -128,6 +147,7 @@ func (m *Model) Skip(seq uint64) {
 	defer m.mu.Unlock()
 	if seq > m.applied {
 		m.applied = seq
+		m.journal.saw(seq)
 	}
 	m.skipped++
 }

@@ -22,19 +22,21 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 4 // 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 5 // 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
 // SnapshotFormat.
 var ErrSnapshotFormat = errors.New("projections: snapshot of another format")
 
-// A snapshot (format 4) is snapshotMagic, the format as a uvarint, then
+// A snapshot (format 5) is snapshotMagic, the format as a uvarint, then
 // frames — a kind byte, the payload's length as a uvarint, the payload — and
 // nothing after the end frame. The users' and sessions' records go as they
 // are held (compact.go), in frames of about frameSize, so that neither side
 // holds more than a frame of it at once; the indexes are rebuilt on restore.
 // The rest of the state (API keys, revoked access tokens, failed logins,
-// SSO, signing keys), small by comparison, is one gob frame.
+// SSO, signing keys), small by comparison, is one gob frame. The audit
+// journal and the access history (journal.go, access.go) follow it: their
+// counts and small lists, then their entries and records in frames too.
 const snapshotMagic = "infracast-auth read models\n"
 
 const frameSize = 1 << 20
@@ -54,6 +56,20 @@ const (
 	frFree            // free session records and spent nodes
 	frAside           // gob: asideState
 	frRest            // gob: restState
+	frHistory         // the journal's and the access history's counts and small lists
+	frJTenants        // strings
+	frJActors         // strings: type, ID
+	frJSets           // tenant sets
+	frJournal         // first entry, then entries
+	frAUsers          // first record, then records
+	frAChanges        // first record, then records
+	frAKeys           // first record, then records
+	frAOwners         // first record, then records
+	frASecrets        // first record, then records
+	frALists          // tenants' users and keys, platform admins and keys, role sets
+	frAKept           // strings
+
+	frLast = frAKept
 )
 
 // restState is the state beside users and sessions, as gob encodes it
@@ -156,6 +172,8 @@ type Frozen struct {
 	users    userStore
 	sessions sessStore
 	rest     restState
+	journal  journal
+	access   accessModel
 	released bool
 }
 
@@ -192,7 +210,9 @@ func (m *Model) Freeze() *Frozen {
 			oddReason: maps.Clone(ss.oddReason), oddSpent: maps.Clone(ss.oddSpent), times: maps.Clone(ss.times),
 			staleHashes: maps.Clone(ss.staleHashes),
 		},
-		rest: m.copyRest(false),
+		rest:    m.copyRest(false),
+		journal: m.journal.frozenCopy(),
+		access:  m.access.frozenCopy(),
 	}
 	f.sessions.recs.free = slices.Clone(ss.recs.free)
 	f.sessions.spent.free = slices.Clone(ss.spent.free)
@@ -366,6 +386,7 @@ func (f *Frozen) WriteTo(w io.Writer) (int64, error) {
 		StaleNames: us.staleNames, StaleHashes: staleHashText(ss.staleHashes),
 	})
 	fw.gob(frRest, &f.rest)
+	writeHistory(fw, &f.journal, &f.access)
 	fw.start(frEnd)
 	fw.uvarint(fw.frames)
 	fw.flush()
@@ -600,9 +621,13 @@ type builder struct {
 	users            userStore
 	sessions         sessStore
 	rest             restState
+	journal          journal
+	access           accessModel
 	frames           uint64
 	counts           [8]uint64 // users, extras, sessions, spent, sets, lists, tenants, reasons
-	seen             [frRest + 1]bool
+	hcounts          [4]uint32 // the journal's tenants, actors, tenant sets, their members
+	acounts          [3]uint32 // the access history's kept session IDs, role sets, role names
+	seen             [frLast + 1]bool
 	cow              cow // its own: a snapshot of the model being restored never reaches these
 }
 
@@ -688,7 +713,7 @@ func (b *builder) frame(kind byte, data []byte) error {
 	if kind != frEnd {
 		b.frames++
 	}
-	if kind > frRest {
+	if kind > frLast {
 		return fmt.Errorf("unknown frame %d", kind)
 	}
 	if kind != frHeader && !b.seen[frHeader] {
@@ -820,11 +845,15 @@ func (b *builder) frame(kind byte, data []byte) error {
 			return err
 		}
 		d.b = nil
+	default:
+		if err := b.historyFrame(kind, d); err != nil {
+			return err
+		}
 	case frEnd:
 		if n := d.uvarint(); d.err == nil && n != b.frames {
 			return fmt.Errorf("%d frames, the end says %d", b.frames, n)
 		}
-		for _, k := range []byte{frFree, frAside, frRest} {
+		for _, k := range []byte{frFree, frAside, frRest, frHistory} {
 			if !b.seen[k] {
 				return fmt.Errorf("no frame of kind %d", k)
 			}
@@ -1020,7 +1049,7 @@ func (b *builder) finish() error {
 		ss.byHash.build(hashes)
 	}()
 	wg.Wait()
-	return nil
+	return b.finishHistory()
 }
 
 // swap puts the built state in the model.
@@ -1067,6 +1096,8 @@ func (b *builder) swap() {
 	m.revokedTokens = nonNil(s.RevokedTokens)
 	m.logins, m.addrFailures = logins, addrs
 	m.keys = keys
+	m.journal, m.access = b.journal, b.access
+	m.access.relink(&m.keys)
 	m.sso = sso
 	m.signing.keys = signing
 	m.signing.version.Add(1) // token verifiers reload the keys

@@ -165,8 +165,8 @@ func TestSnapshotRestoreThenReplayEqualsFullReplay(t *testing.T) {
 // bump SnapshotFormat.
 func TestSnapshotCoversEveryField(t *testing.T) {
 	known := map[reflect.Type][]string{
-		reflect.TypeFor[Model](): {"AddressWindow", "mu", "users", "sessions", "revokedTokens",
-			"logins", "addrFailures", "keys", "sso", "signing", "applied", "skipped", "cow", "snapshotting"},
+		reflect.TypeFor[Model](): {"AddressWindow", "NoHistory", "mu", "users", "sessions", "revokedTokens",
+			"logins", "addrFailures", "keys", "sso", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
 		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
 			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},
 		reflect.TypeFor[userRec]():     {"seq", "created", "text", "phs", "version", "roles", "extra", "phsPool", "flags"},
@@ -188,9 +188,21 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[addrFailures](): {"count", "last"},
 		reflect.TypeFor[keyModel]():     {"byID", "byHash", "odd", "tenantLists"},
 		reflect.TypeFor[keyEntry](): {"id", "name", "owner", "tenants", "allowed", "secs", "nanos", "hash",
-			"version", "ownerRec", "seq", "next", "perms", "hashed", "indexed", "revoked"},
+			"version", "ownerRec", "hist", "seq", "next", "perms", "flags"},
 		reflect.TypeFor[ssoProviderEntry](): {"state", "seq"},
 		reflect.TypeFor[signingEntry]():     {"state", "seq"},
+		reflect.TypeFor[journal](): {"chunks", "n", "runs", "first", "types", "typeIDs", "oddTypes", "actors", "actorIDs",
+			"actorTypes", "tenants", "sets", "oddTimes", "roleCache", "keyCache", "sessCache", "scratch"},
+		reflect.TypeFor[jchunk]():     {"at", "subj", "actor", "tset", "typ"},
+		reflect.TypeFor[tenantSets](): {"ids", "off", "members", "key"},
+		reflect.TypeFor[accessModel](): {"users", "changes", "keys", "owners", "secrets", "sets", "roles", "admins", "tenantUsers",
+			"tenantKeys", "wideKeys", "keyIDs", "keyEnts", "kept", "oddOwners", "oddSecrets", "pairs"},
+		reflect.TypeFor[userHist]():     {"created", "init", "log"},
+		reflect.TypeFor[userChange]():   {"ref", "prev", "arg", "role", "kind"},
+		reflect.TypeFor[keyHist]():      {"created", "revoked", "owner", "secret", "since"},
+		reflect.TypeFor[keyOwner]():     {"ref", "prev", "user"},
+		reflect.TypeFor[keySecret]():    {"hash", "since", "prev"},
+		reflect.TypeFor[roleSetTable](): {"ids", "off", "pairs", "key"},
 		reflect.TypeFor[asideState](): {"OddGlobal", "KeepText", "UserTimes", "OddID", "OddHash", "OddUser", "OddReason", "OddSpent", "SessTimes",
 			"StaleNames", "StaleHashes"},
 	}

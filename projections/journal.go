@@ -1,0 +1,1066 @@
+package projections
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// The audit journal (issue 16): one fixed-size entry per event the model
+// applied, in stream order — about 25 bytes, without a pointer, in columns
+// of chunks of 1,024 entries. An entry is never changed once appended, so a
+// snapshot shares the chunks as they are (it reads only the entries
+// appended before it was frozen), and so does AuditEvents, which scans
+// them after it has let go of the lock. The event bodies are not held: the
+// audit API reads a page's events from the stream by sequence.
+
+// jchunk holds 1,024 entries, column by column.
+type jchunk struct {
+	at    [chunkLen]int64  // occurred_at (jtime)
+	subj  [chunkLen]uint64 // SubjectHash of the aggregate ID
+	actor [chunkLen]uint32 // journal.actors
+	tset  [chunkLen]uint32 // journal.sets
+	typ   [chunkLen]uint8  // journal.types (typeOdd: journal.oddTypes)
+}
+
+// jrun: from entry pos on, stream sequences go up by one from seq (a skipped
+// or an ignored event starts a new run).
+type jrun struct {
+	pos uint32
+	seq uint64
+}
+
+// journal is the audit journal. Positions count entries from 0; a ref, in
+// the access history, is a position + 1 (0: none).
+type journal struct {
+	chunks []*jchunk
+	n      uint32
+	runs   []jrun
+	// first is the first stream sequence the model saw, applied or skipped
+	// (0: none yet). The history is complete when it is 1.
+	first uint64
+
+	types    []string // event types, as they came (typeOdd: more than 255 of them)
+	typeIDs  map[string]uint8
+	oddTypes map[uint32]string // by position
+
+	actors     []events.Actor // 0: the zero actor
+	actorIDs   map[events.Actor]uint32
+	actorTypes []string // the distinct actor types, for a query by ID
+
+	tenants strTable   // tenant names, shared with the access history
+	sets    tenantSets // the sets of tenants events concern
+
+	oddTimes map[uint32]time.Time // occurred_at out of the range of Unix nanoseconds, by position
+
+	// Caches of concerns (not in snapshots): a user role set's tenant set,
+	// by roleSets number; a key's, by its shared tenant list; a session
+	// tenant's, by sessStore.tenants number + 1.
+	roleCache []roleTenants
+	keyCache  map[*string]uint32
+	sessCache []uint32
+	scratch   []uint32
+}
+
+type roleTenants struct {
+	m    map[string]domain.Role
+	tset uint32
+}
+
+const typeOdd = math.MaxUint8
+
+// jtime is occurred_at as the journal compares it: Unix nanoseconds;
+// math.MinInt64 for the zero time; a time out of range is clamped (and kept
+// aside, exactly).
+func jtime(t time.Time) (int64, bool) {
+	switch s := t.Unix(); {
+	case t.IsZero():
+		return math.MinInt64, true
+	case s < -stampMaxSec:
+		return math.MinInt64 + 1, false
+	case s > stampMaxSec:
+		return math.MaxInt64, false
+	}
+	return t.UnixNano(), true
+}
+
+// SubjectHash is the 64-bit hash the journal keeps of an aggregate ID:
+// FNV-1a, the same in every process and build (snapshots carry it).
+func SubjectHash(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+// saw notes the first stream sequence the model sees.
+func (j *journal) saw(seq uint64) {
+	if j.first == 0 {
+		j.first = seq
+	}
+}
+
+// append adds the entry of the event at stream sequence seq, which concerns
+// the tenant set tset, and returns its ref.
+func (j *journal) append(seq uint64, env *events.Envelope, typ string, tset uint32) uint32 {
+	j.saw(seq)
+	pos := j.n
+	if pos == math.MaxUint32-1 {
+		return 0 // four billion events: the journal is full (refs are 32-bit)
+	}
+	if pos&chunkMask == 0 && int(pos>>chunkBits) == len(j.chunks) {
+		j.chunks = append(j.chunks, new(jchunk))
+	}
+	if k := len(j.runs); k == 0 || j.runs[k-1].seq+uint64(pos-j.runs[k-1].pos) != seq {
+		j.runs = append(j.runs, jrun{pos: pos, seq: seq})
+	}
+	// The chunk may be shared with a snapshot: it reads only the entries
+	// before pos, which are never written again.
+	c := j.chunks[pos>>chunkBits]
+	i := pos & chunkMask
+	at, ok := jtime(env.OccurredAt)
+	if !ok {
+		if j.oddTimes == nil {
+			j.oddTimes = make(map[uint32]time.Time)
+		}
+		j.oddTimes[pos] = env.OccurredAt.UTC()
+	}
+	c.at[i] = at
+	c.subj[i] = SubjectHash(env.AggregateID)
+	c.actor[i] = j.actor(env.Actor)
+	c.tset[i] = tset
+	c.typ[i] = j.typeID(pos, typ)
+	j.n = pos + 1
+	return pos + 1
+}
+
+func (j *journal) typeID(pos uint32, typ string) uint8 {
+	if id, ok := j.typeIDs[typ]; ok {
+		return id
+	}
+	if len(j.types) >= typeOdd {
+		if j.oddTypes == nil {
+			j.oddTypes = make(map[uint32]string)
+		}
+		j.oddTypes[pos] = strings.Clone(typ)
+		return typeOdd
+	}
+	if j.typeIDs == nil {
+		j.typeIDs = make(map[string]uint8)
+	}
+	typ = strings.Clone(typ)
+	id := uint8(len(j.types))
+	j.types = append(j.types, typ)
+	j.typeIDs[typ] = id
+	return id
+}
+
+func (j *journal) actor(a events.Actor) uint32 {
+	if a == (events.Actor{}) {
+		return 0
+	}
+	if id, ok := j.actorIDs[a]; ok {
+		return id
+	}
+	if j.actorIDs == nil {
+		j.actorIDs = make(map[events.Actor]uint32)
+	}
+	if len(j.actors) == 0 {
+		j.actors = append(j.actors, events.Actor{})
+	}
+	a = events.Actor{Type: strings.Clone(a.Type), ID: strings.Clone(a.ID)}
+	id := uint32(len(j.actors))
+	j.actors = append(j.actors, a)
+	j.actorIDs[a] = id
+	if !slices.Contains(j.actorTypes, a.Type) {
+		j.actorTypes = append(j.actorTypes, a.Type)
+	}
+	return id
+}
+
+// seqAt is the stream sequence of entry pos (< n).
+func (j *journal) seqAt(pos uint32) uint64 {
+	k := sort.Search(len(j.runs), func(i int) bool { return j.runs[i].pos > pos }) - 1
+	r := j.runs[k]
+	return r.seq + uint64(pos-r.pos)
+}
+
+// posAfter is the first position whose sequence is above seq (n if none).
+func (j *journal) posAfter(seq uint64) uint32 {
+	return uint32(sort.Search(int(j.n), func(p int) bool { return j.seqAt(uint32(p)) > seq }))
+}
+
+func (j *journal) entry(pos uint32) (*jchunk, uint32) {
+	return j.chunks[pos>>chunkBits], pos & chunkMask
+}
+
+// timeAt is entry pos's occurred_at.
+func (j *journal) timeAt(pos uint32) time.Time {
+	c, i := j.entry(pos)
+	switch at := c.at[i]; at {
+	case math.MinInt64:
+		return time.Time{}
+	case math.MinInt64 + 1, math.MaxInt64:
+		if t, ok := j.oddTimes[pos]; ok {
+			return t
+		}
+		return time.Unix(0, at).UTC()
+	default:
+		return time.Unix(0, at).UTC()
+	}
+}
+
+func (j *journal) typeAt(pos uint32) string {
+	c, i := j.entry(pos)
+	if c.typ[i] == typeOdd {
+		return j.oddTypes[pos]
+	}
+	return j.types[c.typ[i]]
+}
+
+// ref is the event of a ref (position + 1), for an answer's "why".
+func (j *journal) ref(r uint32) EventRef {
+	if r == 0 || r > j.n {
+		return EventRef{}
+	}
+	pos := r - 1
+	c, i := j.entry(pos)
+	var a events.Actor
+	if int(c.actor[i]) < len(j.actors) {
+		a = j.actors[c.actor[i]]
+	}
+	return EventRef{Seq: j.seqAt(pos), Time: j.timeAt(pos), Type: j.typeAt(pos), ActorType: a.Type, ActorID: a.ID}
+}
+
+// moment is a time as the journal compares it.
+type moment struct {
+	ns  int64
+	t   time.Time
+	odd bool
+}
+
+func momentOf(t time.Time) moment {
+	ns, ok := jtime(t)
+	return moment{ns: ns, t: t, odd: !ok}
+}
+
+// by reports whether the event of ref r occurred at or before at: whether it
+// has taken effect at that moment (ref 0: never).
+func (j *journal) by(r uint32, at moment) bool {
+	if r == 0 {
+		return false
+	}
+	c, i := j.entry(r - 1)
+	ns := c.at[i]
+	if at.odd || ns == math.MinInt64+1 || ns == math.MaxInt64 {
+		return !j.timeAt(r - 1).After(at.t)
+	}
+	return ns <= at.ns
+}
+
+// frozenCopy is the journal as it is now, for a snapshot (the chunks and
+// the lists, which only grow, shared).
+func (j *journal) frozenCopy() journal {
+	return journal{
+		chunks: slices.Clone(j.chunks), n: j.n, runs: j.runs, first: j.first,
+		types: j.types, oddTypes: cloneSmall(j.oddTypes), actors: j.actors,
+		tenants: strTable{strs: j.tenants.strs}, sets: tenantSets{off: j.sets.off, members: j.sets.members},
+		oddTimes: cloneSmall(j.oddTimes),
+	}
+}
+
+func cloneSmall[K comparable, V any](m map[K]V) map[K]V {
+	if m == nil {
+		return nil
+	}
+	out := make(map[K]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ---------------------------------------------------------------- tenant sets
+
+// tenantSets interns the sets of tenants events concern: each distinct set
+// is a list of tenant numbers (journal.tenants) in order of name, held once.
+// Set 0 is no tenant (the platform's own events), set 1 every tenant (a
+// platform-wide key's). The lists only grow.
+type tenantSets struct {
+	ids     map[string]uint32 // a set's numbers, as bytes -> set
+	off     []uint32          // set i is members[off[i]:off[i+1]]
+	members []uint32
+	key     []byte
+}
+
+const (
+	tsetNone = 0
+	tsetAll  = 1
+)
+
+func (ts *tenantSets) count() uint32 {
+	if len(ts.off) == 0 {
+		return 2
+	}
+	return uint32(len(ts.off) - 1)
+}
+
+func (ts *tenantSets) set(i uint32) []uint32 {
+	if i < 2 || int(i) >= len(ts.off)-1 {
+		return nil
+	}
+	return ts.members[ts.off[i]:ts.off[i+1]]
+}
+
+// intern returns the set of tenant numbers nums (sorted by name, distinct).
+func (ts *tenantSets) intern(nums []uint32) uint32 {
+	if len(nums) == 0 {
+		return tsetNone
+	}
+	ts.key = ts.key[:0]
+	for _, n := range nums {
+		ts.key = binary.LittleEndian.AppendUint32(ts.key, n)
+	}
+	if id, ok := ts.ids[string(ts.key)]; ok {
+		return id
+	}
+	if ts.ids == nil {
+		ts.ids = make(map[string]uint32)
+	}
+	if len(ts.off) == 0 {
+		ts.off = []uint32{0, 0, 0} // sets 0 and 1 have no members
+	}
+	id := uint32(len(ts.off) - 1)
+	ts.members = append(ts.members, nums...)
+	ts.off = append(ts.off, uint32(len(ts.members)))
+	ts.ids[string(ts.key)] = id
+	return id
+}
+
+// tenantSet returns the set of the named tenants (AllTenants among them:
+// every tenant; "" is no tenant).
+func (j *journal) tenantSet(names []string) uint32 {
+	nums := j.scratch[:0]
+	for _, t := range names {
+		switch t {
+		case domain.AllTenants:
+			return tsetAll
+		case "":
+			continue
+		}
+		nums = append(nums, j.tenants.id(t))
+	}
+	j.scratch = nums
+	return j.sets.intern(j.sortTenants(nums))
+}
+
+// sortTenants orders tenant numbers by name and drops repeats.
+func (j *journal) sortTenants(nums []uint32) []uint32 {
+	if len(nums) > 1 {
+		slices.SortFunc(nums, func(a, b uint32) int { return cmp.Compare(j.tenants.str(a), j.tenants.str(b)) })
+		nums = slices.Compact(nums)
+	}
+	return nums
+}
+
+// oneTenant returns the set of one tenant.
+func (j *journal) oneTenant(t string) uint32 {
+	if t == "" {
+		return tsetNone
+	}
+	j.scratch = append(j.scratch[:0], j.tenants.id(t))
+	return j.sets.intern(j.scratch)
+}
+
+// ---------------------------------------------------------------- concerns
+
+// concerns returns the set of tenants event ev concerns, from the state
+// before it is applied (called by Apply first). An event concerns:
+//
+//	event                                    tenants it concerns
+//	user.created                             the tenants of its tenant roles
+//	user.role_granted, user.role_revoked     that tenant
+//	user.deactivated, user.password_changed, the tenants where the user held a role
+//	user.login_succeeded, user.login_failed    at that moment
+//	  (of an existing user)
+//	user.login_failed on an unknown name,    none (the platform's own)
+//	username.reserved
+//	session.started                          its tenant if it is scoped to one, else
+//	                                           the user's tenants at that moment
+//	session.*                                the session's tenant if it is scoped to
+//	                                           one, else its user's tenants at that
+//	                                           moment (none once the session is pruned)
+//	apikey.*                                 the key's tenants; every tenant for a
+//	                                           platform-wide key ("*")
+//	sso.identity_linked                      the linked user's tenants at that moment
+//	sso.provider_*, sso.assertion_consumed,  none (the platform's own)
+//	signingkey.*
+//
+// "At that moment" is as the stream has it just before the event: a role
+// granted by an earlier event counts, one granted by this event or a later
+// one does not.
+func (m *Model) concerns(env *events.Envelope, ev domain.Event) uint32 {
+	j := &m.journal
+	switch e := ev.(type) {
+	case domain.UserCreated:
+		nums := j.scratch[:0]
+		for _, tr := range e.Tenants {
+			if tr.Tenant != "" {
+				nums = append(nums, j.tenants.id(tr.Tenant))
+			}
+		}
+		j.scratch = nums
+		return j.sets.intern(j.sortTenants(nums))
+	case domain.UserRoleGranted:
+		return j.oneTenant(e.Tenant)
+	case domain.UserRoleRevoked:
+		return j.oneTenant(e.Tenant)
+	case domain.UserDeactivated, domain.UserLoginSucceeded:
+		return m.userConcerns(env.AggregateID)
+	case domain.UserPasswordChanged:
+		return m.userConcerns(e.UserID)
+	case domain.UserLoginFailed:
+		if e.UserID == "" {
+			return tsetNone
+		}
+		return m.userConcerns(e.UserID)
+	case domain.SessionStarted:
+		if e.Tenant != "" {
+			return j.oneTenant(e.Tenant)
+		}
+		return m.userConcerns(e.UserID)
+	case domain.SessionRefreshed:
+		return m.sessionConcerns(e.SessionID)
+	case domain.SessionTokenRevoked:
+		return m.sessionConcerns(e.SessionID)
+	case domain.SessionRevoked, domain.SessionRefreshReused:
+		return m.sessionConcerns(env.AggregateID)
+	case domain.APIKeyCreated:
+		return j.tenantSet(e.Tenants)
+	case domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
+		return m.keyConcerns(env.AggregateID)
+	case domain.SSOIdentityLinked:
+		return m.userConcerns(e.UserID)
+	}
+	return tsetNone
+}
+
+// userConcerns is the set of tenants where user id holds a role.
+func (m *Model) userConcerns(id string) uint32 {
+	r, ok := m.users.find(id)
+	if !ok {
+		return tsetNone
+	}
+	return m.userTenantSet(r)
+}
+
+func (m *Model) userTenantSet(r uint32) uint32 {
+	j := &m.journal
+	i := m.users.recs.at(r).roles
+	roles := m.users.sets.set(i)
+	if len(roles) == 0 {
+		return tsetNone
+	}
+	if int(i) < len(j.roleCache) && mapPtr(j.roleCache[i].m) == mapPtr(roles) {
+		return j.roleCache[i].tset
+	}
+	nums := j.scratch[:0]
+	for t := range roles {
+		if t != "" {
+			nums = append(nums, j.tenants.id(t))
+		}
+	}
+	j.scratch = nums
+	tset := j.sets.intern(j.sortTenants(nums))
+	for int(i) >= len(j.roleCache) {
+		j.roleCache = append(j.roleCache, roleTenants{})
+	}
+	j.roleCache[i] = roleTenants{m: roles, tset: tset}
+	return tset
+}
+
+// sessionConcerns is the set of tenants session id concerns.
+func (m *Model) sessionConcerns(id string) uint32 {
+	k, h := sessionKey(id)
+	r, ok := m.sessions.find(&k, h)
+	if !ok {
+		return tsetNone
+	}
+	if t := m.sessions.recs.at(r).tenant; t != 0 {
+		j := &m.journal
+		for int(t) >= len(j.sessCache) {
+			j.sessCache = append(j.sessCache, 0)
+		}
+		if j.sessCache[t] == 0 {
+			j.sessCache[t] = j.oneTenant(m.sessions.tenants.str(t)) + 1
+		}
+		return j.sessCache[t] - 1
+	}
+	u, ok := m.sessions.user(&m.users, r)
+	if !ok {
+		return tsetNone
+	}
+	return m.userTenantSet(u)
+}
+
+// keyConcerns is the set of tenants API key id lists.
+func (m *Model) keyConcerns(id string) uint32 {
+	k := m.keys.byID[id]
+	if k == nil || len(k.tenants) == 0 {
+		return tsetNone
+	}
+	j := &m.journal
+	p := &k.tenants[0] // lists are shared (keyModel.tenantList) and never written
+	if tset, ok := j.keyCache[p]; ok {
+		return tset
+	}
+	tset := j.tenantSet(k.tenants)
+	if j.keyCache == nil {
+		j.keyCache = make(map[*string]uint32)
+	}
+	j.keyCache[p] = tset
+	return tset
+}
+
+// ---------------------------------------------------------------- queries
+
+// HistoryStart returns the oldest journal entry's stream sequence and
+// occurred_at, and whether the history is complete (it starts at the
+// stream's first event, sequence 1).
+func (m *Model) HistoryStart() (seq uint64, at time.Time, complete bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	j := &m.journal
+	complete = j.first <= 1 && !m.NoHistory
+	if j.n == 0 {
+		return 0, time.Time{}, complete
+	}
+	return j.seqAt(0), j.timeAt(0), complete
+}
+
+// beforeHistory reports whether at is older than the history kept (all
+// of time when the model keeps none).
+func (m *Model) beforeHistory(at time.Time) bool {
+	j := &m.journal
+	switch {
+	case m.NoHistory:
+		return true
+	case j.first <= 1:
+		return false
+	}
+	return j.n == 0 || at.Before(j.timeAt(0))
+}
+
+// auditScan is a query compiled against the journal, and a view of the
+// journal taken under the read lock: the entries and the lists it reads
+// are never changed after, so the scan runs without the lock.
+type auditScan struct {
+	j        journal // the view: chunks, n, runs, types, actors, sets (headers)
+	none     bool    // nothing can match
+	types    [4]uint64
+	anyType  bool
+	oddType  func(string) bool
+	tsets    []uint64 // bit per tenant set; nil: any
+	scope    []uint64 // bit per tenant number the reader may see; nil: all
+	actors   []uint32 // nil: any
+	subject  uint64
+	bySubj   bool
+	since    int64
+	until    int64
+	oddTimes bool
+	q        *AuditQuery
+}
+
+// AuditEvents returns the journal entries that match q, in the order asked
+// (oldest- or newest-first), at most q.Limit (0: 100; at most 1000), and
+// whether more match after the last one returned. The entries are scanned
+// after the read lock is let go (they never change once appended), so a
+// long scan does not hold up Apply. A page is stable while events keep
+// arriving: the cursor is a stream sequence, and entries are only appended.
+func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool) {
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = 100
+	case limit > 1000:
+		limit = 1000
+	}
+	m.mu.RLock()
+	s := m.journal.compile(&q)
+	m.mu.RUnlock()
+	if s.none || s.j.n == 0 {
+		return nil, false
+	}
+	j := &s.j
+	var from, to uint32 // positions [from, to), read forwards or backwards
+	if q.NewestFirst {
+		to = j.n
+		if q.After != 0 {
+			to = j.posAfter(q.After - 1) // entries below After
+		}
+	} else {
+		from = j.posAfter(q.After)
+		to = j.n
+	}
+	found := make([]uint32, 0, min(limit+1, 128))
+	if q.NewestFirst {
+		found = s.scanBack(from, to, limit+1, found)
+	} else {
+		found = s.scanForward(from, to, limit+1, found)
+	}
+	if len(found) > limit {
+		found, more = found[:limit], true
+	}
+	hits = make([]AuditHit, len(found))
+	for i, pos := range found {
+		hits[i] = s.hit(pos)
+	}
+	return hits, more
+}
+
+// compile prepares q for a scan; called with the read lock held.
+func (j *journal) compile(q *AuditQuery) *auditScan {
+	s := &auditScan{
+		j: journal{chunks: j.chunks[:len(j.chunks):len(j.chunks)], n: j.n, runs: j.runs, types: j.types, oddTypes: j.oddTypes,
+			tenants: strTable{strs: j.tenants.strs}, sets: tenantSets{off: j.sets.off, members: j.sets.members}},
+		q: q, since: math.MinInt64, until: math.MaxInt64,
+	}
+	if len(j.oddTypes) > 0 {
+		s.j.oddTypes = cloneSmall(j.oddTypes) // written by Apply
+	}
+	// Types: exact, or a prefix ending in ".", and the login result.
+	match := func(t string) bool {
+		switch q.Result {
+		case "":
+		case "succeeded":
+			if t != domain.TypeUserLoginSucceeded {
+				return false
+			}
+		case "failed":
+			if t != domain.TypeUserLoginFailed {
+				return false
+			}
+		default:
+			return false
+		}
+		switch {
+		case q.Type == "":
+			return true
+		case strings.HasSuffix(q.Type, "."):
+			return strings.HasPrefix(t, q.Type)
+		}
+		return t == q.Type
+	}
+	if q.Type == "" && q.Result == "" {
+		s.anyType = true
+	} else {
+		for i, t := range j.types {
+			if match(t) {
+				s.types[i>>6] |= 1 << (i & 63)
+			}
+		}
+		if len(j.oddTypes) > 0 {
+			s.types[typeOdd>>6] |= 1 << (typeOdd & 63)
+			s.oddType = match
+		}
+		if s.types == [4]uint64{} {
+			s.none = true
+		}
+	}
+	// Tenants: the sets that concern at least one tenant of Scope (when set),
+	// Tenant (when set), and any tenant (AnyTenant).
+	if q.Scope != nil && len(q.Scope) == 0 {
+		s.none = true
+	}
+	if q.Scope != nil || q.Tenant != "" || q.AnyTenant {
+		var scope, tenant []uint64
+		nt := len(j.tenants.strs) + 1
+		if q.Scope != nil {
+			scope = make([]uint64, (nt+63)/64)
+			for _, t := range q.Scope {
+				if n, ok := j.tenants.ids[t]; ok && t != "" {
+					scope[n>>6] |= 1 << (n & 63)
+				}
+			}
+			s.scope = scope
+		}
+		if q.Tenant != "" {
+			tenant = make([]uint64, (nt+63)/64)
+			if n, ok := j.tenants.ids[q.Tenant]; ok {
+				tenant[n>>6] |= 1 << (n & 63)
+			}
+		}
+		count := j.sets.count()
+		s.tsets = make([]uint64, (count+63)/64)
+		s.tsets[0] |= 1 << tsetAll // every tenant: also each of Scope's, and Tenant
+		for i := uint32(2); i < count; i++ {
+			members := j.sets.set(i)
+			ok := len(members) > 0
+			if ok && scope != nil {
+				ok = anyBit(scope, members)
+			}
+			if ok && tenant != nil {
+				ok = anyBit(tenant, members)
+			}
+			if ok {
+				s.tsets[i>>6] |= 1 << (i & 63)
+			}
+		}
+	}
+	if q.Actor != "" {
+		for _, typ := range j.actorTypes {
+			if id, ok := j.actorIDs[events.Actor{Type: typ, ID: q.Actor}]; ok {
+				s.actors = append(s.actors, id)
+			}
+		}
+		if len(s.actors) == 0 {
+			s.none = true
+		}
+	}
+	if q.Subject != "" {
+		s.bySubj, s.subject = true, SubjectHash(q.Subject)
+	}
+	if !q.Since.IsZero() {
+		s.since, _ = jtime(q.Since)
+	}
+	if !q.Until.IsZero() {
+		s.until, _ = jtime(q.Until)
+	}
+	if len(j.oddTimes) > 0 && (!q.Since.IsZero() || !q.Until.IsZero()) {
+		s.oddTimes = true
+		s.j.oddTimes = cloneSmall(j.oddTimes)
+	}
+	return s
+}
+
+func anyBit(bits []uint64, nums []uint32) bool {
+	for _, n := range nums {
+		if bits[n>>6]&(1<<(n&63)) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// matches reports whether entry i of chunk c, at position pos, matches.
+func (s *auditScan) matches(c *jchunk, i, pos uint32) bool {
+	if !s.anyType {
+		t := c.typ[i]
+		if s.types[t>>6]&(1<<(t&63)) == 0 {
+			return false
+		}
+		if t == typeOdd && !s.oddType(s.j.oddTypes[pos]) {
+			return false
+		}
+	}
+	if s.tsets != nil {
+		ts := c.tset[i]
+		if int(ts>>6) >= len(s.tsets) || s.tsets[ts>>6]&(1<<(ts&63)) == 0 {
+			return false
+		}
+	}
+	if s.bySubj && c.subj[i] != s.subject {
+		return false
+	}
+	if s.actors != nil {
+		a := c.actor[i]
+		if a != s.actors[0] && !slices.Contains(s.actors[1:], a) {
+			return false
+		}
+	}
+	at := c.at[i]
+	if s.oddTimes && (at == math.MinInt64+1 || at == math.MaxInt64) {
+		return s.oddTimeMatches(pos)
+	}
+	return at >= s.since && at < s.until
+}
+
+// oddTimeMatches compares an entry's time kept aside with Since and Until
+// exactly.
+func (s *auditScan) oddTimeMatches(pos uint32) bool {
+	t, ok := s.j.oddTimes[pos]
+	if !ok {
+		c, i := s.j.entry(pos)
+		at := c.at[i]
+		return at >= s.since && at < s.until
+	}
+	q := s.q
+	return (q.Since.IsZero() || !t.Before(q.Since)) && (q.Until.IsZero() || t.Before(q.Until))
+}
+
+func (s *auditScan) scanForward(from, to uint32, want int, out []uint32) []uint32 {
+	for pos := from; pos < to; {
+		c := s.j.chunks[pos>>chunkBits]
+		end := min(to, (pos|chunkMask)+1)
+		for ; pos < end; pos++ {
+			if s.matches(c, pos&chunkMask, pos) {
+				if out = append(out, pos); len(out) == want {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (s *auditScan) scanBack(from, to uint32, want int, out []uint32) []uint32 {
+	for pos := to; pos > from; {
+		c := s.j.chunks[(pos-1)>>chunkBits]
+		start := max(from, (pos-1)&^chunkMask)
+		for ; pos > start; pos-- {
+			if s.matches(c, (pos-1)&chunkMask, pos-1) {
+				if out = append(out, pos-1); len(out) == want {
+					return out
+				}
+			}
+		}
+	}
+	return out
+}
+
+// hit is entry pos as an AuditHit: its tenants, within the reader's scope
+// when the query has one.
+func (s *auditScan) hit(pos uint32) AuditHit {
+	c, i := s.j.entry(pos)
+	h := AuditHit{Seq: s.j.seqAt(pos), SubjectHash: c.subj[i]}
+	switch ts := c.tset[i]; ts {
+	case tsetNone:
+	case tsetAll:
+		h.AllTenantsConcerned = true
+	default:
+		members := s.j.sets.set(ts)
+		h.Tenants = make([]string, 0, len(members))
+		for _, n := range members {
+			if s.scope == nil || s.scope[n>>6]&(1<<(n&63)) != 0 {
+				h.Tenants = append(h.Tenants, s.j.tenants.str(n))
+			}
+		}
+	}
+	return h
+}
+
+// ---------------------------------------------------------------- snapshots
+
+// writeHistory writes the journal and the access history (snapshot.go):
+// a frHistory frame with their counts and small lists first, then the
+// rest in frames of about frameSize.
+func writeHistory(fw *frameWriter, j *journal, a *accessModel) {
+	fw.start(frHistory)
+	fw.uvarint(j.first)
+	fw.uvarint(uint64(j.n))
+	fw.uvarint(uint64(len(j.runs)))
+	for _, r := range j.runs {
+		fw.uvarint(uint64(r.pos))
+		fw.uvarint(r.seq)
+	}
+	fw.uvarint(uint64(len(j.types)))
+	for _, t := range j.types {
+		fw.str(t)
+	}
+	for _, v := range []int{len(j.tenants.strs), len(j.actors), int(j.sets.count()), len(j.sets.members)} {
+		fw.uvarint(uint64(v))
+	}
+	fw.uvarint(uint64(len(j.oddTypes)))
+	for pos, t := range j.oddTypes {
+		fw.uvarint(uint64(pos))
+		fw.str(t)
+	}
+	fw.uvarint(uint64(len(j.oddTimes)))
+	for pos, t := range j.oddTimes {
+		fw.uvarint(uint64(pos))
+		fw.varint(t.Unix())
+		fw.uvarint(uint64(t.Nanosecond()))
+	}
+	a.writeHeader(fw)
+	fw.flush()
+
+	fw.strings(frJTenants, j.tenants.strs)
+	fw.start(frJActors)
+	for _, act := range j.actors {
+		fw.str(act.Type)
+		fw.str(act.ID)
+		fw.flushIfFull(frJActors)
+	}
+	fw.flush()
+	fw.start(frJSets)
+	for i := uint32(2); i < j.sets.count(); i++ {
+		set := j.sets.set(i)
+		fw.uvarint(uint64(len(set)))
+		for _, n := range set {
+			fw.uvarint(uint64(n))
+		}
+		fw.flushIfFull(frJSets)
+	}
+	fw.flush()
+	var prev int64
+	for pos := uint32(0); pos < j.n; pos++ {
+		if len(fw.buf) == 0 {
+			fw.start(frJournal)
+			fw.uvarint(uint64(pos))
+			prev = 0
+		}
+		c, i := j.entry(pos)
+		fw.varint(c.at[i] - prev) // wraps around for the sentinels, and back
+		prev = c.at[i]
+		fw.u64(c.subj[i])
+		fw.uvarint(uint64(c.actor[i]))
+		fw.uvarint(uint64(c.tset[i]))
+		fw.byte(c.typ[i])
+		if len(fw.buf) >= frameSize {
+			fw.flush()
+		}
+	}
+	fw.flush()
+	a.writeFrames(fw)
+}
+
+// historyFrame reads a frame of the journal or the access history.
+func (b *builder) historyFrame(kind byte, d *dec) error {
+	j, a := &b.journal, &b.access
+	if kind != frHistory && !b.seen[frHistory] {
+		return errors.New("history before its header")
+	}
+	switch kind {
+	case frHistory:
+		j.first = d.uvarint()
+		j.n = d.u32(math.MaxUint32 - 1)
+		runs := d.u32(uint64(j.n))
+		j.runs = make([]jrun, 0, runs)
+		for range runs {
+			r := jrun{pos: d.u32(uint64(j.n)), seq: d.uvarint()}
+			bad := r.pos >= j.n
+			if k := len(j.runs); k == 0 {
+				bad = bad || r.pos != 0
+			} else if p := j.runs[k-1]; r.pos <= p.pos || r.seq < p.seq+uint64(r.pos-p.pos) {
+				bad = true
+			}
+			if bad && d.err == nil {
+				return errors.New("bad journal runs")
+			}
+			j.runs = append(j.runs, r)
+		}
+		if j.n > 0 && len(j.runs) == 0 {
+			return errors.New("journal without runs")
+		}
+		types := d.u32(typeOdd)
+		for range types {
+			j.types = append(j.types, d.str())
+		}
+		for i := range b.hcounts {
+			b.hcounts[i] = d.u32(1 << 31)
+		}
+		if b.hcounts[2] < 2 {
+			return errors.New("bad tenant set count")
+		}
+		for range d.u32(uint64(j.n)) {
+			pos, t := d.u32(uint64(j.n)), d.str()
+			if j.oddTypes == nil {
+				j.oddTypes = make(map[uint32]string)
+			}
+			j.oddTypes[pos] = t
+		}
+		for range d.u32(uint64(j.n)) {
+			pos, sec, nsec := d.u32(uint64(j.n)), d.varint(), d.u32(999_999_999)
+			if j.oddTimes == nil {
+				j.oddTimes = make(map[uint32]time.Time)
+			}
+			j.oddTimes[pos] = time.Unix(sec, int64(nsec)).UTC()
+		}
+		j.chunks = make([]*jchunk, (j.n+chunkLen-1)/chunkLen)
+		for i := range j.chunks {
+			j.chunks[i] = new(jchunk)
+		}
+		j.tenants.strs = make([]string, 0, b.hcounts[0])
+		j.actors = make([]events.Actor, 0, b.hcounts[1])
+		j.sets.off = make([]uint32, 3, b.hcounts[2]+1)
+		j.sets.members = make([]uint32, 0, b.hcounts[3])
+		return a.readHeader(d, b)
+	case frJTenants:
+		for len(d.b) > 0 && d.err == nil {
+			j.tenants.strs = append(j.tenants.strs, d.str())
+		}
+	case frJActors:
+		for len(d.b) > 0 && d.err == nil {
+			j.actors = append(j.actors, events.Actor{Type: d.str(), ID: d.str()})
+		}
+	case frJSets:
+		for len(d.b) > 0 && d.err == nil {
+			n := d.u32(uint64(b.hcounts[3]))
+			for range n {
+				j.sets.members = append(j.sets.members, d.index(b.hcounts[0]))
+			}
+			j.sets.off = append(j.sets.off, uint32(len(j.sets.members)))
+		}
+	case frJournal:
+		pos := d.u32(uint64(j.n))
+		var prev int64
+		for ; len(d.b) > 0 && d.err == nil; pos++ {
+			if pos >= j.n {
+				return errors.New("too many journal entries")
+			}
+			c, i := j.entry(pos)
+			c.at[i] = prev + d.varint()
+			prev = c.at[i]
+			c.subj[i] = d.u64()
+			c.actor[i] = d.u32(uint64(max(b.hcounts[1], 1) - 1))
+			c.tset[i] = d.u32(uint64(b.hcounts[2] - 1))
+			if c.typ[i] = d.byte(); c.typ[i] != typeOdd && int(c.typ[i]) >= len(j.types) {
+				return errors.New("journal entry of an unknown type")
+			}
+		}
+	default:
+		return a.readFrame(kind, d, b)
+	}
+	return nil
+}
+
+// finishHistory checks what the frames gave against the header, and
+// rebuilds the maps (builder.finish).
+func (b *builder) finishHistory() error {
+	j := &b.journal
+	if !b.seen[frHistory] {
+		return errors.New("no history")
+	}
+	if len(j.tenants.strs) != int(b.hcounts[0]) || len(j.actors) != int(b.hcounts[1]) ||
+		j.sets.count() != b.hcounts[2] || len(j.sets.members) != int(b.hcounts[3]) {
+		return errors.New("the journal's lists differ from its header")
+	}
+	j.tenants.ids = make(map[string]uint32, len(j.tenants.strs))
+	for i, s := range j.tenants.strs {
+		if i > 0 {
+			j.tenants.ids[s] = uint32(i)
+		}
+	}
+	j.typeIDs = make(map[string]uint8, len(j.types))
+	for i, t := range j.types {
+		j.typeIDs[t] = uint8(i)
+	}
+	j.actorIDs = make(map[events.Actor]uint32, len(j.actors))
+	for i, act := range j.actors {
+		if i > 0 {
+			j.actorIDs[act] = uint32(i)
+			if !slices.Contains(j.actorTypes, act.Type) {
+				j.actorTypes = append(j.actorTypes, act.Type)
+			}
+		}
+	}
+	j.sets.ids = make(map[string]uint32, j.sets.count())
+	for i := uint32(2); i < j.sets.count(); i++ {
+		var key []byte
+		for _, n := range j.sets.set(i) {
+			key = binary.LittleEndian.AppendUint32(key, n)
+		}
+		j.sets.ids[string(key)] = i
+	}
+	return b.access.finish(b)
+}
