@@ -468,10 +468,24 @@ func (p *parser) comparison(path AttrPath) (Expr, error) {
 			}
 		}
 		// A bare word: a string, as Microsoft's documentation writes
-		// `externalId eq jyoung`.
-		return &Compare{Path: path, Op: op, Value: v.text}, nil
+		// `externalId eq jyoung`; only of the characters of names, IDs
+		// and addresses.
+		if bareWord(v.text) {
+			return &Compare{Path: path, Op: op, Value: v.text}, nil
+		}
+		return nil, fmt.Errorf("invalid value %s at offset %d: strings are written in double quotes", v, v.pos)
 	}
 	return nil, fmt.Errorf("expected a value after %q %s at offset %d, got %s", path.String(), op, v.pos, v)
+}
+
+func bareWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlpha(c) && !(c >= '0' && c <= '9') && !strings.ContainsRune("-_.@+", rune(c)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func isJSONNumber(s string) bool {
