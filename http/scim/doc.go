@@ -69,5 +69,8 @@
 //     Filter.MatchUser/MatchGroup (and Paginate) for the rest. String
 //     comparisons follow each attribute's caseExact.
 //   - Errors are in the SCIM error schema, status as a string, with scimType
-//     where RFC 7644 defines one. No request value is echoed in an error.
+//     where RFC 7644 defines one. They name the attribute or the place in a
+//     filter; no value from a body is echoed (a password never is). This is
+//     the SCIM clients' contract under the SCIM base, in place of the rest of
+//     the API's {"error":{"code","message"}}.
 package scim
