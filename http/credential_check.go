@@ -167,7 +167,7 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if _, start, complete := s.deps.History.HistoryStart(); !complete && at.Before(start) {
+	if _, start, complete := s.deps.History.HistoryStart(); !complete && (start.IsZero() || at.Before(start)) {
 		return s.historyNotKept()
 	}
 	ctx, cancel := s.ctx(c)
