@@ -22,7 +22,7 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-duration", "200ms", "-replay-events", "2000", "-memory-entries", "2000",
-		"-scale-users", "2000", "-scale-tail", "500", "-json")
+		"-scale-users", "2000", "-scale-tail", "500", "-audit-events", "20000", "-json")
 	// Bounded as on the machine the figures come from: the login case makes
 	// 4×GOMAXPROCS users at the production argon2id cost.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
@@ -32,7 +32,8 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
 	want := []string{"validate_jwt", "validate_apikey", "gateway", "login", "refresh", "append_replay", "propagation", "memory.apikey", "memory.revoked_token",
-		"memory.user", "memory.session", "startup.snapshot"}
+		"memory.user", "memory.session", "startup.snapshot",
+		"audit.access_tenant", "audit.access_user", "audit.page", "audit.memory", "audit.startup"}
 	// nginx_proxy and nginx_forward_auth give figures where nginx is
 	// installed; without it, they are skipped.
 	if nginxInstalled() {

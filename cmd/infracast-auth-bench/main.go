@@ -91,6 +91,7 @@ var cases = []benchCase{
 	{"propagation", casePropagation},
 	{"memory", caseMemory},
 	{"scale", caseScale}, // scale.go
+	{"audit", caseAudit}, // audit.go
 }
 
 func main() {
