@@ -13,6 +13,7 @@ var (
 	ErrUnknownRole        = errors.New("domain: unknown role")
 	ErrInvalidCredentials = errors.New("domain: invalid credentials")
 	ErrUserInactive       = errors.New("domain: user deactivated")
+	ErrUserActive         = errors.New("domain: user already active")
 	ErrSessionRevoked     = errors.New("domain: session revoked")
 	ErrSessionExpired     = errors.New("domain: session expired")
 	ErrRefreshReused      = errors.New("domain: refresh token reused")

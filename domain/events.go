@@ -37,6 +37,7 @@ var eventFactories = map[string]func() Event{
 	TypeUserRoleGranted:       func() Event { return &UserRoleGranted{} },
 	TypeUserRoleRevoked:       func() Event { return &UserRoleRevoked{} },
 	TypeUserDeactivated:       func() Event { return &UserDeactivated{} },
+	TypeUserActivated:         func() Event { return &UserActivated{} },
 	TypeUserPasswordChanged:   func() Event { return &UserPasswordChanged{} },
 	TypeUserLoginSucceeded:    func() Event { return &UserLoginSucceeded{} },
 	TypeUserLoginFailed:       func() Event { return &UserLoginFailed{} },
@@ -70,6 +71,8 @@ func Deref(e Event) Event {
 	case *UserRoleRevoked:
 		return *v
 	case *UserDeactivated:
+		return *v
+	case *UserActivated:
 		return *v
 	case *UserPasswordChanged:
 		return *v

@@ -25,6 +25,7 @@ func sampleEvents() []Event {
 		UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleAdmin},
 		UserRoleRevoked{UserID: "u-1", Tenant: "acme"},
 		UserDeactivated{UserID: "u-1", Reason: "left the company"},
+		UserActivated{UserID: "u-1", Reason: "back from leave"},
 		UserPasswordChanged{UserID: "u-1", PasswordHashSealed: "sealed:v1:123", KeptSessionID: "s-1"},
 		UserLoginSucceeded{UserID: "u-1", SessionID: "s-1", Method: "password"},
 		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password", At: later},
@@ -130,8 +131,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 23 {
-		t.Errorf("%d event types, want 23", len(seen))
+	if len(seen) != 24 {
+		t.Errorf("%d event types, want 24", len(seen))
 	}
 }
 

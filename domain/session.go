@@ -97,6 +97,7 @@ const (
 	RevokeReasonRevoked    = "revoked"
 	RevokeReasonReuse      = "refresh_token_reuse"
 	RevokeReasonDeactivate = "user_deactivated"
+	RevokeReasonAdmin      = "revoked_by_admin" // an admin revoked another user's session
 )
 
 // SessionCommand is a command on the session aggregate: one of the types

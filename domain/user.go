@@ -82,8 +82,18 @@ type UserRoleRevoked struct {
 }
 
 // UserDeactivated: the user can no longer log in, and every token, refresh token
-// and session of the user stops at once.
+// and session of the user stops at once. It is also a cut-off, as a password
+// change is: a session started at or before it never works again, even once
+// the user is activated.
 type UserDeactivated struct {
+	UserID string `json:"user_id"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// UserActivated: a deactivated user may log in again. It brings back nothing
+// the deactivation stopped: the sessions (and their tokens) it cut off stay
+// revoked, and so do the API keys revoked with it.
+type UserActivated struct {
 	UserID string `json:"user_id"`
 	Reason string `json:"reason,omitempty"`
 }
@@ -114,6 +124,11 @@ type UserLoginFailed struct {
 	At       time.Time `json:"at"`
 }
 
+// KeyRevokedOwnerDeactivated is the reason of the apikey.revoked events a
+// deactivation (or an activation, for a key it finds still live) appends for
+// each live API key the user owns.
+const KeyRevokedOwnerDeactivated = "owner deactivated"
+
 // User event type names, as they appear in the envelope's "type".
 const (
 	TypeUserCreated         = "user.created"
@@ -121,6 +136,7 @@ const (
 	TypeUserRoleGranted     = "user.role_granted"
 	TypeUserRoleRevoked     = "user.role_revoked"
 	TypeUserDeactivated     = "user.deactivated"
+	TypeUserActivated       = "user.activated"
 	TypeUserPasswordChanged = "user.password_changed"
 	TypeUserLoginSucceeded  = "user.login_succeeded"
 	TypeUserLoginFailed     = "user.login_failed"
@@ -131,6 +147,7 @@ func (UsernameReserved) EventType() string    { return TypeUsernameReserved }
 func (UserRoleGranted) EventType() string     { return TypeUserRoleGranted }
 func (UserRoleRevoked) EventType() string     { return TypeUserRoleRevoked }
 func (UserDeactivated) EventType() string     { return TypeUserDeactivated }
+func (UserActivated) EventType() string       { return TypeUserActivated }
 func (UserPasswordChanged) EventType() string { return TypeUserPasswordChanged }
 func (UserLoginSucceeded) EventType() string  { return TypeUserLoginSucceeded }
 func (UserLoginFailed) EventType() string     { return TypeUserLoginFailed }
@@ -160,8 +177,13 @@ type (
 	}
 	// RevokeRole removes the user's role in Tenant.
 	RevokeRole struct{ Tenant string }
-	// Deactivate stops the user and everything issued to them.
+	// Deactivate stops the user and everything issued to them. A user
+	// already deactivated is left as it is.
 	Deactivate struct{ Reason string }
+	// Activate lets a deactivated user log in again (nothing the
+	// deactivation stopped comes back). Refused for an active user:
+	// ErrUserActive.
+	Activate struct{ Reason string }
 	// ChangePassword sets a new (sealed) password hash; sessions other than
 	// KeepSessionID are revoked.
 	ChangePassword struct {
@@ -205,6 +227,7 @@ func (CreateUser) userCommand()         {}
 func (GrantRole) userCommand()          {}
 func (RevokeRole) userCommand()         {}
 func (Deactivate) userCommand()         {}
+func (Activate) userCommand()           {}
 func (ChangePassword) userCommand()     {}
 func (RecordLogin) userCommand()        {}
 func (RecordLoginFailure) userCommand() {}
@@ -245,6 +268,11 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 			return nil, nil
 		}
 		return []Event{UserDeactivated{UserID: u.ID, Reason: c.Reason}}, nil
+	case Activate:
+		if u.Active {
+			return nil, ErrUserActive
+		}
+		return []Event{UserActivated{UserID: u.ID, Reason: c.Reason}}, nil
 	case ChangePassword:
 		if !u.Active {
 			return nil, ErrUserInactive
@@ -348,6 +376,8 @@ func EvolveUser(u User, e Event) User {
 		delete(u.Tenants, ev.Tenant)
 	case UserDeactivated:
 		u.Active = false
+	case UserActivated:
+		u.Active = true
 	case UserPasswordChanged:
 		u.PasswordHashSealed = ev.PasswordHashSealed
 	case UserLoginSucceeded:

@@ -296,6 +296,43 @@ func TestDecideUser(t *testing.T) {
 			when: Deactivate{},
 			then: outcome{err: ErrNotFound},
 		},
+		{
+			name:  "deactivate: activated again, deactivated again",
+			given: events(userCreated(), deactivated, UserActivated{UserID: uid}),
+			when:  Deactivate{Reason: "left again"},
+			then:  outcome{events: events(UserDeactivated{UserID: uid, Reason: "left again"})},
+		},
+
+		// Activate
+		{
+			name:  "activate: deactivated user",
+			given: events(userCreated(), deactivated),
+			when:  Activate{Reason: "back"},
+			then:  outcome{events: events(UserActivated{UserID: uid, Reason: "back"})},
+		},
+		{
+			name:  "activate: active user is refused",
+			given: events(userCreated()),
+			when:  Activate{},
+			then:  outcome{err: ErrUserActive},
+		},
+		{
+			name:  "activate: activated already is refused",
+			given: events(userCreated(), deactivated, UserActivated{UserID: uid}),
+			when:  Activate{},
+			then:  outcome{err: ErrUserActive},
+		},
+		{
+			name: "activate: user missing",
+			when: Activate{},
+			then: outcome{err: ErrNotFound},
+		},
+		{
+			name:  "activate: then a login is recorded again",
+			given: events(userCreated(), deactivated, UserActivated{UserID: uid}),
+			when:  RecordLogin{SessionID: "s-2", Method: "password", Now: t0},
+			then:  outcome{events: events(UserLoginSucceeded{UserID: uid, SessionID: "s-2", Method: "password"})},
+		},
 
 		// ChangePassword
 		{
@@ -480,6 +517,19 @@ func TestEvolveUser(t *testing.T) {
 			},
 		},
 		{
+			name: "deactivated, then activated",
+			given: events(
+				userCreated(),
+				UserDeactivated{UserID: uid, Reason: "left"},
+				&UserActivated{UserID: uid, Reason: "back"},
+			),
+			want: User{
+				ID: uid, Username: username, Email: email, PasswordHashSealed: pwHash,
+				Roles: []GlobalRole{}, Tenants: map[string]Role{"acme": RoleViewer},
+				Active: true, CreatedAt: t0, Version: 3,
+			},
+		},
+		{
 			name: "pointer events (as decoded by NewEvent) apply like values",
 			given: events(
 				ptr(userCreated()),
@@ -529,6 +579,7 @@ func TestEvolveUserVersionCountsEvents(t *testing.T) {
 		UserLoginFailed{UserID: uid},
 		UserPasswordChanged{UserID: uid, PasswordHashSealed: "x"},
 		UserDeactivated{UserID: uid},
+		UserActivated{UserID: uid},
 	)
 	for i, e := range evs {
 		u = EvolveUser(u, e)
