@@ -118,7 +118,9 @@ func sinceRef(r projections.EventRef) sinceJSON {
 }
 
 // decide settles the answer at `at`: not yet issued, else the earliest
-// blocker at or before `at`, else usable.
+// blocker at or before `at` (of two at the same instant, the event first in
+// the stream: a deactivation before the key revocations appended with it),
+// else usable.
 func (ck *credCheck) decide(at time.Time) {
 	if ck.out.Reason != "" { // not ours
 		return
@@ -134,7 +136,8 @@ func (ck *credCheck) decide(at time.Time) {
 		if b.at.After(at) {
 			continue
 		}
-		if first == nil || b.at.Before(first.at) {
+		if first == nil || b.at.Before(first.at) ||
+			b.at.Equal(first.at) && b.since.Sequence != 0 && first.since.Sequence != 0 && b.since.Sequence < first.since.Sequence {
 			first = b
 		}
 	}

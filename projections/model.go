@@ -87,11 +87,17 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		// A success does not reset the address's count: a sprayer holding one
 		// valid account could otherwise reset it at will.
 		m.evolveUser(env.AggregateID, seq, e)
-	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated:
+	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserActivated:
 		m.evolveUser(env.AggregateID, seq, e)
+	case domain.UserDeactivated:
+		// Also a cut-off: no session started at or before it works again,
+		// even once the user is activated (lifecycle.go).
+		if r, ok := m.evolveUser(env.AggregateID, seq, e); ok {
+			m.users.cutOff(&m.cow, r, seq, "")
+		}
 	case domain.UserPasswordChanged:
 		if r, ok := m.evolveUser(e.UserID, seq, e); ok {
-			m.users.cutOff(&m.cow, r, seq, e.KeptSessionID)
+			m.users.cutOff(&m.cow, r, seq, m.keepIfLive(r, e.KeptSessionID))
 		}
 	case domain.SessionStarted:
 		m.sessions.start(&m.cow, &m.users, seq, e)

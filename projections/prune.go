@@ -20,5 +20,6 @@ func (m *Model) Prune(now time.Time) int {
 		ss.drop(&m.cow, r)
 		n++
 	}
+	ss.unlinkPruned()
 	return n
 }

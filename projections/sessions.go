@@ -97,6 +97,12 @@ type sessStore struct {
 	// staleHashes: the refresh-token hashes of a session started again
 	// still find its ID, as the model always had it.
 	staleHashes map[sumKey]string
+
+	// Each user's sessions (lifecycle.go): by user record, the newest
+	// session record + 1; by session record, the next older one of the
+	// same user + 1. Derived from the records: rebuilt on restore.
+	byUser, userNext table[uint32]
+	pruned           []uint32 // users (record + 1) of the sessions Prune dropped, for unlinkPruned
 }
 
 // Time fields of sessions, for oddTimes.
@@ -447,6 +453,7 @@ func (ss *sessStore) start(c *cow, users *userStore, seq uint64, e domain.Sessio
 	r, found := ss.find(&k, h)
 	if found {
 		ss.forgetHashes(c, r, &e.SessionID)
+		ss.unlink(r) // its user may change
 	} else {
 		r = ss.recs.alloc(c)
 		s := ss.recs.mut(c, r)
@@ -466,10 +473,14 @@ func (ss *sessStore) start(c *cow, users *userStore, seq uint64, e domain.Sessio
 	ss.store(c, users, r, st, seq)
 	ss.recs.mut(c, r).startSeq = seq
 	ss.setCurrent(c, r, st.RefreshTokenHash)
+	ss.link(c, r)
 }
 
-// drop forgets record r (Prune).
+// drop forgets record r (Prune, which then calls unlinkPruned).
 func (ss *sessStore) drop(c *cow, r uint32) {
+	if u := ss.recs.at(r).user; u != 0 {
+		ss.pruned = append(ss.pruned, u)
+	}
 	ss.forgetHashes(c, r, nil)
 	k := idKey{id: ss.recs.at(r).id}
 	if ss.recs.at(r).flags&sOddID != 0 {

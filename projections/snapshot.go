@@ -22,7 +22,7 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 5 // 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 6 // 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
 // SnapshotFormat.
@@ -1049,6 +1049,7 @@ func (b *builder) finish() error {
 		ss.byHash.build(hashes)
 	}()
 	wg.Wait()
+	linkAllSessions(ss, &b.cow) // each user's sessions (lifecycle.go)
 	return b.finishHistory()
 }
 

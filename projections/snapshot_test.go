@@ -175,7 +175,7 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[roleSet]():     {"m", "key", "refs"},
 		reflect.TypeFor[globalLists](): {"lists", "ids"},
 		reflect.TypeFor[sessStore](): {"recs", "spent", "byID", "byHash", "tenants", "reasons",
-			"oddID", "oddHash", "oddUser", "oddReason", "oddSpent", "times", "staleHashes"},
+			"oddID", "oddHash", "oddUser", "oddReason", "oddSpent", "times", "staleHashes", "byUser", "userNext", "pruned"},
 		reflect.TypeFor[sessRec](): {"id", "hash", "seq", "startSeq", "started", "expires", "lastUsed", "rotated",
 			"user", "tenant", "spent", "refreshes", "version", "reason", "flags"},
 		reflect.TypeFor[arena]():        {"slabs"},

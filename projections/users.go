@@ -43,8 +43,9 @@ const (
 // changed, or with a global role: most users never need one.
 type userExtra struct {
 	lastFail stamp
-	// Sessions started at or before cutoff are revoked by a password
-	// change, except keep.
+	// Sessions started at or before cutoff are revoked: by a password
+	// change, except keep; by a deactivation (keep none), for good, even
+	// once the user is activated again.
 	cutoff   uint64
 	failed   uint32
 	keep     [16]byte
@@ -430,7 +431,10 @@ func (us *userStore) putName(c *cow, norm string, r uint32) {
 	delete(us.staleNames, norm)
 }
 
-// cutOff records a password change at seq that keeps session keep.
+// cutOff records a cut-off at seq that keeps session keep: a password change
+// (keep: the session that changed it, if still live: Model.keepIfLive) or a
+// deactivation (keep ""). A later cut-off covers every session an earlier
+// one did, so only the last is kept.
 func (us *userStore) cutOff(c *cow, r uint32, seq uint64, keep string) {
 	u := us.recs.mut(c, r)
 	if u.extra == 0 {
@@ -455,8 +459,9 @@ func (us *userStore) cutOff(c *cow, r uint32, seq uint64, keep string) {
 	}
 }
 
-// cuts reports whether user r's password change revoked the session that
-// started at startSeq with the given ID (id: parsed, if canonical).
+// cuts reports whether user r's last cut-off (a password change or a
+// deactivation) revoked the session that started at startSeq with the given
+// ID (id: parsed, if canonical).
 func (us *userStore) cuts(r uint32, startSeq uint64, sessionID string, id *[16]byte, canonical bool) bool {
 	u := us.recs.at(r)
 	if u.extra == 0 {
@@ -475,7 +480,7 @@ func (us *userStore) cuts(r uint32, startSeq uint64, sessionID string, id *[16]b
 	return sessionID != ""
 }
 
-// keep is the kept session of user r's last password change, and its cutoff.
+// keep is the kept session of user r's last cut-off, and its sequence.
 func (us *userStore) keep(r uint32) (uint64, string) {
 	u := us.recs.at(r)
 	if u.extra == 0 {

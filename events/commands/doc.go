@@ -21,8 +21,15 @@
 // replayed (an SSO login tries its next username, or reads the link to its
 // identity made meanwhile).
 //
+// A decision over several aggregates is one atomic append of each one's
+// events, each expecting its own subject where its state was read
+// (writeBatch, lifecycle.go): a deactivation with the revocation of every
+// API key the user owns, an activation likewise, revoking all of a user's
+// sessions. On a conflict it is decided again from the caught-up state.
+//
 // A file per flow: users.go, login.go (passwords, throttling, the session a
-// login starts), sessions.go (refresh, revocation), apikeys.go and
+// login starts), sessions.go (refresh, revocation), lifecycle.go
+// (deactivation, activation, revoking a user's sessions), apikeys.go and
 // keyusage.go, signingkeys.go, sso.go, bootstrap.go; passwords.go and
 // blocklist.go check and hash passwords; ids.go makes IDs, token hashes and
 // the keys of aggregates named by a hash.

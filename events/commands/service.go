@@ -58,9 +58,12 @@ type SessionState interface {
 	// SessionUsable returns nil when the session may still issue tokens,
 	// else why not: domain.ErrNotFound (unknown session or user),
 	// domain.ErrUserInactive, domain.ErrSessionRevoked (revoked, or cut
-	// off by a password change). Expiry and the refresh token are the
-	// session aggregate's to decide.
+	// off by a password change or a deactivation). Expiry and the refresh
+	// token are the session aggregate's to decide.
 	SessionUsable(id string) error
+	// UserSessionIDs lists the user's live sessions at now: neither
+	// revoked, cut off nor expired.
+	UserSessionIDs(userID string, now time.Time) []string
 }
 
 // LoginState reads failed logins: on names that match no user ("login"
@@ -73,6 +76,9 @@ type LoginState interface {
 // APIKeyState reads API keys.
 type APIKeyState interface {
 	APIKey(id string) (domain.APIKey, uint64, bool)
+	// APIKeysOwnedBy lists the IDs of the keys a user owns that are not
+	// revoked.
+	APIKeysOwnedBy(owner string) []string
 }
 
 // SigningKeyState reads access-token signing keys.

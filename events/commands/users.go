@@ -77,7 +77,15 @@ func (s *Service) hashAndSeal(password string) (string, error) {
 
 // ExecuteUser decides cmd against the user's current state and appends the
 // result, retrying on concurrent modification. It returns the new state.
+// domain.Deactivate and domain.Activate also revoke the user's live API
+// keys, in the same atomic append (DeactivateUser, ActivateUser).
 func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
+	switch c := cmd.(type) {
+	case domain.Deactivate:
+		return s.DeactivateUser(ctx, meta, userID, c.Reason)
+	case domain.Activate:
+		return s.ActivateUser(ctx, meta, userID, c.Reason)
+	}
 	return execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
 		decide: func(u domain.User) ([]domain.Event, error) { return domain.DecideUser(u, cmd) },

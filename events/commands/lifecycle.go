@@ -1,0 +1,172 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// A user's lifecycle (issue 17): deactivation, activation, and revoking a
+// user's sessions. Each is one decision over several aggregates — the user
+// and the API keys it owns, or a user's sessions — appended as one atomic
+// batch, each event expecting its aggregate's subject to be where its state
+// was read (a concurrent change to any of them decides the whole again).
+
+// batchMax bounds the events of one atomic append (JetStream refuses a
+// batch of more than 1,000 messages). A decision of more is appended in
+// batches of batchMax, each decided afresh from the state the ones before
+// it left, the first holding the user's own event (see writeBatch).
+const batchMax = 500
+
+// DeactivateUser deactivates a user: it can no longer log in, every session
+// started at or before the deactivation is cut off for good (the read
+// models refuse its access and refresh tokens, also once the user is
+// activated again: see the projections' cut-off), and every live API key it
+// owns is revoked, in the same atomic append (apikey.revoked, reason
+// domain.KeyRevokedOwnerDeactivated), so that the audit log and the access
+// history say so and an activation brings none back. A user already
+// deactivated is left as it is (a live key it still owns is revoked all the
+// same). ExecuteUser with domain.Deactivate comes here.
+func (s *Service) DeactivateUser(ctx context.Context, meta events.Meta, userID, reason string) (domain.User, error) {
+	return s.lifecycle(ctx, meta, userID, domain.Deactivate{Reason: reason})
+}
+
+// ActivateUser lets a deactivated user log in again. Nothing the
+// deactivation stopped comes back: its sessions stay cut off and its keys
+// revoked. A live key the user still owns (created by a request that raced
+// the deactivation, or left by a deactivation whose later batches never
+// landed) is revoked in the same atomic append. An active user is refused:
+// domain.ErrUserActive. ExecuteUser with domain.Activate comes here.
+func (s *Service) ActivateUser(ctx context.Context, meta events.Meta, userID, reason string) (domain.User, error) {
+	return s.lifecycle(ctx, meta, userID, domain.Activate{Reason: reason})
+}
+
+// lifecycle decides a deactivation or an activation with the revocation of
+// the user's live API keys. A deactivation's own event goes first, so that
+// if there are more keys than one batch holds the first batch stops the user
+// (and so every key it owns: the read models refuse a key of an inactive
+// owner) and the later ones revoke the rest; an activation's goes last, so
+// that the user is active again only once every key is revoked.
+func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
+	_, activate := cmd.(domain.Activate)
+	err := s.writeBatch(ctx, meta, func() ([]pending, error) {
+		u, seq, ok := s.state.User(userID)
+		if !ok {
+			return nil, domain.ErrNotFound
+		}
+		evs, err := domain.DecideUser(u, cmd)
+		if err != nil {
+			return nil, err
+		}
+		user := onAggregate(ref{domain.AggregateUser, userID}, u.Version, seq, evs)
+		var keys []pending
+		for _, id := range s.state.APIKeysOwnedBy(userID) {
+			k, kseq, ok := s.state.APIKey(id)
+			if !ok {
+				continue
+			}
+			kevs, err := domain.DecideAPIKey(k, domain.RevokeAPIKey{Reason: domain.KeyRevokedOwnerDeactivated})
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, onAggregate(ref{domain.AggregateAPIKey, id}, k.Version, kseq, kevs)...)
+		}
+		if activate {
+			return append(keys, user...), nil
+		}
+		return append(user, keys...), nil
+	})
+	if err != nil {
+		return domain.User{}, err
+	}
+	u, _, _ := s.state.User(userID)
+	return u, nil
+}
+
+// RevokeSessions revokes the named sessions (domain.RevokeSession with
+// reason) in one atomic append: a session unknown or revoked already is
+// left as it is. It returns how many it revoked.
+func (s *Service) RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string) (int, error) {
+	return s.revokeSessions(ctx, meta, func() []string { return sessionIDs }, reason)
+}
+
+// RevokeUserSessions revokes every session of a user that is live when it
+// is decided (a session.revoked each, in one atomic append), and returns how
+// many. Unknown user: domain.ErrNotFound.
+func (s *Service) RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string) (int, error) {
+	if _, _, ok := s.state.User(userID); !ok {
+		return 0, domain.ErrNotFound
+	}
+	return s.revokeSessions(ctx, meta, func() []string { return s.state.UserSessionIDs(userID, s.cfg.Now()) }, reason)
+}
+
+func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func() []string, reason string) (int, error) {
+	revoked := map[string]bool{}
+	err := s.writeBatch(ctx, meta, func() ([]pending, error) {
+		var out []pending
+		for _, id := range ids() {
+			sess, seq, ok := s.state.Session(id)
+			if !ok {
+				continue
+			}
+			evs, err := domain.DecideSession(sess, domain.RevokeSession{Reason: reason})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, onAggregate(ref{domain.AggregateSession, id}, sess.Version, seq, evs)...)
+		}
+		return out, nil
+	}, func(p pending) { revoked[p.id] = true })
+	return len(revoked), err
+}
+
+// RefreshIdleTTL is the idle lifetime of sessions (0: none): a session not
+// refreshed for that long can no longer refresh, so it is not listed as live.
+func (s *Service) RefreshIdleTTL() time.Duration { return s.cfg.RefreshIdleTTL }
+
+// writeBatch appends what decide decides, atomically, and waits until the
+// read models have applied it. decide reads the state afresh each time it
+// is called: on a conflict (another writer moved one of the subjects) the
+// read models catch up with the stream and it decides again, up to
+// Config.MaxAttempts times. A decision of more than batchMax events is
+// appended batchMax at a time, decide being asked again after each batch
+// for what is left (so the events decide puts first go in the first). No
+// events: nothing to do. stored, when given, is told of each
+// event appended.
+func (s *Service) writeBatch(ctx context.Context, meta events.Meta, decide func() ([]pending, error), stored ...func(pending)) error {
+	for conflicts := 0; conflicts < s.cfg.MaxAttempts; {
+		evs, err := decide()
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		batch := evs[:min(len(evs), batchMax)]
+		_, err = s.appendEvents(ctx, meta, NewID("cmd"), batch)
+		switch {
+		case errors.Is(err, events.ErrConflict):
+			conflicts++
+			s.conflicts.Add(1)
+			head, herr := s.log.Head(ctx)
+			if herr != nil {
+				return herr
+			}
+			if err := s.proj.WaitFor(ctx, head); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			return err
+		}
+		for _, p := range batch {
+			for _, f := range stored {
+				f(p)
+			}
+		}
+		if len(evs) <= batchMax {
+			return nil
+		}
+	}
+	return ErrTooManyConflicts
+}

@@ -1,0 +1,224 @@
+package projections
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// lifecycleModel applies events one after another, each at the next
+// sequence, as the runner would.
+type lifecycleModel struct {
+	*Model
+	seq uint64
+}
+
+func (m *lifecycleModel) apply(aggregateID string, ev domain.Event) uint64 {
+	m.seq++
+	m.Apply(m.seq, events.Envelope{AggregateID: aggregateID}, ev)
+	return m.seq
+}
+
+var lt0 = time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC)
+
+func (m *lifecycleModel) user(id string) {
+	m.apply(id, domain.UserCreated{UserID: id, Username: id, PasswordHashSealed: "sealed-" + id, Roles: []domain.GlobalRole{},
+		Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleViewer}}, CreatedAt: lt0})
+}
+
+// session starts a session of user at minute i, expiring a day later.
+func (m *lifecycleModel) session(user string, i int, tenant string) string {
+	sid := fmt.Sprintf("sess-01JZZZZZZZZZZZZZZZZZZZZ%03d", i)
+	m.apply(sid, domain.SessionStarted{SessionID: sid, UserID: user, Tenant: tenant, RefreshTokenHash: fmt.Sprintf("%064x", i),
+		Method: "password", StartedAt: lt0.Add(time.Duration(i) * time.Minute), ExpiresAt: lt0.Add(24*time.Hour + time.Duration(i)*time.Minute)})
+	return sid
+}
+
+func sessionIDs(l []UserSession) []string {
+	out := make([]string, len(l))
+	for i, s := range l {
+		out[i] = s.ID
+	}
+	return out
+}
+
+func (m *lifecycleModel) listed(t *testing.T, user string, now time.Time) []string {
+	t.Helper()
+	l, ok := m.UserSessions(user, now)
+	if !ok {
+		t.Fatalf("UserSessions(%s): no such user", user)
+	}
+	ids := sessionIDs(l)
+	got := m.UserSessionIDs(user, now)
+	slices.Sort(got)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("UserSessionIDs(%s) = %v, UserSessions lists %v", user, got, ids)
+	}
+	return ids
+}
+
+// A deactivation cuts off every session started at or before it, for good:
+// an activation lets the user start new ones, and brings none back.
+func TestDeactivationIsACutOff(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	m.user("user-a")
+	old := m.session("user-a", 1, "")
+	now := lt0.Add(time.Hour)
+	if _, v := m.Authorize(old, "tok-1", now); v != Valid {
+		t.Fatalf("before: %v", v)
+	}
+	m.apply("user-a", domain.UserDeactivated{UserID: "user-a", Reason: "left"})
+	if _, v := m.Authorize(old, "tok-1", now); v != UserInactive {
+		t.Fatalf("deactivated: %v, want %v", v, UserInactive)
+	}
+	if got := m.listed(t, "user-a", now); len(got) != 0 {
+		t.Fatalf("a deactivated user's sessions listed: %v", got)
+	}
+	m.apply("user-a", domain.UserActivated{UserID: "user-a"})
+	if _, v := m.Authorize(old, "tok-1", now); v != SessionRevoked {
+		t.Fatalf("activated again, a session from before: %v, want %v", v, SessionRevoked)
+	}
+	if err := m.SessionUsable(old); err != domain.ErrSessionRevoked {
+		t.Fatalf("activated again, refresh of a session from before: %v", err)
+	}
+	fresh := m.session("user-a", 2, "")
+	if _, v := m.Authorize(fresh, "tok-2", now); v != Valid {
+		t.Fatalf("a session started after the activation: %v", v)
+	}
+	if got := m.listed(t, "user-a", now); !slices.Equal(got, []string{fresh}) {
+		t.Fatalf("listed %v, want only %s", got, fresh)
+	}
+
+	// A password change that names a cut-off session as the one it keeps
+	// does not bring it back (a request racing the deactivation).
+	m.apply("user-a", domain.UserPasswordChanged{UserID: "user-a", PasswordHashSealed: "new", KeptSessionID: old})
+	if _, v := m.Authorize(old, "tok-1", now); v != SessionRevoked {
+		t.Fatalf("kept by a later password change, a cut-off session: %v", v)
+	}
+	if _, v := m.Authorize(fresh, "tok-2", now); v != SessionRevoked {
+		t.Fatalf("the password change keeps nothing live, so it cuts %s: %v", fresh, v)
+	}
+	fresher := m.session("user-a", 3, "")
+	m.apply("user-a", domain.UserPasswordChanged{UserID: "user-a", PasswordHashSealed: "newer", KeptSessionID: fresher})
+	if _, v := m.Authorize(fresher, "tok-3", now); v != Valid {
+		t.Fatalf("the session a password change keeps: %v", v)
+	}
+}
+
+// The sessions listed are the live ones: not revoked, cut off or expired,
+// in the order of their IDs; the same after a restore, and after Prune.
+func TestUserSessions(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	m.user("user-a")
+	m.user("user-b")
+	var want []string
+	for i := range 6 {
+		sid := m.session("user-a", 10+i, map[bool]string{true: "prod"}[i == 2])
+		m.session("user-b", 20+i, "")
+		switch i {
+		case 1:
+			m.apply(sid, domain.SessionRevoked{SessionID: sid, Reason: domain.RevokeReasonLogout})
+		case 3:
+			m.apply(sid, domain.SessionRefreshed{SessionID: sid, TokenID: "tok", At: lt0.Add(time.Hour)})
+			want = append(want, sid)
+		default:
+			want = append(want, sid)
+		}
+	}
+	now := lt0.Add(2 * time.Hour)
+	if got := m.listed(t, "user-a", now); !slices.Equal(got, want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	l, _ := m.UserSessions("user-a", now)
+	for _, s := range l {
+		if s.UserID != "user-a" || s.StartSeq == 0 || s.StartedAt.IsZero() || !s.ExpiresAt.After(s.StartedAt) {
+			t.Fatalf("session %+v", s)
+		}
+		if s.ID == want[1] && s.Tenant != "prod" {
+			t.Fatalf("tenant of %s: %q", s.ID, s.Tenant)
+		}
+		if s.ID == want[2] && (s.Refreshes != 1 || !s.LastUsedAt.Equal(lt0.Add(time.Hour))) {
+			t.Fatalf("refreshed %s: %+v", s.ID, s)
+		}
+	}
+	if _, ok := m.UserSessions("user-nobody", now); ok {
+		t.Fatal("a user that does not exist has sessions")
+	}
+
+	// Restored from a snapshot: the same lists.
+	data, _, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &lifecycleModel{Model: NewModel()}
+	if r.seq, err = r.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"user-a", "user-b"} {
+		if got, w := r.listed(t, u, now), m.listed(t, u, now); !slices.Equal(got, w) {
+			t.Fatalf("restored: %s's sessions %v, want %v", u, got, w)
+		}
+	}
+
+	// Expiry: a session past it is not listed; Prune drops it and the lists
+	// go on working, with records reused by new sessions.
+	late := lt0.Add(24*time.Hour + 12*time.Minute + 30*time.Second) // the first three of user-a have expired
+	if got := m.listed(t, "user-a", late); !slices.Equal(got, want[2:]) {
+		t.Fatalf("at %s: %v, want %v", late, got, want[2:])
+	}
+	if n := m.Prune(late); n == 0 {
+		t.Fatal("nothing pruned")
+	}
+	if got := m.listed(t, "user-a", late); !slices.Equal(got, want[2:]) {
+		t.Fatalf("after Prune: %v, want %v", got, want[2:])
+	}
+	reused := m.session("user-b", 40, "")
+	if got := m.listed(t, "user-b", late); !slices.Contains(got, reused) {
+		t.Fatalf("user-b's sessions %v, without %s", got, reused)
+	}
+	if got := m.listed(t, "user-a", late); !slices.Equal(got, want[2:]) {
+		t.Fatalf("after a record was reused: %v, want %v", got, want[2:])
+	}
+}
+
+// A session started again under its ID (the service never does) moves to
+// its new user's list.
+func TestUserSessionsStartedAgain(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	m.user("user-a")
+	m.user("user-b")
+	sid := m.session("user-a", 1, "")
+	m.apply(sid, domain.SessionStarted{SessionID: sid, UserID: "user-b", RefreshTokenHash: "x", Method: "password", StartedAt: lt0, ExpiresAt: lt0.Add(time.Hour)})
+	if got := m.listed(t, "user-a", lt0); len(got) != 0 {
+		t.Fatalf("user-a: %v", got)
+	}
+	if got := m.listed(t, "user-b", lt0); !slices.Equal(got, []string{sid}) {
+		t.Fatalf("user-b: %v", got)
+	}
+}
+
+func TestAPIKeysOwnedBy(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	m.user("user-a")
+	m.user("user-b")
+	for i, owner := range []string{"user-a", "user-a", "user-b", "user-a"} {
+		kid := fmt.Sprintf("key-%d", i)
+		m.apply(kid, domain.APIKeyCreated{KeyID: kid, Name: "k", OwnerID: owner, Tenants: []string{"prod"},
+			Permissions: []domain.Permission{"nodes:read"}, SecretHash: fmt.Sprintf("%064x", i+100), CreatedAt: lt0})
+	}
+	m.apply("key-1", domain.APIKeyRevoked{KeyID: "key-1"})
+	m.apply("key-3", domain.APIKeyRotated{KeyID: "key-3", SecretHash: fmt.Sprintf("%064x", 200), RotatedAt: lt0, OwnerID: "user-b"})
+	got := m.APIKeysOwnedBy("user-a")
+	if !slices.Equal(got, []string{"key-0"}) {
+		t.Fatalf("user-a owns %v, want [key-0]", got)
+	}
+	got = m.APIKeysOwnedBy("user-b")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"key-2", "key-3"}) {
+		t.Fatalf("user-b owns %v", got)
+	}
+}
