@@ -69,6 +69,7 @@ type keyHist struct {
 	owner   uint32 // the newest owner: owners record + 1
 	secret  uint32 // the newest rotated-out secret: secrets record + 1 (0: none)
 	since   uint32 // ref of the event that made the current secret the key's
+	tset    uint32 // the tenant set its events concern (journal.sets) + 1; 0: not known yet (not in snapshots)
 }
 
 // keyOwner: from ref on, user owns the key.
@@ -115,10 +116,9 @@ type accessModel struct {
 	// and the keys (numbers) that list it.
 	tenantUsers [][]uint32
 	tenantKeys  [][]uint32
-	wideKeys    []uint32    // platform-wide keys (AllTenants)
-	keyIDs      []string    // by key number
-	keyEnts     []*keyEntry // by key number; not in snapshots (relinked by ID)
-	kept        []string    // kept session IDs of password changes
+	wideKeys    []uint32 // platform-wide keys (AllTenants)
+	keyIDs      []string // by key number (the key: keyModel.byID)
+	kept        []string // kept session IDs of password changes
 	oddOwners   map[uint32]string
 	oddSecrets  map[uint32]string
 	pairs       []tenantRoleNum // scratch
@@ -169,67 +169,57 @@ func (rs *roleSetTable) role(i, tenant uint32) (uint16, bool) {
 
 // ---------------------------------------------------------------- applying
 
-// keyBefore is what the history needs of a key as it was before an event.
-type keyBefore struct {
-	owner   string
-	hash    [32]byte
-	odd     string
-	hashed  bool
-	revoked bool
-	hist    uint32
-}
-
-// historyBefore records, from the state before ev is applied, what ev
-// changes in the access history of an existing user or key; ref is ev's
+// historyBefore records what ev changes in the access history that only
+// the state before it tells: the secret a rotation ends. ref is ev's
 // journal entry. Called by Apply before it applies ev.
 func (m *Model) historyBefore(ref uint32, env *events.Envelope, ev domain.Event) {
-	if ref == 0 {
-		return
-	}
-	switch e := ev.(type) {
-	case domain.UserRoleGranted:
-		role := m.access.roles.id(string(e.Role))
-		if role > 1<<16-1 {
-			role = 0 // more than 65,535 role names: recorded as ""
-		}
-		m.userChanged(env.AggregateID, userChange{ref: ref, kind: chGrant, arg: m.journal.tenants.id(e.Tenant), role: uint16(role)})
-	case domain.UserRoleRevoked:
-		m.userChanged(env.AggregateID, userChange{ref: ref, kind: chRevoke, arg: m.journal.tenants.id(e.Tenant)})
-	case domain.UserDeactivated:
-		m.userChanged(env.AggregateID, userChange{ref: ref, kind: chDeactivate})
-	case domain.UserPasswordChanged:
-		ch := userChange{ref: ref, kind: chPassword}
-		if e.KeptSessionID != "" {
-			if _, ok := m.users.find(e.UserID); ok {
-				m.access.kept = append(m.access.kept, strings.Clone(e.KeptSessionID))
-				ch.arg = uint32(len(m.access.kept))
-			}
-		}
-		m.userChanged(e.UserID, ch)
-	case domain.APIKeyRotated:
+	if e, ok := ev.(domain.APIKeyRotated); ok && ref != 0 {
 		if k := m.keys.byID[env.AggregateID]; k != nil && k.hist != 0 {
 			m.keyRotated(ref, k, e)
 		}
-	case domain.APIKeyRevoked:
-		if k := m.keys.byID[env.AggregateID]; k != nil && k.hist != 0 && k.flags&kRevoked == 0 {
-			m.access.keys.mut(&m.cow, k.hist-1).revoked = ref
-		}
 	}
 }
 
-// historyAfter records a creation, once Apply has made the user or key.
-func (m *Model) historyAfter(ref uint32, env *events.Envelope, ev domain.Event) {
-	if ref == 0 {
-		return
-	}
+// historyAfter records the rest of what ev changes in the access history,
+// once Apply has applied it: hit is what Apply found (the user, the key).
+func (m *Model) historyAfter(ref uint32, env *events.Envelope, ev domain.Event, hit *touched) {
 	switch e := ev.(type) {
 	case domain.UserCreated:
 		if r, ok := m.users.find(e.UserID); ok {
 			m.userCreated(ref, r, e)
 		}
+	case domain.UserRoleGranted:
+		role := m.access.roles.id(string(e.Role))
+		if role > 1<<16-1 {
+			role = 0 // more than 65,535 role names: recorded as ""
+		}
+		m.userChanged(hit.user, userChange{ref: ref, kind: chGrant, arg: m.journal.tenants.id(e.Tenant), role: uint16(role)})
+	case domain.UserRoleRevoked:
+		m.userChanged(hit.user, userChange{ref: ref, kind: chRevoke, arg: m.journal.tenants.id(e.Tenant)})
+	case domain.UserDeactivated:
+		m.userChanged(hit.user, userChange{ref: ref, kind: chDeactivate})
+	case domain.UserActivated:
+		u := hit.user
+		if r, ok := m.users.find(env.AggregateID); ok && u == 0 {
+			u = r + 1
+		}
+		m.userChanged(u, userChange{ref: ref, kind: chActivate})
+	case domain.UserPasswordChanged:
+		ch := userChange{ref: ref, kind: chPassword}
+		if e.KeptSessionID != "" && hit.user != 0 {
+			m.access.kept = append(m.access.kept, strings.Clone(e.KeptSessionID))
+			ch.arg = uint32(len(m.access.kept))
+		}
+		m.userChanged(hit.user, ch)
 	case domain.APIKeyCreated:
-		if k := m.keys.byID[env.AggregateID]; k != nil {
-			m.keyCreated(ref, env.AggregateID, k, e)
+		if hit.key != nil {
+			m.keyCreated(ref, env.AggregateID, hit.key, e)
+		}
+	case domain.APIKeyRevoked:
+		if k := hit.key; k != nil && k.hist != 0 {
+			if h := m.access.keys.at(k.hist - 1); h.revoked == 0 {
+				m.access.keys.mut(&m.cow, k.hist-1).revoked = ref
+			}
 		}
 	}
 }
@@ -285,11 +275,11 @@ func (a *accessModel) addTenantUser(tenant, r uint32, check bool) {
 	a.tenantUsers[tenant] = append(a.tenantUsers[tenant], r)
 }
 
-// userChanged adds a change to user id's history.
-func (m *Model) userChanged(id string, ch userChange) {
+// userChanged adds a change to the history of user record u - 1 (0: none).
+func (m *Model) userChanged(u uint32, ch userChange) {
 	a, c := &m.access, &m.cow
-	r, ok := m.users.find(id)
-	if !ok || r >= a.users.n || a.users.at(r).created == 0 {
+	r := u - 1
+	if u == 0 || r >= a.users.n || a.users.at(r).created == 0 {
 		return
 	}
 	h := a.users.at(r)
@@ -328,7 +318,6 @@ func (m *Model) keyCreated(ref uint32, id string, k *keyEntry, e domain.APIKeyCr
 		}
 		k.hist = a.keys.alloc(c) + 1
 		a.keyIDs = append(a.keyIDs, id)
-		a.keyEnts = append(a.keyEnts, k)
 	}
 	o := a.owners.alloc(c)
 	*a.owners.mut(c, o) = keyOwner{ref: ref, user: k.ownerRec}
@@ -477,11 +466,11 @@ func (m *Model) rolesAt(r uint32, at moment, u userAt) []heldRole {
 
 func (m *Model) roleGrant(tenant string, role uint16, since uint32) Grant {
 	rl := domain.Role(m.access.roles.str(uint32(role)))
-	return Grant{Tenant: tenant, Permissions: rl.Permissions(), Via: "role", Role: rl, Since: m.journal.ref(since)}
+	return Grant{Tenant: tenant, Permissions: rl.Permissions(), Via: "role", Role: rl, Since: m.ref(since)}
 }
 
 func (m *Model) adminGrant(tenant string, created uint32) Grant {
-	return Grant{Tenant: tenant, Permissions: domain.SetOf(domain.AdminAll), Via: "platform_admin", Since: m.journal.ref(created)}
+	return Grant{Tenant: tenant, Permissions: domain.SetOf(domain.AdminAll), Via: "platform_admin", Since: m.ref(created)}
 }
 
 // intersectPerms is what both sets grant, admin:* standing for every
@@ -555,7 +544,7 @@ func (m *Model) keyGrant(k *keyEntry, ki uint32, tenant string, tn uint32, known
 	if perms == 0 {
 		return Grant{}, false
 	}
-	return Grant{Tenant: tenant, Permissions: perms, Via: "api_key", Since: m.journal.ref(o.ref), OwnerID: m.users.id(r), OwnerGrant: &og}, true
+	return Grant{Tenant: tenant, Permissions: perms, Via: "api_key", Since: m.ref(o.ref), OwnerID: m.users.id(r), OwnerGrant: &og}, true
 }
 
 // keyLists reports whether k lists tenant (or is platform-wide).
@@ -624,8 +613,8 @@ func (m *Model) TenantAccess(tenant string, perm domain.Permission, at time.Time
 	cands = slices.Compact(cands)
 	var keys []Access
 	for _, ki := range cands {
-		k := a.keyEnts[ki]
-		if k == nil || !keyLists(k, tenant) {
+		k := m.keys.byID[a.keyIDs[ki]]
+		if k == nil || k.hist != ki+1 || !keyLists(k, tenant) {
 			continue
 		}
 		if g, ok := m.keyGrant(k, ki, tenant, tn, known, mo); ok && grants(g.Permissions, perm) {
@@ -737,26 +726,31 @@ func (m *Model) UserHistory(id string) (UserHistory, bool) {
 	if !ok {
 		return UserHistory{}, false
 	}
-	a, j := &m.access, &m.journal
+	a := &m.access
 	out := UserHistory{ID: m.users.id(r)}
 	if r >= a.users.n {
 		return out, true
 	}
 	h := a.users.at(r)
-	out.Created, out.PlatformAdmin = j.ref(h.created), h.init&histAdmin != 0
+	out.Created, out.PlatformAdmin = m.ref(h.created), h.init&histAdmin != 0
 	activity := false
 	for i := h.log; i != 0; {
 		ch := a.changes.at(i - 1)
 		i = ch.prev
 		switch ch.kind {
 		case chDeactivate, chActivate:
-			if !activity && ch.kind == chDeactivate {
-				ref := j.ref(ch.ref)
-				out.Deactivated = &ref
+			ref := m.ref(ch.ref)
+			if ch.kind == chDeactivate {
+				out.Deactivations = append(out.Deactivations, ref)
+				if !activity {
+					out.Deactivated = &ref
+				}
+			} else {
+				out.Activations = append(out.Activations, ref)
 			}
 			activity = true
 		case chPassword:
-			pc := PasswordChange{Event: j.ref(ch.ref)}
+			pc := PasswordChange{Event: m.ref(ch.ref)}
 			if ch.arg != 0 {
 				pc.KeptSessionID = a.kept[ch.arg-1]
 			}
@@ -764,6 +758,8 @@ func (m *Model) UserHistory(id string) (UserHistory, bool) {
 		}
 	}
 	slices.Reverse(out.PasswordChanges)
+	slices.Reverse(out.Deactivations)
+	slices.Reverse(out.Activations)
 	return out, true
 }
 
@@ -775,15 +771,15 @@ func (m *Model) KeyHistory(id string) (KeyHistory, bool) {
 	if k == nil {
 		return KeyHistory{}, false
 	}
-	a, j := &m.access, &m.journal
+	a := &m.access
 	out := KeyHistory{ID: k.id, Name: k.name, ExpiresAt: k.time(keyExpires)}
 	if k.hist == 0 {
 		return out, true
 	}
 	h := a.keys.at(k.hist - 1)
-	out.Created = j.ref(h.created)
+	out.Created = m.ref(h.created)
 	if h.revoked != 0 {
-		ref := j.ref(h.revoked)
+		ref := m.ref(h.revoked)
 		out.Revoked = &ref
 	}
 	for i := h.secret; i != 0; {
@@ -792,11 +788,11 @@ func (m *Model) KeyHistory(id string) (KeyHistory, bool) {
 		if !odd {
 			hash = formatHash(&s.hash)
 		}
-		out.Secrets = append(out.Secrets, KeySecret{Hash: hash, Since: j.ref(s.since)})
+		out.Secrets = append(out.Secrets, KeySecret{Hash: hash, Since: m.ref(s.since)})
 		i = s.prev
 	}
 	slices.Reverse(out.Secrets)
-	out.Secrets = append(out.Secrets, KeySecret{Hash: m.keys.secretHash(k), Since: j.ref(h.since)})
+	out.Secrets = append(out.Secrets, KeySecret{Hash: m.keys.secretHash(k), Since: m.ref(h.since)})
 	return out, true
 }
 
@@ -821,7 +817,7 @@ func (m *Model) RoleAt(id, tenant string, at time.Time) (domain.Role, EventRef, 
 	if !held {
 		return "", EventRef{}, false
 	}
-	return domain.Role(m.access.roles.str(uint32(role))), m.journal.ref(since), true
+	return domain.Role(m.access.roles.str(uint32(role))), m.ref(since), true
 }
 
 // frozenCopy is the access history as it is now, for a snapshot: the
@@ -961,7 +957,6 @@ func (a *accessModel) readHeader(d *dec, b *builder) error {
 	a.tenantKeys = make([][]uint32, n[7])
 	a.sets.off = make([]uint32, 2, n[8]+1) // set 0: empty
 	a.keyIDs = make([]string, n[2])
-	a.keyEnts = make([]*keyEntry, n[2])
 	if max(n[6], n[7]) > b.hcounts[0] {
 		return errors.New("lists of unknown tenants")
 	}
@@ -1132,7 +1127,7 @@ func (a *accessModel) finish(b *builder) error {
 func (a *accessModel) relink(keys *keyModel) {
 	for i, id := range a.keyIDs {
 		if k := keys.byID[id]; k != nil {
-			k.hist, a.keyEnts[i] = uint32(i)+1, k
+			k.hist = uint32(i) + 1
 		}
 	}
 }

@@ -411,9 +411,12 @@ func randomHistory(rng *rand.Rand, n int) *timeline {
 		case r < 40:
 			u := user()
 			tl.add(at, actor, u, domain.UserRoleRevoked{UserID: u, Tenant: tenants[rng.IntN(len(tenants))]})
-		case r < 43:
+		case r < 42:
 			u := user()
 			tl.add(at, actor, u, domain.UserDeactivated{UserID: u})
+		case r < 43:
+			u := user()
+			tl.add(at, actor, u, domain.UserActivated{UserID: u})
 		case r < 47:
 			u := user()
 			tl.add(at, actor, u, domain.UserPasswordChanged{UserID: u, PasswordHashSealed: "x", KeptSessionID: "sess-" + u})
@@ -512,7 +515,7 @@ func oracleAt(evs []stamped, at time.Time) *oracle {
 			for _, tr := range e.Tenants {
 				o.roleSince[id][tr.Tenant] = s.seq
 			}
-		case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated:
+		case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated, domain.UserActivated:
 			u, ok := o.users[id]
 			if !ok {
 				continue

@@ -249,14 +249,15 @@ func parseHash(s string) (sum [32]byte, ok bool) {
 	return sum, true
 }
 
-// applyKey folds an API key event; called with the write lock held.
-func (m *Model) applyKey(id string, seq uint64, e domain.Event) {
+// applyKey folds an API key event, and returns the key (nil: none); called
+// with the write lock held.
+func (m *Model) applyKey(id string, seq uint64, e domain.Event) *keyEntry {
 	km := &m.keys
 	k := km.byID[id]
 	if k == nil {
 		c, ok := e.(domain.APIKeyCreated)
 		if !ok {
-			return
+			return nil
 		}
 		if km.byID == nil {
 			km.byID = make(map[string]*keyEntry)
@@ -281,6 +282,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) {
 	} else {
 		km.index(k)
 	}
+	return k
 }
 
 // restoreKey puts a key's state back (Restore).

@@ -146,7 +146,12 @@ type UserHistory struct {
 	ID            string
 	Created       EventRef
 	PlatformAdmin bool
-	Deactivated   *EventRef // nil while active
+	Deactivated   *EventRef // the deactivation in force; nil while active
+	// Deactivations and Activations (user.activated), in order. Each
+	// deactivation cut off every session started at or before it, whether
+	// or not an activation followed.
+	Deactivations []EventRef
+	Activations   []EventRef
 	// PasswordChanges in order; each revoked every session started before
 	// it except KeptSessionID.
 	PasswordChanges []PasswordChange

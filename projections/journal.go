@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -26,7 +28,7 @@ import (
 type jchunk struct {
 	at    [chunkLen]int64  // occurred_at (jtime)
 	subj  [chunkLen]uint64 // SubjectHash of the aggregate ID
-	actor [chunkLen]uint32 // journal.actors
+	actor [chunkLen]uint32 // actorUser | user record, actorKey | key number, or journal.actors
 	tset  [chunkLen]uint32 // journal.sets
 	typ   [chunkLen]uint8  // journal.types (typeOdd: journal.oddTypes)
 }
@@ -52,9 +54,13 @@ type journal struct {
 	typeIDs  map[string]uint8
 	oddTypes map[uint32]string // by position
 
-	actors     []events.Actor // 0: the zero actor
+	// The actors that are not a user or an API key the model has (system,
+	// anonymous, ...): 0 is the zero actor.
+	actors     []events.Actor
 	actorIDs   map[events.Actor]uint32
-	actorTypes []string // the distinct actor types, for a query by ID
+	actorTypes []string       // the distinct types of actors, for a query by ID
+	recent     [4]recentActor // the last actors, looked at first (events come in bursts of one actor's)
+	recentNext uint8
 
 	tenants strTable   // tenant names, shared with the access history
 	sets    tenantSets // the sets of tenants events concern
@@ -62,12 +68,45 @@ type journal struct {
 	oddTimes map[uint32]time.Time // occurred_at out of the range of Unix nanoseconds, by position
 
 	// Caches of concerns (not in snapshots): a user role set's tenant set,
-	// by roleSets number; a key's, by its shared tenant list; a session
-	// tenant's, by sessStore.tenants number + 1.
+	// by roleSets number; a session tenant's, by sessStore.tenants number +
+	// 1 (a key's is in its history: keyHist.tset).
 	roleCache []roleTenants
-	keyCache  map[*string]uint32
 	sessCache []uint32
+	oneCache  []uint32 // a tenant's set of one, by tenant number + 1
+	typeCache []typeSeen
 	scratch   []uint32
+}
+
+type recentActor struct {
+	a  events.Actor
+	id uint32
+}
+
+// typeSeen is an event type's number, by where its name is: the names
+// events give are constants.
+type typeSeen struct {
+	p  *byte
+	n  int
+	id uint8
+}
+
+// touched is what Apply found of the event's aggregate: a user or session
+// record + 1, a key.
+type touched struct {
+	user, sess uint32
+	key        *keyEntry
+}
+
+func (t *touched) setUser(r uint32, ok bool) {
+	if ok {
+		t.user = r + 1
+	}
+}
+
+func (t *touched) setSession(r uint32, ok bool) {
+	if ok {
+		t.sess = r + 1
+	}
 }
 
 type roleTenants struct {
@@ -76,6 +115,15 @@ type roleTenants struct {
 }
 
 const typeOdd = math.MaxUint8
+
+// An entry's actor: a user (by record) or an API key (by number, keyEntry.hist
+// - 1) the model has is not interned — there may be millions — but named by
+// its number; another actor is interned (journal.actors).
+const (
+	actorUser = 1 << 30
+	actorKey  = 2 << 30
+	actorKind = 3 << 30
+)
 
 // jtime is occurred_at as the journal compares it: Unix nanoseconds;
 // math.MinInt64 for the zero time; a time out of range is clamped (and kept
@@ -92,15 +140,27 @@ func jtime(t time.Time) (int64, bool) {
 	return t.UnixNano(), true
 }
 
-// SubjectHash is the 64-bit hash the journal keeps of an aggregate ID:
-// FNV-1a, the same in every process and build (snapshots carry it).
+// SubjectHash is the 64-bit hash the journal keeps of an aggregate ID: the
+// same in every process and build (snapshots carry it). Eight bytes at a
+// time, each folded in by a 64x64->128-bit multiplication (as wyhash does).
 func SubjectHash(id string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(id); i++ {
-		h ^= uint64(id[i])
-		h *= 1099511628211
+	const p0, p1 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
+	h := uint64(len(id)) ^ p0
+	for ; len(id) >= 8; id = id[8:] {
+		w := uint64(id[0]) | uint64(id[1])<<8 | uint64(id[2])<<16 | uint64(id[3])<<24 |
+			uint64(id[4])<<32 | uint64(id[5])<<40 | uint64(id[6])<<48 | uint64(id[7])<<56
+		h = mix64(h^w, p1)
 	}
-	return h
+	var w uint64
+	for i := 0; i < len(id); i++ {
+		w |= uint64(id[i]) << (8 * i)
+	}
+	return mix64(mix64(h^w, p1), p0)
+}
+
+func mix64(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
 }
 
 // saw notes the first stream sequence the model sees.
@@ -110,13 +170,26 @@ func (j *journal) saw(seq uint64) {
 	}
 }
 
-// append adds the entry of the event at stream sequence seq, which concerns
-// the tenant set tset, and returns its ref.
-func (j *journal) append(seq uint64, env *events.Envelope, typ string, tset uint32) uint32 {
+// next is the ref the next entry will have (0: the journal is full — four
+// billion events, as refs are 32-bit).
+func (j *journal) next() uint32 {
+	if j.n >= math.MaxUint32-1 {
+		return 0
+	}
+	return j.n + 1
+}
+
+// append adds the entry of event ev at stream sequence seq, which concerns
+// the tenant set tset, by actor (journal.actor; next is its ref).
+func (j *journal) append(seq uint64, env *events.Envelope, ev domain.Event, tset, actor uint32) {
 	j.saw(seq)
 	pos := j.n
-	if pos == math.MaxUint32-1 {
-		return 0 // four billion events: the journal is full (refs are 32-bit)
+	if pos >= math.MaxUint32-1 {
+		return
+	}
+	typ := ""
+	if ev != nil {
+		typ = ev.EventType()
 	}
 	if pos&chunkMask == 0 && int(pos>>chunkBits) == len(j.chunks) {
 		j.chunks = append(j.chunks, new(jchunk))
@@ -137,15 +210,23 @@ func (j *journal) append(seq uint64, env *events.Envelope, typ string, tset uint
 	}
 	c.at[i] = at
 	c.subj[i] = SubjectHash(env.AggregateID)
-	c.actor[i] = j.actor(env.Actor)
+	c.actor[i] = actor
 	c.tset[i] = tset
 	c.typ[i] = j.typeID(pos, typ)
 	j.n = pos + 1
-	return pos + 1
 }
 
 func (j *journal) typeID(pos uint32, typ string) uint8 {
+	p := unsafe.StringData(typ)
+	for _, t := range j.typeCache {
+		if t.p == p && t.n == len(typ) {
+			return t.id
+		}
+	}
 	if id, ok := j.typeIDs[typ]; ok {
+		if len(j.typeCache) < 64 {
+			j.typeCache = append(j.typeCache, typeSeen{p: p, n: len(typ), id: id})
+		}
 		return id
 	}
 	if len(j.types) >= typeOdd {
@@ -180,12 +261,77 @@ func (j *journal) actor(a events.Actor) uint32 {
 	}
 	a = events.Actor{Type: strings.Clone(a.Type), ID: strings.Clone(a.ID)}
 	id := uint32(len(j.actors))
+	if id >= actorUser {
+		return 0 // a billion actors that are no user nor key: recorded as none
+	}
 	j.actors = append(j.actors, a)
 	j.actorIDs[a] = id
 	if !slices.Contains(j.actorTypes, a.Type) {
 		j.actorTypes = append(j.actorTypes, a.Type)
 	}
 	return id
+}
+
+// actorNum is the journal's number of the event's actor: a user or an API
+// key the model has by its number — the one the event is about, or its
+// session's user, without a look-up; the last few actors; the indexes —
+// and any other actor interned.
+func (m *Model) actorNum(a *events.Actor, hit *touched) uint32 {
+	j := &m.journal
+	for _, r := range j.recent {
+		if r.id != 0 && r.a == *a {
+			return r.id
+		}
+	}
+	id := uint32(0)
+	switch a.Type {
+	case "user":
+		u := hit.user
+		if u == 0 && hit.sess != 0 {
+			u = m.sessions.recs.at(hit.sess - 1).user
+		}
+		if u != 0 && u-1 < actorUser && m.users.id(u-1) == a.ID {
+			id = actorUser | (u - 1)
+		} else if r, ok := m.users.find(a.ID); ok && r < actorUser {
+			id = actorUser | r
+		}
+	case "apikey":
+		k := hit.key
+		if k == nil || k.id != a.ID {
+			k = m.keys.byID[a.ID]
+		}
+		if k != nil && k.hist != 0 && k.hist-1 < actorUser {
+			id = actorKey | (k.hist - 1)
+		}
+	}
+	if id == 0 {
+		id = j.actor(*a)
+	}
+	if id != 0 {
+		j.recent[j.recentNext&3] = recentActor{a: *a, id: id}
+		j.recentNext++
+	}
+	return id
+}
+
+// actorOf is the actor of number id.
+func (m *Model) actorOf(id uint32) events.Actor {
+	n := id &^ actorKind
+	switch id & actorKind {
+	case actorUser:
+		if n < m.users.recs.n {
+			return events.Actor{Type: "user", ID: m.users.id(n)}
+		}
+	case actorKey:
+		if int(n) < len(m.access.keyIDs) {
+			return events.Actor{Type: "apikey", ID: m.access.keyIDs[n]}
+		}
+	case 0:
+		if int(n) < len(m.journal.actors) {
+			return m.journal.actors[n]
+		}
+	}
+	return events.Actor{}
 }
 
 // seqAt is the stream sequence of entry pos (< n).
@@ -229,16 +375,14 @@ func (j *journal) typeAt(pos uint32) string {
 }
 
 // ref is the event of a ref (position + 1), for an answer's "why".
-func (j *journal) ref(r uint32) EventRef {
+func (m *Model) ref(r uint32) EventRef {
+	j := &m.journal
 	if r == 0 || r > j.n {
 		return EventRef{}
 	}
 	pos := r - 1
 	c, i := j.entry(pos)
-	var a events.Actor
-	if int(c.actor[i]) < len(j.actors) {
-		a = j.actors[c.actor[i]]
-	}
+	a := m.actorOf(c.actor[i])
 	return EventRef{Seq: j.seqAt(pos), Time: j.timeAt(pos), Type: j.typeAt(pos), ActorType: a.Type, ActorID: a.ID}
 }
 
@@ -257,7 +401,7 @@ func momentOf(t time.Time) moment {
 // by reports whether the event of ref r occurred at or before at: whether it
 // has taken effect at that moment (ref 0: never).
 func (j *journal) by(r uint32, at moment) bool {
-	if r == 0 {
+	if r == 0 || r > j.n {
 		return false
 	}
 	c, i := j.entry(r - 1)
@@ -378,20 +522,27 @@ func (j *journal) oneTenant(t string) uint32 {
 	if t == "" {
 		return tsetNone
 	}
-	j.scratch = append(j.scratch[:0], j.tenants.id(t))
-	return j.sets.intern(j.scratch)
+	n := j.tenants.id(t)
+	for int(n) >= len(j.oneCache) {
+		j.oneCache = append(j.oneCache, 0)
+	}
+	if j.oneCache[n] == 0 {
+		j.scratch = append(j.scratch[:0], n)
+		j.oneCache[n] = j.sets.intern(j.scratch) + 1
+	}
+	return j.oneCache[n] - 1
 }
 
 // ---------------------------------------------------------------- concerns
 
-// concerns returns the set of tenants event ev concerns, from the state
-// before it is applied (called by Apply first). An event concerns:
+// concerns returns the set of tenants event ev concerns. An event concerns:
 //
 //	event                                    tenants it concerns
 //	user.created                             the tenants of its tenant roles
 //	user.role_granted, user.role_revoked     that tenant
-//	user.deactivated, user.password_changed, the tenants where the user held a role
-//	user.login_succeeded, user.login_failed    at that moment
+//	user.deactivated, user.activated,        the tenants where the user held a role
+//	user.password_changed,                     at that moment
+//	user.login_succeeded, user.login_failed
 //	  (of an existing user)
 //	user.login_failed on an unknown name,    none (the platform's own)
 //	username.reserved
@@ -404,12 +555,14 @@ func (j *journal) oneTenant(t string) uint32 {
 //	                                           platform-wide key ("*")
 //	sso.identity_linked                      the linked user's tenants at that moment
 //	sso.provider_*, sso.assertion_consumed,  none (the platform's own)
-//	signingkey.*
+//	signingkey.*, any other event
 //
 // "At that moment" is as the stream has it just before the event: a role
-// granted by an earlier event counts, one granted by this event or a later
-// one does not.
-func (m *Model) concerns(env *events.Envelope, ev domain.Event) uint32 {
+// granted by an earlier event counts, one granted by a later one does not.
+// Apply calls it once it has applied ev, with what it found (hit): none of
+// these events changes the tenants it is judged by, so the state after it
+// gives the same answer, without looking the aggregate up again.
+func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) uint32 {
 	j := &m.journal
 	switch e := ev.(type) {
 	case domain.UserCreated:
@@ -425,30 +578,31 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event) uint32 {
 		return j.oneTenant(e.Tenant)
 	case domain.UserRoleRevoked:
 		return j.oneTenant(e.Tenant)
-	case domain.UserDeactivated, domain.UserLoginSucceeded:
-		return m.userConcerns(env.AggregateID)
-	case domain.UserPasswordChanged:
-		return m.userConcerns(e.UserID)
-	case domain.UserLoginFailed:
-		if e.UserID == "" {
+	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserLoginFailed:
+		if hit.user == 0 {
 			return tsetNone
 		}
-		return m.userConcerns(e.UserID)
+		return m.userTenantSet(hit.user - 1)
+	case domain.UserActivated:
+		if hit.user == 0 {
+			return m.userConcerns(env.AggregateID)
+		}
+		return m.userTenantSet(hit.user - 1)
 	case domain.SessionStarted:
 		if e.Tenant != "" {
 			return j.oneTenant(e.Tenant)
 		}
 		return m.userConcerns(e.UserID)
-	case domain.SessionRefreshed:
-		return m.sessionConcerns(e.SessionID)
-	case domain.SessionTokenRevoked:
-		return m.sessionConcerns(e.SessionID)
-	case domain.SessionRevoked, domain.SessionRefreshReused:
-		return m.sessionConcerns(env.AggregateID)
-	case domain.APIKeyCreated:
-		return j.tenantSet(e.Tenants)
-	case domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
-		return m.keyConcerns(env.AggregateID)
+	case domain.SessionRefreshed, domain.SessionTokenRevoked, domain.SessionRevoked, domain.SessionRefreshReused:
+		if hit.sess == 0 {
+			return tsetNone
+		}
+		return m.sessionConcerns(hit.sess - 1)
+	case domain.APIKeyCreated, domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
+		if hit.key == nil {
+			return tsetNone
+		}
+		return m.keyConcerns(hit.key)
 	case domain.SSOIdentityLinked:
 		return m.userConcerns(e.UserID)
 	}
@@ -489,13 +643,8 @@ func (m *Model) userTenantSet(r uint32) uint32 {
 	return tset
 }
 
-// sessionConcerns is the set of tenants session id concerns.
-func (m *Model) sessionConcerns(id string) uint32 {
-	k, h := sessionKey(id)
-	r, ok := m.sessions.find(&k, h)
-	if !ok {
-		return tsetNone
-	}
+// sessionConcerns is the set of tenants session record r concerns.
+func (m *Model) sessionConcerns(r uint32) uint32 {
 	if t := m.sessions.recs.at(r).tenant; t != 0 {
 		j := &m.journal
 		for int(t) >= len(j.sessCache) {
@@ -513,22 +662,21 @@ func (m *Model) sessionConcerns(id string) uint32 {
 	return m.userTenantSet(u)
 }
 
-// keyConcerns is the set of tenants API key id lists.
-func (m *Model) keyConcerns(id string) uint32 {
-	k := m.keys.byID[id]
-	if k == nil || len(k.tenants) == 0 {
+// keyConcerns is the set of tenants API key k lists (kept in its history:
+// its tenants never change).
+func (m *Model) keyConcerns(k *keyEntry) uint32 {
+	if len(k.tenants) == 0 {
 		return tsetNone
 	}
-	j := &m.journal
-	p := &k.tenants[0] // lists are shared (keyModel.tenantList) and never written
-	if tset, ok := j.keyCache[p]; ok {
-		return tset
+	if k.hist != 0 {
+		if t := m.access.keys.at(k.hist - 1).tset; t != 0 {
+			return t - 1
+		}
 	}
-	tset := j.tenantSet(k.tenants)
-	if j.keyCache == nil {
-		j.keyCache = make(map[*string]uint32)
+	tset := m.journal.tenantSet(k.tenants)
+	if k.hist != 0 {
+		m.access.keys.mut(&m.cow, k.hist-1).tset = tset + 1
 	}
-	j.keyCache[p] = tset
 	return tset
 }
 
@@ -596,7 +744,7 @@ func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool) {
 		limit = 1000
 	}
 	m.mu.RLock()
-	s := m.journal.compile(&q)
+	s := m.compileAudit(&q)
 	m.mu.RUnlock()
 	if s.none || s.j.n == 0 {
 		return nil, false
@@ -628,8 +776,9 @@ func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool) {
 	return hits, more
 }
 
-// compile prepares q for a scan; called with the read lock held.
-func (j *journal) compile(q *AuditQuery) *auditScan {
+// compileAudit prepares q for a scan; called with the read lock held.
+func (m *Model) compileAudit(q *AuditQuery) *auditScan {
+	j := &m.journal
 	s := &auditScan{
 		j: journal{chunks: j.chunks[:len(j.chunks):len(j.chunks)], n: j.n, runs: j.runs, types: j.types, oddTypes: j.oddTypes,
 			tenants: strTable{strs: j.tenants.strs}, sets: tenantSets{off: j.sets.off, members: j.sets.members}},
@@ -718,6 +867,12 @@ func (j *journal) compile(q *AuditQuery) *auditScan {
 		}
 	}
 	if q.Actor != "" {
+		if r, ok := m.users.find(q.Actor); ok && r < actorUser {
+			s.actors = append(s.actors, actorUser|r)
+		}
+		if k := m.keys.byID[q.Actor]; k != nil && k.hist != 0 && k.hist-1 < actorUser {
+			s.actors = append(s.actors, actorKey|(k.hist-1))
+		}
 		for _, typ := range j.actorTypes {
 			if id, ok := j.actorIDs[events.Actor{Type: typ, ID: q.Actor}]; ok {
 				s.actors = append(s.actors, id)
@@ -1012,7 +1167,23 @@ func (b *builder) historyFrame(kind byte, d *dec) error {
 			c.at[i] = prev + d.varint()
 			prev = c.at[i]
 			c.subj[i] = d.u64()
-			c.actor[i] = d.u32(uint64(max(b.hcounts[1], 1) - 1))
+			c.actor[i] = d.u32(math32)
+			switch n := c.actor[i] &^ actorKind; c.actor[i] & actorKind {
+			case actorUser:
+				if n >= b.users.recs.n {
+					return errors.New("journal entry of an unknown user")
+				}
+			case actorKey:
+				if n >= b.access.keys.n {
+					return errors.New("journal entry of an unknown key")
+				}
+			case 0:
+				if n >= max(b.hcounts[1], 1) {
+					return errors.New("journal entry of an unknown actor")
+				}
+			default:
+				return errors.New("journal entry of an unknown kind of actor")
+			}
 			c.tset[i] = d.u32(uint64(b.hcounts[2] - 1))
 			if c.typ[i] = d.byte(); c.typ[i] != typeOdd && int(c.typ[i]) >= len(j.types) {
 				return errors.New("journal entry of an unknown type")

@@ -61,17 +61,15 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		return
 	}
 	m.applied = seq
-	// The journal's entry, with the tenants the event concerns as the
-	// model has them before it; then the access history, on either side.
+	// The audit journal and the access history (journal.go, access.go) are
+	// told what the event touched (hit), so that they need not look it up
+	// again.
 	var ref uint32
 	if !m.NoHistory {
-		typ := ""
-		if ev != nil {
-			typ = ev.EventType()
-		}
-		ref = m.journal.append(seq, &env, typ, m.concerns(&env, ev))
+		ref = m.journal.next()
 		m.historyBefore(ref, &env, ev)
 	}
+	var hit touched
 	switch e := ev.(type) {
 	case domain.UserCreated:
 		m.users.create(&m.cow, seq, e)
@@ -82,42 +80,49 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 			m.logins[env.AggregateID] = loginEntry{seq: seq, state: domain.EvolveLoginAttempts(l.state, e)}
 			break
 		}
-		m.evolveUser(e.UserID, seq, e)
+		hit.setUser(m.evolveUser(e.UserID, seq, e))
 	case domain.UserLoginSucceeded:
 		// A success does not reset the address's count: a sprayer holding one
 		// valid account could otherwise reset it at will.
-		m.evolveUser(env.AggregateID, seq, e)
+		hit.setUser(m.evolveUser(env.AggregateID, seq, e))
 	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserActivated:
-		m.evolveUser(env.AggregateID, seq, e)
+		hit.setUser(m.evolveUser(env.AggregateID, seq, e))
 	case domain.UserDeactivated:
 		// Also a cut-off: no session started at or before it works again,
 		// even once the user is activated (lifecycle.go).
 		if r, ok := m.evolveUser(env.AggregateID, seq, e); ok {
+			hit.setUser(r, ok)
 			m.users.cutOff(&m.cow, r, seq, "")
 		}
 	case domain.UserPasswordChanged:
 		if r, ok := m.evolveUser(e.UserID, seq, e); ok {
+			hit.setUser(r, ok)
 			m.users.cutOff(&m.cow, r, seq, m.keepIfLive(r, e.KeptSessionID))
 		}
 	case domain.SessionStarted:
 		m.sessions.start(&m.cow, &m.users, seq, e)
 	case domain.SessionRefreshed:
-		if r, ok := m.evolveSession(e.SessionID, seq, e); ok && e.RefreshTokenHash != "" {
+		r, ok := m.evolveSession(e.SessionID, seq, e)
+		hit.setSession(r, ok)
+		if ok && e.RefreshTokenHash != "" {
 			m.sessions.rotate(&m.cow, r, e.RefreshTokenHash)
 		}
 	case domain.SessionTokenRevoked:
-		m.evolveSession(e.SessionID, seq, e)
+		hit.setSession(m.evolveSession(e.SessionID, seq, e))
 		m.revokedTokens[e.TokenID] = e.ExpiresAt
 	case domain.SessionRevoked, domain.SessionRefreshReused:
-		m.evolveSession(env.AggregateID, seq, e)
+		hit.setSession(m.evolveSession(env.AggregateID, seq, e))
 	case domain.APIKeyCreated, domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
-		m.applyKey(env.AggregateID, seq, e)
+		hit.key = m.applyKey(env.AggregateID, seq, e)
 	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOAssertionConsumed:
 		m.applySSO(env.AggregateID, seq, e)
 	case domain.SigningKeyAdded, domain.SigningKeyRetired:
 		m.applySigningKey(env.AggregateID, seq, e)
 	}
-	m.historyAfter(ref, &env, ev)
+	if ref != 0 {
+		m.journal.append(seq, &env, ev, m.concerns(&env, ev, &hit), m.actorNum(&env.Actor, &hit))
+		m.historyAfter(ref, &env, ev, &hit)
+	}
 }
 
 // evolveUser folds e into user id's state (domain.EvolveUser, the one
