@@ -56,6 +56,18 @@ var eventFactories = map[string]func() Event{
 	TypeSSOProviderDeleted:    func() Event { return &SSOProviderDeleted{} },
 	TypeSSOIdentityLinked:     func() Event { return &SSOIdentityLinked{} },
 	TypeSSOAssertionConsumed:  func() Event { return &SSOAssertionConsumed{} },
+	// SCIM provisioning (scim.go).
+	TypeSCIMConnectionCreated:   func() Event { return &SCIMConnectionCreated{} },
+	TypeSCIMTokenRotated:        func() Event { return &SCIMTokenRotated{} },
+	TypeSCIMConnectionUpdated:   func() Event { return &SCIMConnectionUpdated{} },
+	TypeSCIMConnectionDeleted:   func() Event { return &SCIMConnectionDeleted{} },
+	TypeSCIMGroupCreated:        func() Event { return &SCIMGroupCreated{} },
+	TypeSCIMGroupRenamed:        func() Event { return &SCIMGroupRenamed{} },
+	TypeSCIMGroupMembersChanged: func() Event { return &SCIMGroupMembersChanged{} },
+	TypeSCIMGroupDeleted:        func() Event { return &SCIMGroupDeleted{} },
+	TypeSCIMUserLinked:          func() Event { return &SCIMUserLinked{} },
+	TypeSCIMUserUpdated:         func() Event { return &SCIMUserUpdated{} },
+	TypeSCIMUserUnlinked:        func() Event { return &SCIMUserUnlinked{} },
 }
 
 // Deref returns the event value behind a pointer produced by NewEvent, so that
@@ -109,6 +121,28 @@ func Deref(e Event) Event {
 	case *SSOIdentityLinked:
 		return *v
 	case *SSOAssertionConsumed:
+		return *v
+	case *SCIMConnectionCreated:
+		return *v
+	case *SCIMTokenRotated:
+		return *v
+	case *SCIMConnectionUpdated:
+		return *v
+	case *SCIMConnectionDeleted:
+		return *v
+	case *SCIMGroupCreated:
+		return *v
+	case *SCIMGroupRenamed:
+		return *v
+	case *SCIMGroupMembersChanged:
+		return *v
+	case *SCIMGroupDeleted:
+		return *v
+	case *SCIMUserLinked:
+		return *v
+	case *SCIMUserUpdated:
+		return *v
+	case *SCIMUserUnlinked:
 		return *v
 	}
 	return e

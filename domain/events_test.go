@@ -58,7 +58,27 @@ func sampleEvents() []Event {
 		SSOAssertionConsumed{Provider: "saml", AssertionID: "id-1", ExpiresAt: later},
 		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
 		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
+		SCIMConnectionCreated{
+			ConnectionID: "scim-1", Provider: "okta", Tenants: []string{"acme"}, TokenHash: "sha256:ee", CreatedAt: at,
+			GroupMappings: []RoleMapping{{Group: "ops", Tenant: "acme", Role: RoleAdmin}},
+		},
+		SCIMTokenRotated{ConnectionID: "scim-1", TokenHash: "sha256:ff", RotatedAt: later},
+		SCIMConnectionUpdated{ConnectionID: "scim-1", Tenants: []string{"acme", "globex"}, UpdatedAt: later,
+			GroupMappings: []RoleMapping{{Group: "dev", Tenant: "globex", Role: RoleEditor}}},
+		SCIMConnectionDeleted{ConnectionID: "scim-1"},
+		SCIMGroupCreated{GroupID: "group-1", ConnectionID: "scim-1", DisplayName: "ops", ExternalID: "g-1", Members: []string{"u-1"}, CreatedAt: at},
+		SCIMGroupRenamed{GroupID: "group-1", DisplayName: "dev", ExternalID: "g-2", RenamedAt: later},
+		SCIMGroupMembersChanged{GroupID: "group-1", Added: []string{"u-2"}, Removed: []string{"u-1"}, ChangedAt: later},
+		SCIMGroupDeleted{GroupID: "group-1"},
+		SCIMUserLinked{ConnectionID: "scim-1", UserID: "u-1", Method: SCIMLinkCreated, LinkedAt: at, Profile: sampleProfile},
+		SCIMUserUpdated{ConnectionID: "scim-1", UserID: "u-1", UpdatedAt: later, Profile: sampleProfile},
+		SCIMUserUnlinked{ConnectionID: "scim-1", UserID: "u-1"},
 	}
+}
+
+var sampleProfile = SCIMProfile{
+	UserName: "alice", ExternalID: "00u1", DisplayName: "Alice", Formatted: "Alice Smith", GivenName: "Alice", FamilyName: "Smith",
+	Emails: []SCIMEmail{{Value: "alice@example.com", Type: "work", Primary: true}}, EmployeeNumber: "7", Department: "Ops",
 }
 
 // nonZero fails when any field of e is the zero value, so the samples stay
@@ -131,8 +151,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 24 {
-		t.Errorf("%d event types, want 24", len(seen))
+	if len(seen) != 35 {
+		t.Errorf("%d event types, want 35", len(seen))
 	}
 }
 
