@@ -32,6 +32,7 @@ type Model struct {
 	addrFailures  map[string]addrFailures // client address -> consecutive failed logins
 	keys          keyModel                // API keys (apikeys.go)
 	sso           ssoModel                // SSO providers and linked identities (sso.go)
+	scim          scimModel               // SCIM connections, groups and users (scim.go)
 	signing       signingModel            // access-token signing keys (signingkeys.go)
 	journal       journal                 // the audit journal: an entry per applied event (journal.go)
 	access        accessModel             // the access history (access.go)
@@ -116,6 +117,10 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 		hit.key = m.applyKey(env.AggregateID, seq, e)
 	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOAssertionConsumed:
 		m.applySSO(env.AggregateID, seq, e)
+	case domain.SCIMConnectionCreated, domain.SCIMTokenRotated, domain.SCIMConnectionUpdated, domain.SCIMConnectionDeleted,
+		domain.SCIMGroupCreated, domain.SCIMGroupRenamed, domain.SCIMGroupMembersChanged, domain.SCIMGroupDeleted,
+		domain.SCIMUserLinked, domain.SCIMUserUpdated, domain.SCIMUserUnlinked:
+		m.applySCIM(env.AggregateID, seq, e)
 	case domain.SigningKeyAdded, domain.SigningKeyRetired:
 		m.applySigningKey(env.AggregateID, seq, e)
 	}

@@ -22,7 +22,7 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 6 // 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 7 // 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
 // SnapshotFormat.
@@ -87,6 +87,29 @@ type restState struct {
 	SSOIdentities map[string]string
 	SSOLinkSeq    map[string]uint64
 	SigningKeys   []snapSigningKey
+	// The SCIM read model (scim.go): its states with their sequences; the
+	// indexes are rebuilt on restore.
+	SCIMConns  []snapSCIMConn
+	SCIMGroups []snapSCIMGroup
+	SCIMLinks  []snapSCIMLink
+}
+
+type snapSCIMConn struct {
+	Empty emptyFields
+	State domain.SCIMConnection
+	Seq   uint64
+}
+
+type snapSCIMGroup struct {
+	Empty emptyFields
+	State domain.SCIMGroup
+	Seq   uint64
+}
+
+type snapSCIMLink struct {
+	Key   string
+	State domain.SCIMLink
+	Seq   uint64
 }
 
 type snapLogin struct {
@@ -269,6 +292,7 @@ func (m *Model) copyRest(withIndex bool) restState {
 	for id, k := range m.signing.keys {
 		r.SigningKeys = append(r.SigningKeys, snapSigningKey{ID: id, Empty: markEmpty(&k.state), State: k.state, Seq: k.seq})
 	}
+	r.SCIMConns, r.SCIMGroups, r.SCIMLinks = m.scim.snapshot()
 	return r
 }
 
@@ -1081,6 +1105,7 @@ func (b *builder) swap() {
 	if len(s.SSOIdentities) > 0 || len(s.SSOLinkSeq) > 0 {
 		sso.identities, sso.linkSeq = nonNil(s.SSOIdentities), nonNil(s.SSOLinkSeq)
 	}
+	scim := restoreSCIM(s.SCIMConns, s.SCIMGroups, s.SCIMLinks)
 	var signing map[string]*signingEntry
 	if len(s.SigningKeys) > 0 {
 		signing = make(map[string]*signingEntry, len(s.SigningKeys))
@@ -1100,6 +1125,7 @@ func (b *builder) swap() {
 	m.journal, m.access = b.journal, b.access
 	m.access.relink(&m.keys)
 	m.sso = sso
+	m.scim = scim
 	m.signing.keys = signing
 	m.signing.version.Add(1) // token verifiers reload the keys
 }

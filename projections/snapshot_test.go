@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,27 @@ func history() []stamped {
 	add("sk-1", "", domain.SigningKeyAdded{KeyID: "sk-1", Algorithm: "HS256", SecretSealed: "sealed", AddedAt: at(43)})
 	add("sk-2", "", domain.SigningKeyAdded{KeyID: "sk-2", Algorithm: "EdDSA", SecretSealed: "sealed", PublicKey: "pub", AddedAt: at(44)})
 	add("sk-1", "", domain.SigningKeyRetired{KeyID: "sk-1", RetiredAt: at(45)})
+	// SCIM: two connections (one rotated and updated, one deleted), groups
+	// (one renamed with members changed, one deleted), links (one unlinked).
+	add("scim-1", "", domain.SCIMConnectionCreated{ConnectionID: "scim-1", Provider: "okta", Tenants: []string{"prod"},
+		GroupMappings: []domain.RoleMapping{}, TokenHash: strings.Repeat("1", 64), CreatedAt: at(46)})
+	add("scim-1", "", domain.SCIMTokenRotated{ConnectionID: "scim-1", TokenHash: strings.Repeat("2", 64), RotatedAt: at(47)})
+	add("scim-1", "", domain.SCIMConnectionUpdated{ConnectionID: "scim-1", Tenants: []string{"prod", "staging"},
+		GroupMappings: []domain.RoleMapping{{Group: "ops", Tenant: "prod", Role: domain.RoleAdmin}}, UpdatedAt: at(48)})
+	add("scim-2", "", domain.SCIMConnectionCreated{ConnectionID: "scim-2", Provider: "okta", Tenants: []string{"dev"},
+		GroupMappings: []domain.RoleMapping{}, TokenHash: strings.Repeat("3", 64), CreatedAt: at(49)})
+	add("scim-2", "", domain.SCIMConnectionDeleted{ConnectionID: "scim-2"})
+	add("l-1", "", domain.SCIMUserLinked{ConnectionID: "scim-1", UserID: "user-5", Method: domain.SCIMLinkCreated, LinkedAt: at(50),
+		Profile: domain.SCIMProfile{UserName: "User5", Emails: []domain.SCIMEmail{{Value: "u5@example.com", Type: "work", Primary: true}}}})
+	add("l-1", "", domain.SCIMUserUpdated{ConnectionID: "scim-1", UserID: "user-5", UpdatedAt: at(51), Profile: domain.SCIMProfile{UserName: "User5", GivenName: "Five"}})
+	add("l-2", "", domain.SCIMUserLinked{ConnectionID: "scim-1", UserID: "user-4", Method: domain.SCIMLinkUsername, LinkedAt: at(50),
+		Profile: domain.SCIMProfile{UserName: "User4"}})
+	add("l-2", "", domain.SCIMUserUnlinked{ConnectionID: "scim-1", UserID: "user-4"})
+	add("group-1", "", domain.SCIMGroupCreated{GroupID: "group-1", ConnectionID: "scim-1", DisplayName: "ops", Members: []string{"user-5"}, CreatedAt: at(52)})
+	add("group-1", "", domain.SCIMGroupMembersChanged{GroupID: "group-1", Added: []string{"user-1"}, ChangedAt: at(53)})
+	add("group-1", "", domain.SCIMGroupRenamed{GroupID: "group-1", DisplayName: "Ops", ExternalID: "g1", RenamedAt: at(54)})
+	add("group-2", "", domain.SCIMGroupCreated{GroupID: "group-2", ConnectionID: "scim-1", DisplayName: "old", CreatedAt: at(55)})
+	add("group-2", "", domain.SCIMGroupDeleted{GroupID: "group-2"})
 	return out
 }
 
@@ -166,7 +188,7 @@ func TestSnapshotRestoreThenReplayEqualsFullReplay(t *testing.T) {
 func TestSnapshotCoversEveryField(t *testing.T) {
 	known := map[reflect.Type][]string{
 		reflect.TypeFor[Model](): {"AddressWindow", "NoHistory", "mu", "users", "sessions", "revokedTokens",
-			"logins", "addrFailures", "keys", "sso", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
+			"logins", "addrFailures", "keys", "sso", "scim", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
 		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
 			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},
 		reflect.TypeFor[userRec]():     {"seq", "created", "text", "phs", "version", "roles", "extra", "phsPool", "flags"},
@@ -178,15 +200,19 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 			"oddID", "oddHash", "oddUser", "oddReason", "oddSpent", "times", "staleHashes", "byUser", "userNext", "pruned"},
 		reflect.TypeFor[sessRec](): {"id", "hash", "seq", "startSeq", "started", "expires", "lastUsed", "rotated",
 			"user", "tenant", "spent", "refreshes", "version", "reason", "flags"},
-		reflect.TypeFor[arena]():        {"slabs"},
-		reflect.TypeFor[slotPools]():    {"pools"},
-		reflect.TypeFor[slotPool]():     {"size", "slabs", "n", "free", "held"},
-		reflect.TypeFor[spentNode]():    {"hash", "prev", "sess"},
-		reflect.TypeFor[ssoModel]():     {"providers", "identities", "linkSeq"},
-		reflect.TypeFor[signingModel](): {"keys", "version"},
-		reflect.TypeFor[loginEntry]():   {"seq", "state"},
-		reflect.TypeFor[addrFailures](): {"count", "last"},
-		reflect.TypeFor[keyModel]():     {"byID", "byHash", "odd", "tenantLists"},
+		reflect.TypeFor[arena]():          {"slabs"},
+		reflect.TypeFor[slotPools]():      {"pools"},
+		reflect.TypeFor[slotPool]():       {"size", "slabs", "n", "free", "held"},
+		reflect.TypeFor[spentNode]():      {"hash", "prev", "sess"},
+		reflect.TypeFor[ssoModel]():       {"providers", "identities", "linkSeq"},
+		reflect.TypeFor[scimModel]():      {"conns", "byHash", "groups", "links", "connGroups", "connUsers"},
+		reflect.TypeFor[scimConnEntry]():  {"state", "seq"},
+		reflect.TypeFor[scimGroupEntry](): {"state", "seq"},
+		reflect.TypeFor[scimLinkEntry]():  {"state", "seq"},
+		reflect.TypeFor[signingModel]():   {"keys", "version"},
+		reflect.TypeFor[loginEntry]():     {"seq", "state"},
+		reflect.TypeFor[addrFailures]():   {"count", "last"},
+		reflect.TypeFor[keyModel]():       {"byID", "byHash", "odd", "tenantLists"},
 		reflect.TypeFor[keyEntry](): {"id", "name", "owner", "tenants", "allowed", "secs", "nanos", "hash",
 			"version", "ownerRec", "hist", "seq", "next", "perms", "flags"},
 		reflect.TypeFor[ssoProviderEntry](): {"state", "seq"},

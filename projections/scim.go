@@ -1,0 +1,330 @@
+package projections
+
+import (
+	"encoding/hex"
+	"sort"
+	"strings"
+
+	"github.com/infracast/auth/domain"
+)
+
+// scimModel is the SCIM provisioning read model: connections (by ID, and
+// the live ones by the SHA-256 of their token), the groups they pushed and
+// their records of users (links). Its zero value is ready to use (maps are
+// made on first write); it lives inside Model and is guarded by Model.mu.
+type scimModel struct {
+	conns  map[string]*scimConnEntry  // connection ID -> state (deleted ones too)
+	byHash map[[32]byte]string        // token SHA-256 -> connection ID, live connections only
+	groups map[string]*scimGroupEntry // group ID -> state (deleted ones too)
+	links  map[string]*scimLinkEntry  // scim_user aggregate ID -> state (unlinked ones too)
+	// Per connection: its live groups, and its linked users (user ID -> the
+	// link's aggregate ID).
+	connGroups map[string]map[string]struct{}
+	connUsers  map[string]map[string]string
+}
+
+type scimConnEntry struct {
+	state domain.SCIMConnection
+	seq   uint64
+}
+
+type scimGroupEntry struct {
+	state domain.SCIMGroup
+	seq   uint64
+}
+
+type scimLinkEntry struct {
+	state domain.SCIMLink
+	seq   uint64
+}
+
+// applySCIM folds a SCIM event; called with the write lock held.
+func (m *Model) applySCIM(aggregateID string, seq uint64, e domain.Event) {
+	s := &m.scim
+	switch e.(type) {
+	case domain.SCIMConnectionCreated, domain.SCIMTokenRotated, domain.SCIMConnectionUpdated, domain.SCIMConnectionDeleted:
+		if s.conns == nil {
+			s.conns = make(map[string]*scimConnEntry)
+			s.byHash = make(map[[32]byte]string)
+		}
+		c := s.conns[aggregateID]
+		if c == nil {
+			if _, ok := e.(domain.SCIMConnectionCreated); !ok {
+				return
+			}
+			c = &scimConnEntry{}
+			s.conns[aggregateID] = c
+		}
+		s.unindexConn(c)
+		c.state = domain.EvolveSCIMConnection(c.state, e)
+		c.seq = seq
+		s.indexConn(c)
+	case domain.SCIMGroupCreated, domain.SCIMGroupRenamed, domain.SCIMGroupMembersChanged, domain.SCIMGroupDeleted:
+		if s.groups == nil {
+			s.groups = make(map[string]*scimGroupEntry)
+			s.connGroups = make(map[string]map[string]struct{})
+		}
+		g := s.groups[aggregateID]
+		if g == nil {
+			if _, ok := e.(domain.SCIMGroupCreated); !ok {
+				return
+			}
+			g = &scimGroupEntry{}
+			s.groups[aggregateID] = g
+		}
+		g.state = domain.EvolveSCIMGroup(g.state, e)
+		g.seq = seq
+		set := s.connGroups[g.state.ConnectionID]
+		if g.state.Exists() {
+			if set == nil {
+				set = make(map[string]struct{})
+				s.connGroups[g.state.ConnectionID] = set
+			}
+			set[g.state.ID] = struct{}{}
+		} else if set != nil {
+			delete(set, g.state.ID)
+		}
+	case domain.SCIMUserLinked, domain.SCIMUserUpdated, domain.SCIMUserUnlinked:
+		if s.links == nil {
+			s.links = make(map[string]*scimLinkEntry)
+			s.connUsers = make(map[string]map[string]string)
+		}
+		l := s.links[aggregateID]
+		if l == nil {
+			if _, ok := e.(domain.SCIMUserLinked); !ok {
+				return
+			}
+			l = &scimLinkEntry{}
+			s.links[aggregateID] = l
+		}
+		l.state = domain.EvolveSCIMLink(l.state, e)
+		l.seq = seq
+		users := s.connUsers[l.state.ConnectionID]
+		if l.state.Linked {
+			if users == nil {
+				users = make(map[string]string)
+				s.connUsers[l.state.ConnectionID] = users
+			}
+			users[l.state.UserID] = aggregateID
+		} else if users != nil {
+			delete(users, l.state.UserID)
+		}
+	}
+}
+
+func (s *scimModel) indexConn(c *scimConnEntry) {
+	if !c.state.Exists() {
+		return
+	}
+	if sum, ok := decodeHash(c.state.TokenHash); ok {
+		s.byHash[sum] = c.state.ID
+	}
+}
+
+func (s *scimModel) unindexConn(c *scimConnEntry) {
+	if sum, ok := decodeHash(c.state.TokenHash); ok && s.byHash[sum] == c.state.ID {
+		delete(s.byHash, sum)
+	}
+}
+
+func decodeHash(h string) ([32]byte, bool) {
+	var sum [32]byte
+	if len(h) != 64 {
+		return sum, false
+	}
+	if _, err := hex.Decode(sum[:], []byte(h)); err != nil {
+		return sum, false
+	}
+	return sum, true
+}
+
+// SCIMConnection returns a connection's state (also a deleted one: check
+// Exists) and the stream sequence of its last event.
+func (m *Model) SCIMConnection(id string) (domain.SCIMConnection, uint64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c := m.scim.conns[id]
+	if c == nil {
+		return domain.SCIMConnection{}, 0, false
+	}
+	return c.state, c.seq, true
+}
+
+// SCIMConnections returns the live connections, by ID.
+func (m *Model) SCIMConnections() []domain.SCIMConnection {
+	m.mu.RLock()
+	out := make([]domain.SCIMConnection, 0, len(m.scim.conns))
+	for _, c := range m.scim.conns {
+		if c.state.Exists() {
+			out = append(out, c.state)
+		}
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// SCIMConnectionByToken finds the live connection whose token has the
+// SHA-256 sum: one map lookup by a hash of a 256-bit secret, which tells
+// nothing about the secret by its timing.
+func (m *Model) SCIMConnectionByToken(sum [32]byte) (domain.SCIMConnection, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	id, ok := m.scim.byHash[sum]
+	if !ok {
+		return domain.SCIMConnection{}, false
+	}
+	c := m.scim.conns[id]
+	if c == nil || !c.state.Exists() {
+		return domain.SCIMConnection{}, false
+	}
+	return c.state, true
+}
+
+// SCIMGroup returns a group's state (also a deleted one) and the stream
+// sequence of its last event.
+func (m *Model) SCIMGroup(id string) (domain.SCIMGroup, uint64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	g := m.scim.groups[id]
+	if g == nil {
+		return domain.SCIMGroup{}, 0, false
+	}
+	return g.state, g.seq, true
+}
+
+// SCIMGroups returns a connection's live groups, by ID.
+func (m *Model) SCIMGroups(connID string) []domain.SCIMGroup {
+	m.mu.RLock()
+	set := m.scim.connGroups[connID]
+	out := make([]domain.SCIMGroup, 0, len(set))
+	for id := range set {
+		out = append(out, m.scim.groups[id].state)
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// SCIMLink returns connection connID's record of user userID (also an
+// unlinked one: check Linked) and the stream sequence of its last event
+// (0: none yet).
+func (m *Model) SCIMLink(connID, userID string) (domain.SCIMLink, uint64, bool) {
+	key := domain.SCIMLinkKey(connID, userID)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l := m.scim.links[key]
+	if l == nil {
+		return domain.SCIMLink{}, 0, false
+	}
+	return l.state, l.seq, true
+}
+
+// SCIMLinks returns the users a connection provisions (its live links), by
+// user ID.
+func (m *Model) SCIMLinks(connID string) []domain.SCIMLink {
+	m.mu.RLock()
+	users := m.scim.connUsers[connID]
+	out := make([]domain.SCIMLink, 0, len(users))
+	for _, key := range users {
+		out = append(out, m.scim.links[key].state)
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
+	return out
+}
+
+// SCIMCounts returns how many users a connection provisions, and how many
+// groups it has.
+func (m *Model) SCIMCounts(connID string) (users, groups int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.scim.connUsers[connID]), len(m.scim.connGroups[connID])
+}
+
+// SCIMLinkByUserName finds the connection's linked user whose SCIM
+// userName is name (without regard to case).
+func (m *Model) SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, key := range m.scim.connUsers[connID] {
+		if l := m.scim.links[key]; strings.EqualFold(l.state.Profile.UserName, name) {
+			return l.state, true
+		}
+	}
+	return domain.SCIMLink{}, false
+}
+
+// snapshot copies the SCIM read model for a snapshot (or Dump); called with
+// the read lock held. The states are values whose slices are never written
+// in place (Evolve makes new ones), so they are shared, not copied. Each
+// list is ordered by its entries' sequence, so that the same model always
+// makes the same snapshot.
+func (s *scimModel) snapshot() (conns []snapSCIMConn, groups []snapSCIMGroup, links []snapSCIMLink) {
+	conns = make([]snapSCIMConn, 0, len(s.conns))
+	for _, c := range s.conns {
+		conns = append(conns, snapSCIMConn{Empty: markEmpty(&c.state), State: c.state, Seq: c.seq})
+	}
+	groups = make([]snapSCIMGroup, 0, len(s.groups))
+	for _, g := range s.groups {
+		groups = append(groups, snapSCIMGroup{Empty: markEmpty(&g.state), State: g.state, Seq: g.seq})
+	}
+	links = make([]snapSCIMLink, 0, len(s.links))
+	for key, l := range s.links {
+		links = append(links, snapSCIMLink{Key: key, State: l.state, Seq: l.seq})
+	}
+	sort.Slice(conns, func(i, j int) bool { return conns[i].Seq < conns[j].Seq })
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Seq < groups[j].Seq })
+	sort.Slice(links, func(i, j int) bool { return links[i].Seq < links[j].Seq })
+	return conns, groups, links
+}
+
+// restoreSCIM rebuilds the SCIM read model, indexes included, from a
+// snapshot: the same as applying the events that made it.
+func restoreSCIM(conns []snapSCIMConn, groups []snapSCIMGroup, links []snapSCIMLink) scimModel {
+	var s scimModel
+	if len(conns) > 0 {
+		s.conns = make(map[string]*scimConnEntry, len(conns))
+		s.byHash = make(map[[32]byte]string, len(conns))
+		for _, c := range conns {
+			c.Empty.restore(&c.State)
+			e := &scimConnEntry{state: c.State, seq: c.Seq}
+			s.conns[c.State.ID] = e
+			s.indexConn(e)
+		}
+	}
+	if len(groups) > 0 {
+		s.groups = make(map[string]*scimGroupEntry, len(groups))
+		s.connGroups = make(map[string]map[string]struct{})
+		for _, g := range groups {
+			g.Empty.restore(&g.State)
+			s.groups[g.State.ID] = &scimGroupEntry{state: g.State, seq: g.Seq}
+			if !g.State.Exists() {
+				continue
+			}
+			set := s.connGroups[g.State.ConnectionID]
+			if set == nil {
+				set = make(map[string]struct{})
+				s.connGroups[g.State.ConnectionID] = set
+			}
+			set[g.State.ID] = struct{}{}
+		}
+	}
+	if len(links) > 0 {
+		s.links = make(map[string]*scimLinkEntry, len(links))
+		s.connUsers = make(map[string]map[string]string)
+		for _, l := range links {
+			s.links[l.Key] = &scimLinkEntry{state: l.State, seq: l.Seq}
+			if !l.State.Linked {
+				continue
+			}
+			users := s.connUsers[l.State.ConnectionID]
+			if users == nil {
+				users = make(map[string]string)
+				s.connUsers[l.State.ConnectionID] = users
+			}
+			users[l.State.UserID] = l.Key
+		}
+	}
+	return s
+}
