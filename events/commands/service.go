@@ -42,6 +42,7 @@ type State interface {
 	APIKeyState
 	SigningKeyState
 	SSOState
+	SCIMState
 }
 
 // UserState reads users.

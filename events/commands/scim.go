@@ -1,0 +1,846 @@
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/mail"
+	"slices"
+	"strings"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// SCIM provisioning (docs/scim.md): connections, and what a connection's
+// identity provider pushes — users (the service's own users, found or
+// created by the match rule below) and groups, whose membership sets the
+// members' roles in the tenants the connection's group mappings name.
+//
+// The match rule of a user the identity provider creates, first match wins:
+//
+//  1. the SSO identity (issuer of the connection's SSO provider, externalId):
+//     the user that identity signs in as (Okta sends its user ID as
+//     externalId, which is the subject of its tokens);
+//  2. the user whose username is the userName, without regard to case;
+//  3. else a new user with the userName as its username.
+//
+// A user found (1, 2) is adopted only if everything it holds is inside the
+// connection's tenants (domain.SCIMConnection.Within), and by userName only
+// if it holds a role in one of them; otherwise the userName counts as taken.
+// When the externalId is not linked yet, the identity (issuer, externalId)
+// is linked to the user (sso.identity_linked, method "scim"), so that the
+// person's first SSO login signs in as the user the IdP provisioned.
+
+// SCIMState reads SCIM connections, groups and users.
+type SCIMState interface {
+	SCIMConnection(id string) (domain.SCIMConnection, uint64, bool)
+	SCIMGroup(id string) (domain.SCIMGroup, uint64, bool)
+	SCIMGroups(connID string) []domain.SCIMGroup
+	SCIMLink(connID, userID string) (domain.SCIMLink, uint64, bool)
+	SCIMLinks(connID string) []domain.SCIMLink
+	SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool)
+}
+
+// Errors of SCIM provisioning.
+var (
+	// ErrSCIMStale: the user changed since the update was resolved; resolve
+	// it again on the user as it is now.
+	ErrSCIMStale = errors.New("commands: SCIM resource changed since it was read")
+	// ErrSCIMNameTaken: a group of the connection has that displayName.
+	ErrSCIMNameTaken = errors.New("commands: SCIM group name taken")
+	// ErrSCIMOutside: the user holds roles outside the connection's tenants
+	// (or is a platform admin); the connection may not change it as a whole.
+	ErrSCIMOutside = errors.New("commands: the user holds roles outside the SCIM connection's tenants")
+)
+
+// scimBatchEvents bounds the role events appended in one atomic batch
+// beside the SCIM events that cause them; the rest follow in further
+// batches.
+const scimBatchEvents = 200
+
+// NewSCIMToken returns a fresh SCIM bearer token (256 bits from crypto/rand).
+func NewSCIMToken() string {
+	var r [32]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return domain.FormatSCIMToken(r)
+}
+
+func (s *Service) scim() SCIMState { return s.state }
+
+// scimConnAggregate is connection id as the write loop reads it.
+func (s *Service) scimConnAggregate(id string) aggregate[domain.SCIMConnection] {
+	return aggregate[domain.SCIMConnection]{
+		ref:     ref{domain.AggregateSCIM, id},
+		load:    func() (domain.SCIMConnection, uint64, bool) { return s.scim().SCIMConnection(id) },
+		version: func(c domain.SCIMConnection) uint64 { return c.Version },
+	}
+}
+
+// ---------------------------------------------------------------- connections
+
+// SCIMConnectionInput is a connection as requested.
+type SCIMConnectionInput struct {
+	Provider      string
+	Tenants       []string
+	GroupMappings []domain.RoleMapping
+}
+
+// CreateSCIMConnection creates a connection and returns it with its bearer
+// token (shown once; only its SHA-256 is stored).
+func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in SCIMConnectionInput) (domain.SCIMConnection, string, error) {
+	token := NewSCIMToken()
+	p, _, ok := s.state.SSOProvider(in.Provider)
+	cmd := domain.CreateSCIMConnection{
+		ConnectionID: NewID("scim"), Provider: in.Provider, ProviderExists: ok && p.Exists(),
+		Tenants: in.Tenants, GroupMappings: in.GroupMappings, TokenHash: HashToken(token), Now: s.cfg.Now(),
+	}
+	evs, err := domain.DecideSCIMConnection(domain.SCIMConnection{}, cmd)
+	if err != nil {
+		return domain.SCIMConnection{}, "", err
+	}
+	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateSCIM, cmd.ConnectionID}, 0, 0, evs)); err != nil {
+		return domain.SCIMConnection{}, "", err
+	}
+	c, _, _ := s.scim().SCIMConnection(cmd.ConnectionID)
+	return c, token, nil
+}
+
+// executeSCIMConnection decides cmd against connection id, once may (the
+// caller's permission, checked on the state decided against) allows it.
+func (s *Service) executeSCIMConnection(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error,
+	cmd domain.SCIMConnectionCommand, seen func(domain.SCIMConnection)) (domain.SCIMConnection, error) {
+	return execute(ctx, s, meta, write[domain.SCIMConnection]{
+		on: s.scimConnAggregate(id), missing: domain.ErrNotFound,
+		decide: func(c domain.SCIMConnection) ([]domain.Event, error) {
+			if !c.Exists() {
+				return nil, domain.ErrNotFound
+			}
+			if may != nil {
+				if err := may(c); err != nil {
+					return nil, err
+				}
+			}
+			if seen != nil {
+				seen(c)
+			}
+			return domain.DecideSCIMConnection(c, cmd)
+		},
+	})
+}
+
+// UpdateSCIMConnection replaces a connection's tenants (when not nil) and
+// group mappings (when not nil), then brings the roles of every user it
+// provisions, in the tenants the mappings named before or name now, to
+// what the new mappings give (a mapping removed takes its roles with it).
+func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping,
+	may func(domain.SCIMConnection) error) (domain.SCIMConnection, error) {
+	var before []string
+	c, err := s.executeSCIMConnection(ctx, meta, id, may, domain.UpdateSCIMConnection{Tenants: tenants, GroupMappings: mappings, Now: s.cfg.Now()},
+		func(old domain.SCIMConnection) { before = old.GovernedTenants() })
+	if err != nil {
+		return c, err
+	}
+	var users []string
+	for _, l := range s.linksOf(id) {
+		users = append(users, l.UserID)
+	}
+	if err := s.reconcileSCIMRoles(ctx, meta, id, users, before); err != nil {
+		return c, err
+	}
+	c, _, _ = s.scim().SCIMConnection(id)
+	return c, nil
+}
+
+// RotateSCIMToken gives a connection a new token (returned once); the old
+// one stops.
+func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
+	token := NewSCIMToken()
+	c, err := s.executeSCIMConnection(ctx, meta, id, may, domain.RotateSCIMToken{TokenHash: HashToken(token), Now: s.cfg.Now()}, nil)
+	if err != nil {
+		return c, "", err
+	}
+	return c, token, nil
+}
+
+// DeleteSCIMConnection stops a connection and its token. Its users keep
+// what they hold.
+func (s *Service) DeleteSCIMConnection(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) error {
+	_, err := s.executeSCIMConnection(ctx, meta, id, may, domain.DeleteSCIMConnection{}, nil)
+	return err
+}
+
+// ---------------------------------------------------------------- reading
+
+// CatchUpHead waits until the local read models have applied everything
+// the event store held when asked: a SCIM request then sees every write
+// made before it, on any replica (identity providers expect to read a user
+// back right after creating it, whichever replica answers).
+func (s *Service) CatchUpHead(ctx context.Context) error {
+	head, err := s.log.Head(ctx)
+	if err != nil {
+		return err
+	}
+	return s.proj.WaitFor(ctx, head)
+}
+
+// linksOf lists a connection's linked users.
+func (s *Service) linksOf(connID string) []domain.SCIMLink { return s.scim().SCIMLinks(connID) }
+
+// liveConn returns connection id if it exists.
+func (s *Service) liveConn(id string) (domain.SCIMConnection, error) {
+	c, _, ok := s.scim().SCIMConnection(id)
+	if !ok || !c.Exists() {
+		return domain.SCIMConnection{}, domain.ErrNotFound
+	}
+	return c, nil
+}
+
+// linkedUser returns the user id as connection connID provisions it.
+func (s *Service) linkedUser(connID, id string) (domain.SCIMLink, uint64, domain.User, error) {
+	l, seq, ok := s.scim().SCIMLink(connID, id)
+	if !ok || !l.Linked {
+		return domain.SCIMLink{}, 0, domain.User{}, domain.ErrNotFound
+	}
+	u, _, ok := s.state.User(id)
+	if !ok {
+		return domain.SCIMLink{}, 0, domain.User{}, domain.ErrNotFound
+	}
+	return l, seq, u, nil
+}
+
+// ---------------------------------------------------------------- users
+
+// SCIMUserInput is a user an identity provider creates.
+type SCIMUserInput struct {
+	Profile domain.SCIMProfile
+	// Password, when the identity provider sent one (Okta's password push):
+	// checked by the password policy, hashed and sealed. Without one, a new
+	// user gets a random password nobody knows (they sign in through SSO).
+	Password string
+	Active   bool
+}
+
+// SCIMEmailOf is the address a user provisioned with profile p is created
+// with: the primary one, else the work one, else the first; "" when that is
+// not a plain address.
+func SCIMEmailOf(p domain.SCIMProfile) string {
+	pick := ""
+	for _, e := range p.Emails {
+		if e.Primary {
+			pick = e.Value
+			break
+		}
+	}
+	if pick == "" {
+		for _, e := range p.Emails {
+			if strings.EqualFold(e.Type, "work") {
+				pick = e.Value
+				break
+			}
+		}
+	}
+	if pick == "" && len(p.Emails) > 0 {
+		pick = p.Emails[0].Value
+	}
+	a, err := mail.ParseAddress(pick)
+	if err != nil || a.Address != pick {
+		return ""
+	}
+	return pick
+}
+
+// scimIssuer is the identity issuer of the connection's SSO provider ("":
+// the provider is not configured now, and no identity is linked).
+func (s *Service) scimIssuer(c domain.SCIMConnection) string {
+	p, _, ok := s.state.SSOProvider(c.Provider)
+	if !ok || !p.Exists() {
+		return ""
+	}
+	return p.IdentityIssuer()
+}
+
+// SCIMCreateUser provisions a user for connection connID by the match rule
+// (above) and returns its ID. A userName the connection already shows, or
+// that is taken by a user the connection may not adopt, is
+// ErrUsernameTaken.
+func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID string, in SCIMUserInput) (string, error) {
+	if _, err := s.liveConn(connID); err != nil {
+		return "", err
+	}
+	if err := domain.CheckSCIMProfile(in.Profile); err != nil {
+		return "", err
+	}
+	email := SCIMEmailOf(in.Profile)
+	password := in.Password
+	if password != "" {
+		if err := s.passwords.Check(password, PasswordContext{Username: in.Profile.UserName, Email: email}); err != nil {
+			return "", err
+		}
+	} else {
+		password = newSecret() // a password nobody knows
+	}
+	sealed, err := s.hashAndSeal(password)
+	if err != nil {
+		return "", err
+	}
+	var userID string
+	adopted := false
+	err = s.commitSCIM(ctx, meta, connID, func(c domain.SCIMConnection) (scimTx, error) {
+		userID, adopted = "", false
+		if _, taken := s.scim().SCIMLinkByUserName(connID, in.Profile.UserName); taken {
+			return scimTx{}, ErrUsernameTaken
+		}
+		issuer := s.scimIssuer(c)
+		var pend []pending
+		link := domain.LinkSCIMUser{ConnectionID: connID, Profile: in.Profile, Now: s.cfg.Now()}
+		var found domain.User
+		ok := false
+		if issuer != "" && in.Profile.ExternalID != "" {
+			if id, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); linked {
+				found, _, ok = s.state.User(id)
+				link.Method = domain.SCIMLinkIdentity
+			}
+		}
+		if !ok {
+			if found, _, ok = s.state.UserByName(in.Profile.UserName); ok {
+				link.Method = domain.SCIMLinkUsername
+				if len(found.Tenants) == 0 {
+					return scimTx{}, ErrUsernameTaken // in none of the connection's tenants
+				}
+			}
+		}
+		if ok {
+			if !c.Within(found) {
+				return scimTx{}, ErrUsernameTaken
+			}
+			userID, adopted = found.ID, true
+		} else {
+			userID, link.Method = NewID("user"), domain.SCIMLinkCreated
+			evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
+				UserID: userID, Username: in.Profile.UserName, Email: email, PasswordHashSealed: sealed, Now: s.cfg.Now(),
+			})
+			if err != nil {
+				var ve *domain.ValidationError
+				if errors.As(err, &ve) && ve.Field == "username" {
+					return scimTx{}, domain.Invalid("userName", "a new user's userName %s", ve.Message)
+				}
+				return scimTx{}, err
+			}
+			pend = append(pend, pending{
+				aggregate: domain.AggregateUsername, id: usernameKey(in.Profile.UserName),
+				event: domain.UsernameReserved{Username: in.Profile.UserName, UserID: userID},
+			})
+			pend = append(pend, onAggregate(ref{domain.AggregateUser, userID}, 0, 0, evs)...)
+		}
+		if issuer != "" && in.Profile.ExternalID != "" {
+			if _, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); !linked {
+				pend = append(pend, pending{
+					aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(issuer, in.Profile.ExternalID),
+					event: domain.SSOIdentityLinked{
+						Provider: c.Provider, Issuer: issuer, Subject: in.Profile.ExternalID, UserID: userID,
+						Method: domain.LinkSCIM, LinkedAt: s.cfg.Now().UTC(),
+					},
+				})
+			}
+		}
+		link.UserID = userID
+		l, seq, _ := s.scim().SCIMLink(connID, userID)
+		evs, err := domain.DecideSCIMLink(l, link)
+		if err != nil {
+			if errors.Is(err, domain.ErrAlreadyExists) {
+				return scimTx{}, ErrUsernameTaken
+			}
+			return scimTx{}, err
+		}
+		pend = append(pend, onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs)...)
+		return scimTx{pend: pend}, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if adopted && in.Active {
+		if err := s.scimActivate(ctx, meta, connID, userID); err != nil {
+			return userID, err
+		}
+	}
+	if adopted && in.Password != "" {
+		if _, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed}); err != nil {
+			return userID, err
+		}
+	}
+	if !in.Active {
+		if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
+			return userID, err
+		}
+	}
+	return userID, nil
+}
+
+// SCIMUserUpdate is a change an identity provider makes to a user.
+type SCIMUserUpdate struct {
+	// Version is the stream sequence of the connection's record of the user
+	// that the update was resolved on (0: not checked): another is
+	// ErrSCIMStale.
+	Version uint64
+	// Profile, when set, replaces the SCIM attributes the connection keeps.
+	Profile *domain.SCIMProfile
+	// Password, when set, becomes the user's password.
+	Password string
+	// Active, when set, activates or deactivates the user.
+	Active *bool
+}
+
+// SCIMUpdateUser applies an identity provider's change to a user of
+// connection connID. What changes the user as a whole — activation,
+// deactivation, a password, a new userName — needs a user that holds
+// nothing outside the connection's tenants (else ErrSCIMOutside).
+func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, userID string, up SCIMUserUpdate) error {
+	c, err := s.liveConn(connID)
+	if err != nil {
+		return err
+	}
+	l, seq, u, err := s.linkedUser(connID, userID)
+	if err != nil {
+		return err
+	}
+	if up.Version != 0 && up.Version != seq {
+		return ErrSCIMStale
+	}
+	renamed := up.Profile != nil && !strings.EqualFold(up.Profile.UserName, l.Profile.UserName)
+	activeChange := up.Active != nil && *up.Active != u.Active
+	if (activeChange || up.Password != "" || renamed) && !c.Within(u) {
+		return ErrSCIMOutside
+	}
+	var sealed string
+	if up.Password != "" {
+		if err := s.passwords.Check(up.Password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
+			return err
+		}
+		if sealed, err = s.hashAndSeal(up.Password); err != nil {
+			return err
+		}
+	}
+	if up.Profile != nil {
+		if err := domain.CheckSCIMProfile(*up.Profile); err != nil {
+			return err
+		}
+		if renamed {
+			if other, _, ok := s.state.UserByName(up.Profile.UserName); ok && other.ID != userID {
+				return ErrUsernameTaken
+			}
+			if other, ok := s.scim().SCIMLinkByUserName(connID, up.Profile.UserName); ok && other.UserID != userID {
+				return ErrUsernameTaken
+			}
+		}
+		evs, err := domain.DecideSCIMLink(l, domain.UpdateSCIMUser{Profile: *up.Profile, Now: s.cfg.Now()})
+		if err != nil {
+			return err
+		}
+		if len(evs) > 0 {
+			_, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs))
+			if errors.Is(err, events.ErrConflict) {
+				return ErrSCIMStale
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if activeChange && *up.Active {
+		if err := s.scimActivate(ctx, meta, connID, userID); err != nil {
+			return err
+		}
+	}
+	if sealed != "" {
+		if _, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed}); err != nil {
+			return err
+		}
+	}
+	if activeChange && !*up.Active {
+		return s.scimDeactivate(ctx, meta, connID, userID)
+	}
+	return nil
+}
+
+// SCIMDeleteUser deprovisions a user of connection connID: the user is
+// deactivated (everything issued to them stops), leaves the connection's
+// groups (and with them the roles they gave) and is no longer shown by the
+// connection. A user holding anything outside the connection's tenants is
+// ErrSCIMOutside, and nothing changes.
+func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, userID string) error {
+	c, err := s.liveConn(connID)
+	if err != nil {
+		return err
+	}
+	_, _, u, err := s.linkedUser(connID, userID)
+	if err != nil {
+		return err
+	}
+	if !c.Within(u) {
+		return ErrSCIMOutside
+	}
+	if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
+		return err
+	}
+	return s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
+		l, seq, ok := s.scim().SCIMLink(connID, userID)
+		if !ok || !l.Linked {
+			return scimTx{}, nil // deleted meanwhile
+		}
+		tx := scimTx{groups: map[string]domain.SCIMGroup{}, users: []string{userID}}
+		for _, g := range s.scim().SCIMGroups(connID) {
+			if !g.HasMember(userID) {
+				continue
+			}
+			_, gseq, _ := s.scim().SCIMGroup(g.ID)
+			evs, err := domain.DecideSCIMGroup(g, domain.ChangeSCIMGroupMembers{Remove: []string{userID}, Now: s.cfg.Now()})
+			if err != nil {
+				return scimTx{}, err
+			}
+			tx.pend = append(tx.pend, onAggregate(ref{domain.AggregateSCIMGroup, g.ID}, g.Version, gseq, evs)...)
+			tx.groups[g.ID] = fold(g, evs, domain.EvolveSCIMGroup)
+		}
+		evs, err := domain.DecideSCIMLink(l, domain.UnlinkSCIMUser{})
+		if err != nil {
+			return scimTx{}, err
+		}
+		tx.pend = append(tx.pend, onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs)...)
+		return tx, nil
+	})
+}
+
+// scimDeactivate deactivates a user on behalf of connection connID (a user
+// already inactive is left as it is).
+func (s *Service) scimDeactivate(ctx context.Context, meta events.Meta, connID, userID string) error {
+	_, err := s.ExecuteUser(ctx, meta, userID, domain.Deactivate{Reason: "deprovisioned by SCIM connection " + connID})
+	return err
+}
+
+// scimActivate activates a user on behalf of connection connID (a user
+// already active is left as it is).
+func (s *Service) scimActivate(ctx context.Context, meta events.Meta, connID, userID string) error {
+	_, err := s.ExecuteUser(ctx, meta, userID, domain.Activate{Reason: "provisioned by SCIM connection " + connID})
+	if errors.Is(err, domain.ErrUserActive) {
+		return nil
+	}
+	return err
+}
+
+// ---------------------------------------------------------------- groups
+
+// SCIMGroupInput is a group an identity provider creates.
+type SCIMGroupInput struct {
+	DisplayName, ExternalID string
+	Members                 []string
+}
+
+// checkSCIMMembers refuses members that are not users of the connection.
+func (s *Service) checkSCIMMembers(connID string, ids []string) error {
+	for _, id := range ids {
+		if l, _, ok := s.scim().SCIMLink(connID, id); !ok || !l.Linked {
+			return domain.Invalid("members", "%q is not a user of this connection", id)
+		}
+	}
+	return nil
+}
+
+// groupNameTaken reports whether another live group of the connection has
+// the displayName (without regard to case).
+func (s *Service) groupNameTaken(connID, groupID, name string) bool {
+	for _, g := range s.scim().SCIMGroups(connID) {
+		if g.ID != groupID && strings.EqualFold(g.DisplayName, strings.TrimSpace(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// SCIMCreateGroup creates a group of connection connID, with its members'
+// roles, and returns its ID.
+func (s *Service) SCIMCreateGroup(ctx context.Context, meta events.Meta, connID string, in SCIMGroupInput) (string, error) {
+	groupID := NewID("group")
+	err := s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
+		if s.groupNameTaken(connID, "", in.DisplayName) {
+			return scimTx{}, ErrSCIMNameTaken
+		}
+		if err := s.checkSCIMMembers(connID, in.Members); err != nil {
+			return scimTx{}, err
+		}
+		evs, err := domain.DecideSCIMGroup(domain.SCIMGroup{}, domain.CreateSCIMGroup{
+			GroupID: groupID, ConnectionID: connID, DisplayName: in.DisplayName, ExternalID: in.ExternalID,
+			Members: in.Members, Now: s.cfg.Now(),
+		})
+		if err != nil {
+			return scimTx{}, err
+		}
+		g := fold(domain.SCIMGroup{}, evs, domain.EvolveSCIMGroup)
+		return scimTx{
+			pend:   onAggregate(ref{domain.AggregateSCIMGroup, groupID}, 0, 0, evs),
+			groups: map[string]domain.SCIMGroup{groupID: g}, users: g.Members,
+		}, nil
+	})
+	return groupID, err
+}
+
+// SCIMGroupUpdate is a change an identity provider makes to a group: a new
+// displayName and externalId (Rename), members added and removed (applied
+// to the group as it is now).
+type SCIMGroupUpdate struct {
+	Rename      bool
+	DisplayName string
+	ExternalID  string
+	Add, Remove []string
+}
+
+// SCIMUpdateGroup applies a change to a group of connection connID, with
+// the role changes it causes: for the members added and removed, and for
+// every member when the group's name changes (mappings name groups).
+func (s *Service) SCIMUpdateGroup(ctx context.Context, meta events.Meta, connID, groupID string, up SCIMGroupUpdate) error {
+	if up.Rename && s.groupNameTaken(connID, groupID, up.DisplayName) {
+		return ErrSCIMNameTaken
+	}
+	if err := s.checkSCIMMembers(connID, up.Add); err != nil {
+		return err
+	}
+	return s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
+		g, seq, ok := s.scim().SCIMGroup(groupID)
+		if !ok || !g.Exists() || g.ConnectionID != connID {
+			return scimTx{}, domain.ErrNotFound
+		}
+		var evs []domain.Event
+		if up.Rename {
+			if s.groupNameTaken(connID, groupID, up.DisplayName) {
+				return scimTx{}, ErrSCIMNameTaken
+			}
+			e, err := domain.DecideSCIMGroup(g, domain.RenameSCIMGroup{DisplayName: up.DisplayName, ExternalID: up.ExternalID, Now: s.cfg.Now()})
+			if err != nil {
+				return scimTx{}, err
+			}
+			evs = append(evs, e...)
+		}
+		if len(up.Add) > 0 || len(up.Remove) > 0 {
+			if err := s.checkSCIMMembers(connID, up.Add); err != nil {
+				return scimTx{}, err
+			}
+			e, err := domain.DecideSCIMGroup(fold(g, evs, domain.EvolveSCIMGroup), domain.ChangeSCIMGroupMembers{Add: up.Add, Remove: up.Remove, Now: s.cfg.Now()})
+			if err != nil {
+				return scimTx{}, err
+			}
+			evs = append(evs, e...)
+		}
+		after := fold(g, evs, domain.EvolveSCIMGroup)
+		users := slices.Concat(up.Add, up.Remove)
+		if after.DisplayName != g.DisplayName {
+			users = append(users, g.Members...)
+		}
+		return scimTx{
+			pend:   onAggregate(ref{domain.AggregateSCIMGroup, groupID}, g.Version, seq, evs),
+			groups: map[string]domain.SCIMGroup{groupID: after}, users: users,
+		}, nil
+	})
+}
+
+// SCIMDeleteGroup deletes a group of connection connID; its members lose
+// the roles it gave them.
+func (s *Service) SCIMDeleteGroup(ctx context.Context, meta events.Meta, connID, groupID string) error {
+	return s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
+		g, seq, ok := s.scim().SCIMGroup(groupID)
+		if !ok || !g.Exists() || g.ConnectionID != connID {
+			return scimTx{}, domain.ErrNotFound
+		}
+		evs, err := domain.DecideSCIMGroup(g, domain.DeleteSCIMGroup{})
+		if err != nil {
+			return scimTx{}, err
+		}
+		return scimTx{
+			pend:   onAggregate(ref{domain.AggregateSCIMGroup, groupID}, g.Version, seq, evs),
+			groups: map[string]domain.SCIMGroup{groupID: fold(g, evs, domain.EvolveSCIMGroup)}, users: g.Members,
+		}, nil
+	})
+}
+
+// ---------------------------------------------------------------- writing
+
+// scimTx is one atomic write of SCIM events (each with its expectation)
+// and the users whose roles it may change: groups holds the states of the
+// groups it changes, as they are once it is stored.
+type scimTx struct {
+	pend   []pending
+	groups map[string]domain.SCIMGroup
+	users  []string
+}
+
+// commitSCIM writes what build decides, against connection connID as it is
+// once the read models have caught up with the stream's head: build's
+// events and the role events they cause, in one atomic batch (role events
+// beyond scimBatchEvents follow in further batches). A conflict — someone
+// wrote to one of the subjects meanwhile — catches up and builds again.
+// Then the users' roles are checked once more against the head (see
+// reconcileSCIMRoles).
+func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID string, build func(domain.SCIMConnection) (scimTx, error)) error {
+	for i := 0; i < s.cfg.MaxAttempts; i++ {
+		if err := s.CatchUpHead(ctx); err != nil {
+			return err
+		}
+		c, err := s.liveConn(connID)
+		if err != nil {
+			return err
+		}
+		tx, err := build(c)
+		if err != nil {
+			return err
+		}
+		if len(tx.pend) == 0 {
+			return nil
+		}
+		roles, err := s.scimRoleEvents(c, tx.groups, tx.users, nil, scimBatchEvents)
+		if err != nil {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, NewID("cmd"), append(tx.pend, roles...))
+		if errors.Is(err, events.ErrConflict) {
+			s.conflicts.Add(1)
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		return s.reconcileSCIMRoles(ctx, meta, connID, tx.users, nil)
+	}
+	return ErrTooManyConflicts
+}
+
+// reconcileSCIMRoles brings the roles of users, in the tenants the
+// connection's mappings govern (and in the tenants in extra, which they
+// governed before a change of the mappings), to what the connection's
+// groups give them, deciding on the read models caught up with the
+// stream's head; it repeats until nothing is left to change. A decision is
+// thus always checked against every group change stored before it: two
+// changes of different groups with the same member, on two replicas at
+// once, cannot leave the member with the role of a membership that the
+// other ended.
+func (s *Service) reconcileSCIMRoles(ctx context.Context, meta events.Meta, connID string, users, extra []string) error {
+	if len(users) == 0 {
+		return nil
+	}
+	for i := 0; i < s.cfg.MaxAttempts; i++ {
+		if err := s.CatchUpHead(ctx); err != nil {
+			return err
+		}
+		c, _, ok := s.scim().SCIMConnection(connID)
+		if !ok {
+			return nil
+		}
+		roles, err := s.scimRoleEvents(c, nil, users, extra, 0)
+		if err != nil {
+			return err
+		}
+		if len(roles) == 0 {
+			return nil
+		}
+		// Either way (stored, or conflicting with a write meanwhile) the
+		// next round decides again on the head.
+		for _, batch := range batches(roles, scimBatchEvents) {
+			_, err := s.appendEvents(ctx, meta, NewID("cmd"), batch)
+			if errors.Is(err, events.ErrConflict) {
+				s.conflicts.Add(1)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return ErrTooManyConflicts
+}
+
+// scimRoleEvents decides the role events that bring users' roles in the
+// governed tenants (and extra) to what connection c's groups — as the read
+// models have them, but for the states in override — give them. With
+// limit > 0, it stops before exceeding limit events (a user's events are
+// never split).
+func (s *Service) scimRoleEvents(c domain.SCIMConnection, override map[string]domain.SCIMGroup, users, extra []string, limit int) ([]pending, error) {
+	governed := c.GovernedTenants()
+	for _, t := range extra {
+		if !slices.Contains(governed, t) {
+			governed = append(governed, t)
+		}
+	}
+	if len(governed) == 0 || len(users) == 0 {
+		return nil, nil
+	}
+	groups := s.scim().SCIMGroups(c.ID)
+	for id, g := range override {
+		i := slices.IndexFunc(groups, func(o domain.SCIMGroup) bool { return o.ID == id })
+		switch {
+		case i >= 0 && g.Exists():
+			groups[i] = g
+		case i >= 0:
+			groups = slices.Delete(groups, i, i+1)
+		case g.Exists():
+			groups = append(groups, g)
+		}
+	}
+	var out []pending
+	seen := map[string]bool{}
+	for _, id := range users {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		u, seq, ok := s.state.User(id)
+		if !ok {
+			continue
+		}
+		var names []string
+		for _, g := range groups {
+			if g.HasMember(id) {
+				names = append(names, g.DisplayName)
+			}
+		}
+		var evs []domain.Event
+		st := u
+		for _, cmd := range domain.SCIMRoleChanges(u, governed, c.RolesFor(names)) {
+			e, err := domain.DecideUser(st, cmd)
+			if err != nil {
+				return nil, err
+			}
+			evs = append(evs, e...)
+			st = fold(st, e, domain.EvolveUser)
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		if limit > 0 && len(out)+len(evs) > limit {
+			break
+		}
+		out = append(out, onAggregate(ref{domain.AggregateUser, id}, u.Version, seq, evs)...)
+	}
+	return out, nil
+}
+
+// batches cuts pending events into batches of about n, never splitting the
+// events of one subject.
+func batches(evs []pending, n int) [][]pending {
+	var out [][]pending
+	for len(evs) > 0 {
+		end := min(n, len(evs))
+		for end < len(evs) && evs[end].aggregate == evs[end-1].aggregate && evs[end].id == evs[end-1].id {
+			end++
+		}
+		out = append(out, evs[:end])
+		evs = evs[end:]
+	}
+	return out
+}
+
+// fold applies events to a state with an Evolve function.
+func fold[S any](st S, evs []domain.Event, evolve func(S, domain.Event) S) S {
+	for _, e := range evs {
+		st = evolve(st, e)
+	}
+	return st
+}
