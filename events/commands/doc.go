@@ -30,7 +30,9 @@
 // A file per flow: users.go, login.go (passwords, throttling, the session a
 // login starts), sessions.go (refresh, revocation), lifecycle.go
 // (deactivation, activation, revoking a user's sessions), apikeys.go and
-// keyusage.go, signingkeys.go, sso.go, bootstrap.go; passwords.go and
+// keyusage.go, signingkeys.go, sso.go, scim.go (SCIM provisioning: the
+// match rule of a pushed user, group membership as tenant roles, each
+// write checked against the stream's head), bootstrap.go; passwords.go and
 // blocklist.go check and hash passwords; ids.go makes IDs, token hashes and
 // the keys of aggregates named by a hash.
 //
