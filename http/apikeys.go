@@ -192,14 +192,27 @@ func (cl *Caller) managesKey(k domain.APIKey) bool {
 	return true
 }
 
-// listAPIKeys: GET /api/v1/api-keys (never the secrets).
+// listAPIKeys: GET /api/v1/api-keys (never the secrets), by ID. With limit
+// or cursor, a page (pagination.go); without, all.
 func (s *Server) listAPIKeys(c *fiber.Ctx) error {
+	p, err := parsePage(c, "api-keys", true)
+	if err != nil {
+		return err
+	}
 	cl := caller(c)
-	out := make([]keyJSON, 0)
-	for _, k := range s.deps.Model.APIKeys() {
+	var seen []domain.APIKey
+	for _, k := range s.deps.Model.APIKeys() { // ordered by ID
 		if cl.seesKey(k) {
-			out = append(out, toKeyJSON(k, ""))
+			seen = append(seen, k)
 		}
+	}
+	page, next := paginate(seen, func(k domain.APIKey) string { return k.ID }, p)
+	out := make([]keyJSON, 0, len(page))
+	for _, k := range page {
+		out = append(out, toKeyJSON(k, ""))
+	}
+	if next != "" {
+		return c.JSON(fiber.Map{"api_keys": out, "next_cursor": next})
 	}
 	return c.JSON(fiber.Map{"api_keys": out})
 }

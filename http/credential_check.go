@@ -313,7 +313,7 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 		ck.block(reasonExpired, sess.expiresAt, sinceJSON{})
 	}
 	s.userBlockers(&ck, uh, sess)
-	active := uh.Deactivated == nil || uh.Deactivated.Time.After(at)
+	active := activeAt(uh, at)
 	if t := claims.Tenant; t != "" && !uh.PlatformAdmin && active {
 		if role, _, _ := s.deps.History.RoleAt(claims.Subject, t, at); role == "" {
 			s.roleRevoked(ctx, &ck, claims.Subject, t, at)
@@ -322,11 +322,15 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 	return ck, nil
 }
 
-// userBlockers: the user's deactivation, and each password change that cut
-// the session off.
+// userBlockers: each deactivation of the user after the session started
+// (a cut-off: an activation later brings the session back no more than a
+// password change would), and each password change that cut the session
+// off.
 func (s *Server) userBlockers(ck *credCheck, uh projections.UserHistory, sess sessionLife) {
-	if d := uh.Deactivated; d != nil {
-		ck.blockRef(reasonUserDeactivated, *d)
+	for _, d := range uh.Deactivations {
+		if d.Seq > sess.startSeq {
+			ck.blockRef(reasonUserDeactivated, d)
+		}
 	}
 	for _, pc := range uh.PasswordChanges {
 		if pc.Event.Seq > sess.startSeq && pc.KeptSessionID != sess.id {
@@ -609,10 +613,37 @@ func (s *Server) checkAPIKey(ctx context.Context, raw string) (credCheck, error)
 		return ck, err
 	}
 	ck.userID = owner
-	if uh, ok := s.deps.History.UserHistory(owner); ok && uh.Deactivated != nil {
-		ck.blockRef(reasonOwnerDeactivated, *uh.Deactivated)
+	if uh, ok := s.deps.History.UserHistory(owner); ok {
+		// Each deactivation of its owner after the secret was issued: it
+		// revoked the key (or, before user.activated existed, stopped it
+		// for as long as the owner stayed deactivated, which was for good).
+		for _, d := range uh.Deactivations {
+			if d.Seq > sec.Since.Seq {
+				ck.blockRef(reasonOwnerDeactivated, d)
+			}
+		}
 	}
 	return ck, nil
+}
+
+// activeAt reports whether the user was active at the moment: not between
+// a deactivation and the activation after it (the boundary rule: at the
+// instant of a deactivation it no longer was, at an activation's it was
+// again).
+func activeAt(uh projections.UserHistory, at time.Time) bool {
+	var last uint64 // the stream sequence of the last change by the moment
+	active := true
+	for _, l := range []struct {
+		refs   []projections.EventRef
+		active bool
+	}{{uh.Deactivations, false}, {uh.Activations, true}} {
+		for _, r := range l.refs {
+			if !r.Time.After(at) && r.Seq > last {
+				last, active = r.Seq, l.active
+			}
+		}
+	}
+	return active
 }
 
 // keyBySecret finds the key whose current or earlier secret has hash, and

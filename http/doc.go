@@ -7,7 +7,8 @@
 // and the gateway, single sign-on (OIDC, SAML) with its browser cookie
 // sessions and the /login page, the audit log and the access history (who
 // could do what, in which tenant, at a moment, and why; credential checks),
-// and the Prometheus metrics.
+// the sessions API (a user's live sessions, listed and revoked), cursor
+// pagination of the lists, and the Prometheus metrics.
 //
 // It depends on small interfaces it declares itself (server.go: Deps);
 // http/service wires the implementations in (the write side, the read

@@ -76,6 +76,8 @@ func toAPIError(err error) (*Error, bool) {
 		return errInternal, true
 	case errors.Is(err, commands.ErrUsernameTaken):
 		return &Error{http.StatusConflict, "CONFLICT", "Username is already taken"}, false
+	case errors.Is(err, domain.ErrUserActive):
+		return &Error{http.StatusConflict, "CONFLICT", "User is already active"}, false
 	case errors.Is(err, domain.ErrAlreadyExists):
 		return &Error{http.StatusConflict, "CONFLICT", "Resource already exists"}, false
 	case errors.Is(err, commands.ErrTooManyConflicts):

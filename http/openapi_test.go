@@ -256,6 +256,10 @@ var responseTypes = map[string]any{
 	"PrincipalAccess": principalAccessJSON{},
 	"Since":           sinceJSON{},
 	"CredentialCheck": credentialCheckJSON{},
+	// The sessions API's and the pages of lists.
+	"Session":     sessionJSON{},
+	"SessionPage": sessionsPageJSON{},
+	"UserList":    usersPageJSON{},
 }
 
 func jsonBody(op *openapi3.Operation) *openapi3.SchemaRef {

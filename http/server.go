@@ -36,6 +36,8 @@ type UserCommands interface {
 type SessionCommands interface {
 	ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error
 	RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error
+	RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string) (int, error)
+	RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string) (int, error)
 }
 
 // KeyCommands manages API keys.
@@ -60,6 +62,8 @@ type ReadModel interface {
 	KeyBySecretHash(secretHash string) (domain.APIKey, bool)
 	User(id string) (domain.User, uint64, bool)
 	Users() []domain.User
+	Session(id string) (domain.Session, uint64, bool)
+	UserSessions(userID string, now time.Time) ([]projections.UserSession, bool)
 }
 
 // Readiness tells whether requests can be answered.
@@ -238,6 +242,8 @@ func (s *Server) routes() {
 	// method on a known path still answers 405 and an unknown path 404.
 	auth := s.authenticate
 	v1.Post("/auth/logout", auth, s.logout)
+	v1.Get("/auth/sessions", auth, s.mySessions)
+	v1.Delete("/auth/sessions/:id", auth, s.revokeMySession)
 	v1.Get("/auth/me", auth, s.me)
 	v1.Get("/auth/verify", auth, s.verify)
 	v1.All("/auth/verify/*", auth, s.verifyEnvoy)
@@ -248,6 +254,10 @@ func (s *Server) routes() {
 	v1.Put("/users/:id/tenants/:tenant", auth, s.grantRole)
 	v1.Delete("/users/:id/tenants/:tenant", auth, s.revokeRole)
 	v1.Post("/users/:id/deactivate", auth, s.deactivate)
+	v1.Post("/users/:id/activate", auth, s.activate)
+	v1.Get("/users/:id/sessions", auth, s.userSessions)
+	v1.Delete("/users/:id/sessions", auth, s.revokeUserSessions)
+	v1.Delete("/users/:id/sessions/:sid", auth, s.revokeUserSession)
 	v1.Post("/users/:id/password", auth, s.changePassword)
 	v1.Get("/users/:id/access", auth, s.userAccess)
 

@@ -1,6 +1,9 @@
 package http
 
 import (
+	"slices"
+	"strings"
+
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/infracast/auth/domain"
@@ -68,17 +71,56 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(toUserJSON(u))
 }
 
-// listUsers: GET /api/v1/users.
-func (s *Server) listUsers(c *fiber.Ctx) error {
-	cl := caller(c)
-	out := make([]userJSON, 0)
-	for _, u := range s.deps.Model.Users() {
-		if cl.sees(u) {
-			out = append(out, toUserJSON(u))
+// managesUser reports whether the caller may deactivate, activate or revoke
+// the sessions of u: a platform admin anyone; a tenant admin a user that is
+// not a platform admin and holds roles only in tenants it administers.
+func (cl *Caller) managesUser(u domain.User) bool {
+	if cl.IsPlatformAdmin() {
+		return true
+	}
+	if u.IsPlatformAdmin() || len(u.Tenants) == 0 {
+		return false
+	}
+	for t := range u.Tenants {
+		if !cl.administers(t) {
+			return false
 		}
 	}
-	return c.JSON(fiber.Map{"users": out})
+	return true
 }
+
+type usersPageJSON struct {
+	Users      []userJSON `json:"users"`
+	NextCursor string     `json:"next_cursor,omitempty"`
+}
+
+// listUsers: GET /api/v1/users, the users the caller may see, by username
+// (then ID). With limit or cursor, a page (pagination.go); without, all.
+func (s *Server) listUsers(c *fiber.Ctx) error {
+	p, err := parsePage(c, "users", true)
+	if err != nil {
+		return err
+	}
+	cl := caller(c)
+	all := s.deps.Model.Users()
+	seen := all[:0]
+	for _, u := range all {
+		if cl.sees(u) {
+			seen = append(seen, u)
+		}
+	}
+	slices.SortFunc(seen, func(a, b domain.User) int { return strings.Compare(userKey(a), userKey(b)) })
+	page, next := paginate(seen, userKey, p)
+	out := usersPageJSON{Users: make([]userJSON, 0, len(page)), NextCursor: next}
+	for _, u := range page {
+		out.Users = append(out.Users, toUserJSON(u))
+	}
+	return c.JSON(out)
+}
+
+// userKey orders the users list: by username, then ID (a username holds
+// no NUL).
+func userKey(u domain.User) string { return u.Username + "\x00" + u.ID }
 
 // target loads the user named in the path, as the caller may see it.
 func (s *Server) target(c *fiber.Ctx) (domain.User, error) {
@@ -159,19 +201,34 @@ func (s *Server) deactivate(c *fiber.Ctx) error {
 	if cl.IsUser() && u.ID == cl.User.ID {
 		return validation("id: you cannot deactivate yourself")
 	}
-	if !cl.IsPlatformAdmin() {
-		if u.IsPlatformAdmin() || len(u.Tenants) == 0 {
-			return errForbidden
-		}
-		for t := range u.Tenants {
-			if !cl.administers(t) {
-				return errForbidden
-			}
-		}
+	if !cl.managesUser(u) {
+		return errForbidden
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID})
+	if err != nil {
+		return err
+	}
+	return c.JSON(toUserJSON(u))
+}
+
+// activate: POST /api/v1/users/{id}/activate (who may deactivate the user).
+// The user may sign in again; nothing the deactivation stopped comes back:
+// its sessions, access and refresh tokens stay revoked, and so do its API
+// keys. An active user: 409.
+func (s *Server) activate(c *fiber.Ctx) error {
+	cl := caller(c)
+	u, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	if !cl.managesUser(u) {
+		return errForbidden
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, domain.Activate{Reason: "activated by " + cl.User.ID})
 	if err != nil {
 		return err
 	}
