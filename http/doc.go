@@ -8,7 +8,11 @@
 // sessions and the /login page, the audit log and the access history (who
 // could do what, in which tenant, at a moment, and why; credential checks),
 // the sessions API (a user's live sessions, listed and revoked), cursor
-// pagination of the lists, and the Prometheus metrics.
+// pagination of the lists, SCIM provisioning (the connections' admin API,
+// and the SCIM 2.0 service provider of http/scim mounted at /scim/v2 over a
+// Backend of the service's own, where only a connection's token is
+// accepted: scim_admin.go, scim_auth.go, scim_backend.go), and the
+// Prometheus metrics.
 //
 // It depends on small interfaces it declares itself (server.go: Deps);
 // http/service wires the implementations in (the write side, the read

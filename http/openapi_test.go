@@ -217,6 +217,8 @@ var requestTypes = map[string][]any{
 	"configureSSOProvider": {oktaRequest{}, azureRequest{}, samlRequest{}, oidcRequest{}},
 	"addSigningKey":        {addSigningKeyRequest{}},
 	"checkCredential":      {credentialCheckRequest{}},
+	"createSCIMConnection": {scimConnectionRequest{}},
+	"updateSCIMConnection": {scimConnectionUpdateRequest{}},
 }
 
 // defaultedFields are request fields without omitempty that are optional all
@@ -256,6 +258,11 @@ var responseTypes = map[string]any{
 	"PrincipalAccess": principalAccessJSON{},
 	"Since":           sinceJSON{},
 	"CredentialCheck": credentialCheckJSON{},
+	// SCIM connections (the /scim/v2 answers are SCIM's own: checked end
+	// to end, tests/scim_*_test.go).
+	"SCIMConnection":     scimConnectionJSON{},
+	"SCIMConnectionList": scimConnectionListJSON{},
+	"SCIMGroupMapping":   roleMappingJSON{},
 	// The sessions API's and the pages of lists.
 	"Session":     sessionJSON{},
 	"SessionPage": sessionsPageJSON{},

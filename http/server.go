@@ -15,6 +15,7 @@ import (
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/http/scim"
 	"github.com/infracast/auth/projections"
 )
 
@@ -84,6 +85,8 @@ var (
 	_ KeyCommands     = (*commands.Service)(nil)
 	_ KeyUsage        = (*commands.KeyUsage)(nil)
 	_ ReadModel       = (*projections.Model)(nil)
+	_ SCIMCommands    = (*commands.Service)(nil)
+	_ SCIMReadModel   = (*projections.Model)(nil)
 )
 
 // Deps are the server's collaborators.
@@ -114,6 +117,10 @@ type Deps struct {
 	// (audit.go, access.go, credential_check.go); nil: those answer 503.
 	History HistoryModel
 	Events  EventReader
+	// SCIM and SCIMModel serve SCIM provisioning (scim_*.go); nil: the
+	// SCIM routes answer 503 (under /scim/v2) or 404.
+	SCIM      SCIMCommands
+	SCIMModel SCIMReadModel
 }
 
 // Config tunes the HTTP edge.
@@ -288,6 +295,20 @@ func (s *Server) routes() {
 	v1.Post("/admin/sso/:type", auth, s.configureSSO)
 	v1.Get("/admin/sso/:provider", auth, s.getSSO)
 	v1.Delete("/admin/sso/:provider", auth, s.deleteSSO)
+
+	v1.Get("/admin/scim", auth, s.listSCIM)
+	v1.Post("/admin/scim", auth, s.createSCIM)
+	v1.Get("/admin/scim/:id", auth, s.getSCIM)
+	v1.Put("/admin/scim/:id", auth, s.updateSCIM)
+	v1.Delete("/admin/scim/:id", auth, s.deleteSCIM)
+	v1.Post("/admin/scim/:id/rotate", auth, s.rotateSCIM)
+
+	// SCIM 2.0 (http/scim): only a SCIM connection's token is accepted there.
+	scimOpts := scim.Options{AcceptPasswords: true, Log: s.log}
+	if u := s.cfg.SSO.PublicURL; u != nil {
+		scimOpts.BaseURL = strings.TrimSuffix(u.String(), "/") + scimPrefix
+	}
+	scim.New(scimBackend{s}, scimOpts).Register(a.Group(scimPrefix, s.scimAuthenticate))
 }
 
 func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {

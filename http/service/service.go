@@ -154,6 +154,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
 		SigningKeys: s.Commands, SigningKeyModel: s.Model, CatchUp: s.Commands,
 		SSO: s.Commands, SSOModel: s.Model, History: s.Model, Events: s.Store,
+		SCIM: s.Commands, SCIMModel: s.Model,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

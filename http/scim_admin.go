@@ -1,0 +1,268 @@
+package http
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
+)
+
+// SCIM connections (docs/scim.md):
+//
+//	POST   /api/v1/admin/scim              {provider, tenants, group_mappings?} → 201 with the token (shown once)
+//	GET    /api/v1/admin/scim              ?limit=&cursor= → {connections, next_cursor?}
+//	GET    /api/v1/admin/scim/{id}
+//	PUT    /api/v1/admin/scim/{id}         {tenants?, group_mappings?}
+//	POST   /api/v1/admin/scim/{id}/rotate  → a new token (shown once); the old one stops
+//	DELETE /api/v1/admin/scim/{id}
+//
+// A platform admin manages every connection; a tenant admin (or an API key
+// with admin:*) those whose tenants it administers, every one of them. A
+// connection the caller may not manage is 404.
+
+type scimConnectionRequest struct {
+	Provider      string            `json:"provider"`
+	Tenants       []string          `json:"tenants"`
+	GroupMappings []roleMappingJSON `json:"group_mappings,omitempty"`
+}
+
+type scimConnectionUpdateRequest struct {
+	Tenants       *[]string          `json:"tenants,omitempty"`
+	GroupMappings *[]roleMappingJSON `json:"group_mappings,omitempty"`
+}
+
+// scimConnectionJSON is a connection as the admin API shows it. Token is
+// only in the answers to its creation and rotation.
+type scimConnectionJSON struct {
+	ID            string            `json:"id"`
+	Provider      string            `json:"provider"`
+	Tenants       []string          `json:"tenants"`
+	GroupMappings []roleMappingJSON `json:"group_mappings"`
+	Token         string            `json:"token,omitempty"`
+	BaseURL       string            `json:"base_url"` // the SCIM base URL to give the identity provider
+	Users         int               `json:"users"`
+	Groups        int               `json:"groups"`
+	CreatedAt     string            `json:"created_at"`
+	UpdatedAt     string            `json:"updated_at"`
+	RotatedAt     *string           `json:"rotated_at"`
+}
+
+type scimConnectionListJSON struct {
+	Connections []scimConnectionJSON `json:"connections"`
+	NextCursor  string               `json:"next_cursor,omitempty"`
+}
+
+// scimBase is the SCIM base URL an identity provider is given.
+func (s *Server) scimBase(c *fiber.Ctx) string { return s.baseURL(c) + scimPrefix }
+
+// scimPrefix is where the SCIM service provider is mounted.
+const scimPrefix = "/scim/v2"
+
+func (s *Server) toSCIMConnectionJSON(c *fiber.Ctx, conn domain.SCIMConnection, token string) scimConnectionJSON {
+	users, groups := s.deps.SCIMModel.SCIMCounts(conn.ID)
+	out := scimConnectionJSON{
+		ID: conn.ID, Provider: conn.Provider, Tenants: conn.Tenants, GroupMappings: []roleMappingJSON{},
+		Token: token, BaseURL: s.scimBase(c), Users: users, Groups: groups,
+		CreatedAt: rfc3339(conn.CreatedAt), UpdatedAt: rfc3339(conn.UpdatedAt), RotatedAt: optTime(conn.RotatedAt),
+	}
+	if out.Tenants == nil {
+		out.Tenants = []string{}
+	}
+	for _, m := range conn.GroupMappings {
+		out.GroupMappings = append(out.GroupMappings, roleMappingJSON{Group: m.Group, Tenant: m.Tenant, Role: string(m.Role)})
+	}
+	return out
+}
+
+// managesSCIM reports whether the caller may manage a connection over
+// tenants: a platform admin, or an administrator of every one of them.
+func (cl *Caller) managesSCIM(tenants []string) bool {
+	if cl.IsPlatformAdmin() {
+		return true
+	}
+	if len(tenants) == 0 {
+		return false
+	}
+	for _, t := range tenants {
+		if !cl.administers(t) {
+			return false
+		}
+	}
+	return true
+}
+
+func mappingsOf(in []roleMappingJSON) []domain.RoleMapping {
+	out := make([]domain.RoleMapping, 0, len(in))
+	for _, m := range in {
+		out = append(out, domain.RoleMapping{Group: m.Group, Tenant: m.Tenant, Role: domain.Role(m.Role)})
+	}
+	return out
+}
+
+var errSCIMNotConfig = &Error{fiber.StatusNotFound, "NOT_FOUND", "SCIM provisioning is not configured on this server"}
+
+// createSCIM: POST /api/v1/admin/scim.
+func (s *Server) createSCIM(c *fiber.Ctx) error {
+	if s.deps.SCIM == nil || s.deps.SCIMModel == nil {
+		return errSCIMNotConfig
+	}
+	cl := caller(c)
+	var req scimConnectionRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("provider", req.Provider); err != nil {
+		return err
+	}
+	if len(req.Tenants) == 0 {
+		return validation("tenants: at least one tenant is required")
+	}
+	for _, t := range req.Tenants {
+		if !domain.ValidTenantID(t) {
+			return validation("tenants: tenant id " + strconv.Quote(t) + " is not valid")
+		}
+	}
+	if !cl.managesSCIM(req.Tenants) {
+		return errForbidden
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	conn, token, err := s.deps.SCIM.CreateSCIMConnection(ctx, s.meta(c), commands.SCIMConnectionInput{
+		Provider: req.Provider, Tenants: req.Tenants, GroupMappings: mappingsOf(req.GroupMappings),
+	})
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(s.toSCIMConnectionJSON(c, conn, token))
+}
+
+// listSCIM: GET /api/v1/admin/scim: the connections the caller manages,
+// by ID, a page at a time (limit, cursor: pagination.go).
+func (s *Server) listSCIM(c *fiber.Ctx) error {
+	if s.deps.SCIMModel == nil {
+		return errSCIMNotConfig
+	}
+	p, err := parsePage(c, "scim", false)
+	if err != nil {
+		return err
+	}
+	cl := caller(c)
+	var visible []domain.SCIMConnection
+	for _, conn := range s.deps.SCIMModel.SCIMConnections() {
+		if cl.managesSCIM(conn.Tenants) {
+			visible = append(visible, conn)
+		}
+	}
+	page, next := paginate(visible, func(conn domain.SCIMConnection) string { return conn.ID }, p)
+	out := scimConnectionListJSON{Connections: make([]scimConnectionJSON, 0, len(page)), NextCursor: next}
+	for _, conn := range page {
+		out.Connections = append(out.Connections, s.toSCIMConnectionJSON(c, conn, ""))
+	}
+	return c.JSON(out)
+}
+
+// scimTarget loads the connection in the path, as the caller may manage it.
+func (s *Server) scimTarget(c *fiber.Ctx) (domain.SCIMConnection, error) {
+	if s.deps.SCIM == nil || s.deps.SCIMModel == nil {
+		return domain.SCIMConnection{}, errSCIMNotConfig
+	}
+	conn, _, ok := s.deps.SCIMModel.SCIMConnection(c.Params("id"))
+	if !ok || !conn.Exists() || !caller(c).managesSCIM(conn.Tenants) {
+		return domain.SCIMConnection{}, errNotFound
+	}
+	return conn, nil
+}
+
+// mayManage is the permission check of a command, made on the connection
+// as it is decided against.
+func mayManage(cl *Caller) func(domain.SCIMConnection) error {
+	return func(conn domain.SCIMConnection) error {
+		if !cl.managesSCIM(conn.Tenants) {
+			return domain.ErrNotFound
+		}
+		return nil
+	}
+}
+
+// getSCIM: GET /api/v1/admin/scim/{id}.
+func (s *Server) getSCIM(c *fiber.Ctx) error {
+	conn, err := s.scimTarget(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.toSCIMConnectionJSON(c, conn, ""))
+}
+
+// updateSCIM: PUT /api/v1/admin/scim/{id}. Absent fields stay as they are;
+// new tenants need the caller to administer them too. The roles of the
+// connection's users follow the new mappings before the answer.
+func (s *Server) updateSCIM(c *fiber.Ctx) error {
+	conn, err := s.scimTarget(c)
+	if err != nil {
+		return err
+	}
+	cl := caller(c)
+	var req scimConnectionUpdateRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Tenants == nil && req.GroupMappings == nil {
+		return validation("tenants, group_mappings: give at least one")
+	}
+	var tenants []string
+	var mappings []domain.RoleMapping
+	if req.Tenants != nil {
+		tenants = *req.Tenants
+		if len(tenants) == 0 {
+			return validation("tenants: at least one tenant is required")
+		}
+		if !cl.managesSCIM(tenants) {
+			return errForbidden
+		}
+	}
+	if req.GroupMappings != nil {
+		mappings = mappingsOf(*req.GroupMappings)
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	conn, err = s.deps.SCIM.UpdateSCIMConnection(ctx, s.meta(c), conn.ID, tenants, mappings, mayManage(cl))
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.toSCIMConnectionJSON(c, conn, ""))
+}
+
+// rotateSCIM: POST /api/v1/admin/scim/{id}/rotate.
+func (s *Server) rotateSCIM(c *fiber.Ctx) error {
+	conn, err := s.scimTarget(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	conn, token, err := s.deps.SCIM.RotateSCIMToken(ctx, s.meta(c), conn.ID, mayManage(caller(c)))
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.toSCIMConnectionJSON(c, conn, token))
+}
+
+// deleteSCIM: DELETE /api/v1/admin/scim/{id}.
+func (s *Server) deleteSCIM(c *fiber.Ctx) error {
+	conn, err := s.scimTarget(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := s.deps.SCIM.DeleteSCIMConnection(ctx, s.meta(c), conn.ID, mayManage(caller(c))); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return errNotFound
+		}
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
