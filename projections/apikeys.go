@@ -28,6 +28,9 @@ type keyModel struct {
 	// tenantLists holds one copy of each tenant list (keyed by its
 	// elements joined with NUL): most keys share a few lists.
 	tenantLists map[string][]string
+	// byOwner finds the keys a user owns (lifecycle.go: noteOwner); derived,
+	// rebuilt on restore.
+	byOwner map[string][]*keyEntry
 }
 
 // keyEntry is a domain.APIKey packed: times as Unix seconds and nanoseconds
@@ -275,7 +278,9 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) *keyEntry {
 	case domain.APIKeyRotated:
 		km.setHash(k, ev.SecretHash)
 	}
+	owner := k.owner
 	km.pack(k, st, &m.users)
+	km.noteOwner(k, owner)
 	k.seq = seq
 	if k.flags&kRevoked != 0 {
 		km.unindex(k)
@@ -297,6 +302,7 @@ func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users *u
 	km.byID[id] = k
 	km.setHash(k, st.SecretHash)
 	km.pack(k, st, users)
+	km.noteOwner(k, "")
 	km.index(k)
 }
 

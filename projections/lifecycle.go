@@ -185,16 +185,33 @@ func (m *Model) keepIfLive(u uint32, keep string) string {
 	return keep
 }
 
+// noteOwner lists key k under its owner when the owner is new to it (before:
+// its owner before the event just applied; "" for a new key). A key stays
+// listed under the owners it had before (a rotation names a new one): the
+// lists only grow, as the keys do, and APIKeysOwnedBy checks the owner.
+func (km *keyModel) noteOwner(k *keyEntry, before string) {
+	if k.owner == "" || (before != "" && k.owner == before) {
+		return
+	}
+	if km.byOwner == nil {
+		km.byOwner = make(map[string][]*keyEntry)
+	}
+	km.byOwner[k.owner] = append(km.byOwner[k.owner], k)
+}
+
 // APIKeysOwnedBy returns the IDs of the API keys user owner owns (as their
-// creation or last rotation named it) that are not revoked, unordered.
+// creation or last rotation named it) that are not revoked, by ID: a
+// look-up of the owner's keys (noteOwner), not a scan of every key.
 func (m *Model) APIKeysOwnedBy(owner string) []string {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []string
-	for id, k := range m.keys.byID {
+	for _, k := range m.keys.byOwner[owner] {
 		if k.owner == owner && k.flags&kRevoked == 0 {
-			out = append(out, id)
+			out = append(out, k.id)
 		}
 	}
-	return out
+	// A key its owner had before, and has again, is listed twice.
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -217,8 +217,29 @@ func TestAPIKeysOwnedBy(t *testing.T) {
 		t.Fatalf("user-a owns %v, want [key-0]", got)
 	}
 	got = m.APIKeysOwnedBy("user-b")
-	slices.Sort(got)
 	if !slices.Equal(got, []string{"key-2", "key-3"}) {
 		t.Fatalf("user-b owns %v", got)
+	}
+	// Back to its first owner: listed once.
+	m.apply("key-3", domain.APIKeyRotated{KeyID: "key-3", SecretHash: fmt.Sprintf("%064x", 201), RotatedAt: lt0, OwnerID: "user-a"})
+	if got := m.APIKeysOwnedBy("user-a"); !slices.Equal(got, []string{"key-0", "key-3"}) {
+		t.Fatalf("user-a owns %v, want [key-0 key-3]", got)
+	}
+	if got := m.APIKeysOwnedBy("user-b"); !slices.Equal(got, []string{"key-2"}) {
+		t.Fatalf("user-b owns %v, want [key-2]", got)
+	}
+	// The same after a restore.
+	data, _, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewModel()
+	if _, err := r.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"user-a", "user-b", "user-c"} {
+		if got, want := r.APIKeysOwnedBy(u), m.APIKeysOwnedBy(u); !slices.Equal(got, want) {
+			t.Fatalf("restored: %s owns %v, want %v", u, got, want)
+		}
 	}
 }
