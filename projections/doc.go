@@ -1,8 +1,10 @@
 // Package projections builds the read models of Infracast Auth from the event
 // log: users (by ID and by normalized username) and their tenant roles;
-// sessions, their refresh tokens (current and spent) and revoked access
-// tokens; failed logins per unknown name and per client address (the
-// throttle); API keys (by ID and by the hash of their secret); SSO providers,
+// sessions (by ID, and each user's: lifecycle.go), their refresh tokens
+// (current and spent) and revoked access tokens, and the cut-offs of
+// password changes and deactivations; failed logins per unknown name and
+// per client address (the throttle); API keys (by ID, by the hash of their
+// secret and by owner); SSO providers,
 // their linked identities and consumed SAML assertions; the signing keys
 // added at run time; and, for audits (issue 16), the audit journal — one
 // fixed-size entry per applied event: its sequence, time, type, actor,
