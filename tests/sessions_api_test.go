@@ -367,6 +367,49 @@ func TestListPagination(t *testing.T) {
 			t.Fatalf("key %s missing from the walk %v", id, walk)
 		}
 	}
+	// And with keys created concurrently with the walk, not only between
+	// its pages.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var concurrent []string
+	var createErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r, err := send(in.URL, jsonRequest("POST", "/api/v1/api-keys", admin, map[string]any{"name": "concurrent"}))
+			if err != nil || r.Status != http.StatusCreated {
+				createErr = fmt.Errorf("create a key concurrently: %v %d %s", err, r.Status, r.Raw)
+				return
+			}
+			mu.Lock()
+			concurrent = append(concurrent, r.String("id"))
+			mu.Unlock()
+		}
+	}()
+	mu.Lock()
+	existing := append(append([]string(nil), keys...), newKeys...)
+	mu.Unlock()
+	walk = pageWalk(t, in, admin, "/api/v1/api-keys", "api_keys", "id", 3, nil)
+	close(stop)
+	wg.Wait()
+	if createErr != nil {
+		t.Fatal(createErr)
+	}
+	if !slices.IsSorted(walk) || len(slices.Compact(slices.Clone(walk))) != len(walk) {
+		t.Fatalf("the keys' walk under concurrent creation: %v", walk)
+	}
+	for _, id := range existing {
+		if countOf(walk, id) != 1 {
+			t.Fatalf("key %s seen %d times in the walk under concurrent creation", id, countOf(walk, id))
+		}
+	}
+	newKeys = append(newKeys, concurrent...)
 	oa.call("/api/v1/api-keys", request{Method: "GET", Path: "/api/v1/api-keys?limit=3", Token: admin}, http.StatusOK)
 	if ks, _ := in.Do("GET", "/api/v1/api-keys", admin, nil).JSON["api_keys"].([]any); len(ks) != len(keys)+len(newKeys) {
 		t.Fatalf("GET /api-keys without a limit: %d keys, want %d", len(ks), len(keys)+len(newKeys))
