@@ -89,6 +89,7 @@ var cases = []benchCase{
 	{"refresh", caseRefresh},
 	{"append_replay", caseAppendReplay},
 	{"propagation", casePropagation},
+	{"scim_propagation", caseSCIMPropagation}, // scim_propagation.go
 	{"memory", caseMemory},
 	{"scale", caseScale}, // scale.go
 	{"audit", caseAudit}, // audit.go
