@@ -16,7 +16,14 @@
 //     added at run time;
 //   - SSOProvider ("sso", sso.go), with the links of identities to users
 //     ("sso_identity") and consumed SAML assertions ("sso_assertion"), each
-//     appended once to a subject that must be new.
+//     appended once to a subject that must be new;
+//   - SCIM provisioning (scim.go): SCIMConnection ("scim"), the groups a
+//     connection pushed (SCIMGroup, "scim_group") and a connection's record
+//     of a user it provisions (SCIMLink, "scim_user"), decided by
+//     DecideSCIMConnection, DecideSCIMGroup and DecideSCIMLink (closed sets
+//     of commands as well) and folded by their Evolve functions; the group
+//     → tenant role rule (RolesFor, SCIMRoleChanges) and the SCIM token
+//     format.
 //
 // DecideUser, DecideSession, DecideAPIKey, DecideSigningKey and
 // DecideSSOProvider decide a command against the aggregate's state and
