@@ -90,8 +90,22 @@ type wireEnvelope struct {
 }
 
 // Decode parses an envelope and its payload. A malformed document or an unknown
-// type is an error; callers log, count and skip it rather than stop.
+// type is an error; callers log, count and skip it rather than stop. It
+// decodes what encoding/json's Unmarshal into an Envelope and then into the
+// event would, and refuses what it would refuse.
+//
+// The documents Encode writes are read in one pass (decode_fast.go); any
+// other is decoded by decodeSlow. A Decoder does the same and shares repeated
+// strings between consecutive events.
 func Decode(b []byte) (Envelope, domain.Event, error) {
+	d := decoders.Get().(*Decoder)
+	defer decoders.Put(d)
+	return d.Decode(b)
+}
+
+// decodeSlow is Decode for any document: in two passes, the envelope and
+// then its payload, on go-json-experiment/json with encoding/json's semantics.
+func decodeSlow(b []byte) (Envelope, domain.Event, error) {
 	var w wireEnvelope
 	err := jsonv2.Unmarshal(b, &w, decodeOptions)
 	env := Envelope{

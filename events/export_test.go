@@ -1,0 +1,25 @@
+package events
+
+import "github.com/infracast/auth/domain"
+
+// DecodeFast is decodeFast for the tests of package events_test: ok reports
+// whether the fast path decoded b by itself.
+func DecodeFast(b []byte) (env Envelope, ev domain.Event, ok bool) {
+	var d Decoder
+	ev, ok = d.decodeFast(b, &env)
+	return env, ev, ok
+}
+
+// EventTypesWithoutPlan lists the event types decodeFast leaves to the slow path.
+func EventTypesWithoutPlan() []string {
+	var out []string
+	for _, t := range domain.EventTypes() {
+		if eventPlans[t] == nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// DecodeSlow is Decode without its fast path.
+var DecodeSlow = decodeSlow
