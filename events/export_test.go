@@ -23,3 +23,6 @@ func EventTypesWithoutPlan() []string {
 
 // DecodeSlow is Decode without its fast path.
 var DecodeSlow = decodeSlow
+
+// AckSequences is ackSequences (ackreply.go).
+var AckSequences = ackSequences

@@ -263,17 +263,21 @@ func (s *Store) Consume(ctx context.Context, start uint64, fn func(Record) error
 			}
 			return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
+		sseq, cseq, pending, ok := ackSequences(msg.Reply()) // ackreply.go
+		if !ok {
+			md, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
+			}
+			sseq, cseq, pending = md.Sequence.Stream, md.Sequence.Consumer, md.NumPending
 		}
-		if md.Sequence.Consumer != delivered+1 {
+		if cseq != delivered+1 {
 			// Messages were lost on the way (a reconnect while they were
 			// in flight, unacknowledged): start again after the last one.
-			return fmt.Errorf("%w: consume: gap after delivery %d (got %d)", ErrUnavailable, delivered, md.Sequence.Consumer)
+			return fmt.Errorf("%w: consume: gap after delivery %d (got %d)", ErrUnavailable, delivered, cseq)
 		}
-		delivered = md.Sequence.Consumer
-		if err := fn(Record{StreamSeq: md.Sequence.Stream, Subject: msg.Subject(), Data: msg.Data(), Pending: md.NumPending}); err != nil {
+		delivered = cseq
+		if err := fn(Record{StreamSeq: sseq, Subject: msg.Subject(), Data: msg.Data(), Pending: pending}); err != nil {
 			return err
 		}
 	}
