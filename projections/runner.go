@@ -96,6 +96,12 @@ func (r *Runner) Run(ctx context.Context) {
 // the cost of replaying the stream at start, and needs no order.
 var decoders = min(runtime.GOMAXPROCS(0), 4)
 
+// batchMax is how many records the consumer hands to a decoder at once, and
+// the decoder to the goroutine that applies them: one hand-over (and one
+// wake-up of the goroutine) for many records while replaying, where one each
+// cost as much as applying them.
+const batchMax = 64
+
 // decoded is a record and what it decodes to.
 type decoded struct {
 	rec events.Record
@@ -104,53 +110,96 @@ type decoded struct {
 	err error
 }
 
-func decode(rec events.Record) decoded {
-	env, ev, err := events.Decode(rec.Data)
+func decode(d *events.Decoder, rec events.Record) decoded {
+	env, ev, err := d.Decode(rec.Data)
 	return decoded{rec: rec, env: env, ev: ev, err: err}
 }
 
 // consume runs one Consume from the sequence after the model's last. Records
-// are dealt in turn to the decoders, and their results taken back in the same
-// turn by the one goroutine that applies them: in stream order, as before. It
-// returns once every record delivered has been applied.
+// are gathered into batches, dealt in turn to the decoders, and their results
+// taken back in the same turn by the one goroutine that applies them: in
+// stream order, as they came. A batch is handed over when full, or at once
+// when its last record had no other after it in the stream (Record.Pending is
+// 0): a live event waits for no other. A record said to have others after it
+// waits for them (they are on their way: the stream denies deletes and
+// purges), or for Consume to return. It returns once every record delivered
+// has been applied.
 func (r *Runner) consume(ctx context.Context) error {
 	n := decoders
 	if n <= 1 {
+		var d events.Decoder
 		return r.src.Consume(ctx, r.model.Applied()+1, func(rec events.Record) error {
-			r.apply(decode(rec))
+			r.applyBatch([]decoded{decode(&d, rec)})
 			return nil
 		})
 	}
-	ins := make([]chan events.Record, n)
-	outs := make([]chan decoded, n)
+	// Spent batches come back to be filled again.
+	freeRecs, freeDecoded := make(chan []events.Record, 4*n), make(chan []decoded, 4*n)
+	ins := make([]chan []events.Record, n)
+	outs := make([]chan []decoded, n)
 	for i := range ins {
-		ins[i], outs[i] = make(chan events.Record, 256), make(chan decoded, 256)
-		go func(in <-chan events.Record, out chan<- decoded) {
+		ins[i], outs[i] = make(chan []events.Record, 4), make(chan []decoded, 4)
+		go func(in <-chan []events.Record, out chan<- []decoded) {
 			defer close(out)
-			for rec := range in {
-				out <- decode(rec)
+			var d events.Decoder
+			for recs := range in {
+				var ds []decoded
+				select {
+				case ds = <-freeDecoded:
+				default:
+					ds = make([]decoded, 0, batchMax)
+				}
+				for _, rec := range recs {
+					ds = append(ds, decode(&d, rec))
+				}
+				out <- ds
+				clear(recs)
+				select {
+				case freeRecs <- recs[:0]:
+				default:
+				}
 			}
 		}(ins[i], outs[i])
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Record k went to decoder k mod n. A decoder that has closed its
-		// output holds no record k, hence no later one either.
+		// Batch k went to decoder k mod n. A decoder that has closed its
+		// output holds no batch k, hence no later one either.
 		for i := 0; ; i = (i + 1) % n {
-			d, ok := <-outs[i]
+			ds, ok := <-outs[i]
 			if !ok {
 				return
 			}
-			r.apply(d)
+			r.applyBatch(ds)
+			clear(ds)
+			select {
+			case freeDecoded <- ds[:0]:
+			default:
+			}
 		}
 	}()
 	next := 0
-	err := r.src.Consume(ctx, r.model.Applied()+1, func(rec events.Record) error {
-		ins[next] <- rec
+	batch := make([]events.Record, 0, batchMax)
+	handOver := func() {
+		ins[next] <- batch
 		next = (next + 1) % n
+		select {
+		case batch = <-freeRecs:
+		default:
+			batch = make([]events.Record, 0, batchMax)
+		}
+	}
+	err := r.src.Consume(ctx, r.model.Applied()+1, func(rec events.Record) error {
+		batch = append(batch, rec)
+		if len(batch) == batchMax || rec.Pending == 0 {
+			handOver()
+		}
 		return nil
 	})
+	if len(batch) > 0 {
+		handOver()
+	}
 	for _, in := range ins {
 		close(in)
 	}
@@ -158,16 +207,31 @@ func (r *Runner) consume(ctx context.Context) error {
 	return err
 }
 
-func (r *Runner) apply(d decoded) {
-	rec := d.rec
-	if d.err != nil {
-		r.log.Error("skipping undecodable event", "stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", d.err)
-		r.model.Skip(rec.StreamSeq)
-	} else {
-		r.model.Apply(rec.StreamSeq, d.env, d.ev)
+// applyBatch applies decoded records, in order: runs of decoded events under
+// one lock each (Model.applyRun), an undecodable one logged and skipped in
+// its place. Then it tells the waiters.
+func (r *Runner) applyBatch(ds []decoded) {
+	if len(ds) == 0 {
+		return
 	}
-	r.applied.Store(rec.StreamSeq)
-	r.sync.pending.Store(rec.Pending)
+	for rest := ds; len(rest) > 0; {
+		k := 0
+		for k < len(rest) && rest[k].err == nil {
+			k++
+		}
+		if k > 0 {
+			r.model.applyRun(rest[:k])
+			rest = rest[k:]
+			continue
+		}
+		rec := rest[0].rec
+		r.log.Error("skipping undecodable event", "stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", rest[0].err)
+		r.model.Skip(rec.StreamSeq)
+		rest = rest[1:]
+	}
+	last := ds[len(ds)-1].rec
+	r.applied.Store(last.StreamSeq)
+	r.sync.pending.Store(last.Pending)
 	r.markReadyIfCaughtUp()
 	r.mu.Lock()
 	if r.notify != nil {

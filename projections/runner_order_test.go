@@ -13,7 +13,9 @@ import (
 )
 
 // sliceSource delivers records from memory: the first stop of them, then (on
-// the next Consume) the rest, as after a reconnection.
+// the next Consume) the rest, as after a reconnection. Each says how many
+// follow it, as the store's do (Record.Pending): the runner hands records
+// over in batches until one has none after it.
 type sliceSource struct {
 	recs []events.Record
 	stop int
@@ -28,6 +30,7 @@ func (s *sliceSource) Consume(ctx context.Context, start uint64, fn func(events.
 		if s.runs == 1 && r.StreamSeq > uint64(s.stop) {
 			return errors.New("connection lost")
 		}
+		r.Pending = uint64(len(s.recs)) - r.StreamSeq
 		if err := fn(r); err != nil {
 			return err
 		}
@@ -36,9 +39,10 @@ func (s *sliceSource) Consume(ctx context.Context, start uint64, fn func(events.
 	return ctx.Err()
 }
 
-// TestRunnerAppliesInStreamOrder: events decoded in parallel are applied in
-// stream order, none lost or repeated, across a restart of the consumer, and
-// an undecodable one is skipped in its place. Model.Apply ignores a sequence
+// TestRunnerAppliesInStreamOrder: events decoded in parallel, in batches, are
+// applied in stream order, none lost or repeated, across a restart of the
+// consumer (in the middle of a batch: what was delivered before it is
+// applied), and an undecodable one is skipped in its place. Model.Apply ignores a sequence
 // at or below the last applied, so any reordering would lose events.
 func TestRunnerAppliesInStreamOrder(t *testing.T) {
 	const users = 3000
@@ -125,5 +129,83 @@ func BenchmarkReplayFromMemory(b *testing.B) {
 		b.ReportMetric(float64(len(src.recs))/time.Since(start).Seconds(), "events/s")
 		cancel()
 		<-done
+	}
+}
+
+// chanSource delivers the records sent on recs, then fails with the error
+// sent on fail.
+type chanSource struct {
+	recs chan events.Record
+	fail chan error
+	head uint64
+}
+
+func (s *chanSource) Head(context.Context) (uint64, error) { return s.head, nil }
+
+func (s *chanSource) Consume(ctx context.Context, start uint64, fn func(events.Record) error) error {
+	for {
+		select {
+		case r := <-s.recs:
+			if r.StreamSeq < start {
+				continue
+			}
+			if err := fn(r); err != nil {
+				return err
+			}
+		case err := <-s.fail:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// TestRunnerBatchesWaitForNothing: a live event (none after it in the stream)
+// is applied as it comes, not held for a batch to fill; records said to have
+// others after them are applied once those come, or at once when the
+// consumer stops before they do.
+func TestRunnerBatchesWaitForNothing(t *testing.T) {
+	src := &chanSource{recs: make(chan events.Record), fail: make(chan error)}
+	r := projections.NewRunner(src, projections.NewModel(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rec := func(seq, pending uint64) events.Record {
+		id := fmt.Sprintf("user-%d", seq)
+		b, err := events.Encode("evt", domain.AggregateUser, id, 1, at, events.Meta{Actor: events.System}, domain.UserCreated{UserID: id, Username: id, CreatedAt: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return events.Record{StreamSeq: seq, Data: b, Pending: pending}
+	}
+	waitFor := func(seq uint64) {
+		t.Helper()
+		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer wcancel()
+		if err := r.WaitFor(wctx, seq); err != nil {
+			t.Fatalf("WaitFor(%d): %v (applied %d)", seq, err, r.Applied())
+		}
+	}
+	// Live: each applied before the next is sent.
+	for seq := uint64(1); seq <= 5; seq++ {
+		src.recs <- rec(seq, 0)
+		waitFor(seq)
+	}
+	// Two said to have more after them: held until the third comes.
+	src.recs <- rec(6, 2)
+	src.recs <- rec(7, 1)
+	src.recs <- rec(8, 0)
+	waitFor(8)
+	// One said to have another after it, then the consumer fails: applied
+	// as the consumer stops, and consuming starts again after it.
+	src.recs <- rec(9, 1)
+	src.fail <- errors.New("connection lost")
+	waitFor(9)
+	src.recs <- rec(10, 0)
+	waitFor(10)
+	if _, _, ok := r.Model().User("user-10"); !ok || r.Model().Skipped() != 0 {
+		t.Fatalf("user-10 %v, %d skipped", ok, r.Model().Skipped())
 	}
 }
