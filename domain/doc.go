@@ -23,7 +23,14 @@
 //     DecideSCIMConnection, DecideSCIMGroup and DecideSCIMLink (closed sets
 //     of commands as well) and folded by their Evolve functions; the group
 //     → tenant role rule (RolesFor, SCIMRoleChanges) and the SCIM token
-//     format.
+//     format;
+//   - MFA ("mfa", mfa.go): a user's second factors — a TOTP secret (sealed),
+//     recovery codes (keyed hashes), passkeys (WebAuthn public keys) — and
+//     what was used of them (TOTP steps, single-use tokens), decided by
+//     DecideMFA and folded by EvolveMFA; a wrong second factor is an
+//     mfa.failed on the user's subject, which counts in the login throttle
+//     (DecideMFAFailure); the "MFA required" policies (MFAPolicy,
+//     "mfa_policy": the platform's and each tenant's).
 //
 // DecideUser, DecideSession, DecideAPIKey, DecideSigningKey and
 // DecideSSOProvider decide a command against the aggregate's state and

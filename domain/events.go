@@ -144,6 +144,8 @@ func Deref(e Event) Event {
 		return *v
 	case *SCIMUserUnlinked:
 		return *v
+	case interface{ derefEvent() Event }: // MFA events (mfa.go)
+		return v.derefEvent()
 	}
 	return e
 }

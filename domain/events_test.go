@@ -73,6 +73,17 @@ func sampleEvents() []Event {
 		SCIMUserLinked{ConnectionID: "scim-1", UserID: "u-1", Method: SCIMLinkCreated, LinkedAt: at, Profile: sampleProfile},
 		SCIMUserUpdated{ConnectionID: "scim-1", UserID: "u-1", UpdatedAt: later, Profile: sampleProfile},
 		SCIMUserUnlinked{ConnectionID: "scim-1", UserID: "u-1"},
+		MFATOTPEnrolled{UserID: "u-1", SecretSealed: "aesgcm1:x", At: at},
+		MFATOTPConfirmed{UserID: "u-1", Step: 7, At: at},
+		MFACodeUsed{UserID: "u-1", Step: 8, TokenID: "mfa-1", TokenExpires: later, At: at},
+		MFAFailed{UserID: "u-1", Factor: FactorTOTP, Reason: "invalid_code", At: at},
+		MFARecoveryCodesGenerated{UserID: "u-1", Hashes: []string{"h"}, At: at},
+		MFARecoveryCodeUsed{UserID: "u-1", Index: 3, TokenID: "mfa-2", TokenExpires: later, At: at},
+		MFAPasskeyRegistered{UserID: "u-1", Passkey: Passkey{ID: "c-1", Name: "key", PublicKey: []byte{1}}, TokenID: "mfa-3", TokenExpires: later},
+		MFAPasskeyUsed{UserID: "u-1", CredentialID: "c-1", SignCount: 2, Passwordless: true, TokenID: "mfa-4", TokenExpires: later, At: at},
+		MFAPasskeyDeleted{UserID: "u-1", CredentialID: "c-1"},
+		MFAReset{UserID: "u-1", Reason: "lost"},
+		MFAPolicySet{Scope: "acme", Required: true},
 	}
 }
 
@@ -151,8 +162,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 35 {
-		t.Errorf("%d event types, want 35", len(seen))
+	if len(seen) != 46 {
+		t.Errorf("%d event types, want 46", len(seen))
 	}
 }
 

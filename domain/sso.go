@@ -542,6 +542,9 @@ type SSOLogin struct {
 	EmailVerified bool
 	Username      string // a preferred username, when the IdP gives one
 	Groups        []string
+	// MFA: the provider asserted a second factor of its own (amr/acr) and
+	// is trusted for it, so no second factor is asked here (mfa.go).
+	MFA bool
 }
 
 // Validate checks the asserted identity's shape.

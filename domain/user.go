@@ -385,6 +385,9 @@ func EvolveUser(u User, e Event) User {
 	case UserLoginFailed:
 		u.FailedLogins++
 		u.LastFailedLoginAt = ev.At
+	case MFAFailed: // a wrong second factor counts as a failed login (mfa.go)
+		u.FailedLogins++
+		u.LastFailedLoginAt = ev.At
 	default:
 		return u
 	}

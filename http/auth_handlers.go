@@ -76,6 +76,8 @@ func (s *Server) login(c *fiber.Ctx) error {
 	case errors.Is(err, domain.ErrThrottled):
 		s.deps.Metrics.login("throttled")
 		return err
+	case isMFAStep(err):
+		return err // 403 MFA_REQUIRED or MFA_ENROLLMENT_REQUIRED (mfa.go), counted there
 	default:
 		s.deps.Metrics.login("error")
 		return err

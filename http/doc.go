@@ -11,7 +11,9 @@
 // pagination of the lists, SCIM provisioning (the connections' admin API,
 // and the SCIM 2.0 service provider of http/scim mounted at /scim/v2 over a
 // Backend of the service's own, where only a connection's token is
-// accepted: scim_admin.go, scim_auth.go, scim_backend.go), and the
+// accepted: scim_admin.go, scim_auth.go, scim_backend.go), multi-factor
+// authentication (the second step of a login, passwordless passkey
+// sign-in, enrolment, the policies and the admin reset: mfa.go), and the
 // Prometheus metrics.
 //
 // It depends on small interfaces it declares itself (server.go: Deps);

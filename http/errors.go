@@ -101,6 +101,9 @@ func toAPIError(err error) (*Error, bool) {
 }
 
 func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	if done, herr := s.mfaError(c, err); done { // MFA_REQUIRED and the MFA errors (mfa.go)
+		return herr
+	}
 	apiErr, logIt := toAPIError(err)
 	rid, _ := c.Locals(localRequestID).(string)
 	if logIt {

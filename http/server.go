@@ -121,6 +121,10 @@ type Deps struct {
 	// SCIM routes answer 503 (under /scim/v2) or 404.
 	SCIM      SCIMCommands
 	SCIMModel SCIMReadModel
+	// MFA and MFAModel serve multi-factor authentication (mfa.go); nil:
+	// its routes answer 503 and logins ask for no second factor.
+	MFA      MFACommands
+	MFAModel MFAReadModel
 }
 
 // Config tunes the HTTP edge.
@@ -149,6 +153,9 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// SSO tunes single sign-on and browser (cookie) sessions (sso.go).
 	SSO SSOConfig
+	// MFATrustedProviders names the identity providers whose own second
+	// factor (the ID token's amr/acr) is taken for one (mfa.go, sso_oidc.go).
+	MFATrustedProviders []string
 }
 
 // Server is the HTTP API.
@@ -244,6 +251,10 @@ func (s *Server) routes() {
 	v1.Post("/auth/token", s.browserSession, s.login)
 	v1.Post("/auth/refresh", s.refresh)
 	v1.Post("/auth/revoke", s.revoke)
+	// Multi-factor authentication (mfa.go).
+	v1.Post("/auth/token/mfa", s.browserSession, s.tokenMFA)
+	v1.Post("/auth/passkey/options", s.passkeyOptions)
+	v1.Post("/auth/token/passkey", s.browserSession, s.tokenPasskey)
 
 	// Authenticated routes take the middleware per route, so that an unknown
 	// method on a known path still answers 405 and an unknown path 404.
@@ -254,6 +265,18 @@ func (s *Server) routes() {
 	v1.Get("/auth/me", auth, s.me)
 	v1.Get("/auth/verify", auth, s.verify)
 	v1.All("/auth/verify/*", auth, s.verifyEnvoy)
+	enroll := s.authenticateOrEnroll // a session, or an enrolment token (mfa.go)
+	v1.Get("/auth/mfa", enroll, s.getMFA)
+	v1.Post("/auth/mfa/totp", enroll, s.enrollTOTP)
+	v1.Post("/auth/mfa/totp/confirm", enroll, s.confirmTOTP)
+	v1.Post("/auth/mfa/recovery-codes", auth, s.regenerateRecoveryCodes)
+	v1.Post("/auth/mfa/passkeys/options", enroll, s.passkeyRegistrationOptions)
+	v1.Post("/auth/mfa/passkeys", enroll, s.registerPasskey)
+	v1.Delete("/auth/mfa/passkeys/:id", auth, s.deletePasskey)
+	v1.Get("/admin/mfa/policy", auth, s.getMFAPolicy)
+	v1.Put("/admin/mfa/policy", auth, s.setMFAPolicy)
+	v1.Get("/admin/mfa/policy/:tenant", auth, s.getMFAPolicy)
+	v1.Put("/admin/mfa/policy/:tenant", auth, s.setMFAPolicy)
 
 	v1.Post("/users", auth, s.createUser)
 	v1.Get("/users", auth, s.listUsers)
@@ -266,6 +289,7 @@ func (s *Server) routes() {
 	v1.Delete("/users/:id/sessions", auth, s.revokeUserSessions)
 	v1.Delete("/users/:id/sessions/:sid", auth, s.revokeUserSession)
 	v1.Post("/users/:id/password", auth, s.changePassword)
+	v1.Post("/users/:id/mfa/reset", auth, s.resetMFA)
 	v1.Get("/users/:id/access", auth, s.userAccess)
 
 	v1.Post("/api-keys", auth, s.createAPIKey)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
 )
 
 // OpenID Connect login (Okta, Azure AD, any OIDC provider): authorization
@@ -155,6 +158,10 @@ type idClaims struct {
 	PreferredUsername string `json:"preferred_username"`
 	Name              string `json:"name"`
 	TenantID          string `json:"tid"`
+	// amr and acr say how the provider authenticated the user (RFC 8176,
+	// OIDC Core §2): honoured as a second factor for trusted providers.
+	AMR []string `json:"amr"`
+	ACR string   `json:"acr"`
 }
 
 // ssoCallback: GET /api/v1/auth/sso/{provider}/callback.
@@ -265,11 +272,67 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	res, err := s.ssoLogin(c, domain.SSOLogin{
 		Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: idt.Subject, Email: claims.Email,
 		EmailVerified: truthy(claims.EmailVerified), Username: claims.PreferredUsername, Groups: groups,
+		MFA: s.trustsMFAOf(p.Name) && assertsMFA(claims.AMR, claims.ACR),
 	})
 	if err != nil {
-		return err
+		return s.ssoMFAStep(c, err, f.ReturnTo)
 	}
 	return s.finishSSOLogin(c, res, f.ReturnTo)
+}
+
+// trustsMFAOf reports whether provider's own second factor is taken for
+// one (Config.MFATrustedProviders).
+func (s *Server) trustsMFAOf(provider string) bool {
+	return slices.Contains(s.cfg.MFATrustedProviders, provider)
+}
+
+// assertsMFA reports whether an ID token's amr (RFC 8176) or acr says the
+// user passed more than one factor, or a phishing-resistant one: amr
+// "mfa", "otp", "hwk" (a hardware key), "sc" (a smart card) or "swk" with
+// a PIN or biometrics; acr naming multi-factor or phishing-resistant
+// authentication (Okta's and Azure's policy URNs, the PAPE policy, or
+// "phr"/"phrh" of the OpenID EAP profile).
+func assertsMFA(amr []string, acr string) bool {
+	var swk, unlock bool
+	for _, m := range amr {
+		switch strings.ToLower(m) {
+		case "mfa", "otp", "hwk", "sc":
+			return true
+		case "swk":
+			swk = true
+		case "pin", "fpt", "face", "iris", "retina", "vbm":
+			unlock = true
+		}
+	}
+	if swk && unlock {
+		return true
+	}
+	a := strings.ToLower(acr)
+	return strings.Contains(a, "multi-factor") || strings.Contains(a, "multifactor") || strings.Contains(a, "mfa") ||
+		a == "phr" || a == "phrh" || strings.HasSuffix(a, ":phr") || strings.HasSuffix(a, ":phrh")
+}
+
+// ssoMFAStep answers an SSO login that needs a second factor (or its
+// enrolment) first: with a return_to (a browser), a redirect to the login
+// page, the MFA or enrolment token in the fragment (never sent to a
+// server, nor in a Referer); else the JSON of POST /auth/token.
+func (s *Server) ssoMFAStep(c *fiber.Ctx, err error, returnTo string) error {
+	var req *commands.MFARequiredError
+	var enroll *commands.MFAEnrollmentRequiredError
+	if returnTo == "" || !isMFAStep(err) {
+		return err
+	}
+	if _, ok := s.checkReturnTo(returnTo); !ok {
+		return errBadReturnTo
+	}
+	target := "/login?return_to=" + url.QueryEscape(returnTo)
+	switch {
+	case errors.As(err, &req):
+		target += "#mfa=" + url.QueryEscape(req.Token)
+	case errors.As(err, &enroll):
+		target += "#enroll=" + url.QueryEscape(enroll.Token)
+	}
+	return c.Redirect(target, fiber.StatusFound)
 }
 
 // truthy reads email_verified, which some providers send as a string.

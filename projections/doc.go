@@ -7,7 +7,9 @@
 // secret and by owner); SSO providers,
 // their linked identities and consumed SAML assertions; SCIM connections
 // (by ID, and the live ones by the hash of their token), the groups they
-// pushed and the users they provision (scim.go); the signing keys
+// pushed and the users they provision (scim.go); users' second factors and
+// the MFA policies, in a side table of the users that have any (mfa.go);
+// the signing keys
 // added at run time; and, for audits (issue 16), the audit journal — one
 // fixed-size entry per applied event: its sequence, time, type, actor,
 // subject and the tenants it concerns (journal.go) — and the access

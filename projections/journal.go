@@ -578,7 +578,7 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 		return j.oneTenant(e.Tenant)
 	case domain.UserRoleRevoked:
 		return j.oneTenant(e.Tenant)
-	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserLoginFailed:
+	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserLoginFailed, domain.MFAFailed:
 		if hit.user == 0 {
 			return tsetNone
 		}
@@ -605,6 +605,13 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 		return m.keyConcerns(hit.key)
 	case domain.SSOIdentityLinked:
 		return m.userConcerns(e.UserID)
+	case domain.MFATOTPEnrolled, domain.MFATOTPConfirmed, domain.MFACodeUsed, domain.MFARecoveryCodesGenerated,
+		domain.MFARecoveryCodeUsed, domain.MFAPasskeyRegistered, domain.MFAPasskeyUsed, domain.MFAPasskeyDeleted, domain.MFAReset:
+		return m.userConcerns(env.AggregateID) // the user's tenants (mfa.go)
+	case domain.MFAPolicySet:
+		if e.Scope != domain.MFAPolicyPlatform {
+			return j.oneTenant(e.Scope)
+		}
 	}
 	return tsetNone
 }

@@ -33,6 +33,7 @@ type Model struct {
 	keys          keyModel                // API keys (apikeys.go)
 	sso           ssoModel                // SSO providers and linked identities (sso.go)
 	scim          scimModel               // SCIM connections, groups and users (scim.go)
+	mfa           mfaModel                // users' second factors and the MFA policies (mfa.go)
 	signing       signingModel            // access-token signing keys (signingkeys.go)
 	journal       journal                 // the audit journal: an entry per applied event (journal.go)
 	access        accessModel             // the access history (access.go)
@@ -58,12 +59,6 @@ func NewModel() *Model {
 func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.applyLocked(seq, env, ev)
-}
-
-// applyLocked is Apply with m.mu held (apply_batch.go applies a run of
-// events under one acquisition of the lock).
-func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 	if seq <= m.applied {
 		return
 	}
@@ -129,6 +124,14 @@ func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 		m.applySCIM(env.AggregateID, seq, e)
 	case domain.SigningKeyAdded, domain.SigningKeyRetired:
 		m.applySigningKey(env.AggregateID, seq, e)
+	case domain.MFAFailed: // on the user's subject: a failed login for the throttle (mfa.go)
+		m.countAddrFailure(env.Request.IP, e.At)
+		hit.setUser(m.evolveUser(e.UserID, seq, e))
+	case domain.MFATOTPEnrolled, domain.MFATOTPConfirmed, domain.MFACodeUsed, domain.MFARecoveryCodesGenerated,
+		domain.MFARecoveryCodeUsed, domain.MFAPasskeyRegistered, domain.MFAPasskeyUsed, domain.MFAPasskeyDeleted, domain.MFAReset:
+		m.applyMFA(env.AggregateID, seq, e)
+	case domain.MFAPolicySet:
+		m.applyMFAPolicy(env.AggregateID, seq, e)
 	}
 	if ref != 0 {
 		m.journal.append(seq, &env, ev, m.concerns(&env, ev, &hit), m.actorNum(&env.Actor, &hit))

@@ -22,7 +22,7 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 7 // 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 8 // 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
 // SnapshotFormat.
@@ -92,6 +92,9 @@ type restState struct {
 	SCIMConns  []snapSCIMConn
 	SCIMGroups []snapSCIMGroup
 	SCIMLinks  []snapSCIMLink
+	// The MFA read model (mfa.go).
+	MFA         []snapMFA
+	MFAPolicies []snapMFAPolicy
 }
 
 type snapSCIMConn struct {
@@ -293,6 +296,7 @@ func (m *Model) copyRest(withIndex bool) restState {
 		r.SigningKeys = append(r.SigningKeys, snapSigningKey{ID: id, Empty: markEmpty(&k.state), State: k.state, Seq: k.seq})
 	}
 	r.SCIMConns, r.SCIMGroups, r.SCIMLinks = m.scim.snapshot()
+	r.MFA, r.MFAPolicies = m.mfa.snapshot()
 	return r
 }
 
@@ -1106,6 +1110,7 @@ func (b *builder) swap() {
 		sso.identities, sso.linkSeq = nonNil(s.SSOIdentities), nonNil(s.SSOLinkSeq)
 	}
 	scim := restoreSCIM(s.SCIMConns, s.SCIMGroups, s.SCIMLinks)
+	mfa := restoreMFA(s.MFA, s.MFAPolicies)
 	var signing map[string]*signingEntry
 	if len(s.SigningKeys) > 0 {
 		signing = make(map[string]*signingEntry, len(s.SigningKeys))
@@ -1126,6 +1131,7 @@ func (b *builder) swap() {
 	m.access.relink(&m.keys)
 	m.sso = sso
 	m.scim = scim
+	m.mfa = mfa
 	m.signing.keys = signing
 	m.signing.version.Add(1) // token verifiers reload the keys
 }

@@ -111,6 +111,22 @@ func history() []stamped {
 	add("group-1", "", domain.SCIMGroupRenamed{GroupID: "group-1", DisplayName: "Ops", ExternalID: "g1", RenamedAt: at(54)})
 	add("group-2", "", domain.SCIMGroupCreated{GroupID: "group-2", ConnectionID: "scim-1", DisplayName: "old", CreatedAt: at(55)})
 	add("group-2", "", domain.SCIMGroupDeleted{GroupID: "group-2"})
+	// Second factors (mfa.go): a user's TOTP, recovery codes, passkeys;
+	// another's reset; a wrong code on the user's subject; the policies.
+	add("user-2", "", domain.MFATOTPEnrolled{UserID: "user-2", SecretSealed: "aesgcm1:c2VjcmV0", At: at(56)})
+	add("user-2", "", domain.MFATOTPConfirmed{UserID: "user-2", Step: 100, At: at(57)})
+	add("user-2", "", domain.MFARecoveryCodesGenerated{UserID: "user-2", Hashes: []string{"h0", "h1", "h2"}, At: at(57)})
+	add("user-2", "", domain.MFACodeUsed{UserID: "user-2", Step: 101, TokenID: "mfa-1", TokenExpires: at(70), At: at(58)})
+	add("user-2", "", domain.MFARecoveryCodeUsed{UserID: "user-2", Index: 1, TokenID: "mfa-2", TokenExpires: at(70), At: at(59)})
+	add("user-2", "", domain.MFAPasskeyRegistered{UserID: "user-2", Passkey: domain.Passkey{ID: "cred-1", Name: "laptop", PublicKey: []byte{1, 2, 3},
+		SignCount: 1, Transports: []string{"internal"}, CreatedAt: at(60)}, TokenID: "mfa-3", TokenExpires: at(70)})
+	add("user-2", "", domain.MFAPasskeyUsed{UserID: "user-2", CredentialID: "cred-1", SignCount: 2, TokenID: "mfa-4", TokenExpires: at(70), At: at(61)})
+	add("user-2", "10.0.0.9", domain.MFAFailed{UserID: "user-2", Factor: "totp", Reason: "invalid_code", At: at(62)})
+	add("user-3", "", domain.MFATOTPEnrolled{UserID: "user-3", SecretSealed: "aesgcm1:b3RoZXI", At: at(63)})
+	add("user-3", "", domain.MFAReset{UserID: "user-3", Reason: "lost phone"})
+	add("prod", "", domain.MFAPolicySet{Scope: "prod", Required: true})
+	add("platform", "", domain.MFAPolicySet{Scope: "platform", Required: true})
+	add("platform", "", domain.MFAPolicySet{Scope: "platform", Required: false})
 	return out
 }
 
@@ -188,7 +204,7 @@ func TestSnapshotRestoreThenReplayEqualsFullReplay(t *testing.T) {
 func TestSnapshotCoversEveryField(t *testing.T) {
 	known := map[reflect.Type][]string{
 		reflect.TypeFor[Model](): {"AddressWindow", "NoHistory", "mu", "users", "sessions", "revokedTokens",
-			"logins", "addrFailures", "keys", "sso", "scim", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
+			"logins", "addrFailures", "keys", "sso", "scim", "mfa", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
 		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
 			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},
 		reflect.TypeFor[userRec]():     {"seq", "created", "text", "phs", "version", "roles", "extra", "phsPool", "flags"},

@@ -32,12 +32,15 @@
 // (deactivation, activation, revoking a user's sessions), apikeys.go and
 // keyusage.go, signingkeys.go, sso.go, scim.go (SCIM provisioning: the
 // match rule of a pushed user, group membership as tenant roles, each
-// write checked against the stream's head), bootstrap.go; passwords.go and
+// write checked against the stream's head), mfa.go (TOTP, passkeys with
+// go-webauthn, recovery codes, the MFA token of a login's second step, the
+// policies and the admin reset), bootstrap.go; passwords.go and
 // blocklist.go check and hash passwords; ids.go makes IDs, token hashes and
 // the keys of aggregates named by a hash.
 //
 // Password hashing, sealing and secret generation happen here, before a
 // command reaches the domain. No secret leaves this package in plain text
 // except to the caller that needs it: a new refresh token or API key (once),
-// an SSO client secret for the token exchange (SSOClientSecret).
+// an SSO client secret for the token exchange (SSOClientSecret), a new TOTP
+// secret and recovery codes (once).
 package commands

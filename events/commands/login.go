@@ -56,6 +56,11 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	if in.Tenant != "" && u.PermissionsIn(in.Tenant) == 0 {
 		return LoginResult{}, domain.ErrForbidden
 	}
+	// A second factor enrolled (or required by a policy): the login goes on
+	// at /auth/token/mfa (or at enrolment) instead (mfa.go).
+	if err := s.mfaGate(u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
+		return LoginResult{}, err
+	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
 }
 

@@ -116,6 +116,12 @@ type Config struct {
 	// same token; derived from the master key, the same on every replica.
 	// When nil, New draws a random key: right for one process only.
 	RefreshSuccessorKey []byte
+	// MFAKey signs MFA tokens and keys the recovery codes' hashes (mfa.go);
+	// derived from the master key, the same on every replica. When nil, New
+	// draws a random key: right for one process only. MFATokenTTL bounds
+	// an MFA token and a WebAuthn ceremony (default DefaultMFATokenTTL).
+	MFAKey      []byte
+	MFATokenTTL time.Duration
 }
 
 // Service executes commands.
@@ -151,6 +157,15 @@ func New(log Log, proj Projection, state State, pw *Passwords, sealer *events.Se
 		if _, err := rand.Read(cfg.RefreshSuccessorKey); err != nil {
 			panic(err) // crypto/rand never fails on supported platforms
 		}
+	}
+	if cfg.MFAKey == nil {
+		cfg.MFAKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.MFAKey); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
+	}
+	if cfg.MFATokenTTL == 0 {
+		cfg.MFATokenTTL = DefaultMFATokenTTL
 	}
 	return &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg}
 }

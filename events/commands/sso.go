@@ -167,6 +167,9 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 			return LoginResult{}, err
 		}
 	}
+	if err := s.mfaGate(u, "", "sso:"+p.Name, "", in.MFA); err != nil { // mfa.go
+		return LoginResult{}, err
+	}
 	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name, "")
 }
 

@@ -112,6 +112,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		ObserveAppend:   s.observeAppend,
 		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
 		AddressThrottle: domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailuresPerAddress, LockoutFor: cfg.LoginLockout},
+		MFAKey:          authhttp.DeriveKey(s.cfg.MasterKey, "mfa"),
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
@@ -148,13 +149,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
 		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(), CORSOrigins: cfg.CORSOrigins,
 		RoutePolicy: &policy, Upstream: upstream, UpstreamTimeout: cfg.UpstreamTimeout,
-		SSO: sso,
+		SSO: sso, MFATrustedProviders: cfg.MFATrustedProviders,
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
 		SigningKeys: s.Commands, SigningKeyModel: s.Model, CatchUp: s.Commands,
 		SSO: s.Commands, SSOModel: s.Model, History: s.Model, Events: s.Store,
 		SCIM: s.Commands, SCIMModel: s.Model,
+		MFA: s.Commands, MFAModel: s.Model,
 	})
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

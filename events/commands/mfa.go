@@ -1,0 +1,871 @@
+package commands
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/go-webauthn/webauthn/webauthn"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// Multi-factor authentication: TOTP (RFC 6238), passkeys (WebAuthn, with
+// github.com/go-webauthn/webauthn) and recovery codes, decided on the
+// user's "mfa" aggregate (domain/mfa.go). Every use of a factor is an event
+// appended expecting the aggregate's last sequence, so a TOTP step, a
+// recovery code, a WebAuthn challenge or an MFA token is accepted once,
+// whichever replica is asked. A wrong code is an mfa.failed on the user's
+// subject, which counts in the login throttle.
+
+// MFAState reads the MFA read model (projections.Model implements it).
+type MFAState interface {
+	// MFA returns a user's MFA state and the sequence of its last event.
+	MFA(userID string) (domain.MFA, uint64)
+	// MFAPolicy returns a scope's policy and the sequence of its last event.
+	MFAPolicy(scope string) (domain.MFAPolicy, uint64)
+	// MFARequired: a policy requires the user to have a second factor.
+	MFARequired(u domain.User) bool
+}
+
+// Field names bound into sealed values, and the parameters of TOTP.
+const (
+	sealTOTPSecret = "totp_secret"
+	totpPeriod     = 30
+	totpDigits     = otp.DigitsSix
+	// TOTPIssuer names the service in authenticator apps.
+	TOTPIssuer = "Infracast"
+	// DefaultMFATokenTTL is how long an MFA (or enrolment) token and a
+	// WebAuthn challenge are good for.
+	DefaultMFATokenTTL = 5 * time.Minute
+)
+
+// Token purposes.
+const (
+	purposeMFA      = "mfa"      // the second step of a login
+	purposeEnroll   = "enroll"   // enrolment before a first token (policy)
+	purposeRegister = "register" // a passkey registration ceremony
+	purposePasskey  = "passkey"  // a passwordless sign-in ceremony
+)
+
+// Errors of the MFA flows, beside the domain's.
+var (
+	// ErrMFATokenInvalid: the MFA (or enrolment, or challenge) token is
+	// malformed, forged, expired, or for another purpose.
+	ErrMFATokenInvalid = errors.New("commands: MFA token invalid or expired")
+	// ErrMFACodeInvalid: the code (or assertion) is wrong, or was used.
+	ErrMFACodeInvalid = errors.New("commands: invalid second factor")
+	// ErrMFAUnavailable: the read models do not serve MFA.
+	ErrMFAUnavailable = errors.New("commands: MFA is not available")
+)
+
+// MFARequiredError: the password was right and the user has a second
+// factor; the login continues with Token at /auth/token/mfa.
+type MFARequiredError struct {
+	Token     string
+	Factors   []string
+	ExpiresAt time.Time
+	UserID    string
+}
+
+func (e *MFARequiredError) Error() string { return "commands: a second factor is required" }
+
+// MFAEnrollmentRequiredError: a policy requires a second factor that the
+// user does not have; Token allows the enrolment endpoints only.
+type MFAEnrollmentRequiredError struct {
+	Token     string
+	ExpiresAt time.Time
+}
+
+func (e *MFAEnrollmentRequiredError) Error() string {
+	return "commands: a second factor must be enrolled first"
+}
+
+// RelyingParty is the WebAuthn relying party a request is for: its ID (the
+// public URL's host) and the origins a ceremony may come from.
+type RelyingParty struct {
+	ID      string
+	Origins []string
+}
+
+func (rp RelyingParty) webAuthn() (*webauthn.WebAuthn, error) {
+	if rp.ID == "" || len(rp.Origins) == 0 {
+		return nil, domain.Invalid("origin", "the relying party is not known (set INFRACAST_PUBLIC_URL)")
+	}
+	return webauthn.New(&webauthn.Config{RPID: rp.ID, RPDisplayName: TOTPIssuer, RPOrigins: rp.Origins})
+}
+
+func (s *Service) mfaState() (MFAState, error) {
+	if st, ok := s.state.(MFAState); ok {
+		return st, nil
+	}
+	return nil, ErrMFAUnavailable
+}
+
+// mfaAggregate is a user's MFA aggregate as the write loop reads it: it
+// always "exists" (the zero state: nothing enrolled).
+func (s *Service) mfaAggregate(st MFAState, userID string) aggregate[domain.MFA] {
+	return aggregate[domain.MFA]{
+		ref: ref{domain.AggregateMFA, userID},
+		load: func() (domain.MFA, uint64, bool) {
+			m, seq := st.MFA(userID)
+			return m, seq, true
+		},
+		version: func(m domain.MFA) uint64 { return m.Version },
+	}
+}
+
+func (s *Service) executeMFA(ctx context.Context, meta events.Meta, st MFAState, userID string, cmd domain.MFACommand) (domain.MFA, error) {
+	return execute(ctx, s, meta, write[domain.MFA]{
+		on:     s.mfaAggregate(st, userID),
+		decide: func(m domain.MFA) ([]domain.Event, error) { return domain.DecideMFA(m, cmd) },
+	})
+}
+
+// ---------------------------------------------------------------- tokens
+
+// mfaClaims is what an MFA token says. It is signed (HMAC-SHA256 with a
+// key derived from the master key, the same on every replica), not
+// encrypted: it holds nothing secret. Single use is the MFA aggregate's:
+// the token's ID is spent by the event that accepts it.
+type mfaClaims struct {
+	Purpose string `json:"p"`
+	UserID  string `json:"u,omitempty"`
+	ID      string `json:"i"`
+	Expires int64  `json:"e"`
+	Tenant  string `json:"t,omitempty"`
+	// Method is the first factor's: "password" or "sso:<provider>".
+	Method string `json:"m,omitempty"`
+	// Hash fingerprints the sealed password hash the password was verified
+	// against: a password change in between ends the login.
+	Hash string `json:"h,omitempty"`
+	// Session is the WebAuthn ceremony's (challenge, allowed credentials).
+	Session *webauthn.SessionData `json:"w,omitempty"`
+}
+
+func (s *Service) mfaKey(purpose string) []byte {
+	m := hmac.New(sha256.New, s.cfg.MFAKey)
+	m.Write([]byte("infracast-auth/mfa/" + purpose))
+	return m.Sum(nil)
+}
+
+func (s *Service) signMFA(c mfaClaims) (string, time.Time, error) {
+	exp := s.cfg.Now().Add(s.cfg.MFATokenTTL).Truncate(time.Second)
+	c.Expires, c.ID = exp.Unix(), NewID("mfa")
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	body := base64.RawURLEncoding.EncodeToString(payload)
+	m := hmac.New(sha256.New, s.mfaKey("token"))
+	m.Write([]byte(body))
+	return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), exp, nil
+}
+
+// openMFA verifies a token of one of the purposes and that it has not expired.
+func (s *Service) openMFA(token string, purposes ...string) (mfaClaims, error) {
+	var c mfaClaims
+	body, sig, ok := strings.Cut(token, ".")
+	if !ok || len(token) > 16<<10 {
+		return c, ErrMFATokenInvalid
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil {
+		return c, ErrMFATokenInvalid
+	}
+	m := hmac.New(sha256.New, s.mfaKey("token"))
+	m.Write([]byte(body))
+	if !hmac.Equal(got, m.Sum(nil)) {
+		return c, ErrMFATokenInvalid
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil || json.Unmarshal(payload, &c) != nil {
+		return c, ErrMFATokenInvalid
+	}
+	if !s.cfg.Now().Before(time.Unix(c.Expires, 0)) {
+		return c, ErrMFATokenInvalid
+	}
+	for _, p := range purposes {
+		if c.Purpose == p {
+			return c, nil
+		}
+	}
+	return c, ErrMFATokenInvalid
+}
+
+func hashFingerprint(sealed string) string {
+	if sealed == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(sealed))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// ---------------------------------------------------------------- the login's gate
+
+// mfaGate is asked once the first factor is right (the password, or an
+// identity provider's answer): nil lets the login start a session; a
+// *MFARequiredError or *MFAEnrollmentRequiredError says what comes first.
+// idpMFA: a trusted identity provider asserted a second factor of its own.
+func (s *Service) mfaGate(u domain.User, tenant, method, verifiedHash string, idpMFA bool) error {
+	if idpMFA {
+		return nil
+	}
+	st, err := s.mfaState()
+	if err != nil {
+		return nil // a State without MFA (unit tests' fakes): nothing enrolled anywhere
+	}
+	m, _ := st.MFA(u.ID)
+	if m.HasFactor() {
+		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeMFA, UserID: u.ID, Tenant: tenant, Method: method, Hash: hashFingerprint(verifiedHash)})
+		if err != nil {
+			return err
+		}
+		return &MFARequiredError{Token: tok, Factors: m.Factors(), ExpiresAt: exp, UserID: u.ID}
+	}
+	if st.MFARequired(u) {
+		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeEnroll, UserID: u.ID})
+		if err != nil {
+			return err
+		}
+		return &MFAEnrollmentRequiredError{Token: tok, ExpiresAt: exp}
+	}
+	return nil
+}
+
+// EnrollmentUser returns the user an enrolment token stands for: valid,
+// unexpired, and the user still has no second factor (an enrolment token
+// ends with the first one).
+func (s *Service) EnrollmentUser(token string) (domain.User, error) {
+	c, err := s.openMFA(token, purposeEnroll)
+	if err != nil {
+		return domain.User{}, err
+	}
+	st, err := s.mfaState()
+	if err != nil {
+		return domain.User{}, err
+	}
+	u, _, ok := s.state.User(c.UserID)
+	if !ok || !u.Active {
+		return domain.User{}, ErrMFATokenInvalid
+	}
+	if m, _ := st.MFA(c.UserID); m.HasFactor() {
+		return domain.User{}, ErrMFATokenInvalid
+	}
+	return u, nil
+}
+
+// ---------------------------------------------------------------- the second step
+
+// MFAInput is the second step of a login: the MFA token and a TOTP or
+// recovery code, or a WebAuthn assertion (the credential's JSON as the
+// browser gives it).
+type MFAInput struct {
+	Token    string
+	Code     string
+	WebAuthn json.RawMessage
+	RP       RelyingParty
+}
+
+// CompleteMFA checks the second factor of a login and starts its session.
+// A wrong code or assertion counts in the login throttle (per account and
+// per address); the MFA token, the TOTP step and a recovery code are each
+// accepted once, on any replica.
+func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput) (LoginResult, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return LoginResult{}, err
+	}
+	c, err := s.openMFA(in.Token, purposeMFA)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	now := s.cfg.Now()
+	u, _, ok := s.state.User(c.UserID)
+	if !ok || !u.Active {
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	if err := s.throttled(u, true, "", meta.Request.IP, now); err != nil {
+		return LoginResult{}, err
+	}
+	m, _ := st.MFA(u.ID)
+	if m.IsSpent(c.ID) {
+		return LoginResult{}, ErrMFATokenInvalid
+	}
+	exp := time.Unix(c.Expires, 0)
+	var factor string
+	switch {
+	case len(in.WebAuthn) > 0:
+		factor = domain.FactorWebAuthn
+		err = s.useAssertion(ctx, meta, st, u, m, c, in.WebAuthn, in.RP)
+	case in.Code != "":
+		factor, err = s.useCode(ctx, meta, st, u, m, c.ID, exp, in.Code, now)
+	default:
+		return LoginResult{}, domain.Invalid("code", "is required (or webauthn)")
+	}
+	if errors.Is(err, domain.ErrMFATokenUsed) {
+		return LoginResult{}, ErrMFATokenInvalid
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	verified := ""
+	if c.Method == "password" {
+		if hashFingerprint(u.PasswordHashSealed) != c.Hash {
+			return LoginResult{}, domain.ErrInvalidCredentials // the password changed meanwhile
+		}
+		verified = u.PasswordHashSealed
+	}
+	if c.Tenant != "" && u.PermissionsIn(c.Tenant) == 0 {
+		return LoginResult{}, domain.ErrForbidden
+	}
+	return s.startSession(ctx, meta, u.ID, c.Tenant, c.Method+"+"+factor, verified)
+}
+
+// normalizeCode drops the spaces and dashes people type or copy.
+func normalizeCode(code string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == '\t' {
+			return -1
+		}
+		return r
+	}, code)
+}
+
+// useCode accepts a TOTP code (6 digits) or a recovery code and spends it,
+// with the MFA token tokenID.
+func (s *Service) useCode(ctx context.Context, meta events.Meta, st MFAState, u domain.User, m domain.MFA, tokenID string, tokenExp time.Time, code string, now time.Time) (string, error) {
+	code = normalizeCode(code)
+	if len(code) > 64 {
+		return "", s.mfaFailure(ctx, meta, u, domain.FactorTOTP, "invalid_code", now)
+	}
+	if len(code) == int(totpDigits) && m.HasTOTP() {
+		step, ok, err := s.matchTOTP(m.TOTPSecretSealed, code, now)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", s.mfaFailure(ctx, meta, u, domain.FactorTOTP, "invalid_code", now)
+		}
+		if step <= m.LastTOTPStep {
+			return "", s.mfaFailure(ctx, meta, u, domain.FactorTOTP, "code_reused", now)
+		}
+		_, err = s.executeMFA(ctx, meta, st, u.ID, domain.UseTOTP{Step: step, TokenID: tokenID, TokenExpires: tokenExp, Now: now})
+		if errors.Is(err, domain.ErrMFACodeUsed) { // another replica took it first
+			return "", s.mfaFailure(ctx, meta, u, domain.FactorTOTP, "code_reused", now)
+		}
+		return domain.FactorTOTP, err
+	}
+	if m.HasFactor() {
+		if i := s.matchRecoveryCode(m, code); i >= 0 {
+			_, err := s.executeMFA(ctx, meta, st, u.ID, domain.UseRecoveryCode{Index: i, TokenID: tokenID, TokenExpires: tokenExp, Now: now})
+			if errors.Is(err, domain.ErrMFACodeUsed) {
+				return "", s.mfaFailure(ctx, meta, u, domain.FactorRecoveryCode, "code_reused", now)
+			}
+			return domain.FactorRecoveryCode, err
+		}
+	}
+	return "", s.mfaFailure(ctx, meta, u, domain.FactorRecoveryCode, "invalid_code", now)
+}
+
+// mfaFailure records a wrong second factor on the user's subject (it
+// counts in the login throttle) and answers ErrMFACodeInvalid, or the
+// lockout when the account is locked by now.
+func (s *Service) mfaFailure(ctx context.Context, meta events.Meta, u domain.User, factor, reason string, now time.Time) error {
+	_, err := execute(ctx, s, meta, write[domain.User]{
+		on: s.userAggregate(u.ID), missing: domain.ErrNotFound,
+		decide: func(u domain.User) ([]domain.Event, error) {
+			return domain.DecideMFAFailure(u, factor, reason, now, s.cfg.Throttle)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return ErrMFACodeInvalid
+}
+
+// matchTOTP finds the step, within one step of now either way, whose code
+// is code; constant-time per step.
+func (s *Service) matchTOTP(sealed, code string, now time.Time) (int64, bool, error) {
+	secret, err := s.sealer.Open(sealTOTPSecret, sealed)
+	if err != nil {
+		return 0, false, fmt.Errorf("commands: unseal TOTP secret: %w", err)
+	}
+	cur := now.Unix() / totpPeriod
+	found, step := 0, int64(0)
+	for _, st := range []int64{cur - 1, cur, cur + 1} {
+		want, err := hotp.GenerateCodeCustom(secret, uint64(st), hotp.ValidateOpts{Digits: totpDigits, Algorithm: otp.AlgorithmSHA1})
+		if err != nil {
+			return 0, false, err
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 && found == 0 {
+			found, step = 1, st
+		}
+	}
+	return step, found == 1, nil
+}
+
+// TOTPStep is the RFC 6238 time step of t (30-second steps).
+func TOTPStep(t time.Time) int64 { return t.Unix() / totpPeriod }
+
+// ---------------------------------------------------------------- recovery codes
+
+// recoveryAlphabet: no 0/O, 1/I/L.
+var recoveryEncoding = base32.NewEncoding("ABCDEFGHJKMNPQRSTUVWXYZ23456789_").WithPadding(base32.NoPadding)
+
+// newRecoveryCodes draws a set of codes (12 characters, about 60 bits,
+// shown as xxxx-xxxx-xxxx) and their keyed hashes.
+func (s *Service) newRecoveryCodes() ([]string, []string, error) {
+	codes := make([]string, domain.RecoveryCodeCount)
+	hashes := make([]string, domain.RecoveryCodeCount)
+	for i := range codes {
+		b := make([]byte, 8)
+		if _, err := rand.Read(b); err != nil {
+			return nil, nil, err
+		}
+		raw := strings.ReplaceAll(recoveryEncoding.EncodeToString(b)[:12], "_", "Z")
+		codes[i] = raw[:4] + "-" + raw[4:8] + "-" + raw[8:]
+		hashes[i] = s.recoveryHash(raw)
+	}
+	return codes, hashes, nil
+}
+
+// recoveryHash is HMAC-SHA256 keyed from the master key: a reader of the
+// event stream cannot test guesses without the key.
+func (s *Service) recoveryHash(code string) string {
+	m := hmac.New(sha256.New, s.mfaKey("recovery-code"))
+	m.Write([]byte(strings.ToUpper(normalizeCode(code))))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// matchRecoveryCode returns the index of the unused code code is, or -1.
+func (s *Service) matchRecoveryCode(m domain.MFA, code string) int {
+	h := s.recoveryHash(code)
+	found := -1
+	for i, want := range m.RecoveryHashes {
+		if subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 && !m.RecoveryUsed[i] {
+			found = i
+		}
+	}
+	return found
+}
+
+// RegenerateRecoveryCodes replaces a user's recovery codes and returns the
+// new ones (shown once). The user must have a second factor.
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return nil, err
+	}
+	codes, hashes, err := s.newRecoveryCodes()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{Hashes: hashes, Now: s.cfg.Now()}); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// ---------------------------------------------------------------- TOTP enrolment
+
+// TOTPEnrollment is a new TOTP secret, shown once.
+type TOTPEnrollment struct {
+	Secret string // base32
+	URI    string // otpauth://totp/…
+}
+
+// EnrollTOTP draws a TOTP secret for the user and records it (sealed),
+// pending until ConfirmTOTP. A confirmed secret stays in force until the
+// new one is confirmed.
+func (s *Service) EnrollTOTP(ctx context.Context, meta events.Meta, userID string) (TOTPEnrollment, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	u, _, ok := s.state.User(userID)
+	if !ok {
+		return TOTPEnrollment{}, domain.ErrNotFound
+	}
+	key, err := totp.Generate(totp.GenerateOpts{
+		Issuer: TOTPIssuer, AccountName: u.Username, Period: totpPeriod, SecretSize: 20,
+		Digits: totpDigits, Algorithm: otp.AlgorithmSHA1,
+	})
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	sealed, err := s.sealer.Seal(sealTOTPSecret, key.Secret())
+	if err != nil {
+		return TOTPEnrollment{}, err
+	}
+	if _, err := s.executeMFA(ctx, meta, st, userID, domain.EnrollTOTP{UserID: userID, SecretSealed: sealed, Now: s.cfg.Now()}); err != nil {
+		return TOTPEnrollment{}, err
+	}
+	return TOTPEnrollment{Secret: key.Secret(), URI: key.URL()}, nil
+}
+
+// ConfirmTOTP confirms the pending secret with a code of it and returns a
+// new set of recovery codes (shown once; the old set is void).
+func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return nil, err
+	}
+	m, _ := st.MFA(userID)
+	if m.PendingSecretSealed == "" {
+		return nil, domain.ErrMFANotEnrolled
+	}
+	now := s.cfg.Now()
+	code = normalizeCode(code)
+	step, ok, err := s.matchTOTP(m.PendingSecretSealed, code, now)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || len(code) != int(totpDigits) {
+		return nil, domain.Invalid("code", "does not match the secret being enrolled (check the device's clock)")
+	}
+	codes, hashes, err := s.newRecoveryCodes()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.executeMFA(ctx, meta, st, userID, domain.ConfirmTOTP{Step: step, RecoveryHashes: hashes, Now: now}); err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// ---------------------------------------------------------------- passkeys
+
+// waUser is a user as go-webauthn sees it: the user handle is the user's ID.
+type waUser struct {
+	id, name string
+	keys     []domain.Passkey
+}
+
+func (u waUser) WebAuthnID() []byte          { return []byte(u.id) }
+func (u waUser) WebAuthnName() string        { return u.name }
+func (u waUser) WebAuthnDisplayName() string { return u.name }
+func (u waUser) WebAuthnCredentials() []webauthn.Credential {
+	out := make([]webauthn.Credential, 0, len(u.keys))
+	for _, k := range u.keys {
+		id, err := base64.RawURLEncoding.DecodeString(k.ID)
+		if err != nil {
+			continue // not one of ours: never matches
+		}
+		var transports []protocol.AuthenticatorTransport
+		for _, t := range k.Transports {
+			transports = append(transports, protocol.AuthenticatorTransport(t))
+		}
+		out = append(out, webauthn.Credential{
+			ID: id, PublicKey: k.PublicKey, AttestationType: k.AttestationType, Transport: transports,
+			Flags: webauthn.CredentialFlags{
+				UserPresent: true, UserVerified: k.UserVerified, BackupEligible: k.BackupEligible, BackupState: k.BackupState,
+			},
+			Authenticator: webauthn.Authenticator{AAGUID: k.AAGUID, SignCount: k.SignCount},
+		})
+	}
+	return out
+}
+
+func (s *Service) webAuthnUser(st MFAState, u domain.User) (waUser, domain.MFA) {
+	m, _ := st.MFA(u.ID)
+	return waUser{id: u.ID, name: u.Username, keys: m.Passkeys}, m
+}
+
+// BeginPasskeyRegistration starts registering a passkey for the user: the
+// creation options for navigator.credentials.create and a token that
+// carries the ceremony to FinishPasskeyRegistration. The passkey is
+// discoverable and verifies its user, so that it also signs in on its own.
+func (s *Service) BeginPasskeyRegistration(userID string, rp RelyingParty) (string, *protocol.CredentialCreation, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return "", nil, err
+	}
+	u, _, ok := s.state.User(userID)
+	if !ok {
+		return "", nil, domain.ErrNotFound
+	}
+	wa, err := rp.webAuthn()
+	if err != nil {
+		return "", nil, err
+	}
+	wu, _ := s.webAuthnUser(st, u)
+	var exclude []protocol.CredentialDescriptor
+	for _, c := range wu.WebAuthnCredentials() {
+		exclude = append(exclude, c.Descriptor())
+	}
+	creation, session, err := wa.BeginRegistration(wu,
+		webauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{
+			ResidentKey: protocol.ResidentKeyRequirementRequired, RequireResidentKey: protocol.ResidentKeyRequired(),
+			UserVerification: protocol.VerificationRequired,
+		}),
+		webauthn.WithExclusions(exclude),
+	)
+	if err != nil {
+		return "", nil, err
+	}
+	tok, _, err := s.signMFA(mfaClaims{Purpose: purposeRegister, UserID: userID, Session: session})
+	return tok, creation, err
+}
+
+// FinishPasskeyRegistration verifies the authenticator's answer to the
+// ceremony of token and registers the passkey under name.
+func (s *Service) FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp RelyingParty) (domain.Passkey, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return domain.Passkey{}, err
+	}
+	if err := domain.ValidPasskeyName(name); err != nil {
+		return domain.Passkey{}, err
+	}
+	c, err := s.openMFA(token, purposeRegister)
+	if err != nil || c.UserID != userID || c.Session == nil {
+		return domain.Passkey{}, ErrMFATokenInvalid
+	}
+	u, _, ok := s.state.User(userID)
+	if !ok {
+		return domain.Passkey{}, domain.ErrNotFound
+	}
+	wa, err := rp.webAuthn()
+	if err != nil {
+		return domain.Passkey{}, err
+	}
+	parsed, err := protocol.ParseCredentialCreationResponseBytes(credential)
+	if err != nil {
+		return domain.Passkey{}, domain.Invalid("credential", "is not a WebAuthn registration response")
+	}
+	wu, _ := s.webAuthnUser(st, u)
+	cred, err := wa.CreateCredential(wu, *c.Session, parsed)
+	if err != nil {
+		return domain.Passkey{}, domain.Invalid("credential", "was not accepted: %s", webAuthnReason(err))
+	}
+	now := s.cfg.Now().UTC()
+	pk := domain.Passkey{
+		ID: base64.RawURLEncoding.EncodeToString(cred.ID), Name: strings.TrimSpace(name), PublicKey: cred.PublicKey,
+		SignCount: cred.Authenticator.SignCount, AAGUID: cred.Authenticator.AAGUID, AttestationType: cred.AttestationType,
+		UserVerified: cred.Flags.UserVerified, BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState,
+		CreatedAt: now,
+	}
+	for _, t := range cred.Transport {
+		pk.Transports = append(pk.Transports, string(t))
+	}
+	m, err := s.executeMFA(ctx, meta, st, userID, domain.RegisterPasskey{
+		UserID: userID, Passkey: pk, TokenID: c.ID, TokenExpires: time.Unix(c.Expires, 0),
+	})
+	if errors.Is(err, domain.ErrMFATokenUsed) {
+		return domain.Passkey{}, ErrMFATokenInvalid
+	}
+	if err != nil {
+		return domain.Passkey{}, err
+	}
+	out, _ := m.Passkey(pk.ID)
+	return out, nil
+}
+
+// webAuthnReason is a WebAuthn verification error's reason, safe to show.
+func webAuthnReason(err error) string {
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Details != "" {
+		return pe.Details
+	}
+	return "verification failed"
+}
+
+// DeletePasskey removes one of the user's passkeys.
+func (s *Service) DeletePasskey(ctx context.Context, meta events.Meta, userID, credentialID string) error {
+	st, err := s.mfaState()
+	if err != nil {
+		return err
+	}
+	_, err = s.executeMFA(ctx, meta, st, userID, domain.DeletePasskey{CredentialID: credentialID})
+	if errors.Is(err, domain.ErrMFANotEnrolled) {
+		return domain.ErrNotFound
+	}
+	return err
+}
+
+// WebAuthnChallenge turns an MFA token of a user with passkeys into one
+// that carries an assertion ceremony, and returns the request options for
+// navigator.credentials.get.
+func (s *Service) WebAuthnChallenge(token string, rp RelyingParty) (string, *protocol.CredentialAssertion, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := s.openMFA(token, purposeMFA)
+	if err != nil {
+		return "", nil, err
+	}
+	u, _, ok := s.state.User(c.UserID)
+	if !ok {
+		return "", nil, ErrMFATokenInvalid
+	}
+	wa, err := rp.webAuthn()
+	if err != nil {
+		return "", nil, err
+	}
+	wu, _ := s.webAuthnUser(st, u)
+	assertion, session, err := wa.BeginLogin(wu, webauthn.WithUserVerification(protocol.VerificationPreferred))
+	if err != nil {
+		return "", nil, err
+	}
+	c.Session = session
+	tok, _, err := s.signMFA(c)
+	return tok, assertion, err
+}
+
+// useAssertion verifies a WebAuthn assertion as the second factor of the
+// login of c and spends the token.
+func (s *Service) useAssertion(ctx context.Context, meta events.Meta, st MFAState, u domain.User, m domain.MFA, c mfaClaims, raw json.RawMessage, rp RelyingParty) error {
+	now := s.cfg.Now()
+	if c.Session == nil {
+		return domain.Invalid("webauthn", "the MFA token carries no WebAuthn challenge; ask for one first")
+	}
+	wa, err := rp.webAuthn()
+	if err != nil {
+		return err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(raw)
+	if err != nil {
+		return domain.Invalid("webauthn", "is not a WebAuthn assertion")
+	}
+	wu := waUser{id: u.ID, name: u.Username, keys: m.Passkeys}
+	cred, err := wa.ValidateLogin(wu, *c.Session, parsed)
+	if err != nil || cred.Authenticator.CloneWarning {
+		return s.mfaFailure(ctx, meta, u, domain.FactorWebAuthn, "invalid_assertion", now)
+	}
+	_, err = s.executeMFA(ctx, meta, st, u.ID, domain.UsePasskey{
+		CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), SignCount: cred.Authenticator.SignCount,
+		TokenID: c.ID, TokenExpires: time.Unix(c.Expires, 0), Now: now,
+	})
+	return err
+}
+
+// BeginPasskeyLogin starts a passwordless sign-in: request options for a
+// discoverable credential (the authenticator names its user) that verifies
+// its user, and the token carrying the ceremony.
+func (s *Service) BeginPasskeyLogin(rp RelyingParty) (string, *protocol.CredentialAssertion, error) {
+	wa, err := rp.webAuthn()
+	if err != nil {
+		return "", nil, err
+	}
+	assertion, session, err := wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return "", nil, err
+	}
+	tok, _, err := s.signMFA(mfaClaims{Purpose: purposePasskey, Session: session})
+	return tok, assertion, err
+}
+
+// FinishPasskeyLogin verifies a passwordless sign-in and starts its
+// session. The passkey verified its user (PIN or biometrics): both factors
+// at once. An assertion that fails for a known user counts in the
+// throttle.
+func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, token string, raw json.RawMessage, rp RelyingParty) (LoginResult, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return LoginResult{}, err
+	}
+	c, err := s.openMFA(token, purposePasskey)
+	if err != nil || c.Session == nil {
+		return LoginResult{}, ErrMFATokenInvalid
+	}
+	wa, err := rp.webAuthn()
+	if err != nil {
+		return LoginResult{}, err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(raw)
+	if err != nil {
+		return LoginResult{}, domain.Invalid("credential", "is not a WebAuthn assertion")
+	}
+	now := s.cfg.Now()
+	userID := string(parsed.Response.UserHandle)
+	u, _, ok := s.state.User(userID)
+	if !ok || !u.Active {
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	if err := s.throttled(u, true, "", meta.Request.IP, now); err != nil {
+		return LoginResult{}, err
+	}
+	m, _ := st.MFA(u.ID)
+	if m.IsSpent(c.ID) {
+		return LoginResult{}, ErrMFATokenInvalid
+	}
+	wu := waUser{id: u.ID, name: u.Username, keys: m.Passkeys}
+	handler := func(_, userHandle []byte) (webauthn.User, error) {
+		if string(userHandle) != u.ID {
+			return nil, domain.ErrInvalidCredentials
+		}
+		return wu, nil
+	}
+	_, cred, err := wa.ValidatePasskeyLogin(handler, *c.Session, parsed)
+	if err != nil || cred.Authenticator.CloneWarning {
+		if err := s.mfaFailure(ctx, meta, u, domain.FactorWebAuthn, "invalid_assertion", now); !errors.Is(err, ErrMFACodeInvalid) {
+			return LoginResult{}, err
+		}
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
+	_, err = s.executeMFA(ctx, meta, st, u.ID, domain.UsePasskey{
+		CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), SignCount: cred.Authenticator.SignCount,
+		Passwordless: true, TokenID: c.ID, TokenExpires: time.Unix(c.Expires, 0), Now: now,
+	})
+	if errors.Is(err, domain.ErrMFATokenUsed) {
+		return LoginResult{}, ErrMFATokenInvalid
+	}
+	if err != nil {
+		return LoginResult{}, err
+	}
+	return s.startSession(ctx, meta, u.ID, "", "webauthn", "")
+}
+
+// ---------------------------------------------------------------- admin
+
+// ResetMFA removes every factor of a user (mfa.reset) and revokes the
+// user's sessions. It returns how many sessions were revoked.
+func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason string) (int, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return 0, err
+	}
+	if _, _, ok := s.state.User(userID); !ok {
+		return 0, domain.ErrNotFound
+	}
+	if _, err := s.executeMFA(ctx, meta, st, userID, domain.ResetMFA{Reason: reason}); err != nil && !errors.Is(err, domain.ErrMFANotEnrolled) {
+		return 0, err
+	}
+	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin)
+}
+
+// SetMFAPolicy sets whether MFA is required platform-wide (scope
+// domain.MFAPolicyPlatform) or in a tenant.
+func (s *Service) SetMFAPolicy(ctx context.Context, meta events.Meta, scope string, required bool) (domain.MFAPolicy, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return domain.MFAPolicy{}, err
+	}
+	return execute(ctx, s, meta, write[domain.MFAPolicy]{
+		on: aggregate[domain.MFAPolicy]{
+			ref: ref{domain.AggregateMFAPolicy, scope},
+			load: func() (domain.MFAPolicy, uint64, bool) {
+				p, seq := st.MFAPolicy(scope)
+				return p, seq, true
+			},
+			version: func(p domain.MFAPolicy) uint64 { return p.Version },
+		},
+		decide: func(p domain.MFAPolicy) ([]domain.Event, error) { return domain.SetMFAPolicy(p, scope, required) },
+	})
+}

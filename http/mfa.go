@@ -1,0 +1,616 @@
+package http
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/go-webauthn/webauthn/protocol"
+	"github.com/gofiber/fiber/v2"
+	qrcode "github.com/skip2/go-qrcode"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
+)
+
+// Multi-factor authentication (docs/mfa.md): the second step of a login,
+// passwordless passkey sign-in, the caller's own factors (enrolment,
+// recovery codes, passkeys), the admin reset and the MFA policies.
+
+// MFACommands runs the MFA flows (events/commands/mfa.go).
+type MFACommands interface {
+	CompleteMFA(ctx context.Context, meta events.Meta, in commands.MFAInput) (commands.LoginResult, error)
+	WebAuthnChallenge(token string, rp commands.RelyingParty) (string, *protocol.CredentialAssertion, error)
+	BeginPasskeyLogin(rp commands.RelyingParty) (string, *protocol.CredentialAssertion, error)
+	FinishPasskeyLogin(ctx context.Context, meta events.Meta, token string, credential json.RawMessage, rp commands.RelyingParty) (commands.LoginResult, error)
+	EnrollmentUser(token string) (domain.User, error)
+	EnrollTOTP(ctx context.Context, meta events.Meta, userID string) (commands.TOTPEnrollment, error)
+	ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error)
+	RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
+	BeginPasskeyRegistration(userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
+	FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, error)
+	DeletePasskey(ctx context.Context, meta events.Meta, userID, credentialID string) error
+	ResetMFA(ctx context.Context, meta events.Meta, userID, reason string) (int, error)
+	SetMFAPolicy(ctx context.Context, meta events.Meta, scope string, required bool) (domain.MFAPolicy, error)
+}
+
+// MFAReadModel reads users' factors and the policies.
+type MFAReadModel interface {
+	MFA(userID string) (domain.MFA, uint64)
+	MFAPolicy(scope string) (domain.MFAPolicy, uint64)
+	MFAPolicies() []string
+}
+
+var (
+	_ MFACommands       = (*commands.Service)(nil)
+	_ MFAReadModel      = (*projections.Model)(nil)
+	_ commands.MFAState = (*projections.Model)(nil)
+)
+
+// MFA error codes beside the contract's.
+const (
+	codeMFARequired           = "MFA_REQUIRED"
+	codeMFAEnrollmentRequired = "MFA_ENROLLMENT_REQUIRED"
+)
+
+var (
+	errMFAToken       = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "MFA token invalid, expired or already used; sign in again"}
+	errMFACode        = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid or already used code"}
+	errMFANone        = &Error{http.StatusConflict, "CONFLICT", "No such factor is enrolled (or being enrolled)"}
+	errMFAUnavailable = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Multi-factor authentication is not available"}
+	errEnrollOnly     = &Error{http.StatusForbidden, "FORBIDDEN", "An enrolment token allows enrolling a second factor only"}
+)
+
+// mfaError answers the MFA flows' errors (handleError asks first): the
+// MFA_REQUIRED and MFA_ENROLLMENT_REQUIRED bodies, and the statuses of
+// the MFA errors. It reports whether it answered.
+func (s *Server) mfaError(c *fiber.Ctx, err error) (bool, error) {
+	var req *commands.MFARequiredError
+	var enroll *commands.MFAEnrollmentRequiredError
+	switch {
+	case errors.As(err, &req):
+		s.deps.Metrics.login("mfa_required")
+		return true, s.mfaRequired(c, req)
+	case errors.As(err, &enroll):
+		s.deps.Metrics.login("mfa_enrollment_required")
+		body := fiber.Map{
+			"error": fiber.Map{"code": codeMFAEnrollmentRequired,
+				"message": "A second factor is required here; enrol one with the enrollment_token, then sign in again"},
+			"enrollment_token": enroll.Token, "expires_at": rfc3339(enroll.ExpiresAt),
+		}
+		return true, c.Status(fiber.StatusForbidden).JSON(body)
+	}
+	var apiErr *Error
+	switch {
+	case errors.Is(err, commands.ErrMFATokenInvalid), errors.Is(err, domain.ErrMFATokenUsed):
+		apiErr = errMFAToken
+	case errors.Is(err, commands.ErrMFACodeInvalid), errors.Is(err, domain.ErrMFACodeUsed):
+		apiErr = errMFACode
+	case errors.Is(err, domain.ErrMFANotEnrolled):
+		apiErr = errMFANone
+	case errors.Is(err, commands.ErrMFAUnavailable):
+		apiErr = errMFAUnavailable
+	default:
+		return false, nil
+	}
+	var body errorBody
+	body.Error.Code, body.Error.Message = apiErr.Code, apiErr.Message
+	return true, c.Status(apiErr.Status).JSON(body)
+}
+
+// mfaRequired answers 403 MFA_REQUIRED: the MFA token, the factors, and
+// for a user with passkeys the WebAuthn request options, whose challenge
+// the returned token carries.
+func (s *Server) mfaRequired(c *fiber.Ctx, e *commands.MFARequiredError) error {
+	body := fiber.Map{
+		"error":   fiber.Map{"code": codeMFARequired, "message": "A second factor is required; send it with the mfa_token to /api/v1/auth/token/mfa"},
+		"factors": e.Factors, "mfa_token": e.Token, "expires_at": rfc3339(e.ExpiresAt),
+	}
+	for _, f := range e.Factors {
+		if f != domain.FactorWebAuthn || s.deps.MFA == nil {
+			continue
+		}
+		if tok, assertion, err := s.deps.MFA.WebAuthnChallenge(e.Token, s.relyingParty(c)); err == nil {
+			body["mfa_token"], body["webauthn"] = tok, assertion.Response
+		} else {
+			// Without a relying party (no public URL, an odd Host) the
+			// other factors still work.
+			s.log.Warn("no WebAuthn challenge for MFA_REQUIRED", "err", err)
+		}
+	}
+	return c.Status(fiber.StatusForbidden).JSON(body)
+}
+
+// relyingParty is the WebAuthn relying party of the request: the public
+// URL's host and origin (INFRACAST_PUBLIC_URL), or in development the
+// request's own.
+func (s *Server) relyingParty(c *fiber.Ctx) commands.RelyingParty {
+	base := s.baseURL(c)
+	u, err := url.Parse(base)
+	if err != nil {
+		return commands.RelyingParty{}
+	}
+	return commands.RelyingParty{ID: u.Hostname(), Origins: []string{u.Scheme + "://" + u.Host}}
+}
+
+func (s *Server) mfaCommands() (MFACommands, error) {
+	if s.deps.MFA == nil || s.deps.MFAModel == nil {
+		return nil, errMFAUnavailable
+	}
+	return s.deps.MFA, nil
+}
+
+// ---------------------------------------------------------------- login
+
+type mfaTokenRequest struct {
+	MFAToken string          `json:"mfa_token"`
+	Code     string          `json:"code,omitempty"`
+	WebAuthn json.RawMessage `json:"webauthn,omitempty"`
+}
+
+// tokenMFA: POST /api/v1/auth/token/mfa, the second step of a login:
+// {"mfa_token","code"} (a TOTP or recovery code) or {"mfa_token","webauthn"}
+// (the assertion). The answer is POST /auth/token's.
+func (s *Server) tokenMFA(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	var req mfaTokenRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("mfa_token", req.MFAToken); err != nil {
+		return err
+	}
+	if req.Code == "" && len(req.WebAuthn) == 0 {
+		return validation("code: is required (or webauthn, an assertion)")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	res, err := m.CompleteMFA(ctx, s.meta(c), commands.MFAInput{Token: req.MFAToken, Code: req.Code, WebAuthn: req.WebAuthn, RP: s.relyingParty(c)})
+	if err != nil {
+		s.loginFailed(err)
+		return err
+	}
+	s.deps.Metrics.login("success")
+	return s.loginAnswer(c, res)
+}
+
+// loginFailed counts a refused login step.
+func (s *Server) loginFailed(err error) {
+	switch {
+	case errors.Is(err, domain.ErrThrottled):
+		s.deps.Metrics.login("throttled")
+	case errors.Is(err, commands.ErrMFACodeInvalid), errors.Is(err, domain.ErrInvalidCredentials):
+		s.deps.Metrics.login("failure")
+	}
+}
+
+// loginAnswer is the token response of a started session.
+func (s *Server) loginAnswer(c *fiber.Ctx, res commands.LoginResult) error {
+	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)
+	if err != nil {
+		return err
+	}
+	return c.JSON(loginResponse{Token: tok, ExpiresAt: rfc3339(exp), RefreshToken: res.RefreshToken, User: toUserJSON(res.User)})
+}
+
+// passkeyOptions: POST /api/v1/auth/passkey/options starts a passwordless
+// sign-in: {"passkey_token","publicKey"} (the request options).
+func (s *Server) passkeyOptions(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	tok, assertion, err := m.BeginPasskeyLogin(s.relyingParty(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"passkey_token": tok, "publicKey": assertion.Response})
+}
+
+type passkeyTokenRequest struct {
+	PasskeyToken string          `json:"passkey_token"`
+	Credential   json.RawMessage `json:"credential"`
+}
+
+// tokenPasskey: POST /api/v1/auth/token/passkey {"passkey_token","credential"}:
+// a passwordless sign-in; the answer is POST /auth/token's.
+func (s *Server) tokenPasskey(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	var req passkeyTokenRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("passkey_token", req.PasskeyToken); err != nil {
+		return err
+	}
+	if len(req.Credential) == 0 {
+		return validation("credential: is required")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	res, err := m.FinishPasskeyLogin(ctx, s.meta(c), req.PasskeyToken, req.Credential, s.relyingParty(c))
+	if err != nil {
+		s.loginFailed(err)
+		if errors.Is(err, domain.ErrInvalidCredentials) {
+			return &Error{http.StatusUnauthorized, "UNAUTHORIZED", "The passkey was not accepted"}
+		}
+		return err
+	}
+	s.deps.Metrics.login("success")
+	return s.loginAnswer(c, res)
+}
+
+// ---------------------------------------------------------------- the caller's factors
+
+const localEnrollment = "mfa_enrollment"
+
+// authenticateOrEnroll is authenticate, or an enrolment token
+// (MFA_ENROLLMENT_REQUIRED) as the bearer: the enrolment endpoints take
+// either.
+func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
+	raw, ok := bearer(c)
+	if !ok || domain.LooksLikeAPIKey(raw) || s.deps.MFA == nil {
+		return s.authenticate(c)
+	}
+	if _, err := s.tokens.VerifySignature(raw); err == nil {
+		return s.authenticate(c)
+	}
+	u, err := s.deps.MFA.EnrollmentUser(raw)
+	if err != nil {
+		return s.authenticate(c) // refused as any bad token is
+	}
+	cb := callers.Get().(*callerBox)
+	cb.Caller = Caller{User: u}
+	c.Locals(localEnrollment, true)
+	defer c.Locals(localEnrollment, nil)
+	return withCaller(c, cb)
+}
+
+// requireSession refuses an enrolment token where it does not serve.
+func (s *Server) requireSession(c *fiber.Ctx) error {
+	if enrolling(c) {
+		return errEnrollOnly
+	}
+	return c.Next()
+}
+
+func enrolling(c *fiber.Ctx) bool {
+	v, _ := c.Locals(localEnrollment).(bool)
+	return v
+}
+
+// mfaUser is the caller as a user: an API key has no factors.
+func mfaUser(c *fiber.Ctx) (*Caller, error) {
+	cl := caller(c)
+	if !cl.IsUser() {
+		return nil, validation("an API key has no second factor; use a user's token")
+	}
+	return cl, nil
+}
+
+type passkeyJSON struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	CreatedAt  string `json:"created_at"`
+	LastUsedAt string `json:"last_used_at,omitempty"`
+}
+
+func toPasskeyJSON(p domain.Passkey) passkeyJSON {
+	out := passkeyJSON{ID: p.ID, Name: p.Name, CreatedAt: rfc3339(p.CreatedAt)}
+	if !p.LastUsedAt.IsZero() {
+		out.LastUsedAt = rfc3339(p.LastUsedAt)
+	}
+	return out
+}
+
+type mfaStatusJSON struct {
+	TOTP              bool          `json:"totp"`
+	TOTPPending       bool          `json:"totp_pending"`
+	Passkeys          []passkeyJSON `json:"passkeys"`
+	RecoveryCodesLeft int           `json:"recovery_codes_left"`
+	Factors           []string      `json:"factors"`
+	Required          bool          `json:"required"`
+}
+
+func (s *Server) mfaStatus(u domain.User) mfaStatusJSON {
+	m, _ := s.deps.MFAModel.MFA(u.ID)
+	out := mfaStatusJSON{
+		TOTP: m.HasTOTP(), TOTPPending: m.PendingSecretSealed != "", Passkeys: []passkeyJSON{},
+		RecoveryCodesLeft: m.RecoveryCodesLeft(), Factors: m.Factors(),
+	}
+	for _, p := range m.Passkeys {
+		out.Passkeys = append(out.Passkeys, toPasskeyJSON(p))
+	}
+	if p, _ := s.deps.MFAModel.MFAPolicy(domain.MFAPolicyPlatform); p.Required {
+		out.Required = true
+	}
+	for t := range u.Tenants {
+		if p, _ := s.deps.MFAModel.MFAPolicy(t); p.Required {
+			out.Required = true
+		}
+	}
+	return out
+}
+
+// getMFA: GET /api/v1/auth/mfa, the caller's factors (never a secret).
+func (s *Server) getMFA(c *fiber.Ctx) error {
+	if _, err := s.mfaCommands(); err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(s.mfaStatus(cl.User))
+}
+
+// enrollTOTP: POST /api/v1/auth/mfa/totp → {"secret","otpauth_uri","qr_png"}
+// (the QR code of the URI as a base64 PNG), shown once; pending until confirmed.
+func (s *Server) enrollTOTP(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	e, err := m.EnrollTOTP(ctx, s.meta(c), cl.User.ID)
+	if err != nil {
+		return err
+	}
+	png, err := qrcode.Encode(e.URI, qrcode.Medium, 256)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{
+		"secret": e.Secret, "otpauth_uri": e.URI, "qr_png": base64.StdEncoding.EncodeToString(png),
+	})
+}
+
+type codeRequest struct {
+	Code string `json:"code"`
+}
+
+// confirmTOTP: POST /api/v1/auth/mfa/totp/confirm {"code"} → {"recovery_codes"}.
+func (s *Server) confirmTOTP(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	var req codeRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("code", req.Code); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	codes, err := m.ConfirmTOTP(ctx, s.meta(c), cl.User.ID, req.Code)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"recovery_codes": codes})
+}
+
+// regenerateRecoveryCodes: POST /api/v1/auth/mfa/recovery-codes → a new
+// set (the old one is void).
+func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	codes, err := m.RegenerateRecoveryCodes(ctx, s.meta(c), cl.User.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"recovery_codes": codes})
+}
+
+// passkeyRegistrationOptions: POST /api/v1/auth/mfa/passkeys/options →
+// {"registration_token","publicKey"} (the creation options).
+func (s *Server) passkeyRegistrationOptions(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	tok, creation, err := m.BeginPasskeyRegistration(cl.User.ID, s.relyingParty(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"registration_token": tok, "publicKey": creation.Response})
+}
+
+type passkeyRegisterRequest struct {
+	RegistrationToken string          `json:"registration_token"`
+	Name              string          `json:"name"`
+	Credential        json.RawMessage `json:"credential"`
+}
+
+// registerPasskey: POST /api/v1/auth/mfa/passkeys
+// {"registration_token","name","credential"} → 201 the passkey, and the
+// recovery codes when the user had none yet (shown once).
+func (s *Server) registerPasskey(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	var req passkeyRegisterRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if err := required("registration_token", req.RegistrationToken, "name", req.Name); err != nil {
+		return err
+	}
+	if len(req.Credential) == 0 {
+		return validation("credential: is required")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	pk, err := m.FinishPasskeyRegistration(ctx, s.meta(c), cl.User.ID, req.RegistrationToken, req.Name, req.Credential, s.relyingParty(c))
+	if err != nil {
+		return err
+	}
+	out := fiber.Map{"passkey": toPasskeyJSON(pk)}
+	if st, _ := s.deps.MFAModel.MFA(cl.User.ID); len(st.RecoveryHashes) == 0 {
+		codes, err := m.RegenerateRecoveryCodes(ctx, s.meta(c), cl.User.ID)
+		if err != nil {
+			return err
+		}
+		out["recovery_codes"] = codes
+	}
+	return c.Status(fiber.StatusCreated).JSON(out)
+}
+
+// deletePasskey: DELETE /api/v1/auth/mfa/passkeys/{id}.
+func (s *Server) deletePasskey(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if err := m.DeletePasskey(ctx, s.meta(c), cl.User.ID, c.Params("id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// ---------------------------------------------------------------- administration
+
+// resetMFA: POST /api/v1/users/{id}/mfa/reset (who may deactivate the
+// user): every factor goes, and every session of the user ends.
+func (s *Server) resetMFA(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	cl := caller(c)
+	u, err := s.target(c)
+	if err != nil {
+		return err
+	}
+	if !cl.managesUser(u) {
+		return errForbidden
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	n, err := m.ResetMFA(ctx, s.meta(c), u.ID, "reset by "+cl.Subject())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"user": toUserJSON(u), "sessions_revoked": n, "mfa": s.mfaStatus(u)})
+}
+
+type policyRequest struct {
+	Required *bool `json:"required"`
+}
+
+type policyJSON struct {
+	Scope    string `json:"scope"`
+	Required bool   `json:"required"`
+}
+
+// mfaPolicyScope is the scope of GET/PUT /api/v1/admin/mfa/policy[/{tenant}],
+// and whether the caller may see and set it: the platform's for platform
+// admins, a tenant's also for its admins.
+func (s *Server) mfaPolicyScope(c *fiber.Ctx) (string, error) {
+	cl := caller(c)
+	tenant := c.Params("tenant")
+	if tenant == "" {
+		if !cl.IsPlatformAdmin() {
+			return "", errForbidden
+		}
+		return domain.MFAPolicyPlatform, nil
+	}
+	if !domain.ValidTenantID(tenant) {
+		return "", validation("tenant: is not a valid tenant id")
+	}
+	if !cl.IsUser() || !cl.PermissionsIn(tenant).Has(domain.AdminAll) {
+		return "", errForbidden
+	}
+	return tenant, nil
+}
+
+// getMFAPolicy: GET /api/v1/admin/mfa/policy[/{tenant}].
+func (s *Server) getMFAPolicy(c *fiber.Ctx) error {
+	if _, err := s.mfaCommands(); err != nil {
+		return err
+	}
+	scope, err := s.mfaPolicyScope(c)
+	if err != nil {
+		return err
+	}
+	p, _ := s.deps.MFAModel.MFAPolicy(scope)
+	return c.JSON(policyJSON{Scope: scope, Required: p.Required})
+}
+
+// setMFAPolicy: PUT /api/v1/admin/mfa/policy[/{tenant}] {"required"}.
+func (s *Server) setMFAPolicy(c *fiber.Ctx) error {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return err
+	}
+	scope, err := s.mfaPolicyScope(c)
+	if err != nil {
+		return err
+	}
+	var req policyRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	if req.Required == nil {
+		return validation("required: is required (true or false)")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	p, err := m.SetMFAPolicy(ctx, s.meta(c), scope, *req.Required)
+	if err != nil {
+		return err
+	}
+	return c.JSON(policyJSON{Scope: scope, Required: p.Required})
+}
+
+// isMFAStep reports whether a login's error is a step to take next: a
+// second factor, or enrolling one.
+func isMFAStep(err error) bool {
+	var req *commands.MFARequiredError
+	var enroll *commands.MFAEnrollmentRequiredError
+	return errors.As(err, &req) || errors.As(err, &enroll)
+}
