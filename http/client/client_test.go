@@ -1,0 +1,141 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A loopback server that answers 503 (with or without Retry-After) a few
+// times, then 200: the retry logic without the service.
+func flaky(t *testing.T, failures int, retryAfter string) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Error(err)
+		}
+		if n.Add(1) <= int64(failures) {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable; nothing was changed"}}`) // a test server: the client sees the failure
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"ok"}`) // as above
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+func recorder(waits *[]time.Duration) Option {
+	return WithSleep(func(_ context.Context, d time.Duration) error { *waits = append(*waits, d); return nil })
+}
+
+func TestRetryHonoursRetryAfterOn503(t *testing.T) {
+	srv, n := flaky(t, 2, "3")
+	var waits []time.Duration
+	c, err := New(srv.URL, recorder(&waits))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct{ Status string }
+	if err := c.Do(context.Background(), "GET", "/health", nil, nil, &out); err != nil || out.Status != "ok" {
+		t.Fatalf("%v %+v", err, out)
+	}
+	if n.Load() != 3 || len(waits) != 2 || waits[0] != 3*time.Second || waits[1] != 3*time.Second {
+		t.Fatalf("%d requests, waits %v; want 3 requests, [3s 3s]", n.Load(), waits)
+	}
+	// A POST is retried too: the service sent Retry-After (it did not start).
+	srv, n = flaky(t, 1, "1")
+	c, _ = New(srv.URL, recorder(&waits))
+	if err := c.Do(context.Background(), "POST", "/x", nil, map[string]string{"a": "b"}, nil); err != nil || n.Load() != 2 {
+		t.Fatalf("POST with Retry-After: %v after %d requests", err, n.Load())
+	}
+}
+
+func TestRetryBacksOffBoundedWithoutRetryAfter(t *testing.T) {
+	srv, n := flaky(t, 10, "")
+	var waits []time.Duration
+	c, _ := New(srv.URL, recorder(&waits), WithRetry(Retry{MaxAttempts: 5, BaseDelay: 100 * time.Millisecond, MaxWait: 300 * time.Millisecond}))
+	err := c.Do(context.Background(), "GET", "/x", nil, nil, nil)
+	var e *Error
+	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Status != 503 || e.RetryAfter != 0 {
+		t.Fatalf("after the last try: %v", err)
+	}
+	if n.Load() != 5 || len(waits) != 4 {
+		t.Fatalf("%d requests and %d waits, want 5 and 4", n.Load(), len(waits))
+	}
+	// Doubling from 100ms, capped at 300ms, each in [d/2, d].
+	for i, w := range waits {
+		d := min(100*time.Millisecond<<i, 300*time.Millisecond)
+		if w < d/2 || w > d {
+			t.Errorf("wait %d: %s, want within [%s, %s]", i, w, d/2, d)
+		}
+	}
+	// A POST without Retry-After is not retried: it may have been applied.
+	srv, n = flaky(t, 1, "")
+	c, _ = New(srv.URL, recorder(&waits))
+	if err := c.Do(context.Background(), "POST", "/x", nil, struct{}{}, nil); !errors.Is(err, ErrUnavailable) || n.Load() != 1 {
+		t.Fatalf("POST 503 without Retry-After: %v after %d requests", err, n.Load())
+	}
+}
+
+func TestRetryRespectsMaxWaitAndContext(t *testing.T) {
+	srv, n := flaky(t, 1, "120")
+	c, _ := New(srv.URL, WithRetry(Retry{MaxWait: time.Minute}))
+	err := c.Do(context.Background(), "GET", "/x", nil, nil, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.RetryAfter != 2*time.Minute || n.Load() != 1 {
+		t.Fatalf("Retry-After above MaxWait: %v after %d requests; want the error at once", err, n.Load())
+	}
+	// A context that ends during the wait ends the call, with both errors.
+	srv, _ = flaky(t, 5, "1")
+	c, _ = New(srv.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = c.Do(ctx, "GET", "/x", nil, nil, nil)
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrUnavailable) || time.Since(start) > 900*time.Millisecond {
+		t.Fatalf("cancelled wait: %v after %s", err, time.Since(start))
+	}
+}
+
+func TestErrorsWithoutTheContractShape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html>bad gateway</html>") // a test server
+	}))
+	defer srv.Close()
+	c, _ := New(srv.URL)
+	err := c.Do(context.Background(), "GET", "/x", nil, nil, nil)
+	if !errors.Is(err, ErrBadGateway) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("%v", err)
+	}
+	for _, bad := range []string{"", "ftp://x", "http://", "http://u:p@host", "http://host/?q=1", "localhost:8080"} {
+		if _, err := New(bad); err == nil {
+			t.Errorf("New(%q) accepted", bad)
+		}
+	}
+}
+
+func TestRetryAfterParsing(t *testing.T) {
+	if d := retryAfter("7"); d != 7*time.Second {
+		t.Error(d)
+	}
+	if d := retryAfter(time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)); d < 80*time.Second || d > 90*time.Second {
+		t.Error(d)
+	}
+	for _, v := range []string{"", "0", "-3", "soon"} {
+		if d := retryAfter(v); d != 0 {
+			t.Errorf("%q: %s", v, d)
+		}
+	}
+}

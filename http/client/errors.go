@@ -1,0 +1,99 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Error is an error answered by the service, in the contract's shape
+// ({"error":{"code","message"}}) with the HTTP status beside it. Compare it
+// with the sentinels below through errors.Is, which matches on Code:
+//
+//	if errors.Is(err, client.ErrForbidden) { … }
+//
+// and reach the details with errors.As:
+//
+//	var e *client.Error
+//	if errors.As(err, &e) && e.RetryAfter > 0 { … }
+type Error struct {
+	Status  int    // the HTTP status
+	Code    string // the contract's code: VALIDATION_ERROR, UNAUTHORIZED, …
+	Message string // the service's message (for validation errors it names the field)
+	// RetryAfter is the Retry-After the service sent (429 and 503), zero
+	// without one.
+	RetryAfter time.Duration
+	// RequestID is the answer's X-Request-ID, to find the request in the
+	// service's logs.
+	RequestID string
+}
+
+func (e *Error) Error() string {
+	if e.Status == 0 {
+		return "infracast: " + e.Code
+	}
+	return fmt.Sprintf("infracast: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// Is matches an error with the same Code, so that errors.Is(err,
+// ErrNotFound) holds for every 404 NOT_FOUND the service answers.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code != "" && t.Code == e.Code
+}
+
+// The contract's error codes (API.md), for errors.Is.
+var (
+	ErrValidation       = &Error{Code: "VALIDATION_ERROR"}   // 400: malformed or invalid input; the message names the field
+	ErrUnauthorized     = &Error{Code: "UNAUTHORIZED"}       // 401: no, bad, expired or revoked credentials
+	ErrForbidden        = &Error{Code: "FORBIDDEN"}          // 403: authenticated, without access to this tenant or permission
+	ErrMFARequired      = &Error{Code: "MFA_REQUIRED"}       // 403: the password was right; a second factor is needed
+	ErrNotFound         = &Error{Code: "NOT_FOUND"}          // 404: unknown resource (or one in a tenant the caller cannot see)
+	ErrMethodNotAllowed = &Error{Code: "METHOD_NOT_ALLOWED"} // 405
+	ErrConflict         = &Error{Code: "CONFLICT"}           // 409: duplicate username, concurrent modification
+	ErrPayloadTooLarge  = &Error{Code: "PAYLOAD_TOO_LARGE"}  // 413
+	ErrHistoryNotKept   = &Error{Code: "HISTORY_NOT_KEPT"}   // 422: the service keeps no history to answer from
+	ErrRateLimited      = &Error{Code: "RATE_LIMITED"}       // 429: too many failed logins or requests; see RetryAfter
+	ErrInternal         = &Error{Code: "INTERNAL"}           // 500
+	ErrBadGateway       = &Error{Code: "BAD_GATEWAY"}        // 502 (the gateway's upstream)
+	ErrUnavailable      = &Error{Code: "UNAVAILABLE"}        // 503: event store unreachable or read models catching up
+	ErrGatewayTimeout   = &Error{Code: "GATEWAY_TIMEOUT"}    // 504 (the gateway's upstream)
+)
+
+// ErrLoginRequired is returned by a TokenSource whose session has ended
+// (refresh token expired or revoked, user deactivated) and that was not told
+// how to log in again (WithRelogin). The error also matches ErrUnauthorized.
+var ErrLoginRequired = errors.New("infracast: the session has ended; log in again")
+
+// codeForStatus is the contract's code for an answer whose body is not in
+// the contract's shape (a proxy's page, an empty body).
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return ErrValidation.Code
+	case http.StatusUnauthorized:
+		return ErrUnauthorized.Code
+	case http.StatusForbidden:
+		return ErrForbidden.Code
+	case http.StatusNotFound:
+		return ErrNotFound.Code
+	case http.StatusMethodNotAllowed:
+		return ErrMethodNotAllowed.Code
+	case http.StatusConflict:
+		return ErrConflict.Code
+	case http.StatusRequestEntityTooLarge:
+		return ErrPayloadTooLarge.Code
+	case http.StatusUnprocessableEntity:
+		return ErrHistoryNotKept.Code
+	case http.StatusTooManyRequests:
+		return ErrRateLimited.Code
+	case http.StatusBadGateway:
+		return ErrBadGateway.Code
+	case http.StatusServiceUnavailable:
+		return ErrUnavailable.Code
+	case http.StatusGatewayTimeout:
+		return ErrGatewayTimeout.Code
+	}
+	return ErrInternal.Code
+}

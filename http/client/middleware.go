@@ -1,0 +1,187 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Identity is the caller of a request that a middleware let through, in the
+// request's context (IdentityFrom).
+type Identity struct {
+	// Subject is the user ID (user-…) or, for an API key, the key ID (key-…).
+	Subject string
+	// Tenant is, with forward auth, the tenant of the request's path; offline,
+	// the tenant a tenant-scoped token is limited to ("" for an unscoped one).
+	Tenant string
+	// Permissions are, with forward auth, the caller's live permissions in
+	// Tenant ("admin:*" grants every one). Offline they are unknown: nil.
+	Permissions []string
+	// Offline is true when the identity comes from the token alone (a
+	// JWKSVerifier): then SessionID, TokenID and ExpiresAt are set, and a
+	// revoked token is not noticed until it expires.
+	Offline   bool
+	SessionID string
+	TokenID   string
+	ExpiresAt time.Time
+}
+
+// Can reports whether the identity holds permission ("nodes:read"):
+// directly, or through admin:*. Always false offline (no permissions known).
+func (id *Identity) Can(permission string) bool {
+	return slices.Contains(id.Permissions, permission) || slices.Contains(id.Permissions, "admin:*")
+}
+
+type identityKey struct{}
+
+// IdentityFrom gives the identity a middleware put in the request's context.
+func IdentityFrom(ctx context.Context) (*Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(*Identity)
+	return id, ok
+}
+
+// ContextWithIdentity returns ctx carrying id, as the middleware does (for
+// tests of handlers that read IdentityFrom).
+func ContextWithIdentity(ctx context.Context, id *Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// Authorizer decides whether a request may pass, and who makes it.
+// ForwardAuth and JWKSVerifier are Authorizers. An error that is an *Error
+// is answered with its status and the contract's body.
+type Authorizer interface {
+	Authorize(r *http.Request) (*Identity, error)
+}
+
+// Middleware protects a net/http handler: each request is authorized by a;
+// one allowed reaches next with its Identity in the context, any other gets
+// the contract's error (401, 403; 503 when a cannot decide, never a pass).
+//
+//	http.ListenAndServe(":9000", client.Middleware(fa)(mux))
+func Middleware(a Authorizer) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, err := a.Authorize(r)
+			if err != nil {
+				WriteError(w, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(ContextWithIdentity(r.Context(), id)))
+		})
+	}
+}
+
+// WriteError answers err in the contract's shape: an *Error with its status,
+// code and message (and Retry-After); anything else (the service could not be
+// asked) as 503 UNAVAILABLE, without its details.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) || e.Status == 0 {
+		e = &Error{Status: http.StatusServiceUnavailable, Code: ErrUnavailable.Code, Message: "Authorization service unavailable"}
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	body.Error.Code, body.Error.Message = e.Code, e.Message
+	_ = json.NewEncoder(w).Encode(body) // the client went away: nothing to do
+}
+
+var errNoCredentials = &Error{Status: http.StatusUnauthorized, Code: ErrUnauthorized.Code, Message: "Invalid or expired token"}
+
+// ForwardAuth authorizes each request by asking the service
+// (GET /api/v1/auth/verify, the forward-auth endpoint that nginx and Traefik
+// use) with the request's method, URI and Authorization header. The service
+// applies its route policy to the live read model, so a revocation, a role
+// change or a deactivation is seen on the very next request. Its connections
+// are kept alive; nothing is cached.
+type ForwardAuth struct {
+	verifyURL string
+	hc        *http.Client
+	uri       func(*http.Request) string
+}
+
+// ForwardAuthOption configures a ForwardAuth.
+type ForwardAuthOption func(*ForwardAuth)
+
+// ForwardAuthHTTPClient sends the checks through hc (default: a 10 s
+// timeout, up to 256 idle keep-alive connections to the service).
+func ForwardAuthHTTPClient(hc *http.Client) ForwardAuthOption {
+	return func(f *ForwardAuth) { f.hc = hc }
+}
+
+// ForwardAuthURI maps a request to the URI the route policy judges
+// (default: the request's own, r.URL.RequestURI()): for a service mounted
+// elsewhere than /api/v1/tenants/{tenant}/….
+func ForwardAuthURI(fn func(*http.Request) string) ForwardAuthOption {
+	return func(f *ForwardAuth) { f.uri = fn }
+}
+
+// NewForwardAuth returns a forward-auth Authorizer of the service at authURL.
+func NewForwardAuth(authURL string, opts ...ForwardAuthOption) (*ForwardAuth, error) {
+	c, err := New(authURL)
+	if err != nil {
+		return nil, err
+	}
+	f := &ForwardAuth{
+		verifyURL: c.base + "/api/v1/auth/verify",
+		hc:        &http.Client{Timeout: 10 * time.Second, Transport: newTransport(256)},
+		uri:       func(r *http.Request) string { return r.URL.RequestURI() },
+	}
+	for _, o := range opts {
+		o(f)
+	}
+	return f, nil
+}
+
+// Authorize asks the service whether r may pass.
+func (f *ForwardAuth) Authorize(r *http.Request) (*Identity, error) {
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		return nil, errNoCredentials
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, f.verifyURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("infracast: forward auth: %w", err)
+	}
+	req.Header.Set("Authorization", authz)
+	req.Header.Set("X-Forwarded-Method", r.Method)
+	req.Header.Set("X-Forwarded-Uri", f.uri(r))
+	if rid := r.Header.Get("X-Request-ID"); rid != "" {
+		req.Header.Set("X-Request-ID", rid)
+	}
+	res, err := f.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("infracast: forward auth: %w", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, readError(res)
+	}
+	// Drain the (empty) body so that the connection is reused.
+	if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		return nil, fmt.Errorf("infracast: forward auth: %w", err)
+	}
+	id := &Identity{Subject: res.Header.Get("X-Infracast-Subject"), Tenant: res.Header.Get("X-Infracast-Tenant")}
+	if p := res.Header.Get("X-Infracast-Permissions"); p != "" {
+		id.Permissions = strings.Split(p, ",")
+	}
+	if id.Subject == "" {
+		return nil, fmt.Errorf("infracast: forward auth: the service answered 200 without X-Infracast-Subject")
+	}
+	return id, nil
+}

@@ -1,0 +1,302 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// DefaultRefreshMargin is how long before expiry a TokenSource refreshes:
+// the product documentation's "refresh your token proactively before it
+// expires (e.g., when 5 minutes remain)".
+const DefaultRefreshMargin = 5 * time.Minute
+
+// DefaultRefreshJitter spreads the refreshes of a fleet of clients that
+// logged in together over one minute (before the margin).
+const DefaultRefreshJitter = time.Minute
+
+// Token is what a TokenSource holds: the access token, when it expires, and
+// the refresh token that renews it.
+type Token struct {
+	AccessToken  string
+	ExpiresAt    time.Time
+	RefreshToken string
+}
+
+// TokenSource gives a valid access token, logging in and refreshing as
+// needed. It refreshes once less than the margin (plus a random jitter drawn
+// for each token, so that clients started together do not refresh in the
+// same second) remains, and:
+//
+//   - single-flight: however many goroutines ask at once, one refresh is
+//     sent, and every one of them gets its result;
+//   - rotation-aware: when the service rotates refresh tokens, the new one
+//     replaces the spent one (and OnRefreshToken is called, to store it);
+//   - a refresh that fails for a passing reason (503, a network error) while
+//     the current token is still valid gives the current token, and is
+//     tried again on a later call (no sooner than a second later);
+//   - when the session has ended (the refresh token is refused), it logs in
+//     again only if told how (WithRelogin); otherwise every call returns
+//     ErrLoginRequired.
+//
+// It is an oauth2.TokenSource. oauth2.NewClient wraps a source in
+// oauth2.ReuseTokenSource, which asks for a new token only when the one it
+// holds expires: so the Expiry of the oauth2.Token this source gives is the
+// moment it will refresh (the token's own expiry is in Extra("expires_at")),
+// and the reuse wrapper comes back in time.
+type TokenSource struct {
+	c      *Client // without credentials
+	margin time.Duration
+	jitter time.Duration
+	now    func() time.Time
+
+	login   *LoginRequest // the first login (cleared once used)
+	relogin func(ctx context.Context) (LoginRequest, error)
+	onToken func(Token)
+
+	mu        sync.Mutex
+	tok       Token
+	refreshAt time.Time // when tok is due for a refresh (margin and jitter applied)
+	flight    *flight
+	failedAt  time.Time // the last refresh that failed for a passing reason
+	ended     error     // the session ended, and no relogin
+}
+
+type flight struct {
+	done chan struct{}
+	tok  Token
+	err  error
+}
+
+// TokenSourceOption configures a TokenSource.
+type TokenSourceOption func(*TokenSource)
+
+// WithRefreshMargin sets how long before expiry to refresh (default 5 min).
+func WithRefreshMargin(d time.Duration) TokenSourceOption {
+	return func(ts *TokenSource) { ts.margin = max(d, 0) }
+}
+
+// WithRefreshJitter sets the upper bound of the random extra time, drawn for
+// each token, by which a refresh comes earlier than the margin (default 1 min;
+// 0: none).
+func WithRefreshJitter(d time.Duration) TokenSourceOption {
+	return func(ts *TokenSource) { ts.jitter = max(d, 0) }
+}
+
+// WithClock sets the source's clock (tests; default time.Now).
+func WithClock(now func() time.Time) TokenSourceOption {
+	return func(ts *TokenSource) { ts.now = now }
+}
+
+// WithRelogin tells the source how to log in again once its session has
+// ended: login gives the credentials (read from a secret store, asked of a
+// person, …). Without it the source returns ErrLoginRequired.
+func WithRelogin(login func(ctx context.Context) (LoginRequest, error)) TokenSourceOption {
+	return func(ts *TokenSource) { ts.relogin = login }
+}
+
+// ReloginWith is WithRelogin with fixed credentials.
+func ReloginWith(req LoginRequest) TokenSourceOption {
+	return WithRelogin(func(context.Context) (LoginRequest, error) { return req, nil })
+}
+
+// OnToken is called (under the source's lock: keep it short) with every new
+// token the source obtains, by login or refresh, so that a program can keep
+// the refresh token (which rotation replaces) for its next start.
+func OnToken(fn func(Token)) TokenSourceOption {
+	return func(ts *TokenSource) { ts.onToken = fn }
+}
+
+// PasswordTokenSource logs in with req on first use, then refreshes. It logs
+// in again when the session ends only with WithRelogin (or ReloginWith(req)).
+func (c *Client) PasswordTokenSource(req LoginRequest, opts ...TokenSourceOption) *TokenSource {
+	ts := c.newTokenSource(opts)
+	ts.login = &req
+	return ts
+}
+
+// RefreshTokenSource starts from tokens already held: a refresh token, and
+// optionally a still valid access token with its expiry.
+func (c *Client) RefreshTokenSource(tok Token, opts ...TokenSourceOption) *TokenSource {
+	ts := c.newTokenSource(opts)
+	ts.setToken(tok)
+	return ts
+}
+
+func (c *Client) newTokenSource(opts []TokenSourceOption) *TokenSource {
+	ts := &TokenSource{c: c.With(func(c *Client) { c.cred = nil }), margin: DefaultRefreshMargin, jitter: DefaultRefreshJitter, now: time.Now}
+	for _, o := range opts {
+		o(ts)
+	}
+	return ts
+}
+
+// setToken installs tok and draws its refresh moment; under mu (or before
+// the source is shared).
+func (ts *TokenSource) setToken(tok Token) {
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = ts.tok.RefreshToken // no rotation: the refresh token stays
+	}
+	ts.tok = tok
+	extra := time.Duration(0)
+	if ts.jitter > 0 {
+		extra = rand.N(ts.jitter)
+	}
+	ts.refreshAt = tok.ExpiresAt.Add(-ts.margin - extra)
+}
+
+// Token gives a valid access token (oauth2.TokenSource), with no deadline
+// but the service client's timeout: prefer TokenContext.
+func (ts *TokenSource) Token() (*oauth2.Token, error) { return ts.TokenContext(context.Background()) }
+
+// TokenContext gives a valid access token, refreshing or logging in first
+// when due; ctx bounds this caller's wait only (a refresh under way goes on
+// for the others).
+func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	ts.mu.Lock()
+	now := ts.now()
+	if ts.ended != nil {
+		err := ts.ended
+		ts.mu.Unlock()
+		return nil, err
+	}
+	if ts.tok.AccessToken != "" && now.Before(ts.refreshAt) {
+		t := ts.oauth2Token()
+		ts.mu.Unlock()
+		return t, nil
+	}
+	// Due. A refresh that failed a moment ago for a passing reason is not
+	// sent again at once while the token still works.
+	if ts.tok.AccessToken != "" && now.Before(ts.tok.ExpiresAt) && now.Sub(ts.failedAt) < time.Second {
+		t := ts.oauth2Token()
+		ts.mu.Unlock()
+		return t, nil
+	}
+	f := ts.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		ts.flight = f
+		// The refresh is not bound to this caller's context: the callers
+		// that join it may live longer.
+		go ts.run(context.WithoutCancel(ctx), f)
+	}
+	ts.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if f.err != nil {
+		// A passing failure while the current token still works: use it.
+		if ts.ended == nil && ts.tok.AccessToken != "" && ts.now().Before(ts.tok.ExpiresAt) {
+			return ts.oauth2Token(), nil
+		}
+		return nil, f.err
+	}
+	return ts.oauth2Token(), nil
+}
+
+// run performs one refresh (or login) and publishes its result.
+func (ts *TokenSource) run(ctx context.Context, f *flight) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	ts.mu.Lock()
+	refresh, login := ts.tok.RefreshToken, ts.login
+	ts.mu.Unlock()
+
+	var tok Token
+	var err error
+	switch {
+	case refresh != "":
+		tok, err = ts.refresh(ctx, refresh)
+		if errors.Is(err, ErrUnauthorized) {
+			tok, err = ts.loginAgain(ctx, err)
+		}
+	case login != nil:
+		tok, err = ts.doLogin(ctx, *login)
+		if errors.Is(err, ErrUnauthorized) {
+			// Wrong credentials do not become right by trying again (and
+			// trying again would lock the account out).
+			err = fmt.Errorf("%w: %w", ErrLoginRequired, err)
+		}
+	default:
+		tok, err = ts.loginAgain(ctx, ErrLoginRequired)
+	}
+
+	ts.mu.Lock()
+	switch {
+	case err == nil:
+		ts.login = nil
+		ts.setToken(tok)
+		ts.failedAt = time.Time{}
+		if ts.onToken != nil {
+			ts.onToken(ts.tok)
+		}
+	case errors.Is(err, ErrLoginRequired):
+		ts.ended = err
+		ts.tok = Token{}
+	default:
+		ts.failedAt = ts.now()
+	}
+	f.tok, f.err = ts.tok, err
+	ts.flight = nil
+	ts.mu.Unlock()
+	close(f.done)
+}
+
+func (ts *TokenSource) refresh(ctx context.Context, refreshToken string) (Token, error) {
+	r, err := ts.c.Refresh(ctx, refreshToken)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{AccessToken: r.Token, ExpiresAt: r.ExpiresAt, RefreshToken: r.RefreshToken}, nil
+}
+
+func (ts *TokenSource) doLogin(ctx context.Context, req LoginRequest) (Token, error) {
+	r, err := ts.c.Login(ctx, req)
+	if err != nil {
+		return Token{}, err
+	}
+	return Token{AccessToken: r.Token, ExpiresAt: r.ExpiresAt, RefreshToken: r.RefreshToken}, nil
+}
+
+// loginAgain logs in with WithRelogin's credentials after the session ended
+// (cause), or answers ErrLoginRequired.
+func (ts *TokenSource) loginAgain(ctx context.Context, cause error) (Token, error) {
+	if ts.relogin == nil {
+		if errors.Is(cause, ErrLoginRequired) {
+			return Token{}, cause
+		}
+		return Token{}, fmt.Errorf("%w: %w", ErrLoginRequired, cause)
+	}
+	req, err := ts.relogin(ctx)
+	if err != nil {
+		return Token{}, fmt.Errorf("infracast: log in again: %w", err)
+	}
+	tok, err := ts.doLogin(ctx, req)
+	if errors.Is(err, ErrUnauthorized) {
+		err = fmt.Errorf("%w: %w", ErrLoginRequired, err)
+	}
+	return tok, err
+}
+
+// Current is the token held now, without refreshing (to store it).
+func (ts *TokenSource) Current() Token {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.tok
+}
+
+// oauth2Token is the held token for oauth2 (under mu): Expiry is the
+// refresh moment, the real expiry is in Extra("expires_at").
+func (ts *TokenSource) oauth2Token() *oauth2.Token {
+	t := &oauth2.Token{AccessToken: ts.tok.AccessToken, TokenType: "Bearer", Expiry: ts.refreshAt}
+	return t.WithExtra(map[string]any{"expires_at": ts.tok.ExpiresAt})
+}
