@@ -1,0 +1,136 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/infracast/auth/http/client"
+)
+
+func (a *app) loginCommand() *cobra.Command {
+	var username, tenant string
+	cmd := &cobra.Command{
+		Use:   "login --username NAME",
+		Short: "Log in and keep the refresh token (mode 0600 under your config folder)",
+		Long: `Log in with a username and password. The password is read from the terminal
+without echo; when standard input is not a terminal, from INFRACAST_PASSWORD, else
+from the first line of standard input. INFRACAST_PASSWORD, when set, is used in any
+case. The refresh token (and the current access token) are kept in
+$XDG_CONFIG_HOME/infracast/credentials.json, mode 0600, for the service's URL;
+later commands refresh the access token when less than 5 minutes remain.`,
+		Args: cobra.NoArgs,
+		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
+			creds, err := loadCredentials()
+			if err != nil {
+				return err
+			}
+			base, err := a.baseURL(creds)
+			if err != nil {
+				return err
+			}
+			c, err := a.newClient(base)
+			if err != nil {
+				return err
+			}
+			password, err := a.secret("INFRACAST_PASSWORD", "Password")
+			if err != nil {
+				return err
+			}
+			res, err := c.Login(cmd.Context(), client.LoginRequest{Username: username, Password: password, Tenant: tenant})
+			if err != nil {
+				return err
+			}
+			creds.Servers[base] = &serverCreds{Username: res.User.Username, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
+			creds.Current = base
+			if err := creds.save(); err != nil {
+				return fmt.Errorf("logged in, but the tokens could not be stored: %w", err)
+			}
+			out := struct {
+				URL       string      `json:"url"`
+				User      client.User `json:"user"`
+				ExpiresAt string      `json:"expires_at"`
+			}{base, res.User, ts(res.ExpiresAt)}
+			return a.print(out, func() {
+				fmt.Fprintf(a.stdout, "Logged in to %s as %s (%s).\n", base, res.User.Username, res.User.ID)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&username, "username", "", "username (required)")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "scope the session to this one tenant")
+	_ = cmd.MarkFlagRequired("username") // the flag exists: this cannot fail
+	return cmd
+}
+
+func (a *app) logoutCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "logout",
+		Short: "End the stored session (revoke its refresh token) and forget it",
+		Args:  cobra.NoArgs,
+		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
+			creds, err := loadCredentials()
+			if err != nil {
+				return err
+			}
+			base, err := a.baseURL(creds)
+			if err != nil {
+				return err
+			}
+			sc := creds.Servers[base]
+			if sc == nil {
+				return notLoggedIn{base}
+			}
+			c, err := a.newClient(base)
+			if err != nil {
+				return err
+			}
+			// Revoking the refresh token ends the whole session.
+			if err := c.Revoke(cmd.Context(), sc.RefreshToken); err != nil {
+				return err
+			}
+			delete(creds.Servers, base)
+			if creds.Current == base {
+				creds.Current = ""
+			}
+			if err := creds.save(); err != nil {
+				return err
+			}
+			return a.print(map[string]string{"url": base, "status": "logged out"}, func() {
+				fmt.Fprintf(a.stdout, "Logged out of %s.\n", base)
+			})
+		}),
+	}
+}
+
+func (a *app) whoamiCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "whoami",
+		Short: "Show who you are: user or API key, tenants and live permissions",
+		Args:  cobra.NoArgs,
+		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
+			c, err := a.authed()
+			if err != nil {
+				return err
+			}
+			me, err := c.Me(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.print(me, func() {
+				name := me.Username
+				if me.Type == "apikey" {
+					name = me.Name
+				}
+				a.fields("type", me.Type, "id", me.ID, "name", name, "roles", list(me.Roles), "scoped to", or(me.Tenant, "-"), "expires", tsp(me.ExpiresAt))
+				var rows [][]string
+				for _, t := range me.Tenants {
+					rows = append(rows, []string{t.ID, or(t.Role, "-"), list(t.Permissions)})
+				}
+				if len(rows) > 0 {
+					fmt.Fprintln(a.stdout)
+					a.table([]string{"TENANT", "ROLE", "PERMISSIONS"}, rows)
+				}
+			})
+		}),
+	}
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/infracast/auth/http/client"
+)
+
+// credentials is the file login writes: per service URL, the tokens of the
+// last login, and which URL was used last.
+type credentials struct {
+	Current string                  `json:"current"`
+	Servers map[string]*serverCreds `json:"servers"`
+}
+
+type serverCreds struct {
+	Username     string    `json:"username"`
+	RefreshToken string    `json:"refresh_token"`
+	AccessToken  string    `json:"access_token,omitempty"`
+	ExpiresAt    time.Time `json:"expires_at,omitzero"`
+}
+
+// credentialsPath is $XDG_CONFIG_HOME/infracast/credentials.json (or the
+// platform's equivalent, os.UserConfigDir).
+func credentialsPath() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no configuration folder to keep the login in: %w", err)
+	}
+	return filepath.Join(dir, "infracast", "credentials.json"), nil
+}
+
+// loadCredentials reads the file; a missing file is no credentials. A file
+// others may read is refused: it holds refresh tokens.
+func loadCredentials() (*credentials, error) {
+	p, err := credentialsPath()
+	if err != nil {
+		return nil, err
+	}
+	c := &credentials{Servers: map[string]*serverCreds{}}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s is readable by others (mode %#o): it holds refresh tokens; run 'chmod 600 %s' or log in again", p, fi.Mode().Perm(), p)
+	}
+	if err := json.NewDecoder(f).Decode(c); err != nil {
+		return nil, fmt.Errorf("%s: %w (log in again to replace it)", p, err)
+	}
+	if c.Servers == nil {
+		c.Servers = map[string]*serverCreds{}
+	}
+	return c, nil
+}
+
+// save writes the file atomically with mode 0600 (its folder 0700).
+func (c *credentials) save() error {
+	p, err := credentialsPath()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".credentials-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after the rename there is nothing left to remove
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
+
+// baseURL is --url, else INFRACAST_URL, else the last login's.
+func (a *app) baseURL(creds *credentials) (string, error) {
+	u := a.url
+	if u == "" {
+		u = a.getenv("INFRACAST_URL")
+	}
+	if u == "" && creds != nil {
+		u = creds.Current
+	}
+	if u == "" {
+		return "", usagef("no service URL: pass --url URL or set INFRACAST_URL")
+	}
+	return strings.TrimSuffix(u, "/"), nil
+}
+
+// newClient is an unauthenticated client of the service.
+func (a *app) newClient(base string, opts ...client.Option) (*client.Client, error) {
+	c, err := client.New(base, append([]client.Option{client.WithUserAgent("infracast-cli")}, opts...)...)
+	if err != nil {
+		return nil, usageErr{err.Error()}
+	}
+	return c, nil
+}
+
+// authed is a client authenticated with INFRACAST_TOKEN, or with the stored
+// login's tokens (refreshed when due, and stored again when renewed).
+func (a *app) authed() (*client.Client, error) {
+	if tok := a.getenv("INFRACAST_TOKEN"); tok != "" {
+		base, err := a.baseURL(nil)
+		if err != nil {
+			return nil, err
+		}
+		return a.newClient(base, client.WithAccessToken(tok))
+	}
+	creds, err := loadCredentials()
+	if err != nil {
+		return nil, err
+	}
+	base, err := a.baseURL(creds)
+	if err != nil {
+		return nil, err
+	}
+	sc := creds.Servers[base]
+	if sc == nil || sc.RefreshToken == "" {
+		return nil, notLoggedIn{base}
+	}
+	c, err := a.newClient(base)
+	if err != nil {
+		return nil, err
+	}
+	ts := c.RefreshTokenSource(client.Token{AccessToken: sc.AccessToken, ExpiresAt: sc.ExpiresAt, RefreshToken: sc.RefreshToken},
+		client.OnToken(func(t client.Token) {
+			// A refresh renewed the tokens (with rotation, the refresh token
+			// too, and the old one is spent): keep them for the next run.
+			sc.AccessToken, sc.ExpiresAt, sc.RefreshToken = t.AccessToken, t.ExpiresAt, t.RefreshToken
+			if err := creds.save(); err != nil {
+				a.saveErr = err
+			}
+		}))
+	return c.With(client.WithTokenSource(ts)), nil
+}
+
+// secret reads a secret: from the environment variable env when set, else
+// from the terminal without echo (prompting on stderr), else the first line
+// of standard input.
+func (a *app) secret(env, prompt string) (string, error) {
+	if v := a.getenv(env); v != "" {
+		return v, nil
+	}
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, prompt+": ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		if err != nil {
+			return "", err
+		}
+		if len(b) == 0 {
+			return "", usagef("%s: nothing entered", strings.ToLower(prompt))
+		}
+		return string(b), nil
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", usagef("%s: set %s, or give it on standard input", strings.ToLower(prompt), env)
+	}
+	return line, nil
+}

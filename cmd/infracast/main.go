@@ -1,0 +1,226 @@
+// Command infracast is the admin CLI of Infracast Auth: log in, manage
+// users, tenant roles, sessions, API keys, SSO providers and signing keys,
+// read the audit log (and tail it), and ask who had access when. It speaks
+// the public HTTP API through the Go client (http/client) and nothing else.
+//
+//	infracast --url https://auth.example.com login --username admin
+//	infracast users list -o json
+//	infracast keys create --name ci --tenant prod --permission nodes:read -o json
+//	infracast keys revoke key-01J…
+//	infracast audit --subject user-01J… --follow
+//
+// The service URL comes from --url, else INFRACAST_URL, else the last login.
+// login keeps the refresh token (and the current access token) in
+// $XDG_CONFIG_HOME/infracast/credentials.json (os.UserConfigDir), mode 0600;
+// INFRACAST_TOKEN (an API key or an access token) is used instead when set.
+// Exit codes are listed in exitCodes (and by infracast --help).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/infracast/auth/http/client"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK           = 0
+	exitFailure      = 1 // anything not below: the service unreachable, a 5xx, a local file
+	exitUsage        = 2 // bad flags or arguments, or input the service refused (400 VALIDATION_ERROR, 413)
+	exitUnauthorized = 3 // not logged in, the session ended, or credentials refused (401)
+	exitForbidden    = 4 // 403: no access to this tenant or permission
+	exitNotFound     = 5 // 404: no such user, key, provider, …
+	exitConflict     = 6 // 409: duplicate username, already active, …
+	exitRateLimited  = 7 // 429: too many attempts (after the retries); Retry-After is printed
+	exitUnavailable  = 8 // 503: the service is unavailable (after the retries); nothing was changed
+)
+
+const exitCodes = `Exit codes:
+  0  success
+  1  failure not listed below (service unreachable, server error, local file)
+  2  usage: bad flags or arguments, or input the service refused (400, 413)
+  3  not logged in, session ended, or credentials refused (401)
+  4  forbidden (403)
+  5  not found (404)
+  6  conflict (409)
+  7  rate limited (429), after retrying
+  8  service unavailable (503), after retrying; nothing was changed`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns its exit code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{stdin: stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	root := a.rootCommand()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		if a.saveErr != nil {
+			fmt.Fprintf(stderr, "infracast: could not store the renewed tokens: %v\n", a.saveErr)
+			return exitFailure
+		}
+		return exitOK
+	}
+	code, msg := classify(err)
+	fmt.Fprintln(stderr, "infracast: "+msg)
+	if code == exitUsage && !isRunErr(err) {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", root.Name())
+	}
+	return code
+}
+
+// runErr marks an error returned by a command's own work, as opposed to
+// one of cobra's (flags, arguments): those are usage errors.
+type runErr struct{ err error }
+
+func (e runErr) Error() string { return e.err.Error() }
+func (e runErr) Unwrap() error { return e.err }
+
+func isRunErr(err error) bool {
+	var r runErr
+	return errors.As(err, &r)
+}
+
+// usageErr is input refused before anything is sent.
+type usageErr struct{ msg string }
+
+func (e usageErr) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageErr{fmt.Sprintf(format, args...)} }
+
+// notLoggedIn: no credentials for the service.
+type notLoggedIn struct{ url string }
+
+func (e notLoggedIn) Error() string {
+	return fmt.Sprintf("not logged in to %s: run 'infracast --url %s login --username NAME' (or set INFRACAST_TOKEN)", e.url, e.url)
+}
+
+// notFound is a name that matched nothing (a username, for example).
+type notFound struct{ msg string }
+
+func (e notFound) Error() string { return e.msg }
+
+// classify gives an error's exit code and the message to print.
+func classify(err error) (int, string) {
+	var apiErr *client.Error
+	var u usageErr
+	var nl notLoggedIn
+	var nf notFound
+	switch {
+	case !isRunErr(err):
+		return exitUsage, err.Error()
+	case errors.As(err, &u):
+		return exitUsage, u.msg
+	case errors.As(err, &nl):
+		return exitUnauthorized, nl.Error()
+	case errors.As(err, &nf):
+		return exitNotFound, nf.msg
+	case errors.Is(err, client.ErrLoginRequired):
+		return exitUnauthorized, "the session has ended (signed out, expired or revoked): run 'infracast login' again"
+	case errors.Is(err, context.Canceled):
+		return exitFailure, "interrupted"
+	case errors.As(err, &apiErr):
+		msg := apiErr.Code + ": " + apiErr.Message
+		if apiErr.RetryAfter > 0 {
+			msg += fmt.Sprintf(" (retry after %s)", apiErr.RetryAfter)
+		}
+		switch apiErr.Code {
+		case client.ErrValidation.Code, client.ErrPayloadTooLarge.Code:
+			return exitUsage, msg
+		case client.ErrUnauthorized.Code:
+			return exitUnauthorized, msg
+		case client.ErrForbidden.Code, client.ErrMFARequired.Code:
+			return exitForbidden, msg
+		case client.ErrNotFound.Code:
+			return exitNotFound, msg
+		case client.ErrConflict.Code:
+			return exitConflict, msg
+		case client.ErrRateLimited.Code:
+			return exitRateLimited, msg
+		case client.ErrUnavailable.Code:
+			return exitUnavailable, msg
+		}
+		return exitFailure, msg
+	}
+	return exitFailure, err.Error()
+}
+
+// app is one invocation: its streams, settings and credentials.
+type app struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
+	url     string // --url
+	output  string // -o
+	saveErr error  // storing renewed tokens failed (reported at the end)
+}
+
+// wrap makes fn a cobra RunE whose errors are told apart from cobra's own.
+func wrap(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := fn(cmd, args); err != nil {
+			return runErr{err}
+		}
+		return nil
+	}
+}
+
+func (a *app) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "infracast",
+		Short: "Administer Infracast Auth: users, roles, sessions, API keys, SSO, signing keys, audit",
+		Long: `infracast administers an Infracast Auth service through its HTTP API.
+
+The service URL comes from --url, else INFRACAST_URL, else the last login.
+'infracast login' keeps a refresh token in a file only you can read
+(` + "`" + `$XDG_CONFIG_HOME/infracast/credentials.json` + "`" + `, mode 0600); set INFRACAST_TOKEN
+(an API key or an access token) to use that instead.
+
+` + exitCodes,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if a.output != "table" && a.output != "json" {
+				return fmt.Errorf("-o %q: want table or json", a.output)
+			}
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&a.url, "url", "", "service URL (default $INFRACAST_URL, else the last login's)")
+	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
+	_ = root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp
+	}) // the flag exists: this cannot fail
+	root.AddCommand(a.loginCommand(), a.logoutCommand(), a.whoamiCommand(), a.usersCommand(), a.keysCommand(),
+		a.ssoCommand(), a.signingKeysCommand(), a.auditCommand(), a.accessCommand())
+	return root
+}
+
+// group makes cmd, a command with subcommands only, refuse an unknown
+// subcommand (exit 2) instead of printing its help as a success.
+func group(cmd *cobra.Command) *cobra.Command {
+	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usagef("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+		}
+		return cmd.Help()
+	})
+	return cmd
+}

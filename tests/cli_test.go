@@ -1,0 +1,655 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The admin CLI (cmd/infracast), built and run as a user runs it, against
+// the real service: every subcommand, bad input (a clear message, a
+// non-zero exit code, nothing changed), and a new key's secret printed
+// exactly once.
+
+type cliRun struct {
+	stdout, stderr string
+	code           int
+}
+
+// cliEnv is one user of the CLI: a config folder of their own and the
+// service's URL.
+type cliEnv struct {
+	t    *testing.T
+	bin  string
+	home string // XDG_CONFIG_HOME
+	in   *Instance
+}
+
+func newCLI(t *testing.T, in *Instance) *cliEnv {
+	t.Helper()
+	bin, err := goBuild("../cmd/infracast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cliEnv{t: t, bin: bin, home: t.TempDir(), in: in}
+}
+
+// run runs the CLI with args, standard input stdin and extra environment
+// (INFRACAST_URL is the instance's unless env sets it).
+func (c *cliEnv) run(stdin string, env []string, args ...string) cliRun {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = binaryEnv(append([]string{"XDG_CONFIG_HOME=" + c.home, "INFRACAST_URL=" + c.in.URL}, env...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return cliRun{out.String(), errb.String(), code}
+}
+
+// ok runs args and fails the test unless the CLI exits 0.
+func (c *cliEnv) ok(args ...string) cliRun {
+	c.t.Helper()
+	r := c.run("", nil, args...)
+	if r.code != 0 {
+		c.t.Fatalf("infracast %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+// okJSON runs args with -o json and decodes the output into out.
+func (c *cliEnv) okJSON(out any, args ...string) {
+	c.t.Helper()
+	r := c.ok(append(args, "-o", "json")...)
+	if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
+		c.t.Fatalf("infracast %s -o json: %v\n%s", strings.Join(args, " "), err, r.stdout)
+	}
+}
+
+// fails runs args and requires exit code code and a message on stderr
+// containing each of msgs.
+func (c *cliEnv) fails(code int, stdin string, env []string, args []string, msgs ...string) {
+	c.t.Helper()
+	r := c.run(stdin, env, args...)
+	if r.code != code {
+		c.t.Fatalf("infracast %s: exit %d, want %d\n%s%s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
+	}
+	if !strings.HasPrefix(r.stderr, "infracast: ") {
+		c.t.Errorf("infracast %s: the message does not start with 'infracast: ': %q", strings.Join(args, " "), r.stderr)
+	}
+	for _, m := range msgs {
+		if !strings.Contains(r.stderr, m) {
+			c.t.Errorf("infracast %s: message %q lacks %q", strings.Join(args, " "), r.stderr, m)
+		}
+	}
+	if r.stdout != "" {
+		c.t.Errorf("infracast %s failed but printed on stdout: %q", strings.Join(args, " "), r.stdout)
+	}
+}
+
+func (c *cliEnv) login() {
+	c.t.Helper()
+	c.run("", nil) // nothing: prints help
+	r := c.run("", []string{"INFRACAST_PASSWORD=" + AdminPassword}, "--url", c.in.URL, "login", "--username", AdminUser)
+	if r.code != 0 || !strings.Contains(r.stdout, "Logged in to "+c.in.URL+" as admin") {
+		c.t.Fatalf("login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func (c *cliEnv) credentials() map[string]any {
+	c.t.Helper()
+	p := filepath.Join(c.home, "infracast", "credentials.json")
+	fi, err := os.Stat(p)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		c.t.Fatalf("%s: mode %#o, want 0600", p, fi.Mode().Perm())
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		c.t.Fatal(err)
+	}
+	return m
+}
+
+func (c *cliEnv) stored() map[string]any {
+	c.t.Helper()
+	servers, _ := c.credentials()["servers"].(map[string]any)
+	s, _ := servers[c.in.URL].(map[string]any)
+	return s
+}
+
+type userJSON struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Active   bool   `json:"active"`
+	Tenants  []struct {
+		ID, Role string
+	} `json:"tenants"`
+}
+
+func TestCLILoginAndCredentials(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+
+	// No URL, no login.
+	c.fails(exitUsage, "", []string{"INFRACAST_URL="}, []string{"users", "list"}, "no service URL", "--url")
+	c.fails(exitUnauthorized, "", nil, []string{"users", "list"}, "not logged in to "+in.URL, "infracast --url "+in.URL+" login")
+	// Bad logins change nothing.
+	c.fails(exitUsage, "", nil, []string{"login"}, `required flag(s) "username" not set`)
+	c.fails(exitUnauthorized, "", []string{"INFRACAST_PASSWORD=wrong-password"}, []string{"login", "--username", "admin"}, "UNAUTHORIZED", "Invalid username or password")
+	c.fails(exitUsage, "", nil, []string{"login", "--username", "admin"}, "password", "INFRACAST_PASSWORD")
+	c.fails(exitUsage, "", nil, []string{"--url", "localhost:8080", "login", "--username", "admin"}, "base URL")
+	if _, err := os.Stat(filepath.Join(c.home, "infracast", "credentials.json")); err == nil {
+		t.Fatal("a failed login wrote the credentials file")
+	}
+
+	// The issue's form, password from INFRACAST_PASSWORD (standard input is
+	// not a terminal); then from standard input.
+	c.login()
+	first := c.stored()
+	if first["refresh_token"] == "" || first["access_token"] == "" || first["username"] != "admin" || c.credentials()["current"] != in.URL {
+		t.Fatalf("stored: %v", first)
+	}
+	if r := c.run(AdminPassword+"\n", nil, "--url", in.URL, "login", "--username", "admin", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"username": "admin"`) {
+		t.Fatalf("login, password on stdin: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if c.stored()["refresh_token"] == first["refresh_token"] {
+		t.Fatal("a new login kept the old refresh token")
+	}
+	// The last login's URL is used without --url or INFRACAST_URL.
+	if r := c.run("", []string{"INFRACAST_URL="}, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "admin") {
+		t.Fatalf("whoami with the stored URL: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// A credentials file others may read is refused.
+	p := filepath.Join(c.home, "infracast", "credentials.json")
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(exitFailure, "", nil, []string{"whoami"}, "readable by others", "chmod 600")
+	if err := os.Chmod(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// INFRACAST_TOKEN (an API key here) is used instead of the stored login.
+	admin := in.AdminToken()
+	key := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "cli-env", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}}).String("key")
+	var me struct{ Type, Name string }
+	if r := c.run("", []string{"INFRACAST_TOKEN=" + key}, "whoami", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &me) != nil || me.Type != "apikey" || me.Name != "cli-env" {
+		t.Fatalf("whoami with INFRACAST_TOKEN: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// logout revokes the session and forgets it.
+	refresh, _ := c.stored()["refresh_token"].(string)
+	c.ok("logout")
+	if c.stored() != nil {
+		t.Fatal("logout left the tokens in the file")
+	}
+	if r := in.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": refresh}); r.Status != 401 {
+		t.Fatalf("the refresh token after logout: %d", r.Status)
+	}
+	c.fails(exitUnauthorized, "", nil, []string{"users", "list"}, "not logged in")
+	c.fails(exitUnauthorized, "", nil, []string{"logout"}, "not logged in")
+}
+
+// TestCLIRefreshesAndStoresRotatedTokens: a command whose stored access
+// token is due refreshes it, and stores the new tokens (with rotation, the
+// new refresh token: the old one is spent).
+func TestCLIRefreshesAndStoresRotatedTokens(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation())
+	c := newCLI(t, in)
+	c.login()
+	before := c.stored()
+	// Make the stored access token due (as if 56 minutes had passed).
+	creds := c.credentials()
+	creds["servers"].(map[string]any)[in.URL].(map[string]any)["expires_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339)
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("whoami")
+	after := c.stored()
+	if after["access_token"] == before["access_token"] || after["refresh_token"] == before["refresh_token"] || after["refresh_token"] == "" {
+		t.Fatalf("the renewed tokens were not stored: %v → %v", before["expires_at"], after["expires_at"])
+	}
+	c.ok("whoami") // and they work
+	// The session revoked elsewhere: a clear message, exit 3.
+	rt, _ := after["refresh_token"].(string)
+	in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": rt})
+	creds = c.credentials()
+	creds["servers"].(map[string]any)[in.URL].(map[string]any)["access_token"] = ""
+	raw, _ = json.Marshal(creds)
+	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(exitUnauthorized, "", nil, []string{"whoami"}, "session has ended", "infracast login")
+}
+
+// Exit codes, as cmd/infracast documents them.
+const (
+	exitFailure      = 1
+	exitUsage        = 2
+	exitUnauthorized = 3
+	exitForbidden    = 4
+	exitNotFound     = 5
+	exitConflict     = 6
+)
+
+func TestCLIUsers(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	c.login()
+
+	var page struct{ Users []userJSON }
+	c.okJSON(&page, "users", "list")
+	if len(page.Users) != 1 || page.Users[0].Username != "admin" {
+		t.Fatalf("users list: %+v", page)
+	}
+	if r := c.ok("users", "list"); !strings.Contains(r.stdout, "USERNAME") || !strings.Contains(r.stdout, "admin") {
+		t.Fatalf("users list (table): %s", r.stdout)
+	}
+
+	// create: the password from INFRACAST_NEW_PASSWORD, or standard input.
+	pw := []string{"INFRACAST_NEW_PASSWORD=bob-password-1"}
+	r := c.run("", pw, "users", "create", "--username", "bob", "--email", "bob@example.com", "--tenant", "prod=viewer", "-o", "json")
+	var bob userJSON
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &bob) != nil || bob.Username != "bob" || len(bob.Tenants) != 1 {
+		t.Fatalf("users create: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := c.run("carol-password-1\n", nil, "users", "create", "--username", "carol", "--email", "carol@example.com"); r.code != 0 || !strings.Contains(r.stdout, "carol") {
+		t.Fatalf("users create, password on stdin: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	in.Login("carol", "carol-password-1")
+	// Bad input: a clear message, a non-zero exit, nothing changed.
+	c.fails(exitUsage, "", pw, []string{"users", "create", "--username", "dave", "--email", "d@example.com", "--tenant", "prod=boss"}, "VALIDATION_ERROR", "role")
+	c.fails(exitUsage, "", pw, []string{"users", "create", "--username", "dave", "--email", "d@example.com", "--tenant", "prod"}, "TENANT=ROLE")
+	c.fails(exitUsage, "", pw, []string{"users", "create", "--username", "dave"}, `"email" not set`)
+	c.fails(exitUsage, "", nil, []string{"users", "create", "--username", "dave", "--email", "d@example.com"}, "password")
+	c.fails(exitConflict, "", pw, []string{"users", "create", "--username", "BOB", "--email", "b2@example.com"}, "CONFLICT", "already taken")
+	c.okJSON(&page, "users", "list")
+	if len(page.Users) != 3 {
+		t.Fatalf("after bad input: %d users, want 3 (admin, bob, carol)", len(page.Users))
+	}
+
+	// grant / remove-role, by username or ID.
+	var u userJSON
+	c.okJSON(&u, "users", "grant", "bob", "staging", "editor")
+	if len(u.Tenants) != 2 {
+		t.Fatalf("grant: %+v", u)
+	}
+	c.fails(exitUsage, "", nil, []string{"users", "grant", "bob", "staging", "boss"}, "VALIDATION_ERROR", "role: must be one of viewer, editor, admin")
+	c.fails(exitUsage, "", nil, []string{"users", "grant", "bob", "staging"}, "accepts 3 arg(s)")
+	c.fails(exitNotFound, "", nil, []string{"users", "grant", "nobody", "staging", "viewer"}, `no user named "nobody"`)
+	c.fails(exitNotFound, "", nil, []string{"users", "get", "user-01J00000000000000000000000"}, "NOT_FOUND")
+	c.okJSON(&u, "users", "get", bob.ID)
+	if len(u.Tenants) != 2 || u.Tenants[1].ID != "staging" || u.Tenants[1].Role != "editor" {
+		t.Fatalf("after a refused grant: %+v", u)
+	}
+	c.okJSON(&u, "users", "remove-role", bob.ID, "staging")
+	if len(u.Tenants) != 1 {
+		t.Fatalf("remove-role: %+v", u)
+	}
+
+	// sessions, revoke-sessions.
+	in.Login("bob", "bob-password-1")
+	in.Login("bob", "bob-password-1")
+	var sessions struct{ Sessions []struct{ ID string } }
+	c.okJSON(&sessions, "users", "sessions", "bob")
+	if len(sessions.Sessions) != 2 {
+		t.Fatalf("sessions: %+v", sessions)
+	}
+	if r := c.ok("users", "sessions", "bob"); !strings.Contains(r.stdout, sessions.Sessions[0].ID) {
+		t.Fatalf("sessions (table): %s", r.stdout)
+	}
+	var revoked struct{ Revoked int }
+	c.okJSON(&revoked, "users", "revoke-sessions", "bob", sessions.Sessions[0].ID)
+	c.okJSON(&revoked, "users", "revoke-sessions", "bob")
+	if revoked.Revoked != 1 {
+		t.Fatalf("revoke-sessions: %+v", revoked)
+	}
+
+	// deactivate / activate.
+	c.okJSON(&u, "users", "deactivate", "bob")
+	if u.Active {
+		t.Fatal("deactivate: still active")
+	}
+	if r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "bob", "password": "bob-password-1"}); r.Status != 401 {
+		t.Fatalf("bob's login after deactivation: %d", r.Status)
+	}
+	c.okJSON(&u, "users", "activate", "bob")
+	if !u.Active {
+		t.Fatal("activate: not active")
+	}
+	c.fails(exitConflict, "", nil, []string{"users", "activate", "bob"}, "CONFLICT")
+	c.fails(exitUsage, "", nil, []string{"users", "deactivate", "admin"}, "yourself")
+
+	// A user who may not: 403.
+	c2 := newCLI(t, in)
+	if r := c2.run("", []string{"INFRACAST_PASSWORD=carol-password-1"}, "login", "--username", "carol"); r.code != 0 {
+		t.Fatalf("carol login: %s", r.stderr)
+	}
+	c2.fails(exitForbidden, "", nil, []string{"users", "grant", bob.ID, "prod", "admin"}, "FORBIDDEN", "Insufficient permissions")
+	c2.fails(exitForbidden, "", nil, []string{"signing-keys", "list"}, "FORBIDDEN")
+}
+
+func TestCLIKeys(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	c.login()
+
+	// The issue's form: the JSON carries the key, shown exactly once.
+	r := c.ok("keys", "create", "--name", "ci", "--tenant", "prod", "--permission", "nodes:read", "-o", "json")
+	var key struct {
+		ID, Key string
+		Tenants []string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &key); err != nil || !strings.HasPrefix(key.Key, "ic_live_") || key.Tenants[0] != "prod" {
+		t.Fatalf("keys create: %v %s", err, r.stdout)
+	}
+	if n := strings.Count(r.stdout+r.stderr, key.Key); n != 1 {
+		t.Fatalf("the secret was printed %d times, want once", n)
+	}
+	if got := in.Do("GET", "/api/v1/tenants/prod/nodes", key.Key, nil); got.Status != 404 {
+		t.Fatalf("the new key: %d", got.Status)
+	}
+	// Table form: printed once too, with the warning on stderr.
+	r = c.ok("keys", "create", "--name", "deploy", "--tenant", "prod", "--permission", "nodes:read", "--permission", "nodes:write", "--expires", "30d", "--allowed-ip", "127.0.0.1")
+	secret := ""
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if v, ok := strings.CutPrefix(l, "key:"); ok {
+			secret = strings.TrimSpace(v)
+		}
+	}
+	if !strings.HasPrefix(secret, "ic_live_") || strings.Count(r.stdout+r.stderr, secret) != 1 || !strings.Contains(r.stderr, "shown this once") {
+		t.Fatalf("keys create (table): %q %q", r.stdout, r.stderr)
+	}
+
+	// list and get never show a secret.
+	var page struct {
+		APIKeys []struct{ ID, Name, Key string } `json:"api_keys"`
+	}
+	c.okJSON(&page, "keys", "list")
+	if len(page.APIKeys) != 2 {
+		t.Fatalf("keys list: %+v", page)
+	}
+	for _, args := range [][]string{{"keys", "list"}, {"keys", "list", "-o", "json"}, {"keys", "get", key.ID}, {"keys", "get", key.ID, "-o", "json"}} {
+		if r := c.ok(args...); strings.Contains(r.stdout, "ic_live_") || !strings.Contains(r.stdout, key.ID) {
+			t.Fatalf("%v shows a secret or lacks the key: %s", args, r.stdout)
+		}
+	}
+
+	// Bad input: nothing created.
+	c.fails(exitUsage, "", nil, []string{"keys", "create", "--name", "x", "--permission", "bogus:perm"}, "VALIDATION_ERROR")
+	c.fails(exitUsage, "", nil, []string{"keys", "create", "--name", "x", "--expires", "yesterday"}, "--expires", "RFC 3339")
+	c.fails(exitUsage, "", nil, []string{"keys", "create", "--name", " "}, "--name")
+	c.fails(exitUsage, "", nil, []string{"keys", "create", "--tenant", "prod"}, `"name" not set`)
+	c.okJSON(&page, "keys", "list")
+	if len(page.APIKeys) != 2 {
+		t.Fatalf("after bad input: %d keys", len(page.APIKeys))
+	}
+
+	// rotate: a new secret, printed once; the old one stops.
+	r = c.ok("keys", "rotate", key.ID, "-o", "json")
+	var rotated struct{ Key string }
+	if err := json.Unmarshal([]byte(r.stdout), &rotated); err != nil || rotated.Key == key.Key || strings.Count(r.stdout+r.stderr, rotated.Key) != 1 {
+		t.Fatalf("keys rotate: %s", r.stdout)
+	}
+	if got := in.Do("GET", "/api/v1/tenants/prod/nodes", key.Key, nil); got.Status != 401 {
+		t.Fatalf("the old secret after rotate: %d", got.Status)
+	}
+	// revoke.
+	if r := c.ok("keys", "revoke", key.ID); !strings.Contains(r.stdout, "Revoked "+key.ID) {
+		t.Fatalf("keys revoke: %s", r.stdout)
+	}
+	if got := in.Do("GET", "/api/v1/tenants/prod/nodes", rotated.Key, nil); got.Status != 401 {
+		t.Fatalf("the key after revoke: %d", got.Status)
+	}
+	c.fails(exitNotFound, "", nil, []string{"keys", "revoke", "key-01J00000000000000000000000"}, "NOT_FOUND")
+	c.fails(exitUsage, "", nil, []string{"keys", "revoke"}, "accepts 1 arg(s)")
+}
+
+func TestCLISSOAndSigningKeys(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	c.login()
+	// The IdPs' discovery documents: a closed loopback port (accepted with
+	// a warning that it could not be asked).
+	issuer := "http://" + freeAddr(t)
+	secret := []string{"INFRACAST_CLIENT_SECRET=very-secret-client-secret"}
+
+	r := c.run("", secret, "sso", "configure", "okta", "--domain", "acme.okta.com", "--client-id", "c1", "--issuer", issuer,
+		"--role-mapping", "ops=prod:admin", "--link-by-email", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"type": "okta"`) || strings.Contains(r.stdout, "very-secret") || !strings.Contains(r.stderr, "warning: ") {
+		t.Fatalf("sso configure okta: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := c.run("very-secret-client-secret\n", nil, "sso", "configure", "azure", "--tenant-id", "11111111-2222-3333-4444-555555555555", "--client-id", "c2", "--issuer", issuer); r.code != 0 {
+		t.Fatalf("sso configure azure, secret on stdin: %d %s", r.code, r.stderr)
+	}
+	if r := c.run("", secret, "sso", "configure", "oidc", "--name", "corp", "--issuer", issuer, "--client-id", "c3"); r.code != 0 {
+		t.Fatalf("sso configure oidc: %d %s", r.code, r.stderr)
+	}
+	_, cert := selfSigned(t, "idp", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+	certFile := filepath.Join(t.TempDir(), "idp.pem")
+	if err := os.WriteFile(certFile, []byte(certPEM(cert)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("sso", "configure", "saml", "--entity-id", "https://idp.example.com", "--sso-url", "https://idp.example.com/sso", "--certificate", certFile)
+
+	var list struct {
+		Providers []struct {
+			Name, Type   string
+			ClientSecret string `json:"client_secret"`
+		}
+	}
+	c.okJSON(&list, "sso", "list")
+	if len(list.Providers) != 4 {
+		t.Fatalf("sso list: %+v", list)
+	}
+	for _, p := range list.Providers {
+		if p.Type != "saml" && p.ClientSecret != "[redacted]" {
+			t.Errorf("sso list: %s's secret %q", p.Name, p.ClientSecret)
+		}
+	}
+	if r := c.ok("sso", "list"); strings.Contains(r.stdout, "very-secret") || !strings.Contains(r.stdout, "corp") {
+		t.Fatalf("sso list (table): %s", r.stdout)
+	}
+	c.ok("sso", "get", "okta")
+
+	// Bad input: refused, nothing changed.
+	c.fails(exitUsage, "", secret, []string{"sso", "configure", "okta", "--domain", "https://acme.okta.com/x", "--client-id", "c9"}, "VALIDATION_ERROR", "domain")
+	c.fails(exitUsage, "", secret, []string{"sso", "configure", "okta", "--domain", "acme.okta.com"}, `"client-id" not set`)
+	c.fails(exitUsage, "", secret, []string{"sso", "configure", "okta", "--domain", "x.okta.com", "--client-id", "c", "--role-mapping", "ops"}, "GROUP=TENANT:ROLE")
+	c.fails(exitUsage, "", nil, []string{"sso", "configure", "saml", "--entity-id", "e", "--sso-url", "https://x", "--certificate", "/nonexistent.pem"}, "--certificate")
+	c.fails(exitUsage, "", nil, []string{"sso", "configure", "facebook"}, "unknown command")
+	var okta struct {
+		ClientID string `json:"client_id"`
+	}
+	c.okJSON(&okta, "sso", "get", "okta")
+	if okta.ClientID != "c1" {
+		t.Fatalf("okta after refused input: %+v", okta)
+	}
+	c.ok("sso", "delete", "okta")
+	c.fails(exitNotFound, "", nil, []string{"sso", "delete", "okta"}, "NOT_FOUND")
+
+	// signing-keys.
+	var sks struct {
+		SigningKeys []struct{ ID, Algorithm string } `json:"signing_keys"`
+	}
+	c.okJSON(&sks, "signing-keys", "list")
+	if len(sks.SigningKeys) != 1 || sks.SigningKeys[0].Algorithm != "HS256" {
+		t.Fatalf("signing-keys list: %+v", sks)
+	}
+	var sk struct {
+		ID, Algorithm string
+		Signing       bool
+		Retired       bool
+	}
+	c.okJSON(&sk, "signing-keys", "add", "--algorithm", "EdDSA")
+	if sk.Algorithm != "EdDSA" || !sk.Signing {
+		t.Fatalf("signing-keys add: %+v", sk)
+	}
+	c.fails(exitUsage, "", nil, []string{"signing-keys", "add", "--algorithm", "RS256"}, "EdDSA or HS256")
+	c.okJSON(&sks, "signing-keys", "list")
+	if len(sks.SigningKeys) != 2 {
+		t.Fatalf("after a refused add: %+v", sks)
+	}
+	// The CLI's own token was signed by the HS256 key: still valid.
+	c.okJSON(&sk, "signing-keys", "retire", sk.ID)
+	if !sk.Retired {
+		t.Fatalf("signing-keys retire: %+v", sk)
+	}
+	c.fails(exitNotFound, "", nil, []string{"signing-keys", "retire", "sk-unknown"}, "NOT_FOUND")
+
+	// completion, for each shell.
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		if r := c.ok("completion", sh); len(r.stdout) < 100 {
+			t.Errorf("completion %s: %q", sh, r.stdout)
+		}
+	}
+	c.fails(exitUsage, "", nil, []string{"-o", "yaml", "users", "list"}, "want table or json")
+	c.fails(exitUsage, "", nil, []string{"users", "lst"}, "unknown command")
+	c.fails(exitUsage, "", nil, []string{"--bogus"}, "unknown flag")
+}
+
+func TestCLIAuditAndAccess(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	c.login()
+	admin := in.AdminToken()
+	bob := in.CreateUser(admin, "bob", "bob-password-1", map[string]string{"prod": "viewer"})
+	in.Do("PUT", "/api/v1/users/"+bob+"/tenants/staging", admin, map[string]string{"role": "editor"})
+	key := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "k", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}})
+
+	var page struct {
+		Events []struct {
+			Sequence    uint64
+			Type        string
+			AggregateID string `json:"aggregate_id"`
+		}
+	}
+	c.okJSON(&page, "audit", "--subject", bob)
+	if len(page.Events) != 2 || page.Events[0].Type != "user.created" || page.Events[1].Type != "user.role_granted" {
+		t.Fatalf("audit --subject: %+v", page)
+	}
+	if r := c.ok("audit", "--type", "user.", "--since", "1h"); !strings.Contains(r.stdout, "user.role_granted") || !strings.Contains(r.stdout, bob) {
+		t.Fatalf("audit (table): %s", r.stdout)
+	}
+	c.okJSON(&page, "audit", "--order", "desc", "--limit", "1")
+	if len(page.Events) != 1 || page.Events[0].Type != "apikey.created" {
+		t.Fatalf("audit newest: %+v", page)
+	}
+	c.fails(exitUsage, "", nil, []string{"audit", "--since", "last tuesday"}, "--since", "RFC 3339")
+	c.fails(exitUsage, "", nil, []string{"audit", "--order", "sideways"}, "asc or desc")
+	c.fails(exitUsage, "", nil, []string{"audit", "--result", "maybe"}, "VALIDATION_ERROR")
+	c.fails(exitUsage, "", nil, []string{"audit", "--follow", "--order", "desc"}, "--follow")
+
+	// --follow: the last event, then new ones as they happen; interrupted,
+	// it exits 0.
+	cmd := exec.Command(c.bin, "audit", "--follow", "--type", "user.", "--limit", "1", "--interval", "50ms", "-o", "json")
+	cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_URL="+in.URL)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func(what string) map[string]any {
+		select {
+		case l, ok := <-lines:
+			var e map[string]any
+			if !ok || json.Unmarshal([]byte(l), &e) != nil {
+				t.Fatalf("follow, %s: %q (stderr %s)", what, l, stderr.String())
+			}
+			return e
+		case <-time.After(15 * time.Second):
+			t.Fatalf("follow, %s: nothing within 15 s (stderr %s)", what, stderr.String())
+		}
+		return nil
+	}
+	if e := next("the last event"); e["type"] != "user.role_granted" {
+		t.Fatalf("follow, the last event: %v", e)
+	}
+	carol := in.CreateUser(admin, "carol", "carol-password-1", nil)
+	if e := next("a new event"); e["type"] != "user.created" || e["aggregate_id"] != carol {
+		t.Fatalf("follow, the new event: %v", e)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("follow, interrupted: %v (stderr %s)", err, stderr.String())
+	}
+
+	// access: a tenant, a user, a key, a credential.
+	var ta struct {
+		Principals []struct{ Name string }
+	}
+	c.okJSON(&ta, "access", "tenant", "prod", "--permission", "nodes:read")
+	if len(ta.Principals) != 3 { // admin, bob, the key
+		t.Fatalf("access tenant: %+v", ta)
+	}
+	if r := c.ok("access", "tenant", "staging", "--permission", "nodes:write"); !strings.Contains(r.stdout, "bob") || !strings.Contains(r.stdout, "user.role_granted") {
+		t.Fatalf("access tenant (table): %s", r.stdout)
+	}
+	var ua struct {
+		Name    string
+		Tenants []struct{ ID string }
+	}
+	c.okJSON(&ua, "access", "user", "bob")
+	if ua.Name != "bob" || len(ua.Tenants) != 2 {
+		t.Fatalf("access user: %+v", ua)
+	}
+	c.okJSON(&ua, "access", "user", bob, "--at", in.Clock.Now().Format(time.RFC3339Nano))
+	c.ok("access", "key", key.String("id"))
+	in.Do("DELETE", "/api/v1/api-keys/"+key.String("id"), admin, nil)
+	var check struct {
+		Kind   string
+		Usable bool
+		Reason string
+	}
+	r := c.run("", []string{"INFRACAST_CREDENTIAL=" + key.String("key")}, "access", "check", "-o", "json")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &check) != nil || check.Kind != "api_key" || check.Usable || check.Reason != "revoked" {
+		t.Fatalf("access check: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := c.run(admin+"\n", nil, "access", "check"); r.code != 0 || !strings.Contains(strings.Join(strings.Fields(r.stdout), " "), "usable: yes") {
+		t.Fatalf("access check, token on stdin: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	c.fails(exitUsage, "", nil, []string{"access", "tenant", "prod", "--at", "2999-01-01T00:00:00Z"}, "VALIDATION_ERROR")
+	c.fails(exitUsage, "", nil, []string{"access", "tenant", "prod", "--permission", "nodes:fly"}, "VALIDATION_ERROR")
+	c.fails(exitNotFound, "", nil, []string{"access", "user", "nobody"}, `no user named "nobody"`)
+}
