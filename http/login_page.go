@@ -55,6 +55,11 @@ a.sso{background:#2d3748}
 button.secondary{background:#fff;color:#1f5fbf;border:1px solid #1f5fbf}
 .err{color:#b00020}.ok{color:#126b2f}
 hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
+#enroll-qr{display:block;margin:.5rem auto;width:12rem;height:12rem}
+code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
+#recovery-codes{columns:2;padding-left:1.2rem}
+#passkeys{padding-left:1.2rem}
+#passkeys button{display:inline;width:auto;margin:0 0 0 .5rem;padding:.1rem .4rem;font-size:.8rem;background:#b00020}
 </style>
 </head>
 <body>
@@ -68,14 +73,46 @@ hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button id="submit" type="submit">Sign in</button>
 </form>
+<button id="passkey" class="secondary" type="button">Sign in with a passkey</button>
 {{if .Providers}}<hr>{{range .Providers}}
 <a class="sso" id="sso-{{.Name}}" href="{{.URL}}">Sign in with {{.Label}}</a>{{end}}{{end}}
+</section>
+<section id="mfa" hidden>
+<h1>Second factor</h1>
+<form id="mfa-form" autocomplete="off">
+<label for="mfa-code">Code from your authenticator app, or a recovery code</label>
+<input id="mfa-code" name="code" inputmode="text" autocomplete="one-time-code" required>
+<button id="mfa-submit" type="submit">Verify</button>
+</form>
+<button id="mfa-passkey" class="secondary" type="button" hidden>Use a passkey</button>
+</section>
+<section id="enroll" hidden>
+<h1>Set up a second factor</h1>
+<p>Your organization requires a second factor. Scan the code with an authenticator app, then enter the code it shows.</p>
+<img id="enroll-qr" alt="QR code of the TOTP secret">
+<p>Or enter this key: <code id="enroll-secret"></code></p>
+<form id="enroll-form" autocomplete="off">
+<label for="enroll-code">Code</label>
+<input id="enroll-code" inputmode="numeric" autocomplete="one-time-code" required>
+<button id="enroll-submit" type="submit">Confirm</button>
+</form>
+</section>
+<section id="recovery" hidden>
+<h1>Recovery codes</h1>
+<p>Keep these codes somewhere safe: each signs you in once if you lose your device. They are shown only now.</p>
+<ol id="recovery-codes"></ol>
+<button id="recovery-done" type="button">I have saved them</button>
 </section>
 <section id="session" hidden>
 <h1>Infracast</h1>
 <p>Signed in as <strong id="who"></strong></p>
 {{if .ReturnTo}}<a class="sso" id="return" href="{{.ReturnTo}}">Continue to {{.ReturnTo}}</a>
-{{end}}<button id="logout" class="secondary" type="button">Sign out</button>
+{{end}}<h2>Passkeys</h2>
+<ul id="passkeys"></ul>
+<label for="passkey-name">Name of a new passkey</label>
+<input id="passkey-name" value="This device" maxlength="64">
+<button id="add-passkey" class="secondary" type="button">Add a passkey</button>
+<button id="logout" class="secondary" type="button">Sign out</button>
 </section>
 <div id="status" role="status"></div>
 </main>
@@ -96,16 +133,121 @@ hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
   function signedIn(me) {
     who.textContent = me.username;
     document.body.setAttribute('data-user', me.username);
-    signin.hidden = true;
-    session.hidden = false;
-    document.body.setAttribute('data-state', 'signed-in');
+    showOnly('session', 'signed-in');
+    passkeys();
   }
   function signedOut() {
     who.textContent = '';
     document.body.removeAttribute('data-user');
-    session.hidden = true;
-    signin.hidden = false;
-    document.body.setAttribute('data-state', 'signed-out');
+    showOnly('signin', 'signed-out');
+  }
+  var sections = ['signin', 'mfa', 'enroll', 'recovery', 'session'];
+  // showOnly shows one section and names it in body[data-state].
+  function showOnly(id, state) {
+    sections.forEach(function (s) { document.getElementById(s).hidden = s !== id; });
+    document.body.setAttribute('data-state', state);
+  }
+  // WebAuthn's binary fields travel as base64url.
+  function b64u(buf) {
+    var s = '', b = new Uint8Array(buf);
+    for (var i = 0; i < b.length; i++) { s += String.fromCharCode(b[i]); }
+    return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+  function unb64u(s) {
+    s = s.replace(/-/g, '+').replace(/_/g, '/');
+    while (s.length % 4) { s += '='; }
+    var bin = atob(s), b = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) { b[i] = bin.charCodeAt(i); }
+    return b.buffer;
+  }
+  function creds(list) {
+    return (list || []).map(function (c) { return Object.assign({}, c, {id: unb64u(c.id)}); });
+  }
+  function credentialJSON(c) {
+    var r = c.response, out = {id: c.id, rawId: b64u(c.rawId), type: c.type,
+      clientExtensionResults: c.getClientExtensionResults ? c.getClientExtensionResults() : {},
+      authenticatorAttachment: c.authenticatorAttachment || undefined, response: {clientDataJSON: b64u(r.clientDataJSON)}};
+    if (r.attestationObject) {
+      out.response.attestationObject = b64u(r.attestationObject);
+      if (r.getTransports) { out.response.transports = r.getTransports(); }
+    } else {
+      out.response.authenticatorData = b64u(r.authenticatorData);
+      out.response.signature = b64u(r.signature);
+      if (r.userHandle) { out.response.userHandle = b64u(r.userHandle); }
+    }
+    return out;
+  }
+  function getAssertion(pk) {
+    pk = Object.assign({}, pk, {challenge: unb64u(pk.challenge), allowCredentials: creds(pk.allowCredentials)});
+    return navigator.credentials.get({publicKey: pk}).then(credentialJSON);
+  }
+  function post(path, body, extra) {
+    return fetch(path, {method: 'POST', credentials: 'same-origin',
+      headers: Object.assign({'Content-Type': 'application/json'}, extra || {}), body: JSON.stringify(body || {})})
+      .then(function (r) { return r.text().then(function (t) { return {ok: r.ok, status: r.status, body: t ? JSON.parse(t) : {}}; }); });
+  }
+  function failed(res, what) { show((res.body.error && res.body.error.message) || what, 'err'); }
+  var mfaToken = '', mfaOptions = null, enrollToken = '';
+  // A started session: on to return_to, or show who is signed in.
+  function started() {
+    if (returnTo) { window.location.assign(returnTo); return; }
+    show('');
+    whoami();
+  }
+  // answer handles the answer of a sign-in step.
+  function answer(res) {
+    if (res.ok) { started(); return; }
+    var code = res.body.error && res.body.error.code;
+    if (code === 'MFA_REQUIRED') {
+      mfaToken = res.body.mfa_token;
+      mfaOptions = res.body.webauthn || null;
+      document.getElementById('mfa-passkey').hidden = !mfaOptions;
+      document.getElementById('mfa-code').value = '';
+      showOnly('mfa', 'mfa');
+      show('');
+      return;
+    }
+    if (code === 'MFA_ENROLLMENT_REQUIRED') { enroll(res.body.enrollment_token); return; }
+    failed(res, 'Sign-in failed');
+  }
+  function enroll(token) {
+    enrollToken = token;
+    post('/api/v1/auth/mfa/totp', {}, {'Authorization': 'Bearer ' + token}).then(function (res) {
+      if (!res.ok) { failed(res, 'Enrolment failed'); return; }
+      document.getElementById('enroll-qr').src = 'data:image/png;base64,' + res.body.qr_png;
+      document.getElementById('enroll-secret').textContent = res.body.secret;
+      showOnly('enroll', 'enroll');
+      show('');
+    });
+  }
+  var cookieMode = {'X-Infracast-Session': 'cookie'};
+  function signIn() {
+    show('Signing in…');
+    post('/api/v1/auth/token', {username: document.getElementById('username').value,
+      password: document.getElementById('password').value}, cookieMode).then(answer)
+      .catch(function () { show('Network error', 'err'); });
+  }
+  function passkeys() {
+    return fetch('/api/v1/auth/mfa', {credentials: 'same-origin'}).then(function (r) { return r.ok ? r.json() : {passkeys: []}; })
+      .then(function (st) {
+        var ul = document.getElementById('passkeys');
+        ul.textContent = '';
+        st.passkeys.forEach(function (p) {
+          var li = document.createElement('li'), del = document.createElement('button');
+          li.textContent = p.name;
+          li.setAttribute('data-id', p.id);
+          del.type = 'button';
+          del.textContent = 'Delete';
+          del.className = 'delete';
+          del.addEventListener('click', function () {
+            fetch('/api/v1/auth/mfa/passkeys/' + encodeURIComponent(p.id), {method: 'DELETE', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
+              .then(function (r) { if (!r.ok) { show('Deleting the passkey failed', 'err'); return; } show('Passkey deleted', 'ok'); passkeys(); });
+          });
+          li.appendChild(del);
+          ul.appendChild(li);
+        });
+        document.body.setAttribute('data-passkeys', String(st.passkeys.length));
+      });
   }
   function whoami() {
     return fetch('/api/v1/auth/me', {credentials: 'same-origin'}).then(function (r) {
@@ -115,21 +257,77 @@ hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
   }
   document.getElementById('login').addEventListener('submit', function (ev) {
     ev.preventDefault();
-    show('Signing in…');
-    fetch('/api/v1/auth/token', {
-      method: 'POST', credentials: 'same-origin',
-      headers: {'Content-Type': 'application/json', 'X-Infracast-Session': 'cookie'},
-      body: JSON.stringify({username: document.getElementById('username').value,
-                            password: document.getElementById('password').value})
-    }).then(function (r) {
-      return r.json().then(function (body) {
-        if (!r.ok) { show((body.error && body.error.message) || 'Sign-in failed', 'err'); return; }
-        if (returnTo) { window.location.assign(returnTo); return; }
-        show('');
-        whoami();
-      });
+    signIn();
+  });
+  document.getElementById('mfa-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    show('Verifying…');
+    post('/api/v1/auth/token/mfa', {mfa_token: mfaToken, code: document.getElementById('mfa-code').value}, cookieMode).then(function (res) {
+      if (res.ok) { started(); return; }
+      if (res.status === 401 && /MFA token/.test((res.body.error || {}).message || '')) { showOnly('signin', 'signed-out'); }
+      failed(res, 'Verification failed');
     }).catch(function () { show('Network error', 'err'); });
   });
+  document.getElementById('mfa-passkey').addEventListener('click', function () {
+    show('Waiting for the passkey…');
+    getAssertion(mfaOptions).then(function (cred) {
+      return post('/api/v1/auth/token/mfa', {mfa_token: mfaToken, webauthn: cred}, cookieMode);
+    }).then(function (res) { if (res.ok) { started(); } else { failed(res, 'The passkey was not accepted'); } })
+      .catch(function () { show('The passkey was not used', 'err'); });
+  });
+  document.getElementById('passkey').addEventListener('click', function () {
+    show('Waiting for the passkey…');
+    post('/api/v1/auth/passkey/options').then(function (res) {
+      if (!res.ok) { throw res; }
+      return getAssertion(res.body.publicKey).then(function (cred) {
+        return post('/api/v1/auth/token/passkey', {passkey_token: res.body.passkey_token, credential: cred}, cookieMode);
+      });
+    }).then(answer).catch(function (res) { if (res && res.body) { failed(res, 'Passkey sign-in failed'); } else { show('The passkey was not used', 'err'); } });
+  });
+  document.getElementById('enroll-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    post('/api/v1/auth/mfa/totp/confirm', {code: document.getElementById('enroll-code').value}, {'Authorization': 'Bearer ' + enrollToken})
+      .then(function (res) {
+        if (!res.ok) { failed(res, 'The code did not match'); return; }
+        var ol = document.getElementById('recovery-codes');
+        ol.textContent = '';
+        res.body.recovery_codes.forEach(function (c) { var li = document.createElement('li'); li.textContent = c; ol.appendChild(li); });
+        showOnly('recovery', 'recovery');
+        show('');
+      }).catch(function () { show('Network error', 'err'); });
+  });
+  // Enrolled: sign in again with the password kept in the form, which
+  // now asks for the new factor.
+  document.getElementById('recovery-done').addEventListener('click', function () { signIn(); });
+  document.getElementById('add-passkey').addEventListener('click', function () {
+    show('Waiting for the passkey…');
+    var h = {'X-CSRF-Token': csrf()};
+    post('/api/v1/auth/mfa/passkeys/options', {}, h).then(function (res) {
+      if (!res.ok) { throw res; }
+      var pk = res.body.publicKey;
+      pk = Object.assign({}, pk, {challenge: unb64u(pk.challenge), user: Object.assign({}, pk.user, {id: unb64u(pk.user.id)}),
+        excludeCredentials: creds(pk.excludeCredentials)});
+      return navigator.credentials.create({publicKey: pk}).then(function (c) {
+        return post('/api/v1/auth/mfa/passkeys', {registration_token: res.body.registration_token,
+          name: document.getElementById('passkey-name').value, credential: credentialJSON(c)}, h);
+      });
+    }).then(function (res) {
+      if (!res.ok) { throw res; }
+      show('Passkey added', 'ok');
+      passkeys();
+    }).catch(function (res) { if (res && res.body) { failed(res, 'Adding the passkey failed'); } else { show('The passkey was not created', 'err'); } });
+  });
+  // An SSO login that needs the second factor (or its enrolment) comes
+  // back here with the token in the fragment, which no server sees.
+  var frag = new URLSearchParams(location.hash.slice(1));
+  if (frag.get('mfa')) {
+    history.replaceState(null, '', location.pathname + location.search);
+    mfaToken = frag.get('mfa');
+    showOnly('mfa', 'mfa');
+  } else if (frag.get('enroll')) {
+    history.replaceState(null, '', location.pathname + location.search);
+    enroll(frag.get('enroll'));
+  }
   document.getElementById('logout').addEventListener('click', function () {
     fetch('/api/v1/auth/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
       .then(function (r) {
@@ -138,7 +336,7 @@ hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
         signedOut();
       }).catch(function () { show('Network error', 'err'); });
   });
-  whoami();
+  if (!frag.get('mfa') && !frag.get('enroll')) { whoami(); }
 })();
 </script>
 </body>
@@ -190,7 +388,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 
 func setPageSecurityHeaders(c *fiber.Ctx, nonce string) {
 	c.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+
-		"'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		"'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("Referrer-Policy", "no-referrer")
