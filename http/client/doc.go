@@ -21,7 +21,8 @@
 //     revocation on the next request) or JWKSVerifier (verifies EdDSA-signed
 //     tokens offline; cannot see revocations), the caller's Identity in the
 //     request context (IdentityFrom). A Fiber app can mount Middleware through
-//     Fiber's adaptor package (adaptor.HTTPMiddleware).
+//     Fiber's adaptor package (adaptor.HTTPMiddleware) and read the identity
+//     with c.Locals(IdentityKey).
 //
 // docs/client.md has examples of each.
 package client

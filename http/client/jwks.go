@@ -46,7 +46,24 @@ type JWKSVerifier struct {
 	keys      map[string]ed25519.PublicKey
 	fetchedAt time.Time
 	fetchMu   sync.Mutex // one fetch at a time
+
+	// Tokens verified before, by their whole text (only the same bytes
+	// hit): a signature check costs tens of microseconds, and a client
+	// sends the same token for up to an hour. A hit is checked again for
+	// expiry and for its key still being in the JWKS.
+	cacheMu sync.RWMutex
+	cache   map[string]*verifiedToken
 }
+
+type verifiedToken struct {
+	id        Identity
+	kid       string
+	notAfter  time.Time // exp + leeway
+	notBefore time.Time // nbf - leeway
+}
+
+// verifiedCacheSize bounds the cache; past it, an arbitrary entry goes.
+const verifiedCacheSize = 10_000
 
 // JWKSOption configures a JWKSVerifier.
 type JWKSOption func(*JWKSVerifier)
@@ -104,6 +121,24 @@ func invalid(reason string) error { return fmt.Errorf("%w (offline: %s)", errNoC
 // Verify checks one access token and gives its identity. A refused token is
 // ErrUnauthorized; a JWKS that cannot be fetched is another error.
 func (v *JWKSVerifier) Verify(ctx context.Context, token string) (*Identity, error) {
+	v.cacheMu.RLock()
+	hit := v.cache[token]
+	v.cacheMu.RUnlock()
+	if hit != nil {
+		now := v.now()
+		if now.Before(hit.notBefore) || !now.Before(hit.notAfter) {
+			return nil, invalid("expired")
+		}
+		key, err := v.key(ctx, hit.kid)
+		if err != nil {
+			return nil, err
+		}
+		if key == nil {
+			return nil, invalid("its key left the JWKS")
+		}
+		id := hit.id
+		return &id, nil
+	}
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return nil, invalid("not a JWT")
@@ -160,8 +195,25 @@ func (v *JWKSVerifier) Verify(ctx context.Context, token string) (*Identity, err
 	case cl.Sub == "" || cl.Sid == "" || cl.Jti == "":
 		return nil, invalid("sub, sid or jti missing")
 	}
-	return &Identity{Subject: cl.Sub, Tenant: cl.Tenant, Offline: true, SessionID: cl.Sid, TokenID: cl.Jti,
-		ExpiresAt: time.Unix(*cl.Exp, 0).UTC()}, nil
+	id := Identity{Subject: cl.Sub, Tenant: cl.Tenant, Offline: true, SessionID: cl.Sid, TokenID: cl.Jti,
+		ExpiresAt: time.Unix(*cl.Exp, 0).UTC()}
+	vt := &verifiedToken{id: id, kid: hdr.Kid, notAfter: id.ExpiresAt.Add(v.leeway), notBefore: time.Unix(0, 0)}
+	if cl.Nbf != nil {
+		vt.notBefore = time.Unix(*cl.Nbf, 0).Add(-v.leeway)
+	}
+	v.cacheMu.Lock()
+	if v.cache == nil {
+		v.cache = make(map[string]*verifiedToken)
+	}
+	if len(v.cache) >= verifiedCacheSize {
+		for k := range v.cache {
+			delete(v.cache, k)
+			break
+		}
+	}
+	v.cache[strings.Clone(token)] = vt
+	v.cacheMu.Unlock()
+	return &id, nil
 }
 
 // key gives the public key kid, fetching the JWKS when it is stale or does

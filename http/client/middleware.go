@@ -41,6 +41,13 @@ func (id *Identity) Can(permission string) bool {
 
 type identityKey struct{}
 
+// IdentityKey is the context key under which Middleware puts the *Identity.
+// IdentityFrom reads it from a context; a Fiber app that mounts Middleware
+// with Fiber's adaptor (adaptor.HTTPMiddleware, which copies the request
+// context's values into the Fiber context) reads it with
+// c.Locals(client.IdentityKey).(*client.Identity).
+var IdentityKey any = identityKey{}
+
 // IdentityFrom gives the identity a middleware put in the request's context.
 func IdentityFrom(ctx context.Context) (*Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(*Identity)
