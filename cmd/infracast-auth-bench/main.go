@@ -85,6 +85,7 @@ var cases = []benchCase{
 	{"gateway", caseGateway},
 	{"nginx_proxy", caseNginxProxy},
 	{"nginx_forward_auth", caseNginxForwardAuth}, // nginx_forward_auth.go
+	{"middleware", caseMiddleware},               // middleware.go: the Go client's net/http middleware
 	{"login", caseLogin},
 	{"refresh", caseRefresh},
 	{"append_replay", caseAppendReplay},
