@@ -420,7 +420,7 @@ func TestCLIKeys(t *testing.T) {
 		t.Fatalf("the old secret after rotate: %d", got.Status)
 	}
 	// revoke.
-	if r := c.ok("keys", "revoke", key.ID); !strings.Contains(r.stdout, "Revoked "+key.ID) {
+	if r := c.ok("keys", "revoke", key.ID); !strings.Contains(r.stdout, key.ID+" revoked.") {
 		t.Fatalf("keys revoke: %s", r.stdout)
 	}
 	if got := in.Do("GET", "/api/v1/tenants/prod/nodes", rotated.Key, nil); got.Status != 401 {

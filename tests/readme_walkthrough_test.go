@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // port and data folder), then every command of the walkthrough run by bash
 // exactly as written (only the base URL changed), each answer compared with
 // the response the README shows after it ("# …" lines of a sh block, or the
-// lines after a "$ curl" line). Where the prose tells the reader to pick a
+// lines after a "$ curl" line); its infracast commands run the CLI built from
+// this tree (cmd/infracast). Where the prose tells the reader to pick a
 // value out of a response (ALICE, ALICE_TOKEN, KEY), the test does the same
 // with curl and jq.
 //
@@ -78,8 +80,14 @@ ALICE=$(echo "$alice" | jq -r .user.id); ALICE_TOKEN=$(echo "$alice" | jq -r .to
 `, dir, dir)
 	}
 	fmt.Fprintf(&script, "echo '<<<%d>>>'\n", len(steps))
+	// The walkthrough's infracast commands run the CLI built from this tree,
+	// first on PATH, with a config folder of its own (login writes there).
+	cli, err := goBuild("../cmd/infracast")
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("bash", "-c", script.String())
-	cmd.Env = binaryEnv()
+	cmd.Env = binaryEnv("PATH="+filepath.Dir(cli)+string(os.PathListSeparator)+os.Getenv("PATH"), "XDG_CONFIG_HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the walkthrough script failed: %v\n%s", err, out)

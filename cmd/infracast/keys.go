@@ -184,7 +184,7 @@ func (a *app) keysRevoke() *cobra.Command {
 				return err
 			}
 			return a.print(map[string]any{"id": args[0], "revoked": true}, func() {
-				fmt.Fprintf(a.stdout, "Revoked %s.\n", args[0])
+				fmt.Fprintf(a.stdout, "%s revoked.\n", args[0])
 			})
 		}),
 	}
