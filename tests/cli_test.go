@@ -101,7 +101,6 @@ func (c *cliEnv) fails(code int, stdin string, env []string, args []string, msgs
 
 func (c *cliEnv) login() {
 	c.t.Helper()
-	c.run("", nil) // nothing: prints help
 	r := c.run("", []string{"INFRACAST_PASSWORD=" + AdminPassword}, "--url", c.in.URL, "login", "--username", AdminUser)
 	if r.code != 0 || !strings.Contains(r.stdout, "Logged in to "+c.in.URL+" as admin") {
 		c.t.Fatalf("login: exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -206,6 +205,14 @@ func TestCLILoginAndCredentials(t *testing.T) {
 	}
 	c.fails(exitUnauthorized, "", nil, []string{"users", "list"}, "not logged in")
 	c.fails(exitUnauthorized, "", nil, []string{"logout"}, "not logged in")
+
+	// A locked account: 429 with a Retry-After longer than the CLI waits
+	// (30 s), so it says when to try again, at once.
+	in.CreateUser(admin, "locked", "locked-password-1", nil)
+	for range 5 {
+		in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "locked", "password": "wrong-password"})
+	}
+	c.fails(exitRateLimited, "", []string{"INFRACAST_PASSWORD=locked-password-1"}, []string{"login", "--username", "locked"}, "RATE_LIMITED", "retry after 15m0s")
 }
 
 // TestCLIRefreshesAndStoresRotatedTokens: a command whose stored access
@@ -253,6 +260,7 @@ const (
 	exitForbidden    = 4
 	exitNotFound     = 5
 	exitConflict     = 6
+	exitRateLimited  = 7
 )
 
 func TestCLIUsers(t *testing.T) {
