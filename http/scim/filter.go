@@ -236,6 +236,9 @@ const (
 	tRBrack
 )
 
+// punctuation is the tokens tLParen to tRBrack, in the order of their kinds.
+const punctuation = "()[]"
+
 type token struct {
 	kind tokenKind
 	text string // the word, or the decoded string
@@ -254,7 +257,7 @@ func (t token) String() string {
 		}
 		return fmt.Sprintf("%q", t.text)
 	}
-	return fmt.Sprintf("%q", "()[]"[t.kind-tLParen])
+	return fmt.Sprintf("%q", punctuation[t.kind-tLParen])
 }
 
 type parser struct {
@@ -270,17 +273,8 @@ func newParser(s string) (*parser, error) {
 		switch {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			i++
-		case c == '(':
-			toks = append(toks, token{tLParen, "(", i})
-			i++
-		case c == ')':
-			toks = append(toks, token{tRParen, ")", i})
-			i++
-		case c == '[':
-			toks = append(toks, token{tLBrack, "[", i})
-			i++
-		case c == ']':
-			toks = append(toks, token{tRBrack, "]", i})
+		case strings.IndexByte(punctuation, c) >= 0: // ( ) [ ]: tLParen … tRBrack, in that order
+			toks = append(toks, token{tLParen + tokenKind(strings.IndexByte(punctuation, c)), s[i : i+1], i})
 			i++
 		case c == '"':
 			j := i + 1
@@ -333,33 +327,26 @@ func (p *parser) or(depth int, inValue bool) (Expr, error) {
 	if depth > maxFilterDepth {
 		return nil, fmt.Errorf("filter is nested deeper than %d", maxFilterDepth)
 	}
-	l, err := p.and(depth, inValue)
-	if err != nil {
-		return nil, err
-	}
-	for p.keyword("or") {
-		p.next()
-		r, err := p.and(depth, inValue)
-		if err != nil {
-			return nil, err
-		}
-		l = &Or{l, r}
-	}
-	return l, nil
+	return p.chain("or", depth, inValue, p.and, func(l, r Expr) Expr { return &Or{l, r} })
 }
 
 func (p *parser) and(depth int, inValue bool) (Expr, error) {
-	l, err := p.unary(depth, inValue)
+	return p.chain("and", depth, inValue, p.unary, func(l, r Expr) Expr { return &And{l, r} })
+}
+
+// chain parses `operand *(kw operand)`, joined from the left.
+func (p *parser) chain(kw string, depth int, inValue bool, operand func(int, bool) (Expr, error), join func(l, r Expr) Expr) (Expr, error) {
+	l, err := operand(depth, inValue)
 	if err != nil {
 		return nil, err
 	}
-	for p.keyword("and") {
+	for p.keyword(kw) {
 		p.next()
-		r, err := p.unary(depth, inValue)
+		r, err := operand(depth, inValue)
 		if err != nil {
 			return nil, err
 		}
-		l = &And{l, r}
+		l = join(l, r)
 	}
 	return l, nil
 }
@@ -370,28 +357,30 @@ func (p *parser) unary(depth int, inValue bool) (Expr, error) {
 	case t.kind == tWord && strings.EqualFold(t.text, "not") && p.toks[p.i+1].kind == tLParen:
 		p.next()
 		p.next()
-		e, err := p.or(depth+1, inValue)
+		e, err := p.parenthesized(depth, inValue)
 		if err != nil {
 			return nil, err
-		}
-		if t := p.next(); t.kind != tRParen {
-			return nil, fmt.Errorf("expected ) at offset %d, got %s", t.pos, t)
 		}
 		return &Not{e}, nil
 	case t.kind == tLParen:
 		p.next()
-		e, err := p.or(depth+1, inValue)
-		if err != nil {
-			return nil, err
-		}
-		if t := p.next(); t.kind != tRParen {
-			return nil, fmt.Errorf("expected ) at offset %d, got %s", t.pos, t)
-		}
-		return e, nil
+		return p.parenthesized(depth, inValue)
 	case t.kind == tWord:
 		return p.attrExp(depth, inValue)
 	}
 	return nil, fmt.Errorf("expected an attribute, ( or not at offset %d, got %s", t.pos, t)
+}
+
+// parenthesized parses `filter ")"`, after a "(".
+func (p *parser) parenthesized(depth int, inValue bool) (Expr, error) {
+	e, err := p.or(depth+1, inValue)
+	if err != nil {
+		return nil, err
+	}
+	if t := p.next(); t.kind != tRParen {
+		return nil, fmt.Errorf("expected ) at offset %d, got %s", t.pos, t)
+	}
+	return e, nil
 }
 
 func (p *parser) attrExp(depth int, inValue bool) (Expr, error) {

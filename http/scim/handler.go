@@ -89,19 +89,8 @@ func (h *Handler) Register(r fiber.Router) {
 	r.Get(routeSchemas, h.wrap(routeSchemas, h.schemas))
 	r.Get(routeSchema, h.wrap(routeSchema, h.schema))
 
-	r.Post(routeUsers, h.wrap(routeUsers, h.createUser))
-	r.Get(routeUsers, h.wrap(routeUsers, h.listUsers))
-	r.Get(routeUser, h.wrap(routeUser, h.getUser))
-	r.Put(routeUser, h.wrap(routeUser, h.replaceUser))
-	r.Patch(routeUser, h.wrap(routeUser, h.patchUser))
-	r.Delete(routeUser, h.wrap(routeUser, h.deleteUser))
-
-	r.Post(routeGroups, h.wrap(routeGroups, h.createGroup))
-	r.Get(routeGroups, h.wrap(routeGroups, h.listGroups))
-	r.Get(routeGroup, h.wrap(routeGroup, h.getGroup))
-	r.Put(routeGroup, h.wrap(routeGroup, h.replaceGroup))
-	r.Patch(routeGroup, h.wrap(routeGroup, h.patchGroup))
-	r.Delete(routeGroup, h.wrap(routeGroup, h.deleteGroup))
+	serve(h, r, users)
+	serve(h, r, groups)
 
 	notAllowed := func(c *fiber.Ctx) error {
 		return WriteError(c, Errorf(http.StatusMethodNotAllowed, "", "method %s is not allowed here", c.Method()))
@@ -211,14 +200,9 @@ func (h *Handler) serviceProviderConfig(r *request) error {
 	return writeJSON(r.Ctx, http.StatusOK, doc)
 }
 
+// listOf is a list of every resource there is, on one page.
 func listOf(docs []any) map[string]any {
-	return map[string]any{
-		"schemas":      []string{ListSchema},
-		"totalResults": len(docs),
-		"startIndex":   1,
-		"itemsPerPage": len(docs),
-		"Resources":    docs,
-	}
+	return listResponse(Query{StartIndex: 1}, len(docs), docs)
 }
 
 func (h *Handler) resourceTypes(r *request) error {
@@ -226,13 +210,21 @@ func (h *Handler) resourceTypes(r *request) error {
 }
 
 func (h *Handler) resourceType(r *request) error {
-	name, err := url.PathUnescape(r.param("name"))
+	return writeNamed(r, "name", []*resourceType{userRT, groupRT},
+		func(rt *resourceType) string { return rt.Name },
+		func(rt *resourceType) map[string]any { return rt.document(r.base) })
+}
+
+// writeNamed answers the one of list whose name (any case) is the path
+// parameter param, or 404.
+func writeNamed[T any](r *request, param string, list []T, name func(T) string, doc func(T) map[string]any) error {
+	want, err := url.PathUnescape(r.param(param))
 	if err != nil {
 		return ErrNotFound
 	}
-	for _, rt := range []*resourceType{userRT, groupRT} {
-		if strings.EqualFold(rt.Name, name) {
-			return writeJSON(r.Ctx, http.StatusOK, rt.document(r.base))
+	for _, v := range list {
+		if strings.EqualFold(name(v), want) {
+			return writeJSON(r.Ctx, http.StatusOK, doc(v))
 		}
 	}
 	return ErrNotFound
@@ -251,16 +243,9 @@ func (h *Handler) schemas(r *request) error {
 }
 
 func (h *Handler) schema(r *request) error {
-	id, err := url.PathUnescape(r.param("id"))
-	if err != nil {
-		return ErrNotFound
-	}
-	for _, s := range []*schema{userRT.Core, enterpriseSchema, groupRT.Core} {
-		if strings.EqualFold(s.ID, id) {
-			return writeJSON(r.Ctx, http.StatusOK, s.document(r.base, h.opts.AcceptPasswords))
-		}
-	}
-	return ErrNotFound
+	return writeNamed(r, "id", []*schema{userRT.Core, enterpriseSchema, groupRT.Core},
+		func(s *schema) string { return s.ID },
+		func(s *schema) map[string]any { return s.document(r.base, h.opts.AcceptPasswords) })
 }
 
 // Lists.
@@ -307,41 +292,128 @@ func listResponse(q Query, total int, docs []any) map[string]any {
 	}
 }
 
-// Users.
+// Users and groups go through the same create, get, list, replace, patch
+// and delete; a kind says what differs between them.
 
-func (h *Handler) renderUser(r *request, u User, proj projection) map[string]any {
-	m := userMap(u)
-	schemas := []string{UserSchema}
-	if _, ok := m[EnterpriseSchema]; ok {
-		schemas = append(schemas, EnterpriseSchema)
-	}
-	m["schemas"] = schemas
-	m["meta"].(map[string]any)["location"] = r.base + routeUsers + "/" + url.PathEscape(u.ID)
-	for _, g := range asList(m["groups"]) {
-		gm := g.(map[string]any)
-		gm["$ref"] = r.base + routeGroups + "/" + url.PathEscape(getStr(gm, "value"))
-	}
-	proj.apply(m)
-	return m
+// kind is one resource type as the handlers see it.
+type kind[T any] struct {
+	rt        *resourceType
+	coll, one string // the routes: the collection and one resource
+	toMap     func(T) map[string]any
+	fromMap   func(map[string]any) T
+	// fromInput reads a POST (base nil) or PUT body: what an absent
+	// attribute means there.
+	fromInput func(m map[string]any, base *T) T
+	id        func(T) string
+	validate  func(T) error
+	// render adds what a kind's answer holds beyond its map: its schemas
+	// and the $ref of the resources it names.
+	render func(r *request, m map[string]any)
+	// check is run on an input map and on a PATCH's result (nil: none).
+	check func(h *Handler, m map[string]any) error
+	// patchNoContent: a PATCH is answered 204 unless attributes= is given.
+	patchNoContent bool
+
+	create func(Backend, context.Context, Conn, T) (T, error)
+	get    func(Backend, context.Context, Conn, string) (T, error)
+	list   func(Backend, context.Context, Conn, Query) (Page[T], error)
+	del    func(Backend, context.Context, Conn, string) error
+	// update carries result's read-only attributes over from base and
+	// calls the Backend with what changed, if anything did; it returns
+	// what is stored.
+	update func(b Backend, ctx context.Context, conn Conn, id, method string, base, result T) (T, error)
 }
 
-func (h *Handler) userInput(r *request) (map[string]any, error) {
-	body, err := r.body()
-	if err != nil {
-		return nil, err
+var users = &kind[User]{
+	rt: userRT, coll: routeUsers, one: routeUser,
+	toMap: userMap, fromMap: mapToUser,
+	fromInput: func(m map[string]any, base *User) User {
+		u := mapToUser(m)
+		if _, ok := m["active"]; !ok {
+			u.Active = base == nil || base.Active // POST: active; PUT: left as it is
+		}
+		return u
+	},
+	id:       func(u User) string { return u.ID },
+	validate: validateUser,
+	render: func(r *request, m map[string]any) {
+		schemas := []string{UserSchema}
+		if _, ok := m[EnterpriseSchema]; ok {
+			schemas = append(schemas, EnterpriseSchema)
+		}
+		m["schemas"] = schemas
+		for _, g := range asList(m["groups"]) {
+			gm := g.(map[string]any)
+			gm["$ref"] = r.location(routeGroups, getStr(gm, "value"))
+		}
+	},
+	check:  (*Handler).checkPassword,
+	create: Backend.CreateUser, get: Backend.GetUser, list: Backend.ListUsers, del: Backend.DeleteUser,
+	update: func(b Backend, ctx context.Context, conn Conn, id, method string, base, result User) (User, error) {
+		result.ID, result.Groups, result.Meta = base.ID, base.Groups, base.Meta
+		up := UserUpdate{ID: id, Method: method, Base: base, Result: result, Changed: userChanges(base, result)}
+		if len(up.Changed) == 0 {
+			return base, nil
+		}
+		return b.UpdateUser(ctx, conn, up)
+	},
+}
+
+var groups = &kind[Group]{
+	rt: groupRT, coll: routeGroups, one: routeGroup,
+	toMap: groupMap, fromMap: mapToGroup,
+	fromInput: func(m map[string]any, _ *Group) Group { return mapToGroup(m) },
+	id:        func(g Group) string { return g.ID },
+	validate:  validateGroup,
+	render: func(r *request, m map[string]any) {
+		m["schemas"] = []string{GroupSchema}
+		for _, el := range asList(m["members"]) {
+			mm := el.(map[string]any)
+			route := routeUsers
+			if getStr(mm, "type") == "Group" {
+				route = routeGroups
+			}
+			mm["$ref"] = r.location(route, getStr(mm, "value"))
+		}
+	},
+	// Microsoft asks for 204: a group's members can be many.
+	patchNoContent: true,
+	create:         Backend.CreateGroup, get: Backend.GetGroup, list: Backend.ListGroups, del: Backend.DeleteGroup,
+	update: func(b Backend, ctx context.Context, conn Conn, id, method string, base, result Group) (Group, error) {
+		result.ID, result.Meta = base.ID, base.Meta
+		up := GroupUpdate{ID: id, Method: method, Base: base, Result: result}
+		up.Changed, up.Added, up.Removed = groupChanges(base, result)
+		if len(up.Changed) == 0 {
+			return base, nil
+		}
+		return b.UpdateGroup(ctx, conn, up)
+	},
+}
+
+// serve mounts a kind's six routes.
+func serve[T any](h *Handler, r fiber.Router, k *kind[T]) {
+	on := func(route string, fn func(*Handler, *kind[T], *request) error) fiber.Handler {
+		return h.wrap(route, func(req *request) error { return fn(h, k, req) })
 	}
-	obj, err := decodeObject(body)
-	if err != nil {
-		return nil, err
-	}
-	m, err := normalizeResource(userRT, obj)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.checkPassword(m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	r.Post(k.coll, on(k.coll, createResource[T]))
+	r.Get(k.coll, on(k.coll, listResources[T]))
+	r.Get(k.one, on(k.one, getResource[T]))
+	r.Put(k.one, on(k.one, replaceResource[T]))
+	r.Patch(k.one, on(k.one, patchResource[T]))
+	r.Delete(k.one, on(k.one, deleteResource[T]))
+}
+
+// location is the URL of a resource under route.
+func (r *request) location(route, id string) string {
+	return r.base + route + "/" + url.PathEscape(id)
+}
+
+func renderResource[T any](k *kind[T], r *request, v T, proj projection) map[string]any {
+	m := k.toMap(v)
+	m["meta"].(map[string]any)["location"] = r.location(k.coll, k.id(v))
+	k.render(r, m)
+	proj.apply(m)
+	return m
 }
 
 func (h *Handler) checkPassword(m map[string]any) error {
@@ -351,181 +423,8 @@ func (h *Handler) checkPassword(m map[string]any) error {
 	return nil
 }
 
-func (h *Handler) createUser(r *request) error {
-	m, err := h.userInput(r)
-	if err != nil {
-		return err
-	}
-	u := mapToUser(m)
-	if _, ok := m["active"]; !ok {
-		u.Active = true
-	}
-	if err := validateUser(u); err != nil {
-		return err
-	}
-	proj, err := projectionOf(r, userRT)
-	if err != nil {
-		return err
-	}
-	created, err := h.b.CreateUser(r.ctx(), r.conn, u)
-	if err != nil {
-		return err
-	}
-	doc := h.renderUser(r, created, proj)
-	r.Set(fiber.HeaderLocation, r.base+routeUsers+"/"+url.PathEscape(created.ID))
-	return writeJSON(r.Ctx, http.StatusCreated, doc)
-}
-
-func (h *Handler) getUser(r *request) error {
-	id, err := r.id()
-	if err != nil {
-		return err
-	}
-	proj, err := projectionOf(r, userRT)
-	if err != nil {
-		return err
-	}
-	u, err := h.b.GetUser(r.ctx(), r.conn, id)
-	if err != nil {
-		return err
-	}
-	return writeJSON(r.Ctx, http.StatusOK, h.renderUser(r, u, proj))
-}
-
-func (h *Handler) listUsers(r *request) error {
-	q, err := h.query(r, userRT)
-	if err != nil {
-		return err
-	}
-	proj, err := projectionOf(r, userRT)
-	if err != nil {
-		return err
-	}
-	page, err := h.b.ListUsers(r.ctx(), r.conn, q)
-	if err != nil {
-		return err
-	}
-	docs := make([]any, 0, len(page.Resources))
-	for _, u := range page.Resources {
-		docs = append(docs, h.renderUser(r, u, proj))
-	}
-	return writeJSON(r.Ctx, http.StatusOK, listResponse(q, page.TotalResults, docs))
-}
-
-func (h *Handler) deleteUser(r *request) error {
-	id, err := r.id()
-	if err != nil {
-		return err
-	}
-	if err := h.b.DeleteUser(r.ctx(), r.conn, id); err != nil {
-		return err
-	}
-	return r.SendStatus(http.StatusNoContent)
-}
-
-func (h *Handler) replaceUser(r *request) error {
-	id, err := r.id()
-	if err != nil {
-		return err
-	}
-	m, err := h.userInput(r)
-	if err != nil {
-		return err
-	}
-	proj, err := projectionOf(r, userRT)
-	if err != nil {
-		return err
-	}
-	return h.updateUser(r, id, "PUT", proj, func(base User) (User, error) {
-		u := mapToUser(m)
-		if _, ok := m["active"]; !ok {
-			u.Active = base.Active // not asserted: left as it is
-		}
-		return u, nil
-	})
-}
-
-func (h *Handler) patchUser(r *request) error {
-	id, err := r.id()
-	if err != nil {
-		return err
-	}
-	body, err := r.body()
-	if err != nil {
-		return err
-	}
-	ops, err := parsePatch(body)
-	if err != nil {
-		return err
-	}
-	proj, err := projectionOf(r, userRT)
-	if err != nil {
-		return err
-	}
-	return h.updateUser(r, id, "PATCH", proj, func(base User) (User, error) {
-		p := &patcher{rt: userRT, m: userMap(base)}
-		for _, op := range ops {
-			if err := p.apply(op); err != nil {
-				return User{}, err
-			}
-		}
-		if err := h.checkPassword(p.m); err != nil {
-			return User{}, err
-		}
-		return mapToUser(p.m), nil
-	})
-}
-
-// updateUser reads the user, resolves the request against it and calls
-// UpdateUser once; on ErrConflict it starts again from a fresh read.
-func (h *Handler) updateUser(r *request, id, method string, proj projection, resolve func(User) (User, error)) error {
-	for round := 1; ; round++ {
-		base, err := h.b.GetUser(r.ctx(), r.conn, id)
-		if err != nil {
-			return err
-		}
-		result, err := resolve(base)
-		if err != nil {
-			return err
-		}
-		result.ID, result.Groups, result.Meta = base.ID, base.Groups, base.Meta
-		if err := validateUser(result); err != nil {
-			return err
-		}
-		up := UserUpdate{ID: id, Method: method, Base: base, Result: result, Changed: userChanges(base, result)}
-		stored := base
-		if len(up.Changed) > 0 {
-			stored, err = h.b.UpdateUser(r.ctx(), r.conn, up)
-			if errors.Is(err, ErrConflict) && round < maxConflictRounds {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-		}
-		return writeJSON(r.Ctx, http.StatusOK, h.renderUser(r, stored, proj))
-	}
-}
-
-// Groups.
-
-func (h *Handler) renderGroup(r *request, g Group, proj projection) map[string]any {
-	m := groupMap(g)
-	m["schemas"] = []string{GroupSchema}
-	m["meta"].(map[string]any)["location"] = r.base + routeGroups + "/" + url.PathEscape(g.ID)
-	for _, el := range asList(m["members"]) {
-		mm := el.(map[string]any)
-		route := routeUsers
-		if getStr(mm, "type") == "Group" {
-			route = routeGroups
-		}
-		mm["$ref"] = r.base + route + "/" + url.PathEscape(getStr(mm, "value"))
-	}
-	proj.apply(m)
-	return m
-}
-
-func groupInput(r *request) (map[string]any, error) {
+// readInput reads a POST or PUT body into a canonical map.
+func readInput[T any](h *Handler, k *kind[T], r *request) (map[string]any, error) {
 	body, err := r.body()
 	if err != nil {
 		return nil, err
@@ -534,96 +433,104 @@ func groupInput(r *request) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return normalizeResource(groupRT, obj)
+	m, err := normalizeResource(k.rt, obj)
+	if err != nil {
+		return nil, err
+	}
+	if k.check != nil {
+		if err := k.check(h, m); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }
 
-func (h *Handler) createGroup(r *request) error {
-	m, err := groupInput(r)
+func createResource[T any](h *Handler, k *kind[T], r *request) error {
+	m, err := readInput(h, k, r)
 	if err != nil {
 		return err
 	}
-	g := mapToGroup(m)
-	if err := validateGroup(g); err != nil {
+	v := k.fromInput(m, nil)
+	if err := k.validate(v); err != nil {
 		return err
 	}
-	proj, err := projectionOf(r, groupRT)
+	proj, err := projectionOf(r, k.rt)
 	if err != nil {
 		return err
 	}
-	created, err := h.b.CreateGroup(r.ctx(), r.conn, g)
+	created, err := k.create(h.b, r.ctx(), r.conn, v)
 	if err != nil {
 		return err
 	}
-	r.Set(fiber.HeaderLocation, r.base+routeGroups+"/"+url.PathEscape(created.ID))
-	return writeJSON(r.Ctx, http.StatusCreated, h.renderGroup(r, created, proj))
+	doc := renderResource(k, r, created, proj)
+	r.Set(fiber.HeaderLocation, r.location(k.coll, k.id(created)))
+	return writeJSON(r.Ctx, http.StatusCreated, doc)
 }
 
-func (h *Handler) getGroup(r *request) error {
+func getResource[T any](h *Handler, k *kind[T], r *request) error {
 	id, err := r.id()
 	if err != nil {
 		return err
 	}
-	proj, err := projectionOf(r, groupRT)
+	proj, err := projectionOf(r, k.rt)
 	if err != nil {
 		return err
 	}
-	g, err := h.b.GetGroup(r.ctx(), r.conn, id)
+	v, err := k.get(h.b, r.ctx(), r.conn, id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(r.Ctx, http.StatusOK, h.renderGroup(r, g, proj))
+	return writeJSON(r.Ctx, http.StatusOK, renderResource(k, r, v, proj))
 }
 
-func (h *Handler) listGroups(r *request) error {
-	q, err := h.query(r, groupRT)
+func listResources[T any](h *Handler, k *kind[T], r *request) error {
+	q, err := h.query(r, k.rt)
 	if err != nil {
 		return err
 	}
-	proj, err := projectionOf(r, groupRT)
+	proj, err := projectionOf(r, k.rt)
 	if err != nil {
 		return err
 	}
-	page, err := h.b.ListGroups(r.ctx(), r.conn, q)
+	page, err := k.list(h.b, r.ctx(), r.conn, q)
 	if err != nil {
 		return err
 	}
 	docs := make([]any, 0, len(page.Resources))
-	for _, g := range page.Resources {
-		docs = append(docs, h.renderGroup(r, g, proj))
+	for _, v := range page.Resources {
+		docs = append(docs, renderResource(k, r, v, proj))
 	}
 	return writeJSON(r.Ctx, http.StatusOK, listResponse(q, page.TotalResults, docs))
 }
 
-func (h *Handler) deleteGroup(r *request) error {
+func deleteResource[T any](h *Handler, k *kind[T], r *request) error {
 	id, err := r.id()
 	if err != nil {
 		return err
 	}
-	if err := h.b.DeleteGroup(r.ctx(), r.conn, id); err != nil {
+	if err := k.del(h.b, r.ctx(), r.conn, id); err != nil {
 		return err
 	}
 	return r.SendStatus(http.StatusNoContent)
 }
 
-func (h *Handler) replaceGroup(r *request) error {
+func replaceResource[T any](h *Handler, k *kind[T], r *request) error {
 	id, err := r.id()
 	if err != nil {
 		return err
 	}
-	m, err := groupInput(r)
+	m, err := readInput(h, k, r)
 	if err != nil {
 		return err
 	}
-	proj, err := projectionOf(r, groupRT)
+	proj, err := projectionOf(r, k.rt)
 	if err != nil {
 		return err
 	}
-	return h.updateGroup(r, id, "PUT", proj, func(Group) (Group, error) { return mapToGroup(m), nil })
+	return updateResource(h, k, r, id, "PUT", proj, func(base T) (T, error) { return k.fromInput(m, &base), nil })
 }
 
-// patchGroup answers 204 No Content, as Microsoft asks (a group's members
-// can be many); 200 with the group when the request names attributes=.
-func (h *Handler) patchGroup(r *request) error {
+func patchResource[T any](h *Handler, k *kind[T], r *request) error {
 	id, err := r.id()
 	if err != nil {
 		return err
@@ -636,24 +543,32 @@ func (h *Handler) patchGroup(r *request) error {
 	if err != nil {
 		return err
 	}
-	proj, err := projectionOf(r, groupRT)
+	proj, err := projectionOf(r, k.rt)
 	if err != nil {
 		return err
 	}
-	return h.updateGroup(r, id, "PATCH", proj, func(base Group) (Group, error) {
-		p := &patcher{rt: groupRT, m: groupMap(base)}
+	return updateResource(h, k, r, id, "PATCH", proj, func(base T) (T, error) {
+		var zero T
+		p := &patcher{rt: k.rt, m: k.toMap(base)}
 		for _, op := range ops {
 			if err := p.apply(op); err != nil {
-				return Group{}, err
+				return zero, err
 			}
 		}
-		return mapToGroup(p.m), nil
+		if k.check != nil {
+			if err := k.check(h, p.m); err != nil {
+				return zero, err
+			}
+		}
+		return k.fromMap(p.m), nil
 	})
 }
 
-func (h *Handler) updateGroup(r *request, id, method string, proj projection, resolve func(Group) (Group, error)) error {
+// updateResource reads the resource, resolves the request against it and calls
+// the Backend once; on ErrConflict it starts again from a fresh read.
+func updateResource[T any](h *Handler, k *kind[T], r *request, id, method string, proj projection, resolve func(T) (T, error)) error {
 	for round := 1; ; round++ {
-		base, err := h.b.GetGroup(r.ctx(), r.conn, id)
+		base, err := k.get(h.b, r.ctx(), r.conn, id)
 		if err != nil {
 			return err
 		}
@@ -661,26 +576,20 @@ func (h *Handler) updateGroup(r *request, id, method string, proj projection, re
 		if err != nil {
 			return err
 		}
-		result.ID, result.Meta = base.ID, base.Meta
-		if err := validateGroup(result); err != nil {
+		if err := k.validate(result); err != nil {
 			return err
 		}
-		up := GroupUpdate{ID: id, Method: method, Base: base, Result: result}
-		up.Changed, up.Added, up.Removed = groupChanges(base, result)
-		stored := base
-		if len(up.Changed) > 0 {
-			stored, err = h.b.UpdateGroup(r.ctx(), r.conn, up)
-			if errors.Is(err, ErrConflict) && round < maxConflictRounds {
-				continue
-			}
-			if err != nil {
-				return err
-			}
+		stored, err := k.update(h.b, r.ctx(), r.conn, id, method, base, result)
+		if errors.Is(err, ErrConflict) && round < maxConflictRounds {
+			continue
 		}
-		if method == "PATCH" && proj.include == nil {
+		if err != nil {
+			return err
+		}
+		if method == "PATCH" && k.patchNoContent && proj.include == nil {
 			return r.SendStatus(http.StatusNoContent)
 		}
-		return writeJSON(r.Ctx, http.StatusOK, h.renderGroup(r, stored, proj))
+		return writeJSON(r.Ctx, http.StatusOK, renderResource(k, r, stored, proj))
 	}
 }
 
@@ -782,21 +691,15 @@ func (p projection) apply(m map[string]any) {
 }
 
 func keepSubs(v any, subs map[string]bool) {
-	for _, el := range asList(v) {
-		if em, ok := el.(map[string]any); ok {
-			for k := range em {
-				if !subs[k] {
-					delete(em, k)
-				}
+	eachObject(v, func(em map[string]any) {
+		for k := range em {
+			if !subs[k] {
+				delete(em, k)
 			}
 		}
-	}
+	})
 }
 
 func dropSub(v any, sub string) {
-	for _, el := range asList(v) {
-		if em, ok := el.(map[string]any); ok {
-			delete(em, sub)
-		}
-	}
+	eachObject(v, func(em map[string]any) { delete(em, sub) })
 }

@@ -134,24 +134,23 @@ func (rt *resourceType) checkPath(p *AttrPath, parent *attr, wantComplex bool) (
 // matches everything). The filter must come from the handler or
 // ParseUserFilter.
 func (f *Filter) MatchUser(u User) bool {
-	if f == nil || f.Expr == nil {
-		return true
-	}
-	if f.rt != userRT {
-		return false
-	}
-	return userRT.match(f.Expr, userMap(u), nil)
+	return f.matches(userRT, func() map[string]any { return userMap(u) })
 }
 
 // MatchGroup reports whether the group matches the filter.
 func (f *Filter) MatchGroup(g Group) bool {
+	return f.matches(groupRT, func() map[string]any { return groupMap(g) })
+}
+
+// matches: a resource of type rt, as canonical map m, matches the filter.
+func (f *Filter) matches(rt *resourceType, m func() map[string]any) bool {
 	if f == nil || f.Expr == nil {
 		return true
 	}
-	if f.rt != groupRT {
+	if f.rt != rt {
 		return false
 	}
-	return groupRT.match(f.Expr, groupMap(g), nil)
+	return rt.match(f.Expr, m(), nil)
 }
 
 // Paginate filters all with match and cuts the page q asks for: the

@@ -31,29 +31,17 @@ func userMap(u User) map[string]any {
 		m["name"] = name
 	}
 	setStr(m, "displayName", u.DisplayName)
-	if len(u.Emails) > 0 {
-		emails := make([]any, 0, len(u.Emails))
-		for _, e := range u.Emails {
-			em := map[string]any{}
-			setStr(em, "value", e.Value)
-			setStr(em, "type", e.Type)
-			if e.Primary {
-				em["primary"] = true
-			}
-			emails = append(emails, em)
+	setObjects(m, "emails", u.Emails, func(e Email, em map[string]any) {
+		setStr(em, "value", e.Value)
+		setStr(em, "type", e.Type)
+		if e.Primary {
+			em["primary"] = true
 		}
-		m["emails"] = emails
-	}
-	if len(u.Groups) > 0 {
-		groups := make([]any, 0, len(u.Groups))
-		for _, g := range u.Groups {
-			gm := map[string]any{}
-			setStr(gm, "value", g.Value)
-			setStr(gm, "display", g.Display)
-			groups = append(groups, gm)
-		}
-		m["groups"] = groups
-	}
+	})
+	setObjects(m, "groups", u.Groups, func(g GroupRef, gm map[string]any) {
+		setStr(gm, "value", g.Value)
+		setStr(gm, "display", g.Display)
+	})
 	ent := map[string]any{}
 	setStr(ent, "employeeNumber", u.Enterprise.EmployeeNumber)
 	setStr(ent, "department", u.Enterprise.Department)
@@ -69,17 +57,11 @@ func groupMap(g Group) map[string]any {
 	setStr(m, "id", g.ID)
 	setStr(m, "externalId", g.ExternalID)
 	setStr(m, "displayName", g.DisplayName)
-	if len(g.Members) > 0 {
-		members := make([]any, 0, len(g.Members))
-		for _, mb := range g.Members {
-			mm := map[string]any{}
-			setStr(mm, "value", mb.Value)
-			setStr(mm, "display", mb.Display)
-			setStr(mm, "type", mb.Type)
-			members = append(members, mm)
-		}
-		m["members"] = members
-	}
+	setObjects(m, "members", g.Members, func(mb Member, mm map[string]any) {
+		setStr(mm, "value", mb.Value)
+		setStr(mm, "display", mb.Display)
+		setStr(mm, "type", mb.Type)
+	})
 	m["meta"] = metaMap("Group", g.Meta)
 	return m
 }
@@ -93,6 +75,31 @@ func metaMap(rt string, meta Meta) map[string]any {
 		m["lastModified"] = meta.LastModified.UTC().Format(time.RFC3339Nano)
 	}
 	return m
+}
+
+// setObjects stores list under k, one object per element that fill fills
+// in; an empty list is unassigned.
+func setObjects[T any](m map[string]any, k string, list []T, fill func(T, map[string]any)) {
+	if len(list) == 0 {
+		return
+	}
+	out := make([]any, 0, len(list))
+	for _, v := range list {
+		em := map[string]any{}
+		fill(v, em)
+		out = append(out, em)
+	}
+	m[k] = out
+}
+
+// eachObject calls fn with each value of a multi-valued attribute that is
+// an object.
+func eachObject(v any, fn func(map[string]any)) {
+	for _, el := range asList(v) {
+		if em, ok := el.(map[string]any); ok {
+			fn(em)
+		}
+	}
 }
 
 func setStr(m map[string]any, k, v string) {
@@ -127,14 +134,10 @@ func mapToUser(m map[string]any) User {
 	u.Active, _ = m["active"].(bool)
 	name := getMap(m, "name")
 	u.Name = Name{Formatted: getStr(name, "formatted"), GivenName: getStr(name, "givenName"), FamilyName: getStr(name, "familyName")}
-	for _, el := range asList(m["emails"]) {
-		em, ok := el.(map[string]any)
-		if !ok {
-			continue
-		}
+	eachObject(m["emails"], func(em map[string]any) {
 		primary, _ := em["primary"].(bool)
 		u.Emails = append(u.Emails, Email{Value: getStr(em, "value"), Type: getStr(em, "type"), Primary: primary})
-	}
+	})
 	ent := getMap(m, EnterpriseSchema)
 	u.Enterprise = Enterprise{EmployeeNumber: getStr(ent, "employeeNumber"), Department: getStr(ent, "department")}
 	return u
@@ -142,13 +145,9 @@ func mapToUser(m map[string]any) User {
 
 func mapToGroup(m map[string]any) Group {
 	g := Group{ExternalID: getStr(m, "externalId"), DisplayName: getStr(m, "displayName")}
-	for _, el := range asList(m["members"]) {
-		mm, ok := el.(map[string]any)
-		if !ok {
-			continue
-		}
+	eachObject(m["members"], func(mm map[string]any) {
 		g.Members = append(g.Members, Member{Value: getStr(mm, "value"), Display: getStr(mm, "display"), Type: getStr(mm, "type")})
-	}
+	})
 	return g
 }
 

@@ -179,27 +179,22 @@ func (rt *resourceType) extension(urn string) *schema {
 }
 
 func findAttr(s *schema, name string) (*attr, bool, bool) {
-	for _, a := range s.Attrs {
-		if strings.EqualFold(a.Name, name) {
-			return a, false, true
-		}
-	}
-	for _, n := range s.ignored {
-		if strings.EqualFold(n, name) {
-			return nil, true, true
-		}
-	}
-	return nil, false, false
+	return findIn(s.Attrs, s.ignored, name)
 }
 
 // sub finds a sub-attribute; ignored as in lookup.
 func (a *attr) sub(name string) (s *attr, ignored bool, ok bool) {
-	for _, s := range a.Sub {
-		if strings.EqualFold(s.Name, name) {
-			return s, false, true
+	return findIn(a.Sub, a.ignoredSubs, name)
+}
+
+// findIn finds name (any case) among attrs, or among the ignored names.
+func findIn(attrs []*attr, ignoredNames []string, name string) (a *attr, ignored bool, ok bool) {
+	for _, x := range attrs {
+		if strings.EqualFold(x.Name, name) {
+			return x, false, true
 		}
 	}
-	for _, n := range a.ignoredSubs {
+	for _, n := range ignoredNames {
 		if strings.EqualFold(n, name) {
 			return nil, true, true
 		}
