@@ -1,15 +1,12 @@
 package tests
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/http/scim/scimtest"
 )
 
 // The SCIM tests' helpers: a connection on an Okta provider, SCIM requests,
@@ -65,15 +62,27 @@ func scimCall(t testing.TB, in *Instance, method, path, token, body string) Resp
 	return doReq(t, in, r)
 }
 
+// scimEndpoint is the service's /scim/v2 with the connection token tok,
+// as scimtest's sequences see it.
+func scimEndpoint(t testing.TB, in *Instance, tok string) scimtest.Endpoint {
+	return scimtest.Endpoint{Base: in.URL + "/scim/v2", Do: func(r scimtest.Request) scimtest.Response {
+		t.Helper()
+		req := request{Method: r.Method, Path: "/scim/v2" + r.Path, Token: tok, ContentType: r.ContentType, Header: r.Header}
+		if r.Body != "" {
+			req.Body = []byte(r.Body)
+		}
+		return asSCIM(doReq(t, in, req))
+	}}
+}
+
+func asSCIM(r Response) scimtest.Response {
+	return scimtest.Response{Status: r.Status, Header: r.Header, Raw: string(r.Raw), Body: r.JSON}
+}
+
 // wantSCIM fails unless r has the status and, for a body, the SCIM media type.
 func wantSCIM(t testing.TB, what string, r Response, status int) Response {
 	t.Helper()
-	if r.Status != status {
-		t.Fatalf("%s: status %d, want %d; body %s", what, r.Status, status, r.Raw)
-	}
-	if len(r.Raw) > 0 && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/scim+json") {
-		t.Fatalf("%s: Content-Type %q", what, r.Header.Get("Content-Type"))
-	}
+	scimtest.Want(t, what, asSCIM(r), status)
 	return r
 }
 
@@ -81,45 +90,12 @@ func wantSCIM(t testing.TB, what string, r Response, status int) Response {
 // status and scimType ("" for none), and nothing else in it.
 func wantSCIMError(t testing.TB, what string, r Response, status int, scimType string) {
 	t.Helper()
-	wantSCIM(t, what, r, status)
-	var body struct {
-		Schemas  []string `json:"schemas"`
-		Status   string   `json:"status"`
-		ScimType string   `json:"scimType"`
-		Detail   string   `json:"detail"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(r.Raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		t.Fatalf("%s: not a SCIM error: %s (%v)", what, r.Raw, err)
-	}
-	if !slices.Equal(body.Schemas, []string{"urn:ietf:params:scim:api:messages:2.0:Error"}) || body.Status != strconv.Itoa(status) ||
-		body.ScimType != scimType || body.Detail == "" {
-		t.Fatalf("%s: SCIM error %s, want status %d scimType %q", what, r.Raw, status, scimType)
-	}
+	scimtest.WantError(t, what, asSCIM(r), status, scimType)
 }
 
 // at returns the value at a path of object keys and list indexes in a
 // decoded JSON document (nil when absent).
-func at(v any, path ...any) any {
-	for _, p := range path {
-		switch k := p.(type) {
-		case string:
-			m, ok := v.(map[string]any)
-			if !ok {
-				return nil
-			}
-			v = m[k]
-		case int:
-			l, ok := v.([]any)
-			if !ok || k >= len(l) {
-				return nil
-			}
-			v = l[k]
-		}
-	}
-	return v
-}
+func at(v any, path ...any) any { return scimtest.At(v, path...) }
 
 // eventsSince returns the envelopes appended after stream sequence seq.
 func eventsSince(t testing.TB, in *Instance, seq uint64) []events.Envelope {
@@ -142,4 +118,10 @@ func unchanged(t testing.TB, in *Instance, seq uint64, what string) {
 		}
 		t.Fatalf("%s appended %v", what, types)
 	}
+}
+
+// asList is v as a JSON list (nil when it is not one).
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }

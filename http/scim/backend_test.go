@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/http/scim/scimtest"
 )
 
 // memBackend is an in-memory Backend: a fake, for this package's tests
@@ -108,11 +110,9 @@ func (b *memBackend) ListUsers(_ context.Context, _ Conn, q Query) (Page[User], 
 func (b *memBackend) UpdateUser(_ context.Context, _ Conn, up UserUpdate) (User, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.conflicts > 0 {
-		b.conflicts--
-		return User{}, ErrConflict
+	if err := b.startUpdate(); err != nil {
+		return User{}, err
 	}
-	b.updates++
 	b.lastUser = up
 	u, ok := b.users[up.ID]
 	if !ok {
@@ -133,6 +133,17 @@ func (b *memBackend) UpdateUser(_ context.Context, _ Conn, up UserUpdate) (User,
 	n.Meta.LastModified = t0.Add(time.Hour)
 	b.users[up.ID] = n
 	return b.withGroups(n), nil
+}
+
+// startUpdate counts an UpdateUser or UpdateGroup call, or answers
+// ErrConflict while conflicts are asked for. b.mu is held.
+func (b *memBackend) startUpdate() error {
+	if b.conflicts > 0 {
+		b.conflicts--
+		return ErrConflict
+	}
+	b.updates++
+	return nil
 }
 
 func (b *memBackend) DeleteUser(_ context.Context, _ Conn, id string) error {
@@ -207,11 +218,9 @@ func (b *memBackend) ListGroups(_ context.Context, _ Conn, q Query) (Page[Group]
 func (b *memBackend) UpdateGroup(_ context.Context, _ Conn, up GroupUpdate) (Group, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.conflicts > 0 {
-		b.conflicts--
-		return Group{}, ErrConflict
+	if err := b.startUpdate(); err != nil {
+		return Group{}, err
 	}
-	b.updates++
 	b.lastGroup = up
 	g, ok := b.groups[up.ID]
 	if !ok {
@@ -276,6 +285,13 @@ type response struct {
 // verbatim), with the Content-Type ct unless ct is "".
 func (s *server) do(method, target, ct, body string) response {
 	s.t.Helper()
+	return s.doWith(method, target, ct, body, nil)
+}
+
+// doWith is do with more headers, set after the token (an Authorization
+// among them replaces it).
+func (s *server) doWith(method, target, ct, body string, header map[string]string) response {
+	s.t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -285,7 +301,18 @@ func (s *server) do(method, target, ct, body string) response {
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
 	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
 	return s.send(req)
+}
+
+// endpoint is the server as scimtest's sequences see it.
+func (s *server) endpoint() scimtest.Endpoint {
+	return scimtest.Endpoint{Base: "http://example.com/scim/v2", Do: func(r scimtest.Request) scimtest.Response {
+		res := s.doWith(r.Method, "/scim/v2"+r.Path, r.ContentType, r.Body, r.Header)
+		return scimtest.Response{Status: res.status, Header: res.header, Raw: res.raw, Body: res.body}
+	}}
 }
 
 func (s *server) send(req *http.Request) response {

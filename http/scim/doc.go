@@ -73,4 +73,11 @@
 //     filter; no value from a body is echoed (a password never is). This is
 //     the SCIM clients' contract under the SCIM base, in place of the rest of
 //     the API's {"error":{"code","message"}}.
+//
+// # Testing
+//
+// Package scimtest holds Okta's and Entra ID's documented request
+// sequences, verbatim, with hooks for what lies behind the answers: this
+// package's tests replay them against an in-memory Backend, the end-to-end
+// tests against the running service.
 package scim
