@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/infracast/auth/events"
@@ -49,29 +50,19 @@ func caseAudit(ctx context.Context, b *bench) ([]result, error) {
 // auditQueries fills a stream with the history, starts the service on it and
 // measures the access and audit questions' latencies, one at a time.
 func auditQueries(ctx context.Context, b *bench) ([]result, error) {
-	dir, err := os.MkdirTemp("", "infracast-auth-bench-audit-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	password := commands.NewID("pw")
 	// Filled without fsync on every write: the history is the setting, not
 	// what is measured.
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: dir, Listen: "127.0.0.1:-1",
-		Users: []events.EmbeddedUser{{Name: events.EmbeddedReplicaUser, Password: password}}})
+	es, err := openEmbeddedStore(ctx, "audit", events.EmbeddedOptions{Listen: "127.0.0.1:-1",
+		Users: []events.EmbeddedUser{{Name: events.EmbeddedReplicaUser, Password: password}}},
+		func(ns *server.Server) (*nats.Conn, error) {
+			return nats.Connect(ns.ClientURL(), nats.UserInfo(events.EmbeddedReplicaUser, password))
+		})
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Shutdown()
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(events.EmbeddedReplicaUser, password))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	st, err := events.OpenStore(ctx, nc, events.StoreConfig{})
-	if err != nil {
-		return nil, err
-	}
+	defer es.close()
+	st, ns := es.st, es.ns
 	// The service starts on the empty stream (its bootstrap admin is the
 	// reader), then the history is written and it follows.
 	in, err := startInstance(ctx, func(c *service.Config) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -343,26 +342,13 @@ func caseRefresh(ctx context.Context, b *bench) ([]result, error) {
 // decode, apply, until WaitFor(head)) ÷ the rate at which a bare ordered
 // consumer with the same settings delivers it.
 func caseAppendReplay(ctx context.Context, b *bench) ([]result, error) {
-	dir, err := os.MkdirTemp("", "infracast-auth-bench-replay-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	// Filled without fsync on every write: only reading is measured.
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: dir})
+	es, err := openEmbeddedStore(ctx, "replay", events.EmbeddedOptions{}, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer ns.Shutdown()
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	st, err := events.OpenStore(ctx, nc, events.StoreConfig{})
-	if err != nil {
-		return nil, err
-	}
+	defer es.close()
+	st := es.st
 	total := b.replayEvents
 	t0 := time.Now()
 	mix, err := fillStream(st, total)
@@ -527,146 +513,29 @@ func fillStream(st *events.Store, total int) (string, error) {
 // the revocation. The baseline is
 // the same path without the service: a JetStream publish on A's connection,
 // from its acknowledgement to the delivery to an ordered consumer connected
-// like B.
+// like B. The rig and the rounds are propagation.go's.
 func casePropagation(ctx context.Context, b *bench) ([]result, error) {
-	master, jwtKey, natsPassword := randomKey(), randomKey(), rand.Text()
-	a, err := startInstance(ctx, func(c *service.Config) {
-		c.NATSListen, c.NATSListenPassword, c.MasterKey, c.JWTKeys = "127.0.0.1:-1", natsPassword, master, [][]byte{jwtKey}
-	})
+	rig, err := startPropagationRig(ctx, "BENCH_PROPAGATION", "bench.prop", nil)
 	if err != nil {
 		return nil, err
 	}
-	defer a.close()
-	natsURL := a.svc.NATSClientURL()
-	bi, err := startInstance(ctx, func(c *service.Config) {
-		c.NATSURLs, c.MasterKey, c.JWTKeys = []string{natsURL}, master, [][]byte{jwtKey}
-		c.NATSUser, c.NATSPassword = events.EmbeddedReplicaUser, natsPassword
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer bi.close()
-
-	// Baseline: raw propagation over the same link.
-	js := a.svc.Store.JetStream()
-	stream, err := js.Stream(ctx, a.svc.Store.StreamName())
-	if err != nil {
-		return nil, err
-	}
-	cfg := stream.CachedInfo().Config
-	cfg.Name, cfg.Subjects, cfg.Description = "BENCH_PROPAGATION", []string{"bench.prop.>"}, "infracast-auth-bench"
-	if _, err := js.CreateStream(ctx, cfg); err != nil {
-		return nil, err
-	}
-	nc, err := nats.Connect(natsURL, nats.UserInfo(events.EmbeddedReplicaUser, natsPassword))
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	remote, err := jetstream.New(nc)
-	if err != nil {
-		return nil, err
-	}
-	cons, err := remote.OrderedConsumer(ctx, cfg.Name, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return nil, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return nil, err
-	}
-	defer it.Stop()
-	payload := make([]byte, 300)
-
+	defer rig.close()
+	a := rig.a
 	admin, err := a.login(adminUser, adminPassword)
 	if err != nil {
 		return nil, err
 	}
-	poll := &fasthttp.HostClient{Addr: bi.addr, MaxConns: 1, ReadTimeout: 5 * time.Second}
-	defer poll.CloseIdleConnections()
-	req, res := new(fasthttp.Request), new(fasthttp.Response)
-	req.SetRequestURI("http://" + bi.addr + "/api/v1/auth/me")
-	onB := func(token string) (int, error) {
-		req.Header.Set(fiber.HeaderAuthorization, "Bearer "+token)
-		if err := poll.Do(req, res); err != nil {
-			return 0, err
-		}
-		return res.StatusCode(), nil
-	}
-	until := func(token string, want int) (time.Duration, error) {
-		t0 := time.Now()
-		for {
-			st, err := onB(token)
-			if err != nil {
-				return 0, err
-			}
-			switch {
-			case st == want:
-				return time.Since(t0), nil
-			case st != 200 && st != 401:
-				return 0, fmt.Errorf("B: GET /api/v1/auth/me: status %d: %.200s", st, res.Body())
-			case time.Since(t0) > 5*time.Second:
-				return 0, fmt.Errorf("B: still %d after 5s", st)
-			}
-		}
-	}
-
-	var revoke, raw sample
-	start := time.Now()
-	for i := 0; i < 5000 && (i < 20 || time.Since(start) < b.duration); i++ {
-		// Raw propagation of one message.
-		if _, err := js.Publish(ctx, fmt.Sprintf("bench.prop.%d", i%16), payload); err != nil {
-			return nil, err
-		}
-		t0 := time.Now()
-		if _, err := it.Next(); err != nil {
-			return nil, err
-		}
-		raw.add(sample{n: 1, lat: []time.Duration{time.Since(t0)}})
-
-		// A fresh access token from A, accepted by B.
-		var t tokens
-		if err := a.call("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": admin.RefreshToken}, &t, 200); err != nil {
-			return nil, err
-		}
-		if _, err := until(t.Token, 200); err != nil {
-			return nil, err
-		}
-		// Revoke on A; B refuses it. B is not polled in a busy loop (which
-		// would take the CPU its consumer needs): the first request after B
-		// has applied the revocation (its runner signals that) is the first
-		// that can be refused, and must be.
-		if err := a.call("POST", "/api/v1/auth/revoke", "", map[string]string{"token": t.Token}, nil, 200); err != nil {
-			return nil, err
-		}
-		revoked := time.Now()
-		seq := a.svc.Runner.Applied() // A has applied its own revocation before answering
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err = bi.svc.Runner.WaitFor(wctx, seq)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("B did not apply sequence %d: %w", seq, err)
-		}
-		st, err := onB(t.Token)
-		if err != nil {
-			return nil, err
-		}
-		d := time.Since(revoked)
-		if st != 401 {
-			return nil, fmt.Errorf("B answers %d after applying the revocation: %.200s", st, res.Body())
-		}
-		revoke.add(sample{n: 1, lat: []time.Duration{d}})
-	}
-	p99, rawP99 := revoke.quantile(.99), raw.quantile(.99)
-	r := result{
-		Name: "propagation", Value: float64(p99) / float64(time.Millisecond), Unit: "ms p99",
-		Baseline: float64(rawP99) / float64(time.Millisecond), Ratio: ratio(float64(p99), float64(rawP99)),
-		P50: us(revoke.quantile(.5)), P99: us(p99), BaselineP50: us(raw.quantile(.5)), BaselineP99: us(rawP99),
-		Samples:      revoke.n,
-		baselineName: "raw JetStream publish on A → delivery to an ordered consumer connected like B (p99)",
-	}
-	r.valueBelow(5)
-	return []result{r}, nil
+	return rig.measure(ctx, b, "propagation", "revocation", propagationRound{
+		// A fresh access token from A.
+		issue: func() (string, error) {
+			var t tokens
+			err := a.call("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": admin.RefreshToken}, &t, 200)
+			return t.Token, err
+		},
+		revoke: func(token string) error {
+			return a.call("POST", "/api/v1/auth/revoke", "", map[string]string{"token": token}, nil, 200)
+		},
+	})
 }
 
 // ---------------------------------------------------------------- memory
