@@ -270,47 +270,45 @@ func principalAccess(kind string, a projections.Access, name string, at time.Tim
 }
 
 // userAccess: GET /api/v1/users/{id}/access: what the user could do in each
-// tenant at a moment, and why. Visible as GET /users/{id} is, and also to a
-// reader of a tenant where the user held a role at that moment; a caller
-// other than a platform admin or the user sees the grants in the tenants
-// whose history it may read.
+// tenant at a moment, and why (principalAccessAt). Visible as GET
+// /users/{id} is.
 func (s *Server) userAccess(c *fiber.Ctx) error {
-	if s.deps.History == nil {
-		return errUnavailable
-	}
-	cl := caller(c)
-	p, err := queryParams(c, "at")
-	if err != nil {
-		return err
-	}
-	at, err := s.moment("at", p["at"])
-	if err != nil {
-		return err
-	}
-	u, _, ok := s.deps.Model.User(c.Params("id"))
-	if !ok {
-		return errNotFound
-	}
-	f := grantFilter{full: cl.IsPlatformAdmin() || (cl.IsUser() && u.ID == cl.User.ID), sc: cl.auditScope()}
-	a, _, err := s.deps.History.UserAccess(u.ID, at)
-	if err != nil {
-		if !f.full && !cl.sees(u) {
-			return errNotFound
-		}
-		return s.historyErr(err)
-	}
-	if !f.full && !cl.sees(u) && !f.inScope(a) {
-		return errNotFound
-	}
-	a.ID = u.ID
-	return c.JSON(principalAccess(projections.PrincipalUser, a, u.Username, at, f))
+	return s.principalAccessAt(c, func(cl *Caller, id string) (accessTarget, bool) {
+		u, _, ok := s.deps.Model.User(id)
+		return accessTarget{kind: projections.PrincipalUser, id: u.ID, name: u.Username,
+			own: cl.IsUser() && u.ID == cl.User.ID, visible: cl.sees(u), access: s.deps.History.UserAccess}, ok
+	})
 }
 
 // keyAccess: GET /api/v1/api-keys/{id}/access: what the key could do in
-// each tenant at a moment (capped by its owner's permissions then), and why.
-// Visible as GET /api-keys/{id} is, and also to a reader of a tenant where
-// the key held a grant at that moment.
+// each tenant at a moment (capped by its owner's permissions then), and why
+// (principalAccessAt). Visible as GET /api-keys/{id} is.
 func (s *Server) keyAccess(c *fiber.Ctx) error {
+	return s.principalAccessAt(c, func(cl *Caller, id string) (accessTarget, bool) {
+		k, _, ok := s.deps.Model.APIKey(id)
+		return accessTarget{kind: projections.PrincipalAPIKey, id: k.ID, name: k.Name,
+			own: cl.IsUser() && k.OwnerID == cl.User.ID, visible: cl.seesKey(k), access: s.deps.History.KeyAccess}, ok
+	})
+}
+
+// accessTarget is the user or key of a GET …/{id}/access, as the caller
+// sees it.
+type accessTarget struct {
+	kind, id, name string
+	// own: the caller is the user, or the key's owner.
+	own bool
+	// visible: the caller may read the user or key itself.
+	visible bool
+	// access is the access history's answer for it.
+	access func(id string, at time.Time) (projections.Access, bool, error)
+}
+
+// principalAccessAt answers what the principal that find looks up (false:
+// 404) could do in each tenant at ?at=, and why. It is visible to whoever
+// may read it, and also to a reader of a tenant where it held a grant at
+// that moment; a caller other than a platform admin or the principal (the
+// key's owner) sees the grants in the tenants whose history it may read.
+func (s *Server) principalAccessAt(c *fiber.Ctx, find func(cl *Caller, id string) (accessTarget, bool)) error {
 	if s.deps.History == nil {
 		return errUnavailable
 	}
@@ -323,21 +321,21 @@ func (s *Server) keyAccess(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	k, _, ok := s.deps.Model.APIKey(c.Params("id"))
+	t, ok := find(cl, c.Params("id"))
 	if !ok {
 		return errNotFound
 	}
-	f := grantFilter{full: cl.IsPlatformAdmin() || (cl.IsUser() && k.OwnerID == cl.User.ID), sc: cl.auditScope()}
-	a, _, err := s.deps.History.KeyAccess(k.ID, at)
+	f := grantFilter{full: cl.IsPlatformAdmin() || t.own, sc: cl.auditScope()}
+	a, _, err := t.access(t.id, at)
 	if err != nil {
-		if !f.full && !cl.seesKey(k) {
+		if !f.full && !t.visible {
 			return errNotFound
 		}
 		return s.historyErr(err)
 	}
-	if !f.full && !cl.seesKey(k) && !f.inScope(a) {
+	if !f.full && !t.visible && !f.inScope(a) {
 		return errNotFound
 	}
-	a.ID = k.ID
-	return c.JSON(principalAccess(projections.PrincipalAPIKey, a, k.Name, at, f))
+	a.ID = t.id
+	return c.JSON(principalAccess(t.kind, a, t.name, at, f))
 }

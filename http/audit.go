@@ -177,14 +177,24 @@ type auditFilter struct {
 	subject      string
 }
 
-// auditEvents: GET /api/v1/audit/events.
-func (s *Server) auditEvents(c *fiber.Ctx) error {
+// auditReader is the caller's audit scope, for the endpoints that read the
+// journal: 503 without one, 403 for a caller that may read no tenant's.
+func (s *Server) auditReader(c *fiber.Ctx) (auditScope, error) {
 	if s.deps.History == nil || s.deps.Events == nil {
-		return errUnavailable
+		return auditScope{}, errUnavailable
 	}
 	sc := caller(c).auditScope()
 	if sc.none() {
-		return errForbidden
+		return sc, errForbidden
+	}
+	return sc, nil
+}
+
+// auditEvents: GET /api/v1/audit/events.
+func (s *Server) auditEvents(c *fiber.Ctx) error {
+	sc, err := s.auditReader(c)
+	if err != nil {
+		return err
 	}
 	f, err := parseAuditFilter(c, sc)
 	if err != nil {

@@ -152,12 +152,9 @@ func (ck *credCheck) decide(at time.Time) {
 
 // credentialCheck: POST /api/v1/audit/credential-check.
 func (s *Server) credentialCheck(c *fiber.Ctx) error {
-	if s.deps.History == nil || s.deps.Events == nil {
-		return errUnavailable
-	}
-	sc := caller(c).auditScope()
-	if sc.none() {
-		return errForbidden
+	sc, err := s.auditReader(c)
+	if err != nil {
+		return err
 	}
 	var req credentialCheckRequest
 	if err := decodeJSON(c, &req); err != nil {

@@ -181,9 +181,14 @@ func (s *Server) changeRole(c *fiber.Ctx, command func() (domain.UserCommand, er
 	if err != nil {
 		return err
 	}
+	return s.executeUser(c, u.ID, cmd)
+}
+
+// executeUser runs cmd on user id and answers the user as it is after it.
+func (s *Server) executeUser(c *fiber.Ctx, id string, cmd domain.UserCommand) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, cmd)
+	u, err := s.deps.Users.ExecuteUser(ctx, s.meta(c), id, cmd)
 	if err != nil {
 		return err
 	}
@@ -204,13 +209,7 @@ func (s *Server) deactivate(c *fiber.Ctx) error {
 	if !cl.managesUser(u) {
 		return errForbidden
 	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID})
-	if err != nil {
-		return err
-	}
-	return c.JSON(toUserJSON(u))
+	return s.executeUser(c, u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID})
 }
 
 // activate: POST /api/v1/users/{id}/activate (who may deactivate the user).
@@ -226,13 +225,7 @@ func (s *Server) activate(c *fiber.Ctx) error {
 	if !cl.managesUser(u) {
 		return errForbidden
 	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	u, err = s.deps.Users.ExecuteUser(ctx, s.meta(c), u.ID, domain.Activate{Reason: "activated by " + cl.User.ID})
-	if err != nil {
-		return err
-	}
-	return c.JSON(toUserJSON(u))
+	return s.executeUser(c, u.ID, domain.Activate{Reason: "activated by " + cl.User.ID})
 }
 
 type passwordRequest struct {
