@@ -13,8 +13,11 @@
 // Backend of the service's own, where only a connection's token is
 // accepted: scim_admin.go, scim_auth.go, scim_backend.go), multi-factor
 // authentication (the second step of a login, passwordless passkey
-// sign-in, enrolment, the policies and the admin reset: mfa.go), and the
-// Prometheus metrics.
+// sign-in, enrolment, the policies and the admin reset: mfa.go), the admin
+// console at /console (http/console embeds its built assets;
+// console_session.go mounts it under its own strict CSP and keeps a browser
+// session's refresh token in an HttpOnly cookie that only the refresh path
+// receives), and the Prometheus metrics.
 //
 // It depends on small interfaces it declares itself (server.go: Deps);
 // http/service wires the implementations in (the write side, the read

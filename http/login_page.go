@@ -14,10 +14,17 @@ import (
 // that posts with fetch to /api/v1/auth/token asking for a cookie session,
 // and a button per configured identity provider; signed in (asked of
 // /api/v1/auth/me), who is signed in, a link on to return_to when there is
-// one, and a sign-out button. Strict security headers: a CSP that allows
-// only this page's own script and style (by nonce, no inline handlers or
-// style attributes) and requests to this origin, no framing, no MIME
-// sniffing, no referrer.
+// one, the caller's passkeys (add, delete), and a sign-out button.
+// Multi-factor authentication (docs/mfa.md): "Sign in with a passkey"
+// (passwordless, a discoverable credential); after the password of a user
+// with a second factor, the code step (TOTP or recovery code) with "Use a
+// passkey" when the user has one; a user whom a policy requires to have a
+// factor enrols first (the TOTP QR code and key, or a passkey) and sees the
+// recovery codes once. Single sign-on lands here for those steps with the
+// token in the fragment. body[data-state] names the state shown. Strict
+// security headers: a CSP that allows only this page's own script and
+// style (by nonce, no inline handlers or style attributes) and requests to
+// this origin, no framing, no MIME sniffing, no referrer.
 
 // SessionModeHeader asks POST /api/v1/auth/token for a browser session: the
 // access token is set in the HttpOnly cookie (with the CSRF cookie) instead of
@@ -96,6 +103,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <input id="enroll-code" inputmode="numeric" autocomplete="one-time-code" required>
 <button id="enroll-submit" type="submit">Confirm</button>
 </form>
+<button id="enroll-passkey" class="secondary" type="button">Use a passkey instead</button>
 </section>
 <section id="recovery" hidden>
 <h1>Recovery codes</h1>
@@ -109,6 +117,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 {{if .ReturnTo}}<a class="sso" id="return" href="{{.ReturnTo}}">Continue to {{.ReturnTo}}</a>
 {{end}}<h2>Passkeys</h2>
 <ul id="passkeys"></ul>
+<p id="no-passkeys" hidden>No passkey yet.</p>
 <label for="passkey-name">Name of a new passkey</label>
 <input id="passkey-name" value="This device" maxlength="64">
 <button id="add-passkey" class="secondary" type="button">Add a passkey</button>
@@ -188,6 +197,8 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   }
   function failed(res, what) { show((res.body.error && res.body.error.message) || what, 'err'); }
   var mfaToken = '', mfaOptions = null, enrollToken = '';
+  // afterRecovery runs once the user has saved the recovery codes shown.
+  var afterRecovery = null;
   // A started session: on to return_to, or show who is signed in.
   function started() {
     if (returnTo) { window.location.assign(returnTo); return; }
@@ -199,16 +210,39 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     if (res.ok) { started(); return; }
     var code = res.body.error && res.body.error.code;
     if (code === 'MFA_REQUIRED') {
-      mfaToken = res.body.mfa_token;
-      mfaOptions = res.body.webauthn || null;
-      document.getElementById('mfa-passkey').hidden = !mfaOptions;
-      document.getElementById('mfa-code').value = '';
-      showOnly('mfa', 'mfa');
+      mfaStep(res.body.mfa_token, res.body.webauthn);
       show('');
       return;
     }
     if (code === 'MFA_ENROLLMENT_REQUIRED') { enroll(res.body.enrollment_token); return; }
     failed(res, 'Sign-in failed');
+  }
+  // mfaStep shows the second-factor step of the login of token; options
+  // (WebAuthn request options) when the user has a passkey.
+  function mfaStep(token, options) {
+    mfaToken = token;
+    mfaOptions = options || null;
+    document.getElementById('mfa-passkey').hidden = !mfaOptions;
+    document.getElementById('mfa-code').value = '';
+    showOnly('mfa', 'mfa');
+  }
+  // showRecovery shows a new set of recovery codes (once), then goes on
+  // with next.
+  function showRecovery(codes, next) {
+    var ol = document.getElementById('recovery-codes');
+    ol.textContent = '';
+    codes.forEach(function (c) { var li = document.createElement('li'); li.textContent = c; ol.appendChild(li); });
+    afterRecovery = next;
+    showOnly('recovery', 'recovery');
+  }
+  // enrolled: a first factor is set up under an enrolment token; the
+  // login starts again (with the password still in the form, or, after
+  // single sign-on, from the start) and asks for it.
+  function enrolled() {
+    enrollToken = '';
+    if (document.getElementById('username').value && document.getElementById('password').value) { signIn(); return; }
+    showOnly('signin', 'signed-out');
+    show('Second factor set up: sign in again', 'ok');
   }
   function enroll(token) {
     enrollToken = token;
@@ -246,6 +280,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
           li.appendChild(del);
           ul.appendChild(li);
         });
+        document.getElementById('no-passkeys').hidden = st.passkeys.length > 0;
         document.body.setAttribute('data-passkeys', String(st.passkeys.length));
       });
   }
@@ -289,19 +324,20 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     post('/api/v1/auth/mfa/totp/confirm', {code: document.getElementById('enroll-code').value}, {'Authorization': 'Bearer ' + enrollToken})
       .then(function (res) {
         if (!res.ok) { failed(res, 'The code did not match'); return; }
-        var ol = document.getElementById('recovery-codes');
-        ol.textContent = '';
-        res.body.recovery_codes.forEach(function (c) { var li = document.createElement('li'); li.textContent = c; ol.appendChild(li); });
-        showOnly('recovery', 'recovery');
+        showRecovery(res.body.recovery_codes, enrolled);
         show('');
       }).catch(function () { show('Network error', 'err'); });
   });
-  // Enrolled: sign in again with the password kept in the form, which
-  // now asks for the new factor.
-  document.getElementById('recovery-done').addEventListener('click', function () { signIn(); });
-  document.getElementById('add-passkey').addEventListener('click', function () {
+  document.getElementById('recovery-done').addEventListener('click', function () {
+    var next = afterRecovery;
+    afterRecovery = null;
+    document.getElementById('recovery-codes').textContent = '';
+    if (next) { next(); }
+  });
+  // addPasskey registers a passkey named name, with the session (cookie
+  // and CSRF token) or an enrolment token (h); done gets the answer.
+  function addPasskey(h, name, done) {
     show('Waiting for the passkey…');
-    var h = {'X-CSRF-Token': csrf()};
     post('/api/v1/auth/mfa/passkeys/options', {}, h).then(function (res) {
       if (!res.ok) { throw res; }
       var pk = res.body.publicKey;
@@ -309,21 +345,39 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
         excludeCredentials: creds(pk.excludeCredentials)});
       return navigator.credentials.create({publicKey: pk}).then(function (c) {
         return post('/api/v1/auth/mfa/passkeys', {registration_token: res.body.registration_token,
-          name: document.getElementById('passkey-name').value, credential: credentialJSON(c)}, h);
+          name: name, credential: credentialJSON(c)}, h);
       });
     }).then(function (res) {
       if (!res.ok) { throw res; }
       show('Passkey added', 'ok');
-      passkeys();
+      done(res.body);
     }).catch(function (res) { if (res && res.body) { failed(res, 'Adding the passkey failed'); } else { show('The passkey was not created', 'err'); } });
+  }
+  // A passkey added while signed in: the list, after the recovery codes
+  // when it is the first factor (they come with it, shown once).
+  document.getElementById('add-passkey').addEventListener('click', function () {
+    addPasskey({'X-CSRF-Token': csrf()}, document.getElementById('passkey-name').value, function (body) {
+      if (body.recovery_codes) { showRecovery(body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); }); return; }
+      passkeys();
+    });
+  });
+  // A passkey as the factor a policy requires.
+  document.getElementById('enroll-passkey').addEventListener('click', function () {
+    addPasskey({'Authorization': 'Bearer ' + enrollToken}, 'Passkey', function (body) {
+      if (body.recovery_codes) { showRecovery(body.recovery_codes, enrolled); return; }
+      enrolled();
+    });
   });
   // An SSO login that needs the second factor (or its enrolment) comes
   // back here with the token in the fragment, which no server sees.
+  // With a passkey, the WebAuthn request options come along (base64url
+  // JSON).
   var frag = new URLSearchParams(location.hash.slice(1));
   if (frag.get('mfa')) {
     history.replaceState(null, '', location.pathname + location.search);
-    mfaToken = frag.get('mfa');
-    showOnly('mfa', 'mfa');
+    var opts = null;
+    try { opts = frag.get('webauthn') ? JSON.parse(new TextDecoder().decode(unb64u(frag.get('webauthn')))) : null; } catch (e) { opts = null; }
+    mfaStep(frag.get('mfa'), opts);
   } else if (frag.get('enroll')) {
     history.replaceState(null, '', location.pathname + location.search);
     enroll(frag.get('enroll'));
@@ -420,9 +474,10 @@ func (s *Server) browserSession(c *fiber.Ctx) error {
 		return nil
 	}
 	var body struct {
-		Token     string          `json:"token"`
-		ExpiresAt string          `json:"expires_at"`
-		User      json.RawMessage `json:"user"`
+		Token        string          `json:"token"`
+		ExpiresAt    string          `json:"expires_at"`
+		RefreshToken string          `json:"refresh_token"`
+		User         json.RawMessage `json:"user"`
 	}
 	if err := json.Unmarshal(c.Response().Body(), &body); err != nil || body.Token == "" {
 		return errInternal
@@ -432,6 +487,7 @@ func (s *Server) browserSession(c *fiber.Ctx) error {
 		return errInternal
 	}
 	s.setSessionCookies(c, body.Token, exp)
+	s.setRefreshCookie(c, body.RefreshToken) // console_session.go
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"expires_at": body.ExpiresAt, "user": body.User})
 }

@@ -246,10 +246,13 @@ func (s *Server) routes() {
 	a.Get("/ready", s.ready)
 	a.Get("/.well-known/jwks.json", s.jwks)
 	a.Get("/login", s.requireServing, s.loginPage)
+	// The admin console (console_session.go, http/console): its own strict
+	// CSP, its assets embedded.
+	s.mountConsole()
 
 	v1 := a.Group("/api/v1", s.requireServing)
 	v1.Post("/auth/token", s.browserSession, s.login)
-	v1.Post("/auth/refresh", s.refresh)
+	v1.Post("/auth/refresh", s.browserRefresh, s.refresh)
 	v1.Post("/auth/revoke", s.revoke)
 	// Multi-factor authentication (mfa.go).
 	v1.Post("/auth/token/mfa", s.browserSession, s.tokenMFA)

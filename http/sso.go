@@ -386,6 +386,7 @@ func (s *Server) finishSSOLogin(c *fiber.Ctx, res commands.LoginResult, returnTo
 		return errBadReturnTo
 	}
 	s.setSessionCookies(c, tok, exp)
+	s.setRefreshCookie(c, res.RefreshToken) // console_session.go
 	return c.Redirect(target, fiber.StatusFound)
 }
 

@@ -101,11 +101,16 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// q: only users whose username or email contains it (any case).
+	q := strings.ToLower(strings.TrimSpace(c.Query("q")))
+	if len(q) > 256 {
+		return validation("q: must be at most 256 characters")
+	}
 	cl := caller(c)
 	all := s.deps.Model.Users()
 	seen := all[:0]
 	for _, u := range all {
-		if cl.sees(u) {
+		if cl.sees(u) && (q == "" || strings.Contains(strings.ToLower(u.Username), q) || strings.Contains(strings.ToLower(u.Email), q)) {
 			seen = append(seen, u)
 		}
 	}

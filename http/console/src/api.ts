@@ -1,0 +1,162 @@
+// The service's HTTP API, called with the browser session of the cookies:
+// the access token is in the HttpOnly cookie (this script never sees it),
+// and every request that changes state repeats the CSRF cookie in the
+// X-CSRF-Token header. Nothing here is written to storage or logged.
+
+export interface TenantRole { id: string; role: string }
+export interface MeTenant { id: string; role: string; permissions: string[] }
+export interface Me {
+  type: string; id: string; username: string; email: string; roles: string[];
+  tenants: MeTenant[]; tenant?: string; session_id: string; expires_at: string;
+}
+export interface User {
+  id: string; username: string; email: string; roles: string[]; tenants: TenantRole[];
+  active: boolean; created_at: string;
+}
+export interface Session {
+  id: string; user_id: string; tenant?: string; started_at: string; last_refreshed_at: string;
+  expires_at: string; method?: string; ip?: string; user_agent?: string; current: boolean;
+}
+export interface APIKey {
+  id: string; name: string; key?: string; tenants: string[]; permissions: string[]; allowed_ips: string[];
+  created_at: string; expires_at: string | null; last_used_at: string | null; rotated_at?: string | null;
+  revoked: boolean; owner_id: string;
+}
+export interface RoleMapping { group: string; tenant: string; role: string }
+export interface SSOProvider {
+  name: string; type: string; issuer?: string; domain?: string; tenant_id?: string; client_id?: string;
+  client_secret?: string; entity_id?: string; sso_url?: string; certificate?: { subject: string; not_after: string; not_before: string };
+  groups_claim?: string; role_mappings: RoleMapping[]; link_by_email: boolean; login_url: string;
+  callback_url?: string; metadata_url?: string; acs_url?: string; configured_at: string; warnings?: string[];
+}
+export interface SCIMConnection {
+  id: string; provider: string; tenants: string[]; group_mappings: RoleMapping[]; token?: string; base_url: string;
+  users: number; groups: number; created_at: string; updated_at: string; rotated_at: string | null;
+}
+export interface Actor { type: string; id?: string }
+export interface AuditEvent {
+  sequence: number; id: string; time: string; type: string; version: number; aggregate: string; aggregate_id: string;
+  actor: Actor; tenants: string[]; request: { ip?: string; user_agent?: string; request_id?: string }; data: unknown;
+}
+export interface EventRef { sequence: number; time: string; type: string; actor: Actor }
+export interface Grant {
+  tenant: string; via: string; role?: string; permissions: string[]; granted_by: EventRef; owner_id?: string;
+  owner_grant?: { tenant: string; via: string; role?: string; permissions: string[]; granted_by: EventRef };
+}
+export interface Principal { type: string; id: string; name: string; permissions: string[]; grants: Grant[] }
+export interface TenantAccess { tenant: string; at: string; permission?: string; principals: Principal[] }
+
+// ApiError is an answer in the contract's error shape. field is the field a
+// VALIDATION_ERROR names ("issuer: must be …" → "issuer").
+export class ApiError extends Error {
+  status: number;
+  code: string;
+  field: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    const m = code === 'VALIDATION_ERROR' ? /^([A-Za-z_][A-Za-z0-9_.[\]]*): /.exec(message) : null;
+    this.field = m ? m[1].replace(/\[\d+\].*$/, '').replace(/\..*$/, '') : '';
+  }
+}
+
+// The session's end (a 401 on an authenticated call) is told to the app.
+let onUnauthorized: (() => void) | null = null;
+export function setUnauthorizedHandler(f: () => void) { onUnauthorized = f; }
+
+export function csrfToken(): string {
+  const m = /(?:^|; )infracast_csrf=([^;]*)/.exec(document.cookie);
+  return m ? decodeURIComponent(m[1]) : '';
+}
+
+export interface CallOptions {
+  headers?: Record<string, string>;
+  // quiet: a 401 is this call's own answer, not the session's end.
+  quiet?: boolean;
+  accept?: string;
+}
+
+async function send(method: string, path: string, body: unknown, opts: CallOptions): Promise<Response> {
+  const headers: Record<string, string> = { Accept: opts.accept || 'application/json', ...(opts.headers || {}) };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      method, headers, credentials: 'same-origin', cache: 'no-store',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'NETWORK', 'The service did not answer (network error)');
+  }
+  if (res.ok) return res;
+  let code = 'HTTP_' + res.status, message = res.statusText || 'Request failed';
+  try {
+    const e = (await res.json()) as { error?: { code?: string; message?: string } };
+    if (e && e.error) { code = e.error.code || code; message = e.error.message || message; }
+  } catch { /* not JSON: keep the status */ }
+  const err = new ApiError(res.status, code, message);
+  if (res.status === 401 && !opts.quiet && onUnauthorized) onUnauthorized();
+  throw err;
+}
+
+// call sends a JSON request and returns the JSON answer (undefined for 204).
+export async function call<T>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
+  const res = await send(method, path, body, opts);
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+// callRaw returns the answer's body and status for callers that read the
+// error body themselves (the sign-in steps: MFA_REQUIRED carries fields).
+export async function callRaw(method: string, path: string, body: unknown, headers: Record<string, string> = {}):
+  Promise<{ ok: boolean; status: number; body: any }> {
+  const h: Record<string, string> = { Accept: 'application/json', 'Content-Type': 'application/json', ...headers };
+  if (method !== 'GET') h['X-CSRF-Token'] = csrfToken();
+  const res = await fetch(path, { method, headers: h, credentials: 'same-origin', cache: 'no-store', body: JSON.stringify(body ?? {}) });
+  const text = await res.text();
+  let parsed: any = {};
+  try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = {}; }
+  return { ok: res.ok, status: res.status, body: parsed };
+}
+
+export const get = <T>(path: string, opts?: CallOptions) => call<T>('GET', path, undefined, opts);
+export const post = <T>(path: string, body?: unknown, opts?: CallOptions) => call<T>('POST', path, body ?? {}, opts);
+export const put = <T>(path: string, body?: unknown) => call<T>('PUT', path, body ?? {});
+export const del = <T>(path: string) => call<T>('DELETE', path);
+
+// query builds "?a=1&b=2" from the set values.
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? '?' + s : '';
+}
+
+export const enc = encodeURIComponent;
+
+// download fetches path as CSV and saves it as name, through a blob URL (no
+// new window, nothing stored).
+export async function downloadCSV(path: string, name: string): Promise<void> {
+  const res = await send('GET', path, undefined, { accept: 'text/csv' });
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.rel = 'noopener';
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message;
+  return 'Something went wrong';
+}

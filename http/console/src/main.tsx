@@ -1,0 +1,306 @@
+// The admin console: the app shell (sign-in, session upkeep, navigation)
+// and the router. Pages are in pages/. State that says where the app is
+// goes on <body> as data attributes (data-state, data-page, data-ready) for
+// scripts that drive a browser, and performance.mark('console-ready')
+// marks the first settled screen.
+import { render } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { callRaw, setUnauthorizedHandler, type Me } from './api';
+import { Notice, TextField } from './ui';
+import { UsersPage, UserPage } from './pages/users';
+import { KeysPage } from './pages/keys';
+import { SSOPage } from './pages/sso';
+import { SCIMPage } from './pages/scim';
+import { AuditPage } from './pages/audit';
+import { AccessPage } from './pages/access';
+
+interface Provider { name: string; label: string; url: string }
+
+export interface PageProps {
+  me: Me;
+  platformAdmin: boolean;
+  // Tenants the caller administers (all for a platform admin: "*").
+  adminTenants: string[];
+  // Tenants seen so far, offered in the tenant fields.
+  noteTenants: (ids: string[]) => void;
+  // seesTenant: whether the console shows this tenant's data (a tenant
+  // admin's tenants; every tenant for a platform admin). The API already
+  // answers only what the caller may see; a user or key that is also in
+  // other tenants comes with those, which the console leaves out.
+  seesTenant: (id: string) => boolean;
+  go: (hash: string) => void;
+  params: string[];
+}
+
+const cookieSession = { 'X-Infracast-Session': 'cookie' };
+const CHECK_EVERY_MS = 20_000;
+
+function providers(): Provider[] {
+  try {
+    const v = JSON.parse(document.body.dataset.sso || '[]');
+    return Array.isArray(v) ? v : [];
+  } catch {
+    return [];
+  }
+}
+
+function setBody(attrs: Record<string, string | null>) {
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null) document.body.removeAttribute('data-' + k);
+    else document.body.setAttribute('data-' + k, v);
+  }
+}
+
+let readyMarked = false;
+function markReady() {
+  if (readyMarked) return;
+  readyMarked = true;
+  setBody({ ready: '1' });
+  try { performance.mark('console-ready'); } catch { /* no Performance API: the data attribute says it */ }
+}
+
+// ---- sign-in ----
+
+function SignIn(props: { onSignedIn: () => void; reason: string }) {
+  const [step, setStep] = useState<'password' | 'mfa' | 'enroll'>('password');
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [code, setCode] = useState('');
+  const [mfaToken, setMfaToken] = useState('');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => { setBody({ state: step === 'password' ? 'signed-out' : step }); heading.current?.focus(); }, [step]);
+
+  const answer = (res: { ok: boolean; body: any }) => {
+    if (res.ok) { setPassword(''); setCode(''); setMfaToken(''); props.onSignedIn(); return; }
+    const code = res.body?.error?.code;
+    if (code === 'MFA_REQUIRED') { setMfaToken(res.body.mfa_token); setCode(''); setError(''); setStep('mfa'); return; }
+    if (code === 'MFA_ENROLLMENT_REQUIRED') { setError(''); setStep('enroll'); return; }
+    setError(res.body?.error?.message || 'Sign-in failed');
+  };
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true); setError('');
+    try { answer(await callRaw('POST', '/api/v1/auth/token', { username, password }, cookieSession)); }
+    catch { setError('The service did not answer (network error)'); }
+    finally { setBusy(false); }
+  };
+  const submitCode = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true); setError('');
+    try {
+      const res = await callRaw('POST', '/api/v1/auth/token/mfa', { mfa_token: mfaToken, code: code.trim() }, cookieSession);
+      if (!res.ok && res.status === 401 && /MFA token/.test(res.body?.error?.message || '')) { setStep('password'); }
+      answer(res);
+    } catch { setError('The service did not answer (network error)'); }
+    finally { setBusy(false); }
+  };
+  const sso = providers();
+  const loginPage = '/login?return_to=' + encodeURIComponent('/console');
+  return (
+    <main class="signin" id="main">
+      <div class="signin-card">
+        <p class="brand">Infracast Auth</p>
+        {step === 'password' ? (
+          <>
+            <h1 tabIndex={-1} ref={heading}>Sign in to the admin console</h1>
+            {props.reason ? <Notice kind="warn" id="signed-out-reason">{props.reason}</Notice> : null}
+            <form id="signin-form" onSubmit={submit}>
+              <TextField id="username" label="Username" value={username} onValue={setUsername} required autoComplete="username" />
+              <TextField id="password" label="Password" type="password" value={password} onValue={setPassword} required autoComplete="current-password" />
+              {error ? <Notice kind="error" id="signin-error">{error}</Notice> : null}
+              <button type="submit" class="primary wide" id="signin-submit" disabled={busy}>Sign in</button>
+            </form>
+            {sso.length > 0 ? (
+              <div class="sso-buttons" role="group" aria-label="Single sign-on">
+                <p class="or">or</p>
+                {sso.map((p) => <a class="button wide sso" id={'sso-' + p.name} href={p.url} key={p.name}>Sign in with {p.label}</a>)}
+              </div>
+            ) : null}
+            <p class="hint center"><a href={loginPage}>Sign in with a passkey</a> on the sign-in page.</p>
+          </>
+        ) : step === 'mfa' ? (
+          <>
+            <h1 tabIndex={-1} ref={heading}>Second factor</h1>
+            <form id="mfa-form" onSubmit={submitCode}>
+              <TextField id="mfa-code" label="Code from your authenticator app, or a recovery code" value={code} onValue={setCode}
+                required autoComplete="one-time-code" inputProps={{ inputMode: 'text' }} />
+              {error ? <Notice kind="error" id="signin-error">{error}</Notice> : null}
+              <button type="submit" class="primary wide" id="mfa-submit" disabled={busy}>Verify</button>
+            </form>
+            <p class="hint center"><a href={loginPage}>Use a passkey</a> on the sign-in page instead.</p>
+            <button type="button" class="link" onClick={() => { setStep('password'); setError(''); }}>Back</button>
+          </>
+        ) : (
+          <>
+            <h1 tabIndex={-1} ref={heading}>Set up a second factor first</h1>
+            <p>Your organization requires a second factor. Enrol one on the sign-in page; it brings you back here.</p>
+            <a class="button primary wide" id="enroll-link" href={loginPage}>Set up a second factor</a>
+            <button type="button" class="link" onClick={() => setStep('password')}>Back</button>
+          </>
+        )}
+      </div>
+    </main>
+  );
+}
+
+// ---- the signed-in shell ----
+
+const NAV: Array<{ page: string; label: string; platform?: boolean }> = [
+  { page: 'users', label: 'Users' },
+  { page: 'keys', label: 'API keys' },
+  { page: 'sso', label: 'Single sign-on', platform: true },
+  { page: 'scim', label: 'SCIM provisioning' },
+  { page: 'audit', label: 'Audit log' },
+  { page: 'access', label: 'Access explorer' },
+];
+
+function route(): { page: string; params: string[] } {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  return { page: parts[0] || 'users', params: parts.slice(1) };
+}
+
+function Shell(props: { me: Me; onSignOut: () => void }) {
+  const [r, setR] = useState(route());
+  const [tenants, setTenants] = useState<string[]>(() => props.me.tenants.filter((t) => props.me.roles.includes('admin') || t.permissions.includes('admin:*')).map((t) => t.id));
+  const main = useRef<HTMLElement>(null);
+  const first = useRef(true);
+  useEffect(() => {
+    const on = () => setR(route());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  useEffect(() => {
+    setBody({ page: r.page });
+    if (first.current) { first.current = false; return; }
+    // A new page: move the focus to its heading, as a page load would.
+    requestAnimationFrame(() => (main.current?.querySelector('h1') as HTMLElement | null)?.focus());
+  }, [r.page, r.params.join('/')]);
+  const platformAdmin = props.me.roles.includes('admin');
+  const adminTenants = platformAdmin ? ['*'] : props.me.tenants.filter((t) => t.permissions.includes('admin:*')).map((t) => t.id);
+  const seesTenant = (id: string) => platformAdmin || adminTenants.includes(id);
+  const noteTenants = useCallback((ids: string[]) => {
+    setTenants((old) => {
+      const add = ids.filter((id) => id && id !== '*' && seesTenant(id) && !old.includes(id));
+      return add.length ? [...old, ...add].sort() : old;
+    });
+  }, []);
+  const go = (hash: string) => { location.hash = hash; };
+  const pp: PageProps = { me: props.me, platformAdmin, adminTenants, noteTenants, seesTenant, go, params: r.params };
+  let page;
+  switch (r.page) {
+    case 'users': page = r.params[0] ? <UserPage {...pp} key={r.params[0]} /> : <UsersPage {...pp} />; break;
+    case 'keys': page = <KeysPage {...pp} />; break;
+    case 'sso': page = <SSOPage {...pp} />; break;
+    case 'scim': page = <SCIMPage {...pp} />; break;
+    case 'audit': page = <AuditPage {...pp} />; break;
+    case 'access': page = <AccessPage {...pp} />; break;
+    default: page = <section><h1 tabIndex={-1}>Not found</h1><p>No such page. <a href="#/users">Go to the users</a>.</p></section>;
+  }
+  return (
+    <>
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); (main.current?.querySelector('h1') as HTMLElement | null)?.focus(); }}>Skip to the content</a>
+      <header class="top">
+        <span class="brand">Infracast Auth <span class="muted">console</span></span>
+        <span class="who">
+          <span id="who" title={props.me.id}>{props.me.username}</span>
+          <span class="muted"> · {platformAdmin ? 'platform admin' : 'tenant admin of ' + (adminTenants.join(', ') || 'no tenant')}</span>
+        </span>
+        <button type="button" class="secondary small" id="signout" onClick={props.onSignOut}>Sign out</button>
+      </header>
+      <div class="layout">
+        <nav class="side" aria-label="Console sections">
+          <ul>
+            {NAV.filter((n) => !n.platform || platformAdmin).map((n) => (
+              <li key={n.page}><a href={'#/' + n.page} id={'nav-' + n.page} aria-current={r.page === n.page ? 'page' : undefined}>{n.label}</a></li>
+            ))}
+          </ul>
+        </nav>
+        <main id="main" ref={main}>{page}</main>
+      </div>
+      <datalist id="tenants-list">{tenants.map((t) => <option value={t} key={t} />)}</datalist>
+    </>
+  );
+}
+
+// ---- the app: who is signed in, and keeping the session ----
+
+function App() {
+  const [me, setMe] = useState<Me | null>(null);
+  const [known, setKnown] = useState(false);
+  const [reason, setReason] = useState('');
+  const refreshTimer = useRef<number | undefined>(undefined);
+  const skew = useRef(0); // server time − browser time, ms
+
+  const signedOut = useCallback((why: string) => {
+    window.clearTimeout(refreshTimer.current);
+    setMe(null);
+    setKnown(true);
+    setReason(why);
+    setBody({ user: null, page: null });
+  }, []);
+
+  // schedule refreshes the session a little before its access token
+  // expires (a fifth of its life before, at least 30 s, at most 5 min).
+  const schedule = useCallback((expiresAt: string) => {
+    window.clearTimeout(refreshTimer.current);
+    const left = new Date(expiresAt).getTime() - (Date.now() + skew.current);
+    const margin = Math.min(5 * 60_000, Math.max(30_000, left / 5));
+    refreshTimer.current = window.setTimeout(refresh, Math.max(1_000, left - margin));
+  }, []);
+
+  const refresh = useCallback(async () => {
+    try {
+      const res = await callRaw('POST', '/api/v1/auth/refresh', {}, cookieSession);
+      if (res.ok) { setBody({ refreshed: res.body.expires_at }); schedule(res.body.expires_at); return; }
+      if (res.status === 401 || res.status === 403) { signedOut('Your session has ended. Sign in again.'); return; }
+    } catch { /* offline: try again shortly */ }
+    refreshTimer.current = window.setTimeout(refresh, 15_000);
+  }, []);
+
+  const loadMe = useCallback(async (first: boolean) => {
+    try {
+      const res = await fetch('/api/v1/auth/me', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
+      const date = res.headers.get('Date');
+      if (date) skew.current = new Date(date).getTime() - Date.now();
+      if (res.status === 401) { signedOut(first ? '' : 'Your session has ended or was revoked. Sign in again.'); return; }
+      if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return; }
+      const m = (await res.json()) as Me;
+      if (m.type !== 'user') { signedOut(''); return; }
+      setMe((old) => (old && old.id === m.id && old.expires_at === m.expires_at && old.roles.join() === m.roles.join()
+        && JSON.stringify(old.tenants) === JSON.stringify(m.tenants) ? old : m));
+      setKnown(true);
+      setReason('');
+      setBody({ state: 'signed-in', user: m.username });
+      if (first) schedule(m.expires_at);
+    } catch {
+      if (first) { setKnown(true); setReason('The service did not answer (network error).'); }
+    }
+  }, []);
+
+  useEffect(() => {
+    setUnauthorizedHandler(() => signedOut('Your session has ended or was revoked. Sign in again.'));
+    loadMe(true);
+  }, []);
+  // Revocation: check the session now and then, and when the tab is shown again.
+  useEffect(() => {
+    if (!me) return;
+    const t = window.setInterval(() => loadMe(false), CHECK_EVERY_MS);
+    const vis = () => { if (document.visibilityState === 'visible') loadMe(false); };
+    document.addEventListener('visibilitychange', vis);
+    return () => { window.clearInterval(t); document.removeEventListener('visibilitychange', vis); };
+  }, [me?.id]);
+  useEffect(() => { if (known) markReady(); }, [known, me]);
+
+  const signOut = async () => {
+    await callRaw('POST', '/api/v1/auth/logout', {}).catch(() => undefined);
+    signedOut('You have signed out.');
+  };
+
+  if (!known) return <p class="loading" role="status">Loading…</p>;
+  if (!me) return <SignIn reason={reason} onSignedIn={() => loadMe(true)} />;
+  return <Shell me={me} onSignOut={signOut} key={me.id} />;
+}
+
+render(<App />, document.getElementById('app')!);

@@ -1,0 +1,183 @@
+// Single sign-on (platform admins): the configured providers, and a form
+// per kind (Okta, Azure AD, SAML, generic OIDC) whose validation errors
+// from the API show next to their fields; the URLs to register at the
+// identity provider and the SAML SP metadata, to copy.
+import { useState } from 'preact/hooks';
+import { del, enc, get, post, type RoleMapping, type SSOProvider } from '../api';
+import type { PageProps } from '../main';
+import {
+  Checkbox, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, SelectField, TextArea, TextField, Time, useLoad,
+} from '../ui';
+
+type Kind = 'okta' | 'azure' | 'saml' | 'oidc';
+const KINDS: Array<[Kind, string]> = [['okta', 'Okta'], ['azure', 'Azure AD (Entra ID)'], ['saml', 'SAML 2.0'], ['oidc', 'Generic OpenID Connect']];
+
+// The fields of each kind: [field, label, required, hint].
+const FIELDS: Record<Kind, Array<[string, string, boolean, string]>> = {
+  okta: [
+    ['domain', 'Okta domain', true, 'your-company.okta.com'],
+    ['client_id', 'Client ID', true, ''],
+    ['client_secret', 'Client secret', true, 'Stored encrypted; never shown again.'],
+    ['issuer', 'Issuer (optional)', false, 'A custom authorization server, e.g. https://your-company.okta.com/oauth2/default'],
+  ],
+  azure: [
+    ['tenant_id', 'Directory (tenant) ID', true, 'The GUID of your Entra ID tenant'],
+    ['client_id', 'Application (client) ID', true, ''],
+    ['client_secret', 'Client secret', true, 'Stored encrypted; never shown again.'],
+    ['issuer', 'Issuer (optional)', false, 'Overrides https://login.microsoftonline.com/{tenant}/v2.0'],
+  ],
+  saml: [
+    ['entity_id', 'IdP entity ID', true, 'https://idp.company.com'],
+    ['sso_url', 'IdP single sign-on URL', true, 'https://idp.company.com/saml/sso'],
+  ],
+  oidc: [
+    ['name', 'Name', true, 'Lower-case letters, digits and dashes: it names the login URL'],
+    ['issuer', 'Issuer URL', true, 'Its discovery document is read at {issuer}/.well-known/openid-configuration'],
+    ['client_id', 'Client ID', true, ''],
+    ['client_secret', 'Client secret', true, 'Stored encrypted; never shown again.'],
+  ],
+};
+
+export function SSOPage(_: PageProps) {
+  const list = useLoad(() => get<{ providers: SSOProvider[] }>('/api/v1/admin/sso'), []);
+  const [notice, setNotice] = useState('');
+  const [err, setErr] = useState<unknown>(null);
+  const remove = async (prov: SSOProvider) => {
+    setErr(null); setNotice('');
+    try { await del('/api/v1/admin/sso/' + enc(prov.name)); setNotice(`Provider ${prov.name} removed.`); list.reload(); } catch (e) { setErr(e); }
+  };
+  return (
+    <section>
+      <h1 tabIndex={-1}>Single sign-on</h1>
+      {notice ? <Notice kind="ok" id="sso-notice">{notice}</Notice> : null}
+      <ErrorNotice error={err} />
+      <h2>Configured providers</h2>
+      <ErrorNotice error={list.error} />
+      {list.loading && !list.data ? <Loading what="providers" /> : null}
+      {list.data && list.data.providers.length === 0 ? <p class="muted" id="no-providers">No identity provider yet.</p> : null}
+      <div class="cards">
+        {list.data?.providers.map((prov) => (
+          <article class="card provider" key={prov.name} data-provider={prov.name} aria-labelledby={'prov-' + prov.name}>
+            <div class="page-head">
+              <h3 id={'prov-' + prov.name}>{prov.name} <span class="chip">{prov.type}</span></h3>
+              <ConfirmButton label="Remove" danger confirm={`Remove ${prov.name}? Its users can no longer sign in with it.`} onConfirm={() => remove(prov)} />
+            </div>
+            <dl class="facts">
+              {prov.issuer ? <><dt>Issuer</dt><dd class="mono">{prov.issuer}</dd></> : null}
+              {prov.domain ? <><dt>Domain</dt><dd>{prov.domain}</dd></> : null}
+              {prov.tenant_id ? <><dt>Directory</dt><dd class="mono">{prov.tenant_id}</dd></> : null}
+              {prov.client_id ? <><dt>Client ID</dt><dd class="mono">{prov.client_id}</dd></> : null}
+              {prov.client_secret ? <><dt>Client secret</dt><dd class="mono">{prov.client_secret}</dd></> : null}
+              {prov.entity_id ? <><dt>IdP entity ID</dt><dd class="mono">{prov.entity_id}</dd></> : null}
+              {prov.certificate ? <><dt>IdP certificate</dt><dd>{prov.certificate.subject}, valid until <Time at={prov.certificate.not_after} /></dd></> : null}
+              {prov.callback_url ? <><dt>Redirect URI</dt><dd><span class="mono">{prov.callback_url}</span> <CopyButton text={prov.callback_url} /></dd></> : null}
+              {prov.acs_url ? <><dt>ACS URL</dt><dd><span class="mono">{prov.acs_url}</span> <CopyButton text={prov.acs_url} /></dd></> : null}
+              {prov.metadata_url ? <><dt>SP metadata</dt><dd><span class="mono">{prov.metadata_url}</span> <CopyButton text={prov.metadata_url} /></dd></> : null}
+              <dt>Sign-in link</dt><dd><span class="mono">{prov.login_url}</span></dd>
+              <dt>Group mappings</dt><dd>{prov.role_mappings.length ? prov.role_mappings.map((m, i) => <span class="chip" key={i}>{m.group} → {m.tenant}: {m.role}</span>) : 'none'}</dd>
+              <dt>Configured</dt><dd><Time at={prov.configured_at} /></dd>
+            </dl>
+            {prov.warnings?.length ? <Notice kind="warn">{prov.warnings.join(' ')}</Notice> : null}
+          </article>
+        ))}
+      </div>
+      <ConfigureForm onSaved={(name) => { setNotice(`Provider ${name} saved.`); list.reload(); }} />
+      <SAMLMetadata />
+    </section>
+  );
+}
+
+function ConfigureForm(props: { onSaved: (name: string) => void }) {
+  const [kind, setKind] = useState<Kind>('oidc');
+  const [values, setValues] = useState<Record<string, string>>({});
+  const [cert, setCert] = useState('');
+  const [groupsClaim, setGroupsClaim] = useState('');
+  const [mappings, setMappings] = useState<RoleMapping[]>([]);
+  const [linkByEmail, setLinkByEmail] = useState(false);
+  const [errs, setErrs] = useState<Record<string, string>>({});
+  const [err, setErr] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const name = kind === 'oidc' ? (values.name || '').trim() : kind;
+  const origin = location.origin;
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setBusy(true); setErrs({}); setErr(null);
+    const body: Record<string, unknown> = {};
+    for (const [f] of FIELDS[kind]) { const v = (values[f] || '').trim(); if (v) body[f] = v; }
+    if (kind === 'saml' && cert.trim()) body.certificate = cert.trim();
+    if (groupsClaim.trim()) body.groups_claim = groupsClaim.trim();
+    if (mappings.length) body.role_mappings = mappings;
+    if (linkByEmail) body.link_by_email = true;
+    try {
+      await post('/api/v1/admin/sso/' + kind, body);
+      props.onSaved(name || kind);
+      setValues({}); setCert(''); setMappings([]); setGroupsClaim(''); setLinkByEmail(false);
+    } catch (e) {
+      const fe = fieldErrors(e, [...FIELDS[kind].map(([f]) => f), 'certificate', 'groups_claim', 'role_mappings', 'link_by_email', 'name']);
+      setErrs(fe.fields); setErr(fe.rest);
+    } finally { setBusy(false); }
+  };
+  return (
+    <form class="card" id="sso-form" onSubmit={submit} aria-labelledby="sso-form-title" noValidate>
+      <h2 id="sso-form-title">Configure a provider</h2>
+      <SelectField id="sso-kind" label="Kind" value={kind} onValue={(v) => { setKind(v as Kind); setErrs({}); setErr(null); }}
+        options={KINDS} hint="Saving a kind that exists replaces its configuration." />
+      <div class="grid2">
+        {FIELDS[kind].map(([f, label, req, hint]) => (
+          <TextField key={kind + f} id={'sso-' + f} label={label} required={req} value={values[f] || ''} hint={hint || undefined}
+            type={f === 'client_secret' ? 'password' : 'text'} autoComplete={f === 'client_secret' ? 'new-password' : 'off'}
+            onValue={(v) => setValues({ ...values, [f]: v })} error={errs[f]} />
+        ))}
+      </div>
+      {kind === 'saml' ? <TextArea id="sso-certificate" label="IdP signing certificate (PEM)" required value={cert} onValue={setCert} rows={5}
+        error={errs.certificate} placeholder="-----BEGIN CERTIFICATE-----" /> : null}
+      <TextField id="sso-groups_claim" label="Groups claim (optional)" value={groupsClaim} onValue={setGroupsClaim} error={errs.groups_claim}
+        hint={kind === 'saml' ? 'The attribute that lists the groups.' : 'Default: groups.'} />
+      <MappingsEditor id="sso-mappings" value={mappings} onValue={setMappings} tenantsList="tenants-list" error={errs.role_mappings} />
+      <Checkbox id="sso-link_by_email" label="Link to an existing user with the same verified email" checked={linkByEmail} onValue={setLinkByEmail} />
+      {kind !== 'saml' && name ? (
+        <p class="hint">Register this redirect URI at the provider: <span class="mono" id="sso-redirect-uri">{origin}/api/v1/auth/sso/{name}/callback</span>{' '}
+          <CopyButton text={`${origin}/api/v1/auth/sso/${name}/callback`} /></p>
+      ) : null}
+      <ErrorNotice error={err} />
+      <button type="submit" class="primary" id="sso-submit" disabled={busy}>Save provider</button>
+    </form>
+  );
+}
+
+// SAMLMetadata: what to give the IdP for SAML (this service as the SP).
+function SAMLMetadata() {
+  const [xml, setXml] = useState('');
+  const [err, setErr] = useState('');
+  const url = location.origin + '/api/v1/auth/sso/saml/metadata';
+  const load = async () => {
+    setErr('');
+    try {
+      const res = await fetch('/api/v1/auth/sso/saml/metadata', { credentials: 'same-origin', headers: { Accept: 'application/samlmetadata+xml, application/xml' } });
+      if (!res.ok) {
+        const e = await res.json().catch(() => null);
+        setErr(e?.error?.message || 'No SP metadata (' + res.status + '): configure a SAML provider first.');
+        return;
+      }
+      setXml(await res.text());
+    } catch { setErr('The service did not answer (network error)'); }
+  };
+  return (
+    <section class="card" aria-labelledby="sp-title">
+      <h2 id="sp-title">SAML service provider metadata</h2>
+      <p>Give these to your SAML identity provider.</p>
+      <dl class="facts">
+        <dt>Metadata URL</dt><dd><span class="mono">{url}</span> <CopyButton text={url} /></dd>
+        <dt>ACS URL</dt><dd><span class="mono">{location.origin}/api/v1/auth/sso/saml/acs</span> <CopyButton text={location.origin + '/api/v1/auth/sso/saml/acs'} /></dd>
+      </dl>
+      <button type="button" class="secondary" id="sp-metadata-load" onClick={load}>Show the metadata XML</button>
+      {err ? <Notice kind="warn">{err}</Notice> : null}
+      {xml ? (
+        <>
+          <TextArea id="sp-metadata" label="SP metadata (XML)" value={xml} onValue={() => undefined} readOnly rows={8} />
+          <CopyButton text={xml} label="Copy the XML" />
+        </>
+      ) : null}
+    </section>
+  );
+}

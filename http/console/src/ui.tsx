@@ -1,0 +1,251 @@
+// Shared pieces of the pages: labelled fields with their errors, notices,
+// pagers, copy and two-step confirm buttons, and formatting.
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState, useCallback } from 'preact/hooks';
+import { ApiError, errorText } from './api';
+
+export const ROLES = ['viewer', 'editor', 'admin'];
+export const PERMISSIONS = [
+  'nodes:read', 'nodes:write', 'findings:read', 'findings:write', 'jobs:read', 'jobs:write',
+  'reports:read', 'audit:read', 'admin:*',
+];
+
+type InputProps = { inputMode?: 'text' | 'numeric'; step?: number };
+
+export function TextField(props: {
+  id: string; label: string; value: string; onValue: (v: string) => void; error?: string; hint?: string;
+  type?: string; required?: boolean; autoComplete?: string; list?: string; placeholder?: string;
+  inputProps?: InputProps; readOnly?: boolean;
+}) {
+  const described = [props.hint ? props.id + '-hint' : '', props.error ? props.id + '-err' : ''].filter(Boolean).join(' ');
+  return (
+    <div class={'field' + (props.error ? ' invalid' : '')}>
+      <label for={props.id}>{props.label}{props.required ? <span class="req" aria-hidden="true"> *</span> : null}</label>
+      <input id={props.id} name={props.id} type={(props.type || 'text') as 'text'} value={props.value}
+        onInput={(e) => props.onValue((e.currentTarget as HTMLInputElement).value)}
+        required={props.required} autoComplete={props.autoComplete || 'off'} list={props.list}
+        placeholder={props.placeholder} readOnly={props.readOnly}
+        aria-invalid={props.error ? 'true' : undefined} aria-describedby={described || undefined}
+        inputMode={props.inputProps?.inputMode} step={props.inputProps?.step} />
+      {props.hint ? <p class="hint" id={props.id + '-hint'}>{props.hint}</p> : null}
+      {props.error ? <p class="field-error" id={props.id + '-err'}>{props.error}</p> : null}
+    </div>
+  );
+}
+
+export function TextArea(props: {
+  id: string; label: string; value: string; onValue: (v: string) => void; error?: string; hint?: string;
+  rows?: number; required?: boolean; readOnly?: boolean; placeholder?: string;
+}) {
+  const described = [props.hint ? props.id + '-hint' : '', props.error ? props.id + '-err' : ''].filter(Boolean).join(' ');
+  return (
+    <div class={'field' + (props.error ? ' invalid' : '')}>
+      <label for={props.id}>{props.label}{props.required ? <span class="req" aria-hidden="true"> *</span> : null}</label>
+      <textarea id={props.id} name={props.id} rows={props.rows || 4} value={props.value} readOnly={props.readOnly}
+        placeholder={props.placeholder} required={props.required}
+        onInput={(e) => props.onValue((e.currentTarget as HTMLTextAreaElement).value)}
+        aria-invalid={props.error ? 'true' : undefined} aria-describedby={described || undefined} />
+      {props.hint ? <p class="hint" id={props.id + '-hint'}>{props.hint}</p> : null}
+      {props.error ? <p class="field-error" id={props.id + '-err'}>{props.error}</p> : null}
+    </div>
+  );
+}
+
+export function SelectField(props: {
+  id: string; label: string; value: string; onValue: (v: string) => void; options: Array<[string, string]>;
+  error?: string; hint?: string;
+}) {
+  return (
+    <div class={'field' + (props.error ? ' invalid' : '')}>
+      <label for={props.id}>{props.label}</label>
+      <select id={props.id} name={props.id} value={props.value}
+        onChange={(e) => props.onValue((e.currentTarget as HTMLSelectElement).value)}
+        aria-invalid={props.error ? 'true' : undefined}
+        aria-describedby={props.error ? props.id + '-err' : props.hint ? props.id + '-hint' : undefined}>
+        {props.options.map(([v, l]) => <option value={v} key={v}>{l}</option>)}
+      </select>
+      {props.hint ? <p class="hint" id={props.id + '-hint'}>{props.hint}</p> : null}
+      {props.error ? <p class="field-error" id={props.id + '-err'}>{props.error}</p> : null}
+    </div>
+  );
+}
+
+export function Checkbox(props: { id: string; label: string; checked: boolean; onValue: (v: boolean) => void; hint?: string }) {
+  return (
+    <div class="check">
+      <input type="checkbox" id={props.id} checked={props.checked}
+        onChange={(e) => props.onValue((e.currentTarget as HTMLInputElement).checked)}
+        aria-describedby={props.hint ? props.id + '-hint' : undefined} />
+      <label for={props.id}>{props.label}</label>
+      {props.hint ? <p class="hint" id={props.id + '-hint'}>{props.hint}</p> : null}
+    </div>
+  );
+}
+
+export function Notice(props: { kind: 'ok' | 'error' | 'warn' | 'info'; children: ComponentChildren; id?: string }) {
+  return (
+    <div id={props.id} class={'notice ' + props.kind} role={props.kind === 'error' ? 'alert' : 'status'}>
+      {props.children}
+    </div>
+  );
+}
+
+// ErrorNotice shows a failed call's message (field errors are shown by their fields).
+export function ErrorNotice(props: { error: unknown }) {
+  if (!props.error) return null;
+  return <Notice kind="error">{errorText(props.error)}</Notice>;
+}
+
+// fieldErrors maps a VALIDATION_ERROR to the field it names, when the form has it.
+export function fieldErrors(e: unknown, fields: string[]): { fields: Record<string, string>; rest: unknown } {
+  if (e instanceof ApiError && e.field && fields.includes(e.field)) {
+    return { fields: { [e.field]: e.message.slice(e.message.indexOf(':') + 1).trim() }, rest: null };
+  }
+  return { fields: {}, rest: e };
+}
+
+export function Pager(props: { page: number; hasNext: boolean; onPrev: () => void; onNext: () => void; onFirst?: () => void; label: string }) {
+  return (
+    <nav class="pager" aria-label={props.label}>
+      {props.onFirst ? <button type="button" class="secondary" onClick={props.onFirst} disabled={props.page === 0}>First page</button> : null}
+      <button type="button" class="secondary" onClick={props.onPrev} disabled={props.page === 0}>Previous page</button>
+      <span class="page-no" aria-live="polite">Page {props.page + 1}</span>
+      <button type="button" class="secondary next-page" onClick={props.onNext} disabled={!props.hasNext}>Next page</button>
+    </nav>
+  );
+}
+
+// CopyButton copies text to the clipboard (the Clipboard API, or a selected
+// hidden field where it is not available) and says so.
+export function CopyButton(props: { text: string; label?: string; id?: string }) {
+  const [done, setDone] = useState('');
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(props.text);
+      setDone('Copied');
+    } catch {
+      const ta = document.createElement('textarea');
+      ta.value = props.text;
+      ta.setAttribute('readonly', '');
+      ta.className = 'offscreen';
+      document.body.appendChild(ta);
+      ta.select();
+      const ok = document.execCommand('copy');
+      ta.remove();
+      setDone(ok ? 'Copied' : 'Copy failed: select the text and copy it');
+    }
+  };
+  return (
+    <span class="copy">
+      <button type="button" class="secondary small" id={props.id} onClick={copy}>{props.label || 'Copy'}</button>
+      <span class="copied" role="status">{done}</span>
+    </span>
+  );
+}
+
+// ConfirmButton asks again inline (no browser dialog) before acting.
+export function ConfirmButton(props: {
+  label: string; confirm: string; onConfirm: () => Promise<void> | void; danger?: boolean; class?: string; id?: string;
+}) {
+  const [asking, setAsking] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const yes = useRef<HTMLButtonElement>(null);
+  useEffect(() => { if (asking && yes.current) yes.current.focus(); }, [asking]);
+  if (!asking) {
+    return <button type="button" id={props.id} class={(props.danger ? 'danger ' : 'secondary ') + 'small ' + (props.class || '')}
+      onClick={() => setAsking(true)}>{props.label}</button>;
+  }
+  return (
+    <span class="confirm" role="group" aria-label={props.confirm}>
+      <span>{props.confirm}</span>
+      <button type="button" ref={yes} class={(props.danger ? 'danger' : 'primary') + ' small confirm-yes'} disabled={busy}
+        onClick={async () => { setBusy(true); try { await props.onConfirm(); } finally { setBusy(false); setAsking(false); } }}>Yes</button>
+      <button type="button" class="secondary small" onClick={() => setAsking(false)}>Cancel</button>
+    </span>
+  );
+}
+
+// useLoad runs load when deps change; reload runs it again.
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
+  const [state, setState] = useState<{ data?: T; error?: unknown; loading: boolean }>({ loading: true });
+  const seq = useRef(0);
+  const run = useCallback(() => {
+    const n = ++seq.current;
+    setState((s) => ({ ...s, loading: true }));
+    load().then(
+      (data) => { if (n === seq.current) setState({ data, loading: false }); },
+      (error) => { if (n === seq.current) setState({ error, loading: false }); },
+    );
+  }, deps); // eslint-disable-line
+  useEffect(run, [run]);
+  return { ...state, reload: run };
+}
+
+// SecretPanel shows a secret once, with a warning and a copy button.
+export function SecretPanel(props: { title: string; secret: string; onDone: () => void; what: string; id: string }) {
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => { ref.current?.focus(); }, []);
+  return (
+    <div class="secret-panel" id={props.id} ref={ref} tabIndex={-1} role="region" aria-label={props.title}>
+      <h2>{props.title}</h2>
+      <p class="warn-text"><strong>Copy it now: it is shown only this once.</strong> The service keeps only a hash of {props.what}; if it is lost, rotate it.</p>
+      <label for={props.id + '-value'}>Secret</label>
+      <div class="secret-row">
+        <input id={props.id + '-value'} class="mono secret-value" readOnly value={props.secret}
+          onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />
+        <CopyButton text={props.secret} id={props.id + '-copy'} label="Copy secret" />
+      </div>
+      <button type="button" class="primary" onClick={props.onDone}>I have stored it safely</button>
+    </div>
+  );
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+export function fmtTime(s?: string | null): string {
+  if (!s) return '—';
+  const d = new Date(s);
+  if (isNaN(d.getTime())) return s;
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
+}
+
+export function Time(props: { at?: string | null }) {
+  if (!props.at) return <span>—</span>;
+  return <time dateTime={props.at} title={props.at}>{fmtTime(props.at)}</time>;
+}
+
+// toRFC3339 turns a datetime-local value (taken as UTC) into RFC 3339.
+export function toRFC3339(local: string): string {
+  if (!local) return '';
+  return (local.length === 16 ? local + ':00' : local) + 'Z';
+}
+
+export function splitList(s: string): string[] {
+  return s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+}
+
+export function Loading(props: { what: string }) {
+  return <p class="loading" role="status">Loading {props.what}…</p>;
+}
+
+// MappingsEditor edits group → tenant role mappings.
+export function MappingsEditor(props: { id: string; value: Array<{ group: string; tenant: string; role: string }>; onValue: (v: Array<{ group: string; tenant: string; role: string }>) => void; tenantsList?: string; error?: string }) {
+  const set = (i: number, k: 'group' | 'tenant' | 'role', v: string) => props.onValue(props.value.map((m, j) => (j === i ? { ...m, [k]: v } : m)));
+  return (
+    <fieldset class={'mappings' + (props.error ? ' invalid' : '')} id={props.id}>
+      <legend>Group → tenant role mappings</legend>
+      {props.value.length === 0 ? <p class="hint">No mappings: groups give no tenant role.</p> : null}
+      {props.value.map((m, i) => (
+        <div class="mapping-row" key={i}>
+          <TextField id={`${props.id}-${i}-group`} label="Group" value={m.group} onValue={(v) => set(i, 'group', v)} />
+          <TextField id={`${props.id}-${i}-tenant`} label="Tenant" value={m.tenant} onValue={(v) => set(i, 'tenant', v)} list={props.tenantsList} />
+          <SelectField id={`${props.id}-${i}-role`} label="Role" value={m.role} onValue={(v) => set(i, 'role', v)} options={ROLES.map((r) => [r, r])} />
+          <button type="button" class="secondary small" onClick={() => props.onValue(props.value.filter((_, j) => j !== i))}
+            aria-label={`Remove mapping ${i + 1}`}>Remove</button>
+        </div>
+      ))}
+      <button type="button" class="secondary small" onClick={() => props.onValue([...props.value, { group: '', tenant: '', role: 'viewer' }])}>Add a mapping</button>
+      {props.error ? <p class="field-error" id={props.id + '-err'}>{props.error}</p> : null}
+    </fieldset>
+  );
+}

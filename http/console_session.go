@@ -1,0 +1,125 @@
+package http
+
+import (
+	"net/url"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/infracast/auth/http/console"
+)
+
+// The admin console (http/console) at /console, and what its browser
+// session needs beyond the login page's: the refresh token of a cookie
+// session kept in an HttpOnly cookie that only POST /api/v1/auth/refresh
+// receives, so the console refreshes the session before the access token
+// expires without its script ever holding a token.
+
+// RefreshCookie holds the refresh token of a browser session (HttpOnly,
+// SameSite=Strict, sent only to the refresh path).
+const RefreshCookie = "infracast_refresh"
+
+const refreshCookiePath = "/api/v1/auth/refresh"
+
+// consoleCSP: the console's own script and style files only (no inline
+// script or style, no eval), API calls to this origin only, images of its
+// own or data: URLs, no framing, no plugins, no base or form elsewhere.
+const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+	"font-src 'self'; manifest-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// mountConsole serves the console at /console and /console/*.
+func (s *Server) mountConsole() {
+	h, err := console.New(console.Options{Providers: s.consoleProviders})
+	if err != nil {
+		// The assets are embedded at build time: a missing index.html is a
+		// build mistake that every start would repeat.
+		panic(err)
+	}
+	serve := func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentSecurityPolicy, consoleCSP)
+		c.Set(fiber.HeaderXFrameOptions, "DENY")
+		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+		c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+		c.Set("Cross-Origin-Opener-Policy", "same-origin")
+		c.Set("Cross-Origin-Resource-Policy", "same-origin")
+		c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		return h.Serve(c)
+	}
+	s.app.Get(console.Prefix, serve)
+	s.app.Get(console.Prefix+"/*", serve)
+}
+
+// consoleProviders lists the configured identity providers with their
+// sign-in links back to the console.
+func (s *Server) consoleProviders() []console.Provider {
+	if s.deps.SSOModel == nil {
+		return nil
+	}
+	var out []console.Provider
+	for _, p := range s.deps.SSOModel.SSOProviders() {
+		out = append(out, console.Provider{
+			Name: p.Name, Label: providerLabel(p.Name, string(p.Type)),
+			URL: flowPath + url.PathEscape(p.Name) + "/login?return_to=" + url.QueryEscape(console.Prefix),
+		})
+	}
+	return out
+}
+
+// setRefreshCookie keeps a browser session's refresh token where only the
+// refresh path receives it. It lives as long as the browser session (the
+// service bounds the refresh token's own lifetime).
+func (s *Server) setRefreshCookie(c *fiber.Ctx, refreshToken string) {
+	if refreshToken == "" {
+		return
+	}
+	c.Cookie(&fiber.Cookie{
+		Name: RefreshCookie, Value: refreshToken, Path: refreshCookiePath,
+		Secure: s.secureCookies(c), HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
+	})
+}
+
+// browserRefresh wraps POST /api/v1/auth/refresh: with "X-Infracast-Session:
+// cookie", the refresh token is the one in the refresh cookie, the request
+// must come from this origin with the CSRF token (as any cookie request that
+// changes state), and a successful refresh answers with the new access token
+// in the session cookie (the CSRF token stays) and only expires_at in the
+// body. Without the header, the JSON refresh of the contract.
+func (s *Server) browserRefresh(c *fiber.Ctx) error {
+	if c.Get(SessionModeHeader) != "cookie" {
+		return c.Next()
+	}
+	if o := c.Get(fiber.HeaderOrigin); o != "" && o != s.baseURL(c) {
+		return errCSRF
+	}
+	if err := checkCSRF(c); err != nil {
+		return err
+	}
+	refreshToken := c.Cookies(RefreshCookie)
+	if refreshToken == "" {
+		return errUnauthorized
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	res, err := s.deps.Auth.Refresh(ctx, s.meta(c), refreshToken)
+	if err != nil {
+		return err
+	}
+	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, res.TokenID, res.Session.Tenant)
+	if err != nil {
+		return err
+	}
+	secure := s.secureCookies(c)
+	maxAge := max(int(exp.Sub(s.cfg.Now()).Seconds()), 1)
+	c.Cookie(&fiber.Cookie{
+		Name: TokenCookie, Value: tok, Path: "/", MaxAge: maxAge,
+		Secure: secure, HTTPOnly: true, SameSite: fiber.CookieSameSiteLaxMode,
+	})
+	// The same CSRF token, living as long as the new access token: requests
+	// the page has in flight keep theirs valid.
+	c.Cookie(&fiber.Cookie{
+		Name: CSRFCookie, Value: c.Cookies(CSRFCookie), Path: "/", MaxAge: maxAge,
+		Secure: secure, HTTPOnly: false, SameSite: fiber.CookieSameSiteStrictMode,
+	})
+	s.setRefreshCookie(c, res.NewRefreshToken) // with rotation on
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(fiber.Map{"expires_at": rfc3339(exp)})
+}
