@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +42,10 @@ func caseAudit(ctx context.Context, b *bench) ([]result, error) {
 	if err != nil {
 		return rs, err
 	}
-	more, err := auditInChild(ctx, b)
+	more, err := caseInChild(ctx, b, "audit", auditChildEnv, []string{"-audit-events", strconv.Itoa(*auditEvents)}, map[string]string{
+		"audit.memory":  "the same history without the audit journal and access history",
+		"audit.startup": "restoring the snapshot of the same history without them",
+	}, true)
 	return append(rs, more...), err
 }
 
@@ -271,36 +273,4 @@ func auditModels(b *bench) ([]result, error) {
 func (r *result) ratioBelow(maxRatio float64) {
 	ok := r.Ratio <= maxRatio
 	r.Target, r.OK = fmt.Sprintf("ratio <= %.2f", maxRatio), &ok
-}
-
-func auditInChild(ctx context.Context, b *bench) ([]result, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, exe, "-cases", "audit", "-audit-events", strconv.Itoa(*auditEvents), "-json")
-	cmd.Env = append(os.Environ(), auditChildEnv+"=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("audit case in a child process: %v\n%s", err, stderr.String())
-	}
-	fmt.Fprint(b.log, stderr.String())
-	var rs []result
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var r result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return nil, fmt.Errorf("audit case: child printed %q: %v", line, err)
-		}
-		r.baselineName = map[string]string{
-			"audit.memory":  "the same history without the audit journal and access history",
-			"audit.startup": "restoring the snapshot of the same history without them",
-		}[r.Name]
-		rs = append(rs, r)
-	}
-	if len(rs) != 2 {
-		return nil, fmt.Errorf("audit case: %d results from the child, want 2", len(rs))
-	}
-	return rs, nil
 }

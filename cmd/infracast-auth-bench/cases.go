@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -558,7 +555,8 @@ const (
 // resident set.
 func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 	if os.Getenv(memoryChildEnv) == "" {
-		return memoryInChild(ctx, b)
+		return caseInChild(ctx, b, "memory", memoryChildEnv, []string{"-memory-entries", strconv.Itoa(b.memoryEntries)},
+			map[string]string{"memory.apikey": keyBaselineName, "memory.revoked_token": tokenBaselineName}, false)
 	}
 	n := b.memoryEntries
 	now := time.Now().UTC()
@@ -646,36 +644,6 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 	rk := memoryResult("memory.apikey", "B/key", rssKey, perKey, keyEnc, n, keyBaselineName)
 	rt := memoryResult("memory.revoked_token", "B/token", rssToken, perToken, tokEnc, n, tokenBaselineName)
 	return []result{rk, rt}, nil
-}
-
-// memoryInChild runs the memory case in a fresh process and reads its JSON
-// lines.
-func memoryInChild(ctx context.Context, b *bench) ([]result, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, exe, "-cases", "memory", "-memory-entries", strconv.Itoa(b.memoryEntries), "-json")
-	cmd.Env = append(os.Environ(), memoryChildEnv+"=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("memory case in a child process: %v\n%s", err, stderr.String())
-	}
-	var rs []result
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		var r result
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return nil, fmt.Errorf("memory case: child printed %q: %v", line, err)
-		}
-		r.baselineName = map[string]string{"memory.apikey": keyBaselineName, "memory.revoked_token": tokenBaselineName}[r.Name]
-		rs = append(rs, r)
-	}
-	if len(rs) != 2 {
-		return nil, fmt.Errorf("memory case: %d results from the child, want 2", len(rs))
-	}
-	return rs, nil
 }
 
 // memoryResult reports the resident-set growth per entry, with the live
