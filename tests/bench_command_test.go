@@ -39,6 +39,10 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	if nginxInstalled() {
 		want = slices.Insert(want, slices.Index(want, "gateway")+1, "nginx_proxy", "nginx_forward_auth", "nginx_forward_auth.connections")
 	}
+	// console gives figures where chromium is installed (CI installs it).
+	if chromiumInstalled() {
+		want = append(want, "console", "console.assets_gzip")
+	}
 	var got []string
 	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
 		var r map[string]any
@@ -61,6 +65,17 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("figures %v, want %v\n%s", got, want, stderr.String())
 	}
+}
+
+// chromiumInstalled: the bench finds a Chromium (as chromiumBinary does), so
+// its console case runs.
+func chromiumInstalled() bool {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if _, err := exec.LookPath(name); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // nginxInstalled: the bench finds an nginx (as nginxBinary does), so its

@@ -92,8 +92,9 @@ var cases = []benchCase{
 	{"propagation", casePropagation},
 	{"scim_propagation", caseSCIMPropagation}, // scim_propagation.go
 	{"memory", caseMemory},
-	{"scale", caseScale}, // scale.go
-	{"audit", caseAudit}, // audit.go
+	{"scale", caseScale},     // scale.go
+	{"audit", caseAudit},     // audit.go
+	{"console", caseConsole}, // console.go: the admin console in headless Chromium
 }
 
 func main() {
