@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infracast/auth/http/scim/scimtest"
 )
 
 // TestSCIMTenantScopedConnections: a connection sees only the users it
@@ -140,7 +142,7 @@ func TestSCIMInAuditAndAccess(t *testing.T) {
 		if at(e, "actor", "type") != "scim" || at(e, "actor", "id") != conn || at(e, "time") == nil {
 			t.Fatalf("audit event: %v", e)
 		}
-		if at(e, "type") == "user.role_revoked" && (at(e, "data", "tenant") != "prod" || !strings.Contains(strings.Join(asStrings(at(e, "tenants")), ","), "prod")) {
+		if at(e, "type") == "user.role_revoked" && (at(e, "data", "tenant") != "prod" || !strings.Contains(strings.Join(scimtest.Strings(at(e, "tenants")), ","), "prod")) {
 			t.Fatalf("revocation: %v", e)
 		}
 	}
@@ -161,13 +163,4 @@ func TestSCIMInAuditAndAccess(t *testing.T) {
 	if len(asList(r.JSON["events"])) < 3 {
 		t.Fatalf("scim.* events: %s", r.Raw)
 	}
-}
-
-func asStrings(v any) []string {
-	var out []string
-	for _, x := range asList(v) {
-		s, _ := x.(string)
-		out = append(out, s)
-	}
-	return out
 }

@@ -351,7 +351,7 @@ func (r response) wantError(t *testing.T, status int, scimType string) {
 	t.Helper()
 	r.want(t, status)
 	if r.body["status"] != fmt.Sprint(status) || r.body["scimType"] != nilIfEmpty(scimType) ||
-		!slices.Contains(toStrings(r.body["schemas"]), ErrorSchema) || r.body["detail"] == "" {
+		!slices.Contains(scimtest.Strings(r.body["schemas"]), ErrorSchema) || r.body["detail"] == "" {
 		t.Fatalf("error body %s, want status %q scimType %q", r.raw, fmt.Sprint(status), scimType)
 	}
 }
@@ -361,15 +361,6 @@ func nilIfEmpty(s string) any {
 		return nil
 	}
 	return s
-}
-
-func toStrings(v any) []string {
-	var out []string
-	for _, x := range asList(v) {
-		s, _ := x.(string)
-		out = append(out, s)
-	}
-	return out
 }
 
 // get walks a decoded body: get(body, "emails", 0, "value").

@@ -129,6 +129,18 @@ func At(v any, path ...any) any {
 	return v
 }
 
+// Strings returns a decoded JSON list as strings ("" for an element that
+// is not one; nil when v is not a list).
+func Strings(v any) []string {
+	l, _ := v.([]any)
+	var out []string
+	for _, x := range l {
+		s, _ := x.(string)
+		out = append(out, s)
+	}
+	return out
+}
+
 func str(v any) string {
 	s, _ := v.(string)
 	return s
