@@ -517,11 +517,7 @@ func casePropagation(ctx context.Context, b *bench) ([]result, error) {
 		return nil, err
 	}
 	defer rig.close()
-	a := rig.a
-	admin, err := a.login(adminUser, adminPassword)
-	if err != nil {
-		return nil, err
-	}
+	a, admin := rig.a, rig.admin
 	return rig.measure(ctx, b, "propagation", "revocation", propagationRound{
 		// A fresh access token from A.
 		issue: func() (string, error) {

@@ -22,6 +22,7 @@ import (
 // B, and GET /api/v1/auth/me on B over a kept-alive connection.
 type propagationRig struct {
 	a, b    *instance
+	admin   tokens              // the bootstrap admin, signed in on A
 	js      jetstream.JetStream // A's
 	it      jetstream.MessagesContext
 	subject string // the baseline's subjects: subject.0 … subject.15
@@ -33,7 +34,8 @@ type propagationRig struct {
 }
 
 // startPropagationRig starts A and B (tune, when set, changes both
-// configurations) and the baseline's stream, named stream, on subject.>.
+// configurations) and the baseline's stream, named stream, on subject.>,
+// and signs the admin in on A.
 func startPropagationRig(ctx context.Context, stream, subject string, tune func(*service.Config)) (r *propagationRig, err error) {
 	r = &propagationRig{subject: subject, payload: make([]byte, 300)}
 	defer func() {
@@ -96,7 +98,8 @@ func startPropagationRig(ctx context.Context, stream, subject string, tune func(
 	r.undo = append(r.undo, r.poll.CloseIdleConnections)
 	r.req, r.res = new(fasthttp.Request), new(fasthttp.Response)
 	r.req.SetRequestURI("http://" + r.b.addr + "/api/v1/auth/me")
-	return r, nil
+	r.admin, err = r.a.login(adminUser, adminPassword)
+	return r, err
 }
 
 func (r *propagationRig) close() {

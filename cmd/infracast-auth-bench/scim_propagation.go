@@ -27,14 +27,10 @@ func caseSCIMPropagation(ctx context.Context, b *bench) ([]result, error) {
 		return nil, err
 	}
 	defer rig.close()
-	a := rig.a
+	a, admin := rig.a, rig.admin
 
 	// An SSO provider (its IdP need not answer), a SCIM connection, and a
 	// user provisioned through it with a password.
-	admin, err := a.login(adminUser, adminPassword)
-	if err != nil {
-		return nil, err
-	}
 	if err := a.call("POST", "/api/v1/admin/sso/okta", admin.Token, map[string]any{
 		"domain": "bench.okta.com", "client_id": "bench", "client_secret": "bench-secret", "issuer": "http://127.0.0.1:1/oauth2/default",
 	}, nil, 201); err != nil {
