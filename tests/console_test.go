@@ -207,7 +207,8 @@ var consoleStaff = []string{
 // API key, copy its secret and use it, revoke it and see it refused,
 // configure an OIDC provider against the test OP and sign in through it,
 // SCIM, page through the audit log, the access explorer and its CSV export,
-// and a tenant admin who sees nothing of another tenant. axe-core checks
+// sign in with a second factor (TOTP), see a revoked session end in the
+// page, and a tenant admin who sees nothing of another tenant. axe-core checks
 // every page (no serious or critical violation); the page's CSP must
 // report no violation, nothing goes to web storage and no secret to the
 // browser console. Screenshots: console-*.png.
@@ -428,6 +429,20 @@ func TestConsole(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("sign in with the second factor", func(t *testing.T) {
+		in.CreateUser(admin, "frank", "correct horse battery", map[string]string{"acme": "admin"})
+		secret, _ := enrollTOTP(t, in, in.Login("frank", "correct horse battery").String("token"))
+		in.Clock.Advance(time.Minute) // a code of a new period: the enrolment's is spent
+		mfa := consoleChrome(t)
+		navigateUntil(t, mfa, in.URL+"/console", `document.body.getAttribute('data-state') === 'signed-out'`)
+		run(t, mfa, "password", fill(`#username`, "frank"), fill(`#password`, "correct horse battery"), chromedp.Click(`#signin-submit`),
+			until(`document.body.getAttribute('data-state') === 'mfa'`))
+		checkAxe(t, mfa, "second factor")
+		run(t, mfa, "code", fill(`#mfa-code`, totpAt(t, secret, in.Clock.Now())), chromedp.Click(`#mfa-submit`),
+			until(`document.body.getAttribute('data-user') === 'frank' && document.body.getAttribute('data-state') === 'signed-in'`))
+		noPolicyBreach(t, mfa, secret)
 	})
 
 	t.Run("revocation signs the console out", func(t *testing.T) {
