@@ -27,14 +27,15 @@ import (
 // HistoryModel answers the audit journal's and the access history's
 // questions (projections/history.go).
 type HistoryModel interface {
-	AuditEvents(q projections.AuditQuery) ([]projections.AuditHit, bool)
+	AuditEvents(q projections.AuditQuery) ([]projections.AuditHit, bool, error)
 	HistoryStart() (seq uint64, at time.Time, complete bool)
 	TenantAccess(tenant string, perm domain.Permission, at time.Time) ([]projections.Access, error)
 	UserAccess(id string, at time.Time) (projections.Access, bool, error)
 	KeyAccess(id string, at time.Time) (projections.Access, bool, error)
-	UserHistory(id string) (projections.UserHistory, bool)
-	KeyHistory(id string) (projections.KeyHistory, bool)
-	RoleAt(id, tenant string, at time.Time) (domain.Role, projections.EventRef, bool)
+	UserHistory(id string) (projections.UserHistory, bool, error)
+	KeyHistory(id string) (projections.KeyHistory, bool, error)
+	KeyHadSecret(id, secretHash string) bool
+	RoleAt(id, tenant string, at time.Time) (domain.Role, projections.EventRef, bool, error)
 	SessionByRefreshHash(hash string) (string, bool)
 	Session(id string) (domain.Session, uint64, bool)
 	SigningKey(id string) (domain.SigningKey, uint64, bool)
@@ -218,7 +219,10 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 		if last != 0 {
 			q.After = last
 		}
-		hits, m := s.deps.History.AuditEvents(q)
+		hits, m, err := s.deps.History.AuditEvents(q)
+		if err != nil {
+			return err
+		}
 		more = m
 		if len(hits) == 0 {
 			more = false

@@ -268,7 +268,10 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 		ck.notOurs("Signed with a key of this deployment, but not for its issuer and audience, or without the claims its access tokens carry.")
 		return ck, nil
 	}
-	uh, ok := s.deps.History.UserHistory(claims.Subject)
+	uh, ok, err := s.deps.History.UserHistory(claims.Subject)
+	if err != nil {
+		return ck, err
+	}
 	if !ok {
 		ck.notOurs("Signed with a key of this deployment, but for a user it does not know.")
 		return ck, nil
@@ -312,7 +315,11 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 	s.userBlockers(&ck, uh, sess)
 	active := activeAt(uh, at)
 	if t := claims.Tenant; t != "" && !uh.PlatformAdmin && active {
-		if role, _, _ := s.deps.History.RoleAt(claims.Subject, t, at); role == "" {
+		role, _, _, err := s.deps.History.RoleAt(claims.Subject, t, at)
+		if err != nil {
+			return ck, err
+		}
+		if role == "" {
 			s.roleRevoked(ctx, &ck, claims.Subject, t, at)
 		}
 	}
@@ -356,7 +363,11 @@ func (s *Server) findEvent(ctx context.Context, q projections.AuditQuery, notAft
 		q.Until = notAfter.Add(time.Nanosecond) // the journal may include entries just past it: checked below
 	}
 	q.Limit = 20
-	hits, _ := s.deps.History.AuditEvents(q)
+	hits, _, err := s.deps.History.AuditEvents(q)
+	if err != nil {
+		s.log.Warn("credential check: the audit journal could not be read", "err", err)
+		return sinceJSON{}, time.Time{}
+	}
 	if len(hits) == 0 {
 		return sinceJSON{}, time.Time{}
 	}
@@ -559,7 +570,11 @@ func (s *Server) checkRefreshToken(ctx context.Context, raw string) (credCheck, 
 		ck.out.ExpiresAt = rfc3339Nano(sess.expiresAt)
 		ck.block(reasonExpired, sess.expiresAt, sinceJSON{})
 	}
-	if uh, ok := s.deps.History.UserHistory(sess.userID); ok {
+	uh, ok, err := s.deps.History.UserHistory(sess.userID)
+	if err != nil {
+		return ck, err
+	}
+	if ok {
 		s.userBlockers(&ck, uh, sess)
 	}
 	ck.out.Notes = append(ck.out.Notes,
@@ -585,7 +600,10 @@ func (s *Server) checkAPIKey(ctx context.Context, raw string) (credCheck, error)
 		return ck, nil
 	}
 	hash := commands.HashToken(raw)
-	kh, idx, ok := s.keyBySecret(hash)
+	kh, idx, ok, err := s.keyBySecret(hash)
+	if err != nil {
+		return ck, err
+	}
 	if !ok {
 		ck.notOurs("No API key of this deployment has or had this secret.")
 		return ck, nil
@@ -610,7 +628,11 @@ func (s *Server) checkAPIKey(ctx context.Context, raw string) (credCheck, error)
 		return ck, err
 	}
 	ck.userID = owner
-	if uh, ok := s.deps.History.UserHistory(owner); ok {
+	uh, ok, err := s.deps.History.UserHistory(owner)
+	if err != nil {
+		return ck, err
+	}
+	if ok {
 		// Each deactivation of its owner after the secret was issued: it
 		// revoked the key (or, before user.activated existed, stopped it
 		// for as long as the owner stayed deactivated, which was for good).
@@ -647,33 +669,36 @@ func activeAt(uh projections.UserHistory, at time.Time) bool {
 // that secret's index in its history. The current secret of a live key is
 // an index lookup; an earlier one, or a revoked key's (the index holds live
 // keys only), is looked for among the keys that were rotated or revoked.
-func (s *Server) keyBySecret(hash string) (projections.KeyHistory, int, bool) {
-	find := func(id string) (projections.KeyHistory, int, bool) {
-		kh, ok := s.deps.History.KeyHistory(id)
-		if !ok {
-			return kh, 0, false
+func (s *Server) keyBySecret(hash string) (projections.KeyHistory, int, bool, error) {
+	find := func(id string) (projections.KeyHistory, int, bool, error) {
+		if !s.deps.History.KeyHadSecret(id, hash) {
+			return projections.KeyHistory{}, 0, false, nil // without reading its history
+		}
+		kh, ok, err := s.deps.History.KeyHistory(id)
+		if err != nil || !ok {
+			return kh, 0, false, err
 		}
 		for i, sec := range kh.Secrets {
 			if sec.Hash == hash {
-				return kh, i, true
+				return kh, i, true, nil
 			}
 		}
-		return kh, 0, false
+		return kh, 0, false, nil
 	}
 	if k, ok := s.deps.Model.KeyBySecretHash(hash); ok {
-		if kh, i, ok := find(k.ID); ok {
-			return kh, i, true
+		if kh, i, ok, err := find(k.ID); ok || err != nil {
+			return kh, i, ok, err
 		}
 	}
 	for _, k := range s.deps.Model.APIKeys() {
 		if k.RotatedAt.IsZero() && !k.Revoked {
 			continue // live and never rotated: its one secret is indexed
 		}
-		if kh, i, ok := find(k.ID); ok {
-			return kh, i, true
+		if kh, i, ok, err := find(k.ID); ok || err != nil {
+			return kh, i, ok, err
 		}
 	}
-	return projections.KeyHistory{}, 0, false
+	return projections.KeyHistory{}, 0, false, nil
 }
 
 // keyOwner is the owner of key kh while its secret idx was current: the

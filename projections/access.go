@@ -17,32 +17,33 @@ import (
 // moment. Each bound is a ref, a journal entry (journal.go), so that its
 // time, type and actor come from the journal.
 //
-// Per user (by user record, as users are never removed): the creation, the
-// tenant roles and whether it was a platform admin then (the global admin
-// role is given at creation only), and a list of changes — role granted or
-// revoked, deactivated (activated, for a future user.activated), password
-// changed — newest first. A role's interval runs from its grant (or the
-// creation) to the next change of that tenant's role; activity from the
-// creation to a deactivation. Per API key (keyEntry.hist): the creation,
-// the revocation, its owners (the creator's, then each rotation's that
-// named one) and its rotated-out secrets; name, tenants, permissions
-// and expiry, which never change, are the key's own (keyEntry). Per tenant,
-// the users that ever held a role there and the keys that list it; beside
-// them, the platform admins and the platform-wide keys.
+// It holds what the read models beside it do not: per user (by user
+// record, as users are never removed) the ref of its creation, in
+// refSeq (some 2 bytes a user); per API key (by key number, keyEntry.hist
+// - 1) its entry and the ref of its creation; per tenant, the users that
+// ever held a role there and the keys that list it, as lists of varint
+// deltas (idList, a byte or two an entry); beside them, the platform admins
+// and the platform-wide keys. A user's roles and activity, a key's owner,
+// secret, name, tenants, permissions and expiry are the read models' own
+// (userStore, keyModel) for as long as they have not changed: what a
+// change ends is kept only once there is one, in side tables — per user
+// with a change, the tenant roles it had before the first one and its
+// list of changes (role granted or revoked, deactivated, activated,
+// password changed), newest first; per key revoked, rotated or given
+// another owner, the revocation, its owners and its rotated-out secrets.
+// A role's interval runs from its grant (or the creation) to the next
+// change of that tenant's role; activity from the creation to a
+// deactivation, and from an activation to the next.
 //
-// What is changed after it is written — a user's newest change, a key's
-// revocation, newest owner and secret — is in tables (compact.go), so a
-// snapshot being written reads them as it froze them (cow); the rest only
-// grows, and a snapshot reads what was there when it froze.
+// What is changed after it is written — the side tables' maps — is copied
+// for a snapshot (Freeze); the rest only grows, and a snapshot reads what
+// was there when it froze.
 
-// userHist is a user's history, by user record.
-type userHist struct {
-	created uint32 // ref of the user.created (0: none)
-	init    uint32 // the tenant roles at creation: accessModel.sets, | histAdmin for a platform admin
-	log     uint32 // the newest change: changes record + 1 (0: none)
+// userSide is what a user's history holds once it has a change.
+type userSide struct {
+	log  uint32 // the newest change: changes record + 1
+	init uint32 // the tenant roles before the first change: accessModel.sets
 }
-
-const histAdmin = 1 << 31
 
 // userChange is one change of a user's access, in its user's list.
 type userChange struct {
@@ -62,14 +63,13 @@ const (
 	chPassword
 )
 
-// keyHist is an API key's history, by key number (keyEntry.hist - 1).
-type keyHist struct {
-	created uint32 // ref of the apikey.created
+// keySide is what a key's history holds once it was revoked, rotated or
+// given another owner, or when its owner was not a user at its creation.
+type keySide struct {
 	revoked uint32 // ref of the apikey.revoked (0: not revoked)
-	owner   uint32 // the newest owner: owners record + 1
+	owner   uint32 // the newest owner: owners record + 1 (0: keyEntry.ownerRec, since the creation)
 	secret  uint32 // the newest rotated-out secret: secrets record + 1 (0: none)
-	since   uint32 // ref of the event that made the current secret the key's
-	tset    uint32 // the tenant set its events concern (journal.sets) + 1; 0: not known yet (not in snapshots)
+	since   uint32 // ref of the event that made the current secret the key's (0: the creation)
 }
 
 // keyOwner: from ref on, user owns the key.
@@ -92,8 +92,9 @@ type tenantRoleNum struct {
 	role   uint16 // accessModel.roles
 }
 
-// roleSetTable holds each distinct set of tenant roles users were created
-// with once: a list of tenantRoleNum by tenant number. Set 0 is empty.
+// roleSetTable holds each distinct set of tenant roles users had before
+// their first change once: a list of tenantRoleNum by tenant number. Set 0
+// is empty.
 type roleSetTable struct {
 	ids   map[string]uint32
 	off   []uint32 // set i is pairs[off[i]:off[i+1]]
@@ -104,24 +105,145 @@ type roleSetTable struct {
 // accessModel is the access history. Its zero value is ready to use; it
 // lives inside Model and is guarded by Model.mu.
 type accessModel struct {
-	users   table[userHist] // by user record
-	changes table[userChange]
-	keys    table[keyHist] // by key number
-	owners  table[keyOwner]
-	secrets table[keySecret]
-	sets    roleSetTable
-	roles   strTable // role names
-	admins  []uint32 // platform admins: user records
+	users    refSeq              // by user record: the ref of its user.created
+	userSide map[uint32]userSide // by user record: users with a change
+	changes  table[userChange]
+	keys     []*keyEntry        // by key number
+	keyRefs  refSeq             // by key number: the ref of its apikey.created
+	keySide  map[uint32]keySide // by key number
+	owners   table[keyOwner]
+	secrets  table[keySecret]
+	sets     roleSetTable
+	roles    strTable // role names
+	admins   []uint32 // platform admins: user records
 	// By tenant number: the users (records) that ever held a role there,
-	// and the keys (numbers) that list it.
-	tenantUsers [][]uint32
-	tenantKeys  [][]uint32
+	// and the keys (numbers) that list it (repeats possible: a user or key
+	// created again).
+	tenantUsers []idList
+	tenantKeys  []idList
 	wideKeys    []uint32 // platform-wide keys (AllTenants)
-	keyIDs      []string // by key number (the key: keyModel.byID)
 	kept        []string // kept session IDs of password changes
 	oddOwners   map[uint32]string
 	oddSecrets  map[uint32]string
+	keyIDs      []string        // the keys' IDs, by number: in a snapshot's view, and while restoring (relink)
 	pairs       []tenantRoleNum // scratch
+}
+
+// ---------------------------------------------------------------- refSeq
+
+// refSeq is a list of refs that mostly grow with the index (the creations
+// of users and keys, numbered in the order they came): each is kept as
+// its difference from the one before, in 16 bits, with the first of every
+// 64 whole — about 2 bytes a ref. A difference that does not fit, or goes
+// down, is kept aside (esc); a ref set again (a user or key created again)
+// is kept aside too (over), and wins.
+type refSeq struct {
+	base  []uint32 // per 64 refs: the first
+	delta []uint16 // per ref: it minus the one before (refEsc: in esc)
+	esc   map[uint32]uint32
+	over  map[uint32]uint32
+	prev  uint32
+}
+
+const refEsc = 1<<16 - 1
+
+func (s *refSeq) len() uint32 { return uint32(len(s.delta)) }
+
+// add appends ref v.
+func (s *refSeq) add(v uint32) {
+	i := uint32(len(s.delta))
+	switch d := v - s.prev; {
+	case i&63 == 0:
+		s.base = append(s.base, v)
+		s.delta = append(s.delta, 0)
+	case v < s.prev || d >= refEsc:
+		if s.esc == nil {
+			s.esc = make(map[uint32]uint32)
+		}
+		s.esc[i] = v
+		s.delta = append(s.delta, refEsc)
+	default:
+		s.delta = append(s.delta, uint16(d))
+	}
+	s.prev = v
+}
+
+// set makes ref i v.
+func (s *refSeq) set(i, v uint32) {
+	if s.over == nil {
+		s.over = make(map[uint32]uint32)
+	}
+	s.over[i] = v
+}
+
+// at is ref i (< len).
+func (s *refSeq) at(i uint32) uint32 {
+	if v, ok := s.over[i]; ok {
+		return v
+	}
+	v := s.base[i>>6]
+	for k := i&^63 + 1; k <= i; k++ {
+		if d := s.delta[k]; d == refEsc {
+			v = s.esc[k]
+		} else {
+			v += uint32(d)
+		}
+	}
+	return v
+}
+
+// view is the list as it is now, for a snapshot (the maps copied).
+func (s *refSeq) view() refSeq {
+	return refSeq{base: s.base[:len(s.base):len(s.base)], delta: s.delta[:len(s.delta):len(s.delta)],
+		esc: cloneSmall(s.esc), over: cloneSmall(s.over), prev: s.prev}
+}
+
+// ---------------------------------------------------------------- idList
+
+// idList is a list of numbers as varint differences (zigzag) from the one
+// before: a byte or two each for lists that mostly grow.
+type idList struct {
+	b    []byte
+	last uint32
+	n    uint32
+}
+
+func (l *idList) add(v uint32) {
+	d := int64(v) - int64(l.last)
+	l.b = binary.AppendUvarint(l.b, uint64(d<<1)^uint64(d>>63))
+	l.last = v
+	l.n++
+}
+
+// appendTo appends the list's numbers to out.
+func (l *idList) appendTo(out []uint32) []uint32 {
+	out = slices.Grow(out, int(l.n))
+	b, v := l.b, int64(0)
+	for len(b) > 0 {
+		u, k := binary.Uvarint(b)
+		if k <= 0 {
+			break // not written by add
+		}
+		b = b[k:]
+		v += int64(u>>1) ^ -int64(u&1)
+		out = append(out, uint32(v))
+	}
+	return out
+}
+
+func listOf(lists []idList, i uint32) *idList {
+	if int(i) < len(lists) {
+		return &lists[i]
+	}
+	return nil
+}
+
+// addTo adds v to list i of lists, made long enough.
+func addTo(lists *[]idList, i, v uint32) {
+	for int(i) >= len(*lists) {
+		*lists = append(*lists, idList{})
+	}
+	(*lists)[i].add(v)
 }
 
 // ---------------------------------------------------------------- role sets
@@ -170,14 +292,61 @@ func (rs *roleSetTable) role(i, tenant uint32) (uint16, bool) {
 // ---------------------------------------------------------------- applying
 
 // historyBefore records what ev changes in the access history that only
-// the state before it tells: the secret a rotation ends. ref is ev's
-// journal entry. Called by Apply before it applies ev.
+// the state before it tells: the tenant roles a user had before its first
+// change; the secret a rotation ends, and the owner before the first owner
+// change. ref is ev's journal entry. Called by Apply before it applies ev.
 func (m *Model) historyBefore(ref uint32, env *events.Envelope, ev domain.Event) {
-	if e, ok := ev.(domain.APIKeyRotated); ok && ref != 0 {
+	if ref == 0 {
+		return
+	}
+	id := env.AggregateID
+	switch e := ev.(type) {
+	case domain.APIKeyRotated:
 		if k := m.keys.byID[env.AggregateID]; k != nil && k.hist != 0 {
 			m.keyRotated(ref, k, e)
 		}
+		return
+	case domain.UserPasswordChanged:
+		id = e.UserID // as Apply finds the user
+	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserDeactivated, domain.UserActivated:
+	default:
+		return
 	}
+	if r, ok := m.users.find(id); ok {
+		m.sideOf(r)
+	}
+}
+
+// sideOf is user record r's side record, made with the tenant roles the
+// user has now if it has none yet (before its first change: the roles it
+// was created with).
+func (m *Model) sideOf(r uint32) (userSide, bool) {
+	a := &m.access
+	if r >= a.users.len() || a.users.at(r) == 0 {
+		return userSide{}, false
+	}
+	if s, ok := a.userSide[r]; ok {
+		return s, true
+	}
+	pairs := a.pairs[:0]
+	for t, role := range m.users.sets.set(m.users.recs.at(r).roles) {
+		if t == "" {
+			continue
+		}
+		rn := a.roles.id(string(role))
+		if rn > 1<<16-1 {
+			rn = 0 // more than 65,535 role names: recorded as ""
+		}
+		pairs = append(pairs, tenantRoleNum{tenant: m.journal.tenants.id(t), role: uint16(rn)})
+	}
+	slices.SortFunc(pairs, func(x, y tenantRoleNum) int { return cmp.Compare(x.tenant, y.tenant) })
+	a.pairs = pairs
+	s := userSide{init: a.sets.intern(pairs)}
+	if a.userSide == nil {
+		a.userSide = make(map[uint32]userSide)
+	}
+	a.userSide[r] = s
+	return s, true
 }
 
 // historyAfter records the rest of what ev changes in the access history,
@@ -213,91 +382,69 @@ func (m *Model) historyAfter(ref uint32, env *events.Envelope, ev domain.Event, 
 		m.userChanged(hit.user, ch)
 	case domain.APIKeyCreated:
 		if hit.key != nil {
-			m.keyCreated(ref, env.AggregateID, hit.key, e)
+			m.keyCreated(ref, hit.key, e)
 		}
 	case domain.APIKeyRevoked:
 		if k := hit.key; k != nil && k.hist != 0 {
-			if h := m.access.keys.at(k.hist - 1); h.revoked == 0 {
-				m.access.keys.mut(&m.cow, k.hist-1).revoked = ref
+			a := &m.access
+			if s := a.keySide[k.hist-1]; s.revoked == 0 {
+				s.revoked = ref
+				a.setKeySide(k.hist-1, s)
 			}
 		}
 	}
 }
 
 func (m *Model) userCreated(ref, r uint32, e domain.UserCreated) {
-	a, c := &m.access, &m.cow
-	for a.users.n <= r {
-		a.users.alloc(c)
+	a := &m.access
+	for a.users.len() < r {
+		a.users.add(0) // no such record: cannot be, but keep the numbers
 	}
-	again := a.users.at(r).created != 0 // created again: a new life
-	pairs := a.pairs[:0]
-	for _, tr := range e.Tenants {
-		if tr.Tenant == "" {
-			continue
-		}
-		role := a.roles.id(string(tr.Role))
-		if role > 1<<16-1 {
-			role = 0
-		}
-		pairs = append(pairs, tenantRoleNum{tenant: m.journal.tenants.id(tr.Tenant), role: uint16(role)})
+	again := r < a.users.len() // created again: a new life
+	if again {
+		a.users.set(r, ref)
+		delete(a.userSide, r)
+	} else {
+		a.users.add(ref)
 	}
-	// By tenant; of a tenant listed twice, the last (as EvolveUser has it).
-	slices.SortStableFunc(pairs, func(x, y tenantRoleNum) int { return cmp.Compare(x.tenant, y.tenant) })
-	out := pairs[:0]
-	for i, p := range pairs {
-		if i+1 < len(pairs) && pairs[i+1].tenant == p.tenant {
-			continue
-		}
-		out = append(out, p)
+	if slices.Contains(e.Roles, domain.GlobalAdmin) && (!again || !slices.Contains(a.admins, r)) {
+		a.admins = append(a.admins, r)
 	}
-	a.pairs = pairs
-	h := userHist{created: ref, init: a.sets.intern(out)}
-	admin := slices.Contains(e.Roles, domain.GlobalAdmin)
-	if admin {
-		h.init |= histAdmin
-		if !again || !slices.Contains(a.admins, r) {
-			a.admins = append(a.admins, r)
+	for i, tr := range e.Tenants {
+		if tr.Tenant != "" && !slices.ContainsFunc(e.Tenants[:i], func(p domain.TenantRole) bool { return p.Tenant == tr.Tenant }) {
+			addTo(&a.tenantUsers, m.journal.tenants.id(tr.Tenant), r)
 		}
 	}
-	*a.users.mut(c, r) = h
-	for _, p := range out {
-		a.addTenantUser(p.tenant, r, again)
-	}
-}
-
-func (a *accessModel) addTenantUser(tenant, r uint32, check bool) {
-	for int(tenant) >= len(a.tenantUsers) {
-		a.tenantUsers = append(a.tenantUsers, nil)
-	}
-	if check && slices.Contains(a.tenantUsers[tenant], r) {
-		return
-	}
-	a.tenantUsers[tenant] = append(a.tenantUsers[tenant], r)
 }
 
 // userChanged adds a change to the history of user record u - 1 (0: none).
 func (m *Model) userChanged(u uint32, ch userChange) {
 	a, c := &m.access, &m.cow
-	r := u - 1
-	if u == 0 || r >= a.users.n || a.users.at(r).created == 0 {
+	if u == 0 {
 		return
 	}
-	h := a.users.at(r)
-	if ch.kind == chGrant && !a.heldEver(h, ch.arg) {
-		a.addTenantUser(ch.arg, r, false)
+	r := u - 1
+	side, ok := m.sideOf(r) // made before Apply (historyBefore)
+	if !ok {
+		return
 	}
-	ch.prev = h.log
+	if ch.kind == chGrant && !a.heldEver(side, ch.arg) {
+		addTo(&a.tenantUsers, ch.arg, r)
+	}
+	ch.prev = side.log
 	i := a.changes.alloc(c)
 	*a.changes.mut(c, i) = ch
-	a.users.mut(c, r).log = i + 1
+	side.log = i + 1
+	a.userSide[r] = side
 }
 
-// heldEver reports whether the user held a role in tenant at some time.
-func (a *accessModel) heldEver(h *userHist, tenant uint32) bool {
-	if _, ok := a.sets.role(h.init&^histAdmin, tenant); ok {
+// heldEver reports whether the user of side s held a role in tenant at
+// some time.
+func (a *accessModel) heldEver(s userSide, tenant uint32) bool {
+	if _, ok := a.sets.role(s.init, tenant); ok {
 		return true
 	}
-	for i := h.log; i != 0; {
+	for i := s.log; i != 0; {
 		ch := a.changes.at(i - 1)
 		if ch.kind == chGrant && ch.arg == tenant {
 			return true
@@ -307,28 +454,34 @@ func (a *accessModel) heldEver(h *userHist, tenant uint32) bool {
 	return false
 }
 
-func (m *Model) keyCreated(ref uint32, id string, k *keyEntry, e domain.APIKeyCreated) {
+func (a *accessModel) setKeySide(ki uint32, s keySide) {
+	if a.keySide == nil {
+		a.keySide = make(map[uint32]keySide)
+	}
+	a.keySide[ki] = s
+}
+
+func (m *Model) keyCreated(ref uint32, k *keyEntry, e domain.APIKeyCreated) {
 	a, c := &m.access, &m.cow
 	again := k.hist != 0
-	if !again {
-		if k.id == id {
-			id = k.id // one copy
-		} else {
-			id = strings.Clone(id)
-		}
-		k.hist = a.keys.alloc(c) + 1
-		a.keyIDs = append(a.keyIDs, id)
+	if again {
+		a.keyRefs.set(k.hist-1, ref)
+		delete(a.keySide, k.hist-1)
+	} else {
+		k.hist = uint32(len(a.keys)) + 1
+		a.keys = append(a.keys, k)
+		a.keyRefs.add(ref)
 	}
-	o := a.owners.alloc(c)
-	*a.owners.mut(c, o) = keyOwner{ref: ref, user: k.ownerRec}
-	if k.ownerRec == 0 {
+	ki := k.hist - 1
+	if k.ownerRec == 0 { // its owner is no user: kept aside, for good
+		o := a.owners.alloc(c)
+		*a.owners.mut(c, o) = keyOwner{ref: ref}
 		if a.oddOwners == nil {
 			a.oddOwners = make(map[uint32]string)
 		}
 		a.oddOwners[o] = strings.Clone(e.OwnerID)
+		a.setKeySide(ki, keySide{owner: o + 1})
 	}
-	*a.keys.mut(c, k.hist-1) = keyHist{created: ref, owner: o + 1, since: ref}
-	ki := k.hist - 1
 	for i, t := range e.Tenants {
 		switch {
 		case t == "" || slices.Contains(e.Tenants[:i], t):
@@ -337,13 +490,7 @@ func (m *Model) keyCreated(ref uint32, id string, k *keyEntry, e domain.APIKeyCr
 				a.wideKeys = append(a.wideKeys, ki)
 			}
 		default:
-			tn := m.journal.tenants.id(t)
-			for int(tn) >= len(a.tenantKeys) {
-				a.tenantKeys = append(a.tenantKeys, nil)
-			}
-			if !again || !slices.Contains(a.tenantKeys[tn], ki) {
-				a.tenantKeys[tn] = append(a.tenantKeys[tn], ki)
-			}
+			addTo(&a.tenantKeys, m.journal.tenants.id(t), ki)
 		}
 	}
 }
@@ -353,22 +500,28 @@ func (m *Model) keyCreated(ref uint32, id string, k *keyEntry, e domain.APIKeyCr
 func (m *Model) keyRotated(ref uint32, k *keyEntry, e domain.APIKeyRotated) {
 	a, c := &m.access, &m.cow
 	ki := k.hist - 1
-	h := *a.keys.at(ki)
-	s := a.secrets.alloc(c)
-	sec := keySecret{since: h.since, prev: h.secret}
+	s := a.keySide[ki]
+	created := a.keyRefs.at(ki)
+	i := a.secrets.alloc(c)
+	sec := keySecret{since: cmp.Or(s.since, created), prev: s.secret}
 	if k.flags&kHashed != 0 {
 		sec.hash = k.hash
 	} else {
 		if a.oddSecrets == nil {
 			a.oddSecrets = make(map[uint32]string)
 		}
-		a.oddSecrets[s] = m.keys.odd[k]
+		a.oddSecrets[i] = m.keys.odd[k]
 	}
-	*a.secrets.mut(c, s) = sec
-	h.secret, h.since = s+1, ref
+	*a.secrets.mut(c, i) = sec
+	s.secret, s.since = i+1, ref
 	if e.OwnerID != "" { // the same owner again too: the owner from then is as the stream has it
+		if s.owner == 0 { // the owner since the creation, first
+			o := a.owners.alloc(c)
+			*a.owners.mut(c, o) = keyOwner{ref: created, user: k.ownerRec}
+			s.owner = o + 1
+		}
 		o := a.owners.alloc(c)
-		own := keyOwner{ref: ref, prev: h.owner}
+		own := keyOwner{ref: ref, prev: s.owner}
 		if r, ok := m.users.find(e.OwnerID); ok {
 			own.user = r + 1
 		} else {
@@ -378,9 +531,9 @@ func (m *Model) keyRotated(ref uint32, k *keyEntry, e domain.APIKeyRotated) {
 			a.oddOwners[o] = strings.Clone(e.OwnerID)
 		}
 		*a.owners.mut(c, o) = own
-		h.owner = o + 1
+		s.owner = o + 1
 	}
-	*a.keys.mut(c, ki) = h
+	a.setKeySide(ki, s)
 }
 
 // ---------------------------------------------------------------- answering
@@ -389,21 +542,40 @@ func (m *Model) keyRotated(ref uint32, k *keyEntry, e domain.APIKeyRotated) {
 type userAt struct {
 	exists, active, admin bool
 	created               uint32
+	changed               bool // side holds its changes
+	side                  userSide
 }
 
-func (m *Model) userAt(r uint32, at moment) userAt {
-	a, j := &m.access, &m.journal
-	if r >= a.users.n {
+// platformAdmin reports whether user record r has the global admin role
+// (given at creation only).
+func (m *Model) platformAdmin(r uint32) bool {
+	us := &m.users
+	u := us.recs.at(r)
+	if u.flags&(uRolesNil|uRolesEmpty) != 0 || u.extra == 0 {
+		return false
+	}
+	x := us.extras.at(u.extra - 1)
+	if x.global == globalOdd {
+		return slices.Contains(us.oddGlobal[u.extra-1], domain.GlobalAdmin)
+	}
+	return slices.Contains(us.lists.list(x.global), domain.GlobalAdmin)
+}
+
+func (q *hq) userAt(r uint32, at moment) userAt {
+	m := q.m
+	a := &m.access
+	if r >= a.users.len() {
 		return userAt{}
 	}
-	h := a.users.at(r)
-	if !j.by(h.created, at) {
+	created := a.users.at(r)
+	if !q.by(created, at) {
 		return userAt{}
 	}
-	u := userAt{exists: true, active: true, admin: h.init&histAdmin != 0, created: h.created}
-	for i := h.log; i != 0; {
+	u := userAt{exists: true, active: true, admin: m.platformAdmin(r), created: created}
+	u.side, u.changed = a.userSide[r]
+	for i := u.side.log; i != 0; {
 		ch := a.changes.at(i - 1)
-		if (ch.kind == chDeactivate || ch.kind == chActivate) && j.by(ch.ref, at) {
+		if (ch.kind == chDeactivate || ch.kind == chActivate) && q.by(ch.ref, at) {
 			u.active = ch.kind == chActivate
 			break
 		}
@@ -412,65 +584,77 @@ func (m *Model) userAt(r uint32, at moment) userAt {
 	return u
 }
 
-// roleIn is the role user r (existing at the moment) held in tenant at
-// the moment, and the ref of the event that granted it. The newest change
-// of that tenant's role that had taken effect decides; without one, the
-// roles the user was created with.
-func (m *Model) roleIn(r, tenant uint32, at moment, u userAt) (uint16, uint32, bool) {
-	a, j := &m.access, &m.journal
-	h := a.users.at(r)
-	for i := h.log; i != 0; {
+// roleIn is the role user r (existing at the moment: u) held in tenant
+// (number tn; name) at the moment, and the ref of the event that granted
+// it. The newest change of that tenant's role that had taken effect
+// decides; without one, the roles the user had before its first change;
+// without a change, the roles it has.
+func (q *hq) roleIn(r, tn uint32, tenant string, at moment, u userAt) (domain.Role, uint32, bool) {
+	a := &q.m.access
+	if !u.changed {
+		role, ok := q.m.users.sets.set(q.m.users.recs.at(r).roles)[tenant]
+		return role, u.created, ok && tenant != ""
+	}
+	for i := u.side.log; i != 0; {
 		ch := a.changes.at(i - 1)
-		if ch.arg == tenant && (ch.kind == chGrant || ch.kind == chRevoke) && j.by(ch.ref, at) {
-			return ch.role, ch.ref, ch.kind == chGrant
+		if ch.arg == tn && (ch.kind == chGrant || ch.kind == chRevoke) && q.by(ch.ref, at) {
+			return domain.Role(a.roles.str(uint32(ch.role))), ch.ref, ch.kind == chGrant
 		}
 		i = ch.prev
 	}
-	role, ok := a.sets.role(h.init&^histAdmin, tenant)
-	return role, u.created, ok
+	role, ok := a.sets.role(u.side.init, tn)
+	return domain.Role(a.roles.str(uint32(role))), u.created, ok
 }
 
 // heldRole is one tenant role held at a moment.
 type heldRole struct {
-	tenant uint32
-	role   uint16
+	tenant string
+	tn     uint32
+	role   domain.Role
 	since  uint32
 }
 
-// rolesAt is every tenant role user r (existing at the moment) held then,
-// by tenant name.
-func (m *Model) rolesAt(r uint32, at moment, u userAt) []heldRole {
+// rolesAt is every tenant role user r (existing at the moment: u) held
+// then, by tenant name.
+func (q *hq) rolesAt(r uint32, at moment, u userAt) []heldRole {
+	m := q.m
 	a, j := &m.access, &m.journal
-	h := a.users.at(r)
 	var out []heldRole
-	var decided []uint32
-	for i := h.log; i != 0; {
-		ch := a.changes.at(i - 1)
-		i = ch.prev
-		if (ch.kind != chGrant && ch.kind != chRevoke) || !j.by(ch.ref, at) || slices.Contains(decided, ch.arg) {
-			continue
+	if !u.changed {
+		for t, role := range m.users.sets.set(m.users.recs.at(r).roles) {
+			if t != "" {
+				out = append(out, heldRole{tenant: t, tn: j.tenants.ids[t], role: role, since: u.created})
+			}
 		}
-		decided = append(decided, ch.arg)
-		if ch.kind == chGrant {
-			out = append(out, heldRole{tenant: ch.arg, role: ch.role, since: ch.ref})
+	} else {
+		var decided []uint32
+		for i := u.side.log; i != 0; {
+			ch := a.changes.at(i - 1)
+			i = ch.prev
+			if (ch.kind != chGrant && ch.kind != chRevoke) || slices.Contains(decided, ch.arg) || !q.by(ch.ref, at) {
+				continue
+			}
+			decided = append(decided, ch.arg)
+			if ch.kind == chGrant {
+				out = append(out, heldRole{tenant: j.tenants.str(ch.arg), tn: ch.arg, role: domain.Role(a.roles.str(uint32(ch.role))), since: ch.ref})
+			}
+		}
+		for _, p := range a.sets.set(u.side.init) {
+			if !slices.Contains(decided, p.tenant) {
+				out = append(out, heldRole{tenant: j.tenants.str(p.tenant), tn: p.tenant, role: domain.Role(a.roles.str(uint32(p.role))), since: u.created})
+			}
 		}
 	}
-	for _, p := range a.sets.set(h.init &^ histAdmin) {
-		if !slices.Contains(decided, p.tenant) {
-			out = append(out, heldRole{tenant: p.tenant, role: p.role, since: u.created})
-		}
-	}
-	slices.SortFunc(out, func(x, y heldRole) int { return cmp.Compare(j.tenants.str(x.tenant), j.tenants.str(y.tenant)) })
+	slices.SortFunc(out, func(x, y heldRole) int { return cmp.Compare(x.tenant, y.tenant) })
 	return out
 }
 
-func (m *Model) roleGrant(tenant string, role uint16, since uint32) Grant {
-	rl := domain.Role(m.access.roles.str(uint32(role)))
-	return Grant{Tenant: tenant, Permissions: rl.Permissions(), Via: "role", Role: rl, Since: m.ref(since)}
+func (q *hq) roleGrant(tenant string, role domain.Role, since uint32) Grant {
+	return Grant{Tenant: tenant, Permissions: role.Permissions(), Via: "role", Role: role, Since: q.ref(since)}
 }
 
-func (m *Model) adminGrant(tenant string, created uint32) Grant {
-	return Grant{Tenant: tenant, Permissions: domain.SetOf(domain.AdminAll), Via: "platform_admin", Since: m.ref(created)}
+func (q *hq) adminGrant(tenant string, created uint32) Grant {
+	return Grant{Tenant: tenant, Permissions: domain.SetOf(domain.AdminAll), Via: "platform_admin", Since: q.ref(created)}
 }
 
 // intersectPerms is what both sets grant, admin:* standing for every
@@ -493,50 +677,54 @@ func grants(perms domain.PermissionSet, perm domain.Permission) bool {
 	return perms.Has(perm)
 }
 
-// keyOwnerAt is key ki's owner at the moment: its owners record, and false
-// if the key was not created yet, was revoked or had expired.
-func (m *Model) keyOwnerAt(k *keyEntry, ki uint32, at moment) (keyOwner, uint32, bool) {
-	a, j := &m.access, &m.journal
-	h := a.keys.at(ki)
-	if !j.by(h.created, at) || j.by(h.revoked, at) {
-		return keyOwner{}, 0, false
+// keyOwnerAt is key ki's owner at the moment, and false if the key was not
+// created yet, was revoked or had expired.
+func (q *hq) keyOwnerAt(k *keyEntry, ki uint32, at moment) (keyOwner, bool) {
+	a := &q.m.access
+	created := a.keyRefs.at(ki)
+	s := a.keySide[ki]
+	if !q.by(created, at) || q.by(s.revoked, at) {
+		return keyOwner{}, false
 	}
 	if exp := k.time(keyExpires); !exp.IsZero() && !at.t.Before(exp) {
-		return keyOwner{}, 0, false
+		return keyOwner{}, false
 	}
-	for i := h.owner; i != 0; {
+	if s.owner == 0 {
+		return keyOwner{ref: created, user: k.ownerRec}, true
+	}
+	for i := s.owner; i != 0; {
 		o := a.owners.at(i - 1)
-		if j.by(o.ref, at) {
-			return *o, i - 1, true
+		if q.by(o.ref, at) {
+			return *o, true
 		}
 		i = o.prev
 	}
-	return keyOwner{}, 0, false
+	return keyOwner{}, false
 }
 
 // keyGrant is what key ki could do in one tenant (tn: its number, known:
 // whether any event named it) at the moment: the key's permissions capped
 // by its owner's there.
-func (m *Model) keyGrant(k *keyEntry, ki uint32, tenant string, tn uint32, known bool, at moment) (Grant, bool) {
-	o, _, ok := m.keyOwnerAt(k, ki, at)
+func (q *hq) keyGrant(k *keyEntry, ki uint32, tenant string, tn uint32, known bool, at moment) (Grant, bool) {
+	o, ok := q.keyOwnerAt(k, ki, at)
 	if !ok || o.user == 0 {
 		return Grant{}, false
 	}
 	r := o.user - 1
-	u := m.userAt(r, at)
+	u := q.userAt(r, at)
 	if !u.exists || !u.active {
 		return Grant{}, false
 	}
 	var og Grant
 	switch {
 	case u.admin:
-		og = m.adminGrant(tenant, u.created)
+		og = q.adminGrant(tenant, u.created)
 	case known:
-		role, since, held := m.roleIn(r, tn, at, u)
+		role, since, held := q.roleIn(r, tn, tenant, at, u)
 		if !held {
 			return Grant{}, false
 		}
-		og = m.roleGrant(tenant, role, since)
+		og = q.roleGrant(tenant, role, since)
 	default:
 		return Grant{}, false
 	}
@@ -544,7 +732,7 @@ func (m *Model) keyGrant(k *keyEntry, ki uint32, tenant string, tn uint32, known
 	if perms == 0 {
 		return Grant{}, false
 	}
-	return Grant{Tenant: tenant, Permissions: perms, Via: "api_key", Since: m.ref(o.ref), OwnerID: m.users.id(r), OwnerGrant: &og}, true
+	return Grant{Tenant: tenant, Permissions: perms, Via: "api_key", Since: q.ref(o.ref), OwnerID: q.m.users.id(r), OwnerGrant: &og}, true
 }
 
 // keyLists reports whether k lists tenant (or is platform-wide).
@@ -562,7 +750,8 @@ func keyLists(k *keyEntry, tenant string) bool {
 // tenant role, platform admins (Via "platform_admin"), API keys (their
 // permissions capped by their owner's in the tenant at that moment). Each
 // has one Grant, for tenant. Users come first, then API keys, each by ID.
-// ErrBeforeHistory when at is older than the history kept.
+// ErrBeforeHistory when at is older than the history kept; another error
+// is one reading the journal file.
 func (m *Model) TenantAccess(tenant string, perm domain.Permission, at time.Time) ([]Access, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -570,32 +759,32 @@ func (m *Model) TenantAccess(tenant string, perm domain.Permission, at time.Time
 	if m.beforeHistory(at) {
 		return nil, ErrBeforeHistory
 	}
-	mo := momentOf(at)
+	q, mo := m.question(), momentOf(at)
 	tn, known := j.tenants.ids[tenant]
 	known = known && tenant != ""
 	var cands []uint32
-	if known && int(tn) < len(a.tenantUsers) {
-		cands = append(cands, a.tenantUsers[tn]...)
+	if l := listOf(a.tenantUsers, tn); known && l != nil {
+		cands = l.appendTo(cands)
 	}
 	cands = append(cands, a.admins...)
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
 	var users []Access
 	for _, r := range cands {
-		u := m.userAt(r, mo)
+		u := q.userAt(r, mo)
 		if !u.exists || !u.active {
 			continue
 		}
 		var g Grant
 		switch {
 		case u.admin:
-			g = m.adminGrant(tenant, u.created)
+			g = q.adminGrant(tenant, u.created)
 		case known:
-			role, since, held := m.roleIn(r, tn, mo, u)
+			role, since, held := q.roleIn(r, tn, tenant, mo, u)
 			if !held {
 				continue
 			}
-			g = m.roleGrant(tenant, role, since)
+			g = q.roleGrant(tenant, role, since)
 		default:
 			continue
 		}
@@ -605,21 +794,24 @@ func (m *Model) TenantAccess(tenant string, perm domain.Permission, at time.Time
 	}
 	slices.SortFunc(users, func(x, y Access) int { return cmp.Compare(x.ID, y.ID) })
 	cands = cands[:0]
-	if known && int(tn) < len(a.tenantKeys) {
-		cands = append(cands, a.tenantKeys[tn]...)
+	if l := listOf(a.tenantKeys, tn); known && l != nil {
+		cands = l.appendTo(cands)
 	}
 	cands = append(cands, a.wideKeys...)
 	slices.Sort(cands)
 	cands = slices.Compact(cands)
 	var keys []Access
 	for _, ki := range cands {
-		k := m.keys.byID[a.keyIDs[ki]]
+		k := a.keys[ki]
 		if k == nil || k.hist != ki+1 || !keyLists(k, tenant) {
 			continue
 		}
-		if g, ok := m.keyGrant(k, ki, tenant, tn, known, mo); ok && grants(g.Permissions, perm) {
-			keys = append(keys, Access{Kind: PrincipalAPIKey, ID: a.keyIDs[ki], Name: k.name, Grants: []Grant{g}})
+		if g, ok := q.keyGrant(k, ki, tenant, tn, known, mo); ok && grants(g.Permissions, perm) {
+			keys = append(keys, Access{Kind: PrincipalAPIKey, ID: k.id, Name: k.name, Grants: []Grant{g}})
 		}
+	}
+	if q.err != nil {
+		return nil, q.err
 	}
 	slices.SortFunc(keys, func(x, y Access) int { return cmp.Compare(x.ID, y.ID) })
 	return append(users, keys...), nil
@@ -628,7 +820,8 @@ func (m *Model) TenantAccess(tenant string, perm domain.Permission, at time.Time
 // UserAccess returns what user id could do in each tenant at the moment at
 // (platform admins: one Grant with Tenant "*"), by tenant; no grants
 // before its creation or while it was deactivated. False if no such user;
-// ErrBeforeHistory when at is older than the history kept.
+// ErrBeforeHistory when at is older than the history kept; another error
+// is one reading the journal file.
 func (m *Model) UserAccess(id string, at time.Time) (Access, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -640,16 +833,19 @@ func (m *Model) UserAccess(id string, at time.Time) (Access, bool, error) {
 		return Access{}, true, ErrBeforeHistory
 	}
 	acc := Access{Kind: PrincipalUser, ID: m.users.id(r), Name: m.users.name(r)}
-	mo := momentOf(at)
-	u := m.userAt(r, mo)
+	q, mo := m.question(), momentOf(at)
+	u := q.userAt(r, mo)
 	switch {
 	case !u.exists || !u.active:
 	case u.admin:
-		acc.Grants = []Grant{m.adminGrant(domain.AllTenants, u.created)}
+		acc.Grants = []Grant{q.adminGrant(domain.AllTenants, u.created)}
 	default:
-		for _, h := range m.rolesAt(r, mo, u) {
-			acc.Grants = append(acc.Grants, m.roleGrant(m.journal.tenants.str(h.tenant), h.role, h.since))
+		for _, h := range q.rolesAt(r, mo, u) {
+			acc.Grants = append(acc.Grants, q.roleGrant(h.tenant, h.role, h.since))
 		}
+	}
+	if q.err != nil {
+		return Access{}, true, q.err
 	}
 	return acc, true, nil
 }
@@ -660,7 +856,7 @@ func (m *Model) UserAccess(id string, at time.Time) (Access, bool, error) {
 // held a role, or Tenant "*" for a platform-admin owner); no grants before
 // its creation, once revoked or expired, or while its owner was unknown or
 // deactivated. False if no such key; ErrBeforeHistory when at is older
-// than the history kept.
+// than the history kept; another error is one reading the journal file.
 func (m *Model) KeyAccess(id string, at time.Time) (Access, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -676,70 +872,72 @@ func (m *Model) KeyAccess(id string, at time.Time) (Access, bool, error) {
 	if k.hist == 0 {
 		return acc, true, nil
 	}
-	ki, mo := k.hist-1, momentOf(at)
+	ki, q, mo := k.hist-1, m.question(), momentOf(at)
 	for i, t := range k.tenants {
 		if t == "" || slices.Contains(k.tenants[:i], t) {
 			continue
 		}
 		if t != domain.AllTenants {
 			tn, known := j.tenants.ids[t]
-			if g, ok := m.keyGrant(k, ki, t, tn, known, mo); ok {
+			if g, ok := q.keyGrant(k, ki, t, tn, known, mo); ok {
 				acc.Grants = append(acc.Grants, g)
 			}
 			continue
 		}
 		// Platform-wide: wherever its owner could act.
-		o, _, ok := m.keyOwnerAt(k, ki, mo)
+		o, ok := q.keyOwnerAt(k, ki, mo)
 		if !ok || o.user == 0 {
 			continue
 		}
 		r := o.user - 1
-		u := m.userAt(r, mo)
+		u := q.userAt(r, mo)
 		if !u.exists || !u.active {
 			continue
 		}
 		if u.admin {
-			if g, ok := m.keyGrant(k, ki, domain.AllTenants, 0, false, mo); ok {
+			if g, ok := q.keyGrant(k, ki, domain.AllTenants, 0, false, mo); ok {
 				acc.Grants = append(acc.Grants, g)
 			}
 			continue
 		}
-		for _, h := range m.rolesAt(r, mo, u) {
-			name := j.tenants.str(h.tenant)
-			if slices.Contains(k.tenants, name) {
+		for _, h := range q.rolesAt(r, mo, u) {
+			if slices.Contains(k.tenants, h.tenant) {
 				continue // listed as well: its own grant
 			}
-			if g, ok := m.keyGrant(k, ki, name, h.tenant, true, mo); ok {
+			if g, ok := q.keyGrant(k, ki, h.tenant, h.tn, true, mo); ok {
 				acc.Grants = append(acc.Grants, g)
 			}
 		}
+	}
+	if q.err != nil {
+		return Access{}, true, q.err
 	}
 	slices.SortFunc(acc.Grants, func(x, y Grant) int { return cmp.Compare(x.Tenant, y.Tenant) })
 	return acc, true, nil
 }
 
-// UserHistory returns the life of user id (credential checks).
-func (m *Model) UserHistory(id string) (UserHistory, bool) {
+// UserHistory returns the life of user id (credential checks); false if no
+// such user. The error is one reading the journal file.
+func (m *Model) UserHistory(id string) (UserHistory, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	r, ok := m.users.find(id)
 	if !ok {
-		return UserHistory{}, false
+		return UserHistory{}, false, nil
 	}
-	a := &m.access
+	a, q := &m.access, m.question()
 	out := UserHistory{ID: m.users.id(r)}
-	if r >= a.users.n {
-		return out, true
+	if r >= a.users.len() {
+		return out, true, nil
 	}
-	h := a.users.at(r)
-	out.Created, out.PlatformAdmin = m.ref(h.created), h.init&histAdmin != 0
+	out.Created, out.PlatformAdmin = q.ref(a.users.at(r)), m.platformAdmin(r)
 	activity := false
-	for i := h.log; i != 0; {
+	for i := a.userSide[r].log; i != 0; {
 		ch := a.changes.at(i - 1)
 		i = ch.prev
 		switch ch.kind {
 		case chDeactivate, chActivate:
-			ref := m.ref(ch.ref)
+			ref := q.ref(ch.ref)
 			if ch.kind == chDeactivate {
 				out.Deactivations = append(out.Deactivations, ref)
 				if !activity {
@@ -750,86 +948,138 @@ func (m *Model) UserHistory(id string) (UserHistory, bool) {
 			}
 			activity = true
 		case chPassword:
-			pc := PasswordChange{Event: m.ref(ch.ref)}
+			pc := PasswordChange{Event: q.ref(ch.ref)}
 			if ch.arg != 0 {
 				pc.KeptSessionID = a.kept[ch.arg-1]
 			}
 			out.PasswordChanges = append(out.PasswordChanges, pc)
 		}
 	}
+	if q.err != nil {
+		return UserHistory{}, true, q.err
+	}
 	slices.Reverse(out.PasswordChanges)
 	slices.Reverse(out.Deactivations)
 	slices.Reverse(out.Activations)
-	return out, true
+	return out, true, nil
 }
 
-// KeyHistory returns the life of API key id (credential checks).
-func (m *Model) KeyHistory(id string) (KeyHistory, bool) {
+// KeyHistory returns the life of API key id (credential checks); false if
+// no such key. The error is one reading the journal file.
+func (m *Model) KeyHistory(id string) (KeyHistory, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	k := m.keys.byID[id]
 	if k == nil {
-		return KeyHistory{}, false
+		return KeyHistory{}, false, nil
 	}
-	a := &m.access
+	a, q := &m.access, m.question()
 	out := KeyHistory{ID: k.id, Name: k.name, ExpiresAt: k.time(keyExpires)}
 	if k.hist == 0 {
-		return out, true
+		return out, true, nil
 	}
-	h := a.keys.at(k.hist - 1)
-	out.Created = m.ref(h.created)
-	if h.revoked != 0 {
-		ref := m.ref(h.revoked)
+	ki := k.hist - 1
+	created, s := a.keyRefs.at(ki), a.keySide[ki]
+	out.Created = q.ref(created)
+	if s.revoked != 0 {
+		ref := q.ref(s.revoked)
 		out.Revoked = &ref
 	}
-	for i := h.secret; i != 0; {
-		s := a.secrets.at(i - 1)
+	for i := s.secret; i != 0; {
+		sec := a.secrets.at(i - 1)
 		hash, odd := a.oddSecrets[i-1]
 		if !odd {
-			hash = formatHash(&s.hash)
+			hash = formatHash(&sec.hash)
 		}
-		out.Secrets = append(out.Secrets, KeySecret{Hash: hash, Since: m.ref(s.since)})
-		i = s.prev
+		out.Secrets = append(out.Secrets, KeySecret{Hash: hash, Since: q.ref(sec.since)})
+		i = sec.prev
 	}
 	slices.Reverse(out.Secrets)
-	out.Secrets = append(out.Secrets, KeySecret{Hash: m.keys.secretHash(k), Since: m.ref(h.since)})
-	return out, true
+	out.Secrets = append(out.Secrets, KeySecret{Hash: m.keys.secretHash(k), Since: q.ref(cmp.Or(s.since, created))})
+	if q.err != nil {
+		return KeyHistory{}, true, q.err
+	}
+	return out, true, nil
+}
+
+// KeyHadSecret reports whether secretHash (hex SHA-256) is or was API key
+// id's secret, from memory alone: the question to ask of many keys before
+// KeyHistory, which reads the journal, is asked of the one.
+func (m *Model) KeyHadSecret(id, secretHash string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	k := m.keys.byID[id]
+	if k == nil {
+		return false
+	}
+	if m.keys.secretHash(k) == secretHash {
+		return true
+	}
+	if k.hist == 0 {
+		return false
+	}
+	a := &m.access
+	for i := a.keySide[k.hist-1].secret; i != 0; {
+		sec := a.secrets.at(i - 1)
+		hash, odd := a.oddSecrets[i-1]
+		if !odd {
+			hash = formatHash(&sec.hash)
+		}
+		if hash == secretHash {
+			return true
+		}
+		i = sec.prev
+	}
+	return false
 }
 
 // RoleAt returns the role user id held in tenant at the moment at, and the
 // event that granted it ("" and false if none, or if the user did not
 // exist or was not active then). It does not tell a moment older than the
-// history kept: the caller checks HistoryStart first.
-func (m *Model) RoleAt(id, tenant string, at time.Time) (domain.Role, EventRef, bool) {
+// history kept: the caller checks HistoryStart first. The error is one
+// reading the journal file.
+func (m *Model) RoleAt(id, tenant string, at time.Time) (domain.Role, EventRef, bool, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	r, ok := m.users.find(id)
 	tn, known := m.journal.tenants.ids[tenant]
 	if !ok || !known || tenant == "" {
-		return "", EventRef{}, false
+		return "", EventRef{}, false, nil
 	}
-	mo := momentOf(at)
-	u := m.userAt(r, mo)
+	q, mo := m.question(), momentOf(at)
+	u := q.userAt(r, mo)
 	if !u.exists || !u.active {
-		return "", EventRef{}, false
+		return "", EventRef{}, false, q.err
 	}
-	role, since, held := m.roleIn(r, tn, mo, u)
+	role, since, held := q.roleIn(r, tn, tenant, mo, u)
 	if !held {
-		return "", EventRef{}, false
+		return "", EventRef{}, false, q.err
 	}
-	return domain.Role(m.access.roles.str(uint32(role))), m.ref(since), true
+	ref := q.ref(since)
+	if q.err != nil {
+		return "", EventRef{}, false, q.err
+	}
+	return role, ref, true, nil
 }
 
-// frozenCopy is the access history as it is now, for a snapshot: the
-// tables' chunks shared (cow), the lists (which only grow) as they are.
-func (a *accessModel) frozenCopy() accessModel {
+// view is the access history as it is now, for a snapshot: the tables'
+// chunks shared (cow), the lists (which only grow) as they are, the maps
+// Apply writes copied.
+func (a *accessModel) view() accessModel {
+	ids := make([]string, len(a.keys)) // Apply writes the keys' entries
+	for i, k := range a.keys {
+		if k != nil {
+			ids[i] = k.id
+		}
+	}
 	return accessModel{
-		users: a.users.frozenCopy(), changes: a.changes.frozenCopy(), keys: a.keys.frozenCopy(),
+		users: a.users.view(), userSide: cloneSmall(a.userSide), changes: a.changes.frozenCopy(),
+		keys: a.keys[:len(a.keys):len(a.keys)], keyRefs: a.keyRefs.view(), keySide: cloneSmall(a.keySide),
 		owners: a.owners.frozenCopy(), secrets: a.secrets.frozenCopy(),
 		sets: roleSetTable{off: a.sets.off, pairs: a.sets.pairs}, roles: strTable{strs: a.roles.strs},
-		admins: a.admins, tenantUsers: slices.Clone(a.tenantUsers), tenantKeys: slices.Clone(a.tenantKeys),
-		wideKeys: a.wideKeys, keyIDs: a.keyIDs, kept: a.kept,
-		oddOwners: cloneSmall(a.oddOwners), oddSecrets: cloneSmall(a.oddSecrets),
+		admins: a.admins[:len(a.admins):len(a.admins)], tenantUsers: slices.Clone(a.tenantUsers), tenantKeys: slices.Clone(a.tenantKeys),
+		wideKeys: a.wideKeys[:len(a.wideKeys):len(a.wideKeys)], kept: a.kept[:len(a.kept):len(a.kept)],
+		oddOwners: cloneSmall(a.oddOwners), oddSecrets: cloneSmall(a.oddSecrets), keyIDs: ids,
 	}
 }
 
@@ -842,11 +1092,13 @@ const (
 	listAdmins
 	listWideKeys
 	listRoleSet
+	listUserSides // user record, log, init
+	listKeySides  // key number, revoked, owner, secret, since
 )
 
 // writeHeader writes the counts and small lists (in frHistory).
 func (a *accessModel) writeHeader(fw *frameWriter) {
-	for _, v := range []int{int(a.users.n), int(a.changes.n), int(a.keys.n), int(a.owners.n), int(a.secrets.n),
+	for _, v := range []int{int(a.users.len()), int(a.changes.n), len(a.keys), int(a.owners.n), int(a.secrets.n),
 		len(a.kept), len(a.tenantUsers), len(a.tenantKeys), max(len(a.sets.off)-1, 1)} {
 		fw.uvarint(uint64(v))
 	}
@@ -863,13 +1115,33 @@ func (a *accessModel) writeHeader(fw *frameWriter) {
 	}
 }
 
+// writeRefs writes a refSeq in frames of kind: the first index, then each
+// ref as its difference from the one before (zigzag), and for keys their
+// IDs.
+func writeRefs(fw *frameWriter, kind byte, s *refSeq, ids []string) {
+	prev := int64(0)
+	for i := range s.len() {
+		if len(fw.buf) == 0 {
+			fw.start(kind)
+			fw.uvarint(uint64(i))
+			prev = 0
+		}
+		if ids != nil {
+			fw.str(ids[i])
+		}
+		v := int64(s.at(i))
+		fw.varint(v - prev)
+		prev = v
+		if len(fw.buf) >= frameSize {
+			fw.flush()
+		}
+	}
+	fw.flush()
+}
+
 // writeFrames writes the records and the lists.
 func (a *accessModel) writeFrames(fw *frameWriter) {
-	writeRecords(fw, frAUsers, &a.users, func(fw *frameWriter, _ uint32, h *userHist) {
-		fw.uvarint(uint64(h.created))
-		fw.uvarint(uint64(h.init))
-		fw.uvarint(uint64(h.log))
-	})
+	writeRefs(fw, frAUsers, &a.users, nil)
 	writeRecords(fw, frAChanges, &a.changes, func(fw *frameWriter, _ uint32, ch *userChange) {
 		fw.uvarint(uint64(ch.ref))
 		fw.uvarint(uint64(ch.prev))
@@ -877,12 +1149,7 @@ func (a *accessModel) writeFrames(fw *frameWriter) {
 		fw.uvarint(uint64(ch.role))
 		fw.byte(ch.kind)
 	})
-	writeRecords(fw, frAKeys, &a.keys, func(fw *frameWriter, i uint32, h *keyHist) {
-		fw.str(a.keyIDs[i])
-		for _, v := range []uint32{h.created, h.revoked, h.owner, h.secret, h.since} {
-			fw.uvarint(uint64(v))
-		}
-	})
+	writeRefs(fw, frAKeys, &a.keyRefs, a.keyIDs)
 	writeRecords(fw, frAOwners, &a.owners, func(fw *frameWriter, _ uint32, o *keyOwner) {
 		fw.uvarint(uint64(o.ref))
 		fw.uvarint(uint64(o.prev))
@@ -894,13 +1161,20 @@ func (a *accessModel) writeFrames(fw *frameWriter) {
 		fw.uvarint(uint64(s.prev))
 	})
 	fw.start(frALists)
-	// A list in parts of at most 65,536 items (a role set: whole, even if empty).
+	// A list in parts of at most 65,536 items (a role set: whole, even if
+	// empty; sides: whole records).
 	list := func(tag, index int, items []uint32) {
 		for first := true; first || len(items) > 0; first = false {
 			part := items[:min(len(items), 1<<16)]
-			if tag == listRoleSet {
+			switch tag {
+			case listRoleSet:
 				part = items
-			} else if len(part) == 0 {
+			case listUserSides:
+				part = items[:min(len(items), 3<<14)]
+			case listKeySides:
+				part = items[:min(len(items), 5<<13)]
+			}
+			if len(part) == 0 && tag != listRoleSet {
 				return
 			}
 			items = items[len(part):]
@@ -913,22 +1187,35 @@ func (a *accessModel) writeFrames(fw *frameWriter) {
 			fw.flushIfFull(frALists)
 		}
 	}
-	for t, l := range a.tenantUsers {
-		list(listTenantUsers, t, l)
+	var items []uint32
+	for t := range a.tenantUsers {
+		items = a.tenantUsers[t].appendTo(items[:0])
+		list(listTenantUsers, t, items)
 	}
-	for t, l := range a.tenantKeys {
-		list(listTenantKeys, t, l)
+	for t := range a.tenantKeys {
+		items = a.tenantKeys[t].appendTo(items[:0])
+		list(listTenantKeys, t, items)
 	}
 	list(listAdmins, 0, a.admins)
 	list(listWideKeys, 0, a.wideKeys)
 	for i := 1; i < len(a.sets.off)-1; i++ {
 		set := a.sets.set(uint32(i))
-		items := make([]uint32, 0, 2*len(set))
+		items = items[:0]
 		for _, p := range set {
 			items = append(items, p.tenant, uint32(p.role))
 		}
 		list(listRoleSet, i, items)
 	}
+	items = items[:0]
+	for r, s := range a.userSide {
+		items = append(items, r, s.log, s.init)
+	}
+	list(listUserSides, 0, items)
+	items = items[:0]
+	for ki, s := range a.keySide {
+		items = append(items, ki, s.revoked, s.owner, s.secret, s.since)
+	}
+	list(listKeySides, 0, items)
 	fw.flush()
 	fw.strings(frAKept, a.kept)
 }
@@ -946,17 +1233,18 @@ func (a *accessModel) readHeader(d *dec, b *builder) error {
 		return errors.New("access history of more users than there are")
 	}
 	c := &b.cow
-	a.users.grow(c, n[0])
+	b.acounts = [5]uint32{n[5], n[8], 0, n[0], n[2]}
+	a.users = refSeq{base: make([]uint32, 0, (n[0]+63)/64), delta: make([]uint16, 0, n[0])}
 	a.changes.grow(c, n[1])
-	a.keys.grow(c, n[2])
+	a.keys = make([]*keyEntry, n[2])
+	a.keyRefs = refSeq{base: make([]uint32, 0, (n[2]+63)/64), delta: make([]uint16, 0, n[2])}
+	a.keyIDs = make([]string, 0, n[2])
 	a.owners.grow(c, n[3])
 	a.secrets.grow(c, n[4])
-	b.acounts = [3]uint32{n[5], n[8], 0}
 	a.kept = make([]string, 0, n[5])
-	a.tenantUsers = make([][]uint32, n[6])
-	a.tenantKeys = make([][]uint32, n[7])
+	a.tenantUsers = make([]idList, n[6])
+	a.tenantKeys = make([]idList, n[7])
 	a.sets.off = make([]uint32, 2, n[8]+1) // set 0: empty
-	a.keyIDs = make([]string, n[2])
 	if max(n[6], n[7]) > b.hcounts[0] {
 		return errors.New("lists of unknown tenants")
 	}
@@ -981,6 +1269,29 @@ func (a *accessModel) readHeader(d *dec, b *builder) error {
 	return nil
 }
 
+// readRefs reads a frame writeRefs wrote into s (of at most n refs).
+func readRefs(d *dec, s *refSeq, n uint32, refs uint32, ids *[]string) error {
+	if d.u32(uint64(n)) != s.len() {
+		return errors.New("access history records out of order")
+	}
+	prev := int64(0)
+	for len(d.b) > 0 && d.err == nil {
+		if s.len() >= n {
+			return errors.New("too many access history records")
+		}
+		if ids != nil {
+			*ids = append(*ids, d.str())
+		}
+		v := prev + d.varint()
+		if v < 0 || v > int64(refs) {
+			return errors.New("a ref out of the journal")
+		}
+		s.add(uint32(v))
+		prev = v
+	}
+	return nil
+}
+
 // readFrame reads a frame writeFrames wrote.
 func (a *accessModel) readFrame(kind byte, d *dec, b *builder) error {
 	j := &b.journal
@@ -997,9 +1308,9 @@ func (a *accessModel) readFrame(kind byte, d *dec, b *builder) error {
 	}
 	switch kind {
 	case frAUsers:
-		return records(&a.users, "user histories", func(i uint32) {
-			*a.users.at(i) = userHist{created: d.u32(refs), init: d.u32(math32), log: d.u32(uint64(a.changes.n))}
-		})
+		return readRefs(d, &a.users, b.acounts[3], j.n, nil)
+	case frAKeys:
+		return readRefs(d, &a.keyRefs, b.acounts[4], j.n, &a.keyIDs)
 	case frAChanges:
 		return records(&a.changes, "user changes", func(i uint32) {
 			ch := userChange{ref: d.u32(refs), prev: d.u32(uint64(i)), arg: d.u32(math32), role: uint16(d.u32(uint64(max(b.acounts[2], 1) - 1))), kind: d.byte()}
@@ -1018,13 +1329,6 @@ func (a *accessModel) readFrame(kind byte, d *dec, b *builder) error {
 			}
 			*a.changes.at(i) = ch
 		})
-	case frAKeys:
-		return records(&a.keys, "key histories", func(i uint32) {
-			a.keyIDs[i] = d.str()
-			h := a.keys.at(i)
-			h.created, h.revoked, h.owner = d.u32(refs), d.u32(refs), d.u32(uint64(a.owners.n))
-			h.secret, h.since = d.u32(uint64(a.secrets.n)), d.u32(refs)
-		})
 	case frAOwners:
 		return records(&a.owners, "key owners", func(i uint32) {
 			*a.owners.at(i) = keyOwner{ref: d.u32(refs), prev: d.u32(uint64(i)), user: d.u32(uint64(b.users.recs.n))}
@@ -1037,29 +1341,29 @@ func (a *accessModel) readFrame(kind byte, d *dec, b *builder) error {
 		})
 	case frALists:
 		for len(d.b) > 0 && d.err == nil {
-			tag, index, n := d.u32(listRoleSet), d.u32(math32), d.u32(1<<20)
+			tag, index, n := d.u32(listKeySides), d.u32(math32), d.u32(1<<20)
 			if d.err != nil {
 				break
 			}
 			switch tag {
 			case listTenantUsers, listTenantKeys:
-				lists, limit := a.tenantUsers, a.users.n
+				lists, limit := a.tenantUsers, b.acounts[3]
 				if tag == listTenantKeys {
-					lists, limit = a.tenantKeys, a.keys.n
+					lists, limit = a.tenantKeys, b.acounts[4]
 				}
 				if int(index) >= len(lists) {
 					return errors.New("a list of an unknown tenant")
 				}
 				for range n {
-					lists[index] = append(lists[index], d.index(limit))
+					lists[index].add(d.index(limit))
 				}
 			case listAdmins:
 				for range n {
-					a.admins = append(a.admins, d.index(a.users.n))
+					a.admins = append(a.admins, d.index(b.acounts[3]))
 				}
 			case listWideKeys:
 				for range n {
-					a.wideKeys = append(a.wideKeys, d.index(a.keys.n))
+					a.wideKeys = append(a.wideKeys, d.index(b.acounts[4]))
 				}
 			case listRoleSet:
 				if n%2 != 0 || int(index) != len(a.sets.off)-1 {
@@ -1069,6 +1373,25 @@ func (a *accessModel) readFrame(kind byte, d *dec, b *builder) error {
 					a.sets.pairs = append(a.sets.pairs, tenantRoleNum{tenant: d.index(b.hcounts[0]), role: uint16(d.u32(uint64(max(b.acounts[2], 1) - 1)))})
 				}
 				a.sets.off = append(a.sets.off, uint32(len(a.sets.pairs)))
+			case listUserSides:
+				if n%3 != 0 {
+					return errors.New("a malformed list of user histories")
+				}
+				for range n / 3 {
+					r, s := d.index(b.acounts[3]), userSide{log: d.u32(uint64(a.changes.n)), init: d.u32(uint64(b.acounts[1]))}
+					if a.userSide == nil {
+						a.userSide = make(map[uint32]userSide)
+					}
+					a.userSide[r] = s
+				}
+			case listKeySides:
+				if n%5 != 0 {
+					return errors.New("a malformed list of key histories")
+				}
+				for range n / 5 {
+					ki := d.index(b.acounts[4])
+					a.setKeySide(ki, keySide{revoked: d.u32(refs), owner: d.u32(uint64(a.owners.n)), secret: d.u32(uint64(a.secrets.n)), since: d.u32(refs)})
+				}
 			}
 		}
 	case frAKept:
@@ -1095,13 +1418,14 @@ func (d *dec) index(n uint32) uint32 {
 
 // finish checks the lists against the header and rebuilds the maps.
 func (a *accessModel) finish(b *builder) error {
-	if len(a.kept) != int(b.acounts[0]) || len(a.sets.off)-1 != int(b.acounts[1]) {
+	if len(a.kept) != int(b.acounts[0]) || len(a.sets.off)-1 != int(b.acounts[1]) ||
+		a.users.len() != b.acounts[3] || a.keyRefs.len() != b.acounts[4] {
 		return errors.New("the access history's lists differ from its header")
 	}
 	sets := uint32(len(a.sets.off) - 1)
-	for i := range a.users.n {
-		if a.users.at(i).init&^histAdmin >= sets {
-			return errors.New("a user created with an unknown role set")
+	for _, s := range a.userSide {
+		if s.init >= sets {
+			return errors.New("a user history with an unknown role set")
 		}
 	}
 	a.sets.ids = make(map[string]uint32, sets)
@@ -1128,6 +1452,8 @@ func (a *accessModel) relink(keys *keyModel) {
 	for i, id := range a.keyIDs {
 		if k := keys.byID[id]; k != nil {
 			k.hist = uint32(i) + 1
+			a.keys[i] = k
 		}
 	}
+	a.keyIDs = nil
 }

@@ -271,39 +271,50 @@ func TestAccessAtEveryInstant(t *testing.T) {
 		{"bob", "prod", hour(5), "", 0},   // an admin, without a tenant role
 		{"nobody", "prod", hour(5), "", 0},
 	} {
-		role, ref, ok := m.RoleAt(c.id, c.tenant, c.at)
+		role, ref, ok, err := m.RoleAt(c.id, c.tenant, c.at)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if role != c.role || ref.Seq != c.since || ok != (c.role != "") {
 			t.Errorf("RoleAt(%s, %s, %s) = %q %d %v; want %q %d", c.id, c.tenant, c.at.Format(time.RFC3339Nano), role, ref.Seq, ok, c.role, c.since)
 		}
 	}
-	if _, ref, _ := m.RoleAt("carol", "prod", hour(2)); ref.Type != domain.TypeUserRoleGranted || ref.ActorType != "user" ||
+	if _, ref, _, _ := m.RoleAt("carol", "prod", hour(2)); ref.Type != domain.TypeUserRoleGranted || ref.ActorType != "user" ||
 		ref.ActorID != "bob" || !ref.Time.Equal(hour(2)) {
 		t.Errorf("the grant's ref: %+v", ref)
 	}
 
 	// Histories, for credential checks.
-	uh, ok := m.UserHistory("alice")
-	if !ok || uh.Created.Seq != 1 || uh.PlatformAdmin || uh.Deactivated == nil || uh.Deactivated.Seq != 10 || len(uh.PasswordChanges) != 0 {
+	uh, ok, err := m.UserHistory("alice")
+	if err != nil || !ok || uh.Created.Seq != 1 || uh.PlatformAdmin || uh.Deactivated == nil || uh.Deactivated.Seq != 10 || len(uh.PasswordChanges) != 0 {
 		t.Errorf("alice's history: %+v", uh)
 	}
-	uh, _ = m.UserHistory("carol")
+	uh, _, _ = m.UserHistory("carol")
 	if uh.Deactivated != nil || len(uh.PasswordChanges) != 1 || uh.PasswordChanges[0].Event.Seq != 11 || uh.PasswordChanges[0].KeptSessionID != "sess-c" {
 		t.Errorf("carol's history: %+v", uh)
 	}
-	if uh, _ := m.UserHistory("bob"); !uh.PlatformAdmin || uh.Created.ActorType != "system" {
+	if uh, _, _ := m.UserHistory("bob"); !uh.PlatformAdmin || uh.Created.ActorType != "system" {
 		t.Errorf("bob's history: %+v", uh)
 	}
-	kh, ok := m.KeyHistory("key-1")
-	if !ok || kh.Name != "ci" || kh.Created.Seq != 7 || !kh.ExpiresAt.Equal(hour(9)) || kh.Revoked != nil || len(kh.Secrets) != 2 ||
+	kh, ok, err := m.KeyHistory("key-1")
+	if err != nil || !ok || kh.Name != "ci" || kh.Created.Seq != 7 || !kh.ExpiresAt.Equal(hour(9)) || kh.Revoked != nil || len(kh.Secrets) != 2 ||
 		kh.Secrets[0] != (KeySecret{Hash: strings.Repeat("a", 64), Since: kh.Created}) || kh.Secrets[1].Hash != strings.Repeat("c", 64) || kh.Secrets[1].Since.Seq != 9 {
 		t.Errorf("key-1's history: %+v", kh)
 	}
-	if kh, _ := m.KeyHistory("key-2"); kh.Revoked == nil || kh.Revoked.Seq != 12 || !kh.ExpiresAt.IsZero() || len(kh.Secrets) != 1 {
+	for hash, want := range map[string]bool{strings.Repeat("a", 64): true, strings.Repeat("c", 64): true, strings.Repeat("d", 64): false} {
+		if got := m.KeyHadSecret("key-1", hash); got != want {
+			t.Errorf("KeyHadSecret(key-1, %.8s…) = %v", hash, got)
+		}
+	}
+	if m.KeyHadSecret("nokey", strings.Repeat("a", 64)) {
+		t.Error("KeyHadSecret of an unknown key")
+	}
+	if kh, _, _ := m.KeyHistory("key-2"); kh.Revoked == nil || kh.Revoked.Seq != 12 || !kh.ExpiresAt.IsZero() || len(kh.Secrets) != 1 {
 		t.Errorf("key-2's history: %+v", kh)
 	}
 	for _, f := range []func() bool{
-		func() bool { _, ok := m.UserHistory("nobody"); return ok },
-		func() bool { _, ok := m.KeyHistory("nokey"); return ok },
+		func() bool { _, ok, _ := m.UserHistory("nobody"); return ok },
+		func() bool { _, ok, _ := m.KeyHistory("nokey"); return ok },
 		func() bool { _, ok, _ := m.UserAccess("nobody", hour(1)); return ok },
 		func() bool { _, ok, _ := m.KeyAccess("nokey", hour(1)); return ok },
 	} {
@@ -358,7 +369,7 @@ func TestHistoryStart(t *testing.T) {
 	if _, err := off.TenantAccess("prod", "", hour(2)); !errors.Is(err, ErrBeforeHistory) {
 		t.Errorf("a model without history: %v", err)
 	}
-	if hits, _ := off.AuditEvents(AuditQuery{}); len(hits) != 0 {
+	if hits, _, err := off.AuditEvents(AuditQuery{}); err != nil || len(hits) != 0 {
 		t.Errorf("a model without history has a journal: %v", hits)
 	}
 }

@@ -12,10 +12,13 @@
 // the signing keys
 // added at run time; and, for audits (issue 16), the audit journal — one
 // fixed-size entry per applied event: its sequence, time, type, actor,
-// subject and the tenants it concerns (journal.go) — and the access
-// history, which answers who could do what in which tenant at any moment,
-// and why, from intervals bounded by journal entries (access.go,
-// history.go). Model holds them behind one RWMutex; Runner feeds it
+// subject and the tenants it concerns (journal.go), whose chunks, once
+// filled, go to a file of the model's own and are read back through the
+// page cache (journal_file.go, Model.JournalDir) — and the access history,
+// which answers who could do what in which tenant at any moment, and why,
+// from intervals bounded by journal entries, keeping only what the users'
+// and keys' own records do not hold (access.go, history.go). Model holds
+// them behind one RWMutex; Runner feeds it
 // through an ordered consumer, knows when it has caught up, and keeps applying
 // new events as they arrive, so a revocation accepted anywhere is enforced
 // here as soon as its event is delivered. Users and sessions, which a

@@ -15,8 +15,10 @@ import (
 // stream sequence, occurred_at, type, actor, the aggregate ID's hash and the
 // set of tenants the event concerns (docs/events.md, "Which tenants an event
 // concerns"), computed when the event is applied, from the state at that
-// moment. The audit API filters it and then reads the page's events from
-// the stream by sequence; the event bodies are never held here.
+// moment; with Model.JournalDir set, its chunks go to a file once filled
+// (journal_file.go), so that it costs disk, not memory. The audit API
+// filters it and then reads the page's events from the stream by sequence;
+// the event bodies are never held here.
 //
 // The access history (access.go) holds, per user, the intervals during
 // which it held each tenant role and was active, and per API key its
@@ -66,8 +68,9 @@ type AuditQuery struct {
 	// Actor: only events whose actor ID is this (a user or key ID).
 	Actor string
 	// Subject: only events whose aggregate ID is this (user, key, session,
-	// provider, ...). The journal keeps a 64-bit hash of it; a match is
-	// confirmed by the caller against the event read from the stream.
+	// provider, ...). The journal keeps a 32-bit hash of it (SubjectHash);
+	// a match is confirmed by the caller against the event read from the
+	// stream.
 	Subject string
 	// Type: an exact event type ("user.created"), or a prefix ending in "."
 	// ("apikey.").
@@ -94,7 +97,7 @@ type AuditHit struct {
 	// that concerns every tenant (a platform-wide key's), with no Tenants.
 	Tenants             []string
 	AllTenantsConcerned bool
-	SubjectHash         uint64 // see SubjectHash
+	SubjectHash         uint32 // see SubjectHash
 }
 
 // ErrBeforeHistory: the moment asked about is older than the oldest event

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -11,23 +12,29 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+	"weak"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 )
 
 // The audit journal (issue 16): one fixed-size entry per event the model
-// applied, in stream order — about 25 bytes, without a pointer, in columns
-// of chunks of 1,024 entries. An entry is never changed once appended, so a
-// snapshot shares the chunks as they are (it reads only the entries
-// appended before it was frozen), and so does AuditEvents, which scans
-// them after it has let go of the lock. The event bodies are not held: the
-// audit API reads a page's events from the stream by sequence.
+// applied, in stream order — its occurred_at, type, actor, a 32-bit hash of
+// its aggregate ID and the set of tenants it concerns — in chunks of 1,024
+// entries, column by column. An entry is never changed once appended. With
+// Model.JournalDir set, a chunk that has filled is written to the journal
+// file (journal_file.go) and dropped from the heap: what stays is the
+// chunk being filled and, per chunk, where it is and the range of its
+// times, some 40 bytes a chunk. A snapshot shares the chunks as they are
+// (it reads only the entries appended before it was frozen), and so does
+// AuditEvents, which scans them after it has let go of the lock. The event
+// bodies are not held: the audit API reads a page's events from the stream
+// by sequence.
 
-// jchunk holds 1,024 entries, column by column.
+// jchunk holds 1,024 entries, column by column: 21 bytes an entry.
 type jchunk struct {
 	at    [chunkLen]int64  // occurred_at (jtime)
-	subj  [chunkLen]uint64 // SubjectHash of the aggregate ID
+	subj  [chunkLen]uint32 // SubjectHash of the aggregate ID
 	actor [chunkLen]uint32 // actorUser | user record, actorKey | key number, or journal.actors
 	tset  [chunkLen]uint32 // journal.sets
 	typ   [chunkLen]uint8  // journal.types (typeOdd: journal.oddTypes)
@@ -43,12 +50,20 @@ type jrun struct {
 // journal is the audit journal. Positions count entries from 0; a ref, in
 // the access history, is a position + 1 (0: none).
 type journal struct {
-	chunks []*jchunk
-	n      uint32
-	runs   []jrun
+	model *Model // its settings (JournalDir, OnJournalError); nil: in memory
+	slots []*jslot
+	n     uint32
+	runs  []jrun
 	// first is the first stream sequence the model saw, applied or skipped
 	// (0: none yet). The history is complete when it is 1.
 	first uint64
+	start time.Time // entry 0's occurred_at
+	// file holds the chunks that have filled (nil: none yet, or none kept
+	// on file); pending are full chunks still in memory because writing
+	// them failed: tried again when the next one fills.
+	file    *jfile
+	pending []uint32
+	encBuf  []byte
 
 	types    []string // event types, as they came (typeOdd: more than 255 of them)
 	typeIDs  map[string]uint8
@@ -69,10 +84,11 @@ type journal struct {
 
 	// Caches of concerns (not in snapshots): a user role set's tenant set,
 	// by roleSets number; a session tenant's, by sessStore.tenants number +
-	// 1 (a key's is in its history: keyHist.tset).
+	// 1; a key tenant list's, by the list (keyModel.tenantLists shares them).
 	roleCache []roleTenants
 	sessCache []uint32
 	oneCache  []uint32 // a tenant's set of one, by tenant number + 1
+	keyCache  map[tenantList]uint32
 	typeCache []typeSeen
 	scratch   []uint32
 }
@@ -109,8 +125,12 @@ func (t *touched) setSession(r uint32, ok bool) {
 	}
 }
 
+// roleTenants is a role set's tenant set, for as long as the role set's
+// map lives (a role set number is reused for another map once its users
+// have left it: the weak pointer keeps no map alive, and tells a new one
+// from it).
 type roleTenants struct {
-	m    map[string]domain.Role
+	m    weak.Pointer[byte]
 	tset uint32
 }
 
@@ -140,10 +160,13 @@ func jtime(t time.Time) (int64, bool) {
 	return t.UnixNano(), true
 }
 
-// SubjectHash is the 64-bit hash the journal keeps of an aggregate ID: the
+// SubjectHash is the 32-bit hash the journal keeps of an aggregate ID: the
 // same in every process and build (snapshots carry it). Eight bytes at a
-// time, each folded in by a 64x64->128-bit multiplication (as wyhash does).
-func SubjectHash(id string) uint64 {
+// time, each folded in by a 64x64->128-bit multiplication (as wyhash does),
+// the two halves of the result folded together. A subject filter matches
+// the IDs of the same hash too (one in four billion): the caller confirms
+// a match on the event's body.
+func SubjectHash(id string) uint32 {
 	const p0, p1 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
 	h := uint64(len(id)) ^ p0
 	for ; len(id) >= 8; id = id[8:] {
@@ -155,7 +178,8 @@ func SubjectHash(id string) uint64 {
 	for i := 0; i < len(id); i++ {
 		w |= uint64(id[i]) << (8 * i)
 	}
-	return mix64(mix64(h^w, p1), p0)
+	h = mix64(mix64(h^w, p1), p0)
+	return uint32(h ^ h>>32)
 }
 
 func mix64(a, b uint64) uint64 {
@@ -191,15 +215,18 @@ func (j *journal) append(seq uint64, env *events.Envelope, ev domain.Event, tset
 	if ev != nil {
 		typ = ev.EventType()
 	}
-	if pos&chunkMask == 0 && int(pos>>chunkBits) == len(j.chunks) {
-		j.chunks = append(j.chunks, new(jchunk))
+	k := pos >> chunkBits
+	if pos&chunkMask == 0 && int(k) == len(j.slots) {
+		s := new(jslot)
+		s.mem.Store(new(jchunk))
+		j.slots = append(j.slots, s)
 	}
 	if k := len(j.runs); k == 0 || j.runs[k-1].seq+uint64(pos-j.runs[k-1].pos) != seq {
 		j.runs = append(j.runs, jrun{pos: pos, seq: seq})
 	}
-	// The chunk may be shared with a snapshot: it reads only the entries
-	// before pos, which are never written again.
-	c := j.chunks[pos>>chunkBits]
+	// The chunk may be shared with a snapshot or a scan: they read only
+	// the entries before pos, which are never written again.
+	c := j.slots[k].mem.Load()
 	i := pos & chunkMask
 	at, ok := jtime(env.OccurredAt)
 	if !ok {
@@ -208,12 +235,63 @@ func (j *journal) append(seq uint64, env *events.Envelope, ev domain.Event, tset
 		}
 		j.oddTimes[pos] = env.OccurredAt.UTC()
 	}
+	if pos == 0 {
+		j.start = env.OccurredAt.UTC()
+		if env.OccurredAt.IsZero() {
+			j.start = time.Time{}
+		}
+	}
 	c.at[i] = at
 	c.subj[i] = SubjectHash(env.AggregateID)
 	c.actor[i] = actor
 	c.tset[i] = tset
 	c.typ[i] = j.typeID(pos, typ)
 	j.n = pos + 1
+	if i == chunkMask {
+		j.filled(k)
+	}
+}
+
+// filled writes chunk k, which has just filled, to the journal file (and
+// any chunk an earlier write failed for), when the model keeps one. A
+// write that fails leaves its chunk in memory, where it answers as well,
+// and is reported (Model.OnJournalError); it is tried again when the next
+// chunk fills.
+func (j *journal) filled(k uint32) {
+	if j.model == nil || j.model.JournalDir == "" {
+		return
+	}
+	j.pending = append(j.pending, k)
+	for len(j.pending) > 0 {
+		if err := j.spill(j.pending[0]); err != nil {
+			if f := j.model.OnJournalError; f != nil {
+				f(err)
+			}
+			return
+		}
+		j.pending = j.pending[1:]
+	}
+}
+
+// spill writes full chunk k to the file and drops it from the heap.
+func (j *journal) spill(k uint32) error {
+	if j.file == nil {
+		f, err := newJFile(j.model.JournalDir)
+		if err != nil {
+			return err
+		}
+		j.file = f
+	}
+	s := j.slots[k]
+	buf, w, lo, hi := encodeChunk(j.encBuf[:0], s.mem.Load(), chunkLen)
+	j.encBuf = buf
+	off, err := j.file.write(buf)
+	if err != nil {
+		return fmt.Errorf("%w (chunk %d kept in memory)", err, k)
+	}
+	s.file, s.off, s.size, s.widths, s.lo, s.hi = j.file, off, uint32(len(buf)), w, lo, hi
+	s.mem.Store(nil) // after the fields above: a reader that sees nil sees them
+	return nil
 }
 
 func (j *journal) typeID(pos uint32, typ string) uint8 {
@@ -323,8 +401,8 @@ func (m *Model) actorOf(id uint32) events.Actor {
 			return events.Actor{Type: "user", ID: m.users.id(n)}
 		}
 	case actorKey:
-		if int(n) < len(m.access.keyIDs) {
-			return events.Actor{Type: "apikey", ID: m.access.keyIDs[n]}
+		if int(n) < len(m.access.keys) && m.access.keys[n] != nil {
+			return events.Actor{Type: "apikey", ID: m.access.keys[n].id}
 		}
 	case 0:
 		if int(n) < len(m.journal.actors) {
@@ -346,44 +424,39 @@ func (j *journal) posAfter(seq uint64) uint32 {
 	return uint32(sort.Search(int(j.n), func(p int) bool { return j.seqAt(uint32(p)) > seq }))
 }
 
-func (j *journal) entry(pos uint32) (*jchunk, uint32) {
-	return j.chunks[pos>>chunkBits], pos & chunkMask
+// entry is entry pos (< n): from memory, the cache, or read alone (what a
+// ref needs of it: jfile.one); load: decode its chunk into the cache when
+// it is on file (a question that will look at its neighbours).
+func (j *journal) entry(pos uint32, load bool) (jentry, error) {
+	k, i := pos>>chunkBits, pos&chunkMask
+	s := j.slots[k]
+	if c := s.mem.Load(); c != nil {
+		return c.entry(i), nil
+	}
+	return s.file.entry(k, s, i, load)
 }
 
-// timeAt is entry pos's occurred_at.
-func (j *journal) timeAt(pos uint32) time.Time {
-	c, i := j.entry(pos)
-	switch at := c.at[i]; at {
+// timeOf is the occurred_at of entry pos whose jtime is at.
+func (j *journal) timeOf(pos uint32, at int64) time.Time {
+	switch at {
 	case math.MinInt64:
 		return time.Time{}
 	case math.MinInt64 + 1, math.MaxInt64:
 		if t, ok := j.oddTimes[pos]; ok {
 			return t
 		}
-		return time.Unix(0, at).UTC()
-	default:
-		return time.Unix(0, at).UTC()
 	}
+	return time.Unix(0, at).UTC()
 }
 
-func (j *journal) typeAt(pos uint32) string {
-	c, i := j.entry(pos)
-	if c.typ[i] == typeOdd {
+func (j *journal) typeOf(pos uint32, typ uint8) string {
+	if typ == typeOdd {
 		return j.oddTypes[pos]
 	}
-	return j.types[c.typ[i]]
-}
-
-// ref is the event of a ref (position + 1), for an answer's "why".
-func (m *Model) ref(r uint32) EventRef {
-	j := &m.journal
-	if r == 0 || r > j.n {
-		return EventRef{}
+	if int(typ) < len(j.types) {
+		return j.types[typ]
 	}
-	pos := r - 1
-	c, i := j.entry(pos)
-	a := m.actorOf(c.actor[i])
-	return EventRef{Seq: j.seqAt(pos), Time: j.timeAt(pos), Type: j.typeAt(pos), ActorType: a.Type, ActorID: a.ID}
+	return ""
 }
 
 // moment is a time as the journal compares it.
@@ -398,27 +471,79 @@ func momentOf(t time.Time) moment {
 	return moment{ns: ns, t: t, odd: !ok}
 }
 
-// by reports whether the event of ref r occurred at or before at: whether it
-// has taken effect at that moment (ref 0: never).
-func (j *journal) by(r uint32, at moment) bool {
-	if r == 0 || r > j.n {
-		return false
-	}
-	c, i := j.entry(r - 1)
-	ns := c.at[i]
+// atBy reports whether entry pos, of jtime ns, occurred at or before at.
+func (j *journal) atBy(pos uint32, ns int64, at moment) bool {
 	if at.odd || ns == math.MinInt64+1 || ns == math.MaxInt64 {
-		return !j.timeAt(r - 1).After(at.t)
+		return !j.timeOf(pos, ns).After(at.t)
 	}
 	return ns <= at.ns
 }
 
-// frozenCopy is the journal as it is now, for a snapshot (the chunks and
-// the lists, which only grow, shared).
-func (j *journal) frozenCopy() journal {
+// hq reads the journal for one question asked under the model's read
+// lock, and keeps the first error reading the journal file; once there is
+// one, nothing more is read and the answer is the error.
+type hq struct {
+	m   *Model
+	j   *journal
+	err error
+}
+
+func (m *Model) question() *hq { return &hq{m: m, j: &m.journal} }
+
+// by reports whether the event of ref r occurred at or before at: whether
+// it has taken effect at that moment (ref 0: never). An entry on file is
+// read only when the range of its chunk's times does not tell.
+func (q *hq) by(r uint32, at moment) bool {
+	j := q.j
+	if r == 0 || r > j.n || q.err != nil {
+		return false
+	}
+	pos := r - 1
+	s := j.slots[pos>>chunkBits]
+	if c := s.mem.Load(); c != nil {
+		return j.atBy(pos, c.at[pos&chunkMask], at)
+	}
+	if !at.odd { // then the entries' jtimes compare as their times
+		switch {
+		case s.hi <= at.ns:
+			return true
+		case s.lo > at.ns:
+			return false
+		}
+	}
+	e, err := j.entry(pos, true)
+	if err != nil {
+		q.err = err
+		return false
+	}
+	return j.atBy(pos, e.at, at)
+}
+
+// ref is the event of a ref (position + 1), for an answer's "why".
+func (q *hq) ref(r uint32) EventRef {
+	j := q.j
+	if r == 0 || r > j.n || q.err != nil {
+		return EventRef{}
+	}
+	pos := r - 1
+	e, err := j.entry(pos, false)
+	if err != nil {
+		q.err = err
+		return EventRef{}
+	}
+	a := q.m.actorOf(e.actor)
+	return EventRef{Seq: j.seqAt(pos), Time: j.timeOf(pos, e.at), Type: j.typeOf(pos, e.typ), ActorType: a.Type, ActorID: a.ID}
+}
+
+// view is the journal as it is now, for a reader that goes on without the
+// lock (a snapshot, a scan): the slots, which are never replaced, and the
+// lists, which only grow, shared; the maps Apply writes copied.
+func (j *journal) view() journal {
 	return journal{
-		chunks: slices.Clone(j.chunks), n: j.n, runs: j.runs, first: j.first,
-		types: j.types, oddTypes: cloneSmall(j.oddTypes), actors: j.actors,
-		tenants: strTable{strs: j.tenants.strs}, sets: tenantSets{off: j.sets.off, members: j.sets.members},
+		slots: j.slots[:len(j.slots):len(j.slots)], n: j.n, runs: j.runs[:len(j.runs):len(j.runs)], first: j.first, start: j.start,
+		types: j.types[:len(j.types):len(j.types)], oddTypes: cloneSmall(j.oddTypes), actors: j.actors[:len(j.actors):len(j.actors)],
+		tenants:  strTable{strs: j.tenants.strs[:len(j.tenants.strs):len(j.tenants.strs)]},
+		sets:     tenantSets{off: j.sets.off[:len(j.sets.off):len(j.sets.off)], members: j.sets.members[:len(j.sets.members):len(j.sets.members)]},
 		oddTimes: cloneSmall(j.oddTimes),
 	}
 }
@@ -437,14 +562,16 @@ func cloneSmall[K comparable, V any](m map[K]V) map[K]V {
 // ---------------------------------------------------------------- tenant sets
 
 // tenantSets interns the sets of tenants events concern: each distinct set
-// is a list of tenant numbers (journal.tenants) in order of name, held once.
-// Set 0 is no tenant (the platform's own events), set 1 every tenant (a
-// platform-wide key's). The lists only grow.
+// is a list of tenant numbers (journal.tenants) in order of name, held once,
+// and found by its hash. Set 0 is no tenant (the platform's own events),
+// set 1 every tenant (a platform-wide key's). The lists only grow.
 type tenantSets struct {
-	ids     map[string]uint32 // a set's numbers, as bytes -> set
-	off     []uint32          // set i is members[off[i]:off[i+1]]
+	// slots find a set by its hash (setHash): open addressing, the sets'
+	// numbers (0: empty), at most three quarters full — some 6 bytes a set.
+	slots   []uint32
+	used    int
+	off     []uint32 // set i is members[off[i]:off[i+1]]
 	members []uint32
-	key     []byte
 }
 
 const (
@@ -466,20 +593,57 @@ func (ts *tenantSets) set(i uint32) []uint32 {
 	return ts.members[ts.off[i]:ts.off[i+1]]
 }
 
+func setHash(nums []uint32) uint64 {
+	const p0, p1 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db
+	h := uint64(len(nums)) ^ p0
+	for _, n := range nums {
+		h = mix64(h^uint64(n), p1)
+	}
+	return h
+}
+
+// find is the set of nums and true, or the slot to put it in and false
+// (slots not empty).
+func (ts *tenantSets) find(nums []uint32) (uint32, int, bool) {
+	mask := len(ts.slots) - 1
+	for i := int(setHash(nums)) & mask; ; i = (i + 1) & mask {
+		id := ts.slots[i]
+		if id == 0 {
+			return 0, i, false
+		}
+		if slices.Equal(ts.set(id), nums) {
+			return id, i, true
+		}
+	}
+}
+
+// index puts set id in the slots (made larger when they are three
+// quarters full), unless an equal set is there.
+func (ts *tenantSets) index(id uint32) {
+	if (ts.used+1)*4 > len(ts.slots)*3 {
+		old := ts.slots
+		ts.slots, ts.used = make([]uint32, max(64, 2*len(old))), 0
+		for _, o := range old {
+			if o != 0 {
+				ts.index(o)
+			}
+		}
+	}
+	if _, i, found := ts.find(ts.set(id)); !found {
+		ts.slots[i] = id
+		ts.used++
+	}
+}
+
 // intern returns the set of tenant numbers nums (sorted by name, distinct).
 func (ts *tenantSets) intern(nums []uint32) uint32 {
 	if len(nums) == 0 {
 		return tsetNone
 	}
-	ts.key = ts.key[:0]
-	for _, n := range nums {
-		ts.key = binary.LittleEndian.AppendUint32(ts.key, n)
-	}
-	if id, ok := ts.ids[string(ts.key)]; ok {
-		return id
-	}
-	if ts.ids == nil {
-		ts.ids = make(map[string]uint32)
+	if len(ts.slots) > 0 {
+		if id, _, ok := ts.find(nums); ok {
+			return id
+		}
 	}
 	if len(ts.off) == 0 {
 		ts.off = []uint32{0, 0, 0} // sets 0 and 1 have no members
@@ -487,7 +651,7 @@ func (ts *tenantSets) intern(nums []uint32) uint32 {
 	id := uint32(len(ts.off) - 1)
 	ts.members = append(ts.members, nums...)
 	ts.off = append(ts.off, uint32(len(ts.members)))
-	ts.ids[string(ts.key)] = id
+	ts.index(id)
 	return id
 }
 
@@ -632,7 +796,8 @@ func (m *Model) userTenantSet(r uint32) uint32 {
 	if len(roles) == 0 {
 		return tsetNone
 	}
-	if int(i) < len(j.roleCache) && mapPtr(j.roleCache[i].m) == mapPtr(roles) {
+	p := (*byte)(mapPtr(roles))
+	if int(i) < len(j.roleCache) && j.roleCache[i].m.Value() == p {
 		return j.roleCache[i].tset
 	}
 	nums := j.scratch[:0]
@@ -646,7 +811,7 @@ func (m *Model) userTenantSet(r uint32) uint32 {
 	for int(i) >= len(j.roleCache) {
 		j.roleCache = append(j.roleCache, roleTenants{})
 	}
-	j.roleCache[i] = roleTenants{m: roles, tset: tset}
+	j.roleCache[i] = roleTenants{m: weak.Make(p), tset: tset}
 	return tset
 }
 
@@ -669,22 +834,29 @@ func (m *Model) sessionConcerns(r uint32) uint32 {
 	return m.userTenantSet(u)
 }
 
-// keyConcerns is the set of tenants API key k lists (kept in its history:
-// its tenants never change).
+// keyConcerns is the set of tenants API key k lists (its tenants never
+// change; keys share their lists: keyModel.tenantList).
 func (m *Model) keyConcerns(k *keyEntry) uint32 {
 	if len(k.tenants) == 0 {
 		return tsetNone
 	}
-	if k.hist != 0 {
-		if t := m.access.keys.at(k.hist - 1).tset; t != 0 {
-			return t - 1
-		}
+	j := &m.journal
+	l := tenantList{unsafe.SliceData(k.tenants), len(k.tenants)}
+	if t, ok := j.keyCache[l]; ok {
+		return t
 	}
-	tset := m.journal.tenantSet(k.tenants)
-	if k.hist != 0 {
-		m.access.keys.mut(&m.cow, k.hist-1).tset = tset + 1
+	tset := j.tenantSet(k.tenants)
+	if j.keyCache == nil {
+		j.keyCache = make(map[tenantList]uint32)
 	}
+	j.keyCache[l] = tset
 	return tset
+}
+
+// tenantList names a key's list of tenants (keyModel.tenantList).
+type tenantList struct {
+	p *string
+	n int
 }
 
 // ---------------------------------------------------------------- queries
@@ -700,7 +872,7 @@ func (m *Model) HistoryStart() (seq uint64, at time.Time, complete bool) {
 	if j.n == 0 {
 		return 0, time.Time{}, complete
 	}
-	return j.seqAt(0), j.timeAt(0), complete
+	return j.seqAt(0), j.start, complete
 }
 
 // beforeHistory reports whether at is older than the history kept (all
@@ -713,14 +885,14 @@ func (m *Model) beforeHistory(at time.Time) bool {
 	case j.first <= 1:
 		return false
 	}
-	return j.n == 0 || at.Before(j.timeAt(0))
+	return j.n == 0 || at.Before(j.start)
 }
 
 // auditScan is a query compiled against the journal, and a view of the
 // journal taken under the read lock: the entries and the lists it reads
 // are never changed after, so the scan runs without the lock.
 type auditScan struct {
-	j        journal // the view: chunks, n, runs, types, actors, sets (headers)
+	j        journal // the view (journal.view)
 	none     bool    // nothing can match
 	types    [4]uint64
 	anyType  bool
@@ -728,10 +900,11 @@ type auditScan struct {
 	tsets    []uint64 // bit per tenant set; nil: any
 	scope    []uint64 // bit per tenant number the reader may see; nil: all
 	actors   []uint32 // nil: any
-	subject  uint64
+	subject  uint32
 	bySubj   bool
 	since    int64
 	until    int64
+	byTime   bool // Since or Until
 	oddTimes bool
 	q        *AuditQuery
 }
@@ -740,9 +913,12 @@ type auditScan struct {
 // (oldest- or newest-first), at most q.Limit (0: 100; at most 1000), and
 // whether more match after the last one returned. The entries are scanned
 // after the read lock is let go (they never change once appended), so a
-// long scan does not hold up Apply. A page is stable while events keep
-// arriving: the cursor is a stream sequence, and entries are only appended.
-func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool) {
+// long scan does not hold up Apply; the chunks on file are read a chunk at
+// a time into pooled buffers, and those out of the query's time range are
+// not read at all. A page is stable while events keep arriving: the cursor
+// is a stream sequence, and entries are only appended. The error is one
+// reading the journal file.
+func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool, err error) {
 	limit := q.Limit
 	switch {
 	case limit <= 0:
@@ -754,7 +930,7 @@ func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool) {
 	s := m.compileAudit(&q)
 	m.mu.RUnlock()
 	if s.none || s.j.n == 0 {
-		return nil, false
+		return nil, false, nil
 	}
 	j := &s.j
 	var from, to uint32 // positions [from, to), read forwards or backwards
@@ -767,33 +943,25 @@ func (m *Model) AuditEvents(q AuditQuery) (hits []AuditHit, more bool) {
 		from = j.posAfter(q.After)
 		to = j.n
 	}
-	found := make([]uint32, 0, min(limit+1, 128))
+	hits = make([]AuditHit, 0, min(limit+1, 128))
 	if q.NewestFirst {
-		found = s.scanBack(from, to, limit+1, found)
+		hits, err = s.scanBack(from, to, limit+1, hits)
 	} else {
-		found = s.scanForward(from, to, limit+1, found)
+		hits, err = s.scanForward(from, to, limit+1, hits)
 	}
-	if len(found) > limit {
-		found, more = found[:limit], true
+	if err != nil {
+		return nil, false, err
 	}
-	hits = make([]AuditHit, len(found))
-	for i, pos := range found {
-		hits[i] = s.hit(pos)
+	if len(hits) > limit {
+		hits, more = hits[:limit], true
 	}
-	return hits, more
+	return hits, more, nil
 }
 
 // compileAudit prepares q for a scan; called with the read lock held.
 func (m *Model) compileAudit(q *AuditQuery) *auditScan {
 	j := &m.journal
-	s := &auditScan{
-		j: journal{chunks: j.chunks[:len(j.chunks):len(j.chunks)], n: j.n, runs: j.runs, types: j.types, oddTypes: j.oddTypes,
-			tenants: strTable{strs: j.tenants.strs}, sets: tenantSets{off: j.sets.off, members: j.sets.members}},
-		q: q, since: math.MinInt64, until: math.MaxInt64,
-	}
-	if len(j.oddTypes) > 0 {
-		s.j.oddTypes = cloneSmall(j.oddTypes) // written by Apply
-	}
+	s := &auditScan{j: j.view(), q: q, since: math.MinInt64, until: math.MaxInt64}
 	// Types: exact, or a prefix ending in ".", and the login result.
 	match := func(t string) bool {
 		switch q.Result {
@@ -898,10 +1066,8 @@ func (m *Model) compileAudit(q *AuditQuery) *auditScan {
 	if !q.Until.IsZero() {
 		s.until, _ = jtime(q.Until)
 	}
-	if len(j.oddTimes) > 0 && (!q.Since.IsZero() || !q.Until.IsZero()) {
-		s.oddTimes = true
-		s.j.oddTimes = cloneSmall(j.oddTimes)
-	}
+	s.byTime = !q.Since.IsZero() || !q.Until.IsZero()
+	s.oddTimes = len(j.oddTimes) > 0 && s.byTime
 	return s
 }
 
@@ -940,62 +1106,229 @@ func (s *auditScan) matches(c *jchunk, i, pos uint32) bool {
 			return false
 		}
 	}
+	if !s.byTime {
+		return true
+	}
 	at := c.at[i]
 	if s.oddTimes && (at == math.MinInt64+1 || at == math.MaxInt64) {
-		return s.oddTimeMatches(pos)
+		return s.oddTimeMatches(at, pos)
+	}
+	return at >= s.since && at < s.until
+}
+
+// matchesRaw is matches for a chunk on file, read in place.
+func (s *auditScan) matchesRaw(r *rawChunk, i, pos uint32) bool {
+	if !s.anyType {
+		t := r.typ(i)
+		if s.types[t>>6]&(1<<(t&63)) == 0 {
+			return false
+		}
+		if t == typeOdd && !s.oddType(s.j.oddTypes[pos]) {
+			return false
+		}
+	}
+	if s.tsets != nil {
+		ts := r.tset(i)
+		if int(ts>>6) >= len(s.tsets) || s.tsets[ts>>6]&(1<<(ts&63)) == 0 {
+			return false
+		}
+	}
+	if s.bySubj && r.subj(i) != s.subject {
+		return false
+	}
+	if s.actors != nil {
+		a := r.actor(i)
+		if a != s.actors[0] && !slices.Contains(s.actors[1:], a) {
+			return false
+		}
+	}
+	if !s.byTime {
+		return true
+	}
+	at := r.at(i)
+	if s.oddTimes && (at == math.MinInt64+1 || at == math.MaxInt64) {
+		return s.oddTimeMatches(at, pos)
 	}
 	return at >= s.since && at < s.until
 }
 
 // oddTimeMatches compares an entry's time kept aside with Since and Until
 // exactly.
-func (s *auditScan) oddTimeMatches(pos uint32) bool {
+func (s *auditScan) oddTimeMatches(at int64, pos uint32) bool {
 	t, ok := s.j.oddTimes[pos]
 	if !ok {
-		c, i := s.j.entry(pos)
-		at := c.at[i]
 		return at >= s.since && at < s.until
 	}
 	q := s.q
 	return (q.Since.IsZero() || !t.Before(q.Since)) && (q.Until.IsZero() || t.Before(q.Until))
 }
 
-func (s *auditScan) scanForward(from, to uint32, want int, out []uint32) []uint32 {
+// skip reports whether no entry of slot sl (on file) can be in the query's
+// time range.
+func (s *auditScan) skip(sl *jslot) bool {
+	return !s.oddTimes && (sl.hi < s.since || sl.lo >= s.until)
+}
+
+// rawChunk is a chunk's encoding, read in place (the buffer holds 8 bytes
+// more after it).
+type rawChunk struct {
+	b  []byte
+	w  jwidths
+	c  cols
+	lo int64
+}
+
+func (r *rawChunk) at(i uint32) int64 {
+	return int64(uint64(r.lo) + leAt(r.b, r.c.ref(int(i)), r.w.t))
+}
+func (r *rawChunk) actor(i uint32) uint32 {
+	return expandActor(uint32(leAt(r.b, r.c.ref(int(i))+r.c.wt, r.w.a)))
+}
+func (r *rawChunk) typ(i uint32) uint8   { return r.b[r.c.ref(int(i))+r.c.wt+r.c.wa] }
+func (r *rawChunk) subj(i uint32) uint32 { return binary.LittleEndian.Uint32(r.b[r.c.subj+4*int(i):]) }
+func (r *rawChunk) tset(i uint32) uint32 { return uint32(leAt(r.b, r.c.tset+int(i)*r.c.ws, r.w.s)) }
+
+// jwindow is what a scan read of the journal file last: the chunks that
+// lie one after the other there, in the scan's direction, up to
+// jwindowSize, read at once into a pooled buffer.
+type jwindow struct {
+	bp  *[]byte
+	off int64 // where the buffer starts in the file
+	len int
+}
+
+const jwindowSize = 256 << 10
+
+func (w *jwindow) release() {
+	if w.bp != nil {
+		jbufPool.Put(w.bp)
+		w.bp = nil
+	}
+}
+
+// raw is chunk k (on file) of the scan, read with its neighbours in the
+// scan's direction (forward) when it is not in the window.
+func (s *auditScan) raw(w *jwindow, k uint32, forward bool) (rawChunk, error) {
+	sl := s.j.slots[k]
+	if w.bp == nil || sl.off < w.off || sl.off+int64(sl.size) > w.off+int64(w.len) {
+		first, last := sl, sl // the run of chunks to read, in file order
+		for next := k; ; {
+			if forward {
+				next++
+			} else if next--; next == math.MaxUint32 {
+				break
+			}
+			if int(next) >= len(s.j.slots) || uint64(next)*chunkLen >= uint64(s.j.n) {
+				break
+			}
+			n := s.j.slots[next]
+			if n.mem.Load() != nil || s.skip(n) || n.file != sl.file {
+				break
+			}
+			if forward {
+				if n.off != last.off+int64(last.size) || n.off+int64(n.size)-first.off > jwindowSize {
+					break
+				}
+				last = n
+			} else {
+				if n.off+int64(n.size) != first.off || last.off+int64(last.size)-n.off > jwindowSize {
+					break
+				}
+				first = n
+			}
+		}
+		if w.bp == nil {
+			w.bp = jbufPool.Get().(*[]byte)
+		}
+		size := int(last.off + int64(last.size) - first.off)
+		if cap(*w.bp) < size+8 {
+			*w.bp = make([]byte, 0, max(size+8, jwindowSize+8))
+		}
+		b := (*w.bp)[:size]
+		if _, err := first.file.f.ReadAt(b, first.off); err != nil {
+			w.len = 0
+			return rawChunk{}, fmt.Errorf("projections: audit journal: read: %w", err)
+		}
+		w.off, w.len = first.off, size
+	}
+	start := int(sl.off - w.off)
+	b := (*w.bp)[start : start+int(sl.size) : w.len+8]
+	n, wd, lo, _, err := chunkHeader(b)
+	if err != nil || n != chunkLen {
+		return rawChunk{}, fmt.Errorf("projections: audit journal: read: %w", errChunk)
+	}
+	return rawChunk{b: b[:len(b)+8], w: wd, c: wd.cols(n), lo: lo}, nil
+}
+
+func (s *auditScan) scanForward(from, to uint32, want int, out []AuditHit) ([]AuditHit, error) {
+	var w jwindow
+	defer w.release()
 	for pos := from; pos < to; {
-		c := s.j.chunks[pos>>chunkBits]
 		end := min(to, (pos|chunkMask)+1)
-		for ; pos < end; pos++ {
-			if s.matches(c, pos&chunkMask, pos) {
-				if out = append(out, pos); len(out) == want {
-					return out
+		sl := s.j.slots[pos>>chunkBits]
+		if c := sl.mem.Load(); c != nil {
+			for ; pos < end; pos++ {
+				if s.matches(c, pos&chunkMask, pos) {
+					if out = append(out, s.hit(c.subj[pos&chunkMask], c.tset[pos&chunkMask], pos)); len(out) == want {
+						return out, nil
+					}
+				}
+			}
+		} else if !s.skip(sl) {
+			r, err := s.raw(&w, pos>>chunkBits, true)
+			if err != nil {
+				return out, err
+			}
+			for ; pos < end; pos++ {
+				if i := pos & chunkMask; s.matchesRaw(&r, i, pos) {
+					if out = append(out, s.hit(r.subj(i), r.tset(i), pos)); len(out) == want {
+						return out, nil
+					}
 				}
 			}
 		}
+		pos = end
 	}
-	return out
+	return out, nil
 }
 
-func (s *auditScan) scanBack(from, to uint32, want int, out []uint32) []uint32 {
+func (s *auditScan) scanBack(from, to uint32, want int, out []AuditHit) ([]AuditHit, error) {
+	var w jwindow
+	defer w.release()
 	for pos := to; pos > from; {
-		c := s.j.chunks[(pos-1)>>chunkBits]
 		start := max(from, (pos-1)&^chunkMask)
-		for ; pos > start; pos-- {
-			if s.matches(c, (pos-1)&chunkMask, pos-1) {
-				if out = append(out, pos-1); len(out) == want {
-					return out
+		sl := s.j.slots[(pos-1)>>chunkBits]
+		if c := sl.mem.Load(); c != nil {
+			for ; pos > start; pos-- {
+				if i := (pos - 1) & chunkMask; s.matches(c, i, pos-1) {
+					if out = append(out, s.hit(c.subj[i], c.tset[i], pos-1)); len(out) == want {
+						return out, nil
+					}
+				}
+			}
+		} else if !s.skip(sl) {
+			r, err := s.raw(&w, (pos-1)>>chunkBits, false)
+			if err != nil {
+				return out, err
+			}
+			for ; pos > start; pos-- {
+				if i := (pos - 1) & chunkMask; s.matchesRaw(&r, i, pos-1) {
+					if out = append(out, s.hit(r.subj(i), r.tset(i), pos-1)); len(out) == want {
+						return out, nil
+					}
 				}
 			}
 		}
+		pos = start
 	}
-	return out
+	return out, nil
 }
 
-// hit is entry pos as an AuditHit: its tenants, within the reader's scope
-// when the query has one.
-func (s *auditScan) hit(pos uint32) AuditHit {
-	c, i := s.j.entry(pos)
-	h := AuditHit{Seq: s.j.seqAt(pos), SubjectHash: c.subj[i]}
-	switch ts := c.tset[i]; ts {
+// hit is entry pos, of subject hash subj and tenant set ts, as an
+// AuditHit: its tenants, within the reader's scope when the query has one.
+func (s *auditScan) hit(subj, ts uint32, pos uint32) AuditHit {
+	h := AuditHit{Seq: s.j.seqAt(pos), SubjectHash: subj}
+	switch ts {
 	case tsetNone:
 	case tsetAll:
 		h.AllTenantsConcerned = true
@@ -1015,7 +1348,8 @@ func (s *auditScan) hit(pos uint32) AuditHit {
 
 // writeHistory writes the journal and the access history (snapshot.go):
 // a frHistory frame with their counts and small lists first, then the
-// rest in frames of about frameSize.
+// rest in frames of about frameSize; the journal a frame per chunk, in the
+// encoding the journal file has (a chunk on file is copied as it is).
 func writeHistory(fw *frameWriter, j *journal, a *accessModel) {
 	fw.start(frHistory)
 	fw.uvarint(j.first)
@@ -1064,26 +1398,48 @@ func writeHistory(fw *frameWriter, j *journal, a *accessModel) {
 		fw.flushIfFull(frJSets)
 	}
 	fw.flush()
-	var prev int64
-	for pos := uint32(0); pos < j.n; pos++ {
-		if len(fw.buf) == 0 {
-			fw.start(frJournal)
-			fw.uvarint(uint64(pos))
-			prev = 0
-		}
-		c, i := j.entry(pos)
-		fw.varint(c.at[i] - prev) // wraps around for the sentinels, and back
-		prev = c.at[i]
-		fw.u64(c.subj[i])
-		fw.uvarint(uint64(c.actor[i]))
-		fw.uvarint(uint64(c.tset[i]))
-		fw.byte(c.typ[i])
-		if len(fw.buf) >= frameSize {
-			fw.flush()
-		}
+	if err := writeJournal(fw, j); err != nil && fw.err == nil {
+		fw.err = err
 	}
-	fw.flush()
 	a.writeFrames(fw)
+}
+
+// writeJournal writes the journal's chunks, a frame each: its number, then
+// its encoding.
+func writeJournal(fw *frameWriter, j *journal) error {
+	var scratch *jchunk
+	defer func() {
+		if scratch != nil {
+			jchunkPool.Put(scratch)
+		}
+	}()
+	for k := uint32(0); uint64(k)*chunkLen < uint64(j.n); k++ {
+		n := min(j.n-k*chunkLen, chunkLen)
+		s := j.slots[k]
+		fw.start(frJournal)
+		fw.uvarint(uint64(k))
+		switch c := s.mem.Load(); {
+		case c != nil:
+			fw.buf, _, _, _ = encodeChunk(fw.buf, c, int(n))
+		case n == chunkLen:
+			bp, err := s.file.raw(s)
+			if err != nil {
+				return err
+			}
+			fw.bytes(*bp)
+			jbufPool.Put(bp)
+		default: // filled and written after the snapshot was frozen: the entries it had
+			if scratch == nil {
+				scratch = jchunkPool.Get().(*jchunk)
+			}
+			if err := s.file.read(s, scratch, colAll); err != nil {
+				return err
+			}
+			fw.buf, _, _, _ = encodeChunk(fw.buf, scratch, int(n))
+		}
+		fw.flush()
+	}
+	return nil
 }
 
 // historyFrame reads a frame of the journal or the access history.
@@ -1094,6 +1450,7 @@ func (b *builder) historyFrame(kind byte, d *dec) error {
 	}
 	switch kind {
 	case frHistory:
+		j.model = b.m
 		j.first = d.uvarint()
 		j.n = d.u32(math.MaxUint32 - 1)
 		runs := d.u32(uint64(j.n))
@@ -1138,10 +1495,7 @@ func (b *builder) historyFrame(kind byte, d *dec) error {
 			}
 			j.oddTimes[pos] = time.Unix(sec, int64(nsec)).UTC()
 		}
-		j.chunks = make([]*jchunk, (j.n+chunkLen-1)/chunkLen)
-		for i := range j.chunks {
-			j.chunks[i] = new(jchunk)
-		}
+		j.slots = make([]*jslot, 0, (uint64(j.n)+chunkLen-1)/chunkLen)
 		j.tenants.strs = make([]string, 0, b.hcounts[0])
 		j.actors = make([]events.Actor, 0, b.hcounts[1])
 		j.sets.off = make([]uint32, 3, b.hcounts[2]+1)
@@ -1164,41 +1518,77 @@ func (b *builder) historyFrame(kind byte, d *dec) error {
 			j.sets.off = append(j.sets.off, uint32(len(j.sets.members)))
 		}
 	case frJournal:
-		pos := d.u32(uint64(j.n))
-		var prev int64
-		for ; len(d.b) > 0 && d.err == nil; pos++ {
-			if pos >= j.n {
-				return errors.New("too many journal entries")
-			}
-			c, i := j.entry(pos)
-			c.at[i] = prev + d.varint()
-			prev = c.at[i]
-			c.subj[i] = d.u64()
-			c.actor[i] = d.u32(math32)
-			switch n := c.actor[i] &^ actorKind; c.actor[i] & actorKind {
-			case actorUser:
-				if n >= b.users.recs.n {
-					return errors.New("journal entry of an unknown user")
-				}
-			case actorKey:
-				if n >= b.access.keys.n {
-					return errors.New("journal entry of an unknown key")
-				}
-			case 0:
-				if n >= max(b.hcounts[1], 1) {
-					return errors.New("journal entry of an unknown actor")
-				}
-			default:
-				return errors.New("journal entry of an unknown kind of actor")
-			}
-			c.tset[i] = d.u32(uint64(b.hcounts[2] - 1))
-			if c.typ[i] = d.byte(); c.typ[i] != typeOdd && int(c.typ[i]) >= len(j.types) {
-				return errors.New("journal entry of an unknown type")
-			}
+		k := d.u32(math.MaxUint32)
+		if d.err != nil {
+			return d.err
 		}
+		if int(k) != len(j.slots) || uint64(k)*chunkLen >= uint64(j.n) {
+			return errors.New("journal chunks out of order, or more than its entries")
+		}
+		raw := d.b
+		d.b = nil
+		return b.journalChunk(raw, min(j.n-k*chunkLen, chunkLen))
 	default:
 		return a.readFrame(kind, d, b)
 	}
+	return nil
+}
+
+// journalChunk restores a chunk of want entries from its encoding raw:
+// checked entry by entry, then written to the journal file as it is (a
+// full chunk, when the model keeps one) or held in memory.
+func (b *builder) journalChunk(raw []byte, want uint32) error {
+	j := &b.journal
+	if cap(raw) < len(raw)+8 { // decodeChunk reads 8 bytes at a time
+		raw = append(make([]byte, 0, len(raw)+8), raw...)
+	}
+	toFile := want == chunkLen && b.m.JournalDir != ""
+	var c *jchunk
+	if toFile {
+		c = jchunkPool.Get().(*jchunk)
+		defer jchunkPool.Put(c)
+	} else {
+		c = new(jchunk)
+	}
+	n, w, lo, hi, err := decodeChunk(raw, c, colAll)
+	switch {
+	case err != nil:
+		return err
+	case uint32(n) != want:
+		return fmt.Errorf("a journal chunk of %d entries, want %d", n, want)
+	}
+	for i := range uint32(n) {
+		switch a, num := c.actor[i]&actorKind, c.actor[i]&^actorKind; {
+		case a == actorUser && num >= b.users.recs.n:
+			return errors.New("journal entry of an unknown user")
+		case a == actorKey && num >= uint32(len(b.access.keys)):
+			return errors.New("journal entry of an unknown key")
+		case a == 0 && num >= max(b.hcounts[1], 1):
+			return errors.New("journal entry of an unknown actor")
+		case a == actorKind:
+			return errors.New("journal entry of an unknown kind of actor")
+		case c.tset[i] >= b.hcounts[2]:
+			return errors.New("journal entry of an unknown tenant set")
+		case c.typ[i] != typeOdd && int(c.typ[i]) >= len(j.types):
+			return errors.New("journal entry of an unknown type")
+		}
+	}
+	s := new(jslot)
+	if toFile {
+		if j.file == nil {
+			if j.file, err = newJFile(b.m.JournalDir); err != nil {
+				return err
+			}
+		}
+		off, err := j.file.write(raw)
+		if err != nil {
+			return err
+		}
+		s.file, s.off, s.size, s.widths, s.lo, s.hi = j.file, off, uint32(len(raw)), w, lo, hi
+	} else {
+		s.mem.Store(c)
+	}
+	j.slots = append(j.slots, s)
 	return nil
 }
 
@@ -1212,6 +1602,16 @@ func (b *builder) finishHistory() error {
 	if len(j.tenants.strs) != int(b.hcounts[0]) || len(j.actors) != int(b.hcounts[1]) ||
 		j.sets.count() != b.hcounts[2] || len(j.sets.members) != int(b.hcounts[3]) {
 		return errors.New("the journal's lists differ from its header")
+	}
+	if uint64(len(j.slots)) != (uint64(j.n)+chunkLen-1)/chunkLen {
+		return errors.New("the journal's chunks differ from its header")
+	}
+	if j.n > 0 {
+		e, err := j.entry(0, false)
+		if err != nil {
+			return err
+		}
+		j.start = j.timeOf(0, e.at)
 	}
 	j.tenants.ids = make(map[string]uint32, len(j.tenants.strs))
 	for i, s := range j.tenants.strs {
@@ -1232,13 +1632,34 @@ func (b *builder) finishHistory() error {
 			}
 		}
 	}
-	j.sets.ids = make(map[string]uint32, j.sets.count())
 	for i := uint32(2); i < j.sets.count(); i++ {
-		var key []byte
-		for _, n := range j.sets.set(i) {
-			key = binary.LittleEndian.AppendUint32(key, n)
+		if len(j.sets.set(i)) > 0 {
+			j.sets.index(i)
 		}
-		j.sets.ids[string(key)] = i
 	}
 	return b.access.finish(b)
+}
+
+// abandonHistory removes the journal file a restore that failed made.
+func (b *builder) abandonHistory() error {
+	if b.journal.file == nil {
+		return nil
+	}
+	return b.journal.file.name.remove()
+}
+
+// swapHistory puts a restored journal and access history in the model
+// (with the lock held), and removes the journal file it replaces; readers
+// of the old one (a snapshot being written, a scan) keep reading it until
+// they let go of it.
+func (m *Model) swapHistory(j *journal, a *accessModel) {
+	old := m.journal.file
+	m.journal, m.access = *j, *a
+	m.journal.model = m
+	m.access.relink(&m.keys)
+	if old != nil && old != m.journal.file {
+		if err := old.name.remove(); err != nil && m.OnJournalError != nil {
+			m.OnJournalError(err)
+		}
+	}
 }

@@ -23,6 +23,17 @@ type Model struct {
 	// to measure what they cost. AuditEvents then finds nothing, and the
 	// questions about a moment are ErrBeforeHistory.
 	NoHistory bool
+	// JournalDir: where the audit journal keeps the chunks of entries it
+	// has filled (set before use): a file of the model's own in this
+	// folder, read back through the page cache (journal_file.go); "" keeps
+	// them in memory. What the file holds, a snapshot or a replay gives
+	// back: a replica empties the folder when it starts.
+	JournalDir string
+	// OnJournalError, when set (before use), is told of each error writing
+	// the journal file while applying events (the chunk stays in memory,
+	// and is written again later); it is called with the model's lock
+	// held.
+	OnJournalError func(error)
 
 	mu            sync.RWMutex
 	users         userStore // users, by ID and by normalized username (users.go)
@@ -45,12 +56,14 @@ type Model struct {
 
 // NewModel returns an empty model.
 func NewModel() *Model {
-	return &Model{
+	m := &Model{
 		AddressWindow: 15 * time.Minute,
 		revokedTokens: make(map[string]time.Time),
 		logins:        make(map[string]loginEntry),
 		addrFailures:  make(map[string]addrFailures),
 	}
+	m.journal.model = m
+	return m
 }
 
 // Apply folds one decoded event, stored at stream sequence seq, into the model.

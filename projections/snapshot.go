@@ -22,7 +22,7 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 8 // 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 9 // 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
 // SnapshotFormat.
@@ -237,8 +237,8 @@ func (m *Model) Freeze() *Frozen {
 			staleHashes: maps.Clone(ss.staleHashes),
 		},
 		rest:    m.copyRest(false),
-		journal: m.journal.frozenCopy(),
-		access:  m.access.frozenCopy(),
+		journal: m.journal.view(),
+		access:  m.access.view(),
 	}
 	f.sessions.recs.free = slices.Clone(ss.recs.free)
 	f.sessions.spent.free = slices.Clone(ss.spent.free)
@@ -608,6 +608,11 @@ func (m *Model) RestoreFrom(r io.Reader) (seq uint64, err error) {
 	defer close(stop) // a reader still reading ends when r does
 
 	b := newBuilder(m)
+	defer func() {
+		if err != nil { // the journal file it was writing goes
+			err = errors.Join(err, b.abandonHistory())
+		}
+	}()
 	ended := false
 	for fr := range frames {
 		if ended {
@@ -654,7 +659,7 @@ type builder struct {
 	frames           uint64
 	counts           [8]uint64 // users, extras, sessions, spent, sets, lists, tenants, reasons
 	hcounts          [4]uint32 // the journal's tenants, actors, tenant sets, their members
-	acounts          [3]uint32 // the access history's kept session IDs, role sets, role names
+	acounts          [5]uint32 // the access history's kept session IDs, role sets, role names, users, keys
 	seen             [frLast + 1]bool
 	cow              cow // its own: a snapshot of the model being restored never reaches these
 }
@@ -1127,8 +1132,7 @@ func (b *builder) swap() {
 	m.revokedTokens = nonNil(s.RevokedTokens)
 	m.logins, m.addrFailures = logins, addrs
 	m.keys = keys
-	m.journal, m.access = b.journal, b.access
-	m.access.relink(&m.keys)
+	m.swapHistory(&b.journal, &b.access)
 	m.sso = sso
 	m.scim = scim
 	m.mfa = mfa
