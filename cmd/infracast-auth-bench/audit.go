@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
@@ -84,8 +85,17 @@ func auditQueries(ctx context.Context, b *bench) ([]result, error) {
 		if err != nil {
 			return err
 		}
-		_, err = js.PublishAsync(events.Subject(h.agg, h.id), data)
-		return err
+		for {
+			_, err = js.PublishAsync(events.Subject(h.agg, h.id), data)
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				return err
+			}
+			select { // a busy machine: let the acknowledgements catch up
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				return err
+			}
+		}
 	}); err != nil {
 		return nil, err
 	}
@@ -211,10 +221,21 @@ func latencyResult(name, what string, s *sample, p99Below float64) result {
 // journal and access history and to one without; resident heap and the time
 // a fresh model takes to restore each one's snapshot.
 func auditModels(b *bench) ([]result, error) {
+	// The audit journal's filled chunks go to a file, as the service has
+	// them (DataDir/audit-journal).
+	journalDir, err := os.MkdirTemp("", "infracast-auth-bench-journal-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(journalDir)
+	newModel := func(history bool) *projections.Model {
+		m := projections.NewModel()
+		m.NoHistory, m.JournalDir = !history, journalDir
+		return m
+	}
 	build := func(history bool) (*projections.Model, int64, error) {
 		before := heap()
-		m := projections.NewModel()
-		m.NoHistory = !history
+		m := newModel(history)
 		var seq uint64
 		g := newHistoryGen(16, *auditEvents, time.Now().UTC().Add(-time.Hour))
 		err := g.run(*auditEvents, func(h historyEvent) error {
@@ -236,8 +257,7 @@ func auditModels(b *bench) ([]result, error) {
 		size := buf.Len()
 		best := time.Duration(1 << 62)
 		for range 3 {
-			fresh := projections.NewModel()
-			fresh.NoHistory = m.NoHistory
+			fresh := newModel(!m.NoHistory)
 			t0 := time.Now()
 			if _, err := fresh.RestoreFrom(bytes.NewReader(buf.Bytes())); err != nil {
 				return 0, 0, err

@@ -68,7 +68,15 @@ func caseScale(ctx context.Context, b *bench) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The audit journal's filled chunks go to a file, as the service has
+	// them (DataDir/audit-journal).
+	journalDir, err := os.MkdirTemp("", "infracast-auth-bench-journal-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(journalDir)
 	m := projections.NewModel()
+	m.JournalDir = journalDir
 	var seq uint64
 	apply := func(agg, id string, e domain.Event) {
 		seq++
@@ -113,7 +121,7 @@ func caseScale(ctx context.Context, b *bench) ([]result, error) {
 	rs := memoryResult("memory.session", "B/session", rssSession, perSession, float64(encSession)/float64(min(nSessions, 1000)), nSessions, sessionBaselineName)
 	rs.valueBelow(200)
 
-	st, err := scaleStartup(ctx, b, g, m, nUsers, nSessions)
+	st, err := scaleStartup(ctx, b, g, m, nUsers, nSessions, journalDir)
 	if err != nil {
 		return []result{ru, rs}, err
 	}
@@ -123,7 +131,7 @@ func caseScale(ctx context.Context, b *bench) ([]result, error) {
 // scaleStartup saves m's snapshot, appends the tail, and measures a fresh
 // replica's start from them. m is dropped on the way (the caller must not
 // use it after).
-func scaleStartup(ctx context.Context, b *bench, g *scaleGen, m *projections.Model, nUsers, nSessions int) (result, error) {
+func scaleStartup(ctx context.Context, b *bench, g *scaleGen, m *projections.Model, nUsers, nSessions int, journalDir string) (result, error) {
 	dir, err := os.MkdirTemp("", "infracast-auth-bench-scale-")
 	if err != nil {
 		return result{}, err
@@ -221,6 +229,7 @@ func scaleStartup(ctx context.Context, b *bench, g *scaleGen, m *projections.Mod
 	// A replica's start: restore the snapshot, then replay the tail.
 	t0 = time.Now()
 	fresh := projections.NewModel()
+	fresh.JournalDir = journalDir
 	restored, err := restoreSnapshot(ctx, fresh, snaps)
 	if err != nil {
 		return result{}, fmt.Errorf("restore snapshot: %w", err)

@@ -94,6 +94,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Metrics = authhttp.NewMetrics()
 	s.Model = projections.NewModel()
 	s.Model.AddressWindow = cfg.LoginLockout
+	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
 	s.restoreSnapshot(openCtx)
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	s.resyncRunner.Store(s.Runner)
@@ -199,6 +200,29 @@ func (s *Service) runPrune(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}
+}
+
+// journalDir is where the audit journal's filled chunks go: a file of this
+// process's under DataDir, which it empties first (the snapshot or the
+// replay gives the content back); "" (in memory) without a DataDir, or
+// when the folder cannot be made.
+func (s *Service) journalDir() string {
+	if s.cfg.DataDir == "" {
+		return ""
+	}
+	dir := filepath.Join(s.cfg.DataDir, "audit-journal")
+	if err := projections.ResetJournalDir(dir); err != nil {
+		s.journalError(err)
+		return ""
+	}
+	return dir
+}
+
+// journalError reports an error of the audit journal's file: its chunk
+// stays in memory.
+func (s *Service) journalError(err error) {
+	s.log.Error("audit journal file: its chunks stay in memory", "err", err)
+	s.Metrics.BackgroundError("audit_journal")
 }
 
 // registerMetrics adds the event-store and projection metrics to the registry.
