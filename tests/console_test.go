@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/infracast/auth/http/service"
 )
 
 // axe-core's minified build (npm axe-core 4.14.1, MPL-2.0: its LICENSE is
@@ -589,4 +591,27 @@ func readBody(t *testing.T, r *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestConsoleRefreshesBeforeExpiry: the console refreshes its session by
+// itself before the access token expires. The service's clock runs 45 s
+// behind with a 1-minute access token, so a token it issues has about 15 s
+// left by the browser's clock: the console refreshes at once, gets a new
+// access cookie, and stays signed in.
+func TestConsoleRefreshesBeforeExpiry(t *testing.T) {
+	in := Start(t, WithClock(NewClockAt(time.Now().Add(-45*time.Second))), func(c *service.Config) { c.AccessTTL = time.Minute })
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, in.URL, AdminUser, AdminPassword)
+	first := browserCookie(t, ctx, "infracast_token").Value
+	run(t, ctx, "refreshed", until(`!!document.body.getAttribute('data-refreshed')`))
+	if browserCookie(t, ctx, "infracast_token").Value == first {
+		t.Fatal("refreshed, but the access cookie is the same")
+	}
+	if got := fetchStatus(t, ctx, "GET", "/api/v1/auth/me"); got != http.StatusOK {
+		t.Fatalf("after the console's refresh: /auth/me %d", got)
+	}
+	if n := countEvents(storedEvents(t, in.Svc), "session.refreshed", ""); n == 0 {
+		t.Fatal("no session.refreshed event")
+	}
+	noPolicyBreach(t, ctx)
 }
