@@ -72,6 +72,12 @@ func NewModel() *Model {
 func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.applyLocked(seq, env, ev)
+}
+
+// applyLocked is Apply with m.mu held (apply_batch.go applies a run of
+// events under one acquisition of the lock).
+func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 	if seq <= m.applied {
 		return
 	}
