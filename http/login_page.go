@@ -64,7 +64,7 @@ button.secondary{background:#fff;color:#1f5fbf;border:1px solid #1f5fbf}
 hr{margin:1.5rem 0;border:0;border-top:1px solid #ddd}
 #enroll-qr{display:block;margin:.5rem auto;width:12rem;height:12rem}
 code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
-#recovery-codes{columns:2;padding-left:1.2rem}
+#recovery-codes{display:grid;grid-auto-flow:column;grid-template-rows:repeat(5,auto);column-gap:2.6rem;padding-left:1.8rem}
 #passkeys{padding-left:1.2rem}
 #passkeys button{display:inline;width:auto;margin:0 0 0 .5rem;padding:.1rem .4rem;font-size:.8rem;background:#b00020}
 </style>
