@@ -51,7 +51,7 @@ func sampleEvents() []Event {
 			ClientSecretSealed: "aesgcm1:xx", EntityID: "https://idp", SSOURL: "https://idp/sso",
 			Certificate: "-----BEGIN CERTIFICATE-----", GroupsClaim: "groups",
 			RoleMappings: []RoleMapping{{Group: "ops", Tenant: "acme", Role: RoleAdmin}}, LinkByEmail: true,
-			ConfiguredAt: at,
+			TrustIdPMFA: true, ConfiguredAt: at,
 		},
 		SSOProviderDeleted{Provider: "okta"},
 		SSOIdentityLinked{Provider: "okta", Issuer: "https://acme.okta.com", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},

@@ -68,9 +68,12 @@ type SSOProvider struct {
 	GroupsClaim        string
 	RoleMappings       []RoleMapping
 	LinkByEmail        bool
-	ConfiguredAt       time.Time
-	Deleted            bool
-	Version            uint64
+	// TrustIdPMFA: the provider's own second factor counts as one here when
+	// its ID token says the user passed one (amr/acr); OpenID Connect only.
+	TrustIdPMFA  bool
+	ConfiguredAt time.Time
+	Deleted      bool
+	Version      uint64
 }
 
 // Exists reports whether the provider is configured now.
@@ -170,7 +173,10 @@ type (
 		GroupsClaim        string        `json:"groups_claim,omitempty"`
 		RoleMappings       []RoleMapping `json:"role_mappings,omitempty"`
 		LinkByEmail        bool          `json:"link_by_email,omitempty"`
-		ConfiguredAt       time.Time     `json:"configured_at"`
+		// TrustIdPMFA: an ID token's amr/acr naming a second factor counts
+		// as one here (docs/mfa.md); omitted when false.
+		TrustIdPMFA  bool      `json:"trust_idp_mfa,omitempty"`
+		ConfiguredAt time.Time `json:"configured_at"`
 	}
 	// SSOProviderDeleted: the provider is no longer configured; logins through
 	// it stop. Identities linked through it stay (a new configuration under
@@ -243,6 +249,7 @@ type (
 		GroupsClaim        string
 		RoleMappings       []RoleMapping
 		LinkByEmail        bool
+		TrustIdPMFA        bool
 		Now                time.Time
 	}
 	// DeleteSSOProvider removes a provider's configuration.
@@ -366,7 +373,7 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 	ev := SSOProviderConfigured{
 		Provider: c.Name, Type: c.Type, ClientID: strings.TrimSpace(c.ClientID),
 		ClientSecretSealed: c.ClientSecretSealed, GroupsClaim: strings.TrimSpace(c.GroupsClaim),
-		LinkByEmail: c.LinkByEmail, ConfiguredAt: c.Now.UTC(),
+		LinkByEmail: c.LinkByEmail, TrustIdPMFA: c.TrustIdPMFA, ConfiguredAt: c.Now.UTC(),
 	}
 	if !ValidSSOProviderName(c.Name) {
 		return ev, Invalid("name", "must be 1-63 lower-case letters, digits and -, starting with a letter or digit")
@@ -459,6 +466,9 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 	default:
 		return ev, Invalid("type", "must be okta, azure, oidc or saml")
 	}
+	if c.TrustIdPMFA && !c.Type.IsOIDC() {
+		return ev, Invalid("trust_idp_mfa", "applies to OpenID Connect providers (the ID token's amr/acr); a SAML assertion's authentication context is not read")
+	}
 	if c.Type.IsOIDC() {
 		if ev.ClientID == "" {
 			return ev, Invalid("client_id", "is required")
@@ -508,7 +518,7 @@ func EvolveSSOProvider(p SSOProvider, e Event) SSOProvider {
 			ClientID: ev.ClientID, ClientSecretSealed: ev.ClientSecretSealed,
 			EntityID: ev.EntityID, SSOURL: ev.SSOURL, Certificate: ev.Certificate,
 			GroupsClaim: ev.GroupsClaim, RoleMappings: ev.RoleMappings, LinkByEmail: ev.LinkByEmail,
-			ConfiguredAt: ev.ConfiguredAt, Version: p.Version,
+			TrustIdPMFA: ev.TrustIdPMFA, ConfiguredAt: ev.ConfiguredAt, Version: p.Version,
 		}
 	case SSOProviderDeleted:
 		p.Deleted = true
@@ -543,7 +553,8 @@ type SSOLogin struct {
 	Username      string // a preferred username, when the IdP gives one
 	Groups        []string
 	// MFA: the provider asserted a second factor of its own (amr/acr) and
-	// is trusted for it, so no second factor is asked here (mfa.go).
+	// is trusted for it (SSOProvider.TrustIdPMFA), so no second factor is
+	// asked here (mfa.go).
 	MFA bool
 }
 

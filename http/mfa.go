@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/gofiber/fiber/v2"
@@ -111,19 +112,69 @@ func (s *Server) mfaRequired(c *fiber.Ctx, e *commands.MFARequiredError) error {
 		"error":   fiber.Map{"code": codeMFARequired, "message": "A second factor is required; send it with the mfa_token to /api/v1/auth/token/mfa"},
 		"factors": e.Factors, "mfa_token": e.Token, "expires_at": rfc3339(e.ExpiresAt),
 	}
-	for _, f := range e.Factors {
-		if f != domain.FactorWebAuthn || s.deps.MFA == nil {
-			continue
-		}
-		if tok, assertion, err := s.deps.MFA.WebAuthnChallenge(e.Token, s.relyingParty(c)); err == nil {
-			body["mfa_token"], body["webauthn"] = tok, assertion.Response
-		} else {
-			// Without a relying party (no public URL, an odd Host) the
-			// other factors still work.
-			s.log.Warn("no WebAuthn challenge for MFA_REQUIRED", "err", err)
-		}
+	if tok, options := s.webAuthnStep(c, e); options != nil {
+		body["mfa_token"], body["webauthn"] = tok, options
 	}
 	return c.Status(fiber.StatusForbidden).JSON(body)
+}
+
+// webAuthnStep is, for a user with a passkey, the MFA token that carries a
+// WebAuthn assertion ceremony and the request options for
+// navigator.credentials.get; else e's token and nil.
+func (s *Server) webAuthnStep(c *fiber.Ctx, e *commands.MFARequiredError) (string, *protocol.PublicKeyCredentialRequestOptions) {
+	if s.deps.MFA == nil || !slices.Contains(e.Factors, domain.FactorWebAuthn) {
+		return e.Token, nil
+	}
+	tok, assertion, err := s.deps.MFA.WebAuthnChallenge(e.Token, s.relyingParty(c))
+	if err != nil {
+		// Without a relying party (no public URL, an odd Host) the other
+		// factors still work.
+		s.log.Warn("no WebAuthn challenge for MFA_REQUIRED", "err", err)
+		return e.Token, nil
+	}
+	return tok, &assertion.Response
+}
+
+// ssoMFAStep answers an SSO login that needs a second factor (or its
+// enrolment) first. A browser — an OpenID Connect login with a return_to,
+// and every SAML login (browser says so: the browser posted the IdP's form
+// to the ACS) — is sent to the login page, the MFA or enrolment token in
+// the fragment (never sent to a server, nor in a Referer), with the
+// WebAuthn request options (base64url JSON) when the user has a passkey.
+// An OpenID Connect login without return_to gets the JSON of POST
+// /auth/token (403 MFA_REQUIRED). Other errors are returned as they are.
+func (s *Server) ssoMFAStep(c *fiber.Ctx, err error, returnTo string, browser bool) error {
+	var req *commands.MFARequiredError
+	var enroll *commands.MFAEnrollmentRequiredError
+	if !isMFAStep(err) || (returnTo == "" && !browser) {
+		return err
+	}
+	target := "/login"
+	if returnTo != "" {
+		if _, ok := s.checkReturnTo(returnTo); !ok {
+			return errBadReturnTo
+		}
+		target += "?return_to=" + url.QueryEscape(returnTo)
+	}
+	frag := url.Values{}
+	switch {
+	case errors.As(err, &req):
+		s.deps.Metrics.login("mfa_required")
+		tok, options := s.webAuthnStep(c, req)
+		frag.Set("mfa", tok)
+		if options != nil {
+			raw, err := json.Marshal(options)
+			if err != nil {
+				return err
+			}
+			frag.Set("webauthn", base64.RawURLEncoding.EncodeToString(raw))
+		}
+	case errors.As(err, &enroll):
+		s.deps.Metrics.login("mfa_enrollment_required")
+		frag.Set("enroll", enroll.Token)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Redirect(target+"#"+frag.Encode(), fiber.StatusFound)
 }
 
 // relyingParty is the WebAuthn relying party of the request: the public

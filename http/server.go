@@ -153,9 +153,6 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// SSO tunes single sign-on and browser (cookie) sessions (sso.go).
 	SSO SSOConfig
-	// MFATrustedProviders names the identity providers whose own second
-	// factor (the ID token's amr/acr) is taken for one (mfa.go, sso_oidc.go).
-	MFATrustedProviders []string
 }
 
 // Server is the HTTP API.

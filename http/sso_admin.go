@@ -28,7 +28,8 @@ import (
 //	DELETE /api/v1/admin/sso/{provider}
 //
 // Every POST also takes groups_claim, role_mappings [{group, tenant, role}]
-// and link_by_email. Posting again replaces the configuration.
+// and link_by_email; the OpenID Connect ones trust_idp_mfa (docs/mfa.md).
+// Posting again replaces the configuration.
 
 type roleMappingJSON struct {
 	Group  string `json:"group"`
@@ -41,10 +42,11 @@ type ssoOptions struct {
 	GroupsClaim  string            `json:"groups_claim,omitempty"`
 	RoleMappings []roleMappingJSON `json:"role_mappings,omitempty"`
 	LinkByEmail  bool              `json:"link_by_email,omitempty"`
+	TrustIdPMFA  bool              `json:"trust_idp_mfa,omitempty"`
 }
 
 func (o ssoOptions) apply(in *commands.SSOProviderInput) {
-	in.GroupsClaim, in.LinkByEmail = o.GroupsClaim, o.LinkByEmail
+	in.GroupsClaim, in.LinkByEmail, in.TrustIdPMFA = o.GroupsClaim, o.LinkByEmail, o.TrustIdPMFA
 	for _, m := range o.RoleMappings {
 		in.RoleMappings = append(in.RoleMappings, domain.RoleMapping{Group: m.Group, Tenant: m.Tenant, Role: domain.Role(m.Role)})
 	}
@@ -98,6 +100,7 @@ type ssoProviderJSON struct {
 	GroupsClaim    string            `json:"groups_claim,omitempty"`
 	RoleMappings   []roleMappingJSON `json:"role_mappings"`
 	LinkByEmail    bool              `json:"link_by_email"`
+	TrustIdPMFA    bool              `json:"trust_idp_mfa,omitempty"`
 	LoginURL       string            `json:"login_url"`
 	CallbackURL    string            `json:"callback_url,omitempty"` // register at the IdP (OIDC redirect URI)
 	MetadataURL    string            `json:"metadata_url,omitempty"` // SAML SP metadata
@@ -122,7 +125,7 @@ func (s *Server) toProviderJSON(c *fiber.Ctx, p domain.SSOProvider) ssoProviderJ
 	out := ssoProviderJSON{
 		Name: p.Name, Type: string(p.Type), Issuer: p.Issuer, Domain: p.Domain, TenantID: p.TenantID,
 		AllowedTenants: p.AllowedTenants, ClientID: p.ClientID, EntityID: p.EntityID, SSOURL: p.SSOURL,
-		GroupsClaim: p.GroupsClaim, RoleMappings: []roleMappingJSON{}, LinkByEmail: p.LinkByEmail,
+		GroupsClaim: p.GroupsClaim, RoleMappings: []roleMappingJSON{}, LinkByEmail: p.LinkByEmail, TrustIdPMFA: p.TrustIdPMFA,
 		LoginURL: base + flowPath + p.Name + "/login", ConfiguredAt: rfc3339(p.ConfiguredAt),
 	}
 	if p.ClientSecretSealed != "" {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -15,7 +13,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/infracast/auth/domain"
-	"github.com/infracast/auth/events/commands"
 )
 
 // OpenID Connect login (Okta, Azure AD, any OIDC provider): authorization
@@ -272,18 +269,12 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	res, err := s.ssoLogin(c, domain.SSOLogin{
 		Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: idt.Subject, Email: claims.Email,
 		EmailVerified: truthy(claims.EmailVerified), Username: claims.PreferredUsername, Groups: groups,
-		MFA: s.trustsMFAOf(p.Name) && assertsMFA(claims.AMR, claims.ACR),
+		MFA: p.TrustIdPMFA && assertsMFA(claims.AMR, claims.ACR),
 	})
 	if err != nil {
-		return s.ssoMFAStep(c, err, f.ReturnTo)
+		return s.ssoMFAStep(c, err, f.ReturnTo, false)
 	}
 	return s.finishSSOLogin(c, res, f.ReturnTo)
-}
-
-// trustsMFAOf reports whether provider's own second factor is taken for
-// one (Config.MFATrustedProviders).
-func (s *Server) trustsMFAOf(provider string) bool {
-	return slices.Contains(s.cfg.MFATrustedProviders, provider)
 }
 
 // assertsMFA reports whether an ID token's amr (RFC 8176) or acr says the
@@ -310,29 +301,6 @@ func assertsMFA(amr []string, acr string) bool {
 	a := strings.ToLower(acr)
 	return strings.Contains(a, "multi-factor") || strings.Contains(a, "multifactor") || strings.Contains(a, "mfa") ||
 		a == "phr" || a == "phrh" || strings.HasSuffix(a, ":phr") || strings.HasSuffix(a, ":phrh")
-}
-
-// ssoMFAStep answers an SSO login that needs a second factor (or its
-// enrolment) first: with a return_to (a browser), a redirect to the login
-// page, the MFA or enrolment token in the fragment (never sent to a
-// server, nor in a Referer); else the JSON of POST /auth/token.
-func (s *Server) ssoMFAStep(c *fiber.Ctx, err error, returnTo string) error {
-	var req *commands.MFARequiredError
-	var enroll *commands.MFAEnrollmentRequiredError
-	if returnTo == "" || !isMFAStep(err) {
-		return err
-	}
-	if _, ok := s.checkReturnTo(returnTo); !ok {
-		return errBadReturnTo
-	}
-	target := "/login?return_to=" + url.QueryEscape(returnTo)
-	switch {
-	case errors.As(err, &req):
-		target += "#mfa=" + url.QueryEscape(req.Token)
-	case errors.As(err, &enroll):
-		target += "#enroll=" + url.QueryEscape(enroll.Token)
-	}
-	return c.Redirect(target, fiber.StatusFound)
 }
 
 // truthy reads email_verified, which some providers send as a string.

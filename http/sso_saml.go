@@ -196,7 +196,10 @@ func (s *Server) samlACS(c *fiber.Ctx) error {
 	}
 	res, err := s.ssoLogin(c, login)
 	if err != nil {
-		return err
+		// A second factor (or its enrolment) first: on the login page, as
+		// for OpenID Connect, even without a return_to — the browser posted
+		// the IdP's form here, and a JSON answer would leave it stranded.
+		return s.ssoMFAStep(c, err, f.ReturnTo, true)
 	}
 	return s.finishSSOLogin(c, res, f.ReturnTo)
 }

@@ -35,6 +35,9 @@ type testOIDCUser struct {
 	EmailVerified            bool
 	Groups                   []string
 	TenantID                 string // Azure's "tid"
+	// AMR is the ID token's amr (RFC 8176): how the IdP authenticated the
+	// user; nil: ["pwd"].
+	AMR []string
 }
 
 // testOPOptions shape the test IdP like the real ones.
@@ -431,9 +434,14 @@ type opAuthRequest struct {
 	swapped       bool
 }
 
-func (r *opAuthRequest) GetID() string    { return r.id }
-func (r *opAuthRequest) GetACR() string   { return "" }
-func (r *opAuthRequest) GetAMR() []string { return []string{"pwd"} }
+func (r *opAuthRequest) GetID() string  { return r.id }
+func (r *opAuthRequest) GetACR() string { return "" }
+func (r *opAuthRequest) GetAMR() []string {
+	if r.user.AMR != nil {
+		return r.user.AMR
+	}
+	return []string{"pwd"}
+}
 func (r *opAuthRequest) GetAudience() []string {
 	if r.wrongAudience {
 		r.swapped = true

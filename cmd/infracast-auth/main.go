@@ -184,7 +184,6 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 		{"cors-origins", "CORSOrigins", "", "exact browser origins allowed to call the API cross-origin, comma-separated (empty: CORS off)", list(&cfg.CORSOrigins)},
 		{"key-usage-interval", "KeyUsageInterval", cfg.KeyUsageInterval.String(), "record an API key's last_used_at at most this often", duration(&cfg.KeyUsageInterval)},
 		{"public-url", "PublicURL", "", "external origin of the service (https://auth.example.com): SSO redirect URIs and SAML entity ID", text(&cfg.PublicURL)},
-		{"mfa-trusted-providers", "MFATrustedProviders", "", "SSO providers whose own second factor (amr/acr) counts as one, comma-separated", list(&cfg.MFATrustedProviders)},
 		{"sso-return-to-allowlist", "SSOReturnToAllowlist", "", "origins an SSO login may redirect to with return_to, comma-separated", list(&cfg.SSOReturnToAllowlist)},
 		{"saml-sp-key", "SAMLKeyFile", "", "SAML service provider private key (PEM); generated into the data folder when empty", text(&cfg.SAMLKeyFile)},
 		{"saml-sp-cert", "SAMLCertFile", "", "SAML service provider certificate (PEM), with -saml-sp-key", text(&cfg.SAMLCertFile)},

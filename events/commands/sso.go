@@ -33,6 +33,9 @@ type SSOProviderInput struct {
 	GroupsClaim    string
 	RoleMappings   []domain.RoleMapping
 	LinkByEmail    bool
+	// TrustIdPMFA: the provider's own second factor (amr/acr) counts as
+	// one here (OpenID Connect providers).
+	TrustIdPMFA bool
 	// Check, when set, is given the configuration as it would be stored,
 	// before anything is appended: an error refuses it (the HTTP layer runs
 	// OIDC discovery there, and refuses what can never work).
@@ -46,7 +49,7 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 		Name: in.Name, Type: in.Type, Issuer: in.Issuer, Domain: in.Domain, TenantID: in.TenantID,
 		AllowedTenants: in.AllowedTenants, ClientID: in.ClientID, EntityID: in.EntityID,
 		SSOURL: in.SSOURL, Certificate: in.Certificate, GroupsClaim: in.GroupsClaim,
-		RoleMappings: in.RoleMappings, LinkByEmail: in.LinkByEmail, Now: s.cfg.Now(),
+		RoleMappings: in.RoleMappings, LinkByEmail: in.LinkByEmail, TrustIdPMFA: in.TrustIdPMFA, Now: s.cfg.Now(),
 	}
 	if in.Type.IsOIDC() {
 		if strings.TrimSpace(in.ClientSecret) == "" {

@@ -106,9 +106,6 @@ type Config struct {
 	SSOReturnToAllowlist []string
 	SAMLKeyFile          string
 	SAMLCertFile         string
-	// MFATrustedProviders names the SSO providers whose own second factor
-	// (the ID token's amr/acr) counts as one here (docs/mfa.md).
-	MFATrustedProviders []string
 
 	// Now is the clock (tests inject one).
 	Now func() time.Time

@@ -150,7 +150,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
 		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(), CORSOrigins: cfg.CORSOrigins,
 		RoutePolicy: &policy, Upstream: upstream, UpstreamTimeout: cfg.UpstreamTimeout,
-		SSO: sso, MFATrustedProviders: cfg.MFATrustedProviders,
+		SSO: sso,
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
