@@ -12,10 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,4 +388,91 @@ func TestShippedRefreshReuseInterval(t *testing.T) {
 		t.Fatalf("the spent token was refused %s after the rotation, before the 10 s interval ended", d)
 	}
 	expectBody(t, "the successor after reuse", refresh(t, in, successor), 401, bodyUnauthorized)
+}
+
+// TestShippedLoginWithoutMFA: with the shipped defaults (no MFA policy), a
+// user without a second factor logs in exactly as the seed documents it —
+// the seed's own request, 200 with token, expires_at, refresh_token and
+// user and nothing else (no mfa_token, no factors), the token good for the
+// API and the refresh token for a new one — also while another user of the
+// same binary has TOTP and is asked for it.
+func TestShippedLoginWithoutMFA(t *testing.T) {
+	_, in, _ := startShipped(t)
+	admin := in.Login(AdminUser, shippedAdminPassword).String("token")
+	if p := in.Do("GET", "/api/v1/admin/mfa/policy", admin, nil); p.Status != 200 || p.JSON["required"] != false {
+		t.Fatalf("the shipped platform MFA policy: %d %s (want required false)", p.Status, p.Raw)
+	}
+	in.CreateUser(admin, "operator", "operator-password-for-defaults", map[string]string{"prod": "editor"})
+	in.CreateUser(admin, "guarded", "guarded-password-for-defaults", map[string]string{"prod": "viewer"})
+	guarded := in.Login("guarded", "guarded-password-for-defaults").String("token")
+	enrolled := in.Do("POST", "/api/v1/auth/mfa/totp", guarded, nil)
+	expectStatus(t, "enrol TOTP", enrolled, http.StatusCreated)
+	expectStatus(t, "confirm TOTP", in.Do("POST", "/api/v1/auth/mfa/totp/confirm", guarded,
+		map[string]string{"code": totpAt(t, enrolled.String("secret"), time.Now())}), http.StatusOK)
+	mfaLogin(t, in, "guarded", "guarded-password-for-defaults")
+
+	// The seed's request, as its curl example sends it.
+	res, err := http.Post(in.URL+"/api/v1/auth/token", "application/json",
+		strings.NewReader("{\n\"username\": \"operator\",\n\"password\": \"operator-password-for-defaults\"\n}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		t.Fatalf("login without MFA: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	var fields []string
+	for k := range body {
+		fields = append(fields, k)
+	}
+	sort.Strings(fields)
+	if got := strings.Join(fields, ","); got != "expires_at,refresh_token,token,user" {
+		t.Fatalf("login without MFA answers the fields %s, want exactly expires_at, refresh_token, token, user", got)
+	}
+	var r struct {
+		Token        string `json:"token"`
+		ExpiresAt    string `json:"expires_at"`
+		RefreshToken string `json:"refresh_token"`
+		User         struct {
+			ID       string   `json:"id"`
+			Username string   `json:"username"`
+			Email    string   `json:"email"`
+			Roles    []string `json:"roles"`
+			Tenants  []struct {
+				ID   string `json:"id"`
+				Role string `json:"role"`
+			} `json:"tenants"`
+		} `json:"user"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("%v: %s", err, raw)
+	}
+	u := r.User
+	if len(strings.Split(r.Token, ".")) != 3 || r.RefreshToken == "" || !strings.HasPrefix(u.ID, "user-") ||
+		u.Username != "operator" || u.Email != "operator@example.com" || u.Roles == nil || len(u.Roles) != 0 ||
+		len(u.Tenants) != 1 || u.Tenants[0].ID != "prod" || u.Tenants[0].Role != "editor" {
+		t.Fatalf("login without MFA: %+v", r)
+	}
+	if exp, err := time.Parse(time.RFC3339, r.ExpiresAt); err != nil || exp.Location() != time.UTC || time.Until(exp) < 59*time.Minute {
+		t.Fatalf("expires_at %q: want RFC 3339 UTC, an hour ahead (%v)", r.ExpiresAt, err)
+	}
+	// The token works as documented ("Using Tokens"), and so does the
+	// refresh ("Refreshing Tokens"), without asking for anything more.
+	expectStatus(t, "the token", me(t, in, r.Token), http.StatusOK)
+	ref := refresh(t, in, r.RefreshToken)
+	expectStatus(t, "refresh", ref, http.StatusOK)
+	if ref.String("token") == "" || ref.JSON["mfa_token"] != nil {
+		t.Fatalf("refresh: %s", ref.Raw)
+	}
+	if st := in.Do("GET", "/api/v1/auth/mfa", r.Token, nil); st.Status != 200 || st.JSON["required"] != false || len(st.JSON["factors"].([]any)) != 0 {
+		t.Fatalf("the operator's factors: %d %s", st.Status, st.Raw)
+	}
 }
