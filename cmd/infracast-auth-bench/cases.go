@@ -414,6 +414,16 @@ func caseAppendReplay(ctx context.Context, b *bench) ([]result, error) {
 		rs.add(sample{n: int64(total), elapsed: d})
 		runtime.GC()
 	}
+	if *replayProfile != "" { // replay_profile.go
+		if err := profiled(*replayProfile, func() error { _, err := replay(); return err }); err != nil {
+			return nil, err
+		}
+		runtime.GC()
+		if err := profiled(*replayProfile+".bare", func() error { _, err := bare(); return err }); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(b.log, "   CPU profiles of one more replay and bare consumer: %s, %s.bare\n", *replayProfile, *replayProfile)
+	}
 	r := result{
 		Name: "append_replay", Value: rs.rate(), Unit: "events/s", Baseline: bs.rate(), Ratio: ratio(rs.rate(), bs.rate()),
 		Samples: rs.n, baselineName: fmt.Sprintf("bare ordered-consumer delivery of the same %d-event stream", total),
