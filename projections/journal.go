@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 	"weak"
@@ -1199,9 +1200,11 @@ type jwindow struct {
 
 const jwindowSize = 256 << 10
 
+var jwindowPool = sync.Pool{New: func() any { b := make([]byte, 0, jwindowSize+8); return &b }}
+
 func (w *jwindow) release() {
 	if w.bp != nil {
-		jbufPool.Put(w.bp)
+		jwindowPool.Put(w.bp)
 		w.bp = nil
 	}
 }
@@ -1238,7 +1241,7 @@ func (s *auditScan) raw(w *jwindow, k uint32, forward bool) (rawChunk, error) {
 			}
 		}
 		if w.bp == nil {
-			w.bp = jbufPool.Get().(*[]byte)
+			w.bp = jwindowPool.Get().(*[]byte)
 		}
 		size := int(last.off + int64(last.size) - first.off)
 		if cap(*w.bp) < size+8 {
