@@ -357,6 +357,12 @@ func TestAuditPagingUnderAppends(t *testing.T) {
 // every instant of evs.
 func answers(t *testing.T, m *Model, evs []stamped) string {
 	t.Helper()
+	return answersAt(t, m, evs, 200)
+}
+
+// answersAt is answers at some n instants of the history (and its last).
+func answersAt(t *testing.T, m *Model, evs []stamped, n int) string {
+	t.Helper()
 	var b strings.Builder
 	seq, at, complete := m.HistoryStart()
 	fmt.Fprintf(&b, "start %d %s %v\n", seq, at.Format(time.RFC3339Nano), complete)
@@ -368,7 +374,7 @@ func answers(t *testing.T, m *Model, evs []stamped) string {
 		}
 	}
 	ats := instants(evs)
-	every := max(5, len(ats)/200) // some 200 instants of a long history
+	every := max(5, len(ats)/n) // some n instants of a long history
 	for i, at := range ats {
 		if i%every != 0 && i != len(ats)-1 {
 			continue
