@@ -39,6 +39,7 @@ var eventFactories = map[string]func() Event{
 	TypeUserDeactivated:       func() Event { return &UserDeactivated{} },
 	TypeUserActivated:         func() Event { return &UserActivated{} },
 	TypeUserPasswordChanged:   func() Event { return &UserPasswordChanged{} },
+	TypeUserProfileChanged:    func() Event { return &UserProfileChanged{} },
 	TypeUserLoginSucceeded:    func() Event { return &UserLoginSucceeded{} },
 	TypeUserLoginFailed:       func() Event { return &UserLoginFailed{} },
 	TypeSessionStarted:        func() Event { return &SessionStarted{} },
@@ -87,6 +88,8 @@ func Deref(e Event) Event {
 	case *UserActivated:
 		return *v
 	case *UserPasswordChanged:
+		return *v
+	case *UserProfileChanged:
 		return *v
 	case *UserLoginSucceeded:
 		return *v

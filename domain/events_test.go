@@ -27,6 +27,7 @@ func sampleEvents() []Event {
 		UserDeactivated{UserID: "u-1", Reason: "left the company"},
 		UserActivated{UserID: "u-1", Reason: "back from leave"},
 		UserPasswordChanged{UserID: "u-1", PasswordHashSealed: "sealed:v1:123", KeptSessionID: "s-1"},
+		UserProfileChanged{UserID: "u-1", Username: "alice.smith", Email: "alice.smith@example.com"},
 		UserLoginSucceeded{UserID: "u-1", SessionID: "s-1", Method: "password"},
 		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password", At: later},
 		SessionStarted{
@@ -162,8 +163,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 46 {
-		t.Errorf("%d event types, want 46", len(seen))
+	if len(seen) != 47 {
+		t.Errorf("%d event types, want 47", len(seen))
 	}
 }
 

@@ -106,6 +106,17 @@ type UserPasswordChanged struct {
 	KeptSessionID      string `json:"kept_session_id,omitempty"`
 }
 
+// UserProfileChanged: the user's username or e-mail changed (a field
+// omitted is unchanged). A new username — unless it differs from the old
+// one only in case — is reserved (username.reserved) in the same atomic
+// batch, as at creation; the old name's reservation stays: a username once
+// used is never given to anyone else (nor back to its user).
+type UserProfileChanged struct {
+	UserID   string `json:"user_id"`
+	Username string `json:"username,omitempty"`
+	Email    string `json:"email,omitempty"`
+}
+
 // UserLoginSucceeded: a login started SessionID.
 type UserLoginSucceeded struct {
 	UserID    string `json:"user_id"`
@@ -138,6 +149,7 @@ const (
 	TypeUserDeactivated     = "user.deactivated"
 	TypeUserActivated       = "user.activated"
 	TypeUserPasswordChanged = "user.password_changed"
+	TypeUserProfileChanged  = "user.profile_changed"
 	TypeUserLoginSucceeded  = "user.login_succeeded"
 	TypeUserLoginFailed     = "user.login_failed"
 )
@@ -149,6 +161,7 @@ func (UserRoleRevoked) EventType() string     { return TypeUserRoleRevoked }
 func (UserDeactivated) EventType() string     { return TypeUserDeactivated }
 func (UserActivated) EventType() string       { return TypeUserActivated }
 func (UserPasswordChanged) EventType() string { return TypeUserPasswordChanged }
+func (UserProfileChanged) EventType() string  { return TypeUserProfileChanged }
 func (UserLoginSucceeded) EventType() string  { return TypeUserLoginSucceeded }
 func (UserLoginFailed) EventType() string     { return TypeUserLoginFailed }
 
@@ -190,6 +203,13 @@ type (
 		PasswordHashSealed string
 		KeepSessionID      string
 	}
+	// ChangeProfile gives the user a new username and/or e-mail ("": left
+	// as it is), validated as at creation. The caller reserves a new
+	// username (commands.Service does, in the same atomic append).
+	ChangeProfile struct {
+		Username string
+		Email    string
+	}
 	// RecordLogin records a successful login that started SessionID, unless
 	// the throttle locks the account at Now. VerifiedHash, for a password
 	// login, is the sealed hash the password was verified against: if the
@@ -229,6 +249,7 @@ func (RevokeRole) userCommand()         {}
 func (Deactivate) userCommand()         {}
 func (Activate) userCommand()           {}
 func (ChangePassword) userCommand()     {}
+func (ChangeProfile) userCommand()      {}
 func (RecordLogin) userCommand()        {}
 func (RecordLoginFailure) userCommand() {}
 
@@ -281,6 +302,8 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 			return nil, Invalid("password", "is required")
 		}
 		return []Event{UserPasswordChanged{UserID: u.ID, PasswordHashSealed: c.PasswordHashSealed, KeptSessionID: c.KeepSessionID}}, nil
+	case ChangeProfile:
+		return decideChangeProfile(u, c)
 	case RecordLogin:
 		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
 			return nil, err
@@ -308,13 +331,12 @@ func decideCreateUser(u User, c CreateUser) ([]Event, error) {
 	if c.UserID == "" {
 		return nil, Invalid("user_id", "is required")
 	}
-	if !usernamePattern.MatchString(c.Username) {
-		return nil, Invalid("username", "must be 1-128 characters of letters, digits and . _ @ + -, starting with a letter or digit")
+	if err := checkUsername(c.Username); err != nil {
+		return nil, err
 	}
 	if c.Email != "" {
-		a, err := mail.ParseAddress(c.Email)
-		if err != nil || a.Address != c.Email {
-			return nil, Invalid("email", "must be a plain address like you@company.com")
+		if err := checkEmail(c.Email); err != nil {
+			return nil, err
 		}
 	}
 	if c.PasswordHashSealed == "" {
@@ -354,6 +376,49 @@ func decideCreateUser(u User, c CreateUser) ([]Event, error) {
 	}, nil
 }
 
+// checkUsername validates a username as it is created or changed.
+func checkUsername(name string) error {
+	if !usernamePattern.MatchString(name) {
+		return Invalid("username", "must be 1-128 characters of letters, digits and . _ @ + -, starting with a letter or digit")
+	}
+	return nil
+}
+
+// checkEmail validates an e-mail address as it is created or changed.
+func checkEmail(email string) error {
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email {
+		return Invalid("email", "must be a plain address like you@company.com")
+	}
+	return nil
+}
+
+// UsernameChangeNeedsReservation reports whether renaming a user from old
+// to new needs new's reservation: the names differ other than in case.
+func UsernameChangeNeedsReservation(old, new string) bool {
+	return NormalizeUsername(old) != NormalizeUsername(new)
+}
+
+func decideChangeProfile(u User, c ChangeProfile) ([]Event, error) {
+	ev := UserProfileChanged{UserID: u.ID}
+	if c.Username != "" && c.Username != u.Username {
+		if err := checkUsername(c.Username); err != nil {
+			return nil, err
+		}
+		ev.Username = c.Username
+	}
+	if c.Email != "" && c.Email != u.Email {
+		if err := checkEmail(c.Email); err != nil {
+			return nil, err
+		}
+		ev.Email = c.Email
+	}
+	if ev.Username == "" && ev.Email == "" {
+		return nil, nil
+	}
+	return []Event{ev}, nil
+}
+
 // EvolveUser applies one event to the user's state. Events of other aggregates
 // are ignored. It never mutates the maps of its input.
 func EvolveUser(u User, e Event) User {
@@ -380,6 +445,13 @@ func EvolveUser(u User, e Event) User {
 		u.Active = true
 	case UserPasswordChanged:
 		u.PasswordHashSealed = ev.PasswordHashSealed
+	case UserProfileChanged:
+		if ev.Username != "" {
+			u.Username = ev.Username
+		}
+		if ev.Email != "" {
+			u.Email = ev.Email
+		}
 	case UserLoginSucceeded:
 		u.FailedLogins = 0
 	case UserLoginFailed:

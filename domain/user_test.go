@@ -361,6 +361,67 @@ func TestDecideUser(t *testing.T) {
 			then: outcome{err: ErrNotFound},
 		},
 
+		// ChangeProfile
+		{
+			name:  "change profile: a new username and e-mail",
+			given: events(userCreated()),
+			when:  ChangeProfile{Username: "alice.smith", Email: "alice.smith@example.com"},
+			then:  outcome{events: events(UserProfileChanged{UserID: uid, Username: "alice.smith", Email: "alice.smith@example.com"})},
+		},
+		{
+			name:  "change profile: only the e-mail changes (the username is omitted)",
+			given: events(userCreated()),
+			when:  ChangeProfile{Username: username, Email: "a@example.org"},
+			then:  outcome{events: events(UserProfileChanged{UserID: uid, Email: "a@example.org"})},
+		},
+		{
+			name:  "change profile: only the case of the username",
+			given: events(userCreated()),
+			when:  ChangeProfile{Username: "Alice"},
+			then:  outcome{events: events(UserProfileChanged{UserID: uid, Username: "Alice"})},
+		},
+		{
+			name:  "change profile: nothing changes",
+			given: events(userCreated()),
+			when:  ChangeProfile{Username: username, Email: email},
+			then:  outcome{},
+		},
+		{
+			name:  "change profile: empty fields are left as they are",
+			given: events(userCreated()),
+			when:  ChangeProfile{},
+			then:  outcome{},
+		},
+		{
+			name:  "change profile: a deactivated user is renamed too",
+			given: events(userCreated(), deactivated),
+			when:  ChangeProfile{Username: "alice2"},
+			then:  outcome{events: events(UserProfileChanged{UserID: uid, Username: "alice2"})},
+		},
+		{
+			name:  "change profile: a username the rules refuse",
+			given: events(userCreated()),
+			when:  ChangeProfile{Username: "alice smith"},
+			then:  outcome{field: "username"},
+		},
+		{
+			name:  "change profile: a username starting with a dot",
+			given: events(userCreated()),
+			when:  ChangeProfile{Username: ".alice"},
+			then:  outcome{field: "username"},
+		},
+		{
+			name:  "change profile: not a plain address",
+			given: events(userCreated()),
+			when:  ChangeProfile{Email: "Alice <alice@example.com>"},
+			then:  outcome{field: "email"},
+		},
+		{
+			name: "change profile: user missing",
+			when: ChangeProfile{Username: "bob"},
+			then: outcome{err: ErrNotFound},
+		},
+
 		// RecordLogin
 		{
 			name:  "record login: active user",
@@ -569,6 +630,28 @@ func TestEvolveUser(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
+func TestEvolveUserProfileChanged(t *testing.T) {
+	u := givenUser(userCreated(), UserProfileChanged{UserID: uid, Username: "alice.smith"})
+	if u.Username != "alice.smith" || u.Email != email || u.PasswordHashSealed != pwHash || !u.Active {
+		t.Fatalf("after a rename: %+v", u)
+	}
+	u = EvolveUser(u, UserProfileChanged{UserID: uid, Email: "as@example.com"})
+	if u.Username != "alice.smith" || u.Email != "as@example.com" {
+		t.Fatalf("after an e-mail change: %+v", u)
+	}
+}
+
+func TestUsernameChangeNeedsReservation(t *testing.T) {
+	for _, c := range []struct {
+		old, new string
+		want     bool
+	}{{"alice", "Alice", false}, {"alice", "alice2", true}, {"Bob@X.io", "bob@x.io", false}} {
+		if got := UsernameChangeNeedsReservation(c.old, c.new); got != c.want {
+			t.Errorf("%q -> %q: %v, want %v", c.old, c.new, got, c.want)
+		}
+	}
+}
+
 func TestEvolveUserVersionCountsEvents(t *testing.T) {
 	u := User{}
 	evs := events(
@@ -578,6 +661,7 @@ func TestEvolveUserVersionCountsEvents(t *testing.T) {
 		UserLoginSucceeded{UserID: uid},
 		UserLoginFailed{UserID: uid},
 		UserPasswordChanged{UserID: uid, PasswordHashSealed: "x"},
+		UserProfileChanged{UserID: uid, Username: "alice2"},
 		UserDeactivated{UserID: uid},
 		UserActivated{UserID: uid},
 	)

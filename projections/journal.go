@@ -707,6 +707,7 @@ func (j *journal) oneTenant(t string) uint32 {
 //	user.role_granted, user.role_revoked     that tenant
 //	user.deactivated, user.activated,        the tenants where the user held a role
 //	user.password_changed,                     at that moment
+//	user.profile_changed,
 //	user.login_succeeded, user.login_failed
 //	  (of an existing user)
 //	user.login_failed on an unknown name,    none (the platform's own)
@@ -743,7 +744,7 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 		return j.oneTenant(e.Tenant)
 	case domain.UserRoleRevoked:
 		return j.oneTenant(e.Tenant)
-	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserLoginFailed, domain.MFAFailed:
+	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserProfileChanged, domain.UserLoginFailed, domain.MFAFailed:
 		if hit.user == 0 {
 			return tsetNone
 		}

@@ -115,6 +115,8 @@ func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 			hit.setUser(r, ok)
 			m.users.cutOff(&m.cow, r, seq, "")
 		}
+	case domain.UserProfileChanged:
+		hit.setUser(m.renameUser(e.UserID, seq, e))
 	case domain.UserPasswordChanged:
 		if r, ok := m.evolveUser(e.UserID, seq, e); ok {
 			hit.setUser(r, ok)

@@ -417,6 +417,40 @@ func (us *userStore) create(c *cow, seq uint64, e domain.UserCreated) {
 	us.putName(c, norm, r)
 }
 
+// changeProfile stores user r's new state st after a user.profile_changed
+// at seq: its username and e-mail in the arena (the sealed hash stays as
+// it is), and byName finds it by the new name and no longer by the old,
+// which nobody else can hold (a name once reserved stays reserved).
+func (us *userStore) changeProfile(c *cow, r uint32, st domain.User, seq uint64) {
+	old := domain.NormalizeUsername(us.name(r))
+	norm := domain.NormalizeUsername(st.Username)
+	if old != norm {
+		if f, ok := us.byName.get(hashString(old), func(o uint32) bool { return normalizesTo(us.name(o), old) }); ok && f == r {
+			us.byName.del(hashString(old), r)
+			us.recs.mut(c, r).flags &^= uNamed
+		}
+		if f, ok := us.staleNames[old]; ok && f == r {
+			delete(us.staleNames, old)
+		}
+	}
+	us.store(c, r, st, seq, false)
+	us.setText(r, us.recs.mut(c, r), st.ID, st.Username, st.Email)
+	if old != norm || us.recs.at(r).flags&uNamed != 0 {
+		us.putName(c, norm, r)
+	}
+}
+
+// renameUser folds a user.profile_changed into user id's state.
+func (m *Model) renameUser(id string, seq uint64, e domain.UserProfileChanged) (uint32, bool) {
+	r, ok := m.users.find(id)
+	if !ok {
+		return 0, false
+	}
+	st := domain.EvolveUser(m.users.state(r, false), e)
+	m.users.changeProfile(&m.cow, r, st, seq)
+	return r, true
+}
+
 // putName makes the normalized username norm find record r (the last user
 // created under a name has it), and marks who has it (uNamed), so that a
 // restore gives it to the same user.
