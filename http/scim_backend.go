@@ -15,8 +15,9 @@ import (
 
 // The SCIM Backend (http/scim's interface) over the write side and the
 // read models. A SCIM user is the service's user (its id the user ID, its
-// userName the username it was created or adopted with); what the user
-// aggregate does not keep (name, addresses, externalId, the enterprise
+// userName the username: a changed userName renames the user, and a
+// changed primary/work e-mail becomes the user's, user.profile_changed);
+// what the user aggregate does not keep (name, addresses, externalId, the enterprise
 // attributes) is the connection's record of the user. A connection sees
 // only the users it provisions and the groups it pushed: any other is 404.
 // The match rule, the role mappings and deprovisioning are

@@ -394,24 +394,41 @@ type SCIMUserUpdate struct {
 }
 
 // SCIMUpdateUser applies an identity provider's change to a user of
-// connection connID. What changes the user as a whole — activation,
-// deactivation, a password, a new userName — needs a user that holds
-// nothing outside the connection's tenants (else ErrSCIMOutside).
+// connection connID. A changed userName becomes the user's username, and a
+// changed e-mail (SCIMEmailOf) the user's e-mail: user.profile_changed, in
+// the same atomic append as the connection's record (and the new name's
+// reservation: a name taken, or ever used, is ErrUsernameTaken). What
+// changes the user as a whole — activation, deactivation, a password, a
+// new username or e-mail — needs a user that holds nothing outside the
+// connection's tenants (else ErrSCIMOutside).
 func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, userID string, up SCIMUserUpdate) error {
 	c, err := s.liveConn(connID)
 	if err != nil {
 		return err
 	}
-	l, seq, u, err := s.linkedUser(connID, userID)
+	l, seq, _, err := s.linkedUser(connID, userID)
 	if err != nil {
 		return err
 	}
 	if up.Version != 0 && up.Version != seq {
 		return ErrSCIMStale
 	}
+	u, useq, ok := s.state.User(userID)
+	if !ok {
+		return domain.ErrNotFound
+	}
 	renamed := up.Profile != nil && !strings.EqualFold(up.Profile.UserName, l.Profile.UserName)
 	activeChange := up.Active != nil && *up.Active != u.Active
-	if (activeChange || up.Password != "" || renamed) && !c.Within(u) {
+	var profile []domain.Event // the user's new username or e-mail
+	if up.Profile != nil {
+		if err := domain.CheckSCIMProfile(*up.Profile); err != nil {
+			return err
+		}
+		if profile, err = scimProfileChange(u, l.Profile, *up.Profile); err != nil {
+			return err
+		}
+	}
+	if (activeChange || up.Password != "" || renamed || len(profile) > 0) && !c.Within(u) {
 		return ErrSCIMOutside
 	}
 	var sealed string
@@ -424,9 +441,6 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		}
 	}
 	if up.Profile != nil {
-		if err := domain.CheckSCIMProfile(*up.Profile); err != nil {
-			return err
-		}
 		if renamed {
 			if other, _, ok := s.state.UserByName(up.Profile.UserName); ok && other.ID != userID {
 				return ErrUsernameTaken
@@ -439,9 +453,20 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		if err != nil {
 			return err
 		}
-		if len(evs) > 0 {
-			_, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs))
+		pend := onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs)
+		if len(profile) > 0 {
+			more, err := s.profilePending(ctx, u, useq, profile)
+			if err != nil {
+				return err
+			}
+			pend = append(pend, more...)
+		}
+		if len(pend) > 0 {
+			_, err := s.appendEvents(ctx, meta, NewID("cmd"), pend)
 			if errors.Is(err, events.ErrConflict) {
+				if taken, terr := s.reservedAgain(ctx, u, profile); terr != nil || taken {
+					return cmpErr(terr, ErrUsernameTaken)
+				}
 				return ErrSCIMStale
 			}
 			if err != nil {
@@ -463,6 +488,35 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		return s.scimDeactivate(ctx, meta, connID, userID)
 	}
 	return nil
+}
+
+// scimProfileChange decides the user.profile_changed that a change of the
+// connection's record from old to p makes: p's userName as the username if
+// the userName changed, p's e-mail (SCIMEmailOf) if it changed and is a
+// plain address. A userName the username rules refuse is a
+// *domain.ValidationError on "userName".
+func scimProfileChange(u domain.User, old, p domain.SCIMProfile) ([]domain.Event, error) {
+	var cmd domain.ChangeProfile
+	if p.UserName != old.UserName {
+		cmd.Username = p.UserName
+	}
+	if e := SCIMEmailOf(p); e != SCIMEmailOf(old) {
+		cmd.Email = e
+	}
+	evs, err := domain.DecideUser(u, cmd)
+	var ve *domain.ValidationError
+	if errors.As(err, &ve) && ve.Field == "username" {
+		return nil, domain.Invalid("userName", "the new userName %s", ve.Message)
+	}
+	return evs, err
+}
+
+// cmpErr is err if not nil, else otherwise.
+func cmpErr(err, otherwise error) error {
+	if err != nil {
+		return err
+	}
+	return otherwise
 }
 
 // SCIMDeleteUser deprovisions a user of connection connID: the user is

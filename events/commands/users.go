@@ -92,6 +92,58 @@ func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID stri
 	})
 }
 
+// profilePending addresses the user.profile_changed events evs, decided
+// on user u (its last event at stream sequence seq), for an atomic append:
+// with the new username's reservation ("subject must be new") when the
+// name changes other than in case. A name another user has, or that was
+// ever reserved — a username once used is never reused, not even by the
+// user who had it — is ErrUsernameTaken.
+func (s *Service) profilePending(ctx context.Context, u domain.User, seq uint64, evs []domain.Event) ([]pending, error) {
+	out := onAggregate(ref{domain.AggregateUser, u.ID}, u.Version, seq, evs)
+	name := newUsername(u, evs)
+	if name == "" {
+		return out, nil
+	}
+	if other, _, ok := s.state.UserByName(name); ok && other.ID != u.ID {
+		return nil, ErrUsernameTaken
+	}
+	last, err := s.log.LastSequence(ctx, events.Subject(domain.AggregateUsername, usernameKey(name)))
+	if err != nil {
+		return nil, err
+	}
+	if last != 0 {
+		return nil, ErrUsernameTaken
+	}
+	reservation := pending{
+		aggregate: domain.AggregateUsername, id: usernameKey(name),
+		event: domain.UsernameReserved{Username: name, UserID: u.ID},
+	}
+	return append([]pending{reservation}, out...), nil
+}
+
+// newUsername is the username that user u's events evs reserve: one that
+// differs from u's other than in case ("" for none).
+func newUsername(u domain.User, evs []domain.Event) string {
+	for _, e := range evs {
+		if p, ok := e.(domain.UserProfileChanged); ok && p.Username != "" && domain.UsernameChangeNeedsReservation(u.Username, p.Username) {
+			return p.Username
+		}
+	}
+	return ""
+}
+
+// reservedAgain reports, after an append of profile events evs of user u
+// conflicted, whether it was the new username that someone reserved
+// meanwhile.
+func (s *Service) reservedAgain(ctx context.Context, u domain.User, evs []domain.Event) (bool, error) {
+	name := newUsername(u, evs)
+	if name == "" {
+		return false, nil
+	}
+	last, err := s.log.LastSequence(ctx, events.Subject(domain.AggregateUsername, usernameKey(name)))
+	return last != 0, err
+}
+
 // ChangePassword sets a user's password; every other session of the user is revoked.
 func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error {
 	u, _, _ := s.state.User(userID) // unknown: ExecuteUser says so below
