@@ -222,11 +222,23 @@ func (s *Server) tokenMFA(c *fiber.Ctx) error {
 	if req.Code == "" && len(req.WebAuthn) == 0 {
 		return validation("code: is required (or webauthn, an assertion)")
 	}
+	return s.loginStep(c, func(ctx context.Context) (commands.LoginResult, error) {
+		return m.CompleteMFA(ctx, s.meta(c), commands.MFAInput{Token: req.MFAToken, Code: req.Code, WebAuthn: req.WebAuthn, RP: s.relyingParty(c)})
+	}, nil)
+}
+
+// loginStep runs a login step: a refusal is counted (loginFailed) and
+// returned, through refused when given; a success is counted and answered
+// with the tokens (loginAnswer).
+func (s *Server) loginStep(c *fiber.Ctx, run func(context.Context) (commands.LoginResult, error), refused func(error) error) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	res, err := m.CompleteMFA(ctx, s.meta(c), commands.MFAInput{Token: req.MFAToken, Code: req.Code, WebAuthn: req.WebAuthn, RP: s.relyingParty(c)})
+	res, err := run(ctx)
 	if err != nil {
 		s.loginFailed(err)
+		if refused != nil {
+			return refused(err)
+		}
 		return err
 	}
 	s.deps.Metrics.login("success")
@@ -288,18 +300,14 @@ func (s *Server) tokenPasskey(c *fiber.Ctx) error {
 	if len(req.Credential) == 0 {
 		return validation("credential: is required")
 	}
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	res, err := m.FinishPasskeyLogin(ctx, s.meta(c), req.PasskeyToken, req.Credential, s.relyingParty(c))
-	if err != nil {
-		s.loginFailed(err)
+	return s.loginStep(c, func(ctx context.Context) (commands.LoginResult, error) {
+		return m.FinishPasskeyLogin(ctx, s.meta(c), req.PasskeyToken, req.Credential, s.relyingParty(c))
+	}, func(err error) error {
 		if errors.Is(err, domain.ErrInvalidCredentials) {
 			return &Error{http.StatusUnauthorized, "UNAUTHORIZED", "The passkey was not accepted"}
 		}
 		return err
-	}
-	s.deps.Metrics.login("success")
-	return s.loginAnswer(c, res)
+	})
 }
 
 // ---------------------------------------------------------------- the caller's factors
@@ -339,6 +347,20 @@ func (s *Server) requireSession(c *fiber.Ctx) error {
 func enrolling(c *fiber.Ctx) bool {
 	v, _ := c.Locals(localEnrollment).(bool)
 	return v
+}
+
+// mfaUserCommands opens the caller's-factor endpoints: the MFA commands
+// (503 without them), and the caller as a user.
+func (s *Server) mfaUserCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
+	m, err := s.mfaCommands()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := mfaUser(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, cl, nil
 }
 
 // mfaUser is the caller as a user: an API key has no factors.
@@ -396,10 +418,7 @@ func (s *Server) mfaStatus(u domain.User) mfaStatusJSON {
 
 // getMFA: GET /api/v1/auth/mfa, the caller's factors (never a secret).
 func (s *Server) getMFA(c *fiber.Ctx) error {
-	if _, err := s.mfaCommands(); err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	_, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}
@@ -409,11 +428,7 @@ func (s *Server) getMFA(c *fiber.Ctx) error {
 // enrollTOTP: POST /api/v1/auth/mfa/totp → {"secret","otpauth_uri","qr_png"}
 // (the QR code of the URI as a base64 PNG), shown once; pending until confirmed.
 func (s *Server) enrollTOTP(c *fiber.Ctx) error {
-	m, err := s.mfaCommands()
-	if err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	m, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}
@@ -438,11 +453,7 @@ type codeRequest struct {
 
 // confirmTOTP: POST /api/v1/auth/mfa/totp/confirm {"code"} → {"recovery_codes"}.
 func (s *Server) confirmTOTP(c *fiber.Ctx) error {
-	m, err := s.mfaCommands()
-	if err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	m, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}
@@ -465,11 +476,7 @@ func (s *Server) confirmTOTP(c *fiber.Ctx) error {
 // regenerateRecoveryCodes: POST /api/v1/auth/mfa/recovery-codes → a new
 // set (the old one is void).
 func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
-	m, err := s.mfaCommands()
-	if err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	m, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}
@@ -485,11 +492,7 @@ func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
 // passkeyRegistrationOptions: POST /api/v1/auth/mfa/passkeys/options →
 // {"registration_token","publicKey"} (the creation options).
 func (s *Server) passkeyRegistrationOptions(c *fiber.Ctx) error {
-	m, err := s.mfaCommands()
-	if err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	m, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}
@@ -510,11 +513,7 @@ type passkeyRegisterRequest struct {
 // {"registration_token","name","credential"} → 201 the passkey, and the
 // recovery codes when the user had none yet (shown once).
 func (s *Server) registerPasskey(c *fiber.Ctx) error {
-	m, err := s.mfaCommands()
-	if err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	m, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}
@@ -547,11 +546,7 @@ func (s *Server) registerPasskey(c *fiber.Ctx) error {
 
 // deletePasskey: DELETE /api/v1/auth/mfa/passkeys/{id}.
 func (s *Server) deletePasskey(c *fiber.Ctx) error {
-	m, err := s.mfaCommands()
-	if err != nil {
-		return err
-	}
-	cl, err := mfaUser(c)
+	m, cl, err := s.mfaUserCommands(c)
 	if err != nil {
 		return err
 	}

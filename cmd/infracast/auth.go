@@ -21,11 +21,7 @@ $XDG_CONFIG_HOME/infracast/credentials.json, mode 0600, for the service's URL;
 later commands refresh the access token when less than 5 minutes remain.`,
 		Args: cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
-			creds, err := loadCredentials()
-			if err != nil {
-				return err
-			}
-			base, err := a.baseURL(creds)
+			creds, base, err := a.stored()
 			if err != nil {
 				return err
 			}
@@ -58,7 +54,7 @@ later commands refresh the access token when less than 5 minutes remain.`,
 	}
 	cmd.Flags().StringVar(&username, "username", "", "username (required)")
 	cmd.Flags().StringVar(&tenant, "tenant", "", "scope the session to this one tenant")
-	_ = cmd.MarkFlagRequired("username") // the flag exists: this cannot fail
+	requireFlags(cmd, "username")
 	return cmd
 }
 
@@ -68,11 +64,7 @@ func (a *app) logoutCommand() *cobra.Command {
 		Short: "End the stored session (revoke its refresh token) and forget it",
 		Args:  cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
-			creds, err := loadCredentials()
-			if err != nil {
-				return err
-			}
-			base, err := a.baseURL(creds)
+			creds, base, err := a.stored()
 			if err != nil {
 				return err
 			}

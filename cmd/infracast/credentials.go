@@ -120,6 +120,19 @@ func (a *app) baseURL(creds *credentials) (string, error) {
 	return strings.TrimSuffix(u, "/"), nil
 }
 
+// stored is the stored credentials and the service's URL (baseURL).
+func (a *app) stored() (*credentials, string, error) {
+	creds, err := loadCredentials()
+	if err != nil {
+		return nil, "", err
+	}
+	base, err := a.baseURL(creds)
+	if err != nil {
+		return nil, "", err
+	}
+	return creds, base, nil
+}
+
 // newClient is an unauthenticated client of the service.
 func (a *app) newClient(base string, opts ...client.Option) (*client.Client, error) {
 	c, err := client.New(base, append([]client.Option{client.WithUserAgent("infracast-cli")}, opts...)...)
@@ -139,11 +152,7 @@ func (a *app) authed() (*client.Client, error) {
 		}
 		return a.newClient(base, client.WithAccessToken(tok))
 	}
-	creds, err := loadCredentials()
-	if err != nil {
-		return nil, err
-	}
-	base, err := a.baseURL(creds)
+	creds, base, err := a.stored()
 	if err != nil {
 		return nil, err
 	}

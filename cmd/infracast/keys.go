@@ -96,7 +96,7 @@ tenants you administer and read-only permissions. A key holds no more than you d
 	cmd.Flags().StringArrayVar(&req.Permissions, "permission", nil, "a permission (nodes:read, findings:write, audit:read, admin:*, …); repeat for several")
 	cmd.Flags().StringArrayVar(&req.AllowedIPs, "allowed-ip", nil, "an address or CIDR range the key may be used from; repeat for several")
 	cmd.Flags().StringVar(&expires, "expires", "", "expiry: an RFC 3339 time, or a duration from now (90d, 720h); default never")
-	_ = cmd.MarkFlagRequired("name") // the flag exists: this cannot fail
+	requireFlags(cmd, "name")
 	_ = cmd.RegisterFlagCompletionFunc("permission", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"nodes:read", "nodes:write", "findings:read", "findings:write", "jobs:read", "jobs:write", "reports:read", "audit:read", "admin:*"}, cobra.ShellCompDirectiveNoFileComp
 	}) // the flag exists: this cannot fail
@@ -121,14 +121,11 @@ func (a *app) keysList() *cobra.Command {
 			}
 			return a.print(page, func() {
 				a.keyRows(page.APIKeys)
-				if page.NextCursor != "" {
-					fmt.Fprintf(a.stderr, "More: --cursor %s\n", page.NextCursor)
-				}
+				a.more(page.NextCursor)
 			})
 		}),
 	}
-	cmd.Flags().IntVar(&limit, "limit", 0, "page size (1–1000; default: every key)")
-	cmd.Flags().StringVar(&cursor, "cursor", "", "the next page's cursor")
+	pageFlags(cmd, &limit, &cursor, "page size (1–1000; default: every key)")
 	return cmd
 }
 

@@ -182,6 +182,19 @@ func wrap(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 	}
 }
 
+// requireFlags marks cmd's flags names as required.
+func requireFlags(cmd *cobra.Command, names ...string) {
+	for _, n := range names {
+		_ = cmd.MarkFlagRequired(n) // the caller defined the flag: this cannot fail
+	}
+}
+
+// pageFlags adds a list's --limit (described by limitHelp) and --cursor.
+func pageFlags(cmd *cobra.Command, limit *int, cursor *string, limitHelp string) {
+	cmd.Flags().IntVar(limit, "limit", 0, limitHelp)
+	cmd.Flags().StringVar(cursor, "cursor", "", "the next page's cursor")
+}
+
 func (a *app) rootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "infracast",

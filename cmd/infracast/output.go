@@ -23,6 +23,13 @@ func (a *app) print(v any, table func()) error {
 	return nil
 }
 
+// more tells, on stderr, how to get the next page when there is one.
+func (a *app) more(nextCursor string) {
+	if nextCursor != "" {
+		fmt.Fprintf(a.stderr, "More: --cursor %s\n", nextCursor)
+	}
+}
+
 // table prints rows under a header, aligned.
 func (a *app) table(header []string, rows [][]string) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)

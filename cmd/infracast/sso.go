@@ -99,8 +99,7 @@ func (a *app) ssoOkta() *cobra.Command {
 	cmd.Flags().StringVar(&p.ClientID, "client-id", "", "the application's client ID (required)")
 	cmd.Flags().StringVar(&p.Issuer, "issuer", "", "issuer, instead of the one the domain implies (a private authorization server)")
 	common.flags(cmd)
-	_ = cmd.MarkFlagRequired("domain") // the flags exist: these cannot fail
-	_ = cmd.MarkFlagRequired("client-id")
+	requireFlags(cmd, "domain", "client-id")
 	return cmd
 }
 
@@ -121,8 +120,7 @@ func (a *app) ssoAzure() *cobra.Command {
 	cmd.Flags().StringVar(&p.Issuer, "issuer", "", "issuer, instead of the one the tenant ID implies")
 	cmd.Flags().StringArrayVar(&p.AllowedTenants, "allowed-tenant", nil, "multi-tenant: a directory whose users may sign in; repeat for several")
 	common.flags(cmd)
-	_ = cmd.MarkFlagRequired("tenant-id") // the flags exist: these cannot fail
-	_ = cmd.MarkFlagRequired("client-id")
+	requireFlags(cmd, "tenant-id", "client-id")
 	return cmd
 }
 
@@ -153,9 +151,7 @@ func (a *app) ssoSAML() *cobra.Command {
 	cmd.Flags().StringVar(&p.SSOURL, "sso-url", "", "the IdP's single sign-on URL (required)")
 	cmd.Flags().StringVar(&certFile, "certificate", "", "file with the IdP's signing certificate, PEM (- : standard input) (required)")
 	common.flags(cmd)
-	for _, f := range []string{"entity-id", "sso-url", "certificate"} {
-		_ = cmd.MarkFlagRequired(f) // the flags exist: this cannot fail
-	}
+	requireFlags(cmd, "entity-id", "sso-url", "certificate")
 	return cmd
 }
 
@@ -175,9 +171,7 @@ func (a *app) ssoOIDC() *cobra.Command {
 	cmd.Flags().StringVar(&p.Issuer, "issuer", "", "the OpenID Connect issuer (required)")
 	cmd.Flags().StringVar(&p.ClientID, "client-id", "", "the application's client ID (required)")
 	common.flags(cmd)
-	for _, f := range []string{"name", "issuer", "client-id"} {
-		_ = cmd.MarkFlagRequired(f) // the flags exist: this cannot fail
-	}
+	requireFlags(cmd, "name", "issuer", "client-id")
 	return cmd
 }
 

@@ -44,6 +44,19 @@ func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string,
 	return "", notFound{fmt.Sprintf("no user named %q (that you may see)", arg)}
 }
 
+// authedUser is an authenticated client and the id of the user arg names.
+func (a *app) authedUser(cmd *cobra.Command, arg string) (*client.Client, string, error) {
+	c, err := a.authed()
+	if err != nil {
+		return nil, "", err
+	}
+	id, err := a.userID(cmd.Context(), c, arg)
+	if err != nil {
+		return nil, "", err
+	}
+	return c, id, nil
+}
+
 func (a *app) usersList() *cobra.Command {
 	var limit int
 	var cursor string
@@ -62,14 +75,11 @@ func (a *app) usersList() *cobra.Command {
 			}
 			return a.print(page, func() {
 				a.userRows(page.Users)
-				if page.NextCursor != "" {
-					fmt.Fprintf(a.stderr, "More: --cursor %s\n", page.NextCursor)
-				}
+				a.more(page.NextCursor)
 			})
 		}),
 	}
-	cmd.Flags().IntVar(&limit, "limit", 0, "page size (1–1000; default: every user)")
-	cmd.Flags().StringVar(&cursor, "cursor", "", "the next page's cursor")
+	pageFlags(cmd, &limit, &cursor, "page size (1–1000; default: every user)")
 	return cmd
 }
 
@@ -79,11 +89,7 @@ func (a *app) usersGet() *cobra.Command {
 		Short: "Show one user",
 		Args:  cobra.ExactArgs(1),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
-			c, err := a.authed()
-			if err != nil {
-				return err
-			}
-			id, err := a.userID(cmd.Context(), c, args[0])
+			c, id, err := a.authedUser(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -134,8 +140,7 @@ func (a *app) usersCreate() *cobra.Command {
 	cmd.Flags().StringVar(&req.Email, "email", "", "e-mail address (required)")
 	cmd.Flags().StringArrayVar(&tenants, "tenant", nil, "a tenant role, TENANT=ROLE (viewer, editor, admin); repeat for several")
 	cmd.Flags().StringArrayVar(&req.Roles, "role", nil, "a global role (admin: platform admin)")
-	_ = cmd.MarkFlagRequired("username") // the flags exist: these cannot fail
-	_ = cmd.MarkFlagRequired("email")
+	requireFlags(cmd, "username", "email")
 	return cmd
 }
 
@@ -151,11 +156,7 @@ func (a *app) usersGrant() *cobra.Command {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
-			c, err := a.authed()
-			if err != nil {
-				return err
-			}
-			id, err := a.userID(cmd.Context(), c, args[0])
+			c, id, err := a.authedUser(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -175,11 +176,7 @@ func (a *app) usersRemoveRole() *cobra.Command {
 		Short:   "Remove a user's role in TENANT",
 		Args:    cobra.ExactArgs(2),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
-			c, err := a.authed()
-			if err != nil {
-				return err
-			}
-			id, err := a.userID(cmd.Context(), c, args[0])
+			c, id, err := a.authedUser(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -198,11 +195,7 @@ func (a *app) usersSetActive(verb, short string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
-			c, err := a.authed()
-			if err != nil {
-				return err
-			}
-			id, err := a.userID(cmd.Context(), c, args[0])
+			c, id, err := a.authedUser(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -228,11 +221,7 @@ func (a *app) usersSessions() *cobra.Command {
 		Short: "List a user's live sessions",
 		Args:  cobra.ExactArgs(1),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
-			c, err := a.authed()
-			if err != nil {
-				return err
-			}
-			id, err := a.userID(cmd.Context(), c, args[0])
+			c, id, err := a.authedUser(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -242,14 +231,11 @@ func (a *app) usersSessions() *cobra.Command {
 			}
 			return a.print(page, func() {
 				a.sessionRows(page.Sessions)
-				if page.NextCursor != "" {
-					fmt.Fprintf(a.stderr, "More: --cursor %s\n", page.NextCursor)
-				}
+				a.more(page.NextCursor)
 			})
 		}),
 	}
-	cmd.Flags().IntVar(&limit, "limit", 0, "page size (1–1000)")
-	cmd.Flags().StringVar(&cursor, "cursor", "", "the next page's cursor")
+	pageFlags(cmd, &limit, &cursor, "page size (1–1000)")
 	return cmd
 }
 
@@ -259,11 +245,7 @@ func (a *app) usersRevokeSessions() *cobra.Command {
 		Short: "End one session of a user, or all of them",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
-			c, err := a.authed()
-			if err != nil {
-				return err
-			}
-			id, err := a.userID(cmd.Context(), c, args[0])
+			c, id, err := a.authedUser(cmd, args[0])
 			if err != nil {
 				return err
 			}

@@ -295,16 +295,9 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 		return LoginResult{}, err
 	}
 	now := s.cfg.Now()
-	u, _, ok := s.state.User(c.UserID)
-	if !ok || !u.Active {
-		return LoginResult{}, domain.ErrInvalidCredentials
-	}
-	if err := s.throttled(u, true, "", meta.Request.IP, now); err != nil {
+	u, m, err := s.mfaLoginUser(st, c, c.UserID, meta.Request.IP, now)
+	if err != nil {
 		return LoginResult{}, err
-	}
-	m, _ := st.MFA(u.ID)
-	if m.IsSpent(c.ID) {
-		return LoginResult{}, ErrMFATokenInvalid
 	}
 	exp := time.Unix(c.Expires, 0)
 	var factor string
@@ -771,6 +764,24 @@ func (s *Service) BeginPasskeyLogin(rp RelyingParty) (string, *protocol.Credenti
 	return tok, assertion, err
 }
 
+// mfaLoginUser is the user of a login's MFA or passkey step, and their
+// factors: an active user (else ErrInvalidCredentials), not throttled from
+// addr, whose step token c is not spent yet (else ErrMFATokenInvalid).
+func (s *Service) mfaLoginUser(st MFAState, c mfaClaims, userID, addr string, now time.Time) (domain.User, domain.MFA, error) {
+	u, _, ok := s.state.User(userID)
+	if !ok || !u.Active {
+		return domain.User{}, domain.MFA{}, domain.ErrInvalidCredentials
+	}
+	if err := s.throttled(u, true, "", addr, now); err != nil {
+		return domain.User{}, domain.MFA{}, err
+	}
+	m, _ := st.MFA(u.ID)
+	if m.IsSpent(c.ID) {
+		return domain.User{}, domain.MFA{}, ErrMFATokenInvalid
+	}
+	return u, m, nil
+}
+
 // FinishPasskeyLogin verifies a passwordless sign-in and starts its
 // session. The passkey verified its user (PIN or biometrics): both factors
 // at once. An assertion that fails for a known user counts in the
@@ -793,17 +804,9 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, toke
 		return LoginResult{}, domain.Invalid("credential", "is not a WebAuthn assertion")
 	}
 	now := s.cfg.Now()
-	userID := string(parsed.Response.UserHandle)
-	u, _, ok := s.state.User(userID)
-	if !ok || !u.Active {
-		return LoginResult{}, domain.ErrInvalidCredentials
-	}
-	if err := s.throttled(u, true, "", meta.Request.IP, now); err != nil {
+	u, m, err := s.mfaLoginUser(st, c, string(parsed.Response.UserHandle), meta.Request.IP, now)
+	if err != nil {
 		return LoginResult{}, err
-	}
-	m, _ := st.MFA(u.ID)
-	if m.IsSpent(c.ID) {
-		return LoginResult{}, ErrMFATokenInvalid
 	}
 	wu := waUser{id: u.ID, name: u.Username, keys: m.Passkeys}
 	handler := func(_, userHandle []byte) (webauthn.User, error) {
