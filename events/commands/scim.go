@@ -150,7 +150,11 @@ func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id
 	if err := s.reconcileSCIMRoles(ctx, meta, id, users, before); err != nil {
 		return c, err
 	}
-	c, _, _ = s.scim().SCIMConnection(id)
+	// The connection as the read model has it now (its last event applied);
+	// gone meanwhile (deleted by another request): as it was updated.
+	if now, _, ok := s.scim().SCIMConnection(id); ok {
+		c = now
+	}
 	return c, nil
 }
 
