@@ -121,7 +121,15 @@ export function UserPage(p: PageProps) {
   const [roles, setRoles] = useState<Record<string, string>>({});
   const [sessCursors, setSessCursors] = useState<string[]>(['']);
   const sessions = useLoad(() => get<SessionPage>(`/api/v1/users/${enc(id)}/sessions` + query({ limit: 10, cursor: sessCursors[sessCursors.length - 1] })), [id, sessCursors.join()]);
-  useEffect(() => { if (user.data) { setRoles(Object.fromEntries(user.data.tenants.map((t) => [t.id, t.role]))); p.noteTenants(user.data.tenants.map((t) => t.id)); } }, [user.data]);
+  // roles holds only the choices not yet applied: when the user is loaded
+  // again (after any change), a choice the server now has is dropped, and one
+  // made meanwhile is kept (never overwritten by the reload).
+  useEffect(() => {
+    if (!user.data) return;
+    const server = Object.fromEntries(user.data.tenants.map((t) => [t.id, t.role]));
+    setRoles((prev) => Object.fromEntries(Object.entries(prev).filter(([t, r]) => t in server && server[t] !== r)));
+    p.noteTenants(user.data.tenants.map((t) => t.id));
+  }, [user.data]);
 
   const act = async (what: string, f: () => Promise<unknown>, after?: () => void) => {
     setErr(null); setNotice('');
