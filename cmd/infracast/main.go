@@ -185,7 +185,7 @@ func wrap(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command,
 // requireFlags marks cmd's flags names as required.
 func requireFlags(cmd *cobra.Command, names ...string) {
 	for _, n := range names {
-		_ = cmd.MarkFlagRequired(n) // the caller defined the flag: this cannot fail
+		cobra.CheckErr(cmd.MarkFlagRequired(n)) // fails only for a flag the caller did not define
 	}
 }
 
@@ -218,9 +218,9 @@ The service URL comes from --url, else INFRACAST_URL, else the last login.
 	}
 	root.PersistentFlags().StringVar(&a.url, "url", "", "service URL (default $INFRACAST_URL, else the last login's)")
 	root.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "output format: table or json")
-	_ = root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	cobra.CheckErr(root.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp
-	}) // the flag exists: this cannot fail
+	})) // fails only for a flag not defined: a mistake here, reported at start
 	root.AddCommand(a.loginCommand(), a.logoutCommand(), a.whoamiCommand(), a.usersCommand(), a.keysCommand(),
 		a.ssoCommand(), a.signingKeysCommand(), a.auditCommand(), a.accessCommand())
 	return root
