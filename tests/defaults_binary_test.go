@@ -476,3 +476,33 @@ func TestShippedLoginWithoutMFA(t *testing.T) {
 		t.Fatalf("the operator's factors: %d %s", st.Status, st.Raw)
 	}
 }
+
+// TestShippedAuditJournalInDataDir: the built binary with nothing set keeps
+// the audit journal's full chunks in a file under its data folder
+// (DataDir/audit-journal), not in the heap, and answers the audit log from
+// it: the first events, long since written to the file, come back.
+func TestShippedAuditJournalInDataDir(t *testing.T) {
+	_, in, data := startShipped(t)
+	admin := in.Login(AdminUser, shippedAdminPassword).String("token")
+	for i := range 1100 { // more than a chunk (1,024 entries) of events
+		expectStatus(t, "create a key", in.Do("POST", "/api/v1/api-keys", admin, map[string]any{
+			"name": fmt.Sprintf("journal-%d", i), "tenants": []string{"prod"}, "permissions": []string{"nodes:read"},
+		}), http.StatusCreated)
+	}
+	Eventually(t, 30*time.Second, func() error {
+		files, err := filepath.Glob(filepath.Join(data, "audit-journal", "journal-*.bin"))
+		if err != nil || len(files) != 1 {
+			return Errorf("journal files %v (%v)", files, err)
+		}
+		fi, err := os.Stat(files[0])
+		if err != nil || fi.Size() == 0 {
+			return Errorf("journal file %v (%v)", fi, err)
+		}
+		return nil
+	})
+	page := in.Do("GET", "/api/v1/audit/events?limit=2", admin, nil)
+	expectStatus(t, "the oldest events", page, http.StatusOK)
+	if !strings.Contains(string(page.Raw), `"type":"username.reserved"`) || !strings.Contains(string(page.Raw), `"type":"user.created"`) {
+		t.Fatalf("the oldest events, read through the journal file: %s", page.Raw)
+	}
+}
