@@ -92,9 +92,13 @@ func (s *Server) verifyURI(c *fiber.Ctx, method, uri string) error {
 	if !ok {
 		return errForbidden
 	}
-	if _, err := s.authorizeTenant(c, method, tenant, resource); err != nil {
+	perms, err := s.authorizeTenant(c, method, tenant, resource)
+	if err != nil {
 		return err
 	}
+	c.Set(HeaderSubject, caller(c).Subject())
+	c.Set(HeaderTenant, tenant)
+	c.Set(HeaderPermissions, permString(perms))
 	allowed(c)
 	return nil
 }

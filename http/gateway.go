@@ -211,10 +211,7 @@ type gateway struct {
 	base   *url.URL // scheme and host
 	path   string   // base path of the upstream URL, without a trailing slash
 	prefix string   // scheme://host and the escaped base path: how every upstream URL starts
-	// perms holds PermissionSet.String() of every set of the known
-	// permissions, so that the header costs nothing per request.
-	perms []string
-	hc    *fasthttp.HostClient
+	hc     *fasthttp.HostClient
 }
 
 func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
@@ -236,12 +233,6 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		path: strings.TrimSuffix(upstream.Path, "/"),
 	}
 	g.prefix = (&url.URL{Scheme: upstream.Scheme, Host: upstream.Host, Path: g.path}).String()
-	if n := len(domain.AllPermissions); n <= 12 {
-		g.perms = make([]string, 1<<n)
-		for i := range g.perms {
-			g.perms[i] = domain.PermissionSet(i).String()
-		}
-	}
 	g.hc = &fasthttp.HostClient{
 		Addr:  addr,
 		IsTLS: tls,
@@ -336,10 +327,24 @@ func pathIsEscaped(p string) bool {
 	return true
 }
 
+// permStringTable holds PermissionSet.String() of every set of the known
+// permissions, so that the identity header costs nothing per request.
+var permStringTable = func() []string {
+	n := len(domain.AllPermissions)
+	if n > 12 {
+		return nil
+	}
+	t := make([]string, 1<<n)
+	for i := range t {
+		t[i] = domain.PermissionSet(i).String()
+	}
+	return t
+}()
+
 // permString is perms.String(), from the table when it has perms.
-func (g *gateway) permString(perms domain.PermissionSet) string {
-	if int(perms) < len(g.perms) {
-		return g.perms[perms]
+func permString(perms domain.PermissionSet) string {
+	if int(perms) < len(permStringTable) {
+		return permStringTable[perms]
 	}
 	return perms.String()
 }
@@ -364,7 +369,7 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	// adding them sets them.
 	h.Add(HeaderSubject, cl.Subject())
 	h.Add(HeaderTenant, t.Tenant)
-	h.Add(HeaderPermissions, g.permString(perms))
+	h.Add(HeaderPermissions, permString(perms))
 	var ip [64]byte
 	h.AddBytesV(fiber.HeaderXForwardedFor, s.clientAddr(c).AppendTo(ip[:0]))
 	h.Add(fiber.HeaderXForwardedProto, s.forwardedProto(c))
@@ -387,9 +392,6 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	}
 
 	out := c.Response()
-	for _, k := range []string{HeaderSubject, HeaderTenant, HeaderPermissions} {
-		out.Header.Del(k)
-	}
 	out.SetStatusCode(resp.StatusCode())
 	copyResponseHeaders(&out.Header, &resp.Header)
 	bs := resp.BodyStream()

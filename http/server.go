@@ -345,6 +345,19 @@ func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
+// The security headers observe sets on every answer, as byte slices.
+var (
+	hdrRequestID          = []byte("X-Request-ID")
+	hdrContentTypeOptions = []byte(fiber.HeaderXContentTypeOptions)
+	hdrReferrerPolicy     = []byte(fiber.HeaderReferrerPolicy)
+	hdrFrameOptions       = []byte(fiber.HeaderXFrameOptions)
+	hdrCacheControl       = []byte(fiber.HeaderCacheControl)
+	valNosniff            = []byte("nosniff")
+	valNoReferrer         = []byte("no-referrer")
+	valDeny               = []byte("DENY")
+	valNoStore            = []byte("no-store")
+)
+
 // observe gives every request an ID (X-Request-ID, and in logs), sets the
 // security headers, answers errors in the contract's shape, and records the
 // request's metrics and, at debug level, an access log line.
@@ -353,11 +366,12 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	id := "req-" + ulid.Make().String()
 	c.Locals(localRequestID, id)
 	h := &c.Response().Header
-	h.Set("X-Request-ID", id)
-	h.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	h.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-	h.Set(fiber.HeaderXFrameOptions, "DENY")
-	h.Set(fiber.HeaderCacheControl, "no-store")
+	// The names are canonical already: SetCanonical skips normalizing them.
+	h.SetCanonical(hdrRequestID, []byte(id))
+	h.SetCanonical(hdrContentTypeOptions, valNosniff)
+	h.SetCanonical(hdrReferrerPolicy, valNoReferrer)
+	h.SetCanonical(hdrFrameOptions, valDeny)
+	h.SetCanonical(hdrCacheControl, valNoStore)
 	if err := c.Next(); err != nil {
 		if herr := s.handleError(c, err); herr != nil {
 			return herr
