@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -245,40 +246,86 @@ func (s *Store) Consume(ctx context.Context, start uint64, fn func(Record) error
 		}()
 	}()
 	// A heartbeat every half second: a consumer whose server went away is
-	// noticed after two missed ones.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second),
-		jetstream.PullHeartbeat(500*time.Millisecond), jetstream.WithMessagesErrOnMissingHeartbeat(true))
-	if err != nil {
-		return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
+	// noticed after two missed ones. Messages are taken by callback
+	// (Consumer.Consume), not by an iterator's Next: Next arms and stops a
+	// heartbeat timer and runs a select for every message, which a replay
+	// paid 7% of its CPU for; the callback re-arms one timer.
+	var (
+		mu        sync.Mutex // held by the callback: fn never runs after Consume returns
+		stopped   bool
+		delivered uint64 // consumer sequence of the last message
+		failed    = make(chan error, 1)
+	)
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
-	defer it.Stop()
-	var delivered uint64 // consumer sequence of the last message
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
 		}
 		sseq, cseq, pending, ok := ackSequences(msg.Reply()) // ackreply.go
 		if !ok {
 			md, err := msg.Metadata()
 			if err != nil {
-				return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
+				stopped = true
+				fail(fmt.Errorf("%w: consume: %v", ErrUnavailable, err))
+				return
 			}
 			sseq, cseq, pending = md.Sequence.Stream, md.Sequence.Consumer, md.NumPending
 		}
 		if cseq != delivered+1 {
 			// Messages were lost on the way (a reconnect while they were
 			// in flight, unacknowledged): start again after the last one.
-			return fmt.Errorf("%w: consume: gap after delivery %d (got %d)", ErrUnavailable, delivered, cseq)
+			stopped = true
+			fail(fmt.Errorf("%w: consume: gap after delivery %d (got %d)", ErrUnavailable, delivered, cseq))
+			return
 		}
 		delivered = cseq
 		if err := fn(Record{StreamSeq: sseq, Subject: msg.Subject(), Data: msg.Data(), Pending: pending}); err != nil {
-			return err
+			stopped = true
+			fail(err)
 		}
+	}, jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second),
+		jetstream.PullHeartbeat(500*time.Millisecond),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// A missed heartbeat or a closed connection ends it; the
+			// warnings the iterator's Next ignored too (a leadership
+			// change, an exceeded limit) are answered by nats.go pulling
+			// again, and a loss they cause shows as a gap.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConnectionClosed) {
+				fail(fmt.Errorf("%w: consume: %v", ErrUnavailable, err))
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("%w: consume: %v", ErrUnavailable, err)
+	}
+	defer func() {
+		cc.Stop()
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-failed:
+		return err
+	case <-cc.Closed():
+		// Stopped by nats.go: the consumer was deleted, or the request was
+		// refused.
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case err := <-failed:
+			return err
+		default:
+		}
+		return fmt.Errorf("%w: consume: the consumer stopped", ErrUnavailable)
 	}
 }
