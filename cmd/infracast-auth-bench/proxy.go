@@ -24,20 +24,7 @@ func caseNginxProxy(ctx context.Context, b *bench) ([]result, error) {
 		return nil, err
 	}
 	defer stopUp()
-	ngx, err := startNginx(ctx, 0, func(listen string) string {
-		return fmt.Sprintf(`	upstream resources {
-		server %s;
-		keepalive 64;
-	}
-	server {
-		listen %s;
-		location / {
-			proxy_pass http://resources;
-			proxy_http_version 1.1;
-			proxy_set_header Connection "";
-		}
-	}`, upAddr, listen)
-	})
+	ngx, err := startNginx(ctx, 0, plainProxy(upAddr))
 	if errors.Is(err, errNoNginx) {
 		fmt.Fprintf(b.log, "   skipped: %v\n", err)
 		return nil, nil
@@ -76,4 +63,23 @@ func caseNginxProxy(ctx context.Context, b *bench) ([]result, error) {
 	}
 	return []result{throughput("nginx_proxy", "req/s", &ss, &bs,
 		fmt.Sprintf("the same request straight to the upstream, %d connections; nginx %s as a plain proxy", b.conns, ngx.Version))}, nil
+}
+
+// plainProxy is the http {} block of nginx as a plain reverse proxy to
+// upAddr: kept-alive connections on both sides, no authorization.
+func plainProxy(upAddr string) func(listen string) string {
+	return func(listen string) string {
+		return fmt.Sprintf(`	upstream resources {
+		server %s;
+		keepalive 64;
+	}
+	server {
+		listen %s;
+		location / {
+			proxy_pass http://resources;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+		}
+	}`, upAddr, listen)
+	}
 }
