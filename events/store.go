@@ -290,7 +290,7 @@ func (s *Store) Consume(ctx context.Context, start uint64, fn func(Record) error
 			stopped = true
 			fail(err)
 		}
-	}, jetstream.PullMaxMessages(1024), jetstream.PullExpiry(5*time.Second),
+	}, jetstream.PullMaxMessages(4096), jetstream.PullExpiry(5*time.Second),
 		jetstream.PullHeartbeat(500*time.Millisecond),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			// A missed heartbeat or a closed connection ends it; the

@@ -412,7 +412,7 @@ func caseAppendReplay(ctx context.Context, b *bench) ([]result, error) {
 		if err != nil {
 			return 0, err
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+		it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 		if err != nil {
 			return 0, err
 		}
