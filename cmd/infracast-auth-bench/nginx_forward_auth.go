@@ -109,7 +109,35 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 	}
 	ok := c.Ratio < 0.01
 	c.Target, c.OK = "ratio < 0.01", &ok
-	return []result{r, c}, nil
+	results := []result{r, c}
+	if bound, ok := nginxAuthBound(&baseCPU, &subjectCPU); ok {
+		fmt.Fprintf(b.log, "   nginx's own auth_request work alone (%s per request more nginx CPU) bounds the ratio at %.3f on this machine, were verify free\n",
+			(subjectCPU.nginxPer() - baseCPU.nginxPer()).Round(100*time.Nanosecond), bound)
+		results = append(results, result{
+			Name: "nginx_forward_auth.nginx_bound", Value: r.Ratio, Unit: "ratio", Baseline: bound, Ratio: ratio(r.Ratio, bound),
+			baselineName: "the most nginx_forward_auth's ratio could be on this machine were the service's verify free: CPU per request without auth_request (nginx and this process) ÷ that plus what nginx's auth_request subrequest adds",
+		})
+	}
+	return results, nil
+}
+
+// nginxAuthBound: the most nginx_forward_auth's ratio can be on this machine
+// with the load, nginx and the service sharing its cores, were the service's
+// verify to cost nothing - the CPU per request of the baseline (nginx's and
+// this process's) over that plus what nginx alone spends more per request on
+// its auth_request subrequest. (When the cores are the limit, as with 32
+// connections on 2 cores, throughput goes as 1/CPU per request: the bound
+// times the baseline is the rate nginx could serve, verify aside.)
+func nginxAuthBound(base, subject *cpuPerRequest) (float64, bool) {
+	if !base.ok() || !subject.ok() {
+		return 0, false
+	}
+	baseTotal := base.nginxPer() + base.selfPer()
+	extra := subject.nginxPer() - base.nginxPer()
+	if baseTotal <= 0 || extra < 0 {
+		return 0, false
+	}
+	return float64(baseTotal) / float64(baseTotal+extra), true
 }
 
 // nginxForwardAuthConfig is docs/nginx/infracast.conf's forward auth for the
@@ -268,13 +296,13 @@ func (m cpuMeter) stop(requests int64) {
 
 func (c *cpuPerRequest) ok() bool { return !c.failed && c.requests > 0 }
 
-func (c *cpuPerRequest) nginx() string {
-	return (c.nginxCPU / time.Duration(c.requests)).Round(100 * time.Nanosecond).String()
-}
+func (c *cpuPerRequest) nginxPer() time.Duration { return c.nginxCPU / time.Duration(c.requests) }
 
-func (c *cpuPerRequest) self() string {
-	return (c.selfCPU / time.Duration(c.requests)).Round(100 * time.Nanosecond).String()
-}
+func (c *cpuPerRequest) selfPer() time.Duration { return c.selfCPU / time.Duration(c.requests) }
+
+func (c *cpuPerRequest) nginx() string { return c.nginxPer().Round(100 * time.Nanosecond).String() }
+
+func (c *cpuPerRequest) self() string { return c.selfPer().Round(100 * time.Nanosecond).String() }
 
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
