@@ -381,7 +381,7 @@ func caseRefresh(ctx context.Context, b *bench) ([]result, error) {
 			float64(sum.Microseconds())/float64(max(len(ss.lat), 1)), handlerSum/float64(handlerN)*1e6, appendSum/float64(handlerN)*1e6)
 	}
 	r := throughput("refresh", "refreshes/s", &ss, &bs, fmt.Sprintf("raw JetStream appends/s of %d B (the stored session.refreshed), fsync always, %d clients", len(payload), b.writers))
-	r.atLeast(0.5)
+	r.atLeast(0.85) // issue 15's target: not reached reliably (docs/performance.md, "What limits each figure")
 	return []result{r}, nil
 }
 

@@ -133,8 +133,10 @@ func nginxAuthBound(base, subject *cpuPerRequest) (float64, bool) {
 		return 0, false
 	}
 	baseTotal := base.nginxPer() + base.selfPer()
-	extra := subject.nginxPer() - base.nginxPer()
-	if baseTotal <= 0 || extra < 0 {
+	// nginx's CPU comes from /proc in 10 ms ticks: over a very short run
+	// the difference may come out below 0, which means too little to see.
+	extra := max(subject.nginxPer()-base.nginxPer(), 0)
+	if baseTotal <= 0 {
 		return 0, false
 	}
 	return float64(baseTotal) / float64(baseTotal+extra), true
