@@ -393,6 +393,7 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 
 	out := c.Response()
 	out.SetStatusCode(resp.StatusCode())
+	upstreamOverridesDefaults(&out.Header, &resp.Header)
 	copyResponseHeaders(&out.Header, &resp.Header)
 	bs := resp.BodyStream()
 	n := resp.Header.ContentLength()
@@ -690,6 +691,26 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 			dst.AddBytesKV(k, v)
 		}
 	})
+}
+
+// defaultResponseHeaders are the headers observe sets on every answer that an
+// upstream may set for its own: Content-Security-Policy is only set when the
+// answer has none already.
+var defaultResponseHeaders = []string{
+	fiber.HeaderCacheControl, fiber.HeaderXFrameOptions, fiber.HeaderXContentTypeOptions, fiber.HeaderReferrerPolicy,
+}
+
+// upstreamOverridesDefaults removes from dst the default headers that the
+// upstream's answer src sets itself, so that its own are the only ones: added
+// beside the defaults, "Cache-Control: no-store" and the upstream's
+// "public, max-age=60" would make the answer uncacheable, and two
+// X-Frame-Options lines mean nothing to a browser.
+func upstreamOverridesDefaults(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	for _, name := range defaultResponseHeaders {
+		if len(src.Peek(name)) > 0 {
+			dst.Del(name)
+		}
+	}
 }
 
 // CloseUpstream closes the gateway's idle upstream connections (at shutdown).

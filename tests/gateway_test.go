@@ -867,6 +867,55 @@ func TestGatewayConfigValidation(t *testing.T) {
 }
 
 // TestGatewayUpstreamBasePath: an upstream URL with a path prefixes it.
+// TestGatewayUpstreamHeadersReplaceDefaults: the service's default response
+// headers (Cache-Control: no-store, X-Frame-Options: DENY, nosniff,
+// no-referrer, its CSP) stand on a proxied answer only where the upstream set
+// none of its own; where it did, its value is the only one the client sees -
+// not a second header line beside the default (two Cache-Control lines make
+// an answer uncacheable, two X-Frame-Options lines mean nothing).
+func TestGatewayUpstreamHeadersReplaceDefaults(t *testing.T) {
+	t.Parallel()
+	own := map[string]string{
+		"Cache-Control":           "public, max-age=60",
+		"X-Frame-Options":         "SAMEORIGIN",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "strict-origin",
+		"Content-Security-Policy": "default-src 'self'",
+	}
+	up := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("own") == "1" {
+			for k, v := range own {
+				// Lower case on the wire: header names are case-insensitive.
+				w.Header()[strings.ToLower(k)] = []string{v}
+			}
+		}
+		_, _ = io.WriteString(w, "x")
+	})
+	in := Start(t, withUpstream(up.srv.URL))
+	tok := gwUsers(t, in, "viewer")["viewer"].Token
+	r := gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes?own=1", [][2]string{bearerHeader(tok)})
+	expectStatus(t, "upstream with its own headers", r, 200)
+	for k, v := range own {
+		if got := r.Header.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("%s: %q, want only the upstream's %q", k, got, v)
+		}
+	}
+	defaults := map[string]string{
+		"Cache-Control":           "no-store",
+		"X-Frame-Options":         "DENY",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+	}
+	r = gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes", [][2]string{bearerHeader(tok)})
+	expectStatus(t, "upstream without them", r, 200)
+	for k, v := range defaults {
+		if got := r.Header.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("%s: %q, want the default %q", k, got, v)
+		}
+	}
+}
+
 func TestGatewayUpstreamBasePath(t *testing.T) {
 	t.Parallel()
 	up := newGWUpstream(t, nil)
