@@ -98,6 +98,9 @@ var cases = []benchCase{
 }
 
 func main() {
+	if os.Getenv(serveChildEnv) != "" { // serve_child.go
+		os.Exit(serveChild())
+	}
 	os.Exit(run())
 }
 

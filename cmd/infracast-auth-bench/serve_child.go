@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/infracast/auth/http/service"
+)
+
+// serveChildEnv, set to an upstream URL in this program's environment, makes
+// it serve the service instead of benchmarking (serveChild): the service in a
+// process of its own, as the shipped binary runs it, for the cases that
+// compare it with another process (nginx).
+const serveChildEnv = "INFRACAST_BENCH_SERVE_UPSTREAM"
+
+// serveChild runs the service with its defaults (embedded NATS syncing every
+// write, in a temporary folder; the bench's admin) and INFRACAST_UPSTREAM_URL
+// set to the environment's upstream, on a free loopback port. Once ready it
+// prints the address on a line of its own, and serves until its standard
+// input closes (its parent gone or done).
+func serveChild() int {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "infracast-auth-bench-serve-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	cfg := service.Defaults()
+	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
+	cfg.BootstrapAdmin, cfg.BootstrapPassword = adminUser, adminPassword
+	cfg.UpstreamURL = os.Getenv(serveChildEnv)
+	svc, err := service.Start(ctx, cfg, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	served := make(chan error, 1)
+	go func() { served <- svc.Serve(ln) }()
+	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = svc.WaitReady(readyCtx, io.Discard)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(ln.Addr().String())
+	stdinClosed := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+	select {
+	case <-stdinClosed:
+	case err := <-served:
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 1
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := svc.Shutdown(sctx); err != nil {
+		fmt.Fprintln(os.Stderr, "shutdown:", err)
+		return 1
+	}
+	return 0
+}
+
+// serviceProcess is the service in a child process (serveChild).
+type serviceProcess struct {
+	*instance // addr and an HTTP client; no in-process service
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	stderr    *bytes.Buffer
+}
+
+// startServiceProcess starts this program as serveChild with upstream, and
+// waits until the service is ready.
+func startServiceProcess(ctx context.Context, upstream string) (*serviceProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), serveChildEnv+"="+upstream)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &serviceProcess{cmd: cmd, stdin: stdin, stderr: &stderr}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("the service's process ended before it was ready: %v\n%s", err, stderr.String())
+	}
+	p.instance = &instance{addr: strings.TrimSpace(line), hc: &fasthttp.Client{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}}
+	return p, nil
+}
+
+// stop closes the child's standard input (it shuts down) and waits for it.
+func (p *serviceProcess) stop() {
+	_ = p.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "infracast-auth-bench: the service's process: %v\n%s", err, p.stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+	}
+}
