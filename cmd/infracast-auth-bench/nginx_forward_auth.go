@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/infracast/auth/http/service"
 )
 
 // caseNginxForwardAuth: GET /api/v1/tenants/prod/nodes through nginx with
@@ -39,11 +36,13 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 		return nil, err
 	}
 	defer stopUp()
-	in, accepted, err := startCountingInstance(ctx)
+	// The service in a process of its own, as users run it (and as nginx
+	// runs): in this one it would share the load generator's runtime.
+	in, err := startServiceProcess(ctx, "")
 	if err != nil {
 		return nil, err
 	}
-	defer in.close()
+	defer in.stop()
 	user, _, err := in.benchUser()
 	if err != nil {
 		return nil, err
@@ -64,10 +63,10 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 
 	const path = "/api/v1/tenants/prod/nodes"
 	auth := "Bearer " + user.Token
-	// CPU time per request of nginx (master and workers) and of this process
-	// (load generator, upstream, and for the subject the service), to show
-	// where the difference goes when the machine's CPUs are the limit.
-	var baseCPU, subjectCPU cpuPerRequest
+	// CPU time per request of nginx (master and workers), of the service's
+	// process and of this one (load generator, upstream), to show where the
+	// difference goes when the machine's CPUs are the limit.
+	var baseCPU, subjectCPU, serviceCPU cpuPerRequest
 	base := func(d time.Duration) (sample, error) {
 		m := baseCPU.start(ngx.cmd.Process.Pid)
 		s, err := httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, "/plain"+path, auth))
@@ -76,9 +75,10 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 	}
 	var authorized atomic.Int64 // requests that went through verify
 	subject := func(d time.Duration) (sample, error) {
-		m := subjectCPU.start(ngx.cmd.Process.Pid)
+		m, ms := subjectCPU.start(ngx.cmd.Process.Pid), serviceCPU.start(in.cmd.Process.Pid)
 		s, err := httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, path, auth))
 		m.stop(s.n)
+		ms.stop(s.n)
 		authorized.Add(s.n)
 		return s, err
 	}
@@ -87,16 +87,23 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 	if err := checkNginxForwardAuth(ngx.Addr, path, auth); err != nil {
 		return nil, err
 	}
-	conns0 := accepted.Load()
+	conns0, err := in.accepted()
+	if err != nil {
+		return nil, err
+	}
 	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
 	if err != nil {
 		return nil, err
 	}
-	opened, requests := accepted.Load()-conns0, authorized.Load()
+	conns1, err := in.accepted()
+	if err != nil {
+		return nil, err
+	}
+	opened, requests := conns1-conns0, authorized.Load()
 	fmt.Fprintf(b.log, "   nginx opened %d connections to the service for %d authorized requests\n", opened, requests)
-	if baseCPU.ok() && subjectCPU.ok() {
-		fmt.Fprintf(b.log, "   CPU per request: nginx %s without auth_request, %s with it; this process (load, upstream, service) %s, %s\n",
-			baseCPU.nginx(), subjectCPU.nginx(), baseCPU.self(), subjectCPU.self())
+	if baseCPU.ok() && subjectCPU.ok() && serviceCPU.ok() {
+		fmt.Fprintf(b.log, "   CPU per request: nginx %s without auth_request, %s with it; the service's process %s; this process (load, upstream) %s, %s\n",
+			baseCPU.nginx(), subjectCPU.nginx(), serviceCPU.nginx(), baseCPU.self(), subjectCPU.self())
 	}
 
 	r := throughput("nginx_forward_auth", "req/s", &ss, &bs,
@@ -219,40 +226,6 @@ func checkNginxForwardAuth(addr, path, authorization string) error {
 	return nil
 }
 
-// startCountingInstance is startInstance with the service's listener counting
-// the connections it accepts.
-func startCountingInstance(ctx context.Context) (*instance, *atomic.Int64, error) {
-	dir, err := os.MkdirTemp("", "infracast-auth-bench-")
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg := service.Defaults()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = dir
-	cfg.BootstrapAdmin, cfg.BootstrapPassword = adminUser, adminPassword
-	svc, err := service.Start(ctx, cfg, nil)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, nil, err
-	}
-	in := &instance{svc: svc, cfg: cfg, dir: dir, hc: &fasthttp.Client{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		in.close()
-		return nil, nil, err
-	}
-	cl := &countingListener{Listener: ln}
-	in.addr = ln.Addr().String()
-	go func() { _ = svc.Serve(cl) }()
-	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	if err := svc.WaitReady(readyCtx, io.Discard); err != nil {
-		in.close()
-		return nil, nil, err
-	}
-	return in, &cl.accepted, nil
-}
-
 // countingListener counts the connections it accepts.
 type countingListener struct {
 	net.Listener
@@ -268,8 +241,9 @@ func (l *countingListener) Accept() (net.Conn, error) {
 }
 
 // cpuPerRequest adds up CPU time (user and system) spent during load runs,
-// and the requests they made: nginx's (its master and workers, from /proc)
-// and this process's (getrusage).
+// and the requests they made: another process's and its children's, from
+// /proc - nginx (its master and workers), or the service's process; the
+// fields and methods say nginx - and this process's (getrusage).
 type cpuPerRequest struct {
 	nginxCPU, selfCPU time.Duration
 	requests          int64

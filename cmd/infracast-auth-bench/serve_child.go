@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,9 +27,11 @@ const serveChildEnv = "INFRACAST_BENCH_SERVE_UPSTREAM"
 
 // serveChild runs the service with its defaults (embedded NATS syncing every
 // write, in a temporary folder; the bench's admin) and INFRACAST_UPSTREAM_URL
-// set to the environment's upstream, on a free loopback port. Once ready it
-// prints the address on a line of its own, and serves until its standard
-// input closes (its parent gone or done).
+// set to the environment's upstream ("-" for none), on a free loopback port.
+// Once ready it prints the address on a line of its own, then answers each
+// line "conns" on its standard input with the number of connections it has
+// accepted, and serves until its standard input closes (its parent gone or
+// done).
 func serveChild() int {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "infracast-auth-bench-serve-")
@@ -40,7 +43,9 @@ func serveChild() int {
 	cfg := service.Defaults()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
 	cfg.BootstrapAdmin, cfg.BootstrapPassword = adminUser, adminPassword
-	cfg.UpstreamURL = os.Getenv(serveChildEnv)
+	if up := os.Getenv(serveChildEnv); up != "-" {
+		cfg.UpstreamURL = up
+	}
 	svc, err := service.Start(ctx, cfg, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -51,8 +56,9 @@ func serveChild() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	cl := &countingListener{Listener: ln}
 	served := make(chan error, 1)
-	go func() { served <- svc.Serve(ln) }()
+	go func() { served <- svc.Serve(cl) }()
 	readyCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = svc.WaitReady(readyCtx, io.Discard)
 	cancel()
@@ -62,7 +68,14 @@ func serveChild() int {
 	}
 	fmt.Println(ln.Addr().String())
 	stdinClosed := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(stdinClosed) }()
+	go func() {
+		defer close(stdinClosed)
+		for in := bufio.NewScanner(os.Stdin); in.Scan(); {
+			if in.Text() == "conns" {
+				fmt.Println(cl.accepted.Load())
+			}
+		}
+	}()
 	select {
 	case <-stdinClosed:
 	case err := <-served:
@@ -83,17 +96,21 @@ type serviceProcess struct {
 	*instance // addr and an HTTP client; no in-process service
 	cmd       *exec.Cmd
 	stdin     io.WriteCloser
+	stdout    *bufio.Reader
 	stderr    *bytes.Buffer
 }
 
-// startServiceProcess starts this program as serveChild with upstream, and
-// waits until the service is ready.
+// startServiceProcess starts this program as serveChild with upstream (""
+// for none), and waits until the service is ready.
 func startServiceProcess(ctx context.Context, upstream string) (*serviceProcess, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe)
+	if upstream == "" {
+		upstream = "-"
+	}
 	cmd.Env = append(os.Environ(), serveChildEnv+"="+upstream)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
@@ -109,14 +126,26 @@ func startServiceProcess(ctx context.Context, upstream string) (*serviceProcess,
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &serviceProcess{cmd: cmd, stdin: stdin, stderr: &stderr}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
+	p := &serviceProcess{cmd: cmd, stdin: stdin, stdout: bufio.NewReader(stdout), stderr: &stderr}
+	line, err := p.stdout.ReadString('\n')
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("the service's process ended before it was ready: %v\n%s", err, stderr.String())
 	}
 	p.instance = &instance{addr: strings.TrimSpace(line), hc: &fasthttp.Client{ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}}
 	return p, nil
+}
+
+// accepted asks the child how many connections its service has accepted.
+func (p *serviceProcess) accepted() (int64, error) {
+	if _, err := io.WriteString(p.stdin, "conns\n"); err != nil {
+		return 0, err
+	}
+	line, err := p.stdout.ReadString('\n')
+	if err != nil {
+		return 0, fmt.Errorf("the service's process: %v\n%s", err, p.stderr.String())
+	}
+	return strconv.ParseInt(strings.TrimSpace(line), 10, 64)
 }
 
 // stop closes the child's standard input (it shuts down) and waits for it.
