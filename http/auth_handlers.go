@@ -225,14 +225,23 @@ func permStrings(ps domain.PermissionSet) []string {
 
 // authorizeTenant decides method on resource in tenant for the caller by the
 // route policy: the caller's permissions in tenant, or errForbidden. Who
-// answers with the identity headers sets them: forward auth on its answer, the
-// gateway on the request it proxies (and never on the answer).
+// answers with the identity headers sets them (setIdentityHeaders): forward
+// auth on its answer, a tenant route without an upstream on its 404; the
+// gateway only on the request it proxies, never on the answer.
 func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource string) (domain.PermissionSet, error) {
 	perms := caller(c).PermissionsIn(tenant)
 	if !perms.Has(s.policy.Permission(method, resource)) {
 		return 0, errForbidden
 	}
 	return perms, nil
+}
+
+// setIdentityHeaders sets the identity headers of the caller in tenant, with
+// perms, on the answer.
+func setIdentityHeaders(c *fiber.Ctx, tenant string, perms domain.PermissionSet) {
+	c.Set(HeaderSubject, caller(c).Subject())
+	c.Set(HeaderTenant, tenant)
+	c.Set(HeaderPermissions, permString(perms))
 }
 
 // tenantResource: /api/v1/tenants/{tenant}/**. The request is authorized by the
@@ -248,6 +257,9 @@ func (s *Server) tenantResource(c *fiber.Ctx) error {
 		return err
 	}
 	if s.gw == nil {
+		// The identity the gateway would have sent, on the answer (the
+		// README's walkthrough shows it): what an upstream would be told.
+		setIdentityHeaders(c, t.Tenant, perms)
 		return &Error{fiber.StatusNotFound, "NOT_FOUND", "No upstream is configured for tenant resources"}
 	}
 	return s.gw.forward(s, c, t, perms)

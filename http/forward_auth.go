@@ -96,9 +96,7 @@ func (s *Server) verifyURI(c *fiber.Ctx, method, uri string) error {
 	if err != nil {
 		return err
 	}
-	c.Set(HeaderSubject, caller(c).Subject())
-	c.Set(HeaderTenant, tenant)
-	c.Set(HeaderPermissions, permString(perms))
+	setIdentityHeaders(c, tenant, perms)
 	allowed(c)
 	return nil
 }
