@@ -186,18 +186,8 @@ func gatewayVersusNginx(ctx context.Context, b *bench, upAddr, path string) ([]r
 	}
 	auth := "Bearer " + user.Token
 	var baseCPU, subjectCPU cpuPerRequest // nginx's, or the service process's, and this one's
-	base := func(d time.Duration) (sample, error) {
-		m := baseCPU.start(ngx.cmd.Process.Pid)
-		s, err := httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, path, auth))
-		m.stop(s.n)
-		return s, err
-	}
-	subject := func(d time.Duration) (sample, error) {
-		m := subjectCPU.start(svc.cmd.Process.Pid)
-		s, err := httpLoad(svc.addr, b.conns, d, 200, get(svc.addr, path, auth))
-		m.stop(s.n)
-		return s, err
-	}
+	base := meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, ngx.Addr, path, auth)
+	subject := meteredGet(&subjectCPU, svc.cmd.Process.Pid, b, svc.addr, path, auth)
 	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
 	if err != nil {
 		return nil, err

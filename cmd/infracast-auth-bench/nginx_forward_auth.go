@@ -67,12 +67,7 @@ func caseNginxForwardAuth(ctx context.Context, b *bench) ([]result, error) {
 	// process and of this one (load generator, upstream), to show where the
 	// difference goes when the machine's CPUs are the limit.
 	var baseCPU, subjectCPU, serviceCPU cpuPerRequest
-	base := func(d time.Duration) (sample, error) {
-		m := baseCPU.start(ngx.cmd.Process.Pid)
-		s, err := httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, "/plain"+path, auth))
-		m.stop(s.n)
-		return s, err
-	}
+	base := meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, ngx.Addr, "/plain"+path, auth)
 	var authorized atomic.Int64 // requests that went through verify
 	subject := func(d time.Duration) (sample, error) {
 		m, ms := subjectCPU.start(ngx.cmd.Process.Pid), serviceCPU.start(in.cmd.Process.Pid)
@@ -248,6 +243,18 @@ type cpuPerRequest struct {
 	nginxCPU, selfCPU time.Duration
 	requests          int64
 	failed            bool
+}
+
+// meteredGet is a load round of GET path (with the Authorization header auth)
+// on addr, adding its requests and CPU time - pid's process tree's and this
+// process's - to c.
+func meteredGet(c *cpuPerRequest, pid int, b *bench, addr, path, auth string) func(time.Duration) (sample, error) {
+	return func(d time.Duration) (sample, error) {
+		m := c.start(pid)
+		s, err := httpLoad(addr, b.conns, d, 200, get(addr, path, auth))
+		m.stop(s.n)
+		return s, err
+	}
 }
 
 type cpuMeter struct {

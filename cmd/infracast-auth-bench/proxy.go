@@ -41,18 +41,8 @@ func caseNginxProxy(ctx context.Context, b *bench) ([]result, error) {
 	// CPU time per request: nginx's own, and this process's (the load and
 	// the upstream), without and with nginx in between.
 	var baseCPU, subjectCPU cpuPerRequest
-	base := func(d time.Duration) (sample, error) {
-		m := baseCPU.start(ngx.cmd.Process.Pid)
-		s, err := httpLoad(upAddr, b.conns, d, 200, get(upAddr, path, auth))
-		m.stop(s.n)
-		return s, err
-	}
-	subject := func(d time.Duration) (sample, error) {
-		m := subjectCPU.start(ngx.cmd.Process.Pid)
-		s, err := httpLoad(ngx.Addr, b.conns, d, 200, get(ngx.Addr, path, auth))
-		m.stop(s.n)
-		return s, err
-	}
+	base := meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, upAddr, path, auth)
+	subject := meteredGet(&subjectCPU, ngx.cmd.Process.Pid, b, ngx.Addr, path, auth)
 	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
 	if err != nil {
 		return nil, err
