@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +27,15 @@ import (
 // process of its own, as the shipped binary runs it, for the cases that
 // compare it with another process (nginx).
 const serveChildEnv = "INFRACAST_BENCH_SERVE_UPSTREAM"
+
+// serveProfile: the service's process writes a CPU profile of its whole run
+// to this file, and of each later one to the file with a number appended
+// (-service-cpuprofile).
+var serveProfile = flag.String("service-cpuprofile", "",
+	"gateway.vs_nginx, nginx_forward_auth: write a CPU profile of the service's process (the service in a process of its own) to this file")
+
+// serveProfileEnv hands -service-cpuprofile's file to the service's process.
+const serveProfileEnv = "INFRACAST_BENCH_SERVE_CPUPROFILE"
 
 // serveChild runs the service with its defaults (embedded NATS syncing every
 // write, in a temporary folder; the bench's admin) and INFRACAST_UPSTREAM_URL
@@ -40,6 +52,19 @@ func serveChild() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	if path := os.Getenv(serveProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := service.Defaults()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
 	cfg.BootstrapAdmin, cfg.BootstrapPassword = adminUser, adminPassword
@@ -91,6 +116,9 @@ func serveChild() int {
 	return 0
 }
 
+// serveProfiles counts the service processes started with a profile.
+var serveProfiles atomic.Int64
+
 // serviceProcess is the service in a child process (serveChild).
 type serviceProcess struct {
 	*instance // addr and an HTTP client; no in-process service
@@ -112,6 +140,13 @@ func startServiceProcess(ctx context.Context, upstream string) (*serviceProcess,
 		upstream = "-"
 	}
 	cmd.Env = append(os.Environ(), serveChildEnv+"="+upstream)
+	if *serveProfile != "" {
+		path := *serveProfile
+		if n := serveProfiles.Add(1); n > 1 {
+			path += "." + strconv.Itoa(int(n))
+		}
+		cmd.Env = append(cmd.Env, serveProfileEnv+"="+path)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
