@@ -1033,3 +1033,47 @@ func gwPattern(n int) []byte {
 	}
 	return b
 }
+
+// TestShippedGatewayProxies: the built binary with its defaults and
+// INFRACAST_UPSTREAM_URL, as users run the gateway: an allowed request
+// reaches the upstream with the caller's identity and without the token, a
+// refused one never does, and the answer carries the upstream's own
+// Cache-Control alone and the service's other security headers.
+func TestShippedGatewayProxies(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "private, max-age=5")
+		_, _ = io.WriteString(w, "upstream")
+	})
+	addr := freeAddr(t)
+	p := startBinary(t, "INFRACAST_LISTEN="+addr, "INFRACAST_DATA_DIR="+t.TempDir(),
+		"INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword, "INFRACAST_UPSTREAM_URL="+up.srv.URL)
+	waitReady(t, "http://"+addr, p)
+	in := &Instance{URL: "http://" + addr, t: t}
+	admin := in.Login(AdminUser, shippedAdminPassword).String("token")
+	id := in.CreateUser(admin, "gw-shipped", "gw-shipped-passphrase", map[string]string{"prod": "viewer"})
+	tok := in.Login("gw-shipped", "gw-shipped-passphrase").String("token")
+
+	r := gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/n1?x=1", [][2]string{bearerHeader(tok), {"X-Infracast-Subject", "user-forged"}})
+	expectStatus(t, "viewer GET through the shipped gateway", r, 200)
+	if string(r.Raw) != "upstream" {
+		t.Fatalf("body %q", r.Raw)
+	}
+	if got := up.last(); got.URI != "/api/v1/tenants/prod/nodes/n1?x=1" || got.Header.Get("Authorization") != "" {
+		t.Fatalf("the upstream saw %s with %v", got.URI, got.Header)
+	} else {
+		checkIdentity(t, "shipped", got.Header, id, "prod", viewerPerms)
+	}
+	for k, want := range map[string]string{"Cache-Control": "private, max-age=5", "X-Frame-Options": "DENY",
+		"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+		if got := r.Header.Values(k); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	n := up.count()
+	r = gwRaw(t, in, "DELETE", "/api/v1/tenants/prod/nodes/n1", [][2]string{bearerHeader(tok)})
+	expectStatus(t, "viewer DELETE through the shipped gateway", r, 403)
+	if up.count() != n {
+		t.Fatal("a refused request reached the upstream")
+	}
+}

@@ -34,6 +34,26 @@ import (
 // TCP relay in between.
 func TestNginxForwardAuthKeepAlive(t *testing.T) {
 	t.Parallel()
+	in := Start(t)
+	nginxForwardAuthKeepAlive(t, in, gwUsers(t, in, "viewer")["viewer"])
+}
+
+// TestShippedNginxForwardAuthKeepAlive: the same with the built binary and
+// its defaults (issue 15 names the two that make nginx keep its connections:
+// verify's 200 without a body, and upstream keepalive in the shipped
+// configuration), as users run it behind nginx.
+func TestShippedNginxForwardAuthKeepAlive(t *testing.T) {
+	t.Parallel()
+	_, in, _ := startShipped(t)
+	admin := in.Login(AdminUser, shippedAdminPassword).String("token")
+	id := in.CreateUser(admin, "nginx-viewer", "nginx-viewer-passphrase", map[string]string{"prod": "viewer"})
+	nginxForwardAuthKeepAlive(t, in, gwUser{ID: id, Token: in.Login("nginx-viewer", "nginx-viewer-passphrase").String("token")})
+}
+
+// nginxForwardAuthKeepAlive is TestNginxForwardAuthKeepAlive against the
+// service in, viewer a viewer in tenant prod.
+func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
+	t.Helper()
 	bin := faNginxBinary(t)
 	shipped, err := os.ReadFile("../docs/nginx/infracast.conf")
 	if err != nil {
@@ -41,8 +61,6 @@ func TestNginxForwardAuthKeepAlive(t *testing.T) {
 	}
 
 	up := newGWUpstream(t, nil)
-	in := Start(t)
-	viewer := gwUsers(t, in, "viewer")["viewer"]
 	toService := faRelay(t, strings.TrimPrefix(in.URL, "http://"))
 	toUpstream := faRelay(t, strings.TrimPrefix(up.srv.URL, "http://"))
 
