@@ -640,8 +640,22 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 		}
 	}
 
+	// The audit journal's filled chunks go to a file, as the service has
+	// them (DataDir/audit-journal): in memory they would be 25 B an event
+	// that no replica holds.
+	journalDir, err := os.MkdirTemp("", "infracast-auth-bench-journal-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(journalDir)
+	newModel := func() *projections.Model {
+		m := projections.NewModel()
+		m.JournalDir = journalDir
+		return m
+	}
+
 	// API keys: 1-3 of 500 tenants, 2 permissions, one allowed range, an expiry.
-	m := projections.NewModel()
+	m := newModel()
 	withUsers(m)
 	before, rssBefore := heap(), resident()
 	encBytes := 0
@@ -672,7 +686,7 @@ func caseMemory(ctx context.Context, b *bench) ([]result, error) {
 	m = nil
 
 	// Revoked access tokens, 100 per session.
-	m = projections.NewModel()
+	m = newModel()
 	withUsers(m)
 	sessions := make([]string, max(n/100, 1))
 	for i := range sessions {
