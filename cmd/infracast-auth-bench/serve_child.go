@@ -58,12 +58,16 @@ func serveChild() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer pprof.StopCPUProfile()
+		defer func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "the CPU profile:", err)
+			}
+		}()
 	}
 	cfg := service.Defaults()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
@@ -185,7 +189,9 @@ func (p *serviceProcess) accepted() (int64, error) {
 
 // stop closes the child's standard input (it shuts down) and waits for it.
 func (p *serviceProcess) stop() {
-	_ = p.stdin.Close()
+	if err := p.stdin.Close(); err != nil { // it will not shut down by itself: killed below
+		fmt.Fprintf(os.Stderr, "infracast-auth-bench: closing the service process's input: %v\n", err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
 	select {
@@ -194,7 +200,10 @@ func (p *serviceProcess) stop() {
 			fmt.Fprintf(os.Stderr, "infracast-auth-bench: the service's process: %v\n%s", err, p.stderr.String())
 		}
 	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
+		if err := p.cmd.Process.Kill(); err != nil {
+			fmt.Fprintf(os.Stderr, "infracast-auth-bench: the service's process did not stop, and killing it failed: %v\n", err)
+			return
+		}
 		<-done
 	}
 }
