@@ -179,7 +179,7 @@ func (s *Store) ReadSubject(ctx context.Context, subject string, upTo uint64) ([
 
 // directBatch is one batched direct get: the events on subject from stream
 // sequence from, and how many more there are after them.
-func (s *Store) directBatch(ctx context.Context, subject string, from uint64) ([]Record, uint64, error) {
+func (s *Store) directBatch(ctx context.Context, subject string, from uint64) (recs []Record, more uint64, err error) {
 	body, err := json.Marshal(msgGetRequest{Seq: from, NextFor: subject, Batch: subjectBatch})
 	if err != nil {
 		return nil, 0, err
@@ -192,8 +192,11 @@ func (s *Store) directBatch(ctx context.Context, subject string, from uint64) ([
 		return nil, 0, fmt.Errorf("%w: read events: %v", ErrUnavailable, err)
 	}
 	defer func() {
-		// Nothing more arrives once the batch has ended (or ctx has).
-		_ = sub.Unsubscribe()
+		// Nothing more arrives once the batch has ended (or ctx has); a
+		// subscription that cannot be removed means the connection is gone.
+		if uerr := sub.Unsubscribe(); uerr != nil && err == nil {
+			recs, more, err = nil, 0, fmt.Errorf("%w: read events: %v", ErrUnavailable, uerr)
+		}
 	}()
 	if err := s.nc.PublishRequest(jsAPI+"DIRECT.GET."+s.name, inbox, body); err != nil {
 		return nil, 0, fmt.Errorf("%w: read events: %v", ErrUnavailable, err)
