@@ -245,7 +245,9 @@ func TestCLIRefreshesAndStoresRotatedTokens(t *testing.T) {
 	in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": rt})
 	creds = c.credentials()
 	creds["servers"].(map[string]any)[in.URL].(map[string]any)["access_token"] = ""
-	raw, _ = json.Marshal(creds)
+	if raw, err = json.Marshal(creds); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}

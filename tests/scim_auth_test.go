@@ -13,12 +13,11 @@ func TestSCIMTokens(t *testing.T) {
 	in := Start(t)
 	admin := in.AdminToken()
 	id, tok := newConnection(t, in, admin, admin, []string{"prod"})
-	userID := in.CreateUser(admin, "uma", "uma-passphrase-1", map[string]string{"prod": "admin"})
+	in.CreateUser(admin, "uma", "uma-passphrase-1", map[string]string{"prod": "admin"})
 	uma := in.Login("uma", "uma-passphrase-1")
 	keyRes := in.Do("POST", "/api/v1/api-keys", uma.String("token"), map[string]any{"name": "ci", "tenants": []string{"prod"}, "permissions": []string{"admin:*"}})
 	expectStatus(t, "key", keyRes, http.StatusCreated)
 	key := keyRes.String("key")
-	_ = userID
 
 	// A SCIM token on the rest of the API: 401, like any bad credential.
 	for _, r := range []request{

@@ -35,6 +35,16 @@ func flaky(t *testing.T, failures int, retryAfter string) (*httptest.Server, *at
 	return srv, &n
 }
 
+// mustNew is New, failing the test on its error.
+func mustNew(t *testing.T, baseURL string, opts ...Option) *Client {
+	t.Helper()
+	c, err := New(baseURL, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func recorder(waits *[]time.Duration) Option {
 	return WithSleep(func(_ context.Context, d time.Duration) error { *waits = append(*waits, d); return nil })
 }
@@ -42,10 +52,7 @@ func recorder(waits *[]time.Duration) Option {
 func TestRetryHonoursRetryAfterOn503(t *testing.T) {
 	srv, n := flaky(t, 2, "3")
 	var waits []time.Duration
-	c, err := New(srv.URL, recorder(&waits))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustNew(t, srv.URL, recorder(&waits))
 	var out struct{ Status string }
 	if err := c.Do(context.Background(), "GET", "/health", nil, nil, &out); err != nil || out.Status != "ok" {
 		t.Fatalf("%v %+v", err, out)
@@ -55,7 +62,7 @@ func TestRetryHonoursRetryAfterOn503(t *testing.T) {
 	}
 	// A POST is retried too: the service sent Retry-After (it did not start).
 	srv, n = flaky(t, 1, "1")
-	c, _ = New(srv.URL, recorder(&waits))
+	c = mustNew(t, srv.URL, recorder(&waits))
 	if err := c.Do(context.Background(), "POST", "/x", nil, map[string]string{"a": "b"}, nil); err != nil || n.Load() != 2 {
 		t.Fatalf("POST with Retry-After: %v after %d requests", err, n.Load())
 	}
@@ -64,7 +71,7 @@ func TestRetryHonoursRetryAfterOn503(t *testing.T) {
 func TestRetryBacksOffBoundedWithoutRetryAfter(t *testing.T) {
 	srv, n := flaky(t, 10, "")
 	var waits []time.Duration
-	c, _ := New(srv.URL, recorder(&waits), WithRetry(Retry{MaxAttempts: 5, BaseDelay: 100 * time.Millisecond, MaxWait: 300 * time.Millisecond}))
+	c := mustNew(t, srv.URL, recorder(&waits), WithRetry(Retry{MaxAttempts: 5, BaseDelay: 100 * time.Millisecond, MaxWait: 300 * time.Millisecond}))
 	err := c.Do(context.Background(), "GET", "/x", nil, nil, nil)
 	var e *Error
 	if !errors.Is(err, ErrUnavailable) || !errors.As(err, &e) || e.Status != 503 || e.RetryAfter != 0 {
@@ -82,7 +89,7 @@ func TestRetryBacksOffBoundedWithoutRetryAfter(t *testing.T) {
 	}
 	// A POST without Retry-After is not retried: it may have been applied.
 	srv, n = flaky(t, 1, "")
-	c, _ = New(srv.URL, recorder(&waits))
+	c = mustNew(t, srv.URL, recorder(&waits))
 	if err := c.Do(context.Background(), "POST", "/x", nil, struct{}{}, nil); !errors.Is(err, ErrUnavailable) || n.Load() != 1 {
 		t.Fatalf("POST 503 without Retry-After: %v after %d requests", err, n.Load())
 	}
@@ -90,7 +97,7 @@ func TestRetryBacksOffBoundedWithoutRetryAfter(t *testing.T) {
 
 func TestRetryRespectsMaxWaitAndContext(t *testing.T) {
 	srv, n := flaky(t, 1, "120")
-	c, _ := New(srv.URL, WithRetry(Retry{MaxWait: time.Minute}))
+	c := mustNew(t, srv.URL, WithRetry(Retry{MaxWait: time.Minute}))
 	err := c.Do(context.Background(), "GET", "/x", nil, nil, nil)
 	var e *Error
 	if !errors.As(err, &e) || e.RetryAfter != 2*time.Minute || n.Load() != 1 {
@@ -98,7 +105,7 @@ func TestRetryRespectsMaxWaitAndContext(t *testing.T) {
 	}
 	// A context that ends during the wait ends the call, with both errors.
 	srv, _ = flaky(t, 5, "1")
-	c, _ = New(srv.URL)
+	c = mustNew(t, srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -114,7 +121,7 @@ func TestErrorsWithoutTheContractShape(t *testing.T) {
 		_, _ = io.WriteString(w, "<html>bad gateway</html>") // a test server
 	}))
 	defer srv.Close()
-	c, _ := New(srv.URL)
+	c := mustNew(t, srv.URL)
 	err := c.Do(context.Background(), "GET", "/x", nil, nil, nil)
 	if !errors.Is(err, ErrBadGateway) || errors.Is(err, ErrUnavailable) {
 		t.Fatalf("%v", err)
