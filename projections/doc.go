@@ -21,10 +21,7 @@
 // them behind one RWMutex; Runner feeds it
 // through an ordered consumer, knows when it has caught up, and keeps applying
 // new events as they arrive, so a revocation accepted anywhere is enforced
-// here as soon as its event is delivered. A command that appended an event
-// here may have it applied from its own bytes once the events before it are
-// (Runner.WaitForOwn); its delivery is then ignored, as Apply is idempotent
-// by sequence. Users and sessions, which a
+// here as soon as its event is delivered. Users and sessions, which a
 // deployment has by the million on every replica, are held as compact
 // records (users.go, sessions.go, compact.go) and turned into the domain's
 // types on the way out. A model can be frozen and written to a snapshot
