@@ -75,18 +75,6 @@ func (m *Model) Apply(seq uint64, env events.Envelope, ev domain.Event) {
 	m.applyLocked(seq, env, ev)
 }
 
-// applyNext applies ev at stream sequence seq if seq is the next the model
-// expects (the last applied + 1), and reports whether it did.
-func (m *Model) applyNext(seq uint64, env events.Envelope, ev domain.Event) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if seq != m.applied+1 {
-		return false
-	}
-	m.applyLocked(seq, env, ev)
-	return true
-}
-
 // applyLocked is Apply with m.mu held (apply_batch.go applies a run of
 // events under one acquisition of the lock).
 func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {

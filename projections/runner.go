@@ -230,7 +230,7 @@ func (r *Runner) applyBatch(ds []decoded) {
 		rest = rest[1:]
 	}
 	last := ds[len(ds)-1].rec
-	raise(&r.applied, last.StreamSeq) // ApplyOwn may have gone past it
+	r.applied.Store(last.StreamSeq)
 	r.sync.pending.Store(last.Pending)
 	r.markReadyIfCaughtUp()
 	r.mu.Lock()
@@ -246,39 +246,6 @@ func (r *Runner) markReadyIfCaughtUp() {
 		r.ready.Store(true)
 		r.log.Info("read models caught up", "stream_seq", r.model.Applied())
 	}
-}
-
-// WaitForOwn is WaitFor(seq) for an event this process appended, data as
-// stored, which the event store acknowledged at stream sequence seq: once the
-// model has applied every event before it, it applies this one from data
-// rather than wait for its delivery. The consumer delivers the event all the
-// same, and the model ignores it then (Apply is idempotent); every replica
-// applies the same bytes at the same sequence, in the same order.
-//
-// Why: a command reads its own write before it answers, and under a steady
-// stream of writes the consumer delivers event N only once event N+1 has
-// been synced - nats-server's file store holds its lock across each write
-// and fsync, and consumers read under it - which cost each command one more
-// fsync of latency (docs/performance.md). The events before it are
-// delivered as soon as its own sync is done.
-func (r *Runner) WaitForOwn(ctx context.Context, seq uint64, data []byte) error {
-	if seq == 0 || r.model.Applied() >= seq {
-		return nil
-	}
-	env, ev, err := events.Decode(data)
-	if err != nil {
-		// The consumer delivers it, and the runner logs and skips it there.
-		return r.WaitFor(ctx, seq)
-	}
-	if err := r.WaitFor(ctx, seq-1); err != nil {
-		return err
-	}
-	if r.model.applyNext(seq, env, ev) {
-		raise(&r.applied, seq)
-		r.markReadyIfCaughtUp()
-		r.wake()
-	}
-	return r.WaitFor(ctx, seq)
 }
 
 // Ready reports whether the model has caught up with the stream head as it

@@ -167,15 +167,7 @@ func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID 
 	if err != nil {
 		return 0, err
 	}
-	wait := s.proj.WaitFor
-	if own, ok := s.proj.(interface {
-		WaitForOwn(context.Context, uint64, []byte) error
-	}); ok && len(msgs) == 1 {
-		// The one message is stored at seq, exactly these bytes: applied
-		// from them once the events before it are, not when delivered.
-		wait = func(ctx context.Context, seq uint64) error { return own.WaitForOwn(ctx, seq, msgs[0].Data) }
-	}
-	if err := wait(ctx, seq); err != nil {
+	if err := s.proj.WaitFor(ctx, seq); err != nil {
 		// Stored, but this replica has not applied it in time: the answer
 		// cannot be built, and must not claim that nothing changed.
 		return 0, fmt.Errorf("%w: stored at sequence %d, not yet applied here: %v", events.ErrOutcomeUnknown, seq, err)
