@@ -34,10 +34,11 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	want := []string{"validate_jwt", "validate_apikey", "gateway", "middleware", "middleware.offline", "login", "refresh", "append_replay", "propagation", "scim_propagation", "memory.apikey", "memory.revoked_token",
 		"memory.user", "memory.session", "startup.snapshot",
 		"audit.access_tenant", "audit.access_user", "audit.page", "audit.memory", "audit.startup"}
-	// gateway.vs_nginx, nginx_proxy and nginx_forward_auth give figures
-	// where nginx is installed; without it, they are skipped.
+	// gateway.vs_nginx, gateway.bare_vs_nginx, nginx_proxy and
+	// nginx_forward_auth give figures where nginx is installed; without it,
+	// they are skipped.
 	if nginxInstalled() {
-		want = slices.Insert(want, slices.Index(want, "gateway")+1, "gateway.vs_nginx", "nginx_proxy",
+		want = slices.Insert(want, slices.Index(want, "gateway")+1, "gateway.vs_nginx", "gateway.bare_vs_nginx", "nginx_proxy",
 			"nginx_forward_auth", "nginx_forward_auth.connections", "nginx_forward_auth.nginx_bound")
 	}
 	// console gives figures where chromium is installed (CI installs it).

@@ -200,7 +200,37 @@ func gatewayVersusNginx(ctx context.Context, b *bench, upAddr, path string) ([]r
 		fmt.Sprintf("the same request through nginx %s as a plain proxy (keepalive 64) to the same upstream, in the same rounds; the service in a process of its own, %d connections", ngx.Version, b.conns))
 	// 0.94: the "≥ 0.6 of direct where nginx gets 0.64".
 	r.atLeast(0.94)
-	return []result{r}, nil
+	bare, err := bareProxyVersusNginx(ctx, b, ngx, upAddr, path, auth)
+	if err != nil {
+		return nil, err
+	}
+	return append([]result{r}, bare...), nil
+}
+
+// bareProxyVersusNginx: the same request through a bare fasthttp reverse
+// proxy in a process of its own (bareProxyChild: the gateway's HTTP stack and
+// nothing of the service) ÷ through nginx, alternated in the same rounds -
+// what a goroutine-per-connection Go proxy allows on this machine, next to
+// what the gateway reaches.
+func bareProxyVersusNginx(ctx context.Context, b *bench, ngx *nginxServer, upAddr, path, auth string) ([]result, error) {
+	bare, err := startBareProxyProcess(ctx, upAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop()
+	var baseCPU, subjectCPU cpuPerRequest
+	base := meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, ngx.Addr, path, auth)
+	subject := meteredGet(&subjectCPU, bare.cmd.Process.Pid, b, bare.addr, path, auth)
+	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
+	if err != nil {
+		return nil, err
+	}
+	if baseCPU.ok() && subjectCPU.ok() {
+		fmt.Fprintf(b.log, "   CPU per request: through nginx %s (nginx) + %s (this process); through a bare fasthttp proxy %s (the proxy) + %s (this process)\n",
+			baseCPU.nginx(), baseCPU.self(), subjectCPU.nginx(), subjectCPU.self())
+	}
+	return []result{throughput("gateway.bare_vs_nginx", "req/s", &ss, &bs,
+		fmt.Sprintf("the same request through nginx %s as a plain proxy, in the same rounds; the subject a bare fasthttp reverse proxy (HostClient.Do, no middleware) in a process of its own, %d connections", ngx.Version, b.conns))}, nil
 }
 
 // ---------------------------------------------------------------- write path

@@ -101,6 +101,9 @@ func main() {
 	if os.Getenv(serveChildEnv) != "" { // serve_child.go
 		os.Exit(serveChild())
 	}
+	if up := os.Getenv(bareProxyEnv); up != "" { // bare_proxy.go
+		os.Exit(bareProxyChild(up))
+	}
 	os.Exit(run())
 }
 

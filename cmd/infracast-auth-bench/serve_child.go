@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,7 +33,7 @@ const serveChildEnv = "INFRACAST_BENCH_SERVE_UPSTREAM"
 // to this file, and of each later one to the file with a number appended
 // (-service-cpuprofile).
 var serveProfile = flag.String("service-cpuprofile", "",
-	"gateway.vs_nginx, nginx_forward_auth: write a CPU profile of the service's process (the service in a process of its own) to this file")
+	"gateway.vs_nginx, gateway.bare_vs_nginx, nginx_forward_auth: write a CPU profile of the process serving (the service, or the bare proxy, in a process of its own) to this file, a number appended for each after the first")
 
 // serveProfileEnv hands -service-cpuprofile's file to the service's process.
 const serveProfileEnv = "INFRACAST_BENCH_SERVE_CPUPROFILE"
@@ -52,23 +53,12 @@ func serveChild() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if path := os.Getenv(serveProfileEnv); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer func() {
-			pprof.StopCPUProfile()
-			if err := f.Close(); err != nil {
-				fmt.Fprintln(os.Stderr, "the CPU profile:", err)
-			}
-		}()
+	stopProfile, err := childProfile()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	defer stopProfile()
 	cfg := service.Defaults()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", dir
 	cfg.BootstrapAdmin, cfg.BootstrapPassword = adminUser, adminPassword
@@ -120,6 +110,28 @@ func serveChild() int {
 	return 0
 }
 
+// childProfile starts a CPU profile of this process's whole run when its
+// parent asked for one (serveProfileEnv); the function it returns stops it.
+func childProfile() (stop func(), err error) {
+	path := os.Getenv(serveProfileEnv)
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "the CPU profile:", err)
+		}
+	}, nil
+}
+
 // serveProfiles counts the service processes started with a profile.
 var serveProfiles atomic.Int64
 
@@ -139,12 +151,29 @@ func startServiceProcess(ctx context.Context, upstream string) (*serviceProcess,
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, exe)
 	if upstream == "" {
 		upstream = "-"
 	}
-	cmd.Env = append(os.Environ(), serveChildEnv+"="+upstream)
-	if *serveProfile != "" {
+	return startChildServer(ctx, exe, serveChildEnv+"="+upstream, *serveProfile != "")
+}
+
+// startBareProxyProcess starts this program as bareProxyChild, a bare
+// fasthttp reverse proxy to upAddr.
+func startBareProxyProcess(ctx context.Context, upAddr string) (*serviceProcess, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	return startChildServer(ctx, exe, bareProxyEnv+"="+upAddr, *serveProfile != "")
+}
+
+// startChildServer starts exe with env added to this process's environment
+// (and -service-cpuprofile's file when profile), and reads the address it
+// prints once it serves.
+func startChildServer(ctx context.Context, exe, env string, profile bool) (*serviceProcess, error) {
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), env)
+	if profile {
 		path := *serveProfile
 		if n := serveProfiles.Add(1); n > 1 {
 			path += "." + strconv.Itoa(int(n))
