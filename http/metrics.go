@@ -2,6 +2,7 @@ package http
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -21,6 +22,23 @@ type Metrics struct {
 	logins       *prometheus.CounterVec
 	background   *prometheus.CounterVec
 	handler      fiber.Handler
+	// series holds each (route, method, status)'s request counter and its
+	// route's latency histogram once resolved (seriesKey → *routeSeries): a
+	// lookup in a vector hashes the label values and takes its lock, which
+	// every request paid. Its keys are the vectors' label values, so it
+	// grows as they do: with the registered routes and the statuses they
+	// answer with, never with requests.
+	series sync.Map
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics registers the HTTP metrics and the Go and process collectors.
@@ -74,10 +92,19 @@ func (m *Metrics) BackgroundError(task string) {
 }
 
 func (m *Metrics) observe(route, method string, status int, d time.Duration) {
-	// Label values are kept by the registry: never the request's own bytes,
-	// which fasthttp reuses for the next request.
-	m.requests.WithLabelValues(route, stableMethod(method), strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	// Label values are kept by the registry (and the key by series): never
+	// the request's own bytes, which fasthttp reuses for the next request.
+	k := seriesKey{route, stableMethod(method), status}
+	v, ok := m.series.Load(k)
+	if !ok {
+		v, _ = m.series.LoadOrStore(k, &routeSeries{
+			requests: m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(k.route),
+		})
+	}
+	rs := v.(*routeSeries)
+	rs.requests.Inc()
+	rs.duration.Observe(d.Seconds())
 }
 
 var methods = []string{
