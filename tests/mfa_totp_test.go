@@ -311,3 +311,48 @@ func TestMFATOTPReplayAcrossReplicas(t *testing.T) {
 		t.Fatalf("one code on two replicas at once: %d accepted (%d, %d), want exactly 1", ok, res[0].Status, res[1].Status)
 	}
 }
+
+// TestMFARefusedLoginKeepsTheCode: a second step that is refused for what
+// happened since the first — the password changed (the MFA token is dead:
+// sign in again), the tenant taken away (403) — does not spend the code: the
+// user signs in with the same code a moment later, nothing counts as a
+// reused code, and the refusal is the documented one.
+func TestMFARefusedLoginKeepsTheCode(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "zed", "correct horse battery", map[string]string{"acme": "viewer"})
+	secret, _ := enrollTOTP(t, in, in.Login("zed", "correct horse battery").String("token"))
+	in.Clock.Advance(3 * 30 * time.Second) // past the step that confirmed the secret
+
+	// The password changes between the two steps.
+	tok := mfaLogin(t, in, "zed", "correct horse battery")
+	expectStatus(t, "password change", in.Do("POST", "/api/v1/users/"+id+"/password", admin, map[string]string{"password": "a new horse battery"}), 204)
+	code := totpAt(t, secret, in.Clock.Now())
+	expectError(t, "the code with an MFA token from before the change", secondStep(in, tok, code), 401, "UNAUTHORIZED", "MFA token")
+	expectTokens(t, "the same code after signing in again", secondStep(in, mfaLogin(t, in, "zed", "a new horse battery"), code), "zed")
+
+	// The tenant is taken away between the two steps.
+	in.Clock.Advance(3 * 30 * time.Second)
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "zed", "password": "a new horse battery", "tenant": "acme"})
+	if r.Status != http.StatusForbidden || r.ErrorCode() != "MFA_REQUIRED" {
+		t.Fatalf("login to acme: %d %s", r.Status, r.Raw)
+	}
+	tok = r.String("mfa_token")
+	expectStatus(t, "take acme away", in.Do("DELETE", "/api/v1/users/"+id+"/tenants/acme", admin, nil), 200)
+	code = totpAt(t, secret, in.Clock.Now())
+	expectError(t, "the code for a tenant taken away", secondStep(in, tok, code), 403, "FORBIDDEN")
+	expectStatus(t, "give acme back", in.Do("PUT", "/api/v1/users/"+id+"/tenants/acme", admin, map[string]string{"role": "viewer"}), 200)
+	r = in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "zed", "password": "a new horse battery", "tenant": "acme"})
+	if r.Status != http.StatusForbidden || r.ErrorCode() != "MFA_REQUIRED" {
+		t.Fatalf("login to acme again: %d %s", r.Status, r.Raw)
+	}
+	expectTokens(t, "the same code once acme is back", secondStep(in, r.String("mfa_token"), code), "zed")
+
+	envs := storedEvents(t, in.Svc)
+	if n := countEvents(envs, "mfa.code_used", id); n != 2 {
+		t.Errorf("%d mfa.code_used events for zed, want 2 (one per successful login)", n)
+	}
+	if n := countEvents(envs, "mfa.failed", id); n != 0 {
+		t.Errorf("%d mfa.failed events for zed, want none", n)
+	}
+}

@@ -299,6 +299,22 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 	if err != nil {
 		return LoginResult{}, err
 	}
+	// What would refuse the login whatever the factor comes before the
+	// factor is used: a code spent on a login that is then refused could not
+	// sign the user in a moment later (and counted as reused, in the
+	// lockout). The password changed since the first step: this MFA token
+	// is dead, sign in again. The tenant taken away meanwhile: 403, as the
+	// first step would answer now (it says no more than that step does).
+	verified := ""
+	if c.Method == "password" {
+		if hashFingerprint(u.PasswordHashSealed) != c.Hash {
+			return LoginResult{}, ErrMFATokenInvalid
+		}
+		verified = u.PasswordHashSealed
+	}
+	if c.Tenant != "" && u.PermissionsIn(c.Tenant) == 0 {
+		return LoginResult{}, domain.ErrForbidden
+	}
 	exp := time.Unix(c.Expires, 0)
 	var factor string
 	switch {
@@ -315,16 +331,6 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 	}
 	if err != nil {
 		return LoginResult{}, err
-	}
-	verified := ""
-	if c.Method == "password" {
-		if hashFingerprint(u.PasswordHashSealed) != c.Hash {
-			return LoginResult{}, domain.ErrInvalidCredentials // the password changed meanwhile
-		}
-		verified = u.PasswordHashSealed
-	}
-	if c.Tenant != "" && u.PermissionsIn(c.Tenant) == 0 {
-		return LoginResult{}, domain.ErrForbidden
 	}
 	return s.startSession(ctx, meta, u.ID, c.Tenant, c.Method+"+"+factor, verified)
 }
