@@ -17,6 +17,20 @@ func (c *Client) Login(ctx context.Context, req LoginRequest) (*LoginResponse, e
 	return &out, c.Do(ctx, http.MethodPost, "/api/v1/auth/token", nil, req, &out)
 }
 
+// LoginMFA is a login's second step (POST /api/v1/auth/token/mfa): when
+// Login answers 403 MFA_REQUIRED, its *Error carries the MFAToken to send
+// here with a code: a TOTP code or a recovery code. The answer is Login's.
+//
+//	res, err := c.Login(ctx, client.LoginRequest{Username: u, Password: pw})
+//	var e *client.Error
+//	if errors.As(err, &e) && e.MFAToken != "" {
+//		res, err = c.LoginMFA(ctx, client.MFALoginRequest{MFAToken: e.MFAToken, Code: code})
+//	}
+func (c *Client) LoginMFA(ctx context.Context, req MFALoginRequest) (*LoginResponse, error) {
+	var out LoginResponse
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/auth/token/mfa", nil, req, &out)
+}
+
 // Refresh exchanges a refresh token for a new access token (and, with
 // rotation on, a new refresh token).
 func (c *Client) Refresh(ctx context.Context, refreshToken string) (*RefreshResponse, error) {

@@ -304,9 +304,14 @@ func readError(res *http.Response) *Error {
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"error"`
+		MFAToken string   `json:"mfa_token"` // 403 MFA_REQUIRED
+		Factors  []string `json:"factors"`
 	}
 	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
+		if e.Code == ErrMFARequired.Code {
+			e.MFAToken, e.Factors = body.MFAToken, body.Factors
+		}
 		return e
 	}
 	e.Code, e.Message = codeForStatus(res.StatusCode), http.StatusText(res.StatusCode)

@@ -2,10 +2,12 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -144,5 +146,58 @@ func TestRetryAfterParsing(t *testing.T) {
 		if d := retryAfter(v); d != 0 {
 			t.Errorf("%q: %s", v, d)
 		}
+	}
+}
+
+// TestLoginMFA: a login that answers 403 MFA_REQUIRED gives the MFA token
+// (and the factors) in the *Error, never in its text; LoginMFA sends it
+// with the code to POST /api/v1/auth/token/mfa and answers Login's shape.
+func TestLoginMFA(t *testing.T) {
+	const mfaToken, code = "mfa.secret-step-token", "123456"
+	var got map[string]string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/auth/token":
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `{"error":{"code":"MFA_REQUIRED","message":"A second factor is required; send it with the mfa_token to /api/v1/auth/token/mfa"},`+
+				`"factors":["totp","recovery_code"],"mfa_token":"`+mfaToken+`","expires_at":"2030-01-01T00:00:00Z"}`) // a test server
+		case "/api/v1/auth/token/mfa":
+			if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&got) != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			_, _ = io.WriteString(w, `{"token":"at","expires_at":"2030-01-01T00:00:00Z","refresh_token":"rt","user":{"id":"user-1","username":"bob"}}`) // a test server
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	c := mustNew(t, srv.URL)
+	_, err := c.Login(context.Background(), LoginRequest{Username: "bob", Password: "pw"})
+	var e *Error
+	if !errors.Is(err, ErrMFARequired) || !errors.As(err, &e) || e.Status != http.StatusForbidden || e.MFAToken != mfaToken ||
+		len(e.Factors) != 2 || e.Factors[0] != "totp" || e.Factors[1] != "recovery_code" {
+		t.Fatalf("login: %v (%+v)", err, e)
+	}
+	if strings.Contains(err.Error(), mfaToken) {
+		t.Fatalf("the error's text shows the MFA token: %s", err)
+	}
+	res, err := c.LoginMFA(context.Background(), MFALoginRequest{MFAToken: e.MFAToken, Code: code})
+	if err != nil || res.Token != "at" || res.RefreshToken != "rt" || res.User.Username != "bob" {
+		t.Fatalf("LoginMFA: %v %+v", err, res)
+	}
+	if len(got) != 2 || got["mfa_token"] != mfaToken || got["code"] != code {
+		t.Fatalf("the second step sent %v, want exactly mfa_token and code", got)
+	}
+	// Another 403 carries no MFA token.
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, `{"error":{"code":"MFA_ENROLLMENT_REQUIRED","message":"enrol"},"enrollment_token":"x"}`) // a test server
+	}))
+	defer srv2.Close()
+	_, err = mustNew(t, srv2.URL).Login(context.Background(), LoginRequest{Username: "bob", Password: "pw"})
+	if !errors.Is(err, ErrMFAEnrollmentRequired) || !errors.As(err, &e) || e.MFAToken != "" {
+		t.Fatalf("enrolment required: %v", err)
 	}
 }

@@ -48,6 +48,13 @@ type LoginRequest struct {
 	Tenant   string `json:"tenant,omitempty"`
 }
 
+// MFALoginRequest is a login's second step: the MFA token of the 403
+// MFA_REQUIRED (Error.MFAToken) and a TOTP code or a recovery code.
+type MFALoginRequest struct {
+	MFAToken string `json:"mfa_token"`
+	Code     string `json:"code"`
+}
+
 // LoginResponse is the answer to a login.
 type LoginResponse struct {
 	Token        string    `json:"token"`
