@@ -28,7 +28,11 @@ func (s *Server) verify(c *fiber.Ctx) error {
 	if !ok {
 		return errForbidden
 	}
-	method = strings.ToUpper(method)
+	// Methods are case-sensitive (RFC 9110, 9.1), as the route policy and
+	// the gateway take them: "get" is not a read. Upper-casing it here let
+	// a client behind a proxy that passes methods through (Traefik does)
+	// send "get" to an upstream that treats whatever is not "GET" as a write,
+	// authorized with read permissions only.
 	// The middleware checked CSRF for this GET's method, not the original
 	// request's: a browser session (no bearer token) changing state must
 	// carry the CSRF token, the proxy passing the client's headers along.

@@ -745,7 +745,12 @@ func TestVerifyForwardedHeaders(t *testing.T) {
 		status int
 	}{
 		{"nginx", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}}, 200},
-		{"nginx, lower-case method", [][2]string{{"X-Original-Method", "get"}, {"X-Original-URI", nodes}}, 200},
+		// Methods are case-sensitive: "get" is not GET, it needs the write
+		// permission a viewer lacks (an upstream may take it for a write).
+		{"nginx, lower-case method", [][2]string{{"X-Original-Method", "get"}, {"X-Original-URI", nodes}}, 403},
+		{"traefik, lower-case method", [][2]string{{"X-Forwarded-Method", "get"}, {"X-Forwarded-Uri", nodes}}, 403},
+		{"traefik, mixed-case method", [][2]string{{"X-Forwarded-Method", "Get"}, {"X-Forwarded-Uri", nodes}}, 403},
+		{"traefik, lower-case head", [][2]string{{"X-Forwarded-Method", "head"}, {"X-Forwarded-Uri", nodes}}, 403},
 		{"traefik", [][2]string{{"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", nodes}}, 200},
 		{"both spellings agree", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", nodes}, {"X-Forwarded-Method", "GET"}, {"X-Forwarded-Uri", nodes}}, 200},
 		{"client's X-Forwarded-Uri behind nginx", [][2]string{{"X-Original-Method", "GET"}, {"X-Original-URI", settings}, {"X-Forwarded-Uri", nodes}}, 403},
