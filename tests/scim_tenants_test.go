@@ -164,3 +164,44 @@ func TestSCIMInAuditAndAccess(t *testing.T) {
 		t.Fatalf("scim.* events: %s", r.Raw)
 	}
 }
+
+// TestSCIMAdoptionAppliesMappings: a user the connection adopts (found by
+// userName) holds, from the adoption's answer on, what the connection's
+// groups give in the tenants its mappings govern — none before a group has
+// them as a member, whatever an admin had granted there — while roles in
+// the connection's other tenants stay; a group then gives its role.
+func TestSCIMAdoptionAppliesMappings(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	_, tok := newConnection(t, in, admin, admin, []string{"prod", "staging", "dev"},
+		mapping{"viewers", "prod", "viewer"}, mapping{"admins", "staging", "admin"})
+	alice := in.CreateUser(admin, "alice", "alice-passphrase-1", map[string]string{"prod": "admin", "staging": "editor", "dev": "viewer"})
+	aliceToken := in.Login("alice", "alice-passphrase-1").String("token")
+	readsProd := func() int {
+		return gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{bearerHeader(aliceToken),
+			{"X-Original-Method", "GET"}, {"X-Original-URI", "/api/v1/tenants/prod/nodes"}}).Status
+	}
+	if st := readsProd(); st != http.StatusOK {
+		t.Fatalf("alice reads prod before: %d", st)
+	}
+
+	got := wantSCIM(t, "adopt alice", scimCall(t, in, "POST", "/scim/v2/Users", tok, `{`+userSchema+`,"userName":"alice"}`), 201).String("id")
+	if got != alice {
+		t.Fatalf("adopted %s, want alice %s", got, alice)
+	}
+	for tenant, want := range map[string]string{"prod": "", "staging": "", "dev": "viewer"} {
+		if role := tenantRole(t, in, admin, alice, tenant); role != want {
+			t.Errorf("after the adoption alice is %q in %s, want %q", role, tenant, want)
+		}
+	}
+	// Her token from before acts on the roles as they are now.
+	if st := readsProd(); st != http.StatusForbidden {
+		t.Errorf("alice reads prod after the adoption: %d, want 403", st)
+	}
+
+	wantSCIM(t, "admins", scimCall(t, in, "POST", "/scim/v2/Groups", tok, `{`+groupSchema+`,"displayName":"admins","members":[{"value":"`+alice+`"}]}`), 201)
+	if role := tenantRole(t, in, admin, alice, "staging"); role != "admin" {
+		t.Errorf("in admins, alice is %q in staging, want admin", role)
+	}
+}

@@ -360,7 +360,15 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			return scimTx{}, err
 		}
 		pend = append(pend, onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs)...)
-		return scimTx{pend: pend}, nil
+		tx := scimTx{pend: pend}
+		if adopted {
+			// An adopted user's roles in the governed tenants become what
+			// the connection's groups give (none yet: no group has it as a
+			// member), in the same write: an admin role there must not
+			// outlive the adoption until some later reconciliation.
+			tx.users = []string{userID}
+		}
+		return tx, nil
 	})
 	if err != nil {
 		return "", err
