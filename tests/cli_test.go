@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,14 @@ func (c *cliEnv) fails(code int, stdin string, env []string, args []string, msgs
 	}
 	if !strings.HasPrefix(r.stderr, "infracast: ") {
 		c.t.Errorf("infracast %s: the message does not start with 'infracast: ': %q", strings.Join(args, " "), r.stderr)
+	}
+	// One line, one prefix (a usage error adds where to find the usage).
+	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+	if len(lines) > 2 || (len(lines) == 2 && lines[1] != "Run 'infracast --help' for usage.") {
+		c.t.Errorf("infracast %s: the error is not one line: %q", strings.Join(args, " "), r.stderr)
+	}
+	if strings.Count(lines[0], "infracast: ") != 1 {
+		c.t.Errorf("infracast %s: the prefix is not there exactly once: %q", strings.Join(args, " "), r.stderr)
 	}
 	for _, m := range msgs {
 		if !strings.Contains(r.stderr, m) {
@@ -662,4 +671,39 @@ func TestCLIAuditAndAccess(t *testing.T) {
 	c.fails(exitUsage, "", nil, []string{"access", "tenant", "prod", "--at", "2999-01-01T00:00:00Z"}, "VALIDATION_ERROR")
 	c.fails(exitUsage, "", nil, []string{"access", "tenant", "prod", "--permission", "nodes:fly"}, "VALIDATION_ERROR")
 	c.fails(exitNotFound, "", nil, []string{"access", "user", "nobody"}, `no user named "nobody"`)
+}
+
+// TestCLILoginEnrollmentRequired: a tenant policy that requires a second
+// factor refuses the login of a user without one with 403
+// MFA_ENROLLMENT_REQUIRED: exit 4, as every 403.
+func TestCLILoginEnrollmentRequired(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "carol", "carol-password-1", map[string]string{"acme": "viewer"})
+	expectStatus(t, "acme requires MFA", in.Do("PUT", "/api/v1/admin/mfa/policy/acme", admin, map[string]bool{"required": true}), http.StatusOK)
+	c.fails(exitForbidden, "", []string{"INFRACAST_PASSWORD=carol-password-1"}, []string{"login", "--username", "carol"}, "MFA_ENROLLMENT_REQUIRED")
+}
+
+// TestCLIErrorsHaveOnePrefix: errors of the Go client (a bad URL, the
+// service unreachable) are printed with the "infracast: " prefix once.
+func TestCLIErrorsHaveOnePrefix(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	pw := []string{"INFRACAST_PASSWORD=" + AdminPassword}
+	closed := "http://127.0.0.1:1" // nothing listens on port 1
+	for _, f := range []struct {
+		code int
+		env  []string
+		args []string
+		msgs []string
+	}{
+		{exitUsage, pw, []string{"--url", "not-a-url", "login", "--username", "admin"}, []string{`infracast: base URL "not-a-url": want http(s)://`}},
+		{exitFailure, pw, []string{"--url", closed, "login", "--username", "admin"}, []string{"infracast: POST /api/v1/auth/token:", "connection refused"}},
+		{exitFailure, []string{"INFRACAST_TOKEN=x"}, []string{"--url", closed, "whoami"}, []string{"infracast: GET /api/v1/auth/me:", "connection refused"}},
+	} {
+		c.fails(f.code, "", f.env, f.args, f.msgs...) // fails checks the one prefix
+	}
 }

@@ -21,8 +21,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -78,7 +80,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	code, msg := classify(err)
-	fmt.Fprintln(stderr, "infracast: "+msg)
+	fmt.Fprintln(stderr, "infracast: "+oneLine(msg))
 	if code == exitUsage && !isRunErr(err) {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", root.Name())
 	}
@@ -103,6 +105,21 @@ type usageErr struct{ msg string }
 func (e usageErr) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageErr{fmt.Sprintf(format, args...)} }
+
+// oneLine is msg as the one line after "infracast: ": without the prefix
+// the client's own errors start with (or repeat inside), and without line
+// breaks.
+func oneLine(msg string) string {
+	for {
+		m, ok := strings.CutPrefix(msg, "infracast: ")
+		if !ok {
+			break
+		}
+		msg = m
+	}
+	msg = strings.ReplaceAll(msg, ": infracast: ", ": ")
+	return strings.Join(strings.Fields(msg), " ")
+}
 
 // notLoggedIn: no credentials for the service.
 type notLoggedIn struct{ url string }
@@ -140,25 +157,32 @@ func classify(err error) (int, string) {
 		if apiErr.RetryAfter > 0 {
 			msg += fmt.Sprintf(" (retry after %s)", apiErr.RetryAfter)
 		}
-		switch apiErr.Code {
-		case client.ErrValidation.Code, client.ErrPayloadTooLarge.Code:
-			return exitUsage, msg
-		case client.ErrUnauthorized.Code:
-			return exitUnauthorized, msg
-		case client.ErrForbidden.Code, client.ErrMFARequired.Code:
-			return exitForbidden, msg
-		case client.ErrNotFound.Code:
-			return exitNotFound, msg
-		case client.ErrConflict.Code:
-			return exitConflict, msg
-		case client.ErrRateLimited.Code:
-			return exitRateLimited, msg
-		case client.ErrUnavailable.Code:
-			return exitUnavailable, msg
-		}
-		return exitFailure, msg
+		return apiExit(apiErr), msg
 	}
 	return exitFailure, err.Error()
+}
+
+// apiExit is the exit code of an error the service answered: by its HTTP
+// status, whatever its code (every 403 is exitForbidden: FORBIDDEN,
+// MFA_REQUIRED, MFA_ENROLLMENT_REQUIRED, …).
+func apiExit(e *client.Error) int {
+	switch e.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return exitUsage
+	case http.StatusUnauthorized:
+		return exitUnauthorized
+	case http.StatusForbidden:
+		return exitForbidden
+	case http.StatusNotFound:
+		return exitNotFound
+	case http.StatusConflict:
+		return exitConflict
+	case http.StatusTooManyRequests:
+		return exitRateLimited
+	case http.StatusServiceUnavailable:
+		return exitUnavailable
+	}
+	return exitFailure
 }
 
 // app is one invocation: its streams, settings and credentials.
