@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -158,8 +159,9 @@ func TestCLILoginAndCredentials(t *testing.T) {
 	in := Start(t)
 	c := newCLI(t, in)
 
-	// No URL, no login.
-	c.fails(exitUsage, "", []string{"INFRACAST_URL="}, []string{"users", "list"}, "no service URL", "--url")
+	// No URL, no login: not logged in (anywhere); login itself needs a URL.
+	c.fails(exitUnauthorized, "", []string{"INFRACAST_URL="}, []string{"users", "list"}, "not logged in", "infracast --url URL login --username NAME")
+	c.fails(exitUsage, "", []string{"INFRACAST_URL=", "INFRACAST_PASSWORD=" + AdminPassword}, []string{"login", "--username", "admin"}, "no service URL", "--url")
 	c.fails(exitUnauthorized, "", nil, []string{"users", "list"}, "not logged in to "+in.URL, "infracast --url "+in.URL+" login")
 	// Bad logins change nothing.
 	c.fails(exitUsage, "", nil, []string{"login"}, `required flag(s) "username" not set`)
@@ -706,4 +708,62 @@ func TestCLIErrorsHaveOnePrefix(t *testing.T) {
 	} {
 		c.fails(f.code, "", f.env, f.args, f.msgs...) // fails checks the one prefix
 	}
+}
+
+// TestCLITokenUsesTheServiceURLOrder: with INFRACAST_TOKEN the service URL
+// is, as without it, --url, else INFRACAST_URL, else the last login's.
+func TestCLITokenUsesTheServiceURLOrder(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	admin := in.AdminToken()
+	key := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "cli-url", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}}).String("key")
+	tok := []string{"INFRACAST_TOKEN=" + key}
+	noURL := []string{"INFRACAST_URL="}
+	closed := "http://127.0.0.1:1"
+
+	// Nothing stored, no URL: the key alone does not say where to go.
+	c.fails(exitUsage, "", append(noURL, tok...), []string{"whoami"}, "no service URL", "--url")
+	// The last login's URL.
+	c.login()
+	var me struct{ Type, Name string }
+	if r := c.run("", append(noURL, tok...), "whoami", "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &me) != nil || me.Type != "apikey" || me.Name != "cli-url" {
+		t.Fatalf("INFRACAST_TOKEN with the last login's URL: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// --url, and INFRACAST_URL, before it.
+	c.fails(exitFailure, "", append(noURL, tok...), []string{"--url", closed, "whoami"}, "connection refused")
+	c.fails(exitFailure, "", append([]string{"INFRACAST_URL=" + closed}, tok...), []string{"whoami"}, "connection refused")
+}
+
+// TestCLIServiceURLChecked: a URL that is not http(s)://… is refused (exit
+// 2) by every command as login refuses it, whichever way it came; without
+// any URL nor a stored login a command is not logged in (exit 3) and says
+// how to log in, and login needs a URL (exit 2).
+func TestCLIServiceURLChecked(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	noURL := []string{"INFRACAST_URL="}
+	pw := []string{"INFRACAST_PASSWORD=" + AdminPassword}
+	loginHint := "infracast --url URL login --username NAME"
+
+	for _, bad := range []string{"not-a-url", "ftp://x", "localhost:8080"} {
+		msg := fmt.Sprintf(`base URL %q: want http(s)://host[:port][/path]`, bad)
+		c.fails(exitUsage, "", pw, []string{"--url", bad, "login", "--username", "admin"}, msg)
+		for _, args := range [][]string{{"users", "list"}, {"whoami"}, {"logout"}, {"keys", "list"}, {"signing-keys", "list"}, {"audit"}} {
+			c.fails(exitUsage, "", nil, append([]string{"--url", bad}, args...), msg)
+			c.fails(exitUsage, "", []string{"INFRACAST_URL=" + bad}, args, msg)
+			c.fails(exitUsage, "", []string{"INFRACAST_TOKEN=x"}, append([]string{"--url", bad}, args...), msg)
+		}
+	}
+
+	// Nothing stored, no URL.
+	c.fails(exitUnauthorized, "", noURL, []string{"whoami"}, "not logged in", loginHint)
+	c.fails(exitUnauthorized, "", noURL, []string{"logout"}, "not logged in", loginHint)
+	c.fails(exitUsage, "", append(noURL, pw...), []string{"login", "--username", "admin"}, "no service URL", "--url")
+	// After a logout, the same.
+	c.login()
+	c.ok("whoami")
+	c.ok("logout")
+	c.fails(exitUnauthorized, "", noURL, []string{"whoami"}, "not logged in", loginHint)
 }

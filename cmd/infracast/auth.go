@@ -25,6 +25,9 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			if err != nil {
 				return err
 			}
+			if base == "" {
+				return errNoURL
+			}
 			c, err := a.newClient(base)
 			if err != nil {
 				return err
@@ -64,13 +67,9 @@ func (a *app) logoutCommand() *cobra.Command {
 		Short: "End the stored session (revoke its refresh token) and forget it",
 		Args:  cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
-			creds, base, err := a.stored()
+			creds, base, sc, err := a.storedLogin()
 			if err != nil {
 				return err
-			}
-			sc := creds.Servers[base]
-			if sc == nil {
-				return notLoggedIn{base}
 			}
 			c, err := a.newClient(base)
 			if err != nil {

@@ -105,7 +105,9 @@ func (c *credentials) save() error {
 	return os.Rename(tmp.Name(), p)
 }
 
-// baseURL is --url, else INFRACAST_URL, else the last login's.
+// baseURL is --url, else INFRACAST_URL, else the last login's (creds nil:
+// none), checked as client.New checks it (a usage error otherwise); "" when
+// there is none at all.
 func (a *app) baseURL(creds *credentials) (string, error) {
 	u := a.url
 	if u == "" {
@@ -115,12 +117,19 @@ func (a *app) baseURL(creds *credentials) (string, error) {
 		u = creds.Current
 	}
 	if u == "" {
-		return "", usagef("no service URL: pass --url URL or set INFRACAST_URL")
+		return "", nil
+	}
+	if _, err := client.New(u); err != nil {
+		return "", usageErr{err.Error()}
 	}
 	return strings.TrimSuffix(u, "/"), nil
 }
 
-// stored is the stored credentials and the service's URL (baseURL).
+// errNoURL: a command that needs the service's URL has none to go by.
+var errNoURL = usagef("no service URL: pass --url URL or set INFRACAST_URL")
+
+// stored is the stored credentials and the service's URL (baseURL), which
+// may be "".
 func (a *app) stored() (*credentials, string, error) {
 	creds, err := loadCredentials()
 	if err != nil {
@@ -131,6 +140,21 @@ func (a *app) stored() (*credentials, string, error) {
 		return nil, "", err
 	}
 	return creds, base, nil
+}
+
+// storedLogin is the stored credentials, the service's URL and its login:
+// notLoggedIn without one (and without any URL to go by: not logged in at
+// all).
+func (a *app) storedLogin() (*credentials, string, *serverCreds, error) {
+	creds, base, err := a.stored()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	sc := creds.Servers[base]
+	if base == "" || sc == nil || sc.RefreshToken == "" {
+		return nil, "", nil, notLoggedIn{base}
+	}
+	return creds, base, sc, nil
 }
 
 // newClient is an unauthenticated client of the service.
@@ -146,19 +170,25 @@ func (a *app) newClient(base string, opts ...client.Option) (*client.Client, err
 // login's tokens (refreshed when due, and stored again when renewed).
 func (a *app) authed() (*client.Client, error) {
 	if tok := a.getenv("INFRACAST_TOKEN"); tok != "" {
+		// The URL in the same order as without it: the credentials file is
+		// read only when neither --url nor INFRACAST_URL gives one.
 		base, err := a.baseURL(nil)
 		if err != nil {
 			return nil, err
 		}
+		if base == "" {
+			if _, base, err = a.stored(); err != nil {
+				return nil, err
+			}
+		}
+		if base == "" {
+			return nil, errNoURL
+		}
 		return a.newClient(base, client.WithAccessToken(tok))
 	}
-	creds, base, err := a.stored()
+	creds, base, sc, err := a.storedLogin()
 	if err != nil {
 		return nil, err
-	}
-	sc := creds.Servers[base]
-	if sc == nil || sc.RefreshToken == "" {
-		return nil, notLoggedIn{base}
 	}
 	c, err := a.newClient(base)
 	if err != nil {

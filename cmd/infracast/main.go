@@ -9,10 +9,11 @@
 //	infracast keys revoke key-01J…
 //	infracast audit --subject user-01J… --follow
 //
-// The service URL comes from --url, else INFRACAST_URL, else the last login.
-// login keeps the refresh token (and the current access token) in
-// $XDG_CONFIG_HOME/infracast/credentials.json (os.UserConfigDir), mode 0600;
-// INFRACAST_TOKEN (an API key or an access token) is used instead when set.
+// The service URL comes from --url, else INFRACAST_URL, else the last login
+// (with INFRACAST_TOKEN too). login keeps the refresh token (and the current
+// access token) in $XDG_CONFIG_HOME/infracast/credentials.json
+// (os.UserConfigDir), mode 0600; INFRACAST_TOKEN (an API key or an access
+// token) is used instead when set.
 // Exit codes are listed in exitCodes (and by infracast --help).
 package main
 
@@ -121,10 +122,14 @@ func oneLine(msg string) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
 
-// notLoggedIn: no credentials for the service.
+// notLoggedIn: no credentials for the service (url), or no service at all
+// (url empty: no URL given and no stored login).
 type notLoggedIn struct{ url string }
 
 func (e notLoggedIn) Error() string {
+	if e.url == "" {
+		return "not logged in: run 'infracast --url URL login --username NAME' (or set INFRACAST_URL and INFRACAST_TOKEN)"
+	}
 	return fmt.Sprintf("not logged in to %s: run 'infracast --url %s login --username NAME' (or set INFRACAST_TOKEN)", e.url, e.url)
 }
 
@@ -225,7 +230,8 @@ func (a *app) rootCommand() *cobra.Command {
 		Short: "Administer Infracast Auth: users, roles, sessions, API keys, SSO, signing keys, audit",
 		Long: `infracast administers an Infracast Auth service through its HTTP API.
 
-The service URL comes from --url, else INFRACAST_URL, else the last login.
+The service URL comes from --url, else INFRACAST_URL, else the last login's
+(also with INFRACAST_TOKEN); it must be http(s)://host[:port][/path].
 'infracast login' keeps a refresh token in a file only you can read
 (` + "`" + `$XDG_CONFIG_HOME/infracast/credentials.json` + "`" + `, mode 0600); set INFRACAST_TOKEN
 (an API key or an access token) to use that instead.
