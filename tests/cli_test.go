@@ -675,6 +675,65 @@ func TestCLIAuditAndAccess(t *testing.T) {
 	c.fails(exitNotFound, "", nil, []string{"access", "user", "nobody"}, `no user named "nobody"`)
 }
 
+// TestCLILoginMFA: a user with a second factor logs in with the CLI: the
+// code from --code or INFRACAST_MFA_CODE (a TOTP or a recovery code) goes
+// to POST /api/v1/auth/token/mfa; without one and without a terminal, exit 4
+// with a one-line message saying how to give it. Neither the MFA token nor
+// the code is ever printed. (The terminal prompt: cli_pty_linux_test.go.)
+func TestCLILoginMFA(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "bob", "bob-password-1", map[string]string{"prod": "viewer"})
+	secret, recovery := enrollTOTP(t, in, in.Login("bob", "bob-password-1").String("token"))
+	pw := []string{"INFRACAST_PASSWORD=bob-password-1"}
+	login := []string{"--url", in.URL, "login", "--username", "bob"}
+	noSecrets := func(what string, r cliRun, code string) {
+		t.Helper()
+		for _, w := range strings.Fields(r.stdout + r.stderr) {
+			if len(w) > 40 || (code != "" && strings.Contains(w, code)) {
+				t.Fatalf("%s printed a token or the code (%q): %s%s", what, w, r.stdout, r.stderr)
+			}
+		}
+	}
+
+	// No code, standard input not a terminal: exit 4, how to give it.
+	c.fails(exitForbidden, "", pw, login, "MFA_REQUIRED", "--code", "INFRACAST_MFA_CODE")
+	noSecrets("login without a code", c.run("", pw, login...), "")
+	if _, err := os.Stat(filepath.Join(c.home, "infracast", "credentials.json")); err == nil {
+		t.Fatal("a login without its second factor wrote the credentials file")
+	}
+	// A wrong code: refused (401), nothing stored.
+	c.fails(exitUnauthorized, "", pw, append(login, "--code", "000000"), "UNAUTHORIZED")
+	c.fails(exitUsage, "", pw, append(login, "--code", " "), "--code")
+
+	// --code, a TOTP code of a step after the one that confirmed it.
+	in.Clock.Advance(90 * time.Second)
+	code := totpAt(t, secret, in.Clock.Now())
+	r := c.run("", pw, append(login, "--code", code)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "Logged in to "+in.URL+" as bob") {
+		t.Fatalf("login --code: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	noSecrets("login --code", r, code)
+	if r := c.run("", nil, "whoami", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"username": "bob"`) {
+		t.Fatalf("whoami after an MFA login: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	first := c.stored()["refresh_token"]
+
+	// INFRACAST_MFA_CODE, a recovery code (any spelling the service takes).
+	r = c.run("", append(pw, "INFRACAST_MFA_CODE="+strings.ToLower(recovery[0])), append(login, "-o", "json")...)
+	if r.code != 0 || !strings.Contains(r.stdout, `"username": "bob"`) {
+		t.Fatalf("login with INFRACAST_MFA_CODE: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	noSecrets("login with INFRACAST_MFA_CODE", r, recovery[0])
+	if c.stored()["refresh_token"] == first {
+		t.Fatal("the login with a recovery code did not store its session")
+	}
+	// The recovery code is spent.
+	c.fails(exitUnauthorized, "", append(pw, "INFRACAST_MFA_CODE="+recovery[0]), login, "UNAUTHORIZED")
+}
+
 // TestCLILoginEnrollmentRequired: a tenant policy that requires a second
 // factor refuses the login of a user without one with 403
 // MFA_ENROLLMENT_REQUIRED: exit 4, as every 403.

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -9,18 +12,27 @@ import (
 )
 
 func (a *app) loginCommand() *cobra.Command {
-	var username, tenant string
+	var username, tenant, code string
 	cmd := &cobra.Command{
-		Use:   "login --username NAME",
+		Use:   "login --username NAME [--code CODE]",
 		Short: "Log in and keep the refresh token (mode 0600 under your config folder)",
 		Long: `Log in with a username and password. The password is read from the terminal
 without echo; when standard input is not a terminal, from INFRACAST_PASSWORD, else
 from the first line of standard input. INFRACAST_PASSWORD, when set, is used in any
-case. The refresh token (and the current access token) are kept in
+case.
+
+A user with a second factor (TOTP) is then asked for a code: a TOTP code or a
+recovery code, from --code, else INFRACAST_MFA_CODE, else the terminal without echo.
+Without any of them (standard input not a terminal) login exits 4 saying so.
+
+The refresh token (and the current access token) are kept in
 $XDG_CONFIG_HOME/infracast/credentials.json, mode 0600, for the service's URL;
 later commands refresh the access token when less than 5 minutes remain.`,
 		Args: cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("code") && strings.TrimSpace(code) == "" {
+				return usagef("--code: must not be empty")
+			}
 			creds, base, err := a.stored()
 			if err != nil {
 				return err
@@ -37,6 +49,15 @@ later commands refresh the access token when less than 5 minutes remain.`,
 				return err
 			}
 			res, err := c.Login(cmd.Context(), client.LoginRequest{Username: username, Password: password, Tenant: tenant})
+			var step *client.Error
+			if errors.As(err, &step) && step.MFAToken != "" {
+				// The password was right; the second step takes the code.
+				second, cerr := a.mfaCode(code)
+				if cerr != nil {
+					return cerr
+				}
+				res, err = c.LoginMFA(cmd.Context(), client.MFALoginRequest{MFAToken: step.MFAToken, Code: second})
+			}
 			if err != nil {
 				return err
 			}
@@ -57,8 +78,26 @@ later commands refresh the access token when less than 5 minutes remain.`,
 	}
 	cmd.Flags().StringVar(&username, "username", "", "username (required)")
 	cmd.Flags().StringVar(&tenant, "tenant", "", "scope the session to this one tenant")
+	cmd.Flags().StringVar(&code, "code", "", "a second factor's code, TOTP or recovery (default $INFRACAST_MFA_CODE, else asked on the terminal)")
 	requireFlags(cmd, "username")
 	return cmd
+}
+
+// mfaCode is the code of a login's second step: flag (--code), else
+// INFRACAST_MFA_CODE, else read from the terminal without echo. Without any
+// (no terminal) it is a 403 MFA_REQUIRED that says how to give one.
+func (a *app) mfaCode(flag string) (string, error) {
+	if c := strings.TrimSpace(flag); c != "" {
+		return c, nil
+	}
+	if c := strings.TrimSpace(a.getenv("INFRACAST_MFA_CODE")); c != "" {
+		return c, nil
+	}
+	if c, ok, err := a.ask("Code (authenticator app, or a recovery code)"); ok {
+		return strings.TrimSpace(c), err
+	}
+	return "", &client.Error{Status: http.StatusForbidden, Code: client.ErrMFARequired.Code,
+		Message: "this user has a second factor: give a TOTP or recovery code with --code CODE or INFRACAST_MFA_CODE, or log in on a terminal to be asked for it"}
 }
 
 func (a *app) logoutCommand() *cobra.Command {

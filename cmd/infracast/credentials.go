@@ -213,17 +213,8 @@ func (a *app) secret(env, prompt string) (string, error) {
 	if v := a.getenv(env); v != "" {
 		return v, nil
 	}
-	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		fmt.Fprint(a.stderr, prompt+": ")
-		b, err := term.ReadPassword(int(f.Fd()))
-		fmt.Fprintln(a.stderr)
-		if err != nil {
-			return "", err
-		}
-		if len(b) == 0 {
-			return "", usagef("%s: nothing entered", strings.ToLower(prompt))
-		}
-		return string(b), nil
+	if v, ok, err := a.ask(prompt); ok {
+		return v, err
 	}
 	line, err := bufio.NewReader(a.stdin).ReadString('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -234,4 +225,24 @@ func (a *app) secret(env, prompt string) (string, error) {
 		return "", usagef("%s: set %s, or give it on standard input", strings.ToLower(prompt), env)
 	}
 	return line, nil
+}
+
+// ask reads a secret from the terminal without echo, after prompting on
+// stderr; ok is false, and nothing is read, when standard input is not a
+// terminal.
+func (a *app) ask(prompt string) (v string, ok bool, err error) {
+	f, isFile := a.stdin.(*os.File)
+	if !isFile || !term.IsTerminal(int(f.Fd())) {
+		return "", false, nil
+	}
+	fmt.Fprint(a.stderr, prompt+": ")
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(a.stderr)
+	if err != nil {
+		return "", true, err
+	}
+	if len(b) == 0 {
+		return "", true, usagef("%s: nothing entered", strings.ToLower(prompt))
+	}
+	return string(b), true, nil
 }

@@ -39,7 +39,7 @@ const (
 	exitFailure      = 1 // anything not below: the service unreachable, a 5xx, a local file
 	exitUsage        = 2 // bad flags or arguments, or input the service refused (400 VALIDATION_ERROR, 413)
 	exitUnauthorized = 3 // not logged in, the session ended, or credentials refused (401)
-	exitForbidden    = 4 // 403: no access to this tenant or permission
+	exitForbidden    = 4 // 403: no access to this tenant or permission, a second factor required, …
 	exitNotFound     = 5 // 404: no such user, key, provider, …
 	exitConflict     = 6 // 409: duplicate username, already active, …
 	exitRateLimited  = 7 // 429: too many attempts (after the retries); Retry-After is printed
@@ -51,7 +51,7 @@ const exitCodes = `Exit codes:
   1  failure not listed below (service unreachable, server error, local file)
   2  usage: bad flags or arguments, or input the service refused (400, 413)
   3  not logged in, session ended, or credentials refused (401)
-  4  forbidden (403)
+  4  forbidden (403), or a second factor required and no code given
   5  not found (404)
   6  conflict (409)
   7  rate limited (429), after retrying
@@ -234,7 +234,8 @@ The service URL comes from --url, else INFRACAST_URL, else the last login's
 (also with INFRACAST_TOKEN); it must be http(s)://host[:port][/path].
 'infracast login' keeps a refresh token in a file only you can read
 (` + "`" + `$XDG_CONFIG_HOME/infracast/credentials.json` + "`" + `, mode 0600); set INFRACAST_TOKEN
-(an API key or an access token) to use that instead.
+(an API key or an access token) to use that instead. A user with a second
+factor gives its code to login (--code, INFRACAST_MFA_CODE, or the prompt).
 
 ` + exitCodes,
 		SilenceUsage:  true,
