@@ -826,3 +826,52 @@ func TestCLIServiceURLChecked(t *testing.T) {
 	c.ok("logout")
 	c.fails(exitUnauthorized, "", noURL, []string{"whoami"}, "not logged in", loginHint)
 }
+
+// TestCLIListsPrintTheAPIShapes: -o json of every list prints what the API
+// answers: the same top-level fields (the wrapper: {"users":[…]},
+// {"signing_keys":[…]}, …) and the same fields in each entry.
+func TestCLIListsPrintTheAPIShapes(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	c := newCLI(t, in)
+	c.login()
+	admin := in.AdminToken()
+	adminID := in.Do("GET", "/api/v1/auth/me", admin, nil).String("id")
+	in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "k", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}})
+	issuer := "http://" + freeAddr(t)
+	if r := c.run("", []string{"INFRACAST_CLIENT_SECRET=s3cret-s3cret"}, "sso", "configure", "oidc", "--name", "corp", "--issuer", issuer, "--client-id", "c"); r.code != 0 {
+		t.Fatalf("sso configure: %d %s", r.code, r.stderr)
+	}
+	for _, l := range []struct {
+		cli  []string
+		path string
+		list string
+	}{
+		{[]string{"users", "list"}, "/api/v1/users", "users"},
+		{[]string{"users", "sessions", adminID}, "/api/v1/users/" + adminID + "/sessions", "sessions"},
+		{[]string{"keys", "list"}, "/api/v1/api-keys", "api_keys"},
+		{[]string{"sso", "list"}, "/api/v1/admin/sso", "providers"},
+		{[]string{"signing-keys", "list"}, "/api/v1/admin/signing-keys", "signing_keys"},
+		{[]string{"audit", "--limit", "3"}, "/api/v1/audit/events?limit=3", "events"},
+	} {
+		api := in.Do("GET", l.path, admin, nil)
+		expectStatus(t, l.path, api, http.StatusOK)
+		var cli map[string]any
+		c.okJSON(&cli, l.cli...)
+		if got, want := strings.Join(keys(cli), ","), strings.Join(keys(api.JSON), ","); got != want {
+			t.Errorf("%v -o json: fields %s, the API's %s\n%s", l.cli, got, want, api.Raw)
+			continue
+		}
+		cl, _ := cli[l.list].([]any)
+		al, _ := api.JSON[l.list].([]any)
+		if len(cl) == 0 || len(cl) != len(al) {
+			t.Errorf("%v -o json: %d entries in %q, the API %d", l.cli, len(cl), l.list, len(al))
+			continue
+		}
+		ce, _ := cl[0].(map[string]any)
+		ae, _ := al[0].(map[string]any)
+		if got, want := strings.Join(keys(ce), ","), strings.Join(keys(ae), ","); got != want {
+			t.Errorf("%v -o json: an entry's fields %s, the API's %s", l.cli, got, want)
+		}
+	}
+}
