@@ -82,7 +82,10 @@ func TestCLILoginMFAPrompt(t *testing.T) {
 		select {
 		case <-exited:
 		default:
-			_ = cmd.Process.Kill() // the test failed before the CLI ended
+			// The test failed before the CLI ended.
+			if err := cmd.Process.Kill(); err != nil {
+				t.Errorf("killing the CLI: %v", err)
+			}
 			<-exited
 		}
 	})
