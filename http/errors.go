@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -104,8 +105,15 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if done, herr := s.mfaError(c, err); done { // MFA_REQUIRED and the MFA errors (mfa.go)
 		return herr
 	}
-	apiErr, logIt := toAPIError(err)
 	rid, _ := c.Locals(localRequestID).(string)
+	if rid == "" {
+		// Refused before any route ran (a body or headers over the limit,
+		// a malformed request: fasthttp's error handler calls this one),
+		// so observe did not give the answer its ID and security headers.
+		rid = startAnswer(c, time.Now())
+		defaultCSP(&c.Response().Header)
+	}
+	apiErr, logIt := toAPIError(err)
 	if logIt {
 		s.log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "err", err)
 	}

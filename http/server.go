@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/oklog/ulid/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -366,23 +367,14 @@ var (
 // request's metrics and, at debug level, an access log line.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
-	id := requestID(start)
-	c.Locals(localRequestID, id)
+	id := startAnswer(c, start)
 	h := &c.Response().Header
-	// The names are canonical already: SetCanonical skips normalizing them.
-	h.SetCanonical(hdrRequestID, []byte(id))
-	h.SetCanonical(hdrContentTypeOptions, valNosniff)
-	h.SetCanonical(hdrReferrerPolicy, valNoReferrer)
-	h.SetCanonical(hdrFrameOptions, valDeny)
-	h.SetCanonical(hdrCacheControl, valNoStore)
 	if err := c.Next(); err != nil {
 		if herr := s.handleError(c, err); herr != nil {
 			return herr
 		}
 	}
-	if len(h.Peek(fiber.HeaderContentSecurityPolicy)) == 0 {
-		h.SetCanonical(hdrContentSecurityPolicy, valNoneCSP)
-	}
+	defaultCSP(h)
 	status := c.Response().StatusCode()
 	if m := s.deps.Metrics; m != nil {
 		m.observe(c.Route().Path, c.Method(), status, time.Since(start))
@@ -392,6 +384,29 @@ func (s *Server) observe(c *fiber.Ctx) error {
 			"status", status, "duration", time.Since(start), "ip", s.clientAddr(c).String())
 	}
 	return nil
+}
+
+// startAnswer gives the request c an ID (returned, and in c's locals) and
+// sets it and the default security headers on the answer.
+func startAnswer(c *fiber.Ctx, start time.Time) string {
+	id := requestID(start)
+	c.Locals(localRequestID, id)
+	h := &c.Response().Header
+	// The names are canonical already: SetCanonical skips normalizing them.
+	h.SetCanonical(hdrRequestID, []byte(id))
+	h.SetCanonical(hdrContentTypeOptions, valNosniff)
+	h.SetCanonical(hdrReferrerPolicy, valNoReferrer)
+	h.SetCanonical(hdrFrameOptions, valDeny)
+	h.SetCanonical(hdrCacheControl, valNoStore)
+	return id
+}
+
+// defaultCSP sets the default Content-Security-Policy on an answer that
+// has none of its own (the console and the login page set theirs).
+func defaultCSP(h *fasthttp.ResponseHeader) {
+	if len(h.Peek(fiber.HeaderContentSecurityPolicy)) == 0 {
+		h.SetCanonical(hdrContentSecurityPolicy, valNoneCSP)
+	}
 }
 
 // requestID is a new request ID: "req-" and a ULID of t (the request's

@@ -20,21 +20,10 @@ func TestEdgeHeadersAndNoCORS(t *testing.T) {
 		in.Login(AdminUser, AdminPassword),
 		in.Do("GET", "/api/v1/auth/me", "garbage", nil),
 		in.Do("GET", "/nope", "", nil),
+		// Refused by the HTTP server before any route runs.
+		doReq(t, in, request{Method: "POST", Path: "/api/v1/auth/token", ContentType: "application/json", Body: oversized("username")}),
 	} {
-		for h, want := range map[string]string{
-			"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-			"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-		} {
-			if got := r.Header.Get(h); got != want {
-				t.Errorf("%d response: %s = %q, want %q", r.Status, h, got, want)
-			}
-		}
-		if !strings.HasPrefix(r.Header.Get("X-Request-ID"), "req-") {
-			t.Errorf("no request ID: %v", r.Header)
-		}
-		if r.Header.Get("Content-Security-Policy") == "" {
-			t.Errorf("no CSP on %d response", r.Status)
-		}
+		expectDefaultHeaders(t, r.Status, r.Header)
 	}
 	req, _ := http.NewRequest("OPTIONS", in.URL+"/api/v1/auth/token", nil)
 	req.Header.Set("Origin", "https://evil.example")
@@ -46,6 +35,26 @@ func TestEdgeHeadersAndNoCORS(t *testing.T) {
 	res.Body.Close()
 	if v := res.Header.Get("Access-Control-Allow-Origin"); v != "" {
 		t.Fatalf("CORS allowed origin %q without configuration", v)
+	}
+}
+
+// expectDefaultHeaders checks the request ID and the security headers that
+// every answer carries.
+func expectDefaultHeaders(t *testing.T, status int, h http.Header) {
+	t.Helper()
+	for name, want := range map[string]string{
+		"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+		"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+	} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%d response: %s = %q, want %q", status, name, got, want)
+		}
+	}
+	if !strings.HasPrefix(h.Get("X-Request-ID"), "req-") {
+		t.Errorf("%d response without a request ID: %v", status, h)
+	}
+	if h.Get("Content-Security-Policy") == "" {
+		t.Errorf("no CSP on %d response", status)
 	}
 }
 
@@ -67,6 +76,7 @@ func TestEdgeOversizedHeaders(t *testing.T) {
 	if res.StatusCode != 431 {
 		t.Fatalf("oversized headers: %d", res.StatusCode)
 	}
+	expectDefaultHeaders(t, res.StatusCode, res.Header)
 	if r := in.Do("GET", "/health", "", nil); r.Status != 200 {
 		t.Fatalf("server after oversized headers: %d", r.Status)
 	}
