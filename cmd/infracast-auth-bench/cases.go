@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -347,24 +348,54 @@ func caseRefresh(ctx context.Context, b *bench) ([]result, error) {
 	if _, err := js.CreateStream(ctx, rawCfg); err != nil {
 		return nil, err
 	}
-	lastSeq := make([]uint64, b.writers)
-	round := 0
-	raw := func(d time.Duration) (sample, error) {
-		round++
-		return runOps(b.writers, d, func(i int) (func() error, error) {
-			subject, n := fmt.Sprintf("bench.raw.%d", i), 0
-			return func() error {
-				n++
-				ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: payload},
-					jetstream.WithExpectLastSequencePerSubject(lastSeq[i]), jetstream.WithMsgID(fmt.Sprintf("raw-%d-%d-%d", round, i, n)))
-				if err != nil {
-					return err
-				}
-				lastSeq[i] = ack.Sequence
-				return nil
-			}, nil
-		})
+	// The service's stream is read as it is written — its projections'
+	// consumer (events.Store.Consume) takes each event once stored — and
+	// the raw stream above is read by nobody. A second raw stream, read by
+	// one consumer with the same settings, is the baseline of
+	// refresh.vs_read_stream: how much of the gap reading costs the stream.
+	readCfg := rawCfg
+	readCfg.Name, readCfg.Subjects = "BENCH_RAW_READ", []string{"bench.read.>"}
+	if _, err := js.CreateStream(ctx, readCfg); err != nil {
+		return nil, err
 	}
+	reader, err := js.CreateConsumer(ctx, readCfg.Name, jetstream.ConsumerConfig{
+		DeliverPolicy: jetstream.DeliverAllPolicy, AckPolicy: jetstream.AckNonePolicy,
+		Replicas: 1, MemoryStorage: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var readN atomic.Int64
+	reading, err := reader.Consume(func(jetstream.Msg) { readN.Add(1) },
+		jetstream.PullMaxMessages(4096), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(500*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer reading.Stop()
+	// appends: raw appends of the stored session.refreshed by b.writers
+	// goroutines, each to a subject of its own under prefix, with the
+	// headers a command sends (message ID, expected subject sequence).
+	appends := func(prefix string) func(time.Duration) (sample, error) {
+		lastSeq := make([]uint64, b.writers)
+		round := 0
+		return func(d time.Duration) (sample, error) {
+			round++
+			return runOps(b.writers, d, func(i int) (func() error, error) {
+				subject, n := fmt.Sprintf("%s.%d", prefix, i), 0
+				return func() error {
+					n++
+					ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: payload},
+						jetstream.WithExpectLastSequencePerSubject(lastSeq[i]), jetstream.WithMsgID(fmt.Sprintf("%s-%d-%d-%d", prefix, round, i, n)))
+					if err != nil {
+						return err
+					}
+					lastSeq[i] = ack.Sequence
+					return nil
+				}, nil
+			})
+		}
+	}
+	raw, rawRead := appends("bench.raw"), appends("bench.read")
 	refreshes := func(d time.Duration) (sample, error) {
 		return httpLoad(in.addr, b.writers, d, 200, func(i int, req *fasthttp.Request) {
 			postJSON(req, in.addr, "/api/v1/auth/refresh", map[string]string{"refresh_token": refresh[i]})
@@ -414,7 +445,16 @@ func caseRefresh(ctx context.Context, b *bench) ([]result, error) {
 	}
 	r := throughput("refresh", "refreshes/s", &ss, &bs, fmt.Sprintf("raw JetStream appends/s of %d B (the stored session.refreshed), fsync always, %d clients", len(payload), b.writers))
 	r.atLeast(0.85) // issue 15's target: not reached reliably (docs/performance.md, "What limits each figure")
-	return []result{r}, nil
+	bs2, ss2, err := compare(b.duration, b.rounds(), 200*time.Millisecond, rawRead, refreshes)
+	if err != nil {
+		return nil, err
+	}
+	if readN.Load() == 0 {
+		return nil, fmt.Errorf("refresh.vs_read_stream: the raw stream's reader got nothing")
+	}
+	read := throughput("refresh.vs_read_stream", "refreshes/s", &ss2, &bs2,
+		fmt.Sprintf("the same raw appends to a stream that one consumer reads as it is written (the service's projections read theirs so), in the same rounds, %d clients", b.writers))
+	return []result{r, read}, nil
 }
 
 // ---------------------------------------------------------------- replay
