@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -50,18 +49,7 @@ func bareProxyChild(upAddr string) int {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(cl) }()
 	fmt.Println(ln.Addr().String())
-	stdinClosed := make(chan struct{})
-	go func() {
-		defer close(stdinClosed)
-		for in := bufio.NewScanner(os.Stdin); in.Scan(); {
-			if in.Text() == "conns" {
-				fmt.Println(cl.accepted.Load())
-			}
-		}
-	}()
-	select {
-	case <-stdinClosed:
-	case err := <-served:
+	if err := answerUntilStdinCloses(cl, served); err != nil {
 		fmt.Fprintln(os.Stderr, "serve:", err)
 		return 1
 	}

@@ -86,6 +86,23 @@ func serveChild() int {
 		return 1
 	}
 	fmt.Println(ln.Addr().String())
+	if err := answerUntilStdinCloses(cl, served); err != nil {
+		fmt.Fprintln(os.Stderr, "serve:", err)
+		return 1
+	}
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := svc.Shutdown(sctx); err != nil {
+		fmt.Fprintln(os.Stderr, "shutdown:", err)
+		return 1
+	}
+	return 0
+}
+
+// answerUntilStdinCloses answers each line "conns" on standard input with
+// the number of connections cl has accepted, until standard input closes
+// (nil) or the server fails first (served's error).
+func answerUntilStdinCloses(cl *countingListener, served <-chan error) error {
 	stdinClosed := make(chan struct{})
 	go func() {
 		defer close(stdinClosed)
@@ -97,17 +114,10 @@ func serveChild() int {
 	}()
 	select {
 	case <-stdinClosed:
+		return nil
 	case err := <-served:
-		fmt.Fprintln(os.Stderr, "serve:", err)
-		return 1
+		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := svc.Shutdown(sctx); err != nil {
-		fmt.Fprintln(os.Stderr, "shutdown:", err)
-		return 1
-	}
-	return 0
 }
 
 // childProfile starts a CPU profile of this process's whole run when its
