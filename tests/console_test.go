@@ -615,3 +615,26 @@ func TestConsoleRefreshesBeforeExpiry(t *testing.T) {
 	}
 	noPolicyBreach(t, ctx)
 }
+
+// TestConsoleRefreshRevokedSession: a session revoked while the console is
+// open, noticed by its refresh (before its next /auth/me), shows the same
+// "ended or was revoked" sign-in screen as any other 401 (docs/console.md).
+// The service's clock runs 20 s behind with a 1-minute access token: the
+// console refreshes about 10 s after signing in, before its 20-s check.
+func TestConsoleRefreshRevokedSession(t *testing.T) {
+	in := Start(t, WithClock(NewClockAt(time.Now().Add(-20*time.Second))), func(c *service.Config) { c.AccessTTL = time.Minute })
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "ops", "ops-passphrase-1", map[string]string{"prod": "admin"})
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, in.URL, "ops", "ops-passphrase-1")
+	expectStatus(t, "revoke ops's sessions", in.Do("DELETE", "/api/v1/users/"+id+"/sessions", admin, nil), http.StatusOK)
+	run(t, ctx, "signed out by the refresh", until(`document.body.getAttribute('data-state') === 'signed-out'`))
+	reason, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById('signed-out-reason') || {}).textContent || ''`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reason, "ended or was revoked") {
+		t.Fatalf("signed out with %q, want the revoked-session message", reason)
+	}
+	noPolicyBreach(t, ctx)
+}

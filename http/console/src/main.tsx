@@ -254,7 +254,7 @@ function App() {
     try {
       const res = await callRaw('POST', '/api/v1/auth/refresh', {}, cookieSession);
       if (res.ok) { setBody({ refreshed: res.body.expires_at }); schedule(res.body.expires_at); return; }
-      if (res.status === 401 || res.status === 403) { signedOut('Your session has ended. Sign in again.'); return; }
+      if (res.status === 401 || res.status === 403) { signedOut('Your session has ended or was revoked. Sign in again.'); return; }
     } catch { /* offline: try again shortly */ }
     refreshTimer.current = window.setTimeout(refresh, 15_000);
   }, []);
