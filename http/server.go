@@ -347,7 +347,8 @@ func (s *Server) recoverPanics(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// The security headers observe sets on every answer, as byte slices.
+// The request ID and security headers every answer carries (startAnswer,
+// defaultCSP), as byte slices.
 var (
 	hdrRequestID             = []byte("X-Request-ID")
 	hdrContentTypeOptions    = []byte(fiber.HeaderXContentTypeOptions)
