@@ -202,6 +202,11 @@ type (
 	ChangePassword struct {
 		PasswordHashSealed string
 		KeepSessionID      string
+		// VerifiedHash, when set, is the sealed hash the user's current
+		// password was verified against: the change is refused
+		// (current_password) unless it is still the user's. Two changes
+		// raced with the same current password: only the first holds.
+		VerifiedHash string
 	}
 	// ChangeProfile gives the user a new username and/or e-mail ("": left
 	// as it is), validated as at creation. The caller reserves a new
@@ -300,6 +305,9 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 		}
 		if c.PasswordHashSealed == "" {
 			return nil, Invalid("password", "is required")
+		}
+		if c.VerifiedHash != "" && subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
+			return nil, Invalid("current_password", "does not match")
 		}
 		return []Event{UserPasswordChanged{UserID: u.ID, PasswordHashSealed: c.PasswordHashSealed, KeptSessionID: c.KeepSessionID}}, nil
 	case ChangeProfile:

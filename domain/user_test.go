@@ -360,6 +360,20 @@ func TestDecideUser(t *testing.T) {
 			when: ChangePassword{PasswordHashSealed: "sealed:new"},
 			then: outcome{err: ErrNotFound},
 		},
+		{
+			name:  "change password: the verified current hash is still the user's",
+			given: events(userCreated()),
+			when:  ChangePassword{PasswordHashSealed: "sealed:new", KeepSessionID: "s-1", VerifiedHash: pwHash},
+			then: outcome{events: events(UserPasswordChanged{
+				UserID: uid, PasswordHashSealed: "sealed:new", KeptSessionID: "s-1",
+			})},
+		},
+		{
+			name:  "change password: changed since the current one was verified",
+			given: events(userCreated(), UserPasswordChanged{UserID: uid, PasswordHashSealed: "sealed:other"}),
+			when:  ChangePassword{PasswordHashSealed: "sealed:new", VerifiedHash: pwHash},
+			then:  outcome{field: "current_password"},
+		},
 
 		// ChangeProfile
 		{

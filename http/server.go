@@ -31,8 +31,9 @@ type Authenticator interface {
 type UserCommands interface {
 	CreateUser(ctx context.Context, meta events.Meta, in commands.CreateUserInput) (domain.User, error)
 	ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error)
-	ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error
-	VerifyPassword(userID, password string) bool
+	// ChangePassword sets userID's password; current, when not "", must be
+	// the present one (a user changing their own).
+	ChangePassword(ctx context.Context, meta events.Meta, userID, password, current, keepSession string) error
 }
 
 // SessionCommands revokes sessions and tokens.

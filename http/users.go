@@ -254,22 +254,19 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	if err := required("password", req.Password); err != nil {
 		return err
 	}
-	keep := ""
+	keep, current := "", ""
 	switch {
 	case cl.IsUser() && u.ID == cl.User.ID:
 		if err := required("current_password", req.CurrentPassword); err != nil {
 			return err
 		}
-		if !s.deps.Users.VerifyPassword(u.ID, req.CurrentPassword) {
-			return validation("current_password: does not match")
-		}
-		keep = cl.SessionID
+		keep, current = cl.SessionID, req.CurrentPassword
 	case !cl.IsPlatformAdmin():
 		return errForbidden
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if err := s.deps.Users.ChangePassword(ctx, s.meta(c), u.ID, req.Password, keep); err != nil {
+	if err := s.deps.Users.ChangePassword(ctx, s.meta(c), u.ID, req.Password, current, keep); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"fmt"
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -186,4 +188,57 @@ func TestPasswordChangeBySelf(t *testing.T) {
 	expectBody(t, "later session after an admin reset", me(t, in, later.String("token")), 401, bodyUnauthorized)
 	expectStatus(t, "the admin's own session", me(t, in, admin), 200)
 	in.Login("frank", "reset-password")
+}
+
+// TestPasswordChangesRacedBySelf: N sessions of a user change the password
+// at the same moment, each with the same (right) current password. As one
+// after the other, exactly one change holds: the others are refused as made
+// after it (400 current_password), one user.password_changed is stored, and
+// the password is the one whose change was answered 204.
+func TestPasswordChangesRacedBySelf(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	uid := in.CreateUser(admin, "grace", "old-password", map[string]string{"prod": "viewer"})
+	const n = 8
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = in.Login("grace", "old-password").String("token")
+	}
+	path := "/api/v1/users/" + uid + "/password"
+	statuses := make([]Response, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[i] = in.Do("POST", path, tokens[i], map[string]string{"password": fmt.Sprintf("fresh-password-%d", i), "current_password": "old-password"})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	won := -1
+	for i, r := range statuses {
+		switch {
+		case r.Status == 204 && won < 0:
+			won = i
+		case r.Status == 204:
+			t.Errorf("changes %d and %d both held", won, i)
+		case r.Status == 400 && r.ErrorCode() == "VALIDATION_ERROR" && strings.Contains(string(r.Raw), "current_password"):
+		case r.Status == 401:
+			// Its session was ended by the change that held before its
+			// request was authenticated: refused too.
+		default:
+			t.Errorf("change %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no change held")
+	}
+	if got := countEvents(storedEvents(t, in.Svc), "user.password_changed", uid); got != 1 {
+		t.Fatalf("%d user.password_changed events, want 1", got)
+	}
+	in.Login("grace", fmt.Sprintf("fresh-password-%d", won))
 }

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -144,9 +145,29 @@ func (s *Service) reservedAgain(ctx context.Context, u domain.User, evs []domain
 	return last != 0, err
 }
 
-// ChangePassword sets a user's password; every other session of the user is revoked.
-func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, keepSession string) error {
-	u, _, _ := s.state.User(userID) // unknown: ExecuteUser says so below
+// ChangePassword sets a user's password; every other session of the user is
+// revoked. With current (the user changing their own), current must be the
+// user's password — checked on the read model, then again in the decision,
+// against the hash it was checked against, so that of two changes made with
+// the same current password at once only the first holds (the second is
+// refused as if made after it).
+func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, current, keepSession string) error {
+	u, _, found := s.state.User(userID) // unknown: ExecuteUser says so below
+	verified := ""
+	if current != "" {
+		hash := ""
+		if found {
+			h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
+			if err != nil {
+				return fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
+			}
+			hash = h
+		}
+		if !s.passwords.Verify(current, hash) {
+			return domain.Invalid("current_password", "does not match")
+		}
+		verified = u.PasswordHashSealed
+	}
 	if err := s.passwords.Check(password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
 		return err
 	}
@@ -154,18 +175,6 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 	if err != nil {
 		return err
 	}
-	_, err = s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed, KeepSessionID: keepSession})
+	_, err = s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed, KeepSessionID: keepSession, VerifiedHash: verified})
 	return err
-}
-
-// VerifyPassword reports whether password is the user's current password.
-func (s *Service) VerifyPassword(userID, password string) bool {
-	u, _, ok := s.state.User(userID)
-	hash := ""
-	if ok {
-		if h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed); err == nil {
-			hash = h
-		}
-	}
-	return s.passwords.Verify(password, hash)
 }
