@@ -7,6 +7,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"maps"
 	"reflect"
@@ -22,10 +23,27 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 9 // 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 10 // 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+
+// vocabulary identifies the events this build decodes: EventVersion and
+// every event type. A snapshot carries its writer's. One whose writer
+// skipped events it could not decode and knew other events than this build
+// is not restored (ErrSnapshotFormat): this build might decode those events,
+// and a restored model must be identical to a replayed one — a build rolled
+// back to, which skips the newer events, must not leave its snapshot to the
+// build that knows them.
+var vocabulary = func() uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "v%d", domain.EventVersion)
+	for _, t := range domain.EventTypes() {
+		h.Write([]byte{0})
+		h.Write([]byte(t))
+	}
+	return h.Sum64()
+}()
 
 // ErrSnapshotFormat: the snapshot was written by a build with another
-// SnapshotFormat.
+// SnapshotFormat (or, having skipped events, another vocabulary).
 var ErrSnapshotFormat = errors.New("projections: snapshot of another format")
 
 // A snapshot (format 5) is snapshotMagic, the format as a uvarint, then
@@ -310,7 +328,7 @@ func (f *Frozen) WriteTo(w io.Writer) (int64, error) {
 	us, ss := &f.users, &f.sessions
 	fw.start(frHeader)
 	for _, v := range []uint64{f.applied, f.skipped, uint64(us.recs.n), uint64(us.extras.n), uint64(ss.recs.n), uint64(ss.spent.n),
-		uint64(len(us.sets.sets)), uint64(len(us.lists.lists)), uint64(len(ss.tenants.strs)), uint64(len(ss.reasons.strs))} {
+		uint64(len(us.sets.sets)), uint64(len(us.lists.lists)), uint64(len(ss.tenants.strs)), uint64(len(ss.reasons.strs)), vocabulary} {
 		fw.uvarint(v)
 	}
 	fw.flush()
@@ -763,6 +781,9 @@ func (b *builder) frame(kind byte, data []byte) error {
 			if b.counts[i] > 1<<31 {
 				return errors.New("count out of range")
 			}
+		}
+		if vocab := d.uvarint(); b.skipped > 0 && vocab != vocabulary {
+			return fmt.Errorf("%w: written by a build that skipped %d events it could not decode and knew other events than this one", ErrSnapshotFormat, b.skipped)
 		}
 		c := &b.cow
 		us.recs.grow(c, uint32(b.counts[0]))

@@ -323,3 +323,50 @@ func TestRestoreRefusesForeignSnapshots(t *testing.T) {
 		t.Fatalf("a refused snapshot changed the model (applied %d)", fresh.Applied())
 	}
 }
+
+// TestRestoreRefusesALossyWritersSnapshot: a snapshot whose writer skipped
+// events it could not decode is restored by a build with the same event
+// vocabulary (it would skip them too), refused (ErrSnapshotFormat: the
+// stream is replayed instead) by one that knows other events — which might
+// decode them, as after a rollback to an older build and back. A writer
+// that skipped nothing is restored whatever its vocabulary.
+func TestRestoreRefusesALossyWritersSnapshot(t *testing.T) {
+	own := vocabulary
+	defer func() { vocabulary = own }()
+	snapshot := func(skip bool, vocab uint64) []byte {
+		vocabulary = vocab
+		defer func() { vocabulary = own }()
+		m := NewModel()
+		evs := history()
+		applyAll(m, evs)
+		if skip {
+			m.Skip(uint64(len(evs) + 1)) // an event this writer could not decode
+		}
+		data, _, err := m.Snapshot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	for _, c := range []struct {
+		name     string
+		skip     bool
+		vocab    uint64
+		restored bool
+	}{
+		{"skipped, same vocabulary", true, own, true},
+		{"skipped, another vocabulary", true, own ^ 1, false},
+		{"nothing skipped, another vocabulary", false, own ^ 1, true},
+	} {
+		m := NewModel()
+		_, err := m.Restore(snapshot(c.skip, c.vocab))
+		switch {
+		case c.restored && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case !c.restored && !errors.Is(err, ErrSnapshotFormat):
+			t.Errorf("%s: restored (%v), want ErrSnapshotFormat", c.name, err)
+		case !c.restored && m.Applied() != 0:
+			t.Errorf("%s: the refused snapshot changed the model", c.name)
+		}
+	}
+}
