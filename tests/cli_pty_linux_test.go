@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,24 +36,6 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestCLILoginMFAPrompt: on a terminal, login asks for the second factor's
 // code (on stderr, read without echo) and finishes the login with it.
 func TestCLILoginMFAPrompt(t *testing.T) {
@@ -70,7 +51,7 @@ func TestCLILoginMFAPrompt(t *testing.T) {
 	master, slave := openPTY(t)
 	cmd := exec.Command(c.bin, "--url", in.URL, "login", "--username", "bob")
 	cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_PASSWORD=bob-password-1")
-	var stdout, stderr lockedBuffer
+	var stdout, stderr LogBuffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -186,16 +186,9 @@ func gatewayVersusNginx(ctx context.Context, b *bench, upAddr, path string) ([]r
 		return nil, err
 	}
 	auth := "Bearer " + user.Token
-	var baseCPU, subjectCPU cpuPerRequest // nginx's, or the service process's, and this one's
-	base := meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, ngx.Addr, path, auth)
-	subject := meteredGet(&subjectCPU, svc.cmd.Process.Pid, b, svc.addr, path, auth)
-	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
+	bs, ss, err := versusNginx(b, ngx, svc, "the service's process", "the service", path, auth)
 	if err != nil {
 		return nil, err
-	}
-	if baseCPU.ok() && subjectCPU.ok() {
-		fmt.Fprintf(b.log, "   CPU per request: through nginx %s (nginx) + %s (this process: load, upstream); through the service's process %s (the service) + %s (this process)\n",
-			baseCPU.nginx(), baseCPU.self(), subjectCPU.nginx(), subjectCPU.self())
 	}
 	r := throughput("gateway.vs_nginx", "req/s", &ss, &bs,
 		fmt.Sprintf("the same request through nginx %s as a plain proxy (keepalive 64) to the same upstream, in the same rounds; the service in a process of its own, %d connections", ngx.Version, b.conns))
@@ -206,6 +199,24 @@ func gatewayVersusNginx(ctx context.Context, b *bench, upAddr, path string) ([]r
 		return nil, err
 	}
 	return append([]result{r}, bare...), nil
+}
+
+// versusNginx measures GETs of path through nginx (the baseline) and
+// through the process p (the subject) alternately in the same rounds, and
+// logs the CPU per request of each proxy's process and of this one.
+func versusNginx(b *bench, ngx *nginxServer, p *serviceProcess, through, proc, path, auth string) (base, subject sample, err error) {
+	var baseCPU, subjectCPU cpuPerRequest // nginx's, or p's, and this process's
+	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond,
+		meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, ngx.Addr, path, auth),
+		meteredGet(&subjectCPU, p.cmd.Process.Pid, b, p.addr, path, auth))
+	if err != nil {
+		return bs, ss, err
+	}
+	if baseCPU.ok() && subjectCPU.ok() {
+		fmt.Fprintf(b.log, "   CPU per request: through nginx %s (nginx) + %s (this process: load, upstream); through %s %s (%s) + %s (this process)\n",
+			baseCPU.nginx(), baseCPU.self(), through, subjectCPU.nginx(), proc, subjectCPU.self())
+	}
+	return bs, ss, nil
 }
 
 // bareProxyVersusNginx: the same request through a bare fasthttp reverse
@@ -219,16 +230,9 @@ func bareProxyVersusNginx(ctx context.Context, b *bench, ngx *nginxServer, upAdd
 		return nil, err
 	}
 	defer bare.stop()
-	var baseCPU, subjectCPU cpuPerRequest
-	base := meteredGet(&baseCPU, ngx.cmd.Process.Pid, b, ngx.Addr, path, auth)
-	subject := meteredGet(&subjectCPU, bare.cmd.Process.Pid, b, bare.addr, path, auth)
-	bs, ss, err := compare(b.duration, b.rounds(), 300*time.Millisecond, base, subject)
+	bs, ss, err := versusNginx(b, ngx, bare, "a bare fasthttp proxy", "the proxy", path, auth)
 	if err != nil {
 		return nil, err
-	}
-	if baseCPU.ok() && subjectCPU.ok() {
-		fmt.Fprintf(b.log, "   CPU per request: through nginx %s (nginx) + %s (this process); through a bare fasthttp proxy %s (the proxy) + %s (this process)\n",
-			baseCPU.nginx(), baseCPU.self(), subjectCPU.nginx(), subjectCPU.self())
 	}
 	return []result{throughput("gateway.bare_vs_nginx", "req/s", &ss, &bs,
 		fmt.Sprintf("the same request through nginx %s as a plain proxy, in the same rounds; the subject a bare fasthttp reverse proxy (HostClient.Do, no middleware) in a process of its own, %d connections", ngx.Version, b.conns))}, nil
