@@ -120,6 +120,10 @@ type ssoFlow struct {
 	RequestID   string `json:"q,omitempty"` // SAML AuthnRequest ID (InResponseTo)
 	ReturnTo    string `json:"r,omitempty"`
 	Expires     int64  `json:"e"`
+	// Started orders a browser's flows when Expires (whole seconds) ties:
+	// the wall clock's nanoseconds when the login began (0 in a flow sealed
+	// before this field: it sorts first, as it is older).
+	Started int64 `json:"t,omitempty"`
 }
 
 func randomToken() string {
@@ -244,9 +248,9 @@ func (s *Server) setFlowCookie(c *fiber.Ctx, f ssoFlow, crossSitePost bool) erro
 // all, remain with the new one.
 func (s *Server) boundFlowCookies(c *fiber.Ctx, size int) {
 	type held struct {
-		name    string
-		size    int
-		expires int64
+		name             string
+		size             int
+		expires, started int64
 	}
 	var flows []held
 	c.Request().Header.VisitAllCookie(func(k, v []byte) {
@@ -259,15 +263,16 @@ func (s *Server) boundFlowCookies(c *fiber.Ctx, size int) {
 			s.clearFlowCookie(c, name)
 			return
 		}
-		flows = append(flows, held{name, len(k) + len(v), f.Expires})
+		flows = append(flows, held{name, len(k) + len(v), f.Expires, f.Started})
 	})
 	count, total := len(flows)+1, size
 	for _, h := range flows {
 		total += h.size
 	}
-	// Oldest first: the earliest to expire (all live equally long).
+	// Oldest first: the earliest to expire (all live equally long), then,
+	// for logins begun within the same second, the earliest begun.
 	slices.SortFunc(flows, func(a, b held) int {
-		return cmp.Or(cmp.Compare(a.expires, b.expires), strings.Compare(a.name, b.name))
+		return cmp.Or(cmp.Compare(a.expires, b.expires), cmp.Compare(a.started, b.started), strings.Compare(a.name, b.name))
 	})
 	for _, h := range flows {
 		if count <= maxFlowCookies && total <= maxFlowCookieBytes {

@@ -137,7 +137,7 @@ func (s *Server) ssoLoginStart(c *fiber.Ctx) error {
 	f := ssoFlow{
 		Provider: p.Name, State: randomToken(), Nonce: randomToken(), Verifier: oauth2.GenerateVerifier(),
 		RedirectURI: s.baseURL(c) + flowPath + p.Name + "/callback", ReturnTo: returnTo,
-		Expires: s.cfg.Now().Add(s.flowTTL()).Unix(),
+		Expires: s.cfg.Now().Add(s.flowTTL()).Unix(), Started: time.Now().UnixNano(),
 	}
 	if err := s.setFlowCookie(c, f, false); err != nil {
 		return err

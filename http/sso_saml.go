@@ -129,7 +129,7 @@ func (s *Server) samlLoginStart(c *fiber.Ctx) error {
 	}
 	f := ssoFlow{
 		Provider: p.Name, State: randomToken(), RequestID: req.ID, ReturnTo: returnTo,
-		Expires: s.cfg.Now().Add(s.flowTTL()).Unix(),
+		Expires: s.cfg.Now().Add(s.flowTTL()).Unix(), Started: time.Now().UnixNano(),
 	}
 	target, err := req.Redirect(f.State, sp)
 	if err != nil {

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -136,6 +137,21 @@ func TestSSOTabsOIDC(t *testing.T) {
 				mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", "an evicted flow")
 			} else {
 				mustStatus(t, r, http.StatusOK, "a kept flow")
+			}
+		}
+		// Logins begun within one second (an app opening several at
+		// once): still the oldest give way, not the lowest names.
+		b2 := newBrowser(t)
+		cbs = cbs[:0]
+		for i := 0; i < maxFlowCookies+2; i++ {
+			cbs = append(cbs, startFlow(t, b2, s.loginURL()))
+		}
+		for i, cb := range cbs {
+			r := b2.get(cb)
+			if i < 2 {
+				mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", fmt.Sprintf("flow %d of one second, evicted", i))
+			} else {
+				mustStatus(t, r, http.StatusOK, fmt.Sprintf("flow %d of one second, kept", i))
 			}
 		}
 		// Large flows (a long return_to) are bounded by size too: the
