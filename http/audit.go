@@ -300,7 +300,7 @@ func (f *auditFilter) render(h projections.AuditHit, data []byte, sc auditScope)
 		!f.until.IsZero() && !env.OccurredAt.Before(f.until):
 		return auditEventJSON{}, false, nil
 	}
-	redacted, err := redactData(env.Data)
+	redacted, err := redactData(env.Data, sc)
 	if err != nil {
 		return auditEventJSON{}, false, err
 	}
@@ -346,8 +346,9 @@ var secretFields = map[string]bool{
 
 // redactData returns an event's data with every "*_sealed" field read
 // "[sealed]" and every "*_hash" field (and any field named like a secret)
-// "[redacted]", at any depth.
-func redactData(raw json.RawMessage) (json.RawMessage, error) {
+// "[redacted]", at any depth; for a reader limited to some tenants
+// (scopeData), without what it names of the others.
+func redactData(raw json.RawMessage, sc auditScope) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return json.RawMessage("{}"), nil
 	}
@@ -357,7 +358,63 @@ func redactData(raw json.RawMessage) (json.RawMessage, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("event data: %w", err)
 	}
-	return json.Marshal(redact(v))
+	v = redact(v)
+	if !sc.all && !sc.anyTenant {
+		v = scopeData(v, sc)
+	}
+	return json.Marshal(v)
+}
+
+// scopeData drops from an event's data, for a reader limited to some
+// tenants, what it says of the others: the entries of a "tenants" list (a
+// tenant ID, or an object whose "id" or "tenant" is one — a user's roles)
+// and of a "*_mappings" list (objects whose "tenant" is one — group to
+// role mappings) outside sc, at any depth. "*" stays: such an event
+// concerns every tenant, the reader's too.
+func scopeData(v any, sc auditScope) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, val := range x {
+			if list, ok := val.([]any); ok && (k == "tenants" || strings.HasSuffix(k, "_mappings")) {
+				kept := make([]any, 0, len(list))
+				for _, e := range list {
+					if tenantEntryVisible(e, k == "tenants", sc) {
+						kept = append(kept, e)
+					}
+				}
+				val = kept
+			}
+			x[k] = scopeData(val, sc)
+		}
+	case []any:
+		for i := range x {
+			x[i] = scopeData(x[i], sc)
+		}
+	}
+	return v
+}
+
+// tenantEntryVisible reports whether an entry of a tenants (byID) or
+// mappings list names "*" or a tenant sc covers (an entry naming none is
+// kept).
+func tenantEntryVisible(e any, byID bool, sc auditScope) bool {
+	var t any
+	switch x := e.(type) {
+	case string:
+		t = x
+	case map[string]any:
+		t = x["tenant"]
+		if t == nil && byID {
+			t = x["id"]
+		}
+	default:
+		return true
+	}
+	id, ok := t.(string)
+	if !ok {
+		return true
+	}
+	return id == domain.AllTenants || sc.covers(id)
 }
 
 func redact(v any) any {

@@ -16,7 +16,7 @@ func TestRedactData(t *testing.T) {
 	in := `{"user_id":"user-1","password_hash_sealed":"aesgcm1:abc","refresh_token_hash":"9f86d0","secret_hash":"e3b0",
 		"nested":{"client_secret_sealed":"aesgcm1:x","list":[{"secret_sealed":"s","keep":1},{"Token_Hash":"t"}]},
 		"big":12345678901234567890,"password":"plain","client_secret":"cs","token_id":"tok-1","tenants":["a","b"],"empty":null}`
-	out, err := redactData(json.RawMessage(in))
+	out, err := redactData(json.RawMessage(in), auditScope{all: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,12 +43,47 @@ func TestRedactData(t *testing.T) {
 		t.Errorf("a big number lost precision: %s", out)
 	}
 	for _, raw := range []string{"", "  "} {
-		if out, err := redactData(json.RawMessage(raw)); err != nil || string(out) != "{}" {
+		if out, err := redactData(json.RawMessage(raw), auditScope{all: true}); err != nil || string(out) != "{}" {
 			t.Errorf("redactData(%q) = %s, %v", raw, out, err)
 		}
 	}
-	if _, err := redactData(json.RawMessage(`{"a":`)); err == nil {
+	if _, err := redactData(json.RawMessage(`{"a":`), auditScope{all: true}); err == nil {
 		t.Error("malformed data redacted without an error")
+	}
+}
+
+// TestRedactDataScoped: a reader limited to some tenants reads, in an
+// event's data, only what it says of those tenants (and "*"): a user's roles
+// elsewhere, a key's or a connection's other tenants, group mappings to
+// them are dropped; a reader of everything reads it all.
+func TestRedactDataScoped(t *testing.T) {
+	in := `{"user_id":"user-1","tenants":[{"id":"ta","role":"editor"},{"id":"tb","role":"viewer"}],
+		"apikey":{"tenants":["ta","tb","*"]},"group_mappings":[{"group":"g1","tenant":"ta","role":"admin"},{"group":"g2","tenant":"tb","role":"viewer"}],
+		"role_mappings":[{"group":"g3","tenant":"tb","role":"editor"}],"allowed_tenants":["azure-tenant-guid"],"tenant":"ta"}`
+	scoped := auditScope{tenants: map[string]bool{"ta": true}}
+	out, err := redactData(json.RawMessage(in), scoped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"user_id": "user-1", "tenants": []any{map[string]any{"id": "ta", "role": "editor"}},
+		"apikey":         map[string]any{"tenants": []any{"ta", "*"}},
+		"group_mappings": []any{map[string]any{"group": "g1", "tenant": "ta", "role": "admin"}},
+		"role_mappings":  []any{}, "allowed_tenants": []any{"azure-tenant-guid"}, "tenant": "ta",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("scoped:\n%s", out)
+	}
+	if strings.Contains(string(out), "tb") {
+		t.Fatalf("tb survived: %s", out)
+	}
+	all, err := redactData(json.RawMessage(in), auditScope{all: true})
+	if err != nil || !strings.Contains(string(all), `"tb"`) {
+		t.Fatalf("a reader of everything: %s %v", all, err)
 	}
 }
 

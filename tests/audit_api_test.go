@@ -453,6 +453,17 @@ func TestAuditTenantIsolation(t *testing.T) {
 	if evs, _ := auditAll(t, in, f.alice, url.Values{"subject": {f.daveID}}); len(evs) != 0 {
 		t.Fatalf("alice reads dave's events: %v", evs)
 	}
+	// A user created in both tenants: alice reads the event (it concerns
+	// acme), but not erin's role in beta in its data (docs/audit.md: never
+	// another tenant's).
+	erin := in.CreateUser(f.admin, "erin", "erin-password-1", map[string]string{"acme": "viewer", "beta": "editor"})
+	created := lastEventOf(t, in, f.alice, "user.created", erin)
+	if raw, _ := json.Marshal(created); strings.Contains(string(raw), "beta") || !strings.Contains(string(raw), "acme") {
+		t.Fatalf("alice reads erin's user.created as %s", raw)
+	}
+	if raw, _ := json.Marshal(lastEventOf(t, in, f.admin, "user.created", erin)); !strings.Contains(string(raw), "beta") {
+		t.Fatalf("the platform admin reads erin's user.created as %s", raw)
+	}
 	// Without audit:read anywhere: 403.
 	carol := in.Login("carol", "carol-password-1").String("token")
 	expectBody(t, "a viewer", auditGet(t, in, carol, url.Values{}), 403, bodyForbidden)
