@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infracast/auth/http/service"
 )
@@ -79,6 +80,53 @@ func TestEdgeOversizedHeaders(t *testing.T) {
 	expectDefaultHeaders(t, res.StatusCode, res.Header)
 	if r := in.Do("GET", "/health", "", nil); r.Status != 200 {
 		t.Fatalf("server after oversized headers: %d", r.Status)
+	}
+}
+
+// TestEdgeAmbiguousFraming: a request whose length two headers give
+// differently (two Content-Lengths, or Content-Length with
+// Transfer-Encoding) is how requests are smuggled past a proxy that reads
+// it the other way (RFC 9112, 6.1 and 6.3). Two different Content-Lengths
+// are refused (400); with Transfer-Encoding the request may be answered,
+// but the connection is closed after it: nothing after it on that
+// connection is read as a request.
+func TestEdgeAmbiguousFraming(t *testing.T) {
+	in := Start(t)
+	smuggled := "GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, c := range []struct {
+		name, head, body string
+		status           int
+	}{
+		{"two Content-Lengths, 0 then more", "Content-Length: 0\r\nContent-Length: " + fmt.Sprint(len(smuggled)), smuggled, 400},
+		{"two Content-Lengths, more then 0", "Content-Length: " + fmt.Sprint(len(smuggled)) + "\r\nContent-Length: 0", smuggled, 400},
+		{"Content-Length and chunked", "Content-Length: 4\r\nTransfer-Encoding: chunked", "0\r\n\r\n" + smuggled, 0},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%s\r\n\r\n%s", c.head, c.body)
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		res.Body.Close()
+		if c.status != 0 && res.StatusCode != c.status {
+			t.Errorf("%s: %d, want %d", c.name, res.StatusCode, c.status)
+		}
+		// The connection ends: the smuggled request is never answered.
+		if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if next, err := http.ReadResponse(br, nil); err == nil {
+			next.Body.Close()
+			t.Errorf("%s: a second answer (%d) on the connection: the smuggled request was read", c.name, next.StatusCode)
+		}
+		conn.Close()
+	}
+	if r := in.Do("GET", "/health", "", nil); r.Status != 200 {
+		t.Fatalf("server after ambiguous requests: %d", r.Status)
 	}
 }
 
