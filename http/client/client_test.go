@@ -28,10 +28,10 @@ func flaky(t *testing.T, failures int, retryAfter string) (*httptest.Server, *at
 			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable; nothing was changed"}}`) // a test server: the client sees the failure
+			writeBody(t, w, `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable; nothing was changed"}}`)
 			return
 		}
-		_, _ = io.WriteString(w, `{"status":"ok"}`) // as above
+		writeBody(t, w, `{"status":"ok"}`)
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &n
@@ -120,7 +120,7 @@ func TestRetryRespectsMaxWaitAndContext(t *testing.T) {
 func TestErrorsWithoutTheContractShape(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
-		_, _ = io.WriteString(w, "<html>bad gateway</html>") // a test server
+		writeBody(t, w, "<html>bad gateway</html>")
 	}))
 	defer srv.Close()
 	c := mustNew(t, srv.URL)
@@ -160,14 +160,14 @@ func TestLoginMFA(t *testing.T) {
 		switch r.URL.Path {
 		case "/api/v1/auth/token":
 			w.WriteHeader(http.StatusForbidden)
-			_, _ = io.WriteString(w, `{"error":{"code":"MFA_REQUIRED","message":"A second factor is required; send it with the mfa_token to /api/v1/auth/token/mfa"},`+
-				`"factors":["totp","recovery_code"],"mfa_token":"`+mfaToken+`","expires_at":"2030-01-01T00:00:00Z"}`) // a test server
+			writeBody(t, w, `{"error":{"code":"MFA_REQUIRED","message":"A second factor is required; send it with the mfa_token to /api/v1/auth/token/mfa"},`+
+				`"factors":["totp","recovery_code"],"mfa_token":"`+mfaToken+`","expires_at":"2030-01-01T00:00:00Z"}`)
 		case "/api/v1/auth/token/mfa":
 			if r.Method != http.MethodPost || json.NewDecoder(r.Body).Decode(&got) != nil {
 				w.WriteHeader(http.StatusBadRequest)
 				return
 			}
-			_, _ = io.WriteString(w, `{"token":"at","expires_at":"2030-01-01T00:00:00Z","refresh_token":"rt","user":{"id":"user-1","username":"bob"}}`) // a test server
+			writeBody(t, w, `{"token":"at","expires_at":"2030-01-01T00:00:00Z","refresh_token":"rt","user":{"id":"user-1","username":"bob"}}`)
 		default:
 			w.WriteHeader(http.StatusNotFound)
 		}
@@ -193,11 +193,20 @@ func TestLoginMFA(t *testing.T) {
 	// Another 403 carries no MFA token.
 	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
-		_, _ = io.WriteString(w, `{"error":{"code":"MFA_ENROLLMENT_REQUIRED","message":"enrol"},"enrollment_token":"x"}`) // a test server
+		writeBody(t, w, `{"error":{"code":"MFA_ENROLLMENT_REQUIRED","message":"enrol"},"enrollment_token":"x"}`)
 	}))
 	defer srv2.Close()
 	_, err = mustNew(t, srv2.URL).Login(context.Background(), LoginRequest{Username: "bob", Password: "pw"})
 	if !errors.Is(err, ErrMFAEnrollmentRequired) || !errors.As(err, &e) || e.MFAToken != "" {
 		t.Fatalf("enrolment required: %v", err)
+	}
+}
+
+// writeBody writes a test server's answer body, reporting a failed write
+// (the client under test then sees a cut answer, which the test names).
+func writeBody(t *testing.T, w io.Writer, body string) {
+	t.Helper()
+	if _, err := io.WriteString(w, body); err != nil {
+		t.Errorf("test server: writing the answer: %v", err)
 	}
 }
