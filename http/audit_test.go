@@ -16,14 +16,7 @@ func TestRedactData(t *testing.T) {
 	in := `{"user_id":"user-1","password_hash_sealed":"aesgcm1:abc","refresh_token_hash":"9f86d0","secret_hash":"e3b0",
 		"nested":{"client_secret_sealed":"aesgcm1:x","list":[{"secret_sealed":"s","keep":1},{"Token_Hash":"t"}]},
 		"big":12345678901234567890,"password":"plain","client_secret":"cs","token_id":"tok-1","tenants":["a","b"],"empty":null}`
-	out, err := redactData(json.RawMessage(in), auditScope{all: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatal(err)
-	}
+	out, got := redactedAs(t, in, auditScope{all: true})
 	want := map[string]any{
 		"user_id": "user-1", "password_hash_sealed": "[sealed]", "refresh_token_hash": "[redacted]", "secret_hash": "[redacted]",
 		"nested": map[string]any{"client_secret_sealed": "[sealed]", "list": []any{
@@ -52,6 +45,21 @@ func TestRedactData(t *testing.T) {
 	}
 }
 
+// redactedAs is redactData of in for a reader of scope sc, as JSON and
+// decoded.
+func redactedAs(t *testing.T, in string, sc auditScope) (json.RawMessage, map[string]any) {
+	t.Helper()
+	out, err := redactData(json.RawMessage(in), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	return out, got
+}
+
 // TestRedactDataScoped: a reader limited to some tenants reads, in an
 // event's data, only what it says of those tenants (and "*"): a user's roles
 // elsewhere, a key's or a connection's other tenants, group mappings to
@@ -60,15 +68,7 @@ func TestRedactDataScoped(t *testing.T) {
 	in := `{"user_id":"user-1","tenants":[{"id":"ta","role":"editor"},{"id":"tb","role":"viewer"}],
 		"apikey":{"tenants":["ta","tb","*"]},"group_mappings":[{"group":"g1","tenant":"ta","role":"admin"},{"group":"g2","tenant":"tb","role":"viewer"}],
 		"role_mappings":[{"group":"g3","tenant":"tb","role":"editor"}],"allowed_tenants":["azure-tenant-guid"],"tenant":"ta"}`
-	scoped := auditScope{tenants: map[string]bool{"ta": true}}
-	out, err := redactData(json.RawMessage(in), scoped)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatal(err)
-	}
+	out, got := redactedAs(t, in, auditScope{tenants: map[string]bool{"ta": true}})
 	want := map[string]any{
 		"user_id": "user-1", "tenants": []any{map[string]any{"id": "ta", "role": "editor"}},
 		"apikey":         map[string]any{"tenants": []any{"ta", "*"}},
