@@ -33,7 +33,18 @@ type Runner struct {
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and cleared whenever applied advances
+
+	// The consumer's health (Stalled): when the running attempt started
+	// (unix nanoseconds, 0 between attempts), and how many attempts in a
+	// row ended within consumerSettled of their start.
+	attemptStart atomic.Int64
+	quickFails   atomic.Int32
 }
+
+// consumerSettled: a consumer that has run this long has been created and
+// is reading; one that ends sooner failed to start (creating one times out
+// after a second).
+const consumerSettled = 2 * time.Second
 
 // NewRunner returns a runner that feeds model from src.
 func NewRunner(src Source, model *Model, log *slog.Logger) *Runner {
@@ -70,11 +81,21 @@ func (r *Runner) Run(ctx context.Context) {
 		if err == nil {
 			from := r.model.Applied()
 			cctx, stop := r.sync.consumeContext(ctx) // Resync may restart it (resync.go)
+			start := time.Now()
+			r.attemptStart.Store(start.UnixNano())
 			err = r.consume(cctx)
+			r.attemptStart.Store(0)
 			stop()
 			if r.model.Applied() > from {
 				backoff = 100 * time.Millisecond // it ran a while: this is new trouble
 			}
+			if time.Since(start) < consumerSettled {
+				r.quickFails.Add(1)
+			} else {
+				r.quickFails.Store(0)
+			}
+		} else {
+			r.quickFails.Add(1) // the head could not be read either
 		}
 		if ctx.Err() != nil {
 			return
@@ -251,6 +272,24 @@ func (r *Runner) markReadyIfCaughtUp() {
 // Ready reports whether the model has caught up with the stream head as it
 // was when consuming started.
 func (r *Runner) Ready() bool { return r.ready.Load() }
+
+// Stalled reports whether the runner cannot read the stream: its last two
+// attempts or more failed to start a consumer (or to read the head), and no
+// attempt has been running for consumerSettled since. NATS may be
+// connected meanwhile — a JetStream cluster that lost its quorum serves no
+// stream — and while it lasts this replica sees no new event, revocations
+// included, that a replica on the other side of a partition may accept.
+func (r *Runner) Stalled() bool {
+	if r.quickFails.Load() < 2 {
+		return false
+	}
+	started := r.attemptStart.Load()
+	if started != 0 && time.Since(time.Unix(0, started)) >= consumerSettled {
+		r.quickFails.Store(0) // running, and settled: reading again
+		return false
+	}
+	return true
+}
 
 // Applied returns the last stream sequence applied to the model.
 func (r *Runner) Applied() uint64 { return r.model.Applied() }

@@ -325,6 +325,8 @@ func (r *readiness) Ready() (bool, string) {
 		return false, "Read models are catching up with the event store"
 	case !r.nc.IsConnected():
 		return false, "Event store unreachable: serving reads from the read models, refusing writes"
+	case r.runner.Stalled():
+		return false, "Event store not serving the stream (JetStream unavailable): serving reads from the read models, refusing writes"
 	case !r.runner.Current():
 		return false, fmt.Sprintf("Event store reachable again: read models catching up (%d events behind); writes wait", r.runner.Lag())
 	}
