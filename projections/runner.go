@@ -39,7 +39,17 @@ type Runner struct {
 	// row ended within consumerSettled of their start.
 	attemptStart atomic.Int64
 	quickFails   atomic.Int32
+	// headReadAt: when probeLoop last read the stream's head (unix
+	// nanoseconds, 0 before the first time).
+	headReadAt atomic.Int64
 }
+
+// probeEvery: how often probeLoop reads the stream's head; a head not read
+// for headStale makes the runner Stalled.
+const (
+	probeEvery = time.Second
+	headStale  = 3 * probeEvery
+)
 
 // consumerSettled: a consumer that has run this long has been created and
 // is reading; one that ends sooner failed to start (creating one times out
@@ -63,6 +73,7 @@ func (r *Runner) Model() *Model { return r.model }
 // answering meanwhile. It returns once ctx ends, having nothing else to report.
 func (r *Runner) Run(ctx context.Context) {
 	go r.resyncLoop(ctx)
+	go r.probeLoop(ctx)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		var err error
@@ -273,13 +284,39 @@ func (r *Runner) markReadyIfCaughtUp() {
 // was when consuming started.
 func (r *Runner) Ready() bool { return r.ready.Load() }
 
-// Stalled reports whether the runner cannot read the stream: its last two
-// attempts or more failed to start a consumer (or to read the head), and no
-// attempt has been running for consumerSettled since. NATS may be
-// connected meanwhile — a JetStream cluster that lost its quorum serves no
-// stream — and while it lasts this replica sees no new event, revocations
-// included, that a replica on the other side of a partition may accept.
+// probeLoop reads the stream's head every probeEvery until ctx ends. A
+// stream without a leader (a JetStream cluster that lost its quorum) does
+// not answer, though a consumer hosted on a surviving node may go on
+// sending heartbeats: it will deliver nothing new.
+func (r *Runner) probeLoop(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, probeEvery)
+		_, err := r.src.Head(hctx)
+		cancel()
+		if err == nil {
+			r.headReadAt.Store(time.Now().UnixNano())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Stalled reports whether the runner cannot read the stream: the stream's
+// head has not been readable for headStale, or its last two attempts or
+// more failed to start a consumer (or to read the head) and no attempt has
+// been running for consumerSettled since. NATS may be connected meanwhile
+// — a JetStream cluster that lost its quorum serves no stream — and while
+// it lasts this replica sees no new event, revocations included, that a
+// replica on the other side of a partition may accept.
 func (r *Runner) Stalled() bool {
+	if at := r.headReadAt.Load(); at != 0 && time.Since(time.Unix(0, at)) > headStale {
+		return true
+	}
 	if r.quickFails.Load() < 2 {
 		return false
 	}

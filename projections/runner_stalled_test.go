@@ -13,9 +13,14 @@ import (
 // flakySource has an empty stream; its consumers fail to start while
 // failing is set (a JetStream cluster without quorum), and read until their
 // context ends otherwise.
-type flakySource struct{ failing atomic.Bool }
+type flakySource struct{ failing, headFails atomic.Bool }
 
-func (s *flakySource) Head(context.Context) (uint64, error) { return 0, nil }
+func (s *flakySource) Head(context.Context) (uint64, error) {
+	if s.headFails.Load() {
+		return 0, errors.New("stream info: JetStream system temporarily unavailable")
+	}
+	return 0, nil
+}
 
 func (s *flakySource) Consume(ctx context.Context, _ uint64, _ func(events.Record) error) error {
 	if s.failing.Load() {
@@ -27,7 +32,9 @@ func (s *flakySource) Consume(ctx context.Context, _ uint64, _ func(events.Recor
 
 // TestRunnerStalled: a runner whose consumers keep failing to start says so
 // (Stalled, which turns the service's /ready 503), and stops saying so once
-// a consumer has been reading for consumerSettled; a healthy one never does.
+// a consumer has been reading for consumerSettled; a healthy one never does;
+// one whose consumer runs but whose stream's head cannot be read says so
+// too.
 func TestRunnerStalled(t *testing.T) {
 	src := &flakySource{}
 	src.failing.Store(true)
@@ -57,4 +64,10 @@ func TestRunnerStalled(t *testing.T) {
 		}
 		<-tick.C
 	}
+	// The consumer still runs (its node survived) but the stream's head
+	// cannot be read (no leader): stalled too, until it can again.
+	src.headFails.Store(true)
+	waitFor("stalled while the head cannot be read", r.Stalled)
+	src.headFails.Store(false)
+	waitFor("the head readable again", func() bool { return !r.Stalled() })
 }
