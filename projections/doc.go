@@ -21,12 +21,15 @@
 // them behind one RWMutex; Runner feeds it
 // through an ordered consumer, knows when it has caught up, and keeps applying
 // new events as they arrive, so a revocation accepted anywhere is enforced
-// here as soon as its event is delivered. Users and sessions, which a
+// here as soon as its event is delivered — and says when it cannot read the
+// stream (Stalled), so that the replica stops being routed to. Users and sessions, which a
 // deployment has by the million on every replica, are held as compact
 // records (users.go, sessions.go, compact.go) and turned into the domain's
 // types on the way out. A model can be frozen and written to a snapshot
 // while it goes on applying events, and restored from one as it is read
-// (snapshot.go); it forgets what can no longer matter (prune.go). Lookups on
+// (snapshot.go) — a snapshot whose writer skipped events it could not
+// decode only by a build that knows the same events; it forgets what can no
+// longer matter (prune.go). Lookups on
 // the request path take only a read lock, and do not allocate.
 //
 // The write side reads the model through the interfaces it declares
