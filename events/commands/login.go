@@ -34,15 +34,10 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
 		return LoginResult{}, err
 	}
-	hash := ""
-	if found {
-		h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
-		if err != nil {
-			return LoginResult{}, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
-		}
-		hash = h
+	ok, err := s.passwordMatches(u, found, in.Password)
+	if err != nil {
+		return LoginResult{}, err
 	}
-	ok := s.passwords.Verify(in.Password, hash)
 	if !ok || !u.Active {
 		reason := "invalid_credentials"
 		if ok {
@@ -62,6 +57,21 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		return LoginResult{}, err
 	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
+}
+
+// passwordMatches reports whether password is user u's (found: u exists).
+// An unknown user's check costs the same argon2id as a known one's, against
+// no hash, so that timing does not tell whether the name exists.
+func (s *Service) passwordMatches(u domain.User, found bool, password string) (bool, error) {
+	hash := ""
+	if found {
+		h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
+		if err != nil {
+			return false, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
+		}
+		hash = h
+	}
+	return s.passwords.Verify(password, hash), nil
 }
 
 // throttled refuses a login early when the read model already shows a lockout.

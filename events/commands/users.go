@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -155,15 +154,11 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 	u, _, found := s.state.User(userID) // unknown: ExecuteUser says so below
 	verified := ""
 	if current != "" {
-		hash := ""
-		if found {
-			h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
-			if err != nil {
-				return fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
-			}
-			hash = h
+		ok, err := s.passwordMatches(u, found, current)
+		if err != nil {
+			return err
 		}
-		if !s.passwords.Verify(current, hash) {
+		if !ok {
 			return domain.Invalid("current_password", "does not match")
 		}
 		verified = u.PasswordHashSealed
