@@ -152,3 +152,30 @@ func Deref(e Event) Event {
 	}
 	return e
 }
+
+// Narrows reports whether an event of the named type can take away access
+// that a credential had: a revocation, a deactivation, a role revoked or
+// changed, a password changed (it cuts the sessions off), a key rotated or
+// retired, an identity provider or SCIM connection changed or removed, a
+// second factor required or removed. A replica that stores one waits until
+// every other replica has applied it before it answers
+// (commands.Config.Barrier), so that the change is enforced everywhere by
+// then. The other events grant access, record use, or change nothing that a
+// check reads: a replica that has not applied them yet refuses too much,
+// never too little (and for a token issued moments ago it waits for the
+// session's events instead of refusing).
+func Narrows(eventType string) bool {
+	switch eventType {
+	case TypeUserRoleGranted, // may replace a role with a lesser one
+		TypeUserRoleRevoked, TypeUserDeactivated, TypeUserPasswordChanged,
+		TypeSessionRevoked, TypeSessionTokenRevoked, TypeSessionRefreshReused,
+		TypeAPIKeyRotated, TypeAPIKeyRevoked,
+		TypeSigningKeyRetired,
+		TypeSSOProviderConfigured, TypeSSOProviderDeleted,
+		TypeSCIMTokenRotated, TypeSCIMConnectionUpdated, TypeSCIMConnectionDeleted,
+		TypeSCIMGroupMembersChanged, TypeSCIMGroupDeleted, TypeSCIMUserUpdated, TypeSCIMUserUnlinked,
+		TypeMFATOTPConfirmed, TypeMFAPasskeyDeleted, TypeMFAReset, TypeMFAPolicySet:
+		return true
+	}
+	return false
+}

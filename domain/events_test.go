@@ -210,3 +210,41 @@ func TestEventJSONFieldNames(t *testing.T) {
 		}
 	}
 }
+
+// TestNarrowsClassifiesEveryEventType: every event type is decided on — a
+// new one must be added here, as narrowing (a replica waits for the others
+// to apply it) or not.
+func TestNarrowsClassifiesEveryEventType(t *testing.T) {
+	narrowing := map[string]bool{
+		TypeUserRoleGranted: true, TypeUserRoleRevoked: true, TypeUserDeactivated: true, TypeUserPasswordChanged: true,
+		TypeSessionRevoked: true, TypeSessionTokenRevoked: true, TypeSessionRefreshReused: true,
+		TypeAPIKeyRotated: true, TypeAPIKeyRevoked: true, TypeSigningKeyRetired: true,
+		TypeSSOProviderConfigured: true, TypeSSOProviderDeleted: true,
+		TypeSCIMTokenRotated: true, TypeSCIMConnectionUpdated: true, TypeSCIMConnectionDeleted: true,
+		TypeSCIMGroupMembersChanged: true, TypeSCIMGroupDeleted: true, TypeSCIMUserUpdated: true, TypeSCIMUserUnlinked: true,
+		TypeMFATOTPConfirmed: true, TypeMFAPasskeyDeleted: true, TypeMFAReset: true, TypeMFAPolicySet: true,
+	}
+	other := map[string]bool{
+		TypeUserCreated: true, TypeUsernameReserved: true, TypeUserActivated: true, TypeUserProfileChanged: true,
+		TypeUserLoginSucceeded: true, TypeUserLoginFailed: true,
+		TypeSessionStarted: true, TypeSessionRefreshed: true,
+		TypeAPIKeyCreated: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
+		TypeSSOIdentityLinked: true, TypeSSOAssertionConsumed: true,
+		TypeSCIMConnectionCreated: true, TypeSCIMGroupCreated: true, TypeSCIMGroupRenamed: true, TypeSCIMUserLinked: true,
+		TypeMFATOTPEnrolled: true, TypeMFACodeUsed: true, TypeMFAFailed: true, TypeMFARecoveryCodesGenerated: true,
+		TypeMFARecoveryCodeUsed: true, TypeMFAPasskeyRegistered: true, TypeMFAPasskeyUsed: true,
+	}
+	for _, typ := range EventTypes() {
+		switch {
+		case narrowing[typ] && other[typ]:
+			t.Errorf("%s is in both lists", typ)
+		case narrowing[typ] != Narrows(typ):
+			t.Errorf("Narrows(%q) = %v, want %v", typ, Narrows(typ), narrowing[typ])
+		case !narrowing[typ] && !other[typ]:
+			t.Errorf("%s is not classified: does it take access away? Add it to one of the lists (and to Narrows if it does)", typ)
+		}
+	}
+	if Narrows("no.such_type") {
+		t.Error("an unknown type narrows")
+	}
+}

@@ -1,0 +1,309 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/oklog/ulid/v2"
+)
+
+// ReplicaSubjectPrefix starts the subjects on which the replicas of one
+// stream find each other and confirm what they applied (Barrier):
+// infracast.replicas.<stream>.presence and .applied. They are core NATS
+// subjects, outside the stream's infracast.auth.>: nothing of them is stored.
+const ReplicaSubjectPrefix = "infracast.replicas"
+
+// BarrierConfig configures a Barrier.
+type BarrierConfig struct {
+	Stream string // default StreamName
+	// Applied waits until this replica's read models have applied a stream
+	// sequence (projections.Runner.WaitFor).
+	Applied func(ctx context.Context, seq uint64) error
+	// Timeout bounds a Wait, and how long this replica keeps a request of
+	// another waiting for its read models (default 1 s).
+	Timeout time.Duration
+	// Heartbeat: how often a replica says it is there (default 1 s). One not
+	// heard of for three heartbeats is gone.
+	Heartbeat time.Duration
+	Log       *slog.Logger
+	// Observe, when set, is told the outcome of every Wait that had other
+	// replicas to wait for: "confirmed" (each of them applied the sequence),
+	// "timeout" (some did not say so within Timeout) or "error" (the request
+	// could not be sent).
+	Observe func(d time.Duration, outcome string)
+}
+
+// Barrier lets a replica that stored an event wait until every other replica
+// of the service has applied it too, so that a revocation is enforced
+// everywhere by the time its request is answered — not a few milliseconds
+// later on the replicas that learn of it through their consumers.
+//
+// The replicas of a stream find each other on core NATS: each publishes its
+// ID on <prefix>.presence when it starts and then every Heartbeat, and says
+// goodbye when it stops; each keeps the set of the others heard of within
+// three heartbeats. Wait(seq) publishes a request on <prefix>.applied and
+// returns once every replica of that set has answered it, each answering as
+// soon as its own read models have applied seq. A replica that does not
+// answer within Timeout is dropped from the set until its next heartbeat,
+// so that a replica that died does not hold up the revocations after it.
+//
+// What is not covered: a replica cut off from NATS answers nothing and
+// hears of nothing (its /ready turns 503 within seconds, see
+// projections.Runner.Stalled); a replica that started less than a round
+// trip before the request is not waited for (Start publishes its presence
+// before its read models replay, so it is known long before it is ready).
+type Barrier struct {
+	nc  *nats.Conn
+	cfg BarrierConfig
+	id  string
+
+	presence, applied string
+
+	mu    sync.Mutex
+	peers map[string]time.Time // other replicas -> last heard of
+
+	subs []*nats.Subscription
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// NewBarrier returns the barrier of a replica; Start makes it known.
+func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
+	if cfg.Applied == nil {
+		return nil, errors.New("events: a barrier needs the read models' Applied")
+	}
+	if cfg.Stream == "" {
+		cfg.Stream = StreamName
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	prefix := ReplicaSubjectPrefix + "." + cfg.Stream
+	return &Barrier{
+		nc: nc, cfg: cfg, id: ulid.Make().String(),
+		presence: prefix + ".presence", applied: prefix + ".applied",
+		peers: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}),
+	}, nil
+}
+
+// ID is this replica's: a ULID drawn at start.
+func (b *Barrier) ID() string { return b.id }
+
+// Start subscribes to the other replicas' presence and requests, announces
+// this replica (waiting until NATS has taken the announcement), and keeps
+// announcing it every Heartbeat until Close.
+func (b *Barrier) Start() error {
+	ps, err := b.nc.Subscribe(b.presence, b.onPresence)
+	if err != nil {
+		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
+	}
+	as, err := b.nc.Subscribe(b.applied, b.onApplied)
+	if err != nil {
+		_ = ps.Unsubscribe() // the connection's trouble is the error reported
+		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
+	}
+	b.subs = []*nats.Subscription{ps, as}
+	if err := b.announce("up"); err != nil {
+		b.cfg.Log.Warn("replica barrier: announcing this replica failed; it is announced again every heartbeat", "err", err)
+	} else if err := b.nc.FlushTimeout(b.cfg.Timeout); err != nil {
+		b.cfg.Log.Warn("replica barrier: NATS did not confirm this replica's announcement; it is announced again every heartbeat", "err", err)
+	}
+	go b.heartbeat()
+	return nil
+}
+
+// Close says goodbye (the others stop waiting for this replica at once) and
+// unsubscribes.
+func (b *Barrier) Close() {
+	b.once.Do(func() {
+		close(b.stop)
+		<-b.done
+		for _, s := range b.subs {
+			if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+				b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
+			}
+		}
+		if err := b.announce("down"); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.cfg.Log.Debug("replica barrier: goodbye not sent", "err", err)
+		} else if err == nil {
+			if err := b.nc.FlushTimeout(b.cfg.Timeout); err != nil {
+				b.cfg.Log.Debug("replica barrier: goodbye not confirmed", "err", err)
+			}
+		}
+	})
+}
+
+func (b *Barrier) announce(state string) error {
+	return b.nc.Publish(b.presence, []byte(state+" "+b.id))
+}
+
+func (b *Barrier) heartbeat() {
+	defer close(b.done)
+	tick := time.NewTicker(b.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+			if err := b.announce("up"); err != nil {
+				b.cfg.Log.Debug("replica barrier: heartbeat not sent", "err", err)
+			}
+		}
+	}
+}
+
+// onPresence records another replica's heartbeat or goodbye.
+func (b *Barrier) onPresence(m *nats.Msg) {
+	state, id, ok := strings.Cut(string(m.Data), " ")
+	if !ok || id == b.id || id == "" {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch state {
+	case "up":
+		b.peers[id] = time.Now()
+	case "down":
+		delete(b.peers, id)
+	}
+}
+
+// onApplied answers another replica's Wait once this replica's read models
+// have applied the sequence it asks for: at once when they have, else from a
+// goroutine of its own (the subscription's goroutine also delivers the
+// others' requests and must not wait).
+func (b *Barrier) onApplied(m *nats.Msg) {
+	seqText, from, ok := strings.Cut(string(m.Data), " ")
+	if !ok || from == "" || from == b.id || m.Reply == "" {
+		return
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil {
+		b.cfg.Log.Warn("replica barrier: a request that is not a sequence", "from", from)
+		return
+	}
+	answer := func() {
+		if err := m.Respond([]byte(b.id)); err != nil {
+			b.cfg.Log.Debug("replica barrier: answer not sent", "err", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	if b.cfg.Applied(doneContext, seq) == nil {
+		cancel()
+		answer()
+		return
+	}
+	go func() {
+		defer cancel()
+		if err := b.cfg.Applied(ctx, seq); err != nil {
+			b.cfg.Log.Warn("replica barrier: this replica had not applied an event another one waits for", "sequence", seq, "within", b.cfg.Timeout.String())
+			return
+		}
+		answer()
+	}()
+}
+
+// doneContext is an ended context: Applied with it says whether the sequence
+// is applied already, without waiting.
+var doneContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// Peers returns how many other replicas this one currently waits for.
+func (b *Barrier) Peers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forgetSilentLocked(time.Now())
+	return len(b.peers)
+}
+
+func (b *Barrier) forgetSilentLocked(now time.Time) {
+	for id, seen := range b.peers {
+		if now.Sub(seen) > 3*b.cfg.Heartbeat {
+			delete(b.peers, id)
+		}
+	}
+}
+
+// Wait returns once every other live replica has applied stream sequence
+// seq, or after Timeout (or when ctx ends), whichever is first. Alone, it
+// returns at once. It reports nothing: the event is stored and applied here
+// whatever happens; a replica that did not answer is logged, counted
+// (Observe) and not waited for again until its next heartbeat.
+func (b *Barrier) Wait(ctx context.Context, seq uint64) {
+	start := time.Now()
+	b.mu.Lock()
+	b.forgetSilentLocked(start)
+	want := make(map[string]bool, len(b.peers))
+	for id := range b.peers {
+		want[id] = true
+	}
+	b.mu.Unlock()
+	if len(want) == 0 {
+		return
+	}
+	outcome := b.wait(ctx, seq, want)
+	if b.cfg.Observe != nil {
+		b.cfg.Observe(time.Since(start), outcome)
+	}
+}
+
+func (b *Barrier) wait(ctx context.Context, seq uint64, want map[string]bool) string {
+	inbox := b.nc.NewInbox()
+	// Room for every answer: one per replica that heard the request, which
+	// may be more than those known here (a replica that just started).
+	replies := make(chan *nats.Msg, 2*len(want)+8)
+	sub, err := b.nc.ChanSubscribe(inbox, replies)
+	if err != nil {
+		b.cfg.Log.Warn("replica barrier: not sent; the other replicas apply the event when it reaches them", "sequence", seq, "err", err)
+		return "error"
+	}
+	defer func() {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
+		}
+	}()
+	if err := b.nc.PublishRequest(b.applied, inbox, []byte(strconv.FormatUint(seq, 10)+" "+b.id)); err != nil {
+		b.cfg.Log.Warn("replica barrier: not sent; the other replicas apply the event when it reaches them", "sequence", seq, "err", err)
+		return "error"
+	}
+	timer := time.NewTimer(b.cfg.Timeout)
+	defer timer.Stop()
+	for len(want) > 0 {
+		select {
+		case m := <-replies:
+			delete(want, string(m.Data))
+		case <-ctx.Done():
+			return "canceled"
+		case <-timer.C:
+			silent := make([]string, 0, len(want))
+			b.mu.Lock()
+			for id := range want {
+				silent = append(silent, id)
+				delete(b.peers, id) // back with its next heartbeat
+			}
+			b.mu.Unlock()
+			b.cfg.Log.Warn("replica barrier: replicas did not confirm an event within the timeout; it reaches them when they read it",
+				"sequence", seq, "replicas", silent, "timeout", b.cfg.Timeout.String())
+			return "timeout"
+		}
+	}
+	return "confirmed"
+}

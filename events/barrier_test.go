@@ -1,0 +1,263 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/infracast/auth/events"
+)
+
+// readModel stands in for a replica's projections.Runner: Apply advances it,
+// WaitFor waits for it, and it records the sequences it was asked for.
+type readModel struct {
+	mu      sync.Mutex
+	applied uint64
+	changed chan struct{}
+	asked   []uint64
+}
+
+func newReadModel() *readModel { return &readModel{changed: make(chan struct{})} }
+
+func (m *readModel) Apply(seq uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.applied = seq
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+func (m *readModel) Applied() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.applied
+}
+
+func (m *readModel) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		m.mu.Lock()
+		if ctx.Err() == nil || len(m.asked) == 0 || m.asked[len(m.asked)-1] != seq {
+			m.asked = append(m.asked, seq)
+		}
+		if m.applied >= seq {
+			m.mu.Unlock()
+			return nil
+		}
+		ch := m.changed
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *readModel) WasAsked(seq uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.asked {
+		if s == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// barrierServer starts an embedded nats-server; connect opens another
+// client connection to it (one per replica).
+func barrierServer(t *testing.T) (connect func() *nats.Conn) {
+	t.Helper()
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return func() *nats.Conn {
+		nc, err := events.ConnectEmbedded(ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+}
+
+type outcomes struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (o *outcomes) observe(_ time.Duration, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen = append(o.seen, outcome)
+}
+
+func (o *outcomes) list() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.seen...)
+}
+
+func startBarrier(t *testing.T, nc *nats.Conn, m *readModel, cfg events.BarrierConfig) *events.Barrier {
+	t.Helper()
+	cfg.Applied = m.WaitFor
+	b, err := events.NewBarrier(nc, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBarrierWaitsUntilEveryReplicaApplied: Wait on replica A returns only
+// once B and C have both applied the sequence — not when A sent the
+// request, not when the first of them answered.
+func TestBarrierWaitsUntilEveryReplicaApplied(t *testing.T) {
+	connect := barrierServer(t)
+	var seen outcomes
+	ma, mb, mc := newReadModel(), newReadModel(), newReadModel()
+	ma.Apply(5) // A stored and applied sequence 5
+	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 30 * time.Second, Observe: seen.observe})
+	startBarrier(t, connect(), mb, events.BarrierConfig{Timeout: 30 * time.Second})
+	startBarrier(t, connect(), mc, events.BarrierConfig{Timeout: 30 * time.Second})
+	waitUntil(t, "A hears of B and C", func() bool { return a.Peers() == 2 })
+
+	type state struct{ b, c uint64 }
+	returned := make(chan state, 1)
+	go func() {
+		a.Wait(context.Background(), 5)
+		returned <- state{mb.Applied(), mc.Applied()} // what B and C had applied when Wait returned
+	}()
+	waitUntil(t, "B and C are asked for sequence 5", func() bool { return mb.WasAsked(5) && mc.WasAsked(5) })
+	mb.Apply(5)
+	mc.Apply(4) // not enough
+	mc.Apply(5)
+	got := <-returned
+	if got.b < 5 || got.c < 5 {
+		t.Fatalf("Wait returned before every replica applied sequence 5: B at %d, C at %d", got.b, got.c)
+	}
+	if o := seen.list(); len(o) != 1 || o[0] != "confirmed" {
+		t.Fatalf("outcomes %v, want [confirmed]", o)
+	}
+
+	// Already applied everywhere: answered at once, still confirmed.
+	a.Wait(context.Background(), 3)
+	if o := seen.list(); len(o) != 2 || o[1] != "confirmed" {
+		t.Fatalf("outcomes %v, want a second confirmed", o)
+	}
+}
+
+// TestBarrierAloneReturnsAtOnce: a replica with no other has nobody to wait
+// for, and sends nothing.
+func TestBarrierAloneReturnsAtOnce(t *testing.T) {
+	connect := barrierServer(t)
+	var seen outcomes
+	a := startBarrier(t, connect(), newReadModel(), events.BarrierConfig{Timeout: time.Hour, Observe: seen.observe})
+	a.Wait(context.Background(), 1_000_000) // nobody has it; nobody is asked
+	if o := seen.list(); len(o) != 0 {
+		t.Fatalf("outcomes %v for a replica alone", o)
+	}
+}
+
+// TestBarrierStopsWaitingForASilentReplica: a replica that does not answer
+// holds a Wait up for Timeout once, is counted, and is not waited for again
+// until it is heard of.
+func TestBarrierStopsWaitingForASilentReplica(t *testing.T) {
+	connect := barrierServer(t)
+	var seen outcomes
+	ma := newReadModel()
+	ma.Apply(9)
+	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 100 * time.Millisecond, Heartbeat: time.Hour, Observe: seen.observe})
+	stuck := newReadModel() // never applies anything
+	startBarrier(t, connect(), stuck, events.BarrierConfig{Timeout: time.Hour, Heartbeat: time.Hour})
+	waitUntil(t, "A hears of the stuck replica", func() bool { return a.Peers() == 1 })
+
+	a.Wait(context.Background(), 9)
+	if o := seen.list(); len(o) != 1 || o[0] != "timeout" {
+		t.Fatalf("outcomes %v, want [timeout]", o)
+	}
+	if n := a.Peers(); n != 0 {
+		t.Fatalf("A still waits for %d silent replicas", n)
+	}
+	a.Wait(context.Background(), 9) // not waited for again
+	if o := seen.list(); len(o) != 1 {
+		t.Fatalf("outcomes %v: the silent replica was waited for again", o)
+	}
+}
+
+// TestBarrierForgetsReplicasThatLeave: a replica that stops says goodbye;
+// one that vanishes (its connection gone) is forgotten after three missed
+// heartbeats. Either way nobody waits for it.
+func TestBarrierForgetsReplicasThatLeave(t *testing.T) {
+	connect := barrierServer(t)
+	cfg := events.BarrierConfig{Timeout: time.Hour, Heartbeat: 20 * time.Millisecond}
+	a := startBarrier(t, connect(), newReadModel(), cfg)
+	b := startBarrier(t, connect(), newReadModel(), cfg)
+	ncC := connect()
+	startBarrier(t, ncC, newReadModel(), cfg)
+	waitUntil(t, "A hears of B and C", func() bool { return a.Peers() == 2 })
+
+	b.Close()
+	waitUntil(t, "A forgets B, which said goodbye", func() bool { return a.Peers() == 1 })
+	ncC.Close() // no goodbye
+	waitUntil(t, "A forgets C, which went silent", func() bool { return a.Peers() == 0 })
+}
+
+// TestBarrierIgnoresMalformedRequests: a request that is not "<sequence>
+// <replica ID>" gets no answer and does not disturb the replica.
+func TestBarrierIgnoresMalformedRequests(t *testing.T) {
+	connect := barrierServer(t)
+	m := newReadModel()
+	m.Apply(1)
+	startBarrier(t, connect(), m, events.BarrierConfig{})
+	nc := connect()
+	subject := events.ReplicaSubjectPrefix + "." + events.StreamName + ".applied"
+	bad, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := nc.SubscribeSync(nc.NewInbox())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{"", "x", "1", "-1 r", "18446744073709551616 r", "1 ", " r"} {
+		if err := nc.PublishRequest(subject, bad.Subject, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.PublishRequest(subject, good.Subject, []byte(fmt.Sprint(1, " someone"))); err != nil {
+		t.Fatal(err)
+	}
+	// The replica answers in the order it was asked: once the well-formed
+	// request is answered, an answer to any malformed one would be here.
+	msg, err := good.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("a well-formed request: %v", err)
+	}
+	if len(msg.Data) == 0 {
+		t.Fatal("answered without a replica ID")
+	}
+	if n, _, err := bad.Pending(); err != nil || n != 0 {
+		t.Fatalf("%d malformed requests answered (%v)", n, err)
+	}
+}
