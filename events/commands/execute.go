@@ -142,7 +142,8 @@ func onAggregate(a ref, version, expect uint64, evs []domain.Event) []pending {
 }
 
 // appendEvents encodes and appends events atomically and waits until the local
-// read model has applied them.
+// read model has applied them — and, when they take access away
+// (domain.Narrows), until every other replica has too (Config.Barrier).
 func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID string, evs []pending) (uint64, error) {
 	msgs := make([]events.Message, len(evs))
 	now := s.cfg.Now()
@@ -172,7 +173,20 @@ func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID 
 		// cannot be built, and must not claim that nothing changed.
 		return 0, fmt.Errorf("%w: stored at sequence %d, not yet applied here: %v", events.ErrOutcomeUnknown, seq, err)
 	}
+	if s.cfg.Barrier != nil && narrows(evs) {
+		s.cfg.Barrier.Wait(ctx, seq)
+	}
 	return seq, nil
+}
+
+// narrows reports whether any of evs takes access away (domain.Narrows).
+func narrows(evs []pending) bool {
+	for _, p := range evs {
+		if domain.Narrows(p.event.EventType()) {
+			return true
+		}
+	}
+	return false
 }
 
 // currentWait bounds how long a command waits for the read models to catch up

@@ -122,7 +122,20 @@ type Config struct {
 	// an MFA token and a WebAuthn ceremony (default DefaultMFATokenTTL).
 	MFAKey      []byte
 	MFATokenTTL time.Duration
+	// Barrier, when set, is waited on after a command stored an event that
+	// takes access away (domain.Narrows) and this replica applied it: it
+	// returns once every other replica has applied it too (events.Barrier),
+	// so that the answer means "enforced everywhere".
+	Barrier Barrier
 }
+
+// Barrier waits until every other replica has applied a stream sequence,
+// for at most a bounded time (events.Barrier).
+type Barrier interface {
+	Wait(ctx context.Context, seq uint64)
+}
+
+var _ Barrier = (*events.Barrier)(nil)
 
 // Service executes commands.
 type Service struct {

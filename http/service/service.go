@@ -28,13 +28,16 @@ import (
 
 // Service is a running instance.
 type Service struct {
-	cfg      Config
-	log      *slog.Logger
-	ns       *server.Server // nil with an external NATS
-	nc       *nats.Conn
-	Store    *events.Store
-	Model    *projections.Model
-	Runner   *projections.Runner
+	cfg    Config
+	log    *slog.Logger
+	ns     *server.Server // nil with an external NATS
+	nc     *nats.Conn
+	Store  *events.Store
+	Model  *projections.Model
+	Runner *projections.Runner
+	// Barrier makes a command that takes access away wait until every
+	// other replica has applied it (events.Barrier).
+	Barrier  *events.Barrier
 	Commands *commands.Service
 	HTTP     *authhttp.Server
 	Metrics  *authhttp.Metrics
@@ -46,6 +49,7 @@ type Service struct {
 	snapshots     *events.Snapshots                  // snapshots.go; nil until the bucket is open
 	snapshotSeq   atomic.Uint64                      // sequence of the latest snapshot restored or saved
 	appendSeconds *prometheus.HistogramVec
+	barrierWaits  *prometheus.HistogramVec
 	cancel        context.CancelFunc
 	cancelUsage   context.CancelFunc
 	runnerDone    chan struct{}
@@ -99,6 +103,21 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	s.resyncRunner.Store(s.Runner)
 	s.registerMetrics()
+	// Announced before the replay starts, so that the other replicas wait
+	// for this one's read models long before it is ready to serve.
+	if s.Barrier, err = events.NewBarrier(s.nc, events.BarrierConfig{
+		Stream: st.StreamName(), Applied: s.Runner.WaitFor, Log: log, Observe: s.observeBarrier,
+	}); err != nil {
+		return nil, err
+	}
+	if err := s.Barrier.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !started {
+			s.Barrier.Close()
+		}
+	}()
 	sealer, err := events.NewSealer(s.cfg.MasterKey)
 	if err != nil {
 		return nil, err
@@ -114,6 +133,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
 		AddressThrottle: domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailuresPerAddress, LockoutFor: cfg.LoginLockout},
 		MFAKey:          authhttp.DeriveKey(s.cfg.MasterKey, "mfa"),
+		Barrier:         s.Barrier,
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
@@ -231,7 +251,15 @@ func (s *Service) registerMetrics() {
 		Name: "infracast_event_append_duration_seconds", Help: "Appends to the event store, by outcome.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 	}, []string{"outcome"})
-	s.Metrics.Registry.MustRegister(s.appendSeconds,
+	s.barrierWaits = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "infracast_replica_barrier_duration_seconds",
+		Help:    "Waits of a command that takes access away for every other replica to apply it, by outcome (confirmed, timeout, canceled, error).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .1, .5, 1, 2.5},
+	}, []string{"outcome"})
+	s.Metrics.Registry.MustRegister(s.appendSeconds, s.barrierWaits,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "infracast_replica_peers", Help: "Other replicas of the service this one hears from (and waits for when it takes access away).",
+		}, func() float64 { return float64(s.Barrier.Peers()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
 		}, func() float64 { return float64(s.Runner.Applied()) }),
@@ -250,6 +278,13 @@ func (s *Service) registerMetrics() {
 			return 0
 		}),
 	)
+}
+
+func (s *Service) observeBarrier(d time.Duration, outcome string) {
+	s.barrierWaits.WithLabelValues(outcome).Observe(d.Seconds())
+	if outcome == "timeout" || outcome == "error" {
+		s.Metrics.BackgroundError("replica_barrier")
+	}
 }
 
 func (s *Service) observeAppend(d time.Duration, err error) {
@@ -344,6 +379,9 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	s.HTTP.CloseUpstream()
+	// No request of this replica's is left: the others stop waiting for
+	// its read models now, not after a timeout.
+	s.Barrier.Close()
 	// The usage flusher's last append waits for the projection to apply it,
 	// so it stops first, then the projection runner.
 	for _, stop := range []struct {
