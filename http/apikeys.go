@@ -218,7 +218,12 @@ func (s *Server) listAPIKeys(c *fiber.Ctx) error {
 }
 
 func (s *Server) targetKey(c *fiber.Ctx) (domain.APIKey, error) {
-	k, _, ok := s.deps.Model.APIKey(c.Params("id"))
+	var k domain.APIKey
+	id := c.Params("id")
+	ok, err := s.lookUp(c, domain.AggregateAPIKey, id, func() (ok bool) { k, _, ok = s.deps.Model.APIKey(id); return ok })
+	if err != nil {
+		return domain.APIKey{}, err
+	}
 	if !ok || !caller(c).seesKey(k) {
 		return domain.APIKey{}, errNotFound
 	}

@@ -209,3 +209,42 @@ func (s *Server) Authenticate() fiber.Handler { return s.authenticate }
 // CallerOf returns the caller authenticated by the middleware, or nil. It is
 // valid until the handler returns; keep a Clone beyond that.
 func CallerOf(c *fiber.Ctx) *Caller { return caller(c) }
+
+// lookUp finds what the request's path names by its ID (find reports
+// whether it is there) and, when it is not, waits (briefly) until this
+// replica has applied that aggregate's events and looks again: a client that
+// created it through another replica a moment ago — behind a load balancer
+// without sticky sessions, or retrying elsewhere — finds it here too, instead
+// of a 404. It costs one round trip to the event store, and only for an ID
+// that is not found; an ID that cannot be an aggregate's is not asked for.
+func (s *Server) lookUp(c *fiber.Ctx, aggregate, id string, find func() bool) (bool, error) {
+	if find() {
+		return true, nil
+	}
+	if s.deps.CatchUp == nil || !aggregateID(id) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	if err := s.deps.CatchUp.CatchUp(ctx, aggregate, id); err != nil {
+		return false, err // the event store cannot say: 503, not a 404 that may be wrong
+	}
+	return find(), nil
+}
+
+// aggregateID: what the service's IDs are made of (a prefix, a dash, a
+// ULID; bootstrap and SCIM IDs alike) — nothing that would change the
+// subject it is looked up on (dots, wildcards, spaces).
+func aggregateID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch ch := id[i]; {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9', ch == '-', ch == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -169,8 +169,17 @@ func (s *Server) scimTarget(c *fiber.Ctx) (domain.SCIMConnection, error) {
 	if s.deps.SCIM == nil || s.deps.SCIMModel == nil {
 		return domain.SCIMConnection{}, errSCIMNotConfig
 	}
-	conn, _, ok := s.deps.SCIMModel.SCIMConnection(c.Params("id"))
-	if !ok || !conn.Exists() || !caller(c).managesSCIM(conn.Tenants) {
+	var conn domain.SCIMConnection
+	id := c.Params("id")
+	ok, err := s.lookUp(c, domain.AggregateSCIM, id, func() bool {
+		var found bool
+		conn, _, found = s.deps.SCIMModel.SCIMConnection(id)
+		return found && conn.Exists()
+	})
+	if err != nil {
+		return domain.SCIMConnection{}, err
+	}
+	if !ok || !caller(c).managesSCIM(conn.Tenants) {
 		return domain.SCIMConnection{}, errNotFound
 	}
 	return conn, nil

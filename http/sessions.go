@@ -126,7 +126,11 @@ func (s *Server) sessionsManaged(c *fiber.Ctx) (domain.User, string, error) {
 // revokeSessionOf revokes session sid of user userID: 404 when there is no
 // such session of that user. A session revoked already stays so (204).
 func (s *Server) revokeSessionOf(c *fiber.Ctx, userID, sid, reason string) error {
-	sess, _, ok := s.deps.Model.Session(sid)
+	var sess domain.Session
+	ok, err := s.lookUp(c, domain.AggregateSession, sid, func() (ok bool) { sess, _, ok = s.deps.Model.Session(sid); return ok })
+	if err != nil {
+		return err
+	}
 	if !ok || sess.UserID != userID {
 		return errNotFound
 	}

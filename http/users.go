@@ -129,7 +129,12 @@ func userKey(u domain.User) string { return u.Username + "\x00" + u.ID }
 
 // target loads the user named in the path, as the caller may see it.
 func (s *Server) target(c *fiber.Ctx) (domain.User, error) {
-	u, _, ok := s.deps.Model.User(c.Params("id"))
+	var u domain.User
+	id := c.Params("id")
+	ok, err := s.lookUp(c, domain.AggregateUser, id, func() (ok bool) { u, _, ok = s.deps.Model.User(id); return ok })
+	if err != nil {
+		return domain.User{}, err
+	}
 	if !ok || !caller(c).sees(u) {
 		return domain.User{}, errNotFound
 	}

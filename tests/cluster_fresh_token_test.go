@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 )
 
@@ -26,5 +28,48 @@ func TestClusterFreshTokenWorksOnOtherReplicaAtOnce(t *testing.T) {
 	// A forged session in a fresh, validly signed token is still refused.
 	if r := b.Do("GET", "/api/v1/auth/me", "not-a-token", nil); r.Status != http.StatusUnauthorized {
 		t.Fatalf("garbage on B: %d", r.Status)
+	}
+}
+
+// TestClusterFreshResourceFoundOnOtherReplica: behind a load balancer
+// without sticky sessions, what a client created through replica B a moment
+// ago is found by its next request on replica A — a key read and deleted, a
+// user read and changed, a session revoked — not answered 404 because A has
+// not applied it yet. An ID that exists nowhere is still 404, and one that
+// could not be an ID is not even asked for.
+func TestClusterFreshResourceFoundOnOtherReplica(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 1)
+	a := d.StartReplica(t)
+	b := d.StartReplica(t)
+	admin := a.AdminToken()
+	a.CreateUser(admin, "lovelace", "lovelace-password-1", map[string]string{"ci": "admin"})
+	owner := a.Login("lovelace", "lovelace-password-1").String("token")
+	for i := range 20 {
+		r := b.Do("POST", "/api/v1/api-keys", owner, map[string]any{
+			"name": fmt.Sprint("fresh-", i), "tenants": []string{"ci"}, "permissions": []string{"nodes:read"},
+		})
+		expectStatus(t, "create key on b", r, http.StatusCreated)
+		id := r.String("id")
+		expectStatus(t, "the new key on a", a.Do("GET", "/api/v1/api-keys/"+id, owner, nil), http.StatusOK)
+
+		r = b.Do("POST", "/api/v1/api-keys", owner, map[string]any{
+			"name": fmt.Sprint("gone-", i), "tenants": []string{"ci"}, "permissions": []string{"nodes:read"},
+		})
+		expectStatus(t, "create key on b", r, http.StatusCreated)
+		expectStatus(t, "delete the new key on a", a.Do("DELETE", "/api/v1/api-keys/"+r.String("id"), owner, nil), http.StatusNoContent)
+
+		uid := b.CreateUser(admin, fmt.Sprint("fresh-user-", i), "fresh-user-password-1", map[string]string{"ci": "viewer"})
+		expectStatus(t, "the new user on a", a.Do("GET", "/api/v1/users/"+uid, admin, nil), http.StatusOK)
+
+		token := b.Login(fmt.Sprint("fresh-user-", i), "fresh-user-password-1").String("token")
+		sid := b.Do("GET", "/api/v1/auth/me", token, nil).String("session_id")
+		if sid == "" {
+			t.Fatal("no session_id in /auth/me")
+		}
+		expectStatus(t, "revoke the new session on a", a.Do("DELETE", "/api/v1/users/"+uid+"/sessions/"+sid, admin, nil), http.StatusNoContent)
+	}
+	for _, id := range []string{"key-01M0000000000000000000000", "key.with.dots", "key-*", "key->"} {
+		expectStatus(t, "no such key "+id, a.Do("GET", "/api/v1/api-keys/"+url.PathEscape(id), admin, nil), http.StatusNotFound)
 	}
 }
