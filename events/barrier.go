@@ -130,6 +130,9 @@ func (b *Barrier) Start() error {
 // unsubscribes.
 func (b *Barrier) Close() {
 	b.once.Do(func() {
+		if b.subs == nil {
+			return // never started
+		}
 		close(b.stop)
 		<-b.done
 		for _, s := range b.subs {
