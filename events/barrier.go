@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,9 +47,10 @@ type BarrierConfig struct {
 // later on the replicas that learn of it through their consumers.
 //
 // The replicas of a stream find each other on core NATS: each publishes its
-// ID on <prefix>.presence when it starts and then every Heartbeat, and says
-// goodbye when it stops; each keeps the set of the others heard of within
-// three heartbeats. Wait(seq) publishes a request on <prefix>.applied and
+// ID on <prefix>.presence once it serves requests (Announce) and then every
+// Heartbeat, and says goodbye when it stops; each keeps the set of the others
+// heard of within three heartbeats. A replica still replaying the stream at
+// start refuses every request, so nobody needs to wait for it. Wait(seq) publishes a request on <prefix>.applied and
 // returns once every replica of that set has answered it, each answering as
 // soon as its own read models have applied seq. A replica that does not
 // answer within Timeout is dropped from the set until its next heartbeat,
@@ -56,9 +58,10 @@ type BarrierConfig struct {
 //
 // What is not covered: a replica cut off from NATS answers nothing and
 // hears of nothing (its /ready turns 503 within seconds, see
-// projections.Runner.Stalled); a replica that started less than a round
-// trip before the request is not waited for (Start publishes its presence
-// before its read models replay, so it is known long before it is ready).
+// projections.Runner.Stalled); a request whose Wait began less than a round
+// trip before another replica's Announce does not wait for that replica,
+// which then applies the event a moment later (a load balancer sends it
+// nothing before its next health check anyway).
 type Barrier struct {
 	nc  *nats.Conn
 	cfg BarrierConfig
@@ -69,10 +72,11 @@ type Barrier struct {
 	mu    sync.Mutex
 	peers map[string]time.Time // other replicas -> last heard of
 
-	subs []*nats.Subscription
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	subs      []*nats.Subscription
+	announced atomic.Bool
+	stop      chan struct{}
+	done      chan struct{}
+	once      sync.Once
 }
 
 // NewBarrier returns the barrier of a replica; Start makes it known.
@@ -103,9 +107,9 @@ func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
 // ID is this replica's: a ULID drawn at start.
 func (b *Barrier) ID() string { return b.id }
 
-// Start subscribes to the other replicas' presence and requests, announces
-// this replica (waiting until NATS has taken the announcement), and keeps
-// announcing it every Heartbeat until Close.
+// Start subscribes to the other replicas' presence and requests: from now on
+// this replica hears of the others and answers their Waits. It is waited for
+// itself once it Announces.
 func (b *Barrier) Start() error {
 	ps, err := b.nc.Subscribe(b.presence, b.onPresence)
 	if err != nil {
@@ -117,13 +121,21 @@ func (b *Barrier) Start() error {
 		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
 	}
 	b.subs = []*nats.Subscription{ps, as}
+	go b.heartbeat()
+	return nil
+}
+
+// Announce makes the other replicas wait for this one from now on: call it
+// once its read models have caught up, before it serves its first request.
+// It returns once NATS has taken the announcement (or after Timeout; the
+// heartbeat repeats it every Heartbeat until Close).
+func (b *Barrier) Announce() {
+	b.announced.Store(true)
 	if err := b.announce("up"); err != nil {
 		b.cfg.Log.Warn("replica barrier: announcing this replica failed; it is announced again every heartbeat", "err", err)
 	} else if err := b.nc.FlushTimeout(b.cfg.Timeout); err != nil {
 		b.cfg.Log.Warn("replica barrier: NATS did not confirm this replica's announcement; it is announced again every heartbeat", "err", err)
 	}
-	go b.heartbeat()
-	return nil
 }
 
 // Close says goodbye (the others stop waiting for this replica at once) and
@@ -139,6 +151,9 @@ func (b *Barrier) Close() {
 			if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
 				b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
 			}
+		}
+		if !b.announced.Load() {
+			return
 		}
 		if err := b.announce("down"); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			b.cfg.Log.Debug("replica barrier: goodbye not sent", "err", err)
@@ -163,6 +178,9 @@ func (b *Barrier) heartbeat() {
 		case <-b.stop:
 			return
 		case <-tick.C:
+			if !b.announced.Load() {
+				continue
+			}
 			if err := b.announce("up"); err != nil {
 				b.cfg.Log.Debug("replica barrier: heartbeat not sent", "err", err)
 			}

@@ -115,6 +115,7 @@ func startBarrier(t *testing.T, nc *nats.Conn, m *readModel, cfg events.BarrierC
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	b.Announce()
 	return b
 }
 
@@ -259,5 +260,42 @@ func TestBarrierIgnoresMalformedRequests(t *testing.T) {
 	}
 	if n, _, err := bad.Pending(); err != nil || n != 0 {
 		t.Fatalf("%d malformed requests answered (%v)", n, err)
+	}
+}
+
+// TestBarrierWaitsOnlyForAnnouncedReplicas: a replica still catching up at
+// start (it refuses every request) is not waited for until it announces
+// itself; it answers the others' requests all along.
+func TestBarrierWaitsOnlyForAnnouncedReplicas(t *testing.T) {
+	connect := barrierServer(t)
+	var seen outcomes
+	ma := newReadModel()
+	ma.Apply(2)
+	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 30 * time.Second, Heartbeat: 10 * time.Millisecond, Observe: seen.observe})
+	mb := newReadModel()
+	b, err := events.NewBarrier(connect(), events.BarrierConfig{Applied: mb.WaitFor, Heartbeat: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	// B heard of A (A announced) and would answer; A hears nothing of B.
+	waitUntil(t, "B hears of A", func() bool { return b.Peers() == 1 })
+	a.Wait(context.Background(), 2)
+	if n := a.Peers(); n != 0 || len(seen.list()) != 0 {
+		t.Fatalf("A waited for a replica that has not announced itself: peers %d, outcomes %v", n, seen.list())
+	}
+	b.Announce()
+	if n := a.Peers(); n != 1 {
+		// Announce returns once NATS has the announcement; A's connection
+		// may take a moment more to deliver it.
+		waitUntil(t, "A hears of B", func() bool { return a.Peers() == 1 })
+	}
+	mb.Apply(2)
+	a.Wait(context.Background(), 2)
+	if o := seen.list(); len(o) != 1 || o[0] != "confirmed" {
+		t.Fatalf("outcomes %v, want [confirmed]", o)
 	}
 }

@@ -103,8 +103,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	s.resyncRunner.Store(s.Runner)
 	s.registerMetrics()
-	// Announced before the replay starts, so that the other replicas wait
-	// for this one's read models long before it is ready to serve.
+	// Started before the replay (it answers the others' waits as it
+	// catches up), announced by WaitReady before the first request.
 	if s.Barrier, err = events.NewBarrier(s.nc, events.BarrierConfig{
 		Stream: st.StreamName(), Applied: s.Runner.WaitFor, Log: log, Observe: s.observeBarrier,
 	}); err != nil {
@@ -333,6 +333,9 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 		// (BootstrapPasswordIgnored; the command says it in its own words).
 		s.bootstrapPasswordIgnored.Store(true)
 	}
+	// From here on revocations through the other replicas wait for this
+	// one: it is about to serve.
+	s.Barrier.Announce()
 	s.readiness.bootstrapped.Store(true)
 	return nil
 }
