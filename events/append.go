@@ -57,6 +57,21 @@ func (s *Store) Append(ctx context.Context, msgs ...Message) (uint64, error) {
 		if f == nil {
 			return seq, nil
 		}
+		if f.kind == failInFlight {
+			// Refused because another write expecting one of our subjects
+			// is being stored. It is a conflict once that write is stored,
+			// which moves the subject; until then (or for good, if the
+			// stream has lost its quorum and the write hangs) nothing is
+			// decided: try again.
+			mctx, cancel := context.WithTimeout(ctx, min(time.Until(deadline), s.cfg.TryTimeout))
+			moved := s.moved(mctx, msgs)
+			cancel()
+			if moved {
+				f.kind = failConflict
+			} else {
+				f = &attemptFailure{failNotStored, fmt.Errorf("%w: another write on the subject is in flight (%v)", ErrUnavailable, f.err)}
+			}
+		}
 		switch f.kind {
 		case failRejected:
 			return 0, f.err
@@ -111,6 +126,7 @@ const (
 	failDuplicate                   // one of our message IDs is stored or being stored
 	failNotStored                   // nothing of this attempt was stored: try again
 	failUnconfirmed                 // sent but not answered: it may have been stored
+	failInFlight                    // refused: another write expecting the subject is being stored
 )
 
 type attemptFailure struct {
@@ -246,8 +262,13 @@ const (
 
 func apiFailure(code uint16, desc string) *attemptFailure {
 	switch code {
-	case codeWrongLastSequence, codeWrongLastSequenceClstred:
+	case codeWrongLastSequence:
 		return &attemptFailure{failConflict, fmt.Errorf("%w: %s", ErrConflict, desc)}
+	case codeWrongLastSequenceClstred:
+		// Not a comparison with the stored sequence: the leader refuses an
+		// expectation on a subject that a write still in flight (proposed,
+		// not yet committed) expects or writes to. See Append.
+		return &attemptFailure{failInFlight, fmt.Errorf("%w: %s (%d)", ErrConflict, desc, code)}
 	case codeBatchContainsDuplicate, codeDuplicateInFlight:
 		return &attemptFailure{failDuplicate, fmt.Errorf("%w: %s (%d)", ErrUnavailable, desc, code)}
 	case codeClusterNotAvailable, codeClusterNotLeader, codeInsufficientResources, codeStreamNotFound,
@@ -339,6 +360,28 @@ func (s *Store) landed(ctx context.Context, msgs []Message) (uint64, landedState
 		from = lm.seq + 1
 	}
 	return 0, landedUnknown
+}
+
+// moved reports whether a subject that msgs expect at a sequence has a
+// message after it, as the stream leader sees it: whether the expectation
+// has been overtaken by a stored write. A read that fails says no: the
+// append is tried again, and the next answer decides.
+func (s *Store) moved(ctx context.Context, msgs []Message) bool {
+	checked := make(map[string]bool, len(msgs))
+	for _, m := range msgs {
+		subject := m.Subject
+		if m.ExpectSubject != "" {
+			subject = m.ExpectSubject
+		}
+		if checked[subject] {
+			continue // in a batch only the first message on a subject expects
+		}
+		checked[subject] = true
+		if _, err := s.leaderGet(ctx, m.ExpectSeq+1, subject); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 type storedMsg struct {

@@ -287,3 +287,139 @@ func TestClusterReplicasOpenTheStreamTogether(t *testing.T) {
 		t.Fatalf("opening the stream together took %s", took)
 	}
 }
+
+// makeStreamLeader moves the leadership of the stream to node i.
+func makeStreamLeader(t testing.TB, c *natstest.Cluster, nc *nats.Conn, i int) {
+	t.Helper()
+	req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, c.Nodes[i].Name)
+	deadline := time.Now().Add(20 * time.Second)
+	for c.StreamLeader(events.StreamName) != i {
+		if time.Now().After(deadline) {
+			t.Fatalf("n%d did not become the stream leader", i+1)
+		}
+		if _, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+events.StreamName, []byte(req), 2*time.Second); err == nil {
+			for end := time.Now().Add(2 * time.Second); c.StreamLeader(events.StreamName) != i && time.Now().Before(end); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			continue
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestClusterAppendWithoutQuorumIsNotAConflict: two of three nodes stop and
+// the third stays the stream leader (for a few seconds) without a quorum. A
+// first append on a subject is proposed and hangs: its outcome is unknown.
+// Every later append expecting that subject is refused by the leader with
+// 10164 "wrong last sequence" because the first is still in flight — but
+// nothing moved the subject, so it is not a conflict: ErrUnavailable, nothing
+// stored.
+func TestClusterAppendWithoutQuorumIsNotAConflict(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	st, nc := clusterStore(t, c, events.StoreConfig{RetryFor: 1500 * time.Millisecond, TryTimeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	user := events.Subject("user", "u")
+	useq, err := st.Append(ctx, events.Message{Subject: user, ID: "u1", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	makeStreamLeader(t, c, nc, 2)
+	c.Stop(0)
+	c.Stop(1)
+	if l := c.StreamLeader(events.StreamName); l != 2 {
+		t.Fatalf("stream leader after losing the quorum: %d, want 2", l)
+	}
+	// The first write hangs in the leader's proposal queue.
+	first := events.Message{Subject: events.Subject("session", "s1"), ExpectSeq: useq, ExpectSubject: user, ID: "s1", Data: []byte(`{}`)}
+	if _, err := st.Append(ctx, first); !errors.Is(err, events.ErrOutcomeUnknown) {
+		t.Fatalf("first append without quorum: %v", err)
+	}
+	later := []events.Message{
+		{Subject: events.Subject("session", "s2"), ExpectSeq: useq, ExpectSubject: user, ID: "s2", Data: []byte(`{}`)},
+		{Subject: user, ExpectSeq: useq, ID: "u2", Data: []byte(`{}`)},
+	}
+	for _, m := range later {
+		_, err := st.Append(ctx, m)
+		if l := c.StreamLeader(events.StreamName); l != 2 {
+			t.Logf("stream leader now %d: the leader stepped down during the test", l)
+		}
+		if errors.Is(err, events.ErrConflict) || !errors.Is(err, events.ErrUnavailable) || errors.Is(err, events.ErrOutcomeUnknown) {
+			t.Errorf("append %s without quorum: %v, want ErrUnavailable (nothing stored)", m.ID, err)
+		}
+	}
+	if err := c.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(1); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, err := st.Append(rctx, events.Message{Subject: events.Subject("user", "after"), ID: "after", Data: []byte(`{}`)})
+		if err == nil {
+			break
+		}
+		if rctx.Err() != nil {
+			t.Fatalf("no append with the quorum back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ids := msgIDs(t, st); ids["s2"]+ids["u2"] != 0 {
+		t.Fatalf("refused appends were stored: %v", ids)
+	}
+}
+
+// TestClusterConcurrentAppendsConflict: writers racing on one subject from
+// the same expectation — on a replicated stream the losers are refused with
+// 10071 or, while the winner is in flight, 10164 — succeed or get
+// ErrConflict, nothing else, and at least one succeeds each round (the
+// writers on other subjects that only expect this one's sequence may all
+// succeed: they do not move it).
+func TestClusterConcurrentAppendsConflict(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	st, _ := clusterStore(t, c, events.StoreConfig{})
+	ctx := context.Background()
+	user := events.Subject("user", "hot")
+	seq, err := st.Append(ctx, events.Message{Subject: user, ID: "hot-0", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 20 {
+		const writers = 8
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				m := events.Message{Subject: user, ExpectSeq: seq, ID: fmt.Sprintf("hot-%d-%d", round, w), Data: []byte(`{}`)}
+				if w%2 == 1 {
+					m.Subject, m.ExpectSubject = events.Subject("session", m.ID), user
+				}
+				_, errs[w] = st.Append(ctx, m)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var ok int
+		for w, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, events.ErrConflict):
+				t.Fatalf("round %d writer %d: %v, want success or ErrConflict", round, w, err)
+			}
+		}
+		if ok < 1 {
+			t.Fatalf("round %d: no writer succeeded: %v", round, errs)
+		}
+		if seq, err = st.LastSequence(ctx, user); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

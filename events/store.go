@@ -23,7 +23,8 @@ func Subject(aggregate, id string) string { return SubjectPrefix + "." + aggrega
 // Errors of the store. Check with errors.Is.
 var (
 	// ErrConflict: an expected subject sequence did not match (JetStream error
-	// 10071, or 10164 on replicated streams): reload, decide again, retry.
+	// 10071; on replicated streams also 10164 — another write on the subject
+	// in flight — once that write is stored): reload, decide again, retry.
 	ErrConflict = errors.New("events: concurrent modification")
 	// ErrUnavailable: the event store could not be reached or did not answer.
 	ErrUnavailable = errors.New("events: event store unavailable")

@@ -1,11 +1,17 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/natstest"
 )
 
 // waitDisconnected waits until the replica has noticed that NATS is gone.
@@ -210,4 +216,55 @@ func TestClusterNotReadyWithoutQuorum(t *testing.T) {
 		return nil
 	})
 	expectStatus(t, "a write with the quorum back", a.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword}), http.StatusOK)
+}
+
+// TestClusterLoginWithoutQuorumIsNotAConflict: as in
+// TestClusterNotReadyWithoutQuorum two of the three NATS nodes stop, here
+// with the third leading the stream, which it goes on doing for some seconds
+// without a quorum. The first login's append hangs there (503: outcome
+// unknown); each later one is refused by that leader with 10164 "wrong last
+// sequence", since the first is still in flight on the user's subject. That
+// is no concurrent modification — nothing was stored — so every login is 503
+// UNAVAILABLE, never 409 CONFLICT; with the quorum back, logins work.
+func TestClusterLoginWithoutQuorumIsNotAConflict(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 3)
+	a := d.StartReplica(t)
+	a.Login(AdminUser, AdminPassword)
+
+	c := d.NATS.(*natstest.Cluster)
+	nc, err := nats.Connect(strings.Join(d.NATS.URLs(), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, c.Nodes[2].Name)
+	Eventually(t, 20*time.Second, func() error {
+		if c.StreamLeader(events.StreamName) == 2 {
+			return nil
+		}
+		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+events.StreamName, []byte(req), 2*time.Second)
+		return Errorf("stream leader is n%d, not n3", c.StreamLeader(events.StreamName)+1)
+	})
+	nc.Close()
+	d.NATS.Stop(0)
+	d.NATS.Stop(1)
+
+	for i := range 3 {
+		r := a.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword})
+		t.Logf("login %d without quorum (stream leader n%d): %d %s", i, c.StreamLeader(events.StreamName)+1, r.Status, r.Raw)
+		expectError(t, fmt.Sprintf("login %d without quorum", i), r, http.StatusServiceUnavailable, "UNAVAILABLE")
+	}
+
+	for _, i := range []int{0, 1} {
+		if err := d.NATS.Restart(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	Eventually(t, 60*time.Second, func() error {
+		if status, why := readyNow(t, a); status != http.StatusOK {
+			return Errorf("/ready with the quorum back: %d %q", status, why)
+		}
+		return nil
+	})
+	expectStatus(t, "a login with the quorum back", a.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword}), http.StatusOK)
 }
