@@ -289,7 +289,16 @@ func (s *Server) revokeKeyBySecret(ctx context.Context, c *fiber.Ctx, secret str
 	if _, err := domain.ParseAPIKey(secret); err != nil {
 		return nil
 	}
-	k, ok := s.deps.Model.KeyBySecretHash(commands.HashToken(secret))
+	hash := commands.HashToken(secret)
+	k, ok := s.deps.Model.KeyBySecretHash(hash)
+	if !ok && s.deps.CatchUp != nil {
+		// Made (or rotated) through another replica a moment ago? Its
+		// revocation must not be lost: catch up with the event store first.
+		if err := s.deps.CatchUp.CatchUpHead(ctx); err != nil {
+			return err
+		}
+		k, ok = s.deps.Model.KeyBySecretHash(hash)
+	}
 	if !ok {
 		return nil
 	}

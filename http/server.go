@@ -105,10 +105,12 @@ type Deps struct {
 	Log       *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
-	// CatchUp, when set, lets a replica wait for a session another replica
-	// has just started (read-your-writes across replicas).
+	// CatchUp, when set, lets a replica wait for what another replica has
+	// just written (read-your-writes across replicas): an aggregate's
+	// events, or everything up to the event store's head.
 	CatchUp interface {
 		CatchUp(ctx context.Context, aggregate, id string) error
+		CatchUpHead(ctx context.Context) error
 	}
 	// SigningKeys and SigningKeyModel rotate access-token keys as events.
 	SigningKeys     SigningKeyCommands

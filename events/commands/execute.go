@@ -51,7 +51,8 @@ type write[S any] struct {
 // read models have applied them, and return the state read again.
 //
 //   - The aggregate does not exist: w.missing is the answer (nil: decide on
-//     the zero state).
+//     the zero state), once the read models have caught up with its
+//     subject (it may have been created through another replica).
 //   - No events: nothing is appended.
 //   - Events and an error: the events are a trace of the refusal (reuse
 //     detection, see domain.DecideSession); they are appended, then the
@@ -93,7 +94,15 @@ func attempt[S any](ctx context.Context, s *Service, meta events.Meta, w write[S
 	var zero S
 	state, seq, ok := w.on.load()
 	if !ok && w.missing != nil {
-		return zero, w.missing
+		// Made through another replica a moment ago, and not applied here
+		// yet? (A revocation answered "nothing to do" would be lost.) One
+		// round trip to the event store, only when it is not found.
+		if err := s.catchUpSubject(ctx, w.on.subject()); err != nil {
+			return zero, err
+		}
+		if state, seq, ok = w.on.load(); !ok {
+			return zero, w.missing
+		}
 	}
 	evs, refusal := w.decide(state)
 	if len(evs) > 0 {

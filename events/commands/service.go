@@ -196,7 +196,11 @@ var (
 // another replica (a token from a login there). It asks the event store for
 // the aggregate's last sequence: one round trip.
 func (s *Service) CatchUp(ctx context.Context, aggregate, id string) error {
-	seq, err := s.log.LastSequence(ctx, events.Subject(aggregate, id))
+	return s.catchUpSubject(ctx, events.Subject(aggregate, id))
+}
+
+func (s *Service) catchUpSubject(ctx context.Context, subject string) error {
+	seq, err := s.log.LastSequence(ctx, subject)
 	if err != nil || seq == 0 {
 		return err
 	}

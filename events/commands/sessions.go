@@ -52,7 +52,10 @@ func (s *Service) successor(sessionID, refreshToken string) string {
 // retry after a lost answer, racing one refresh): see domain.RefreshSession.
 func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
 	presented := HashToken(refreshToken)
-	sid, ok := s.state.SessionByRefreshHash(presented)
+	sid, ok, err := s.sessionByRefreshHash(ctx, presented)
+	if err != nil {
+		return RefreshResult{}, err
+	}
 	if !ok {
 		return RefreshResult{}, domain.ErrInvalidCredentials
 	}
@@ -99,9 +102,26 @@ func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionI
 // RevokeRefreshToken revokes the session a refresh token belongs to. An unknown
 // token is not an error (RFC 7009).
 func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error {
-	sid, ok := s.state.SessionByRefreshHash(HashToken(refreshToken))
-	if !ok {
-		return nil
+	sid, ok, err := s.sessionByRefreshHash(ctx, HashToken(refreshToken))
+	if err != nil || !ok {
+		return err
 	}
 	return s.ExecuteSession(ctx, meta, sid, domain.RevokeSession{Reason: domain.RevokeReasonRevoked})
+}
+
+// sessionByRefreshHash finds the session of a refresh token's hash. One this
+// replica does not know may have been handed out by another a moment ago (a
+// login, a rotation), which the client presents here at once — to refresh,
+// or to revoke it, which must not be lost: the read models catch up with
+// the event store's head (one round trip) before the answer is "unknown".
+// A refresh token carries no session ID to catch up with more narrowly.
+func (s *Service) sessionByRefreshHash(ctx context.Context, hash string) (string, bool, error) {
+	if sid, ok := s.state.SessionByRefreshHash(hash); ok {
+		return sid, true, nil
+	}
+	if err := s.CatchUpHead(ctx); err != nil {
+		return "", false, err
+	}
+	sid, ok := s.state.SessionByRefreshHash(hash)
+	return sid, ok, nil
 }
