@@ -393,10 +393,14 @@ type storedMsg struct {
 // leaderGet reads, through the stream leader, the message at seq or, with
 // subject, the first message on subject at or after seq.
 func (s *Store) leaderGet(ctx context.Context, seq uint64, subject string) (storedMsg, error) {
-	req, _ := json.Marshal(struct {
-		Seq     uint64 `json:"seq,omitempty"`
-		NextFor string `json:"next_by_subj,omitempty"`
-	}{seq, subject})
+	return s.leaderMsgGet(ctx, msgGetRequest{Seq: seq, NextFor: subject})
+}
+
+// leaderMsgGet asks the stream leader for a stored message (not a direct
+// get, which any replica of the stream may answer from what it has stored
+// so far).
+func (s *Store) leaderMsgGet(ctx context.Context, r msgGetRequest) (storedMsg, error) {
+	req, _ := json.Marshal(r)
 	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.name, req)
 	if err != nil {
 		return storedMsg{}, err

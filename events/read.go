@@ -97,6 +97,7 @@ func (s *Store) readSeq(ctx context.Context, seq uint64) (Record, bool, error) {
 type msgGetRequest struct {
 	Seq     uint64 `json:"seq,omitempty"`
 	NextFor string `json:"next_by_subj,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
 }
 

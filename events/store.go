@@ -179,16 +179,19 @@ type Message struct {
 	Data []byte
 }
 
-// LastSequence returns the stream sequence of the last event on subject (0 if none).
+// LastSequence returns the stream sequence of the last event on subject (0 if
+// none), as the stream leader has it. (Not a direct get: on a replicated
+// stream a follower may answer one before it stored the newest events, and a
+// replica catching up with what another just wrote would find nothing.)
 func (s *Store) LastSequence(ctx context.Context, subject string) (uint64, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	m, err := s.leaderMsgGet(ctx, msgGetRequest{LastFor: subject})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return m.Sequence, nil
+	return m.seq, nil
 }
 
 // Head returns the stream sequence of the newest event (0 for an empty stream).
