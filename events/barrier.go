@@ -2,6 +2,9 @@ package events
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +30,12 @@ type BarrierConfig struct {
 	// Applied waits until this replica's read models have applied a stream
 	// sequence (projections.Runner.WaitFor).
 	Applied func(ctx context.Context, seq uint64) error
+	// Key authenticates the replicas' messages to each other (HMAC-SHA256):
+	// the same on every replica, derived from the master key. Without it,
+	// anyone who may publish on the subjects could make the replicas stop
+	// waiting for each other (forged goodbyes, forged confirmations) or wait
+	// for replicas that do not exist. Required.
+	Key []byte
 	// Timeout bounds a Wait, and how long this replica keeps a request of
 	// another waiting for its read models (default 1 s).
 	Timeout time.Duration
@@ -39,6 +48,9 @@ type BarrierConfig struct {
 	// "timeout" (some did not say so within Timeout) or "error" (the request
 	// could not be sent).
 	Observe func(d time.Duration, outcome string)
+	// Rejected, when set, is told of every message dropped for a wrong MAC
+	// or a time too far off (logged too).
+	Rejected func()
 }
 
 // Barrier lets a replica that stored an event wait until every other replica
@@ -55,6 +67,13 @@ type BarrierConfig struct {
 // soon as its own read models have applied seq. A replica that does not
 // answer within Timeout is dropped from the set until its next heartbeat,
 // so that a replica that died does not hold up the revocations after it.
+//
+// Every message carries an HMAC with a key derived from the deployment's
+// master key (BarrierConfig.Key), over its fields and, for a request and its
+// answers, the request's reply subject: a NATS user who may publish on the
+// subjects but has not the key can neither make a replica stop waiting (a
+// forged goodbye or confirmation) nor wait for nothing (a forged
+// heartbeat); a heartbeat replayed later than presenceSkew is dropped.
 //
 // What is not covered: a replica cut off from NATS answers nothing and
 // hears of nothing (its /ready turns 503 within seconds, see
@@ -83,6 +102,9 @@ type Barrier struct {
 func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
 	if cfg.Applied == nil {
 		return nil, errors.New("events: a barrier needs the read models' Applied")
+	}
+	if len(cfg.Key) < 32 {
+		return nil, errors.New("events: a barrier needs a key of 32 bytes or more")
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = StreamName
@@ -165,8 +187,30 @@ func (b *Barrier) Close() {
 	})
 }
 
+// A presence message is "<up|down> <replica ID> <unix ms> <MAC>"; one whose
+// time is further than presenceSkew from the receiver's clock is dropped (a
+// replayed heartbeat cannot keep a dead replica waited for).
+const presenceSkew = 30 * time.Second
+
 func (b *Barrier) announce(state string) error {
-	return b.nc.Publish(b.presence, []byte(state+" "+b.id))
+	ms := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	return b.nc.Publish(b.presence, []byte(state+" "+b.id+" "+ms+" "+b.mac("presence", state, b.id, ms)))
+}
+
+// mac authenticates the fields of a message (HMAC-SHA256 with the barrier's
+// key, each field ended by a NUL, base64url, 128 bits).
+func (b *Barrier) mac(fields ...string) string {
+	m := hmac.New(sha256.New, b.cfg.Key)
+	for _, f := range fields {
+		m.Write([]byte(f))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// authentic reports whether tag is the MAC of fields.
+func (b *Barrier) authentic(tag string, fields ...string) bool {
+	return hmac.Equal([]byte(tag), []byte(b.mac(fields...)))
 }
 
 func (b *Barrier) heartbeat() {
@@ -190,8 +234,19 @@ func (b *Barrier) heartbeat() {
 
 // onPresence records another replica's heartbeat or goodbye.
 func (b *Barrier) onPresence(m *nats.Msg) {
-	state, id, ok := strings.Cut(string(m.Data), " ")
-	if !ok || id == b.id || id == "" {
+	f := strings.Split(string(m.Data), " ")
+	if len(f) != 4 || f[1] == "" || f[1] == b.id {
+		return
+	}
+	state, id, ms, tag := f[0], f[1], f[2], f[3]
+	if !b.authentic(tag, "presence", state, id, ms) {
+		b.cfg.Log.Warn("replica barrier: a presence message that no replica of this deployment sent (another deployment's master key on the same stream name, or a forgery)")
+		b.rejected()
+		return
+	}
+	if at, err := strconv.ParseInt(ms, 10, 64); err != nil || time.Since(time.UnixMilli(at)).Abs() > presenceSkew {
+		b.cfg.Log.Warn("replica barrier: a presence message from too far in the past or future: a replay, or replica clocks apart", "replica", id)
+		b.rejected()
 		return
 	}
 	b.mu.Lock()
@@ -209,8 +264,14 @@ func (b *Barrier) onPresence(m *nats.Msg) {
 // goroutine of its own (the subscription's goroutine also delivers the
 // others' requests and must not wait).
 func (b *Barrier) onApplied(m *nats.Msg) {
-	seqText, from, ok := strings.Cut(string(m.Data), " ")
-	if !ok || from == "" || from == b.id || m.Reply == "" {
+	f := strings.Split(string(m.Data), " ")
+	if len(f) != 3 || f[1] == "" || f[1] == b.id || m.Reply == "" {
+		return
+	}
+	seqText, from, tag := f[0], f[1], f[2]
+	if !b.authentic(tag, "applied", seqText, from, m.Reply) {
+		b.cfg.Log.Warn("replica barrier: a request that no replica of this deployment sent")
+		b.rejected()
 		return
 	}
 	seq, err := strconv.ParseUint(seqText, 10, 64)
@@ -219,7 +280,7 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		return
 	}
 	answer := func() {
-		if err := m.Respond([]byte(b.id)); err != nil {
+		if err := m.Respond([]byte(b.id + " " + b.mac("confirmed", seqText, b.id, m.Reply))); err != nil {
 			b.cfg.Log.Debug("replica barrier: answer not sent", "err", err)
 		}
 	}
@@ -237,6 +298,12 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		}
 		answer()
 	}()
+}
+
+func (b *Barrier) rejected() {
+	if b.cfg.Rejected != nil {
+		b.cfg.Rejected()
+	}
 }
 
 // doneContext is an ended context: Applied with it says whether the sequence
@@ -301,7 +368,8 @@ func (b *Barrier) wait(ctx context.Context, seq uint64, want map[string]bool) st
 			b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
 		}
 	}()
-	if err := b.nc.PublishRequest(b.applied, inbox, []byte(strconv.FormatUint(seq, 10)+" "+b.id)); err != nil {
+	seqText := strconv.FormatUint(seq, 10)
+	if err := b.nc.PublishRequest(b.applied, inbox, []byte(seqText+" "+b.id+" "+b.mac("applied", seqText, b.id, inbox))); err != nil {
 		b.cfg.Log.Warn("replica barrier: not sent; the other replicas apply the event when it reaches them", "sequence", seq, "err", err)
 		return "error"
 	}
@@ -310,7 +378,13 @@ func (b *Barrier) wait(ctx context.Context, seq uint64, want map[string]bool) st
 	for len(want) > 0 {
 		select {
 		case m := <-replies:
-			delete(want, string(m.Data))
+			id, tag, _ := strings.Cut(string(m.Data), " ")
+			if !b.authentic(tag, "confirmed", seqText, id, inbox) {
+				b.cfg.Log.Warn("replica barrier: a confirmation that no replica of this deployment sent", "sequence", seq)
+				b.rejected()
+				continue
+			}
+			delete(want, id)
 		case <-ctx.Done():
 			return "canceled"
 		case <-timer.C:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,9 +105,15 @@ func (o *outcomes) list() []string {
 	return append([]string(nil), o.seen...)
 }
 
+// barrierKey is the deployment's in these tests.
+var barrierKey = []byte("0123456789abcdef0123456789abcdef")
+
 func startBarrier(t *testing.T, nc *nats.Conn, m *readModel, cfg events.BarrierConfig) *events.Barrier {
 	t.Helper()
 	cfg.Applied = m.WaitFor
+	if cfg.Key == nil {
+		cfg.Key = barrierKey
+	}
 	b, err := events.NewBarrier(nc, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -224,42 +231,85 @@ func TestBarrierForgetsReplicasThatLeave(t *testing.T) {
 	waitUntil(t, "A forgets C, which went silent", func() bool { return a.Peers() == 0 })
 }
 
-// TestBarrierIgnoresMalformedRequests: a request that is not "<sequence>
-// <replica ID>" gets no answer and does not disturb the replica.
-func TestBarrierIgnoresMalformedRequests(t *testing.T) {
+// TestBarrierDropsForgedAndMalformedMessages: a NATS user who may publish
+// on the barrier's subjects but has not the deployment's key can neither add
+// a replica that does not exist, nor make a replica forget one that does
+// (a forged goodbye), nor get an answer to a request, nor confirm for a
+// replica that has not applied the sequence. Malformed messages do nothing
+// either.
+func TestBarrierDropsForgedAndMalformedMessages(t *testing.T) {
 	connect := barrierServer(t)
-	m := newReadModel()
-	m.Apply(1)
-	startBarrier(t, connect(), m, events.BarrierConfig{})
-	nc := connect()
-	subject := events.ReplicaSubjectPrefix + "." + events.StreamName + ".applied"
-	bad, err := nc.SubscribeSync(nc.NewInbox())
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := nc.SubscribeSync(nc.NewInbox())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, payload := range []string{"", "x", "1", "-1 r", "18446744073709551616 r", "1 ", " r"} {
-		if err := nc.PublishRequest(subject, bad.Subject, []byte(payload)); err != nil {
+	var seen outcomes
+	var rejected atomic.Int64
+	ma, mb := newReadModel(), newReadModel()
+	ma.Apply(7)
+	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 200 * time.Millisecond, Heartbeat: time.Hour,
+		Observe: seen.observe, Rejected: func() { rejected.Add(1) }})
+	b := startBarrier(t, connect(), mb, events.BarrierConfig{Heartbeat: time.Hour})
+	waitUntil(t, "A hears of B", func() bool { return a.Peers() == 1 })
+
+	prefix := events.ReplicaSubjectPrefix + "." + events.StreamName
+	forger := connect()
+	now := fmt.Sprint(time.Now().UnixMilli())
+	for _, payload := range []string{
+		"up FAKE " + now + " AAAAAAAAAAAAAAAAAAAAAA",             // a replica that does not exist
+		"down " + b.ID() + " " + now + " AAAAAAAAAAAAAAAAAAAAAA", // B leaving, forged
+		"", "up", "up X", "down " + b.ID(), "up Y 1 2 3",
+	} {
+		if err := forger.Publish(prefix+".presence", []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := nc.PublishRequest(subject, good.Subject, []byte(fmt.Sprint(1, " someone"))); err != nil {
+	answers, err := forger.SubscribeSync(forger.NewInbox())
+	if err != nil {
 		t.Fatal(err)
 	}
-	// The replica answers in the order it was asked: once the well-formed
-	// request is answered, an answer to any malformed one would be here.
-	msg, err := good.NextMsg(10 * time.Second)
+	for _, payload := range []string{"7 FAKE AAAAAAAAAAAAAAAAAAAAAA", "", "x", "7", "7 r", "-1 r x", "18446744073709551616 r x"} {
+		if err := forger.PublishRequest(prefix+".applied", answers.Subject, []byte(payload)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := forger.Flush(); err != nil { // the server has them all, before what follows
+		t.Fatal(err)
+	}
+	// A sentinel from a real replica: once A hears of C, it has seen
+	// everything forged before.
+	c := startBarrier(t, connect(), newReadModel(), events.BarrierConfig{Heartbeat: time.Hour})
+	waitUntil(t, "A hears of C", func() bool { return a.Peers() >= 2 })
+	if n := a.Peers(); n != 2 {
+		t.Fatalf("A hears of %d replicas, want B and C: a forged heartbeat counted or a forged goodbye removed B", n)
+	}
+	if rejected.Load() < 2 {
+		t.Fatalf("%d forged messages rejected by A, want the forged heartbeat and goodbye at least", rejected.Load())
+	}
+
+	// A forged confirmation for B and C does not end A's wait: they have
+	// not applied sequence 7.
+	confirm, err := forger.Subscribe(prefix+".applied", func(m *nats.Msg) {
+		for _, id := range []string{b.ID(), c.ID()} {
+			_ = m.Respond([]byte(id + " AAAAAAAAAAAAAAAAAAAAAA"))
+			_ = m.Respond([]byte(id))
+		}
+	})
 	if err != nil {
-		t.Fatalf("a well-formed request: %v", err)
+		t.Fatal(err)
 	}
-	if len(msg.Data) == 0 {
-		t.Fatal("answered without a replica ID")
+	defer func() { _ = confirm.Unsubscribe() }()
+	if err := forger.Flush(); err != nil {
+		t.Fatal(err)
 	}
-	if n, _, err := bad.Pending(); err != nil || n != 0 {
-		t.Fatalf("%d malformed requests answered (%v)", n, err)
+	a.Wait(context.Background(), 7)
+	if o := seen.list(); len(o) != 1 || o[0] != "timeout" {
+		t.Fatalf("outcomes %v, want [timeout]: forged confirmations were taken", o)
+	}
+	// Nothing answered the forged requests: B and C would have answered at
+	// once, long before A's timeout, and the flush brings whatever the
+	// server sent the forger before it.
+	if err := forger.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := answers.Pending(); err != nil || n != 0 {
+		t.Fatalf("%d forged or malformed requests answered (%v)", n, err)
 	}
 }
 
@@ -273,7 +323,7 @@ func TestBarrierWaitsOnlyForAnnouncedReplicas(t *testing.T) {
 	ma.Apply(2)
 	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 30 * time.Second, Heartbeat: 10 * time.Millisecond, Observe: seen.observe})
 	mb := newReadModel()
-	b, err := events.NewBarrier(connect(), events.BarrierConfig{Applied: mb.WaitFor, Heartbeat: 10 * time.Millisecond})
+	b, err := events.NewBarrier(connect(), events.BarrierConfig{Applied: mb.WaitFor, Heartbeat: 10 * time.Millisecond, Key: barrierKey})
 	if err != nil {
 		t.Fatal(err)
 	}

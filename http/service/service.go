@@ -107,6 +107,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	// catches up), announced by WaitReady before the first request.
 	if s.Barrier, err = events.NewBarrier(s.nc, events.BarrierConfig{
 		Stream: st.StreamName(), Applied: s.Runner.WaitFor, Log: log, Observe: s.observeBarrier,
+		Key:      authhttp.DeriveKey(s.cfg.MasterKey, "replica-barrier"),
+		Rejected: func() { s.Metrics.BackgroundError("replica_barrier_rejected") },
 	}); err != nil {
 		return nil, err
 	}
