@@ -30,6 +30,10 @@ type BarrierConfig struct {
 	// Applied waits until this replica's read models have applied a stream
 	// sequence (projections.Runner.WaitFor).
 	Applied func(ctx context.Context, seq uint64) error
+	// AppliedSeq is the last stream sequence this replica's read models
+	// applied (projections.Runner.Applied): Behind compares with it on
+	// every request, without a lock.
+	AppliedSeq func() uint64
 	// Key authenticates the replicas' messages to each other (HMAC-SHA256):
 	// the same on every replica, derived from the master key. Without it,
 	// anyone who may publish on the subjects could make the replicas stop
@@ -93,15 +97,21 @@ type Barrier struct {
 
 	subs      []*nats.Subscription
 	announced atomic.Bool
-	stop      chan struct{}
-	done      chan struct{}
-	once      sync.Once
+	// required: the highest sequence another replica asked this one for
+	// (Behind).
+	required atomic.Uint64
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
 }
 
 // NewBarrier returns the barrier of a replica; Start makes it known.
 func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
 	if cfg.Applied == nil {
 		return nil, errors.New("events: a barrier needs the read models' Applied")
+	}
+	if cfg.AppliedSeq == nil {
+		return nil, errors.New("events: a barrier needs the read models' AppliedSeq")
 	}
 	if len(cfg.Key) < 32 {
 		return nil, errors.New("events: a barrier needs a key of 32 bytes or more")
@@ -279,6 +289,8 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		b.cfg.Log.Warn("replica barrier: a request that is not a sequence", "from", from)
 		return
 	}
+	for r := b.required.Load(); r < seq && !b.required.CompareAndSwap(r, seq); r = b.required.Load() {
+	}
 	answer := func() {
 		if err := m.Respond([]byte(b.id + " " + b.mac("confirmed", seqText, b.id, m.Reply))); err != nil {
 			b.cfg.Log.Debug("replica barrier: answer not sent", "err", err)
@@ -304,6 +316,23 @@ func (b *Barrier) rejected() {
 	if b.cfg.Rejected != nil {
 		b.cfg.Rejected()
 	}
+}
+
+// Behind reports whether another replica has asked this one for a stream
+// sequence — the event of a revocation it stored — that this one's read
+// models have not applied yet. Then a credential must not be checked here
+// before WaitRequired: the other replica may have given up waiting (this
+// one was paused, starved or cut off for longer than its Timeout) and
+// answered its client already. Two atomic loads: it is on every request.
+func (b *Barrier) Behind() bool {
+	r := b.required.Load()
+	return r != 0 && b.cfg.AppliedSeq() < r
+}
+
+// WaitRequired waits until this replica's read models have applied every
+// sequence another replica has asked for (see Behind), or ctx ends.
+func (b *Barrier) WaitRequired(ctx context.Context) error {
+	return b.cfg.Applied(ctx, b.required.Load())
 }
 
 // doneContext is an ended context: Applied with it says whether the sequence

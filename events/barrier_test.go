@@ -110,7 +110,7 @@ var barrierKey = []byte("0123456789abcdef0123456789abcdef")
 
 func startBarrier(t *testing.T, nc *nats.Conn, m *readModel, cfg events.BarrierConfig) *events.Barrier {
 	t.Helper()
-	cfg.Applied = m.WaitFor
+	cfg.Applied, cfg.AppliedSeq = m.WaitFor, m.Applied
 	if cfg.Key == nil {
 		cfg.Key = barrierKey
 	}
@@ -323,7 +323,7 @@ func TestBarrierWaitsOnlyForAnnouncedReplicas(t *testing.T) {
 	ma.Apply(2)
 	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 30 * time.Second, Heartbeat: 10 * time.Millisecond, Observe: seen.observe})
 	mb := newReadModel()
-	b, err := events.NewBarrier(connect(), events.BarrierConfig{Applied: mb.WaitFor, Heartbeat: 10 * time.Millisecond, Key: barrierKey})
+	b, err := events.NewBarrier(connect(), events.BarrierConfig{Applied: mb.WaitFor, AppliedSeq: mb.Applied, Heartbeat: 10 * time.Millisecond, Key: barrierKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,5 +347,38 @@ func TestBarrierWaitsOnlyForAnnouncedReplicas(t *testing.T) {
 	a.Wait(context.Background(), 2)
 	if o := seen.list(); len(o) != 1 || o[0] != "confirmed" {
 		t.Fatalf("outcomes %v, want [confirmed]", o)
+	}
+}
+
+// TestBarrierBehindUntilTheRequiredSequenceIsApplied: a replica that another
+// one asked for a sequence it has not applied is Behind — also after the
+// other gave up waiting — until its read models have applied it.
+func TestBarrierBehindUntilTheRequiredSequenceIsApplied(t *testing.T) {
+	connect := barrierServer(t)
+	ma, mb := newReadModel(), newReadModel()
+	ma.Apply(5)
+	mb.Apply(3)
+	a := startBarrier(t, connect(), ma, events.BarrierConfig{Timeout: 50 * time.Millisecond})
+	b := startBarrier(t, connect(), mb, events.BarrierConfig{Timeout: time.Hour})
+	waitUntil(t, "A hears of B", func() bool { return a.Peers() == 1 })
+	if b.Behind() {
+		t.Fatal("B behind before anyone asked")
+	}
+	a.Wait(context.Background(), 5) // times out: B is at 3
+	waitUntil(t, "B knows it is asked for 5", func() bool { return mb.WasAsked(5) })
+	if !b.Behind() {
+		t.Fatal("B, at 3 and asked for 5, is not behind")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := b.WaitRequired(ctx); err == nil {
+		t.Fatal("WaitRequired returned before B applied 5")
+	}
+	mb.Apply(5)
+	if b.Behind() {
+		t.Fatal("B behind after applying 5")
+	}
+	if err := b.WaitRequired(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -74,6 +74,11 @@ func (c *Caller) Subject() string {
 // models: signature, type, expiry, issuer, audience, session and token not
 // revoked, user active.
 func (s *Server) authenticate(c *fiber.Ctx) error {
+	if b := s.deps.Barrier; b != nil && b.Behind() {
+		if err := s.applyRequired(c, b); err != nil {
+			return err
+		}
+	}
 	raw, ok := bearer(c)
 	if !ok {
 		// A browser session: the access token in the HttpOnly cookie, and
@@ -209,6 +214,21 @@ func (s *Server) Authenticate() fiber.Handler { return s.authenticate }
 // CallerOf returns the caller authenticated by the middleware, or nil. It is
 // valid until the handler returns; keep a Clone beyond that.
 func CallerOf(c *fiber.Ctx) *Caller { return caller(c) }
+
+// applyRequired waits (up to a second) until this replica has applied the
+// revocations other replicas asked it for: it may have been paused, starved
+// or cut off while they waited, and they answered their clients after their
+// timeout. Until then a revoked credential would pass here; if it takes
+// longer, 503: refused, not let through.
+func (s *Server) applyRequired(c *fiber.Ctx, b interface{ WaitRequired(context.Context) error }) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	if err := b.WaitRequired(ctx); err != nil {
+		s.log.Warn("refusing requests: a revocation another replica stored is not applied here yet", "err", err)
+		return errUnavailable
+	}
+	return nil
+}
 
 // lookUp finds what the request's path names by its ID (find reports
 // whether it is there) and, when it is not, waits (briefly) until this

@@ -105,6 +105,13 @@ type Deps struct {
 	Log       *slog.Logger
 	// Metrics, when set, are recorded and served at GET /metrics.
 	Metrics *Metrics
+	// Barrier, when set, says whether another replica waits for this one
+	// to apply a revocation it has not applied yet (events.Barrier): then
+	// no credential is checked here before it has.
+	Barrier interface {
+		Behind() bool
+		WaitRequired(ctx context.Context) error
+	}
 	// CatchUp, when set, lets a replica wait for what another replica has
 	// just written (read-your-writes across replicas): an aggregate's
 	// events, or everything up to the event store's head.

@@ -72,6 +72,7 @@ func (r *Runner) Model() *Model { return r.model }
 // unreachable) it retries with backoff, logging each failure; the model keeps
 // answering meanwhile. It returns once ctx ends, having nothing else to report.
 func (r *Runner) Run(ctx context.Context) {
+	raise(&r.applied, r.model.Applied()) // restored from a snapshot: AppliedLockFree
 	go r.resyncLoop(ctx)
 	go r.probeLoop(ctx)
 	backoff := 100 * time.Millisecond
@@ -330,6 +331,12 @@ func (r *Runner) Stalled() bool {
 
 // Applied returns the last stream sequence applied to the model.
 func (r *Runner) Applied() uint64 { return r.model.Applied() }
+
+// AppliedLockFree is Applied without the model's lock, for a check on every
+// request (events.Barrier.Behind): the last sequence of the newest batch the
+// runner applied, or the model's when Run started. It may trail Applied by
+// a batch being applied, never run ahead of it.
+func (r *Runner) AppliedLockFree() uint64 { return r.applied.Load() }
 
 // Lag returns how many events the model is behind the stream: the larger of
 // the distance to the head taken at start (or at the last resync) and the

@@ -106,7 +106,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	// Started before the replay (it answers the others' waits as it
 	// catches up), announced by WaitReady before the first request.
 	if s.Barrier, err = events.NewBarrier(s.nc, events.BarrierConfig{
-		Stream: st.StreamName(), Applied: s.Runner.WaitFor, Log: log, Observe: s.observeBarrier,
+		Stream: st.StreamName(), Applied: s.Runner.WaitFor, AppliedSeq: s.Runner.AppliedLockFree, Log: log, Observe: s.observeBarrier,
 		Key:      authhttp.DeriveKey(s.cfg.MasterKey, "replica-barrier"),
 		Rejected: func() { s.Metrics.BackgroundError("replica_barrier_rejected") },
 	}); err != nil {
@@ -176,7 +176,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
-		SigningKeys: s.Commands, SigningKeyModel: s.Model, CatchUp: s.Commands,
+		SigningKeys: s.Commands, SigningKeyModel: s.Model, CatchUp: s.Commands, Barrier: s.Barrier,
 		SSO: s.Commands, SSOModel: s.Model, History: s.Model, Events: s.Store,
 		SCIM: s.Commands, SCIMModel: s.Model,
 		MFA: s.Commands, MFAModel: s.Model,
