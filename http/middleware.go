@@ -163,6 +163,9 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 		if _, err := domain.ParseAPIKey(raw); err != nil {
 			return s.refuse("malformed_key")
 		}
+		if s.catchUpForUnknownKey(c) {
+			p, verdict = s.deps.Model.AuthorizeKeySum(commands.SumToken(raw), s.clientAddr(c), now)
+		}
 	}
 	if env != s.cfg.KeyEnv {
 		return s.refuse("wrong_environment")
@@ -177,6 +180,24 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 	cb.Caller, cb.key = Caller{User: p.Owner}, p.Key
 	cb.Caller.Key = &cb.key
 	return withCaller(c, cb)
+}
+
+// catchUpForUnknownKey catches up with the event store's head for a
+// well-formed key this replica does not know — it may have been made
+// through another replica a moment ago — within keyCatchUps' budget, and
+// reports whether it did (then look again).
+func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) bool {
+	if s.deps.CatchUp == nil || !s.keyCatchUps.Allow() {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	if err := s.deps.CatchUp.CatchUpHead(ctx); err != nil {
+		s.log.Debug("an unknown API key: could not catch up with the event store", "err", err)
+		s.deps.Metrics.BackgroundError("key_catch_up")
+		return false
+	}
+	return true
 }
 
 // freshlyIssued: a token signed moments ago, whose session another replica may
@@ -228,6 +249,25 @@ func (s *Server) applyRequired(c *fiber.Ctx, b interface{ WaitRequired(context.C
 		return errUnavailable
 	}
 	return nil
+}
+
+// current makes a list (or a history) include what another replica wrote a
+// moment ago — a user created through one replica and the admin console's
+// next request, listing users, through another: before it answers, the read
+// models catch up with the event store's head (one round trip). Where the
+// event store cannot answer, the list is served from the read models as
+// they are (reads go on while NATS is away), and that is logged and counted.
+func (s *Server) current(c *fiber.Ctx) error {
+	if s.deps.CatchUp != nil {
+		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+		err := s.deps.CatchUp.CatchUpHead(ctx)
+		cancel()
+		if err != nil {
+			s.log.Debug("serving a list from read models that could not catch up", "path", c.Path(), "err", err)
+			s.deps.Metrics.BackgroundError("list_catch_up")
+		}
+	}
+	return c.Next()
 }
 
 // lookUp finds what the request's path names by its ID (find reports

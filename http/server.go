@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/oklog/ulid/v2"
 	"github.com/valyala/fasthttp"
+	"golang.org/x/time/rate"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -177,7 +178,19 @@ type Server struct {
 	policy domain.Policy
 	gw     *gateway // nil without an upstream
 	oidc   oidcProviders
+	// keyCatchUps bounds how often an API key this replica does not know
+	// makes it catch up with the event store (authenticateKey): a key made
+	// through another replica a moment ago is found, and a flood of made-up
+	// keys with valid checksums costs NATS at most this many reads.
+	keyCatchUps *rate.Limiter
 }
+
+// Unknown secrets (API keys here, refresh tokens in commands) make a replica
+// catch up with the event store at most this often (per second, and at once).
+const (
+	unknownCatchUpRate  = 100
+	unknownCatchUpBurst = 100
+)
 
 const (
 	localRequestID = "request_id"
@@ -211,7 +224,8 @@ func New(cfg Config, deps Deps) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens, policy: domain.DefaultPolicy()}
+	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens, policy: domain.DefaultPolicy(),
+		keyCatchUps: rate.NewLimiter(unknownCatchUpRate, unknownCatchUpBurst)}
 	if cfg.RoutePolicy != nil {
 		s.policy = *cfg.RoutePolicy
 	}
@@ -272,7 +286,7 @@ func (s *Server) routes() {
 	// method on a known path still answers 405 and an unknown path 404.
 	auth := s.authenticate
 	v1.Post("/auth/logout", auth, s.logout)
-	v1.Get("/auth/sessions", auth, s.mySessions)
+	v1.Get("/auth/sessions", auth, s.current, s.mySessions)
 	v1.Delete("/auth/sessions/:id", auth, s.revokeMySession)
 	v1.Get("/auth/me", auth, s.me)
 	v1.Get("/auth/verify", auth, s.verify)
@@ -291,35 +305,35 @@ func (s *Server) routes() {
 	v1.Put("/admin/mfa/policy/:tenant", auth, s.setMFAPolicy)
 
 	v1.Post("/users", auth, s.createUser)
-	v1.Get("/users", auth, s.listUsers)
+	v1.Get("/users", auth, s.current, s.listUsers)
 	v1.Get("/users/:id", auth, s.getUser)
 	v1.Put("/users/:id/tenants/:tenant", auth, s.grantRole)
 	v1.Delete("/users/:id/tenants/:tenant", auth, s.revokeRole)
 	v1.Post("/users/:id/deactivate", auth, s.deactivate)
 	v1.Post("/users/:id/activate", auth, s.activate)
-	v1.Get("/users/:id/sessions", auth, s.userSessions)
+	v1.Get("/users/:id/sessions", auth, s.current, s.userSessions)
 	v1.Delete("/users/:id/sessions", auth, s.revokeUserSessions)
 	v1.Delete("/users/:id/sessions/:sid", auth, s.revokeUserSession)
 	v1.Post("/users/:id/password", auth, s.changePassword)
 	v1.Post("/users/:id/mfa/reset", auth, s.resetMFA)
-	v1.Get("/users/:id/access", auth, s.userAccess)
+	v1.Get("/users/:id/access", auth, s.current, s.userAccess)
 
 	v1.Post("/api-keys", auth, s.createAPIKey)
-	v1.Get("/api-keys", auth, s.listAPIKeys)
+	v1.Get("/api-keys", auth, s.current, s.listAPIKeys)
 	v1.Get("/api-keys/:id", auth, s.getAPIKey)
 	v1.Delete("/api-keys/:id", auth, s.revokeAPIKey)
 	v1.Post("/api-keys/:id/rotate", auth, s.rotateAPIKey)
-	v1.Get("/api-keys/:id/access", auth, s.keyAccess)
+	v1.Get("/api-keys/:id/access", auth, s.current, s.keyAccess)
 
-	v1.Get("/audit/events", auth, s.auditEvents)
+	v1.Get("/audit/events", auth, s.current, s.auditEvents)
 	v1.Post("/audit/credential-check", auth, s.credentialCheck)
 
-	v1.Get("/admin/signing-keys", auth, s.requirePlatformAdmin, s.listSigningKeys)
+	v1.Get("/admin/signing-keys", auth, s.requirePlatformAdmin, s.current, s.listSigningKeys)
 	v1.Post("/admin/signing-keys", auth, s.requirePlatformAdmin, s.addSigningKey)
 	v1.Post("/admin/signing-keys/:id/retire", auth, s.requirePlatformAdmin, s.retireSigningKey)
 
 	// Before the gateway's catch-all: this one is the service's own.
-	v1.Get("/tenants/:tenant/access", auth, s.tenantAccess)
+	v1.Get("/tenants/:tenant/access", auth, s.current, s.tenantAccess)
 	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
 
 	v1.Get("/auth/sso/saml/metadata", s.samlMetadata)
@@ -327,12 +341,12 @@ func (s *Server) routes() {
 	v1.Post("/auth/sso/saml/acs", s.samlACS)
 	v1.Get("/auth/sso/:provider/login", s.ssoLoginStart)
 	v1.Get("/auth/sso/:provider/callback", s.ssoCallback)
-	v1.Get("/admin/sso", auth, s.listSSO)
+	v1.Get("/admin/sso", auth, s.current, s.listSSO)
 	v1.Post("/admin/sso/:type", auth, s.configureSSO)
 	v1.Get("/admin/sso/:provider", auth, s.getSSO)
 	v1.Delete("/admin/sso/:provider", auth, s.deleteSSO)
 
-	v1.Get("/admin/scim", auth, s.listSCIM)
+	v1.Get("/admin/scim", auth, s.current, s.listSCIM)
 	v1.Post("/admin/scim", auth, s.createSCIM)
 	v1.Get("/admin/scim/:id", auth, s.getSCIM)
 	v1.Put("/admin/scim/:id", auth, s.updateSCIM)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 )
@@ -146,7 +148,15 @@ type Service struct {
 	sealer    *events.Sealer
 	cfg       Config
 	conflicts atomic.Uint64 // optimistic-concurrency conflicts retried (see Conflicts)
+	// unknownCatchUps bounds the catch-ups for refresh tokens this replica
+	// does not know (sessionByRefreshHash).
+	unknownCatchUps *rate.Limiter
 }
+
+// UnknownCatchUpRate: how many times a second (and at once) a replica
+// catches up with the event store's head for a refresh token it does not
+// know.
+const UnknownCatchUpRate = 100
 
 // Conflicts returns how many decide-append attempts have hit a concurrent
 // modification (and were retried) since the service started: an observable
@@ -180,7 +190,8 @@ func New(log Log, proj Projection, state State, pw *Passwords, sealer *events.Se
 	if cfg.MFATokenTTL == 0 {
 		cfg.MFATokenTTL = DefaultMFATokenTTL
 	}
-	return &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg}
+	return &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg,
+		unknownCatchUps: rate.NewLimiter(UnknownCatchUpRate, UnknownCatchUpRate)}
 }
 
 // Errors of the service, beside the domain's.

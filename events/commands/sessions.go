@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -115,9 +116,17 @@ func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refr
 // or to revoke it, which must not be lost: the read models catch up with
 // the event store's head (one round trip) before the answer is "unknown".
 // A refresh token carries no session ID to catch up with more narrowly.
+// At most UnknownCatchUpRate catch-ups a second (a burst as many): beyond,
+// events.ErrUnavailable.
 func (s *Service) sessionByRefreshHash(ctx context.Context, hash string) (string, bool, error) {
 	if sid, ok := s.state.SessionByRefreshHash(hash); ok {
 		return sid, true, nil
+	}
+	if !s.unknownCatchUps.Allow() {
+		// A flood of made-up tokens: what is not known cannot be told from
+		// what another replica just handed out. Say "try again", not
+		// "unknown" (which, for a revocation, would be a lie).
+		return "", false, fmt.Errorf("%w: too many unknown refresh tokens at once", events.ErrUnavailable)
 	}
 	if err := s.CatchUpHead(ctx); err != nil {
 		return "", false, err
