@@ -83,6 +83,20 @@ func (sn *Snapshots) mac(info SnapshotInfo, data []byte) string {
 // whole content, is how the first snapshots were authenticated.)
 const macDigest = "mac-digest"
 
+// macTrailer marks the snapshots saved since session 7: the HMAC (macOf,
+// fed the content) is the content's last macTrailerLen bytes, written as
+// the snapshot is, so the metadata is complete when the object is put and
+// never updated after. (Updating it — mac-digest — re-read the object's
+// info, which on a replicated bucket a follower may answer, and which
+// another replica's save running at the same time may have replaced: an
+// outside check found a snapshot carrying one save's MAC over another's
+// content, refused by every replica until the next save.)
+const (
+	macTrailer      = "mac-trailer"
+	macTrailerValue = "hmac-sha256"
+	macTrailerLen   = sha256.Size
+)
+
 func (sn *Snapshots) macOfDigest(info SnapshotInfo, digest string) string {
 	m := sn.macOf(info)
 	m.Write([]byte(digest))
@@ -172,7 +186,12 @@ func (sn *Snapshots) SaveFrom(ctx context.Context, seq uint64, format int, write
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pw.CloseWithError(write(pw)) // nil: EOF
+		mac := sn.macOf(info)
+		err := write(io.MultiWriter(pw, mac))
+		if err == nil {
+			_, err = pw.Write(mac.Sum(nil)) // the trailer
+		}
+		pw.CloseWithError(err) // nil: EOF
 	}()
 	meta := jetstream.ObjectMeta{
 		Name:        snapshotObject,
@@ -184,21 +203,16 @@ func (sn *Snapshots) SaveFrom(ctx context.Context, seq uint64, format int, write
 			"event-id":   info.EventID,
 			"event-time": info.EventTime.Format(time.RFC3339Nano),
 			"taken":      info.Taken.Format(time.RFC3339Nano),
+			macTrailer:   macTrailerValue,
 		},
 	}
 	oi, err := sn.obs.Put(ctx, meta, &pacedReader{ctx: ctx, r: pr, stream: stream})
 	pr.CloseWithError(errors.New("events: snapshot not saved")) // ends write if Put stopped reading
 	<-done
-	if err == nil {
-		// Until this, the snapshot has no MAC: a replica starting now
-		// replays the stream instead.
-		meta.Metadata[macDigest] = sn.macOfDigest(info, oi.Digest)
-		err = sn.obs.UpdateMeta(ctx, snapshotObject, meta)
-	}
 	if err != nil {
 		return SnapshotInfo{}, fmt.Errorf("%w: save snapshot: %v", ErrUnavailable, err)
 	}
-	info.Size = oi.Size
+	info.Size = oi.Size - macTrailerLen
 	return info, nil
 }
 
@@ -272,7 +286,11 @@ func parseSnapshotInfo(oi *jetstream.ObjectInfo) (SnapshotInfo, error) {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return SnapshotInfo{}, fmt.Errorf("%w: bad snapshot metadata: %v", ErrNoSnapshot, err)
 	}
-	return SnapshotInfo{Sequence: seq, Format: format, EventID: md["event-id"], EventTime: evTime, Size: oi.Size, Taken: taken}, nil
+	size := oi.Size
+	if md[macTrailer] != "" && size >= macTrailerLen {
+		size -= macTrailerLen
+	}
+	return SnapshotInfo{Sequence: seq, Format: format, EventID: md["event-id"], EventTime: evTime, Size: size, Taken: taken}, nil
 }
 
 // Load returns the stored snapshot if it was encoded in format and taken from
@@ -331,6 +349,15 @@ func (sn *Snapshots) Open(ctx context.Context, format int) (SnapshotInfo, io.Rea
 		return info, nil, err
 	}
 	unauthentic := fmt.Errorf("%w: not authenticated by this deployment's master key", ErrNoSnapshot)
+	if kind, ok := oi.Metadata[macTrailer]; ok {
+		if kind != macTrailerValue || oi.Size < macTrailerLen {
+			res.Close()
+			return info, nil, unauthentic
+		}
+		return info, &trailerChecked{r: &digestChecked{res}, mac: sn.macOf(info), unauthentic: unauthentic}, nil
+	}
+	// Snapshots of builds before session 7: the MAC of the digest in the
+	// metadata.
 	if mac, ok := oi.Metadata[macDigest]; ok {
 		want, _ := hex.DecodeString(sn.macOfDigest(info, oi.Digest))
 		have, err := hex.DecodeString(mac)
@@ -365,3 +392,55 @@ func (d *digestChecked) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// trailerChecked reads a snapshot whose last macTrailerLen bytes are the
+// HMAC of the rest: it gives the rest, feeding the HMAC, and ends with
+// io.EOF only if the trailer is that HMAC — else with unauthentic
+// (ErrNoSnapshot). It holds back at most a buffer's worth of bytes, and
+// moves at most the trailer's length within it per refill.
+type trailerChecked struct {
+	r           io.ReadCloser
+	mac         hash.Hash
+	unauthentic error
+	buf         []byte // read from r; buf[off:] not given yet, its end the trailer
+	off         int
+	srcDone     bool
+	end         error // what every Read returns once the content is given
+}
+
+func (t *trailerChecked) Read(p []byte) (int, error) {
+	if t.end != nil {
+		return 0, t.end
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if t.buf == nil {
+		t.buf = make([]byte, 0, 64<<10)
+	}
+	for len(t.buf)-t.off <= macTrailerLen && !t.srcDone {
+		t.buf = t.buf[:copy(t.buf, t.buf[t.off:])] // at most the trailer's length
+		t.off = 0
+		n, err := t.r.Read(t.buf[len(t.buf):cap(t.buf)])
+		t.buf = t.buf[:len(t.buf)+n]
+		if err == io.EOF {
+			t.srcDone = true
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	avail := len(t.buf) - t.off - macTrailerLen
+	if avail <= 0 { // the source is done: what is left is the trailer
+		t.end = io.EOF
+		if rest := t.buf[t.off:]; len(rest) != macTrailerLen || !hmac.Equal(t.mac.Sum(nil), rest) {
+			t.end = t.unauthentic
+		}
+		return 0, t.end
+	}
+	n := copy(p, t.buf[t.off:t.off+avail])
+	t.mac.Write(p[:n])
+	t.off += n
+	return n, nil
+}
+
+func (t *trailerChecked) Close() error { return t.r.Close() }
