@@ -287,14 +287,21 @@ func TestBarrierDropsForgedAndMalformedMessages(t *testing.T) {
 	// not applied sequence 7.
 	confirm, err := forger.Subscribe(prefix+".applied", func(m *nats.Msg) {
 		for _, id := range []string{b.ID(), c.ID()} {
-			_ = m.Respond([]byte(id + " AAAAAAAAAAAAAAAAAAAAAA"))
-			_ = m.Respond([]byte(id))
+			for _, forged := range []string{id + " AAAAAAAAAAAAAAAAAAAAAA", id} {
+				if err := m.Respond([]byte(forged)); err != nil {
+					t.Errorf("forging a confirmation: %v", err)
+				}
+			}
 		}
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = confirm.Unsubscribe() }()
+	defer func() {
+		if err := confirm.Unsubscribe(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if err := forger.Flush(); err != nil {
 		t.Fatal(err)
 	}

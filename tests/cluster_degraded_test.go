@@ -242,8 +242,8 @@ func TestClusterLoginWithoutQuorumIsNotAConflict(t *testing.T) {
 		if c.StreamLeader(events.StreamName) == 2 {
 			return nil
 		}
-		_, _ = nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+events.StreamName, []byte(req), 2*time.Second)
-		return Errorf("stream leader is n%d, not n3", c.StreamLeader(events.StreamName)+1)
+		_, err := nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+events.StreamName, []byte(req), 2*time.Second)
+		return Errorf("stream leader is n%d, not n3 (asked to step down: %v)", c.StreamLeader(events.StreamName)+1, err)
 	})
 	nc.Close()
 	d.NATS.Stop(0)
