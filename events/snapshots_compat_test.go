@@ -3,6 +3,7 @@ package events
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -15,21 +16,59 @@ import (
 // loads, and one with that HMAC wrong does not.
 func TestSnapshotsOfTheFirstKindStillLoad(t *testing.T) {
 	ctx := context.Background()
-	ns, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()})
+	sn, info, meta := oldSnapshot(t, 3)
+	data := []byte("a gob snapshot of format 3")
+	put := func(mac string) {
+		meta["mac"] = mac
+		if _, err := sn.obs.Put(ctx, jetstream.ObjectMeta{Name: snapshotObject, Metadata: meta}, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(sn.mac(info, data))
+	if _, got, err := sn.Load(ctx, 3); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("load: %q %v", got, err)
+	}
+	put(sn.mac(info, []byte("something else")))
+	if _, _, err := sn.Load(ctx, 3); err == nil {
+		t.Fatal("a snapshot with a wrong HMAC loaded")
+	}
+}
+
+// TestSnapshotsOfTheSecondKindStillLoad: a snapshot authenticated as builds
+// before session 7 did (the MAC of the object's digest in "mac-digest")
+// loads; with that MAC wrong it does not.
+func TestSnapshotsOfTheSecondKindStillLoad(t *testing.T) {
+	ctx := context.Background()
+	sn, info, meta := oldSnapshot(t, 10)
+	data := []byte("a snapshot of format 10, authenticated by its digest")
+	oi, err := sn.obs.Put(ctx, jetstream.ObjectMeta{Name: snapshotObject, Metadata: meta}, bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-	nc, err := ConnectEmbedded(ns)
-	if err != nil {
+	meta[macDigest] = sn.macOfDigest(info, oi.Digest)
+	if _, err := sn.obs.Put(ctx, jetstream.ObjectMeta{Name: snapshotObject, Metadata: meta}, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	st, err := OpenStore(ctx, nc, StoreConfig{})
-	if err != nil {
+	if got, loaded, err := sn.Load(ctx, 10); err != nil || !bytes.Equal(loaded, data) || got.Size != uint64(len(data)) {
+		t.Fatalf("load: %+v %q %v", got, loaded, err)
+	}
+	meta[macDigest] = sn.macOfDigest(info, "SHA-256=something-else")
+	if _, err := sn.obs.Put(ctx, jetstream.ObjectMeta{Name: snapshotObject, Metadata: meta}, bytes.NewReader(data)); err != nil {
 		t.Fatal(err)
 	}
-	sn, err := st.Snapshots(ctx, SnapshotMACKey(bytes.Repeat([]byte{3}, 32)))
+	if _, _, err := sn.Load(ctx, 10); !errors.Is(err, ErrNoSnapshot) {
+		t.Fatalf("a snapshot with a wrong MAC: %v", err)
+	}
+}
+
+// oldSnapshot opens the snapshots of a stream of one event, and describes a
+// snapshot of the given format at that event as an earlier build would
+// have: its info, and its metadata without the authentication.
+func oldSnapshot(t *testing.T, format int) (*Snapshots, SnapshotInfo, map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	st := embeddedServer(t)()
+	sn, err := st.Snapshots(ctx, SnapshotMACKey(bytes.Repeat([]byte{byte(format)}, 32)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,22 +80,9 @@ func TestSnapshotsOfTheFirstKindStillLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := SnapshotInfo{Sequence: seq, Format: 3, EventID: m.id, EventTime: m.time}
-	data := []byte("a gob snapshot of format 3")
-	put := func(mac string) {
-		if _, err := sn.obs.Put(ctx, jetstream.ObjectMeta{Name: snapshotObject, Metadata: map[string]string{
-			"sequence": strconv.FormatUint(seq, 10), "format": "3", "event-id": info.EventID,
-			"event-time": info.EventTime.Format(time.RFC3339Nano), "taken": time.Now().Format(time.RFC3339Nano), "mac": mac,
-		}}, bytes.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	put(sn.mac(info, data))
-	if _, got, err := sn.Load(ctx, 3); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("load: %q %v", got, err)
-	}
-	put(sn.mac(info, []byte("something else")))
-	if _, _, err := sn.Load(ctx, 3); err == nil {
-		t.Fatal("a snapshot with a wrong HMAC loaded")
+	info := SnapshotInfo{Sequence: seq, Format: format, EventID: m.id, EventTime: m.time}
+	return sn, info, map[string]string{
+		"sequence": strconv.FormatUint(seq, 10), "format": strconv.Itoa(format), "event-id": info.EventID,
+		"event-time": info.EventTime.Format(time.RFC3339Nano), "taken": time.Now().Format(time.RFC3339Nano),
 	}
 }

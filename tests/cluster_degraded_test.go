@@ -204,17 +204,7 @@ func TestClusterNotReadyWithoutQuorum(t *testing.T) {
 	})
 	expectStatus(t, "token without quorum", a.Do("GET", "/api/v1/auth/me", token, nil), http.StatusOK)
 
-	for _, i := range []int{0, 1} {
-		if err := d.NATS.Restart(i); err != nil {
-			t.Fatal(err)
-		}
-	}
-	Eventually(t, 60*time.Second, func() error {
-		if status, why := readyNow(t, a); status != http.StatusOK {
-			return Errorf("/ready with the quorum back: %d %q", status, why)
-		}
-		return nil
-	})
+	quorumBack(t, d, a)
 	expectStatus(t, "a write with the quorum back", a.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword}), http.StatusOK)
 }
 
@@ -255,6 +245,14 @@ func TestClusterLoginWithoutQuorumIsNotAConflict(t *testing.T) {
 		expectError(t, fmt.Sprintf("login %d without quorum", i), r, http.StatusServiceUnavailable, "UNAVAILABLE")
 	}
 
+	quorumBack(t, d, a)
+	expectStatus(t, "a login with the quorum back", a.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword}), http.StatusOK)
+}
+
+// quorumBack restarts NATS nodes 0 and 1 and waits until replica a is ready
+// again.
+func quorumBack(t *testing.T, d *Deployment, a *Instance) {
+	t.Helper()
 	for _, i := range []int{0, 1} {
 		if err := d.NATS.Restart(i); err != nil {
 			t.Fatal(err)
@@ -266,5 +264,4 @@ func TestClusterLoginWithoutQuorumIsNotAConflict(t *testing.T) {
 		}
 		return nil
 	})
-	expectStatus(t, "a login with the quorum back", a.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword}), http.StatusOK)
 }
