@@ -245,8 +245,23 @@ var (
 // NormalizeUsername is the form in which usernames are compared and reserved.
 func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
-// ValidTenantID reports whether s is a well-formed tenant identifier.
-func ValidTenantID(s string) bool { return tenantPattern.MatchString(s) }
+// ValidTenantID reports whether s is a well-formed tenant identifier: what
+// tenantPattern matches, checked byte by byte (it is on the path of every
+// forward-auth and gateway request, where the regexp cost ~0.4 µs).
+func ValidTenantID(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func (CreateUser) userCommand()         {}
 func (GrantRole) userCommand()          {}

@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -842,6 +843,26 @@ func TestValidTenantID(t *testing.T) {
 	for _, tc := range tests {
 		if got := ValidTenantID(tc.in); got != tc.want {
 			t.Errorf("ValidTenantID(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzValidTenantID: the byte-by-byte check says what tenantPattern says.
+func FuzzValidTenantID(f *testing.F) {
+	for _, s := range []string{"", "a", "acme", "a-b_c", "-a", "_a", "A", "a.b", "a/b", "é", strings.Repeat("a", 63), strings.Repeat("a", 64), "a\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := ValidTenantID(s), tenantPattern.MatchString(s); got != want {
+			t.Fatalf("ValidTenantID(%q) = %v, tenantPattern says %v", s, got, want)
+		}
+	})
+}
+
+func BenchmarkValidTenantID(b *testing.B) {
+	for range b.N {
+		if !ValidTenantID("acme-production_eu1") {
+			b.Fatal("valid")
 		}
 	}
 }
