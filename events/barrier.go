@@ -275,7 +275,7 @@ func (b *Barrier) onPresence(m *nats.Msg) {
 // others' requests and must not wait).
 func (b *Barrier) onApplied(m *nats.Msg) {
 	f := strings.Split(string(m.Data), " ")
-	if len(f) != 3 || f[1] == "" || f[1] == b.id || m.Reply == "" {
+	if len(f) != 3 || f[1] == "" || f[1] == b.id {
 		return
 	}
 	seqText, from, tag := f[0], f[1], f[2]
@@ -290,6 +290,9 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		return
 	}
 	for r := b.required.Load(); r < seq && !b.required.CompareAndSwap(r, seq); r = b.required.Load() {
+	}
+	if m.Reply == "" {
+		return // a notice: nobody waits for the answer (see Wait)
 	}
 	answer := func() {
 		if err := m.Respond([]byte(b.id + " " + b.mac("confirmed", seqText, b.id, m.Reply))); err != nil {
@@ -361,7 +364,7 @@ func (b *Barrier) forgetSilentLocked(now time.Time) {
 
 // Wait returns once every other live replica has applied stream sequence
 // seq, or after Timeout (or when ctx ends), whichever is first. Alone, it
-// returns at once. It reports nothing: the event is stored and applied here
+// returns at once, having published the request as a notice. It reports nothing: the event is stored and applied here
 // whatever happens; a replica that did not answer is logged, counted
 // (Observe) and not waited for again until its next heartbeat.
 func (b *Barrier) Wait(ctx context.Context, seq uint64) {
@@ -374,11 +377,24 @@ func (b *Barrier) Wait(ctx context.Context, seq uint64) {
 	}
 	b.mu.Unlock()
 	if len(want) == 0 {
+		// Nobody to wait for — but a replica forgotten while it was paused
+		// or cut off (silent for three heartbeats) may be about to resume:
+		// the notice raises its required sequence when it reads it, so that
+		// it refuses credentials until it has applied this (Behind).
+		b.notify(seq)
 		return
 	}
 	outcome := b.wait(ctx, seq, want)
 	if b.cfg.Observe != nil {
 		b.cfg.Observe(time.Since(start), outcome)
+	}
+}
+
+// notify publishes a request that wants no answer (no reply subject).
+func (b *Barrier) notify(seq uint64) {
+	seqText := strconv.FormatUint(seq, 10)
+	if err := b.nc.Publish(b.applied, []byte(seqText+" "+b.id+" "+b.mac("applied", seqText, b.id, ""))); err != nil {
+		b.cfg.Log.Debug("replica barrier: notice not sent", "sequence", seq, "err", err)
 	}
 }
 

@@ -176,7 +176,7 @@ func TestBarrierWaitsUntilEveryReplicaApplied(t *testing.T) {
 }
 
 // TestBarrierAloneReturnsAtOnce: a replica with no other has nobody to wait
-// for, and sends nothing.
+// for, and returns at once (having published a notice nobody answers).
 func TestBarrierAloneReturnsAtOnce(t *testing.T) {
 	connect := barrierServer(t)
 	var seen outcomes
@@ -387,5 +387,32 @@ func TestBarrierBehindUntilTheRequiredSequenceIsApplied(t *testing.T) {
 	}
 	if err := b.WaitRequired(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBarrierNoticeReachesAForgottenReplica: a replica silent for three
+// heartbeats (paused, cut off) is no longer waited for — but the revocation
+// is still announced, so that when it reads the notice it knows it is
+// behind and checks no credential until it has applied it. (Without the
+// notice, a paused replica of a two-replica deployment accepted a revoked
+// key for 120–145 ms after it resumed.)
+func TestBarrierNoticeReachesAForgottenReplica(t *testing.T) {
+	connect := barrierServer(t)
+	var seen outcomes
+	ma, mc := newReadModel(), newReadModel()
+	ma.Apply(9)
+	mc.Apply(3)
+	a := startBarrier(t, connect(), ma, events.BarrierConfig{Heartbeat: 10 * time.Millisecond, Observe: seen.observe})
+	c := startBarrier(t, connect(), mc, events.BarrierConfig{Heartbeat: time.Hour}) // silent after its announcement
+	waitUntil(t, "A hears of C", func() bool { return a.Peers() == 1 })
+	waitUntil(t, "A forgets the silent C", func() bool { return a.Peers() == 0 })
+	a.Wait(context.Background(), 9)
+	if o := seen.list(); len(o) != 0 {
+		t.Fatalf("A waited for a forgotten replica: %v", o)
+	}
+	waitUntil(t, "C learns it is behind sequence 9", c.Behind)
+	mc.Apply(9)
+	if c.Behind() {
+		t.Fatal("C still behind after applying 9")
 	}
 }

@@ -293,7 +293,13 @@ func (s *Server) revokeKeyBySecret(ctx context.Context, c *fiber.Ctx, secret str
 	k, ok := s.deps.Model.KeyBySecretHash(hash)
 	if !ok && s.deps.CatchUp != nil {
 		// Made (or rotated) through another replica a moment ago? Its
-		// revocation must not be lost: catch up with the event store first.
+		// revocation must not be lost: catch up with the event store first
+		// (also alone: a replica of an older build does not announce
+		// itself), within the replica's budget for unknown secrets — beyond
+		// it, 503 "try again", not a 200 that may have revoked nothing.
+		if !s.deps.CatchUp.CatchUpBudget() {
+			return commands.ErrCatchUpBudget
+		}
 		if err := s.deps.CatchUp.CatchUpHead(ctx); err != nil {
 			return err
 		}

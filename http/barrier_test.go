@@ -1,10 +1,20 @@
 package http
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/infracast/auth/events/commands"
 )
 
 // barrierStub is a replica that another one asked for a revocation (behind)
@@ -54,5 +64,34 @@ func TestCredentialsWaitForRevocationsOtherReplicasAskedFor(t *testing.T) {
 	}
 	if got := me(); got != 401 || b.waited != 2 {
 		t.Fatalf("not behind: %d after %d waits, want 401 without waiting", got, b.waited)
+	}
+}
+
+// TestCatchUpBudgetAnswer: a request refused because too many unknown
+// secrets were looked for at once is a 503 "nothing was changed" with
+// Retry-After (a client may send it again, a POST too), counted — and not
+// an ERROR log line each, which a flood of made-up tokens turned into
+// megabytes a second.
+func TestCatchUpBudgetAnswer(t *testing.T) {
+	var logs bytes.Buffer
+	m := NewMetrics()
+	s := New(Config{}, Deps{Tokens: newTestTokens(t, time.Now), Readiness: readyStub{}, Metrics: m,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	s.App().Post("/budget", func(*fiber.Ctx) error { return fmt.Errorf("refresh: %w", commands.ErrCatchUpBudget) })
+	for range 3 {
+		res, err := s.App().Test(httptest.NewRequest("POST", "/budget", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 503 || res.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), `"UNAVAILABLE"`) {
+			t.Fatalf("answer %d, Retry-After %q, %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("logged as an error:\n%s", logs.String())
+	}
+	if got := testutil.ToFloat64(m.background.WithLabelValues("catch_up_budget")); got != 3 {
+		t.Fatalf("counted %v times, want 3", got)
 	}
 }

@@ -93,6 +93,8 @@ func toAPIError(err error) (*Error, bool) {
 		errors.Is(err, domain.ErrSessionRevoked), errors.Is(err, domain.ErrSessionExpired),
 		errors.Is(err, domain.ErrRefreshReused), errors.Is(err, ErrInvalidToken):
 		return errUnauthorized, false
+	case errors.Is(err, commands.ErrCatchUpBudget):
+		return errUnavailable, false // a flood: counted, not logged line by line (handleError)
 	case errors.Is(err, events.ErrOutcomeUnknown):
 		return &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The event store did not confirm the change in time; it may have been applied"}, true
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
@@ -116,6 +118,14 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	apiErr, logIt := toAPIError(err)
 	if logIt {
 		s.log.Error("request failed", "request_id", rid, "method", c.Method(), "path", c.Path(), "err", err)
+	}
+	if errors.Is(err, commands.ErrCatchUpBudget) {
+		s.deps.Metrics.BackgroundError("catch_up_budget")
+	}
+	if apiErr == errUnavailable {
+		// "Nothing was changed": refused before it started, so a client
+		// may send it again, a POST too (docs/client.md).
+		c.Set(fiber.HeaderRetryAfter, "1")
 	}
 	var te *domain.ThrottledError
 	if errors.As(err, &te) {

@@ -163,12 +163,12 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 		if _, err := domain.ParseAPIKey(raw); err != nil {
 			return s.refuse("malformed_key")
 		}
-		if s.catchUpForUnknownKey(c) {
-			p, verdict = s.deps.Model.AuthorizeKeySum(commands.SumToken(raw), s.clientAddr(c), now)
-		}
 	}
 	if env != s.cfg.KeyEnv {
 		return s.refuse("wrong_environment")
+	}
+	if verdict == projections.UnknownKey && s.catchUpForUnknownKey(c) {
+		p, verdict = s.deps.Model.AuthorizeKeySum(commands.SumToken(raw), s.clientAddr(c), now)
 	}
 	if verdict != projections.Valid {
 		return s.refuse(verdict.String())
@@ -183,11 +183,13 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 }
 
 // catchUpForUnknownKey catches up with the event store's head for a
-// well-formed key this replica does not know — it may have been made
-// through another replica a moment ago — within keyCatchUps' budget, and
-// reports whether it did (then look again).
+// well-formed key of this environment that this replica does not know — it
+// may have been made through another replica a moment ago — when another
+// replica serves, within the replica's budget for unknown secrets, and
+// reports whether it did (then look again). Beyond the budget the key is
+// refused as unknown, as it would have been.
 func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) bool {
-	if s.deps.CatchUp == nil || !s.keyCatchUps.Allow() {
+	if s.deps.CatchUp == nil || s.deps.CatchUp.Alone() || !s.deps.CatchUp.CatchUpBudget() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
@@ -254,11 +256,12 @@ func (s *Server) applyRequired(c *fiber.Ctx, b interface{ WaitRequired(context.C
 // current makes a list (or a history) include what another replica wrote a
 // moment ago — a user created through one replica and the admin console's
 // next request, listing users, through another: before it answers, the read
-// models catch up with the event store's head (one round trip). Where the
-// event store cannot answer, the list is served from the read models as
-// they are (reads go on while NATS is away), and that is logged and counted.
+// models catch up with the event store's head (one round trip; none when no
+// other replica serves). Where the event store cannot answer, the list is
+// served from the read models as they are (reads go on while NATS is away),
+// and that is logged and counted.
 func (s *Server) current(c *fiber.Ctx) error {
-	if s.deps.CatchUp != nil {
+	if s.deps.CatchUp != nil && !s.deps.CatchUp.Alone() {
 		ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 		err := s.deps.CatchUp.CatchUpHead(ctx)
 		cancel()
@@ -276,12 +279,13 @@ func (s *Server) current(c *fiber.Ctx) error {
 // created it through another replica a moment ago — behind a load balancer
 // without sticky sessions, or retrying elsewhere — finds it here too, instead
 // of a 404. It costs one round trip to the event store, and only for an ID
-// that is not found; an ID that cannot be an aggregate's is not asked for.
+// that is not found while another replica serves; an ID that cannot be an
+// aggregate's is not asked for.
 func (s *Server) lookUp(c *fiber.Ctx, aggregate, id string, find func() bool) (bool, error) {
 	if find() {
 		return true, nil
 	}
-	if s.deps.CatchUp == nil || !aggregateID(id) {
+	if s.deps.CatchUp == nil || !aggregateID(id) || s.deps.CatchUp.Alone() {
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)

@@ -13,7 +13,6 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/oklog/ulid/v2"
 	"github.com/valyala/fasthttp"
-	"golang.org/x/time/rate"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -119,6 +118,11 @@ type Deps struct {
 	CatchUp interface {
 		CatchUp(ctx context.Context, aggregate, id string) error
 		CatchUpHead(ctx context.Context) error
+		// Alone: no other replica serves, so reads need not catch up.
+		Alone() bool
+		// CatchUpBudget takes one catch-up for an unknown secret from the
+		// replica's budget (commands.UnknownCatchUpRate): false if none.
+		CatchUpBudget() bool
 	}
 	// SigningKeys and SigningKeyModel rotate access-token keys as events.
 	SigningKeys     SigningKeyCommands
@@ -178,19 +182,7 @@ type Server struct {
 	policy domain.Policy
 	gw     *gateway // nil without an upstream
 	oidc   oidcProviders
-	// keyCatchUps bounds how often an API key this replica does not know
-	// makes it catch up with the event store (authenticateKey): a key made
-	// through another replica a moment ago is found, and a flood of made-up
-	// keys with valid checksums costs NATS at most this many reads.
-	keyCatchUps *rate.Limiter
 }
-
-// Unknown secrets (API keys here, refresh tokens in commands) make a replica
-// catch up with the event store at most this often (per second, and at once).
-const (
-	unknownCatchUpRate  = 100
-	unknownCatchUpBurst = 100
-)
 
 const (
 	localRequestID = "request_id"
@@ -224,8 +216,7 @@ func New(cfg Config, deps Deps) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens, policy: domain.DefaultPolicy(),
-		keyCatchUps: rate.NewLimiter(unknownCatchUpRate, unknownCatchUpBurst)}
+	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens, policy: domain.DefaultPolicy()}
 	if cfg.RoutePolicy != nil {
 		s.policy = *cfg.RoutePolicy
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+
+	"github.com/infracast/auth/domain"
 )
 
 // TestClusterRevokeWhatAnotherReplicaJustIssued: a client logs in (or
@@ -66,6 +68,34 @@ func TestClusterRevokeWhatAnotherReplicaJustIssued(t *testing.T) {
 		revoke(a, k.String("key"))
 		if r := b.Do("GET", "/api/v1/auth/me", k.String("key"), nil); r.Status != http.StatusUnauthorized {
 			t.Fatalf("round %d: the key revoked on A by its secret still works on B: %d", i, r.Status)
+		}
+	}
+}
+
+// TestUnknownSecretsAreCheapAlone: a replica with no other serving knows
+// that nothing it does not hold was written elsewhere: made-up refresh
+// tokens are 401 however many come (an outside check saw 503s past the
+// catch-up budget of a lone replica). Revoking made-up keys still catches up
+// (a replica of an older build would not announce itself), within the
+// budget: 200, or 503 with Retry-After past it, nothing else.
+func TestUnknownSecretsAreCheapAlone(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	for i := range 250 {
+		r := in.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": fmt.Sprintf("made-up-refresh-token-%03d-xxxxxxxxxxxxxxxxxxxxxx", i)})
+		if r.Status != http.StatusUnauthorized {
+			t.Fatalf("made-up refresh token %d on a lone replica: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	for i := range 250 {
+		var random [32]byte
+		random[0], random[1] = byte(i), byte(i>>8)
+		r := in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": domain.FormatAPIKey(domain.KeyEnvLive, random)})
+		switch {
+		case r.Status == http.StatusOK:
+		case r.Status == http.StatusServiceUnavailable && r.Header.Get("Retry-After") == "1":
+		default:
+			t.Fatalf("revoking made-up key %d: %d (Retry-After %q) %s", i, r.Status, r.Header.Get("Retry-After"), r.Raw)
 		}
 	}
 }

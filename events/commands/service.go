@@ -135,6 +135,8 @@ type Config struct {
 // for at most a bounded time (events.Barrier).
 type Barrier interface {
 	Wait(ctx context.Context, seq uint64)
+	// Peers is how many other replicas serve now (0: this one is alone).
+	Peers() int
 }
 
 var _ Barrier = (*events.Barrier)(nil)
@@ -148,14 +150,14 @@ type Service struct {
 	sealer    *events.Sealer
 	cfg       Config
 	conflicts atomic.Uint64 // optimistic-concurrency conflicts retried (see Conflicts)
-	// unknownCatchUps bounds the catch-ups for refresh tokens this replica
-	// does not know (sessionByRefreshHash).
+	// unknownCatchUps bounds the catch-ups for refresh tokens and API keys
+	// this replica does not know (CatchUpBudget).
 	unknownCatchUps *rate.Limiter
 }
 
 // UnknownCatchUpRate: how many times a second (and at once) a replica
-// catches up with the event store's head for a refresh token it does not
-// know.
+// catches up with the event store's head for a refresh token or an API key
+// it does not know.
 const UnknownCatchUpRate = 100
 
 // Conflicts returns how many decide-append attempts have hit a concurrent
@@ -209,6 +211,24 @@ var (
 func (s *Service) CatchUp(ctx context.Context, aggregate, id string) error {
 	return s.catchUpSubject(ctx, events.Subject(aggregate, id))
 }
+
+// Alone reports whether no other replica serves now (as the barrier hears
+// them): then nothing another replica wrote can be missing here, and the
+// reads that catch up for that (a login, a path's ID, a list, an unknown
+// bearer key or refresh token) need not. Without a barrier: false.
+// Revocations catch up regardless — one by a replica of an older build, which
+// does not announce itself, must not be lost.
+func (s *Service) Alone() bool { return s.cfg.Barrier != nil && s.cfg.Barrier.Peers() == 0 }
+
+// ErrCatchUpBudget: too many secrets this replica does not know were looked
+// for at once (UnknownCatchUpRate); the request was refused before anything
+// was done: try again.
+var ErrCatchUpBudget = fmt.Errorf("%w: too many unknown secrets looked for at once", events.ErrUnavailable)
+
+// CatchUpBudget takes one catch-up for a secret this replica does not know
+// from the budget shared by refresh tokens and keys: false when there is
+// none left.
+func (s *Service) CatchUpBudget() bool { return s.unknownCatchUps.Allow() }
 
 func (s *Service) catchUpSubject(ctx context.Context, subject string) error {
 	seq, err := s.log.LastSequence(ctx, subject)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"fmt"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -53,7 +52,7 @@ func (s *Service) successor(sessionID, refreshToken string) string {
 // retry after a lost answer, racing one refresh): see domain.RefreshSession.
 func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken string) (RefreshResult, error) {
 	presented := HashToken(refreshToken)
-	sid, ok, err := s.sessionByRefreshHash(ctx, presented)
+	sid, ok, err := s.sessionByRefreshHash(ctx, presented, false)
 	if err != nil {
 		return RefreshResult{}, err
 	}
@@ -103,7 +102,7 @@ func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionI
 // RevokeRefreshToken revokes the session a refresh token belongs to. An unknown
 // token is not an error (RFC 7009).
 func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error {
-	sid, ok, err := s.sessionByRefreshHash(ctx, HashToken(refreshToken))
+	sid, ok, err := s.sessionByRefreshHash(ctx, HashToken(refreshToken), true)
 	if err != nil || !ok {
 		return err
 	}
@@ -117,16 +116,19 @@ func (s *Service) RevokeRefreshToken(ctx context.Context, meta events.Meta, refr
 // the event store's head (one round trip) before the answer is "unknown".
 // A refresh token carries no session ID to catch up with more narrowly.
 // At most UnknownCatchUpRate catch-ups a second (a burst as many): beyond,
-// events.ErrUnavailable.
-func (s *Service) sessionByRefreshHash(ctx context.Context, hash string) (string, bool, error) {
+// ErrCatchUpBudget. Alone, a refresh does not catch up; a revocation does.
+func (s *Service) sessionByRefreshHash(ctx context.Context, hash string, revoking bool) (string, bool, error) {
 	if sid, ok := s.state.SessionByRefreshHash(hash); ok {
 		return sid, true, nil
 	}
-	if !s.unknownCatchUps.Allow() {
+	if !revoking && s.Alone() {
+		return "", false, nil
+	}
+	if !s.CatchUpBudget() {
 		// A flood of made-up tokens: what is not known cannot be told from
 		// what another replica just handed out. Say "try again", not
 		// "unknown" (which, for a revocation, would be a lie).
-		return "", false, fmt.Errorf("%w: too many unknown refresh tokens at once", events.ErrUnavailable)
+		return "", false, ErrCatchUpBudget
 	}
 	if err := s.CatchUpHead(ctx); err != nil {
 		return "", false, err
