@@ -61,9 +61,25 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	if n < 1 {
 		tb.Fatalf("natstest: a cluster needs at least one node, not %d", n)
 	}
+	// A port found free may be taken before the node binds it (by another
+	// test's client connection: the suite runs clusters side by side), and
+	// the node then never accepts clients: start again on other ports.
+	var errs []error
+	for range 3 {
+		c, err := startCluster(tb, n)
+		if err == nil {
+			return c
+		}
+		errs = append(errs, err)
+	}
+	tb.Fatalf("natstest: %v", errors.Join(errs...))
+	return nil
+}
+
+func startCluster(tb testing.TB, n int) (*Cluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
-		tb.Fatalf("natstest: free ports: %v", err)
+		return nil, fmt.Errorf("free ports: %w", err)
 	}
 	dir := tb.TempDir()
 	c := &Cluster{Name: "infracast-test", tb: tb}
@@ -75,11 +91,12 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 			ClusterPort: ports[2*i+1],
 		})
 	}
-	tb.Cleanup(c.StopAll)
 	if err := c.startNodes(allIndexes(n)); err != nil {
-		tb.Fatalf("natstest: %v", err)
+		c.StopAll()
+		return nil, err
 	}
-	return c
+	tb.Cleanup(c.StopAll)
+	return c, nil
 }
 
 // URLs returns every node's client URL.
