@@ -66,11 +66,19 @@ type BarrierConfig struct {
 // ID on <prefix>.presence once it serves requests (Announce) and then every
 // Heartbeat, and says goodbye when it stops; each keeps the set of the others
 // heard of within three heartbeats. A replica still replaying the stream at
-// start refuses every request, so nobody needs to wait for it. Wait(seq) publishes a request on <prefix>.applied and
-// returns once every replica of that set has answered it, each answering as
-// soon as its own read models have applied seq. A replica that does not
-// answer within Timeout is dropped from the set until its next heartbeat,
-// so that a replica that died does not hold up the revocations after it.
+// start refuses every request, so nobody needs to wait for it. Wait(seq)
+// publishes a request on <prefix>.applied and returns once every replica of
+// that set has answered it, each answering as soon as its own read models
+// have applied seq. A replica that does not answer within Timeout is dropped
+// from the set until its next heartbeat, so that a replica that died does
+// not hold up the revocations after it. With nobody to wait for, the request
+// still goes out, as a notice: a replica forgotten while it was paused
+// learns that it is behind.
+//
+// A replica that receives a request (or notice) for a sequence its read
+// models have not applied is Behind until they have: the HTTP layer checks
+// no credential meanwhile (it may have been paused past the other's
+// Timeout, which then answered its client without it).
 //
 // Every message carries an HMAC with a key derived from the deployment's
 // master key (BarrierConfig.Key), over its fields and, for a request and its
@@ -81,7 +89,8 @@ type BarrierConfig struct {
 //
 // What is not covered: a replica cut off from NATS answers nothing and
 // hears of nothing (its /ready turns 503 within seconds, see
-// projections.Runner.Stalled); a request whose Wait began less than a round
+// projections.Runner.Stalled); what a paused replica answers before its NATS
+// reader has read the request; a request whose Wait began less than a round
 // trip before another replica's Announce does not wait for that replica,
 // which then applies the event a moment later (a load balancer sends it
 // nothing before its next health check anyway).
