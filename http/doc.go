@@ -3,7 +3,10 @@
 // contract's codes (a few handlers give an error its route's meaning first:
 // docs/architecture.md, "Errors"), the access-token issuer and verifier
 // (HS256 and EdDSA, the JWKS), the authentication middleware that checks every
-// request against the live read models (no I/O on that path), forward auth
+// request against the live read models (no I/O on that path, unless another
+// replica told this one it is behind a revocation, or a credential is
+// unknown here and another replica may have issued it a moment ago:
+// middleware.go), forward auth
 // and the gateway, single sign-on (OIDC, SAML) with its browser cookie
 // sessions and the /login page, the audit log and the access history (who
 // could do what, in which tenant, at a moment, and why; credential checks),

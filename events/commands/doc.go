@@ -21,6 +21,14 @@
 // replayed (an SSO login tries its next username, or reads the link to its
 // identity made meanwhile).
 //
+// Across replicas: a command whose events take access away (domain.Narrows)
+// answers only once every other replica has applied them too
+// (Config.Barrier, events.Barrier); a command whose aggregate is missing
+// here first catches up with its subject, and a refresh token or key secret
+// not known here with the stream's head (budgeted: CatchUpBudget), since
+// another replica may have written it a moment ago — reads skip that while
+// no other replica serves (Alone).
+//
 // A decision over several aggregates is one atomic append of each one's
 // events, each expecting its own subject where its state was read
 // (writeBatch, lifecycle.go): a deactivation with the revocation of every
