@@ -149,8 +149,9 @@ func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
 func (b *Barrier) ID() string { return b.id }
 
 // Start subscribes to the other replicas' presence and requests: from now on
-// this replica hears of the others and answers their Waits. It is waited for
-// itself once it Announces.
+// this replica hears of the others and answers their Waits; and asks those
+// that serve to announce themselves at once. It is waited for itself once it
+// Announces.
 func (b *Barrier) Start() error {
 	ps, err := b.nc.Subscribe(b.presence, b.onPresence)
 	if err != nil {
@@ -162,6 +163,12 @@ func (b *Barrier) Start() error {
 		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
 	}
 	b.subs = []*nats.Subscription{ps, as}
+	// Ask the replicas that serve to say so now, rather than at their next
+	// heartbeat: this one may serve (and take access away) well within a
+	// heartbeat of starting, and must wait for them by then.
+	if err := b.announce("probe"); err != nil {
+		b.cfg.Log.Warn("replica barrier: asking the other replicas failed; they are heard of at their next heartbeat", "err", err)
+	}
 	go b.heartbeat()
 	return nil
 }
@@ -206,7 +213,7 @@ func (b *Barrier) Close() {
 	})
 }
 
-// A presence message is "<up|down> <replica ID> <unix ms> <MAC>"; one whose
+// A presence message is "<up|down|probe> <replica ID> <unix ms> <MAC>"; one whose
 // time is further than presenceSkew from the receiver's clock is dropped (a
 // replayed heartbeat cannot keep a dead replica waited for).
 const presenceSkew = 30 * time.Second
@@ -266,6 +273,15 @@ func (b *Barrier) onPresence(m *nats.Msg) {
 	if at, err := strconv.ParseInt(ms, 10, 64); err != nil || time.Since(time.UnixMilli(at)).Abs() > presenceSkew {
 		b.cfg.Log.Warn("replica barrier: a presence message from too far in the past or future: a replay, or replica clocks apart", "replica", id)
 		b.rejected()
+		return
+	}
+	if state == "probe" {
+		// A replica starting: if this one serves, it says so at once.
+		if b.announced.Load() {
+			if err := b.announce("up"); err != nil {
+				b.cfg.Log.Debug("replica barrier: answer to a starting replica not sent", "err", err)
+			}
+		}
 		return
 	}
 	b.mu.Lock()

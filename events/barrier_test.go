@@ -416,3 +416,15 @@ func TestBarrierNoticeReachesAForgottenReplica(t *testing.T) {
 		t.Fatal("C still behind after applying 9")
 	}
 }
+
+// TestBarrierStartingReplicaHearsOfTheOthersAtOnce: a replica that starts
+// asks those that serve to announce themselves, so it knows whom to wait
+// for before it serves — not only at their next heartbeat (a second later,
+// during which its revocations would not wait for them).
+func TestBarrierStartingReplicaHearsOfTheOthersAtOnce(t *testing.T) {
+	connect := barrierServer(t)
+	startBarrier(t, connect(), newReadModel(), events.BarrierConfig{Heartbeat: time.Hour})
+	startBarrier(t, connect(), newReadModel(), events.BarrierConfig{Heartbeat: time.Hour})
+	late := startBarrier(t, connect(), newReadModel(), events.BarrierConfig{Heartbeat: time.Hour})
+	waitUntil(t, "the replica started last hears of the two serving", func() bool { return late.Peers() == 2 })
+}
