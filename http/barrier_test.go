@@ -95,3 +95,49 @@ func TestCatchUpBudgetAnswer(t *testing.T) {
 		t.Fatalf("counted %v times, want 3", got)
 	}
 }
+
+// catchUpStub records catch-ups; the item is found once one happened.
+type catchUpStub struct {
+	alone   bool
+	catches int
+}
+
+func (c *catchUpStub) CatchUp(context.Context, string, string) error { c.catches++; return nil }
+func (c *catchUpStub) CatchUpHead(context.Context) error             { c.catches++; return nil }
+func (c *catchUpStub) Alone() bool                                   { return c.alone }
+func (c *catchUpStub) CatchUpBudget() bool                           { return true }
+
+// TestLookUpCatchesUpForChangesEvenAlone: an ID not found here is looked
+// for again after catching up — for a read only while another replica
+// serves, for a change (DELETE, POST, PUT) always: during a rolling upgrade
+// a replica of the older build does not announce itself, and a revocation
+// answered 404 left the key it had just made working.
+func TestLookUpCatchesUpForChangesEvenAlone(t *testing.T) {
+	for _, tc := range []struct {
+		method      string
+		alone, want bool
+	}{
+		{"GET", false, true}, {"GET", true, false}, {"HEAD", true, false},
+		{"DELETE", true, true}, {"POST", true, true}, {"PUT", true, true}, {"DELETE", false, true},
+	} {
+		cu := &catchUpStub{alone: tc.alone}
+		s := New(Config{}, Deps{Tokens: newTestTokens(t, time.Now), Readiness: readyStub{}, CatchUp: cu})
+		s.App().All("/things/:id", func(c *fiber.Ctx) error {
+			found, err := s.lookUp(c, "apikey", c.Params("id"), func() bool { return cu.catches > 0 })
+			if err != nil {
+				return err
+			}
+			if !found {
+				return errNotFound
+			}
+			return c.SendStatus(204)
+		})
+		res, err := s.App().Test(httptest.NewRequest(tc.method, "/things/key-01ABC", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.StatusCode == 204; got != tc.want {
+			t.Errorf("%s alone=%v: %d after %d catch-ups, want found=%v", tc.method, tc.alone, res.StatusCode, cu.catches, tc.want)
+		}
+	}
+}

@@ -279,13 +279,20 @@ func (s *Server) current(c *fiber.Ctx) error {
 // created it through another replica a moment ago — behind a load balancer
 // without sticky sessions, or retrying elsewhere — finds it here too, instead
 // of a 404. It costs one round trip to the event store, and only for an ID
-// that is not found while another replica serves; an ID that cannot be an
-// aggregate's is not asked for.
+// that is not found (for a read, only while another replica serves); an ID
+// that cannot be an aggregate's is not asked for.
 func (s *Server) lookUp(c *fiber.Ctx, aggregate, id string, find func() bool) (bool, error) {
 	if find() {
 		return true, nil
 	}
-	if s.deps.CatchUp == nil || !aggregateID(id) || s.deps.CatchUp.Alone() {
+	if s.deps.CatchUp == nil || !aggregateID(id) {
+		return false, nil
+	}
+	if m := c.Method(); (m == fiber.MethodGet || m == fiber.MethodHead) && s.deps.CatchUp.Alone() {
+		// A read, and no other replica serves. A change (a key revoked or
+		// rotated, a user deactivated) catches up regardless: during a
+		// rolling upgrade a replica of the older build writes without
+		// announcing itself, and a 404 would leave what it made working.
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
