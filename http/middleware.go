@@ -247,7 +247,10 @@ func (s *Server) applyRequired(c *fiber.Ctx, b interface{ WaitRequired(context.C
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
 	if err := b.WaitRequired(ctx); err != nil {
-		s.log.Warn("refusing requests: a revocation another replica stored is not applied here yet", "err", err)
+		// Counted, and logged at debug: a replica stalled behind one does
+		// this for every request (its /ready says so too).
+		s.log.Debug("refusing a request: a revocation another replica stored is not applied here yet", "err", err)
+		s.deps.Metrics.BackgroundError("behind_revocation")
 		return errUnavailable
 	}
 	return nil
