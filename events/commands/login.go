@@ -39,17 +39,24 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	// moment ago: catch up with the user's subject (found) or the name's
 	// (not found) — one round trip either way, so that its time does not
 	// tell whether the name exists. Alone, nobody else wrote.
+	// Best effort: a read that fails (a stream leader being elected) does
+	// not fail the login, whose append retries across that and decides
+	// under optimistic concurrency anyway; it is counted.
 	if !s.Alone() {
 		subject := events.Subject(domain.AggregateUsername, usernameKey(in.Username))
 		if found {
 			subject = events.Subject(domain.AggregateUser, u.ID)
 		}
-		if err := s.catchUpSubject(ctx, subject); err != nil {
-			return LoginResult{}, err
-		}
-		u, _, found = s.state.UserByName(in.Username)
-		if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
-			return LoginResult{}, err
+		cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
+		err := s.catchUpSubject(cctx, subject)
+		cancel()
+		if err != nil {
+			s.catchUpFailures.Add(1)
+		} else {
+			u, _, found = s.state.UserByName(in.Username)
+			if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
+				return LoginResult{}, err
+			}
 		}
 	}
 	ok, err := s.passwordMatches(u, found, in.Password)
@@ -76,6 +83,9 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
 }
+
+// loginCatchUpWait bounds a login's catch-up with its user's events.
+const loginCatchUpWait = time.Second
 
 // passwordMatches reports whether password is user u's (found: u exists).
 // An unknown user's check costs the same argon2id as a known one's, against

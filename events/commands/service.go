@@ -150,6 +150,8 @@ type Service struct {
 	sealer    *events.Sealer
 	cfg       Config
 	conflicts atomic.Uint64 // optimistic-concurrency conflicts retried (see Conflicts)
+	// catchUpFailures: best-effort catch-ups that failed (CatchUpFailures).
+	catchUpFailures atomic.Uint64
 	// unknownCatchUps bounds the catch-ups for refresh tokens and API keys
 	// this replica does not know (CatchUpBudget).
 	unknownCatchUps *rate.Limiter
@@ -164,6 +166,11 @@ const UnknownCatchUpRate = 100
 // modification (and were retried) since the service started: an observable
 // for tests and metrics.
 func (s *Service) Conflicts() uint64 { return s.conflicts.Load() }
+
+// CatchUpFailures returns how many best-effort catch-ups (a login's with its
+// user's events) failed since the service started: the event store did not
+// answer in time, and the decision went on from the read models as they were.
+func (s *Service) CatchUpFailures() uint64 { return s.catchUpFailures.Load() }
 
 // New returns a service that appends to log and decides against state, which
 // proj keeps up to date.

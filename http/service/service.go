@@ -262,6 +262,10 @@ func (s *Service) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_replica_peers", Help: "Other replicas of the service this one hears from (and waits for when it takes access away).",
 		}, func() float64 { return float64(s.Barrier.Peers()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "infracast_catch_up_failures_total",
+			Help: "Best-effort catch-ups with another replica's writes (a login's) that the event store did not answer in time; the decision went on from the read models.",
+		}, func() float64 { return float64(s.Commands.CatchUpFailures()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
 		}, func() float64 { return float64(s.Runner.Applied()) }),
