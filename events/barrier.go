@@ -159,7 +159,9 @@ func (b *Barrier) Start() error {
 	}
 	as, err := b.nc.Subscribe(b.applied, b.onApplied)
 	if err != nil {
-		_ = ps.Unsubscribe() // the connection's trouble is the error reported
+		if uerr := ps.Unsubscribe(); uerr != nil { // the connection's trouble is the error reported
+			b.cfg.Log.Debug("replica barrier: unsubscribe", "err", uerr)
+		}
 		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
 	}
 	b.subs = []*nats.Subscription{ps, as}

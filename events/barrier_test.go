@@ -126,12 +126,19 @@ func startBarrier(t *testing.T, nc *nats.Conn, m *readModel, cfg events.BarrierC
 	return b
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitUntil polls cond (every millisecond) until it holds, failing the test
+// after 10 s; waitWithin is the same with another deadline.
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, what, cond)
+}
+
+func waitWithin(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within 10s: %s", what)
+			t.Fatalf("not within %s: %s", within, what)
 		}
 		time.Sleep(time.Millisecond)
 	}
