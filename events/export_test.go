@@ -1,6 +1,10 @@
 package events
 
-import "github.com/infracast/auth/domain"
+import (
+	"context"
+
+	"github.com/infracast/auth/domain"
+)
 
 // DecodeFast is decodeFast for the tests of package events_test: ok reports
 // whether the fast path decoded b by itself.
@@ -26,3 +30,18 @@ var DecodeSlow = decodeSlow
 
 // AckSequences is ackSequences (ackreply.go).
 var AckSequences = ackSequences
+
+// Heads is heads (head.go) for the tests of package events_test.
+type Heads = heads
+
+// Get is get.
+func (h *heads) Get(ctx context.Context, ask func(context.Context) (uint64, error)) (uint64, error) {
+	return h.get(ctx, ask)
+}
+
+// Waiting reports whether callers wait for the next question.
+func (h *heads) Waiting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.waiting != nil
+}
