@@ -36,19 +36,19 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		return LoginResult{}, err
 	}
 	// A user created, or a password changed, through another replica a
-	// moment ago: catch up with the user's subject (found) or the name's
-	// (not found) — one round trip either way, so that its time does not
-	// tell whether the name exists. Alone, nobody else wrote.
-	// Best effort: a read that fails (a stream leader being elected) does
-	// not fail the login, whose append retries across that and decides
-	// under optimistic concurrency anyway; it is counted.
+	// moment ago: catch up with the event store's head — the same question
+	// whether the name exists or not, so that its time does not tell, and
+	// shared with concurrent requests (events.Store.Head). Not the name's
+	// subject: a creation reserves the name first and appends the user's
+	// own events after it, and a replica that had applied the reservation
+	// only refused the new user's first login.
+	// Alone, nobody else wrote. Best effort: a read that fails (a stream
+	// leader being elected) does not fail the login, whose append retries
+	// across that and decides under optimistic concurrency anyway; it is
+	// counted.
 	if !s.Alone() {
-		subject := events.Subject(domain.AggregateUsername, usernameKey(in.Username))
-		if found {
-			subject = events.Subject(domain.AggregateUser, u.ID)
-		}
 		cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
-		err := s.catchUpSubject(cctx, subject)
+		err := s.CatchUpHead(cctx)
 		cancel()
 		if err != nil {
 			s.catchUpFailures.Add(1)

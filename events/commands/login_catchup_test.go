@@ -1,0 +1,128 @@
+package commands_test
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
+)
+
+// stream is an event log shared by two replicas, each with its own read
+// model that applies the stored events only as far as it is asked to (as a
+// replica's consumer may be one event short of a batch when a request
+// arrives).
+type stream struct {
+	mu   sync.Mutex
+	msgs []events.Message // msgs[i] has stream sequence i+1
+}
+
+func (s *stream) Append(_ context.Context, msgs ...events.Message) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, msgs...)
+	return uint64(len(s.msgs)), nil
+}
+
+func (s *stream) LastSequence(_ context.Context, subject string) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.msgs) - 1; i >= 0; i-- {
+		if s.msgs[i].Subject == subject {
+			return uint64(i + 1), nil
+		}
+	}
+	return 0, nil
+}
+
+func (s *stream) Head(context.Context) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(len(s.msgs)), nil
+}
+
+// replicaModel is one replica's read model over the stream.
+type replicaModel struct {
+	t       *testing.T
+	s       *stream
+	model   *projections.Model
+	applied uint64
+}
+
+// WaitFor applies the stored events up to seq, and no further.
+func (r *replicaModel) WaitFor(_ context.Context, seq uint64) error {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	for ; r.applied < seq; r.applied++ {
+		env, ev, err := events.Decode(r.s.msgs[r.applied].Data)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		r.model.Apply(r.applied+1, env, ev)
+	}
+	return nil
+}
+
+func (r *replicaModel) WaitCurrent(context.Context) error { return nil }
+
+// peers is a barrier that hears of one other replica.
+type peers struct{}
+
+func (peers) Wait(context.Context, uint64) {}
+func (peers) Peers() int                   { return 1 }
+
+// TestLoginRightAfterCreateOnAnotherReplica: a user created through replica
+// A logs in through replica B at once, while B has applied only part of the
+// creation's events (the username's reservation comes first in the batch,
+// the user's own events after it). The login's catch-up must cover the whole
+// batch: before, it waited for the reservation only and answered "Invalid
+// username or password" (seen as a flaky refusal in the cluster tests).
+func TestLoginRightAfterCreateOnAnotherReplica(t *testing.T) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := events.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := commands.NewPasswords(commands.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stream{}
+	a := &replicaModel{t: t, s: s, model: projections.NewModel()}
+	b := &replicaModel{t: t, s: s, model: projections.NewModel()}
+	cfg := commands.Config{Now: time.Now, Barrier: peers{}}
+	onA := commands.New(s, a, a.model, pw, sealer, cfg)
+	onB := commands.New(s, b, b.model, pw, sealer, cfg)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+
+	for _, name := range []string{"grace", "heidi", "ivan"} {
+		if _, err := onA.CreateUser(ctx, meta, commands.CreateUserInput{
+			Username: name, Password: name + "-passphrase-long",
+			Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleEditor}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// B has applied everything before the creation's last event.
+		head, _ := s.Head(ctx)
+		if err := b.WaitFor(ctx, head-1); err != nil {
+			t.Fatal(err)
+		}
+		res, err := onB.Login(ctx, events.Meta{}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
+		if err != nil {
+			t.Fatalf("%s: login through B right after the creation through A: %v", name, err)
+		}
+		if !strings.EqualFold(res.User.Username, name) {
+			t.Fatalf("logged in as %q, want %q", res.User.Username, name)
+		}
+	}
+}
