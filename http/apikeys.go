@@ -220,7 +220,7 @@ func (s *Server) listAPIKeys(c *fiber.Ctx) error {
 func (s *Server) targetKey(c *fiber.Ctx) (domain.APIKey, error) {
 	var k domain.APIKey
 	id := c.Params("id")
-	ok, err := s.lookUp(c, domain.AggregateAPIKey, id, func() (ok bool) { k, _, ok = s.deps.Model.APIKey(id); return ok })
+	ok, err := s.lookUp(c, id, func() (ok bool) { k, _, ok = s.deps.Model.APIKey(id); return ok })
 	if err != nil {
 		return domain.APIKey{}, err
 	}

@@ -123,7 +123,7 @@ func TestLookUpCatchesUpForChangesEvenAlone(t *testing.T) {
 		cu := &catchUpStub{alone: tc.alone}
 		s := New(Config{}, Deps{Tokens: newTestTokens(t, time.Now), Readiness: readyStub{}, CatchUp: cu})
 		s.App().All("/things/:id", func(c *fiber.Ctx) error {
-			found, err := s.lookUp(c, "apikey", c.Params("id"), func() bool { return cu.catches > 0 })
+			found, err := s.lookUp(c, c.Params("id"), func() bool { return cu.catches > 0 })
 			if err != nil {
 				return err
 			}

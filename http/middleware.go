@@ -278,13 +278,14 @@ func (s *Server) current(c *fiber.Ctx) error {
 
 // lookUp finds what the request's path names by its ID (find reports
 // whether it is there) and, when it is not, waits (briefly) until this
-// replica has applied that aggregate's events and looks again: a client that
-// created it through another replica a moment ago — behind a load balancer
-// without sticky sessions, or retrying elsewhere — finds it here too, instead
-// of a 404. It costs one round trip to the event store, and only for an ID
-// that is not found (for a read, only while another replica serves); an ID
-// that cannot be an aggregate's is not asked for.
-func (s *Server) lookUp(c *fiber.Ctx, aggregate, id string, find func() bool) (bool, error) {
+// replica has applied everything the event store held and looks again: a
+// client that created it through another replica a moment ago — behind a
+// load balancer without sticky sessions, or retrying elsewhere — finds it
+// here too, instead of a 404. It costs a question for the event store's head
+// (shared by concurrent requests: events.Store.Head), and only for an ID that
+// is not found (for a read, only while another replica serves); an ID that
+// cannot be an aggregate's is not asked for.
+func (s *Server) lookUp(c *fiber.Ctx, id string, find func() bool) (bool, error) {
 	if find() {
 		return true, nil
 	}
@@ -300,7 +301,7 @@ func (s *Server) lookUp(c *fiber.Ctx, aggregate, id string, find func() bool) (b
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
-	if err := s.deps.CatchUp.CatchUp(ctx, aggregate, id); err != nil {
+	if err := s.deps.CatchUp.CatchUpHead(ctx); err != nil {
 		return false, err // the event store cannot say: 503, not a 404 that may be wrong
 	}
 	return find(), nil

@@ -171,7 +171,7 @@ func (s *Server) scimTarget(c *fiber.Ctx) (domain.SCIMConnection, error) {
 	}
 	var conn domain.SCIMConnection
 	id := c.Params("id")
-	ok, err := s.lookUp(c, domain.AggregateSCIM, id, func() bool {
+	ok, err := s.lookUp(c, id, func() bool {
 		var found bool
 		conn, _, found = s.deps.SCIMModel.SCIMConnection(id)
 		return found && conn.Exists()

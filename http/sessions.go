@@ -127,7 +127,7 @@ func (s *Server) sessionsManaged(c *fiber.Ctx) (domain.User, string, error) {
 // such session of that user. A session revoked already stays so (204).
 func (s *Server) revokeSessionOf(c *fiber.Ctx, userID, sid, reason string) error {
 	var sess domain.Session
-	ok, err := s.lookUp(c, domain.AggregateSession, sid, func() (ok bool) { sess, _, ok = s.deps.Model.Session(sid); return ok })
+	ok, err := s.lookUp(c, sid, func() (ok bool) { sess, _, ok = s.deps.Model.Session(sid); return ok })
 	if err != nil {
 		return err
 	}

@@ -131,7 +131,7 @@ func userKey(u domain.User) string { return u.Username + "\x00" + u.ID }
 func (s *Server) target(c *fiber.Ctx) (domain.User, error) {
 	var u domain.User
 	id := c.Params("id")
-	ok, err := s.lookUp(c, domain.AggregateUser, id, func() (ok bool) { u, _, ok = s.deps.Model.User(id); return ok })
+	ok, err := s.lookUp(c, id, func() (ok bool) { u, _, ok = s.deps.Model.User(id); return ok })
 	if err != nil {
 		return domain.User{}, err
 	}
