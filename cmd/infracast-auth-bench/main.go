@@ -90,6 +90,7 @@ var cases = []benchCase{
 	{"refresh", caseRefresh},
 	{"append_replay", caseAppendReplay},
 	{"propagation", casePropagation},
+	{"catch_up", caseCatchUp},                 // catch_up.go: read-your-writes catch-ups while another replica serves
 	{"scim_propagation", caseSCIMPropagation}, // scim_propagation.go
 	{"memory", caseMemory},
 	{"scale", caseScale},     // scale.go
