@@ -143,7 +143,9 @@ func (p Policy) Rules() []RouteRule {
 
 // Permission returns the permission that method needs on resource, the path
 // below /api/v1/tenants/{tenant}/ ("nodes/n-1"). GET and HEAD read; every other
-// method writes. The resource is expected clean (the HTTP layer decodes and
+// method writes. Prefixes match with letter case as written; a resource that
+// would match a rule's prefix only if case were ignored ("Nodes/n-1") needs
+// admin:*, since a resource service that ignores case serves it as that rule's. The resource is expected clean (the HTTP layer decodes and
 // cleans the path first); anything that is not - an empty, "." or ".." segment
 // (also "..;x" and percent-encoded dots), a backslash or a control character -
 // needs admin:*, so an unclean path is never authorized by a prefix it would
@@ -154,26 +156,44 @@ func (p Policy) Permission(method, resource string) Permission {
 	}
 	read := method == "GET" || method == "HEAD"
 	for _, r := range p.rules {
-		if matchResource(resource, r.segs) {
-			if !cleanResource(resource) {
-				return Fallback
-			}
-			if read {
-				return r.Read
-			}
-			return r.Write
+		switch matchResource(resource, r.segs) {
+		case matchNone:
+			continue
+		case matchFolded:
+			// "reports/SCHEDULES": a resource service that routes without
+			// regard to case (Express, ASP.NET, Fiber by default) serves
+			// reports/schedules, which an earlier, stricter rule may name.
+			return Fallback
 		}
+		if !cleanResource(resource) {
+			return Fallback
+		}
+		if read {
+			return r.Read
+		}
+		return r.Write
 	}
 	return Fallback
 }
 
-// matchResource reports whether the first segments of resource are segs.
-func matchResource(resource string, segs []string) bool {
+const (
+	matchNone   = iota
+	matchExact  // the first segments of the resource are the rule's
+	matchFolded // they are only when letter case is ignored
+)
+
+// matchResource reports whether the first segments of resource are segs,
+// exactly or only when letter case is ignored.
+func matchResource(resource string, segs []string) int {
 	rest := strings.TrimPrefix(resource, "/")
+	m := matchExact
 	for _, s := range segs {
 		seg, after, found := strings.Cut(rest, "/")
 		if seg != s {
-			return false
+			if !strings.EqualFold(seg, s) {
+				return matchNone
+			}
+			m = matchFolded
 		}
 		if !found {
 			rest = ""
@@ -181,7 +201,7 @@ func matchResource(resource string, segs []string) bool {
 		}
 		rest = after
 	}
-	return true
+	return m
 }
 
 // cleanResource reports whether resource is in canonical form: no empty

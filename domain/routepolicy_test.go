@@ -133,6 +133,13 @@ func TestPolicyOrderAndMultiSegmentPrefixes(t *testing.T) {
 		{"GET", "reports/exports", AdminAll},
 		{"GET", "reports/exports/e-1", AdminAll},
 		{"GET", "reports/exportsx", ReportsRead},
+		// A case-insensitive resource service serves these as the rules'
+		// prefixes: the stricter rule must not be escaped by a case change.
+		{"POST", "reports/EXPORTS", AdminAll},
+		{"GET", "reports/Exports/e-1", AdminAll},
+		{"GET", "Reports/r-1", AdminAll},
+		{"GET", "REPORTS", AdminAll},
+		{"GET", "reports/r-1/EXPORTS", ReportsRead},
 		{"GET", "settings", ReportsRead},
 		{"PUT", "settings", AdminAll},
 		{"GET", "nodes", AdminAll},
