@@ -8,6 +8,7 @@ package http
 // differs.
 
 import (
+	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -117,9 +118,25 @@ func allowed(c *fiber.Ctx) {
 }
 
 // parseTenantPath splits a request URI into the tenant and the resource below
-// it, after the decoding and cleaning of parseTenantURI (gateway.go), which
-// every tenant route and forward-auth variant shares.
+// it, as parseTenantURI (gateway.go) reads it for every tenant route, and
+// refuses one that is not in that canonical form already: a dot segment
+// (also percent-encoded) or an empty one. The gateway forwards the path it
+// authorized; a proxy asking for forward auth forwards the URI as the client
+// sent it, and resource services disagree on what "x/../y" is (Express and
+// Flask serve x's route), so a decision on the cleaned path would authorize
+// one route and let another run.
 func parseTenantPath(uri string) (tenant, resource string, ok bool) {
-	t, ok := parseTenantURI(uri)
-	return t.Tenant, t.Resource, ok
+	if _, _, plain := plainTenantURI(uri); plain {
+		t, ok := parseTenantURI(uri)
+		return t.Tenant, t.Resource, ok
+	}
+	t, ok := parseTenantURIAnyForm(uri)
+	if !ok {
+		return "", "", false
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || u.Path != t.Path {
+		return "", "", false // cleaning changed it
+	}
+	return t.Tenant, t.Resource, true
 }

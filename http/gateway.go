@@ -74,10 +74,14 @@ const tenantsPrefix = "/api/v1/tenants/"
 // way every part of the service does - the gateway, forward auth in all its
 // variants - so they all authorize the same thing: the path is
 // percent-decoded, then cleaned like path.Clean (repeated slashes and dot
-// segments resolved; one trailing slash kept). Refused outright, because
-// servers disagree on what they mean: an encoded slash or backslash (%2F,
-// %5C), a backslash, a control character, and a dot segment with path
-// parameters ("..;"). The result must be /api/v1/tenants/{valid tenant}[/...].
+// segments resolved; one trailing slash kept; forward auth refuses a path
+// that cleaning changes: parseTenantPath). Refused outright, because servers
+// disagree on what they mean: an encoded slash or backslash (%2F, %5C), a
+// backslash, a control character, a semicolon (path parameters: Tomcat and
+// Spring drop ";x=1" from a segment, so "schedules;x=1" would be decided as
+// a segment no rule names and served as "schedules") and a "#" (no request
+// target has a fragment; Express and Flask cut the path there). The result
+// must be /api/v1/tenants/{valid tenant}[/...].
 func parseTenantURI(uri string) (tenantTarget, bool) {
 	if rawPath, query, plain := plainTenantURI(uri); plain {
 		return tenantTargetOf(rawPath, query)
@@ -89,7 +93,7 @@ func parseTenantURI(uri string) (tenantTarget, bool) {
 // trivial: an origin-form target ("/...", not "//...") whose path has only
 // bytes that need no decoding and that no rule refuses (letters, digits and
 // -._~!$&'()*+,=:@/), no empty segment and no "." or ".." segment, and with
-// no control character anywhere. Such a path is its own decoded, cleaned
+// no control character or "#" anywhere. Such a path is its own decoded, cleaned
 // form, and url.ParseRequestURI would read it - and the query - the same.
 func plainTenantURI(uri string) (rawPath, query string, plain bool) {
 	if len(uri) < 2 || uri[0] != '/' || uri[1] == '/' {
@@ -116,7 +120,7 @@ func plainTenantURI(uri string) (rawPath, query string, plain bool) {
 		}
 	}
 	for i := 0; i < len(query); i++ {
-		if c := query[i]; c < 0x20 || c == 0x7f {
+		if c := query[i]; c < 0x20 || c == 0x7f || c == '#' {
 			return "", "", false
 		}
 	}
@@ -142,6 +146,9 @@ func parseTenantURIAnyForm(uri string) (tenantTarget, bool) {
 	if uri == "" {
 		return tenantTarget{}, false
 	}
+	if strings.IndexByte(uri, '#') >= 0 {
+		return tenantTarget{}, false
+	}
 	rawPath, _, _ := strings.Cut(uri, "?")
 	if l := strings.ToLower(rawPath); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
 		return tenantTarget{}, false
@@ -152,12 +159,7 @@ func parseTenantURIAnyForm(uri string) (tenantTarget, bool) {
 	}
 	p := u.Path
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' {
-			return tenantTarget{}, false
-		}
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if strings.Contains(seg, ";") && dotLike(seg) {
+		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' || c == ';' {
 			return tenantTarget{}, false
 		}
 	}
@@ -197,13 +199,6 @@ func requestTarget(c *fiber.Ctx) string {
 	b.WriteByte('?')
 	b.Write(q)
 	return b.String()
-}
-
-// dotLike reports whether a segment is "." or ".." once its path parameters
-// (";...") are dropped.
-func dotLike(seg string) bool {
-	s, _, _ := strings.Cut(seg, ";")
-	return s == "." || s == ".."
 }
 
 // gateway proxies authorized tenant requests to the upstream.

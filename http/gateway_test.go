@@ -37,6 +37,11 @@ func TestGatewayParseTenantURI(t *testing.T) {
 		{"/api/v1/tenants/prod/nodes%5csettings", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes\\..\\settings", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes/..;/settings", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/reports/schedules;x=1", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/reports/schedules%3Bx=1", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/settings#/../nodes", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes#x", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes?x#y", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes/.;x/settings", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes/%00", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes/%zz", false, "", "", "", ""},
@@ -59,9 +64,11 @@ func TestGatewayParseTenantURI(t *testing.T) {
 		if ok && (got.Tenant != tc.tenant || got.Resource != tc.resource || got.Path != tc.path || got.RawQuery != tc.query) {
 			t.Errorf("parseTenantURI(%q) = %+v", tc.uri, got)
 		}
+		// Forward auth takes only what is canonical already.
+		canonical := ok && !strings.Contains(tc.uri, "..") && !strings.Contains(tc.uri, "//nodes") && !strings.Contains(tc.uri, "%2e")
 		tenant, resource, ok2 := parseTenantPath(tc.uri)
-		if ok2 != ok || tenant != got.Tenant || resource != got.Resource {
-			t.Errorf("parseTenantPath(%q) disagrees with parseTenantURI", tc.uri)
+		if ok2 != canonical || ok2 && (tenant != got.Tenant || resource != got.Resource) {
+			t.Errorf("parseTenantPath(%q) = %q, %q, %v; canonical: %v", tc.uri, tenant, resource, ok2, canonical)
 		}
 	}
 }
@@ -428,6 +435,26 @@ func checkParseTenantURI(t *testing.T, uri string) {
 	want, wantOK := parseTenantURIAnyForm(uri) // the general path, for every URI alike: the plain-URI shortcut must match it
 	if ok != wantOK || got != want {
 		t.Fatalf("parseTenantURI(%q) = %+v, %v; want %+v, %v", uri, got, ok, want, wantOK)
+	}
+	// What forward auth authorizes is the path the proxy forwards, as it
+	// is: decoded once, nothing to clean, no path parameter, no fragment.
+	tenant, resource, fwd := parseTenantPath(uri)
+	if !fwd {
+		return
+	}
+	u, err := url.ParseRequestURI(uri)
+	if err != nil {
+		t.Fatalf("parseTenantPath(%q) accepted what net/url refuses: %v", uri, err)
+	}
+	decided := tenantsPrefix + tenant
+	if resource != "" || strings.HasSuffix(u.Path, "/") {
+		decided += "/" + resource
+	}
+	if u.Path != decided || strings.ContainsAny(u.Path, ";#") {
+		t.Fatalf("parseTenantPath(%q) decided on %q; the proxy forwards %q", uri, decided, u.Path)
+	}
+	if strings.Contains(u.Path, "//") || strings.Contains(u.Path, "/./") || strings.Contains(u.Path, "/../") || strings.HasSuffix(u.Path, "/..") || strings.HasSuffix(u.Path, "/.") {
+		t.Fatalf("parseTenantPath(%q) accepted a path to clean: %q", uri, u.Path)
 	}
 }
 

@@ -607,6 +607,32 @@ func TestGatewayRouteMatrixCustomPolicy(t *testing.T) {
 	routeMatrix(t, in, up, customAllows)
 }
 
+// TestRoutePolicyLetterCase: with the shipped example policy, a case change
+// does not escape "reports/schedules" (writes need admin:*) for "reports"
+// (reports:read): a resource service that routes without regard to case
+// (Express, ASP.NET) would run the schedules handler. Through the gateway and
+// forward auth alike.
+func TestRoutePolicyLetterCase(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL), func(c *service.Config) { c.RoutePolicyFile = "../docs/route-policy.example.json" })
+	viewer := gwUsers(t, in, "viewer")["viewer"] // reports:read in prod
+	for _, p := range []string{
+		"/api/v1/tenants/prod/reports/schedules", "/api/v1/tenants/prod/reports/SCHEDULES",
+		"/api/v1/tenants/prod/reports/Schedules/s-1", "/api/v1/tenants/prod/Reports/schedules",
+	} {
+		expectBody(t, "gateway POST "+p, doReq(t, in, request{Method: "POST", Path: p, Token: viewer.Token}), 403, bodyForbidden)
+		expectBody(t, "verify POST "+p, verify(t, in, viewer.Token, "POST", p), 403, bodyForbidden)
+	}
+	// The rule as written still decides: reports:read may write reports.
+	n := up.count()
+	expectStatus(t, "gateway POST reports/r-1", doReq(t, in, request{Method: "POST", Path: "/api/v1/tenants/prod/reports/r-1", Token: viewer.Token}), 200)
+	expectStatus(t, "verify GET reports/schedules", verify(t, in, viewer.Token, "GET", "/api/v1/tenants/prod/reports/schedules"), 200)
+	if up.count() != n+1 {
+		t.Fatalf("the upstream saw %d requests, want 1", up.count()-n)
+	}
+}
+
 // TestVerifyCustomPolicyWithoutUpstream: forward auth applies the configured
 // policy too, and without an upstream an allowed tenant request is still 404.
 func TestVerifyCustomPolicyWithoutUpstream(t *testing.T) {
@@ -658,6 +684,9 @@ func TestGatewayPathTricks(t *testing.T) {
 		"/api/v1/tenants/prod/%00/nodes",
 		"/api/v1/tenants/prod/nodes/../SETTINGS",
 		"/api/v1/tenants/prod/Nodes/n1",
+		"/api/v1/tenants/prod/nodes/n1;x=1",
+		"/api/v1/tenants/prod/nodes;x=1/n1",
+		"/api/v1/tenants/prod/nodes/n1%3Bx=1",
 	}
 	auth := [][2]string{bearerHeader(viewer.Token)}
 	for _, p := range refused {
@@ -684,18 +713,30 @@ func TestGatewayPathTricks(t *testing.T) {
 		t.Fatalf("the upstream saw a path trick: %+v", up.last())
 	}
 
-	// Allowed after cleaning: the upstream gets the clean path, which is the
-	// one that was authorized, and its tenant.
+	// A fragment never authorizes forward auth (a proxy passes the raw
+	// target on; Express and Flask cut the path at "#").
+	for _, p := range []string{"/api/v1/tenants/prod/settings#/../nodes", "/api/v1/tenants/prod/nodes/n1#x", "/api/v1/tenants/prod/nodes?x#y"} {
+		if r := gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{bearerHeader(padmin.Token), {"X-Original-Method", "GET"}, {"X-Original-URI", p}}); r.Status != 403 {
+			t.Errorf("nginx verify GET %s: %d %s, want 403", p, r.Status, r.Raw)
+		}
+	}
+
+	// Allowed after cleaning by the gateway: the upstream gets the clean
+	// path, which is the one that was authorized, and its tenant. Forward
+	// auth, whose proxy forwards the path as sent, takes only the ones that
+	// need no cleaning (fwd).
 	for _, tc := range []struct {
 		token, raw, want, tenant string
+		fwd                      bool
 	}{
-		{viewer.Token, "/api/v1/tenants/prod//nodes//n1?x=1", "/api/v1/tenants/prod/nodes/n1?x=1", "prod"},
-		{viewer.Token, "/api/v1/tenants/prod/nodes/./n1/", "/api/v1/tenants/prod/nodes/n1/", "prod"},
-		{viewer.Token, "/api/v1/tenants/prod/findings/../nodes/n1", "/api/v1/tenants/prod/nodes/n1", "prod"},
-		{viewer.Token, "/api/v1/tenants/prod/nodes/n%201", "/api/v1/tenants/prod/nodes/n%201", "prod"},
-		{viewer.Token, "/api/v1/tenants/prod/%6eodes/n1", "/api/v1/tenants/prod/nodes/n1", "prod"},
-		{padmin.Token, "/api/v1/tenants/prod/nodes/../settings", "/api/v1/tenants/prod/settings", "prod"},
-		{both, "/api/v1/tenants/prod/../staging/nodes", "/api/v1/tenants/staging/nodes", "staging"},
+		{viewer.Token, "/api/v1/tenants/prod//nodes//n1?x=1", "/api/v1/tenants/prod/nodes/n1?x=1", "prod", false},
+		{viewer.Token, "/api/v1/tenants/prod/nodes/./n1/", "/api/v1/tenants/prod/nodes/n1/", "prod", false},
+		{viewer.Token, "/api/v1/tenants/prod/findings/../nodes/n1", "/api/v1/tenants/prod/nodes/n1", "prod", false},
+		{viewer.Token, "/api/v1/tenants/prod/nodes/n%201", "/api/v1/tenants/prod/nodes/n%201", "prod", true},
+		{viewer.Token, "/api/v1/tenants/prod/%6eodes/n1", "/api/v1/tenants/prod/nodes/n1", "prod", true},
+		{padmin.Token, "/api/v1/tenants/prod/nodes/../settings", "/api/v1/tenants/prod/settings", "prod", false},
+		{both, "/api/v1/tenants/prod/../staging/nodes", "/api/v1/tenants/staging/nodes", "staging", false},
+		{both, "/api/v1/tenants/staging/nodes/n1/", "/api/v1/tenants/staging/nodes/n1/", "staging", true},
 	} {
 		r := gwRaw(t, in, "GET", tc.raw, [][2]string{bearerHeader(tc.token)})
 		if r.Status != 200 {
@@ -704,6 +745,17 @@ func TestGatewayPathTricks(t *testing.T) {
 		}
 		if got := up.last(); got.URI != tc.want || got.Header.Get("X-Infracast-Tenant") != tc.tenant {
 			t.Errorf("gateway GET %s: upstream saw %s for tenant %q, want %s for %q", tc.raw, got.URI, got.Header.Get("X-Infracast-Tenant"), tc.want, tc.tenant)
+		}
+		if !tc.fwd {
+			for how, r := range map[string]Response{
+				"nginx": gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{bearerHeader(tc.token), {"X-Original-Method", "GET"}, {"X-Original-URI", tc.raw}}),
+				"envoy": gwRaw(t, in, "GET", "/api/v1/auth/verify"+tc.raw, [][2]string{bearerHeader(tc.token)}),
+			} {
+				if r.Status != 403 || string(r.Raw) != bodyForbidden {
+					t.Errorf("%s verify GET %s: %d %s, want 403: the proxy would forward it uncleaned", how, tc.raw, r.Status, r.Raw)
+				}
+			}
+			continue
 		}
 		v := gwRaw(t, in, "GET", "/api/v1/auth/verify", [][2]string{bearerHeader(tc.token), {"X-Original-Method", "GET"}, {"X-Original-URI", tc.raw}})
 		if v.Status != 200 || v.Header.Get("X-Infracast-Tenant") != tc.tenant {
