@@ -677,16 +677,31 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 }
 
 // copyResponseHeaders adds every header of src to dst, except those
-// dropResponseHeader names and those src's Connection header lists.
+// dropResponseHeader names, those src's Connection header lists, and a
+// Set-Cookie of one of the service's own cookies (ownSetCookie).
 func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 	var listed connectionList
 	listed.parse(src.Peek(fiber.HeaderConnection))
 	src.VisitAll(func(k, v []byte) {
-		if !dropResponseHeader(k) && !listed.lists(k) {
+		if !dropResponseHeader(k) && !listed.lists(k) && !ownSetCookie(k, v) {
 			dst.AddBytesKV(k, v)
 		}
 	})
 }
+
+// ownSetCookie: a Set-Cookie header that sets one of the service's own
+// cookies (infracast_token, infracast_csrf, …). An upstream must not replace
+// or clear the browser's session with the service, as it is not sent them
+// either (dropOwnCookies).
+func ownSetCookie(k, v []byte) bool {
+	if !sameHeader(k, setCookieHeader) {
+		return false
+	}
+	name, _, _ := bytes.Cut(v, []byte("="))
+	return ownCookie(bytes.TrimSpace(name))
+}
+
+var setCookieHeader = []byte(fiber.HeaderSetCookie)
 
 // defaultResponseHeaders are the headers observe sets on every answer that an
 // upstream may set for its own: Content-Security-Policy is only set when the

@@ -382,6 +382,7 @@ func TestGatewayHeaderCopyAllocs(t *testing.T) {
 	rs.Set("Content-Type", "application/json")
 	rs.Set("ETag", `"e"`)
 	rs.Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
+	rs.Add("Set-Cookie", "session=abc; Path=/")
 	g := newGateway(mustURL("http://up:1/base"), 0)
 	tt := tenantTarget{Tenant: "prod", Path: "/api/v1/tenants/prod/nodes/n1", RawQuery: "x=1"}
 	var buf [256]byte
@@ -400,6 +401,28 @@ func TestGatewayHeaderCopyAllocs(t *testing.T) {
 	}
 	if got := string(dst.Peek("X-Custom")); got != "kept" || len(dst.Peek("X-Hop")) > 0 || len(dst.Peek("Authorization")) > 0 {
 		t.Errorf("copied %q", dst.String())
+	}
+}
+
+// TestGatewayDropsUpstreamOwnSetCookie: an upstream cannot set, replace or
+// clear the service's own cookies in the browser; its other cookies pass.
+func TestGatewayDropsUpstreamOwnSetCookie(t *testing.T) {
+	var src, dst fasthttp.ResponseHeader
+	src.Add("Set-Cookie", "session=abc; Path=/; HttpOnly")
+	src.Add("Set-Cookie", "infracast_token=forged; Path=/")
+	src.Add("set-cookie", " INFRACAST_csrf=; Max-Age=0")
+	src.Add("Set-Cookie", "infracast_sso_okta=x")
+	src.Add("Set-Cookie", "infracastle=kept")
+	copyResponseHeaders(&dst, &src)
+	var got []string
+	dst.VisitAll(func(k, v []byte) {
+		if strings.EqualFold(string(k), "Set-Cookie") {
+			got = append(got, string(v))
+		}
+	})
+	joined := strings.Join(got, " | ")
+	if strings.Contains(strings.ToLower(joined), "infracast_") || !strings.Contains(joined, "session=abc") || !strings.Contains(joined, "infracastle=kept") {
+		t.Fatalf("Set-Cookie passed on: %q", got)
 	}
 }
 
