@@ -333,6 +333,21 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				}
 				return scimTx{}, err
 			}
+			if !in.Active {
+				// Created inactive in the same atomic append: a replica
+				// stopped between two appends would leave the user active,
+				// and the identity provider's retry gets 409 (the
+				// connection shows the user) and corrects nothing.
+				u := domain.User{}
+				for _, e := range evs {
+					u = domain.EvolveUser(u, e)
+				}
+				deact, err := domain.DecideUser(u, domain.Deactivate{Reason: scimDeprovisioned(connID)})
+				if err != nil {
+					return scimTx{}, err
+				}
+				evs = append(evs, deact...)
+			}
 			pend = append(pend, pending{
 				aggregate: domain.AggregateUsername, id: usernameKey(in.Profile.UserName),
 				event: domain.UsernameReserved{Username: in.Profile.UserName, UserID: userID},
@@ -383,7 +398,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			return userID, err
 		}
 	}
-	if !in.Active {
+	if adopted && !in.Active {
 		if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
 			return userID, err
 		}
@@ -581,9 +596,12 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 // scimDeactivate deactivates a user on behalf of connection connID (a user
 // already inactive is left as it is).
 func (s *Service) scimDeactivate(ctx context.Context, meta events.Meta, connID, userID string) error {
-	_, err := s.ExecuteUser(ctx, meta, userID, domain.Deactivate{Reason: "deprovisioned by SCIM connection " + connID})
+	_, err := s.ExecuteUser(ctx, meta, userID, domain.Deactivate{Reason: scimDeprovisioned(connID)})
 	return err
 }
+
+// scimDeprovisioned is the reason of a deactivation by connection connID.
+func scimDeprovisioned(connID string) string { return "deprovisioned by SCIM connection " + connID }
 
 // scimActivate activates a user on behalf of connection connID (a user
 // already active is left as it is).

@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"crypto/rand"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,19 +15,21 @@ import (
 	"github.com/infracast/auth/projections"
 )
 
-// stream is an event log shared by two replicas, each with its own read
+// stream is an event log shared by replicas, each with its own read
 // model that applies the stored events only as far as it is asked to (as a
 // replica's consumer may be one event short of a batch when a request
 // arrives).
 type stream struct {
-	mu   sync.Mutex
-	msgs []events.Message // msgs[i] has stream sequence i+1
+	mu      sync.Mutex
+	msgs    []events.Message // msgs[i] has stream sequence i+1
+	appends [][]events.Message
 }
 
 func (s *stream) Append(_ context.Context, msgs ...events.Message) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, msgs...)
+	s.appends = append(s.appends, msgs)
 	return uint64(len(s.msgs)), nil
 }
 
@@ -84,24 +87,8 @@ func (peers) Peers() int                   { return 1 }
 // batch: before, it waited for the reservation only and answered "Invalid
 // username or password" (seen as a flaky refusal in the cluster tests).
 func TestLoginRightAfterCreateOnAnotherReplica(t *testing.T) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := events.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := commands.NewPasswords(commands.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stream{}
-	a := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	b := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	cfg := commands.Config{Now: time.Now, Barrier: peers{}}
-	onA := commands.New(s, a, a.model, pw, sealer, cfg)
-	onB := commands.New(s, b, b.model, pw, sealer, cfg)
+	s, _, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
 	ctx := context.Background()
 	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
 
@@ -124,5 +111,79 @@ func TestLoginRightAfterCreateOnAnotherReplica(t *testing.T) {
 		if !strings.EqualFold(res.User.Username, name) {
 			t.Fatalf("logged in as %q, want %q", res.User.Username, name)
 		}
+	}
+}
+
+// newReplica returns a replica's command service and read model on s (a new
+// stream when nil). Replicas share the sealing key, as a deployment's do.
+func newReplica(t *testing.T, s *stream) (*stream, *replicaModel, *commands.Service) {
+	t.Helper()
+	sealer, err := events.NewSealer(testSealKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw, err := commands.NewPasswords(commands.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == nil {
+		s = &stream{}
+	}
+	r := &replicaModel{t: t, s: s, model: projections.NewModel()}
+	return s, r, commands.New(s, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}})
+}
+
+var testSealKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// TestSCIMCreateInactiveIsOneAppend: a user an identity provider creates
+// inactive is created and deactivated in one atomic append. In two, a
+// replica stopped between them left the user active — able to sign in with
+// the pushed password — and the provider's retry got 409 (the connection
+// shows the user) and stopped (an outside check: 2 of 20 crashes).
+func TestSCIMCreateInactiveIsOneAppend(t *testing.T) {
+	s, r, svc := newReplica(t, nil)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	if _, _, err := svc.ConfigureSSOProvider(ctx, meta, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"prod"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(s.appends)
+	id, err := svc.SCIMCreateUser(ctx, meta, conn.ID, commands.SCIMUserInput{
+		Profile: domain.SCIMProfile{UserName: "mallory"}, Password: "mallory-passphrase-long", Active: false,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.appends) - before; n != 1 {
+		t.Fatalf("%d appends, want 1", n)
+	}
+	var types []string
+	for _, m := range s.appends[before] {
+		env, _, err := events.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, env.Type)
+	}
+	if !slices.Contains(types, domain.TypeUserCreated) || !slices.Contains(types, domain.TypeUserDeactivated) {
+		t.Fatalf("the append holds %v", types)
+	}
+	if u, _, ok := r.model.User(id); !ok || u.Active {
+		t.Fatalf("user %+v, found %v: want inactive", u, ok)
+	}
+	if _, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "mallory", Password: "mallory-passphrase-long"}); err == nil {
+		t.Fatal("the inactive user logged in")
 	}
 }
