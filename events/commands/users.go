@@ -154,11 +154,24 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 	u, _, found := s.state.User(userID) // unknown: ExecuteUser says so below
 	verified := ""
 	if current != "" {
+		// A guess of the current password is a guess of the password:
+		// it counts toward the login lockout, and a locked account (or
+		// address) is refused before any hashing — else a stolen access
+		// token would allow guessing it online, unthrottled.
+		now := s.cfg.Now()
+		if err := s.throttled(u, found, u.Username, meta.Request.IP, now); err != nil {
+			return err
+		}
 		ok, err := s.passwordMatches(u, found, current)
 		if err != nil {
 			return err
 		}
 		if !ok {
+			if found {
+				if err := s.recordLoginFailure(ctx, meta, u, true, u.Username, "current_password", now); err != nil {
+					return err
+				}
+			}
 			return domain.Invalid("current_password", "does not match")
 		}
 		verified = u.PasswordHashSealed
