@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -186,9 +187,207 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 	}
 	t.Logf("%d refused requests: %d connections opened to the service", 3*refused, toService.count()-svc0)
 
+	// A refusal names the verify answer's request ID (nginx replaces its
+	// body with the contract's generic one).
+	if req, err := http.NewRequest("GET", base+"/api/v1/tenants/prod/settings", nil); err != nil {
+		t.Fatal(err)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+viewer.Token)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 403 || !strings.HasPrefix(res.Header.Get("X-Request-ID"), "req-") {
+			t.Fatalf("viewer GET settings through nginx: %d, X-Request-ID %q, want 403 with the service's request ID",
+				res.StatusCode, res.Header.Get("X-Request-ID"))
+		}
+	}
+
+	nginxCookiesStripped(t, c, base, up, viewer)
+
 	// The auth API itself, through the same kept-alive upstream.
 	if status, body, err := send(c, "GET", "/api/v1/auth/me", viewer.Token, nil); err != nil || status != 200 || !strings.Contains(body, viewer.ID) {
 		t.Fatalf("GET /api/v1/auth/me through nginx: %d %s %v", status, body, err)
+	}
+}
+
+// nginxCookiesStripped: the service's own cookies (infracast_*: the access
+// token, the CSRF token, …) never reach the resource service through the
+// shipped nginx configuration, in any position; the client's others do.
+// The first request is a browser's: authorized by its infracast_token cookie.
+func nginxCookiesStripped(t *testing.T, c *http.Client, base string, up *gwUpstream, viewer gwUser) {
+	t.Helper()
+	jwt := viewer.Token
+	cases := []struct {
+		cookies []string // one Cookie header each
+		bearer  bool
+		want    string // the upstream's Cookie header; "" for none
+	}{
+		{[]string{"a=1; infracast_token=" + jwt + "; b=2; infracast_csrf=x"}, false, "a=1; b=2"},
+		{[]string{"infracast_token=" + jwt}, false, ""},
+		{[]string{"infracast_token=" + jwt + "; a=1"}, false, "a=1"},
+		{[]string{"a=1;infracast_token=" + jwt + ";b=2"}, false, "a=1;b=2"},
+		{[]string{"a=1; infracast_token=" + jwt}, false, "a=1"},
+		{[]string{"a=1 ;  infracast_token=" + jwt + " ;b=2"}, false, "a=1;b=2"},
+		{[]string{"infracast_csrf=x; infracast_token=" + jwt + "; infracast_refresh=r; infracast_sso_p=s"}, false, ""},
+		{[]string{"a=1", "infracast_token=" + jwt, "b=2"}, false, "a=1; b=2"},
+		{[]string{"Infracast_Token=" + jwt + "; a=1"}, true, "a=1"},
+		{[]string{"myinfracast_x=1; a=1; x=infracast_y"}, true, "myinfracast_x=1; a=1; x=infracast_y"},
+		// More than four: the whole header goes rather than one of them.
+		{[]string{"infracast_a=1; infracast_b=2; infracast_c=3; infracast_d=4; infracast_e=5; a=1"}, true, ""},
+	}
+	for _, tc := range cases {
+		n := up.count()
+		req, err := http.NewRequest("GET", base+"/api/v1/tenants/prod/nodes/cookies", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.bearer {
+			req.Header.Set("Authorization", "Bearer "+jwt)
+		}
+		req.Header["Cookie"] = tc.cookies
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		shown := strings.ReplaceAll(strings.Join(tc.cookies, " | "), jwt, "<jwt>")
+		if res.StatusCode != 200 || up.count() != n+1 {
+			t.Fatalf("Cookie %s through nginx: %d %s, want 200 from the upstream", shown, res.StatusCode, body)
+		}
+		got := up.last().Header.Values("Cookie")
+		for _, v := range got {
+			for _, pair := range strings.Split(v, ";") {
+				name, _, _ := strings.Cut(strings.TrimSpace(pair), "=")
+				if strings.HasPrefix(strings.ToLower(name), "infracast_") || strings.Contains(pair, jwt) {
+					t.Fatalf("Cookie %s through nginx: the upstream got the service's cookie: %q",
+						shown, strings.ReplaceAll(strings.Join(got, " | "), jwt, "<jwt>"))
+				}
+			}
+		}
+		if want := []string{tc.want}; tc.want == "" && len(got) != 0 || tc.want != "" && (len(got) != 1 || got[0] != want[0]) {
+			t.Fatalf("Cookie %s through nginx: the upstream got Cookie %q, want %q", shown, got, tc.want)
+		}
+	}
+}
+
+// TestNginxForwardAuthUnavailable: when verify cannot answer yes or no — it
+// answers 503 (read models catching up) or 431 (headers over its read
+// buffer), or nothing at all (stopped) — auth_request makes that nginx's
+// HTML 500; the shipped configuration answers the contract's 503 instead.
+// The resource service's own errors pass through as they are, and nginx's
+// failure to reach it is the contract's 502 (as the gateway's).
+func TestNginxForwardAuthUnavailable(t *testing.T) {
+	t.Parallel()
+	bin := faNginxBinary(t)
+	shipped, err := os.ReadFile("../docs/nginx/infracast.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bodyUnavailable = `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable; nothing was changed"}}`
+	const bodyBadGateway = `{"error":{"code":"BAD_GATEWAY","message":"Upstream unavailable"}}`
+
+	// A stand-in for verify: what the real service answers in these cases
+	// (a 503 while it catches up, a 431) is not what this test is about.
+	verify := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch uri := r.Header.Get("X-Original-URI"); {
+		case strings.HasSuffix(uri, "/catching-up"):
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(503)
+			fmt.Fprint(w, bodyUnavailable)
+		case strings.HasSuffix(uri, "/big-headers"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(431)
+			fmt.Fprint(w, `{"error":{"code":"VALIDATION_ERROR","message":"Request headers are too large"}}`)
+		default:
+			w.Header().Set("X-Infracast-Subject", "user-1")
+			w.Header().Set("X-Infracast-Tenant", "prod")
+			w.Header().Set("X-Infracast-Permissions", "admin:*")
+			w.Header().Set("Content-Length", "0")
+		}
+	}))
+	t.Cleanup(verify.Close)
+	up := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/boom") {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("X-Upstream", "yes")
+			w.WriteHeader(500)
+			fmt.Fprint(w, "the resource service failed")
+			return
+		}
+		fmt.Fprint(w, "ok")
+	})
+	closed := freeAddr(t) // nothing listens there
+
+	start := func(authAddr, resourceAddr string) string {
+		t.Helper()
+		front := freeAddr(t)
+		conf, err := faTemplate(string(shipped), []faReplacement{
+			{"server auth1:8080", "server " + authAddr},
+			{"server auth2:8080", "server " + authAddr},
+			{"server 127.0.0.1:9000;", "server " + resourceAddr + ";"},
+			{"listen 9000;", "listen " + freeAddr(t) + ";"},
+			{"listen 80;", "listen " + front + ";"},
+		})
+		if err != nil {
+			t.Fatalf("docs/nginx/infracast.conf: %v", err)
+		}
+		faStartNginx(t, bin, conf, front)
+		return "http://" + front
+	}
+	get := func(url string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest("POST", url, strings.NewReader(`{"name":"n"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer some-token")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", url, err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res, string(body)
+	}
+	wantUnavailable := func(what, url string) {
+		t.Helper()
+		n := up.count()
+		res, body := get(url)
+		if res.StatusCode != 503 || body != bodyUnavailable || res.Header.Get("Retry-After") != "1" ||
+			res.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s: %d %v %s, want 503 %s with Retry-After: 1", what, res.StatusCode, res.Header, body, bodyUnavailable)
+		}
+		if up.count() != n {
+			t.Fatalf("%s: the request reached the resource service", what)
+		}
+	}
+
+	base := start(strings.TrimPrefix(verify.URL, "http://"), strings.TrimPrefix(up.srv.URL, "http://"))
+	wantUnavailable("verify answers 503", base+"/api/v1/tenants/prod/nodes/catching-up")
+	wantUnavailable("verify answers 431", base+"/api/v1/tenants/prod/nodes/big-headers")
+	if res, body := get(base + "/api/v1/tenants/prod/nodes/boom"); res.StatusCode != 500 ||
+		body != "the resource service failed" || res.Header.Get("X-Upstream") != "yes" {
+		t.Fatalf("the resource service's 500 through nginx: %d %v %s, want it untouched", res.StatusCode, res.Header, body)
+	}
+	if res, body := get(base + "/api/v1/tenants/prod/nodes/n-1"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("allowed POST through nginx: %d %s", res.StatusCode, body)
+	}
+
+	// The service stopped: nothing listens where nginx looks for it.
+	base = start(closed, strings.TrimPrefix(up.srv.URL, "http://"))
+	for i := 0; i < 3; i++ { // the first attempt, then with both servers marked failed
+		wantUnavailable("the service stopped", base+"/api/v1/tenants/prod/nodes/n-1")
+	}
+
+	// The resource service unreachable, the request allowed.
+	base = start(strings.TrimPrefix(verify.URL, "http://"), closed)
+	if res, body := get(base + "/api/v1/tenants/prod/nodes/n-1"); res.StatusCode != 502 || body != bodyBadGateway {
+		t.Fatalf("the resource service unreachable: %d %s, want 502 %s", res.StatusCode, body, bodyBadGateway)
 	}
 }
 
