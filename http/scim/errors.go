@@ -91,6 +91,11 @@ func WriteError(c *fiber.Ctx, err error) error {
 		ScimType: se.ScimType,
 		Detail:   se.Detail,
 	}
+	if se == ErrUnavailable {
+		// Nothing was changed: the identity provider may send it again
+		// (as the main API's 503 says too).
+		c.Set(fiber.HeaderRetryAfter, "1")
+	}
 	return writeJSON(c, se.Status, body)
 }
 
