@@ -96,6 +96,26 @@ type (
 	}
 )
 
+// AggregateAPIKeyName holds the reservations of API key names: one subject
+// per owner and name (commands.APIKeyNameKey), so that an owner's live keys
+// have different names (a retried create, or two at once, makes one key).
+const AggregateAPIKeyName = "apikeyname"
+
+// APIKeyNameReserved claims a key name among its owner's keys for the key
+// created in the same atomic batch; appended with the name subject's last
+// sequence expected, after checking that no live key of the owner has the
+// name. A revoked or expired key's name may be reserved again.
+type APIKeyNameReserved struct {
+	OwnerID string `json:"owner_id"`
+	Name    string `json:"name"`
+	KeyID   string `json:"key_id"`
+}
+
+// TypeAPIKeyNameReserved is APIKeyNameReserved's type name.
+const TypeAPIKeyNameReserved = "apikeyname.reserved"
+
+func (APIKeyNameReserved) EventType() string { return TypeAPIKeyNameReserved }
+
 // API key event type names.
 const (
 	TypeAPIKeyCreated = "apikey.created"

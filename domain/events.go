@@ -34,6 +34,7 @@ func EventTypes() []string {
 var eventFactories = map[string]func() Event{
 	TypeUserCreated:           func() Event { return &UserCreated{} },
 	TypeUsernameReserved:      func() Event { return &UsernameReserved{} },
+	TypeAPIKeyNameReserved:    func() Event { return &APIKeyNameReserved{} },
 	TypeUserRoleGranted:       func() Event { return &UserRoleGranted{} },
 	TypeUserRoleRevoked:       func() Event { return &UserRoleRevoked{} },
 	TypeUserDeactivated:       func() Event { return &UserDeactivated{} },
@@ -78,6 +79,8 @@ func Deref(e Event) Event {
 	case *UserCreated:
 		return *v
 	case *UsernameReserved:
+		return *v
+	case *APIKeyNameReserved:
 		return *v
 	case *UserRoleGranted:
 		return *v

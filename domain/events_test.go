@@ -22,6 +22,7 @@ func sampleEvents() []Event {
 			CreatedAt:          at,
 		},
 		UsernameReserved{Username: "alice", UserID: "u-1"},
+		APIKeyNameReserved{OwnerID: "u-1", Name: "ci", KeyID: "key-1"},
 		UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleAdmin},
 		UserRoleRevoked{UserID: "u-1", Tenant: "acme"},
 		UserDeactivated{UserID: "u-1", Reason: "left the company"},
@@ -163,8 +164,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 47 {
-		t.Errorf("%d event types, want 47", len(seen))
+	if len(seen) != 48 {
+		t.Errorf("%d event types, want 48", len(seen))
 	}
 }
 
@@ -228,7 +229,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 		TypeUserCreated: true, TypeUsernameReserved: true, TypeUserActivated: true, TypeUserProfileChanged: true,
 		TypeUserLoginSucceeded: true, TypeUserLoginFailed: true,
 		TypeSessionStarted: true, TypeSessionRefreshed: true,
-		TypeAPIKeyCreated: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
+		TypeAPIKeyCreated: true, TypeAPIKeyNameReserved: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
 		TypeSSOIdentityLinked: true, TypeSSOAssertionConsumed: true,
 		TypeSCIMConnectionCreated: true, TypeSCIMGroupCreated: true, TypeSCIMGroupRenamed: true, TypeSCIMUserLinked: true,
 		TypeMFATOTPEnrolled: true, TypeMFACodeUsed: true, TypeMFAFailed: true, TypeMFARecoveryCodesGenerated: true,

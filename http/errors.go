@@ -79,6 +79,8 @@ func toAPIError(err error) (*Error, bool) {
 		return &Error{http.StatusConflict, "CONFLICT", "Username is already taken"}, false
 	case errors.Is(err, domain.ErrUserActive):
 		return &Error{http.StatusConflict, "CONFLICT", "User is already active"}, false
+	case errors.Is(err, commands.ErrAPIKeyNameTaken):
+		return &Error{http.StatusConflict, "CONFLICT", "An API key with this name already exists (revoke it, or choose another name)"}, false
 	case errors.Is(err, domain.ErrAlreadyExists):
 		return &Error{http.StatusConflict, "CONFLICT", "Resource already exists"}, false
 	case errors.Is(err, commands.ErrTooManyConflicts):

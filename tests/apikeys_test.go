@@ -6,12 +6,14 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -804,8 +806,9 @@ func TestAPIKeyEscalation(t *testing.T) {
 // TestAPIKeyIPAllowlist runs over real TCP from loopback.
 func TestAPIKeyIPAllowlist(t *testing.T) {
 	t.Parallel()
+	var n atomic.Int64 // the admin's live keys need names of their own
 	keyFor := func(in *keyRig, admin string, ips ...string) string {
-		_, k := in.createKey(admin, map[string]any{"name": "ips", "tenants": []string{"prod"},
+		_, k := in.createKey(admin, map[string]any{"name": fmt.Sprintf("ips-%d", n.Add(1)), "tenants": []string{"prod"},
 			"permissions": []string{"nodes:read"}, "allowed_ips": ips})
 		return k
 	}
@@ -975,4 +978,72 @@ func TestAPIKeyEventsHoldNoSecret(t *testing.T) {
 	if types[domain.TypeAPIKeyUsed] < 1 {
 		t.Errorf("no %s event (all: %v)", domain.TypeAPIKeyUsed, types)
 	}
+}
+
+// TestAPIKeyNamesUniquePerOwner: an owner's live keys have different names
+// (without regard to case), so that a client retrying a create whose answer
+// it lost — or sending it twice at once, through two replicas — gets 409
+// instead of a second live key whose secret nobody holds. Another owner may
+// use the name; a revoked or expired key's name is free again.
+func TestAPIKeyNamesUniquePerOwner(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 1)
+	a := d.StartReplica(t)
+	b := d.StartReplica(t)
+	admin := a.AdminToken()
+	a.CreateUser(admin, "kira", "kira-passphrase", map[string]string{"prod": "admin"})
+	kira := a.Login("kira", "kira-passphrase").String("token")
+	create := func(in *Instance, token, name string, extra map[string]any) Response {
+		body := map[string]any{"name": name, "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}}
+		for k, v := range extra {
+			body[k] = v
+		}
+		return in.Do("POST", "/api/v1/api-keys", token, body)
+	}
+	first := create(a, kira, "ci", nil)
+	expectStatus(t, "create ci", first, 201)
+	for _, name := range []string{"ci", "CI"} {
+		for _, in := range []*Instance{a, b} {
+			r := create(in, kira, name, nil)
+			expectError(t, "create "+name+" again", r, 409, "CONFLICT")
+		}
+	}
+	expectStatus(t, "another owner's ci", create(a, admin, "ci", nil), 201)
+
+	// Six at once through two replicas: one key.
+	var wg sync.WaitGroup
+	statuses := make(chan int, 6)
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- create([]*Instance{a, b}[i%2], kira, "deploy", nil).Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	if counts[201] != 1 || counts[409] != 5 {
+		t.Fatalf("six parallel creates: %v, want one 201 and five 409", counts)
+	}
+	list := a.Do("GET", "/api/v1/api-keys", kira, nil)
+	expectStatus(t, "list", list, 200)
+	if n := strings.Count(string(list.Raw), `"name":"deploy"`); n != 1 {
+		t.Fatalf("%d keys named deploy: %s", n, list.Raw)
+	}
+
+	// Revoked: the name is free again, on either replica.
+	expectStatus(t, "revoke ci", a.Do("DELETE", "/api/v1/api-keys/"+first.String("id"), kira, nil), 204)
+	expectStatus(t, "ci again after its revocation", create(b, kira, "ci", nil), 201)
+
+	// Expired: free again too.
+	soon := a.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	expectStatus(t, "short-lived", create(a, kira, "short", map[string]any{"expires_at": soon}), 201)
+	expectError(t, "short while it lives", create(a, kira, "short", nil), 409, "CONFLICT")
+	a.Clock.Advance(2 * time.Hour)
+	kira = a.Login("kira", "kira-passphrase").String("token") // the access token expired too
+	expectStatus(t, "short after it expired", create(a, kira, "short", nil), 201)
 }

@@ -31,7 +31,7 @@ func TestBenchCommandRunsEveryCase(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
-	want := []string{"validate_jwt", "validate_apikey", "gateway", "middleware", "middleware.offline", "login", "refresh", "refresh.vs_read_stream", "append_replay", "propagation", "scim_propagation", "memory.apikey", "memory.revoked_token",
+	want := []string{"validate_jwt", "validate_apikey", "gateway", "middleware", "middleware.offline", "login", "refresh", "refresh.vs_read_stream", "append_replay", "propagation", "catch_up.list", "catch_up.not_found", "catch_up.login", "scim_propagation", "memory.apikey", "memory.revoked_token",
 		"memory.user", "memory.session", "startup.snapshot",
 		"audit.access_tenant", "audit.access_user", "audit.page", "audit.memory", "audit.startup"}
 	// gateway.vs_nginx, gateway.bare_vs_nginx, nginx_proxy and

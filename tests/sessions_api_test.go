@@ -355,7 +355,7 @@ func TestListPagination(t *testing.T) {
 	}
 	var newKeys []string
 	walk = pageWalk(t, in, admin, "/api/v1/api-keys", "api_keys", "id", 2, func() {
-		r := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "during"})
+		r := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": fmt.Sprintf("during-%d", len(newKeys))})
 		expectStatus(t, "create key during the walk", r, http.StatusCreated)
 		newKeys = append(newKeys, r.String("id"))
 	})

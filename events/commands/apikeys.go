@@ -3,6 +3,9 @@ package commands
 import (
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/infracast/auth/domain"
@@ -55,11 +58,60 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}
-	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateAPIKey, cmd.KeyID}, 0, 0, evs)); err != nil {
-		return domain.APIKey{}, "", err
+	// The name must be free among the owner's live keys: a client that
+	// retries a create whose answer it lost — or sends it twice at once,
+	// through two replicas — gets 409 instead of a second live key whose
+	// secret nobody holds. The name's reservation subject is read through
+	// the stream's leader, this replica catches up with it, and the
+	// reservation is appended expecting it unchanged, in the same atomic
+	// batch as the key.
+	nameKey := APIKeyNameKey(in.Owner, in.Name)
+	subject := events.Subject(domain.AggregateAPIKeyName, nameKey)
+	for attempt := 1; ; attempt++ {
+		last, err := s.log.LastSequence(ctx, subject)
+		if err != nil {
+			return domain.APIKey{}, "", err
+		}
+		if err := s.proj.WaitFor(ctx, last); err != nil {
+			return domain.APIKey{}, "", err
+		}
+		if s.liveKeyNamed(in.Owner, in.Name, cmd.Now) {
+			return domain.APIKey{}, "", ErrAPIKeyNameTaken
+		}
+		reservation := pending{
+			aggregate: domain.AggregateAPIKeyName, id: nameKey, expect: last,
+			event: domain.APIKeyNameReserved{OwnerID: in.Owner, Name: in.Name, KeyID: cmd.KeyID},
+		}
+		all := append([]pending{reservation}, onAggregate(ref{domain.AggregateAPIKey, cmd.KeyID}, 0, 0, evs)...)
+		_, err = s.appendEvents(ctx, meta, NewID("cmd"), all)
+		if errors.Is(err, events.ErrConflict) && attempt < s.cfg.MaxAttempts {
+			continue // reserved meanwhile: look again
+		}
+		if errors.Is(err, events.ErrConflict) {
+			return domain.APIKey{}, "", ErrTooManyConflicts
+		}
+		if err != nil {
+			return domain.APIKey{}, "", err
+		}
+		break
 	}
 	k, _, _ := s.state.APIKey(cmd.KeyID)
 	return k, secret, nil
+}
+
+// ErrAPIKeyNameTaken: a live key of the same owner has that name.
+var ErrAPIKeyNameTaken = fmt.Errorf("%w: api key name taken", domain.ErrAlreadyExists)
+
+// liveKeyNamed reports whether one of owner's keys that still works (not
+// revoked, not expired) is named name, without regard to case.
+func (s *Service) liveKeyNamed(owner, name string, now time.Time) bool {
+	for _, id := range s.state.APIKeysOwnedBy(owner) {
+		k, _, ok := s.state.APIKey(id)
+		if ok && !k.Revoked && !k.Expired(now) && strings.EqualFold(k.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // ExecuteAPIKey decides a key command against the key's state and appends the result.

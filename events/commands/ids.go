@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"strings"
 
 	"github.com/oklog/ulid/v2"
 
@@ -44,6 +45,14 @@ func newSecret() string {
 // of its normalized form (subjects cannot hold arbitrary characters).
 func usernameKey(username string) string {
 	sum := sha256.Sum256([]byte(domain.NormalizeUsername(username)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// APIKeyNameKey is the aggregate ID of the reservation of an API key name
+// among its owner's keys: hex SHA-256 (first 16 bytes) of the owner and the
+// name in lower case.
+func APIKeyNameKey(owner, name string) string {
+	sum := sha256.Sum256([]byte("apikeyname\x00" + owner + "\x00" + strings.ToLower(name)))
 	return hex.EncodeToString(sum[:16])
 }
 
