@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -23,6 +24,9 @@ type processCluster struct {
 	t     testing.TB
 	bin   string
 	nodes []*processNode
+	// routePassword: the servers accept routes only from each other (user
+	// "route"), as the README's cluster and docker-compose.yml run them.
+	routePassword string
 }
 
 type processNode struct {
@@ -43,7 +47,7 @@ func newProcessDeployment(t *testing.T, n int) *Deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &processCluster{t: t, bin: bin}
+	c := &processCluster{t: t, bin: bin, routePassword: rand.Text()}
 	ports := make([]int, 2*n)
 	for i := range ports {
 		ports[i] = freePort(t)
@@ -96,11 +100,11 @@ func (c *processCluster) start(i int) error {
 	}
 	var routes []string
 	for _, p := range n.clusterPortsOthers {
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", p))
+		routes = append(routes, fmt.Sprintf("nats://route:%s@127.0.0.1:%d", c.routePassword, p))
 	}
 	cmd := exec.Command(c.bin, "--name", n.name, "--addr", "127.0.0.1", "--port", fmt.Sprint(n.port),
 		"--jetstream", "--store_dir", n.dir,
-		"--cluster_name", "infracast-crash-test", "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", n.clusterPort),
+		"--cluster_name", "infracast-crash-test", "--cluster", fmt.Sprintf("nats://route:%s@127.0.0.1:%d", c.routePassword, n.clusterPort),
 		"--routes", strings.Join(routes, ","), "--no_advertise")
 	n.output.Reset()
 	cmd.Stdout, cmd.Stderr = &lockedWriter{n}, &lockedWriter{n}
@@ -310,4 +314,47 @@ func TestClusterLeaderProcessKilledDuringBurst(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterRoutesNeedCredentials: a nats-server that does not know the
+// route password cannot join the cluster (as docker-compose.yml and the
+// README's processes run it). Before, any server that could reach a route
+// port joined, and a client of it published a user.role_granted that every
+// replica applied (an outside check).
+func TestClusterRoutesNeedCredentials(t *testing.T) {
+	t.Parallel()
+	d := newProcessDeployment(t, 2)
+	c := d.NATS.(*processCluster)
+	rogue := exec.Command(c.bin, "--name", "rogue", "--addr", "127.0.0.1", "--port", fmt.Sprint(freePort(t)),
+		"--cluster_name", "infracast-crash-test", "--cluster", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)),
+		"--routes", fmt.Sprintf("nats://127.0.0.1:%d", c.nodes[0].clusterPort), "--connect_retries", "1000")
+	var out strings.Builder
+	var mu sync.Mutex
+	rogue.Stdout, rogue.Stderr = syncWriter{&mu, &out}, syncWriter{&mu, &out}
+	if err := rogue.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rogue.Process.Kill(); _ = rogue.Wait() })
+	Eventually(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		// Without the password the cluster's server answers the
+		// rogue's route "Authorization Violation" and closes it.
+		if !strings.Contains(out.String(), "Route Error 'Authorization Violation'") {
+			return Errorf("the rogue server's route was not refused yet:\n%s", out.String())
+		}
+		return nil
+	})
+}
+
+// syncWriter is an io.Writer over a strings.Builder shared under mu.
+type syncWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }
