@@ -506,3 +506,30 @@ func TestShippedAuditJournalInDataDir(t *testing.T) {
 		t.Fatalf("the oldest events, read through the journal file: %s", page.Raw)
 	}
 }
+
+// TestShippedWrongMasterKeyEndsTheStart: a replica started on an existing
+// store with another master key — set by mistake, or a lost master.key that
+// the start replaced with a new one — exits non-zero and says so. It used to
+// report ready and answer every password login 500 (an outside check).
+func TestShippedWrongMasterKeyEndsTheStart(t *testing.T) {
+	p, in, data := startShipped(t)
+	in.Login(AdminUser, shippedAdminPassword)
+	p.stop(t)
+	for name, env := range map[string][]string{
+		"another key":     {"INFRACAST_MASTER_KEY=" + base64.StdEncoding.EncodeToString(make([]byte, 32))},
+		"master.key lost": nil,
+	} {
+		if name == "master.key lost" {
+			if err := os.Remove(filepath.Join(data, "master.key")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p2 := startBinary(t, append(env, "INFRACAST_LISTEN="+strings.TrimPrefix(in.URL, "http://"), "INFRACAST_DATA_DIR="+data)...)
+		if err := p2.exited(t, 60*time.Second); err == nil {
+			t.Fatalf("%s: exited 0:\n%s", name, p2.output())
+		}
+		if out := p2.output(); !strings.Contains(out, "master key") || !strings.Contains(out, "INFRACAST_MASTER_KEY") {
+			t.Fatalf("%s: the error does not say the master key does not match:\n%s", name, out)
+		}
+	}
+}

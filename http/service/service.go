@@ -339,6 +339,9 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 		// (BootstrapPasswordIgnored; the command says it in its own words).
 		s.bootstrapPasswordIgnored.Store(true)
 	}
+	if err := s.Commands.CheckMasterKey(s.cfg.BootstrapAdmin); err != nil {
+		return fmt.Errorf("%w: start with the master key this store was written with (INFRACAST_MASTER_KEY, or the data folder's master.key)", err)
+	}
 	// From here on revocations through the other replicas wait for this
 	// one: it is about to serve.
 	s.Barrier.Announce()
