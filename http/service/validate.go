@@ -227,14 +227,21 @@ func (c Config) validatePasswords(p *problems) {
 	if c.BootstrapPassword != "" && len([]rune(c.BootstrapPassword)) < 8 {
 		p.add("BootstrapPassword", "", "must be at least 8 characters")
 	}
-	if c.Hash.MemoryKiB < 8 {
-		p.add("Hash.MemoryKiB", strconv.FormatUint(uint64(c.Hash.MemoryKiB), 10), "argon2id memory: at least 8 KiB")
+	// Upper bounds too: an absurd cost is not a stronger hash but a replica
+	// that runs out of memory at its first hash, or never finishes one
+	// (an outside check: 4294967295 KiB died of "out of memory"; 1,000,000
+	// iterations never became ready, nor stopped on SIGTERM). RFC 9106's
+	// strongest recommendation is 2 GiB with one pass.
+	if c.Hash.MemoryKiB < 8 || c.Hash.MemoryKiB > maxArgon2MemoryKiB {
+		p.add("Hash.MemoryKiB", strconv.FormatUint(uint64(c.Hash.MemoryKiB), 10), "argon2id memory: from 8 KiB to 2 GiB (2097152)")
 	}
-	if c.Hash.Iterations < 1 {
-		p.add("Hash.Iterations", strconv.FormatUint(uint64(c.Hash.Iterations), 10), "argon2id iterations: at least 1")
+	if c.Hash.Iterations < 1 || c.Hash.Iterations > maxArgon2Iterations {
+		p.add("Hash.Iterations", strconv.FormatUint(uint64(c.Hash.Iterations), 10), "argon2id iterations: from 1 to 64")
+	} else if c.Hash.MemoryKiB <= maxArgon2MemoryKiB && uint64(c.Hash.MemoryKiB)*uint64(c.Hash.Iterations) > maxArgon2Work {
+		p.add("Hash.Iterations", strconv.FormatUint(uint64(c.Hash.Iterations), 10), "argon2id memory × iterations: at most 4 GiB (4194304 KiB), seconds per hash on a server core")
 	}
-	if c.Hash.Parallelism < 1 {
-		p.add("Hash.Parallelism", strconv.FormatUint(uint64(c.Hash.Parallelism), 10), "argon2id parallelism: at least 1")
+	if c.Hash.Parallelism < 1 || c.Hash.Parallelism > maxArgon2Parallelism {
+		p.add("Hash.Parallelism", strconv.FormatUint(uint64(c.Hash.Parallelism), 10), "argon2id parallelism: from 1 to 64")
 	}
 	for _, f := range []struct {
 		name string
@@ -314,3 +321,11 @@ func together(p *problems, a string, aSet bool, b string, bSet bool) {
 		p.add(a, "", "required with {"+b+"}", b)
 	}
 }
+
+// Bounds of the argon2id cost (Validate).
+const (
+	maxArgon2MemoryKiB   = 2 << 20 // 2 GiB
+	maxArgon2Iterations  = 64
+	maxArgon2Work        = 4 << 20 // memory × iterations, KiB
+	maxArgon2Parallelism = 64
+)

@@ -207,3 +207,34 @@ func TestValidateNamesOnlyConfigFields(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateArgon2Bounds: an argon2id cost that would exhaust the memory
+// or never finish a hash is refused at start, not met at the first login.
+func TestValidateArgon2Bounds(t *testing.T) {
+	for _, tc := range []struct {
+		mem, iter uint32
+		par       uint8
+		field     string // "" when valid
+	}{
+		{19 * 1024, 2, 1, ""},              // the default
+		{2 << 20, 1, 4, ""},                // RFC 9106's first recommendation
+		{64 * 1024, 64, 1, ""},             // 4 GiB of passes
+		{4294967295, 1, 1, "Hash.MemoryKiB"},
+		{7, 1, 1, "Hash.MemoryKiB"},
+		{19 * 1024, 1000000, 1, "Hash.Iterations"},
+		{2 << 20, 3, 1, "Hash.Iterations"}, // 6 GiB of passes
+		{19 * 1024, 0, 1, "Hash.Iterations"},
+		{19 * 1024, 2, 65, "Hash.Parallelism"},
+		{19 * 1024, 2, 0, "Hash.Parallelism"},
+	} {
+		cfg := Defaults()
+		cfg.Hash.MemoryKiB, cfg.Hash.Iterations, cfg.Hash.Parallelism = tc.mem, tc.iter, tc.par
+		err := cfg.Validate()
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%+v: %v", cfg.Hash, err)
+		case tc.field != "" && (err == nil || !strings.Contains(err.Error(), tc.field)):
+			t.Errorf("%+v: %v, want a problem with %s", cfg.Hash, err, tc.field)
+		}
+	}
+}
