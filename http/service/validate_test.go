@@ -216,9 +216,9 @@ func TestValidateArgon2Bounds(t *testing.T) {
 		par       uint8
 		field     string // "" when valid
 	}{
-		{19 * 1024, 2, 1, ""},              // the default
-		{2 << 20, 1, 4, ""},                // RFC 9106's first recommendation
-		{64 * 1024, 64, 1, ""},             // 4 GiB of passes
+		{19 * 1024, 2, 1, ""},  // the default
+		{2 << 20, 1, 4, ""},    // RFC 9106's first recommendation
+		{64 * 1024, 64, 1, ""}, // 4 GiB of passes
 		{4294967295, 1, 1, "Hash.MemoryKiB"},
 		{7, 1, 1, "Hash.MemoryKiB"},
 		{19 * 1024, 1000000, 1, "Hash.Iterations"},
