@@ -207,6 +207,11 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 
 	nginxCookiesStripped(t, c, base, up, viewer)
 
+	// The metrics stay with the monitoring: not served from outside.
+	if status, body, err := send(c, "GET", "/metrics", "", nil); err != nil || status != 404 || strings.Contains(body, "infracast_") {
+		t.Fatalf("GET /metrics through nginx: %d %.200s %v", status, body, err)
+	}
+
 	// The auth API itself, through the same kept-alive upstream.
 	if status, body, err := send(c, "GET", "/api/v1/auth/me", viewer.Token, nil); err != nil || status != 200 || !strings.Contains(body, viewer.ID) {
 		t.Fatalf("GET /api/v1/auth/me through nginx: %d %s %v", status, body, err)
