@@ -134,7 +134,7 @@ func (c Config) validateAPI(p *problems) {
 			p.add("CORSOrigins", strconv.Quote(o), "want an exact origin like https://app.example.com (no wildcard, no path)")
 		}
 	}
-	if c.Environment == "" {
+	if strings.TrimSpace(c.Environment) == "" {
 		p.add("Environment", "", "must not be empty (production, staging, dev, …)")
 	}
 	if c.KeyUsageInterval < time.Millisecond {
@@ -168,6 +168,27 @@ func (c Config) validateNATS(p *problems) {
 	}
 	together(p, "NATSTLSCert", c.NATSTLSCert != "", "NATSTLSKey", c.NATSTLSKey != "")
 	together(p, "NATSUser", c.NATSUser != "", "NATSPassword", c.NATSPassword != "")
+	// How to reach an external NATS: with the embedded one, a setting that
+	// would be ignored is refused (an operator who set it believes it in
+	// force); files are checked now, not after 15 s of failed connections.
+	for _, f := range []struct {
+		name, value string
+		file        bool
+	}{
+		{"NATSCreds", c.NATSCreds, true}, {"NATSNKeySeed", c.NATSNKeySeed, true},
+		{"NATSTLSCA", c.NATSTLSCA, true}, {"NATSTLSCert", c.NATSTLSCert, true}, {"NATSTLSKey", c.NATSTLSKey, true},
+		{"NATSUser", c.NATSUser, false}, {"NATSPassword", c.NATSPassword, false},
+	} {
+		switch {
+		case f.value == "":
+		case c.Embedded():
+			p.add(f.name, "", "only with an external NATS ({NATSURLs}); the embedded one needs none", "NATSURLs")
+		case f.file:
+			if _, err := os.Stat(f.value); err != nil {
+				p.add(f.name, "", err.Error())
+			}
+		}
+	}
 }
 
 // validateNATSListener checks the embedded NATS's own TCP listener: only
@@ -275,10 +296,10 @@ func (c Config) validateTokens(p *problems) {
 			p.add("JWTKeys", "", "required with an external NATS ({NATSURLs}), so that every replica shares them", "NATSURLs")
 		}
 	}
-	if c.Issuer == "" {
+	if strings.TrimSpace(c.Issuer) == "" {
 		p.add("Issuer", "", "must not be empty")
 	}
-	if c.Audience == "" {
+	if strings.TrimSpace(c.Audience) == "" {
 		p.add("Audience", "", "must not be empty")
 	}
 	if c.AccessTTL < time.Minute || c.AccessTTL > 24*time.Hour {

@@ -238,3 +238,36 @@ func TestValidateArgon2Bounds(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateNATSClientSettings: how to reach an external NATS is refused
+// with the embedded one (it would be ignored), its files are checked at
+// start, and blank names are not names.
+func TestValidateNATSClientSettings(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.creds")
+	for _, tc := range []struct {
+		name  string
+		set   func(c *Config)
+		field string
+	}{
+		{"creds, embedded", func(c *Config) { c.NATSCreds = missing }, "NATSCreds"},
+		{"CA, embedded", func(c *Config) { c.NATSTLSCA = "ca.pem" }, "NATSTLSCA"},
+		{"user, embedded", func(c *Config) { c.NATSUser, c.NATSPassword = "u", "p" }, "NATSUser"},
+		{"creds file missing", func(c *Config) { c.NATSURLs, c.NATSCreds = []string{"nats://n:4222"}, missing }, "NATSCreds"},
+		{"CA file missing", func(c *Config) { c.NATSURLs, c.NATSTLSCA = []string{"nats://n:4222"}, missing }, "NATSTLSCA"},
+		{"blank issuer", func(c *Config) { c.Issuer = " " }, "Issuer"},
+		{"blank environment", func(c *Config) { c.Environment = " " }, "Environment"},
+	} {
+		cfg := Defaults()
+		cfg.MasterKey, cfg.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
+		tc.set(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: %v, want a problem with %s", tc.name, err, tc.field)
+		}
+	}
+	cfg := Defaults()
+	cfg.NATSURLs, cfg.NATSUser, cfg.NATSPassword = []string{"nats://n:4222"}, "u", "p"
+	cfg.MasterKey, cfg.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("external NATS with a user: %v", err)
+	}
+}
