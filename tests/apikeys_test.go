@@ -1011,21 +1011,7 @@ func TestAPIKeyNamesUniquePerOwner(t *testing.T) {
 	expectStatus(t, "another owner's ci", create(a, admin, "ci", nil), 201)
 
 	// Six at once through two replicas: one key.
-	var wg sync.WaitGroup
-	statuses := make(chan int, 6)
-	for i := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			statuses <- create([]*Instance{a, b}[i%2], kira, "deploy", nil).Status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
-	counts := map[int]int{}
-	for s := range statuses {
-		counts[s]++
-	}
+	counts := parallelStatuses(6, func(i int) int { return create([]*Instance{a, b}[i%2], kira, "deploy", nil).Status })
 	if counts[201] != 1 || counts[409] != 5 {
 		t.Fatalf("six parallel creates: %v, want one 201 and five 409", counts)
 	}

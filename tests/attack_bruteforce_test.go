@@ -58,21 +58,7 @@ func TestBruteForceParallelAttemptsCannotBypass(t *testing.T) {
 	in := Start(t, withThrottle(5, 0, time.Hour))
 	admin := in.AdminToken()
 	id := in.CreateUser(admin, "target", "target-password-1", map[string]string{"prod": "viewer"})
-	var wg sync.WaitGroup
-	statuses := make(chan int, 50)
-	for i := 0; i < 50; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			statuses <- login(in, "target", "wrong-"+strconv.Itoa(i)).Status
-		}(i)
-	}
-	wg.Wait()
-	close(statuses)
-	counts := map[int]int{}
-	for s := range statuses {
-		counts[s]++
-	}
+	counts := parallelStatuses(50, func(i int) int { return login(in, "target", "wrong-"+strconv.Itoa(i)).Status })
 	if counts[401]+counts[429] != 50 || counts[401] > 5 {
 		t.Fatalf("answers %v: want at most 5 × 401 and the rest 429", counts)
 	}
@@ -179,21 +165,7 @@ func TestBruteForceCurrentPasswordGuesses(t *testing.T) {
 			"password": "a-brand-new-password", "current_password": current,
 		})
 	}
-	var wg sync.WaitGroup
-	statuses := make(chan int, 20)
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			statuses <- change("guess-" + strconv.Itoa(i)).Status
-		}(i)
-	}
-	wg.Wait()
-	close(statuses)
-	counts := map[int]int{}
-	for s := range statuses {
-		counts[s]++
-	}
+	counts := parallelStatuses(20, func(i int) int { return change("guess-" + strconv.Itoa(i)).Status })
 	if counts[400] != 5 || counts[429] != 15 {
 		t.Fatalf("20 parallel guesses: %v, want 5×400 and 15×429", counts)
 	}
@@ -213,4 +185,25 @@ func TestBruteForceCurrentPasswordGuesses(t *testing.T) {
 	if r := change("stolen-password-1"); r.Status != 204 {
 		t.Fatalf("after the lockout: %d %s", r.Status, r.Raw)
 	}
+}
+
+// parallelStatuses runs do(0) … do(n-1) at once and counts the statuses
+// they return.
+func parallelStatuses(n int, do func(i int) int) map[int]int {
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- do(i)
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	counts := map[int]int{}
+	for s := range statuses {
+		counts[s]++
+	}
+	return counts
 }
