@@ -24,10 +24,12 @@
 // Across replicas: a command whose events take access away (domain.Narrows)
 // answers only once every other replica has applied them too
 // (Config.Barrier, events.Barrier); a command whose aggregate is missing
-// here first catches up with its subject, and a refresh token or key secret
-// not known here with the stream's head (budgeted: CatchUpBudget), since
-// another replica may have written it a moment ago — reads skip that while
-// no other replica serves (Alone).
+// here first catches up with its subject, and a login, or a refresh token
+// or key secret not known here, with the stream's head (secrets budgeted:
+// CatchUpBudget), since another replica may have written it a moment ago —
+// reads skip that while no other replica serves (Alone). An API key's name
+// is reserved among its owner's live keys (apikeys.go), so a retried create
+// gets ErrAPIKeyNameTaken rather than a second key.
 //
 // A decision over several aggregates is one atomic append of each one's
 // events, each expecting its own subject where its state was read
