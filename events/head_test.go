@@ -31,7 +31,13 @@ func TestHeadsShareQuestions(t *testing.T) {
 	var wg sync.WaitGroup
 	got := make([]uint64, 21)
 	wg.Add(1)
-	go func() { defer wg.Done(); got[0], _ = h.Get(context.Background(), ask) }()
+	go func() {
+		defer wg.Done()
+		var err error
+		if got[0], err = h.Get(context.Background(), ask); err != nil {
+			t.Error(err)
+		}
+	}()
 	<-first
 	// Twenty callers arrive while the first question is in flight.
 	var arrived atomic.Int32
