@@ -338,10 +338,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				// stopped between two appends would leave the user active,
 				// and the identity provider's retry gets 409 (the
 				// connection shows the user) and corrects nothing.
-				u := domain.User{}
-				for _, e := range evs {
-					u = domain.EvolveUser(u, e)
-				}
+				u := fold(domain.User{}, evs, domain.EvolveUser)
 				deact, err := domain.DecideUser(u, domain.Deactivate{Reason: scimDeprovisioned(connID)})
 				if err != nil {
 					return scimTx{}, err
@@ -382,6 +379,12 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			// member), in the same write: an admin role there must not
 			// outlive the adoption until some later reconciliation.
 			tx.users = []string{userID}
+			if !in.Active {
+				// And it is deactivated in that write too (not in a second
+				// append a stopped replica would never make: the provider's
+				// retry gets 409 and corrects nothing).
+				tx.deactivate, tx.reason = []string{userID}, scimDeprovisioned(connID)
+			}
 		}
 		return tx, nil
 	})
@@ -755,6 +758,10 @@ type scimTx struct {
 	pend   []pending
 	groups map[string]domain.SCIMGroup
 	users  []string
+	// deactivate: users deactivated (for reason) in the same batch, after
+	// their role events.
+	deactivate []string
+	reason     string
 }
 
 // commitSCIM writes what build decides, against connection connID as it is
@@ -784,7 +791,11 @@ func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID strin
 		if err != nil {
 			return err
 		}
-		_, err = s.appendEvents(ctx, meta, NewID("cmd"), append(tx.pend, roles...))
+		deact, err := s.scimDeactivations(tx.deactivate, tx.reason, roles)
+		if err != nil {
+			return err
+		}
+		_, err = s.appendEvents(ctx, meta, NewID("cmd"), slices.Concat(tx.pend, roles, deact))
 		if errors.Is(err, events.ErrConflict) {
 			s.conflicts.Add(1)
 			continue
@@ -795,6 +806,30 @@ func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID strin
 		return s.reconcileSCIMRoles(ctx, meta, connID, tx.users, nil)
 	}
 	return ErrTooManyConflicts
+}
+
+// scimDeactivations decides the deactivation of each of users, after the
+// role events of roles (decided on the same state) that are theirs.
+func (s *Service) scimDeactivations(users []string, reason string, roles []pending) ([]pending, error) {
+	var out []pending
+	for _, id := range users {
+		u, seq, ok := s.state.User(id)
+		if !ok {
+			return nil, domain.ErrNotFound
+		}
+		var before []domain.Event
+		for _, p := range roles {
+			if p.aggregate == domain.AggregateUser && p.id == id {
+				before = append(before, p.event)
+			}
+		}
+		evs, err := domain.DecideUser(fold(u, before, domain.EvolveUser), domain.Deactivate{Reason: reason})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, onAggregate(ref{domain.AggregateUser, id}, u.Version+uint64(len(before)), seq, evs)...)
+	}
+	return out, nil
 }
 
 // reconcileSCIMRoles brings the roles of users, in the tenants the

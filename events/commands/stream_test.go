@@ -155,7 +155,7 @@ func TestSCIMCreateInactiveIsOneAppend(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	conn, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}})
+	conn, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}, GroupMappings: []domain.RoleMapping{{Group: "ops", Tenant: "prod", Role: domain.RoleEditor}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,5 +185,44 @@ func TestSCIMCreateInactiveIsOneAppend(t *testing.T) {
 	}
 	if _, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "mallory", Password: "mallory-passphrase-long"}); err == nil {
 		t.Fatal("the inactive user logged in")
+	}
+
+	// An existing user the connection adopts inactive: the link, the role
+	// reconciliation and the deactivation in one append.
+	ex, err := svc.CreateUser(ctx, meta, commands.CreateUserInput{
+		Username: "oscar", Password: "oscar-passphrase-long", Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleAdmin}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = len(s.appends)
+	if _, err := svc.SCIMCreateUser(ctx, meta, conn.ID, commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "oscar"}, Active: false}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.appends) == before {
+		t.Fatal("nothing appended")
+	}
+	types = nil
+	var versions []uint64 // the user's events' positions in its aggregate: one after the other
+	for _, m := range s.appends[before] {
+		env, _, err := events.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, env.Type)
+		if env.AggregateID == ex.ID {
+			versions = append(versions, env.Sequence)
+		}
+	}
+	for i := 1; i < len(versions); i++ {
+		if versions[i] != versions[i-1]+1 {
+			t.Fatalf("the user's events carry versions %v", versions)
+		}
+	}
+	if !slices.Contains(types, domain.TypeSCIMUserLinked) || !slices.Contains(types, domain.TypeUserDeactivated) || !slices.Contains(types, domain.TypeUserRoleRevoked) {
+		t.Fatalf("the adoption's append holds %v", types)
+	}
+	if u, _, _ := r.model.User(ex.ID); u.Active || len(u.Tenants) != 0 {
+		t.Fatalf("adopted user %+v: want inactive, without the hand-granted admin role", u)
 	}
 }
