@@ -94,6 +94,16 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	oa.call("/api/v1/users/{id}/password", jsonRequest("POST", "/api/v1/users/"+userID+"/password", admin,
 		map[string]string{"password": "Openapi-viewer-pass-43"}), 204)
 	viewer := in.Login("oa-viewer", "Openapi-viewer-pass-43").String("token")
+	// Five wrong current passwords lock the account (the throttle above):
+	// the sixth change is 429.
+	lockedID := in.CreateUser(admin, "oa-locked", "Openapi-locked-pass-42", map[string]string{"prod": "viewer"})
+	locked := in.Login("oa-locked", "Openapi-locked-pass-42").String("token")
+	wrong := jsonRequest("POST", "/api/v1/users/"+lockedID+"/password", locked,
+		map[string]string{"password": "Openapi-locked-pass-43", "current_password": "not-the-password"})
+	for range 5 {
+		oa.call("/api/v1/users/{id}/password", wrong, 400)
+	}
+	oa.call("/api/v1/users/{id}/password", wrong, 429)
 	oa.call("/api/v1/users", jsonRequest("POST", "/api/v1/users", viewer, map[string]any{
 		"username": "oa-other", "email": "oa-other@example.com", "password": "Openapi-other-pass-42",
 	}), 403)
@@ -111,6 +121,7 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	oa.call("/api/v1/api-keys", jsonRequest("POST", "/api/v1/api-keys", admin, map[string]any{
 		"name": "bad", "expires_at": "next year",
 	}), 400)
+	oa.call("/api/v1/api-keys", jsonRequest("POST", "/api/v1/api-keys", admin, keyReq), 409) // the name is taken
 	oa.call("/api/v1/auth/me", request{Method: "GET", Path: "/api/v1/auth/me", Token: key}, 200)
 	oa.call("/api/v1/api-keys", request{Method: "GET", Path: "/api/v1/api-keys", Token: admin}, 200)
 	oa.call("/api/v1/api-keys/{id}", request{Method: "GET", Path: "/api/v1/api-keys/" + keyID, Token: admin}, 200)
