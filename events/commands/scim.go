@@ -40,6 +40,8 @@ type SCIMState interface {
 	SCIMLink(connID, userID string) (domain.SCIMLink, uint64, bool)
 	SCIMLinks(connID string) []domain.SCIMLink
 	SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool)
+	// SCIMConnections: the live connections.
+	SCIMConnections() []domain.SCIMConnection
 }
 
 // Errors of SCIM provisioning.
@@ -317,7 +319,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			}
 		}
 		if ok {
-			if !c.Within(found) {
+			if !c.Within(found) || s.provisionedElsewhere(connID, found.ID) {
 				return scimTx{}, ErrUsernameTaken
 			}
 			userID, adopted = found.ID, true
@@ -601,6 +603,22 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 func (s *Service) scimDeactivate(ctx context.Context, meta events.Meta, connID, userID string) error {
 	_, err := s.ExecuteUser(ctx, meta, userID, domain.Deactivate{Reason: scimDeprovisioned(connID)})
 	return err
+}
+
+// provisionedElsewhere reports whether another live connection provisions
+// user userID: a connection adopting it would take over the roles the
+// other's groups give in a tenant both govern, and its state (they would
+// overwrite each other, the last to act winning), so it is not adopted.
+func (s *Service) provisionedElsewhere(connID, userID string) bool {
+	for _, c := range s.scim().SCIMConnections() {
+		if c.ID == connID {
+			continue
+		}
+		if l, _, ok := s.scim().SCIMLink(c.ID, userID); ok && l.Linked {
+			return true
+		}
+	}
+	return false
 }
 
 // scimDeprovisioned is the reason of a deactivation by connection connID.

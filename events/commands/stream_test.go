@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -224,5 +225,55 @@ func TestSCIMCreateInactiveIsOneAppend(t *testing.T) {
 	}
 	if u, _, _ := r.model.User(ex.ID); u.Active || len(u.Tenants) != 0 {
 		t.Fatalf("adopted user %+v: want inactive, without the hand-granted admin role", u)
+	}
+}
+
+// TestSCIMNoAdoptionFromAnotherConnection: a user one connection provisions
+// is not adopted by another connection governing the same tenant (moving
+// from one identity provider to another): each would take over the roles
+// the other's groups give, the last to act winning (an outside check). Once
+// the first connection is deleted, the second may adopt the user.
+func TestSCIMNoAdoptionFromAnotherConnection(t *testing.T) {
+	_, _, svc := newReplica(t, nil)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	for _, p := range []string{"okta", "azure"} {
+		in := commands.SSOProviderInput{Name: p, Type: domain.SSOType(p), ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"prod"}}
+		if p == "okta" {
+			in.Domain = "example.okta.com"
+		} else {
+			in.TenantID = "11111111-2222-3333-4444-555555555555"
+		}
+		if _, _, err := svc.ConfigureSSOProvider(ctx, meta, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mappings := []domain.RoleMapping{{Group: "admins", Tenant: "prod", Role: domain.RoleAdmin}}
+	c1, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}, GroupMappings: mappings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "azure", Tenants: []string{"prod"}, GroupMappings: mappings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uma := commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "uma"}, Active: true}
+	id, err := svc.SCIMCreateUser(ctx, meta, c1.ID, uma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An admin of prod through the first connection's group: a user the
+	// second connection could otherwise adopt (it holds nothing elsewhere).
+	if _, err := svc.SCIMCreateGroup(ctx, meta, c1.ID, commands.SCIMGroupInput{DisplayName: "admins", Members: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SCIMCreateUser(ctx, meta, c2.ID, uma); !errors.Is(err, commands.ErrUsernameTaken) {
+		t.Fatalf("the second connection's create: %v, want ErrUsernameTaken", err)
+	}
+	if err := svc.DeleteSCIMConnection(ctx, meta, c1.ID, func(domain.SCIMConnection) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := svc.SCIMCreateUser(ctx, meta, c2.ID, uma); err != nil || got != id {
+		t.Fatalf("after the first connection's deletion: %q, %v; want %q adopted", got, err, id)
 	}
 }
