@@ -175,6 +175,10 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	raw := strings.TrimSpace(req.Token + req.Key)
 	var ck credCheck
 	switch {
+	case domain.LooksLikeSCIMToken(raw):
+		// Issued here, but no caller's credential: it is the identity
+		// provider's, and is live while its connection is.
+		return validation("token: a SCIM connection's token; this check covers access tokens, refresh tokens and API keys (see the connection: GET /api/v1/admin/scim)")
 	case domain.LooksLikeAPIKey(raw):
 		ck, err = s.checkAPIKey(ctx, raw)
 	case req.Key != "":

@@ -240,6 +240,12 @@ func TestCredentialCheckReasons(t *testing.T) {
 			t.Fatalf("%s: %s", what, r.Raw)
 		}
 	}
+	// A SCIM connection's token is ours, but no caller's credential: not
+	// "not issued by us" (it was), a 400 that says what the check covers.
+	for _, field := range []string{"token", "key"} {
+		r := in.Do("POST", "/api/v1/audit/credential-check", admin, map[string]string{field: domain.FormatSCIMToken(random)})
+		expectError(t, "a SCIM token as "+field, r, 400, "VALIDATION_ERROR", "SCIM")
+	}
 
 	// A token signed with a signing key since retired.
 	sk := in.Do("POST", "/api/v1/admin/signing-keys", admin, map[string]string{"algorithm": "EdDSA"})
