@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -208,5 +209,44 @@ func writeBody(t *testing.T, w io.Writer, body string) {
 	t.Helper()
 	if _, err := io.WriteString(w, body); err != nil {
 		t.Errorf("test server: writing the answer: %v", err)
+	}
+}
+
+// TestRefreshFailureIsNotRetriedByEveryTry: a call whose token is due for a
+// refresh, against a service answering every request 503 with Retry-After,
+// sends the refresh's own tries once, and then its own — not a whole
+// refresh (with its retries) before each of its tries: 16 refreshes and 4
+// calls, 15 s, where the documented policy allows 4 tries (an outside check
+// of the CLI during an outage).
+func TestRefreshFailureIsNotRetriedByEveryTry(t *testing.T) {
+	var refreshes, calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Error(err)
+		}
+		if r.URL.Path == "/api/v1/auth/refresh" {
+			refreshes.Add(1)
+		} else {
+			calls.Add(1)
+		}
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		writeBody(t, w, `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable; nothing was changed"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	sleep := WithSleep(func(_ context.Context, d time.Duration) error { mu.Lock(); now = now.Add(d); mu.Unlock(); return nil })
+	base := mustNew(t, srv.URL, sleep)
+	ts := base.RefreshTokenSource(Token{AccessToken: "still-valid", RefreshToken: "r", ExpiresAt: clock().Add(2 * time.Minute)},
+		WithClock(clock), WithRefreshJitter(0))
+	c := mustNew(t, srv.URL, sleep, WithTokenSource(ts))
+	if _, err := c.Me(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Me: %v, want ErrUnavailable", err)
+	}
+	if r, n := refreshes.Load(), calls.Load(); r != int64(DefaultRetry.MaxAttempts) || n != int64(DefaultRetry.MaxAttempts) {
+		t.Fatalf("%d refreshes and %d calls, want %d of each", r, n, DefaultRetry.MaxAttempts)
 	}
 }

@@ -39,7 +39,8 @@ type Token struct {
 //     replaces the spent one (and OnRefreshToken is called, to store it);
 //   - a refresh that fails for a passing reason (503, a network error) while
 //     the current token is still valid gives the current token, and is
-//     tried again on a later call (no sooner than a second later);
+//     tried again on a later call (no sooner than refreshPause later, while
+//     the token works);
 //   - when the session has ended (the refresh token is refused), it logs in
 //     again only if told how (WithRelogin); otherwise every call returns
 //     ErrLoginRequired.
@@ -72,6 +73,10 @@ type flight struct {
 	tok  Token
 	err  error
 }
+
+// refreshPause is how long a TokenSource keeps using a token that still
+// works after a refresh failed for a passing reason, before it tries again.
+const refreshPause = 30 * time.Second
 
 // TokenSourceOption configures a TokenSource.
 type TokenSourceOption func(*TokenSource)
@@ -170,9 +175,11 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		ts.mu.Unlock()
 		return t, nil
 	}
-	// Due. A refresh that failed a moment ago for a passing reason is not
-	// sent again at once while the token still works.
-	if ts.tok.AccessToken != "" && now.Before(ts.tok.ExpiresAt) && now.Sub(ts.failedAt) < time.Second {
+	// Due. A refresh that failed lately for a passing reason (after its own
+	// retries) is not sent again while the token still works, for
+	// refreshPause: a call that retries its request must not send a whole
+	// refresh, retries and all, before each of its tries.
+	if ts.tok.AccessToken != "" && now.Before(ts.tok.ExpiresAt) && now.Sub(ts.failedAt) < refreshPause {
 		t := ts.oauth2Token()
 		ts.mu.Unlock()
 		return t, nil
