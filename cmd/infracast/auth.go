@@ -58,6 +58,12 @@ later commands refresh the access token when less than 5 minutes remain.`,
 				}
 				res, err = c.LoginMFA(cmd.Context(), client.MFALoginRequest{MFAToken: step.MFAToken, Code: second})
 			}
+			if errors.Is(err, client.ErrMFAEnrollmentRequired) && errors.As(err, &step) {
+				// The service's message speaks of its enrollment_token,
+				// which the CLI does not hand out: say what a user can do.
+				return &client.Error{Status: step.Status, Code: step.Code, RequestID: step.RequestID,
+					Message: "a policy requires a second factor and this user has none: enrol one on " + base + "/login (a browser), then log in again"}
+			}
 			if err != nil {
 				return err
 			}
