@@ -250,3 +250,31 @@ func TestRefreshFailureIsNotRetriedByEveryTry(t *testing.T) {
 		t.Fatalf("%d refreshes and %d calls, want %d of each", r, n, DefaultRetry.MaxAttempts)
 	}
 }
+
+// TestTwoAuthorizationHeadersRefused: a request with two Authorization
+// headers is refused by both authorizers, without asking the service: the
+// one judged and the one a handler reads could differ (an outside check
+// found a valid first and a garbage second let through).
+func TestTwoAuthorizationHeadersRefused(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the service was asked: %s %s", r.Method, r.URL)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	fa, err := NewForwardAuth(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jv, err := NewJWKSVerifier(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range map[string]Authorizer{"forward auth": fa, "offline": jv} {
+		r := httptest.NewRequest("GET", "/api/v1/tenants/prod/nodes", nil)
+		r.Header.Add("Authorization", "Bearer a.b.c")
+		r.Header.Add("Authorization", "Bearer d.e.f")
+		if _, err := a.Authorize(r); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("%s: %v, want ErrUnauthorized", name, err)
+		}
+	}
+}

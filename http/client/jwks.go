@@ -107,8 +107,8 @@ func NewJWKSVerifier(authURL string, opts ...JWKSOption) (*JWKSVerifier, error) 
 
 // Authorize verifies r's bearer token offline (Authorizer).
 func (v *JWKSVerifier) Authorize(r *http.Request) (*Identity, error) {
-	h := r.Header.Get("Authorization")
-	if len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
+	h, ok := oneAuthorization(r)
+	if !ok || len(h) < 7 || !strings.EqualFold(h[:7], "Bearer ") {
 		return nil, errNoCredentials
 	}
 	return v.Verify(r.Context(), strings.TrimSpace(h[7:]))

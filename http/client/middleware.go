@@ -110,6 +110,17 @@ func WriteError(w http.ResponseWriter, err error) {
 
 var errNoCredentials = &Error{Status: http.StatusUnauthorized, Code: ErrUnauthorized.Code, Message: "Invalid or expired token"}
 
+// oneAuthorization is r's Authorization header when it has exactly one (a
+// singleton field, RFC 9110): with two, the one judged and the one a
+// handler reads could differ, so a request with two is refused.
+func oneAuthorization(r *http.Request) (string, bool) {
+	v := r.Header.Values("Authorization")
+	if len(v) != 1 || v[0] == "" {
+		return "", false
+	}
+	return v[0], true
+}
+
 // ForwardAuth authorizes each request by asking the service
 // (GET /api/v1/auth/verify, the forward-auth endpoint that nginx and Traefik
 // use) with the request's method, URI and Authorization header. The service
@@ -157,8 +168,8 @@ func NewForwardAuth(authURL string, opts ...ForwardAuthOption) (*ForwardAuth, er
 
 // Authorize asks the service whether r may pass.
 func (f *ForwardAuth) Authorize(r *http.Request) (*Identity, error) {
-	authz := r.Header.Get("Authorization")
-	if authz == "" {
+	authz, ok := oneAuthorization(r)
+	if !ok {
 		return nil, errNoCredentials
 	}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, f.verifyURL, nil)
