@@ -532,4 +532,9 @@ func TestShippedWrongMasterKeyEndsTheStart(t *testing.T) {
 			t.Fatalf("%s: the error does not say the master key does not match:\n%s", name, out)
 		}
 	}
+	// The lost file was not replaced by a new key, which the next start
+	// would take for the right one.
+	if _, err := os.Stat(filepath.Join(data, "master.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("master.key after a start without it: %v", err)
+	}
 }

@@ -567,7 +567,16 @@ func (s *Service) loadKeys() error {
 	}
 	var err error
 	if s.cfg.MasterKey == nil {
-		if s.cfg.MasterKey, err = keyFile(filepath.Join(s.cfg.DataDir, "master.key")); err != nil {
+		path := filepath.Join(s.cfg.DataDir, "master.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(s.cfg.DataDir, "jetstream")); err == nil {
+				// A store without its key: a new key would not open its
+				// sealed password hashes (and, written here, would look
+				// like the right one to the next start).
+				return fmt.Errorf("%s is missing, but %s holds an event store: the master key does not open it without that file — restore master.key from your backup (or set INFRACAST_MASTER_KEY to the key the store was written with)", path, s.cfg.DataDir)
+			}
+		}
+		if s.cfg.MasterKey, err = keyFile(path); err != nil {
 			return err
 		}
 	}
