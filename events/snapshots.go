@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -153,6 +155,35 @@ func (s *Store) Snapshots(ctx context.Context, macKey []byte) (*Snapshots, error
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// savedAtLeader reports whether the bucket's stream leader holds the
+// snapshot's info (STREAM.MSG.GET: answered by the leader, not a direct get).
+func (sn *Snapshots) savedAtLeader(ctx context.Context) (bool, error) {
+	req, err := json.Marshal(msgGetRequest{LastFor: "$O." + SnapshotBucket + ".M." + base64.URLEncoding.EncodeToString([]byte(snapshotObject))})
+	if err != nil {
+		return false, err
+	}
+	reply, err := sn.st.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.OBJ_"+SnapshotBucket, req)
+	if err != nil {
+		return false, fmt.Errorf("%w: check snapshot: %v", ErrUnavailable, err)
+	}
+	var resp struct {
+		Error *struct {
+			ErrCode     uint16 `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return false, fmt.Errorf("%w: check snapshot: %v", ErrUnavailable, err)
+	}
+	switch {
+	case resp.Error == nil:
+		return true, nil
+	case resp.Error.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("%w: check snapshot: %s (%d)", ErrUnavailable, resp.Error.Description, resp.Error.ErrCode)
 }
 
 // Save stores data, the snapshot of the read models at stream sequence seq,
@@ -319,7 +350,26 @@ func (sn *Snapshots) Load(ctx context.Context, format int) (SnapshotInfo, []byte
 func (sn *Snapshots) Open(ctx context.Context, format int) (SnapshotInfo, io.ReadCloser, error) {
 	res, err := sn.obs.Get(ctx, snapshotObject)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		return SnapshotInfo{}, nil, ErrNoSnapshot
+		// The object's info is read by a direct get, which a follower of a
+		// replicated bucket may answer before it stored a save the leader
+		// has: a replica starting just after another saved its first
+		// snapshot found none and replayed everything. Ask the leader, and
+		// read again while a follower catches up.
+		saved, lerr := sn.savedAtLeader(ctx)
+		for i := 0; saved && lerr == nil && errors.Is(err, jetstream.ErrObjectNotFound) && i < 20; i++ {
+			select {
+			case <-ctx.Done():
+				return SnapshotInfo{}, nil, fmt.Errorf("%w: load snapshot: %v", ErrUnavailable, ctx.Err())
+			case <-time.After(25 * time.Millisecond):
+			}
+			res, err = sn.obs.Get(ctx, snapshotObject)
+		}
+		if lerr != nil {
+			return SnapshotInfo{}, nil, lerr
+		}
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return SnapshotInfo{}, nil, ErrNoSnapshot
+		}
 	}
 	if err != nil {
 		return SnapshotInfo{}, nil, fmt.Errorf("%w: load snapshot: %v", ErrUnavailable, err)

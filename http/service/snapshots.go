@@ -42,26 +42,44 @@ func (s *Service) restoreSnapshot(ctx context.Context) {
 	// Reading takes about a second per million users and sessions.
 	ctx, cancelRead := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelRead()
-	info, r, err := snaps.Open(ctx, projections.SnapshotFormat)
-	if err != nil {
-		level := s.log.Warn
+	// Another replica may replace the snapshot while this one reads it (its
+	// old chunks go once the new one is in): read the newest again, a few
+	// times, before falling back to a whole replay — at a million users, a
+	// minute's start instead of a second's.
+	var (
+		info events.SnapshotInfo
+		seq  uint64
+	)
+	for attempt := 1; ; attempt++ {
+		var r io.ReadCloser
+		info, r, err = snaps.Open(ctx, projections.SnapshotFormat)
 		if errors.Is(err, events.ErrNoSnapshot) {
-			level = s.log.Info
+			s.log.Info("no read-model snapshot used; replaying the whole stream", "reason", err)
+			return
 		}
-		level("no read-model snapshot used; replaying the whole stream", "reason", err)
-		return
-	}
-	// Restored as it is read, and used only if read whole and authentic.
-	seq, err := s.Model.RestoreFrom(r)
-	r.Close()
-	if err != nil {
-		s.log.Warn("read-model snapshot unreadable; replaying the whole stream", "err", err)
-		return
+		if err == nil {
+			// Restored as it is read, and used only if read whole and
+			// authentic.
+			seq, err = s.Model.RestoreFrom(r)
+			r.Close()
+			if err == nil {
+				break
+			}
+		}
+		if attempt == snapshotReadAttempts || ctx.Err() != nil {
+			s.log.Warn("read-model snapshot unreadable; replaying the whole stream", "err", err, "attempts", attempt)
+			return
+		}
+		s.log.Debug("read-model snapshot unreadable; reading the newest again", "err", err)
 	}
 	s.snapshotSeq.Store(seq)
 	s.log.Info("read models restored from a snapshot", "stream_seq", seq, "bytes", info.Size,
 		"taken", info.Taken, "took", time.Since(start).String())
 }
+
+// snapshotReadAttempts is how many times a starting replica reads the newest
+// snapshot before it replays the whole stream instead.
+const snapshotReadAttempts = 3
 
 // runSnapshots saves snapshots until ctx ends.
 func (s *Service) runSnapshots(ctx context.Context) {
