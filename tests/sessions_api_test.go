@@ -376,13 +376,14 @@ func TestListPagination(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
 			default:
 			}
-			r, err := send(in.URL, jsonRequest("POST", "/api/v1/api-keys", admin, map[string]any{"name": "concurrent"}))
+			// Names of their own: an owner's live keys have different names.
+			r, err := send(in.URL, jsonRequest("POST", "/api/v1/api-keys", admin, map[string]any{"name": fmt.Sprintf("concurrent-%d", i)}))
 			if err != nil || r.Status != http.StatusCreated {
 				createErr = fmt.Errorf("create a key concurrently: %v %d %s", err, r.Status, r.Raw)
 				return
