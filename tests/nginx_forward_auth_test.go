@@ -197,7 +197,9 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.Copy(io.Discard, res.Body)
+		if _, err := io.Copy(io.Discard, res.Body); err != nil {
+			t.Fatal(err)
+		}
 		res.Body.Close()
 		if res.StatusCode != 403 || !strings.HasPrefix(res.Header.Get("X-Request-ID"), "req-") {
 			t.Fatalf("viewer GET settings through nginx: %d, X-Request-ID %q, want 403 with the service's request ID",
