@@ -20,12 +20,8 @@ func TestClusterRevocationEnforcedEverywhereWhenAnswered(t *testing.T) {
 	d := NewDeployment(t, 1)
 	a := d.StartReplica(t)
 	b := d.StartReplica(t)
-	Eventually(t, 10*time.Second, func() error {
-		if a.Svc.Barrier.Peers() != 1 || b.Svc.Barrier.Peers() != 1 {
-			return Errorf("replicas hear of %d and %d others", a.Svc.Barrier.Peers(), b.Svc.Barrier.Peers())
-		}
-		return nil
-	})
+	hears(t, a, 1)
+	hears(t, b, 1)
 	admin := a.AdminToken()
 	a.CreateUser(admin, "grace", "grace-passphrase", map[string]string{"prod": "editor", "ci": "admin"})
 	login := b.Login("grace", "grace-passphrase")
@@ -89,22 +85,23 @@ func TestClusterBarrierLetsAStoppedReplicaGo(t *testing.T) {
 	d := NewDeployment(t, 1)
 	a := d.StartReplica(t)
 	b := d.StartReplica(t)
-	Eventually(t, 10*time.Second, func() error {
-		if n := a.Svc.Barrier.Peers(); n != 1 {
-			return Errorf("a hears of %d replicas", n)
-		}
-		return nil
-	})
+	hears(t, a, 1)
 	b.Stop()
-	Eventually(t, 10*time.Second, func() error {
-		if n := a.Svc.Barrier.Peers(); n != 0 {
-			return Errorf("a still hears of %d replicas after b stopped", n)
-		}
-		return nil
-	})
+	hears(t, a, 0)
 	token := a.Login(AdminUser, AdminPassword).String("token")
 	expectStatus(t, "revoke with b gone", a.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": token}), http.StatusOK)
 	if m := string(a.Do("GET", "/metrics", "", nil).Raw); regexp.MustCompile(`infracast_replica_barrier_duration_seconds_count\{outcome="timeout"\}`).MatchString(m) {
 		t.Fatalf("the revocation waited for the stopped replica:\n%s", m)
 	}
+}
+
+// hears waits until replica in's barrier hears of n other replicas.
+func hears(t *testing.T, in *Instance, n int) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() error {
+		if got := in.Svc.Barrier.Peers(); got != n {
+			return Errorf("the replica at %s hears of %d other replicas, want %d", in.URL, got, n)
+		}
+		return nil
+	})
 }
