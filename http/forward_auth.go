@@ -8,7 +8,6 @@ package http
 // differs.
 
 import (
-	"net/url"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -130,13 +129,9 @@ func parseTenantPath(uri string) (tenant, resource string, ok bool) {
 		t, ok := parseTenantURI(uri)
 		return t.Tenant, t.Resource, ok
 	}
-	t, ok := parseTenantURIAnyForm(uri)
-	if !ok {
-		return "", "", false
-	}
-	u, err := url.ParseRequestURI(uri)
-	if err != nil || u.Path != t.Path {
-		return "", "", false // cleaning changed it
+	t, decoded, ok := readTenantURI(uri)
+	if !ok || decoded != t.Path {
+		return "", "", false // or cleaning changed it
 	}
 	return t.Tenant, t.Resource, true
 }

@@ -143,31 +143,39 @@ var plainPathByte = func() (t [256]bool) {
 
 // parseTenantURIAnyForm is parseTenantURI for any request URI.
 func parseTenantURIAnyForm(uri string) (tenantTarget, bool) {
+	t, _, ok := readTenantURI(uri)
+	return t, ok
+}
+
+// readTenantURI is parseTenantURIAnyForm, also returning the path as
+// decoded, before cleaning (forward auth refuses one that cleaning changes).
+func readTenantURI(uri string) (t tenantTarget, decoded string, ok bool) {
 	if uri == "" {
-		return tenantTarget{}, false
+		return tenantTarget{}, "", false
 	}
 	if strings.IndexByte(uri, '#') >= 0 {
-		return tenantTarget{}, false
+		return tenantTarget{}, "", false
 	}
 	rawPath, _, _ := strings.Cut(uri, "?")
 	if l := strings.ToLower(rawPath); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
-		return tenantTarget{}, false
+		return tenantTarget{}, "", false
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil || u.Opaque != "" {
-		return tenantTarget{}, false
+		return tenantTarget{}, "", false
 	}
 	p := u.Path
 	for i := 0; i < len(p); i++ {
 		if c := p[i]; c < 0x20 || c == 0x7f || c == '\\' || c == ';' {
-			return tenantTarget{}, false
+			return tenantTarget{}, "", false
 		}
 	}
 	clean := path.Clean("/" + p)
 	if strings.HasSuffix(p, "/") && clean != "/" {
 		clean += "/"
 	}
-	return tenantTargetOf(clean, u.RawQuery)
+	t, ok = tenantTargetOf(clean, u.RawQuery)
+	return t, p, ok
 }
 
 // tenantTargetOf is the target of a decoded, cleaned path: it must be
