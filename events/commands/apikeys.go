@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -67,33 +66,22 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 	// batch as the key.
 	nameKey := APIKeyNameKey(in.Owner, in.Name)
 	subject := events.Subject(domain.AggregateAPIKeyName, nameKey)
-	for attempt := 1; ; attempt++ {
-		last, err := s.log.LastSequence(ctx, subject)
+	err = s.writeBatch(ctx, meta, func() ([]pending, error) {
+		last, err := s.caughtUpWith(ctx, subject)
 		if err != nil {
-			return domain.APIKey{}, "", err
-		}
-		if err := s.proj.WaitFor(ctx, last); err != nil {
-			return domain.APIKey{}, "", err
+			return nil, err
 		}
 		if s.liveKeyNamed(in.Owner, in.Name, cmd.Now) {
-			return domain.APIKey{}, "", ErrAPIKeyNameTaken
+			return nil, ErrAPIKeyNameTaken
 		}
 		reservation := pending{
 			aggregate: domain.AggregateAPIKeyName, id: nameKey, expect: last,
 			event: domain.APIKeyNameReserved{OwnerID: in.Owner, Name: in.Name, KeyID: cmd.KeyID},
 		}
-		all := append([]pending{reservation}, onAggregate(ref{domain.AggregateAPIKey, cmd.KeyID}, 0, 0, evs)...)
-		_, err = s.appendEvents(ctx, meta, NewID("cmd"), all)
-		if errors.Is(err, events.ErrConflict) && attempt < s.cfg.MaxAttempts {
-			continue // reserved meanwhile: look again
-		}
-		if errors.Is(err, events.ErrConflict) {
-			return domain.APIKey{}, "", ErrTooManyConflicts
-		}
-		if err != nil {
-			return domain.APIKey{}, "", err
-		}
-		break
+		return append([]pending{reservation}, onAggregate(ref{domain.AggregateAPIKey, cmd.KeyID}, 0, 0, evs)...), nil
+	})
+	if err != nil {
+		return domain.APIKey{}, "", err
 	}
 	k, _, _ := s.state.APIKey(cmd.KeyID)
 	return k, secret, nil

@@ -148,11 +148,7 @@ func (s *Service) writeBatch(ctx context.Context, meta events.Meta, decide func(
 		case errors.Is(err, events.ErrConflict):
 			conflicts++
 			s.conflicts.Add(1)
-			head, herr := s.log.Head(ctx)
-			if herr != nil {
-				return herr
-			}
-			if err := s.proj.WaitFor(ctx, head); err != nil {
+			if err := s.CatchUpHead(ctx); err != nil {
 				return err
 			}
 			continue

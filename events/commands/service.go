@@ -238,9 +238,16 @@ var ErrCatchUpBudget = fmt.Errorf("%w: too many unknown secrets looked for at on
 func (s *Service) CatchUpBudget() bool { return s.unknownCatchUps.Allow() }
 
 func (s *Service) catchUpSubject(ctx context.Context, subject string) error {
+	_, err := s.caughtUpWith(ctx, subject)
+	return err
+}
+
+// caughtUpWith waits until the read models have applied the last event on
+// subject (as the stream's leader has it) and returns its sequence (0: none).
+func (s *Service) caughtUpWith(ctx context.Context, subject string) (uint64, error) {
 	seq, err := s.log.LastSequence(ctx, subject)
 	if err != nil || seq == 0 {
-		return err
+		return seq, err
 	}
-	return s.proj.WaitFor(ctx, seq)
+	return seq, s.proj.WaitFor(ctx, seq)
 }
