@@ -125,8 +125,8 @@ func allowed(c *fiber.Ctx) {
 // Flask serve x's route), so a decision on the cleaned path would authorize
 // one route and let another run.
 func parseTenantPath(uri string) (tenant, resource string, ok bool) {
-	if _, _, plain := plainTenantURI(uri); plain {
-		t, ok := parseTenantURI(uri)
+	if rawPath, query, plain := plainTenantURI(uri); plain {
+		t, ok := tenantTargetOf(rawPath, query)
 		return t.Tenant, t.Resource, ok
 	}
 	t, decoded, ok := readTenantURI(uri)
