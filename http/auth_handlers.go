@@ -7,6 +7,7 @@ import (
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
 )
 
 type tenantRoleJSON struct {
@@ -159,6 +160,44 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(fiber.Map{})
+}
+
+// authenticateLogout is authenticate for POST /api/v1/auth/logout, which
+// answers a retry as it answered the first request: a client whose logout's
+// answer was lost sends it again with the same token, whose session has ended
+// since, and gets 204 again rather than a 401 that reads as "not logged out".
+// Only a token this service signed, still within its lifetime, whose session
+// has ended (logged out, revoked, cut off by a password change) passes this
+// way, and the answer is all it gets: nothing is appended.
+func (s *Server) authenticateLogout(c *fiber.Ctx) error {
+	err := s.authenticate(c)
+	if err != errUnauthorized || !s.sessionEnded(c) {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// sessionEnded reports whether the request's access token (bearer, or the
+// browser's cookie with its CSRF check) is a valid one of a session that has
+// ended.
+func (s *Server) sessionEnded(c *fiber.Ctx) bool {
+	raw, ok := bearer(c)
+	if !ok {
+		tok, err := s.cookieToken(c)
+		if err != nil {
+			return false
+		}
+		raw = tok
+	}
+	if domain.LooksLikeAPIKey(raw) {
+		return false
+	}
+	claims, err := s.tokens.Verify(raw)
+	if err != nil {
+		return false
+	}
+	_, verdict := s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
+	return verdict == projections.SessionRevoked
 }
 
 // logout: POST /api/v1/auth/logout revokes the caller's own session.

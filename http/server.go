@@ -276,7 +276,7 @@ func (s *Server) routes() {
 	// Authenticated routes take the middleware per route, so that an unknown
 	// method on a known path still answers 405 and an unknown path 404.
 	auth := s.authenticate
-	v1.Post("/auth/logout", auth, s.logout)
+	v1.Post("/auth/logout", s.authenticateLogout, s.logout)
 	v1.Get("/auth/sessions", auth, s.current, s.mySessions)
 	v1.Delete("/auth/sessions/:id", auth, s.revokeMySession)
 	v1.Get("/auth/me", auth, s.me)

@@ -336,6 +336,13 @@ func TestSSOReturnToOpenRedirect(t *testing.T) {
 	post.Header.Set("X-CSRF-Token", b.cookie(s.in.URL, "infracast_csrf"))
 	mustStatus(t, b.do(post), http.StatusNoContent, "POST with the CSRF token")
 	mustError(t, b.get(s.in.URL+"/api/v1/auth/me"), http.StatusUnauthorized, "UNAUTHORIZED", "after logout")
+	// The logout retried (the browser lost the first answer): the same 204,
+	// and still not without the CSRF token.
+	post = mustRequest(t, "POST", s.in.URL+"/api/v1/auth/logout", nil)
+	post.Header.Set("X-CSRF-Token", b.cookie(s.in.URL, "infracast_csrf"))
+	mustStatus(t, b.do(post), http.StatusNoContent, "logout retried with the CSRF token")
+	post = mustRequest(t, "POST", s.in.URL+"/api/v1/auth/logout", nil)
+	mustError(t, b.do(post), http.StatusForbidden, "FORBIDDEN", "logout retried without CSRF token")
 }
 
 // TestSSOSecureCookies: behind an https public URL the cookies are Secure.

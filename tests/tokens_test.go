@@ -128,7 +128,26 @@ func TestRevokeAndLogout(t *testing.T) {
 	expectStatus(t, "another session after logout", me(t, in, s2.String("token")), 200)
 	expectStatus(t, "another session's refresh after logout", refresh(t, in, s2.String("refresh_token")), 200)
 	expectBody(t, "logout without a token", in.Do("POST", "/api/v1/auth/logout", "", nil), 401, bodyUnauthorized)
-	expectBody(t, "logout again with the dead token", in.Do("POST", "/api/v1/auth/logout", s1.String("token"), nil), 401, bodyUnauthorized)
+
+	// A retried logout (its first answer lost) is answered as the first was,
+	// and changes nothing; so is a logout of a session that ended otherwise
+	// (b's, revoked with its refresh token above). A token that is not one of
+	// ours, or an expired one, is still refused.
+	before = head(t, in)
+	for name, tok := range map[string]string{"logout retried": s1.String("token"), "logout of a revoked session": b} {
+		if r := in.Do("POST", "/api/v1/auth/logout", tok, nil); r.Status != 204 || len(r.Raw) != 0 {
+			t.Fatalf("%s: %d %q", name, r.Status, r.Raw)
+		}
+	}
+	if h := head(t, in); h != before {
+		t.Fatalf("retried logouts appended %d events", h-before)
+	}
+	dead := s1.String("token")
+	forged := dead[:len(dead)-4] + map[bool]string{true: "AAAA", false: "BBBB"}[dead[len(dead)-4:] != "AAAA"]
+	expectBody(t, "logout with a forged dead token", in.Do("POST", "/api/v1/auth/logout", forged, nil), 401, bodyUnauthorized)
+	expectBody(t, "logout with garbage", in.Do("POST", "/api/v1/auth/logout", "garbage", nil), 401, bodyUnauthorized)
+	in.Clock.Advance(2 * time.Hour) // past the access token's hour
+	expectBody(t, "logout with an expired dead token", in.Do("POST", "/api/v1/auth/logout", dead, nil), 401, bodyUnauthorized)
 }
 
 // TestDeactivatedUserStopsAtOnce: deactivation stops the user's existing
