@@ -466,6 +466,9 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 	default:
 		return ev, Invalid("type", "must be okta, azure, oidc or saml")
 	}
+	if c.LinkByEmail && c.Type == SSOAzure {
+		return ev, Invalid("link_by_email", "is not available for Azure AD: its email claim is whatever a directory holds for the user, verified by no one, so an Azure login is never linked by e-mail")
+	}
 	if c.TrustIdPMFA && !c.Type.IsOIDC() {
 		return ev, Invalid("trust_idp_mfa", "applies to OpenID Connect providers (the ID token's amr/acr); a SAML assertion's authentication context is not read")
 	}
@@ -569,13 +572,48 @@ func (l SSOLogin) Validate() error {
 	return nil
 }
 
+// LinksByEmail reports whether a first login l through p may link to the
+// one active user with its e-mail address: p links by e-mail and says the
+// address is verified. Azure AD never does: its email claim is whatever a
+// directory holds for the user, set by that directory's administrators and
+// verified by no one (and the email_verified claim it may carry is a
+// directory's own customization), so a login through it is never linked by
+// e-mail, whatever the configuration says (link_by_email is refused for it
+// since, but configurations stored before may have it).
+func (p SSOProvider) LinksByEmail(l SSOLogin) bool {
+	return p.LinkByEmail && p.Type != SSOAzure && l.EmailVerified && l.Email != ""
+}
+
+// VouchesForEmail reports whether p vouches for l's e-mail address, so that a
+// user it provisions records it, and takes it as its username: the address
+// is verified (email_verified, or asserted by a SAML IdP), or p is an Azure AD
+// application of a single directory, whose own administrators set its
+// users' addresses. An address no one vouches for is not recorded: it would
+// be another person's address on the new user, and with it two active users
+// with that address, which keeps the real owner's later login from linking
+// (LinksByEmail needs exactly one).
+func (p SSOProvider) VouchesForEmail(l SSOLogin) bool {
+	if l.Email == "" {
+		return false
+	}
+	if p.Type == SSOAzure {
+		return !p.AzureMultiTenant()
+	}
+	return l.EmailVerified
+}
+
 // ProvisionUsernames lists the usernames to try, in order, for a user
-// provisioned from l: the e-mail address and the preferred username when they
-// are valid usernames, then "<provider>-<fallback>" (fallback: a hash of the
+// provisioned from l: the e-mail address when vouched for (see
+// SSOProvider.VouchesForEmail) and the preferred username, when they are
+// valid usernames, then "<provider>-<fallback>" (fallback: a hash of the
 // subject), which is always valid.
-func (l SSOLogin) ProvisionUsernames(fallback string) []string {
+func (l SSOLogin) ProvisionUsernames(fallback string, emailVouched bool) []string {
 	var out []string
-	for _, s := range []string{l.Email, l.Username} {
+	names := []string{l.Username}
+	if emailVouched {
+		names = []string{l.Email, l.Username}
+	}
+	for _, s := range names {
 		s = strings.TrimSpace(s)
 		if s != "" && usernamePattern.MatchString(s) {
 			out = append(out, s)
@@ -585,8 +623,12 @@ func (l SSOLogin) ProvisionUsernames(fallback string) []string {
 }
 
 // ProvisionEmail returns the e-mail to record for a provisioned user: the
-// asserted address when it is a plain address.
-func (l SSOLogin) ProvisionEmail() string {
+// asserted address when vouched for (see SSOProvider.VouchesForEmail) and a
+// plain address, else none.
+func (l SSOLogin) ProvisionEmail(vouched bool) string {
+	if !vouched {
+		return ""
+	}
 	a, err := mail.ParseAddress(l.Email)
 	if err != nil || a.Address != l.Email {
 		return ""

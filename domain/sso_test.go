@@ -83,9 +83,60 @@ func TestSSOTenantRolesFor(t *testing.T) {
 
 func TestSSOProvisionUsernames(t *testing.T) {
 	l := SSOLogin{Provider: "corp", Email: "a@b.example", Username: "has space"}
-	got := l.ProvisionUsernames("abc")
+	got := l.ProvisionUsernames("abc", true)
 	if !reflect.DeepEqual(got, []string{"a@b.example", "corp-abc"}) {
 		t.Fatalf("got %v", got)
+	}
+	// An address no one vouches for is neither the username nor recorded.
+	l.Username = "alice"
+	if got := l.ProvisionUsernames("abc", false); !reflect.DeepEqual(got, []string{"alice", "corp-abc"}) {
+		t.Fatalf("unvouched: got %v", got)
+	}
+	if l.ProvisionEmail(false) != "" || l.ProvisionEmail(true) != "a@b.example" {
+		t.Fatalf("ProvisionEmail: %q, %q", l.ProvisionEmail(false), l.ProvisionEmail(true))
+	}
+}
+
+// TestSSOEmailTrust: which logins link by e-mail, and whose addresses are
+// recorded. Azure AD never links (its email claim is verified by no one) and
+// refuses link_by_email; a single directory's addresses are recorded, a
+// multi-tenant application's are not.
+func TestSSOEmailTrust(t *testing.T) {
+	verified := SSOLogin{Email: "erin@corp.example", EmailVerified: true}
+	unverified := SSOLogin{Email: "erin@corp.example"}
+	oidc := SSOProvider{Name: "corp", Type: SSOOIDC, LinkByEmail: true}
+	saml := SSOProvider{Name: "saml", Type: SSOSAML, LinkByEmail: true}
+	azure := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "5f1c1e2a-0000-4000-8000-000000000001", LinkByEmail: true} // stored before the refusal
+	multi := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "organizations", AllowedTenants: []string{"5f1c1e2a-0000-4000-8000-000000000001"}}
+	for _, c := range []struct {
+		name          string
+		p             SSOProvider
+		l             SSOLogin
+		links, vouchs bool
+	}{
+		{"oidc verified", oidc, verified, true, true},
+		{"oidc unverified", oidc, unverified, false, false},
+		{"oidc verified, linking off", SSOProvider{Type: SSOOIDC}, verified, false, true},
+		{"saml (asserted = verified)", saml, verified, true, true},
+		{"azure verified claim", azure, verified, false, true},
+		{"azure single directory", azure, unverified, false, true},
+		{"azure multi-tenant", multi, verified, false, false},
+		{"no address", oidc, SSOLogin{EmailVerified: true}, false, false},
+	} {
+		if got := c.p.LinksByEmail(c.l); got != c.links {
+			t.Errorf("%s: LinksByEmail %v, want %v", c.name, got, c.links)
+		}
+		if got := c.p.VouchesForEmail(c.l); got != c.vouchs {
+			t.Errorf("%s: VouchesForEmail %v, want %v", c.name, got, c.vouchs)
+		}
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err := DecideSSOProvider(SSOProvider{}, ConfigureSSOProvider{
+		Name: "azure", Type: SSOAzure, TenantID: "5f1c1e2a-0000-4000-8000-000000000001", ClientID: "c", ClientSecretSealed: "s", LinkByEmail: true, Now: now,
+	})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Field != "link_by_email" {
+		t.Fatalf("azure with link_by_email: %v", err)
 	}
 }
 

@@ -266,6 +266,11 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 		s.ssoReject(c, "groups claim", err)
 		return errSSOFailed
 	}
+	if groups == nil && wantsGroups(p) && groupsOverage(all, groupsClaimName(p)) {
+		rid, _ := c.Locals(localRequestID).(string)
+		s.log.Warn("sso login: the ID token names a source for the groups claim instead of the groups (Azure AD's groups overage: the user is in more groups than a token holds); no role is mapped from groups for this login — map app roles (groups_claim \"roles\") or limit the groups the token carries",
+			"request_id", rid, "provider", p.Name)
+	}
 	res, err := s.ssoLogin(c, domain.SSOLogin{
 		Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: idt.Subject, Email: claims.Email,
 		EmailVerified: truthy(claims.EmailVerified), Username: claims.PreferredUsername, Groups: groups,
@@ -387,6 +392,16 @@ func (s *Server) addUserinfo(ctx context.Context, p domain.SSOProvider, prov *oi
 
 // groupsClaim reads the group claim (default "groups"): a list of strings,
 // or one string.
+// groupsOverage reports whether the claims name a source for claim in
+// _claim_names (OpenID Connect's distributed claims) instead of carrying it:
+// Azure AD does so for a user in more groups than a token holds (200 in a
+// JWT), pointing at Microsoft Graph, which this service does not call.
+func groupsOverage(all map[string]any, claim string) bool {
+	names, _ := all["_claim_names"].(map[string]any)
+	_, ok := names[claim]
+	return ok
+}
+
 func groupsClaim(all map[string]any, claim string) ([]string, error) {
 	if claim == "" {
 		claim = "groups"

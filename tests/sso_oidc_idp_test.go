@@ -38,6 +38,9 @@ type testOIDCUser struct {
 	// AMR is the ID token's amr (RFC 8176): how the IdP authenticated the
 	// user; nil: ["pwd"].
 	AMR []string
+	// GroupsOverage: no groups claim, but a source for it in _claim_names
+	// (Azure AD, for a user in more groups than a token holds).
+	GroupsOverage bool
 }
 
 // testOPOptions shape the test IdP like the real ones.
@@ -377,6 +380,11 @@ func setProfileClaims(ui *oidc.UserInfo, u testOIDCUser) {
 	ui.PreferredUsername = u.Username
 	if u.Groups != nil {
 		ui.AppendClaims("groups", u.Groups)
+	}
+	if u.GroupsOverage {
+		ui.AppendClaims("_claim_names", map[string]string{"groups": "src1"})
+		ui.AppendClaims("_claim_sources", map[string]any{"src1": map[string]string{
+			"endpoint": "https://graph.microsoft.com/v1.0/users/" + u.Subject + "/getMemberObjects"}})
 	}
 }
 

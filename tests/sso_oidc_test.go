@@ -272,8 +272,31 @@ func TestSSOOIDCLinkAndRoles(t *testing.T) {
 	configureOIDC(t, in, admin, "oidc", "other", u2, map[string]any{"link_by_email": true})
 	r = newBrowser(t).get(in.URL + "/api/v1/auth/sso/other/login")
 	mustStatus(t, r, http.StatusOK, "login with an unverified e-mail")
-	if id := r.JSON["user"].(map[string]any)["id"]; id == existing {
+	squatter := r.JSON["user"].(map[string]any)
+	if squatter["id"] == existing {
 		t.Fatal("an unverified e-mail was linked to an existing account")
+	}
+	// Nor is the unverified address recorded, or taken as the username: the
+	// new user would hold another person's address, and with two active
+	// users holding it the real owner's verified login could not link.
+	if squatter["email"] != "" || squatter["username"] == "alice@example.com" {
+		t.Fatalf("the unverified address was recorded: %v", squatter)
+	}
+	u3 := alice()
+	u3.Subject, u3.Email = "00u-alice-at-another-idp", "alice@example.com"
+	configureOIDC(t, in, admin, "oidc", "third", u3, map[string]any{"link_by_email": true})
+	r = newBrowser(t).get(in.URL + "/api/v1/auth/sso/third/login")
+	mustStatus(t, r, http.StatusOK, "verified login after the unverified one")
+	if id := r.JSON["user"].(map[string]any)["id"]; id != existing {
+		t.Fatalf("verified login linked to %v, want the existing user %s", id, existing)
+	}
+
+	// Azure AD vouches for no address: link_by_email is refused for it.
+	bad := in.Do("POST", "/api/v1/admin/sso/azure", admin, map[string]any{
+		"tenant_id": azureTenant, "client_id": "c", "client_secret": "s", "link_by_email": true})
+	mustError(t, bad, http.StatusBadRequest, "VALIDATION_ERROR", "azure with link_by_email")
+	if !strings.Contains(string(bad.Raw), "link_by_email") {
+		t.Fatalf("azure with link_by_email: %s", bad.Raw)
 	}
 }
 
@@ -368,5 +391,27 @@ func TestSSOSecureCookies(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no flow cookie")
+	}
+}
+
+// TestSSOAzureGroupsOverage: a user in more groups than Azure AD puts in a
+// token gets a source for them (_claim_names) instead of the groups: the
+// login works with no role mapped from groups, and the log says why.
+func TestSSOAzureGroupsOverage(t *testing.T) {
+	var logs LogBuffer
+	in := StartLogged(t, &logs)
+	admin := in.AdminToken()
+	u := alice()
+	u.Groups, u.GroupsOverage, u.TenantID = nil, true, azureTenant
+	configureOIDC(t, in, admin, "azure", "azure", u, map[string]any{
+		"role_mappings": []map[string]string{{"group": "infra-admins", "tenant": "prod", "role": "admin"}},
+	})
+	r := newBrowser(t).get(in.URL + "/api/v1/auth/sso/azure/login")
+	mustStatus(t, r, http.StatusOK, "login with a groups overage")
+	if tenants, _ := r.JSON["user"].(map[string]any)["tenants"].([]any); len(tenants) != 0 {
+		t.Fatalf("roles mapped without groups: %v", tenants)
+	}
+	if !strings.Contains(logs.String(), "groups overage") {
+		t.Fatalf("no log line names the overage:\n%s", logs.String())
 	}
 }

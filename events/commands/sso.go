@@ -230,9 +230,9 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 }
 
 // linkableUser returns the one active user with the identity's e-mail, when
-// the provider links by verified e-mail and the address is verified.
+// the provider links this login by e-mail (SSOProvider.LinksByEmail).
 func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string, bool) {
-	if !p.LinkByEmail || !in.EmailVerified || in.Email == "" {
+	if !p.LinksByEmail(in) {
 		return "", false
 	}
 	var found []domain.User
@@ -259,13 +259,14 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 	ev.UserID, ev.Method = userID, domain.LinkProvisioned
 	link.event = ev
 	var lastErr error
-	for _, name := range in.ProvisionUsernames(link.id[:12]) {
+	vouched := p.VouchesForEmail(in)
+	for _, name := range in.ProvisionUsernames(link.id[:12], vouched) {
 		if _, _, taken := s.state.UserByName(name); taken {
 			lastErr = ErrUsernameTaken
 			continue
 		}
 		evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
-			UserID: userID, Username: name, Email: in.ProvisionEmail(), PasswordHashSealed: sealed,
+			UserID: userID, Username: name, Email: in.ProvisionEmail(vouched), PasswordHashSealed: sealed,
 			Tenants: p.TenantRolesFor(in.Groups), Now: s.cfg.Now(),
 		})
 		if err != nil {
