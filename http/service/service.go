@@ -48,6 +48,7 @@ type Service struct {
 	resyncRunner  atomic.Pointer[projections.Runner] // told about NATS disconnects and reconnects
 	snapshots     *events.Snapshots                  // snapshots.go; nil until the bucket is open
 	snapshotSeq   atomic.Uint64                      // sequence of the latest snapshot restored or saved
+	unusableSnap  atomic.Uint64                      // 1 + sequence of the snapshot start-up could not restore (0: none)
 	appendSeconds *prometheus.HistogramVec
 	barrierWaits  *prometheus.HistogramVec
 	cancel        context.CancelFunc

@@ -68,6 +68,14 @@ func (s *Service) restoreSnapshot(ctx context.Context) {
 		}
 		if attempt == snapshotReadAttempts || ctx.Err() != nil {
 			s.log.Warn("read-model snapshot unreadable; replaying the whole stream", "err", err, "attempts", attempt)
+			if info.Sequence > 0 {
+				// Not current for snapshotOnce, which saves a usable one as
+				// soon as the stream is replayed: else every start replays the
+				// whole stream until it has grown by SnapshotEvery (after an
+				// upgrade, an older build's snapshot that skipped this build's
+				// events is refused).
+				s.unusableSnap.Store(info.Sequence + 1)
+			}
 			return
 		}
 		s.log.Debug("read-model snapshot unreadable; reading the newest again", "err", err)
@@ -117,10 +125,11 @@ func (s *Service) snapshotOnce(ctx context.Context) error {
 		}
 		s.snapshots = snaps
 	}
-	// Another replica may have saved one meanwhile.
+	// Another replica may have saved one meanwhile (one this replica could
+	// not restore at start does not count).
 	latest, err := s.snapshots.Latest(ctx)
 	if err == nil && latest.Format == projections.SnapshotFormat && latest.Sequence <= applied &&
-		latest.Sequence+every > applied {
+		latest.Sequence+every > applied && latest.Sequence+1 != s.unusableSnap.Load() {
 		s.snapshotSeq.Store(latest.Sequence)
 		return nil
 	}
