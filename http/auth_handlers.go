@@ -174,6 +174,9 @@ func (s *Server) authenticateLogout(c *fiber.Ctx) error {
 	if err != errUnauthorized || !s.sessionEnded(c) {
 		return err
 	}
+	if hasSessionCookie(c) {
+		s.clearSessionCookies(c, false)
+	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
@@ -210,6 +213,10 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	defer cancel()
 	if err := s.deps.Sessions.ExecuteSession(ctx, s.meta(c), cl.SessionID, domain.RevokeSession{Reason: domain.RevokeReasonLogout}); err != nil {
 		return err
+	}
+	if hasSessionCookie(c) {
+		// A browser's session: its cookies go with it (console_session.go).
+		s.clearSessionCookies(c, false)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -90,6 +90,9 @@ func (s *Server) browserRefresh(c *fiber.Ctx) error {
 	if o := c.Get(fiber.HeaderOrigin); o != "" && o != s.baseURL(c) {
 		return errCSRF
 	}
+	if tossedCookie(c) {
+		return s.refuseTossedCookies(c)
+	}
 	if err := checkCSRF(c); err != nil {
 		return err
 	}
@@ -122,4 +125,80 @@ func (s *Server) browserRefresh(c *fiber.Ctx) error {
 	s.setRefreshCookie(c, res.NewRefreshToken) // with rotation on
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(fiber.Map{"expires_at": rfc3339(exp)})
+}
+
+// sessionCookieNames are the cookies of a browser session.
+var sessionCookieNames = [...]string{TokenCookie, CSRFCookie, RefreshCookie}
+
+// tossedCookie reports whether the request carries one of the session's
+// cookies more than once. The service sets each once, for its one path; a
+// second comes from elsewhere — a page on another port of the same host, or
+// on a sibling domain, can set a cookie for this host ("cookie tossing"),
+// and one with a longer path is sent first, so it would be the one read:
+// another account's access token, or a CSRF token that makes every request
+// of the real session fail.
+func tossedCookie(c *fiber.Ctx) bool {
+	var seen [len(sessionCookieNames)]int
+	dup := false
+	c.Request().Header.VisitAllCookie(func(k, _ []byte) {
+		for i, n := range sessionCookieNames {
+			if string(k) == n {
+				seen[i]++
+				dup = dup || seen[i] > 1
+			}
+		}
+	})
+	return dup
+}
+
+// refuseTossedCookies answers a request with a session cookie more than once
+// (tossedCookie): 401, and every session cookie cleared on this host at the
+// request's path and each path above it — where any cookie the browser sent
+// for this path was set — so that signing in again works.
+func (s *Server) refuseTossedCookies(c *fiber.Ctx) error {
+	rid, _ := c.Locals(localRequestID).(string)
+	s.log.Warn("session cookie sent more than once (set by another site?): refused and cleared", "request_id", rid, "path", c.Path())
+	s.clearSessionCookies(c, true)
+	return s.refuse("conflicting_cookies")
+}
+
+// clearSessionCookies expires the browser session's cookies: where the
+// service sets them, and with everyPrefix also at each path prefix of the
+// request's (refuseTossedCookies).
+func (s *Server) clearSessionCookies(c *fiber.Ctx, everyPrefix bool) {
+	paths := []string{"/", refreshCookiePath}
+	if everyPrefix {
+		p := c.Path()
+		for i := 1; i < len(p) && len(paths) < 32; i++ {
+			if p[i] == '/' {
+				paths = append(paths, p[:i])
+			}
+		}
+		paths = append(paths, p)
+	}
+	secure := ""
+	if s.secureCookies(c) {
+		secure = "; Secure"
+	}
+	h := &c.Response().Header
+	for _, name := range sessionCookieNames {
+		for _, p := range paths {
+			if !everyPrefix && (name == RefreshCookie) != (p == refreshCookiePath) {
+				continue
+			}
+			// Added, not set: fasthttp's SetCookie keeps one cookie per name.
+			h.Add(fiber.HeaderSetCookie, name+"=; Path="+p+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"+secure+"; SameSite=Lax")
+		}
+	}
+}
+
+// hasSessionCookie reports whether the request carries any of the session's
+// cookies.
+func hasSessionCookie(c *fiber.Ctx) bool {
+	for _, n := range sessionCookieNames {
+		if len(c.Request().Header.Cookie(n)) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -417,6 +417,9 @@ func (s *Server) cookieToken(c *fiber.Ctx) (string, error) {
 	if tok == "" || domain.LooksLikeAPIKey(tok) {
 		return "", errUnauthorized
 	}
+	if tossedCookie(c) {
+		return "", s.refuseTossedCookies(c) // console_session.go
+	}
 	switch c.Method() {
 	case fiber.MethodGet, fiber.MethodHead, fiber.MethodOptions:
 		return tok, nil

@@ -355,17 +355,54 @@ func TestSSOReturnToOpenRedirect(t *testing.T) {
 	post.Header.Set("X-CSRF-Token", b.cookie(s.in.URL, "infracast_csrf"))
 	post.Header.Set("Sec-Fetch-Site", "cross-site")
 	mustError(t, b.do(post), http.StatusForbidden, "FORBIDDEN", "cross-site POST with the token")
+	// Two cookies of one name (one set by a page on another port of this
+	// host, with a longer path, which the browser sends first: "cookie
+	// tossing"): refused, and every session cookie cleared at the request's
+	// path and each above it.
+	tok, csrf := b.cookie(s.in.URL, "infracast_token"), b.cookie(s.in.URL, "infracast_csrf")
+	for _, cookie := range []string{
+		"infracast_token=someone-elses; infracast_token=" + tok + "; infracast_csrf=" + csrf,
+		"infracast_token=" + tok + "; infracast_csrf=stale-csrf-token-stale; infracast_csrf=" + csrf,
+	} {
+		req := mustRequest(t, "POST", s.in.URL+"/api/v1/users", nil)
+		req.Header.Set("Cookie", cookie)
+		req.Header.Set("X-CSRF-Token", csrf)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		cleared := map[string]bool{}
+		for _, sc := range res.Header.Values("Set-Cookie") {
+			if strings.Contains(sc, "Max-Age=0") {
+				cleared[strings.SplitN(sc, "=", 2)[0]+" "+strings.TrimPrefix(strings.Split(sc, "; ")[1], "Path=")] = true
+			}
+		}
+		if res.StatusCode != http.StatusUnauthorized || !cleared["infracast_token /api/v1"] || !cleared["infracast_csrf /"] || !cleared["infracast_token /api/v1/users"] {
+			t.Fatalf("tossed cookie %q: %d, cleared %v", cookie, res.StatusCode, cleared)
+		}
+	}
 	post = mustRequest(t, "POST", s.in.URL+"/api/v1/auth/logout", nil)
 	post.Header.Set("X-CSRF-Token", b.cookie(s.in.URL, "infracast_csrf"))
 	mustStatus(t, b.do(post), http.StatusNoContent, "POST with the CSRF token")
+	// The logout clears the session's cookies.
+	if v := b.cookie(s.in.URL, "infracast_token") + b.cookie(s.in.URL, "infracast_csrf"); v != "" {
+		t.Fatalf("cookies left after logout: %q", v)
+	}
+	// The logout retried by a browser that lost the first answer (and so
+	// still has the cookies): the same 204, and still not without the CSRF
+	// token.
+	retry := func(withCSRF bool) Response {
+		req := mustRequest(t, "POST", s.in.URL+"/api/v1/auth/logout", nil)
+		req.Header.Set("Cookie", "infracast_token="+tok+"; infracast_csrf="+csrf)
+		if withCSRF {
+			req.Header.Set("X-CSRF-Token", csrf)
+		}
+		return newBrowser(t).do(req)
+	}
+	mustStatus(t, retry(true), http.StatusNoContent, "logout retried with the CSRF token")
+	mustError(t, retry(false), http.StatusForbidden, "FORBIDDEN", "logout retried without CSRF token")
 	mustError(t, b.get(s.in.URL+"/api/v1/auth/me"), http.StatusUnauthorized, "UNAUTHORIZED", "after logout")
-	// The logout retried (the browser lost the first answer): the same 204,
-	// and still not without the CSRF token.
-	post = mustRequest(t, "POST", s.in.URL+"/api/v1/auth/logout", nil)
-	post.Header.Set("X-CSRF-Token", b.cookie(s.in.URL, "infracast_csrf"))
-	mustStatus(t, b.do(post), http.StatusNoContent, "logout retried with the CSRF token")
-	post = mustRequest(t, "POST", s.in.URL+"/api/v1/auth/logout", nil)
-	mustError(t, b.do(post), http.StatusForbidden, "FORBIDDEN", "logout retried without CSRF token")
 }
 
 // TestSSOSecureCookies: behind an https public URL the cookies are Secure.
