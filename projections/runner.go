@@ -2,6 +2,8 @@ package projections
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -33,6 +35,9 @@ type Runner struct {
 
 	mu     sync.Mutex
 	notify chan struct{} // closed and cleared whenever applied advances
+	// unknownTypes: event types this build does not know, logged once each
+	// (a newer build wrote them: a rolling upgrade, a rollback). Under mu.
+	unknownTypes map[string]bool
 
 	// The consumer's health (Stalled): when the running attempt started
 	// (unix nanoseconds, 0 between attempts), and how many attempts in a
@@ -240,6 +245,34 @@ func (r *Runner) consume(ctx context.Context) error {
 	return err
 }
 
+// logSkipped logs an event the runner skips. One of a type (or version) this
+// build does not know was written by a newer build — expected while replicas
+// of two builds share the stream (docs/operations.md, upgrades) — and is
+// logged at WARN once per type and version; anything else (an envelope or
+// payload that does not decode) is an ERROR each time. Both are counted
+// (Model.Skipped, the infracast_projection_skipped_events_total metric).
+func (r *Runner) logSkipped(d decoded) {
+	rec := d.rec
+	if errors.Is(d.err, events.ErrUnknownEvent) {
+		key := fmt.Sprintf("%s v%d", d.env.Type, d.env.Version)
+		r.mu.Lock()
+		first := !r.unknownTypes[key]
+		if first {
+			if r.unknownTypes == nil {
+				r.unknownTypes = map[string]bool{}
+			}
+			r.unknownTypes[key] = true
+		}
+		r.mu.Unlock()
+		if first {
+			r.log.Warn("skipping events of a type this build does not know (written by a newer build?); further ones of the type are skipped silently and counted",
+				"stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", d.err)
+		}
+		return
+	}
+	r.log.Error("skipping undecodable event", "stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", d.err)
+}
+
 // applyBatch applies decoded records, in order: runs of decoded events under
 // one lock each (Model.applyRun), an undecodable one logged and skipped in
 // its place. Then it tells the waiters.
@@ -257,9 +290,8 @@ func (r *Runner) applyBatch(ds []decoded) {
 			rest = rest[k:]
 			continue
 		}
-		rec := rest[0].rec
-		r.log.Error("skipping undecodable event", "stream_seq", rec.StreamSeq, "subject", rec.Subject, "err", rest[0].err)
-		r.model.Skip(rec.StreamSeq)
+		r.logSkipped(rest[0])
+		r.model.Skip(rest[0].rec.StreamSeq)
 		rest = rest[1:]
 	}
 	last := ds[len(ds)-1].rec

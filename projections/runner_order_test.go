@@ -1,9 +1,12 @@
 package projections_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +210,48 @@ func TestRunnerBatchesWaitForNothing(t *testing.T) {
 	waitFor(10)
 	if _, _, ok := r.Model().User("user-10"); !ok || r.Model().Skipped() != 0 {
 		t.Fatalf("user-10 %v, %d skipped", ok, r.Model().Skipped())
+	}
+}
+
+// TestRunnerLogsUnknownTypesOnce: events of a type this build does not know
+// (a newer build wrote them, as during a rolling upgrade) are skipped and
+// logged once per type at WARN; an event that does not decode at all is an
+// ERROR each time. All are counted.
+func TestRunnerLogsUnknownTypesOnce(t *testing.T) {
+	src := &sliceSource{stop: 1 << 30}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	known, err := events.Encode("evt", domain.AggregateUser, "user-1", 1, at, events.Meta{Actor: events.System},
+		domain.UserCreated{UserID: "user-1", Username: "u1", CreatedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	future := bytes.Replace(known, []byte(`"type":"user.created"`), []byte(`"type":"user.from_the_future"`), 1)
+	if bytes.Equal(future, known) {
+		t.Fatalf("no type member to replace in %s", known)
+	}
+	for _, data := range [][]byte{known, future, future, []byte("not an event"), future, []byte("not an event")} {
+		src.recs = append(src.recs, events.Record{StreamSeq: uint64(len(src.recs) + 1), Data: data})
+	}
+	var logs bytes.Buffer
+	model := projections.NewModel()
+	r := projections.NewRunner(src, model, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := r.WaitFor(wctx, uint64(len(src.recs))); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "level=WARN msg=\"skipping events of a type this build does not know"); n != 1 {
+		t.Errorf("%d WARN lines for the unknown type, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "level=ERROR msg=\"skipping undecodable event\""); n != 2 {
+		t.Errorf("%d ERROR lines for the undecodable events, want 2:\n%s", n, out)
+	}
+	if model.Skipped() != 5 {
+		t.Errorf("%d skipped, want 5", model.Skipped())
 	}
 }
