@@ -5,11 +5,16 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -635,6 +640,160 @@ func TestConsoleRefreshRevokedSession(t *testing.T) {
 	}
 	if !strings.Contains(reason, "ended or was revoked") {
 		t.Fatalf("signed out with %q, want the revoked-session message", reason)
+	}
+	noPolicyBreach(t, ctx)
+}
+
+// consoleProxy serves in's API and console through a reverse proxy on a
+// port of its own, where handle sees each request first: it answers
+// itself, or passes the request on with next. Cookies are per host, not
+// per port, so the browser's session is the service's.
+func consoleProxy(t *testing.T, in *Instance, handle func(w http.ResponseWriter, r *http.Request, next http.Handler)) string {
+	t.Helper()
+	target, err := url.Parse(in.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := httputil.NewSingleHostReverseProxy(target)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(w, r, next) })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// statusRecorder passes an answer on and remembers its status.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) { s.code = code; s.ResponseWriter.WriteHeader(code) }
+
+// dropConnection answers nothing: the browser sees a network error.
+func dropConnection(t *testing.T, w http.ResponseWriter) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		t.Error("the proxy's writer cannot hijack the connection")
+		return
+	}
+	c, _, err := hj.Hijack()
+	if err == nil {
+		_ = c.Close()
+	}
+}
+
+// TestConsoleSignOutFails: a sign-out the service did not confirm (a 500,
+// a network error) leaves the console signed in, saying the sign-out did
+// not go through, with the Sign out button still there; the session is
+// indeed alive (a reload signs the same person in). Only the service's
+// 204 signs the console out (docs/console.md).
+func TestConsoleSignOutFails(t *testing.T) {
+	in := Start(t)
+	var mode atomic.Int32 // 0: pass logout on, 1: answer 500, 2: drop the connection
+	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path == "/api/v1/auth/logout" {
+			switch mode.Load() {
+			case 1:
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusInternalServerError)
+				_, _ = io.WriteString(w, `{"error":{"code":"INTERNAL","message":"internal error"}}`)
+				return
+			case 2:
+				dropConnection(t, w)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, base, AdminUser, AdminPassword)
+	for _, tc := range []struct {
+		mode int32
+		name string
+		want string
+	}{{1, "500", "500"}, {2, "network error", "network error"}} {
+		mode.Store(tc.mode)
+		run(t, ctx, "sign out ("+tc.name+")", clickJS(`#signout`),
+			until(`!!document.getElementById('signout-error') || document.body.getAttribute('data-state') !== 'signed-in'`))
+		state := evalString(t, ctx, `document.body.getAttribute('data-state') + ' | ' + ((document.getElementById('signout-error') || {}).textContent || '') + ' | ' + ((document.getElementById('signed-out-reason') || {}).textContent || '')`)
+		if !strings.HasPrefix(state, "signed-in | Sign out did not go through") || !strings.Contains(state, tc.want) {
+			t.Fatalf("logout failed with %s; the console shows %q, want it still signed in, saying the sign-out did not go through", tc.name, state)
+		}
+		if !shown(t, ctx, "#signout") {
+			t.Fatalf("after a failed sign-out (%s) the Sign out button is gone", tc.name)
+		}
+		// The session is alive: a reload signs the same person in.
+		navigateUntil(t, ctx, base+"/console", `document.body.getAttribute('data-user') === 'admin'`)
+	}
+	mode.Store(0)
+	run(t, ctx, "sign out", clickJS(`#signout`),
+		until(`document.body.getAttribute('data-state') === 'signed-out' && /You have signed out/.test((document.getElementById('signed-out-reason') || {}).textContent || '')`))
+	navigateUntil(t, ctx, base+"/console", `document.body.getAttribute('data-state') === 'signed-out'`)
+	noPolicyBreach(t, ctx)
+}
+
+// TestConsoleRefreshAnswerLost: with rotation on, a refresh the service
+// applied but whose answer the browser never got (a proxy answers 504)
+// leaves the browser with a spent refresh token. The console retries
+// within the reuse interval (1 s later), gets the same successor, and
+// keeps refreshing: no reuse alarm, no sign-out. The service's clock runs
+// 20 s behind with a 1-minute access token, so the console refreshes about
+// 10 s after signing in and every 10 s after that.
+func TestConsoleRefreshAnswerLost(t *testing.T) {
+	in := Start(t, WithRotation(), func(c *service.Config) {
+		c.AccessTTL = time.Minute
+		c.Now = func() time.Time { return time.Now().Add(-20 * time.Second) }
+	})
+	var refreshes, passed atomic.Int32
+	var lost atomic.Int32 // the status the service gave the lost refresh
+	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path != "/api/v1/auth/refresh" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if refreshes.Add(1) == 1 {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			lost.Store(int32(rec.Code))
+			http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
+			return
+		}
+		sr := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sr, r)
+		if sr.code == http.StatusOK {
+			passed.Add(1)
+		}
+	})
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, base, AdminUser, AdminPassword)
+	// Until two refreshes after the lost one went through, or the console
+	// was signed out.
+	Eventually(t, 60*time.Second, func() error {
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.getAttribute('data-state') || ''`))
+		if err != nil {
+			return err
+		}
+		if state == "signed-out" || passed.Load() >= 2 {
+			return nil
+		}
+		return fmt.Errorf("state %q, %d refreshes passed", state, passed.Load())
+	})
+	if got := lost.Load(); got != http.StatusOK {
+		t.Fatalf("the lost refresh: the service answered %d, want 200 (applied)", got)
+	}
+	envs := storedEvents(t, in.Svc)
+	if n := countEvents(envs, "session.refresh_reused", ""); n != 0 {
+		t.Fatalf("the console's retry after a lost refresh answer raised %d session.refresh_reused alarm(s)", n)
+	}
+	if state := evalString(t, ctx, `document.body.getAttribute('data-state') + ' ' + (document.body.getAttribute('data-refreshed') || '')`); !strings.HasPrefix(state, "signed-in 2") {
+		t.Fatalf("after the lost refresh the console is %q, want signed in and refreshed", state)
+	}
+	if got := fetchStatus(t, ctx, "GET", "/api/v1/auth/me"); got != http.StatusOK {
+		t.Fatalf("after the lost refresh: /auth/me %d", got)
 	}
 	noPolicyBreach(t, ctx)
 }

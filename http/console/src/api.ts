@@ -110,16 +110,17 @@ export async function call<T>(method: string, path: string, body?: unknown, opts
 }
 
 // callRaw returns the answer's body and status for callers that read the
-// error body themselves (the sign-in steps: MFA_REQUIRED carries fields).
+// error body themselves (the sign-in steps: MFA_REQUIRED carries fields),
+// and the answer's headers (Date, Retry-After). A network error throws.
 export async function callRaw(method: string, path: string, body: unknown, headers: Record<string, string> = {}):
-  Promise<{ ok: boolean; status: number; body: any }> {
+  Promise<{ ok: boolean; status: number; body: any; headers: Headers }> {
   const h: Record<string, string> = { Accept: 'application/json', 'Content-Type': 'application/json', ...headers };
   if (method !== 'GET') h['X-CSRF-Token'] = csrfToken();
   const res = await fetch(path, { method, headers: h, credentials: 'same-origin', cache: 'no-store', body: JSON.stringify(body ?? {}) });
   const text = await res.text();
   let parsed: any = {};
   try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = {}; }
-  return { ok: res.ok, status: res.status, body: parsed };
+  return { ok: res.ok, status: res.status, body: parsed, headers: res.headers };
 }
 
 export const get = <T>(path: string, opts?: CallOptions) => call<T>('GET', path, undefined, opts);

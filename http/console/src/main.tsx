@@ -3,7 +3,7 @@
 // goes on <body> as data attributes (data-state, data-page, data-ready) for
 // scripts that drive a browser, and performance.mark('console-ready')
 // marks the first settled screen.
-import { render } from 'preact';
+import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { callRaw, setUnauthorizedHandler, type Me } from './api';
 import { Notice, TextField } from './ui';
@@ -161,7 +161,7 @@ function route(): { page: string; params: string[] } {
   return { page: parts[0] || 'users', params: parts.slice(1) };
 }
 
-function Shell(props: { me: Me; onSignOut: () => void }) {
+function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildren }) {
   const [r, setR] = useState(route());
   const [tenants, setTenants] = useState<string[]>(() => props.me.tenants.filter((t) => props.me.roles.includes('admin') || t.permissions.includes('admin:*')).map((t) => t.id));
   const main = useRef<HTMLElement>(null);
@@ -209,6 +209,7 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
         </span>
         <button type="button" class="secondary small" id="signout" onClick={props.onSignOut}>Sign out</button>
       </header>
+      {props.notices ? <div class="session-notices">{props.notices}</div> : null}
       <div class="layout">
         <nav class="side" aria-label="Console sections">
           <ul>
@@ -226,18 +227,81 @@ function Shell(props: { me: Me; onSignOut: () => void }) {
 
 // ---- the app: who is signed in, and keeping the session ----
 
+// Refresh retries. After a failure whose outcome is unknown (network error,
+// 5xx, any status but 401/403 without Retry-After) the service may have
+// applied the refresh: with rotation on, the refresh token the browser holds
+// is then spent, and presenting it again is safe only within the service's
+// reuse interval (10 s by default); later it revokes the session. So the
+// console retries quickly (1 s, 2 s, 4 s), then asks the session list
+// whether the refresh was applied before every slower retry.
+const QUICK_RETRY_MS = [1_000, 2_000, 4_000];
+const SLOW_RETRY_MS = 15_000;
+// last_refreshed_at has whole seconds and the clock skew comes from the
+// second-precise Date header: a refresh up to this long before the first
+// failed attempt counts as applied (stopping is the safe side).
+const APPLIED_SLACK_MS = 2_000;
+
+// Tabs of one browser share the cookies, so one session: they tell each
+// other when they sign in or out (same origin only).
+type TabMessage = { type: 'signed-in' } | { type: 'signed-out' } | { type: 'refreshed'; expires_at: string };
+const channel: BroadcastChannel | null = typeof BroadcastChannel === 'function' ? new BroadcastChannel('infracast-console') : null;
+function tell(m: TabMessage) { try { channel?.postMessage(m); } catch { /* a closed channel: nothing to tell */ } }
+
+type MeSource = 'first' | 'own-sign-in' | 'check' | 'other-tab';
+
+function timeOf(iso: string): string {
+  try { return new Date(iso).toLocaleTimeString(); } catch { return iso; }
+}
+
+function UserChanged(props: { me: Me; onContinue: () => void }) {
+  const heading = useRef<HTMLHeadingElement>(null);
+  useEffect(() => { heading.current?.focus(); }, []);
+  return (
+    <main class="signin" id="main">
+      <div class="signin-card" id="user-changed">
+        <p class="brand">Infracast Auth</p>
+        <h1 tabIndex={-1} ref={heading}>Signed in as {props.me.username} in another tab</h1>
+        <Notice kind="warn" id="user-changed-notice">
+          Signed in as {props.me.username} in another tab. This browser now acts as {props.me.username} in every tab,
+          this one too.
+        </Notice>
+        <button type="button" class="primary wide" id="continue-as" onClick={props.onContinue}>Continue as {props.me.username}</button>
+      </div>
+    </main>
+  );
+}
+
 function App() {
   const [me, setMe] = useState<Me | null>(null);
+  const [changed, setChanged] = useState<Me | null>(null); // another tab signed in someone else
   const [known, setKnown] = useState(false);
   const [reason, setReason] = useState('');
+  const [renewNotice, setRenewNotice] = useState('');
+  const [signOutError, setSignOutError] = useState('');
   const refreshTimer = useRef<number | undefined>(undefined);
   const skew = useRef(0); // server time − browser time, ms
+  const scheduled = useRef(''); // expires_at the refresh is scheduled for
+  const firstFailure = useRef<number | null>(null); // server time of the first failed attempt, ms
+  const quickUsed = useRef(0);
+  const shownUser = useRef<Me | null>(null); // the user this tab last showed
+
+  const noteDate = (h: Headers) => {
+    const date = h.get('Date');
+    if (date) { const t = new Date(date).getTime(); if (!isNaN(t)) skew.current = t - Date.now(); }
+  };
+  const serverNow = () => Date.now() + skew.current;
 
   const signedOut = useCallback((why: string) => {
     window.clearTimeout(refreshTimer.current);
+    scheduled.current = '';
+    firstFailure.current = null;
+    quickUsed.current = 0;
     setMe(null);
+    setChanged(null);
     setKnown(true);
     setReason(why);
+    setRenewNotice('');
+    setSignOutError('');
     setBody({ user: null, page: null });
   }, []);
 
@@ -245,35 +309,128 @@ function App() {
   // expires (a fifth of its life before, at least 30 s, at most 5 min).
   const schedule = useCallback((expiresAt: string) => {
     window.clearTimeout(refreshTimer.current);
-    const left = new Date(expiresAt).getTime() - (Date.now() + skew.current);
+    scheduled.current = expiresAt;
+    firstFailure.current = null;
+    quickUsed.current = 0;
+    setRenewNotice('');
+    const left = new Date(expiresAt).getTime() - serverNow();
     const margin = Math.min(5 * 60_000, Math.max(30_000, left / 5));
     refreshTimer.current = window.setTimeout(refresh, Math.max(1_000, left - margin));
   }, []);
 
-  const refresh = useCallback(async () => {
+  // later: whether expiresAt is after the one the refresh is scheduled for.
+  const later = (expiresAt: string) => !scheduled.current || new Date(expiresAt).getTime() > new Date(scheduled.current).getTime();
+
+  // giveUp stops retrying: the session lasts until its access token expires.
+  const giveUp = () => {
+    window.clearTimeout(refreshTimer.current);
+    const end = scheduled.current ? timeOf(scheduled.current) : 'soon';
+    setRenewNotice('Your session could not be renewed; it ends at ' + end + '. Sign in again then.');
+    setBody({ renew: 'stopped' });
+  };
+
+  // tokenLeft: ms until the access token expires, by the server's clock.
+  const tokenLeft = () => (scheduled.current ? new Date(scheduled.current).getTime() - serverNow() : Infinity);
+
+  // applied asks the session list whether a refresh reached the service
+  // since the first failed attempt: 'yes', 'no', 'unknown', or 'gone' (the
+  // session has ended: signed out).
+  const applied = async (): Promise<'yes' | 'no' | 'unknown' | 'gone'> => {
     try {
-      const res = await callRaw('POST', '/api/v1/auth/refresh', {}, cookieSession);
-      if (res.ok) { setBody({ refreshed: res.body.expires_at }); schedule(res.body.expires_at); return; }
-      if (res.status === 401 || res.status === 403) { signedOut('Your session has ended or was revoked. Sign in again.'); return; }
-    } catch { /* offline: try again shortly */ }
-    refreshTimer.current = window.setTimeout(refresh, 15_000);
+      type S = { current?: boolean; last_refreshed_at: string | null };
+      let cur: S | undefined;
+      let cursor = '';
+      for (let pages = 0; !cur && pages < 50; pages++) {
+        const res = await fetch('/api/v1/auth/sessions?limit=100' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''),
+          { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
+        noteDate(res.headers);
+        if (res.status === 401) { signedOut('Your session has ended or was revoked. Sign in again.'); return 'gone'; }
+        if (!res.ok) return 'unknown';
+        const body = await res.json() as { sessions?: S[]; next_cursor?: string };
+        cur = (body.sessions || []).find((x) => x.current);
+        cursor = body.next_cursor || '';
+        if (!cursor) break;
+      }
+      if (!cur) return 'unknown';
+      if (!cur.last_refreshed_at) return 'no';
+      const at = new Date(cur.last_refreshed_at).getTime();
+      return at + APPLIED_SLACK_MS < (firstFailure.current ?? serverNow()) ? 'no' : 'yes';
+    } catch {
+      return 'unknown';
+    }
+  };
+
+  // slow: after the quick retries, every 15 s while the token lives: ask
+  // whether the lost refresh was applied, and retry only if it was not.
+  const slow = async (now: boolean) => {
+    const check = async () => {
+      if (tokenLeft() <= 0) { giveUp(); return; }
+      const a = await applied();
+      if (a === 'gone') return;
+      if (a === 'yes') { giveUp(); return; }
+      if (a === 'no' && !now) { refresh(); return; }
+      now = false;
+      refreshTimer.current = window.setTimeout(check, SLOW_RETRY_MS);
+    };
+    window.clearTimeout(refreshTimer.current);
+    await check();
+  };
+
+  const refresh = useCallback(async () => {
+    window.clearTimeout(refreshTimer.current);
+    const started = serverNow();
+    let res: { ok: boolean; status: number; body: any; headers: Headers } | null = null;
+    try { res = await callRaw('POST', '/api/v1/auth/refresh', {}, cookieSession); } catch { res = null; }
+    if (res) noteDate(res.headers);
+    if (res && res.ok) {
+      setBody({ refreshed: res.body.expires_at, renew: null });
+      schedule(res.body.expires_at);
+      tell({ type: 'refreshed', expires_at: res.body.expires_at });
+      return;
+    }
+    if (res && (res.status === 401 || res.status === 403)) { signedOut('Your session has ended or was revoked. Sign in again.'); return; }
+    const retryAfter = res ? Number(res.headers.get('Retry-After')) : NaN;
+    if (res && res.status === 503 && res.headers.get('Retry-After') !== null && !isNaN(retryAfter)) {
+      // Nothing was changed: retry when told, while the access token lives.
+      const wait = Math.max(1, retryAfter) * 1000;
+      if (wait >= tokenLeft()) { giveUp(); return; }
+      refreshTimer.current = window.setTimeout(refresh, wait);
+      return;
+    }
+    // Unknown: the service may have applied it.
+    if (firstFailure.current === null) firstFailure.current = started;
+    if (quickUsed.current < QUICK_RETRY_MS.length) {
+      refreshTimer.current = window.setTimeout(refresh, QUICK_RETRY_MS[quickUsed.current++]);
+      return;
+    }
+    slow(true);
   }, []);
 
-  const loadMe = useCallback(async (first: boolean) => {
+  const loadMe = useCallback(async (source: MeSource, why = 'Your session has ended or was revoked. Sign in again.') => {
+    const first = source === 'first';
     try {
       const res = await fetch('/api/v1/auth/me', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
-      const date = res.headers.get('Date');
-      if (date) skew.current = new Date(date).getTime() - Date.now();
-      if (res.status === 401) { signedOut(first ? '' : 'Your session has ended or was revoked. Sign in again.'); return; }
+      noteDate(res.headers);
+      if (res.status === 401) { signedOut(first || source === 'own-sign-in' ? '' : why); return; }
       if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return; }
       const m = (await res.json()) as Me;
       if (m.type !== 'user') { signedOut(''); return; }
-      setMe((old) => (old && old.id === m.id && old.expires_at === m.expires_at && old.roles.join() === m.roles.join()
-        && JSON.stringify(old.tenants) === JSON.stringify(m.tenants) ? old : m));
+      if (source === 'own-sign-in') shownUser.current = null;
+      if (first || source === 'own-sign-in' || later(m.expires_at)) schedule(m.expires_at);
       setKnown(true);
       setReason('');
-      setBody({ state: 'signed-in', user: m.username });
-      if (first) schedule(m.expires_at);
+      const shown = shownUser.current;
+      if (shown && shown.id !== m.id) {
+        // Someone else signed in in another tab: say so, do not switch silently.
+        setChanged(m);
+        setBody({ state: 'user-changed', user: null, page: null, 'other-user': m.username });
+        return;
+      }
+      shownUser.current = m;
+      setChanged(null);
+      setMe((old) => (old && old.id === m.id && old.expires_at === m.expires_at && old.roles.join() === m.roles.join()
+        && JSON.stringify(old.tenants) === JSON.stringify(m.tenants) ? old : m));
+      setBody({ state: 'signed-in', user: m.username, 'other-user': null });
     } catch {
       if (first) { setKnown(true); setReason('The service did not answer (network error).'); }
     }
@@ -281,26 +438,63 @@ function App() {
 
   useEffect(() => {
     setUnauthorizedHandler(() => signedOut('Your session has ended or was revoked. Sign in again.'));
-    loadMe(true);
+    loadMe('first');
+    if (!channel) return;
+    const on = (e: MessageEvent<TabMessage>) => {
+      const m = e.data;
+      if (!m || typeof m !== 'object') return;
+      if (m.type === 'refreshed') { if (later(m.expires_at)) schedule(m.expires_at); return; }
+      if (m.type === 'signed-out') loadMe('other-tab', 'You signed out in another tab.');
+      else if (m.type === 'signed-in') loadMe('other-tab');
+    };
+    channel.addEventListener('message', on);
+    return () => channel.removeEventListener('message', on);
   }, []);
   // Revocation: check the session now and then, and when the tab is shown again.
   useEffect(() => {
     if (!me) return;
-    const t = window.setInterval(() => loadMe(false), CHECK_EVERY_MS);
-    const vis = () => { if (document.visibilityState === 'visible') loadMe(false); };
+    const t = window.setInterval(() => loadMe('check'), CHECK_EVERY_MS);
+    const vis = () => { if (document.visibilityState === 'visible') loadMe('check'); };
     document.addEventListener('visibilitychange', vis);
     return () => { window.clearInterval(t); document.removeEventListener('visibilitychange', vis); };
   }, [me?.id]);
   useEffect(() => { if (known) markReady(); }, [known, me]);
 
+  // signOut: only 204 (or 401: the session had already ended) is signed
+  // out; anything else leaves the session alive, so the tab stays signed in.
   const signOut = async () => {
-    await callRaw('POST', '/api/v1/auth/logout', {}).catch(() => undefined);
-    signedOut('You have signed out.');
+    setSignOutError('');
+    let why = '';
+    try {
+      const res = await callRaw('POST', '/api/v1/auth/logout', {});
+      if (res.status === 204 || res.status === 401) {
+        tell({ type: 'signed-out' });
+        shownUser.current = null;
+        signedOut('You have signed out.');
+        return;
+      }
+      why = 'the service answered ' + res.status + (res.body?.error?.message ? ': ' + res.body.error.message : '');
+    } catch {
+      why = 'network error';
+    }
+    setSignOutError('Sign out did not go through (' + why + '); try again. You are still signed in.');
   };
 
   if (!known) return <p class="loading" role="status">Loading…</p>;
-  if (!me) return <SignIn reason={reason} onSignedIn={() => loadMe(true)} />;
-  return <Shell me={me} onSignOut={signOut} key={me.id} />;
+  if (changed) {
+    return <UserChanged me={changed} onContinue={() => {
+      const m = changed;
+      shownUser.current = m;
+      setChanged(null);
+      setMe(m);
+      setBody({ state: 'signed-in', user: m.username, 'other-user': null });
+    }} />;
+  }
+  if (!me) return <SignIn reason={reason} onSignedIn={() => { loadMe('own-sign-in').then(() => tell({ type: 'signed-in' })); }} />;
+  return <Shell me={me} onSignOut={signOut} key={me.id} notices={<>
+    {signOutError ? <Notice kind="error" id="signout-error">{signOutError}</Notice> : null}
+    {renewNotice ? <Notice kind="warn" id="renew-notice">{renewNotice}</Notice> : null}
+  </>} />;
 }
 
 render(<App />, document.getElementById('app')!);
