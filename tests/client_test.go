@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -457,5 +459,77 @@ func TestMiddlewareOffline(t *testing.T) {
 	in.Clock.Advance(6 * time.Minute) // past the JWKS's 5-minute age
 	if r := callResource(t, srv, "GET", "/api/v1/tenants/prod/nodes", fresh); r.status != 401 {
 		t.Fatalf("offline, a retired key's token: %+v", r)
+	}
+}
+
+// TestClientRefreshAnswerLostWithRotation: with rotation on, a refresh whose
+// answer is lost on the way back (the connection drops after the service
+// made it) has spent the refresh token. The token source tries again at once,
+// inside the service's reuse interval, and gets the same successor — where
+// trying again only at its next call, 30 s later, presented the spent token
+// too late and had the whole session revoked as stolen (the console had the
+// same defect, found by an outside check).
+func TestClientRefreshAnswerLostWithRotation(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation())
+	in.CreateUser(in.AdminToken(), "lossy", "lossy-password-1", nil)
+	target, err := url.Parse(in.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Int32
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/auth/refresh" || !lost.CompareAndSwap(0, 1) {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		// The service gets the refresh and answers; the client never sees it.
+		rec := httptest.NewRecorder()
+		rp.ServeHTTP(rec, r)
+		if rec.Code != http.StatusOK {
+			t.Errorf("the refresh whose answer is lost: %d %s", rec.Code, rec.Body)
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		conn.Close()
+	}))
+	t.Cleanup(proxy.Close)
+	c, err := ic.New(proxy.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := c.PasswordTokenSource(ic.LoginRequest{Username: "lossy", Password: "lossy-password-1"},
+		ic.WithClock(in.Clock.Now), ic.WithRefreshJitter(0))
+	authed := c.With(ic.WithTokenSource(ts))
+	me, err := authed.Me(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ts.Current().RefreshToken
+	in.Clock.Advance(56 * time.Minute)
+	if _, err := ts.TokenContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if lost.Load() != 1 || ts.Current().RefreshToken == first {
+		t.Fatalf("lost answers %d; the refresh token changed: %v", lost.Load(), ts.Current().RefreshToken != first)
+	}
+	// The session lives on, and the successor refreshes it again.
+	in.Clock.Advance(56 * time.Minute)
+	if _, err := authed.Me(context.Background()); err != nil {
+		t.Fatalf("after the lost answer: %v", err)
+	}
+	// The lost refresh, its retry (answered with the same successor, within
+	// the reuse interval) and the next one.
+	if n := refreshCount(t, in, me.SessionID, 3); n != 3 {
+		t.Fatalf("%d refreshes of the session, want 3", n)
+	}
+	admin := newClient(t, in, ic.WithAccessToken(in.AdminToken()))
+	page, err := admin.AuditEvents(context.Background(), ic.AuditQuery{Type: "session.refresh_reused", Limit: 10})
+	if err != nil || len(page.Events) != 0 {
+		t.Fatalf("reuse detected: %v %d", err, len(page.Events))
 	}
 }

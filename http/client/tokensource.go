@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"time"
 
@@ -259,11 +260,55 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 }
 
 func (ts *TokenSource) refresh(ctx context.Context, refreshToken string) (Token, error) {
-	r, err := ts.c.Refresh(ctx, refreshToken)
-	if err != nil {
-		return Token{}, err
+	start := ts.now()
+	wait := 500 * time.Millisecond
+	for {
+		r, err := ts.c.Refresh(ctx, refreshToken)
+		if err == nil {
+			return Token{AccessToken: r.Token, ExpiresAt: r.ExpiresAt, RefreshToken: r.RefreshToken}, nil
+		}
+		// An answer lost on the way back (a dropped connection, a proxy's
+		// 502 or 504) may hide a refresh the service made. With rotation on
+		// that spent the refresh token: presented again within the service's
+		// reuse interval (10 s by default) it gets the same successor, after
+		// it the whole session is revoked as stolen. So such a refresh is
+		// tried again at once, within refreshRetryWindow, not refreshPause
+		// later.
+		if !outcomeUnknown(ctx, err) || ts.now().Add(wait).Sub(start) > refreshRetryWindow {
+			return Token{}, err
+		}
+		if serr := ts.c.sleep(ctx, wait); serr != nil {
+			return Token{}, err
+		}
+		wait *= 2
 	}
-	return Token{AccessToken: r.Token, ExpiresAt: r.ExpiresAt, RefreshToken: r.RefreshToken}, nil
+}
+
+// refreshRetryWindow bounds the quick tries of a refresh whose answer was
+// lost: inside the service's default reuse interval (10 s), with room for
+// the requests themselves.
+const refreshRetryWindow = 6 * time.Second
+
+// outcomeUnknown reports whether a failed request may have been carried out:
+// no answer came (the connection failed after the request may have been
+// sent), or a proxy's or server's 5xx that does not say nothing was changed
+// (the service's 503 with Retry-After does, and the client's own retries
+// have had it).
+func outcomeUnknown(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var apiErr *Error
+	if !errors.As(err, &apiErr) {
+		return !errors.Is(err, ErrLoginRequired)
+	}
+	switch apiErr.Status {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	case http.StatusServiceUnavailable:
+		return apiErr.RetryAfter == 0
+	}
+	return false
 }
 
 func (ts *TokenSource) doLogin(ctx context.Context, req LoginRequest) (Token, error) {
