@@ -797,3 +797,62 @@ func TestConsoleRefreshAnswerLost(t *testing.T) {
 	}
 	noPolicyBreach(t, ctx)
 }
+
+// serviceDate sets an answer's Date header from the service's clock, as a
+// service whose clock is the host's does (the test's clock runs behind).
+type serviceDate struct {
+	http.ResponseWriter
+	now func() time.Time
+}
+
+func (s serviceDate) WriteHeader(code int) {
+	s.Header().Set("Date", s.now().UTC().Format(http.TimeFormat))
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// TestConsoleRefreshStopsWhenApplied: with rotation on, when every refresh
+// answer is lost (the service applies each, a proxy answers 504), the
+// console's quick retries stay within the reuse interval; then the session
+// list shows the refresh was applied, so the console stops retrying —
+// retrying later would revoke the session — and says when the session ends.
+// No reuse alarm, the session alive. The service's clock runs 20 s behind
+// (its Date header too), so the console refreshes 30 s after signing in.
+func TestConsoleRefreshStopsWhenApplied(t *testing.T) {
+	now := func() time.Time { return time.Now().Add(-20 * time.Second) }
+	in := Start(t, WithRotation(), func(c *service.Config) { c.AccessTTL = time.Minute; c.Now = now })
+	var refreshes atomic.Int32
+	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path != "/api/v1/auth/refresh" {
+			next.ServeHTTP(serviceDate{w, now}, r)
+			return
+		}
+		refreshes.Add(1)
+		next.ServeHTTP(httptest.NewRecorder(), r)
+		http.Error(serviceDate{w, now}, "gateway timeout", http.StatusGatewayTimeout)
+	})
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, base, AdminUser, AdminPassword)
+	Eventually(t, 90*time.Second, func() error {
+		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.getAttribute('data-state') + ' ' + (document.body.getAttribute('data-renew') || '')`))
+		if err != nil {
+			return err
+		}
+		if state == "signed-out " || strings.HasSuffix(state, " stopped") {
+			return nil
+		}
+		return fmt.Errorf("state %q after %d refreshes", state, refreshes.Load())
+	})
+	notice := evalString(t, ctx, `document.body.getAttribute('data-state') + ' | ' + ((document.getElementById('renew-notice') || {}).textContent || '')`)
+	if !strings.HasPrefix(notice, "signed-in | Your session could not be renewed; it ends at ") {
+		t.Fatalf("after lost refresh answers the console shows %q, want it signed in with the could-not-be-renewed notice", notice)
+	}
+	if n := refreshes.Load(); n != 4 {
+		t.Fatalf("%d refresh attempts, want 4 (the first and three quick retries)", n)
+	}
+	if n := countEvents(storedEvents(t, in.Svc), "session.refresh_reused", ""); n != 0 {
+		t.Fatalf("%d session.refresh_reused alarm(s)", n)
+	}
+	if got := fetchStatus(t, ctx, "GET", "/api/v1/auth/me"); got != http.StatusOK {
+		t.Fatalf("the session after the console stopped retrying: /auth/me %d", got)
+	}
+}
