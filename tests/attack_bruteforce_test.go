@@ -207,3 +207,53 @@ func parallelStatuses(n int, do func(i int) int) map[int]int {
 	}
 	return counts
 }
+
+// TestBruteForceMFABurstCannotBypass: wrong TOTP codes count in the login
+// throttle like wrong passwords, and a burst of them with the right code
+// among them cannot slip a login past the lockout: a session starts only
+// while fewer than 5 failures stand (an outside check had hundreds of codes
+// tried per lockout, the right one signing in after the 5th failure). Read
+// from the stream: at each session.started of the user, the failures
+// recorded since its last successful login are fewer than 5.
+func TestBruteForceMFABurstCannotBypass(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "burst", "burst-password-1", nil)
+	secret, _ := enrollTOTP(t, in, in.Login("burst", "burst-password-1").String("token"))
+	for trial := range 3 {
+		// The last trial's lockout over, a login resets the count (and
+		// spends this time step's code: the burst's comes a step later).
+		in.Clock.Advance(time.Hour)
+		expectStatus(t, "login", secondStep(in, mfaLogin(t, in, "burst", "burst-password-1"), totpAt(t, secret, in.Clock.Now())), 200)
+		in.Clock.Advance(30 * time.Second)
+		for range 4 { // one guess left
+			expectStatus(t, "wrong code", secondStep(in, mfaLogin(t, in, "burst", "burst-password-1"), "000000"), 401)
+		}
+		tokens := make([]string, 30)
+		for i := range tokens {
+			tokens[i] = mfaLogin(t, in, "burst", "burst-password-1")
+		}
+		right := totpAt(t, secret, in.Clock.Now())
+		counts := parallelStatuses(len(tokens), func(i int) int {
+			code := strconv.Itoa(100000 + (i*7919+trial)%900000)
+			if i == trial*10+5 || code == right {
+				code = right
+			}
+			return secondStep(in, tokens[i], code).Status
+		})
+		t.Logf("trial %d: %v", trial, counts)
+	}
+	failures, last := 0, time.Time{}
+	for _, env := range storedEvents(t, in.Svc) {
+		switch {
+		case env.AggregateID == id && (env.Type == "user.login_failed" || env.Type == "mfa.failed"):
+			failures, last = failures+1, env.OccurredAt
+		case env.AggregateID == id && env.Type == "user.login_succeeded":
+			failures = 0
+		case env.Type == "session.started" && strings.Contains(string(env.Data), `"user_id":"`+id+`"`):
+			if failures >= 5 && env.OccurredAt.Before(last.Add(15*time.Minute)) {
+				t.Fatalf("a session started with %d failures standing, the last %s before (event %s)", failures, env.OccurredAt.Sub(last), env.ID)
+			}
+		}
+	}
+}

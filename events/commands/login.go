@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/infracast/auth/domain"
@@ -77,11 +78,33 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		return LoginResult{}, domain.ErrForbidden
 	}
 	// A second factor enrolled (or required by a policy): the login goes on
-	// at /auth/token/mfa (or at enrolment) instead (mfa.go).
+	// at /auth/token/mfa (or at enrolment) instead (mfa.go). That answer
+	// tells the password was right, so it waits for the same lockout check
+	// as a session's start (startSession): failures recorded while this
+	// password was hashed — a burst of guesses — lock it too, and it gets
+	// 429 like every other guess, not 403 MFA_REQUIRED.
 	if err := s.mfaGate(u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
+		if lerr := s.stillUnlocked(ctx, u.ID, meta.Request.IP, in.Username, now); lerr != nil {
+			return LoginResult{}, lerr
+		}
 		return LoginResult{}, err
 	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
+}
+
+// stillUnlocked checks the login throttle again for user id after its
+// password was verified: against the read models caught up with the user's
+// subject (every failure stored on it before this question), so that
+// guesses hashed alongside this one count.
+func (s *Service) stillUnlocked(ctx context.Context, id, ip, username string, now time.Time) error {
+	cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
+	_, err := s.caughtUpWith(cctx, events.Subject(domain.AggregateUser, id))
+	cancel()
+	if err != nil {
+		return err
+	}
+	u, _, found := s.state.User(id)
+	return s.throttled(u, found, username, ip, now)
 }
 
 // loginCatchUpWait bounds a login's catch-up with its user's events.
@@ -193,8 +216,14 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 		into: ref{domain.AggregateSession, start.SessionID},
 		decide: func(u domain.User) ([]domain.Event, error) {
 			login := domain.RecordLogin{SessionID: start.SessionID, Method: method, Now: now, VerifiedHash: verifiedHash}
-			if method == "password" {
-				login.Throttle = s.cfg.Throttle // the identity provider throttles its own logins
+			if method == "password" || strings.HasPrefix(method, "password+") {
+				// A password login, with or without a second factor: wrong
+				// passwords and wrong codes that landed meanwhile lock it as
+				// they lock the next attempt — a burst of wrong codes with
+				// the right one among them must not slip it past the lockout
+				// (an outside check had hundreds of codes tried per lockout).
+				// An identity provider throttles its own logins.
+				login.Throttle = s.cfg.Throttle
 			}
 			evs, err := domain.DecideUser(u, login)
 			if err != nil {
