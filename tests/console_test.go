@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -660,8 +661,16 @@ func consoleProxy(t *testing.T, in *Instance, handle func(w http.ResponseWriter,
 		t.Fatal(err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handle(w, r, next) })}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("console proxy: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("console proxy: %v", err)
+		}
+	})
 	return "http://" + ln.Addr().String()
 }
 
@@ -681,8 +690,12 @@ func dropConnection(t *testing.T, w http.ResponseWriter) {
 		return
 	}
 	c, _, err := hj.Hijack()
-	if err == nil {
-		_ = c.Close()
+	if err != nil {
+		t.Errorf("hijack: %v", err)
+		return
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("drop the connection: %v", err)
 	}
 }
 
@@ -700,7 +713,9 @@ func TestConsoleSignOutFails(t *testing.T) {
 			case 1:
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusInternalServerError)
-				_, _ = io.WriteString(w, `{"error":{"code":"INTERNAL","message":"internal error"}}`)
+				if _, err := io.WriteString(w, `{"error":{"code":"INTERNAL","message":"internal error"}}`); err != nil {
+					t.Errorf("answer 500: %v", err)
+				}
 				return
 			case 2:
 				dropConnection(t, w)
