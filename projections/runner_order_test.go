@@ -42,6 +42,22 @@ func (s *sliceSource) Consume(ctx context.Context, start uint64, fn func(events.
 	return ctx.Err()
 }
 
+// runAll runs a runner of model over src until it has applied every record,
+// and stops it when the test ends.
+func runAll(t *testing.T, src *sliceSource, model *projections.Model, log *slog.Logger) {
+	t.Helper()
+	r := projections.NewRunner(src, model, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer wcancel()
+	if err := r.WaitFor(wctx, uint64(len(src.recs))); err != nil {
+		t.Fatalf("applied %d of %d: %v", r.Applied(), len(src.recs), err)
+	}
+}
+
 // TestRunnerAppliesInStreamOrder: events decoded in parallel, in batches, are
 // applied in stream order, none lost or repeated, across a restart of the
 // consumer (in the middle of a batch: what was delivered before it is
@@ -73,16 +89,7 @@ func TestRunnerAppliesInStreamOrder(t *testing.T) {
 		}
 	}
 	model := projections.NewModel()
-	r := projections.NewRunner(src, model, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer wcancel()
-	if err := r.WaitFor(wctx, uint64(len(src.recs))); err != nil {
-		t.Fatalf("applied %d of %d: %v", r.Applied(), len(src.recs), err)
-	}
+	runAll(t, src, model, nil)
 	if model.Skipped() != 1 || src.runs != 2 {
 		t.Fatalf("%d skipped, %d consumer runs", model.Skipped(), src.runs)
 	}
@@ -234,16 +241,7 @@ func TestRunnerLogsUnknownTypesOnce(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	model := projections.NewModel()
-	r := projections.NewRunner(src, model, slog.New(slog.NewTextHandler(&logs, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer wcancel()
-	if err := r.WaitFor(wctx, uint64(len(src.recs))); err != nil {
-		t.Fatal(err)
-	}
+	runAll(t, src, model, slog.New(slog.NewTextHandler(&logs, nil)))
 	out := logs.String()
 	if n := strings.Count(out, "level=WARN msg=\"skipping events of a type this build does not know"); n != 1 {
 		t.Errorf("%d WARN lines for the unknown type, want 1:\n%s", n, out)
