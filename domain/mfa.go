@@ -49,6 +49,9 @@ var (
 	ErrMFATokenUsed = errors.New("domain: MFA token already used")
 	// ErrMFANotEnrolled: the factor is not enrolled (or not confirmed).
 	ErrMFANotEnrolled = errors.New("domain: factor not enrolled")
+	// ErrTOTPConfirmed: a confirmation with no secret pending, and TOTP in
+	// force — most likely a retry of a confirmation whose answer was lost.
+	ErrTOTPConfirmed = errors.New("domain: TOTP is already confirmed")
 )
 
 // Passkey is a registered WebAuthn credential: what verifying an assertion
@@ -330,9 +333,12 @@ type (
 		TokenExpires time.Time
 		Now          time.Time
 	}
-	// GenerateRecoveryCodes replaces the set of recovery codes.
+	// GenerateRecoveryCodes replaces the set of recovery codes; with
+	// IfNone, it gives one only to a user who has none (a first factor's
+	// registration: of two at once, only one set is made, and shown).
 	GenerateRecoveryCodes struct {
 		Hashes []string
+		IfNone bool
 		Now    time.Time
 	}
 	// RegisterPasskey adds a credential (and spends its registration challenge).
@@ -429,6 +435,9 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 	switch c := cmd.(type) {
 	case ConfirmTOTP:
 		if m.PendingSecretSealed == "" {
+			if m.HasTOTP() {
+				return nil, ErrTOTPConfirmed
+			}
 			return nil, ErrMFANotEnrolled
 		}
 		if c.Step <= m.LastTOTPStep {
@@ -466,6 +475,9 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 	case GenerateRecoveryCodes:
 		if !m.HasFactor() {
 			return nil, ErrMFANotEnrolled
+		}
+		if c.IfNone && len(m.RecoveryHashes) > 0 {
+			return nil, nil
 		}
 		if len(c.Hashes) != RecoveryCodeCount {
 			return nil, Invalid("recovery_codes", "want %d", RecoveryCodeCount)

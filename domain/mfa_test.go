@@ -83,10 +83,16 @@ func TestDecideMFA(t *testing.T) {
 			then:  outcome{field: "recovery_codes"},
 		},
 		{
-			name:  "confirm: already confirmed, nothing pending",
+			name:  "confirm: already confirmed, nothing pending (a retry whose answer was lost)",
 			given: events(mfaEnrolled, mfaConfirmed, mfaCodes),
 			when:  ConfirmTOTP{Step: 101, RecoveryHashes: recoveryHashes("new-"), Now: later},
-			then:  outcome{err: ErrMFANotEnrolled},
+			then:  outcome{err: ErrTOTPConfirmed},
+		},
+		{
+			name:  "first recovery codes: the user has some, none made",
+			given: events(mfaEnrolled, mfaConfirmed, mfaCodes),
+			when:  GenerateRecoveryCodes{Hashes: recoveryHashes("new-"), IfNone: true, Now: later},
+			then:  outcome{},
 		},
 		{
 			name:  "confirm: a new secret with a step already used is a replay",

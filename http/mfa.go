@@ -33,6 +33,7 @@ type MFACommands interface {
 	EnrollTOTP(ctx context.Context, meta events.Meta, userID string) (commands.TOTPEnrollment, error)
 	ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error)
 	RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
+	FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
 	BeginPasskeyRegistration(userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
 	FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, error)
 	DeletePasskey(ctx context.Context, meta events.Meta, userID, credentialID string) error
@@ -535,11 +536,15 @@ func (s *Server) registerPasskey(c *fiber.Ctx) error {
 	}
 	out := fiber.Map{"passkey": toPasskeyJSON(pk)}
 	if st, _ := s.deps.MFAModel.MFA(cl.User.ID); len(st.RecoveryHashes) == 0 {
-		codes, err := m.RegenerateRecoveryCodes(ctx, s.meta(c), cl.User.ID)
+		// Decided on the user's factors: of two registrations at once, one
+		// makes the set and shows it, the other shows none.
+		codes, err := m.FirstRecoveryCodes(ctx, s.meta(c), cl.User.ID)
 		if err != nil {
 			return err
 		}
-		out["recovery_codes"] = codes
+		if codes != nil {
+			out["recovery_codes"] = codes
+		}
 	}
 	return c.Status(fiber.StatusCreated).JSON(out)
 }

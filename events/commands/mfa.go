@@ -480,6 +480,29 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta,
 	return codes, nil
 }
 
+// FirstRecoveryCodes gives a user who has no recovery codes a set (shown
+// once), and returns none when the user has some: a first factor's
+// registration. Decided on the MFA aggregate, so of two registrations at
+// once (two devices, a retried request) only one makes a set.
+func (s *Service) FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return nil, err
+	}
+	codes, hashes, err := s.newRecoveryCodes()
+	if err != nil {
+		return nil, err
+	}
+	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{Hashes: hashes, IfNone: true, Now: s.cfg.Now()})
+	if err != nil {
+		return nil, err
+	}
+	if len(after.RecoveryHashes) == 0 || after.RecoveryHashes[0] != hashes[0] {
+		return nil, nil // the user had codes: none made
+	}
+	return codes, nil
+}
+
 // ---------------------------------------------------------------- TOTP enrolment
 
 // TOTPEnrollment is a new TOTP secret, shown once.
@@ -526,6 +549,9 @@ func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, cod
 	}
 	m, _ := st.MFA(userID)
 	if m.PendingSecretSealed == "" {
+		if m.HasTOTP() {
+			return nil, domain.ErrTOTPConfirmed
+		}
 		return nil, domain.ErrMFANotEnrolled
 	}
 	now := s.cfg.Now()
