@@ -271,7 +271,12 @@ func apiFailure(code uint16, desc string) *attemptFailure {
 		return &attemptFailure{failInFlight, fmt.Errorf("%w: %s (%d)", ErrConflict, desc, code)}
 	case codeBatchContainsDuplicate, codeDuplicateInFlight:
 		return &attemptFailure{failDuplicate, fmt.Errorf("%w: %s (%d)", ErrUnavailable, desc, code)}
-	case codeClusterNotAvailable, codeClusterNotLeader, codeInsufficientResources, codeStreamNotFound,
+	case codeInsufficientResources:
+		// The store is at its limit (the embedded server's: 75% of the disk
+		// free at its start) or the disk is full: final until an operator
+		// frees space and restarts it, so not tried again for RetryFor.
+		return &attemptFailure{failRejected, fmt.Errorf("%w: the event store is full, nothing was stored (%s, %d): free disk space and restart (docs/operations.md)", ErrUnavailable, desc, code)}
+	case codeClusterNotAvailable, codeClusterNotLeader, codeStreamNotFound,
 		codeJetStreamNotEnabled, codeBatchMissingSeq, codeBatchIncomplete, codeBatchTooManyInflight:
 		return &attemptFailure{failNotStored, fmt.Errorf("%w: %s (%d)", ErrUnavailable, desc, code)}
 	}
