@@ -43,6 +43,7 @@ var eventFactories = map[string]func() Event{
 	TypeUserProfileChanged:    func() Event { return &UserProfileChanged{} },
 	TypeUserLoginSucceeded:    func() Event { return &UserLoginSucceeded{} },
 	TypeUserLoginFailed:       func() Event { return &UserLoginFailed{} },
+	TypeUserLoginChallenged:   func() Event { return &UserLoginChallenged{} },
 	TypeSessionStarted:        func() Event { return &SessionStarted{} },
 	TypeSessionRefreshed:      func() Event { return &SessionRefreshed{} },
 	TypeSessionRefreshReused:  func() Event { return &SessionRefreshReused{} },
@@ -97,6 +98,8 @@ func Deref(e Event) Event {
 	case *UserLoginSucceeded:
 		return *v
 	case *UserLoginFailed:
+		return *v
+	case *UserLoginChallenged:
 		return *v
 	case *SessionStarted:
 		return *v

@@ -31,6 +31,7 @@ func sampleEvents() []Event {
 		UserProfileChanged{UserID: "u-1", Username: "alice.smith", Email: "alice.smith@example.com"},
 		UserLoginSucceeded{UserID: "u-1", SessionID: "s-1", Method: "password"},
 		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password", At: later},
+		UserLoginChallenged{UserID: "u-1", Method: "password", At: later},
 		SessionStarted{
 			SessionID: "s-1", UserID: "u-1", Tenant: "acme", RefreshTokenHash: "sha256:aa",
 			Method: "sso", StartedAt: at, ExpiresAt: later,
@@ -164,8 +165,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 48 {
-		t.Errorf("%d event types, want 48", len(seen))
+	if len(seen) != 49 {
+		t.Errorf("%d event types, want 49", len(seen))
 	}
 }
 
@@ -227,7 +228,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 	}
 	other := map[string]bool{
 		TypeUserCreated: true, TypeUsernameReserved: true, TypeUserActivated: true, TypeUserProfileChanged: true,
-		TypeUserLoginSucceeded: true, TypeUserLoginFailed: true,
+		TypeUserLoginSucceeded: true, TypeUserLoginFailed: true, TypeUserLoginChallenged: true,
 		TypeSessionStarted: true, TypeSessionRefreshed: true,
 		TypeAPIKeyCreated: true, TypeAPIKeyNameReserved: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
 		TypeSSOIdentityLinked: true, TypeSSOAssertionConsumed: true,

@@ -124,6 +124,18 @@ type UserLoginSucceeded struct {
 	Method    string `json:"method"`
 }
 
+// UserLoginChallenged: a login's first factor was right and it waits for a
+// second one (the answer was 403 MFA_REQUIRED, or MFA_ENROLLMENT_REQUIRED).
+// Decided against the login throttle and stored only if the user's subject
+// has not moved since, like a session's start: in a burst of guesses, the
+// right password of a user with a second factor is told apart from the
+// wrong ones only while fewer than the limit of failures stand.
+type UserLoginChallenged struct {
+	UserID string    `json:"user_id"`
+	Method string    `json:"method"`
+	At     time.Time `json:"at"`
+}
+
 // UserLoginFailed: a login attempt was refused. When the name matched no user,
 // UserID and Username are empty and the event lives on the "login" aggregate,
 // whose ID is a hash of the name: a name as typed is never recorded, since
@@ -151,6 +163,7 @@ const (
 	TypeUserPasswordChanged = "user.password_changed"
 	TypeUserProfileChanged  = "user.profile_changed"
 	TypeUserLoginSucceeded  = "user.login_succeeded"
+	TypeUserLoginChallenged = "user.login_challenged"
 	TypeUserLoginFailed     = "user.login_failed"
 )
 
@@ -164,6 +177,7 @@ func (UserPasswordChanged) EventType() string { return TypeUserPasswordChanged }
 func (UserProfileChanged) EventType() string  { return TypeUserProfileChanged }
 func (UserLoginSucceeded) EventType() string  { return TypeUserLoginSucceeded }
 func (UserLoginFailed) EventType() string     { return TypeUserLoginFailed }
+func (UserLoginChallenged) EventType() string { return TypeUserLoginChallenged }
 
 // UserCommand is a command on the user aggregate: one of the types below.
 // The set is closed (the marker method is unexported), so that handing
@@ -227,6 +241,14 @@ type (
 		Throttle     LoginThrottle
 		VerifiedHash string
 	}
+	// RecordLoginChallenge records that a login's first factor was right and
+	// a second is asked, unless the throttle locks the account at Now.
+	RecordLoginChallenge struct {
+		Method       string
+		Now          time.Time
+		Throttle     LoginThrottle
+		VerifiedHash string
+	}
 	// RecordLoginFailure records a refused login, unless the throttle already
 	// locks the account at Now (then nothing is recorded).
 	RecordLoginFailure struct {
@@ -263,15 +285,16 @@ func ValidTenantID(s string) bool {
 	return true
 }
 
-func (CreateUser) userCommand()         {}
-func (GrantRole) userCommand()          {}
-func (RevokeRole) userCommand()         {}
-func (Deactivate) userCommand()         {}
-func (Activate) userCommand()           {}
-func (ChangePassword) userCommand()     {}
-func (ChangeProfile) userCommand()      {}
-func (RecordLogin) userCommand()        {}
-func (RecordLoginFailure) userCommand() {}
+func (CreateUser) userCommand()           {}
+func (GrantRole) userCommand()            {}
+func (RevokeRole) userCommand()           {}
+func (Deactivate) userCommand()           {}
+func (Activate) userCommand()             {}
+func (ChangePassword) userCommand()       {}
+func (ChangeProfile) userCommand()        {}
+func (RecordLogin) userCommand()          {}
+func (RecordLoginFailure) userCommand()   {}
+func (RecordLoginChallenge) userCommand() {}
 
 // DecideUser decides a command against the user's state and returns the events
 // to append. No events and no error means the command changes nothing. A
@@ -338,6 +361,17 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 			return nil, ErrInvalidCredentials
 		}
 		return []Event{UserLoginSucceeded{UserID: u.ID, SessionID: c.SessionID, Method: c.Method}}, nil
+	case RecordLoginChallenge:
+		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
+			return nil, err
+		}
+		if !u.Active {
+			return nil, ErrUserInactive
+		}
+		if c.VerifiedHash != "" && subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
+			return nil, ErrInvalidCredentials
+		}
+		return []Event{UserLoginChallenged{UserID: u.ID, Method: c.Method, At: c.Now.UTC()}}, nil
 	case RecordLoginFailure:
 		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
 			return nil, err
@@ -477,6 +511,7 @@ func EvolveUser(u User, e Event) User {
 		}
 	case UserLoginSucceeded:
 		u.FailedLogins = 0
+	case UserLoginChallenged: // the login is not done: failures stand
 	case UserLoginFailed:
 		u.FailedLogins++
 		u.LastFailedLoginAt = ev.At

@@ -744,7 +744,7 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 		return j.oneTenant(e.Tenant)
 	case domain.UserRoleRevoked:
 		return j.oneTenant(e.Tenant)
-	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserProfileChanged, domain.UserLoginFailed, domain.MFAFailed:
+	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserLoginChallenged, domain.UserPasswordChanged, domain.UserProfileChanged, domain.UserLoginFailed, domain.MFAFailed:
 		if hit.user == 0 {
 			return tsetNone
 		}

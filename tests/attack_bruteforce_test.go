@@ -208,25 +208,36 @@ func parallelStatuses(n int, do func(i int) int) map[int]int {
 	return counts
 }
 
-// TestBruteForceMFABurstCannotBypass: wrong TOTP codes count in the login
-// throttle like wrong passwords, and a burst of them with the right code
-// among them cannot slip a login past the lockout: a session starts only
-// while fewer than 5 failures stand (an outside check had hundreds of codes
-// tried per lockout, the right one signing in after the 5th failure). Read
-// from the stream: at each session.started of the user, the failures
-// recorded since its last successful login are fewer than 5.
-func TestBruteForceMFABurstCannotBypass(t *testing.T) {
+// TestBruteForceBurstsCannotBypass: a burst of guesses — wrong TOTP codes
+// with the right one among them, or wrong passwords with the right one —
+// cannot slip a login past the lockout, nor tell the right password of a user
+// with a second factor apart once the account is locked. An outside check had
+// hundreds of codes tried per lockout (the right one signing in after the 5th
+// failure), and the right password answered 403 MFA_REQUIRED in a burst that
+// had locked the account. Read from the stream: at each session.started and
+// each user.login_challenged (the 403 MFA_REQUIRED), the user's failures
+// recorded since its last successful login, within the lockout, are fewer
+// than 5.
+func TestBruteForceBurstsCannotBypass(t *testing.T) {
 	in := Start(t)
 	admin := in.AdminToken()
 	id := in.CreateUser(admin, "burst", "burst-password-1", nil)
+	plain := in.CreateUser(admin, "plain", "plain-password-1", nil)
 	secret, _ := enrollTOTP(t, in, in.Login("burst", "burst-password-1").String("token"))
-	for trial := range 3 {
-		// The last trial's lockout over, a login resets the count (and
-		// spends this time step's code: the burst's comes a step later).
+	// fresh: the last trial's lockout over, a login resets the count (and
+	// spends this time step's code: the burst's comes a step later).
+	fresh := func() {
 		in.Clock.Advance(time.Hour)
 		expectStatus(t, "login", secondStep(in, mfaLogin(t, in, "burst", "burst-password-1"), totpAt(t, secret, in.Clock.Now())), 200)
+		expectStatus(t, "login", login(in, "plain", "plain-password-1"), 200)
 		in.Clock.Advance(30 * time.Second)
-		for range 4 { // one guess left
+	}
+	wrong := func(i int) string { return strconv.Itoa(100000 + i*7919%900000) }
+	challenges := 0 // every 403 MFA_REQUIRED this test got
+	for trial := range 3 {
+		// Codes: one guess left, then 29 wrong codes and the right one at once.
+		fresh()
+		for range 4 {
 			expectStatus(t, "wrong code", secondStep(in, mfaLogin(t, in, "burst", "burst-password-1"), "000000"), 401)
 		}
 		tokens := make([]string, 30)
@@ -234,26 +245,61 @@ func TestBruteForceMFABurstCannotBypass(t *testing.T) {
 			tokens[i] = mfaLogin(t, in, "burst", "burst-password-1")
 		}
 		right := totpAt(t, secret, in.Clock.Now())
-		counts := parallelStatuses(len(tokens), func(i int) int {
-			code := strconv.Itoa(100000 + (i*7919+trial)%900000)
+		t.Logf("codes, trial %d: %v", trial, parallelStatuses(len(tokens), func(i int) int {
+			code := wrong(i + trial)
 			if i == trial*10+5 || code == right {
 				code = right
 			}
 			return secondStep(in, tokens[i], code).Status
-		})
-		t.Logf("trial %d: %v", trial, counts)
-	}
-	failures, last := 0, time.Time{}
-	for _, env := range storedEvents(t, in.Svc) {
-		switch {
-		case env.AggregateID == id && (env.Type == "user.login_failed" || env.Type == "mfa.failed"):
-			failures, last = failures+1, env.OccurredAt
-		case env.AggregateID == id && env.Type == "user.login_succeeded":
-			failures = 0
-		case env.Type == "session.started" && strings.Contains(string(env.Data), `"user_id":"`+id+`"`):
-			if failures >= 5 && env.OccurredAt.Before(last.Add(15*time.Minute)) {
-				t.Fatalf("a session started with %d failures standing, the last %s before (event %s)", failures, env.OccurredAt.Sub(last), env.ID)
+		}))
+		// Passwords: one guess left, then 29 wrong ones and the right one at
+		// once, for the user with TOTP and for one without.
+		fresh()
+		for _, user := range []string{"burst", "plain"} {
+			for range 4 {
+				expectStatus(t, "wrong password", login(in, user, "wrong-password"), 401)
 			}
+			counts := parallelStatuses(30, func(i int) int {
+				if i == 29-trial*7 {
+					return login(in, user, user+"-password-1").Status
+				}
+				return login(in, user, "wrong-"+strconv.Itoa(i)).Status
+			})
+			t.Logf("passwords of %s, trial %d: %v", user, trial, counts)
+			if user == "burst" {
+				challenges += counts[403]
+			}
+		}
+		challenges += 2 + 4 + len(tokens) // fresh() twice, the wrong codes, the tokens
+	}
+	// Every 403 MFA_REQUIRED was decided, and recorded, as a challenge.
+	recorded := 0
+	for _, env := range storedEvents(t, in.Svc) {
+		if env.AggregateID == id && env.Type == "user.login_challenged" {
+			recorded++
+		}
+	}
+	if recorded != challenges {
+		t.Fatalf("%d user.login_challenged recorded for %d answers 403 MFA_REQUIRED", recorded, challenges)
+	}
+	for _, user := range []string{id, plain} {
+		failures, last, decisions := 0, time.Time{}, 0
+		for _, env := range storedEvents(t, in.Svc) {
+			switch {
+			case env.AggregateID == user && (env.Type == "user.login_failed" || env.Type == "mfa.failed"):
+				failures, last = failures+1, env.OccurredAt
+			case env.AggregateID == user && env.Type == "user.login_succeeded":
+				failures = 0
+			case env.AggregateID == user && env.Type == "user.login_challenged",
+				env.Type == "session.started" && strings.Contains(string(env.Data), `"user_id":"`+user+`"`):
+				decisions++
+				if failures >= 5 && env.OccurredAt.Before(last.Add(15*time.Minute)) {
+					t.Fatalf("%s with %d failures standing, the last %s before (event %s)", env.Type, failures, env.OccurredAt.Sub(last), env.ID)
+				}
+			}
+		}
+		if decisions == 0 {
+			t.Fatalf("no session.started or user.login_challenged of %s checked", user)
 		}
 	}
 }

@@ -79,32 +79,39 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	}
 	// A second factor enrolled (or required by a policy): the login goes on
 	// at /auth/token/mfa (or at enrolment) instead (mfa.go). That answer
-	// tells the password was right, so it waits for the same lockout check
-	// as a session's start (startSession): failures recorded while this
-	// password was hashed — a burst of guesses — lock it too, and it gets
-	// 429 like every other guess, not 403 MFA_REQUIRED.
+	// tells the password was right, so it is decided like a session's start
+	// (startSession): user.login_challenged, against the throttle, stored
+	// only if the user's subject has not moved since — in a burst of
+	// guesses, failures that land first lock it, and it gets 429 like every
+	// other guess, not 403 MFA_REQUIRED.
 	if err := s.mfaGate(u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
-		if lerr := s.stillUnlocked(ctx, u.ID, meta.Request.IP, in.Username, now); lerr != nil {
-			return LoginResult{}, lerr
+		var required *MFARequiredError
+		var enrol *MFAEnrollmentRequiredError
+		if errors.As(err, &required) || errors.As(err, &enrol) {
+			if cerr := s.recordChallenge(ctx, meta, u.ID, "password", u.PasswordHashSealed, now); cerr != nil {
+				return LoginResult{}, cerr
+			}
 		}
 		return LoginResult{}, err
 	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
 }
 
-// stillUnlocked checks the login throttle again for user id after its
-// password was verified: against the read models caught up with the user's
-// subject (every failure stored on it before this question), so that
-// guesses hashed alongside this one count.
-func (s *Service) stillUnlocked(ctx context.Context, id, ip, username string, now time.Time) error {
-	cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
-	_, err := s.caughtUpWith(cctx, events.Subject(domain.AggregateUser, id))
-	cancel()
-	if err != nil {
-		return err
-	}
-	u, _, found := s.state.User(id)
-	return s.throttled(u, found, username, ip, now)
+// recordChallenge appends user.login_challenged: userID's first factor was
+// right (verified against verifiedHash) and a second is asked. Decided
+// against the login throttle and the hash, on the user's aggregate.
+func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID, method, verifiedHash string, now time.Time) error {
+	_, err := execute(ctx, s, meta, write[domain.User]{
+		on: s.userAggregate(userID), missing: domain.ErrNotFound,
+		decide: func(u domain.User) ([]domain.Event, error) {
+			evs, err := domain.DecideUser(u, domain.RecordLoginChallenge{Method: method, Now: now, Throttle: s.cfg.Throttle, VerifiedHash: verifiedHash})
+			if errors.Is(err, domain.ErrUserInactive) {
+				return nil, domain.ErrInvalidCredentials
+			}
+			return evs, err
+		},
+	})
+	return err
 }
 
 // loginCatchUpWait bounds a login's catch-up with its user's events.
