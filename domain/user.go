@@ -129,7 +129,13 @@ type UserLoginSucceeded struct {
 // Decided against the login throttle and stored only if the user's subject
 // has not moved since, like a session's start: in a burst of guesses, the
 // right password of a user with a second factor is told apart from the
-// wrong ones only while fewer than the limit of failures stand.
+// wrong ones only while fewer than the limit of failures stand. Like
+// session.started, it lives on a subject of its own (AggregateLoginChallenge,
+// a new ID each), not on the user's: it changes nothing of the user (the
+// failures stand), and a replica of an older build, which skips it, keeps
+// the user's subject where it reads it.
+const AggregateLoginChallenge = "login_challenge"
+
 type UserLoginChallenged struct {
 	UserID string    `json:"user_id"`
 	Method string    `json:"method"`
@@ -511,7 +517,6 @@ func EvolveUser(u User, e Event) User {
 		}
 	case UserLoginSucceeded:
 		u.FailedLogins = 0
-	case UserLoginChallenged: // the login is not done: failures stand
 	case UserLoginFailed:
 		u.FailedLogins++
 		u.LastFailedLoginAt = ev.At

@@ -744,7 +744,7 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 		return j.oneTenant(e.Tenant)
 	case domain.UserRoleRevoked:
 		return j.oneTenant(e.Tenant)
-	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserLoginChallenged, domain.UserPasswordChanged, domain.UserProfileChanged, domain.UserLoginFailed, domain.MFAFailed:
+	case domain.UserDeactivated, domain.UserLoginSucceeded, domain.UserPasswordChanged, domain.UserProfileChanged, domain.UserLoginFailed, domain.MFAFailed:
 		if hit.user == 0 {
 			return tsetNone
 		}
@@ -754,6 +754,8 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 			return m.userConcerns(env.AggregateID)
 		}
 		return m.userTenantSet(hit.user - 1)
+	case domain.UserLoginChallenged: // on a login_challenge subject of its own
+		return m.userConcerns(e.UserID)
 	case domain.SessionStarted:
 		if e.Tenant != "" {
 			return j.oneTenant(e.Tenant)

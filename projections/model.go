@@ -106,7 +106,7 @@ func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 		// A success does not reset the address's count: a sprayer holding one
 		// valid account could otherwise reset it at will.
 		hit.setUser(m.evolveUser(env.AggregateID, seq, e))
-	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserActivated, domain.UserLoginChallenged:
+	case domain.UserRoleGranted, domain.UserRoleRevoked, domain.UserActivated:
 		hit.setUser(m.evolveUser(env.AggregateID, seq, e))
 	case domain.UserDeactivated:
 		// Also a cut-off: no session started at or before it works again,

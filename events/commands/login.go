@@ -99,10 +99,13 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 
 // recordChallenge appends user.login_challenged: userID's first factor was
 // right (verified against verifiedHash) and a second is asked. Decided
-// against the login throttle and the hash, on the user's aggregate.
+// against the login throttle and the hash, on the user's aggregate, and
+// stored on a new login_challenge subject only if the user's has not moved
+// since (as session.started, startSession).
 func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID, method, verifiedHash string, now time.Time) error {
 	_, err := execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
+		into: ref{domain.AggregateLoginChallenge, NewID("chl")},
 		decide: func(u domain.User) ([]domain.Event, error) {
 			evs, err := domain.DecideUser(u, domain.RecordLoginChallenge{Method: method, Now: now, Throttle: s.cfg.Throttle, VerifiedHash: verifiedHash})
 			if errors.Is(err, domain.ErrUserInactive) {
