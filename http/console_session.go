@@ -1,7 +1,9 @@
 package http
 
 import (
+	"net"
 	"net/url"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -152,9 +154,10 @@ func tossedCookie(c *fiber.Ctx) bool {
 }
 
 // refuseTossedCookies answers a request with a session cookie more than once
-// (tossedCookie): 401, and every session cookie cleared on this host at the
-// request's path and each path above it — where any cookie the browser sent
-// for this path was set — so that signing in again works.
+// (tossedCookie): 401, and every session cookie expired wherever a cookie the
+// browser sent for this request could have been set — each path that
+// path-matches the request's, with and without its trailing slash, host-only
+// and for each parent domain of the host — so that signing in again works.
 func (s *Server) refuseTossedCookies(c *fiber.Ctx) error {
 	rid, _ := c.Locals(localRequestID).(string)
 	s.log.Warn("session cookie sent more than once (set by another site?): refused and cleared", "request_id", rid, "path", c.Path())
@@ -162,19 +165,34 @@ func (s *Server) refuseTossedCookies(c *fiber.Ctx) error {
 	return s.refuse("conflicting_cookies")
 }
 
-// clearSessionCookies expires the browser session's cookies: where the
-// service sets them, and with everyPrefix also at each path prefix of the
-// request's (refuseTossedCookies).
-func (s *Server) clearSessionCookies(c *fiber.Ctx, everyPrefix bool) {
-	paths := []string{"/", refreshCookiePath}
-	if everyPrefix {
+// clearSessionCookies expires the browser session's cookies where the
+// service sets them; with everywhere, also at every path that path-matches
+// the request's (RFC 6265 §5.1.4: each prefix ending before or at a "/", and
+// the path itself) and for every parent domain of the host
+// (refuseTossedCookies).
+func (s *Server) clearSessionCookies(c *fiber.Ctx, everywhere bool) {
+	type spot struct{ path, domain string }
+	spots := []spot{{"/", ""}, {refreshCookiePath, ""}}
+	if everywhere {
+		var paths []string
 		p := c.Path()
-		for i := 1; i < len(p) && len(paths) < 32; i++ {
+		for i := 1; i < len(p) && len(paths) < 64; i++ {
 			if p[i] == '/' {
-				paths = append(paths, p[:i])
+				paths = append(paths, p[:i], p[:i+1])
 			}
 		}
 		paths = append(paths, p)
+		for _, path := range paths {
+			spots = append(spots, spot{path, ""})
+		}
+		// A sibling domain's page sets cookies for a common parent (Domain=):
+		// they are expired only by a cookie with the same Domain.
+		for _, d := range parentDomains(s.cookieHost(c)) {
+			spots = append(spots, spot{"/", d}, spot{refreshCookiePath, d})
+			for _, path := range paths {
+				spots = append(spots, spot{path, d})
+			}
+		}
 	}
 	secure := ""
 	if s.secureCookies(c) {
@@ -182,14 +200,46 @@ func (s *Server) clearSessionCookies(c *fiber.Ctx, everyPrefix bool) {
 	}
 	h := &c.Response().Header
 	for _, name := range sessionCookieNames {
-		for _, p := range paths {
-			if !everyPrefix && (name == RefreshCookie) != (p == refreshCookiePath) {
+		for _, sp := range spots {
+			if !everywhere && (name == RefreshCookie) != (sp.path == refreshCookiePath) {
 				continue
 			}
+			domain := ""
+			if sp.domain != "" {
+				domain = "; Domain=" + sp.domain
+			}
 			// Added, not set: fasthttp's SetCookie keeps one cookie per name.
-			h.Add(fiber.HeaderSetCookie, name+"=; Path="+p+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"+secure+"; SameSite=Lax")
+			h.Add(fiber.HeaderSetCookie, name+"=; Path="+sp.path+domain+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"+secure+"; SameSite=Lax")
 		}
 	}
+}
+
+// cookieHost is the host name the browser holds the service's cookies for:
+// INFRACAST_PUBLIC_URL's, else the request's.
+func (s *Server) cookieHost(c *fiber.Ctx) string {
+	if u := s.cfg.SSO.PublicURL; u != nil {
+		return u.Hostname()
+	}
+	return c.Hostname()
+}
+
+// parentDomains lists host and its parent domains down to two labels
+// ("auth.corp.example.com": itself, "corp.example.com", "example.com"); none
+// for an IP address or a single-label name. A browser refuses a Domain that
+// is a public suffix, so listing "example.com"-like ones is harmless.
+func parentDomains(host string) []string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host, "]") {
+		host = host[:i]
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil || !strings.Contains(host, ".") {
+		return nil
+	}
+	var out []string
+	for d := host; strings.Contains(d, ".") && len(out) < 8; d = d[strings.IndexByte(d, '.')+1:] {
+		out = append(out, d)
+	}
+	return out
 }
 
 // hasSessionCookie reports whether the request carries any of the session's

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/infracast/auth/domain"
@@ -47,6 +48,26 @@ func TestSSOAzureIssuerAllowlist(t *testing.T) {
 	} {
 		if err := checkAzureIssuer(p, tc[0], tc[1]); err == nil {
 			t.Errorf("accepted iss %q tid %q", tc[0], tc[1])
+		}
+	}
+}
+
+// TestParentDomains: the Domain values a tossed cookie may have been set
+// with, for the host the browser holds the session's cookies for.
+func TestParentDomains(t *testing.T) {
+	for host, want := range map[string][]string{
+		"auth.corp.example.com":      {"auth.corp.example.com", "corp.example.com", "example.com"},
+		"auth.corp.test:8443":        {"auth.corp.test", "corp.test"},
+		"Auth.Corp.Test.":            {"auth.corp.test", "corp.test"},
+		"127.0.0.1":                  nil,
+		"127.0.0.1:8080":             nil,
+		"[::1]:8080":                 nil,
+		"localhost":                  nil,
+		"":                           nil,
+		"a.b.c.d.e.f.g.h.i.j.k.test": {"a.b.c.d.e.f.g.h.i.j.k.test", "b.c.d.e.f.g.h.i.j.k.test", "c.d.e.f.g.h.i.j.k.test", "d.e.f.g.h.i.j.k.test", "e.f.g.h.i.j.k.test", "f.g.h.i.j.k.test", "g.h.i.j.k.test", "h.i.j.k.test"},
+	} {
+		if got := parentDomains(host); !reflect.DeepEqual(got, want) {
+			t.Errorf("parentDomains(%q) = %q, want %q", host, got, want)
 		}
 	}
 }

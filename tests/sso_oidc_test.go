@@ -378,7 +378,8 @@ func TestSSOReturnToOpenRedirect(t *testing.T) {
 				cleared[strings.SplitN(sc, "=", 2)[0]+" "+strings.TrimPrefix(strings.Split(sc, "; ")[1], "Path=")] = true
 			}
 		}
-		if res.StatusCode != http.StatusUnauthorized || !cleared["infracast_token /api/v1"] || !cleared["infracast_csrf /"] || !cleared["infracast_token /api/v1/users"] {
+		if res.StatusCode != http.StatusUnauthorized || !cleared["infracast_token /api/v1"] || !cleared["infracast_csrf /"] ||
+			!cleared["infracast_token /api/v1/users"] || !cleared["infracast_csrf /api/v1/"] || !cleared["infracast_token /api/"] {
 			t.Fatalf("tossed cookie %q: %d, cleared %v", cookie, res.StatusCode, cleared)
 		}
 	}
