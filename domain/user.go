@@ -130,17 +130,19 @@ type UserLoginSucceeded struct {
 // has not moved since, like a session's start: in a burst of guesses, the
 // right password of a user with a second factor is told apart from the
 // wrong ones only while fewer than the limit of failures stand. Like
-// session.started, it lives on a subject of its own (AggregateLoginChallenge,
-// a new ID each), not on the user's: it changes nothing of the user (the
-// failures stand), and a replica of an older build, which skips it, keeps
-// the user's subject where it reads it.
-const AggregateLoginChallenge = "login_challenge"
-
+// session.started, it lives on a subject of its own (AggregateLoginChallenge),
+// not on the user's: it changes nothing of the user (the failures stand),
+// and a replica of an older build, which skips it, keeps the user's subject
+// where it reads it.
 type UserLoginChallenged struct {
 	UserID string    `json:"user_id"`
 	Method string    `json:"method"`
 	At     time.Time `json:"at"`
 }
+
+// AggregateLoginChallenge names the aggregate of a user.login_challenged
+// event: a new ID ("chl-<ULID>") for each.
+const AggregateLoginChallenge = "login_challenge"
 
 // UserLoginFailed: a login attempt was refused. When the name matched no user,
 // UserID and Username are empty and the event lives on the "login" aggregate,
