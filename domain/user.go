@@ -359,25 +359,13 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 	case ChangeProfile:
 		return decideChangeProfile(u, c)
 	case RecordLogin:
-		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
+		if err := loginAllowed(u, c.Throttle, c.Now, c.VerifiedHash); err != nil {
 			return nil, err
-		}
-		if !u.Active {
-			return nil, ErrUserInactive
-		}
-		if c.VerifiedHash != "" && subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
-			return nil, ErrInvalidCredentials
 		}
 		return []Event{UserLoginSucceeded{UserID: u.ID, SessionID: c.SessionID, Method: c.Method}}, nil
 	case RecordLoginChallenge:
-		if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
+		if err := loginAllowed(u, c.Throttle, c.Now, c.VerifiedHash); err != nil {
 			return nil, err
-		}
-		if !u.Active {
-			return nil, ErrUserInactive
-		}
-		if c.VerifiedHash != "" && subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
-			return nil, ErrInvalidCredentials
 		}
 		return []Event{UserLoginChallenged{UserID: u.ID, Method: c.Method, At: c.Now.UTC()}}, nil
 	case RecordLoginFailure:
@@ -387,6 +375,23 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 		return []Event{UserLoginFailed{UserID: u.ID, Username: u.Username, Reason: c.Reason, At: c.Now.UTC()}}, nil
 	}
 	return nil, Invalid("command", "unknown user command %T", cmd)
+}
+
+// loginAllowed checks what a login's success, or its challenge for a second
+// factor, is decided on: the throttle does not lock the account at now, the
+// user is active, and, for a password login, the password has not changed
+// since verifiedHash was verified.
+func loginAllowed(u User, throttle LoginThrottle, now time.Time, verifiedHash string) error {
+	if err := throttle.Check(u.FailedLogins, u.LastFailedLoginAt, now); err != nil {
+		return err
+	}
+	if !u.Active {
+		return ErrUserInactive
+	}
+	if verifiedHash != "" && subtle.ConstantTimeCompare([]byte(verifiedHash), []byte(u.PasswordHashSealed)) != 1 {
+		return ErrInvalidCredentials
+	}
+	return nil
 }
 
 func decideCreateUser(u User, c CreateUser) ([]Event, error) {

@@ -466,6 +466,12 @@ func (s *Service) matchRecoveryCode(m domain.MFA, code string) int {
 // RegenerateRecoveryCodes replaces a user's recovery codes and returns the
 // new ones (shown once). The user must have a second factor.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
+	return s.generateRecoveryCodes(ctx, meta, userID, false)
+}
+
+// generateRecoveryCodes makes a set of recovery codes (with ifNone, only for
+// a user who has none) and returns it, or nothing when none was made.
+func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, userID string, ifNone bool) ([]string, error) {
 	st, err := s.mfaState()
 	if err != nil {
 		return nil, err
@@ -474,8 +480,12 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{Hashes: hashes, Now: s.cfg.Now()}); err != nil {
+	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{Hashes: hashes, IfNone: ifNone, Now: s.cfg.Now()})
+	if err != nil {
 		return nil, err
+	}
+	if len(after.RecoveryHashes) == 0 || after.RecoveryHashes[0] != hashes[0] {
+		return nil, nil // the user had codes: none made
 	}
 	return codes, nil
 }
@@ -485,22 +495,7 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta,
 // registration. Decided on the MFA aggregate, so of two registrations at
 // once (two devices, a retried request) only one makes a set.
 func (s *Service) FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
-	st, err := s.mfaState()
-	if err != nil {
-		return nil, err
-	}
-	codes, hashes, err := s.newRecoveryCodes()
-	if err != nil {
-		return nil, err
-	}
-	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{Hashes: hashes, IfNone: true, Now: s.cfg.Now()})
-	if err != nil {
-		return nil, err
-	}
-	if len(after.RecoveryHashes) == 0 || after.RecoveryHashes[0] != hashes[0] {
-		return nil, nil // the user had codes: none made
-	}
-	return codes, nil
+	return s.generateRecoveryCodes(ctx, meta, userID, true)
 }
 
 // ---------------------------------------------------------------- TOTP enrolment
