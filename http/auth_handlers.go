@@ -175,7 +175,7 @@ func (s *Server) authenticateLogout(c *fiber.Ctx) error {
 		return err
 	}
 	if hasSessionCookie(c) {
-		s.clearSessionCookies(c, false)
+		s.clearSessionCookies(c)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }
@@ -216,7 +216,7 @@ func (s *Server) logout(c *fiber.Ctx) error {
 	}
 	if hasSessionCookie(c) {
 		// A browser's session: its cookies go with it (console_session.go).
-		s.clearSessionCookies(c, false)
+		s.clearSessionCookies(c)
 	}
 	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -3,6 +3,8 @@ package http
 import (
 	"net"
 	"net/url"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -139,14 +141,19 @@ var sessionCookieNames = [...]string{TokenCookie, CSRFCookie, RefreshCookie}
 // and one with a longer path is sent first, so it would be the one read:
 // another account's access token, or a CSRF token that makes every request
 // of the real session fail.
-func tossedCookie(c *fiber.Ctx) bool {
+func tossedCookie(c *fiber.Ctx) bool { return tossedCookies(c) != 0 }
+
+// tossedCookies returns the session's cookies the request carries more than
+// once, a bit per sessionCookieNames index.
+func tossedCookies(c *fiber.Ctx) uint8 {
 	var seen [len(sessionCookieNames)]int
-	dup := false
+	var dup uint8
 	c.Request().Header.VisitAllCookie(func(k, _ []byte) {
 		for i, n := range sessionCookieNames {
 			if string(k) == n {
-				seen[i]++
-				dup = dup || seen[i] > 1
+				if seen[i]++; seen[i] > 1 {
+					dup |= 1 << i
+				}
 			}
 		}
 	})
@@ -161,57 +168,84 @@ func tossedCookie(c *fiber.Ctx) bool {
 func (s *Server) refuseTossedCookies(c *fiber.Ctx) error {
 	rid, _ := c.Locals(localRequestID).(string)
 	s.log.Warn("session cookie sent more than once (set by another site?): refused and cleared", "request_id", rid, "path", c.Path())
-	s.clearSessionCookies(c, true)
+	s.clearTossedCookies(c, tossedCookies(c))
 	return s.refuse("conflicting_cookies")
 }
 
 // clearSessionCookies expires the browser session's cookies where the
-// service sets them; with everywhere, also at every path that path-matches
-// the request's (RFC 6265 §5.1.4: each prefix ending before or at a "/", and
-// the path itself) and for every parent domain of the host
-// (refuseTossedCookies).
-func (s *Server) clearSessionCookies(c *fiber.Ctx, everywhere bool) {
-	type spot struct{ path, domain string }
-	spots := []spot{{"/", ""}, {refreshCookiePath, ""}}
-	if everywhere {
-		var paths []string
-		p := c.Path()
-		for i := 1; i < len(p) && len(paths) < 64; i++ {
-			if p[i] == '/' {
-				paths = append(paths, p[:i], p[:i+1])
-			}
-		}
-		paths = append(paths, p)
-		for _, path := range paths {
-			spots = append(spots, spot{path, ""})
-		}
-		// A sibling domain's page sets cookies for a common parent (Domain=):
-		// they are expired only by a cookie with the same Domain.
-		for _, d := range parentDomains(s.cookieHost(c)) {
-			spots = append(spots, spot{"/", d}, spot{refreshCookiePath, d})
-			for _, path := range paths {
-				spots = append(spots, spot{path, d})
-			}
-		}
-	}
-	secure := ""
-	if s.secureCookies(c) {
-		secure = "; Secure"
-	}
-	h := &c.Response().Header
+// service sets them (a logout).
+func (s *Server) clearSessionCookies(c *fiber.Ctx) {
 	for _, name := range sessionCookieNames {
-		for _, sp := range spots {
-			if !everywhere && (name == RefreshCookie) != (sp.path == refreshCookiePath) {
-				continue
-			}
-			domain := ""
-			if sp.domain != "" {
-				domain = "; Domain=" + sp.domain
-			}
-			// Added, not set: fasthttp's SetCookie keeps one cookie per name.
-			h.Add(fiber.HeaderSetCookie, name+"=; Path="+sp.path+domain+"; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"+secure+"; SameSite=Lax")
+		path := "/"
+		if name == RefreshCookie {
+			path = refreshCookiePath
+		}
+		s.expireCookie(c, name, path, "", clearBudget)
+	}
+}
+
+// clearTossedCookies expires the cookies named by names (bits of
+// sessionCookieNames indexes) wherever one the browser sent for this request
+// could have been set: every path that path-matches the request's (RFC 6265
+// §5.1.4: each prefix ending before or at a "/", and the path itself) and the
+// service's own, host-only and for every parent domain of the host (a sibling
+// domain's page sets cookies for a common parent, and only a cookie with the
+// same Domain expires one). At most clearBudget bytes of Set-Cookie, so that
+// the answer passes a proxy's header buffer (nginx's default is 4 KiB): the
+// likeliest places first — host-only, then the parents from the widest, each
+// from the shortest path — which on the console's paths is all of them.
+func (s *Server) clearTossedCookies(c *fiber.Ctx, names uint8) {
+	paths := []string{"/", refreshCookiePath}
+	p := c.Path()
+	for i := 1; i < len(p) && len(paths) < 24; i++ {
+		if p[i] == '/' {
+			paths = append(paths, p[:i], p[:i+1])
 		}
 	}
+	if p != "/" && p != refreshCookiePath {
+		paths = append(paths, p)
+	}
+	sort.SliceStable(paths, func(a, b int) bool { return len(paths[a]) < len(paths[b]) })
+	parents := parentDomains(s.cookieHost(c))
+	slices.Reverse(parents) // the widest (example.com) first
+	domains := append([]string{""}, parents...)
+	budget := clearBudget
+	for _, d := range domains {
+		for _, path := range paths {
+			for i, name := range sessionCookieNames {
+				if names&(1<<i) == 0 {
+					continue
+				}
+				if budget -= s.expireCookie(c, name, path, d, budget); budget <= 0 {
+					return
+				}
+			}
+		}
+	}
+}
+
+// clearBudget bounds the Set-Cookie bytes of clearTossedCookies' answer.
+const clearBudget = 3000
+
+// expireCookie adds a Set-Cookie that expires cookie name at path (and
+// domain, when not host-only), if it fits in budget bytes, and returns its
+// size (more than budget when it does not fit). Added, not set: fasthttp's
+// SetCookie keeps one cookie per name.
+func (s *Server) expireCookie(c *fiber.Ctx, name, path, domain string, budget int) int {
+	v := name + "=; Path=" + path
+	if domain != "" {
+		v += "; Domain=" + domain
+	}
+	v += "; Max-Age=0"
+	if s.secureCookies(c) {
+		v += "; Secure"
+	}
+	size := len("Set-Cookie: \r\n") + len(v)
+	if size > budget {
+		return size
+	}
+	c.Response().Header.Add(fiber.HeaderSetCookie, v)
+	return size
 }
 
 // cookieHost is the host name the browser holds the service's cookies for:
