@@ -18,9 +18,10 @@
 // authentication (the second step of a login, passwordless passkey
 // sign-in, enrolment, the policies and the admin reset: mfa.go), the admin
 // console at /console (http/console embeds its built assets;
-// console_session.go mounts it under its own strict CSP and keeps a browser
+// console_session.go mounts it under its own strict CSP, keeps a browser
 // session's refresh token in an HttpOnly cookie that only the refresh path
-// receives), and the Prometheus metrics.
+// receives, and refuses and clears a session cookie another site set beside
+// the service's own), and the Prometheus metrics.
 //
 // It depends on small interfaces it declares itself (server.go: Deps);
 // http/service wires the implementations in (the write side, the read
