@@ -355,8 +355,10 @@ func (sn *Snapshots) Open(ctx context.Context, format int) (SnapshotInfo, io.Rea
 		// has: a replica starting just after another saved its first
 		// snapshot found none and replayed everything. Ask the leader, and
 		// read again while a follower catches up.
+		// (Up to 2 s: a follower of a busy cluster took longer than half a
+		// second in CI.)
 		saved, lerr := sn.savedAtLeader(ctx)
-		for i := 0; saved && lerr == nil && errors.Is(err, jetstream.ErrObjectNotFound) && i < 20; i++ {
+		for i := 0; saved && lerr == nil && errors.Is(err, jetstream.ErrObjectNotFound) && i < 80; i++ {
 			select {
 			case <-ctx.Done():
 				return SnapshotInfo{}, nil, fmt.Errorf("%w: load snapshot: %v", ErrUnavailable, ctx.Err())

@@ -41,10 +41,11 @@ func TestClusterReplicaStartsFromASnapshot(t *testing.T) {
 	late := a.CreateUser(admin, "late", "late-passphrase", map[string]string{"prod": "editor"})
 	expectStatus(t, "remove role", a.Do("DELETE", "/api/v1/users/"+late+"/tenants/prod", admin, nil), http.StatusOK)
 
-	b := d.StartReplica(t, WithSnapshots(25, time.Hour))
+	var bLogs LogBuffer
+	b := StartLogged(t, &bLogs, d.Replica(), WithSnapshots(25, time.Hour))
 	restored := b.Svc.SnapshotSequence()
 	if restored == 0 {
-		t.Fatal("replica b did not start from the snapshot")
+		t.Fatalf("replica b did not start from the snapshot; its log:\n%s", bLogs.String())
 	}
 	arrived(t, a, b)
 	t.Logf("b restored the snapshot at sequence %d and replayed up to %d", restored, b.Svc.Runner.Applied())
