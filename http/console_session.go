@@ -161,10 +161,8 @@ func tossedCookies(c *fiber.Ctx) uint8 {
 }
 
 // refuseTossedCookies answers a request with a session cookie more than once
-// (tossedCookie): 401, and every session cookie expired wherever a cookie the
-// browser sent for this request could have been set — each path that
-// path-matches the request's, with and without its trailing slash, host-only
-// and for each parent domain of the host — so that signing in again works.
+// (tossedCookie): 401, and that cookie expired wherever the browser's copies
+// could have been set (clearTossedCookies), so that signing in again works.
 func (s *Server) refuseTossedCookies(c *fiber.Ctx) error {
 	rid, _ := c.Locals(localRequestID).(string)
 	s.log.Warn("session cookie sent more than once (set by another site?): refused and cleared", "request_id", rid, "path", c.Path())
