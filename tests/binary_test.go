@@ -275,14 +275,17 @@ func TestBinaryReportsEveryConfigProblem(t *testing.T) {
 		// Values that cannot be parsed at all are reported with the rest.
 		"INFRACAST_SNAPSHOT_EVERY=often", "INFRACAST_LOG_LEVEL=verbose", "INFRACAST_LOG_FORMAT=xml",
 		// A cost that would exhaust the memory, and one that never ends.
-		"INFRACAST_ARGON2_MEMORY_KIB=4294967295", "INFRACAST_ARGON2_ITERATIONS=1000000")
+		"INFRACAST_ARGON2_MEMORY_KIB=4294967295", "INFRACAST_ARGON2_ITERATIONS=1000000",
+		// An external NATS's setting with the embedded NATS (no INFRACAST_NATS_URL):
+		// it would be ignored, so it is refused.
+		"INFRACAST_NATS_CREDS="+filepath.Join(t.TempDir(), "user.creds"))
 	if err := p.exited(t, 30*time.Second); err == nil {
 		t.Fatal("exited 0 with an invalid configuration")
 	}
 	out := p.output()
 	for _, want := range []string{"INFRACAST_LISTEN", "INFRACAST_ACCESS_TOKEN_TTL", "INFRACAST_STREAM_REPLICAS",
 		`INFRACAST_SNAPSHOT_EVERY "often"`, `INFRACAST_LOG_LEVEL "verbose"`, `INFRACAST_LOG_FORMAT "xml"`,
-		"INFRACAST_ARGON2_MEMORY_KIB 4294967295", "INFRACAST_ARGON2_ITERATIONS 1000000"} {
+		"INFRACAST_ARGON2_MEMORY_KIB 4294967295", "INFRACAST_ARGON2_ITERATIONS 1000000", "INFRACAST_NATS_CREDS"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output does not name %s:\n%s", want, out)
 		}
