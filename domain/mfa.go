@@ -101,6 +101,20 @@ type MFA struct {
 	Version uint64
 }
 
+// TOTPPending returns nil when a TOTP secret waits for its confirmation,
+// else why not: ErrTOTPConfirmed (none pending, and TOTP in force: most
+// likely a confirmation sent again after its answer was lost) or
+// ErrMFANotEnrolled.
+func (m MFA) TOTPPending() error {
+	switch {
+	case m.PendingSecretSealed != "":
+		return nil
+	case m.HasTOTP():
+		return ErrTOTPConfirmed
+	}
+	return ErrMFANotEnrolled
+}
+
 // HasTOTP reports whether a TOTP secret is confirmed.
 func (m MFA) HasTOTP() bool { return m.TOTPSecretSealed != "" }
 
@@ -434,11 +448,8 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 	}
 	switch c := cmd.(type) {
 	case ConfirmTOTP:
-		if m.PendingSecretSealed == "" {
-			if m.HasTOTP() {
-				return nil, ErrTOTPConfirmed
-			}
-			return nil, ErrMFANotEnrolled
+		if err := m.TOTPPending(); err != nil {
+			return nil, err
 		}
 		if c.Step <= m.LastTOTPStep {
 			return nil, ErrMFACodeUsed

@@ -186,6 +186,9 @@ func (s *Server) authenticateLogout(c *fiber.Ctx) error {
 func (s *Server) sessionEnded(c *fiber.Ctx) bool {
 	raw, ok := bearer(c)
 	if !ok {
+		if tossedCookie(c) {
+			return false // refused, and cleared, by authenticate already
+		}
 		tok, err := s.cookieToken(c)
 		if err != nil {
 			return false

@@ -543,11 +543,8 @@ func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, cod
 		return nil, err
 	}
 	m, _ := st.MFA(userID)
-	if m.PendingSecretSealed == "" {
-		if m.HasTOTP() {
-			return nil, domain.ErrTOTPConfirmed
-		}
-		return nil, domain.ErrMFANotEnrolled
+	if err := m.TOTPPending(); err != nil {
+		return nil, err
 	}
 	now := s.cfg.Now()
 	code = normalizeCode(code)
