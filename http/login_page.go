@@ -196,6 +196,17 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       .then(function (r) { return r.text().then(function (t) { return {ok: r.ok, status: r.status, body: t ? JSON.parse(t) : {}}; }); });
   }
   function failed(res, what) { show((res.body.error && res.body.error.message) || what, 'err'); }
+  // needsReauth: a change of factors needs a recent sign-in
+  // (REAUTHENTICATION_REQUIRED): the sign-in form again, with the
+  // message; signed in, the user tries again.
+  function needsReauth(res) {
+    if (!res.body || !res.body.error || res.body.error.code !== 'REAUTHENTICATION_REQUIRED') { return false; }
+    document.getElementById('username').value = who.textContent;
+    document.getElementById('password').value = '';
+    showOnly('signin', 'reauth');
+    show(res.body.error.message, 'err');
+    return true;
+  }
   var mfaToken = '', mfaOptions = null, enrollToken = '';
   // afterRecovery runs once the user has saved the recovery codes shown.
   var afterRecovery = null;
@@ -275,7 +286,13 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
           del.className = 'delete';
           del.addEventListener('click', function () {
             fetch('/api/v1/auth/mfa/passkeys/' + encodeURIComponent(p.id), {method: 'DELETE', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
-              .then(function (r) { if (!r.ok) { show('Deleting the passkey failed', 'err'); return; } show('Passkey deleted', 'ok'); passkeys(); });
+              .then(function (r) {
+                if (r.ok) { show('Passkey deleted', 'ok'); passkeys(); return; }
+                return r.json().catch(function () { return {}; }).then(function (b) {
+                  var res = {ok: false, status: r.status, body: b};
+                  if (!needsReauth(res)) { failed(res, 'Deleting the passkey failed'); }
+                });
+              }).catch(function () { show('Network error', 'err'); });
           });
           li.appendChild(del);
           ul.appendChild(li);
@@ -351,7 +368,9 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       if (!res.ok) { throw res; }
       show('Passkey added', 'ok');
       done(res.body);
-    }).catch(function (res) { if (res && res.body) { failed(res, 'Adding the passkey failed'); } else { show('The passkey was not created', 'err'); } });
+    }).catch(function (res) {
+      if (res && res.body) { if (!needsReauth(res)) { failed(res, 'Adding the passkey failed'); } } else { show('The passkey was not created', 'err'); }
+    });
   }
   // A passkey added while signed in: the list, after the recovery codes
   // when it is the first factor (they come with it, shown once).

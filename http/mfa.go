@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/gofiber/fiber/v2"
@@ -364,6 +365,35 @@ func (s *Server) mfaUserCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
 	return m, cl, nil
 }
 
+// ReauthWindow is how recently the caller's session must have signed in —
+// with the password (and second factor), a passkey or single sign-on; a
+// refresh is not a sign-in — for a change of the caller's second factors.
+// A stolen access token (it lives an hour, its session a week) must not
+// add a factor of the thief's — a passkey signs in on its own — nor print
+// new recovery codes or take the user's factors away.
+const ReauthWindow = 10 * time.Minute
+
+var errReauthenticate = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
+	"Sign in again to change your second factors: this session signed in more than 10 minutes ago"}
+
+// mfaChangeCommands is mfaUserCommands for a change of the caller's
+// factors: the caller's session signed in within ReauthWindow, or the
+// caller holds an enrolment token (issued by the sign-in, 5 minutes).
+func (s *Server) mfaChangeCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
+	m, cl, err := s.mfaUserCommands(c)
+	if err != nil || enrolling(c) {
+		return m, cl, err
+	}
+	sess, _, ok := s.deps.Model.Session(cl.SessionID)
+	if !ok {
+		return nil, nil, errUnauthorized
+	}
+	if s.cfg.Now().Sub(sess.StartedAt) > ReauthWindow {
+		return nil, nil, errReauthenticate
+	}
+	return m, cl, nil
+}
+
 // mfaUser is the caller as a user: an API key has no factors.
 func mfaUser(c *fiber.Ctx) (*Caller, error) {
 	cl := caller(c)
@@ -429,7 +459,7 @@ func (s *Server) getMFA(c *fiber.Ctx) error {
 // enrollTOTP: POST /api/v1/auth/mfa/totp → {"secret","otpauth_uri","qr_png"}
 // (the QR code of the URI as a base64 PNG), shown once; pending until confirmed.
 func (s *Server) enrollTOTP(c *fiber.Ctx) error {
-	m, cl, err := s.mfaUserCommands(c)
+	m, cl, err := s.mfaChangeCommands(c)
 	if err != nil {
 		return err
 	}
@@ -477,7 +507,7 @@ func (s *Server) confirmTOTP(c *fiber.Ctx) error {
 // regenerateRecoveryCodes: POST /api/v1/auth/mfa/recovery-codes → a new
 // set (the old one is void).
 func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
-	m, cl, err := s.mfaUserCommands(c)
+	m, cl, err := s.mfaChangeCommands(c)
 	if err != nil {
 		return err
 	}
@@ -493,7 +523,7 @@ func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
 // passkeyRegistrationOptions: POST /api/v1/auth/mfa/passkeys/options →
 // {"registration_token","publicKey"} (the creation options).
 func (s *Server) passkeyRegistrationOptions(c *fiber.Ctx) error {
-	m, cl, err := s.mfaUserCommands(c)
+	m, cl, err := s.mfaChangeCommands(c)
 	if err != nil {
 		return err
 	}
@@ -551,7 +581,7 @@ func (s *Server) registerPasskey(c *fiber.Ctx) error {
 
 // deletePasskey: DELETE /api/v1/auth/mfa/passkeys/{id}.
 func (s *Server) deletePasskey(c *fiber.Ctx) error {
-	m, cl, err := s.mfaUserCommands(c)
+	m, cl, err := s.mfaChangeCommands(c)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 
+	ihttp "github.com/infracast/auth/http"
 	"github.com/infracast/auth/http/service"
 )
 
@@ -161,6 +162,15 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	if n := passkeyUses(); n != 3 {
 		t.Fatalf("%d passkey uses after SSO, want 3", n)
 	}
+
+	// Past the re-authentication window the deletion asks to sign in again
+	// (the sign-in form, the username filled in), then goes.
+	in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+	run("delete, signed in too long ago", chromedp.Click(chromedp.CSS(`#passkeys button.delete`)),
+		until(state("reauth")+` && /^Sign in again/.test(document.getElementById('status').textContent) && document.getElementById('username').value === 'frank'`))
+	screenshot(t, ctx, "mfa-reauthenticate")
+	run("sign in again", chromedp.SetValue(chromedp.ID("password"), "correct horse battery"), click("submit"), until(state("mfa")))
+	run("with the passkey", click("mfa-passkey"), until(signedInAsFrank+` && document.body.getAttribute('data-passkeys') === '1'`))
 
 	// Delete it: the list empties, the API agrees, and the authenticator's
 	// credential no longer signs in.

@@ -51,21 +51,22 @@ func (e *Error) Is(target error) bool {
 
 // The contract's error codes (API.md), for errors.Is.
 var (
-	ErrValidation            = &Error{Code: "VALIDATION_ERROR"}        // 400: malformed or invalid input; the message names the field
-	ErrUnauthorized          = &Error{Code: "UNAUTHORIZED"}            // 401: no, bad, expired or revoked credentials
-	ErrForbidden             = &Error{Code: "FORBIDDEN"}               // 403: authenticated, without access to this tenant or permission
-	ErrMFARequired           = &Error{Code: "MFA_REQUIRED"}            // 403: the password was right; a second factor is needed (MFAToken, LoginMFA)
-	ErrMFAEnrollmentRequired = &Error{Code: "MFA_ENROLLMENT_REQUIRED"} // 403: the password was right; a policy requires a second factor, none is enrolled
-	ErrNotFound              = &Error{Code: "NOT_FOUND"}               // 404: unknown resource (or one in a tenant the caller cannot see)
-	ErrMethodNotAllowed      = &Error{Code: "METHOD_NOT_ALLOWED"}      // 405
-	ErrConflict              = &Error{Code: "CONFLICT"}                // 409: duplicate username, concurrent modification
-	ErrPayloadTooLarge       = &Error{Code: "PAYLOAD_TOO_LARGE"}       // 413
-	ErrHistoryNotKept        = &Error{Code: "HISTORY_NOT_KEPT"}        // 422: the service keeps no history to answer from
-	ErrRateLimited           = &Error{Code: "RATE_LIMITED"}            // 429: too many failed logins or requests; see RetryAfter
-	ErrInternal              = &Error{Code: "INTERNAL"}                // 500
-	ErrBadGateway            = &Error{Code: "BAD_GATEWAY"}             // 502 (the gateway's upstream)
-	ErrUnavailable           = &Error{Code: "UNAVAILABLE"}             // 503: event store unreachable or read models catching up
-	ErrGatewayTimeout        = &Error{Code: "GATEWAY_TIMEOUT"}         // 504 (the gateway's upstream)
+	ErrValidation               = &Error{Code: "VALIDATION_ERROR"}          // 400: malformed or invalid input; the message names the field
+	ErrUnauthorized             = &Error{Code: "UNAUTHORIZED"}              // 401: no, bad, expired or revoked credentials
+	ErrForbidden                = &Error{Code: "FORBIDDEN"}                 // 403: authenticated, without access to this tenant or permission
+	ErrMFARequired              = &Error{Code: "MFA_REQUIRED"}              // 403: the password was right; a second factor is needed (MFAToken, LoginMFA)
+	ErrMFAEnrollmentRequired    = &Error{Code: "MFA_ENROLLMENT_REQUIRED"}   // 403: the password was right; a policy requires a second factor, none is enrolled
+	ErrReauthenticationRequired = &Error{Code: "REAUTHENTICATION_REQUIRED"} // 403: a change of second factors needs a session that signed in within 10 minutes
+	ErrNotFound                 = &Error{Code: "NOT_FOUND"}                 // 404: unknown resource (or one in a tenant the caller cannot see)
+	ErrMethodNotAllowed         = &Error{Code: "METHOD_NOT_ALLOWED"}        // 405
+	ErrConflict                 = &Error{Code: "CONFLICT"}                  // 409: duplicate username, concurrent modification
+	ErrPayloadTooLarge          = &Error{Code: "PAYLOAD_TOO_LARGE"}         // 413
+	ErrHistoryNotKept           = &Error{Code: "HISTORY_NOT_KEPT"}          // 422: the service keeps no history to answer from
+	ErrRateLimited              = &Error{Code: "RATE_LIMITED"}              // 429: too many failed logins or requests; see RetryAfter
+	ErrInternal                 = &Error{Code: "INTERNAL"}                  // 500
+	ErrBadGateway               = &Error{Code: "BAD_GATEWAY"}               // 502 (the gateway's upstream)
+	ErrUnavailable              = &Error{Code: "UNAVAILABLE"}               // 503: event store unreachable or read models catching up
+	ErrGatewayTimeout           = &Error{Code: "GATEWAY_TIMEOUT"}           // 504 (the gateway's upstream)
 )
 
 // ErrLoginRequired is returned by a TokenSource whose session has ended
