@@ -88,3 +88,15 @@ func plantPasskey(t testing.TB, in *Instance, userID, credentialID string) {
 	}
 }
 
+// TestMFAPasskeysOnAnIPAddress: opened at an IP address without
+// INFRACAST_PUBLIC_URL, a passkey's options are refused 400 saying why
+// (WebAuthn takes no IP address as the relying party's ID), not 500.
+func TestMFAPasskeysOnAnIPAddress(t *testing.T) {
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "byip", "byip-password-1", nil)
+	token := in.Login("byip", "byip-password-1").String("token")
+	expectError(t, "passkey options at 127.0.0.1", in.Do("POST", "/api/v1/auth/mfa/passkeys/options", token, nil),
+		http.StatusBadRequest, "VALIDATION_ERROR", "host name", "INFRACAST_PUBLIC_URL")
+	expectError(t, "passwordless options at 127.0.0.1", in.Do("POST", "/api/v1/auth/passkey/options", "", nil),
+		http.StatusBadRequest, "VALIDATION_ERROR", "host name", "INFRACAST_PUBLIC_URL")
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -105,6 +106,11 @@ type RelyingParty struct {
 func (rp RelyingParty) webAuthn() (*webauthn.WebAuthn, error) {
 	if rp.ID == "" || len(rp.Origins) == 0 {
 		return nil, domain.Invalid("origin", "the relying party is not known (set INFRACAST_PUBLIC_URL)")
+	}
+	if net.ParseIP(rp.ID) != nil {
+		// WebAuthn takes no IP address as an RP ID: a 400 that says so,
+		// not the library's configuration error as a 500.
+		return nil, domain.Invalid("origin", "passkeys need a host name, not an IP address: open the service at a name (such as localhost) or set INFRACAST_PUBLIC_URL")
 	}
 	return webauthn.New(&webauthn.Config{RPID: rp.ID, RPDisplayName: TOTPIssuer, RPOrigins: rp.Origins})
 }
