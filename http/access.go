@@ -230,10 +230,12 @@ func (f grantFilter) shows(g projections.Grant) bool {
 }
 
 // inScope reports whether a grant of the principal is in a tenant the
-// caller may read (which makes the principal visible to it).
+// caller may read (which makes the principal visible to it); a grant in
+// every tenant ("*", a platform-wide key's) is in each of them.
 func (f grantFilter) inScope(a projections.Access) bool {
+	readsSome := f.sc.all || f.sc.anyTenant || len(f.sc.tenants) > 0
 	for _, g := range a.Grants {
-		if f.sc.covers(g.Tenant) {
+		if f.sc.covers(g.Tenant) || (g.Tenant == domain.AllTenants && readsSome) {
 			return true
 		}
 	}

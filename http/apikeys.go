@@ -168,7 +168,7 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 
 // seesKey: the owner, a platform admin, or an admin of one of the key's tenants.
 func (cl *Caller) seesKey(k domain.APIKey) bool {
-	if cl.IsPlatformAdmin() || (cl.IsUser() && k.OwnerID == cl.User.ID) {
+	if cl.IsPlatformAdmin() || (cl.ownsKey(k) && (cl.Tenant == "" || k.InTenant(cl.Tenant))) {
 		return true
 	}
 	for _, t := range k.Tenants {
@@ -179,9 +179,24 @@ func (cl *Caller) seesKey(k domain.APIKey) bool {
 	return false
 }
 
-// managesKey: the owner, a platform admin, or an admin of every tenant of the key.
+// keyOnlyIn reports whether every tenant of k is tenant.
+func keyOnlyIn(k domain.APIKey, tenant string) bool {
+	for _, t := range k.Tenants {
+		if t != tenant {
+			return false
+		}
+	}
+	return len(k.Tenants) > 0
+}
+
+// ownsKey: the caller is the user who owns k.
+func (cl *Caller) ownsKey(k domain.APIKey) bool { return cl.IsUser() && k.OwnerID == cl.User.ID }
+
+// managesKey: the owner, a platform admin, or an admin of every tenant of
+// the key. A token scoped to a tenant manages only keys of that tenant
+// alone, its owner's included: it acts only there.
 func (cl *Caller) managesKey(k domain.APIKey) bool {
-	if cl.IsPlatformAdmin() || (cl.IsUser() && k.OwnerID == cl.User.ID) {
+	if cl.IsPlatformAdmin() || (cl.ownsKey(k) && (cl.Tenant == "" || keyOnlyIn(k, cl.Tenant))) {
 		return true
 	}
 	for _, t := range k.Tenants {

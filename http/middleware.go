@@ -107,6 +107,12 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 	if p.User.ID != claims.Subject {
 		return s.refuse("subject_mismatch")
 	}
+	if claims.Tenant != "" && p.User.PermissionsIn(claims.Tenant) == 0 {
+		// Scoped to a tenant where its user no longer holds a role: the
+		// token is over (the credential check's role_revoked), not a
+		// user token that may do nothing.
+		return s.refuse("role_revoked")
+	}
 	cb := callers.Get().(*callerBox)
 	cb.Caller = Caller{User: p.User, SessionID: claims.SessionID, TokenID: claims.ID, Claims: claims, Tenant: claims.Tenant}
 	return withCaller(c, cb)

@@ -70,9 +70,11 @@ func (s *Server) revokeMySession(c *fiber.Ctx) error {
 	return s.revokeSessionOf(c, cl.User.ID, c.Params("id"), domain.RevokeReasonRevoked)
 }
 
-// userSessions: GET /api/v1/users/{id}/sessions (who may see the user).
+// userSessions: GET /api/v1/users/{id}/sessions: the user itself, and who
+// may manage the user (as for a deactivation); another who may see the
+// user gets 403 — a session names its addresses and browsers.
 func (s *Server) userSessions(c *fiber.Ctx) error {
-	u, err := s.target(c)
+	u, _, err := s.sessionsManaged(c)
 	if err != nil {
 		return err
 	}

@@ -356,6 +356,13 @@ func TestAccessIsolation(t *testing.T) {
 		expectError(t, "alice: "+path, in.Do("GET", path, f.alice, nil), 404, "NOT_FOUND")
 	}
 	expectStatus(t, "alice: her tenant's key", in.Do("GET", "/api/v1/api-keys/"+f.acmeKeyID+"/access", f.alice, nil), 200)
+	// A platform-wide key holds a grant in acme too (acme's list shows it):
+	// alice reads its access (it was 404, an outside check).
+	pk := in.Do("POST", "/api/v1/api-keys", f.admin, map[string]any{"name": "platform-wide", "tenants": []string{"*"}, "permissions": []string{"nodes:read"}})
+	expectStatus(t, "a platform-wide key", pk, 201)
+	if pt := principalTenants(t, in.Do("GET", "/api/v1/api-keys/"+pk.String("id")+"/access", f.alice, nil)); len(pt) == 0 {
+		t.Fatal("alice: the platform-wide key's access lists no tenant")
+	}
 	// A viewer reads no tenant's access.
 	carol := in.Login("carol", "carol-password-1").String("token")
 	expectBody(t, "a viewer", in.Do("GET", "/api/v1/tenants/acme/access", carol, nil), 403, bodyForbidden)

@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -101,4 +102,112 @@ func TestTenantScopedToken(t *testing.T) {
 	// Scoping a login to a tenant without a role is refused.
 	no := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "dave", "password": "dave-passphrase", "tenant": "elsewhere"})
 	expectBody(t, "login scoped to a tenant without a role", no, 403, bodyForbidden)
+}
+
+// scopedLogin logs user in scoped to tenant and returns the answer.
+func scopedLogin(t testing.TB, in *Instance, user, password, tenant string) Response {
+	t.Helper()
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": user, "password": password, "tenant": tenant})
+	expectStatus(t, "login scoped to "+tenant, r, 200)
+	return r
+}
+
+// TestTenantScopedTokenAndKeys: a scoped token acts on API keys only in its
+// tenant, its own user's keys included — an outside check revoked the
+// user's prod key with a token scoped to staging (where the user is a
+// viewer), and a platform admin's prod-scoped token revoked a "*" key.
+func TestTenantScopedTokenAndKeys(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "both", "both-passphrase", map[string]string{"prod": "admin", "staging": "viewer"})
+	both := in.Login("both", "both-passphrase").String("token")
+	n := 0
+	newKey := func(token string, tenants ...string) (string, string) {
+		t.Helper()
+		n++
+		r := in.Do("POST", "/api/v1/api-keys", token, map[string]any{"name": fmt.Sprintf("k%d", n), "tenants": tenants, "permissions": []string{"nodes:read"}})
+		expectStatus(t, "create key", r, 201)
+		return r.String("id"), r.String("key")
+	}
+	prodKey, prodSecret := newKey(both, "prod")
+	staging := scopedLogin(t, in, "both", "both-passphrase", "staging").String("token")
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/api/v1/api-keys/" + prodKey}, {"DELETE", "/api/v1/api-keys/" + prodKey}, {"POST", "/api/v1/api-keys/" + prodKey + "/rotate"},
+	} {
+		if got := in.Do(r.method, r.path, staging, nil); got.Status != 404 && got.Status != 403 {
+			t.Fatalf("%s %s with a token scoped to staging: %d %s", r.method, r.path, got.Status, got.Raw)
+		}
+	}
+	expectStatus(t, "the prod key still works", verify(t, in, prodSecret, "GET", prodNodes), 200)
+	prod := scopedLogin(t, in, "both", "both-passphrase", "prod").String("token")
+	expectStatus(t, "its own prod key with a prod-scoped token", in.Do("DELETE", "/api/v1/api-keys/"+prodKey, prod, nil), 204)
+
+	// A platform admin's prod-scoped token: not a "*" key, nor one that
+	// also reaches staging; a prod key yes.
+	allKey, _ := newKey(admin, "*")
+	twoKey, _ := newKey(admin, "prod", "staging")
+	onlyKey, _ := newKey(admin, "prod")
+	scopedAdmin := scopedLogin(t, in, AdminUser, AdminPassword, "prod").String("token")
+	for _, id := range []string{allKey, twoKey} {
+		if got := in.Do("DELETE", "/api/v1/api-keys/"+id, scopedAdmin, nil); got.Status != 403 && got.Status != 404 {
+			t.Fatalf("revoke %s with a prod-scoped admin token: %d %s", id, got.Status, got.Raw)
+		}
+	}
+	expectStatus(t, "a prod key with a prod-scoped admin token", in.Do("DELETE", "/api/v1/api-keys/"+onlyKey, scopedAdmin, nil), 204)
+	for _, id := range []string{allKey, twoKey} {
+		if k := in.Do("GET", "/api/v1/api-keys/"+id, admin, nil); k.JSON["revoked_at"] != nil || k.Status != 200 {
+			t.Fatalf("key %s after the refused revocations: %d %s", id, k.Status, k.Raw)
+		}
+	}
+}
+
+// TestTenantScopedTokenEndsWithItsRole: a token scoped to a tenant stops
+// (401) once its user holds no role there, and its refresh token issues no
+// new one — before, both went on (an outside check), though the credential
+// check called them role_revoked.
+func TestTenantScopedTokenEndsWithItsRole(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "erin", "erin-passphrase", map[string]string{"prod": "admin", "staging": "viewer"})
+	scoped := scopedLogin(t, in, "erin", "erin-passphrase", "staging")
+	expectStatus(t, "scoped token", me(t, in, scoped.String("token")), 200)
+	expectStatus(t, "remove the staging role", in.Do("DELETE", "/api/v1/users/"+id+"/tenants/staging", admin, nil), 200)
+	expectBody(t, "scoped token after its role went", me(t, in, scoped.String("token")), 401, bodyUnauthorized)
+	before := head(t, in)
+	expectError(t, "refresh after the role went", refresh(t, in, scoped.String("refresh_token")), 401, "UNAUTHORIZED")
+	if h := head(t, in); h != before {
+		t.Fatalf("the refused refresh appended %d events", h-before)
+	}
+	expectStatus(t, "an unscoped token of the user", me(t, in, in.Login("erin", "erin-passphrase").String("token")), 200)
+}
+
+// TestUserSessionsToWhoManagesTheUser: a user's sessions (addresses,
+// browsers) are listed to the user and to who may manage it, not to every
+// tenant admin who sees it — a platform admin's or a shared user's.
+func TestUserSessionsToWhoManagesTheUser(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "prodadmin", "prodadmin-passphrase", map[string]string{"prod": "admin"})
+	shared := in.CreateUser(admin, "shared", "shared-passphrase", map[string]string{"prod": "viewer", "staging": "admin"})
+	only := in.CreateUser(admin, "onlyprod", "onlyprod-passphrase", map[string]string{"prod": "viewer"})
+	r := in.Do("POST", "/api/v1/users", admin, map[string]any{"username": "root2", "email": "root2@example.com",
+		"password": "root2-passphrase", "roles": []string{"admin"}, "tenants": []map[string]string{{"id": "prod", "role": "viewer"}}})
+	expectStatus(t, "second platform admin", r, 201)
+	root2 := r.String("id")
+	for _, u := range []string{"shared", "onlyprod", "root2"} {
+		in.Login(u, u+"-passphrase")
+	}
+	pa := in.Login("prodadmin", "prodadmin-passphrase").String("token")
+	for _, id := range []string{shared, root2} {
+		expectStatus(t, "the user itself is visible", in.Do("GET", "/api/v1/users/"+id, pa, nil), 200)
+		expectBody(t, "sessions of a user prodadmin may not manage", in.Do("GET", "/api/v1/users/"+id+"/sessions", pa, nil), 403, bodyForbidden)
+	}
+	if s := in.Do("GET", "/api/v1/users/"+only+"/sessions", pa, nil); s.Status != 200 || len(s.JSON["sessions"].([]any)) != 1 {
+		t.Fatalf("sessions of a prod-only user: %d %s", s.Status, s.Raw)
+	}
+	self := in.Login("shared", "shared-passphrase").String("token")
+	expectStatus(t, "the user's own", in.Do("GET", "/api/v1/users/"+shared+"/sessions", self, nil), 200)
 }

@@ -77,7 +77,7 @@ func TestSessionsAPI(t *testing.T) {
 	admin := in.AdminToken()
 	bob := in.CreateUser(admin, "bob", "bob-passphrase", map[string]string{"prod": "editor", "ci": "admin"})
 	carol := in.CreateUser(admin, "carol", "carol-passphrase", map[string]string{"prod": "viewer", "staging": "viewer"})
-	in.CreateUser(admin, "pat", "pat-passphrase", map[string]string{"prod": "admin"})
+	in.CreateUser(admin, "pat", "pat-passphrase", map[string]string{"prod": "admin", "ci": "admin"})
 
 	laptop := loginAs(t, in, "bob", "bob-passphrase", "bob-laptop/1.0", "")
 	phone := loginAs(t, in, "bob", "bob-passphrase", "bob-phone/2.0", "prod")
@@ -147,14 +147,15 @@ func TestSessionsAPI(t *testing.T) {
 	oa.call("/api/v1/auth/sessions", request{Method: "GET", Path: "/api/v1/auth/sessions?order=desc", Token: tok}, http.StatusBadRequest)
 
 	// Admins: a tenant admin sees bob's sessions (a user of its tenant), and
-	// may revoke them; carol's, who is in staging too, it sees but may not
-	// revoke.
+	// may revoke them; carol, who is in staging too, it sees, but neither
+	// her sessions (their addresses and browsers) nor their revocation.
 	pat := in.Login("pat", "pat-passphrase").String("token")
 	r = oa.call("/api/v1/users/{id}/sessions", request{Method: "GET", Path: "/api/v1/users/" + bob + "/sessions", Token: pat}, http.StatusOK)
 	if s := sessionsOf(t, r); len(s) != 1 || s[0]["id"] != laptopID || s[0]["current"] != false {
 		t.Fatalf("pat's view of bob's sessions: %s", r.Raw)
 	}
-	oa.call("/api/v1/users/{id}/sessions", request{Method: "GET", Path: "/api/v1/users/" + carol + "/sessions", Token: pat}, http.StatusOK)
+	oa.call("/api/v1/users/{id}", request{Method: "GET", Path: "/api/v1/users/" + carol, Token: pat}, http.StatusOK)
+	oa.call("/api/v1/users/{id}/sessions", request{Method: "GET", Path: "/api/v1/users/" + carol + "/sessions", Token: pat}, http.StatusForbidden)
 	oa.call("/api/v1/users/{id}/sessions/{sid}", request{Method: "DELETE", Path: "/api/v1/users/" + carol + "/sessions/" + carolSession, Token: pat}, http.StatusForbidden)
 	oa.call("/api/v1/users/{id}/sessions", request{Method: "DELETE", Path: "/api/v1/users/" + carol + "/sessions", Token: pat}, http.StatusForbidden)
 	oa.call("/api/v1/users/{id}/sessions", request{Method: "GET", Path: "/api/v1/users/" + carol + "/sessions", Token: tok}, http.StatusNotFound)

@@ -72,6 +72,11 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 			if errors.Is(usable, domain.ErrSessionRevoked) {
 				return nil, usable
 			}
+			if u, _, ok := s.state.User(sess.UserID); sess.Tenant != "" && ok && u.PermissionsIn(sess.Tenant) == 0 {
+				// Scoped to a tenant where the user no longer holds a
+				// role: no new token (a login there is refused too).
+				return nil, domain.ErrInvalidCredentials
+			}
 			cmd = domain.RefreshSession{
 				PresentedHash: presented, Rotate: s.cfg.RefreshRotation, TokenID: NewID("tok"),
 				UserActive: usable == nil, Now: s.cfg.Now(), IdleTTL: s.cfg.RefreshIdleTTL,
