@@ -77,11 +77,19 @@ type SCIMConnection struct {
 	Tenants       []string
 	GroupMappings []RoleMapping
 	TokenHash     string // SHA-256 (hex) of the bearer token
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	RotatedAt     time.Time
-	Deleted       bool
-	Version       uint64
+	// Platform: a platform admin's connection. Only such a connection sets
+	// passwords, links an SSO identity to a user it did not create, or
+	// vouches for the e-mail addresses it records (SSO's link_by_email);
+	// only platform admins manage it. Another (a tenant admin's) could
+	// otherwise make an account whose password it knows sign in as
+	// someone's SSO identity — with the roles that identity brings from
+	// other tenants — or take over a user of its tenants.
+	Platform  bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	RotatedAt time.Time
+	Deleted   bool
+	Version   uint64
 }
 
 // Exists reports whether the connection was created and not deleted.
@@ -165,7 +173,10 @@ type (
 		Tenants       []string      `json:"tenants"`
 		GroupMappings []RoleMapping `json:"group_mappings"`
 		TokenHash     string        `json:"token_hash"`
-		CreatedAt     time.Time     `json:"created_at"`
+		// Platform: a platform admin's connection (SCIMConnection.Platform);
+		// absent in events before it existed: not one.
+		Platform  bool      `json:"platform,omitempty"`
+		CreatedAt time.Time `json:"created_at"`
 	}
 	// SCIMTokenRotated: the connection has a new bearer token; the old one
 	// stops at once.
@@ -174,12 +185,13 @@ type (
 		TokenHash    string    `json:"token_hash"`
 		RotatedAt    time.Time `json:"rotated_at"`
 	}
-	// SCIMConnectionUpdated: the connection's tenants and group mappings
-	// were replaced.
+	// SCIMConnectionUpdated: the connection's tenants, group mappings and
+	// platform flag were replaced.
 	SCIMConnectionUpdated struct {
 		ConnectionID  string        `json:"connection_id"`
 		Tenants       []string      `json:"tenants"`
 		GroupMappings []RoleMapping `json:"group_mappings"`
+		Platform      bool          `json:"platform,omitempty"`
 		UpdatedAt     time.Time     `json:"updated_at"`
 	}
 	// SCIMConnectionDeleted: the connection and its token stop. The users it
@@ -333,6 +345,7 @@ type (
 		Tenants        []string
 		GroupMappings  []RoleMapping
 		TokenHash      string
+		Platform       bool
 		Now            time.Time
 	}
 	// UpdateSCIMConnection replaces the tenants (when not nil) and the group
@@ -341,6 +354,7 @@ type (
 	UpdateSCIMConnection struct {
 		Tenants       []string
 		GroupMappings []RoleMapping
+		Platform      *bool // when not nil, whether it is a platform admin's connection
 		Now           time.Time
 	}
 	// RotateSCIMToken gives the connection a new token (its hash).
@@ -385,10 +399,14 @@ func DecideSCIMConnection(c SCIMConnection, cmd SCIMConnectionCommand) ([]Event,
 		if err != nil {
 			return nil, err
 		}
-		if slices.Equal(tenants, c.Tenants) && slices.Equal(checked, c.GroupMappings) {
+		platform := c.Platform
+		if cm.Platform != nil {
+			platform = *cm.Platform
+		}
+		if slices.Equal(tenants, c.Tenants) && slices.Equal(checked, c.GroupMappings) && platform == c.Platform {
 			return nil, nil
 		}
-		return []Event{SCIMConnectionUpdated{ConnectionID: c.ID, Tenants: tenants, GroupMappings: checked, UpdatedAt: cm.Now.UTC()}}, nil
+		return []Event{SCIMConnectionUpdated{ConnectionID: c.ID, Tenants: tenants, GroupMappings: checked, Platform: platform, UpdatedAt: cm.Now.UTC()}}, nil
 	case RotateSCIMToken:
 		if cm.TokenHash == "" || cm.TokenHash == c.TokenHash {
 			return nil, Invalid("token", "rotation needs a new token")
@@ -422,7 +440,7 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 		return nil, err
 	}
 	return []Event{SCIMConnectionCreated{
-		ConnectionID: cm.ConnectionID, Provider: cm.Provider, Tenants: tenants, GroupMappings: mappings,
+		ConnectionID: cm.ConnectionID, Provider: cm.Provider, Tenants: tenants, GroupMappings: mappings, Platform: cm.Platform,
 		TokenHash: cm.TokenHash, CreatedAt: cm.Now.UTC(),
 	}}, nil
 }
@@ -492,12 +510,12 @@ func EvolveSCIMConnection(c SCIMConnection, e Event) SCIMConnection {
 	case SCIMConnectionCreated:
 		c = SCIMConnection{
 			ID: ev.ConnectionID, Provider: ev.Provider, Tenants: ev.Tenants, GroupMappings: ev.GroupMappings,
-			TokenHash: ev.TokenHash, CreatedAt: ev.CreatedAt, UpdatedAt: ev.CreatedAt, Version: c.Version,
+			TokenHash: ev.TokenHash, Platform: ev.Platform, CreatedAt: ev.CreatedAt, UpdatedAt: ev.CreatedAt, Version: c.Version,
 		}
 	case SCIMTokenRotated:
 		c.TokenHash, c.RotatedAt = ev.TokenHash, ev.RotatedAt
 	case SCIMConnectionUpdated:
-		c.Tenants, c.GroupMappings, c.UpdatedAt = ev.Tenants, ev.GroupMappings, ev.UpdatedAt
+		c.Tenants, c.GroupMappings, c.Platform, c.UpdatedAt = ev.Tenants, ev.GroupMappings, ev.Platform, ev.UpdatedAt
 	case SCIMConnectionDeleted:
 		c.Deleted = true
 	default:

@@ -18,7 +18,13 @@ type User struct {
 	Roles              []GlobalRole
 	Tenants            map[string]Role
 	Active             bool
-	CreatedAt          time.Time
+	// EmailUnverified: the e-mail was set by someone who cannot vouch for
+	// it — a tenant admin, a tenant admin's SCIM connection — and an SSO
+	// login never links to the user by it (link_by_email): anyone who may
+	// create a user could otherwise claim an address and be signed in as
+	// its owner's SSO identity.
+	EmailUnverified bool
+	CreatedAt       time.Time
 	// FailedLogins counts consecutive failed logins (reset by a success);
 	// LastFailedLoginAt is the time of the last one. They drive LoginThrottle.
 	FailedLogins      int
@@ -58,7 +64,10 @@ type UserCreated struct {
 	PasswordHashSealed string       `json:"password_hash_sealed,omitempty"`
 	Roles              []GlobalRole `json:"roles"`
 	Tenants            []TenantRole `json:"tenants"`
-	CreatedAt          time.Time    `json:"created_at"`
+	// EmailUnverified: User.EmailUnverified (absent: vouched for, as every
+	// address was before it existed).
+	EmailUnverified bool      `json:"email_unverified,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // UsernameReserved claims a username for a user; appended with "subject must be
@@ -115,6 +124,8 @@ type UserProfileChanged struct {
 	UserID   string `json:"user_id"`
 	Username string `json:"username,omitempty"`
 	Email    string `json:"email,omitempty"`
+	// EmailUnverified: the new e-mail's User.EmailUnverified.
+	EmailUnverified bool `json:"email_unverified,omitempty"`
 }
 
 // UserLoginSucceeded: a login started SessionID.
@@ -203,6 +214,7 @@ type (
 		PasswordHashSealed string
 		Roles              []string
 		Tenants            []TenantRole
+		EmailUnverified    bool // User.EmailUnverified
 		Now                time.Time
 	}
 	// GrantRole gives the user Role in Tenant, replacing an earlier role there.
@@ -236,6 +248,9 @@ type (
 	ChangeProfile struct {
 		Username string
 		Email    string
+		// EmailUnverified: who sets Email cannot vouch for it
+		// (User.EmailUnverified). The same address vouched for is a change.
+		EmailUnverified bool
 	}
 	// RecordLogin records a successful login that started SessionID, unless
 	// the throttle locks the account at Now. VerifiedHash, for a password
@@ -441,7 +456,7 @@ func decideCreateUser(u User, c CreateUser) ([]Event, error) {
 		UserCreated{
 			UserID: c.UserID, Username: c.Username, Email: c.Email,
 			PasswordHashSealed: c.PasswordHashSealed, Roles: roles, Tenants: tenants,
-			CreatedAt: c.Now.UTC(),
+			EmailUnverified: c.EmailUnverified && c.Email != "", CreatedAt: c.Now.UTC(),
 		},
 	}, nil
 }
@@ -477,11 +492,11 @@ func decideChangeProfile(u User, c ChangeProfile) ([]Event, error) {
 		}
 		ev.Username = c.Username
 	}
-	if c.Email != "" && c.Email != u.Email {
+	if c.Email != "" && (c.Email != u.Email || (u.EmailUnverified && !c.EmailUnverified)) {
 		if err := checkEmail(c.Email); err != nil {
 			return nil, err
 		}
-		ev.Email = c.Email
+		ev.Email, ev.EmailUnverified = c.Email, c.EmailUnverified
 	}
 	if ev.Username == "" && ev.Email == "" {
 		return nil, nil
@@ -495,7 +510,7 @@ func EvolveUser(u User, e Event) User {
 	switch ev := Deref(e).(type) {
 	case UserCreated:
 		u = User{
-			ID: ev.UserID, Username: ev.Username, Email: ev.Email,
+			ID: ev.UserID, Username: ev.Username, Email: ev.Email, EmailUnverified: ev.EmailUnverified,
 			PasswordHashSealed: ev.PasswordHashSealed, Roles: ev.Roles,
 			Tenants: make(map[string]Role, len(ev.Tenants)), Active: true, CreatedAt: ev.CreatedAt,
 			Version: u.Version,
@@ -520,7 +535,7 @@ func EvolveUser(u User, e Event) User {
 			u.Username = ev.Username
 		}
 		if ev.Email != "" {
-			u.Email = ev.Email
+			u.Email, u.EmailUnverified = ev.Email, ev.EmailUnverified
 		}
 	case UserLoginSucceeded:
 		u.FailedLogins = 0

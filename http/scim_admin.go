@@ -12,26 +12,30 @@ import (
 
 // SCIM connections (docs/scim.md):
 //
-//	POST   /api/v1/admin/scim              {provider, tenants, group_mappings?} → 201 with the token (shown once)
+//	POST   /api/v1/admin/scim              {provider, tenants, group_mappings?, platform?} → 201 with the token (shown once)
 //	GET    /api/v1/admin/scim              ?limit=&cursor= → {connections, next_cursor?}
 //	GET    /api/v1/admin/scim/{id}
-//	PUT    /api/v1/admin/scim/{id}         {tenants?, group_mappings?}
+//	PUT    /api/v1/admin/scim/{id}         {tenants?, group_mappings?, platform?}
 //	POST   /api/v1/admin/scim/{id}/rotate  → a new token (shown once); the old one stops
 //	DELETE /api/v1/admin/scim/{id}
 //
 // A platform admin manages every connection; a tenant admin (or an API key
-// with admin:*) those whose tenants it administers, every one of them. A
+// with admin:*) those whose tenants it administers, every one of them,
+// unless it is a platform connection (domain.SCIMConnection.Platform: made
+// by a platform admin, by default; only a platform admin makes one). A
 // connection the caller may not manage is 404.
 
 type scimConnectionRequest struct {
 	Provider      string            `json:"provider"`
 	Tenants       []string          `json:"tenants"`
 	GroupMappings []roleMappingJSON `json:"group_mappings,omitempty"`
+	Platform      *bool             `json:"platform,omitempty"`
 }
 
 type scimConnectionUpdateRequest struct {
 	Tenants       *[]string          `json:"tenants,omitempty"`
 	GroupMappings *[]roleMappingJSON `json:"group_mappings,omitempty"`
+	Platform      *bool              `json:"platform,omitempty"`
 }
 
 // scimConnectionJSON is a connection as the admin API shows it. Token is
@@ -41,6 +45,7 @@ type scimConnectionJSON struct {
 	Provider      string            `json:"provider"`
 	Tenants       []string          `json:"tenants"`
 	GroupMappings []roleMappingJSON `json:"group_mappings"`
+	Platform      bool              `json:"platform"`
 	Token         string            `json:"token,omitempty"`
 	BaseURL       string            `json:"base_url"` // the SCIM base URL to give the identity provider
 	Users         int               `json:"users"`
@@ -64,7 +69,7 @@ const scimPrefix = "/scim/v2"
 func (s *Server) toSCIMConnectionJSON(c *fiber.Ctx, conn domain.SCIMConnection, token string) scimConnectionJSON {
 	users, groups := s.deps.SCIMModel.SCIMCounts(conn.ID)
 	out := scimConnectionJSON{
-		ID: conn.ID, Provider: conn.Provider, Tenants: conn.Tenants, GroupMappings: []roleMappingJSON{},
+		ID: conn.ID, Provider: conn.Provider, Tenants: conn.Tenants, GroupMappings: []roleMappingJSON{}, Platform: conn.Platform,
 		Token: token, BaseURL: s.scimBase(c), Users: users, Groups: groups,
 		CreatedAt: rfc3339(conn.CreatedAt), UpdatedAt: rfc3339(conn.UpdatedAt), RotatedAt: optTime(conn.RotatedAt),
 	}
@@ -93,6 +98,15 @@ func (cl *Caller) managesSCIM(tenants []string) bool {
 	}
 	return true
 }
+
+// managesSCIMConn reports whether the caller may manage conn: a platform
+// connection only a platform admin.
+func (cl *Caller) managesSCIMConn(conn domain.SCIMConnection) bool {
+	return cl.IsPlatformAdmin() || (!conn.Platform && cl.managesSCIM(conn.Tenants))
+}
+
+// errPlatformSCIM: only a platform admin makes a platform connection.
+var errPlatformSCIM = &Error{fiber.StatusForbidden, "FORBIDDEN", "Only a platform admin makes a platform SCIM connection (platform: true)"}
 
 func mappingsOf(in []roleMappingJSON) []domain.RoleMapping {
 	out := make([]domain.RoleMapping, 0, len(in))
@@ -128,10 +142,17 @@ func (s *Server) createSCIM(c *fiber.Ctx) error {
 	if !cl.managesSCIM(req.Tenants) {
 		return errForbidden
 	}
+	platform := cl.IsPlatformAdmin()
+	if req.Platform != nil {
+		if *req.Platform && !platform {
+			return errPlatformSCIM
+		}
+		platform = *req.Platform
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	conn, token, err := s.deps.SCIM.CreateSCIMConnection(ctx, s.meta(c), commands.SCIMConnectionInput{
-		Provider: req.Provider, Tenants: req.Tenants, GroupMappings: mappingsOf(req.GroupMappings),
+		Provider: req.Provider, Tenants: req.Tenants, GroupMappings: mappingsOf(req.GroupMappings), Platform: platform,
 	})
 	if err != nil {
 		return err
@@ -152,7 +173,7 @@ func (s *Server) listSCIM(c *fiber.Ctx) error {
 	cl := caller(c)
 	var visible []domain.SCIMConnection
 	for _, conn := range s.deps.SCIMModel.SCIMConnections() {
-		if cl.managesSCIM(conn.Tenants) {
+		if cl.managesSCIMConn(conn) {
 			visible = append(visible, conn)
 		}
 	}
@@ -179,7 +200,7 @@ func (s *Server) scimTarget(c *fiber.Ctx) (domain.SCIMConnection, error) {
 	if err != nil {
 		return domain.SCIMConnection{}, err
 	}
-	if !ok || !caller(c).managesSCIM(conn.Tenants) {
+	if !ok || !caller(c).managesSCIMConn(conn) {
 		return domain.SCIMConnection{}, errNotFound
 	}
 	return conn, nil
@@ -189,7 +210,7 @@ func (s *Server) scimTarget(c *fiber.Ctx) (domain.SCIMConnection, error) {
 // as it is decided against.
 func mayManage(cl *Caller) func(domain.SCIMConnection) error {
 	return func(conn domain.SCIMConnection) error {
-		if !cl.managesSCIM(conn.Tenants) {
+		if !cl.managesSCIMConn(conn) {
 			return domain.ErrNotFound
 		}
 		return nil
@@ -218,8 +239,11 @@ func (s *Server) updateSCIM(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if req.Tenants == nil && req.GroupMappings == nil {
-		return validation("tenants, group_mappings: give at least one")
+	if req.Tenants == nil && req.GroupMappings == nil && req.Platform == nil {
+		return validation("tenants, group_mappings, platform: give at least one")
+	}
+	if req.Platform != nil && *req.Platform && !cl.IsPlatformAdmin() {
+		return errPlatformSCIM
 	}
 	var tenants []string
 	var mappings []domain.RoleMapping
@@ -237,7 +261,7 @@ func (s *Server) updateSCIM(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	conn, err = s.deps.SCIM.UpdateSCIMConnection(ctx, s.meta(c), conn.ID, tenants, mappings, mayManage(cl))
+	conn, err = s.deps.SCIM.UpdateSCIMConnection(ctx, s.meta(c), conn.ID, tenants, mappings, req.Platform, mayManage(cl))
 	if err != nil {
 		return err
 	}

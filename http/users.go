@@ -48,7 +48,10 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := required("username", req.Username, "email", req.Email, "password", req.Password); err != nil {
 		return err
 	}
-	in := commands.CreateUserInput{Username: req.Username, Email: req.Email, Password: req.Password, Roles: req.Roles}
+	// Only a platform admin vouches for the address: an SSO login may link
+	// by it (link_by_email) only then.
+	in := commands.CreateUserInput{Username: req.Username, Email: req.Email, Password: req.Password, Roles: req.Roles,
+		EmailUnverified: !cl.IsPlatformAdmin()}
 	for _, t := range req.Tenants {
 		in.Tenants = append(in.Tenants, domain.TenantRole{Tenant: t.ID, Role: domain.Role(t.Role)})
 	}

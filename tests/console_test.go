@@ -379,7 +379,8 @@ func TestConsole(t *testing.T) {
 		run(t, ctx, "scim page", chromedp.Click(`#nav-scim`), until(`document.body.getAttribute('data-page') === 'scim'`))
 		run(t, ctx, "create", fill(`#scim-provider`, "corp"), fill(`#scim-tenants`, "acme"), clickJS(`#scim-mappings > button`),
 			fill(`#scim-mappings-0-group`, "infra-admins"), fill(`#scim-mappings-0-tenant`, "acme"), fill(`#scim-mappings-0-role`, "admin"),
-			clickJS(`#scim-form button[type=submit]`), chromedp.WaitVisible(`#scim-token-value`), until(`!!document.querySelector('article[data-connection]')`))
+			clickJS(`#scim-form button[type=submit]`), chromedp.WaitVisible(`#scim-token-value`),
+			until(`!!document.querySelector('article[data-connection] dd[data-platform="true"]')`))
 		token := evalString(t, ctx, `document.getElementById('scim-token-value').value`)
 		req, err := http.NewRequest("GET", in.URL+"/scim/v2/Users", nil)
 		if err != nil {
@@ -468,7 +469,9 @@ func TestConsole(t *testing.T) {
 		pages := []struct{ nav, ready string }{
 			{"#nav-users", `!!document.querySelector('#users-table tr[data-user="carol"]') && !!document.querySelector('#users-table tr[data-user="tina"]')`},
 			{"#nav-keys", `!!document.querySelector('#keys-table')`},
-			{"#nav-scim", `!!document.querySelector('article[data-connection]')`},
+			// The connection made above is a platform one (a platform admin's):
+			// not tina's to see.
+			{"#nav-scim", `document.body.getAttribute('data-page') === 'scim' && /No SCIM connection yet/.test(document.body.innerText)`},
 			{"#nav-audit", `document.querySelectorAll('#audit-table tbody tr').length > 0`},
 			{"#nav-access", `!!document.getElementById('access-form')`},
 		}

@@ -56,6 +56,12 @@ var (
 	ErrSCIMOutside = errors.New("commands: the user holds roles outside the SCIM connection's tenants")
 )
 
+// errSCIMPassword: a tenant admin's connection sets no password
+// (domain.SCIMConnection.Platform).
+var errSCIMPassword = domain.Invalid("password", "this SCIM connection was made by a tenant admin and sets no passwords: "+
+	"its users sign in through single sign-on (turn off the identity provider's password push, "+
+	"or ask a platform admin for a platform connection)")
+
 // scimBatchEvents bounds the role events appended in one atomic batch
 // beside the SCIM events that cause them; the rest follow in further
 // batches.
@@ -88,6 +94,7 @@ type SCIMConnectionInput struct {
 	Provider      string
 	Tenants       []string
 	GroupMappings []domain.RoleMapping
+	Platform      bool // a platform admin's connection (domain.SCIMConnection.Platform)
 }
 
 // CreateSCIMConnection creates a connection and returns it with its bearer
@@ -97,7 +104,7 @@ func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in
 	p, _, ok := s.state.SSOProvider(in.Provider)
 	cmd := domain.CreateSCIMConnection{
 		ConnectionID: NewID("scim"), Provider: in.Provider, ProviderExists: ok && p.Exists(),
-		Tenants: in.Tenants, GroupMappings: in.GroupMappings, TokenHash: HashToken(token), Now: s.cfg.Now(),
+		Tenants: in.Tenants, GroupMappings: in.GroupMappings, TokenHash: HashToken(token), Platform: in.Platform, Now: s.cfg.Now(),
 	}
 	evs, err := domain.DecideSCIMConnection(domain.SCIMConnection{}, cmd)
 	if err != nil {
@@ -133,14 +140,14 @@ func (s *Service) executeSCIMConnection(ctx context.Context, meta events.Meta, i
 	})
 }
 
-// UpdateSCIMConnection replaces a connection's tenants (when not nil) and
-// group mappings (when not nil), then brings the roles of every user it
+// UpdateSCIMConnection replaces a connection's tenants (when not nil),
+// group mappings (when not nil) and platform flag (when not nil), then brings the roles of every user it
 // provisions, in the tenants the mappings named before or name now, to
 // what the new mappings give (a mapping removed takes its roles with it).
 func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping,
-	may func(domain.SCIMConnection) error) (domain.SCIMConnection, error) {
+	platform *bool, may func(domain.SCIMConnection) error) (domain.SCIMConnection, error) {
 	var before []string
-	c, err := s.executeSCIMConnection(ctx, meta, id, may, domain.UpdateSCIMConnection{Tenants: tenants, GroupMappings: mappings, Now: s.cfg.Now()},
+	c, err := s.executeSCIMConnection(ctx, meta, id, may, domain.UpdateSCIMConnection{Tenants: tenants, GroupMappings: mappings, Platform: platform, Now: s.cfg.Now()},
 		func(old domain.SCIMConnection) { before = old.GovernedTenants() })
 	if err != nil {
 		return c, err
@@ -273,11 +280,15 @@ func (s *Service) scimIssuer(c domain.SCIMConnection) string {
 // that is taken by a user the connection may not adopt, is
 // ErrUsernameTaken.
 func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID string, in SCIMUserInput) (string, error) {
-	if _, err := s.liveConn(connID); err != nil {
+	conn, err := s.liveConn(connID)
+	if err != nil {
 		return "", err
 	}
 	if err := domain.CheckSCIMProfile(in.Profile); err != nil {
 		return "", err
+	}
+	if in.Password != "" && !conn.Platform {
+		return "", errSCIMPassword
 	}
 	email := SCIMEmailOf(in.Profile)
 	password := in.Password
@@ -326,7 +337,8 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 		} else {
 			userID, link.Method = NewID("user"), domain.SCIMLinkCreated
 			evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
-				UserID: userID, Username: in.Profile.UserName, Email: email, PasswordHashSealed: sealed, Now: s.cfg.Now(),
+				UserID: userID, Username: in.Profile.UserName, Email: email, PasswordHashSealed: sealed,
+				EmailUnverified: !c.Platform, Now: s.cfg.Now(),
 			})
 			if err != nil {
 				var ve *domain.ValidationError
@@ -353,7 +365,9 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			})
 			pend = append(pend, onAggregate(ref{domain.AggregateUser, userID}, 0, 0, evs)...)
 		}
-		if issuer != "" && in.Profile.ExternalID != "" {
+		if issuer != "" && in.Profile.ExternalID != "" && (c.Platform || !adopted) {
+			// A tenant admin's connection links no identity to a user it
+			// did not create: that user's password may be known to it.
 			if _, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); !linked {
 				pend = append(pend, pending{
 					aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(issuer, in.Profile.ExternalID),
@@ -456,12 +470,15 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		if err := domain.CheckSCIMProfile(*up.Profile); err != nil {
 			return err
 		}
-		if profile, err = scimProfileChange(u, l.Profile, *up.Profile); err != nil {
+		if profile, err = scimProfileChange(u, l.Profile, *up.Profile, !c.Platform); err != nil {
 			return err
 		}
 	}
 	if (activeChange || up.Password != "" || renamed || len(profile) > 0) && !c.Within(u) {
 		return ErrSCIMOutside
+	}
+	if up.Password != "" && !c.Platform {
+		return errSCIMPassword
 	}
 	var sealed string
 	if up.Password != "" {
@@ -525,10 +542,11 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 // scimProfileChange decides the user.profile_changed that a change of the
 // connection's record from old to p makes: p's userName as the username if
 // the userName changed, p's e-mail (SCIMEmailOf) if it changed and is a
-// plain address. A userName the username rules refuse is a
-// *domain.ValidationError on "userName".
-func scimProfileChange(u domain.User, old, p domain.SCIMProfile) ([]domain.Event, error) {
-	var cmd domain.ChangeProfile
+// plain address; unverified (a tenant admin's connection) records that
+// address as one nobody vouched for. A userName the username rules refuse
+// is a *domain.ValidationError on "userName".
+func scimProfileChange(u domain.User, old, p domain.SCIMProfile, unverified bool) ([]domain.Event, error) {
+	cmd := domain.ChangeProfile{EmailUnverified: unverified}
 	if p.UserName != old.UserName {
 		cmd.Username = p.UserName
 	}

@@ -229,15 +229,19 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 	return "", ErrTooManyConflicts
 }
 
-// linkableUser returns the one active user with the identity's e-mail, when
-// the provider links this login by e-mail (SSOProvider.LinksByEmail).
+// linkableUser returns the one active user with the identity's e-mail — an
+// address a platform admin, a platform SCIM connection or an identity
+// provider vouched for (not domain.User.EmailUnverified) — when the
+// provider links this login by e-mail (SSOProvider.LinksByEmail).
 func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string, bool) {
 	if !p.LinksByEmail(in) {
 		return "", false
 	}
 	var found []domain.User
 	for _, u := range s.state.UsersByEmail(in.Email) {
-		if u.Active {
+		// An address nobody vouched for (a tenant admin set it) links
+		// nothing, nor does it hide the one that was.
+		if u.Active && !u.EmailUnverified {
 			found = append(found, u)
 		}
 	}

@@ -156,7 +156,7 @@ func TestSCIMCreateInactiveIsOneAppend(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	conn, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}, GroupMappings: []domain.RoleMapping{{Group: "ops", Tenant: "prod", Role: domain.RoleEditor}}})
+	conn, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}, GroupMappings: []domain.RoleMapping{{Group: "ops", Tenant: "prod", Role: domain.RoleEditor}}, Platform: true})
 	if err != nil {
 		t.Fatal(err)
 	}

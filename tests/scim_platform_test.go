@@ -1,0 +1,117 @@
+package tests
+
+import (
+	"net/http"
+	"testing"
+)
+
+// TestSCIMTenantConnectionTakesNoAccount replays an outside check's chains
+// by which a tenant admin (of acme only) got an account it holds the
+// password of signed in as someone's SSO identity — with the admin role in
+// beta that the identity provider's groups bring — or took over a user of
+// its tenant:
+//
+//   - its SCIM connection pushed a password for a user it created, or
+//     adopted (the password endpoint refuses a tenant admin);
+//   - it created a user with a password it knows through the REST API, and
+//     its connection adopted it with the SSO identity as externalId: the
+//     identity was linked to that user;
+//   - it created a user with the identity's e-mail address: the SSO login
+//     linked by e-mail to it (link_by_email), or, with the real owner's
+//     account holding the address too, to nobody.
+//
+// A tenant admin's connection is a tenant connection: no password, no
+// identity linked to a user it did not create, no address vouched for; an
+// address a tenant admin sets links nothing. A platform connection is made
+// and managed by platform admins only.
+func TestSCIMTenantConnectionTakesNoAccount(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOIDC(t, in, admin, "oidc", "corp", testOIDCUser{
+		Subject: "carol-sub", Email: "carol@corp.example", EmailVerified: true, Username: "carol", Groups: []string{"beta-admins"},
+	}, map[string]any{"link_by_email": true, "role_mappings": []map[string]string{{"group": "beta-admins", "tenant": "beta", "role": "admin"}}})
+	in.CreateUser(admin, "tadmin", "tadmin-passphrase", map[string]string{"acme": "admin"})
+	tadmin := in.Login("tadmin", "tadmin-passphrase").String("token")
+	// Carol's own account, made by a platform admin with her address.
+	carol := createUser(t, in, admin, "carol", "carol@corp.example", map[string]string{"acme": "viewer"})
+
+	expectBody(t, "a tenant admin asking for a platform connection",
+		in.Do("POST", "/api/v1/admin/scim", tadmin, map[string]any{"provider": "corp", "tenants": []string{"acme"}, "platform": true}), 403,
+		`{"error":{"code":"FORBIDDEN","message":"Only a platform admin makes a platform SCIM connection (platform: true)"}}`)
+	r := in.Do("POST", "/api/v1/admin/scim", tadmin, map[string]any{"provider": "corp", "tenants": []string{"acme"}})
+	expectStatus(t, "tenant connection", r, http.StatusCreated)
+	if r.JSON["platform"] != false {
+		t.Fatalf("a tenant admin's connection: %s", r.Raw)
+	}
+	connID, tok := r.String("id"), r.String("token")
+	expectError(t, "the tenant connection made a platform one", in.Do("PUT", "/api/v1/admin/scim/"+connID, tadmin, map[string]any{"platform": true}),
+		http.StatusForbidden, "FORBIDDEN")
+
+	// No password: neither for a user it creates nor for one it adopts.
+	in.CreateUser(tadmin, "acmeonly", "acmeonly-passphrase", map[string]string{"acme": "editor"})
+	before := head(t, in)
+	wantSCIMError(t, "a new user with a password", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"ghost","password":"Ghost-chosen-pass-2468","active":true}`), 400, "invalidValue")
+	wantSCIMError(t, "an adopted user with a password", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"acmeonly","password":"Adopted-pass-88123","active":true}`), 400, "invalidValue")
+	if h := head(t, in); h != before {
+		t.Fatalf("refused SCIM passwords appended %d events", h-before)
+	}
+	adopted := wantSCIM(t, "adopted without a password", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"acmeonly","active":true}`), 201)
+	wantSCIMError(t, "a password for the adopted user", scimCall(t, in, "PATCH", "/scim/v2/Users/"+adopted.String("id"), tok,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"password":"Adopted-pass-88123"}}]}`), 400, "invalidValue")
+	expectStatus(t, "acmeonly's own password", in.Login("acmeonly", "acmeonly-passphrase"), http.StatusOK)
+
+	// A user tadmin knows the password of, adopted with Carol's SSO
+	// subject as externalId, and another with her address.
+	trap := createUser(t, in, tadmin, "carol-trap", "trap@example.com", map[string]string{"acme": "viewer"})
+	wantSCIM(t, "adopted with carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"carol-trap","externalId":"carol-sub","active":true}`), 201)
+	mailTrap := createUser(t, in, tadmin, "mail-trap", "carol@corp.example", map[string]string{"acme": "viewer"})
+
+	// Carol signs in through SSO: her own account, not a trap.
+	login := newBrowser(t).get(in.URL + "/api/v1/auth/sso/corp/login")
+	mustStatus(t, login, http.StatusOK, "carol's SSO login")
+	if u, _ := login.JSON["user"].(map[string]any); u["id"] != carol {
+		t.Fatalf("carol's SSO login signed in as %v (carol %s, carol-trap %s, mail-trap %s)", u["id"], carol, trap, mailTrap)
+	}
+	for _, name := range []string{"carol-trap", "mail-trap"} {
+		m := me(t, in, in.Login(name, name+"-passphrase").String("token"))
+		if ts, _ := m.JSON["tenants"].([]any); len(ts) != 1 {
+			t.Fatalf("%s after carol's login: %s", name, m.Raw)
+		}
+	}
+
+	// A platform admin's connection is a platform one, out of tadmin's reach.
+	pr := in.Do("POST", "/api/v1/admin/scim", admin, map[string]any{"provider": "corp", "tenants": []string{"acme"}})
+	expectStatus(t, "platform connection", pr, http.StatusCreated)
+	if pr.JSON["platform"] != true {
+		t.Fatalf("a platform admin's connection: %s", pr.Raw)
+	}
+	pid := pr.String("id")
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/api/v1/admin/scim/" + pid}, {"PUT", "/api/v1/admin/scim/" + pid}, {"POST", "/api/v1/admin/scim/" + pid + "/rotate"}, {"DELETE", "/api/v1/admin/scim/" + pid},
+	} {
+		expectError(t, "tadmin: "+c.method+" "+c.path, in.Do(c.method, c.path, tadmin, map[string]any{"tenants": []string{"acme"}}), http.StatusNotFound, "NOT_FOUND")
+	}
+	if l := in.Do("GET", "/api/v1/admin/scim", tadmin, nil); len(l.JSON["connections"].([]any)) != 1 {
+		t.Fatalf("tadmin's list: %s", l.Raw)
+	}
+	wantSCIM(t, "a platform connection pushes a password", scimCall(t, in, "POST", "/scim/v2/Users", pr.String("token"),
+		`{`+userSchema+`,"userName":"pushed","password":"Pushed-pass-97531","active":true}`), 201)
+	expectStatus(t, "the pushed password", in.Login("pushed", "Pushed-pass-97531"), http.StatusOK)
+}
+
+// createUser creates a user with an e-mail address as token and returns
+// its ID; its password is username + "-passphrase".
+func createUser(t testing.TB, in *Instance, token, username, email string, tenants map[string]string) string {
+	t.Helper()
+	var trs []map[string]string
+	for id, role := range tenants {
+		trs = append(trs, map[string]string{"id": id, "role": role})
+	}
+	r := in.Do("POST", "/api/v1/users", token, map[string]any{"username": username, "email": email, "password": username + "-passphrase", "tenants": trs})
+	expectStatus(t, "create "+username, r, http.StatusCreated)
+	return r.String("id")
+}
