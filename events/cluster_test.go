@@ -51,7 +51,14 @@ func msgIDs(t testing.TB, st *events.Store) map[string]int {
 	}
 	out := make(map[string]int)
 	for seq := uint64(1); seq <= head; seq++ {
+		// A direct get may reach a replica that has not caught up with the
+		// head the leader reported (right after a restart): ask again until
+		// it has, within the deadline.
 		m, err := s.GetMsg(ctx, seq)
+		for errors.Is(err, jetstream.ErrMsgNotFound) && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+			m, err = s.GetMsg(ctx, seq)
+		}
 		if err != nil {
 			t.Fatalf("get %d: %v", seq, err)
 		}
