@@ -112,6 +112,19 @@ func (m *Model) MFAPolicies() []string {
 	return out
 }
 
+// UserCutOff is the stream sequence of user id's last cut-off (a password
+// change or a deactivation), 0 for none.
+func (m *Model) UserCutOff(id string) uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	r, ok := m.users.find(id)
+	if !ok {
+		return 0
+	}
+	cut, _ := m.users.keep(r)
+	return cut
+}
+
 // MFARequired reports whether a policy requires u to have a second factor:
 // the platform's, or that of a tenant where u holds a role.
 func (m *Model) MFARequired(u domain.User) bool {

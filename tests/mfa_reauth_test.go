@@ -100,3 +100,45 @@ func TestMFAPasskeysOnAnIPAddress(t *testing.T) {
 	expectError(t, "passwordless options at 127.0.0.1", in.Do("POST", "/api/v1/auth/passkey/options", "", nil),
 		http.StatusBadRequest, "VALIDATION_ERROR", "host name", "INFRACAST_PUBLIC_URL")
 }
+
+// TestMFATokensEndWithACutOff: a login's second step, and an enrolment,
+// started before a deactivation — even one undone since — or a password
+// change by an admin no longer go on: "an activation brings back nothing
+// the deactivation stopped". Before, an outside check finished both after
+// the activation, and enrolled its own TOTP with an enrolment token issued
+// for a password an admin had since reset.
+func TestMFATokensEndWithACutOff(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "paused", "paused-password-1", map[string]string{"acme": "viewer"})
+	secret, _ := enrollTOTP(t, in, in.Login("paused", "paused-password-1").String("token"))
+	mfaToken := mfaLogin(t, in, "paused", "paused-password-1")
+	expectStatus(t, "deactivate", in.Do("POST", "/api/v1/users/"+id+"/deactivate", admin, nil), http.StatusOK)
+	expectStatus(t, "activate", in.Do("POST", "/api/v1/users/"+id+"/activate", admin, nil), http.StatusOK)
+	in.Clock.Advance(30 * time.Second)
+	expectError(t, "second step begun before the deactivation", secondStep(in, mfaToken, totpAt(t, secret, in.Clock.Now())),
+		http.StatusUnauthorized, "UNAUTHORIZED", "MFA token")
+	expectTokens(t, "a new login", secondStep(in, mfaLogin(t, in, "paused", "paused-password-1"), totpAt(t, secret, in.Clock.Now())), "paused")
+
+	// Enrolment tokens, under a policy for globex.
+	expectStatus(t, "globex requires MFA", in.Do("PUT", "/api/v1/admin/mfa/policy/globex", admin, map[string]bool{"required": true}), http.StatusOK)
+	newID := in.CreateUser(admin, "newbie", "newbie-password-1", map[string]string{"globex": "viewer"})
+	enrollment := func() string {
+		t.Helper()
+		r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "newbie", "password": "newbie-password-1"})
+		if r.Status != http.StatusForbidden || r.ErrorCode() != "MFA_ENROLLMENT_REQUIRED" {
+			t.Fatalf("login under the policy: %d %s", r.Status, r.Raw)
+		}
+		return r.String("enrollment_token")
+	}
+	tok := enrollment()
+	expectStatus(t, "deactivate newbie", in.Do("POST", "/api/v1/users/"+newID+"/deactivate", admin, nil), http.StatusOK)
+	expectStatus(t, "activate newbie", in.Do("POST", "/api/v1/users/"+newID+"/activate", admin, nil), http.StatusOK)
+	expectError(t, "enrolment begun before the deactivation", in.Do("POST", "/api/v1/auth/mfa/totp", tok, nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	tok = enrollment()
+	expectStatus(t, "an admin resets the password", in.Do("POST", "/api/v1/users/"+newID+"/password", admin,
+		map[string]string{"password": "newbie-password-2"}), http.StatusNoContent)
+	expectError(t, "enrolment begun before the reset", in.Do("POST", "/api/v1/auth/mfa/totp", tok, nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "newbie", "password": "newbie-password-2"})
+	expectStatus(t, "enrolment after signing in again", in.Do("POST", "/api/v1/auth/mfa/totp", r.String("enrollment_token"), nil), http.StatusCreated)
+}

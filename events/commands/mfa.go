@@ -41,6 +41,9 @@ type MFAState interface {
 	MFAPolicy(scope string) (domain.MFAPolicy, uint64)
 	// MFARequired: a policy requires the user to have a second factor.
 	MFARequired(u domain.User) bool
+	// UserCutOff is the stream sequence of the user's last cut-off — a
+	// password change or a deactivation — 0 for none.
+	UserCutOff(userID string) uint64
 }
 
 // Field names bound into sealed values, and the parameters of TOTP.
@@ -159,6 +162,11 @@ type mfaClaims struct {
 	// Hash fingerprints the sealed password hash the password was verified
 	// against: a password change in between ends the login.
 	Hash string `json:"h,omitempty"`
+	// Cut is the user's last cut-off (MFAState.UserCutOff) when the token
+	// was issued: a deactivation (even one undone since) or a password
+	// change in between ends the login or the enrolment, as it ends
+	// every session started before it.
+	Cut uint64 `json:"c,omitempty"`
 	// Session is the WebAuthn ceremony's (challenge, allowed credentials).
 	Session *webauthn.SessionData `json:"w,omitempty"`
 }
@@ -237,14 +245,15 @@ func (s *Service) mfaGate(u domain.User, tenant, method, verifiedHash string, id
 	}
 	m, _ := st.MFA(u.ID)
 	if m.HasFactor() {
-		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeMFA, UserID: u.ID, Tenant: tenant, Method: method, Hash: hashFingerprint(verifiedHash)})
+		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeMFA, UserID: u.ID, Tenant: tenant, Method: method, Hash: hashFingerprint(verifiedHash),
+			Cut: st.UserCutOff(u.ID)})
 		if err != nil {
 			return err
 		}
 		return &MFARequiredError{Token: tok, Factors: m.Factors(), ExpiresAt: exp, UserID: u.ID}
 	}
 	if st.MFARequired(u) {
-		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeEnroll, UserID: u.ID})
+		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeEnroll, UserID: u.ID, Cut: st.UserCutOff(u.ID)})
 		if err != nil {
 			return err
 		}
@@ -266,7 +275,7 @@ func (s *Service) EnrollmentUser(token string) (domain.User, error) {
 		return domain.User{}, err
 	}
 	u, _, ok := s.state.User(c.UserID)
-	if !ok || !u.Active {
+	if !ok || !u.Active || st.UserCutOff(u.ID) != c.Cut {
 		return domain.User{}, ErrMFATokenInvalid
 	}
 	if m, _ := st.MFA(c.UserID); m.HasFactor() {
@@ -311,6 +320,9 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 	// lockout). The password changed since the first step: this MFA token
 	// is dead, sign in again. The tenant taken away meanwhile: 403, as the
 	// first step would answer now (it says no more than that step does).
+	if st.UserCutOff(u.ID) != c.Cut {
+		return LoginResult{}, ErrMFATokenInvalid // deactivated (or a new password) since the first step
+	}
 	verified := ""
 	if c.Method == "password" {
 		if hashFingerprint(u.PasswordHashSealed) != c.Hash {
