@@ -63,10 +63,11 @@ func sampleEvents() []Event {
 		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
 		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
 		SCIMConnectionCreated{
-			ConnectionID: "scim-1", Provider: "okta", Tenants: []string{"acme"}, TokenHash: "sha256:ee", Platform: true, CreatedAt: at,
+			ConnectionID: "scim-1", Provider: "okta", Tenants: []string{"acme"}, TokenHash: "sha256:ee", Platform: true,
+			OwnerID: "u-1", OwnerKeyID: "key-1", CreatedAt: at,
 			GroupMappings: []RoleMapping{{Group: "ops", Tenant: "acme", Role: RoleAdmin}},
 		},
-		SCIMTokenRotated{ConnectionID: "scim-1", TokenHash: "sha256:ff", RotatedAt: later},
+		SCIMTokenRotated{ConnectionID: "scim-1", TokenHash: "sha256:ff", OwnerID: "u-2", OwnerKeyID: "key-2", RotatedAt: later},
 		SCIMConnectionUpdated{ConnectionID: "scim-1", Tenants: []string{"acme", "globex"}, Platform: true, UpdatedAt: later,
 			GroupMappings: []RoleMapping{{Group: "dev", Tenant: "globex", Role: RoleEditor}}},
 		SCIMConnectionDeleted{ConnectionID: "scim-1"},

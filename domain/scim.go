@@ -84,12 +84,18 @@ type SCIMConnection struct {
 	// otherwise make an account whose password it knows sign in as
 	// someone's SSO identity — with the roles that identity brings from
 	// other tenants — or take over a user of its tenants.
-	Platform  bool
-	CreatedAt time.Time
-	UpdatedAt time.Time
-	RotatedAt time.Time
-	Deleted   bool
-	Version   uint64
+	Platform bool
+	// OwnerID is the user who made the connection or last rotated its
+	// token, OwnerKeyID the API key that did (else ""): the token acts for
+	// them, and only while they may still manage the connection, as an API
+	// key acts only within its owner's live permissions. "" before owners
+	// were recorded: no owner.
+	OwnerID, OwnerKeyID string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	RotatedAt           time.Time
+	Deleted             bool
+	Version             uint64
 }
 
 // Exists reports whether the connection was created and not deleted.
@@ -175,15 +181,22 @@ type (
 		TokenHash     string        `json:"token_hash"`
 		// Platform: a platform admin's connection (SCIMConnection.Platform);
 		// absent in events before it existed: not one.
-		Platform  bool      `json:"platform,omitempty"`
-		CreatedAt time.Time `json:"created_at"`
+		Platform bool `json:"platform,omitempty"`
+		// OwnerID, OwnerKeyID: SCIMConnection's; absent before they existed.
+		OwnerID    string    `json:"owner_id,omitempty"`
+		OwnerKeyID string    `json:"owner_key_id,omitempty"`
+		CreatedAt  time.Time `json:"created_at"`
 	}
 	// SCIMTokenRotated: the connection has a new bearer token; the old one
 	// stops at once.
 	SCIMTokenRotated struct {
-		ConnectionID string    `json:"connection_id"`
-		TokenHash    string    `json:"token_hash"`
-		RotatedAt    time.Time `json:"rotated_at"`
+		ConnectionID string `json:"connection_id"`
+		TokenHash    string `json:"token_hash"`
+		// OwnerID, OwnerKeyID: who rotated it, the connection's owner from
+		// now on (absent before owners were recorded: no owner).
+		OwnerID    string    `json:"owner_id,omitempty"`
+		OwnerKeyID string    `json:"owner_key_id,omitempty"`
+		RotatedAt  time.Time `json:"rotated_at"`
 	}
 	// SCIMConnectionUpdated: the connection's tenants, group mappings and
 	// platform flag were replaced.
@@ -346,6 +359,8 @@ type (
 		GroupMappings  []RoleMapping
 		TokenHash      string
 		Platform       bool
+		OwnerID        string
+		OwnerKeyID     string
 		Now            time.Time
 	}
 	// UpdateSCIMConnection replaces the tenants (when not nil) and the group
@@ -359,8 +374,9 @@ type (
 	}
 	// RotateSCIMToken gives the connection a new token (its hash).
 	RotateSCIMToken struct {
-		TokenHash string
-		Now       time.Time
+		TokenHash           string
+		OwnerID, OwnerKeyID string // who rotates: the new owner
+		Now                 time.Time
 	}
 	// DeleteSCIMConnection stops the connection.
 	DeleteSCIMConnection struct{}
@@ -411,7 +427,7 @@ func DecideSCIMConnection(c SCIMConnection, cmd SCIMConnectionCommand) ([]Event,
 		if cm.TokenHash == "" || cm.TokenHash == c.TokenHash {
 			return nil, Invalid("token", "rotation needs a new token")
 		}
-		return []Event{SCIMTokenRotated{ConnectionID: c.ID, TokenHash: cm.TokenHash, RotatedAt: cm.Now.UTC()}}, nil
+		return []Event{SCIMTokenRotated{ConnectionID: c.ID, TokenHash: cm.TokenHash, OwnerID: cm.OwnerID, OwnerKeyID: cm.OwnerKeyID, RotatedAt: cm.Now.UTC()}}, nil
 	case DeleteSCIMConnection:
 		return []Event{SCIMConnectionDeleted{ConnectionID: c.ID}}, nil
 	}
@@ -441,6 +457,7 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 	}
 	return []Event{SCIMConnectionCreated{
 		ConnectionID: cm.ConnectionID, Provider: cm.Provider, Tenants: tenants, GroupMappings: mappings, Platform: cm.Platform,
+		OwnerID: cm.OwnerID, OwnerKeyID: cm.OwnerKeyID,
 		TokenHash: cm.TokenHash, CreatedAt: cm.Now.UTC(),
 	}}, nil
 }
@@ -510,10 +527,11 @@ func EvolveSCIMConnection(c SCIMConnection, e Event) SCIMConnection {
 	case SCIMConnectionCreated:
 		c = SCIMConnection{
 			ID: ev.ConnectionID, Provider: ev.Provider, Tenants: ev.Tenants, GroupMappings: ev.GroupMappings,
-			TokenHash: ev.TokenHash, Platform: ev.Platform, CreatedAt: ev.CreatedAt, UpdatedAt: ev.CreatedAt, Version: c.Version,
+			TokenHash: ev.TokenHash, Platform: ev.Platform, OwnerID: ev.OwnerID, OwnerKeyID: ev.OwnerKeyID,
+			CreatedAt: ev.CreatedAt, UpdatedAt: ev.CreatedAt, Version: c.Version,
 		}
 	case SCIMTokenRotated:
-		c.TokenHash, c.RotatedAt = ev.TokenHash, ev.RotatedAt
+		c.TokenHash, c.RotatedAt, c.OwnerID, c.OwnerKeyID = ev.TokenHash, ev.RotatedAt, ev.OwnerID, ev.OwnerKeyID
 	case SCIMConnectionUpdated:
 		c.Tenants, c.GroupMappings, c.Platform, c.UpdatedAt = ev.Tenants, ev.GroupMappings, ev.Platform, ev.UpdatedAt
 	case SCIMConnectionDeleted:

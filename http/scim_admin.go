@@ -46,6 +46,8 @@ type scimConnectionJSON struct {
 	Tenants       []string          `json:"tenants"`
 	GroupMappings []roleMappingJSON `json:"group_mappings"`
 	Platform      bool              `json:"platform"`
+	OwnerID       string            `json:"owner_id,omitempty"`
+	OwnerKeyID    string            `json:"owner_key_id,omitempty"`
 	Token         string            `json:"token,omitempty"`
 	BaseURL       string            `json:"base_url"` // the SCIM base URL to give the identity provider
 	Users         int               `json:"users"`
@@ -70,6 +72,7 @@ func (s *Server) toSCIMConnectionJSON(c *fiber.Ctx, conn domain.SCIMConnection, 
 	users, groups := s.deps.SCIMModel.SCIMCounts(conn.ID)
 	out := scimConnectionJSON{
 		ID: conn.ID, Provider: conn.Provider, Tenants: conn.Tenants, GroupMappings: []roleMappingJSON{}, Platform: conn.Platform,
+		OwnerID: conn.OwnerID, OwnerKeyID: conn.OwnerKeyID,
 		Token: token, BaseURL: s.scimBase(c), Users: users, Groups: groups,
 		CreatedAt: rfc3339(conn.CreatedAt), UpdatedAt: rfc3339(conn.UpdatedAt), RotatedAt: optTime(conn.RotatedAt),
 	}
@@ -103,6 +106,40 @@ func (cl *Caller) managesSCIM(tenants []string) bool {
 // connection only a platform admin.
 func (cl *Caller) managesSCIMConn(conn domain.SCIMConnection) bool {
 	return cl.IsPlatformAdmin() || (!conn.Platform && cl.managesSCIM(conn.Tenants))
+}
+
+// owners is who a SCIM connection's token acts for when the caller makes
+// it or rotates it (domain.SCIMConnection.OwnerID): the user, and the API
+// key when the caller is one.
+func (cl *Caller) owners() (string, string) {
+	if cl.Key != nil {
+		return cl.User.ID, cl.Key.ID
+	}
+	return cl.User.ID, ""
+}
+
+// scimOwnerMay reports whether the owner of conn — who made it or last
+// rotated its token — may still manage it: active, (through the same key,
+// live) an admin of its tenants, or a platform admin for a platform
+// connection. A connection without an owner (made before owners were
+// recorded) may.
+func (s *Server) scimOwnerMay(conn domain.SCIMConnection) bool {
+	if conn.OwnerID == "" {
+		return true
+	}
+	u, _, ok := s.deps.Model.User(conn.OwnerID)
+	if !ok || !u.Active {
+		return false
+	}
+	cl := Caller{User: u}
+	if conn.OwnerKeyID != "" {
+		k, _, ok := s.deps.Model.APIKey(conn.OwnerKeyID)
+		if !ok || k.Revoked || k.Expired(s.cfg.Now()) || k.OwnerID != u.ID {
+			return false
+		}
+		cl.Key = &k
+	}
+	return cl.managesSCIMConn(conn)
 }
 
 // errPlatformSCIM: only a platform admin makes a platform connection.
@@ -151,8 +188,10 @@ func (s *Server) createSCIM(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
+	owner, ownerKey := cl.owners()
 	conn, token, err := s.deps.SCIM.CreateSCIMConnection(ctx, s.meta(c), commands.SCIMConnectionInput{
 		Provider: req.Provider, Tenants: req.Tenants, GroupMappings: mappingsOf(req.GroupMappings), Platform: platform,
+		OwnerID: owner, OwnerKeyID: ownerKey,
 	})
 	if err != nil {
 		return err
@@ -276,7 +315,9 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	conn, token, err := s.deps.SCIM.RotateSCIMToken(ctx, s.meta(c), conn.ID, mayManage(caller(c)))
+	cl := caller(c)
+	owner, ownerKey := cl.owners()
+	conn, token, err := s.deps.SCIM.RotateSCIMToken(ctx, s.meta(c), conn.ID, owner, ownerKey, mayManage(cl))
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,8 @@ type scimMetaKey struct{}
 
 // scimAuthenticate checks the SCIM bearer token: its shape and checksum,
 // then one lookup by its SHA-256 in the read models (compared again in
-// constant time), the connection live. It then waits until this replica
+// constant time), the connection live, its owner still allowed to manage
+// it (scimOwnerMay). It then waits until this replica
 // has applied everything stored so far (an identity provider reads back
 // what it wrote a moment ago, whichever replica answers), and runs the
 // SCIM handlers with the connection, the request's timeout, and the events'
@@ -49,6 +50,14 @@ func (s *Server) scimAuthenticate(c *fiber.Ctx) error {
 	if !found || err != nil || subtle.ConstantTimeCompare(stored, sum[:]) != 1 {
 		s.deps.Metrics.authFailure("scim_unknown_token")
 		return scim.WriteError(c, scim.ErrUnauthorized)
+	}
+	if !s.scimOwnerMay(conn) {
+		// The token acts for who made the connection or last rotated it:
+		// deactivated, no longer an admin of its tenants, or the API key
+		// that made it revoked — the token stops with them.
+		s.deps.Metrics.authFailure("scim_owner")
+		return scim.WriteError(c, scim.Errorf(fiber.StatusUnauthorized, "",
+			"The connection's owner (who made it or last rotated its token) may no longer manage it; an admin rotates its token to take it over"))
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

@@ -27,7 +27,7 @@ import (
 type SCIMCommands interface {
 	CreateSCIMConnection(ctx context.Context, meta events.Meta, in commands.SCIMConnectionInput) (domain.SCIMConnection, string, error)
 	UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping, platform *bool, may func(domain.SCIMConnection) error) (domain.SCIMConnection, error)
-	RotateSCIMToken(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
+	RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
 	DeleteSCIMConnection(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) error
 	CatchUpHead(ctx context.Context) error
 

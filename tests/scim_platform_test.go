@@ -115,3 +115,59 @@ func createUser(t testing.TB, in *Instance, token, username, email string, tenan
 	expectStatus(t, "create "+username, r, http.StatusCreated)
 	return r.String("id")
 }
+
+// TestSCIMTokenActsForItsOwner: a SCIM token acts for who made the
+// connection or last rotated its token, and only while they may still
+// manage it — before, an outside check's token outlived its maker's
+// deactivation and the API key that made it, and went on creating admins.
+func TestSCIMTokenActsForItsOwner(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOkta(t, in, admin)
+	tadminID := in.CreateUser(admin, "tadmin", "tadmin-passphrase", map[string]string{"acme": "admin"})
+	otherID := in.CreateUser(admin, "tadmin2", "tadmin2-passphrase", map[string]string{"acme": "admin"})
+	tadmin := in.Login("tadmin", "tadmin-passphrase").String("token")
+	works := func(what, tok string) {
+		t.Helper()
+		wantSCIM(t, what, scimCall(t, in, "GET", "/scim/v2/Users", tok, ""), 200)
+	}
+	stopped := func(what, tok string) {
+		t.Helper()
+		wantSCIMError(t, what, scimCall(t, in, "GET", "/scim/v2/Users", tok, ""), 401, "")
+	}
+	r := in.Do("POST", "/api/v1/admin/scim", tadmin, map[string]any{"provider": "okta", "tenants": []string{"acme"}})
+	expectStatus(t, "tadmin's connection", r, http.StatusCreated)
+	if r.String("owner_id") != tadminID || r.JSON["owner_key_id"] != nil {
+		t.Fatalf("owner of tadmin's connection: %s", r.Raw)
+	}
+	connID, byUser := r.String("id"), r.String("token")
+	k := in.Do("POST", "/api/v1/api-keys", tadmin, map[string]any{"name": "automation", "tenants": []string{"acme"}, "permissions": []string{"admin:*"}})
+	expectStatus(t, "tadmin's key", k, http.StatusCreated)
+	r = in.Do("POST", "/api/v1/admin/scim", k.String("key"), map[string]any{"provider": "okta", "tenants": []string{"acme"}})
+	expectStatus(t, "the key's connection", r, http.StatusCreated)
+	if r.String("owner_id") != tadminID || r.String("owner_key_id") != k.String("id") {
+		t.Fatalf("owner of the key's connection: %s", r.Raw)
+	}
+	byKey := r.String("token")
+	works("made by tadmin", byUser)
+	works("made by tadmin's key", byKey)
+
+	expectStatus(t, "revoke the key", in.Do("DELETE", "/api/v1/api-keys/"+k.String("id"), tadmin, nil), http.StatusNoContent)
+	stopped("made by a revoked key", byKey)
+	works("made by tadmin, after the key went", byUser)
+
+	expectStatus(t, "deactivate tadmin", in.Do("POST", "/api/v1/users/"+tadminID+"/deactivate", admin, nil), http.StatusOK)
+	stopped("made by a deactivated admin", byUser)
+	// Another admin of acme takes it over by rotating its token.
+	tadmin2 := in.Login("tadmin2", "tadmin2-passphrase").String("token")
+	rot := in.Do("POST", "/api/v1/admin/scim/"+connID+"/rotate", tadmin2, nil)
+	expectStatus(t, "rotate", rot, http.StatusOK)
+	if rot.String("owner_id") != otherID {
+		t.Fatalf("owner after the rotation: %s", rot.Raw)
+	}
+	works("rotated by tadmin2", rot.String("token"))
+	stopped("the old token", byUser)
+	// No longer an admin of acme: the token stops with the role.
+	expectStatus(t, "tadmin2 now a viewer", in.Do("PUT", "/api/v1/users/"+otherID+"/tenants/acme", admin, map[string]string{"role": "viewer"}), http.StatusOK)
+	stopped("owned by a viewer", rot.String("token"))
+}

@@ -95,6 +95,8 @@ type SCIMConnectionInput struct {
 	Tenants       []string
 	GroupMappings []domain.RoleMapping
 	Platform      bool // a platform admin's connection (domain.SCIMConnection.Platform)
+	// OwnerID, OwnerKeyID: who makes it (domain.SCIMConnection.OwnerID).
+	OwnerID, OwnerKeyID string
 }
 
 // CreateSCIMConnection creates a connection and returns it with its bearer
@@ -104,7 +106,8 @@ func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in
 	p, _, ok := s.state.SSOProvider(in.Provider)
 	cmd := domain.CreateSCIMConnection{
 		ConnectionID: NewID("scim"), Provider: in.Provider, ProviderExists: ok && p.Exists(),
-		Tenants: in.Tenants, GroupMappings: in.GroupMappings, TokenHash: HashToken(token), Platform: in.Platform, Now: s.cfg.Now(),
+		Tenants: in.Tenants, GroupMappings: in.GroupMappings, TokenHash: HashToken(token), Platform: in.Platform,
+		OwnerID: in.OwnerID, OwnerKeyID: in.OwnerKeyID, Now: s.cfg.Now(),
 	}
 	evs, err := domain.DecideSCIMConnection(domain.SCIMConnection{}, cmd)
 	if err != nil {
@@ -168,10 +171,12 @@ func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id
 }
 
 // RotateSCIMToken gives a connection a new token (returned once); the old
-// one stops.
-func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
+// one stops, and the rotating user (ownerKeyID: through that API key) owns
+// the connection from then on.
+func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
 	token := NewSCIMToken()
-	c, err := s.executeSCIMConnection(ctx, meta, id, may, domain.RotateSCIMToken{TokenHash: HashToken(token), Now: s.cfg.Now()}, nil)
+	c, err := s.executeSCIMConnection(ctx, meta, id, may,
+		domain.RotateSCIMToken{TokenHash: HashToken(token), OwnerID: ownerID, OwnerKeyID: ownerKeyID, Now: s.cfg.Now()}, nil)
 	if err != nil {
 		return c, "", err
 	}
