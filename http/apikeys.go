@@ -137,6 +137,9 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 	if err := required("name", req.Name); err != nil {
 		return err
 	}
+	if err := s.signedInRecently(cl, errReauthenticateKey); err != nil {
+		return err
+	}
 	in := commands.CreateAPIKeyInput{
 		Name: req.Name, Owner: cl.User.ID, AllowedIPs: req.AllowedIPs, Env: s.cfg.KeyEnv,
 		Tenants: cl.defaultKeyTenants(), Permissions: defaultKeyPermissions,
@@ -288,6 +291,9 @@ func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
 	cl := caller(c)
 	if !cl.IsUser() {
 		return errForbidden // the new secret needs a user to own it
+	}
+	if err := s.signedInRecently(cl, errReauthenticateKey); err != nil {
+		return err
 	}
 	k, secret, err := s.deps.Keys.RotateAPIKey(ctx, s.meta(c), commands.RotateInput{
 		KeyID: k.ID, Env: s.cfg.KeyEnv, OwnerID: cl.User.ID, CallerPermissions: cl.keyPermissionsOf,

@@ -367,14 +367,32 @@ func (s *Server) mfaUserCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
 
 // ReauthWindow is how recently the caller's session must have signed in —
 // with the password (and second factor), a passkey or single sign-on; a
-// refresh is not a sign-in — for a change of the caller's second factors.
-// A stolen access token (it lives an hour, its session a week) must not
-// add a factor of the thief's — a passkey signs in on its own — nor print
-// new recovery codes or take the user's factors away.
+// refresh is not a sign-in — for a change of the caller's second factors
+// or a new API key secret. A stolen access token (it lives an hour, its
+// session a week) must not add a factor of the thief's — a passkey signs
+// in on its own — print new recovery codes, take the user's factors away,
+// or become an API key that outlives it and the user's next password.
 const ReauthWindow = 10 * time.Minute
 
-var errReauthenticate = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
-	"Sign in again to change your second factors: this session signed in more than 10 minutes ago"}
+var (
+	errReauthenticate = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
+		"Sign in again to change your second factors: this session signed in more than 10 minutes ago"}
+	errReauthenticateKey = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
+		"Sign in again to create or rotate an API key: this session signed in more than 10 minutes ago"}
+)
+
+// signedInRecently is nil when the caller's session signed in within
+// ReauthWindow, else refused (401 without a session, else refusal).
+func (s *Server) signedInRecently(cl *Caller, refusal *Error) error {
+	sess, _, ok := s.deps.Model.Session(cl.SessionID)
+	if !ok {
+		return errUnauthorized
+	}
+	if s.cfg.Now().Sub(sess.StartedAt) > ReauthWindow {
+		return refusal
+	}
+	return nil
+}
 
 // mfaChangeCommands is mfaUserCommands for a change of the caller's
 // factors: the caller's session signed in within ReauthWindow, or the
@@ -384,12 +402,8 @@ func (s *Server) mfaChangeCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
 	if err != nil || enrolling(c) {
 		return m, cl, err
 	}
-	sess, _, ok := s.deps.Model.Session(cl.SessionID)
-	if !ok {
-		return nil, nil, errUnauthorized
-	}
-	if s.cfg.Now().Sub(sess.StartedAt) > ReauthWindow {
-		return nil, nil, errReauthenticate
+	if err := s.signedInRecently(cl, errReauthenticate); err != nil {
+		return nil, nil, err
 	}
 	return m, cl, nil
 }

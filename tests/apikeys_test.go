@@ -21,6 +21,7 @@ import (
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events/commands"
+	ihttp "github.com/infracast/auth/http"
 	"github.com/infracast/auth/http/service"
 )
 
@@ -1032,4 +1033,39 @@ func TestAPIKeyNamesUniquePerOwner(t *testing.T) {
 	a.Clock.Advance(2 * time.Hour)
 	kira = a.Login("kira", "kira-passphrase").String("token") // the access token expired too
 	expectStatus(t, "short after it expired", create(a, kira, "short", nil), 201)
+}
+
+// TestAPIKeysNeedARecentSignIn: a new secret — a key's creation or
+// rotation — needs a session that signed in within ReauthWindow. Before,
+// an outside check turned a stolen access token into a key without
+// expiry that outlived the owner's password change.
+func TestAPIKeysNeedARecentSignIn(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "owner", "owner-passphrase", map[string]string{"prod": "admin"})
+	login := in.Login("owner", "owner-passphrase")
+	create := func(token, name string) Response {
+		return in.Do("POST", "/api/v1/api-keys", token, map[string]any{"name": name, "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}})
+	}
+	k := create(login.String("token"), "fresh")
+	expectStatus(t, "a key from a fresh sign-in", k, http.StatusCreated)
+
+	in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+	refreshed := refresh(t, in, login.String("refresh_token"))
+	expectStatus(t, "refresh", refreshed, http.StatusOK)
+	before := head(t, in)
+	for _, tok := range []string{login.String("token"), refreshed.String("token")} {
+		expectError(t, "create from an old session", create(tok, "stolen"), http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "Sign in again to create or rotate an API key")
+		expectError(t, "rotate from an old session", in.Do("POST", "/api/v1/api-keys/"+k.String("id")+"/rotate", tok, nil),
+			http.StatusForbidden, "REAUTHENTICATION_REQUIRED")
+	}
+	if h := head(t, in); h != before {
+		t.Fatalf("refused key requests appended %d events", h-before)
+	}
+	expectStatus(t, "the key still works", in.Do("GET", "/api/v1/auth/me", k.String("key"), nil), http.StatusOK)
+	// Reading and revoking need no new sign-in.
+	expectStatus(t, "list", in.Do("GET", "/api/v1/api-keys", login.String("token"), nil), http.StatusOK)
+	again := in.Login("owner", "owner-passphrase").String("token")
+	expectStatus(t, "a key after signing in again", create(again, "stolen"), http.StatusCreated)
+	expectStatus(t, "revoke from the old session", in.Do("DELETE", "/api/v1/api-keys/"+k.String("id"), login.String("token"), nil), http.StatusNoContent)
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	ihttp "github.com/infracast/auth/http"
 )
 
 // The admin CLI (cmd/infracast), built and run as a user runs it, against
@@ -449,6 +451,13 @@ func TestCLIKeys(t *testing.T) {
 	}
 	c.fails(exitNotFound, "", nil, []string{"keys", "revoke", "key-01J00000000000000000000000"}, "NOT_FOUND")
 	c.fails(exitUsage, "", nil, []string{"keys", "revoke"}, "accepts 1 arg(s)")
+
+	// Logged in more than 10 minutes ago: a new secret needs a new login.
+	in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+	c.fails(exitForbidden, "", nil, []string{"keys", "create", "--name", "late", "--tenant", "prod", "--permission", "nodes:read"},
+		"REAUTHENTICATION_REQUIRED", "run 'infracast login' again")
+	c.login()
+	c.ok("keys", "create", "--name", "late", "--tenant", "prod", "--permission", "nodes:read")
 }
 
 func TestCLISSOAndSigningKeys(t *testing.T) {

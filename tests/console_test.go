@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	ihttp "github.com/infracast/auth/http"
 	"github.com/infracast/auth/http/service"
 )
 
@@ -452,6 +453,22 @@ func TestConsole(t *testing.T) {
 		run(t, mfa, "code", fill(`#mfa-code`, totpAt(t, secret, in.Clock.Now())), chromedp.Click(`#mfa-submit`),
 			until(`document.body.getAttribute('data-user') === 'frank' && document.body.getAttribute('data-state') === 'signed-in'`))
 		noPolicyBreach(t, mfa, secret)
+	})
+
+	// After the SSO subtest: the test OP's tokens follow the real clock.
+	t.Run("API key: a sign-in too long ago asks to sign in again", func(t *testing.T) {
+		in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+		run(t, ctx, "keys page", chromedp.Click(`#nav-keys`), until(`document.body.getAttribute('data-page') === 'keys' && !!document.querySelector('#keys-table')`))
+		run(t, ctx, "new key", chromedp.Click(`#new-key`), chromedp.WaitVisible(`#create-key`),
+			fill(`#key-name`, "late-key"), fill(`#key-tenants`, "acme"), chromedp.Click(`#create-key-submit`),
+			until(`!!document.getElementById('reauthenticate') && /^Sign in again to create or rotate an API key/.test(document.querySelector('.notice.error').textContent)`))
+		run(t, ctx, "sign in again", chromedp.Click(`#reauthenticate`),
+			until(`document.body.getAttribute('data-state') === 'signed-out' && /^Sign in again to create/.test(document.getElementById('signed-out-reason').textContent)`))
+		consoleSignIn(t, ctx, in.URL, AdminUser, AdminPassword)
+		run(t, ctx, "then the key", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('#keys-table')`), chromedp.Click(`#new-key`), chromedp.WaitVisible(`#create-key`),
+			fill(`#key-name`, "late-key"), fill(`#key-tenants`, "acme"), chromedp.Click(`#create-key-submit`), chromedp.WaitVisible(`#key-secret-value`))
+		run(t, ctx, "dismiss", clickJS(`#key-secret button.primary`), chromedp.WaitNotPresent(`#key-secret`))
+		noPolicyBreach(t, ctx)
 	})
 
 	t.Run("revocation signs the console out", func(t *testing.T) {

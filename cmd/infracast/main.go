@@ -159,6 +159,9 @@ func classify(err error) (int, string) {
 		return exitFailure, "interrupted"
 	case errors.As(err, &apiErr):
 		msg := apiErr.Code + ": " + apiErr.Message
+		if errors.Is(apiErr, client.ErrReauthenticationRequired) {
+			msg += " (run 'infracast login' again, then repeat the command)"
+		}
 		if apiErr.RetryAfter > 0 {
 			msg += fmt.Sprintf(" (retry after %s)", apiErr.RetryAfter)
 		}

@@ -56,7 +56,7 @@ var (
 	ErrForbidden                = &Error{Code: "FORBIDDEN"}                 // 403: authenticated, without access to this tenant or permission
 	ErrMFARequired              = &Error{Code: "MFA_REQUIRED"}              // 403: the password was right; a second factor is needed (MFAToken, LoginMFA)
 	ErrMFAEnrollmentRequired    = &Error{Code: "MFA_ENROLLMENT_REQUIRED"}   // 403: the password was right; a policy requires a second factor, none is enrolled
-	ErrReauthenticationRequired = &Error{Code: "REAUTHENTICATION_REQUIRED"} // 403: a change of second factors needs a session that signed in within 10 minutes
+	ErrReauthenticationRequired = &Error{Code: "REAUTHENTICATION_REQUIRED"} // 403: a new API key secret or a change of second factors needs a session that signed in within 10 minutes: log in again
 	ErrNotFound                 = &Error{Code: "NOT_FOUND"}                 // 404: unknown resource (or one in a tenant the caller cannot see)
 	ErrMethodNotAllowed         = &Error{Code: "METHOD_NOT_ALLOWED"}        // 405
 	ErrConflict                 = &Error{Code: "CONFLICT"}                  // 409: duplicate username, concurrent modification

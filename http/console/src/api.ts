@@ -65,6 +65,13 @@ export class ApiError extends Error {
 let onUnauthorized: (() => void) | null = null;
 export function setUnauthorizedHandler(f: () => void) { onUnauthorized = f; }
 
+// A change that needs a recent sign-in (403 REAUTHENTICATION_REQUIRED: a
+// new API key secret, the caller's second factors) offers to sign in again;
+// the app does it (signs out, and says why on the sign-in form).
+let onReauthenticate: ((message: string) => void) | null = null;
+export function setReauthenticateHandler(f: (message: string) => void) { onReauthenticate = f; }
+export function reauthenticate(message: string) { if (onReauthenticate) onReauthenticate(message); }
+
 export function csrfToken(): string {
   const m = /(?:^|; )infracast_csrf=([^;]*)/.exec(document.cookie);
   return m ? decodeURIComponent(m[1]) : '';

@@ -5,7 +5,7 @@
 // marks the first settled screen.
 import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { callRaw, setUnauthorizedHandler, type Me } from './api';
+import { callRaw, setReauthenticateHandler, setUnauthorizedHandler, type Me } from './api';
 import { Notice, TextField } from './ui';
 import { UsersPage, UserPage } from './pages/users';
 import { KeysPage } from './pages/keys';
@@ -438,6 +438,7 @@ function App() {
 
   useEffect(() => {
     setUnauthorizedHandler(() => signedOut('Your session has ended or was revoked. Sign in again.'));
+    setReauthenticateHandler((message) => { void signOutWith(message); });
     loadMe('first');
     if (!channel) return;
     const on = (e: MessageEvent<TabMessage>) => {
@@ -462,7 +463,9 @@ function App() {
 
   // signOut: only 204 (or 401: the session had already ended) is signed
   // out; anything else leaves the session alive, so the tab stays signed in.
-  const signOut = async () => {
+  const signOut = () => signOutWith('You have signed out.');
+  // signOutWith signs out and shows reason on the sign-in form.
+  async function signOutWith(reason: string) {
     setSignOutError('');
     let why = '';
     try {
@@ -470,7 +473,7 @@ function App() {
       if (res.status === 204 || res.status === 401) {
         tell({ type: 'signed-out' });
         shownUser.current = null;
-        signedOut('You have signed out.');
+        signedOut(reason);
         return;
       }
       why = 'the service answered ' + res.status + (res.body?.error?.message ? ': ' + res.body.error.message : '');
@@ -478,7 +481,7 @@ function App() {
       why = 'network error';
     }
     setSignOutError('Sign out did not go through (' + why + '); try again. You are still signed in.');
-  };
+  }
 
   if (!known) return <p class="loading" role="status">Loading…</p>;
   if (changed) {

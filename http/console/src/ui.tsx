@@ -2,7 +2,7 @@
 // pagers, copy and two-step confirm buttons, and formatting.
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState, useCallback } from 'preact/hooks';
-import { ApiError, errorText } from './api';
+import { ApiError, errorText, reauthenticate } from './api';
 
 export const ROLES = ['viewer', 'editor', 'admin'];
 export const PERMISSIONS = [
@@ -93,6 +93,11 @@ export function Notice(props: { kind: 'ok' | 'error' | 'warn' | 'info'; children
 // ErrorNotice shows a failed call's message (field errors are shown by their fields).
 export function ErrorNotice(props: { error: unknown }) {
   if (!props.error) return null;
+  const e = props.error;
+  if (e instanceof ApiError && e.code === 'REAUTHENTICATION_REQUIRED') {
+    return <Notice kind="error">{e.message}{' '}
+      <button type="button" id="reauthenticate" class="secondary small" onClick={() => reauthenticate(e.message)}>Sign in again</button></Notice>;
+  }
   return <Notice kind="error">{errorText(props.error)}</Notice>;
 }
 
