@@ -370,7 +370,12 @@ type (
 		Tenants       []string
 		GroupMappings []RoleMapping
 		Platform      *bool // when not nil, whether it is a platform admin's connection
-		Now           time.Time
+		// TokenHash, OwnerID, OwnerKeyID: a new token and its owner, for a
+		// connection becoming a platform one (its old token, which a tenant
+		// admin may hold, stops in the same append).
+		TokenHash           string
+		OwnerID, OwnerKeyID string
+		Now                 time.Time
 	}
 	// RotateSCIMToken gives the connection a new token (its hash).
 	RotateSCIMToken struct {
@@ -422,7 +427,14 @@ func DecideSCIMConnection(c SCIMConnection, cmd SCIMConnectionCommand) ([]Event,
 		if slices.Equal(tenants, c.Tenants) && slices.Equal(checked, c.GroupMappings) && platform == c.Platform {
 			return nil, nil
 		}
-		return []Event{SCIMConnectionUpdated{ConnectionID: c.ID, Tenants: tenants, GroupMappings: checked, Platform: platform, UpdatedAt: cm.Now.UTC()}}, nil
+		out := []Event{SCIMConnectionUpdated{ConnectionID: c.ID, Tenants: tenants, GroupMappings: checked, Platform: platform, UpdatedAt: cm.Now.UTC()}}
+		if platform && !c.Platform {
+			if cm.TokenHash == "" || cm.TokenHash == c.TokenHash {
+				return nil, Invalid("token", "a connection becoming a platform one needs a new token")
+			}
+			out = append(out, SCIMTokenRotated{ConnectionID: c.ID, TokenHash: cm.TokenHash, OwnerID: cm.OwnerID, OwnerKeyID: cm.OwnerKeyID, RotatedAt: cm.Now.UTC()})
+		}
+		return out, nil
 	case RotateSCIMToken:
 		if cm.TokenHash == "" || cm.TokenHash == c.TokenHash {
 			return nil, Invalid("token", "rotation needs a new token")

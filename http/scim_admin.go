@@ -300,11 +300,12 @@ func (s *Server) updateSCIM(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	conn, err = s.deps.SCIM.UpdateSCIMConnection(ctx, s.meta(c), conn.ID, tenants, mappings, req.Platform, mayManage(cl))
+	owner, ownerKey := cl.owners()
+	conn, token, err := s.deps.SCIM.UpdateSCIMConnection(ctx, s.meta(c), conn.ID, tenants, mappings, req.Platform, owner, ownerKey, mayManage(cl))
 	if err != nil {
 		return err
 	}
-	return c.JSON(s.toSCIMConnectionJSON(c, conn, ""))
+	return c.JSON(s.toSCIMConnectionJSON(c, conn, token))
 }
 
 // rotateSCIM: POST /api/v1/admin/scim/{id}/rotate.

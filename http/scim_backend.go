@@ -26,7 +26,8 @@ import (
 // SCIMCommands are the SCIM write commands (commands.Service).
 type SCIMCommands interface {
 	CreateSCIMConnection(ctx context.Context, meta events.Meta, in commands.SCIMConnectionInput) (domain.SCIMConnection, string, error)
-	UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping, platform *bool, may func(domain.SCIMConnection) error) (domain.SCIMConnection, error)
+	UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping, platform *bool,
+		ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
 	RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
 	DeleteSCIMConnection(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) error
 	CatchUpHead(ctx context.Context) error

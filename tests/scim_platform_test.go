@@ -171,3 +171,62 @@ func TestSCIMTokenActsForItsOwner(t *testing.T) {
 	expectStatus(t, "tadmin2 now a viewer", in.Do("PUT", "/api/v1/users/"+otherID+"/tenants/acme", admin, map[string]string{"role": "viewer"}), http.StatusOK)
 	stopped("owned by a viewer", rot.String("token"))
 }
+
+// TestSCIMPlatformConnectionAdoptsNoTenantAdminAccount: a tenant admin
+// squats the username a person will get from the identity provider (with a
+// password it knows); a platform connection must not adopt that account by
+// userName — it would link the person's SSO identity to it and give it the
+// roles their groups bring in other tenants (an outside check: beta admin
+// for an acme admin). The name counts as taken (409 uniqueness).
+func TestSCIMPlatformConnectionAdoptsNoTenantAdminAccount(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOkta(t, in, admin)
+	in.CreateUser(admin, "tadmin", "tadmin-passphrase", map[string]string{"acme": "admin"})
+	tadmin := in.Login("tadmin", "tadmin-passphrase").String("token")
+	_, tok := newConnection(t, in, admin, admin, []string{"acme", "beta"}, mapping{"eng-admins", "beta", "admin"})
+	createUser(t, in, tadmin, "nina@corp.example", "nina@corp.example", map[string]string{"acme": "viewer"})
+	before := head(t, in)
+	wantSCIMError(t, "adopt the squatted name", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"nina@corp.example","externalId":"okta-nina-1","active":true}`), 409, "uniqueness")
+	if h := head(t, in); h != before {
+		t.Fatalf("the refused adoption appended %d events", h-before)
+	}
+	// A user a platform admin made is adopted by its name.
+	createUser(t, in, admin, "omar@corp.example", "omar@corp.example", map[string]string{"acme": "viewer"})
+	wantSCIM(t, "adopt a platform admin's user", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"omar@corp.example","externalId":"okta-omar-1","active":true}`), 201)
+}
+
+// TestSCIMBecomingPlatformRotatesItsToken: a tenant connection made a
+// platform one by a platform admin gets a new token, in the answer only;
+// the old one — which the tenant admin who made it holds — stops in the
+// same append (an outside check pushed a password with it right after the
+// switch the upgrade notes recommend).
+func TestSCIMBecomingPlatformRotatesItsToken(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOkta(t, in, admin)
+	in.CreateUser(admin, "tadmin", "tadmin-passphrase", map[string]string{"acme": "admin"})
+	tadmin := in.Login("tadmin", "tadmin-passphrase").String("token")
+	id, old := newConnection(t, in, admin, tadmin, []string{"acme"})
+	r := in.Do("PUT", "/api/v1/admin/scim/"+id, admin, map[string]any{"platform": true})
+	expectStatus(t, "make it a platform connection", r, http.StatusOK)
+	fresh := r.String("token")
+	if r.JSON["platform"] != true || fresh == "" || fresh == old || r.String("owner_id") != me(t, in, admin).String("id") {
+		t.Fatalf("the switch: %s", r.Raw)
+	}
+	if n := countEvents(storedEvents(t, in.Svc), "scim.token_rotated", id); n != 1 {
+		t.Fatalf("%d scim.token_rotated events, want 1", n)
+	}
+	wantSCIMError(t, "the tenant admin's old token", scimCall(t, in, "GET", "/scim/v2/Users", old, ""), 401, "")
+	wantSCIM(t, "the new token pushes a password", scimCall(t, in, "POST", "/scim/v2/Users", fresh,
+		`{`+userSchema+`,"userName":"jill","password":"Platform-pass-24680","active":true}`), 201)
+	// Already a platform connection: a PUT leaves its token alone.
+	r = in.Do("PUT", "/api/v1/admin/scim/"+id, admin, map[string]any{"platform": true, "tenants": []string{"acme", "beta"}})
+	expectStatus(t, "update a platform connection", r, http.StatusOK)
+	if r.JSON["token"] != nil {
+		t.Fatalf("a token in the answer to an update: %s", r.Raw)
+	}
+	wantSCIM(t, "the token after the update", scimCall(t, in, "GET", "/scim/v2/Users", fresh, ""), 200)
+}

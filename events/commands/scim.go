@@ -27,7 +27,9 @@ import (
 //
 // A user found (1, 2) is adopted only if everything it holds is inside the
 // connection's tenants (domain.SCIMConnection.Within), and by userName only
-// if it holds a role in one of them; otherwise the userName counts as taken.
+// if it holds a role in one of them — and, for a platform connection, was
+// not made by a tenant admin (domain.User.EmailUnverified), who may know its
+// password; otherwise the userName counts as taken.
 // When the externalId is not linked yet, the identity (issuer, externalId)
 // is linked to the user (sso.identity_linked, method "scim"), so that the
 // person's first SSO login signs in as the user the IdP provisioned.
@@ -147,27 +149,39 @@ func (s *Service) executeSCIMConnection(ctx context.Context, meta events.Meta, i
 // group mappings (when not nil) and platform flag (when not nil), then brings the roles of every user it
 // provisions, in the tenants the mappings named before or name now, to
 // what the new mappings give (a mapping removed takes its roles with it).
+//
+// A connection becoming a platform one gets a new token (returned; "" when
+// it was not rotated), owned by ownerID (through ownerKeyID): the old one,
+// which a tenant admin may hold, stops in the same append.
 func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping,
-	platform *bool, may func(domain.SCIMConnection) error) (domain.SCIMConnection, error) {
+	platform *bool, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
 	var before []string
-	c, err := s.executeSCIMConnection(ctx, meta, id, may, domain.UpdateSCIMConnection{Tenants: tenants, GroupMappings: mappings, Platform: platform, Now: s.cfg.Now()},
-		func(old domain.SCIMConnection) { before = old.GovernedTenants() })
+	cmd := domain.UpdateSCIMConnection{Tenants: tenants, GroupMappings: mappings, Platform: platform, Now: s.cfg.Now()}
+	token := ""
+	if platform != nil && *platform {
+		token = NewSCIMToken()
+		cmd.TokenHash, cmd.OwnerID, cmd.OwnerKeyID = HashToken(token), ownerID, ownerKeyID
+	}
+	c, err := s.executeSCIMConnection(ctx, meta, id, may, cmd, func(old domain.SCIMConnection) { before = old.GovernedTenants() })
 	if err != nil {
-		return c, err
+		return c, "", err
+	}
+	if c.TokenHash != cmd.TokenHash {
+		token = "" // already a platform connection: its token stays
 	}
 	var users []string
 	for _, l := range s.linksOf(id) {
 		users = append(users, l.UserID)
 	}
 	if err := s.reconcileSCIMRoles(ctx, meta, id, users, before); err != nil {
-		return c, err
+		return c, token, err
 	}
 	// The connection as the read model has it now (its last event applied);
 	// gone meanwhile (deleted by another request): as it was updated.
 	if now, _, ok := s.scim().SCIMConnection(id); ok {
 		c = now
 	}
-	return c, nil
+	return c, token, nil
 }
 
 // RotateSCIMToken gives a connection a new token (returned once); the old
@@ -331,6 +345,14 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				link.Method = domain.SCIMLinkUsername
 				if len(found.Tenants) == 0 {
 					return scimTx{}, ErrUsernameTaken // in none of the connection's tenants
+				}
+				if c.Platform && found.EmailUnverified {
+					// Made by a tenant admin, who may know its password: a
+					// platform connection would hand it the person's SSO
+					// identity and the roles their groups give elsewhere.
+					// The name counts as taken until a platform admin
+					// looks (renames or removes the account).
+					return scimTx{}, ErrUsernameTaken
 				}
 			}
 		}
