@@ -289,7 +289,7 @@ func (s *Server) keyAccess(c *fiber.Ctx) error {
 	return s.principalAccessAt(c, func(cl *Caller, id string) (accessTarget, bool) {
 		k, _, ok := s.deps.Model.APIKey(id)
 		return accessTarget{kind: projections.PrincipalAPIKey, id: k.ID, name: k.Name,
-			own: cl.IsUser() && k.OwnerID == cl.User.ID, visible: cl.seesKey(k), access: s.deps.History.KeyAccess}, ok
+			own: cl.ownsKey(k), visible: cl.seesKey(k), access: s.deps.History.KeyAccess}, ok
 	})
 }
 
@@ -297,7 +297,8 @@ func (s *Server) keyAccess(c *fiber.Ctx) error {
 // sees it.
 type accessTarget struct {
 	kind, id, name string
-	// own: the caller is the user, or the key's owner.
+	// own: the caller is the user, or the key's owner (with a token scoped
+	// to a tenant: only that tenant's grants).
 	own bool
 	// visible: the caller may read the user or key itself.
 	visible bool
@@ -327,7 +328,11 @@ func (s *Server) principalAccessAt(c *fiber.Ctx, find func(cl *Caller, id string
 	if !ok {
 		return errNotFound
 	}
-	f := grantFilter{full: cl.IsPlatformAdmin() || t.own, sc: cl.auditScope()}
+	f := grantFilter{full: cl.IsPlatformAdmin() || (t.own && cl.Tenant == ""), sc: cl.auditScope()}
+	if t.own && cl.Tenant != "" {
+		// A scoped token of the principal: its own grants in its tenant.
+		f.sc = auditScope{tenants: map[string]bool{cl.Tenant: true}}
+	}
 	a, _, err := t.access(t.id, at)
 	if err != nil {
 		if !f.full && !t.visible {

@@ -402,6 +402,9 @@ func (s *Server) mfaChangeCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
 	if err != nil || enrolling(c) {
 		return m, cl, err
 	}
+	if cl.Tenant != "" {
+		return nil, nil, errScopedAccount
+	}
 	if err := s.signedInRecently(cl, errReauthenticate); err != nil {
 		return nil, nil, err
 	}

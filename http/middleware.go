@@ -59,6 +59,12 @@ func (c *Caller) IsPlatformAdmin() bool {
 	return c.Key == nil && c.Tenant == "" && c.User.IsPlatformAdmin()
 }
 
+// errScopedAccount: a token scoped to a tenant acts only there; the
+// account's own settings (its password, second factors and other
+// sessions) reach every tenant of the user.
+var errScopedAccount = &Error{fiber.StatusForbidden, "FORBIDDEN",
+	"A token scoped to a tenant does not change the account (password, second factors, other sessions); sign in without a tenant"}
+
 // IsUser reports whether the caller is a user (not an API key).
 func (c *Caller) IsUser() bool { return c.Key == nil }
 
@@ -108,9 +114,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return s.refuse("subject_mismatch")
 	}
 	if claims.Tenant != "" && p.User.PermissionsIn(claims.Tenant) == 0 {
-		// Scoped to a tenant where its user no longer holds a role: the
-		// token is over (the credential check's role_revoked), not a
-		// user token that may do nothing.
+		// Scoped to a tenant where its user no longer holds a role:
+		// refused while it holds none (the credential check's
+		// role_revoked), not a user token that may do nothing there.
 		return s.refuse("role_revoked")
 	}
 	cb := callers.Get().(*callerBox)

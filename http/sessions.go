@@ -74,7 +74,7 @@ func (s *Server) revokeMySession(c *fiber.Ctx) error {
 // may manage the user (as for a deactivation); another who may see the
 // user gets 403 — a session names its addresses and browsers.
 func (s *Server) userSessions(c *fiber.Ctx) error {
-	u, _, err := s.sessionsManaged(c)
+	u, _, err := s.sessionsManaged(c, false)
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (s *Server) userSessions(c *fiber.Ctx) error {
 // revokeUserSession: DELETE /api/v1/users/{id}/sessions/{sid} (who may
 // manage the user, and the user itself).
 func (s *Server) revokeUserSession(c *fiber.Ctx) error {
-	u, reason, err := s.sessionsManaged(c)
+	u, reason, err := s.sessionsManaged(c, false)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (s *Server) revokeUserSession(c *fiber.Ctx) error {
 // revokeUserSessions: DELETE /api/v1/users/{id}/sessions revokes every live
 // session of the user, in one atomic append, and says how many.
 func (s *Server) revokeUserSessions(c *fiber.Ctx) error {
-	u, reason, err := s.sessionsManaged(c)
+	u, reason, err := s.sessionsManaged(c, true)
 	if err != nil {
 		return err
 	}
@@ -109,14 +109,19 @@ func (s *Server) revokeUserSessions(c *fiber.Ctx) error {
 
 // sessionsManaged loads the user named in the path, whose sessions the
 // caller may revoke: its own, or a user it manages (as for a
-// deactivation). It returns the reason the revocations record.
-func (s *Server) sessionsManaged(c *fiber.Ctx) (domain.User, string, error) {
+// deactivation). It returns the reason the revocations record. all: every
+// session at once, which a token of the user scoped to a tenant may not
+// (sessions in other tenants too).
+func (s *Server) sessionsManaged(c *fiber.Ctx, all bool) (domain.User, string, error) {
 	cl := caller(c)
 	u, err := s.target(c)
 	if err != nil {
 		return u, "", err
 	}
 	if cl.IsUser() && u.ID == cl.User.ID {
+		if cl.Tenant != "" && all {
+			return u, "", errScopedAccount
+		}
 		return u, domain.RevokeReasonRevoked, nil
 	}
 	if !cl.managesUser(u) {
@@ -133,8 +138,8 @@ func (s *Server) revokeSessionOf(c *fiber.Ctx, userID, sid, reason string) error
 	if err != nil {
 		return err
 	}
-	if !ok || sess.UserID != userID {
-		return errNotFound
+	if cl := caller(c); !ok || sess.UserID != userID || (cl.IsUser() && cl.User.ID == userID && cl.Tenant != "" && sess.Tenant != cl.Tenant) {
+		return errNotFound // a scoped token ends only its user's sessions in its tenant
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
@@ -157,6 +162,16 @@ func (s *Server) listSessions(c *fiber.Ctx, id string) error {
 	all, ok := s.deps.Model.UserSessions(id, now)
 	if !ok {
 		return errNotFound
+	}
+	if cl := caller(c); cl.IsUser() && cl.User.ID == id && cl.Tenant != "" {
+		// A scoped token of the user: only the sessions in its tenant.
+		scoped := all[:0:0]
+		for _, us := range all {
+			if us.Tenant == cl.Tenant {
+				scoped = append(scoped, us)
+			}
+		}
+		all = scoped
 	}
 	if idle := s.idleTTL(); idle > 0 {
 		live := all[:0]

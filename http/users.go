@@ -265,6 +265,9 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	keep, current := "", ""
 	switch {
 	case cl.IsUser() && u.ID == cl.User.ID:
+		if cl.Tenant != "" {
+			return errScopedAccount
+		}
 		if err := required("current_password", req.CurrentPassword); err != nil {
 			return err
 		}

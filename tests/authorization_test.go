@@ -140,6 +140,12 @@ func TestTenantScopedTokenAndKeys(t *testing.T) {
 		}
 	}
 	expectStatus(t, "the prod key still works", verify(t, in, prodSecret, "GET", prodNodes), 200)
+	// Nor does it read the prod key's access, or its user's prod grants.
+	expectError(t, "the prod key's access, scoped to staging", in.Do("GET", "/api/v1/api-keys/"+prodKey+"/access", staging, nil), 404, "NOT_FOUND")
+	bothID := me(t, in, both).String("id")
+	if pt := principalTenants(t, in.Do("GET", "/api/v1/users/"+bothID+"/access", staging, nil)); len(pt) != 1 || pt["staging"] == nil {
+		t.Fatalf("the user's own access, scoped to staging: %v", pt)
+	}
 	prod := scopedLogin(t, in, "both", "both-passphrase", "prod").String("token")
 	expectStatus(t, "its own prod key with a prod-scoped token", in.Do("DELETE", "/api/v1/api-keys/"+prodKey, prod, nil), 204)
 
@@ -210,4 +216,39 @@ func TestUserSessionsToWhoManagesTheUser(t *testing.T) {
 	}
 	self := in.Login("shared", "shared-passphrase").String("token")
 	expectStatus(t, "the user's own", in.Do("GET", "/api/v1/users/"+shared+"/sessions", self, nil), 200)
+}
+
+// TestTenantScopedTokenLeavesTheAccountAlone: a token scoped to a tenant
+// acts only there — not on the account, whose password, second factors
+// and other sessions reach every tenant of the user. Before, a token
+// scoped to staging listed and ended its user's prod and unscoped sessions,
+// changed the password (ending every other session) and enrolled TOTP.
+func TestTenantScopedTokenLeavesTheAccountAlone(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	id := in.CreateUser(in.AdminToken(), "sam", "sam-passphrase", map[string]string{"prod": "admin", "staging": "viewer"})
+	all := in.Login("sam", "sam-passphrase")
+	prod := scopedLogin(t, in, "sam", "sam-passphrase", "prod")
+	staging := scopedLogin(t, in, "sam", "sam-passphrase", "staging")
+	allSID, prodSID, stagingSID := sessionOf(t, in, all.String("refresh_token")), sessionOf(t, in, prod.String("refresh_token")), sessionOf(t, in, staging.String("refresh_token"))
+	st := staging.String("token")
+	if ids := sessionIDsOf(t, in.Do("GET", "/api/v1/auth/sessions", st, nil)); len(ids) != 1 || ids[0] != stagingSID {
+		t.Fatalf("the sessions a staging-scoped token lists: %v", ids)
+	}
+	if ids := sessionIDsOf(t, in.Do("GET", "/api/v1/users/"+id+"/sessions", st, nil)); len(ids) != 1 || ids[0] != stagingSID {
+		t.Fatalf("the sessions a staging-scoped token lists (users route): %v", ids)
+	}
+	for _, sid := range []string{allSID, prodSID} {
+		expectError(t, "end another tenant's session", in.Do("DELETE", "/api/v1/auth/sessions/"+sid, st, nil), 404, "NOT_FOUND")
+		expectError(t, "end another tenant's session (users route)", in.Do("DELETE", "/api/v1/users/"+id+"/sessions/"+sid, st, nil), 404, "NOT_FOUND")
+	}
+	expectError(t, "end every session", in.Do("DELETE", "/api/v1/users/"+id+"/sessions", st, nil), 403, "FORBIDDEN", "scoped to a tenant")
+	expectError(t, "change the password", in.Do("POST", "/api/v1/users/"+id+"/password", st,
+		map[string]string{"current_password": "sam-passphrase", "password": "sam-passphrase-2"}), 403, "FORBIDDEN", "scoped to a tenant")
+	expectError(t, "enrol TOTP", in.Do("POST", "/api/v1/auth/mfa/totp", st, nil), 403, "FORBIDDEN", "scoped to a tenant")
+	for _, tok := range []string{all.String("token"), prod.String("token")} {
+		expectStatus(t, "the other sessions", me(t, in, tok), 200)
+	}
+	// The unscoped token may.
+	expectStatus(t, "the unscoped token ends the staging session", in.Do("DELETE", "/api/v1/auth/sessions/"+stagingSID, all.String("token"), nil), 204)
 }
