@@ -18,13 +18,15 @@ type User struct {
 	Roles              []GlobalRole
 	Tenants            map[string]Role
 	Active             bool
-	// EmailUnverified: the e-mail was set by someone who cannot vouch for
-	// it — a tenant admin, a tenant admin's SCIM connection — and an SSO
-	// login never links to the user by it (link_by_email): anyone who may
-	// create a user could otherwise claim an address and be signed in as
-	// its owner's SSO identity.
-	EmailUnverified bool
-	CreatedAt       time.Time
+	// Unvouched: the account was made, or named or addressed, by someone
+	// who cannot vouch for it — a tenant admin, a tenant admin's SCIM
+	// connection — who may know its password or have linked an identity to
+	// it. An SSO login never links to it by e-mail (link_by_email), and a
+	// platform SCIM connection never adopts it by name: either would sign
+	// someone's SSO identity, with the roles their groups bring from other
+	// tenants, into an account another can use. It stays once set.
+	Unvouched bool
+	CreatedAt time.Time
 	// FailedLogins counts consecutive failed logins (reset by a success);
 	// LastFailedLoginAt is the time of the last one. They drive LoginThrottle.
 	FailedLogins      int
@@ -64,10 +66,10 @@ type UserCreated struct {
 	PasswordHashSealed string       `json:"password_hash_sealed,omitempty"`
 	Roles              []GlobalRole `json:"roles"`
 	Tenants            []TenantRole `json:"tenants"`
-	// EmailUnverified: User.EmailUnverified (absent: vouched for, as every
-	// address was before it existed).
-	EmailUnverified bool      `json:"email_unverified,omitempty"`
-	CreatedAt       time.Time `json:"created_at"`
+	// Unvouched: User.Unvouched (absent: vouched for, as every account
+	// was before it existed).
+	Unvouched bool      `json:"unvouched,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // UsernameReserved claims a username for a user; appended with "subject must be
@@ -124,8 +126,9 @@ type UserProfileChanged struct {
 	UserID   string `json:"user_id"`
 	Username string `json:"username,omitempty"`
 	Email    string `json:"email,omitempty"`
-	// EmailUnverified: the new e-mail's User.EmailUnverified.
-	EmailUnverified bool `json:"email_unverified,omitempty"`
+	// Unvouched: the change was made by someone who cannot vouch for it:
+	// the account is User.Unvouched from now on.
+	Unvouched bool `json:"unvouched,omitempty"`
 }
 
 // UserLoginSucceeded: a login started SessionID.
@@ -214,7 +217,7 @@ type (
 		PasswordHashSealed string
 		Roles              []string
 		Tenants            []TenantRole
-		EmailUnverified    bool // User.EmailUnverified
+		Unvouched          bool // User.Unvouched
 		Now                time.Time
 	}
 	// GrantRole gives the user Role in Tenant, replacing an earlier role there.
@@ -248,9 +251,9 @@ type (
 	ChangeProfile struct {
 		Username string
 		Email    string
-		// EmailUnverified: who sets Email cannot vouch for it
-		// (User.EmailUnverified). The same address vouched for is a change.
-		EmailUnverified bool
+		// Unvouched: who changes the profile cannot vouch for it
+		// (User.Unvouched).
+		Unvouched bool
 	}
 	// RecordLogin records a successful login that started SessionID, unless
 	// the throttle locks the account at Now. VerifiedHash, for a password
@@ -456,7 +459,7 @@ func decideCreateUser(u User, c CreateUser) ([]Event, error) {
 		UserCreated{
 			UserID: c.UserID, Username: c.Username, Email: c.Email,
 			PasswordHashSealed: c.PasswordHashSealed, Roles: roles, Tenants: tenants,
-			EmailUnverified: c.EmailUnverified && c.Email != "", CreatedAt: c.Now.UTC(),
+			Unvouched: c.Unvouched, CreatedAt: c.Now.UTC(),
 		},
 	}, nil
 }
@@ -492,15 +495,16 @@ func decideChangeProfile(u User, c ChangeProfile) ([]Event, error) {
 		}
 		ev.Username = c.Username
 	}
-	if c.Email != "" && (c.Email != u.Email || (u.EmailUnverified && !c.EmailUnverified)) {
+	if c.Email != "" && c.Email != u.Email {
 		if err := checkEmail(c.Email); err != nil {
 			return nil, err
 		}
-		ev.Email, ev.EmailUnverified = c.Email, c.EmailUnverified
+		ev.Email = c.Email
 	}
 	if ev.Username == "" && ev.Email == "" {
 		return nil, nil
 	}
+	ev.Unvouched = c.Unvouched
 	return []Event{ev}, nil
 }
 
@@ -510,7 +514,7 @@ func EvolveUser(u User, e Event) User {
 	switch ev := Deref(e).(type) {
 	case UserCreated:
 		u = User{
-			ID: ev.UserID, Username: ev.Username, Email: ev.Email, EmailUnverified: ev.EmailUnverified,
+			ID: ev.UserID, Username: ev.Username, Email: ev.Email, Unvouched: ev.Unvouched,
 			PasswordHashSealed: ev.PasswordHashSealed, Roles: ev.Roles,
 			Tenants: make(map[string]Role, len(ev.Tenants)), Active: true, CreatedAt: ev.CreatedAt,
 			Version: u.Version,
@@ -535,8 +539,9 @@ func EvolveUser(u User, e Event) User {
 			u.Username = ev.Username
 		}
 		if ev.Email != "" {
-			u.Email, u.EmailUnverified = ev.Email, ev.EmailUnverified
+			u.Email = ev.Email
 		}
+		u.Unvouched = u.Unvouched || ev.Unvouched
 	case UserLoginSucceeded:
 		u.FailedLogins = 0
 	case UserLoginFailed:

@@ -51,7 +51,7 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	// Only a platform admin vouches for the address: an SSO login may link
 	// by it (link_by_email) only then.
 	in := commands.CreateUserInput{Username: req.Username, Email: req.Email, Password: req.Password, Roles: req.Roles,
-		EmailUnverified: !cl.IsPlatformAdmin()}
+		Unvouched: !cl.IsPlatformAdmin()}
 	for _, t := range req.Tenants {
 		in.Tenants = append(in.Tenants, domain.TenantRole{Tenant: t.ID, Role: domain.Role(t.Role)})
 	}

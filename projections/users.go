@@ -37,7 +37,7 @@ const (
 	uRolesNil
 	uRolesEmpty // the global roles are []; neither flag: userExtra.global
 	uOddHash    // the sealed hash is in userStore.oddHash (255 lengths of them already)
-	uEmailUnverified
+	uUnvouched
 )
 
 // userExtra is what a user has only once a login failed or the password
@@ -283,7 +283,7 @@ func (us *userStore) state(r uint32, withHash bool) domain.User {
 	email, _ := cutField(rest)
 	st := domain.User{
 		ID: id, Username: name, Email: email,
-		Tenants: us.sets.set(u.roles), Active: u.flags&uActive != 0, EmailUnverified: u.flags&uEmailUnverified != 0,
+		Tenants: us.sets.set(u.roles), Active: u.flags&uActive != 0, Unvouched: u.flags&uUnvouched != 0,
 		CreatedAt: us.times.get(oddTimeKey{oddUserTime, fieldCreated, r}, u.created),
 		Version:   uint64(u.version),
 	}
@@ -329,10 +329,10 @@ func (us *userStore) store(c *cow, r uint32, st domain.User, seq uint64, text bo
 	} else {
 		u.flags &^= uActive
 	}
-	if st.EmailUnverified {
-		u.flags |= uEmailUnverified
+	if st.Unvouched {
+		u.flags |= uUnvouched
 	} else {
-		u.flags &^= uEmailUnverified
+		u.flags &^= uUnvouched
 	}
 	if cur := us.sets.set(u.roles); mapPtr(cur) != mapPtr(st.Tenants) {
 		old := u.roles

@@ -192,6 +192,20 @@ func TestSCIMPlatformConnectionAdoptsNoTenantAdminAccount(t *testing.T) {
 	if h := head(t, in); h != before {
 		t.Fatalf("the refused adoption appended %d events", h-before)
 	}
+	// Nor an account a tenant connection renamed to the name — the tenant
+	// admin's own, made by a platform admin — nor one it created without
+	// an address (the re-check's ways round: the connection deleted after).
+	tconn, ttok := newConnection(t, in, admin, tadmin, []string{"acme"})
+	self := wantSCIM(t, "the tenant admin adopts itself", scimCall(t, in, "POST", "/scim/v2/Users", ttok, `{`+userSchema+`,"userName":"tadmin","active":true}`), 201)
+	wantSCIM(t, "and renames itself", scimCall(t, in, "PATCH", "/scim/v2/Users/"+self.String("id"), ttok,
+		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"userName","value":"rita@corp.example"}]}`), 200)
+	wantSCIM(t, "a user without an address", scimCall(t, in, "POST", "/scim/v2/Users", ttok,
+		`{`+userSchema+`,"userName":"victor@corp.example","externalId":"okta-tadmin-own","active":true}`), 201)
+	expectStatus(t, "delete the tenant connection", in.Do("DELETE", "/api/v1/admin/scim/"+tconn, tadmin, nil), http.StatusNoContent)
+	for _, name := range []string{"rita@corp.example", "victor@corp.example"} {
+		wantSCIMError(t, "adopt "+name, scimCall(t, in, "POST", "/scim/v2/Users", tok,
+			`{`+userSchema+`,"userName":"`+name+`","externalId":"okta-`+name+`","active":true}`), 409, "uniqueness")
+	}
 	// A user a platform admin made is adopted by its name.
 	createUser(t, in, admin, "omar@corp.example", "omar@corp.example", map[string]string{"acme": "viewer"})
 	wantSCIM(t, "adopt a platform admin's user", scimCall(t, in, "POST", "/scim/v2/Users", tok,

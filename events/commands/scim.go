@@ -28,8 +28,9 @@ import (
 // A user found (1, 2) is adopted only if everything it holds is inside the
 // connection's tenants (domain.SCIMConnection.Within), and by userName only
 // if it holds a role in one of them — and, for a platform connection, was
-// not made by a tenant admin (domain.User.EmailUnverified), who may know its
-// password; otherwise the userName counts as taken.
+// not made, named or addressed by a tenant admin or a tenant connection
+// (domain.User.Unvouched), which may know its password or have linked an
+// identity to it; otherwise the userName counts as taken.
 // When the externalId is not linked yet, the identity (issuer, externalId)
 // is linked to the user (sso.identity_linked, method "scim"), so that the
 // person's first SSO login signs in as the user the IdP provisioned.
@@ -346,10 +347,11 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				if len(found.Tenants) == 0 {
 					return scimTx{}, ErrUsernameTaken // in none of the connection's tenants
 				}
-				if c.Platform && found.EmailUnverified {
-					// Made by a tenant admin, who may know its password: a
-					// platform connection would hand it the person's SSO
-					// identity and the roles their groups give elsewhere.
+				if c.Platform && found.Unvouched {
+					// Made or named by a tenant admin or its connection, which
+					// may know its password or have linked an identity to
+					// it: a platform connection would hand it the person's
+					// SSO identity and the roles their groups give elsewhere.
 					// The name counts as taken until a platform admin
 					// looks (renames or removes the account).
 					return scimTx{}, ErrUsernameTaken
@@ -365,7 +367,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			userID, link.Method = NewID("user"), domain.SCIMLinkCreated
 			evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
 				UserID: userID, Username: in.Profile.UserName, Email: email, PasswordHashSealed: sealed,
-				EmailUnverified: !c.Platform, Now: s.cfg.Now(),
+				Unvouched: !c.Platform, Now: s.cfg.Now(),
 			})
 			if err != nil {
 				var ve *domain.ValidationError
@@ -569,11 +571,11 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 // scimProfileChange decides the user.profile_changed that a change of the
 // connection's record from old to p makes: p's userName as the username if
 // the userName changed, p's e-mail (SCIMEmailOf) if it changed and is a
-// plain address; unverified (a tenant admin's connection) records that
-// address as one nobody vouched for. A userName the username rules refuse
+// plain address; unverified (a tenant admin's connection) marks the
+// account as one nobody vouches for (domain.User.Unvouched). A userName the username rules refuse
 // is a *domain.ValidationError on "userName".
 func scimProfileChange(u domain.User, old, p domain.SCIMProfile, unverified bool) ([]domain.Event, error) {
-	cmd := domain.ChangeProfile{EmailUnverified: unverified}
+	cmd := domain.ChangeProfile{Unvouched: unverified}
 	if p.UserName != old.UserName {
 		cmd.Username = p.UserName
 	}

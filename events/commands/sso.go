@@ -230,8 +230,8 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 }
 
 // linkableUser returns the one active user with the identity's e-mail — an
-// address a platform admin, a platform SCIM connection or an identity
-// provider vouched for (not domain.User.EmailUnverified) — when the
+// account a platform admin, a platform SCIM connection or an identity
+// provider vouched for (not domain.User.Unvouched) — when the
 // provider links this login by e-mail (SSOProvider.LinksByEmail).
 func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string, bool) {
 	if !p.LinksByEmail(in) {
@@ -241,7 +241,7 @@ func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string
 	for _, u := range s.state.UsersByEmail(in.Email) {
 		// An address nobody vouched for (a tenant admin set it) links
 		// nothing, nor does it hide the one that was.
-		if u.Active && !u.EmailUnverified {
+		if u.Active && !u.Unvouched {
 			found = append(found, u)
 		}
 	}

@@ -25,9 +25,9 @@ type CreateUserInput struct {
 	Username, Email, Password string
 	Roles                     []string
 	Tenants                   []domain.TenantRole
-	// EmailUnverified: who creates the user cannot vouch for the e-mail
-	// (domain.User.EmailUnverified): anyone but a platform admin.
-	EmailUnverified bool
+	// Unvouched: who creates the user cannot vouch for it
+	// (domain.User.Unvouched): anyone but a platform admin.
+	Unvouched bool
 }
 
 // CreateUser creates a user and reserves the username in one atomic append.
@@ -40,7 +40,7 @@ func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUse
 	}
 	cmd := domain.CreateUser{
 		UserID: NewID("user"), Username: in.Username, Email: in.Email,
-		Roles: in.Roles, Tenants: in.Tenants, EmailUnverified: in.EmailUnverified, Now: s.cfg.Now(),
+		Roles: in.Roles, Tenants: in.Tenants, Unvouched: in.Unvouched, Now: s.cfg.Now(),
 		PasswordHashSealed: "pending", // validated first; hashed only for valid input
 	}
 	if _, err := domain.DecideUser(domain.User{}, cmd); err != nil {
