@@ -158,6 +158,10 @@ func TestSCIMTokenActsForItsOwner(t *testing.T) {
 
 	expectStatus(t, "deactivate tadmin", in.Do("POST", "/api/v1/users/"+tadminID+"/deactivate", admin, nil), http.StatusOK)
 	stopped("made by a deactivated admin", byUser)
+	// An activation brings nothing back: the deactivation gave the
+	// connection a token nobody holds.
+	expectStatus(t, "activate tadmin", in.Do("POST", "/api/v1/users/"+tadminID+"/activate", admin, nil), http.StatusOK)
+	stopped("made by an admin deactivated and activated again", byUser)
 	// Another admin of acme takes it over by rotating its token.
 	tadmin2 := in.Login("tadmin2", "tadmin2-passphrase").String("token")
 	rot := in.Do("POST", "/api/v1/admin/scim/"+connID+"/rotate", tadmin2, nil)

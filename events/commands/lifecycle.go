@@ -27,7 +27,9 @@ const batchMax = 500
 // activated again: see the projections' cut-off), and every live API key it
 // owns is revoked, in the same atomic append (apikey.revoked, reason
 // domain.KeyRevokedOwnerDeactivated), so that the audit log and the access
-// history say so and an activation brings none back. A user already
+// history say so and an activation brings none back; so is the token of
+// every SCIM connection it owns (scim.token_rotated to a token nobody
+// holds). A user already
 // deactivated is left as it is (a live key it still owns is revoked all the
 // same). ExecuteUser with domain.Deactivate comes here.
 func (s *Service) DeactivateUser(ctx context.Context, meta events.Meta, userID, reason string) (domain.User, error) {
@@ -76,6 +78,26 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		}
 		if activate {
 			return append(keys, user...), nil
+		}
+		// The SCIM connections the user owns get a token nobody holds:
+		// theirs is refused while they are inactive (the owner check), and
+		// must not work again once they are activated. An admin rotates
+		// it to take a connection over.
+		for _, c := range s.scim().SCIMConnections() {
+			if c.OwnerID != userID {
+				continue
+			}
+			cur, cseq, ok := s.scim().SCIMConnection(c.ID)
+			if !ok {
+				continue
+			}
+			cevs, err := domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
+				TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
+			})
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, onAggregate(ref{domain.AggregateSCIM, c.ID}, cur.Version, cseq, cevs)...)
 		}
 		return append(user, keys...), nil
 	})
