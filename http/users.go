@@ -38,6 +38,9 @@ type createUserRequest struct {
 	Tenants  []tenantRoleJSON `json:"tenants,omitempty"`
 }
 
+// errUserDeactivated: a change a deactivated user cannot take.
+var errUserDeactivated = &Error{fiber.StatusConflict, "CONFLICT", "The user is deactivated: activate it first (POST /api/v1/users/{id}/activate)"}
+
 // createUser: POST /api/v1/users.
 func (s *Server) createUser(c *fiber.Ctx) error {
 	cl := caller(c)
@@ -274,6 +277,10 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 		keep, current = cl.SessionID, req.CurrentPassword
 	case !cl.IsPlatformAdmin():
 		return errForbidden
+	}
+	if !u.Active {
+		// Not the caller's token that failed (401): the user's state.
+		return errUserDeactivated
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

@@ -247,3 +247,22 @@ func TestPasswordChangesRacedBySelf(t *testing.T) {
 	}
 	in.Login("grace", fmt.Sprintf("fresh-password-%d", won))
 }
+
+// TestPasswordOfADeactivatedUser: a platform admin setting a deactivated
+// user's password gets 409 saying why — it was 401 "Invalid or expired
+// token", which reads as the admin's own token failing (an outside check;
+// clients may sign the admin out) — and nothing changes.
+func TestPasswordOfADeactivatedUser(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	id := in.CreateUser(admin, "gone", "gone-passphrase", map[string]string{"prod": "viewer"})
+	expectStatus(t, "deactivate", in.Do("POST", "/api/v1/users/"+id+"/deactivate", admin, nil), 200)
+	before := head(t, in)
+	expectError(t, "password of a deactivated user", in.Do("POST", "/api/v1/users/"+id+"/password", admin, map[string]string{"password": "gone-passphrase-2"}),
+		409, "CONFLICT", "deactivated")
+	if h := head(t, in); h != before {
+		t.Fatalf("the refused change appended %d events", h-before)
+	}
+	expectStatus(t, "the admin's token", me(t, in, admin), 200)
+}
