@@ -379,6 +379,8 @@ var (
 		"Sign in again to change your second factors: this session signed in more than 10 minutes ago"}
 	errReauthenticateKey = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
 		"Sign in again to create or rotate an API key: this session signed in more than 10 minutes ago"}
+	errReauthenticateSCIM = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
+		"Sign in again for a new SCIM token: this session signed in more than 10 minutes ago"}
 )
 
 // signedInRecently is nil when the caller's session signed in within

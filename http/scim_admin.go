@@ -108,6 +108,17 @@ func (cl *Caller) managesSCIMConn(conn domain.SCIMConnection) bool {
 	return cl.IsPlatformAdmin() || (!conn.Platform && cl.managesSCIM(conn.Tenants))
 }
 
+// newSCIMTokenAllowed: a new SCIM token, like a new API key secret, needs
+// a user's session that signed in within ReauthWindow (a stolen access
+// token must not become a bearer token that outlives it); an API key, which
+// has no session, is the connection's owner key instead.
+func (s *Server) newSCIMTokenAllowed(cl *Caller) error {
+	if !cl.IsUser() {
+		return nil
+	}
+	return s.signedInRecently(cl, errReauthenticateSCIM)
+}
+
 // owners is who a SCIM connection's token acts for when the caller makes
 // it or rotates it (domain.SCIMConnection.OwnerID): the user, and the API
 // key when the caller is one.
@@ -185,6 +196,9 @@ func (s *Server) createSCIM(c *fiber.Ctx) error {
 			return errPlatformSCIM
 		}
 		platform = *req.Platform
+	}
+	if err := s.newSCIMTokenAllowed(cl); err != nil {
+		return err
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
@@ -284,6 +298,11 @@ func (s *Server) updateSCIM(c *fiber.Ctx) error {
 	if req.Platform != nil && *req.Platform && !cl.IsPlatformAdmin() {
 		return errPlatformSCIM
 	}
+	if req.Platform != nil && *req.Platform && !conn.Platform {
+		if err := s.newSCIMTokenAllowed(cl); err != nil { // the switch rotates the token
+			return err
+		}
+	}
 	var tenants []string
 	var mappings []domain.RoleMapping
 	if req.Tenants != nil {
@@ -317,6 +336,9 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	cl := caller(c)
+	if err := s.newSCIMTokenAllowed(cl); err != nil {
+		return err
+	}
 	owner, ownerKey := cl.owners()
 	conn, token, err := s.deps.SCIM.RotateSCIMToken(ctx, s.meta(c), conn.ID, owner, ownerKey, mayManage(cl))
 	if err != nil {

@@ -3,6 +3,9 @@ package tests
 import (
 	"net/http"
 	"testing"
+	"time"
+
+	ihttp "github.com/infracast/auth/http"
 )
 
 // TestSCIMTenantConnectionTakesNoAccount replays an outside check's chains
@@ -247,4 +250,36 @@ func TestSCIMBecomingPlatformRotatesItsToken(t *testing.T) {
 		t.Fatalf("a token in the answer to an update: %s", r.Raw)
 	}
 	wantSCIM(t, "the token after the update", scimCall(t, in, "GET", "/scim/v2/Users", fresh, ""), 200)
+}
+
+// TestSCIMNewTokenNeedsARecentSignIn: a new SCIM token — a connection's
+// creation, its rotation, its switch to a platform connection — needs a
+// session that signed in within ReauthWindow, as a new API key secret
+// does: a stolen admin token must not mint a bearer token that outlives it
+// (the second re-check made platform connections with a stale session).
+func TestSCIMNewTokenNeedsARecentSignIn(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOkta(t, in, admin)
+	in.CreateUser(admin, "tadmin", "tadmin-passphrase", map[string]string{"acme": "admin"})
+	tenantID, _ := newConnection(t, in, admin, in.Login("tadmin", "tadmin-passphrase").String("token"), []string{"acme"})
+	platformID, _ := newConnection(t, in, admin, admin, []string{"acme"})
+	in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+	before := head(t, in)
+	for _, r := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/api/v1/admin/scim", map[string]any{"provider": "okta", "tenants": []string{"acme"}}},
+		{"POST", "/api/v1/admin/scim/" + platformID + "/rotate", nil},
+		{"PUT", "/api/v1/admin/scim/" + tenantID, map[string]any{"platform": true}},
+	} {
+		expectError(t, r.method+" "+r.path, in.Do(r.method, r.path, admin, r.body), http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "SCIM token")
+	}
+	if h := head(t, in); h != before {
+		t.Fatalf("refused SCIM requests appended %d events", h-before)
+	}
+	expectStatus(t, "a change that makes no token", in.Do("PUT", "/api/v1/admin/scim/"+platformID, admin, map[string]any{"tenants": []string{"acme", "beta"}}), http.StatusOK)
+	fresh := in.Login(AdminUser, AdminPassword).String("token")
+	expectStatus(t, "rotate after signing in again", in.Do("POST", "/api/v1/admin/scim/"+platformID+"/rotate", fresh, nil), http.StatusOK)
 }
