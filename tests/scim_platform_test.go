@@ -1,10 +1,15 @@
 package tests
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
 	ihttp "github.com/infracast/auth/http"
 )
 
@@ -163,8 +168,16 @@ func TestSCIMTokenActsForItsOwner(t *testing.T) {
 	stopped("made by a deactivated admin", byUser)
 	// An activation brings nothing back: the deactivation gave the
 	// connection a token nobody holds.
+	// A connection made by a request that raced the deactivation (stored
+	// after it, planted here as such): the activation retires its token.
+	raced, racedToken, err := in.Svc.Commands.CreateSCIMConnection(ctxFor(t), events.Meta{Actor: events.Actor{Type: "user", ID: tadminID}},
+		commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"acme"}, OwnerID: tadminID})
+	if err != nil || raced.OwnerID != tadminID {
+		t.Fatalf("the raced connection: %+v %v", raced, err)
+	}
 	expectStatus(t, "activate tadmin", in.Do("POST", "/api/v1/users/"+tadminID+"/activate", admin, nil), http.StatusOK)
 	stopped("made by an admin deactivated and activated again", byUser)
+	stopped("made by a request that raced the deactivation", racedToken)
 	// Another admin of acme takes it over by rotating its token.
 	tadmin2 := in.Login("tadmin2", "tadmin2-passphrase").String("token")
 	rot := in.Do("POST", "/api/v1/admin/scim/"+connID+"/rotate", tadmin2, nil)
@@ -213,6 +226,10 @@ func TestSCIMPlatformConnectionAdoptsNoTenantAdminAccount(t *testing.T) {
 		wantSCIMError(t, "adopt "+name, scimCall(t, in, "POST", "/scim/v2/Users", tok,
 			`{`+userSchema+`,"userName":"`+name+`","externalId":"okta-`+name+`","active":true}`), 409, "uniqueness")
 	}
+	// Nor by the identity the tenant connection linked to it (the third
+	// re-check: adopted, it got the person's beta admin).
+	wantSCIMError(t, "adopt by the linked identity", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"vic@corp.example","externalId":"okta-tadmin-own","active":true}`), 409, "uniqueness")
 	// A user a platform admin made is adopted by its name.
 	createUser(t, in, admin, "omar@corp.example", "omar@corp.example", map[string]string{"acme": "viewer"})
 	wantSCIM(t, "adopt a platform admin's user", scimCall(t, in, "POST", "/scim/v2/Users", tok,
@@ -282,4 +299,53 @@ func TestSCIMNewTokenNeedsARecentSignIn(t *testing.T) {
 	expectStatus(t, "a change that makes no token", in.Do("PUT", "/api/v1/admin/scim/"+platformID, admin, map[string]any{"tenants": []string{"acme", "beta"}}), http.StatusOK)
 	fresh := in.Login(AdminUser, AdminPassword).String("token")
 	expectStatus(t, "rotate after signing in again", in.Do("POST", "/api/v1/admin/scim/"+platformID+"/rotate", fresh, nil), http.StatusOK)
+}
+
+// TestSCIMRotationsDoNotHoldOffADeactivation: a connection's token rotated
+// over and over (by the owner's API key, which needs no new sign-in) must
+// not keep its owner from being deactivated — the third re-check got 409
+// "Concurrent modification" five times in a row when the deactivation
+// rotated the owned connections' tokens in its own atomic append. Then the
+// token the loop last got is dead too.
+func TestSCIMRotationsDoNotHoldOffADeactivation(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOkta(t, in, admin)
+	id := in.CreateUser(admin, "looper", "looper-passphrase", map[string]string{"acme": "admin"})
+	k := in.Do("POST", "/api/v1/api-keys", in.Login("looper", "looper-passphrase").String("token"),
+		map[string]any{"name": "loop", "tenants": []string{"acme"}, "permissions": []string{"admin:*"}})
+	expectStatus(t, "key", k, http.StatusCreated)
+	connID, _ := newConnection(t, in, admin, k.String("key"), []string{"acme"})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	last, rotations := "", 0
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				r := in.Do("POST", "/api/v1/admin/scim/"+connID+"/rotate", k.String("key"), nil)
+				if r.Status != http.StatusOK {
+					return // the key died with its owner
+				}
+				mu.Lock()
+				last, rotations = r.String("token"), rotations+1
+				mu.Unlock()
+			}
+		}()
+	}
+	Eventually(t, 10*time.Second, func() error { // the loop is going
+		mu.Lock()
+		defer mu.Unlock()
+		if rotations < 5 {
+			return fmt.Errorf("%d rotations", rotations)
+		}
+		return nil
+	})
+	r := in.Do("POST", "/api/v1/users/"+id+"/deactivate", admin, nil)
+	cancel()
+	wg.Wait()
+	expectStatus(t, "deactivate while the token is rotated over and over", r, http.StatusOK)
+	wantSCIMError(t, "the loop's last token", scimCall(t, in, "GET", "/scim/v2/Users", last, ""), 401, "")
 }

@@ -27,9 +27,8 @@ const batchMax = 500
 // activated again: see the projections' cut-off), and every live API key it
 // owns is revoked, in the same atomic append (apikey.revoked, reason
 // domain.KeyRevokedOwnerDeactivated), so that the audit log and the access
-// history say so and an activation brings none back; so is the token of
-// every SCIM connection it owns (scim.token_rotated to a token nobody
-// holds). A user already
+// history say so and an activation brings none back; the token of every
+// SCIM connection it owns is replaced by one nobody holds (see lifecycle). A user already
 // deactivated is left as it is (a live key it still owns is revoked all the
 // same). ExecuteUser with domain.Deactivate comes here.
 func (s *Service) DeactivateUser(ctx context.Context, meta events.Meta, userID, reason string) (domain.User, error) {
@@ -52,8 +51,21 @@ func (s *Service) ActivateUser(ctx context.Context, meta events.Meta, userID, re
 // (and so every key it owns: the read models refuse a key of an inactive
 // owner) and the later ones revoke the rest; an activation's goes last, so
 // that the user is active again only once every key is revoked.
+//
+// The SCIM connections the user owns get a token nobody holds (their own
+// is refused while the user is inactive: the owner check), so that an
+// activation brings none back: after a deactivation's append, and before
+// an activation's (which also catches a connection made by a request that
+// raced the deactivation). Each in an append of its own: a connection
+// rotated over and over must not keep its owner from being deactivated.
 func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
 	_, activate := cmd.(domain.Activate)
+	if u, _, ok := s.state.User(userID); activate && ok && !u.Active {
+		// (An active user's activation is refused below, and retires nothing.)
+		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
+			return domain.User{}, err
+		}
+	}
 	err := s.writeBatch(ctx, meta, func() ([]pending, error) {
 		u, seq, ok := s.state.User(userID)
 		if !ok {
@@ -79,33 +91,44 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		if activate {
 			return append(keys, user...), nil
 		}
-		// The SCIM connections the user owns get a token nobody holds:
-		// theirs is refused while they are inactive (the owner check), and
-		// must not work again once they are activated. An admin rotates
-		// it to take a connection over.
-		for _, c := range s.scim().SCIMConnections() {
-			if c.OwnerID != userID {
-				continue
-			}
-			cur, cseq, ok := s.scim().SCIMConnection(c.ID)
-			if !ok {
-				continue
-			}
-			cevs, err := domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
-				TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
-			})
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, onAggregate(ref{domain.AggregateSCIM, c.ID}, cur.Version, cseq, cevs)...)
-		}
 		return append(user, keys...), nil
 	})
 	if err != nil {
 		return domain.User{}, err
 	}
+	if !activate {
+		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
+			return domain.User{}, err
+		}
+	}
 	u, _, _ := s.state.User(userID)
 	return u, nil
+}
+
+// retireSCIMTokens gives each live SCIM connection userID owns a token
+// nobody holds (scim.token_rotated), one connection per append; a
+// connection another admin took over meanwhile is left alone.
+func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID string) error {
+	for _, c := range s.scim().SCIMConnections() {
+		if c.OwnerID != userID {
+			continue
+		}
+		_, err := execute(ctx, s, meta, write[domain.SCIMConnection]{
+			on: s.scimConnAggregate(c.ID), missing: domain.ErrNotFound,
+			decide: func(cur domain.SCIMConnection) ([]domain.Event, error) {
+				if !cur.Exists() || cur.OwnerID != userID {
+					return nil, nil
+				}
+				return domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
+					TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
+				})
+			},
+		})
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // RevokeSessions revokes the named sessions (domain.RevokeSession with

@@ -27,10 +27,10 @@ import (
 //
 // A user found (1, 2) is adopted only if everything it holds is inside the
 // connection's tenants (domain.SCIMConnection.Within), and by userName only
-// if it holds a role in one of them — and, for a platform connection, was
-// not made, named or addressed by a tenant admin or a tenant connection
-// (domain.User.Unvouched), which may know its password or have linked an
-// identity to it; otherwise the userName counts as taken.
+// if it holds a role in one of them — and, for a platform connection, by
+// either only if not made, named or addressed by a tenant admin or a tenant
+// connection (domain.User.Unvouched), which may know its password or have
+// linked an identity to it; otherwise the userName counts as taken.
 // When the externalId is not linked yet, the identity (issuer, externalId)
 // is linked to the user (sso.identity_linked, method "scim"), so that the
 // person's first SSO login signs in as the user the IdP provisioned.
@@ -347,16 +347,17 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				if len(found.Tenants) == 0 {
 					return scimTx{}, ErrUsernameTaken // in none of the connection's tenants
 				}
-				if c.Platform && found.Unvouched {
-					// Made or named by a tenant admin or its connection, which
-					// may know its password or have linked an identity to
-					// it: a platform connection would hand it the person's
-					// SSO identity and the roles their groups give elsewhere.
-					// The name counts as taken until a platform admin
-					// looks (renames or removes the account).
-					return scimTx{}, ErrUsernameTaken
-				}
 			}
+		}
+		if ok && c.Platform && found.Unvouched {
+			// Made, named or addressed by a tenant admin or its
+			// connection, which may know its password or have linked an
+			// identity to it: a platform connection would hand it the
+			// person's SSO identity (found by name) or the roles their
+			// groups give elsewhere (found by identity). The name counts
+			// as taken until a platform admin looks (renames or removes
+			// the account).
+			return scimTx{}, ErrUsernameTaken
 		}
 		if ok {
 			if !c.Within(found) || s.provisionedElsewhere(connID, found.ID) {
