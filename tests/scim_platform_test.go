@@ -349,3 +349,27 @@ func TestSCIMRotationsDoNotHoldOffADeactivation(t *testing.T) {
 	expectStatus(t, "deactivate while the token is rotated over and over", r, http.StatusOK)
 	wantSCIMError(t, "the loop's last token", scimCall(t, in, "GET", "/scim/v2/Users", last, ""), 401, "")
 }
+
+// TestSCIMConnectionsPerOwnerAreBounded: one user owns at most
+// MaxSCIMConnectionsPerOwner live connections — a deactivation retires
+// each owned token in an append of its own, and the fourth re-check kept
+// one past its request timeout with 12,000 made by a stolen session.
+func TestSCIMConnectionsPerOwnerAreBounded(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOkta(t, in, admin)
+	id := in.CreateUser(admin, "many", "many-passphrase", map[string]string{"acme": "admin"})
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: id}}
+	for range commands.MaxSCIMConnectionsPerOwner {
+		if _, _, err := in.Svc.Commands.CreateSCIMConnection(ctxFor(t), meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"acme"}, OwnerID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := in.Login("many", "many-passphrase").String("token")
+	expectError(t, "one connection too many", in.Do("POST", "/api/v1/admin/scim", tok, map[string]any{"provider": "okta", "tenants": []string{"acme"}}),
+		http.StatusBadRequest, "VALIDATION_ERROR", "at most 100")
+	expectStatus(t, "deactivate the owner", in.Do("POST", "/api/v1/users/"+id+"/deactivate", admin, nil), http.StatusOK)
+	if n := countEvents(storedEvents(t, in.Svc), "scim.token_rotated", ""); n != commands.MaxSCIMConnectionsPerOwner {
+		t.Fatalf("%d tokens retired, want %d", n, commands.MaxSCIMConnectionsPerOwner)
+	}
+}

@@ -62,6 +62,11 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 	_, activate := cmd.(domain.Activate)
 	if u, _, ok := s.state.User(userID); activate && ok && !u.Active {
 		// (An active user's activation is refused below, and retires nothing.)
+		// Every connection stored so far, through any replica, is swept:
+		// this one may lag behind the one that stored a raced creation.
+		if err := s.CatchUpHead(ctx); err != nil {
+			return domain.User{}, err
+		}
 		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
 			return domain.User{}, err
 		}

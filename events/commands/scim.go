@@ -102,9 +102,29 @@ type SCIMConnectionInput struct {
 	OwnerID, OwnerKeyID string
 }
 
+// MaxSCIMConnectionsPerOwner bounds the live connections one user owns:
+// an identity provider needs one or two, and a deactivation retires each
+// owned connection's token in an append of its own (a stolen session made
+// a thousand in three seconds, and twelve thousand kept a deactivation
+// past its request timeout).
+const MaxSCIMConnectionsPerOwner = 100
+
 // CreateSCIMConnection creates a connection and returns it with its bearer
-// token (shown once; only its SHA-256 is stored).
+// token (shown once; only its SHA-256 is stored). An owner with
+// MaxSCIMConnectionsPerOwner live connections is refused (a bound, not
+// exact under concurrent creations).
 func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in SCIMConnectionInput) (domain.SCIMConnection, string, error) {
+	if in.OwnerID != "" {
+		n := 0
+		for _, c := range s.scim().SCIMConnections() {
+			if c.OwnerID == in.OwnerID {
+				n++
+			}
+		}
+		if n >= MaxSCIMConnectionsPerOwner {
+			return domain.SCIMConnection{}, "", domain.Invalid("connections", "this user owns %d SCIM connections already (at most %d); delete one first", n, MaxSCIMConnectionsPerOwner)
+		}
+	}
 	token := NewSCIMToken()
 	p, _, ok := s.state.SSOProvider(in.Provider)
 	cmd := domain.CreateSCIMConnection{
