@@ -284,6 +284,9 @@ function App() {
   const firstFailure = useRef<number | null>(null); // server time of the first failed attempt, ms
   const quickUsed = useRef(0);
   const shownUser = useRef<Me | null>(null); // the user this tab last showed
+  // out: the tab is signed out; a 401 of a request still on its way (a
+  // page's load, a check) must not replace why ("You have signed out").
+  const out = useRef(false);
 
   const noteDate = (h: Headers) => {
     const date = h.get('Date');
@@ -292,6 +295,7 @@ function App() {
   const serverNow = () => Date.now() + skew.current;
 
   const signedOut = useCallback((why: string) => {
+    out.current = true;
     window.clearTimeout(refreshTimer.current);
     scheduled.current = '';
     firstFailure.current = null;
@@ -411,7 +415,11 @@ function App() {
     try {
       const res = await fetch('/api/v1/auth/me', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
       noteDate(res.headers);
-      if (res.status === 401) { signedOut(first || source === 'own-sign-in' ? '' : why); return; }
+      if (res.status === 401) {
+        if (source === 'check' && out.current) return; // signed out meanwhile: keep the reason
+        signedOut(first || source === 'own-sign-in' ? '' : why);
+        return;
+      }
       if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return; }
       const m = (await res.json()) as Me;
       if (m.type !== 'user') { signedOut(''); return; }
@@ -427,6 +435,7 @@ function App() {
         return;
       }
       shownUser.current = m;
+      out.current = false;
       setChanged(null);
       setMe((old) => (old && old.id === m.id && old.expires_at === m.expires_at && old.roles.join() === m.roles.join()
         && JSON.stringify(old.tenants) === JSON.stringify(m.tenants) ? old : m));
@@ -437,7 +446,7 @@ function App() {
   }, []);
 
   useEffect(() => {
-    setUnauthorizedHandler(() => signedOut('Your session has ended or was revoked. Sign in again.'));
+    setUnauthorizedHandler(() => { if (!out.current) signedOut('Your session has ended or was revoked. Sign in again.'); });
     setReauthenticateHandler((message) => { void signOutWith(message); });
     loadMe('first');
     if (!channel) return;
