@@ -167,9 +167,10 @@ func (s *Service) executeSCIMConnection(ctx context.Context, meta events.Meta, i
 }
 
 // UpdateSCIMConnection replaces a connection's tenants (when not nil),
-// group mappings (when not nil) and platform flag (when not nil), then brings the roles of every user it
-// provisions, in the tenants the mappings named before or name now, to
-// what the new mappings give (a mapping removed takes its roles with it).
+// group mappings (when not nil) and platform flag (when not nil), then
+// brings the roles of every user it provisions, in the tenants the mappings
+// named before or name now, to what the new mappings give (a mapping
+// removed takes its roles with it).
 //
 // A connection becoming a platform one gets a new token (returned; "" when
 // it was not rotated), owned by ownerID (through ownerKeyID): the old one,
@@ -593,8 +594,8 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 // connection's record from old to p makes: p's userName as the username if
 // the userName changed, p's e-mail (SCIMEmailOf) if it changed and is a
 // plain address; unverified (a tenant admin's connection) marks the
-// account as one nobody vouches for (domain.User.Unvouched). A userName the username rules refuse
-// is a *domain.ValidationError on "userName".
+// account as one nobody vouches for (domain.User.Unvouched). A userName
+// the username rules refuse is a *domain.ValidationError on "userName".
 func scimProfileChange(u domain.User, old, p domain.SCIMProfile, unverified bool) ([]domain.Event, error) {
 	cmd := domain.ChangeProfile{Unvouched: unverified}
 	if p.UserName != old.UserName {
