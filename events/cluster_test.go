@@ -54,11 +54,11 @@ func msgIDs(t testing.TB, st *events.Store) map[string]int {
 		// A direct get may reach a replica that has not caught up with the
 		// head the leader reported (right after a restart): ask again until
 		// it has, within the deadline.
-		m, err := s.GetMsg(ctx, seq)
-		for errors.Is(err, jetstream.ErrMsgNotFound) && ctx.Err() == nil {
-			time.Sleep(10 * time.Millisecond)
+		var m *jetstream.RawStreamMsg
+		waitWithin(t, 30*time.Second, fmt.Sprintf("message %d readable", seq), func() bool {
 			m, err = s.GetMsg(ctx, seq)
-		}
+			return !errors.Is(err, jetstream.ErrMsgNotFound)
+		})
 		if err != nil {
 			t.Fatalf("get %d: %v", seq, err)
 		}
