@@ -422,3 +422,53 @@ func TestClusterConcurrentAppendsConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterHeadWithoutQuorum: the stream's head is what a replica probes
+// to learn that it can still see new events (projections.Runner.Stalled,
+// /ready). With one node of three down the stream serves and Head answers;
+// with two down — the survivor leading the stream, which keeps answering
+// stream info without a quorum, first as leader, later leaderless — Head is
+// ErrUnavailable within a few seconds, long before the leader steps down.
+// With the quorum back, Head answers again.
+func TestClusterHeadWithoutQuorum(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	st, nc := clusterStore(t, c, events.StoreConfig{RetryFor: 1500 * time.Millisecond, TryTimeout: 500 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := st.Append(ctx, events.Message{Subject: events.Subject("user", "u"), ID: "u1", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	head := func() error {
+		hctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := st.Head(hctx)
+		return err
+	}
+	makeStreamLeader(t, c, nc, 2)
+	c.Stop(0)
+	waitWithin(t, 30*time.Second, "Head with one node of three down", func() bool { return head() == nil })
+	c.Stop(1)
+	stopped := time.Now()
+	// Refused while connected (to n3, the only node left), ten times in a
+	// row: not a question lost while reconnecting.
+	refused := 0
+	waitWithin(t, 30*time.Second, "Head refused ten times in a row without a quorum", func() bool {
+		err := head()
+		switch {
+		case err == nil || !nc.IsConnected():
+			refused = 0
+		case !errors.Is(err, events.ErrUnavailable):
+			t.Fatalf("Head without a quorum: %v, want ErrUnavailable", err)
+		default:
+			refused++
+		}
+		return refused == 10
+	})
+	t.Logf("Head refused ten times in a row %v after the quorum was lost (stream leader n%d)", time.Since(stopped).Round(100*time.Millisecond), c.StreamLeader(events.StreamName)+1)
+	for _, i := range []int{0, 1} {
+		if err := c.Restart(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitWithin(t, 30*time.Second, "Head with the quorum back", func() bool { return head() == nil })
+}

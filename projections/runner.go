@@ -318,9 +318,10 @@ func (r *Runner) markReadyIfCaughtUp() {
 func (r *Runner) Ready() bool { return r.ready.Load() }
 
 // probeLoop reads the stream's head every probeEvery until ctx ends. A
-// stream without a leader (a JetStream cluster that lost its quorum) does
-// not answer, though a consumer hosted on a surviving node may go on
-// sending heartbeats: it will deliver nothing new.
+// stream that lost its quorum does not answer with a head (events.Store.Head
+// refuses the answers a surviving node still gives), though a consumer
+// hosted on a surviving node may go on sending heartbeats: it will deliver
+// nothing new.
 func (r *Runner) probeLoop(ctx context.Context) {
 	t := time.NewTicker(probeEvery)
 	defer t.Stop()
