@@ -602,16 +602,45 @@ func (p SSOProvider) VouchesForEmail(l SSOLogin) bool {
 	return l.EmailVerified
 }
 
+// VouchesForUsername reports whether l's preferred username may name a user
+// p provisions. A plain name claims nothing but itself. One shaped like an
+// e-mail address claims that address, as the e-mail as username would: it
+// is taken only where p vouches for its directory's names (a SAML IdP's
+// asserted attribute; an Azure AD single-directory application's
+// preferred_username, the UPN its administrators set), or where it is the
+// very address p vouches for (VouchesForEmail). An OIDC provider's
+// preferred_username may be whatever the user chose (OpenID Connect Core 5.1:
+// relying parties must not rely on it), and a multi-tenant application's
+// is whatever any directory set: taken as a username, an unverified
+// "boss@corp.example" would keep that name, and its owner's own later
+// login, from the real owner.
+func (p SSOProvider) VouchesForUsername(l SSOLogin) bool {
+	switch name := strings.TrimSpace(l.Username); {
+	case !strings.Contains(name, "@"):
+		return true
+	case p.Type == SSOSAML:
+		return true
+	case p.Type == SSOAzure && !p.AzureMultiTenant():
+		return true
+	default:
+		return p.VouchesForEmail(l) && strings.EqualFold(name, strings.TrimSpace(l.Email))
+	}
+}
+
 // ProvisionUsernames lists the usernames to try, in order, for a user
 // provisioned from l: the e-mail address when vouched for (see
-// SSOProvider.VouchesForEmail) and the preferred username, when they are
-// valid usernames, then "<provider>-<fallback>" (fallback: a hash of the
-// subject), which is always valid.
-func (l SSOLogin) ProvisionUsernames(fallback string, emailVouched bool) []string {
+// SSOProvider.VouchesForEmail) and the preferred username when vouched for
+// (SSOProvider.VouchesForUsername), when they are valid usernames, then
+// "<provider>-<fallback>" (fallback: a hash of the subject), which is always
+// valid.
+func (l SSOLogin) ProvisionUsernames(fallback string, emailVouched, usernameVouched bool) []string {
 	var out []string
-	names := []string{l.Username}
+	var names []string
 	if emailVouched {
-		names = []string{l.Email, l.Username}
+		names = append(names, l.Email)
+	}
+	if usernameVouched {
+		names = append(names, l.Username)
 	}
 	for _, s := range names {
 		s = strings.TrimSpace(s)

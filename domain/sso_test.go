@@ -83,17 +83,51 @@ func TestSSOTenantRolesFor(t *testing.T) {
 
 func TestSSOProvisionUsernames(t *testing.T) {
 	l := SSOLogin{Provider: "corp", Email: "a@b.example", Username: "has space"}
-	got := l.ProvisionUsernames("abc", true)
+	got := l.ProvisionUsernames("abc", true, true)
 	if !reflect.DeepEqual(got, []string{"a@b.example", "corp-abc"}) {
 		t.Fatalf("got %v", got)
 	}
 	// An address no one vouches for is neither the username nor recorded.
 	l.Username = "alice"
-	if got := l.ProvisionUsernames("abc", false); !reflect.DeepEqual(got, []string{"alice", "corp-abc"}) {
+	if got := l.ProvisionUsernames("abc", false, true); !reflect.DeepEqual(got, []string{"alice", "corp-abc"}) {
 		t.Fatalf("unvouched: got %v", got)
+	}
+	if got := l.ProvisionUsernames("abc", false, false); !reflect.DeepEqual(got, []string{"corp-abc"}) {
+		t.Fatalf("nothing vouched: got %v", got)
 	}
 	if l.ProvisionEmail(false) != "" || l.ProvisionEmail(true) != "a@b.example" {
 		t.Fatalf("ProvisionEmail: %q, %q", l.ProvisionEmail(false), l.ProvisionEmail(true))
+	}
+}
+
+// TestSSOUsernameTrust: a preferred username shaped like an address names
+// a new user only where the provider vouches for it: an OIDC provider's
+// unverified "boss@corp.example" must not take that name from its owner.
+func TestSSOUsernameTrust(t *testing.T) {
+	oidc := SSOProvider{Name: "corp", Type: SSOOIDC}
+	okta := SSOProvider{Name: "okta", Type: SSOOkta}
+	saml := SSOProvider{Name: "saml", Type: SSOSAML}
+	azure := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "5f1c1e2a-0000-4000-8000-000000000001"}
+	multi := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "organizations", AllowedTenants: []string{"5f1c1e2a-0000-4000-8000-000000000001"}}
+	for _, c := range []struct {
+		name string
+		p    SSOProvider
+		l    SSOLogin
+		want bool
+	}{
+		{"plain name", oidc, SSOLogin{Username: "alice"}, true},
+		{"plain name, multi-tenant", multi, SSOLogin{Username: "alice"}, true},
+		{"address, unverified", oidc, SSOLogin{Username: "boss@corp.example", Email: "boss@corp.example"}, false},
+		{"address, no e-mail", okta, SSOLogin{Username: "boss@corp.example"}, false},
+		{"address, another verified", oidc, SSOLogin{Username: "boss@corp.example", Email: "eve@corp.example", EmailVerified: true}, false},
+		{"address = verified e-mail", okta, SSOLogin{Username: "Boss@corp.example", Email: "boss@corp.example", EmailVerified: true}, true},
+		{"saml attribute", saml, SSOLogin{Username: "boss@corp.example"}, true},
+		{"azure single directory (UPN)", azure, SSOLogin{Username: "boss@corp.example"}, true},
+		{"azure multi-tenant", multi, SSOLogin{Username: "boss@corp.example", Email: "boss@corp.example", EmailVerified: true}, false},
+	} {
+		if got := c.p.VouchesForUsername(c.l); got != c.want {
+			t.Errorf("%s: VouchesForUsername %v, want %v", c.name, got, c.want)
+		}
 	}
 }
 

@@ -269,6 +269,7 @@ func TestSSOOIDCLinkAndRoles(t *testing.T) {
 	// provisioned: the e-mail alone never picks an account.
 	u2 := alice()
 	u2.Subject, u2.Email, u2.EmailVerified = "00u-mallory", "alice@example.com", false
+	u2.Username = "alice@example.com" // preferred_username: an address too, vouched for by no one
 	configureOIDC(t, in, admin, "oidc", "other", u2, map[string]any{"link_by_email": true})
 	r = newBrowser(t).get(in.URL + "/api/v1/auth/sso/other/login")
 	mustStatus(t, r, http.StatusOK, "login with an unverified e-mail")
@@ -276,11 +277,13 @@ func TestSSOOIDCLinkAndRoles(t *testing.T) {
 	if squatter["id"] == existing {
 		t.Fatal("an unverified e-mail was linked to an existing account")
 	}
-	// Nor is the unverified address recorded, or taken as the username: the
-	// new user would hold another person's address, and with two active
-	// users holding it the real owner's verified login could not link.
-	if squatter["email"] != "" || squatter["username"] == "alice@example.com" {
-		t.Fatalf("the unverified address was recorded: %v", squatter)
+	// Nor is the unverified address recorded, or taken as the username —
+	// not from email, not from preferred_username: the new user would hold
+	// another person's address, and with two active users holding it the
+	// real owner's verified login could not link; as a username it would
+	// keep that name from its owner.
+	if squatter["email"] != "" || !strings.HasPrefix(squatter["username"].(string), "other-") {
+		t.Fatalf("the unverified address was recorded or taken as the username: %v", squatter)
 	}
 	u3 := alice()
 	u3.Subject, u3.Email = "00u-alice-at-another-idp", "alice@example.com"

@@ -264,7 +264,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 	link.event = ev
 	var lastErr error
 	vouched := p.VouchesForEmail(in)
-	for _, name := range in.ProvisionUsernames(link.id[:12], vouched) {
+	for _, name := range in.ProvisionUsernames(link.id[:12], vouched, p.VouchesForUsername(in)) {
 		if _, _, taken := s.state.UserByName(name); taken {
 			lastErr = ErrUsernameTaken
 			continue
