@@ -196,8 +196,10 @@ type (
 		Method   string    `json:"method"` // "provisioned" or "verified_email"
 		LinkedAt time.Time `json:"linked_at"`
 	}
-	// SSOAssertionConsumed: a SAML assertion was used for a login; it is
-	// refused if presented again until ExpiresAt (and after, by its expiry).
+	// SSOAssertionConsumed: a SAML assertion, or an OpenID Connect login's
+	// flow (AssertionID "oidc-nonce:<hash of its nonce>"), was used for a
+	// login; it is refused if presented again until ExpiresAt (and after,
+	// by its expiry).
 	SSOAssertionConsumed struct {
 		Provider    string    `json:"provider"`
 		AssertionID string    `json:"assertion_id"`

@@ -33,7 +33,7 @@ type SSOCommands interface {
 	DeleteSSOProvider(ctx context.Context, meta events.Meta, name string) error
 	SSOClientSecret(p domain.SSOProvider) (string, error)
 	SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOLogin) (commands.LoginResult, error)
-	ConsumeSAMLAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error
+	ConsumeSSOAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error
 }
 
 // SSOReadModel reads the identity provider configurations.

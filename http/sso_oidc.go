@@ -13,11 +13,13 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events/commands"
 )
 
 // OpenID Connect login (Okta, Azure AD, any OIDC provider): authorization
 // code flow with PKCE (S256), state and nonce bound to the browser by the
-// flow cookie; github.com/coreos/go-oidc verifies the ID token and caches
+// flow cookie, and consumed on the event store (a flow signs in once, on
+// any replica); github.com/coreos/go-oidc verifies the ID token and caches
 // the provider's keys (refetched when an unknown key ID shows up).
 
 // discoveryTTL bounds how long a discovery document is used before it is
@@ -270,6 +272,19 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 		rid, _ := c.Locals(localRequestID).(string)
 		s.log.Warn("sso login: the ID token names a source for the groups claim instead of the groups (Azure AD's groups overage: the user is in more groups than a token holds); no role is mapped from groups for this login — map app roles (groups_claim \"roles\") or limit the groups the token carries",
 			"request_id", rid, "provider", p.Name)
+	}
+	// The flow is used once, on every replica: clearing its cookie alone
+	// would not stop a copy of it with the callback's URL, through an IdP
+	// that accepts a code twice (the SAML callback consumes its assertion).
+	cctx, ccancel := s.ctx(c)
+	err = s.deps.SSO.ConsumeSSOAssertion(cctx, s.meta(c), p.Name, commands.OIDCFlowAssertionID(f.Nonce), time.Unix(f.Expires, 0))
+	ccancel()
+	if errors.Is(err, commands.ErrAssertionReplayed) {
+		s.ssoReject(c, "OIDC login flow replayed", err)
+		return errSSOFailed
+	}
+	if err != nil {
+		return err
 	}
 	res, err := s.ssoLogin(c, domain.SSOLogin{
 		Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: idt.Subject, Email: claims.Email,

@@ -185,7 +185,7 @@ func (s *Server) samlACS(c *fiber.Ctx) error {
 		return errSSOFailed
 	}
 	ctx, cancel := s.ctx(c)
-	err = s.deps.SSO.ConsumeSAMLAssertion(ctx, s.meta(c), p.Name, assertion.ID, expires)
+	err = s.deps.SSO.ConsumeSSOAssertion(ctx, s.meta(c), p.Name, assertion.ID, expires)
 	cancel()
 	if errors.Is(err, commands.ErrAssertionReplayed) {
 		s.ssoReject(c, "SAML assertion replayed", err)

@@ -159,6 +159,15 @@ func (p *testOIDC) Misbehave(nonce string, audience []string, idTokenLifetime ti
 	p.store.nonce, p.store.audience, p.store.idTokenLifetime = nonce, audience, idTokenLifetime
 }
 
+// AcceptCodesTwice makes the IdP break RFC 6749 4.1.2: a code (and its
+// request) may be exchanged again, as some IdPs allow within a grace
+// period. The service's own replay protection is then all there is.
+func (p *testOIDC) AcceptCodesTwice(on bool) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	p.store.reuseCodes = on
+}
+
 // SetUserinfoSubject makes the userinfo endpoint answer about another
 // subject than the ID token ("" = the same).
 func (p *testOIDC) SetUserinfoSubject(sub string) {
@@ -190,6 +199,7 @@ type opStore struct {
 	clients         map[string]*opClient
 	requests        map[string]*opAuthRequest
 	codes           map[string]string // code -> request ID (one use)
+	reuseCodes      bool              // AcceptCodesTwice
 	nonce           string
 	audience        []string
 	idTokenLifetime time.Duration
@@ -252,7 +262,9 @@ func (s *opStore) AuthRequestByCode(_ context.Context, code string) (op.AuthRequ
 	if !ok {
 		return nil, errNotFound
 	}
-	delete(s.codes, code)
+	if !s.reuseCodes {
+		delete(s.codes, code)
+	}
 	if r := s.requests[id]; r != nil {
 		return r, nil
 	}
@@ -269,7 +281,9 @@ func (s *opStore) SaveAuthCode(_ context.Context, id, code string) error {
 func (s *opStore) DeleteAuthRequest(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.requests, id)
+	if !s.reuseCodes {
+		delete(s.requests, id)
+	}
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -154,6 +155,40 @@ func TestSSOOIDCRejections(t *testing.T) {
 		r.Body.Close()
 		if r.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("replayed code: %d", r.StatusCode)
+		}
+	})
+	t.Run("replayed flow, IdP accepting a code twice", func(t *testing.T) {
+		s.idp.AcceptCodesTwice(true)
+		defer s.idp.AcceptCodesTwice(false)
+		b := newBrowser(t)
+		cb := startFlow(t, b, s.loginURL())
+		flow := b.flowCookie(cb)
+		// The browser's retry and copies of the callback, together: one
+		// signs in, on whatever replica; the others start no session.
+		const copies = 4
+		statuses := make(chan int, copies)
+		var wg sync.WaitGroup
+		for range copies {
+			wg.Go(func() {
+				req := mustRequest(t, "GET", cb, nil)
+				req.Header.Set("Cookie", flow.String())
+				r, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r.Body.Close()
+				statuses <- r.StatusCode
+			})
+		}
+		wg.Wait()
+		close(statuses)
+		got := map[int]int{}
+		for st := range statuses {
+			got[st]++
+		}
+		if got[http.StatusOK] != 1 || got[http.StatusUnauthorized] != copies-1 {
+			t.Fatalf("%d copies of one callback: %v, want one 200 and the rest 401", copies, got)
 		}
 	})
 	t.Run("wrong nonce", func(t *testing.T) {

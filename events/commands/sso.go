@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -13,8 +15,9 @@ import (
 // Field name bound into sealed SSO client secrets.
 const sealClientSecret = "client_secret"
 
-// ErrAssertionReplayed: a SAML assertion was presented a second time.
-var ErrAssertionReplayed = errors.New("commands: SAML assertion already consumed")
+// ErrAssertionReplayed: a SAML assertion, or an OpenID Connect login's
+// flow, was presented a second time.
+var ErrAssertionReplayed = errors.New("commands: SSO assertion already consumed")
 
 // SSOProviderInput is a provider configuration as requested; ClientSecret is
 // plain here and sealed before it enters an event.
@@ -113,9 +116,13 @@ func (s *Service) SSOClientSecret(p domain.SSOProvider) (string, error) {
 	return s.sealer.Open(sealClientSecret, p.ClientSecretSealed)
 }
 
-// ConsumeSAMLAssertion records that an assertion was used, on a subject that
-// must be new: a second use, on any replica, is ErrAssertionReplayed.
-func (s *Service) ConsumeSAMLAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error {
+// ConsumeSSOAssertion records that an assertion was used, on a subject that
+// must be new: a second use, on any replica, is ErrAssertionReplayed. A
+// SAML assertion is named by its ID; an OpenID Connect login by its flow's
+// nonce (OIDCFlowAssertionID), so that a callback replayed with a copy of
+// the flow cookie signs no one in twice, even through an IdP that accepts
+// a code twice.
+func (s *Service) ConsumeSSOAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error {
 	if assertionID == "" {
 		return ErrAssertionReplayed
 	}
@@ -127,6 +134,14 @@ func (s *Service) ConsumeSAMLAssertion(ctx context.Context, meta events.Meta, pr
 		return ErrAssertionReplayed
 	}
 	return err
+}
+
+// OIDCFlowAssertionID names an OpenID Connect login for ConsumeSSOAssertion:
+// a hash of its flow's nonce (random, one per login, bound into the ID
+// token), so that the event carries nothing of the flow itself.
+func OIDCFlowAssertionID(nonce string) string {
+	sum := sha256.Sum256([]byte("oidc-nonce\x00" + nonce))
+	return "oidc-nonce:" + hex.EncodeToString(sum[:16])
 }
 
 // SSOLogin signs in the user behind an identity the provider asserted (already
