@@ -70,6 +70,14 @@ func toAPIError(err error) (*Error, bool) {
 			return &Error{fe.Code, "PAYLOAD_TOO_LARGE", "Request body is larger than the limit"}, false
 		case http.StatusRequestHeaderFieldsTooLarge:
 			return &Error{fe.Code, "VALIDATION_ERROR", "Request headers are too large"}, false
+		case http.StatusRequestTimeout:
+			// No whole request within the read timeout (a connection opened
+			// and left unused, as HTTP clients keep spares): fasthttp answers
+			// before closing it. A 408 is what clients expect there — Go's
+			// transport drops an unsolicited 408 on an idle connection
+			// quietly, and logs any other status as a stray answer — and no
+			// one sent anything invalid.
+			return &Error{fe.Code, "REQUEST_TIMEOUT", "No complete request arrived within the read timeout"}, false
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
 			return validation(fe.Message), false
