@@ -93,9 +93,10 @@ func (c *cliEnv) fails(code int, stdin string, env []string, args []string, msgs
 	if !strings.HasPrefix(r.stderr, "infracast: ") {
 		c.t.Errorf("infracast %s: the message does not start with 'infracast: ': %q", strings.Join(args, " "), r.stderr)
 	}
-	// One line, one prefix (a usage error adds where to find the usage).
+	// One line, one prefix (a usage error adds where to find the usage:
+	// the help of the command the line named, "infracast users --help").
 	lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-	if len(lines) > 2 || (len(lines) == 2 && lines[1] != "Run 'infracast --help' for usage.") {
+	if len(lines) > 2 || (len(lines) == 2 && !(strings.HasPrefix(lines[1], "Run 'infracast") && strings.HasSuffix(lines[1], " --help' for usage."))) {
 		c.t.Errorf("infracast %s: the error is not one line: %q", strings.Join(args, " "), r.stderr)
 	}
 	if strings.Count(lines[0], "infracast: ") != 1 {
@@ -560,8 +561,10 @@ func TestCLISSOAndSigningKeys(t *testing.T) {
 		}
 	}
 	c.fails(exitUsage, "", nil, []string{"-o", "yaml", "users", "list"}, "want table or json")
-	c.fails(exitUsage, "", nil, []string{"users", "lst"}, "unknown command")
-	c.fails(exitUsage, "", nil, []string{"--bogus"}, "unknown flag")
+	c.fails(exitUsage, "", nil, []string{"users", "lst"}, "unknown command", "Run 'infracast users --help' for usage.")
+	c.fails(exitUsage, "", nil, []string{"users", "list", "--bogus"}, "unknown flag", "Run 'infracast users list --help' for usage.")
+	c.fails(exitUsage, "", nil, []string{"users", "get"}, "Run 'infracast users get --help' for usage.")
+	c.fails(exitUsage, "", nil, []string{"--bogus"}, "unknown flag", "Run 'infracast --help' for usage.")
 }
 
 func TestCLIAuditAndAccess(t *testing.T) {

@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		if a.saveErr != nil {
 			fmt.Fprintf(stderr, "infracast: could not store the renewed tokens: %v\n", a.saveErr)
@@ -83,7 +83,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	code, msg := classify(err)
 	fmt.Fprintln(stderr, "infracast: "+oneLine(msg))
 	if code == exitUsage && !isRunErr(err) {
-		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", root.Name())
+		if cmd == nil {
+			cmd = root
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
 	return code
 }
@@ -261,13 +264,14 @@ factor gives its code to login (--code, INFRACAST_MFA_CODE, or the prompt).
 }
 
 // group makes cmd, a command with subcommands only, refuse an unknown
-// subcommand (exit 2) instead of printing its help as a success.
+// subcommand (exit 2, a usage error: run adds where to find the usage)
+// instead of printing its help as a success.
 func group(cmd *cobra.Command) *cobra.Command {
-	cmd.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) > 0 {
-			return usagef("unknown command %q for %q; see '%s --help'", args[0], cmd.CommandPath(), cmd.CommandPath())
+			return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
 		}
 		return cmd.Help()
-	})
+	}
 	return cmd
 }
