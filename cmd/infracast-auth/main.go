@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -33,7 +34,7 @@ func main() {
 }
 
 func run(args []string, getenv func(string) string) error {
-	cfg, logs, err := parseConfig(args, getenv)
+	cfg, logs, err := parseConfig(args, getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil // -h: the flag package printed every setting
 	}
@@ -191,7 +192,7 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 		{"upstream-timeout", "UpstreamTimeout", cfg.UpstreamTimeout.String(), "gateway: how long the upstream may stay silent", duration(&cfg.UpstreamTimeout)},
 		{"route-policy-file", "RoutePolicyFile", "", "JSON route policy (default: the contract's table)", text(&cfg.RoutePolicyFile)},
 		{"login-max-failures", "LoginMaxFailures", strconv.Itoa(cfg.LoginMaxFailures), "consecutive failed logins that lock an account (0: never)", number(&cfg.LoginMaxFailures)},
-		{"login-max-failures-per-address", "LoginMaxFailuresPerAddress", strconv.Itoa(cfg.LoginMaxFailuresPerAddress), "consecutive failed logins that lock a client address (0: never)", number(&cfg.LoginMaxFailuresPerAddress)},
+		{"login-max-failures-per-address", "LoginMaxFailuresPerAddress", strconv.Itoa(cfg.LoginMaxFailuresPerAddress), "failed logins from one client address, each within the lockout of the one before (a success does not reset them), that lock it (0: never)", number(&cfg.LoginMaxFailuresPerAddress)},
 		{"login-lockout", "LoginLockout", cfg.LoginLockout.String(), "how long a lockout lasts after the last failed login", duration(&cfg.LoginLockout)},
 		{"log-level", "", strings.ToLower(logs.level.String()), "debug, info, warn or error", func(env, v string) error {
 			if err := logs.level.UnmarshalText([]byte(v)); err != nil {
@@ -211,27 +212,36 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 
 // parseConfig reads flags over environment variables over defaults. It
 // returns an error at once only for a malformed command line (or -h:
-// flag.ErrHelp); every unusable value, and every problem of the
-// configuration as a whole (service.Config.Validate), is reported together.
-func parseConfig(args []string, getenv func(string) string) (service.Config, logSettings, error) {
+// flag.ErrHelp, after printing every setting with its built-in default to
+// usage); every unusable value, and every problem of the configuration as a
+// whole (service.Config.Validate), is reported together.
+func parseConfig(args []string, getenv func(string) string, usage io.Writer) (service.Config, logSettings, error) {
 	cfg := service.Defaults()
 	logs := logSettings{level: slog.LevelInfo, format: "json"}
 	fs := flag.NewFlagSet("infracast-auth", flag.ContinueOnError)
+	if usage != nil {
+		fs.SetOutput(usage)
+	}
 	table := settings(&cfg, &logs)
 	values := make([]*string, len(table))
 	for i, s := range table {
-		def := s.def
-		if v := getenv(envName(s.name)); v != "" {
-			def = v
-		}
-		values[i] = fs.String(s.name, def, s.usage+" ("+envName(s.name)+")")
+		// The default -h shows is the built-in one, never the variable's
+		// value: -h in a configured container would print the master key,
+		// the signing keys and the passwords into its logs.
+		values[i] = fs.String(s.name, s.def, s.usage+" ("+envName(s.name)+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, logs, err
 	}
+	given := make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	for i, s := range table {
-		if err := s.set(envName(s.name), *values[i]); err != nil {
+		v := *values[i]
+		if e := getenv(envName(s.name)); e != "" && !given[s.name] {
+			v = e // a flag wins over its variable; an empty variable is unset
+		}
+		if err := s.set(envName(s.name), v); err != nil {
 			errs = append(errs, err)
 		}
 	}

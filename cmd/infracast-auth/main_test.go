@@ -2,9 +2,12 @@ package main
 
 import (
 	"errors"
+	"flag"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/infracast/auth/http/service"
 )
@@ -87,7 +90,7 @@ func TestConfigProblemsNameVariables(t *testing.T) {
 		"INFRACAST_UPSTREAM_URL": "ftp://files.example", "INFRACAST_ROUTE_POLICY_FILE": "missing.json",
 		"INFRACAST_PUBLIC_URL": "x", "INFRACAST_SAML_SP_KEY": "sp.key", "INFRACAST_LOG_FORMAT": "xml",
 	}
-	_, _, err := parseConfig(nil, func(k string) string { return env[k] })
+	_, _, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -165,5 +168,42 @@ func TestNamedKeepsTheError(t *testing.T) {
 	other := errors.New("other")
 	if named(other) != other || named(nil) != nil {
 		t.Error("named changed an error that names no field")
+	}
+}
+
+// TestHelpShowsNoVariableValue: -h lists each setting with its built-in
+// default, never the value of its variable: in a configured container the
+// master key, the signing keys and the passwords would land in its logs
+// (outside check 11a). A flag wins over its variable; a variable over the
+// default.
+func TestHelpShowsNoVariableValue(t *testing.T) {
+	secrets := map[string]string{
+		"INFRACAST_MASTER_KEY":          "c2VjcmV0LW1hc3Rlci1rZXktMzItYnl0ZXMtbG9uZyEhIQ",
+		"INFRACAST_JWT_KEYS":            "kid1:c2VjcmV0LWp3dC1rZXk",
+		"INFRACAST_BOOTSTRAP_PASSWORD":  "my-secret-bootstrap-pw",
+		"INFRACAST_NATS_PASSWORD":       "my-secret-nats-password",
+		"INFRACAST_NATS_AUDIT_PASSWORD": "my-secret-audit-password",
+	}
+	var out strings.Builder
+	_, _, err := parseConfig([]string{"-h"}, func(k string) string { return secrets[k] }, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	if !strings.Contains(out.String(), "INFRACAST_MASTER_KEY") {
+		t.Fatalf("-h did not list the settings: %q", out.String())
+	}
+	for k, v := range secrets {
+		if strings.Contains(out.String(), v) {
+			t.Errorf("-h printed the value of %s", k)
+		}
+	}
+
+	env := map[string]string{"INFRACAST_LOGIN_MAX_FAILURES": "9", "INFRACAST_LOGIN_LOCKOUT": "20m", "INFRACAST_DATA_DIR": t.TempDir()}
+	cfg, _, err := parseConfig([]string{"-login-lockout", "30m"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LoginMaxFailures != 9 || cfg.LoginLockout != 30*time.Minute {
+		t.Fatalf("variable then flag: max failures %d, lockout %v; want 9 and 30m", cfg.LoginMaxFailures, cfg.LoginLockout)
 	}
 }

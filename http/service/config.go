@@ -92,7 +92,9 @@ type Config struct {
 
 	// Brute-force protection: after LoginMaxFailures consecutive failed
 	// logins an account (or unknown name) is locked for LoginLockout; after
-	// LoginMaxFailuresPerAddress a client address is (0 disables either).
+	// LoginMaxFailuresPerAddress failures from a client address, each within
+	// LoginLockout of the one before (successes do not reset them), the
+	// address is (0 disables either).
 	LoginMaxFailures           int
 	LoginMaxFailuresPerAddress int
 	LoginLockout               time.Duration
