@@ -19,9 +19,8 @@ import (
 // exactly as written (only the base URL changed), each answer compared with
 // the response the README shows after it ("# …" lines of a sh block, or the
 // lines after a "$ curl" line); its infracast commands run the CLI built from
-// this tree (cmd/infracast). Where the prose tells the reader to pick a
-// value out of a response (ALICE, ALICE_TOKEN, KEY), the test does the same
-// with curl and jq.
+// this tree (cmd/infracast). Every variable a command uses is set by an
+// earlier command of the README (set -u: an unset one fails the script).
 //
 // Responses are compared after making run-specific values alike (IDs, times,
 // tokens, keys); "…" in the README stands for anything.
@@ -68,16 +67,7 @@ func TestREADMEWalkthroughAsWritten(t *testing.T) {
 	script.WriteString("set -u\n")
 	for i, s := range steps[1:] {
 		cmd := strings.ReplaceAll(s.command, "http://localhost:8080", base)
-		if strings.Contains(cmd, "$ALICE") && !strings.Contains(script.String(), "ALICE_TOKEN=") {
-			// "Log in as alice (ALICE=…, ALICE_TOKEN=…, ALICE_REFRESH=… from the responses)".
-			fmt.Fprintf(&script, `alice=$(curl -s -X POST %s/api/v1/auth/token -H "Content-Type: application/json" -d '{"username": "alice", "password": "correct-horse-battery"}')
-ALICE=$(echo "$alice" | jq -r .user.id); ALICE_TOKEN=$(echo "$alice" | jq -r .token); ALICE_REFRESH=$(echo "$alice" | jq -r .refresh_token)
-`, base)
-		}
 		fmt.Fprintf(&script, "echo '<<<%d>>>'\n{ %s\n} > %s/out 2> %s/err\ncat %s/out\n", i+1, cmd, dir, dir, dir)
-		// "Keys are used like tokens": KEY is the key of the first one created.
-		fmt.Fprintf(&script, `if [ -z "${KEY:-}" ] && grep -q '"key":"ic_' %s/out; then KEY=$(jq -r .key < %s/out); fi
-`, dir, dir)
 	}
 	fmt.Fprintf(&script, "echo '<<<%d>>>'\n", len(steps))
 	// The walkthrough's infracast commands run the CLI built from this tree,
