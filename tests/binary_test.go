@@ -221,7 +221,16 @@ func TestBinaryFirstStartRestartAndSignals(t *testing.T) {
 	})
 	waitReady(t, base, p)
 	in := &Instance{URL: base, t: t}
-	tok := in.Login("admin", password).String("token")
+	login := in.Login("admin", password)
+	tok := login.String("token")
+	// The block names the admin's ID and where to sign in, so the next
+	// step (change the password) needs nothing looked up.
+	adminID := login.JSON["user"].(map[string]any)["id"].(string)
+	for _, want := range []string{`"admin" (` + adminID + `) with password:`, "Sign in at " + base + "/console", "POST /api/v1/users/" + adminID + "/password"} {
+		if !strings.Contains(p.output(), want) {
+			t.Errorf("the first start's message lacks %q:\n%s", want, p.output())
+		}
+	}
 
 	// An audit consumer on the embedded server's TCP port sees the events;
 	// a client that does not log in is refused.

@@ -3,6 +3,7 @@ package service
 import (
 	"encoding/base64"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -145,6 +146,23 @@ func Defaults() Config {
 
 // Embedded reports whether the service runs its own nats-server.
 func (c Config) Embedded() bool { return len(c.NATSURLs) == 0 }
+
+// ExternalBaseURL is where a person reaches the service, for the messages
+// that tell them so: PublicURL when set, else http:// and the listen
+// address (localhost for one on every interface).
+func (c Config) ExternalBaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return "http://" + c.Listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 // RoutePolicy reads RoutePolicyFile, or returns the default policy without one.
 func (c Config) RoutePolicy() (domain.Policy, error) {

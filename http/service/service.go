@@ -332,7 +332,13 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 	if created {
 		s.log.Info("bootstrap admin created", "username", s.cfg.BootstrapAdmin)
 		if generated && out != nil {
-			fmt.Fprintf(out, "\nInfracast Auth: created platform admin %q with password:\n\n    %s\n\nThis is shown once. Change it with POST /api/v1/users/{id}/password.\n\n", s.cfg.BootstrapAdmin, password)
+			id := "{id}"
+			if u, _, ok := s.Model.UserByName(s.cfg.BootstrapAdmin); ok { // applied: Bootstrap waits for its write
+				id = u.ID
+			}
+			fmt.Fprintf(out, "\nInfracast Auth: created platform admin %q (%s) with password:\n\n    %s\n\n"+
+				"This is shown once. Sign in at %s/console (or POST /api/v1/auth/token),\nand change it with POST /api/v1/users/%s/password.\n\n",
+				s.cfg.BootstrapAdmin, id, password, s.cfg.ExternalBaseURL(), id)
 		}
 	} else if !generated {
 		// The store was not empty: the password configured has no effect,

@@ -54,7 +54,7 @@ func (s *Service) restoreSnapshot(ctx context.Context) {
 		var r io.ReadCloser
 		info, r, err = snaps.Open(ctx, projections.SnapshotFormat)
 		if errors.Is(err, events.ErrNoSnapshot) {
-			s.log.Info("no read-model snapshot used; replaying the whole stream", "reason", err)
+			s.log.Info("no read-model snapshot yet: the read models are built from the event stream", "reason", err)
 			return
 		}
 		if err == nil {
