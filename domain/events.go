@@ -35,6 +35,7 @@ var eventFactories = map[string]func() Event{
 	TypeUserCreated:           func() Event { return &UserCreated{} },
 	TypeUsernameReserved:      func() Event { return &UsernameReserved{} },
 	TypeAPIKeyNameReserved:    func() Event { return &APIKeyNameReserved{} },
+	TypeSCIMNameReserved:      func() Event { return &SCIMNameReserved{} },
 	TypeUserRoleGranted:       func() Event { return &UserRoleGranted{} },
 	TypeUserRoleRevoked:       func() Event { return &UserRoleRevoked{} },
 	TypeUserDeactivated:       func() Event { return &UserDeactivated{} },
@@ -82,6 +83,8 @@ func Deref(e Event) Event {
 	case *UsernameReserved:
 		return *v
 	case *APIKeyNameReserved:
+		return *v
+	case *SCIMNameReserved:
 		return *v
 	case *UserRoleGranted:
 		return *v

@@ -24,6 +24,7 @@ func sampleEvents() []Event {
 		},
 		UsernameReserved{Username: "alice", UserID: "u-1"},
 		APIKeyNameReserved{OwnerID: "u-1", Name: "ci", KeyID: "key-1"},
+		SCIMNameReserved{OwnerID: "u-1", Name: "okta prod", ConnectionID: "scim-1"},
 		UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleAdmin},
 		UserRoleRevoked{UserID: "u-1", Tenant: "acme"},
 		UserDeactivated{UserID: "u-1", Reason: "left the company"},
@@ -63,7 +64,7 @@ func sampleEvents() []Event {
 		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
 		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
 		SCIMConnectionCreated{
-			ConnectionID: "scim-1", Provider: "okta", Tenants: []string{"acme"}, TokenHash: "sha256:ee", Platform: true,
+			ConnectionID: "scim-1", Name: "okta prod", Provider: "okta", Tenants: []string{"acme"}, TokenHash: "sha256:ee", Platform: true,
 			OwnerID: "u-1", OwnerKeyID: "key-1", CreatedAt: at,
 			GroupMappings: []RoleMapping{{Group: "ops", Tenant: "acme", Role: RoleAdmin}},
 		},
@@ -167,8 +168,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 49 {
-		t.Errorf("%d event types, want 49", len(seen))
+	if len(seen) != 50 {
+		t.Errorf("%d event types, want 50", len(seen))
 	}
 }
 
@@ -233,6 +234,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 		TypeUserLoginSucceeded: true, TypeUserLoginFailed: true, TypeUserLoginChallenged: true,
 		TypeSessionStarted: true, TypeSessionRefreshed: true,
 		TypeAPIKeyCreated: true, TypeAPIKeyNameReserved: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
+		TypeSCIMNameReserved:  true,
 		TypeSSOIdentityLinked: true, TypeSSOAssertionConsumed: true,
 		TypeSCIMConnectionCreated: true, TypeSCIMGroupCreated: true, TypeSCIMGroupRenamed: true, TypeSCIMUserLinked: true,
 		TypeMFATOTPEnrolled: true, TypeMFACodeUsed: true, TypeMFAFailed: true, TypeMFARecoveryCodesGenerated: true,

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -28,6 +29,28 @@ const (
 	AggregateSCIMGroup = "scim_group"
 	AggregateSCIMUser  = "scim_user"
 )
+
+// AggregateSCIMName holds the reservations of SCIM connection names: one
+// subject per owner and name (commands.SCIMNameKey), so that an owner's live
+// connections have different names (a retried create, or two at once, makes
+// one connection), as AggregateAPIKeyName does for API keys.
+const AggregateSCIMName = "scimname"
+
+// SCIMNameReserved claims a connection name among its owner's connections
+// for the connection created in the same atomic batch; appended with the
+// name subject's last sequence expected, after checking that no live
+// connection of the owner has the name. A deleted connection's name may be
+// reserved again.
+type SCIMNameReserved struct {
+	OwnerID      string `json:"owner_id"`
+	Name         string `json:"name"`
+	ConnectionID string `json:"connection_id"`
+}
+
+// TypeSCIMNameReserved is SCIMNameReserved's type name.
+const TypeSCIMNameReserved = "scimname.reserved"
+
+func (SCIMNameReserved) EventType() string { return TypeSCIMNameReserved }
 
 // SCIMTokenEnv is the "environment" of SCIM bearer tokens in the API key
 // format: ic_scim_ + 256 random bits in base62 + a CRC-32 checksum. It is
@@ -72,7 +95,12 @@ const (
 
 // SCIMConnection is the state of a SCIM connection.
 type SCIMConnection struct {
-	ID            string
+	ID string
+	// Name is what its creator called it ("" before names existed, or
+	// when none was given); unique among its owner's live connections
+	// (commands.CreateSCIMConnection), so that a retried create is refused
+	// rather than made twice.
+	Name          string
 	Provider      string // the SSO provider its users sign in through
 	Tenants       []string
 	GroupMappings []RoleMapping
@@ -174,7 +202,10 @@ type (
 	// SHA-256 (hex) of its bearer token, which exists only in the answer to
 	// the request that created it.
 	SCIMConnectionCreated struct {
-		ConnectionID  string        `json:"connection_id"`
+		ConnectionID string `json:"connection_id"`
+		// Name: SCIMConnection's; absent when none was given, and before
+		// names existed.
+		Name          string        `json:"name,omitempty"`
 		Provider      string        `json:"provider"`
 		Tenants       []string      `json:"tenants"`
 		GroupMappings []RoleMapping `json:"group_mappings"`
@@ -353,6 +384,7 @@ type (
 	// an SSO provider named Provider is configured (the caller looked).
 	CreateSCIMConnection struct {
 		ConnectionID   string
+		Name           string // optional; see SCIMConnection.Name
 		Provider       string
 		ProviderExists bool
 		Tenants        []string
@@ -459,6 +491,10 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 	if !cm.ProviderExists {
 		return nil, Invalid("provider", "no SSO provider %q is configured (POST /api/v1/admin/sso/… first)", cm.Provider)
 	}
+	name, err := CheckSCIMConnectionName(cm.Name)
+	if err != nil {
+		return nil, err
+	}
 	tenants, err := checkSCIMTenants(cm.Tenants)
 	if err != nil {
 		return nil, err
@@ -468,10 +504,20 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 		return nil, err
 	}
 	return []Event{SCIMConnectionCreated{
-		ConnectionID: cm.ConnectionID, Provider: cm.Provider, Tenants: tenants, GroupMappings: mappings, Platform: cm.Platform,
+		ConnectionID: cm.ConnectionID, Name: name, Provider: cm.Provider, Tenants: tenants, GroupMappings: mappings, Platform: cm.Platform,
 		OwnerID: cm.OwnerID, OwnerKeyID: cm.OwnerKeyID,
 		TokenHash: cm.TokenHash, CreatedAt: cm.Now.UTC(),
 	}}, nil
+}
+
+// CheckSCIMConnectionName validates a connection's name and returns it
+// trimmed: "" (none), or up to 128 characters without control characters.
+func CheckSCIMConnectionName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if utf8.RuneCountInString(name) > 128 || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", Invalid("name", "must be at most 128 characters, without control characters")
+	}
+	return name, nil
 }
 
 // checkSCIMTenants validates a connection's tenants and returns them sorted.
@@ -538,7 +584,7 @@ func EvolveSCIMConnection(c SCIMConnection, e Event) SCIMConnection {
 	switch ev := Deref(e).(type) {
 	case SCIMConnectionCreated:
 		c = SCIMConnection{
-			ID: ev.ConnectionID, Provider: ev.Provider, Tenants: ev.Tenants, GroupMappings: ev.GroupMappings,
+			ID: ev.ConnectionID, Name: ev.Name, Provider: ev.Provider, Tenants: ev.Tenants, GroupMappings: ev.GroupMappings,
 			TokenHash: ev.TokenHash, Platform: ev.Platform, OwnerID: ev.OwnerID, OwnerKeyID: ev.OwnerKeyID,
 			CreatedAt: ev.CreatedAt, UpdatedAt: ev.CreatedAt, Version: c.Version,
 		}

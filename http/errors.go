@@ -89,6 +89,8 @@ func toAPIError(err error) (*Error, bool) {
 		return &Error{http.StatusConflict, "CONFLICT", "User is already active"}, false
 	case errors.Is(err, domain.ErrTOTPConfirmed):
 		return &Error{http.StatusConflict, "CONFLICT", "TOTP is already confirmed; if the answer with the recovery codes was lost, make a new set with POST /api/v1/auth/mfa/recovery-codes"}, false
+	case errors.Is(err, commands.ErrSCIMConnectionNameTaken):
+		return &Error{http.StatusConflict, "CONFLICT", "A SCIM connection with this name already exists (delete it, rotate its token, or choose another name)"}, false
 	case errors.Is(err, commands.ErrAPIKeyNameTaken):
 		return &Error{http.StatusConflict, "CONFLICT", "An API key with this name already exists (revoke it, or choose another name)"}, false
 	case errors.Is(err, domain.ErrAlreadyExists):

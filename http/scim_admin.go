@@ -26,6 +26,7 @@ import (
 // connection the caller may not manage is 404.
 
 type scimConnectionRequest struct {
+	Name          string            `json:"name,omitempty"`
 	Provider      string            `json:"provider"`
 	Tenants       []string          `json:"tenants"`
 	GroupMappings []roleMappingJSON `json:"group_mappings,omitempty"`
@@ -42,6 +43,7 @@ type scimConnectionUpdateRequest struct {
 // only in the answers to its creation and rotation.
 type scimConnectionJSON struct {
 	ID            string            `json:"id"`
+	Name          string            `json:"name"`
 	Provider      string            `json:"provider"`
 	Tenants       []string          `json:"tenants"`
 	GroupMappings []roleMappingJSON `json:"group_mappings"`
@@ -71,7 +73,7 @@ const scimPrefix = "/scim/v2"
 func (s *Server) toSCIMConnectionJSON(c *fiber.Ctx, conn domain.SCIMConnection, token string) scimConnectionJSON {
 	users, groups := s.deps.SCIMModel.SCIMCounts(conn.ID)
 	out := scimConnectionJSON{
-		ID: conn.ID, Provider: conn.Provider, Tenants: conn.Tenants, GroupMappings: []roleMappingJSON{}, Platform: conn.Platform,
+		ID: conn.ID, Name: conn.Name, Provider: conn.Provider, Tenants: conn.Tenants, GroupMappings: []roleMappingJSON{}, Platform: conn.Platform,
 		OwnerID: conn.OwnerID, OwnerKeyID: conn.OwnerKeyID,
 		Token: token, BaseURL: s.scimBase(c), Users: users, Groups: groups,
 		CreatedAt: rfc3339(conn.CreatedAt), UpdatedAt: rfc3339(conn.UpdatedAt), RotatedAt: optTime(conn.RotatedAt),
@@ -204,7 +206,7 @@ func (s *Server) createSCIM(c *fiber.Ctx) error {
 	defer cancel()
 	owner, ownerKey := cl.owners()
 	conn, token, err := s.deps.SCIM.CreateSCIMConnection(ctx, s.meta(c), commands.SCIMConnectionInput{
-		Provider: req.Provider, Tenants: req.Tenants, GroupMappings: mappingsOf(req.GroupMappings), Platform: platform,
+		Name: req.Name, Provider: req.Provider, Tenants: req.Tenants, GroupMappings: mappingsOf(req.GroupMappings), Platform: platform,
 		OwnerID: owner, OwnerKeyID: ownerKey,
 	})
 	if err != nil {

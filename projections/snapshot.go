@@ -23,7 +23,7 @@ import (
 // field of Model, its stores or their records; TestSnapshotCoversEveryField
 // fails until snapshot.go carries it): older snapshots are then ignored and
 // replicas replay the stream in full once.
-const SnapshotFormat = 11 // 11: users' unvouched e-mail, SCIM connections' platform flag and owner (an older build dropped these fields of the events); 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 12 // 12: SCIM connections' names (an older build dropped the field of the event); 11: users' unvouched e-mail, SCIM connections' platform flag and owner (an older build dropped these fields of the events); 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // vocabulary identifies the events this build decodes: EventVersion and
 // every event type. A snapshot carries its writer's. One whose writer

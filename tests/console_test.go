@@ -378,10 +378,11 @@ func TestConsole(t *testing.T) {
 
 	t.Run("SCIM connection", func(t *testing.T) {
 		run(t, ctx, "scim page", chromedp.Click(`#nav-scim`), until(`document.body.getAttribute('data-page') === 'scim'`))
-		run(t, ctx, "create", fill(`#scim-provider`, "corp"), fill(`#scim-tenants`, "acme"), clickJS(`#scim-mappings > button`),
+		run(t, ctx, "create", fill(`#scim-name`, "Corp directory"), fill(`#scim-provider`, "corp"), fill(`#scim-tenants`, "acme"), clickJS(`#scim-mappings > button`),
 			fill(`#scim-mappings-0-group`, "infra-admins"), fill(`#scim-mappings-0-tenant`, "acme"), fill(`#scim-mappings-0-role`, "admin"),
 			clickJS(`#scim-form button[type=submit]`), chromedp.WaitVisible(`#scim-token-value`),
-			until(`!!document.querySelector('article[data-connection] dd[data-platform="true"]')`))
+			until(`!!document.querySelector('article[data-connection] dd[data-platform="true"]')`),
+			until(`[...document.querySelectorAll('article[data-connection] h3')].some((h) => h.textContent.startsWith('Corp directory'))`))
 		token := evalString(t, ctx, `document.getElementById('scim-token-value').value`)
 		req, err := http.NewRequest("GET", in.URL+"/scim/v2/Users", nil)
 		if err != nil {

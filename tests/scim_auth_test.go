@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -185,5 +186,67 @@ func TestSCIMConnectionAdmin(t *testing.T) {
 	}
 	if strings.Join(types, " ") != "scim.connection_updated scim.token_rotated scim.connection_deleted" {
 		t.Fatalf("events %v", types)
+	}
+}
+
+// TestSCIMConnectionNamesUniquePerOwner: a named connection is made once,
+// as a named API key is — a client retrying a create whose answer it lost,
+// or sending it twice at once through two replicas, gets 409 instead of a
+// second connection whose live token nobody holds (outside check 11c: four
+// creates made four). The name is free among the owner's live connections
+// in any letter case; another owner may use it; a deleted connection's
+// name is free again. Without a name, as before, each create makes one.
+func TestSCIMConnectionNamesUniquePerOwner(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 1)
+	a := d.StartReplica(t)
+	b := d.StartReplica(t)
+	admin := a.AdminToken()
+	configureOkta(t, a, admin)
+	a.CreateUser(admin, "pia", "pia-passphrase-1", map[string]string{"prod": "admin"})
+	pia := a.Login("pia", "pia-passphrase-1").String("token")
+	create := func(in *Instance, token, name string) Response {
+		body := map[string]any{"provider": "okta", "tenants": []string{"prod"}}
+		if name != "" {
+			body["name"] = name
+		}
+		return in.Do("POST", "/api/v1/admin/scim", token, body)
+	}
+	first := create(a, pia, "  Okta production ")
+	expectStatus(t, "create", first, http.StatusCreated)
+	if first.String("name") != "Okta production" {
+		t.Fatalf("name %q, want it trimmed", first.String("name"))
+	}
+	before := head(t, a)
+	for _, name := range []string{"Okta production", "okta PRODUCTION"} {
+		for _, in := range []*Instance{a, b} {
+			expectError(t, "create "+name+" again", create(in, pia, name), http.StatusConflict, "CONFLICT", "already exists")
+		}
+	}
+	if h := head(t, a); h != before {
+		t.Fatalf("refused creates appended %d events", h-before)
+	}
+	expectStatus(t, "another owner's", create(b, admin, "Okta production"), http.StatusCreated)
+	expectError(t, "a name too long", create(a, pia, strings.Repeat("n", 129)), http.StatusBadRequest, "VALIDATION_ERROR", "name")
+	expectError(t, "a control character", create(a, pia, "okta\nprod"), http.StatusBadRequest, "VALIDATION_ERROR", "name")
+
+	// Six at once through two replicas: one connection.
+	counts := parallelStatuses(6, func(i int) int { return create([]*Instance{a, b}[i%2], pia, "entra").Status })
+	if counts[http.StatusCreated] != 1 || counts[http.StatusConflict] != 5 {
+		t.Fatalf("six parallel creates: %v, want one 201 and five 409", counts)
+	}
+	list := a.Do("GET", "/api/v1/admin/scim", pia, nil)
+	expectStatus(t, "list", list, http.StatusOK)
+	if n := strings.Count(string(list.Raw), `"name":"entra"`); n != 1 {
+		t.Fatalf("%d connections named entra: %s", n, list.Raw)
+	}
+
+	// Deleted: the name is free again, on either replica.
+	expectStatus(t, "delete", a.Do("DELETE", "/api/v1/admin/scim/"+first.String("id"), pia, nil), http.StatusNoContent)
+	expectStatus(t, "the name again after its deletion", create(b, pia, "Okta production"), http.StatusCreated)
+
+	// Unnamed: every create makes a connection.
+	for i := range 2 {
+		expectStatus(t, fmt.Sprintf("unnamed %d", i), create(a, pia, ""), http.StatusCreated)
 	}
 }

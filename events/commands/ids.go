@@ -56,6 +56,14 @@ func APIKeyNameKey(owner, name string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// SCIMNameKey is the aggregate ID of the reservation of a SCIM connection
+// name among its owner's connections: hex SHA-256 (first 16 bytes) of the
+// owner and the name in lower case.
+func SCIMNameKey(owner, name string) string {
+	sum := sha256.Sum256([]byte("scimname\x00" + owner + "\x00" + strings.ToLower(name)))
+	return hex.EncodeToString(sum[:16])
+}
+
 // SSOIdentityKey is the aggregate ID of the link of the identity (issuer,
 // subject): hex SHA-256 (first 16 bytes) of both, so that neither needs
 // escaping. (Links written before identities were keyed by issuer live on

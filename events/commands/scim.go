@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/mail"
 	"slices"
 	"strings"
@@ -94,6 +95,9 @@ func (s *Service) scimConnAggregate(id string) aggregate[domain.SCIMConnection] 
 
 // SCIMConnectionInput is a connection as requested.
 type SCIMConnectionInput struct {
+	// Name is optional; given, it must be free among the owner's live
+	// connections (ErrSCIMConnectionNameTaken).
+	Name          string
 	Provider      string
 	Tenants       []string
 	GroupMappings []domain.RoleMapping
@@ -128,7 +132,7 @@ func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in
 	token := NewSCIMToken()
 	p, _, ok := s.state.SSOProvider(in.Provider)
 	cmd := domain.CreateSCIMConnection{
-		ConnectionID: NewID("scim"), Provider: in.Provider, ProviderExists: ok && p.Exists(),
+		ConnectionID: NewID("scim"), Name: in.Name, Provider: in.Provider, ProviderExists: ok && p.Exists(),
 		Tenants: in.Tenants, GroupMappings: in.GroupMappings, TokenHash: HashToken(token), Platform: in.Platform,
 		OwnerID: in.OwnerID, OwnerKeyID: in.OwnerKeyID, Now: s.cfg.Now(),
 	}
@@ -136,11 +140,56 @@ func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in
 	if err != nil {
 		return domain.SCIMConnection{}, "", err
 	}
-	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateSCIM, cmd.ConnectionID}, 0, 0, evs)); err != nil {
+	conn := onAggregate(ref{domain.AggregateSCIM, cmd.ConnectionID}, 0, 0, evs)
+	name := evs[0].(domain.SCIMConnectionCreated).Name // trimmed
+	if name == "" {
+		_, err = s.appendEvents(ctx, meta, NewID("cmd"), conn)
+	} else {
+		// A named connection is made once: a client that retries a create
+		// whose answer it lost — or sends it twice at once, through two
+		// replicas — gets 409 instead of a second connection with a live
+		// token nobody holds. As for API key names (CreateAPIKey): the
+		// name's reservation subject is read through the stream's leader,
+		// this replica catches up with it, and the reservation is appended
+		// expecting it unchanged, in the same atomic batch as the
+		// connection.
+		nameKey := SCIMNameKey(in.OwnerID, name)
+		subject := events.Subject(domain.AggregateSCIMName, nameKey)
+		err = s.writeBatch(ctx, meta, func() ([]pending, error) {
+			last, err := s.caughtUpWith(ctx, subject)
+			if err != nil {
+				return nil, err
+			}
+			if s.liveSCIMConnectionNamed(in.OwnerID, name) {
+				return nil, ErrSCIMConnectionNameTaken
+			}
+			reservation := pending{
+				aggregate: domain.AggregateSCIMName, id: nameKey, expect: last,
+				event: domain.SCIMNameReserved{OwnerID: in.OwnerID, Name: name, ConnectionID: cmd.ConnectionID},
+			}
+			return append([]pending{reservation}, conn...), nil
+		})
+	}
+	if err != nil {
 		return domain.SCIMConnection{}, "", err
 	}
 	c, _, _ := s.scim().SCIMConnection(cmd.ConnectionID)
 	return c, token, nil
+}
+
+// ErrSCIMConnectionNameTaken: a live connection of the same owner has that
+// name.
+var ErrSCIMConnectionNameTaken = fmt.Errorf("%w: SCIM connection name taken", domain.ErrAlreadyExists)
+
+// liveSCIMConnectionNamed reports whether one of owner's live connections is
+// named name, without regard to case.
+func (s *Service) liveSCIMConnectionNamed(owner, name string) bool {
+	for _, c := range s.scim().SCIMConnections() {
+		if c.OwnerID == owner && strings.EqualFold(c.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // executeSCIMConnection decides cmd against connection id, once may (the

@@ -30,7 +30,7 @@ export interface SSOProvider {
   callback_url?: string; metadata_url?: string; acs_url?: string; configured_at: string; warnings?: string[];
 }
 export interface SCIMConnection {
-  id: string; provider: string; tenants: string[]; group_mappings: RoleMapping[]; platform: boolean; token?: string; base_url: string;
+  id: string; name: string; provider: string; tenants: string[]; group_mappings: RoleMapping[]; platform: boolean; token?: string; base_url: string;
   users: number; groups: number; created_at: string; updated_at: string; rotated_at: string | null;
 }
 export interface Actor { type: string; id?: string }

@@ -39,17 +39,18 @@ export function SCIMPage(p: PageProps) {
         {list.data?.connections.map((c) => (
           <article class="card" key={c.id} data-connection={c.id} aria-labelledby={'conn-' + c.id}>
             <div class="page-head">
-              <h3 id={'conn-' + c.id}>{c.provider} <span class="mono muted small">{c.id}</span></h3>
+              <h3 id={'conn-' + c.id}>{c.name || c.provider} <span class="mono muted small">{c.id}</span></h3>
               <span class="row-actions">
                 <button type="button" class="secondary small" aria-expanded={editing === c.id} onClick={() => setEditing(editing === c.id ? '' : c.id)}>Edit</button>
                 <ConfirmButton label="Rotate token" confirm="Rotate the token? The identity provider needs the new one." onConfirm={async () => {
                   setErr(null);
-                  try { const r = await post<SCIMConnection>(`/api/v1/admin/scim/${enc(c.id)}/rotate`); setToken({ title: 'New token of ' + c.provider, token: r.token || '' }); list.reload(); } catch (e) { setErr(e); }
+                  try { const r = await post<SCIMConnection>(`/api/v1/admin/scim/${enc(c.id)}/rotate`); setToken({ title: 'New token of ' + (c.name || c.provider), token: r.token || '' }); list.reload(); } catch (e) { setErr(e); }
                 }} />
                 <ConfirmButton label="Delete" danger confirm="Delete this connection? Its token stops at once." onConfirm={() => run('Connection deleted.', () => del(`/api/v1/admin/scim/${enc(c.id)}`))} />
               </span>
             </div>
             <dl class="facts">
+              <dt>Provider</dt><dd>{c.provider}</dd>
               <dt>Base URL</dt><dd><span class="mono">{c.base_url}</span> <CopyButton text={c.base_url} /></dd>
               <dt>Tenants</dt><dd>{c.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}>{t}</span>)}</dd>
               <dt>Kind</dt><dd data-platform={String(c.platform)}>{c.platform
@@ -77,6 +78,7 @@ function ConnectionForm(props: {
 }) {
   const c = props.conn;
   const pre = c ? 'edit-' + c.id : 'scim';
+  const [name, setName] = useState('');
   const [provider, setProvider] = useState(c?.provider || '');
   const [tenants, setTenants] = useState((c?.tenants || props.defaultTenants || []).join(', '));
   const [mappings, setMappings] = useState<RoleMapping[]>(c?.group_mappings || []);
@@ -90,11 +92,11 @@ function ConnectionForm(props: {
     try {
       if (c) { await put(`/api/v1/admin/scim/${enc(c.id)}`, body); props.onSaved?.(); }
       else {
-        props.onCreated?.(await post<SCIMConnection>('/api/v1/admin/scim', { provider: provider.trim(), ...body }));
-        setProvider(''); setMappings([]);
+        props.onCreated?.(await post<SCIMConnection>('/api/v1/admin/scim', { name: name.trim(), provider: provider.trim(), ...body }));
+        setName(''); setProvider(''); setMappings([]);
       }
     } catch (e) {
-      const fe = fieldErrors(e, ['provider', 'tenants', 'group_mappings']);
+      const fe = fieldErrors(e, ['name', 'provider', 'tenants', 'group_mappings']);
       setErrs(fe.fields); setErr(fe.rest);
     } finally { setBusy(false); }
   };
@@ -102,6 +104,8 @@ function ConnectionForm(props: {
     <form class={c ? 'edit' : 'card'} id={pre + '-form'} onSubmit={submit} aria-label={c ? 'Edit the connection' : 'New SCIM connection'}>
       {c ? null : <h2>New connection</h2>}
       <div class="grid2">
+        {c ? null : <TextField id={pre + '-name'} label="Name" value={name} onValue={setName} required error={errs.name}
+          hint="What to call it, e.g. Okta production. One of your connections per name: a create sent twice makes one." />}
         {c ? null : <TextField id={pre + '-provider'} label="Provider" value={provider} onValue={setProvider} required error={errs.provider}
           list={pre + '-providers'} hint="The configured SSO provider whose users it provisions (okta, azure, saml, or a generic one's name)." />}
         <TextField id={pre + '-tenants'} label="Tenants" value={tenants} onValue={setTenants} required error={errs.tenants} list="tenants-list"
