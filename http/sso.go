@@ -324,6 +324,21 @@ func (s *Server) takeFlow(c *fiber.Ctx) (ssoFlow, bool) {
 	return f, true
 }
 
+// consumeSSOAssertion records that a login's assertion (a SAML assertion's
+// ID, an OIDC flow's: commands.ConsumeSSOAssertion) was used, before anyone
+// is signed in with it: a second use, on any replica, is refused as the
+// login failing (logged as replayed), any other trouble returned.
+func (s *Server) consumeSSOAssertion(c *fiber.Ctx, provider, id string, expires time.Time, replayed string) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	err := s.deps.SSO.ConsumeSSOAssertion(ctx, s.meta(c), provider, id, expires)
+	if errors.Is(err, commands.ErrAssertionReplayed) {
+		s.ssoReject(c, replayed, err)
+		return errSSOFailed
+	}
+	return err
+}
+
 // baseURL is the service's external base URL, without a trailing slash.
 func (s *Server) baseURL(c *fiber.Ctx) string {
 	if u := s.cfg.SSO.PublicURL; u != nil {

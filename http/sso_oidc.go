@@ -276,14 +276,7 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	// The flow is used once, on every replica: clearing its cookie alone
 	// would not stop a copy of it with the callback's URL, through an IdP
 	// that accepts a code twice (the SAML callback consumes its assertion).
-	cctx, ccancel := s.ctx(c)
-	err = s.deps.SSO.ConsumeSSOAssertion(cctx, s.meta(c), p.Name, commands.OIDCFlowAssertionID(f.Nonce), time.Unix(f.Expires, 0))
-	ccancel()
-	if errors.Is(err, commands.ErrAssertionReplayed) {
-		s.ssoReject(c, "OIDC login flow replayed", err)
-		return errSSOFailed
-	}
-	if err != nil {
+	if err := s.consumeSSOAssertion(c, p.Name, commands.OIDCFlowAssertionID(f.Nonce), time.Unix(f.Expires, 0), "OIDC login flow replayed"); err != nil {
 		return err
 	}
 	res, err := s.ssoLogin(c, domain.SSOLogin{

@@ -16,7 +16,6 @@ import (
 	dsig "github.com/russellhaering/goxmldsig"
 
 	"github.com/infracast/auth/domain"
-	"github.com/infracast/auth/events/commands"
 )
 
 // SAML 2.0 service provider (github.com/crewjam/saml): SP-initiated login
@@ -184,14 +183,7 @@ func (s *Server) samlACS(c *fiber.Ctx) error {
 		s.ssoReject(c, "SAML assertion unusable", err)
 		return errSSOFailed
 	}
-	ctx, cancel := s.ctx(c)
-	err = s.deps.SSO.ConsumeSSOAssertion(ctx, s.meta(c), p.Name, assertion.ID, expires)
-	cancel()
-	if errors.Is(err, commands.ErrAssertionReplayed) {
-		s.ssoReject(c, "SAML assertion replayed", err)
-		return errSSOFailed
-	}
-	if err != nil {
+	if err := s.consumeSSOAssertion(c, p.Name, assertion.ID, expires, "SAML assertion replayed"); err != nil {
 		return err
 	}
 	res, err := s.ssoLogin(c, login)
