@@ -72,8 +72,9 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <body>
 <main>
 <section id="signin">
-<h1>Sign in to Infracast</h1>
-<form id="login" autocomplete="on">
+<h1 tabindex="-1">Sign in to Infracast</h1>
+<noscript><p>This page needs JavaScript.</p></noscript>
+<form id="login" method="post" autocomplete="on">
 <label for="username">Username</label>
 <input id="username" name="username" autocomplete="username" required>
 <label for="password">Password</label>
@@ -85,8 +86,8 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <a class="sso" id="sso-{{.Name}}" href="{{.URL}}">Sign in with {{.Label}}</a>{{end}}{{end}}
 </section>
 <section id="mfa" hidden>
-<h1>Second factor</h1>
-<form id="mfa-form" autocomplete="off">
+<h1 tabindex="-1">Second factor</h1>
+<form id="mfa-form" method="post" autocomplete="off">
 <label for="mfa-code">Code from your authenticator app, or a recovery code</label>
 <input id="mfa-code" name="code" inputmode="text" autocomplete="one-time-code" required>
 <button id="mfa-submit" type="submit">Verify</button>
@@ -94,11 +95,11 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <button id="mfa-passkey" class="secondary" type="button" hidden>Use a passkey</button>
 </section>
 <section id="enroll" hidden>
-<h1>Set up a second factor</h1>
+<h1 tabindex="-1">Set up a second factor</h1>
 <p>Your organization requires a second factor. Scan the code with an authenticator app, then enter the code it shows.</p>
 <img id="enroll-qr" alt="QR code of the TOTP secret">
 <p>Or enter this key: <code id="enroll-secret"></code></p>
-<form id="enroll-form" autocomplete="off">
+<form id="enroll-form" method="post" autocomplete="off">
 <label for="enroll-code">Code</label>
 <input id="enroll-code" inputmode="numeric" autocomplete="one-time-code" required>
 <button id="enroll-submit" type="submit">Confirm</button>
@@ -106,13 +107,13 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <button id="enroll-passkey" class="secondary" type="button">Use a passkey instead</button>
 </section>
 <section id="recovery" hidden>
-<h1>Recovery codes</h1>
+<h1 tabindex="-1">Recovery codes</h1>
 <p>Keep these codes somewhere safe: each signs you in once if you lose your device. They are shown only now.</p>
 <ol id="recovery-codes"></ol>
 <button id="recovery-done" type="button">I have saved them</button>
 </section>
 <section id="session" hidden>
-<h1>Infracast</h1>
+<h1 tabindex="-1">Infracast</h1>
 <p>Signed in as <strong id="who"></strong></p>
 {{if .ReturnTo}}<a class="sso" id="return" href="{{.ReturnTo}}">Continue to {{.ReturnTo}}</a>
 {{end}}<h2>Passkeys</h2>
@@ -121,6 +122,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <label for="passkey-name">Name of a new passkey</label>
 <input id="passkey-name" value="This device" maxlength="64">
 <button id="add-passkey" class="secondary" type="button">Add a passkey</button>
+<p id="recovery-new-p" hidden><button id="recovery-new" class="secondary" type="button">New recovery codes</button></p>
 <button id="logout" class="secondary" type="button">Sign out</button>
 </section>
 <div id="status" role="status"></div>
@@ -151,10 +153,17 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     showOnly('signin', 'signed-out');
   }
   var sections = ['signin', 'mfa', 'enroll', 'recovery', 'session'];
-  // showOnly shows one section and names it in body[data-state].
+  // showOnly shows one section, names it in body[data-state], and moves
+  // the focus into it — to the field to fill (the password when the
+  // username is there), else its heading — so that keyboard and screen
+  // reader users land on the new step rather than at the page's top.
+  var firstField = {signin: 'username', mfa: 'mfa-code', enroll: 'enroll-code'};
   function showOnly(id, state) {
     sections.forEach(function (s) { document.getElementById(s).hidden = s !== id; });
     document.body.setAttribute('data-state', state);
+    var f = firstField[id] && document.getElementById(firstField[id]);
+    if (f && id === 'signin' && f.value) { f = document.getElementById('password'); }
+    (f || document.querySelector('#' + id + ' h1')).focus();
   }
   // WebAuthn's binary fields travel as base64url.
   function b64u(buf) {
@@ -196,6 +205,19 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       .then(function (r) { return r.text().then(function (t) { return {ok: r.ok, status: r.status, body: t ? JSON.parse(t) : {}}; }); });
   }
   function failed(res, what) { show((res.body.error && res.body.error.message) || what, 'err'); }
+  // enrolledMeanwhile: an enrolment step answered 409 — the factor was set
+  // up already by this token (a confirmation sent again after its answer
+  // was lost, or another tab): sign in with it, as after enrolling; the
+  // message says to make new recovery codes, which the signed-in view
+  // offers.
+  function enrolledMeanwhile(res) {
+    if (res.status !== 409) { return false; }
+    enrollToken = '';
+    if (document.getElementById('username').value && document.getElementById('password').value) { signIn(); }
+    else { showOnly('signin', 'signed-out'); }
+    failed(res, 'A second factor is set up already: sign in with it');
+    return true;
+  }
   // needsReauth: a change of factors needs a recent sign-in
   // (REAUTHENTICATION_REQUIRED): the sign-in form again, with the
   // message; signed in, the user tries again.
@@ -258,6 +280,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   function enroll(token) {
     enrollToken = token;
     post('/api/v1/auth/mfa/totp', {}, {'Authorization': 'Bearer ' + token}).then(function (res) {
+      if (enrolledMeanwhile(res)) { return; }
       if (!res.ok) { failed(res, 'Enrolment failed'); return; }
       document.getElementById('enroll-qr').src = 'data:image/png;base64,' + res.body.qr_png;
       document.getElementById('enroll-secret').textContent = res.body.secret;
@@ -298,6 +321,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
           ul.appendChild(li);
         });
         document.getElementById('no-passkeys').hidden = st.passkeys.length > 0;
+        document.getElementById('recovery-new-p').hidden = !(st.totp || st.passkeys.length > 0);
         document.body.setAttribute('data-passkeys', String(st.passkeys.length));
       });
   }
@@ -340,6 +364,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     ev.preventDefault();
     post('/api/v1/auth/mfa/totp/confirm', {code: document.getElementById('enroll-code').value}, {'Authorization': 'Bearer ' + enrollToken})
       .then(function (res) {
+        if (enrolledMeanwhile(res)) { return; }
         if (!res.ok) { failed(res, 'The code did not match'); return; }
         showRecovery(res.body.recovery_codes, enrolled);
         show('');
@@ -379,6 +404,16 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       if (body.recovery_codes) { showRecovery(body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); }); return; }
       passkeys();
     });
+  });
+  // A new set of recovery codes (the old set is void): after a lost
+  // answer that held the first set, or when they run low.
+  document.getElementById('recovery-new').addEventListener('click', function () {
+    post('/api/v1/auth/mfa/recovery-codes', {}, {'X-CSRF-Token': csrf()}).then(function (res) {
+      if (needsReauth(res)) { return; }
+      if (!res.ok) { failed(res, 'No new recovery codes'); return; }
+      showRecovery(res.body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); });
+      show('');
+    }).catch(function () { show('Network error', 'err'); });
   });
   // A passkey as the factor a policy requires.
   document.getElementById('enroll-passkey').addEventListener('click', function () {
@@ -461,7 +496,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 
 func setPageSecurityHeaders(c *fiber.Ctx, nonce string) {
 	c.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+
-		"'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		"'; connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 	c.Set("X-Frame-Options", "DENY")
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("Referrer-Policy", "no-referrer")

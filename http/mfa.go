@@ -328,6 +328,9 @@ func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
 		return s.authenticate(c)
 	}
 	u, err := s.deps.MFA.EnrollmentUser(raw)
+	if errors.Is(err, commands.ErrMFAEnrolledMeanwhile) {
+		return errEnrolledMeanwhile
+	}
 	if err != nil {
 		return s.authenticate(c) // refused as any bad token is
 	}
@@ -337,6 +340,14 @@ func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
 	defer c.Locals(localEnrollment, nil)
 	return withCaller(c, cb)
 }
+
+// errEnrolledMeanwhile: an enrolment token whose user has set up a second
+// factor since — with this token: a confirmation sent again because its
+// answer was lost, or a second tab. Nothing changes; the user signs in with
+// the factor, and the recovery codes of the lost answer, in force but shown
+// nowhere, are replaced by a new set.
+var errEnrolledMeanwhile = &Error{http.StatusConflict, "CONFLICT",
+	"A second factor is set up already (was the answer to its confirmation lost?): sign in with it, then make new recovery codes (POST /api/v1/auth/mfa/recovery-codes), as the ones shown with it are in force but lost"}
 
 // requireSession refuses an enrolment token where it does not serve.
 func (s *Server) requireSession(c *fiber.Ctx) error {

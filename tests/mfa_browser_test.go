@@ -131,6 +131,11 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	signOut()
 	signInWithPassword()
 	run("MFA step", until(state("mfa")))
+	// Each step takes the focus to its field (a keyboard or screen reader
+	// user lands there, not at the page's top: outside check 11d).
+	if f := page(`document.activeElement.id`); f != "mfa-code" {
+		t.Errorf("at the MFA step the focus is on %q, want mfa-code", f)
+	}
 	if !shown(t, ctx, "#mfa-passkey") || !shown(t, ctx, "#mfa-code") || shown(t, ctx, "#login") {
 		t.Fatal("the MFA step shows neither the passkey button nor the code field, or still the password form")
 	}
@@ -195,6 +200,9 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	in.Clock.Advance(time.Minute)
 	signInWithPassword()
 	run("enrolment", until(state("enroll")+` && document.getElementById('enroll-qr').naturalWidth > 0`))
+	if f := page(`document.activeElement.id`); f != "enroll-code" {
+		t.Errorf("at the enrolment step the focus is on %q, want enroll-code", f)
+	}
 	if !shown(t, ctx, "#enroll-passkey") {
 		t.Fatal("the enrolment step offers no passkey")
 	}
@@ -211,6 +219,36 @@ func TestMFABrowserPasskeys(t *testing.T) {
 		t.Fatal("the code step offers a passkey frank no longer has, or the recovery codes stayed in the page")
 	}
 	run("code", chromedp.SetValue(chromedp.ID("mfa-code"), totpAt(t, secret, in.Clock.Now())), click("mfa-submit"), until(signedInAsFrank))
+
+	// The answer to an enrolment's confirmation lost (Chromium sends the
+	// POST again by itself when its connection closes): the first use of
+	// the enrolment token set the factor up; the page, asked again with
+	// the token, says so and leads to signing in with the factor, where it
+	// offers a new set of recovery codes (those of the lost answer are in
+	// force but shown nowhere).
+	signOut()
+	in.CreateUser(admin, "gail", "gail-passphrase-1", map[string]string{"acme": "viewer"})
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "gail", "password": "gail-passphrase-1"})
+	if r.Status != http.StatusForbidden || r.ErrorCode() != "MFA_ENROLLMENT_REQUIRED" {
+		t.Fatalf("gail under the policy: %d %s", r.Status, r.Raw)
+	}
+	gailSecret, _ := enrollTOTP(t, in, r.String("enrollment_token")) // the lost answer
+	navigateUntil(t, ctx, "about:blank", `true`)
+	navigateUntil(t, ctx, public+"/login#enroll="+r.String("enrollment_token"),
+		state("signed-out")+` && /set up already/.test(document.getElementById('status').textContent)`)
+	if f := page(`document.activeElement.id`); f != "username" {
+		t.Errorf("back at the sign-in form the focus is on %q, want username", f)
+	}
+	in.Clock.Advance(time.Minute)
+	run("gail signs in", chromedp.SetValue(chromedp.ID("username"), "gail"), chromedp.SetValue(chromedp.ID("password"), "gail-passphrase-1"),
+		click("submit"), until(state("mfa")))
+	run("gail's code", chromedp.SetValue(chromedp.ID("mfa-code"), totpAt(t, gailSecret, in.Clock.Now())), click("mfa-submit"),
+		until(state("signed-in")+` && document.body.getAttribute('data-user') === 'gail' && !document.getElementById('recovery-new-p').hidden`))
+	run("new recovery codes", click("recovery-new"), until(state("recovery")+` && document.querySelectorAll('#recovery-codes li').length === 10`))
+	run("saved", click("recovery-done"), until(state("signed-in")+` && document.body.getAttribute('data-user') === 'gail'`))
+	if n := countEvents(storedEvents(t, in.Svc), "mfa.recovery_codes_generated", ""); n < 2 {
+		t.Fatalf("%d recovery code sets generated, want gail's second", n)
+	}
 }
 
 // afterNavigation waits until js is true on a page that is navigating (a

@@ -234,7 +234,22 @@ func TestMFAPolicy(t *testing.T) {
 	expectError(t, "the enrolment token elsewhere", in.Do("GET", "/api/v1/auth/me", enroll, nil), 401, "UNAUTHORIZED")
 	expectError(t, "the enrolment token on recovery codes", in.Do("POST", "/api/v1/auth/mfa/recovery-codes", enroll, nil), 401, "UNAUTHORIZED")
 	secret, _ := enrollTOTP(t, in, enroll)
-	expectError(t, "the enrolment token once a factor exists", in.Do("GET", "/api/v1/auth/mfa", enroll, nil), 401, "UNAUTHORIZED")
+	// The confirmation sent again — its answer was lost (a browser resends
+	// a POST whose connection closed by itself): 409 that says what
+	// happened and what to do, not 401, and nothing changes; so for every
+	// use of the enrolment token once a factor exists.
+	before := head(t, in)
+	for _, r := range []Response{
+		in.Do("POST", "/api/v1/auth/mfa/totp/confirm", enroll, map[string]string{"code": totpAt(t, secret, in.Clock.Now())}),
+		in.Do("POST", "/api/v1/auth/mfa/totp", enroll, nil),
+		in.Do("GET", "/api/v1/auth/mfa", enroll, nil),
+	} {
+		expectError(t, "the enrolment token once a factor exists", r, http.StatusConflict, "CONFLICT", "A second factor is set up already", "recovery-codes")
+	}
+	if h := head(t, in); h != before {
+		t.Fatalf("the refused enrolment requests appended %d events", h-before)
+	}
+	expectError(t, "a forged enrolment token", in.Do("POST", "/api/v1/auth/mfa/totp/confirm", enroll[:len(enroll)-4]+"AAAA", map[string]string{"code": "123456"}), 401, "UNAUTHORIZED")
 
 	in.Clock.Advance(time.Minute)
 	expectTokens(t, "carol with her code", secondStep(in, mfaLogin(t, in, "carol", "correct horse battery"), totpAt(t, secret, in.Clock.Now())), "carol")

@@ -71,6 +71,10 @@ var (
 	// ErrMFATokenInvalid: the MFA (or enrolment, or challenge) token is
 	// malformed, forged, expired, or for another purpose.
 	ErrMFATokenInvalid = errors.New("commands: MFA token invalid or expired")
+	// ErrMFAEnrolledMeanwhile: an enrolment token, valid, whose user has a
+	// second factor since (the first use of the token set it up: this is a
+	// retry whose answer was lost, or another tab's).
+	ErrMFAEnrolledMeanwhile = errors.New("commands: a second factor was enrolled with this enrolment token already")
 	// ErrMFACodeInvalid: the code (or assertion) is wrong, or was used.
 	ErrMFACodeInvalid = errors.New("commands: invalid second factor")
 	// ErrMFAUnavailable: the read models do not serve MFA.
@@ -279,7 +283,7 @@ func (s *Service) EnrollmentUser(token string) (domain.User, error) {
 		return domain.User{}, ErrMFATokenInvalid
 	}
 	if m, _ := st.MFA(c.UserID); m.HasFactor() {
-		return domain.User{}, ErrMFATokenInvalid
+		return domain.User{}, ErrMFAEnrolledMeanwhile
 	}
 	return u, nil
 }
