@@ -278,3 +278,35 @@ func TestTwoAuthorizationHeadersRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshMomentFitsShortTokens: the refresh comes the margin (plus up
+// to the jitter) before expiry — for an hour's token, 55 to 54 minutes in —
+// but a token that lives less than five times both is refreshed once a
+// fifth of its life remains: with a one-minute token and the default
+// margin, every call would otherwise refresh (outside check 11d).
+func TestRefreshMomentFitsShortTokens(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	c := mustNew(t, "http://127.0.0.1:1")
+	for _, tc := range []struct {
+		life       time.Duration
+		from, upTo time.Duration // the refresh moment, after now
+	}{
+		{time.Hour, 54 * time.Minute, 55 * time.Minute},
+		{time.Minute, 48 * time.Second, 50 * time.Second},
+		{10 * time.Second, 8 * time.Second, 10 * time.Second},
+	} {
+		ts := c.newTokenSource([]TokenSourceOption{WithClock(func() time.Time { return now })})
+		for range 20 { // the jitter is random
+			ts.setToken(Token{AccessToken: "a", RefreshToken: "r", ExpiresAt: now.Add(tc.life)}, true)
+			if at := ts.refreshAt.Sub(now); at < tc.from || at > tc.upTo {
+				t.Fatalf("a token of %v is refreshed %v after it was received, want %v to %v", tc.life, at, tc.from, tc.upTo)
+			}
+		}
+	}
+	// A token restored from storage is not fresh: what is left of it is not
+	// its life, and the margin applies as given (four minutes left: due).
+	ts := c.RefreshTokenSource(Token{AccessToken: "a", RefreshToken: "r", ExpiresAt: now.Add(4 * time.Minute)}, WithClock(func() time.Time { return now }))
+	if !ts.refreshAt.Before(now) {
+		t.Fatalf("a stored token with 4 minutes left is refreshed at %v, want now", ts.refreshAt)
+	}
+}

@@ -32,7 +32,8 @@ type Token struct {
 // TokenSource gives a valid access token, logging in and refreshing as
 // needed. It refreshes once less than the margin (plus a random jitter drawn
 // for each token, so that clients started together do not refresh in the
-// same second) remains, and:
+// same second) remains — for a token that lives less than five times both,
+// once a fifth of its life remains — and:
 //
 //   - single-flight: however many goroutines ask at once, one refresh is
 //     sent, and every one of them gets its result;
@@ -130,7 +131,7 @@ func (c *Client) PasswordTokenSource(req LoginRequest, opts ...TokenSourceOption
 // optionally a still valid access token with its expiry.
 func (c *Client) RefreshTokenSource(tok Token, opts ...TokenSourceOption) *TokenSource {
 	ts := c.newTokenSource(opts)
-	ts.setToken(tok)
+	ts.setToken(tok, false)
 	return ts
 }
 
@@ -143,17 +144,29 @@ func (c *Client) newTokenSource(opts []TokenSourceOption) *TokenSource {
 }
 
 // setToken installs tok and draws its refresh moment; under mu (or before
-// the source is shared).
-func (ts *TokenSource) setToken(tok Token) {
+// the source is shared). fresh: tok was just issued, so that what is left of
+// its life is all of it (a token restored from storage may be near its end).
+func (ts *TokenSource) setToken(tok Token, fresh bool) {
 	if tok.RefreshToken == "" {
 		tok.RefreshToken = ts.tok.RefreshToken // no rotation: the refresh token stays
 	}
 	ts.tok = tok
-	extra := time.Duration(0)
-	if ts.jitter > 0 {
-		extra = rand.N(ts.jitter)
+	margin, jitter := ts.margin, ts.jitter
+	// A token that lives less than five times margin and jitter (a
+	// deployment with INFRACAST_ACCESS_TOKEN_TTL=1m, say) is refreshed once
+	// a fifth of its life remains, margin and jitter shrunk alike: at the
+	// full margin every call would refresh (outside check 11d: ten calls,
+	// nine refreshes), as the console caps its own.
+	if life := tok.ExpiresAt.Sub(ts.now()); fresh && life > 0 && margin+jitter > life/5 {
+		total := margin + jitter
+		margin = time.Duration(float64(life/5) * float64(margin) / float64(total))
+		jitter = life/5 - margin
 	}
-	ts.refreshAt = tok.ExpiresAt.Add(-ts.margin - extra)
+	extra := time.Duration(0)
+	if jitter > 0 {
+		extra = rand.N(jitter)
+	}
+	ts.refreshAt = tok.ExpiresAt.Add(-margin - extra)
 }
 
 // Token gives a valid access token (oauth2.TokenSource), with no deadline
@@ -242,7 +255,7 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 	switch {
 	case err == nil:
 		ts.login = nil
-		ts.setToken(tok)
+		ts.setToken(tok, true)
 		ts.failedAt = time.Time{}
 		if ts.onToken != nil {
 			ts.onToken(ts.tok)
