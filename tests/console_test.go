@@ -723,14 +723,20 @@ func dropConnection(t *testing.T, w http.ResponseWriter) {
 // TestConsoleSignOutFails: a sign-out the service did not confirm (a 500,
 // a network error) leaves the console signed in, saying the sign-out did
 // not go through, with the Sign out button still there; the session is
-// indeed alive (a reload signs the same person in). Only the service's
-// 204 signs the console out (docs/console.md).
+// indeed alive (a reload signs the same person in). A sign-out the service
+// made but whose answer was lost (a proxy's 504 after it) signs the console
+// out: it asks /auth/me, which says the session ended (outside check 11d:
+// it said "You are still signed in") (docs/console.md).
 func TestConsoleSignOutFails(t *testing.T) {
 	in := Start(t)
-	var mode atomic.Int32 // 0: pass logout on, 1: answer 500, 2: drop the connection
+	var mode atomic.Int32 // 0: pass logout on, 1: answer 500, 2: drop the connection, 3: pass it on, answer 504
 	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
 		if r.URL.Path == "/api/v1/auth/logout" {
 			switch mode.Load() {
+			case 3:
+				next.ServeHTTP(httptest.NewRecorder(), r)
+				w.WriteHeader(http.StatusGatewayTimeout)
+				return
 			case 1:
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusInternalServerError)
@@ -765,6 +771,10 @@ func TestConsoleSignOutFails(t *testing.T) {
 		// The session is alive: a reload signs the same person in.
 		navigateUntil(t, ctx, base+"/console", `document.body.getAttribute('data-user') === 'admin'`)
 	}
+	mode.Store(3)
+	run(t, ctx, "sign out, its answer lost", clickJS(`#signout`),
+		until(`document.body.getAttribute('data-state') === 'signed-out' && /You have signed out/.test((document.getElementById('signed-out-reason') || {}).textContent || '')`))
+	consoleSignIn(t, ctx, base, AdminUser, AdminPassword)
 	mode.Store(0)
 	run(t, ctx, "sign out", clickJS(`#signout`),
 		until(`document.body.getAttribute('data-state') === 'signed-out' && /You have signed out/.test((document.getElementById('signed-out-reason') || {}).textContent || '')`))

@@ -130,6 +130,17 @@ export async function callRaw(method: string, path: string, body: unknown, heade
   return { ok: res.ok, status: res.status, body: parsed, headers: res.headers };
 }
 
+// sessionEnded asks whether the browser's session has ended: true (401),
+// false (it lives), null (no answer to tell by).
+export async function sessionEnded(): Promise<boolean | null> {
+  try {
+    const res = await fetch('/api/v1/auth/me', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
+    return res.status === 401 ? true : res.ok ? false : null;
+  } catch {
+    return null;
+  }
+}
+
 export const get = <T>(path: string, opts?: CallOptions) => call<T>('GET', path, undefined, opts);
 export const post = <T>(path: string, body?: unknown, opts?: CallOptions) => call<T>('POST', path, body ?? {}, opts);
 export const put = <T>(path: string, body?: unknown) => call<T>('PUT', path, body ?? {});

@@ -5,7 +5,7 @@
 // marks the first settled screen.
 import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { callRaw, setReauthenticateHandler, setUnauthorizedHandler, type Me } from './api';
+import { callRaw, sessionEnded, setReauthenticateHandler, setUnauthorizedHandler, type Me } from './api';
 import { Notice, TextField } from './ui';
 import { UsersPage, UserPage } from './pages/users';
 import { KeysPage } from './pages/keys';
@@ -470,8 +470,9 @@ function App() {
   }, [me?.id]);
   useEffect(() => { if (known) markReady(); }, [known, me]);
 
-  // signOut: only 204 (or 401: the session had already ended) is signed
-  // out; anything else leaves the session alive, so the tab stays signed in.
+  // signOut: 204 (or 401: the session had already ended) is signed out;
+  // after any other answer the tab asks whether the session still lives,
+  // and stays signed in unless it has ended.
   const signOut = () => signOutWith('You have signed out.');
   // signOutWith signs out and shows reason on the sign-in form.
   async function signOutWith(reason: string) {
@@ -489,7 +490,17 @@ function App() {
     } catch {
       why = 'network error';
     }
-    setSignOutError('Sign out did not go through (' + why + '); try again. You are still signed in.');
+    // The answer may be what failed, not the sign-out (a proxy's 504, a
+    // dropped connection after the service ended the session): ask.
+    const ended = await sessionEnded();
+    if (ended) {
+      tell({ type: 'signed-out' });
+      shownUser.current = null;
+      signedOut(reason);
+      return;
+    }
+    setSignOutError('Sign out did not go through (' + why + '); try again. ' +
+      (ended === false ? 'You are still signed in.' : 'You may still be signed in.'));
   }
 
   if (!known) return <p class="loading" role="status">Loading…</p>;
