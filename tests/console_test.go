@@ -201,7 +201,10 @@ func consoleSignIn(t *testing.T, ctx context.Context, url, user, password string
 	navigateUntil(t, ctx, url+"/console", `document.body.getAttribute('data-state') === 'signed-out'`)
 	// By keyboard: the password field's Enter submits the form.
 	run(t, ctx, "sign in", chromedp.SendKeys(`#username`, user), chromedp.SendKeys(`#password`, password+kb.Enter),
-		until(fmt.Sprintf(`document.body.getAttribute('data-user') === %q && document.body.getAttribute('data-page') === 'users' && !!document.querySelector('#users-table')`, user)))
+		until(fmt.Sprintf(`document.body.getAttribute('data-user') === %q && document.body.getAttribute('data-page') === 'users' && !!document.querySelector('#users-table')`, user)),
+		// The sign-in form is gone: the focus goes to the page's heading,
+		// not back to <body> (outside check 11d).
+		until(`document.activeElement && document.activeElement.tagName === 'H1' && !!document.activeElement.closest('main')`))
 }
 
 // consoleStaff are initech's users: enough for pages of users and events.

@@ -161,7 +161,7 @@ function route(): { page: string; params: string[] } {
   return { page: parts[0] || 'users', params: parts.slice(1) };
 }
 
-function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildren }) {
+function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildren; focusOnMount?: boolean }) {
   const [r, setR] = useState(route());
   const [tenants, setTenants] = useState<string[]>(() => props.me.tenants.filter((t) => props.me.roles.includes('admin') || t.permissions.includes('admin:*')).map((t) => t.id));
   const main = useRef<HTMLElement>(null);
@@ -173,8 +173,10 @@ function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildr
   }, []);
   useEffect(() => {
     setBody({ page: r.page });
-    if (first.current) { first.current = false; return; }
-    // A new page: move the focus to its heading, as a page load would.
+    // A new page — or the first one after signing in here, where the
+    // focus was on the sign-in form that is gone — moves the focus to its
+    // heading, as a page load would; the page load itself leaves it.
+    if (first.current) { first.current = false; if (!props.focusOnMount) return; }
     requestAnimationFrame(() => (main.current?.querySelector('h1') as HTMLElement | null)?.focus());
   }, [r.page, r.params.join('/')]);
   const platformAdmin = props.me.roles.includes('admin');
@@ -410,6 +412,10 @@ function App() {
     slow(true);
   }, []);
 
+  // signedInHere: this page showed a sign-in form (or the other-user
+  // notice) that the user left by signing in: the shell then takes the
+  // focus to its heading.
+  const signedInHere = useRef(false);
   const loadMe = useCallback(async (source: MeSource, why = 'Your session has ended or was revoked. Sign in again.') => {
     const first = source === 'first';
     try {
@@ -507,14 +513,15 @@ function App() {
   if (changed) {
     return <UserChanged me={changed} onContinue={() => {
       const m = changed;
+      signedInHere.current = true;
       shownUser.current = m;
       setChanged(null);
       setMe(m);
       setBody({ state: 'signed-in', user: m.username, 'other-user': null });
     }} />;
   }
-  if (!me) return <SignIn reason={reason} onSignedIn={() => { loadMe('own-sign-in').then(() => tell({ type: 'signed-in' })); }} />;
-  return <Shell me={me} onSignOut={signOut} key={me.id} notices={<>
+  if (!me) return <SignIn reason={reason} onSignedIn={() => { signedInHere.current = true; loadMe('own-sign-in').then(() => tell({ type: 'signed-in' })); }} />;
+  return <Shell me={me} onSignOut={signOut} key={me.id} focusOnMount={signedInHere.current} notices={<>
     {signOutError ? <Notice kind="error" id="signout-error">{signOutError}</Notice> : null}
     {renewNotice ? <Notice kind="warn" id="renew-notice">{renewNotice}</Notice> : null}
   </>} />;
