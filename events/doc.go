@@ -2,7 +2,8 @@
 // travels in and its codec (type name + version <-> domain event), the
 // JetStream store (create the stream, append with optimistic concurrency and
 // atomic batches, subscribe, read events back by stream sequence or by
-// subject, the stream's head with concurrent questions shared), the snapshot
+// subject, the stream's head with concurrent questions shared — refused when
+// a replicated stream has lost its quorum), the snapshot
 // bucket, the embedded nats-server, the sealing of
 // sensitive fields with the deployment's master key, and the replica barrier
 // (the replicas of a stream hear of each other on core NATS, and one that

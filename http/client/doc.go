@@ -14,8 +14,9 @@
 //     backoff with jitter (Retry).
 //   - Authentication: an API key (WithAPIKey), or a TokenSource — an
 //     oauth2.TokenSource that logs in, refreshes ahead of expiry (5 minutes
-//     by default, with jitter), one refresh for any number of goroutines,
-//     keeping a rotated refresh token, and logs in again only when told how.
+//     by default, with jitter; a fifth of a short-lived token's life), one
+//     refresh for any number of goroutines, keeping a rotated refresh
+//     token, and logs in again only when told how.
 //   - Resource-service middleware for net/http: Middleware with ForwardAuth
 //     (asks the service on each request over kept-alive connections; sees a
 //     revocation on the next request) or JWKSVerifier (verifies EdDSA-signed
