@@ -492,6 +492,15 @@ func (s *Service) embeddedUsers() ([]events.EmbeddedUser, []nats.Option) {
 	return users, []nats.Option{nats.UserInfo(self, pw)}
 }
 
+// natsPingInterval and natsPingsOut bound how long a replica stays on a
+// NATS server that answers nothing: about (natsPingsOut+1) × the interval,
+// 6 s, before it reconnects elsewhere (TestClusterFrozenNodeRevocationStillArrives).
+// A ping is a few bytes each way per interval.
+const (
+	natsPingInterval = 2 * time.Second
+	natsPingsOut     = 2
+)
+
 func (s *Service) connect() error {
 	if s.cfg.Embedded() {
 		users, login := s.embeddedUsers()
@@ -509,6 +518,13 @@ func (s *Service) connect() error {
 	opts := append([]nats.Option{
 		nats.Name("infracast-auth"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// A server that stops answering without closing the connection (a
+		// frozen process, a network that drops packets) is found stale
+		// after natsPingsOut unanswered pings, and the client moves to
+		// another: with the defaults (every 2 minutes) a replica stayed on
+		// a frozen node for 4–5 minutes, hearing of no revocation, while
+		// the cluster kept its quorum and the other replicas wrote them.
+		nats.PingInterval(natsPingInterval), nats.MaxPingsOutstanding(natsPingsOut),
 		// A publish while disconnected fails at once instead of waiting in a
 		// buffer and landing after its request was answered 503.
 		nats.ReconnectBufSize(-1),
