@@ -233,7 +233,17 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // afterRecovery runs once the user has saved the recovery codes shown.
   var afterRecovery = null;
   // A started session: on to return_to, or show who is signed in.
+  // forget empties the secrets typed in the page: once signed in, and on
+  // signing out — the next person at the screen must not sign the last one
+  // in again with Enter. (Between the steps of one sign-in the password
+  // stays: the page signs in again with it after an enrolment. Nor does the
+  // page empty the form when it loads: a password manager may have filled
+  // it.)
+  function forget() {
+    ['password', 'mfa-code', 'enroll-code'].forEach(function (id) { document.getElementById(id).value = ''; });
+  }
   function started() {
+    forget();
     if (returnTo) { window.location.assign(returnTo); return; }
     show('');
     whoami();
@@ -440,6 +450,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     fetch('/api/v1/auth/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
       .then(function (r) {
         if (!r.ok && r.status !== 401) { show('Sign-out failed', 'err'); return; }
+        forget();
         show('Signed out');
         signedOut();
       }).catch(function () { show('Network error', 'err'); });
