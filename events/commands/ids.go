@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strings"
+	"unicode"
 
 	"github.com/oklog/ulid/v2"
 
@@ -50,17 +51,35 @@ func usernameKey(username string) string {
 
 // APIKeyNameKey is the aggregate ID of the reservation of an API key name
 // among its owner's keys: hex SHA-256 (first 16 bytes) of the owner and the
-// name in lower case.
+// name case-folded (foldName).
 func APIKeyNameKey(owner, name string) string {
-	sum := sha256.Sum256([]byte("apikeyname\x00" + owner + "\x00" + strings.ToLower(name)))
+	sum := sha256.Sum256([]byte("apikeyname\x00" + owner + "\x00" + foldName(name)))
 	return hex.EncodeToString(sum[:16])
+}
+
+// foldName maps a name to one spelling per class of names that
+// strings.EqualFold takes for the same (the check of the live names): each
+// letter to the least lower case of its Unicode simple case folding orbit —
+// for ASCII its lower case, as strings.ToLower (which reservations used
+// before), but one rune for σ, ς and Σ, for s, S and ſ, for k, K and the
+// Kelvin sign, where ToLower gives two, and two creations racing through
+// two replicas with "Sigma-σ" and "Sigma-ς" both got their name (outside
+// check 11f).
+func foldName(name string) string {
+	return strings.Map(func(r rune) rune {
+		least := unicode.ToLower(r)
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, unicode.ToLower(f))
+		}
+		return least
+	}, name)
 }
 
 // SCIMNameKey is the aggregate ID of the reservation of a SCIM connection
 // name among its owner's connections: hex SHA-256 (first 16 bytes) of the
-// owner and the name in lower case.
+// owner and the name case-folded (foldName).
 func SCIMNameKey(owner, name string) string {
-	sum := sha256.Sum256([]byte("scimname\x00" + owner + "\x00" + strings.ToLower(name)))
+	sum := sha256.Sum256([]byte("scimname\x00" + owner + "\x00" + foldName(name)))
 	return hex.EncodeToString(sum[:16])
 }
 
