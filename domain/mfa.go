@@ -97,7 +97,11 @@ type MFA struct {
 	RecoveryGeneratedAt time.Time
 	Passkeys            []Passkey
 	// Spent: single-use tokens used and not expired yet.
-	Spent   []SpentToken
+	Spent []SpentToken
+	// Resets counts the administrators' resets of the user's factors: an
+	// enrolment token carries the count it was issued at, and one issued
+	// before a reset is void.
+	Resets  uint64
 	Version uint64
 }
 
@@ -581,7 +585,7 @@ func EvolveMFA(m MFA, e Event) MFA {
 	case MFAReset:
 		// Everything goes but the replay guard: a code used before the reset
 		// stays used, and so do the spent tokens.
-		m = MFA{UserID: m.UserID, LastTOTPStep: m.LastTOTPStep, Spent: m.Spent, Version: m.Version}
+		m = MFA{UserID: m.UserID, LastTOTPStep: m.LastTOTPStep, Spent: m.Spent, Resets: m.Resets + 1, Version: m.Version}
 	default:
 		return m
 	}

@@ -212,7 +212,7 @@ func TestMFATOTP(t *testing.T) {
 func TestMFAPolicy(t *testing.T) {
 	in := Start(t)
 	admin := in.AdminToken()
-	in.CreateUser(admin, "carol", "correct horse battery", map[string]string{"acme": "admin"})
+	carolID := in.CreateUser(admin, "carol", "correct horse battery", map[string]string{"acme": "admin"})
 	in.CreateUser(admin, "dave", "correct horse battery", map[string]string{"globex": "viewer"})
 	carol := in.Login("carol", "correct horse battery").String("token")
 
@@ -250,6 +250,20 @@ func TestMFAPolicy(t *testing.T) {
 		t.Fatalf("the refused enrolment requests appended %d events", h-before)
 	}
 	expectError(t, "a forged enrolment token", in.Do("POST", "/api/v1/auth/mfa/totp/confirm", enroll[:len(enroll)-4]+"AAAA", map[string]string{"code": "123456"}), 401, "UNAUTHORIZED")
+	// An administrator's reset of the factors voids the enrolment tokens
+	// issued before it: with no factor left, the old token would otherwise
+	// enrol again (outside check 11f).
+	expectStatus(t, "reset carol's factors", in.Do("POST", "/api/v1/users/"+carolID+"/mfa/reset", admin, nil), http.StatusOK)
+	for _, r := range []Response{in.Do("GET", "/api/v1/auth/mfa", enroll, nil), in.Do("POST", "/api/v1/auth/mfa/totp", enroll, nil)} {
+		expectError(t, "the enrolment token after a reset", r, http.StatusUnauthorized, "UNAUTHORIZED")
+	}
+	// A new sign-in under the policy gives a new one, which enrols.
+	r = in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "carol", "password": "correct horse battery"})
+	if r.Status != 403 || r.ErrorCode() != "MFA_ENROLLMENT_REQUIRED" {
+		t.Fatalf("carol after the reset: %d %s", r.Status, r.Raw)
+	}
+	in.Clock.Advance(time.Minute) // past the steps used (the replay guard outlives a reset)
+	secret, _ = enrollTOTP(t, in, r.String("enrollment_token"))
 
 	in.Clock.Advance(time.Minute)
 	expectTokens(t, "carol with her code", secondStep(in, mfaLogin(t, in, "carol", "correct horse battery"), totpAt(t, secret, in.Clock.Now())), "carol")

@@ -171,6 +171,9 @@ type mfaClaims struct {
 	// change in between ends the login or the enrolment, as it ends
 	// every session started before it.
 	Cut uint64 `json:"c,omitempty"`
+	// Resets is the user's domain.MFA.Resets when an enrolment token was
+	// issued: an administrator's reset of the factors in between voids it.
+	Resets uint64 `json:"r,omitempty"`
 	// Session is the WebAuthn ceremony's (challenge, allowed credentials).
 	Session *webauthn.SessionData `json:"w,omitempty"`
 }
@@ -257,7 +260,7 @@ func (s *Service) mfaGate(u domain.User, tenant, method, verifiedHash string, id
 		return &MFARequiredError{Token: tok, Factors: m.Factors(), ExpiresAt: exp, UserID: u.ID}
 	}
 	if st.MFARequired(u) {
-		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeEnroll, UserID: u.ID, Cut: st.UserCutOff(u.ID)})
+		tok, exp, err := s.signMFA(mfaClaims{Purpose: purposeEnroll, UserID: u.ID, Cut: st.UserCutOff(u.ID), Resets: m.Resets})
 		if err != nil {
 			return err
 		}
@@ -282,7 +285,11 @@ func (s *Service) EnrollmentUser(token string) (domain.User, error) {
 	if !ok || !u.Active || st.UserCutOff(u.ID) != c.Cut {
 		return domain.User{}, ErrMFATokenInvalid
 	}
-	if m, _ := st.MFA(c.UserID); m.HasFactor() {
+	m, _ := st.MFA(c.UserID)
+	if m.Resets != c.Resets {
+		return domain.User{}, ErrMFATokenInvalid // the factors were reset since
+	}
+	if m.HasFactor() {
 		return domain.User{}, ErrMFAEnrolledMeanwhile
 	}
 	return u, nil
