@@ -378,7 +378,10 @@ type (
 	// DeletePasskey removes a credential.
 	DeletePasskey struct{ CredentialID string }
 	// ResetMFA removes every factor.
-	ResetMFA struct{ Reason string }
+	ResetMFA struct {
+		UserID string
+		Reason string
+	}
 )
 
 func (EnrollTOTP) mfaCommand()            {}
@@ -446,6 +449,18 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 			return nil, Invalid("credential", "at most %d passkeys per user; delete one first", MaxPasskeys)
 		}
 		return []Event{MFAPasskeyRegistered{UserID: c.UserID, Passkey: c.Passkey, TokenID: c.TokenID, TokenExpires: c.TokenExpires.UTC()}}, nil
+	case ResetMFA:
+		// Always an event, also with nothing enrolled: the reset voids the
+		// enrolment tokens issued before it (MFA.Resets), and a token's
+		// holder must not enrol a factor of theirs after it.
+		uid := m.UserID
+		if uid == "" {
+			uid = c.UserID
+		}
+		if uid == "" {
+			return nil, Invalid("user_id", "is required")
+		}
+		return []Event{MFAReset{UserID: uid, Reason: c.Reason}}, nil
 	}
 	if m.UserID == "" {
 		return nil, ErrMFANotEnrolled
@@ -514,11 +529,6 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 			return nil, ErrNotFound
 		}
 		return []Event{MFAPasskeyDeleted{UserID: m.UserID, CredentialID: c.CredentialID}}, nil
-	case ResetMFA:
-		if !m.HasFactor() && m.PendingSecretSealed == "" && len(m.RecoveryHashes) == 0 {
-			return nil, nil
-		}
-		return []Event{MFAReset{UserID: m.UserID, Reason: c.Reason}}, nil
 	}
 	return nil, Invalid("command", "unknown MFA command %T", cmd)
 }
@@ -585,7 +595,7 @@ func EvolveMFA(m MFA, e Event) MFA {
 	case MFAReset:
 		// Everything goes but the replay guard: a code used before the reset
 		// stays used, and so do the spent tokens.
-		m = MFA{UserID: m.UserID, LastTOTPStep: m.LastTOTPStep, Spent: m.Spent, Resets: m.Resets + 1, Version: m.Version}
+		m = MFA{UserID: ev.UserID, LastTOTPStep: m.LastTOTPStep, Spent: m.Spent, Resets: m.Resets + 1, Version: m.Version}
 	default:
 		return m
 	}

@@ -257,10 +257,16 @@ func TestDecideMFA(t *testing.T) {
 			then:  outcome{events: events(MFAReset{UserID: uid})},
 		},
 		{
+			// Still an event: it voids the enrolment tokens issued before.
 			name:  "reset: nothing left to reset",
 			given: events(mfaEnrolled, mfaConfirmed, mfaCodes, MFAReset{UserID: uid}),
 			when:  ResetMFA{},
-			then:  outcome{},
+			then:  outcome{events: events(MFAReset{UserID: uid})},
+		},
+		{
+			name: "reset: a user who never enrolled anything",
+			when: ResetMFA{UserID: uid, Reason: "policy"},
+			then: outcome{events: events(MFAReset{UserID: uid, Reason: "policy"})},
 		},
 		{
 			name: "a command on a user who never enrolled anything",

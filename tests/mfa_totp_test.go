@@ -264,6 +264,22 @@ func TestMFAPolicy(t *testing.T) {
 	}
 	in.Clock.Advance(time.Minute) // past the steps used (the replay guard outlives a reset)
 	secret, _ = enrollTOTP(t, in, r.String("enrollment_token"))
+	// So too for a user who has enrolled nothing yet (check 11g: the reset
+	// appended no event then, and the old token enrolled the holder's own
+	// factor).
+	fayID := in.CreateUser(admin, "fay", "correct horse battery", map[string]string{"acme": "viewer"})
+	fayLogin := func() string {
+		t.Helper()
+		r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "fay", "password": "correct horse battery"})
+		if r.Status != 403 || r.ErrorCode() != "MFA_ENROLLMENT_REQUIRED" {
+			t.Fatalf("fay under the policy: %d %s", r.Status, r.Raw)
+		}
+		return r.String("enrollment_token")
+	}
+	fayOld := fayLogin()
+	expectStatus(t, "reset fay, who has nothing", in.Do("POST", "/api/v1/users/"+fayID+"/mfa/reset", admin, nil), http.StatusOK)
+	expectError(t, "fay's enrolment token after the reset", in.Do("POST", "/api/v1/auth/mfa/totp", fayOld, nil), http.StatusUnauthorized, "UNAUTHORIZED")
+	expectStatus(t, "fay's new enrolment token", in.Do("GET", "/api/v1/auth/mfa", fayLogin(), nil), http.StatusOK)
 
 	in.Clock.Advance(time.Minute)
 	expectTokens(t, "carol with her code", secondStep(in, mfaLogin(t, in, "carol", "correct horse battery"), totpAt(t, secret, in.Clock.Now())), "carol")

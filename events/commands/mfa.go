@@ -900,7 +900,7 @@ func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason
 	if _, _, ok := s.state.User(userID); !ok {
 		return 0, domain.ErrNotFound
 	}
-	if _, err := s.executeMFA(ctx, meta, st, userID, domain.ResetMFA{Reason: reason}); err != nil && !errors.Is(err, domain.ErrMFANotEnrolled) {
+	if _, err := s.executeMFA(ctx, meta, st, userID, domain.ResetMFA{UserID: userID, Reason: reason}); err != nil && !errors.Is(err, domain.ErrMFANotEnrolled) {
 		return 0, err
 	}
 	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin)
