@@ -213,6 +213,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   function enrolledMeanwhile(res) {
     if (res.status !== 409) { return false; }
     enrollToken = '';
+    forgetEnrolment();
     if (document.getElementById('username').value && document.getElementById('password').value) { signIn(); }
     else { showOnly('signin', 'signed-out'); }
     failed(res, 'A second factor is set up already: sign in with it');
@@ -241,6 +242,13 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // it.)
   function forget() {
     ['password', 'mfa-code', 'enroll-code'].forEach(function (id) { document.getElementById(id).value = ''; });
+    forgetEnrolment();
+  }
+  // forgetEnrolment drops the TOTP secret shown for an enrolment (its key
+  // and QR code) once the step is over.
+  function forgetEnrolment() {
+    document.getElementById('enroll-secret').textContent = '';
+    document.getElementById('enroll-qr').removeAttribute('src');
   }
   function started() {
     forget();
@@ -283,6 +291,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // single sign-on, from the start) and asks for it.
   function enrolled() {
     enrollToken = '';
+    forgetEnrolment();
     if (document.getElementById('username').value && document.getElementById('password').value) { signIn(); return; }
     showOnly('signin', 'signed-out');
     show('Second factor set up: sign in again', 'ok');

@@ -86,7 +86,9 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	// Signed in, and signed out again, the page holds no password or code
 	// for the next person at the screen to sign in with (outside check 11f:
 	// the password stayed, and Enter signed the last user in again).
-	noSecretsLeft := `['password', 'mfa-code', 'enroll-code'].every(function (id) { return document.getElementById(id).value === ''; })`
+	noSecretsLeft := `['password', 'mfa-code', 'enroll-code'].every(function (id) { return document.getElementById(id).value === ''; })` +
+		` && document.getElementById('enroll-secret').textContent === '' && !document.getElementById('enroll-qr').getAttribute('src')` +
+		` && document.getElementById('recovery-codes').textContent === ''`
 	signOut := func() {
 		t.Helper()
 		run("sign out", click("logout"), until(state("signed-out")+` && `+noSecretsLeft))
@@ -222,7 +224,7 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	if shown(t, ctx, "#mfa-passkey") || page(`document.getElementById('recovery-codes').textContent`) != "" {
 		t.Fatal("the code step offers a passkey frank no longer has, or the recovery codes stayed in the page")
 	}
-	run("code", chromedp.SetValue(chromedp.ID("mfa-code"), totpAt(t, secret, in.Clock.Now())), click("mfa-submit"), until(signedInAsFrank))
+	run("code", chromedp.SetValue(chromedp.ID("mfa-code"), totpAt(t, secret, in.Clock.Now())), click("mfa-submit"), until(signedInAsFrank+` && `+noSecretsLeft))
 
 	// The answer to an enrolment's confirmation lost (Chromium sends the
 	// POST again by itself when its connection closes): the first use of
