@@ -519,8 +519,8 @@ func (s *Service) connect() error {
 		nats.Name("infracast-auth"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		// A server that stops answering without closing the connection (a
-		// frozen process, a network that drops packets) is found stale
-		// after natsPingsOut unanswered pings, and the client moves to
+		// frozen process, a network that drops packets) is found stale at
+		// the ping after natsPingsOut unanswered ones, and the client moves to
 		// another: with the defaults (every 2 minutes) a replica stayed on
 		// a frozen node for 4–5 minutes, hearing of no revocation, while
 		// the cluster kept its quorum and the other replicas wrote them.
