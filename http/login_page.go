@@ -233,7 +233,6 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   var mfaToken = '', mfaOptions = null, enrollToken = '';
   // afterRecovery runs once the user has saved the recovery codes shown.
   var afterRecovery = null;
-  // A started session: on to return_to, or show who is signed in.
   // forget empties the secrets typed in the page: once signed in, and on
   // signing out — the next person at the screen must not sign the last one
   // in again with Enter. (Between the steps of one sign-in the password
@@ -250,6 +249,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     document.getElementById('enroll-secret').textContent = '';
     document.getElementById('enroll-qr').removeAttribute('src');
   }
+  // A started session: on to return_to, or show who is signed in.
   function started() {
     forget();
     if (returnTo) { window.location.assign(returnTo); return; }
