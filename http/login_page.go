@@ -244,10 +244,11 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     forgetEnrolment();
   }
   // forgetEnrolment drops the TOTP secret shown for an enrolment (its key
-  // and QR code) once the step is over.
+  // and QR code) and the code typed, once the step is over.
   function forgetEnrolment() {
     document.getElementById('enroll-secret').textContent = '';
     document.getElementById('enroll-qr').removeAttribute('src');
+    document.getElementById('enroll-code').value = '';
   }
   // A started session: on to return_to, or show who is signed in.
   function started() {
@@ -385,6 +386,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       .then(function (res) {
         if (enrolledMeanwhile(res)) { return; }
         if (!res.ok) { failed(res, 'The code did not match'); return; }
+        forgetEnrolment();
         showRecovery(res.body.recovery_codes, enrolled);
         show('');
       }).catch(function () { show('Network error', 'err'); });
@@ -437,6 +439,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // A passkey as the factor a policy requires.
   document.getElementById('enroll-passkey').addEventListener('click', function () {
     addPasskey({'Authorization': 'Bearer ' + enrollToken}, 'Passkey', function (body) {
+      forgetEnrolment(); // the TOTP secret offered first is not the factor
       if (body.recovery_codes) { showRecovery(body.recovery_codes, enrolled); return; }
       enrolled();
     });

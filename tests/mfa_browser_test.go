@@ -217,7 +217,8 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	run("wrong enrolment code", chromedp.SetValue(chromedp.ID("enroll-code"), "000000"), click("enroll-submit"),
 		until(state("enroll")+` && /does not match/.test(document.getElementById('status').textContent)`))
 	run("confirm", chromedp.SetValue(chromedp.ID("enroll-code"), totpAt(t, secret, in.Clock.Now())), click("enroll-submit"),
-		until(state("recovery")+` && document.querySelectorAll('#recovery-codes li').length === 10`))
+		until(state("recovery")+` && document.querySelectorAll('#recovery-codes li').length === 10`+
+			` && document.getElementById('enroll-secret').textContent === '' && document.getElementById('enroll-code').value === ''`))
 	screenshot(t, ctx, "mfa-login-recovery-codes")
 	in.Clock.Advance(time.Minute)
 	run("sign in again", click("recovery-done"), until(state("mfa")))
