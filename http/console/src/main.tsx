@@ -483,15 +483,15 @@ function App() {
   // signOutWith signs out and shows reason on the sign-in form.
   async function signOutWith(reason: string) {
     setSignOutError('');
+    const done = () => {
+      tell({ type: 'signed-out' });
+      shownUser.current = null;
+      signedOut(reason);
+    };
     let why = '';
     try {
       const res = await callRaw('POST', '/api/v1/auth/logout', {});
-      if (res.status === 204 || res.status === 401) {
-        tell({ type: 'signed-out' });
-        shownUser.current = null;
-        signedOut(reason);
-        return;
-      }
+      if (res.status === 204 || res.status === 401) { done(); return; }
       why = 'the service answered ' + res.status + (res.body?.error?.message ? ': ' + res.body.error.message : '');
     } catch {
       why = 'network error';
@@ -499,12 +499,7 @@ function App() {
     // The answer may be what failed, not the sign-out (a proxy's 504, a
     // dropped connection after the service ended the session): ask.
     const ended = await sessionEnded();
-    if (ended) {
-      tell({ type: 'signed-out' });
-      shownUser.current = null;
-      signedOut(reason);
-      return;
-    }
+    if (ended) { done(); return; }
     setSignOutError('Sign out did not go through (' + why + '); try again. ' +
       (ended === false ? 'You are still signed in.' : 'You may still be signed in.'));
   }
