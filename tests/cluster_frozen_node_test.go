@@ -21,7 +21,8 @@ type freezer struct {
 	target string
 	mu     sync.Mutex
 	frozen chan struct{} // closed: frozen
-	conns  []net.Conn
+	conns  []net.Conn    // every connection, to close at the end
+	taken  int           // client connections accepted
 }
 
 func startFreezer(t *testing.T, target string) *freezer {
@@ -64,6 +65,9 @@ func (f *freezer) serve() {
 		if err != nil {
 			return
 		}
+		f.mu.Lock()
+		f.taken++
+		f.mu.Unlock()
 		if f.isFrozen() {
 			f.keep(c) // accepted, never answered
 			continue
@@ -79,11 +83,11 @@ func (f *freezer) serve() {
 	}
 }
 
-// accepted reports how many connections the proxy has taken.
+// accepted reports how many client connections the proxy has taken.
 func (f *freezer) accepted() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.conns) / 2
+	return f.taken
 }
 
 func (f *freezer) keep(cs ...net.Conn) {
