@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -292,6 +293,7 @@ func (m *Model) countAddrFailure(addr string, at time.Time) {
 	if addr == "" {
 		return
 	}
+	addr = addressKey(addr)
 	f := m.addrFailures[addr]
 	if f.last.IsZero() || at.Sub(f.last) >= m.AddressWindow {
 		f.count = 0 // a quiet window starts the count afresh
@@ -304,8 +306,29 @@ func (m *Model) countAddrFailure(addr string, at time.Time) {
 func (m *Model) AddressFailures(addr string) (int, time.Time) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	f := m.addrFailures[addr]
+	f := m.addrFailures[addressKey(addr)]
 	return f.count, f.last
+}
+
+// addressKey is what the address throttle counts failures by: an IPv4
+// address (also when written IPv4-mapped), or the /64 an IPv6 address is in,
+// without a zone. One host is normally given a whole IPv6 /64 and can take a
+// new address from it for every guess, so its addresses count as one.
+// Anything else (not an address) counts as written.
+func addressKey(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.WithZone("").Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // Principal is what the request path needs to know about a token's holder.

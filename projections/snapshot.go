@@ -1107,6 +1107,13 @@ func (b *builder) finish() error {
 	return b.finishHistory()
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 // swap puts the built state in the model.
 func (b *builder) swap() {
 	m, s := b.m, &b.rest
@@ -1116,7 +1123,14 @@ func (b *builder) swap() {
 	}
 	addrs := make(map[string]addrFailures, len(s.AddrFailures))
 	for _, a := range s.AddrFailures {
-		addrs[a.Addr] = addrFailures{count: a.Count, last: a.Last}
+		// Snapshots written by earlier versions count IPv6 addresses one
+		// by one: those of one /64 become one count, the highest, at the latest.
+		k := addressKey(a.Addr)
+		f := addrFailures{count: a.Count, last: a.Last}
+		if o, ok := addrs[k]; ok {
+			f.count, f.last = max(f.count, o.count), maxTime(f.last, o.last)
+		}
+		addrs[k] = f
 	}
 	// The key index is rebuilt from the keys' states.
 	var keys keyModel

@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,6 +125,36 @@ func TestBruteForcePerAddress(t *testing.T) {
 	}
 	if r := login(in, "user0", "again"); r.Status != 401 {
 		t.Fatalf("first failure of a new window: %d", r.Status)
+	}
+}
+
+// TestBruteForcePerAddressIPv6: behind a trusted proxy, a client spraying from
+// a new IPv6 address of its /64 for every guess (as one host can) is throttled
+// as one address; another /64, and an IPv4 client, are not. Before, twelve
+// guesses from twelve addresses of one /64 all got 401 (an outside check).
+func TestBruteForcePerAddressIPv6(t *testing.T) {
+	in := Start(t, withThrottle(0, 5, time.Hour), func(c *service.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+	})
+	admin := in.AdminToken()
+	in.CreateUser(admin, "sprayed6", "sprayed-password-6", map[string]string{"prod": "viewer"})
+	from := func(addr, user, password string) Response {
+		return akSend(t, in.URL, "POST", "/api/v1/auth/token", "",
+			map[string]string{"username": user, "password": password}, map[string]string{"X-Forwarded-For": addr})
+	}
+	for i := 1; i <= 5; i++ {
+		if r := from(fmt.Sprintf("2001:db8:2::%x", i), "user"+strconv.Itoa(i), "Winter2026!"); r.Status != 401 {
+			t.Fatalf("spray %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if r := from("2001:db8:2::ffff:6", "sprayed6", "sprayed-password-6"); r.Status != 429 {
+		t.Fatalf("another address of the same /64: %d %s", r.Status, r.Raw)
+	}
+	if r := from("2001:db8:2:1::6", "sprayed6", "sprayed-password-6"); r.Status != 200 {
+		t.Fatalf("another /64: %d %s", r.Status, r.Raw)
+	}
+	if r := from("192.0.2.6", "sprayed6", "sprayed-password-6"); r.Status != 200 {
+		t.Fatalf("an IPv4 client: %d %s", r.Status, r.Raw)
 	}
 }
 

@@ -1,0 +1,85 @@
+package projections
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+func TestAddressKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":                "192.0.2.7",
+		"::ffff:192.0.2.7":         "192.0.2.7",
+		"2001:db8:2::1":            "2001:db8:2::/64",
+		"2001:db8:2::ffff:1":       "2001:db8:2::/64",
+		"2001:db8:2:0:ffff::1":     "2001:db8:2::/64",
+		"2001:db8:2:1::1":          "2001:db8:2:1::/64",
+		"fe80::1%eth0":             "fe80::/64",
+		"fe80::2%2":                "fe80::/64",
+		"::1":                      "::/64",
+		"not an address":           "not an address",
+		"2001:db8:2:3:4:5:6:7/128": "2001:db8:2:3:4:5:6:7/128", // not an address either: as written
+	} {
+		if got := addressKey(in); got != want {
+			t.Errorf("addressKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestAddressFailuresCountAnIPv6SixtyFourAsOne: a host spraying passwords
+// from a new address of its /64 for every guess (or from one address with
+// different zones) is counted as one client; IPv4 addresses stay apart. Before,
+// twelve addresses of one /64 made twelve counts of one (an outside check).
+func TestAddressFailuresCountAnIPv6SixtyFourAsOne(t *testing.T) {
+	m := NewModel()
+	at := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	fail := func(seq uint64, ip string) {
+		m.Apply(seq, events.Envelope{AggregateID: "login-x", Request: events.RequestInfo{IP: ip}},
+			domain.UserLoginFailed{Reason: "invalid_credentials", At: at})
+	}
+	for i := 1; i <= 12; i++ {
+		fail(uint64(i), fmt.Sprintf("2001:db8:2::%x", i))
+	}
+	fail(13, "fe80::1%1")
+	fail(14, "fe80::1%2")
+	fail(15, "192.0.2.1")
+	fail(16, "::ffff:192.0.2.1")
+	fail(17, "192.0.2.2")
+	for addr, want := range map[string]int{
+		"2001:db8:2::99": 12, "2001:db8:2:1::1": 0, "fe80::1": 2, "fe80::1%3": 2,
+		"192.0.2.1": 2, "::ffff:192.0.2.1": 2, "192.0.2.2": 1, "192.0.2.3": 0,
+	} {
+		if n, _ := m.AddressFailures(addr); n != want {
+			t.Errorf("failures from %s: %d, want %d", addr, n, want)
+		}
+	}
+}
+
+// TestRestoreFoldsOldAddressCountsIntoTheirSixtyFour: a snapshot written by a
+// version that counted IPv6 addresses one by one restores as one count per
+// /64 — the highest, at the latest time — so an upgrade does not reset a
+// spraying host's count.
+func TestRestoreFoldsOldAddressCountsIntoTheirSixtyFour(t *testing.T) {
+	old := NewModel()
+	t0 := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	old.addrFailures["2001:db8:2::1"] = addrFailures{count: 4, last: t0.Add(time.Minute)}
+	old.addrFailures["2001:db8:2::2"] = addrFailures{count: 7, last: t0}
+	old.addrFailures["192.0.2.1"] = addrFailures{count: 3, last: t0}
+	data, _, err := old.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewModel()
+	if _, err := m.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	if n, last := m.AddressFailures("2001:db8:2::abc"); n != 7 || !last.Equal(t0.Add(time.Minute)) {
+		t.Errorf("the /64 after restore: %d at %v, want 7 at %v", n, last, t0.Add(time.Minute))
+	}
+	if n, _ := m.AddressFailures("192.0.2.1"); n != 3 {
+		t.Errorf("an IPv4 address after restore: %d, want 3", n)
+	}
+}
