@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,9 @@ import (
 // requests from several kept-alive clients:
 //
 //   - allowed ones reach the upstream with the caller's identity in the
-//     X-Infracast-* headers (the client's own copies replaced, no token);
+//     X-Infracast-* headers (the client's own copies replaced, no token)
+//     and the client's address as nginx saw it (its own X-Forwarded-For,
+//     X-Real-IP and Forwarded replaced or dropped);
 //   - refused ones get 401/403 in the contract's shape and never reach it;
 //   - nginx opens a few connections to the service for hundreds of allowed
 //     requests: its auth subrequests reuse them (upstream keepalive, and
@@ -117,7 +120,8 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 			defer c.CloseIdleConnections()
 			for j := 0; j < perClient; j++ {
 				path := fmt.Sprintf("/api/v1/tenants/prod/nodes/n-%d-%d", i, j)
-				status, body, err := send(c, "GET", path, viewer.Token, map[string]string{"X-Infracast-Subject": "user-forged"})
+				status, body, err := send(c, "GET", path, viewer.Token, map[string]string{"X-Infracast-Subject": "user-forged",
+					"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66", "Forwarded": "for=203.0.113.66"})
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("GET %s: %w", path, err)
@@ -149,7 +153,9 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 		if s.Method != "GET" || !strings.HasPrefix(s.URI, "/api/v1/tenants/prod/nodes/n-") ||
 			h.Get("X-Infracast-Subject") != viewer.ID || len(h.Values("X-Infracast-Subject")) != 1 ||
 			h.Get("X-Infracast-Tenant") != "prod" || h.Get("X-Infracast-Permissions") != viewerPerms ||
-			h.Get("Authorization") != "" {
+			h.Get("Authorization") != "" ||
+			// The client's address as nginx saw it, never the client's word.
+			h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Real-IP") != "127.0.0.1" || len(h.Values("Forwarded")) != 0 {
 			t.Fatalf("the upstream saw %s %s with %v", s.Method, s.URI, h)
 		}
 	}
@@ -557,4 +563,67 @@ func faRelay(t *testing.T, target string) *faCountingRelay {
 		}
 	}()
 	return r
+}
+
+// TestForwardAuthDocShowsTheShippedNginxServer: the nginx example of
+// docs/forward-auth.md is what docs/nginx/infracast.conf (tested above with a
+// real nginx) ships, directive for directive but for listen. Before, the page's
+// example proxied the auth API without setting X-Forwarded-For, so behind it a
+// client's own header named its address (an outside check).
+func TestForwardAuthDocShowsTheShippedNginxServer(t *testing.T) {
+	page, err := os.ReadFile("../docs/forward-auth.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := os.ReadFile("../docs/nginx/infracast.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, ok := strings.Cut(string(page), "### nginx `auth_request`\n\n```nginx\n")
+	if !ok {
+		t.Fatal("docs/forward-auth.md: no nginx example under \"### nginx `auth_request`\"")
+	}
+	example, _, _ = strings.Cut(example, "```")
+	// The server blocks, comments, blank lines, listen and spacing aside.
+	directives := func(conf string) [][]string {
+		var blocks [][]string
+		var cur []string
+		in := false
+		for _, line := range strings.Split(conf, "\n") {
+			switch {
+			case line == "server {":
+				in, cur = true, nil
+				continue
+			case in && line == "}":
+				in = false
+				blocks = append(blocks, cur)
+				continue
+			case !in:
+				continue
+			}
+			if i := strings.Index(line, "#"); i >= 0 {
+				line = line[:i]
+			}
+			line = strings.Join(strings.Fields(line), " ")
+			if line == "" || strings.HasPrefix(line, "listen ") {
+				continue
+			}
+			cur = append(cur, line)
+		}
+		return blocks
+	}
+	var want []string
+	for _, b := range directives(string(shipped)) {
+		if slices.Contains(b, "auth_request /_auth;") {
+			want = b
+		}
+	}
+	got := directives(example)
+	if want == nil || len(got) != 1 {
+		t.Fatalf("want one server block with auth_request in each: the page has %d, the file %v", len(got), want != nil)
+	}
+	if !slices.Equal(got[0], want) {
+		t.Errorf("docs/forward-auth.md's nginx server block differs from docs/nginx/infracast.conf's:\npage:\n  %s\nfile:\n  %s",
+			strings.Join(got[0], "\n  "), strings.Join(want, "\n  "))
+	}
 }
