@@ -80,7 +80,10 @@ func toAPIError(err error) (*Error, bool) {
 			return &Error{fe.Code, "REQUEST_TIMEOUT", "No complete request arrived within the read timeout"}, false
 		}
 		if fe.Code >= 400 && fe.Code < 500 {
-			return validation(fe.Message), false
+			// Left are fasthttp's answers to a request it could not parse,
+			// whose text quotes the request, Authorization header and all:
+			// never echoed (an outside check found a bearer token in one).
+			return validation("Malformed HTTP request: its request line or headers could not be parsed"), false
 		}
 		return errInternal, true
 	case errors.Is(err, commands.ErrUsernameTaken):

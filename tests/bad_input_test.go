@@ -1,8 +1,14 @@
 package tests
 
 import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sized is a well-formed JSON object of exactly n bytes.
@@ -145,4 +151,47 @@ func TestNotFoundAndMethodNotAllowedShape(t *testing.T) {
 	h := in.Do("GET", "/health", "", nil)
 	expectStatus(t, "health", h, 200)
 	expectStatus(t, "ready", in.Do("GET", "/ready", "", nil), 200)
+}
+
+// TestMalformedRequestEchoesNothing: a request fasthttp cannot parse gets 400
+// in the contract's shape with a fixed message. Before, the message was
+// fasthttp's, which quotes the request — bearer token included (an outside
+// check).
+func TestMalformedRequestEchoesNothing(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	const secret = "SECRETTOKEN-0123456789"
+	for name, raw := range map[string]string{
+		"invalid header key":     "GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + secret + "\r\nX-Infracast-Subject : evil\r\nConnection: close\r\n\r\n",
+		"header without a colon": "GET /api/v1/auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + secret + "\r\nno colon here\r\nConnection: close\r\n\r\n",
+		"bad content length":     "POST /api/v1/auth/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + secret + "\r\nContent-Length: 12x\r\nConnection: close\r\n\r\n",
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(conn, raw); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		r := Response{Status: res.StatusCode, Header: res.Header, Raw: body}
+		if err := json.Unmarshal(body, &r.JSON); err != nil {
+			t.Fatalf("%s: %d %s: %v", name, res.StatusCode, body, err)
+		}
+		expectError(t, name, r, 400, "VALIDATION_ERROR", "Malformed HTTP request")
+		if strings.Contains(string(body), secret) || strings.Contains(string(body), "Authorization") {
+			t.Errorf("%s: the answer quotes the request: %s", name, body)
+		}
+	}
 }
