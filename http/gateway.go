@@ -642,6 +642,14 @@ type connectionList struct {
 	more [][]byte
 }
 
+// parseAll reads every Connection line of a header (PeekAll's values): a
+// name listed on a second line is as hop by hop as one on the first.
+func (l *connectionList) parseAll(lines [][]byte) {
+	for _, line := range lines {
+		l.parse(line)
+	}
+}
+
 func (l *connectionList) parse(connection []byte) {
 	for len(connection) > 0 {
 		var tok []byte
@@ -676,7 +684,7 @@ func (l *connectionList) lists(name []byte) bool {
 // dropRequestHeader names and those src's Connection header lists.
 func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 	var listed connectionList
-	listed.parse(src.Peek(fiber.HeaderConnection))
+	listed.parseAll(src.PeekAll(fiber.HeaderConnection))
 	src.VisitAll(func(k, v []byte) {
 		if !dropRequestHeader(k) && !listed.lists(k) {
 			dst.AddBytesKV(k, v)
@@ -689,7 +697,7 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 // Set-Cookie of one of the service's own cookies (ownSetCookie).
 func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
 	var listed connectionList
-	listed.parse(src.Peek(fiber.HeaderConnection))
+	listed.parseAll(src.PeekAll(fiber.HeaderConnection))
 	src.VisitAll(func(k, v []byte) {
 		if !dropResponseHeader(k) && !listed.lists(k) && !ownSetCookie(k, v) {
 			dst.AddBytesKV(k, v)

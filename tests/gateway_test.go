@@ -217,6 +217,8 @@ func TestGatewayProxiesWithIdentity(t *testing.T) {
 		{"Proxy-Authorization", "Basic Zm9vOmJhcg=="},
 		{"Connection", "keep-alive, X-Hop"},
 		{"X-Hop", "drop me"},
+		{"Connection", "X-Hop-Second-Line"}, // a second Connection line lists as much (before, only the first was read)
+		{"X-Hop-Second-Line", "drop me too"},
 		{"Keep-Alive", "timeout=5"},
 		{"X-Custom", "kept"},
 		{"Cookie", "theme=dark; infracast_token=eyJ.secret.jwt; infracast_csrf=c1; lang=en"},
@@ -234,7 +236,7 @@ func TestGatewayProxiesWithIdentity(t *testing.T) {
 		n := strings.ReplaceAll(strings.ToLower(k), "_", "-")
 		switch {
 		case n == "authorization", n == "proxy-authorization", n == "forwarded", n == "x-real-ip",
-			n == "x-hop", n == "keep-alive", n == "x-infracast-role":
+			n == "x-hop", n == "x-hop-second-line", n == "keep-alive", n == "x-infracast-role":
 			t.Errorf("upstream received %s: %q", k, got.Header[k])
 		case strings.HasPrefix(n, "x-infracast-") && k != "X-Infracast-Subject" && k != "X-Infracast-Tenant" && k != "X-Infracast-Permissions":
 			t.Errorf("upstream received a spoofed %s: %q", k, got.Header[k])
