@@ -59,6 +59,7 @@ var eventFactories = map[string]func() Event{
 	TypeSSOProviderConfigured: func() Event { return &SSOProviderConfigured{} },
 	TypeSSOProviderDeleted:    func() Event { return &SSOProviderDeleted{} },
 	TypeSSOIdentityLinked:     func() Event { return &SSOIdentityLinked{} },
+	TypeSSOIdentityUnlinked:   func() Event { return &SSOIdentityUnlinked{} },
 	TypeSSOAssertionConsumed:  func() Event { return &SSOAssertionConsumed{} },
 	// SCIM provisioning (scim.go).
 	TypeSCIMConnectionCreated:   func() Event { return &SCIMConnectionCreated{} },
@@ -131,6 +132,8 @@ func Deref(e Event) Event {
 	case *SSOProviderDeleted:
 		return *v
 	case *SSOIdentityLinked:
+		return *v
+	case *SSOIdentityUnlinked:
 		return *v
 	case *SSOAssertionConsumed:
 		return *v

@@ -60,6 +60,7 @@ func sampleEvents() []Event {
 		},
 		SSOProviderDeleted{Provider: "okta"},
 		SSOIdentityLinked{Provider: "okta", Issuer: "https://acme.okta.com", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},
+		SSOIdentityUnlinked{Provider: "okta", Issuer: "https://acme.okta.com", Subject: "00u1", UserID: "u-1"},
 		SSOAssertionConsumed{Provider: "saml", AssertionID: "id-1", ExpiresAt: later},
 		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
 		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
@@ -168,8 +169,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 50 {
-		t.Errorf("%d event types, want 50", len(seen))
+	if len(seen) != 51 {
+		t.Errorf("%d event types, want 51", len(seen))
 	}
 }
 
@@ -235,7 +236,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 		TypeSessionStarted: true, TypeSessionRefreshed: true,
 		TypeAPIKeyCreated: true, TypeAPIKeyNameReserved: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
 		TypeSCIMNameReserved:  true,
-		TypeSSOIdentityLinked: true, TypeSSOAssertionConsumed: true,
+		TypeSSOIdentityLinked: true, TypeSSOIdentityUnlinked: true, TypeSSOAssertionConsumed: true,
 		TypeSCIMConnectionCreated: true, TypeSCIMGroupCreated: true, TypeSCIMGroupRenamed: true, TypeSCIMUserLinked: true,
 		TypeMFATOTPEnrolled: true, TypeMFACodeUsed: true, TypeMFAFailed: true, TypeMFARecoveryCodesGenerated: true,
 		TypeMFARecoveryCodeUsed: true, TypeMFAPasskeyRegistered: true, TypeMFAPasskeyUsed: true,

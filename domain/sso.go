@@ -196,6 +196,15 @@ type (
 		Method   string    `json:"method"` // "provisioned" or "verified_email"
 		LinkedAt time.Time `json:"linked_at"`
 	}
+	// SSOIdentityUnlinked: a platform admin cut the identity (Issuer,
+	// Subject) off the user UserID: the identity's next login is a first
+	// one again (linked by verified e-mail, or a user provisioned).
+	SSOIdentityUnlinked struct {
+		Provider string `json:"provider"`
+		Issuer   string `json:"issuer"`
+		Subject  string `json:"subject"`
+		UserID   string `json:"user_id"`
+	}
 	// SSOAssertionConsumed: a SAML assertion, or an OpenID Connect login's
 	// flow (AssertionID "oidc-nonce:<hash of its nonce>"), was used for a
 	// login; it is refused if presented again until ExpiresAt (and after,
@@ -212,12 +221,14 @@ const (
 	TypeSSOProviderConfigured = "sso.provider_configured"
 	TypeSSOProviderDeleted    = "sso.provider_deleted"
 	TypeSSOIdentityLinked     = "sso.identity_linked"
+	TypeSSOIdentityUnlinked   = "sso.identity_unlinked"
 	TypeSSOAssertionConsumed  = "sso.assertion_consumed"
 )
 
 func (SSOProviderConfigured) EventType() string { return TypeSSOProviderConfigured }
 func (SSOProviderDeleted) EventType() string    { return TypeSSOProviderDeleted }
 func (SSOIdentityLinked) EventType() string     { return TypeSSOIdentityLinked }
+func (SSOIdentityUnlinked) EventType() string   { return TypeSSOIdentityUnlinked }
 func (SSOAssertionConsumed) EventType() string  { return TypeSSOAssertionConsumed }
 
 // Identity link methods recorded in SSOIdentityLinked.

@@ -336,6 +336,7 @@ func (s *Server) routes() {
 	v1.Post("/admin/sso/:type", auth, s.configureSSO)
 	v1.Get("/admin/sso/:provider", auth, s.getSSO)
 	v1.Delete("/admin/sso/:provider", auth, s.deleteSSO)
+	v1.Delete("/admin/sso/:provider/identities", auth, s.unlinkSSOIdentity)
 
 	v1.Get("/admin/scim", auth, s.current, s.listSCIM)
 	v1.Post("/admin/scim", auth, s.createSCIM)

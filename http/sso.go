@@ -31,6 +31,7 @@ import (
 type SSOCommands interface {
 	ConfigureSSOProvider(ctx context.Context, meta events.Meta, in commands.SSOProviderInput) (domain.SSOProvider, bool, error)
 	DeleteSSOProvider(ctx context.Context, meta events.Meta, name string) error
+	UnlinkSSOIdentity(ctx context.Context, meta events.Meta, provider, subject string) (string, error)
 	SSOClientSecret(p domain.SSOProvider) (string, error)
 	SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOLogin) (commands.LoginResult, error)
 	ConsumeSSOAssertion(ctx context.Context, meta events.Meta, provider, assertionID string, expiresAt time.Time) error
@@ -99,6 +100,7 @@ var (
 	errCSRF         = &Error{http.StatusForbidden, "FORBIDDEN", "Missing or invalid CSRF token"}
 	errBadReturnTo  = validation("return_to: not an allowed redirect target (a path like /app, or an allowed origin)")
 	errSSONotConfig = &Error{http.StatusNotFound, "NOT_FOUND", "No such identity provider is configured"}
+	errSSONotLinked = &Error{http.StatusNotFound, "NOT_FOUND", "No user is linked to this identity of the provider"}
 )
 
 // DeriveKey derives a purpose-bound 32-byte key from the master key

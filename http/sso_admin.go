@@ -278,6 +278,31 @@ func (s *Server) deleteSSO(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
+// unlinkSSOIdentity cuts an identity of a provider (?subject=, as the
+// provider names the person: OpenID Connect's sub, SAML's NameID) off its
+// user, so that its next login is a first one again. Platform admins only.
+func (s *Server) unlinkSSOIdentity(c *fiber.Ctx) error {
+	if err := requirePlatformAdmin(c); err != nil {
+		return err
+	}
+	if _, err := s.ssoProvider(c.Params("provider")); err != nil {
+		return err
+	}
+	q := c.Context().QueryArgs()
+	if q.Len() != 1 || len(q.PeekMulti("subject")) != 1 || len(q.Peek("subject")) == 0 {
+		return validation("subject: give the identity as exactly one non-empty query parameter subject (and nothing else)")
+	}
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	if _, err := s.deps.SSO.UnlinkSSOIdentity(ctx, s.meta(c), c.Params("provider"), string(q.Peek("subject"))); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			return errSSONotLinked
+		}
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
 // discoveryCheckTimeout bounds the discovery that configuring a provider
 // makes.
 const discoveryCheckTimeout = 5 * time.Second

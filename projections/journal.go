@@ -719,7 +719,7 @@ func (j *journal) oneTenant(t string) uint32 {
 //	                                           moment (none once the session is pruned)
 //	apikey.*                                 the key's tenants; every tenant for a
 //	                                           platform-wide key ("*")
-//	sso.identity_linked                      the linked user's tenants at that moment
+//	sso.identity_linked, sso.identity_unlinked  the (un)linked user's tenants at that moment
 //	sso.provider_*, sso.assertion_consumed,  none (the platform's own)
 //	signingkey.*, any other event
 //
@@ -772,6 +772,8 @@ func (m *Model) concerns(env *events.Envelope, ev domain.Event, hit *touched) ui
 		}
 		return m.keyConcerns(hit.key)
 	case domain.SSOIdentityLinked:
+		return m.userConcerns(e.UserID)
+	case domain.SSOIdentityUnlinked:
 		return m.userConcerns(e.UserID)
 	case domain.MFATOTPEnrolled, domain.MFATOTPConfirmed, domain.MFACodeUsed, domain.MFARecoveryCodesGenerated,
 		domain.MFARecoveryCodeUsed, domain.MFAPasskeyRegistered, domain.MFAPasskeyUsed, domain.MFAPasskeyDeleted, domain.MFAReset:

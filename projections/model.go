@@ -138,7 +138,7 @@ func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 		hit.setSession(m.evolveSession(env.AggregateID, seq, e))
 	case domain.APIKeyCreated, domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
 		hit.key = m.applyKey(env.AggregateID, seq, e)
-	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOAssertionConsumed:
+	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOIdentityUnlinked, domain.SSOAssertionConsumed:
 		m.applySSO(env.AggregateID, seq, e)
 	case domain.SCIMConnectionCreated, domain.SCIMTokenRotated, domain.SCIMConnectionUpdated, domain.SCIMConnectionDeleted,
 		domain.SCIMGroupCreated, domain.SCIMGroupRenamed, domain.SCIMGroupMembersChanged, domain.SCIMGroupDeleted,

@@ -59,6 +59,12 @@ func (m *Model) applySSO(aggregateID string, seq uint64, e domain.Event) {
 		}
 		s.identities[identityKey(ev.Issuer, ev.Subject)] = ev.UserID
 		s.linkSeq[aggregateID] = seq
+	case domain.SSOIdentityUnlinked:
+		delete(s.identities, identityKey(ev.Issuer, ev.Subject))
+		if s.linkSeq == nil {
+			s.linkSeq = make(map[string]uint64)
+		}
+		s.linkSeq[aggregateID] = seq // the next link expects it
 	case domain.SSOAssertionConsumed:
 		// The reservation subject itself refuses replays (appended with
 		// "must be new"); nothing to keep in memory.
@@ -97,6 +103,15 @@ func (m *Model) SSOIdentity(issuer, subject string) (string, bool) {
 	defer m.mu.RUnlock()
 	id, ok := m.sso.identities[identityKey(issuer, subject)]
 	return id, ok
+}
+
+// SSOIdentityLinkSeq returns the stream sequence of the last link or unlink
+// of an identity, by its aggregate ID (commands.SSOIdentityKey); 0: never
+// linked. A (re)link is appended expecting it.
+func (m *Model) SSOIdentityLinkSeq(aggregateID string) uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.sso.linkSeq[aggregateID]
 }
 
 // UsersByEmail returns the users whose e-mail is email (case-insensitive).

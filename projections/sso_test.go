@@ -45,3 +45,22 @@ func TestSSOIdentityByIssuer(t *testing.T) {
 		t.Fatalf("restored: %q", got)
 	}
 }
+
+// TestSSOIdentityUnlinked: an unlink removes the identity's user and moves
+// its link sequence (the next link expects it); a link after it holds.
+func TestSSOIdentityUnlinked(t *testing.T) {
+	m := NewModel()
+	const iss = "https://idp.example.com"
+	m.Apply(1, events.Envelope{AggregateID: "k1"}, domain.SSOIdentityLinked{Provider: "corp", Issuer: iss, Subject: "s", UserID: "user-1"})
+	m.Apply(2, events.Envelope{AggregateID: "k1"}, domain.SSOIdentityUnlinked{Provider: "corp", Issuer: iss, Subject: "s", UserID: "user-1"})
+	if id, ok := m.SSOIdentity(iss, "s"); ok || m.SSOIdentityLinkSeq("k1") != 2 {
+		t.Fatalf("after the unlink: %q %v, link sequence %d", id, ok, m.SSOIdentityLinkSeq("k1"))
+	}
+	m.Apply(3, events.Envelope{AggregateID: "k1"}, domain.SSOIdentityLinked{Provider: "corp", Issuer: iss, Subject: "s", UserID: "user-2"})
+	if id, _ := m.SSOIdentity(iss, "s"); id != "user-2" || m.SSOIdentityLinkSeq("k1") != 3 {
+		t.Fatalf("linked again: %q, link sequence %d", id, m.SSOIdentityLinkSeq("k1"))
+	}
+	if m.SSOIdentityLinkSeq("never") != 0 {
+		t.Fatal("an identity never linked has a link sequence")
+	}
+}

@@ -24,12 +24,14 @@ import (
 //   - it created a user with a password it knows through the REST API, and
 //     its connection adopted it with the SSO identity as externalId: the
 //     identity was linked to that user;
+//   - its connection created a user with the SSO identity as externalId:
+//     the identity was linked to it (the connection could name anyone's);
 //   - it created a user with the identity's e-mail address: the SSO login
 //     linked by e-mail to it (link_by_email), or, with the real owner's
 //     account holding the address too, to nobody.
 //
 // A tenant admin's connection is a tenant connection: no password, no
-// identity linked to a user it did not create, no address vouched for; an
+// identity linked, no address vouched for; an
 // address a tenant admin sets links nothing. A platform connection is made
 // and managed by platform admins only.
 func TestSCIMTenantConnectionTakesNoAccount(t *testing.T) {
@@ -77,12 +79,17 @@ func TestSCIMTenantConnectionTakesNoAccount(t *testing.T) {
 	wantSCIM(t, "adopted with carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", tok,
 		`{`+userSchema+`,"userName":"carol-trap","externalId":"carol-sub","active":true}`), 201)
 	mailTrap := createUser(t, in, tadmin, "mail-trap", "carol@corp.example", map[string]string{"acme": "viewer"})
+	// And a user the connection creates, named after Carol's identity (an
+	// outside check: her login then signed in as it, with the roles her
+	// groups give).
+	shadow := wantSCIM(t, "created with carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"carol-shadow","externalId":"carol-sub","active":true}`), 201).String("id")
 
 	// Carol signs in through SSO: her own account, not a trap.
 	login := newBrowser(t).get(in.URL + "/api/v1/auth/sso/corp/login")
 	mustStatus(t, login, http.StatusOK, "carol's SSO login")
 	if u, _ := login.JSON["user"].(map[string]any); u["id"] != carol {
-		t.Fatalf("carol's SSO login signed in as %v (carol %s, carol-trap %s, mail-trap %s)", u["id"], carol, trap, mailTrap)
+		t.Fatalf("carol's SSO login signed in as %v (carol %s, carol-trap %s, mail-trap %s, carol-shadow %s)", u["id"], carol, trap, mailTrap, shadow)
 	}
 	for _, name := range []string{"carol-trap", "mail-trap"} {
 		m := me(t, in, in.Login(name, name+"-passphrase").String("token"))
@@ -219,17 +226,22 @@ func TestSCIMPlatformConnectionAdoptsNoTenantAdminAccount(t *testing.T) {
 	self := wantSCIM(t, "the tenant admin adopts itself", scimCall(t, in, "POST", "/scim/v2/Users", ttok, `{`+userSchema+`,"userName":"tadmin","active":true}`), 201)
 	wantSCIM(t, "and renames itself", scimCall(t, in, "PATCH", "/scim/v2/Users/"+self.String("id"), ttok,
 		`{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"userName","value":"rita@corp.example"}]}`), 200)
-	wantSCIM(t, "a user without an address", scimCall(t, in, "POST", "/scim/v2/Users", ttok,
-		`{`+userSchema+`,"userName":"victor@corp.example","externalId":"okta-tadmin-own","active":true}`), 201)
+	victor := wantSCIM(t, "a user without an address", scimCall(t, in, "POST", "/scim/v2/Users", ttok,
+		`{`+userSchema+`,"userName":"victor@corp.example","externalId":"okta-tadmin-own","active":true}`), 201).String("id")
 	expectStatus(t, "delete the tenant connection", in.Do("DELETE", "/api/v1/admin/scim/"+tconn, tadmin, nil), http.StatusNoContent)
 	for _, name := range []string{"rita@corp.example", "victor@corp.example"} {
 		wantSCIMError(t, "adopt "+name, scimCall(t, in, "POST", "/scim/v2/Users", tok,
 			`{`+userSchema+`,"userName":"`+name+`","externalId":"okta-`+name+`","active":true}`), 409, "uniqueness")
 	}
-	// Nor by the identity the tenant connection linked to it (the third
-	// re-check: adopted, it got the person's beta admin).
-	wantSCIMError(t, "adopt by the linked identity", scimCall(t, in, "POST", "/scim/v2/Users", tok,
-		`{`+userSchema+`,"userName":"vic@corp.example","externalId":"okta-tadmin-own","active":true}`), 409, "uniqueness")
+	// Nor by the identity the tenant connection gave it (the third
+	// re-check: linked, then adopted by it, it got the person's beta admin):
+	// a tenant connection links no identity, so the platform connection
+	// makes the identity's person a user of its own.
+	vic := wantSCIM(t, "the identity the tenant connection named", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"vic@corp.example","externalId":"okta-tadmin-own","active":true}`), 201)
+	if vic.String("id") == victor {
+		t.Fatalf("the platform connection adopted the tenant connection's user by identity: %s", vic.Raw)
+	}
 	// A user a platform admin made is adopted by its name.
 	createUser(t, in, admin, "omar@corp.example", "omar@corp.example", map[string]string{"acme": "viewer"})
 	wantSCIM(t, "adopt a platform admin's user", scimCall(t, in, "POST", "/scim/v2/Users", tok,

@@ -465,12 +465,17 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			})
 			pend = append(pend, onAggregate(ref{domain.AggregateUser, userID}, 0, 0, evs)...)
 		}
-		if issuer != "" && in.Profile.ExternalID != "" && (c.Platform || !adopted) {
-			// A tenant admin's connection links no identity to a user it
-			// did not create: that user's password may be known to it.
+		if issuer != "" && in.Profile.ExternalID != "" && c.Platform {
+			// A tenant admin's connection links no identity: not to a user
+			// it did not create (whose password it may know), nor to one it
+			// creates — the identity provider is the platform's, and the
+			// connection could name anyone's identity (another tenant's
+			// user, a platform admin), whose SSO login would then land on
+			// an account of its making.
 			if _, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); !linked {
+				key := SSOIdentityKey(issuer, in.Profile.ExternalID)
 				pend = append(pend, pending{
-					aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(issuer, in.Profile.ExternalID),
+					aggregate: domain.AggregateSSOIdentity, id: key, expect: s.state.SSOIdentityLinkSeq(key),
 					event: domain.SSOIdentityLinked{
 						Provider: c.Provider, Issuer: issuer, Subject: in.Profile.ExternalID, UserID: userID,
 						Method: domain.LinkSCIM, LinkedAt: s.cfg.Now().UTC(),

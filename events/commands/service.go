@@ -93,6 +93,9 @@ type SigningKeyState interface {
 type SSOState interface {
 	SSOProvider(name string) (domain.SSOProvider, uint64, bool)
 	SSOIdentity(issuer, subject string) (string, bool)
+	// SSOIdentityLinkSeq is the stream sequence of the identity's last link
+	// or unlink (by SSOIdentityKey), 0 if none: a link is appended expecting it.
+	SSOIdentityLinkSeq(aggregateID string) uint64
 }
 
 // Config tunes the service.

@@ -209,8 +209,11 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 		if id, ok := s.state.SSOIdentity(in.Issuer, in.Subject); ok {
 			return id, nil
 		}
+		key := SSOIdentityKey(in.Issuer, in.Subject)
 		link := pending{
-			aggregate: domain.AggregateSSOIdentity, id: SSOIdentityKey(in.Issuer, in.Subject),
+			// Expecting the identity's last (un)link: none, or the unlink
+			// that made this login a first one again.
+			aggregate: domain.AggregateSSOIdentity, id: key, expect: s.state.SSOIdentityLinkSeq(key),
 			event: domain.SSOIdentityLinked{Provider: p.Name, Issuer: in.Issuer, Subject: in.Subject, LinkedAt: s.cfg.Now().UTC()},
 		}
 		var err error
@@ -242,6 +245,34 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 		}
 	}
 	return "", ErrTooManyConflicts
+}
+
+// UnlinkSSOIdentity cuts the identity subject of the provider (as its issuer
+// is configured now) off its user: its next login is a first one again. For
+// a platform admin repairing a link that should not be — one a tenant SCIM
+// connection made before they could no longer, or an address that changed
+// hands. domain.ErrNotFound if the provider does not exist or the identity
+// is not linked.
+func (s *Service) UnlinkSSOIdentity(ctx context.Context, meta events.Meta, provider, subject string) (string, error) {
+	p, _, ok := s.state.SSOProvider(provider)
+	if !ok || !p.Exists() || subject == "" {
+		return "", domain.ErrNotFound
+	}
+	issuer := p.IdentityIssuer()
+	userID, linked := s.state.SSOIdentity(issuer, subject)
+	if !linked {
+		return "", domain.ErrNotFound
+	}
+	key := SSOIdentityKey(issuer, subject)
+	_, err := s.appendEvents(ctx, meta, NewID("cmd"), []pending{{
+		aggregate: domain.AggregateSSOIdentity, id: key, expect: s.state.SSOIdentityLinkSeq(key),
+		event: domain.SSOIdentityUnlinked{Provider: p.Name, Issuer: issuer, Subject: subject, UserID: userID},
+	}})
+	if errors.Is(err, events.ErrConflict) {
+		// Linked or unlinked meanwhile: the caller may look again.
+		return "", ErrTooManyConflicts
+	}
+	return userID, err
 }
 
 // linkableUser returns the one active user with the identity's e-mail — an
