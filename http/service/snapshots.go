@@ -55,6 +55,11 @@ func (s *Service) restoreSnapshot(ctx context.Context) {
 		info, r, err = snaps.Open(ctx, projections.SnapshotFormat)
 		if errors.Is(err, events.ErrNoSnapshot) {
 			s.log.Info("no read-model snapshot yet: the read models are built from the event stream", "reason", err)
+			if info.Sequence > 0 {
+				// One was refused (another stream's, another format's): not
+				// current for snapshotOnce either (below).
+				s.unusableSnap.Store(info.Sequence + 1)
+			}
 			return
 		}
 		if err == nil {
