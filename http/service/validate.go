@@ -245,9 +245,9 @@ func (c Config) validatePasswords(p *problems) {
 	if c.BootstrapAdmin == "" {
 		p.add("BootstrapAdmin", "", "must not be empty")
 	}
-	if c.BootstrapPassword != "" && len([]rune(c.BootstrapPassword)) < 8 {
-		p.add("BootstrapPassword", "", "must be at least 8 characters")
-	}
+	// BootstrapPassword is checked where it is used — by the password
+	// policy, when a first start creates the admin with it — not here: a
+	// later start ignores it, with a warning (README), whatever it is.
 	// Upper bounds too: an absurd cost is not a stronger hash but a replica
 	// that runs out of memory at its first hash, or never finishes one
 	// (an outside check: 4294967295 KiB died of "out of memory"; 1,000,000
