@@ -558,8 +558,10 @@ func (s *Service) connect() error {
 	// NATS may be starting at the same moment (or be busy): keep trying the
 	// first connection for a while before giving up. A refusal (credentials,
 	// TLS) is final at once.
+	// One warning every few seconds, not one per attempt (60 lines in 15 s).
 	deadline := time.Now().Add(initialConnectWait)
-	for {
+	var warned time.Time
+	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
 			s.nc = nc
@@ -568,16 +570,24 @@ func (s *Service) connect() error {
 		var netErr net.Error
 		retry := errors.As(err, &netErr) || errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout)
 		if !retry || time.Now().After(deadline) {
-			return fmt.Errorf("%w: connect %s: %v", events.ErrUnavailable, url, err)
+			return fmt.Errorf("%w: connect %s: %v (after %d attempts)", events.ErrUnavailable, url, err, attempt)
 		}
-		s.log.Warn("nats not reachable yet; retrying", "err", err)
+		if time.Since(warned) >= connectWarnEvery {
+			s.log.Warn("nats not reachable yet; retrying", "err", err, "attempt", attempt,
+				"gives_up_in", time.Until(deadline).Round(time.Second).String())
+			warned = time.Now()
+		}
 		time.Sleep(250 * time.Millisecond)
 	}
 }
 
 // initialConnectWait bounds how long Start keeps trying to reach an external
-// NATS for the first time.
-const initialConnectWait = 15 * time.Second
+// NATS for the first time; connectWarnEvery spaces its warnings meanwhile.
+// (Variables for the tests.)
+var (
+	initialConnectWait = 15 * time.Second
+	connectWarnEvery   = 5 * time.Second
+)
 
 // loadKeys fills in the master key and the JWT signing key from DataDir,
 // generating them on first start when they were not configured.

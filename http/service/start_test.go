@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -125,4 +126,33 @@ func TestStartFailureLeavesNothingRunning(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestStartWarnsNowAndThenWhileNATSIsUnreachable: a start against an
+// external NATS nobody answers at keeps trying for initialConnectWait, with
+// a warning every connectWarnEvery — not one per attempt (an outside check
+// counted 60 identical lines in 15 s) — then fails saying how often it tried.
+func TestStartWarnsNowAndThenWhileNATSIsUnreachable(t *testing.T) {
+	wait, every := initialConnectWait, connectWarnEvery
+	initialConnectWait, connectWarnEvery = 2*time.Second, time.Second
+	t.Cleanup(func() { initialConnectWait, connectWarnEvery = wait, every })
+	c := testConfig(t)
+	c.NATSURLs = []string{"nats://" + freeAddr(t)}
+	c.MasterKey, c.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
+	var logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, c, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err == nil {
+		if serr := s.Shutdown(ctx); serr != nil {
+			t.Error(serr)
+		}
+		t.Fatal("started without NATS")
+	}
+	if !strings.Contains(err.Error(), "attempts") {
+		t.Errorf("the error does not say how often it tried: %v", err)
+	}
+	if n := strings.Count(logs.String(), "nats not reachable yet"); n < 1 || n > 3 {
+		t.Fatalf("%d warnings in 2 s (one a second at most, and at least one):\n%s", n, logs.String())
+	}
 }
