@@ -29,6 +29,11 @@ var (
 	ErrConflict = errors.New("events: concurrent modification")
 	// ErrUnavailable: the event store could not be reached or did not answer.
 	ErrUnavailable = errors.New("events: event store unavailable")
+	// ErrStreamSilent (with ErrUnavailable): a consumer heard nothing from
+	// its server, not even the heartbeats it asked for — a frozen node, a
+	// connection that drops everything. Until a new consumer reads, this
+	// replica may miss any event, revocations included.
+	ErrStreamSilent = errors.New("events: the stream went silent (missed heartbeats)")
 	// ErrOutcomeUnknown: an append was sent but never confirmed, and the
 	// retries could not find out whether it was stored (NATS stayed away
 	// past the retry window). It wraps ErrUnavailable.
@@ -384,7 +389,10 @@ func (s *Store) Consume(ctx context.Context, start uint64, fn func(Record) error
 			// warnings the iterator's Next ignored too (a leadership
 			// change, an exceeded limit) are answered by nats.go pulling
 			// again, and a loss they cause shows as a gap.
-			if errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrConnectionClosed) {
+			switch {
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				fail(fmt.Errorf("%w: consume: %w: %v", ErrUnavailable, ErrStreamSilent, err))
+			case errors.Is(err, jetstream.ErrConnectionClosed):
 				fail(fmt.Errorf("%w: consume: %v", ErrUnavailable, err))
 			}
 		}))

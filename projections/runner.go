@@ -106,9 +106,17 @@ func (r *Runner) Run(ctx context.Context) {
 			if r.model.Applied() > from {
 				backoff = 100 * time.Millisecond // it ran a while: this is new trouble
 			}
-			if time.Since(start) < consumerSettled {
+			switch {
+			case errors.Is(err, events.ErrStreamSilent):
+				// It read, then heard nothing, heartbeats included: stalled
+				// at once (not after two more failed attempts, or the head
+				// unread for headStale — seconds in which a revocation
+				// through another replica is answered while this one,
+				// still ready, answers from what it has).
+				r.quickFails.Store(2)
+			case time.Since(start) < consumerSettled:
 				r.quickFails.Add(1)
-			} else {
+			default:
 				r.quickFails.Store(0)
 			}
 		} else {

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,4 +71,56 @@ func TestRunnerStalled(t *testing.T) {
 	waitFor("stalled while the head cannot be read", r.Stalled)
 	src.headFails.Store(false)
 	waitFor("the head readable again", func() bool { return !r.Stalled() })
+}
+
+// silentSource's first consumer reads until silence is closed, then ends
+// as a consumer that missed its heartbeats does; later ones hang until
+// their context ends (as creating one over a frozen connection does, for a
+// while).
+type silentSource struct {
+	silence  chan struct{}
+	attempts atomic.Int32
+}
+
+func (s *silentSource) Head(context.Context) (uint64, error) { return 0, nil }
+
+func (s *silentSource) Consume(ctx context.Context, _ uint64, _ func(events.Record) error) error {
+	if s.attempts.Add(1) == 1 {
+		select {
+		case <-s.silence:
+			return fmt.Errorf("%w: consume: %w: nats: no heartbeat received", events.ErrUnavailable, events.ErrStreamSilent)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRunnerStalledWhenTheStreamGoesSilent: a consumer that had been reading
+// and then missed its heartbeats (its NATS node frozen) makes the runner
+// Stalled at once — /ready 503 — not only after two more failed attempts or
+// headStale. (An outside check: with a node frozen, a replica stayed ready
+// for up to 1.4 s after a revocation through another replica had been
+// answered, and was sent traffic it answered from its stale model.)
+func TestRunnerStalledWhenTheStreamGoesSilent(t *testing.T) {
+	src := &silentSource{silence: make(chan struct{})}
+	r := NewRunner(src, NewModel(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(20 * time.Second); !r.Ready() || r.Stalled(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not reading within 20 s")
+		}
+	}
+	close(src.silence)
+	// Stalled from the moment the silent consumer ends until another one
+	// has settled (consumerSettled): polled, never missed.
+	for deadline := time.Now().Add(consumerSettled); !r.Stalled(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not stalled within %v of the stream going silent (%d attempts)", consumerSettled, src.attempts.Load())
+		}
+	}
 }
