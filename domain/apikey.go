@@ -256,8 +256,8 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 		return nil, Invalid("key", "id, owner and secret hash are required")
 	}
 	name := strings.TrimSpace(c.Name)
-	if name == "" || utf8.RuneCountInString(name) > 128 {
-		return nil, Invalid("name", "must be 1-128 characters")
+	if name == "" || utf8.RuneCountInString(name) > 128 || hasHiddenRune(name) {
+		return nil, Invalid("name", "must be 1-128 characters, without control or invisible formatting characters (such as direction overrides)")
 	}
 	if len(c.Tenants) == 0 {
 		return nil, Invalid("tenants", "at least one tenant is required")

@@ -402,8 +402,8 @@ func (m MFA) spend(tokenID string) error {
 	return nil
 }
 
-// ValidPasskeyName checks a passkey's name: 1 to MaxPasskeyName printable
-// characters.
+// ValidPasskeyName checks a passkey's name: 1 to MaxPasskeyName
+// characters, none of them hidden (hiddenRune).
 func ValidPasskeyName(name string) error {
 	if strings.TrimSpace(name) == "" {
 		return Invalid("name", "is required")
@@ -411,10 +411,8 @@ func ValidPasskeyName(name string) error {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxPasskeyName {
 		return Invalid("name", "must be at most %d characters of valid UTF-8", MaxPasskeyName)
 	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return Invalid("name", "must not contain control characters")
-		}
+	if hasHiddenRune(name) {
+		return Invalid("name", "must not contain control or invisible formatting characters (such as direction overrides)")
 	}
 	return nil
 }

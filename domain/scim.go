@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -511,11 +510,12 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 }
 
 // CheckSCIMConnectionName validates a connection's name and returns it
-// trimmed: "" (none), or up to 128 characters without control characters.
+// trimmed: "" (none), or up to 128 characters without control or invisible
+// formatting characters (hiddenRune).
 func CheckSCIMConnectionName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if utf8.RuneCountInString(name) > 128 || strings.ContainsFunc(name, unicode.IsControl) {
-		return "", Invalid("name", "must be at most 128 characters, without control characters")
+	if utf8.RuneCountInString(name) > 128 || hasHiddenRune(name) {
+		return "", Invalid("name", "must be at most 128 characters, without control or invisible formatting characters (such as direction overrides)")
 	}
 	return name, nil
 }

@@ -1,0 +1,50 @@
+package domain
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestNamesRefuseHiddenCharacters: the names admins type and other admins
+// read — an API key's, a SCIM connection's, a passkey's — refuse control and
+// invisible formatting characters: a key named "\u202eyek nimda" showed in the
+// console as "admin key", and reversed the console's sentence around it (an
+// outside check). Names in any script, with emoji, pass.
+func TestNamesRefuseHiddenCharacters(t *testing.T) {
+	hidden := []string{
+		"\u202eyek nimda",      // RIGHT-TO-LEFT OVERRIDE
+		"ci \u2066key\u2069",   // LEFT-TO-RIGHT ISOLATE … POP DIRECTIONAL ISOLATE
+		"prod\u200fkey",        // RIGHT-TO-LEFT MARK
+		"admin\u200bkey",       // ZERO WIDTH SPACE
+		"key\ufeff",            // BYTE ORDER MARK
+		"tab\tkey",             // control
+		"nul\x00key",           // control
+		"c1\u0085key",          // C1 control (NEXT LINE)
+		"bad\xffutf8",          // not UTF-8
+		"arabic \u061c letter", // ARABIC LETTER MARK
+	}
+	fine := []string{"ci-cd-integration", "Ключ для prod", "מפתח ייצור", "مفتاح", "deploy 🔑 key", "café — nightly"}
+	check := func(what string, f func(string) error) {
+		t.Helper()
+		for _, name := range hidden {
+			var ve *ValidationError
+			if err := f(name); !errors.As(err, &ve) || ve.Field != "name" {
+				t.Errorf("%s %q: %v, want a validation error of name", what, name, err)
+			}
+		}
+		for _, name := range fine {
+			if err := f(name); err != nil {
+				t.Errorf("%s %q: %v", what, name, err)
+			}
+		}
+	}
+	check("API key", func(name string) error {
+		_, err := DecideAPIKey(APIKey{}, keyCreateWith(func(c *CreateAPIKey) { c.Name = name }))
+		return err
+	})
+	check("SCIM connection", func(name string) error {
+		_, err := CheckSCIMConnectionName(name)
+		return err
+	})
+	check("passkey", ValidPasskeyName)
+}
