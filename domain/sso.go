@@ -636,7 +636,7 @@ func (p SSOProvider) VouchesForUsername(l SSOLogin) bool {
 	case p.Type == SSOAzure && !p.AzureMultiTenant():
 		return true
 	default:
-		return p.VouchesForEmail(l) && strings.EqualFold(name, strings.TrimSpace(l.Email))
+		return p.VouchesForEmail(l) && SameEmail(name, strings.TrimSpace(l.Email))
 	}
 }
 

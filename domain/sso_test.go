@@ -121,12 +121,46 @@ func TestSSOUsernameTrust(t *testing.T) {
 		{"address, no e-mail", okta, SSOLogin{Username: "boss@corp.example"}, false},
 		{"address, another verified", oidc, SSOLogin{Username: "boss@corp.example", Email: "eve@corp.example", EmailVerified: true}, false},
 		{"address = verified e-mail", okta, SSOLogin{Username: "Boss@corp.example", Email: "boss@corp.example", EmailVerified: true}, true},
+		{"address = verified e-mail but for a Kelvin sign", okta, SSOLogin{Username: "\u212Aim@corp.example", Email: "kim@corp.example", EmailVerified: true}, false},
 		{"saml attribute", saml, SSOLogin{Username: "boss@corp.example"}, true},
 		{"azure single directory (UPN)", azure, SSOLogin{Username: "boss@corp.example"}, true},
 		{"azure multi-tenant", multi, SSOLogin{Username: "boss@corp.example", Email: "boss@corp.example", EmailVerified: true}, false},
 	} {
 		if got := c.p.VouchesForUsername(c.l); got != c.want {
 			t.Errorf("%s: VouchesForUsername %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestSameEmail: addresses match with the letter case of A-Z folded and
+// nothing else; Unicode case folding would take the Kelvin sign for K and
+// the long s for S, and link an IdP's "\u212Aim@corp.example" to the user
+// kim@corp.example (outside check 12).
+func TestSameEmail(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"kim@corp.example", "kim@corp.example", true},
+		{"Kim@Corp.Example", "kim@corp.example", true},
+		{"KIM@CORP.EXAMPLE", "kim@corp.example", true},
+		{"j\u00f6rg@corp.example", "j\u00f6rg@corp.example", true},
+		{"\u212Aim@corp.example", "kim@corp.example", false}, // KELVIN SIGN
+		{"\u212Aim@corp.example", "Kim@corp.example", false},
+		{"le\u017F@corp.example", "les@corp.example", false}, // LATIN SMALL LETTER LONG S
+		{"le\u017F@corp.example", "LES@corp.example", false},
+		{"J\u00d6RG@corp.example", "j\u00f6rg@corp.example", false}, // non-ASCII letters match exactly
+		{"kim@corp.example", "kim@corp.exampl", false},
+		{"kim@corp.example", "kim@corp.examplf", false},
+		{"@", "`", false}, // '@' and '`' are 0x40 and 0x60, not letters
+		{"[", "{", false},
+		{"", "", true},
+	} {
+		if got := SameEmail(c.a, c.b); got != c.want {
+			t.Errorf("SameEmail(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+		if got := SameEmail(c.b, c.a); got != c.want {
+			t.Errorf("SameEmail(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
 		}
 	}
 }

@@ -472,6 +472,33 @@ func checkUsername(name string) error {
 	return nil
 }
 
+// SameEmail reports whether a and b are the same e-mail address for linking
+// an SSO login to a user: equal but for the letter case of A-Z. Any other
+// byte must match exactly — Unicode case folding (strings.EqualFold) would
+// take "\u212Aim@corp.example" (KELVIN SIGN) for "kim@corp.example" and
+// "le\u017F@corp.example" (LONG S) for "les@corp.example", addresses a mail
+// system delivers elsewhere, and hand their owners' accounts to whoever an
+// IdP lets assert them (outside check 12).
+func SameEmail(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if x, y := a[i], b[i]; x != y && asciiLower(x) != asciiLower(y) {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiLower maps A-Z to a-z and leaves every other byte alone.
+func asciiLower(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + ('a' - 'A')
+	}
+	return b
+}
+
 // checkEmail validates an e-mail address as it is created or changed.
 func checkEmail(email string) error {
 	a, err := mail.ParseAddress(email)

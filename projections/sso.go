@@ -2,7 +2,6 @@ package projections
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/infracast/auth/domain"
 )
@@ -114,7 +113,8 @@ func (m *Model) SSOIdentityLinkSeq(aggregateID string) uint64 {
 	return m.sso.linkSeq[aggregateID]
 }
 
-// UsersByEmail returns the users whose e-mail is email (case-insensitive).
+// UsersByEmail returns the users whose e-mail is email (domain.SameEmail:
+// the letter case of A-Z aside, every other byte exact).
 // It scans every user: it serves SSO logins that link by e-mail, not the
 // request path.
 func (m *Model) UsersByEmail(email string) []domain.User {
@@ -125,7 +125,7 @@ func (m *Model) UsersByEmail(email string) []domain.User {
 	defer m.mu.RUnlock()
 	var out []domain.User
 	for r := range m.users.recs.n {
-		if strings.EqualFold(m.users.email(r), email) {
+		if domain.SameEmail(m.users.email(r), email) {
 			out = append(out, m.users.state(r, true))
 		}
 	}

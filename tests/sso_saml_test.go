@@ -5,15 +5,19 @@ import (
 	"context"
 	"encoding/base64"
 	"html"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
 )
 
@@ -23,6 +27,37 @@ type testSAML struct {
 	URL     string
 	CertPEM string
 	srv     *http.Server
+
+	mu    sync.Mutex
+	extra map[string][]saml.Attribute // by user name: attributes asserted after the usual ones
+}
+
+// addAttributes has the IdP assert attrs, in this order, in user's
+// assertions (signed like the rest), after the attributes samlidp makes of
+// its user record.
+func (s *testSAML) addAttributes(user string, attrs ...saml.Attribute) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extra[user] = append(s.extra[user], attrs...)
+}
+
+// MakeAssertion is samlidp's assertion with the user's added attributes.
+func (s *testSAML) MakeAssertion(req *saml.IdpAuthnRequest, session *saml.Session) error {
+	s.mu.Lock()
+	extra := s.extra[session.UserName]
+	s.mu.Unlock()
+	withExtra := *session
+	withExtra.CustomAttributes = append(slices.Clip(session.CustomAttributes), extra...)
+	return saml.DefaultAssertionMaker{}.MakeAssertion(req, &withExtra)
+}
+
+// samlAttribute is an attribute by Name with string values.
+func samlAttribute(name string, values ...string) saml.Attribute {
+	a := saml.Attribute{Name: name, NameFormat: "urn:oasis:names:tc:SAML:2.0:attrname-format:basic"}
+	for _, v := range values {
+		a.Values = append(a.Values, saml.AttributeValue{Type: "xs:string", Value: v})
+	}
+	return a
 }
 
 func startTestSAML(t *testing.T) *testSAML {
@@ -38,13 +73,14 @@ func startTestSAML(t *testing.T) *testSAML {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
+	s := &testSAML{URL: base.String(), CertPEM: certPEM(cert), srv: srv, extra: map[string][]saml.Attribute{}}
+	idp.IDP.AssertionMaker = s
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	s := &testSAML{URL: base.String(), CertPEM: certPEM(cert), srv: srv}
 	s.put(t, "/users/alice", `{"password":"alice-idp-password","email":"alice@corp.example","groups":["infra-admins"],"common_name":"Alice"}`)
 	return s
 }
@@ -67,13 +103,21 @@ func (s *testSAML) put(t *testing.T, path, body string) {
 // encryption KeyDescriptor is left out) and sends signed assertions in the
 // clear, which the tampering tests need.
 func samlSetup(t *testing.T, encrypt bool) (*Instance, *testSAML) {
+	return samlSetupWith(t, encrypt, nil)
+}
+
+// samlSetupWith is samlSetup with more fields of the provider's
+// configuration (link_by_email, groups_claim, …).
+func samlSetupWith(t *testing.T, encrypt bool, config map[string]any) (*Instance, *testSAML) {
 	in := Start(t)
 	admin := in.AdminToken()
 	idp := startTestSAML(t)
-	r := in.Do("POST", "/api/v1/admin/sso/saml", admin, map[string]any{
+	body := map[string]any{
 		"entity_id": idp.URL + "/metadata", "sso_url": idp.URL + "/sso", "certificate": idp.CertPEM,
 		"role_mappings": []map[string]string{{"group": "infra-admins", "tenant": "prod", "role": "editor"}},
-	})
+	}
+	maps.Copy(body, config)
+	r := in.Do("POST", "/api/v1/admin/sso/saml", admin, body)
 	mustStatus(t, r, http.StatusCreated, "configure saml")
 	md := in.Do("GET", "/api/v1/auth/sso/saml/metadata", "", nil)
 	mustStatus(t, md, http.StatusOK, "SP metadata")
@@ -133,11 +177,17 @@ func (b *browser) postForm(action string, v url.Values) Response {
 // browser would post to the ACS.
 func samlResponse(t *testing.T, in *Instance, b *browser) postedForm {
 	t.Helper()
+	return samlResponseOf(t, in, b, "alice", "alice-idp-password")
+}
+
+// samlResponseOf is samlResponse for another user of the IdP.
+func samlResponseOf(t *testing.T, in *Instance, b *browser, user, password string) postedForm {
+	t.Helper()
 	login := b.get(in.URL + "/api/v1/auth/sso/saml/login")
 	mustStatus(t, login, http.StatusOK, "IdP login page")
 	f := parseForm(t, login.Raw)
-	f.values.Set("user", "alice")
-	f.values.Set("password", "alice-idp-password")
+	f.values.Set("user", user)
+	f.values.Set("password", password)
 	answer := b.postForm(f.action, f.values)
 	mustStatus(t, answer, http.StatusOK, "IdP answer")
 	resp := parseForm(t, answer.Raw)

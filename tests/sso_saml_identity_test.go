@@ -1,0 +1,77 @@
+package tests
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+)
+
+// samlLogin signs user in through the test SAML IdP and returns the ACS
+// answer's user and the session's tenant roles (GET /auth/me).
+func samlLogin(t *testing.T, in *Instance, idpUser, password string) (user map[string]any, roles map[string]string) {
+	t.Helper()
+	b := newBrowser(t)
+	f := samlResponseOf(t, in, b, idpUser, password)
+	r := b.postForm(f.action, f.values)
+	mustStatus(t, r, http.StatusOK, "ACS for "+idpUser)
+	user, _ = r.JSON["user"].(map[string]any)
+	if user == nil || r.String("token") == "" {
+		t.Fatalf("ACS answer for %s: %s", idpUser, r.Raw)
+	}
+	me := in.Do("GET", "/api/v1/auth/me", r.String("token"), nil)
+	mustStatus(t, me, http.StatusOK, "me of "+idpUser)
+	roles = map[string]string{}
+	trs, _ := me.JSON["tenants"].([]any)
+	for _, tr := range trs {
+		m, _ := tr.(map[string]any)
+		id, _ := m["id"].(string)
+		role, _ := m["role"].(string)
+		roles[id] = role
+	}
+	return user, roles
+}
+
+// putSAMLUser stores a user at the test SAML IdP.
+func putSAMLUser(t *testing.T, idp *testSAML, name string, fields map[string]any) {
+	t.Helper()
+	body, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp.put(t, "/users/"+name, string(body))
+}
+
+// TestSSOLinkByEmailFoldsASCIIOnly: link_by_email compares addresses with the
+// letter case of A-Z folded and every other byte exact. An outside check
+// (12) had an IdP assert "\u212Aim@corp.example" (KELVIN SIGN) and
+// "le\u017F@corp.example" (LONG S): Unicode case folding linked them to the
+// platform's kim@corp.example and les@corp.example, with those users'
+// roles. Now they provision users of their own, and the address one of
+// them records does not count as a second holder of kim's: KIM@corp.example
+// (plain ASCII case) still links to kim.
+func TestSSOLinkByEmailFoldsASCIIOnly(t *testing.T) {
+	in, idp := samlSetupWith(t, false, map[string]any{"link_by_email": true})
+	admin := in.AdminToken()
+	kim := createUser(t, in, admin, "kim", "kim@corp.example", map[string]string{"finance": "admin"})
+	les := createUser(t, in, admin, "les", "les@corp.example", map[string]string{"finance": "admin"})
+	putSAMLUser(t, idp, "kelvin", map[string]any{"password": "kelvin-idp-password", "email": "\u212Aim@corp.example"})
+	putSAMLUser(t, idp, "longs", map[string]any{"password": "longs-idp-password", "email": "le\u017F@corp.example"})
+	putSAMLUser(t, idp, "kimupper", map[string]any{"password": "kimupper-idp-password", "email": "KIM@corp.example"})
+
+	for _, c := range []struct{ idpUser, password, notUser string }{
+		{"kelvin", "kelvin-idp-password", kim},
+		{"longs", "longs-idp-password", les},
+	} {
+		user, roles := samlLogin(t, in, c.idpUser, c.password)
+		if user["id"] == c.notUser || user["username"] == "kim" || user["username"] == "les" {
+			t.Fatalf("%s's SSO login linked to an existing user: %v", c.idpUser, user)
+		}
+		if roles["finance"] != "" {
+			t.Fatalf("%s's SSO login got the finance role %q", c.idpUser, roles["finance"])
+		}
+	}
+	user, roles := samlLogin(t, in, "kimupper", "kimupper-idp-password")
+	if user["id"] != kim || roles["finance"] != "admin" {
+		t.Fatalf("KIM@corp.example linked to %v (%v), want kim %s", user["id"], roles, kim)
+	}
+}
