@@ -196,7 +196,9 @@ func (s *Server) samlACS(c *fiber.Ctx) error {
 	return s.finishSSOLogin(c, res, f.ReturnTo)
 }
 
-// Attribute names read from SAML assertions (by Name or FriendlyName).
+// Attribute names read from SAML assertions (by Name or FriendlyName), each
+// list in order of preference: the first name the assertion carries with a
+// value wins, wherever it stands in the assertion.
 var (
 	samlEmailAttrs  = []string{"email", "mail", "emailaddress", "urn:oid:0.9.2342.19200300.100.1.3", "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"}
 	samlGroupAttrs  = []string{"groups", "memberof", "eduPersonAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.1", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"}
@@ -218,20 +220,27 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 	if a.Conditions != nil && a.Conditions.NotOnOrAfter.After(expires) {
 		expires = a.Conditions.NotOnOrAfter.Add(saml.MaxClockSkew)
 	}
+	// attr returns the values of the first of names (in their order, not
+	// the assertion's) that the assertion carries with a value: taken in
+	// assertion order, an eduPersonAffiliation (member, staff) before the
+	// memberOf naming the mapped groups hid them (outside check 12).
 	attr := func(names []string) []string {
-		for _, st := range a.AttributeStatements {
-			for _, at := range st.Attributes {
-				for _, n := range names {
-					if strings.EqualFold(at.Name, n) || strings.EqualFold(at.FriendlyName, n) {
-						var out []string
-						for _, v := range at.Values {
-							if v.Value != "" {
-								out = append(out, v.Value)
-							}
+		for _, n := range names {
+			var out []string
+			for _, st := range a.AttributeStatements {
+				for _, at := range st.Attributes {
+					if !strings.EqualFold(at.Name, n) && !strings.EqualFold(at.FriendlyName, n) {
+						continue
+					}
+					for _, v := range at.Values {
+						if v.Value != "" {
+							out = append(out, v.Value)
 						}
-						return out
 					}
 				}
+			}
+			if len(out) > 0 {
+				return out
 			}
 		}
 		return nil

@@ -75,3 +75,29 @@ func TestSSOLinkByEmailFoldsASCIIOnly(t *testing.T) {
 		t.Fatalf("KIM@corp.example linked to %v (%v), want kim %s", user["id"], roles, kim)
 	}
 }
+
+// TestSSOSAMLDefaultGroupsInPreferenceOrder: without groups_claim, a SAML
+// login's groups are those of the first of groups, memberOf,
+// eduPersonAffiliation, … that its signed assertion carries, in that order
+// and not the assertion's. An outside check (12) sent
+// eduPersonAffiliation=member,staff before memberOf=infra-admins: the
+// affiliation, met first, was taken for the groups and no role was mapped.
+func TestSSOSAMLDefaultGroupsInPreferenceOrder(t *testing.T) {
+	in, idp := samlSetup(t, false) // maps infra-admins to editor in prod
+	putSAMLUser(t, idp, "dana", map[string]any{"password": "dana-idp-password", "email": "dana@corp.example"})
+	idp.addAttributes("dana",
+		samlAttribute("eduPersonAffiliation", "member", "staff"),
+		samlAttribute("memberOf", "infra-admins"))
+	if _, roles := samlLogin(t, in, "dana", "dana-idp-password"); roles["prod"] != "editor" {
+		t.Fatalf("eduPersonAffiliation before memberOf: roles %v, want editor in prod from memberOf", roles)
+	}
+
+	// groups comes before memberOf, wherever each stands.
+	putSAMLUser(t, idp, "erin", map[string]any{"password": "erin-idp-password", "email": "erin@corp.example"})
+	idp.addAttributes("erin",
+		samlAttribute("memberOf", "infra-admins"),
+		samlAttribute("groups", "everyone"))
+	if _, roles := samlLogin(t, in, "erin", "erin-idp-password"); roles["prod"] != "" {
+		t.Fatalf("groups (everyone) after memberOf (infra-admins): roles %v, want none from memberOf", roles)
+	}
+}
