@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"time"
@@ -169,7 +170,14 @@ type (
 )
 
 // ParseIPRange parses an address ("192.168.1.100", "2001:db8::1") or a CIDR
-// range ("10.0.0.0/8"); a bare address is a single-address range.
+// range ("10.0.0.0/8"); a bare address is a single-address range. The bits
+// of a range's address past its length are cleared (10.1.2.3/8 is
+// 10.0.0.0/8), and an IPv4-mapped address or range is its IPv4 one
+// (::ffff:10.0.0.0/104 is 10.0.0.0/8). An IPv4-mapped address with fewer
+// than 96 bits (::ffff:0:0/95) is refused: it reaches past the mapped
+// space, and masked it would be another range (::fffe:0:0/95) than the one
+// given. Refusals are *ValidationError on "allowed_ips" naming s, or
+// netip's parse errors.
 func ParseIPRange(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	if strings.Contains(s, "/") {
@@ -178,24 +186,26 @@ func ParseIPRange(s string) (netip.Prefix, error) {
 			return netip.Prefix{}, err
 		}
 		if p.Addr().Zone() != "" {
-			return netip.Prefix{}, Invalid("allowed_ips", "zones are not allowed")
+			return netip.Prefix{}, Invalid("allowed_ips", "%q: zones are not allowed", s)
 		}
-		p = p.Masked()
 		if p.Addr().Is4In6() {
 			// An IPv4-mapped range (::ffff:10.0.0.0/104) is the IPv4 range
 			// (10.0.0.0/8): AllowsIP compares unmapped addresses, so a
-			// mapped range would otherwise never match. A masked 4-in-6
-			// address implies at least 96 bits.
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			// mapped range would otherwise never match.
+			if p.Bits() < 96 {
+				return netip.Prefix{}, Invalid("allowed_ips",
+					"%q: an IPv4-mapped range needs a length of at least /96 (::ffff:0:0/96 is all of IPv4; give IPv4 ranges as such, 10.0.0.0/8)", s)
+			}
+			return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96).Masked(), nil
 		}
-		return p, nil
+		return p.Masked(), nil
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
 	if a.Zone() != "" {
-		return netip.Prefix{}, Invalid("allowed_ips", "zones are not allowed")
+		return netip.Prefix{}, Invalid("allowed_ips", "%q: zones are not allowed", s)
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
@@ -290,13 +300,22 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 			return nil, ErrForbidden
 		}
 	}
+	// Each range once, as canonicalised: 127.0.0.1 and ::ffff:127.0.0.1
+	// are one (outside check 12 found three copies stored).
 	ips := make([]string, 0, len(c.AllowedIPs))
+	seenIP := map[netip.Prefix]bool{}
 	for _, s := range c.AllowedIPs {
 		p, err := ParseIPRange(s)
 		if err != nil {
+			if ve := (*ValidationError)(nil); errors.As(err, &ve) {
+				return nil, ve
+			}
 			return nil, Invalid("allowed_ips", "%q is not an IP address or CIDR range", s)
 		}
-		ips = append(ips, p.String())
+		if !seenIP[p] {
+			seenIP[p] = true
+			ips = append(ips, p.String())
+		}
 	}
 	if len(ips) > 100 {
 		return nil, Invalid("allowed_ips", "at most 100 entries")

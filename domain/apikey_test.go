@@ -155,6 +155,15 @@ func TestDecideAPIKey(t *testing.T) {
 			}))}},
 		},
 		{
+			name: "create: each range stored once, as canonicalised",
+			when: keyCreateWith(func(c *CreateAPIKey) {
+				c.AllowedIPs = []string{"127.0.0.1", "127.0.0.1", "::ffff:127.0.0.1", "10.1.2.3/8", "10.0.0.0/8", "::ffff:10.0.0.0/104", "127.0.0.1/32"}
+			}),
+			then: keyThen{outcome: outcome{events: events(keyCreatedWith(func(e *APIKeyCreated) {
+				e.AllowedIPs = []string{"127.0.0.1/32", "10.0.0.0/8"}
+			}))}},
+		},
+		{
 			name: "create: platform-wide key by a platform admin",
 			when: keyCreateWith(func(c *CreateAPIKey) { c.Tenants = []string{AllTenants} }),
 			then: keyThen{outcome: outcome{events: events(keyCreatedWith(func(e *APIKeyCreated) {
@@ -272,6 +281,16 @@ func TestDecideAPIKey(t *testing.T) {
 			name: "create: bad IP",
 			when: keyCreateWith(func(c *CreateAPIKey) { c.AllowedIPs = []string{"10.0.0.0/8", "not-an-ip"} }),
 			then: keyThen{outcome: outcome{field: "allowed_ips"}, mention: []string{"not-an-ip"}},
+		},
+		{
+			name: "create: IPv4-mapped range shorter than /96",
+			when: keyCreateWith(func(c *CreateAPIKey) { c.AllowedIPs = []string{"10.0.0.0/8", "::ffff:0:0/95"} }),
+			then: keyThen{outcome: outcome{field: "allowed_ips"}, mention: []string{"::ffff:0:0/95"}},
+		},
+		{
+			name: "create: zone, named",
+			when: keyCreateWith(func(c *CreateAPIKey) { c.AllowedIPs = []string{"fe80::1%eth0"} }),
+			then: keyThen{outcome: outcome{field: "allowed_ips"}, mention: []string{"fe80::1%eth0"}},
 		},
 		{
 			name: "create: prefix too long",
@@ -662,6 +681,7 @@ func FuzzParseIPRange(f *testing.F) {
 	for _, s := range []string{
 		"192.168.1.100", "10.0.0.0/8", "10.1.2.3/8", "2001:db8::1", "2001:db8::/64", "::ffff:10.1.2.3",
 		"::ffff:10.0.0.0/104", "fe80::1%eth0", "0.0.0.0/0", "::/0", "10.0.0.0/33", " 1.2.3.4 ", "", "/", "::",
+		"::ffff:0:0/95", "::ffff:0:0/96", "::ffff:1.2.3.4/80", "::fffe:0:0/95", "127.0.0.7/8",
 	} {
 		f.Add(s)
 	}
@@ -672,6 +692,15 @@ func FuzzParseIPRange(f *testing.F) {
 				t.Fatalf("%q: error %v with a valid prefix %s", s, err, p)
 			}
 			return
+		}
+		// The range holds the address given, as a key's allowlist sees it
+		// (::ffff:0:0/95 once became ::fffe:0:0/95, which holds neither
+		// ::ffff:0.0.0.0 nor 0.0.0.0).
+		given, _, _ := strings.Cut(strings.TrimSpace(s), "/")
+		if a, err := netip.ParseAddr(given); err == nil {
+			if !(APIKey{AllowedIPs: []netip.Prefix{p}}).AllowsIP(a) {
+				t.Fatalf("%q: the range %s does not allow the address given, %s", s, p, a)
+			}
 		}
 		if !p.IsValid() {
 			t.Fatalf("%q: accepted an invalid prefix", s)
@@ -700,6 +729,32 @@ func FuzzParseIPRange(f *testing.F) {
 			t.Fatalf("%q: a key allowing %s denies %s", s, p, p.Addr())
 		}
 	})
+}
+
+// TestParseIPRangeMappedAndMasked: an IPv4-mapped range shorter than /96
+// is refused, naming the value (it was stored as another range:
+// ::ffff:0:0/95 as ::fffe:0:0/95, outside check 12); host bits are cleared.
+func TestParseIPRangeMappedAndMasked(t *testing.T) {
+	for _, s := range []string{"::ffff:0:0/95", "::ffff:0:0/0", "::ffff:127.0.0.1/80", " ::ffff:10.0.0.0/64 "} {
+		p, err := ParseIPRange(s)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != "allowed_ips" || !strings.Contains(ve.Message, strings.TrimSpace(s)) {
+			t.Errorf("ParseIPRange(%q) = %v, %v; want a validation error on allowed_ips naming it", s, p, err)
+		}
+	}
+	for s, want := range map[string]string{
+		"::ffff:0:0/96":        "0.0.0.0/0",
+		"::ffff:10.1.2.3/104":  "10.0.0.0/8",
+		"::ffff:127.0.0.1":     "127.0.0.1/32",
+		"::ffff:127.0.0.1/128": "127.0.0.1/32",
+		"::fffe:0:0/95":        "::fffe:0:0/95",
+		"127.0.0.7/8":          "127.0.0.0/8",
+		"2001:db8::7/64":       "2001:db8::/64",
+	} {
+		if p, err := ParseIPRange(s); err != nil || p.String() != want {
+			t.Errorf("ParseIPRange(%q) = %v, %v; want %s", s, p, err, want)
+		}
+	}
 }
 
 // errors.Is on ParseIPRange's zone error: it is a validation error for allowed_ips.

@@ -640,6 +640,54 @@ func TestAPIKeyMalformedAndMisplaced(t *testing.T) {
 	akExpect(t, "the real key afterwards", in.Do("GET", akNodes("prod"), key, nil), 404, akNoUpstream)
 }
 
+// TestAPIKeyAllowedIPsAsSent: allowed_ips stores what was sent, each range
+// once. An outside check (12) saw "::ffff:0:0/95" stored and echoed as
+// "::fffe:0:0/95", another range, and ["127.0.0.1", "127.0.0.1",
+// "::ffff:127.0.0.1"] kept as three copies. An IPv4-mapped range shorter
+// than /96 is refused naming it, nothing stored; host bits are cleared, as
+// README says.
+func TestAPIKeyAllowedIPsAsSent(t *testing.T) {
+	t.Parallel()
+	in := newKeyRig(t)
+	admin := in.AdminToken()
+	before := head(t, in.Instance)
+	for _, bad := range []string{"::ffff:0:0/95", "::ffff:127.0.0.1/80"} {
+		akExpectValidation(t, "mapped range "+bad, in.Do("POST", "/api/v1/api-keys", admin, map[string]any{
+			"name": "mapped", "tenants": []string{"prod"}, "allowed_ips": []string{"127.0.0.1", bad},
+		}), "allowed_ips", bad)
+	}
+	if h := head(t, in.Instance); h != before {
+		t.Fatalf("refused allowed_ips appended %d events", h-before)
+	}
+	for _, k := range in.Svc.Model.APIKeys() {
+		if k.Name == "mapped" {
+			t.Fatalf("a refused key was stored: %+v", k)
+		}
+	}
+
+	res, key := in.createKey(admin, map[string]any{"name": "dups", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"},
+		"allowed_ips": []string{"127.0.0.1", "127.0.0.1", "::ffff:127.0.0.1", "127.0.0.7/8", "::ffff:0:0/96", "10.0.0.0/8"}})
+	want := "127.0.0.1,127.0.0.0/8,0.0.0.0/0,10.0.0.0/8"
+	echo := func(r Response) string {
+		var shape struct {
+			AllowedIPs []string `json:"allowed_ips"`
+		}
+		if err := json.Unmarshal(r.Raw, &shape); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(shape.AllowedIPs, ",")
+	}
+	if got := echo(res); got != want {
+		t.Fatalf("allowed_ips created as %s, want %s", got, want)
+	}
+	got := in.Do("GET", "/api/v1/api-keys/"+res.String("id"), admin, nil)
+	akExpect(t, "read the key", got, 200, "")
+	if e := echo(got); e != want {
+		t.Fatalf("allowed_ips read back as %s, want %s", e, want)
+	}
+	akExpect(t, "the key from 127.0.0.1", in.Do("GET", akNodes("prod"), key, nil), 404, akNoUpstream)
+}
+
 // TestAPIKeyPermissions: the seed's permission names, route enforcement and
 // tenant scoping.
 func TestAPIKeyPermissions(t *testing.T) {
