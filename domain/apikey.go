@@ -165,7 +165,8 @@ type (
 	}
 	// RevokeAPIKey stops the key.
 	RevokeAPIKey struct{ Reason string }
-	// RecordAPIKeyUse records use at UsedAt.
+	// RecordAPIKeyUse records use at UsedAt, also once the key is revoked
+	// (a use accepted before the revocation, written after it).
 	RecordAPIKeyUse struct{ UsedAt time.Time }
 )
 
@@ -250,7 +251,12 @@ func DecideAPIKey(k APIKey, cmd APIKeyCommand) ([]Event, error) {
 		}
 		return []Event{APIKeyRevoked{KeyID: k.ID, Reason: c.Reason}}, nil
 	case RecordAPIKeyUse:
-		if k.Revoked || !c.UsedAt.After(k.LastUsedAt) {
+		// A revoked key still records a use: every use is one a replica
+		// accepted, written up to a flush period later, maybe by another
+		// replica than the one that revoked the key, or accepted there
+		// before the revocation reached it. Refusing it would make the
+		// history say that a leaked key was never used.
+		if !c.UsedAt.After(k.LastUsedAt) {
 			return nil, nil
 		}
 		return []Event{APIKeyUsed{KeyID: k.ID, UsedAt: c.UsedAt.UTC()}}, nil

@@ -424,9 +424,15 @@ func TestDecideAPIKey(t *testing.T) {
 			then:  keyThen{},
 		},
 		{
-			name:  "used: revoked key records nothing",
+			name:  "used: a revoked key still records a use written after the revocation",
 			given: events(keyCreated(), revoked),
 			when:  RecordAPIKeyUse{UsedAt: t0.Add(2 * time.Hour)},
+			then:  keyThen{outcome: outcome{events: events(APIKeyUsed{KeyID: keyID, UsedAt: t0.Add(2 * time.Hour)})}},
+		},
+		{
+			name:  "used: a revoked key coalesces an older use",
+			given: events(keyCreated(), used, revoked),
+			when:  RecordAPIKeyUse{UsedAt: used.UsedAt},
 			then:  keyThen{},
 		},
 		{

@@ -46,8 +46,9 @@ func (u *KeyUsage) Touch(keyID string, t time.Time) {
 // Flush appends an apikey.used event for every key touched since the last
 // flush. A use whose event could not be appended (the store unreachable, a
 // timeout) goes back to pending, so a later flush records it; one the domain
-// refuses (the key revoked or deleted meanwhile) is dropped. It returns every
-// error, joined.
+// refuses (no such key) is dropped. A key revoked meanwhile, here or on
+// another replica, still gets its use recorded: it happened. It returns
+// every error, joined.
 func (u *KeyUsage) Flush(ctx context.Context, s *Service) error {
 	u.mu.Lock()
 	batch := u.pending
