@@ -345,8 +345,9 @@ var secretFields = map[string]bool{
 }
 
 // redactData returns an event's data with every "*_sealed" field read
-// "[sealed]" and every "*_hash" field (and any field named like a secret)
-// "[redacted]", at any depth; for a reader limited to some tenants
+// "[sealed]" and every field of hashes ("*hash", "*hashes": hashField) and
+// any field named like a secret "[redacted]" (each entry of a list), at any
+// depth; for a reader limited to some tenants
 // (scopeData), without what it names of the others.
 func redactData(raw json.RawMessage, sc auditScope) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
@@ -425,7 +426,9 @@ func redact(v any) any {
 			switch {
 			case strings.HasSuffix(name, "_sealed") || name == "sealed":
 				x[k] = sealedValue
-			case strings.HasSuffix(name, "_hash") || name == "hash" || secretFields[name]:
+			case hashField(name):
+				x[k] = redactedAll(val)
+			case secretFields[name]:
 				x[k] = redactedValue
 			default:
 				x[k] = redact(val)
@@ -437,6 +440,27 @@ func redact(v any) any {
 		}
 	}
 	return v
+}
+
+// hashField reports whether a field (its name in lower case) holds hashes
+// of secrets: "hash", "hashes" or any name ending in either
+// ("secret_hash", "refresh_token_hash", the recovery codes' "hashes").
+func hashField(name string) bool {
+	return strings.HasSuffix(name, "hash") || strings.HasSuffix(name, "hashes")
+}
+
+// redactedAll is v withheld: "[redacted]", or a list of as many (how many
+// recovery codes a set has is no secret).
+func redactedAll(v any) any {
+	list, ok := v.([]any)
+	if !ok {
+		return redactedValue
+	}
+	out := make([]any, len(list))
+	for i := range out {
+		out[i] = redactedValue
+	}
+	return out
 }
 
 // auditCursor is a page's next_cursor: the order and the stream sequence of

@@ -15,7 +15,8 @@ import (
 func TestRedactData(t *testing.T) {
 	in := `{"user_id":"user-1","password_hash_sealed":"aesgcm1:abc","refresh_token_hash":"9f86d0","secret_hash":"e3b0",
 		"nested":{"client_secret_sealed":"aesgcm1:x","list":[{"secret_sealed":"s","keep":1},{"Token_Hash":"t"}]},
-		"big":12345678901234567890,"password":"plain","client_secret":"cs","token_id":"tok-1","tenants":["a","b"],"empty":null}`
+		"big":12345678901234567890,"password":"plain","client_secret":"cs","token_id":"tok-1","tenants":["a","b"],"empty":null,
+		"hashes":["c0de1","c0de2"],"Code_Hashes":["c0de3"],"hash":{"deep":"c0de4"}}`
 	out, got := redactedAs(t, in, auditScope{all: true})
 	want := map[string]any{
 		"user_id": "user-1", "password_hash_sealed": "[sealed]", "refresh_token_hash": "[redacted]", "secret_hash": "[redacted]",
@@ -23,11 +24,12 @@ func TestRedactData(t *testing.T) {
 			map[string]any{"secret_sealed": "[sealed]", "keep": 1.0}, map[string]any{"Token_Hash": "[redacted]"}}},
 		"big": 12345678901234567890.0, "password": "[redacted]", "client_secret": "[redacted]", "token_id": "tok-1",
 		"tenants": []any{"a", "b"}, "empty": nil,
+		"hashes": []any{"[redacted]", "[redacted]"}, "Code_Hashes": []any{"[redacted]"}, "hash": "[redacted]",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("redacted:\n%s", out)
 	}
-	for _, secret := range []string{"aesgcm1", "9f86d0", "e3b0", "plain", `"cs"`} {
+	for _, secret := range []string{"aesgcm1", "9f86d0", "e3b0", "plain", `"cs"`, "c0de"} {
 		if strings.Contains(string(out), secret) {
 			t.Errorf("%s survived: %s", secret, out)
 		}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
+
+	"github.com/infracast/auth/domain"
 )
 
 // totpAt computes the RFC 6238 code of secret for the 30-second step that
@@ -192,6 +195,27 @@ func TestMFATOTP(t *testing.T) {
 	}
 	if strings.Contains(string(audit.Raw), secret) {
 		t.Fatal("the audit API shows the TOTP secret")
+	}
+	// The recovery codes' keyed hashes are withheld like every hash of a
+	// secret (outside check 12C: they were shown).
+	generated := 0
+	for _, e := range envs {
+		if e.Type != "mfa.recovery_codes_generated" {
+			continue
+		}
+		var d domain.MFARecoveryCodesGenerated
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range d.Hashes {
+			generated++
+			if strings.Contains(string(audit.Raw), h) {
+				t.Fatalf("the audit API shows a recovery code's hash %s", h)
+			}
+		}
+	}
+	if generated == 0 || !strings.Contains(string(audit.Raw), `"hashes":["[redacted]"`) {
+		t.Fatalf("no withheld recovery code hashes (%d stored) in the audit of acme", generated)
 	}
 
 	// The admin reset: the factors go, and so do the sessions.
