@@ -83,6 +83,7 @@ type credCheck struct {
 	out      credentialCheckJSON
 	userID   string    // the user it acts as (an API key: its owner then)
 	keyID    string    // an API key's ID
+	scopedTo string    // the tenant a token's session was scoped to at login ("": none)
 	issued   time.Time // when it was issued
 	blockers []blocker // what stopped it, in any order
 }
@@ -211,11 +212,16 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// credentialInScope: the credential's user (for a key: the key) held a role
-// (a grant) in a tenant the caller may read, now, at the moment asked, or
-// when the credential was issued. A credential that is not ours is in no
-// scope.
+// credentialInScope: for a token of a session scoped to a tenant, the
+// caller may read that tenant — as the audit log shows such a session's
+// events (session.*) to that tenant's readers only, whatever else its user
+// holds; else the credential's user (for a key: the key) held a role (a
+// grant) in a tenant the caller may read, now, at the moment asked, or when
+// the credential was issued. A credential that is not ours is in no scope.
 func (s *Server) credentialInScope(ck credCheck, at time.Time, sc auditScope) bool {
+	if ck.scopedTo != "" {
+		return sc.covers(ck.scopedTo)
+	}
 	moments := []time.Time{at}
 	if !ck.issued.IsZero() && !ck.issued.Equal(at) {
 		moments = append(moments, ck.issued)
@@ -291,6 +297,7 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 	ck.userID = claims.Subject
 	ck.out.Subject = &actorJSON{Type: "user", ID: claims.Subject}
 	ck.out.SessionID, ck.out.Tenant = claims.SessionID, claims.Tenant
+	ck.scopedTo = sess.tenant
 	ck.issued = claims.IssuedAt.Time
 	if claims.NotBefore != nil && claims.NotBefore.After(ck.issued) {
 		ck.issued = claims.NotBefore.Time
@@ -568,6 +575,7 @@ func (s *Server) checkRefreshToken(ctx context.Context, raw string) (credCheck, 
 	ck.userID = sess.userID
 	ck.out.Subject = &actorJSON{Type: "user", ID: sess.userID}
 	ck.out.SessionID, ck.out.Tenant = sid, sess.tenant
+	ck.scopedTo = sess.tenant
 	ck.issued = issued.at
 	ck.out.IssuedAt = rfc3339Nano(issued.at)
 	if !sess.expiresAt.IsZero() {

@@ -299,6 +299,32 @@ func TestCredentialCheckScope(t *testing.T) {
 	} {
 		expectError(t, "alice: "+what, in.Do("POST", credCheckPath, f.alice, body), 404, "NOT_FOUND")
 	}
+	// A session scoped to one tenant is that tenant's only, as in the audit
+	// log (session.* concern the scoped tenant): carol holds roles in acme
+	// and beta, yet acme's admin learns nothing of her beta session
+	// (outside check 12C: its tenant, ID and revocation were shown).
+	scopedLogin := func(tenant string) Response {
+		r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "carol", "password": "carol-password-1", "tenant": tenant})
+		expectStatus(t, "carol logs in to "+tenant, r, 200)
+		return r
+	}
+	inBeta, inAcme := scopedLogin("beta"), scopedLogin("acme")
+	betaSession := sessionOf(t, in, inBeta.String("refresh_token"))
+	expectStatus(t, "carol ends her beta session", in.Do("POST", "/api/v1/auth/logout", inBeta.String("token"), nil), 204)
+	for _, tok := range []string{inBeta.String("token"), inBeta.String("refresh_token")} {
+		expectError(t, "alice: carol's beta-scoped credential", in.Do("POST", credCheckPath, f.alice, map[string]string{"token": tok}), 404, "NOT_FOUND")
+		if r := in.Do("POST", credCheckPath, f.bob, map[string]string{"token": tok}); r.Status != 200 || r.String("tenant") != "beta" {
+			t.Fatalf("bob (beta's admin) checks carol's beta-scoped credential: %d %s", r.Status, r.Raw)
+		}
+	}
+	for _, tok := range []string{inAcme.String("token"), inAcme.String("refresh_token")} {
+		expectStatus(t, "alice: carol's acme-scoped credential", in.Do("POST", credCheckPath, f.alice, map[string]string{"token": tok}), 200)
+		expectError(t, "bob: carol's acme-scoped credential", in.Do("POST", credCheckPath, f.bob, map[string]string{"token": tok}), 404, "NOT_FOUND")
+	}
+	if r := in.Do("GET", "/api/v1/audit/events?subject="+betaSession, f.alice, nil); r.Status != 200 || len(r.JSON["events"].([]any)) != 0 {
+		t.Fatalf("alice reads carol's beta session in the audit log: %d %s", r.Status, r.Raw)
+	}
+
 	expectBody(t, "a viewer", in.Do("POST", credCheckPath, carol.String("token"), map[string]string{"token": f.bob}), 403, bodyForbidden)
 	expectBody(t, "a key without audit:read", in.Do("POST", credCheckPath, f.acmeKey, map[string]string{"token": f.bob}), 403, bodyForbidden)
 
