@@ -1016,6 +1016,10 @@ func TestAPIKeyEventsHoldNoSecret(t *testing.T) {
 	types := map[string]int{}
 	for _, e := range storedEnvelopes(t, in.Instance) {
 		types[e.Type]++
+		// The holder revoked it: docs/events.md names this actor.
+		if e.Type == domain.TypeAPIKeyRevoked && e.AggregateID == otherID && (e.Actor.Type != "apikey" || e.Actor.ID != otherID) {
+			t.Errorf("/auth/revoke of a key recorded actor %+v, want the key itself", e.Actor)
+		}
 	}
 	for typ, n := range map[string]int{
 		domain.TypeAPIKeyCreated: 2, domain.TypeAPIKeyRotated: 1, domain.TypeAPIKeyRevoked: 2,

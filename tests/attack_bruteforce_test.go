@@ -34,9 +34,15 @@ func TestBruteForceLocksAccountAndRecovers(t *testing.T) {
 			t.Fatalf("failure %d: %d %s", i, r.Status, r.Raw)
 		}
 	}
+	before := len(storedEvents(t, in.Svc))
 	r := login(in, "victim", "victim-password-1")
 	if r.Status != 429 || r.ErrorCode() != "RATE_LIMITED" {
 		t.Fatalf("right password while locked: %d %s", r.Status, r.Raw)
+	}
+	// A refusal during the lockout changes nothing and records nothing
+	// (docs/events.md): an attacker cannot fill the stream with them.
+	if n := len(storedEvents(t, in.Svc)); n != before {
+		t.Fatalf("a login refused with 429 appended %d events", n-before)
 	}
 	if ra, err := strconv.Atoi(r.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 15*60 {
 		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))

@@ -173,6 +173,24 @@ func TestMFATOTP(t *testing.T) {
 
 	// Events: no secret, no code; the audit API shows them.
 	envs := storedEvents(t, in.Svc)
+	// The login's method names its factors (docs/events.md).
+	methods := map[string]int{}
+	for _, e := range envs {
+		if e.Type == domain.TypeSessionStarted || e.Type == domain.TypeUserLoginSucceeded {
+			var d struct {
+				Method string `json:"method"`
+			}
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			methods[e.Type+" "+d.Method]++
+		}
+	}
+	for _, m := range []string{"password+totp", "password+recovery_code"} {
+		if methods[domain.TypeSessionStarted+" "+m] == 0 || methods[domain.TypeUserLoginSucceeded+" "+m] == 0 {
+			t.Errorf("no login recorded with method %s: %v", m, methods)
+		}
+	}
 	for _, typ := range []string{"mfa.totp_enrolled", "mfa.totp_confirmed", "mfa.code_used", "mfa.recovery_codes_generated", "mfa.recovery_code_used", "mfa.failed"} {
 		if countEvents(envs, typ, "") == 0 {
 			t.Errorf("no %s event", typ)
