@@ -385,3 +385,38 @@ func TestSCIMConnectionsPerOwnerAreBounded(t *testing.T) {
 		t.Fatalf("%d tokens retired, want %d", n, commands.MaxSCIMConnectionsPerOwner)
 	}
 }
+
+// TestSCIMTenantConnectionAdoptsNoRolelessIdentity: a user an SSO login
+// provisioned with no role (no group mapped) is no tenant's: a tenant
+// admin's connection naming their identity as externalId gets 409 and
+// changes nothing. Before (a re-check of the fix above), it adopted them and
+// could rename, re-address and deactivate them. A platform connection still
+// adopts them.
+func TestSCIMTenantConnectionAdoptsNoRolelessIdentity(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	configureOIDC(t, in, admin, "oidc", "corp", testOIDCUser{
+		Subject: "xena-sub", Email: "xena@corp.example", EmailVerified: true, Username: "xena",
+	}, nil)
+	login := newBrowser(t).get(in.URL + "/api/v1/auth/sso/corp/login")
+	mustStatus(t, login, http.StatusOK, "xena's first SSO login")
+	xena := ssoUserOf(t, login)["id"]
+	in.CreateUser(admin, "tadmin", "tadmin-passphrase", map[string]string{"acme": "admin"})
+	tadmin := in.Login("tadmin", "tadmin-passphrase").String("token")
+	conn := func(token string) string {
+		r := in.Do("POST", "/api/v1/admin/scim", token, map[string]any{"provider": "corp", "tenants": []string{"acme"}})
+		expectStatus(t, "a connection to corp", r, http.StatusCreated)
+		return r.String("token")
+	}
+	ttok := conn(tadmin)
+	before := head(t, in)
+	wantSCIMError(t, "a tenant connection names a roleless user's identity", scimCall(t, in, "POST", "/scim/v2/Users", ttok,
+		`{`+userSchema+`,"userName":"anything","externalId":"xena-sub","active":true}`), 409, "uniqueness")
+	if h := head(t, in); h != before {
+		t.Fatalf("the refused adoption appended %d events", h-before)
+	}
+	if got := wantSCIM(t, "a platform connection names it", scimCall(t, in, "POST", "/scim/v2/Users", conn(admin),
+		`{`+userSchema+`,"userName":"xena","externalId":"xena-sub","active":true}`), 201).String("id"); got != xena {
+		t.Fatalf("the platform connection's user %s, want xena %v", got, xena)
+	}
+}

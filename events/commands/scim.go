@@ -409,6 +409,14 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			if id, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); linked {
 				found, _, ok = s.state.User(id)
 				link.Method = domain.SCIMLinkIdentity
+				if ok && !c.Platform && len(found.Tenants) == 0 {
+					// As by username (below): a tenant connection adopts
+					// only a user of one of its tenants. A user in none —
+					// an SSO login's, with no role yet — is no tenant's to
+					// take (a re-check: a tenant connection naming their
+					// identity renamed, re-addressed and deactivated them).
+					return scimTx{}, ErrUsernameTaken
+				}
 			}
 		}
 		if !ok {
