@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -98,4 +99,32 @@ func TestSSOUnlinkIdentity(t *testing.T) {
 	signIn("kim's next login", kim)
 	expectStatus(t, "unlinked again", unlink(admin, "corp", q), http.StatusNoContent)
 	signIn("kim's login after a second unlink", kim)
+}
+
+// TestSSOUnlinkedIdentityProvisionsAgainAndAgain: without link_by_email,
+// each login after an unlink provisions a new user; once the e-mail and the
+// preferred username are taken, the fallback "<provider>-<hash>" differs
+// from one relink to the next. Before, the fourth login after three unlinks
+// found every name taken and answered 409 "try again", for good (an outside
+// check).
+func TestSSOUnlinkedIdentityProvisionsAgainAndAgain(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	const subject = "yan-sub"
+	configureOIDC(t, in, admin, "oidc", "corp", testOIDCUser{
+		Subject: subject, Email: "yan@corp.example", EmailVerified: true, Username: "yan",
+	}, nil)
+	seen := map[string]bool{}
+	for i := range 5 {
+		r := newBrowser(t).get(in.URL + "/api/v1/auth/sso/corp/login")
+		mustStatus(t, r, http.StatusOK, fmt.Sprintf("login %d", i+1))
+		u := ssoUserOf(t, r)
+		id, name := u["id"].(string), u["username"].(string)
+		if seen[id] || seen[name] {
+			t.Fatalf("login %d: %s (%s) again", i+1, id, name)
+		}
+		seen[id], seen[name] = true, true
+		expectStatus(t, fmt.Sprintf("unlink %d", i+1),
+			in.Do("DELETE", "/api/v1/admin/sso/corp/identities?subject="+url.QueryEscape(subject), admin, nil), http.StatusNoContent)
+	}
 }

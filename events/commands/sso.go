@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -297,6 +298,20 @@ func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string
 	return found[0].ID, true
 }
 
+// provisionFallback is the hash in "<provider>-<hash>", the username a
+// provisioned user gets when its e-mail and preferred username are taken
+// or not vouched for: the identity's first link takes its key's; a link
+// after an unlink (link.expect, the unlink's sequence, not 0) one of the key
+// and that sequence — else every relink after the third found its names
+// taken for good (an outside check: 409 at every login).
+func provisionFallback(link pending) string {
+	if link.expect == 0 {
+		return link.id[:12]
+	}
+	sum := sha256.Sum256([]byte(link.id + "\x00" + strconv.FormatUint(link.expect, 10)))
+	return hex.EncodeToString(sum[:6])
+}
+
 // provisionSSOUser creates the user of a new identity and links it, in one
 // atomic batch: username reservation, user.created, sso.identity_linked.
 func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p domain.SSOProvider, in domain.SSOLogin, link pending) (string, error) {
@@ -310,7 +325,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 	link.event = ev
 	var lastErr error
 	vouched := p.VouchesForEmail(in)
-	for _, name := range in.ProvisionUsernames(link.id[:12], vouched, p.VouchesForUsername(in)) {
+	for _, name := range in.ProvisionUsernames(provisionFallback(link), vouched, p.VouchesForUsername(in)) {
 		if _, _, taken := s.state.UserByName(name); taken {
 			lastErr = ErrUsernameTaken
 			continue
