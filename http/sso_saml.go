@@ -229,7 +229,9 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 			var out []string
 			for _, st := range a.AttributeStatements {
 				for _, at := range st.Attributes {
-					if !strings.EqualFold(at.Name, n) && !strings.EqualFold(at.FriendlyName, n) {
+					// A-Z folded only (domain.SameEmail): "groupſ" (LONG S) is
+					// not "groups".
+					if !domain.SameEmail(at.Name, n) && !domain.SameEmail(at.FriendlyName, n) {
 						continue
 					}
 					for _, v := range at.Values {

@@ -100,4 +100,18 @@ func TestSSOSAMLDefaultGroupsInPreferenceOrder(t *testing.T) {
 	if _, roles := samlLogin(t, in, "erin", "erin-idp-password"); roles["prod"] != "" {
 		t.Fatalf("groups (everyone) after memberOf (infra-admins): roles %v, want none from memberOf", roles)
 	}
+
+	// Names compare with A-Z folded only: "groupſ" (LONG S) is not
+	// "groups" (before, Unicode folding read it as groups: a re-check);
+	// "GROUPS" is.
+	putSAMLUser(t, idp, "fay", map[string]any{"password": "fay-idp-password", "email": "fay@corp.example"})
+	idp.addAttributes("fay", samlAttribute("group\u017f", "infra-admins"))
+	if _, roles := samlLogin(t, in, "fay", "fay-idp-password"); roles["prod"] != "" {
+		t.Fatalf("an attribute named group\\u017f: roles %v, want none", roles)
+	}
+	putSAMLUser(t, idp, "gil", map[string]any{"password": "gil-idp-password", "email": "gil@corp.example"})
+	idp.addAttributes("gil", samlAttribute("GROUPS", "infra-admins"))
+	if _, roles := samlLogin(t, in, "gil", "gil-idp-password"); roles["prod"] != "editor" {
+		t.Fatalf("an attribute named GROUPS: roles %v, want editor in prod", roles)
+	}
 }
