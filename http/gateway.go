@@ -249,20 +249,42 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		NoDefaultUserAgentHeader: true,
 		MaxConns:                 1024,
 		MaxConnWaitTimeout:       timeout,
-		MaxIdleConnDuration:      30 * time.Second,
-		WriteTimeout:             timeout,
-		ReadBufferSize:           16 << 10, // response headers up to 16 KiB
-		MaxResponseBodySize:      streamThreshold,
-		StreamResponseBody:       true,
-		DisablePathNormalizing:   true, // the path is already canonical
-		SecureErrorLogMessage:    true,
-		// Never resend a request, whatever its method, except once when a
-		// kept-alive connection turns out to have been closed by the upstream
-		// before it answered (fasthttp's io.EOF case).
-		RetryIf:                   func(*fasthttp.Request) bool { return false },
+		// Under the 5 s an idle connection is kept by Node.js's default
+		// (keepAliveTimeout), the shortest common one: a connection the
+		// upstream is about to close is seldom picked.
+		MaxIdleConnDuration:    upstreamIdle,
+		WriteTimeout:           timeout,
+		ReadBufferSize:         16 << 10, // response headers up to 16 KiB
+		MaxResponseBodySize:    streamThreshold,
+		StreamResponseBody:     true,
+		DisablePathNormalizing: true, // the path is already canonical
+		SecureErrorLogMessage:  true,
+		// Resend a request only once, and only when a kept-alive connection
+		// turns out to have been closed by the upstream before it answered
+		// (io.EOF before the first byte) and its method is idempotent: it was
+		// written, so a POST or PATCH may have been acted on (net/http's rule).
+		// (RetryIf, which this replaced, is asked after every failure but
+		// returned false for all: none was ever resent, and an upstream that
+		// closes idle connections sooner got 502s — a re-check.)
+		RetryIfErr:                retryClosedIdempotent,
 		MaxIdemponentCallAttempts: 2,
 	}
 	return g
+}
+
+// upstreamIdle: how long an idle upstream connection is kept.
+const upstreamIdle = 4 * time.Second
+
+// retryClosedIdempotent is the gateway's fasthttp RetryIfErr: see NewGateway.
+func retryClosedIdempotent(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts != 1 || !(errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)) {
+		return false, false
+	}
+	switch string(req.Header.Method()) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions, fasthttp.MethodPut, fasthttp.MethodDelete:
+		return false, true
+	}
+	return false, false
 }
 
 // idleTimeoutConn bounds every read from the upstream by idle: the upstream

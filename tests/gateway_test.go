@@ -1139,3 +1139,70 @@ func TestShippedGatewayProxies(t *testing.T) {
 		t.Fatal("a refused request reached the upstream")
 	}
 }
+
+// TestGatewayResendsOnAConnectionTheUpstreamClosed: an upstream that closes
+// idle connections sooner than the gateway drops them (Node.js: after 5 s)
+// leaves the gateway a kept-alive connection that is closed when it is next
+// used. An idempotent request is sent again once, on a new connection; a
+// POST, which was written and may have been acted on, answers 502 and is
+// not sent twice. Before (a re-check), every request on such a connection
+// answered 502: the retry documented was never made.
+func TestGatewayResendsOnAConnectionTheUpstreamClosed(t *testing.T) {
+	t.Parallel()
+	var closed atomic.Int32
+	var mu sync.Mutex
+	var seen []string
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method)
+		mu.Unlock()
+		fmt.Fprintf(w, "upstream saw %s", r.Method)
+	}))
+	up.Config.IdleTimeout = 50 * time.Millisecond
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	in := Start(t, withUpstream(up.URL))
+	editor := gwUsers(t, in, "editor")["editor"]
+	idleClosed := func() {
+		t.Helper()
+		n := closed.Load()
+		Eventually(t, 10*time.Second, func() error {
+			if closed.Load() == n {
+				return Errorf("the upstream has not closed the gateway's idle connection")
+			}
+			return nil
+		})
+	}
+	count := func(method string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, m := range seen {
+			if m == method {
+				n++
+			}
+		}
+		return n
+	}
+	expectStatus(t, "a first GET", in.Do("GET", "/api/v1/tenants/prod/nodes", editor.Token, nil), http.StatusOK)
+	for _, method := range []string{"GET", "PUT", "DELETE"} {
+		idleClosed()
+		before := count(method)
+		r := doReq(t, in, request{Method: method, Path: "/api/v1/tenants/prod/nodes/n1", Token: editor.Token})
+		if r.Status != http.StatusOK || string(r.Raw) != "upstream saw "+method || count(method) != before+1 {
+			t.Fatalf("%s on a connection the upstream closed: %d %s; the upstream saw it %d times", method, r.Status, r.Raw, count(method)-before)
+		}
+	}
+	idleClosed()
+	before := count("POST")
+	r := doReq(t, in, request{Method: "POST", Path: "/api/v1/tenants/prod/nodes", Token: editor.Token, ContentType: "application/json", Body: []byte(`{}`)})
+	expectError(t, "a POST on a connection the upstream closed", r, http.StatusBadGateway, "BAD_GATEWAY")
+	if count("POST") != before {
+		t.Fatalf("the upstream saw the POST %d times", count("POST")-before)
+	}
+}
