@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	ic "github.com/infracast/auth/http/client"
+	"github.com/infracast/auth/http/service"
 )
 
 // The Go client (http/client) against the real service: the token source,
@@ -531,5 +533,95 @@ func TestClientRefreshAnswerLostWithRotation(t *testing.T) {
 	page, err := admin.AuditEvents(context.Background(), ic.AuditQuery{Type: "session.refresh_reused", Limit: 10})
 	if err != nil || len(page.Events) != 0 {
 		t.Fatalf("reuse detected: %v %d", err, len(page.Events))
+	}
+}
+
+// TestMiddlewareForwardAuthSendsCallerAddress: the middleware sends the
+// caller's address in X-Forwarded-For, so that an API key's allowed_ips is
+// checked against the caller, not the resource service (outside check 12d:
+// it sent none, and the service judged the resource service's own address).
+// The service trusts the resource service (127.0.0.1) as a proxy; a caller
+// connects from 127.0.0.2.
+func TestMiddlewareForwardAuthSendsCallerAddress(t *testing.T) {
+	t.Parallel()
+	in := Start(t, func(c *service.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	})
+	admin := newClient(t, in, ic.WithAccessToken(in.AdminToken()))
+	keyFor := func(name string, ips ...string) string {
+		k, err := admin.CreateAPIKey(context.Background(), ic.CreateAPIKeyRequest{Name: name, Tenants: []string{"prod"}, Permissions: []string{"nodes:read"}, AllowedIPs: ips})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Key
+	}
+	callerKey := keyFor("caller-only", "127.0.0.2/32")
+	serviceKey := keyFor("resource-service-only", "127.0.0.1/32")
+
+	fa, err := ic.NewForwardAuth(in.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := resourceService(t, fa)
+	from := func(local, key string) int {
+		t.Helper()
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+		defer hc.CloseIdleConnections()
+		req, err := http.NewRequest("GET", srv.URL+"/api/v1/tenants/prod/nodes", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+key)
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if _, err := io.Copy(io.Discard, res.Body); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode
+	}
+	for _, c := range []struct {
+		name, local, key string
+		want             int
+	}{
+		{"key for 127.0.0.2, from 127.0.0.2", "127.0.0.2", callerKey, 200},
+		{"key for 127.0.0.2, from 127.0.0.1", "127.0.0.1", callerKey, 401},
+		{"key for the resource service's address, from 127.0.0.2", "127.0.0.2", serviceKey, 401},
+		{"key for 127.0.0.1, from 127.0.0.1", "127.0.0.1", serviceKey, 200},
+	} {
+		if got := from(c.local, c.key); got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, got, c.want)
+		}
+	}
+
+	// Behind a proxy of its own, the resource service names the caller.
+	behind, err := ic.NewForwardAuth(in.URL, ic.ForwardAuthClientAddr(func(r *http.Request) string { return r.Header.Get("X-Test-Client") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxied := resourceService(t, behind)
+	for _, c := range []struct {
+		client string
+		want   int
+	}{{"127.0.0.2", 200}, {"192.0.2.1", 401}} {
+		req, err := http.NewRequest("GET", proxied.URL+"/api/v1/tenants/prod/nodes", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+callerKey)
+		req.Header.Set("X-Test-Client", c.client)
+		res, err := proxied.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := res.Body.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != c.want {
+			t.Errorf("ForwardAuthClientAddr %s: %d, want %d", c.client, res.StatusCode, c.want)
+		}
 	}
 }

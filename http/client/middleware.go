@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,14 +125,18 @@ func oneAuthorization(r *http.Request) (string, bool) {
 
 // ForwardAuth authorizes each request by asking the service
 // (GET /api/v1/auth/verify, the forward-auth endpoint that nginx and Traefik
-// use) with the request's method, URI and Authorization header. The service
-// applies its route policy to the live read model, so a revocation, a role
-// change or a deactivation is seen on the very next request. Its connections
-// are kept alive; nothing is cached.
+// use) with the request's method, URI and Authorization header, and the
+// caller's address in X-Forwarded-For (for an API key's allowed_ips: the
+// service believes it only from an address in its INFRACAST_TRUSTED_PROXIES,
+// so list the resource service there). The service applies its route policy
+// to the live read model, so a revocation, a role change or a deactivation is
+// seen on the very next request. Its connections are kept alive; nothing is
+// cached.
 type ForwardAuth struct {
-	verifyURL string
-	hc        *http.Client
-	uri       func(*http.Request) string
+	verifyURL  string
+	hc         *http.Client
+	uri        func(*http.Request) string
+	clientAddr func(*http.Request) string
 }
 
 // ForwardAuthOption configures a ForwardAuth.
@@ -149,6 +155,29 @@ func ForwardAuthURI(fn func(*http.Request) string) ForwardAuthOption {
 	return func(f *ForwardAuth) { f.uri = fn }
 }
 
+// ForwardAuthClientAddr gives the address of the caller of a request, sent
+// to the service in X-Forwarded-For (default: the host of r.RemoteAddr, the
+// TCP peer). A resource service that itself sits behind a proxy it trusts
+// gives the client address that proxy names (the right-most entry of the
+// X-Forwarded-For it set, say); "" sends none, and the service then takes the
+// resource service's own address for the caller's.
+func ForwardAuthClientAddr(fn func(*http.Request) string) ForwardAuthOption {
+	return func(f *ForwardAuth) { f.clientAddr = fn }
+}
+
+// remoteHost is the host of r.RemoteAddr ("" when it is no address).
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return ""
+	}
+	return a.Unmap().String()
+}
+
 // NewForwardAuth returns a forward-auth Authorizer of the service at authURL.
 func NewForwardAuth(authURL string, opts ...ForwardAuthOption) (*ForwardAuth, error) {
 	c, err := New(authURL)
@@ -156,9 +185,10 @@ func NewForwardAuth(authURL string, opts ...ForwardAuthOption) (*ForwardAuth, er
 		return nil, err
 	}
 	f := &ForwardAuth{
-		verifyURL: c.base + "/api/v1/auth/verify",
-		hc:        &http.Client{Timeout: 10 * time.Second, Transport: newTransport(256)},
-		uri:       func(r *http.Request) string { return r.URL.RequestURI() },
+		verifyURL:  c.base + "/api/v1/auth/verify",
+		hc:         &http.Client{Timeout: 10 * time.Second, Transport: newTransport(256)},
+		uri:        func(r *http.Request) string { return r.URL.RequestURI() },
+		clientAddr: remoteHost,
 	}
 	for _, o := range opts {
 		o(f)
@@ -179,6 +209,13 @@ func (f *ForwardAuth) Authorize(r *http.Request) (*Identity, error) {
 	req.Header.Set("Authorization", authz)
 	req.Header.Set("X-Forwarded-Method", r.Method)
 	req.Header.Set("X-Forwarded-Uri", f.uri(r))
+	// The caller's address, for an API key's allowed_ips: without it the
+	// service judged the resource service's own address (outside check
+	// 12d: a key allowed for the resource service's range passed from
+	// anywhere, one limited to its real caller was refused).
+	if addr := f.clientAddr(r); addr != "" {
+		req.Header.Set("X-Forwarded-For", addr)
+	}
 	if rid := r.Header.Get("X-Request-ID"); rid != "" {
 		req.Header.Set("X-Request-ID", rid)
 	}
