@@ -268,6 +268,57 @@ func TestCLIRefreshesAndStoresRotatedTokens(t *testing.T) {
 	c.fails(exitUnauthorized, "", nil, []string{"whoami"}, "session has ended", "infracast login")
 }
 
+// TestCLIParallelCommandsShareRotatedTokens: commands run side by side once
+// the stored access token is due, with rotation and no reuse interval, each
+// refresh once or take the tokens another one stored: none presents a spent
+// refresh token (outside check 12d: they all refreshed with the refresh
+// token read at their start, and the service ended the session as stolen).
+func TestCLIParallelCommandsShareRotatedTokens(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation(), WithReuseInterval(0))
+	c := newCLI(t, in)
+	c.login()
+	before := c.stored()
+	creds := c.credentials()
+	creds["servers"].(map[string]any)[in.URL].(map[string]any)["expires_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339)
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	results := make(chan string, n)
+	for range n {
+		go func() {
+			cmd := exec.Command(c.bin, "whoami", "-o", "json")
+			cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_URL="+in.URL)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				results <- fmt.Sprintf("%v: %s", err, out)
+				return
+			}
+			results <- ""
+		}()
+	}
+	for range n {
+		if r := <-results; r != "" {
+			t.Errorf("whoami alongside others: %s", r)
+		}
+	}
+	after := c.stored()
+	if after["refresh_token"] == before["refresh_token"] {
+		t.Fatal("no command stored the renewed tokens")
+	}
+	c.ok("whoami") // the session lives on
+	for _, e := range storedEnvelopes(t, in) {
+		if e.Type == "session.refresh_reused" {
+			t.Fatalf("a command presented a spent refresh token: %+v", e)
+		}
+	}
+}
+
 // Exit codes, as cmd/infracast documents them.
 const (
 	exitFailure      = 1

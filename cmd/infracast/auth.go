@@ -33,7 +33,7 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			if cmd.Flags().Changed("code") && strings.TrimSpace(code) == "" {
 				return usagef("--code: must not be empty")
 			}
-			creds, base, err := a.stored()
+			_, base, err := a.stored()
 			if err != nil {
 				return err
 			}
@@ -67,9 +67,13 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			if err != nil {
 				return err
 			}
-			creds.Servers[base] = &serverCreds{Username: res.User.Username, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
-			creds.Current = base
-			if err := creds.save(); err != nil {
+			// The file as it is now, under its lock: other commands may have
+			// stored renewed tokens since it was read.
+			err = updateCredentials(cmd.Context(), func(creds *credentials) {
+				creds.Servers[base] = &serverCreds{Username: res.User.Username, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
+				creds.Current = base
+			})
+			if err != nil {
 				return fmt.Errorf("logged in, but the tokens could not be stored: %w", err)
 			}
 			out := struct {
@@ -112,7 +116,7 @@ func (a *app) logoutCommand() *cobra.Command {
 		Short: "End the stored session (revoke its refresh token) and forget it",
 		Args:  cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
-			creds, base, sc, err := a.storedLogin()
+			_, base, sc, err := a.storedLogin()
 			if err != nil {
 				return err
 			}
@@ -124,11 +128,13 @@ func (a *app) logoutCommand() *cobra.Command {
 			if err := c.Revoke(cmd.Context(), sc.RefreshToken); err != nil {
 				return err
 			}
-			delete(creds.Servers, base)
-			if creds.Current == base {
-				creds.Current = ""
-			}
-			if err := creds.save(); err != nil {
+			err = updateCredentials(cmd.Context(), func(creds *credentials) {
+				delete(creds.Servers, base)
+				if creds.Current == base {
+					creds.Current = ""
+				}
+			})
+			if err != nil {
 				return err
 			}
 			return a.print(map[string]string{"url": base, "status": "logged out"}, func() {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,6 +106,67 @@ func (c *credentials) save() error {
 	return os.Rename(tmp.Name(), p)
 }
 
+// lockCredentials takes the lock on the credentials file (an advisory lock
+// on credentials.json.lock beside it), waiting for another infracast that
+// holds it until ctx ends, and returns the function that releases it. It is
+// held from reading the file to writing it: by a refresh (with rotation, two
+// commands refreshing with the same refresh token end the session as
+// stolen), login and logout.
+func lockCredentials(ctx context.Context) (func(), error) {
+	p, err := credentialsPath()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(p+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		ok, err := tryLock(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+		}
+		if ok {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, fmt.Errorf("waiting for another infracast to release %s: %w", f.Name(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return func() {
+		// Closing the file releases the lock in any case.
+		if err := unlockFile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "infracast: release %s: %v\n", f.Name(), err)
+		}
+		f.Close()
+	}, nil
+}
+
+// updateCredentials applies change to the credentials file as it is now,
+// under its lock, and writes it.
+func updateCredentials(ctx context.Context, change func(*credentials)) error {
+	unlock, err := lockCredentials(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	creds, err := loadCredentials()
+	if err != nil {
+		return err
+	}
+	change(creds)
+	return creds.save()
+}
+
 // baseURL is --url, else INFRACAST_URL, else the last login's (creds nil:
 // none), checked as client.New checks it (a usage error otherwise); "" when
 // there is none at all.
@@ -186,7 +248,7 @@ func (a *app) authed() (*client.Client, error) {
 		}
 		return a.newClient(base, client.WithAccessToken(tok))
 	}
-	creds, base, sc, err := a.storedLogin()
+	_, base, sc, err := a.storedLogin()
 	if err != nil {
 		return nil, err
 	}
@@ -194,12 +256,43 @@ func (a *app) authed() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Other infracast commands may run at the same time (a shell loop, an
+	// 'audit --follow' in another terminal), each with the tokens it read
+	// at its start: with rotation, one that refreshed spent the refresh
+	// token the others hold, and their refresh with it ended the session
+	// as stolen (outside check 12d). So each refresh takes the file's lock,
+	// reads the file again and takes the tokens another command stored,
+	// refreshing (and storing) only when those are due too.
+	var latest *credentials // the file as read under the lock
 	ts := c.RefreshTokenSource(client.Token{AccessToken: sc.AccessToken, ExpiresAt: sc.ExpiresAt, RefreshToken: sc.RefreshToken},
+		client.WithSharedTokens(func(ctx context.Context) (client.Token, func(), error) {
+			unlock, err := lockCredentials(ctx)
+			if err != nil {
+				return client.Token{}, nil, err
+			}
+			creds, err := loadCredentials()
+			if err != nil {
+				unlock()
+				return client.Token{}, nil, err
+			}
+			latest = creds
+			var stored client.Token
+			if s := creds.Servers[base]; s != nil {
+				stored = client.Token{AccessToken: s.AccessToken, ExpiresAt: s.ExpiresAt, RefreshToken: s.RefreshToken}
+			}
+			return stored, unlock, nil
+		}),
 		client.OnToken(func(t client.Token) {
 			// A refresh renewed the tokens (with rotation, the refresh token
-			// too, and the old one is spent): keep them for the next run.
-			sc.AccessToken, sc.ExpiresAt, sc.RefreshToken = t.AccessToken, t.ExpiresAt, t.RefreshToken
-			if err := creds.save(); err != nil {
+			// too, and the old one is spent): keep them for the next run,
+			// in the file as read under the lock (still held).
+			s := latest.Servers[base]
+			if s == nil {
+				s = &serverCreds{Username: sc.Username}
+				latest.Servers[base] = s
+			}
+			s.AccessToken, s.ExpiresAt, s.RefreshToken = t.AccessToken, t.ExpiresAt, t.RefreshToken
+			if err := latest.save(); err != nil {
 				a.saveErr = err
 			}
 		}))

@@ -43,6 +43,9 @@ type Token struct {
 //     the current token is still valid gives the current token, and is
 //     tried again on a later call (no sooner than refreshPause later, while
 //     the token works);
+//   - shared (WithSharedTokens): before refreshing it takes the tokens
+//     another process using the same login stored, under a lock they share,
+//     rather than refresh with a refresh token rotation has spent;
 //   - when the session has ended (the refresh token is refused), it logs in
 //     again only if told how (WithRelogin); otherwise every call returns
 //     ErrLoginRequired.
@@ -61,6 +64,7 @@ type TokenSource struct {
 	login   *LoginRequest // the first login (cleared once used)
 	relogin func(ctx context.Context) (LoginRequest, error)
 	onToken func(Token)
+	shared  func(ctx context.Context) (Token, func(), error)
 
 	mu        sync.Mutex
 	tok       Token
@@ -117,6 +121,20 @@ func ReloginWith(req LoginRequest) TokenSourceOption {
 // the refresh token (which rotation replaces) for its next start.
 func OnToken(fn func(Token)) TokenSourceOption {
 	return func(ts *TokenSource) { ts.onToken = fn }
+}
+
+// WithSharedTokens makes the source share its tokens with the other
+// processes that use the same login (the CLI's credentials file): with
+// rotation, two of them refreshing with the same refresh token would look
+// like a stolen token, and the service would end the session. Before each
+// refresh (or login) the source calls lock, which takes a lock those
+// processes share (a file lock, say) and gives the tokens stored now. When
+// their refresh token differs from the source's, another process refreshed
+// (and spent the source's one): the source takes the stored tokens, and
+// refreshes with them only if they are due too. Otherwise it refreshes. Its
+// OnToken (which stores the new tokens) is called before unlock.
+func WithSharedTokens(lock func(ctx context.Context) (stored Token, unlock func(), err error)) TokenSourceOption {
+	return func(ts *TokenSource) { ts.shared = lock }
 }
 
 // PasswordTokenSource logs in with req on first use, then refreshes. It logs
@@ -234,6 +252,35 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 
 	var tok Token
 	var err error
+	if ts.shared != nil {
+		stored, unlock, lerr := ts.shared(ctx)
+		if lerr != nil {
+			ts.finish(f, Token{}, fmt.Errorf("infracast: take the shared tokens: %w", lerr))
+			return
+		}
+		// Released once OnToken has stored what this refresh obtained.
+		defer unlock()
+		if stored.RefreshToken != "" && stored.RefreshToken != refresh {
+			// Another process refreshed (or logged in) since: with
+			// rotation the source's refresh token is spent, and sending it
+			// would revoke the session as stolen (outside check 12d).
+			ts.mu.Lock()
+			ts.login = nil
+			ts.ended = nil
+			ts.setToken(stored, false)
+			due := stored.AccessToken == "" || !ts.now().Before(ts.refreshAt)
+			if !due {
+				ts.failedAt = time.Time{}
+				f.tok, f.err = ts.tok, nil
+				ts.flight = nil
+				ts.mu.Unlock()
+				close(f.done)
+				return
+			}
+			ts.mu.Unlock()
+			refresh = stored.RefreshToken
+		}
+	}
 	switch {
 	case refresh != "":
 		tok, err = ts.refresh(ctx, refresh)
@@ -251,6 +298,11 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 		tok, err = ts.loginAgain(ctx, ErrLoginRequired)
 	}
 
+	ts.finish(f, tok, err)
+}
+
+// finish publishes the result of a refresh or login (tok, or err).
+func (ts *TokenSource) finish(f *flight, tok Token, err error) {
 	ts.mu.Lock()
 	switch {
 	case err == nil:
