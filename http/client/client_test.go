@@ -310,3 +310,55 @@ func TestRefreshMomentFitsShortTokens(t *testing.T) {
 		t.Fatalf("a stored token with 4 minutes left is refreshed at %v, want now", ts.refreshAt)
 	}
 }
+
+// TestLoginLockoutIsRemembered: a login answered 429 with a Retry-After
+// longer than the client waits is not sent again until that has passed:
+// each call answers the same error with what remains of the wait (outside
+// check 12d: each call during a 15-minute lockout sent another login).
+func TestLoginLockoutIsRemembered(t *testing.T) {
+	var logins atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Error(err)
+		}
+		if r.URL.Path != "/api/v1/auth/token" {
+			t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
+		}
+		if logins.Add(1) == 1 {
+			w.Header().Set("Retry-After", "900")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			writeBody(t, w, `{"error":{"code":"RATE_LIMITED","message":"Too many failed login attempts; try again later"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		writeBody(t, w, `{"token":"after-the-wait","expires_at":"2026-12-06T13:30:00Z","refresh_token":"r"}`)
+	}))
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ts := mustNew(t, srv.URL).PasswordTokenSource(LoginRequest{Username: "u", Password: "p"}, WithClock(clock))
+	for i, want := range []time.Duration{900 * time.Second, 900 * time.Second, 600 * time.Second, time.Second} {
+		_, err := ts.TokenContext(context.Background())
+		var e *Error
+		if !errors.Is(err, ErrRateLimited) || !errors.As(err, &e) || e.RetryAfter != want {
+			t.Fatalf("call %d: %v (Retry-After %v), want RATE_LIMITED after %v", i, err, e, want)
+		}
+		switch i {
+		case 1:
+			advance(5 * time.Minute)
+		case 2:
+			advance(10*time.Minute - time.Second)
+		}
+	}
+	if n := logins.Load(); n != 1 {
+		t.Fatalf("%d logins sent during the lockout, want 1", n)
+	}
+	advance(time.Second)
+	tok, err := ts.TokenContext(context.Background())
+	if err != nil || tok.AccessToken != "after-the-wait" || logins.Load() != 2 {
+		t.Fatalf("after the wait: %v %v, %d logins", tok, err, logins.Load())
+	}
+}

@@ -72,6 +72,10 @@ type TokenSource struct {
 	flight    *flight
 	failedAt  time.Time // the last refresh that failed for a passing reason
 	ended     error     // the session ended, and no relogin
+	// A login answered 429 with Retry-After: no login is sent until
+	// lockedUntil, and lockedErr is answered instead.
+	lockedUntil time.Time
+	lockedErr   *Error
 }
 
 type flight struct {
@@ -377,7 +381,27 @@ func outcomeUnknown(ctx context.Context, err error) bool {
 }
 
 func (ts *TokenSource) doLogin(ctx context.Context, req LoginRequest) (Token, error) {
+	// A login answered 429 with Retry-After (a locked account, the login
+	// throttle): every login sent before then would be refused again, and
+	// counted (outside check 12d: each call sent one). Answer the same
+	// error, with what remains of the wait.
+	ts.mu.Lock()
+	now := ts.now()
+	if ts.lockedErr != nil && now.Before(ts.lockedUntil) {
+		e := *ts.lockedErr
+		e.RetryAfter = ts.lockedUntil.Sub(now)
+		ts.mu.Unlock()
+		return Token{}, &e
+	}
+	ts.mu.Unlock()
 	r, err := ts.c.Login(ctx, req)
+	var apiErr *Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests && apiErr.RetryAfter > 0 {
+		ts.mu.Lock()
+		e := *apiErr
+		ts.lockedErr, ts.lockedUntil = &e, ts.now().Add(apiErr.RetryAfter)
+		ts.mu.Unlock()
+	}
 	if err != nil {
 		return Token{}, err
 	}
