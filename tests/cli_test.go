@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	ihttp "github.com/infracast/auth/http"
+	ic "github.com/infracast/auth/http/client"
 )
 
 // The admin CLI (cmd/infracast), built and run as a user runs it, against
@@ -317,6 +319,43 @@ func TestCLIParallelCommandsShareRotatedTokens(t *testing.T) {
 			t.Fatalf("a command presented a spent refresh token: %+v", e)
 		}
 	}
+}
+
+// TestCLIRefreshesAfterATokenIsRefused: the stored access token refused
+// before it expires (its signing key retired in an emergency) is refreshed
+// once and the command tried again, instead of failing until the token
+// expires (outside check 12d: up to an hour of UNAUTHORIZED). A session
+// revoked by an admin ends with a message that says to log in again.
+func TestCLIRefreshesAfterATokenIsRefused(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := newClient(t, in, ic.WithAccessToken(in.AdminToken()))
+	ed, err := admin.AddSigningKey(context.Background(), "EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, in)
+	c.login() // signed by the EdDSA key
+	before := c.stored()
+	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RetireSigningKey(context.Background(), ed.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("whoami")
+	if after := c.stored(); after["access_token"] == before["access_token"] {
+		t.Fatal("the refused access token was not replaced")
+	}
+	// Every session of the admin revoked: the refresh is refused too.
+	me := c.stored()
+	rt, _ := me["refresh_token"].(string)
+	if err := admin.Revoke(context.Background(), rt); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(exitUnauthorized, "", nil, []string{"whoami"}, "infracast login")
+	// An INFRACAST_TOKEN that is refused says so.
+	c.fails(exitUnauthorized, "", []string{"INFRACAST_TOKEN=not-a-token"}, []string{"whoami"}, "INFRACAST_TOKEN was refused")
 }
 
 // Exit codes, as cmd/infracast documents them.

@@ -246,6 +246,7 @@ func (a *app) authed() (*client.Client, error) {
 		if base == "" {
 			return nil, errNoURL
 		}
+		a.session = "token"
 		return a.newClient(base, client.WithAccessToken(tok))
 	}
 	_, base, sc, err := a.storedLogin()
@@ -256,6 +257,7 @@ func (a *app) authed() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.session = "stored"
 	// Other infracast commands may run at the same time (a shell loop, an
 	// 'audit --follow' in another terminal), each with the tokens it read
 	// at its start: with rotation, one that refreshed spent the refresh

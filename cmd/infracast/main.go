@@ -81,6 +81,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	code, msg := classify(err)
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized && a.session != "" && !errors.Is(err, client.ErrLoginRequired) {
+		// The stored login's access token was refused, and the one refresh
+		// and retry after it did not help (outside check 12d: the message
+		// said nothing of what to do).
+		msg += map[string]string{
+			"stored": " (run 'infracast login' again)",
+			"token":  " (INFRACAST_TOKEN was refused: set a valid API key or access token)",
+		}[a.session]
+	}
 	fmt.Fprintln(stderr, "infracast: "+oneLine(msg))
 	if code == exitUsage && !isRunErr(err) {
 		if cmd == nil {
@@ -205,6 +215,9 @@ type app struct {
 	url     string // --url
 	output  string // -o
 	saveErr error  // storing renewed tokens failed (reported at the end)
+	// session is how the command authenticated: "stored" (the stored
+	// login), "token" (INFRACAST_TOKEN), "" (not yet), for what a 401 says.
+	session string
 }
 
 // wrap makes fn a cobra RunE whose errors are told apart from cobra's own.

@@ -201,11 +201,31 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
+	refreshed := false
 	for attempt := 1; ; attempt++ {
-		h, err := c.once(ctx, method, u, body, out, header)
+		var sent string
+		h, err := c.once(ctx, method, u, body, out, header, &sent)
 		var apiErr *Error
 		if err == nil || !errors.As(err, &apiErr) {
 			return h, err
+		}
+		// A 401 for an access token of this package's TokenSource that had
+		// not expired (its signing key dropped, its session revoked by an
+		// admin): one refresh at once, and one more try (outside check
+		// 12d: until the token expired, up to an hour, every call failed).
+		// Not for a call that carries a password or code of its own.
+		if apiErr.Status == http.StatusUnauthorized && !refreshed && sent != "" && !ownCredentials(path) {
+			if ts, ok := c.tokenSource(); ok {
+				refreshed = true
+				if rerr := ts.refreshRefused(ctx, strings.TrimPrefix(sent, "Bearer ")); rerr != nil {
+					if errors.Is(rerr, ErrLoginRequired) {
+						return h, rerr
+					}
+					return h, err
+				}
+				attempt--
+				continue
+			}
 		}
 		wait, retry := c.backoff(method, apiErr, attempt)
 		if !retry {
@@ -215,6 +235,25 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return h, fmt.Errorf("%w (gave up waiting %s to retry: %w)", err, wait, serr)
 		}
 	}
+}
+
+// tokenSource is the client's *TokenSource, if it authenticates with one.
+func (c *Client) tokenSource() (*TokenSource, bool) {
+	tc, ok := c.cred.(tokenSourceCredential)
+	if !ok {
+		return nil, false
+	}
+	ts, ok := tc.ts.(*TokenSource)
+	return ts, ok
+}
+
+// ownCredentials reports whether a request to path carries credentials of
+// its own (a password, a refresh token, a code), whose 401 says nothing of
+// the access token and must not be sent twice (a wrong password counts
+// towards a lockout).
+func ownCredentials(path string) bool {
+	return strings.HasPrefix(path, "/api/v1/auth/token") || path == "/api/v1/auth/refresh" ||
+		strings.HasPrefix(path, "/api/v1/auth/mfa") || strings.HasSuffix(path, "/password")
 }
 
 // backoff says whether to try again after apiErr, and after how long.
@@ -245,7 +284,9 @@ func (c *Client) backoff(method string, apiErr *Error, attempt int) (time.Durati
 	return d/2 + rand.N(d/2+1), true
 }
 
-func (c *Client) once(ctx context.Context, method, u string, body []byte, out any, header http.Header) (http.Header, error) {
+// once sends one request; sent is set to the Authorization the client's
+// credential gave it ("" when none, or the caller's own header).
+func (c *Client) once(ctx context.Context, method, u string, body []byte, out any, header http.Header, sent *string) (http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -270,6 +311,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 			return nil, err
 		}
 		req.Header.Set("Authorization", a)
+		*sent = a
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {

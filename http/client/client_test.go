@@ -362,3 +362,80 @@ func TestLoginLockoutIsRemembered(t *testing.T) {
 		t.Fatalf("after the wait: %v %v, %d logins", tok, err, logins.Load())
 	}
 }
+
+// TestRefusedTokenIsRefreshedOnce: a 401 for an access token that has not
+// expired (its signing key dropped, its session revoked by an admin) causes
+// one refresh and one more try — one refresh for many callers at once —
+// not for a call carrying a password of its own; a refused refresh ends
+// the session (outside check 12d: every call failed until the token
+// expired).
+func TestRefusedTokenIsRefreshedOnce(t *testing.T) {
+	var refreshes, passwords atomic.Int64
+	var refreshOK atomic.Bool
+	refreshOK.Store(true)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		unauthorized := func() {
+			w.WriteHeader(http.StatusUnauthorized)
+			writeBody(t, w, `{"error":{"code":"UNAUTHORIZED","message":"Invalid or expired token"}}`)
+		}
+		switch {
+		case r.URL.Path == "/api/v1/auth/refresh":
+			refreshes.Add(1)
+			if !refreshOK.Load() {
+				unauthorized()
+				return
+			}
+			writeBody(t, w, `{"token":"new","expires_at":"2099-01-01T00:00:00Z"}`)
+		case strings.HasSuffix(r.URL.Path, "/password"):
+			passwords.Add(1)
+			unauthorized()
+		case r.Header.Get("Authorization") == "Bearer new":
+			writeBody(t, w, `{"id":"user-1","type":"user"}`)
+		default:
+			unauthorized()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	source := func() *Client {
+		base := mustNew(t, srv.URL)
+		ts := base.RefreshTokenSource(Token{AccessToken: "dropped-key", RefreshToken: "r", ExpiresAt: time.Now().Add(50 * time.Minute)})
+		return base.With(WithTokenSource(ts))
+	}
+
+	c := source()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if me, err := c.Me(context.Background()); err != nil || me.ID != "user-1" {
+				t.Errorf("Me after a refused token: %+v, %v", me, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := refreshes.Load(); n != 1 {
+		t.Fatalf("%d refreshes for 20 calls refused together, want 1", n)
+	}
+
+	// A wrong current password is not sent twice, nor refreshed for.
+	refreshes.Store(0)
+	c = source()
+	if err := c.ChangePassword(context.Background(), "user-1", "new-password-1", "wrong"); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("ChangePassword: %v", err)
+	}
+	if p, r := passwords.Load(), refreshes.Load(); p != 1 || r != 0 {
+		t.Fatalf("a refused password change: %d requests, %d refreshes; want 1, 0", p, r)
+	}
+
+	// The session revoked: the refresh is refused too, and the session ends.
+	refreshOK.Store(false)
+	c = source()
+	if _, err := c.Me(context.Background()); !errors.Is(err, ErrLoginRequired) {
+		t.Fatalf("Me with the session revoked: %v, want ErrLoginRequired", err)
+	}
+}

@@ -72,6 +72,7 @@ type TokenSource struct {
 	flight    *flight
 	failedAt  time.Time // the last refresh that failed for a passing reason
 	ended     error     // the session ended, and no relogin
+	refused   string    // an access token the service refused (401) before it expired: not to be taken again
 	// A login answered 429 with Retry-After: no login is sent until
 	// lockedUntil, and lockedErr is answered instead.
 	lockedUntil time.Time
@@ -272,7 +273,7 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 			ts.login = nil
 			ts.ended = nil
 			ts.setToken(stored, false)
-			due := stored.AccessToken == "" || !ts.now().Before(ts.refreshAt)
+			due := stored.AccessToken == "" || stored.AccessToken == ts.refused || !ts.now().Before(ts.refreshAt)
 			if !due {
 				ts.failedAt = time.Time{}
 				f.tok, f.err = ts.tok, nil
@@ -426,6 +427,38 @@ func (ts *TokenSource) loginAgain(ctx context.Context, cause error) (Token, erro
 		err = fmt.Errorf("%w: %w", ErrLoginRequired, err)
 	}
 	return tok, err
+}
+
+// refreshRefused refreshes at once after the service refused (401) the
+// access token access before it expired (its signing key dropped, its
+// session revoked by an admin): one refresh however many callers ask, none
+// when the source holds another token already. A refresh that is refused
+// ends the session (ErrLoginRequired, unless WithRelogin).
+func (ts *TokenSource) refreshRefused(ctx context.Context, access string) error {
+	ts.mu.Lock()
+	if ts.ended != nil {
+		err := ts.ended
+		ts.mu.Unlock()
+		return err
+	}
+	if access == "" || ts.tok.AccessToken != access {
+		ts.mu.Unlock()
+		return nil // replaced since it was sent
+	}
+	ts.refused = access
+	f := ts.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		ts.flight = f
+		go ts.run(context.WithoutCancel(ctx), f)
+	}
+	ts.mu.Unlock()
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return f.err
 }
 
 // Current is the token held now, without refreshing (to store it).
