@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -253,6 +254,12 @@ func (v *JWKSVerifier) fetch(ctx context.Context, seen time.Time) error {
 	}
 	set, err := v.c.JWKS(ctx)
 	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			// Whatever the JWKS endpoint answered (a 401 of a proxy in
+			// between, a wrong URL's 404), no token is decided by it.
+			return undecided("fetch the JWKS", e)
+		}
 		return fmt.Errorf("infracast: fetch the JWKS: %w", err)
 	}
 	keys := make(map[string]ed25519.PublicKey, len(set.Keys))

@@ -110,3 +110,73 @@ func TestJWKSVerifier(t *testing.T) {
 		t.Fatalf("a cached token past its expiry: %v", err)
 	}
 }
+
+// TestMiddlewareAnswersOnly401403Or503: whatever else the service answers
+// the authorizer (a wrong URL's 404, a 500, a proxy's 502 or 429), the
+// middleware answers 503 UNAVAILABLE, as promised, never that status; the
+// service's 401, 403 and 503 are relayed (outside check 12d: a wrong auth
+// URL made every request a 404).
+func TestMiddlewareAnswersOnly401403Or503(t *testing.T) {
+	const token = "eyJhbGciOiJFZERTQSIsInR5cCI6ImF0K2p3dCIsImtpZCI6ImsxIn0.e30.AAAA"
+	for _, c := range []struct {
+		upstream   int
+		retryAfter string
+		forward    int // what the middleware answers with forward auth
+		offline    int // and with the JWKS verifier (0: not tried: the client retries it)
+		wantAfter  string
+	}{
+		{500, "", 503, 503, ""},
+		{502, "", 503, 503, ""},
+		{404, "", 503, 503, ""},
+		{400, "", 503, 503, ""},
+		{200, "", 503, 0, ""}, // an answer that is no JWKS and no decision
+		{429, "7", 503, 0, "7"},
+		{401, "", 401, 503, ""},
+		{403, "", 403, 503, ""},
+		{503, "3", 503, 0, "3"},
+	} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c.retryAfter != "" {
+				w.Header().Set("Retry-After", c.retryAfter)
+			}
+			w.WriteHeader(c.upstream)
+			writeBody(t, w, "<html>oops</html>")
+		}))
+		fa, err := NewForwardAuth(up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jv, err := NewJWKSVerifier(up.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, tc := range map[string]struct {
+			a    Authorizer
+			want int
+		}{"forward auth": {fa, c.forward}, "offline": {jv, c.offline}} {
+			if tc.want == 0 {
+				continue
+			}
+			h := Middleware(tc.a)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				t.Errorf("%s, the service answering %d: the request passed", name, c.upstream)
+			}))
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/api/v1/tenants/prod/nodes", nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			h.ServeHTTP(rec, req)
+			var body struct {
+				Error struct{ Code string } `json:"error"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Errorf("%s, %d: not the contract's error: %s", name, c.upstream, rec.Body)
+			}
+			if rec.Code != tc.want || (tc.want == 503 && body.Error.Code != "UNAVAILABLE") {
+				t.Errorf("%s, the service answering %d: %d %s, want %d", name, c.upstream, rec.Code, body.Error.Code, tc.want)
+			}
+			if name == "forward auth" && rec.Header().Get("Retry-After") != c.wantAfter {
+				t.Errorf("%s, %d: Retry-After %q, want %q", name, c.upstream, rec.Header().Get("Retry-After"), c.wantAfter)
+			}
+		}
+		up.Close()
+	}
+}

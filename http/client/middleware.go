@@ -110,6 +110,19 @@ func WriteError(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(body) // the client went away: nothing to do
 }
 
+// undecided is the error of an authorizer whose question the service
+// answered with a status that decides nothing (a wrong URL's 404, a 500, a
+// proxy's 502): the middleware answers it 503 UNAVAILABLE, as it promises,
+// never with that status (outside check 12d: it relayed them); the answer
+// stays in the text, for logs.
+func undecided(what string, e *Error) error {
+	u := &Error{Status: http.StatusServiceUnavailable, Code: ErrUnavailable.Code, Message: "Authorization service unavailable", RequestID: e.RequestID}
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+		u.RetryAfter = e.RetryAfter
+	}
+	return fmt.Errorf("infracast: %s: the service answered %d %s (%s): %w", what, e.Status, e.Code, e.Message, u)
+}
+
 var errNoCredentials = &Error{Status: http.StatusUnauthorized, Code: ErrUnauthorized.Code, Message: "Invalid or expired token"}
 
 // oneAuthorization is r's Authorization header when it has exactly one (a
@@ -225,7 +238,12 @@ func (f *ForwardAuth) Authorize(r *http.Request) (*Identity, error) {
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, readError(res)
+		e := readError(res)
+		switch e.Status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusServiceUnavailable:
+			return nil, e // the service's decision, or its "cannot decide now"
+		}
+		return nil, undecided("forward auth", e)
 	}
 	// Drain the (empty) body so that the connection is reused.
 	if _, err := io.Copy(io.Discard, res.Body); err != nil {
