@@ -43,7 +43,7 @@ const (
 	exitNotFound     = 5 // 404: no such user, key, provider, …
 	exitConflict     = 6 // 409: duplicate username, already active, …
 	exitRateLimited  = 7 // 429: too many attempts (after the retries); Retry-After is printed
-	exitUnavailable  = 8 // 503: the service is unavailable (after the retries); nothing was changed
+	exitUnavailable  = 8 // 503: the service is unavailable (after the retries); a change may or may not have been made when the service did not say it was not
 )
 
 const exitCodes = `Exit codes:
@@ -55,7 +55,8 @@ const exitCodes = `Exit codes:
   5  not found (404)
   6  conflict (409)
   7  rate limited (429), after retrying
-  8  service unavailable (503), after retrying; nothing was changed`
+  8  service unavailable (503), after retrying; a change the service did not
+     say it refused may have been made: check before repeating it`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -178,9 +179,23 @@ func classify(err error) (int, string) {
 		if apiErr.RetryAfter > 0 {
 			msg += fmt.Sprintf(" (retry after %s)", apiErr.RetryAfter)
 		}
+		if outcomeUnknown(apiErr) {
+			// A 503 without Retry-After may follow a write the event store
+			// did not confirm (outside check 12d: exit 8 said "nothing was
+			// changed" in any case).
+			msg += " (a change this command makes may or may not have been made: check before repeating it)"
+		}
 		return apiExit(apiErr), msg
 	}
 	return exitFailure, err.Error()
+}
+
+// outcomeUnknown reports whether a 503 leaves a change's outcome open: the
+// service sent no Retry-After (which it sends when it refused the request
+// before starting it) and did not say that nothing was changed.
+func outcomeUnknown(e *client.Error) bool {
+	return e.Status == http.StatusServiceUnavailable && e.RetryAfter == 0 &&
+		!strings.Contains(e.Message, "nothing was changed") && !strings.Contains(e.Message, "may have been applied")
 }
 
 // apiExit is the exit code of an error the service answered: by its HTTP

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -52,11 +53,35 @@ func TestAPIExitByStatus(t *testing.T) {
 		{http.StatusUnprocessableEntity, "HISTORY_NOT_KEPT", exitFailure},
 		{http.StatusTooManyRequests, "RATE_LIMITED", exitRateLimited},
 		{http.StatusInternalServerError, "INTERNAL", exitFailure},
-		{http.StatusServiceUnavailable, "UNAVAILABLE", exitUnavailable},
 	} {
 		err := runErr{&client.Error{Status: c.status, Code: c.code, Message: "m"}}
 		if code, msg := classify(err); code != c.want || msg != c.code+": m" {
 			t.Errorf("%d %s: exit %d %q, want %d", c.status, c.code, code, msg, c.want)
 		}
+	}
+}
+
+// TestUnavailableSaysWhetherAnythingChanged: exit 8 says nothing was changed
+// only when the service said so (Retry-After, or its message): a 503 without
+// it may follow a write the event store did not confirm (outside check 12d:
+// the help and docs said "nothing was changed" in any case).
+func TestUnavailableSaysWhetherAnythingChanged(t *testing.T) {
+	const unknown = "may or may not have been made"
+	for _, c := range []struct {
+		err     *client.Error
+		unknown bool
+	}{
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable"}, true},
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", RetryAfter: 2e9}, false},
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service temporarily unavailable; nothing was changed"}, false},
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "The event store did not confirm the change in time; it may have been applied"}, false},
+	} {
+		code, msg := classify(runErr{c.err})
+		if code != exitUnavailable || strings.Contains(msg, unknown) != c.unknown {
+			t.Errorf("%+v: exit %d %q, want exit 8, outcome unknown said: %v", c.err, code, msg, c.unknown)
+		}
+	}
+	if !strings.Contains(exitCodes, "may have been made") || strings.Contains(exitCodes, "8  service unavailable (503), after retrying; nothing was changed") {
+		t.Errorf("the exit codes' help still promises nothing was changed: %s", exitCodes)
 	}
 }
