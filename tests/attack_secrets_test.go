@@ -2,6 +2,9 @@ package tests
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"github.com/infracast/auth/domain"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,6 +116,38 @@ func TestNoSecretInEventsOrLogs(t *testing.T) {
 		}
 		if strings.Contains(where.text, "$argon2id$") {
 			t.Errorf("the %s contain a password hash", where.name)
+		}
+	}
+}
+
+// TestUnknownNameIsNotAPlainHash: a name that matches no user — sometimes a
+// password typed into the wrong box — is recorded only as the login
+// aggregate's ID, which must not be a plain hash of it: a re-check reversed
+// the SHA-256 one with a dictionary. The keyed one is the same on every
+// replica of a deployment (the lockout of an unknown name holds across them).
+func TestUnknownNameIsNotAPlainHash(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 1)
+	a, b := d.StartReplica(t), d.StartReplica(t)
+	const typed = "Winter2026!"
+	for _, in := range []*Instance{a, b} {
+		if r := login(in, typed, "whatever-password"); r.Status != 401 {
+			t.Fatalf("login as %q: %d %s", typed, r.Status, r.Raw)
+		}
+	}
+	plain := sha256.Sum256([]byte(strings.ToLower(typed)))
+	ids := map[string]bool{}
+	for _, e := range storedEnvelopes(t, a) {
+		if e.Type == domain.TypeUserLoginFailed {
+			ids[e.AggregateID] = true
+		}
+	}
+	if len(ids) != 1 {
+		t.Fatalf("the two failures of one unknown name are on %d login aggregates, want 1: %v", len(ids), ids)
+	}
+	for id := range ids {
+		if id == hex.EncodeToString(plain[:16]) || strings.Contains(id, typed) {
+			t.Fatalf("the unknown name's aggregate ID %s is a plain hash of it", id)
 		}
 	}
 }

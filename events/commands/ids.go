@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -47,6 +48,17 @@ func newSecret() string {
 func usernameKey(username string) string {
 	sum := sha256.Sum256([]byte(domain.NormalizeUsername(username)))
 	return hex.EncodeToString(sum[:16])
+}
+
+// loginKey is the aggregate ID of the failed logins of a name that matches
+// no user: the first 16 bytes of HMAC-SHA256, keyed with NameKey, of its
+// normalized form. Not a plain hash like usernameKey: the name may be a
+// password typed in the wrong box, and the ID is in the stream and the audit
+// log (a re-check reversed a SHA-256 one with a dictionary at once).
+func (s *Service) loginKey(username string) string {
+	m := hmac.New(sha256.New, s.cfg.NameKey)
+	m.Write([]byte(domain.NormalizeUsername(username)))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // APIKeyNameKey is the aggregate ID of the reservation of an API key name

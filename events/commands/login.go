@@ -144,7 +144,7 @@ func (s *Service) throttled(u domain.User, found bool, username, addr string, no
 			return err
 		}
 	} else {
-		a, _ := s.state.Login(usernameKey(username))
+		a, _ := s.state.Login(s.loginKey(username))
 		if err := s.cfg.Throttle.Check(a.Failures, a.LastFailedAt, now); err != nil {
 			return err
 		}
@@ -166,9 +166,10 @@ func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u do
 		return err
 	}
 	// The name matches no user: it is recorded only as the aggregate ID (a
-	// hash), never as typed, since people sometimes type a password there.
+	// keyed hash, loginKey), never as typed, since people sometimes type a
+	// password there.
 	_, err := execute(ctx, s, meta, write[domain.LoginAttempts]{
-		on: s.loginAggregate(usernameKey(username)),
+		on: s.loginAggregate(s.loginKey(username)),
 		decide: func(a domain.LoginAttempts) ([]domain.Event, error) {
 			return domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)
 		},

@@ -127,6 +127,12 @@ type Config struct {
 	// an MFA token and a WebAuthn ceremony (default DefaultMFATokenTTL).
 	MFAKey      []byte
 	MFATokenTTL time.Duration
+	// NameKey keys the ID of the login aggregate of a name that matches no
+	// user (loginKey): people sometimes type a password there, and a plain
+	// hash of it would give it away to a dictionary. Derived from the master
+	// key, the same on every replica; when nil, New draws a random key: right
+	// for one process only.
+	NameKey []byte
 	// Barrier, when set, is waited on after a command stored an event that
 	// takes access away (domain.Narrows) and this replica applied it: it
 	// returns once every other replica has applied it too (events.Barrier),
@@ -196,6 +202,12 @@ func New(log Log, proj Projection, state State, pw *Passwords, sealer *events.Se
 	if cfg.MFAKey == nil {
 		cfg.MFAKey = make([]byte, 32)
 		if _, err := rand.Read(cfg.MFAKey); err != nil {
+			panic(err) // crypto/rand never fails on supported platforms
+		}
+	}
+	if cfg.NameKey == nil {
+		cfg.NameKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.NameKey); err != nil {
 			panic(err) // crypto/rand never fails on supported platforms
 		}
 	}

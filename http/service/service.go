@@ -136,6 +136,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
 		AddressThrottle: domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailuresPerAddress, LockoutFor: cfg.LoginLockout},
 		MFAKey:          authhttp.DeriveKey(s.cfg.MasterKey, "mfa"),
+		NameKey:         authhttp.DeriveKey(s.cfg.MasterKey, "login-name"),
 		Barrier:         s.Barrier,
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
