@@ -232,6 +232,13 @@ func New(cfg Config, deps Deps) *Server {
 		IdleTimeout:           cfg.IdleTimeout,
 		DisableStartupMessage: true,
 		ErrorHandler:          s.handleError,
+		// Fiber's helpers (BaseURL, Hostname, Protocol) believe a client's
+		// X-Forwarded-Host and -Proto unless this is on: with no proxy of
+		// its own trusted, they read the request itself. The service's
+		// external origin is INFRACAST_PUBLIC_URL, or the Host header; only
+		// X-Forwarded-For is read, from TrustedProxies (clientip.go). (A
+		// re-check: SCIM's meta.location followed a client's header.)
+		EnableTrustedProxyCheck: true,
 	})
 	s.routes()
 	return s

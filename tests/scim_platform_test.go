@@ -420,3 +420,20 @@ func TestSCIMTenantConnectionAdoptsNoRolelessIdentity(t *testing.T) {
 		t.Fatalf("the platform connection's user %s, want xena %v", got, xena)
 	}
 }
+
+// TestSCIMLocationsIgnoreForwardedHeaders: without INFRACAST_PUBLIC_URL the
+// SCIM base URL (meta.location, Location) is the request's own Host; a
+// client's X-Forwarded-Host and X-Forwarded-Proto are not believed (a
+// re-check: meta.location read https://evil.example/… from them).
+func TestSCIMLocationsIgnoreForwardedHeaders(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	_, tok := newConnection(t, in, admin, admin, []string{"acme"})
+	r := doReq(t, in, request{Method: "GET", Path: "/scim/v2/ServiceProviderConfig", Token: tok,
+		Header: map[string]string{"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}})
+	expectStatus(t, "ServiceProviderConfig", r, http.StatusOK)
+	meta, _ := r.JSON["meta"].(map[string]any)
+	if loc, _ := meta["location"].(string); loc != in.URL+"/scim/v2/ServiceProviderConfig" {
+		t.Fatalf("meta.location %q, want %s/scim/v2/ServiceProviderConfig", loc, in.URL)
+	}
+}
