@@ -121,7 +121,8 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 			for j := 0; j < perClient; j++ {
 				path := fmt.Sprintf("/api/v1/tenants/prod/nodes/n-%d-%d", i, j)
 				status, body, err := send(c, "GET", path, viewer.Token, map[string]string{"X-Infracast-Subject": "user-forged",
-					"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66", "Forwarded": "for=203.0.113.66"})
+					"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66", "Forwarded": "for=203.0.113.66",
+					"X-Forwarded-Host": "evil.example", "X-Forwarded-Uri": "/evil", "X-Original-URI": "/evil"})
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("GET %s: %w", path, err)
@@ -155,7 +156,8 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 			h.Get("X-Infracast-Tenant") != "prod" || h.Get("X-Infracast-Permissions") != viewerPerms ||
 			h.Get("Authorization") != "" ||
 			// The client's address as nginx saw it, never the client's word.
-			h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Real-IP") != "127.0.0.1" || len(h.Values("Forwarded")) != 0 {
+			h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Real-IP") != "127.0.0.1" || len(h.Values("Forwarded")) != 0 ||
+			h.Get("X-Forwarded-Host") == "evil.example" || len(h.Values("X-Forwarded-Uri")) != 0 || len(h.Values("X-Original-Uri")) != 0 {
 			t.Fatalf("the upstream saw %s %s with %v", s.Method, s.URI, h)
 		}
 	}
