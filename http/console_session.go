@@ -38,7 +38,17 @@ func (s *Server) mountConsole() {
 		// build mistake that every start would repeat.
 		panic(err)
 	}
-	serve := func(c *fiber.Ctx) error {
+	// Every answer under /console carries the console's headers
+	// (docs/console.md): its pages and assets, a 404 of an unknown asset,
+	// and the 405 of any method but GET and HEAD, which this middleware
+	// answers itself — with GET routes alone, the router's 405 came with
+	// the API's default CSP only (outside check 12e).
+	s.app.Use(console.Prefix, func(c *fiber.Ctx) error {
+		// Use matches any path that starts so ("/consoles" too); routes
+		// ignore case.
+		if p := strings.ToLower(c.Path()); p != console.Prefix && !strings.HasPrefix(p, console.Prefix+"/") {
+			return c.Next()
+		}
 		c.Set(fiber.HeaderContentSecurityPolicy, consoleCSP)
 		c.Set(fiber.HeaderXFrameOptions, "DENY")
 		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
@@ -46,10 +56,14 @@ func (s *Server) mountConsole() {
 		c.Set("Cross-Origin-Opener-Policy", "same-origin")
 		c.Set("Cross-Origin-Resource-Policy", "same-origin")
 		c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-		return h.Serve(c)
-	}
-	s.app.Get(console.Prefix, serve)
-	s.app.Get(console.Prefix+"/*", serve)
+		if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
+			c.Set(fiber.HeaderAllow, "GET, HEAD")
+			return fiber.ErrMethodNotAllowed
+		}
+		return c.Next()
+	})
+	s.app.Get(console.Prefix, h.Serve)
+	s.app.Get(console.Prefix+"/*", h.Serve)
 }
 
 // consoleProviders lists the configured identity providers with their
