@@ -1,9 +1,13 @@
 package tests
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // consoleHeaders are the headers docs/console.md says every answer under
@@ -36,6 +40,7 @@ func TestConsoleHeadersOnEveryAnswer(t *testing.T) {
 		{"POST", "/console", http.StatusMethodNotAllowed},
 		{"PUT", "/console/app.js", http.StatusMethodNotAllowed},
 		{"DELETE", "/console/users", http.StatusMethodNotAllowed},
+		{"POST", "/Console/", http.StatusMethodNotAllowed},
 	} {
 		req, err := http.NewRequest(c.method, in.URL+c.path, strings.NewReader(""))
 		if err != nil {
@@ -58,4 +63,219 @@ func TestConsoleHeadersOnEveryAnswer(t *testing.T) {
 			t.Errorf("%s %s: Allow %q, want \"GET, HEAD\"", c.method, c.path, res.Header.Get("Allow"))
 		}
 	}
+}
+
+// orderJS: in the element sel, the text before the <bdi> named by bdiSel
+// ends left of it and the text after it starts right of it (the console's
+// sentence keeps its order around a name, whatever the name holds), and
+// the name is in its own element, isolated (unicode-bidi: isolate).
+func orderJS(sel, bdiSel string) string {
+	return fmt.Sprintf(`(function () {
+  var box = document.querySelector(%q);
+  if (!box) return 'no ' + %q;
+  var b = box.querySelector(%q);
+  if (!b || b.tagName !== 'BDI') return 'the name is not in its own <bdi>: ' + box.innerHTML;
+  if (getComputedStyle(b).unicodeBidi !== 'isolate') return 'unicode-bidi ' + getComputedStyle(b).unicodeBidi;
+  // The name may wrap: the text before it shares a line with its first
+  // box, the text after it with its last.
+  var lines = b.getClientRects(), first = lines[0], last = lines[lines.length - 1];
+  var sameLine = function (x, y) { return x.width > 0 && Math.abs((x.top + x.bottom) / 2 - (y.top + y.bottom) / 2) < y.height / 2; };
+  var before = document.createRange(); before.setStart(box, 0); before.setEndBefore(b);
+  var after = document.createRange(); after.setStartAfter(b); after.setEnd(box, box.childNodes.length);
+  var rb = Array.prototype.filter.call(before.getClientRects(), function (x) { return sameLine(x, first); });
+  var ra = Array.prototype.filter.call(after.getClientRects(), function (x) { return sameLine(x, last); });
+  for (var i = 0; i < rb.length; i++) if (rb[i].right > first.left + 1) return 'text before the name shown right of it';
+  for (var j = 0; j < ra.length; j++) if (ra[j].left < last.right - 1) return 'text after the name shown left of it';
+  if (rb.length + ra.length === 0) return 'no text around the name on its line';
+  return 'ok';
+})()`, sel, sel, bdiSel)
+}
+
+func expectJS(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	if got := evalString(t, ctx, js); got != "ok" {
+		t.Errorf("%s: %s", what, got)
+	}
+}
+
+// TestConsoleShowsNamesTruthfully: names the API stores as given — with
+// direction controls, or 128 characters long — show as they are without
+// disturbing the page (outside check 12e). A key named "\u202eyek nimda"
+// must not pass for "admin key": the control shows as U+202E, the name is
+// in its own isolate (<bdi>), and the console's sentences around it — the
+// revoke question, the revoked notice — keep their order. A 128-character
+// name wraps: at 1280 px and at 390 px the page does not scroll sideways and
+// Rotate and Revoke stay reachable (at 390 px inside the table's own frame).
+// Focus (accessibility): Cancel, and Yes once done, give it back to the
+// button that asked (or the heading when the action removed it), "I have
+// stored it safely" to the Rotate button that led there, an API field error
+// to the field; never to <body>.
+func TestConsoleShowsNamesTruthfully(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	tricky := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "\u202eyek nimda", "tenants": []string{"acme"}})
+	expectStatus(t, "tricky key", tricky, http.StatusCreated)
+	trickyID := tricky.String("id")
+	long := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": strings.Repeat("longname", 16), "tenants": []string{"acme"}})
+	expectStatus(t, "long key", long, http.StatusCreated)
+	longID := long.String("id")
+
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, in.URL, AdminUser, AdminPassword)
+	row := func(id string) string { return fmt.Sprintf(`#keys-table tr[data-key=%q]`, id) }
+	run(t, ctx, "keys", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('`+row(trickyID)+`') && !!document.querySelector('`+row(longID)+`')`))
+
+	t.Run("direction controls", func(t *testing.T) {
+		if got := evalString(t, ctx, `document.querySelector('`+row(trickyID)+` .key-name').textContent`); got != "U+202Eyek nimda" {
+			t.Errorf("the name shows as %q, want the control as its code: \"U+202Eyek nimda\"", got)
+		}
+		expectJS(t, ctx, "the key's name and ID", `(function () {
+  var n = document.querySelector('`+row(trickyID)+` .key-name'), id = document.querySelector('`+row(trickyID)+` bdi.mono');
+  if (!n || n.tagName !== 'BDI' || !id) return 'name or ID not in its own <bdi>';
+  return /[\u202a-\u202e\u2066-\u2069]/.test(document.body.innerText) ? 'a direction control is applied in the page' : 'ok';
+})()`)
+		run(t, ctx, "revoke question", clickJS(row(trickyID)+` button.revoke`), until(`!!document.querySelector('`+row(trickyID)+` .confirm')`))
+		expectJS(t, ctx, "revoke question", orderJS(row(trickyID)+` .confirm > span`, `bdi`))
+		run(t, ctx, "revoke", clickJS(row(trickyID)+` .confirm-yes`), until(`!!document.getElementById('keys-notice') && document.querySelector('`+row(trickyID)+`').getAttribute('data-status') === 'revoked'`))
+		expectJS(t, ctx, "revoked notice", orderJS(`#keys-notice`, `bdi`))
+		// The Revoke button is gone with the key: the focus is on the heading.
+		run(t, ctx, "focus after revoking", until(`document.activeElement && document.activeElement.tagName === 'H1'`))
+		checkAxe(t, ctx, "keys with a tricky name")
+
+		// The key's events: their JSON shows the control escaped.
+		run(t, ctx, "audit", chromedp.Click(`#nav-audit`), fill(`#f-subject`, trickyID), fill(`#f-type`, "apikey.created"), clickJS(`#audit-apply`),
+			until(`document.querySelectorAll('#audit-table tbody tr[data-seq]').length > 0 && [...document.querySelectorAll('#audit-table tbody tr[data-seq] td:nth-child(5)')].every((td) => td.textContent === '`+trickyID+`') && document.querySelectorAll('#audit-table tbody tr[data-seq]').length === 1`),
+			clickJS(`#audit-table tbody tr[data-seq] button.secondary`), until(`!!document.querySelector('#audit-table pre.json')`))
+		if j := evalString(t, ctx, `document.querySelector('#audit-table pre.json').textContent`); !strings.Contains(j, `\u202eyek nimda`) || strings.ContainsRune(j, '\u202e') {
+			t.Errorf("the event's JSON shows the name as %q", j)
+		}
+		run(t, ctx, "back to the keys", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('`+row(longID)+` button.revoke')`))
+	})
+
+	t.Run("focus", func(t *testing.T) {
+		opener := row(longID) + ` button.rotate`
+		run(t, ctx, "cancel", clickJS(opener), until(`document.activeElement && document.activeElement.classList.contains('confirm-yes')`),
+			clickJS(row(longID)+` .confirm button:not(.confirm-yes)`),
+			until(`document.activeElement === document.querySelector('`+opener+`')`))
+		run(t, ctx, "rotate", clickJS(opener), clickJS(row(longID)+` .confirm-yes`), chromedp.WaitVisible(`#key-secret-value`),
+			clickJS(`#key-secret-done`), until(`!document.getElementById('key-secret') && document.activeElement === document.querySelector('`+opener+`')`))
+		run(t, ctx, "field error", clickJS(`#new-key`), fill(`#key-name`, "with-a-bad-address"), fill(`#key-ips`, "not-an-address"),
+			chromedp.Click(`#create-key-submit`),
+			until(`!!document.getElementById('key-ips-err') && document.activeElement === document.getElementById('key-ips')`))
+		run(t, ctx, "close the form", clickJS(`#new-key`), until(`!document.getElementById('create-key')`))
+	})
+
+	t.Run("long names", func(t *testing.T) {
+		for _, w := range []int64{1280, 390} {
+			opts := []chromedp.EmulateViewportOption{}
+			if w < 1000 {
+				opts = append(opts, chromedp.EmulateMobile) // as a phone: a page too wide widens the layout
+			}
+			if err := chromedp.Do(ctx, chromedp.EmulateViewport(w, 844, opts...)); err != nil {
+				t.Fatal(err)
+			}
+			run(t, ctx, fmt.Sprint("keys at ", w), until(`document.documentElement.clientWidth > 0 && !!document.querySelector('`+row(longID)+` button.revoke')`))
+			expectJS(t, ctx, fmt.Sprint("at ", w, " px"), `(function () {
+  if (innerWidth !== `+fmt.Sprint(w)+`) return 'the layout is ' + innerWidth + ' px wide, not the window\'s `+fmt.Sprint(w)+`';
+  if (document.documentElement.scrollWidth > innerWidth) return 'the page is ' + document.documentElement.scrollWidth + ' px wide in a ' + innerWidth + ' px window';
+  var names = ['rotate', 'revoke'];
+  for (var i = 0; i < names.length; i++) {
+    var b = document.querySelector('`+row(longID)+` button.' + names[i]);
+    if (innerWidth >= 1000) {
+      var r = b.getBoundingClientRect();
+      if (r.left < 0 || r.right > innerWidth) return names[i] + ' is outside the window: ' + r.left + '..' + r.right;
+      continue;
+    }
+    b.scrollIntoView({block: 'nearest', inline: 'nearest'});
+    var r2 = b.getBoundingClientRect(), wrap = b.closest('.table-wrap').getBoundingClientRect();
+    if (r2.left < wrap.left || r2.right > wrap.right) return names[i] + ' is not reachable inside the table frame';
+    if (window.scrollX !== 0 || document.documentElement.scrollWidth > innerWidth) return 'scrolling to ' + names[i] + ' scrolled the page sideways';
+  }
+  return 'ok';
+})()`)
+			screenshot(t, ctx, fmt.Sprint("console-keys-long-name-", w))
+		}
+	})
+	noPolicyBreach(t, ctx)
+}
+
+// TestConsoleOffersOnlyWhatTheAPIAllows (outside check 12e): a viewer (no
+// admin:* anywhere) is not called a "tenant admin of no tenant", is offered
+// no New user, New API key or SCIM connection form (the API refuses them
+// all), sees their own tenant role, and gets no SSO form at #/sso; a tenant
+// admin is offered Deactivate and Reset MFA only for a user whose every
+// tenant they administer (http/users.go managesUser); an error on the SCIM
+// page goes once a later action succeeds.
+func TestConsoleOffersOnlyWhatTheAPIAllows(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	const pw = "correct horse battery"
+	veraID := in.CreateUser(admin, "vera", pw, map[string]string{"acme": "viewer"})
+	carlID := in.CreateUser(admin, "carl", pw, map[string]string{"acme": "viewer", "globex": "viewer"})
+	in.CreateUser(admin, "tina", pw, map[string]string{"acme": "admin"})
+
+	t.Run("viewer", func(t *testing.T) {
+		ctx := consoleChrome(t)
+		consoleSignIn(t, ctx, in.URL, "vera", pw)
+		if who := evalString(t, ctx, `document.getElementById('who-role') ? document.getElementById('who-role').textContent : document.querySelector('header .who').textContent`); !strings.Contains(who, "no admin role") || strings.Contains(who, "tenant admin") {
+			t.Errorf("a viewer is labelled %q", who)
+		}
+		if shown(t, ctx, "#new-user") {
+			t.Error("a viewer is offered New user")
+		}
+		if row := evalString(t, ctx, `document.querySelector('#users-table tr[data-user="vera"]').innerText`); !strings.Contains(row, "acme: viewer") {
+			t.Errorf("the viewer's own row: %q, want their role acme: viewer", row)
+		}
+		run(t, ctx, "keys", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('#keys-table')`))
+		if shown(t, ctx, "#new-key") {
+			t.Error("a viewer is offered New API key")
+		}
+		run(t, ctx, "scim", chromedp.Click(`#nav-scim`), until(`document.body.getAttribute('data-page') === 'scim' && !document.querySelector('.loading')`))
+		if shown(t, ctx, "#scim-form") || shown(t, ctx, ".notice.error") || !shown(t, ctx, "#scim-not-admin") {
+			t.Errorf("a viewer's SCIM page: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+		run(t, ctx, "sso by its address", chromedp.Evaluate[chromedp.Void](`location.hash = '#/sso'`), until(`document.body.getAttribute('data-page') === 'sso'`))
+		if shown(t, ctx, "#sso-form") || !shown(t, ctx, "#sso-platform-only") {
+			t.Errorf("#/sso for a viewer: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+		noPolicyBreach(t, ctx)
+	})
+
+	t.Run("tenant admin", func(t *testing.T) {
+		ctx := consoleChrome(t)
+		consoleSignIn(t, ctx, in.URL, "tina", pw)
+		open := func(id, name string) {
+			t.Helper()
+			run(t, ctx, "user "+name, chromedp.Evaluate[chromedp.Void](`location.hash = '#/users/`+id+`'`),
+				until(`(document.getElementById('user-title') || {}).textContent === '`+name+`' && !document.querySelector('main .loading')`))
+		}
+		// carl also has a globex role: the API refuses tina both.
+		open(carlID, "carl")
+		if shown(t, ctx, "#deactivate") || shown(t, ctx, "#reset-mfa") || !shown(t, ctx, "#account-note") {
+			t.Errorf("carl (acme and globex) for an acme admin: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+		if shown(t, ctx, ".notice.error") {
+			t.Errorf("carl's page shows an error: %q", evalString(t, ctx, `document.querySelector('.notice.error').innerText`))
+		}
+		open(veraID, "vera")
+		if !shown(t, ctx, "#deactivate") || !shown(t, ctx, "#reset-mfa") {
+			t.Errorf("vera (acme only) for an acme admin: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+
+		// An error on the SCIM page goes when a later action succeeds.
+		configureOIDC(t, in, admin, "oidc", "corp", alice(), nil) // a connection provisions a configured provider's users
+		conn := in.Do("POST", "/api/v1/admin/scim", in.Login("tina", pw).String("token"), map[string]any{"name": "first", "provider": "corp", "tenants": []string{"acme"}})
+		expectStatus(t, "tina's connection", conn, http.StatusCreated)
+		run(t, ctx, "scim", chromedp.Click(`#nav-scim`), until(`!!document.querySelector('article[data-connection]')`))
+		expectStatus(t, "delete it behind the page's back", in.Do("DELETE", "/api/v1/admin/scim/"+conn.String("id"), admin, nil), http.StatusNoContent)
+		run(t, ctx, "delete it again", clickJS(`article[data-connection] .row-actions button.danger`), clickJS(`article[data-connection] .confirm-yes`),
+			until(`!!document.querySelector('main .notice.error')`))
+		run(t, ctx, "create another", fill(`#scim-name`, "second"), fill(`#scim-provider`, "corp"), fill(`#scim-tenants`, "acme"),
+			clickJS(`#scim-form button[type=submit]`), chromedp.WaitVisible(`#scim-token-value`))
+		if shown(t, ctx, "main .notice.error") {
+			t.Errorf("after a successful create the SCIM page still shows %q", evalString(t, ctx, `document.querySelector('main .notice.error').innerText`))
+		}
+		run(t, ctx, "stored", clickJS(`#scim-token-done`), until(`document.activeElement === document.querySelector('#scim-form button[type=submit]')`))
+		noPolicyBreach(t, ctx)
+	})
 }

@@ -6,7 +6,7 @@
 import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { callRaw, sessionEnded, setReauthenticateHandler, setUnauthorizedHandler, type Me } from './api';
-import { Notice, TextField } from './ui';
+import { Bdi, Notice, TextField } from './ui';
 import { UsersPage, UserPage } from './pages/users';
 import { KeysPage } from './pages/keys';
 import { SSOPage } from './pages/sso';
@@ -206,8 +206,10 @@ function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildr
       <header class="top">
         <span class="brand">Infracast Auth <span class="muted">console</span></span>
         <span class="who">
-          <span id="who" title={props.me.id}>{props.me.username}</span>
-          <span class="muted"> · {platformAdmin ? 'platform admin' : 'tenant admin of ' + (adminTenants.join(', ') || 'no tenant')}</span>
+          <Bdi id="who" title={props.me.id} text={props.me.username} />
+          <span class="muted" id="who-role"> · {platformAdmin ? 'platform admin'
+            : adminTenants.length ? <>tenant admin of {adminTenants.map((t, i) => <span key={t}>{i ? ', ' : ''}<Bdi text={t} /></span>)}</>
+              : 'no admin role: your own account and keys'}</span>
         </span>
         <button type="button" class="secondary small" id="signout" onClick={props.onSignOut}>Sign out</button>
       </header>
@@ -262,12 +264,12 @@ function UserChanged(props: { me: Me; onContinue: () => void }) {
     <main class="signin" id="main">
       <div class="signin-card" id="user-changed">
         <p class="brand">Infracast Auth</p>
-        <h1 tabIndex={-1} ref={heading}>Signed in as {props.me.username} in another tab</h1>
+        <h1 tabIndex={-1} ref={heading}>Signed in as <Bdi text={props.me.username} /> in another tab</h1>
         <Notice kind="warn" id="user-changed-notice">
-          Signed in as {props.me.username} in another tab. This browser now acts as {props.me.username} in every tab,
+          Signed in as <Bdi text={props.me.username} /> in another tab. This browser now acts as <Bdi text={props.me.username} /> in every tab,
           this one too.
         </Notice>
-        <button type="button" class="primary wide" id="continue-as" onClick={props.onContinue}>Continue as {props.me.username}</button>
+        <button type="button" class="primary wide" id="continue-as" onClick={props.onContinue}>Continue as <Bdi text={props.me.username} /></button>
       </div>
     </main>
   );

@@ -1,7 +1,9 @@
 // Shared pieces of the pages: labelled fields with their errors, notices,
-// pagers, copy and two-step confirm buttons, and formatting.
+// pagers, copy and two-step confirm buttons, formatting, and Bdi, which
+// every string from the API (a name, an ID, an email, an address…) is shown
+// in.
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState, useCallback } from 'preact/hooks';
+import { useEffect, useId, useRef, useState, useCallback } from 'preact/hooks';
 import { ApiError, errorText, reauthenticate } from './api';
 
 export const ROLES = ['viewer', 'editor', 'admin'];
@@ -9,6 +11,41 @@ export const PERMISSIONS = [
   'nodes:read', 'nodes:write', 'findings:read', 'findings:write', 'jobs:read', 'jobs:write',
   'reports:read', 'audit:read', 'admin:*',
 ];
+
+// BIDI_CONTROLS are the invisible characters that change the direction of
+// the text around them (embeddings, overrides, isolates, marks).
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+function codeOf(c: string): string {
+  return 'U+' + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+}
+
+// escapeBidi writes the direction controls in s as JSON escapes (\u202e),
+// for text shown as JSON.
+export function escapeBidi(s: string): string {
+  return s.replace(BIDI_CONTROLS, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+}
+
+// Bdi shows a string that came from the API (user-supplied: a name, an ID,
+// an email, an address, a user agent) in its own bidi isolate, so that it
+// cannot reorder the text around it (a sentence of the console, the ID
+// beside a name), and with its direction controls shown as their code
+// (U+202E) rather than applied, so that "\u202eyek nimda" does not pass
+// for "admin key" (outside check 12e). Right-to-left text without them
+// reads as it is.
+export function Bdi(props: { text: string | number | null | undefined; class?: string; id?: string; title?: string }) {
+  const s = props.text === null || props.text === undefined ? '' : String(props.text);
+  const parts: ComponentChildren[] = [];
+  let last = 0;
+  for (const m of s.matchAll(BIDI_CONTROLS)) {
+    const at = m.index ?? 0;
+    if (at > last) parts.push(s.slice(last, at));
+    parts.push(<span class="bidi-control" key={at} title="An invisible character that changes the text's direction">{codeOf(m[0])}</span>);
+    last = at + m[0].length;
+  }
+  if (last < s.length) parts.push(s.slice(last));
+  return <bdi class={props.class} id={props.id} title={props.title}>{parts}</bdi>;
+}
 
 type InputProps = { inputMode?: 'text' | 'numeric'; step?: number };
 
@@ -148,26 +185,51 @@ export function CopyButton(props: { text: string; label?: string; id?: string })
   );
 }
 
-// ConfirmButton asks again inline (no browser dialog) before acting.
+// ConfirmButton asks again inline (no browser dialog) before acting. The
+// question may hold names (in Bdi). Cancel, and Yes once done, take the
+// focus back to the button that asked; when that is gone (a revoked key's
+// row has none), to the page's heading, never to <body>.
 export function ConfirmButton(props: {
-  label: string; confirm: string; onConfirm: () => Promise<void> | void; danger?: boolean; class?: string; id?: string;
+  label: string; confirm: ComponentChildren; onConfirm: () => Promise<void> | void; danger?: boolean; class?: string; id?: string;
 }) {
   const [asking, setAsking] = useState(false);
   const [busy, setBusy] = useState(false);
   const yes = useRef<HTMLButtonElement>(null);
-  useEffect(() => { if (asking && yes.current) yes.current.focus(); }, [asking]);
+  const opener = useRef<HTMLButtonElement>(null);
+  const asked = useRef(false);
+  const textId = useId();
+  useEffect(() => {
+    if (asking) { asked.current = true; yes.current?.focus(); return; }
+    if (asked.current) { asked.current = false; opener.current?.focus(); }
+  }, [asking]);
+  // Unmounted while its button has the focus (the action removed it):
+  // the focus goes to the heading.
+  const last = useRef<HTMLButtonElement | null>(null); // the button, kept after it is gone
+  useEffect(() => () => {
+    const a = document.activeElement;
+    if (!a || a === document.body || a === last.current) focusHeadingSoon();
+  }, []);
   if (!asking) {
-    return <button type="button" id={props.id} class={(props.danger ? 'danger ' : 'secondary ') + 'small ' + (props.class || '')}
+    return <button type="button" ref={(el) => { opener.current = el; if (el) last.current = el; }} id={props.id} class={(props.danger ? 'danger ' : 'secondary ') + 'small ' + (props.class || '')}
       onClick={() => setAsking(true)}>{props.label}</button>;
   }
   return (
-    <span class="confirm" role="group" aria-label={props.confirm}>
-      <span>{props.confirm}</span>
+    <span class="confirm" role="group" aria-labelledby={textId}>
+      <span id={textId}>{props.confirm}</span>
       <button type="button" ref={yes} class={(props.danger ? 'danger' : 'primary') + ' small confirm-yes'} disabled={busy}
         onClick={async () => { setBusy(true); try { await props.onConfirm(); } finally { setBusy(false); setAsking(false); } }}>Yes</button>
       <button type="button" class="secondary small" onClick={() => setAsking(false)}>Cancel</button>
     </span>
   );
+}
+
+// focusHeadingSoon moves the focus, once the page has rendered, to the
+// page's heading if nothing holds it.
+export function focusHeadingSoon() {
+  window.setTimeout(() => {
+    const a = document.activeElement;
+    if (!a || a === document.body || !a.isConnected) (document.querySelector('main h1') as HTMLElement | null)?.focus();
+  }, 0);
 }
 
 // useLoad runs load when deps change; reload runs it again.
@@ -186,13 +248,23 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
   return { ...state, reload: run };
 }
 
-// SecretPanel shows a secret once, with a warning and a copy button.
-export function SecretPanel(props: { title: string; secret: string; onDone: () => void; what: string; id: string }) {
+// SecretPanel shows a secret once, with a warning and a copy button. Its
+// title may hold a name (in Bdi). Done, the focus goes to back() — the
+// button that led to it — or else to the page's heading.
+export function SecretPanel(props: { title: ComponentChildren; secret: string; onDone: () => void; what: string; id: string; back?: () => HTMLElement | null }) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => { ref.current?.focus(); }, []);
+  const done = () => {
+    props.onDone();
+    window.setTimeout(() => {
+      const to = props.back?.();
+      if (to && to.isConnected) to.focus();
+      else focusHeadingSoon();
+    }, 0);
+  };
   return (
-    <div class="secret-panel" id={props.id} ref={ref} tabIndex={-1} role="region" aria-label={props.title}>
-      <h2>{props.title}</h2>
+    <div class="secret-panel" id={props.id} ref={ref} tabIndex={-1} role="region" aria-labelledby={props.id + '-title'}>
+      <h2 id={props.id + '-title'}>{props.title}</h2>
       <p class="warn-text"><strong>Copy it now: it is shown only this once.</strong> The service keeps only a hash of {props.what}; if it is lost, rotate it.</p>
       <label for={props.id + '-value'}>Secret</label>
       <div class="secret-row">
@@ -200,9 +272,26 @@ export function SecretPanel(props: { title: string; secret: string; onDone: () =
           onFocus={(e) => (e.currentTarget as HTMLInputElement).select()} />
         <CopyButton text={props.secret} id={props.id + '-copy'} label="Copy secret" />
       </div>
-      <button type="button" class="primary" onClick={props.onDone}>I have stored it safely</button>
+      <button type="button" class="primary" id={props.id + '-done'} onClick={done}>I have stored it safely</button>
     </div>
   );
+}
+
+// useRefocus: a form whose submit button was disabled while busy lost the
+// focus to <body>; when the call is over, the focus goes to its first
+// invalid field, or else back to its submit button.
+export function useRefocus(form: { current: HTMLFormElement | null }, busy: boolean) {
+  const was = useRef(false);
+  useEffect(() => {
+    if (busy) { was.current = true; return; }
+    if (!was.current) return;
+    was.current = false;
+    const f = form.current;
+    const a = document.activeElement;
+    if (!f || !f.isConnected || (a && a !== document.body && a.isConnected)) return;
+    const to = (f.querySelector('[aria-invalid="true"]') || f.querySelector('button[type=submit]')) as HTMLElement | null;
+    to?.focus();
+  }, [busy]);
 }
 
 const pad = (n: number) => String(n).padStart(2, '0');

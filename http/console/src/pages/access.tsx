@@ -1,25 +1,22 @@
 // The access explorer: who could do what in a tenant at a moment, and why
 // (each grant with the event that made it), with the CSV export of the API.
-import { useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useRef, useState } from 'preact/hooks';
 import { downloadCSV, enc, errorText, get, query, type Grant, type TenantAccess } from '../api';
 import type { PageProps } from '../main';
-import { ErrorNotice, Loading, Notice, PERMISSIONS, SelectField, TextField, Time, toRFC3339 } from '../ui';
+import { Bdi, ErrorNotice, Loading, Notice, PERMISSIONS, SelectField, TextField, Time, toRFC3339, useRefocus } from '../ui';
 
-function why(g: Grant): string {
-  const by = `${g.granted_by.type} #${g.granted_by.sequence} by ${g.granted_by.actor.type}${g.granted_by.actor.id ? ' ' + g.granted_by.actor.id : ''}`;
-  let s: string;
+function why(g: Grant): ComponentChildren {
+  const by = <>{g.granted_by.type} #{g.granted_by.sequence} by {g.granted_by.actor.type}{g.granted_by.actor.id ? <> <Bdi text={g.granted_by.actor.id} /></> : null}</>;
+  let s: ComponentChildren;
   switch (g.via) {
     case 'platform_admin': s = 'platform admin (every tenant)'; break;
-    case 'role': s = `role ${g.role} in ${g.tenant}`; break;
-    case 'api_key': s = `API key for ${g.tenant === '*' ? 'every tenant' : g.tenant}`; break;
-    default: s = g.via;
+    case 'role': s = <>role {g.role} in <Bdi text={g.tenant} /></>; break;
+    case 'api_key': s = <>API key for {g.tenant === '*' ? 'every tenant' : <Bdi text={g.tenant} />}</>; break;
+    default: s = <Bdi text={g.via} />;
   }
-  s += ` — ${by}`;
-  if (g.owner_grant) {
-    const o = g.owner_grant;
-    s += `; capped by its owner ${g.owner_id || ''}'s ${o.via === 'role' ? 'role ' + o.role : 'platform admin role'} (${o.granted_by.type} #${o.granted_by.sequence})`;
-  }
-  return s;
+  const o = g.owner_grant;
+  return <>{s} — {by}{o ? <>; capped by its owner <Bdi text={g.owner_id || ''} />'s {o.via === 'role' ? 'role ' + o.role : 'platform admin role'} ({o.granted_by.type} #{o.granted_by.sequence})</> : null}</>;
 }
 
 export function AccessPage(p: PageProps) {
@@ -30,6 +27,8 @@ export function AccessPage(p: PageProps) {
   const [err, setErr] = useState<unknown>(null);
   const [tenantErr, setTenantErr] = useState('');
   const [res, setRes] = useState<TenantAccess | null>(null);
+  const form = useRef<HTMLFormElement>(null);
+  useRefocus(form, busy);
   const path = () => `/api/v1/tenants/${enc(tenant.trim())}/access` + query({ permission: perm, at: toRFC3339(at) });
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -46,7 +45,7 @@ export function AccessPage(p: PageProps) {
     <section>
       <h1 tabIndex={-1}>Access explorer</h1>
       <p>Who could do what in a tenant at a moment, and why: each grant with the event that made it.</p>
-      <form class="card" id="access-form" onSubmit={submit} aria-label="Access question">
+      <form class="card" id="access-form" ref={form} onSubmit={submit} aria-label="Access question">
         <div class="grid3">
           <TextField id="a-tenant" label="Tenant" value={tenant} onValue={setTenant} list="tenants-list" required error={tenantErr} />
           <SelectField id="a-permission" label="Permission" value={perm} onValue={setPerm} options={[['', 'any permission'], ...PERMISSIONS.map((x): [string, string] => [x, x])]} />
@@ -61,14 +60,14 @@ export function AccessPage(p: PageProps) {
       {busy ? <Loading what="access" /> : null}
       {res ? (
         <>
-          <Notice kind="info">{res.principals.length} principal{res.principals.length === 1 ? '' : 's'} could {res.permission ? <strong>{res.permission}</strong> : 'act'} in <strong>{res.tenant}</strong> at <Time at={res.at} />.</Notice>
+          <Notice kind="info">{res.principals.length} principal{res.principals.length === 1 ? '' : 's'} could {res.permission ? <strong>{res.permission}</strong> : 'act'} in <strong><Bdi text={res.tenant} /></strong> at <Time at={res.at} />.</Notice>
           <div class="table-wrap" tabIndex={0} role="region" aria-label="Principals">
             <table id="access-table">
               <thead><tr><th scope="col">Principal</th><th scope="col">Permissions</th><th scope="col">Why</th></tr></thead>
               <tbody>
                 {res.principals.map((pr) => (
                   <tr key={pr.type + pr.id} data-principal={pr.name}>
-                    <td><strong>{pr.name}</strong> <span class="chip">{pr.type === 'apikey' ? 'API key' : 'user'}</span><br /><span class="mono small muted">{pr.id}</span></td>
+                    <td class="name"><strong><Bdi text={pr.name} /></strong> <span class="chip">{pr.type === 'apikey' ? 'API key' : 'user'}</span><br /><Bdi class="mono small muted" text={pr.id} /></td>
                     <td class="small">{pr.permissions.join(', ')}</td>
                     <td class="small"><ul class="why">{pr.grants.map((g, i) => <li key={i}>{why(g)}, <Time at={g.granted_by.time} /></li>)}</ul></td>
                   </tr>

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { get, query, type AuditEvent } from '../api';
 import type { PageProps } from '../main';
-import { ErrorNotice, Loading, Pager, SelectField, TextField, Time, toRFC3339, useLoad } from '../ui';
+import { Bdi, ErrorNotice, escapeBidi, Loading, Pager, SelectField, TextField, Time, toRFC3339, useLoad } from '../ui';
 
 interface EventPage { events: AuditEvent[]; next_cursor?: string }
 
@@ -60,17 +60,17 @@ export function AuditPage(p: PageProps) {
                   <tr key={ev.id} data-seq={ev.sequence}>
                     <td class="mono small nowrap">{ev.sequence}</td>
                     <td class="small"><Time at={ev.time} /></td>
-                    <td><button type="button" class="link mono" title="Only this type" onClick={() => apply({ ...filter, type: ev.type })}>{ev.type}</button></td>
+                    <td><button type="button" class="link mono" title="Only this type" onClick={() => apply({ ...filter, type: ev.type })}><Bdi text={ev.type} /></button></td>
                     <td>{ev.actor.id
-                      ? <button type="button" class="link mono small" title={'Only events by this ' + ev.actor.type} onClick={() => apply({ ...filter, actor: ev.actor.id! })}>{ev.actor.id}</button>
+                      ? <button type="button" class="link mono small" title={'Only events by this ' + ev.actor.type} onClick={() => apply({ ...filter, actor: ev.actor.id! })}><Bdi text={ev.actor.id} /></button>
                       : <span class="muted">{ev.actor.type}</span>}</td>
-                    <td><button type="button" class="link mono small" title="Only this subject" onClick={() => apply({ ...filter, subject: ev.aggregate_id })}>{ev.aggregate_id}</button></td>
-                    <td>{ev.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}>{t}</span>)}</td>
-                    <td class="mono small nowrap">{ev.request?.ip || '—'}</td>
+                    <td><button type="button" class="link mono small" title="Only this subject" onClick={() => apply({ ...filter, subject: ev.aggregate_id })}><Bdi text={ev.aggregate_id} /></button></td>
+                    <td>{ev.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}><Bdi text={t} /></span>)}</td>
+                    <td class="mono small nowrap">{ev.request?.ip ? <Bdi text={ev.request.ip} /> : '—'}</td>
                     <td><button type="button" class="secondary small" aria-expanded={open === ev.id} aria-controls={'ev-' + ev.id}
                       onClick={() => setOpen(open === ev.id ? '' : ev.id)}>Details</button></td>
                   </tr>,
-                  open === ev.id ? <tr key={ev.id + '-d'} id={'ev-' + ev.id}><td colSpan={8}><pre class="json">{JSON.stringify({ data: ev.data, request: ev.request, version: ev.version }, null, 2)}</pre></td></tr> : null,
+                  open === ev.id ? <tr key={ev.id + '-d'} id={'ev-' + ev.id}><td colSpan={8}><pre class="json">{escapeBidi(JSON.stringify({ data: ev.data, request: ev.request, version: ev.version }, null, 2))}</pre></td></tr> : null,
                 ])}
               </tbody>
             </table>

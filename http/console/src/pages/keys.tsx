@@ -1,11 +1,12 @@
 // API keys: create (tenants, permissions, expiry, IP ranges) with the
 // secret shown once; the list with last use and expiry, keys older than 90
 // days flagged; rotate; revoke.
-import { useEffect, useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, query, type APIKey } from '../api';
 import type { PageProps } from '../main';
 import {
-  ConfirmButton, ErrorNotice, fieldErrors, Loading, Notice, Pager, PERMISSIONS, SecretPanel, splitList, TextArea, TextField, Time, useLoad,
+  Bdi, ConfirmButton, ErrorNotice, fieldErrors, Loading, Notice, Pager, PERMISSIONS, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const DAY = 86_400_000;
@@ -30,7 +31,7 @@ export function KeysPage(p: PageProps) {
   const [cursors, setCursors] = useState<string[]>(['']);
   const [creating, setCreating] = useState(false);
   const [secret, setSecret] = useState<{ key: APIKey; secret: string; rotated: boolean } | null>(null);
-  const [notice, setNotice] = useState('');
+  const [notice, setNotice] = useState<ComponentChildren>(null);
   const [err, setErr] = useState<unknown>(null);
   const page = cursors.length - 1;
   const list = useLoad(() => get<KeyList>('/api/v1/api-keys' + query({ limit: 25, cursor: cursors[page] })), [cursors.join()]);
@@ -43,23 +44,26 @@ export function KeysPage(p: PageProps) {
     list.reload();
   };
   const rotate = async (k: APIKey) => {
-    setErr(null); setNotice('');
+    setErr(null); setNotice(null);
     try { showSecret(await post<APIKey>(`/api/v1/api-keys/${enc(k.id)}/rotate`), true); } catch (e) { setErr(e); }
   };
   const revoke = async (k: APIKey) => {
-    setErr(null); setNotice('');
-    try { await del(`/api/v1/api-keys/${enc(k.id)}`); setNotice(`Key “${k.name}” revoked: it is refused from the next request on.`); list.reload(); } catch (e) { setErr(e); }
+    setErr(null); setNotice(null);
+    try { await del(`/api/v1/api-keys/${enc(k.id)}`); setNotice(<>Key “<Bdi text={k.name} />” revoked: it is refused from the next request on.</>); list.reload(); } catch (e) { setErr(e); }
   };
   const old = list.data ? list.data.api_keys.filter((k) => !k.revoked && ageDays(k) >= ROTATE_AFTER_DAYS).length : 0;
   return (
     <section>
       <div class="page-head">
         <h1 tabIndex={-1}>API keys</h1>
-        <button type="button" class="primary" id="new-key" aria-expanded={creating} onClick={() => { setCreating(!creating); setSecret(null); }}>New API key</button>
+        {p.platformAdmin || p.adminTenants.length
+          ? <button type="button" class="primary" id="new-key" aria-expanded={creating} onClick={() => { setCreating(!creating); setSecret(null); }}>New API key</button>
+          : null}
       </div>
       {secret ? (
-        <SecretPanel id="key-secret" title={(secret.rotated ? 'New secret of ' : 'API key created: ') + secret.key.name} secret={secret.secret}
-          what="the key" onDone={() => setSecret(null)} />
+        <SecretPanel id="key-secret" title={<>{secret.rotated ? 'New secret of ' : 'API key created: '}<Bdi text={secret.key.name} /></>} secret={secret.secret}
+          what="the key" onDone={() => setSecret(null)}
+          back={() => (secret.rotated ? document.querySelector<HTMLElement>(`tr[data-key="${CSS.escape(secret.key.id)}"] button.rotate`) : null) || document.getElementById('new-key')} />
       ) : null}
       {creating ? <CreateKey {...p} onCreated={(k) => showSecret(k, false)} onCancel={() => setCreating(false)} /> : null}
       {notice ? <Notice kind="ok" id="keys-notice">{notice}</Notice> : null}
@@ -79,9 +83,9 @@ export function KeysPage(p: PageProps) {
                   const st = status(k);
                   return (
                     <tr key={k.id} data-key={k.id} data-status={st.text}>
-                      <td><strong>{k.name}</strong><br /><span class="mono muted small">{k.id}</span>
-                        {k.allowed_ips && k.allowed_ips.length ? <><br /><span class="small">from {k.allowed_ips.join(', ')}</span></> : null}</td>
-                      <td>{k.tenants.filter((t) => t === '*' || p.seesTenant(t)).map((t) => <span class="chip" key={t}>{t === '*' ? 'every tenant' : t}</span>)}</td>
+                      <td class="name"><strong><Bdi text={k.name} class="key-name" /></strong><br /><Bdi class="mono muted small" text={k.id} />
+                        {k.allowed_ips && k.allowed_ips.length ? <><br /><span class="small">from <Bdi text={k.allowed_ips.join(', ')} /></span></> : null}</td>
+                      <td>{k.tenants.filter((t) => t === '*' || p.seesTenant(t)).map((t) => <span class="chip" key={t}>{t === '*' ? 'every tenant' : <Bdi text={t} />}</span>)}</td>
                       <td class="small">{k.permissions.join(', ')}</td>
                       <td><Time at={k.created_at} />{k.rotated_at ? <><br /><span class="small">rotated <Time at={k.rotated_at} /></span></> : null}</td>
                       <td>{k.last_used_at ? <Time at={k.last_used_at} /> : <span class="muted">never</span>}</td>
@@ -89,8 +93,8 @@ export function KeysPage(p: PageProps) {
                       <td><span class={'badge ' + st.cls}>{st.text}</span></td>
                       <td class="row-actions">
                         {k.revoked ? null : <>
-                          <ConfirmButton label="Rotate" confirm={`Rotate “${k.name}”? The current secret stops.`} onConfirm={() => rotate(k)} class="rotate" />
-                          <ConfirmButton label="Revoke" danger confirm={`Revoke “${k.name}”?`} onConfirm={() => revoke(k)} class="revoke" />
+                          <ConfirmButton label="Rotate" confirm={<>Rotate “<Bdi text={k.name} />”? The current secret stops.</>} onConfirm={() => rotate(k)} class="rotate" />
+                          <ConfirmButton label="Revoke" danger confirm={<>Revoke “<Bdi text={k.name} />”?</>} onConfirm={() => revoke(k)} class="revoke" />
                         </>}
                       </td>
                     </tr>
@@ -117,6 +121,8 @@ function CreateKey(p: PageProps & { onCreated: (k: APIKey) => void; onCancel: ()
   const [errs, setErrs] = useState<Record<string, string>>({});
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useRefocus(form, busy);
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true); setErrs({}); setErr(null);
@@ -135,7 +141,7 @@ function CreateKey(p: PageProps & { onCreated: (k: APIKey) => void; onCancel: ()
   };
   const toggle = (perm: string, on: boolean) => setPerms(on ? [...perms, perm] : perms.filter((x) => x !== perm));
   return (
-    <form class="card" id="create-key" onSubmit={submit} aria-labelledby="create-key-title">
+    <form class="card" id="create-key" ref={form} onSubmit={submit} aria-labelledby="create-key-title">
       <h2 id="create-key-title">New API key</h2>
       <div class="grid2">
         <TextField id="key-name" label="Name" value={name} onValue={setName} required error={errs.name} hint="What uses it, e.g. ci-deployer." />

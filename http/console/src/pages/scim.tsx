@@ -1,11 +1,12 @@
 // SCIM provisioning: the connections (an identity provider pushing users
 // and groups into tenants), their group → role mappings, and their bearer
 // tokens, shown once at creation and rotation.
-import { useEffect, useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, put, query, type RoleMapping, type SCIMConnection, type SSOProvider } from '../api';
 import type { PageProps } from '../main';
 import {
-  ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, Pager, SecretPanel, splitList, TextField, Time, useLoad,
+  Bdi, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, Pager, SecretPanel, splitList, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 interface ConnList { connections: SCIMConnection[]; next_cursor?: string }
@@ -13,22 +14,26 @@ interface ConnList { connections: SCIMConnection[]; next_cursor?: string }
 export function SCIMPage(p: PageProps) {
   const [cursors, setCursors] = useState<string[]>(['']);
   const page = cursors.length - 1;
-  const list = useLoad(() => get<ConnList>('/api/v1/admin/scim' + query({ limit: 25, cursor: cursors[page] })), [cursors.join()]);
+  // Connections are a platform admin's or a tenant admin's: a caller who
+  // administers no tenant is not asked for them (the API would refuse).
+  const admin = p.platformAdmin || p.adminTenants.length > 0;
+  const list = useLoad(() => (admin ? get<ConnList>('/api/v1/admin/scim' + query({ limit: 25, cursor: cursors[page] })) : Promise.resolve({ connections: [] })), [cursors.join()]);
   const providers = useLoad(() => (p.platformAdmin ? get<{ providers: SSOProvider[] }>('/api/v1/admin/sso') : Promise.resolve({ providers: [] })), []);
-  const [token, setToken] = useState<{ title: string; token: string } | null>(null);
+  const [token, setToken] = useState<{ title: ComponentChildren; token: string; back: string } | null>(null);
   const [editing, setEditing] = useState('');
-  const [notice, setNotice] = useState('');
+  const [notice, setNotice] = useState<ComponentChildren>(null);
   const [err, setErr] = useState<unknown>(null);
   useEffect(() => { if (list.data) p.noteTenants(list.data.connections.flatMap((c) => c.tenants)); }, [list.data]);
   const run = async (what: string, f: () => Promise<unknown>) => {
-    setErr(null); setNotice('');
+    setErr(null); setNotice(null);
     try { await f(); setNotice(what); list.reload(); } catch (e) { setErr(e); }
   };
   return (
     <section>
       <h1 tabIndex={-1}>SCIM provisioning</h1>
       <p>An identity provider (Okta, Entra ID) creates, updates and deactivates users and their tenant roles at <span class="mono">{location.origin}/scim/v2</span> with a connection's token.</p>
-      {token ? <SecretPanel id="scim-token" title={token.title} secret={token.token} what="the token" onDone={() => setToken(null)} /> : null}
+      {token ? <SecretPanel id="scim-token" title={token.title} secret={token.token} what="the token" onDone={() => setToken(null)}
+        back={() => document.querySelector<HTMLElement>(token.back)} /> : null}
       {notice ? <Notice kind="ok" id="scim-notice">{notice}</Notice> : null}
       <ErrorNotice error={err} />
       <h2>Connections</h2>
@@ -39,35 +44,40 @@ export function SCIMPage(p: PageProps) {
         {list.data?.connections.map((c) => (
           <article class="card" key={c.id} data-connection={c.id} aria-labelledby={'conn-' + c.id}>
             <div class="page-head">
-              <h3 id={'conn-' + c.id}>{c.name || c.provider} <span class="mono muted small">{c.id}</span></h3>
+              <h3 id={'conn-' + c.id}><Bdi text={c.name || c.provider} class="conn-name" /> <Bdi class="mono muted small" text={c.id} /></h3>
               <span class="row-actions">
                 <button type="button" class="secondary small" aria-expanded={editing === c.id} onClick={() => setEditing(editing === c.id ? '' : c.id)}>Edit</button>
-                <ConfirmButton label="Rotate token" confirm="Rotate the token? The identity provider needs the new one." onConfirm={async () => {
-                  setErr(null);
-                  try { const r = await post<SCIMConnection>(`/api/v1/admin/scim/${enc(c.id)}/rotate`); setToken({ title: 'New token of ' + (c.name || c.provider), token: r.token || '' }); list.reload(); } catch (e) { setErr(e); }
+                <ConfirmButton label="Rotate token" class="rotate" confirm={<>Rotate the token of <Bdi text={c.name || c.provider} />? The identity provider needs the new one.</>} onConfirm={async () => {
+                  setErr(null); setNotice(null);
+                  try {
+                    const r = await post<SCIMConnection>(`/api/v1/admin/scim/${enc(c.id)}/rotate`);
+                    setToken({ title: <>New token of <Bdi text={c.name || c.provider} /></>, token: r.token || '', back: `article[data-connection="${CSS.escape(c.id)}"] button.rotate` });
+                    list.reload();
+                  } catch (e) { setErr(e); }
                 }} />
-                <ConfirmButton label="Delete" danger confirm="Delete this connection? Its token stops at once." onConfirm={() => run('Connection deleted.', () => del(`/api/v1/admin/scim/${enc(c.id)}`))} />
+                <ConfirmButton label="Delete" danger confirm={<>Delete <Bdi text={c.name || c.provider} />? Its token stops at once.</>} onConfirm={() => run('Connection deleted.', () => del(`/api/v1/admin/scim/${enc(c.id)}`))} />
               </span>
             </div>
             <dl class="facts">
-              <dt>Provider</dt><dd>{c.provider}</dd>
-              <dt>Base URL</dt><dd><span class="mono">{c.base_url}</span> <CopyButton text={c.base_url} /></dd>
-              <dt>Tenants</dt><dd>{c.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}>{t}</span>)}</dd>
+              <dt>Provider</dt><dd><Bdi text={c.provider} /></dd>
+              <dt>Base URL</dt><dd><Bdi class="mono" text={c.base_url} /> <CopyButton text={c.base_url} /></dd>
+              <dt>Tenants</dt><dd>{c.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}><Bdi text={t} /></span>)}</dd>
               <dt>Kind</dt><dd data-platform={String(c.platform)}>{c.platform
                 ? 'Platform connection: may push passwords and take over existing users with their SSO identity; platform admins only'
                 : 'Tenant connection: no passwords; links SSO identities only of the users it creates'}</dd>
-              <dt>Group mappings</dt><dd>{c.group_mappings.length ? c.group_mappings.map((m, i) => <span class="chip" key={i}>{m.group} → {m.tenant}: {m.role}</span>) : 'none'}</dd>
+              <dt>Group mappings</dt><dd>{c.group_mappings.length ? c.group_mappings.map((m, i) => <span class="chip" key={i}><Bdi text={m.group} /> → <Bdi text={m.tenant} />: {m.role}</span>) : 'none'}</dd>
               <dt>Provisioned</dt><dd>{c.users} users, {c.groups} groups</dd>
               <dt>Updated</dt><dd><Time at={c.updated_at} />{c.rotated_at ? <>, token rotated <Time at={c.rotated_at} /></> : null}</dd>
             </dl>
-            {editing === c.id ? <ConnectionForm conn={c} onSaved={() => { setEditing(''); setNotice('Connection updated.'); list.reload(); }} /> : null}
+            {editing === c.id ? <ConnectionForm conn={c} onSaved={() => { setEditing(''); setErr(null); setNotice('Connection updated.'); list.reload(); }} /> : null}
           </article>
         ))}
       </div>
       {list.data ? <Pager label="Connections pages" page={page} hasNext={!!list.data.next_cursor}
         onPrev={() => setCursors(cursors.slice(0, -1))} onNext={() => setCursors([...cursors, list.data!.next_cursor!])} /> : null}
-      <ConnectionForm providers={providers.data?.providers.map((x) => x.name) || []} defaultTenants={p.platformAdmin ? [] : p.adminTenants}
-        onCreated={(c) => { setToken({ title: 'Connection created: its token', token: c.token || '' }); list.reload(); }} />
+      {admin ? <ConnectionForm providers={providers.data?.providers.map((x) => x.name) || []} defaultTenants={p.platformAdmin ? [] : p.adminTenants}
+        onCreated={(c) => { setErr(null); setNotice(null); setToken({ title: <>Connection <Bdi text={c.name} /> created: its token</>, token: c.token || '', back: '#scim-form button[type=submit]' }); list.reload(); }} />
+        : <p class="muted" id="scim-not-admin">Only a platform admin or a tenant admin manages SCIM connections.</p>}
     </section>
   );
 }
@@ -85,6 +95,8 @@ function ConnectionForm(props: {
   const [errs, setErrs] = useState<Record<string, string>>({});
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useRefocus(form, busy);
   const submit = async (e: Event) => {
     e.preventDefault();
     setBusy(true); setErrs({}); setErr(null);
@@ -101,7 +113,7 @@ function ConnectionForm(props: {
     } finally { setBusy(false); }
   };
   return (
-    <form class={c ? 'edit' : 'card'} id={pre + '-form'} onSubmit={submit} aria-label={c ? 'Edit the connection' : 'New SCIM connection'}>
+    <form class={c ? 'edit' : 'card'} id={pre + '-form'} ref={form} onSubmit={submit} aria-label={c ? 'Edit the connection' : 'New SCIM connection'}>
       {c ? null : <h2>New connection</h2>}
       <div class="grid2">
         {c ? null : <TextField id={pre + '-name'} label="Name" value={name} onValue={setName} required error={errs.name}

@@ -2,11 +2,12 @@
 // per kind (Okta, Azure AD, SAML, generic OIDC) whose validation errors
 // from the API show next to their fields; the URLs to register at the
 // identity provider and the SAML SP metadata, to copy.
-import { useState } from 'preact/hooks';
+import type { ComponentChildren } from 'preact';
+import { useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, type RoleMapping, type SSOProvider } from '../api';
 import type { PageProps } from '../main';
 import {
-  Checkbox, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, SelectField, TextArea, TextField, Time, useLoad,
+  Bdi, Checkbox, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, SelectField, TextArea, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 type Kind = 'okta' | 'azure' | 'saml' | 'oidc';
@@ -38,13 +39,28 @@ const FIELDS: Record<Kind, Array<[string, string, boolean, string]>> = {
   ],
 };
 
-export function SSOPage(_: PageProps) {
+export function SSOPage(p: PageProps) {
+  // Offered to platform admins only (the navigation has no link for
+  // others); the address typed in shows why instead of a form the API
+  // would refuse.
+  if (!p.platformAdmin) {
+    return (
+      <section>
+        <h1 tabIndex={-1}>Single sign-on</h1>
+        <Notice kind="info" id="sso-platform-only">Single sign-on is configured by platform admins only.</Notice>
+      </section>
+    );
+  }
+  return <SSOAdmin />;
+}
+
+function SSOAdmin() {
   const list = useLoad(() => get<{ providers: SSOProvider[] }>('/api/v1/admin/sso'), []);
-  const [notice, setNotice] = useState('');
+  const [notice, setNotice] = useState<ComponentChildren>(null);
   const [err, setErr] = useState<unknown>(null);
   const remove = async (prov: SSOProvider) => {
-    setErr(null); setNotice('');
-    try { await del('/api/v1/admin/sso/' + enc(prov.name)); setNotice(`Provider ${prov.name} removed.`); list.reload(); } catch (e) { setErr(e); }
+    setErr(null); setNotice(null);
+    try { await del('/api/v1/admin/sso/' + enc(prov.name)); setNotice(<>Provider <Bdi text={prov.name} /> removed.</>); list.reload(); } catch (e) { setErr(e); }
   };
   return (
     <section>
@@ -59,29 +75,29 @@ export function SSOPage(_: PageProps) {
         {list.data?.providers.map((prov) => (
           <article class="card provider" key={prov.name} data-provider={prov.name} aria-labelledby={'prov-' + prov.name}>
             <div class="page-head">
-              <h3 id={'prov-' + prov.name}>{prov.name} <span class="chip">{prov.type}</span></h3>
-              <ConfirmButton label="Remove" danger confirm={`Remove ${prov.name}? Its users can no longer sign in with it.`} onConfirm={() => remove(prov)} />
+              <h3 id={'prov-' + prov.name}><Bdi text={prov.name} /> <span class="chip"><Bdi text={prov.type} /></span></h3>
+              <ConfirmButton label="Remove" danger confirm={<>Remove <Bdi text={prov.name} />? Its users can no longer sign in with it.</>} onConfirm={() => remove(prov)} />
             </div>
             <dl class="facts">
-              {prov.issuer ? <><dt>Issuer</dt><dd class="mono">{prov.issuer}</dd></> : null}
-              {prov.domain ? <><dt>Domain</dt><dd>{prov.domain}</dd></> : null}
-              {prov.tenant_id ? <><dt>Directory</dt><dd class="mono">{prov.tenant_id}</dd></> : null}
-              {prov.client_id ? <><dt>Client ID</dt><dd class="mono">{prov.client_id}</dd></> : null}
-              {prov.client_secret ? <><dt>Client secret</dt><dd class="mono">{prov.client_secret}</dd></> : null}
-              {prov.entity_id ? <><dt>IdP entity ID</dt><dd class="mono">{prov.entity_id}</dd></> : null}
-              {prov.certificate ? <><dt>IdP certificate</dt><dd>{prov.certificate.subject}, valid until <Time at={prov.certificate.not_after} /></dd></> : null}
-              {prov.callback_url ? <><dt>Redirect URI</dt><dd><span class="mono">{prov.callback_url}</span> <CopyButton text={prov.callback_url} /></dd></> : null}
-              {prov.acs_url ? <><dt>ACS URL</dt><dd><span class="mono">{prov.acs_url}</span> <CopyButton text={prov.acs_url} /></dd></> : null}
-              {prov.metadata_url ? <><dt>SP metadata</dt><dd><span class="mono">{prov.metadata_url}</span> <CopyButton text={prov.metadata_url} /></dd></> : null}
-              <dt>Sign-in link</dt><dd><span class="mono">{prov.login_url}</span></dd>
-              <dt>Group mappings</dt><dd>{prov.role_mappings.length ? prov.role_mappings.map((m, i) => <span class="chip" key={i}>{m.group} → {m.tenant}: {m.role}</span>) : 'none'}</dd>
+              {prov.issuer ? <><dt>Issuer</dt><dd class="mono"><Bdi text={prov.issuer} /></dd></> : null}
+              {prov.domain ? <><dt>Domain</dt><dd><Bdi text={prov.domain} /></dd></> : null}
+              {prov.tenant_id ? <><dt>Directory</dt><dd class="mono"><Bdi text={prov.tenant_id} /></dd></> : null}
+              {prov.client_id ? <><dt>Client ID</dt><dd class="mono"><Bdi text={prov.client_id} /></dd></> : null}
+              {prov.client_secret ? <><dt>Client secret</dt><dd class="mono"><Bdi text={prov.client_secret} /></dd></> : null}
+              {prov.entity_id ? <><dt>IdP entity ID</dt><dd class="mono"><Bdi text={prov.entity_id} /></dd></> : null}
+              {prov.certificate ? <><dt>IdP certificate</dt><dd><Bdi text={prov.certificate.subject} />, valid until <Time at={prov.certificate.not_after} /></dd></> : null}
+              {prov.callback_url ? <><dt>Redirect URI</dt><dd><Bdi class="mono" text={prov.callback_url} /> <CopyButton text={prov.callback_url} /></dd></> : null}
+              {prov.acs_url ? <><dt>ACS URL</dt><dd><Bdi class="mono" text={prov.acs_url} /> <CopyButton text={prov.acs_url} /></dd></> : null}
+              {prov.metadata_url ? <><dt>SP metadata</dt><dd><Bdi class="mono" text={prov.metadata_url} /> <CopyButton text={prov.metadata_url} /></dd></> : null}
+              <dt>Sign-in link</dt><dd><Bdi class="mono" text={prov.login_url} /></dd>
+              <dt>Group mappings</dt><dd>{prov.role_mappings.length ? prov.role_mappings.map((m, i) => <span class="chip" key={i}><Bdi text={m.group} /> → <Bdi text={m.tenant} />: {m.role}</span>) : 'none'}</dd>
               <dt>Configured</dt><dd><Time at={prov.configured_at} /></dd>
             </dl>
-            {prov.warnings?.length ? <Notice kind="warn">{prov.warnings.join(' ')}</Notice> : null}
+            {prov.warnings?.length ? <Notice kind="warn"><Bdi text={prov.warnings.join(' ')} /></Notice> : null}
           </article>
         ))}
       </div>
-      <ConfigureForm onSaved={(name) => { setNotice(`Provider ${name} saved.`); list.reload(); }} />
+      <ConfigureForm onSaved={(name) => { setErr(null); setNotice(<>Provider <Bdi text={name} /> saved.</>); list.reload(); }} />
       <SAMLMetadata />
     </section>
   );
@@ -97,6 +113,8 @@ function ConfigureForm(props: { onSaved: (name: string) => void }) {
   const [errs, setErrs] = useState<Record<string, string>>({});
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useRefocus(form, busy);
   const name = kind === 'oidc' ? (values.name || '').trim() : kind;
   const origin = location.origin;
   const submit = async (e: Event) => {
@@ -118,7 +136,7 @@ function ConfigureForm(props: { onSaved: (name: string) => void }) {
     } finally { setBusy(false); }
   };
   return (
-    <form class="card" id="sso-form" onSubmit={submit} aria-labelledby="sso-form-title" noValidate>
+    <form class="card" id="sso-form" ref={form} onSubmit={submit} aria-labelledby="sso-form-title" noValidate>
       <h2 id="sso-form-title">Configure a provider</h2>
       <SelectField id="sso-kind" label="Kind" value={kind} onValue={(v) => { setKind(v as Kind); setErrs({}); setErr(null); }}
         options={KINDS} hint="Saving a kind that exists replaces its configuration." />
@@ -136,7 +154,7 @@ function ConfigureForm(props: { onSaved: (name: string) => void }) {
       <MappingsEditor id="sso-mappings" value={mappings} onValue={setMappings} tenantsList="tenants-list" error={errs.role_mappings} />
       <Checkbox id="sso-link_by_email" label="Link to an existing user with the same verified email" checked={linkByEmail} onValue={setLinkByEmail} />
       {kind !== 'saml' && name ? (
-        <p class="hint">Register this redirect URI at the provider: <span class="mono" id="sso-redirect-uri">{origin}/api/v1/auth/sso/{name}/callback</span>{' '}
+        <p class="hint">Register this redirect URI at the provider: <Bdi class="mono" id="sso-redirect-uri" text={`${origin}/api/v1/auth/sso/${name}/callback`} />{' '}
           <CopyButton text={`${origin}/api/v1/auth/sso/${name}/callback`} /></p>
       ) : null}
       <ErrorNotice error={err} />

@@ -1,10 +1,12 @@
 // Users: search and page through them; create; a user's tenant roles,
-// activation, sessions and MFA reset.
-import { useEffect, useState } from 'preact/hooks';
+// activation, sessions and MFA reset, each offered only where the API
+// would allow it.
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, put, query, type Session, type User } from '../api';
 import type { PageProps } from '../main';
 import {
-  Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Notice, Pager, ROLES, SelectField, TextField, Time, useLoad,
+  Bdi, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Notice, Pager, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const PAGE = 20;
@@ -13,7 +15,24 @@ interface UserList { users: User[]; next_cursor?: string }
 
 function TenantChips(props: { tenants: User['tenants'] }) {
   if (!props.tenants.length) return <span class="muted">none</span>;
-  return <>{props.tenants.map((t) => <span class="chip" key={t.id}>{t.id}: {t.role}</span>)}</>;
+  return <>{props.tenants.map((t) => <span class="chip" key={t.id}><Bdi text={t.id} />: {t.role}</span>)}</>;
+}
+
+// shownTenants: the tenant roles of u the console shows: all of the
+// caller's own, and of another user those in tenants the caller
+// administers (PageProps.seesTenant).
+function shownTenants(p: PageProps, u: User): User['tenants'] {
+  return u.id === p.me.id ? u.tenants : u.tenants.filter((t) => p.seesTenant(t.id));
+}
+
+// managesUser mirrors the API's rule (http/users.go) for who may
+// deactivate, activate, reset the MFA of and revoke the sessions of u: a
+// platform admin anyone; a tenant admin a user that is not a platform admin
+// and holds roles only in tenants it administers. u.tenants is the API's
+// answer, with the roles in other tenants.
+function managesUser(p: PageProps, u: User): boolean {
+  if (p.platformAdmin) return true;
+  return !u.roles.includes('admin') && u.tenants.length > 0 && u.tenants.every((t) => p.adminTenants.includes(t.id));
 }
 
 export function UsersPage(p: PageProps) {
@@ -28,7 +47,7 @@ export function UsersPage(p: PageProps) {
     <section>
       <div class="page-head">
         <h1 tabIndex={-1}>Users</h1>
-        <button type="button" class="primary" id="new-user" aria-expanded={creating} onClick={() => setCreating(!creating)}>New user</button>
+        {p.platformAdmin || p.adminTenants.length ? <button type="button" class="primary" id="new-user" aria-expanded={creating} onClick={() => setCreating(!creating)}>New user</button> : null}
       </div>
       {creating ? <CreateUser {...p} onDone={(id) => p.go('#/users/' + enc(id) + '?created')} onCancel={() => setCreating(false)} /> : null}
       <form class="toolbar" role="search" onSubmit={(e) => { e.preventDefault(); setSearch(q.trim()); setCursors(['']); }}>
@@ -42,15 +61,15 @@ export function UsersPage(p: PageProps) {
         <>
           <div class="table-wrap" tabIndex={0} role="region" aria-label="Users">
             <table id="users-table">
-              <caption class="sr-only">Users{search ? ` matching “${search}”` : ''}, page {page + 1}</caption>
+              <caption class="sr-only">Users{search ? <> matching “<Bdi text={search} />”</> : ''}, page {page + 1}</caption>
               <thead><tr><th scope="col">Username</th><th scope="col">Email</th><th scope="col">Tenant roles</th><th scope="col">Status</th><th scope="col">Created</th></tr></thead>
               <tbody>
                 {list.data.users.length === 0 ? <tr><td colSpan={5} class="muted">No users{search ? ' match' : ''}.</td></tr> : null}
                 {list.data.users.map((u) => (
                   <tr key={u.id} data-user={u.username}>
-                    <td><a href={'#/users/' + enc(u.id)}>{u.username}</a>{u.roles.includes('admin') ? <span class="chip strong">platform admin</span> : null}</td>
-                    <td>{u.email}</td>
-                    <td><TenantChips tenants={u.tenants.filter((t) => p.seesTenant(t.id))} /></td>
+                    <td class="name"><a href={'#/users/' + enc(u.id)}><Bdi text={u.username} /></a>{u.roles.includes('admin') ? <span class="chip strong">platform admin</span> : null}</td>
+                    <td class="name"><Bdi text={u.email} /></td>
+                    <td><TenantChips tenants={shownTenants(p, u)} /></td>
                     <td>{u.active ? 'active' : <span class="badge bad">deactivated</span>}</td>
                     <td><Time at={u.created_at} /></td>
                   </tr>
@@ -71,6 +90,8 @@ function CreateUser(p: PageProps & { onDone: (id: string) => void; onCancel: () 
   const [errs, setErrs] = useState<Record<string, string>>({});
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const form = useRef<HTMLFormElement>(null);
+  useRefocus(form, busy);
   const set = (k: keyof typeof f) => (v: string | boolean) => setF({ ...f, [k]: v });
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -88,7 +109,7 @@ function CreateUser(p: PageProps & { onDone: (id: string) => void; onCancel: () 
     } finally { setBusy(false); }
   };
   return (
-    <form class="card" id="create-user" onSubmit={submit} aria-labelledby="create-user-title">
+    <form class="card" id="create-user" ref={form} onSubmit={submit} aria-labelledby="create-user-title">
       <h2 id="create-user-title">New user</h2>
       <div class="grid2">
         <TextField id="new-username" label="Username" value={f.username} onValue={set('username')} required error={errs.username} />
@@ -114,7 +135,7 @@ interface SessionPage { sessions: Session[]; next_cursor?: string }
 export function UserPage(p: PageProps) {
   const id = p.params[0].split('?')[0];
   const user = useLoad(() => get<User>('/api/v1/users/' + enc(id)), [id]);
-  const [notice, setNotice] = useState(location.hash.endsWith('?created') ? 'User created.' : '');
+  const [notice, setNotice] = useState<ComponentChildren>(location.hash.endsWith('?created') ? 'User created.' : null);
   const [err, setErr] = useState<unknown>(null);
   const [grant, setGrant] = useState({ tenant: p.platformAdmin ? '' : p.adminTenants[0] || '', role: 'viewer' });
   const [grantErr, setGrantErr] = useState('');
@@ -131,33 +152,37 @@ export function UserPage(p: PageProps) {
     p.noteTenants(user.data.tenants.map((t) => t.id));
   }, [user.data]);
 
-  const act = async (what: string, f: () => Promise<unknown>, after?: () => void) => {
-    setErr(null); setNotice('');
+  const act = async (what: ComponentChildren, f: () => Promise<unknown>, after?: () => void) => {
+    setErr(null); setNotice(null);
     try { await f(); setNotice(what); user.reload(); if (after) after(); } catch (e) { setErr(e); }
   };
   if (user.loading && !user.data) return <section><h1 tabIndex={-1}>User</h1><Loading what="the user" /></section>;
   if (!user.data) return <section><h1 tabIndex={-1}>User</h1><ErrorNotice error={user.error} /><p><a href="#/users">Back to the users</a></p></section>;
-  const u = { ...user.data, tenants: user.data.tenants.filter((t) => p.seesTenant(t.id)) };
+  const u = { ...user.data, tenants: shownTenants(p, user.data) };
+  const self = u.id === p.me.id;
+  const manages = managesUser(p, user.data);
+  const mayGrant = p.platformAdmin || p.adminTenants.length > 0;
+  const name = <Bdi text={u.username} />;
   const base = '/api/v1/users/' + enc(u.id);
   const submitGrant = async (e: Event) => {
     e.preventDefault();
     setGrantErr('');
     const t = grant.tenant.trim();
     if (!t) { setGrantErr('Enter a tenant.'); return; }
-    await act(`Role ${grant.role} granted in ${t}.`, () => put(`${base}/tenants/${enc(t)}`, { role: grant.role }), () => setGrant({ ...grant, tenant: '' }));
+    await act(<>Role {grant.role} granted in <Bdi text={t} />.</>, () => put(`${base}/tenants/${enc(t)}`, { role: grant.role }), () => setGrant({ ...grant, tenant: '' }));
   };
   return (
     <section>
-      <p class="crumbs"><a href="#/users">Users</a> › {u.username}</p>
+      <p class="crumbs"><a href="#/users">Users</a> › {name}</p>
       <div class="page-head">
-        <h1 tabIndex={-1} id="user-title">{u.username}</h1>
+        <h1 tabIndex={-1} id="user-title">{name}</h1>
         {u.active ? <span class="badge ok" id="user-status">active</span> : <span class="badge bad" id="user-status">deactivated</span>}
       </div>
       {notice ? <Notice kind="ok" id="user-notice">{notice}</Notice> : null}
       <ErrorNotice error={err} />
       <dl class="facts">
-        <dt>ID</dt><dd class="mono">{u.id}</dd>
-        <dt>Email</dt><dd>{u.email}</dd>
+        <dt>ID</dt><dd class="mono"><Bdi text={u.id} /></dd>
+        <dt>Email</dt><dd><Bdi text={u.email} /></dd>
         <dt>Global roles</dt><dd>{u.roles.length ? u.roles.join(', ') : 'none'}</dd>
         <dt>Created</dt><dd><Time at={u.created_at} /></dd>
       </dl>
@@ -168,46 +193,65 @@ export function UserPage(p: PageProps) {
           <thead><tr><th scope="col">Tenant</th><th scope="col">Role</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
           <tbody>
             {u.tenants.length === 0 ? <tr><td colSpan={3} class="muted">No tenant roles.</td></tr> : null}
-            {u.tenants.map((t) => (
+            {u.tenants.map((t) => !p.seesTenant(t.id) ? (
+              // The caller's own role in a tenant it does not administer.
               <tr key={t.id} data-tenant={t.id}>
-                <td>{t.id}</td>
+                <td><Bdi text={t.id} /></td>
+                <td>{t.role}</td>
+                <td></td>
+              </tr>
+            ) : (
+              <tr key={t.id} data-tenant={t.id}>
+                <td><Bdi text={t.id} /></td>
                 <td>
-                  <label class="sr-only" for={'role-' + t.id}>Role in {t.id}</label>
+                  <label class="sr-only" for={'role-' + t.id}>Role in <Bdi text={t.id} /></label>
                   <select id={'role-' + t.id} value={roles[t.id] || t.role} onChange={(e) => setRoles({ ...roles, [t.id]: (e.currentTarget as HTMLSelectElement).value })}>
                     {ROLES.map((r) => <option value={r} key={r}>{r}</option>)}
                   </select>
                 </td>
                 <td class="row-actions">
                   <button type="button" class="secondary small" disabled={(roles[t.id] || t.role) === t.role}
-                    onClick={() => act(`Role in ${t.id} changed to ${roles[t.id]}.`, () => put(`${base}/tenants/${enc(t.id)}`, { role: roles[t.id] }))}>Change role</button>
-                  <ConfirmButton label="Remove" confirm={`Remove ${u.username} from ${t.id}?`} danger
-                    onConfirm={() => act(`Removed from ${t.id}.`, () => del(`${base}/tenants/${enc(t.id)}`))} />
+                    onClick={() => act(<>Role in <Bdi text={t.id} /> changed to {roles[t.id]}.</>, () => put(`${base}/tenants/${enc(t.id)}`, { role: roles[t.id] }))}>Change role</button>
+                  <ConfirmButton label="Remove" confirm={<>Remove {name} from <Bdi text={t.id} />?</>} danger
+                    onConfirm={() => act(<>Removed from <Bdi text={t.id} />.</>, () => del(`${base}/tenants/${enc(t.id)}`))} />
                 </td>
               </tr>
             ))}
           </tbody>
         </table>
       </div>
-      <form class="inline-form" id="grant-form" onSubmit={submitGrant} aria-label="Grant a tenant role">
-        <TextField id="grant-tenant" label="Tenant" value={grant.tenant} onValue={(v) => setGrant({ ...grant, tenant: v })} list="tenants-list" error={grantErr} />
-        <SelectField id="grant-role" label="Role" value={grant.role} onValue={(v) => setGrant({ ...grant, role: v })} options={ROLES.map((r) => [r, r])} />
-        <button type="submit" class="primary" id="grant-submit">Grant role</button>
-      </form>
+      {mayGrant ? (
+        <form class="inline-form" id="grant-form" onSubmit={submitGrant} aria-label="Grant a tenant role">
+          <TextField id="grant-tenant" label="Tenant" value={grant.tenant} onValue={(v) => setGrant({ ...grant, tenant: v })} list="tenants-list" error={grantErr} />
+          <SelectField id="grant-role" label="Role" value={grant.role} onValue={(v) => setGrant({ ...grant, role: v })} options={ROLES.map((r) => [r, r])} />
+          <button type="submit" class="primary" id="grant-submit">Grant role</button>
+        </form>
+      ) : null}
 
       <h2>Account</h2>
-      <div class="actions">
-        {u.active
-          ? <ConfirmButton id="deactivate" label="Deactivate" danger confirm={`Deactivate ${u.username}? Every token and session stops at once.`}
-              onConfirm={() => act('Deactivated: every token and session of the user stopped.', () => post(`${base}/deactivate`), sessions.reload)} />
-          : <ConfirmButton id="activate" label="Activate" confirm={`Activate ${u.username} again?`}
-              onConfirm={() => act('Activated.', () => post(`${base}/activate`))} />}
-        <ConfirmButton id="reset-mfa" label="Reset MFA" danger confirm={`Remove every second factor of ${u.username} and end their sessions?`}
-          onConfirm={() => act('MFA reset: the user enrols a factor again at the next sign-in.', () => post(`${base}/mfa/reset`), sessions.reload)} />
-      </div>
+      {manages ? (
+        <div class="actions">
+          {self ? null : u.active
+            ? <ConfirmButton id="deactivate" label="Deactivate" danger confirm={<>Deactivate {name}? Every token and session stops at once.</>}
+                onConfirm={() => act('Deactivated: every token and session of the user stopped.', () => post(`${base}/deactivate`), sessions.reload)} />
+            : <ConfirmButton id="activate" label="Activate" confirm={<>Activate {name} again?</>}
+                onConfirm={() => act('Activated.', () => post(`${base}/activate`))} />}
+          <ConfirmButton id="reset-mfa" label="Reset MFA" danger confirm={<>Remove every second factor of {name} and end their sessions?</>}
+            onConfirm={() => act('MFA reset: the user enrols a factor again at the next sign-in.', () => post(`${base}/mfa/reset`), sessions.reload)} />
+        </div>
+      ) : (
+        <p class="muted" id="account-note">{user.data.roles.includes('admin')
+          ? 'A platform admin: only a platform admin may deactivate them or reset their MFA.'
+          : user.data.tenants.length === 0
+            ? 'No tenant role: only a platform admin may deactivate this user or reset their MFA.'
+            : self
+              ? 'Only a platform admin may reset your MFA here.'
+              : 'Also holds roles in tenants you do not administer: only a platform admin may deactivate this user, reset their MFA or end their sessions.'}</p>
+      )}
 
       <h2>Sessions</h2>
-      <ErrorNotice error={sessions.error} />
-      {sessions.data ? (
+      {manages || self ? <ErrorNotice error={sessions.error} /> : <p class="muted" id="sessions-note">Only a platform admin, or an admin of every tenant they have a role in, sees their sessions.</p>}
+      {(manages || self) && sessions.data ? (
         <>
           <div class="table-wrap" tabIndex={0} role="region" aria-label="Sessions">
             <table id="sessions-table">
@@ -219,9 +263,9 @@ export function UserPage(p: PageProps) {
                     <td><Time at={s.started_at} />{s.current ? <span class="chip">this session</span> : null}</td>
                     <td><Time at={s.last_refreshed_at} /></td>
                     <td><Time at={s.expires_at} /></td>
-                    <td>{s.method || '—'}</td>
-                    <td class="mono">{s.ip || '—'}</td>
-                    <td class="ua">{s.user_agent || '—'}</td>
+                    <td>{s.method ? <Bdi text={s.method} /> : '—'}</td>
+                    <td class="mono">{s.ip ? <Bdi text={s.ip} /> : '—'}</td>
+                    <td class="ua">{s.user_agent ? <Bdi text={s.user_agent} /> : '—'}</td>
                     <td><ConfirmButton label="Revoke" danger confirm="Revoke this session?"
                       onConfirm={() => act('Session revoked.', () => del(`${base}/sessions/${enc(s.id)}`), sessions.reload)} /></td>
                   </tr>
@@ -233,12 +277,12 @@ export function UserPage(p: PageProps) {
             <Pager label="Sessions pages" page={sessCursors.length - 1} hasNext={!!sessions.data.next_cursor}
               onPrev={() => setSessCursors(sessCursors.slice(0, -1))} onNext={() => setSessCursors([...sessCursors, sessions.data!.next_cursor!])} />
             {sessions.data.sessions.length > 0
-              ? <ConfirmButton id="revoke-all" label="Revoke all sessions" danger confirm={`End every session of ${u.username}?`}
+              ? <ConfirmButton id="revoke-all" label="Revoke all sessions" danger confirm={<>End every session of {name}?</>}
                   onConfirm={() => act('Every session revoked.', () => del(`${base}/sessions`), sessions.reload)} />
               : null}
           </div>
         </>
-      ) : sessions.loading ? <Loading what="sessions" /> : null}
+      ) : (manages || self) && sessions.loading ? <Loading what="sessions" /> : null}
     </section>
   );
 }
