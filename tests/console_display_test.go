@@ -158,11 +158,12 @@ func TestConsoleShowsNamesTruthfully(t *testing.T) {
 			clickJS(row(longID)+` .confirm button:not(.confirm-yes)`),
 			until(`document.activeElement === document.querySelector('`+opener+`')`))
 		run(t, ctx, "rotate", clickJS(opener), clickJS(row(longID)+` .confirm-yes`), chromedp.WaitVisible(`#key-secret-value`),
-			clickJS(`#key-secret-done`), until(`!document.getElementById('key-secret') && document.activeElement === document.querySelector('`+opener+`')`))
+			clickJS(`#key-secret > button.primary`), until(`!document.getElementById('key-secret') && document.activeElement === document.querySelector('`+opener+`')`))
 		run(t, ctx, "field error", clickJS(`#new-key`), fill(`#key-name`, "with-a-bad-address"), fill(`#key-ips`, "not-an-address"),
 			chromedp.Click(`#create-key-submit`),
 			until(`!!document.getElementById('key-ips-err') && document.activeElement === document.getElementById('key-ips')`))
-		run(t, ctx, "close the form", clickJS(`#new-key`), until(`!document.getElementById('create-key')`))
+		run(t, ctx, "create", fill(`#key-ips`, ""), chromedp.Click(`#create-key-submit`), chromedp.WaitVisible(`#key-secret-value`),
+			clickJS(`#key-secret > button.primary`), until(`!document.getElementById('key-secret') && document.activeElement === document.getElementById('new-key')`))
 	})
 
 	t.Run("long names", func(t *testing.T) {
@@ -275,7 +276,7 @@ func TestConsoleOffersOnlyWhatTheAPIAllows(t *testing.T) {
 		if shown(t, ctx, "main .notice.error") {
 			t.Errorf("after a successful create the SCIM page still shows %q", evalString(t, ctx, `document.querySelector('main .notice.error').innerText`))
 		}
-		run(t, ctx, "stored", clickJS(`#scim-token-done`), until(`document.activeElement === document.querySelector('#scim-form button[type=submit]')`))
+		run(t, ctx, "stored", clickJS(`#scim-token > button.primary`), until(`document.activeElement === document.querySelector('#scim-form button[type=submit]')`))
 		noPolicyBreach(t, ctx)
 	})
 }
