@@ -64,7 +64,7 @@ export function SCIMPage(p: PageProps) {
               <dt>Tenants</dt><dd>{c.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}><Bdi text={t} /></span>)}</dd>
               <dt>Kind</dt><dd data-platform={String(c.platform)}>{c.platform
                 ? 'Platform connection: may push passwords and take over existing users with their SSO identity; platform admins only'
-                : 'Tenant connection: no passwords; links SSO identities only of the users it creates'}</dd>
+                : 'Tenant connection: no passwords; links no SSO identity'}</dd>
               <dt>Group mappings</dt><dd>{c.group_mappings.length ? c.group_mappings.map((m, i) => <span class="chip" key={i}><Bdi text={m.group} /> → <Bdi text={m.tenant} />: {m.role}</span>) : 'none'}</dd>
               <dt>Provisioned</dt><dd>{c.users} users, {c.groups} groups</dd>
               <dt>Updated</dt><dd><Time at={c.updated_at} />{c.rotated_at ? <>, token rotated <Time at={c.rotated_at} /></> : null}</dd>
