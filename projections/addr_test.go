@@ -11,15 +11,31 @@ import (
 
 func TestAddressKey(t *testing.T) {
 	for in, want := range map[string]string{
-		"192.0.2.7":                "192.0.2.7",
-		"::ffff:192.0.2.7":         "192.0.2.7",
-		"2001:db8:2::1":            "2001:db8:2::/64",
-		"2001:db8:2::ffff:1":       "2001:db8:2::/64",
-		"2001:db8:2:0:ffff::1":     "2001:db8:2::/64",
-		"2001:db8:2:1::1":          "2001:db8:2:1::/64",
-		"fe80::1%eth0":             "fe80::/64",
-		"fe80::2%2":                "fe80::/64",
-		"::1":                      "::/64",
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:2::1":        "2001:db8:2::/64",
+		"2001:db8:2::ffff:1":   "2001:db8:2::/64",
+		"2001:db8:2:0:ffff::1": "2001:db8:2::/64",
+		"2001:db8:2:1::1":      "2001:db8:2:1::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		"fe80::2%2":            "fe80::/64",
+		"::1":                  "::/64",
+		"::":                   "::/64",
+		// IPv6 forms that carry an IPv4 address count as it:
+		"64:ff9b::192.0.2.33":                  "192.0.2.33", // NAT64/SIIT, RFC 6052
+		"64:ff9b::c000:222":                    "192.0.2.34",
+		"::198.51.100.7":                       "198.51.100.7", // IPv4-compatible
+		"2002:c000:221::1":                     "192.0.2.33",   // 6to4: bits 16-47
+		"2002:c000:221:ffff::5":                "192.0.2.33",
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2": "192.0.2.45", // Teredo, RFC 4380's example
+		"2001:0:4136:e379::3fff:fdd2":          "192.0.2.45",
+		// … and only those:
+		"64:ff9b:1::c000:221":      "64:ff9b:1::/64",
+		"64:ff9b::1:c000:221":      "64:ff9b::/64",
+		"::1:0:0:1":                "::/64",
+		"2001:db8::c000:221":       "2001:db8::/64",
+		"2003:c000:221::1":         "2003:c000:221::/64",
+		"2001:1::3fff:fdd2":        "2001:1::/64",
 		"not an address":           "not an address",
 		"2001:db8:2:3:4:5:6:7/128": "2001:db8:2:3:4:5:6:7/128", // not an address either: as written
 	} {
@@ -33,6 +49,10 @@ func TestAddressKey(t *testing.T) {
 // from a new address of its /64 for every guess (or from one address with
 // different zones) is counted as one client; IPv4 addresses stay apart. Before,
 // twelve addresses of one /64 made twelve counts of one (an outside check).
+// IPv6 addresses that carry an IPv4 address count as that address: before,
+// every IPv4 client of a NAT64 gateway (or of a Teredo server) shared one
+// count, spraying from ::198.51.100.x counted against ::1, and a 6to4 host
+// had a count for each /64 of its /48 (outside check 12r2).
 func TestAddressFailuresCountAnIPv6SixtyFourAsOne(t *testing.T) {
 	m := NewModel()
 	at := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
@@ -48,9 +68,23 @@ func TestAddressFailuresCountAnIPv6SixtyFourAsOne(t *testing.T) {
 	fail(15, "192.0.2.1")
 	fail(16, "::ffff:192.0.2.1")
 	fail(17, "192.0.2.2")
+	seq := uint64(17)
+	for i := 1; i <= 5; i++ {
+		seq++
+		fail(seq, fmt.Sprintf("64:ff9b::198.51.100.%d", i)) // five IPv4 clients through NAT64
+		seq++
+		fail(seq, fmt.Sprintf("::198.51.100.%d", i)) // and IPv4-compatible
+		seq++
+		fail(seq, fmt.Sprintf("2002:cb00:7107:%x::1", i)) // one 6to4 host (203.0.113.7), five /64s
+		seq++
+		fail(seq, fmt.Sprintf("2001:0:4136:e378::%x:%x", ^uint16(0xcb00), ^uint16(0x7100+i))) // Teredo clients 203.0.113.i
+	}
 	for addr, want := range map[string]int{
 		"2001:db8:2::99": 12, "2001:db8:2:1::1": 0, "fe80::1": 2, "fe80::1%3": 2,
 		"192.0.2.1": 2, "::ffff:192.0.2.1": 2, "192.0.2.2": 1, "192.0.2.3": 0,
+		"64:ff9b::198.51.100.1": 2, "198.51.100.3": 2, "64:ff9b::198.51.100.6": 0, "::1": 0,
+		"2002:cb00:7107:99::1": 5, "203.0.113.7": 5, "203.0.113.1": 1, "2001:0:4136:e378::34ff:8efa": 1,
+		"2001:0:4136:e378::34ff:8ef9": 0,
 	} {
 		if n, _ := m.AddressFailures(addr); n != want {
 			t.Errorf("failures from %s: %d, want %d", addr, n, want)
