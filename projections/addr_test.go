@@ -94,14 +94,19 @@ func TestAddressFailuresCountAnIPv6SixtyFourAsOne(t *testing.T) {
 
 // TestRestoreFoldsOldAddressCountsIntoTheirSixtyFour: a snapshot written by a
 // version that counted IPv6 addresses one by one restores as one count per
-// /64 — the highest, at the latest time — so an upgrade does not reset a
-// spraying host's count.
+// /64 (or per IPv4 address that an IPv6 one carries) — the sum, at the
+// latest time, which is what a replay of the same failures counts — so an
+// upgrade does not reset a spraying host's count, and replicas restored from
+// a snapshot agree with replicas that replayed. Before, the fold took the
+// highest count (outside check 12r2).
 func TestRestoreFoldsOldAddressCountsIntoTheirSixtyFour(t *testing.T) {
 	old := NewModel()
 	t0 := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
 	old.addrFailures["2001:db8:2::1"] = addrFailures{count: 4, last: t0.Add(time.Minute)}
 	old.addrFailures["2001:db8:2::2"] = addrFailures{count: 7, last: t0}
 	old.addrFailures["192.0.2.1"] = addrFailures{count: 3, last: t0}
+	old.addrFailures["64:ff9b::192.0.2.1"] = addrFailures{count: 2, last: t0.Add(2 * time.Minute)}
+	old.addrFailures["192.0.2.2"] = addrFailures{count: 5, last: t0}
 	data, _, err := old.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -110,10 +115,13 @@ func TestRestoreFoldsOldAddressCountsIntoTheirSixtyFour(t *testing.T) {
 	if _, err := m.Restore(data); err != nil {
 		t.Fatal(err)
 	}
-	if n, last := m.AddressFailures("2001:db8:2::abc"); n != 7 || !last.Equal(t0.Add(time.Minute)) {
-		t.Errorf("the /64 after restore: %d at %v, want 7 at %v", n, last, t0.Add(time.Minute))
+	if n, last := m.AddressFailures("2001:db8:2::abc"); n != 11 || !last.Equal(t0.Add(time.Minute)) {
+		t.Errorf("the /64 after restore: %d at %v, want 11 at %v", n, last, t0.Add(time.Minute))
 	}
-	if n, _ := m.AddressFailures("192.0.2.1"); n != 3 {
-		t.Errorf("an IPv4 address after restore: %d, want 3", n)
+	if n, last := m.AddressFailures("192.0.2.1"); n != 5 || !last.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("an IPv4 address (also seen through NAT64) after restore: %d at %v, want 5 at %v", n, last, t0.Add(2*time.Minute))
+	}
+	if n, _ := m.AddressFailures("192.0.2.2"); n != 5 {
+		t.Errorf("an IPv4 address after restore: %d, want 5", n)
 	}
 }

@@ -1124,11 +1124,12 @@ func (b *builder) swap() {
 	addrs := make(map[string]addrFailures, len(s.AddrFailures))
 	for _, a := range s.AddrFailures {
 		// Snapshots written by earlier versions count IPv6 addresses one
-		// by one: those of one /64 become one count, the highest, at the latest.
+		// by one: those of one addressKey become one count, their sum (what
+		// a replay of the same failures counts), at the latest.
 		k := addressKey(a.Addr)
 		f := addrFailures{count: a.Count, last: a.Last}
 		if o, ok := addrs[k]; ok {
-			f.count, f.last = max(f.count, o.count), maxTime(f.last, o.last)
+			f.count, f.last = f.count+o.count, maxTime(f.last, o.last)
 		}
 		addrs[k] = f
 	}
