@@ -273,7 +273,7 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 	}
 	name := strings.TrimSpace(c.Name)
 	if name == "" || utf8.RuneCountInString(name) > 128 || hasHiddenRune(name) {
-		return nil, Invalid("name", "must be 1-128 characters, without control or invisible formatting characters (such as direction overrides)")
+		return nil, Invalid("name", "must be 1-128 characters, without control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)")
 	}
 	if len(c.Tenants) == 0 {
 		return nil, Invalid("tenants", "at least one tenant is required")

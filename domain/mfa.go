@@ -412,7 +412,7 @@ func ValidPasskeyName(name string) error {
 		return Invalid("name", "must be at most %d characters of valid UTF-8", MaxPasskeyName)
 	}
 	if hasHiddenRune(name) {
-		return Invalid("name", "must not contain control or invisible formatting characters (such as direction overrides)")
+		return Invalid("name", hiddenMessage)
 	}
 	return nil
 }

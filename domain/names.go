@@ -5,14 +5,23 @@ import (
 )
 
 // hiddenRune reports a character that shows nothing of itself but changes
-// how the text around it reads: a control character (Cc: C0, DEL, C1) or
-// an invisible formatting one (Cf: the bidirectional overrides and
-// isolates U+202A–202E and U+2066–2069, the marks U+200E/U+200F/U+061C,
-// zero-width characters, the BOM). A name an admin types is shown to other
-// admins; with these in it, "\u202eyek nimda" reads as "admin key", and
-// the console's sentence around it runs backwards.
+// how the text around it reads, or shows as blank space that is not a
+// space: a control character (Cc: C0, DEL, C1), an invisible formatting one
+// (Cf: the bidirectional overrides and isolates U+202A–202E and
+// U+2066–2069, the marks U+200E/U+200F/U+061C, zero-width characters, the
+// BOM), the line and paragraph separators U+2028/U+2029 (Zl, Zp), and the
+// fillers that draw nothing: HANGUL FILLER U+3164 and its halfwidth form
+// U+FFA0, the Hangul choseong/jungseong fillers U+115F/U+1160, BRAILLE
+// PATTERN BLANK U+2800 and COMBINING GRAPHEME JOINER U+034F. A name an admin
+// types is shown to other admins; with these in it, "\u202eyek nimda" reads
+// as "admin key", the console's sentence around it runs backwards, and a
+// name of fillers alone shows as nothing.
 func hiddenRune(r rune) bool {
-	return unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r)
+	switch r {
+	case '\u3164', '\uffa0', '\u115f', '\u1160', '\u2800', '\u034f':
+		return true
+	}
+	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // hasHiddenRune reports whether s holds a hiddenRune, or is not valid UTF-8
@@ -24,4 +33,17 @@ func hasHiddenRune(s string) bool {
 		}
 	}
 	return false
+}
+
+// hiddenMessage is the complaint about a field that holds a hiddenRune.
+const hiddenMessage = "must not contain control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)"
+
+// checkNoHidden refuses a value of field that holds a hiddenRune (or is not
+// valid UTF-8). Commands check what they are given; events already stored
+// are never checked again, so they replay as before.
+func checkNoHidden(field, v string) error {
+	if hasHiddenRune(v) {
+		return Invalid(field, hiddenMessage)
+	}
+	return nil
 }

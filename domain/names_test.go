@@ -9,7 +9,9 @@ import (
 // read — an API key's, a SCIM connection's, a passkey's — refuse control and
 // invisible formatting characters: a key named "\u202eyek nimda" showed in the
 // console as "admin key", and reversed the console's sentence around it (an
-// outside check). Names in any script, with emoji, pass.
+// outside check). Nor line separators or fillers that draw nothing, which made
+// a name show as blank (outside check 12r2). Names in any script, with emoji
+// (and their variation selector), pass.
 func TestNamesRefuseHiddenCharacters(t *testing.T) {
 	hidden := []string{
 		"\u202eyek nimda",      // RIGHT-TO-LEFT OVERRIDE
@@ -22,8 +24,20 @@ func TestNamesRefuseHiddenCharacters(t *testing.T) {
 		"c1\u0085key",          // C1 control (NEXT LINE)
 		"bad\xffutf8",          // not UTF-8
 		"arabic \u061c letter", // ARABIC LETTER MARK
+		// … and (outside check 12r2) line and paragraph separators and the
+		// fillers that draw nothing, alone (a name that shows blank) or within:
+		"ci\u2028key",         // LINE SEPARATOR
+		"ci\u2029key",         // PARAGRAPH SEPARATOR
+		"\u3164",              // HANGUL FILLER
+		" \u3164 \u3164 ",     // … between spaces
+		"\uffa0",              // HALFWIDTH HANGUL FILLER
+		"\u115f\u1160",        // HANGUL CHOSEONG/JUNGSEONG FILLER
+		"\u2800\u2800",        // BRAILLE PATTERN BLANK
+		"\u034f",              // COMBINING GRAPHEME JOINER
+		"admin\u3164key",      // a filler within a name
+		"\u2800 \u00a0\u034f", // nothing visible at all
 	}
-	fine := []string{"ci-cd-integration", "Ключ для prod", "מפתח ייצור", "مفتاح", "deploy 🔑 key", "café — nightly"}
+	fine := []string{"ci-cd-integration", "Ключ для prod", "מפתח ייצור", "مفتاح", "deploy 🔑 key", "café — nightly", "한글 키", "ops ❤\ufe0f key", "ℌ𝔢𝔩𝔩𝔬"}
 	check := func(what string, f func(string) error) {
 		t.Helper()
 		for _, name := range hidden {

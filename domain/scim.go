@@ -515,7 +515,7 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 func CheckSCIMConnectionName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if utf8.RuneCountInString(name) > 128 || hasHiddenRune(name) {
-		return "", Invalid("name", "must be at most 128 characters, without control or invisible formatting characters (such as direction overrides)")
+		return "", Invalid("name", "must be at most 128 characters, without control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)")
 	}
 	return name, nil
 }
@@ -554,6 +554,9 @@ func checkGroupMappings(in []RoleMapping, tenants []string) ([]RoleMapping, erro
 		g := strings.TrimSpace(m.Group)
 		if g == "" || len(g) > maxSCIMGroupName {
 			return nil, Invalid("group_mappings", "group is required (at most %d characters)", maxSCIMGroupName)
+		}
+		if hasHiddenRune(g) {
+			return nil, Invalid("group_mappings", "a group "+hiddenMessage)
 		}
 		if !ValidTenantID(m.Tenant) {
 			return nil, Invalid("group_mappings", "tenant %q is not a valid tenant id", m.Tenant)
@@ -860,6 +863,9 @@ func CheckSCIMProfile(p SCIMProfile) error {
 	for _, e := range p.Emails {
 		if e.Value == "" || len(e.Value) > 320 || len(e.Type) > 64 {
 			return Invalid("emails", "every address needs a value (at most 320 bytes) and a type of at most 64")
+		}
+		if hasHiddenRune(e.Value) {
+			return Invalid("emails", "an address "+hiddenMessage)
 		}
 	}
 	return nil

@@ -85,6 +85,12 @@ func TestDecideSCIMConnection(t *testing.T) {
 			c.GroupMappings = append(c.GroupMappings, RoleMapping{Group: "admins", Tenant: "prod", Role: RoleViewer})
 		},
 		"no token hash": func(c *CreateSCIMConnection) { c.TokenHash = "" },
+		"mapping of a group with a direction override": func(c *CreateSCIMConnection) {
+			c.GroupMappings = []RoleMapping{{Group: "\u202esnimda", Tenant: "prod", Role: RoleAdmin}}
+		},
+		"mapping of a group of Hangul fillers": func(c *CreateSCIMConnection) {
+			c.GroupMappings = []RoleMapping{{Group: "\u3164\u3164", Tenant: "prod", Role: RoleAdmin}}
+		},
 		"mapping with a bad tenant": func(c *CreateSCIMConnection) {
 			c.GroupMappings = []RoleMapping{{Group: "g", Tenant: "../x", Role: RoleViewer}}
 		},
@@ -255,6 +261,16 @@ func TestDecideSCIMLink(t *testing.T) {
 	} {
 		if _, err := DecideSCIMLink(l, UpdateSCIMUser{Profile: bad}); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+	// An address with a hidden character is refused, naming emails, also
+	// when it is not the one the user gets (outside check 12r2).
+	for _, addr := range []string{"alice\u202e@x.example", "alice@x\u200b.example", "\u3164@x.example", "alice\u2029@x.example"} {
+		bad := p
+		bad.Emails = []SCIMEmail{{Value: "a@x.example", Type: "work", Primary: true}, {Value: addr, Type: "home"}}
+		var ve *ValidationError
+		if _, err := DecideSCIMLink(l, UpdateSCIMUser{Profile: bad}); !errors.As(err, &ve) || ve.Field != "emails" {
+			t.Errorf("email %q: %v, want a validation error of emails", addr, err)
 		}
 	}
 	evs, _ = DecideSCIMLink(l, UnlinkSCIMUser{})

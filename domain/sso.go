@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"net"
-	"net/mail"
 	"net/url"
 	"regexp"
 	"sort"
@@ -334,8 +333,12 @@ func ParseCertificatePEM(s string, now time.Time) (*x509.Certificate, error) {
 }
 
 // checkEndpointURL accepts an absolute https URL, or http on a loopback
-// host (local test identity providers), without user info or fragment.
+// host (local test identity providers), without user info or fragment, and
+// without a hiddenRune.
 func checkEndpointURL(field, raw string) error {
+	if err := checkNoHidden(field, raw); err != nil {
+		return err
+	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
 		return Invalid(field, "must be an absolute https URL")
@@ -489,6 +492,9 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if ev.ClientID == "" {
 			return ev, Invalid("client_id", "is required")
 		}
+		if err := checkNoHidden("client_id", ev.ClientID); err != nil {
+			return ev, err
+		}
 		if ev.ClientSecretSealed == "" {
 			return ev, Invalid("client_secret", "is required")
 		}
@@ -503,6 +509,9 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		g := strings.TrimSpace(m.Group)
 		if g == "" || len(g) > 256 {
 			return ev, Invalid("role_mappings", "group is required (at most 256 characters)")
+		}
+		if hasHiddenRune(g) {
+			return ev, Invalid("role_mappings", "a group "+hiddenMessage)
 		}
 		if !ValidTenantID(m.Tenant) {
 			return ev, Invalid("role_mappings", "tenant %q is not a valid tenant id", m.Tenant)
@@ -666,13 +675,10 @@ func (l SSOLogin) ProvisionUsernames(fallback string, emailVouched, usernameVouc
 
 // ProvisionEmail returns the e-mail to record for a provisioned user: the
 // asserted address when vouched for (see SSOProvider.VouchesForEmail) and a
-// plain address, else none.
+// plain address without hidden characters (one CreateUser takes), else
+// none: such an address does not stop the login.
 func (l SSOLogin) ProvisionEmail(vouched bool) string {
-	if !vouched {
-		return ""
-	}
-	a, err := mail.ParseAddress(l.Email)
-	if err != nil || a.Address != l.Email {
+	if !vouched || checkEmail(l.Email) != nil {
 		return ""
 	}
 	return l.Email

@@ -32,6 +32,23 @@ func TestDecideSSOProvider(t *testing.T) {
 			c.RoleMappings = []RoleMapping{{Group: "g", Tenant: "prod", Role: "owner"}}
 			return c
 		}(), "role_mappings"},
+		// Hidden characters (outside check 12r2).
+		{"role mapping of a group with a direction override", func() ConfigureSSOProvider {
+			c := okta
+			c.RoleMappings = []RoleMapping{{Group: "\u202esnimda", Tenant: "prod", Role: RoleAdmin}}
+			return c
+		}(), "role_mappings"},
+		{"role mapping of a group of braille blanks", func() ConfigureSSOProvider {
+			c := okta
+			c.RoleMappings = []RoleMapping{{Group: "\u2800", Tenant: "prod", Role: RoleAdmin}}
+			return c
+		}(), "role_mappings"},
+		{"okta client_id with a zero-width space", func() ConfigureSSOProvider { c := okta; c.ClientID = "0oa\u200b1"; return c }(), "client_id"},
+		{"oidc client_id with a line separator", ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com", ClientID: "c\u2028d", ClientSecretSealed: "s", Now: now}, "client_id"},
+		{"oidc issuer with a direction override", ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/\u202e", ClientID: "c", ClientSecretSealed: "s", Now: now}, "issuer"},
+		{"oidc issuer with a Hangul filler", ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/\u3164", ClientID: "c", ClientSecretSealed: "s", Now: now}, "issuer"},
+		{"oidc", ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/t/ünï", ClientID: "c", ClientSecretSealed: "s",
+			RoleMappings: []RoleMapping{{Group: "Админы 🔑", Tenant: "prod", Role: RoleAdmin}}, Now: now}, ""},
 		{"saml bad cert", ConfigureSSOProvider{Name: "saml", Type: SSOSAML, EntityID: "https://idp", SSOURL: "https://idp/sso", Certificate: "-----BEGIN CERTIFICATE-----\n...", Now: now}, "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +114,15 @@ func TestSSOProvisionUsernames(t *testing.T) {
 	}
 	if l.ProvisionEmail(false) != "" || l.ProvisionEmail(true) != "a@b.example" {
 		t.Fatalf("ProvisionEmail: %q, %q", l.ProvisionEmail(false), l.ProvisionEmail(true))
+	}
+	// An address with a hidden character is not recorded (CreateUser would
+	// refuse it, and with it the login): outside check 12r2.
+	for _, e := range []string{"a\u200b@b.example", "a@b\u202e.example", "\u3164@b.example"} {
+		h := l
+		h.Email = e
+		if got := h.ProvisionEmail(true); got != "" {
+			t.Errorf("ProvisionEmail of %q: %q, want none", e, got)
+		}
 	}
 }
 

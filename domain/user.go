@@ -501,6 +501,9 @@ func asciiLower(b byte) byte {
 
 // checkEmail validates an e-mail address as it is created or changed.
 func checkEmail(email string) error {
+	if hasHiddenRune(email) {
+		return Invalid("email", "must be a plain address like you@company.com, without control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)")
+	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email {
 		return Invalid("email", "must be a plain address like you@company.com")

@@ -431,6 +431,36 @@ func TestDecideUser(t *testing.T) {
 			when:  ChangeProfile{Email: "Alice <alice@example.com>"},
 			then:  outcome{field: "email"},
 		},
+		// Hidden characters in an e-mail address (outside check 12r2):
+		// net/mail takes them, an admin reading the address would not see them.
+		{
+			name: "create: an address with a direction override",
+			when: createWith(func(c *CreateUser) { c.Email = "moc.elpmaxe@\u202eecila" }),
+			then: outcome{field: "email"},
+		},
+		{
+			name: "create: an address with a zero-width space",
+			when: createWith(func(c *CreateUser) { c.Email = "alice@exa\u200bmple.com" }),
+			then: outcome{field: "email"},
+		},
+		{
+			name:  "change profile: an address with a Hangul filler",
+			given: events(userCreated()),
+			when:  ChangeProfile{Email: "alice\u3164@example.com"},
+			then:  outcome{field: "email"},
+		},
+		{
+			name:  "change profile: an address with a line separator",
+			given: events(userCreated()),
+			when:  ChangeProfile{Email: "alice\u2028@example.com"},
+			then:  outcome{field: "email"},
+		},
+		{
+			name:  "change profile: an address in another script is fine",
+			given: events(userCreated()),
+			when:  ChangeProfile{Email: "почта@пример.рф"},
+			then:  outcome{events: events(UserProfileChanged{UserID: uid, Email: "почта@пример.рф"})},
+		},
 		{
 			name: "change profile: user missing",
 			when: ChangeProfile{Username: "bob"},
