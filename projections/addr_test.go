@@ -125,3 +125,26 @@ func TestRestoreFoldsOldAddressCountsIntoTheirSixtyFour(t *testing.T) {
 		t.Errorf("an IPv4 address after restore: %d, want 5", n)
 	}
 }
+
+// TestPruneForgetsQuietAddresses: the failed-login count of an address quiet
+// for AddressWindow is forgotten by Prune (it would start afresh anyway, its
+// lockout over); a recent one stays.
+func TestPruneForgetsQuietAddresses(t *testing.T) {
+	m := NewModel()
+	at := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	fail := func(seq uint64, ip string, when time.Time) {
+		m.Apply(seq, events.Envelope{AggregateID: "login-x", Request: events.RequestInfo{IP: ip}},
+			domain.UserLoginFailed{Reason: "invalid_credentials", At: when})
+	}
+	fail(1, "192.0.2.1", at)
+	fail(2, "192.0.2.2", at.Add(10*time.Minute))
+	if n := m.Prune(at.Add(m.AddressWindow)); n != 1 {
+		t.Fatalf("pruned %d entries, want the quiet address's 1", n)
+	}
+	if n, _ := m.AddressFailures("192.0.2.2"); n != 1 {
+		t.Fatalf("the recent address's count: %d, want 1", n)
+	}
+	if len(m.addrFailures) != 1 {
+		t.Fatalf("%d addresses kept, want 1", len(m.addrFailures))
+	}
+}
