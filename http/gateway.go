@@ -259,33 +259,20 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		StreamResponseBody:     true,
 		DisablePathNormalizing: true, // the path is already canonical
 		SecureErrorLogMessage:  true,
-		// Resend a request only once, and only when a kept-alive connection
-		// turns out to have been closed by the upstream before it answered
-		// (io.EOF before the first byte) and its method is idempotent: it was
-		// written, so a POST or PATCH may have been acted on (net/http's rule).
-		// (RetryIf, which this replaced, is asked after every failure but
-		// returned false for all: none was ever resent, and an upstream that
-		// closes idle connections sooner got 502s — a re-check.)
-		RetryIfErr:                retryClosedIdempotent,
-		MaxIdemponentCallAttempts: 2,
+		// Never resend a request: fasthttp cannot tell a connection closed
+		// while idle from one the upstream closed after reading (and maybe
+		// acting on) the request, or after part of its answer — a re-check
+		// saw a PUT applied twice when it resent on io.EOF. An idle
+		// connection is dropped before common upstreams drop theirs
+		// (upstreamIdle) instead.
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		MaxIdemponentCallAttempts: 1,
 	}
 	return g
 }
 
 // upstreamIdle: how long an idle upstream connection is kept.
 const upstreamIdle = 4 * time.Second
-
-// retryClosedIdempotent is the gateway's fasthttp RetryIfErr: see NewGateway.
-func retryClosedIdempotent(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	if attempts != 1 || !(errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)) {
-		return false, false
-	}
-	switch string(req.Header.Method()) {
-	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodOptions, fasthttp.MethodPut, fasthttp.MethodDelete:
-		return false, true
-	}
-	return false, false
-}
 
 // idleTimeoutConn bounds every read from the upstream by idle: the upstream
 // may take that long to start answering, and that long between two reads of a
@@ -416,29 +403,49 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 		return apiErr
 	}
 
+	bs := resp.BodyStream()
+	n := resp.Header.ContentLength()
 	out := c.Response()
+	if small := bs != nil && n >= 0 && n <= streamThreshold; small {
+		// Small enough to read whole before answering, into the answer's
+		// body (fasthttp's pooled copy): the upstream connection is free
+		// again at once. Not with resp.Body(), which puts a read error's
+		// text in the body: an upstream closing or falling silent within it
+		// made a 200 whose body was "unexpected EOF" (a re-check). Nothing
+		// is sent yet, so that is a 502 (or 504).
+		out.ResetBody()
+		err := resp.BodyWriteTo(out.BodyWriter())
+		if err == nil && len(out.Body()) != n {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			fasthttp.ReleaseResponse(resp)
+			out.ResetBody()
+			apiErr := upstreamError(err)
+			s.log.Warn("upstream request failed", "request_id", rid, "method", c.Method(), "path", t.Path,
+				"status", apiErr.Status, "err", err)
+			return apiErr
+		}
+		out.SetStatusCode(resp.StatusCode())
+		upstreamOverridesDefaults(&out.Header, &resp.Header)
+		copyResponseHeaders(&out.Header, &resp.Header)
+		fasthttp.ReleaseResponse(resp)
+		return nil
+	}
+
 	out.SetStatusCode(resp.StatusCode())
 	upstreamOverridesDefaults(&out.Header, &resp.Header)
 	copyResponseHeaders(&out.Header, &resp.Header)
-	bs := resp.BodyStream()
-	n := resp.Header.ContentLength()
-	switch {
-	case bs == nil:
+	if bs == nil {
 		// No body (HEAD, 204, 304): keep the upstream's Content-Length for HEAD.
 		out.ResetBody()
 		if c.Method() == fiber.MethodHead && n >= 0 {
 			out.Header.SetContentLength(n)
 		}
 		fasthttp.ReleaseResponse(resp)
-	case n >= 0 && n <= streamThreshold:
-		// Read whole already (fasthttp streams only what exceeds
-		// MaxResponseBodySize, or has no length): copied, and the upstream
-		// connection is free again at once.
-		out.SetBody(resp.Body())
-		fasthttp.ReleaseResponse(resp)
-	default:
-		out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
+		return nil
 	}
+	out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
 	return nil
 }
 
