@@ -272,7 +272,7 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 		return nil, Invalid("key", "id, owner and secret hash are required")
 	}
 	name := strings.TrimSpace(c.Name)
-	if name == "" || utf8.RuneCountInString(name) > 128 || hasHiddenRune(name) {
+	if name == "" || utf8.RuneCountInString(name) > 128 || hasHiddenRuneInName(name) {
 		return nil, Invalid("name", "must be 1-128 characters, without control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)")
 	}
 	if len(c.Tenants) == 0 {

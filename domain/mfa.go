@@ -411,7 +411,7 @@ func ValidPasskeyName(name string) error {
 	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > MaxPasskeyName {
 		return Invalid("name", "must be at most %d characters of valid UTF-8", MaxPasskeyName)
 	}
-	if hasHiddenRune(name) {
+	if hasHiddenRuneInName(name) {
 		return Invalid("name", hiddenMessage)
 	}
 	return nil

@@ -35,6 +35,43 @@ func hasHiddenRune(s string) bool {
 	return false
 }
 
+// hasHiddenRuneInName is hasHiddenRune for names people read (keys, SCIM
+// connections, passkeys, groups): a ZERO WIDTH JOINER or NON-JOINER
+// (U+200D, U+200C) between two visible characters is part of how the name
+// is written — an emoji sequence ("👩\u200d💻"), a Persian word ("گروه\u200cها")
+// — and passes; anywhere else (at an end, beside a space or another hidden
+// character) it hides, and is refused. (A re-check: identity providers'
+// group names with them could no longer be mapped.)
+func hasHiddenRuneInName(s string) bool {
+	var prev rune = -1
+	pending := false // a joiner after a visible character, waiting for the next
+	for _, r := range s {
+		switch {
+		case r == unicode.ReplacementChar:
+			return true
+		case r == '\u200c' || r == '\u200d':
+			if pending || prev < 0 || !visible(prev) {
+				return true
+			}
+			pending = true
+		case hiddenRune(r):
+			return true
+		default:
+			if pending && !visible(r) {
+				return true
+			}
+			pending = false
+		}
+		prev = r
+	}
+	return pending
+}
+
+// visible: a character that draws something — not a space, not hidden.
+func visible(r rune) bool {
+	return !unicode.IsSpace(r) && !hiddenRune(r) && r != '\u200c' && r != '\u200d'
+}
+
 // hiddenMessage is the complaint about a field that holds a hiddenRune.
 const hiddenMessage = "must not contain control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)"
 

@@ -62,3 +62,27 @@ func TestNamesRefuseHiddenCharacters(t *testing.T) {
 	})
 	check("passkey", ValidPasskeyName)
 }
+
+// TestNamesKeepJoinersBetweenVisibleCharacters: a zero width joiner or
+// non-joiner between two visible characters is part of the name — an emoji
+// sequence, a Persian word — and passes (a re-check: identity providers'
+// group names with them could no longer be mapped); anywhere else it hides.
+func TestNamesKeepJoinersBetweenVisibleCharacters(t *testing.T) {
+	for _, name := range []string{"Dev 👩\u200d💻", "گروه\u200cها", "👨\u200d👩\u200d👧 family"} {
+		if hasHiddenRuneInName(name) {
+			t.Errorf("%q refused", name)
+		}
+		if _, err := CheckSCIMConnectionName(name); err != nil {
+			t.Errorf("SCIM connection %q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"\u200dkey", "key\u200d", "a \u200db", "a\u200d b", "a\u200d\u200db", "a\u200c\u202eb", "\u200c"} {
+		if !hasHiddenRuneInName(name) {
+			t.Errorf("%q passed", name)
+		}
+	}
+	// Addresses and identifiers stay strict.
+	if !hasHiddenRune("gr\u200coup") {
+		t.Error("a joiner passed the strict check")
+	}
+}

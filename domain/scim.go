@@ -514,7 +514,7 @@ func decideCreateSCIMConnection(c SCIMConnection, cm CreateSCIMConnection) ([]Ev
 // formatting characters (hiddenRune).
 func CheckSCIMConnectionName(name string) (string, error) {
 	name = strings.TrimSpace(name)
-	if utf8.RuneCountInString(name) > 128 || hasHiddenRune(name) {
+	if utf8.RuneCountInString(name) > 128 || hasHiddenRuneInName(name) {
 		return "", Invalid("name", "must be at most 128 characters, without control or invisible characters (direction overrides, zero-width characters, line separators, blank fillers)")
 	}
 	return name, nil
@@ -555,7 +555,7 @@ func checkGroupMappings(in []RoleMapping, tenants []string) ([]RoleMapping, erro
 		if g == "" || len(g) > maxSCIMGroupName {
 			return nil, Invalid("group_mappings", "group is required (at most %d characters)", maxSCIMGroupName)
 		}
-		if hasHiddenRune(g) {
+		if hasHiddenRuneInName(g) {
 			return nil, Invalid("group_mappings", "a group "+hiddenMessage)
 		}
 		if !ValidTenantID(m.Tenant) {

@@ -510,7 +510,7 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if g == "" || len(g) > 256 {
 			return ev, Invalid("role_mappings", "group is required (at most 256 characters)")
 		}
-		if hasHiddenRune(g) {
+		if hasHiddenRuneInName(g) {
 			return ev, Invalid("role_mappings", "a group "+hiddenMessage)
 		}
 		if !ValidTenantID(m.Tenant) {
