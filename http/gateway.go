@@ -593,14 +593,18 @@ func hopByHop(k []byte) bool {
 func dropRequestHeader(name []byte) bool {
 	var buf [headerKeyMax]byte
 	k, whole := foldHeaderKey(&buf, name)
-	if bytes.HasPrefix(k, []byte("x-infracast-")) || bytes.HasPrefix(k, []byte("x-forwarded-")) {
+	// x-original-* and x-rewrite-url: what some frameworks (IIS, Symfony)
+	// take for the request's URL, host or method, as a proxy's word; only
+	// the gateway speaks for the request here.
+	if bytes.HasPrefix(k, []byte("x-infracast-")) || bytes.HasPrefix(k, []byte("x-forwarded-")) ||
+		bytes.HasPrefix(k, []byte("x-original-")) {
 		return true
 	}
 	if !whole {
 		return false
 	}
 	switch string(k) {
-	case "host", "content-length", "expect", "authorization", "forwarded", "x-real-ip", "x-request-id":
+	case "host", "content-length", "expect", "authorization", "forwarded", "x-real-ip", "x-request-id", "x-rewrite-url":
 		return true
 	}
 	return hopByHop(k)

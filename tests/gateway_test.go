@@ -220,6 +220,9 @@ func TestGatewayProxiesWithIdentity(t *testing.T) {
 		{"X-Hop", "drop me"},
 		{"Connection", "X-Hop-Second-Line"}, // a second Connection line lists as much (before, only the first was read)
 		{"X-Hop-Second-Line", "drop me too"},
+		{"X-Original-URL", "/api/v1/tenants/prod/settings"}, // read as the URL by some frameworks
+		{"X-Original-Host", "evil.example"},
+		{"X-Rewrite-URL", "/evil"},
 		{"Keep-Alive", "timeout=5"},
 		{"X-Custom", "kept"},
 		{"Cookie", "theme=dark; infracast_token=eyJ.secret.jwt; infracast_csrf=c1; lang=en"},
@@ -237,7 +240,8 @@ func TestGatewayProxiesWithIdentity(t *testing.T) {
 		n := strings.ReplaceAll(strings.ToLower(k), "_", "-")
 		switch {
 		case n == "authorization", n == "proxy-authorization", n == "forwarded", n == "x-real-ip",
-			n == "x-hop", n == "x-hop-second-line", n == "keep-alive", n == "x-infracast-role":
+			n == "x-hop", n == "x-hop-second-line", n == "keep-alive", n == "x-infracast-role",
+			strings.HasPrefix(n, "x-original-"), n == "x-rewrite-url":
 			t.Errorf("upstream received %s: %q", k, got.Header[k])
 		case strings.HasPrefix(n, "x-infracast-") && k != "X-Infracast-Subject" && k != "X-Infracast-Tenant" && k != "X-Infracast-Permissions":
 			t.Errorf("upstream received a spoofed %s: %q", k, got.Header[k])

@@ -122,7 +122,8 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 				path := fmt.Sprintf("/api/v1/tenants/prod/nodes/n-%d-%d", i, j)
 				status, body, err := send(c, "GET", path, viewer.Token, map[string]string{"X-Infracast-Subject": "user-forged",
 					"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66", "Forwarded": "for=203.0.113.66",
-					"X-Forwarded-Host": "evil.example", "X-Forwarded-Uri": "/evil", "X-Original-URI": "/evil"})
+					"X-Forwarded-Host": "evil.example", "X-Forwarded-Uri": "/evil", "X-Original-URI": "/evil",
+					"X-Forwarded-Prefix": "/evil", "X-Forwarded-Ssl": "on", "X-Original-URL": "/evil", "X-Rewrite-URL": "/evil"})
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("GET %s: %w", path, err)
@@ -157,7 +158,9 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 			h.Get("Authorization") != "" ||
 			// The client's address as nginx saw it, never the client's word.
 			h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Real-IP") != "127.0.0.1" || len(h.Values("Forwarded")) != 0 ||
-			h.Get("X-Forwarded-Host") == "evil.example" || len(h.Values("X-Forwarded-Uri")) != 0 || len(h.Values("X-Original-Uri")) != 0 {
+			h.Get("X-Forwarded-Host") == "evil.example" || len(h.Values("X-Forwarded-Uri")) != 0 || len(h.Values("X-Original-Uri")) != 0 ||
+			len(h.Values("X-Forwarded-Prefix")) != 0 || len(h.Values("X-Forwarded-Ssl")) != 0 ||
+			len(h.Values("X-Original-Url")) != 0 || len(h.Values("X-Rewrite-Url")) != 0 {
 			t.Fatalf("the upstream saw %s %s with %v", s.Method, s.URI, h)
 		}
 	}
