@@ -465,6 +465,9 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if ev.EntityID == "" || len(ev.EntityID) > 1024 {
 			return ev, Invalid("entity_id", "is required (at most 1024 characters)")
 		}
+		if err := checkNoHidden("entity_id", ev.EntityID); err != nil {
+			return ev, err
+		}
 		ev.SSOURL = strings.TrimSpace(c.SSOURL)
 		if ev.SSOURL == "" {
 			return ev, Invalid("sso_url", "is required")

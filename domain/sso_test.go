@@ -49,6 +49,8 @@ func TestDecideSSOProvider(t *testing.T) {
 		{"oidc issuer with a Hangul filler", ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/\u3164", ClientID: "c", ClientSecretSealed: "s", Now: now}, "issuer"},
 		{"oidc", ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/t/ünï", ClientID: "c", ClientSecretSealed: "s",
 			RoleMappings: []RoleMapping{{Group: "Админы 🔑", Tenant: "prod", Role: RoleAdmin}}, Now: now}, ""},
+		{"saml entity_id with a direction override", ConfigureSSOProvider{Name: "saml", Type: SSOSAML, EntityID: "https://idp/\u202egnp.exe", SSOURL: "https://idp/sso", Certificate: "-----BEGIN CERTIFICATE-----\n...", Now: now}, "entity_id"},
+		{"saml entity_id with a line separator", ConfigureSSOProvider{Name: "saml", Type: SSOSAML, EntityID: "urn:idp\u2028x", SSOURL: "https://idp/sso", Certificate: "-----BEGIN CERTIFICATE-----\n...", Now: now}, "entity_id"},
 		{"saml bad cert", ConfigureSSOProvider{Name: "saml", Type: SSOSAML, EntityID: "https://idp", SSOURL: "https://idp/sso", Certificate: "-----BEGIN CERTIFICATE-----\n...", Now: now}, "certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
