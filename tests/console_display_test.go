@@ -122,6 +122,9 @@ func TestConsoleShowsNamesTruthfully(t *testing.T) {
 	expectError(t, "a key named with a direction override", in.Do("POST", "/api/v1/api-keys", admin,
 		map[string]any{"name": "\u202eyek nimda", "tenants": []string{"acme"}}), http.StatusBadRequest, "VALIDATION_ERROR", "name")
 	trickyID := plantAPIKey(t, in, "\u202eyek nimda", []string{"acme"})
+	// And one with characters that draw nothing (a re-check: a name of
+	// fillers showed blank), beside joiners that are part of an emoji.
+	blankID := plantAPIKey(t, in, "\u3164\u200b\u2028dev 👩\u200d💻", []string{"acme"})
 	long := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": strings.Repeat("longname", 16), "tenants": []string{"acme"}})
 	expectStatus(t, "long key", long, http.StatusCreated)
 	longID := long.String("id")
@@ -130,6 +133,12 @@ func TestConsoleShowsNamesTruthfully(t *testing.T) {
 	consoleSignIn(t, ctx, in.URL, AdminUser, AdminPassword)
 	row := func(id string) string { return fmt.Sprintf(`#keys-table tr[data-key=%q]`, id) }
 	run(t, ctx, "keys", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('`+row(trickyID)+`') && !!document.querySelector('`+row(longID)+`')`))
+
+	t.Run("characters that draw nothing", func(t *testing.T) {
+		if got := evalString(t, ctx, `document.querySelector('`+row(blankID)+` .key-name').textContent`); got != "U+3164U+200BU+2028dev 👩\u200d💻" {
+			t.Errorf("the name shows as %q, want each hidden character as its code and the emoji whole", got)
+		}
+	})
 
 	t.Run("direction controls", func(t *testing.T) {
 		if got := evalString(t, ctx, `document.querySelector('`+row(trickyID)+` .key-name').textContent`); got != "U+202Eyek nimda" {

@@ -14,33 +14,43 @@ export const PERMISSIONS = [
 
 // BIDI_CONTROLS are the invisible characters that change the direction of
 // the text around them (embeddings, overrides, isolates, marks).
-const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+// HIDDEN are the characters that show nothing of themselves, as the service
+// refuses them in names (domain/names.go): those, controls, zero-width and
+// other invisible formatting characters, line and paragraph separators, and
+// the fillers that draw nothing — a user agent or an identity provider's
+// name may still carry them (a re-check: blank names, a user agent cut in
+// two). The zero width (non-)joiners are left: they join emoji and words.
+const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb]/g;
+// HIDDEN_IN_JSON: HIDDEN but the newlines and indentation JSON is laid out with.
+const HIDDEN_IN_JSON = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u034f\u061c\u115f\u1160\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u2800\u3164\ufeff\uffa0\ufff9-\ufffb]/g;
 
 function codeOf(c: string): string {
   return 'U+' + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
 }
 
-// escapeBidi writes the direction controls in s as JSON escapes (\u202e),
-// for text shown as JSON.
+// escapeBidi writes the hidden characters in s (direction controls and the
+// rest of HIDDEN) as JSON escapes (\u202e), for text shown as JSON.
 export function escapeBidi(s: string): string {
-  return s.replace(BIDI_CONTROLS, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  return s.replace(HIDDEN_IN_JSON, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 
 // Bdi shows a string that came from the API (user-supplied: a name, an ID,
 // an email, an address, a user agent) in its own bidi isolate, so that it
 // cannot reorder the text around it (a sentence of the console, the ID
-// beside a name), and with its direction controls shown as their code
-// (U+202E) rather than applied, so that "\u202eyek nimda" does not pass
+// beside a name), and with its direction controls — and every other hidden
+// character (HIDDEN) — shown as their code (U+202E) rather than applied, so that "\u202eyek nimda" does not pass
 // for "admin key" (outside check 12e). Right-to-left text without them
 // reads as it is.
 export function Bdi(props: { text: string | number | null | undefined; class?: string; id?: string; title?: string }) {
   const s = props.text === null || props.text === undefined ? '' : String(props.text);
   const parts: ComponentChildren[] = [];
   let last = 0;
-  for (const m of s.matchAll(BIDI_CONTROLS)) {
+  for (const m of s.matchAll(HIDDEN)) {
     const at = m.index ?? 0;
     if (at > last) parts.push(s.slice(last, at));
-    parts.push(<span class="bidi-control" key={at} title="An invisible character that changes the text's direction">{codeOf(m[0])}</span>);
+    const title = BIDI_CONTROLS.test(m[0]) ? "An invisible character that changes the text's direction" : 'An invisible character';
+    parts.push(<span class="bidi-control" key={at} title={title}>{codeOf(m[0])}</span>);
     last = at + m[0].length;
   }
   if (last < s.length) parts.push(s.slice(last));
