@@ -254,6 +254,17 @@ func TestConsoleOffersOnlyWhatTheAPIAllows(t *testing.T) {
 		if shown(t, ctx, "#sso-form") || !shown(t, ctx, "#sso-platform-only") {
 			t.Errorf("#/sso for a viewer: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
 		}
+		// The audit log and the access explorer need audit:read (a re-check:
+		// a viewer was offered both, and every action answered 403).
+		if shown(t, ctx, "#nav-audit") || shown(t, ctx, "#nav-access") {
+			t.Error("a viewer is offered the audit log or the access explorer")
+		}
+		for _, pg := range []string{"audit", "access"} {
+			run(t, ctx, pg+" by its address", chromedp.Evaluate[chromedp.Void](`location.hash = '#/`+pg+`'`), until(`document.body.getAttribute('data-page') === '`+pg+`'`))
+			if !shown(t, ctx, "#audit-only") || shown(t, ctx, "main form") {
+				t.Errorf("#/%s for a viewer: %q", pg, evalString(t, ctx, `document.querySelector('main').innerText`))
+			}
+		}
 		noPolicyBreach(t, ctx)
 	})
 
@@ -276,6 +287,26 @@ func TestConsoleOffersOnlyWhatTheAPIAllows(t *testing.T) {
 		open(veraID, "vera")
 		if !shown(t, ctx, "#deactivate") || !shown(t, ctx, "#reset-mfa") {
 			t.Errorf("vera (acme only) for an acme admin: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+		// Change role: once done its button is disabled, and the focus goes to
+		// the role it changed, not to <body> (a re-check).
+		run(t, ctx, "change vera's role", chromedp.Evaluate[chromedp.Void](`(function () {
+  var sel = document.getElementById('role-acme');
+  sel.value = 'editor';
+  sel.dispatchEvent(new Event('change', {bubbles: true}));
+})()`), until(`!document.querySelector('tr[data-tenant="acme"] .row-actions button.secondary').disabled`),
+			chromedp.Evaluate[chromedp.Void](`(function () {
+  var b = document.querySelector('tr[data-tenant="acme"] .row-actions button.secondary');
+  b.focus(); b.click();
+})()`), until(`!!document.getElementById('user-notice')`))
+		if got := evalString(t, ctx, `document.activeElement ? (document.activeElement.id || document.activeElement.tagName) : ''`); got != "role-acme" {
+			t.Errorf("after Change role the focus is on %q, want the role select", got)
+		}
+		// A tenant the API refuses in Grant role is the Tenant field's error.
+		run(t, ctx, "grant a bad tenant", fill(`#grant-tenant`, "Bad Tenant"), clickJS(`#grant-form button[type=submit]`),
+			until(`document.getElementById('grant-tenant').getAttribute('aria-invalid') === 'true'`))
+		if got := evalString(t, ctx, `document.activeElement.id + ' ' + (document.getElementById('grant-tenant').getAttribute('aria-describedby') || '')`); !strings.Contains(got, "grant-tenant grant-tenant-err") {
+			t.Errorf("after a refused tenant: focus and description %q", got)
 		}
 
 		// An error on the SCIM page goes when a later action succeeds.

@@ -147,13 +147,16 @@ function SignIn(props: { onSignedIn: () => void; reason: string }) {
 
 // ---- the signed-in shell ----
 
-const NAV: Array<{ page: string; label: string; platform?: boolean }> = [
+// platform: offered to platform admins only; audit: to those who may read
+// the audit log somewhere (audit:read, which admin:* holds) — the API
+// refuses everyone else both pages (a re-check: viewers were offered them).
+const NAV: Array<{ page: string; label: string; platform?: boolean; audit?: boolean }> = [
   { page: 'users', label: 'Users' },
   { page: 'keys', label: 'API keys' },
   { page: 'sso', label: 'Single sign-on', platform: true },
   { page: 'scim', label: 'SCIM provisioning' },
-  { page: 'audit', label: 'Audit log' },
-  { page: 'access', label: 'Access explorer' },
+  { page: 'audit', label: 'Audit log', audit: true },
+  { page: 'access', label: 'Access explorer', audit: true },
 ];
 
 function route(): { page: string; params: string[] } {
@@ -182,6 +185,10 @@ function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildr
   const platformAdmin = props.me.roles.includes('admin');
   const adminTenants = platformAdmin ? ['*'] : props.me.tenants.filter((t) => t.permissions.includes('admin:*')).map((t) => t.id);
   const seesTenant = (id: string) => platformAdmin || adminTenants.includes(id);
+  const auditor = platformAdmin || props.me.tenants.some((t) => t.permissions.includes('audit:read') || t.permissions.includes('admin:*'));
+  const auditOnly = (title: string) => (
+    <section><h1 tabIndex={-1}>{title}</h1><p id="audit-only">Only admins — those who may read the audit log (<code>audit:read</code>) in a tenant — see this page.</p></section>
+  );
   const noteTenants = useCallback((ids: string[]) => {
     setTenants((old) => {
       const add = ids.filter((id) => id && id !== '*' && seesTenant(id) && !old.includes(id));
@@ -196,8 +203,8 @@ function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildr
     case 'keys': page = <KeysPage {...pp} />; break;
     case 'sso': page = <SSOPage {...pp} />; break;
     case 'scim': page = <SCIMPage {...pp} />; break;
-    case 'audit': page = <AuditPage {...pp} />; break;
-    case 'access': page = <AccessPage {...pp} />; break;
+    case 'audit': page = auditor ? <AuditPage {...pp} /> : auditOnly('Audit log'); break;
+    case 'access': page = auditor ? <AccessPage {...pp} /> : auditOnly('Access explorer'); break;
     default: page = <section><h1 tabIndex={-1}>Not found</h1><p>No such page. <a href="#/users">Go to the users</a>.</p></section>;
   }
   return (
@@ -217,7 +224,7 @@ function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildr
       <div class="layout">
         <nav class="side" aria-label="Console sections">
           <ul>
-            {NAV.filter((n) => !n.platform || platformAdmin).map((n) => (
+            {NAV.filter((n) => (!n.platform || platformAdmin) && (!n.audit || auditor)).map((n) => (
               <li key={n.page}><a href={'#/' + n.page} id={'nav-' + n.page} aria-current={r.page === n.page ? 'page' : undefined}>{n.label}</a></li>
             ))}
           </ul>

@@ -14,7 +14,9 @@ const EMPTY = { tenant: '', actor: '', subject: '', type: '', since: '', until: 
 const PAGE = 25;
 
 export function AuditPage(p: PageProps) {
-  const [form, setForm] = useState({ ...EMPTY, tenant: p.platformAdmin ? '' : p.adminTenants[0] || '' });
+  // No tenant filter at first: the API shows a tenant admin the events of
+  // all its tenants (before, the first one's only — a re-check).
+  const [form, setForm] = useState({ ...EMPTY });
   const [filter, setFilter] = useState(form);
   const [cursors, setCursors] = useState<string[]>(['']);
   const [open, setOpen] = useState('');
@@ -43,7 +45,7 @@ export function AuditPage(p: PageProps) {
         <datalist id="event-types">{TYPES.map((t) => <option value={t} key={t} />)}</datalist>
         <div class="actions">
           <button type="submit" class="primary" id="audit-apply">Apply filters</button>
-          <button type="button" class="secondary" onClick={() => apply({ ...EMPTY, tenant: p.platformAdmin ? '' : p.adminTenants[0] || '' })}>Reset</button>
+          <button type="button" class="secondary" onClick={() => apply({ ...EMPTY })}>Reset</button>
         </div>
       </form>
       <ErrorNotice error={events.error} />

@@ -169,7 +169,23 @@ export function UserPage(p: PageProps) {
     setGrantErr('');
     const t = grant.tenant.trim();
     if (!t) { setGrantErr('Enter a tenant.'); return; }
-    await act(<>Role {grant.role} granted in <Bdi text={t} />.</>, () => put(`${base}/tenants/${enc(t)}`, { role: grant.role }), () => setGrant({ ...grant, tenant: '' }));
+    setErr(null); setNotice(null);
+    try {
+      await put(`${base}/tenants/${enc(t)}`, { role: grant.role });
+      setNotice(<>Role {grant.role} granted in <Bdi text={t} />.</>);
+      user.reload();
+      setGrant({ ...grant, tenant: '' });
+    } catch (e) {
+      // The API's word on the tenant belongs to the Tenant field (a
+      // re-check: it showed at the top of the page, unlinked).
+      const fe = fieldErrors(e, ['tenant']);
+      if (fe.fields.tenant) {
+        setGrantErr(fe.fields.tenant);
+        document.getElementById('grant-tenant')?.focus();
+      } else {
+        setErr(fe.rest);
+      }
+    }
   };
   return (
     <section>
@@ -211,7 +227,10 @@ export function UserPage(p: PageProps) {
                 </td>
                 <td class="row-actions">
                   <button type="button" class="secondary small" disabled={(roles[t.id] || t.role) === t.role}
-                    onClick={() => act(<>Role in <Bdi text={t.id} /> changed to {roles[t.id]}.</>, () => put(`${base}/tenants/${enc(t.id)}`, { role: roles[t.id] }))}>Change role</button>
+                    onClick={() => act(<>Role in <Bdi text={t.id} /> changed to {roles[t.id]}.</>, () => put(`${base}/tenants/${enc(t.id)}`, { role: roles[t.id] }),
+                      // The button is disabled once the role is the one chosen: the
+                      // focus goes to the role it changed, not to <body> (a re-check).
+                      () => document.getElementById('role-' + t.id)?.focus())}>Change role</button>
                   <ConfirmButton label="Remove" confirm={<>Remove {name} from <Bdi text={t.id} />?</>} danger
                     onConfirm={() => act(<>Removed from <Bdi text={t.id} />.</>, () => del(`${base}/tenants/${enc(t.id)}`))} />
                 </td>
