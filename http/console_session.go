@@ -44,18 +44,10 @@ func (s *Server) mountConsole() {
 	// answers itself — with GET routes alone, the router's 405 came with
 	// the API's default CSP only (outside check 12e).
 	s.app.Use(console.Prefix, func(c *fiber.Ctx) error {
-		// Use matches any path that starts so ("/consoles" too); routes
-		// ignore case.
-		if p := strings.ToLower(c.Path()); p != console.Prefix && !strings.HasPrefix(p, console.Prefix+"/") {
+		if !isConsolePath(c.Path()) {
 			return c.Next()
 		}
-		c.Set(fiber.HeaderContentSecurityPolicy, consoleCSP)
-		c.Set(fiber.HeaderXFrameOptions, "DENY")
-		c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-		c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-		c.Set("Cross-Origin-Opener-Policy", "same-origin")
-		c.Set("Cross-Origin-Resource-Policy", "same-origin")
-		c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+		setConsoleHeaders(c)
 		if m := c.Method(); m != fiber.MethodGet && m != fiber.MethodHead {
 			c.Set(fiber.HeaderAllow, "GET, HEAD")
 			return fiber.ErrMethodNotAllowed
@@ -64,6 +56,24 @@ func (s *Server) mountConsole() {
 	})
 	s.app.Get(console.Prefix, h.Serve)
 	s.app.Get(console.Prefix+"/*", h.Serve)
+}
+
+// isConsolePath: the console's own path or one under it, in any letter
+// case (routes ignore case; Use matches "/consoles" too).
+func isConsolePath(path string) bool {
+	p := strings.ToLower(path)
+	return p == console.Prefix || strings.HasPrefix(p, console.Prefix+"/")
+}
+
+// setConsoleHeaders sets the headers every answer under /console carries.
+func setConsoleHeaders(c *fiber.Ctx) {
+	c.Set(fiber.HeaderContentSecurityPolicy, consoleCSP)
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	c.Set("Cross-Origin-Resource-Policy", "same-origin")
+	c.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 }
 
 // consoleProviders lists the configured identity providers with their

@@ -241,7 +241,38 @@ func New(cfg Config, deps Deps) *Server {
 		EnableTrustedProxyCheck: true,
 	})
 	s.routes()
+	s.answerUnknownMethods()
 	return s
+}
+
+// answerUnknownMethods makes a request with a method Fiber does not know
+// (PROPFIND, FOO, a lower-case get) get the contract's 405, with the
+// security headers — and the console's under /console — instead of Fiber's
+// plain-text 400 "Invalid http method", which it answers before any
+// middleware runs (a re-check).
+func (s *Server) answerUnknownMethods() {
+	srv := s.app.Server()
+	inner := srv.Handler
+	known := s.app.Config().RequestMethods
+	srv.Handler = func(rctx *fasthttp.RequestCtx) {
+		m := rctx.Method()
+		for _, k := range known {
+			if string(m) == k { // compared without a copy: on every request
+				inner(rctx)
+				return
+			}
+		}
+		c := s.app.AcquireCtx(rctx)
+		defer s.app.ReleaseCtx(c)
+		if err := s.handleError(c, fiber.ErrMethodNotAllowed); err != nil {
+			rctx.Error("Method not allowed", fiber.StatusMethodNotAllowed)
+			return
+		}
+		if isConsolePath(c.Path()) { // after handleError's default CSP
+			setConsoleHeaders(c)
+			c.Set(fiber.HeaderAllow, "GET, HEAD")
+		}
+	}
 }
 
 // App returns the Fiber app (for Listen, Listener, Test and Shutdown).

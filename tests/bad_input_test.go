@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -192,6 +193,50 @@ func TestMalformedRequestEchoesNothing(t *testing.T) {
 		expectError(t, name, r, 400, "VALIDATION_ERROR", "Malformed HTTP request")
 		if strings.Contains(string(body), secret) || strings.Contains(string(body), "Authorization") {
 			t.Errorf("%s: the answer quotes the request: %s", name, body)
+		}
+	}
+}
+
+// TestUnknownMethodsGetTheContractsAnswer: a method Fiber does not know
+// (PROPFIND, FOO, a lower-case get) gets 405 in the contract's shape with the
+// security headers and a request ID — and under /console the console's
+// headers — not Fiber's plain-text 400 "Invalid http method" (a re-check).
+func TestUnknownMethodsGetTheContractsAnswer(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	for _, tc := range []struct{ method, path, csp string }{
+		{"PROPFIND", "/api/v1/users", "default-src 'none'"},
+		{"FOO", "/api/v1/tenants/prod/nodes", "default-src 'none'"},
+		{"get", "/api/v1/auth/me", "default-src 'none'"},
+		{"PROPFIND", "/console/", "script-src 'self'"},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.SetDeadline(time.Now().Add(20 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", tc.method, tc.path); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		conn.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Response{Status: res.StatusCode, Header: res.Header, Raw: body}
+		if err := json.Unmarshal(body, &r.JSON); err != nil {
+			t.Fatalf("%s %s: %d %q: %v", tc.method, tc.path, res.StatusCode, body, err)
+		}
+		expectError(t, tc.method+" "+tc.path, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+		if res.Header.Get("X-Request-ID") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" ||
+			!strings.Contains(res.Header.Get("Content-Security-Policy"), tc.csp) {
+			t.Errorf("%s %s: headers %v", tc.method, tc.path, res.Header)
 		}
 	}
 }
