@@ -204,7 +204,18 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	refreshed := false
 	for attempt := 1; ; attempt++ {
 		var sent string
-		h, err := c.once(ctx, method, u, body, out, header, &sent)
+		if c.cred != nil && header.Get("Authorization") == "" {
+			a, err := c.cred.authorization(ctx)
+			if err != nil {
+				// The token source's error (a refresh or login that failed)
+				// is not retried here: the source retried it already
+				// (outside check 12r4: an expired token and a refresh
+				// answered 503 sent 16 refreshes in one call, ~15 s).
+				return nil, err
+			}
+			sent = a
+		}
+		h, err := c.once(ctx, method, u, body, out, header, sent)
 		var apiErr *Error
 		if err == nil || !errors.As(err, &apiErr) {
 			return h, err
@@ -218,10 +229,11 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			if ts, ok := c.tokenSource(); ok {
 				refreshed = true
 				if rerr := ts.refreshRefused(ctx, strings.TrimPrefix(sent, "Bearer ")); rerr != nil {
-					if errors.Is(rerr, ErrLoginRequired) {
-						return h, rerr
-					}
-					return h, err
+					// The session ended, or the refresh failed for a passing
+					// reason (503, 429, a proxy's 502): that is what to
+					// report, not the 401 (outside check 12r4: it said to
+					// log in again during an outage).
+					return h, rerr
 				}
 				attempt--
 				continue
@@ -284,9 +296,9 @@ func (c *Client) backoff(method string, apiErr *Error, attempt int) (time.Durati
 	return d/2 + rand.N(d/2+1), true
 }
 
-// once sends one request; sent is set to the Authorization the client's
-// credential gave it ("" when none, or the caller's own header).
-func (c *Client) once(ctx context.Context, method, u string, body []byte, out any, header http.Header, sent *string) (http.Header, error) {
+// once sends one request, with the Authorization auth when not "" (the
+// client's credential's; header may carry the caller's own instead).
+func (c *Client) once(ctx context.Context, method, u string, body []byte, out any, header http.Header, auth string) (http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -305,13 +317,8 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	if c.cred != nil && req.Header.Get("Authorization") == "" {
-		a, err := c.cred.authorization(ctx)
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", a)
-		*sent = a
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {

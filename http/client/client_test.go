@@ -439,3 +439,93 @@ func TestRefusedTokenIsRefreshedOnce(t *testing.T) {
 		t.Fatalf("Me with the session revoked: %v, want ErrLoginRequired", err)
 	}
 }
+
+// fakeTime is a test clock whose sleeps move it on at once.
+func fakeTime() (now func() time.Time, sleep Option, advance func(time.Duration)) {
+	var mu sync.Mutex
+	t := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	advance = func(d time.Duration) { mu.Lock(); t = t.Add(d); mu.Unlock() }
+	now = func() time.Time { mu.Lock(); defer mu.Unlock(); return t }
+	sleep = WithSleep(func(_ context.Context, d time.Duration) error { advance(d); return nil })
+	return now, sleep, advance
+}
+
+// refreshUnavailable is a service whose refresh answers 503 (with
+// Retry-After when retryAfter is not ""), and whose other routes answer
+// 401 UNAUTHORIZED; it counts both.
+func refreshUnavailable(t *testing.T, retryAfter string) (*httptest.Server, *atomic.Int64, *atomic.Int64) {
+	t.Helper()
+	var refreshes, calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Error(err)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/api/v1/auth/refresh" {
+			calls.Add(1)
+			w.WriteHeader(http.StatusUnauthorized)
+			writeBody(t, w, `{"error":{"code":"UNAUTHORIZED","message":"Invalid or expired token"}}`)
+			return
+		}
+		refreshes.Add(1)
+		if retryAfter != "" {
+			w.Header().Set("Retry-After", retryAfter)
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		writeBody(t, w, `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &refreshes, &calls
+}
+
+// TestRefusedTokenAndRefreshUnavailable: a 401 for a token that has not
+// expired, and a refresh that fails for a passing reason (503): the call
+// answers the refresh's error (ErrUnavailable, not the 401 that says to log
+// in again), and later calls do not send another refresh for refreshPause
+// (outside check 12r4: each call started a whole refresh again).
+func TestRefusedTokenAndRefreshUnavailable(t *testing.T) {
+	srv, refreshes, calls := refreshUnavailable(t, "1")
+	now, sleep, advance := fakeTime()
+	base := mustNew(t, srv.URL, sleep)
+	ts := base.RefreshTokenSource(Token{AccessToken: "dropped-key", RefreshToken: "r", ExpiresAt: now().Add(50 * time.Minute)}, WithClock(now))
+	c := base.With(WithTokenSource(ts))
+	for i := range 3 {
+		_, err := c.Me(context.Background())
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrLoginRequired) {
+			t.Fatalf("call %d: %v, want ErrUnavailable", i, err)
+		}
+	}
+	tries := int64(DefaultRetry.MaxAttempts) // the refresh's own (Retry-After: retried)
+	if r, n := refreshes.Load(), calls.Load(); r != tries || n != 1 {
+		t.Fatalf("%d refreshes and %d calls for 3 calls within the pause, want %d and 1", r, n, tries)
+	}
+	advance(refreshPause)
+	if _, err := c.Me(context.Background()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after the pause: %v", err)
+	}
+	if r := refreshes.Load(); r != 2*tries {
+		t.Fatalf("after the pause: %d refreshes, want %d", r, 2*tries)
+	}
+}
+
+// TestExpiredTokenRefreshUnavailableIsNotRetriedAgain: an expired token and
+// a refresh answered 503: one call sends the refresh's own tries, once —
+// not the token source's tries inside each of the call's own (outside
+// check 12r4: 16 refreshes, ~15 s).
+func TestExpiredTokenRefreshUnavailableIsNotRetriedAgain(t *testing.T) {
+	for _, retryAfter := range []string{"1", ""} {
+		srv, refreshes, calls := refreshUnavailable(t, retryAfter)
+		now, sleep, _ := fakeTime()
+		base := mustNew(t, srv.URL, sleep)
+		ts := base.RefreshTokenSource(Token{AccessToken: "expired", RefreshToken: "r", ExpiresAt: now().Add(-time.Minute)}, WithClock(now))
+		c := base.With(WithTokenSource(ts))
+		if _, err := c.Me(context.Background()); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Retry-After %q: %v, want ErrUnavailable", retryAfter, err)
+		}
+		// With Retry-After the client retries the refresh (4 tries); without
+		// it the source tries again within refreshRetryWindow (4 tries).
+		if r, n := refreshes.Load(), calls.Load(); r != 4 || n != 0 {
+			t.Fatalf("Retry-After %q: %d refreshes and %d calls, want 4 and 0", retryAfter, r, n)
+		}
+	}
+}

@@ -42,7 +42,8 @@ type Token struct {
 //   - a refresh that fails for a passing reason (503, a network error) while
 //     the current token is still valid gives the current token, and is
 //     tried again on a later call (no sooner than refreshPause later, while
-//     the token works);
+//     the token works); for a token the service refused (401) before it
+//     expired, the calls in that pause get the refresh's error;
 //   - shared (WithSharedTokens): before refreshing it takes the tokens
 //     another process using the same login stored, under a lock they share,
 //     rather than refresh with a refresh token rotation has spent;
@@ -71,6 +72,7 @@ type TokenSource struct {
 	refreshAt time.Time // when tok is due for a refresh (margin and jitter applied)
 	flight    *flight
 	failedAt  time.Time // the last refresh that failed for a passing reason
+	failedErr error     // its error
 	ended     error     // the session ended, and no relogin
 	refused   string    // an access token the service refused (401) before it expired: not to be taken again
 	// A login answered 429 with Retry-After: no login is sent until
@@ -207,7 +209,8 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 		ts.mu.Unlock()
 		return nil, err
 	}
-	if ts.tok.AccessToken != "" && now.Before(ts.refreshAt) {
+	refused := ts.tok.AccessToken != "" && ts.tok.AccessToken == ts.refused
+	if ts.tok.AccessToken != "" && !refused && now.Before(ts.refreshAt) {
 		t := ts.oauth2Token()
 		ts.mu.Unlock()
 		return t, nil
@@ -215,11 +218,19 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	// Due. A refresh that failed lately for a passing reason (after its own
 	// retries) is not sent again while the token still works, for
 	// refreshPause: a call that retries its request must not send a whole
-	// refresh, retries and all, before each of its tries.
-	if ts.tok.AccessToken != "" && now.Before(ts.tok.ExpiresAt) && now.Sub(ts.failedAt) < refreshPause {
-		t := ts.oauth2Token()
-		ts.mu.Unlock()
-		return t, nil
+	// refresh, retries and all, before each of its tries. Nor while the
+	// token is one the service refused: then the call gets that failure.
+	if now.Sub(ts.failedAt) < refreshPause {
+		if ts.usable(now) {
+			t := ts.oauth2Token()
+			ts.mu.Unlock()
+			return t, nil
+		}
+		if refused && ts.failedErr != nil {
+			err := ts.failedErr
+			ts.mu.Unlock()
+			return nil, err
+		}
 	}
 	f := ts.flight
 	if f == nil {
@@ -239,7 +250,7 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 	defer ts.mu.Unlock()
 	if f.err != nil {
 		// A passing failure while the current token still works: use it.
-		if ts.ended == nil && ts.tok.AccessToken != "" && ts.now().Before(ts.tok.ExpiresAt) {
+		if ts.ended == nil && ts.usable(ts.now()) {
 			return ts.oauth2Token(), nil
 		}
 		return nil, f.err
@@ -275,7 +286,7 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 			ts.setToken(stored, false)
 			due := stored.AccessToken == "" || stored.AccessToken == ts.refused || !ts.now().Before(ts.refreshAt)
 			if !due {
-				ts.failedAt = time.Time{}
+				ts.failedAt, ts.failedErr = time.Time{}, nil
 				f.tok, f.err = ts.tok, nil
 				ts.flight = nil
 				ts.mu.Unlock()
@@ -313,7 +324,7 @@ func (ts *TokenSource) finish(f *flight, tok Token, err error) {
 	case err == nil:
 		ts.login = nil
 		ts.setToken(tok, true)
-		ts.failedAt = time.Time{}
+		ts.failedAt, ts.failedErr = time.Time{}, nil
 		if ts.onToken != nil {
 			ts.onToken(ts.tok)
 		}
@@ -321,7 +332,7 @@ func (ts *TokenSource) finish(f *flight, tok Token, err error) {
 		ts.ended = err
 		ts.tok = Token{}
 	default:
-		ts.failedAt = ts.now()
+		ts.failedAt, ts.failedErr = ts.now(), err
 	}
 	f.tok, f.err = ts.tok, err
 	ts.flight = nil
@@ -433,7 +444,9 @@ func (ts *TokenSource) loginAgain(ctx context.Context, cause error) (Token, erro
 // access token access before it expired (its signing key dropped, its
 // session revoked by an admin): one refresh however many callers ask, none
 // when the source holds another token already. A refresh that is refused
-// ends the session (ErrLoginRequired, unless WithRelogin).
+// ends the session (ErrLoginRequired, unless WithRelogin); one that failed
+// for a passing reason is not sent again for refreshPause, and its error is
+// the answer.
 func (ts *TokenSource) refreshRefused(ctx context.Context, access string) error {
 	ts.mu.Lock()
 	if ts.ended != nil {
@@ -444,6 +457,11 @@ func (ts *TokenSource) refreshRefused(ctx context.Context, access string) error 
 	if access == "" || ts.tok.AccessToken != access {
 		ts.mu.Unlock()
 		return nil // replaced since it was sent
+	}
+	if ts.refused == access && ts.failedErr != nil && ts.now().Sub(ts.failedAt) < refreshPause {
+		err := ts.failedErr
+		ts.mu.Unlock()
+		return err
 	}
 	ts.refused = access
 	f := ts.flight
@@ -459,6 +477,12 @@ func (ts *TokenSource) refreshRefused(ctx context.Context, access string) error 
 		return ctx.Err()
 	}
 	return f.err
+}
+
+// usable reports whether the held access token may be sent (under mu): it
+// has not expired, and the service has not refused it.
+func (ts *TokenSource) usable(now time.Time) bool {
+	return ts.tok.AccessToken != "" && ts.tok.AccessToken != ts.refused && now.Before(ts.tok.ExpiresAt)
 }
 
 // Current is the token held now, without refreshing (to store it).
