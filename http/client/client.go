@@ -367,20 +367,29 @@ func readError(res *http.Response) *Error {
 	return e
 }
 
-// retryAfter parses a Retry-After header: seconds, or an HTTP date.
+// maxRetryAfter caps a parsed Retry-After: a huge number of seconds, or a
+// date centuries ahead, overflowed into a negative wait (outside check 12r4:
+// the middleware relayed a negative Retry-After).
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter parses a Retry-After header: seconds, or an HTTP date; at most
+// maxRetryAfter.
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		if s <= 0 {
+	if s, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case s <= 0:
 			return 0
+		case s >= int64(maxRetryAfter/time.Second):
+			return maxRetryAfter
 		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := time.Until(t); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0

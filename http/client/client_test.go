@@ -529,3 +529,39 @@ func TestExpiredTokenRefreshUnavailableIsNotRetriedAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterIsCapped: a Retry-After of a huge number of seconds, or a
+// date far ahead, is read as a day at most, and written so: it overflowed
+// into a negative wait, which the middleware relayed (outside check 12r4).
+func TestRetryAfterIsCapped(t *testing.T) {
+	for _, v := range []string{"9223372036", "99999999999999999999999", time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat)} {
+		if d := retryAfter(v); d != 24*time.Hour {
+			t.Errorf("Retry-After %q: %v, want 24h", v, d)
+		}
+	}
+	for _, d := range []time.Duration{24 * time.Hour, time.Duration(1<<63 - 1)} {
+		w := httptest.NewRecorder()
+		WriteError(w, &Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: "x", RetryAfter: d})
+		if got := w.Header().Get("Retry-After"); got != "86400" {
+			t.Errorf("RetryAfter %v written as %q, want 86400", d, got)
+		}
+	}
+	// Through the middleware: the service's verify answers 503 with a date
+	// centuries ahead.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC).Format(http.TimeFormat))
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	fa, err := NewForwardAuth(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/api/v1/tenants/prod/nodes", nil)
+	r.Header.Set("Authorization", "Bearer a.b.c")
+	Middleware(fa)(http.NotFoundHandler()).ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "86400" {
+		t.Fatalf("middleware: %d, Retry-After %q; want 503, 86400", w.Code, w.Header().Get("Retry-After"))
+	}
+}

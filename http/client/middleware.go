@@ -96,7 +96,9 @@ func WriteError(w http.ResponseWriter, err error) {
 		e = &Error{Status: http.StatusServiceUnavailable, Code: ErrUnavailable.Code, Message: "Authorization service unavailable"}
 	}
 	if e.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+		// Capped: a wait near the largest Duration rounded up overflowed
+		// into a negative number.
+		w.Header().Set("Retry-After", strconv.Itoa(int((min(e.RetryAfter, maxRetryAfter)+time.Second-1)/time.Second)))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
