@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -356,6 +357,100 @@ func TestCLIRefreshesAfterATokenIsRefused(t *testing.T) {
 	c.fails(exitUnauthorized, "", nil, []string{"whoami"}, "infracast login")
 	// An INFRACAST_TOKEN that is refused says so.
 	c.fails(exitUnauthorized, "", []string{"INFRACAST_TOKEN=not-a-token"}, []string{"whoami"}, "INFRACAST_TOKEN was refused")
+}
+
+// TestCLIFollowEndsWhenAnotherUserLogsIn: an 'audit --follow' started as
+// admin, and 'infracast login --username carol' beside it (the same config
+// folder): at its next refresh the follow ends, exit 3, saying why, and
+// never refreshes carol's session (outside check 12r4: it took the stored
+// tokens whatever their user, refreshed carol's session and went on as
+// carol).
+func TestCLIFollowEndsWhenAnotherUserLogsIn(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation())
+	admin := newClient(t, in, ic.WithAccessToken(in.AdminToken()))
+	ed, err := admin.AddSigningKey(context.Background(), "EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.CreateUser(in.AdminToken(), "carol", "carol-password-1", nil)
+	c := newCLI(t, in)
+	c.login() // signed by the EdDSA key
+
+	cmd := exec.Command(c.bin, "audit", "--follow", "--limit", "1", "--interval", "50ms", "-o", "json")
+	cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_URL="+in.URL)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	select {
+	case <-lines: // following
+	case <-time.After(15 * time.Second):
+		t.Fatalf("follow: nothing within 15 s (stderr %s)", stderr.String())
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Log(err)
+			}
+		}
+	})
+
+	// carol logs in beside it; her stored access token is made due, so that
+	// a command that took her tokens would refresh her session at once.
+	if r := c.run("", []string{"INFRACAST_PASSWORD=carol-password-1"}, "login", "--username", "carol"); r.code != 0 {
+		t.Fatalf("login as carol: exit %d %s%s", r.code, r.stdout, r.stderr)
+	}
+	creds := c.credentials()
+	creds["servers"].(map[string]any)[in.URL].(map[string]any)["expires_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339)
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	carol := c.stored()
+	// The follow's access token refused (its key retired): it refreshes now.
+	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RetireSigningKey(context.Background(), ed.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUnauthorized || !strings.Contains(stderr.String(), "now carol's") {
+			t.Fatalf("follow after carol's login: %v, want exit %d saying the login is carol's now (stderr %s)", err, exitUnauthorized, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the follow went on after carol's login and its token's refusal (stderr %s)", stderr.String())
+	}
+	if after := c.stored(); after["refresh_token"] != carol["refresh_token"] || after["username"] != "carol" {
+		t.Fatalf("carol's stored login changed: %v → %v", carol, after)
+	}
+	for _, e := range storedEnvelopes(t, in) {
+		if e.Type == "session.refreshed" {
+			t.Fatalf("a session was refreshed: %+v", e)
+		}
+	}
+	c.ok("whoami") // carol's session lives on
 }
 
 // Exit codes, as cmd/infracast documents them.

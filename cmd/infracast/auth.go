@@ -70,7 +70,7 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			// The file as it is now, under its lock: other commands may have
 			// stored renewed tokens since it was read.
 			err = updateCredentials(cmd.Context(), func(creds *credentials) {
-				creds.Servers[base] = &serverCreds{Username: res.User.Username, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
+				creds.Servers[base] = &serverCreds{Username: res.User.Username, UserID: res.User.ID, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
 				creds.Current = base
 			})
 			if err != nil {

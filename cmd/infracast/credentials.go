@@ -27,6 +27,7 @@ type credentials struct {
 
 type serverCreds struct {
 	Username     string    `json:"username"`
+	UserID       string    `json:"user_id,omitempty"` // absent in files written before it was kept
 	RefreshToken string    `json:"refresh_token"`
 	AccessToken  string    `json:"access_token,omitempty"`
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
@@ -219,6 +220,27 @@ func (a *app) storedLogin() (*credentials, string, *serverCreds, error) {
 	return creds, base, sc, nil
 }
 
+// sameUser reports whether two logins are the same user's: by user ID when
+// both have one, else by username.
+func sameUser(a, b *serverCreds) bool {
+	if a.UserID != "" && b.UserID != "" {
+		return a.UserID == b.UserID
+	}
+	return a.Username == b.Username
+}
+
+// loginReplaced: the stored login is another user's now ('infracast login
+// --username other' in another terminal): a command that started as the
+// previous user ends rather than carry on as the new one. It is a
+// client.ErrLoginRequired (the token source ends its session, exit 3).
+type loginReplaced struct{ url, was, now string }
+
+func (e loginReplaced) Error() string {
+	return fmt.Sprintf("the stored login to %s is now %s's, not %s's (logged in again elsewhere): this command's session is no longer used; run it again", e.url, e.now, e.was)
+}
+
+func (e loginReplaced) Unwrap() error { return client.ErrLoginRequired }
+
 // newClient is an unauthenticated client of the service.
 func (a *app) newClient(base string, opts ...client.Option) (*client.Client, error) {
 	c, err := client.New(base, append([]client.Option{client.WithUserAgent("infracast-cli")}, opts...)...)
@@ -264,7 +286,10 @@ func (a *app) authed() (*client.Client, error) {
 	// token the others hold, and their refresh with it ended the session
 	// as stolen (outside check 12d). So each refresh takes the file's lock,
 	// reads the file again and takes the tokens another command stored,
-	// refreshing (and storing) only when those are due too.
+	// refreshing (and storing) only when those are due too — only while
+	// they are the same user's: after 'infracast login --username other'
+	// elsewhere the command ends (outside check 12r4: an 'audit --follow'
+	// went on as the other user, and refreshed that user's session).
 	var latest *credentials // the file as read under the lock
 	ts := c.RefreshTokenSource(client.Token{AccessToken: sc.AccessToken, ExpiresAt: sc.ExpiresAt, RefreshToken: sc.RefreshToken},
 		client.WithSharedTokens(func(ctx context.Context) (client.Token, func(), error) {
@@ -280,6 +305,10 @@ func (a *app) authed() (*client.Client, error) {
 			latest = creds
 			var stored client.Token
 			if s := creds.Servers[base]; s != nil {
+				if !sameUser(s, sc) {
+					unlock()
+					return client.Token{}, nil, loginReplaced{url: base, was: sc.Username, now: s.Username}
+				}
 				stored = client.Token{AccessToken: s.AccessToken, ExpiresAt: s.ExpiresAt, RefreshToken: s.RefreshToken}
 			}
 			return stored, unlock, nil
@@ -290,7 +319,7 @@ func (a *app) authed() (*client.Client, error) {
 			// in the file as read under the lock (still held).
 			s := latest.Servers[base]
 			if s == nil {
-				s = &serverCreds{Username: sc.Username}
+				s = &serverCreds{Username: sc.Username, UserID: sc.UserID}
 				latest.Servers[base] = s
 			}
 			s.AccessToken, s.ExpiresAt, s.RefreshToken = t.AccessToken, t.ExpiresAt, t.RefreshToken

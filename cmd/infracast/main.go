@@ -158,6 +158,7 @@ func classify(err error) (int, string) {
 	var u usageErr
 	var nl notLoggedIn
 	var nf notFound
+	var lr loginReplaced
 	switch {
 	case !isRunErr(err):
 		return exitUsage, err.Error()
@@ -167,6 +168,8 @@ func classify(err error) (int, string) {
 		return exitUnauthorized, nl.Error()
 	case errors.As(err, &nf):
 		return exitNotFound, nf.msg
+	case errors.As(err, &lr):
+		return exitUnauthorized, lr.Error()
 	case errors.Is(err, client.ErrLoginRequired):
 		return exitUnauthorized, "the session has ended (signed out, expired or revoked): run 'infracast login' again"
 	case errors.Is(err, context.Canceled):

@@ -139,7 +139,10 @@ func OnToken(fn func(Token)) TokenSourceOption {
 // their refresh token differs from the source's, another process refreshed
 // (and spent the source's one): the source takes the stored tokens, and
 // refreshes with them only if they are due too. Otherwise it refreshes. Its
-// OnToken (which stores the new tokens) is called before unlock.
+// OnToken (which stores the new tokens) is called before unlock. An error of
+// lock fails the refresh; one that wraps ErrLoginRequired ends the session
+// (the stored tokens are another user's now, say: the source must not take
+// them).
 func WithSharedTokens(lock func(ctx context.Context) (stored Token, unlock func(), err error)) TokenSourceOption {
 	return func(ts *TokenSource) { ts.shared = lock }
 }
