@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -563,5 +564,84 @@ func TestRetryAfterIsCapped(t *testing.T) {
 	Middleware(fa)(http.NotFoundHandler()).ServeHTTP(w, r)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "86400" {
 		t.Fatalf("middleware: %d, Retry-After %q; want 503, 86400", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
+// TestForwardAuthClientAddrIsChecked: the value ForwardAuthClientAddr gives
+// is sent as one IP address — host:port and brackets taken off, the IPv6
+// zone dropped (it never matches allowed_ips), an IPv4-mapped address as
+// IPv4 — and one that is no address (a name, a list) is not sent: the
+// request is answered 503 and the value logged (outside check 12r4: every
+// such value was sent as it was).
+func TestForwardAuthClientAddrIsChecked(t *testing.T) {
+	var mu sync.Mutex
+	var sent []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sent = append(sent, strings.Join(r.Header.Values("X-Forwarded-For"), "|"))
+		mu.Unlock()
+		w.Header().Set("X-Infracast-Subject", "user-1")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	var logged strings.Builder
+	var addr string
+	fa, err := NewForwardAuth(srv.URL, ForwardAuthClientAddr(func(*http.Request) string { return addr }),
+		ForwardAuthLogger(slog.New(slog.NewTextHandler(&logged, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func() int {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/api/v1/tenants/prod/nodes", nil)
+		r.Header.Set("Authorization", "Bearer a.b.c")
+		Middleware(fa)(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })).ServeHTTP(w, r)
+		return w.Code
+	}
+	for v, want := range map[string]string{
+		"203.0.113.7":          "203.0.113.7",
+		" 203.0.113.7 ":        "203.0.113.7",
+		"203.0.113.7:4711":     "203.0.113.7",
+		"2001:db8::1":          "2001:db8::1",
+		"[2001:db8::1]":        "2001:db8::1",
+		"[2001:db8::1]:443":    "2001:db8::1",
+		"fe80::1%eth0":         "fe80::1",
+		"[fe80::1%eth0]:443":   "fe80::1",
+		"::ffff:203.0.113.7":   "203.0.113.7",
+		"[::ffff:10.0.0.1]:80": "10.0.0.1",
+		"":                     "",
+	} {
+		mu.Lock()
+		sent = nil
+		mu.Unlock()
+		addr = v
+		if code := ask(); code != http.StatusNoContent {
+			t.Fatalf("%q: %d, want it let through", v, code)
+		}
+		mu.Lock()
+		got := sent
+		mu.Unlock()
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%q sent as %q, want %q", v, got, want)
+		}
+	}
+	for _, v := range []string{"not-an-ip", "203.0.113.7, 198.51.100.1", "203.0.113.7 198.51.100.1", "localhost:80", "[203.0.113.7"} {
+		mu.Lock()
+		sent = nil
+		mu.Unlock()
+		addr = v
+		logged.Reset()
+		if code := ask(); code != http.StatusServiceUnavailable {
+			t.Errorf("%q: %d, want 503", v, code)
+		}
+		mu.Lock()
+		n := len(sent)
+		mu.Unlock()
+		if n != 0 {
+			t.Errorf("%q: the service was asked", v)
+		}
+		if !strings.Contains(logged.String(), "not an IP address") {
+			t.Errorf("%q: not logged: %q", v, logged.String())
+		}
 	}
 }

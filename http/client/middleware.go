@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -152,6 +153,7 @@ type ForwardAuth struct {
 	hc         *http.Client
 	uri        func(*http.Request) string
 	clientAddr func(*http.Request) string
+	log        *slog.Logger
 }
 
 // ForwardAuthOption configures a ForwardAuth.
@@ -175,22 +177,47 @@ func ForwardAuthURI(fn func(*http.Request) string) ForwardAuthOption {
 // TCP peer). A resource service that itself sits behind a proxy it trusts
 // gives the client address that proxy names (the right-most entry of the
 // X-Forwarded-For it set, say); "" sends none, and the service then takes the
-// resource service's own address for the caller's.
+// resource service's own address for the caller's. The value is one IP
+// address, or host:port ("[v6]:port"), surrounding spaces ignored; it is
+// sent without its IPv6 zone (which never matches an allowed_ips range), an
+// IPv4-mapped IPv6 address as IPv4. Anything else (a name, a list) is not
+// sent: the request is answered 503 UNAVAILABLE, and the value logged.
 func ForwardAuthClientAddr(fn func(*http.Request) string) ForwardAuthOption {
 	return func(f *ForwardAuth) { f.clientAddr = fn }
 }
 
+// ForwardAuthLogger sets where a ForwardAuth logs what it cannot send (a
+// caller's address that is not one, from ForwardAuthClientAddr); default
+// slog.Default().
+func ForwardAuthLogger(l *slog.Logger) ForwardAuthOption {
+	return func(f *ForwardAuth) { f.log = l }
+}
+
 // remoteHost is the host of r.RemoteAddr ("" when it is no address).
 func remoteHost(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
+	a, ok := callerAddr(r.RemoteAddr)
+	if !ok {
 		return ""
 	}
-	return a.Unmap().String()
+	return a.String()
+}
+
+// callerAddr parses a caller's address: an IP address or host:port, without
+// its zone, an IPv4-mapped address as IPv4 (outside check 12r4: the value
+// of ForwardAuthClientAddr was sent unchecked — "host:port", a name, a
+// list, a zoned address that never matches allowed_ips).
+func callerAddr(v string) (netip.Addr, bool) {
+	v = strings.TrimSpace(v)
+	if host, _, err := net.SplitHostPort(v); err == nil {
+		v = host
+	} else if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") {
+		v = v[1 : len(v)-1]
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.WithZone("").Unmap(), true
 }
 
 // NewForwardAuth returns a forward-auth Authorizer of the service at authURL.
@@ -207,6 +234,9 @@ func NewForwardAuth(authURL string, opts ...ForwardAuthOption) (*ForwardAuth, er
 	}
 	for _, o := range opts {
 		o(f)
+	}
+	if f.log == nil {
+		f.log = slog.Default()
 	}
 	return f, nil
 }
@@ -228,8 +258,16 @@ func (f *ForwardAuth) Authorize(r *http.Request) (*Identity, error) {
 	// service judged the resource service's own address (outside check
 	// 12d: a key allowed for the resource service's range passed from
 	// anywhere, one limited to its real caller was refused).
-	if addr := f.clientAddr(r); addr != "" {
-		req.Header.Set("X-Forwarded-For", addr)
+	if v := f.clientAddr(r); v != "" {
+		a, ok := callerAddr(v)
+		if !ok {
+			// Sent as it is, the service would judge a name or a list it
+			// cannot match (or the wrong entry of it): refuse to decide.
+			f.log.Error("infracast: forward auth: the caller's address is not an IP address; answering 503", "value", v, "method", r.Method, "uri", r.URL.RequestURI())
+			return nil, fmt.Errorf("infracast: forward auth: the caller's address %q is not an IP address: %w", v,
+				&Error{Status: http.StatusServiceUnavailable, Code: ErrUnavailable.Code, Message: "Authorization service unavailable"})
+		}
+		req.Header.Set("X-Forwarded-For", a.String())
 	}
 	if rid := r.Header.Get("X-Request-ID"); rid != "" {
 		req.Header.Set("X-Request-ID", rid)
