@@ -194,9 +194,20 @@ func classify(err error) (int, string) {
 }
 
 // outcomeUnknown reports whether a 503 leaves a change's outcome open: the
-// service sent no Retry-After (which it sends when it refused the request
-// before starting it) and did not say that nothing was changed.
+// failed request was a write (a read, or the refresh of a read's token,
+// changes nothing the command asked for: outside check 12r4 found the
+// sentence added for reads too), the service sent no Retry-After (which it
+// sends when it refused the request before starting it) and did not say
+// that nothing was changed. A request whose method is unknown counts as a
+// write.
 func outcomeUnknown(e *client.Error) bool {
+	switch e.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	if strings.HasSuffix(e.Path, "/api/v1/auth/refresh") {
+		return false
+	}
 	return e.Status == http.StatusServiceUnavailable && e.RetryAfter == 0 &&
 		!strings.Contains(e.Message, "nothing was changed") && !strings.Contains(e.Message, "may have been applied")
 }

@@ -72,6 +72,12 @@ func TestUnavailableSaysWhetherAnythingChanged(t *testing.T) {
 		unknown bool
 	}{
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable"}, true},
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "POST", Path: "/api/v1/users"}, true},
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "DELETE", Path: "/api/v1/api-keys/key-1"}, true},
+		// A read changes nothing (outside check 12r4: the sentence came
+		// for reads too), nor does the refresh of a read's token.
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "GET", Path: "/api/v1/users"}, false},
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "POST", Path: "/prefix/api/v1/auth/refresh"}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", RetryAfter: 2e9}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service temporarily unavailable; nothing was changed"}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "The event store did not confirm the change in time; it may have been applied"}, false},

@@ -347,6 +347,9 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 // readError makes the *Error of a non-2xx answer.
 func readError(res *http.Response) *Error {
 	e := &Error{Status: res.StatusCode, RequestID: res.Header.Get("X-Request-ID"), RetryAfter: retryAfter(res.Header.Get("Retry-After"))}
+	if res.Request != nil {
+		e.Method, e.Path = res.Request.Method, res.Request.URL.Path
+	}
 	raw, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10)) // what could be read is all there is to show
 	var body struct {
 		Error struct {

@@ -645,3 +645,15 @@ func TestForwardAuthClientAddrIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorNamesItsRequest: an answer's *Error carries the method and path
+// of the request answered (the CLI tells a read's 503 from a write's).
+func TestErrorNamesItsRequest(t *testing.T) {
+	srv, _ := flaky(t, 10, "")
+	c := mustNew(t, srv.URL+"/prefix", WithRetry(Retry{MaxAttempts: 1}))
+	err := c.Do(context.Background(), "DELETE", "/api/v1/api-keys/key-1", nil, nil, nil)
+	var e *Error
+	if !errors.As(err, &e) || e.Method != "DELETE" || e.Path != "/prefix/api/v1/api-keys/key-1" {
+		t.Fatalf("%v: %+v", err, e)
+	}
+}

@@ -27,6 +27,10 @@ type Error struct {
 	// RequestID is the answer's X-Request-ID, to find the request in the
 	// service's logs.
 	RequestID string
+	// Method and Path are the request's that was answered so ("POST",
+	// "/api/v1/users"), when the error comes from an answer: a refresh's
+	// 503 inside a read is not the read's.
+	Method, Path string
 	// MFAToken is, for 403 MFA_REQUIRED, the token of the login's second
 	// step (LoginMFA): single use, valid for minutes, and a secret until
 	// then; Factors are the second factors the user may give ("totp",
