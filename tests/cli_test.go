@@ -38,6 +38,32 @@ type cliEnv struct {
 	in   *Instance
 }
 
+// start runs the CLI with args against in in the background (a --follow),
+// and returns it, its stdout's lines as they come, and its stderr.
+func (c *cliEnv) start(in *Instance, args ...string) (*exec.Cmd, <-chan string, *strings.Builder) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_URL="+in.URL)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	return cmd, lines, stderr
+}
+
 func newCLI(t *testing.T, in *Instance) *cliEnv {
 	t.Helper()
 	bin, err := goBuild("../cmd/infracast")
@@ -377,25 +403,7 @@ func TestCLIFollowEndsWhenAnotherUserLogsIn(t *testing.T) {
 	c := newCLI(t, in)
 	c.login() // signed by the EdDSA key
 
-	cmd := exec.Command(c.bin, "audit", "--follow", "--limit", "1", "--interval", "50ms", "-o", "json")
-	cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_URL="+in.URL)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	cmd, lines, stderr := c.start(in, "audit", "--follow", "--limit", "1", "--interval", "50ms", "-o", "json")
 	select {
 	case <-lines: // following
 	case <-time.After(15 * time.Second):
@@ -787,25 +795,7 @@ func TestCLIAuditAndAccess(t *testing.T) {
 
 	// --follow: the last event, then new ones as they happen; interrupted,
 	// it exits 0.
-	cmd := exec.Command(c.bin, "audit", "--follow", "--type", "user.", "--limit", "1", "--interval", "50ms", "-o", "json")
-	cmd.Env = binaryEnv("XDG_CONFIG_HOME="+c.home, "INFRACAST_URL="+in.URL)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
+	cmd, lines, stderr := c.start(in, "audit", "--follow", "--type", "user.", "--limit", "1", "--interval", "50ms", "-o", "json")
 	next := func(what string) map[string]any {
 		select {
 		case l, ok := <-lines:

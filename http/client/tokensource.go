@@ -235,19 +235,9 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 			return nil, err
 		}
 	}
-	f := ts.flight
-	if f == nil {
-		f = &flight{done: make(chan struct{})}
-		ts.flight = f
-		// The refresh is not bound to this caller's context: the callers
-		// that join it may live longer.
-		go ts.run(context.WithoutCancel(ctx), f)
-	}
-	ts.mu.Unlock()
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	f, err := ts.joinFlight(ctx)
+	if err != nil {
+		return nil, err
 	}
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -262,6 +252,26 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 }
 
 // run performs one refresh (or login) and publishes its result.
+// joinFlight joins the refresh under way, or starts one, and waits for it
+// (or for ctx). Called with ts.mu held; it releases it.
+func (ts *TokenSource) joinFlight(ctx context.Context) (*flight, error) {
+	f := ts.flight
+	if f == nil {
+		f = &flight{done: make(chan struct{})}
+		ts.flight = f
+		// The refresh is not bound to this caller's context: the callers
+		// that join it may live longer.
+		go ts.run(context.WithoutCancel(ctx), f)
+	}
+	ts.mu.Unlock()
+	select {
+	case <-f.done:
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 func (ts *TokenSource) run(ctx context.Context, f *flight) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -467,17 +477,9 @@ func (ts *TokenSource) refreshRefused(ctx context.Context, access string) error 
 		return err
 	}
 	ts.refused = access
-	f := ts.flight
-	if f == nil {
-		f = &flight{done: make(chan struct{})}
-		ts.flight = f
-		go ts.run(context.WithoutCancel(ctx), f)
-	}
-	ts.mu.Unlock()
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return ctx.Err()
+	f, err := ts.joinFlight(ctx)
+	if err != nil {
+		return err
 	}
 	return f.err
 }
