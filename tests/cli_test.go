@@ -38,6 +38,20 @@ type cliEnv struct {
 	in   *Instance
 }
 
+// setStored sets one field of the credentials file's entry for server.
+func (c *cliEnv) setStored(server, field string, v any) {
+	c.t.Helper()
+	creds := c.credentials()
+	creds["servers"].(map[string]any)[server].(map[string]any)[field] = v
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
 // start runs the CLI with args against in in the background (a --follow),
 // and returns it, its stdout's lines as they come, and its stderr.
 func (c *cliEnv) start(in *Instance, args ...string) (*exec.Cmd, <-chan string, *strings.Builder) {
@@ -268,15 +282,7 @@ func TestCLIRefreshesAndStoresRotatedTokens(t *testing.T) {
 	c.login()
 	before := c.stored()
 	// Make the stored access token due (as if 56 minutes had passed).
-	creds := c.credentials()
-	creds["servers"].(map[string]any)[in.URL].(map[string]any)["expires_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339)
-	raw, err := json.Marshal(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c.setStored(in.URL, "expires_at", time.Now().Add(4*time.Minute).UTC().Format(time.RFC3339))
 	c.ok("whoami")
 	after := c.stored()
 	if after["access_token"] == before["access_token"] || after["refresh_token"] == before["refresh_token"] || after["refresh_token"] == "" {
@@ -286,14 +292,7 @@ func TestCLIRefreshesAndStoresRotatedTokens(t *testing.T) {
 	// The session revoked elsewhere: a clear message, exit 3.
 	rt, _ := after["refresh_token"].(string)
 	in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": rt})
-	creds = c.credentials()
-	creds["servers"].(map[string]any)[in.URL].(map[string]any)["access_token"] = ""
-	if raw, err = json.Marshal(creds); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c.setStored(in.URL, "access_token", "")
 	c.fails(exitUnauthorized, "", nil, []string{"whoami"}, "session has ended", "infracast login")
 }
 
@@ -308,15 +307,7 @@ func TestCLIParallelCommandsShareRotatedTokens(t *testing.T) {
 	c := newCLI(t, in)
 	c.login()
 	before := c.stored()
-	creds := c.credentials()
-	creds["servers"].(map[string]any)[in.URL].(map[string]any)["expires_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339)
-	raw, err := json.Marshal(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c.setStored(in.URL, "expires_at", time.Now().Add(4*time.Minute).UTC().Format(time.RFC3339))
 	const n = 6
 	results := make(chan string, n)
 	for range n {
@@ -424,15 +415,7 @@ func TestCLIFollowEndsWhenAnotherUserLogsIn(t *testing.T) {
 	if r := c.run("", []string{"INFRACAST_PASSWORD=carol-password-1"}, "login", "--username", "carol"); r.code != 0 {
 		t.Fatalf("login as carol: exit %d %s%s", r.code, r.stdout, r.stderr)
 	}
-	creds := c.credentials()
-	creds["servers"].(map[string]any)[in.URL].(map[string]any)["expires_at"] = time.Now().Add(4 * time.Minute).UTC().Format(time.RFC3339)
-	raw, err := json.Marshal(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(c.home, "infracast", "credentials.json"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	c.setStored(in.URL, "expires_at", time.Now().Add(4*time.Minute).UTC().Format(time.RFC3339))
 	carol := c.stored()
 	// The follow's access token refused (its key retired): it refreshes now.
 	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
