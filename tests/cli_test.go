@@ -444,6 +444,63 @@ func TestCLIFollowEndsWhenAnotherUserLogsIn(t *testing.T) {
 	c.ok("whoami") // carol's session lives on
 }
 
+// TestCLIFollowSurvivesTheSameUsersSecondLogin: a --follow whose user logs
+// in again beside it takes the new login's tokens; when the signing key of
+// both is retired, it refreshes them rather than being refused again and
+// saying to log in (a re-check: it exited 3 while the stored login worked).
+func TestCLIFollowSurvivesTheSameUsersSecondLogin(t *testing.T) {
+	t.Parallel()
+	in := Start(t, WithRotation())
+	adminToken := in.AdminToken() // HS256: outlives the EdDSA key below
+	admin := newClient(t, in, ic.WithAccessToken(adminToken))
+	ed, err := admin.AddSigningKey(context.Background(), "EdDSA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, in)
+	c.login() // signed by the EdDSA key
+	cmd, lines, stderr := c.start(in, "audit", "--follow", "--type", "user.created", "--limit", "1", "--interval", "50ms", "-o", "json")
+	select {
+	case <-lines: // following
+	case <-time.After(15 * time.Second):
+		t.Fatalf("follow: nothing within 15 s (stderr %s)", stderr.String())
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			if err := cmd.Process.Kill(); err != nil {
+				t.Log(err)
+			}
+		}
+	})
+	c.login() // the same user again, beside it: signed by the EdDSA key too
+	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RetireSigningKey(context.Background(), ed.ID); err != nil {
+		t.Fatal(err)
+	}
+	in.CreateUser(adminToken, "after-retire", "correct-horse-battery-9", nil)
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the follow ended: %v (stderr %s)", <-done, stderr.String())
+			}
+			if strings.Contains(l, "after-retire") {
+				c.ok("whoami")
+				return
+			}
+		case err := <-done:
+			t.Fatalf("the follow ended: %v (stderr %s)", err, stderr.String())
+		case <-deadline:
+			t.Fatalf("the follow did not show the user created after the key's retirement (stderr %s)", stderr.String())
+		}
+	}
+}
+
 // Exit codes, as cmd/infracast documents them.
 const (
 	exitFailure      = 1

@@ -277,6 +277,12 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 	defer cancel()
 	ts.mu.Lock()
 	refresh, login := ts.tok.RefreshToken, ts.login
+	// A flight for a token the service refused (its signing key retired,
+	// say): stored tokens another process wrote may have been signed by the
+	// same key, so they are refreshed too, not taken as they are (a
+	// re-check: a --follow took a second login's tokens, was refused again,
+	// and said to log in again while the stored login worked).
+	forRefused := ts.tok.AccessToken != "" && ts.tok.AccessToken == ts.refused
 	ts.mu.Unlock()
 
 	var tok Token
@@ -297,7 +303,7 @@ func (ts *TokenSource) run(ctx context.Context, f *flight) {
 			ts.login = nil
 			ts.ended = nil
 			ts.setToken(stored, false)
-			due := stored.AccessToken == "" || stored.AccessToken == ts.refused || !ts.now().Before(ts.refreshAt)
+			due := forRefused || stored.AccessToken == "" || stored.AccessToken == ts.refused || !ts.now().Before(ts.refreshAt)
 			if !due {
 				ts.failedAt, ts.failedErr = time.Time{}, nil
 				f.tok, f.err = ts.tok, nil
