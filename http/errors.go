@@ -38,6 +38,10 @@ var (
 	errGatewayTimeout = &Error{http.StatusGatewayTimeout, "GATEWAY_TIMEOUT", "Upstream timed out"}
 )
 
+// errMethodUnknown answers a method the service does not know at all
+// (answerUnknownMethods).
+var errMethodUnknown = &Error{http.StatusNotImplemented, "NOT_IMPLEMENTED", "The service does not know this HTTP method"}
+
 func validation(msg string) *Error {
 	return &Error{http.StatusBadRequest, "VALIDATION_ERROR", msg}
 }

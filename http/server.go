@@ -246,10 +246,11 @@ func New(cfg Config, deps Deps) *Server {
 }
 
 // answerUnknownMethods makes a request with a method Fiber does not know
-// (PROPFIND, FOO, a lower-case get) get the contract's 405, with the
-// security headers — and the console's under /console — instead of Fiber's
-// plain-text 400 "Invalid http method", which it answers before any
-// middleware runs (a re-check).
+// (PROPFIND, FOO, a lower-case get) get the contract's 501 NOT_IMPLEMENTED
+// (RFC 9110: a method the server does not recognise for any resource), with
+// the security headers — and the console's under /console — and counted in
+// the metrics, instead of Fiber's plain-text 400 "Invalid http method",
+// which it answers before any middleware runs (two re-checks).
 func (s *Server) answerUnknownMethods() {
 	srv := s.app.Server()
 	inner := srv.Handler
@@ -262,15 +263,18 @@ func (s *Server) answerUnknownMethods() {
 				return
 			}
 		}
+		start := time.Now()
 		c := s.app.AcquireCtx(rctx)
 		defer s.app.ReleaseCtx(c)
-		if err := s.handleError(c, fiber.ErrMethodNotAllowed); err != nil {
-			rctx.Error("Method not allowed", fiber.StatusMethodNotAllowed)
+		if err := s.handleError(c, errMethodUnknown); err != nil {
+			rctx.Error("Method not implemented", fiber.StatusNotImplemented)
 			return
 		}
 		if isConsolePath(c.Path()) { // after handleError's default CSP
 			setConsoleHeaders(c)
-			c.Set(fiber.HeaderAllow, "GET, HEAD")
+		}
+		if m := s.deps.Metrics; m != nil {
+			m.observe("/", string(rctx.Method()), fiber.StatusNotImplemented, time.Since(start))
 		}
 	}
 }

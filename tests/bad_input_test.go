@@ -198,9 +198,10 @@ func TestMalformedRequestEchoesNothing(t *testing.T) {
 }
 
 // TestUnknownMethodsGetTheContractsAnswer: a method Fiber does not know
-// (PROPFIND, FOO, a lower-case get) gets 405 in the contract's shape with the
-// security headers and a request ID — and under /console the console's
-// headers — not Fiber's plain-text 400 "Invalid http method" (a re-check).
+// (PROPFIND, FOO, a lower-case get) gets 501 NOT_IMPLEMENTED in the
+// contract's shape with the security headers and a request ID — and under
+// /console the console's headers — not Fiber's plain-text 400 "Invalid http
+// method" (two re-checks; a 405 would have needed an Allow header).
 func TestUnknownMethodsGetTheContractsAnswer(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
@@ -233,10 +234,14 @@ func TestUnknownMethodsGetTheContractsAnswer(t *testing.T) {
 		if err := json.Unmarshal(body, &r.JSON); err != nil {
 			t.Fatalf("%s %s: %d %q: %v", tc.method, tc.path, res.StatusCode, body, err)
 		}
-		expectError(t, tc.method+" "+tc.path, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED")
+		expectError(t, tc.method+" "+tc.path, r, http.StatusNotImplemented, "NOT_IMPLEMENTED")
 		if res.Header.Get("X-Request-ID") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" ||
 			!strings.Contains(res.Header.Get("Content-Security-Policy"), tc.csp) {
 			t.Errorf("%s %s: headers %v", tc.method, tc.path, res.Header)
 		}
+	}
+	// Counted, under one method label for all (no label per spelling).
+	if m := in.Do("GET", "/metrics", "", nil); !strings.Contains(string(m.Raw), `infracast_http_requests_total{method="OTHER",route="/",status="501"} 4`) {
+		t.Errorf("the unknown methods are not counted as 4 OTHER 501s:\n%s", m.Raw)
 	}
 }
