@@ -468,9 +468,10 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 		if err := m.TOTPPending(); err != nil {
 			return nil, err
 		}
-		if c.Step <= m.LastTOTPStep {
-			return nil, ErrMFACodeUsed
-		}
+		// No replay check against LastTOTPStep: that is the old secret's
+		// (kept across a reset), and the new one's codes were never used —
+		// a re-check's rotation was refused 401 "already used" for a valid
+		// code of the new secret in the step of the old one's last.
 		if len(c.RecoveryHashes) != RecoveryCodeCount {
 			return nil, Invalid("recovery_codes", "want %d", RecoveryCodeCount)
 		}
@@ -554,7 +555,9 @@ func EvolveMFA(m MFA, e Event) MFA {
 	case MFATOTPConfirmed:
 		m.TOTPSecretSealed, m.PendingSecretSealed = m.PendingSecretSealed, ""
 		m.TOTPConfirmedAt = ev.At
-		m.LastTOTPStep = max(m.LastTOTPStep, ev.Step)
+		// The guard follows the secret: the new one's last used step is the
+		// one it was confirmed with.
+		m.LastTOTPStep = ev.Step
 	case MFACodeUsed:
 		m.LastTOTPStep = max(m.LastTOTPStep, ev.Step)
 		m.Spent = spendToken(m.Spent, ev.TokenID, ev.TokenExpires, ev.At)

@@ -95,10 +95,22 @@ func TestDecideMFA(t *testing.T) {
 			then:  outcome{},
 		},
 		{
-			name:  "confirm: a new secret with a step already used is a replay",
+			// The old secret's last step says nothing of the new one's codes,
+			// none of which was ever used (a re-check: a rotation right after
+			// signing in was refused 401 "already used").
+			name:  "confirm: a new secret in the step the old one last used",
 			given: events(mfaEnrolled, mfaConfirmed, mfaCodes, MFATOTPEnrolled{UserID: uid, SecretSealed: "sealed:s2", At: later}),
 			when:  ConfirmTOTP{Step: 100, RecoveryHashes: recoveryHashes("new-"), Now: later},
-			then:  outcome{err: ErrMFACodeUsed},
+			then: outcome{events: events(MFATOTPConfirmed{UserID: uid, Step: 100, At: later},
+				MFARecoveryCodesGenerated{UserID: uid, Hashes: recoveryHashes("new-"), At: later})},
+		},
+		{
+			// The confirmation's own code is spent: a login with it is a replay.
+			name: "TOTP: the step a new secret was confirmed with",
+			given: events(mfaEnrolled, mfaConfirmed, mfaCodes, MFATOTPEnrolled{UserID: uid, SecretSealed: "sealed:s2", At: later},
+				MFATOTPConfirmed{UserID: uid, Step: 90, At: later}),
+			when: UseTOTP{Step: 90, Now: later},
+			then: outcome{err: ErrMFACodeUsed},
 		},
 
 		// Using a TOTP code.

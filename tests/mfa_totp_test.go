@@ -443,3 +443,29 @@ func TestMFARefusedLoginKeepsTheCode(t *testing.T) {
 		t.Errorf("%d mfa.failed events for zed, want none", n)
 	}
 }
+
+// TestMFATOTPRotationInTheSameStep: a user who signs in with a code of the
+// old secret and, in the same 30 s, confirms a new secret with its code is
+// confirmed; the confirmation's code cannot then sign in. Before (a
+// re-check), the new secret's valid code was refused 401 "already used":
+// the replay guard of the old secret was applied to the new one.
+func TestMFATOTPRotationInTheSameStep(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "rota", "rota-passphrase-1", nil)
+	tok := in.Login("rota", "rota-passphrase-1").String("token")
+	old, _ := enrollTOTP(t, in, tok)
+	in.Clock.Advance(30 * time.Second) // a step of its own for the login
+	r := secondStep(in, mfaLogin(t, in, "rota", "rota-passphrase-1"), totpAt(t, old, in.Clock.Now()))
+	expectTokens(t, "sign in with the old secret", r, "rota")
+	tok = r.String("token")
+	e := in.Do("POST", "/api/v1/auth/mfa/totp", tok, nil)
+	expectStatus(t, "enrol a new secret", e, http.StatusCreated)
+	newSecret := e.String("secret")
+	code := totpAt(t, newSecret, in.Clock.Now()) // the step just used with the old one
+	expectStatus(t, "confirm the new secret in the same step", in.Do("POST", "/api/v1/auth/mfa/totp/confirm", tok, map[string]string{"code": code}), http.StatusOK)
+	expectError(t, "the confirmation's code signs in", secondStep(in, mfaLogin(t, in, "rota", "rota-passphrase-1"), code), http.StatusUnauthorized, "UNAUTHORIZED")
+	in.Clock.Advance(30 * time.Second)
+	expectTokens(t, "the new secret's next code", secondStep(in, mfaLogin(t, in, "rota", "rota-passphrase-1"), totpAt(t, newSecret, in.Clock.Now())), "rota")
+}
