@@ -52,6 +52,29 @@ func (c *cliEnv) setStored(server, field string, v any) {
 	}
 }
 
+// follow starts `audit --follow` with args, waits for its first line, and
+// returns its exit (once it ends), its later lines and its stderr; it is
+// killed at the end of the test if still running.
+func (c *cliEnv) follow(in *Instance, args ...string) (<-chan error, <-chan string, *strings.Builder) {
+	c.t.Helper()
+	cmd, lines, stderr := c.start(in, append([]string{"audit", "--follow"}, args...)...)
+	select {
+	case <-lines: // following
+	case <-time.After(15 * time.Second):
+		c.t.Fatalf("follow: nothing within 15 s (stderr %s)", stderr.String())
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	c.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			if err := cmd.Process.Kill(); err != nil {
+				c.t.Log(err)
+			}
+		}
+	})
+	return done, lines, stderr
+}
+
 // start runs the CLI with args against in in the background (a --follow),
 // and returns it, its stdout's lines as they come, and its stderr.
 func (c *cliEnv) start(in *Instance, args ...string) (*exec.Cmd, <-chan string, *strings.Builder) {
@@ -394,21 +417,7 @@ func TestCLIFollowEndsWhenAnotherUserLogsIn(t *testing.T) {
 	c := newCLI(t, in)
 	c.login() // signed by the EdDSA key
 
-	cmd, lines, stderr := c.start(in, "audit", "--follow", "--limit", "1", "--interval", "50ms", "-o", "json")
-	select {
-	case <-lines: // following
-	case <-time.After(15 * time.Second):
-		t.Fatalf("follow: nothing within 15 s (stderr %s)", stderr.String())
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Log(err)
-			}
-		}
-	})
+	done, _, stderr := c.follow(in, "--limit", "1", "--interval", "50ms", "-o", "json")
 
 	// carol logs in beside it; her stored access token is made due, so that
 	// a command that took her tokens would refresh her session at once.
@@ -459,21 +468,7 @@ func TestCLIFollowSurvivesTheSameUsersSecondLogin(t *testing.T) {
 	}
 	c := newCLI(t, in)
 	c.login() // signed by the EdDSA key
-	cmd, lines, stderr := c.start(in, "audit", "--follow", "--type", "user.created", "--limit", "1", "--interval", "50ms", "-o", "json")
-	select {
-	case <-lines: // following
-	case <-time.After(15 * time.Second):
-		t.Fatalf("follow: nothing within 15 s (stderr %s)", stderr.String())
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			if err := cmd.Process.Kill(); err != nil {
-				t.Log(err)
-			}
-		}
-	})
+	done, lines, stderr := c.follow(in, "--type", "user.created", "--limit", "1", "--interval", "50ms", "-o", "json")
 	c.login() // the same user again, beside it: signed by the EdDSA key too
 	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
 		t.Fatal(err)
