@@ -397,10 +397,7 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	resp := fasthttp.AcquireResponse()
 	if err := g.hc.Do(req, resp); err != nil {
 		fasthttp.ReleaseResponse(resp)
-		apiErr := upstreamError(err)
-		s.log.Warn("upstream request failed", "request_id", rid, "method", c.Method(), "path", t.Path,
-			"status", apiErr.Status, "err", err)
-		return apiErr
+		return s.upstreamFailed(c, rid, t, err)
 	}
 
 	bs := resp.BodyStream()
@@ -421,10 +418,7 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 		if err != nil {
 			fasthttp.ReleaseResponse(resp)
 			out.ResetBody()
-			apiErr := upstreamError(err)
-			s.log.Warn("upstream request failed", "request_id", rid, "method", c.Method(), "path", t.Path,
-				"status", apiErr.Status, "err", err)
-			return apiErr
+			return s.upstreamFailed(c, rid, t, err)
 		}
 		out.SetStatusCode(resp.StatusCode())
 		upstreamOverridesDefaults(&out.Header, &resp.Header)
@@ -485,6 +479,15 @@ func (b *upstreamBody) Close() error {
 
 // upstreamError maps a failed upstream exchange to the contract: a timeout
 // (connecting, or waiting for the answer) is 504, anything else 502.
+// upstreamFailed logs a request the upstream did not answer whole and
+// returns the contract's answer to it (upstreamError).
+func (s *Server) upstreamFailed(c *fiber.Ctx, rid string, t tenantTarget, err error) error {
+	apiErr := upstreamError(err)
+	s.log.Warn("upstream request failed", "request_id", rid, "method", c.Method(), "path", t.Path,
+		"status", apiErr.Status, "err", err)
+	return apiErr
+}
+
 func upstreamError(err error) *Error {
 	var ne net.Error
 	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||

@@ -110,7 +110,9 @@ func TestRunnerStalledWhenTheStreamGoesSilent(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(20 * time.Second); !r.Ready() || r.Stalled(); time.Sleep(5 * time.Millisecond) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(20 * time.Second); !r.Ready() || r.Stalled(); <-tick.C {
 		if time.Now().After(deadline) {
 			t.Fatal("not reading within 20 s")
 		}
@@ -118,7 +120,7 @@ func TestRunnerStalledWhenTheStreamGoesSilent(t *testing.T) {
 	close(src.silence)
 	// Stalled from the moment the silent consumer ends until another one
 	// has settled (consumerSettled): polled, never missed.
-	for deadline := time.Now().Add(consumerSettled); !r.Stalled(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(consumerSettled); !r.Stalled(); <-tick.C {
 		if time.Now().After(deadline) {
 			t.Fatalf("not stalled within %v of the stream going silent (%d attempts)", consumerSettled, src.attempts.Load())
 		}

@@ -337,22 +337,29 @@ func plantAPIKey(t *testing.T, in *Instance, name string, tenants []string) stri
 		t.Fatal("no admin")
 	}
 	id := commands.NewID("key")
-	data, err := events.Encode(commands.NewID("evt"), domain.AggregateAPIKey, id, 1, in.Clock.Now(),
-		events.Meta{Actor: events.Actor{Type: "user", ID: admin.ID}},
+	plantEvent(t, in, domain.AggregateAPIKey, id, events.Meta{Actor: events.Actor{Type: "user", ID: admin.ID}},
 		domain.APIKeyCreated{KeyID: id, Name: name, OwnerID: admin.ID, Tenants: tenants,
 			Permissions: []domain.Permission{domain.NodesRead}, SecretHash: commands.HashToken(commands.NewID("nobodys")),
 			CreatedAt: in.Clock.Now().UTC()})
+	return id
+}
+
+// plantEvent appends ev as the first event of a new aggregate (kind, id),
+// as an earlier release (or a request this one now refuses) wrote it, and
+// waits until in has applied it.
+func plantEvent(t *testing.T, in *Instance, kind, id string, meta events.Meta, ev domain.Event) {
+	t.Helper()
+	data, err := events.Encode(commands.NewID("evt"), kind, id, 1, in.Clock.Now(), meta, ev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	seq, err := in.Svc.Store.Append(ctx, events.Message{Subject: events.Subject(domain.AggregateAPIKey, id), ID: commands.NewID("cmd"), Data: data})
+	seq, err := in.Svc.Store.Append(ctx, events.Message{Subject: events.Subject(kind, id), ID: commands.NewID("cmd"), Data: data})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := in.Svc.Runner.WaitFor(ctx, seq); err != nil {
 		t.Fatal(err)
 	}
-	return id
 }

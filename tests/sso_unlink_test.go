@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -41,21 +39,8 @@ func TestSSOUnlinkIdentity(t *testing.T) {
 	}
 	key := commands.SSOIdentityKey(p.IdentityIssuer(), subject)
 	now := in.Clock.Now().UTC()
-	data, err := events.Encode(commands.NewID("evt"), domain.AggregateSSOIdentity, key, 1, now,
-		events.Meta{Actor: events.Actor{Type: "scim", ID: "scim-01M0000000000000000000000"}},
+	plantEvent(t, in, domain.AggregateSSOIdentity, key, events.Meta{Actor: events.Actor{Type: "scim", ID: "scim-01M0000000000000000000000"}},
 		domain.SSOIdentityLinked{Provider: "corp", Issuer: p.IdentityIssuer(), Subject: subject, UserID: shadow, Method: domain.LinkSCIM, LinkedAt: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	seq, err := in.Svc.Store.Append(ctx, events.Message{Subject: events.Subject(domain.AggregateSSOIdentity, key), ID: commands.NewID("cmd"), Data: data})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := in.Svc.Runner.WaitFor(ctx, seq); err != nil {
-		t.Fatal(err)
-	}
 	signIn := func(what, want string) {
 		t.Helper()
 		r := newBrowser(t).get(in.URL + "/api/v1/auth/sso/corp/login")

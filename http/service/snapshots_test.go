@@ -59,14 +59,7 @@ func TestStartReplacesASnapshotItCouldNotRestore(t *testing.T) {
 				if err := other.WaitReady(ctx, io.Discard); err != nil {
 					t.Fatal(err)
 				}
-				for i := range 6 {
-					name := fmt.Sprintf("other%d", i)
-					if _, err := other.Commands.CreateUser(ctx, events.Meta{}, commands.CreateUserInput{
-						Username: name, Email: name + "@example.com", Password: "a-long-enough-passphrase-" + name,
-					}); err != nil {
-						t.Fatal(err)
-					}
-				}
+				createUsers(ctx, t, other, "other")
 				theirs, err := other.Store.Snapshots(ctx, events.SnapshotMACKey(c.MasterKey))
 				if err != nil {
 					t.Fatal(err)
@@ -117,14 +110,7 @@ func TestStartReplacesASnapshotItCouldNotRestore(t *testing.T) {
 			if err := s.WaitReady(ctx, io.Discard); err != nil {
 				t.Fatal(err)
 			}
-			for i := range 6 {
-				name := fmt.Sprintf("user%d", i)
-				if _, err := s.Commands.CreateUser(ctx, events.Meta{}, commands.CreateUserInput{
-					Username: name, Email: name + "@example.com", Password: "a-long-enough-passphrase-" + name,
-				}); err != nil {
-					t.Fatal(err)
-				}
-			}
+			createUsers(ctx, t, s, "user")
 			snaps, err := s.Store.Snapshots(ctx, events.SnapshotMACKey(s.cfg.MasterKey))
 			if err != nil {
 				t.Fatal(err)
@@ -181,4 +167,17 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// createUsers creates six users named prefix0…prefix5 through s's commands.
+func createUsers(ctx context.Context, t *testing.T, s *Service, prefix string) {
+	t.Helper()
+	for i := range 6 {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		if _, err := s.Commands.CreateUser(ctx, events.Meta{}, commands.CreateUserInput{
+			Username: name, Email: name + "@example.com", Password: "a-long-enough-passphrase-" + name,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
