@@ -259,14 +259,19 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		StreamResponseBody:     true,
 		DisablePathNormalizing: true, // the path is already canonical
 		SecureErrorLogMessage:  true,
-		// Never resend a request: fasthttp cannot tell a connection closed
-		// while idle from one the upstream closed after reading (and maybe
-		// acting on) the request, or after part of its answer — a re-check
-		// saw a PUT applied twice when it resent on io.EOF. An idle
-		// connection is dropped before common upstreams drop theirs
-		// (upstreamIdle) instead.
-		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		MaxIdemponentCallAttempts: 1,
+		// Never resend a request the upstream may have read: fasthttp cannot
+		// tell a connection closed while idle from one the upstream closed
+		// after reading (and maybe acting on) the request, or after part of
+		// its answer — a re-check saw a PUT applied twice when it resent on
+		// io.EOF. Only a request that was never written goes out again: one
+		// that met a connection the upstream had closed already
+		// (errUpstreamClosedIdle), which idleTimeoutConn sees before writing.
+		// An idle connection is also dropped before common upstreams drop
+		// theirs (upstreamIdle).
+		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, errUpstreamClosedIdle)
+		},
+		MaxIdemponentCallAttempts: maxUnsentAttempts,
 	}
 	return g
 }
@@ -274,20 +279,52 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 // upstreamIdle: how long an idle upstream connection is kept.
 const upstreamIdle = 4 * time.Second
 
+// maxUnsentAttempts bounds how many pooled connections one request may find
+// closed by the upstream before it is refused (502): after an upstream
+// restarts, every idle connection to it is closed, and each costs one
+// system call to find out.
+const maxUnsentAttempts = 32
+
+// errUpstreamClosedIdle: the connection picked for a request had been closed
+// by the upstream while idle — an upstream that closes after every answer
+// without saying "Connection: close", or sooner than upstreamIdle. Nothing
+// was written, so the request goes out on another connection.
+var errUpstreamClosedIdle = errors.New("http: upstream closed the idle connection")
+
 // idleTimeoutConn bounds every read from the upstream by idle: the upstream
 // may take that long to start answering, and that long between two reads of a
 // streamed body, however long the body takes in all. fasthttp's own read
-// deadlines (which would bound the whole exchange) are ignored.
+// deadlines (which would bound the whole exchange) are ignored. Before the
+// first write of a request on a connection that has carried an answer, it
+// looks (peerClosed) whether the upstream has closed it meanwhile, and then
+// writes nothing (errUpstreamClosedIdle).
 type idleTimeoutConn struct {
 	net.Conn
 	idle time.Duration
+	// answered: a read has returned data since the last write, so the next
+	// write starts a request on a used connection.
+	answered bool
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 	if err := c.Conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.answered = true
+	}
+	return n, err
+}
+
+func (c *idleTimeoutConn) Write(p []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		if peerClosed(c.Conn) {
+			return 0, errUpstreamClosedIdle
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *idleTimeoutConn) SetReadDeadline(time.Time) error { return nil }

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package http
+
+import "net"
+
+// peerClosed cannot look without blocking here: a connection the upstream
+// closed while idle is found when the request meets it (502).
+func peerClosed(net.Conn) bool { return false }
