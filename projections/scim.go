@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
 )
 
 // scimModel is the SCIM provisioning read model: connections (by ID, and
@@ -36,6 +37,34 @@ type scimGroupEntry struct {
 type scimLinkEntry struct {
 	state domain.SCIMLink
 	seq   uint64
+}
+
+// scimOwnerFromActor gives a scim.token_rotated written without its owner —
+// by a build from before owners were recorded, running beside this one
+// during a rolling upgrade — the owner a rotation has (domain.SCIMConnection):
+// the user who rotated it, from the event's actor, or, for an API key, the
+// key and its owner at that point of the stream. Otherwise the connection
+// would stay ownerless for good: its token outliving the admin who rotated
+// it (an outside check). Other events are returned as they are. Called with
+// the write lock held.
+func scimOwnerFromActor(m *Model, actor events.Actor, e domain.Event) domain.Event {
+	r, ok := e.(domain.SCIMTokenRotated)
+	if !ok || r.OwnerID != "" {
+		return e
+	}
+	switch actor.Type {
+	case "user":
+		r.OwnerID = actor.ID
+	case "apikey":
+		k := m.keys.byID[actor.ID]
+		if k == nil {
+			return e
+		}
+		r.OwnerID, r.OwnerKeyID = k.owner, actor.ID
+	default:
+		return e
+	}
+	return r
 }
 
 // applySCIM folds a SCIM event; called with the write lock held.
