@@ -35,6 +35,9 @@ import (
 // When the externalId is not linked yet, the identity (issuer, externalId)
 // is linked to the user (sso.identity_linked, method "scim"), so that the
 // person's first SSO login signs in as the user the IdP provisioned.
+// An adopted user takes the userName as its username and the address as
+// its e-mail in the adoption's write, as an update gives them (a name
+// another user has or had is ErrUsernameTaken).
 
 // SCIMState reads SCIM connections, groups and users.
 type SCIMState interface {
@@ -366,8 +369,9 @@ func (s *Service) scimIssuer(c domain.SCIMConnection) string {
 }
 
 // SCIMCreateUser provisions a user for connection connID by the match rule
-// (above) and returns its ID. A userName the connection already shows, or
-// that is taken by a user the connection may not adopt, is
+// (above) and returns its ID. A userName the connection already shows,
+// that is taken by a user the connection may not adopt, or — for a user
+// adopted under another name — that another user has or had, is
 // ErrUsernameTaken.
 func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID string, in SCIMUserInput) (string, error) {
 	conn, err := s.liveConn(connID)
@@ -404,10 +408,11 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 		var pend []pending
 		link := domain.LinkSCIMUser{ConnectionID: connID, Profile: in.Profile, Now: s.cfg.Now()}
 		var found domain.User
+		var fseq uint64
 		ok := false
 		if issuer != "" && in.Profile.ExternalID != "" {
 			if id, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); linked {
-				found, _, ok = s.state.User(id)
+				found, fseq, ok = s.state.User(id)
 				link.Method = domain.SCIMLinkIdentity
 				if ok && !c.Platform && len(found.Tenants) == 0 {
 					// As by username (below): a tenant connection adopts
@@ -420,7 +425,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			}
 		}
 		if !ok {
-			if found, _, ok = s.state.UserByName(in.Profile.UserName); ok {
+			if found, fseq, ok = s.state.UserByName(in.Profile.UserName); ok {
 				link.Method = domain.SCIMLinkUsername
 				if len(found.Tenants) == 0 {
 					return scimTx{}, ErrUsernameTaken // in none of the connection's tenants
@@ -442,6 +447,26 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				return scimTx{}, ErrUsernameTaken
 			}
 			userID, adopted = found.ID, true
+			// The adopted user becomes what the identity provider says,
+			// in this write, as an update would make it (SCIMUpdateUser):
+			// the userName its username — reserved, so a name another
+			// user has or had is ErrUsernameTaken and nothing changes (a
+			// rehire found by identity and sent as "admin" must not show
+			// the connection's user under the platform admin's name) — and
+			// the address its e-mail. Else the connection's record and the
+			// user would disagree, and the record would keep the name from
+			// every uniqueness check.
+			profile, err := scimProfileChange(found, in.Profile, !c.Platform)
+			if err != nil {
+				return scimTx{}, err
+			}
+			if len(profile) > 0 {
+				more, err := s.profilePending(ctx, found, fseq, profile)
+				if err != nil {
+					return scimTx{}, err
+				}
+				pend = append(pend, more...)
+			}
 		} else {
 			userID, link.Method = NewID("user"), domain.SCIMLinkCreated
 			evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
@@ -576,14 +601,16 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	if !ok {
 		return domain.ErrNotFound
 	}
-	renamed := up.Profile != nil && !strings.EqualFold(up.Profile.UserName, l.Profile.UserName)
+	// Compared with the user as it is (not the connection's record: the
+	// user is what a login and the API see).
+	renamed := up.Profile != nil && !strings.EqualFold(up.Profile.UserName, u.Username)
 	activeChange := up.Active != nil && *up.Active != u.Active
 	var profile []domain.Event // the user's new username or e-mail
 	if up.Profile != nil {
 		if err := domain.CheckSCIMProfile(*up.Profile); err != nil {
 			return err
 		}
-		if profile, err = scimProfileChange(u, l.Profile, *up.Profile, !c.Platform); err != nil {
+		if profile, err = scimProfileChange(u, *up.Profile, !c.Platform); err != nil {
 			return err
 		}
 	}
@@ -652,20 +679,17 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	return nil
 }
 
-// scimProfileChange decides the user.profile_changed that a change of the
-// connection's record from old to p makes: p's userName as the username if
-// the userName changed, p's e-mail (SCIMEmailOf) if it changed and is a
-// plain address; unverified (a tenant admin's connection) marks the
-// account as one nobody vouches for (domain.User.Unvouched). A userName
-// the username rules refuse is a *domain.ValidationError on "userName".
-func scimProfileChange(u domain.User, old, p domain.SCIMProfile, unverified bool) ([]domain.Event, error) {
-	cmd := domain.ChangeProfile{Unvouched: unverified}
-	if p.UserName != old.UserName {
-		cmd.Username = p.UserName
-	}
-	if e := SCIMEmailOf(p); e != SCIMEmailOf(old) {
-		cmd.Email = e
-	}
+// scimProfileChange decides the user.profile_changed that brings user u to
+// the identity provider's profile p: p's userName as the username if it
+// differs from u's, p's e-mail (SCIMEmailOf) if it is a plain address and
+// differs from u's. Compared with the user, not with the connection's
+// record of it: the user is what a login and the API see, and the two
+// must agree (an adoption, whose record starts at p, renames the user
+// too). unverified (a tenant admin's connection) marks the account as one
+// nobody vouches for (domain.User.Unvouched). A userName the username
+// rules refuse is a *domain.ValidationError on "userName".
+func scimProfileChange(u domain.User, p domain.SCIMProfile, unverified bool) ([]domain.Event, error) {
+	cmd := domain.ChangeProfile{Username: p.UserName, Email: SCIMEmailOf(p), Unvouched: unverified}
 	evs, err := domain.DecideUser(u, cmd)
 	var ve *domain.ValidationError
 	if errors.As(err, &ve) && ve.Field == "username" {
@@ -936,11 +960,12 @@ func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID strin
 		if len(tx.pend) == 0 {
 			return nil
 		}
-		roles, err := s.scimRoleEvents(c, tx.groups, tx.users, nil, scimBatchEvents)
+		ahead := userEvents(tx.pend)
+		roles, err := s.scimRoleEvents(c, tx.groups, tx.users, nil, ahead, scimBatchEvents)
 		if err != nil {
 			return err
 		}
-		deact, err := s.scimDeactivations(tx.deactivate, tx.reason, roles)
+		deact, err := s.scimDeactivations(tx.deactivate, tx.reason, ahead, roles)
 		if err != nil {
 			return err
 		}
@@ -957,16 +982,29 @@ func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID strin
 	return ErrTooManyConflicts
 }
 
+// userEvents collects the user events among pend, by user ID: events
+// decided for the same write follow them.
+func userEvents(pend []pending) map[string][]domain.Event {
+	out := map[string][]domain.Event{}
+	for _, p := range pend {
+		if p.aggregate == domain.AggregateUser {
+			out[p.id] = append(out[p.id], p.event)
+		}
+	}
+	return out
+}
+
 // scimDeactivations decides the deactivation of each of users, after the
-// role events of roles (decided on the same state) that are theirs.
-func (s *Service) scimDeactivations(users []string, reason string, roles []pending) ([]pending, error) {
+// user's events in ahead and the role events of roles (decided on the same
+// state) that are theirs.
+func (s *Service) scimDeactivations(users []string, reason string, ahead map[string][]domain.Event, roles []pending) ([]pending, error) {
 	var out []pending
 	for _, id := range users {
 		u, seq, ok := s.state.User(id)
 		if !ok {
 			return nil, domain.ErrNotFound
 		}
-		var before []domain.Event
+		before := slices.Clone(ahead[id])
 		for _, p := range roles {
 			if p.aggregate == domain.AggregateUser && p.id == id {
 				before = append(before, p.event)
@@ -1002,7 +1040,7 @@ func (s *Service) reconcileSCIMRoles(ctx context.Context, meta events.Meta, conn
 		if !ok {
 			return nil
 		}
-		roles, err := s.scimRoleEvents(c, nil, users, extra, 0)
+		roles, err := s.scimRoleEvents(c, nil, users, extra, nil, 0)
 		if err != nil {
 			return err
 		}
@@ -1027,10 +1065,12 @@ func (s *Service) reconcileSCIMRoles(ctx context.Context, meta events.Meta, conn
 
 // scimRoleEvents decides the role events that bring users' roles in the
 // governed tenants (and extra) to what connection c's groups — as the read
-// models have them, but for the states in override — give them. With
+// models have them, but for the states in override — give them, after the
+// users' events in ahead (appended before them in the same write). With
 // limit > 0, it stops before exceeding limit events (a user's events are
 // never split).
-func (s *Service) scimRoleEvents(c domain.SCIMConnection, override map[string]domain.SCIMGroup, users, extra []string, limit int) ([]pending, error) {
+func (s *Service) scimRoleEvents(c domain.SCIMConnection, override map[string]domain.SCIMGroup, users, extra []string,
+	ahead map[string][]domain.Event, limit int) ([]pending, error) {
 	governed := c.GovernedTenants()
 	for _, t := range extra {
 		if !slices.Contains(governed, t) {
@@ -1063,6 +1103,7 @@ func (s *Service) scimRoleEvents(c domain.SCIMConnection, override map[string]do
 		if !ok {
 			continue
 		}
+		u = fold(u, ahead[id], domain.EvolveUser)
 		var names []string
 		for _, g := range groups {
 			if g.HasMember(id) {
