@@ -87,3 +87,33 @@ func TestSCIMEntraSchemaDiscovery(t *testing.T) {
 	admin := in.AdminToken()
 	scimtest.EntraSchemas(t, scimEndpoint(t, in, entraSetup(t, in, admin, []string{"prod"})))
 }
+
+// TestSCIMPatchOperationExtraMembers: an operation with members beyond op,
+// path and value — Microsoft's SCIM reference code sends "name":
+// "addMember" and "removeMember" — is applied, the extra member ignored as
+// unknown attributes are; op is still checked.
+func TestSCIMPatchOperationExtraMembers(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	tok := entraSetup(t, in, admin, []string{"prod"}, mapping{"Engineers", "prod", "editor"})
+	call := func(method, path, body string) Response { return scimCall(t, in, method, path, tok, body) }
+	user := wantSCIM(t, "create user", call("POST", "/scim/v2/Users", `{`+userSchema+`,"userName":"mia@corp.example","externalId":"mia"}`), 201).String("id")
+	group := wantSCIM(t, "create group", call("POST", "/scim/v2/Groups", `{`+groupSchema+`,"displayName":"Engineers"}`), 201).String("id")
+
+	wantSCIM(t, "addMember", call("PATCH", "/scim/v2/Groups/"+group, patchOps(`[{"name":"addMember","op":"add","path":"members",
+		"value":[{"displayName":"mia","value":"`+user+`"}]}]`)), 204)
+	if role := tenantRole(t, in, admin, user, "prod"); role != "editor" {
+		t.Fatalf("added with name addMember, the member is %q in prod, want editor", role)
+	}
+	wantSCIM(t, "removeMember", call("PATCH", "/scim/v2/Groups/"+group, patchOps(`[{"name":"removeMember","op":"remove",
+		"path":"members[value eq \"`+user+`\"]"}]`)), 204)
+	if role := tenantRole(t, in, admin, user, "prod"); role != "" {
+		t.Fatalf("removed with name removeMember, the member is %q in prod, want none", role)
+	}
+
+	seq := head(t, in)
+	wantSCIMError(t, "an unknown op", call("PATCH", "/scim/v2/Groups/"+group, patchOps(`[{"name":"addMember","op":"merge","path":"members",
+		"value":[{"value":"`+user+`"}]}]`)), 400, "invalidSyntax")
+	unchanged(t, in, seq, "an unknown op")
+}

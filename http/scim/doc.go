@@ -37,7 +37,8 @@
 // /Schemas and cannot be filtered on. Any other attribute is refused: 400
 // invalidValue in a body, invalidPath in a PATCH path, invalidFilter in a
 // filter. Group attributes: id, externalId, displayName, members {value,
-// type, display (read-only), $ref}.
+// type, display (read-only), $ref; displayName, which Microsoft's SCIM
+// reference code sends, is ignored}.
 //
 // # Rules
 //
@@ -62,7 +63,8 @@
 //     a value filter that matches nothing, in add or replace, adds the value
 //     it describes (`emails[type eq "work"].value` on a user without a work
 //     address); filter values as bare words (`externalId eq jyoung`) and
-//     `emails[type eq "work"].value eq "…"`.
+//     `emails[type eq "work"].value eq "…"`; members of an operation other
+//     than op, path and value (Microsoft's "name": "addMember") are ignored.
 //   - Filters (ParseFilter) are parsed here, with limits on length and
 //     nesting; ListUsers and ListGroups get them checked and canonical, with
 //     Filter.Equality to find the term an index answers and

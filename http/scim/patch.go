@@ -62,7 +62,9 @@ func parsePatch(body []byte) ([]patchOp, error) {
 			case "value":
 				op.Value = v
 			default:
-				return nil, badSyntax("Operations[%d]: unknown member %q", i, truncate(k))
+				// Ignored, as unknown attributes of a resource are:
+				// Microsoft's SCIM reference code names its operations
+				// ("name": "addMember").
 			}
 		}
 		switch op.Op {

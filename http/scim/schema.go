@@ -19,7 +19,7 @@ type attr struct {
 	Canonical   []string
 	RefTypes    []string
 	Sub         []*attr
-	ignoredSubs []string // RFC 7643 sub-attributes accepted and ignored
+	ignoredSubs []string // sub-attributes accepted and ignored: RFC 7643's not kept, names IdPs send
 	// identity is the sub-attribute that tells two values apart (members
 	// and groups: "value"); "" compares whole values.
 	identity string
@@ -137,7 +137,12 @@ var groupSchema = &schema{ID: GroupSchema, Name: "Group", Desc: "Group: mapped t
 				a.Mutability = "immutable"
 				a.Canonical = []string{"User", "Group"}
 			}),
-		), func(a *attr) { a.identity = "value" }),
+		), func(a *attr) {
+			a.identity = "value"
+			// Microsoft's SCIM reference code names a member's display
+			// name "displayName" (RFC 7643: "display", read-only here).
+			a.ignoredSubs = []string{"displayName"}
+		}),
 	},
 }
 
