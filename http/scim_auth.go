@@ -39,9 +39,13 @@ func (s *Server) scimAuthenticate(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return scim.WriteError(c, scim.ErrUnavailable)
 	}
+	// A 401 names the error when a credential was presented (RFC 6750
+	// section 3.1): any Authorization header, whatever its scheme.
+	presented := c.Get(fiber.HeaderAuthorization) != ""
 	raw, ok := bearer(c)
 	if !ok || !domain.ValidSCIMToken(raw) {
 		s.deps.Metrics.authFailure("scim_invalid_token")
+		scim.Challenge(c, presented)
 		return scim.WriteError(c, scim.ErrUnauthorized)
 	}
 	sum := sha256.Sum256([]byte(raw))
@@ -49,6 +53,7 @@ func (s *Server) scimAuthenticate(c *fiber.Ctx) error {
 	stored, err := hex.DecodeString(conn.TokenHash)
 	if !found || err != nil || subtle.ConstantTimeCompare(stored, sum[:]) != 1 {
 		s.deps.Metrics.authFailure("scim_unknown_token")
+		scim.Challenge(c, true)
 		return scim.WriteError(c, scim.ErrUnauthorized)
 	}
 	if !s.scimOwnerMay(conn) {
@@ -56,6 +61,7 @@ func (s *Server) scimAuthenticate(c *fiber.Ctx) error {
 		// deactivated, no longer an admin of its tenants, or the API key
 		// that made it revoked — the token stops with them.
 		s.deps.Metrics.authFailure("scim_owner")
+		scim.Challenge(c, true)
 		return scim.WriteError(c, scim.Errorf(fiber.StatusUnauthorized, "",
 			"The connection's owner (who made it or last rotated its token) may no longer manage it; an admin rotates its token to take it over"))
 	}

@@ -250,3 +250,41 @@ func TestSCIMConnectionNamesUniquePerOwner(t *testing.T) {
 		expectStatus(t, fmt.Sprintf("unnamed %d", i), create(a, pia, ""), http.StatusCreated)
 	}
 }
+
+// TestSCIMUnauthorizedChallenge: a 401 under /scim/v2 carries the bearer
+// challenge of RFC 6750 section 3 (ServiceProviderConfig declares
+// oauthbearertoken), naming invalid_token when a credential was presented.
+func TestSCIMUnauthorizedChallenge(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	id, tok := newConnection(t, in, admin, admin, []string{"prod"})
+	const bare, invalid = `Bearer realm="scim"`, `Bearer realm="scim", error="invalid_token"`
+	flipped := []byte(tok)
+	flipped[20] ^= 1
+	for _, c := range []struct{ what, path, auth, want string }{
+		{"no credentials", "/scim/v2/Users", "", bare},
+		{"no credentials, discovery", "/scim/v2/ServiceProviderConfig", "", bare},
+		{"an access token", "/scim/v2/Users", "Bearer " + admin, invalid},
+		{"an access token on an unknown route", "/scim/v2/Nope", "Bearer " + admin, invalid},
+		{"a mistyped SCIM token", "/scim/v2/Users", "Bearer " + string(flipped), invalid},
+		{"the token as Basic credentials", "/scim/v2/Users", "Basic " + tok, invalid},
+	} {
+		r := request{Method: "GET", Path: c.path}
+		if c.auth != "" {
+			r.Header = map[string]string{"Authorization": c.auth}
+		}
+		res := doReq(t, in, r)
+		wantSCIMError(t, c.what, res, 401, "")
+		if got := res.Header.Get("WWW-Authenticate"); got != c.want {
+			t.Errorf("%s: WWW-Authenticate %q, want %q", c.what, got, c.want)
+		}
+	}
+	wantSCIM(t, "the SCIM token", scimCall(t, in, "GET", "/scim/v2/Users", tok, ""), 200)
+	expectStatus(t, "delete", in.Do("DELETE", "/api/v1/admin/scim/"+id, admin, nil), http.StatusNoContent)
+	res := scimCall(t, in, "GET", "/scim/v2/Users", tok, "")
+	wantSCIMError(t, "a deleted connection's token", res, 401, "")
+	if got := res.Header.Get("WWW-Authenticate"); got != invalid {
+		t.Errorf("a deleted connection's token: WWW-Authenticate %q, want %q", got, invalid)
+	}
+}

@@ -78,8 +78,10 @@ type errorBody struct {
 
 // WriteError answers err in the SCIM error schema with Content-Type
 // application/scim+json. An error that is not an *Error answers 500 with a
-// generic detail. For the authentication middleware in front of the
-// handlers: `return scim.WriteError(c, scim.ErrUnauthorized)`.
+// generic detail. A 401 carries the challenge of RFC 6750 section 3
+// (Challenge; without an error code unless the caller set one). For the
+// authentication middleware in front of the handlers:
+// `scim.Challenge(c, presented); return scim.WriteError(c, scim.ErrUnauthorized)`.
 func WriteError(c *fiber.Ctx, err error) error {
 	var se *Error
 	if !errors.As(err, &se) {
@@ -91,12 +93,28 @@ func WriteError(c *fiber.Ctx, err error) error {
 		ScimType: se.ScimType,
 		Detail:   se.Detail,
 	}
+	if se.Status == http.StatusUnauthorized && len(c.Response().Header.Peek(fiber.HeaderWWWAuthenticate)) == 0 {
+		Challenge(c, false)
+	}
 	if se == ErrUnavailable {
 		// Nothing was changed: the identity provider may send it again
 		// (as the main API's 503 says too).
 		c.Set(fiber.HeaderRetryAfter, "1")
 	}
 	return writeJSON(c, se.Status, body)
+}
+
+// Challenge sets the WWW-Authenticate header of a 401 under the SCIM base
+// (RFC 6750 section 3; ServiceProviderConfig declares oauthbearertoken):
+// Bearer realm="scim", with error="invalid_token" when the request
+// presented a credential (one that is not a live SCIM token). A request
+// without one gets no error code, as the RFC asks.
+func Challenge(c *fiber.Ctx, presented bool) {
+	v := `Bearer realm="scim"`
+	if presented {
+		v += `, error="invalid_token"`
+	}
+	c.Set(fiber.HeaderWWWAuthenticate, v)
 }
 
 func badSyntax(format string, args ...any) *Error {
