@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -26,9 +27,26 @@ type stream struct {
 	appends [][]events.Message
 }
 
+// Append stores msgs unless an expectation fails, as JetStream's: the
+// first message on each subject expects that subject (or its
+// ExpectSubject) at its ExpectSeq.
 func (s *stream) Append(_ context.Context, msgs ...events.Message) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	checked := map[string]bool{}
+	for _, m := range msgs {
+		if checked[m.Subject] {
+			continue
+		}
+		checked[m.Subject] = true
+		subject := m.Subject
+		if m.ExpectSubject != "" {
+			subject = m.ExpectSubject
+		}
+		if last := s.last(subject); last != m.ExpectSeq {
+			return 0, fmt.Errorf("%w: %s is at %d, not %d", events.ErrConflict, subject, last, m.ExpectSeq)
+		}
+	}
 	s.msgs = append(s.msgs, msgs...)
 	s.appends = append(s.appends, msgs)
 	return uint64(len(s.msgs)), nil
@@ -37,12 +55,17 @@ func (s *stream) Append(_ context.Context, msgs ...events.Message) (uint64, erro
 func (s *stream) LastSequence(_ context.Context, subject string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.last(subject), nil
+}
+
+// last is the stream sequence of the last message on subject (0: none).
+func (s *stream) last(subject string) uint64 {
 	for i := len(s.msgs) - 1; i >= 0; i-- {
 		if s.msgs[i].Subject == subject {
-			return uint64(i + 1), nil
+			return uint64(i + 1)
 		}
 	}
-	return 0, nil
+	return 0
 }
 
 func (s *stream) Head(context.Context) (uint64, error) {
