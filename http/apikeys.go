@@ -257,6 +257,19 @@ func (s *Server) getAPIKey(c *fiber.Ctx) error {
 	return c.JSON(toKeyJSON(k, ""))
 }
 
+// mayManageKey is managesKey as a command checks it, on the key as the
+// command is decided against (commands.Service.ExecuteAPIKeyAs): a
+// rotation by another moves the key to its new owner meanwhile.
+func (cl *Caller) mayManageKey(k domain.APIKey) error {
+	if !cl.seesKey(k) {
+		return errNotFound
+	}
+	if !cl.managesKey(k) {
+		return errForbidden
+	}
+	return nil
+}
+
 // managedKey loads the key named in the path, if the caller may manage it.
 func (s *Server) managedKey(c *fiber.Ctx) (domain.APIKey, error) {
 	k, err := s.targetKey(c)
@@ -274,7 +287,8 @@ func (s *Server) revokeAPIKey(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if _, err := s.deps.Keys.ExecuteAPIKey(ctx, s.meta(c), k.ID, domain.RevokeAPIKey{Reason: "revoked by " + caller(c).Subject()}); err != nil {
+	cl := caller(c)
+	if _, err := s.deps.Keys.ExecuteAPIKeyAs(ctx, s.meta(c), k.ID, domain.RevokeAPIKey{Reason: "revoked by " + cl.Subject()}, cl.mayManageKey); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -296,7 +310,7 @@ func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
 		return err
 	}
 	k, secret, err := s.deps.Keys.RotateAPIKey(ctx, s.meta(c), commands.RotateInput{
-		KeyID: k.ID, Env: s.cfg.KeyEnv, OwnerID: cl.User.ID, CallerPermissions: cl.keyPermissionsOf,
+		KeyID: k.ID, Env: s.cfg.KeyEnv, OwnerID: cl.User.ID, CallerPermissions: cl.keyPermissionsOf, May: cl.mayManageKey,
 	})
 	if err != nil {
 		return err

@@ -38,7 +38,7 @@ type MFACommands interface {
 	BeginPasskeyRegistration(userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
 	FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, error)
 	DeletePasskey(ctx context.Context, meta events.Meta, userID, credentialID string) error
-	ResetMFA(ctx context.Context, meta events.Meta, userID, reason string) (int, error)
+	ResetMFA(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error)
 	SetMFAPolicy(ctx context.Context, meta events.Meta, scope string, required bool) (domain.MFAPolicy, error)
 }
 
@@ -642,7 +642,7 @@ func (s *Server) resetMFA(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	n, err := m.ResetMFA(ctx, s.meta(c), u.ID, "reset by "+cl.Subject())
+	n, err := m.ResetMFA(ctx, s.meta(c), u.ID, "reset by "+cl.Subject(), cl.mayManageUser)
 	if err != nil {
 		return err
 	}

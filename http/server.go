@@ -31,6 +31,9 @@ type Authenticator interface {
 type UserCommands interface {
 	CreateUser(ctx context.Context, meta events.Meta, in commands.CreateUserInput) (domain.User, error)
 	ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error)
+	// ExecuteUserAs checks may, the caller's authority over the user, on
+	// the state the command is decided against (nil: none).
+	ExecuteUserAs(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand, may func(domain.User) error) (domain.User, error)
 	// ChangePassword sets userID's password; current, when not "", must be
 	// the present one (a user changing their own).
 	ChangePassword(ctx context.Context, meta events.Meta, userID, password, current, keepSession string) error
@@ -40,14 +43,19 @@ type UserCommands interface {
 type SessionCommands interface {
 	ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error
 	RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error
-	RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string) (int, error)
-	RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string) (int, error)
+	// RevokeSessions and RevokeUserSessions check may, when not nil, on the
+	// sessions' user as each decision reads it.
+	RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string, may func(domain.User) error) (int, error)
+	RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error)
 }
 
 // KeyCommands manages API keys.
 type KeyCommands interface {
 	CreateAPIKey(ctx context.Context, meta events.Meta, in commands.CreateAPIKeyInput) (domain.APIKey, string, error)
 	ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand) (domain.APIKey, error)
+	// ExecuteAPIKeyAs checks may, the caller's authority over the key, on
+	// the state the command is decided against (nil: none).
+	ExecuteAPIKeyAs(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand, may func(domain.APIKey) error) (domain.APIKey, error)
 	RotateAPIKey(ctx context.Context, meta events.Meta, in commands.RotateInput) (domain.APIKey, string, error)
 }
 

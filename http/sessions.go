@@ -67,7 +67,7 @@ func (s *Server) revokeMySession(c *fiber.Ctx) error {
 	if !cl.IsUser() {
 		return errNoSession
 	}
-	return s.revokeSessionOf(c, cl.User.ID, c.Params("id"), domain.RevokeReasonRevoked)
+	return s.revokeSessionOf(c, cl.User.ID, c.Params("id"), revoker{reason: domain.RevokeReasonRevoked})
 }
 
 // userSessions: GET /api/v1/users/{id}/sessions: the user itself, and who
@@ -84,55 +84,63 @@ func (s *Server) userSessions(c *fiber.Ctx) error {
 // revokeUserSession: DELETE /api/v1/users/{id}/sessions/{sid} (who may
 // manage the user, and the user itself).
 func (s *Server) revokeUserSession(c *fiber.Ctx) error {
-	u, reason, err := s.sessionsManaged(c, false)
+	u, by, err := s.sessionsManaged(c, false)
 	if err != nil {
 		return err
 	}
-	return s.revokeSessionOf(c, u.ID, c.Params("sid"), reason)
+	return s.revokeSessionOf(c, u.ID, c.Params("sid"), by)
 }
 
 // revokeUserSessions: DELETE /api/v1/users/{id}/sessions revokes every live
 // session of the user, in one atomic append, and says how many.
 func (s *Server) revokeUserSessions(c *fiber.Ctx) error {
-	u, reason, err := s.sessionsManaged(c, true)
+	u, by, err := s.sessionsManaged(c, true)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	n, err := s.deps.Sessions.RevokeUserSessions(ctx, s.meta(c), u.ID, reason)
+	n, err := s.deps.Sessions.RevokeUserSessions(ctx, s.meta(c), u.ID, by.reason, by.may)
 	if err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"revoked": n})
 }
 
+// revoker is who revokes a user's sessions: the reason the revocations
+// record, and — for an administrator — the authority over the user that
+// each decision checks again (nil: the user itself).
+type revoker struct {
+	reason string
+	may    func(domain.User) error
+}
+
 // sessionsManaged loads the user named in the path, whose sessions the
 // caller may revoke: its own, or a user it manages (as for a
-// deactivation). It returns the reason the revocations record. all: every
-// session at once, which a token of the user scoped to a tenant may not
-// (sessions in other tenants too).
-func (s *Server) sessionsManaged(c *fiber.Ctx, all bool) (domain.User, string, error) {
+// deactivation). It returns who revokes them. all: every session at once,
+// which a token of the user scoped to a tenant may not (sessions in other
+// tenants too).
+func (s *Server) sessionsManaged(c *fiber.Ctx, all bool) (domain.User, revoker, error) {
 	cl := caller(c)
 	u, err := s.target(c)
 	if err != nil {
-		return u, "", err
+		return u, revoker{}, err
 	}
 	if cl.IsUser() && u.ID == cl.User.ID {
 		if cl.Tenant != "" && all {
-			return u, "", errScopedAccount
+			return u, revoker{}, errScopedAccount
 		}
-		return u, domain.RevokeReasonRevoked, nil
+		return u, revoker{reason: domain.RevokeReasonRevoked}, nil
 	}
 	if !cl.managesUser(u) {
-		return u, "", errForbidden
+		return u, revoker{}, errForbidden
 	}
-	return u, domain.RevokeReasonAdmin, nil
+	return u, revoker{reason: domain.RevokeReasonAdmin, may: cl.mayManageUser}, nil
 }
 
 // revokeSessionOf revokes session sid of user userID: 404 when there is no
 // such session of that user. A session revoked already stays so (204).
-func (s *Server) revokeSessionOf(c *fiber.Ctx, userID, sid, reason string) error {
+func (s *Server) revokeSessionOf(c *fiber.Ctx, userID, sid string, by revoker) error {
 	var sess domain.Session
 	ok, err := s.lookUp(c, sid, func() (ok bool) { sess, _, ok = s.deps.Model.Session(sid); return ok })
 	if err != nil {
@@ -143,7 +151,7 @@ func (s *Server) revokeSessionOf(c *fiber.Ctx, userID, sid, reason string) error
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	if _, err := s.deps.Sessions.RevokeSessions(ctx, s.meta(c), []string{sid}, reason); err != nil {
+	if _, err := s.deps.Sessions.RevokeSessions(ctx, s.meta(c), []string{sid}, by.reason, by.may); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -77,9 +77,34 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(toUserJSON(u))
 }
 
+// mayManageUser is managesUser as a command checks it, on the user as the
+// command is decided against (commands.Service.ExecuteUserAs): a user the
+// caller no longer sees is 404, one it sees but does not manage 403 — as
+// the request would have been answered after the change it raced.
+func (cl *Caller) mayManageUser(u domain.User) error {
+	if !cl.sees(u) {
+		return errNotFound
+	}
+	if !cl.managesUser(u) {
+		return errForbidden
+	}
+	return nil
+}
+
+// maySeeUser is sees as a command checks it (a tenant admin's role
+// change: on a user in one of its tenants).
+func (cl *Caller) maySeeUser(u domain.User) error {
+	if !cl.sees(u) {
+		return errNotFound
+	}
+	return nil
+}
+
 // managesUser reports whether the caller may deactivate, activate or revoke
 // the sessions of u: a platform admin anyone; a tenant admin a user that is
 // not a platform admin and holds roles only in tenants it administers.
+// Checked on the read model to answer at once, and again in the command
+// (mayManageUser), on the state it decides against.
 func (cl *Caller) managesUser(u domain.User) bool {
 	if cl.IsPlatformAdmin() {
 		return true
@@ -197,14 +222,15 @@ func (s *Server) changeRole(c *fiber.Ctx, command func() (domain.UserCommand, er
 	if err != nil {
 		return err
 	}
-	return s.executeUser(c, u.ID, cmd)
+	return s.executeUser(c, u.ID, cmd, caller(c).maySeeUser)
 }
 
-// executeUser runs cmd on user id and answers the user as it is after it.
-func (s *Server) executeUser(c *fiber.Ctx, id string, cmd domain.UserCommand) error {
+// executeUser runs cmd on user id, if may allows it on the user as cmd is
+// decided against, and answers the user as it is after it.
+func (s *Server) executeUser(c *fiber.Ctx, id string, cmd domain.UserCommand, may func(domain.User) error) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	u, err := s.deps.Users.ExecuteUser(ctx, s.meta(c), id, cmd)
+	u, err := s.deps.Users.ExecuteUserAs(ctx, s.meta(c), id, cmd, may)
 	if err != nil {
 		return err
 	}
@@ -225,7 +251,7 @@ func (s *Server) deactivate(c *fiber.Ctx) error {
 	if !cl.managesUser(u) {
 		return errForbidden
 	}
-	return s.executeUser(c, u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID})
+	return s.executeUser(c, u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID}, cl.mayManageUser)
 }
 
 // activate: POST /api/v1/users/{id}/activate (who may deactivate the user).
@@ -241,7 +267,7 @@ func (s *Server) activate(c *fiber.Ctx) error {
 	if !cl.managesUser(u) {
 		return errForbidden
 	}
-	return s.executeUser(c, u.ID, domain.Activate{Reason: "activated by " + cl.User.ID})
+	return s.executeUser(c, u.ID, domain.Activate{Reason: "activated by " + cl.User.ID}, cl.mayManageUser)
 }
 
 type passwordRequest struct {

@@ -104,9 +104,25 @@ func (s *Service) liveKeyNamed(owner, name string, now time.Time) bool {
 
 // ExecuteAPIKey decides a key command against the key's state and appends the result.
 func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand) (domain.APIKey, error) {
+	return s.ExecuteAPIKeyAs(ctx, meta, keyID, cmd, nil)
+}
+
+// ExecuteAPIKeyAs is ExecuteAPIKey for a caller whose authority over the
+// key rests on the key's state (its owner, who changes with a rotation):
+// may, when not nil, is checked on the state each decision is made against
+// (the one the append expects the key's subject at), and its error is the
+// answer, nothing appended (see ExecuteUserAs).
+func (s *Service) ExecuteAPIKeyAs(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand, may func(domain.APIKey) error) (domain.APIKey, error) {
 	return execute(ctx, s, meta, write[domain.APIKey]{
 		on: s.apiKeyAggregate(keyID), missing: domain.ErrNotFound,
-		decide: func(k domain.APIKey) ([]domain.Event, error) { return domain.DecideAPIKey(k, cmd) },
+		decide: func(k domain.APIKey) ([]domain.Event, error) {
+			if may != nil {
+				if err := may(k); err != nil {
+					return nil, err
+				}
+			}
+			return domain.DecideAPIKey(k, cmd)
+		},
 	})
 }
 
@@ -114,14 +130,17 @@ func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID str
 type RotateInput struct {
 	KeyID, Env, OwnerID string
 	CallerPermissions   func(tenant string) domain.PermissionSet
+	// May, when not nil, is the caller's authority over the key, checked
+	// on the key as the rotation is decided against it (ExecuteAPIKeyAs).
+	May func(domain.APIKey) error
 }
 
 // RotateAPIKey gives a key a new secret (returned once); the old one stops.
 func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, in RotateInput) (domain.APIKey, string, error) {
 	secret := NewAPIKeySecret(in.Env)
-	k, err := s.ExecuteAPIKey(ctx, meta, in.KeyID, domain.RotateAPIKey{
+	k, err := s.ExecuteAPIKeyAs(ctx, meta, in.KeyID, domain.RotateAPIKey{
 		SecretHash: HashToken(secret), Now: s.cfg.Now(), OwnerID: in.OwnerID, CallerPermissions: in.CallerPermissions,
-	})
+	}, in.May)
 	if err != nil {
 		return domain.APIKey{}, "", err
 	}

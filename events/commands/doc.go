@@ -9,6 +9,14 @@
 // for the read models through Projection and appends through Log
 // (events.Store). It imports neither the read side nor HTTP.
 //
+// A caller's authority that rests on the state of what it changes (a
+// tenant admin's over a user, an owner's over a key) is passed in as may
+// and checked in the decision, not only by the caller on the read model:
+// on the state the append expects (ExecuteUserAs, ExecuteAPIKeyAs,
+// RotateInput.May), or, for a write to other aggregates on the user's
+// strength (RevokeSessions, RevokeUserSessions, ResetMFA), on the user as
+// the stream's leader has it when deciding.
+//
 // Every command on an aggregate's current state goes through one loop,
 // execute (execute.go): read the state and the stream sequence of its last
 // event, decide, append expecting the subject still at that sequence; on a

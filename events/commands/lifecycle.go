@@ -32,7 +32,7 @@ const batchMax = 500
 // deactivated is left as it is (a live key it still owns is revoked all the
 // same). ExecuteUser with domain.Deactivate comes here.
 func (s *Service) DeactivateUser(ctx context.Context, meta events.Meta, userID, reason string) (domain.User, error) {
-	return s.lifecycle(ctx, meta, userID, domain.Deactivate{Reason: reason})
+	return s.lifecycle(ctx, meta, userID, domain.Deactivate{Reason: reason}, nil)
 }
 
 // ActivateUser lets a deactivated user log in again. Nothing the
@@ -42,7 +42,7 @@ func (s *Service) DeactivateUser(ctx context.Context, meta events.Meta, userID, 
 // landed) is revoked in the same atomic append. An active user is refused:
 // domain.ErrUserActive. ExecuteUser with domain.Activate comes here.
 func (s *Service) ActivateUser(ctx context.Context, meta events.Meta, userID, reason string) (domain.User, error) {
-	return s.lifecycle(ctx, meta, userID, domain.Activate{Reason: reason})
+	return s.lifecycle(ctx, meta, userID, domain.Activate{Reason: reason}, nil)
 }
 
 // lifecycle decides a deactivation or an activation with the revocation of
@@ -58,13 +58,22 @@ func (s *Service) ActivateUser(ctx context.Context, meta events.Meta, userID, re
 // an activation's (which also catches a connection made by a request that
 // raced the deactivation). Each in an append of its own: a connection
 // rotated over and over must not keep its owner from being deactivated.
-func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
+//
+// may, when not nil, is the caller's authority over the user
+// (ExecuteUserAs), checked on the user as each decision reads it: the
+// user's event expects its subject there, so a change of the user in
+// between makes the append conflict and the decision (and the check) is
+// made again. An activation checks it before it retires anything, too.
+func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand, may func(domain.User) error) (domain.User, error) {
 	_, activate := cmd.(domain.Activate)
 	if u, _, ok := s.state.User(userID); activate && ok && !u.Active {
 		// (An active user's activation is refused below, and retires nothing.)
 		// Every connection stored so far, through any replica, is swept:
 		// this one may lag behind the one that stored a raced creation.
 		if err := s.CatchUpHead(ctx); err != nil {
+			return domain.User{}, err
+		}
+		if err := s.userAllows(ctx, userID, may); err != nil {
 			return domain.User{}, err
 		}
 		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
@@ -75,6 +84,11 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		u, seq, ok := s.state.User(userID)
 		if !ok {
 			return nil, domain.ErrNotFound
+		}
+		if may != nil {
+			if err := may(u); err != nil {
+				return nil, err
+			}
 		}
 		evs, err := domain.DecideUser(u, cmd)
 		if err != nil {
@@ -138,26 +152,56 @@ func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID
 
 // RevokeSessions revokes the named sessions (domain.RevokeSession with
 // reason) in one atomic append: a session unknown or revoked already is
-// left as it is. It returns how many it revoked.
-func (s *Service) RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string) (int, error) {
-	return s.revokeSessions(ctx, meta, func() []string { return sessionIDs }, reason)
+// left as it is. It returns how many it revoked. may, when not nil, is the
+// caller's authority over the sessions' user, checked in each decision on
+// the user as the stream's leader has it then (userAllows): its error is
+// the answer, nothing revoked.
+func (s *Service) RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string, may func(domain.User) error) (int, error) {
+	return s.revokeSessions(ctx, meta, func() ([]string, error) {
+		if may == nil {
+			return sessionIDs, nil
+		}
+		checked := map[string]bool{}
+		for _, id := range sessionIDs {
+			sess, _, ok := s.state.Session(id)
+			if !ok || checked[sess.UserID] {
+				continue
+			}
+			checked[sess.UserID] = true
+			if err := s.userAllows(ctx, sess.UserID, may); err != nil {
+				return nil, err
+			}
+		}
+		return sessionIDs, nil
+	}, reason)
 }
 
 // RevokeUserSessions revokes every session of a user that is live when it
 // is decided (a session.revoked each, in one atomic append), and returns how
-// many. Unknown user: domain.ErrNotFound.
-func (s *Service) RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string) (int, error) {
+// many. Unknown user: domain.ErrNotFound. may as for RevokeSessions.
+func (s *Service) RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error) {
 	if _, _, ok := s.state.User(userID); !ok {
 		return 0, domain.ErrNotFound
 	}
-	return s.revokeSessions(ctx, meta, func() []string { return s.state.UserSessionIDs(userID, s.cfg.Now()) }, reason)
+	return s.revokeSessions(ctx, meta, func() ([]string, error) {
+		if err := s.userAllows(ctx, userID, may); err != nil {
+			return nil, err
+		}
+		return s.state.UserSessionIDs(userID, s.cfg.Now()), nil
+	}, reason)
 }
 
-func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func() []string, reason string) (int, error) {
+// revokeSessions revokes the sessions ids names when asked, in one
+// decision; an error of ids is the answer.
+func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func() ([]string, error), reason string) (int, error) {
 	revoked := map[string]bool{}
 	err := s.writeBatch(ctx, meta, func() ([]pending, error) {
+		names, err := ids()
+		if err != nil {
+			return nil, err
+		}
 		var out []pending
-		for _, id := range ids() {
+		for _, id := range names {
 			sess, seq, ok := s.state.Session(id)
 			if !ok {
 				continue

@@ -891,8 +891,11 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, toke
 // ---------------------------------------------------------------- admin
 
 // ResetMFA removes every factor of a user (mfa.reset) and revokes the
-// user's sessions. It returns how many sessions were revoked.
-func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason string) (int, error) {
+// user's sessions. It returns how many sessions were revoked. may, when not
+// nil, is the caller's authority over the user, checked in each decision on
+// the user as the stream's leader has it then (userAllows): its error is
+// the answer.
+func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error) {
 	st, err := s.mfaState()
 	if err != nil {
 		return 0, err
@@ -900,10 +903,20 @@ func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason
 	if _, _, ok := s.state.User(userID); !ok {
 		return 0, domain.ErrNotFound
 	}
-	if _, err := s.executeMFA(ctx, meta, st, userID, domain.ResetMFA{UserID: userID, Reason: reason}); err != nil && !errors.Is(err, domain.ErrMFANotEnrolled) {
+	cmd := domain.ResetMFA{UserID: userID, Reason: reason}
+	_, err = execute(ctx, s, meta, write[domain.MFA]{
+		on: s.mfaAggregate(st, userID),
+		decide: func(m domain.MFA) ([]domain.Event, error) {
+			if err := s.userAllows(ctx, userID, may); err != nil {
+				return nil, err
+			}
+			return domain.DecideMFA(m, cmd)
+		},
+	})
+	if err != nil && !errors.Is(err, domain.ErrMFANotEnrolled) {
 		return 0, err
 	}
-	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin)
+	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin, may)
 }
 
 // SetMFAPolicy sets whether MFA is required platform-wide (scope

@@ -83,16 +83,55 @@ func (s *Service) hashAndSeal(password string) (string, error) {
 // domain.Deactivate and domain.Activate also revoke the user's live API
 // keys, in the same atomic append (DeactivateUser, ActivateUser).
 func (s *Service) ExecuteUser(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand) (domain.User, error) {
-	switch c := cmd.(type) {
-	case domain.Deactivate:
-		return s.DeactivateUser(ctx, meta, userID, c.Reason)
-	case domain.Activate:
-		return s.ActivateUser(ctx, meta, userID, c.Reason)
+	return s.ExecuteUserAs(ctx, meta, userID, cmd, nil)
+}
+
+// ExecuteUserAs is ExecuteUser for a caller whose authority over the user
+// rests on the user's own state (a tenant admin's: on the tenants the user
+// holds roles in). may, when not nil, is checked on the state each decision
+// is made against — the one the append expects the user's subject at, read
+// again after a conflict — and its error is the answer, nothing appended. A
+// check on the read model before the command is not enough: a concurrent
+// change of the user (a role granted in a tenant the caller does not
+// administer) lands in between, and the command is decided on top of it
+// (an outside check, 13d: user.role_granted, then user.deactivated by an
+// admin of the other tenant only — an order no serial run gives).
+func (s *Service) ExecuteUserAs(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand, may func(domain.User) error) (domain.User, error) {
+	switch cmd.(type) {
+	case domain.Deactivate, domain.Activate:
+		return s.lifecycle(ctx, meta, userID, cmd, may)
 	}
 	return execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
-		decide: func(u domain.User) ([]domain.Event, error) { return domain.DecideUser(u, cmd) },
+		decide: func(u domain.User) ([]domain.Event, error) {
+			if may != nil {
+				if err := may(u); err != nil {
+					return nil, err
+				}
+			}
+			return domain.DecideUser(u, cmd)
+		},
 	})
+}
+
+// userAllows checks may, a caller's authority over user userID, on the
+// user as the stream's leader has it now (the read models catch up with
+// the user's subject first): for a write to other aggregates (the user's
+// sessions, its factors) decided on the strength of it, which cannot
+// expect the user's subject in the same append. nil allows; an unknown
+// user is domain.ErrNotFound.
+func (s *Service) userAllows(ctx context.Context, userID string, may func(domain.User) error) error {
+	if may == nil {
+		return nil
+	}
+	if err := s.catchUpSubject(ctx, events.Subject(domain.AggregateUser, userID)); err != nil {
+		return err
+	}
+	u, _, ok := s.state.User(userID)
+	if !ok {
+		return domain.ErrNotFound
+	}
+	return may(u)
 }
 
 // profilePending addresses the user.profile_changed events evs, decided

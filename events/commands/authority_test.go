@@ -1,0 +1,203 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+)
+
+// adminOfT1 is a tenant admin's authority (http's mayManageUser) for an
+// admin of t1 alone: a user who holds roles in t1 and nowhere else.
+func adminOfT1(u domain.User) error {
+	if u.IsPlatformAdmin() || len(u.Tenants) == 0 {
+		return domain.ErrForbidden
+	}
+	for t := range u.Tenants {
+		if t != "t1" {
+			return domain.ErrForbidden
+		}
+	}
+	return nil
+}
+
+// TestAuthorityCheckedOnTheDecidedState: a tenant admin's authority over a
+// user (or an owner's over a key) is checked on the state the command is
+// decided against, not only on the read model the request found. Replica
+// A has not applied a change made through replica B — the user granted
+// admin in t2, the key rotated to another owner — when the admin of t1
+// acts through A: the command is refused and nothing is appended. Before,
+// the check was made on A's read model only, the append conflicted, and
+// the command was decided again on the caught-up state without it (an
+// outside check, 13d: user.role_granted (t2 admin), then user.deactivated
+// by the admin of t1 — an order no serial run gives).
+func TestAuthorityCheckedOnTheDecidedState(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	ta1 := events.Meta{Actor: events.Actor{Type: "user", ID: "user-ta1"}}
+
+	// newUser creates a viewer of t1 through A, with a session.
+	n := 0
+	newUser := func() (domain.User, string) {
+		t.Helper()
+		n++
+		name := "victim" + string(rune('a'+n))
+		u, err := onA.CreateUser(ctx, admin, commands.CreateUserInput{
+			Username: name, Password: name + "-passphrase-long",
+			Tenants: []domain.TenantRole{{Tenant: "t1", Role: domain.RoleViewer}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u, res.Session.ID
+	}
+	// behindA runs change through B, which A has not applied.
+	behindA := func(change func() error) {
+		t.Helper()
+		head, err := s.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WaitFor(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := s.Head(ctx); a.applied >= now {
+			t.Fatal("A applied B's change: not stale")
+		}
+	}
+	grantT2 := func(u domain.User) func() error {
+		return func() error {
+			_, err := onB.ExecuteUser(ctx, admin, u.ID, domain.GrantRole{Tenant: "t2", Role: string(domain.RoleAdmin)})
+			return err
+		}
+	}
+	refused := func(what string, want error, run func() error) {
+		t.Helper()
+		before := len(s.msgs)
+		if err := run(); !errors.Is(err, want) {
+			t.Errorf("%s on a user or key changed meanwhile: %v, want %v", what, err, want)
+		}
+		for _, m := range s.msgs[before:] {
+			env, _, err := events.Decode(m.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Errorf("%s refused, yet %s (%s) was appended", what, env.Type, env.AggregateID)
+		}
+	}
+
+	u, _ := newUser()
+	behindA(grantT2(u))
+	refused("deactivate", domain.ErrForbidden, func() error {
+		_, err := onA.ExecuteUserAs(ctx, ta1, u.ID, domain.Deactivate{Reason: "deactivated by user-ta1"}, adminOfT1)
+		return err
+	})
+
+	u, _ = newUser()
+	if _, err := onA.ExecuteUser(ctx, admin, u.ID, domain.Deactivate{Reason: "deactivated by user-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	behindA(grantT2(u))
+	refused("activate", domain.ErrForbidden, func() error {
+		_, err := onA.ExecuteUserAs(ctx, ta1, u.ID, domain.Activate{Reason: "activated by user-ta1"}, adminOfT1)
+		return err
+	})
+
+	u, _ = newUser()
+	behindA(grantT2(u))
+	refused("revoke the user's sessions", domain.ErrForbidden, func() error {
+		_, err := onA.RevokeUserSessions(ctx, ta1, u.ID, domain.RevokeReasonAdmin, adminOfT1)
+		return err
+	})
+
+	u, sid := newUser()
+	behindA(grantT2(u))
+	refused("revoke a session", domain.ErrForbidden, func() error {
+		_, err := onA.RevokeSessions(ctx, ta1, []string{sid}, domain.RevokeReasonAdmin, adminOfT1)
+		return err
+	})
+
+	u, _ = newUser()
+	behindA(grantT2(u))
+	refused("reset MFA", domain.ErrForbidden, func() error {
+		_, err := onA.ResetMFA(ctx, ta1, u.ID, "reset by user-ta1", adminOfT1)
+		return err
+	})
+
+	// A role change by the admin of t1 is for a user it sees: one with a
+	// role in t1, which B has just revoked.
+	u, _ = newUser()
+	behindA(func() error {
+		_, err := onB.ExecuteUser(ctx, admin, u.ID, domain.RevokeRole{Tenant: "t1"})
+		return err
+	})
+	refused("grant a role", domain.ErrNotFound, func() error {
+		_, err := onA.ExecuteUserAs(ctx, ta1, u.ID, domain.GrantRole{Tenant: "t1", Role: string(domain.RoleEditor)},
+			func(u domain.User) error {
+				if _, ok := u.Tenants["t1"]; !ok {
+					return domain.ErrNotFound
+				}
+				return nil
+			})
+		return err
+	})
+
+	// A key its owner may manage, rotated through B to another owner
+	// (who holds it from then on).
+	owner, _ := newUser()
+	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
+	ownedByHim := func(k domain.APIKey) error {
+		if k.OwnerID != owner.ID {
+			return domain.ErrForbidden
+		}
+		return nil
+	}
+	newKey := func(name string) domain.APIKey {
+		t.Helper()
+		k, _, err := onA.CreateAPIKey(ctx, events.Meta{Actor: events.Actor{Type: "user", ID: owner.ID}}, commands.CreateAPIKeyInput{
+			Name: name, Owner: owner.ID, Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
+			Env: domain.KeyEnvLive, CallerPermissions: every,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		behindA(func() error {
+			_, _, err := onB.RotateAPIKey(ctx, admin, commands.RotateInput{KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every})
+			return err
+		})
+		return k
+	}
+	k := newKey("deploy")
+	refused("revoke a key", domain.ErrForbidden, func() error {
+		_, err := onA.ExecuteAPIKeyAs(ctx, events.Meta{Actor: events.Actor{Type: "user", ID: owner.ID}}, k.ID, domain.RevokeAPIKey{Reason: "revoked by " + owner.ID}, ownedByHim)
+		return err
+	})
+	k = newKey("backup")
+	refused("rotate a key", domain.ErrForbidden, func() error {
+		_, _, err := onA.RotateAPIKey(ctx, events.Meta{Actor: events.Actor{Type: "user", ID: owner.ID}}, commands.RotateInput{
+			KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: owner.ID, CallerPermissions: every, May: ownedByHim,
+		})
+		return err
+	})
+
+	// Allowed on the state decided against: done.
+	u, _ = newUser()
+	if _, err := onA.ExecuteUserAs(ctx, ta1, u.ID, domain.Deactivate{Reason: "deactivated by user-ta1"}, adminOfT1); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := a.model.User(u.ID); got.Active {
+		t.Fatal("the admin of t1 could not deactivate a viewer of t1")
+	}
+}
