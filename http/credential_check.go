@@ -180,6 +180,11 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 		// Issued here, but no caller's credential: it is the identity
 		// provider's, and is live while its connection is.
 		return validation("token: a SCIM connection's token; this check covers access tokens, refresh tokens and API keys (see the connection: GET /api/v1/admin/scim)")
+	case req.Token != "" && commands.LooksLikeMFAToken(raw):
+		// Issued here too, but it grants nothing by itself: a refresh
+		// token's "not issued by us" said the wrong thing (an outside
+		// check, 13d).
+		return validation("token: an MFA token (the second step of a login, or an enrolment: one use, minutes long, no access by itself); this check covers access tokens, refresh tokens and API keys")
 	case domain.LooksLikeAPIKey(raw):
 		ck, err = s.checkAPIKey(ctx, raw)
 	case req.Key != "":

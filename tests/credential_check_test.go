@@ -246,6 +246,16 @@ func TestCredentialCheckReasons(t *testing.T) {
 		r := in.Do("POST", "/api/v1/audit/credential-check", admin, map[string]string{field: domain.FormatSCIMToken(random)})
 		expectError(t, "a SCIM token as "+field, r, 400, "VALIDATION_ERROR", "SCIM")
 	}
+	// So is an MFA token (a login's second step): it was answered as an
+	// unknown refresh token, "not issued by us" (an outside check, 13d).
+	in.CreateUser(admin, "mona", "mona-password-12", map[string]string{"acme": "viewer"})
+	enrollTOTP(t, in, in.Login("mona", "mona-password-12").String("token"))
+	mfaTok := mfaLogin(t, in, "mona", "mona-password-12")
+	r = in.Do("POST", credCheckPath, admin, map[string]string{"token": mfaTok})
+	expectError(t, "an MFA token", r, 400, "VALIDATION_ERROR", "MFA token")
+	if strings.Contains(string(r.Raw), mfaTok) {
+		t.Fatalf("the answer holds the credential: %s", r.Raw)
+	}
 
 	// A token signed with a signing key since retired.
 	sk := in.Do("POST", "/api/v1/admin/signing-keys", admin, map[string]string{"algorithm": "EdDSA"})

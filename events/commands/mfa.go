@@ -197,6 +197,26 @@ func (s *Service) signMFA(c mfaClaims) (string, time.Time, error) {
 	return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil)), exp, nil
 }
 
+// LooksLikeMFAToken reports whether s has the form of an MFA token (a
+// login's second step, an enrolment: signMFA): base64url claims naming a
+// purpose and an mfa- ID, a dot, a signature. Whether it is valid is
+// openMFA's to say.
+func LooksLikeMFAToken(s string) bool {
+	body, sig, ok := strings.Cut(s, ".")
+	if !ok || sig == "" || strings.Contains(sig, ".") || len(s) > 16<<10 {
+		return false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(body)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Purpose string `json:"p"`
+		ID      string `json:"i"`
+	}
+	return json.Unmarshal(payload, &c) == nil && c.Purpose != "" && strings.HasPrefix(c.ID, "mfa-")
+}
+
 // openMFA verifies a token of one of the purposes and that it has not expired.
 func (s *Service) openMFA(token string, purposes ...string) (mfaClaims, error) {
 	var c mfaClaims
