@@ -1,10 +1,12 @@
 package http
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"regexp"
 	"slices"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gofiber/fiber/v2"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
 // The OpenAPI document (openapi.json) is written by hand; these tests keep it
@@ -75,6 +78,39 @@ func TestOpenAPIValid(t *testing.T) {
 				t.Errorf("%s: takes a body, so it answers 413 (and 400 for JSON)", where)
 			}
 		}
+	}
+}
+
+// TestOpenAPIStrict: the document is valid by the OpenAPI Initiative's own
+// JSON Schema for OpenAPI 3.0 (testdata/openapi-3.0-schema.json), which
+// strict validators and code generators apply: kin-openapi's validation
+// accepts, for instance, an empty "required" list, which JSON Schema draft-04
+// (and so OpenAPI 3.0) forbids (outside check 13a).
+func TestOpenAPIStrict(t *testing.T) {
+	f, err := os.Open("testdata/openapi-3.0-schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	meta, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("openapi-3.0-schema.json", meta); err != nil {
+		t.Fatal(err)
+	}
+	schema, err := c.Compile("openapi-3.0-schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(openAPIDocument))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(doc); err != nil {
+		t.Fatalf("openapi.json is not valid by the OpenAPI 3.0 schema: %v", err)
 	}
 }
 
