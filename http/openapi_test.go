@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -111,6 +112,28 @@ func TestOpenAPIStrict(t *testing.T) {
 	}
 	if err := schema.Validate(doc); err != nil {
 		t.Fatalf("openapi.json is not valid by the OpenAPI 3.0 schema: %v", err)
+	}
+}
+
+// TestOpenAPIAnyRequestStatuses: the answers the server gives before any
+// route runs, or whatever the route (the router's and fasthttp's: an unknown
+// path or method, a body or headers over the limit, a request it cannot
+// parse, the read timeout), are listed in info.description with their codes,
+// since no operation lists them (outside check 13a found 431 missing).
+func TestOpenAPIAnyRequestStatuses(t *testing.T) {
+	doc := loadOpenAPI(t)
+	errs := []error{errMethodUnknown}
+	for _, status := range []int{
+		fiber.StatusBadRequest, fiber.StatusNotFound, fiber.StatusMethodNotAllowed, fiber.StatusRequestTimeout,
+		fiber.StatusRequestEntityTooLarge, fiber.StatusRequestHeaderFieldsTooLarge, fiber.StatusInternalServerError,
+	} {
+		errs = append(errs, fiber.NewError(status))
+	}
+	for _, err := range errs {
+		e, _ := toAPIError(err)
+		if want := strconv.Itoa(e.Status) + " `" + e.Code + "`"; !strings.Contains(doc.Info.Description, want) {
+			t.Errorf("info.description does not list %s (the answer to %v)", want, err)
+		}
 	}
 }
 
