@@ -193,6 +193,27 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	}
 }
 
+// TestOpenAPIGatewayProxied: an answer the gateway passes through from the
+// upstream is documented as the operation's default response, whatever its
+// content type, and without the identity headers (they go upstream only).
+func TestOpenAPIGatewayProxied(t *testing.T) {
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	doc, err := openapi3.NewLoader().LoadFromData(in.Do("GET", "/openapi.json", "", nil).Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oa := &openAPICheck{t: t, in: in, doc: doc}
+	admin := in.AdminToken()
+	res := oa.call("/api/v1/tenants/{tenant}/{path}", request{Method: "GET", Path: "/api/v1/tenants/my-tenant/nodes", Token: admin}, 200)
+	if !strings.HasPrefix(string(res.Raw), "upstream saw GET") {
+		t.Fatalf("not the upstream's answer: %s", res.Raw)
+	}
+	if got := up.last().Header.Get("X-Infracast-Subject"); got == "" {
+		t.Fatalf("the upstream got no X-Infracast-Subject")
+	}
+}
+
 // registerTextDecoders lets kin-openapi read the text answers (login page,
 // SAML metadata) as strings.
 var registerTextDecoders sync.Once
@@ -270,6 +291,30 @@ func (oa *openAPICheck) check(template string, r request, res Response) {
 	}
 	if err := openapi3filter.ValidateResponse(context.Background(), resIn); err != nil {
 		t.Errorf("%s %s: %d answer does not match the document: %v\nbody: %.2000s", r.Method, r.Path, res.Status, err, res.Raw)
+	}
+	oa.identityHeaders(r, op, res)
+}
+
+// identityHeaders: the answer carries the gateway's identity headers
+// (X-Infracast-Subject, -Tenant, -Permissions) exactly when its documented
+// response declares them. kin-openapi checks neither way: an undocumented
+// header passes, and so does a documented one that is absent (outside check
+// 13a: the gateway's own 404 carries them undocumented; a proxied answer was
+// documented with them, but they go only upstream).
+func (oa *openAPICheck) identityHeaders(r request, op *openapi3.Operation, res Response) {
+	oa.t.Helper()
+	resp := op.Responses.Status(res.Status)
+	if resp == nil {
+		resp = op.Responses.Default()
+	}
+	if resp == nil || resp.Value == nil {
+		return // ValidateResponse has said so
+	}
+	for _, h := range []string{"X-Infracast-Subject", "X-Infracast-Tenant", "X-Infracast-Permissions"} {
+		sent, declared := res.Header.Get(h) != "", resp.Value.Headers[h] != nil
+		if sent != declared {
+			oa.t.Errorf("%s %s: %d answer has %s: %v, its documented response declares it: %v", r.Method, r.Path, res.Status, h, sent, declared)
+		}
 	}
 }
 
