@@ -76,6 +76,20 @@ func headerValues(c *fiber.Ctx, name string) []string {
 	return out
 }
 
+// verifyEnvoyNeedsPath runs before authentication on the Envoy form's route:
+// Fiber's "*" also matches an empty rest, so the bare /api/v1/auth/verify
+// with any method but GET and HEAD (the verify route's, registered first)
+// arrives there too. It is the router's 405 with Allow, as on any other path
+// with a method it does not take, not a 403 for an empty original path
+// (outside check 13a). "/api/v1/auth/verify/" is the Envoy form for "/".
+func verifyEnvoyNeedsPath(c *fiber.Ctx) error {
+	if c.Params("*") == "" && !strings.HasSuffix(c.Path(), "/") {
+		c.Set(fiber.HeaderAllow, "GET, HEAD")
+		return fiber.ErrMethodNotAllowed
+	}
+	return c.Next()
+}
+
 // verifyEnvoy: any method on /api/v1/auth/verify/{original path}, forward
 // auth in the style of Envoy's ext_authz HTTP service (path_prefix
 // /api/v1/auth/verify): the original request's method is the request's own,

@@ -331,7 +331,7 @@ func (s *Server) routes() {
 	v1.Delete("/auth/sessions/:id", auth, s.revokeMySession)
 	v1.Get("/auth/me", auth, s.me)
 	v1.Get("/auth/verify", auth, s.verify)
-	v1.All("/auth/verify/*", auth, s.verifyEnvoy)
+	v1.All("/auth/verify/*", verifyEnvoyNeedsPath, auth, s.verifyEnvoy)
 	enroll := s.authenticateOrEnroll // a session, or an enrolment token (mfa.go)
 	v1.Get("/auth/mfa", enroll, s.getMFA)
 	v1.Post("/auth/mfa/totp", enroll, s.enrollTOTP)
