@@ -293,7 +293,7 @@ func setIdentityHeaders(c *fiber.Ctx, tenant string, perms domain.PermissionSet)
 	c.Set(HeaderPermissions, permString(perms))
 }
 
-// tenantResource: /api/v1/tenants/{tenant}/**. The request is authorized by the
+// tenantResource: /api/v1/tenants/{tenant} and /api/v1/tenants/{tenant}/**. The request is authorized by the
 // route policy on its decoded, cleaned path (the route matched the raw one),
 // then proxied to the upstream - exactly that path - when one is configured.
 func (s *Server) tenantResource(c *fiber.Ctx) error {

@@ -375,6 +375,11 @@ func (s *Server) routes() {
 
 	// Before the gateway's catch-all: this one is the service's own.
 	v1.Get("/tenants/:tenant/access", auth, s.current, s.tenantAccess)
+	// The tenant's own path is the gateway's too (the policy's "anything
+	// else": admin:*). The wildcard route matched it already, with an empty
+	// rest; registered on its own, it is listed, so documented (outside
+	// check 13a).
+	v1.All("/tenants/:tenant", auth, s.tenantResource)
 	v1.All("/tenants/:tenant/*", auth, s.tenantResource)
 
 	v1.Get("/auth/sso/saml/metadata", s.samlMetadata)

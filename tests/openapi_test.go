@@ -141,6 +141,10 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	oa.call("/api/v1/tenants/{tenant}/{path}", request{Method: "GET", Path: "/api/v1/tenants/my-tenant/nodes", Token: key}, 404)
 	oa.call("/api/v1/tenants/{tenant}/{path}", request{Method: "POST", Path: "/api/v1/tenants/my-tenant/nodes", Token: key}, 403)
 	oa.call("/api/v1/tenants/{tenant}/{path}", request{Method: "GET", Path: "/api/v1/tenants/my-tenant/nodes"}, 401)
+	// The tenant's own path, no resource under it: the gateway's too
+	// (policy: admin:*), documented as such (outside check 13a).
+	oa.call("/api/v1/tenants/{tenant}", request{Method: "GET", Path: "/api/v1/tenants/my-tenant", Token: admin}, 404)
+	oa.call("/api/v1/tenants/{tenant}", request{Method: "DELETE", Path: "/api/v1/tenants/my-tenant", Token: key}, 403)
 	oa.call("/api/v1/auth/verify", request{Method: "GET", Path: "/api/v1/auth/verify", Token: key,
 		Header: map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/api/v1/tenants/my-tenant/nodes"}}, 200)
 	oa.call("/api/v1/auth/verify", request{Method: "GET", Path: "/api/v1/auth/verify", Token: key,
