@@ -137,6 +137,34 @@ func TestOpenAPIAnyRequestStatuses(t *testing.T) {
 	}
 }
 
+// TestOpenAPIPathMatching: the router ignores a trailing slash and the
+// letter case of a path (Fiber's StrictRouting and CaseSensitive are off, so
+// /api/v1/users/ and /HEALTH answer as documented without): the document
+// says so, since clients see such paths answered that no path of it names
+// (outside check 13a).
+func TestOpenAPIPathMatching(t *testing.T) {
+	doc := loadOpenAPI(t)
+	s := newRouteListingServer()
+	for _, path := range []string{"/health/", "/HEALTH"} {
+		res, err := s.App().Test(httptest.NewRequest("GET", path, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != fiber.StatusOK {
+			t.Errorf("GET %s: %d, want /health's 200", path, res.StatusCode)
+		}
+	}
+	cfg := s.App().Config()
+	for _, c := range []struct {
+		off    bool
+		phrase string
+	}{{!cfg.StrictRouting, "a trailing slash"}, {!cfg.CaseSensitive, "letter case"}} {
+		if c.off && !strings.Contains(doc.Info.Description, c.phrase) {
+			t.Errorf("info.description does not say that the router ignores %s", c.phrase)
+		}
+	}
+}
+
 // TestOpenAPIServed: GET /openapi.json answers the embedded document.
 func TestOpenAPIServed(t *testing.T) {
 	s := newRouteListingServer()
