@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -13,6 +14,7 @@ import (
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/http/scim"
 )
 
 // Error is an error with the contract's status, code and message.
@@ -153,7 +155,19 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 		secs := int(math.Ceil(te.Until.Sub(s.cfg.Now()).Seconds()))
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(max(secs, 1)))
 	}
+	if apiErr.Status == http.StatusRequestEntityTooLarge && isSCIMPath(c.Path()) {
+		// Refused by fasthttp before the SCIM handlers ran: SCIM clients
+		// get every error in SCIM's shape (outside check 13a).
+		return scim.WriteError(c, scim.Errorf(apiErr.Status, "", "%s", apiErr.Message))
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message = apiErr.Code, apiErr.Message
 	return c.Status(apiErr.Status).JSON(body)
+}
+
+// isSCIMPath: /scim/v2 or a path under it, in any letter case (routes
+// ignore case).
+func isSCIMPath(path string) bool {
+	p := strings.ToLower(path)
+	return p == scimPrefix || strings.HasPrefix(p, scimPrefix+"/")
 }

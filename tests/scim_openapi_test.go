@@ -3,6 +3,7 @@ package tests
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -67,5 +68,11 @@ func TestSCIMOpenAPITrue(t *testing.T) {
 	oa.call("/scim/v2/Users", scimReq("DELETE", "/scim/v2/Users", tok2, ""), 405)
 	oa.call("/scim/v2/{path}", scimReq("GET", "/scim/v2/Bulk", tok2, ""), 404)
 	oa.call("/scim/v2/Users/{id}", scimReq("DELETE", "/scim/v2/Users/"+u.String("id"), tok2, ""), 204)
+	// A body over the limit: refused before any handler runs, in the SCIM
+	// error shape all the same (outside check 13a: it was the API's).
+	big := oa.callRaw("/scim/v2/Users", scimReq("POST", "/scim/v2/Users", tok2, `{`+userSchema+`,"userName":"big@example.com","x":"`+strings.Repeat("x", 70<<10)+`"}`), 413)
+	if ct := big.Header.Get("Content-Type"); ct != "application/scim+json" || big.String("status") != "413" || big.JSON["error"] != nil {
+		t.Errorf("SCIM 413: Content-Type %q, body %s; want the SCIM error shape", ct, big.Raw)
+	}
 	oa.call(conn, request{Method: "DELETE", Path: "/api/v1/admin/scim/" + id, Token: admin}, http.StatusNoContent)
 }
