@@ -112,7 +112,11 @@ func (s *Server) setRefreshCookie(c *fiber.Ctx, refreshToken string) {
 // in the session cookie (the CSRF token stays) and only expires_at in the
 // body. Without the header, the JSON refresh of the contract.
 func (s *Server) browserRefresh(c *fiber.Ctx) error {
-	if c.Get(SessionModeHeader) != "cookie" {
+	cookie, err := cookieSession(c)
+	if err != nil {
+		return err
+	}
+	if !cookie {
 		return c.Next()
 	}
 	if o := c.Get(fiber.HeaderOrigin); o != "" && o != s.baseURL(c) {

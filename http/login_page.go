@@ -31,6 +31,20 @@ import (
 // being returned in the body.
 const SessionModeHeader = "X-Infracast-Session"
 
+// cookieSession reads SessionModeHeader: "cookie" asks for a browser
+// session, no header (or an empty one) for the tokens of the contract, and
+// any other value is 400 rather than quietly a token login (outside check
+// 13a: "Cookie" answered the tokens in the body).
+func cookieSession(c *fiber.Ctx) (bool, error) {
+	switch c.Get(SessionModeHeader) {
+	case "":
+		return false, nil
+	case "cookie":
+		return true, nil
+	}
+	return false, validation(SessionModeHeader + `: must be "cookie" (a browser session), or absent`)
+}
+
 type loginPageProvider struct {
 	Name, Label, URL string
 }
@@ -535,7 +549,11 @@ func setPageSecurityHeaders(c *fiber.Ctx, nonce string) {
 // never grants; Sec-Fetch-Site and Origin are checked too), so another site
 // cannot log a browser in (login CSRF).
 func (s *Server) browserSession(c *fiber.Ctx) error {
-	if c.Get(SessionModeHeader) != "cookie" {
+	cookie, err := cookieSession(c)
+	if err != nil {
+		return err
+	}
+	if !cookie {
 		return c.Next()
 	}
 	if site := c.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {

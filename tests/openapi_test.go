@@ -69,6 +69,16 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	login := oa.call("/api/v1/auth/token", jsonRequest("POST", "/api/v1/auth/token", "",
 		map[string]string{"username": AdminUser, "password": AdminPassword}), 200)
 	admin, refreshToken := login.String("token"), login.String("refresh_token")
+	// X-Infracast-Session takes "cookie" or nothing: another value is 400,
+	// not a token login that ignores it (outside check 13a).
+	for _, mode := range []string{"Cookie", "token", "cookie, cookie"} {
+		r := jsonRequest("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword})
+		r.Header = map[string]string{"X-Infracast-Session": mode}
+		expectError(t, "login with X-Infracast-Session: "+mode, oa.call("/api/v1/auth/token", r, 400), 400, "VALIDATION_ERROR", "X-Infracast-Session")
+		r = jsonRequest("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": refreshToken})
+		r.Header = map[string]string{"X-Infracast-Session": mode}
+		expectError(t, "refresh with X-Infracast-Session: "+mode, oa.call("/api/v1/auth/refresh", r, 400), 400, "VALIDATION_ERROR", "X-Infracast-Session")
+	}
 	oa.call("/api/v1/auth/token", jsonRequest("POST", "/api/v1/auth/token", "",
 		map[string]string{"username": AdminUser, "password": "wrong-password"}), 401)
 	oa.call("/api/v1/auth/token", jsonRequest("POST", "/api/v1/auth/token", "",
