@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -626,5 +628,52 @@ func TestAuditNoSecrets(t *testing.T) {
 		r = in.Do("POST", "/api/v1/audit/credential-check", admin, map[string]any{"token": body["token"] + body["key"], "at": "soon"})
 		expectStatus(t, "credential check, bad at", r, 400)
 		noSecret("credential check error", r.Raw)
+	}
+}
+
+// TestAuditEventsCSV: with Accept: text/csv, a page of the audit log is CSV
+// (the contract's "CSV with Accept: text/csv" of the audit API; it answered
+// JSON: outside check 13a): a header row, then one row per event of the
+// same page as JSON, in the same order, the next page's cursor in
+// X-Next-Cursor.
+func TestAuditEventsCSV(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "csv-user", "Csv-user-password-42", map[string]string{"acme": "viewer"})
+	q := url.Values{"limit": {"2"}}
+	page := auditGet(t, in, admin, q)
+	expectStatus(t, "JSON page", page, http.StatusOK)
+	want, _ := page.JSON["events"].([]any)
+	r := doReq(t, in, request{Method: "GET", Path: "/api/v1/audit/events?" + q.Encode(), Token: admin, Header: map[string]string{"Accept": "text/csv"}})
+	expectStatus(t, "CSV page", r, http.StatusOK)
+	if ct := r.Header.Get("Content-Type"); ct != "text/csv; charset=utf-8" {
+		t.Fatalf("Content-Type %q: %s", ct, r.Raw)
+	}
+	rows, err := csv.NewReader(bytes.NewReader(r.Raw)).ReadAll()
+	if err != nil {
+		t.Fatalf("not CSV: %v\n%s", err, r.Raw)
+	}
+	header := []string{"sequence", "id", "time", "type", "version", "aggregate", "aggregate_id", "actor_type", "actor_id",
+		"tenants", "request_ip", "request_user_agent", "request_id", "data"}
+	if len(rows) == 0 || !slices.Equal(rows[0], header) {
+		t.Fatalf("header row %v, want %v", rows, header)
+	}
+	if len(want) != 2 || len(rows) != 1+len(want) {
+		t.Fatalf("%d rows for %d events: %s", len(rows)-1, len(want), r.Raw)
+	}
+	for i, e := range want {
+		ev := e.(map[string]any)
+		row := rows[1+i]
+		if row[0] != fmt.Sprint(ev["sequence"]) || row[1] != ev["id"] || row[3] != ev["type"] {
+			t.Errorf("row %d %v, event %v", i, row, ev)
+		}
+		var data map[string]any
+		if err := json.Unmarshal([]byte(row[13]), &data); err != nil {
+			t.Errorf("row %d: data %q is not a JSON object: %v", i, row[13], err)
+		}
+	}
+	if cur := page.JSON["next_cursor"]; cur == nil || r.Header.Get("X-Next-Cursor") != cur {
+		t.Errorf("X-Next-Cursor %q, the JSON page's next_cursor %v", r.Header.Get("X-Next-Cursor"), cur)
 	}
 }
