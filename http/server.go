@@ -298,7 +298,7 @@ func (s *Server) routes() {
 			AllowOrigins:  strings.Join(s.cfg.CORSOrigins, ","),
 			AllowMethods:  "GET,POST,PUT,PATCH,DELETE",
 			AllowHeaders:  "Authorization,Content-Type,X-CSRF-Token",
-			ExposeHeaders: "X-Request-ID,Retry-After",
+			ExposeHeaders: "X-Request-ID,Retry-After,X-Next-Cursor", // X-Next-Cursor: the audit log's CSV pages
 			MaxAge:        600,
 		}))
 	}

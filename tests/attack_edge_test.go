@@ -184,4 +184,16 @@ func TestCORSOnlyForConfiguredOrigins(t *testing.T) {
 			t.Errorf("origin %s: credentials allowed", origin)
 		}
 	}
+	// What a page tells beside its body can be read cross-origin: the
+	// request ID, Retry-After, and the audit log's CSV pages' next cursor.
+	req, _ := http.NewRequest("GET", in.URL+"/health", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Get("Access-Control-Expose-Headers"); got != "X-Request-ID,Retry-After,X-Next-Cursor" {
+		t.Errorf("Access-Control-Expose-Headers %q", got)
+	}
 }
