@@ -476,6 +476,15 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 		fasthttp.ReleaseResponse(resp)
 		return nil
 	}
+	// Streamed: the status line and headers go out at once, and each read
+	// of the upstream's body then reaches the client as it comes. fasthttp
+	// would hold both in its 4 KiB write buffer until it is full (an outside
+	// check saw an upstream's first bytes wait on the next ones, and an
+	// upstream falling silent leave the client with no answer at all): with
+	// the buffer flushed, a body of known length is copied by the TCP
+	// connection's ReadFrom, which writes every read through, and a chunked
+	// one is flushed chunk by chunk.
+	out.ImmediateHeaderFlush = true
 	out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
 	return nil
 }

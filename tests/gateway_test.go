@@ -1291,3 +1291,92 @@ func TestGatewayUpstreamClosingAfterEveryAnswer(t *testing.T) {
 		t.Fatalf("the upstream saw %v, want each request once: %v", seen, want)
 	}
 }
+
+// newRawUpstream is an upstream that writes its answers byte by byte: handle
+// gets each request (its body read) and the raw connection, which is closed
+// when handle returns — so its answers say "Connection: close", or the
+// gateway could pick the connection for the next request as it closes.
+func newRawUpstream(t *testing.T, handle func(r *http.Request, conn net.Conn)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		handle(r, conn)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// rawWrite writes s to the connection of a raw upstream, reporting a failure.
+func rawWrite(t *testing.T, conn net.Conn, s string) {
+	if _, err := io.WriteString(conn, s); err != nil {
+		t.Errorf("upstream write: %v", err)
+	}
+}
+
+// TestGatewayStreamedAnswerReachesClientAtOnce: a large answer with a
+// Content-Length (streamed) reaches the client as the upstream sends it — the
+// status line and the first 10 bytes while the upstream still holds the rest
+// (an outside check saw nothing before 4 KiB of body had arrived) — and an
+// upstream falling silent after them leaves the client with the status and a
+// truncated body, not an empty reply.
+func TestGatewayStreamedAnswerReachesClientAtOnce(t *testing.T) {
+	t.Parallel()
+	const size = 100 << 10
+	payload := gwPattern(size)
+	release := make(chan struct{})
+	gone := make(chan struct{})
+	t.Cleanup(func() { close(gone) }) // runs before the upstream closes
+	up := newRawUpstream(t, func(r *http.Request, conn net.Conn) {
+		rawWrite(t, conn, fmt.Sprintf("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n%s", size, payload[:10]))
+		if path.Base(r.URL.Path) == "silent" {
+			<-gone
+			return
+		}
+		select {
+		case <-release:
+		case <-gone:
+			return
+		}
+		rawWrite(t, conn, string(payload[10:]))
+	})
+	in := Start(t, withUpstream(up.URL), func(c *service.Config) { c.UpstreamTimeout = 2 * time.Second })
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	get := func(what string) *http.Response {
+		req, err := http.NewRequest("GET", in.URL+"/api/v1/tenants/prod/reports/"+what, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+viewer.Token)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: no answer while the upstream holds the rest of its body: %v", what, err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		if res.StatusCode != 200 || res.ContentLength != size {
+			t.Fatalf("%s: status %d, Content-Length %d, want 200 and %d", what, res.StatusCode, res.ContentLength, size)
+		}
+		head := make([]byte, 10)
+		if _, err := io.ReadFull(res.Body, head); err != nil || !bytes.Equal(head, payload[:10]) {
+			t.Fatalf("%s: first 10 bytes %q, %v, want %q", what, head, err, payload[:10])
+		}
+		return res
+	}
+
+	res := get("pause")
+	close(release)
+	rest, err := io.ReadAll(res.Body)
+	if err != nil || !bytes.Equal(rest, payload[10:]) {
+		t.Fatalf("the rest: %d bytes, %v, want the upstream's %d", len(rest), err, size-10)
+	}
+
+	res = get("silent")
+	rest, err = io.ReadAll(res.Body)
+	if err == nil || len(rest) != 0 {
+		t.Fatalf("after the upstream fell silent: %d more bytes, err %v, want a truncated body", len(rest), err)
+	}
+}
