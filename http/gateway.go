@@ -31,8 +31,9 @@ const (
 // DefaultUpstreamTimeout bounds how long the upstream may stay silent.
 const DefaultUpstreamTimeout = 30 * time.Second
 
-// streamThreshold: upstream bodies larger than this (or of unknown length)
-// are streamed to the client instead of being read into memory first.
+// streamThreshold: upstream bodies larger than this (or chunked) are streamed
+// to the client instead of being read into memory first; one delimited by the
+// connection's close is refused above it (readCloseDelimited).
 const streamThreshold = 64 << 10
 
 // ParseUpstreamURL checks INFRACAST_UPSTREAM_URL: an absolute http or https URL
@@ -440,19 +441,26 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	bs := resp.BodyStream()
 	n := resp.Header.ContentLength()
 	out := c.Response()
-	if small := bs != nil && n >= 0 && n <= streamThreshold; small {
+	if small := bs != nil && (n >= 0 && n <= streamThreshold || n == closeDelimited); small {
 		// Small enough to read whole before answering, into the answer's
 		// body (fasthttp's pooled copy): the upstream connection is free
-		// again at once. Not with resp.Body(), which puts a read error's
+		// again at once. A body delimited by the connection's close is read
+		// whole too, or refused (readCloseDelimited). Not with resp.Body(), which puts a read error's
 		// text in the body: an upstream closing or falling silent within it
 		// made a 200 whose body was "unexpected EOF" (a re-check). Nothing
 		// is sent yet, so that is a 502 (or 504).
 		out.ResetBody()
-		err := resp.BodyWriteTo(out.BodyWriter())
-		if err == nil && len(out.Body()) != n {
-			err = io.ErrUnexpectedEOF
+		var err error
+		if n >= 0 {
+			err = resp.BodyWriteTo(out.BodyWriter())
+			if err == nil && len(out.Body()) != n {
+				err = io.ErrUnexpectedEOF
+			}
+		} else {
+			err = readCloseDelimited(out.BodyWriter(), bs)
 		}
 		if err != nil {
+			resp.SetConnectionClose()
 			fasthttp.ReleaseResponse(resp)
 			out.ResetBody()
 			return s.upstreamFailed(c, rid, t, err)
@@ -487,6 +495,27 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	out.ImmediateHeaderFlush = true
 	out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
 	return nil
+}
+
+// closeDelimited is fasthttp's ContentLength for an answer with neither a
+// Content-Length nor chunking, whose body ends when the upstream closes.
+const closeDelimited = -2
+
+// errCloseDelimitedTooLarge: an answer delimited by the connection's close is
+// larger than streamThreshold.
+var errCloseDelimitedTooLarge = errors.New("http: upstream answer of unknown length, not chunked, over 64 KiB")
+
+// readCloseDelimited copies a body delimited by the connection's close from
+// r to w, up to streamThreshold: such a body cut off by an upstream dying in
+// it would look complete, so it is never streamed, and a larger one is
+// refused (errCloseDelimitedTooLarge, answered 502). Read whole, it is
+// answered with its length.
+func readCloseDelimited(w io.Writer, r io.Reader) error {
+	n, err := io.Copy(w, io.LimitReader(r, streamThreshold+1))
+	if err == nil && n > streamThreshold {
+		err = errCloseDelimitedTooLarge
+	}
+	return err
 }
 
 // upstreamBody hands the upstream's body to the server, which closes it once

@@ -1380,3 +1380,45 @@ func TestGatewayStreamedAnswerReachesClientAtOnce(t *testing.T) {
 		t.Fatalf("after the upstream fell silent: %d more bytes, err %v, want a truncated body", len(rest), err)
 	}
 }
+
+// TestGatewayCloseDelimitedAnswers: an answer with neither a Content-Length
+// nor chunking ends when the upstream closes the connection, so one that dies
+// in its body would look complete: up to 64 KiB it is read whole and answered
+// with its length (also from an HTTP/1.0 upstream), above that it is refused
+// with 502 (an outside check saw a 300 KiB one passed on as a complete
+// chunked 200).
+func TestGatewayCloseDelimitedAnswers(t *testing.T) {
+	t.Parallel()
+	up := newRawUpstream(t, func(r *http.Request, conn net.Conn) {
+		n, err := strconv.Atoi(r.URL.Query().Get("n"))
+		if err != nil {
+			t.Errorf("n: %v", err)
+			return
+		}
+		proto := "HTTP/1.1"
+		if r.URL.Query().Get("v") == "1.0" {
+			proto = "HTTP/1.0"
+		}
+		rawWrite(t, conn, proto+" 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"+string(gwPattern(n)))
+	})
+	in := Start(t, withUpstream(up.URL))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	for _, tc := range []struct {
+		n    int
+		v    string
+		want int
+	}{{0, "1.1", 200}, {1000, "1.0", 200}, {64 << 10, "1.1", 200}, {64 << 10, "1.0", 200},
+		{64<<10 + 1, "1.1", 502}, {300 << 10, "1.0", 502}, {300 << 10, "1.1", 502}} {
+		what := fmt.Sprintf("HTTP/%s close-delimited, %d bytes", tc.v, tc.n)
+		r := doReq(t, in, request{Method: "GET", Path: fmt.Sprintf("/api/v1/tenants/prod/reports/r1?n=%d&v=%s", tc.n, tc.v), Token: viewer.Token})
+		if tc.want == 502 {
+			if r.Status != 502 || string(r.Raw) != bodyBadGateway {
+				t.Errorf("%s: %d, %d bytes, want 502 %s", what, r.Status, len(r.Raw), bodyBadGateway)
+			}
+			continue
+		}
+		if r.Status != 200 || !bytes.Equal(r.Raw, gwPattern(tc.n)) || r.Header.Get("Content-Length") != strconv.Itoa(tc.n) {
+			t.Errorf("%s: %d, %d bytes, Content-Length %q, want 200 and the upstream's body", what, r.Status, len(r.Raw), r.Header.Get("Content-Length"))
+		}
+	}
+}
