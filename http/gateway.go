@@ -437,6 +437,15 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 		fasthttp.ReleaseResponse(resp)
 		return s.upstreamFailed(c, rid, t, err)
 	}
+	if resp.StatusCode() < fiber.StatusOK {
+		// A final 1xx: 101 Switching Protocols (fasthttp skips the interim
+		// ones). The gateway relays no Upgrade, so there is nothing to
+		// switch to; relayed, it left the client waiting on a connection
+		// that would never answer (an outside check).
+		resp.SetConnectionClose()
+		fasthttp.ReleaseResponse(resp)
+		return s.upstreamFailed(c, rid, t, errUpstreamSwitched)
+	}
 
 	bs := resp.BodyStream()
 	n := resp.Header.ContentLength()
@@ -496,6 +505,9 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
 	return nil
 }
+
+// errUpstreamSwitched: the upstream answered 101 Switching Protocols.
+var errUpstreamSwitched = errors.New("http: upstream switched protocols, and the gateway relays no Upgrade")
 
 // closeDelimited is fasthttp's ContentLength for an answer with neither a
 // Content-Length nor chunking, whose body ends when the upstream closes.

@@ -1422,3 +1422,31 @@ func TestGatewayCloseDelimitedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayRefusesSwitchingProtocols: the gateway does not relay Upgrade
+// (it drops the header from the request), so an upstream's final 101
+// Switching Protocols is a 502, not an answer the client then waits on (an
+// outside check's client hung for 120 s); an interim 1xx before the answer
+// is skipped.
+func TestGatewayRefusesSwitchingProtocols(t *testing.T) {
+	t.Parallel()
+	gone := make(chan struct{})
+	t.Cleanup(func() { close(gone) }) // runs before the upstream closes
+	up := newRawUpstream(t, func(r *http.Request, conn net.Conn) {
+		if path.Base(r.URL.Path) == "hints" {
+			rawWrite(t, conn, "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+			return
+		}
+		rawWrite(t, conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		<-gone
+	})
+	in := Start(t, withUpstream(up.URL))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	r := gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/ws", [][2]string{bearerHeader(viewer.Token),
+		{"Connection", "Upgrade"}, {"Upgrade", "websocket"}})
+	expectBody(t, "an upstream switching protocols", r, http.StatusBadGateway, bodyBadGateway)
+	r = gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/hints", [][2]string{bearerHeader(viewer.Token)})
+	if r.Status != 200 || string(r.Raw) != "ok" {
+		t.Fatalf("an answer after early hints: %d %q", r.Status, r.Raw)
+	}
+}
