@@ -475,15 +475,13 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 			return s.upstreamFailed(c, rid, t, err)
 		}
 		out.SetStatusCode(resp.StatusCode())
-		upstreamOverridesDefaults(&out.Header, &resp.Header)
-		copyResponseHeaders(&out.Header, &resp.Header)
+		copyAnswerHeaders(&out.Header, &resp.Header)
 		fasthttp.ReleaseResponse(resp)
 		return nil
 	}
 
 	out.SetStatusCode(resp.StatusCode())
-	upstreamOverridesDefaults(&out.Header, &resp.Header)
-	copyResponseHeaders(&out.Header, &resp.Header)
+	copyAnswerHeaders(&out.Header, &resp.Header)
 	if bs == nil {
 		// No body (HEAD, 204, 304): keep the upstream's Content-Length for HEAD.
 		out.ResetBody()
@@ -508,6 +506,19 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 
 // errUpstreamSwitched: the upstream answered 101 Switching Protocols.
 var errUpstreamSwitched = errors.New("http: upstream switched protocols, and the gateway relays no Upgrade")
+
+// copyAnswerHeaders gives the answer out the upstream's headers up: its
+// Content-Type, or none when it sent none (not fasthttp's default
+// "text/plain; charset=utf-8", which the gateway added to redirects, 204s and
+// 304s), and the service's default headers where up has none of its own.
+func copyAnswerHeaders(out, up *fasthttp.ResponseHeader) {
+	up.SetNoDefaultContentType(true)
+	if len(up.ContentType()) == 0 {
+		out.SetNoDefaultContentType(true)
+	}
+	upstreamOverridesDefaults(out, up)
+	copyResponseHeaders(out, up)
+}
 
 // closeDelimited is fasthttp's ContentLength for an answer with neither a
 // Content-Length nor chunking, whose body ends when the upstream closes.

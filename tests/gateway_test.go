@@ -1450,3 +1450,35 @@ func TestGatewayRefusesSwitchingProtocols(t *testing.T) {
 		t.Fatalf("an answer after early hints: %d %q", r.Status, r.Raw)
 	}
 }
+
+// TestGatewayAddsNoContentType: an answer without a Content-Type reaches the
+// client without one (the gateway added "text/plain; charset=utf-8", also to
+// redirects and to 204 and 304 answers), small or streamed.
+func TestGatewayAddsNoContentType(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("b", 100<<10)
+	answers := map[string]string{
+		"small":    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+		"empty":    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+		"redirect": "HTTP/1.1 302 Found\r\nConnection: close\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+		"nobody":   "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+		"same":     "HTTP/1.1 304 Not Modified\r\nConnection: close\r\nETag: \"e\"\r\n\r\n",
+		"large":    fmt.Sprintf("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(big), big),
+		"chunked":  "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"closed":   "HTTP/1.1 200 OK\r\n\r\nhello",
+	}
+	up := newRawUpstream(t, func(r *http.Request, conn net.Conn) {
+		rawWrite(t, conn, answers[path.Base(r.URL.Path)])
+	})
+	in := Start(t, withUpstream(up.URL))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	for name := range answers {
+		r := gwRaw(t, in, "GET", "/api/v1/tenants/prod/reports/"+name, [][2]string{bearerHeader(viewer.Token)})
+		if r.Status >= 500 {
+			t.Fatalf("%s: %d %s", name, r.Status, r.Raw)
+		}
+		if got := r.Header.Values("Content-Type"); len(got) != 0 {
+			t.Errorf("%s: Content-Type %q, the upstream sent none", name, got)
+		}
+	}
+}
