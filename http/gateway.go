@@ -475,13 +475,13 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 			return s.upstreamFailed(c, rid, t, err)
 		}
 		out.SetStatusCode(resp.StatusCode())
-		copyAnswerHeaders(&out.Header, &resp.Header)
+		g.copyAnswerHeaders(s, c, &out.Header, &resp.Header)
 		fasthttp.ReleaseResponse(resp)
 		return nil
 	}
 
 	out.SetStatusCode(resp.StatusCode())
-	copyAnswerHeaders(&out.Header, &resp.Header)
+	g.copyAnswerHeaders(s, c, &out.Header, &resp.Header)
 	if bs == nil {
 		// No body (HEAD, 204, 304): keep the upstream's Content-Length for HEAD.
 		out.ResetBody()
@@ -510,14 +510,18 @@ var errUpstreamSwitched = errors.New("http: upstream switched protocols, and the
 // copyAnswerHeaders gives the answer out the upstream's headers up: its
 // Content-Type, or none when it sent none (not fasthttp's default
 // "text/plain; charset=utf-8", which the gateway added to redirects, 204s and
-// 304s), and the service's default headers where up has none of its own.
-func copyAnswerHeaders(out, up *fasthttp.ResponseHeader) {
+// 304s), the service's default headers where up has none of its own, and a
+// Location or Content-Location that points into the upstream URL rewritten
+// (rewriteLocations).
+func (g *gateway) copyAnswerHeaders(s *Server, c *fiber.Ctx, out, up *fasthttp.ResponseHeader) {
 	up.SetNoDefaultContentType(true)
 	if len(up.ContentType()) == 0 {
 		out.SetNoDefaultContentType(true)
 	}
 	upstreamOverridesDefaults(out, up)
-	copyResponseHeaders(out, up)
+	if copyResponseHeaders(out, up, g.prefix) {
+		rewriteLocations(out, up, g.prefix, s.forwardedProto(c), c.Request().Header.Host())
+	}
 }
 
 // closeDelimited is fasthttp's ContentLength for an answer with neither a
@@ -827,15 +831,87 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 }
 
 // copyResponseHeaders adds every header of src to dst, except those
-// dropResponseHeader names, those src's Connection header lists, and a
-// Set-Cookie of one of the service's own cookies (ownSetCookie).
-func copyResponseHeaders(dst, src *fasthttp.ResponseHeader) {
+// dropResponseHeader names, those src's Connection header lists, a
+// Set-Cookie of one of the service's own cookies (ownSetCookie), and a
+// Location or Content-Location that points below upstream, the upstream URL
+// (upstreamLocation): it reports whether it left one out, for the caller to
+// add rewritten (rewriteLocations).
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, upstream string) (relocated bool) {
 	var listed connectionList
 	listed.parseAll(src.PeekAll(fiber.HeaderConnection))
 	src.VisitAll(func(k, v []byte) {
-		if !dropResponseHeader(k) && !listed.lists(k) && !ownSetCookie(k, v) {
-			dst.AddBytesKV(k, v)
+		if dropResponseHeader(k) || listed.lists(k) || ownSetCookie(k, v) {
+			return
 		}
+		if upstreamLocation(k, v, upstream) {
+			relocated = true
+			return
+		}
+		dst.AddBytesKV(k, v)
+	})
+	return relocated
+}
+
+// upstreamLocation reports whether header k: v is a Location or a
+// Content-Location that points below the upstream URL upstream
+// (scheme://host[:port] and the base path, the scheme and host in any case):
+// the URL itself, or followed by "/", "?" or "#".
+func upstreamLocation(k, v []byte, upstream string) bool {
+	if len(k) != len(locationHeader) && len(k) != len(contentLocationHeader) ||
+		upstream == "" || len(v) < len(upstream) {
+		return false
+	}
+	if rest := v[len(upstream):]; len(rest) > 0 && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' {
+		return false
+	}
+	// The scheme and host in any case, the base path as it is.
+	origin := len(upstream)
+	if i := strings.Index(upstream, "://"); i >= 0 {
+		if j := strings.IndexByte(upstream[i+3:], '/'); j >= 0 {
+			origin = i + 3 + j
+		}
+	}
+	for i := 0; i < origin; i++ {
+		if foldByte(v[i]) != foldByte(upstream[i]) {
+			return false
+		}
+	}
+	if string(v[origin:len(upstream)]) != upstream[origin:] {
+		return false
+	}
+	return sameHeader(k, locationHeader) || sameHeader(k, contentLocationHeader)
+}
+
+var (
+	locationHeader        = []byte(fiber.HeaderLocation)
+	contentLocationHeader = []byte(fiber.HeaderContentLocation)
+)
+
+// rewriteLocations adds to dst each Location and Content-Location of src that
+// copyResponseHeaders left out (upstreamLocation) with the upstream URL
+// replaced by the gateway's: proto://host, the scheme and the Host the client
+// used, and the same path below it, since the gateway's paths are the
+// upstream's without its base path — as nginx's "proxy_redirect default"
+// does. An upstream answering redirects with its own address (nginx's
+// absolute_redirect, which names the Host the gateway sends: the upstream's)
+// sent clients to an address only the gateway may reach. Without a Host, the
+// path alone (a relative reference) is used.
+func rewriteLocations(dst, src *fasthttp.ResponseHeader, upstream, proto string, host []byte) {
+	var listed connectionList
+	listed.parseAll(src.PeekAll(fiber.HeaderConnection))
+	src.VisitAll(func(k, v []byte) {
+		if dropResponseHeader(k) || listed.lists(k) || !upstreamLocation(k, v, upstream) {
+			return
+		}
+		var to []byte
+		if len(host) > 0 {
+			to = append(append(append(to, proto...), "://"...), host...)
+		}
+		rest := v[len(upstream):]
+		if len(rest) == 0 || rest[0] != '/' {
+			to = append(to, '/')
+		}
+		dst.AddBytesKV(k, append(to, rest...))
 	})
 }
 

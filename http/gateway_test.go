@@ -308,7 +308,7 @@ func TestGatewayConnectionListsMany(t *testing.T) {
 	rs.Set("X-Hop", "1")
 	rs.Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
 	rs.Set("ETag", `"e"`)
-	copyResponseHeaders(&rd, &rs)
+	copyResponseHeaders(&rd, &rs, "")
 	if len(rd.Peek("X-Hop")) > 0 || len(rd.Peek("Date")) > 0 || string(rd.Peek("ETag")) != `"e"` {
 		t.Errorf("response headers copied: %q", rd.String())
 	}
@@ -383,6 +383,7 @@ func TestGatewayHeaderCopyAllocs(t *testing.T) {
 	rs.Set("ETag", `"e"`)
 	rs.Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
 	rs.Add("Set-Cookie", "session=abc; Path=/")
+	rs.Set("Location", "http://up:1/basement")
 	g := newGateway(mustURL("http://up:1/base"), 0)
 	tt := tenantTarget{Tenant: "prod", Path: "/api/v1/tenants/prod/nodes/n1", RawQuery: "x=1"}
 	var buf [256]byte
@@ -392,7 +393,9 @@ func TestGatewayHeaderCopyAllocs(t *testing.T) {
 		copyRequestHeaders(&dst, &src)
 		dropOwnCookies(&dst)
 		rd.Reset()
-		copyResponseHeaders(&rd, &rs)
+		if copyResponseHeaders(&rd, &rs, g.prefix) {
+			t.Fatal("a Location outside the upstream URL was left out")
+		}
 		_ = g.appendURL(buf[:0], tt)
 		_ = permString(domain.SetOf(domain.NodesRead, domain.JobsRead))
 	})
@@ -413,7 +416,7 @@ func TestGatewayDropsUpstreamOwnSetCookie(t *testing.T) {
 	src.Add("set-cookie", " INFRACAST_csrf=; Max-Age=0")
 	src.Add("Set-Cookie", "infracast_sso_okta=x")
 	src.Add("Set-Cookie", "infracastle=kept")
-	copyResponseHeaders(&dst, &src)
+	copyResponseHeaders(&dst, &src, "")
 	var got []string
 	dst.VisitAll(func(k, v []byte) {
 		if strings.EqualFold(string(k), "Set-Cookie") {
@@ -496,5 +499,41 @@ func TestGatewayParseTenantURIRandom(t *testing.T) {
 			b.WriteString(pieces[rng.IntN(len(pieces))])
 		}
 		checkParseTenantURI(t, b.String())
+	}
+}
+
+// TestGatewayUpstreamLocation: which Location and Content-Location headers
+// point below the upstream URL (and are rewritten to the gateway's).
+func TestGatewayUpstreamLocation(t *testing.T) {
+	const up = "http://up:8080/base"
+	for _, tc := range []struct {
+		k, v string
+		want bool
+	}{
+		{"Location", "http://up:8080/base", true},
+		{"location", "http://up:8080/base/api/v1/tenants/prod?x=1", true},
+		{"Content-Location", "HTTP://UP:8080/base/x", true},
+		{"CONTENT-LOCATION", "http://up:8080/base?x", true},
+		{"Location", "http://up:8080/base#f", true},
+		{"Location", "http://up:8080/Base/x", false}, // the path is case-sensitive
+		{"Location", "http://up:8080/basement", false},
+		{"Location", "http://up:80801/base/x", false},
+		{"Location", "http://up:8080/bas", false},
+		{"Location", "https://up:8080/base/x", false},
+		{"Location", "/base/x", false},
+		{"Link", "http://up:8080/base/x", false},
+		{"X-Location", "http://up:8080/base/x", false},
+	} {
+		if got := upstreamLocation([]byte(tc.k), []byte(tc.v), up); got != tc.want {
+			t.Errorf("%s: %s: %v, want %v", tc.k, tc.v, got, tc.want)
+		}
+	}
+	for _, v := range []string{"http://up:8080", "http://up:8080/", "http://up:8080?q", "http://UP:8080/x"} {
+		if !upstreamLocation([]byte("Location"), []byte(v), "http://up:8080") {
+			t.Errorf("no base path: %s not below the upstream", v)
+		}
+	}
+	if upstreamLocation([]byte("Location"), []byte("http://up:8080/x"), "") {
+		t.Error("no upstream URL: rewritten")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -1479,6 +1480,49 @@ func TestGatewayAddsNoContentType(t *testing.T) {
 		}
 		if got := r.Header.Values("Content-Type"); len(got) != 0 {
 			t.Errorf("%s: Content-Type %q, the upstream sent none", name, got)
+		}
+	}
+}
+
+// TestGatewayRewritesUpstreamRedirects: a Location or Content-Location that
+// points into the upstream URL (nginx as upstream makes every redirect
+// absolute, with its own address) is rewritten to the gateway's scheme, the
+// Host the client asked for and the gateway's path, as nginx's
+// "proxy_redirect default" does; other ones pass unchanged.
+func TestGatewayRewritesUpstreamRedirects(t *testing.T) {
+	t.Parallel()
+	var upURL string
+	up := newGWUpstream(t, func(w http.ResponseWriter, r *http.Request) {
+		loc := r.URL.Query().Get("loc")
+		if strings.HasPrefix(loc, "UP") {
+			loc = upURL + strings.TrimPrefix(loc, "UP")
+		}
+		w.Header().Set("Location", loc)
+		w.Header().Set("Content-Location", upURL+"/base/api/v1/tenants/prod/nodes/n1")
+		w.WriteHeader(http.StatusFound)
+	})
+	upURL = up.srv.URL
+	in := Start(t, withUpstream(upURL+"/base/"))
+	viewer := gwUsers(t, in, "viewer")["viewer"]
+	gw := in.URL // http://127.0.0.1:port, the Host gwRaw sends
+	for loc, want := range map[string]string{
+		"UP/base/api/v1/tenants/prod/nodes/n2?x=1": gw + "/api/v1/tenants/prod/nodes/n2?x=1",
+		"UP/base":       gw + "/",
+		"UP/base/":      gw + "/",
+		"UP/base?a=b":   gw + "/?a=b",
+		"UP/basement/x": upURL + "/basement/x", // not below the base path
+		"UP/other":      upURL + "/other",
+		"/base/x":       "/base/x", // relative: as nginx leaves it
+		"https://example.com/api/v1/tenants/prod/nodes":                                  "https://example.com/api/v1/tenants/prod/nodes",
+		"http://example.com" + strings.TrimPrefix(upURL, "http://127.0.0.1") + "/base/x": "http://example.com" + strings.TrimPrefix(upURL, "http://127.0.0.1") + "/base/x",
+	} {
+		r := gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/n1?loc="+url.QueryEscape(loc), [][2]string{bearerHeader(viewer.Token), {"X-Forwarded-Proto", "https"}})
+		expectStatus(t, "redirect to "+loc, r, http.StatusFound)
+		if got := r.Header.Values("Location"); len(got) != 1 || got[0] != want {
+			t.Errorf("Location %q became %q, want %q", loc, got, want)
+		}
+		if got, want := r.Header.Get("Content-Location"), gw+"/api/v1/tenants/prod/nodes/n1"; got != want {
+			t.Errorf("Content-Location %q, want %q", got, want)
 		}
 	}
 }
