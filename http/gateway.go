@@ -251,8 +251,9 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		MaxConns:                 1024,
 		MaxConnWaitTimeout:       timeout,
 		// Under the 5 s an idle connection is kept by Node.js's default
-		// (keepAliveTimeout), the shortest common one: a connection the
-		// upstream is about to close is seldom picked.
+		// (keepAliveTimeout): a connection such an upstream is about to
+		// close is seldom picked. One closed sooner (gunicorn's default is
+		// 2 s) is seen before writing (idleTimeoutConn).
 		MaxIdleConnDuration:    upstreamIdle,
 		WriteTimeout:           timeout,
 		ReadBufferSize:         16 << 10, // response headers up to 16 KiB

@@ -1526,3 +1526,39 @@ func TestGatewayRewritesUpstreamRedirects(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayUpstreamShorterKeepAlive: an upstream that closes idle
+// connections sooner than the gateway's 4 s (gunicorn's default keep-alive is
+// 2 s) closes them first; the next request still answers 200, sent once, on
+// another connection.
+func TestGatewayUpstreamShorterKeepAlive(t *testing.T) {
+	t.Parallel()
+	var closed, served atomic.Int32
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		fmt.Fprintf(w, "upstream saw %s", r.Method)
+	}))
+	up.Config.IdleTimeout = 300 * time.Millisecond
+	up.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateClosed {
+			closed.Add(1)
+		}
+	}
+	up.Start()
+	t.Cleanup(up.Close)
+	in := Start(t, withUpstream(up.URL))
+	editor := gwUsers(t, in, "editor")["editor"]
+	for i, method := range []string{"GET", "PUT", "POST"} {
+		r := doReq(t, in, request{Method: method, Path: "/api/v1/tenants/prod/nodes/n1", Token: editor.Token, ContentType: "application/json", Body: []byte(`{}`)})
+		expectStatus(t, method+" after the upstream closed the idle connection", r, http.StatusOK)
+		if n := served.Load(); int(n) != i+1 {
+			t.Fatalf("the upstream served %d requests, want %d", n, i+1)
+		}
+		Eventually(t, 10*time.Second, func() error {
+			if n := closed.Load(); int(n) != i+1 {
+				return Errorf("the upstream has closed %d idle connections, want %d", n, i+1)
+			}
+			return nil
+		})
+	}
+}
