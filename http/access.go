@@ -155,13 +155,67 @@ func (s *Server) tenantAccess(c *fiber.Ctx) error {
 		}
 		out.Principals = append(out.Principals, pj)
 	}
-	if c.Accepts(fiber.MIMEApplicationJSON, mimeCSV) == mimeCSV {
+	if wantsCSV(c.Get(fiber.HeaderAccept)) {
 		return sendAccessCSV(c, out, at)
 	}
 	return c.JSON(out)
 }
 
 const mimeCSV = "text/csv"
+
+// wantsCSV reports whether an Accept header prefers text/csv to JSON (the
+// default): media ranges compared without letter case and without their
+// parameters but q (RFC 9110 §12.5.1) — "text/csv; charset=utf-8",
+// "text/csv;header=present" and "Text/CSV" ask for CSV too (Fiber's Accepts
+// took those for JSON, an outside check saw). The most specific range that
+// matches gives each its quality; CSV wins only with a higher one, or an
+// equal one given explicitly where JSON's comes from a wildcard.
+func wantsCSV(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	type match struct {
+		spec int // 0 none, 1 */*, 2 type/*, 3 exact
+		q    float64
+	}
+	var csv, js match
+	for r := range strings.SplitSeq(accept, ",") {
+		typ, params, _ := strings.Cut(r, ";")
+		typ = strings.ToLower(strings.TrimSpace(typ))
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				} else {
+					q = 0
+				}
+			}
+		}
+		for _, m := range []struct {
+			into      *match
+			mime, top string
+		}{{&csv, mimeCSV, "text/*"}, {&js, fiber.MIMEApplicationJSON, "application/*"}} {
+			spec := 0
+			switch typ {
+			case m.mime:
+				spec = 3
+			case m.top:
+				spec = 2
+			case "*/*":
+				spec = 1
+			}
+			if spec > m.into.spec {
+				*m.into = match{spec, q}
+			}
+		}
+	}
+	if csv.spec == 0 || csv.q == 0 {
+		return false
+	}
+	return csv.q > js.q || (csv.q == js.q && csv.spec == 3 && js.spec < 3)
+}
 
 // accessCSVHeader is the access review's header row: one row follows per
 // principal and grant.

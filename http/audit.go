@@ -263,7 +263,7 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 	if more && last != 0 {
 		page.NextCursor = auditCursor(f.q.NewestFirst, last)
 	}
-	if c.Accepts(fiber.MIMEApplicationJSON, mimeCSV) == mimeCSV {
+	if wantsCSV(c.Get(fiber.HeaderAccept)) {
 		return sendAuditCSV(c, page)
 	}
 	return c.JSON(page)

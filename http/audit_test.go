@@ -222,3 +222,33 @@ func TestCSVSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestWantsCSV: the CSV exports (audit events, tenant access) are chosen
+// by media type without letter case or parameters — an outside check saw
+// "text/csv; charset=utf-8" (the type they answer) get JSON.
+func TestWantsCSV(t *testing.T) {
+	for accept, want := range map[string]bool{
+		"":                                       false,
+		"text/csv":                               true,
+		"text/csv; charset=utf-8":                true,
+		"text/csv;header=present":                true,
+		"Text/CSV":                               true,
+		" text/csv ; q=0.5":                      true,
+		"text/csv, */*;q=0.1":                    true,
+		"text/*":                                 true,
+		"application/json":                       false,
+		"*/*":                                    false,
+		"application/json, text/csv;q=0.9":       false,
+		"text/csv;q=0.9, application/json":       false,
+		"text/csv, application/json":             false,
+		"text/csv;q=0":                           false,
+		"text/csv;q=abc":                         false,
+		"text/csv, application/*;q=0.5":          true,
+		"text/html, application/xhtml+xml, */*":  false,
+		"text/csv;q=0.2, application/json;q=0.1": true,
+	} {
+		if got := wantsCSV(accept); got != want {
+			t.Errorf("wantsCSV(%q) = %v, want %v", accept, got, want)
+		}
+	}
+}

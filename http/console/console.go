@@ -186,16 +186,40 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 }
 
 func (h *Handler) serveAsset(c *fiber.Ctx, a asset) error {
+	gz := strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip")
+	etag := a.etag
+	if gz {
+		// Another representation, another strong ETag (RFC 9110 §8.8.3).
+		etag = etag[:len(etag)-1] + `-gz"`
+	}
 	c.Set(fiber.HeaderContentType, a.contentType)
-	c.Set(fiber.HeaderETag, a.etag)
+	c.Set(fiber.HeaderETag, etag)
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set(fiber.HeaderVary, fiber.HeaderAcceptEncoding)
-	if c.Get(fiber.HeaderIfNoneMatch) == a.etag {
+	if noneMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	if strings.Contains(c.Get(fiber.HeaderAcceptEncoding), "gzip") {
+	if gz {
 		c.Set(fiber.HeaderContentEncoding, "gzip")
 		return c.Send(a.gz)
 	}
 	return c.Send(a.body)
+}
+
+// noneMatch reports whether an If-None-Match header names etag: "*", or a
+// list of entity tags one of which matches it by the weak comparison
+// (RFC 9110 §13.1.2: "W/" aside, the same opaque tag) — a proxy that
+// weakens ETags still gets its 304.
+func noneMatch(header, etag string) bool {
+	header = strings.TrimSpace(header)
+	if header == "*" {
+		return true
+	}
+	etag = strings.TrimPrefix(etag, "W/")
+	for tag := range strings.SplitSeq(header, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(tag), "W/") == etag {
+			return true
+		}
+	}
+	return false
 }

@@ -86,6 +86,28 @@ func TestAssets(t *testing.T) {
 	if status, _, _ := get(t, a, "/console/app.js", map[string]string{"If-None-Match": h["Etag"]}); status != 304 {
 		t.Fatalf("If-None-Match: %d, want 304", status)
 	}
+	// The gzip answer is another representation: its own strong ETag.
+	if h2["Etag"] == h["Etag"] || h2["Etag"] == "" {
+		t.Fatalf("plain and gzip answers share the ETag %q", h["Etag"])
+	}
+	// If-None-Match matches weakly, in a list, and "*" (RFC 9110 §13.1.2;
+	// an outside check saw only the exact string answered 304).
+	for _, inm := range []string{"W/" + h["Etag"], `"x", ` + h["Etag"], "*", ` "x" ,W/` + h["Etag"] + " "} {
+		if status, _, _ := get(t, a, "/console/app.js", map[string]string{"If-None-Match": inm}); status != 304 {
+			t.Errorf("If-None-Match %s: %d, want 304", inm, status)
+		}
+	}
+	if status, _, _ := get(t, a, "/console/app.js", map[string]string{"If-None-Match": h2["Etag"]}); status != 200 {
+		t.Errorf("If-None-Match of the gzip answer, asking for the plain one: %d, want 200", status)
+	}
+	if status, _, _ := get(t, a, "/console/app.js", map[string]string{"If-None-Match": h2["Etag"], "Accept-Encoding": "gzip"}); status != 304 {
+		t.Errorf("If-None-Match of the gzip answer: %d, want 304", status)
+	}
+	for _, inm := range []string{`"x"`, `W/"x"`, h["Etag"][:len(h["Etag"])-1]} {
+		if status, _, _ := get(t, a, "/console/app.js", map[string]string{"If-None-Match": inm}); status != 200 {
+			t.Errorf("If-None-Match %s: %d, want 200", inm, status)
+		}
+	}
 	if status, _, _ := get(t, a, "/console/app.css", nil); status != 200 {
 		t.Fatalf("app.css: %d", status)
 	}
