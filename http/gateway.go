@@ -215,7 +215,10 @@ type gateway struct {
 	base   *url.URL // scheme and host
 	path   string   // base path of the upstream URL, without a trailing slash
 	prefix string   // scheme://host and the escaped base path: how every upstream URL starts
-	hc     *fasthttp.HostClient
+	// locations: the forms of prefix an upstream's Location may take — with
+	// and without the scheme's default port (http://h:80 and http://h).
+	locations []string
+	hc        *fasthttp.HostClient
 }
 
 func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
@@ -237,6 +240,13 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		path: strings.TrimSuffix(upstream.Path, "/"),
 	}
 	g.prefix = (&url.URL{Scheme: upstream.Scheme, Host: upstream.Host, Path: g.path}).String()
+	g.locations = []string{g.prefix}
+	defaultPort := map[bool]string{false: "80", true: "443"}[tls]
+	if upstream.Port() == defaultPort {
+		g.locations = append(g.locations, (&url.URL{Scheme: upstream.Scheme, Host: upstream.Hostname(), Path: g.path}).String())
+	} else if upstream.Port() == "" {
+		g.locations = append(g.locations, (&url.URL{Scheme: upstream.Scheme, Host: net.JoinHostPort(upstream.Hostname(), defaultPort), Path: g.path}).String())
+	}
 	g.hc = &fasthttp.HostClient{
 		Addr:  addr,
 		IsTLS: tls,
@@ -245,10 +255,10 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 			if err != nil {
 				return nil, err
 			}
-			return &idleTimeoutConn{Conn: conn, idle: timeout}, nil
+			return &idleTimeoutConn{Conn: conn, idle: timeout, tls: tls}, nil
 		},
 		NoDefaultUserAgentHeader: true,
-		MaxConns:                 1024,
+		MaxConns:                 maxUpstreamConns,
 		MaxConnWaitTimeout:       timeout,
 		// Under the 5 s an idle connection is kept by Node.js's default
 		// (keepAliveTimeout): a connection such an upstream is about to
@@ -281,16 +291,23 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 // upstreamIdle: how long an idle upstream connection is kept.
 const upstreamIdle = 4 * time.Second
 
+// maxUpstreamConns bounds the connections to the upstream.
+const maxUpstreamConns = 1024
+
 // maxUnsentAttempts bounds how many pooled connections one request may find
-// closed by the upstream before it is refused (502): after an upstream
-// restarts, every idle connection to it is closed, and each costs one
-// system call to find out.
-const maxUnsentAttempts = 32
+// closed by the upstream: all of them, and then a new one, which is not
+// looked at. After a burst, an upstream that closes idle connections sooner
+// than upstreamIdle (gunicorn: 2 s) or restarts leaves every pooled
+// connection closed — a re-check saw a cap of 32 answer 502 there — and each
+// costs one system call to find out.
+const maxUnsentAttempts = maxUpstreamConns + 1
 
 // errUpstreamClosedIdle: the connection picked for a request had been closed
 // by the upstream while idle — an upstream that closes after every answer
-// without saying "Connection: close", or sooner than upstreamIdle. Nothing
-// was written, so the request goes out on another connection.
+// without saying "Connection: close", or sooner than upstreamIdle — or the
+// upstream sent something on it unasked (TLS's close_notify before closing;
+// a "408 Request Timeout"). Nothing was written, so the request goes out on
+// another connection.
 var errUpstreamClosedIdle = errors.New("http: upstream closed the idle connection")
 
 // idleTimeoutConn bounds every read from the upstream by idle: the upstream
@@ -298,14 +315,17 @@ var errUpstreamClosedIdle = errors.New("http: upstream closed the idle connectio
 // streamed body, however long the body takes in all. fasthttp's own read
 // deadlines (which would bound the whole exchange) are ignored. Before the
 // first write of a request on a connection that has carried an answer, it
-// looks (peerClosed) whether the upstream has closed it meanwhile, and then
-// writes nothing (errUpstreamClosedIdle).
+// looks (peerUnusable) whether the upstream has closed it meanwhile or sent
+// something unasked, and then writes nothing (errUpstreamClosedIdle).
 type idleTimeoutConn struct {
 	net.Conn
 	idle time.Duration
+	tls  bool // the connection carries TLS, whose handshake reads, then writes
 	// answered: a read has returned data since the last write, so the next
-	// write starts a request on a used connection.
+	// write starts a request on a used connection — or, the first time on a
+	// TLS connection, finishes the handshake (turns).
 	answered bool
+	turns    int
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
@@ -322,7 +342,8 @@ func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 	if c.answered {
 		c.answered = false
-		if peerClosed(c.Conn) {
+		c.turns++
+		if !(c.tls && c.turns == 1) && peerUnusable(c.Conn) {
 			return 0, errUpstreamClosedIdle
 		}
 	}
@@ -476,13 +497,13 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 			return s.upstreamFailed(c, rid, t, err)
 		}
 		out.SetStatusCode(resp.StatusCode())
-		g.copyAnswerHeaders(s, c, &out.Header, &resp.Header)
+		g.copyAnswerHeaders(&out.Header, &resp.Header)
 		fasthttp.ReleaseResponse(resp)
 		return nil
 	}
 
 	out.SetStatusCode(resp.StatusCode())
-	g.copyAnswerHeaders(s, c, &out.Header, &resp.Header)
+	g.copyAnswerHeaders(&out.Header, &resp.Header)
 	if bs == nil {
 		// No body (HEAD, 204, 304): keep the upstream's Content-Length for HEAD.
 		out.ResetBody()
@@ -512,16 +533,16 @@ var errUpstreamSwitched = errors.New("http: upstream switched protocols, and the
 // Content-Type, or none when it sent none (not fasthttp's default
 // "text/plain; charset=utf-8", which the gateway added to redirects, 204s and
 // 304s), the service's default headers where up has none of its own, and a
-// Location or Content-Location that points into the upstream URL rewritten
+// Location, Content-Location or Refresh that points into the upstream URL rewritten
 // (rewriteLocations).
-func (g *gateway) copyAnswerHeaders(s *Server, c *fiber.Ctx, out, up *fasthttp.ResponseHeader) {
+func (g *gateway) copyAnswerHeaders(out, up *fasthttp.ResponseHeader) {
 	up.SetNoDefaultContentType(true)
 	if len(up.ContentType()) == 0 {
 		out.SetNoDefaultContentType(true)
 	}
 	upstreamOverridesDefaults(out, up)
-	if copyResponseHeaders(out, up, g.prefix) {
-		rewriteLocations(out, up, g.prefix, s.forwardedProto(c), c.Request().Header.Host())
+	if copyResponseHeaders(out, up, g.locations) {
+		rewriteLocations(out, up, g.locations)
 	}
 }
 
@@ -834,17 +855,17 @@ func copyRequestHeaders(dst, src *fasthttp.RequestHeader) {
 // copyResponseHeaders adds every header of src to dst, except those
 // dropResponseHeader names, those src's Connection header lists, a
 // Set-Cookie of one of the service's own cookies (ownSetCookie), and a
-// Location or Content-Location that points below upstream, the upstream URL
-// (upstreamLocation): it reports whether it left one out, for the caller to
-// add rewritten (rewriteLocations).
-func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, upstream string) (relocated bool) {
+// Location, Content-Location or Refresh that points below the upstream URL
+// in one of its forms, locations (upstreamLocation): it reports whether it
+// left one out, for the caller to add rewritten (rewriteLocations).
+func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, locations []string) (relocated bool) {
 	var listed connectionList
 	listed.parseAll(src.PeekAll(fiber.HeaderConnection))
 	src.VisitAll(func(k, v []byte) {
 		if dropResponseHeader(k) || listed.lists(k) || ownSetCookie(k, v) {
 			return
 		}
-		if upstreamLocation(k, v, upstream) {
+		if _, _, ok := upstreamLocation(k, v, locations); ok {
 			relocated = true
 			return
 		}
@@ -854,15 +875,42 @@ func copyResponseHeaders(dst, src *fasthttp.ResponseHeader, upstream string) (re
 }
 
 // upstreamLocation reports whether header k: v is a Location or a
-// Content-Location that points below the upstream URL upstream
-// (scheme://host[:port] and the base path, the scheme and host in any case):
-// the URL itself, or followed by "/", "?" or "#".
-func upstreamLocation(k, v []byte, upstream string) bool {
-	if len(k) != len(locationHeader) && len(k) != len(contentLocationHeader) ||
-		upstream == "" || len(v) < len(upstream) {
+// Content-Location that points below the upstream URL (one of locations:
+// scheme://host[:port] and the base path, the scheme and host in any case) —
+// the URL itself, or followed by "/", "?" or "#" — or a Refresh whose url=
+// does: the URL starts at v[at], and n bytes of it are the upstream's.
+func upstreamLocation(k, v []byte, locations []string) (at, n int, ok bool) {
+	switch {
+	case len(k) == len(locationHeader) && sameHeader(k, locationHeader),
+		len(k) == len(contentLocationHeader) && sameHeader(k, contentLocationHeader):
+	case len(k) == len(refreshHeader) && sameHeader(k, refreshHeader):
+		// "5; url=http://…" (the HTML refresh syntax; url= in any case,
+		// maybe quoted).
+		i := bytes.Index(bytes.ToLower(v), []byte("url="))
+		if i < 0 {
+			return 0, 0, false
+		}
+		at = i + len("url=")
+		if at < len(v) && (v[at] == '"' || v[at] == '\'') {
+			at++
+		}
+	default:
+		return 0, 0, false
+	}
+	for _, upstream := range locations {
+		if underUpstream(v[at:], upstream) {
+			return at, len(upstream), true
+		}
+	}
+	return 0, 0, false
+}
+
+// underUpstream reports whether u is the upstream URL upstream, or below it.
+func underUpstream(u []byte, upstream string) bool {
+	if upstream == "" || len(u) < len(upstream) {
 		return false
 	}
-	if rest := v[len(upstream):]; len(rest) > 0 && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' {
+	if rest := u[len(upstream):]; len(rest) > 0 && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' && rest[0] != '"' && rest[0] != '\'' {
 		return false
 	}
 	// The scheme and host in any case, the base path as it is.
@@ -873,42 +921,43 @@ func upstreamLocation(k, v []byte, upstream string) bool {
 		}
 	}
 	for i := 0; i < origin; i++ {
-		if foldByte(v[i]) != foldByte(upstream[i]) {
+		if foldByte(u[i]) != foldByte(upstream[i]) {
 			return false
 		}
 	}
-	if string(v[origin:len(upstream)]) != upstream[origin:] {
-		return false
-	}
-	return sameHeader(k, locationHeader) || sameHeader(k, contentLocationHeader)
+	return string(u[origin:len(upstream)]) == upstream[origin:]
 }
 
 var (
 	locationHeader        = []byte(fiber.HeaderLocation)
 	contentLocationHeader = []byte(fiber.HeaderContentLocation)
+	refreshHeader         = []byte("Refresh")
 )
 
-// rewriteLocations adds to dst each Location and Content-Location of src that
-// copyResponseHeaders left out (upstreamLocation) with the upstream URL
-// replaced by the gateway's: proto://host, the scheme and the Host the client
-// used, and the same path below it, since the gateway's paths are the
-// upstream's without its base path — as nginx's "proxy_redirect default"
-// does. An upstream answering redirects with its own address (nginx's
-// absolute_redirect, which names the Host the gateway sends: the upstream's)
-// sent clients to an address only the gateway may reach. Without a Host, the
-// path alone (a relative reference) is used.
-func rewriteLocations(dst, src *fasthttp.ResponseHeader, upstream, proto string, host []byte) {
+// rewriteLocations adds to dst each Location, Content-Location and Refresh
+// of src that copyResponseHeaders left out (upstreamLocation), with the
+// upstream URL replaced by the path alone — a relative reference, which the
+// client resolves against the URL it asked for, so the same path below the
+// gateway's address, as the gateway's paths are the upstream's without its
+// base path (nginx's "proxy_redirect default" does the same). An upstream
+// answering redirects with its own address (nginx's absolute_redirect,
+// which names the Host the gateway sends: the upstream's) sent clients to an
+// address only the gateway may reach. Not the client's Host: a re-check saw
+// a cache in front serve a redirect to a Host an attacker had sent to
+// everyone else.
+func rewriteLocations(dst, src *fasthttp.ResponseHeader, locations []string) {
 	var listed connectionList
 	listed.parseAll(src.PeekAll(fiber.HeaderConnection))
 	src.VisitAll(func(k, v []byte) {
-		if dropResponseHeader(k) || listed.lists(k) || !upstreamLocation(k, v, upstream) {
+		if dropResponseHeader(k) || listed.lists(k) {
 			return
 		}
-		var to []byte
-		if len(host) > 0 {
-			to = append(append(append(to, proto...), "://"...), host...)
+		at, n, ok := upstreamLocation(k, v, locations)
+		if !ok {
+			return
 		}
-		rest := v[len(upstream):]
+		to := append([]byte(nil), v[:at]...)
+		rest := v[at+n:]
 		if len(rest) == 0 || rest[0] != '/' {
 			to = append(to, '/')
 		}

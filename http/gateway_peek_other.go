@@ -4,6 +4,6 @@ package http
 
 import "net"
 
-// peerClosed cannot look without blocking here: a connection the upstream
+// peerUnusable cannot look without blocking here: a connection the upstream
 // closed while idle is found when the request meets it (502).
-func peerClosed(net.Conn) bool { return false }
+func peerUnusable(net.Conn) bool { return false }

@@ -9,10 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// peerClosed reports whether the peer of c has closed it (or reset it): a
-// non-blocking peek sees the end of the stream. Unread data, or nothing yet,
-// means open. It costs one system call.
-func peerClosed(c net.Conn) bool {
+// peerUnusable reports whether the idle connection c may not carry another
+// request: its peer has closed it (or reset it), or sent something while
+// it was idle — nothing is due on a connection between an answer and the
+// next request, and what comes then (TLS's close_notify before closing, a
+// "408 Request Timeout") means the peer is done with it. A non-blocking
+// peek; it costs one system call.
+func peerUnusable(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
@@ -21,17 +24,18 @@ func peerClosed(c net.Conn) bool {
 	if err != nil {
 		return false
 	}
-	closed := false
+	unusable := false
 	err = rc.Control(func(fd uintptr) {
 		var b [1]byte
 		for {
-			n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 			if err == unix.EINTR {
 				continue
 			}
-			closed = (n == 0 && err == nil) || (err != nil && err != unix.EAGAIN && err != unix.EWOULDBLOCK)
+			// Data, the end of the stream, or an error: all but "nothing yet".
+			unusable = err != unix.EAGAIN && err != unix.EWOULDBLOCK
 			return
 		}
 	})
-	return err == nil && closed
+	return err == nil && unusable
 }

@@ -308,7 +308,7 @@ func TestGatewayConnectionListsMany(t *testing.T) {
 	rs.Set("X-Hop", "1")
 	rs.Set("Date", "Mon, 01 Jan 2024 00:00:00 GMT")
 	rs.Set("ETag", `"e"`)
-	copyResponseHeaders(&rd, &rs, "")
+	copyResponseHeaders(&rd, &rs, nil)
 	if len(rd.Peek("X-Hop")) > 0 || len(rd.Peek("Date")) > 0 || string(rd.Peek("ETag")) != `"e"` {
 		t.Errorf("response headers copied: %q", rd.String())
 	}
@@ -393,7 +393,7 @@ func TestGatewayHeaderCopyAllocs(t *testing.T) {
 		copyRequestHeaders(&dst, &src)
 		dropOwnCookies(&dst)
 		rd.Reset()
-		if copyResponseHeaders(&rd, &rs, g.prefix) {
+		if copyResponseHeaders(&rd, &rs, g.locations) {
 			t.Fatal("a Location outside the upstream URL was left out")
 		}
 		_ = g.appendURL(buf[:0], tt)
@@ -416,7 +416,7 @@ func TestGatewayDropsUpstreamOwnSetCookie(t *testing.T) {
 	src.Add("set-cookie", " INFRACAST_csrf=; Max-Age=0")
 	src.Add("Set-Cookie", "infracast_sso_okta=x")
 	src.Add("Set-Cookie", "infracastle=kept")
-	copyResponseHeaders(&dst, &src, "")
+	copyResponseHeaders(&dst, &src, nil)
 	var got []string
 	dst.VisitAll(func(k, v []byte) {
 		if strings.EqualFold(string(k), "Set-Cookie") {
@@ -502,10 +502,11 @@ func TestGatewayParseTenantURIRandom(t *testing.T) {
 	}
 }
 
-// TestGatewayUpstreamLocation: which Location and Content-Location headers
-// point below the upstream URL (and are rewritten to the gateway's).
+// TestGatewayUpstreamLocation: which Location, Content-Location and Refresh
+// headers point below the upstream URL (and are rewritten to the gateway's),
+// the upstream URL with or without its scheme's default port.
 func TestGatewayUpstreamLocation(t *testing.T) {
-	const up = "http://up:8080/base"
+	up := []string{"http://up:8080/base"}
 	for _, tc := range []struct {
 		k, v string
 		want bool
@@ -515,6 +516,10 @@ func TestGatewayUpstreamLocation(t *testing.T) {
 		{"Content-Location", "HTTP://UP:8080/base/x", true},
 		{"CONTENT-LOCATION", "http://up:8080/base?x", true},
 		{"Location", "http://up:8080/base#f", true},
+		{"Refresh", "0; url=http://up:8080/base/x", true},
+		{"refresh", "5;URL='http://up:8080/base/x'", true},
+		{"Refresh", "5", false},
+		{"Refresh", "0; url=http://elsewhere/base/x", false},
 		{"Location", "http://up:8080/Base/x", false}, // the path is case-sensitive
 		{"Location", "http://up:8080/basement", false},
 		{"Location", "http://up:80801/base/x", false},
@@ -524,16 +529,30 @@ func TestGatewayUpstreamLocation(t *testing.T) {
 		{"Link", "http://up:8080/base/x", false},
 		{"X-Location", "http://up:8080/base/x", false},
 	} {
-		if got := upstreamLocation([]byte(tc.k), []byte(tc.v), up); got != tc.want {
+		if _, _, got := upstreamLocation([]byte(tc.k), []byte(tc.v), up); got != tc.want {
 			t.Errorf("%s: %s: %v, want %v", tc.k, tc.v, got, tc.want)
 		}
 	}
 	for _, v := range []string{"http://up:8080", "http://up:8080/", "http://up:8080?q", "http://UP:8080/x"} {
-		if !upstreamLocation([]byte("Location"), []byte(v), "http://up:8080") {
+		if _, _, ok := upstreamLocation([]byte("Location"), []byte(v), []string{"http://up:8080"}); !ok {
 			t.Errorf("no base path: %s not below the upstream", v)
 		}
 	}
-	if upstreamLocation([]byte("Location"), []byte("http://up:8080/x"), "") {
+	if _, _, ok := upstreamLocation([]byte("Location"), []byte("http://up:8080/x"), nil); ok {
 		t.Error("no upstream URL: rewritten")
+	}
+	// The scheme's default port given or not, on either side (a re-check:
+	// nginx leaves :80 out of its redirects).
+	for _, u := range []string{"http://up:80/b", "http://up/b", "https://up:443/b", "https://up/b"} {
+		g := newGateway(mustURL(u), 0)
+		for _, v := range []string{"http://up/b/x", "http://up:80/b/x", "https://up/b/x", "https://up:443/b/x"} {
+			want := strings.HasPrefix(v, "https") == strings.HasPrefix(u, "https")
+			if _, _, got := upstreamLocation([]byte("Location"), []byte(v), g.locations); got != want {
+				t.Errorf("upstream %s, Location %s: %v, want %v", u, v, got, want)
+			}
+		}
+		if _, _, ok := upstreamLocation([]byte("Location"), []byte("http://up:8080/b/x"), g.locations); ok {
+			t.Errorf("upstream %s: another port taken for it", u)
+		}
 	}
 }
