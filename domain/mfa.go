@@ -52,6 +52,12 @@ var (
 	// ErrTOTPConfirmed: a confirmation with no secret pending, and TOTP in
 	// force — most likely a retry of a confirmation whose answer was lost.
 	ErrTOTPConfirmed = errors.New("domain: TOTP is already confirmed")
+	// ErrTOTPEnrolmentReplaced: a confirmation with a code of a secret that
+	// another enrolment (another tab or device) has replaced meanwhile.
+	ErrTOTPEnrolmentReplaced = errors.New("domain: the TOTP secret being confirmed was replaced by a newer enrolment")
+	// ErrRecoveryCodesReplaced: a new set of recovery codes was asked for
+	// in place of a set that another request has replaced meanwhile.
+	ErrRecoveryCodesReplaced = errors.New("domain: the recovery codes were replaced meanwhile")
 )
 
 // Passkey is a registered WebAuthn credential: what verifying an assertion
@@ -117,6 +123,15 @@ func (m MFA) TOTPPending() error {
 		return ErrTOTPConfirmed
 	}
 	return ErrMFANotEnrolled
+}
+
+// RecoverySet names the current set of recovery codes (its first keyed
+// hash; "" for none): what GenerateRecoveryCodes.Replaces compares.
+func (m MFA) RecoverySet() string {
+	if len(m.RecoveryHashes) == 0 {
+		return ""
+	}
+	return m.RecoveryHashes[0]
 }
 
 // HasTOTP reports whether a TOTP secret is confirmed.
@@ -331,8 +346,12 @@ type (
 		Now          time.Time
 	}
 	// ConfirmTOTP confirms the pending secret with a code of Step, and
-	// records a new set of recovery codes (RecoveryHashes).
+	// records a new set of recovery codes (RecoveryHashes). SecretSealed is
+	// the pending secret the code was checked against: a confirmation is
+	// refused (ErrTOTPEnrolmentReplaced) when another enrolment has
+	// replaced it, rather than confirming a secret the code never matched.
 	ConfirmTOTP struct {
+		SecretSealed   string
 		Step           int64
 		RecoveryHashes []string
 		Now            time.Time
@@ -354,10 +373,15 @@ type (
 	// GenerateRecoveryCodes replaces the set of recovery codes; with
 	// IfNone, it gives one only to a user who has none (a first factor's
 	// registration: of two at once, only one set is made, and shown).
+	// Without IfNone, Replaces is the set the request saw (MFA.RecoverySet):
+	// when another request has replaced it meanwhile, the command is
+	// refused (ErrRecoveryCodesReplaced), so that of two at once only the
+	// set in force is shown.
 	GenerateRecoveryCodes struct {
-		Hashes []string
-		IfNone bool
-		Now    time.Time
+		Hashes   []string
+		IfNone   bool
+		Replaces string
+		Now      time.Time
 	}
 	// RegisterPasskey adds a credential (and spends its registration challenge).
 	RegisterPasskey struct {
@@ -466,7 +490,16 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 	switch c := cmd.(type) {
 	case ConfirmTOTP:
 		if err := m.TOTPPending(); err != nil {
+			if errors.Is(err, ErrTOTPConfirmed) && c.SecretSealed != m.TOTPSecretSealed {
+				// Another enrolment replaced the secret, and was confirmed.
+				return nil, ErrTOTPEnrolmentReplaced
+			}
 			return nil, err
+		}
+		if c.SecretSealed != m.PendingSecretSealed {
+			// The code matched a secret that another enrolment (another
+			// tab, a retried request) replaced since it was checked.
+			return nil, ErrTOTPEnrolmentReplaced
 		}
 		// No replay check against LastTOTPStep: that is the old secret's
 		// (kept across a reset), and the new one's codes were never used —
@@ -507,6 +540,9 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 		}
 		if c.IfNone && len(m.RecoveryHashes) > 0 {
 			return nil, nil
+		}
+		if !c.IfNone && c.Replaces != m.RecoverySet() {
+			return nil, ErrRecoveryCodesReplaced
 		}
 		if len(c.Hashes) != RecoveryCodeCount {
 			return nil, Invalid("recovery_codes", "want %d", RecoveryCodeCount)

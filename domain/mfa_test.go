@@ -67,25 +67,41 @@ func TestDecideMFA(t *testing.T) {
 		},
 		{
 			name: "confirm: nothing enrolled",
-			when: ConfirmTOTP{Step: 100, RecoveryHashes: recoveryHashes("new-"), Now: t0},
+			when: ConfirmTOTP{SecretSealed: "sealed:s1", Step: 100, RecoveryHashes: recoveryHashes("new-"), Now: t0},
 			then: outcome{err: ErrMFANotEnrolled},
 		},
 		{
 			name:  "confirm: the secret and a first set of recovery codes",
 			given: events(mfaEnrolled),
-			when:  ConfirmTOTP{Step: 100, RecoveryHashes: recoveryHashes("old-"), Now: t0},
+			when:  ConfirmTOTP{SecretSealed: "sealed:s1", Step: 100, RecoveryHashes: recoveryHashes("old-"), Now: t0},
 			then:  outcome{events: events(mfaConfirmed, mfaCodes)},
+		},
+		{
+			// Two tabs: the code was checked against s1, and another
+			// enrolment put s2 in its place meanwhile (an outside check,
+			// 13f: the confirmation confirmed s2, which the code never matched).
+			name:  "confirm: the secret checked was replaced by another enrolment",
+			given: events(mfaEnrolled, MFATOTPEnrolled{UserID: uid, SecretSealed: "sealed:s2", At: t0}),
+			when:  ConfirmTOTP{SecretSealed: "sealed:s1", Step: 100, RecoveryHashes: recoveryHashes("old-"), Now: t0},
+			then:  outcome{err: ErrTOTPEnrolmentReplaced},
+		},
+		{
+			name: "confirm: the secret checked was replaced by another enrolment, confirmed since",
+			given: events(mfaEnrolled, MFATOTPEnrolled{UserID: uid, SecretSealed: "sealed:s2", At: t0},
+				MFATOTPConfirmed{UserID: uid, Step: 100, At: t0}),
+			when: ConfirmTOTP{SecretSealed: "sealed:s1", Step: 100, RecoveryHashes: recoveryHashes("old-"), Now: t0},
+			then: outcome{err: ErrTOTPEnrolmentReplaced},
 		},
 		{
 			name:  "confirm: not ten recovery codes",
 			given: events(mfaEnrolled),
-			when:  ConfirmTOTP{Step: 100, RecoveryHashes: recoveryHashes("new-")[:9], Now: t0},
+			when:  ConfirmTOTP{SecretSealed: "sealed:s1", Step: 100, RecoveryHashes: recoveryHashes("new-")[:9], Now: t0},
 			then:  outcome{field: "recovery_codes"},
 		},
 		{
 			name:  "confirm: already confirmed, nothing pending (a retry whose answer was lost)",
 			given: events(mfaEnrolled, mfaConfirmed, mfaCodes),
-			when:  ConfirmTOTP{Step: 101, RecoveryHashes: recoveryHashes("new-"), Now: later},
+			when:  ConfirmTOTP{SecretSealed: "sealed:s1", Step: 101, RecoveryHashes: recoveryHashes("new-"), Now: later},
 			then:  outcome{err: ErrTOTPConfirmed},
 		},
 		{
@@ -100,7 +116,7 @@ func TestDecideMFA(t *testing.T) {
 			// signing in was refused 401 "already used").
 			name:  "confirm: a new secret in the step the old one last used",
 			given: events(mfaEnrolled, mfaConfirmed, mfaCodes, MFATOTPEnrolled{UserID: uid, SecretSealed: "sealed:s2", At: later}),
-			when:  ConfirmTOTP{Step: 100, RecoveryHashes: recoveryHashes("new-"), Now: later},
+			when:  ConfirmTOTP{SecretSealed: "sealed:s2", Step: 100, RecoveryHashes: recoveryHashes("new-"), Now: later},
 			then: outcome{events: events(MFATOTPConfirmed{UserID: uid, Step: 100, At: later},
 				MFARecoveryCodesGenerated{UserID: uid, Hashes: recoveryHashes("new-"), At: later})},
 		},
@@ -185,8 +201,17 @@ func TestDecideMFA(t *testing.T) {
 		{
 			name:  "recovery codes: a new set",
 			given: events(mfaEnrolled, mfaConfirmed, mfaCodes),
-			when:  GenerateRecoveryCodes{Hashes: recoveryHashes("new-"), Now: later},
+			when:  GenerateRecoveryCodes{Hashes: recoveryHashes("new-"), Replaces: recoveryHashes("old-")[0], Now: later},
 			then:  outcome{events: events(MFARecoveryCodesGenerated{UserID: uid, Hashes: recoveryHashes("new-"), At: later})},
+		},
+		{
+			// Two requests at once, both seeing the "old-" set: the second
+			// is refused rather than showing a set that the first voids
+			// (an outside check, 13f: both answered 200).
+			name:  "recovery codes: the set seen was replaced meanwhile",
+			given: events(mfaEnrolled, mfaConfirmed, mfaCodes, MFARecoveryCodesGenerated{UserID: uid, Hashes: recoveryHashes("mid-"), At: later}),
+			when:  GenerateRecoveryCodes{Hashes: recoveryHashes("new-"), Replaces: recoveryHashes("old-")[0], Now: later},
+			then:  outcome{err: ErrRecoveryCodesReplaced},
 		},
 
 		// Passkeys.

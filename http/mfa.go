@@ -67,6 +67,11 @@ var (
 	errMFANone        = &Error{http.StatusConflict, "CONFLICT", "No such factor is enrolled (or being enrolled)"}
 	errMFAUnavailable = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Multi-factor authentication is not available"}
 	errEnrollOnly     = &Error{http.StatusForbidden, "FORBIDDEN", "An enrolment token allows enrolling a second factor only"}
+	// Two tabs (double clicks, retries) at once: only what is in force is shown.
+	errTOTPReplaced = &Error{http.StatusConflict, "CONFLICT",
+		"The TOTP enrolment was restarted elsewhere (another tab or device): the secret this code is from was replaced, and nothing was confirmed. Confirm with a code of the newest enrolment's secret, or enrol again"}
+	errRecoveryReplaced = &Error{http.StatusConflict, "CONFLICT",
+		"The recovery codes were replaced by another request at the same moment; that request's answer holds the set in force. If you do not have it, make a new set"}
 )
 
 // mfaError answers the MFA flows' errors (handleError asks first): the
@@ -96,6 +101,10 @@ func (s *Server) mfaError(c *fiber.Ctx, err error) (bool, error) {
 		apiErr = errMFACode
 	case errors.Is(err, domain.ErrMFANotEnrolled):
 		apiErr = errMFANone
+	case errors.Is(err, domain.ErrTOTPEnrolmentReplaced):
+		apiErr = errTOTPReplaced
+	case errors.Is(err, domain.ErrRecoveryCodesReplaced):
+		apiErr = errRecoveryReplaced
 	case errors.Is(err, commands.ErrMFAUnavailable):
 		apiErr = errMFAUnavailable
 	default:

@@ -513,7 +513,10 @@ func (s *Service) matchRecoveryCode(m domain.MFA, code string) int {
 }
 
 // RegenerateRecoveryCodes replaces a user's recovery codes and returns the
-// new ones (shown once). The user must have a second factor.
+// new ones (shown once). The user must have a second factor. The set
+// replaced is the one this request found: when another request replaced
+// it meanwhile (two at once), nothing is made and the answer is
+// domain.ErrRecoveryCodesReplaced — only the set in force is ever shown.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
 	return s.generateRecoveryCodes(ctx, meta, userID, false)
 }
@@ -529,7 +532,10 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 	if err != nil {
 		return nil, err
 	}
-	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{Hashes: hashes, IfNone: ifNone, Now: s.cfg.Now()})
+	seen, _ := st.MFA(userID)
+	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{
+		Hashes: hashes, IfNone: ifNone, Replaces: seen.RecoverySet(), Now: s.cfg.Now(),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -585,7 +591,9 @@ func (s *Service) EnrollTOTP(ctx context.Context, meta events.Meta, userID strin
 }
 
 // ConfirmTOTP confirms the pending secret with a code of it and returns a
-// new set of recovery codes (shown once; the old set is void).
+// new set of recovery codes (shown once; the old set is void). When another
+// enrolment replaces the secret while the code is checked, nothing is
+// confirmed: domain.ErrTOTPEnrolmentReplaced.
 func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error) {
 	st, err := s.mfaState()
 	if err != nil {
@@ -602,13 +610,18 @@ func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, cod
 		return nil, err
 	}
 	if !ok || len(code) != int(totpDigits) {
-		return nil, domain.Invalid("code", "does not match the secret being enrolled (check the device's clock)")
+		// Only the newest enrolment's secret is kept: a code of an older
+		// one (another tab's QR code) cannot be told from a wrong one.
+		return nil, domain.Invalid("code", "does not match the secret being enrolled: use the authenticator entry of the newest enrolment (a new enrolment replaces the secret of an earlier one, whose QR code is void), and check the device's clock")
 	}
 	codes, hashes, err := s.newRecoveryCodes()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.executeMFA(ctx, meta, st, userID, domain.ConfirmTOTP{Step: step, RecoveryHashes: hashes, Now: now}); err != nil {
+	// The decision confirms the secret the code was checked against, or
+	// nothing: another enrolment may replace it before the append.
+	cmd := domain.ConfirmTOTP{SecretSealed: m.PendingSecretSealed, Step: step, RecoveryHashes: hashes, Now: now}
+	if _, err := s.executeMFA(ctx, meta, st, userID, cmd); err != nil {
 		return nil, err
 	}
 	return codes, nil
