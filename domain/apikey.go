@@ -156,8 +156,13 @@ type (
 	}
 	// RotateAPIKey gives the key a new secret, held by OwnerID from now on.
 	// CallerPermissions is what that user holds per tenant: the key may not
-	// exceed it (AllTenants: platform-wide).
+	// exceed it (AllTenants: platform-wide). Replaces is the hash of the
+	// secret the caller saw (the key as the request found it): a key
+	// rotated by another request meanwhile is refused (ErrAPIKeyRotated),
+	// so that of rotations at once only one answers with a secret, the one
+	// in force.
 	RotateAPIKey struct {
+		Replaces          string
 		SecretHash        string
 		Now               time.Time
 		OwnerID           string
@@ -212,6 +217,10 @@ func ParseIPRange(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// ErrAPIKeyRotated: a rotation of a key that another rotation gave a new
+// secret since the caller saw it.
+var ErrAPIKeyRotated = errors.New("domain: the key was rotated meanwhile")
+
 func (CreateAPIKey) apiKeyCommand()    {}
 func (RotateAPIKey) apiKeyCommand()    {}
 func (RevokeAPIKey) apiKeyCommand()    {}
@@ -238,6 +247,9 @@ func DecideAPIKey(k APIKey, cmd APIKeyCommand) ([]Event, error) {
 		}
 		if c.OwnerID == "" {
 			return nil, Invalid("owner", "rotation needs the user who will hold the new secret")
+		}
+		if c.Replaces != k.SecretHash {
+			return nil, ErrAPIKeyRotated
 		}
 		for _, t := range k.Tenants {
 			if c.CallerPermissions == nil || !c.CallerPermissions(t).Covers(k.Permissions) {

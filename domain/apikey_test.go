@@ -337,15 +337,24 @@ func TestDecideAPIKey(t *testing.T) {
 		{
 			name:  "rotate: new secret",
 			given: events(keyCreated()),
-			when:  RotateAPIKey{SecretHash: "sha256-of-secret-2", Now: t0.Add(time.Hour), OwnerID: "user-rotator", CallerPermissions: platformAdmin},
+			when:  RotateAPIKey{Replaces: keyHash, SecretHash: "sha256-of-secret-2", Now: t0.Add(time.Hour), OwnerID: "user-rotator", CallerPermissions: platformAdmin},
 			then: keyThen{outcome: outcome{events: events(APIKeyRotated{
 				KeyID: keyID, SecretHash: "sha256-of-secret-2", RotatedAt: t0.Add(time.Hour), OwnerID: "user-rotator",
 			})}},
 		},
 		{
+			// Rotations at once of the key as they found it: only the
+			// first gives a secret (an outside check, 13f: six answers
+			// with secrets, only the last one working).
+			name:  "rotate: rotated meanwhile",
+			given: events(keyCreated(), APIKeyRotated{KeyID: keyID, SecretHash: "sha256-of-secret-2", RotatedAt: t0, OwnerID: "user-rotator"}),
+			when:  RotateAPIKey{Replaces: keyHash, SecretHash: "sha256-of-secret-3", Now: t0.Add(time.Hour), OwnerID: "user-rotator", CallerPermissions: platformAdmin},
+			then:  keyThen{outcome: outcome{err: ErrAPIKeyRotated}},
+		},
+		{
 			name:  "rotate: the rotator must hold the key's permissions in its tenants",
 			given: events(keyCreated()),
-			when: RotateAPIKey{SecretHash: "sha256-of-secret-2", Now: t0, OwnerID: "user-viewer",
+			when: RotateAPIKey{Replaces: keyHash, SecretHash: "sha256-of-secret-2", Now: t0, OwnerID: "user-viewer",
 				CallerPermissions: func(string) PermissionSet { return RoleViewer.Permissions() &^ SetOf(NodesRead) }},
 			then: keyThen{outcome: outcome{err: ErrForbidden}},
 		},

@@ -3,6 +3,7 @@ package domain
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"reflect"
 	"slices"
 	"sort"
@@ -409,7 +410,12 @@ type (
 		Now                 time.Time
 	}
 	// RotateSCIMToken gives the connection a new token (its hash).
+	// Replaces is the hash of the token the caller saw: a connection whose
+	// token another rotation replaced meanwhile is refused
+	// (ErrSCIMTokenRotated), so that of rotations at once only one answers
+	// with a token, the one in force.
 	RotateSCIMToken struct {
+		Replaces            string
 		TokenHash           string
 		OwnerID, OwnerKeyID string // who rotates: the new owner
 		Now                 time.Time
@@ -417,6 +423,10 @@ type (
 	// DeleteSCIMConnection stops the connection.
 	DeleteSCIMConnection struct{}
 )
+
+// ErrSCIMTokenRotated: a rotation of a connection's token that another
+// rotation replaced since the caller saw it.
+var ErrSCIMTokenRotated = errors.New("domain: the SCIM token was rotated meanwhile")
 
 func (CreateSCIMConnection) scimConnectionCommand() {}
 func (UpdateSCIMConnection) scimConnectionCommand() {}
@@ -469,6 +479,9 @@ func DecideSCIMConnection(c SCIMConnection, cmd SCIMConnectionCommand) ([]Event,
 	case RotateSCIMToken:
 		if cm.TokenHash == "" || cm.TokenHash == c.TokenHash {
 			return nil, Invalid("token", "rotation needs a new token")
+		}
+		if cm.Replaces != c.TokenHash {
+			return nil, ErrSCIMTokenRotated
 		}
 		return []Event{SCIMTokenRotated{ConnectionID: c.ID, TokenHash: cm.TokenHash, OwnerID: cm.OwnerID, OwnerKeyID: cm.OwnerKeyID, RotatedAt: cm.Now.UTC()}}, nil
 	case DeleteSCIMConnection:

@@ -129,9 +129,15 @@ func TestDecideSCIMConnection(t *testing.T) {
 	if _, err := DecideSCIMConnection(c, RotateSCIMToken{TokenHash: c.TokenHash}); err == nil {
 		t.Fatal("rotation to the same token")
 	}
-	evs, _ = DecideSCIMConnection(c, RotateSCIMToken{TokenHash: strings.Repeat("b", 64), Now: scimT0})
-	if c3 := EvolveSCIMConnection(c, evs[0]); c3.TokenHash != strings.Repeat("b", 64) || c3.RotatedAt.IsZero() {
+	evs, _ = DecideSCIMConnection(c, RotateSCIMToken{Replaces: c.TokenHash, TokenHash: strings.Repeat("b", 64), Now: scimT0})
+	c3 := EvolveSCIMConnection(c, evs[0])
+	if c3.TokenHash != strings.Repeat("b", 64) || c3.RotatedAt.IsZero() {
 		t.Fatalf("rotated %+v", c3)
+	}
+	// A second rotation of the token as it was: refused, not a second
+	// token of which only the last works (an outside check, 13f).
+	if _, err := DecideSCIMConnection(c3, RotateSCIMToken{Replaces: c.TokenHash, TokenHash: strings.Repeat("c", 64), Now: scimT0}); !errors.Is(err, ErrSCIMTokenRotated) {
+		t.Fatalf("rotation of a token rotated meanwhile: %v, want ErrSCIMTokenRotated", err)
 	}
 	evs, _ = DecideSCIMConnection(c, DeleteSCIMConnection{})
 	gone := EvolveSCIMConnection(c, evs[0])

@@ -311,12 +311,23 @@ func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
 	}
 	k, secret, err := s.deps.Keys.RotateAPIKey(ctx, s.meta(c), commands.RotateInput{
 		KeyID: k.ID, Env: s.cfg.KeyEnv, OwnerID: cl.User.ID, CallerPermissions: cl.keyPermissionsOf, May: cl.mayManageKey,
+		Replaces: k.SecretHash,
 	})
+	if errors.Is(err, domain.ErrAPIKeyRotated) {
+		return errKeyRotatedMeanwhile
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(toKeyJSON(k, secret))
 }
+
+// errKeyRotatedMeanwhile answers a rotation of a key that another rotation
+// (a double click, a client's retry, another tab) gave a new secret since
+// this request found it: only that rotation's answer carries the secret in
+// force.
+var errKeyRotatedMeanwhile = &Error{fiber.StatusConflict, "CONFLICT",
+	"The key was rotated by another request at the same moment; that request's answer holds the secret in force. If you do not have it, rotate again"}
 
 // revokeKeyBySecret revokes the key whose secret was presented (RFC 7009:
 // possession is the authority; an unknown or malformed key is not an error).

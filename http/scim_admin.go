@@ -343,11 +343,20 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 	}
 	owner, ownerKey := cl.owners()
 	conn, token, err := s.deps.SCIM.RotateSCIMToken(ctx, s.meta(c), conn.ID, owner, ownerKey, mayManage(cl))
+	if errors.Is(err, domain.ErrSCIMTokenRotated) {
+		return errSCIMRotatedMeanwhile
+	}
 	if err != nil {
 		return err
 	}
 	return c.JSON(s.toSCIMConnectionJSON(c, conn, token))
 }
+
+// errSCIMRotatedMeanwhile answers a rotation of a connection's token that
+// another rotation replaced since this request found it: only that
+// rotation's answer carries the token in force.
+var errSCIMRotatedMeanwhile = &Error{fiber.StatusConflict, "CONFLICT",
+	"The token was rotated by another request at the same moment; that request's answer holds the token in force. If you do not have it, rotate again"}
 
 // deleteSCIM: DELETE /api/v1/admin/scim/{id}.
 func (s *Server) deleteSCIM(c *fiber.Ctx) error {

@@ -133,13 +133,24 @@ type RotateInput struct {
 	// May, when not nil, is the caller's authority over the key, checked
 	// on the key as the rotation is decided against it (ExecuteAPIKeyAs).
 	May func(domain.APIKey) error
+	// Replaces is the hash of the secret of the key as the caller found it
+	// (and authorized); "": as this replica's read model has it now.
+	Replaces string
 }
 
-// RotateAPIKey gives a key a new secret (returned once); the old one stops.
+// RotateAPIKey gives a key a new secret (returned once); the old one
+// stops. The secret replaced is the one the caller saw: a key rotated by
+// another request meanwhile (rotations at once) is refused,
+// domain.ErrAPIKeyRotated — only the secret in force is ever shown.
 func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, in RotateInput) (domain.APIKey, string, error) {
 	secret := NewAPIKeySecret(in.Env)
+	replaces := in.Replaces
+	if replaces == "" {
+		k, _, _ := s.state.APIKey(in.KeyID) // unknown: the decision says so
+		replaces = k.SecretHash
+	}
 	k, err := s.ExecuteAPIKeyAs(ctx, meta, in.KeyID, domain.RotateAPIKey{
-		SecretHash: HashToken(secret), Now: s.cfg.Now(), OwnerID: in.OwnerID, CallerPermissions: in.CallerPermissions,
+		Replaces: replaces, SecretHash: HashToken(secret), Now: s.cfg.Now(), OwnerID: in.OwnerID, CallerPermissions: in.CallerPermissions,
 	}, in.May)
 	if err != nil {
 		return domain.APIKey{}, "", err

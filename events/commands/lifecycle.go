@@ -139,7 +139,7 @@ func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID
 					return nil, nil
 				}
 				return domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
-					TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
+					Replaces: cur.TokenHash, TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
 				})
 			},
 		})

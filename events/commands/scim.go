@@ -260,11 +260,15 @@ func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id
 
 // RotateSCIMToken gives a connection a new token (returned once); the old
 // one stops, and the rotating user (ownerKeyID: through that API key) owns
-// the connection from then on.
+// the connection from then on. The token replaced is the one this request
+// found: when another rotation replaced it meanwhile (rotations at once),
+// the answer is domain.ErrSCIMTokenRotated — only the token in force is
+// ever shown.
 func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
 	token := NewSCIMToken()
+	seen, _, _ := s.scim().SCIMConnection(id) // unknown: the decision says so
 	c, err := s.executeSCIMConnection(ctx, meta, id, may,
-		domain.RotateSCIMToken{TokenHash: HashToken(token), OwnerID: ownerID, OwnerKeyID: ownerKeyID, Now: s.cfg.Now()}, nil)
+		domain.RotateSCIMToken{Replaces: seen.TokenHash, TokenHash: HashToken(token), OwnerID: ownerID, OwnerKeyID: ownerKeyID, Now: s.cfg.Now()}, nil)
 	if err != nil {
 		return c, "", err
 	}

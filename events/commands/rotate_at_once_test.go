@@ -1,0 +1,78 @@
+package commands_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+)
+
+// TestRotateAtOnce: rotations of one API key, or one SCIM connection's
+// token, at once: the second is refused, instead of answering with a
+// secret that the first has already made void (six rotations at once gave
+// six secrets, only the last one working).
+func TestRotateAtOnce(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
+
+	k, _, err := onA.CreateAPIKey(ctx, admin, commands.CreateAPIKeyInput{
+		Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
+		Env: domain.KeyEnvLive, CallerPermissions: every,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(on *commands.Service, k domain.APIKey) error {
+		_, _, err := on.RotateAPIKey(ctx, admin, commands.RotateInput{
+			KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every, Replaces: k.SecretHash,
+		})
+		return err
+	}
+	behind(t, s, a, b, func() error { return rotate(onB, k) })
+	seen, _, _ := a.model.APIKey(k.ID) // the key as a request on A finds it
+	refusedWith(t, s, "a rotation of a key rotated meanwhile", domain.ErrAPIKeyRotated, func() error { return rotate(onA, seen) })
+	// Without the key the caller saw: the one A's read model has.
+	behind(t, s, a, b, func() error {
+		now, _, _ := b.model.APIKey(k.ID)
+		return rotate(onB, now)
+	})
+	refusedWith(t, s, "a rotation (as A has the key) of a key rotated meanwhile", domain.ErrAPIKeyRotated, func() error {
+		_, _, err := onA.RotateAPIKey(ctx, admin, commands.RotateInput{KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every})
+		return err
+	})
+	if err := a.WaitFor(ctx, uint64(len(s.msgs))); err != nil {
+		t.Fatal(err)
+	}
+	now, _, _ := a.model.APIKey(k.ID)
+	if err := rotate(onA, now); err != nil {
+		t.Fatalf("a rotation once caught up: %v", err)
+	}
+
+	// A SCIM connection's token.
+	if _, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := onA.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"t1"}, Platform: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anyone := func(domain.SCIMConnection) error { return nil }
+	behind(t, s, a, b, func() error {
+		_, _, err := onB.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
+		return err
+	})
+	refusedWith(t, s, "a rotation of a SCIM token rotated meanwhile", domain.ErrSCIMTokenRotated, func() error {
+		_, _, err := onA.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
+		return err
+	})
+	if _, _, err := onA.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone); err != nil {
+		t.Fatalf("a SCIM rotation once caught up: %v", err)
+	}
+}
