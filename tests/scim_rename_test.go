@@ -84,6 +84,9 @@ func TestSCIMRenameAndEmail(t *testing.T) {
 		} {
 			wantSCIMError(t, c.what, call(c.method, "/scim/v2/Users/"+ren, c.body), 409, "uniqueness")
 		}
+		// A new user under the name the user had: the name stays
+		// reserved (at once, not after retries ending in a conflict).
+		wantSCIMError(t, "a new user under a former name", call("POST", "/scim/v2/Users", `{`+userSchema+`,"userName":"ren"}`), 409, "uniqueness")
 		wantSCIMError(t, "a name the username rules refuse", call("PATCH", "/scim/v2/Users/"+ren,
 			patchOps(`[{"op":"replace","path":"userName","value":"ren tanaka"}]`)), 400, "invalidValue")
 		unchanged(t, in, seq, "a rename to a taken or invalid name")

@@ -374,9 +374,9 @@ func (s *Service) scimIssuer(c domain.SCIMConnection) string {
 
 // SCIMCreateUser provisions a user for connection connID by the match rule
 // (above) and returns its ID. A userName the connection already shows,
-// that is taken by a user the connection may not adopt, or — for a user
-// adopted under another name — that another user has or had, is
-// ErrUsernameTaken.
+// that is taken by a user the connection may not adopt, or that another
+// user had (for a new user) or has or had (for a user adopted under another
+// name), is ErrUsernameTaken.
 func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID string, in SCIMUserInput) (string, error) {
 	conn, err := s.liveConn(connID)
 	if err != nil {
@@ -495,6 +495,17 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 					return scimTx{}, err
 				}
 				evs = append(evs, deact...)
+			}
+			// A name once used stays reserved (a user renamed away from
+			// it still holds it): taken. The reservation is appended
+			// expecting the name new; a conflict on it — a creator racing
+			// this one took it — builds again, and finds it here.
+			last, err := s.log.LastSequence(ctx, events.Subject(domain.AggregateUsername, usernameKey(in.Profile.UserName)))
+			if err != nil {
+				return scimTx{}, err
+			}
+			if last != 0 {
+				return scimTx{}, ErrUsernameTaken
 			}
 			pend = append(pend, pending{
 				aggregate: domain.AggregateUsername, id: usernameKey(in.Profile.UserName),
