@@ -73,6 +73,7 @@ var eventFactories = map[string]func() Event{
 	TypeSCIMUserLinked:          func() Event { return &SCIMUserLinked{} },
 	TypeSCIMUserUpdated:         func() Event { return &SCIMUserUpdated{} },
 	TypeSCIMUserUnlinked:        func() Event { return &SCIMUserUnlinked{} },
+	TypeSCIMUserAdopted:         func() Event { return &SCIMUserAdopted{} },
 }
 
 // Deref returns the event value behind a pointer produced by NewEvent, so that
@@ -156,6 +157,8 @@ func Deref(e Event) Event {
 	case *SCIMUserLinked:
 		return *v
 	case *SCIMUserUpdated:
+		return *v
+	case *SCIMUserAdopted:
 		return *v
 	case *SCIMUserUnlinked:
 		return *v

@@ -52,6 +52,30 @@ const TypeSCIMNameReserved = "scimname.reserved"
 
 func (SCIMNameReserved) EventType() string { return TypeSCIMNameReserved }
 
+// AggregateSCIMAdoption orders the adoptions of an existing user by SCIM
+// connections: one subject per user (its ID). Every adoption appends
+// SCIMUserAdopted there, in the same atomic batch as the connection's
+// record of the user, expecting the subject's last sequence as read before
+// checking that no other live connection provisions the user: of two
+// connections adopting one user at once, one append conflicts, and the
+// connection deciding again finds the other's record (the user is then not
+// adopted). A user created by a connection has none (nobody can adopt it
+// before it exists).
+const AggregateSCIMAdoption = "scim_adoption"
+
+// SCIMUserAdopted: connection ConnectionID adopts user UserID (found by
+// the match rule) in this batch. It changes no state: its subject's
+// sequence is what concurrent adoptions of the user contend on.
+type SCIMUserAdopted struct {
+	UserID       string `json:"user_id"`
+	ConnectionID string `json:"connection_id"`
+}
+
+// TypeSCIMUserAdopted is SCIMUserAdopted's type name.
+const TypeSCIMUserAdopted = "scim.user_adopted"
+
+func (SCIMUserAdopted) EventType() string { return TypeSCIMUserAdopted }
+
 // SCIMTokenEnv is the "environment" of SCIM bearer tokens in the API key
 // format: ic_scim_ + 256 random bits in base62 + a CRC-32 checksum. It is
 // neither KeyEnvLive nor KeyEnvTest, so a SCIM token is never an API key.

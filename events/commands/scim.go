@@ -32,6 +32,10 @@ import (
 // either only if not made, named or addressed by a tenant admin or a tenant
 // connection (domain.User.Unvouched), which may know its password or have
 // linked an identity to it; otherwise the userName counts as taken.
+// Nor is it adopted when another live connection provisions it: adoptions
+// of a user append domain.SCIMUserAdopted on its scim_adoption subject,
+// expecting it unchanged, so that of two at once one conflicts and, deciding
+// again, finds the other's record.
 // When the externalId is not linked yet, the identity (issuer, externalId)
 // is linked to the user (sso.identity_linked, method "scim"), so that the
 // person's first SSO login signs in as the user the IdP provisioned.
@@ -447,10 +451,25 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			return scimTx{}, ErrUsernameTaken
 		}
 		if ok {
+			// Adoptions of the user contend on its scim_adoption subject:
+			// read through the stream's leader, caught up with, and
+			// expected unchanged in this write. Another connection adopting
+			// the user at the same moment — whose write may change nothing
+			// else this one expects — makes this append conflict, and
+			// deciding again finds its record (provisionedElsewhere).
+			claim := events.Subject(domain.AggregateSCIMAdoption, found.ID)
+			last, err := s.caughtUpWith(ctx, claim)
+			if err != nil {
+				return scimTx{}, err
+			}
 			if !c.Within(found) || s.provisionedElsewhere(connID, found.ID) {
 				return scimTx{}, ErrUsernameTaken
 			}
 			userID, adopted = found.ID, true
+			pend = append(pend, pending{
+				aggregate: domain.AggregateSCIMAdoption, id: found.ID, expect: last,
+				event: domain.SCIMUserAdopted{UserID: found.ID, ConnectionID: connID},
+			})
 			// The adopted user becomes what the identity provider says,
 			// in this write, as an update would make it (SCIMUpdateUser):
 			// the userName its username — reserved, so a name another
