@@ -321,7 +321,12 @@ func (s *Store) landed(ctx context.Context, msgs []Message) (uint64, landedState
 	}
 	if first.ExpectSubject != "" {
 		// ExpectSeq was checked on another subject: ours, if stored, is
-		// after it on its own subject, not necessarily the first there.
+		// after it on its own subject, not necessarily the first there
+		// (an aggregate with events, as the mfa.reset decided on the
+		// user, may have many after it): normally the last one there.
+		if m, err := s.leaderMsgGet(ctx, msgGetRequest{LastFor: first.Subject}); err == nil && m.id == first.ID {
+			return m.seq, landedYes
+		}
 		from := first.ExpectSeq + 1
 		for range 8 {
 			m, err := s.leaderGet(ctx, from, first.Subject)

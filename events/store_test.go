@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/infracast/auth/events"
@@ -74,6 +75,40 @@ func TestAppendExpectsAnotherSubjectsSequence(t *testing.T) {
 	// The expectation cannot be moved inside a batch.
 	if _, err := st.Append(ctx, started, events.Message{Subject: user, ID: "u3", Data: []byte(`{}`)}); err == nil {
 		t.Fatal("a batch with ExpectSubject was accepted")
+	}
+}
+
+// TestAppendIntoASubjectWithHistoryExpectingAnother: a message decided
+// against another subject's state may go to a subject that has many
+// messages after that state's sequence (mfa.reset, decided on the user,
+// onto the user's factors). A retry of it once stored is its success,
+// though the other subject has moved on: before, the store looked for it
+// among the first 8 messages after the expected sequence only, and a
+// caller's retry was told "conflict" (found checking 13r2's fix).
+func TestAppendIntoASubjectWithHistoryExpectingAnother(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	user, factors := events.Subject("user", "u"), events.Subject("mfa", "u")
+	useq, err := st.Append(ctx, events.Message{Subject: user, ID: "u1", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := uint64(0)
+	for i := range 12 {
+		if last, err = st.Append(ctx, events.Message{Subject: factors, ExpectSeq: last, ID: fmt.Sprintf("m%d", i), Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reset := events.Message{Subject: factors, ExpectSeq: useq, ExpectSubject: user, ID: "reset", Data: []byte(`{}`)}
+	seq, err := st.Append(ctx, reset)
+	if err != nil || seq != last+1 {
+		t.Fatalf("reset decided on the current user: seq=%d err=%v, want %d", seq, err, last+1)
+	}
+	if _, err := st.Append(ctx, events.Message{Subject: user, ExpectSeq: useq, ID: "u2", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Append(ctx, reset); err != nil || got != seq {
+		t.Fatalf("retry of the stored reset: seq=%d err=%v, want %d", got, err, seq)
 	}
 }
 
