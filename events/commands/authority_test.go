@@ -3,6 +3,7 @@ package commands_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/infracast/auth/domain"
@@ -200,4 +201,102 @@ func TestAuthorityCheckedOnTheDecidedState(t *testing.T) {
 	if got, _, _ := a.model.User(u.ID); got.Active {
 		t.Fatal("the admin of t1 could not deactivate a viewer of t1")
 	}
+}
+
+// TestAuthorityHeldWhenStored: what a tenant admin's command stores rests
+// on the authority it held when each event was stored, and the answer says
+// what was stored. Through one replica, up to date; the platform admin
+// grants the user admin of t2 through another at the worst moment (an
+// outside check, 13r2, two replicas on one NATS):
+//   - between the MFA reset and the revocation of the user's sessions that
+//     follows it: before, the revocation checked the authority again and
+//     answered 403, the reset stored and the sessions left live (24/210);
+//     now the sessions are revoked as the reset's consequence, answered.
+func TestAuthorityHeldWhenStored(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, _, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	ta1 := events.Meta{Actor: events.Actor{Type: "user", ID: "user-ta1"}}
+
+	n := 0
+	newUser := func() (domain.User, string) {
+		t.Helper()
+		n++
+		name := "target" + string(rune('a'+n))
+		u, err := onA.CreateUser(ctx, admin, commands.CreateUserInput{
+			Username: name, Password: name + "-passphrase-long",
+			Tenants: []domain.TenantRole{{Tenant: "t1", Role: domain.RoleViewer}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u, res.Session.ID
+	}
+	typeOf := func(m events.Message) string {
+		t.Helper()
+		env, _, err := events.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return env.Type
+	}
+	// grantWhen grants u admin of t2 through B once, when an append holding
+	// an event of type typ is about to be made (hook: &s.before) or was
+	// stored (&s.after).
+	grantWhen := func(hook *func([]events.Message), typ string, u domain.User) {
+		*hook = func(msgs []events.Message) {
+			for _, m := range msgs {
+				if typeOf(m) != typ {
+					continue
+				}
+				*hook = nil
+				if _, err := onB.ExecuteUser(ctx, admin, u.ID, domain.GrantRole{Tenant: "t2", Role: string(domain.RoleAdmin)}); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+		}
+	}
+	storedSince := func(before int, typ string) int {
+		t.Helper()
+		s.mu.Lock()
+		msgs := slices.Clone(s.msgs[before:])
+		s.mu.Unlock()
+		k := 0
+		for _, m := range msgs {
+			if typeOf(m) == typ {
+				k++
+			}
+		}
+		return k
+	}
+	sessionRevoked := func(sid string) bool {
+		t.Helper()
+		head, err := s.Head(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.WaitFor(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		sess, _, ok := a.model.Session(sid)
+		return ok && sess.Revoked
+	}
+
+	u, sid := newUser()
+	before := len(s.msgs)
+	grantWhen(&s.after, domain.TypeMFAReset, u)
+	revoked, err := onA.ResetMFA(ctx, ta1, u.ID, "reset by user-ta1", adminOfT1)
+	if err != nil || revoked != 1 {
+		t.Errorf("reset, the grant landing after it: %d sessions revoked, %v; want 1, nil", revoked, err)
+	}
+	if storedSince(before, domain.TypeMFAReset) != 1 || storedSince(before, domain.TypeUserRoleGranted) != 1 || !sessionRevoked(sid) {
+		t.Error("the reset, the grant and the session's revocation are not all stored")
+	}
+
 }

@@ -37,11 +37,16 @@ type write[S any] struct {
 	missing error
 	// decide decides the command against on's current state.
 	decide func(S) ([]domain.Event, error)
-	// into, when set, is a new aggregate that the decided events start,
-	// instead of being appended to on: they are stored only if on's subject
-	// has not moved since its state was read (the expectation is on on's
-	// subject: events.Message.ExpectSubject; one event only).
+	// into, when set, is the aggregate the decided events are appended to
+	// instead of on — a new one they start, or (with intoVersion) one that
+	// has events — stored only if on's subject has not moved since its
+	// state was read (the expectation is on on's subject, none on into's:
+	// events.Message.ExpectSubject; one event only).
 	into ref
+	// intoVersion, with into, is the number of events into's state was
+	// folded from when decide read it (the envelope's aggregate version);
+	// nil: into is new.
+	intoVersion func() uint64
 }
 
 // execute runs a command through the write loop that every command on an
@@ -118,13 +123,17 @@ func attempt[S any](ctx context.Context, s *Service, meta events.Meta, w write[S
 }
 
 // address says where decided events go: after the events of on, read at
-// stream sequence seq in state; or, with into, at the start of into, stored
-// only if on's subject is still at seq.
+// stream sequence seq in state; or, with into, at the start of into (after
+// its intoVersion events), stored only if on's subject is still at seq.
 func (w write[S]) address(state S, seq uint64, evs []domain.Event) []pending {
 	if w.into == (ref{}) {
 		return onAggregate(w.on.ref, w.on.version(state), seq, evs)
 	}
-	out := onAggregate(w.into, 0, seq, evs)
+	version := uint64(0)
+	if w.intoVersion != nil {
+		version = w.intoVersion()
+	}
+	out := onAggregate(w.into, version, seq, evs)
 	for i := range out {
 		out[i].expectOn = w.on.subject()
 	}

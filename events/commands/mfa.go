@@ -924,10 +924,20 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, toke
 // ---------------------------------------------------------------- admin
 
 // ResetMFA removes every factor of a user (mfa.reset) and revokes the
-// user's sessions. It returns how many sessions were revoked. may, when not
-// nil, is the caller's authority over the user, checked in each decision on
-// the user as the stream's leader has it then (userAllows): its error is
-// the answer.
+// user's sessions. It returns how many sessions were revoked.
+//
+// The reset is decided against the user and appended to the user's mfa
+// subject expecting the user's subject (execute's into): may, when not nil
+// — the caller's authority over the user — is checked on the user state
+// the append expects, so a change of the user in between (a role granted
+// in another tenant) makes it conflict, and the decision made again is
+// refused with nothing stored. The mfa subject's own expectation gives way
+// to the user's: a factor enrolled meanwhile is reset too, as when the
+// reset comes after it. The sessions are then revoked as the reset's
+// consequence, without may: the authority was held when the reset was
+// stored, and the answer says what was stored (a check made again there
+// answered 403 after a reset stored, the sessions left live: outside
+// check 13r2).
 func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error) {
 	st, err := s.mfaState()
 	if err != nil {
@@ -937,19 +947,29 @@ func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason
 		return 0, domain.ErrNotFound
 	}
 	cmd := domain.ResetMFA{UserID: userID, Reason: reason}
-	_, err = execute(ctx, s, meta, write[domain.MFA]{
-		on: s.mfaAggregate(st, userID),
-		decide: func(m domain.MFA) ([]domain.Event, error) {
-			if err := s.userAllows(ctx, userID, may); err != nil {
+	factors := s.mfaAggregate(st, userID)
+	var version uint64 // the factors' version the reset was decided on
+	_, err = execute(ctx, s, meta, write[domain.User]{
+		on: s.userAggregate(userID), missing: domain.ErrNotFound,
+		into: factors.ref, intoVersion: func() uint64 { return version },
+		decide: func(u domain.User) ([]domain.Event, error) {
+			if may != nil {
+				if err := may(u); err != nil {
+					return nil, err
+				}
+			}
+			if err := s.catchUpSubject(ctx, factors.subject()); err != nil {
 				return nil, err
 			}
+			m, _, _ := factors.load()
+			version = m.Version
 			return domain.DecideMFA(m, cmd)
 		},
 	})
-	if err != nil && !errors.Is(err, domain.ErrMFANotEnrolled) {
+	if err != nil { // (a reset is decided also with nothing enrolled)
 		return 0, err
 	}
-	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin, may)
+	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin, nil)
 }
 
 // SetMFAPolicy sets whether MFA is required platform-wide (scope

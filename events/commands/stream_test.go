@@ -25,12 +25,28 @@ type stream struct {
 	mu      sync.Mutex
 	msgs    []events.Message // msgs[i] has stream sequence i+1
 	appends [][]events.Message
+	// before and after, when set, are called (outside the lock, from the
+	// appending goroutine) with every append's messages: before it is
+	// made, and after it was stored. A test's way to make something else
+	// land in between.
+	before, after func([]events.Message)
 }
 
 // Append stores msgs unless an expectation fails, as JetStream's: the
 // first message on each subject expects that subject (or its
 // ExpectSubject) at its ExpectSeq.
 func (s *stream) Append(_ context.Context, msgs ...events.Message) (uint64, error) {
+	if s.before != nil {
+		s.before(msgs)
+	}
+	seq, err := s.append(msgs)
+	if err == nil && s.after != nil {
+		s.after(msgs)
+	}
+	return seq, err
+}
+
+func (s *stream) append(msgs []events.Message) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	checked := map[string]bool{}
