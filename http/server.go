@@ -44,7 +44,8 @@ type SessionCommands interface {
 	ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error
 	RevokeRefreshToken(ctx context.Context, meta events.Meta, refreshToken string) error
 	// RevokeSessions and RevokeUserSessions check may, when not nil, on the
-	// sessions' user as each decision reads it.
+	// sessions' user as each revocation's append expects it (they are then
+	// appended one at a time; the answer counts those stored).
 	RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string, may func(domain.User) error) (int, error)
 	RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error)
 }

@@ -92,7 +92,9 @@ func (s *Server) revokeUserSession(c *fiber.Ctx) error {
 }
 
 // revokeUserSessions: DELETE /api/v1/users/{id}/sessions revokes every live
-// session of the user, in one atomic append, and says how many.
+// session of the user and says how many: in one atomic append; for a tenant
+// admin, one at a time, each while the admin may manage the user
+// (commands.Service.RevokeUserSessions).
 func (s *Server) revokeUserSessions(c *fiber.Ctx) error {
 	u, by, err := s.sessionsManaged(c, true)
 	if err != nil {
@@ -108,8 +110,8 @@ func (s *Server) revokeUserSessions(c *fiber.Ctx) error {
 }
 
 // revoker is who revokes a user's sessions: the reason the revocations
-// record, and — for an administrator — the authority over the user that
-// each decision checks again (nil: the user itself).
+// record, and — for a tenant administrator — the authority over the user
+// that the command checks again (nil: the user itself, a platform admin).
 type revoker struct {
 	reason string
 	may    func(domain.User) error
@@ -134,6 +136,11 @@ func (s *Server) sessionsManaged(c *fiber.Ctx, all bool) (domain.User, revoker, 
 	}
 	if !cl.managesUser(u) {
 		return u, revoker{}, errForbidden
+	}
+	if cl.IsPlatformAdmin() {
+		// Manages anyone, whatever the user's state: nothing to check
+		// again, and all of them in one atomic append.
+		return u, revoker{reason: domain.RevokeReasonAdmin}, nil
 	}
 	return u, revoker{reason: domain.RevokeReasonAdmin, may: cl.mayManageUser}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -211,7 +212,13 @@ func TestAuthorityCheckedOnTheDecidedState(t *testing.T) {
 //   - between the MFA reset and the revocation of the user's sessions that
 //     follows it: before, the revocation checked the authority again and
 //     answered 403, the reset stored and the sessions left live (24/210);
-//     now the sessions are revoked as the reset's consequence, answered.
+//     now the sessions are revoked as the reset's consequence, answered;
+//   - between the check and the append of a session revocation (one, or
+//     all of the user's): before, the revocations expected the sessions'
+//     subjects only and were stored after the grant, answered 200 (3/210);
+//     now each expects the user's subject, conflicts, and the check made
+//     again refuses it, nothing stored (and between two of a revoke-all's
+//     appends: the one stored is the answer, the other left live).
 func TestAuthorityHeldWhenStored(t *testing.T) {
 	s, a, onA := newReplica(t, nil)
 	_, _, onB := newReplica(t, s)
@@ -297,6 +304,46 @@ func TestAuthorityHeldWhenStored(t *testing.T) {
 	}
 	if storedSince(before, domain.TypeMFAReset) != 1 || storedSince(before, domain.TypeUserRoleGranted) != 1 || !sessionRevoked(sid) {
 		t.Error("the reset, the grant and the session's revocation are not all stored")
+	}
+
+	for _, all := range []bool{false, true} {
+		u, sid := newUser()
+		before := len(s.msgs)
+		grantWhen(&s.before, domain.TypeSessionRevoked, u)
+		var err error
+		if all {
+			_, err = onA.RevokeUserSessions(ctx, ta1, u.ID, domain.RevokeReasonAdmin, adminOfT1)
+		} else {
+			_, err = onA.RevokeSessions(ctx, ta1, []string{sid}, domain.RevokeReasonAdmin, adminOfT1)
+		}
+		if !errors.Is(err, domain.ErrForbidden) {
+			t.Errorf("revoke (all: %v), the grant landing before the append: %v, want ErrForbidden", all, err)
+		}
+		if storedSince(before, domain.TypeUserRoleGranted) != 1 {
+			t.Error("the grant was not stored")
+		}
+		if k := storedSince(before, domain.TypeSessionRevoked); k != 0 || sessionRevoked(sid) {
+			t.Errorf("revoke (all: %v) refused, yet %d session.revoked stored", all, k)
+		}
+	}
+
+	// The authority lost between two of a revoke-all's appends: the one
+	// stored stays revoked and is the answer, the other is left live.
+	u, _ = newUser()
+	if _, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"}); err != nil {
+		t.Fatal(err)
+	}
+	before = len(s.msgs)
+	grantWhen(&s.after, domain.TypeSessionRevoked, u)
+	revoked, err = onA.RevokeUserSessions(ctx, ta1, u.ID, domain.RevokeReasonAdmin, adminOfT1)
+	if err != nil || revoked != 1 {
+		t.Errorf("revoke all, the grant landing after the first: %d revoked, %v; want 1, nil", revoked, err)
+	}
+	if k := storedSince(before, domain.TypeSessionRevoked); k != 1 {
+		t.Errorf("%d session.revoked stored, want 1", k)
+	}
+	if live := a.model.UserSessionIDs(u.ID, time.Now()); len(live) != 1 {
+		t.Errorf("%d sessions left live, want 1", len(live))
 	}
 
 }

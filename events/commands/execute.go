@@ -163,6 +163,27 @@ func onAggregate(a ref, version, expect uint64, evs []domain.Event) []pending {
 // read model has applied them — and, when they take access away
 // (domain.Narrows), until every other replica has too (Config.Barrier).
 func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID string, evs []pending) (uint64, error) {
+	seq, err := s.storeEvents(ctx, meta, commandID, evs)
+	if err != nil {
+		return 0, err
+	}
+	if narrows(evs) {
+		s.barrier(ctx, seq)
+	}
+	return seq, nil
+}
+
+// barrier waits until every other replica has applied the stream up to seq
+// (Config.Barrier; 0: nothing to wait for).
+func (s *Service) barrier(ctx context.Context, seq uint64) {
+	if s.cfg.Barrier != nil && seq > 0 {
+		s.cfg.Barrier.Wait(ctx, seq)
+	}
+}
+
+// storeEvents is appendEvents without the barrier: for a caller that
+// appends several times and waits for the other replicas once, at the end.
+func (s *Service) storeEvents(ctx context.Context, meta events.Meta, commandID string, evs []pending) (uint64, error) {
 	msgs := make([]events.Message, len(evs))
 	now := s.cfg.Now()
 	for i, p := range evs {
@@ -190,9 +211,6 @@ func (s *Service) appendEvents(ctx context.Context, meta events.Meta, commandID 
 		// Stored, but this replica has not applied it in time: the answer
 		// cannot be built, and must not claim that nothing changed.
 		return 0, fmt.Errorf("%w: stored at sequence %d, not yet applied here: %v", events.ErrOutcomeUnknown, seq, err)
-	}
-	if s.cfg.Barrier != nil && narrows(evs) {
-		s.cfg.Barrier.Wait(ctx, seq)
 	}
 	return seq, nil
 }

@@ -13,7 +13,10 @@ import (
 // user's sessions. Each is one decision over several aggregates — the user
 // and the API keys it owns, or a user's sessions — appended as one atomic
 // batch, each event expecting its aggregate's subject to be where its state
-// was read (a concurrent change to any of them decides the whole again).
+// was read (a concurrent change to any of them decides the whole again);
+// but an administrator's revocation of a user's sessions, which rests on
+// the user's state, is a session.revoked at a time, each expecting the
+// user's subject (revokeSessionsAs).
 
 // batchMax bounds the events of one atomic append (JetStream refuses a
 // batch of more than 1,000 messages). A decision of more is appended in
@@ -151,57 +154,63 @@ func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID
 }
 
 // RevokeSessions revokes the named sessions (domain.RevokeSession with
-// reason) in one atomic append: a session unknown or revoked already is
-// left as it is. It returns how many it revoked. may, when not nil, is the
-// caller's authority over the sessions' user, checked in each decision on
-// the user as the stream's leader has it then (userAllows): its error is
-// the answer, nothing revoked.
+// reason): a session unknown or revoked already is left as it is. It
+// returns how many it revoked. Without may, in one atomic append. may,
+// when not nil, is the caller's authority over the sessions' user: each
+// user's sessions are revoked as revokeSessionsAs says, one user after
+// another (an error for one, after another's were revoked, is the answer
+// with those counted: they stay revoked).
 func (s *Service) RevokeSessions(ctx context.Context, meta events.Meta, sessionIDs []string, reason string, may func(domain.User) error) (int, error) {
-	return s.revokeSessions(ctx, meta, func() ([]string, error) {
-		if may == nil {
-			return sessionIDs, nil
+	if may == nil {
+		return s.revokeSessions(ctx, meta, func() []string { return sessionIDs }, reason)
+	}
+	var users []string
+	byUser := map[string][]string{}
+	for _, id := range sessionIDs {
+		sess, _, ok := s.state.Session(id)
+		if !ok {
+			continue
 		}
-		checked := map[string]bool{}
-		for _, id := range sessionIDs {
-			sess, _, ok := s.state.Session(id)
-			if !ok || checked[sess.UserID] {
-				continue
-			}
-			checked[sess.UserID] = true
-			if err := s.userAllows(ctx, sess.UserID, may); err != nil {
-				return nil, err
-			}
+		if _, seen := byUser[sess.UserID]; !seen {
+			users = append(users, sess.UserID)
 		}
-		return sessionIDs, nil
-	}, reason)
+		byUser[sess.UserID] = append(byUser[sess.UserID], id)
+	}
+	n := 0
+	for _, userID := range users {
+		ids := byUser[userID]
+		k, err := s.revokeSessionsAs(ctx, meta, userID, func() []string { return ids }, reason, may)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // RevokeUserSessions revokes every session of a user that is live when it
-// is decided (a session.revoked each, in one atomic append), and returns how
-// many. Unknown user: domain.ErrNotFound. may as for RevokeSessions.
+// is decided, and returns how many: without may, a session.revoked each in
+// one atomic append; with may (the caller's authority over the user), as
+// revokeSessionsAs says. Unknown user: domain.ErrNotFound.
 func (s *Service) RevokeUserSessions(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error) {
 	if _, _, ok := s.state.User(userID); !ok {
 		return 0, domain.ErrNotFound
 	}
-	return s.revokeSessions(ctx, meta, func() ([]string, error) {
-		if err := s.userAllows(ctx, userID, may); err != nil {
-			return nil, err
-		}
-		return s.state.UserSessionIDs(userID, s.cfg.Now()), nil
-	}, reason)
+	live := func() []string { return s.state.UserSessionIDs(userID, s.cfg.Now()) }
+	if may == nil {
+		return s.revokeSessions(ctx, meta, live, reason)
+	}
+	return s.revokeSessionsAs(ctx, meta, userID, live, reason, may)
 }
 
 // revokeSessions revokes the sessions ids names when asked, in one
-// decision; an error of ids is the answer.
-func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func() ([]string, error), reason string) (int, error) {
+// decision: an atomic append, each session.revoked expecting its session's
+// subject.
+func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func() []string, reason string) (int, error) {
 	revoked := map[string]bool{}
 	err := s.writeBatch(ctx, meta, func() ([]pending, error) {
-		names, err := ids()
-		if err != nil {
-			return nil, err
-		}
 		var out []pending
-		for _, id := range names {
+		for _, id := range ids() {
 			sess, seq, ok := s.state.Session(id)
 			if !ok {
 				continue
@@ -215,6 +224,84 @@ func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func
 		return out, nil
 	}, func(p pending) { revoked[p.id] = true })
 	return len(revoked), err
+}
+
+// revokeSessionsAs revokes the sessions of user userID that ids names when
+// asked, for a caller whose authority over the user is may. A revocation
+// writes nothing to the user, and an append that expects another subject
+// holds one message: so may is checked once on the user as the stream's
+// leader has it (at sequence seq), and each session.revoked is appended
+// on its own, stored only if the user's subject is still at seq
+// (events.Message.ExpectSubject; the session's own expectation gives way:
+// a session refreshed meanwhile is revoked all the same, one revoked
+// meanwhile gets a second session.revoked). When one conflicts — the user
+// changed — the user is read again and may checked again before the next.
+// Every revocation stored was so made while the caller held the authority
+// (an outside check, 13r2, stored one after the user was granted admin of
+// another tenant, when the appends expected the sessions' subjects only).
+//
+// The answer says what was stored: a refusal of may is the answer only
+// when nothing was revoked. If the authority is lost after some were (the
+// user changed between two appends), they stay revoked and their number
+// is the answer, the rest left live — as if the caller had revoked them
+// one by one and been refused the rest. Another error (the event store
+// unavailable) after some were revoked leaves them revoked, too: a retry
+// revokes the rest.
+func (s *Service) revokeSessionsAs(ctx context.Context, meta events.Meta, userID string, ids func() []string, reason string, may func(domain.User) error) (int, error) {
+	subject := events.Subject(domain.AggregateUser, userID)
+	revoked, last := 0, uint64(0)
+	for conflicts := 0; ; {
+		if err := s.catchUpSubject(ctx, subject); err != nil {
+			return revoked, err
+		}
+		u, seq, ok := s.state.User(userID)
+		if !ok {
+			return revoked, domain.ErrNotFound
+		}
+		if err := may(u); err != nil {
+			if revoked > 0 {
+				break
+			}
+			return 0, err
+		}
+		conflicted := false
+		for _, id := range ids() {
+			sess, _, ok := s.state.Session(id)
+			if !ok || sess.UserID != userID {
+				continue
+			}
+			evs, err := domain.DecideSession(sess, domain.RevokeSession{Reason: reason})
+			if err != nil {
+				s.barrier(ctx, last)
+				return revoked, err
+			}
+			if len(evs) == 0 {
+				continue // revoked already
+			}
+			p := onAggregate(ref{domain.AggregateSession, id}, sess.Version, seq, evs)
+			p[0].expectOn = subject
+			at, err := s.storeEvents(ctx, meta, NewID("cmd"), p)
+			if errors.Is(err, events.ErrConflict) {
+				conflicted = true
+				break
+			}
+			if err != nil {
+				s.barrier(ctx, last)
+				return revoked, err
+			}
+			revoked, last = revoked+1, at
+		}
+		if !conflicted {
+			break
+		}
+		if conflicts++; conflicts >= s.cfg.MaxAttempts {
+			s.barrier(ctx, last)
+			return revoked, ErrTooManyConflicts
+		}
+		s.conflicts.Add(1)
+	}
+	s.barrier(ctx, last)
+	return revoked, nil
 }
 
 // RefreshIdleTTL is the idle lifetime of sessions (0: none): a session not
