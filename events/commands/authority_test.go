@@ -218,7 +218,11 @@ func TestAuthorityCheckedOnTheDecidedState(t *testing.T) {
 //     subjects only and were stored after the grant, answered 200 (3/210);
 //     now each expects the user's subject, conflicts, and the check made
 //     again refuses it, nothing stored (and between two of a revoke-all's
-//     appends: the one stored is the answer, the other left live).
+//     appends: the one stored is the answer, the other left live);
+//   - between the check and the append of an activation's SCIM token
+//     retirements: before, retired in appends of their own ahead of the
+//     activation, stored though it was refused (8/60); now in its atomic
+//     append, refused with it.
 func TestAuthorityHeldWhenStored(t *testing.T) {
 	s, a, onA := newReplica(t, nil)
 	_, _, onB := newReplica(t, s)
@@ -346,4 +350,57 @@ func TestAuthorityHeldWhenStored(t *testing.T) {
 		t.Errorf("%d sessions left live, want 1", len(live))
 	}
 
+	u, _ = newUser()
+	if _, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := onA.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{
+		Provider: "okta", Tenants: []string{"t1"}, OwnerID: u.ID,
+		GroupMappings: []domain.RoleMapping{{Group: "ops", Tenant: "t1", Role: domain.RoleViewer}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onA.ExecuteUser(ctx, admin, u.ID, domain.Deactivate{Reason: "deactivated by user-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	before = len(s.msgs)
+	grantWhen(&s.before, domain.TypeSCIMTokenRotated, u)
+	if _, err := onA.ExecuteUserAs(ctx, ta1, u.ID, domain.Activate{Reason: "activated by user-ta1"}, adminOfT1); !errors.Is(err, domain.ErrForbidden) {
+		t.Errorf("activate, the grant landing before the token's retirement: %v, want ErrForbidden", err)
+	}
+	if storedSince(before, domain.TypeUserRoleGranted) != 1 {
+		t.Error("the grant was not stored")
+	}
+	for _, typ := range []string{domain.TypeSCIMTokenRotated, domain.TypeUserActivated} {
+		if k := storedSince(before, typ); k != 0 {
+			t.Errorf("the activation was refused, yet %d %s stored", k, typ)
+		}
+	}
+	// Allowed: the token is retired with the activation.
+	u, _ = newUser()
+	if _, _, err := onA.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{
+		Provider: "okta", Tenants: []string{"t1"}, OwnerID: u.ID,
+		GroupMappings: []domain.RoleMapping{{Group: "ops", Tenant: "t1", Role: domain.RoleViewer}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onA.ExecuteUser(ctx, admin, u.ID, domain.Deactivate{Reason: "deactivated by user-admin"}); err != nil {
+		t.Fatal(err)
+	}
+	before = len(s.appends)
+	if _, err := onA.ExecuteUserAs(ctx, ta1, u.ID, domain.Activate{Reason: "activated by user-ta1"}, adminOfT1); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(s.appends) - before; got != 1 {
+		t.Fatalf("the activation took %d appends, want 1", got)
+	}
+	var types []string
+	for _, m := range s.appends[before] {
+		types = append(types, typeOf(m))
+	}
+	if !slices.Equal(types, []string{domain.TypeSCIMTokenRotated, domain.TypeUserActivated}) {
+		t.Errorf("the activation's append holds %v", types)
+	}
 }

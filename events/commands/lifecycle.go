@@ -57,16 +57,22 @@ func (s *Service) ActivateUser(ctx context.Context, meta events.Meta, userID, re
 //
 // The SCIM connections the user owns get a token nobody holds (their own
 // is refused while the user is inactive: the owner check), so that an
-// activation brings none back: after a deactivation's append, and before
-// an activation's (which also catches a connection made by a request that
-// raced the deactivation). Each in an append of its own: a connection
-// rotated over and over must not keep its owner from being deactivated.
+// activation brings none back (which also catches a connection made by a
+// request that raced the deactivation). A deactivation's after its append,
+// each in an append of its own: a connection rotated over and over must
+// not keep its owner from being deactivated. An activation's in its atomic
+// append, before user.activated (a scim.token_rotated each, expecting its
+// connection's subject): stored only with it, so only where the
+// activation is allowed — before, they were appended ahead of it, and an
+// activation answered 403 had retired tokens all the same (outside check
+// 13r2). Only admins write to a connection, so it does not hold an
+// activation back.
 //
 // may, when not nil, is the caller's authority over the user
 // (ExecuteUserAs), checked on the user as each decision reads it: the
 // user's event expects its subject there, so a change of the user in
 // between makes the append conflict and the decision (and the check) is
-// made again. An activation checks it before it retires anything, too.
+// made again.
 func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand, may func(domain.User) error) (domain.User, error) {
 	_, activate := cmd.(domain.Activate)
 	if u, _, ok := s.state.User(userID); activate && ok && !u.Active {
@@ -74,12 +80,6 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		// Every connection stored so far, through any replica, is swept:
 		// this one may lag behind the one that stored a raced creation.
 		if err := s.CatchUpHead(ctx); err != nil {
-			return domain.User{}, err
-		}
-		if err := s.userAllows(ctx, userID, may); err != nil {
-			return domain.User{}, err
-		}
-		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
 			return domain.User{}, err
 		}
 	}
@@ -111,7 +111,11 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 			keys = append(keys, onAggregate(ref{domain.AggregateAPIKey, id}, k.Version, kseq, kevs)...)
 		}
 		if activate {
-			return append(keys, user...), nil
+			tokens, err := s.retiredSCIMTokens(userID)
+			if err != nil {
+				return nil, err
+			}
+			return append(append(keys, tokens...), user...), nil
 		}
 		return append(user, keys...), nil
 	})
@@ -151,6 +155,30 @@ func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID
 		}
 	}
 	return nil
+}
+
+// retiredSCIMTokens decides a token nobody holds (scim.token_rotated) for
+// each live SCIM connection userID owns, each expecting its connection's
+// subject where the read models have it.
+func (s *Service) retiredSCIMTokens(userID string) ([]pending, error) {
+	var out []pending
+	for _, c := range s.scim().SCIMConnections() {
+		if c.OwnerID != userID {
+			continue
+		}
+		cur, seq, ok := s.scim().SCIMConnection(c.ID)
+		if !ok || !cur.Exists() || cur.OwnerID != userID {
+			continue
+		}
+		evs, err := domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
+			TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, onAggregate(ref{domain.AggregateSCIM, c.ID}, cur.Version, seq, evs)...)
+	}
+	return out, nil
 }
 
 // RevokeSessions revokes the named sessions (domain.RevokeSession with

@@ -114,26 +114,6 @@ func (s *Service) ExecuteUserAs(ctx context.Context, meta events.Meta, userID st
 	})
 }
 
-// userAllows checks may, a caller's authority over user userID, on the
-// user as the stream's leader has it now (the read models catch up with
-// the user's subject first): for a write to other aggregates (the user's
-// sessions, its factors) decided on the strength of it, which cannot
-// expect the user's subject in the same append. nil allows; an unknown
-// user is domain.ErrNotFound.
-func (s *Service) userAllows(ctx context.Context, userID string, may func(domain.User) error) error {
-	if may == nil {
-		return nil
-	}
-	if err := s.catchUpSubject(ctx, events.Subject(domain.AggregateUser, userID)); err != nil {
-		return err
-	}
-	u, _, ok := s.state.User(userID)
-	if !ok {
-		return domain.ErrNotFound
-	}
-	return may(u)
-}
-
 // profilePending addresses the user.profile_changed events evs, decided
 // on user u (its last event at stream sequence seq), for an atomic append:
 // with the new username's reservation ("subject must be new") when the
