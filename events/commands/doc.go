@@ -13,9 +13,9 @@
 // tenant admin's over a user, an owner's over a key) is passed in as may
 // and checked in the decision, not only by the caller on the read model:
 // on the state the append expects (ExecuteUserAs, ExecuteAPIKeyAs,
-// RotateInput.May), or, for a write to other aggregates on the user's
-// strength (RevokeSessions, RevokeUserSessions, ResetMFA), on the user as
-// the stream's leader has it when deciding.
+// RotateInput.May) — also for a write to other aggregates on the user's
+// strength (ResetMFA, RevokeSessions, RevokeUserSessions), whose one-event
+// appends expect the user's subject (events.Message.ExpectSubject).
 //
 // Every command on an aggregate's current state goes through one loop,
 // execute (execute.go): read the state and the stream sequence of its last
@@ -42,8 +42,10 @@
 // A decision over several aggregates is one atomic append of each one's
 // events, each expecting its own subject where its state was read
 // (writeBatch, lifecycle.go): a deactivation with the revocation of every
-// API key the user owns, an activation likewise, revoking all of a user's
-// sessions. On a conflict it is decided again from the caught-up state.
+// API key the user owns, an activation likewise (and its SCIM token
+// retirements), revoking all of a user's sessions (but a tenant admin's: a
+// session at a time, each expecting the user's subject). On a conflict it
+// is decided again from the caught-up state.
 //
 // A file per flow: users.go, login.go (passwords, throttling, the session a
 // login starts), sessions.go (refresh, revocation), lifecycle.go
