@@ -171,7 +171,7 @@ func (s *Service) retiredSCIMTokens(userID string) ([]pending, error) {
 			continue
 		}
 		evs, err := domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
-			TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
+			Replaces: cur.TokenHash, TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
 		})
 		if err != nil {
 			return nil, err
