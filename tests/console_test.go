@@ -413,7 +413,10 @@ func TestConsole(t *testing.T) {
 		if a, b := atoi(t, first), atoi(t, second); b >= a { // newest first: page 2 is older
 			t.Fatalf("page 2 starts at sequence %d, page 1 at %d: want older events", b, a)
 		}
-		run(t, ctx, "back", clickJS(`.pager button.secondary:not(.next-page)`), until(fmt.Sprintf(`document.querySelector('#audit-table tbody tr[data-seq]').getAttribute('data-seq') === %q`, first)))
+		// Back on page 1, whose first row is the newest event: the one seen
+		// before, or one appended since (a key's use, recorded in the
+		// background, may land meanwhile — it made this wait time out once).
+		run(t, ctx, "back", clickJS(`.pager button.secondary:not(.next-page)`), until(fmt.Sprintf(`document.getElementById('audit-table').getAttribute('data-page') === '1' && Number(document.querySelector('#audit-table tbody tr[data-seq]').getAttribute('data-seq')) >= %s`, first)))
 		run(t, ctx, "filter", fill(`#f-type`, "apikey."), chromedp.Click(`#audit-apply`),
 			until(`Array.prototype.every.call(document.querySelectorAll('#audit-table tbody tr[data-seq]'), function (r) { return /^apikey\./.test(r.children[2].textContent); }) && document.querySelectorAll('#audit-table tbody tr[data-seq]').length >= 3`))
 		run(t, ctx, "details", clickJS(`#audit-table tbody tr[data-seq] button.secondary`), until(`!!document.querySelector('#audit-table pre.json')`))
