@@ -17,9 +17,12 @@ import (
 // replace a secret: only the one decided against what it found holds, the
 // others are refused and show nothing — never an answer whose secret is
 // void already, or a confirmation of a secret the code never matched (an
-// outside check, 13f). Replica A has not applied what went through
-// replica B, as a request on A racing one on B finds it: A's first
-// append conflicts, and its decision is made again on the caught-up state.
+// outside check, 13f). "At once" is replica B's change landing after
+// replica A's request has read and decided, before its append (the
+// stream's before hook): A's append conflicts, and its decision is made
+// again on the caught-up state. One request after the other is not "at
+// once", even through a replica whose read model lags (behind): A catches
+// up with the user's mfa subject before it reads (outside check 13r5).
 
 // behind runs change through b after b has applied the whole stream, and
 // checks that a has not applied it.
@@ -41,14 +44,66 @@ func behind(t *testing.T, s *stream, a, b *replicaModel, change func() error) {
 	}
 }
 
+// atOnce makes change (through replica b, once it has applied the stream)
+// land once, when an append holding an event of type typ is about to be
+// made: after the request making it has read and decided, before its
+// append. It returns how many messages the stream holds once change is
+// stored.
+func atOnce(t *testing.T, s *stream, b *replicaModel, typ string, change func() error) func() int {
+	t.Helper()
+	landed := -1
+	s.before = func(msgs []events.Message) {
+		for _, m := range msgs {
+			env, _, err := events.Decode(m.Data)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if env.Type != typ {
+				continue
+			}
+			s.before = nil
+			head, err := s.Head(context.Background())
+			if err == nil {
+				err = b.WaitFor(context.Background(), head)
+			}
+			if err == nil {
+				err = change()
+			}
+			if err != nil {
+				t.Error(err)
+			}
+			if head, err = s.Head(context.Background()); err != nil {
+				t.Error(err)
+			}
+			landed = int(head)
+			return
+		}
+	}
+	return func() int {
+		t.Helper()
+		if landed < 0 {
+			t.Fatalf("no %s append was made: the change did not land in between", typ)
+		}
+		return landed
+	}
+}
+
 // refusedWith runs what, wants err, and checks that nothing was appended.
 func refusedWith(t *testing.T, s *stream, what string, want error, run func() error) {
 	t.Helper()
 	before := len(s.msgs)
+	refusedSince(t, s, what, want, func() int { return before }, run)
+}
+
+// refusedSince runs what, wants err, and checks that nothing was appended
+// after the stream held since() messages (atOnce: once the change landed).
+func refusedSince(t *testing.T, s *stream, what string, want error, since func() int, run func() error) {
+	t.Helper()
 	if err := run(); !errors.Is(err, want) {
 		t.Errorf("%s: %v, want %v", what, err, want)
 	}
-	for _, m := range s.msgs[before:] {
+	for _, m := range s.msgs[since():] {
 		env, _, err := events.Decode(m.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -71,9 +126,26 @@ func newMFAUser(t *testing.T, svc *commands.Service, name string) domain.User {
 	return u
 }
 
-// TestConfirmTOTPOfASecretReplacedMeanwhile: tab A enrols (secret A), tab
-// B enrols again (secret B) while A confirms with a code of secret A. The
-// confirmation is refused: before, it confirmed secret B — the answer
+// confirmedTOTP enrols u in TOTP through svc and confirms it.
+func confirmedTOTP(t *testing.T, svc *commands.Service, self events.Meta, u domain.User) {
+	t.Helper()
+	ctx := context.Background()
+	e, err := svc.EnrollTOTP(ctx, self, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(e.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ConfirmTOTP(ctx, self, u.ID, code); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConfirmTOTPOfASecretReplacedMeanwhile: tab A enrols (secret A), and
+// tab B enrols again (secret B) while A confirms with a code of secret A.
+// The confirmation is refused: before, it confirmed secret B — the answer
 // showed recovery codes, and a code of A then failed at login.
 func TestConfirmTOTPOfASecretReplacedMeanwhile(t *testing.T) {
 	s, a, onA := newReplica(t, nil)
@@ -87,7 +159,7 @@ func TestConfirmTOTPOfASecretReplacedMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tabB commands.TOTPEnrollment
-	behind(t, s, a, b, func() error {
+	since := atOnce(t, s, b, domain.TypeMFATOTPConfirmed, func() error {
 		tabB, err = onB.EnrollTOTP(ctx, self, u.ID)
 		return err
 	})
@@ -95,7 +167,7 @@ func TestConfirmTOTPOfASecretReplacedMeanwhile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refusedWith(t, s, "a confirmation with a code of the replaced secret", domain.ErrTOTPEnrolmentReplaced, func() error {
+	refusedSince(t, s, "a confirmation with a code of the replaced secret", domain.ErrTOTPEnrolmentReplaced, since, func() error {
 		codes, err := onA.ConfirmTOTP(ctx, self, u.ID, codeA)
 		if err == nil && len(codes) > 0 {
 			m, _ := a.model.MFA(u.ID)
@@ -117,37 +189,86 @@ func TestConfirmTOTPOfASecretReplacedMeanwhile(t *testing.T) {
 	}
 }
 
+// TestConfirmTOTPThroughALaggingReplica: enrolled twice through A then B,
+// confirmed through A with a code of the newest secret, before A has
+// applied B's enrolment: it is confirmed. Before, A checked the code
+// against the secret its read model held, and answered 400 "does not match
+// the secret being enrolled" (outside check 13r5: 1 of 20).
+func TestConfirmTOTPThroughALaggingReplica(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	u := newMFAUser(t, onA, "lagging")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+
+	if _, err := onA.EnrollTOTP(ctx, self, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	var newest commands.TOTPEnrollment
+	behind(t, s, a, b, func() error {
+		var err error
+		newest, err = onB.EnrollTOTP(ctx, self, u.ID)
+		return err
+	})
+	code, err := totp.GenerateCode(newest.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := onA.ConfirmTOTP(ctx, self, u.ID, code)
+	if err != nil || len(codes) != domain.RecoveryCodeCount {
+		t.Fatalf("a confirmation with a code of the newest secret through a lagging replica: %d codes, %v", len(codes), err)
+	}
+	if m, _ := a.model.MFA(u.ID); !m.HasTOTP() {
+		t.Fatal("no TOTP secret is confirmed")
+	}
+}
+
 // TestRegenerateRecoveryCodesAtOnce: two regenerations of the recovery
 // codes at once: the second is refused, instead of showing a set that the
 // first has already made void (both answered 200 before).
 func TestRegenerateRecoveryCodesAtOnce(t *testing.T) {
-	s, a, onA := newReplica(t, nil)
+	s, _, onA := newReplica(t, nil)
 	_, b, onB := newReplica(t, s)
 	ctx := context.Background()
 	u := newMFAUser(t, onA, "twice")
 	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
-	e, err := onA.EnrollTOTP(ctx, self, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := totp.GenerateCode(e.Secret, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := onA.ConfirmTOTP(ctx, self, u.ID, code); err != nil {
-		t.Fatal(err)
-	}
+	confirmedTOTP(t, onA, self, u)
 
-	behind(t, s, a, b, func() error {
+	since := atOnce(t, s, b, domain.TypeMFARecoveryCodesGenerated, func() error {
 		_, err := onB.RegenerateRecoveryCodes(ctx, self, u.ID)
 		return err
 	})
-	refusedWith(t, s, "a regeneration of a set replaced meanwhile", domain.ErrRecoveryCodesReplaced, func() error {
+	refusedSince(t, s, "a regeneration of a set replaced meanwhile", domain.ErrRecoveryCodesReplaced, since, func() error {
 		_, err := onA.RegenerateRecoveryCodes(ctx, self, u.ID)
 		return err
 	})
 	// One after the other: each makes a set.
 	if _, err := onA.RegenerateRecoveryCodes(ctx, self, u.ID); err != nil {
-		t.Fatalf("a regeneration once caught up: %v", err)
+		t.Fatalf("a regeneration once the other is stored: %v", err)
 	}
+}
+
+// TestRecoveryCodesThroughALaggingReplica: one client regenerating its
+// recovery codes through A and B alternately, one request at a time, A not
+// having applied B's regeneration yet: each makes a set (before, 10 of 400
+// answered 409 "replaced by another request at the same moment": outside
+// check 13r5).
+func TestRecoveryCodesThroughALaggingReplica(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	u := newMFAUser(t, onA, "alternating")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	confirmedTOTP(t, onA, self, u)
+
+	for i := 0; i < 3; i++ {
+		behind(t, s, a, b, func() error {
+			_, err := onB.RegenerateRecoveryCodes(ctx, self, u.ID)
+			return err
+		})
+		if codes, err := onA.RegenerateRecoveryCodes(ctx, self, u.ID); err != nil || len(codes) != domain.RecoveryCodeCount {
+			t.Fatalf("round %d: a regeneration through A after one through B: %d codes, %v", i, len(codes), err)
+		}
+	}
+
 }

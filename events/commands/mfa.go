@@ -142,6 +142,23 @@ func (s *Service) mfaAggregate(st MFAState, userID string) aggregate[domain.MFA]
 	}
 }
 
+// mfaCurrent is a user's MFA state once this replica has applied the last
+// event of the user's mfa subject (one round trip to the event store's
+// leader). What a request reads before its write loop — the recovery set a
+// regeneration replaces, the pending secret a confirmation's code is
+// checked against — may have been changed through another replica a
+// moment ago; read from a lagging read model it refused one request after
+// the other as if they had come at once (outside check 13r5: 10 of 400 regenerations alternating
+// between two replicas answered 409). The write loop's expectation still
+// catches what lands after this read.
+func (s *Service) mfaCurrent(ctx context.Context, st MFAState, userID string) (domain.MFA, error) {
+	if err := s.CatchUp(ctx, domain.AggregateMFA, userID); err != nil {
+		return domain.MFA{}, err
+	}
+	m, _ := st.MFA(userID)
+	return m, nil
+}
+
 func (s *Service) executeMFA(ctx context.Context, meta events.Meta, st MFAState, userID string, cmd domain.MFACommand) (domain.MFA, error) {
 	return execute(ctx, s, meta, write[domain.MFA]{
 		on:     s.mfaAggregate(st, userID),
@@ -514,9 +531,10 @@ func (s *Service) matchRecoveryCode(m domain.MFA, code string) int {
 
 // RegenerateRecoveryCodes replaces a user's recovery codes and returns the
 // new ones (shown once). The user must have a second factor. The set
-// replaced is the one this request found: when another request replaced
-// it meanwhile (two at once), nothing is made and the answer is
-// domain.ErrRecoveryCodesReplaced — only the set in force is ever shown.
+// replaced is the one this request found, caught up with the event store
+// (mfaCurrent): when another request replaced it meanwhile (two at once),
+// nothing is made and the answer is domain.ErrRecoveryCodesReplaced — only
+// the set in force is ever shown.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
 	return s.generateRecoveryCodes(ctx, meta, userID, false)
 }
@@ -532,7 +550,10 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 	if err != nil {
 		return nil, err
 	}
-	seen, _ := st.MFA(userID)
+	seen, err := s.mfaCurrent(ctx, st, userID)
+	if err != nil {
+		return nil, err
+	}
 	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{
 		Hashes: hashes, IfNone: ifNone, Replaces: seen.RecoverySet(), Now: s.cfg.Now(),
 	})
@@ -599,7 +620,10 @@ func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, cod
 	if err != nil {
 		return nil, err
 	}
-	m, _ := st.MFA(userID)
+	m, err := s.mfaCurrent(ctx, st, userID)
+	if err != nil {
+		return nil, err
+	}
 	if err := m.TOTPPending(); err != nil {
 		return nil, err
 	}
