@@ -272,3 +272,67 @@ func TestRecoveryCodesThroughALaggingReplica(t *testing.T) {
 	}
 
 }
+
+// TestRecoveryCodeOfAnotherReplicasSetAtLogin: a login's second step
+// through A with a code of the set just made through B, before A has
+// applied it: accepted, not counted as a wrong code.
+func TestRecoveryCodeOfAnotherReplicasSetAtLogin(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	u := newMFAUser(t, onA, "newset")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	confirmedTOTP(t, onA, self, u)
+
+	// The first step through A (which catches A up), the codes regenerated
+	// through B, the second step through A.
+	_, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"})
+	var required *commands.MFARequiredError
+	if !errors.As(err, &required) {
+		t.Fatalf("login: %v, want a second factor required", err)
+	}
+	var codes []string
+	behind(t, s, a, b, func() error {
+		codes, err = onB.RegenerateRecoveryCodes(ctx, self, u.ID)
+		return err
+	})
+	res, err := onA.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: required.Token, Code: codes[0]})
+	if err != nil {
+		t.Fatalf("a code of the set made through B, through a lagging A: %v", err)
+	}
+	if res.User.ID != u.ID {
+		t.Fatalf("signed in as %q, want %q", res.User.ID, u.ID)
+	}
+}
+
+// TestDeletePasskeyThroughALaggingReplica: a passkey registered through B
+// is deleted through A before A has applied the registration: it is
+// deleted. Before, A's decision found no such passkey and answered 404,
+// appending nothing, so no conflict made it look again.
+func TestDeletePasskeyThroughALaggingReplica(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, _ := newReplica(t, s)
+	ctx := context.Background()
+	u := newMFAUser(t, onA, "laptop")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+
+	// The registration as B stores it (its WebAuthn ceremony is the browser
+	// tests'), on the mfa subject as B has it.
+	pk := domain.Passkey{ID: "Y3JlZGVudGlhbC0x", Name: "Laptop", PublicKey: []byte{1, 2, 3}, CreatedAt: time.Now().UTC()}
+	behind(t, s, a, b, func() error {
+		m, seq := b.model.MFA(u.ID)
+		data, err := events.Encode(commands.NewID("evt"), domain.AggregateMFA, u.ID, m.Version+1, time.Now(), self,
+			domain.MFAPasskeyRegistered{UserID: u.ID, Passkey: pk})
+		if err != nil {
+			return err
+		}
+		_, err = s.Append(ctx, events.Message{Subject: events.Subject(domain.AggregateMFA, u.ID), ExpectSeq: seq, ID: commands.NewID("cmd") + "-0", Data: data})
+		return err
+	})
+	if err := onA.DeletePasskey(ctx, self, u.ID, pk.ID); err != nil {
+		t.Fatalf("the deletion through a lagging replica: %v", err)
+	}
+	if m, _ := a.model.MFA(u.ID); len(m.Passkeys) != 0 {
+		t.Fatalf("%d passkeys left", len(m.Passkeys))
+	}
+}

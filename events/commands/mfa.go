@@ -146,9 +146,10 @@ func (s *Service) mfaAggregate(st MFAState, userID string) aggregate[domain.MFA]
 // event of the user's mfa subject (one round trip to the event store's
 // leader). What a request reads before its write loop — the recovery set a
 // regeneration replaces, the pending secret a confirmation's code is
-// checked against — may have been changed through another replica a
-// moment ago; read from a lagging read model it refused one request after
-// the other as if they had come at once (outside check 13r5: 10 of 400 regenerations alternating
+// checked against, the factors a login's second step is checked against —
+// may have been changed through another replica a moment ago; read from a
+// lagging read model it refused one request after the other as if they had
+// come at once (outside check 13r5: 10 of 400 regenerations alternating
 // between two replicas answered 409). The write loop's expectation still
 // catches what lands after this read.
 func (s *Service) mfaCurrent(ctx context.Context, st MFAState, userID string) (domain.MFA, error) {
@@ -358,7 +359,7 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 		return LoginResult{}, err
 	}
 	now := s.cfg.Now()
-	u, m, err := s.mfaLoginUser(st, c, c.UserID, meta.Request.IP, now)
+	u, m, err := s.mfaLoginUser(ctx, st, c, c.UserID, meta.Request.IP, now)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -794,6 +795,12 @@ func (s *Service) DeletePasskey(ctx context.Context, meta events.Meta, userID, c
 	if err != nil {
 		return err
 	}
+	// A passkey registered through another replica a moment ago is found
+	// (the decision refuses an unknown one without appending, so the
+	// write loop's expectation would not catch a lagging read).
+	if err := s.CatchUp(ctx, domain.AggregateMFA, userID); err != nil {
+		return err
+	}
 	_, err = s.executeMFA(ctx, meta, st, userID, domain.DeletePasskey{CredentialID: credentialID})
 	if errors.Is(err, domain.ErrMFANotEnrolled) {
 		return domain.ErrNotFound
@@ -875,9 +882,11 @@ func (s *Service) BeginPasskeyLogin(rp RelyingParty) (string, *protocol.Credenti
 }
 
 // mfaLoginUser is the user of a login's MFA or passkey step, and their
-// factors: an active user (else ErrInvalidCredentials), not throttled from
-// addr, whose step token c is not spent yet (else ErrMFATokenInvalid).
-func (s *Service) mfaLoginUser(st MFAState, c mfaClaims, userID, addr string, now time.Time) (domain.User, domain.MFA, error) {
+// factors as the event store has them (mfaCurrent: a code of a set or a
+// passkey made through another replica a moment ago is not a wrong one): an
+// active user (else ErrInvalidCredentials), not throttled from addr, whose
+// step token c is not spent yet (else ErrMFATokenInvalid).
+func (s *Service) mfaLoginUser(ctx context.Context, st MFAState, c mfaClaims, userID, addr string, now time.Time) (domain.User, domain.MFA, error) {
 	u, _, ok := s.state.User(userID)
 	if !ok || !u.Active {
 		return domain.User{}, domain.MFA{}, domain.ErrInvalidCredentials
@@ -885,7 +894,10 @@ func (s *Service) mfaLoginUser(st MFAState, c mfaClaims, userID, addr string, no
 	if err := s.throttled(u, true, "", addr, now); err != nil {
 		return domain.User{}, domain.MFA{}, err
 	}
-	m, _ := st.MFA(u.ID)
+	m, err := s.mfaCurrent(ctx, st, u.ID)
+	if err != nil {
+		return domain.User{}, domain.MFA{}, err
+	}
 	if m.IsSpent(c.ID) {
 		return domain.User{}, domain.MFA{}, ErrMFATokenInvalid
 	}
@@ -914,7 +926,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, toke
 		return LoginResult{}, domain.Invalid("credential", "is not a WebAuthn assertion")
 	}
 	now := s.cfg.Now()
-	u, m, err := s.mfaLoginUser(st, c, string(parsed.Response.UserHandle), meta.Request.IP, now)
+	u, m, err := s.mfaLoginUser(ctx, st, c, string(parsed.Response.UserHandle), meta.Request.IP, now)
 	if err != nil {
 		return LoginResult{}, err
 	}

@@ -155,7 +155,8 @@ func TestLoginRightAfterCreateOnAnotherReplica(t *testing.T) {
 }
 
 // newReplica returns a replica's command service and read model on s (a new
-// stream when nil). Replicas share the sealing key, as a deployment's do.
+// stream when nil). Replicas share the sealing key and the MFA key (MFA
+// tokens, recovery codes' hashes), as a deployment's do.
 func newReplica(t *testing.T, s *stream) (*stream, *replicaModel, *commands.Service) {
 	t.Helper()
 	sealer, err := events.NewSealer(testSealKey)
@@ -170,10 +171,18 @@ func newReplica(t *testing.T, s *stream) (*stream, *replicaModel, *commands.Serv
 		s = &stream{}
 	}
 	r := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	return s, r, commands.New(s, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}})
+	return s, r, commands.New(s, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey})
 }
 
 var testSealKey = func() []byte {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+var testMFAKey = func() []byte {
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		panic(err)
