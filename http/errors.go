@@ -97,7 +97,7 @@ func toAPIError(err error) (*Error, bool) {
 	case errors.Is(err, domain.ErrUserActive):
 		return &Error{http.StatusConflict, "CONFLICT", "User is already active"}, false
 	case errors.Is(err, domain.ErrTOTPConfirmed):
-		return &Error{http.StatusConflict, "CONFLICT", "TOTP is already confirmed; if the answer with the recovery codes was lost, make a new set with POST /api/v1/auth/mfa/recovery-codes"}, false
+		return &Error{http.StatusConflict, "CONFLICT", msgTOTPConfirmed + "; if the answer with the recovery codes was lost, make a new set with POST /api/v1/auth/mfa/recovery-codes"}, false
 	case errors.Is(err, commands.ErrSCIMConnectionNameTaken):
 		return &Error{http.StatusConflict, "CONFLICT", "A SCIM connection with this name already exists (if this repeats a create whose answer was lost, it is that one: rotate its token to get one; else delete it, or choose another name)"}, false
 	case errors.Is(err, commands.ErrAPIKeyNameTaken):

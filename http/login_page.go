@@ -20,8 +20,10 @@ import (
 // with a second factor, the code step (TOTP or recovery code) with "Use a
 // passkey" when the user has one; a user whom a policy requires to have a
 // factor enrols first (the TOTP QR code and key, or a passkey) and sees the
-// recovery codes once. Single sign-on lands here for those steps with the
-// token in the fragment. body[data-state] names the state shown. Strict
+// recovery codes once; an enrolment restarted in another tab meanwhile
+// keeps this one on the step, saying so, until the user starts again.
+// Single sign-on lands here for those steps with the token in the
+// fragment. body[data-state] names the state shown. Strict
 // security headers: a CSP that allows only this page's own script and
 // style (by nonce, no inline handlers or style attributes) and requests to
 // this origin, no framing, no MIME sniffing, no referrer.
@@ -53,6 +55,11 @@ type loginPageData struct {
 	Nonce     string
 	Providers []loginPageProvider
 	ReturnTo  string
+	// The beginnings of the messages that tell an enrolment step's 409
+	// answers apart (mfa.go): the factor set up already, or the enrolment
+	// restarted elsewhere.
+	SetUpAlready []string
+	Restarted    string
 }
 
 var loginPageTemplate = template.Must(template.New("login").Parse(`<!doctype html>
@@ -111,6 +118,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <section id="enroll" hidden>
 <h1 tabindex="-1">Set up a second factor</h1>
 <p>Your organization requires a second factor. Scan the code with an authenticator app, then enter the code it shows.</p>
+<div id="enroll-totp">
 <img id="enroll-qr" alt="QR code of the TOTP secret">
 <p>Or enter this key: <code id="enroll-secret"></code></p>
 <form id="enroll-form" method="post" autocomplete="off">
@@ -118,6 +126,8 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <input id="enroll-code" inputmode="numeric" autocomplete="one-time-code" required>
 <button id="enroll-submit" type="submit">Confirm</button>
 </form>
+</div>
+<button id="enroll-again" type="button" hidden>Start again here</button>
 <button id="enroll-passkey" class="secondary" type="button">Use a passkey instead</button>
 </section>
 <section id="recovery" hidden>
@@ -176,6 +186,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     sections.forEach(function (s) { document.getElementById(s).hidden = s !== id; });
     document.body.setAttribute('data-state', state);
     var f = firstField[id] && document.getElementById(firstField[id]);
+    if (f && f.closest('[hidden]')) { f = null; }
     if (f && id === 'signin' && f.value) { f = document.getElementById('password'); }
     (f || document.querySelector('#' + id + ' h1')).focus();
   }
@@ -219,13 +230,23 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       .then(function (r) { return r.text().then(function (t) { return {ok: r.ok, status: r.status, body: t ? JSON.parse(t) : {}}; }); });
   }
   function failed(res, what) { show((res.body.error && res.body.error.message) || what, 'err'); }
-  // enrolledMeanwhile: an enrolment step answered 409 — the factor was set
-  // up already by this token (a confirmation sent again after its answer
-  // was lost, or another tab): sign in with it, as after enrolling; the
-  // message says to make new recovery codes, which the signed-in view
-  // offers.
+  // conflictSaying: res is a 409 whose message begins with one of
+  // beginnings — the API keeps these beginnings as they are (docs/mfa.md),
+  // and they tell its 409s apart.
+  var setUpAlready = {{.SetUpAlready}}, restarted = {{.Restarted}};
+  function conflictSaying(res, beginnings) {
+    var m = (res.body && res.body.error && res.body.error.message) || '';
+    return res.status === 409 && beginnings.some(function (b) { return m.indexOf(b) === 0; });
+  }
+  // enrolledMeanwhile: an enrolment step answered 409 because the factor
+  // was set up already by this token (a confirmation sent again after its
+  // answer was lost, or another tab): sign in with it, as after enrolling;
+  // the message says to make new recovery codes, which the signed-in view
+  // offers. Any other 409 is not that (outside check 13r5: "restarted
+  // elsewhere" was taken for it, and the page enrolled anew by itself,
+  // voiding the other tab's secret).
   function enrolledMeanwhile(res) {
-    if (res.status !== 409) { return false; }
+    if (!conflictSaying(res, setUpAlready)) { return false; }
     enrollToken = '';
     forgetEnrolment();
     if (document.getElementById('username').value && document.getElementById('password').value) { signIn(); }
@@ -318,9 +339,25 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       if (!res.ok) { failed(res, 'Enrolment failed'); return; }
       document.getElementById('enroll-qr').src = 'data:image/png;base64,' + res.body.qr_png;
       document.getElementById('enroll-secret').textContent = res.body.secret;
+      document.getElementById('enroll-totp').hidden = false;
+      document.getElementById('enroll-again').hidden = true;
       showOnly('enroll', 'enroll');
       show('');
-    });
+    }).catch(function () { show('Network error', 'err'); });
+  }
+  // restartedElsewhere: the confirmation answered 409 because another tab
+  // or window enrolled again meanwhile, replacing the secret shown here.
+  // The page stays on the enrolment step and says so; it drops the void
+  // key and offers to start again here, which the user asks for (enrolling
+  // again by itself would void the other tab's secret in turn).
+  function restartedElsewhere(res) {
+    if (!conflictSaying(res, [restarted])) { return false; }
+    forgetEnrolment();
+    document.getElementById('enroll-totp').hidden = true;
+    document.getElementById('enroll-again').hidden = false;
+    showOnly('enroll', 'enroll-restarted');
+    show('The set-up was restarted in another tab or window, so the key shown here no longer works: finish it there, or start again here.', 'err');
+    return true;
   }
   var cookieMode = {'X-Infracast-Session': 'cookie'};
   function signIn() {
@@ -398,7 +435,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     ev.preventDefault();
     post('/api/v1/auth/mfa/totp/confirm', {code: document.getElementById('enroll-code').value}, {'Authorization': 'Bearer ' + enrollToken})
       .then(function (res) {
-        if (enrolledMeanwhile(res)) { return; }
+        if (enrolledMeanwhile(res) || restartedElsewhere(res)) { return; }
         if (!res.ok) { failed(res, 'The code did not match'); return; }
         forgetEnrolment();
         showRecovery(res.body.recovery_codes, enrolled);
@@ -449,6 +486,11 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       showRecovery(res.body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); });
       show('');
     }).catch(function () { show('Network error', 'err'); });
+  });
+  // A new enrolment here, asked for after one restarted elsewhere.
+  document.getElementById('enroll-again').addEventListener('click', function () {
+    show('Starting again…');
+    enroll(enrollToken);
   });
   // A passkey as the factor a policy requires.
   document.getElementById('enroll-passkey').addEventListener('click', function () {
@@ -513,7 +555,8 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	if back == "" {
 		back = "/login"
 	}
-	data := loginPageData{Nonce: randomToken(), ReturnTo: returnTo}
+	data := loginPageData{Nonce: randomToken(), ReturnTo: returnTo,
+		SetUpAlready: []string{msgSetUpAlready, msgTOTPConfirmed}, Restarted: msgTOTPRestarted}
 	if s.deps.SSOModel != nil {
 		for _, p := range s.deps.SSOModel.SSOProviders() {
 			data.Providers = append(data.Providers, loginPageProvider{

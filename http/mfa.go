@@ -55,6 +55,18 @@ var (
 	_ commands.MFAState = (*projections.Model)(nil)
 )
 
+// The beginnings of the messages of the 409 CONFLICT answers of a TOTP
+// enrolment's steps, which docs/mfa.md and the OpenAPI document promise to
+// keep as they are: a client tells the answers apart by them (the login
+// page does: on the first two it signs in with the factor, on the last it
+// stays on the enrolment step). The contract's error has a code and a
+// message only, and all three are CONFLICT.
+const (
+	msgTOTPConfirmed = "TOTP is already confirmed"
+	msgSetUpAlready  = "A second factor is set up already"
+	msgTOTPRestarted = "The TOTP enrolment was restarted elsewhere"
+)
+
 // MFA error codes beside the contract's.
 const (
 	codeMFARequired           = "MFA_REQUIRED"
@@ -69,7 +81,7 @@ var (
 	errEnrollOnly     = &Error{http.StatusForbidden, "FORBIDDEN", "An enrolment token allows enrolling a second factor only"}
 	// Two tabs (double clicks, retries) at once: only what is in force is shown.
 	errTOTPReplaced = &Error{http.StatusConflict, "CONFLICT",
-		"The TOTP enrolment was restarted elsewhere (another tab or device): the secret this code is from was replaced, and nothing was confirmed. Confirm with a code of the newest enrolment's secret, or enrol again"}
+		msgTOTPRestarted + " (another tab or device): the secret this code is from was replaced, and nothing was confirmed. Confirm with a code of the newest enrolment's secret, or enrol again"}
 	errRecoveryReplaced = &Error{http.StatusConflict, "CONFLICT",
 		"The recovery codes were replaced by another request at the same moment; that request's answer holds the set in force. If you do not have it, make a new set"}
 )
@@ -356,7 +368,7 @@ func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
 // the factor, and the recovery codes of the lost answer, in force but shown
 // nowhere, are replaced by a new set.
 var errEnrolledMeanwhile = &Error{http.StatusConflict, "CONFLICT",
-	"A second factor is set up already (was the answer to its confirmation lost?): sign in with it, then make new recovery codes (POST /api/v1/auth/mfa/recovery-codes), as the ones shown with it are in force but lost"}
+	msgSetUpAlready + " (was the answer to its confirmation lost?): sign in with it, then make new recovery codes (POST /api/v1/auth/mfa/recovery-codes), as the ones shown with it are in force but lost"}
 
 // requireSession refuses an enrolment token where it does not serve.
 func (s *Server) requireSession(c *fiber.Ctx) error {
