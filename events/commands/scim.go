@@ -418,8 +418,26 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 		var found domain.User
 		var fseq uint64
 		ok := false
+		// The identity's link is read once per attempt, and all of this
+		// attempt decides on that reading: its link sequence first, then
+		// whether it is linked (a link applied in between shows as linked,
+		// never as unlinked at the link's own sequence). Read again later
+		// — after the round trips below — another connection's link of
+		// the identity, applied meanwhile, would show this attempt's user
+		// (made or adopted by name) as needing no link, and its write
+		// would touch nothing that link touched: both stored, two users
+		// for one externalId (an outside check, 13r6). Unlinked here, the
+		// link is appended expecting this sequence: another link makes
+		// the write conflict, and the next attempt finds that link's user
+		// by identity.
+		var identityKey string
+		var identitySeq uint64
+		identityLinked := false
 		if issuer != "" && in.Profile.ExternalID != "" {
-			if id, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); linked {
+			identityKey = SSOIdentityKey(issuer, in.Profile.ExternalID)
+			identitySeq = s.state.SSOIdentityLinkSeq(identityKey)
+			var id string
+			if id, identityLinked = s.state.SSOIdentity(issuer, in.Profile.ExternalID); identityLinked {
 				found, fseq, ok = s.state.User(id)
 				link.Method = domain.SCIMLinkIdentity
 				if ok && !c.Platform && len(found.Tenants) == 0 {
@@ -532,23 +550,21 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			})
 			pend = append(pend, onAggregate(ref{domain.AggregateUser, userID}, 0, 0, evs)...)
 		}
-		if issuer != "" && in.Profile.ExternalID != "" && c.Platform {
+		if identityKey != "" && !identityLinked && c.Platform {
 			// A tenant admin's connection links no identity: not to a user
 			// it did not create (whose password it may know), nor to one it
 			// creates — the identity provider is the platform's, and the
 			// connection could name anyone's identity (another tenant's
 			// user, a platform admin), whose SSO login would then land on
-			// an account of its making.
-			if _, linked := s.state.SSOIdentity(issuer, in.Profile.ExternalID); !linked {
-				key := SSOIdentityKey(issuer, in.Profile.ExternalID)
-				pend = append(pend, pending{
-					aggregate: domain.AggregateSSOIdentity, id: key, expect: s.state.SSOIdentityLinkSeq(key),
-					event: domain.SSOIdentityLinked{
-						Provider: c.Provider, Issuer: issuer, Subject: in.Profile.ExternalID, UserID: userID,
-						Method: domain.LinkSCIM, LinkedAt: s.cfg.Now().UTC(),
-					},
-				})
-			}
+			// an account of its making. Unlinked when this attempt began,
+			// it is linked expecting the sequence read then (above).
+			pend = append(pend, pending{
+				aggregate: domain.AggregateSSOIdentity, id: identityKey, expect: identitySeq,
+				event: domain.SSOIdentityLinked{
+					Provider: c.Provider, Issuer: issuer, Subject: in.Profile.ExternalID, UserID: userID,
+					Method: domain.LinkSCIM, LinkedAt: s.cfg.Now().UTC(),
+				},
+			})
 		}
 		link.UserID = userID
 		l, seq, _ := s.scim().SCIMLink(connID, userID)
