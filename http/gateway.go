@@ -884,15 +884,9 @@ func upstreamLocation(k, v []byte, locations []string) (at, n int, ok bool) {
 	case len(k) == len(locationHeader) && sameHeader(k, locationHeader),
 		len(k) == len(contentLocationHeader) && sameHeader(k, contentLocationHeader):
 	case len(k) == len(refreshHeader) && sameHeader(k, refreshHeader):
-		// "5; url=http://…" (the HTML refresh syntax; url= in any case,
-		// maybe quoted).
-		i := bytes.Index(bytes.ToLower(v), []byte("url="))
-		if i < 0 {
+		var found bool
+		if at, found = refreshURL(v); !found {
 			return 0, 0, false
-		}
-		at = i + len("url=")
-		if at < len(v) && (v[at] == '"' || v[at] == '\'') {
-			at++
 		}
 	default:
 		return 0, 0, false
@@ -903,6 +897,46 @@ func upstreamLocation(k, v []byte, locations []string) (at, n int, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// refreshURL finds where the URL of a Refresh header starts, as HTML parses
+// it ("5; url=…", "5;URL = '…'", "5, …": the delay, ";" or ",", then an
+// optional "url" and "=", each with optional spaces, and an optional quote).
+// A re-check saw "url = …" pass unrewritten, with the upstream's address.
+func refreshURL(v []byte) (int, bool) {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+	i := 0
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.') {
+		i++
+	}
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	if i == len(v) || (v[i] != ';' && v[i] != ',') {
+		return 0, false
+	}
+	i++
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	if j := i + 3; j <= len(v) && bytes.EqualFold(v[i:j], []byte("url")) {
+		for j < len(v) && isSpace(v[j]) {
+			j++
+		}
+		if j < len(v) && v[j] == '=' {
+			i = j + 1
+			for i < len(v) && isSpace(v[i]) {
+				i++
+			}
+		}
+	}
+	if i < len(v) && (v[i] == '"' || v[i] == '\'') {
+		i++
+	}
+	return i, i < len(v)
 }
 
 // underUpstream reports whether u is the upstream URL upstream, or below it.
@@ -958,11 +992,34 @@ func rewriteLocations(dst, src *fasthttp.ResponseHeader, locations []string) {
 		}
 		to := append([]byte(nil), v[:at]...)
 		rest := v[at+n:]
-		if len(rest) == 0 || rest[0] != '/' {
+		switch {
+		case len(rest) == 0 || rest[0] != '/':
 			to = append(to, '/')
+		case schemeRelative(rest):
+			// "//evil.example/x" (or "/\evil…") alone would be another host:
+			// "/./" keeps it a path on the gateway's (a re-check saw an
+			// upstream's own "http://up//evil.example/" become an open
+			// redirect).
+			to = append(to, "/."...)
 		}
 		dst.AddBytesKV(k, append(to, rest...))
 	})
+}
+
+// schemeRelative reports whether a path p (starting with "/") would be read
+// by a browser as a reference to another host: a second "/" or "\\" after
+// the first, tabs and line breaks (which browsers drop from URLs) aside.
+func schemeRelative(p []byte) bool {
+	for _, c := range p[1:] {
+		switch c {
+		case '\t', '\n', '\r':
+			continue
+		case '/', '\\':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // ownSetCookie: a Set-Cookie header that sets one of the service's own

@@ -519,6 +519,11 @@ func TestGatewayUpstreamLocation(t *testing.T) {
 		{"Refresh", "0; url=http://up:8080/base/x", true},
 		{"refresh", "5;URL='http://up:8080/base/x'", true},
 		{"Refresh", "5", false},
+		{"Refresh", "5; url = http://up:8080/base/x", true}, // HTML's refresh syntax (a re-check)
+		{"Refresh", "5; url= http://up:8080/base/x", true},
+		{"Refresh", "5; http://up:8080/base/x", true},
+		{"Refresh", "5, URL=\"http://up:8080/base/x\"", true},
+		{"Refresh", "5 url=http://up:8080/base/x", false},
 		{"Refresh", "0; url=http://elsewhere/base/x", false},
 		{"Location", "http://up:8080/Base/x", false}, // the path is case-sensitive
 		{"Location", "http://up:8080/basement", false},
@@ -553,6 +558,36 @@ func TestGatewayUpstreamLocation(t *testing.T) {
 		}
 		if _, _, ok := upstreamLocation([]byte("Location"), []byte("http://up:8080/b/x"), g.locations); ok {
 			t.Errorf("upstream %s: another port taken for it", u)
+		}
+	}
+}
+
+// TestGatewayRewriteStaysOnTheGateway: what the rewrite of an upstream's own
+// URL makes of it is a path on the gateway — never a scheme-relative
+// reference to another host (a re-check: "http://up//evil.example/x" became
+// "//evil.example/x", an open redirect).
+func TestGatewayRewriteStaysOnTheGateway(t *testing.T) {
+	locations := []string{"http://up:8080/base"}
+	for in, want := range map[string]string{
+		"http://up:8080/base/x":                 "/x",
+		"http://up:8080/base":                   "/",
+		"http://up:8080/base?q=1":               "/?q=1",
+		"http://up:8080/base//evil.example/x":   "/.//evil.example/x",
+		"http://up:8080/base/\\evil.example/x": "/./\\evil.example/x",
+		"http://up:8080/base/\t/evil.example/": "/./\t/evil.example/",
+		"http://up:8080/base/a//b":              "/a//b",
+	} {
+		for _, k := range []string{"Location", "Content-Location", "Refresh"} {
+			v, w := in, want
+			if k == "Refresh" {
+				v, w = "0; url="+in, "0; url="+want
+			}
+			var src, dst fasthttp.ResponseHeader
+			src.Set(k, v)
+			rewriteLocations(&dst, &src, locations)
+			if got := string(dst.Peek(k)); got != w {
+				t.Errorf("%s: %q became %q, want %q", k, v, got, w)
+			}
 		}
 	}
 }

@@ -1513,6 +1513,8 @@ func TestGatewayRewritesUpstreamRedirects(t *testing.T) {
 		"UP/basement/x": upURL + "/basement/x", // not below the base path
 		"UP/other":      upURL + "/other",
 		"/base/x":       "/base/x", // relative: as nginx leaves it
+		// A path that a browser would read as another host stays a path.
+		"UP/base//evil.example/x":                                                        "/.//evil.example/x",
 		"https://example.com/api/v1/tenants/prod/nodes":                                  "https://example.com/api/v1/tenants/prod/nodes",
 		"http://example.com" + strings.TrimPrefix(upURL, "http://127.0.0.1") + "/base/x": "http://example.com" + strings.TrimPrefix(upURL, "http://127.0.0.1") + "/base/x",
 	} {
