@@ -436,7 +436,14 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     post('/api/v1/auth/mfa/totp/confirm', {code: document.getElementById('enroll-code').value}, {'Authorization': 'Bearer ' + enrollToken})
       .then(function (res) {
         if (enrolledMeanwhile(res) || restartedElsewhere(res)) { return; }
-        if (!res.ok) { failed(res, 'The code did not match'); return; }
+        if (!res.ok) {
+          failed(res, 'The code did not match');
+          // A code of an older enrolment (another tab restarted before this
+          // one confirmed) or a mistyped one: the key stays, and starting
+          // again here is offered.
+          if (res.status === 400) { document.getElementById('enroll-again').hidden = false; }
+          return;
+        }
         forgetEnrolment();
         showRecovery(res.body.recovery_codes, enrolled);
         show('');

@@ -116,6 +116,15 @@ func TestLoginPageEnrolmentRestartedElsewhere(t *testing.T) {
 	if n := enrolments(); n != 3 {
 		t.Fatalf("%d TOTP enrolments of hana after starting again, want 3", n)
 	}
+	// The usual order of two tabs: the other restarted before this one
+	// confirms, with a code of its now void key (secret A here) — a 400.
+	// The page keeps the key shown (the code may just be mistyped) and
+	// offers to start again (a re-check found no way on but a reload).
+	run("a code of the void key", chromedp.SetValue(chromedp.ID("enroll-code"), totpAt(t, secretA, in.Clock.Now())), click("enroll-submit"),
+		until(state("enroll")+` && /newest enrolment/.test(document.getElementById('status').textContent)`))
+	if !shown(t, ctx, "#enroll-again") || !shown(t, ctx, "#enroll-form") || page(`document.getElementById('enroll-secret').textContent`) != secretC {
+		t.Fatal("after a code of a void key, the step does not offer to start again, or lost its key")
+	}
 	run("confirm the new key", chromedp.SetValue(chromedp.ID("enroll-code"), totpAt(t, secretC, in.Clock.Now())), click("enroll-submit"),
 		until(state("recovery")+` && document.querySelectorAll('#recovery-codes li').length === 10`))
 
