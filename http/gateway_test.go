@@ -569,13 +569,13 @@ func TestGatewayUpstreamLocation(t *testing.T) {
 func TestGatewayRewriteStaysOnTheGateway(t *testing.T) {
 	locations := []string{"http://up:8080/base"}
 	for in, want := range map[string]string{
-		"http://up:8080/base/x":                 "/x",
-		"http://up:8080/base":                   "/",
-		"http://up:8080/base?q=1":               "/?q=1",
-		"http://up:8080/base//evil.example/x":   "/.//evil.example/x",
+		"http://up:8080/base/x":                "/x",
+		"http://up:8080/base":                  "/",
+		"http://up:8080/base?q=1":              "/?q=1",
+		"http://up:8080/base//evil.example/x":  "/.//evil.example/x",
 		"http://up:8080/base/\\evil.example/x": "/./\\evil.example/x",
 		"http://up:8080/base/\t/evil.example/": "/./\t/evil.example/",
-		"http://up:8080/base/a//b":              "/a//b",
+		"http://up:8080/base/a//b":             "/a//b",
 	} {
 		for _, k := range []string{"Location", "Content-Location", "Refresh"} {
 			v, w := in, want
