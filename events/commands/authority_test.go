@@ -48,19 +48,7 @@ func TestAuthorityCheckedOnTheDecidedState(t *testing.T) {
 	newUser := func() (domain.User, string) {
 		t.Helper()
 		n++
-		name := "victim" + string(rune('a'+n))
-		u, err := onA.CreateUser(ctx, admin, commands.CreateUserInput{
-			Username: name, Password: name + "-passphrase-long",
-			Tenants: []domain.TenantRole{{Tenant: "t1", Role: domain.RoleViewer}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u, res.Session.ID
+		return newViewerWithSession(t, onA, admin, "victim"+string(rune('a'+n)))
 	}
 	// behindA runs change through B, which A has not applied.
 	behindA := func(change func() error) {
@@ -234,19 +222,7 @@ func TestAuthorityHeldWhenStored(t *testing.T) {
 	newUser := func() (domain.User, string) {
 		t.Helper()
 		n++
-		name := "target" + string(rune('a'+n))
-		u, err := onA.CreateUser(ctx, admin, commands.CreateUserInput{
-			Username: name, Password: name + "-passphrase-long",
-			Tenants: []domain.TenantRole{{Tenant: "t1", Role: domain.RoleViewer}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u, res.Session.ID
+		return newViewerWithSession(t, onA, admin, "target"+string(rune('a'+n)))
 	}
 	typeOf := func(m events.Message) string {
 		t.Helper()
@@ -403,4 +379,23 @@ func TestAuthorityHeldWhenStored(t *testing.T) {
 	if !slices.Equal(types, []string{domain.TypeSCIMTokenRotated, domain.TypeUserActivated}) {
 		t.Errorf("the activation's append holds %v", types)
 	}
+}
+
+// newViewerWithSession creates a viewer of t1 named name through svc, as
+// admin, and signs it in: the user and its session's ID.
+func newViewerWithSession(t *testing.T, svc *commands.Service, admin events.Meta, name string) (domain.User, string) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{
+		Username: name, Password: name + "-passphrase-long",
+		Tenants: []domain.TenantRole{{Tenant: "t1", Role: domain.RoleViewer}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, res.Session.ID
 }
