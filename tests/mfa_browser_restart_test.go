@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -41,25 +40,8 @@ func TestLoginPageEnrolmentRestartedElsewhere(t *testing.T) {
 	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/api/v1/auth/mfa/totp/confirm"}}}); err != nil {
 		t.Fatal(err)
 	}
-	page := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.getAttribute('data-state') + ': ' + document.getElementById('status').textContent`))
-			t.Fatalf("%s: %v (page: %q)", what, err, msg)
-		}
-	}
-	until := func(js string) chromedp.Action[chromedp.Void] { return chromedp.Poll[chromedp.Void](js) }
-	state := func(s string) string { return `document.body.getAttribute('data-state') === '` + s + `'` }
+	page, run := loginPageDriver(t, ctx)
+	until, state := loginPagePoll, loginPageState
 	click := func(id string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.ID(id)) }
 	enrolStep := state("enroll") + ` && document.getElementById('enroll-qr').naturalWidth > 0 && document.getElementById('status').textContent === ''`
 

@@ -54,28 +54,8 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// page reads what the page shows.
-	page := func(js string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return v
-	}
-	// run does the actions, each step within 15 s, and says what the page
-	// said when one fails.
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.getAttribute('data-state') + ': ' + document.getElementById('status').textContent`))
-			t.Fatalf("%s: %v (page: %q)", what, err, msg)
-		}
-	}
-	until := func(js string) chromedp.Action[chromedp.Void] { return chromedp.Poll[chromedp.Void](js) }
-	state := func(s string) string { return `document.body.getAttribute('data-state') === '` + s + `'` }
+	page, run := loginPageDriver(t, ctx)
+	until, state := loginPagePoll, loginPageState
 	signedInAsFrank := state("signed-in") + ` && document.body.getAttribute('data-user') === 'frank'`
 	click := func(id string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.ID(id)) }
 	signInWithPassword := func() {
@@ -266,4 +246,36 @@ func afterNavigation(t *testing.T, ctx context.Context, js string) {
 	Eventually(t, 15*time.Second, func() error {
 		return chromedp.Do(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(5*time.Second)))
 	})
+}
+
+// loginPageDriver drives the sign-in page in ctx: page reads what the page
+// shows; run does the actions, each step within 15 s, and says what the
+// page said when one fails.
+func loginPageDriver(t *testing.T, ctx context.Context) (page func(js string) string, run func(what string, actions ...chromedp.Action[chromedp.Void])) {
+	page = func(js string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return v
+	}
+	run = func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			msg, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.getAttribute('data-state') + ': ' + document.getElementById('status').textContent`))
+			t.Fatalf("%s: %v (page: %q)", what, err, msg)
+		}
+	}
+	return page, run
+}
+
+// loginPagePoll waits until js holds on the page.
+func loginPagePoll(js string) chromedp.Action[chromedp.Void] { return chromedp.Poll[chromedp.Void](js) }
+
+// loginPageState is the condition that the sign-in page is in state s.
+func loginPageState(s string) string {
+	return `document.body.getAttribute('data-state') === '` + s + `'`
 }
