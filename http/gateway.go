@@ -900,8 +900,9 @@ func upstreamLocation(k, v []byte, locations []string) (at, n int, ok bool) {
 }
 
 // refreshURL finds where the URL of a Refresh header starts, as HTML parses
-// it ("5; url=…", "5;URL = '…'", "5, …": the delay, ";" or ",", then an
-// optional "url" and "=", each with optional spaces, and an optional quote).
+// it ("5; url=…", "5;URL = '…'", "5, …", "5 url=…": the delay, then ";",
+// "," or spaces, then an optional "url" and "=", each with optional spaces,
+// and an optional quote).
 // A re-check saw "url = …" pass unrewritten, with the upstream's address.
 func refreshURL(v []byte) (int, bool) {
 	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
@@ -912,13 +913,15 @@ func refreshURL(v []byte) (int, bool) {
 	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.') {
 		i++
 	}
+	if i == len(v) || (v[i] != ';' && v[i] != ',' && !isSpace(v[i])) {
+		return 0, false
+	}
 	for i < len(v) && isSpace(v[i]) {
 		i++
 	}
-	if i == len(v) || (v[i] != ';' && v[i] != ',') {
-		return 0, false
+	if i < len(v) && (v[i] == ';' || v[i] == ',') {
+		i++
 	}
-	i++
 	for i < len(v) && isSpace(v[i]) {
 		i++
 	}

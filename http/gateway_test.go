@@ -523,7 +523,9 @@ func TestGatewayUpstreamLocation(t *testing.T) {
 		{"Refresh", "5; url= http://up:8080/base/x", true},
 		{"Refresh", "5; http://up:8080/base/x", true},
 		{"Refresh", "5, URL=\"http://up:8080/base/x\"", true},
-		{"Refresh", "5 url=http://up:8080/base/x", false},
+		{"Refresh", "5 url=http://up:8080/base/x", true}, // whitespace alone separates too (re-check 13r8)
+		{"Refresh", "0\thttp://up:8080/base/x", true},
+		{"Refresh", "5x url=http://up:8080/base/x", false},
 		{"Refresh", "0; url=http://elsewhere/base/x", false},
 		{"Location", "http://up:8080/Base/x", false}, // the path is case-sensitive
 		{"Location", "http://up:8080/basement", false},
