@@ -339,6 +339,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       if (!res.ok) { failed(res, 'Enrolment failed'); return; }
       document.getElementById('enroll-qr').src = 'data:image/png;base64,' + res.body.qr_png;
       document.getElementById('enroll-secret').textContent = res.body.secret;
+      document.getElementById('enroll-code').value = '';
       document.getElementById('enroll-totp').hidden = false;
       document.getElementById('enroll-again').hidden = true;
       showOnly('enroll', 'enroll');

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +108,11 @@ func TestLoginPageEnrolmentRestartedElsewhere(t *testing.T) {
 	if !shown(t, ctx, "#enroll-again") || !shown(t, ctx, "#enroll-form") || page(`document.getElementById('enroll-secret').textContent`) != secretC {
 		t.Fatal("after a code of a void key, the step does not offer to start again, or lost its key")
 	}
+	// Starting again from there: a new key, and the code field emptied (a
+	// re-check saw the wrong code left in it).
+	run("start again after the 400", click("enroll-again"), until(enrolStep+
+		` && document.getElementById('enroll-code').value === '' && document.getElementById('enroll-secret').textContent !== `+strconv.Quote(secretC)))
+	secretC = page(`document.getElementById('enroll-secret').textContent`)
 	run("confirm the new key", chromedp.SetValue(chromedp.ID("enroll-code"), totpAt(t, secretC, in.Clock.Now())), click("enroll-submit"),
 		until(state("recovery")+` && document.querySelectorAll('#recovery-codes li').length === 10`))
 
