@@ -52,17 +52,7 @@ func TestSCIMTwoConnectionsAdoptingOneUserAtOnce(t *testing.T) {
 	a, onA := replicaOn(t, s, hooked)
 	ctx := context.Background()
 	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	for _, p := range []string{"okta", "azure"} {
-		in := commands.SSOProviderInput{Name: p, Type: domain.SSOType(p), ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"prod", "dev"}}
-		if p == "okta" {
-			in.Domain = "example.okta.com"
-		} else {
-			in.TenantID = "11111111-2222-3333-4444-555555555555"
-		}
-		if _, _, err := onB.ConfigureSSOProvider(ctx, meta, in); err != nil {
-			t.Fatal(err)
-		}
-	}
+	configureOktaAndAzure(t, onB, meta, "prod", "dev")
 	// The mappings govern dev only: adopting a viewer of prod changes none
 	// of the user's roles.
 	mappings := []domain.RoleMapping{{Group: "devs", Tenant: "dev", Role: domain.RoleEditor}}

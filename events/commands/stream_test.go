@@ -285,17 +285,7 @@ func TestSCIMNoAdoptionFromAnotherConnection(t *testing.T) {
 	_, _, svc := newReplica(t, nil)
 	ctx := context.Background()
 	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	for _, p := range []string{"okta", "azure"} {
-		in := commands.SSOProviderInput{Name: p, Type: domain.SSOType(p), ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"prod"}}
-		if p == "okta" {
-			in.Domain = "example.okta.com"
-		} else {
-			in.TenantID = "11111111-2222-3333-4444-555555555555"
-		}
-		if _, _, err := svc.ConfigureSSOProvider(ctx, meta, in); err != nil {
-			t.Fatal(err)
-		}
-	}
+	configureOktaAndAzure(t, svc, meta, "prod")
 	mappings := []domain.RoleMapping{{Group: "admins", Tenant: "prod", Role: domain.RoleAdmin}}
 	c1, _, err := svc.CreateSCIMConnection(ctx, meta, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"prod"}, GroupMappings: mappings})
 	if err != nil {
@@ -323,5 +313,22 @@ func TestSCIMNoAdoptionFromAnotherConnection(t *testing.T) {
 	}
 	if got, err := svc.SCIMCreateUser(ctx, meta, c2.ID, uma); err != nil || got != id {
 		t.Fatalf("after the first connection's deletion: %q, %v; want %q adopted", got, err, id)
+	}
+}
+
+// configureOktaAndAzure configures the okta and azure SSO providers
+// through svc, both allowed tenants.
+func configureOktaAndAzure(t *testing.T, svc *commands.Service, meta events.Meta, tenants ...string) {
+	t.Helper()
+	for _, p := range []string{"okta", "azure"} {
+		in := commands.SSOProviderInput{Name: p, Type: domain.SSOType(p), ClientID: "client", ClientSecret: "client-secret", AllowedTenants: tenants}
+		if p == "okta" {
+			in.Domain = "example.okta.com"
+		} else {
+			in.TenantID = "11111111-2222-3333-4444-555555555555"
+		}
+		if _, _, err := svc.ConfigureSSOProvider(context.Background(), meta, in); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
