@@ -5,12 +5,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
-	"github.com/infracast/auth/projections"
 )
 
 // hookedStream is a stream whose Append first calls before with the
@@ -328,20 +326,4 @@ func (f *identityRace) checkOnlyB(ctx context.Context, userB string) {
 			}
 		}
 	}
-}
-
-// replicaOn is a replica's read model over s, and its command service
-// appending through log.
-func replicaOn(t *testing.T, s *stream, log commands.Log) (*replicaModel, *commands.Service) {
-	t.Helper()
-	sealer, err := events.NewSealer(testSealKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := commands.NewPasswords(commands.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	return r, commands.New(log, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}})
 }

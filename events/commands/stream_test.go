@@ -159,6 +159,17 @@ func TestLoginRightAfterCreateOnAnotherReplica(t *testing.T) {
 // tokens, recovery codes' hashes), as a deployment's do.
 func newReplica(t *testing.T, s *stream) (*stream, *replicaModel, *commands.Service) {
 	t.Helper()
+	if s == nil {
+		s = &stream{}
+	}
+	r, svc := replicaOn(t, s, s)
+	return s, r, svc
+}
+
+// replicaOn is a replica's read model over s, and its command service
+// appending through log (s itself, or a wrapper of it that holds appends).
+func replicaOn(t *testing.T, s *stream, log commands.Log) (*replicaModel, *commands.Service) {
+	t.Helper()
 	sealer, err := events.NewSealer(testSealKey)
 	if err != nil {
 		t.Fatal(err)
@@ -167,11 +178,8 @@ func newReplica(t *testing.T, s *stream) (*stream, *replicaModel, *commands.Serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s == nil {
-		s = &stream{}
-	}
 	r := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	return s, r, commands.New(s, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey})
+	return r, commands.New(log, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey})
 }
 
 var testSealKey = func() []byte {
