@@ -27,15 +27,15 @@ import (
 // MFACommands runs the MFA flows (events/commands/mfa.go).
 type MFACommands interface {
 	CompleteMFA(ctx context.Context, meta events.Meta, in commands.MFAInput) (commands.LoginResult, error)
-	WebAuthnChallenge(token string, rp commands.RelyingParty) (string, *protocol.CredentialAssertion, error)
+	WebAuthnChallenge(ctx context.Context, token string, rp commands.RelyingParty) (string, *protocol.CredentialAssertion, error)
 	BeginPasskeyLogin(rp commands.RelyingParty) (string, *protocol.CredentialAssertion, error)
 	FinishPasskeyLogin(ctx context.Context, meta events.Meta, token string, credential json.RawMessage, rp commands.RelyingParty) (commands.LoginResult, error)
-	EnrollmentUser(token string) (domain.User, error)
+	EnrollmentUser(ctx context.Context, token string) (domain.User, error)
 	EnrollTOTP(ctx context.Context, meta events.Meta, userID string) (commands.TOTPEnrollment, error)
 	ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error)
 	RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
 	FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
-	BeginPasskeyRegistration(userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
+	BeginPasskeyRegistration(ctx context.Context, userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
 	FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, error)
 	DeletePasskey(ctx context.Context, meta events.Meta, userID, credentialID string) error
 	ResetMFA(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error)
@@ -148,7 +148,9 @@ func (s *Server) webAuthnStep(c *fiber.Ctx, e *commands.MFARequiredError) (strin
 	if s.deps.MFA == nil || !slices.Contains(e.Factors, domain.FactorWebAuthn) {
 		return e.Token, nil
 	}
-	tok, assertion, err := s.deps.MFA.WebAuthnChallenge(e.Token, s.relyingParty(c))
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	tok, assertion, err := s.deps.MFA.WebAuthnChallenge(ctx, e.Token, s.relyingParty(c))
 	if err != nil {
 		// Without a relying party (no public URL, an odd Host) the other
 		// factors still work.
@@ -348,12 +350,16 @@ func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
 	if _, err := s.tokens.VerifySignature(raw); err == nil {
 		return s.authenticate(c)
 	}
-	u, err := s.deps.MFA.EnrollmentUser(raw)
-	if errors.Is(err, commands.ErrMFAEnrolledMeanwhile) {
+	ctx, cancel := s.ctx(c)
+	u, err := s.deps.MFA.EnrollmentUser(ctx, raw)
+	cancel()
+	switch {
+	case errors.Is(err, commands.ErrMFAEnrolledMeanwhile):
 		return errEnrolledMeanwhile
-	}
-	if err != nil {
+	case errors.Is(err, commands.ErrMFATokenInvalid):
 		return s.authenticate(c) // refused as any bad token is
+	case err != nil:
+		return err // the user's factors could not be read (the event store)
 	}
 	cb := callers.Get().(*callerBox)
 	cb.Caller = Caller{User: u}
@@ -578,7 +584,9 @@ func (s *Server) passkeyRegistrationOptions(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	tok, creation, err := m.BeginPasskeyRegistration(cl.User.ID, s.relyingParty(c))
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	tok, creation, err := m.BeginPasskeyRegistration(ctx, cl.User.ID, s.relyingParty(c))
 	if err != nil {
 		return err
 	}

@@ -2,10 +2,13 @@ package commands_test
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/pquerna/otp/totp"
 
 	"github.com/infracast/auth/domain"
@@ -334,5 +337,152 @@ func TestDeletePasskeyThroughALaggingReplica(t *testing.T) {
 	}
 	if m, _ := a.model.MFA(u.ID); len(m.Passkeys) != 0 {
 		t.Fatalf("%d passkeys left", len(m.Passkeys))
+	}
+}
+
+// passkeyThroughB stores a passkey registration as replica b makes it (its
+// WebAuthn ceremony is the browser tests'), on the mfa subject as b has it,
+// while replica a has not applied it.
+func passkeyThroughB(t *testing.T, s *stream, a, b *replicaModel, u domain.User, pk domain.Passkey) {
+	t.Helper()
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	behind(t, s, a, b, func() error {
+		m, seq := b.model.MFA(u.ID)
+		data, err := events.Encode(commands.NewID("evt"), domain.AggregateMFA, u.ID, m.Version+1, time.Now(), self,
+			domain.MFAPasskeyRegistered{UserID: u.ID, Passkey: pk})
+		if err != nil {
+			return err
+		}
+		_, err = s.Append(context.Background(), events.Message{Subject: events.Subject(domain.AggregateMFA, u.ID), ExpectSeq: seq, ID: commands.NewID("cmd") + "-0", Data: data})
+		return err
+	})
+}
+
+var testRP = commands.RelyingParty{ID: "localhost", Origins: []string{"http://localhost:8080"}}
+
+// TestPasskeyCeremoniesThroughALaggingReplica: a passkey registered through
+// B a moment ago, before A has applied it. The second step's challenge
+// through A allows it (before, A's options named only the passkeys its read
+// model held, and the browser's only passkey could not answer), and a new
+// registration through A asks the authenticator not to register it again.
+func TestPasskeyCeremoniesThroughALaggingReplica(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, _ := newReplica(t, s)
+	ctx := context.Background()
+	u := newMFAUser(t, onA, "laggingkey")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	confirmedTOTP(t, onA, self, u)
+	_, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"})
+	var required *commands.MFARequiredError
+	if !errors.As(err, &required) {
+		t.Fatalf("login: %v, want a second factor required", err)
+	}
+
+	first := domain.Passkey{ID: "Y3JlZGVudGlhbC0x", Name: "Laptop", PublicKey: []byte{1, 2, 3}, CreatedAt: time.Now().UTC()}
+	passkeyThroughB(t, s, a, b, u, first)
+	_, assertion, err := onA.WebAuthnChallenge(ctx, required.Token, testRP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := func(ds []protocol.CredentialDescriptor) []string {
+		var ids []string
+		for _, d := range ds {
+			ids = append(ids, base64.RawURLEncoding.EncodeToString(d.CredentialID))
+		}
+		return ids
+	}
+	if ids := allowed(assertion.Response.AllowedCredentials); !slices.Contains(ids, first.ID) {
+		t.Errorf("the challenge through A allows %v, not the passkey registered through B", ids)
+	}
+
+	second := domain.Passkey{ID: "Y3JlZGVudGlhbC0y", Name: "Phone", PublicKey: []byte{4, 5, 6}, CreatedAt: time.Now().UTC()}
+	passkeyThroughB(t, s, a, b, u, second)
+	_, creation, err := onA.BeginPasskeyRegistration(ctx, u.ID, testRP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := allowed(creation.Response.CredentialExcludeList); !slices.Contains(ids, second.ID) {
+		t.Errorf("a registration through A excludes %v, not the passkey registered through B", ids)
+	}
+}
+
+// TestEnrolmentTokenThroughALaggingReplica: an enrolment token (a policy
+// requires a second factor) of a user who set up TOTP through B a moment
+// ago is refused through A as "set up already", as through B — before, A
+// took it as the user's and went on with a second enrolment.
+func TestEnrolmentTokenThroughALaggingReplica(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	u := newMFAUser(t, onA, "enrolling")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	if _, err := onA.SetMFAPolicy(ctx, admin, "t1", true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"})
+	var enrol *commands.MFAEnrollmentRequiredError
+	if !errors.As(err, &enrol) {
+		t.Fatalf("login: %v, want enrolment required", err)
+	}
+	behind(t, s, a, b, func() error {
+		confirmedTOTP(t, onB, self, u)
+		return nil
+	})
+	if _, err := onA.EnrollmentUser(ctx, enrol.Token); !errors.Is(err, commands.ErrMFAEnrolledMeanwhile) {
+		t.Fatalf("the enrolment token through A: %v, want %v", err, commands.ErrMFAEnrolledMeanwhile)
+	}
+}
+
+// TestSSOLoginThroughALaggingReplicaAsksTheNewFactor: a user set up TOTP
+// through B a moment ago; their next sign-in through an identity provider
+// lands on A before A has applied it: the second factor is asked. Before,
+// A read "no factor" and started a session on the provider's word alone
+// (the session's start is decided on the user's subject, which the
+// enrolment does not move). Likewise an MFA policy set through B a moment
+// ago: enrolment comes first, as for a password login.
+func TestSSOLoginThroughALaggingReplicaAsksTheNewFactor(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	p, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+		RoleMappings: []domain.RoleMapping{{Group: "ops", Tenant: "t1", Role: domain.RoleViewer}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := domain.SSOLogin{Provider: "okta", Issuer: p.IdentityIssuer(), Subject: "00u-lagging", Email: "lagging@example.com", EmailVerified: true}
+	res, err := onA.SSOLogin(ctx, events.Meta{}, in)
+	if err != nil {
+		t.Fatalf("the first sign-in: %v", err)
+	}
+	u := res.User
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	behind(t, s, a, b, func() error {
+		confirmedTOTP(t, onB, self, u)
+		return nil
+	})
+	_, err = onA.SSOLogin(ctx, events.Meta{}, in)
+	var required *commands.MFARequiredError
+	if !errors.As(err, &required) {
+		t.Fatalf("the sign-in through A after TOTP was set up through B: %v, want a second factor required", err)
+	}
+
+	// A policy set through B a moment ago holds for the next sign-in
+	// through A of a user it covers: enrolment first.
+	viewer := domain.SSOLogin{Provider: "okta", Issuer: p.IdentityIssuer(), Subject: "00u-viewer", Email: "viewer@example.com", EmailVerified: true, Groups: []string{"ops"}}
+	if _, err := onA.SSOLogin(ctx, events.Meta{}, viewer); err != nil {
+		t.Fatalf("the viewer's first sign-in: %v", err)
+	}
+	behind(t, s, a, b, func() error {
+		_, err := onB.SetMFAPolicy(ctx, admin, "t1", true)
+		return err
+	})
+	_, err = onA.SSOLogin(ctx, events.Meta{}, viewer)
+	var enrol *commands.MFAEnrollmentRequiredError
+	if !errors.As(err, &enrol) {
+		t.Fatalf("a sign-in through A under a policy set through B: %v, want enrolment required", err)
 	}
 }

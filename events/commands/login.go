@@ -84,7 +84,7 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	// only if the user's subject has not moved since — in a burst of
 	// guesses, failures that land first lock it, and it gets 429 like every
 	// other guess, not 403 MFA_REQUIRED.
-	if err := s.mfaGate(u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
+	if err := s.mfaGate(ctx, u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
 		var required *MFARequiredError
 		var enrol *MFAEnrollmentRequiredError
 		if errors.As(err, &required) || errors.As(err, &enrol) {

@@ -280,13 +280,26 @@ func hashFingerprint(sealed string) string {
 // identity provider's answer): nil lets the login start a session; a
 // *MFARequiredError or *MFAEnrollmentRequiredError says what comes first.
 // idpMFA: a trusted identity provider asserted a second factor of its own.
-func (s *Service) mfaGate(u domain.User, tenant, method, verifiedHash string, idpMFA bool) error {
+//
+// The factors are the user's once this replica has caught up with the
+// user's mfa subject (unless no other replica serves): a first factor set
+// up through another replica a moment ago is asked for here too. The
+// session's start is decided on the user's subject, not on this one, so
+// nothing later would catch a factor read from a lagging read model — an
+// SSO login, which does not catch up with the head as a password login
+// does, skipped it (a password login whose catch-up failed too).
+func (s *Service) mfaGate(ctx context.Context, u domain.User, tenant, method, verifiedHash string, idpMFA bool) error {
 	if idpMFA {
 		return nil
 	}
 	st, err := s.mfaState()
 	if err != nil {
 		return nil // a State without MFA (unit tests' fakes): nothing enrolled anywhere
+	}
+	if !s.Alone() {
+		if err := s.CatchUp(ctx, domain.AggregateMFA, u.ID); err != nil {
+			return err
+		}
 	}
 	m, _ := st.MFA(u.ID)
 	if m.HasFactor() {
@@ -310,7 +323,11 @@ func (s *Service) mfaGate(u domain.User, tenant, method, verifiedHash string, id
 // EnrollmentUser returns the user an enrolment token stands for: valid,
 // unexpired, and the user still has no second factor (an enrolment token
 // ends with the first one).
-func (s *Service) EnrollmentUser(token string) (domain.User, error) {
+//
+// It reads the user's factors once this replica has caught up with the
+// user's mfa subject: a reset or a first factor through another replica a
+// moment ago ends the token here too.
+func (s *Service) EnrollmentUser(ctx context.Context, token string) (domain.User, error) {
 	c, err := s.openMFA(token, purposeEnroll)
 	if err != nil {
 		return domain.User{}, err
@@ -323,7 +340,10 @@ func (s *Service) EnrollmentUser(token string) (domain.User, error) {
 	if !ok || !u.Active || st.UserCutOff(u.ID) != c.Cut {
 		return domain.User{}, ErrMFATokenInvalid
 	}
-	m, _ := st.MFA(c.UserID)
+	m, err := s.mfaCurrent(ctx, st, c.UserID)
+	if err != nil {
+		return domain.User{}, err
+	}
 	if m.Resets != c.Resets {
 		return domain.User{}, ErrMFATokenInvalid // the factors were reset since
 	}
@@ -694,7 +714,11 @@ func (s *Service) webAuthnUser(st MFAState, u domain.User) (waUser, domain.MFA) 
 // creation options for navigator.credentials.create and a token that
 // carries the ceremony to FinishPasskeyRegistration. The passkey is
 // discoverable and verifies its user, so that it also signs in on its own.
-func (s *Service) BeginPasskeyRegistration(userID string, rp RelyingParty) (string, *protocol.CredentialCreation, error) {
+//
+// The passkeys it asks the authenticator not to register again are the
+// user's once this replica has caught up with the user's mfa subject: one
+// registered through another replica a moment ago is excluded too.
+func (s *Service) BeginPasskeyRegistration(ctx context.Context, userID string, rp RelyingParty) (string, *protocol.CredentialCreation, error) {
 	st, err := s.mfaState()
 	if err != nil {
 		return "", nil, err
@@ -705,6 +729,9 @@ func (s *Service) BeginPasskeyRegistration(userID string, rp RelyingParty) (stri
 	}
 	wa, err := rp.webAuthn()
 	if err != nil {
+		return "", nil, err
+	}
+	if err := s.CatchUp(ctx, domain.AggregateMFA, userID); err != nil {
 		return "", nil, err
 	}
 	wu, _ := s.webAuthnUser(st, u)
@@ -811,7 +838,12 @@ func (s *Service) DeletePasskey(ctx context.Context, meta events.Meta, userID, c
 // WebAuthnChallenge turns an MFA token of a user with passkeys into one
 // that carries an assertion ceremony, and returns the request options for
 // navigator.credentials.get.
-func (s *Service) WebAuthnChallenge(token string, rp RelyingParty) (string, *protocol.CredentialAssertion, error) {
+//
+// The passkeys it allows are the user's once this replica has caught up
+// with the user's mfa subject: one registered through another replica a
+// moment ago signs in too (the second step checks the assertion against
+// the same caught-up state).
+func (s *Service) WebAuthnChallenge(ctx context.Context, token string, rp RelyingParty) (string, *protocol.CredentialAssertion, error) {
 	st, err := s.mfaState()
 	if err != nil {
 		return "", nil, err
@@ -826,6 +858,9 @@ func (s *Service) WebAuthnChallenge(token string, rp RelyingParty) (string, *pro
 	}
 	wa, err := rp.webAuthn()
 	if err != nil {
+		return "", nil, err
+	}
+	if err := s.CatchUp(ctx, domain.AggregateMFA, u.ID); err != nil {
 		return "", nil, err
 	}
 	wu, _ := s.webAuthnUser(st, u)

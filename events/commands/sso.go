@@ -167,6 +167,18 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 		// The provider was re-pointed while the login was under way.
 		return LoginResult{}, domain.Invalid("issuer", "the provider's configuration changed during the login")
 	}
+	// What another replica changed a moment ago — an MFA policy now in
+	// force, the user's roles — is read here as a password login reads it:
+	// after catching up with the event store's head (best effort, counted,
+	// as there; the user's factors are caught up with in mfaGate).
+	if !s.Alone() {
+		cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
+		err := s.CatchUpHead(cctx)
+		cancel()
+		if err != nil {
+			s.catchUpFailures.Add(1)
+		}
+	}
 	userID, err := s.ssoUser(ctx, meta, p, in)
 	if err != nil {
 		return LoginResult{}, err
@@ -186,7 +198,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 			return LoginResult{}, err
 		}
 	}
-	if err := s.mfaGate(u, "", "sso:"+p.Name, "", in.MFA); err != nil { // mfa.go
+	if err := s.mfaGate(ctx, u, "", "sso:"+p.Name, "", in.MFA); err != nil { // mfa.go
 		return LoginResult{}, err
 	}
 	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name, "")
