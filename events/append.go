@@ -406,12 +406,29 @@ func (s *Store) leaderGet(ctx context.Context, seq uint64, subject string) (stor
 	return s.leaderMsgGet(ctx, msgGetRequest{Seq: seq, NextFor: subject})
 }
 
+// apiRequest sends one request to the JetStream API, bounded as one try of
+// an append is: by TryTimeout, and by DisconnectedWait while the connection
+// is down (it is sent once the connection is back, if that comes in time).
+// Without it, a read through the leader — a catch-up before a command, a
+// login, a list — waited out its caller's whole deadline for a server that
+// had stopped answering: an outside check (14c) froze NATS and an API key's
+// creation answered 503 after 11.5 s, past the request's 10 s.
+func (s *Store) apiRequest(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	limit := s.cfg.TryTimeout
+	if !s.nc.IsConnected() {
+		limit = min(limit, s.cfg.DisconnectedWait)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return s.nc.RequestWithContext(ctx, subject, data)
+}
+
 // leaderMsgGet asks the stream leader for a stored message (not a direct
 // get, which any replica of the stream may answer from what it has stored
 // so far).
 func (s *Store) leaderMsgGet(ctx context.Context, r msgGetRequest) (storedMsg, error) {
 	req, _ := json.Marshal(r)
-	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.name, req)
+	reply, err := s.apiRequest(ctx, "$JS.API.STREAM.MSG.GET."+s.name, req)
 	if err != nil {
 		return storedMsg{}, err
 	}

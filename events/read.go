@@ -109,9 +109,7 @@ func (s *Store) leaderRead(ctx context.Context, req msgGetRequest) (Record, bool
 	if err != nil {
 		return Record{}, false, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.TryTimeout)
-	defer cancel()
-	msg, err := s.nc.RequestWithContext(ctx, jsAPI+"STREAM.MSG.GET."+s.name, body)
+	msg, err := s.apiRequest(ctx, jsAPI+"STREAM.MSG.GET."+s.name, body)
 	if err != nil {
 		return Record{}, false, fmt.Errorf("%w: read event: %v", ErrUnavailable, err)
 	}

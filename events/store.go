@@ -216,7 +216,7 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 // the leaderless survivor, for as long as it runs) though it stores and
 // delivers nothing new; such an answer is ErrUnavailable (servingQuorum).
 func (s *Store) askHead(ctx context.Context) (uint64, error) {
-	reply, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.INFO."+s.name, nil)
+	reply, err := s.apiRequest(ctx, "$JS.API.STREAM.INFO."+s.name, nil)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
