@@ -83,7 +83,7 @@ func (s *Server) login(c *fiber.Ctx) error {
 		s.deps.Metrics.login("error")
 		return err
 	}
-	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)
+	tok, exp, err := s.tokens.IssueUntil(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant, res.Session.ExpiresAt)
 	if err != nil {
 		return err
 	}
@@ -115,7 +115,7 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, res.TokenID, res.Session.Tenant)
+	tok, exp, err := s.tokens.IssueUntil(res.User.ID, res.Session.ID, res.TokenID, res.Session.Tenant, res.Session.ExpiresAt)
 	if err != nil {
 		return err
 	}

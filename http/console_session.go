@@ -138,7 +138,7 @@ func (s *Server) browserRefresh(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, res.TokenID, res.Session.Tenant)
+	tok, exp, err := s.tokens.IssueUntil(res.User.ID, res.Session.ID, res.TokenID, res.Session.Tenant, res.Session.ExpiresAt)
 	if err != nil {
 		return err
 	}

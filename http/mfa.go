@@ -282,7 +282,7 @@ func (s *Server) loginFailed(err error) {
 
 // loginAnswer is the token response of a started session.
 func (s *Server) loginAnswer(c *fiber.Ctx, res commands.LoginResult) error {
-	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)
+	tok, exp, err := s.tokens.IssueUntil(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant, res.Session.ExpiresAt)
 	if err != nil {
 		return err
 	}

@@ -395,7 +395,7 @@ func CheckReturnTo(raw string, allowlist []string) (string, bool) {
 // the login was started with a return_to, with the session cookies and a
 // redirect there.
 func (s *Server) finishSSOLogin(c *fiber.Ctx, res commands.LoginResult, returnTo string) error {
-	tok, exp, err := s.tokens.Issue(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant)
+	tok, exp, err := s.tokens.IssueUntil(res.User.ID, res.Session.ID, commands.NewID("tok"), res.Session.Tenant, res.Session.ExpiresAt)
 	if err != nil {
 		return err
 	}

@@ -272,8 +272,21 @@ func (t *Tokens) SigningKeyID() string { return t.keys().signer.id }
 
 // Issue signs an access token for a session. Expiry is whole seconds, as in JWT.
 func (t *Tokens) Issue(userID, sessionID, tokenID, tenant string) (string, time.Time, error) {
+	return t.IssueUntil(userID, sessionID, tokenID, tenant, time.Time{})
+}
+
+// IssueUntil is Issue for a session that ends at sessionEnds (zero: not
+// known): the token expires then at the latest. A refresh in the session's
+// last hour answered an expiry past the session's end, so a client that
+// refreshes "when five minutes remain" held a token refused already, and a
+// verifier checking signatures offline (JWKS) took it until its exp (an
+// outside check, 14b).
+func (t *Tokens) IssueUntil(userID, sessionID, tokenID, tenant string, sessionEnds time.Time) (string, time.Time, error) {
 	now := t.cfg.Now().UTC().Truncate(time.Second)
 	exp := now.Add(t.cfg.TTL)
+	if ends := sessionEnds.UTC().Truncate(time.Second); !sessionEnds.IsZero() && ends.Before(exp) {
+		exp = ends
+	}
 	k := t.keys().signer
 	if k.macs != nil && jwt.TimePrecision == time.Second && jwt.MarshalSingleStringAsArray {
 		return t.issueHS256(k, userID, sessionID, tokenID, tenant, now, exp), exp, nil

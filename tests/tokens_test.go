@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // TestLoginFailureIsIndistinguishable: a wrong password and an unknown user get
@@ -45,6 +47,7 @@ func TestExpiredAccessTokenAndRefreshExpiry(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
 	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	sessionEnds := in.Clock.Now().Add(7 * 24 * time.Hour).Truncate(time.Second)
 	login := in.Login("alice", "alice-passphrase")
 	token, rt := login.String("token"), login.String("refresh_token")
 	expectStatus(t, "fresh token", me(t, in, token), 200)
@@ -66,6 +69,20 @@ func TestExpiredAccessTokenAndRefreshExpiry(t *testing.T) {
 	expectStatus(t, "refresh a minute before the 7 days end", last, 200)
 	lastToken := last.String("token")
 	expectStatus(t, "token from the last refresh", me(t, in, lastToken), 200)
+	// Its expiry is the session's end, not an hour later: a client that
+	// refreshes when five minutes remain, and a verifier checking the
+	// signature offline, go by it (an outside check, 14b, found it past
+	// the end).
+	if got := last.String("expires_at"); got != sessionEnds.UTC().Format(time.RFC3339) {
+		t.Errorf("the last refresh's expires_at %s, want the session's end %s", got, sessionEnds.UTC().Format(time.RFC3339))
+	}
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(lastToken, &claims); err != nil {
+		t.Fatal(err)
+	}
+	if claims.ExpiresAt == nil || !claims.ExpiresAt.Time.Equal(sessionEnds) {
+		t.Errorf("the last token's exp %v, want the session's end %s", claims.ExpiresAt, sessionEnds)
+	}
 
 	// …and after them it does not, nor does the session's latest access token.
 	in.Clock.Advance(2 * time.Minute)
