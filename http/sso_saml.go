@@ -253,7 +253,7 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 	if v := attr(samlEmailAttrs); len(v) > 0 {
 		in.Email = v[0]
 	} else if nid.Format == string(saml.EmailAddressNameIDFormat) {
-		in.Email = nid.Value
+		in.Email = strings.TrimSpace(nid.Value)
 	}
 	// The IdP is configured by a platform admin and signs the assertion:
 	// the addresses it asserts count as verified.

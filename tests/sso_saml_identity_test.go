@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"testing"
+
+	"github.com/crewjam/saml"
 )
 
 // samlLogin signs user in through the test SAML IdP and returns the ACS
@@ -113,5 +115,19 @@ func TestSSOSAMLDefaultGroupsInPreferenceOrder(t *testing.T) {
 	idp.addAttributes("gil", samlAttribute("GROUPS", "infra-admins"))
 	if _, roles := samlLogin(t, in, "gil", "gil-idp-password"); roles["prod"] != "editor" {
 		t.Fatalf("an attribute named GROUPS: roles %v, want editor in prod", roles)
+	}
+}
+
+// TestSSOSAMLEmailNameIDTrimmed: an e-mail NameID that pretty-printed XML
+// surrounds with whitespace is the user's address, trimmed like the
+// subject. An outside check (14f) had such a user provisioned with no
+// e-mail at all.
+func TestSSOSAMLEmailNameIDTrimmed(t *testing.T) {
+	in, idp := samlSetup(t, false)
+	putSAMLUser(t, idp, "bob", map[string]any{"password": "bob-idp-password"})
+	idp.setNameID("bob", saml.NameID{Format: string(saml.EmailAddressNameIDFormat), Value: "\n      bob@corp.example\n    "})
+	user, _ := samlLogin(t, in, "bob", "bob-idp-password")
+	if user["email"] != "bob@corp.example" {
+		t.Fatalf("user of an e-mail NameID with whitespace: %v", user)
 	}
 }

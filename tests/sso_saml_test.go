@@ -28,8 +28,25 @@ type testSAML struct {
 	CertPEM string
 	srv     *http.Server
 
-	mu    sync.Mutex
-	extra map[string][]saml.Attribute // by user name: attributes asserted after the usual ones
+	mu      sync.Mutex
+	extra   map[string][]saml.Attribute  // by user name: attributes asserted after the usual ones
+	nameIDs map[string]saml.NameID       // by user name: the NameID asserted instead of samlidp's
+	answer  func(*saml.IdentityProvider) // changes a copy of the IdP for each answer
+}
+
+// setNameID has the IdP assert nid as user's NameID (signed like the rest).
+func (s *testSAML) setNameID(user string, nid saml.NameID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nameIDs[user] = nid
+}
+
+// answerWith has the IdP answer from now on as a copy of itself that f
+// changed: another signing key and certificate, another encryption.
+func (s *testSAML) answerWith(f func(*saml.IdentityProvider)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answer = f
 }
 
 // addAttributes has the IdP assert attrs, in this order, in user's
@@ -41,14 +58,29 @@ func (s *testSAML) addAttributes(user string, attrs ...saml.Attribute) {
 	s.extra[user] = append(s.extra[user], attrs...)
 }
 
-// MakeAssertion is samlidp's assertion with the user's added attributes.
+// MakeAssertion is samlidp's assertion with the user's added attributes and
+// NameID; the assertion and the response are then signed (and perhaps
+// encrypted) by the IdP as answerWith changed it.
 func (s *testSAML) MakeAssertion(req *saml.IdpAuthnRequest, session *saml.Session) error {
 	s.mu.Lock()
 	extra := s.extra[session.UserName]
+	nid, withNameID := s.nameIDs[session.UserName]
+	answer := s.answer
 	s.mu.Unlock()
 	withExtra := *session
 	withExtra.CustomAttributes = append(slices.Clip(session.CustomAttributes), extra...)
-	return saml.DefaultAssertionMaker{}.MakeAssertion(req, &withExtra)
+	if err := (saml.DefaultAssertionMaker{}).MakeAssertion(req, &withExtra); err != nil {
+		return err
+	}
+	if withNameID {
+		req.Assertion.Subject.NameID = &nid
+	}
+	if answer != nil {
+		idp := *req.IDP
+		answer(&idp)
+		req.IDP = &idp
+	}
+	return nil
 }
 
 // samlAttribute is an attribute by Name with string values.
@@ -73,7 +105,8 @@ func startTestSAML(t *testing.T) *testSAML {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: idp, ReadHeaderTimeout: 10 * time.Second}
-	s := &testSAML{URL: base.String(), CertPEM: certPEM(cert), srv: srv, extra: map[string][]saml.Attribute{}}
+	s := &testSAML{URL: base.String(), CertPEM: certPEM(cert), srv: srv,
+		extra: map[string][]saml.Attribute{}, nameIDs: map[string]saml.NameID{}}
 	idp.IDP.AssertionMaker = s
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
