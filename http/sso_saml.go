@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	"github.com/gofiber/fiber/v2"
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -98,12 +101,72 @@ func (s *Server) samlMetadata(c *fiber.Ctx) error {
 		return err
 	}
 	md := sp.Metadata()
+	onlyGCM(md)
 	b, err := xml.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "application/samlmetadata+xml")
 	return c.Send(append([]byte(xml.Header), b...))
+}
+
+// samlMetadataMethods are the EncryptionMethods the SP metadata lists with
+// its encryption key. crewjam/saml lists AES-CBC too, but the ACS refuses a
+// CBC-encrypted assertion unless the Response around it is signed
+// (RequireSignedResponseForCBC: CBC has no integrity of its own, and the
+// signature inside the assertion can only be checked after decrypting,
+// which is what padding-oracle attacks need). Entra ID and AD FS sign only
+// the assertion by default, so an IdP that reads the metadata is offered
+// AES-GCM alone.
+var samlMetadataMethods = map[string]bool{
+	xmlenc.AES256GCM.Algorithm(): true,
+	xmlenc.AES128GCM.Algorithm(): true,
+	// Key transport, not block ciphers.
+	"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p": true,
+	"http://www.w3.org/2009/xmlenc11#rsa-oaep":        true,
+}
+
+// onlyGCM drops from md's encryption keys the EncryptionMethods that are
+// not samlMetadataMethods.
+func onlyGCM(md *saml.EntityDescriptor) {
+	for i := range md.SPSSODescriptors {
+		kds := md.SPSSODescriptors[i].KeyDescriptors
+		for j := range kds {
+			if kds[j].Use != "encryption" {
+				continue
+			}
+			kds[j].EncryptionMethods = slices.DeleteFunc(kds[j].EncryptionMethods, func(m saml.EncryptionMethod) bool {
+				return !samlMetadataMethods[m.Algorithm]
+			})
+		}
+	}
+}
+
+// samlCBCHint explains, for the log, why a Response was refused when it
+// carries an assertion encrypted with AES-CBC and no signature of its own
+// (see samlMetadataMethods), or returns "" for any other Response. raw has
+// already been parsed by crewjam/saml; only element names are read here.
+func samlCBCHint(raw []byte) string {
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil || doc.Root() == nil {
+		return ""
+	}
+	resp := doc.Root()
+	if resp.SelectElement("Signature") != nil {
+		return ""
+	}
+	for _, ea := range resp.SelectElements("EncryptedAssertion") {
+		for _, m := range ea.FindElements("./EncryptedData/EncryptionMethod") {
+			if alg := m.SelectAttrValue("Algorithm", ""); strings.HasSuffix(alg, "-cbc") {
+				return "the identity provider encrypts the assertion with AES-CBC (" + alg + ") but signs only the assertion inside, " +
+					"which cannot be checked before decrypting: have it sign the response and the assertion " +
+					`(Entra ID: SAML signing option "Sign SAML response and assertion"; ` +
+					"AD FS: Set-AdfsRelyingPartyTrust -TargetName <name> -SamlResponseSignature MessageAndAssertion), " +
+					"or encrypt with AES-GCM, or switch assertion encryption off"
+			}
+		}
+	}
+	return ""
 }
 
 // samlLoginStart: GET /api/v1/auth/sso/saml/login[?return_to=].
@@ -174,6 +237,9 @@ func (s *Server) samlACS(c *fiber.Ctx) error {
 		var ire *saml.InvalidResponseError
 		if errors.As(err, &ire) {
 			err = ire.PrivateErr
+		}
+		if hint := samlCBCHint(raw); hint != "" {
+			err = fmt.Errorf("%w: %s", err, hint)
 		}
 		s.ssoReject(c, "SAML response refused", err)
 		return errSSOFailed

@@ -19,6 +19,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
+	"github.com/crewjam/saml/xmlenc"
 )
 
 // testSAML is a real SAML identity provider (github.com/crewjam/saml/samlidp)
@@ -143,6 +144,11 @@ func samlSetup(t *testing.T, encrypt bool) (*Instance, *testSAML) {
 // configuration (link_by_email, groups_claim, …).
 func samlSetupWith(t *testing.T, encrypt bool, config map[string]any) (*Instance, *testSAML) {
 	in := Start(t)
+	return in, samlSetupOn(t, in, encrypt, config)
+}
+
+// samlSetupOn is samlSetupWith on a running instance.
+func samlSetupOn(t *testing.T, in *Instance, encrypt bool, config map[string]any) *testSAML {
 	admin := in.AdminToken()
 	idp := startTestSAML(t)
 	body := map[string]any{
@@ -172,7 +178,7 @@ func samlSetupWith(t *testing.T, encrypt bool, config map[string]any) (*Instance
 		}
 	}
 	idp.put(t, "/services/infracast", string(meta))
-	return in, idp
+	return idp
 }
 
 var (
@@ -398,4 +404,123 @@ func TestSSOSAMLEncryptedAssertion(t *testing.T) {
 		t.Fatal("the IdP did not encrypt the assertion")
 	}
 	mustStatus(t, b.postForm(f.action, f.values), http.StatusOK, "ACS with an encrypted assertion")
+}
+
+// withoutResponseSignature is f with the Response's own signature removed,
+// as Entra ID and AD FS send by default: the assertion alone is signed
+// (inside the encryption, if it is encrypted).
+func withoutResponseSignature(t *testing.T, f postedForm) url.Values {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(f.values.Get("SAMLResponse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	sig := doc.Root().SelectElement("Signature")
+	if sig == nil {
+		t.Fatal("the IdP did not sign the Response")
+	}
+	doc.Root().RemoveChild(sig)
+	if raw, err = doc.WriteToBytes(); err != nil {
+		t.Fatal(err)
+	}
+	v := url.Values{}
+	for k := range f.values {
+		v.Set(k, f.values.Get(k))
+	}
+	v.Set("SAMLResponse", base64.StdEncoding.EncodeToString(raw))
+	return v
+}
+
+// encryptionMethodOf is the block cipher of the EncryptedAssertion in f.
+func encryptionMethodOf(t *testing.T, f postedForm) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(f.values.Get("SAMLResponse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(raw); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.FindElement("//EncryptedAssertion/EncryptedData/EncryptionMethod")
+	if m == nil {
+		t.Fatalf("the IdP did not encrypt the assertion: %s", raw)
+	}
+	return m.SelectAttrValue("Algorithm", "")
+}
+
+// TestSSOSAMLEncryptionOfEntraAndADFS: Entra ID and AD FS sign only the
+// assertion by default, and encrypt with AES-256-CBC when encryption is on;
+// the ACS refuses to decrypt CBC unless the Response is signed (a padding
+// oracle otherwise). An outside check (14f) found every such login failing
+// while the metadata offered CBC. Now the metadata offers AES-GCM alone, an
+// IdP that follows it signs in with the assertion alone signed, and one that
+// uses CBC anyway signs in when it signs the Response, and is refused
+// otherwise with a generic answer and a log line that says what to set.
+func TestSSOSAMLEncryptionOfEntraAndADFS(t *testing.T) {
+	logs := &LogBuffer{}
+	in := StartLogged(t, logs)
+	idp := samlSetupOn(t, in, true, nil)
+
+	md := in.Do("GET", "/api/v1/auth/sso/saml/metadata", "", nil)
+	mustStatus(t, md, http.StatusOK, "SP metadata")
+	doc := etree.NewDocument()
+	if err := doc.ReadFromBytes(md.Raw); err != nil {
+		t.Fatal(err)
+	}
+	var methods []string
+	for _, m := range doc.FindElements("//KeyDescriptor[@use='encryption']/EncryptionMethod") {
+		methods = append(methods, m.SelectAttrValue("Algorithm", ""))
+	}
+	want := []string{
+		"http://www.w3.org/2009/xmlenc11#aes256-gcm", "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+		"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p", "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+	}
+	if !slices.Equal(methods, want) {
+		t.Fatalf("SP metadata encryption methods: %q, want %q", methods, want)
+	}
+
+	t.Run("GCM, assertion signed only", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		if alg := encryptionMethodOf(t, f); !strings.HasSuffix(alg, "#aes256-gcm") {
+			t.Fatalf("the IdP that read the metadata encrypted with %s", alg)
+		}
+		mustStatus(t, b.postForm(f.action, withoutResponseSignature(t, f)), http.StatusOK, "ACS, GCM, assertion signed only")
+	})
+
+	idp.answerWith(func(p *saml.IdentityProvider) {
+		enc := xmlenc.OAEP()
+		enc.BlockCipher = xmlenc.AES256CBC
+		enc.DigestMethod = &xmlenc.SHA1
+		p.AssertionEncrypter = enc
+	})
+	t.Run("CBC, response and assertion signed", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		if alg := encryptionMethodOf(t, f); !strings.HasSuffix(alg, "#aes256-cbc") {
+			t.Fatalf("the IdP encrypted with %s", alg)
+		}
+		mustStatus(t, b.postForm(f.action, f.values), http.StatusOK, "ACS, CBC, response signed")
+	})
+	t.Run("CBC, assertion signed only", func(t *testing.T) {
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		r := b.postForm(f.action, withoutResponseSignature(t, f))
+		mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", "CBC, assertion signed only")
+		if e, _ := r.JSON["error"].(map[string]any); e["message"] != "Single sign-on failed" {
+			t.Fatalf("the browser's answer: %s", r.Raw)
+		}
+		// Logged before the answer was written.
+		logged := logs.String()
+		for _, want := range []string{"AES-CBC", `Sign SAML response and assertion`, "-SamlResponseSignature MessageAndAssertion"} {
+			if !strings.Contains(logged, want) {
+				t.Fatalf("no log line names the cause and what to set at the IdP (%q):\n%s", want, logged)
+			}
+		}
+	})
 }
