@@ -31,6 +31,35 @@ import (
 
 const samlMaxResponse = 256 << 10
 
+// samlDeliveryDelay is how long crewjam/saml allows by default between an
+// IdP issuing a Response and the ACS receiving it (saml.MaxIssueDelay).
+const samlDeliveryDelay = 90 * time.Second
+
+// raiseSAMLIssueDelay makes the clock skew crewjam/saml tolerates
+// symmetric: it accepts an IssueInstant up to saml.MaxClockSkew (180 s)
+// ahead of our clock but only saml.MaxIssueDelay (90 s) behind it, so an
+// IdP whose clock was 100 s slow was refused (outside check 14f). Behind,
+// it is now the delivery delay plus the same skew. Assertions are single
+// use here (consumeSSOAssertion), so the longer window gives a replay
+// nothing.
+//
+// crewjam/saml keeps both in package variables that it reads as it
+// validates. This one is set once, as the package is initialized, before
+// any goroutine can read it: changing it as a service provider is built
+// would race with every other reader. It is only ever raised, so no other
+// user of crewjam/saml in the binary (the service has none; its tests'
+// identity provider) refuses anything it accepted before.
+var _ = raiseSAMLIssueDelay()
+
+func raiseSAMLIssueDelay() bool {
+	want := samlDeliveryDelay + saml.MaxClockSkew
+	if saml.MaxIssueDelay >= want {
+		return false
+	}
+	saml.MaxIssueDelay = want
+	return true
+}
+
 // parseCertLenient parses a PEM certificate without checking its validity
 // period (for display).
 func parseCertLenient(s string) (*x509.Certificate, error) {

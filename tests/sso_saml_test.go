@@ -524,3 +524,47 @@ func TestSSOSAMLEncryptionOfEntraAndADFS(t *testing.T) {
 		}
 	})
 }
+
+// TestSSOSAMLClockSkew: the IdP's clock may be as far behind the service's
+// as ahead of it. An outside check (14f) found an IdP 100 s slow refused
+// (crewjam/saml allowed an IssueInstant 90 s old but 180 s ahead); now an
+// assertion issued up to 3 minutes of skew plus 90 s of delivery ago is
+// accepted, one 5 minutes old refused, and one from an IdP 170 s fast
+// accepted (that IdP, crewjam/saml too, accepts our AuthnRequest 170 s old
+// because the service raised crewjam's MaxIssueDelay for the whole test
+// binary).
+func TestSSOSAMLClockSkew(t *testing.T) {
+	// post signs in through a fresh instance whose clock is offset from the
+	// IdP's (the real one) when the IdP answers, and moved on by late
+	// before the browser posts the answer.
+	post := func(t *testing.T, offset, late time.Duration) Response {
+		t.Helper()
+		clock := NewClockAt(time.Now().Add(offset))
+		in := Start(t, WithClock(clock))
+		samlSetupOn(t, in, false, nil)
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		clock.Advance(late)
+		return b.postForm(f.action, f.values)
+	}
+	for _, c := range []struct {
+		name         string
+		offset, late time.Duration
+		ok           bool
+	}{
+		{"IdP 100 s slow", 0, 100 * time.Second, true},
+		{"IdP 260 s slow", 0, 260 * time.Second, true},
+		{"IdP 300 s slow", 0, 300 * time.Second, false},
+		{"IdP 170 s fast", -170 * time.Second, 0, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := post(t, c.offset, c.late)
+			if c.ok {
+				mustStatus(t, r, http.StatusOK, c.name)
+			} else {
+				mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", c.name)
+			}
+		})
+	}
+}
