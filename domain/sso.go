@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -303,33 +304,59 @@ func AzureTenantIsDomain(tenant string) bool { return strings.Contains(tenant, "
 // path segment).
 func ValidSSOProviderName(s string) bool { return providerNamePattern.MatchString(s) }
 
-// ErrCertificate is wrapped by the errors of ParseCertificatePEM.
+// ErrCertificate is wrapped by the errors of ParseCertificatesPEM.
 var ErrCertificate = errors.New("domain: invalid certificate")
 
-// ParseCertificatePEM parses one PEM "CERTIFICATE" block and checks that it is
-// valid at now.
-func ParseCertificatePEM(s string, now time.Time) (*x509.Certificate, error) {
-	block, rest := pem.Decode([]byte(strings.TrimSpace(s)))
-	if block == nil {
+// MaxSAMLCertificates is how many signing certificates a SAML provider may
+// have at once: the one in use and those the IdP publishes ahead of a
+// rollover (Entra ID and AD FS announce the next one and switch on their
+// own). An assertion signed under any of them is accepted.
+const MaxSAMLCertificates = 3
+
+// ParseCertificatesPEM parses the 1 to MaxSAMLCertificates PEM "CERTIFICATE"
+// blocks of s, one after the other, and checks that each is valid at now.
+func ParseCertificatesPEM(s string, now time.Time) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	several := strings.Count(s, "-----BEGIN") > 1
+	rest := []byte(strings.TrimSpace(s))
+	for len(rest) > 0 {
+		n := len(certs) + 1
+		// bad names the certificate by its place if there are several.
+		bad := func(format string, args ...any) error {
+			if several {
+				format = "PEM certificate " + strconv.Itoa(n) + " " + format
+			}
+			return Invalid("certificate", format, args...)
+		}
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		switch {
+		case block == nil && n == 1:
+			return nil, Invalid("certificate", "is not a PEM certificate (-----BEGIN CERTIFICATE----- …)")
+		case block == nil:
+			return nil, Invalid("certificate", "holds something else than PEM certificates after PEM certificate %d", n-1)
+		case block.Type != "CERTIFICATE":
+			return nil, bad("is a PEM block %q, want CERTIFICATE", block.Type)
+		case n > MaxSAMLCertificates:
+			return nil, Invalid("certificate", "holds more than %d PEM certificates: keep the one the IdP signs with and the next ones it publishes", MaxSAMLCertificates)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, bad("is not a valid X.509 certificate")
+		}
+		if now.After(cert.NotAfter) {
+			return nil, bad("expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
+		}
+		if now.Before(cert.NotBefore) {
+			return nil, bad("is not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
+		}
+		certs = append(certs, cert)
+		rest = []byte(strings.TrimSpace(string(rest)))
+	}
+	if len(certs) == 0 {
 		return nil, Invalid("certificate", "is not a PEM certificate (-----BEGIN CERTIFICATE----- …)")
 	}
-	if block.Type != "CERTIFICATE" {
-		return nil, Invalid("certificate", "PEM block is %q, want CERTIFICATE", block.Type)
-	}
-	if len(strings.TrimSpace(string(rest))) > 0 {
-		return nil, Invalid("certificate", "must hold exactly one PEM certificate")
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, Invalid("certificate", "is not a valid X.509 certificate")
-	}
-	if now.After(cert.NotAfter) {
-		return nil, Invalid("certificate", "expired at %s", cert.NotAfter.UTC().Format(time.RFC3339))
-	}
-	if now.Before(cert.NotBefore) {
-		return nil, Invalid("certificate", "is not valid before %s", cert.NotBefore.UTC().Format(time.RFC3339))
-	}
-	return cert, nil
+	return certs, nil
 }
 
 // checkEndpointURL accepts an absolute https URL, or http on a loopback
@@ -478,7 +505,7 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if strings.TrimSpace(c.Certificate) == "" {
 			return ev, Invalid("certificate", "is required")
 		}
-		if _, err := ParseCertificatePEM(c.Certificate, c.Now); err != nil {
+		if _, err := ParseCertificatesPEM(c.Certificate, c.Now); err != nil {
 			return ev, err
 		}
 		ev.Certificate = strings.TrimSpace(c.Certificate) + "\n"

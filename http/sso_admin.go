@@ -96,7 +96,8 @@ type ssoProviderJSON struct {
 	ClientSecret   string            `json:"client_secret,omitempty"`
 	EntityID       string            `json:"entity_id,omitempty"`
 	SSOURL         string            `json:"sso_url,omitempty"`
-	Certificate    *certJSON         `json:"certificate,omitempty"`
+	Certificate    *certJSON         `json:"certificate,omitempty"`  // SAML: the first of Certificates
+	Certificates   []certJSON        `json:"certificates,omitempty"` // SAML: every configured certificate, in order
 	GroupsClaim    string            `json:"groups_claim,omitempty"`
 	RoleMappings   []roleMappingJSON `json:"role_mappings"`
 	LinkByEmail    bool              `json:"link_by_email"`
@@ -136,10 +137,13 @@ func (s *Server) toProviderJSON(c *fiber.Ctx, p domain.SSOProvider) ssoProviderJ
 	}
 	if p.Type == domain.SSOSAML {
 		out.MetadataURL, out.ACSURL = base+flowPath+"saml/metadata", base+flowPath+"saml/acs"
-		if cert, err := parseCertLenient(p.Certificate); err == nil {
-			out.Certificate = &certJSON{
-				Subject: cert.Subject.String(), NotAfter: rfc3339(cert.NotAfter), NotBefore: rfc3339(cert.NotBefore),
+		if certs, err := parseCertsLenient(p.Certificate); err == nil {
+			for _, cert := range certs {
+				out.Certificates = append(out.Certificates, certJSON{
+					Subject: cert.Subject.String(), NotAfter: rfc3339(cert.NotAfter), NotBefore: rfc3339(cert.NotBefore),
+				})
 			}
+			out.Certificate = &out.Certificates[0]
 		}
 	} else {
 		out.CallbackURL = base + flowPath + p.Name + "/callback"

@@ -24,7 +24,7 @@ import (
 // SAML 2.0 service provider (github.com/crewjam/saml): SP-initiated login
 // with the HTTP-Redirect binding, answers with the HTTP-POST binding at the
 // ACS. The AuthnRequest ID travels in the flow cookie (InResponseTo); the
-// response or assertion must be signed by the configured certificate, and
+// response or assertion must be signed by a configured certificate, and
 // audience, destination, recipient, conditions and timing are checked by
 // crewjam/saml. A consumed assertion ID is an event on a subject that must be
 // new, so a replay is refused by every replica.
@@ -60,14 +60,29 @@ func raiseSAMLIssueDelay() bool {
 	return true
 }
 
-// parseCertLenient parses a PEM certificate without checking its validity
-// period (for display).
-func parseCertLenient(s string) (*x509.Certificate, error) {
-	block, _ := pem.Decode([]byte(s))
-	if block == nil {
+// parseCertsLenient parses the PEM certificates of s (one, or up to
+// domain.MaxSAMLCertificates during a rollover) without checking their
+// validity periods (for display, and for the IdP metadata: goxmldsig
+// refuses a signature under a certificate that is not valid at the time).
+func parseCertsLenient(s string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
 		return nil, errors.New("no PEM block")
 	}
-	return x509.ParseCertificate(block.Bytes)
+	return certs, nil
 }
 
 // serviceProvider builds the crewjam/saml service provider for p (nil p: for
@@ -100,21 +115,27 @@ func (s *Server) serviceProvider(c *fiber.Ctx, p *domain.SSOProvider) (*saml.Ser
 		AuthnNameIDFormat:                saml.UnspecifiedNameIDFormat,
 	}
 	if p != nil {
-		cert, err := parseCertLenient(p.Certificate)
+		certs, err := parseCertsLenient(p.Certificate)
 		if err != nil {
 			return nil, fmt.Errorf("http: SAML IdP certificate: %w", err)
+		}
+		// One signing key per certificate: a signature valid under any of
+		// them is accepted (a rollover).
+		var keys []saml.KeyDescriptor
+		for _, cert := range certs {
+			keys = append(keys, saml.KeyDescriptor{
+				Use: "signing",
+				KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{
+					{Data: base64.StdEncoding.EncodeToString(cert.Raw)},
+				}}},
+			})
 		}
 		sp.IDPMetadata = &saml.EntityDescriptor{
 			EntityID: p.EntityID,
 			IDPSSODescriptors: []saml.IDPSSODescriptor{{
 				SSODescriptor: saml.SSODescriptor{RoleDescriptor: saml.RoleDescriptor{
 					ProtocolSupportEnumeration: "urn:oasis:names:tc:SAML:2.0:protocol",
-					KeyDescriptors: []saml.KeyDescriptor{{
-						Use: "signing",
-						KeyInfo: saml.KeyInfo{X509Data: saml.X509Data{X509Certificates: []saml.X509Certificate{
-							{Data: base64.StdEncoding.EncodeToString(cert.Raw)},
-						}}},
-					}},
+					KeyDescriptors:             keys,
 				}},
 				SingleSignOnServices: []saml.Endpoint{{Binding: saml.HTTPRedirectBinding, Location: p.SSOURL}},
 			}},

@@ -568,3 +568,52 @@ func TestSSOSAMLClockSkew(t *testing.T) {
 		})
 	}
 }
+
+// TestSSOSAMLCertificateRollover: a SAML provider takes up to three signing
+// certificates, as Entra ID and AD FS publish the next one ahead and switch
+// to it on their own. An outside check (14f) found a second certificate
+// refused. Configured with A and B, an answer signed by A and one signed by
+// B both sign in; configured with B alone, A's is refused.
+func TestSSOSAMLCertificateRollover(t *testing.T) {
+	in, idp := samlSetup(t, false)
+	admin := in.AdminToken()
+	keyB, certB := selfSigned(t, "test saml idp next", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
+	certA := idp.CertPEM
+	configure := func(certificate string) Response {
+		t.Helper()
+		return in.Do("POST", "/api/v1/admin/sso/saml", admin, map[string]any{
+			"entity_id": idp.URL + "/metadata", "sso_url": idp.URL + "/sso", "certificate": certificate,
+		})
+	}
+	login := func() Response {
+		t.Helper()
+		b := newBrowser(t)
+		f := samlResponse(t, in, b)
+		return b.postForm(f.action, f.values)
+	}
+	signWithB := func(p *saml.IdentityProvider) { p.Key, p.Certificate = keyB, certB }
+
+	r := configure(certA + certPEM(certB))
+	mustStatus(t, r, http.StatusOK, "configure A and B")
+	certs, _ := r.JSON["certificates"].([]any)
+	if len(certs) != 2 || !strings.Contains(string(r.Raw), "test saml idp next") {
+		t.Fatalf("the answer should show both certificates: %s", r.Raw)
+	}
+	mustStatus(t, login(), http.StatusOK, "signed by A, configured A and B")
+	idp.answerWith(signWithB)
+	mustStatus(t, login(), http.StatusOK, "signed by B, configured A and B")
+
+	mustStatus(t, configure(certPEM(certB)), http.StatusOK, "configure B alone")
+	mustStatus(t, login(), http.StatusOK, "signed by B, configured B")
+	idp.answerWith(nil)
+	mustError(t, login(), http.StatusUnauthorized, "UNAUTHORIZED", "signed by A, configured B alone")
+
+	// Each certificate is checked; at most three.
+	r = configure(certA + expiredCertPEM(t))
+	mustError(t, r, http.StatusBadRequest, "VALIDATION_ERROR", "A and an expired certificate")
+	if !strings.Contains(string(r.Raw), "PEM certificate 2 expired") {
+		t.Fatalf("the error should name the expired certificate: %s", r.Raw)
+	}
+	r = configure(certA + certPEM(certB) + certA + certPEM(certB))
+	mustError(t, r, http.StatusBadRequest, "VALIDATION_ERROR", "four certificates")
+}

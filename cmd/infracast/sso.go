@@ -149,7 +149,7 @@ func (a *app) ssoSAML() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&p.EntityID, "entity-id", "", "the IdP's entity ID (required)")
 	cmd.Flags().StringVar(&p.SSOURL, "sso-url", "", "the IdP's single sign-on URL (required)")
-	cmd.Flags().StringVar(&certFile, "certificate", "", "file with the IdP's signing certificate, PEM (- : standard input) (required)")
+	cmd.Flags().StringVar(&certFile, "certificate", "", "file with the IdP's signing certificate, PEM, or up to 3 one after the other during a rollover (- : standard input) (required)")
 	common.flags(cmd)
 	requireFlags(cmd, "entity-id", "sso-url", "certificate")
 	return cmd

@@ -194,7 +194,7 @@ type AzureProvider struct {
 type SAMLProvider struct {
 	EntityID    string `json:"entity_id"`
 	SSOURL      string `json:"sso_url"`
-	Certificate string `json:"certificate"` // PEM
+	Certificate string `json:"certificate"` // PEM: 1 to 3 certificates, one after the other (a rollover)
 	SSOOptions
 }
 
@@ -216,26 +216,27 @@ type SSOCertificate struct {
 
 // SSOProvider is a configured identity provider, its secret redacted.
 type SSOProvider struct {
-	Name           string          `json:"name"`
-	Type           string          `json:"type"` // okta, azure, saml, oidc
-	Issuer         string          `json:"issuer,omitempty"`
-	Domain         string          `json:"domain,omitempty"`
-	TenantID       string          `json:"tenant_id,omitempty"`
-	AllowedTenants []string        `json:"allowed_tenants,omitempty"`
-	ClientID       string          `json:"client_id,omitempty"`
-	ClientSecret   string          `json:"client_secret,omitempty"` // always "[redacted]" when set
-	EntityID       string          `json:"entity_id,omitempty"`
-	SSOURL         string          `json:"sso_url,omitempty"`
-	Certificate    *SSOCertificate `json:"certificate,omitempty"`
-	GroupsClaim    string          `json:"groups_claim,omitempty"`
-	RoleMappings   []RoleMapping   `json:"role_mappings"`
-	LinkByEmail    bool            `json:"link_by_email"`
-	LoginURL       string          `json:"login_url"`
-	CallbackURL    string          `json:"callback_url,omitempty"`
-	MetadataURL    string          `json:"metadata_url,omitempty"`
-	ACSURL         string          `json:"acs_url,omitempty"`
-	ConfiguredAt   time.Time       `json:"configured_at"`
-	Warnings       []string        `json:"warnings,omitempty"` // only in the answer to a configuration
+	Name           string           `json:"name"`
+	Type           string           `json:"type"` // okta, azure, saml, oidc
+	Issuer         string           `json:"issuer,omitempty"`
+	Domain         string           `json:"domain,omitempty"`
+	TenantID       string           `json:"tenant_id,omitempty"`
+	AllowedTenants []string         `json:"allowed_tenants,omitempty"`
+	ClientID       string           `json:"client_id,omitempty"`
+	ClientSecret   string           `json:"client_secret,omitempty"` // always "[redacted]" when set
+	EntityID       string           `json:"entity_id,omitempty"`
+	SSOURL         string           `json:"sso_url,omitempty"`
+	Certificate    *SSOCertificate  `json:"certificate,omitempty"` // SAML: the first of Certificates
+	Certificates   []SSOCertificate `json:"certificates,omitempty"`
+	GroupsClaim    string           `json:"groups_claim,omitempty"`
+	RoleMappings   []RoleMapping    `json:"role_mappings"`
+	LinkByEmail    bool             `json:"link_by_email"`
+	LoginURL       string           `json:"login_url"`
+	CallbackURL    string           `json:"callback_url,omitempty"`
+	MetadataURL    string           `json:"metadata_url,omitempty"`
+	ACSURL         string           `json:"acs_url,omitempty"`
+	ConfiguredAt   time.Time        `json:"configured_at"`
+	Warnings       []string         `json:"warnings,omitempty"` // only in the answer to a configuration
 }
 
 // SigningKey is an access-token signing key (never its key material).
