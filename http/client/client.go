@@ -97,13 +97,28 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 	return func(c *Client) { c.sleep = sleep }
 }
 
+// shownURL is raw for an error message: without its user information,
+// query and fragment (a password or a token put there would be printed into
+// a CI log otherwise), or nothing of it when it does not parse.
+func shownURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "(unparsable)"
+	}
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	return u.String()
+}
+
 // New returns a client of the service at baseURL ("https://auth.example.com",
 // with an optional path prefix). Without an authentication option it sends
 // no credentials (login, refresh, revoke, health need none).
 func New(baseURL string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(baseURL))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("infracast: base URL %q: want http(s)://host[:port][/path], without credentials, query or fragment", baseURL)
+		return nil, fmt.Errorf("infracast: base URL %q: want http(s)://host[:port][/path], without credentials, query or fragment", shownURL(baseURL))
 	}
 	c := &Client{
 		base:      strings.TrimSuffix(u.String(), "/"),

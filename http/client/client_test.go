@@ -657,3 +657,23 @@ func TestErrorNamesItsRequest(t *testing.T) {
 		t.Fatalf("%v: %+v", err, e)
 	}
 }
+
+// TestNewShowsNoCredentialsOfABadBaseURL: a base URL refused for carrying a
+// password, a token in its query or fragment is not printed with them (an
+// outside check, 14g, found the password in a CI log's error).
+func TestNewShowsNoCredentialsOfABadBaseURL(t *testing.T) {
+	for _, raw := range []string{
+		"https://ci:UrlPwMarker72@auth.example.com",
+		"https://auth.example.com/?token=UrlPwMarker72",
+		"https://auth.example.com/#UrlPwMarker72",
+	} {
+		_, err := New(raw)
+		if err == nil {
+			t.Errorf("%s: accepted", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "UrlPwMarker72") {
+			t.Errorf("the error shows the secret: %v", err)
+		}
+	}
+}

@@ -549,12 +549,14 @@ func (s *Service) connect() error {
 	if s.cfg.NATSTLSCert != "" {
 		opts = append(opts, nats.ClientCert(s.cfg.NATSTLSCert, s.cfg.NATSTLSKey))
 	}
-	url := ""
+	url, shown := "", "" // shown: without passwords, for messages (an outside check, 14g, found one printed)
 	for i, u := range s.cfg.NATSURLs {
 		if i > 0 {
 			url += ","
+			shown += ","
 		}
 		url += u
+		shown += redactedURL(u)
 	}
 	// NATS may be starting at the same moment (or be busy): keep trying the
 	// first connection for a while before giving up. A refusal (credentials,
@@ -571,10 +573,10 @@ func (s *Service) connect() error {
 		var netErr net.Error
 		retry := errors.As(err, &netErr) || errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout)
 		if !retry || time.Now().After(deadline) {
-			return fmt.Errorf("%w: connect %s: %v (after %d attempts)", events.ErrUnavailable, url, err, attempt)
+			return fmt.Errorf("%w: connect %s: %v (after %d attempts)", events.ErrUnavailable, shown, withoutPath(err), attempt)
 		}
 		if time.Since(warned) >= connectWarnEvery {
-			s.log.Warn("nats not reachable yet; retrying", "err", err, "attempt", attempt,
+			s.log.Warn("nats not reachable yet; retrying", "err", withoutPath(err), "attempt", attempt,
 				"gives_up_in", time.Until(deadline).Round(time.Second).String())
 			warned = time.Now()
 		}

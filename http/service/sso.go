@@ -144,11 +144,11 @@ func generateSAMLKeyPair(keyFile, certFile string, now time.Time) error {
 func loadSAMLKeyPair(keyFile, certFile string) (*rsa.PrivateKey, *x509.Certificate, error) {
 	kb, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP key: %w", err)
+		return nil, nil, fmt.Errorf("SAML SP key: %w", withoutPath(err))
 	}
 	block, _ := pem.Decode(kb)
 	if block == nil {
-		return nil, nil, fmt.Errorf("SAML SP key %s: not PEM", keyFile)
+		return nil, nil, errors.New("SAML SP key: not PEM")
 	}
 	var key *rsa.PrivateKey
 	switch block.Type {
@@ -167,11 +167,11 @@ func loadSAMLKeyPair(keyFile, certFile string) (*rsa.PrivateKey, *x509.Certifica
 		err = fmt.Errorf("PEM block %q", block.Type)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP key %s: %w", keyFile, err)
+		return nil, nil, fmt.Errorf("SAML SP key: %w", err)
 	}
 	cb, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP certificate: %w", err)
+		return nil, nil, fmt.Errorf("SAML SP certificate: %w", withoutPath(err))
 	}
 	cblock, _ := pem.Decode(cb)
 	if cblock == nil || cblock.Type != "CERTIFICATE" {

@@ -137,7 +137,9 @@ func TestStartWarnsNowAndThenWhileNATSIsUnreachable(t *testing.T) {
 	initialConnectWait, connectWarnEvery = 2*time.Second, time.Second
 	t.Cleanup(func() { initialConnectWait, connectWarnEvery = wait, every })
 	c := testConfig(t)
-	c.NATSURLs = []string{"nats://" + freeAddr(t)}
+	// With a password in the URL: neither the error nor a warning prints it
+	// (an outside check, 14g, found it in the error).
+	c.NATSURLs = []string{"nats://replica:UrlPasswordMarker@" + freeAddr(t)}
 	c.MasterKey, c.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
 	var logs syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -151,6 +153,9 @@ func TestStartWarnsNowAndThenWhileNATSIsUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "attempts") {
 		t.Errorf("the error does not say how often it tried: %v", err)
+	}
+	if strings.Contains(err.Error()+logs.String(), "UrlPasswordMarker") {
+		t.Errorf("the NATS password is shown: %v\n%s", err, logs.String())
 	}
 	if n := strings.Count(logs.String(), "nats not reachable yet"); n < 1 || n > 3 {
 		t.Fatalf("%d warnings in 2 s (one a second at most, and at least one):\n%s", n, logs.String())

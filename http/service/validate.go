@@ -1,7 +1,9 @@
 package service
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -98,9 +100,32 @@ func (p *problems) add(field, value, message string, refs ...string) {
 }
 
 // fieldError is a problem of field that start-up met, beyond what Validate
-// checks.
+// checks. A file's path is left out of the message (withoutPath).
 func fieldError(field string, err error) *FieldError {
-	return &FieldError{Field: field, Message: err.Error(), Err: err}
+	return &FieldError{Field: field, Message: withoutPath(err).Error(), Err: err}
+}
+
+// withoutPath is err without the path of a file operation that failed: a
+// setting documented as a file (a private key, an NKey seed, credentials)
+// is often given the secret itself instead, as INFRACAST_MASTER_KEY is —
+// and the error of opening "-----BEGIN PRIVATE KEY-----…" as a path printed
+// the key (an outside check, 14g). The setting's name says which file.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w (not a readable file; the setting takes a path)", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// redactedURL is raw with any password replaced (url.URL.Redacted), for
+// messages and logs; an unparsable raw is not shown at all.
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // Validate reports every problem at once: nil, or a *ValidationError that
@@ -185,7 +210,7 @@ func (c Config) validateNATS(p *problems) {
 			p.add(f.name, "", "only with an external NATS ({NATSURLs}); the embedded one needs none", "NATSURLs")
 		case f.file:
 			if _, err := os.Stat(f.value); err != nil {
-				p.add(f.name, "", err.Error())
+				p.add(f.name, "", withoutPath(err).Error())
 			}
 		}
 	}
@@ -223,7 +248,7 @@ func (c Config) validateNATSListener(p *problems) {
 	} {
 		if f.path != "" {
 			if _, err := os.Stat(f.path); err != nil {
-				p.add(f.name, "", err.Error())
+				p.add(f.name, "", withoutPath(err).Error())
 			}
 		}
 	}
@@ -321,7 +346,7 @@ func (c Config) validateTokens(p *problems) {
 func (c Config) validateGateway(p *problems) {
 	if c.UpstreamURL != "" {
 		if _, err := authhttp.ParseUpstreamURL(c.UpstreamURL); err != nil {
-			p.add("UpstreamURL", strconv.Quote(c.UpstreamURL), err.Error())
+			p.add("UpstreamURL", strconv.Quote(redactedURL(c.UpstreamURL)), err.Error())
 		}
 	}
 	if c.UpstreamTimeout < time.Millisecond {

@@ -271,3 +271,43 @@ func TestValidateNATSClientSettings(t *testing.T) {
 		t.Errorf("external NATS with a user: %v", err)
 	}
 }
+
+// TestConfigErrorsShowNoSecret: a setting that takes a path to a file (a
+// private key, an NKey seed, credentials) given the secret itself, as
+// INFRACAST_MASTER_KEY takes one, and a URL with a password: the messages
+// name the setting and never print the value (an outside check, 14g, found
+// a PEM private key, an NKey seed and a NATS password in the start-up error).
+func TestConfigErrorsShowNoSecret(t *testing.T) {
+	const marker = "SecretMarker42"
+	pem := "-----BEGIN PRIVATE KEY-----\n" + marker + "\n-----END PRIVATE KEY-----"
+	for _, tc := range []struct {
+		name string
+		set  func(c *Config)
+	}{
+		{"NKey seed", func(c *Config) { c.NATSURLs, c.NATSNKeySeed = []string{"nats://n:4222"}, "SU" + marker }},
+		{"NATS TLS key", func(c *Config) {
+			c.NATSURLs, c.NATSTLSCert, c.NATSTLSKey = []string{"nats://n:4222"}, "cert.pem", pem
+		}},
+		{"NATS listener TLS key", func(c *Config) {
+			c.NATSListen, c.NATSListenPassword = "127.0.0.1:4223", "listener-password-long-enough"
+			c.NATSListenTLSCert, c.NATSListenTLSKey = "cert.pem", pem
+		}},
+		{"upstream URL with a password", func(c *Config) { c.UpstreamURL = "http://gw:" + marker + "@127.0.0.1:8080/x" }},
+	} {
+		cfg := Defaults()
+		cfg.MasterKey, cfg.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
+		tc.set(&cfg)
+		err := cfg.Validate()
+		if err == nil {
+			t.Errorf("%s: no problem found", tc.name)
+			continue
+		}
+		if strings.Contains(err.Error(), marker) {
+			t.Errorf("%s: the message shows the secret: %v", tc.name, err)
+		}
+	}
+
+	if _, _, err := loadSAMLKeyPair(pem, "sp.crt"); err == nil || strings.Contains(err.Error(), marker) {
+		t.Errorf("the SAML SP key given as PEM: %v", err)
+	}
+}
