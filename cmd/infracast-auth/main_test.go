@@ -114,7 +114,7 @@ func TestConfigProblemsNameVariables(t *testing.T) {
 		`INFRACAST_STREAM_REPLICAS 2: want 1, 3 or 5`,
 		`INFRACAST_NATS_LISTEN_TLS_KEY: required with INFRACAST_NATS_LISTEN_TLS_CERT`,
 		`INFRACAST_NATS_AUDIT_PASSWORD: must differ from INFRACAST_NATS_LISTEN_PASSWORD`,
-		`INFRACAST_NATS_LISTEN_TLS_CERT: stat cert.pem: no such file or directory`,
+		`INFRACAST_NATS_LISTEN_TLS_CERT: not a readable file (the setting takes a path): no such file or directory`,
 		`INFRACAST_NATS_PASSWORD: required with INFRACAST_NATS_USER`,
 		`INFRACAST_ACCESS_TOKEN_TTL 1s: want 1m..24h`,
 		`INFRACAST_ARGON2_MEMORY_KIB 1: argon2id memory: from 8 KiB to 2 GiB (2097152)`,

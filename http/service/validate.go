@@ -113,7 +113,7 @@ func fieldError(field string, err error) *FieldError {
 func withoutPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return fmt.Errorf("%s: %w (not a readable file; the setting takes a path)", pe.Op, pe.Err)
+		return fmt.Errorf("not a readable file (the setting takes a path): %w", pe.Err)
 	}
 	return err
 }

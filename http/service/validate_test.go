@@ -284,7 +284,7 @@ func TestConfigErrorsShowNoSecret(t *testing.T) {
 		name string
 		set  func(c *Config)
 	}{
-		{"NKey seed", func(c *Config) { c.NATSURLs, c.NATSNKeySeed = []string{"nats://n:4222"}, "SU" + marker }},
+		{"NKey seed", func(c *Config) { c.NATSURLs, c.NATSNKeySeed = []string{"nats://n:4222"}, "SU"+marker }},
 		{"NATS TLS key", func(c *Config) {
 			c.NATSURLs, c.NATSTLSCert, c.NATSTLSKey = []string{"nats://n:4222"}, "cert.pem", pem
 		}},
