@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 )
 
 // decodeJSON decodes the request body strictly: JSON content type, one object,
@@ -19,7 +21,45 @@ func decodeJSON(c *fiber.Ctx, dst any) error {
 	if err != nil || mt != fiber.MIMEApplicationJSON {
 		return validation("Content-Type must be application/json")
 	}
-	return decodeBody(c.Body(), dst)
+	body, err := requestBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeBody(body, dst)
+}
+
+// errEncodedBody answers a request whose body carries a content coding
+// (Content-Encoding: gzip, deflate, br, …): bodies are taken as they arrive,
+// never decompressed, so the body limit bounds what a request costs (outside
+// check 14d: Fiber's Body() inflated a 501-byte gzip body to 200 MB).
+var errEncodedBody = &Error{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE",
+	"Content-Encoding is not supported: send the request body uncompressed"}
+
+// requestBody returns the request body as it arrived: never Fiber's Body(),
+// which decodes every listed Content-Encoding without a limit. A body with a
+// content coding other than identity is refused (errEncodedBody).
+func requestBody(c *fiber.Ctx) ([]byte, error) {
+	if !identityEncoded(&c.Request().Header) {
+		return nil, errEncodedBody
+	}
+	return c.Request().Body(), nil
+}
+
+// identityEncoded reports whether every Content-Encoding header of the
+// request (there may be several, each a list) names no coding but identity.
+func identityEncoded(h *fasthttp.RequestHeader) bool {
+	ok := true
+	h.VisitAll(func(k, v []byte) {
+		if !strings.EqualFold(string(k), fiber.HeaderContentEncoding) {
+			return
+		}
+		for _, coding := range strings.Split(string(v), ",") {
+			if c := strings.TrimSpace(coding); c != "" && !strings.EqualFold(c, "identity") {
+				ok = false
+			}
+		}
+	})
+	return ok
 }
 
 func decodeBody(body []byte, dst any) error {

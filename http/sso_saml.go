@@ -256,6 +256,11 @@ func (s *Server) samlLoginStart(c *fiber.Ctx) error {
 
 // samlACS: POST /api/v1/auth/sso/saml/acs (HTTP-POST binding).
 func (s *Server) samlACS(c *fiber.Ctx) error {
+	// FormValue parses a multipart body, which fasthttp gunzips without a
+	// limit: an encoded body is refused before any form is read.
+	if !identityEncoded(&c.Request().Header) {
+		return errEncodedBody
+	}
 	f, ok := s.takeFlow(c)
 	if !ok || f.Provider != string(domain.SSOSAML) || f.RequestID == "" {
 		return errSSOState

@@ -65,6 +65,7 @@ var (
 	ErrMethodNotAllowed         = &Error{Code: "METHOD_NOT_ALLOWED"}        // 405
 	ErrConflict                 = &Error{Code: "CONFLICT"}                  // 409: duplicate username, concurrent modification
 	ErrPayloadTooLarge          = &Error{Code: "PAYLOAD_TOO_LARGE"}         // 413
+	ErrUnsupportedMediaType     = &Error{Code: "UNSUPPORTED_MEDIA_TYPE"}    // 415: a request body with a Content-Encoding (the service never decompresses one)
 	ErrHistoryNotKept           = &Error{Code: "HISTORY_NOT_KEPT"}          // 422: the service keeps no history to answer from
 	ErrRateLimited              = &Error{Code: "RATE_LIMITED"}              // 429: too many failed logins or requests; see RetryAfter
 	ErrInternal                 = &Error{Code: "INTERNAL"}                  // 500
@@ -96,6 +97,8 @@ func codeForStatus(status int) string {
 		return ErrConflict.Code
 	case http.StatusRequestEntityTooLarge:
 		return ErrPayloadTooLarge.Code
+	case http.StatusUnsupportedMediaType:
+		return ErrUnsupportedMediaType.Code
 	case http.StatusUnprocessableEntity:
 		return ErrHistoryNotKept.Code
 	case http.StatusTooManyRequests:
