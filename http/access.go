@@ -2,7 +2,6 @@ package http
 
 import (
 	"bytes"
-	"encoding/csv"
 	"errors"
 	"sort"
 	"strconv"
@@ -228,13 +227,12 @@ var accessCSVHeader = []string{
 }
 
 // sendAccessCSV answers a tenant's access list as CSV (RFC 4180, CRLF line
-// ends), permissions separated by spaces. A cell that a spreadsheet would
-// take for a formula (starting with = + - @, a tab or a carriage return: a
-// key's name is free text) is prefixed with an apostrophe.
+// ends, every cell quoted), permissions separated by spaces. A cell, or a part
+// of one after a ',' or ';', that a spreadsheet would take for a formula
+// (starting with = + - @, a tab or a carriage return: a key's name is free
+// text) is prefixed with an apostrophe (csv.go).
 func sendAccessCSV(c *fiber.Ctx, a tenantAccessJSON, at time.Time) error {
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.UseCRLF = true
 	rows := [][]string{accessCSVHeader}
 	ref := func(r eventRefJSON) []string {
 		return []string{strconv.FormatUint(r.Sequence, 10), r.Time, r.Type, r.Actor.Type, r.Actor.ID}
@@ -257,20 +255,10 @@ func sendAccessCSV(c *fiber.Ctx, a tenantAccessJSON, at time.Time) error {
 			rows = append(rows, row)
 		}
 	}
-	if err := w.WriteAll(rows); err != nil {
-		return err
-	}
+	writeCSV(&buf, rows)
 	c.Set(fiber.HeaderContentType, mimeCSV+"; charset=utf-8")
 	c.Set(fiber.HeaderContentDisposition, `attachment; filename="access-`+a.Tenant+"-"+at.UTC().Format("20060102T150405.999999999Z")+`.csv"`)
 	return c.Send(buf.Bytes())
-}
-
-// csvSafe keeps a cell from being read as a formula by spreadsheets.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 // grantFilter decides which of a principal's grants the caller may see.

@@ -3,7 +3,6 @@ package http
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -276,27 +275,24 @@ var auditCSVHeader = []string{
 }
 
 // sendAuditCSV answers a page of the audit log as CSV, as the access review
-// (sendAccessCSV): RFC 4180 with CRLF line ends, one row per event, its
-// tenants separated by spaces and its data as a JSON object in one cell,
-// formula-like cells defused. The next page's cursor is the X-Next-Cursor
-// header (a CSV has no place for it).
+// (sendAccessCSV): RFC 4180 with CRLF line ends and every cell quoted, one
+// row per event, its tenants separated by spaces and its data as a JSON
+// object in one cell, formula-like cells and parts of cells defused (csv.go).
+// The next page's cursor is the X-Next-Cursor header (a CSV has no place for
+// it).
 func sendAuditCSV(c *fiber.Ctx, page auditPageJSON) error {
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.UseCRLF = true
 	rows := [][]string{auditCSVHeader}
 	for _, e := range page.Events {
 		row := []string{strconv.FormatUint(e.Sequence, 10), e.ID, e.Time, e.Type, strconv.Itoa(e.Version),
 			e.Aggregate, e.AggregateID, e.Actor.Type, e.Actor.ID, strings.Join(e.Tenants, " "),
-			e.Request.IP, e.Request.UserAgent, e.Request.RequestID, string(e.Data)}
+			e.Request.IP, e.Request.UserAgent, e.Request.RequestID}
 		for i, cell := range row {
 			row[i] = csvSafe(cell)
 		}
-		rows = append(rows, row)
+		rows = append(rows, append(row, csvSafeJSON(e.Data)))
 	}
-	if err := w.WriteAll(rows); err != nil {
-		return err
-	}
+	writeCSV(&buf, rows)
 	if page.NextCursor != "" {
 		c.Set(headerNextCursor, page.NextCursor)
 	}

@@ -1,6 +1,8 @@
 package http
 
 import (
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -212,10 +214,19 @@ func TestCredCheckDecide(t *testing.T) {
 	}
 }
 
+// TestCSVSafe: a cell, and each part of it after a ',' or ';', that starts
+// like a formula gets an apostrophe (outside check 14d: only the first
+// character was looked at, and a spreadsheet splitting on ';' ran the part
+// after one).
 func TestCSVSafe(t *testing.T) {
 	for in, want := range map[string]string{
 		"alice": "alice", "": "", "=HYPERLINK(\"x\")": "'=HYPERLINK(\"x\")", "+1": "'+1", "-2": "'-2", "@SUM(A1)": "'@SUM(A1)",
 		"\tx": "'\tx", "user-01": "user-01", "a=b": "a=b",
+		"Mozilla/5.0;=cmd|' /C calc'!A0;x": "Mozilla/5.0;'=cmd|' /C calc'!A0;x",
+		"a,+1,-2;@x;\ty;\rz":               "a,'+1,'-2;'@x;'\ty;'\rz",
+		"Mozilla/5.0 (X11; Linux x86_64)":  "Mozilla/5.0 (X11; Linux x86_64)",
+		"=a;=b":                            "'=a;'=b",
+		";=":                               ";'=",
 	} {
 		if got := csvSafe(in); got != want {
 			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
@@ -250,5 +261,53 @@ func TestWantsCSV(t *testing.T) {
 		if got := wantsCSV(accept); got != want {
 			t.Errorf("wantsCSV(%q) = %v, want %v", accept, got, want)
 		}
+	}
+}
+
+// TestCSVSafeJSON: in a JSON cell, a ',' or ';' inside a string is escaped
+// (the document decodes to the same value) and no part after a separator
+// starts like a formula.
+func TestCSVSafeJSON(t *testing.T) {
+	for _, in := range []string{
+		`{"user_agent":"Mozilla/5.0;=cmd|' /C calc'!A0;x","n":[1,2]}`,
+		`{"a":"x,=1","b":"\\\",@y","c":"no separators"}`,
+		`{}`, `{"name":"=SUM(A1)"}`,
+	} {
+		out := csvSafeJSON([]byte(in))
+		var want, got any
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("csvSafeJSON(%s) = %s: not JSON: %v", in, out, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("csvSafeJSON(%s) = %s: decodes to %v, want %v", in, out, got, want)
+		}
+		for _, part := range strings.FieldsFunc(out, func(r rune) bool { return r == ',' || r == ';' }) {
+			if strings.ContainsAny(part[:1], csvFormulaStart) {
+				t.Errorf("csvSafeJSON(%s) = %s: the part %q starts like a formula", in, out, part)
+			}
+		}
+	}
+}
+
+// TestWriteCSV: every cell is quoted, so neither ',' nor ';' splits one,
+// and encoding/csv reads the rows back.
+func TestWriteCSV(t *testing.T) {
+	rows := [][]string{{"a", `say "hi"`, "x;y", "p,q", "", "line\r\nbreak"}, {"1", "2", "3", "4", "5", "6"}}
+	var buf bytes.Buffer
+	writeCSV(&buf, rows)
+	want := "\"a\",\"say \"\"hi\"\"\",\"x;y\",\"p,q\",\"\",\"line\r\nbreak\"\r\n\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"\r\n"
+	if buf.String() != want {
+		t.Fatalf("writeCSV: %q, want %q", buf.String(), want)
+	}
+	got, err := csv.NewReader(bytes.NewReader(buf.Bytes())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows[0][5] = "line\nbreak" // encoding/csv reads a quoted CRLF as LF
+	if !reflect.DeepEqual(got, rows) {
+		t.Fatalf("read back %q, want %q", got, rows)
 	}
 }

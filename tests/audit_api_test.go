@@ -677,3 +677,46 @@ func TestAuditEventsCSV(t *testing.T) {
 		t.Errorf("X-Next-Cursor %q, the JSON page's next_cursor %v", r.Header.Get("X-Next-Cursor"), cur)
 	}
 }
+
+// TestAuditCSVDefusesFormulasAfterSeparators: a formula hidden after a ';'
+// in a failed login's User-Agent reaches the audit log's CSV defused and
+// quoted: a spreadsheet splitting on ';' (or ',') finds no part that starts
+// like a formula, and a CSV reader gets the cell back whole (outside check
+// 14d: the cell went out unquoted, and only its first character was looked
+// at).
+func TestAuditCSVDefusesFormulasAfterSeparators(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	const ua = "Mozilla/5.0;=cmd|' /C calc'!A0;x,+SUM(1)"
+	r := doReq(t, in, request{Method: "POST", Path: "/api/v1/auth/token", ContentType: "application/json",
+		Header: map[string]string{"User-Agent": ua}, Body: jsonBody(map[string]string{"username": AdminUser, "password": "not-the-password"})})
+	expectStatus(t, "failed login", r, http.StatusUnauthorized)
+	q := url.Values{"type": {"user.login_failed"}}
+	r = doReq(t, in, request{Method: "GET", Path: "/api/v1/audit/events?" + q.Encode(), Token: admin, Header: map[string]string{"Accept": "text/csv"}})
+	expectStatus(t, "CSV page", r, http.StatusOK)
+	rows, err := csv.NewReader(bytes.NewReader(r.Raw)).ReadAll()
+	if err != nil {
+		t.Fatalf("not CSV: %v\n%s", err, r.Raw)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want the header and one failed login: %s", len(rows), r.Raw)
+	}
+	if got, want := rows[1][11], "Mozilla/5.0;'=cmd|' /C calc'!A0;x,'+SUM(1)"; got != want {
+		t.Errorf("request_user_agent %q, want %q", got, want)
+	}
+	var data map[string]any
+	if err := json.Unmarshal([]byte(rows[1][13]), &data); err != nil {
+		t.Errorf("data %q is not a JSON object: %v", rows[1][13], err)
+	}
+	for line := range strings.SplitSeq(strings.TrimSuffix(string(r.Raw), "\r\n"), "\r\n") {
+		if !strings.HasPrefix(line, `"`) || !strings.HasSuffix(line, `"`) {
+			t.Errorf("a line's cells are not all quoted: %s", line)
+		}
+		for _, part := range strings.FieldsFunc(line, func(r rune) bool { return r == ',' || r == ';' }) {
+			if p := strings.TrimPrefix(part, `"`); p != "" && strings.ContainsAny(p[:1], "=+-@\t\r") {
+				t.Errorf("the part %q (split on , and ;) starts like a formula: %s", part, line)
+			}
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package http
+
+import (
+	"bytes"
+	"strings"
+)
+
+// The CSV exports (the audit log's pages, the access review) are read by
+// spreadsheets, which run a cell that starts like a formula. Following
+// OWASP's CSV-injection guidance, every cell is quoted (so no separator a
+// spreadsheet may use, ',' or ';', splits one), and a cell — and each part of
+// one after a ',' or ';', for a reader that ignores the quotes — that starts
+// with = + - @, a tab or a carriage return gets an apostrophe before it
+// (outside check 14d: a User-Agent "Mozilla/5.0;=cmd|' /C calc'!A0;x" went
+// out unquoted, and a spreadsheet splitting on ';' ran it).
+
+// csvFormulaStart holds the characters a spreadsheet may take for the start
+// of a formula.
+const csvFormulaStart = "=+-@\t\r"
+
+// csvSafe defuses a text cell: an apostrophe before the cell, and before
+// each part of it after a ',' or ';', that starts like a formula.
+func csvSafe(s string) string {
+	if !strings.ContainsAny(s, csvFormulaStart) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	start := true
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if start && strings.IndexByte(csvFormulaStart, ch) >= 0 {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(ch)
+		start = ch == ',' || ch == ';'
+	}
+	return b.String()
+}
+
+// csvSafeJSON defuses a cell holding a JSON document without changing what
+// it decodes to: a ',' or ';' inside a string becomes \u002c or \u003b, so
+// the only separators left are JSON's own commas (between members, before a
+// '"', a bracket, a literal or a number).
+func csvSafeJSON(doc []byte) string {
+	if !bytes.ContainsAny(doc, ",;") {
+		return csvSafe(string(doc))
+	}
+	var b strings.Builder
+	b.Grow(len(doc) + 16)
+	inString, escaped := false, false
+	for _, ch := range doc {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && ch == '\\':
+			escaped = true
+		case ch == '"':
+			inString = !inString
+		case inString && ch == ',':
+			b.WriteString(`\u002c`)
+			continue
+		case inString && ch == ';':
+			b.WriteString(`\u003b`)
+			continue
+		}
+		b.WriteByte(ch)
+	}
+	out := b.String()
+	if out != "" && strings.IndexByte(csvFormulaStart, out[0]) >= 0 {
+		return "'" + out
+	}
+	return out
+}
+
+// writeCSV writes rows as RFC 4180 with CRLF line ends, every cell quoted
+// (a '"' in one doubled). The cells are defused already (csvSafe,
+// csvSafeJSON).
+func writeCSV(buf *bytes.Buffer, rows [][]string) {
+	for _, row := range rows {
+		for i, cell := range row {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			buf.WriteByte('"')
+			buf.WriteString(strings.ReplaceAll(cell, `"`, `""`))
+			buf.WriteByte('"')
+		}
+		buf.WriteString("\r\n")
+	}
+}
