@@ -290,8 +290,29 @@ var (
 	tenantPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 )
 
-// NormalizeUsername is the form in which usernames are compared and reserved.
-func NormalizeUsername(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+// NormalizeUsername is the form in which usernames are compared and reserved:
+// without ASCII white space around it, A-Z lowered to a-z, every other byte
+// left as it is. Usernames are ASCII (usernamePattern), so a name with any
+// other character matches none: Unicode case folding would let 'mİke'
+// (U+0130) or 'Kim' with a Kelvin sign (U+212A) log in as mike or kim
+// (outside check 14d), and Unicode trimming a name with a no-break space.
+func NormalizeUsername(s string) string {
+	s = strings.Trim(s, " \t\r\n\v\f")
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				b[j] = asciiLower(b[j])
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// SameUsername reports whether two usernames are the same account's:
+// equal once normalized (NormalizeUsername).
+func SameUsername(a, b string) bool { return NormalizeUsername(a) == NormalizeUsername(b) }
 
 // ValidTenantID reports whether s is a well-formed tenant identifier: what
 // tenantPattern matches, checked byte by byte (it is on the path of every

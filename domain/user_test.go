@@ -838,15 +838,31 @@ func TestUserTenantRolesSorted(t *testing.T) {
 	}
 }
 
+// TestNormalizeUsername: only A-Z are lowered and only ASCII white space is
+// trimmed, so a name spelled with a Unicode letter whose lower case (or
+// simple fold) is ASCII — a dotted capital I, a Kelvin sign — or padded with
+// a no-break space is another, unknown name (outside check 14d: 'mİke' and
+// 'Kim' with U+212A logged in as mike and kim).
 func TestNormalizeUsername(t *testing.T) {
 	for in, want := range map[string]string{
-		"alice":       "alice",
-		"  Alice  ":   "alice",
-		"BOB@Corp.io": "bob@corp.io",
-		"":            "",
+		"alice": "alice", "  Alice  ": "alice", "BOB@Corp.io": "bob@corp.io",
+		"mike": "mike", "  Mike\t": "mike", "ADMIN@Example.COM": "admin@example.com", "": "",
+		"m\u0130ke": "m\u0130ke", "\u212Aim": "\u212Aim", "\u00a0mike": "\u00a0mike", "\u0130": "\u0130",
+		"ŞAHIN": "Şahin",
 	} {
 		if got := NormalizeUsername(in); got != want {
 			t.Errorf("NormalizeUsername(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"mike", "MIKE", true}, {"mike", " mike ", true}, {"mike", "m\u0130ke", false},
+		{"kim", "\u212Aim", false}, {"kim", "\u212AIM", false}, {"mike", "mike\u00a0", false},
+	} {
+		if got := SameUsername(c.a, c.b); got != c.want {
+			t.Errorf("SameUsername(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
 		}
 	}
 }

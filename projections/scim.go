@@ -3,7 +3,6 @@ package projections
 import (
 	"encoding/hex"
 	"sort"
-	"strings"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -272,12 +271,12 @@ func (m *Model) SCIMCounts(connID string) (users, groups int) {
 }
 
 // SCIMLinkByUserName finds the connection's linked user whose SCIM
-// userName is name (without regard to case).
+// userName is name (without regard to the case of A-Z: domain.SameUsername).
 func (m *Model) SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, key := range m.scim.connUsers[connID] {
-		if l := m.scim.links[key]; strings.EqualFold(l.state.Profile.UserName, name) {
+		if l := m.scim.links[key]; domain.SameUsername(l.state.Profile.UserName, name) {
 			return l.state, true
 		}
 	}

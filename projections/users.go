@@ -3,7 +3,6 @@ package projections
 import (
 	"slices"
 	"strings"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/infracast/auth/domain"
@@ -250,17 +249,14 @@ func (us *userStore) findName(norm string) (uint32, bool) {
 }
 
 // normalizesTo reports whether domain.NormalizeUsername(name) == norm,
-// without allocating for an ASCII name.
+// without allocating (it lowers A-Z only, so lengths are kept).
 func normalizesTo(name, norm string) bool {
-	name = strings.TrimSpace(name)
+	name = strings.Trim(name, " \t\r\n\v\f")
 	if len(name) != len(norm) {
-		return domain.NormalizeUsername(name) == norm
+		return false
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
-		if c >= utf8.RuneSelf {
-			return domain.NormalizeUsername(name) == norm
-		}
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}

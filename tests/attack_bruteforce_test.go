@@ -340,3 +340,40 @@ func TestBruteForceBurstsCannotBypass(t *testing.T) {
 		}
 	}
 }
+
+// TestUnicodeLookalikeNamesAreUnknown: usernames are ASCII, and a name
+// spelled with a Unicode letter whose lower case is an ASCII one — a dotted
+// capital I (U+0130), a Kelvin sign (U+212A) — or padded with a no-break
+// space is an unknown name: the same answer as any unknown name, with the
+// account's right password too, and locking it out does not lock the
+// account (outside check 14d: 'mİke' and 'Kim' with a Kelvin sign logged in
+// as mike and kim).
+func TestUnicodeLookalikeNamesAreUnknown(t *testing.T) {
+	t.Parallel()
+	in := Start(t, withThrottle(3, 0, time.Hour))
+	admin := in.AdminToken()
+	in.CreateUser(admin, "mike", "mike-password-1", map[string]string{"prod": "viewer"})
+	in.CreateUser(admin, "kim", "kim-password-1", map[string]string{"prod": "viewer"})
+	ghost := login(in, "ghost", "kim-password-1")
+	expectStatus(t, "unknown name", ghost, 401)
+	for _, c := range []struct{ name, password string }{
+		{"m\u0130ke", "mike-password-1"}, {"\u212Aim", "kim-password-1"}, {"\u212AIM", "kim-password-1"},
+		{"kim\u00a0", "kim-password-1"}, {"\u00a0mike", "mike-password-1"},
+	} {
+		if r := login(in, c.name, c.password); r.Status != ghost.Status || string(r.Raw) != string(ghost.Raw) {
+			t.Fatalf("%q with the account's password: %d %s, an unknown name %d %s", c.name, r.Status, r.Raw, ghost.Status, ghost.Raw)
+		}
+	}
+	// The lookalike has its own failure count, as any unknown name.
+	for i := 0; i < 3; i++ {
+		login(in, "\u212Aim", "guess-"+strconv.Itoa(i))
+	}
+	if r := login(in, "\u212Aim", "kim-password-1"); r.Status != 429 {
+		t.Fatalf("the lookalike after its failures: %d %s", r.Status, r.Raw)
+	}
+	for _, c := range []struct{ name, password string }{{"kim", "kim-password-1"}, {"KIM", "kim-password-1"}, {" Mike ", "mike-password-1"}} {
+		if r := login(in, c.name, c.password); r.Status != 200 {
+			t.Fatalf("%q after the lookalike's lockout: %d %s", c.name, r.Status, r.Raw)
+		}
+	}
+}
