@@ -83,6 +83,50 @@ func TestErrorsChangeNothing(t *testing.T) {
 	}
 }
 
+// TestDuplicateNamesRefused: a member name given twice in an object, in
+// the same or another letter case, is refused (400 invalidSyntax) on every
+// path, every time — at any depth, in a PatchOp's operations and values too
+// (outside check 14d: {"SCHEMAS":"bogus","schemas":[…]} answered 400 or
+// 201 at random, as the map iteration picked one; a PATCH without a path
+// took one of {"userName":…,"USERNAME":…} where POST and PUT refused them).
+func TestDuplicateNamesRefused(t *testing.T) {
+	s := newServer(t, Options{})
+	id := s.do("POST", "/scim/v2/Users", entraCT, entraCreateUser).want(t, 201).body["id"].(string)
+	before := s.user(id)
+	const core = `"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"]`
+	cases := []struct{ name, method, target, body string }{
+		{"POST schemas twice", "POST", "/scim/v2/Users", `{"SCHEMAS":"bogus",` + core + `,"userName":"dup-a"}`},
+		{"POST schemas twice, the other order", "POST", "/scim/v2/Users", `{` + core + `,"SCHEMAS":"bogus","userName":"dup-b"}`},
+		{"POST userName twice", "POST", "/scim/v2/Users", `{` + core + `,"userName":"dup-c","USERNAME":"dup-d"}`},
+		{"POST userName twice, one null", "POST", "/scim/v2/Users", `{` + core + `,"userName":null,"username":"dup-e"}`},
+		{"POST the same name twice", "POST", "/scim/v2/Users", `{` + core + `,"userName":"dup-f","userName":"dup-g"}`},
+		{"POST sub-attribute twice", "POST", "/scim/v2/Users", `{` + core + `,"userName":"dup-h","name":{"givenName":"A","GIVENNAME":"B"}}`},
+		{"POST in a list's element", "POST", "/scim/v2/Users", `{` + core + `,"userName":"dup-i","emails":[{"value":"a@x","VALUE":"b@x"}]}`},
+		{"POST extension twice", "POST", "/scim/v2/Users", `{` + core + `,"userName":"dup-j","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"A"},"URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER":{"department":"B"}}`},
+		{"PUT userName twice", "PUT", "/scim/v2/Users/" + id, `{` + core + `,"userName":"dup-k","USERNAME":"dup-l"}`},
+		{"PATCH pathless userName twice", "PATCH", "/scim/v2/Users/" + id, ops(`[{"op":"replace","value":{"userName":"Xa","USERNAME":"Xb"}}]`)},
+		{"PATCH op twice", "PATCH", "/scim/v2/Users/" + id, ops(`[{"op":"replace","OP":"remove","path":"displayName","value":"X"}]`)},
+		{"PATCH Operations twice", "PATCH", "/scim/v2/Users/" + id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"X"}],"operations":[]}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			updates := s.mem.updates
+			for range 20 { // a map's order is random: every time
+				s.do(c.method, c.target, entraCT, c.body).wantError(t, 400, InvalidSyntax)
+			}
+			if s.mem.updates != updates {
+				t.Fatal("the backend was called")
+			}
+			if after := s.user(id); !reflect.DeepEqual(after, before) {
+				t.Fatalf("the user changed:\n%+v\n%+v", before, after)
+			}
+		})
+	}
+	// Names that differ otherwise are fine: one object per level.
+	body := `{` + core + `,"userName":"dup-ok","name":{"givenName":"A","familyName":"B"},"emails":[{"value":"a@x","type":"work"},{"value":"b@x","type":"home"}]}`
+	s.do("POST", "/scim/v2/Users", entraCT, body).want(t, 201)
+}
+
 // A Backend that finds Base stale answers ErrConflict; the request is
 // resolved again on a fresh read.
 func TestConflictRetried(t *testing.T) {
