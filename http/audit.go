@@ -654,7 +654,11 @@ func queryParams(c *fiber.Ctx, allowed ...string) (map[string]string, error) {
 			if len(shown) > 40 || !utf8.ValidString(shown) {
 				shown = "a parameter"
 			}
-			err = validation(fmt.Sprintf("%s: unknown query parameter (accepted: %s)", shown, strings.Join(allowed, ", ")))
+			accepted := "none"
+			if len(allowed) > 0 {
+				accepted = strings.Join(allowed, ", ")
+			}
+			err = validation(fmt.Sprintf("%s: unknown query parameter (accepted: %s)", shown, accepted))
 		default:
 			if _, dup := out[name]; dup {
 				err = validation(name + ": given more than once")

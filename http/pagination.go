@@ -37,11 +37,18 @@ type pageReq struct {
 }
 
 // parsePage reads limit and cursor for the list kind. Without either, the
-// page is pageDefault items, or with whole the whole list.
-func parsePage(c *fiber.Ctx, kind string, whole bool) (pageReq, error) {
+// page is pageDefault items, or with whole the whole list. Any other query
+// parameter than these and extra, or one given twice, is refused
+// (queryParams), as the audit log does: ?limitt=2 answered the whole list,
+// and ?limit=1&limit=3 took the first (outside check 14d).
+func parsePage(c *fiber.Ctx, kind string, whole bool, extra ...string) (pageReq, error) {
 	p := pageReq{limit: pageDefault, kind: kind}
-	l, cur := c.Query("limit"), c.Query("cursor")
-	hasLimit, hasCursor := c.Context().QueryArgs().Has("limit"), c.Context().QueryArgs().Has("cursor")
+	q, err := queryParams(c, append([]string{"limit", "cursor"}, extra...)...)
+	if err != nil {
+		return p, err
+	}
+	l, hasLimit := q["limit"]
+	cur, hasCursor := q["cursor"]
 	if whole && !hasLimit && !hasCursor {
 		p.limit = 0
 		return p, nil

@@ -242,6 +242,9 @@ func (s *Server) listSSO(c *fiber.Ctx) error {
 	if err := requirePlatformAdmin(c); err != nil {
 		return err
 	}
+	if _, err := queryParams(c); err != nil { // it takes none
+		return err
+	}
 	out := []ssoProviderJSON{}
 	if s.deps.SSOModel != nil {
 		for _, p := range s.deps.SSOModel.SSOProviders() {

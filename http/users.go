@@ -128,7 +128,7 @@ type usersPageJSON struct {
 // listUsers: GET /api/v1/users, the users the caller may see, by username
 // (then ID). With limit or cursor, a page (pagination.go); without, all.
 func (s *Server) listUsers(c *fiber.Ctx) error {
-	p, err := parsePage(c, "users", true)
+	p, err := parsePage(c, "users", true, "q")
 	if err != nil {
 		return err
 	}
