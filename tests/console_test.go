@@ -441,7 +441,7 @@ func TestConsole(t *testing.T) {
 				return fmt.Errorf("no CSV downloaded")
 			}
 			b, err := os.ReadFile(m[0])
-			if err != nil || !strings.HasPrefix(string(b), "tenant,at,principal_type") || !strings.Contains(string(b), "carol") {
+			if err != nil || !strings.HasPrefix(string(b), `"tenant","at","principal_type"`) || !strings.Contains(string(b), "carol") {
 				return fmt.Errorf("CSV %q: %v", b, err)
 			}
 			return nil
