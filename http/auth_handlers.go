@@ -184,6 +184,9 @@ func (s *Server) authenticateLogout(c *fiber.Ctx) error {
 // browser's cookie with its CSRF check) is a valid one of a session that has
 // ended.
 func (s *Server) sessionEnded(c *fiber.Ctx) bool {
+	if repeatedAuthorization(c) {
+		return false // refused by authenticate already
+	}
 	raw, ok := bearer(c)
 	if !ok {
 		if tossedCookie(c) {

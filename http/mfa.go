@@ -343,6 +343,9 @@ const localEnrollment = "mfa_enrollment"
 // (MFA_ENROLLMENT_REQUIRED) as the bearer: the enrolment endpoints take
 // either.
 func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
+	if repeatedAuthorization(c) {
+		return s.refuse("repeated_authorization")
+	}
 	raw, ok := bearer(c)
 	if !ok || domain.LooksLikeAPIKey(raw) || s.deps.MFA == nil {
 		return s.authenticate(c)

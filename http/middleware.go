@@ -85,6 +85,9 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 			return err
 		}
 	}
+	if repeatedAuthorization(c) {
+		return s.refuse("repeated_authorization")
+	}
 	raw, ok := bearer(c)
 	if !ok {
 		// A browser session: the access token in the HttpOnly cookie, and

@@ -43,7 +43,7 @@ func (s *Server) scimAuthenticate(c *fiber.Ctx) error {
 	// section 3.1): any Authorization header, whatever its scheme.
 	presented := c.Get(fiber.HeaderAuthorization) != ""
 	raw, ok := bearer(c)
-	if !ok || !domain.ValidSCIMToken(raw) {
+	if repeatedAuthorization(c) || !ok || !domain.ValidSCIMToken(raw) { // two headers: see repeatedAuthorization
 		s.deps.Metrics.authFailure("scim_invalid_token")
 		scim.Challenge(c, presented)
 		return scim.WriteError(c, scim.ErrUnauthorized)

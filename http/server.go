@@ -560,6 +560,9 @@ func (s *Server) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
 // rfc3339 formats times as the contract does: UTC, whole seconds.
 func rfc3339(t time.Time) string { return t.UTC().Truncate(time.Second).Format(time.RFC3339) }
 
+// bearer returns the token of the request's Authorization: Bearer header
+// (ok false without one). The authentication middlewares refuse a request
+// with more than one Authorization header first (repeatedAuthorization).
 func bearer(c *fiber.Ctx) (string, bool) {
 	h := c.Get(fiber.HeaderAuthorization)
 	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
@@ -567,4 +570,14 @@ func bearer(c *fiber.Ctx) (string, bool) {
 	}
 	tok := strings.TrimSpace(h[7:])
 	return tok, tok != ""
+}
+
+// repeatedAuthorization reports whether the request carries more than one
+// Authorization header. It is refused as a bad credential (401), before any
+// is looked at, never the first taken: nginx in forward-auth mode passes both
+// upstream, where a service may read the other one (outside check 14d). A
+// 401, not a 400: forward-auth proxies pass a 401 on as the answer, and take
+// any other status but 2xx and 403 for a failure of the service.
+func repeatedAuthorization(c *fiber.Ctx) bool {
+	return len(c.Request().Header.PeekAll(fiber.HeaderAuthorization)) > 1
 }

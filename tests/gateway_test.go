@@ -1675,3 +1675,83 @@ func TestGatewayUpstreamSpeaksWhileIdle(t *testing.T) {
 		t.Fatalf("the upstream read %d requests, want 4", n)
 	}
 }
+
+// TestRepeatedAuthorizationRefused: a request with two Authorization
+// headers is refused 401 as a bad credential on every authenticated path —
+// the API, forward auth, the gateway (which calls no upstream), the MFA
+// enrolment routes, logout (which ends nothing) and SCIM — whichever comes
+// first, and the same token twice too: none is picked (outside check 14d:
+// the first won, and nginx in forward-auth mode passes both upstream).
+func TestRepeatedAuthorizationRefused(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	admin := in.AdminToken()
+	viewer := gwUsers(t, in, "viewer")["viewer"].Token
+	_, scimTok := newConnection(t, in, admin, admin, []string{"prod"})
+	send2 := func(method, path string, auth []string, hdr map[string]string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, in.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range auth {
+			req.Header.Add("Authorization", a)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(b)
+	}
+	fwd := map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/api/v1/tenants/prod/nodes"}
+	for _, c := range []struct {
+		what, method, path, token string
+		hdr                       map[string]string
+		ok                        int
+	}{
+		{"me", "GET", "/api/v1/auth/me", viewer, nil, 200},
+		{"verify", "GET", "/api/v1/auth/verify", viewer, fwd, 200},
+		{"verify (Envoy)", "GET", "/api/v1/auth/verify/api/v1/tenants/prod/nodes", viewer, nil, 200},
+		{"gateway", "GET", "/api/v1/tenants/prod/nodes", viewer, nil, 200},
+		{"MFA enrolment", "GET", "/api/v1/auth/mfa", viewer, nil, 200},
+		{"users list", "GET", "/api/v1/users", admin, nil, 200},
+		{"SCIM", "GET", "/scim/v2/Users", scimTok, nil, 200},
+	} {
+		for _, auth := range [][]string{
+			{"Bearer " + c.token, "Bearer not-a-token"},
+			{"Bearer not-a-token", "Bearer " + c.token},
+			{"Bearer " + c.token, "Bearer " + c.token},
+			{"Bearer " + c.token, "Basic dXNlcjpwYXNz"},
+		} {
+			status, body := send2(c.method, c.path, auth, c.hdr)
+			if status != 401 {
+				t.Fatalf("%s with %d Authorization headers %q: %d %s", c.what, len(auth), auth, status, body)
+			}
+			if c.what != "SCIM" && body != bodyUnauthorized {
+				t.Fatalf("%s with two Authorization headers: %s", c.what, body)
+			}
+		}
+		if status, body := send2(c.method, c.path, []string{"Bearer " + c.token}, c.hdr); status != c.ok {
+			t.Fatalf("%s with one Authorization header: %d %s", c.what, status, body)
+		}
+	}
+	// A logout with two headers ends nothing.
+	if status, body := send2("POST", "/api/v1/auth/logout", []string{"Bearer " + viewer, "Bearer " + viewer}, nil); status != 401 {
+		t.Fatalf("logout with two Authorization headers: %d %s", status, body)
+	}
+	if status, body := send2("GET", "/api/v1/auth/me", []string{"Bearer " + viewer}, nil); status != 200 {
+		t.Fatalf("after a refused logout: %d %s", status, body)
+	}
+	if n := up.count(); n != 1 { // the gateway request with one header
+		t.Fatalf("the upstream saw %d requests, want 1: %+v", n, up.last())
+	}
+}
