@@ -276,6 +276,12 @@ func DecideAPIKey(k APIKey, cmd APIKeyCommand) ([]Event, error) {
 	return nil, Invalid("command", "unknown API key command %T", cmd)
 }
 
+// The most tenants and allowed_ips entries a new API key may have.
+const (
+	MaxAPIKeyTenants    = 100
+	MaxAPIKeyAllowedIPs = 100
+)
+
 func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 	if k.Exists() {
 		return nil, ErrAlreadyExists
@@ -289,6 +295,12 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 	}
 	if len(c.Tenants) == 0 {
 		return nil, Invalid("tenants", "at least one tenant is required")
+	}
+	if len(c.Tenants) > MaxAPIKeyTenants {
+		// As allowed_ips: a key's lists are answered whole (its access
+		// lists every tenant: outside check 14d got 5.3 MB for 10,000).
+		// Keys created before the cap keep their tenants (Evolve).
+		return nil, Invalid("tenants", "at most %d tenants (a platform admin's key for every tenant: [\"*\"])", MaxAPIKeyTenants)
 	}
 	var perms PermissionSet
 	permList := make([]Permission, 0, len(c.Permissions))
@@ -335,8 +347,8 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 			ips = append(ips, p.String())
 		}
 	}
-	if len(ips) > 100 {
-		return nil, Invalid("allowed_ips", "at most 100 entries")
+	if len(ips) > MaxAPIKeyAllowedIPs {
+		return nil, Invalid("allowed_ips", "at most %d entries", MaxAPIKeyAllowedIPs)
 	}
 	if c.ExpiresAt != nil && !c.ExpiresAt.After(c.Now) {
 		return nil, Invalid("expires_at", "must be in the future")

@@ -313,6 +313,17 @@ func TestDecideAPIKey(t *testing.T) {
 			then: keyThen{outcome: outcome{field: "allowed_ips"}},
 		},
 		{
+			name: "create: more than 100 tenants",
+			when: keyCreateWith(func(c *CreateAPIKey) {
+				c.Tenants = nil
+				for i := range 101 {
+					c.Tenants = append(c.Tenants, fmt.Sprintf("t%03d", i))
+				}
+				c.CallerPermissions = func(string) PermissionSet { return SetOf(AdminAll) }
+			}),
+			then: keyThen{outcome: outcome{field: "tenants"}},
+		},
+		{
 			name: "create: more than 100 allowlist entries",
 			when: keyCreateWith(func(c *CreateAPIKey) { c.AllowedIPs = hundredAndOne }),
 			then: keyThen{outcome: outcome{field: "allowed_ips"}},
@@ -778,5 +789,42 @@ func TestParseIPRangeZoneIsValidationError(t *testing.T) {
 	var ve *ValidationError
 	if !errors.As(err, &ve) || ve.Field != "allowed_ips" {
 		t.Fatalf("error %v", err)
+	}
+}
+
+// TestAPIKeyTenantsCap: a new key holds at most 100 tenants, as it holds at
+// most 100 allowed_ips entries (outside check 14d: 10,000 were accepted, and
+// the key's access answered 5.3 MB); a key created with more before the cap
+// still reads.
+func TestAPIKeyTenantsCap(t *testing.T) {
+	tenants := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("t%04d", i))
+		}
+		return out
+	}
+	create := func(n int) (APIKey, error) {
+		c := validKeyCreate()
+		c.Tenants = tenants(n)
+		c.CallerPermissions = func(string) PermissionSet { return SetOf(AdminAll) }
+		evs, err := DecideAPIKey(APIKey{}, c)
+		var k APIKey
+		for _, e := range evs {
+			k = EvolveAPIKey(k, e)
+		}
+		return k, err
+	}
+	if k, err := create(MaxAPIKeyTenants); err != nil || len(k.Tenants) != MaxAPIKeyTenants {
+		t.Fatalf("%d tenants: %v, %d kept", MaxAPIKeyTenants, err, len(k.Tenants))
+	}
+	var ve *ValidationError
+	if _, err := create(MaxAPIKeyTenants + 1); !errors.As(err, &ve) || ve.Field != "tenants" {
+		t.Fatalf("%d tenants: %v, want a validation error on tenants", MaxAPIKeyTenants+1, err)
+	}
+	created := keyCreated()
+	created.Tenants = tenants(10000)
+	if k := EvolveAPIKey(APIKey{}, created); len(k.Tenants) != 10000 {
+		t.Fatalf("a key created with 10000 tenants before the cap reads back %d", len(k.Tenants))
 	}
 }

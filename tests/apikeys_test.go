@@ -1121,3 +1121,28 @@ func TestAPIKeysNeedARecentSignIn(t *testing.T) {
 	expectStatus(t, "a key after signing in again", create(again, "stolen"), http.StatusCreated)
 	expectStatus(t, "revoke from the old session", in.Do("DELETE", "/api/v1/api-keys/"+k.String("id"), login.String("token"), nil), http.StatusNoContent)
 }
+
+// TestAPIKeyTenantsCapped: a key names at most 100 tenants, as it lists at
+// most 100 allowed_ips entries: 101 is 400 naming tenants, and nothing is
+// appended (outside check 14d: 10,000 were accepted, and the key's access
+// answered 5.3 MB).
+func TestAPIKeyTenantsCapped(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	tenants := func(n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("t%03d", i))
+		}
+		return out
+	}
+	before := head(t, in)
+	r := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "too-wide", "tenants": tenants(101), "permissions": []string{"nodes:read"}})
+	expectError(t, "101 tenants", r, http.StatusBadRequest, "VALIDATION_ERROR", "tenants", "100")
+	if after := head(t, in); after != before {
+		t.Fatalf("a refused key appended events: head %d → %d", before, after)
+	}
+	r = in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "wide", "tenants": tenants(100), "permissions": []string{"nodes:read"}})
+	expectStatus(t, "100 tenants", r, http.StatusCreated)
+}
