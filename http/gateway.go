@@ -757,9 +757,17 @@ func dropOwnCookies(h *fasthttp.RequestHeader) {
 	}
 }
 
-// ownCookie: the name starts with infracast_ once lower-cased.
+// ownCookie: the name starts with infracast_ once lower-cased, after a
+// cookie prefix __Host- or __Secure- (in any case: the SSO flow cookies are
+// __Host-infracast_sso_<id> over https).
 func ownCookie(name []byte) bool {
 	const prefix = "infracast_"
+	for _, p := range [...]string{"__host-", "__secure-"} {
+		if len(name) >= len(p) && strings.EqualFold(string(name[:len(p)]), p) {
+			name = name[len(p):]
+			break
+		}
+	}
 	if !isASCII(name) { // Unicode lower case: "İnfracast_" is one too
 		return strings.HasPrefix(strings.ToLower(string(name)), prefix)
 	}

@@ -229,7 +229,16 @@ func specDropResponse(k string) bool {
 	return specHopByHop[k]
 }
 
-func specOwnCookie(k string) bool { return strings.HasPrefix(strings.ToLower(k), "infracast_") }
+func specOwnCookie(k string) bool {
+	l := strings.ToLower(k)
+	for _, p := range []string{"__host-", "__secure-"} {
+		if strings.HasPrefix(strings.ToLower(k[:min(len(k), len(p))]), p) {
+			l = strings.ToLower(k[len(p):])
+			break
+		}
+	}
+	return strings.HasPrefix(l, "infracast_")
+}
 
 var headerNameCorpus = []string{
 	"", "a", "Host", "HOST", "host", "Authorization", "AUTHORIZATION", "authorizatio", "authorizationx",
@@ -415,6 +424,8 @@ func TestGatewayDropsUpstreamOwnSetCookie(t *testing.T) {
 	src.Add("Set-Cookie", "infracast_token=forged; Path=/")
 	src.Add("set-cookie", " INFRACAST_csrf=; Max-Age=0")
 	src.Add("Set-Cookie", "infracast_sso_okta=x")
+	src.Add("Set-Cookie", "__Host-infracast_sso_okta=x; Path=/; Secure")
+	src.Add("Set-Cookie", "__SECURE-Infracast_token=x; Secure")
 	src.Add("Set-Cookie", "infracastle=kept")
 	copyResponseHeaders(&dst, &src, nil)
 	var got []string

@@ -82,9 +82,16 @@ const (
 	// providers to the browser: one per login in progress,
 	// infracast_sso_<id>, the id derived from the flow's state (OIDC) or
 	// RelayState (SAML), so that logins in two tabs do not clobber each
-	// other.
+	// other. Over https they are __Host-infracast_sso_<id> (hostCookiePrefix).
 	flowCookiePrefix = "infracast_sso_"
 	flowPath         = "/api/v1/auth/sso/"
+	// hostCookiePrefix: a browser keeps a cookie so named only when it is
+	// Secure, has Path=/ and no Domain, and was set over https by this very
+	// host — never one a sibling subdomain (Domain=parent) or a plain-http
+	// page of the same host set. The flow cookies carry it over https, so
+	// that no one else can plant his own login's flow cookie in a victim's
+	// browser (login CSRF: the victim signed in as the attacker).
+	hostCookiePrefix = "__Host-"
 	// maxFlowCookies and maxFlowCookieBytes bound the flow cookies one
 	// browser holds (count, and the sum of names and values): a new login
 	// expires the oldest ones beyond, so the Cookie header of the SSO paths
@@ -148,10 +155,31 @@ func (s *Server) flowAEAD() (cipher.AEAD, error) {
 }
 
 // flowCookieName is the name of the cookie of the flow with this state: a
-// hash of the state (which the callback carries), not the state itself.
-func flowCookieName(state string) string {
+// hash of the state (which the callback carries), not the state itself;
+// with the __Host- prefix when cookies are Secure (flowCookieNames).
+func flowCookieName(state string, secure bool) string {
 	h := sha256.Sum256([]byte("infracast-auth/sso-flow/" + state))
-	return flowCookiePrefix + base64.RawURLEncoding.EncodeToString(h[:12])
+	return flowCookieNames(secure) + base64.RawURLEncoding.EncodeToString(h[:12])
+}
+
+// flowCookieNames is the prefix of the flow cookies' names: over https
+// __Host-infracast_sso_ (only this host, over https, can have set them),
+// over plain http infracast_sso_ (which any page of the host's domain or
+// of another port could set: development only).
+func flowCookieNames(secure bool) string {
+	if secure {
+		return hostCookiePrefix + flowCookiePrefix
+	}
+	return flowCookiePrefix
+}
+
+// flowCookiePath is the Path of a flow cookie: / for a __Host- cookie, which
+// browsers require; the SSO paths otherwise.
+func flowCookiePath(name string) string {
+	if strings.HasPrefix(name, hostCookiePrefix) {
+		return "/"
+	}
+	return flowPath
 }
 
 // sealFlow encrypts and authenticates f (AES-256-GCM with the cookie key,
@@ -224,21 +252,22 @@ func requestScheme(c *fiber.Ctx) string {
 // state), beside the browser's other logins in progress, of which it expires
 // the oldest beyond the bounds. The SAML answer arrives as a cross-site POST,
 // which a SameSite=Lax cookie would not accompany: that one is SameSite=None
-// (which browsers accept only with Secure).
+// (which browsers accept only with Secure). Over https the cookie is a
+// __Host- one: Path=/, no Domain (flowCookieNames).
 func (s *Server) setFlowCookie(c *fiber.Ctx, f ssoFlow, crossSitePost bool) error {
-	name := flowCookieName(f.State)
+	secure := s.secureCookies(c)
+	name := flowCookieName(f.State, secure)
 	v, err := s.sealFlow(name, f)
 	if err != nil {
 		return err
 	}
 	s.boundFlowCookies(c, len(name)+len(v))
-	secure := s.secureCookies(c)
 	sameSite := fiber.CookieSameSiteLaxMode
 	if crossSitePost && secure {
 		sameSite = fiber.CookieSameSiteNoneMode
 	}
 	c.Cookie(&fiber.Cookie{
-		Name: name, Value: v, Path: flowPath, MaxAge: int(s.flowTTL().Seconds()),
+		Name: name, Value: v, Path: flowCookiePath(name), MaxAge: int(s.flowTTL().Seconds()),
 		Secure: secure, HTTPOnly: true, SameSite: sameSite,
 	})
 	return nil
@@ -247,8 +276,12 @@ func (s *Server) setFlowCookie(c *fiber.Ctx, f ssoFlow, crossSitePost bool) erro
 // boundFlowCookies makes room for a new flow cookie of size bytes: it clears
 // the browser's flow cookies that no longer open (expired, foreign), then the
 // oldest ones until at most maxFlowCookies, of at most maxFlowCookieBytes in
-// all, remain with the new one.
+// all, remain with the new one. Over https it counts only __Host- flow
+// cookies, and clears flow cookies without the prefix (an earlier release's,
+// or planted: those of another domain it cannot reach, but a callback never
+// reads them either).
 func (s *Server) boundFlowCookies(c *fiber.Ctx, size int) {
+	prefix := flowCookieNames(s.secureCookies(c))
 	type held struct {
 		name             string
 		size             int
@@ -257,7 +290,10 @@ func (s *Server) boundFlowCookies(c *fiber.Ctx, size int) {
 	var flows []held
 	c.Request().Header.VisitAllCookie(func(k, v []byte) {
 		name := string(k)
-		if !strings.HasPrefix(name, flowCookiePrefix) {
+		if !strings.HasPrefix(name, prefix) {
+			if strings.HasPrefix(name, flowCookiePrefix) {
+				s.clearFlowCookie(c, name)
+			}
 			return
 		}
 		f, ok := s.openFlow(name, string(v))
@@ -285,9 +321,9 @@ func (s *Server) boundFlowCookies(c *fiber.Ctx, size int) {
 	}
 }
 
-// clearFlowCookie expires a flow cookie. Over https with SameSite=None,
-// which a browser accepts even on the answer to a cross-site POST (the SAML
-// ACS).
+// clearFlowCookie expires a flow cookie, at the Path it was set with. Over
+// https with SameSite=None, which a browser accepts even on the answer to a
+// cross-site POST (the SAML ACS).
 func (s *Server) clearFlowCookie(c *fiber.Ctx, name string) {
 	secure := s.secureCookies(c)
 	sameSite := fiber.CookieSameSiteLaxMode
@@ -295,7 +331,7 @@ func (s *Server) clearFlowCookie(c *fiber.Ctx, name string) {
 		sameSite = fiber.CookieSameSiteNoneMode
 	}
 	c.Cookie(&fiber.Cookie{
-		Name: name, Value: "", Path: flowPath, MaxAge: -1, Expires: time.Unix(1, 0),
+		Name: name, Value: "", Path: flowCookiePath(name), MaxAge: -1, Expires: time.Unix(1, 0),
 		Secure: secure, HTTPOnly: true, SameSite: sameSite,
 	})
 }
@@ -304,7 +340,10 @@ func (s *Server) clearFlowCookie(c *fiber.Ctx, name string) {
 // found by the callback's own state (OIDC: the state query parameter; SAML:
 // the RelayState form field): a flow is used once, and a callback, even a
 // failed one, touches no other login of the browser. The flow's sealed state
-// must equal the callback's.
+// must equal the callback's. Over https only the __Host- cookie counts: a
+// cookie of the name without the prefix may have been planted by another
+// site of the domain (and would not open under the other name either: the
+// name is sealed with the flow).
 func (s *Server) takeFlow(c *fiber.Ctx) (ssoFlow, bool) {
 	state := c.Query("state")
 	if c.Method() == fiber.MethodPost {
@@ -313,7 +352,7 @@ func (s *Server) takeFlow(c *fiber.Ctx) (ssoFlow, bool) {
 	if state == "" || len(state) > 512 {
 		return ssoFlow{}, false
 	}
-	name := flowCookieName(state)
+	name := flowCookieName(state, s.secureCookies(c))
 	v := c.Cookies(name)
 	if v == "" {
 		return ssoFlow{}, false

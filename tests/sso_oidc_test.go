@@ -464,9 +464,9 @@ func TestSSOSecureCookies(t *testing.T) {
 	}
 	found := false
 	for _, c := range (&http.Response{Header: r.Header}).Cookies() {
-		if strings.HasPrefix(c.Name, "infracast_sso_") {
+		if strings.HasPrefix(c.Name, "__Host-infracast_sso_") {
 			found = true
-			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.Domain != "" {
 				t.Fatalf("flow cookie %+v", c)
 			}
 		}

@@ -141,9 +141,9 @@ func samlSetup(t *testing.T, encrypt bool) (*Instance, *testSAML) {
 }
 
 // samlSetupWith is samlSetup with more fields of the provider's
-// configuration (link_by_email, groups_claim, …).
-func samlSetupWith(t *testing.T, encrypt bool, config map[string]any) (*Instance, *testSAML) {
-	in := Start(t)
+// configuration (link_by_email, groups_claim, …), and options of the service.
+func samlSetupWith(t *testing.T, encrypt bool, config map[string]any, opts ...Option) (*Instance, *testSAML) {
+	in := Start(t, opts...)
 	return in, samlSetupOn(t, in, encrypt, config)
 }
 
