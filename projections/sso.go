@@ -113,6 +113,21 @@ func (m *Model) SSOIdentityLinkSeq(aggregateID string) uint64 {
 	return m.sso.linkSeq[aggregateID]
 }
 
+// SSOIdentityAtIssuer reports whether userID holds an identity at issuer
+// with another subject than except. It scans every identity: it serves SSO
+// logins that link by e-mail, not the request path.
+func (m *Model) SSOIdentityAtIssuer(userID, issuer, except string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	prefix := issuer + "\x00"
+	for k, u := range m.sso.identities {
+		if u == userID && len(k) > len(prefix) && k[:len(prefix)] == prefix && k[len(prefix):] != except {
+			return true
+		}
+	}
+	return false
+}
+
 // UsersByEmail returns the users whose e-mail is email (domain.SameEmail:
 // the letter case of A-Z aside, every other byte exact).
 // It scans every user: it serves SSO logins that link by e-mail, not the

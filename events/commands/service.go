@@ -96,6 +96,9 @@ type SSOState interface {
 	// SSOIdentityLinkSeq is the stream sequence of the identity's last link
 	// or unlink (by SSOIdentityKey), 0 if none: a link is appended expecting it.
 	SSOIdentityLinkSeq(aggregateID string) uint64
+	// SSOIdentityAtIssuer reports whether the user holds an identity at
+	// issuer with another subject than except.
+	SSOIdentityAtIssuer(userID, issuer, except string) bool
 }
 
 // Config tunes the service.

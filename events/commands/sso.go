@@ -291,7 +291,13 @@ func (s *Service) UnlinkSSOIdentity(ctx context.Context, meta events.Meta, provi
 // linkableUser returns the one active user with the identity's e-mail — an
 // account a platform admin, a platform SCIM connection or an identity
 // provider vouched for (not domain.User.Unvouched) — when the
-// provider links this login by e-mail (SSOProvider.LinksByEmail).
+// provider links this login by e-mail (SSOProvider.LinksByEmail). A user
+// who already holds another subject of the same issuer is not that one: the
+// issuer knows that person under that subject, and the address it now vouches
+// for another subject was handed on (the stored address is the one of the
+// user's first login: an outside check, 14a, had a second person's first
+// login land on the first one's account with its roles). The login then
+// provisions a user of its own, as any first login that links to no one.
 func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string, bool) {
 	if !p.LinksByEmail(in) {
 		return "", false
@@ -304,7 +310,7 @@ func (s *Service) linkableUser(p domain.SSOProvider, in domain.SSOLogin) (string
 			found = append(found, u)
 		}
 	}
-	if len(found) != 1 {
+	if len(found) != 1 || s.state.SSOIdentityAtIssuer(found[0].ID, in.Issuer, in.Subject) {
 		return "", false
 	}
 	return found[0].ID, true
