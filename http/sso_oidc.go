@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -37,11 +39,57 @@ type oidcEntry struct {
 	issuer   string
 	fetched  time.Time
 	provider *oidc.Provider
+	// keys watches the provider's own fetches (its JWKS, after discovery).
+	keys *fetchWatch
+}
+
+// fetchWatch is the transport of the HTTP client a go-oidc provider keeps
+// for fetching its keys (the JWKS): it counts the fetches that complete and
+// remembers the last that failed (no answer, or a 5xx), so that a failed
+// verification can tell an IdP that could not be asked from a token that is
+// not good (go-oidc reports both as one error).
+type fetchWatch struct {
+	base     http.RoundTripper
+	done     atomic.Uint64
+	failedAt atomic.Uint64
+}
+
+func (w *fetchWatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := w.base.RoundTrip(req)
+	n := w.done.Add(1)
+	if err != nil || res.StatusCode >= 500 {
+		w.failedAt.Store(n)
+	}
+	return res, err
+}
+
+// failedSince reports whether a fetch that completed after the mark
+// (done.Load() before) failed.
+func (w *fetchWatch) failedSince(mark uint64) bool { return w.failedAt.Load() > mark }
+
+// watchedClient returns a client like c whose requests go through a
+// fetchWatch.
+func watchedClient(c *http.Client) (*http.Client, *fetchWatch) {
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	w := &fetchWatch{base: base}
+	return &http.Client{Transport: w, Timeout: c.Timeout, CheckRedirect: c.CheckRedirect, Jar: c.Jar}, w
 }
 
 // discover returns the go-oidc provider of p, from the cache when it is
 // fresh and of the same configuration version.
 func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider, error) {
+	e, err := s.discoverEntry(p, version)
+	if err != nil {
+		return nil, err
+	}
+	return e.provider, nil
+}
+
+// discoverEntry is discover, with the watch on the provider's key fetches.
+func (s *Server) discoverEntry(p domain.SSOProvider, version uint64) (*oidcEntry, error) {
 	o := &s.oidc
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -50,11 +98,12 @@ func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider,
 	}
 	e := o.entries[p.Name]
 	if e != nil && e.version == version && e.issuer == p.Issuer && time.Since(e.fetched) < discoveryTTL {
-		return e.provider, nil
+		return e, nil
 	}
 	// The provider keeps this context for fetching keys later: it carries
-	// the HTTP client, and no request's deadline.
-	dctx := oidc.ClientContext(context.Background(), s.ssoHTTPClient())
+	// the HTTP client (watched: fetchWatch), and no request's deadline.
+	client, keys := watchedClient(s.ssoHTTPClient())
+	dctx := oidc.ClientContext(context.Background(), client)
 	if p.AzureMultiTenant() {
 		// Discovery of .../organizations/v2.0 announces the issuer
 		// .../{tenantid}/v2.0; each ID token's issuer is then checked
@@ -66,12 +115,35 @@ func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider,
 	prov, err := oidc.NewProvider(fctx, p.Issuer)
 	if err != nil {
 		if e != nil && e.version == version && e.issuer == p.Issuer {
-			return e.provider, nil // stale but same configuration: keep serving
+			return e, nil // stale but same configuration: keep serving
 		}
 		return nil, err
 	}
-	o.entries[p.Name] = &oidcEntry{version: version, issuer: p.Issuer, fetched: time.Now(), provider: prov}
-	return prov, nil
+	e = &oidcEntry{version: version, issuer: p.Issuer, fetched: time.Now(), provider: prov, keys: keys}
+	o.entries[p.Name] = e
+	return e, nil
+}
+
+// exchangeError maps a failed code exchange to the answer: the token
+// endpoint refusing the code or the client (an OAuth error, 4xx) fails the
+// login (401); an IdP that cannot be reached, times out, answers 5xx or
+// something that is not a token answer is down (502). What it logs names
+// the status and the OAuth error code only: no body, which an IdP may fill
+// with what it was sent.
+func exchangeError(err error) (*Error, error) {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		logged := fmt.Errorf("token endpoint answered %d %.64q", status, re.ErrorCode)
+		if status >= 500 {
+			return errIdPDown, logged
+		}
+		return errSSOFailed, logged
+	}
+	return errIdPDown, err
 }
 
 // azureIssuerTemplate replaces the tenant segment of a multi-tenant Azure
@@ -195,11 +267,12 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 		return validation("code: is required")
 	}
 	_, version, _ := s.deps.SSOModel.SSOProvider(name)
-	prov, err := s.discover(p, version)
+	entry, err := s.discoverEntry(p, version)
 	if err != nil {
 		s.ssoReject(c, "discovery failed", err)
 		return errIdPDown
 	}
+	prov := entry.provider
 	// RFC 9207: an authorization server that names itself must be ours.
 	if iss := c.Query("iss"); iss != "" && !p.AzureMultiTenant() && iss != p.Issuer {
 		s.ssoReject(c, "iss parameter mismatch", fmt.Errorf("iss %q, want %q", iss, p.Issuer))
@@ -214,8 +287,9 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	ctx = oidc.ClientContext(ctx, s.ssoHTTPClient())
 	tok, err := s.oauthConfig(p, prov, f.RedirectURI, secret).Exchange(ctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
-		s.ssoReject(c, "code exchange failed", err)
-		return errSSOFailed
+		answer, logged := exchangeError(err)
+		s.ssoReject(c, "code exchange failed", logged)
+		return answer
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
@@ -223,9 +297,13 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 		return errSSOFailed
 	}
 	verifier := prov.Verifier(&oidc.Config{ClientID: p.ClientID, Now: s.cfg.Now, SkipIssuerCheck: p.AzureMultiTenant()})
+	mark := entry.keys.done.Load()
 	idt, err := verifier.Verify(ctx, rawID)
 	if err != nil {
 		s.ssoReject(c, "id_token verification failed", err)
+		if entry.keys.failedSince(mark) {
+			return errIdPDown // its keys could not be fetched
+		}
 		return errSSOFailed
 	}
 	if !sameString(idt.Nonce, f.Nonce) {

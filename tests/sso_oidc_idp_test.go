@@ -134,7 +134,21 @@ func startTestOP(t *testing.T, opts testOPOptions, user testOIDCUser) *testOIDC 
 			_ = json.NewEncoder(w).Encode(doc)
 		})
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	front := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if status, ok := st.failing(r.URL.Path); ok {
+			if status > 0 {
+				http.Error(w, "unavailable", status)
+				return
+			}
+			// No answer at all: the connection drops.
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: front, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -183,6 +197,33 @@ func (p *testOIDC) UserinfoCalls() int {
 	return p.store.userinfoCalls
 }
 
+// Fail makes the IdP answer requests to paths ending in suffix ("/oauth/token",
+// "/keys") with status, or (status 0) drop the connection unanswered; Fail
+// with status -1 heals it.
+func (p *testOIDC) Fail(suffix string, status int) {
+	p.store.mu.Lock()
+	defer p.store.mu.Unlock()
+	if p.store.fail == nil {
+		p.store.fail = map[string]int{}
+	}
+	if status < 0 {
+		delete(p.store.fail, suffix)
+		return
+	}
+	p.store.fail[suffix] = status
+}
+
+func (s *opStore) failing(path string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for suffix, status := range s.fail {
+		if strings.HasSuffix(path, suffix) {
+			return status, true
+		}
+	}
+	return 0, false
+}
+
 // SetUser changes who signs in.
 func (p *testOIDC) SetUser(u testOIDCUser) {
 	p.store.mu.Lock()
@@ -207,6 +248,7 @@ type opStore struct {
 	userinfoOnly    bool
 	userinfoSubject string
 	userinfoCalls   int
+	fail            map[string]int // path suffix -> status (0: drop the connection): Fail
 }
 
 var errNotFound = errors.New("not found")
