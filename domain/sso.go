@@ -113,6 +113,33 @@ func (p SSOProvider) IdentityIssuer() string {
 	return p.Issuer
 }
 
+// OtherFormIssuers returns the issuers under which the other form of an
+// Azure AD provider linked the identities that now sign in through p, so
+// that switching between one directory and several keeps every user: a
+// single-directory application (tenant_id <GUID>) links under
+// …/<GUID>/v2.0, a multi-tenant one under the template …/{tenantid}/v2.0.
+// For a multi-tenant provider it is the one directory's issuer of tid, the
+// directory the login's ID token came from ("" for none); for a
+// single-directory one the template. Azure's subjects are unique per
+// application across directories, so the subject under either issuer is the
+// same person. Nil for every other provider.
+func (p SSOProvider) OtherFormIssuers(tid string) []string {
+	if p.Type != SSOAzure || p.TenantID == "" {
+		return nil
+	}
+	tmpl := p.AzureIssuerTemplate()
+	if tmpl == p.Issuer {
+		return nil // the tenant is not in the issuer: a form of its own
+	}
+	if !p.AzureMultiTenant() {
+		return []string{tmpl}
+	}
+	if tid == "" || strings.ContainsAny(tid, "/{}") {
+		return nil
+	}
+	return []string{strings.Replace(tmpl, "/"+AzureTenantPlaceholder+"/", "/"+tid+"/", 1)}
+}
+
 // TenantRolesFor returns the tenant roles that groups map to: per tenant, the
 // strongest role any of the groups maps to.
 func (p SSOProvider) TenantRolesFor(groups []string) []TenantRole {
@@ -607,6 +634,9 @@ type SSOLogin struct {
 	EmailVerified bool
 	Username      string // a preferred username, when the IdP gives one
 	Groups        []string
+	// TenantID is the Azure AD directory (tid) whose issuer a multi-tenant
+	// application's ID token was verified against; "" otherwise.
+	TenantID string
 	// MFA: the provider asserted a second factor of its own (amr/acr) and
 	// is trusted for it (SSOProvider.TrustIdPMFA), so no second factor is
 	// asked here (mfa.go).

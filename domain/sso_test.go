@@ -3,6 +3,7 @@ package domain
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -328,5 +329,43 @@ func TestSSOIdentityIssuer(t *testing.T) {
 	}
 	if err := (SSOLogin{Provider: "corp", Subject: "s"}).Validate(); err == nil {
 		t.Fatal("a login without issuer validated")
+	}
+}
+
+// TestSSOOtherFormIssuers: an Azure AD provider switched between one
+// directory and several looks for the identity under the other form's
+// issuer: the template for one directory, the login's directory for
+// several; no other provider has another form.
+func TestSSOOtherFormIssuers(t *testing.T) {
+	const guid = "9188040d-6c67-4c5b-b112-36a304b66dad"
+	single := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: guid, Issuer: "https://login.microsoftonline.com/" + guid + "/v2.0"}
+	orgs := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "organizations", Issuer: "https://login.microsoftonline.com/organizations/v2.0", AllowedTenants: []string{guid}}
+	for _, tc := range []struct {
+		name string
+		p    SSOProvider
+		tid  string
+		want []string
+	}{
+		{"one directory", single, "", []string{"https://login.microsoftonline.com/{tenantid}/v2.0"}},
+		{"one directory, a tid", single, "other", []string{"https://login.microsoftonline.com/{tenantid}/v2.0"}},
+		{"several", orgs, guid, []string{"https://login.microsoftonline.com/" + guid + "/v2.0"}},
+		{"several, no tid", orgs, "", nil},
+		{"several, a tid with a path", orgs, "a/b", nil},
+		{"generic", SSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com/" + guid + "/v2.0", TenantID: guid}, guid, nil},
+		{"saml", SSOProvider{Name: "saml", Type: SSOSAML, EntityID: "urn:idp"}, "", nil},
+	} {
+		if got := tc.p.OtherFormIssuers(tc.tid); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+		// The identity the other form links is the one this form looks for.
+		for _, iss := range tc.p.OtherFormIssuers(tc.tid) {
+			if iss == tc.p.IdentityIssuer() {
+				t.Errorf("%s: the other form's issuer is this form's", tc.name)
+			}
+		}
+	}
+	back := orgs.OtherFormIssuers(guid)[0]
+	if single.IdentityIssuer() != back || orgs.IdentityIssuer() != single.OtherFormIssuers("")[0] {
+		t.Fatalf("the forms do not find each other: %q %q", single.IdentityIssuer(), back)
 	}
 }

@@ -357,10 +357,14 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	if err := s.consumeSSOAssertion(c, p.Name, commands.OIDCFlowAssertionID(f.Nonce), time.Unix(f.Expires, 0), "OIDC login flow replayed"); err != nil {
 		return err
 	}
+	tid := ""
+	if p.AzureMultiTenant() {
+		tid = claims.TenantID // checked: checkAzureIssuer
+	}
 	res, err := s.ssoLogin(c, domain.SSOLogin{
 		Provider: p.Name, Issuer: p.IdentityIssuer(), Subject: idt.Subject, Email: claims.Email,
 		EmailVerified: truthy(claims.EmailVerified), Username: claims.PreferredUsername, Groups: groups,
-		MFA: p.TrustIdPMFA && assertsMFA(claims.AMR, claims.ACR),
+		TenantID: tid, MFA: p.TrustIdPMFA && assertsMFA(claims.AMR, claims.ACR),
 	})
 	if err != nil {
 		return s.ssoMFAStep(c, err, f.ReturnTo, false)

@@ -222,6 +222,14 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 		if id, ok := s.state.SSOIdentity(in.Issuer, in.Subject); ok {
 			return id, nil
 		}
+		// An Azure AD provider switched between one directory and several
+		// finds the links its other form made (an outside check, 14a: every
+		// returning user became a new account, without roles or factors).
+		for _, iss := range p.OtherFormIssuers(in.TenantID) {
+			if id, ok := s.state.SSOIdentity(iss, in.Subject); ok {
+				return id, nil
+			}
+		}
 		key := SSOIdentityKey(in.Issuer, in.Subject)
 		link := pending{
 			// Expecting the identity's last (un)link: none, or the unlink
@@ -274,6 +282,16 @@ func (s *Service) UnlinkSSOIdentity(ctx context.Context, meta events.Meta, provi
 	issuer := p.IdentityIssuer()
 	userID, linked := s.state.SSOIdentity(issuer, subject)
 	if !linked {
+		// A link of the provider's other form (Azure AD: one directory or
+		// several), which its logins find (ssoUser).
+		for _, iss := range otherFormIssuers(p) {
+			if userID, linked = s.state.SSOIdentity(iss, subject); linked {
+				issuer = iss
+				break
+			}
+		}
+	}
+	if !linked {
 		return "", domain.ErrNotFound
 	}
 	key := SSOIdentityKey(issuer, subject)
@@ -286,6 +304,22 @@ func (s *Service) UnlinkSSOIdentity(ctx context.Context, meta events.Meta, provi
 		return "", ErrTooManyConflicts
 	}
 	return userID, err
+}
+
+// otherFormIssuers is every issuer SSOProvider.OtherFormIssuers names for
+// p's logins: a multi-tenant provider's for each allowed directory.
+func otherFormIssuers(p domain.SSOProvider) []string {
+	if !p.AzureMultiTenant() {
+		return p.OtherFormIssuers("")
+	}
+	var out []string
+	for _, t := range p.AllowedTenants {
+		out = append(out, p.OtherFormIssuers(t)...)
+		if l := strings.ToLower(t); l != t {
+			out = append(out, p.OtherFormIssuers(l)...)
+		}
+	}
+	return out
 }
 
 // linkableUser returns the one active user with the identity's e-mail — an
