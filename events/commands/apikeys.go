@@ -61,13 +61,13 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 	// retries a create whose answer it lost — or sends it twice at once,
 	// through two replicas — gets 409 instead of a second live key whose
 	// secret nobody holds. The name's reservation subject is read through
-	// the stream's leader, this replica catches up with it, and the
-	// reservation is appended expecting it unchanged, in the same atomic
-	// batch as the key.
+	// the stream's leader, this replica catches up with it (and with the
+	// rest of the write that made it: the key), and the reservation is
+	// appended expecting it unchanged, in the same atomic batch as the key.
 	nameKey := APIKeyNameKey(in.Owner, in.Name)
 	subject := events.Subject(domain.AggregateAPIKeyName, nameKey)
 	err = s.writeBatch(ctx, meta, func() ([]pending, error) {
-		last, err := s.caughtUpWith(ctx, subject)
+		last, err := s.caughtUpWithWrite(ctx, subject)
 		if err != nil {
 			return nil, err
 		}

@@ -163,7 +163,7 @@ func (s *Service) CreateSCIMConnection(ctx context.Context, meta events.Meta, in
 		nameKey := SCIMNameKey(in.OwnerID, name)
 		subject := events.Subject(domain.AggregateSCIMName, nameKey)
 		err = s.writeBatch(ctx, meta, func() ([]pending, error) {
-			last, err := s.caughtUpWith(ctx, subject)
+			last, err := s.caughtUpWithWrite(ctx, subject)
 			if err != nil {
 				return nil, err
 			}
@@ -476,7 +476,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			// else this one expects — makes this append conflict, and
 			// deciding again finds its record (provisionedElsewhere).
 			claim := events.Subject(domain.AggregateSCIMAdoption, found.ID)
-			last, err := s.caughtUpWith(ctx, claim)
+			last, err := s.caughtUpWithWrite(ctx, claim)
 			if err != nil {
 				return scimTx{}, err
 			}

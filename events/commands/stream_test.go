@@ -340,3 +340,64 @@ func configureOktaAndAzure(t *testing.T, svc *commands.Service, meta events.Meta
 		}
 	}
 }
+
+// appliedUpTo makes r apply the stream up to and including the first stored
+// event of type typ (after from), and no further: a replica applying a
+// write of several events just then.
+func appliedUpTo(t *testing.T, s *stream, r *replicaModel, from int, typ string) {
+	t.Helper()
+	for i := from; i < len(s.msgs); i++ {
+		env, _, err := events.Decode(s.msgs[i].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Type == typ {
+			if err := r.WaitFor(context.Background(), uint64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %s event stored", typ)
+}
+
+// TestNamedCreateWhileAnotherReplicaAppliesTheFirst: a key (a SCIM
+// connection) named through A, then again through B while B has applied the
+// name's reservation but not yet the rest of that write: B refuses the name.
+// Before, B caught up with the reservation only, found no live key of that
+// name, and created a second one (a full-suite run saw two of six creates
+// at once through two replicas answer 201).
+func TestNamedCreateWhileAnotherReplicaAppliesTheFirst(t *testing.T) {
+	s, _, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
+	key := commands.CreateAPIKeyInput{
+		Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
+		Env: domain.KeyEnvLive, CallerPermissions: every,
+	}
+	from := len(s.msgs)
+	if _, _, err := onA.CreateAPIKey(ctx, admin, key); err != nil {
+		t.Fatal(err)
+	}
+	appliedUpTo(t, s, b, from, domain.TypeAPIKeyNameReserved)
+	if _, _, err := onB.CreateAPIKey(ctx, admin, key); !errors.Is(err, commands.ErrAPIKeyNameTaken) {
+		t.Errorf("the same name through B, applying A's create: %v, want %v", err, commands.ErrAPIKeyNameTaken)
+	}
+
+	if _, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn := commands.SCIMConnectionInput{Name: "okta-prod", Provider: "okta", Tenants: []string{"t1"}, Platform: true, OwnerID: "user-admin"}
+	from = len(s.msgs)
+	if _, _, err := onA.CreateSCIMConnection(ctx, admin, conn); err != nil {
+		t.Fatal(err)
+	}
+	appliedUpTo(t, s, b, from, domain.TypeSCIMNameReserved)
+	if _, _, err := onB.CreateSCIMConnection(ctx, admin, conn); !errors.Is(err, commands.ErrSCIMConnectionNameTaken) {
+		t.Errorf("the same connection name through B, applying A's create: %v, want %v", err, commands.ErrSCIMConnectionNameTaken)
+	}
+}
