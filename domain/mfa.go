@@ -45,7 +45,8 @@ const (
 var (
 	// ErrMFACodeUsed: the TOTP step (or recovery code) was used already.
 	ErrMFACodeUsed = errors.New("domain: code already used")
-	// ErrMFATokenUsed: the MFA token (or WebAuthn challenge) was used already.
+	// ErrMFATokenUsed: the MFA token (or WebAuthn challenge) was used
+	// already, or is void (a registration begun before a reset).
 	ErrMFATokenUsed = errors.New("domain: MFA token already used")
 	// ErrMFANotEnrolled: the factor is not enrolled (or not confirmed).
 	ErrMFANotEnrolled = errors.New("domain: factor not enrolled")
@@ -383,12 +384,16 @@ type (
 		Replaces string
 		Now      time.Time
 	}
-	// RegisterPasskey adds a credential (and spends its registration challenge).
+	// RegisterPasskey adds a credential (and spends its registration
+	// challenge). Resets is MFA.Resets when the ceremony began: a reset of
+	// the factors since refuses it (ErrMFATokenUsed), also one that lands
+	// while the answer is verified.
 	RegisterPasskey struct {
 		UserID       string
 		Passkey      Passkey
 		TokenID      string
 		TokenExpires time.Time
+		Resets       uint64
 	}
 	// UsePasskey records an accepted assertion (and spends its challenge).
 	UsePasskey struct {
@@ -463,6 +468,9 @@ func DecideMFA(m MFA, cmd MFACommand) ([]Event, error) {
 		}
 		if err := m.spend(c.TokenID); err != nil {
 			return nil, err
+		}
+		if m.Resets != c.Resets {
+			return nil, ErrMFATokenUsed // the ceremony began before a reset of the factors
 		}
 		if _, dup := m.Passkey(c.Passkey.ID); dup {
 			return nil, ErrAlreadyExists

@@ -243,6 +243,20 @@ func TestDecideMFA(t *testing.T) {
 			then:  outcome{err: ErrMFATokenUsed},
 		},
 		{
+			// A ceremony begun before an administrator's reset (Resets 0)
+			// does not finish after it (outside check 14e).
+			name:  "passkey: a registration begun before a reset of the factors",
+			given: events(mfaWithKey, MFAReset{UserID: uid, Reason: "lost device"}),
+			when:  RegisterPasskey{UserID: uid, Passkey: newKey, TokenID: "reg-2"},
+			then:  outcome{err: ErrMFATokenUsed},
+		},
+		{
+			name:  "passkey: a registration begun after the reset",
+			given: events(mfaWithKey, MFAReset{UserID: uid, Reason: "lost device"}),
+			when:  RegisterPasskey{UserID: uid, Passkey: newKey, TokenID: "reg-2", Resets: 1},
+			then:  outcome{events: events(MFAPasskeyRegistered{UserID: uid, Passkey: newKey, TokenID: "reg-2"})},
+		},
+		{
 			name:  "passkey: at most MaxPasskeys",
 			given: tooMany,
 			when:  RegisterPasskey{UserID: uid, Passkey: newKey},

@@ -189,8 +189,9 @@ type mfaClaims struct {
 	// change in between ends the login or the enrolment, as it ends
 	// every session started before it.
 	Cut uint64 `json:"c,omitempty"`
-	// Resets is the user's domain.MFA.Resets when an enrolment token was
-	// issued: an administrator's reset of the factors in between voids it.
+	// Resets is the user's domain.MFA.Resets when an enrolment token (or a
+	// passkey registration's) was issued: an administrator's reset of the
+	// factors in between voids it.
 	Resets uint64 `json:"r,omitempty"`
 	// Session is the WebAuthn ceremony's (challenge, allowed credentials).
 	Session *webauthn.SessionData `json:"w,omitempty"`
@@ -734,7 +735,7 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, userID string, r
 	if err := s.CatchUp(ctx, domain.AggregateMFA, userID); err != nil {
 		return "", nil, err
 	}
-	wu, _ := s.webAuthnUser(st, u)
+	wu, m := s.webAuthnUser(st, u)
 	var exclude []protocol.CredentialDescriptor
 	for _, c := range wu.WebAuthnCredentials() {
 		exclude = append(exclude, c.Descriptor())
@@ -749,12 +750,19 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, userID string, r
 	if err != nil {
 		return "", nil, err
 	}
-	tok, _, err := s.signMFA(mfaClaims{Purpose: purposeRegister, UserID: userID, Session: session})
+	tok, _, err := s.signMFA(mfaClaims{Purpose: purposeRegister, UserID: userID, Session: session,
+		Cut: st.UserCutOff(userID), Resets: m.Resets})
 	return tok, creation, err
 }
 
 // FinishPasskeyRegistration verifies the authenticator's answer to the
 // ceremony of token and registers the passkey under name.
+//
+// A ceremony begun before an administrator's reset of the user's factors,
+// a password change or a deactivation (the cut-offs that end the user's
+// sessions) does not finish after it, even in a session started since:
+// its token is refused as an expired one, before the answer is verified
+// (outside check 14e), as an enrolment token is (EnrollmentUser).
 func (s *Service) FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp RelyingParty) (domain.Passkey, error) {
 	st, err := s.mfaState()
 	if err != nil {
@@ -770,6 +778,16 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, meta events.Met
 	u, _, ok := s.state.User(userID)
 	if !ok {
 		return domain.Passkey{}, domain.ErrNotFound
+	}
+	if st.UserCutOff(userID) != c.Cut {
+		return domain.Passkey{}, ErrMFATokenInvalid // a new password, or a deactivation, since it began
+	}
+	seen, err := s.mfaCurrent(ctx, st, userID)
+	if err != nil {
+		return domain.Passkey{}, err
+	}
+	if seen.Resets != c.Resets {
+		return domain.Passkey{}, ErrMFATokenInvalid // the factors were reset since it began
 	}
 	wa, err := rp.webAuthn()
 	if err != nil {
@@ -795,7 +813,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, meta events.Met
 		pk.Transports = append(pk.Transports, string(t))
 	}
 	m, err := s.executeMFA(ctx, meta, st, userID, domain.RegisterPasskey{
-		UserID: userID, Passkey: pk, TokenID: c.ID, TokenExpires: time.Unix(c.Expires, 0),
+		UserID: userID, Passkey: pk, TokenID: c.ID, TokenExpires: time.Unix(c.Expires, 0), Resets: c.Resets,
 	})
 	if errors.Is(err, domain.ErrMFATokenUsed) {
 		return domain.Passkey{}, ErrMFATokenInvalid
