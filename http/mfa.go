@@ -67,6 +67,10 @@ const (
 	msgTOTPRestarted = "The TOTP enrolment was restarted elsewhere"
 )
 
+// msgPasskeyRefused answers a passkey refused at sign-in, passwordless or
+// as the second factor (where a wrong code's answer would speak of a code).
+const msgPasskeyRefused = "The passkey was not accepted"
+
 // MFA error codes beside the contract's.
 const (
 	codeMFARequired           = "MFA_REQUIRED"
@@ -76,6 +80,7 @@ const (
 var (
 	errMFAToken       = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "MFA token invalid, expired or already used; sign in again"}
 	errMFACode        = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid or already used code"}
+	errPasskeyRefused = &Error{http.StatusUnauthorized, "UNAUTHORIZED", msgPasskeyRefused}
 	errMFANone        = &Error{http.StatusConflict, "CONFLICT", "No such factor is enrolled (or being enrolled)"}
 	errMFAUnavailable = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Multi-factor authentication is not available"}
 	errEnrollOnly     = &Error{http.StatusForbidden, "FORBIDDEN", "An enrolment token allows enrolling a second factor only"}
@@ -109,6 +114,8 @@ func (s *Server) mfaError(c *fiber.Ctx, err error) (bool, error) {
 	switch {
 	case errors.Is(err, commands.ErrMFATokenInvalid), errors.Is(err, domain.ErrMFATokenUsed):
 		apiErr = errMFAToken
+	case errors.Is(err, commands.ErrPasskeyNotAccepted):
+		apiErr = errPasskeyRefused
 	case errors.Is(err, commands.ErrMFACodeInvalid), errors.Is(err, domain.ErrMFACodeUsed):
 		apiErr = errMFACode
 	case errors.Is(err, domain.ErrMFANotEnrolled):
@@ -329,7 +336,7 @@ func (s *Server) tokenPasskey(c *fiber.Ctx) error {
 		return m.FinishPasskeyLogin(ctx, s.meta(c), req.PasskeyToken, req.Credential, s.relyingParty(c))
 	}, func(err error) error {
 		if errors.Is(err, domain.ErrInvalidCredentials) {
-			return &Error{http.StatusUnauthorized, "UNAUTHORIZED", "The passkey was not accepted"}
+			return errPasskeyRefused
 		}
 		return err
 	})

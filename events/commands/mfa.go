@@ -77,6 +77,10 @@ var (
 	ErrMFAEnrolledMeanwhile = errors.New("commands: a second factor was enrolled with this enrolment token already")
 	// ErrMFACodeInvalid: the code (or assertion) is wrong, or was used.
 	ErrMFACodeInvalid = errors.New("commands: invalid second factor")
+	// ErrPasskeyNotAccepted: the WebAuthn assertion of a login's second
+	// step was refused. It is an ErrMFACodeInvalid (counted as one), told
+	// apart so that the answer does not speak of a code.
+	ErrPasskeyNotAccepted = fmt.Errorf("%w: the passkey was not accepted", ErrMFACodeInvalid)
 	// ErrMFAUnavailable: the read models do not serve MFA.
 	ErrMFAUnavailable = errors.New("commands: MFA is not available")
 )
@@ -909,7 +913,10 @@ func (s *Service) useAssertion(ctx context.Context, meta events.Meta, st MFAStat
 	wu := waUser{id: u.ID, name: u.Username, keys: m.Passkeys}
 	cred, err := wa.ValidateLogin(wu, *c.Session, parsed)
 	if err != nil || cred.Authenticator.CloneWarning {
-		return s.mfaFailure(ctx, meta, u, domain.FactorWebAuthn, "invalid_assertion", now)
+		if err := s.mfaFailure(ctx, meta, u, domain.FactorWebAuthn, "invalid_assertion", now); !errors.Is(err, ErrMFACodeInvalid) {
+			return err
+		}
+		return ErrPasskeyNotAccepted
 	}
 	_, err = s.executeMFA(ctx, meta, st, u.ID, domain.UsePasskey{
 		CredentialID: base64.RawURLEncoding.EncodeToString(cred.ID), SignCount: cred.Authenticator.SignCount,
