@@ -119,8 +119,8 @@ func (s *Server) browserRefresh(c *fiber.Ctx) error {
 	if !cookie {
 		return c.Next()
 	}
-	if o := c.Get(fiber.HeaderOrigin); o != "" && o != s.baseURL(c) {
-		return errCSRF
+	if err := s.checkOrigin(c); err != nil {
+		return err
 	}
 	if tossedCookie(c) {
 		return s.refuseTossedCookies(c)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"html/template"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -582,6 +583,21 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 	return c.Send(buf.Bytes())
 }
 
+// checkOrigin refuses a browser session's request whose Origin is not
+// the public URL's: another site's, or this service's page opened at
+// another address (http://127.0.0.1:8080 for http://localhost:8080, where
+// the cookies and passkeys of the public URL do not work either). The
+// answer names the origin to open the page at — the public URL is no
+// secret — rather than a missing CSRF token, which it is not (outside
+// check 14e).
+func (s *Server) checkOrigin(c *fiber.Ctx) error {
+	o, want := c.Get(fiber.HeaderOrigin), s.baseURL(c)
+	if o == "" || o == want {
+		return nil
+	}
+	return &Error{http.StatusForbidden, "FORBIDDEN", "This request comes from a page at another origin than this service's: open the page at " + want}
+}
+
 func setPageSecurityHeaders(c *fiber.Ctx, nonce string) {
 	c.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+
 		"'; connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
@@ -610,8 +626,8 @@ func (s *Server) browserSession(c *fiber.Ctx) error {
 	if site := c.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" {
 		return errCSRF
 	}
-	if o := c.Get(fiber.HeaderOrigin); o != "" && o != s.baseURL(c) {
-		return errCSRF
+	if err := s.checkOrigin(c); err != nil {
+		return err
 	}
 	if err := c.Next(); err != nil {
 		return err
