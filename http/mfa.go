@@ -81,9 +81,12 @@ var (
 	errMFAToken       = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "MFA token invalid, expired or already used; sign in again"}
 	errMFACode        = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid or already used code"}
 	errPasskeyRefused = &Error{http.StatusUnauthorized, "UNAUTHORIZED", msgPasskeyRefused}
-	errMFANone        = &Error{http.StatusConflict, "CONFLICT", "No such factor is enrolled (or being enrolled)"}
-	errMFAUnavailable = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Multi-factor authentication is not available"}
-	errEnrollOnly     = &Error{http.StatusForbidden, "FORBIDDEN", "An enrolment token allows enrolling a second factor only"}
+	// A passkey registration's token expired, used, or void (a reset of the
+	// factors, a password change or a deactivation since it was issued).
+	errRegistrationToken = validation("registration_token: expired or already used, or the factors or the password changed since: start the passkey registration again")
+	errMFANone           = &Error{http.StatusConflict, "CONFLICT", "No such factor is enrolled (or being enrolled)"}
+	errMFAUnavailable    = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Multi-factor authentication is not available"}
+	errEnrollOnly        = &Error{http.StatusForbidden, "FORBIDDEN", "An enrolment token allows enrolling a second factor only"}
 	// Two tabs (double clicks, retries) at once: only what is in force is shown.
 	errTOTPReplaced = &Error{http.StatusConflict, "CONFLICT",
 		msgTOTPRestarted + " (another tab or device): the secret this code is from was replaced, and nothing was confirmed. Confirm with a code of the newest enrolment's secret, or enrol again"}
@@ -630,6 +633,12 @@ func (s *Server) registerPasskey(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	pk, err := m.FinishPasskeyRegistration(ctx, s.meta(c), cl.User.ID, req.RegistrationToken, req.Name, req.Credential, s.relyingParty(c))
+	if errors.Is(err, commands.ErrMFATokenInvalid) {
+		// The registration token, not the caller's session or enrolment
+		// token: "sign in again" (errMFAToken) would be wrong, and a 401
+		// would say the caller is signed out (outside check 14e).
+		return errRegistrationToken
+	}
 	if err != nil {
 		return err
 	}
