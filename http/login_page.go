@@ -22,7 +22,11 @@ import (
 // passkey" when the user has one; a user whom a policy requires to have a
 // factor enrols first (the TOTP QR code and key, or a passkey) and sees the
 // recovery codes once; an enrolment restarted in another tab meanwhile
-// keeps this one on the step, saying so, until the user starts again.
+// keeps this one on the step, saying so, until the user starts again. A
+// session, an enrolment or a login's second step that ends meanwhile (401:
+// expired, revoked, reset) goes back to the sign-in form, saying so; a
+// browser that refuses a passkey for the page's origin (a SecurityError:
+// the page opened at another address than the public URL) is named.
 // Single sign-on lands here for those steps with the token in the
 // fragment. body[data-state] names the state shown. Strict
 // security headers: a CSP that allows only this page's own script and
@@ -246,14 +250,49 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // offers. Any other 409 is not that (outside check 13r5: "restarted
   // elsewhere" was taken for it, and the page enrolled anew by itself,
   // voiding the other tab's secret).
+  // The message stays on the step it leads to (outside check 14e: the
+  // sign-in's code step wiped it at once).
   function enrolledMeanwhile(res) {
     if (!conflictSaying(res, setUpAlready)) { return false; }
     enrollToken = '';
     forgetEnrolment();
-    if (document.getElementById('username').value && document.getElementById('password').value) { signIn(); }
-    else { showOnly('signin', 'signed-out'); }
-    failed(res, 'A second factor is set up already: sign in with it');
+    var msg = (res.body.error && res.body.error.message) || 'A second factor is set up already: sign in with it';
+    if (document.getElementById('username').value && document.getElementById('password').value) { signIn(msg); return true; }
+    showOnly('signin', 'signed-out');
+    show(msg, 'err');
     return true;
+  }
+  // ended: a 401 to a request of the signed-in view (the session was
+  // revoked — an administrator reset the factors, the password changed —
+  // or it expired) or of the enrolment step (its token expired, or a reset
+  // voided it): the sign-in form, saying so, rather than a view whose every
+  // button now fails, or a void key and QR code (outside check 14e).
+  function ended(res) {
+    if (res.status !== 401) { return false; }
+    var enrolling = enrollToken !== '';
+    enrollToken = '';
+    forgetEnrolment();
+    if (!enrolling) { forget(); }
+    signedOut();
+    show(enrolling ? 'The set-up of a second factor has ended (it timed out, or your factors were reset): sign in again'
+      : 'Your session has ended (it expired, or was signed out or revoked): sign in again', 'err');
+    return true;
+  }
+  // mfaEnded: the second step's MFA token is dead (expired, used, or the
+  // password changed since): the sign-in form again, with the message.
+  function mfaEnded(res) {
+    if (res.status !== 401 || !/MFA token/.test((res.body.error || {}).message || '')) { return false; }
+    mfaToken = '';
+    mfaOptions = null;
+    showOnly('signin', 'signed-out');
+    return true;
+  }
+  // unused: the browser gave no passkey — the user cancelled, none
+  // matched, or the page is not at the relying party's origin: then its
+  // SecurityError is named (outside check 14e: it was swallowed).
+  function unused(e, what) {
+    var why = e && e.name === 'SecurityError' ? ' (' + e.name + (e.message ? ': ' + e.message : '') + ')' : '';
+    show(what + why, 'err');
   }
   // needsReauth: a change of factors needs a recent sign-in
   // (REAUTHENTICATION_REQUIRED): the sign-in form again, with the
@@ -293,13 +332,14 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     show('');
     whoami();
   }
-  // answer handles the answer of a sign-in step.
-  function answer(res) {
+  // answer handles the answer of a sign-in step; note, when given, is
+  // shown on the second-factor step it leads to.
+  function answer(res, note) {
     if (res.ok) { started(); return; }
     var code = res.body.error && res.body.error.code;
     if (code === 'MFA_REQUIRED') {
       mfaStep(res.body.mfa_token, res.body.webauthn);
-      show('');
+      show(note || '', note ? 'err' : '');
       return;
     }
     if (code === 'MFA_ENROLLMENT_REQUIRED') { enroll(res.body.enrollment_token); return; }
@@ -336,7 +376,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   function enroll(token) {
     enrollToken = token;
     post('/api/v1/auth/mfa/totp', {}, {'Authorization': 'Bearer ' + token}).then(function (res) {
-      if (enrolledMeanwhile(res)) { return; }
+      if (enrolledMeanwhile(res) || ended(res)) { return; }
       if (!res.ok) { failed(res, 'Enrolment failed'); return; }
       document.getElementById('enroll-qr').src = 'data:image/png;base64,' + res.body.qr_png;
       document.getElementById('enroll-secret').textContent = res.body.secret;
@@ -362,15 +402,16 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     return true;
   }
   var cookieMode = {'X-Infracast-Session': 'cookie'};
-  function signIn() {
+  function signIn(note) {
     show('Signing in…');
     post('/api/v1/auth/token', {username: document.getElementById('username').value,
-      password: document.getElementById('password').value}, cookieMode).then(answer)
+      password: document.getElementById('password').value}, cookieMode).then(function (res) { answer(res, note); })
       .catch(function () { show('Network error', 'err'); });
   }
   function passkeys() {
-    return fetch('/api/v1/auth/mfa', {credentials: 'same-origin'}).then(function (r) { return r.ok ? r.json() : {passkeys: []}; })
+    return fetch('/api/v1/auth/mfa', {credentials: 'same-origin'}).then(function (r) { return r.ok ? r.json() : {passkeys: [], status: r.status}; })
       .then(function (st) {
+        if (ended(st)) { return; }
         var ul = document.getElementById('passkeys');
         ul.textContent = '';
         st.passkeys.forEach(function (p) {
@@ -386,7 +427,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
                 if (r.ok) { show('Passkey deleted', 'ok'); passkeys(); return; }
                 return r.json().catch(function () { return {}; }).then(function (b) {
                   var res = {ok: false, status: r.status, body: b};
-                  if (!needsReauth(res)) { failed(res, 'Deleting the passkey failed'); }
+                  if (!needsReauth(res) && !ended(res)) { failed(res, 'Deleting the passkey failed'); }
                 });
               }).catch(function () { show('Network error', 'err'); });
           });
@@ -413,7 +454,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     show('Verifying…');
     post('/api/v1/auth/token/mfa', {mfa_token: mfaToken, code: document.getElementById('mfa-code').value}, cookieMode).then(function (res) {
       if (res.ok) { started(); return; }
-      if (res.status === 401 && /MFA token/.test((res.body.error || {}).message || '')) { showOnly('signin', 'signed-out'); }
+      mfaEnded(res);
       failed(res, 'Verification failed');
     }).catch(function () { show('Network error', 'err'); });
   });
@@ -421,8 +462,11 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     show('Waiting for the passkey…');
     getAssertion(mfaOptions).then(function (cred) {
       return post('/api/v1/auth/token/mfa', {mfa_token: mfaToken, webauthn: cred}, cookieMode);
-    }).then(function (res) { if (res.ok) { started(); } else { failed(res, 'The passkey was not accepted'); } })
-      .catch(function () { show('The passkey was not used', 'err'); });
+    }).then(function (res) {
+      if (res.ok) { started(); return; }
+      mfaEnded(res);
+      failed(res, 'The passkey was not accepted');
+    }).catch(function (e) { unused(e, 'The passkey was not used'); });
   });
   document.getElementById('passkey').addEventListener('click', function () {
     show('Waiting for the passkey…');
@@ -431,13 +475,13 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       return getAssertion(res.body.publicKey).then(function (cred) {
         return post('/api/v1/auth/token/passkey', {passkey_token: res.body.passkey_token, credential: cred}, cookieMode);
       });
-    }).then(answer).catch(function (res) { if (res && res.body) { failed(res, 'Passkey sign-in failed'); } else { show('The passkey was not used', 'err'); } });
+    }).then(answer).catch(function (res) { if (res && res.body) { failed(res, 'Passkey sign-in failed'); } else { unused(res, 'The passkey was not used'); } });
   });
   document.getElementById('enroll-form').addEventListener('submit', function (ev) {
     ev.preventDefault();
     post('/api/v1/auth/mfa/totp/confirm', {code: document.getElementById('enroll-code').value}, {'Authorization': 'Bearer ' + enrollToken})
       .then(function (res) {
-        if (enrolledMeanwhile(res) || restartedElsewhere(res)) { return; }
+        if (enrolledMeanwhile(res) || restartedElsewhere(res) || ended(res)) { return; }
         if (!res.ok) {
           failed(res, 'The code did not match');
           // A code of an older enrolment (another tab restarted before this
@@ -475,7 +519,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       show('Passkey added', 'ok');
       done(res.body);
     }).catch(function (res) {
-      if (res && res.body) { if (!needsReauth(res)) { failed(res, 'Adding the passkey failed'); } } else { show('The passkey was not created', 'err'); }
+      if (res && res.body) { if (!needsReauth(res) && !ended(res)) { failed(res, 'Adding the passkey failed'); } } else { unused(res, 'The passkey was not created'); }
     });
   }
   // A passkey added while signed in: the list, after the recovery codes
@@ -490,7 +534,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // answer that held the first set, or when they run low.
   document.getElementById('recovery-new').addEventListener('click', function () {
     post('/api/v1/auth/mfa/recovery-codes', {}, {'X-CSRF-Token': csrf()}).then(function (res) {
-      if (needsReauth(res)) { return; }
+      if (needsReauth(res) || ended(res)) { return; }
       if (!res.ok) { failed(res, 'No new recovery codes'); return; }
       showRecovery(res.body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); });
       show('');
