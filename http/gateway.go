@@ -41,7 +41,8 @@ const streamThreshold = 64 << 10
 func ParseUpstreamURL(s string) (*url.URL, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return nil, err
+		// Not err: it quotes the value, credentials and all.
+		return nil, errors.New("does not parse as a URL")
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":

@@ -102,8 +102,8 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 // a CI log otherwise), or nothing of it when it does not parse.
 func shownURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil {
-		return "(unparsable)"
+	if err != nil || u.Opaque != "" {
+		return "(not a URL of the form scheme://host)"
 	}
 	if u.User != nil {
 		u.User = url.User("xxxxx")

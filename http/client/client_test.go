@@ -666,6 +666,7 @@ func TestNewShowsNoCredentialsOfABadBaseURL(t *testing.T) {
 		"https://ci:UrlPwMarker72@auth.example.com",
 		"https://auth.example.com/?token=UrlPwMarker72",
 		"https://auth.example.com/#UrlPwMarker72",
+		"u:UrlPwMarker72@auth.example.com",
 	} {
 		_, err := New(raw)
 		if err == nil {

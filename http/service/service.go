@@ -458,7 +458,7 @@ func (s *Service) connectionHandlers() []nats.Option {
 			resync()
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			s.log.Info("nats reconnected", "url", shownURL(nc.ConnectedUrl()))
 			resync()
 		}),
 		// Asynchronous errors (a write on a connection that broke) go to the
@@ -556,7 +556,7 @@ func (s *Service) connect() error {
 			shown += ","
 		}
 		url += u
-		shown += redactedURL(u)
+		shown += shownURL(u)
 	}
 	// NATS may be starting at the same moment (or be busy): keep trying the
 	// first connection for a while before giving up. A refusal (credentials,

@@ -24,11 +24,11 @@ import (
 // origins a login may return to, the SAML service provider's key pair.
 func (c Config) validateSSO(p *problems) {
 	if c.PublicURL != "" && !isOrigin(c.PublicURL) {
-		p.add("PublicURL", strconv.Quote(c.PublicURL), "want the service's external origin, like https://auth.example.com")
+		p.add("PublicURL", strconv.Quote(shownURL(c.PublicURL)), "want the service's external origin, like https://auth.example.com")
 	}
 	for _, o := range c.SSOReturnToAllowlist {
 		if !isOrigin(o) {
-			p.add("SSOReturnToAllowlist", strconv.Quote(o), "not an origin like https://app.example.com")
+			p.add("SSOReturnToAllowlist", strconv.Quote(shownURL(o)), "not an origin like https://app.example.com")
 		}
 	}
 	together(p, "SAMLKeyFile", c.SAMLKeyFile != "", "SAMLCertFile", c.SAMLCertFile != "")

@@ -139,7 +139,7 @@ func TestStartWarnsNowAndThenWhileNATSIsUnreachable(t *testing.T) {
 	c := testConfig(t)
 	// With a password in the URL: neither the error nor a warning prints it
 	// (an outside check, 14g, found it in the error).
-	c.NATSURLs = []string{"nats://replica:UrlPasswordMarker@" + freeAddr(t)}
+	c.NATSURLs = []string{"nats://replica:UrlPasswordMarker@" + freeAddr(t), "nats://UrlTokenMarker@" + freeAddr(t)}
 	c.MasterKey, c.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
 	var logs syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -154,7 +154,7 @@ func TestStartWarnsNowAndThenWhileNATSIsUnreachable(t *testing.T) {
 	if !strings.Contains(err.Error(), "attempts") {
 		t.Errorf("the error does not say how often it tried: %v", err)
 	}
-	if strings.Contains(err.Error()+logs.String(), "UrlPasswordMarker") {
+	if all := err.Error() + logs.String(); strings.Contains(all, "UrlPasswordMarker") || strings.Contains(all, "UrlTokenMarker") {
 		t.Errorf("the NATS password is shown: %v\n%s", err, logs.String())
 	}
 	if n := strings.Count(logs.String(), "nats not reachable yet"); n < 1 || n > 3 {

@@ -118,14 +118,39 @@ func withoutPath(err error) error {
 	return err
 }
 
-// redactedURL is raw with any password replaced (url.URL.Redacted), for
-// messages and logs; an unparsable raw is not shown at all.
-func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
+// shownURL is a URL-valued setting as messages and logs show it: its
+// scheme, host, port and path. User information — a password, or a token
+// as the user name (nats://TOKEN@host) — is replaced by xxxxx, a query and
+// a fragment are left out, and nothing is shown of a value that is not
+// scheme://host (its parse error would quote it: a password holding "/"
+// or "%" does not parse). A re-check (14r1) found each of these printed.
+func shownURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	switch {
+	case err != nil:
+		return "(not a URL of the form scheme://host)"
+	case u.Scheme == "" || u.Host == "" || u.Opaque != "":
+		if strings.ContainsAny(raw, "@?#") { // "user:password@host" has no scheme
+			return "(not a URL of the form scheme://host)"
+		}
+		return raw // a typo such as "auth.example.com": nothing secret can be in it
 	}
-	return u.Redacted()
+	if u.User != nil {
+		u.User = url.User("xxxxx")
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	return u.String()
+}
+
+// natsURLProblem is what is wrong with an external NATS URL ("" for
+// nothing): it must parse as scheme://host, so that a typo fails the start
+// at once rather than after 15 s of connection attempts.
+func natsURLProblem(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || !strings.Contains(raw, "://") || u.Host == "" {
+		return "want nats://host:port or tls://host:port (a password with characters such as / % # or a space must be percent-encoded, or set INFRACAST_NATS_PASSWORD)"
+	}
+	return ""
 }
 
 // Validate reports every problem at once: nil, or a *ValidationError that
@@ -187,8 +212,8 @@ func (c Config) validateStore(p *problems) {
 // validateNATS checks the connection to an external NATS.
 func (c Config) validateNATS(p *problems) {
 	for _, u := range c.NATSURLs {
-		if !strings.Contains(u, "://") {
-			p.add("NATSURLs", strconv.Quote(u), "want nats://host:port or tls://host:port")
+		if problem := natsURLProblem(u); problem != "" {
+			p.add("NATSURLs", strconv.Quote(shownURL(u)), problem)
 		}
 	}
 	together(p, "NATSTLSCert", c.NATSTLSCert != "", "NATSTLSKey", c.NATSTLSKey != "")
@@ -346,7 +371,7 @@ func (c Config) validateTokens(p *problems) {
 func (c Config) validateGateway(p *problems) {
 	if c.UpstreamURL != "" {
 		if _, err := authhttp.ParseUpstreamURL(c.UpstreamURL); err != nil {
-			p.add("UpstreamURL", strconv.Quote(redactedURL(c.UpstreamURL)), err.Error())
+			p.add("UpstreamURL", strconv.Quote(shownURL(c.UpstreamURL)), err.Error())
 		}
 	}
 	if c.UpstreamTimeout < time.Millisecond {

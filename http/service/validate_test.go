@@ -293,6 +293,15 @@ func TestConfigErrorsShowNoSecret(t *testing.T) {
 			c.NATSListenTLSCert, c.NATSListenTLSKey = "cert.pem", pem
 		}},
 		{"upstream URL with a password", func(c *Config) { c.UpstreamURL = "http://gw:" + marker + "@127.0.0.1:8080/x" }},
+		{"upstream URL with a token as the user", func(c *Config) { c.UpstreamURL = "http://" + marker + "@127.0.0.1:8080/x" }},
+		{"upstream URL that does not parse", func(c *Config) { c.UpstreamURL = "http://u:" + marker + "%@127.0.0.1:8080/x" }},
+		{"upstream URL with a query", func(c *Config) { c.UpstreamURL = "http://127.0.0.1:8080/?token=" + marker }},
+		{"NATS URL with a password that does not parse", func(c *Config) {
+			c.NATSURLs = []string{"nats://infracast:" + marker + "/9x+Qz=@127.0.0.1:4222"}
+		}},
+		{"NATS URL without a scheme", func(c *Config) { c.NATSURLs = []string{"u:" + marker + "@127.0.0.1:4222"} }},
+		{"public URL with credentials", func(c *Config) { c.PublicURL = "https://u:" + marker + "@auth.example.com/" }},
+		{"return-to origin with credentials", func(c *Config) { c.SSOReturnToAllowlist = []string{"https://u:" + marker + "@app.example.com"} }},
 	} {
 		cfg := Defaults()
 		cfg.MasterKey, cfg.JWTKeys = make([]byte, 32), [][]byte{make([]byte, 32)}
