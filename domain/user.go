@@ -297,7 +297,14 @@ var (
 // (U+0130) or 'Kim' with a Kelvin sign (U+212A) log in as mike or kim
 // (outside check 14d), and Unicode trimming a name with a no-break space.
 func NormalizeUsername(s string) string {
-	s = strings.Trim(s, " \t\r\n\v\f")
+	return LowerASCII(strings.Trim(s, " \t\r\n\v\f"))
+}
+
+// LowerASCII is s with the ASCII letters A–Z lowered and nothing else
+// changed: how usernames and e-mail addresses are compared without regard to
+// case, so that no Unicode lookalike (İ, the Kelvin sign), which
+// strings.ToLower maps onto an ASCII letter, matches them.
+func LowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if 'A' <= s[i] && s[i] <= 'Z' {
 			b := []byte(s)

@@ -133,7 +133,7 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 		return err
 	}
 	// q: only users whose username or email contains it (any case).
-	q := strings.ToLower(strings.TrimSpace(c.Query("q")))
+	q := domain.LowerASCII(strings.TrimSpace(c.Query("q")))
 	if len(q) > 256 {
 		return validation("q: must be at most 256 characters")
 	}
@@ -141,7 +141,7 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 	all := s.deps.Model.Users()
 	seen := all[:0]
 	for _, u := range all {
-		if cl.sees(u) && (q == "" || strings.Contains(strings.ToLower(u.Username), q) || strings.Contains(strings.ToLower(u.Email), q)) {
+		if cl.sees(u) && (q == "" || strings.Contains(domain.LowerASCII(u.Username), q) || strings.Contains(domain.LowerASCII(u.Email), q)) {
 			seen = append(seen, u)
 		}
 	}

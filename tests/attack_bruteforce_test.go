@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -374,6 +375,16 @@ func TestUnicodeLookalikeNamesAreUnknown(t *testing.T) {
 	for _, c := range []struct{ name, password string }{{"kim", "kim-password-1"}, {"KIM", "kim-password-1"}, {" Mike ", "mike-password-1"}} {
 		if r := login(in, c.name, c.password); r.Status != 200 {
 			t.Fatalf("%q after the lookalike's lockout: %d %s", c.name, r.Status, r.Raw)
+		}
+	}
+
+	// The users list's search compares the same way: by ASCII case only (a
+	// re-check, 14r1, found ?q=mİk listing mike).
+	for q, want := range map[string]bool{"MIK": true, "mİk": false, "Ki": false} {
+		r := in.Do("GET", "/api/v1/users?q="+url.QueryEscape(q), admin, nil)
+		expectStatus(t, "search "+q, r, 200)
+		if got := strings.Contains(string(r.Raw), `"username":"mike"`) || strings.Contains(string(r.Raw), `"username":"kim"`); got != want {
+			t.Errorf("?q=%q lists mike or kim: %v, want %v (%s)", q, got, want, r.Raw)
 		}
 	}
 }

@@ -119,6 +119,17 @@ func TestFilterMatch(t *testing.T) {
 		`meta.created lt "2025-12-31T23:00:00-01:00"`:          false,
 		`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department eq "r&d"`: true,
 		`active eq "True"`: true,
+		// Usernames and addresses compare by ASCII case only: a lookalike
+		// (İ U+0130, the Kelvin sign U+212A) that strings.ToLower maps onto
+		// an ASCII letter matches nothing, in any operator.
+		`userName eq "alİce.smith"`:                    false,
+		`userName eq "x" or userName eq "ALİCE.SMITH"`: false,
+		`userName sw "alİ"`:                            false,
+		`userName co "İ"`:                              false,
+		`userName ne "alİce.smith"`:                    true,
+		`not (userName ne "alİce.smith")`:              false,
+		`emails.value eq "alİce@work.example"`:         false,
+		`emails[value ew "worK.example"]`:              false,
 	} {
 		f, err := ParseUserFilter(filter)
 		if err != nil {

@@ -289,7 +289,11 @@ func compareOne(v any, leaf *attr, op string, want any) bool {
 				return ordered(c, op)
 			}
 		}
-		if !leaf.CaseExact {
+		switch {
+		case leaf.CaseExact:
+		case leaf.asciiFold:
+			v, w = lowerASCII(v), lowerASCII(w)
+		default:
 			v, w = strings.ToLower(v), strings.ToLower(w)
 		}
 		switch op {
@@ -305,6 +309,16 @@ func compareOne(v any, leaf *attr, op string, want any) bool {
 		return ordered(strings.Compare(v, w), op)
 	}
 	return false
+}
+
+// lowerASCII lowers A–Z and nothing else (attr.asciiFold).
+func lowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, s)
 }
 
 func compareTimes(a, b string) (int, bool) {

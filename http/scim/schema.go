@@ -7,18 +7,24 @@ import (
 // attr describes an attribute (RFC 7643 section 7). The table below drives
 // the /Schemas documents, the decoding of bodies, PATCH paths and filters.
 type attr struct {
-	Name        string
-	Type        string // string, boolean, complex, dateTime, reference
-	Multi       bool
-	Desc        string
-	Required    bool
-	CaseExact   bool
-	Mutability  string // readWrite, readOnly, writeOnly, immutable
-	Returned    string // always, never, default
-	Uniqueness  string // none, server
-	Canonical   []string
-	RefTypes    []string
-	Sub         []*attr
+	Name       string
+	Type       string // string, boolean, complex, dateTime, reference
+	Multi      bool
+	Desc       string
+	Required   bool
+	CaseExact  bool
+	Mutability string // readWrite, readOnly, writeOnly, immutable
+	Returned   string // always, never, default
+	Uniqueness string // none, server
+	Canonical  []string
+	RefTypes   []string
+	Sub        []*attr
+	// asciiFold: compared (when not CaseExact) by ASCII letter case only,
+	// as the service compares usernames and e-mail addresses: a Unicode
+	// lookalike (İ, the Kelvin sign) that strings.ToLower maps onto an
+	// ASCII letter matches nothing (a re-check, 14r1, found filters other
+	// than a lone userName eq matching alice for "alİce").
+	asciiFold   bool
 	ignoredSubs []string // sub-attributes accepted and ignored: RFC 7643's not kept, names IdPs send
 	// identity is the sub-attribute that tells two values apart (members
 	// and groups: "value"); "" compares whole values.
@@ -87,7 +93,7 @@ func userSchema() *schema {
 	return &schema{ID: UserSchema, Name: "User", Desc: "User Account",
 		Attrs: []*attr{
 			with(str("userName", "Unique identifier for the User, the Infracast username. Compared without regard to case.", false), func(a *attr) {
-				a.Required, a.Uniqueness = true, "server"
+				a.Required, a.Uniqueness, a.asciiFold = true, "server", true
 			}),
 			with(complexAttr("name", "The components of the user's name.", false,
 				str("formatted", "The full name.", false),
@@ -97,7 +103,7 @@ func userSchema() *schema {
 			str("displayName", "The name of the user, suitable for display.", false),
 			boolean("active", "Whether the user may sign in. false deactivates the user and revokes their sessions, tokens and API keys."),
 			with(complexAttr("emails", "Email addresses of the user.", true,
-				str("value", "Email address.", false),
+				with(str("value", "Email address.", false), func(a *attr) { a.asciiFold = true }),
 				with(str("type", "A label: work, home, other.", false), func(a *attr) { a.Canonical = []string{"work", "home", "other"} }),
 				boolean("primary", "The primary address; at most one."),
 			), func(a *attr) { a.ignoredSubs = []string{"display"} }),
