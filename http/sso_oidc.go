@@ -126,8 +126,9 @@ func (s *Server) discoverEntry(p domain.SSOProvider, version uint64) (*oidcEntry
 
 // exchangeError maps a failed code exchange to the answer: the token
 // endpoint refusing the code or the client (an OAuth error, 4xx) fails the
-// login (401); an IdP that cannot be reached, times out, answers 5xx or
-// something that is not a token answer is down (502). What it logs names
+// login (401); an IdP that cannot be reached, times out, answers 5xx, 429,
+// a 4xx without an OAuth error, or something that is not a token answer is
+// down (502). What it logs names
 // the status and the OAuth error code only: no body, which an IdP may fill
 // with what it was sent.
 func exchangeError(err error) (*Error, error) {
@@ -138,7 +139,13 @@ func exchangeError(err error) (*Error, error) {
 			status = re.Response.StatusCode
 		}
 		logged := fmt.Errorf("token endpoint answered %d %.64q", status, re.ErrorCode)
-		if status >= 500 {
+		// A refusal is an OAuth error (RFC 6749 §5.2: invalid_grant,
+		// invalid_client, …) in a 4xx. A 4xx without one — a proxy's 404
+		// page, a 429 — and the errors that say the server is in trouble
+		// are the IdP failing, not the login (re-check 14r2).
+		switch {
+		case status >= 500, status == http.StatusTooManyRequests, re.ErrorCode == "",
+			re.ErrorCode == "temporarily_unavailable", re.ErrorCode == "server_error":
 			return errIdPDown, logged
 		}
 		return errSSOFailed, logged

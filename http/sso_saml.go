@@ -344,7 +344,11 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 	// attr returns the values of the first of names (in their order, not
 	// the assertion's) that the assertion carries with a value: taken in
 	// assertion order, an eduPersonAffiliation (member, staff) before the
-	// memberOf naming the mapped groups hid them (outside check 12).
+	// memberOf naming the mapped groups hid them (outside check 12). Each
+	// value is trimmed, as the NameID is: an IdP that pretty-prints its XML
+	// surrounds them with white space, and an untrimmed address was dropped
+	// as invalid (no e-mail, no link by e-mail) and an untrimmed group
+	// mapped no role (re-check 14r2).
 	attr := func(names []string) []string {
 		for _, n := range names {
 			var out []string
@@ -356,8 +360,8 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 						continue
 					}
 					for _, v := range at.Values {
-						if v.Value != "" {
-							out = append(out, v.Value)
+						if v := strings.TrimSpace(v.Value); v != "" {
+							out = append(out, v)
 						}
 					}
 				}

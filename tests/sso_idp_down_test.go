@@ -45,6 +45,12 @@ func TestSSOOIDCIdPDownAtCallback(t *testing.T) {
 	down("token endpoint answering 503")
 	idp.Fail("/oauth/token", 0)
 	down("token endpoint dropping the connection")
+	// A 4xx that is no OAuth error — a proxy's 404 page, a 429 — is the
+	// IdP failing, not a refused login (re-check 14r2).
+	idp.Fail("/oauth/token", http.StatusNotFound)
+	down("token endpoint answering a 404 page")
+	idp.Fail("/oauth/token", http.StatusTooManyRequests)
+	down("token endpoint answering 429")
 	idp.Fail("/oauth/token", -1)
 
 	// A code the IdP refuses (invalid_grant) is a failed login.

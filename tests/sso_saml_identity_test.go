@@ -130,4 +130,14 @@ func TestSSOSAMLEmailNameIDTrimmed(t *testing.T) {
 	if user["email"] != "bob@corp.example" {
 		t.Fatalf("user of an e-mail NameID with whitespace: %v", user)
 	}
+
+	// The attributes of such an IdP are trimmed too: the address is
+	// recorded, the group maps its role (re-check 14r2: no e-mail, no role).
+	putSAMLUser(t, idp, "carl", map[string]any{
+		"password": "carl-idp-password", "email": "\n      carl@corp.example\n    ", "groups": []string{"\n  infra-admins\n  "},
+	})
+	user, roles := samlLogin(t, in, "carl", "carl-idp-password")
+	if user["email"] != "carl@corp.example" || roles["prod"] != "editor" {
+		t.Fatalf("user of attributes with whitespace: %v, roles %v", user, roles)
+	}
 }
