@@ -102,8 +102,14 @@ func WithSleep(sleep func(ctx context.Context, d time.Duration) error) Option {
 // a CI log otherwise), or nothing of it when it does not parse.
 func shownURL(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
-	if err != nil || u.Opaque != "" {
+	switch {
+	case err != nil:
 		return "(not a URL of the form scheme://host)"
+	case u.Opaque != "" || u.Host == "":
+		if strings.ContainsAny(raw, "@?#") { // "user:password@host" has no scheme
+			return "(not a URL of the form scheme://host)"
+		}
+		return raw // a typo such as "localhost:8080": nothing secret can be in it
 	}
 	if u.User != nil {
 		u.User = url.User("xxxxx")
