@@ -502,17 +502,20 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     if (next) { next(); }
   });
   // addPasskey registers a passkey named name, with the session (cookie
-  // and CSRF token) or an enrolment token (h); done gets the answer.
+  // and CSRF token) or an enrolment token: h gives the headers, asked
+  // again for each request — a sign-in in another tab while the
+  // authenticator is asked sets a new CSRF cookie, and the one read at the
+  // click was refused (re-check 14r3).
   function addPasskey(h, name, done) {
     show('Waiting for the passkey…');
-    post('/api/v1/auth/mfa/passkeys/options', {}, h).then(function (res) {
+    post('/api/v1/auth/mfa/passkeys/options', {}, h()).then(function (res) {
       if (!res.ok) { throw res; }
       var pk = res.body.publicKey;
       pk = Object.assign({}, pk, {challenge: unb64u(pk.challenge), user: Object.assign({}, pk.user, {id: unb64u(pk.user.id)}),
         excludeCredentials: creds(pk.excludeCredentials)});
       return navigator.credentials.create({publicKey: pk}).then(function (c) {
         return post('/api/v1/auth/mfa/passkeys', {registration_token: res.body.registration_token,
-          name: name, credential: credentialJSON(c)}, h);
+          name: name, credential: credentialJSON(c)}, h());
       });
     }).then(function (res) {
       if (!res.ok) { throw res; }
@@ -525,7 +528,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // A passkey added while signed in: the list, after the recovery codes
   // when it is the first factor (they come with it, shown once).
   document.getElementById('add-passkey').addEventListener('click', function () {
-    addPasskey({'X-CSRF-Token': csrf()}, document.getElementById('passkey-name').value, function (body) {
+    addPasskey(function () { return {'X-CSRF-Token': csrf()}; }, document.getElementById('passkey-name').value, function (body) {
       if (body.recovery_codes) { showRecovery(body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); }); return; }
       passkeys();
     });
@@ -547,7 +550,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   });
   // A passkey as the factor a policy requires.
   document.getElementById('enroll-passkey').addEventListener('click', function () {
-    addPasskey({'Authorization': 'Bearer ' + enrollToken}, 'Passkey', function (body) {
+    addPasskey(function () { return {'Authorization': 'Bearer ' + enrollToken}; }, 'Passkey', function (body) {
       forgetEnrolment(); // the TOTP secret offered first is not the factor
       if (body.recovery_codes) { showRecovery(body.recovery_codes, enrolled); return; }
       enrolled();

@@ -235,3 +235,43 @@ func TestLoginPageEndsOfASessionOrEnrolment(t *testing.T) {
 	run("a code of the page's enrolment", chromedp.SetValue(chromedp.ID("enroll-code"), "000000"), click("enroll-submit"),
 		until(state("mfa")+` && `+statusSays(`/^A second factor is set up already/`)))
 }
+
+// TestLoginPagePasskeyAddedAcrossASignInElsewhere: while the authenticator
+// is asked for a new passkey, the user signs in again in another tab
+// (which sets a new CSRF cookie): the passkey is still added. The page read
+// the CSRF token once, at the click, and the registration was refused
+// "Missing or invalid CSRF token" (re-check 14r3).
+func TestLoginPagePasskeyAddedAcrossASignInElsewhere(t *testing.T) {
+	addr := freeAddr(t)
+	public := "http://localhost:" + addr[strings.LastIndex(addr, ":")+1:]
+	in := Start(t, WithListen(addr), func(c *service.Config) { c.PublicURL = public })
+	in.CreateUser(in.AdminToken(), "ivy", "correct horse battery", map[string]string{"acme": "editor"})
+
+	ctx := newChrome(t)
+	virtualAuthenticator(t, ctx)
+	_, run := loginPageDriver(t, ctx)
+	until, state := loginPagePoll, loginPageState
+	click := func(id string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.ID(id)) }
+
+	navigateUntil(t, ctx, public+"/login", state("signed-out"))
+	run("signed in", chromedp.SetValue(chromedp.ID("username"), "ivy"),
+		chromedp.SetValue(chromedp.ID("password"), "correct horse battery"), click("submit"), until(state("signed-in")))
+	// The other tab's sign-in, made once the authenticator has answered and
+	// before the page sends the registration.
+	run("another tab signs in meanwhile", chromedp.Evaluate[chromedp.Void](`(function () {
+  var create = navigator.credentials.create.bind(navigator.credentials);
+  var csrf = function () { var m = /(?:^|; )infracast_csrf=([^;]*)/.exec(document.cookie); return m ? m[1] : ''; };
+  navigator.credentials.create = function (o) {
+    var before = csrf();
+    return create(o).then(function (c) {
+      return fetch('/api/v1/auth/token', {method: 'POST', credentials: 'same-origin',
+        headers: {'Content-Type': 'application/json', 'X-Infracast-Session': 'cookie'},
+        body: JSON.stringify({username: 'ivy', password: 'correct horse battery'})
+      }).then(function (r) { window.elsewhere = r.status === 200 && csrf() !== before; return c; });
+    });
+  };
+})()`))
+	run("add a passkey", chromedp.SetValue(chromedp.ID("passkey-name"), "Laptop"), click("add-passkey"),
+		until(`window.elsewhere === true && `+state("recovery")))
+	run("codes saved", click("recovery-done"), until(state("signed-in")+` && document.body.getAttribute('data-passkeys') === '1'`))
+}
