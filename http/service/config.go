@@ -152,7 +152,7 @@ func (c Config) Embedded() bool { return len(c.NATSURLs) == 0 }
 // address (localhost for one on every interface).
 func (c Config) ExternalBaseURL() string {
 	if c.PublicURL != "" {
-		return strings.TrimSuffix(c.PublicURL, "/")
+		return canonicalOrigin(c.PublicURL)
 	}
 	host, port, err := net.SplitHostPort(c.Listen)
 	if err != nil {

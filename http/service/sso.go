@@ -42,6 +42,24 @@ func isOrigin(s string) bool {
 		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
 }
 
+// canonicalOrigin is an origin as browsers send it (the Origin header) and
+// WebAuthn takes it: scheme and host in lower case, no default port, no
+// trailing slash. A public URL configured as http://LocalHost:8080 or
+// https://auth.example.com:443 was compared as given with the Origin of a
+// page opened at it, refusing every browser sign-in, and an upper-case host
+// was no valid relying party ID (passkeys answered 500) (re-check 14r3).
+func canonicalOrigin(raw string) string {
+	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
+	if err != nil {
+		return strings.TrimSuffix(raw, "/")
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+		u.Host = strings.TrimSuffix(u.Host, ":"+p)
+	}
+	return u.String()
+}
+
 // ssoConfig builds the HTTP layer's SSO settings: keys derived from the
 // master key, and the SAML service provider key pair (from the configured
 // files, or generated into the data folder on first start).
@@ -51,7 +69,7 @@ func (s *Service) ssoConfig() (authhttp.SSOConfig, error) {
 		ReturnToAllowlist: s.cfg.SSOReturnToAllowlist,
 	}
 	if s.cfg.PublicURL != "" {
-		u, err := url.Parse(strings.TrimSuffix(s.cfg.PublicURL, "/"))
+		u, err := url.Parse(canonicalOrigin(s.cfg.PublicURL))
 		if err != nil {
 			return out, err
 		}
