@@ -44,16 +44,7 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	idp.AddClient("client-corp", "secret-corp", public+"/api/v1/auth/sso/corp/callback")
 
 	ctx := newChrome(t) // its deadline (a minute) bounds the whole test
-	if _, err := chromedp.Call(ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	added, err := chromedp.Call(ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{Options: &webauthn.VirtualAuthenticatorOptions{
-		Protocol: webauthn.AuthenticatorProtocolCtap2, Transport: webauthn.AuthenticatorTransportInternal,
-		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	authenticator := virtualAuthenticator(t, ctx)
 	page, run := loginPageDriver(t, ctx)
 	until, state := loginPagePoll, loginPageState
 	signedInAsFrank := state("signed-in") + ` && document.body.getAttribute('data-user') === 'frank'`
@@ -100,7 +91,7 @@ func TestMFABrowserPasskeys(t *testing.T) {
 		t.Fatalf("the passkey list shows %q", got)
 	}
 	screenshot(t, ctx, "mfa-passkey-added")
-	got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: added.AuthenticatorID})
+	got, err := chromedp.Call(ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: authenticator})
 	if err != nil || len(got.Credentials) != 1 || !got.Credentials[0].IsResidentCredential {
 		t.Fatalf("the authenticator holds %+v (%v), want one resident (discoverable) credential", got, err)
 	}

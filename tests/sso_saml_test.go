@@ -267,18 +267,7 @@ func TestSSOSAMLLogin(t *testing.T) {
 		}
 		return doc
 	}
-	encode := func(f postedForm, doc *etree.Document) url.Values {
-		raw, err := doc.WriteToBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v := url.Values{}
-		for k := range f.values {
-			v.Set(k, f.values.Get(k))
-		}
-		v.Set("SAMLResponse", base64.StdEncoding.EncodeToString(raw))
-		return v
-	}
+	encode := func(f postedForm, doc *etree.Document) url.Values { return withSAMLResponse(t, f, doc) }
 	refused := func(t *testing.T, r Response, what string) {
 		t.Helper()
 		mustError(t, r, http.StatusUnauthorized, "UNAUTHORIZED", what)
@@ -406,10 +395,8 @@ func TestSSOSAMLEncryptedAssertion(t *testing.T) {
 	mustStatus(t, b.postForm(f.action, f.values), http.StatusOK, "ACS with an encrypted assertion")
 }
 
-// withoutResponseSignature is f with the Response's own signature removed,
-// as Entra ID and AD FS send by default: the assertion alone is signed
-// (inside the encryption, if it is encrypted).
-func withoutResponseSignature(t *testing.T, f postedForm) url.Values {
+// samlResponseDoc is the SAMLResponse posted in f, parsed.
+func samlResponseDoc(t *testing.T, f postedForm) *etree.Document {
 	t.Helper()
 	raw, err := base64.StdEncoding.DecodeString(f.values.Get("SAMLResponse"))
 	if err != nil {
@@ -419,12 +406,28 @@ func withoutResponseSignature(t *testing.T, f postedForm) url.Values {
 	if err := doc.ReadFromBytes(raw); err != nil {
 		t.Fatal(err)
 	}
+	return doc
+}
+
+// withoutResponseSignature is f with the Response's own signature removed,
+// as Entra ID and AD FS send by default: the assertion alone is signed
+// (inside the encryption, if it is encrypted).
+func withoutResponseSignature(t *testing.T, f postedForm) url.Values {
+	t.Helper()
+	doc := samlResponseDoc(t, f)
 	sig := doc.Root().SelectElement("Signature")
 	if sig == nil {
 		t.Fatal("the IdP did not sign the Response")
 	}
 	doc.Root().RemoveChild(sig)
-	if raw, err = doc.WriteToBytes(); err != nil {
+	return withSAMLResponse(t, f, doc)
+}
+
+// withSAMLResponse is the values of f with doc as the SAMLResponse.
+func withSAMLResponse(t *testing.T, f postedForm, doc *etree.Document) url.Values {
+	t.Helper()
+	raw, err := doc.WriteToBytes()
+	if err != nil {
 		t.Fatal(err)
 	}
 	v := url.Values{}
@@ -438,17 +441,9 @@ func withoutResponseSignature(t *testing.T, f postedForm) url.Values {
 // encryptionMethodOf is the block cipher of the EncryptedAssertion in f.
 func encryptionMethodOf(t *testing.T, f postedForm) string {
 	t.Helper()
-	raw, err := base64.StdEncoding.DecodeString(f.values.Get("SAMLResponse"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := etree.NewDocument()
-	if err := doc.ReadFromBytes(raw); err != nil {
-		t.Fatal(err)
-	}
-	m := doc.FindElement("//EncryptedAssertion/EncryptedData/EncryptionMethod")
+	m := samlResponseDoc(t, f).FindElement("//EncryptedAssertion/EncryptedData/EncryptionMethod")
 	if m == nil {
-		t.Fatalf("the IdP did not encrypt the assertion: %s", raw)
+		t.Fatalf("the IdP did not encrypt the assertion: %s", f.values.Get("SAMLResponse"))
 	}
 	return m.SelectAttrValue("Algorithm", "")
 }

@@ -115,6 +115,18 @@ func refusedSince(t *testing.T, s *stream, what string, want error, since func()
 	}
 }
 
+// firstStep is the first step of u's password login through svc: the
+// second factor is required.
+func firstStep(t *testing.T, svc *commands.Service, u domain.User) *commands.MFARequiredError {
+	t.Helper()
+	_, err := svc.Login(context.Background(), events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"})
+	var required *commands.MFARequiredError
+	if !errors.As(err, &required) {
+		t.Fatalf("login: %v, want a second factor required", err)
+	}
+	return required
+}
+
 // newMFAUser creates a user through svc.
 func newMFAUser(t *testing.T, svc *commands.Service, name string) domain.User {
 	t.Helper()
@@ -289,13 +301,10 @@ func TestRecoveryCodeOfAnotherReplicasSetAtLogin(t *testing.T) {
 
 	// The first step through A (which catches A up), the codes regenerated
 	// through B, the second step through A.
-	_, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"})
-	var required *commands.MFARequiredError
-	if !errors.As(err, &required) {
-		t.Fatalf("login: %v, want a second factor required", err)
-	}
+	required := firstStep(t, onA, u)
 	var codes []string
 	behind(t, s, a, b, func() error {
+		var err error
 		codes, err = onB.RegenerateRecoveryCodes(ctx, self, u.ID)
 		return err
 	})
@@ -319,19 +328,8 @@ func TestDeletePasskeyThroughALaggingReplica(t *testing.T) {
 	u := newMFAUser(t, onA, "laptop")
 	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
 
-	// The registration as B stores it (its WebAuthn ceremony is the browser
-	// tests'), on the mfa subject as B has it.
 	pk := domain.Passkey{ID: "Y3JlZGVudGlhbC0x", Name: "Laptop", PublicKey: []byte{1, 2, 3}, CreatedAt: time.Now().UTC()}
-	behind(t, s, a, b, func() error {
-		m, seq := b.model.MFA(u.ID)
-		data, err := events.Encode(commands.NewID("evt"), domain.AggregateMFA, u.ID, m.Version+1, time.Now(), self,
-			domain.MFAPasskeyRegistered{UserID: u.ID, Passkey: pk})
-		if err != nil {
-			return err
-		}
-		_, err = s.Append(ctx, events.Message{Subject: events.Subject(domain.AggregateMFA, u.ID), ExpectSeq: seq, ID: commands.NewID("cmd") + "-0", Data: data})
-		return err
-	})
+	passkeyThroughB(t, s, a, b, u, pk)
 	if err := onA.DeletePasskey(ctx, self, u.ID, pk.ID); err != nil {
 		t.Fatalf("the deletion through a lagging replica: %v", err)
 	}
@@ -372,11 +370,7 @@ func TestPasskeyCeremoniesThroughALaggingReplica(t *testing.T) {
 	u := newMFAUser(t, onA, "laggingkey")
 	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
 	confirmedTOTP(t, onA, self, u)
-	_, err := onA.Login(ctx, events.Meta{}, commands.LoginInput{Username: u.Username, Password: u.Username + "-passphrase-long"})
-	var required *commands.MFARequiredError
-	if !errors.As(err, &required) {
-		t.Fatalf("login: %v, want a second factor required", err)
-	}
+	required := firstStep(t, onA, u)
 
 	first := domain.Passkey{ID: "Y3JlZGVudGlhbC0x", Name: "Laptop", PublicKey: []byte{1, 2, 3}, CreatedAt: time.Now().UTC()}
 	passkeyThroughB(t, s, a, b, u, first)

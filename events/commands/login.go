@@ -47,17 +47,10 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	// leader being elected) does not fail the login, whose append retries
 	// across that and decides under optimistic concurrency anyway; it is
 	// counted.
-	if !s.Alone() {
-		cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
-		err := s.CatchUpHead(cctx)
-		cancel()
-		if err != nil {
-			s.catchUpFailures.Add(1)
-		} else {
-			u, _, found = s.state.UserByName(in.Username)
-			if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
-				return LoginResult{}, err
-			}
+	if s.loginCatchUp(ctx) {
+		u, _, found = s.state.UserByName(in.Username)
+		if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
+			return LoginResult{}, err
 		}
 	}
 	ok, err := s.passwordMatches(u, found, in.Password)
@@ -115,6 +108,24 @@ func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID,
 		},
 	})
 	return err
+}
+
+// loginCatchUp catches up with the event store's head before a login reads
+// its user, unless no other replica serves, and reports whether it did:
+// best effort, bounded by loginCatchUpWait, a failure counted
+// (CatchUpFailures), for the login's append decides under optimistic
+// concurrency anyway.
+func (s *Service) loginCatchUp(ctx context.Context) bool {
+	if s.Alone() {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
+	defer cancel()
+	if err := s.CatchUpHead(cctx); err != nil {
+		s.catchUpFailures.Add(1)
+		return false
+	}
+	return true
 }
 
 // loginCatchUpWait bounds a login's catch-up with its user's events.

@@ -171,14 +171,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	// force, the user's roles — is read here as a password login reads it:
 	// after catching up with the event store's head (best effort, counted,
 	// as there; the user's factors are caught up with in mfaGate).
-	if !s.Alone() {
-		cctx, cancel := context.WithTimeout(ctx, loginCatchUpWait)
-		err := s.CatchUpHead(cctx)
-		cancel()
-		if err != nil {
-			s.catchUpFailures.Add(1)
-		}
-	}
+	s.loginCatchUp(ctx)
 	userID, err := s.ssoUser(ctx, meta, p, in)
 	if err != nil {
 		return LoginResult{}, err
