@@ -49,15 +49,12 @@ const samlDeliveryDelay = 90 * time.Second
 // would race with every other reader. It is only ever raised, so no other
 // user of crewjam/saml in the binary (the service has none; its tests'
 // identity provider) refuses anything it accepted before.
-var _ = raiseSAMLIssueDelay()
+func init() { raiseSAMLIssueDelay() }
 
-func raiseSAMLIssueDelay() bool {
-	want := samlDeliveryDelay + saml.MaxClockSkew
-	if saml.MaxIssueDelay >= want {
-		return false
+func raiseSAMLIssueDelay() {
+	if want := samlDeliveryDelay + saml.MaxClockSkew; saml.MaxIssueDelay < want {
+		saml.MaxIssueDelay = want
 	}
-	saml.MaxIssueDelay = want
-	return true
 }
 
 // parseCertsLenient parses the PEM certificates of s (one, or up to
