@@ -64,19 +64,23 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 	// the stream's leader, this replica catches up with it (and with the
 	// rest of the write that made it: the key), and the reservation is
 	// appended expecting it unchanged, in the same atomic batch as the key.
-	nameKey := APIKeyNameKey(in.Owner, in.Name)
+	// The name as stored (the decision trims it): "deploy " sent again as
+	// "deploy" — or the reverse — is the same name (a re-check, 14r5: a
+	// name with a trailing space made a second live key).
+	name := strings.TrimSpace(in.Name)
+	nameKey := APIKeyNameKey(in.Owner, name)
 	subject := events.Subject(domain.AggregateAPIKeyName, nameKey)
 	err = s.writeBatch(ctx, meta, func() ([]pending, error) {
 		last, err := s.caughtUpWithWrite(ctx, subject)
 		if err != nil {
 			return nil, err
 		}
-		if s.liveKeyNamed(in.Owner, in.Name, cmd.Now) {
+		if s.liveKeyNamed(in.Owner, name, cmd.Now) {
 			return nil, ErrAPIKeyNameTaken
 		}
 		reservation := pending{
 			aggregate: domain.AggregateAPIKeyName, id: nameKey, expect: last,
-			event: domain.APIKeyNameReserved{OwnerID: in.Owner, Name: in.Name, KeyID: cmd.KeyID},
+			event: domain.APIKeyNameReserved{OwnerID: in.Owner, Name: name, KeyID: cmd.KeyID},
 		}
 		return append([]pending{reservation}, onAggregate(ref{domain.AggregateAPIKey, cmd.KeyID}, 0, 0, evs)...), nil
 	})

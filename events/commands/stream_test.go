@@ -401,3 +401,35 @@ func TestNamedCreateWhileAnotherReplicaAppliesTheFirst(t *testing.T) {
 		t.Errorf("the same connection name through B, applying A's create: %v, want %v", err, commands.ErrSCIMConnectionNameTaken)
 	}
 }
+
+// TestAPIKeyNameTrimmedForItsUniqueness: a key's name is stored trimmed, and
+// is unique trimmed: "deploy " sent after "deploy" (a client's retry, or
+// the CLI passing the name as typed) is the same name. Before, the
+// reservation and the check took the name as sent, and a second live key
+// named "deploy" was made (a re-check, 14r5).
+func TestAPIKeyNameTrimmedForItsUniqueness(t *testing.T) {
+	_, _, svc := newReplica(t, nil)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
+	key := func(name string) commands.CreateAPIKeyInput {
+		return commands.CreateAPIKeyInput{
+			Name: name, Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
+			Env: domain.KeyEnvLive, CallerPermissions: every,
+		}
+	}
+	if _, _, err := svc.CreateAPIKey(ctx, admin, key("deploy")); err != nil {
+		t.Fatal(err)
+	}
+	for _, again := range []string{"deploy ", " deploy", "\tDEPLOY\n"} {
+		if _, _, err := svc.CreateAPIKey(ctx, admin, key(again)); !errors.Is(err, commands.ErrAPIKeyNameTaken) {
+			t.Errorf("%q after \"deploy\": %v, want %v", again, err, commands.ErrAPIKeyNameTaken)
+		}
+	}
+	if _, _, err := svc.CreateAPIKey(ctx, admin, key(" ci ")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.CreateAPIKey(ctx, admin, key("ci")); !errors.Is(err, commands.ErrAPIKeyNameTaken) {
+		t.Errorf("\"ci\" after \" ci \": %v, want %v", err, commands.ErrAPIKeyNameTaken)
+	}
+}
