@@ -263,6 +263,45 @@ func TestRegenerateRecoveryCodesAtOnce(t *testing.T) {
 	}
 }
 
+// TestRegenerateRecoveryCodesReplacedBeforeTheAnswer: two regenerations
+// sent together, B's decided once A's was stored (its catch-up read A's
+// set) and stored before A answers: A's set is void, so A answers 409, not
+// a set; B's set is in force. Before, both answered a set (a re-check, 14r5,
+// saw it in 13 of 14 runs through two replicas).
+func TestRegenerateRecoveryCodesReplacedBeforeTheAnswer(t *testing.T) {
+	s, _, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	u := newMFAUser(t, onA, "together")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	confirmedTOTP(t, onA, self, u)
+
+	var fromB []string
+	s.after = func(msgs []events.Message) {
+		s.after = nil
+		head, err := s.Head(ctx)
+		if err == nil {
+			err = b.WaitFor(ctx, head)
+		}
+		if err == nil {
+			fromB, err = onB.RegenerateRecoveryCodes(ctx, self, u.ID)
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if codes, err := onA.RegenerateRecoveryCodes(ctx, self, u.ID); !errors.Is(err, domain.ErrRecoveryCodesReplaced) {
+		t.Fatalf("A's regeneration, replaced before its answer: %d codes, %v; want %v", len(codes), err, domain.ErrRecoveryCodesReplaced)
+	}
+	if len(fromB) == 0 {
+		t.Fatal("B made no set")
+	}
+	res, err := onA.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: firstStep(t, onA, u).Token, Code: fromB[0]})
+	if err != nil || res.User.ID != u.ID {
+		t.Fatalf("a code of B's set: %v", err)
+	}
+}
+
 // TestRecoveryCodesThroughALaggingReplica: one client regenerating its
 // recovery codes through A and B alternately, one request at a time, A not
 // having applied B's regeneration yet: each makes a set (before, 10 of 400

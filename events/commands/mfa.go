@@ -589,6 +589,21 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 	if len(after.RecoveryHashes) == 0 || after.RecoveryHashes[0] != hashes[0] {
 		return nil, nil // the user had codes: none made
 	}
+	if !ifNone {
+		// Another regeneration decided after this one was stored — a
+		// second tab whose catch-up read this set — may have replaced it
+		// before this answer goes out: then this set is void and is not
+		// shown, the other request's is (a re-check, 14r5: two requests
+		// sent together both answered a set, one of them void, in 13 of 14
+		// runs through two replicas). One round trip, on a rare request.
+		now, err := s.mfaCurrent(ctx, st, userID)
+		if err != nil {
+			return nil, err
+		}
+		if now.RecoverySet() != hashes[0] {
+			return nil, domain.ErrRecoveryCodesReplaced
+		}
+	}
 	return codes, nil
 }
 
