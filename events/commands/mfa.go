@@ -596,11 +596,10 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 		// shown, the other request's is (a re-check, 14r5: two requests
 		// sent together both answered a set, one of them void, in 13 of 14
 		// runs through two replicas). One round trip, on a rare request.
-		now, err := s.mfaCurrent(ctx, st, userID)
-		if err != nil {
-			return nil, err
-		}
-		if now.RecoverySet() != hashes[0] {
+		if s.replacedMeanwhile(ctx, domain.AggregateMFA, userID, func() bool {
+			now, _ := st.MFA(userID)
+			return now.RecoverySet() != hashes[0]
+		}) {
 			return nil, domain.ErrRecoveryCodesReplaced
 		}
 	}

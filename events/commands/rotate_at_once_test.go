@@ -2,6 +2,7 @@ package commands_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/infracast/auth/domain"
@@ -74,5 +75,76 @@ func TestRotateAtOnce(t *testing.T) {
 	})
 	if _, _, err := onA.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone); err != nil {
 		t.Fatalf("a SCIM rotation once caught up: %v", err)
+	}
+}
+
+// afterNextAppend makes change (through replica b, once it has applied the
+// stream) land right after the next append is stored: before the request
+// that made it answers.
+func afterNextAppend(t *testing.T, s *stream, b *replicaModel, change func() error) {
+	t.Helper()
+	s.after = func([]events.Message) {
+		s.after = nil
+		ctx := context.Background()
+		head, err := s.Head(ctx)
+		if err == nil {
+			err = b.WaitFor(ctx, head)
+		}
+		if err == nil {
+			err = change()
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestRotationReplacedBeforeTheAnswer: a rotation whose secret (token)
+// another rotation, decided once it was stored, replaced before it
+// answered: it answers 409, not the void secret. Before, of six rotations
+// sent together, three answered a secret, two of them void (a re-check,
+// 14r4).
+func TestRotationReplacedBeforeTheAnswer(t *testing.T) {
+	s, _, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
+	k, _, err := onA.CreateAPIKey(ctx, admin, commands.CreateAPIKeyInput{
+		Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
+		Env: domain.KeyEnvLive, CallerPermissions: every,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(on *commands.Service) (string, error) {
+		_, secret, err := on.RotateAPIKey(ctx, admin, commands.RotateInput{KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every})
+		return secret, err
+	}
+	var inForce string
+	afterNextAppend(t, s, b, func() (err error) { inForce, err = rotate(onB); return err })
+	if secret, err := rotate(onA); !errors.Is(err, domain.ErrAPIKeyRotated) {
+		t.Errorf("a rotation replaced before its answer: secret %v, %v; want %v", secret != "", err, domain.ErrAPIKeyRotated)
+	}
+	if now, _, _ := b.model.APIKey(k.ID); now.SecretHash != commands.HashToken(inForce) {
+		t.Error("the other rotation's secret is not in force")
+	}
+
+	if _, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := onA.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"t1"}, Platform: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anyone := func(domain.SCIMConnection) error { return nil }
+	afterNextAppend(t, s, b, func() error {
+		_, _, err := onB.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
+		return err
+	})
+	if _, token, err := onA.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone); !errors.Is(err, domain.ErrSCIMTokenRotated) {
+		t.Errorf("a SCIM rotation replaced before its answer: token %v, %v; want %v", token != "", err, domain.ErrSCIMTokenRotated)
 	}
 }

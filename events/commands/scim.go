@@ -276,6 +276,14 @@ func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id, own
 	if err != nil {
 		return c, "", err
 	}
+	// As RotateAPIKey: a token replaced before this answer goes out is not
+	// shown.
+	if s.replacedMeanwhile(ctx, domain.AggregateSCIM, id, func() bool {
+		now, _, _ := s.scim().SCIMConnection(id)
+		return now.TokenHash != c.TokenHash
+	}) {
+		return c, "", domain.ErrSCIMTokenRotated
+	}
 	return c, token, nil
 }
 
