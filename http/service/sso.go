@@ -159,14 +159,16 @@ func generateSAMLKeyPair(keyFile, certFile string, now time.Time) error {
 	return f.Sync()
 }
 
+// loadSAMLKeyPair reads the SAML service provider's key pair; an error
+// names the setting at fault (a *FieldError), never a file's content.
 func loadSAMLKeyPair(keyFile, certFile string) (*rsa.PrivateKey, *x509.Certificate, error) {
 	kb, err := os.ReadFile(keyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP key: %w", withoutPath(err))
+		return nil, nil, fieldError("SAMLKeyFile", err)
 	}
 	block, _ := pem.Decode(kb)
 	if block == nil {
-		return nil, nil, errors.New("SAML SP key: not PEM")
+		return nil, nil, fieldError("SAMLKeyFile", errors.New("not a PEM private key"))
 	}
 	var key *rsa.PrivateKey
 	switch block.Type {
@@ -185,22 +187,22 @@ func loadSAMLKeyPair(keyFile, certFile string) (*rsa.PrivateKey, *x509.Certifica
 		err = fmt.Errorf("PEM block %q", block.Type)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP key: %w", err)
+		return nil, nil, fieldError("SAMLKeyFile", err)
 	}
 	cb, err := os.ReadFile(certFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP certificate: %w", withoutPath(err))
+		return nil, nil, fieldError("SAMLCertFile", err)
 	}
 	cblock, _ := pem.Decode(cb)
 	if cblock == nil || cblock.Type != "CERTIFICATE" {
-		return nil, nil, fmt.Errorf("SAML SP certificate %s: not a PEM certificate", certFile)
+		return nil, nil, fieldError("SAMLCertFile", errors.New("not a PEM certificate"))
 	}
 	cert, err := x509.ParseCertificate(cblock.Bytes)
 	if err != nil {
-		return nil, nil, fmt.Errorf("SAML SP certificate %s: %w", certFile, err)
+		return nil, nil, fieldError("SAMLCertFile", err)
 	}
 	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
-		return nil, nil, fmt.Errorf("SAML SP certificate %s does not match the key", certFile)
+		return nil, nil, fieldError("SAMLCertFile", errors.New("does not match the key"))
 	}
 	return key, cert, nil
 }

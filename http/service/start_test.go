@@ -93,7 +93,7 @@ func TestStartFailureLeavesNothingRunning(t *testing.T) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("the configuration must pass Validate, to fail later: %v", err)
 		}
-		if _, err := Start(ctx, c, nil); err == nil || !strings.Contains(err.Error(), "SAML SP key") {
+		if _, err := Start(ctx, c, nil); err == nil || !strings.Contains(err.Error(), "SAMLKeyFile") {
 			t.Fatalf("Start: %v, want the SAML key refused", err)
 		}
 		if _, err := os.Stat(filepath.Join(c.DataDir, "jetstream")); err != nil {
