@@ -277,19 +277,10 @@ func TestRegenerateRecoveryCodesReplacedBeforeTheAnswer(t *testing.T) {
 	confirmedTOTP(t, onA, self, u)
 
 	var fromB []string
-	s.after = func(msgs []events.Message) {
-		s.after = nil
-		head, err := s.Head(ctx)
-		if err == nil {
-			err = b.WaitFor(ctx, head)
-		}
-		if err == nil {
-			fromB, err = onB.RegenerateRecoveryCodes(ctx, self, u.ID)
-		}
-		if err != nil {
-			t.Error(err)
-		}
-	}
+	afterNextAppend(t, s, b, func() (err error) {
+		fromB, err = onB.RegenerateRecoveryCodes(ctx, self, u.ID)
+		return err
+	})
 	if codes, err := onA.RegenerateRecoveryCodes(ctx, self, u.ID); !errors.Is(err, domain.ErrRecoveryCodesReplaced) {
 		t.Fatalf("A's regeneration, replaced before its answer: %d codes, %v; want %v", len(codes), err, domain.ErrRecoveryCodesReplaced)
 	}

@@ -21,13 +21,7 @@ func TestRotateAtOnce(t *testing.T) {
 	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
 	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
 
-	k, _, err := onA.CreateAPIKey(ctx, admin, commands.CreateAPIKeyInput{
-		Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
-		Env: domain.KeyEnvLive, CallerPermissions: every,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := deployKey(t, onA)
 	rotate := func(on *commands.Service, k domain.APIKey) error {
 		_, _, err := on.RotateAPIKey(ctx, admin, commands.RotateInput{
 			KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every, Replaces: k.SecretHash,
@@ -55,15 +49,7 @@ func TestRotateAtOnce(t *testing.T) {
 	}
 
 	// A SCIM connection's token.
-	if _, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
-		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	conn, _, err := onA.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"t1"}, Platform: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := oktaConnection(t, onA)
 	anyone := func(domain.SCIMConnection) error { return nil }
 	behind(t, s, a, b, func() error {
 		_, _, err := onB.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
@@ -76,6 +62,38 @@ func TestRotateAtOnce(t *testing.T) {
 	if _, _, err := onA.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone); err != nil {
 		t.Fatalf("a SCIM rotation once caught up: %v", err)
 	}
+}
+
+// deployKey creates the platform admin's key "deploy" through svc.
+func deployKey(t *testing.T, svc *commands.Service) domain.APIKey {
+	t.Helper()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	k, _, err := svc.CreateAPIKey(context.Background(), admin, commands.CreateAPIKeyInput{
+		Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
+		Env: domain.KeyEnvLive, CallerPermissions: func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// oktaConnection configures the provider "okta" and a platform SCIM
+// connection of it through svc.
+func oktaConnection(t *testing.T, svc *commands.Service) domain.SCIMConnection {
+	t.Helper()
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	if _, _, err := svc.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err := svc.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"t1"}, Platform: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }
 
 // afterNextAppend makes change (through replica b, once it has applied the
@@ -110,13 +128,7 @@ func TestRotationReplacedBeforeTheAnswer(t *testing.T) {
 	ctx := context.Background()
 	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
 	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
-	k, _, err := onA.CreateAPIKey(ctx, admin, commands.CreateAPIKeyInput{
-		Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"}, Permissions: []string{string(domain.NodesRead)},
-		Env: domain.KeyEnvLive, CallerPermissions: every,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := deployKey(t, onA)
 	rotate := func(on *commands.Service) (string, error) {
 		_, secret, err := on.RotateAPIKey(ctx, admin, commands.RotateInput{KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every})
 		return secret, err
@@ -130,15 +142,7 @@ func TestRotationReplacedBeforeTheAnswer(t *testing.T) {
 		t.Error("the other rotation's secret is not in force")
 	}
 
-	if _, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
-		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	conn, _, err := onA.CreateSCIMConnection(ctx, admin, commands.SCIMConnectionInput{Provider: "okta", Tenants: []string{"t1"}, Platform: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := oktaConnection(t, onA)
 	anyone := func(domain.SCIMConnection) error { return nil }
 	afterNextAppend(t, s, b, func() error {
 		_, _, err := onB.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
