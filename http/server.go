@@ -574,8 +574,9 @@ func bearer(c *fiber.Ctx) (string, bool) {
 
 // repeatedAuthorization reports whether the request carries more than one
 // Authorization header. It is refused as a bad credential (401), before any
-// is looked at, never the first taken: nginx in forward-auth mode passes both
-// upstream, where a service may read the other one (outside check 14d). A
+// is looked at, never the first taken: a proxy in forward-auth mode may pass
+// both upstream, where a service may read the other one (outside check 14d;
+// nginx itself refuses such a request with its own 400). A
 // 401, not a 400: forward-auth proxies pass a 401 on as the answer, and take
 // any other status but 2xx and 403 for a failure of the service.
 func repeatedAuthorization(c *fiber.Ctx) bool {
