@@ -47,7 +47,8 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	// leader being elected) does not fail the login, whose append retries
 	// across that and decides under optimistic concurrency anyway; it is
 	// counted.
-	if s.loginCatchUp(ctx) {
+	caughtUp := s.loginCatchUp(ctx)
+	if caughtUp {
 		u, _, found = s.state.UserByName(in.Username)
 		if err := s.throttled(u, found, in.Username, meta.Request.IP, now); err != nil {
 			return LoginResult{}, err
@@ -77,7 +78,7 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	// only if the user's subject has not moved since — in a burst of
 	// guesses, failures that land first lock it, and it gets 429 like every
 	// other guess, not 403 MFA_REQUIRED.
-	if err := s.mfaGate(ctx, u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
+	if err := s.mfaGate(ctx, caughtUp, u, in.Tenant, "password", u.PasswordHashSealed, false); err != nil {
 		var required *MFARequiredError
 		var enrol *MFAEnrollmentRequiredError
 		if errors.As(err, &required) || errors.As(err, &enrol) {

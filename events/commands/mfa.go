@@ -287,13 +287,14 @@ func hashFingerprint(sealed string) string {
 // idpMFA: a trusted identity provider asserted a second factor of its own.
 //
 // The factors are the user's once this replica has caught up with the
-// user's mfa subject (unless no other replica serves): a first factor set
-// up through another replica a moment ago is asked for here too. The
-// session's start is decided on the user's subject, not on this one, so
-// nothing later would catch a factor read from a lagging read model — an
-// SSO login, which does not catch up with the head as a password login
-// does, skipped it (a password login whose catch-up failed too).
-func (s *Service) mfaGate(ctx context.Context, u domain.User, tenant, method, verifiedHash string, idpMFA bool) error {
+// user's mfa subject: a first factor set up through another replica a
+// moment ago is asked for here too. The session's start is decided on the
+// user's subject, not on this one, so nothing later would catch a factor
+// read from a lagging read model (an SSO login, which did not catch up with
+// the head, skipped it). caughtUp: the login caught up with the head
+// already (loginCatchUp), which covers the subject; so does no other
+// replica serving.
+func (s *Service) mfaGate(ctx context.Context, caughtUp bool, u domain.User, tenant, method, verifiedHash string, idpMFA bool) error {
 	if idpMFA {
 		return nil
 	}
@@ -301,7 +302,7 @@ func (s *Service) mfaGate(ctx context.Context, u domain.User, tenant, method, ve
 	if err != nil {
 		return nil // a State without MFA (unit tests' fakes): nothing enrolled anywhere
 	}
-	if !s.Alone() {
+	if !caughtUp && !s.Alone() {
 		if err := s.CatchUp(ctx, domain.AggregateMFA, u.ID); err != nil {
 			return err
 		}

@@ -171,7 +171,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	// force, the user's roles — is read here as a password login reads it:
 	// after catching up with the event store's head (best effort, counted,
 	// as there; the user's factors are caught up with in mfaGate).
-	s.loginCatchUp(ctx)
+	caughtUp := s.loginCatchUp(ctx)
 	userID, err := s.ssoUser(ctx, meta, p, in)
 	if err != nil {
 		return LoginResult{}, err
@@ -191,7 +191,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 			return LoginResult{}, err
 		}
 	}
-	if err := s.mfaGate(ctx, u, "", "sso:"+p.Name, "", in.MFA); err != nil { // mfa.go
+	if err := s.mfaGate(ctx, caughtUp, u, "", "sso:"+p.Name, "", in.MFA); err != nil { // mfa.go
 		return LoginResult{}, err
 	}
 	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name, "")
