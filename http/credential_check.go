@@ -453,7 +453,7 @@ func (s *Server) verifyKnown(raw string) (*Claims, knownKey, error) {
 	}
 	var used knownKey
 	var c Claims
-	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg(), jwt.SigningMethodEdDSA.Alg()}), jwt.WithoutClaimsValidation())
+	parser := jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg(), jwt.SigningMethodEdDSA.Alg()}), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 	_, err := parser.ParseWithClaims(raw, &c, func(tok *jwt.Token) (any, error) {
 		if typ, _ := tok.Header["typ"].(string); !isAccessTokenType(typ) {
 			return nil, ErrInvalidToken

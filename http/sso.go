@@ -208,7 +208,7 @@ func (s *Server) openFlow(name, v string) (ssoFlow, bool) {
 	if err != nil || v == "" || len(v) > 4096 {
 		return f, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(v)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(v) // one spelling per cookie
 	if err != nil || len(raw) < aead.NonceSize() {
 		return f, false
 	}

@@ -182,8 +182,12 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(cfg.Leeway),
 		jwt.WithTimeFunc(cfg.Now),
+		// A signature's last base64url character carries bits that decode
+		// to nothing; without strict decoding a token had several spellings
+		// that all verified, each slipping past whatever keys on the string.
+		jwt.WithStrictDecoding(),
 	)
-	t.loose = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithoutClaimsValidation())
+	t.loose = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 	t.keyFunc = func(tok *jwt.Token) (any, error) {
 		if typ, _ := tok.Header["typ"].(string); !isAccessTokenType(typ) {
 			return nil, ErrInvalidToken

@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	authhttp "github.com/infracast/auth/http"
+	ic "github.com/infracast/auth/http/client"
 	"github.com/infracast/auth/http/service"
 )
 
@@ -169,4 +172,72 @@ func TestForgedTokens(t *testing.T) {
 	if n := fetched.Load(); n != 0 {
 		t.Fatalf("the verifier fetched a URL from a token %d times", n)
 	}
+}
+
+// respell returns tok with its last character's lowest bit flipped. In a
+// base64url signature of 32 bytes (HS256, HMAC) or 64 bytes (EdDSA) that bit
+// decodes to nothing: a lenient decoder reads the same signature from both
+// strings.
+func respell(tok string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, tok[len(tok)-1])
+	return tok[:len(tok)-1] + string(alphabet[i^1])
+}
+
+// TestTokenSpellings: a token has one spelling. Flipping the bits of a
+// signature's last character that decode to nothing made a different string
+// that verified on every surface and in the credential check (outside check
+// 15c) — a second spelling slips past anything keyed on the string (a
+// resource service's deny-list or replay cache). Refused now for HS256 and
+// EdDSA access tokens, MFA tokens and the offline verifier.
+func TestTokenSpellings(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	hs := in.Login(AdminUser, AdminPassword).String("token")
+	if r := in.Do("POST", "/api/v1/admin/signing-keys", admin, map[string]string{"algorithm": "EdDSA"}); r.Status != 201 {
+		t.Fatalf("add key: %d %s", r.Status, r.Raw)
+	}
+	ed := in.Login(AdminUser, AdminPassword).String("token")
+	if h := jwtHeader(t, ed); h["alg"] != "EdDSA" {
+		t.Fatalf("not an EdDSA token: %v", h)
+	}
+	verify := func(tok string) Response { return verifyAs(t, in, tok, "GET", "/api/v1/tenants/acme/nodes") }
+	for alg, tok := range map[string]string{"HS256": hs, "EdDSA": ed} {
+		other := respell(tok)
+		if other == tok {
+			t.Fatal("respell changed nothing")
+		}
+		expectStatus(t, alg+" token", in.Do("GET", "/api/v1/auth/me", tok, nil), 200)
+		expectError(t, alg+" token respelled", in.Do("GET", "/api/v1/auth/me", other, nil), 401, "UNAUTHORIZED")
+		expectStatus(t, alg+" token at verify", verify(tok), 200)
+		expectStatus(t, alg+" token respelled at verify", verify(other), 401)
+		if r := credCheck(t, in, admin, map[string]string{"token": other}); r.JSON["usable"] != false || r.String("reason") != "not_issued_by_us" {
+			t.Fatalf("%s token respelled, credential check: %s", alg, r.Raw)
+		}
+		if r := credCheck(t, in, admin, map[string]string{"token": tok}); r.JSON["usable"] != true {
+			t.Fatalf("%s token, credential check: %s", alg, r.Raw)
+		}
+	}
+
+	// The offline verifier of resource services.
+	v, err := ic.NewJWKSVerifier(in.URL, ic.JWKSClock(in.Clock.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), ed); err != nil {
+		t.Fatalf("offline, the EdDSA token: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), respell(ed)); !errors.Is(err, ic.ErrUnauthorized) {
+		t.Fatalf("offline, the EdDSA token respelled: %v", err)
+	}
+
+	// A login's second step.
+	in.CreateUser(admin, "sol", "sol-password-12", map[string]string{"acme": "viewer"})
+	secret, _ := enrollTOTP(t, in, in.Login("sol", "sol-password-12").String("token"))
+	in.Clock.Advance(3 * 30 * time.Second)
+	mfaTok := mfaLogin(t, in, "sol", "sol-password-12")
+	code := totpAt(t, secret, in.Clock.Now())
+	expectError(t, "the MFA token respelled", secondStep(in, respell(mfaTok), code), 401, "UNAUTHORIZED")
+	expectStatus(t, "the MFA token", secondStep(in, mfaTok, code), 200)
 }

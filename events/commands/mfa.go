@@ -247,7 +247,8 @@ func (s *Service) openMFA(token string, purposes ...string) (mfaClaims, error) {
 	if !ok || len(token) > 16<<10 {
 		return c, ErrMFATokenInvalid
 	}
-	got, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: one spelling per token (spare bits of the last character zero).
+	got, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil {
 		return c, ErrMFATokenInvalid
 	}

@@ -166,7 +166,9 @@ func (v *JWKSVerifier) Verify(ctx context.Context, token string) (*Identity, err
 	if key == nil {
 		return nil, invalid("unknown kid")
 	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	// Strict: the last character's spare bits must be zero, so a token has
+	// one spelling (a cache or deny-list keyed on the string is not evaded).
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
 	if err != nil || !ed25519.Verify(key, []byte(parts[0]+"."+parts[1]), sig) {
 		return nil, invalid("bad signature")
 	}
@@ -280,7 +282,7 @@ func (v *JWKSVerifier) fetch(ctx context.Context, seen time.Time) error {
 }
 
 func decodeSegment(s string, out any) error {
-	b, err := base64.RawURLEncoding.DecodeString(s)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,6 +81,12 @@ func TestJWKSVerifier(t *testing.T) {
 	mac.Write([]byte(hsIn))
 	refused["alg HS256 with the public key"] = hsIn + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 	refused["not a JWT"] = "ic_live_abc"
+	// The bits of the signature's last character that decode to nothing:
+	// a token has one spelling.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	spelled := sign(good, claims())
+	last := strings.IndexByte(alphabet, spelled[len(spelled)-1])
+	refused["signature respelled"] = spelled[:len(spelled)-1] + string(alphabet[last^1])
 	for what, tok := range refused {
 		if _, err := v.Verify(context.Background(), tok); !errors.Is(err, ErrUnauthorized) {
 			t.Errorf("%s: %v, want ErrUnauthorized", what, err)
