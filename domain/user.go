@@ -244,6 +244,13 @@ type (
 		// (current_password) unless it is still the user's. Two changes
 		// raced with the same current password: only the first holds.
 		VerifiedHash string
+		// Throttle and Now, with VerifiedHash: the change was a guess of
+		// the password, decided against the login lockout like a login —
+		// else, in a burst of guesses with a stolen access token, the right
+		// one changed the password after the wrong ones had locked the
+		// account (an outside check, 15e).
+		Throttle LoginThrottle
+		Now      time.Time
 	}
 	// ChangeProfile gives the user a new username and/or e-mail ("": left
 	// as it is), validated as at creation. The caller reserves a new
@@ -398,19 +405,24 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 		if c.PasswordHashSealed == "" {
 			return nil, Invalid("password", "is required")
 		}
-		if c.VerifiedHash != "" && subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
-			return nil, Invalid("current_password", "does not match")
+		if c.VerifiedHash != "" {
+			if err := c.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, c.Now); err != nil {
+				return nil, err
+			}
+			if subtle.ConstantTimeCompare([]byte(c.VerifiedHash), []byte(u.PasswordHashSealed)) != 1 {
+				return nil, Invalid("current_password", "does not match")
+			}
 		}
 		return []Event{UserPasswordChanged{UserID: u.ID, PasswordHashSealed: c.PasswordHashSealed, KeptSessionID: c.KeepSessionID}}, nil
 	case ChangeProfile:
 		return decideChangeProfile(u, c)
 	case RecordLogin:
-		if err := loginAllowed(u, c.Throttle, c.Now, c.VerifiedHash); err != nil {
+		if err := LoginAllowed(u, c.Throttle, c.Now, c.VerifiedHash); err != nil {
 			return nil, err
 		}
 		return []Event{UserLoginSucceeded{UserID: u.ID, SessionID: c.SessionID, Method: c.Method}}, nil
 	case RecordLoginChallenge:
-		if err := loginAllowed(u, c.Throttle, c.Now, c.VerifiedHash); err != nil {
+		if err := LoginAllowed(u, c.Throttle, c.Now, c.VerifiedHash); err != nil {
 			return nil, err
 		}
 		return []Event{UserLoginChallenged{UserID: u.ID, Method: c.Method, At: c.Now.UTC()}}, nil
@@ -423,11 +435,13 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 	return nil, Invalid("command", "unknown user command %T", cmd)
 }
 
-// loginAllowed checks what a login's success, or its challenge for a second
+// LoginAllowed checks what a login's success, or its challenge for a second
 // factor, is decided on: the throttle does not lock the account at now, the
 // user is active, and, for a password login, the password has not changed
-// since verifiedHash was verified.
-func loginAllowed(u User, throttle LoginThrottle, now time.Time, verifiedHash string) error {
+// since verifiedHash was verified. A refusal that tells the password was
+// right without recording anything (a tenant the user holds no role in) is
+// decided on it too, on the user as the event store has it.
+func LoginAllowed(u User, throttle LoginThrottle, now time.Time, verifiedHash string) error {
 	if err := throttle.Check(u.FailedLogins, u.LastFailedLoginAt, now); err != nil {
 		return err
 	}
@@ -592,6 +606,11 @@ func EvolveUser(u User, e Event) User {
 		u.Active = true
 	case UserPasswordChanged:
 		u.PasswordHashSealed = ev.PasswordHashSealed
+		// The failures counted guesses of the password that is gone: a
+		// new one starts with none, and an admin's reset lets the user
+		// sign in with it at once (an outside check, 15e, found a reset
+		// account still locked).
+		u.FailedLogins = 0
 	case UserProfileChanged:
 		if ev.Username != "" {
 			u.Username = ev.Username

@@ -375,6 +375,24 @@ func TestDecideUser(t *testing.T) {
 			when:  ChangePassword{PasswordHashSealed: "sealed:new", VerifiedHash: pwHash},
 			then:  outcome{field: "current_password"},
 		},
+		{
+			name: "change password: the right current password while the account is locked",
+			given: events(userCreated(),
+				UserLoginFailed{UserID: uid, At: t0}, UserLoginFailed{UserID: uid, At: t0},
+				UserLoginFailed{UserID: uid, At: t0}),
+			when: ChangePassword{PasswordHashSealed: "sealed:new", VerifiedHash: pwHash,
+				Throttle: LoginThrottle{MaxFailures: 3, LockoutFor: time.Hour}, Now: t0.Add(time.Minute)},
+			then: outcome{err: ErrThrottled},
+		},
+		{
+			name: "change password: an admin's reset while the account is locked",
+			given: events(userCreated(),
+				UserLoginFailed{UserID: uid, At: t0}, UserLoginFailed{UserID: uid, At: t0},
+				UserLoginFailed{UserID: uid, At: t0}),
+			when: ChangePassword{PasswordHashSealed: "sealed:new",
+				Throttle: LoginThrottle{MaxFailures: 3, LockoutFor: time.Hour}, Now: t0.Add(time.Minute)},
+			then: outcome{events: events(UserPasswordChanged{UserID: uid, PasswordHashSealed: "sealed:new"})},
+		},
 
 		// ChangeProfile
 		{
@@ -620,6 +638,19 @@ func TestEvolveUser(t *testing.T) {
 				Roles: []GlobalRole{}, Tenants: map[string]Role{"globex": RoleAdmin},
 				Active: false, CreatedAt: t0, Version: 8,
 				FailedLogins: 1, LastFailedLoginAt: t0.Add(time.Minute),
+			},
+		},
+		{
+			name: "failed logins, then a new password: the count starts again",
+			given: events(
+				userCreated(),
+				UserLoginFailed{UserID: uid, At: t0}, UserLoginFailed{UserID: uid, At: t0.Add(time.Minute)},
+				UserPasswordChanged{UserID: uid, PasswordHashSealed: "sealed:new"},
+			),
+			want: User{
+				ID: uid, Username: username, Email: email, PasswordHashSealed: "sealed:new",
+				Roles: []GlobalRole{}, Tenants: map[string]Role{"acme": RoleViewer},
+				Active: true, CreatedAt: t0, Version: 4, LastFailedLoginAt: t0.Add(time.Minute),
 			},
 		},
 		{

@@ -39,8 +39,8 @@ func TestAddressKey(t *testing.T) {
 		"not an address":           "not an address",
 		"2001:db8:2:3:4:5:6:7/128": "2001:db8:2:3:4:5:6:7/128", // not an address either: as written
 	} {
-		if got := addressKey(in); got != want {
-			t.Errorf("addressKey(%q) = %q, want %q", in, got, want)
+		if got := domain.AddressKey(in); got != want {
+			t.Errorf("AddressKey(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -1124,9 +1124,9 @@ func (b *builder) swap() {
 	addrs := make(map[string]addrFailures, len(s.AddrFailures))
 	for _, a := range s.AddrFailures {
 		// Snapshots written by earlier versions count IPv6 addresses one
-		// by one: those of one addressKey become one count, their sum (what
+		// by one: those of one domain.AddressKey become one count, their sum (what
 		// a replay of the same failures counts), at the latest.
-		k := addressKey(a.Addr)
+		k := domain.AddressKey(a.Addr)
 		f := addrFailures{count: a.Count, last: a.Last}
 		if o, ok := addrs[k]; ok {
 			f.count, f.last = f.count+o.count, maxTime(f.last, o.last)

@@ -204,6 +204,31 @@ func TestBruteForceCurrentPasswordGuesses(t *testing.T) {
 			"password": "a-brand-new-password", "current_password": current,
 		})
 	}
+	// With a new password the policy refuses, every guess — the right one
+	// too — gets the same answer, and none counts: the policy is checked
+	// first. Before, the right guess answered 400 password among 400
+	// current_password, recording nothing (outside check 15e).
+	bodies := map[string]int{}
+	var mu sync.Mutex
+	parallelStatuses(20, func(i int) int {
+		current := "guess-" + strconv.Itoa(i)
+		if i == 13 {
+			current = "stolen-password-1"
+		}
+		r := in.Do("POST", "/api/v1/users/"+id+"/password", token, map[string]string{"password": "short", "current_password": current})
+		mu.Lock()
+		bodies[strconv.Itoa(r.Status)+" "+string(r.Raw)]++
+		mu.Unlock()
+		return r.Status
+	})
+	if len(bodies) != 1 {
+		t.Fatalf("answers to guesses with a refused new password: %v, want one answer to all", bodies)
+	}
+	for b := range bodies {
+		if !strings.HasPrefix(b, "400 ") || !strings.Contains(b, `"password: must`) {
+			t.Fatalf("answer to guesses with a refused new password: %s", b)
+		}
+	}
 	counts := parallelStatuses(20, func(i int) int { return change("guess-" + strconv.Itoa(i)).Status })
 	if counts[400] != 5 || counts[429] != 15 {
 		t.Fatalf("20 parallel guesses: %v, want 5×400 and 15×429", counts)
@@ -224,6 +249,15 @@ func TestBruteForceCurrentPasswordGuesses(t *testing.T) {
 	if r := change("stolen-password-1"); r.Status != 204 {
 		t.Fatalf("after the lockout: %d %s", r.Status, r.Raw)
 	}
+
+	// An admin's reset ends a lockout: the failures counted guesses of the
+	// password that is gone (outside check 15e: still 429 after a reset).
+	for range 5 {
+		expectStatus(t, "wrong password", login(in, "stolen", "wrong-password-1"), 401)
+	}
+	expectStatus(t, "locked", login(in, "stolen", "a-brand-new-password"), 429)
+	expectStatus(t, "admin reset", in.Do("POST", "/api/v1/users/"+id+"/password", admin, map[string]string{"password": "reset-by-the-admin-1"}), 204)
+	expectStatus(t, "login after the reset", login(in, "stolen", "reset-by-the-admin-1"), 200)
 }
 
 // parallelStatuses runs do(0) … do(n-1) at once and counts the statuses
@@ -386,5 +420,26 @@ func TestUnicodeLookalikeNamesAreUnknown(t *testing.T) {
 		if got := strings.Contains(string(r.Raw), `"username":"mike"`) || strings.Contains(string(r.Raw), `"username":"kim"`); got != want {
 			t.Errorf("?q=%q lists mike or kim: %v, want %v (%s)", q, got, want, r.Raw)
 		}
+	}
+}
+
+// TestBruteForcePerAddressBurst: a burst of guesses from one address, all
+// at once, records exactly the address's limit of failures on one replica
+// (the failures of one address are recorded one at a time, each checked
+// against the ones before it); the rest get 429. Before, every guess of a
+// burst was checked only before its hashing, and 149 failures were recorded
+// from an address limited to 50 (outside check 15e).
+func TestBruteForcePerAddressBurst(t *testing.T) {
+	t.Parallel()
+	in := Start(t, withThrottle(0, 10, time.Hour))
+	counts := parallelStatuses(60, func(i int) int { return login(in, "sprayed"+strconv.Itoa(i), "Winter2026!").Status })
+	failures := 0
+	for _, env := range storedEvents(t, in.Svc) {
+		if env.Type == "user.login_failed" {
+			failures++
+		}
+	}
+	if counts[401] != 10 || counts[429] != 50 || failures != 10 {
+		t.Fatalf("60 guesses at once: %v, %d failures recorded; want 10 × 401 recorded, 50 × 429", counts, failures)
 	}
 }

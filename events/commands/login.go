@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 
@@ -58,6 +59,13 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 	if err != nil {
 		return LoginResult{}, err
 	}
+	// The address again, as it stands after the hashing: a burst of
+	// guesses from one address all passed the check above at once, and
+	// the failures recorded meanwhile lock it now (an outside check, 15e,
+	// had 149 failures recorded from one address limited to 50).
+	if err := s.addressThrottled(meta.Request.IP, now); err != nil {
+		return LoginResult{}, err
+	}
 	if !ok || !u.Active {
 		reason := "invalid_credentials"
 		if ok {
@@ -69,7 +77,7 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
 	if in.Tenant != "" && u.PermissionsIn(in.Tenant) == 0 {
-		return LoginResult{}, domain.ErrForbidden
+		return LoginResult{}, s.refuseTenant(ctx, u.ID, u.PasswordHashSealed, now)
 	}
 	// A second factor enrolled (or required by a policy): the login goes on
 	// at /auth/token/mfa (or at enrolment) instead (mfa.go). That answer
@@ -109,6 +117,32 @@ func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID,
 		},
 	})
 	return err
+}
+
+// refuseTenant answers a login whose password was right but whose tenant
+// the user holds no role in. That answer, 403, tells the password was right,
+// so it is decided like a session's start (startSession): against the
+// throttle and the verified hash, on the user as the event store has it now
+// — CatchUp reads the subject's last sequence, the decision's point in the
+// order of events — not as it was read before the hashing. In a burst of
+// guesses, failures that landed meanwhile lock it, and it gets 429 like
+// every other guess (an outside check, 15e: the right password answered
+// 403 among 429s, with a tenant the user was not in). Nothing is recorded.
+func (s *Service) refuseTenant(ctx context.Context, userID, verifiedHash string, now time.Time) error {
+	if err := s.CatchUp(ctx, domain.AggregateUser, userID); err != nil {
+		return err
+	}
+	u, _, found := s.state.User(userID)
+	if !found {
+		return domain.ErrInvalidCredentials
+	}
+	if err := domain.LoginAllowed(u, s.cfg.Throttle, now, verifiedHash); err != nil {
+		if errors.Is(err, domain.ErrUserInactive) {
+			return domain.ErrInvalidCredentials
+		}
+		return err
+	}
+	return domain.ErrForbidden
 }
 
 // loginCatchUp catches up with the event store's head before a login reads
@@ -161,16 +195,53 @@ func (s *Service) throttled(u domain.User, found bool, username, addr string, no
 			return err
 		}
 	}
-	if addr != "" {
-		n, last := s.state.AddressFailures(addr)
-		return s.cfg.AddressThrottle.Check(n, last, now)
-	}
-	return nil
+	return s.addressThrottled(addr, now)
 }
+
+// addressThrottled refuses an attempt from client address addr ("": not
+// known) when the failures recorded from it lock it at now.
+func (s *Service) addressThrottled(addr string, now time.Time) error {
+	if addr == "" {
+		return nil
+	}
+	n, last := s.state.AddressFailures(addr)
+	return s.cfg.AddressThrottle.Check(n, last, now)
+}
+
+// addressFailure is to be called before a failed attempt from client
+// address addr is recorded: it waits for the failures from the same address
+// (domain.AddressKey) being recorded on this replica, then refuses with the
+// lockout if they lock the address; else the caller records its failure
+// and calls unlock once it is applied here. The failures land on their
+// accounts' subjects, so the address's count is not decided under optimistic
+// concurrency like an account's: without this, every guess of a burst
+// passed the check at once and 149 failures were recorded from an address
+// limited to 50 (an outside check, 15e). Across replicas, each may record
+// one failure of an address beyond the limit before it hears of the others'.
+func (s *Service) addressFailure(addr string, now time.Time) (unlock func(), err error) {
+	if addr == "" || s.cfg.AddressThrottle.MaxFailures <= 0 {
+		return func() {}, nil
+	}
+	m := &s.addrLocks[maphash.String(addrLockSeed, domain.AddressKey(addr))%uint64(len(s.addrLocks))]
+	m.Lock()
+	if err := s.addressThrottled(addr, now); err != nil {
+		m.Unlock()
+		return nil, err
+	}
+	return m.Unlock, nil
+}
+
+// addrLockSeed spreads client addresses over Service.addrLocks.
+var addrLockSeed = maphash.MakeSeed()
 
 // recordLoginFailure appends the failure, unless by now the account is locked,
 // in which case the answer is the lockout.
 func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u domain.User, found bool, username, reason string, now time.Time) error {
+	unlock, err := s.addressFailure(meta.Request.IP, now)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if found {
 		_, err := s.ExecuteUser(ctx, meta, u.ID, domain.RecordLoginFailure{
 			Username: username, Reason: reason, Now: now, Throttle: s.cfg.Throttle,
@@ -180,7 +251,7 @@ func (s *Service) recordLoginFailure(ctx context.Context, meta events.Meta, u do
 	// The name matches no user: it is recorded only as the aggregate ID (a
 	// keyed hash, loginKey), never as typed, since people sometimes type a
 	// password there.
-	_, err := execute(ctx, s, meta, write[domain.LoginAttempts]{
+	_, err = execute(ctx, s, meta, write[domain.LoginAttempts]{
 		on: s.loginAggregate(s.loginKey(username)),
 		decide: func(a domain.LoginAttempts) ([]domain.Event, error) {
 			return domain.RecordUnknownLoginFailure(a, reason, now, s.cfg.Throttle)

@@ -479,7 +479,12 @@ func (s *Service) useCode(ctx context.Context, meta events.Meta, st MFAState, u 
 // counts in the login throttle) and answers ErrMFACodeInvalid, or the
 // lockout when the account is locked by now.
 func (s *Service) mfaFailure(ctx context.Context, meta events.Meta, u domain.User, factor, reason string, now time.Time) error {
-	_, err := execute(ctx, s, meta, write[domain.User]{
+	unlock, err := s.addressFailure(meta.Request.IP, now)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_, err = execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(u.ID), missing: domain.ErrNotFound,
 		decide: func(u domain.User) ([]domain.Event, error) {
 			return domain.DecideMFAFailure(u, factor, reason, now, s.cfg.Throttle)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -167,6 +168,9 @@ type Service struct {
 	// unknownCatchUps bounds the catch-ups for refresh tokens and API keys
 	// this replica does not know (CatchUpBudget).
 	unknownCatchUps *rate.Limiter
+	// addrLocks serialise the recording of failed attempts from one client
+	// address (addressFailure), a stripe per hash of its key.
+	addrLocks [64]sync.Mutex
 }
 
 // UnknownCatchUpRate: how many times a second (and at once) a replica

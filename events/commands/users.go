@@ -174,18 +174,28 @@ func (s *Service) reservedAgain(ctx context.Context, u domain.User, evs []domain
 // refused as if made after it).
 func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, password, current, keepSession string) error {
 	u, _, found := s.state.User(userID) // unknown: ExecuteUser says so below
+	// The new password's policy first: checked after the current one, its
+	// refusal told a right guess of the current password (400 password)
+	// from a wrong one (400 current_password) in a burst that recorded
+	// nothing for it (an outside check, 15e).
+	if err := s.passwords.Check(password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
+		return err
+	}
 	verified := ""
+	now := s.cfg.Now()
 	if current != "" {
 		// A guess of the current password is a guess of the password:
 		// it counts toward the login lockout, and a locked account (or
 		// address) is refused before any hashing — else a stolen access
 		// token would allow guessing it online, unthrottled.
-		now := s.cfg.Now()
 		if err := s.throttled(u, found, u.Username, meta.Request.IP, now); err != nil {
 			return err
 		}
 		ok, err := s.passwordMatches(u, found, current)
 		if err != nil {
+			return err
+		}
+		if err := s.addressThrottled(meta.Request.IP, now); err != nil {
 			return err
 		}
 		if !ok {
@@ -198,13 +208,16 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 		}
 		verified = u.PasswordHashSealed
 	}
-	if err := s.passwords.Check(password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
-		return err
-	}
 	sealed, err := s.hashAndSeal(password)
 	if err != nil {
 		return err
 	}
-	_, err = s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed, KeepSessionID: keepSession, VerifiedHash: verified})
+	// With verified, decided against the lockout as it stands when the
+	// change is appended (domain.ChangePassword.Throttle): the wrong
+	// guesses of a burst that landed first refuse the right one.
+	_, err = s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{
+		PasswordHashSealed: sealed, KeepSessionID: keepSession, VerifiedHash: verified,
+		Throttle: s.cfg.Throttle, Now: now,
+	})
 	return err
 }
