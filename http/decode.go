@@ -95,12 +95,23 @@ func describeJSONError(err error) string {
 	return "malformed JSON"
 }
 
-// required reports the first empty field among name/value pairs.
+// required reports the first empty field among name/value pairs: empty or
+// only white space.
 func required(pairs ...string) error {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		if strings.TrimSpace(pairs[i+1]) == "" {
 			return validation(pairs[i] + ": is required")
 		}
+	}
+	return nil
+}
+
+// requiredNewPassword reports a new password field that was not sent. One of
+// spaces was: the password policy answers it (must not be blank), rather
+// than "is required".
+func requiredNewPassword(name, value string) error {
+	if value == "" {
+		return validation(name + ": is required")
 	}
 	return nil
 }

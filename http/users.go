@@ -48,7 +48,10 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := required("username", req.Username, "email", req.Email, "password", req.Password); err != nil {
+	if err := required("username", req.Username, "email", req.Email); err != nil {
+		return err
+	}
+	if err := requiredNewPassword("password", req.Password); err != nil {
 		return err
 	}
 	// Only a platform admin vouches for the address: an SSO login may link
@@ -288,7 +291,7 @@ func (s *Server) changePassword(c *fiber.Ctx) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	if err := required("password", req.Password); err != nil {
+	if err := requiredNewPassword("password", req.Password); err != nil {
 		return err
 	}
 	keep, current := "", ""

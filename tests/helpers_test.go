@@ -238,6 +238,22 @@ func me(t testing.TB, in *Instance, token string) Response {
 // API call can set it.
 func forcePassword(t testing.TB, in *Instance, username, password string) {
 	t.Helper()
+	pw, err := commands.NewPasswords(CheapHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := pw.Hash(password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forcePasswordHash(t, in, username, hash)
+}
+
+// forcePasswordHash sets a user's password hash (an argon2id PHC string) as
+// forcePassword does: to give an account a hash made another way, such as
+// by an older build.
+func forcePasswordHash(t testing.TB, in *Instance, username, hash string) {
+	t.Helper()
 	ctx := ctxFor(t)
 	raw, err := os.ReadFile(filepath.Join(in.Config.DataDir, "master.key"))
 	if err != nil {
@@ -248,14 +264,6 @@ func forcePassword(t testing.TB, in *Instance, username, password string) {
 		t.Fatal(err)
 	}
 	sealer, err := events.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := commands.NewPasswords(CheapHash)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hash, err := pw.Hash(password)
 	if err != nil {
 		t.Fatal(err)
 	}

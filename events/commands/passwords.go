@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/alexedwards/argon2id"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/infracast/auth/domain"
 )
@@ -80,17 +82,35 @@ func NewPasswords(p HashParams) (*Passwords, error) {
 // no truncation, not on the blocklist of common and breached passwords, not
 // built on the username, the email address or the service's name
 // (blocklist.go says how each is matched).
+//
+// The rules read the password's NFKC form, the one Hash stores (normalize):
+// its length in characters and in bytes is that form's. The blocklist and the
+// context words, and the minimum length, read what is visible of it
+// (visible): without spaces at its ends or invisible characters, so that
+// "password123 " or "pass\u200bword123" is refused as "password123" is, and
+// eight zero-width spaces as blank. The password stored keeps them.
 func (p *Passwords) Check(password string, who PasswordContext) error {
 	if !utf8.ValidString(password) {
 		return domain.Invalid("password", "must be valid UTF-8")
 	}
-	if utf8.RuneCountInString(password) < p.MinLength {
-		return domain.Invalid("password", "must be at least %d characters", p.MinLength)
+	// What a JSON decoder makes of bytes that are not UTF-8 and of lone
+	// surrogates ("\udc00"): accepted, every such password would be one, and
+	// a literal U+FFFD or any invalid byte would sign in as it.
+	if strings.ContainsRune(password, utf8.RuneError) {
+		return domain.Invalid("password", "must not contain U+FFFD, the replacement character (what bytes that are not UTF-8 or a lone surrogate escape such as \\udc00 become): choose another")
 	}
-	if len(password) > 4096 {
-		return domain.Invalid("password", "must be at most 4096 bytes")
+	password = normalize(password)
+	if len(password) > MaxPasswordBytes {
+		return domain.Invalid("password", "must be at most %d bytes of UTF-8", MaxPasswordBytes)
 	}
-	lower := strings.ToLower(password)
+	shown := visible(password)
+	if shown == "" {
+		return domain.Invalid("password", "must not be blank (spaces or invisible characters only)")
+	}
+	if utf8.RuneCountInString(shown) < p.MinLength {
+		return domain.Invalid("password", "must be at least %d characters (spaces at its ends and invisible characters do not count)", p.MinLength)
+	}
+	lower := strings.ToLower(shown)
 	if commonPasswords().contains(lower) {
 		return domain.Invalid("password", "is too common; choose another")
 	}
@@ -100,19 +120,99 @@ func (p *Passwords) Check(password string, who PasswordContext) error {
 	return nil
 }
 
-// Hash returns the argon2id PHC string of password.
+// MaxPasswordBytes bounds a new password: bytes of UTF-8 of its NFKC form
+// (normalize). Far above any passphrase, it keeps the hashing of one request
+// bounded; a login's password is not limited by it (only by the body limit).
+const MaxPasswordBytes = 4096
+
+// normalize is the form of a password that is hashed and verified: its NFKC
+// normalisation (NIST SP 800-63B §5.1.1.2: verifiers SHOULD apply NFKC or
+// NFKD), so that "café" signs in whether the é was typed as one code point
+// (U+00E9, NFC, as most keyboards send it) or as e and a combining accent
+// (U+0301, NFD, as some macOS input does), and compatibility forms
+// (full-width letters, ligatures) as their plain letters.
+func normalize(password string) string { return norm.NFKC.String(password) }
+
+// visible is what the blocklist and the context words are looked up in: s
+// without the characters nobody sees — format characters (Unicode Cf: the
+// zero-width space, joiners, the word joiner, the byte order mark, the soft
+// hyphen, …), the other default-ignorable code points and variation
+// selectors — and without white space at its ends.
+func visible(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(s)
+}
+
+// nfkcParam marks a hash made from the password's NFKC form (normalize): an
+// extra parameter in the PHC string's parameter list,
+// $argon2id$v=19$m=19456,t=2,p=1,n=nfkc$salt$key. Hashes made before it were
+// made from the password as typed, and are verified against that (Verify).
+// A parameter rather than a prefix, so that an older build (a rolling upgrade,
+// a rollback) still reads the hash: its library ignores what follows p=… and
+// verifies the password as typed, which is its NFKC form already for all but
+// a few (docs/operations.md).
+const nfkcParam = ",n=nfkc"
+
+// Hash returns the argon2id PHC string of password's NFKC form (normalize),
+// marked so (nfkcParam).
 func (p *Passwords) Hash(password string) (string, error) {
+	password = normalize(password)
 	p.slots <- struct{}{}
 	defer func() { <-p.slots }()
-	return argon2id.CreateHash(password, p.params)
+	h, err := argon2id.CreateHash(password, p.params)
+	if err != nil {
+		return "", err
+	}
+	salt := saltStart(h)
+	if salt < 0 {
+		return "", fmt.Errorf("commands: argon2id made a hash of an unknown form")
+	}
+	return h[:salt] + nfkcParam + h[salt:], nil
+}
+
+// saltStart is the index of the '$' before the salt of a PHC string
+// ($argon2id$v=…$m=…,t=…,p=…$salt$key), or -1.
+func saltStart(hash string) int {
+	key := strings.LastIndexByte(hash, '$')
+	if key < 0 {
+		return -1
+	}
+	return strings.LastIndexByte(hash[:key], '$')
+}
+
+// unmark returns hash without nfkcParam, as the argon2id library reads it,
+// and whether it had it.
+func unmark(hash string) (string, bool) {
+	salt := saltStart(hash)
+	if salt < 0 {
+		return hash, false
+	}
+	params, found := strings.CutSuffix(hash[:salt], nfkcParam)
+	if !found {
+		return hash, false
+	}
+	return params + hash[salt:], true
 }
 
 // Verify reports whether password matches hash. An empty hash is checked
 // against the dummy hash, so that an unknown user costs as much as a known one.
+// A marked hash (nfkcParam) is verified against the password's NFKC form, one
+// made before against the password as typed: one argon2id either way. The
+// password is normalised in both cases, so that they cost the same.
 func (p *Passwords) Verify(password, hash string) bool {
 	known := hash != ""
 	if !known {
 		hash = p.dummyHash
+	}
+	normalized := normalize(password)
+	hash, marked := unmark(hash)
+	if marked {
+		password = normalized
 	}
 	p.slots <- struct{}{}
 	ok, err := argon2id.ComparePasswordAndHash(password, hash)
