@@ -337,15 +337,15 @@ func (g *scaleGen) id(prefix string, kind uint64, i int) string {
 func (g *scaleGen) userID(i int) string    { return g.id("user", 1, i) }
 func (g *scaleGen) sessionID(j int) string { return g.id("sess", 2, j) }
 
-// sealedHash is a sealed argon2id hash as the service stores it (184
-// characters): of the password's NFKC form, marked so (n=nfkc,
+// sealedHash is a sealed argon2id hash as the service stores it (180
+// characters): of the password's NFKC form, marked so (n=1,
 // commands.Passwords.Hash).
 func (g *scaleGen) sealedHash() string {
 	var salt [16]byte
 	var key [32]byte
 	rand.Read(salt[:])
 	rand.Read(key[:])
-	phc := "$argon2id$v=19$m=19456,t=2,p=1,n=nfkc$" + base64.RawStdEncoding.EncodeToString(salt[:]) + "$" + base64.RawStdEncoding.EncodeToString(key[:])
+	phc := "$argon2id$v=19$m=19456,t=2,p=1,n=1$" + base64.RawStdEncoding.EncodeToString(salt[:]) + "$" + base64.RawStdEncoding.EncodeToString(key[:])
 	sealed, err := g.sealer.Seal("password_hash", phc)
 	if err != nil {
 		panic(err)

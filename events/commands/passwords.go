@@ -149,14 +149,15 @@ func visible(s string) string {
 }
 
 // nfkcParam marks a hash made from the password's NFKC form (normalize): an
-// extra parameter in the PHC string's parameter list,
-// $argon2id$v=19$m=19456,t=2,p=1,n=nfkc$salt$key. Hashes made before it were
+// extra parameter in the PHC string's parameter list, normalisation 1 (a
+// later form would be 2), $argon2id$v=19$m=19456,t=2,p=1,n=1$salt$key —
+// short, since every user's sealed hash is in every replica's memory. Hashes made before it were
 // made from the password as typed, and are verified against that (Verify).
 // A parameter rather than a prefix, so that an older build (a rolling upgrade,
 // a rollback) still reads the hash: its library ignores what follows p=… and
 // verifies the password as typed, which is its NFKC form already for all but
 // a few (docs/operations.md).
-const nfkcParam = ",n=nfkc"
+const nfkcParam = ",n=1"
 
 // Hash returns the argon2id PHC string of password's NFKC form (normalize),
 // marked so (nfkcParam).
