@@ -161,6 +161,11 @@ type RotateInput struct {
 // another request meanwhile (rotations at once) is refused,
 // domain.ErrAPIKeyRotated — only the secret in force is ever shown.
 func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, in RotateInput) (domain.APIKey, string, error) {
+	release, ok := s.replacing(domain.AggregateAPIKey, in.KeyID)
+	if !ok {
+		return domain.APIKey{}, "", domain.ErrAPIKeyRotated
+	}
+	defer release()
 	secret := NewAPIKeySecret(in.Env)
 	replaces := in.Replaces
 	if replaces == "" {
@@ -178,9 +183,12 @@ func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, in RotateI
 	// this answer goes out: then this secret is void and is not shown (a
 	// re-check, 14r4: of six rotations sent together, three answered a
 	// secret, two of them void). One round trip, on a rare request.
+	// Compared with this request's own secret: k is the key as the read
+	// model had it once the write was applied, which may hold the other
+	// rotation already.
 	if s.replacedMeanwhile(ctx, domain.AggregateAPIKey, in.KeyID, func() bool {
 		now, _, _ := s.state.APIKey(in.KeyID)
-		return now.SecretHash != k.SecretHash
+		return now.SecretHash != HashToken(secret)
 	}) {
 		return domain.APIKey{}, "", domain.ErrAPIKeyRotated
 	}
