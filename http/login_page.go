@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -636,13 +637,33 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 // the cookies and passkeys of the public URL do not work either). The
 // answer names the origin to open the page at — the public URL is no
 // secret — rather than a missing CSRF token, which it is not (outside
-// check 14e).
+// check 14e). Without a public URL, behind a proxy that terminates TLS, the
+// page is at https and the service sees http: the answer then says to set
+// INFRACAST_PUBLIC_URL, not to open the page at http (outside check 15d).
 func (s *Server) checkOrigin(c *fiber.Ctx) error {
 	o, want := c.Get(fiber.HeaderOrigin), s.baseURL(c)
 	if o == "" || o == want {
 		return nil
 	}
+	if s.cfg.SSO.PublicURL == nil && s.behindTLSProxy(c, o) {
+		return &Error{http.StatusForbidden, "FORBIDDEN", "This request comes from a page at another origin than this service's: the page is at " + o +
+			", and this service, without INFRACAST_PUBLIC_URL, takes its own origin from the request: " + want +
+			" (a proxy that terminates TLS does not pass the https on). If the page is this service's, set INFRACAST_PUBLIC_URL to its origin, " + o}
+	}
 	return &Error{http.StatusForbidden, "FORBIDDEN", "This request comes from a page at another origin than this service's: open the page at " + want}
+}
+
+// behindTLSProxy reports whether a request from a page at origin looks like
+// one through a proxy that terminates TLS: the page's origin is this
+// service's host with another scheme, or a proxy said the client used https
+// (X-Forwarded-Proto, from anyone: it only chooses the advice given).
+func (s *Server) behindTLSProxy(c *fiber.Ctx, origin string) bool {
+	if proto, _, _ := strings.Cut(c.Get(fiber.HeaderXForwardedProto), ","); strings.EqualFold(strings.TrimSpace(proto), "https") {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Scheme != "" && u.Scheme != requestScheme(c) &&
+		strings.EqualFold(u.Host, string(c.Request().Host()))
 }
 
 func setPageSecurityHeaders(c *fiber.Ctx, nonce string) {

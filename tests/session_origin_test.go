@@ -72,3 +72,48 @@ func TestPublicURLWrittenOtherwise(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserSessionBehindTLSProxyWithoutPublicURL: without a public URL,
+// behind a proxy that terminates TLS, the page is at https and the service
+// sees http: the sign-in is refused (its cookies would be set for another
+// origin), and the answer says to set INFRACAST_PUBLIC_URL to the page's
+// origin — it said to open the page at http:// (outside check 15d). A page
+// of another site, with no proxy in between, is still told the origin to
+// open the page at.
+func TestBrowserSessionBehindTLSProxyWithoutPublicURL(t *testing.T) {
+	in := Start(t)
+	host := strings.TrimPrefix(in.URL, "http://")
+	in.CreateUser(in.AdminToken(), "hank", "correct horse battery", nil)
+	body, err := json.Marshal(map[string]string{"username": "hank", "password": "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(origin string, header map[string]string) (Response, string) {
+		h := map[string]string{"X-Infracast-Session": "cookie", "Origin": origin, "Sec-Fetch-Site": "same-origin"}
+		for k, v := range header {
+			h[k] = v
+		}
+		r := doReq(t, in, request{Method: "POST", Path: "/api/v1/auth/token", ContentType: "application/json", Body: body, Header: h})
+		e, _ := r.JSON["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if r.Status != http.StatusForbidden || r.ErrorCode() != "FORBIDDEN" {
+			t.Fatalf("sign-in from %s %v: %d %s, want 403 FORBIDDEN", origin, header, r.Status, r.Raw)
+		}
+		return r, msg
+	}
+	for _, c := range []struct {
+		origin string
+		header map[string]string
+	}{
+		{"https://" + host, nil}, // the service's host, the scheme the proxy took off
+		{"https://auth.example.com", map[string]string{"X-Forwarded-Proto": "https"}}, // the proxy says so
+	} {
+		_, msg := call(c.origin, c.header)
+		if !strings.HasSuffix(msg, "set INFRACAST_PUBLIC_URL to its origin, "+c.origin) || strings.Contains(msg, "open the page at") {
+			t.Errorf("sign-in from %s %v: %q, want the advice to set INFRACAST_PUBLIC_URL to %s, not to open the page at http", c.origin, c.header, msg, c.origin)
+		}
+	}
+	if _, msg := call("https://evil.example", nil); !strings.HasSuffix(msg, "open the page at "+in.URL) {
+		t.Errorf("sign-in from another site: %q, want it told to open the page at %s", msg, in.URL)
+	}
+}
