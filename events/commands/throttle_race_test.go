@@ -38,6 +38,12 @@ func (h *headHook) Head(ctx context.Context) (uint64, error) {
 // throttledReplica is replicaOn with the login throttle of the defaults
 // (5 failures, 15 minutes).
 func throttledReplica(t *testing.T, s *stream, log commands.Log) (*replicaModel, *commands.Service) {
+	r, svc, _ := throttledReplicaHashing(t, s, log)
+	return r, svc
+}
+
+// throttledReplicaHashing is throttledReplica with its password hasher.
+func throttledReplicaHashing(t *testing.T, s *stream, log commands.Log) (*replicaModel, *commands.Service, *commands.Passwords) {
 	t.Helper()
 	sealer, err := events.NewSealer(testSealKey)
 	if err != nil {
@@ -51,7 +57,7 @@ func throttledReplica(t *testing.T, s *stream, log commands.Log) (*replicaModel,
 	return r, commands.New(log, r, r.model, pw, sealer, commands.Config{
 		Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey,
 		Throttle: domain.LoginThrottle{MaxFailures: 5, LockoutFor: 15 * time.Minute},
-	})
+	}), pw
 }
 
 // TestRightPasswordWithAForeignTenantWhileLocked: a login with the right
@@ -109,7 +115,7 @@ func TestRightPasswordWithAForeignTenantWhileLocked(t *testing.T) {
 func TestRightCurrentPasswordWhileLocked(t *testing.T) {
 	s := &stream{}
 	_, onA := throttledReplica(t, s, s)
-	_, onB := throttledReplica(t, s, s)
+	_, onB, pwB := throttledReplicaHashing(t, s, s)
 	ctx := context.Background()
 	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
 	u, err := onA.CreateUser(ctx, meta, commands.CreateUserInput{Username: "uma", Password: "uma-passphrase-long"})
@@ -136,7 +142,9 @@ func TestRightCurrentPasswordWhileLocked(t *testing.T) {
 			landed = true
 		})
 	}
+	before := pwB.Runs()
 	err = onB.ChangePassword(ctx, events.Meta{}, u.ID, "a-brand-new-passphrase", "uma-passphrase-long", "")
+	rightRuns := pwB.Runs() - before
 	if !landed {
 		t.Fatal("the guesses through A did not land before B's change")
 	}
@@ -147,5 +155,21 @@ func TestRightCurrentPasswordWhileLocked(t *testing.T) {
 		if env, _, _ := events.Decode(m.Data); env.Type == domain.TypeUserPasswordChanged {
 			t.Fatal("the password was changed")
 		}
+	}
+	// The right guess, refused, cost as much as a wrong one: its answer's
+	// time does not tell it apart in a burst (a re-check, 15r1: the right
+	// guess paid a second argon2id, and was the slowest 429 of its burst).
+	s2 := &stream{}
+	_, onC, pwC := throttledReplicaHashing(t, s2, s2)
+	v, err := onC.CreateUser(ctx, meta, commands.CreateUserInput{Username: "vic", Password: "vic-passphrase-long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = pwC.Runs()
+	if err := onC.ChangePassword(ctx, events.Meta{}, v.ID, "a-brand-new-passphrase", "a-wrong-guess-1", ""); err == nil {
+		t.Fatal("a wrong current password changed it")
+	}
+	if wrongRuns := pwC.Runs() - before; wrongRuns != rightRuns {
+		t.Fatalf("a wrong guess cost %d argon2id, the right one refused by the lockout %d", wrongRuns, rightRuns)
 	}
 }
