@@ -137,10 +137,26 @@ export function Notice(props: { kind: 'ok' | 'error' | 'warn' | 'info'; children
   );
 }
 
+// Meanwhile is an action on a listed item that the service refused because
+// the item changed since the page listed it — revoked, deleted or changed in
+// another tab or by another admin (404, 409): its message says so in words,
+// and the page has reloaded its list (outside check 15a: a revoked key still
+// showed as active, with Rotate and Revoke, beside "Resource not found").
+export class Meanwhile extends Error {}
+
+// changedMeanwhile: e is an answer that the item acted on is gone (404) or
+// was changed by another request (409).
+export function changedMeanwhile(e: unknown): e is ApiError {
+  return e instanceof ApiError && (e.status === 404 || e.status === 409);
+}
+
 // ErrorNotice shows a failed call's message (field errors are shown by their fields).
 export function ErrorNotice(props: { error: unknown }) {
   if (!props.error) return null;
   const e = props.error;
+  if (e instanceof Meanwhile) {
+    return <div class="notice warn meanwhile" role="alert">{e.message}</div>;
+  }
   if (e instanceof ApiError && e.code === 'REAUTHENTICATION_REQUIRED') {
     return <Notice kind="error">{e.message}{' '}
       <button type="button" id="reauthenticate" class="secondary small" onClick={() => reauthenticate(e.message)}>Sign in again</button></Notice>;

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, query, type APIKey } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, ConfirmButton, ErrorNotice, fieldErrors, Loading, Notice, Pager, PERMISSIONS, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, ConfirmButton, ErrorNotice, Meanwhile, fieldErrors, Loading, Notice, Pager, PERMISSIONS, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const DAY = 86_400_000;
@@ -43,13 +43,24 @@ export function KeysPage(p: PageProps) {
     setCreating(false);
     list.reload();
   };
+  // failed: an action refused because the key changed since the list was
+  // read (404: revoked or out of reach; 409: rotated by another request)
+  // reloads the list and says what happened; other errors are shown as
+  // they are.
+  const failed = (e: unknown, gone: string) => {
+    if (!changedMeanwhile(e)) { setErr(e); return; }
+    setErr(new Meanwhile(e.status === 404 ? gone : e.message));
+    list.reload();
+  };
   const rotate = async (k: APIKey) => {
     setErr(null); setNotice(null);
-    try { showSecret(await post<APIKey>(`/api/v1/api-keys/${enc(k.id)}/rotate`), true); } catch (e) { setErr(e); }
+    try { showSecret(await post<APIKey>(`/api/v1/api-keys/${enc(k.id)}/rotate`), true); }
+    catch (e) { failed(e, 'This key was revoked meanwhile — in another tab or by another admin. The list is reloaded.'); }
   };
   const revoke = async (k: APIKey) => {
     setErr(null); setNotice(null);
-    try { await del(`/api/v1/api-keys/${enc(k.id)}`); setNotice(<>Key “<Bdi text={k.name} />” revoked: it is refused from the next request on.</>); list.reload(); } catch (e) { setErr(e); }
+    try { await del(`/api/v1/api-keys/${enc(k.id)}`); setNotice(<>Key “<Bdi text={k.name} />” revoked: it is refused from the next request on.</>); list.reload(); }
+    catch (e) { failed(e, 'This key is no longer yours to manage: it was changed meanwhile — in another tab or by another admin. The list is reloaded.'); }
   };
   const old = list.data ? list.data.api_keys.filter((k) => !k.revoked && ageDays(k) >= ROTATE_AFTER_DAYS).length : 0;
   return (

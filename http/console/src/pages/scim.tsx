@@ -3,13 +3,15 @@
 // tokens, shown once at creation and rotation.
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { del, enc, get, post, put, query, type RoleMapping, type SCIMConnection, type SSOProvider } from '../api';
+import { ApiError, del, enc, get, post, put, query, type RoleMapping, type SCIMConnection, type SSOProvider } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, Pager, SecretPanel, splitList, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, ConfirmButton, CopyButton, ErrorNotice, Meanwhile, fieldErrors, Loading, MappingsEditor, Notice, Pager, SecretPanel, splitList, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 interface ConnList { connections: SCIMConnection[]; next_cursor?: string }
+
+const GONE = 'This connection was deleted meanwhile — in another tab or by another admin. The list is reloaded.';
 
 export function SCIMPage(p: PageProps) {
   const [cursors, setCursors] = useState<string[]>(['']);
@@ -24,9 +26,17 @@ export function SCIMPage(p: PageProps) {
   const [notice, setNotice] = useState<ComponentChildren>(null);
   const [err, setErr] = useState<unknown>(null);
   useEffect(() => { if (list.data) p.noteTenants(list.data.connections.flatMap((c) => c.tenants)); }, [list.data]);
+  // failed: an action refused because the connection changed since the
+  // list was read (404: deleted, or out of reach; 409: its token rotated by
+  // another request) reloads the list and says what happened.
+  const failed = (e: unknown) => {
+    if (!changedMeanwhile(e)) { setErr(e); return; }
+    setErr(new Meanwhile(e.status === 404 ? GONE : e.message));
+    list.reload();
+  };
   const run = async (what: string, f: () => Promise<unknown>) => {
     setErr(null); setNotice(null);
-    try { await f(); setNotice(what); list.reload(); } catch (e) { setErr(e); }
+    try { await f(); setNotice(what); list.reload(); } catch (e) { failed(e); }
   };
   return (
     <section>
@@ -53,7 +63,7 @@ export function SCIMPage(p: PageProps) {
                     const r = await post<SCIMConnection>(`/api/v1/admin/scim/${enc(c.id)}/rotate`);
                     setToken({ title: <>New token of <Bdi text={c.name || c.provider} /></>, token: r.token || '', back: `article[data-connection="${CSS.escape(c.id)}"] button.rotate` });
                     list.reload();
-                  } catch (e) { setErr(e); }
+                  } catch (e) { failed(e); }
                 }} />
                 <ConfirmButton label="Delete" danger confirm={<>Delete <Bdi text={c.name || c.provider} />? Its token stops at once.</>} onConfirm={() => run('Connection deleted.', () => del(`/api/v1/admin/scim/${enc(c.id)}`))} />
               </span>
@@ -69,7 +79,8 @@ export function SCIMPage(p: PageProps) {
               <dt>Provisioned</dt><dd>{c.users} users, {c.groups} groups</dd>
               <dt>Updated</dt><dd><Time at={c.updated_at} />{c.rotated_at ? <>, token rotated <Time at={c.rotated_at} /></> : null}</dd>
             </dl>
-            {editing === c.id ? <ConnectionForm conn={c} onSaved={() => { setEditing(''); setErr(null); setNotice('Connection updated.'); list.reload(); }} /> : null}
+            {editing === c.id ? <ConnectionForm conn={c} onSaved={() => { setEditing(''); setErr(null); setNotice('Connection updated.'); list.reload(); }}
+              onGone={(e) => { setNotice(null); failed(e); }} /> : null}
           </article>
         ))}
       </div>
@@ -85,6 +96,8 @@ export function SCIMPage(p: PageProps) {
 function ConnectionForm(props: {
   conn?: SCIMConnection; providers?: string[]; defaultTenants?: string[];
   onSaved?: () => void; onCreated?: (c: SCIMConnection) => void;
+  // onGone: the edited connection is gone (404) — the page says so.
+  onGone?: (e: unknown) => void;
 }) {
   const c = props.conn;
   const pre = c ? 'edit-' + c.id : 'scim';
@@ -108,6 +121,7 @@ function ConnectionForm(props: {
         setName(''); setProvider(''); setMappings([]);
       }
     } catch (e) {
+      if (c && props.onGone && e instanceof ApiError && e.status === 404) { props.onGone(e); return; }
       const fe = fieldErrors(e, ['name', 'provider', 'tenants', 'group_mappings']);
       setErrs(fe.fields); setErr(fe.rest);
     } finally { setBusy(false); }

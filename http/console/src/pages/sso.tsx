@@ -7,7 +7,7 @@ import { useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, type RoleMapping, type SSOProvider } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, Checkbox, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Notice, SelectField, TextArea, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, Checkbox, ConfirmButton, CopyButton, ErrorNotice, fieldErrors, Loading, MappingsEditor, Meanwhile, Notice, SelectField, TextArea, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 type Kind = 'okta' | 'azure' | 'saml' | 'oidc';
@@ -60,7 +60,12 @@ function SSOAdmin() {
   const [err, setErr] = useState<unknown>(null);
   const remove = async (prov: SSOProvider) => {
     setErr(null); setNotice(null);
-    try { await del('/api/v1/admin/sso/' + enc(prov.name)); setNotice(<>Provider <Bdi text={prov.name} /> removed.</>); list.reload(); } catch (e) { setErr(e); }
+    try { await del('/api/v1/admin/sso/' + enc(prov.name)); setNotice(<>Provider <Bdi text={prov.name} /> removed.</>); list.reload(); } catch (e) {
+      // Removed meanwhile (404): the list is reloaded, and the page says so.
+      if (!changedMeanwhile(e)) { setErr(e); return; }
+      setErr(new Meanwhile(e.status === 404 ? 'This provider was removed meanwhile — in another tab or by another admin. The list is reloaded.' : e.message));
+      list.reload();
+    }
   };
   return (
     <section>

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, put, query, type Session, type User } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Notice, Pager, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Meanwhile, Notice, Pager, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const PAGE = 20;
@@ -132,6 +132,8 @@ function CreateUser(p: PageProps & { onDone: (id: string) => void; onCancel: () 
 
 interface SessionPage { sessions: Session[]; next_cursor?: string }
 
+const USER_GONE = 'This user is no longer one you may see: changed meanwhile — in another tab or by another admin.';
+
 export function UserPage(p: PageProps) {
   const id = p.params[0].split('?')[0];
   const user = useLoad(() => get<User>('/api/v1/users/' + enc(id)), [id]);
@@ -152,12 +154,22 @@ export function UserPage(p: PageProps) {
     p.noteTenants(user.data.tenants.map((t) => t.id));
   }, [user.data]);
 
-  const act = async (what: ComponentChildren, f: () => Promise<unknown>, after?: () => void) => {
+  // act runs an action on the user. One refused because the user, a role or
+  // a session changed since the page read them (404, 409: in another tab or
+  // by another admin) reloads the user and its sessions and says what
+  // happened: in the words given for a 404 (gone) or a 409 (changed), else
+  // that the user is out of reach (404) or the API's message (409).
+  const act = async (what: ComponentChildren, f: () => Promise<unknown>, after?: () => void, gone?: string, changed?: string) => {
     setErr(null); setNotice(null);
-    try { await f(); setNotice(what); user.reload(); if (after) after(); } catch (e) { setErr(e); }
+    try { await f(); setNotice(what); user.reload(); if (after) after(); } catch (e) {
+      if (!changedMeanwhile(e)) { setErr(e); return; }
+      setErr(new Meanwhile(e.status === 404 ? gone || USER_GONE : changed || e.message));
+      user.reload();
+      sessions.reload();
+    }
   };
   if (user.loading && !user.data) return <section><h1 tabIndex={-1}>User</h1><Loading what="the user" /></section>;
-  if (!user.data) return <section><h1 tabIndex={-1}>User</h1><ErrorNotice error={user.error} /><p><a href="#/users">Back to the users</a></p></section>;
+  if (!user.data) return <section><h1 tabIndex={-1}>User</h1><ErrorNotice error={err instanceof Meanwhile ? err : user.error} /><p><a href="#/users">Back to the users</a></p></section>;
   const u = { ...user.data, tenants: shownTenants(p, user.data) };
   const self = u.id === p.me.id;
   const manages = managesUser(p, user.data);
@@ -254,7 +266,8 @@ export function UserPage(p: PageProps) {
             ? <ConfirmButton id="deactivate" label="Deactivate" danger confirm={<>Deactivate {name}? Every token and session stops at once.</>}
                 onConfirm={() => act('Deactivated: every token and session of the user stopped.', () => post(`${base}/deactivate`), sessions.reload)} />
             : <ConfirmButton id="activate" label="Activate" confirm={<>Activate {name} again?</>}
-                onConfirm={() => act('Activated.', () => post(`${base}/activate`))} />}
+                onConfirm={() => act('Activated.', () => post(`${base}/activate`), undefined, undefined,
+                  'This user was activated meanwhile — in another tab or by another admin.')} />}
           <ConfirmButton id="reset-mfa" label="Reset MFA" danger confirm={<>Remove every second factor of {name} and end their sessions?</>}
             onConfirm={() => act('MFA reset: the user enrols a factor again at the next sign-in.', () => post(`${base}/mfa/reset`), sessions.reload)} />
         </div>
@@ -286,7 +299,8 @@ export function UserPage(p: PageProps) {
                     <td class="mono">{s.ip ? <Bdi text={s.ip} /> : '—'}</td>
                     <td class="ua">{s.user_agent ? <Bdi text={s.user_agent} /> : '—'}</td>
                     <td><ConfirmButton label="Revoke" danger confirm="Revoke this session?"
-                      onConfirm={() => act('Session revoked.', () => del(`${base}/sessions/${enc(s.id)}`), sessions.reload)} /></td>
+                      onConfirm={() => act('Session revoked.', () => del(`${base}/sessions/${enc(s.id)}`), sessions.reload,
+                        'This session had ended meanwhile — signed out, revoked or expired. The list is reloaded.')} /></td>
                   </tr>
                 ))}
               </tbody>

@@ -1,0 +1,83 @@
+package tests
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestConsoleSaysWhatChangedMeanwhile: an action on an item that another
+// tab or admin revoked, deleted or changed since the page listed it is
+// refused (404, 409); the page reloads the list and says what happened in
+// words, instead of "Resource not found" beside a row that still looks as
+// before (outside check 15a: a revoked key still showed as active, with
+// Rotate and Revoke). Keys, SCIM connections, SSO providers, a user's
+// activation.
+func TestConsoleSaysWhatChangedMeanwhile(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	key := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "doomed", "tenants": []string{"acme"}})
+	expectStatus(t, "a key", key, http.StatusCreated)
+	configureOIDC(t, in, admin, "oidc", "corp", alice(), nil)
+	conn := in.Do("POST", "/api/v1/admin/scim", admin, map[string]any{"name": "okta", "provider": "corp", "tenants": []string{"acme"}})
+	expectStatus(t, "a SCIM connection", conn, http.StatusCreated)
+	doraID := in.CreateUser(admin, "dora", "correct horse battery", map[string]string{"acme": "viewer"})
+	expectStatus(t, "deactivate dora", in.Do("POST", "/api/v1/users/"+doraID+"/deactivate", admin, nil), http.StatusOK)
+
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, in.URL, AdminUser, AdminPassword)
+	// confirm clicks the button sel, then Yes, and waits for the page to say
+	// that the item changed meanwhile.
+	confirm := func(t *testing.T, what, sel string) string {
+		t.Helper()
+		run(t, ctx, what, clickJS(sel), clickJS(`.confirm .confirm-yes`), until(`!!document.querySelector('main .notice.meanwhile')`))
+		if shown(t, ctx, "main .notice.error") {
+			t.Errorf("%s: the page shows an error: %q", what, evalString(t, ctx, `document.querySelector('main .notice.error').innerText`))
+		}
+		return evalString(t, ctx, `document.querySelector('main .notice.meanwhile').innerText`)
+	}
+
+	t.Run("rotate a key revoked in another tab", func(t *testing.T) {
+		row := fmt.Sprintf(`#keys-table tr[data-key=%q]`, key.String("id"))
+		run(t, ctx, "keys", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('`+row+` button.rotate')`))
+		expectStatus(t, "revoke it behind the page's back", in.Do("DELETE", "/api/v1/api-keys/"+key.String("id"), admin, nil), http.StatusNoContent)
+		if said := confirm(t, "rotate", row+" button.rotate"); !strings.Contains(said, "This key was revoked meanwhile — in another tab or by another admin") {
+			t.Errorf("after rotating a revoked key the page says %q", said)
+		}
+		// The list is read again: the key shows as revoked, with nothing to do.
+		run(t, ctx, "the list reloaded", until(`document.querySelector('`+row+`').getAttribute('data-status') === 'revoked' && !document.querySelector('`+row+` button')`))
+	})
+
+	t.Run("delete a SCIM connection deleted in another tab", func(t *testing.T) {
+		card := fmt.Sprintf(`article[data-connection=%q]`, conn.String("id"))
+		run(t, ctx, "scim", chromedp.Click(`#nav-scim`), until(`!!document.querySelector('`+card+`')`))
+		expectStatus(t, "delete it behind the page's back", in.Do("DELETE", "/api/v1/admin/scim/"+conn.String("id"), admin, nil), http.StatusNoContent)
+		if said := confirm(t, "delete", card+" .row-actions button.danger"); !strings.Contains(said, "This connection was deleted meanwhile") {
+			t.Errorf("after deleting a deleted connection the page says %q", said)
+		}
+		run(t, ctx, "the list reloaded", until(`!document.querySelector('`+card+`')`))
+	})
+
+	t.Run("remove an SSO provider removed in another tab", func(t *testing.T) {
+		card := `article[data-provider="corp"]`
+		run(t, ctx, "sso", chromedp.Click(`#nav-sso`), until(`!!document.querySelector('`+card+`')`))
+		expectStatus(t, "remove it behind the page's back", in.Do("DELETE", "/api/v1/admin/sso/corp", admin, nil), http.StatusNoContent)
+		if said := confirm(t, "remove", card+" button.danger"); !strings.Contains(said, "This provider was removed meanwhile") {
+			t.Errorf("after removing a removed provider the page says %q", said)
+		}
+		run(t, ctx, "the list reloaded", until(`!document.querySelector('`+card+`') && !!document.getElementById('no-providers')`))
+	})
+
+	t.Run("activate a user activated in another tab", func(t *testing.T) {
+		run(t, ctx, "dora", chromedp.Evaluate[chromedp.Void](`location.hash = '#/users/`+doraID+`'`), until(`!!document.getElementById('activate')`))
+		expectStatus(t, "activate her behind the page's back", in.Do("POST", "/api/v1/users/"+doraID+"/activate", admin, nil), http.StatusOK)
+		if said := confirm(t, "activate", "#activate"); !strings.Contains(said, "This user was activated meanwhile") {
+			t.Errorf("after activating an active user the page says %q", said)
+		}
+		run(t, ctx, "the user reloaded", until(`document.getElementById('user-status').textContent === 'active' && !!document.getElementById('deactivate')`))
+	})
+	noPolicyBreach(t, ctx)
+}
