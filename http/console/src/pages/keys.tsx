@@ -20,6 +20,17 @@ function ageDays(k: APIKey): number {
   return Math.floor((Date.now() - since) / DAY);
 }
 
+// managesKey mirrors the API's rule (http/apikeys.go) for who may rotate
+// and revoke k: a platform admin, its owner (a session scoped to a tenant:
+// of a key of that tenant alone), or an admin of every tenant of the key
+// (not of "*"). Others see the key without Rotate and Revoke, which
+// the API would refuse (403).
+function managesKey(p: PageProps, k: APIKey): boolean {
+  if (p.platformAdmin) return true;
+  if (k.owner_id === p.me.id && (!p.me.tenant || (k.tenants.length > 0 && k.tenants.every((t) => t === p.me.tenant)))) return true;
+  return k.tenants.length > 0 && k.tenants.every((t) => t !== '*' && p.adminTenants.includes(t));
+}
+
 function status(k: APIKey): { text: string; cls: string } {
   if (k.revoked) return { text: 'revoked', cls: 'bad' };
   if (k.expires_at && new Date(k.expires_at).getTime() <= Date.now()) return { text: 'expired', cls: 'bad' };
@@ -103,7 +114,7 @@ export function KeysPage(p: PageProps) {
                       <td>{k.expires_at ? <Time at={k.expires_at} /> : <span class="muted">never</span>}</td>
                       <td><span class={'badge ' + st.cls}>{st.text}</span></td>
                       <td class="row-actions">
-                        {k.revoked ? null : <>
+                        {k.revoked || !managesKey(p, k) ? null : <>
                           <ConfirmButton label="Rotate" confirm={<>Rotate “<Bdi text={k.name} />”? The current secret stops.</>} onConfirm={() => rotate(k)} class="rotate" />
                           <ConfirmButton label="Revoke" danger confirm={<>Revoke “<Bdi text={k.name} />”?</>} onConfirm={() => revoke(k)} class="revoke" />
                         </>}

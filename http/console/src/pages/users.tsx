@@ -143,7 +143,14 @@ export function UserPage(p: PageProps) {
   const [grantErr, setGrantErr] = useState('');
   const [roles, setRoles] = useState<Record<string, string>>({});
   const [sessCursors, setSessCursors] = useState<string[]>(['']);
-  const sessions = useLoad(() => get<SessionPage>(`/api/v1/users/${enc(id)}/sessions` + query({ limit: 10, cursor: sessCursors[sessCursors.length - 1] })), [id, sessCursors.join()]);
+  // The sessions are asked for only once the user is loaded, and only of a
+  // user the caller manages or of the caller: the API refuses the others
+  // (403), a refusal the browser would report in its console (outside
+  // check 15a).
+  const seesSessions = !!user.data && (managesUser(p, user.data) || user.data.id === p.me.id);
+  const sessions = useLoad(() => (seesSessions
+    ? get<SessionPage>(`/api/v1/users/${enc(id)}/sessions` + query({ limit: 10, cursor: sessCursors[sessCursors.length - 1] }))
+    : Promise.resolve(null)), [id, sessCursors.join(), seesSessions]);
   // roles holds only the choices not yet applied: when the user is loaded
   // again (after any change), a choice the server now has is dropped, and one
   // made meanwhile is kept (never overwritten by the reload).
