@@ -93,7 +93,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}[a.session]
 	}
 	fmt.Fprintln(stderr, "infracast: "+oneLine(msg))
-	if code == exitUsage && !isRunErr(err) {
+	if isUsage(err) {
+		// Every usage error, cobra's and a command's own check of a flag's
+		// value (outside check 15b: "audit --order sideways" had no line).
 		if cmd == nil {
 			cmd = root
 		}
@@ -120,6 +122,14 @@ type usageErr struct{ msg string }
 func (e usageErr) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageErr{fmt.Sprintf(format, args...)} }
+
+// isUsage reports whether err is a usage error: cobra's (flags,
+// arguments), or input a command refused before sending anything. Not
+// input the service refused (400, 413): that error is the service's.
+func isUsage(err error) bool {
+	var u usageErr
+	return !isRunErr(err) || errors.As(err, &u)
+}
 
 // oneLine is msg as the one line after "infracast: ": without the prefix
 // the client's own errors start with (or repeat inside), and without line

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,5 +90,43 @@ func TestUnavailableSaysWhetherAnythingChanged(t *testing.T) {
 	}
 	if !strings.Contains(exitCodes, "may have been made") || strings.Contains(exitCodes, "8  service unavailable (503), after retrying; nothing was changed") {
 		t.Errorf("the exit codes' help still promises nothing was changed: %s", exitCodes)
+	}
+}
+
+// runCLI runs one command line in-process, with its own config folder, and
+// returns its exit code, stdout and stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// TestBadFlagValuesNameTheHelp: a flag's value a command checks itself is
+// a usage error like cobra's, and names the help to read (outside check
+// 15b: "audit --order sideways" and the like had no such line, though the
+// docs say a bad flag or argument adds it).
+func TestBadFlagValuesNameTheHelp(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	for _, c := range []struct {
+		args []string
+		msg  string
+		help string
+	}{
+		{[]string{"audit", "--order", "sideways"}, "asc or desc", "infracast audit"},
+		{[]string{"audit", "--limit", "-1"}, "--limit -1", "infracast audit"},
+		{[]string{"audit", "--follow", "--order", "desc"}, "--follow goes forward", "infracast audit"},
+		{[]string{"keys", "create", "--name", "x", "--expires", "soon"}, "--expires", "infracast keys create"},
+		{[]string{"access", "tenant", "prod", "--at", "yesterday"}, "--at", "infracast access tenant"},
+		{[]string{"signing-keys", "add", "--algorithm", "RS256"}, "EdDSA or HS256", "infracast signing-keys add"},
+		{[]string{"users", "list", "--bogus"}, "unknown flag", "infracast users list"}, // cobra's, as before
+	} {
+		code, stdout, stderr := runCLI(t, c.args...)
+		want := "Run '" + c.help + " --help' for usage.\n"
+		lines := strings.SplitAfter(stderr, "\n")
+		if code != exitUsage || stdout != "" || len(lines) != 3 || !strings.HasPrefix(lines[0], "infracast: ") ||
+			!strings.Contains(lines[0], c.msg) || lines[1] != want {
+			t.Errorf("infracast %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), code, stdout, stderr, want)
+		}
 	}
 }
