@@ -50,13 +50,19 @@ func (a *app) keysCommand() *cobra.Command {
 	return cmd
 }
 
-// printKeyWithSecret shows a key with its secret, which is shown this once.
+// printKeyWithSecret shows a key with its secret, which is shown this once,
+// and says so on stderr in every format (outside check 15b: with -o json,
+// the form scripts use, nothing said it).
 func (a *app) printKeyWithSecret(k *client.APIKey) error {
-	return a.print(k, func() {
+	err := a.print(k, func() {
 		a.fields("id", k.ID, "name", k.Name, "tenants", list(k.Tenants), "permissions", list(k.Permissions),
 			"allowed ips", list(k.AllowedIPs), "expires", tsp(k.ExpiresAt), "key", k.Key)
-		fmt.Fprintln(a.stderr, "The key is shown this once: store it now (a secrets manager). It cannot be retrieved later.")
 	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.stderr, "The key is shown this once: store it now (a secrets manager). It cannot be retrieved later.")
+	return nil
 }
 
 func (a *app) keysCreate() *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,6 +128,43 @@ func TestBadFlagValuesNameTheHelp(t *testing.T) {
 		if code != exitUsage || stdout != "" || len(lines) != 3 || !strings.HasPrefix(lines[0], "infracast: ") ||
 			!strings.Contains(lines[0], c.msg) || lines[1] != want {
 			t.Errorf("infracast %s: exit %d, stdout %q, stderr %q; want exit 2 and %q", strings.Join(c.args, " "), code, stdout, stderr, want)
+		}
+	}
+}
+
+// fakeService points the CLI (INFRACAST_URL, INFRACAST_TOKEN) at an
+// in-process server that answers with h.
+func fakeService(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("INFRACAST_URL", srv.URL)
+	t.Setenv("INFRACAST_TOKEN", "ic_live_test")
+	return srv
+}
+
+// TestNewSecretReminderInEveryFormat: a new or rotated key's secret comes
+// with the reminder on stderr that it is shown this once, with -o json as
+// in a table (outside check 15b: the JSON form, the one scripts use, had
+// none, though docs/client.md says it has).
+func TestNewSecretReminderInEveryFormat(t *testing.T) {
+	const secret = "ic_live_0123456789abcdef"
+	fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"key-1","name":"ci","tenants":["prod"],"permissions":["nodes:read"],"key":%q}`, secret)
+	})
+	for _, args := range [][]string{
+		{"keys", "create", "--name", "ci", "-o", "json"},
+		{"keys", "create", "--name", "ci"},
+		{"keys", "rotate", "key-1", "-o", "json"},
+		{"keys", "rotate", "key-1"},
+	} {
+		code, stdout, stderr := runCLI(t, args...)
+		if code != exitOK || strings.Count(stdout, secret) != 1 || strings.Contains(stderr, secret) ||
+			!strings.Contains(stderr, "The key is shown this once") {
+			t.Errorf("infracast %s: exit %d, stdout %q, stderr %q; want the secret once on stdout, the reminder on stderr",
+				strings.Join(args, " "), code, stdout, stderr)
 		}
 	}
 }
