@@ -168,3 +168,20 @@ func TestNewSecretReminderInEveryFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestAzureOffersNoLinkByEmail: 'sso configure azure' has no
+// --link-by-email, which the service refuses for Azure AD (outside check
+// 15b: offered in its help, then always refused); the other types keep it.
+func TestAzureOffersNoLinkByEmail(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	code, stdout, stderr := runCLI(t, "sso", "configure", "azure", "--tenant-id", "t", "--client-id", "c", "--link-by-email")
+	if code != exitUsage || stdout != "" || !strings.Contains(stderr, "unknown flag: --link-by-email") {
+		t.Errorf("azure --link-by-email: exit %d %q %q, want exit 2, unknown flag", code, stdout, stderr)
+	}
+	for _, typ := range []string{"azure", "okta", "saml", "oidc"} {
+		code, stdout, stderr := runCLI(t, "sso", "configure", typ, "--help")
+		if code != exitOK || strings.Contains(stdout, "--link-by-email") != (typ != "azure") {
+			t.Errorf("sso configure %s --help: exit %d, --link-by-email offered: %v (stderr %q)", typ, code, strings.Contains(stdout, "--link-by-email"), stderr)
+		}
+	}
+}

@@ -181,6 +181,8 @@ type OktaProvider struct {
 }
 
 // AzureProvider configures Azure AD / Entra ID (POST /api/v1/admin/sso/azure).
+// Its SSOOptions.LinkByEmail must stay false: the service refuses it (400),
+// since no one verifies an Azure AD user's address (docs/sso.md).
 type AzureProvider struct {
 	TenantID       string   `json:"tenant_id"`
 	ClientID       string   `json:"client_id"`
