@@ -37,7 +37,7 @@ import (
 const (
 	exitOK           = 0
 	exitFailure      = 1 // anything not below: the service unreachable, a 5xx, a local file
-	exitUsage        = 2 // bad flags or arguments, or input the service refused (400 VALIDATION_ERROR, 413)
+	exitUsage        = 2 // bad flags or arguments, or input the service refused (400 VALIDATION_ERROR, 413, 415)
 	exitUnauthorized = 3 // not logged in, the session ended, or credentials refused (401)
 	exitForbidden    = 4 // 403: no access to this tenant or permission, a second factor required, …
 	exitNotFound     = 5 // 404: no such user, key, provider, …
@@ -48,8 +48,10 @@ const (
 
 const exitCodes = `Exit codes:
   0  success
-  1  failure not listed below (service unreachable, server error, local file)
-  2  usage: bad flags or arguments, or input the service refused (400, 413)
+  1  failure not listed below (service unreachable, server error, local file);
+     after a proxy's 502 or 504, or a connection lost, on a change: it may or
+     may not have been made (the message says so): check before repeating it
+  2  usage: bad flags or arguments, or input the service refused (400, 413, 415)
   3  not logged in, session ended, or credentials refused (401)
   4  forbidden (403), or a second factor required and no code given
   5  not found (404)
@@ -165,6 +167,7 @@ func (e notFound) Error() string { return e.msg }
 // classify gives an error's exit code and the message to print.
 func classify(err error) (int, string) {
 	var apiErr *client.Error
+	var reqErr *client.RequestError
 	var u usageErr
 	var nl notLoggedIn
 	var nf notFound
@@ -184,6 +187,15 @@ func classify(err error) (int, string) {
 		return exitUnauthorized, "the session has ended (signed out, expired or revoked): run 'infracast login' again"
 	case errors.Is(err, context.Canceled):
 		return exitFailure, "interrupted"
+	case errors.As(err, &reqErr):
+		msg := err.Error()
+		if isWrite(reqErr.Method, reqErr.Path) && !reqErr.NotSent() {
+			// The connection broke, or timed out, after a write was sent:
+			// the service may have made it (outside check 15b: said only
+			// for a 503).
+			msg += outcomeUnknownNote
+		}
+		return exitFailure, msg
 	case errors.As(err, &apiErr):
 		msg := apiErr.Code + ": " + apiErr.Message
 		if errors.Is(apiErr, client.ErrReauthenticationRequired) {
@@ -195,31 +207,48 @@ func classify(err error) (int, string) {
 		if outcomeUnknown(apiErr) {
 			// A 503 without Retry-After may follow a write the event store
 			// did not confirm (outside check 12d: exit 8 said "nothing was
-			// changed" in any case).
-			msg += " (a change this command makes may or may not have been made: check before repeating it)"
+			// changed" in any case); a proxy's 502 or 504, one the service
+			// received (outside check 15b).
+			msg += outcomeUnknownNote
 		}
 		return apiExit(apiErr), msg
 	}
 	return exitFailure, err.Error()
 }
 
-// outcomeUnknown reports whether a 503 leaves a change's outcome open: the
-// failed request was a write (a read, or the refresh of a read's token,
-// changes nothing the command asked for: outside check 12r4 found the
-// sentence added for reads too), the service sent no Retry-After (which it
-// sends when it refused the request before starting it) and did not say
-// that nothing was changed. A request whose method is unknown counts as a
-// write.
-func outcomeUnknown(e *client.Error) bool {
-	switch e.Method {
+// outcomeUnknownNote is added to the message of an error that leaves open
+// whether the change the command asked for was made.
+const outcomeUnknownNote = " (a change this command makes may or may not have been made: check before repeating it)"
+
+// isWrite reports whether a request may change what the command asked to
+// change: not a read, nor the refresh of a read's token (outside check 12r4
+// found the outcome note added for reads too). A request whose method is
+// unknown counts as a write.
+func isWrite(method, path string) bool {
+	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false
 	}
-	if strings.HasSuffix(e.Path, "/api/v1/auth/refresh") {
+	return !strings.HasSuffix(path, "/api/v1/auth/refresh")
+}
+
+// outcomeUnknown reports whether an answer leaves a write's outcome open:
+// a proxy's 502 or 504 (the service may have received the write and its
+// answer been lost), or a 503 without Retry-After (which the service sends
+// when it refused the request before starting it) whose message does not
+// say that nothing was changed.
+func outcomeUnknown(e *client.Error) bool {
+	if !isWrite(e.Method, e.Path) {
 		return false
 	}
-	return e.Status == http.StatusServiceUnavailable && e.RetryAfter == 0 &&
-		!strings.Contains(e.Message, "nothing was changed") && !strings.Contains(e.Message, "may have been applied")
+	switch e.Status {
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	case http.StatusServiceUnavailable:
+		return e.RetryAfter == 0 &&
+			!strings.Contains(e.Message, "nothing was changed") && !strings.Contains(e.Message, "may have been applied")
+	}
+	return false
 }
 
 // apiExit is the exit code of an error the service answered: by its HTTP
@@ -227,7 +256,9 @@ func outcomeUnknown(e *client.Error) bool {
 // MFA_REQUIRED, MFA_ENROLLMENT_REQUIRED, …).
 func apiExit(e *client.Error) int {
 	switch e.Status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType:
+		// Input refused, nothing changed (415: a body with a
+		// Content-Encoding; outside check 15b found it exit 1).
 		return exitUsage
 	case http.StatusUnauthorized:
 		return exitUnauthorized

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -45,6 +47,7 @@ func TestAPIExitByStatus(t *testing.T) {
 	}{
 		{http.StatusBadRequest, "VALIDATION_ERROR", exitUsage},
 		{http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", exitUsage},
+		{http.StatusUnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE", exitUsage}, // refused input, nothing changed (outside check 15b: exit 1)
 		{http.StatusUnauthorized, "UNAUTHORIZED", exitUnauthorized},
 		{http.StatusForbidden, "FORBIDDEN", exitForbidden},
 		{http.StatusForbidden, "MFA_REQUIRED", exitForbidden},
@@ -183,5 +186,80 @@ func TestAzureOffersNoLinkByEmail(t *testing.T) {
 		if code != exitOK || strings.Contains(stdout, "--link-by-email") != (typ != "azure") {
 			t.Errorf("sso configure %s --help: exit %d, --link-by-email offered: %v (stderr %q)", typ, code, strings.Contains(stdout, "--link-by-email"), stderr)
 		}
+	}
+}
+
+// TestOutcomeUnknownAfterProxyErrorsAndLostConnections: a write answered
+// 502 or 504 (a proxy's: the service may have made the change and its
+// answer been lost), or whose connection broke after it was sent, says that
+// the change may or may not have been made — a proxy's 502 on 'keys rotate'
+// is when a new secret is lost (outside check 15b: said only for a 503). A
+// read says nothing of the kind, nor does a write that could not be sent
+// (connection refused); a 415 is refused input, exit 2.
+func TestOutcomeUnknownAfterProxyErrorsAndLostConnections(t *testing.T) {
+	const unknown = "may or may not have been made"
+	var answer atomic.Value // func(http.ResponseWriter, *http.Request)
+	srv := fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		answer.Load().(func(http.ResponseWriter, *http.Request))(w, r)
+	})
+	proxyPage := func(status int) func(http.ResponseWriter, *http.Request) {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, "<html><body>%d %s</body></html>", status, http.StatusText(status))
+		}
+	}
+	// The connection is closed once the request has been read, without an
+	// answer (a proxy's reset, the service's crash).
+	hangUp := func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			t.Error(err)
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := conn.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	// The answer's head, then the connection closed in its body.
+	cutShort := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", "500")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, `{"id":"key-1","key":"ic_live_`)
+	}
+	for _, c := range []struct {
+		answer  func(http.ResponseWriter, *http.Request)
+		args    []string
+		code    int
+		msg     string
+		unknown bool
+	}{
+		{proxyPage(502), []string{"keys", "rotate", "key-1"}, exitFailure, "BAD_GATEWAY", true},
+		{proxyPage(504), []string{"keys", "revoke", "key-1"}, exitFailure, "GATEWAY_TIMEOUT", true},
+		{proxyPage(502), []string{"keys", "get", "key-1"}, exitFailure, "BAD_GATEWAY", false},
+		{proxyPage(504), []string{"audit"}, exitFailure, "GATEWAY_TIMEOUT", false},
+		{hangUp, []string{"keys", "rotate", "key-1"}, exitFailure, "POST /api/v1/api-keys/key-1/rotate", true},
+		{hangUp, []string{"keys", "revoke", "key-1"}, exitFailure, "DELETE /api/v1/api-keys/key-1", true},
+		{hangUp, []string{"keys", "get", "key-1"}, exitFailure, "GET /api/v1/api-keys/key-1", false},
+		{cutShort, []string{"keys", "rotate", "key-1"}, exitFailure, "POST /api/v1/api-keys/key-1/rotate", true},
+		{proxyPage(415), []string{"keys", "create", "--name", "ci"}, exitUsage, "UNSUPPORTED_MEDIA_TYPE", false},
+	} {
+		answer.Store(c.answer)
+		code, stdout, stderr := runCLI(t, c.args...)
+		if code != c.code || stdout != "" || !strings.HasPrefix(stderr, "infracast: ") || strings.Count(stderr, "\n") != 1 ||
+			!strings.Contains(stderr, c.msg) || strings.Contains(stderr, unknown) != c.unknown {
+			t.Errorf("infracast %s: exit %d, stdout %q, stderr %q; want exit %d, one line with %q, outcome unknown said: %v",
+				strings.Join(c.args, " "), code, stdout, stderr, c.code, c.msg, c.unknown)
+		}
+	}
+	// Nothing listens: the write was never sent.
+	srv.Close()
+	code, _, stderr := runCLI(t, "keys", "rotate", "key-1")
+	if code != exitFailure || !strings.Contains(stderr, "connection refused") || strings.Contains(stderr, unknown) {
+		t.Errorf("keys rotate, connection refused: exit %d %q; want exit 1, nothing said of an unknown outcome", code, stderr)
 	}
 }

@@ -343,7 +343,7 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("infracast: %s %s: %w", method, req.URL.Path, err)
+		return nil, &RequestError{Method: method, Path: req.URL.Path, Err: err}
 	}
 	defer res.Body.Close()
 	if res.StatusCode >= 300 {
@@ -352,15 +352,15 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 	if out == nil || res.StatusCode == http.StatusNoContent {
 		// Read to the end, so that the connection goes back to the pool.
 		if _, err := io.Copy(io.Discard, res.Body); err != nil {
-			return res.Header, fmt.Errorf("infracast: %s %s: %w", method, req.URL.Path, err)
+			return res.Header, &RequestError{Method: method, Path: req.URL.Path, Err: err}
 		}
 		return res.Header, nil
 	}
 	if err := json.NewDecoder(res.Body).Decode(out); err != nil {
-		return res.Header, fmt.Errorf("infracast: %s %s: decode the answer: %w", method, req.URL.Path, err)
+		return res.Header, &RequestError{Method: method, Path: req.URL.Path, Err: fmt.Errorf("decode the answer: %w", err)}
 	}
 	if _, err := io.Copy(io.Discard, res.Body); err != nil {
-		return res.Header, fmt.Errorf("infracast: %s %s: %w", method, req.URL.Path, err)
+		return res.Header, &RequestError{Method: method, Path: req.URL.Path, Err: err}
 	}
 	return res.Header, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -676,5 +677,35 @@ func TestNewShowsNoCredentialsOfABadBaseURL(t *testing.T) {
 		if strings.Contains(err.Error(), "UrlPwMarker72") {
 			t.Errorf("the error shows the secret: %v", err)
 		}
+	}
+}
+
+// TestRequestErrorNamesItsRequest: a request without a whole answer is a
+// *RequestError naming it, which unwraps to its cause, and NotSent tells a
+// request that never reached the service (connection refused) from one
+// whose connection broke after it was sent, whose write may have been made
+// (outside check 15b: the CLI could not tell them apart).
+func TestRequestErrorNamesItsRequest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := conn.Close(); err != nil {
+			t.Error(err)
+		}
+	}))
+	c := mustNew(t, srv.URL+"/prefix", WithRetry(Retry{MaxAttempts: 1}))
+	err := c.Do(context.Background(), "POST", "/api/v1/api-keys/key-1/rotate", nil, nil, nil)
+	var e *RequestError
+	if !errors.As(err, &e) || e.Method != "POST" || e.Path != "/prefix/api/v1/api-keys/key-1/rotate" || e.NotSent() ||
+		!strings.HasPrefix(err.Error(), "infracast: POST /prefix/api/v1/api-keys/key-1/rotate: ") || !errors.Is(err, io.EOF) {
+		t.Fatalf("hung up: %v: %+v", err, e)
+	}
+	srv.Close()
+	err = c.Do(context.Background(), "POST", "/api/v1/api-keys/key-1/rotate", nil, nil, nil)
+	if !errors.As(err, &e) || !e.NotSent() || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("refused: %v: %+v (not sent: %v)", err, e, e != nil && e.NotSent())
 	}
 }

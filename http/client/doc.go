@@ -9,9 +9,11 @@
 //     or FollowAudit to tail it), access at a moment and credential checks,
 //     with a context on every call, and Do for anything else. Errors the
 //     service answers are *Error, matched by code with errors.Is
-//     (errors.Is(err, client.ErrForbidden)). 429 and 503 are retried after
-//     the Retry-After the service sends, else with a bounded exponential
-//     backoff with jitter (Retry).
+//     (errors.Is(err, client.ErrForbidden)); a request without a whole
+//     answer (no connection, a broken one) is a *RequestError naming it,
+//     which says whether it surely never reached the service (NotSent).
+//     429 and 503 are retried after the Retry-After the service sends,
+//     else with a bounded exponential backoff with jitter (Retry).
 //   - Authentication: an API key (WithAPIKey), or a TokenSource — an
 //     oauth2.TokenSource that logs in, refreshes ahead of expiry (5 minutes
 //     by default, with jitter; a fifth of a short-lived token's life), one

@@ -1,8 +1,10 @@
 package client
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 )
@@ -73,6 +75,39 @@ var (
 	ErrUnavailable              = &Error{Code: "UNAVAILABLE"}               // 503: event store unreachable or read models catching up
 	ErrGatewayTimeout           = &Error{Code: "GATEWAY_TIMEOUT"}           // 504 (the gateway's upstream)
 )
+
+// RequestError is a request that got no whole answer: no connection could
+// be made, the connection broke or timed out, or the answer could not be
+// read (a proxy's page where JSON was due, included). Its text is
+// "infracast: METHOD /path: cause", and it unwraps to the cause (a
+// *url.Error, io.ErrUnexpectedEOF, …), so that errors.Is(err,
+// syscall.ECONNREFUSED) holds as it did before this type.
+//
+// Whether a write it carried was applied is unknown unless NotSent: the
+// service may have applied it and its answer been lost (outside check 15b:
+// a proxy's reset on 'keys rotate' is when a new secret is lost).
+type RequestError struct {
+	Method, Path string // the request's ("POST", "/api/v1/api-keys/key-1/rotate")
+	Err          error  // the cause
+}
+
+func (e *RequestError) Error() string {
+	return fmt.Sprintf("infracast: %s %s: %v", e.Method, e.Path, e.Err)
+}
+
+func (e *RequestError) Unwrap() error { return e.Err }
+
+// NotSent reports whether the request surely never reached the service: no
+// connection could be made to it (refused, no such host, unreachable) or
+// its TLS handshake failed (a certificate refused, a server that does not
+// speak TLS). Anything else, a timeout included, may have come after the
+// service received the request.
+func (e *RequestError) NotSent() bool {
+	var op *net.OpError
+	var cert *tls.CertificateVerificationError
+	var rec tls.RecordHeaderError
+	return (errors.As(e.Err, &op) && op.Op == "dial") || errors.As(e.Err, &cert) || errors.As(e.Err, &rec)
+}
 
 // ErrLoginRequired is returned by a TokenSource whose session has ended
 // (refresh token expired or revoked, user deactivated) and that was not told
