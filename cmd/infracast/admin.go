@@ -102,7 +102,11 @@ func (a *app) auditCommand() *cobra.Command {
 		Long: `Query the audit log: up to --limit events matching the filters, oldest first
 (--order desc: newest first). With --follow, the last --limit events matching,
 then every new one as it happens, until interrupted (with -o json: one event per
-line). --since and --until take an RFC 3339 time or a duration back from now (24h, 7d).`,
+line). While the service cannot be reached (a network error, a restart, 429, 502,
+503, 504) --follow says so on stderr and tries again, backing off up to 30s, from
+where it was: no event is missed. It ends on 401 (the login refused), 403, 404
+or any other error. --since and --until take an RFC 3339 time or a duration back from
+now (24h, 7d).`,
 		Args: cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -204,10 +208,19 @@ func (a *app) followAudit(ctx context.Context, c *client.Client, q client.AuditQ
 	if from > 0 {
 		q.Cursor = client.AuditCursorAfter(from)
 	}
+	// A network error, a restart of the service, a 429, 502, 503 or 504 does
+	// not end it (outside check 15b: the first one did, exit 1): the client
+	// tries again from the same cursor, and stderr says so once, and once
+	// more when it resumed.
 	err := c.FollowAudit(ctx, q, interval, func(e client.AuditEvent) error {
 		a.auditLine(e)
 		return nil
-	})
+	}, client.OnFollowInterrupted(func(err error, _ time.Duration) {
+		_, msg := classify(runErr{err})
+		fmt.Fprintf(a.stderr, "infracast: audit --follow: %s; trying again until the service answers (no event is missed)\n", oneLine(msg))
+	}), client.OnFollowResumed(func() {
+		fmt.Fprintln(a.stderr, "infracast: audit --follow: the service answers again; following on")
+	}))
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil // interrupted: the normal end of --follow
 	}

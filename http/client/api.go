@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -298,17 +300,51 @@ func AuditCursorAfter(seq uint64) string { return "a" + strconv.FormatUint(seq, 
 
 // FollowAudit calls fn with every event matching q (oldest first, from q's
 // cursor, or from the start), then keeps asking for new ones every interval
-// until ctx ends or fn returns an error. It returns ctx's error, fn's, or
-// the API's.
-func (c *Client) FollowAudit(ctx context.Context, q AuditQuery, interval time.Duration, fn func(AuditEvent) error) error {
+// until ctx ends, fn returns an error, or the service refuses the request.
+//
+// A passing failure does not end it (outside check 15b: the first network
+// error or a service restart of a second ended 'infracast audit --follow'):
+// no whole answer (the service unreachable, restarting, a connection
+// broken) or an answer of 429, 502, 503 or 504 — after the client's own
+// retries (Retry) — is tried again from the same cursor, so that no event
+// is missed or shown twice, after interval, doubled each time, at most the
+// client's Retry.MaxWait (30 s by default; at least interval), with jitter
+// (or the Retry-After the service sent, within the same bound). The options
+// OnFollowInterrupted and OnFollowResumed are told when that starts and
+// ends. Any other error ends it: a refused credential (401, and
+// ErrLoginRequired from a TokenSource), 403, 404, 400, a 500, fn's own.
+// It returns ctx's error, fn's, or the one that ended it.
+func (c *Client) FollowAudit(ctx context.Context, q AuditQuery, interval time.Duration, fn func(AuditEvent) error, opts ...FollowOption) error {
 	if interval <= 0 {
 		interval = 2 * time.Second
 	}
+	var f follow
+	for _, o := range opts {
+		o(&f)
+	}
 	q.Desc = false
+	failures := 0 // in a row
 	for {
 		page, err := c.AuditEvents(ctx, q)
 		if err != nil {
-			return err
+			if ctx.Err() != nil || !passingFailure(err) {
+				return err
+			}
+			failures++
+			wait := c.followBackoff(interval, failures, err)
+			if failures == 1 && f.interrupted != nil {
+				f.interrupted(err, wait)
+			}
+			if err := c.sleep(ctx, wait); err != nil {
+				return err
+			}
+			continue
+		}
+		if failures > 0 {
+			failures = 0
+			if f.resumed != nil {
+				f.resumed()
+			}
 		}
 		for _, e := range page.Events {
 			if err := fn(e); err != nil {
@@ -324,6 +360,66 @@ func (c *Client) FollowAudit(ctx context.Context, q AuditQuery, interval time.Du
 			return err
 		}
 	}
+}
+
+// FollowOption configures FollowAudit.
+type FollowOption func(*follow)
+
+type follow struct {
+	interrupted func(err error, retryIn time.Duration)
+	resumed     func()
+}
+
+// OnFollowInterrupted calls fn when FollowAudit meets a passing failure
+// after an answer (or at its start): once for a run of failures, with the
+// first one's error and the wait before the next try. It goes on trying
+// until the service answers (OnFollowResumed) or ctx ends.
+func OnFollowInterrupted(fn func(err error, retryIn time.Duration)) FollowOption {
+	return func(f *follow) { f.interrupted = fn }
+}
+
+// OnFollowResumed calls fn when the service answers FollowAudit again after
+// a passing failure (OnFollowInterrupted), before the events it answered.
+func OnFollowResumed(fn func()) FollowOption {
+	return func(f *follow) { f.resumed = fn }
+}
+
+// passingFailure reports whether err may pass by itself: no whole answer
+// (RequestError: the service unreachable, restarting, a connection broken)
+// or an answer of 429, 502, 503 or 504. Not a session that ended.
+func passingFailure(err error) bool {
+	if errors.Is(err, ErrLoginRequired) {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		switch e.Status {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var re *RequestError
+	return errors.As(err, &re)
+}
+
+// followBackoff is the wait before FollowAudit's next try after failures
+// passing failures in a row, the last err: interval doubled each time, at
+// most max(interval, Retry.MaxWait), jittered over its upper half; a longer
+// Retry-After, within the same bound, instead.
+func (c *Client) followBackoff(interval time.Duration, failures int, err error) time.Duration {
+	limit := max(interval, c.retry.MaxWait)
+	d := interval
+	for i := 1; i < failures && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	d = d/2 + rand.N(d/2+1)
+	var e *Error
+	if errors.As(err, &e) && e.RetryAfter > d {
+		d = min(e.RetryAfter, limit)
+	}
+	return d
 }
 
 // TenantAccess answers who held permission (empty: any) in tenant at a

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -707,5 +709,102 @@ func TestRequestErrorNamesItsRequest(t *testing.T) {
 	err = c.Do(context.Background(), "POST", "/api/v1/api-keys/key-1/rotate", nil, nil, nil)
 	if !errors.As(err, &e) || !e.NotSent() || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("refused: %v: %+v (not sent: %v)", err, e, e != nil && e.NotSent())
+	}
+}
+
+// TestFollowAuditRidesOutPassingFailures: FollowAudit goes on through a
+// connection broken, a proxy's 502, a 503 and a 504 — from the same cursor,
+// waiting longer each time, saying once that it was interrupted and once
+// that it resumed — and ends on a 401 (outside check 15b: it returned the
+// first error, which ended 'infracast audit --follow').
+func TestFollowAuditRidesOutPassingFailures(t *testing.T) {
+	hangUp := func(w http.ResponseWriter) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if err := conn.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	status := func(w http.ResponseWriter, code int) {
+		w.WriteHeader(code)
+		writeBody(t, w, http.StatusText(code))
+	}
+	events := func(w http.ResponseWriter, seqs ...int) {
+		var es []string
+		for _, s := range seqs {
+			es = append(es, `{"sequence":`+strconv.Itoa(s)+`,"type":"user.created"}`)
+		}
+		writeBody(t, w, `{"events":[`+strings.Join(es, ",")+`]}`)
+	}
+	var mu sync.Mutex
+	var cursors []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Each request on a new connection: net/http itself tries a GET
+		// again when a kept-alive connection breaks.
+		w.Header().Set("Connection", "close")
+		mu.Lock()
+		cursors = append(cursors, r.URL.Query().Get("cursor"))
+		n := len(cursors)
+		mu.Unlock()
+		switch n {
+		case 1:
+			events(w, 1, 2)
+		case 2:
+			hangUp(w)
+		case 3:
+			status(w, http.StatusBadGateway)
+		case 4:
+			status(w, http.StatusServiceUnavailable)
+		case 5:
+			status(w, http.StatusGatewayTimeout)
+		case 6:
+			events(w, 3)
+		case 7:
+			hangUp(w) // a second outage is told again
+		case 8:
+			events(w)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			writeBody(t, w, `{"error":{"code":"UNAUTHORIZED","message":"token revoked"}}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var log []string // what happened, in order
+	const interval = time.Second
+	c := mustNew(t, srv.URL, WithRetry(Retry{MaxAttempts: 1, MaxWait: 3 * time.Second}), WithSleep(func(_ context.Context, d time.Duration) error {
+		log = append(log, "wait "+d.Round(time.Second/2).String())
+		return nil
+	}))
+	err := c.FollowAudit(context.Background(), AuditQuery{}, interval, func(e AuditEvent) error {
+		log = append(log, "event "+strconv.FormatUint(e.Sequence, 10))
+		return nil
+	}, OnFollowInterrupted(func(err error, retryIn time.Duration) {
+		var re *RequestError
+		if !errors.As(err, &re) || retryIn < interval/2 || retryIn > interval {
+			t.Errorf("interrupted by %v, retry in %s: want the broken connection, within %s", err, retryIn, interval)
+		}
+		log = append(log, "interrupted")
+	}), OnFollowResumed(func() { log = append(log, "resumed") }))
+	if !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("FollowAudit ended with %v, want the 401", err)
+	}
+	// The waits after a failure: 1 s doubled each time, at most MaxWait
+	// (3 s), jittered over the upper half (shown rounded to 0.5 s).
+	got := strings.Join(log, ", ")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`^event 1, event 2, wait 1s, interrupted, wait (500ms|1s), wait (1s|1.5s|2s), wait (1.5s|2s|2.5s|3s), wait (1.5s|2s|2.5s|3s), resumed, event 3, wait 1s, interrupted, wait (500ms|1s), resumed, wait 1s$`),
+	} {
+		if !want.MatchString(got) {
+			t.Errorf("FollowAudit: %s\nwant %s", got, want)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"", "a2", "a2", "a2", "a2", "a2", "a3", "a3", "a3"}; strings.Join(cursors, " ") != strings.Join(want, " ") {
+		t.Errorf("cursors asked for: %q, want %q (the same until answered)", cursors, want)
 	}
 }
