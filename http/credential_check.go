@@ -193,7 +193,7 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	case strings.Count(raw, ".") == 2:
 		ck, err = s.checkAccessToken(ctx, raw, at)
 	default:
-		ck, err = s.checkRefreshToken(ctx, raw)
+		ck, err = s.checkRefreshToken(ctx, raw, at)
 	}
 	if err != nil {
 		return err
@@ -329,17 +329,50 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 		ck.block(reasonExpired, sess.expiresAt, sinceJSON{})
 	}
 	s.userBlockers(&ck, uh, sess)
-	active := activeAt(uh, at)
-	if t := claims.Tenant; t != "" && !uh.PlatformAdmin && active {
-		role, _, _, err := s.deps.History.RoleAt(claims.Subject, t, at)
-		if err != nil {
-			return ck, err
-		}
-		if role == "" {
-			s.roleRevoked(ctx, &ck, claims.Subject, t, at)
-		}
+	if err := s.scopedRoleBlocker(ctx, &ck, uh, claims.Subject, claims.Tenant, at); err != nil {
+		return ck, err
 	}
 	return ck, nil
+}
+
+// scopedRoleBlocker blocks a credential scoped to tenant ("": none) whose
+// user held no role there at `at` (role_revoked). For a user inactive at
+// `at`, the role is judged just before the deactivation that made them so:
+// a role removed before the deactivation stays the earlier reason, as the
+// earliest wins (an outside check, 15h, had the later deactivation answer
+// instead, since the role was judged only for an active user).
+func (s *Server) scopedRoleBlocker(ctx context.Context, ck *credCheck, uh projections.UserHistory, userID, tenant string, at time.Time) error {
+	if tenant == "" || uh.PlatformAdmin {
+		return nil
+	}
+	when := at
+	if !activeAt(uh, at) {
+		d, ok := lastChangeBy(uh.Deactivations, at)
+		if !ok {
+			return nil
+		}
+		when = d.Time.Add(-time.Nanosecond)
+	}
+	role, _, _, err := s.deps.History.RoleAt(userID, tenant, when)
+	if err != nil {
+		return err
+	}
+	if role == "" {
+		s.roleRevoked(ctx, ck, userID, tenant, when)
+	}
+	return nil
+}
+
+// lastChangeBy returns the ref of refs last in the stream among those at or
+// before at.
+func lastChangeBy(refs []projections.EventRef, at time.Time) (projections.EventRef, bool) {
+	var last projections.EventRef
+	for _, r := range refs {
+		if !r.Time.After(at) && r.Seq > last.Seq {
+			last = r
+		}
+	}
+	return last, last.Seq != 0
 }
 
 // userBlockers: each deactivation of the user after the session started
@@ -545,7 +578,7 @@ func validAggregateID(id string) bool {
 
 // checkRefreshToken: the session that issued it (by its SHA-256), and in its
 // events when it became the session's refresh token and what ended it.
-func (s *Server) checkRefreshToken(ctx context.Context, raw string) (credCheck, error) {
+func (s *Server) checkRefreshToken(ctx context.Context, raw string, at time.Time) (credCheck, error) {
 	ck := credCheck{out: credentialCheckJSON{Kind: kindRefreshToken}}
 	hash := commands.HashToken(raw)
 	sid, ok := s.deps.History.SessionByRefreshHash(hash)
@@ -593,6 +626,12 @@ func (s *Server) checkRefreshToken(ctx context.Context, raw string) (credCheck, 
 	}
 	if ok {
 		s.userBlockers(&ck, uh, sess)
+		// The service refuses a scoped session's refresh while its user
+		// holds no role in its tenant (an outside check, 15h: the check
+		// answered usable then).
+		if err := s.scopedRoleBlocker(ctx, &ck, uh, sess.userID, sess.tenant, at); err != nil {
+			return ck, err
+		}
 	}
 	ck.out.Notes = append(ck.out.Notes,
 		"The session's idle lifetime (INFRACAST_REFRESH_IDLE_TTL, when set) is not judged here.",
@@ -667,19 +706,9 @@ func (s *Server) checkAPIKey(ctx context.Context, raw string) (credCheck, error)
 // instant of a deactivation it no longer was, at an activation's it was
 // again).
 func activeAt(uh projections.UserHistory, at time.Time) bool {
-	var last uint64 // the stream sequence of the last change by the moment
-	active := true
-	for _, l := range []struct {
-		refs   []projections.EventRef
-		active bool
-	}{{uh.Deactivations, false}, {uh.Activations, true}} {
-		for _, r := range l.refs {
-			if !r.Time.After(at) && r.Seq > last {
-				last, active = r.Seq, l.active
-			}
-		}
-	}
-	return active
+	off, _ := lastChangeBy(uh.Deactivations, at)
+	on, _ := lastChangeBy(uh.Activations, at)
+	return off.Seq <= on.Seq
 }
 
 // keyBySecret finds the key whose current or earlier secret has hash, and

@@ -169,6 +169,20 @@ func TestCredentialCheckReasons(t *testing.T) {
 	expectVerdict(t, "just before", credCheck(t, in, admin, map[string]string{"token": a5, "at": before(roleRevoked, t)}), access, true, "", nil, "")
 	unscoped := in.Login("tim", "tim-password-12").String("token")
 	expectVerdict(t, "an unscoped token of the same user", credCheck(t, in, admin, map[string]string{"token": unscoped}), access, true, "", nil, "")
+	// Its refresh token too: the service refuses to refresh it while tim
+	// holds no role in acme (outside check 15h: answered usable).
+	r5 := scoped.String("refresh_token")
+	expectError(t, "refresh of the scoped session without its role", in.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": r5}), 401, "UNAUTHORIZED")
+	expectVerdict(t, "scoped refresh token without its role", credCheck(t, in, admin, map[string]string{"token": r5}), refreshTok, false, "role_revoked", roleRevoked, "")
+	expectVerdict(t, "scoped refresh token just before", credCheck(t, in, admin, map[string]string{"token": r5, "at": before(roleRevoked, t)}), refreshTok, true, "", nil, "")
+	step()
+	// Deactivated after losing the role: the earlier reason stands (15h:
+	// the deactivation answered, since the role was judged only for an
+	// active user).
+	expectStatus(t, "deactivate tim", in.Do("POST", "/api/v1/users/"+timID+"/deactivate", admin, nil), 200)
+	expectVerdict(t, "scoped token, role revoked then user deactivated", credCheck(t, in, admin, map[string]string{"token": a5}), access, false, "role_revoked", roleRevoked, "")
+	expectVerdict(t, "scoped refresh token, role revoked then user deactivated", credCheck(t, in, admin, map[string]string{"token": r5}), refreshTok, false, "role_revoked", roleRevoked, "")
+	expectStatus(t, "activate tim", in.Do("POST", "/api/v1/users/"+timID+"/activate", admin, nil), 200)
 	step()
 
 	// API keys: rotated, revoked, owner deactivated, not yet issued.
