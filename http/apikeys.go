@@ -300,6 +300,16 @@ func (s *Server) rotateAPIKey(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Claimed until this answer is made, so that a rotation sent with this
+	// one (a double click, a retry, two tabs) is refused rather than
+	// replacing the secret this answer is about to show
+	// (commands.Service.Replacing). A rotation that landed between the
+	// read above and the claim is refused by Replaces.
+	release, ok := s.deps.Keys.Replacing(domain.AggregateAPIKey, k.ID)
+	if !ok {
+		return errKeyRotatedMeanwhile
+	}
+	defer release()
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	cl := caller(c)

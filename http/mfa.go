@@ -34,6 +34,9 @@ type MFACommands interface {
 	EnrollTOTP(ctx context.Context, meta events.Meta, userID string) (commands.TOTPEnrollment, error)
 	ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error)
 	RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
+	// Replacing claims a user's recovery codes for a regeneration
+	// (KeyCommands).
+	Replacing(aggregate, id string) (release func(), ok bool)
 	FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
 	BeginPasskeyRegistration(ctx context.Context, userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
 	FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, error)
@@ -581,6 +584,12 @@ func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Held until the answer is made (as a key's rotation, rotateAPIKey).
+	release, ok := m.Replacing(domain.AggregateMFA, cl.User.ID)
+	if !ok {
+		return domain.ErrRecoveryCodesReplaced // answered as errRecoveryReplaced
+	}
+	defer release()
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	codes, err := m.RegenerateRecoveryCodes(ctx, s.meta(c), cl.User.ID)

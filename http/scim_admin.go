@@ -335,6 +335,12 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	// Held until the answer is made (as a key's rotation, rotateAPIKey).
+	release, ok := s.deps.SCIM.Replacing(domain.AggregateSCIM, conn.ID)
+	if !ok {
+		return errSCIMRotatedMeanwhile
+	}
+	defer release()
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	cl := caller(c)

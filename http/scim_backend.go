@@ -31,6 +31,8 @@ type SCIMCommands interface {
 	RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
 	DeleteSCIMConnection(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) error
 	CatchUpHead(ctx context.Context) error
+	// Replacing claims a connection's token for a rotation (KeyCommands).
+	Replacing(aggregate, id string) (release func(), ok bool)
 
 	SCIMCreateUser(ctx context.Context, meta events.Meta, connID string, in commands.SCIMUserInput) (string, error)
 	SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, userID string, up commands.SCIMUserUpdate) error

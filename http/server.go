@@ -58,6 +58,9 @@ type KeyCommands interface {
 	// the state the command is decided against (nil: none).
 	ExecuteAPIKeyAs(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand, may func(domain.APIKey) error) (domain.APIKey, error)
 	RotateAPIKey(ctx context.Context, meta events.Meta, in commands.RotateInput) (domain.APIKey, string, error)
+	// Replacing claims an aggregate's secret for a request that replaces
+	// it (commands.Service.Replacing): false while another holds it.
+	Replacing(aggregate, id string) (release func(), ok bool)
 }
 
 // KeyUsage records that a key was used, off the request path.

@@ -161,11 +161,6 @@ type RotateInput struct {
 // another request meanwhile (rotations at once) is refused,
 // domain.ErrAPIKeyRotated — only the secret in force is ever shown.
 func (s *Service) RotateAPIKey(ctx context.Context, meta events.Meta, in RotateInput) (domain.APIKey, string, error) {
-	release, ok := s.replacing(domain.AggregateAPIKey, in.KeyID)
-	if !ok {
-		return domain.APIKey{}, "", domain.ErrAPIKeyRotated
-	}
-	defer release()
 	secret := NewAPIKeySecret(in.Env)
 	replaces := in.Replaces
 	if replaces == "" {

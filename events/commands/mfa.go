@@ -575,13 +575,6 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta,
 // generateRecoveryCodes makes a set of recovery codes (with ifNone, only for
 // a user who has none) and returns it, or nothing when none was made.
 func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, userID string, ifNone bool) ([]string, error) {
-	if !ifNone {
-		release, ok := s.replacing(domain.AggregateMFA, userID)
-		if !ok {
-			return nil, domain.ErrRecoveryCodesReplaced
-		}
-		defer release()
-	}
 	st, err := s.mfaState()
 	if err != nil {
 		return nil, err

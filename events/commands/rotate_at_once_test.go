@@ -153,73 +153,32 @@ func TestRotationReplacedBeforeTheAnswer(t *testing.T) {
 	}
 }
 
-// TestReplacementWhileOneIsInFlight: a request that replaces a secret —
-// an API key's, a SCIM connection's token, the recovery codes — while
-// another request of the same replica is replacing it (sent with it: a
-// double click, two tabs, a retry) is refused at once and changes nothing;
-// the one in flight answers its secret, the one in force. Before, the
-// second, whose read found the first one's new secret, replaced it after
-// the first had checked it was still in force, and both answered a secret,
-// the first one void (outside check 15a: 5 of 10 pairs of key rotations, 9
-// of 10 pairs of recovery-code regenerations).
-func TestReplacementWhileOneIsInFlight(t *testing.T) {
-	s, a, on := newReplica(t, nil)
-	ctx := context.Background()
-	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
-
-	k := deployKey(t, on)
-	rotate := func() (string, error) {
-		_, secret, err := on.RotateAPIKey(ctx, admin, commands.RotateInput{KeyID: k.ID, Env: domain.KeyEnvLive, OwnerID: "user-admin", CallerPermissions: every})
-		return secret, err
+// TestReplacingClaimsOnePerAggregate: a secret is claimed for one
+// replacement at a time (the HTTP handlers hold the claim until they
+// answer); another aggregate's is free meanwhile.
+func TestReplacingClaimsOnePerAggregate(t *testing.T) {
+	_, _, on := newReplica(t, nil)
+	release, ok := on.Replacing(domain.AggregateAPIKey, "key-1")
+	if !ok {
+		t.Fatal("a first claim was refused")
 	}
-	afterNextAppend(t, s, a, func() error {
-		refusedWith(t, s, "a rotation while another is in flight", domain.ErrAPIKeyRotated, func() error { _, err := rotate(); return err })
-		return nil
-	})
-	secret, err := rotate()
-	if err != nil {
-		t.Fatalf("the rotation in flight: %v", err)
+	if _, ok := on.Replacing(domain.AggregateAPIKey, "key-1"); ok {
+		t.Fatal("a second claim of one key was granted")
 	}
-	if now, _, _ := a.model.APIKey(k.ID); now.SecretHash != commands.HashToken(secret) {
-		t.Error("the secret answered is not in force")
+	other, ok := on.Replacing(domain.AggregateAPIKey, "key-2")
+	if !ok {
+		t.Fatal("another key's claim was refused")
 	}
-	if _, err := rotate(); err != nil {
-		t.Fatalf("a rotation once the other answered: %v", err)
+	other()
+	if _, ok := on.Replacing(domain.AggregateMFA, "key-1"); !ok {
+		t.Fatal("another aggregate of the same id was refused")
 	}
-
-	conn := oktaConnection(t, on)
-	anyone := func(domain.SCIMConnection) error { return nil }
-	afterNextAppend(t, s, a, func() error {
-		refusedWith(t, s, "a SCIM rotation while another is in flight", domain.ErrSCIMTokenRotated, func() error {
-			_, _, err := on.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
-			return err
-		})
-		return nil
-	})
-	c, token, err := on.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
-	if err != nil || c.TokenHash != commands.HashToken(token) {
-		t.Fatalf("the SCIM rotation in flight: %v", err)
+	release()
+	again, ok := on.Replacing(domain.AggregateAPIKey, "key-1")
+	if !ok {
+		t.Fatal("a claim after the release was refused")
 	}
-
-	u := newMFAUser(t, on, "inflight")
-	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
-	confirmedTOTP(t, on, self, u)
-	afterNextAppend(t, s, a, func() error {
-		refusedWith(t, s, "a regeneration while another is in flight", domain.ErrRecoveryCodesReplaced, func() error {
-			_, err := on.RegenerateRecoveryCodes(ctx, self, u.ID)
-			return err
-		})
-		return nil
-	})
-	codes, err := on.RegenerateRecoveryCodes(ctx, self, u.ID)
-	if err != nil || len(codes) == 0 {
-		t.Fatalf("the regeneration in flight: %d codes, %v", len(codes), err)
-	}
-	res, err := on.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: firstStep(t, on, u).Token, Code: codes[0]})
-	if err != nil || res.User.ID != u.ID {
-		t.Fatalf("a code of the set answered: %v", err)
-	}
+	again()
 }
 
 // TestRotationReplacedBeforeItsStateWasRead: another replica's rotation

@@ -269,11 +269,6 @@ func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id
 // the answer is domain.ErrSCIMTokenRotated — only the token in force is
 // ever shown.
 func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
-	release, ok := s.replacing(domain.AggregateSCIM, id)
-	if !ok {
-		return domain.SCIMConnection{}, "", domain.ErrSCIMTokenRotated
-	}
-	defer release()
 	token := NewSCIMToken()
 	seen, _, _ := s.scim().SCIMConnection(id) // unknown: the decision says so
 	c, err := s.executeSCIMConnection(ctx, meta, id, may,

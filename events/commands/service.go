@@ -172,22 +172,25 @@ type Service struct {
 	// address (addressFailure), a stripe per hash of its key.
 	addrLocks [64]sync.Mutex
 	// inReplacement holds the aggregates whose secret a request of this
-	// replica is replacing now (replacing).
+	// replica is replacing now (Replacing).
 	inReplacement sync.Map
 }
 
-// replacing claims the secret of aggregate id (an API key's, a SCIM
+// Replacing claims the secret of aggregate id (an API key's, a SCIM
 // connection's token, a user's recovery codes) for a request that replaces
 // it, until release; false when a request of this replica is replacing it
-// already. Of replacements the server handles at the same moment — a
-// double click, two tabs, a client's retry — only one may answer with a
-// secret: the others are refused before they read anything. Without it, a
-// second request whose read found the first one's new secret replaced it
-// after the first had checked it was still in force, and both answered a
-// secret, the first one void (outside check 15a: 5 of 10 pairs of key
-// rotations, 9 of 10 of recovery codes). Through two replicas, the check
-// after the write (replacedMeanwhile) covers what it can.
-func (s *Service) replacing(aggregate, id string) (release func(), ok bool) {
+// already. The HTTP handlers claim before they read what they replace and
+// release once their answer is made: of replacements the server handles at
+// the same moment — a double click, two tabs, a client's retry — only one
+// may answer with a secret, the others are refused before they read
+// anything. Without it, a second request whose read found the first one's
+// new secret replaced it after the first had checked it was still in force,
+// and both answered a secret, the first one void (outside check 15a: 5 of
+// 10 pairs of key rotations, 9 of 10 pairs of recovery-code regenerations;
+// re-check 15r2 found the claim taken after the handler's read). Through
+// several replicas, the check after the write (replacedMeanwhile) covers
+// what it can.
+func (s *Service) Replacing(aggregate, id string) (release func(), ok bool) {
 	key := aggregate + "." + id
 	if _, busy := s.inReplacement.LoadOrStore(key, struct{}{}); busy {
 		return nil, false
