@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -15,7 +16,8 @@ import (
 // words, instead of "Resource not found" beside a row that still looks as
 // before (outside check 15a: a revoked key still showed as active, with
 // Rotate and Revoke). Keys, SCIM connections, SSO providers, a user's
-// activation.
+// activation; and a session that ended meanwhile, whose revocation is no
+// error.
 func TestConsoleSaysWhatChangedMeanwhile(t *testing.T) {
 	in := Start(t)
 	admin := in.AdminToken()
@@ -29,16 +31,7 @@ func TestConsoleSaysWhatChangedMeanwhile(t *testing.T) {
 
 	ctx := consoleChrome(t)
 	consoleSignIn(t, ctx, in.URL, AdminUser, AdminPassword)
-	// confirm clicks the button sel, then Yes, and waits for the page to say
-	// that the item changed meanwhile.
-	confirm := func(t *testing.T, what, sel string) string {
-		t.Helper()
-		run(t, ctx, what, clickJS(sel), clickJS(`.confirm .confirm-yes`), until(`!!document.querySelector('main .notice.meanwhile')`))
-		if shown(t, ctx, "main .notice.error") {
-			t.Errorf("%s: the page shows an error: %q", what, evalString(t, ctx, `document.querySelector('main .notice.error').innerText`))
-		}
-		return evalString(t, ctx, `document.querySelector('main .notice.meanwhile').innerText`)
-	}
+	confirm := func(t *testing.T, what, sel string) string { t.Helper(); return confirmMeanwhile(t, ctx, what, sel) }
 
 	t.Run("rotate a key revoked in another tab", func(t *testing.T) {
 		row := fmt.Sprintf(`#keys-table tr[data-key=%q]`, key.String("id"))
@@ -79,5 +72,41 @@ func TestConsoleSaysWhatChangedMeanwhile(t *testing.T) {
 		}
 		run(t, ctx, "the user reloaded", until(`document.getElementById('user-status').textContent === 'active' && !!document.getElementById('deactivate')`))
 	})
+
+	// A session that ended meanwhile is revoked all the same: the API's
+	// revocation is idempotent (204), and the page says so and lists the
+	// session no more (re-check 15r2: docs/console.md promised "This session
+	// had ended meanwhile", which the page never said).
+	t.Run("revoke a session ended in another tab", func(t *testing.T) {
+		finnID := in.CreateUser(admin, "finn", "correct horse battery", map[string]string{"acme": "viewer"})
+		in.Login("finn", "correct horse battery")
+		run(t, ctx, "finn", chromedp.Evaluate[chromedp.Void](`location.hash = '#/users/`+finnID+`'`),
+			until(`!!document.querySelector('#sessions-table button.danger')`))
+		list := in.Do("GET", "/api/v1/users/"+finnID+"/sessions", admin, nil)
+		expectStatus(t, "finn's sessions", list, http.StatusOK)
+		sessions, _ := list.JSON["sessions"].([]any)
+		if len(sessions) != 1 {
+			t.Fatalf("finn's sessions: %s", list.Raw)
+		}
+		sid, _ := sessions[0].(map[string]any)["id"].(string)
+		expectStatus(t, "revoke it behind the page's back", in.Do("DELETE", "/api/v1/users/"+finnID+"/sessions/"+sid, admin, nil), http.StatusNoContent)
+		run(t, ctx, "revoke", clickJS(`#sessions-table button.danger`), clickJS(`.confirm .confirm-yes`),
+			until(`(document.getElementById('user-notice') || {}).textContent === 'Session revoked.'`),
+			until(`!document.querySelector('#sessions-table button.danger') && /No live sessions/.test(document.getElementById('sessions-table').textContent)`))
+		if shown(t, ctx, "main .notice.error") || shown(t, ctx, "main .notice.meanwhile") {
+			t.Errorf("after revoking an ended session the page says %q", evalString(t, ctx, `document.querySelector('main .notice.error, main .notice.meanwhile').innerText`))
+		}
+	})
 	noPolicyBreach(t, ctx)
+}
+
+// confirmMeanwhile clicks the button sel, then Yes, and waits for the page
+// to say that the item changed meanwhile; it answers what the page says.
+func confirmMeanwhile(t *testing.T, ctx context.Context, what, sel string) string {
+	t.Helper()
+	run(t, ctx, what, clickJS(sel), clickJS(`.confirm .confirm-yes`), until(`!!document.querySelector('main .notice.meanwhile')`))
+	if shown(t, ctx, "main .notice.error") {
+		t.Errorf("%s: the page shows an error: %q", what, evalString(t, ctx, `document.querySelector('main .notice.error').innerText`))
+	}
+	return evalString(t, ctx, `document.querySelector('main .notice.meanwhile').innerText`)
 }

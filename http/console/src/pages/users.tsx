@@ -306,8 +306,10 @@ export function UserPage(p: PageProps) {
                     <td class="mono">{s.ip ? <Bdi text={s.ip} /> : '—'}</td>
                     <td class="ua">{s.user_agent ? <Bdi text={s.user_agent} /> : '—'}</td>
                     <td><ConfirmButton label="Revoke" danger confirm="Revoke this session?"
-                      onConfirm={() => act('Session revoked.', () => del(`${base}/sessions/${enc(s.id)}`), sessions.reload,
-                        'This session had ended meanwhile — signed out, revoked or expired. The list is reloaded.')} /></td>
+                      // A session that ended meanwhile (signed out, revoked,
+                      // expired) is revoked all the same: the API's 204 is
+                      // idempotent, and the reloaded list no longer shows it.
+                      onConfirm={() => act('Session revoked.', () => del(`${base}/sessions/${enc(s.id)}`), sessions.reload)} /></td>
                   </tr>
                 ))}
               </tbody>
