@@ -110,3 +110,91 @@ func confirmMeanwhile(t *testing.T, ctx context.Context, what, sel string) strin
 	}
 	return evalString(t, ctx, `document.querySelector('main .notice.meanwhile').innerText`)
 }
+
+// TestConsoleSaysWhatIsNoLongerYours: an action a tenant admin's page still
+// offers on an item that changed meanwhile so that it is no longer theirs
+// to take — a user given a role in a tenant they do not administer, a key
+// of theirs rotated (and so owned) by another admin — is refused 403; the
+// page reloads the item, says so in words, and offers the action no more
+// (outside check 15r2: "Insufficient permissions", with Deactivate, Reset
+// MFA and every session's Revoke still on screen).
+func TestConsoleSaysWhatIsNoLongerYours(t *testing.T) {
+	const pw = "correct horse battery"
+	in := Start(t)
+	admin := in.AdminToken()
+	// ann makes a key of acme and globex while she administers both, then
+	// is a viewer in globex: her key is hers to manage as its owner.
+	annID := in.CreateUser(admin, "ann", pw, map[string]string{"acme": "admin", "globex": "admin"})
+	erinID := in.CreateUser(admin, "erin", pw, map[string]string{"acme": "viewer"})
+	in.Login("erin", pw) // a session of erin's, for the page to list
+	key := in.Do("POST", "/api/v1/api-keys", in.Login("ann", pw).String("token"),
+		map[string]any{"name": "ann's", "tenants": []string{"acme", "globex"}, "permissions": []string{"nodes:read"}})
+	expectStatus(t, "ann's key", key, http.StatusCreated)
+	expectStatus(t, "ann a viewer in globex",
+		in.Do("PUT", "/api/v1/users/"+annID+"/tenants/globex", admin, map[string]string{"role": "viewer"}), http.StatusOK)
+
+	ctx := consoleChrome(t)
+	consoleSignIn(t, ctx, in.URL, "ann", pw)
+	grantGlobex := func(t *testing.T) {
+		t.Helper()
+		expectStatus(t, "give erin a role in globex behind the page's back",
+			in.Do("PUT", "/api/v1/users/"+erinID+"/tenants/globex", admin, map[string]string{"role": "viewer"}), http.StatusOK)
+	}
+	openErin := func(t *testing.T) {
+		t.Helper()
+		run(t, ctx, "erin", chromedp.Evaluate[chromedp.Void](`location.hash = '#/users'`), until(`!!document.querySelector('#users-table')`),
+			chromedp.Evaluate[chromedp.Void](`location.hash = '#/users/`+erinID+`'`),
+			until(`!!document.getElementById('deactivate') && !!document.querySelector('#sessions-table button.danger')`))
+	}
+	// reloaded: the page shows the note instead of the account's actions
+	// and does not list erin's sessions.
+	reloaded := `!!document.getElementById('account-note') && !document.getElementById('deactivate') && !document.getElementById('reset-mfa')
+		&& !document.getElementById('sessions-table') && !!document.getElementById('sessions-note')`
+	saysNotYours := func(t *testing.T, said string) {
+		t.Helper()
+		if !strings.Contains(said, "This user changed meanwhile") || !strings.Contains(said, "no longer yours to do") {
+			t.Errorf("the page says %q", said)
+		}
+	}
+	erinLive := func(t *testing.T) {
+		t.Helper()
+		u := in.Do("GET", "/api/v1/users/"+erinID, admin, nil)
+		s := in.Do("GET", "/api/v1/users/"+erinID+"/sessions", admin, nil)
+		if sessions, _ := s.JSON["sessions"].([]any); u.JSON["active"] != true || len(sessions) != 1 {
+			t.Errorf("erin was changed by a refused action: %s %s", u.Raw, s.Raw)
+		}
+	}
+
+	t.Run("deactivate a user given a role in another tenant", func(t *testing.T) {
+		openErin(t)
+		grantGlobex(t)
+		saysNotYours(t, confirmMeanwhile(t, ctx, "deactivate", "#deactivate"))
+		run(t, ctx, "the user reloaded", until(reloaded))
+		erinLive(t)
+	})
+
+	t.Run("revoke a session of a user given a role in another tenant", func(t *testing.T) {
+		expectStatus(t, "erin back in acme alone", in.Do("DELETE", "/api/v1/users/"+erinID+"/tenants/globex", admin, nil), http.StatusOK)
+		openErin(t)
+		grantGlobex(t)
+		saysNotYours(t, confirmMeanwhile(t, ctx, "revoke", "#sessions-table button.danger"))
+		run(t, ctx, "the user reloaded", until(reloaded))
+		erinLive(t)
+	})
+
+	t.Run("rotate a key rotated by another admin", func(t *testing.T) {
+		row := fmt.Sprintf(`#keys-table tr[data-key=%q]`, key.String("id"))
+		run(t, ctx, "keys", chromedp.Click(`#nav-keys`), until(`!!document.querySelector('`+row+` button.rotate')`))
+		expectStatus(t, "rotate it behind the page's back", in.Do("POST", "/api/v1/api-keys/"+key.String("id")+"/rotate", admin, nil), http.StatusOK)
+		if said := confirmMeanwhile(t, ctx, "rotate", row+" button.rotate"); !strings.Contains(said, "This key changed meanwhile") || !strings.Contains(said, "no longer yours to manage") {
+			t.Errorf("after rotating a key another admin rotated the page says %q", said)
+		}
+		// The list is read again: the key, now the other admin's, is listed
+		// with nothing to do.
+		run(t, ctx, "the list reloaded", until(`!!document.querySelector('`+row+`') && !document.querySelector('`+row+` button')`))
+		if shown(t, ctx, "#key-secret") {
+			t.Error("a secret is shown after a refused rotation")
+		}
+	})
+	noPolicyBreach(t, ctx)
+}

@@ -30,6 +30,9 @@ export interface PageProps {
   seesTenant: (id: string) => boolean;
   go: (hash: string) => void;
   params: string[];
+  // recheck asks /auth/me again now: an action refused as no longer the
+  // caller's (refusedMeanwhile) may be the caller's own roles that changed.
+  recheck: () => void;
 }
 
 const cookieSession = { 'X-Infracast-Session': 'cookie' };
@@ -164,7 +167,7 @@ function route(): { page: string; params: string[] } {
   return { page: parts[0] || 'users', params: parts.slice(1) };
 }
 
-function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildren; focusOnMount?: boolean }) {
+function Shell(props: { me: Me; onSignOut: () => void; recheck: () => void; notices?: ComponentChildren; focusOnMount?: boolean }) {
   const [r, setR] = useState(route());
   const [tenants, setTenants] = useState<string[]>(() => props.me.tenants.filter((t) => props.me.roles.includes('admin') || t.permissions.includes('admin:*')).map((t) => t.id));
   const main = useRef<HTMLElement>(null);
@@ -196,7 +199,7 @@ function Shell(props: { me: Me; onSignOut: () => void; notices?: ComponentChildr
     });
   }, []);
   const go = (hash: string) => { location.hash = hash; };
-  const pp: PageProps = { me: props.me, platformAdmin, adminTenants, noteTenants, seesTenant, go, params: r.params };
+  const pp: PageProps = { me: props.me, platformAdmin, adminTenants, noteTenants, seesTenant, go, params: r.params, recheck: props.recheck };
   let page;
   switch (r.page) {
     case 'users': page = r.params[0] ? <UserPage {...pp} key={r.params[0]} /> : <UsersPage {...pp} />; break;
@@ -525,7 +528,7 @@ function App() {
     }} />;
   }
   if (!me) return <SignIn reason={reason} onSignedIn={() => { signedInHere.current = true; loadMe('own-sign-in').then(() => tell({ type: 'signed-in' })); }} />;
-  return <Shell me={me} onSignOut={signOut} key={me.id} focusOnMount={signedInHere.current} notices={<>
+  return <Shell me={me} onSignOut={signOut} recheck={() => { void loadMe('check'); }} key={me.id} focusOnMount={signedInHere.current} notices={<>
     {signOutError ? <Notice kind="error" id="signout-error">{signOutError}</Notice> : null}
     {renewNotice ? <Notice kind="warn" id="renew-notice">{renewNotice}</Notice> : null}
   </>} />;

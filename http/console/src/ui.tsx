@@ -139,7 +139,8 @@ export function Notice(props: { kind: 'ok' | 'error' | 'warn' | 'info'; children
 
 // Meanwhile is an action on a listed item that the service refused because
 // the item changed since the page listed it — revoked, deleted or changed in
-// another tab or by another admin (404, 409): its message says so in words,
+// another tab or by another admin (404, 409, or 403 for an action no longer
+// the caller's: refusedMeanwhile): its message says so in words,
 // and the page has reloaded its list (outside check 15a: a revoked key still
 // showed as active, with Rotate and Revoke, beside "Resource not found").
 export class Meanwhile extends Error {}
@@ -148,6 +149,19 @@ export class Meanwhile extends Error {}
 // was changed by another request (409).
 export function changedMeanwhile(e: unknown): e is ApiError {
   return e instanceof ApiError && (e.status === 404 || e.status === 409);
+}
+
+// refusedMeanwhile: e is the API's plain refusal of an action (403
+// FORBIDDEN "Insufficient permissions", http/errors.go errForbidden). The
+// page offers an action only to a caller it judged may take it, on the item
+// as it read it; refused so, the item (or the caller's roles) changed since
+// — a user given a role in a tenant the admin does not administer, a key
+// rotated by another admin and so owned by them (outside check 15r2: the
+// page said "Insufficient permissions" and kept offering the action). Not
+// the other 403s: a sign-in that is too old (REAUTHENTICATION_REQUIRED), a
+// scoped session, a missing CSRF token, each of which says what to do.
+export function refusedMeanwhile(e: unknown): e is ApiError {
+  return e instanceof ApiError && e.status === 403 && e.code === 'FORBIDDEN' && e.message === 'Insufficient permissions';
 }
 
 // ErrorNotice shows a failed call's message (field errors are shown by their fields).

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, query, type APIKey } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, changedMeanwhile, ConfirmButton, ErrorNotice, Meanwhile, fieldErrors, Loading, Notice, Pager, PERMISSIONS, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, ConfirmButton, ErrorNotice, Meanwhile, fieldErrors, Loading, Notice, Pager, PERMISSIONS, refusedMeanwhile, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const DAY = 86_400_000;
@@ -55,10 +55,18 @@ export function KeysPage(p: PageProps) {
     list.reload();
   };
   // failed: an action refused because the key changed since the list was
-  // read (404: revoked or out of reach; 409: rotated by another request)
-  // reloads the list and says what happened; other errors are shown as
-  // they are.
+  // read (404: revoked or out of reach; 409: rotated by another request;
+  // 403: no longer the caller's — rotated by another admin, who owns it
+  // since, or the caller's own roles changed) reloads the list (and, for a
+  // 403, the caller's roles) and says what happened; other errors are shown
+  // as they are.
   const failed = (e: unknown, gone: string) => {
+    if (refusedMeanwhile(e)) {
+      setErr(new Meanwhile('This key changed meanwhile — in another tab or by another admin (rotated by them, say): it is no longer yours to manage. The list is reloaded.'));
+      list.reload();
+      p.recheck();
+      return;
+    }
     if (!changedMeanwhile(e)) { setErr(e); return; }
     setErr(new Meanwhile(e.status === 404 ? gone : e.message));
     list.reload();

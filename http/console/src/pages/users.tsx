@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, put, query, type Session, type User } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, changedMeanwhile, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Meanwhile, Notice, Pager, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Meanwhile, Notice, Pager, refusedMeanwhile, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const PAGE = 20;
@@ -133,6 +133,13 @@ function CreateUser(p: PageProps & { onDone: (id: string) => void; onCancel: () 
 interface SessionPage { sessions: Session[]; next_cursor?: string }
 
 const USER_GONE = 'This user is no longer one you may see: changed meanwhile — in another tab or by another admin.';
+// USER_NOT_YOURS: an action on the user refused as no longer the caller's
+// (403, refusedMeanwhile).
+const USER_NOT_YOURS = 'This user changed meanwhile — in another tab or by another admin (a role in a tenant you do not administer, say): '
+  + 'this is no longer yours to do. The page is reloaded.';
+// TENANT_NOT_YOURS: a role change or removal refused so: the caller no
+// longer administers the tenant.
+const TENANT_NOT_YOURS = 'Your own roles changed meanwhile — in another tab or by another admin: you no longer administer this tenant. The page is reloaded.';
 
 export function UserPage(p: PageProps) {
   const id = p.params[0].split('?')[0];
@@ -165,10 +172,22 @@ export function UserPage(p: PageProps) {
   // a session changed since the page read them (404, 409: in another tab or
   // by another admin) reloads the user and its sessions and says what
   // happened: in the words given for a 404 (gone) or a 409 (changed), else
-  // that the user is out of reach (404) or the API's message (409).
-  const act = async (what: ComponentChildren, f: () => Promise<unknown>, after?: () => void, gone?: string, changed?: string) => {
+  // that the user is out of reach (404) or the API's message (409). One
+  // refused as no longer the caller's (403: the user now holds a role in a
+  // tenant the admin does not administer, or the admin's own roles changed)
+  // reloads the user — whose page then shows the note instead of the
+  // actions — and the caller's roles, and says so (refused, else
+  // USER_NOT_YOURS); the sessions follow the user (not asked of a user the
+  // caller no longer manages).
+  const act = async (what: ComponentChildren, f: () => Promise<unknown>, after?: () => void, gone?: string, changed?: string, refused?: string) => {
     setErr(null); setNotice(null);
     try { await f(); setNotice(what); user.reload(); if (after) after(); } catch (e) {
+      if (refusedMeanwhile(e)) {
+        setErr(new Meanwhile(refused || USER_NOT_YOURS));
+        user.reload();
+        p.recheck();
+        return;
+      }
       if (!changedMeanwhile(e)) { setErr(e); return; }
       setErr(new Meanwhile(e.status === 404 ? gone || USER_GONE : changed || e.message));
       user.reload();
@@ -249,9 +268,9 @@ export function UserPage(p: PageProps) {
                     onClick={() => act(<>Role in <Bdi text={t.id} /> changed to {roles[t.id]}.</>, () => put(`${base}/tenants/${enc(t.id)}`, { role: roles[t.id] }),
                       // The button is disabled once the role is the one chosen: the
                       // focus goes to the role it changed, not to <body> (a re-check).
-                      () => document.getElementById('role-' + t.id)?.focus())}>Change role</button>
+                      () => document.getElementById('role-' + t.id)?.focus(), undefined, undefined, TENANT_NOT_YOURS)}>Change role</button>
                   <ConfirmButton label="Remove" confirm={<>Remove {name} from <Bdi text={t.id} />?</>} danger
-                    onConfirm={() => act(<>Removed from <Bdi text={t.id} />.</>, () => del(`${base}/tenants/${enc(t.id)}`))} />
+                    onConfirm={() => act(<>Removed from <Bdi text={t.id} />.</>, () => del(`${base}/tenants/${enc(t.id)}`), undefined, undefined, undefined, TENANT_NOT_YOURS)} />
                 </td>
               </tr>
             ))}
