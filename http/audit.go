@@ -45,6 +45,8 @@ type HistoryModel interface {
 type EventReader interface {
 	ReadSeqs(ctx context.Context, seqs []uint64) ([]events.Record, error)
 	ReadSubject(ctx context.Context, subject string, upTo uint64) ([]events.Record, error)
+	// Head is the stream's last sequence, as its leader has it.
+	Head(ctx context.Context) (uint64, error)
 }
 
 var (
@@ -304,12 +306,26 @@ func sendAuditCSV(c *fiber.Ctx, page auditPageJSON) error {
 // headerNextCursor carries next_cursor with a CSV page.
 const headerNextCursor = "X-Next-Cursor"
 
+// errCursorPastTheEnd answers a cursor beyond the event stream's last
+// event (waitApplied).
+var errCursorPastTheEnd = validation("cursor: is past the end of the event stream: it was not read from this deployment's event store (restored from a backup, or another deployment); start again without a cursor")
+
 // waitApplied waits (briefly) until this replica's read models have applied
 // stream sequence seq, so that a cursor from another replica neither skips
 // nor repeats an event here.
 func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
 	if seq == 0 || s.deps.Readiness == nil || s.deps.Readiness.Applied() >= seq {
 		return nil
+	}
+	// A cursor past the stream's end was not read from this event store
+	// (a data folder restored from a backup, another deployment): no wait
+	// brings it, and waiting as for a lagging replica made a client that
+	// follows the log retry it until the stream grew past it, skipping
+	// every event in between without a word (re-check 15r3).
+	if s.deps.Events != nil {
+		if head, err := s.deps.Events.Head(ctx); err == nil && seq > head {
+			return errCursorPastTheEnd
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, appliedWait)
 	defer cancel()

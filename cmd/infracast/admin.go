@@ -122,6 +122,9 @@ now (24h, 7d).`,
 			if limit < 0 {
 				return usagef("--limit %d: want 0 or more", limit)
 			}
+			if interval <= 0 {
+				return usagef("--interval %s: want a duration above 0, e.g. 2s", interval)
+			}
 			if follow && (order == "desc" || until != "") {
 				return usagef("--follow goes forward in time: it takes neither --order desc nor --until")
 			}

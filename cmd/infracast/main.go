@@ -343,6 +343,15 @@ factor gives its code to login (--code, INFRACAST_MFA_CODE, or the prompt).
 	})) // fails only for a flag not defined: a mistake here, reported at start
 	root.AddCommand(a.loginCommand(), a.logoutCommand(), a.whoamiCommand(), a.usersCommand(), a.keysCommand(),
 		a.ssoCommand(), a.signingKeysCommand(), a.auditCommand(), a.accessCommand())
+	// cobra's own completion command, made now rather than when run, so
+	// that an unknown shell is refused like any unknown subcommand
+	// (re-check 15r3: 'completion tcsh' printed the help, exit 0).
+	root.InitDefaultCompletionCmd()
+	for _, cmd := range root.Commands() {
+		if cmd.Name() == "completion" {
+			group(cmd)
+		}
+	}
 	return root
 }
 

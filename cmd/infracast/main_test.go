@@ -124,6 +124,10 @@ func TestBadFlagValuesNameTheHelp(t *testing.T) {
 		{[]string{"access", "tenant", "prod", "--at", "yesterday"}, "--at", "infracast access tenant"},
 		{[]string{"signing-keys", "add", "--algorithm", "RS256"}, "EdDSA or HS256", "infracast signing-keys add"},
 		{[]string{"users", "list", "--bogus"}, "unknown flag", "infracast users list"}, // cobra's, as before
+		// Re-check 15r3: accepted (polling every 2 s), and help with exit 0.
+		{[]string{"audit", "--follow", "--interval", "0"}, "--interval", "infracast audit"},
+		{[]string{"audit", "--follow", "--interval", "-1s"}, "--interval", "infracast audit"},
+		{[]string{"completion", "tcsh"}, `unknown command "tcsh"`, "infracast completion"},
 	} {
 		code, stdout, stderr := runCLI(t, c.args...)
 		want := "Run '" + c.help + " --help' for usage.\n"
