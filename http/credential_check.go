@@ -351,6 +351,13 @@ func (s *Server) scopedRoleBlocker(ctx context.Context, ck *credCheck, uh projec
 		if !ok {
 			return nil
 		}
+		// Granted again since its last removal, by `at`: the user holds
+		// the role (deactivated, which is the reason then: re-check 15r4).
+		granted, _ := s.findEvent(ctx, projections.AuditQuery{Subject: userID, Tenant: tenant, Type: domain.TypeUserRoleGranted, NewestFirst: true}, at)
+		revoked, _ := s.findEvent(ctx, projections.AuditQuery{Subject: userID, Tenant: tenant, Type: domain.TypeUserRoleRevoked, NewestFirst: true}, at)
+		if granted.Sequence > revoked.Sequence {
+			return nil
+		}
 		when = d.Time.Add(-time.Nanosecond)
 	}
 	role, _, _, err := s.deps.History.RoleAt(userID, tenant, when)

@@ -182,6 +182,11 @@ func TestCredentialCheckReasons(t *testing.T) {
 	expectStatus(t, "deactivate tim", in.Do("POST", "/api/v1/users/"+timID+"/deactivate", admin, nil), 200)
 	expectVerdict(t, "scoped token, role revoked then user deactivated", credCheck(t, in, admin, map[string]string{"token": a5}), access, false, "role_revoked", roleRevoked, "")
 	expectVerdict(t, "scoped refresh token, role revoked then user deactivated", credCheck(t, in, admin, map[string]string{"token": r5}), refreshTok, false, "role_revoked", roleRevoked, "")
+	step()
+	// The role granted again while tim is deactivated: he holds it, and the
+	// deactivation is the reason (re-check 15r4: role_revoked).
+	expectStatus(t, "tim back in acme", in.Do("PUT", "/api/v1/users/"+timID+"/tenants/acme", admin, map[string]string{"role": "editor"}), 200)
+	expectVerdict(t, "scoped token, role granted again, user deactivated", credCheck(t, in, admin, map[string]string{"token": a5}), access, false, "user_deactivated", lastEventOf(t, in, admin, "user.deactivated", timID), "")
 	expectStatus(t, "activate tim", in.Do("POST", "/api/v1/users/"+timID+"/activate", admin, nil), 200)
 	step()
 
