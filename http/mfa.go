@@ -33,9 +33,11 @@ type MFACommands interface {
 	EnrollmentUser(ctx context.Context, token string) (domain.User, error)
 	EnrollTOTP(ctx context.Context, meta events.Meta, userID string) (commands.TOTPEnrollment, error)
 	ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error)
-	RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
-	// Replacing claims a user's recovery codes for a regeneration
-	// (KeyCommands).
+	// RecoverySet is the set in force (caught up), and
+	// RegenerateRecoveryCodesReplacing replaces that set as found before
+	// the claim (Replacing, as KeyCommands').
+	RecoverySet(ctx context.Context, userID string) (string, error)
+	RegenerateRecoveryCodesReplacing(ctx context.Context, meta events.Meta, userID, replaces string) ([]string, error)
 	Replacing(aggregate, id string) (release func(), ok bool)
 	FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
 	BeginPasskeyRegistration(ctx context.Context, userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
@@ -584,15 +586,22 @@ func (s *Server) regenerateRecoveryCodes(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Held until the answer is made (as a key's rotation, rotateAPIKey).
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	// The set replaced is read before the claim, which is held until the
+	// answer is made (as a key's rotation, rotateAPIKey): a regeneration
+	// that overtook this one between the two makes this one refused, not
+	// the other's answer void (re-check 15r4).
+	replaces, err := m.RecoverySet(ctx, cl.User.ID)
+	if err != nil {
+		return err
+	}
 	release, ok := m.Replacing(domain.AggregateMFA, cl.User.ID)
 	if !ok {
 		return domain.ErrRecoveryCodesReplaced // answered as errRecoveryReplaced
 	}
 	defer release()
-	ctx, cancel := s.ctx(c)
-	defer cancel()
-	codes, err := m.RegenerateRecoveryCodes(ctx, s.meta(c), cl.User.ID)
+	codes, err := m.RegenerateRecoveryCodesReplacing(ctx, s.meta(c), cl.User.ID, replaces)
 	if err != nil {
 		return err
 	}

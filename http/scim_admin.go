@@ -335,7 +335,8 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	// Held until the answer is made (as a key's rotation, rotateAPIKey).
+	// Held until the answer is made (as a key's rotation, rotateAPIKey);
+	// the token replaced is the one read above.
 	release, ok := s.deps.SCIM.Replacing(domain.AggregateSCIM, conn.ID)
 	if !ok {
 		return errSCIMRotatedMeanwhile
@@ -348,7 +349,7 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 		return err
 	}
 	owner, ownerKey := cl.owners()
-	conn, token, err := s.deps.SCIM.RotateSCIMToken(ctx, s.meta(c), conn.ID, owner, ownerKey, mayManage(cl))
+	conn, token, err := s.deps.SCIM.RotateSCIMTokenReplacing(ctx, s.meta(c), conn.ID, conn.TokenHash, owner, ownerKey, mayManage(cl))
 	if errors.Is(err, domain.ErrSCIMTokenRotated) {
 		return errSCIMRotatedMeanwhile
 	}

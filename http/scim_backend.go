@@ -28,7 +28,9 @@ type SCIMCommands interface {
 	CreateSCIMConnection(ctx context.Context, meta events.Meta, in commands.SCIMConnectionInput) (domain.SCIMConnection, string, error)
 	UpdateSCIMConnection(ctx context.Context, meta events.Meta, id string, tenants []string, mappings []domain.RoleMapping, platform *bool,
 		ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
-	RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
+	// RotateSCIMTokenReplacing rotates the token whose hash is replaces,
+	// as the caller found it before claiming the connection (Replacing).
+	RotateSCIMTokenReplacing(ctx context.Context, meta events.Meta, id, replaces, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error)
 	DeleteSCIMConnection(ctx context.Context, meta events.Meta, id string, may func(domain.SCIMConnection) error) error
 	CatchUpHead(ctx context.Context) error
 	// Replacing claims a connection's token for a rotation (KeyCommands).

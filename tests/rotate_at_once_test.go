@@ -52,8 +52,8 @@ func TestRotationsAtOnceShowOnlyTheSecretInForce(t *testing.T) {
 // key's rotation, a SCIM token's, a regeneration of recovery codes — another
 // request to replace it is refused 409 and changes nothing, whenever it
 // arrives before the first one's answer is made: the handlers hold the
-// claim (commands.Service.Replacing) from before they read what they
-// replace until they answer. Here the claim is held as a request in
+// claim (commands.Service.Replacing) from before they replace anything
+// until they answer. Here the claim is held as a request in
 // flight would hold it. Before, the claim covered only the command, and a
 // request arriving in the few hundred microseconds between its end and the
 // answer replaced the secret that answer showed (re-check 15r2: 7 of 30

@@ -569,12 +569,37 @@ func (s *Service) matchRecoveryCode(m domain.MFA, code string) int {
 // nothing is made and the answer is domain.ErrRecoveryCodesReplaced — only
 // the set in force is ever shown.
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
-	return s.generateRecoveryCodes(ctx, meta, userID, false)
+	return s.generateRecoveryCodes(ctx, meta, userID, false, nil)
+}
+
+// RecoverySet returns the recovery codes in force for userID (the first
+// code's hash; "": none), caught up with the event store: what a
+// regeneration replaces (RegenerateRecoveryCodesReplacing).
+func (s *Service) RecoverySet(ctx context.Context, userID string) (string, error) {
+	st, err := s.mfaState()
+	if err != nil {
+		return "", err
+	}
+	m, err := s.mfaCurrent(ctx, st, userID)
+	if err != nil {
+		return "", err
+	}
+	return m.RecoverySet(), nil
+}
+
+// RegenerateRecoveryCodesReplacing is RegenerateRecoveryCodes of the set
+// replaces (RecoverySet), as the caller found it — before it claimed the
+// user's codes (Replacing), so that a regeneration that overtook it
+// meanwhile refuses it rather than be replaced after its answer was made
+// (re-check 15r4).
+func (s *Service) RegenerateRecoveryCodesReplacing(ctx context.Context, meta events.Meta, userID, replaces string) ([]string, error) {
+	return s.generateRecoveryCodes(ctx, meta, userID, false, &replaces)
 }
 
 // generateRecoveryCodes makes a set of recovery codes (with ifNone, only for
-// a user who has none) and returns it, or nothing when none was made.
-func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, userID string, ifNone bool) ([]string, error) {
+// a user who has none) replacing the set *replaces (nil: the one in force
+// now) and returns it, or nothing when none was made.
+func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, userID string, ifNone bool, replaces *string) ([]string, error) {
 	st, err := s.mfaState()
 	if err != nil {
 		return nil, err
@@ -583,12 +608,16 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 	if err != nil {
 		return nil, err
 	}
-	seen, err := s.mfaCurrent(ctx, st, userID)
-	if err != nil {
-		return nil, err
+	if replaces == nil {
+		seen, err := s.mfaCurrent(ctx, st, userID)
+		if err != nil {
+			return nil, err
+		}
+		set := seen.RecoverySet()
+		replaces = &set
 	}
 	after, err := s.executeMFA(ctx, meta, st, userID, domain.GenerateRecoveryCodes{
-		Hashes: hashes, IfNone: ifNone, Replaces: seen.RecoverySet(), Now: s.cfg.Now(),
+		Hashes: hashes, IfNone: ifNone, Replaces: *replaces, Now: s.cfg.Now(),
 	})
 	if err != nil {
 		return nil, err
@@ -618,7 +647,7 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 // registration. Decided on the MFA aggregate, so of two registrations at
 // once (two devices, a retried request) only one makes a set.
 func (s *Service) FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error) {
-	return s.generateRecoveryCodes(ctx, meta, userID, true)
+	return s.generateRecoveryCodes(ctx, meta, userID, true, nil)
 }
 
 // ---------------------------------------------------------------- TOTP enrolment

@@ -224,3 +224,51 @@ func TestRotationReplacedBeforeItsStateWasRead(t *testing.T) {
 		t.Errorf("a SCIM rotation replaced before it was read back: token %v, %v; want %v", token != "", err, domain.ErrSCIMTokenRotated)
 	}
 }
+
+// TestReplacementOvertakenBeforeItsClaim: a request that read the secret it
+// replaces, and was overtaken by another replacement before it claimed it
+// (the HTTP handlers read, then claim): it is refused, and the other's
+// answer stays the secret in force. Before, the regeneration and the SCIM
+// rotation read what they replace after the claim, and replaced a set the
+// other request had already shown (re-check 15r4, on a loaded host).
+func TestReplacementOvertakenBeforeItsClaim(t *testing.T) {
+	_, r, on := newReplica(t, nil)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+
+	u := newMFAUser(t, on, "overtaken")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	confirmedTOTP(t, on, self, u)
+	read, err := on.RecoverySet(ctx, u.ID)
+	if err != nil || read == "" {
+		t.Fatalf("the set in force: %q, %v", read, err)
+	}
+	other, err := on.RegenerateRecoveryCodes(ctx, self, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes, err := on.RegenerateRecoveryCodesReplacing(ctx, self, u.ID, read); !errors.Is(err, domain.ErrRecoveryCodesReplaced) {
+		t.Fatalf("a regeneration overtaken before its claim: %d codes, %v; want %v", len(codes), err, domain.ErrRecoveryCodesReplaced)
+	}
+	if res, err := on.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: firstStep(t, on, u).Token, Code: other[0]}); err != nil || res.User.ID != u.ID {
+		t.Fatalf("a code of the other regeneration's set: %v", err)
+	}
+
+	conn := oktaConnection(t, on)
+	anyone := func(domain.SCIMConnection) error { return nil }
+	c, _, err := on.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := c.TokenHash
+	c, token, err := on.RotateSCIMToken(ctx, admin, conn.ID, "user-admin", "", anyone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := on.RotateSCIMTokenReplacing(ctx, admin, conn.ID, seen, "user-admin", "", anyone); !errors.Is(err, domain.ErrSCIMTokenRotated) {
+		t.Fatalf("a SCIM rotation overtaken before its claim: %v; want %v", err, domain.ErrSCIMTokenRotated)
+	}
+	if now, _, _ := r.model.SCIMConnection(conn.ID); now.TokenHash != commands.HashToken(token) || c.TokenHash != now.TokenHash {
+		t.Fatal("the other rotation's token is not in force")
+	}
+}

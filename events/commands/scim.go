@@ -269,10 +269,18 @@ func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id
 // the answer is domain.ErrSCIMTokenRotated — only the token in force is
 // ever shown.
 func (s *Service) RotateSCIMToken(ctx context.Context, meta events.Meta, id, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
-	token := NewSCIMToken()
 	seen, _, _ := s.scim().SCIMConnection(id) // unknown: the decision says so
+	return s.RotateSCIMTokenReplacing(ctx, meta, id, seen.TokenHash, ownerID, ownerKeyID, may)
+}
+
+// RotateSCIMTokenReplacing is RotateSCIMToken of the token whose hash is
+// replaces, as the caller found it — before it claimed the connection
+// (Replacing), so that a rotation that overtook it meanwhile refuses it
+// rather than be replaced after its answer was made (re-check 15r4).
+func (s *Service) RotateSCIMTokenReplacing(ctx context.Context, meta events.Meta, id, replaces, ownerID, ownerKeyID string, may func(domain.SCIMConnection) error) (domain.SCIMConnection, string, error) {
+	token := NewSCIMToken()
 	c, err := s.executeSCIMConnection(ctx, meta, id, may,
-		domain.RotateSCIMToken{Replaces: seen.TokenHash, TokenHash: HashToken(token), OwnerID: ownerID, OwnerKeyID: ownerKeyID, Now: s.cfg.Now()}, nil)
+		domain.RotateSCIMToken{Replaces: replaces, TokenHash: HashToken(token), OwnerID: ownerID, OwnerKeyID: ownerKeyID, Now: s.cfg.Now()}, nil)
 	if err != nil {
 		return c, "", err
 	}
