@@ -209,10 +209,11 @@ func auditQueries(ctx context.Context, b *bench) ([]result, error) {
 	}, nil
 }
 
-// latencyResult reports a sample's p99 in milliseconds against a bound.
+// latencyResult reports a sample's p99 in milliseconds against a bound; it
+// has no baseline, what is what the requests are.
 func latencyResult(name, what string, s *sample, p99Below float64) result {
 	p99 := float64(s.quantile(0.99)) / float64(time.Millisecond)
-	r := result{Name: name, Value: p99, Unit: "ms p99", Samples: s.n, P50: us(s.quantile(0.5)), P99: us(s.quantile(0.99)), baselineName: what}
+	r := result{Name: name, Value: p99, Unit: "ms p99", Samples: s.n, P50: us(s.quantile(0.5)), P99: us(s.quantile(0.99)), baselineName: what, noBaseline: true}
 	r.valueBelow(p99Below)
 	return r
 }

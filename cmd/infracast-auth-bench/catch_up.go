@@ -49,29 +49,7 @@ func caseCatchUp(ctx context.Context, b *bench) ([]result, error) {
 		return nil, errors.New("the lone replica believes another one serves")
 	}
 
-	type request struct {
-		name, what string
-		status     int
-		mk         func(in *instance, admin string) func(int, *fasthttp.Request)
-		conns      int
-	}
-	missing := "/api/v1/users/user-01JZZZZZZZZZZZZZZZZZZZZZZZ"
-	requests := []request{
-		{"catch_up.list", "GET /api/v1/users (21 users; the list catches up with the stream's head)", 200,
-			func(in *instance, admin string) func(int, *fasthttp.Request) {
-				return get(in.addr, "/api/v1/users", "Bearer "+admin)
-			}, b.conns},
-		{"catch_up.not_found", "GET " + missing + " (404 after catching up with the user's subject)", 404,
-			func(in *instance, admin string) func(int, *fasthttp.Request) {
-				return get(in.addr, missing, "Bearer "+admin)
-			}, b.conns},
-		{"catch_up.login", "POST /api/v1/auth/token (the production argon2id cost; the login asks the stream's leader for the user's last event)", 200,
-			func(in *instance, _ string) func(int, *fasthttp.Request) {
-				return func(i int, req *fasthttp.Request) {
-					postJSON(req, in.addr, "/api/v1/auth/token", map[string]string{"username": fmt.Sprintf("bench-catchup-%d", i%20), "password": userPassword})
-				}
-			}, 8},
-	}
+	requests := catchUpRequests(b.conns)
 	var results []result
 	for _, r := range requests {
 		base := func(d time.Duration) (sample, error) {
@@ -84,10 +62,42 @@ func caseCatchUp(ctx context.Context, b *bench) ([]result, error) {
 		if err != nil {
 			return results, fmt.Errorf("%s: %w", r.name, err)
 		}
-		results = append(results, throughput(r.name, "req/s", &ss, &bs,
+		results = append(results, throughput(r.name, r.unit, &ss, &bs,
 			fmt.Sprintf("%s on a lone replica, %d connections; the subject one of two replicas", r.what, r.conns)))
 	}
 	return results, nil
+}
+
+// catchUpRequest is one of caseCatchUp's requests: its result's name and
+// unit, the request and the status it must answer, and how many clients send
+// it.
+type catchUpRequest struct {
+	name, what string
+	unit       string // what one request is, per second
+	status     int
+	mk         func(in *instance, admin string) func(int, *fasthttp.Request)
+	conns      int
+}
+
+// catchUpRequests are caseCatchUp's requests; conns clients send the reads.
+func catchUpRequests(conns int) []catchUpRequest {
+	missing := "/api/v1/users/user-01JZZZZZZZZZZZZZZZZZZZZZZZ"
+	return []catchUpRequest{
+		{"catch_up.list", "GET /api/v1/users (21 users; the list catches up with the stream's head)", "req/s", 200,
+			func(in *instance, admin string) func(int, *fasthttp.Request) {
+				return get(in.addr, "/api/v1/users", "Bearer "+admin)
+			}, conns},
+		{"catch_up.not_found", "GET " + missing + " (404 after catching up with the user's subject)", "req/s", 404,
+			func(in *instance, admin string) func(int, *fasthttp.Request) {
+				return get(in.addr, missing, "Bearer "+admin)
+			}, conns},
+		{"catch_up.login", "POST /api/v1/auth/token (the production argon2id cost; the login asks the stream's leader for the user's last event)", "logins/s", 200,
+			func(in *instance, _ string) func(int, *fasthttp.Request) {
+				return func(i int, req *fasthttp.Request) {
+					postJSON(req, in.addr, "/api/v1/auth/token", map[string]string{"username": fmt.Sprintf("bench-catchup-%d", i%20), "password": userPassword})
+				}
+			}, 8},
+	}
 }
 
 // waitFor polls cond until it holds or d has passed.

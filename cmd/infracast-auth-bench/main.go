@@ -3,7 +3,7 @@
 // own baseline in the same run, on the same machine, so the ratio is comparable
 // across machines and runs:
 //
-//	go run ./cmd/infracast-auth-bench                       # every case, about a minute on 2 cores
+//	go run ./cmd/infracast-auth-bench                       # every case, about 3½ minutes on 2 cores
 //	go run ./cmd/infracast-auth-bench -cases validate_jwt,memory -duration 10s
 //	go run ./cmd/infracast-auth-bench -cases validate_apikey -cpuprofile cpu.out
 //
@@ -11,12 +11,14 @@
 // temporary folder, the service in this process on loopback, and a load
 // generator of goroutines with their own keep-alive connections. It prints a
 // table, then one JSON object per line and case ({"name","value","unit",
-// "baseline","ratio"} plus latency quantiles where relevant). It exits 1 when
+// "baseline","ratio"} plus latency quantiles where relevant; a case without a
+// baseline has no "baseline" and "ratio"). It exits 1 when
 // any request fails (or a case cannot run), and with -strict 2 when a target
 // is missed. See docs/performance.md for what each figure means.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -55,7 +57,65 @@ type result struct {
 	// next to Value, that of the resident set.
 	Heap *float64 `json:"heap_bytes,omitempty"`
 
-	baselineName string // what the baseline is, for the table
+	baselineName string // what the baseline is, for the table; with noBaseline, what is measured
+	// noBaseline: the case has no baseline (the audit latencies, held to an
+	// absolute bound). Baseline and Ratio are then 0 and mean nothing: the
+	// table prints "-" and the JSON line leaves them out.
+	noBaseline bool
+}
+
+// resultWithoutBaseline is result without the baseline and ratio in its
+// JSON. The conversion in MarshalJSON needs the same fields (tags aside), so
+// a field added to one and not the other does not compile.
+type resultWithoutBaseline struct {
+	Name         string   `json:"name"`
+	Value        float64  `json:"value"`
+	Unit         string   `json:"unit"`
+	Baseline     float64  `json:"-"`
+	Ratio        float64  `json:"-"`
+	P50          *float64 `json:"p50_us,omitempty"`
+	P99          *float64 `json:"p99_us,omitempty"`
+	BaselineP50  *float64 `json:"baseline_p50_us,omitempty"`
+	BaselineP99  *float64 `json:"baseline_p99_us,omitempty"`
+	Target       string   `json:"target,omitempty"`
+	OK           *bool    `json:"ok,omitempty"`
+	Samples      int64    `json:"samples"`
+	Heap         *float64 `json:"heap_bytes,omitempty"`
+	baselineName string
+	noBaseline   bool
+}
+
+// MarshalJSON is the result's JSON line without "baseline" and "ratio" when
+// it has no baseline. HTML characters are not escaped ("ratio >= 0.85").
+func (r result) MarshalJSON() ([]byte, error) {
+	type plain result // without this method
+	var v any = plain(r)
+	if r.noBaseline {
+		v = resultWithoutBaseline(r)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// baselineText and ratioText are the table's baseline and ratio: "-" when
+// there is no baseline.
+func (r result) baselineText() string {
+	if r.noBaseline {
+		return "-"
+	}
+	return fmtNum(r.Baseline)
+}
+
+func (r result) ratioText() string {
+	if r.noBaseline {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", r.Ratio)
 }
 
 // bench holds the run's settings.
@@ -188,7 +248,10 @@ func run() int {
 			failed = true
 		}
 		for _, r := range rs {
-			fmt.Fprintf(b.log, "   %s: %s %s (baseline %s, ratio %.3f)", r.Name, fmtNum(r.Value), r.Unit, fmtNum(r.Baseline), r.Ratio)
+			fmt.Fprintf(b.log, "   %s: %s %s", r.Name, fmtNum(r.Value), r.Unit)
+			if !r.noBaseline {
+				fmt.Fprintf(b.log, " (baseline %s, ratio %.3f)", fmtNum(r.Baseline), r.Ratio)
+			}
 			if r.Heap != nil {
 				fmt.Fprintf(b.log, "; live heap %s %s", fmtNum(*r.Heap), r.Unit)
 			}
@@ -215,7 +278,10 @@ func run() int {
 	enc.SetEscapeHTML(false)
 	missed := false
 	for _, r := range results {
-		_ = enc.Encode(r)
+		if err := enc.Encode(r); err != nil {
+			fmt.Fprintf(os.Stderr, "infracast-auth-bench: %s: %v\n", r.Name, err)
+			failed = true
+		}
 		if r.OK != nil && !*r.OK {
 			missed = true
 		}
@@ -240,14 +306,18 @@ func printTable(w io.Writer, results []result) {
 				ok = "MISS "
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\t%s\t\n",
-			r.Name, fmtNum(r.Value), r.Unit, fmtNum(r.Baseline), r.Ratio,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+			r.Name, fmtNum(r.Value), r.Unit, r.baselineText(), r.ratioText(),
 			optNum(r.P50), optNum(r.P99), optNum(r.BaselineP50), optNum(r.BaselineP99), ok+r.Target)
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	for _, r := range results {
-		fmt.Fprintf(w, "  %-22s baseline: %s\n", r.Name, r.baselineName)
+		label := "baseline"
+		if r.noBaseline {
+			label = "measures"
+		}
+		fmt.Fprintf(w, "  %-22s %s: %s\n", r.Name, label, r.baselineName)
 	}
 }
 
