@@ -78,7 +78,7 @@ type AuditQuery struct {
 	// Since (inclusive) and Until (exclusive) bound occurred_at.
 	Since, Until time.Time
 	// Result: "succeeded" (user.login_succeeded) or "failed"
-	// (user.login_failed); "" for any event.
+	// (user.login_failed and mfa.failed); "" for any event.
 	Result string
 	// After: oldest-first, only entries with a stream sequence above it;
 	// newest-first (NewestFirst), only entries below it (0: from the newest).

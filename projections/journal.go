@@ -976,8 +976,8 @@ func (m *Model) compileAudit(q *AuditQuery) *auditScan {
 			if t != domain.TypeUserLoginSucceeded {
 				return false
 			}
-		case "failed":
-			if t != domain.TypeUserLoginFailed {
+		case "failed": // a wrong password, or a wrong second factor
+			if t != domain.TypeUserLoginFailed && t != domain.TypeMFAFailed {
 				return false
 			}
 		default:

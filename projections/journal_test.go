@@ -104,6 +104,38 @@ func TestEventConcerns(t *testing.T) {
 	}
 }
 
+// TestAuditResultFailedIncludesMFA: result=failed is every failed login, a
+// wrong password (user.login_failed) and a wrong second factor (mfa.failed),
+// as docs/audit.md says; succeeded is user.login_succeeded alone (outside
+// check 15h).
+func TestAuditResultFailedIncludesMFA(t *testing.T) {
+	tl := newTimeline()
+	anon := events.Actor{Type: "anonymous"}
+	tl.add(hour(0), sysActor, "alice", domain.UserCreated{UserID: "alice", Username: "alice"})
+	pw := tl.add(hour(1), anon, "alice", domain.UserLoginFailed{UserID: "alice", Username: "alice", Reason: "invalid_credentials"})
+	tl.add(hour(2), anon, "alice", domain.UserLoginChallenged{UserID: "alice", Method: "password"})
+	mfa := tl.add(hour(3), anon, "alice", domain.MFAFailed{UserID: "alice", Factor: domain.FactorTOTP, Reason: "invalid_code", At: hour(3)})
+	ok := tl.add(hour(4), anon, "alice", domain.UserLoginSucceeded{UserID: "alice", SessionID: "sess-1", Method: "password+totp"})
+	for _, c := range []struct {
+		q    AuditQuery
+		want []uint64
+	}{
+		{AuditQuery{Result: "failed"}, []uint64{pw, mfa}},
+		{AuditQuery{Result: "failed", NewestFirst: true}, []uint64{mfa, pw}},
+		{AuditQuery{Result: "failed", Type: "mfa."}, []uint64{mfa}},
+		{AuditQuery{Result: "failed", Subject: "alice", Since: hour(2)}, []uint64{mfa}},
+		{AuditQuery{Result: "succeeded"}, []uint64{ok}},
+	} {
+		var got []uint64
+		for _, h := range pageAll(t, tl.m, c.q, nil) {
+			got = append(got, h.Seq)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%+v: %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
 // ---------------------------------------------------------------- the filter oracle
 
 // concernOracle computes the tenants each event concerns the slow way, from
@@ -204,7 +236,7 @@ func filterOracle(evs []stamped, concerns map[uint64]string, q AuditQuery) []Aud
 		case "succeeded":
 			ok = ok && typ == domain.TypeUserLoginSucceeded
 		case "failed":
-			ok = ok && typ == domain.TypeUserLoginFailed
+			ok = ok && (typ == domain.TypeUserLoginFailed || typ == domain.TypeMFAFailed)
 		}
 		ok = ok && (q.Since.IsZero() || !s.env.OccurredAt.Before(q.Since)) && (q.Until.IsZero() || s.env.OccurredAt.Before(q.Until))
 		if ok {
