@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
@@ -548,9 +549,17 @@ func (s *Server) meta(c *fiber.Ctx) events.Meta {
 	return m
 }
 
+// truncate is s as valid UTF-8 (a run of invalid bytes becomes one U+FFFD,
+// as the event's JSON would otherwise have each byte become one), cut to at
+// most n bytes at a character boundary: never half a character, which the
+// JSON would store as a longer U+FFFD.
 func truncate(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }
