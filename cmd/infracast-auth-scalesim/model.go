@@ -101,10 +101,11 @@ func population(sessions, perUser, slots int, emit func(aggregate, id string, sl
 }
 
 // simModel is the user and session part of the service's read model, in the
-// same shape (projections.Model, which the simulation does not import): users
-// by ID and by name, sessions by ID and by refresh-token hash, each entry the
-// domain state evolved by the domain's own functions. Its size per user and
-// per session stands for today's; the bench measures the service's own.
+// shape projections.Model had before issue 15's compaction (the simulation
+// does not import it): users by ID and by name, sessions by ID and by
+// refresh-token hash, each entry the domain state evolved by the domain's own
+// functions. The service's model now packs them into smaller records; the
+// bench measures its size per user and per session (docs/scale.md).
 type simModel struct {
 	mu        sync.Mutex
 	users     map[string]*simUser

@@ -210,7 +210,7 @@ func runPartition(ctx context.Context, c *config) ([]result, error) {
 			a := (sy - b*sx) / k
 			rs = append(rs,
 				result{Name: "partition.model.user", Value: a / float64(pop.users), Unit: "B/user", Samples: int64(len(points)),
-					what: "the simulation's model (today's shape): per user, from the fit"},
+					what: "the simulation's model (the shape before issue 15's compaction): per user, from the fit"},
 				result{Name: "partition.model.session", Value: b, Unit: "B/session", Samples: int64(len(points)),
 					what: "the same per session held"})
 		}
