@@ -3,7 +3,7 @@
 // own baseline in the same run, on the same machine, so the ratio is comparable
 // across machines and runs:
 //
-//	go run ./cmd/infracast-auth-bench                       # every case, about 3½ minutes on 2 cores
+//	go run ./cmd/infracast-auth-bench                       # every case, 3–4 minutes on 2 cores
 //	go run ./cmd/infracast-auth-bench -cases validate_jwt,memory -duration 10s
 //	go run ./cmd/infracast-auth-bench -cases validate_apikey -cpuprofile cpu.out
 //
