@@ -12,7 +12,6 @@ package tests
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -365,26 +364,8 @@ func TestShippedMFAAndPasswordHashes(t *testing.T) {
 // storedEventsIn reads every event of the stopped binary's data folder.
 func storedEventsIn(t *testing.T, data string) []events.Envelope {
 	t.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: filepath.Join(data, "jetstream")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, done := stoppedStoreConsumer(t, data)
+	defer done()
 	var all []events.Envelope
 	for {
 		msg, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))

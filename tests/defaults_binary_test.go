@@ -208,28 +208,8 @@ func TestShippedTokenLifetimesAndBodyLimit(t *testing.T) {
 // stopped binary's data folder.
 func sessionStarted(t *testing.T, data, sid string) domain.SessionStarted {
 	t.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: filepath.Join(data, "jetstream")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.Subject(domain.AggregateSession, sid)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, done := stoppedStoreConsumer(t, data, events.Subject(domain.AggregateSession, sid))
+	defer done()
 	msg, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
 	if err != nil {
 		t.Fatalf("first event of session %s: %v", sid, err)
@@ -243,6 +223,37 @@ func sessionStarted(t *testing.T, data, sid string) domain.SessionStarted {
 		t.Fatal(err)
 	}
 	return started
+}
+
+// stoppedStoreConsumer opens the event store of a stopped binary's data
+// folder in an embedded NATS server of the test's own, and returns an
+// ordered consumer of its stream, of the subjects given (none: every
+// event), and what shuts the server down.
+func stoppedStoreConsumer(t *testing.T, data string, subjects ...string) (jetstream.Consumer, func()) {
+	t.Helper()
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: filepath.Join(data, "jetstream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := events.ConnectEmbedded(ns)
+	if err != nil {
+		ns.Shutdown()
+		t.Fatal(err)
+	}
+	done := func() { nc.Close(); ns.Shutdown() }
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		done()
+		t.Fatal(err)
+	}
+	c, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: subjects})
+	if err != nil {
+		done()
+		t.Fatal(err)
+	}
+	return c, done
 }
 
 // TestShippedBootstrapPasswordOnExistingData: INFRACAST_BOOTSTRAP_PASSWORD

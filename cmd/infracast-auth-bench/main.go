@@ -64,34 +64,19 @@ type result struct {
 	noBaseline bool
 }
 
-// resultWithoutBaseline is result without the baseline and ratio in its
-// JSON. The conversion in MarshalJSON needs the same fields (tags aside), so
-// a field added to one and not the other does not compile.
-type resultWithoutBaseline struct {
-	Name         string   `json:"name"`
-	Value        float64  `json:"value"`
-	Unit         string   `json:"unit"`
-	Baseline     float64  `json:"-"`
-	Ratio        float64  `json:"-"`
-	P50          *float64 `json:"p50_us,omitempty"`
-	P99          *float64 `json:"p99_us,omitempty"`
-	BaselineP50  *float64 `json:"baseline_p50_us,omitempty"`
-	BaselineP99  *float64 `json:"baseline_p99_us,omitempty"`
-	Target       string   `json:"target,omitempty"`
-	OK           *bool    `json:"ok,omitempty"`
-	Samples      int64    `json:"samples"`
-	Heap         *float64 `json:"heap_bytes,omitempty"`
-	baselineName string
-	noBaseline   bool
-}
-
 // MarshalJSON is the result's JSON line without "baseline" and "ratio" when
 // it has no baseline. HTML characters are not escaped ("ratio >= 0.85").
 func (r result) MarshalJSON() ([]byte, error) {
 	type plain result // without this method
 	var v any = plain(r)
 	if r.noBaseline {
-		v = resultWithoutBaseline(r)
+		// The outer fields hide the embedded ones of the same JSON name
+		// (shallower wins), and being nil they are omitted.
+		v = struct {
+			plain
+			Baseline *float64 `json:"baseline,omitempty"`
+			Ratio    *float64 `json:"ratio,omitempty"`
+		}{plain: plain(r)}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

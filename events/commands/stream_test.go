@@ -170,6 +170,14 @@ func newReplica(t *testing.T, s *stream) (*stream, *replicaModel, *commands.Serv
 // appending through log (s itself, or a wrapper of it that holds appends).
 func replicaOn(t *testing.T, s *stream, log commands.Log) (*replicaModel, *commands.Service) {
 	t.Helper()
+	r, svc, _ := replicaWith(t, s, log, nil)
+	return r, svc
+}
+
+// replicaWith is replicaOn with its configuration changed by with (nil:
+// none), and its password hasher.
+func replicaWith(t *testing.T, s *stream, log commands.Log, with func(*commands.Config)) (*replicaModel, *commands.Service, *commands.Passwords) {
+	t.Helper()
 	sealer, err := events.NewSealer(testSealKey)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +187,11 @@ func replicaOn(t *testing.T, s *stream, log commands.Log) (*replicaModel, *comma
 		t.Fatal(err)
 	}
 	r := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	return r, commands.New(log, r, r.model, pw, sealer, commands.Config{Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey})
+	cfg := commands.Config{Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey}
+	if with != nil {
+		with(&cfg)
+	}
+	return r, commands.New(log, r, r.model, pw, sealer, cfg), pw
 }
 
 var testSealKey = func() []byte {

@@ -10,7 +10,6 @@ import (
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
-	"github.com/infracast/auth/projections"
 )
 
 // headHook is a log whose Head, once, lets something land right after it
@@ -45,19 +44,9 @@ func throttledReplica(t *testing.T, s *stream, log commands.Log) (*replicaModel,
 // throttledReplicaHashing is throttledReplica with its password hasher.
 func throttledReplicaHashing(t *testing.T, s *stream, log commands.Log) (*replicaModel, *commands.Service, *commands.Passwords) {
 	t.Helper()
-	sealer, err := events.NewSealer(testSealKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := commands.NewPasswords(commands.HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &replicaModel{t: t, s: s, model: projections.NewModel()}
-	return r, commands.New(log, r, r.model, pw, sealer, commands.Config{
-		Now: time.Now, Barrier: peers{}, MFAKey: testMFAKey,
-		Throttle: domain.LoginThrottle{MaxFailures: 5, LockoutFor: 15 * time.Minute},
-	}), pw
+	return replicaWith(t, s, log, func(c *commands.Config) {
+		c.Throttle = domain.LoginThrottle{MaxFailures: 5, LockoutFor: 15 * time.Minute}
+	})
 }
 
 // TestRightPasswordWithAForeignTenantWhileLocked: a login with the right
