@@ -144,11 +144,14 @@ func normalize(password string) string { return norm.NFKC.String(password) }
 // visible is what the blocklist and the context words are looked up in: s
 // without the characters nobody sees — format characters (Unicode Cf: the
 // zero-width space, joiners, the word joiner, the byte order mark, the soft
-// hyphen, …), the other default-ignorable code points and variation
-// selectors — and without white space at its ends.
+// hyphen, …), the other default-ignorable code points, variation
+// selectors, control characters (Cc: NUL, and a tab or newline inside it)
+// and the blank braille pattern U+2800, which shows as a space but is no
+// space to Unicode (a re-check, 15r1: "pass\u2800word123" was accepted) —
+// and without white space at its ends.
 func visible(s string) string {
 	s = strings.Map(func(r rune) rune {
-		if unicode.In(r, unicode.Cf, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) {
+		if r == '\u2800' || unicode.In(r, unicode.Cf, unicode.Cc, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector) {
 			return -1
 		}
 		return r

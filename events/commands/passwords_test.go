@@ -101,12 +101,13 @@ func TestCheckLooksPastSpacesAndInvisibleCharacters(t *testing.T) {
 		"password123 ", " iloveyou123", "\tpassword123\n", "\u00a0password123\u3000",
 		"password\u200b123", "pass\u200cword\u200d123", "\u2060password123\ufeff", "pass\u00adword123",
 		"iloveyou\ufe0f", "\u200bALICE.SMITH2024", "alice.smith\u200b!!",
+		"pass\u2800word123", "password\x00123", "pass\tword123", "\u3164password123",
 	} {
 		refused(t, pw, p.Check(pw, who))
 	}
 	for _, pw := range []string{
 		strings.Repeat("\u200b", 8), strings.Repeat(" ", 8), strings.Repeat("\t", 8), "\n\n\n\n\n\n\n\n",
-		strings.Repeat("\ufeff", 12), "\u200b \u2060 \u200d \u200c ", "",
+		strings.Repeat("\ufeff", 12), "\u200b \u2060 \u200d \u200c ", "", strings.Repeat("\u2800", 8), strings.Repeat("\x00", 8),
 	} {
 		refusedSaying(t, "blank "+strings.ToValidUTF8(pw, "?"), p.Check(pw, who), "must not be blank")
 	}
