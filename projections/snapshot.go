@@ -19,11 +19,12 @@ import (
 )
 
 // SnapshotFormat identifies what a snapshot holds and how it is encoded. Bump
-// it whenever Apply folds an event differently or the Model gains state (a
-// field of Model, its stores or their records; TestSnapshotCoversEveryField
-// fails until snapshot.go carries it): older snapshots are then ignored and
-// replicas replay the stream in full once.
-const SnapshotFormat = 14 // 14: a SCIM token rotation written without its owner (by a build from before owners) has the owner of its event's actor; 13: the count of a user's MFA resets (enrolment tokens from before one are void); 12: SCIM connections' names (an older build dropped the field of the event); 11: users' unvouched e-mail, SCIM connections' platform flag and owner (an older build dropped these fields of the events); 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+// it whenever Apply folds an event differently (the domain's Evolve functions
+// included: TestSnapshotFormatPinsTheFold fails until it is bumped) or the
+// Model gains state (a field of Model, its stores or their records;
+// TestSnapshotCoversEveryField fails until snapshot.go carries it): older
+// snapshots are then ignored and replicas replay the stream in full once.
+const SnapshotFormat = 15 // 15: user.password_changed sets the user's failed logins to 0 (an older build's snapshot kept them: a reset account stayed locked on the replica that restored it); 14: a SCIM token rotation written without its owner (by a build from before owners) has the owner of its event's actor; 13: the count of a user's MFA resets (enrolment tokens from before one are void); 12: SCIM connections' names (an older build dropped the field of the event); 11: users' unvouched e-mail, SCIM connections' platform flag and owner (an older build dropped these fields of the events); 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // vocabulary identifies the events this build decodes: EventVersion and
 // every event type. A snapshot carries its writer's. One whose writer

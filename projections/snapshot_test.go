@@ -78,6 +78,10 @@ func history() []stamped {
 	add("user-2", "", domain.UserRoleRevoked{UserID: "user-2", Tenant: "prod"}) // leaves an empty tenant map
 	add("user-3", "", domain.UserDeactivated{UserID: "user-3", Reason: "left"})
 	add("user-4", "", domain.UserPasswordChanged{UserID: "user-4", PasswordHashSealed: "sealed-new", KeptSessionID: "sess-4-0"})
+	// Failed logins, then an admin's reset: the count goes back to 0.
+	add("user-5", "10.0.0.5", domain.UserLoginFailed{UserID: "user-5", Username: "User5", Reason: "invalid_credentials", At: at(32)})
+	add("user-5", "10.0.0.5", domain.UserLoginFailed{UserID: "user-5", Username: "User5", Reason: "invalid_credentials", At: at(33)})
+	add("user-5", "", domain.UserPasswordChanged{UserID: "user-5", PasswordHashSealed: "sealed-reset"})
 	add("login-abc", "192.0.2.7", domain.UserLoginFailed{Reason: "invalid_credentials", At: at(30)})
 	add("login-abc", "192.0.2.7", domain.UserLoginFailed{Reason: "invalid_credentials", At: at(31)})
 	add("okta", "", domain.SSOProviderConfigured{Provider: "okta", Type: domain.SSOType("okta"), Issuer: "https://example.okta.com",
