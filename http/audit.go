@@ -3,6 +3,8 @@ package http
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -164,6 +166,9 @@ type auditEventJSON struct {
 	Tenants     []string        `json:"tenants"`
 	Request     requestJSON     `json:"request"`
 	Data        json.RawMessage `json:"data"`
+	// Cursor asks, oldest first, for the events after this one (whatever
+	// the page's order): where a client that follows the log goes on from.
+	Cursor string `json:"cursor"`
 }
 
 type auditPageJSON struct {
@@ -178,6 +183,10 @@ type auditFilter struct {
 	limit        int
 	since, until time.Time
 	subject      string
+	// mark is the cursor's mark of the event at q.After (auditCursor);
+	// hasMark: the cursor had one.
+	mark    uint32
+	hasMark bool
 }
 
 // auditReader is the caller's audit scope, for the endpoints that read the
@@ -208,8 +217,12 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 	if err := s.waitApplied(ctx, f.q.After); err != nil {
 		return err
 	}
+	if err := s.checkCursorMark(ctx, f); err != nil {
+		return err
+	}
 	page := auditPageJSON{Events: make([]auditEventJSON, 0, min(f.limit, 128))}
 	var last uint64 // the last journal entry examined
+	var lastData []byte
 	more := false
 	for round := 0; len(page.Events) < f.limit; round++ {
 		if round == auditRounds {
@@ -245,6 +258,7 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 		for _, h := range hits {
 			last = h.Seq
 			data, ok := bySeq[h.Seq]
+			lastData = data
 			if !ok {
 				continue // no longer in the stream (its limits removed it)
 			}
@@ -254,6 +268,7 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 				continue
 			}
 			if ok {
+				ev.Cursor = auditCursor(false, h.Seq, data)
 				page.Events = append(page.Events, ev)
 			}
 		}
@@ -262,7 +277,7 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 		}
 	}
 	if more && last != 0 {
-		page.NextCursor = auditCursor(f.q.NewestFirst, last)
+		page.NextCursor = auditCursor(f.q.NewestFirst, last, lastData)
 	}
 	if wantsCSV(c.Get(fiber.HeaderAccept)) {
 		return sendAuditCSV(c, page)
@@ -323,7 +338,11 @@ func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
 	// follows the log retry it until the stream grew past it, skipping
 	// every event in between without a word (re-check 15r3).
 	if s.deps.Events != nil {
-		if head, err := s.deps.Events.Head(ctx); err == nil && seq > head {
+		head, err := s.deps.Events.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if seq > head {
 			return errCursorPastTheEnd
 		}
 	}
@@ -518,32 +537,100 @@ func redactedAll(v any) any {
 	return out
 }
 
-// auditCursor is a page's next_cursor: the order and the stream sequence of
-// the last event examined ("a1042": oldest-first, after 1042).
-func auditCursor(newestFirst bool, seq uint64) string {
-	if newestFirst {
-		return "d" + strconv.FormatUint(seq, 10)
+// auditCursor is a page's next_cursor, or an event's cursor: the order, the
+// stream sequence of the event, and the mark of that event ("a1042-9f3c01ab":
+// oldest-first, after 1042). The mark — the first four bytes of the SHA-256
+// of the event as stored — ties the cursor to this event store: a position
+// alone was accepted again by a data folder restored from a backup once it
+// had grown past it, skipping its events up to there without a word (outside
+// check 16c). Without the stored event (its stream's limits removed it) the
+// cursor has no mark.
+func auditCursor(newestFirst bool, seq uint64, stored []byte) string {
+	if stored == nil {
+		return formatAuditCursor(newestFirst, seq, 0, false)
 	}
-	return "a" + strconv.FormatUint(seq, 10)
+	return formatAuditCursor(newestFirst, seq, auditMark(stored), true)
 }
 
-func parseAuditCursor(cur string, newestFirst bool) (uint64, error) {
-	bad := validation("cursor: is not a next_cursor of this API")
-	if len(cur) < 2 || len(cur) > 21 || (cur[0] != 'a' && cur[0] != 'd') {
-		return 0, bad
+func formatAuditCursor(newestFirst bool, seq uint64, mark uint32, hasMark bool) string {
+	b := make([]byte, 0, 30)
+	if newestFirst {
+		b = append(b, 'd')
+	} else {
+		b = append(b, 'a')
 	}
-	seq, err := strconv.ParseUint(cur[1:], 10, 64)
-	if err != nil || seq == 0 {
-		return 0, bad
+	b = strconv.AppendUint(b, seq, 10)
+	if hasMark {
+		b = fmt.Appendf(b, "-%08x", mark)
+	}
+	return string(b)
+}
+
+// auditMark is a cursor's mark of the stored event it follows.
+func auditMark(stored []byte) uint32 {
+	sum := sha256.Sum256(stored)
+	return binary.BigEndian.Uint32(sum[:4])
+}
+
+// parseAuditCursor reads a cursor: its sequence, and its mark if it has one
+// (cursors from before marks — "a1042" — have none, and are still taken).
+func parseAuditCursor(cur string, newestFirst bool) (seq uint64, mark uint32, hasMark bool, err error) {
+	bad := validation("cursor: is not a next_cursor of this API")
+	if len(cur) < 2 || len(cur) > 30 || (cur[0] != 'a' && cur[0] != 'd') {
+		return 0, 0, false, bad
+	}
+	pos := cur[1:]
+	if i := strings.IndexByte(pos, '-'); i >= 0 {
+		m := pos[i+1:]
+		if len(m) != 8 || strings.ToLower(m) != m {
+			return 0, 0, false, bad
+		}
+		v, perr := strconv.ParseUint(m, 16, 32)
+		if perr != nil {
+			return 0, 0, false, bad
+		}
+		pos, mark, hasMark = pos[:i], uint32(v), true
+	}
+	if pos == "" || pos[0] < '0' || pos[0] > '9' {
+		return 0, 0, false, bad
+	}
+	seq, perr := strconv.ParseUint(pos, 10, 64)
+	if perr != nil || seq == 0 {
+		return 0, 0, false, bad
 	}
 	if (cur[0] == 'd') != newestFirst {
 		want := "asc"
 		if cur[0] == 'd' {
 			want = "desc"
 		}
-		return 0, validation("cursor: belongs to order=" + want + "; ask for the next page with the same order")
+		return 0, 0, false, validation("cursor: belongs to order=" + want + "; ask for the next page with the same order")
 	}
-	return seq, nil
+	return seq, mark, hasMark, nil
+}
+
+// errCursorNotHere answers a cursor whose mark is not that of the event at
+// its position (checkCursorMark).
+var errCursorNotHere = validation("cursor: does not match the event at its position: it was not read from this deployment's event store (restored from a backup, or another deployment); start again without a cursor")
+
+// checkCursorMark refuses a cursor whose mark is not that of the event this
+// store holds at its position: the cursor was read from another store (a
+// data folder since restored from a backup and grown past the position
+// again, another deployment). A position whose event the stream no longer
+// holds (its limits removed it) cannot be checked, and is taken.
+func (s *Server) checkCursorMark(ctx context.Context, f auditFilter) error {
+	if !f.hasMark || f.q.After == 0 {
+		return nil
+	}
+	recs, err := s.deps.Events.ReadSeqs(ctx, []uint64{f.q.After})
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.StreamSeq == f.q.After && auditMark(r.Data) != f.mark {
+			return errCursorNotHere
+		}
+	}
+	return nil
 }
 
 // auditParams are the query parameters of GET /audit/events.
@@ -622,11 +709,11 @@ func parseAuditFilter(c *fiber.Ctx, sc auditScope) (auditFilter, error) {
 		f.limit = n
 	}
 	if cur, ok := p["cursor"]; ok {
-		seq, err := parseAuditCursor(cur, q.NewestFirst)
+		seq, mark, hasMark, err := parseAuditCursor(cur, q.NewestFirst)
 		if err != nil {
 			return f, err
 		}
-		q.After = seq
+		q.After, f.mark, f.hasMark = seq, mark, hasMark
 	}
 	if q.Tenant != "" && !sc.covers(q.Tenant) {
 		return f, errForbidden

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -92,21 +93,56 @@ func TestRedactDataScoped(t *testing.T) {
 }
 
 func TestAuditCursor(t *testing.T) {
+	stored := []byte(`{"id":"evt-1"}`)
 	for _, desc := range []bool{false, true} {
-		cur := auditCursor(desc, 1042)
-		seq, err := parseAuditCursor(cur, desc)
-		if err != nil || seq != 1042 {
-			t.Fatalf("round trip of %q: %d, %v", cur, seq, err)
-		}
-		if _, err := parseAuditCursor(cur, !desc); err == nil || !strings.Contains(err.Error(), "order=") {
-			t.Fatalf("%q with the other order: %v", cur, err)
+		for _, data := range [][]byte{stored, nil} {
+			cur := auditCursor(desc, 1042, data)
+			seq, mark, hasMark, err := parseAuditCursor(cur, desc)
+			if err != nil || seq != 1042 || hasMark != (data != nil) || (data != nil && mark != auditMark(data)) {
+				t.Fatalf("round trip of %q: %d %08x %v, %v", cur, seq, mark, hasMark, err)
+			}
+			if _, _, _, err := parseAuditCursor(cur, !desc); err == nil || !strings.Contains(err.Error(), "order=") {
+				t.Fatalf("%q with the other order: %v", cur, err)
+			}
 		}
 	}
-	for _, bad := range []string{"", "a", "d", "x12", "a0", "a-1", "a+1", "a1.5", "A12", "a18446744073709551616", "a 1", "aa1"} {
-		if _, err := parseAuditCursor(bad, false); err == nil {
+	if cur := auditCursor(false, 1042, stored); !regexp.MustCompile(`^a1042-[0-9a-f]{8}$`).MatchString(cur) {
+		t.Fatalf("cursor %q", cur)
+	}
+	if auditMark(stored) == auditMark([]byte(`{"id":"evt-2"}`)) {
+		t.Fatal("two events, one mark")
+	}
+	for _, bad := range []string{"", "a", "d", "x12", "a0", "a-1", "a+1", "a1.5", "A12", "a18446744073709551616", "a 1", "aa1",
+		"a12-", "a12-1234567", "a12-123456789", "a12-ABCDEF01", "a12-0x123456", "a12-1234567g", "a-12345678", "a0-12345678",
+		"a12-12345678-", "a12--1234567", "a12-+1234567", "a12 -12345678"} {
+		if _, _, _, err := parseAuditCursor(bad, false); err == nil {
 			t.Errorf("cursor %q accepted", bad)
 		}
 	}
+}
+
+// FuzzAuditCursor: whatever a client sends, parsing it either refuses it or
+// reads a position (> 0) and mark that write back to a cursor read the same.
+func FuzzAuditCursor(f *testing.F) {
+	for _, s := range []string{"a1042", "d7", "a1042-9f3c01ab", "d1-00000000", "a18446744073709551615-ffffffff", "a12-", "a-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, cur string) {
+		for _, desc := range []bool{false, true} {
+			seq, mark, hasMark, err := parseAuditCursor(cur, desc)
+			if err != nil {
+				continue
+			}
+			if seq == 0 || (!hasMark && mark != 0) {
+				t.Fatalf("%q: %d %08x %v", cur, seq, mark, hasMark)
+			}
+			again := formatAuditCursor(desc, seq, mark, hasMark)
+			s2, m2, h2, err := parseAuditCursor(again, desc)
+			if err != nil || s2 != seq || m2 != mark || h2 != hasMark {
+				t.Fatalf("%q -> %q -> %d %08x %v %v", cur, again, s2, m2, h2, err)
+			}
+		}
+	})
 }
 
 func TestEventTypeFilter(t *testing.T) {

@@ -184,6 +184,12 @@ func (a *app) followAudit(ctx context.Context, c *client.Client, q client.AuditQ
 	tail := q
 	tail.Desc = true
 	var from uint64
+	var fromCursor string // the newest event's own cursor (it names the event)
+	newest := func(e client.AuditEvent) {
+		if e.Sequence > from {
+			from, fromCursor = e.Sequence, e.Cursor
+		}
+	}
 	if last > 0 {
 		page, err := a.auditUpTo(ctx, c, tail, last)
 		if err != nil {
@@ -195,7 +201,7 @@ func (a *app) followAudit(ctx context.Context, c *client.Client, q client.AuditQ
 		}
 		for _, e := range page.Events {
 			a.auditLine(e)
-			from = max(from, e.Sequence)
+			newest(e)
 		}
 	} else {
 		// Nothing before now: start after the newest event.
@@ -205,10 +211,13 @@ func (a *app) followAudit(ctx context.Context, c *client.Client, q client.AuditQ
 			return err
 		}
 		if len(page.Events) > 0 {
-			from = page.Events[0].Sequence
+			newest(page.Events[0])
 		}
 	}
-	if from > 0 {
+	switch {
+	case fromCursor != "":
+		q.Cursor = fromCursor
+	case from > 0: // a service from before events' cursors
 		q.Cursor = client.AuditCursorAfter(from)
 	}
 	// A network error, a restart of the service, a 429, 502, 503 or 504 does

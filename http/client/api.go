@@ -295,7 +295,9 @@ func (c *Client) AuditEvents(ctx context.Context, q AuditQuery) (*AuditPage, err
 
 // AuditCursorAfter is the oldest-first cursor of the position just after
 // stream sequence seq (docs/audit.md: a cursor is a position in the stream):
-// the events that follow an event already seen, as FollowAudit asks for them.
+// the events that follow an event already seen. It does not name the event
+// at seq, so a store restored from a backup that has grown past seq takes it
+// too: prefer the event's own Cursor, as FollowAudit does.
 func AuditCursorAfter(seq uint64) string { return "a" + strconv.FormatUint(seq, 10) }
 
 // FollowAudit calls fn with every event matching q (oldest first, from q's
@@ -350,7 +352,10 @@ func (c *Client) FollowAudit(ctx context.Context, q AuditQuery, interval time.Du
 			if err := fn(e); err != nil {
 				return err
 			}
-			q.Cursor = AuditCursorAfter(e.Sequence)
+			q.Cursor = e.Cursor
+			if q.Cursor == "" { // a service from before events' cursors
+				q.Cursor = AuditCursorAfter(e.Sequence)
+			}
 		}
 		if page.NextCursor != "" {
 			q.Cursor = page.NextCursor

@@ -293,6 +293,11 @@ type AuditEvent struct {
 	Tenants     []string        `json:"tenants"`
 	Request     RequestInfo     `json:"request"`
 	Data        json.RawMessage `json:"data"`
+	// Cursor asks, oldest first, for the events after this one, whatever
+	// the order of its page (AuditQuery.Cursor). It names this event
+	// store's event: a store restored from a backup refuses it rather than
+	// skip what came after. Empty from a service before events' cursors.
+	Cursor string `json:"cursor,omitempty"`
 }
 
 // AuditPage is a page of the audit log.
