@@ -184,10 +184,18 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 		return LoginResult{}, domain.ErrUserInactive
 	}
 	for _, tr := range p.TenantRolesFor(in.Groups) {
-		if u.Tenants[tr.Tenant] == tr.Role || rank(u.Tenants[tr.Tenant]) > rank(tr.Role) {
-			continue
-		}
-		if _, err := s.ExecuteUser(ctx, meta, userID, domain.GrantRole{Tenant: tr.Tenant, Role: string(tr.Role)}); err != nil {
+		// Only added, never a step down: judged on the user each decision
+		// is made on — a grant of a stronger role by an admin at the same
+		// moment makes this append conflict, and the decision taken again
+		// sees it (an outside check, 16a: the login's lesser role replaced
+		// the admin's, both answered 200).
+		_, err := s.ExecuteUserAs(ctx, meta, userID, domain.GrantRole{Tenant: tr.Tenant, Role: string(tr.Role)}, func(cur domain.User) error {
+			if held := cur.Tenants[tr.Tenant]; held == tr.Role || rank(held) > rank(tr.Role) {
+				return errRoleHeld
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errRoleHeld) {
 			return LoginResult{}, err
 		}
 	}
@@ -196,6 +204,10 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	}
 	return s.startSession(ctx, meta, userID, "", "sso:"+p.Name, "")
 }
+
+// errRoleHeld: the user holds the mapped role, or a stronger one (SSOLogin
+// grants nothing then).
+var errRoleHeld = errors.New("commands: the role or a stronger one is held")
 
 func rank(r domain.Role) int {
 	switch r {

@@ -1,0 +1,70 @@
+package commands_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/commands"
+)
+
+// TestSSORoleMappingNeverStepsDownAConcurrentGrant: an SSO login through
+// replica B maps the user's group to editor in t1, where they are a viewer;
+// between B's decision and its append, an admin makes them admin there
+// through A. B's grant conflicts, and decided again on the user as the
+// event store now has it, grants nothing: the admin's role stays. Before,
+// the retried decision was GrantRole(editor) without the check, and the
+// login's lesser role replaced the admin's (outside check 16a: both
+// answered 200).
+func TestSSORoleMappingNeverStepsDownAConcurrentGrant(t *testing.T) {
+	s, a, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	p, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
+		RoleMappings: []domain.RoleMapping{{Group: "ops", Tenant: "t1", Role: domain.RoleEditor}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := domain.SSOLogin{Provider: "okta", Issuer: p.IdentityIssuer(), Subject: "00u-alice", Email: "alice@example.com", EmailVerified: true, Groups: []string{"ops"}}
+	res, err := onA.SSOLogin(ctx, events.Meta{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.User.ID
+	if _, err := onA.ExecuteUser(ctx, admin, id, domain.GrantRole{Tenant: "t1", Role: string(domain.RoleViewer)}); err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := s.Head(ctx); b.WaitFor(ctx, head) != nil { // B has what A wrote so far
+		t.Fatal("B cannot catch up")
+	}
+	granted := 0
+	s.before = func(msgs []events.Message) {
+		if !strings.HasSuffix(msgs[0].Subject, "."+id) || !strings.Contains(string(msgs[0].Data), domain.TypeUserRoleGranted) {
+			return
+		}
+		s.before = nil // the admin's own append goes through as it is
+		granted++
+		if _, err := onA.ExecuteUser(ctx, admin, id, domain.GrantRole{Tenant: "t1", Role: string(domain.RoleAdmin)}); err != nil {
+			t.Errorf("the admin's grant through A: %v", err)
+		}
+	}
+	if _, err := onB.SSOLogin(ctx, events.Meta{}, in); err != nil {
+		t.Fatalf("the login through B: %v", err)
+	}
+	if granted != 1 {
+		t.Fatalf("the login through B tried %d grants, want 1 (the mapping's)", granted)
+	}
+	head, _ := s.Head(ctx)
+	if err := a.WaitFor(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	u, _, _ := a.model.User(id)
+	if got := u.Tenants["t1"]; got != domain.RoleAdmin {
+		t.Fatalf("after the admin's grant and the login at the same moment: %s in t1, want admin (SSO never steps a role down)", got)
+	}
+}
