@@ -61,6 +61,7 @@ var eventFactories = map[string]func() Event{
 	TypeSSOIdentityLinked:     func() Event { return &SSOIdentityLinked{} },
 	TypeSSOIdentityUnlinked:   func() Event { return &SSOIdentityUnlinked{} },
 	TypeSSOAssertionConsumed:  func() Event { return &SSOAssertionConsumed{} },
+	TypeSSOUserAdopted:        func() Event { return &SSOUserAdopted{} },
 	// SCIM provisioning (scim.go).
 	TypeSCIMConnectionCreated:   func() Event { return &SCIMConnectionCreated{} },
 	TypeSCIMTokenRotated:        func() Event { return &SCIMTokenRotated{} },
@@ -137,6 +138,8 @@ func Deref(e Event) Event {
 	case *SSOIdentityUnlinked:
 		return *v
 	case *SSOAssertionConsumed:
+		return *v
+	case *SSOUserAdopted:
 		return *v
 	case *SCIMConnectionCreated:
 		return *v

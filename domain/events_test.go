@@ -81,6 +81,7 @@ func sampleEvents() []Event {
 		SCIMUserUpdated{ConnectionID: "scim-1", UserID: "u-1", UpdatedAt: later, Profile: sampleProfile},
 		SCIMUserUnlinked{ConnectionID: "scim-1", UserID: "u-1"},
 		SCIMUserAdopted{UserID: "u-1", ConnectionID: "scim-1"},
+		SSOUserAdopted{UserID: "u-1", Provider: "okta"},
 		MFATOTPEnrolled{UserID: "u-1", SecretSealed: "aesgcm1:x", At: at},
 		MFATOTPConfirmed{UserID: "u-1", Step: 7, At: at},
 		MFACodeUsed{UserID: "u-1", Step: 8, TokenID: "mfa-1", TokenExpires: later, At: at},
@@ -170,8 +171,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 52 {
-		t.Errorf("%d event types, want 52", len(seen))
+	if len(seen) != 53 {
+		t.Errorf("%d event types, want 53", len(seen))
 	}
 }
 
@@ -237,7 +238,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 		TypeSessionStarted: true, TypeSessionRefreshed: true,
 		TypeAPIKeyCreated: true, TypeAPIKeyNameReserved: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
 		TypeSCIMNameReserved:  true,
-		TypeSSOIdentityLinked: true, TypeSSOIdentityUnlinked: true, TypeSSOAssertionConsumed: true,
+		TypeSSOIdentityLinked: true, TypeSSOIdentityUnlinked: true, TypeSSOAssertionConsumed: true, TypeSSOUserAdopted: true,
 		TypeSCIMConnectionCreated: true, TypeSCIMGroupCreated: true, TypeSCIMGroupRenamed: true, TypeSCIMUserLinked: true, TypeSCIMUserAdopted: true,
 		TypeMFATOTPEnrolled: true, TypeMFACodeUsed: true, TypeMFAFailed: true, TypeMFARecoveryCodesGenerated: true,
 		TypeMFARecoveryCodeUsed: true, TypeMFAPasskeyRegistered: true, TypeMFAPasskeyUsed: true,

@@ -26,6 +26,17 @@ const (
 	// SSOAssertionKey. Appended with "subject must be new", so that a replayed
 	// assertion is refused by every replica.
 	AggregateSSOAssertion = "sso_assertion"
+	// AggregateSSOAdoption orders the links of an existing user by e-mail
+	// (a login through a provider that links by verified e-mail): one
+	// subject per user (its ID). Every such link appends SSOUserAdopted
+	// there, in the same atomic batch as its SSOIdentityLinked, expecting
+	// the subject's last sequence as read before checking that the user
+	// holds no other subject of the issuer: of two identities linking to
+	// one user at once through two replicas, one append conflicts, and the
+	// login deciding again finds the other's link (it then provisions a
+	// user of its own). Links of users provisioned for their identity, and
+	// links by e-mail before this event existed, have none.
+	AggregateSSOAdoption = "sso_adoption"
 )
 
 // SSOType is the kind of an identity provider.
@@ -241,6 +252,14 @@ type (
 		AssertionID string    `json:"assertion_id"`
 		ExpiresAt   time.Time `json:"expires_at"`
 	}
+	// SSOUserAdopted: an identity of Provider links to the existing user
+	// UserID by its verified e-mail in this batch (AggregateSSOAdoption).
+	// It changes no state: its subject's sequence is what concurrent links
+	// to the user contend on.
+	SSOUserAdopted struct {
+		UserID   string `json:"user_id"`
+		Provider string `json:"provider"`
+	}
 )
 
 // SSO event type names.
@@ -250,6 +269,7 @@ const (
 	TypeSSOIdentityLinked     = "sso.identity_linked"
 	TypeSSOIdentityUnlinked   = "sso.identity_unlinked"
 	TypeSSOAssertionConsumed  = "sso.assertion_consumed"
+	TypeSSOUserAdopted        = "sso.user_adopted"
 )
 
 func (SSOProviderConfigured) EventType() string { return TypeSSOProviderConfigured }
@@ -257,6 +277,7 @@ func (SSOProviderDeleted) EventType() string    { return TypeSSOProviderDeleted 
 func (SSOIdentityLinked) EventType() string     { return TypeSSOIdentityLinked }
 func (SSOIdentityUnlinked) EventType() string   { return TypeSSOIdentityUnlinked }
 func (SSOAssertionConsumed) EventType() string  { return TypeSSOAssertionConsumed }
+func (SSOUserAdopted) EventType() string        { return TypeSSOUserAdopted }
 
 // Identity link methods recorded in SSOIdentityLinked.
 const (

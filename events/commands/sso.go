@@ -244,10 +244,29 @@ func (s *Service) ssoUser(ctx context.Context, meta events.Meta, p domain.SSOPro
 		}
 		var err error
 		if existing, ok := s.linkableUser(p, in); ok {
+			// Links by e-mail to one user contend on its sso_adoption
+			// subject: read through the stream's leader, caught up with
+			// (the whole write of a link another replica made), the user
+			// checked again, and the subject expected unchanged in this
+			// write. Of two identities linking to one user at once through
+			// two replicas, one append conflicts, and deciding again finds
+			// the other's link (linkableUser: the user holds another
+			// subject of the issuer). Before, both were stored (an outside
+			// check, 16a: two IdP subjects signed in to one account).
+			claim, cerr := s.caughtUpWithWrite(ctx, events.Subject(domain.AggregateSSOAdoption, existing))
+			if cerr != nil {
+				return "", cerr
+			}
+			if again, ok := s.linkableUser(p, in); !ok || again != existing {
+				continue // what the decision read has changed: decide again
+			}
 			ev := link.event.(domain.SSOIdentityLinked)
 			ev.UserID, ev.Method = existing, domain.LinkVerifiedEmail
 			link.event = ev
-			_, err = s.appendEvents(ctx, meta, NewID("cmd"), []pending{link})
+			_, err = s.appendEvents(ctx, meta, NewID("cmd"), []pending{link, {
+				aggregate: domain.AggregateSSOAdoption, id: existing, expect: claim,
+				event: domain.SSOUserAdopted{UserID: existing, Provider: p.Name},
+			}})
 			if err == nil {
 				return existing, nil
 			}

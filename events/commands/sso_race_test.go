@@ -68,3 +68,55 @@ func TestSSORoleMappingNeverStepsDownAConcurrentGrant(t *testing.T) {
 		t.Fatalf("after the admin's grant and the login at the same moment: %s in t1, want admin (SSO never steps a role down)", got)
 	}
 }
+
+// TestSSOLinksByEmailToOneUserOneAtATime: two identities of one issuer with
+// the same verified e-mail sign in for the first time at the same moment,
+// one through A, the other through B, to a provider that links by e-mail.
+// The first link is kim's; the second, decided on B before the first was
+// stored, conflicts on kim's sso_adoption subject, and decided again finds
+// that kim holds another subject of the issuer: it provisions a user of its
+// own. Before, both links were stored (outside check 16a: 10 of 60 rounds
+// through two replicas), and two IdP subjects signed in to one account.
+func TestSSOLinksByEmailToOneUserOneAtATime(t *testing.T) {
+	s, _, onA := newReplica(t, nil)
+	_, b, onB := newReplica(t, s)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	p, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+		Name: "corp", Type: domain.SSOOkta, Domain: "corp.okta.com", ClientID: "client", ClientSecret: "client-secret",
+		AllowedTenants: []string{"t1"}, LinkByEmail: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kim, err := onA.CreateUser(ctx, admin, commands.CreateUserInput{Username: "kim", Email: "kim@corp.example", Password: "kim-passphrase-long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head, _ := s.Head(ctx); b.WaitFor(ctx, head) != nil {
+		t.Fatal("B cannot catch up")
+	}
+	login := func(sub string) domain.SSOLogin {
+		return domain.SSOLogin{Provider: "corp", Issuer: p.IdentityIssuer(), Subject: sub, Email: "kim@corp.example", EmailVerified: true}
+	}
+	var first commands.LoginResult
+	s.before = func(msgs []events.Message) {
+		if !strings.Contains(string(msgs[0].Data), domain.TypeSSOIdentityLinked) {
+			return
+		}
+		s.before = nil // A's login goes through as it is
+		if first, err = onA.SSOLogin(ctx, events.Meta{}, login("00u-first")); err != nil {
+			t.Errorf("the first identity's login through A: %v", err)
+		}
+	}
+	second, err := onB.SSOLogin(ctx, events.Meta{}, login("00u-second"))
+	if err != nil {
+		t.Fatalf("the second identity's login through B: %v", err)
+	}
+	if first.User.ID != kim.ID {
+		t.Fatalf("the first identity signed in as %s, want kim (%s), linked by e-mail", first.User.ID, kim.ID)
+	}
+	if second.User.ID == kim.ID {
+		t.Fatal("the second identity, at the same moment through B, was linked to kim too: two subjects of one issuer sign in to one account")
+	}
+}
