@@ -36,7 +36,9 @@ type Client struct {
 // login is not worth blocking for 15 minutes). A 503 is retried for GET,
 // HEAD, PUT and DELETE, and for a POST only when the service sent
 // Retry-After (it does so when it has not started the request at all); a 503
-// without it may follow a write whose outcome is unknown.
+// without it may follow a write whose outcome is unknown. A DELETE retried
+// after such a 503 that then answers 404 returns no error: the earlier try
+// deleted it (or someone did meanwhile).
 type Retry struct {
 	MaxAttempts int           // tries in all, the first included; default 4 (1: never retry)
 	MaxWait     time.Duration // the longest single wait; default 30s
@@ -223,6 +225,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		u += "?" + query.Encode()
 	}
 	refreshed := false
+	mayHaveDeleted := false // a DELETE tried before answered 503 without Retry-After
 	for attempt := 1; ; attempt++ {
 		var sent string
 		if c.cred != nil && header.Get("Authorization") == "" {
@@ -240,6 +243,17 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		var apiErr *Error
 		if err == nil || !errors.As(err, &apiErr) {
 			return h, err
+		}
+		// A DELETE retried after a 503 whose outcome was unknown, which now
+		// finds nothing, was carried out: by that earlier try (or by
+		// someone meanwhile). Either way what the caller asked for is done
+		// (outside check 16e: DeleteSSOProvider answered ErrNotFound for a
+		// provider it had deleted).
+		if apiErr.Status == http.StatusNotFound && mayHaveDeleted {
+			return h, nil
+		}
+		if method == http.MethodDelete && apiErr.Status == http.StatusServiceUnavailable && apiErr.RetryAfter == 0 {
+			mayHaveDeleted = true
 		}
 		// A 401 for an access token of this package's TokenSource that had
 		// not expired (its signing key dropped, its session revoked by an

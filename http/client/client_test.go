@@ -808,3 +808,46 @@ func TestFollowAuditRidesOutPassingFailures(t *testing.T) {
 		t.Errorf("cursors asked for: %q, want %q (the same until answered)", cursors, want)
 	}
 }
+
+// TestDeleteRetriedAfterAnUnknownOutcome: a DELETE answered 503 without
+// Retry-After (the event store did not confirm it: it may have been
+// applied), then 404 on the retry, was carried out: no error. Before, the
+// caller got ErrNotFound for a provider it had deleted (outside check
+// 16e). A 404 at the first try, or after a 503 with Retry-After (nothing
+// was changed), is still ErrNotFound.
+func TestDeleteRetriedAfterAnUnknownOutcome(t *testing.T) {
+	answers := func(first string) *httptest.Server {
+		var n atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			if n.Add(1) == 1 && first != "404" {
+				if first != "" {
+					w.Header().Set("Retry-After", first)
+				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+				writeBody(t, w, `{"error":{"code":"UNAVAILABLE","message":"The event store did not confirm the change in time; it may have been applied"}}`)
+				return
+			}
+			w.WriteHeader(http.StatusNotFound)
+			writeBody(t, w, `{"error":{"code":"NOT_FOUND","message":"Resource not found"}}`)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	var waits []time.Duration
+	for _, c := range []struct {
+		first   string
+		wantErr bool
+	}{{"", false}, {"1", true}, {"404", true}} {
+		cl := mustNew(t, answers(c.first).URL, recorder(&waits))
+		err := cl.Do(context.Background(), http.MethodDelete, "/api/v1/admin/sso/corp", nil, nil, nil)
+		if got := errors.Is(err, ErrNotFound); got != c.wantErr || (!c.wantErr && err != nil) {
+			t.Errorf("DELETE, first answer %q then 404: %v", c.first, err)
+		}
+	}
+	// Not for other methods: a GET that finds nothing is a 404.
+	cl := mustNew(t, answers("").URL, recorder(&waits))
+	if err := cl.Do(context.Background(), http.MethodGet, "/api/v1/admin/sso/corp", nil, nil, nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GET after a 503, then 404: %v, want ErrNotFound", err)
+	}
+}
