@@ -739,6 +739,12 @@ func (s *Server) mfaPolicyScope(c *fiber.Ctx) (string, error) {
 	if !domain.ValidTenantID(tenant) {
 		return "", validation("tenant: is not a valid tenant id")
 	}
+	if tenant == domain.MFAPolicyPlatform {
+		// The platform-wide policy's scope: set through this path, the
+		// admin of a tenant named "platform" switched the policy of every
+		// user on or off (an outside check, 16j).
+		return "", validation(`tenant: "platform" names the platform-wide policy (GET and PUT /api/v1/admin/mfa/policy, platform admins only); a tenant of that id has no policy of its own`)
+	}
 	if !cl.IsUser() || !cl.PermissionsIn(tenant).Has(domain.AdminAll) {
 		return "", errForbidden
 	}

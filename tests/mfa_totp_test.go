@@ -469,3 +469,29 @@ func TestMFATOTPRotationInTheSameStep(t *testing.T) {
 	in.Clock.Advance(30 * time.Second)
 	expectTokens(t, "the new secret's next code", secondStep(in, mfaLogin(t, in, "rota", "rota-passphrase-1"), totpAt(t, newSecret, in.Clock.Now())), "rota")
 }
+
+// TestMFAPolicyOfATenantNamedPlatform: "platform" is a valid tenant id and
+// the platform-wide policy's scope. Through PUT /admin/mfa/policy/platform
+// the admin of a tenant named platform switched the policy of every user
+// off (or on), which only platform admins may set (outside check 16j).
+// That path is now a 400 for everyone, and the platform's policy stays as
+// a platform admin set it.
+func TestMFAPolicyOfATenantNamedPlatform(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "pat", "correct horse battery", map[string]string{"platform": "admin"})
+	pat := in.Login("pat", "correct horse battery").String("token")
+	expectStatus(t, "the platform's policy", in.Do("PUT", "/api/v1/admin/mfa/policy", admin, map[string]bool{"required": true}), http.StatusOK)
+	for _, who := range []struct{ name, token string }{{"platform's tenant admin", pat}, {"a platform admin", admin}} {
+		for _, r := range []Response{
+			in.Do("PUT", "/api/v1/admin/mfa/policy/platform", who.token, map[string]bool{"required": false}),
+			in.Do("GET", "/api/v1/admin/mfa/policy/platform", who.token, nil),
+		} {
+			expectError(t, who.name+" on /policy/platform", r, http.StatusBadRequest, "VALIDATION_ERROR", "tenant", "platform-wide policy")
+		}
+	}
+	if got := in.Do("GET", "/api/v1/admin/mfa/policy", admin, nil); got.JSON["required"] != true {
+		t.Fatalf("the platform-wide policy after a tenant admin's try: %s", got.Raw)
+	}
+}
