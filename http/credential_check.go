@@ -203,6 +203,21 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 		return errNotFound
 	}
 	ck.decide(at)
+	if since := ck.out.Since; since != nil && since.Sequence != 0 && !sc.all {
+		// The event that ended it is the caller's to see only if it
+		// concerns a tenant they may read, as in the audit log: a token
+		// issued while its user was in the caller's tenant, revoked by
+		// another tenant's admin after the user left, showed that admin,
+		// the moment and the event (an outside check, 16j).
+		visible, err := s.auditVisible(since.Sequence, since.Type, sc)
+		if err != nil {
+			return err
+		}
+		if !visible {
+			ck.out.Since = nil
+			ck.out.Notes = append(ck.out.Notes, "What ended it is an event that concerns no tenant you may read: it is not shown.")
+		}
+	}
 	if ck.out.Usable && ck.keyID != "" {
 		if a, found, err := s.deps.History.KeyAccess(ck.keyID, at); err == nil && found && len(a.Grants) == 0 {
 			ck.out.Notes = append(ck.out.Notes, "Usable, but it held no permission in any tenant at that moment (a key holds no more than its owner).")
@@ -215,6 +230,19 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	}
 	out.Notes = append(out.Notes, noteClientAddress)
 	return c.JSON(out)
+}
+
+// auditVisible reports whether the caller of scope sc reads the event of
+// type typ at stream sequence seq in the audit log (it concerns a tenant
+// they may read).
+func (s *Server) auditVisible(seq uint64, typ string, sc auditScope) (bool, error) {
+	hits, _, err := s.deps.History.AuditEvents(projections.AuditQuery{
+		Scope: sc.list(), AnyTenant: sc.anyTenant, Type: typ, After: seq - 1, Limit: 1,
+	})
+	if err != nil {
+		return false, err
+	}
+	return len(hits) == 1 && hits[0].Seq == seq, nil
 }
 
 // credentialInScope: for a token of a session scoped to a tenant, the

@@ -380,6 +380,46 @@ func TestCredentialCheckScope(t *testing.T) {
 	expectBody(t, "no credentials", in.Do("POST", credCheckPath, "", map[string]string{"token": f.bob}), 401, bodyUnauthorized)
 }
 
+// TestCredentialCheckHidesOtherTenantsEvents: a token issued while its user
+// was in prod stays prod's admin's to check after the user left prod; but
+// what ended it — staging's admin revoking the user's sessions after that —
+// is staging's alone, as in the audit log. The answer says it is not
+// usable, without the event (its sequence, time and actor). Before, the
+// staging event and its admin were shown (outside check 16j). A platform
+// admin and staging's admin see it.
+func TestCredentialCheckHidesOtherTenantsEvents(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "tadmin", "correct horse battery", map[string]string{"prod": "admin"})
+	in.CreateUser(admin, "sadmin", "correct horse battery", map[string]string{"staging": "admin"})
+	sue := in.CreateUser(admin, "sue", "correct horse battery", map[string]string{"staging": "editor", "prod": "viewer"})
+	in.Clock.Advance(2 * time.Second) // an access token's iat is in whole seconds
+	tadmin := in.Login("tadmin", "correct horse battery").String("token")
+	sadmin := in.Login("sadmin", "correct horse battery").String("token")
+	sueTok := in.Login("sue", "correct horse battery").String("token")
+	in.Clock.Advance(2 * time.Second)
+	expectStatus(t, "sue leaves prod", in.Do("DELETE", "/api/v1/users/"+sue+"/tenants/prod", admin, nil), 200)
+	in.Clock.Advance(2 * time.Second)
+	expectStatus(t, "staging's admin ends sue's sessions", in.Do("DELETE", "/api/v1/users/"+sue+"/sessions", sadmin, nil), 200)
+
+	r := in.Do("POST", credCheckPath, tadmin, map[string]string{"token": sueTok})
+	expectStatus(t, "prod's admin checks sue's token from her prod days", r, 200)
+	if r.JSON["usable"] != false || r.JSON["since"] != nil || strings.Contains(string(r.Raw), "session.revoked") {
+		t.Fatalf("prod's admin sees staging's revocation: %s", r.Raw)
+	}
+	if !strings.Contains(string(r.Raw), "concerns no tenant you may read") {
+		t.Fatalf("the answer does not say why it has no since: %s", r.Raw)
+	}
+	for who, tok := range map[string]string{"a platform admin": admin, "staging's admin": sadmin} {
+		r := in.Do("POST", credCheckPath, tok, map[string]string{"token": sueTok})
+		since, _ := r.JSON["since"].(map[string]any)
+		if r.Status != 200 || since == nil || since["type"] != "session.revoked" {
+			t.Fatalf("%s checks sue's token: %d %s, want its session.revoked", who, r.Status, r.Raw)
+		}
+	}
+}
+
 // TestAuditOpenAPI: the audit API's answers are what the OpenAPI document
 // says (statuses, bodies, headers).
 func TestAuditOpenAPI(t *testing.T) {
