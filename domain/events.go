@@ -36,6 +36,7 @@ var eventFactories = map[string]func() Event{
 	TypeUsernameReserved:      func() Event { return &UsernameReserved{} },
 	TypeAPIKeyNameReserved:    func() Event { return &APIKeyNameReserved{} },
 	TypeSCIMNameReserved:      func() Event { return &SCIMNameReserved{} },
+	TypeSCIMGroupNameReserved: func() Event { return &SCIMGroupNameReserved{} },
 	TypeUserRoleGranted:       func() Event { return &UserRoleGranted{} },
 	TypeUserRoleRevoked:       func() Event { return &UserRoleRevoked{} },
 	TypeUserDeactivated:       func() Event { return &UserDeactivated{} },
@@ -88,6 +89,8 @@ func Deref(e Event) Event {
 	case *APIKeyNameReserved:
 		return *v
 	case *SCIMNameReserved:
+		return *v
+	case *SCIMGroupNameReserved:
 		return *v
 	case *UserRoleGranted:
 		return *v

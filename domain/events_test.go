@@ -25,6 +25,7 @@ func sampleEvents() []Event {
 		UsernameReserved{Username: "alice", UserID: "u-1"},
 		APIKeyNameReserved{OwnerID: "u-1", Name: "ci", KeyID: "key-1"},
 		SCIMNameReserved{OwnerID: "u-1", Name: "okta prod", ConnectionID: "scim-1"},
+		SCIMGroupNameReserved{ConnectionID: "scim-1", Name: "Engineering", GroupID: "group-1"},
 		UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleAdmin},
 		UserRoleRevoked{UserID: "u-1", Tenant: "acme"},
 		UserDeactivated{UserID: "u-1", Reason: "left the company"},
@@ -171,8 +172,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 53 {
-		t.Errorf("%d event types, want 53", len(seen))
+	if len(seen) != 54 {
+		t.Errorf("%d event types, want 54", len(seen))
 	}
 }
 
@@ -237,7 +238,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 		TypeUserLoginSucceeded: true, TypeUserLoginFailed: true, TypeUserLoginChallenged: true,
 		TypeSessionStarted: true, TypeSessionRefreshed: true,
 		TypeAPIKeyCreated: true, TypeAPIKeyNameReserved: true, TypeAPIKeyUsed: true, TypeSigningKeyAdded: true,
-		TypeSCIMNameReserved:  true,
+		TypeSCIMNameReserved: true, TypeSCIMGroupNameReserved: true,
 		TypeSSOIdentityLinked: true, TypeSSOIdentityUnlinked: true, TypeSSOAssertionConsumed: true, TypeSSOUserAdopted: true,
 		TypeSCIMConnectionCreated: true, TypeSCIMGroupCreated: true, TypeSCIMGroupRenamed: true, TypeSCIMUserLinked: true, TypeSCIMUserAdopted: true,
 		TypeMFATOTPEnrolled: true, TypeMFACodeUsed: true, TypeMFAFailed: true, TypeMFARecoveryCodesGenerated: true,

@@ -52,6 +52,29 @@ const TypeSCIMNameReserved = "scimname.reserved"
 
 func (SCIMNameReserved) EventType() string { return TypeSCIMNameReserved }
 
+// AggregateSCIMGroupName holds the reservations of SCIM group names: one
+// subject per connection and name (commands.SCIMGroupNameKey), so that a
+// connection's live groups have different names (two creates or renames to
+// one name at once, through one replica or two, make one group of that
+// name), as AggregateSCIMName does for connection names.
+const AggregateSCIMGroupName = "scimgroupname"
+
+// SCIMGroupNameReserved claims a group name among its connection's live
+// groups for the group created or renamed in the same atomic batch;
+// appended with the name subject's last sequence expected, after checking
+// that no other live group of the connection has the name. The name of a
+// group deleted, or renamed away from it, may be reserved again.
+type SCIMGroupNameReserved struct {
+	ConnectionID string `json:"connection_id"`
+	Name         string `json:"name"`
+	GroupID      string `json:"group_id"`
+}
+
+// TypeSCIMGroupNameReserved is SCIMGroupNameReserved's type name.
+const TypeSCIMGroupNameReserved = "scimgroupname.reserved"
+
+func (SCIMGroupNameReserved) EventType() string { return TypeSCIMGroupNameReserved }
+
 // AggregateSCIMAdoption orders the adoptions of an existing user by SCIM
 // connections: one subject per user (its ID). Every adoption appends
 // SCIMUserAdopted there, in the same atomic batch as the connection's

@@ -95,6 +95,14 @@ func SCIMNameKey(owner, name string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// SCIMGroupNameKey is the aggregate ID of the reservation of a SCIM group
+// name (trimmed) among its connection's groups: hex SHA-256 (first 16
+// bytes) of the connection ID and the name case-folded (foldName).
+func SCIMGroupNameKey(connID, name string) string {
+	sum := sha256.Sum256([]byte("scimgroupname\x00" + connID + "\x00" + foldName(name)))
+	return hex.EncodeToString(sum[:16])
+}
+
 // SSOIdentityKey is the aggregate ID of the link of the identity (issuer,
 // subject): hex SHA-256 (first 16 bytes) of both, so that neither needs
 // escaping. (Links written before identities were keyed by issuer live on

@@ -19,7 +19,7 @@ func TestNameKeysFoldAsTheLiveCheck(t *testing.T) {
 		if !strings.EqualFold(p[0], p[1]) {
 			t.Fatalf("%q and %q: not equal under EqualFold (a bad case)", p[0], p[1])
 		}
-		for _, key := range []func(owner, name string) string{APIKeyNameKey, SCIMNameKey} {
+		for _, key := range []func(owner, name string) string{APIKeyNameKey, SCIMNameKey, SCIMGroupNameKey} {
 			if key("u-1", p[0]) != key("u-1", p[1]) {
 				t.Errorf("%q and %q have two reservation subjects", p[0], p[1])
 			}
@@ -33,7 +33,8 @@ func TestNameKeysFoldAsTheLiveCheck(t *testing.T) {
 	if APIKeyNameKey("u-1", "CI-Deployer") != APIKeyNameKey("u-1", strings.ToLower("CI-Deployer")) || foldName("CI-Deployer_2") != "ci-deployer_2" {
 		t.Error("an ASCII name no longer folds to its lower case")
 	}
-	if APIKeyNameKey("u-1", "ci") == APIKeyNameKey("u-2", "ci") || APIKeyNameKey("u-1", "ci") == SCIMNameKey("u-1", "ci") {
+	if APIKeyNameKey("u-1", "ci") == APIKeyNameKey("u-2", "ci") || APIKeyNameKey("u-1", "ci") == SCIMNameKey("u-1", "ci") ||
+		SCIMNameKey("u-1", "ci") == SCIMGroupNameKey("u-1", "ci") {
 		t.Error("the owner or the kind of name is not part of the subject")
 	}
 }

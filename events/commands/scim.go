@@ -884,8 +884,34 @@ func (s *Service) groupNameTaken(connID, groupID, name string) bool {
 	return false
 }
 
+// groupNameReservation claims name (trimmed) among connection connID's
+// groups for group groupID, as CreateSCIMConnection claims a connection's
+// name: the name's reservation subject is read through the stream's leader,
+// this replica catches up with it, no other live group of the connection
+// may have the name (ErrSCIMNameTaken), and the reservation returned is to
+// be appended in the group's own batch, expecting that subject unchanged.
+// Of two creations or renames to one name at once — through one replica or
+// two — one append conflicts, and deciding again finds the other's group.
+// Before, each write expected only its own group's subject, and five
+// creates of "Eng" at once made five groups (an outside check, 16e).
+func (s *Service) groupNameReservation(ctx context.Context, connID, groupID, name string) (pending, error) {
+	key := SCIMGroupNameKey(connID, name)
+	last, err := s.caughtUpWithWrite(ctx, events.Subject(domain.AggregateSCIMGroupName, key))
+	if err != nil {
+		return pending{}, err
+	}
+	if s.groupNameTaken(connID, groupID, name) {
+		return pending{}, ErrSCIMNameTaken
+	}
+	return pending{
+		aggregate: domain.AggregateSCIMGroupName, id: key, expect: last,
+		event: domain.SCIMGroupNameReserved{ConnectionID: connID, Name: name, GroupID: groupID},
+	}, nil
+}
+
 // SCIMCreateGroup creates a group of connection connID, with its members'
-// roles, and returns its ID.
+// roles, and returns its ID. Its name is reserved in the same atomic batch
+// (groupNameReservation).
 func (s *Service) SCIMCreateGroup(ctx context.Context, meta events.Meta, connID string, in SCIMGroupInput) (string, error) {
 	groupID := NewID("group")
 	err := s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
@@ -903,8 +929,12 @@ func (s *Service) SCIMCreateGroup(ctx context.Context, meta events.Meta, connID 
 			return scimTx{}, err
 		}
 		g := fold(domain.SCIMGroup{}, evs, domain.EvolveSCIMGroup)
+		reservation, err := s.groupNameReservation(ctx, connID, groupID, g.DisplayName)
+		if err != nil {
+			return scimTx{}, err
+		}
 		return scimTx{
-			pend:   onAggregate(ref{domain.AggregateSCIMGroup, groupID}, 0, 0, evs),
+			pend:   append([]pending{reservation}, onAggregate(ref{domain.AggregateSCIMGroup, groupID}, 0, 0, evs)...),
 			groups: map[string]domain.SCIMGroup{groupID: g}, users: g.Members,
 		}, nil
 	})
@@ -959,11 +989,21 @@ func (s *Service) SCIMUpdateGroup(ctx context.Context, meta events.Meta, connID,
 		}
 		after := fold(g, evs, domain.EvolveSCIMGroup)
 		users := slices.Concat(up.Add, up.Remove)
+		pend := onAggregate(ref{domain.AggregateSCIMGroup, groupID}, g.Version, seq, evs)
 		if after.DisplayName != g.DisplayName {
 			users = append(users, g.Members...)
+			if foldName(after.DisplayName) != foldName(g.DisplayName) {
+				// A new name is reserved as a creation's is; a change of
+				// case only keeps the group's own.
+				reservation, err := s.groupNameReservation(ctx, connID, groupID, after.DisplayName)
+				if err != nil {
+					return scimTx{}, err
+				}
+				pend = append([]pending{reservation}, pend...)
+			}
 		}
 		return scimTx{
-			pend:   onAggregate(ref{domain.AggregateSCIMGroup, groupID}, g.Version, seq, evs),
+			pend:   pend,
 			groups: map[string]domain.SCIMGroup{groupID: after}, users: users,
 		}, nil
 	})
