@@ -34,6 +34,10 @@ var (
 	errNotFound     = &Error{http.StatusNotFound, "NOT_FOUND", "Resource not found"}
 	errInternal     = &Error{http.StatusInternalServerError, "INTERNAL", "Internal server error"}
 	errUnavailable  = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "Service temporarily unavailable; nothing was changed"}
+	// errIncomplete: the change was stored, but not all that follows from
+	// it (commands.ErrIncomplete): a 503 all the same (send it again), but
+	// never "nothing was changed".
+	errIncomplete = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The change was stored, but not all that follows from it: send the same request again"}
 	// The gateway's: the upstream refused, failed or broke the exchange; or
 	// stayed silent for longer than the upstream timeout.
 	errBadGateway     = &Error{http.StatusBadGateway, "BAD_GATEWAY", "Upstream unavailable"}
@@ -92,6 +96,8 @@ func toAPIError(err error) (*Error, bool) {
 			return validation("Malformed HTTP request: its request line or headers could not be parsed"), false
 		}
 		return errInternal, true
+	case errors.Is(err, commands.ErrIncomplete):
+		return errIncomplete, true
 	case errors.Is(err, commands.ErrUsernameTaken):
 		return &Error{http.StatusConflict, "CONFLICT", "Username is already taken"}, false
 	case errors.Is(err, domain.ErrUserActive):
@@ -145,9 +151,10 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	if errors.Is(err, commands.ErrCatchUpBudget) {
 		s.deps.Metrics.BackgroundError("catch_up_budget")
 	}
-	if apiErr == errUnavailable {
+	if apiErr == errUnavailable || apiErr == errIncomplete {
 		// "Nothing was changed": refused before it started, so a client
-		// may send it again, a POST too (docs/client.md).
+		// may send it again, a POST too (docs/client.md). Or the change
+		// was stored and the same request completes the rest.
 		c.Set(fiber.HeaderRetryAfter, "1")
 	}
 	var te *domain.ThrottledError

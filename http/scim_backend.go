@@ -72,6 +72,10 @@ func (b scimBackend) scimError(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, commands.ErrIncomplete):
+		// Stored, but not all that follows: never "nothing was changed".
+		b.s.log.Error("SCIM write incomplete", "err", err)
+		return scim.ErrIncomplete
 	case errors.As(err, &ve):
 		return scim.Errorf(http.StatusBadRequest, scim.InvalidValue, "%s: %s", ve.Field, ve.Message)
 	case errors.Is(err, domain.ErrNotFound):

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/infracast/auth/domain"
@@ -123,8 +124,12 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		return domain.User{}, err
 	}
 	if !activate {
+		// Also for a user inactive already (nothing to write above): the
+		// same request again completes a retirement that failed. Failing
+		// here, the deactivation is stored all the same: the answer says
+		// so (ErrIncomplete), not that nothing changed.
 		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
-			return domain.User{}, err
+			return domain.User{}, fmt.Errorf("%w: retiring the SCIM tokens of the user's connections: %v", ErrIncomplete, err)
 		}
 	}
 	u, _, _ := s.state.User(userID)

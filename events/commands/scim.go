@@ -251,9 +251,9 @@ func (s *Service) UpdateSCIMConnection(ctx context.Context, meta events.Meta, id
 	for _, l := range s.linksOf(id) {
 		users = append(users, l.UserID)
 	}
-	if err := s.reconcileSCIMRoles(ctx, meta, id, users, before); err != nil {
-		return c, token, err
-	}
+	// The connection is stored: a failure to bring the roles along is
+	// retried in the background, not the answer (followUpSCIMRoles).
+	s.followUpSCIMRoles(ctx, meta, id, users, before)
 	// The connection as the read model has it now (its last event applied);
 	// gone meanwhile (deleted by another request): as it was updated.
 	if now, _, ok := s.scim().SCIMConnection(id); ok {
@@ -739,7 +739,10 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 			return err
 		}
 	}
-	if activeChange && !*up.Active {
+	if up.Active != nil && !*up.Active && (activeChange || c.Within(u)) {
+		// Also when the user is inactive already: the same request again
+		// completes a deactivation whose retirement of the SCIM tokens the
+		// user owns failed (ErrIncomplete).
 		return s.scimDeactivate(ctx, meta, connID, userID)
 	}
 	return nil
@@ -1049,7 +1052,8 @@ type scimTx struct {
 // beyond scimBatchEvents follow in further batches). A conflict — someone
 // wrote to one of the subjects meanwhile — catches up and builds again.
 // Then the users' roles are checked once more against the head (see
-// reconcileSCIMRoles).
+// reconcileSCIMRoles) — also when build has nothing to write; a failure
+// there is not the answer, the batch being stored (followUpSCIMRoles).
 func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID string, build func(domain.SCIMConnection) (scimTx, error)) error {
 	for i := 0; i < s.cfg.MaxAttempts; i++ {
 		if err := s.CatchUpHead(ctx); err != nil {
@@ -1064,6 +1068,10 @@ func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID strin
 			return err
 		}
 		if len(tx.pend) == 0 {
+			// Nothing to write: the same request again, maybe, after a
+			// follow-up failed. Its users are reconciled all the same, so
+			// that the identity provider's retry heals what is left.
+			s.followUpSCIMRoles(ctx, meta, connID, tx.users, nil)
 			return nil
 		}
 		ahead := userEvents(tx.pend)
@@ -1083,7 +1091,10 @@ func (s *Service) commitSCIM(ctx context.Context, meta events.Meta, connID strin
 		if err != nil {
 			return err
 		}
-		return s.reconcileSCIMRoles(ctx, meta, connID, tx.users, nil)
+		// Stored: what follows cannot make the answer a failure (see
+		// followup.go).
+		s.followUpSCIMRoles(ctx, meta, connID, tx.users, nil)
+		return nil
 	}
 	return ErrTooManyConflicts
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,6 +143,12 @@ type Config struct {
 	// returns once every other replica has applied it too (events.Barrier),
 	// so that the answer means "enforced everywhere".
 	Barrier Barrier
+	// Log receives what the service reports on its own: the follow-ups of
+	// stored writes that failed (followup.go). nil: discarded.
+	Log *slog.Logger
+	// FollowUpRetry is the first delay of the background retries of a
+	// failed follow-up (doubling up to followUpMaxDelay); default 500 ms.
+	FollowUpRetry time.Duration
 }
 
 // Barrier waits until every other replica has applied a stream sequence,
@@ -174,6 +181,11 @@ type Service struct {
 	// inReplacement holds the aggregates whose secret a request of this
 	// replica is replacing now (Replacing).
 	inReplacement sync.Map
+	// followUpFailures: follow-ups of stored writes that failed
+	// (FollowUpFailures); followUps the background retries of them, which
+	// stop when stop is canceled (Close).
+	followUpFailures atomic.Uint64
+	followUps        followUps
 }
 
 // Replacing claims the secret of aggregate id (an API key's, a SCIM
@@ -246,8 +258,16 @@ func New(log Log, proj Projection, state State, pw *Passwords, sealer *events.Se
 	if cfg.MFATokenTTL == 0 {
 		cfg.MFATokenTTL = DefaultMFATokenTTL
 	}
-	return &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg,
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.FollowUpRetry == 0 {
+		cfg.FollowUpRetry = 500 * time.Millisecond
+	}
+	s := &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg,
 		unknownCatchUps: rate.NewLimiter(UnknownCatchUpRate, UnknownCatchUpRate)}
+	s.followUps.ctx, s.followUps.cancel = context.WithCancel(context.Background())
+	return s
 }
 
 // Errors of the service, beside the domain's.
@@ -256,6 +276,13 @@ var (
 	ErrUsernameTaken = fmt.Errorf("%w: username taken", domain.ErrAlreadyExists)
 	// ErrTooManyConflicts: the aggregate kept changing under us.
 	ErrTooManyConflicts = errors.New("commands: too many concurrent modifications")
+	// ErrIncomplete: the request's change was stored, but not all that
+	// follows from it (the event store failed in between): the answer must
+	// not say that nothing changed. Sending the same request again
+	// completes it (a deactivation, again, retires the SCIM tokens the user
+	// owns). It wraps the cause's text, not the cause: an
+	// events.ErrUnavailable inside would read as "nothing was changed".
+	ErrIncomplete = errors.New("commands: the change was stored, but not all that follows from it")
 )
 
 // CatchUp waits until the local read model has applied the last event of an

@@ -64,6 +64,10 @@ var (
 	ErrForbidden = &Error{http.StatusForbidden, "", "This SCIM connection may not do this"}
 	// ErrUnavailable: the store did not answer; nothing was changed.
 	ErrUnavailable = &Error{http.StatusServiceUnavailable, "", "Service temporarily unavailable; nothing was changed"}
+	// ErrIncomplete: the change was stored, but not all that follows from
+	// it (the store failed in between); the same request again completes
+	// it. Never "nothing was changed": a create sent again would get 409.
+	ErrIncomplete = &Error{http.StatusServiceUnavailable, "", "The change was stored, but not all that follows from it: send the same request again"}
 )
 
 var errInternal = &Error{http.StatusInternalServerError, "", "Internal server error"}
@@ -96,9 +100,10 @@ func WriteError(c *fiber.Ctx, err error) error {
 	if se.Status == http.StatusUnauthorized && len(c.Response().Header.Peek(fiber.HeaderWWWAuthenticate)) == 0 {
 		Challenge(c, false)
 	}
-	if se == ErrUnavailable {
-		// Nothing was changed: the identity provider may send it again
-		// (as the main API's 503 says too).
+	if se == ErrUnavailable || se == ErrIncomplete {
+		// Nothing was changed, or the same request completes the change:
+		// the identity provider may send it again (as the main API's 503
+		// says too).
 		c.Set(fiber.HeaderRetryAfter, "1")
 	}
 	return writeJSON(c, se.Status, body)

@@ -8,8 +8,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 )
 
-// TestUnavailableSaysRetryAfter: a 503 that changed nothing tells the
-// identity provider when to send it again, as the main API's does; other
+// TestUnavailableSaysRetryAfter: a 503 that changed nothing (or whose
+// change the same request completes) tells the identity provider when to
+// send it again, as the main API's does; other
 // errors (and a 503 whose outcome is unknown) do not.
 func TestUnavailableSaysRetryAfter(t *testing.T) {
 	for _, tc := range []struct {
@@ -18,6 +19,7 @@ func TestUnavailableSaysRetryAfter(t *testing.T) {
 	}{
 		{ErrUnavailable, "1"},
 		{fmt.Errorf("store: %w", ErrUnavailable), "1"},
+		{ErrIncomplete, "1"},
 		{Errorf(503, "", "The event store did not confirm the change in time; it may have been applied"), ""},
 		{ErrConflict, ""},
 	} {

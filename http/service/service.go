@@ -138,6 +138,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		MFAKey:          authhttp.DeriveKey(s.cfg.MasterKey, "mfa"),
 		NameKey:         authhttp.DeriveKey(s.cfg.MasterKey, "login-name"),
 		Barrier:         s.Barrier,
+		Log:             log,
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
@@ -268,6 +269,10 @@ func (s *Service) registerMetrics() {
 			Name: "infracast_catch_up_failures_total",
 			Help: "Best-effort catch-ups with another replica's writes (a login's) that the event store did not answer in time; the decision went on from the read models.",
 		}, func() float64 { return float64(s.Commands.CatchUpFailures()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "infracast_follow_up_failures_total",
+			Help: "Follow-ups of stored writes (SCIM role reconciliations) that failed, in the request or retried in the background; the request answered success, its change being stored.",
+		}, func() float64 { return float64(s.Commands.FollowUpFailures()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
 		}, func() float64 { return float64(s.Runner.Applied()) }),
@@ -402,8 +407,10 @@ func (s *Service) Shutdown(ctx context.Context) error {
 	// No request of this replica's is left: the others stop waiting for
 	// its read models now, not after a timeout.
 	s.Barrier.Close()
-	// The usage flusher's last append waits for the projection to apply it,
-	// so it stops first, then the projection runner.
+	// The background retries of follow-ups (commands.Service.Close) and
+	// the usage flusher's last append wait for the projection to apply
+	// them, so they stop first, then the projection runner.
+	s.Commands.Close()
 	for _, stop := range []struct {
 		cancel context.CancelFunc
 		done   chan struct{}
