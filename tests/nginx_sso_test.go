@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bufio"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -38,6 +40,21 @@ func TestShippedNginxServesTheSignInAndSSO(t *testing.T) {
 		t.Fatalf("docs/nginx/infracast.conf: %v", err)
 	}
 	faStartNginx(t, bin, conf, front)
+
+	// A client without Host (HTTP/1.0: a plain health check) is served too:
+	// nginx then sends the upstream's name (outside check 16d: it sent no
+	// Host, and the service refused the request).
+	conn, err := net.Dial("tcp", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("GET /health HTTP/1.0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
+		t.Fatalf("GET /health over HTTP/1.0 without Host through nginx: %q %v, want 200", line, err)
+	}
 
 	// The sign-in page's request, from the page nginx served.
 	req := mustRequest(t, "POST", base+"/api/v1/auth/token",
