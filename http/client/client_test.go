@@ -809,25 +809,35 @@ func TestFollowAuditRidesOutPassingFailures(t *testing.T) {
 	}
 }
 
-// TestDeleteRetriedAfterAnUnknownOutcome: a DELETE answered 503 without
-// Retry-After (the event store did not confirm it: it may have been
-// applied), then 404 on the retry, was carried out: no error. Before, the
-// caller got ErrNotFound for a provider it had deleted (outside check
-// 16e). A 404 at the first try, or after a 503 with Retry-After (nothing
-// was changed), is still ErrNotFound.
+// TestDeleteRetriedAfterAnUnknownOutcome: a DELETE answered the service's
+// 503 without Retry-After (the event store did not confirm it: it may have
+// been applied), then 404 on the retry, was carried out: no error. Before,
+// the caller got ErrNotFound for a provider it had deleted (outside check
+// 16e). A 404 at the first try, after a 503 with Retry-After (nothing was
+// changed), after a proxy's 503 page (nothing was done: outside check 16d
+// had "keys revoke key-typo" say revoked), or for a call that expects a
+// body, is still ErrNotFound.
 func TestDeleteRetriedAfterAnUnknownOutcome(t *testing.T) {
 	answers := func(first string) *httptest.Server {
 		var n atomic.Int64
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
 			if n.Add(1) == 1 && first != "404" {
-				if first != "" {
+				switch first {
+				case "proxy":
+					w.Header().Set("Content-Type", "text/html")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					writeBody(t, w, "<html><body>no healthy upstream</body></html>")
+					return
+				case "":
+				default:
 					w.Header().Set("Retry-After", first)
 				}
+				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusServiceUnavailable)
 				writeBody(t, w, `{"error":{"code":"UNAVAILABLE","message":"The event store did not confirm the change in time; it may have been applied"}}`)
 				return
 			}
+			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusNotFound)
 			writeBody(t, w, `{"error":{"code":"NOT_FOUND","message":"Resource not found"}}`)
 		}))
@@ -837,12 +847,22 @@ func TestDeleteRetriedAfterAnUnknownOutcome(t *testing.T) {
 	var waits []time.Duration
 	for _, c := range []struct {
 		first   string
+		out     bool
 		wantErr bool
-	}{{"", false}, {"1", true}, {"404", true}} {
+	}{{"", false, false}, {"1", false, true}, {"404", false, true}, {"proxy", false, true}, {"", true, true}} {
 		cl := mustNew(t, answers(c.first).URL, recorder(&waits))
-		err := cl.Do(context.Background(), http.MethodDelete, "/api/v1/admin/sso/corp", nil, nil, nil)
+		var out *map[string]any
+		if c.out {
+			out = &map[string]any{}
+		}
+		var err error
+		if out != nil {
+			err = cl.Do(context.Background(), http.MethodDelete, "/api/v1/users/u/tenants/prod", nil, nil, out)
+		} else {
+			err = cl.Do(context.Background(), http.MethodDelete, "/api/v1/admin/sso/corp", nil, nil, nil)
+		}
 		if got := errors.Is(err, ErrNotFound); got != c.wantErr || (!c.wantErr && err != nil) {
-			t.Errorf("DELETE, first answer %q then 404: %v", c.first, err)
+			t.Errorf("DELETE (a body expected: %v), first answer %q then 404: %v", c.out, c.first, err)
 		}
 	}
 	// Not for other methods: a GET that finds nothing is a 404.

@@ -29,6 +29,9 @@ type Error struct {
 	// RequestID is the answer's X-Request-ID, to find the request in the
 	// service's logs.
 	RequestID string
+	// ours: the answer was in the contract's shape ({"error":{"code",…}}),
+	// not a proxy's page whose code was taken from its status.
+	ours bool
 	// Method and Path are the request's that was answered so ("POST",
 	// "/api/v1/users"), when the error comes from an answer: a refresh's
 	// 503 inside a read is not the read's.
