@@ -235,6 +235,21 @@ func (m *Model) UserByName(name string) (domain.User, uint64, bool) {
 	return m.users.state(r, true), m.users.recs.at(r).seq, true
 }
 
+// SealedHashSample returns the ID and sealed password hash of the first
+// user (in the order of creation) who has one: what a replica opens at
+// start to check that its master key is the store's
+// (commands.Service.CheckMasterKey), whatever the users are named.
+func (m *Model) SealedHashSample() (id, sealed string, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for r := range m.users.recs.n {
+		if u := m.users.state(r, true); u.PasswordHashSealed != "" {
+			return u.ID, u.PasswordHashSealed, true
+		}
+	}
+	return "", "", false
+}
+
 // Users returns every user, ordered by username.
 func (m *Model) Users() []domain.User {
 	m.mu.RLock()
