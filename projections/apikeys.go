@@ -31,6 +31,44 @@ type keyModel struct {
 	// byOwner finds the keys a user owns (lifecycle.go: noteOwner); derived,
 	// rebuilt on restore.
 	byOwner map[string][]*keyEntry
+	// revoked holds the secret hashes of revoked keys (and of a revoked
+	// key's secrets before a rotation): a request with one is refused as
+	// key_revoked, not as an unknown key — what an alert on a leaked key
+	// still in use counts (outside check 16o: key_revoked never appeared,
+	// a revoked key being out of byHash). Derived, rebuilt on restore; only
+	// a refusal's reason reads it, after byHash found no live key.
+	revoked map[[32]byte]struct{}
+}
+
+// noteRevoked records k's secret among the revoked ones when k is revoked.
+func (km *keyModel) noteRevoked(k *keyEntry) {
+	if k.flags&kRevoked == 0 || k.flags&kHashed == 0 {
+		return
+	}
+	if km.revoked == nil {
+		km.revoked = make(map[[32]byte]struct{})
+	}
+	km.revoked[k.hash] = struct{}{}
+}
+
+// wasRevoked reports whether sum is the secret of a revoked key.
+func (km *keyModel) wasRevoked(sum *[32]byte) bool {
+	_, ok := km.revoked[*sum]
+	return ok
+}
+
+// revokedSecret reports whether secretHash is the secret of a revoked key
+// (a non-canonical one by a scan of odd, as findOdd finds a live one).
+func (km *keyModel) revokedSecret(secretHash string) bool {
+	if sum, ok := parseHash(secretHash); ok {
+		return km.wasRevoked(&sum)
+	}
+	for k, h := range km.odd {
+		if h == secretHash && k.flags&kRevoked != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // keyEntry is a domain.APIKey packed: times as Unix seconds and nanoseconds
@@ -284,6 +322,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) *keyEntry {
 	k.seq = seq
 	if k.flags&kRevoked != 0 {
 		km.unindex(k)
+		km.noteRevoked(k)
 	} else {
 		km.index(k)
 	}
@@ -304,6 +343,7 @@ func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users *u
 	km.pack(k, st, users)
 	km.noteOwner(k, "")
 	km.index(k)
+	km.noteRevoked(k)
 }
 
 // hashIndex is the index as a map from hex SHA-256 to key ID (snapshots).
@@ -369,7 +409,11 @@ const (
 func (m *Model) AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) (KeyPrincipal, Verdict) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.authorizeKey(m.keys.lookup(secretHash), secretHash, addr, now)
+	k := m.keys.lookup(secretHash)
+	if k == nil && m.keys.revokedSecret(secretHash) {
+		return KeyPrincipal{}, KeyRevoked
+	}
+	return m.authorizeKey(k, secretHash, addr, now)
 }
 
 // AuthorizeKeySum is AuthorizeKey with the SHA-256 of the secret as bytes (the
@@ -378,7 +422,11 @@ func (m *Model) AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) 
 func (m *Model) AuthorizeKeySum(sum [32]byte, addr netip.Addr, now time.Time) (KeyPrincipal, Verdict) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.authorizeKey(m.keys.find(&sum), "", addr, now)
+	k := m.keys.find(&sum)
+	if k == nil && m.keys.wasRevoked(&sum) {
+		return KeyPrincipal{}, KeyRevoked
+	}
+	return m.authorizeKey(k, "", addr, now)
 }
 
 // authorizeKey checks k (nil: unknown); called with the read lock held.

@@ -60,8 +60,15 @@ func (r *keyRig) check() {
 		p, v := r.m.AuthorizeKey(want.SecretHash, addr, now)
 		found, live := r.m.KeyBySecretHash(want.SecretHash)
 		if want.Revoked {
-			if v != UnknownKey || live {
+			// Refused as revoked (a leaked key still in use), not unknown;
+			// and not a live key.
+			if v != KeyRevoked || live {
 				r.t.Fatalf("revoked key %s: %s, found %v", id, v, live)
+			}
+			if sum, ok := parseHash(want.SecretHash); ok {
+				if _, v := r.m.AuthorizeKeySum(sum, addr, now); v != KeyRevoked {
+					r.t.Fatalf("revoked key %s by its sum: %s", id, v)
+				}
 			}
 			continue
 		}

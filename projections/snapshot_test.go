@@ -237,7 +237,7 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[signingModel]():   {"keys", "version"},
 		reflect.TypeFor[loginEntry]():     {"seq", "state"},
 		reflect.TypeFor[addrFailures]():   {"count", "last"},
-		reflect.TypeFor[keyModel]():       {"byID", "byHash", "odd", "tenantLists", "byOwner"},
+		reflect.TypeFor[keyModel]():       {"byID", "byHash", "odd", "tenantLists", "byOwner", "revoked"},
 		reflect.TypeFor[keyEntry](): {"id", "name", "owner", "tenants", "allowed", "secs", "nanos", "hash",
 			"version", "ownerRec", "hist", "seq", "next", "perms", "flags"},
 		reflect.TypeFor[ssoProviderEntry](): {"state", "seq"},

@@ -139,17 +139,26 @@ func TestMetrics(t *testing.T) {
 	in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": "wrong-password"})
 	in.Do("GET", "/api/v1/auth/me", "not-a-token", nil)
 	in.Do("GET", "/api/v1/auth/me", "ic_live_nope", nil)
+	// A revoked key still in use (leaked?) is counted as key_revoked, not
+	// as an unknown key (outside check 16o: the reason never appeared).
+	admin := in.AdminToken()
+	created := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "leaked", "tenants": []string{"prod"}, "permissions": []string{"nodes:read"}})
+	expectStatus(t, "a key", created, http.StatusCreated)
+	expectStatus(t, "the key works", in.Do("GET", "/api/v1/auth/me", created.String("key"), nil), http.StatusOK)
+	expectStatus(t, "revoke it", in.Do("DELETE", "/api/v1/api-keys/"+created.String("id"), admin, nil), http.StatusNoContent)
+	expectBody(t, "the revoked key", in.Do("GET", "/api/v1/auth/me", created.String("key"), nil), http.StatusUnauthorized, bodyUnauthorized)
 	r := in.Do("GET", "/metrics", "", nil)
 	if r.Status != 200 {
 		t.Fatalf("/metrics: %d", r.Status)
 	}
 	body := string(r.Raw)
 	for _, want := range []string{
-		`infracast_http_requests_total{method="POST",route="/api/v1/auth/token",status="200"} 1`,
+		`infracast_http_requests_total{method="POST",route="/api/v1/auth/token",status="200"} 2`,
 		`infracast_http_requests_total{method="POST",route="/api/v1/auth/token",status="401"} 1`,
 		`infracast_auth_failures_total{reason="invalid_token"} 1`,
 		`infracast_auth_failures_total{reason="malformed_key"} 1`,
-		`infracast_logins_total{result="success"} 1`,
+		`infracast_auth_failures_total{reason="key_revoked"} 1`,
+		`infracast_logins_total{result="success"} 2`,
 		`infracast_logins_total{result="failure"} 1`,
 		`infracast_projection_applied_sequence`,
 		`infracast_projection_lag_events 0`,
