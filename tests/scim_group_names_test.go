@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
 )
 
@@ -22,30 +21,6 @@ func TestSCIMGroupNamesUniqueAtOnce(t *testing.T) {
 	_, tok := newConnection(t, in, admin, admin, []string{"prod"}, mapping{"Eng", "prod", "editor"})
 	call := func(method, path, body string) Response { return scimCall(t, in, method, path, tok, body) }
 
-	// atOnce sends n requests at the same moment and returns their answers.
-	atOnce := func(n int, req func(i int) request) []Response {
-		t.Helper()
-		out := make([]Response, n)
-		errs := make([]error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				out[i], errs[i] = send(in.URL, req(i))
-			}()
-		}
-		close(start)
-		wg.Wait()
-		for i, err := range errs {
-			if err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-		}
-		return out
-	}
 	// exactlyOne fails unless one answer has status ok and the others are
 	// 409 uniqueness.
 	exactlyOne := func(what string, rs []Response, ok int) {
@@ -68,14 +43,16 @@ func TestSCIMGroupNamesUniqueAtOnce(t *testing.T) {
 		return len(asList(r.JSON["Resources"]))
 	}
 
-	creates := atOnce(6, func(i int) request {
+	var reqs []request
+	for i := range 6 {
 		name := "Eng"
 		if i%2 == 1 {
 			name = "eng" // the same name in another case
 		}
-		return request{Method: "POST", Path: "/scim/v2/Groups", Token: tok, ContentType: "application/scim+json",
-			Body: []byte(`{` + groupSchema + `,"displayName":"` + name + `"}`)}
-	})
+		reqs = append(reqs, request{Method: "POST", Path: "/scim/v2/Groups", Token: tok, ContentType: "application/scim+json",
+			Body: []byte(`{` + groupSchema + `,"displayName":"` + name + `"}`)})
+	}
+	creates := atOnce(t, in, reqs...)
 	exactlyOne("six creates of Eng at once", creates, http.StatusCreated)
 	if n := named("Eng"); n != 1 {
 		t.Fatalf("%d groups named Eng, want 1", n)
@@ -85,10 +62,12 @@ func TestSCIMGroupNamesUniqueAtOnce(t *testing.T) {
 	for i := range 4 {
 		groups = append(groups, wantSCIM(t, "create", call("POST", "/scim/v2/Groups", fmt.Sprintf(`{%s,"displayName":"team-%d"}`, groupSchema, i)), 201).String("id"))
 	}
-	renames := atOnce(len(groups), func(i int) request {
-		return request{Method: "PATCH", Path: "/scim/v2/Groups/" + groups[i], Token: tok, ContentType: "application/scim+json",
-			Body: []byte(patchOps(`[{"op":"replace","path":"displayName","value":"Platform"}]`))}
-	})
+	reqs = nil
+	for _, g := range groups {
+		reqs = append(reqs, request{Method: "PATCH", Path: "/scim/v2/Groups/" + g, Token: tok, ContentType: "application/scim+json",
+			Body: []byte(patchOps(`[{"op":"replace","path":"displayName","value":"Platform"}]`))})
+	}
+	renames := atOnce(t, in, reqs...)
 	exactlyOne("four renames to Platform at once", renames, http.StatusNoContent)
 	if n := named("Platform"); n != 1 {
 		t.Fatalf("%d groups named Platform, want 1", n)

@@ -19,17 +19,12 @@ import (
 // login's lesser role replaced the admin's (outside check 16a: both
 // answered 200).
 func TestSSORoleMappingNeverStepsDownAConcurrentGrant(t *testing.T) {
-	s, a, onA := newReplica(t, nil)
-	_, b, onB := newReplica(t, s)
-	ctx := context.Background()
-	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	p, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+	r := ssoReplicas(t, commands.SSOProviderInput{
 		Name: "okta", Type: domain.SSOOkta, Domain: "example.okta.com", ClientID: "client", ClientSecret: "client-secret", AllowedTenants: []string{"t1"},
 		RoleMappings: []domain.RoleMapping{{Group: "ops", Tenant: "t1", Role: domain.RoleEditor}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, a, onA, onB, p, admin := r.s, r.a, r.onA, r.onB, r.p, r.admin
+	ctx := context.Background()
 	in := domain.SSOLogin{Provider: "okta", Issuer: p.IdentityIssuer(), Subject: "00u-alice", Email: "alice@example.com", EmailVerified: true, Groups: []string{"ops"}}
 	res, err := onA.SSOLogin(ctx, events.Meta{}, in)
 	if err != nil {
@@ -39,9 +34,7 @@ func TestSSORoleMappingNeverStepsDownAConcurrentGrant(t *testing.T) {
 	if _, err := onA.ExecuteUser(ctx, admin, id, domain.GrantRole{Tenant: "t1", Role: string(domain.RoleViewer)}); err != nil {
 		t.Fatal(err)
 	}
-	if head, _ := s.Head(ctx); b.WaitFor(ctx, head) != nil { // B has what A wrote so far
-		t.Fatal("B cannot catch up")
-	}
+	r.bCatchesUp()
 	granted := 0
 	s.before = func(msgs []events.Message) {
 		if !strings.HasSuffix(msgs[0].Subject, "."+id) || !strings.Contains(string(msgs[0].Data), domain.TypeUserRoleGranted) {
@@ -78,24 +71,17 @@ func TestSSORoleMappingNeverStepsDownAConcurrentGrant(t *testing.T) {
 // own. Before, both links were stored (outside check 16a: 10 of 60 rounds
 // through two replicas), and two IdP subjects signed in to one account.
 func TestSSOLinksByEmailToOneUserOneAtATime(t *testing.T) {
-	s, _, onA := newReplica(t, nil)
-	_, b, onB := newReplica(t, s)
-	ctx := context.Background()
-	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	p, _, err := onA.ConfigureSSOProvider(ctx, admin, commands.SSOProviderInput{
+	r := ssoReplicas(t, commands.SSOProviderInput{
 		Name: "corp", Type: domain.SSOOkta, Domain: "corp.okta.com", ClientID: "client", ClientSecret: "client-secret",
 		AllowedTenants: []string{"t1"}, LinkByEmail: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, onA, onB, p, admin := r.s, r.onA, r.onB, r.p, r.admin
+	ctx := context.Background()
 	kim, err := onA.CreateUser(ctx, admin, commands.CreateUserInput{Username: "kim", Email: "kim@corp.example", Password: "kim-passphrase-long"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if head, _ := s.Head(ctx); b.WaitFor(ctx, head) != nil {
-		t.Fatal("B cannot catch up")
-	}
+	r.bCatchesUp()
 	login := func(sub string) domain.SSOLogin {
 		return domain.SSOLogin{Provider: "corp", Issuer: p.IdentityIssuer(), Subject: sub, Email: "kim@corp.example", EmailVerified: true}
 	}
@@ -118,5 +104,38 @@ func TestSSOLinksByEmailToOneUserOneAtATime(t *testing.T) {
 	}
 	if second.User.ID == kim.ID {
 		t.Fatal("the second identity, at the same moment through B, was linked to kim too: two subjects of one issuer sign in to one account")
+	}
+}
+
+// ssoRig is two replicas, A and B, on one stream, and an identity provider
+// configured through A.
+type ssoRig struct {
+	t        *testing.T
+	s        *stream
+	a, b     *replicaModel
+	onA, onB *commands.Service
+	p        domain.SSOProvider
+	admin    events.Meta
+}
+
+func ssoReplicas(t *testing.T, provider commands.SSOProviderInput) *ssoRig {
+	t.Helper()
+	r := &ssoRig{t: t, admin: events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}}
+	r.s, r.a, r.onA = newReplica(t, nil)
+	_, r.b, r.onB = newReplica(t, r.s)
+	p, _, err := r.onA.ConfigureSSOProvider(context.Background(), r.admin, provider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.p = p
+	return r
+}
+
+// bCatchesUp applies on B what A wrote so far.
+func (r *ssoRig) bCatchesUp() {
+	r.t.Helper()
+	ctx := context.Background()
+	if head, _ := r.s.Head(ctx); r.b.WaitFor(ctx, head) != nil {
+		r.t.Fatal("B cannot catch up")
 	}
 }
