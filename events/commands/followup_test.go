@@ -32,27 +32,26 @@ func (f *failingAfter) arm(typ string, heads, appends int) {
 	f.armOn, f.armHeads, f.armAppends = typ, heads, appends
 }
 
-func (f *failingAfter) Head(ctx context.Context) (uint64, error) {
+// take uses up one of the failures counted in *n, if any is left.
+func (f *failingAfter) take(n *int) bool {
 	f.mu.Lock()
-	fail := f.heads > 0
-	if fail {
-		f.heads--
+	defer f.mu.Unlock()
+	if *n > 0 {
+		*n--
+		return true
 	}
-	f.mu.Unlock()
-	if fail {
+	return false
+}
+
+func (f *failingAfter) Head(ctx context.Context) (uint64, error) {
+	if f.take(&f.heads) {
 		return 0, fmt.Errorf("%w: head: no responders", events.ErrUnavailable)
 	}
 	return f.stream.Head(ctx)
 }
 
 func (f *failingAfter) Append(ctx context.Context, msgs ...events.Message) (uint64, error) {
-	f.mu.Lock()
-	fail := f.appends > 0
-	if fail {
-		f.appends--
-	}
-	f.mu.Unlock()
-	if fail {
+	if f.take(&f.appends) {
 		return 0, fmt.Errorf("%w: append: no responders", events.ErrUnavailable)
 	}
 	seq, err := f.stream.Append(ctx, msgs...)
