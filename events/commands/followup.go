@@ -63,27 +63,34 @@ func (s *Service) Close() {
 // connection connID was stored (reconcileSCIMRoles); a failure is logged,
 // counted and retried in the background, never the request's answer.
 func (s *Service) followUpSCIMRoles(ctx context.Context, meta events.Meta, connID string, users, extra []string) {
-	err := s.reconcileSCIMRoles(ctx, meta, connID, users, extra)
-	if err == nil {
-		return
-	}
-	s.followUpFailures.Add(1)
-	s.cfg.Log.Error("SCIM role reconciliation after a stored write failed; retrying in the background",
-		"connection_id", connID, "users", len(users), "err", err)
 	users, extra = slices.Clone(users), slices.Clone(extra) // kept past the request
-	s.retryFollowUp(connID, len(users), func(ctx context.Context) error {
+	s.followUp(ctx, "SCIM role reconciliation", connID, len(users), func(ctx context.Context) error {
 		return s.reconcileSCIMRoles(ctx, meta, connID, users, extra)
 	})
 }
 
+// followUp runs do, a follow-up (what: its name in the log) of a stored
+// write of connection connID concerning users users; a failure is logged,
+// counted and retried in the background, never the request's answer.
+func (s *Service) followUp(ctx context.Context, what, connID string, users int, do func(context.Context) error) {
+	err := do(ctx)
+	if err == nil {
+		return
+	}
+	s.followUpFailures.Add(1)
+	s.cfg.Log.Error(what+" after a stored write failed; retrying in the background",
+		"connection_id", connID, "users", users, "err", err)
+	s.retryFollowUp(what, connID, users, do)
+}
+
 // retryFollowUp runs do in the background until it succeeds, the
 // attempts run out or the service closes.
-func (s *Service) retryFollowUp(connID string, users int, do func(context.Context) error) {
+func (s *Service) retryFollowUp(what, connID string, users int, do func(context.Context) error) {
 	f := &s.followUps
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
-		s.cfg.Log.Error("SCIM role reconciliation not retried: the service is stopping", "connection_id", connID, "users", users)
+		s.cfg.Log.Error(what+" not retried: the service is stopping", "connection_id", connID, "users", users)
 		return
 	}
 	f.wg.Add(1)
@@ -95,7 +102,7 @@ func (s *Service) retryFollowUp(connID string, users int, do func(context.Contex
 			select {
 			case <-f.ctx.Done():
 				t.Stop()
-				s.cfg.Log.Error("SCIM role reconciliation abandoned: the service is stopping", "connection_id", connID, "users", users)
+				s.cfg.Log.Error(what+" abandoned: the service is stopping", "connection_id", connID, "users", users)
 				return
 			case <-t.C:
 			}
@@ -103,20 +110,20 @@ func (s *Service) retryFollowUp(connID string, users int, do func(context.Contex
 			err := do(ctx)
 			cancel()
 			if err == nil {
-				s.cfg.Log.Info("SCIM role reconciliation completed in the background", "connection_id", connID, "users", users, "attempt", attempt)
+				s.cfg.Log.Info(what+" completed in the background", "connection_id", connID, "users", users, "attempt", attempt)
 				return
 			}
 			if f.ctx.Err() != nil {
-				s.cfg.Log.Error("SCIM role reconciliation abandoned: the service is stopping", "connection_id", connID, "users", users)
+				s.cfg.Log.Error(what+" abandoned: the service is stopping", "connection_id", connID, "users", users)
 				return
 			}
 			s.followUpFailures.Add(1)
 			if attempt >= followUpAttempts {
-				s.cfg.Log.Error("SCIM role reconciliation given up; the next change of these users, or the same request again, reconciles them",
+				s.cfg.Log.Error(what+" given up; the next change of these users, or the same request again, completes it",
 					"connection_id", connID, "users", users, "attempts", attempt, "err", err)
 				return
 			}
-			s.cfg.Log.Warn("SCIM role reconciliation failed again; retrying", "connection_id", connID, "users", users, "attempt", attempt, "err", err)
+			s.cfg.Log.Warn(what+" failed again; retrying", "connection_id", connID, "users", users, "attempt", attempt, "err", err)
 			delay = min(2*delay, followUpMaxDelay)
 		}
 	}()

@@ -233,3 +233,50 @@ func TestDeactivationStoredThoughTheTokenRetirementFails(t *testing.T) {
 		})
 	}
 }
+
+// TestSCIMAdoptionStoredThoughItsFollowUpsFail: an identity provider's
+// create adopts kim, an existing inactive user, with a password; the
+// adoption is stored, and the event store fails at the activation that
+// follows it. The create answers kim's ID, and the activation follows in
+// the background; the password is set. Before, it answered "nothing was
+// changed", and the provider's retry got 409 (outside check 16e).
+func TestSCIMAdoptionStoredThoughItsFollowUpsFail(t *testing.T) {
+	r, svc, log := followUpReplica(t)
+	connID, _, _ := scimSetup(t, svc)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	kim, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "kim", Password: "kim-old-passphrase",
+		Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleViewer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.ExecuteUser(ctx, admin, kim.ID, domain.Deactivate{Reason: "left"}); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := r.model.User(kim.ID)
+	log.arm(domain.TypeSCIMUserAdopted, 0, 1) // the activation's append fails once
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	id, err := svc.SCIMCreateUser(ctx, meta, connID, commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "kim"}, Password: "kim-new-passphrase", Active: true})
+	if err != nil || id != kim.ID {
+		t.Fatalf("the adoption stored, its activation failing: %q %v, want kim's ID and no error", id, err)
+	}
+	if l, _, ok := r.model.SCIMLink(connID, kim.ID); !ok || !l.Linked {
+		t.Fatal("kim is not the connection's user")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if u, _, _ := r.model.User(kim.ID); u.Active && u.PasswordHashSealed != before.PasswordHashSealed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kim was never activated with the new password (%d follow-up failures)", svc.FollowUpFailures())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if svc.FollowUpFailures() == 0 {
+		t.Error("the failed activation was not counted")
+	}
+	if _, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "kim", Password: "kim-new-passphrase"}); err != nil {
+		t.Errorf("kim with the password the provider pushed: %v", err)
+	}
+}

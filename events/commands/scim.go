@@ -611,20 +611,27 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 	if err != nil {
 		return "", err
 	}
+	// The adoption is stored: what follows it — the user activated, its
+	// password set, the tokens of connections it owns retired with a
+	// deactivation (the user itself was deactivated in the write) — is
+	// retried in the background if the event store fails now, and the
+	// answer is the user's. An error answered "nothing was changed", and
+	// the identity provider's retry got 409 (outside check 16e).
 	if adopted && in.Active {
-		if err := s.scimActivate(ctx, meta, connID, userID); err != nil {
-			return userID, err
-		}
+		s.followUp(ctx, "activation of an adopted SCIM user", connID, 1, func(ctx context.Context) error {
+			return s.scimActivate(ctx, meta, connID, userID)
+		})
 	}
 	if adopted && in.Password != "" {
-		if _, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed}); err != nil {
-			return userID, err
-		}
+		s.followUp(ctx, "password of an adopted SCIM user", connID, 1, func(ctx context.Context) error {
+			_, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed})
+			return err
+		})
 	}
 	if adopted && !in.Active {
-		if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
-			return userID, err
-		}
+		s.followUp(ctx, "deactivation of an adopted SCIM user", connID, 1, func(ctx context.Context) error {
+			return s.scimDeactivate(ctx, meta, connID, userID)
+		})
 	}
 	return userID, nil
 }
