@@ -454,7 +454,15 @@ func faTemplate(conf string, reps []faReplacement) (string, error) {
 func faStartNginx(t *testing.T, bin, serverConf, addr string) {
 	t.Helper()
 	dir := t.TempDir()
-	_ = os.Chmod(dir, 0o755) // the workers run as nobody when nginx starts as root
+	// The workers run as nobody when nginx starts as root: they write
+	// request bodies over 16 KiB (a SAML POST) below dir, so dir and the
+	// test's temporary folder above it must let them through (outside check
+	// 16q: a 500 for such a body when run as root).
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "infracast.conf"), []byte(serverConf), 0o644); err != nil {
 		t.Fatal(err)
 	}

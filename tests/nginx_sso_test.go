@@ -13,7 +13,7 @@ import (
 // TestShippedNginxServesTheSignInAndSSO: the shipped binary, with its
 // defaults (no INFRACAST_PUBLIC_URL), behind docs/nginx/infracast.conf as
 // shipped: the sign-in page's cookie session from the page's own origin is
-// taken, SSO sends the identity provider a redirect URI at nginx's origin,
+// taken, the access history under /api/v1/tenants/ is the service's, SSO sends the identity provider a redirect URI at nginx's origin,
 // and a login through nginx completes. Before, nginx passed its upstream's
 // name as Host (http://infracast_auth): the sign-in was refused as from
 // "another origin" and the IdP refused the redirect URI (outside check
@@ -64,6 +64,28 @@ func TestShippedNginxServesTheSignInAndSSO(t *testing.T) {
 	req.Header.Set("X-Infracast-Session", "cookie")
 	if r := newBrowser(t).do(req); r.Status != http.StatusOK {
 		t.Fatalf("the sign-in page's cookie session through nginx (page at %s): %d %s", base, r.Status, r.Raw)
+	}
+
+	// The service's own route under /api/v1/tenants/ — a tenant's access
+	// history, the console's Access explorer — is the service's answer, not
+	// the resource service's (outside check 16q: nginx sent it upstream, and
+	// the page hung on the resource service's echo). Any letter case and a
+	// trailing slash, as the service routes.
+	for _, path := range []string{"/api/v1/tenants/prod/access?permission=nodes:write", "/API/v1/Tenants/prod/ACCESS/"} {
+		req := mustRequest(t, "GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		r := newBrowser(t).do(req)
+		if _, ok := r.JSON["principals"]; r.Status != http.StatusOK || !ok {
+			t.Fatalf("GET %s through nginx: %d %s, want the service's access answer", path, r.Status, r.Raw)
+		}
+	}
+
+	// A body over nginx's 16 KiB buffer (a SAML response) is buffered to a
+	// file by its workers and reaches the service.
+	big := mustRequest(t, "POST", base+"/api/v1/auth/token", strings.NewReader(`{"username":"`+strings.Repeat("a", 20<<10)+`"}`))
+	big.Header.Set("Content-Type", "application/json")
+	if r := newBrowser(t).do(big); r.Status != http.StatusBadRequest || r.ErrorCode() != "VALIDATION_ERROR" {
+		t.Fatalf("a 20 KiB body through nginx: %d %s, want the service's 400", r.Status, r.Raw)
 	}
 
 	idp := startTestOIDC(t, "", alice())
