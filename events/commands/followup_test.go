@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -278,5 +279,87 @@ func TestSCIMAdoptionStoredThoughItsFollowUpsFail(t *testing.T) {
 	}
 	if _, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "kim", Password: "kim-new-passphrase"}); err != nil {
 		t.Errorf("kim with the password the provider pushed: %v", err)
+	}
+}
+
+// TestSCIMUserChangesStoredInPartsAreIncomplete: a SCIM change made of
+// several writes — a new userName, then a password or a deactivation; a
+// deactivation, then the user's unlink — whose later write fails once the
+// first is stored answers ErrIncomplete, not the store's "nothing was
+// changed" (outside check 16r2), and the same request again completes it.
+func TestSCIMUserChangesStoredInPartsAreIncomplete(t *testing.T) {
+	no := false
+	for _, c := range []struct {
+		name  string
+		armOn string
+		do    func(svc *commands.Service, meta events.Meta, connID, userID string) error
+		done  func(r *replicaModel, connID, userID string) bool
+	}{
+		{"a new userName, then a deactivation", domain.TypeUserProfileChanged,
+			func(svc *commands.Service, meta events.Meta, connID, userID string) error {
+				return svc.SCIMUpdateUser(context.Background(), meta, connID, userID, commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess2"}, Active: &no})
+			},
+			func(r *replicaModel, _, userID string) bool { u, _, _ := r.model.User(userID); return !u.Active }},
+		{"a new userName, then a password", domain.TypeUserProfileChanged,
+			func(svc *commands.Service, meta events.Meta, connID, userID string) error {
+				return svc.SCIMUpdateUser(context.Background(), meta, connID, userID, commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess3"}, Password: "a-long-new-password-42x"})
+			},
+			func(r *replicaModel, _, userID string) bool {
+				return len(r.s.msgs) > 0 && strings.Contains(string(r.s.msgs[len(r.s.msgs)-1].Data), domain.TypeUserPasswordChanged)
+			}},
+		{"a deactivation, then the unlink", domain.TypeUserDeactivated,
+			func(svc *commands.Service, meta events.Meta, connID, userID string) error {
+				return svc.SCIMDeleteUser(context.Background(), meta, connID, userID)
+			},
+			func(r *replicaModel, connID, userID string) bool {
+				l, _, _ := r.model.SCIMLink(connID, userID)
+				return !l.Linked
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, svc, log := followUpReplica(t)
+			connID, userID, _ := scimSetup(t, svc)
+			meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+			log.arm(c.armOn, 0, 1)
+			if err := c.do(svc, meta, connID, userID); !errors.Is(err, commands.ErrIncomplete) || errors.Is(err, events.ErrUnavailable) {
+				t.Fatalf("the second write failing: %v, want ErrIncomplete (not \"nothing was changed\")", err)
+			}
+			if err := c.do(svc, meta, connID, userID); err != nil {
+				t.Fatalf("the same request again: %v", err)
+			}
+			if head, _ := r.s.Head(context.Background()); r.WaitFor(context.Background(), head) != nil || !c.done(r, connID, userID) {
+				t.Fatal("the same request again did not complete it")
+			}
+		})
+	}
+}
+
+// TestRevocationInBatchesIsIncompleteWhenALaterBatchFails: ending 501
+// sessions takes two appends (batchMax events each at most); the second
+// failing once the first is stored answers ErrIncomplete, not "nothing was
+// changed" (outside check 16r2, by reading writeBatch), and the same
+// request again ends the rest.
+func TestRevocationInBatchesIsIncompleteWhenALaterBatchFails(t *testing.T) {
+	r, svc, log := followUpReplica(t)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	u, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "many", Password: "many-passphrase-long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 501 {
+		if _, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "many", Password: "many-passphrase-long"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.arm(domain.TypeSessionRevoked, 0, 1)
+	if _, err := svc.RevokeUserSessions(ctx, admin, u.ID, domain.RevokeReasonAdmin, nil); !errors.Is(err, commands.ErrIncomplete) {
+		t.Fatalf("the second batch failing: %v, want ErrIncomplete", err)
+	}
+	if _, err := svc.RevokeUserSessions(ctx, admin, u.ID, domain.RevokeReasonAdmin, nil); err != nil {
+		t.Fatalf("the same request again: %v", err)
+	}
+	if live := r.model.UserSessionIDs(u.ID, time.Now()); len(live) != 0 {
+		t.Fatalf("%d sessions left", len(live))
 	}
 }

@@ -350,7 +350,13 @@ func (s *Service) RefreshIdleTTL() time.Duration { return s.cfg.RefreshIdleTTL }
 // for what is left (so the events decide puts first go in the first). No
 // events: nothing to do. stored, when given, is told of each
 // event appended.
-func (s *Service) writeBatch(ctx context.Context, meta events.Meta, decide func() ([]pending, error), stored ...func(pending)) error {
+func (s *Service) writeBatch(ctx context.Context, meta events.Meta, decide func() ([]pending, error), stored ...func(pending)) (err error) {
+	wrote := false // a batch is stored: a later failure is ErrIncomplete
+	defer func() {
+		if wrote {
+			err = incomplete(err)
+		}
+	}()
 	for conflicts := 0; conflicts < s.cfg.MaxAttempts; {
 		evs, err := decide()
 		if err != nil || len(evs) == 0 {
@@ -369,6 +375,7 @@ func (s *Service) writeBatch(ctx context.Context, meta events.Meta, decide func(
 		case err != nil:
 			return err
 		}
+		wrote = true
 		for _, p := range batch {
 			for _, f := range stored {
 				f(p)

@@ -694,6 +694,7 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		return errSCIMPassword
 	}
 	var sealed string
+	stored := false // a write of this request is stored
 	if up.Password != "" {
 		if err := s.passwords.Check(up.Password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
 			return err
@@ -734,15 +735,29 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 			if err != nil {
 				return err
 			}
+			stored = true
 		}
 	}
+	// Each step below is a write of its own: once one is stored, a failure
+	// of the next is ErrIncomplete, not "nothing was changed" (outside
+	// check 16r2: a new userName stored, the password's append failing,
+	// answered 503 "nothing was changed"). The same request again
+	// completes it.
+	step := func(err error) error {
+		if stored {
+			err = incomplete(err)
+		}
+		stored = stored || err == nil
+		return err
+	}
 	if activeChange && *up.Active {
-		if err := s.scimActivate(ctx, meta, connID, userID); err != nil {
+		if err := step(s.scimActivate(ctx, meta, connID, userID)); err != nil {
 			return err
 		}
 	}
 	if sealed != "" {
-		if _, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed}); err != nil {
+		_, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed})
+		if err = step(err); err != nil {
 			return err
 		}
 	}
@@ -750,7 +765,7 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		// Also when the user is inactive already: the same request again
 		// completes a deactivation whose retirement of the SCIM tokens the
 		// user owns failed (ErrIncomplete).
-		return s.scimDeactivate(ctx, meta, connID, userID)
+		return step(s.scimDeactivate(ctx, meta, connID, userID))
 	}
 	return nil
 }
@@ -802,7 +817,10 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 	if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
 		return err
 	}
-	return s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
+	// The deactivation is stored: a failure of what follows is
+	// ErrIncomplete (outside check 16r2), and the same request again
+	// completes it.
+	return incomplete(s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
 		l, seq, ok := s.scim().SCIMLink(connID, userID)
 		if !ok || !l.Linked {
 			return scimTx{}, nil // deleted meanwhile
@@ -826,7 +844,7 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 		}
 		tx.pend = append(tx.pend, onAggregate(ref{domain.AggregateSCIMUser, domain.SCIMLinkKey(connID, userID)}, l.Version, seq, evs)...)
 		return tx, nil
-	})
+	}))
 }
 
 // scimDeactivate deactivates a user on behalf of connection connID (a user

@@ -342,3 +342,13 @@ func (s *Service) caughtUpWith(ctx context.Context, subject string) (uint64, err
 	}
 	return seq, s.proj.WaitFor(ctx, seq)
 }
+
+// incomplete is err, a failure after part of a request's change was
+// stored, as ErrIncomplete (with err's text): not "nothing was changed".
+// nil stays nil, and an ErrIncomplete stays as it is.
+func incomplete(err error) error {
+	if err == nil || errors.Is(err, ErrIncomplete) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrIncomplete, err)
+}
