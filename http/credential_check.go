@@ -85,7 +85,10 @@ type credCheck struct {
 	keyID    string    // an API key's ID
 	scopedTo string    // the tenant a token's session was scoped to at login ("": none)
 	issued   time.Time // when it was issued
-	blockers []blocker // what stopped it, in any order
+	// issuedUpTo: the latest moment it may have been issued when issued is
+	// known to the second only (an access token's iat); else zero.
+	issuedUpTo time.Time
+	blockers   []blocker // what stopped it, in any order
 }
 
 // blocker is one thing that made a credential unusable from a moment on.
@@ -259,6 +262,13 @@ func (s *Server) credentialInScope(ck credCheck, at time.Time, sc auditScope) bo
 	if !ck.issued.IsZero() && !ck.issued.Equal(at) {
 		moments = append(moments, ck.issued)
 	}
+	if !ck.issuedUpTo.IsZero() && ck.issuedUpTo.Before(at) {
+		// An access token's iat is in whole seconds: a user made in the
+		// same second and signed in at once held no role yet at iat, and
+		// the token was out of their tenant's scope (an outside check,
+		// 16r2).
+		moments = append(moments, ck.issuedUpTo)
+	}
 	inScope := func(a projections.Access, found bool, err error) bool {
 		return err == nil && found && (grantFilter{sc: sc}).inScope(a)
 	}
@@ -335,6 +345,7 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 	if claims.NotBefore != nil && claims.NotBefore.After(ck.issued) {
 		ck.issued = claims.NotBefore.Time
 	}
+	ck.issuedUpTo = ck.issued.Add(time.Second - time.Nanosecond)
 	exp := claims.ExpiresAt.Time
 	ck.out.IssuedAt, ck.out.ExpiresAt = rfc3339Nano(ck.issued), rfc3339Nano(exp)
 	ck.block(reasonExpired, exp, sinceJSON{})

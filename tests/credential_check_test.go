@@ -420,6 +420,28 @@ func TestCredentialCheckHidesOtherTenantsEvents(t *testing.T) {
 	}
 }
 
+// TestCredentialCheckOfATokenIssuedInTheSecondItsUserWasMade: an access
+// token's iat is in whole seconds; a user made half a second into one and
+// signed in at once held no role at iat. The token is still prod's admin's
+// to check after the user left prod: it was issued while the user was in
+// prod. Before, the answer was 404 (outside check 16r2: every first SSO
+// login, every script that creates a user and signs in).
+func TestCredentialCheckOfATokenIssuedInTheSecondItsUserWasMade(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "tadmin", "correct horse battery", map[string]string{"prod": "admin"})
+	tadmin := in.Login("tadmin", "correct horse battery").String("token")
+	now := in.Clock.Now()
+	in.Clock.Advance(time.Second - now.Sub(now.Truncate(time.Second)) + 500*time.Millisecond) // x.5 s
+	uma := in.CreateUser(admin, "uma", "correct horse battery", map[string]string{"prod": "viewer", "staging": "viewer"})
+	tok := in.Login("uma", "correct horse battery").String("token")
+	in.Clock.Advance(2 * time.Second)
+	expectStatus(t, "uma leaves prod", in.Do("DELETE", "/api/v1/users/"+uma+"/tenants/prod", admin, nil), 200)
+	r := in.Do("POST", credCheckPath, tadmin, map[string]string{"token": tok})
+	expectStatus(t, "prod's admin checks uma's token from her prod days", r, 200)
+}
+
 // TestAuditOpenAPI: the audit API's answers are what the OpenAPI document
 // says (statuses, bodies, headers).
 func TestAuditOpenAPI(t *testing.T) {
