@@ -2,6 +2,7 @@ package tests
 
 import (
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -383,10 +384,12 @@ func TestCredentialCheckScope(t *testing.T) {
 // TestCredentialCheckHidesOtherTenantsEvents: a token issued while its user
 // was in prod stays prod's admin's to check after the user left prod; but
 // what ended it — staging's admin revoking the user's sessions after that —
-// is staging's alone, as in the audit log. The answer says it is not
-// usable, without the event (its sequence, time and actor). Before, the
-// staging event and its admin were shown (outside check 16j). A platform
-// admin and staging's admin see it.
+// is staging's alone, as in the audit log. For prod's admin the token
+// stopped when the user left prod (role_revoked, an event prod reads), at
+// every moment after: neither staging's event nor its moment shows. Before,
+// the staging event and its admin were shown (outside check 16j), then its
+// moment, found by bisecting on at (re-check 16r2). A platform admin and
+// staging's admin see it.
 func TestCredentialCheckHidesOtherTenantsEvents(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
@@ -400,16 +403,23 @@ func TestCredentialCheckHidesOtherTenantsEvents(t *testing.T) {
 	sueTok := in.Login("sue", "correct horse battery").String("token")
 	in.Clock.Advance(2 * time.Second)
 	expectStatus(t, "sue leaves prod", in.Do("DELETE", "/api/v1/users/"+sue+"/tenants/prod", admin, nil), 200)
+	left := in.Clock.Now()
 	in.Clock.Advance(2 * time.Second)
 	expectStatus(t, "staging's admin ends sue's sessions", in.Do("DELETE", "/api/v1/users/"+sue+"/sessions", sadmin, nil), 200)
 
-	r := in.Do("POST", credCheckPath, tadmin, map[string]string{"token": sueTok})
-	expectStatus(t, "prod's admin checks sue's token from her prod days", r, 200)
-	if r.JSON["usable"] != false || r.JSON["since"] != nil || strings.Contains(string(r.Raw), "session.revoked") {
-		t.Fatalf("prod's admin sees staging's revocation: %s", r.Raw)
+	var answers []string
+	for _, at := range []time.Time{left.Add(time.Second), in.Clock.Now()} { // before and after staging's revocation
+		r := in.Do("POST", credCheckPath, tadmin, map[string]string{"token": sueTok, "at": ts(at)})
+		expectStatus(t, "prod's admin checks sue's token from her prod days", r, 200)
+		since, _ := r.JSON["since"].(map[string]any)
+		if r.JSON["usable"] != false || r.JSON["reason"] != "role_revoked" || since == nil || since["type"] != "user.role_revoked" ||
+			strings.Contains(string(r.Raw), "session.revoked") {
+			t.Fatalf("prod's admin, at %s: %s, want role_revoked since sue left prod", ts(at), r.Raw)
+		}
+		answers = append(answers, r.String("reason")+fmt.Sprint(since))
 	}
-	if !strings.Contains(string(r.Raw), "concerns no tenant you may read") {
-		t.Fatalf("the answer does not say why it has no since: %s", r.Raw)
+	if answers[0] != answers[1] {
+		t.Fatalf("the answer moves at staging's revocation: %q", answers)
 	}
 	for who, tok := range map[string]string{"a platform admin": admin, "staging's admin": sadmin} {
 		r := in.Do("POST", credCheckPath, tok, map[string]string{"token": sueTok})
