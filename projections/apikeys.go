@@ -31,8 +31,9 @@ type keyModel struct {
 	// byOwner finds the keys a user owns (lifecycle.go: noteOwner); derived,
 	// rebuilt on restore.
 	byOwner map[string][]*keyEntry
-	// revoked holds the secret hashes of revoked keys (and of a revoked
-	// key's secrets before a rotation): a request with one is refused as
+	// revoked holds the secret hashes of revoked keys (their current ones;
+	// a model that applied a revoked key's rotation also the one before):
+	// a request with one is refused as
 	// key_revoked, not as an unknown key — what an alert on a leaked key
 	// still in use counts (outside check 16o: key_revoked never appeared,
 	// a revoked key being out of byHash). Derived, rebuilt on restore; only
