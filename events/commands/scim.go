@@ -611,27 +611,29 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 	if err != nil {
 		return "", err
 	}
-	// The adoption is stored: what follows it — the user activated, its
-	// password set, the tokens of connections it owns retired with a
-	// deactivation (the user itself was deactivated in the write) — is
-	// retried in the background if the event store fails now, and the
-	// answer is the user's. An error answered "nothing was changed", and
-	// the identity provider's retry got 409 (outside check 16e).
+	// The adoption is stored: a failure of what follows it — the user
+	// activated, its password set, the tokens of connections it owns
+	// retired with a deactivation (the user itself was deactivated in the
+	// write) — is ErrIncomplete, not "nothing was changed" (outside check
+	// 16e). Not retried in the background: a retry replays a command
+	// decided for this request, and undid what came after it — the user
+	// deactivated or deleted meanwhile was activated again, a password set
+	// since was replaced (re-check 16r3). The identity provider finds the
+	// user it created (its lookup by userName) and sends the change again.
 	if adopted && in.Active {
-		s.followUp(ctx, "activation of an adopted SCIM user", connID, 1, func(ctx context.Context) error {
-			return s.scimActivate(ctx, meta, connID, userID)
-		})
+		if err := s.scimActivate(ctx, meta, connID, userID); err != nil {
+			return userID, incomplete(err)
+		}
 	}
 	if adopted && in.Password != "" {
-		s.followUp(ctx, "password of an adopted SCIM user", connID, 1, func(ctx context.Context) error {
-			_, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed})
-			return err
-		})
+		if _, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed}); err != nil {
+			return userID, incomplete(err)
+		}
 	}
 	if adopted && !in.Active {
-		s.followUp(ctx, "deactivation of an adopted SCIM user", connID, 1, func(ctx context.Context) error {
-			return s.scimDeactivate(ctx, meta, connID, userID)
-		})
+		if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
+			return userID, incomplete(err)
+		}
 	}
 	return userID, nil
 }
