@@ -354,3 +354,51 @@ func TestRevocationInBatchesIsIncompleteWhenALaterBatchFails(t *testing.T) {
 		t.Fatalf("%d sessions left", len(live))
 	}
 }
+
+// TestPartialRevocationsAreIncomplete: a tenant admin's revocation of a
+// user's sessions (one append each), and an MFA reset (then the user's
+// sessions ended), whose later append fails once one is stored, answer
+// ErrIncomplete, not "nothing was changed" (re-check 16r3); the same
+// request again ends the rest.
+func TestPartialRevocationsAreIncomplete(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		armOn string
+		do    func(svc *commands.Service, userID string) error
+	}{
+		{"a tenant admin's revocation", domain.TypeSessionRevoked, func(svc *commands.Service, userID string) error {
+			_, err := svc.RevokeUserSessions(context.Background(), events.Meta{Actor: events.Actor{Type: "user", ID: "user-tadmin"}}, userID,
+				domain.RevokeReasonAdmin, func(domain.User) error { return nil })
+			return err
+		}},
+		{"an MFA reset", domain.TypeMFAReset, func(svc *commands.Service, userID string) error {
+			_, err := svc.ResetMFA(context.Background(), events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}, userID, "lost phone", nil)
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r, svc, log := followUpReplica(t)
+			ctx := context.Background()
+			admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+			u, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "sam", Password: "sam-passphrase-long"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				if _, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "sam", Password: "sam-passphrase-long"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			log.arm(c.armOn, 0, 1)
+			if err := c.do(svc, u.ID); !errors.Is(err, commands.ErrIncomplete) || errors.Is(err, events.ErrUnavailable) {
+				t.Fatalf("a later append failing: %v, want ErrIncomplete", err)
+			}
+			if err := c.do(svc, u.ID); err != nil {
+				t.Fatalf("the same request again: %v", err)
+			}
+			if live := r.model.UserSessionIDs(u.ID, time.Now()); len(live) != 0 {
+				t.Fatalf("%d sessions left", len(live))
+			}
+		})
+	}
+}

@@ -278,11 +278,17 @@ func (s *Service) revokeSessions(ctx context.Context, meta events.Meta, ids func
 // user changed between two appends), they stay revoked and their number
 // is the answer, the rest left live — as if the caller had revoked them
 // one by one and been refused the rest. Another error (the event store
-// unavailable) after some were revoked leaves them revoked, too: a retry
+// unavailable) after some were revoked leaves them revoked, too, and is
+// ErrIncomplete, not "nothing was changed" (re-check 16r3): a retry
 // revokes the rest.
-func (s *Service) revokeSessionsAs(ctx context.Context, meta events.Meta, userID string, ids func() []string, reason string, may func(domain.User) error) (int, error) {
+func (s *Service) revokeSessionsAs(ctx context.Context, meta events.Meta, userID string, ids func() []string, reason string, may func(domain.User) error) (revoked int, err error) {
+	defer func() {
+		if revoked > 0 {
+			err = incomplete(err)
+		}
+	}()
 	subject := events.Subject(domain.AggregateUser, userID)
-	revoked, last := 0, uint64(0)
+	last := uint64(0)
 	for conflicts := 0; ; {
 		if err := s.catchUpSubject(ctx, subject); err != nil {
 			return revoked, err

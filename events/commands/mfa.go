@@ -1115,7 +1115,11 @@ func (s *Service) ResetMFA(ctx context.Context, meta events.Meta, userID, reason
 	if err != nil { // (a reset is decided also with nothing enrolled)
 		return 0, err
 	}
-	return s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin, nil)
+	// The reset is stored: a failure to end the sessions is ErrIncomplete,
+	// not "nothing was changed" (re-check 16r3); the same request again
+	// ends them.
+	n, err := s.RevokeUserSessions(ctx, meta, userID, domain.RevokeReasonAdmin, nil)
+	return n, incomplete(err)
 }
 
 // SetMFAPolicy sets whether MFA is required platform-wide (scope

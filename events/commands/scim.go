@@ -819,10 +819,18 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 	if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
 		return err
 	}
-	// The deactivation is stored: a failure of what follows is
-	// ErrIncomplete (outside check 16r2), and the same request again
-	// completes it.
-	return incomplete(s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
+	// A deactivation of an active user is stored: a failure of what
+	// follows is ErrIncomplete (outside check 16r2), and the same request
+	// again completes it. A user inactive already (a deactivation, then
+	// the delete) had nothing stored, and gets the error as it is
+	// (re-check 16r3).
+	after := func(err error) error {
+		if u.Active {
+			return incomplete(err)
+		}
+		return err
+	}
+	return after(s.commitSCIM(ctx, meta, connID, func(domain.SCIMConnection) (scimTx, error) {
 		l, seq, ok := s.scim().SCIMLink(connID, userID)
 		if !ok || !l.Linked {
 			return scimTx{}, nil // deleted meanwhile
