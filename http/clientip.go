@@ -33,16 +33,19 @@ func (s *Server) clientAddr(c *fiber.Ctx) netip.Addr {
 }
 
 // rightmostUntrusted walks X-Forwarded-For from the right (the nearest hop)
-// and returns the first address that is not a trusted proxy. A malformed entry
-// stops the walk: what lies left of it cannot be trusted, so the last trusted
-// hop is the answer.
+// and returns the first address that is not a trusted proxy. An entry is an
+// address, also with a port or in brackets as some proxies write it
+// ("203.0.113.7:51234", "[2001:db8::7]:443", "[2001:db8::7]": an Azure
+// application gateway writes the port; each of those made the proxy itself
+// the client, outside check 16t). A malformed entry stops the walk: what
+// lies left of it cannot be trusted, so the last trusted hop is the answer.
 func rightmostUntrusted(peer netip.Addr, headers [][]byte, trusted TrustedProxies) netip.Addr {
 	client := peer
 	for h := len(headers) - 1; h >= 0; h-- {
 		parts := strings.Split(string(headers[h]), ",")
 		for i := len(parts) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(parts[i]))
-			if err != nil {
+			a, ok := forwardedAddr(strings.TrimSpace(parts[i]))
+			if !ok {
 				return client
 			}
 			client = a.Unmap()
@@ -52,4 +55,25 @@ func rightmostUntrusted(peer netip.Addr, headers [][]byte, trusted TrustedProxie
 		}
 	}
 	return client
+}
+
+// forwardedAddr reads one X-Forwarded-For entry: an address, an address and
+// port, or an IPv6 address in brackets (with or without a port); a zone
+// (fe80::1%eth0) is dropped, as the login throttle and allowlists see it.
+func forwardedAddr(e string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(e)
+	if err != nil {
+		if ap, perr := netip.ParseAddrPort(e); perr == nil {
+			a, err = ap.Addr(), nil
+		} else if len(e) > 2 && e[0] == '[' && e[len(e)-1] == ']' {
+			a, err = netip.ParseAddr(e[1 : len(e)-1])
+			if err == nil && !a.Is6() {
+				return netip.Addr{}, false
+			}
+		}
+	}
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.WithZone(""), true
 }

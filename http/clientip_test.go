@@ -49,7 +49,15 @@ func TestRightmostUntrusted(t *testing.T) {
 			[]string{"<script>, not-an-ip, 1.2.3.4, 10.0.0.5"}, private, "1.2.3.4"},
 		{"malformed entry stops the walk at the last trusted hop", "10.0.0.1",
 			[]string{"1.2.3.4, garbage, 10.0.0.5"}, private, "10.0.0.5"},
-		{"malformed right-most entry: the peer", "10.0.0.1", []string{"1.2.3.4, 10.0.0.5:8080"}, private, "10.0.0.1"},
+		{"malformed right-most entry: the peer", "10.0.0.1", []string{"1.2.3.4, 10.0.0.5:http"}, private, "10.0.0.1"},
+		// Some proxies write the port (an Azure application gateway):
+		// each made the proxy the client (outside check 16t).
+		{"an entry with a port", "10.0.0.1", []string{"1.2.3.4:51234, 10.0.0.5:8080"}, private, "1.2.3.4"},
+		{"a bracketed IPv6 entry with a port", "10.0.0.1", []string{"[2001:db8::1]:443"}, private, "2001:db8::1"},
+		{"a mapped address in brackets with a port", "10.0.0.1", []string{"[::ffff:1.2.3.4]:80"}, private, "1.2.3.4"},
+		{"a zone is dropped", "10.0.0.1", []string{"fe80::1%eth0"}, private, "fe80::1"},
+		{"IPv4 in brackets is malformed", "10.0.0.1", []string{"[1.2.3.4]"}, private, "10.0.0.1"},
+		{"a leading zero is malformed", "10.0.0.1", []string{"010.0.0.1"}, private, "10.0.0.1"},
 		{"empty entry stops the walk", "10.0.0.1", []string{"1.2.3.4,,10.0.0.5"}, private, "10.0.0.5"},
 		{"empty header: the peer", "10.0.0.1", []string{""}, private, "10.0.0.1"},
 		{"only trusted hops: the left-most of them", "10.0.0.1", []string{"10.0.0.7, 10.0.0.5"}, private, "10.0.0.7"},
@@ -62,7 +70,7 @@ func TestRightmostUntrusted(t *testing.T) {
 		{"IPv6 client", "10.0.0.1", []string{"2001:db8::1, 10.0.0.5"}, private, "2001:db8::1"},
 		{"IPv6 proxies", "fd00::1", []string{"2001:db8::1, fd00::5"}, prefixes("fd00::/8"), "2001:db8::1"},
 		{"IPv4-mapped entries are unmapped", "10.0.0.1", []string{"::ffff:1.2.3.4, ::ffff:10.0.0.5"}, private, "1.2.3.4"},
-		{"bracketed IPv6 is malformed", "10.0.0.1", []string{"[2001:db8::1], 10.0.0.5"}, private, "10.0.0.5"},
+		{"bracketed IPv6 without a port", "10.0.0.1", []string{"[2001:db8::1], 10.0.0.5"}, private, "2001:db8::1"},
 		{"mixed families", "127.0.0.1", []string{"1.2.3.4, ::1"}, prefixes("127.0.0.0/8", "::1/128"), "1.2.3.4"},
 	}
 	for _, tt := range tests {
@@ -145,6 +153,7 @@ func FuzzRightmostUntrusted(f *testing.F) {
 	f.Add("10.0.0.1", "2001:db8::1,fd00::1", "::ffff:10.0.0.2")
 	f.Add("10.0.0.1", ",,,", "")
 	f.Add("10.0.0.1", "fe80::1%eth0, 10.0.0.3", "")
+	f.Add("10.0.0.1", "1.2.3.4:80, [2001:db8::1]:443", "[fd00::2]")
 	trusted := prefixes("10.0.0.0/8", "fd00::/8", "127.0.0.1/32")
 	f.Fuzz(func(t *testing.T, peer, h1, h2 string) {
 		p, err := netip.ParseAddr(peer)
@@ -159,7 +168,7 @@ func FuzzRightmostUntrusted(f *testing.F) {
 		}
 		for _, h := range hs {
 			for _, part := range strings.Split(string(h), ",") {
-				if a, err := netip.ParseAddr(strings.TrimSpace(part)); err == nil && a.Unmap() == got {
+				if a, ok := forwardedAddr(strings.TrimSpace(part)); ok && a.Unmap() == got {
 					return
 				}
 			}

@@ -167,6 +167,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		}
 		log.Info("gateway enabled", "upstream", upstream.Redacted(), "timeout", cfg.UpstreamTimeout.String())
 	}
+	for _, p := range cfg.TrustedProxies {
+		if p.Bits() == 0 {
+			// Every client is then a trusted proxy, and names its own
+			// address in X-Forwarded-For (an outside check, 16t: started
+			// without a word).
+			log.Warn("INFRACAST_TRUSTED_PROXIES includes every address: any client may name its own address in X-Forwarded-For (API key IP ranges, the login throttle, the audit log); list only your proxies",
+				"range", p.String())
+		}
+	}
 	sso, err := s.ssoConfig()
 	if err != nil {
 		return nil, err
