@@ -205,10 +205,12 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 		// Whether it exists is not the caller's to know.
 		return errNotFound
 	}
-	if err := s.leftCallersTenants(ctx, &ck, sc, at); err != nil {
+	outside, err := s.outsideCallersTenants(ctx, &ck, sc, at)
+	if err != nil {
 		return err
 	}
 	ck.decide(at)
+	hidden := false // the answer's since is an event the caller does not read
 	if since := ck.out.Since; since != nil && since.Sequence != 0 && !sc.all {
 		// The event that ended it is the caller's to see only if it
 		// concerns a tenant they may read, as in the audit log: a token
@@ -219,10 +221,22 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 		if err != nil {
 			return err
 		}
-		if !visible {
-			ck.out.Since = nil
-			ck.out.Notes = append(ck.out.Notes, "What ended it is an event that concerns no tenant you may read: it is not shown.")
+		hidden = !visible
+	}
+	switch {
+	case outside != nil && (ck.out.Usable || hidden):
+		// At `at` its user held no role in a tenant the caller reads: for
+		// them it is not usable, since the last of those roles went, and
+		// what another tenant's admin did to it decides nothing — else
+		// whether it was usable flipped at that event's moment, which a
+		// bisection on `at` found (re-checks 16r2, 16r3).
+		ck.out.Usable, ck.out.Reason, ck.out.Since = false, reasonRoleRevoked, outside.since
+		if outside.since == nil {
+			ck.out.Notes = append(ck.out.Notes, "Its user held no role in a tenant you may read at that moment.")
 		}
+	case hidden:
+		ck.out.Since = nil
+		ck.out.Notes = append(ck.out.Notes, "What ended it is an event that concerns no tenant you may read: it is not shown.")
 	}
 	if ck.out.Usable && ck.keyID != "" {
 		if a, found, err := s.deps.History.KeyAccess(ck.keyID, at); err == nil && found && len(a.Grants) == 0 {
@@ -238,21 +252,23 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	return c.JSON(out)
 }
 
-// leftCallersTenants: for a caller who reads some tenants only, a user's
-// token whose user no longer held a role in any of them at `at` stopped
-// being theirs to use there when the last of those roles was revoked — a
-// blocker (role_revoked) that the caller reads in the audit log. Without
-// it, what ended the token later, in a tenant the caller may not read,
-// was the answer: its since is hidden, but whether the token was usable
-// flipped at that event's moment, which about thirty checks with other
-// values of at found to the nanosecond (an outside check, 16r2).
-func (s *Server) leftCallersTenants(ctx context.Context, ck *credCheck, sc auditScope, at time.Time) error {
-	if sc.all || sc.anyTenant || ck.userID == "" || ck.keyID != "" || ck.scopedTo != "" {
-		return nil
+// outsideCall is a user's token seen by a caller who reads some tenants
+// only, at a moment its user held no role in any of them: since is the
+// last of those roles' revocation (at or before that moment, after the
+// token was issued), nil when there is none.
+type outsideCall struct{ since *sinceJSON }
+
+// outsideCallersTenants reports, for a caller who reads some tenants only
+// and a user's token not scoped to a tenant, whether at `at` its user held
+// no role in any of them (nil when they held one, or when the caller reads
+// everything). An inactive user is judged by the deactivation instead.
+func (s *Server) outsideCallersTenants(ctx context.Context, ck *credCheck, sc auditScope, at time.Time) (*outsideCall, error) {
+	if sc.all || sc.anyTenant || ck.userID == "" || ck.keyID != "" || ck.scopedTo != "" || ck.out.Reason != "" {
+		return nil, nil
 	}
 	a, found, err := s.deps.History.UserAccess(ck.userID, at)
 	if err != nil || !found || (grantFilter{sc: sc}).inScope(a) {
-		return err // not found: inactive then, which is a blocker of its own
+		return nil, err
 	}
 	var last sinceJSON
 	var when time.Time
@@ -263,9 +279,9 @@ func (s *Server) leftCallersTenants(ctx context.Context, ck *credCheck, sc audit
 		}
 	}
 	if last.Sequence != 0 && when.After(ck.issued) {
-		ck.block(reasonRoleRevoked, when, last)
+		return &outsideCall{since: &last}, nil
 	}
-	return nil
+	return &outsideCall{}, nil
 }
 
 // auditVisible reports whether the caller of scope sc reads the event of

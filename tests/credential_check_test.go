@@ -430,6 +430,49 @@ func TestCredentialCheckHidesOtherTenantsEvents(t *testing.T) {
 	}
 }
 
+// TestCredentialCheckBeforeTheUserJoinedTheCallersTenant: sue, in staging
+// only, signs in; staging's admin ends her sessions; later she is given a
+// role in prod. Her token is prod's admin's to check now (she is in prod),
+// but before she joined prod — on either side of staging's revocation —
+// the answer is the same for prod's admin: not usable there, no role in a
+// tenant they read; staging's moment shows at no value of at (re-check
+// 16r3 found it by bisection).
+func TestCredentialCheckBeforeTheUserJoinedTheCallersTenant(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "tadmin", "correct horse battery", map[string]string{"prod": "admin"})
+	in.CreateUser(admin, "sadmin", "correct horse battery", map[string]string{"staging": "admin"})
+	sue := in.CreateUser(admin, "sue", "correct horse battery", map[string]string{"staging": "editor"})
+	in.Clock.Advance(2 * time.Second)
+	tadmin := in.Login("tadmin", "correct horse battery").String("token")
+	sadmin := in.Login("sadmin", "correct horse battery").String("token")
+	sueTok := in.Login("sue", "correct horse battery").String("token")
+	in.Clock.Advance(2 * time.Second)
+	expectStatus(t, "staging's admin ends sue's sessions", in.Do("DELETE", "/api/v1/users/"+sue+"/sessions", sadmin, nil), 200)
+	revoked := in.Clock.Now()
+	in.Clock.Advance(2 * time.Second)
+	expectStatus(t, "sue joins prod", in.Do("PUT", "/api/v1/users/"+sue+"/tenants/prod", admin, map[string]string{"role": "viewer"}), 200)
+	in.Clock.Advance(time.Second)
+
+	var before []string
+	for _, at := range []time.Time{revoked.Add(-time.Millisecond), revoked.Add(time.Millisecond)} {
+		r := in.Do("POST", credCheckPath, tadmin, map[string]string{"token": sueTok, "at": ts(at)})
+		expectStatus(t, "prod's admin, before sue joined prod", r, 200)
+		if r.JSON["usable"] != false || r.JSON["since"] != nil || strings.Contains(string(r.Raw), "session.revoked") {
+			t.Fatalf("prod's admin at %s: %s, want not usable for them, with no since", ts(at), r.Raw)
+		}
+		before = append(before, r.String("reason"))
+	}
+	if before[0] != before[1] {
+		t.Fatalf("the answer moves at staging's revocation: %q", before)
+	}
+	r := in.Do("POST", credCheckPath, tadmin, map[string]string{"token": sueTok})
+	if r.Status != 200 || r.JSON["usable"] != false || r.JSON["since"] != nil || strings.Contains(string(r.Raw), "session.revoked") {
+		t.Fatalf("prod's admin now: %d %s, want not usable, staging's event not shown", r.Status, r.Raw)
+	}
+}
+
 // TestCredentialCheckOfATokenIssuedInTheSecondItsUserWasMade: an access
 // token's iat is in whole seconds; a user made half a second into one and
 // signed in at once held no role at iat. The token is still prod's admin's
