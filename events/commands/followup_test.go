@@ -402,3 +402,28 @@ func TestPartialRevocationsAreIncomplete(t *testing.T) {
 		})
 	}
 }
+
+// TestLoginWhoseRecordFailsStillAnswersItsSession: a login's session is
+// stored, then its user.login_succeeded fails: the login answers the
+// session (it is live), and the failure is counted. Before, it answered
+// "nothing was changed", and an MFA step's spent code could not be used
+// again (re-check 16r4).
+func TestLoginWhoseRecordFailsStillAnswersItsSession(t *testing.T) {
+	r, svc, log := followUpReplica(t)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	if _, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "lou", Password: "lou-passphrase-long"}); err != nil {
+		t.Fatal(err)
+	}
+	log.arm(domain.TypeSessionStarted, 0, 1)
+	res, err := svc.Login(ctx, events.Meta{}, commands.LoginInput{Username: "lou", Password: "lou-passphrase-long"})
+	if err != nil {
+		t.Fatalf("a login whose record failed: %v, want its session", err)
+	}
+	if s, _, ok := r.model.Session(res.Session.ID); !ok || s.ID == "" {
+		t.Fatal("the answered session is not stored")
+	}
+	if svc.FollowUpFailures() != 1 {
+		t.Errorf("%d follow-up failures counted, want 1", svc.FollowUpFailures())
+	}
+}

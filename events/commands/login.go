@@ -333,13 +333,21 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	if err != nil {
 		return LoginResult{}, err
 	}
-	// 2. The login's record on the user, as decided in 1.
+	// 2. The login's record on the user, as decided in 1. The session is
+	// stored: a failure here is logged and counted, not the answer — the
+	// answer said "nothing was changed" of a live session, and an MFA
+	// step's spent code and token could not be used again, so the user
+	// signed in anew and spent another recovery code (re-check 16r4). The
+	// session lacks its login record, as after a crash between the two;
+	// the record is not appended later (it resets the failed-login count,
+	// which failures since may have raised).
 	_, err = execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
 		decide: func(domain.User) ([]domain.Event, error) { return record, nil },
 	})
 	if err != nil {
-		return LoginResult{}, err
+		s.followUpFailures.Add(1)
+		s.cfg.Log.Error("a login's record on the user was not stored; its session was", "user_id", userID, "session_id", start.SessionID, "err", err)
 	}
 	sess, _, _ := s.state.Session(start.SessionID)
 	u, _, _ := s.state.User(userID)
