@@ -225,6 +225,19 @@ func TestDeactivationStoredThoughTheTokenRetirementFails(t *testing.T) {
 			if c, _, _ := r.model.SCIMConnection(owned.ID); c.TokenHash != owned.TokenHash {
 				t.Fatal("the token was retired (the test's failure did not happen)")
 			}
+			// The same request again, failing at once: nothing stored,
+			// so the error as it is, not ErrIncomplete (re-check 16r4).
+			other, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "arming", Password: "arming-passphrase-long"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			log.arm(domain.TypeUserRoleGranted, 0, 1) // armed by the grant below, failing the next append
+			if _, err := svc.ExecuteUser(ctx, admin, other.ID, domain.GrantRole{Tenant: "prod", Role: string(domain.RoleViewer)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := deactivate(); errors.Is(err, commands.ErrIncomplete) || !errors.Is(err, events.ErrUnavailable) {
+				t.Fatalf("again, its first append failing: %v, want the store's unavailability (nothing was stored)", err)
+			}
 			if err := deactivate(); err != nil {
 				t.Fatalf("the same request again: %v", err)
 			}
@@ -425,5 +438,32 @@ func TestLoginWhoseRecordFailsStillAnswersItsSession(t *testing.T) {
 	}
 	if svc.FollowUpFailures() != 1 {
 		t.Errorf("%d follow-up failures counted, want 1", svc.FollowUpFailures())
+	}
+}
+
+// TestSCIMAdoptionInactiveWithAPassword: a create that adopts kim, active,
+// as inactive and with a password, sets the password and deactivates her
+// in the adoption's one write, and succeeds. Before, the password was set
+// after the write had deactivated her, was refused (no password change for
+// an inactive user), and every such create answered 503 (re-check 16r4).
+func TestSCIMAdoptionInactiveWithAPassword(t *testing.T) {
+	r, svc, _ := followUpReplica(t)
+	connID, _, _ := scimSetup(t, svc)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	kim, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "kim", Password: "kim-old-passphrase",
+		Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleViewer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := r.model.User(kim.ID)
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	id, err := svc.SCIMCreateUser(ctx, meta, connID, commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "kim"}, Password: "orchid-lantern-42", Active: false})
+	if err != nil || id != kim.ID {
+		t.Fatalf("adopting kim inactive with a password: %q %v", id, err)
+	}
+	u, _, _ := r.model.User(kim.ID)
+	if u.Active || u.PasswordHashSealed == before.PasswordHashSealed {
+		t.Fatalf("kim after the adoption: active %v, password changed %v; want inactive with the pushed password", u.Active, u.PasswordHashSealed != before.PasswordHashSealed)
 	}
 }

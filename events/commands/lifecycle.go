@@ -84,6 +84,7 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 			return domain.User{}, err
 		}
 	}
+	wrote := false // this request stored the deactivation (or activation)
 	err := s.writeBatch(ctx, meta, func() ([]pending, error) {
 		u, seq, ok := s.state.User(userID)
 		if !ok {
@@ -119,17 +120,23 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 			return append(append(keys, tokens...), user...), nil
 		}
 		return append(user, keys...), nil
-	})
+	}, func(pending) { wrote = true })
 	if err != nil {
 		return domain.User{}, err
 	}
 	if !activate {
 		// Also for a user inactive already (nothing to write above): the
 		// same request again completes a retirement that failed. Failing
-		// here, the deactivation is stored all the same: the answer says
-		// so (ErrIncomplete), not that nothing changed.
-		if err := s.retireSCIMTokens(ctx, meta, userID); err != nil {
-			return domain.User{}, fmt.Errorf("%w: retiring the SCIM tokens of the user's connections: %v", ErrIncomplete, err)
+		// here after something was stored — the deactivation, a token
+		// retired — the answer says so (ErrIncomplete), not that nothing
+		// changed; with nothing stored, it is the error as it is
+		// (re-check 16r4).
+		retired, err := s.retireSCIMTokens(ctx, meta, userID)
+		if err != nil {
+			if wrote || retired > 0 {
+				return domain.User{}, fmt.Errorf("%w: retiring the SCIM tokens of the user's connections: %v", ErrIncomplete, err)
+			}
+			return domain.User{}, err
 		}
 	}
 	u, _, _ := s.state.User(userID)
@@ -139,27 +146,33 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 // retireSCIMTokens gives each live SCIM connection userID owns a token
 // nobody holds (scim.token_rotated), one connection per append; a
 // connection another admin took over meanwhile is left alone.
-func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID string) error {
+func (s *Service) retireSCIMTokens(ctx context.Context, meta events.Meta, userID string) (retired int, err error) {
 	for _, c := range s.scim().SCIMConnections() {
 		if c.OwnerID != userID {
 			continue
 		}
+		wrote := false
 		_, err := execute(ctx, s, meta, write[domain.SCIMConnection]{
 			on: s.scimConnAggregate(c.ID), missing: domain.ErrNotFound,
 			decide: func(cur domain.SCIMConnection) ([]domain.Event, error) {
 				if !cur.Exists() || cur.OwnerID != userID {
 					return nil, nil
 				}
-				return domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
+				evs, err := domain.DecideSCIMConnection(cur, domain.RotateSCIMToken{
 					Replaces: cur.TokenHash, TokenHash: HashToken(NewSCIMToken()), OwnerID: cur.OwnerID, OwnerKeyID: cur.OwnerKeyID, Now: s.cfg.Now(),
 				})
+				wrote = err == nil && len(evs) > 0
+				return evs, err
 			},
 		})
 		if err != nil && !errors.Is(err, domain.ErrNotFound) {
-			return err
+			return retired, err
+		}
+		if err == nil && wrote {
+			retired++
 		}
 	}
-	return nil
+	return retired, nil
 }
 
 // retiredSCIMTokens decides a token nobody holds (scim.token_rotated) for

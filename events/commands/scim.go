@@ -422,9 +422,9 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 		return "", err
 	}
 	var userID string
-	adopted := false
+	adopted, passwordSet := false, false
 	err = s.commitSCIM(ctx, meta, connID, func(c domain.SCIMConnection) (scimTx, error) {
-		userID, adopted = "", false
+		userID, adopted, passwordSet = "", false, false
 		if _, taken := s.scim().SCIMLinkByUserName(connID, in.Profile.UserName); taken {
 			return scimTx{}, ErrUsernameTaken
 		}
@@ -516,6 +516,18 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			profile, err := scimProfileChange(found, in.Profile, !c.Platform)
 			if err != nil {
 				return scimTx{}, err
+			}
+			if in.Password != "" && found.Active {
+				// The pushed password in the adoption's own write, before
+				// the deactivation it may carry (active: false): set after
+				// it, the change was refused — a password is not changed
+				// for an inactive user — and every such create answered
+				// 503 (re-check 16r4).
+				pw, err := domain.DecideUser(fold(found, profile, domain.EvolveUser), domain.ChangePassword{PasswordHashSealed: sealed})
+				if err != nil {
+					return scimTx{}, err
+				}
+				profile, passwordSet = append(slices.Clone(profile), pw...), true
 			}
 			if len(profile) > 0 {
 				more, err := s.profilePending(ctx, found, fseq, profile)
@@ -625,10 +637,18 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			return userID, incomplete(err)
 		}
 	}
-	if adopted && in.Password != "" {
+	switch {
+	case adopted && in.Password != "" && !passwordSet && in.Active:
+		// An inactive user adopted active: the password once activated.
 		if _, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed}); err != nil {
 			return userID, incomplete(err)
 		}
+	case adopted && in.Password != "" && !passwordSet:
+		// An inactive user adopted inactive: no password is set for an
+		// inactive user; the provider's activation, with a password,
+		// sets one.
+		s.cfg.Log.Warn("SCIM: the password pushed with an inactive user's adoption was not set (the user is inactive)",
+			"connection_id", connID, "user_id", userID)
 	}
 	if adopted && !in.Active {
 		if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
