@@ -565,23 +565,7 @@ func TestMiddlewareForwardAuthSendsCallerAddress(t *testing.T) {
 	srv := resourceService(t, fa)
 	from := func(local, key string) int {
 		t.Helper()
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
-		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
-		defer hc.CloseIdleConnections()
-		req, err := http.NewRequest("GET", srv.URL+"/api/v1/tenants/prod/nodes", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+key)
-		res, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		if _, err := io.Copy(io.Discard, res.Body); err != nil {
-			t.Fatal(err)
-		}
-		return res.StatusCode
+		return getFrom(t, local, srv.URL+"/api/v1/tenants/prod/nodes", key, nil)
 	}
 	for _, c := range []struct {
 		name, local, key string

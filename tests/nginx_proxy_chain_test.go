@@ -68,24 +68,11 @@ func TestShippedNginxBehindALoadBalancerJudgesTheClient(t *testing.T) {
 
 	from := func(ip, url, xff string) int {
 		t.Helper()
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
-		c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			DialContext: func(ctx context.Context, n, a string) (net.Conn, error) { return d.DialContext(ctx, n, a) }}}
-		defer c.CloseIdleConnections()
-		req := mustRequest(t, "GET", url, nil)
-		req.Header.Set("Authorization", "Bearer "+key)
+		h := http.Header{}
 		if xff != "" {
-			req.Header.Set("X-Forwarded-For", xff)
+			h.Set("X-Forwarded-For", xff)
 		}
-		res, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		if _, err := io.Copy(io.Discard, res.Body); err != nil {
-			t.Fatal(err)
-		}
-		return res.StatusCode
+		return getFrom(t, ip, url, key, h)
 	}
 	for _, path := range []string{"/api/v1/auth/me", "/api/v1/tenants/prod/nodes"} {
 		for _, c := range []struct {
@@ -124,4 +111,28 @@ func TestTrustingEveryAddressIsWarned(t *testing.T) {
 			t.Errorf("trusted %v: warned %v, want %v\n%s", c.ranges, got, c.warned, logs.String())
 		}
 	}
+}
+
+// getFrom sends GET url from the local address ip, with bearer token
+// and header, and returns the answer's status.
+func getFrom(t *testing.T, ip, url, token string, header http.Header) int {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, n, a string) (net.Conn, error) { return d.DialContext(ctx, n, a) }}}
+	defer c.CloseIdleConnections()
+	req := mustRequest(t, "GET", url, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := io.Copy(io.Discard, res.Body); err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode
 }
