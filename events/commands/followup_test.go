@@ -260,11 +260,7 @@ func TestSCIMAdoptionStoredThoughItsFollowUpsFail(t *testing.T) {
 	connID, _, _ := scimSetup(t, svc)
 	ctx := context.Background()
 	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	kim, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "kim", Password: "kim-old-passphrase",
-		Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleViewer}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kim := kimInProd(t, svc)
 	if _, err := svc.ExecuteUser(ctx, admin, kim.ID, domain.Deactivate{Reason: "left"}); err != nil {
 		t.Fatal(err)
 	}
@@ -426,12 +422,7 @@ func TestSCIMAdoptionInactiveWithAPassword(t *testing.T) {
 	r, svc, _ := followUpReplica(t)
 	connID, _, _ := scimSetup(t, svc)
 	ctx := context.Background()
-	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	kim, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "kim", Password: "kim-old-passphrase",
-		Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleViewer}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	kim := kimInProd(t, svc)
 	before, _, _ := r.model.User(kim.ID)
 	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
 	id, err := svc.SCIMCreateUser(ctx, meta, connID, commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "kim"}, Password: "orchid-lantern-42", Active: false})
@@ -442,4 +433,17 @@ func TestSCIMAdoptionInactiveWithAPassword(t *testing.T) {
 	if u.Active || u.PasswordHashSealed == before.PasswordHashSealed {
 		t.Fatalf("kim after the adoption: active %v, password changed %v; want inactive with the pushed password", u.Active, u.PasswordHashSealed != before.PasswordHashSealed)
 	}
+}
+
+// kimInProd creates kim, a platform admin's user with a role in prod (which
+// scimSetup's connection governs: a user it may adopt).
+func kimInProd(t *testing.T, svc *commands.Service) domain.User {
+	t.Helper()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	kim, err := svc.CreateUser(context.Background(), admin, commands.CreateUserInput{Username: "kim", Password: "kim-old-passphrase",
+		Tenants: []domain.TenantRole{{Tenant: "prod", Role: domain.RoleViewer}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kim
 }
