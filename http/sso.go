@@ -540,7 +540,9 @@ func (s *Server) ssoLogin(c *fiber.Ctx, in domain.SSOLogin) (commands.LoginResul
 		s.ssoReject(c, "identity refused", err)
 		return res, errSSOFailed
 	}
-	return res, err
+	// The assertion (or the OIDC flow) is consumed, stored, before this
+	// runs: a store failure here is not "nothing was changed".
+	return res, commands.AfterStored(err)
 }
 
 // ssoReject logs why an SSO answer was refused (the client only learns that

@@ -223,10 +223,13 @@ func leaderLostDuringBurst(t *testing.T, d *Deployment) {
 				t.Errorf("grant %s acknowledged but stored %d times", o.key, stored)
 			}
 		case o.op == "login" && o.status == http.StatusOK:
-			// Its session was started once and recorded once, and its
-			// token works on both replicas.
+			// Its session was started once and recorded at most once (the
+			// record is a second append: a login whose session was stored
+			// is answered with it even when the record's append fails, as
+			// the leader's loss may make it), and its token works on both
+			// replicas.
 			sid := sessionOfRefresh[commands.HashToken(o.refresh)]
-			if sid == "" || started[sid] != 1 || recorded[sid] != 1 {
+			if sid == "" || started[sid] != 1 || recorded[sid] > 1 {
 				t.Errorf("login of %s answered 200, session %q: %d session.started, %d user.login_succeeded", o.key, sid, started[sid], recorded[sid])
 			}
 			for _, in := range reps {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
@@ -446,4 +448,94 @@ func kimInProd(t *testing.T, svc *commands.Service) domain.User {
 		t.Fatal(err)
 	}
 	return kim
+}
+
+// TestMFAStepWhoseSessionFailsIsIncomplete: a second step spends its
+// recovery code (stored), then the session's append fails: the answer is
+// ErrIncomplete, not the store's "nothing was changed", which promised a
+// retry that the spent code and token then refused (re-check 16r5).
+func TestMFAStepWhoseSessionFailsIsIncomplete(t *testing.T) {
+	_, svc, log := followUpReplica(t)
+	ctx := context.Background()
+	u := newMFAUser(t, svc, "mona")
+	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
+	e, err := svc.EnrollTOTP(ctx, self, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.GenerateCode(e.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes, err := svc.ConfirmTOTP(ctx, self, u.ID, code)
+	if err != nil || len(codes) == 0 {
+		t.Fatalf("confirm: %v", err)
+	}
+	step := firstStep(t, svc, u)
+	log.arm(domain.TypeMFARecoveryCodeUsed, 0, 1)
+	if _, err := svc.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: step.Token, Code: codes[0]}); !errors.Is(err, commands.ErrIncomplete) {
+		t.Fatalf("the code spent, the session failing: %v, want ErrIncomplete", err)
+	}
+}
+
+// TestNothingStoredIsNotIncomplete: through replica B, behind A, an
+// identity provider's change whose first write turns out to store nothing
+// — the activation of a user A activated, the deactivation of a user A
+// deactivated — and whose next write fails answers the store's error, not
+// ErrIncomplete: nothing was stored (re-check 16r5: the user as read
+// before the request decided it, wrongly).
+func TestNothingStoredIsNotIncomplete(t *testing.T) {
+	no, yes := false, true
+	for _, c := range []struct {
+		name   string
+		before *bool // what A does first
+		do     func(svc *commands.Service, meta events.Meta, connID, userID string) error
+	}{
+		{"an activation, then a password", &yes, func(svc *commands.Service, meta events.Meta, connID, userID string) error {
+			return svc.SCIMUpdateUser(context.Background(), meta, connID, userID, commands.SCIMUserUpdate{Active: &yes, Password: "orchid-lantern-42-x"})
+		}},
+		{"a deactivation, then the unlink", nil, func(svc *commands.Service, meta events.Meta, connID, userID string) error {
+			return svc.SCIMDeleteUser(context.Background(), meta, connID, userID)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := &stream{}
+			_, svcA := replicaOn(t, s, s)
+			logB := &failingAfter{stream: s}
+			rB, svcB, _ := replicaWith(t, s, logB, nil)
+			ctx := context.Background()
+			connID, userID, _ := scimSetup(t, svcA)
+			meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+			if c.before != nil { // deactivated, and B knows it
+				if err := svcA.SCIMUpdateUser(ctx, meta, connID, userID, commands.SCIMUserUpdate{Active: &no}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := svcB.CatchUpHead(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// Then A changes the user, and B has not applied it yet.
+			target := &no
+			if c.before != nil {
+				target = c.before
+			}
+			if err := svcA.SCIMUpdateUser(ctx, meta, connID, userID, commands.SCIMUserUpdate{Active: target}); err != nil {
+				t.Fatal(err)
+			}
+			if u, _, _ := rB.model.User(userID); u.Active == *target {
+				t.Fatal("B is not behind A")
+			}
+			before := len(s.msgs)
+			logB.mu.Lock()
+			logB.appends = 1 // the next append through B fails
+			logB.mu.Unlock()
+			err := c.do(svcB, meta, connID, userID)
+			if len(s.msgs) != before {
+				t.Fatalf("B stored %d events", len(s.msgs)-before)
+			}
+			if errors.Is(err, commands.ErrIncomplete) || !errors.Is(err, events.ErrUnavailable) {
+				t.Fatalf("nothing stored, the next write failing: %v, want the store's unavailability", err)
+			}
+		})
+	}
 }

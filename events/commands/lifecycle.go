@@ -75,13 +75,23 @@ func (s *Service) ActivateUser(ctx context.Context, meta events.Meta, userID, re
 // between makes the append conflict and the decision (and the check) is
 // made again.
 func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand, may func(domain.User) error) (domain.User, error) {
+	u, _, err := s.lifecycleWrote(ctx, meta, userID, cmd, may)
+	return u, err
+}
+
+// lifecycleWrote is lifecycle, also saying whether this call stored
+// anything (the deactivation or activation, a token retired): a write that
+// follows it answers ErrIncomplete only then (re-check 16r5: a user's state
+// read before the call said "stored" where a replica behind had stored
+// nothing, and "nothing" where a retirement was stored).
+func (s *Service) lifecycleWrote(ctx context.Context, meta events.Meta, userID string, cmd domain.UserCommand, may func(domain.User) error) (_ domain.User, stored bool, _ error) {
 	_, activate := cmd.(domain.Activate)
 	if u, _, ok := s.state.User(userID); activate && ok && !u.Active {
 		// (An active user's activation is refused below, and retires nothing.)
 		// Every connection stored so far, through any replica, is swept:
 		// this one may lag behind the one that stored a raced creation.
 		if err := s.CatchUpHead(ctx); err != nil {
-			return domain.User{}, err
+			return domain.User{}, false, err
 		}
 	}
 	wrote := false // this request stored the deactivation (or activation)
@@ -122,7 +132,7 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		return append(user, keys...), nil
 	}, func(pending) { wrote = true })
 	if err != nil {
-		return domain.User{}, err
+		return domain.User{}, wrote, err
 	}
 	if !activate {
 		// Also for a user inactive already (nothing to write above): the
@@ -132,15 +142,16 @@ func (s *Service) lifecycle(ctx context.Context, meta events.Meta, userID string
 		// changed; with nothing stored, it is the error as it is
 		// (re-check 16r4).
 		retired, err := s.retireSCIMTokens(ctx, meta, userID)
+		wrote = wrote || retired > 0
 		if err != nil {
-			if wrote || retired > 0 {
-				return domain.User{}, fmt.Errorf("%w: retiring the SCIM tokens of the user's connections: %v", ErrIncomplete, err)
+			if wrote {
+				return domain.User{}, true, fmt.Errorf("%w: retiring the SCIM tokens of the user's connections: %v", ErrIncomplete, err)
 			}
-			return domain.User{}, err
+			return domain.User{}, false, err
 		}
 	}
 	u, _, _ := s.state.User(userID)
-	return u, nil
+	return u, wrote, nil
 }
 
 // retireSCIMTokens gives each live SCIM connection userID owns a token

@@ -426,7 +426,10 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 	if err != nil {
 		return LoginResult{}, err
 	}
-	return s.startSession(ctx, meta, u.ID, c.Tenant, c.Method+"+"+factor, verified)
+	// The factor is spent (stored): a store failure from here on is
+	// ErrIncomplete, not "nothing was changed".
+	res, err := s.startSession(ctx, meta, u.ID, c.Tenant, c.Method+"+"+factor, verified)
+	return res, AfterStored(err)
 }
 
 // normalizeCode drops the spaces and dashes people type or copy.
@@ -1064,7 +1067,8 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, toke
 	if err != nil {
 		return LoginResult{}, err
 	}
-	return s.startSession(ctx, meta, u.ID, "", "webauthn", "")
+	res, err := s.startSession(ctx, meta, u.ID, "", "webauthn", "") // the passkey use is stored
+	return res, AfterStored(err)
 }
 
 // ---------------------------------------------------------------- admin

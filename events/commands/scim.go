@@ -633,7 +633,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 	// since was replaced (re-check 16r3). The identity provider finds the
 	// user it created (its lookup by userName) and sends the change again.
 	if adopted && in.Active {
-		if err := s.scimActivate(ctx, meta, connID, userID); err != nil {
+		if _, err := s.scimActivate(ctx, meta, connID, userID); err != nil {
 			return userID, incomplete(err)
 		}
 	}
@@ -651,7 +651,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			"connection_id", connID, "user_id", userID)
 	}
 	if adopted && !in.Active {
-		if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
+		if _, err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
 			return userID, incomplete(err)
 		}
 	}
@@ -765,11 +765,14 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	// check 16r2: a new userName stored, the password's append failing,
 	// answered 503 "nothing was changed"). The same request again
 	// completes it.
-	step := func(err error) error {
+	// A step tells whether it stored anything: an activation of a user
+	// active already (a replica behind another) stores nothing (re-check
+	// 16r5: ErrIncomplete with nothing stored).
+	step := func(wrote bool, err error) error {
 		if stored {
 			err = incomplete(err)
 		}
-		stored = stored || err == nil
+		stored = stored || wrote
 		return err
 	}
 	if activeChange && *up.Active {
@@ -779,7 +782,7 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	}
 	if sealed != "" {
 		_, err := s.ExecuteUser(ctx, meta, userID, domain.ChangePassword{PasswordHashSealed: sealed})
-		if err = step(err); err != nil {
+		if err = step(err == nil, err); err != nil {
 			return err
 		}
 	}
@@ -836,16 +839,17 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 	if !c.Within(u) {
 		return ErrSCIMOutside
 	}
-	if err := s.scimDeactivate(ctx, meta, connID, userID); err != nil {
+	wrote, err := s.scimDeactivate(ctx, meta, connID, userID)
+	if err != nil {
 		return err
 	}
-	// A deactivation of an active user is stored: a failure of what
-	// follows is ErrIncomplete (outside check 16r2), and the same request
-	// again completes it. A user inactive already (a deactivation, then
-	// the delete) had nothing stored, and gets the error as it is
-	// (re-check 16r3).
+	// When the deactivation stored anything (the user's, a token retired),
+	// a failure of what follows is ErrIncomplete (outside check 16r2), and
+	// the same request again completes it. With nothing stored (a user
+	// inactive already), the error as it is (re-checks 16r3, 16r5: judged
+	// on the user as read before, it was wrong both ways).
 	after := func(err error) error {
-		if u.Active {
+		if wrote {
 			return incomplete(err)
 		}
 		return err
@@ -879,9 +883,9 @@ func (s *Service) SCIMDeleteUser(ctx context.Context, meta events.Meta, connID, 
 
 // scimDeactivate deactivates a user on behalf of connection connID (a user
 // already inactive is left as it is).
-func (s *Service) scimDeactivate(ctx context.Context, meta events.Meta, connID, userID string) error {
-	_, err := s.ExecuteUser(ctx, meta, userID, domain.Deactivate{Reason: scimDeprovisioned(connID)})
-	return err
+func (s *Service) scimDeactivate(ctx context.Context, meta events.Meta, connID, userID string) (stored bool, err error) {
+	_, stored, err = s.lifecycleWrote(ctx, meta, userID, domain.Deactivate{Reason: scimDeprovisioned(connID)}, nil)
+	return stored, err
 }
 
 // provisionedElsewhere reports whether another live connection provisions
@@ -905,12 +909,12 @@ func scimDeprovisioned(connID string) string { return "deprovisioned by SCIM con
 
 // scimActivate activates a user on behalf of connection connID (a user
 // already active is left as it is).
-func (s *Service) scimActivate(ctx context.Context, meta events.Meta, connID, userID string) error {
-	_, err := s.ExecuteUser(ctx, meta, userID, domain.Activate{Reason: "provisioned by SCIM connection " + connID})
+func (s *Service) scimActivate(ctx context.Context, meta events.Meta, connID, userID string) (stored bool, err error) {
+	_, stored, err = s.lifecycleWrote(ctx, meta, userID, domain.Activate{Reason: "provisioned by SCIM connection " + connID}, nil)
 	if errors.Is(err, domain.ErrUserActive) {
-		return nil
+		return false, nil
 	}
-	return err
+	return stored, err
 }
 
 // ---------------------------------------------------------------- groups

@@ -343,6 +343,20 @@ func (s *Service) caughtUpWith(ctx context.Context, subject string) (uint64, err
 	return seq, s.proj.WaitFor(ctx, seq)
 }
 
+// AfterStored is err from a step that follows a stored write of the same
+// request (a spent second factor, a consumed SSO assertion): a failure of
+// the event store is ErrIncomplete — the answer must not say nothing was
+// changed when the request's first write is stored (re-check 16r5: an MFA
+// step's spent recovery code, then 503 "nothing was changed", and the same
+// request again refused) — while a refusal (a lockout, an inactive user)
+// stays what it is.
+func AfterStored(err error) error {
+	if errors.Is(err, events.ErrUnavailable) || errors.Is(err, ErrTooManyConflicts) || errors.Is(err, context.DeadlineExceeded) {
+		return incomplete(err)
+	}
+	return err
+}
+
 // incomplete is err, a failure after part of a request's change was
 // stored, as ErrIncomplete (with err's text): not "nothing was changed".
 // nil stays nil, and an ErrIncomplete stays as it is.
