@@ -38,6 +38,11 @@ var (
 	// it (commands.ErrIncomplete): a 503 all the same (send it again), but
 	// never "nothing was changed".
 	errIncomplete = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The change was stored, but not all that follows from it: send the same request again"}
+	// errSignInSpent: a sign-in spent its second factor or the identity
+	// provider's answer, and no session was started
+	// (commands.ErrSignInSpent): no Retry-After — the same request is
+	// refused now — but sign in again.
+	errSignInSpent = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The sign-in could not be completed, and the code or identity provider's answer it used is spent: sign in again"}
 	// The gateway's: the upstream refused, failed or broke the exchange; or
 	// stayed silent for longer than the upstream timeout.
 	errBadGateway     = &Error{http.StatusBadGateway, "BAD_GATEWAY", "Upstream unavailable"}
@@ -98,6 +103,8 @@ func toAPIError(err error) (*Error, bool) {
 		return errInternal, true
 	case errors.Is(err, commands.ErrIncomplete):
 		return errIncomplete, true
+	case errors.Is(err, commands.ErrSignInSpent):
+		return errSignInSpent, true
 	case errors.Is(err, commands.ErrUsernameTaken):
 		return &Error{http.StatusConflict, "CONFLICT", "Username is already taken"}, false
 	case errors.Is(err, domain.ErrUserActive):

@@ -542,7 +542,7 @@ func (s *Server) ssoLogin(c *fiber.Ctx, in domain.SSOLogin) (commands.LoginResul
 	}
 	// The assertion (or the OIDC flow) is consumed, stored, before this
 	// runs: a store failure here is not "nothing was changed".
-	return res, commands.AfterStored(err)
+	return res, commands.AfterSignInSpent(err)
 }
 
 // ssoReject logs why an SSO answer was refused (the client only learns that

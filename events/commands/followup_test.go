@@ -450,11 +450,13 @@ func kimInProd(t *testing.T, svc *commands.Service) domain.User {
 	return kim
 }
 
-// TestMFAStepWhoseSessionFailsIsIncomplete: a second step spends its
-// recovery code (stored), then the session's append fails: the answer is
-// ErrIncomplete, not the store's "nothing was changed", which promised a
-// retry that the spent code and token then refused (re-check 16r5).
-func TestMFAStepWhoseSessionFailsIsIncomplete(t *testing.T) {
+// TestMFAStepWhoseSessionFailsIsSpent: a second step spends its recovery
+// code (stored), then the session's append fails: the answer is
+// ErrSignInSpent — neither the store's "nothing was changed", which
+// promised a retry (re-check 16r5), nor ErrIncomplete's "send the same
+// request again" (re-check 16r6): the same request is refused, the code
+// and the MFA token being spent; the user signs in anew.
+func TestMFAStepWhoseSessionFailsIsSpent(t *testing.T) {
 	_, svc, log := followUpReplica(t)
 	ctx := context.Background()
 	u := newMFAUser(t, svc, "mona")
@@ -473,8 +475,15 @@ func TestMFAStepWhoseSessionFailsIsIncomplete(t *testing.T) {
 	}
 	step := firstStep(t, svc, u)
 	log.arm(domain.TypeMFARecoveryCodeUsed, 0, 1)
-	if _, err := svc.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: step.Token, Code: codes[0]}); !errors.Is(err, commands.ErrIncomplete) {
-		t.Fatalf("the code spent, the session failing: %v, want ErrIncomplete", err)
+	in := commands.MFAInput{Token: step.Token, Code: codes[0]}
+	if _, err := svc.CompleteMFA(ctx, events.Meta{}, in); !errors.Is(err, commands.ErrSignInSpent) || errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("the code spent, the session failing: %v, want ErrSignInSpent", err)
+	}
+	if _, err := svc.CompleteMFA(ctx, events.Meta{}, in); !errors.Is(err, commands.ErrMFATokenInvalid) {
+		t.Fatalf("the same request again: %v, want the spent token refused (which is why the answer says to sign in again)", err)
+	}
+	if _, err := svc.CompleteMFA(ctx, events.Meta{}, commands.MFAInput{Token: firstStep(t, svc, u).Token, Code: codes[1]}); err != nil {
+		t.Fatalf("signing in anew: %v", err)
 	}
 }
 
@@ -537,5 +546,29 @@ func TestNothingStoredIsNotIncomplete(t *testing.T) {
 				t.Fatalf("nothing stored, the next write failing: %v, want the store's unavailability", err)
 			}
 		})
+	}
+}
+
+// TestSCIMPasswordForAUserWhoStaysInactiveIsRefusedFirst: a SCIM change of
+// an inactive user's userName with a password (and no activation) is
+// refused before anything is stored; before, the rename was stored, the
+// password refused after it, and the answer said to send the request
+// again, which was refused then (re-check 16r6).
+func TestSCIMPasswordForAUserWhoStaysInactiveIsRefusedFirst(t *testing.T) {
+	r, svc, _ := followUpReplica(t)
+	connID, userID, _ := scimSetup(t, svc)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	no := false
+	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, commands.SCIMUserUpdate{Active: &no}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(r.s.msgs)
+	err := svc.SCIMUpdateUser(ctx, meta, connID, userID, commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess-renamed"}, Password: "orchid-lantern-42-x"})
+	if !errors.Is(err, domain.ErrUserInactive) || errors.Is(err, commands.ErrIncomplete) {
+		t.Fatalf("a rename with a password for an inactive user: %v, want the refusal", err)
+	}
+	if n := len(r.s.msgs) - before; n != 0 {
+		t.Fatalf("%d events stored by a refused change", n)
 	}
 }

@@ -429,7 +429,7 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 	// The factor is spent (stored): a store failure from here on is
 	// ErrIncomplete, not "nothing was changed".
 	res, err := s.startSession(ctx, meta, u.ID, c.Tenant, c.Method+"+"+factor, verified)
-	return res, AfterStored(err)
+	return res, AfterSignInSpent(err)
 }
 
 // normalizeCode drops the spaces and dashes people type or copy.
@@ -1068,7 +1068,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, meta events.Meta, toke
 		return LoginResult{}, err
 	}
 	res, err := s.startSession(ctx, meta, u.ID, "", "webauthn", "") // the passkey use is stored
-	return res, AfterStored(err)
+	return res, AfterSignInSpent(err)
 }
 
 // ---------------------------------------------------------------- admin

@@ -715,6 +715,13 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	if up.Password != "" && !c.Platform {
 		return errSCIMPassword
 	}
+	if up.Password != "" && !u.Active && (up.Active == nil || !*up.Active) {
+		// No password for a user who stays inactive: refused before a new
+		// userName in the same request is stored (re-check 16r6: the
+		// rename stored, the password refused after it, and the answer
+		// "send the same request again", which was refused then).
+		return domain.ErrUserInactive
+	}
 	var sealed string
 	stored := false // a write of this request is stored
 	if up.Password != "" {
@@ -769,8 +776,8 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	// active already (a replica behind another) stores nothing (re-check
 	// 16r5: ErrIncomplete with nothing stored).
 	step := func(wrote bool, err error) error {
-		if stored {
-			err = incomplete(err)
+		if stored && storeFailed(err) {
+			err = incomplete(err) // a refusal stays one
 		}
 		stored = stored || wrote
 		return err

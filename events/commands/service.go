@@ -343,18 +343,28 @@ func (s *Service) caughtUpWith(ctx context.Context, subject string) (uint64, err
 	return seq, s.proj.WaitFor(ctx, seq)
 }
 
-// AfterStored is err from a step that follows a stored write of the same
-// request (a spent second factor, a consumed SSO assertion): a failure of
-// the event store is ErrIncomplete — the answer must not say nothing was
-// changed when the request's first write is stored (re-check 16r5: an MFA
-// step's spent recovery code, then 503 "nothing was changed", and the same
-// request again refused) — while a refusal (a lockout, an inactive user)
+// ErrSignInSpent: a sign-in spent what it was given — a second factor, an
+// SSO assertion or flow — and the event store failed before its session
+// was started. Not "nothing was changed" (re-check 16r5), nor "send the
+// same request again" (re-check 16r6: the spent factor or assertion is
+// refused then): the user signs in anew. It wraps the cause's text only.
+var ErrSignInSpent = errors.New("commands: the sign-in's second factor or identity provider's answer is spent, and no session was started")
+
+// AfterSignInSpent is err from a sign-in's session start after its factor
+// or assertion was spent: a failure of the event store is ErrSignInSpent,
+// while a refusal (a lockout, an inactive user, a second factor asked)
 // stays what it is.
-func AfterStored(err error) error {
-	if errors.Is(err, events.ErrUnavailable) || errors.Is(err, ErrTooManyConflicts) || errors.Is(err, context.DeadlineExceeded) {
-		return incomplete(err)
+func AfterSignInSpent(err error) error {
+	if storeFailed(err) {
+		return fmt.Errorf("%w: %v", ErrSignInSpent, err)
 	}
 	return err
+}
+
+// storeFailed reports whether err is the event store's failure (or the
+// request's time running out), as opposed to a decision's refusal.
+func storeFailed(err error) bool {
+	return errors.Is(err, events.ErrUnavailable) || errors.Is(err, ErrTooManyConflicts) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // incomplete is err, a failure after part of a request's change was
