@@ -42,6 +42,7 @@ type MFACommands interface {
 	FirstRecoveryCodes(ctx context.Context, meta events.Meta, userID string) ([]string, error)
 	BeginPasskeyRegistration(ctx context.Context, userID string, rp commands.RelyingParty) (string, *protocol.CredentialCreation, error)
 	FinishPasskeyRegistration(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, error)
+	RegisterPasskey(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp commands.RelyingParty) (domain.Passkey, []string, error)
 	DeletePasskey(ctx context.Context, meta events.Meta, userID, credentialID string) error
 	ResetMFA(ctx context.Context, meta events.Meta, userID, reason string, may func(domain.User) error) (int, error)
 	SetMFAPolicy(ctx context.Context, meta events.Meta, scope string, required bool) (domain.MFAPolicy, error)
@@ -650,7 +651,10 @@ func (s *Server) registerPasskey(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	pk, err := m.FinishPasskeyRegistration(ctx, s.meta(c), cl.User.ID, req.RegistrationToken, req.Name, req.Credential, s.relyingParty(c))
+	// The passkey, then for a user without recovery codes the first set
+	// (of two registrations at once, one makes it and shows it); a set not
+	// made once the passkey is stored is no error (RegisterPasskey).
+	pk, codes, err := m.RegisterPasskey(ctx, s.meta(c), cl.User.ID, req.RegistrationToken, req.Name, req.Credential, s.relyingParty(c))
 	if errors.Is(err, commands.ErrMFATokenInvalid) {
 		// The registration token, not the caller's session or enrolment
 		// token: "sign in again" (errMFAToken) would be wrong, and a 401
@@ -661,23 +665,8 @@ func (s *Server) registerPasskey(c *fiber.Ctx) error {
 		return err
 	}
 	out := fiber.Map{"passkey": toPasskeyJSON(pk)}
-	if st, _ := s.deps.MFAModel.MFA(cl.User.ID); len(st.RecoveryHashes) == 0 {
-		// Decided on the user's factors: of two registrations at once, one
-		// makes the set and shows it, the other shows none.
-		codes, err := m.FirstRecoveryCodes(ctx, s.meta(c), cl.User.ID)
-		switch {
-		case err != nil:
-			// The passkey is stored, its registration token spent: a 503
-			// "nothing was changed" was untrue, and the same request was
-			// refused after it (re-check 16r6). The answer is the passkey,
-			// without codes: the user makes a set with POST
-			// /api/v1/auth/mfa/recovery-codes once signed in.
-			rid, _ := c.Locals(localRequestID).(string)
-			s.log.Error("a passkey was registered, its first recovery codes not made", "request_id", rid, "user_id", cl.User.ID, "err", err)
-			s.deps.Metrics.BackgroundError("first_recovery_codes")
-		case codes != nil:
-			out["recovery_codes"] = codes
-		}
+	if codes != nil {
+		out["recovery_codes"] = codes
 	}
 	return c.Status(fiber.StatusCreated).JSON(out)
 }

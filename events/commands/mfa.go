@@ -645,6 +645,29 @@ func (s *Service) generateRecoveryCodes(ctx context.Context, meta events.Meta, u
 	return codes, nil
 }
 
+// RegisterPasskey is FinishPasskeyRegistration, then FirstRecoveryCodes:
+// a first factor's registration shows the user's first set of recovery
+// codes (nil when the user has a set). The passkey is stored then, and its
+// registration token spent: a failure to make the set is logged and
+// counted (FollowUpFailures), not the answer — the store's "nothing was
+// changed" was untrue, and the same request was refused after it
+// (re-check 16r6). The user then makes a set with
+// RegenerateRecoveryCodes (POST /api/v1/auth/mfa/recovery-codes).
+func (s *Service) RegisterPasskey(ctx context.Context, meta events.Meta, userID, token, name string, credential json.RawMessage, rp RelyingParty) (domain.Passkey, []string, error) {
+	pk, err := s.FinishPasskeyRegistration(ctx, meta, userID, token, name, credential, rp)
+	if err != nil {
+		return pk, nil, err
+	}
+	codes, err := s.FirstRecoveryCodes(ctx, meta, userID)
+	if err != nil {
+		s.followUpFailures.Add(1)
+		s.cfg.Log.Error("a passkey was registered, its first recovery codes not made; the user makes a set with POST /api/v1/auth/mfa/recovery-codes",
+			"user_id", userID, "err", err)
+		return pk, nil, nil
+	}
+	return pk, codes, nil
+}
+
 // FirstRecoveryCodes gives a user who has no recovery codes a set (shown
 // once), and returns none when the user has some: a first factor's
 // registration. Decided on the MFA aggregate, so of two registrations at
