@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp/totp"
-
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
@@ -461,17 +459,10 @@ func TestMFAStepWhoseSessionFailsIsSpent(t *testing.T) {
 	ctx := context.Background()
 	u := newMFAUser(t, svc, "mona")
 	self := events.Meta{Actor: events.Actor{Type: "user", ID: u.ID}}
-	e, err := svc.EnrollTOTP(ctx, self, u.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, err := totp.GenerateCode(e.Secret, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	codes, err := svc.ConfirmTOTP(ctx, self, u.ID, code)
-	if err != nil || len(codes) == 0 {
-		t.Fatalf("confirm: %v", err)
+	confirmedTOTP(t, svc, self, u)
+	codes, err := svc.RegenerateRecoveryCodes(ctx, self, u.ID)
+	if err != nil || len(codes) < 2 {
+		t.Fatalf("recovery codes: %v", err)
 	}
 	step := firstStep(t, svc, u)
 	log.arm(domain.TypeMFARecoveryCodeUsed, 0, 1)
