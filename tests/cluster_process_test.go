@@ -47,24 +47,37 @@ func newProcessDeployment(t *testing.T, n int) *Deployment {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &processCluster{t: t, bin: bin, routePassword: rand.Text()}
-	ports := make([]int, 2*n)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
-	root := t.TempDir()
-	for i := range n {
-		node := &processNode{name: fmt.Sprintf("p%d", i+1), dir: filepath.Join(root, fmt.Sprintf("p%d", i+1)), port: ports[2*i], clusterPort: ports[2*i+1]}
-		for j := range n {
-			if j != i {
-				node.clusterPortsOthers = append(node.clusterPortsOthers, ports[2*j+1])
-			}
+	var c *processCluster
+	// A port found free may be taken by a parallel test before its
+	// nats-server binds it: the node then exits ("address already in
+	// use") and the cluster never forms (a fresh-clone CI run, once in
+	// six). Such a start is made again on other ports.
+	for attempt := 1; ; attempt++ {
+		c = &processCluster{t: t, bin: bin, routePassword: rand.Text()}
+		ports := make([]int, 2*n)
+		for i := range ports {
+			ports[i] = freePort(t)
 		}
-		c.nodes = append(c.nodes, node)
-	}
-	t.Cleanup(c.StopAll)
-	if err := c.RestartAll(); err != nil {
-		t.Fatal(err)
+		root := t.TempDir()
+		for i := range n {
+			node := &processNode{name: fmt.Sprintf("p%d", i+1), dir: filepath.Join(root, fmt.Sprintf("p%d", i+1)), port: ports[2*i], clusterPort: ports[2*i+1]}
+			for j := range n {
+				if j != i {
+					node.clusterPortsOthers = append(node.clusterPortsOthers, ports[2*j+1])
+				}
+			}
+			c.nodes = append(c.nodes, node)
+		}
+		t.Cleanup(c.StopAll)
+		err := c.RestartAll()
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !strings.Contains(c.outputs(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("a port was taken meanwhile; starting the cluster again on others: %v", err)
+		c.StopAll()
 	}
 	d := &Deployment{NATS: c, MasterKey: newKey(t), JWTKey: newKey(t), StreamReplicas: 1}
 	if n >= 3 {
