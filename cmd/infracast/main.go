@@ -245,8 +245,11 @@ func outcomeUnknown(e *client.Error) bool {
 	case http.StatusBadGateway, http.StatusGatewayTimeout:
 		return true
 	case http.StatusServiceUnavailable:
+		// A sign-in that spent its code and started no session says so
+		// ("sign in again"): nothing to check (re-check 16r7).
 		return e.RetryAfter == 0 &&
-			!strings.Contains(e.Message, "nothing was changed") && !strings.Contains(e.Message, "may have been applied")
+			!strings.Contains(e.Message, "nothing was changed") && !strings.Contains(e.Message, "may have been applied") &&
+			!strings.Contains(e.Message, "sign in again")
 	}
 	return false
 }

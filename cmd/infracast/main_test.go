@@ -228,6 +228,12 @@ func TestOutcomeUnknownAfterProxyErrorsAndLostConnections(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// The service's 503 for a sign-in whose code was spent (no Retry-After).
+	signInSpent := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"code":"UNAVAILABLE","message":"The sign-in could not be completed, and the code or identity provider's answer it used is spent: sign in again"}}`)
+	}
 	// The answer's head, then the connection closed in its body.
 	cutShort := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -251,6 +257,9 @@ func TestOutcomeUnknownAfterProxyErrorsAndLostConnections(t *testing.T) {
 		{hangUp, []string{"keys", "get", "key-1"}, exitFailure, "GET /api/v1/api-keys/key-1", false},
 		{cutShort, []string{"keys", "rotate", "key-1"}, exitFailure, "POST /api/v1/api-keys/key-1/rotate", true},
 		{proxyPage(415), []string{"keys", "create", "--name", "ci"}, exitUsage, "UNSUPPORTED_MEDIA_TYPE", false},
+		// A sign-in that spent its code and started no session says to
+		// sign in again: nothing to check (re-check 16r7).
+		{signInSpent, []string{"keys", "revoke", "key-1"}, exitUnavailable, "sign in again", false},
 	} {
 		answer.Store(c.answer)
 		code, stdout, stderr := runCLI(t, c.args...)

@@ -658,6 +658,11 @@ func (s *Service) RegisterPasskey(ctx context.Context, meta events.Meta, userID,
 	if err != nil {
 		return pk, nil, err
 	}
+	if st, err := s.mfaState(); err == nil {
+		if m, _ := st.MFA(userID); len(m.RecoveryHashes) > 0 {
+			return pk, nil, nil // a set is in force: none to make (nor to fail at)
+		}
+	}
 	codes, err := s.FirstRecoveryCodes(ctx, meta, userID)
 	if err != nil {
 		s.followUpFailures.Add(1)

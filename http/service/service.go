@@ -280,7 +280,7 @@ func (s *Service) registerMetrics() {
 		}, func() float64 { return float64(s.Commands.CatchUpFailures()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "infracast_follow_up_failures_total",
-			Help: "Follow-ups of stored writes (SCIM role reconciliations) that failed, in the request or retried in the background; the request answered success, its change being stored.",
+			Help: "Follow-ups of stored writes that failed (SCIM role reconciliations, in the request or retried in the background; a login's record after its session; a passkey's first recovery codes); the request answered success, its change being stored.",
 		}, func() float64 { return float64(s.Commands.FollowUpFailures()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
