@@ -322,18 +322,7 @@ func TestShippedMFAAndPasswordHashes(t *testing.T) {
 	expectTokens(t, "the second step with a recovery code", secondStep(in, mfaToken, one), user)
 	p.stop(t)
 
-	key, err := os.ReadFile(filepath.Join(data, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err := service.DecodeKey(string(key))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := events.NewSealer(master)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sealer := dataDirSealer(t, data)
 	hashes := 0
 	for _, env := range storedEventsIn(t, data) {
 		var d struct {

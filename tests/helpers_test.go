@@ -255,19 +255,7 @@ func forcePassword(t testing.TB, in *Instance, username, password string) {
 func forcePasswordHash(t testing.TB, in *Instance, username, hash string) {
 	t.Helper()
 	ctx := ctxFor(t)
-	raw, err := os.ReadFile(filepath.Join(in.Config.DataDir, "master.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := service.DecodeKey(string(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := events.NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := sealer.Seal("password_hash", hash)
+	sealed, err := dataDirSealer(t, in.Config.DataDir).Seal("password_hash", hash)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,4 +323,23 @@ func missingTool(t *testing.T, tool string) {
 		t.Fatalf("%s is not installed: CI must run this test (.ci/run installs it with apt-get)", tool)
 	}
 	t.Skipf("%s is not installed (.ci/run installs it)", tool)
+}
+
+// dataDirSealer is the sealer of the master key a data folder holds
+// (master.key), as the service that wrote it has it.
+func dataDirSealer(t testing.TB, dir string) *events.Sealer {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := service.DecodeKey(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := events.NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sealer
 }
