@@ -27,6 +27,11 @@ type Error struct {
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // The errors of the contract.
+// msgSignInSpent begins errSignInSpent's message; the sign-in page and the
+// console tell that 503 from the others by it (docs/mfa.md keeps it as it
+// is), and go back to the password form.
+const msgSignInSpent = "The sign-in could not be completed"
+
 var (
 	errUnauthorized = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid or expired token"}
 	errBadLogin     = &Error{http.StatusUnauthorized, "UNAUTHORIZED", "Invalid username or password"}
@@ -42,7 +47,7 @@ var (
 	// provider's answer, and no session was started
 	// (commands.ErrSignInSpent): no Retry-After — the same request is
 	// refused now — but sign in again.
-	errSignInSpent = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The sign-in could not be completed, and the code or identity provider's answer it used is spent: sign in again"}
+	errSignInSpent = &Error{http.StatusServiceUnavailable, "UNAVAILABLE", msgSignInSpent + ", and the code or identity provider's answer it used is spent: sign in again"}
 	// The gateway's: the upstream refused, failed or broke the exchange; or
 	// stayed silent for longer than the upstream timeout.
 	errBadGateway     = &Error{http.StatusBadGateway, "BAD_GATEWAY", "Upstream unavailable"}

@@ -66,6 +66,10 @@ type loginPageData struct {
 	// restarted elsewhere.
 	SetUpAlready []string
 	Restarted    string
+	// The beginning of the 503 that says a sign-in's code or passkey was
+	// spent but no session started (errSignInSpent): the page goes back
+	// to the password form, as for a dead MFA token.
+	SignInSpent string
 }
 
 var loginPageTemplate = template.Must(template.New("login").Parse(`<!doctype html>
@@ -239,7 +243,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // conflictSaying: res is a 409 whose message begins with one of
   // beginnings — the API keeps these beginnings as they are (docs/mfa.md),
   // and they tell its 409s apart.
-  var setUpAlready = {{.SetUpAlready}}, restarted = {{.Restarted}};
+  var setUpAlready = {{.SetUpAlready}}, restarted = {{.Restarted}}, signInSpent = {{.SignInSpent}};
   function conflictSaying(res, beginnings) {
     var m = (res.body && res.body.error && res.body.error.message) || '';
     return res.status === 409 && beginnings.some(function (b) { return m.indexOf(b) === 0; });
@@ -280,9 +284,15 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     return true;
   }
   // mfaEnded: the second step's MFA token is dead (expired, used, or the
-  // password changed since): the sign-in form again, with the message.
+  // password changed since), or the step spent it and its code or passkey
+  // but could not start the session (the 503 "…sign in again", which
+  // refuses the same request then): the sign-in form again, with the
+  // message (the code form stayed, and its next code was refused as a
+  // used MFA token).
   function mfaEnded(res) {
-    if (res.status !== 401 || !/MFA token/.test((res.body.error || {}).message || '')) { return false; }
+    var m = (res.body.error || {}).message || '';
+    var spent = res.status === 503 && m.indexOf(signInSpent) === 0;
+    if (!spent && (res.status !== 401 || !/MFA token/.test(m))) { return false; }
     mfaToken = '';
     mfaOptions = null;
     showOnly('signin', 'signed-out');
@@ -613,7 +623,7 @@ func (s *Server) loginPage(c *fiber.Ctx) error {
 		back = "/login"
 	}
 	data := loginPageData{Nonce: randomToken(), ReturnTo: returnTo,
-		SetUpAlready: []string{msgSetUpAlready, msgTOTPConfirmed}, Restarted: msgTOTPRestarted}
+		SetUpAlready: []string{msgSetUpAlready, msgTOTPConfirmed}, Restarted: msgTOTPRestarted, SignInSpent: msgSignInSpent}
 	if s.deps.SSOModel != nil {
 		for _, p := range s.deps.SSOModel.SSOProviders() {
 			data.Providers = append(data.Providers, loginPageProvider{

@@ -64,6 +64,10 @@ function markReady() {
 
 // ---- sign-in ----
 
+// signInSpent begins the 503 of a sign-in step that spent its code but
+// started no session (http/errors.go msgSignInSpent; docs/mfa.md keeps it).
+const signInSpent = 'The sign-in could not be completed';
+
 function SignIn(props: { onSignedIn: () => void; reason: string }) {
   const [step, setStep] = useState<'password' | 'mfa' | 'enroll'>('password');
   const [username, setUsername] = useState('');
@@ -94,7 +98,11 @@ function SignIn(props: { onSignedIn: () => void; reason: string }) {
     setBusy(true); setError('');
     try {
       const res = await callRaw('POST', '/api/v1/auth/token/mfa', { mfa_token: mfaToken, code: code.trim() }, cookieSession);
-      if (!res.ok && res.status === 401 && /MFA token/.test(res.body?.error?.message || '')) { setStep('password'); }
+      const msg: string = res.body?.error?.message || '';
+      // A dead MFA token (401), or the 503 whose code was spent but whose
+      // session did not start (it refuses the same code again): the
+      // password form, with the message.
+      if (!res.ok && ((res.status === 401 && /MFA token/.test(msg)) || (res.status === 503 && msg.startsWith(signInSpent)))) { setStep('password'); }
       answer(res);
     } catch { setError('The service did not answer (network error)'); }
     finally { setBusy(false); }
