@@ -53,14 +53,60 @@ var (
 	builds   = map[string]func() (string, error){}
 )
 
+// freeAddr is a loopback address free now, for a server a test starts
+// later (a child process, nginx, a cluster's routes). A port the kernel
+// picked (":0") could be picked again for another listener or an outgoing
+// connection before that server binds it; so the ports come from below the
+// kernel's ephemeral range, where it picks none, each handed out once per
+// test process, starting at an offset of the process ID so that two test
+// processes rarely walk the same ports. Where that range leaves no room,
+// the kernel picks, as before.
 func freeAddr(t *testing.T) string {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	if portsNext == 0 {
+		portsNext, portsEnd = fixedPortRange()
+	}
+	for portsNext != -1 && portsNext < portsEnd {
+		port := portsNext
+		portsNext++
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err == nil {
+			addr := ln.Addr().String()
+			if err := ln.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+var (
+	portsMu             sync.Mutex
+	portsNext, portsEnd int
+)
+
+// fixedPortRange is where freeAddr's ports come from: 10,000 ports or
+// fewer below the low end of /proc/sys/net/ipv4/ip_local_port_range, from
+// an offset of the process ID; -1 when there is no such range.
+func fixedPortRange() (next, end int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	var low, high int
+	if err != nil {
+		return -1, 0
+	}
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil || low <= 11024 {
+		return -1, 0
+	}
+	start := low - 10000
+	return start + os.Getpid()%9000, low
 }
 
 // proc is the service running as a child process.
