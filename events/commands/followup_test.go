@@ -577,3 +577,38 @@ func TestSCIMPasswordForAUserWhoStaysInactiveIsRefusedFirst(t *testing.T) {
 		t.Fatalf("%d events stored by a refused change", n)
 	}
 }
+
+// TestSCIMDeactivationWithAPasswordSentAgain: an identity provider's PUT
+// of the whole user with its password and active false, sent again (its
+// answer lost, or ErrIncomplete's "send the same request again"), is
+// answered as the first was, and stores nothing more; before, the user
+// being inactive by then, the password was refused (outside check 17c).
+// Another password for the inactive user is refused still.
+func TestSCIMDeactivationWithAPasswordSentAgain(t *testing.T) {
+	r, svc, _ := followUpReplica(t)
+	connID, userID, _ := scimSetup(t, svc)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	no := false
+	put := commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess"}, Active: &no, Password: "orchid-lantern-42-x"}
+	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); err != nil {
+		t.Fatal(err)
+	}
+	if u, _, _ := r.model.User(userID); u.Active {
+		t.Fatal("the user is active after the deactivating PUT")
+	}
+	before := len(r.s.msgs)
+	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); err != nil {
+		t.Fatalf("the same PUT again: %v", err)
+	}
+	if n := len(r.s.msgs) - before; n != 0 {
+		t.Fatalf("the same PUT again stored %d events", n)
+	}
+	put.Password = "another-orchid-lantern-43"
+	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); !errors.Is(err, domain.ErrUserInactive) {
+		t.Fatalf("another password for the inactive user: %v, want the refusal", err)
+	}
+	if n := len(r.s.msgs) - before; n != 0 {
+		t.Fatalf("%d events stored by a refused change", n)
+	}
+}

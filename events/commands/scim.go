@@ -716,11 +716,25 @@ func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		return errSCIMPassword
 	}
 	if up.Password != "" && !u.Active && (up.Active == nil || !*up.Active) {
-		// No password for a user who stays inactive: refused before a new
-		// userName in the same request is stored (re-check 16r6: the
-		// rename stored, the password refused after it, and the answer
-		// "send the same request again", which was refused then).
-		return domain.ErrUserInactive
+		// The password the user has already changes nothing: the same
+		// request sent again after it set that password and deactivated
+		// the user (an identity provider's retry of its PUT, or the
+		// "send the same request again" of ErrIncomplete) goes on, and
+		// completes what it may have left undone (outside check 17c: it
+		// was refused, and the provider recorded a failure).
+		same, err := s.passwordMatches(u, true, up.Password)
+		if err != nil {
+			return err
+		}
+		if !same {
+			// No new password for a user who stays inactive: refused
+			// before a new userName in the same request is stored
+			// (re-check 16r6: the rename stored, the password refused
+			// after it, and the answer "send the same request again",
+			// which was refused then).
+			return domain.ErrUserInactive
+		}
+		up.Password = ""
 	}
 	var sealed string
 	stored := false // a write of this request is stored
