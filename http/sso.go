@@ -421,9 +421,12 @@ func CheckReturnTo(raw string, allowlist []string) (string, bool) {
 	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return "", false
 	}
-	origin := u.Scheme + "://" + u.Host
+	origin, err := CanonicalOrigin(u.Scheme + "://" + u.Host)
+	if err != nil {
+		return "", false
+	}
 	for _, a := range allowlist {
-		if strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+		if ca, err := CanonicalOrigin(a); err == nil && ca == origin {
 			return raw, true
 		}
 	}

@@ -117,3 +117,39 @@ func TestBrowserSessionBehindTLSProxyWithoutPublicURL(t *testing.T) {
 		t.Errorf("sign-in from another site: %q, want it told to open the page at %s", msg, in.URL)
 	}
 }
+
+// TestPublicURLInternationalised: a public URL with an internationalised
+// host (https://bücher.example) is the origin browsers send, in its ASCII
+// form: a page opened there signs in, passkeys take it as their relying
+// party, and the SSO redirect URI is built on it (outside check 17e: every
+// browser sign-in was refused "open the page at https://b%C3%BCcher.example",
+// passkey options answered 500, the redirect URI was percent-encoded). A
+// public URL that writes an IP address otherwise than browsers do is
+// refused at start.
+func TestPublicURLInternationalised(t *testing.T) {
+	in := Start(t, func(c *service.Config) { c.PublicURL = "https://Bücher.example/" })
+	in.CreateUser(in.AdminToken(), "hank", "correct horse battery", nil)
+	body, err := json.Marshal(map[string]string{"username": "hank", "password": "correct horse battery"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := doReq(t, in, request{Method: "POST", Path: "/api/v1/auth/token", ContentType: "application/json", Body: body,
+		Header: map[string]string{"X-Infracast-Session": "cookie", "Origin": "https://xn--bcher-kva.example", "Sec-Fetch-Site": "same-origin"}})
+	expectStatus(t, "a sign-in from the page at the public URL", r, http.StatusOK)
+	opts := in.Do("POST", "/api/v1/auth/passkey/options", "", map[string]any{})
+	expectStatus(t, "passkey sign-in options", opts, http.StatusOK)
+	if pk, _ := opts.JSON["publicKey"].(map[string]any); pk == nil || pk["rpId"] != "xn--bcher-kva.example" {
+		t.Errorf("passkey options: %s, want the relying party xn--bcher-kva.example", opts.Raw)
+	}
+	md := in.Do("GET", "/api/v1/auth/sso/saml/metadata", "", nil)
+	expectStatus(t, "SAML metadata", md, http.StatusOK)
+	if !strings.Contains(string(md.Raw), `entityID="https://xn--bcher-kva.example/`) || strings.Contains(string(md.Raw), "%C3") {
+		t.Errorf("SAML metadata names another entity: %s", md.Raw)
+	}
+
+	c := service.Defaults()
+	c.PublicURL = "http://127.000.000.001:8080"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "write the IP address as browsers show it") {
+		t.Errorf("a public URL of 127.000.000.001: %v, want it refused", err)
+	}
+}

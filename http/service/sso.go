@@ -23,41 +23,28 @@ import (
 // validateSSO checks the single sign-on settings: the public origin, the
 // origins a login may return to, the SAML service provider's key pair.
 func (c Config) validateSSO(p *problems) {
-	if c.PublicURL != "" && !isOrigin(c.PublicURL) {
-		p.add("PublicURL", strconv.Quote(shownURL(c.PublicURL)), "want the service's external origin, like https://auth.example.com")
+	if c.PublicURL != "" {
+		if _, err := authhttp.CanonicalOrigin(c.PublicURL); err != nil {
+			p.add("PublicURL", strconv.Quote(shownURL(c.PublicURL)), "want the service's external origin, like https://auth.example.com: "+err.Error())
+		}
 	}
 	for _, o := range c.SSOReturnToAllowlist {
-		if !isOrigin(o) {
-			p.add("SSOReturnToAllowlist", strconv.Quote(shownURL(o)), "not an origin like https://app.example.com")
+		if _, err := authhttp.CanonicalOrigin(o); err != nil {
+			p.add("SSOReturnToAllowlist", strconv.Quote(shownURL(o)), "not an origin like https://app.example.com: "+err.Error())
 		}
 	}
 	together(p, "SAMLKeyFile", c.SAMLKeyFile != "", "SAMLCertFile", c.SAMLCertFile != "")
 }
 
-// isOrigin reports whether s is an http(s) origin: scheme and host, and at
-// most a trailing slash.
-func isOrigin(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.User == nil &&
-		(u.Path == "" || u.Path == "/") && u.RawQuery == "" && u.Fragment == ""
-}
-
-// canonicalOrigin is an origin as browsers send it (the Origin header) and
-// WebAuthn takes it: scheme and host in lower case, no default port, no
-// trailing slash. A public URL configured as http://LocalHost:8080 or
-// https://auth.example.com:443 was compared as given with the Origin of a
-// page opened at it, refusing every browser sign-in, and an upper-case host
-// was no valid relying party ID (passkeys answered 500) (re-check 14r3).
+// canonicalOrigin is raw as browsers send it (authhttp.CanonicalOrigin),
+// or raw without its trailing slash where that refuses it (Validate has
+// refused such a configuration).
 func canonicalOrigin(raw string) string {
-	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
+	o, err := authhttp.CanonicalOrigin(raw)
 	if err != nil {
 		return strings.TrimSuffix(raw, "/")
 	}
-	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
-	if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
-		u.Host = strings.TrimSuffix(u.Host, ":"+p)
-	}
-	return u.String()
+	return o
 }
 
 // ssoConfig builds the HTTP layer's SSO settings: keys derived from the
@@ -65,8 +52,10 @@ func canonicalOrigin(raw string) string {
 // files, or generated into the data folder on first start).
 func (s *Service) ssoConfig() (authhttp.SSOConfig, error) {
 	out := authhttp.SSOConfig{
-		CookieKey:         authhttp.DeriveKey(s.cfg.MasterKey, "sso-flow-cookie"),
-		ReturnToAllowlist: s.cfg.SSOReturnToAllowlist,
+		CookieKey: authhttp.DeriveKey(s.cfg.MasterKey, "sso-flow-cookie"),
+	}
+	for _, o := range s.cfg.SSOReturnToAllowlist {
+		out.ReturnToAllowlist = append(out.ReturnToAllowlist, canonicalOrigin(o))
 	}
 	if s.cfg.PublicURL != "" {
 		u, err := url.Parse(canonicalOrigin(s.cfg.PublicURL))
