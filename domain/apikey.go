@@ -350,15 +350,21 @@ func decideCreateAPIKey(k APIKey, c CreateAPIKey) ([]Event, error) {
 	if len(ips) > MaxAPIKeyAllowedIPs {
 		return nil, Invalid("allowed_ips", "at most %d entries", MaxAPIKeyAllowedIPs)
 	}
-	if c.ExpiresAt != nil && !c.ExpiresAt.After(c.Now) {
-		return nil, Invalid("expires_at", "must be in the future")
+	// The expiry is kept to the second, as every answer shows it (RFC 3339
+	// to the second): a key asked to expire at …:21.9Z worked until then
+	// while shown expiring at …:21Z (outside check 17g).
+	var exp time.Time
+	if c.ExpiresAt != nil {
+		exp = c.ExpiresAt.UTC().Truncate(time.Second)
+		if !exp.After(c.Now) {
+			return nil, Invalid("expires_at", "must be in the future")
+		}
 	}
 	ev := APIKeyCreated{
 		KeyID: c.KeyID, Name: name, OwnerID: c.OwnerID, Tenants: append([]string(nil), c.Tenants...),
 		Permissions: permList, AllowedIPs: ips, SecretHash: c.SecretHash, CreatedAt: c.Now.UTC(),
 	}
 	if c.ExpiresAt != nil {
-		exp := c.ExpiresAt.UTC()
 		ev.ExpiresAt = &exp
 	}
 	return []Event{ev}, nil

@@ -126,6 +126,21 @@ func TestDecideAPIKey(t *testing.T) {
 			then: keyThen{outcome: outcome{events: events(keyCreated())}},
 		},
 		{
+			name: "create: expiry kept to the second, as answers show it",
+			when: keyCreateWith(func(c *CreateAPIKey) {
+				c.ExpiresAt = ptr(keyExpires.Add(900 * time.Millisecond))
+			}),
+			then: keyThen{outcome: outcome{events: events(keyCreated())}},
+		},
+		{
+			name: "create: expiry within the second of now",
+			when: keyCreateWith(func(c *CreateAPIKey) {
+				c.Now = t0.Add(100 * time.Millisecond)
+				c.ExpiresAt = ptr(t0.Add(900 * time.Millisecond))
+			}),
+			then: keyThen{outcome: outcome{field: "expires_at"}},
+		},
+		{
 			name: "create: duplicate permissions collapse, order kept",
 			when: keyCreateWith(func(c *CreateAPIKey) {
 				c.Permissions = []string{"findings:read", "nodes:read", "findings:read"}
