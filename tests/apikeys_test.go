@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1145,4 +1146,45 @@ func TestAPIKeyTenantsCapped(t *testing.T) {
 	}
 	r = in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "wide", "tenants": tenants(100), "permissions": []string{"nodes:read"}})
 	expectStatus(t, "100 tenants", r, http.StatusCreated)
+}
+
+// TestAPIKeyDefaultTenants: without tenants, a key gets the tenant its
+// creator's token is scoped to, else the tenants they hold the admin role
+// in, else — a platform admin with no tenant admin role — every tenant,
+// as README says (outside check 17g found README saying "*" for every
+// platform admin).
+func TestAPIKeyDefaultTenants(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	for name, tenants := range map[string][]map[string]string{
+		"root-admin":  {{"id": "prod", "role": "admin"}, {"id": "dev", "role": "viewer"}},
+		"root-viewer": {{"id": "prod", "role": "viewer"}},
+	} {
+		expectStatus(t, "create "+name, in.Do("POST", "/api/v1/users", admin, map[string]any{"username": name, "email": name + "@example.com",
+			"password": akPassword, "roles": []string{"admin"}, "tenants": tenants}), http.StatusCreated)
+	}
+	in.CreateUser(admin, "tina", akPassword, map[string]string{"prod": "admin", "dev": "admin", "qa": "editor"})
+	keyTenants := func(token, name string) string {
+		t.Helper()
+		r := in.Do("POST", "/api/v1/api-keys", token, map[string]any{"name": name})
+		expectStatus(t, "a key without tenants", r, http.StatusCreated)
+		var got []string
+		for _, v := range r.JSON["tenants"].([]any) {
+			got = append(got, v.(string))
+		}
+		slices.Sort(got)
+		return strings.Join(got, ",")
+	}
+	scoped := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "tina", "password": akPassword, "tenant": "dev"})
+	expectStatus(t, "tina's token for dev", scoped, http.StatusOK)
+	for who, c := range map[string]struct{ token, want string }{
+		"a platform admin, admin of prod":  {in.Login("root-admin", akPassword).String("token"), "prod"},
+		"a platform admin, viewer of prod": {in.Login("root-viewer", akPassword).String("token"), "*"},
+		"a tenant admin of prod and dev":   {in.Login("tina", akPassword).String("token"), "dev,prod"},
+		"the same, scoped to dev":          {scoped.String("token"), "dev"},
+	} {
+		if got := keyTenants(c.token, who); got != c.want {
+			t.Errorf("%s: a key's default tenants %q, want %q", who, got, c.want)
+		}
+	}
 }
