@@ -169,6 +169,24 @@ func (s *Server) createAPIKey(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(toKeyJSON(k, secret))
 }
 
+// keyView is k, without its secret, as the caller may see it: its owner
+// and a platform admin see every tenant of the key; an admin of some of
+// them only those (and "*", which concerns theirs), as the audit log
+// shows them (docs/audit.md; outside check 17a).
+func (cl *Caller) keyView(k domain.APIKey) keyJSON {
+	out := toKeyJSON(k, "")
+	if cl.IsPlatformAdmin() || cl.ownsKey(k) {
+		return out
+	}
+	out.Tenants = make([]string, 0, len(k.Tenants))
+	for _, t := range k.Tenants {
+		if t == domain.AllTenants || cl.administers(t) {
+			out.Tenants = append(out.Tenants, t)
+		}
+	}
+	return out
+}
+
 // seesKey: the owner, a platform admin, or an admin of one of the key's tenants.
 func (cl *Caller) seesKey(k domain.APIKey) bool {
 	if cl.IsPlatformAdmin() || (cl.ownsKey(k) && (cl.Tenant == "" || k.InTenant(cl.Tenant))) {
@@ -227,7 +245,7 @@ func (s *Server) listAPIKeys(c *fiber.Ctx) error {
 	page, next := paginate(seen, func(k domain.APIKey) string { return k.ID }, p)
 	out := make([]keyJSON, 0, len(page))
 	for _, k := range page {
-		out = append(out, toKeyJSON(k, ""))
+		out = append(out, cl.keyView(k))
 	}
 	if next != "" {
 		return c.JSON(fiber.Map{"api_keys": out, "next_cursor": next})
@@ -254,7 +272,7 @@ func (s *Server) getAPIKey(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toKeyJSON(k, ""))
+	return c.JSON(caller(c).keyView(k))
 }
 
 // mayManageKey is managesKey as a command checks it, on the key as the

@@ -17,6 +17,27 @@ func (cl *Caller) administers(tenant string) bool {
 	return cl.PermissionsIn(tenant).Has(domain.AdminAll)
 }
 
+// userView is u as the caller may see it: a platform admin, and the user
+// themselves, see every tenant role; anyone else only the roles in the
+// tenants they administer — not the names of the user's other tenants
+// nor the roles held there, which the audit log leaves out for them too
+// (docs/audit.md; outside check 17a: a tenant admin's users list named
+// every tenant of each user, with the role).
+func (cl *Caller) userView(u domain.User) userJSON {
+	out := toUserJSON(u)
+	if cl.IsPlatformAdmin() || (cl.IsUser() && cl.User.ID == u.ID) {
+		return out
+	}
+	kept := out.Tenants[:0]
+	for _, tr := range out.Tenants {
+		if cl.administers(tr.ID) {
+			kept = append(kept, tr)
+		}
+	}
+	out.Tenants = kept
+	return out
+}
+
 // sees reports whether the caller may see u at all (else: 404).
 func (cl *Caller) sees(u domain.User) bool {
 	if cl.IsPlatformAdmin() || (cl.IsUser() && u.ID == cl.User.ID) {
@@ -77,7 +98,7 @@ func (s *Server) createUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(toUserJSON(u))
+	return c.Status(fiber.StatusCreated).JSON(cl.userView(u))
 }
 
 // mayManageUser is managesUser as a command checks it, on the user as the
@@ -152,7 +173,7 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 	page, next := paginate(seen, userKey, p)
 	out := usersPageJSON{Users: make([]userJSON, 0, len(page)), NextCursor: next}
 	for _, u := range page {
-		out.Users = append(out.Users, toUserJSON(u))
+		out.Users = append(out.Users, cl.userView(u))
 	}
 	return c.JSON(out)
 }
@@ -181,7 +202,7 @@ func (s *Server) getUser(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(toUserJSON(u))
+	return c.JSON(caller(c).userView(u))
 }
 
 type grantRoleRequest struct {
@@ -237,7 +258,7 @@ func (s *Server) executeUser(c *fiber.Ctx, id string, cmd domain.UserCommand, ma
 	if err != nil {
 		return err
 	}
-	return c.JSON(toUserJSON(u))
+	return c.JSON(caller(c).userView(u))
 }
 
 // deactivate: POST /api/v1/users/{id}/deactivate. Every token, refresh token and
