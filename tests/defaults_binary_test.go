@@ -290,6 +290,19 @@ func TestShippedBootstrapPasswordOnExistingData(t *testing.T) {
 		in.Login(AdminUser, shippedAdminPassword)
 		p2.stop(t)
 	}
+
+	// The admin's own password — a replica started with the setting while
+	// another, started with it at the same moment, made the admin — is in
+	// force, not ignored: no warning (outside check 17a). The process's
+	// whole output is read once it stopped, after the check would have
+	// warned.
+	p3 := startBinary(t, "INFRACAST_LISTEN="+strings.TrimPrefix(in.URL, "http://"), "INFRACAST_DATA_DIR="+data,
+		"INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
+	waitReady(t, in.URL, p3)
+	p3.stop(t)
+	if strings.Contains(p3.output(), "INFRACAST_BOOTSTRAP_PASSWORD") {
+		t.Fatalf("a start with the admin's own password warned about it:\n%s", p3.output())
+	}
 }
 
 // TestShippedAddressInUse: an HTTP or embedded-NATS listen address that is

@@ -29,6 +29,27 @@ func (s *Service) Bootstrap(ctx context.Context, username, password string) (boo
 	return err == nil, err
 }
 
+// BootstrapPasswordInForce reports whether user username's password is
+// password, once this replica has applied the store as it is now: a
+// replica that started with a bootstrap password and found the admin made
+// — by another replica starting at the same moment, with the same
+// setting — says nothing of a password that was in fact used (outside
+// check 17a: it warned that the setting was ignored).
+func (s *Service) BootstrapPasswordInForce(ctx context.Context, username, password string) (bool, error) {
+	head, err := s.log.Head(ctx)
+	if err != nil {
+		return false, err
+	}
+	if err := s.proj.WaitFor(ctx, head); err != nil {
+		return false, err
+	}
+	u, _, found := s.state.UserByName(username)
+	if !found || u.PasswordHashSealed == "" {
+		return false, nil
+	}
+	return s.passwordMatches(u, true, password)
+}
+
 // ErrMasterKeyMismatch: the sealed fields of the store do not open with this
 // replica's master key (another key, or a lost master.key replaced by a new
 // one): every password login would fail.

@@ -358,8 +358,14 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 	} else if !generated {
 		// The store was not empty: the password configured has no effect,
 		// and an operator who set it to reset the admin's must learn so
-		// (BootstrapPasswordIgnored; the command says it in its own words).
-		s.bootstrapPasswordIgnored.Store(true)
+		// (BootstrapPasswordIgnored; the command says it in its own words)
+		// — unless it is the admin's password: another replica started
+		// with it at the same moment made the admin.
+		inForce, err := s.Commands.BootstrapPasswordInForce(ctx, s.cfg.BootstrapAdmin, password)
+		if err != nil {
+			return fmt.Errorf("bootstrap admin: %w", err)
+		}
+		s.bootstrapPasswordIgnored.Store(!inForce)
 	}
 	if err := s.Commands.CheckMasterKey(s.cfg.BootstrapAdmin); err != nil {
 		return fmt.Errorf("%w: start with the master key this store was written with (INFRACAST_MASTER_KEY, or the data folder's master.key)", err)
