@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,14 @@ func run(args []string, getenv func(string) string) error {
 		return err
 	}
 	log := newLogger(logs)
+	for _, u := range unknownVariables(os.Environ()) {
+		// Named, never its value (it may be a secret set under a wrong name).
+		if u.like != "" {
+			log.Warn("unknown setting "+u.name+" is ignored; did you mean "+u.like+"?", "variable", u.name)
+		} else {
+			log.Warn("unknown setting "+u.name+" is ignored (the settings are in README's Configuration table, or -h)", "variable", u.name)
+		}
+	}
 	// Listen first: an address in use fails at once, naming it, before the
 	// store is opened.
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -342,6 +351,68 @@ type namedError struct {
 
 func (e *namedError) Error() string { return e.text }
 func (e *namedError) Unwrap() error { return e.err }
+
+// clientVariables are INFRACAST_ variables of the command-line client and
+// of the documentation's examples, which a shell that runs the service may
+// hold too: not unknown settings.
+var clientVariables = map[string]bool{
+	"INFRACAST_URL": true, "INFRACAST_TOKEN": true, "INFRACAST_PASSWORD": true, "INFRACAST_NEW_PASSWORD": true,
+	"INFRACAST_MFA_CODE": true, "INFRACAST_CREDENTIAL": true, "INFRACAST_CLIENT_SECRET": true, "INFRACAST_KEY": true,
+}
+
+type unknownVariable struct{ name, like string }
+
+// unknownVariables are the INFRACAST_ variables of environ that name no
+// setting (nor the client's): a misspelt setting — INFRACAST_LOGIN_MAX_FAILURE
+// — left its default in force without a word (outside check 17a: a user's
+// INFRACAST_HTTP_ADDR was ignored silently). like is the setting whose
+// name is nearest, when near enough to be a misspelling.
+func unknownVariables(environ []string) []unknownVariable {
+	known := map[string]bool{}
+	var cfg service.Config
+	var logs logSettings
+	for _, st := range settings(&cfg, &logs) {
+		known[envName(st.name)] = true
+	}
+	var out []unknownVariable
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "INFRACAST_") || known[name] || clientVariables[name] {
+			continue
+		}
+		u := unknownVariable{name: name}
+		best := 4 // at most 3 edits away
+		for k := range known {
+			if d := editDistance(name, k); d < best || (d == best && k < u.like) {
+				best, u.like = d, k
+			}
+		}
+		out = append(out, u)
+	}
+	slices.SortFunc(out, func(a, b unknownVariable) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
 
 func envName(flagName string) string {
 	return "INFRACAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))

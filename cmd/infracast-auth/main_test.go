@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestConfigProblemsNameVariables(t *testing.T) {
 		`INFRACAST_LOGIN_MAX_FAILURES -1: must not be negative (0 disables)`,
 		`INFRACAST_UPSTREAM_URL "ftp://files.example": want an http:// or https:// URL`,
 		`INFRACAST_ROUTE_POLICY_FILE "missing.json": open missing.json: no such file or directory`,
-		`INFRACAST_PUBLIC_URL "x": want the service's external origin, like https://auth.example.com`,
+		`INFRACAST_PUBLIC_URL "x": want the service's external origin, like https://auth.example.com: not an http(s) origin: scheme and host only`,
 		`INFRACAST_SAML_SP_CERT: required with INFRACAST_SAML_SP_KEY`,
 		`INFRACAST_LOG_FORMAT "xml": want json or text`,
 	} {
@@ -205,5 +206,24 @@ func TestHelpShowsNoVariableValue(t *testing.T) {
 	}
 	if cfg.LoginMaxFailures != 9 || cfg.LoginLockout != 30*time.Minute {
 		t.Fatalf("variable then flag: max failures %d, lockout %v; want 9 and 30m", cfg.LoginMaxFailures, cfg.LoginLockout)
+	}
+}
+
+// TestUnknownVariables: an INFRACAST_ variable that names no setting is
+// reported (named, with the nearest setting when it looks misspelt); the
+// settings, the client's variables and other variables are not.
+func TestUnknownVariables(t *testing.T) {
+	got := unknownVariables([]string{
+		"INFRACAST_LOGIN_MAX_FAILURE=3", "INFRACAST_HTTP_ADDR=:9090", "INFRACAST_LISTEN=:8080",
+		"INFRACAST_PASSWORD=secret", "INFRACAST_URL=http://x", "HOME=/root", "INFRACAST_MASTERKEY=c2VjcmV0",
+		"INFRACAST_LOG_FORMAT=text",
+	})
+	want := []unknownVariable{
+		{name: "INFRACAST_HTTP_ADDR"},
+		{name: "INFRACAST_LOGIN_MAX_FAILURE", like: "INFRACAST_LOGIN_MAX_FAILURES"},
+		{name: "INFRACAST_MASTERKEY", like: "INFRACAST_MASTER_KEY"},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("unknown variables %+v, want %+v", got, want)
 	}
 }
