@@ -263,9 +263,21 @@ func TestCLILoginAndCredentials(t *testing.T) {
 	if err := os.Chmod(p, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.fails(exitFailure, "", nil, []string{"whoami"}, "readable by others", "chmod 600")
-	if err := os.Chmod(p, 0o600); err != nil {
+	c.fails(exitFailure, "", nil, []string{"whoami"}, "readable by others", "chmod 600", "log in again")
+	// As the message says, logging in again replaces it, mode 0600; and a
+	// file that does not parse, which every command refuses saying "log in
+	// again to replace it" (outside check 17d: login refused both).
+	c.login()
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the credentials file after logging in again: %v %v", fi, err)
+	}
+	if err := os.WriteFile(p, []byte("{garbage"), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	c.fails(exitFailure, "", nil, []string{"whoami"}, "log in again to replace it")
+	c.login()
+	if r := c.run("", nil, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "admin") {
+		t.Fatalf("whoami after logging in over a corrupt file: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	// INFRACAST_TOKEN (an API key here) is used instead of the stored login.
 	admin := in.AdminToken()

@@ -33,7 +33,14 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			if cmd.Flags().Changed("code") && strings.TrimSpace(code) == "" {
 				return usagef("--code: must not be empty")
 			}
-			_, base, err := a.stored()
+			// A file that does not parse, or that others may read, is
+			// replaced by this login (mode 0600), as the commands that
+			// refuse it say.
+			creds, err := loadCredentialsToReplace()
+			if err != nil {
+				return err
+			}
+			base, err := a.baseURL(creds)
 			if err != nil {
 				return err
 			}
@@ -69,7 +76,7 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			}
 			// The file as it is now, under its lock: other commands may have
 			// stored renewed tokens since it was read.
-			err = updateCredentials(cmd.Context(), func(creds *credentials) {
+			err = changeCredentials(cmd.Context(), loadCredentialsToReplace, func(creds *credentials) {
 				creds.Servers[base] = &serverCreds{Username: res.User.Username, UserID: res.User.ID, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
 				creds.Current = base
 			})

@@ -45,7 +45,15 @@ func credentialsPath() (string, error) {
 
 // loadCredentials reads the file; a missing file is no credentials. A file
 // others may read is refused: it holds refresh tokens.
-func loadCredentials() (*credentials, error) {
+func loadCredentials() (*credentials, error) { return readCredentials(false) }
+
+// loadCredentialsToReplace is loadCredentials for login, which writes the
+// file anew (mode 0600): a file others may read is read all the same, and
+// one that does not parse is no credentials — the messages that refuse
+// them say to log in again, and login refused them too (outside check 17d).
+func loadCredentialsToReplace() (*credentials, error) { return readCredentials(true) }
+
+func readCredentials(replacing bool) (*credentials, error) {
 	p, err := credentialsPath()
 	if err != nil {
 		return nil, err
@@ -63,10 +71,13 @@ func loadCredentials() (*credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (mode %#o): it holds refresh tokens; run 'chmod 600 %s' or log in again", p, fi.Mode().Perm(), p)
+	if fi.Mode().Perm()&0o077 != 0 && !replacing {
+		return nil, fmt.Errorf("%s is readable by others (mode %#o): it holds refresh tokens; run 'chmod 600 %s', or log in again (which writes it anew, mode 0600)", p, fi.Mode().Perm(), p)
 	}
 	if err := json.NewDecoder(f).Decode(c); err != nil {
+		if replacing {
+			return &credentials{Servers: map[string]*serverCreds{}}, nil
+		}
 		return nil, fmt.Errorf("%s: %w (log in again to replace it)", p, err)
 	}
 	if c.Servers == nil {
@@ -155,12 +166,17 @@ func lockCredentials(ctx context.Context) (func(), error) {
 // updateCredentials applies change to the credentials file as it is now,
 // under its lock, and writes it.
 func updateCredentials(ctx context.Context, change func(*credentials)) error {
+	return changeCredentials(ctx, loadCredentials, change)
+}
+
+// changeCredentials is updateCredentials reading the file with load.
+func changeCredentials(ctx context.Context, load func() (*credentials, error), change func(*credentials)) error {
 	unlock, err := lockCredentials(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	creds, err := loadCredentials()
+	creds, err := load()
 	if err != nil {
 		return err
 	}
