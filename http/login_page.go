@@ -28,6 +28,11 @@ import (
 // expired, revoked, reset) goes back to the sign-in form, saying so; a
 // browser that refuses a passkey for the page's origin (a SecurityError:
 // the page opened at another address than the public URL) is named.
+// Tabs share the session: the page tells the console's channel of its
+// sign-ins and sign-outs, asks /api/v1/auth/me on hearing another tab's
+// (or when shown again), says "Signed in as … in another tab" rather than
+// act for another user, and sends a request that changes state only while
+// the session is still the user shown (the CSRF cookie it confirmed).
 // Single sign-on lands here for those steps with the token in the
 // fragment. body[data-state] names the state shown. Strict
 // security headers: a CSP that allows only this page's own script and
@@ -159,6 +164,11 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <p id="recovery-new-p" hidden><button id="recovery-new" class="secondary" type="button">New recovery codes</button></p>
 <button id="logout" class="secondary" type="button">Sign out</button>
 </section>
+<section id="changed" hidden>
+<h1 tabindex="-1">Signed in as <strong class="other-who"></strong> in another tab</h1>
+<p>This browser now acts as <strong class="other-who"></strong> in every tab, this one too. Nothing was done here for them.</p>
+<button id="continue-as" type="button">Continue as <span class="other-who"></span></button>
+</section>
 <div id="status" role="status"></div>
 </main>
 <script nonce="{{.Nonce}}">
@@ -173,20 +183,117 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     var m = document.cookie.match(/(?:^|; )infracast_csrf=([^;]*)/);
     return m ? decodeURIComponent(m[1]) : '';
   }
+  // Tabs of one browser share the cookies, so one session (docs/console.md
+  // "Tabs"): this page and the console's tabs tell each other of their
+  // sign-ins and sign-outs on one channel, with the console's messages
+  // (same origin only; no token or name in them), and a tab that hears one
+  // asks /api/v1/auth/me (check).
+  var channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('infracast-console') : null;
+  function tell(type) {
+    try { if (channel) { channel.postMessage({type: type}); } } catch (e) { /* a closed channel: nothing to tell */ }
+  }
+  // shown: the user this page last showed signed in ({id, username}),
+  // until this page's own sign-out or sign-in; confirmed: the CSRF
+  // cookie's value when /auth/me last answered that user. Each sign-in
+  // sets a new CSRF cookie (a refresh keeps it), so while the cookie still
+  // holds confirmed the session is still shown's (acting).
+  var shown = null, confirmed = '';
   // The page shows one state: signed in (who, return link, sign-out) or
   // signed out (the forms); body[data-state] says which, once known.
   function signedIn(me) {
+    shown = {id: me.id, username: me.username};
     who.textContent = me.username;
     document.body.setAttribute('data-user', me.username);
+    document.body.removeAttribute('data-other-user');
     showOnly('session', 'signed-in');
     passkeys();
   }
   function signedOut() {
     who.textContent = '';
+    confirmed = '';
     document.body.removeAttribute('data-user');
+    document.body.removeAttribute('data-other-user');
     showOnly('signin', 'signed-out');
   }
-  var sections = ['signin', 'mfa', 'enroll', 'recovery', 'session'];
+  // userChanged: another user than the one shown is signed in now (in
+  // another tab): say so rather than act for them, until the user chooses
+  // to continue as them (outside check 17e: this page, still saying "ivy",
+  // added a passkey to jay's account and showed jay's recovery codes).
+  function userChanged(me) {
+    document.querySelectorAll('.other-who').forEach(function (e) { e.textContent = me.username; });
+    document.body.removeAttribute('data-user');
+    document.body.setAttribute('data-other-user', me.username);
+    showOnly('changed', 'user-changed');
+    show('');
+  }
+  // check asks /api/v1/auth/me who is signed in. mine (the page's load,
+  // its own sign-in, "Continue as"): show them. Otherwise (another tab's
+  // message, the tab shown again, a request about to change state): no
+  // one signed in shows the sign-in form, saying why; another user than
+  // the one shown, the notice; the user shown, their view again. Steps of
+  // a sign-in under way (the code, an enrolment, recovery codes shown
+  // once) are left alone. The answer is true when the session is still
+  // shown's; confirmed then takes the CSRF value read before asking (read
+  // after, it could be a later sign-in's).
+  var ownSteps = {mfa: true, enroll: true, 'enroll-restarted': true, recovery: true};
+  function check(mine, why) {
+    var c = csrf(), st = document.body.getAttribute('data-state');
+    if (!mine && (!st || ownSteps[st])) { return Promise.resolve(false); }
+    return fetch('/api/v1/auth/me', {credentials: 'same-origin', cache: 'no-store'}).then(function (r) {
+      if (mine && !r.ok) { signedOut(); return false; }
+      st = document.body.getAttribute('data-state');
+      if (r.status === 401) {
+        if (st === 'signed-in' || st === 'user-changed') {
+          forget();
+          signedOut();
+          show(why || 'Your session has ended (it expired, or was signed out or revoked): sign in again', 'err');
+        }
+        return false;
+      }
+      if (!r.ok) { show('Could not tell who is signed in (the service answered ' + r.status + '): try again', 'err'); return false; }
+      return r.json().then(function (me) {
+        if (mine) { signedIn(me); confirmed = c; return true; }
+        if (ownSteps[document.body.getAttribute('data-state')]) { return false; }
+        if (!shown) {
+          // No one shown here: a sign-in of this browser, as on this form.
+          if (st === 'signed-out') { signedIn(me); confirmed = c; }
+          return false;
+        }
+        if (shown.id !== me.id) { userChanged(me); return false; }
+        confirmed = c;
+        if (st === 'signed-out' || st === 'user-changed') { signedIn(me); }
+        return true;
+      });
+    }).catch(function () {
+      if (mine) { signedOut(); }
+      show('Network error', 'err');
+      return false;
+    });
+  }
+  // acting gives the CSRF token for a request of the signed-in view that
+  // changes state, once sure the session is still the shown user's: while
+  // the cookie holds confirmed it is; otherwise /auth/me is asked first,
+  // and when another user (or no one) is signed in now the request is not
+  // sent (the promise fails with {moved: true}) and check says so. The
+  // token given is confirmed, not the cookie read when sending: a sign-in
+  // that lands in between is refused by the CSRF check (movedMeanwhile)
+  // rather than acted on for its user.
+  function acting() {
+    if (confirmed && csrf() === confirmed) { return Promise.resolve(confirmed); }
+    return check(false).then(function (same) {
+      if (!same) { throw {moved: true}; }
+      return confirmed;
+    });
+  }
+  // movedMeanwhile: a request of the signed-in view was refused (403)
+  // because a sign-in elsewhere replaced the CSRF cookie after acting
+  // looked: ask who is signed in now.
+  function movedMeanwhile(res) {
+    if (res.status !== 403 || csrf() === confirmed) { return false; }
+    check(false).then(function (same) { if (same) { show('You signed in again in another tab meanwhile: try again', 'err'); } });
+    return true;
+  }
+  var sections = ['signin', 'mfa', 'enroll', 'recovery', 'session', 'changed'];
   // showOnly shows one section, names it in body[data-state], and moves
   // the focus into it — to the field to fill (the password when the
   // username is there), else its heading — so that keyboard and screen
@@ -339,9 +446,10 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // A started session: on to return_to, or show who is signed in.
   function started() {
     forget();
+    tell('signed-in');
     if (returnTo) { window.location.assign(returnTo); return; }
     show('');
-    whoami();
+    check(true);
   }
   // answer handles the answer of a sign-in step; note, when given, is
   // shown on the second-factor step it leads to.
@@ -433,14 +541,15 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
           del.textContent = 'Delete';
           del.className = 'delete';
           del.addEventListener('click', function () {
-            fetch('/api/v1/auth/mfa/passkeys/' + encodeURIComponent(p.id), {method: 'DELETE', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
-              .then(function (r) {
+            acting().then(function (token) {
+              return fetch('/api/v1/auth/mfa/passkeys/' + encodeURIComponent(p.id), {method: 'DELETE', credentials: 'same-origin', headers: {'X-CSRF-Token': token}});
+            }).then(function (r) {
                 if (r.ok) { show('Passkey deleted', 'ok'); passkeys(); return; }
                 return r.json().catch(function () { return {}; }).then(function (b) {
                   var res = {ok: false, status: r.status, body: b};
-                  if (!needsReauth(res) && !ended(res)) { failed(res, 'Deleting the passkey failed'); }
+                  if (!needsReauth(res) && !ended(res) && !movedMeanwhile(res)) { failed(res, 'Deleting the passkey failed'); }
                 });
-              }).catch(function () { show('Network error', 'err'); });
+              }).catch(function (e) { if (!e || !e.moved) { show('Network error', 'err'); } });
           });
           li.appendChild(del);
           ul.appendChild(li);
@@ -449,12 +558,6 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
         document.getElementById('recovery-new-p').hidden = !(st.totp || st.passkeys.length > 0);
         document.body.setAttribute('data-passkeys', String(st.passkeys.length));
       });
-  }
-  function whoami() {
-    return fetch('/api/v1/auth/me', {credentials: 'same-origin'}).then(function (r) {
-      if (!r.ok) { signedOut(); return null; }
-      return r.json().then(function (me) { signedIn(me); return me; });
-    }).catch(function () { signedOut(); show('Network error', 'err'); });
   }
   document.getElementById('login').addEventListener('submit', function (ev) {
     ev.preventDefault();
@@ -513,46 +616,57 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     if (next) { next(); }
   });
   // addPasskey registers a passkey named name, with the session (cookie
-  // and CSRF token) or an enrolment token: h gives the headers, asked
-  // again for each request — a sign-in in another tab while the
-  // authenticator is asked sets a new CSRF cookie, and the one read at the
-  // click was refused (re-check 14r3).
+  // and CSRF token) or an enrolment token: h gives (a promise of) the
+  // headers, asked again for each request — a sign-in in another tab while
+  // the authenticator is asked sets a new CSRF cookie, and the one read at
+  // the click was refused (re-check 14r3); with the session, acting makes
+  // sure that sign-in was the same user's (outside check 17e: another
+  // user's got the passkey).
   function addPasskey(h, name, done) {
     show('Waiting for the passkey…');
-    post('/api/v1/auth/mfa/passkeys/options', {}, h()).then(function (res) {
+    h().then(function (hd) { return post('/api/v1/auth/mfa/passkeys/options', {}, hd); }).then(function (res) {
       if (!res.ok) { throw res; }
       var pk = res.body.publicKey;
       pk = Object.assign({}, pk, {challenge: unb64u(pk.challenge), user: Object.assign({}, pk.user, {id: unb64u(pk.user.id)}),
         excludeCredentials: creds(pk.excludeCredentials)});
       return navigator.credentials.create({publicKey: pk}).then(function (c) {
-        return post('/api/v1/auth/mfa/passkeys', {registration_token: res.body.registration_token,
-          name: name, credential: credentialJSON(c)}, h());
+        return h().then(function (hd) {
+          return post('/api/v1/auth/mfa/passkeys', {registration_token: res.body.registration_token,
+            name: name, credential: credentialJSON(c)}, hd);
+        });
       });
     }).then(function (res) {
       if (!res.ok) { throw res; }
       show('Passkey added', 'ok');
       done(res.body);
     }).catch(function (res) {
-      if (res && res.body) { if (!needsReauth(res) && !ended(res)) { failed(res, 'Adding the passkey failed'); } } else { unused(res, 'The passkey was not created'); }
+      if (res && res.moved) { return; }
+      if (res && res.body) { if (!needsReauth(res) && !ended(res) && !movedMeanwhile(res)) { failed(res, 'Adding the passkey failed'); } } else { unused(res, 'The passkey was not created'); }
     });
+  }
+  // backToSession: the signed-in view again after recovery codes shown
+  // there, once /auth/me says it is still its user's.
+  function backToSession() {
+    showOnly('session', 'signed-in');
+    check(false).then(function (same) { if (same) { passkeys(); } });
   }
   // A passkey added while signed in: the list, after the recovery codes
   // when it is the first factor (they come with it, shown once).
   document.getElementById('add-passkey').addEventListener('click', function () {
-    addPasskey(function () { return {'X-CSRF-Token': csrf()}; }, document.getElementById('passkey-name').value, function (body) {
-      if (body.recovery_codes) { showRecovery(body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); }); return; }
+    addPasskey(function () { return acting().then(function (token) { return {'X-CSRF-Token': token}; }); }, document.getElementById('passkey-name').value, function (body) {
+      if (body.recovery_codes) { showRecovery(body.recovery_codes, backToSession); return; }
       passkeys();
     });
   });
   // A new set of recovery codes (the old set is void): after a lost
   // answer that held the first set, or when they run low.
   document.getElementById('recovery-new').addEventListener('click', function () {
-    post('/api/v1/auth/mfa/recovery-codes', {}, {'X-CSRF-Token': csrf()}).then(function (res) {
-      if (needsReauth(res) || ended(res)) { return; }
+    acting().then(function (token) { return post('/api/v1/auth/mfa/recovery-codes', {}, {'X-CSRF-Token': token}); }).then(function (res) {
+      if (needsReauth(res) || ended(res) || movedMeanwhile(res)) { return; }
       if (!res.ok) { failed(res, 'No new recovery codes'); return; }
-      showRecovery(res.body.recovery_codes, function () { showOnly('session', 'signed-in'); passkeys(); });
+      showRecovery(res.body.recovery_codes, backToSession);
       show('');
-    }).catch(function () { show('Network error', 'err'); });
+    }).catch(function (e) { if (!e || !e.moved) { show('Network error', 'err'); } });
   });
   // A new enrolment here, asked for after one restarted elsewhere.
   document.getElementById('enroll-again').addEventListener('click', function () {
@@ -561,7 +675,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   });
   // A passkey as the factor a policy requires.
   document.getElementById('enroll-passkey').addEventListener('click', function () {
-    addPasskey(function () { return {'Authorization': 'Bearer ' + enrollToken}; }, 'Passkey', function (body) {
+    addPasskey(function () { return Promise.resolve({'Authorization': 'Bearer ' + enrollToken}); }, 'Passkey', function (body) {
       forgetEnrolment(); // the TOTP secret offered first is not the factor
       if (body.recovery_codes) { showRecovery(body.recovery_codes, enrolled); return; }
       enrolled();
@@ -582,15 +696,32 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     enroll(frag.get('enroll'));
   }
   document.getElementById('logout').addEventListener('click', function () {
-    fetch('/api/v1/auth/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-CSRF-Token': csrf()}})
+    acting().then(function (token) { return fetch('/api/v1/auth/logout', {method: 'POST', credentials: 'same-origin', headers: {'X-CSRF-Token': token}}); })
       .then(function (r) {
+        if (r.status === 403 && movedMeanwhile({status: r.status})) { return; }
         if (!r.ok && r.status !== 401) { show('Sign-out failed', 'err'); return; }
         forget();
+        shown = null;
+        tell('signed-out');
         show('Signed out');
         signedOut();
-      }).catch(function () { show('Network error', 'err'); });
+      }).catch(function (e) { if (!e || !e.moved) { show('Network error', 'err'); } });
   });
-  if (!frag.get('mfa') && !frag.get('enroll')) { whoami(); }
+  // "Continue as" the user signed in in another tab: their view.
+  document.getElementById('continue-as').addEventListener('click', function () {
+    shown = null;
+    check(true);
+  });
+  // Another tab signed in or out, or this tab is shown again: who now?
+  if (channel) {
+    channel.addEventListener('message', function (e) {
+      var m = e.data;
+      if (!m || typeof m !== 'object') { return; }
+      if (m.type === 'signed-out') { check(false, 'You signed out in another tab.'); } else if (m.type === 'signed-in') { check(false); }
+    });
+  }
+  document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'visible') { check(false); } });
+  if (!frag.get('mfa') && !frag.get('enroll')) { check(true); }
 })();
 </script>
 </body>
