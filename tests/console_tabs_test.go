@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -63,5 +64,93 @@ func TestConsoleTabs(t *testing.T) {
 	}
 	run(t, tab1, "tab 1 shown again", chromedp.Evaluate[chromedp.Void](`document.dispatchEvent(new Event('visibilitychange'))`),
 		soon(`/Signed in as bob in another tab/.test((document.getElementById('user-changed') || {}).textContent || '')`))
+	noPolicyBreach(t, tab1)
+}
+
+// passwordCookieSignIn signs user in in the tab ctx by the API, as the
+// sign-in page does but announcing it to no tab.
+func passwordCookieSignIn(t *testing.T, ctx context.Context, user, password string) {
+	t.Helper()
+	if got := evalString(t, ctx, fmt.Sprintf(`fetch('/api/v1/auth/token', {method: 'POST', credentials: 'same-origin',
+  headers: {'X-Infracast-Session': 'cookie', 'Content-Type': 'application/json'}, body: JSON.stringify({username: %q, password: %q})})
+  .then(function (r) { return String(r.status); })`, user, password)); got != "200" {
+		t.Fatalf("%s's sign-in by the API: %s", user, got)
+	}
+}
+
+// TestConsoleTabsSignInPage: the sign-in page /login (where the console
+// sends its users for passkeys and enrolment) tells the console's tabs of
+// its sign-ins and sign-outs (outside check 17e: a console tab showing the
+// admin heard nothing of bob's sign-in there, and created a key owned by
+// bob). A console tab on its sign-in screen learns of a sign-in in another
+// tab — told, or found when its tab is shown again — and shows the console:
+// its user chose no one here.
+func TestConsoleTabsSignInPage(t *testing.T) {
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "bob", "correct horse battery", map[string]string{"acme": "admin"})
+	tab1 := consoleChrome(t)
+	consoleSignIn(t, tab1, in.URL, AdminUser, AdminPassword)
+	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
+	t.Cleanup(cancel)
+	navigateUntil(t, tab2, in.URL+"/login", loginPageState("signed-in"))
+	loginAs := func(user, password string) {
+		run(t, tab2, "sign in as "+user+" on /login", chromedp.SetValue(chromedp.ID("username"), user), chromedp.SetValue(chromedp.ID("password"), password),
+			clickJS(`#submit`), until(loginPageState("signed-in")+fmt.Sprintf(` && document.body.getAttribute('data-user') === %q`, user)))
+	}
+
+	run(t, tab2, "sign out on /login", clickJS(`#logout`), until(loginPageState("signed-out")))
+	run(t, tab1, "console told", soon(`document.body.getAttribute('data-state') === 'signed-out' && /another tab/.test((document.getElementById('signed-out-reason') || {}).textContent || '')`))
+	loginAs("bob", "correct horse battery")
+	run(t, tab1, "console says bob signed in", soon(`/Signed in as bob in another tab/.test((document.getElementById('user-changed') || {}).textContent || '')`))
+
+	// On its sign-in screen after its own sign-out, the console shows whoever
+	// signs in elsewhere: on /login (told) ...
+	run(t, tab1, "continue as bob", clickJS(`#continue-as`), until(`document.body.getAttribute('data-user') === 'bob'`))
+	run(t, tab1, "console signs out", clickJS(`#signout`), until(`document.body.getAttribute('data-state') === 'signed-out'`))
+	navigateUntil(t, tab2, in.URL+"/login", loginPageState("signed-out"))
+	loginAs(AdminUser, AdminPassword)
+	run(t, tab1, "console shows the admin", soon(fmt.Sprintf(`document.body.getAttribute('data-state') === 'signed-in' && document.body.getAttribute('data-user') === %q`, AdminUser)))
+	// ... or by the API, announced nowhere: found when the tab is shown again.
+	run(t, tab1, "console signs out again", clickJS(`#signout`), until(`document.body.getAttribute('data-state') === 'signed-out'`))
+	passwordCookieSignIn(t, tab2, "bob", "correct horse battery")
+	run(t, tab1, "console shown again", chromedp.Evaluate[chromedp.Void](`document.dispatchEvent(new Event('visibilitychange'))`),
+		soon(`document.body.getAttribute('data-state') === 'signed-in' && document.body.getAttribute('data-user') === 'bob'`))
+	noPolicyBreach(t, tab1)
+}
+
+// TestConsoleActsOnlyForUserShown: a sign-in that no tab announces (or
+// whose message has not arrived yet) does not let a console tab act for its
+// user: the CSRF cookie changed, so before a request that changes state the
+// console asks /auth/me, sends nothing for another user, and shows "Signed
+// in as … in another tab" (outside check 17e: a tab showing the admin
+// created an API key owned by bob and showed its secret, within the 20 s
+// before its next check). Sign out likewise never signs the other user out.
+func TestConsoleActsOnlyForUserShown(t *testing.T) {
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "bob", "correct horse battery", map[string]string{"acme": "admin"})
+	tab1 := consoleChrome(t)
+	consoleSignIn(t, tab1, in.URL, AdminUser, AdminPassword)
+	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
+	t.Cleanup(cancel)
+	navigateUntil(t, tab2, in.URL+"/console", fmt.Sprintf(`document.body.getAttribute('data-user') === %q`, AdminUser))
+
+	passwordCookieSignIn(t, tab2, "bob", "correct horse battery")
+	run(t, tab1, "the admin creates a key in tab 1", clickJS(`#nav-keys`), until(`!!document.querySelector('#keys-table')`), clickJS(`#new-key`), chromedp.WaitVisible(`#create-key`),
+		fill(`#key-name`, "admin-ci"), fill(`#key-tenants`, "acme"), clickJS(`#create-key-submit`),
+		soon(`/Signed in as bob in another tab/.test((document.getElementById('user-changed') || {}).textContent || '')`))
+	if keys := in.Do("GET", "/api/v1/api-keys", in.AdminToken(), nil); strings.Contains(string(keys.Raw), "admin-ci") {
+		t.Fatalf("a key was created from the tab that showed the admin after bob signed in: %s", keys.Raw)
+	}
+	if n := evalString(t, tab1, `String(document.querySelectorAll('#key-secret-value').length)`); n != "0" {
+		t.Fatal("tab 1 shows a key's secret")
+	}
+
+	run(t, tab1, "continue as bob", clickJS(`#continue-as`), until(`document.body.getAttribute('data-user') === 'bob'`))
+	passwordCookieSignIn(t, tab2, AdminUser, AdminPassword)
+	run(t, tab1, "sign out in tab 1", clickJS(`#signout`),
+		soon(fmt.Sprintf(`/Signed in as %s in another tab/.test((document.getElementById('user-changed') || {}).textContent || '')`, AdminUser)))
+	if st := fetchStatus(t, tab2, "GET", "/api/v1/auth/me"); st != 200 {
+		t.Fatalf("after tab 1 (showing bob) clicked Sign out, /auth/me answers %d: the admin was signed out", st)
+	}
 	noPolicyBreach(t, tab1)
 }

@@ -77,6 +77,38 @@ export function csrfToken(): string {
   return m ? decodeURIComponent(m[1]) : '';
 }
 
+// The session this tab acts in (outside check 17e: a tab still showing the
+// admin created an API key owned by bob, signed in in another tab). Every
+// sign-in sets a new CSRF cookie (a refresh keeps it), so while the cookie
+// holds the value it held when /auth/me last answered the user the tab
+// shows (confirmed), the session is still that user's. When it differs, the
+// app's confirm asks /auth/me before a request that changes state is sent:
+// for another user (or no one) the request is not sent and the app shows
+// why. The token sent is the confirmed one, not the cookie read when
+// sending, so a sign-in that lands in between is refused by the service's
+// CSRF check rather than acted on for its user.
+let confirmed = '';
+let confirmUser: (() => Promise<boolean>) | null = null;
+let confirming: Promise<boolean> | null = null;
+export function setConfirmed(csrf: string) { confirmed = csrf; }
+export function setSessionConfirm(f: () => Promise<boolean>) { confirmUser = f; }
+
+async function actingToken(): Promise<string> {
+  if (!confirmUser) return csrfToken();
+  if (confirmed && csrfToken() === confirmed) return confirmed;
+  confirming = confirming || confirmUser().finally(() => { confirming = null; });
+  if (!(await confirming)) {
+    throw new ApiError(0, 'SESSION_CHANGED', 'Not sent: this browser may no longer be signed in as the user shown here (another tab signed in or out).');
+  }
+  return confirmed;
+}
+
+// refusedMeanwhile: a request refused 403 after a sign-in elsewhere replaced
+// the CSRF cookie since actingToken looked: the app asks who is signed in.
+function refusedMeanwhile(status: number, sent: string) {
+  if (status === 403 && confirmUser && csrfToken() !== sent) void confirmUser();
+}
+
 export interface CallOptions {
   headers?: Record<string, string>;
   // quiet: a 401 is this call's own answer, not the session's end.
@@ -87,7 +119,7 @@ export interface CallOptions {
 async function send(method: string, path: string, body: unknown, opts: CallOptions): Promise<Response> {
   const headers: Record<string, string> = { Accept: opts.accept || 'application/json', ...(opts.headers || {}) };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken();
+  if (method !== 'GET') headers['X-CSRF-Token'] = await actingToken();
   let res: Response;
   try {
     res = await fetch(path, {
@@ -104,6 +136,7 @@ async function send(method: string, path: string, body: unknown, opts: CallOptio
     if (e && e.error) { code = e.error.code || code; message = e.error.message || message; }
   } catch { /* not JSON: keep the status */ }
   const err = new ApiError(res.status, code, message);
+  if (method !== 'GET') refusedMeanwhile(res.status, headers['X-CSRF-Token']);
   if (res.status === 401 && !opts.quiet && onUnauthorized) onUnauthorized();
   throw err;
 }
@@ -119,11 +152,15 @@ export async function call<T>(method: string, path: string, body?: unknown, opts
 // callRaw returns the answer's body and status for callers that read the
 // error body themselves (the sign-in steps: MFA_REQUIRED carries fields),
 // and the answer's headers (Date, Retry-After). A network error throws.
-export async function callRaw(method: string, path: string, body: unknown, headers: Record<string, string> = {}):
+// asShown: the request acts for the user the tab shows (sign out), and is
+// sent only once sure the session is still theirs (actingToken; it throws
+// the SESSION_CHANGED ApiError otherwise).
+export async function callRaw(method: string, path: string, body: unknown, headers: Record<string, string> = {}, asShown = false):
   Promise<{ ok: boolean; status: number; body: any; headers: Headers }> {
   const h: Record<string, string> = { Accept: 'application/json', 'Content-Type': 'application/json', ...headers };
-  if (method !== 'GET') h['X-CSRF-Token'] = csrfToken();
+  if (method !== 'GET') h['X-CSRF-Token'] = asShown ? await actingToken() : csrfToken();
   const res = await fetch(path, { method, headers: h, credentials: 'same-origin', cache: 'no-store', body: JSON.stringify(body ?? {}) });
+  if (asShown) refusedMeanwhile(res.status, h['X-CSRF-Token']);
   const text = await res.text();
   let parsed: any = {};
   try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = {}; }

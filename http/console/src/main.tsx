@@ -5,7 +5,7 @@
 // marks the first settled screen.
 import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { callRaw, sessionEnded, setReauthenticateHandler, setUnauthorizedHandler, type Me } from './api';
+import { ApiError, callRaw, csrfToken, sessionEnded, setConfirmed, setReauthenticateHandler, setSessionConfirm, setUnauthorizedHandler, type Me } from './api';
 import { Bdi, Notice, TextField } from './ui';
 import { UsersPage, UserPage } from './pages/users';
 import { KeysPage } from './pages/keys';
@@ -436,19 +436,25 @@ function App() {
   // notice) that the user left by signing in: the shell then takes the
   // focus to its heading.
   const signedInHere = useRef(false);
-  const loadMe = useCallback(async (source: MeSource, why = 'Your session has ended or was revoked. Sign in again.') => {
+  // loadMe asks /auth/me who is signed in, and shows them (or the sign-in
+  // screen, or the other-user notice). It answers whether the session is
+  // still the user the tab shows; it then confirms the CSRF cookie's value
+  // read before asking (api.ts actingToken; read after, it could be a
+  // later sign-in's).
+  const loadMe = useCallback(async (source: MeSource, why = 'Your session has ended or was revoked. Sign in again.'): Promise<boolean> => {
     const first = source === 'first';
+    const csrf = csrfToken();
     try {
       const res = await fetch('/api/v1/auth/me', { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
       noteDate(res.headers);
       if (res.status === 401) {
-        if (source === 'check' && out.current) return; // signed out meanwhile: keep the reason
+        if (source === 'check' && out.current) return false; // signed out meanwhile: keep the reason
         signedOut(first || source === 'own-sign-in' ? '' : why);
-        return;
+        return false;
       }
-      if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return; }
+      if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return false; }
       const m = (await res.json()) as Me;
-      if (m.type !== 'user') { signedOut(''); return; }
+      if (m.type !== 'user') { signedOut(''); return false; }
       if (source === 'own-sign-in') shownUser.current = null;
       if (first || source === 'own-sign-in' || later(m.expires_at)) schedule(m.expires_at);
       setKnown(true);
@@ -458,22 +464,27 @@ function App() {
         // Someone else signed in in another tab: say so, do not switch silently.
         setChanged(m);
         setBody({ state: 'user-changed', user: null, page: null, 'other-user': m.username });
-        return;
+        return false;
       }
       shownUser.current = m;
+      setConfirmed(csrf);
       out.current = false;
       setChanged(null);
       setMe((old) => (old && old.id === m.id && old.expires_at === m.expires_at && old.roles.join() === m.roles.join()
         && JSON.stringify(old.tenants) === JSON.stringify(m.tenants) ? old : m));
       setBody({ state: 'signed-in', user: m.username, 'other-user': null });
+      return true;
     } catch {
       if (first) { setKnown(true); setReason('The service did not answer (network error).'); }
+      return false;
     }
   }, []);
 
   useEffect(() => {
     setUnauthorizedHandler(() => { if (!out.current) signedOut('Your session has ended or was revoked. Sign in again.'); });
     setReauthenticateHandler((message) => { void signOutWith(message); });
+    // A request that changes state is sent only for the user shown here.
+    setSessionConfirm(() => loadMe('check'));
     loadMe('first');
     if (!channel) return;
     const on = (e: MessageEvent<TabMessage>) => {
@@ -486,13 +497,18 @@ function App() {
     channel.addEventListener('message', on);
     return () => channel.removeEventListener('message', on);
   }, []);
-  // Revocation: check the session now and then, and when the tab is shown again.
+  // Revocation: check the session now and then, and when the tab is shown
+  // again — then on the sign-in screen too, which so learns of a sign-in
+  // in another tab that none announced (outside check 17e).
+  useEffect(() => {
+    const vis = () => { if (document.visibilityState === 'visible') loadMe('check'); };
+    document.addEventListener('visibilitychange', vis);
+    return () => document.removeEventListener('visibilitychange', vis);
+  }, []);
   useEffect(() => {
     if (!me) return;
     const t = window.setInterval(() => loadMe('check'), CHECK_EVERY_MS);
-    const vis = () => { if (document.visibilityState === 'visible') loadMe('check'); };
-    document.addEventListener('visibilitychange', vis);
-    return () => { window.clearInterval(t); document.removeEventListener('visibilitychange', vis); };
+    return () => window.clearInterval(t);
   }, [me?.id]);
   useEffect(() => { if (known) markReady(); }, [known, me]);
 
@@ -510,10 +526,13 @@ function App() {
     };
     let why = '';
     try {
-      const res = await callRaw('POST', '/api/v1/auth/logout', {});
+      // asShown: never the sign-out of another user signed in meanwhile.
+      const res = await callRaw('POST', '/api/v1/auth/logout', {}, {}, true);
       if (res.status === 204 || res.status === 401) { done(); return; }
       why = 'the service answered ' + res.status + (res.body?.error?.message ? ': ' + res.body.error.message : '');
-    } catch {
+    } catch (e) {
+      // Not sent: loadMe shows who is signed in now (or could not tell).
+      if (e instanceof ApiError && e.code === 'SESSION_CHANGED') { setSignOutError(e.message); return; }
       why = 'network error';
     }
     // The answer may be what failed, not the sign-out (a proxy's 504, a
@@ -531,6 +550,7 @@ function App() {
       signedInHere.current = true;
       shownUser.current = m;
       setChanged(null);
+      setSignOutError('');
       setMe(m);
       setBody({ state: 'signed-in', user: m.username, 'other-user': null });
     }} />;
