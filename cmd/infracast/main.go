@@ -225,9 +225,8 @@ const outcomeUnknownNote = " (a change this command makes may or may not have be
 // found the outcome note added for reads too). A request whose method is
 // unknown counts as a write.
 func isWrite(method, path string) bool {
-	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-		return false
+	if client.ChangesNothing(method, path) {
+		return false // a read, the credential check's POST too
 	}
 	return !strings.HasSuffix(path, "/api/v1/auth/refresh")
 }

@@ -83,6 +83,8 @@ func TestUnavailableSaysWhetherAnythingChanged(t *testing.T) {
 		// for reads too), nor does the refresh of a read's token.
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "GET", Path: "/api/v1/users"}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "POST", Path: "/prefix/api/v1/auth/refresh"}, false},
+		// The credential check's POST only reads (outside check 17d).
+		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", Method: "POST", Path: "/api/v1/audit/credential-check"}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service Unavailable", RetryAfter: 2e9}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "Service temporarily unavailable; nothing was changed"}, false},
 		{&client.Error{Status: 503, Code: "UNAVAILABLE", Message: "The event store did not confirm the change in time; it may have been applied"}, false},

@@ -308,6 +308,21 @@ func ownCredentials(path string) bool {
 		strings.HasPrefix(path, "/api/v1/auth/mfa") || strings.HasSuffix(path, "/password")
 }
 
+// ChangesNothing reports whether a request to path with method only reads:
+// GET, HEAD, OPTIONS, and the credential check, a POST only so that the
+// credential stays out of URLs and logs (outside check 17d: the CLI said of
+// a lost answer to it that a change may have been made). A client may
+// repeat such a request when the service was unavailable.
+func ChangesNothing(method, path string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	case http.MethodPost:
+		return strings.HasSuffix(path, "/api/v1/audit/credential-check") // under a base path too
+	}
+	return false
+}
+
 // backoff says whether to try again after apiErr, and after how long.
 func (c *Client) backoff(method string, apiErr *Error, attempt int) (time.Duration, bool) {
 	if attempt >= c.retry.MaxAttempts {
@@ -316,7 +331,7 @@ func (c *Client) backoff(method string, apiErr *Error, attempt int) (time.Durati
 	switch apiErr.Status {
 	case http.StatusTooManyRequests:
 	case http.StatusServiceUnavailable:
-		idempotent := method == http.MethodGet || method == http.MethodHead || method == http.MethodPut || method == http.MethodDelete
+		idempotent := ChangesNothing(method, apiErr.Path) || method == http.MethodPut || method == http.MethodDelete
 		if !idempotent && apiErr.RetryAfter == 0 {
 			return 0, false
 		}

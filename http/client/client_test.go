@@ -100,6 +100,29 @@ func TestRetryBacksOffBoundedWithoutRetryAfter(t *testing.T) {
 	if err := c.Do(context.Background(), "POST", "/x", nil, struct{}{}, nil); !errors.Is(err, ErrUnavailable) || n.Load() != 1 {
 		t.Fatalf("POST 503 without Retry-After: %v after %d requests", err, n.Load())
 	}
+	// The credential check's POST only reads: tried again, as a GET is
+	// (outside check 17d).
+	srv, n = flaky(t, 1, "")
+	c = mustNew(t, srv.URL, recorder(&waits))
+	if err := c.Do(context.Background(), "POST", "/api/v1/audit/credential-check", nil, struct{}{}, nil); err != nil || n.Load() != 2 {
+		t.Fatalf("the credential check after a 503 without Retry-After: %v after %d requests", err, n.Load())
+	}
+}
+
+// TestChangesNothing: the requests a client may repeat as reads.
+func TestChangesNothing(t *testing.T) {
+	for _, c := range []struct {
+		method, path string
+		want         bool
+	}{
+		{"GET", "/api/v1/users", true}, {"HEAD", "/x", true}, {"OPTIONS", "/x", true},
+		{"POST", "/api/v1/audit/credential-check", true}, {"POST", "/base/api/v1/audit/credential-check", true},
+		{"POST", "/api/v1/users", false}, {"PUT", "/api/v1/audit/credential-check", false}, {"DELETE", "/api/v1/api-keys/k", false},
+	} {
+		if got := ChangesNothing(c.method, c.path); got != c.want {
+			t.Errorf("ChangesNothing(%s %s) = %v, want %v", c.method, c.path, got, c.want)
+		}
+	}
 }
 
 func TestRetryRespectsMaxWaitAndContext(t *testing.T) {
