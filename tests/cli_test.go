@@ -545,6 +545,20 @@ func TestCLIUsers(t *testing.T) {
 		t.Fatalf("users create, password on stdin: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	in.Login("carol", "carol-password-1")
+	// A username that begins as an ID does is a username (outside check
+	// 17d: "users get user-bob" looked for the ID user-bob).
+	if r := c.run("", []string{"INFRACAST_NEW_PASSWORD=user-bob-password-1"}, "users", "create", "--username", "user-bob", "--email", "ub@example.com"); r.code != 0 {
+		t.Fatalf("users create user-bob: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	var ub userJSON
+	c.okJSON(&ub, "users", "get", "user-bob")
+	if ub.Username != "user-bob" {
+		t.Fatalf("users get user-bob: %+v", ub)
+	}
+	c.okJSON(&ub, "users", "get", ub.ID)
+	if ub.Username != "user-bob" {
+		t.Fatalf("users get by its ID: %+v", ub)
+	}
 	// Bad input: a clear message, a non-zero exit, nothing changed.
 	c.fails(exitUsage, "", pw, []string{"users", "create", "--username", "dave", "--email", "d@example.com", "--tenant", "prod=boss"}, "VALIDATION_ERROR", "role")
 	c.fails(exitUsage, "", pw, []string{"users", "create", "--username", "dave", "--email", "d@example.com", "--tenant", "prod"}, "TENANT=ROLE")
@@ -552,8 +566,8 @@ func TestCLIUsers(t *testing.T) {
 	c.fails(exitUsage, "", nil, []string{"users", "create", "--username", "dave", "--email", "d@example.com"}, "password")
 	c.fails(exitConflict, "", pw, []string{"users", "create", "--username", "BOB", "--email", "b2@example.com"}, "CONFLICT", "already taken")
 	c.okJSON(&page, "users", "list")
-	if len(page.Users) != 3 {
-		t.Fatalf("after bad input: %d users, want 3 (admin, bob, carol)", len(page.Users))
+	if len(page.Users) != 4 {
+		t.Fatalf("after bad input: %d users, want 4 (admin, bob, carol, user-bob)", len(page.Users))
 	}
 
 	// grant / remove-role, by username or ID.

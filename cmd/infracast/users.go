@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/infracast/auth/http/client"
@@ -27,10 +28,14 @@ username.`,
 	return cmd
 }
 
-// userID resolves USER: an ID as is, else a username (case-insensitive).
+// userID resolves USER: an ID (user- and a ULID) as is, else a username
+// (case-insensitive) — "user-bob" too, a username the service accepts
+// (outside check 17d: it was taken for an ID, and not found).
 func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string, error) {
-	if strings.HasPrefix(arg, "user-") {
-		return arg, nil
+	if rest, ok := strings.CutPrefix(arg, "user-"); ok {
+		if _, err := ulid.ParseStrict(rest); err == nil {
+			return arg, nil
+		}
 	}
 	page, err := c.ListUsers(ctx, client.Page{})
 	if err != nil {
