@@ -145,7 +145,7 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 		}
 		return c.JSON(fiber.Map{})
 	}
-	if claims, err := s.tokens.VerifySignature(req.Token); err == nil {
+	if claims, err := s.verifyToken(c, req.Token, s.tokens.VerifySignature); err == nil {
 		exp := s.cfg.Now().Add(s.tokens.TTL())
 		if claims.ExpiresAt != nil {
 			exp = claims.ExpiresAt.Time

@@ -195,6 +195,9 @@ type Server struct {
 	policy domain.Policy
 	gw     *gateway // nil without an upstream
 	oidc   oidcProviders
+	// keyCatchUps paces the catch-ups for signing keys this replica may
+	// not have applied yet (signingkeys.go).
+	keyCatchUps pacedCatchUps
 }
 
 const (

@@ -2,6 +2,8 @@ package http
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -30,10 +32,95 @@ type signingKeyJSON struct {
 	RetiredAt *string `json:"retired_at,omitempty"`
 }
 
-// jwks: GET /.well-known/jwks.json — the EdDSA public keys in use.
+// jwks: GET /.well-known/jwks.json — the EdDSA public keys in use: every
+// one the event store held when the request came, on every replica. Another
+// replica signs with a key it added as soon as it applied it, and a verifier
+// that meets the new kid fetches this document — maybe from a replica that
+// has not applied the key yet, which left it out, and the verifier refused
+// the key's tokens until its next fetch (outside check 17d). So, while
+// another replica serves, this replica first catches up with the event
+// store's head (paced: keyCatchUps); if that fails, it answers from its
+// read models as they are, as a list does (current), counted.
 func (s *Server) jwks(c *fiber.Ctx) error {
+	if s.deps.CatchUp != nil && !s.deps.CatchUp.Alone() {
+		if err := s.catchUpSigningKeys(c); err != nil {
+			s.log.Debug("serving the JWKS from read models that could not catch up", "err", err)
+			s.deps.Metrics.BackgroundError("signing_key_catch_up")
+		}
+	}
 	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
 	return c.JSON(fiber.Map{"keys": s.tokens.JWKS()})
+}
+
+// catchUpSigningKeys waits (up to a second) until this replica has applied
+// everything the event store held when it was called — every signing key
+// added before — through keyCatchUps.
+func (s *Server) catchUpSigningKeys(c *fiber.Ctx) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
+	defer cancel()
+	return s.keyCatchUps.do(ctx, s.deps.CatchUp.CatchUpHead)
+}
+
+// keyCatchUpInterval: the catch-ups for signing keys (the JWKS, a token of
+// a key this replica does not know) start at most once per interval, so
+// that anyone who may send requests — the JWKS needs no credentials, a
+// token with a made-up kid costs nothing — cannot make them a flood of
+// questions to the event store.
+const keyCatchUpInterval = 5 * time.Millisecond
+
+// pacedCatchUps shares catch-ups between concurrent requests, as
+// events.Store.Head shares its questions: a request joins the round that
+// has not started yet (or makes it), so the catch-up it waits for always
+// starts after it arrived and includes every event stored before; a round
+// starts keyCatchUpInterval after the one before at the earliest. The zero
+// value is ready to use.
+type pacedCatchUps struct {
+	mu      sync.Mutex
+	waiting *catchUpRound // the round that has not started, if any
+	last    time.Time     // when the last round started
+}
+
+type catchUpRound struct {
+	done chan struct{}
+	err  error
+}
+
+// headCatchUpTimeout bounds one round; every request also waits no longer
+// than its own context.
+const headCatchUpTimeout = 2 * time.Second
+
+// do waits for the next round of catchUp, started after it was called.
+func (p *pacedCatchUps) do(ctx context.Context, catchUp func(context.Context) error) error {
+	p.mu.Lock()
+	r := p.waiting
+	if r == nil {
+		r = &catchUpRound{done: make(chan struct{})}
+		p.waiting = r
+		go p.run(r, time.Until(p.last.Add(keyCatchUpInterval)), catchUp)
+	}
+	p.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run starts round r after wait, closing it to later requests, and answers
+// the requests that joined it.
+func (p *pacedCatchUps) run(r *catchUpRound, wait time.Duration, catchUp func(context.Context) error) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		<-t.C
+	}
+	p.mu.Lock()
+	p.waiting, p.last = nil, time.Now()
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), headCatchUpTimeout)
+	r.err = catchUp(ctx)
+	cancel()
+	close(r.done)
 }
 
 func (s *Server) requirePlatformAdmin(c *fiber.Ctx) error {

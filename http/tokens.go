@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/infracast/auth/domain"
 )
@@ -416,6 +417,60 @@ func (t *Tokens) VerifySignature(raw string) (*Claims, error) {
 		return nil, ErrInvalidToken
 	}
 	return &c, nil
+}
+
+// newKeyWindow: how long after its ID was made (by the adding replica's
+// clock) a run-time key counts as new, so that a token of it that this
+// replica cannot verify makes it catch up (newUnknownKey); a key's ID is
+// made moments before its event is stored. maxHeaderLen bounds what is
+// decoded of a token that did not verify.
+const (
+	newKeyWindow = time.Minute
+	maxHeaderLen = 1024
+)
+
+// newUnknownKey reports whether raw is an access token (by its header, the
+// signature unchecked) of a run-time key this replica does not hold, whose
+// ID — "sk-" and a ULID, as commands.NewID makes it — says the key was
+// added within newKeyWindow of now (either way: the replicas' clocks may
+// differ): another replica may have added it and signed with it before this
+// one applied its event. Anything else — a static key's kid, a retired
+// key's older one, a made-up shape — is refused as before, without asking
+// the event store. Off the hot path: only for a token that did not verify.
+func (t *Tokens) newUnknownKey(raw string) bool {
+	if t.cfg.Source == nil {
+		return false
+	}
+	seg, _, ok := strings.Cut(raw, ".")
+	if !ok || len(seg) > maxHeaderLen {
+		return false
+	}
+	js, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}
+	if json.Unmarshal(js, &h) != nil || !isAccessTokenType(h.Typ) {
+		return false
+	}
+	id, ok := strings.CutPrefix(h.Kid, "sk-")
+	if !ok {
+		return false
+	}
+	u, err := ulid.ParseStrict(id)
+	if err != nil {
+		return false
+	}
+	// ulid.Make reads the wall clock, not the configured one.
+	age := time.Since(ulid.Time(u.Time()))
+	if age >= newKeyWindow || age <= -newKeyWindow {
+		return false
+	}
+	_, known := t.keys().byID[h.Kid]
+	return !known
 }
 
 // JWK is a public key in JWKS form (RFC 7517, RFC 8037 for Ed25519).
