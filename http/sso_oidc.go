@@ -383,8 +383,7 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 // user passed more than one factor, or a phishing-resistant one: amr
 // "mfa", "otp", "hwk" (a hardware key), "sc" (a smart card) or "swk" with
 // a PIN or biometrics; acr naming multi-factor or phishing-resistant
-// authentication (Okta's and Azure's policy URNs, the PAPE policy, or
-// "phr"/"phrh" of the OpenID EAP profile).
+// authentication (acrAssertsMFA).
 func assertsMFA(amr []string, acr string) bool {
 	var swk, unlock bool
 	for _, m := range amr {
@@ -400,9 +399,36 @@ func assertsMFA(amr []string, acr string) bool {
 	if swk && unlock {
 		return true
 	}
-	a := strings.ToLower(acr)
-	return strings.Contains(a, "multi-factor") || strings.Contains(a, "multifactor") || strings.Contains(a, "mfa") ||
-		a == "phr" || a == "phrh" || strings.HasSuffix(a, ":phr") || strings.HasSuffix(a, ":phrh")
+	return acrAssertsMFA(acr)
+}
+
+// mfaACRSegments are the segments of an acr (split at "/", ":" and "#")
+// that name multi-factor or phishing-resistant authentication: REFEDS'
+// https://refeds.org/profile/mfa, the PAPE policies
+// (…/policies/2007/06/multi-factor, multi-factor-physical,
+// phishing-resistant), Microsoft's …/claims/multipleauthn, Okta's
+// urn:okta:loa:2fa:any, the OpenID EAP profile's phr and phrh.
+var mfaACRSegments = map[string]bool{
+	"mfa": true, "multi-factor": true, "multifactor": true, "multi-factor-physical": true,
+	"phishing-resistant": true, "multipleauthn": true, "2fa": true, "phr": true, "phrh": true,
+}
+
+// acrAssertsMFA reports whether acr names multi-factor authentication: a
+// whole segment of it is one of mfaACRSegments — not a substring, which
+// took "b2c_1_signin_nomfa" (an Azure AD B2C flow's name), "urn:x:no-mfa"
+// and "mfa-skipped" for a second factor (outside check 17b) — and it does
+// not say the factor was only asked "if possible" (Okta's
+// urn:okta:loa:2fa:any:ifpossible).
+func acrAssertsMFA(acr string) bool {
+	segments := strings.FieldsFunc(strings.ToLower(acr), func(r rune) bool { return r == '/' || r == ':' || r == '#' })
+	named := false
+	for _, seg := range segments {
+		if seg == "ifpossible" {
+			return false
+		}
+		named = named || mfaACRSegments[seg]
+	}
+	return named
 }
 
 // truthy reads email_verified, which some providers send as a string.
