@@ -310,13 +310,7 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 		into: ref{domain.AggregateSession, start.SessionID},
 		decide: func(u domain.User) ([]domain.Event, error) {
 			login := domain.RecordLogin{SessionID: start.SessionID, Method: method, Now: now, VerifiedHash: verifiedHash}
-			if method == "password" || strings.HasPrefix(method, "password+") {
-				// A password login, with or without a second factor: wrong
-				// passwords and wrong codes that landed meanwhile lock it as
-				// they lock the next attempt — a burst of wrong codes with
-				// the right one among them must not slip it past the lockout
-				// (an outside check had hundreds of codes tried per lockout).
-				// An identity provider throttles its own logins.
+			if throttledMethod(method) {
 				login.Throttle = s.cfg.Throttle
 			}
 			evs, err := domain.DecideUser(u, login)
@@ -352,4 +346,20 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 	sess, _, _ := s.state.Session(start.SessionID)
 	u, _, _ := s.state.User(userID)
 	return LoginResult{User: u, Session: sess, RefreshToken: refresh, RefreshExpiresAt: start.ExpiresAt.UTC()}, nil
+}
+
+// throttledMethod reports whether a login by method starts its session only
+// if the login throttle does not lock the account when it is decided: a
+// password login, and every login whose second factor this service checked
+// ("password+…", "sso:<provider>+…"). Wrong passwords and wrong codes that
+// landed meanwhile lock it as they lock the next attempt: a burst of wrong
+// codes with the right one among them must not slip it past the lockout (an
+// outside check had hundreds of codes tried per lockout after a password;
+// 17b tens after single sign-on, whose second step was not throttled). A
+// single sign-on without a factor of ours is not: the identity provider
+// throttles its own logins, and failures here do not lock the user out of
+// the provider's. Nor is a passwordless passkey's, which cannot be guessed
+// (it is refused at its start while the account is locked: mfaLoginUser).
+func throttledMethod(method string) bool {
+	return method == "password" || strings.Contains(method, "+")
 }
