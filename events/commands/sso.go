@@ -199,6 +199,15 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 			return LoginResult{}, err
 		}
 	}
+	// The gate reads the user as the grants left it: a role the mapping
+	// granted just now in a tenant whose policy requires a second factor
+	// asks for enrolment at this sign-in, not the next one (an outside
+	// check, 17b: a user added to a group mapped to an admin role signed
+	// in without a factor, and refreshed that session for a week). The
+	// grants are applied here (execute waits for its own writes).
+	if u, _, ok = s.state.User(userID); !ok {
+		return LoginResult{}, domain.ErrInvalidCredentials
+	}
 	if err := s.mfaGate(ctx, caughtUp, u, "", "sso:"+p.Name, "", in.MFA); err != nil { // mfa.go
 		return LoginResult{}, err
 	}
