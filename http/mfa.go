@@ -559,8 +559,13 @@ type codeRequest struct {
 }
 
 // confirmTOTP: POST /api/v1/auth/mfa/totp/confirm {"code"} → {"recovery_codes"}.
+// A change of the caller's factors like the enrolment it confirms
+// (mfaChangeCommands): a stolen access token too old for the enrolment, or
+// scoped to a tenant, must not confirm a pending secret by guessing its
+// codes and print a new set of recovery codes (an outside check, 17b).
+// The guesses themselves count in the login throttle (ConfirmTOTP).
 func (s *Server) confirmTOTP(c *fiber.Ctx) error {
-	m, cl, err := s.mfaUserCommands(c)
+	m, cl, err := s.mfaChangeCommands(c)
 	if err != nil {
 		return err
 	}

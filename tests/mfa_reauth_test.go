@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,4 +143,78 @@ func TestMFATokensEndWithACutOff(t *testing.T) {
 	expectError(t, "enrolment begun before the reset", in.Do("POST", "/api/v1/auth/mfa/totp", tok, nil), http.StatusUnauthorized, "UNAUTHORIZED")
 	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "newbie", "password": "newbie-password-2"})
 	expectStatus(t, "enrolment after signing in again", in.Do("POST", "/api/v1/auth/mfa/totp", r.String("enrollment_token"), nil), http.StatusCreated)
+}
+
+// TestMFATOTPConfirmationNeedsARecentSignIn: confirming a pending TOTP
+// enrolment is a change of the caller's factors like the enrolment: an
+// access token of a session that signed in more than ReauthWindow ago is
+// refused 403 REAUTHENTICATION_REQUIRED, one scoped to a tenant 403
+// FORBIDDEN, with the right code too, and nothing is stored. The codes
+// are guesses like a second step's: wrong ones are mfa.failed (reason
+// invalid_enrolment_code), and after five the right one is refused 429
+// with Retry-After — and so is the password. Before, a stolen stale or
+// scoped token took unlimited guesses (all 400, nothing recorded), and a
+// hit answered new recovery codes (outside check 17b).
+func TestMFATOTPConfirmationNeedsARecentSignIn(t *testing.T) {
+	in := Start(t)
+	id := in.CreateUser(in.AdminToken(), "pending", "pending-password-1", map[string]string{"prod": "viewer"})
+	token := in.Login("pending", "pending-password-1").String("token")
+	r := in.Do("POST", "/api/v1/auth/mfa/totp", token, nil) // scanned, never confirmed
+	expectStatus(t, "enrol", r, http.StatusCreated)
+	secret := r.String("secret")
+	confirm := func(tok, code string) Response {
+		return in.Do("POST", "/api/v1/auth/mfa/totp/confirm", tok, map[string]string{"code": code})
+	}
+
+	scoped := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "pending", "password": "pending-password-1", "tenant": "prod"})
+	expectStatus(t, "scoped login", scoped, http.StatusOK)
+	before := head(t, in)
+	expectError(t, "confirm with a token scoped to a tenant", confirm(scoped.String("token"), totpAt(t, secret, in.Clock.Now())),
+		http.StatusForbidden, "FORBIDDEN", "scoped to a tenant")
+	in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+	expectError(t, "confirm from an old session", confirm(token, totpAt(t, secret, in.Clock.Now())),
+		http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "Sign in again")
+	if h := head(t, in); h != before {
+		t.Fatalf("refused confirmations appended %d events", h-before)
+	}
+
+	fresh := in.Login("pending", "pending-password-1").String("token")
+	right := totpAt(t, secret, in.Clock.Now())
+	wrong := 0
+	for i := 0; wrong < 5; i++ {
+		c := fmt.Sprintf("%06d", (123457+i*7919)%1000000)
+		if c == right || c == totpAt(t, secret, in.Clock.Now().Add(-30*time.Second)) || c == totpAt(t, secret, in.Clock.Now().Add(30*time.Second)) {
+			continue
+		}
+		wrong++
+		expectError(t, "a wrong confirmation code", confirm(fresh, c), http.StatusBadRequest, "VALIDATION_ERROR", "code")
+	}
+	r = confirm(fresh, right)
+	expectError(t, "the right code after five wrong ones", r, http.StatusTooManyRequests, "RATE_LIMITED")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	expectError(t, "the password after five wrong confirmation codes", in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "pending", "password": "pending-password-1"}),
+		http.StatusTooManyRequests, "RATE_LIMITED")
+	failed := 0
+	for _, e := range storedEvents(t, in.Svc) {
+		if e.Type == "mfa.failed" && e.AggregateID == id && strings.Contains(string(e.Data), `"invalid_enrolment_code"`) {
+			failed++
+		}
+	}
+	if failed != 5 {
+		t.Fatalf("%d mfa.failed (invalid_enrolment_code) stored, want 5", failed)
+	}
+	if st := in.Do("GET", "/api/v1/auth/mfa", fresh, nil); st.JSON["totp"] != false || st.JSON["totp_pending"] != true {
+		t.Fatalf("after the refused confirmations: %s", st.Raw)
+	}
+
+	// Once the lockout is over, a new sign-in confirms with a code.
+	in.Clock.Advance(15*time.Minute + time.Second)
+	again := in.Login("pending", "pending-password-1").String("token")
+	r = confirm(again, totpAt(t, secret, in.Clock.Now()))
+	expectStatus(t, "confirm after a new sign-in", r, http.StatusOK)
+	if codes, _ := r.JSON["recovery_codes"].([]any); len(codes) != 10 {
+		t.Fatalf("recovery codes: %s", r.Raw)
+	}
 }

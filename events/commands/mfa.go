@@ -689,6 +689,11 @@ type TOTPEnrollment struct {
 	URI    string // otpauth://totp/…
 }
 
+// ReasonEnrolmentCode is the reason of the mfa.failed of a wrong code sent
+// to confirm a TOTP enrolment (ConfirmTOTP), told apart from a login's
+// second step ("invalid_code").
+const ReasonEnrolmentCode = "invalid_enrolment_code"
+
 // EnrollTOTP draws a TOTP secret for the user and records it (sealed),
 // pending until ConfirmTOTP. A confirmed secret stays in force until the
 // new one is confirmed.
@@ -722,6 +727,15 @@ func (s *Service) EnrollTOTP(ctx context.Context, meta events.Meta, userID strin
 // new set of recovery codes (shown once; the old set is void). When another
 // enrolment replaces the secret while the code is checked, nothing is
 // confirmed: domain.ErrTOTPEnrolmentReplaced.
+//
+// A code is a guess like a second step's: a wrong one is recorded as
+// mfa.failed (reason ReasonEnrolmentCode), counting in the login throttle
+// per account and per address, and a locked account or address is refused
+// (domain.ErrThrottled) before the code is checked and again, on the user
+// as the event store has it, before the right one confirms. Else a pending
+// secret, which never expires, took unlimited guesses — a thousand a
+// second — and a hit answered a new set of recovery codes (an outside
+// check, 17b).
 func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, code string) ([]string, error) {
 	st, err := s.mfaState()
 	if err != nil {
@@ -734,16 +748,38 @@ func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, cod
 	if err := m.TOTPPending(); err != nil {
 		return nil, err
 	}
+	u, _, found := s.state.User(userID)
+	if !found {
+		return nil, domain.ErrNotFound
+	}
 	now := s.cfg.Now()
+	if err := s.throttled(u, true, "", meta.Request.IP, now); err != nil {
+		return nil, err
+	}
 	code = normalizeCode(code)
 	step, ok, err := s.matchTOTP(m.PendingSecretSealed, code, now)
 	if err != nil {
 		return nil, err
 	}
 	if !ok || len(code) != int(totpDigits) {
+		if err := s.mfaFailure(ctx, meta, u, domain.FactorTOTP, ReasonEnrolmentCode, now); !errors.Is(err, ErrMFACodeInvalid) {
+			return nil, err // the lockout, or the failure not recorded
+		}
 		// Only the newest enrolment's secret is kept: a code of an older
 		// one (another tab's QR code) cannot be told from a wrong one.
 		return nil, domain.Invalid("code", "does not match the secret being enrolled: use the authenticator entry of the newest enrolment (a new enrolment replaces the secret of an earlier one, whose QR code is void), and check the device's clock")
+	}
+	// The right code of a burst whose wrong ones locked the account while
+	// it was checked confirms nothing: the lockout as it stands now, read
+	// at the user's subject's last sequence (as refuseTenant reads it).
+	if err := s.CatchUp(ctx, domain.AggregateUser, userID); err != nil {
+		return nil, err
+	}
+	if u, _, found = s.state.User(userID); !found {
+		return nil, domain.ErrNotFound
+	}
+	if err := s.cfg.Throttle.Check(u.FailedLogins, u.LastFailedLoginAt, now); err != nil {
+		return nil, err
 	}
 	codes, hashes, err := s.newRecoveryCodes()
 	if err != nil {
