@@ -461,14 +461,26 @@ func (s *Server) mfaChangeCommands(c *fiber.Ctx) (MFACommands, *Caller, error) {
 	if err != nil || enrolling(c) {
 		return m, cl, err
 	}
-	if cl.Tenant != "" {
-		return nil, nil, errScopedAccount
-	}
-	if err := s.signedInRecently(cl, errReauthenticate); err != nil {
+	if err := s.mayChangeOwnFactors(cl); err != nil {
 		return nil, nil, err
 	}
 	return m, cl, nil
 }
+
+// mayChangeOwnFactors is nil when the user caller cl (no enrolment token)
+// may change its own second factors: a token not scoped to a tenant, of a
+// session that signed in within ReauthWindow.
+func (s *Server) mayChangeOwnFactors(cl *Caller) error {
+	if cl.Tenant != "" {
+		return errScopedAccount
+	}
+	return s.signedInRecently(cl, errReauthenticate)
+}
+
+// errOwnFactorsByKey refuses an API key the reset of its own user's
+// factors: a key has no sign-in to be recent.
+var errOwnFactorsByKey = &Error{http.StatusForbidden, "REAUTHENTICATION_REQUIRED",
+	"Sign in again to change your second factors: an API key does not reset its own user's"}
 
 // mfaUser is the caller as a user: an API key has no factors.
 func mfaUser(c *fiber.Ctx) (*Caller, error) {
@@ -694,6 +706,13 @@ func (s *Server) deletePasskey(c *fiber.Ctx) error {
 
 // resetMFA: POST /api/v1/users/{id}/mfa/reset (who may deactivate the
 // user): every factor goes, and every session of the user ends.
+//
+// One's own reset is a change of one's own factors, and needs what the
+// self-service ones need (mayChangeOwnFactors): else an admin's stolen
+// access token, refused 403 REAUTHENTICATION_REQUIRED a passkey's deletion,
+// took every factor away here (an outside check, 17b). Another user's
+// reset is an admin change like a deactivation, made with any valid token
+// of an admin's (docs/security.md, "Known limits").
 func (s *Server) resetMFA(c *fiber.Ctx) error {
 	m, err := s.mfaCommands()
 	if err != nil {
@@ -706,6 +725,14 @@ func (s *Server) resetMFA(c *fiber.Ctx) error {
 	}
 	if !cl.managesUser(u) {
 		return errForbidden
+	}
+	if u.ID == cl.User.ID {
+		if !cl.IsUser() {
+			return errOwnFactorsByKey
+		}
+		if err := s.mayChangeOwnFactors(cl); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()

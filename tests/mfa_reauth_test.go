@@ -218,3 +218,46 @@ func TestMFATOTPConfirmationNeedsARecentSignIn(t *testing.T) {
 		t.Fatalf("recovery codes: %s", r.Raw)
 	}
 }
+
+// TestMFAOwnResetNeedsARecentSignIn: an admin's reset of its own second
+// factors (POST /users/{own id}/mfa/reset) is a change of its own factors:
+// from a session that signed in more than ReauthWindow ago it is refused
+// 403 REAUTHENTICATION_REQUIRED, as the self-service changes are, and
+// from an API key of its own too (a key has no sign-in); nothing is
+// stored, the factor stays. Before, the stale token took every factor away
+// (outside check 17b) while a passkey's deletion from it was refused.
+// Another user's reset stays an admin change made with any valid admin
+// token (docs/security.md, "Known limits").
+func TestMFAOwnResetNeedsARecentSignIn(t *testing.T) {
+	in := Start(t)
+	admin := in.AdminToken()
+	taID := in.CreateUser(admin, "ta", "ta-password-123", map[string]string{"beta": "admin"})
+	userID := in.CreateUser(admin, "member", "member-password-1", map[string]string{"beta": "viewer"})
+	tok := in.Login("ta", "ta-password-123").String("token")
+	_, recovery := enrollTOTP(t, in, tok)
+	key := in.Do("POST", "/api/v1/api-keys", tok, map[string]any{"name": "ops", "tenants": []string{"beta"}, "permissions": []string{"admin:*"}})
+	expectStatus(t, "ta's key", key, http.StatusCreated)
+	memberTok := in.Login("member", "member-password-1").String("token")
+	enrollTOTP(t, in, memberTok)
+
+	in.Clock.Advance(ihttp.ReauthWindow + time.Second)
+	before := head(t, in)
+	expectError(t, "own reset from an old session", in.Do("POST", "/api/v1/users/"+taID+"/mfa/reset", tok, nil),
+		http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "Sign in again")
+	expectError(t, "own reset with an API key", in.Do("POST", "/api/v1/users/"+taID+"/mfa/reset", key.String("key"), nil),
+		http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "API key")
+	if h := head(t, in); h != before {
+		t.Fatalf("refused resets appended %d events", h-before)
+	}
+	mfaLogin(t, in, "ta", "ta-password-123") // the factor stays
+
+	// Another user's reset: an admin change, as before.
+	r := in.Do("POST", "/api/v1/users/"+userID+"/mfa/reset", tok, nil)
+	expectStatus(t, "a member's reset from the same token", r, http.StatusOK)
+
+	// Signed in again: the own reset goes.
+	fresh := secondStep(in, mfaLogin(t, in, "ta", "ta-password-123"), recovery[0])
+	expectTokens(t, "sign in again", fresh, "ta")
+	expectStatus(t, "own reset from a new sign-in", in.Do("POST", "/api/v1/users/"+taID+"/mfa/reset", fresh.String("token"), nil), http.StatusOK)
+	expectTokens(t, "the password alone afterwards", in.Login("ta", "ta-password-123"), "ta")
+}
