@@ -225,7 +225,8 @@ func TestMFATOTPConfirmationNeedsARecentSignIn(t *testing.T) {
 // 403 REAUTHENTICATION_REQUIRED, as the self-service changes are, and
 // from an API key of its own too (a key has no sign-in); nothing is
 // stored, the factor stays. Before, the stale token took every factor away
-// (outside check 17b) while a passkey's deletion from it was refused.
+// (outside check 17b) while a passkey's deletion from it was refused. A
+// token scoped to a tenant is refused it (403 FORBIDDEN), however recent.
 // Another user's reset stays an admin change made with any valid admin
 // token (docs/security.md, "Known limits").
 func TestMFAOwnResetNeedsARecentSignIn(t *testing.T) {
@@ -246,13 +247,23 @@ func TestMFAOwnResetNeedsARecentSignIn(t *testing.T) {
 		http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "Sign in again")
 	expectError(t, "own reset with an API key", in.Do("POST", "/api/v1/users/"+taID+"/mfa/reset", key.String("key"), nil),
 		http.StatusForbidden, "REAUTHENTICATION_REQUIRED", "API key")
+	// A token scoped to a tenant, however recent, changes no account.
+	r := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "ta", "password": "ta-password-123", "tenant": "beta"})
+	if r.ErrorCode() != "MFA_REQUIRED" {
+		t.Fatalf("scoped login: %d %s", r.Status, r.Raw)
+	}
+	scoped := secondStep(in, r.String("mfa_token"), recovery[1])
+	expectStatus(t, "scoped second step", scoped, http.StatusOK)
+	before = head(t, in)
+	expectError(t, "own reset with a token scoped to a tenant", in.Do("POST", "/api/v1/users/"+taID+"/mfa/reset", scoped.String("token"), nil),
+		http.StatusForbidden, "FORBIDDEN", "scoped to a tenant")
 	if h := head(t, in); h != before {
 		t.Fatalf("refused resets appended %d events", h-before)
 	}
 	mfaLogin(t, in, "ta", "ta-password-123") // the factor stays
 
 	// Another user's reset: an admin change, as before.
-	r := in.Do("POST", "/api/v1/users/"+userID+"/mfa/reset", tok, nil)
+	r = in.Do("POST", "/api/v1/users/"+userID+"/mfa/reset", tok, nil)
 	expectStatus(t, "a member's reset from the same token", r, http.StatusOK)
 
 	// Signed in again: the own reset goes.
