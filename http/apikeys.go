@@ -25,6 +25,9 @@ type keyJSON struct {
 	RotatedAt   *string  `json:"rotated_at,omitempty"`
 	Revoked     bool     `json:"revoked"`
 	OwnerID     string   `json:"owner_id"`
+	// OtherTenants: the key has tenants left out of Tenants for the caller
+	// (Caller.keyView): a tenant admin may not rotate or revoke it.
+	OtherTenants bool `json:"other_tenants,omitempty"`
 }
 
 func optTime(t time.Time) *string {
@@ -184,6 +187,7 @@ func (cl *Caller) keyView(k domain.APIKey) keyJSON {
 			out.Tenants = append(out.Tenants, t)
 		}
 	}
+	out.OtherTenants = len(out.Tenants) < len(k.Tenants)
 	return out
 }
 

@@ -16,13 +16,16 @@ type tenantRoleJSON struct {
 }
 
 type userJSON struct {
-	ID        string           `json:"id"`
-	Username  string           `json:"username"`
-	Email     string           `json:"email"`
-	Roles     []string         `json:"roles"`
-	Tenants   []tenantRoleJSON `json:"tenants"`
-	Active    bool             `json:"active"`
-	CreatedAt string           `json:"created_at"`
+	ID       string           `json:"id"`
+	Username string           `json:"username"`
+	Email    string           `json:"email"`
+	Roles    []string         `json:"roles"`
+	Tenants  []tenantRoleJSON `json:"tenants"`
+	// OtherTenants: the user holds roles in tenants left out of Tenants
+	// for the caller (Caller.userView): a tenant admin may not manage them.
+	OtherTenants bool   `json:"other_tenants,omitempty"`
+	Active       bool   `json:"active"`
+	CreatedAt    string `json:"created_at"`
 }
 
 func toUserJSON(u domain.User) userJSON {

@@ -34,6 +34,9 @@ func (cl *Caller) userView(u domain.User) userJSON {
 			kept = append(kept, tr)
 		}
 	}
+	// That there are others — not which, nor how many — tells the console
+	// what the caller may not do (deactivate, reset, end the sessions).
+	out.OtherTenants = len(kept) < len(out.Tenants)
 	out.Tenants = kept
 	return out
 }

@@ -11,8 +11,9 @@ import (
 // tenant's name or the role held there — in the users list, a user, the
 // answer to a role change, the keys list and a key — as the audit log
 // leaves them out (outside check 17a: every answer named the other
-// tenant). The platform admin, the user themselves and the key's owner
-// see every tenant.
+// tenant); other_tenants says there are others, for the console to offer
+// only what the API allows. The platform admin, the user themselves and
+// the key's owner see every tenant.
 func TestTenantAdminSeesOnlyItsTenants(t *testing.T) {
 	in := Start(t)
 	admin := in.AdminToken()
@@ -40,6 +41,11 @@ func TestTenantAdminSeesOnlyItsTenants(t *testing.T) {
 		if !strings.Contains(string(res.Raw), `"prod"`) {
 			t.Errorf("%s, as prod's admin sees it, lacks prod: %s", what, res.Raw)
 		}
+		// That there are others is said (the console offers no
+		// deactivation, no rotation), not which.
+		if !strings.Contains(string(res.Raw), `"other_tenants":true`) {
+			t.Errorf("%s, as prod's admin sees it, does not say there are other tenants: %s", what, res.Raw)
+		}
 	}
 	pat := in.Login("pat", "pat-passphrase-1").String("token")
 	for what, res := range map[string]Response{
@@ -48,8 +54,8 @@ func TestTenantAdminSeesOnlyItsTenants(t *testing.T) {
 		"the key, to its owner":           in.Do("GET", "/api/v1/api-keys/"+keyID, admin, nil),
 	} {
 		expectStatus(t, what, res, http.StatusOK)
-		if !strings.Contains(string(res.Raw), "secret-tenant") {
-			t.Errorf("%s lacks the other tenant: %s", what, res.Raw)
+		if !strings.Contains(string(res.Raw), "secret-tenant") || strings.Contains(string(res.Raw), "other_tenants") {
+			t.Errorf("%s lacks the other tenant, or says there are others: %s", what, res.Raw)
 		}
 	}
 }

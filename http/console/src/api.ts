@@ -11,7 +11,8 @@ export interface Me {
 }
 export interface User {
   id: string; username: string; email: string; roles: string[]; tenants: TenantRole[];
-  active: boolean; created_at: string;
+  // other_tenants: roles in tenants the caller does not administer, left out of tenants.
+  other_tenants?: boolean; active: boolean; created_at: string;
 }
 export interface Session {
   id: string; user_id: string; tenant?: string; started_at: string; last_refreshed_at: string;
@@ -21,6 +22,8 @@ export interface APIKey {
   id: string; name: string; key?: string; tenants: string[]; permissions: string[]; allowed_ips: string[];
   created_at: string; expires_at: string | null; last_used_at: string | null; rotated_at?: string | null;
   revoked: boolean; owner_id: string;
+  // other_tenants: tenants the caller does not administer, left out of tenants.
+  other_tenants?: boolean;
 }
 export interface RoleMapping { group: string; tenant: string; role: string }
 export interface SSOProvider {

@@ -28,7 +28,7 @@ function ageDays(k: APIKey): number {
 function managesKey(p: PageProps, k: APIKey): boolean {
   if (p.platformAdmin) return true;
   if (k.owner_id === p.me.id && (!p.me.tenant || (k.tenants.length > 0 && k.tenants.every((t) => t === p.me.tenant)))) return true;
-  return k.tenants.length > 0 && k.tenants.every((t) => t !== '*' && p.adminTenants.includes(t));
+  return !k.other_tenants && k.tenants.length > 0 && k.tenants.every((t) => t !== '*' && p.adminTenants.includes(t));
 }
 
 function status(k: APIKey): { text: string; cls: string } {

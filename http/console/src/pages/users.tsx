@@ -28,11 +28,12 @@ function shownTenants(p: PageProps, u: User): User['tenants'] {
 // managesUser mirrors the API's rule (http/users.go) for who may
 // deactivate, activate, reset the MFA of and revoke the sessions of u: a
 // platform admin anyone; a tenant admin a user that is not a platform admin
-// and holds roles only in tenants it administers. u.tenants is the API's
-// answer, with the roles in other tenants.
+// and holds roles only in tenants it administers. To a tenant admin the
+// API answers only the roles in its tenants, and other_tenants when the
+// user holds roles elsewhere.
 function managesUser(p: PageProps, u: User): boolean {
   if (p.platformAdmin) return true;
-  return !u.roles.includes('admin') && u.tenants.length > 0 && u.tenants.every((t) => p.adminTenants.includes(t.id));
+  return !u.roles.includes('admin') && !u.other_tenants && u.tenants.length > 0 && u.tenants.every((t) => p.adminTenants.includes(t.id));
 }
 
 export function UsersPage(p: PageProps) {
@@ -246,7 +247,8 @@ export function UserPage(p: PageProps) {
         <table id="roles-table">
           <thead><tr><th scope="col">Tenant</th><th scope="col">Role</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
           <tbody>
-            {u.tenants.length === 0 ? <tr><td colSpan={3} class="muted">No tenant roles.</td></tr> : null}
+            {u.tenants.length === 0 && !u.other_tenants ? <tr><td colSpan={3} class="muted">No tenant roles.</td></tr> : null}
+            {u.other_tenants ? <tr id="other-tenants"><td colSpan={3} class="muted">Also holds roles in tenants you do not administer (not shown).</td></tr> : null}
             {u.tenants.map((t) => !p.seesTenant(t.id) ? (
               // The caller's own role in a tenant it does not administer.
               <tr key={t.id} data-tenant={t.id}>
