@@ -17,13 +17,16 @@ type TenantRole struct {
 
 // User is a user as the API shows it (never a password).
 type User struct {
-	ID        string       `json:"id"`
-	Username  string       `json:"username"`
-	Email     string       `json:"email"`
-	Roles     []string     `json:"roles"`   // global roles: ["admin"] for a platform admin
-	Tenants   []TenantRole `json:"tenants"` // per-tenant roles
-	Active    bool         `json:"active"`
-	CreatedAt time.Time    `json:"created_at"`
+	ID       string       `json:"id"`
+	Username string       `json:"username"`
+	Email    string       `json:"email"`
+	Roles    []string     `json:"roles"`   // global roles: ["admin"] for a platform admin
+	Tenants  []TenantRole `json:"tenants"` // per-tenant roles (to a tenant admin: in its tenants)
+	// OtherTenants: to a tenant admin, the user holds roles in tenants left
+	// out of Tenants (not shown): the admin may not deactivate them.
+	OtherTenants bool      `json:"other_tenants,omitempty"`
+	Active       bool      `json:"active"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 // UserPage is a page of users (all of them when no Page was asked for).
@@ -149,6 +152,9 @@ type APIKey struct {
 	RotatedAt   *time.Time `json:"rotated_at,omitempty"`
 	Revoked     bool       `json:"revoked"`
 	OwnerID     string     `json:"owner_id"`
+	// OtherTenants: to an admin of some of its tenants, the key has others,
+	// left out of Tenants: the admin may not rotate or revoke it.
+	OtherTenants bool `json:"other_tenants,omitempty"`
 }
 
 // APIKeyPage is a page of API keys (never their secrets).
