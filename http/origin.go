@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/idna"
@@ -36,12 +38,14 @@ func CanonicalOrigin(raw string) (string, error) {
 		return "", errors.New("not an http(s) origin: scheme and host only")
 	}
 	host, port := u.Hostname(), u.Port()
-	if ip := net.ParseIP(host); ip != nil {
-		if strings.Contains(host, ":") {
-			host = "[" + ip.String() + "]"
-		} else {
-			host = ip.String()
+	if strings.Contains(host, ":") { // an IPv6 literal
+		a, err := netip.ParseAddr(host)
+		if err != nil || a.Zone() != "" || !a.Is6() {
+			return "", fmt.Errorf("host [%s] is no IPv6 address a browser takes (no zone)", host)
 		}
+		host = "[" + ipv6String(a) + "]"
+	} else if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
 	} else {
 		ascii, err := hostNames.ToASCII(host)
 		if err != nil || ascii == "" {
@@ -54,6 +58,15 @@ func CanonicalOrigin(raw string) (string, error) {
 		}
 		host = ascii
 	}
+	if port != "" {
+		// As browsers write it: a number from 1 to 65535, without
+		// leading zeros (":0443" is the default port, left out).
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("port %q: want a number from 1 to 65535", port)
+		}
+		port = strconv.Itoa(n)
+	}
 	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
 		port = ""
 	}
@@ -61,6 +74,46 @@ func CanonicalOrigin(raw string) (string, error) {
 		host += ":" + port
 	}
 	return scheme + "://" + host, nil
+}
+
+// ipv6String writes a as the WHATWG URL standard has browsers write an
+// IPv6 host: eight hexadecimal pieces in lower case, the first longest run
+// of two or more zero pieces as "::", never a dotted IPv4 tail
+// (::ffff:7f00:1, where netip writes ::ffff:127.0.0.1).
+func ipv6String(a netip.Addr) string {
+	b := a.As16()
+	var pieces [8]uint16
+	for i := range pieces {
+		pieces[i] = uint16(b[2*i])<<8 | uint16(b[2*i+1])
+	}
+	start, length := -1, 1
+	for i := 0; i < 8; {
+		if pieces[i] != 0 {
+			i++
+			continue
+		}
+		j := i
+		for j < 8 && pieces[j] == 0 {
+			j++
+		}
+		if j-i > length {
+			start, length = i, j-i
+		}
+		i = j
+	}
+	var sb strings.Builder
+	for i := 0; i < 8; i++ {
+		if i == start {
+			sb.WriteString("::")
+			i += length - 1
+			continue
+		}
+		if sb.Len() > 0 && !strings.HasSuffix(sb.String(), ":") {
+			sb.WriteByte(':')
+		}
+		sb.WriteString(strconv.FormatUint(uint64(pieces[i]), 16))
+	}
+	return sb.String()
 }
 
 // endsInNumber reports whether a browser would read host as an IPv4

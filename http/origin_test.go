@@ -18,6 +18,14 @@ func TestCanonicalOrigin(t *testing.T) {
 		"http://127.0.0.1:8080":         "http://127.0.0.1:8080",
 		"http://infracast_auth":         "http://infracast_auth",
 		"https://-edge.example.com":     "https://-edge.example.com",
+		// Ports and IPv6 as browsers write them (re-check 17r1).
+		"https://auth.example.com:0443":   "https://auth.example.com",
+		"http://127.0.0.1:018443":         "http://127.0.0.1:18443",
+		"http://[::ffff:127.0.0.1]:18443": "http://[::ffff:7f00:1]:18443",
+		"http://[2001:DB8:0:0:1:0:0:1]":   "http://[2001:db8::1:0:0:1]",
+		"http://[0:0:1:0:0:0:0:0]":        "http://[0:0:1::]",
+		"http://[1:0:0:2:0:0:0:3]":        "http://[1:0:0:2::3]",
+		"http://[::]:8080":                "http://[::]:8080",
 	} {
 		got, err := CanonicalOrigin(raw)
 		if err != nil || got != want {
@@ -28,6 +36,7 @@ func TestCanonicalOrigin(t *testing.T) {
 		"", "auth.example.com", "ftp://auth.example.com", "https://auth.example.com/path", "https://auth.example.com?a",
 		"https://auth.example.com#f", "https://u:p@auth.example.com", "http://127.000.000.001:8080", "http://0x7f.1",
 		"http://10.1", "https://xn--zz.example", "https://ex ample.com",
+		"https://auth.example.com:99999", "https://auth.example.com:0", "http://[fe80::1%25eth0]:18443",
 	} {
 		if got, err := CanonicalOrigin(raw); err == nil {
 			t.Errorf("CanonicalOrigin(%q) = %q, want an error", raw, got)
