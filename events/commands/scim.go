@@ -680,7 +680,27 @@ type SCIMUserUpdate struct {
 // changes the user as a whole — activation, deactivation, a password, a
 // new username or e-mail — needs a user that holds nothing outside the
 // connection's tenants (else ErrSCIMOutside).
+//
+// The same update sent twice at once (an identity provider's retry after a
+// timeout, through two replicas) is answered as the first was: a refusal
+// that another write racing this one can cause — its rename taking the
+// name first, its deactivation landing before this password — is decided
+// once more on the store as it then is, where the same change finds
+// nothing left to do (re-check 17r2: one of two identical PUTs answered
+// 409 uniqueness for the user's own new name, or 400 for its own password).
 func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, userID string, up SCIMUserUpdate) error {
+	err := s.scimUpdateUser(ctx, meta, connID, userID, up)
+	if !errors.Is(err, ErrUsernameTaken) && !errors.Is(err, ErrSCIMStale) && !errors.Is(err, domain.ErrUserInactive) {
+		return err
+	}
+	if cerr := s.CatchUpHead(ctx); cerr != nil {
+		return err
+	}
+	return s.scimUpdateUser(ctx, meta, connID, userID, up)
+}
+
+// scimUpdateUser is SCIMUpdateUser decided once.
+func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, userID string, up SCIMUserUpdate) error {
 	c, err := s.liveConn(connID)
 	if err != nil {
 		return err

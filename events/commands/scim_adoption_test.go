@@ -327,3 +327,51 @@ func (f *identityRace) checkOnlyB(ctx context.Context, userB string) {
 		}
 	}
 }
+
+// TestSCIMSameUpdateTwiceAtOnce: an identity provider sends the same PUT
+// twice at once (a retry after a timeout) through two replicas, and the
+// other replica's runs whole just before this one's first append. Both are
+// answered as the first was: a rename (before, 409 uniqueness for the
+// user's own new name: the name's reservation was found taken), and a
+// deactivation with the user's password (before, 400: the password was
+// decided on a user the other had deactivated) (re-check 17r2).
+func TestSCIMSameUpdateTwiceAtOnce(t *testing.T) {
+	s, _, onB := newReplica(t, nil)
+	hooked := &hookedStream{stream: s}
+	_, onA := replicaOn(t, s, hooked)
+	connID, userID, _ := scimSetup(t, onB)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	if err := onA.CatchUpHead(ctx); err != nil {
+		t.Fatal(err)
+	}
+	no, yes := false, true
+	for _, c := range []struct {
+		name string
+		up   commands.SCIMUserUpdate
+	}{
+		{"a rename", commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess-renamed"}}},
+		{"a rename and a deactivation with a password", commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess-second"}, Active: &no, Password: "orchid-lantern-42-x"}},
+		{"a deactivation with a password", commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess-second"}, Active: &no, Password: "orchid-lantern-43-y"}},
+	} {
+		// Active, so that the deactivation has something to do.
+		if err := onB.SCIMUpdateUser(ctx, meta, connID, userID, commands.SCIMUserUpdate{Active: &yes}); err != nil {
+			t.Fatal(err)
+		}
+		if err := onA.CatchUpHead(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var other error
+		ran := false
+		hooked.before = func([]events.Message) {
+			hooked.before, ran = nil, true
+			other = onB.SCIMUpdateUser(ctx, meta, connID, userID, c.up)
+		}
+		if err := onA.SCIMUpdateUser(ctx, meta, connID, userID, c.up); err != nil {
+			t.Errorf("%s, sent again at once: %v", c.name, err)
+		}
+		if !ran || other != nil {
+			t.Fatalf("%s: the other request did not run first (%v), or failed: %v", c.name, ran, other)
+		}
+	}
+}
