@@ -23,6 +23,10 @@ func TestACRAssertsMFA(t *testing.T) {
 		"urn:x:no-mfa":                                                          false,
 		"mfa-skipped":                                                           false,
 		"urn:x:nomultifactor":                                                   false,
+		"urn:acme:mfa:skipped":                                                  false,
+		"https://idp.example/acr/mfa/optional":                                  false,
+		"urn:x:mfa:none":                                                        false,
+		"urn:x:2fa":                                                             false,
 		"1":                                                                     false,
 		"":                                                                      false,
 	} {

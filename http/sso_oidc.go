@@ -402,33 +402,31 @@ func assertsMFA(amr []string, acr string) bool {
 	return acrAssertsMFA(acr)
 }
 
-// mfaACRSegments are the segments of an acr (split at "/", ":" and "#")
-// that name multi-factor or phishing-resistant authentication: REFEDS'
-// https://refeds.org/profile/mfa, the PAPE policies
+// mfaACRSegments are the last segments of an acr (split at "/", ":" and
+// "#") that name multi-factor or phishing-resistant authentication:
+// REFEDS' https://refeds.org/profile/mfa, the PAPE policies
 // (…/policies/2007/06/multi-factor, multi-factor-physical,
-// phishing-resistant), Microsoft's …/claims/multipleauthn, Okta's
-// urn:okta:loa:2fa:any, the OpenID EAP profile's phr and phrh.
+// phishing-resistant), Microsoft's …/claims/multipleauthn, the OpenID EAP
+// profile's phr and phrh.
 var mfaACRSegments = map[string]bool{
 	"mfa": true, "multi-factor": true, "multifactor": true, "multi-factor-physical": true,
-	"phishing-resistant": true, "multipleauthn": true, "2fa": true, "phr": true, "phrh": true,
+	"phishing-resistant": true, "multipleauthn": true, "phr": true, "phrh": true,
 }
 
-// acrAssertsMFA reports whether acr names multi-factor authentication: a
-// whole segment of it is one of mfaACRSegments — not a substring, which
-// took "b2c_1_signin_nomfa" (an Azure AD B2C flow's name), "urn:x:no-mfa"
-// and "mfa-skipped" for a second factor (outside check 17b) — and it does
-// not say the factor was only asked "if possible" (Okta's
-// urn:okta:loa:2fa:any:ifpossible).
+// acrAssertsMFA reports whether acr names multi-factor authentication: its
+// last segment is one of mfaACRSegments — not a substring, which took
+// "b2c_1_signin_nomfa" (an Azure AD B2C flow's name), "urn:x:no-mfa" and
+// "mfa-skipped" for a second factor (outside check 17b), nor an earlier
+// segment qualified by a later one ("urn:acme:mfa:skipped",
+// ".../mfa/optional": re-check 17r2) — or it is Okta's
+// urn:okta:loa:2fa:any (not its …:ifpossible).
 func acrAssertsMFA(acr string) bool {
-	segments := strings.FieldsFunc(strings.ToLower(acr), func(r rune) bool { return r == '/' || r == ':' || r == '#' })
-	named := false
-	for _, seg := range segments {
-		if seg == "ifpossible" {
-			return false
-		}
-		named = named || mfaACRSegments[seg]
+	a := strings.ToLower(acr)
+	if a == "urn:okta:loa:2fa:any" {
+		return true
 	}
-	return named
+	segments := strings.FieldsFunc(a, func(r rune) bool { return r == '/' || r == ':' || r == '#' })
+	return len(segments) > 0 && mfaACRSegments[segments[len(segments)-1]]
 }
 
 // truthy reads email_verified, which some providers send as a string.
