@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/oklog/ulid/v2"
@@ -28,25 +31,50 @@ username.`,
 	return cmd
 }
 
-// userID resolves USER: an ID (user- and a ULID) as is, else a username
+// userID resolves USER: an ID (user- and a ULID), else a username
 // (case-insensitive) — "user-bob" too, a username the service accepts
-// (outside check 17d: it was taken for an ID, and not found).
+// (outside check 17d: it was taken for an ID, and not found). An argument
+// shaped like an ID is that user's when one has it; else the user of that
+// username, if any (re-check 17r2: a username shaped like an ID was never
+// found); else it stays the ID, and the command gets the service's answer.
+// The ID comes first: a username chosen to look like someone's ID never
+// redirects a command meant for them.
 func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string, error) {
 	if rest, ok := strings.CutPrefix(arg, "user-"); ok {
 		if _, err := ulid.ParseStrict(rest); err == nil {
-			return arg, nil
+			if _, err := c.GetUser(ctx, arg); !errors.Is(err, client.ErrNotFound) {
+				return arg, err
+			}
+			id, found, err := userNamed(ctx, c, arg)
+			if err != nil || !found {
+				return arg, err
+			}
+			return id, nil
 		}
 	}
-	page, err := c.ListUsers(ctx, client.Page{})
+	id, found, err := userNamed(ctx, c, arg)
 	if err != nil {
 		return "", err
 	}
+	if !found {
+		return "", notFound{fmt.Sprintf("no user named %q (that you may see)", arg)}
+	}
+	return id, nil
+}
+
+// userNamed finds the user the caller may see whose username is name (in
+// any case), through the list's search (q) rather than the whole list.
+func userNamed(ctx context.Context, c *client.Client, name string) (string, bool, error) {
+	var page client.UserPage
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/users", url.Values{"q": {name}}, nil, &page); err != nil {
+		return "", false, err
+	}
 	for _, u := range page.Users {
-		if strings.EqualFold(u.Username, arg) {
-			return u.ID, nil
+		if strings.EqualFold(u.Username, name) {
+			return u.ID, true, nil
 		}
 	}
-	return "", notFound{fmt.Sprintf("no user named %q (that you may see)", arg)}
+	return "", false, nil
 }
 
 // authedUser is an authenticated client and the id of the user arg names.
