@@ -494,7 +494,10 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 			ev.Issuer = "https://" + d
 		}
 	case SSOAzure:
-		t := strings.TrimSpace(c.TenantID)
+		// In lower case, as Azure AD announces it in its issuer and tid: an
+		// upper-case directory ID made an issuer that no discovery document
+		// or token matched (outside check 17i).
+		t := strings.ToLower(strings.TrimSpace(c.TenantID))
 		if t == "" {
 			return ev, Invalid("tenant_id", "is required")
 		}
@@ -507,7 +510,7 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		}
 		seen := map[string]bool{}
 		for _, a := range c.AllowedTenants {
-			a = strings.TrimSpace(a)
+			a = strings.ToLower(strings.TrimSpace(a))
 			if !azureTenantPattern.MatchString(a) || a == "common" || a == "organizations" || a == "consumers" {
 				return ev, Invalid("allowed_tenants", "%q is not a directory (tenant) ID", a)
 			}

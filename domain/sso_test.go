@@ -283,6 +283,32 @@ func TestSSOOktaDomainForms(t *testing.T) {
 	}
 }
 
+// TestSSOAzureTenantInLowerCase: a directory ID given in upper case (as the
+// Azure portal may show it) is kept in lower case, as Azure AD announces it
+// in its issuer and its tokens' tid; the allowed tenants likewise.
+func TestSSOAzureTenantInLowerCase(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	evs, err := DecideSSOProvider(SSOProvider{}, ConfigureSSOProvider{
+		Name: "azure", Type: SSOAzure, TenantID: " 72F988BF-86F1-41AF-91AB-2D7CD011DB47 ", ClientID: "c", ClientSecretSealed: "s", Now: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := evs[0].(SSOProviderConfigured)
+	if ev.TenantID != "72f988bf-86f1-41af-91ab-2d7cd011db47" || ev.Issuer != "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0" {
+		t.Errorf("tenant %q, issuer %q", ev.TenantID, ev.Issuer)
+	}
+	evs, err = DecideSSOProvider(SSOProvider{}, ConfigureSSOProvider{
+		Name: "azure", Type: SSOAzure, TenantID: "organizations", AllowedTenants: []string{"72F988BF-86F1-41AF-91AB-2D7CD011DB47"}, ClientID: "c", ClientSecretSealed: "s", Now: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := evs[0].(SSOProviderConfigured).AllowedTenants; len(got) != 1 || got[0] != "72f988bf-86f1-41af-91ab-2d7cd011db47" {
+		t.Errorf("allowed tenants %q", got)
+	}
+}
+
 func TestSSOAzureTenantIsDomain(t *testing.T) {
 	for tenant, want := range map[string]bool{
 		"contoso.onmicrosoft.com": true, "contoso.com": true,
