@@ -750,7 +750,7 @@ func (l SSOLogin) ProvisionUsernames(fallback string, emailVouched, usernameVouc
 	}
 	for _, s := range names {
 		s = strings.TrimSpace(s)
-		if s != "" && usernamePattern.MatchString(s) {
+		if s != "" && usernamePattern.MatchString(s) && !LooksLikeUserID(s) {
 			out = append(out, s)
 		}
 	}

@@ -511,7 +511,28 @@ func checkUsername(name string) error {
 	if !usernamePattern.MatchString(name) {
 		return Invalid("username", "must be 1-128 characters of letters, digits and . _ @ + -, starting with a letter or digit")
 	}
+	if LooksLikeUserID(name) {
+		return Invalid("username", "must not look like a user ID (user- and a ULID): clients that take an ID or a username would take it for another user's ID")
+	}
 	return nil
+}
+
+// LooksLikeUserID reports whether s has the shape of a user ID — "user-"
+// and a ULID — in any letter case. No username may: a command given a user
+// ID must never find someone else by name (re-check 17r3: the CLI, given a
+// user ID its caller could not see, acted on the user named after it).
+func LooksLikeUserID(s string) bool {
+	rest, ok := strings.CutPrefix(strings.ToUpper(s), "USER-")
+	if !ok || len(rest) != 26 || rest[0] > '7' {
+		return false // a ULID is 26 characters, the first at most 7
+	}
+	for i := 0; i < len(rest); i++ {
+		// Crockford's base32, as ULIDs write it: no I, L, O or U.
+		if c := rest[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' && c != 'I' && c != 'L' && c != 'O' && c != 'U') {
+			return false
+		}
+	}
+	return true
 }
 
 // SameEmail reports whether a and b are the same e-mail address for linking

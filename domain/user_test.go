@@ -153,6 +153,17 @@ func TestDecideUser(t *testing.T) {
 			then: outcome{field: "username"},
 		},
 		{
+			// Re-check 17r3: a client given this ID found the user named so.
+			name: "create: username shaped like a user ID",
+			when: createWith(func(c *CreateUser) { c.Username = "user-01M98KXWSYJ4B8K99KPW8DNNGE" }),
+			then: outcome{field: "username"},
+		},
+		{
+			name: "create: username shaped like a user ID, in lower case",
+			when: createWith(func(c *CreateUser) { c.Username = "USER-01m98kxwsyj4b8k99kpw8dnnge" }),
+			then: outcome{field: "username"},
+		},
+		{
 			name: "create: username of 129 characters",
 			when: createWith(func(c *CreateUser) { c.Username = string(make129()) }),
 			then: outcome{field: "username"},
@@ -940,6 +951,19 @@ func BenchmarkValidTenantID(b *testing.B) {
 	for range b.N {
 		if !ValidTenantID("acme-production_eu1") {
 			b.Fatal("valid")
+		}
+	}
+}
+
+// TestLooksLikeUserID: only "user-" and a ULID, in any letter case.
+func TestLooksLikeUserID(t *testing.T) {
+	for s, want := range map[string]bool{
+		"user-01M98KXWSYJ4B8K99KPW8DNNGE": true, "user-01m98kxwsyj4b8k99kpw8dnnge": true, "User-01M98KXWSYJ4B8K99KPW8DNNGE": true,
+		"user-bob": false, "user-01M98KXWSYJ4B8K99KPW8DNNG": false, "user-01M98KXWSYJ4B8K99KPW8DNNGEX": false,
+		"key-01M98KXWSYJ4B8K99KPW8DNNGE": false, "user-81M98KXWSYJ4B8K99KPW8DNNGE": false, "alice": false,
+	} {
+		if got := LooksLikeUserID(s); got != want {
+			t.Errorf("LooksLikeUserID(%q) = %v, want %v", s, got, want)
 		}
 	}
 }

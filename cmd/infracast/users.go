@@ -2,15 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 
-	"github.com/oklog/ulid/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/http/client"
 )
 
@@ -31,26 +30,17 @@ username.`,
 	return cmd
 }
 
-// userID resolves USER: an ID (user- and a ULID), else a username
+// userID resolves USER: an ID (user- and a ULID) as is, else a username
 // (case-insensitive) — "user-bob" too, a username the service accepts
-// (outside check 17d: it was taken for an ID, and not found). An argument
-// shaped like an ID is that user's when one has it; else the user of that
-// username, if any (re-check 17r2: a username shaped like an ID was never
-// found); else it stays the ID, and the command gets the service's answer.
-// The ID comes first: a username chosen to look like someone's ID never
-// redirects a command meant for them.
+// (outside check 17d: it was taken for an ID, and not found). No username
+// has the shape of an ID (the service refuses one: domain.LooksLikeUserID),
+// so an ID is never looked up as a name: a command given someone's ID acts
+// on them or gets the service's answer, never on another user (re-check
+// 17r3: a fallback to the name after a 404 found the user named after an
+// ID the caller could not see).
 func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string, error) {
-	if rest, ok := strings.CutPrefix(arg, "user-"); ok {
-		if _, err := ulid.ParseStrict(rest); err == nil {
-			if _, err := c.GetUser(ctx, arg); !errors.Is(err, client.ErrNotFound) {
-				return arg, err
-			}
-			id, found, err := userNamed(ctx, c, arg)
-			if err != nil || !found {
-				return arg, err
-			}
-			return id, nil
-		}
+	if domain.LooksLikeUserID(arg) {
+		return arg, nil
 	}
 	id, found, err := userNamed(ctx, c, arg)
 	if err != nil {
