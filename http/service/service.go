@@ -182,7 +182,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	s.HTTP = authhttp.New(authhttp.Config{
 		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
-		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(), CORSOrigins: cfg.CORSOrigins,
+		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(), CORSOrigins: canonicalOrigins(cfg.CORSOrigins),
 		RoutePolicy: &policy, Upstream: upstream, UpstreamTimeout: cfg.UpstreamTimeout,
 		SSO: sso,
 	}, authhttp.Deps{

@@ -47,6 +47,17 @@ func canonicalOrigin(raw string) string {
 	return o
 }
 
+// canonicalOrigins is each of origins as browsers send it (the CORS
+// allowlist: https://app.example.com:443 or an internationalised host
+// never matched a browser's Origin; re-check 17r3).
+func canonicalOrigins(origins []string) []string {
+	out := make([]string, 0, len(origins))
+	for _, o := range origins {
+		out = append(out, canonicalOrigin(o))
+	}
+	return out
+}
+
 // ssoConfig builds the HTTP layer's SSO settings: keys derived from the
 // master key, and the SAML service provider key pair (from the configured
 // files, or generated into the data folder on first start).

@@ -180,8 +180,8 @@ func (c Config) validateAPI(p *problems) {
 		p.add("BodyLimit", strconv.Itoa(c.BodyLimit), "at least 1024 bytes")
 	}
 	for _, o := range c.CORSOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Path != "" || o == "*" {
-			p.add("CORSOrigins", strconv.Quote(o), "want an exact origin like https://app.example.com (no wildcard, no path)")
+		if _, err := authhttp.CanonicalOrigin(o); err != nil {
+			p.add("CORSOrigins", strconv.Quote(shownURL(o)), "want an exact origin like https://app.example.com (no wildcard, no path): "+err.Error())
 		}
 	}
 	if strings.TrimSpace(c.Environment) == "" {
