@@ -278,3 +278,26 @@ func TestOutcomeUnknownAfterProxyErrorsAndLostConnections(t *testing.T) {
 		t.Errorf("keys rotate, connection refused: exit %d %q; want exit 1, nothing said of an unknown outcome", code, stderr)
 	}
 }
+
+// TestTablesSayOtherTenantsAreNotShown: a user or key the service shows a
+// tenant admin without its other tenants (other_tenants) says so in the
+// table (re-check 17r3: the admin learned why from a bare 403 only).
+func TestTablesSayOtherTenantsAreNotShown(t *testing.T) {
+	fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/v1/users/"):
+			fmt.Fprint(w, `{"id":"user-01M98KXWSYJ4B8K99KPW8DNNGE","username":"carol","email":"c@example.com","roles":[],"tenants":[{"id":"b","role":"editor"}],"other_tenants":true,"active":true,"created_at":"2026-12-07T00:00:00Z"}`)
+		case r.URL.Path == "/api/v1/api-keys":
+			fmt.Fprint(w, `{"api_keys":[{"id":"key-1","name":"shared","tenants":["b"],"permissions":["nodes:read"],"allowed_ips":[],"created_at":"2026-12-07T00:00:00Z","expires_at":null,"last_used_at":null,"revoked":false,"owner_id":"user-x","other_tenants":true}]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	for _, args := range [][]string{{"users", "get", "user-01M98KXWSYJ4B8K99KPW8DNNGE"}, {"keys", "list"}} {
+		code, out, errOut := runCLI(t, args...)
+		if code != 0 || !strings.Contains(out, "(+ others not shown)") {
+			t.Errorf("%v: exit %d, %q %q: no word of the other tenants", args, code, out, errOut)
+		}
+	}
+}
