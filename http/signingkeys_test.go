@@ -263,13 +263,14 @@ func TestPacedCatchUps(t *testing.T) {
 	var p pacedCatchUps
 	var mu sync.Mutex
 	var starts []time.Time
-	gate := make(chan struct{})
+	gate, started := make(chan struct{}), make(chan struct{})
 	catchUp := func(context.Context) error {
 		mu.Lock()
 		starts = append(starts, time.Now())
 		n := len(starts)
 		mu.Unlock()
 		if n == 1 {
+			close(started)
 			<-gate // the first round stays in flight until released
 		}
 		return fmt.Errorf("round %d", n)
@@ -282,12 +283,10 @@ func TestPacedCatchUps(t *testing.T) {
 	ctx := context.Background()
 	first := make(chan error, 1)
 	go func() { first <- p.do(ctx, catchUp) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for rounds() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the first round did not start")
-		}
-		time.Sleep(time.Millisecond)
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first round did not start")
 	}
 	// Arriving while round 1 is in flight: answered by a later round.
 	const n = 20
