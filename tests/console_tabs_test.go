@@ -23,12 +23,7 @@ func soon(js string) chromedp.Action[chromedp.Void] {
 // until its user chooses to continue as bob. Both within seconds (a
 // BroadcastChannel), not at the next 20-s check (docs/console.md).
 func TestConsoleTabs(t *testing.T) {
-	in := Start(t)
-	in.CreateUser(in.AdminToken(), "bob", "correct horse battery", map[string]string{"acme": "admin"})
-	tab1 := consoleChrome(t)
-	consoleSignIn(t, tab1, in.URL, AdminUser, AdminPassword)
-	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
-	t.Cleanup(cancel)
+	in, tab1, tab2 := adminAndBobInTwoTabs(t)
 	navigateUntil(t, tab2, in.URL+"/console", `document.body.getAttribute('data-user') === 'admin'`)
 
 	run(t, tab2, "sign out in tab 2", clickJS(`#signout`), until(`document.body.getAttribute('data-state') === 'signed-out'`))
@@ -86,12 +81,7 @@ func passwordCookieSignIn(t *testing.T, ctx context.Context, user, password stri
 // tab — told, or found when its tab is shown again — and shows the console:
 // its user chose no one here.
 func TestConsoleTabsSignInPage(t *testing.T) {
-	in := Start(t)
-	in.CreateUser(in.AdminToken(), "bob", "correct horse battery", map[string]string{"acme": "admin"})
-	tab1 := consoleChrome(t)
-	consoleSignIn(t, tab1, in.URL, AdminUser, AdminPassword)
-	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
-	t.Cleanup(cancel)
+	in, tab1, tab2 := adminAndBobInTwoTabs(t)
 	navigateUntil(t, tab2, in.URL+"/login", loginPageState("signed-in"))
 	loginAs := func(user, password string) {
 		run(t, tab2, "sign in as "+user+" on /login", chromedp.SetValue(chromedp.ID("username"), user), chromedp.SetValue(chromedp.ID("password"), password),
@@ -126,12 +116,7 @@ func TestConsoleTabsSignInPage(t *testing.T) {
 // created an API key owned by bob and showed its secret, within the 20 s
 // before its next check). Sign out likewise never signs the other user out.
 func TestConsoleActsOnlyForUserShown(t *testing.T) {
-	in := Start(t)
-	in.CreateUser(in.AdminToken(), "bob", "correct horse battery", map[string]string{"acme": "admin"})
-	tab1 := consoleChrome(t)
-	consoleSignIn(t, tab1, in.URL, AdminUser, AdminPassword)
-	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
-	t.Cleanup(cancel)
+	in, tab1, tab2 := adminAndBobInTwoTabs(t)
 	navigateUntil(t, tab2, in.URL+"/console", fmt.Sprintf(`document.body.getAttribute('data-user') === %q`, AdminUser))
 
 	passwordCookieSignIn(t, tab2, "bob", "correct horse battery")
@@ -153,4 +138,18 @@ func TestConsoleActsOnlyForUserShown(t *testing.T) {
 		t.Fatalf("after tab 1 (showing bob) clicked Sign out, /auth/me answers %d: the admin was signed out", st)
 	}
 	noPolicyBreach(t, tab1)
+}
+
+// adminAndBobInTwoTabs starts the service with bob (admin of acme), signs
+// the admin in to the console in a first tab, and opens a second tab of
+// the same browser (its page for the test to choose).
+func adminAndBobInTwoTabs(t *testing.T) (*Instance, context.Context, context.Context) {
+	t.Helper()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "bob", "correct horse battery", map[string]string{"acme": "admin"})
+	tab1 := consoleChrome(t)
+	consoleSignIn(t, tab1, in.URL, AdminUser, AdminPassword)
+	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
+	t.Cleanup(cancel)
+	return in, tab1, tab2
 }

@@ -30,17 +30,7 @@ func TestLoginPageEnrolmentRestartedElsewhere(t *testing.T) {
 	enrolments := func() int { return countEvents(storedEvents(t, in.Svc), "mfa.totp_enrolled", hanaID) }
 
 	ctx := newChrome(t)
-	paused := make(chan *fetch.EventRequestPaused, 4)
-	if err := chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*fetch.EventRequestPaused); ok {
-			paused <- e
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/api/v1/auth/mfa/totp/confirm"}}}); err != nil {
-		t.Fatal(err)
-	}
+	paused := holdRequests(t, ctx, "*/api/v1/auth/mfa/totp/confirm")
 	page, run := loginPageDriver(t, ctx)
 	until, state := loginPagePoll, loginPageState
 	click := func(id string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.ID(id)) }

@@ -55,6 +55,14 @@ func spendInstead(t *testing.T, ctx context.Context, in *Instance, paused <-chan
 // step and hands them over on the channel returned.
 func holdSecondSteps(t *testing.T, ctx context.Context) <-chan *fetch.EventRequestPaused {
 	t.Helper()
+	return holdRequests(t, ctx, "*/api/v1/auth/token/mfa")
+}
+
+// holdRequests makes ctx's browser hold its requests whose URL matches
+// pattern (DevTools Fetch) and hands them over on the channel returned,
+// for the test to answer (fetch.FulfillRequest) or let go.
+func holdRequests(t *testing.T, ctx context.Context, pattern string) <-chan *fetch.EventRequestPaused {
+	t.Helper()
 	paused := make(chan *fetch.EventRequestPaused, 4)
 	if err := chromedp.Listen(ctx, func(ev any) {
 		if e, ok := ev.(*fetch.EventRequestPaused); ok {
@@ -63,7 +71,7 @@ func holdSecondSteps(t *testing.T, ctx context.Context) <-chan *fetch.EventReque
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/api/v1/auth/token/mfa"}}}); err != nil {
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: pattern}}}); err != nil {
 		t.Fatal(err)
 	}
 	return paused
