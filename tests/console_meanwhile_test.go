@@ -195,6 +195,14 @@ func TestConsoleSaysWhatIsNoLongerYours(t *testing.T) {
 		if shown(t, ctx, "#key-secret") {
 			t.Error("a secret is shown after a refused rotation")
 		}
+		// A new key is what happened next: the notice of the refusal does
+		// not stay beside its secret (outside check 17l).
+		run(t, ctx, "a new key", chromedp.Click(`#new-key`), chromedp.WaitVisible(`#create-key`),
+			until(`!document.querySelector('main .notice.meanwhile')`),
+			fill(`#key-name`, "fresh"), fill(`#key-tenants`, "acme"), chromedp.Click(`#create-key-submit`), chromedp.WaitVisible(`#key-secret-value`))
+		if shown(t, ctx, "main .notice.meanwhile") || shown(t, ctx, "main .notice.error") {
+			t.Error("the refused rotation's notice stays beside the new key's secret")
+		}
 	})
 	noPolicyBreach(t, ctx)
 }

@@ -48,8 +48,12 @@ export function KeysPage(p: PageProps) {
   const list = useLoad(() => get<KeyList>('/api/v1/api-keys' + query({ limit: 25, cursor: cursors[page] })), [cursors.join()]);
   useEffect(() => { if (list.data) p.noteTenants(list.data.api_keys.flatMap((k) => k.tenants)); }, [list.data]);
 
+  // A new secret is what happened now: an earlier action's notice or
+  // error does not stay beside it (outside check 17l: "revoked meanwhile"
+  // stayed above the next key's secret).
   const showSecret = (k: APIKey, rotated: boolean) => {
     const s = k.key || '';
+    setErr(null); setNotice(null);
     setSecret({ key: { ...k, key: undefined }, secret: s, rotated });
     setCreating(false);
     list.reload();
@@ -87,7 +91,7 @@ export function KeysPage(p: PageProps) {
       <div class="page-head">
         <h1 tabIndex={-1}>API keys</h1>
         {p.platformAdmin || p.adminTenants.length
-          ? <button type="button" class="primary" id="new-key" aria-expanded={creating} onClick={() => { setCreating(!creating); setSecret(null); }}>New API key</button>
+          ? <button type="button" class="primary" id="new-key" aria-expanded={creating} onClick={() => { setCreating(!creating); setSecret(null); setErr(null); setNotice(null); }}>New API key</button>
           : null}
       </div>
       {secret ? (

@@ -146,6 +146,12 @@ export function UserPage(p: PageProps) {
   const id = p.params[0].split('?')[0];
   const user = useLoad(() => get<User>('/api/v1/users/' + enc(id)), [id]);
   const [notice, setNotice] = useState<ComponentChildren>(location.hash.endsWith('?created') ? 'User created.' : null);
+  // "?created" says so once: the address loses it (without a new history
+  // entry), so that a reload, Back or a bookmark does not say "User
+  // created." again over what happened since (outside check 17l).
+  useEffect(() => {
+    if (location.hash.endsWith('?created')) history.replaceState(history.state, '', location.hash.slice(0, -'?created'.length));
+  }, []);
   const [err, setErr] = useState<unknown>(null);
   const [grant, setGrant] = useState({ tenant: p.platformAdmin ? '' : p.adminTenants[0] || '', role: 'viewer' });
   const [grantErr, setGrantErr] = useState('');
