@@ -89,6 +89,10 @@ func (b scimBackend) scimError(err error) error {
 			"only an administrator of those may deactivate, activate, rename it or set its password")
 	case errors.Is(err, domain.ErrForbidden):
 		return scim.ErrForbidden
+	case errors.Is(err, domain.ErrThrottled):
+		// A password checked for a user who stays inactive counts as a
+		// guess of it (commands.SCIMUpdateUser): locked, as a login is.
+		return scim.Errorf(http.StatusTooManyRequests, "", "Too many failed password checks for this user: try again later")
 	case errors.Is(err, domain.ErrUserInactive):
 		return scim.Errorf(http.StatusBadRequest, scim.InvalidValue, "the user is deactivated: activate it (active: true) to set a password")
 	case errors.Is(err, commands.ErrTooManyConflicts):

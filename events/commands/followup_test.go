@@ -573,8 +573,20 @@ func TestSCIMPasswordForAUserWhoStaysInactiveIsRefusedFirst(t *testing.T) {
 	if !errors.Is(err, domain.ErrUserInactive) || errors.Is(err, commands.ErrIncomplete) {
 		t.Fatalf("a rename with a password for an inactive user: %v, want the refusal", err)
 	}
-	if n := len(r.s.msgs) - before; n != 0 {
-		t.Fatalf("%d events stored by a refused change", n)
+	onlyAFailedLogin(t, r.s.msgs[before:])
+}
+
+// onlyAFailedLogin: a refused SCIM password stored nothing of the change —
+// only its check, one user.login_failed (reason scim_password): a wrong
+// guess of the password counts toward the lockout (re-check 17r4).
+func onlyAFailedLogin(t *testing.T, msgs []events.Message) {
+	t.Helper()
+	if len(msgs) != 1 {
+		t.Fatalf("%d events stored by a refused change, want the failed login alone", len(msgs))
+	}
+	env, _, err := events.Decode(msgs[0].Data)
+	if err != nil || env.Type != "user.login_failed" || !strings.Contains(string(env.Data), `"scim_password"`) {
+		t.Fatalf("a refused change stored %s %s (%v), want user.login_failed (scim_password)", env.Type, env.Data, err)
 	}
 }
 
@@ -585,7 +597,12 @@ func TestSCIMPasswordForAUserWhoStaysInactiveIsRefusedFirst(t *testing.T) {
 // being inactive by then, the password was refused (outside check 17c).
 // Another password for the inactive user is refused still.
 func TestSCIMDeactivationWithAPasswordSentAgain(t *testing.T) {
-	r, svc, _ := followUpReplica(t)
+	s := &stream{}
+	r, svc, _ := replicaWith(t, s, &failingAfter{stream: s}, func(c *commands.Config) {
+		c.FollowUpRetry = time.Millisecond
+		c.Throttle = domain.LoginThrottle{MaxFailures: 5, LockoutFor: 15 * time.Minute}
+	})
+	t.Cleanup(svc.Close)
 	connID, userID, _ := scimSetup(t, svc)
 	ctx := context.Background()
 	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
@@ -608,7 +625,16 @@ func TestSCIMDeactivationWithAPasswordSentAgain(t *testing.T) {
 	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); !errors.Is(err, domain.ErrUserInactive) {
 		t.Fatalf("another password for the inactive user: %v, want the refusal", err)
 	}
-	if n := len(r.s.msgs) - before; n != 0 {
-		t.Fatalf("%d events stored by a refused change", n)
+	onlyAFailedLogin(t, r.s.msgs[before:])
+	// Counted as a login's: after the lockout's failures, the user's own
+	// password too is refused 429, and nothing tells it from another.
+	for range 4 {
+		if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); !errors.Is(err, domain.ErrUserInactive) {
+			t.Fatalf("another password for the inactive user: %v, want the refusal", err)
+		}
+	}
+	put.Password = "orchid-lantern-42-x"
+	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); !errors.Is(err, domain.ErrThrottled) {
+		t.Fatalf("the user's own password after five wrong ones: %v, want the lockout", err)
 	}
 }

@@ -658,6 +658,11 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 	return userID, nil
 }
 
+// errSCIMPasswordRefused: a password, not the user's, for a user who stays
+// inactive — counted as a failed login (domain.ErrUserInactive to the
+// identity provider).
+var errSCIMPasswordRefused = fmt.Errorf("%w: a new password for a user who stays inactive", domain.ErrUserInactive)
+
 // SCIMUserUpdate is a change an identity provider makes to a user.
 type SCIMUserUpdate struct {
 	// Version is the stream sequence of the connection's record of the user
@@ -690,8 +695,9 @@ type SCIMUserUpdate struct {
 // 409 uniqueness for the user's own new name, or 400 for its own password).
 func (s *Service) SCIMUpdateUser(ctx context.Context, meta events.Meta, connID, userID string, up SCIMUserUpdate) error {
 	err := s.scimUpdateUser(ctx, meta, connID, userID, up)
-	if !errors.Is(err, ErrUsernameTaken) && !errors.Is(err, ErrSCIMStale) && !errors.Is(err, domain.ErrUserInactive) {
-		return err
+	if errors.Is(err, errSCIMPasswordRefused) ||
+		!errors.Is(err, ErrUsernameTaken) && !errors.Is(err, ErrSCIMStale) && !errors.Is(err, domain.ErrUserInactive) {
+		return err // errSCIMPasswordRefused was decided on the store, and counted
 	}
 	if cerr := s.CatchUpHead(ctx); cerr != nil {
 		return err
@@ -742,17 +748,27 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		// "send the same request again" of ErrIncomplete) goes on, and
 		// completes what it may have left undone (outside check 17c: it
 		// was refused, and the provider recorded a failure).
+		// Checking it is a guess of the password, which the answer tells:
+		// throttled and counted as a login's (re-check 17r4: a token of
+		// the connection learned an inactive user's password unthrottled).
+		now := s.cfg.Now()
+		if err := s.throttled(u, true, u.Username, meta.Request.IP, now); err != nil {
+			return err
+		}
 		same, err := s.passwordMatches(u, true, up.Password)
 		if err != nil {
 			return err
 		}
 		if !same {
+			if err := s.recordLoginFailure(ctx, meta, u, true, u.Username, "scim_password", now); err != nil {
+				return err
+			}
 			// No new password for a user who stays inactive: refused
 			// before a new userName in the same request is stored
 			// (re-check 16r6: the rename stored, the password refused
 			// after it, and the answer "send the same request again",
 			// which was refused then).
-			return domain.ErrUserInactive
+			return errSCIMPasswordRefused
 		}
 		up.Password = ""
 	}
