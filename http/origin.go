@@ -48,7 +48,10 @@ func CanonicalOrigin(raw string) (string, error) {
 		host = ip.String()
 	} else {
 		ascii, err := hostNames.ToASCII(host)
-		if err != nil || ascii == "" {
+		if err != nil || ascii == "" || strings.Trim(ascii, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != "" {
+			// Letters, digits, dots, hyphens and underscores only: a "*"
+			// would be a wildcard to the CORS middleware (re-check 17r4:
+			// INFRACAST_CORS_ORIGINS=https://*.com allowed every .com).
 			return "", fmt.Errorf("host %q is no host name", host)
 		}
 		if endsInNumber(ascii) {

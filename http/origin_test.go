@@ -37,6 +37,7 @@ func TestCanonicalOrigin(t *testing.T) {
 		"https://auth.example.com#f", "https://u:p@auth.example.com", "http://127.000.000.001:8080", "http://0x7f.1",
 		"http://10.1", "https://xn--zz.example", "https://ex ample.com",
 		"https://auth.example.com:99999", "https://auth.example.com:0", "http://[fe80::1%25eth0]:18443",
+		"https://*.com", "https://*.example.com", "http://a*b.example", "https://app.example.com,https://b.example",
 	} {
 		if got, err := CanonicalOrigin(raw); err == nil {
 			t.Errorf("CanonicalOrigin(%q) = %q, want an error", raw, got)

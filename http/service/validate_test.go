@@ -324,3 +324,22 @@ func TestConfigErrorsShowNoSecret(t *testing.T) {
 		t.Errorf("the SAML SP key given as PEM: %v, want a problem of SAMLKeyFile without the key", err)
 	}
 }
+
+// TestValidateCORSOriginsRefusesWildcards: a "*" anywhere in a CORS origin
+// is refused at start — the CORS middleware reads "https://*.com" as every
+// .com (re-check 17r4: it started, and allowed https://evil.com).
+func TestValidateCORSOriginsRefusesWildcards(t *testing.T) {
+	for _, o := range []string{"*", "https://*.com", "https://*.example.com", "https://app.*.example"} {
+		c := Defaults()
+		c.CORSOrigins = []string{o}
+		var fe *FieldError
+		if err := c.Validate(); !errors.As(err, &fe) || !strings.Contains(err.Error(), "CORSOrigins") {
+			t.Errorf("CORS origin %q: %v, want it refused", o, err)
+		}
+	}
+	c := Defaults()
+	c.CORSOrigins = []string{"https://app.example.com", "https://Bücher.example:443"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid CORS origins refused: %v", err)
+	}
+}
