@@ -559,6 +559,10 @@ func TestCLIUsers(t *testing.T) {
 	if ub.Username != "user-bob" {
 		t.Fatalf("users get by its ID: %+v", ub)
 	}
+	c.okJSON(&ub, "users", "get", "USER-"+strings.ToLower(strings.TrimPrefix(ub.ID, "user-")))
+	if ub.Username != "user-bob" {
+		t.Fatalf("users get by its ID in another case: %+v", ub)
+	}
 	// No username has the shape of a user ID, so an ID never finds another
 	// user by name (re-check 17r3: the name lookup after a 404 did).
 	c.fails(exitUsage, "", []string{"INFRACAST_NEW_PASSWORD=id-like-password-1"}, []string{"users", "create", "--username", strings.ToLower(ub.ID), "--email", "il@example.com"},

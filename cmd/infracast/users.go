@@ -40,7 +40,9 @@ username.`,
 // ID the caller could not see).
 func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string, error) {
 	if domain.LooksLikeUserID(arg) {
-		return arg, nil
+		// As the service writes IDs: "user-" and the ULID in upper case
+		// (a ULID is the same in any case; the service's lookup is not).
+		return "user-" + strings.ToUpper(arg[len("user-"):]), nil
 	}
 	id, found, err := userNamed(ctx, c, arg)
 	if err != nil {
