@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/http/client"
 )
 
@@ -33,16 +32,14 @@ username.`,
 // userID resolves USER: an ID (user- and a ULID) as is, else a username
 // (case-insensitive) — "user-bob" too, a username the service accepts
 // (outside check 17d: it was taken for an ID, and not found). No username
-// has the shape of an ID (the service refuses one: domain.LooksLikeUserID),
+// has the shape of an ID (the service refuses one: client.UserID),
 // so an ID is never looked up as a name: a command given someone's ID acts
 // on them or gets the service's answer, never on another user (re-check
 // 17r3: a fallback to the name after a 404 found the user named after an
 // ID the caller could not see).
 func (a *app) userID(ctx context.Context, c *client.Client, arg string) (string, error) {
-	if domain.LooksLikeUserID(arg) {
-		// As the service writes IDs: "user-" and the ULID in upper case
-		// (a ULID is the same in any case; the service's lookup is not).
-		return "user-" + strings.ToUpper(arg[len("user-"):]), nil
+	if id, ok := client.UserID(arg); ok {
+		return id, nil // as the service writes it: a ULID in upper case
 	}
 	id, found, err := userNamed(ctx, c, arg)
 	if err != nil {
