@@ -17,27 +17,56 @@ import (
 // closes anything, as a NATS server stopped with SIGSTOP (or a network that
 // drops packets) looks to its clients — no answer, no goodbye.
 type freezer struct {
+	tcpProxy               // mu also guards frozen and taken
+	frozen   chan struct{} // closed: frozen
+	taken    int           // client connections accepted
+}
+
+// tcpProxy is what the test proxies to a NATS node share: the loopback
+// listener a replica connects to (URL), the node's address, and every
+// connection made, closed with the proxy (at the test's end).
+type tcpProxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
-	frozen chan struct{} // closed: frozen
-	conns  []net.Conn    // every connection, to close at the end
-	taken  int           // client connections accepted
+	conns  []net.Conn
 }
 
-func startFreezer(t *testing.T, target string) *freezer {
+// listenProxy opens a proxy's listener on a free loopback port.
+func listenProxy(t *testing.T, target string) tcpProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &freezer{ln: ln, target: target, frozen: make(chan struct{})}
+	return tcpProxy{ln: ln, target: target}
+}
+
+func (p *tcpProxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+// keep records connections to close with the proxy.
+func (p *tcpProxy) keep(cs ...net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.conns = append(p.conns, cs...)
+}
+
+func (p *tcpProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+}
+
+func startFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	f := &freezer{tcpProxy: listenProxy(t, target), frozen: make(chan struct{})}
 	go f.serve()
 	t.Cleanup(f.close)
 	return f
 }
-
-func (f *freezer) URL() string { return "nats://" + f.ln.Addr().String() }
 
 // Freeze stops every byte, both ways, on every connection, now and later.
 func (f *freezer) Freeze() {
@@ -90,12 +119,6 @@ func (f *freezer) accepted() int {
 	return f.taken
 }
 
-func (f *freezer) keep(cs ...net.Conn) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.conns = append(f.conns, cs...)
-}
-
 // pipe copies src to dst until either fails, or the proxy freezes: then it
 // holds what it read and waits (the connections stay open) until closed.
 func (f *freezer) pipe(dst, src net.Conn) {
@@ -116,15 +139,6 @@ func (f *freezer) pipe(dst, src net.Conn) {
 			}
 			return
 		}
-	}
-}
-
-func (f *freezer) close() {
-	_ = f.ln.Close()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, c := range f.conns {
-		_ = c.Close()
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,26 +20,17 @@ import (
 // A question the replica asks (the stream's head) is answered after the
 // same delay, and after every event stored before it.
 type laggard struct {
-	ln     net.Listener
-	target string
-	delay  atomic.Int64 // nanoseconds; 0: no lag
-	mu     sync.Mutex
-	conns  []net.Conn
+	tcpProxy
+	delay atomic.Int64 // nanoseconds; 0: no lag
 }
 
 func startLaggard(t *testing.T, target string) *laggard {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &laggard{ln: ln, target: target}
+	l := &laggard{tcpProxy: listenProxy(t, target)}
 	go l.serve()
 	t.Cleanup(l.close)
 	return l
 }
-
-func (l *laggard) URL() string { return "nats://" + l.ln.Addr().String() }
 
 // Lag delays what the server sends by d from now on.
 func (l *laggard) Lag(d time.Duration) { l.delay.Store(int64(d)) }
@@ -56,9 +46,7 @@ func (l *laggard) serve() {
 			_ = c.Close()
 			continue
 		}
-		l.mu.Lock()
-		l.conns = append(l.conns, c, up)
-		l.mu.Unlock()
+		l.keep(c, up)
 		go pipeNow(up, c)
 		go l.pipeLate(c, up)
 	}
@@ -100,15 +88,6 @@ func (l *laggard) pipeLate(dst, src net.Conn) {
 		}
 	}
 	_ = dst.Close()
-}
-
-func (l *laggard) close() {
-	_ = l.ln.Close()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		_ = c.Close()
-	}
 }
 
 // TestClusterNewSigningKeyOnLaggingReplica: a platform admin adds an EdDSA
