@@ -91,8 +91,15 @@ func (b scimBackend) scimError(err error) error {
 		return scim.ErrForbidden
 	case errors.Is(err, domain.ErrThrottled):
 		// A password checked for a user who stays inactive counts as a
-		// guess of it (commands.SCIMUpdateUser): locked, as a login is.
-		return scim.Errorf(http.StatusTooManyRequests, "", "Too many failed password checks for this user: try again later")
+		// guess of it (commands.SCIMUpdateUser): locked, as a login is —
+		// the user, or the address the requests come from — with the
+		// lockout's end in Retry-After, as the API's 429 says it.
+		e := scim.Errorf(http.StatusTooManyRequests, "", "Too many failed password checks (for this user, or from this address): try again later")
+		var te *domain.ThrottledError
+		if errors.As(err, &te) {
+			e.RetryAfter = te.Until.Sub(b.s.cfg.Now())
+		}
+		return e
 	case errors.Is(err, domain.ErrUserInactive):
 		return scim.Errorf(http.StatusBadRequest, scim.InvalidValue, "the user is deactivated: activate it (active: true) to set a password")
 	case errors.Is(err, commands.ErrTooManyConflicts):

@@ -601,11 +601,13 @@ func TestSCIMDeactivationWithAPasswordSentAgain(t *testing.T) {
 	r, svc, _ := replicaWith(t, s, &failingAfter{stream: s}, func(c *commands.Config) {
 		c.FollowUpRetry = time.Millisecond
 		c.Throttle = domain.LoginThrottle{MaxFailures: 5, LockoutFor: 15 * time.Minute}
+		c.AddressThrottle = domain.LoginThrottle{MaxFailures: 2, LockoutFor: 15 * time.Minute}
 	})
 	t.Cleanup(svc.Close)
 	connID, userID, _ := scimSetup(t, svc)
 	ctx := context.Background()
-	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	// The requests come from the identity provider's address.
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}, Request: events.RequestInfo{IP: "203.0.113.7"}}
 	no := false
 	put := commands.SCIMUserUpdate{Profile: &domain.SCIMProfile{UserName: "tess"}, Active: &no, Password: "orchid-lantern-42-x"}
 	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); err != nil {
@@ -636,5 +638,20 @@ func TestSCIMDeactivationWithAPasswordSentAgain(t *testing.T) {
 	put.Password = "orchid-lantern-42-x"
 	if err := svc.SCIMUpdateUser(ctx, meta, connID, userID, put); !errors.Is(err, domain.ErrThrottled) {
 		t.Fatalf("the user's own password after five wrong ones: %v, want the lockout", err)
+	}
+	// The user's count, not the address's: the identity provider's address
+	// is not locked for others (re-check 17r5), and the failures carry no
+	// address.
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	if _, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{Username: "uma", Password: "uma-passphrase-long"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Login(ctx, events.Meta{Request: events.RequestInfo{IP: "203.0.113.7"}}, commands.LoginInput{Username: "uma", Password: "uma-passphrase-long"}); err != nil {
+		t.Fatalf("another user's login from the identity provider's address: %v", err)
+	}
+	for _, m := range r.s.msgs[before:] {
+		if env, _, err := events.Decode(m.Data); err == nil && env.Type == "user.login_failed" && env.Request.IP != "" {
+			t.Fatalf("a SCIM password check's failure carries the address %q", env.Request.IP)
+		}
 	}
 }

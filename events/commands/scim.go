@@ -750,17 +750,23 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		// was refused, and the provider recorded a failure).
 		// Checking it is a guess of the password, which the answer tells:
 		// throttled and counted as a login's (re-check 17r4: a token of
-		// the connection learned an inactive user's password unthrottled).
+		// the connection learned an inactive user's password unthrottled)
+		// — the user's count, not the address's: the address is the
+		// identity provider's, whose other users' requests and whose
+		// people's logins it would lock (re-check 17r5). So the failure
+		// is recorded without the request's address.
 		now := s.cfg.Now()
-		if err := s.throttled(u, true, u.Username, meta.Request.IP, now); err != nil {
+		if err := s.throttled(u, true, u.Username, "", now); err != nil {
 			return err
 		}
+		check := meta
+		check.Request.IP = ""
 		same, err := s.passwordMatches(u, true, up.Password)
 		if err != nil {
 			return err
 		}
 		if !same {
-			if err := s.recordLoginFailure(ctx, meta, u, true, u.Username, "scim_password", now); err != nil {
+			if err := s.recordLoginFailure(ctx, check, u, true, u.Username, "scim_password", now); err != nil {
 				return err
 			}
 			// No new password for a user who stays inactive: refused

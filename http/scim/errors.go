@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -32,6 +33,9 @@ type Error struct {
 	Status   int
 	ScimType string
 	Detail   string
+	// RetryAfter, when positive, is sent as Retry-After in whole seconds
+	// (rounded up): a 429 says when to come back.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -50,27 +54,27 @@ func Errorf(status int, scimType, format string, args ...any) *Error {
 // The errors a Backend returns (directly or wrapped with %w).
 var (
 	// ErrNotFound: no such resource, or not one this connection may see.
-	ErrNotFound = &Error{http.StatusNotFound, "", "Resource not found"}
+	ErrNotFound = &Error{Status: http.StatusNotFound, ScimType: "", Detail: "Resource not found"}
 	// ErrUniqueness: the userName (or a group's displayName) is taken.
-	ErrUniqueness = &Error{http.StatusConflict, Uniqueness, "A resource with this unique attribute already exists"}
+	ErrUniqueness = &Error{Status: http.StatusConflict, ScimType: Uniqueness, Detail: "A resource with this unique attribute already exists"}
 	// ErrConflict: the resource changed since the Base of an update was
 	// read. The handler reads it again, resolves the request again and
 	// retries (a few times); then answers 409.
-	ErrConflict = &Error{http.StatusConflict, "", "Concurrent modification; try again"}
+	ErrConflict = &Error{Status: http.StatusConflict, ScimType: "", Detail: "Concurrent modification; try again"}
 	// ErrUnauthorized: no valid SCIM credential (the authentication
 	// middleware answers with it through WriteError).
-	ErrUnauthorized = &Error{http.StatusUnauthorized, "", "Authentication required: a valid SCIM bearer token"}
+	ErrUnauthorized = &Error{Status: http.StatusUnauthorized, ScimType: "", Detail: "Authentication required: a valid SCIM bearer token"}
 	// ErrForbidden: the connection may not do this.
-	ErrForbidden = &Error{http.StatusForbidden, "", "This SCIM connection may not do this"}
+	ErrForbidden = &Error{Status: http.StatusForbidden, ScimType: "", Detail: "This SCIM connection may not do this"}
 	// ErrUnavailable: the store did not answer; nothing was changed.
-	ErrUnavailable = &Error{http.StatusServiceUnavailable, "", "Service temporarily unavailable; nothing was changed"}
+	ErrUnavailable = &Error{Status: http.StatusServiceUnavailable, ScimType: "", Detail: "Service temporarily unavailable; nothing was changed"}
 	// ErrIncomplete: the change was stored, but not all that follows from
 	// it (the store failed in between); the same request again completes
 	// it. Never "nothing was changed": a create sent again would get 409.
-	ErrIncomplete = &Error{http.StatusServiceUnavailable, "", "The change was stored, but not all that follows from it: send the same request again"}
+	ErrIncomplete = &Error{Status: http.StatusServiceUnavailable, ScimType: "", Detail: "The change was stored, but not all that follows from it: send the same request again"}
 )
 
-var errInternal = &Error{http.StatusInternalServerError, "", "Internal server error"}
+var errInternal = &Error{Status: http.StatusInternalServerError, ScimType: "", Detail: "Internal server error"}
 
 // errorBody is the SCIM error schema; status is a string (RFC 7644 3.12).
 type errorBody struct {
@@ -99,6 +103,9 @@ func WriteError(c *fiber.Ctx, err error) error {
 	}
 	if se.Status == http.StatusUnauthorized && len(c.Response().Header.Peek(fiber.HeaderWWWAuthenticate)) == 0 {
 		Challenge(c, false)
+	}
+	if se.RetryAfter > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.FormatInt(int64((se.RetryAfter+time.Second-1)/time.Second), 10))
 	}
 	if se == ErrUnavailable || se == ErrIncomplete {
 		// Nothing was changed, or the same request completes the change:

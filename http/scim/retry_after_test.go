@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -22,6 +23,8 @@ func TestUnavailableSaysRetryAfter(t *testing.T) {
 		{ErrIncomplete, "1"},
 		{Errorf(503, "", "The event store did not confirm the change in time; it may have been applied"), ""},
 		{ErrConflict, ""},
+		// A lockout says when it ends, in whole seconds rounded up.
+		{&Error{Status: 429, Detail: "Too many failed password checks", RetryAfter: 827500 * time.Millisecond}, "828"},
 	} {
 		app := fiber.New()
 		app.Get("/", func(c *fiber.Ctx) error { return WriteError(c, tc.err) })
