@@ -129,6 +129,14 @@ now (24h, 7d).`,
 				return usagef("--follow goes forward in time: it takes neither --order desc nor --until")
 			}
 			q.Desc = order == "desc"
+			// A user ID in any letter case, as the USER arguments take it:
+			// the service's filters compare IDs as written (re-check 17r5:
+			// --subject user-01m98… showed an empty log).
+			for _, id := range []*string{&q.Subject, &q.Actor} {
+				if canonical, ok := client.UserID(*id); ok {
+					*id = canonical
+				}
+			}
 			c, err := a.authed()
 			if err != nil {
 				return err
@@ -302,7 +310,7 @@ func (a *app) accessCommand() *cobra.Command {
 						rows = append(rows, []string{p.Type, p.ID, p.Name, list(g.Permissions), via(g), grantedBy(g.GrantedBy)})
 					}
 				}
-				fmt.Fprintf(a.stdout, "Access to %s at %s%s:\n", acc.Tenant, ts(acc.At), map[bool]string{true: " with " + acc.Permission}[acc.Permission != ""])
+				fmt.Fprintf(a.stdout, "Access to %s at %s%s:\n", acc.Tenant, atMoment(acc.At), map[bool]string{true: " with " + acc.Permission}[acc.Permission != ""])
 				a.table([]string{"TYPE", "ID", "NAME", "PERMISSIONS", "VIA", "GRANTED BY"}, rows)
 			})
 		}),
@@ -334,7 +342,7 @@ func (a *app) accessCommand() *cobra.Command {
 							rows = append(rows, []string{t.ID, list(g.Permissions), via(g), grantedBy(g.GrantedBy)})
 						}
 					}
-					fmt.Fprintf(a.stdout, "Access of %s (%s) at %s:\n", acc.Name, acc.ID, ts(acc.At))
+					fmt.Fprintf(a.stdout, "Access of %s (%s) at %s:\n", acc.Name, acc.ID, atMoment(acc.At))
 					a.table([]string{"TENANT", "PERMISSIONS", "VIA", "GRANTED BY"}, rows)
 				})
 			}),

@@ -301,3 +301,34 @@ func TestTablesSayOtherTenantsAreNotShown(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditAndAccessAsAsked: audit --subject and --actor take a user ID in
+// any letter case, sent as the service writes it (re-check 17r5: a lower-case
+// ID showed an empty log); an access answer's moment is printed to the
+// nanosecond it is for (outside check 17n: cut to the second, two answers
+// either side of a deactivation had one heading).
+func TestAuditAndAccessAsAsked(t *testing.T) {
+	var asked atomic.Value
+	fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/api/v1/audit/events":
+			asked.Store(r.URL.RawQuery)
+			fmt.Fprint(w, `{"events":[]}`)
+		case strings.HasSuffix(r.URL.Path, "/access"):
+			fmt.Fprint(w, `{"type":"user","id":"user-01M98KXWSYJ4B8K99KPW8DNNGE","name":"frank","at":"2026-12-07T16:39:09.751984116Z","tenants":[]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	if code, _, errOut := runCLI(t, "audit", "--subject", "user-01m98kxwsyj4b8k99kpw8dnnge", "--actor", "User-01m98kxwsyj4b8k99kpw8dnnge"); code != 0 {
+		t.Fatalf("audit: exit %d %s", code, errOut)
+	}
+	if q, _ := asked.Load().(string); !strings.Contains(q, "subject=user-01M98KXWSYJ4B8K99KPW8DNNGE") || !strings.Contains(q, "actor=user-01M98KXWSYJ4B8K99KPW8DNNGE") {
+		t.Errorf("audit asked %q", q)
+	}
+	code, out, errOut := runCLI(t, "access", "user", "user-01M98KXWSYJ4B8K99KPW8DNNGE", "--at", "2026-12-07T16:39:09.751984116Z")
+	if code != 0 || !strings.Contains(out, "at 2026-12-07T16:39:09.751984116Z:") {
+		t.Errorf("access user: exit %d %q %q", code, out, errOut)
+	}
+}

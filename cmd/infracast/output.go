@@ -56,6 +56,17 @@ func ts(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// atMoment is the moment an access answer is for, to the nanosecond the
+// service answered it: cut to the second, two answers a few milliseconds
+// apart — before and after a revocation — were headed with the same moment
+// and said different things (outside check 17n).
+func atMoment(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
 func tsp(t *time.Time) string {
 	if t == nil {
 		return "-"
