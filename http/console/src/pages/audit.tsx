@@ -67,7 +67,7 @@ export function AuditPage(p: PageProps) {
                       ? <button type="button" class="link mono small" title={'Only events by this ' + ev.actor.type} onClick={() => apply({ ...filter, actor: ev.actor.id! })}><Bdi text={ev.actor.id} /></button>
                       : <span class="muted">{ev.actor.type}</span>}</td>
                     <td><button type="button" class="link mono small" title="Only this subject" onClick={() => apply({ ...filter, subject: ev.aggregate_id })}><Bdi text={ev.aggregate_id} /></button></td>
-                    <td>{ev.tenants.filter((t) => p.seesTenant(t)).map((t) => <span class="chip" key={t}><Bdi text={t} /></span>)}</td>
+                    <td>{ev.tenants.filter((t) => t === '*' || p.seesTenant(t)).map((t) => <span class="chip" key={t}><Bdi text={t} /></span>)}</td>
                     <td class="mono small nowrap">{ev.request?.ip ? <Bdi text={ev.request.ip} /> : '—'}</td>
                     <td><button type="button" class="secondary small" aria-expanded={open === ev.id} aria-controls={'ev-' + ev.id}
                       onClick={() => setOpen(open === ev.id ? '' : ev.id)}>Details</button></td>
