@@ -64,9 +64,8 @@ func canonicalOrigins(origins []string) []string {
 func (s *Service) ssoConfig() (authhttp.SSOConfig, error) {
 	out := authhttp.SSOConfig{
 		CookieKey: authhttp.DeriveKey(s.cfg.MasterKey, "sso-flow-cookie"),
-	}
-	for _, o := range s.cfg.SSOReturnToAllowlist {
-		out.ReturnToAllowlist = append(out.ReturnToAllowlist, canonicalOrigin(o))
+		// As configured: authhttp.CheckReturnTo compares canonical origins.
+		ReturnToAllowlist: s.cfg.SSOReturnToAllowlist,
 	}
 	if s.cfg.PublicURL != "" {
 		u, err := url.Parse(canonicalOrigin(s.cfg.PublicURL))
