@@ -144,8 +144,10 @@ func (p Policy) Rules() []RouteRule {
 // Permission returns the permission that method needs on resource, the path
 // below /api/v1/tenants/{tenant}/ ("nodes/n-1"). GET and HEAD read; every other
 // method writes. Prefixes match with letter case as written; a resource that
-// would match a rule's prefix only if case were ignored ("Nodes/n-1") needs
-// admin:*, since a resource service that ignores case serves it as that rule's. The resource is expected clean (the HTTP layer decodes and
+// would match a rule's prefix only if case were ignored ("Nodes/n-1") or a
+// segment's format suffix dropped ("reports/schedules.json" for the rule
+// "reports/schedules") needs admin:*, since a resource service that ignores
+// case, or reads a suffix as the answer's format, serves it as that rule's. The resource is expected clean (the HTTP layer decodes and
 // cleans the path first); anything that is not - an empty, "." or ".." segment
 // (also "..;x" and percent-encoded dots), a backslash or a control character -
 // needs admin:*, so an unclean path is never authorized by a prefix it would
@@ -183,14 +185,17 @@ const (
 )
 
 // matchResource reports whether the first segments of resource are segs,
-// exactly or only when letter case is ignored.
+// exactly or only when letter case is ignored or a segment's format suffix
+// dropped ("schedules.json", "schedules."): Rails' "(.:format)", Django REST
+// framework's format suffixes and Spring MVC's suffix pattern match serve
+// such a segment as the rule's.
 func matchResource(resource string, segs []string) int {
 	rest := strings.TrimPrefix(resource, "/")
 	m := matchExact
 	for _, s := range segs {
 		seg, after, found := strings.Cut(rest, "/")
 		if seg != s {
-			if !strings.EqualFold(seg, s) {
+			if !strings.EqualFold(seg, s) && !suffixed(seg, s) {
 				return matchNone
 			}
 			m = matchFolded
@@ -202,6 +207,17 @@ func matchResource(resource string, segs []string) int {
 		rest = after
 	}
 	return m
+}
+
+// suffixed reports whether seg is s, letter case ignored, followed by a dot
+// and anything.
+func suffixed(seg, s string) bool {
+	for i := 1; i < len(seg); i++ {
+		if seg[i] == '.' && strings.EqualFold(seg[:i], s) {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanResource reports whether resource is in canonical form: no empty

@@ -92,6 +92,12 @@ func TestPolicyMatchesWholeCleanSegments(t *testing.T) {
 		{"nodes/.hidden", NodesRead},
 		{"nodes/100%25", NodesRead},
 		{"nodes/a;b", NodesRead},
+		// A format suffix on a rule's segment ("nodes.json") is read as that
+		// segment by Rails, Django REST framework, Spring MVC: it needs admin:*.
+		{"nodes.json", AdminAll},
+		{"nodes.", AdminAll},
+		{"Nodes.json/n-1", AdminAll},
+		{"nodes/n-1.json", NodesRead},
 	}
 	for _, tc := range tests {
 		if got := p.Permission("GET", tc.resource); got != tc.want {
@@ -140,6 +146,13 @@ func TestPolicyOrderAndMultiSegmentPrefixes(t *testing.T) {
 		{"GET", "Reports/r-1", AdminAll},
 		{"GET", "REPORTS", AdminAll},
 		{"GET", "reports/r-1/EXPORTS", ReportsRead},
+		// Nor by a format suffix, which Rails, Django REST framework and
+		// Spring MVC drop (an outside check, 18p).
+		{"POST", "reports/exports.json", AdminAll},
+		{"GET", "reports/exports.", AdminAll},
+		{"GET", "reports/Exports.xml/e-1", AdminAll},
+		{"GET", "reports/exports-x.json", ReportsRead},
+		{"GET", "reports/r-1.json", ReportsRead},
 		{"GET", "settings", ReportsRead},
 		{"PUT", "settings", AdminAll},
 		{"GET", "nodes", AdminAll},
