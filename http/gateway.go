@@ -81,8 +81,11 @@ const tenantsPrefix = "/api/v1/tenants/"
 // disagree on what they mean: an encoded slash or backslash (%2F, %5C), a
 // backslash, a control character, a semicolon (path parameters: Tomcat and
 // Spring drop ";x=1" from a segment, so "schedules;x=1" would be decided as
-// a segment no rule names and served as "schedules") and a "#" (no request
-// target has a fragment; Express and Flask cut the path there). The result
+// a segment no rule names and served as "schedules"), a "#" (no request
+// target has a fragment; Express and Flask cut the path there) and a byte
+// outside printable ASCII as sent, not percent-encoded (no request target
+// has one either, RFC 9112; Python's http.server reads "schedules\xa0" as
+// "schedules": it splits the request line at Unicode spaces). The result
 // must be /api/v1/tenants/{valid tenant}[/...].
 func parseTenantURI(uri string) (tenantTarget, bool) {
 	if rawPath, query, plain := plainTenantURI(uri); plain {
@@ -95,7 +98,7 @@ func parseTenantURI(uri string) (tenantTarget, bool) {
 // trivial: an origin-form target ("/...", not "//...") whose path has only
 // bytes that need no decoding and that no rule refuses (letters, digits and
 // -._~!$&'()*+,=:@/), no empty segment and no "." or ".." segment, and with
-// no control character or "#" anywhere. Such a path is its own decoded, cleaned
+// no control character, byte outside ASCII or "#" anywhere. Such a path is its own decoded, cleaned
 // form, and url.ParseRequestURI would read it - and the query - the same.
 func plainTenantURI(uri string) (rawPath, query string, plain bool) {
 	if len(uri) < 2 || uri[0] != '/' || uri[1] == '/' {
@@ -122,7 +125,7 @@ func plainTenantURI(uri string) (rawPath, query string, plain bool) {
 		}
 	}
 	for i := 0; i < len(query); i++ {
-		if c := query[i]; c < 0x20 || c == 0x7f || c == '#' {
+		if c := query[i]; c < 0x20 || c >= 0x7f || c == '#' {
 			return "", "", false
 		}
 	}
@@ -155,8 +158,10 @@ func readTenantURI(uri string) (t tenantTarget, decoded string, ok bool) {
 	if uri == "" {
 		return tenantTarget{}, "", false
 	}
-	if strings.IndexByte(uri, '#') >= 0 {
-		return tenantTarget{}, "", false
+	for i := 0; i < len(uri); i++ {
+		if c := uri[i]; c == '#' || c < 0x20 || c >= 0x7f {
+			return tenantTarget{}, "", false
+		}
 	}
 	rawPath, _, _ := strings.Cut(uri, "?")
 	if l := strings.ToLower(rawPath); strings.Contains(l, "%2f") || strings.Contains(l, "%5c") {
@@ -197,7 +202,13 @@ func tenantTargetOf(clean, rawQuery string) (tenantTarget, bool) {
 // requestTarget is the request's path and query exactly as the client sent
 // them: not the Fiber path, nor fasthttp's RequestURI, both of which may be
 // decoded and normalized already, and are not what the checks above expect.
+// fasthttp's URI drops a fragment, which the checks refuse: a target sent
+// with one is returned as "#", which every reader of it refuses (an outside
+// check, 18p: "nodes#/../secret" was authorized as "nodes").
 func requestTarget(c *fiber.Ctx) string {
+	if bytes.IndexByte(c.Request().Header.RequestURI(), '#') >= 0 {
+		return "#"
+	}
 	u := c.Request().URI()
 	p, q := u.PathOriginal(), u.QueryString()
 	if len(q) == 0 {

@@ -42,6 +42,14 @@ func TestGatewayParseTenantURI(t *testing.T) {
 		{"/api/v1/tenants/prod/settings#/../nodes", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes#x", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes?x#y", false, "", "", "", ""},
+		// Bytes outside printable ASCII as sent (Python's http.server reads
+		// "schedules\xa0" as "schedules"); percent-encoded, they are data.
+		{"/api/v1/tenants/prod/reports/schedules\xa0", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes/caf\xc3\xa9", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes?q=\x85", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes/../x\x7f", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes?q=a\tb", false, "", "", "", ""},
+		{"/api/v1/tenants/prod/nodes/caf%C3%A9?q=%85", true, "prod", "nodes/caf\xc3\xa9", "/api/v1/tenants/prod/nodes/caf\xc3\xa9", "q=%85"},
 		{"/api/v1/tenants/prod/nodes/.;x/settings", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes/%00", false, "", "", "", ""},
 		{"/api/v1/tenants/prod/nodes/%zz", false, "", "", "", ""},
