@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events/commands"
@@ -288,7 +289,43 @@ func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource string) 
 	if !perms.Has(s.policy.Permission(method, resource)) {
 		return 0, errForbidden
 	}
+	// A read that says it is something else: decided as what the resource
+	// service may take it for, too.
+	if (method == fiber.MethodGet || method == fiber.MethodHead) && overridesMethod(&c.Request().Header) &&
+		!perms.Has(s.policy.Permission(fiber.MethodPost, resource)) {
+		return 0, errForbidden
+	}
 	return perms, nil
+}
+
+// methodOverrideHeaders: the headers frameworks take for the request's
+// method over the request line's (Express's method-override, Slim's
+// MethodOverrideMiddleware, Symfony's, Laravel's, ASP.NET Core's), folded.
+// Some honour them on any method, so a GET carrying "DELETE" could be
+// served as a delete (an outside check, 18p).
+var methodOverrideHeaders = [][]byte{[]byte("x-http-method-override"), []byte("x-http-method"), []byte("x-method-override")}
+
+// overridesMethod reports whether h carries a method-override header with a
+// value other than GET or HEAD, spelled as the route policy reads methods.
+// Forward auth sees the client's headers too: nginx's auth_request and
+// Traefik's forwardAuth pass them on.
+func overridesMethod(h *fasthttp.RequestHeader) bool {
+	found := false
+	h.VisitAll(func(k, v []byte) {
+		if found || len(k) < len("x-http-method") || len(k) > len("x-http-method-override") {
+			return
+		}
+		if string(v) == fiber.MethodGet || string(v) == fiber.MethodHead {
+			return
+		}
+		for _, o := range methodOverrideHeaders {
+			if sameHeader(k, o) {
+				found = true
+				return
+			}
+		}
+	})
+	return found
 }
 
 // setIdentityHeaders sets the identity headers of the caller in tenant, with

@@ -636,12 +636,73 @@ func TestRoutePolicyLetterCase(t *testing.T) {
 		expectBody(t, "gateway POST "+p, doReq(t, in, request{Method: "POST", Path: p, Token: viewer.Token}), 403, bodyForbidden)
 		expectBody(t, "verify POST "+p, verify(t, in, viewer.Token, "POST", p), 403, bodyForbidden)
 	}
+	// Nor by a format suffix, which Rails, Django REST framework and Spring
+	// MVC drop: "schedules.json" is served as "schedules" (18p).
+	for _, p := range []string{
+		"/api/v1/tenants/prod/reports/schedules.json", "/api/v1/tenants/prod/reports/schedules.",
+		"/api/v1/tenants/prod/reports/schedules.xml/s-1",
+	} {
+		expectBody(t, "gateway POST "+p, doReq(t, in, request{Method: "POST", Path: p, Token: viewer.Token}), 403, bodyForbidden)
+		expectBody(t, "verify POST "+p, verify(t, in, viewer.Token, "POST", p), 403, bodyForbidden)
+	}
 	// The rule as written still decides: reports:read may write reports.
 	n := up.count()
 	expectStatus(t, "gateway POST reports/r-1", doReq(t, in, request{Method: "POST", Path: "/api/v1/tenants/prod/reports/r-1", Token: viewer.Token}), 200)
 	expectStatus(t, "verify GET reports/schedules", verify(t, in, viewer.Token, "GET", "/api/v1/tenants/prod/reports/schedules"), 200)
 	if up.count() != n+1 {
 		t.Fatalf("the upstream saw %d requests, want 1", up.count()-n)
+	}
+}
+
+// TestMethodOverrideHeadersDecideToo: a read that carries a method-override
+// header naming a write is decided as a write as well, through the gateway
+// and every form of forward auth: frameworks that honour the header on any
+// method (Slim's MethodOverrideMiddleware) would serve it as that write (18p).
+func TestMethodOverrideHeadersDecideToo(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	u := gwUsers(t, in, "viewer", "editor")
+	viewer, editor := u["viewer"], u["editor"]
+	const p = "/api/v1/tenants/prod/nodes/n1"
+	decide := func(token, method string, extra [2]string) map[string]int {
+		out := map[string]int{}
+		h := [][2]string{bearerHeader(token), extra}
+		out["gateway"] = gwRaw(t, in, method, p, h).Status
+		out["nginx"] = gwRaw(t, in, "GET", "/api/v1/auth/verify", append(h, [2]string{"X-Original-Method", method}, [2]string{"X-Original-URI", p})).Status
+		out["traefik"] = gwRaw(t, in, "GET", "/api/v1/auth/verify", append(h, [2]string{"X-Forwarded-Method", method}, [2]string{"X-Forwarded-Uri", p})).Status
+		out["envoy"] = gwRaw(t, in, method, "/api/v1/auth/verify"+p, h).Status
+		return out
+	}
+	for _, hdr := range [][2]string{
+		{"X-HTTP-Method-Override", "DELETE"}, {"X-HTTP-Method", "PUT"}, {"X-Method-Override", "PATCH"},
+		{"x-http-method-override", "delete"}, {"X_HTTP_Method_Override", "DELETE"}, {"X-HTTP-Method-Override", "GET, DELETE"},
+	} {
+		for _, method := range []string{"GET", "HEAD"} {
+			for how, status := range decide(viewer.Token, method, hdr) {
+				if status != 403 {
+					t.Errorf("%s %s with %s: %s: %d, want 403 (a viewer may not write nodes)", how, method, hdr, p, status)
+				}
+			}
+			for how, status := range decide(editor.Token, method, hdr) {
+				if status != 200 {
+					t.Errorf("%s %s with %s (an editor): %d, want 200", how, method, hdr, status)
+				}
+			}
+		}
+	}
+	// An override that names a read changes nothing, nor does one on a write.
+	for _, hdr := range [][2]string{{"X-HTTP-Method-Override", "GET"}, {"X-HTTP-Method", "HEAD"}} {
+		for how, status := range decide(viewer.Token, "GET", hdr) {
+			if status != 200 {
+				t.Errorf("%s GET with %s: %d, want 200", how, hdr, status)
+			}
+		}
+	}
+	for how, status := range decide(viewer.Token, "POST", [2]string{"X-HTTP-Method-Override", "GET"}) {
+		if status != 403 {
+			t.Errorf("%s POST with an override to GET: %d, want 403", how, status)
+		}
 	}
 }
 
@@ -699,6 +760,15 @@ func TestGatewayPathTricks(t *testing.T) {
 		"/api/v1/tenants/prod/nodes/n1;x=1",
 		"/api/v1/tenants/prod/nodes;x=1/n1",
 		"/api/v1/tenants/prod/nodes/n1%3Bx=1",
+		// A fragment, which fasthttp's parsed URI drops (18p: the gateway
+		// and the Envoy form authorized "nodes#/../x" as "nodes"), and bytes
+		// outside ASCII as sent (Python's http.server reads "nodes\xa0" as
+		// "nodes"): no request target has either.
+		"/api/v1/tenants/prod/nodes#/../settings",
+		"/api/v1/tenants/prod/nodes?x#y",
+		"/api/v1/tenants/prod/nodes\xa0",
+		"/api/v1/tenants/prod/nodes/caf\xc3\xa9",
+		"/api/v1/tenants/prod/nodes?q=\x85",
 	}
 	auth := [][2]string{bearerHeader(viewer.Token)}
 	for _, p := range refused {
