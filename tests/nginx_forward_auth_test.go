@@ -123,7 +123,9 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 				status, body, err := send(c, "GET", path, viewer.Token, map[string]string{"X-Infracast-Subject": "user-forged",
 					"X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66", "Forwarded": "for=203.0.113.66",
 					"X-Forwarded-Host": "evil.example", "X-Forwarded-Uri": "/evil", "X-Original-URI": "/evil",
-					"X-Forwarded-Prefix": "/evil", "X-Forwarded-Ssl": "on", "X-Original-URL": "/evil", "X-Rewrite-URL": "/evil"})
+					"X-Forwarded-Prefix": "/evil", "X-Forwarded-Ssl": "on", "X-Original-URL": "/evil", "X-Rewrite-URL": "/evil",
+					"X-Forwarded-Path": "/evil", "X-Original-Forwarded-For": "203.0.113.66", "X-Envoy-Original-Path": "/evil",
+					"Proxy-Authorization": "Basic ZXZpbDpldmls", "X-Request-ID": "forged"})
 				switch {
 				case err != nil:
 					errs <- fmt.Errorf("GET %s: %w", path, err)
@@ -160,7 +162,12 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 			h.Get("X-Forwarded-For") != "127.0.0.1" || h.Get("X-Real-IP") != "127.0.0.1" || len(h.Values("Forwarded")) != 0 ||
 			h.Get("X-Forwarded-Host") == "evil.example" || len(h.Values("X-Forwarded-Uri")) != 0 || len(h.Values("X-Original-Uri")) != 0 ||
 			len(h.Values("X-Forwarded-Prefix")) != 0 || len(h.Values("X-Forwarded-Ssl")) != 0 ||
-			len(h.Values("X-Original-Url")) != 0 || len(h.Values("X-Rewrite-Url")) != 0 {
+			len(h.Values("X-Original-Url")) != 0 || len(h.Values("X-Rewrite-Url")) != 0 ||
+			// Nor what else some frameworks and proxies read as a proxy's
+			// word, or a credential (18p); the request ID is verify's.
+			len(h.Values("X-Forwarded-Path")) != 0 || len(h.Values("X-Original-Forwarded-For")) != 0 ||
+			len(h.Values("X-Envoy-Original-Path")) != 0 || len(h.Values("Proxy-Authorization")) != 0 ||
+			len(h.Values("X-Request-Id")) != 1 || h.Get("X-Request-Id") == "forged" || h.Get("X-Request-Id") == "" {
 			t.Fatalf("the upstream saw %s %s with %v", s.Method, s.URI, h)
 		}
 	}
