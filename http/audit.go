@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -633,6 +635,30 @@ func (s *Server) checkCursorMark(ctx context.Context, f auditFilter) error {
 	return nil
 }
 
+// issuedIDPrefixes are the kinds of ID the service makes: a kind, "-" and a
+// ULID (commands.NewID).
+var issuedIDPrefixes = []string{"user", "key", "sess", "scim", "group", "mfa", "chl", "tok", "sk", "evt", "cmd"}
+
+// canonicalIDFilter returns an ID the service made as it writes it — the
+// kind in lower case, the ULID in upper case — however v spells them: a ULID
+// is the same in any letter case, the audit log's match is exact, and an
+// actor or subject filter in another case found nothing, a forensic query's
+// "no activity" (an outside check, 18s). Anything else is returned as it is.
+func canonicalIDFilter(v string) string {
+	kind, rest, ok := strings.Cut(v, "-")
+	if !ok || len(rest) != ulid.EncodedSize {
+		return v
+	}
+	kind = strings.ToLower(kind)
+	if !slices.Contains(issuedIDPrefixes, kind) {
+		return v
+	}
+	if _, err := ulid.ParseStrict(rest); err != nil {
+		return v
+	}
+	return kind + "-" + strings.ToUpper(rest)
+}
+
 // auditParams are the query parameters of GET /audit/events.
 var auditParams = []string{"tenant", "actor", "subject", "type", "since", "until", "result", "order", "limit", "cursor"}
 
@@ -661,7 +687,7 @@ func parseAuditFilter(c *fiber.Ctx, sc auditScope) (auditFilter, error) {
 		if v == "" || len(v) > 256 || !utf8.ValidString(v) || strings.ContainsFunc(v, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return f, validation(field.name + ": must be an ID (a user, key, session or provider ID), without spaces")
 		}
-		*field.dst = v
+		*field.dst = canonicalIDFilter(v)
 	}
 	f.subject = q.Subject
 	if t, ok := p["type"]; ok {
