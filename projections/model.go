@@ -2,6 +2,7 @@ package projections
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -248,6 +249,48 @@ func (m *Model) SealedHashSample() (id, sealed string, ok bool) {
 		}
 	}
 	return "", "", false
+}
+
+// PasswordHashAt returns the sealed password hash of the user that k
+// picks among the n users, in the order of their creation ("" when there
+// are none, or that user has none): the hash a login on a name that matches
+// no user is verified against, so that its cost is an existing user's
+// (commands.Service.passwordMatches). Every replica numbers the users
+// alike (users are never removed), so a name is checked against the same
+// user's hash through each. The pick is a jump consistent hash (jump): a
+// new user takes over the picks of 1 in n+1 keys and leaves the others
+// where they were. With k mod n, every creation moved most names to
+// another user, and a name checked at one cost, then at another after
+// users were created, told that nobody has it: a user's hash — and its
+// cost — changes only with their password. O(log n), no allocation but
+// the hash's.
+func (m *Model) PasswordHashAt(k uint64) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.users.recs.n == 0 {
+		return ""
+	}
+	r := jump(k, m.users.recs.n)
+	u := m.users.recs.at(r)
+	h := m.users.hashOf(r, u)
+	if u.flags&uPacked != 0 {
+		return unpackSealed(h)
+	}
+	return strings.Clone(h) // the pool's bytes: not to be held past the lock
+}
+
+// jump is the bucket, of n, of key k by jump consistent hashing (Lamping
+// and Veach, "A Fast, Minimal Memory, Consistent Hash Algorithm", 2014):
+// from n to n+1 buckets, a key moves with probability 1/(n+1), and only
+// to the new bucket n.
+func jump(k uint64, n uint32) uint32 {
+	var b, j int64 = -1, 0
+	for j < int64(n) {
+		b = j
+		k = k*2862933555777941757 + 1
+		j = int64(float64(b+1) * (float64(int64(1)<<31) / float64((k>>33)+1)))
+	}
+	return uint32(b)
 }
 
 // Users returns every user, ordered by username.

@@ -379,3 +379,63 @@ func TestRestoreRefusesALossyWritersSnapshot(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordHashAt: the sealed hash of the user a key picks, in the
+// order of creation — the same after a snapshot is restored, as on every
+// replica —, whether the hash is kept packed or (not in the form the
+// service seals) as text; "" with no users. Every user is picked by some
+// keys; a new user takes over some keys' picks and leaves the others where
+// they were (with k mod n, a creation moved most of them).
+func TestPasswordHashAt(t *testing.T) {
+	m := NewModel()
+	if h := m.PasswordHashAt(7); h != "" {
+		t.Fatalf("no users: %q", h)
+	}
+	env := events.Envelope{}
+	hashes := []string{"aesgcm1:AAAAbWFkZSB1cA", "not-in-the-sealed-form", "aesgcm1:bmV3IG9uZQ"}
+	for i, h := range hashes {
+		id := fmt.Sprintf("user-%d", i)
+		m.Apply(uint64(i+1), env, domain.UserCreated{UserID: id, Username: id, PasswordHashSealed: h})
+	}
+	data, _, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored := NewModel()
+	if _, err := restored.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	const keys = 3000
+	picked := make([]string, keys)
+	count := map[string]int{}
+	for i := range keys {
+		k := uint64(i) * 0x9e3779b97f4a7c15
+		picked[i] = m.PasswordHashAt(k)
+		if got := restored.PasswordHashAt(k); got != picked[i] {
+			t.Fatalf("key %d: %q, restored %q", k, picked[i], got)
+		}
+		count[picked[i]]++
+	}
+	for _, h := range hashes {
+		if count[h] < keys/3/2 {
+			t.Errorf("%q picked by %d keys of %d", h, count[h], keys)
+		}
+	}
+	if len(count) != len(hashes) {
+		t.Fatalf("picked %v", count)
+	}
+	m.Apply(4, env, domain.UserCreated{UserID: "user-3", Username: "user-3", PasswordHashSealed: "aesgcm1:Zm91cnRo"})
+	moved := 0
+	for i := range keys {
+		switch got := m.PasswordHashAt(uint64(i) * 0x9e3779b97f4a7c15); got {
+		case picked[i]:
+		case "aesgcm1:Zm91cnRo":
+			moved++
+		default:
+			t.Fatalf("key %d moved from %q to %q, not to the new user", i, picked[i], got)
+		}
+	}
+	if moved < keys/4/2 || moved > keys/4*2 {
+		t.Errorf("the fourth user took over %d keys of %d, want about a quarter", moved, keys)
+	}
+}
