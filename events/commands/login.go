@@ -2,6 +2,9 @@ package commands
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -55,7 +58,7 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 			return LoginResult{}, err
 		}
 	}
-	ok, err := s.passwordMatches(u, found, in.Password)
+	ok, err := s.passwordMatches(u, found, in.Username, in.Password)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -167,19 +170,64 @@ func (s *Service) loginCatchUp(ctx context.Context) bool {
 const loginCatchUpWait = time.Second
 
 // passwordMatches reports whether password is user u's (found: u exists).
-// An unknown user's check costs the same argon2id as a known one's, against
-// no hash, so that timing does not tell whether the name exists.
-func (s *Service) passwordMatches(u domain.User, found bool, password string) (bool, error) {
-	hash := ""
-	if found {
-		h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
-		if err != nil {
-			return false, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
-		}
-		hash = h
+// A name that matches no user (name: as typed, or the ID asked for) costs
+// what an existing user's check costs: its password is verified — the
+// outcome discarded — against the sealed hash of an existing user, picked
+// by a keyed hash of the name (decoyIndex), unsealed as a known user's is.
+// Against a dummy hash made at the current cost instead, its time told it
+// from every user whose hash was made at another (a login took ~22 ms for
+// a user created before the cost was raised, ~86 ms for a name nobody has:
+// outside check 18t); now the times of unknown names follow the costs of
+// the users' own hashes, whatever their mix, and the same name costs the
+// same each time, as a user's does. No store of users: the dummy hash.
+func (s *Service) passwordMatches(u domain.User, found bool, name, password string) (bool, error) {
+	if !found {
+		s.passwords.Decoy(password, s.decoyHash(name))
+		return false, nil
 	}
-	return s.passwords.Verify(password, hash), nil
+	h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
+	if err != nil {
+		return false, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
+	}
+	return s.passwords.Verify(password, h), nil
 }
+
+// decoyHash is the argon2id hash a name that matches no user is checked
+// against (passwordMatches): an existing user's, opened from the read
+// model ("" when there are no users: the dummy hash). A hash that does not
+// open is counted (DecoyFailures) and logged — without naming the user —
+// and the dummy hash stands in: the login still fails as any unknown
+// name's does.
+func (s *Service) decoyHash(name string) string {
+	sealed := s.state.PasswordHashAt(s.decoyIndex(name))
+	if sealed == "" {
+		return ""
+	}
+	h, err := s.sealer.Open(sealPasswordHash, sealed)
+	if err != nil {
+		s.decoyFailures.Add(1)
+		s.cfg.Log.Error("the password hash a name that matches no user was checked against did not open; the dummy hash stood in", "err", err)
+		return ""
+	}
+	return h
+}
+
+// decoyIndex picks the user whose hash a name that matches no user is
+// checked against: HMAC-SHA256 of its normalized form, keyed with a key
+// derived from NameKey (the same on every replica, so the same name costs
+// the same through each), read as a number. Keyed, so that nobody without
+// the master key can tell which user a name is paired with; not loginKey,
+// which the stream shows.
+func (s *Service) decoyIndex(name string) uint64 {
+	m := hmac.New(sha256.New, s.decoyKey)
+	m.Write([]byte(domain.NormalizeUsername(name)))
+	return binary.BigEndian.Uint64(m.Sum(nil))
+}
+
+// DecoyFailures returns how many checks of a name that matches no user
+// found the hash they were paired with unopenable since the service
+// started, and used the dummy hash instead (decoyHash).
+func (s *Service) DecoyFailures() uint64 { return s.decoyFailures.Load() }
 
 // throttled refuses a login early when the read model already shows a lockout.
 // The decisive check is repeated inside each append's decision (Decide under

@@ -53,14 +53,35 @@ type Passwords struct {
 	// the heap goal as much, so between collections up to that much more
 	// garbage may be resident: the same as at full login load without it.
 	reserve []byte
-	// runs counts the argon2id computations (Runs).
+	// runs counts the argon2id computations (Runs); last holds the cost
+	// parameters of the last one (LastRun).
 	runs atomic.Uint64
+	last atomic.Pointer[HashParams]
 }
 
 // Runs returns how many argon2id computations — hashes and verifications —
 // the hasher has made: what a request costs in CPU, and what its timing
 // tells (a test's way to see that two answers cost the same).
 func (p *Passwords) Runs() uint64 { return p.runs.Load() }
+
+// LastRun returns the cost parameters of the last argon2id computation:
+// the hasher's own for a hash, the stored hash's for a verification (zero
+// before any). What a verification costs is the hash's cost, not the
+// hasher's: a test's way to see which cost an answer paid.
+func (p *Passwords) LastRun() HashParams {
+	if l := p.last.Load(); l != nil {
+		return *l
+	}
+	return HashParams{}
+}
+
+// ran counts an argon2id computation at cost a (nil: none was made, the
+// hash being unreadable).
+func (p *Passwords) ran(a *argon2id.Params) {
+	if a != nil {
+		p.last.Store(&HashParams{MemoryKiB: a.Memory, Iterations: a.Iterations, Parallelism: a.Parallelism})
+	}
+}
 
 // NewPasswords returns a hasher with the given cost.
 func NewPasswords(p HashParams) (*Passwords, error) {
@@ -178,6 +199,7 @@ func (p *Passwords) Hash(password string) (string, error) {
 	defer func() { <-p.slots }()
 	p.runs.Add(1)
 	h, err := argon2id.CreateHash(password, p.params)
+	p.ran(p.params)
 	if err != nil {
 		return "", err
 	}
@@ -222,6 +244,24 @@ func (p *Passwords) Verify(password, hash string) bool {
 	if !known {
 		hash = p.dummyHash
 	}
+	return p.verify(password, hash) && known
+}
+
+// Decoy verifies password against hash as Verify does — one argon2id at
+// the hash's cost, the password normalised — and tells nothing of the
+// outcome: the check of a name that matches no user, against the hash of
+// a user it does not name (Service.passwordMatches), or the dummy hash
+// when hash is empty. It returns nothing, so that no caller can make a
+// match with someone else's hash a sign-in.
+func (p *Passwords) Decoy(password, hash string) {
+	if hash == "" {
+		hash = p.dummyHash
+	}
+	p.verify(password, hash)
+}
+
+// verify is one argon2id verification of password against hash (Verify).
+func (p *Passwords) verify(password, hash string) bool {
 	normalized := normalize(password)
 	hash, marked := unmark(hash)
 	if marked {
@@ -229,7 +269,8 @@ func (p *Passwords) Verify(password, hash string) bool {
 	}
 	p.slots <- struct{}{}
 	p.runs.Add(1)
-	ok, err := argon2id.ComparePasswordAndHash(password, hash)
+	ok, params, err := argon2id.CheckHash(password, hash)
+	p.ran(params)
 	<-p.slots
-	return ok && err == nil && known
+	return ok && err == nil
 }

@@ -163,3 +163,42 @@ func TestCheckBoundsTheBytes(t *testing.T) {
 	// 6,600 normalised.
 	refusedSaying(t, "long once normalised", p.Check(strings.Repeat("\ufdfa", 200), PasswordContext{}), "at most 4096 bytes")
 }
+
+// TestVerifyAndDecoyRunAtTheHashsCost: a verification runs one argon2id at
+// the cost recorded in the hash, whatever the hasher's own (LastRun tells
+// which); Decoy runs the same one, against the dummy hash (the hasher's
+// cost) when given none, and has no outcome to tell.
+func TestVerifyAndDecoyRunAtTheHashsCost(t *testing.T) {
+	old := mustPasswords(t)
+	h, err := old.Hash("a-stored-passphrase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := NewPasswords(HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := HashParams{MemoryKiB: 64, Iterations: 1, Parallelism: 1}
+	if got := old.LastRun(); got != stored {
+		t.Fatalf("a hash ran at %+v, want %+v", got, stored)
+	}
+	for _, c := range []struct {
+		what string
+		run  func()
+		want HashParams
+	}{
+		{"Verify", func() { cur.Verify("a-stored-passphrase", h) }, stored},
+		{"Decoy", func() { cur.Decoy("a-stored-passphrase", h) }, stored},
+		{"Verify without a hash", func() { cur.Verify("a-guess", "") }, HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1}},
+		{"Decoy without a hash", func() { cur.Decoy("a-guess", "") }, HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1}},
+	} {
+		runs := cur.Runs()
+		c.run()
+		if n := cur.Runs() - runs; n != 1 {
+			t.Errorf("%s: %d argon2id, want 1", c.what, n)
+		}
+		if got := cur.LastRun(); got != c.want {
+			t.Errorf("%s: ran at %+v, want %+v", c.what, got, c.want)
+		}
+	}
+}

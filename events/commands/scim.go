@@ -761,7 +761,7 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		}
 		check := meta
 		check.Request.IP = ""
-		same, err := s.passwordMatches(u, true, up.Password)
+		same, err := s.passwordMatches(u, true, u.Username, up.Password)
 		if err != nil {
 			return err
 		}

@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +56,12 @@ type UserState interface {
 	User(id string) (domain.User, uint64, bool)
 	UserByName(name string) (domain.User, uint64, bool)
 	UsersByEmail(email string) []domain.User
+	// PasswordHashAt is the sealed password hash of the user k picks, by
+	// a consistent hash over the users in an order every replica shares
+	// ("" when there are none, or that user has none): the hash a name
+	// that matches no user is checked against (passwordMatches). A new
+	// user takes over few keys' picks. O(log n).
+	PasswordHashAt(k uint64) string
 }
 
 // SessionState reads sessions.
@@ -134,9 +142,10 @@ type Config struct {
 	MFATokenTTL time.Duration
 	// NameKey keys the ID of the login aggregate of a name that matches no
 	// user (loginKey): people sometimes type a password there, and a plain
-	// hash of it would give it away to a dictionary. Derived from the master
-	// key, the same on every replica; when nil, New draws a random key: right
-	// for one process only.
+	// hash of it would give it away to a dictionary; and, through a key
+	// derived from it, which user's hash such a name is checked against
+	// (decoyIndex). Derived from the master key, the same on every replica;
+	// when nil, New draws a random key: right for one process only.
 	NameKey []byte
 	// Barrier, when set, is waited on after a command stored an event that
 	// takes access away (domain.Narrows) and this replica applied it: it
@@ -186,6 +195,11 @@ type Service struct {
 	// stop when stop is canceled (Close).
 	followUpFailures atomic.Uint64
 	followUps        followUps
+	// decoyKey keys the pick of the user whose hash a name that matches no
+	// user is checked against (decoyIndex); decoyFailures counts the picked
+	// hashes that did not open (DecoyFailures).
+	decoyKey      []byte
+	decoyFailures atomic.Uint64
 }
 
 // Replacing claims the secret of aggregate id (an API key's, a SCIM
@@ -266,6 +280,9 @@ func New(log Log, proj Projection, state State, pw *Passwords, sealer *events.Se
 	}
 	s := &Service{log: log, proj: proj, state: state, passwords: pw, sealer: sealer, cfg: cfg,
 		unknownCatchUps: rate.NewLimiter(UnknownCatchUpRate, UnknownCatchUpRate)}
+	dk := hmac.New(sha256.New, cfg.NameKey)
+	dk.Write([]byte("password-decoy"))
+	s.decoyKey = dk.Sum(nil)
 	s.followUps.ctx, s.followUps.cancel = context.WithCancel(context.Background())
 	return s
 }

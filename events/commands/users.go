@@ -202,7 +202,7 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 		return err
 	}
 	if current != "" {
-		ok, err := s.passwordMatches(u, found, current)
+		ok, err := s.passwordMatches(u, found, userID, current)
 		if err != nil {
 			return err
 		}

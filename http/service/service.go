@@ -39,10 +39,13 @@ type Service struct {
 	// other replica has applied it (events.Barrier).
 	Barrier  *events.Barrier
 	Commands *commands.Service
-	HTTP     *authhttp.Server
-	Metrics  *authhttp.Metrics
-	Tokens   *authhttp.Tokens
-	KeyUsage *commands.KeyUsage
+	// Passwords is the argon2id hasher the commands use (its Runs and
+	// LastRun tell what the logins cost).
+	Passwords *commands.Passwords
+	HTTP      *authhttp.Server
+	Metrics   *authhttp.Metrics
+	Tokens    *authhttp.Tokens
+	KeyUsage  *commands.KeyUsage
 
 	readiness     *readiness
 	resyncRunner  atomic.Pointer[projections.Runner] // told about NATS disconnects and reconnects
@@ -129,6 +132,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, err
 	}
+	s.Passwords = pw
 	s.Commands = commands.New(st, s.Runner, s.Model, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now, RefreshIdleTTL: cfg.RefreshIdleTTL,
 		RefreshReuseInterval: cfg.RefreshReuseInterval, RefreshSuccessorKey: authhttp.DeriveKey(s.cfg.MasterKey, "refresh-token-successor"),
@@ -282,6 +286,10 @@ func (s *Service) registerMetrics() {
 			Name: "infracast_follow_up_failures_total",
 			Help: "Follow-ups of stored writes that failed (SCIM role reconciliations, in the request or retried in the background; a login's record after its session; a passkey's first recovery codes); the request answered success, its change being stored.",
 		}, func() float64 { return float64(s.Commands.FollowUpFailures()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "infracast_login_decoy_failures_total",
+			Help: "Checks of a name that matches no user whose paired user's password hash did not open with the master key; the dummy hash stood in.",
+		}, func() float64 { return float64(s.Commands.DecoyFailures()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_applied_sequence", Help: "Last stream sequence applied to the read models.",
 		}, func() float64 { return float64(s.Runner.Applied()) }),
