@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"regexp"
@@ -59,6 +60,15 @@ type RoleMapping struct {
 	Group  string `json:"group"`
 	Tenant string `json:"tenant"`
 	Role   Role   `json:"role"`
+	// Directory (Azure AD only, lower case): the directory (tid) whose
+	// logins the mapping applies to. A multi-directory provider needs it on
+	// every mapping whose group is not an object ID (RoleMappingScoped):
+	// app-role values and group names are the same strings in every
+	// directory, assigned by each directory's own administrators (an
+	// outside check, 18s: a user of another allowed directory carrying
+	// "Prod.Admin" was granted the mapping meant for the operator's own).
+	// Omitted when empty; a build before it ignores it (docs/operations.md).
+	Directory string `json:"directory,omitempty"`
 }
 
 // SSOProvider is the state of an identity provider's configuration. The
@@ -151,9 +161,52 @@ func (p SSOProvider) OtherFormIssuers(tid string) []string {
 	return []string{strings.Replace(tmpl, "/"+AzureTenantPlaceholder+"/", "/"+tid+"/", 1)}
 }
 
-// TenantRolesFor returns the tenant roles that groups map to: per tenant, the
-// strongest role any of the groups maps to.
-func (p SSOProvider) TenantRolesFor(groups []string) []TenantRole {
+// objectIDPattern is an Azure AD object ID (a GUID), as its groups claim
+// carries them.
+var objectIDPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// groupsAreObjectIDs reports whether p's groups claim is the one Azure AD
+// fills with the groups' object IDs ("groups", the default). An object ID
+// is unique across directories, so no other directory can hand it to its
+// users. Any other claim ("roles": app-role values, defined once for the
+// application and assigned by each directory's administrators) carries
+// strings every directory can assign, GUID-shaped or not.
+func (p SSOProvider) groupsAreObjectIDs() bool {
+	return p.GroupsClaim == "" || p.GroupsClaim == "groups"
+}
+
+// RoleMappingScoped reports whether m may apply to the logins of p without
+// naming a directory: always, but for a multi-directory Azure AD provider,
+// where only a group object ID of the groups claim does (no other directory
+// can carry it). Mappings stored before Directory existed that are not
+// scoped grant nothing (TenantRolesFor; UnscopedMappedGroups).
+func (p SSOProvider) RoleMappingScoped(m RoleMapping) bool {
+	if m.Directory != "" || !p.AzureMultiTenant() {
+		return true
+	}
+	return p.groupsAreObjectIDs() && objectIDPattern.MatchString(m.Group)
+}
+
+// roleMappingApplies reports whether m applies to a login from directory
+// tid (the ID token's, for a multi-directory provider; "" otherwise).
+func (p SSOProvider) roleMappingApplies(m RoleMapping, tid string) bool {
+	if !p.RoleMappingScoped(m) {
+		return false
+	}
+	if m.Directory == "" || !p.AzureMultiTenant() {
+		// A single directory's provider only takes its own directory's
+		// tokens (the mapping may not name another one).
+		return true
+	}
+	return tid != "" && SameEmail(tid, m.Directory) // A-Z folded only
+}
+
+// TenantRolesFor returns the tenant roles that groups, of a login from
+// directory tid (SSOLogin.TenantID), map to: per tenant, the strongest role
+// any of the groups maps to, through the mappings that apply to the login
+// (a multi-directory Azure AD provider's: those of its directory, and
+// object IDs; see RoleMappingScoped).
+func (p SSOProvider) TenantRolesFor(groups []string, tid string) []TenantRole {
 	if len(p.RoleMappings) == 0 || len(groups) == 0 {
 		return nil
 	}
@@ -163,7 +216,7 @@ func (p SSOProvider) TenantRolesFor(groups []string) []TenantRole {
 	}
 	best := map[string]Role{}
 	for _, m := range p.RoleMappings {
-		if !have[m.Group] {
+		if !have[m.Group] || !p.roleMappingApplies(m, tid) {
 			continue
 		}
 		if cur, ok := best[m.Tenant]; !ok || roleRank(m.Role) > roleRank(cur) {
@@ -175,6 +228,28 @@ func (p SSOProvider) TenantRolesFor(groups []string) []TenantRole {
 		out = append(out, TenantRole{Tenant: t, Role: r})
 	}
 	SortTenantRoles(out)
+	return out
+}
+
+// UnscopedMappedGroups returns the groups among groups that a mapping of p
+// names without the directory it needs (RoleMappingScoped: stored before
+// mappings named one), each once: they grant nothing, and the login says
+// so (a warning, counted).
+func (p SSOProvider) UnscopedMappedGroups(groups []string) []string {
+	if !p.AzureMultiTenant() || len(groups) == 0 {
+		return nil
+	}
+	have := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		have[g] = true
+	}
+	var out []string
+	for _, m := range p.RoleMappings {
+		if have[m.Group] && !p.RoleMappingScoped(m) {
+			out = append(out, m.Group)
+			delete(have, m.Group)
+		}
+	}
 	return out
 }
 
@@ -585,7 +660,7 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 	if ev.GroupsClaim != "" && !claimNamePattern.MatchString(ev.GroupsClaim) {
 		return ev, Invalid("groups_claim", "must be a claim (attribute) name")
 	}
-	seen := map[[2]string]bool{}
+	seen := map[[3]string]bool{}
 	for _, m := range c.RoleMappings {
 		g := strings.TrimSpace(m.Group)
 		if g == "" || len(g) > 256 {
@@ -601,17 +676,59 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if err != nil {
 			return ev, Invalid("role_mappings", "unknown role %q (viewer, editor or admin)", m.Role)
 		}
-		k := [2]string{g, m.Tenant}
+		dir, err := mappingDirectory(ev, c.Type, g, m)
+		if err != nil {
+			return ev, err
+		}
+		k := [3]string{g, m.Tenant, dir}
 		if seen[k] {
+			if dir != "" {
+				return ev, Invalid("role_mappings", "group %q is mapped twice in tenant %q for directory %q", g, m.Tenant, dir)
+			}
 			return ev, Invalid("role_mappings", "group %q is mapped twice in tenant %q", g, m.Tenant)
 		}
 		seen[k] = true
-		ev.RoleMappings = append(ev.RoleMappings, RoleMapping{Group: g, Tenant: m.Tenant, Role: r})
+		ev.RoleMappings = append(ev.RoleMappings, RoleMapping{Group: g, Tenant: m.Tenant, Role: r, Directory: dir})
 	}
 	if len(ev.RoleMappings) > 500 {
 		return ev, Invalid("role_mappings", "at most 500 mappings")
 	}
 	return ev, nil
+}
+
+// mappingDirectory checks the directory of the mapping m (its group g) of
+// the provider ev is configuring, and returns it in lower case. Only Azure
+// AD mappings name one: a single directory's provider its own (or none), a
+// multi-directory provider one of allowed_tenants — required unless the
+// group is an object ID of the groups claim (RoleMappingScoped).
+func mappingDirectory(ev SSOProviderConfigured, typ SSOType, g string, m RoleMapping) (string, error) {
+	dir := strings.ToLower(strings.TrimSpace(m.Directory))
+	name := func() string { return fmt.Sprintf("group %q in tenant %q", g, m.Tenant) }
+	if typ != SSOAzure {
+		if dir != "" {
+			return "", Invalid("role_mappings", "%s: directory applies to Azure AD mappings only", name())
+		}
+		return "", nil
+	}
+	p := SSOProvider{Type: typ, TenantID: ev.TenantID, GroupsClaim: ev.GroupsClaim}
+	if !p.AzureMultiTenant() {
+		if dir != "" && dir != ev.TenantID {
+			return "", Invalid("role_mappings", "%s: directory %q is not the provider's directory (tenant_id %q)", name(), dir, ev.TenantID)
+		}
+		return dir, nil
+	}
+	if dir == "" {
+		if !p.RoleMappingScoped(RoleMapping{Group: g}) {
+			return "", Invalid("role_mappings", "%s: a multi-directory Azure AD provider's mapping must name its directory (\"directory\": one of allowed_tenants) — app roles and group names are the same strings in every directory, which each directory's administrators assign; only a group object ID of the groups claim is unique", name())
+		}
+		return "", nil
+	}
+	for _, a := range ev.AllowedTenants {
+		if dir == a {
+			return dir, nil
+		}
+	}
+	return "", Invalid("role_mappings", "%s: directory %q is not one of allowed_tenants", name(), dir)
 }
 
 // EvolveSSOProvider applies one event to a provider's state.

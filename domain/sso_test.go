@@ -91,13 +91,113 @@ func TestSSOTenantRolesFor(t *testing.T) {
 		{Group: "admins", Tenant: "prod", Role: RoleAdmin},
 		{Group: "devs", Tenant: "dev", Role: RoleEditor},
 	}}
-	got := p.TenantRolesFor([]string{"ops", "admins", "other"})
+	got := p.TenantRolesFor([]string{"ops", "admins", "other"}, "")
 	want := []TenantRole{{Tenant: "prod", Role: RoleAdmin}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
-	if got := p.TenantRolesFor(nil); len(got) != 0 {
+	if got := p.TenantRolesFor(nil, ""); len(got) != 0 {
 		t.Fatalf("no groups: %v", got)
+	}
+}
+
+// A multi-directory Azure AD provider's mappings must name the directory
+// they apply to unless their group is an object ID of the groups claim:
+// app-role values and group names are the same strings in every
+// directory, which each directory's administrators assign (outside check
+// 18s: a user of another allowed directory carrying "Prod.Admin" got admin
+// in prod).
+func TestSSOAzureRoleMappingDirectory(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const dirA, dirB = "9188040d-6c67-4c5b-b112-36a304b66dad", "3b1f4c2e-0000-4000-8000-00000000b0b0"
+	const groupID = "5c7a8f4e-1111-4222-8333-944455556666"
+	multi := func(claim string, ms ...RoleMapping) ConfigureSSOProvider {
+		return ConfigureSSOProvider{Name: "azure", Type: SSOAzure, TenantID: "organizations", AllowedTenants: []string{dirA, dirB},
+			ClientID: "c", ClientSecretSealed: "s", GroupsClaim: claim, RoleMappings: ms, Now: now}
+	}
+	single := func(ms ...RoleMapping) ConfigureSSOProvider {
+		return ConfigureSSOProvider{Name: "azure", Type: SSOAzure, TenantID: dirA, ClientID: "c", ClientSecretSealed: "s", RoleMappings: ms, Now: now}
+	}
+	okta := ConfigureSSOProvider{Name: "okta", Type: SSOOkta, Domain: "acme.okta.com", ClientID: "c", ClientSecretSealed: "s", Now: now,
+		RoleMappings: []RoleMapping{{Group: "ops", Tenant: "prod", Role: RoleAdmin, Directory: dirA}}}
+	for _, tc := range []struct {
+		name  string
+		cmd   ConfigureSSOProvider
+		error string // "" = accepted; else a part of the message
+	}{
+		{"multi: app role without directory", multi("roles", RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin}), `group "Prod.Admin" in tenant "prod": a multi-directory`},
+		{"multi: group name without directory", multi("", RoleMapping{Group: "infra-admins", Tenant: "prod", Role: RoleAdmin}), "must name its directory"},
+		{"multi: object ID without directory", multi("groups", RoleMapping{Group: groupID, Tenant: "prod", Role: RoleAdmin}), ""},
+		{"multi: GUID-shaped app role without directory", multi("roles", RoleMapping{Group: groupID, Tenant: "prod", Role: RoleAdmin}), "must name its directory"},
+		{"multi: app role of an allowed directory", multi("roles", RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: strings.ToUpper(dirA)}), ""},
+		{"multi: app role of a directory not allowed", multi("roles", RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: "0000aaaa-0000-4000-8000-000000000000"}), "not one of allowed_tenants"},
+		{"multi: one app role in two directories", multi("roles", RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: dirA}, RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleViewer, Directory: dirB}), ""},
+		{"multi: one app role twice in a directory", multi("roles", RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: dirA}, RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleViewer, Directory: dirA}), "mapped twice"},
+		{"single: no directory", single(RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin}), ""},
+		{"single: its own directory", single(RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: dirA}), ""},
+		{"single: another directory", single(RoleMapping{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: dirB}), "is not the provider's directory"},
+		{"okta: a directory", okta, "Azure AD mappings only"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, err := DecideSSOProvider(SSOProvider{}, tc.cmd)
+			if tc.error == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				for _, m := range evs[0].(SSOProviderConfigured).RoleMappings {
+					if m.Directory != strings.ToLower(m.Directory) {
+						t.Errorf("directory %q stored not in lower case", m.Directory)
+					}
+				}
+				return
+			}
+			var ve *ValidationError
+			if !errors.As(err, &ve) || ve.Field != "role_mappings" || !strings.Contains(err.Error(), tc.error) {
+				t.Fatalf("got %v, want role_mappings: …%s…", err, tc.error)
+			}
+		})
+	}
+
+	// At login: a directory's mapping applies to its directory's tokens;
+	// an object ID to any; a stored mapping without the directory it needs
+	// (before the field existed) to none, and is reported.
+	p := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: "organizations", AllowedTenants: []string{dirA, dirB}, GroupsClaim: "roles", RoleMappings: []RoleMapping{
+		{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin, Directory: dirA},
+		{Group: "Prod.Admin", Tenant: "dev", Role: RoleViewer, Directory: dirB},
+		{Group: "Legacy.Editor", Tenant: "prod", Role: RoleEditor}, // stored before directories
+	}}
+	for _, tc := range []struct {
+		tid    string
+		groups []string
+		want   []TenantRole
+	}{
+		{dirA, []string{"Prod.Admin"}, []TenantRole{{Tenant: "prod", Role: RoleAdmin}}},
+		{strings.ToUpper(dirA), []string{"Prod.Admin"}, []TenantRole{{Tenant: "prod", Role: RoleAdmin}}},
+		{dirB, []string{"Prod.Admin"}, []TenantRole{{Tenant: "dev", Role: RoleViewer}}},
+		{"", []string{"Prod.Admin"}, []TenantRole{}},
+		{dirA, []string{"Legacy.Editor"}, []TenantRole{}},
+	} {
+		if got := p.TenantRolesFor(tc.groups, tc.tid); !reflect.DeepEqual(got, tc.want) && !(len(got) == 0 && len(tc.want) == 0) {
+			t.Errorf("tid %q, groups %v: got %v, want %v", tc.tid, tc.groups, got, tc.want)
+		}
+	}
+	if got := p.UnscopedMappedGroups([]string{"Prod.Admin", "Legacy.Editor", "other"}); !reflect.DeepEqual(got, []string{"Legacy.Editor"}) {
+		t.Errorf("UnscopedMappedGroups: %v", got)
+	}
+	byID := p
+	byID.GroupsClaim = "groups"
+	byID.RoleMappings = []RoleMapping{{Group: groupID, Tenant: "prod", Role: RoleEditor}}
+	if got := byID.TenantRolesFor([]string{groupID}, dirB); !reflect.DeepEqual(got, []TenantRole{{Tenant: "prod", Role: RoleEditor}}) {
+		t.Errorf("object ID: %v", got)
+	}
+	if got := byID.UnscopedMappedGroups([]string{groupID}); len(got) != 0 {
+		t.Errorf("object ID reported unscoped: %v", got)
+	}
+	// A single directory's provider: every mapping applies (its tokens are
+	// its directory's).
+	one := SSOProvider{Name: "azure", Type: SSOAzure, TenantID: dirA, GroupsClaim: "roles", RoleMappings: []RoleMapping{{Group: "Prod.Admin", Tenant: "prod", Role: RoleAdmin}}}
+	if got := one.TenantRolesFor([]string{"Prod.Admin"}, ""); len(got) != 1 || one.UnscopedMappedGroups([]string{"Prod.Admin"}) != nil {
+		t.Errorf("single directory: %v", got)
 	}
 }
 

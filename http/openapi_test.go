@@ -334,7 +334,7 @@ var responseTypes = map[string]any{
 	"MeAPIKey":        keyMe{},
 	"MeKeyTenant":     keyMeTenant{},
 	"APIKey":          keyJSON{},
-	"RoleMapping":     roleMappingJSON{},
+	"RoleMapping":     ssoRoleMappingJSON{},
 	"SSOProvider":     ssoProviderJSON{},
 	"SSOCertificate":  certJSON{},
 	"SigningKey":      signingKeyJSON{},

@@ -27,7 +27,8 @@ import (
 //	GET    /api/v1/admin/sso/{provider}
 //	DELETE /api/v1/admin/sso/{provider}
 //
-// Every POST also takes groups_claim, role_mappings [{group, tenant, role}]
+// Every POST also takes groups_claim, role_mappings [{group, tenant, role,
+// directory?}] (directory: Azure AD only)
 // and link_by_email; the OpenID Connect ones trust_idp_mfa (docs/mfa.md).
 // Posting again replaces the configuration.
 
@@ -37,18 +38,28 @@ type roleMappingJSON struct {
 	Role   string `json:"role"`
 }
 
+// ssoRoleMappingJSON is a provider's role mapping: a SCIM connection's
+// (roleMappingJSON) and the directory an Azure AD mapping applies to
+// (domain.RoleMapping.Directory), which SCIM mappings do not take.
+type ssoRoleMappingJSON struct {
+	Group     string `json:"group"`
+	Tenant    string `json:"tenant"`
+	Role      string `json:"role"`
+	Directory string `json:"directory,omitempty"`
+}
+
 // ssoOptions are the options every provider type takes.
 type ssoOptions struct {
-	GroupsClaim  string            `json:"groups_claim,omitempty"`
-	RoleMappings []roleMappingJSON `json:"role_mappings,omitempty"`
-	LinkByEmail  bool              `json:"link_by_email,omitempty"`
-	TrustIdPMFA  bool              `json:"trust_idp_mfa,omitempty"`
+	GroupsClaim  string               `json:"groups_claim,omitempty"`
+	RoleMappings []ssoRoleMappingJSON `json:"role_mappings,omitempty"`
+	LinkByEmail  bool                 `json:"link_by_email,omitempty"`
+	TrustIdPMFA  bool                 `json:"trust_idp_mfa,omitempty"`
 }
 
 func (o ssoOptions) apply(in *commands.SSOProviderInput) {
 	in.GroupsClaim, in.LinkByEmail, in.TrustIdPMFA = o.GroupsClaim, o.LinkByEmail, o.TrustIdPMFA
 	for _, m := range o.RoleMappings {
-		in.RoleMappings = append(in.RoleMappings, domain.RoleMapping{Group: m.Group, Tenant: m.Tenant, Role: domain.Role(m.Role)})
+		in.RoleMappings = append(in.RoleMappings, domain.RoleMapping{Group: m.Group, Tenant: m.Tenant, Role: domain.Role(m.Role), Directory: m.Directory})
 	}
 }
 
@@ -86,27 +97,27 @@ type oidcRequest struct {
 
 // ssoProviderJSON is a provider as the admin API shows it: never the secret.
 type ssoProviderJSON struct {
-	Name           string            `json:"name"`
-	Type           string            `json:"type"`
-	Issuer         string            `json:"issuer,omitempty"`
-	Domain         string            `json:"domain,omitempty"`
-	TenantID       string            `json:"tenant_id,omitempty"`
-	AllowedTenants []string          `json:"allowed_tenants,omitempty"`
-	ClientID       string            `json:"client_id,omitempty"`
-	ClientSecret   string            `json:"client_secret,omitempty"`
-	EntityID       string            `json:"entity_id,omitempty"`
-	SSOURL         string            `json:"sso_url,omitempty"`
-	Certificate    *certJSON         `json:"certificate,omitempty"`  // SAML: the first of Certificates
-	Certificates   []certJSON        `json:"certificates,omitempty"` // SAML: every configured certificate, in order
-	GroupsClaim    string            `json:"groups_claim,omitempty"`
-	RoleMappings   []roleMappingJSON `json:"role_mappings"`
-	LinkByEmail    bool              `json:"link_by_email"`
-	TrustIdPMFA    bool              `json:"trust_idp_mfa,omitempty"`
-	LoginURL       string            `json:"login_url"`
-	CallbackURL    string            `json:"callback_url,omitempty"` // register at the IdP (OIDC redirect URI)
-	MetadataURL    string            `json:"metadata_url,omitempty"` // SAML SP metadata
-	ACSURL         string            `json:"acs_url,omitempty"`
-	ConfiguredAt   string            `json:"configured_at"`
+	Name           string               `json:"name"`
+	Type           string               `json:"type"`
+	Issuer         string               `json:"issuer,omitempty"`
+	Domain         string               `json:"domain,omitempty"`
+	TenantID       string               `json:"tenant_id,omitempty"`
+	AllowedTenants []string             `json:"allowed_tenants,omitempty"`
+	ClientID       string               `json:"client_id,omitempty"`
+	ClientSecret   string               `json:"client_secret,omitempty"`
+	EntityID       string               `json:"entity_id,omitempty"`
+	SSOURL         string               `json:"sso_url,omitempty"`
+	Certificate    *certJSON            `json:"certificate,omitempty"`  // SAML: the first of Certificates
+	Certificates   []certJSON           `json:"certificates,omitempty"` // SAML: every configured certificate, in order
+	GroupsClaim    string               `json:"groups_claim,omitempty"`
+	RoleMappings   []ssoRoleMappingJSON `json:"role_mappings"`
+	LinkByEmail    bool                 `json:"link_by_email"`
+	TrustIdPMFA    bool                 `json:"trust_idp_mfa,omitempty"`
+	LoginURL       string               `json:"login_url"`
+	CallbackURL    string               `json:"callback_url,omitempty"` // register at the IdP (OIDC redirect URI)
+	MetadataURL    string               `json:"metadata_url,omitempty"` // SAML SP metadata
+	ACSURL         string               `json:"acs_url,omitempty"`
+	ConfiguredAt   string               `json:"configured_at"`
 	// Warnings: what configuring it could not check (the IdP was not
 	// reachable); only in the answer to POST.
 	Warnings []string `json:"warnings,omitempty"`
@@ -126,14 +137,14 @@ func (s *Server) toProviderJSON(c *fiber.Ctx, p domain.SSOProvider) ssoProviderJ
 	out := ssoProviderJSON{
 		Name: p.Name, Type: string(p.Type), Issuer: p.Issuer, Domain: p.Domain, TenantID: p.TenantID,
 		AllowedTenants: p.AllowedTenants, ClientID: p.ClientID, EntityID: p.EntityID, SSOURL: p.SSOURL,
-		GroupsClaim: p.GroupsClaim, RoleMappings: []roleMappingJSON{}, LinkByEmail: p.LinkByEmail, TrustIdPMFA: p.TrustIdPMFA,
+		GroupsClaim: p.GroupsClaim, RoleMappings: []ssoRoleMappingJSON{}, LinkByEmail: p.LinkByEmail, TrustIdPMFA: p.TrustIdPMFA,
 		LoginURL: base + flowPath + p.Name + "/login", ConfiguredAt: rfc3339(p.ConfiguredAt),
 	}
 	if p.ClientSecretSealed != "" {
 		out.ClientSecret = redactedSecret
 	}
 	for _, m := range p.RoleMappings {
-		out.RoleMappings = append(out.RoleMappings, roleMappingJSON{Group: m.Group, Tenant: m.Tenant, Role: string(m.Role)})
+		out.RoleMappings = append(out.RoleMappings, ssoRoleMappingJSON{Group: m.Group, Tenant: m.Tenant, Role: string(m.Role), Directory: m.Directory})
 	}
 	if p.Type == domain.SSOSAML {
 		out.MetadataURL, out.ACSURL = base+flowPath+"saml/metadata", base+flowPath+"saml/acs"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -330,5 +331,27 @@ func TestAuditAndAccessAsAsked(t *testing.T) {
 	code, out, errOut := runCLI(t, "access", "user", "user-01M98KXWSYJ4B8K99KPW8DNNGE", "--at", "2026-12-07T16:39:09.751984116Z")
 	if code != 0 || !strings.Contains(out, "at 2026-12-07T16:39:09.751984116Z:") {
 		t.Errorf("access user: exit %d %q %q", code, out, errOut)
+	}
+}
+
+// TestRoleMappingDirectory: --role-mapping takes an Azure AD directory after
+// the role (GROUP=TENANT:ROLE:DIRECTORY), which a multi-directory provider
+// needs on a mapping of a name (outside check 18s); a trailing ":" naming
+// none is a usage error.
+func TestRoleMappingDirectory(t *testing.T) {
+	const dir = "9188040d-6c67-4c5b-b112-36a304b66dad"
+	s := ssoCommon{mappings: []string{"Prod.Admin=prod:admin:" + dir, "ops=dev:viewer"}}
+	o, err := s.options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []client.RoleMapping{{Group: "Prod.Admin", Tenant: "prod", Role: "admin", Directory: dir}, {Group: "ops", Tenant: "dev", Role: "viewer"}}
+	if !reflect.DeepEqual(o.RoleMappings, want) {
+		t.Fatalf("got %+v, want %+v", o.RoleMappings, want)
+	}
+	for _, bad := range []string{"g=prod:admin:", "g=prod", "=prod:admin"} {
+		if _, err := (&ssoCommon{mappings: []string{bad}}).options(); err == nil {
+			t.Errorf("--role-mapping %q accepted", bad)
+		}
 	}
 }

@@ -41,7 +41,7 @@ type ssoCommon struct {
 // found the flag offered all the same).
 func (s *ssoCommon) flags(cmd *cobra.Command, linkByEmail bool) {
 	cmd.Flags().StringVar(&s.groupsClaim, "groups-claim", "", "claim (OIDC) or attribute (SAML) holding the groups (default groups)")
-	cmd.Flags().StringArrayVar(&s.mappings, "role-mapping", nil, "map a group to a tenant role, GROUP=TENANT:ROLE; repeat for several")
+	cmd.Flags().StringArrayVar(&s.mappings, "role-mapping", nil, "map a group to a tenant role, GROUP=TENANT:ROLE, or GROUP=TENANT:ROLE:DIRECTORY for the logins of one Azure AD directory; repeat for several")
 	if linkByEmail {
 		cmd.Flags().BoolVar(&s.linkByEmail, "link-by-email", false, "link a first SSO login to the user with the same verified e-mail")
 	}
@@ -52,10 +52,13 @@ func (s *ssoCommon) options() (client.SSOOptions, error) {
 	for _, m := range s.mappings {
 		group, rest, ok1 := strings.Cut(m, "=")
 		tenant, role, ok2 := strings.Cut(rest, ":")
-		if !ok1 || !ok2 || group == "" || tenant == "" || role == "" {
-			return o, usagef("--role-mapping %q: want GROUP=TENANT:ROLE", m)
+		// A directory (Azure AD) after the role: a multi-directory
+		// provider's mapping of a name applies to one directory's logins.
+		role, directory, hasDir := strings.Cut(role, ":")
+		if !ok1 || !ok2 || group == "" || tenant == "" || role == "" || (hasDir && directory == "") {
+			return o, usagef("--role-mapping %q: want GROUP=TENANT:ROLE or GROUP=TENANT:ROLE:DIRECTORY", m)
 		}
-		o.RoleMappings = append(o.RoleMappings, client.RoleMapping{Group: group, Tenant: tenant, Role: role})
+		o.RoleMappings = append(o.RoleMappings, client.RoleMapping{Group: group, Tenant: tenant, Role: role, Directory: directory})
 	}
 	return o, nil
 }

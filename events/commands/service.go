@@ -181,6 +181,9 @@ type Service struct {
 	conflicts atomic.Uint64 // optimistic-concurrency conflicts retried (see Conflicts)
 	// catchUpFailures: best-effort catch-ups that failed (CatchUpFailures).
 	catchUpFailures atomic.Uint64
+	// unscopedMappingLogins: SSO logins whose groups matched role mappings
+	// that grant nothing for want of a directory (UnscopedMappingLogins).
+	unscopedMappingLogins atomic.Uint64
 	// unknownCatchUps bounds the catch-ups for refresh tokens and API keys
 	// this replica does not know (CatchUpBudget).
 	unknownCatchUps *rate.Limiter
@@ -238,6 +241,12 @@ func (s *Service) Conflicts() uint64 { return s.conflicts.Load() }
 // user's events) failed since the service started: the event store did not
 // answer in time, and the decision went on from the read models as they were.
 func (s *Service) CatchUpFailures() uint64 { return s.catchUpFailures.Load() }
+
+// UnscopedMappingLogins returns how many SSO logins through a
+// multi-directory Azure AD provider carried a group that a role mapping
+// stored without its directory names (domain.SSOProvider.UnscopedMappedGroups):
+// the mapping granted nothing, and the login logged a warning.
+func (s *Service) UnscopedMappingLogins() uint64 { return s.unscopedMappingLogins.Load() }
 
 // New returns a service that appends to log and decides against state, which
 // proj keeps up to date.

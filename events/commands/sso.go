@@ -172,6 +172,15 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	// after catching up with the event store's head (best effort, counted,
 	// as there; the user's factors are caught up with in mfaGate).
 	caughtUp := s.loginCatchUp(ctx)
+	if unscoped := p.UnscopedMappedGroups(in.Groups); len(unscoped) > 0 {
+		// Mappings stored before they named a directory grant nothing
+		// through a multi-directory provider (domain.RoleMappingScoped):
+		// said once per login, and counted, until the operator configures
+		// the provider again with each mapping's directory.
+		s.unscopedMappingLogins.Add(1)
+		s.cfg.Log.Warn("sso login: role mappings of a multi-directory Azure AD provider name no directory and grant nothing (configure the provider again, naming each mapping's directory)",
+			"provider", p.Name, "directory", in.TenantID, "groups", unscoped, "request_id", meta.Request.RequestID)
+	}
 	userID, err := s.ssoUser(ctx, meta, p, in)
 	if err != nil {
 		return LoginResult{}, err
@@ -183,7 +192,7 @@ func (s *Service) SSOLogin(ctx context.Context, meta events.Meta, in domain.SSOL
 	if !u.Active {
 		return LoginResult{}, domain.ErrUserInactive
 	}
-	for _, tr := range p.TenantRolesFor(in.Groups) {
+	for _, tr := range p.TenantRolesFor(in.Groups, in.TenantID) {
 		// Only added, never a step down: judged on the user each decision
 		// is made on — a grant of a stronger role by an admin at the same
 		// moment makes this append conflict, and the decision taken again
@@ -417,7 +426,7 @@ func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p doma
 		}
 		evs, err := domain.DecideUser(domain.User{}, domain.CreateUser{
 			UserID: userID, Username: name, Email: in.ProvisionEmail(vouched), PasswordHashSealed: sealed,
-			Tenants: p.TenantRolesFor(in.Groups), Now: s.cfg.Now(),
+			Tenants: p.TenantRolesFor(in.Groups, in.TenantID), Now: s.cfg.Now(),
 		})
 		if err != nil {
 			return "", err

@@ -168,6 +168,10 @@ type RoleMapping struct {
 	Group  string `json:"group"`
 	Tenant string `json:"tenant"`
 	Role   string `json:"role"`
+	// Directory (Azure AD): the directory (tid) whose logins the mapping
+	// applies to; required by a multi-directory provider unless Group is
+	// a group object ID (docs/sso.md).
+	Directory string `json:"directory,omitempty"`
 }
 
 // SSOOptions are the settings every provider type shares.

@@ -283,6 +283,10 @@ func (s *Service) registerMetrics() {
 			Help: "Best-effort catch-ups with another replica's writes (a login's) that the event store did not answer in time; the decision went on from the read models.",
 		}, func() float64 { return float64(s.Commands.CatchUpFailures()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "infracast_sso_unscoped_mapping_logins_total",
+			Help: "SSO logins through a multi-directory Azure AD provider whose groups matched role mappings stored without their directory, which grant nothing (docs/operations.md, Upgrades and rollbacks).",
+		}, func() float64 { return float64(s.Commands.UnscopedMappingLogins()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "infracast_follow_up_failures_total",
 			Help: "Follow-ups of stored writes that failed (SCIM role reconciliations, in the request or retried in the background; a login's record after its session; a passkey's first recovery codes); the request answered success, its change being stored.",
 		}, func() float64 { return float64(s.Commands.FollowUpFailures()) }),

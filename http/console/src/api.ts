@@ -25,7 +25,8 @@ export interface APIKey {
   // other_tenants: tenants the caller does not administer, left out of tenants.
   other_tenants?: boolean;
 }
-export interface RoleMapping { group: string; tenant: string; role: string }
+// directory: an Azure AD provider's mapping applies to that directory's logins only (docs/sso.md).
+export interface RoleMapping { group: string; tenant: string; role: string; directory?: string }
 export interface SSOProvider {
   name: string; type: string; issuer?: string; domain?: string; tenant_id?: string; client_id?: string;
   client_secret?: string; entity_id?: string; sso_url?: string; certificate?: { subject: string; not_after: string; not_before: string };

@@ -95,7 +95,7 @@ function SSOAdmin() {
               {prov.acs_url ? <><dt>ACS URL</dt><dd><Bdi class="mono" text={prov.acs_url} /> <CopyButton text={prov.acs_url} /></dd></> : null}
               {prov.metadata_url ? <><dt>SP metadata</dt><dd><Bdi class="mono" text={prov.metadata_url} /> <CopyButton text={prov.metadata_url} /></dd></> : null}
               <dt>Sign-in link</dt><dd><Bdi class="mono" text={prov.login_url} /></dd>
-              <dt>Group mappings</dt><dd>{prov.role_mappings.length ? prov.role_mappings.map((m, i) => <span class="chip" key={i}><Bdi text={m.group} /> → <Bdi text={m.tenant} />: {m.role}</span>) : 'none'}</dd>
+              <dt>Group mappings</dt><dd>{prov.role_mappings.length ? prov.role_mappings.map((m, i) => <span class="chip" key={i}><Bdi text={m.group} />{m.directory ? <> (directory <Bdi class="mono" text={m.directory} />)</> : null} → <Bdi text={m.tenant} />: {m.role}</span>) : 'none'}</dd>
               <dt>Configured</dt><dd><Time at={prov.configured_at} /></dd>
             </dl>
             {prov.warnings?.length ? <Notice kind="warn"><Bdi text={prov.warnings.join(' ')} /></Notice> : null}
