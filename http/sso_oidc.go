@@ -2,6 +2,7 @@ package http
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -229,8 +230,15 @@ func (s *Server) ssoLoginStart(c *fiber.Ctx) error {
 	return c.Redirect(target, fiber.StatusFound)
 }
 
-// idClaims are the ID token (and userinfo) claims an SSO login reads.
+// idClaims are the ID token (and userinfo) claims an SSO login reads,
+// decoded with exact names (exactClaims).
 type idClaims struct {
+	// Subject, Issuer and Nonce as spelled exactly: go-oidc verified the
+	// ones encoding/json read, which may be another letter case's
+	// ("Sub"); the two must agree.
+	Subject           string `json:"sub"`
+	Issuer            string `json:"iss"`
+	Nonce             string `json:"nonce"`
 	Email             string `json:"email"`
 	EmailVerified     any    `json:"email_verified"`
 	PreferredUsername string `json:"preferred_username"`
@@ -325,12 +333,17 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	}
 	var claims idClaims
 	var all map[string]any
-	if err := idt.Claims(&claims); err != nil {
+	var raw json.RawMessage
+	if err := idt.Claims(&raw); err != nil {
 		s.ssoReject(c, "claims", err)
 		return errSSOFailed
 	}
-	if err := idt.Claims(&all); err != nil {
+	if err := exactClaims(raw, &claims, &all); err != nil {
 		s.ssoReject(c, "claims", err)
+		return errSSOFailed
+	}
+	if claims.Subject != idt.Subject || claims.Issuer != idt.Issuer || claims.Nonce != idt.Nonce {
+		s.ssoReject(c, "claims", fmt.Errorf("%w: sub, iss or nonce is not spelled exactly", errClaimsMalformed))
 		return errSSOFailed
 	}
 	if p.AzureMultiTenant() {
@@ -342,7 +355,7 @@ func (s *Server) ssoCallback(c *fiber.Ctx) error {
 	if needsUserinfo(p, claims, all) && prov.UserInfoEndpoint() != "" {
 		if err := s.addUserinfo(ctx, p, prov, tok, idt.Subject, &claims, all); err != nil {
 			s.ssoReject(c, "userinfo", err)
-			if errors.Is(err, errUserinfoSubject) {
+			if errors.Is(err, errUserinfoSubject) || errors.Is(err, errClaimsMalformed) {
 				return errSSOFailed
 			}
 			return errIdPDown
@@ -480,16 +493,19 @@ func (s *Server) addUserinfo(ctx context.Context, p domain.SSOProvider, prov *oi
 	if err != nil {
 		return err
 	}
-	if !sameString(ui.Subject, subject) {
-		return errUserinfoSubject
-	}
 	var more idClaims
 	var moreAll map[string]any
-	if err := ui.Claims(&more); err != nil {
+	var raw json.RawMessage
+	if err := ui.Claims(&raw); err != nil {
 		return err
 	}
-	if err := ui.Claims(&moreAll); err != nil {
+	// Names matched exactly, as the ID token's (exactClaims); its sub as
+	// spelled exactly is the one that must be the ID token's.
+	if err := exactClaims(raw, &more, &moreAll); err != nil {
 		return err
+	}
+	if !sameString(ui.Subject, subject) || !sameString(more.Subject, subject) {
+		return errUserinfoSubject
 	}
 	if claims.Email == "" && more.Email != "" {
 		claims.Email, claims.EmailVerified = more.Email, more.EmailVerified

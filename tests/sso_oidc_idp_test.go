@@ -41,6 +41,10 @@ type testOIDCUser struct {
 	// GroupsOverage: no groups claim, but a source for it in _claim_names
 	// (Azure AD, for a user in more groups than a token holds).
 	GroupsOverage bool
+	// ExtraClaims are added to the ID token's (and the userinfo answer's)
+	// claims as they are: custom claims, or a registered one's name in
+	// another letter case ("Email_Verified", "Sub").
+	ExtraClaims map[string]any
 }
 
 // testOPOptions shape the test IdP like the real ones.
@@ -436,6 +440,9 @@ func setProfileClaims(ui *oidc.UserInfo, u testOIDCUser) {
 	ui.PreferredUsername = u.Username
 	if u.Groups != nil {
 		ui.AppendClaims("groups", u.Groups)
+	}
+	for k, v := range u.ExtraClaims {
+		ui.AppendClaims(k, v)
 	}
 	if u.GroupsOverage {
 		ui.AppendClaims("_claim_names", map[string]string{"groups": "src1"})
