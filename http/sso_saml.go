@@ -346,16 +346,33 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 	// surrounds them with white space, and an untrimmed address was dropped
 	// as invalid (no e-mail, no link by e-mail) and an untrimmed group
 	// mapped no role (re-check 14r2).
+	//
+	// Two attributes a name matches in two spellings ("email" and "Email")
+	// make the assertion ambiguous, and it is refused (ambiguous): which of
+	// them is the address depended on their order, and another reader of
+	// the assertion may take the one spelled exactly — as an OpenID Connect
+	// claim given twice in two letter cases is (exactClaims; outside check
+	// 18s).
+	var ambiguous error
 	attr := func(names []string) []string {
 		for _, n := range names {
 			var out []string
+			spelled := ""
 			for _, st := range a.AttributeStatements {
 				for _, at := range st.Attributes {
 					// A-Z folded only (domain.SameEmail): "groupſ" (LONG S) is
 					// not "groups".
-					if !domain.SameEmail(at.Name, n) && !domain.SameEmail(at.FriendlyName, n) {
+					as := at.Name
+					if !domain.SameEmail(as, n) {
+						as = at.FriendlyName
+					}
+					if !domain.SameEmail(as, n) {
 						continue
 					}
+					if spelled != "" && as != spelled && ambiguous == nil {
+						ambiguous = fmt.Errorf("the assertion carries attribute %.64q as %.64q and %.64q", n, spelled, as)
+					}
+					spelled = as
 					for _, v := range at.Values {
 						if v := strings.TrimSpace(v.Value); v != "" {
 							out = append(out, v)
@@ -388,5 +405,8 @@ func samlIdentity(p domain.SSOProvider, a *saml.Assertion) (domain.SSOLogin, tim
 		groupNames = []string{p.GroupsClaim}
 	}
 	in.Groups = attr(groupNames)
+	if ambiguous != nil {
+		return domain.SSOLogin{}, time.Time{}, ambiguous
+	}
 	return in, expires, nil
 }

@@ -141,3 +141,27 @@ func TestSSOSAMLEmailNameIDTrimmed(t *testing.T) {
 		t.Fatalf("user of attributes with whitespace: %v, roles %v", user, roles)
 	}
 }
+
+// TestSSOSAMLAttributeInTwoSpellings: an assertion carrying one of the
+// attributes a login reads in two spellings ("groups" and "Groups") is
+// refused: names compare with A-Z folded, so which one counted depended on
+// their order, where another reader of the assertion may take the one
+// spelled exactly — the SAML side of OpenID Connect claims given twice in
+// two letter cases (outside check 18s). One spelling alone is read as
+// before.
+func TestSSOSAMLAttributeInTwoSpellings(t *testing.T) {
+	in, idp := samlSetup(t, false) // maps infra-admins to editor in prod
+	putSAMLUser(t, idp, "ivy", map[string]any{"password": "ivy-idp-password", "email": "ivy@corp.example"})
+	idp.addAttributes("ivy",
+		samlAttribute("groups", "everyone"),
+		samlAttribute("Groups", "infra-admins"))
+	b := newBrowser(t)
+	f := samlResponseOf(t, in, b, "ivy", "ivy-idp-password")
+	mustError(t, b.postForm(f.action, f.values), http.StatusUnauthorized, "UNAUTHORIZED", "groups in two spellings")
+
+	putSAMLUser(t, idp, "jo", map[string]any{"password": "jo-idp-password", "email": "jo@corp.example"})
+	idp.addAttributes("jo", samlAttribute("Groups", "infra-admins"), samlAttribute("Groups", "everyone"))
+	if _, roles := samlLogin(t, in, "jo", "jo-idp-password"); roles["prod"] != "editor" {
+		t.Fatalf("one spelling, twice: roles %v, want editor in prod", roles)
+	}
+}
