@@ -33,6 +33,22 @@ const discoveryTTL = time.Hour
 type oidcProviders struct {
 	mu      sync.Mutex
 	entries map[string]*oidcEntry
+	// inflight: the discovery under way for a provider, which requests for
+	// it wait for rather than start another. mu is never held while an IdP
+	// is asked: one that does not answer held it for up to 10 s per
+	// request, and every other provider's login start waited behind it (an
+	// outside check, 18q: 79 s for a healthy, cached provider).
+	inflight map[string]*discovery
+}
+
+// discovery is one discovery of a provider's configuration: done closes when
+// e or err is set.
+type discovery struct {
+	version uint64
+	issuer  string
+	done    chan struct{}
+	e       *oidcEntry
+	err     error
 }
 
 type oidcEntry struct {
@@ -90,17 +106,59 @@ func (s *Server) discover(p domain.SSOProvider, version uint64) (*oidc.Provider,
 }
 
 // discoverEntry is discover, with the watch on the provider's key fetches.
+// One discovery per provider and configuration runs at a time; requests
+// that find one under way wait for its outcome (at most its 10 s). A
+// provider whose cached entry has expired keeps being served from it while
+// another request discovers it again.
 func (s *Server) discoverEntry(p domain.SSOProvider, version uint64) (*oidcEntry, error) {
 	o := &s.oidc
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.entries == nil {
 		o.entries = make(map[string]*oidcEntry)
+		o.inflight = make(map[string]*discovery)
 	}
 	e := o.entries[p.Name]
-	if e != nil && e.version == version && e.issuer == p.Issuer && time.Since(e.fetched) < discoveryTTL {
+	same := e != nil && e.version == version && e.issuer == p.Issuer
+	if same && time.Since(e.fetched) < discoveryTTL {
+		o.mu.Unlock()
 		return e, nil
 	}
+	if d := o.inflight[p.Name]; d != nil && d.version == version && d.issuer == p.Issuer {
+		o.mu.Unlock()
+		if same {
+			return e, nil // stale, but the same configuration: being refreshed
+		}
+		<-d.done
+		return d.e, d.err
+	}
+	d := &discovery{version: version, issuer: p.Issuer, done: make(chan struct{})}
+	o.inflight[p.Name] = d
+	o.mu.Unlock()
+
+	prov, keys, err := s.discoverProvider(p)
+	o.mu.Lock()
+	switch {
+	case err == nil:
+		d.e = &oidcEntry{version: version, issuer: p.Issuer, fetched: time.Now(), provider: prov, keys: keys}
+		// Not over an entry of a configuration discovered meanwhile.
+		if cur := o.entries[p.Name]; cur == nil || cur == e || cur.version <= version {
+			o.entries[p.Name] = d.e
+		}
+	case same:
+		d.e = e // stale but same configuration: keep serving
+	default:
+		d.err = err
+	}
+	if o.inflight[p.Name] == d {
+		delete(o.inflight, p.Name)
+	}
+	o.mu.Unlock()
+	close(d.done)
+	return d.e, d.err
+}
+
+// discoverProvider asks p's issuer for its configuration (10 s at most).
+func (s *Server) discoverProvider(p domain.SSOProvider) (*oidc.Provider, *fetchWatch, error) {
 	// The provider keeps this context for fetching keys later: it carries
 	// the HTTP client (watched: fetchWatch), and no request's deadline.
 	client, keys := watchedClient(s.ssoHTTPClient())
@@ -114,15 +172,7 @@ func (s *Server) discoverEntry(p domain.SSOProvider, version uint64) (*oidcEntry
 	fctx, cancel := context.WithTimeout(dctx, 10*time.Second)
 	defer cancel()
 	prov, err := oidc.NewProvider(fctx, p.Issuer)
-	if err != nil {
-		if e != nil && e.version == version && e.issuer == p.Issuer {
-			return e, nil // stale but same configuration: keep serving
-		}
-		return nil, err
-	}
-	e = &oidcEntry{version: version, issuer: p.Issuer, fetched: time.Now(), provider: prov, keys: keys}
-	o.entries[p.Name] = e
-	return e, nil
+	return prov, keys, err
 }
 
 // exchangeError maps a failed code exchange to the answer: the token
