@@ -260,7 +260,7 @@ func forcePassword(t testing.TB, in *Instance, username, password string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, err := pw.Hash(password)
+	hash, err := pw.Hash(context.Background(), password)
 	if err != nil {
 		t.Fatal(err)
 	}

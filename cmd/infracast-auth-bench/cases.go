@@ -270,14 +270,18 @@ func caseLogin(ctx context.Context, b *bench) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	hash, err := pw.Hash(userPassword)
+	hash, err := pw.Hash(context.Background(), userPassword)
 	if err != nil {
 		return nil, err
 	}
 	bound := func(d time.Duration) (sample, error) {
 		return runOps(procs, d, func(int) (func() error, error) {
 			return func() error {
-				if !pw.Verify(userPassword, hash) {
+				ok, err := pw.Verify(context.Background(), userPassword, hash, nil)
+				if err != nil {
+					return err
+				}
+				if !ok {
 					return errors.New("argon2id: the password does not verify")
 				}
 				return nil

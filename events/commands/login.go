@@ -58,7 +58,19 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 			return LoginResult{}, err
 		}
 	}
-	ok, err := s.passwordMatches(u, found, in.Username, in.Password)
+	// Checked again once a hash slot is held, before the argon2id: the
+	// requests of a burst passed the checks above at once and queued for
+	// the slots, and the failures of the first ones lock the address (or
+	// the account, or the name) meanwhile — the rest are refused without
+	// hashing (an outside check, 18q: 1,000 guesses at once from one
+	// address ran 1,000 argon2id, 950 of them answered 429). The same
+	// check whether the name exists or not, and before the password is
+	// looked at: it tells nothing of either.
+	recheck := func() error {
+		u, _, found := s.state.UserByName(in.Username)
+		return s.throttled(u, found, in.Username, meta.Request.IP, now)
+	}
+	ok, err := s.passwordMatches(ctx, u, found, in.Username, in.Password, recheck)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -180,16 +192,18 @@ const loginCatchUpWait = time.Second
 // outside check 18t); now the times of unknown names follow the costs of
 // the users' own hashes, whatever their mix, and the same name costs the
 // same each time, as a user's does. No store of users: the dummy hash.
-func (s *Service) passwordMatches(u domain.User, found bool, name, password string) (bool, error) {
+// before (nil: none) runs once a hash slot is held, before the argon2id,
+// for either (Passwords.Verify): a throttle's check as it stands after the
+// wait; its error, or ErrHashBusy (no slot had), is the answer.
+func (s *Service) passwordMatches(ctx context.Context, u domain.User, found bool, name, password string, before func() error) (bool, error) {
 	if !found {
-		s.passwords.Decoy(password, s.decoyHash(name))
-		return false, nil
+		return false, s.passwords.Decoy(ctx, password, s.decoyHash(name), before)
 	}
 	h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
 	if err != nil {
 		return false, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
 	}
-	return s.passwords.Verify(password, h), nil
+	return s.passwords.Verify(ctx, password, h, before)
 }
 
 // decoyHash is the argon2id hash a name that matches no user is checked

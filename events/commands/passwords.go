@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
 )
 
 // HashParams are the argon2id cost parameters. The service defaults follow the
@@ -40,8 +42,22 @@ type Passwords struct {
 	// for them. More would not hash faster, only slower each (argon2id is
 	// memory-hard: more instances than cores evict each other's memory from
 	// the caches), and each holds MemoryKiB: a burst of logins must not
-	// allocate without bound. The others wait their turn, which costs nothing.
+	// allocate without bound. The others wait their turn (acquire) — a wait
+	// that is neither free nor unbounded: a request's answer is late by
+	// it, and a burst queued behind the slots was all hashed, its clients
+	// gone or not (an outside check, 18q: 1,000 guesses at once from one
+	// address, ~20 s of CPU, and another address's login answered 503
+	// after 43 s). So a wait honours the request's context and queue
+	// bounds it, and what is run once a slot is held checks the throttles
+	// again (Service.passwordMatches).
 	slots chan struct{}
+	// queue is how many may wait for a slot at once (hashQueuePerSlot per
+	// slot); waiting counts them. Past it, ErrHashBusy at once.
+	queue   int64
+	waiting atomic.Int64
+	// checkHash is argon2id.CheckHash: a test's way to hold a verification
+	// while it holds its slot (a blocking stub).
+	checkHash func(password, hash string) (bool, *argon2id.Params, error)
 	// reserve keeps the memory the hashes need at full load (slots ×
 	// MemoryKiB) counted as live heap, so that the GC sizes the heap for it.
 	// Without it every argon2id block array (19 MiB at the default cost) is
@@ -92,13 +108,15 @@ func NewPasswords(p HashParams) (*Passwords, error) {
 		},
 		MinLength: 8,
 		slots:     make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/max(1, int(p.Parallelism)))),
+		checkHash: argon2id.CheckHash,
 	}
+	pw.queue = int64(cap(pw.slots) * hashQueuePerSlot)
 	pw.reserve = make([]byte, cap(pw.slots)*int(p.MemoryKiB)*1024)
 	random := make([]byte, 24)
 	if _, err := rand.Read(random); err != nil {
 		return nil, err
 	}
-	h, err := pw.Hash(fmt.Sprintf("%x", random))
+	h, err := pw.Hash(context.Background(), fmt.Sprintf("%x", random))
 	if err != nil {
 		return nil, err
 	}
@@ -191,12 +209,67 @@ func visible(s string) string {
 // a few (docs/operations.md).
 const nfkcParam = ",n=1"
 
+// hashQueuePerSlot is how many may wait for each hash slot (Passwords.queue):
+// at the default cost (~20 ms a hash) a wait of at most ~0.65 s, the
+// slots all busy. A queue limit rather than a deadline: past it the answer
+// is at once, not after a wait that ends in the same refusal, and the
+// bound holds in hashes, whatever a hash costs; the request's own deadline
+// bounds the wait too. The benchmark's logins (4 clients per CPU) and the
+// bursts of the tests (60 at once on 2 CPUs) stay below it.
+const hashQueuePerSlot = 32
+
+// ErrHashBusy: a password was not hashed or verified because too many
+// waited for a hash slot (Passwords.queue), or because its request ended
+// (its deadline, its client gone) while it waited. Nothing was done or
+// recorded: try again (503 UNAVAILABLE with Retry-After, counted as
+// hash_queue_full in infracast_background_errors_total).
+var ErrHashBusy = fmt.Errorf("%w: too many passwords waiting to be checked", events.ErrUnavailable)
+
+// acquire takes a hash slot for a request of ctx and runs before (nil: no
+// check) once it holds it: a refusal of before is the answer, and the slot
+// is given back, no argon2id run. It waits for a slot only while ctx lasts
+// and while fewer than queue wait (else ErrHashBusy). The caller releases
+// the slot it got.
+func (p *Passwords) acquire(ctx context.Context, before func() error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrHashBusy, err)
+	}
+	select {
+	case p.slots <- struct{}{}:
+	default:
+		if p.waiting.Add(1) > p.queue {
+			p.waiting.Add(-1)
+			return ErrHashBusy
+		}
+		select {
+		case p.slots <- struct{}{}:
+			p.waiting.Add(-1)
+		case <-ctx.Done():
+			p.waiting.Add(-1)
+			return fmt.Errorf("%w: %w", ErrHashBusy, ctx.Err())
+		}
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			p.release()
+			return err
+		}
+	}
+	return nil
+}
+
+// release gives back a slot acquire took.
+func (p *Passwords) release() { <-p.slots }
+
 // Hash returns the argon2id PHC string of password's NFKC form (normalize),
-// marked so (nfkcParam).
-func (p *Passwords) Hash(password string) (string, error) {
+// marked so (nfkcParam). It waits for a hash slot as long as ctx lasts, if
+// the queue has room (acquire): else ErrHashBusy.
+func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
 	password = normalize(password)
-	p.slots <- struct{}{}
-	defer func() { <-p.slots }()
+	if err := p.acquire(ctx, nil); err != nil {
+		return "", err
+	}
+	defer p.release()
 	p.runs.Add(1)
 	h, err := argon2id.CreateHash(password, p.params)
 	p.ran(p.params)
@@ -239,38 +312,47 @@ func unmark(hash string) (string, bool) {
 // A marked hash (nfkcParam) is verified against the password's NFKC form, one
 // made before against the password as typed: one argon2id either way. The
 // password is normalised in both cases, so that they cost the same.
-func (p *Passwords) Verify(password, hash string) bool {
+// before (nil: none) is run once a hash slot is held, before the argon2id:
+// its error is the answer, and nothing is run (acquire). So is ErrHashBusy,
+// the slot not had.
+func (p *Passwords) Verify(ctx context.Context, password, hash string, before func() error) (bool, error) {
 	known := hash != ""
 	if !known {
 		hash = p.dummyHash
 	}
-	return p.verify(password, hash) && known
+	ok, err := p.verify(ctx, password, hash, before)
+	return ok && known, err
 }
 
 // Decoy verifies password against hash as Verify does — one argon2id at
-// the hash's cost, the password normalised — and tells nothing of the
-// outcome: the check of a name that matches no user, against the hash of
-// a user it does not name (Service.passwordMatches), or the dummy hash
-// when hash is empty. It returns nothing, so that no caller can make a
-// match with someone else's hash a sign-in.
-func (p *Passwords) Decoy(password, hash string) {
+// the hash's cost, the password normalised, before run alike — and tells
+// nothing of the outcome: the check of a name that matches no user, against
+// the hash of a user it does not name (Service.passwordMatches), or the
+// dummy hash when hash is empty. It returns no outcome, so that no caller
+// can make a match with someone else's hash a sign-in: only what refused
+// it before the argon2id (before's error, ErrHashBusy).
+func (p *Passwords) Decoy(ctx context.Context, password, hash string, before func() error) error {
 	if hash == "" {
 		hash = p.dummyHash
 	}
-	p.verify(password, hash)
+	_, err := p.verify(ctx, password, hash, before)
+	return err
 }
 
-// verify is one argon2id verification of password against hash (Verify).
-func (p *Passwords) verify(password, hash string) bool {
+// verify is one argon2id verification of password against hash (Verify),
+// once acquire has a slot and before allowed it.
+func (p *Passwords) verify(ctx context.Context, password, hash string, before func() error) (bool, error) {
 	normalized := normalize(password)
 	hash, marked := unmark(hash)
 	if marked {
 		password = normalized
 	}
-	p.slots <- struct{}{}
+	if err := p.acquire(ctx, before); err != nil {
+		return false, err
+	}
 	p.runs.Add(1)
-	ok, params, err := argon2id.CheckHash(password, hash)
+	ok, params, err := p.checkHash(password, hash)
 	p.ran(params)
-	<-p.slots
-	return ok && err == nil
+	p.release()
+	return ok && err == nil, nil
 }

@@ -1,11 +1,31 @@
 package commands
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/alexedwards/argon2id"
 )
+
+// verifies is p.Verify of a request that does not end, nothing checked
+// before the argon2id: the test fails on an error.
+func verifies(t *testing.T, p *Passwords, password, hash string) bool {
+	t.Helper()
+	ok, err := p.Verify(context.Background(), password, hash, nil)
+	if err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+	return ok
+}
+
+// decoy is p.Decoy as verifies is p.Verify.
+func decoy(t *testing.T, p *Passwords, password, hash string) {
+	t.Helper()
+	if err := p.Decoy(context.Background(), password, hash, nil); err != nil {
+		t.Fatalf("decoy: %v", err)
+	}
+}
 
 // refusedSaying fails the test unless err is the policy's validation error on
 // the password whose message contains want.
@@ -29,17 +49,17 @@ func TestPasswordsAreNormalized(t *testing.T) {
 		{"Åsa-\u1e9b\u0323-lantern", "A\u030asa-\u017f\u0323\u0307-lantern"},
 		{"ｗｉｄｅ-ｐａｓｓｗｏｒｄ-9", "wide-password-9"}, // NFKC: full-width letters
 	} {
-		h, err := p.Hash(c.set)
+		h, err := p.Hash(context.Background(), c.set)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !p.Verify(c.typed, h) {
+		if !verifies(t, p, c.typed, h) {
 			t.Errorf("set %+q, typed %+q: refused", c.set, c.typed)
 		}
-		if !p.Verify(c.set, h) {
+		if !verifies(t, p, c.set, h) {
 			t.Errorf("set %+q: refused as set", c.set)
 		}
-		if p.Verify(c.typed+"x", h) || p.Verify(strings.ToUpper(c.typed), h) {
+		if verifies(t, p, c.typed+"x", h) || verifies(t, p, strings.ToUpper(c.typed), h) {
 			t.Errorf("set %+q: a wrong password verifies", c.set)
 		}
 	}
@@ -63,14 +83,14 @@ func TestPasswordHashesMadeBeforeNormalizationStillVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !p.Verify(raw, old) {
+		if !verifies(t, p, raw, old) {
 			t.Errorf("old hash of %+q: refused", raw)
 		}
-		if other := normalize(raw); other != raw && p.Verify(other, old) {
+		if other := normalize(raw); other != raw && verifies(t, p, other, old) {
 			t.Errorf("old hash of %+q: its NFKC form %+q verifies (a second try?)", raw, other)
 		}
 	}
-	h, err := p.Hash("plain-ascii-words")
+	h, err := p.Hash(context.Background(), "plain-ascii-words")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +103,7 @@ func TestPasswordHashesMadeBeforeNormalizationStillVerify(t *testing.T) {
 	if ok, err := argon2id.ComparePasswordAndHash("plain-ascii-words", h); !ok || err != nil {
 		t.Errorf("the argon2id library does not verify a marked hash: %v %v", ok, err)
 	}
-	if p.Verify("plain-ascii-words", "") || p.Verify("", "") {
+	if verifies(t, p, "plain-ascii-words", "") || verifies(t, p, "", "") {
 		t.Error("an unknown user (the dummy hash) verifies")
 	}
 }
@@ -122,11 +142,11 @@ func TestCheckLooksPastSpacesAndInvisibleCharacters(t *testing.T) {
 		}
 	}
 	// Spaces are kept in what is hashed: without them it is another password.
-	h, err := p.Hash(" correct-horse-battery ")
+	h, err := p.Hash(context.Background(), " correct-horse-battery ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Verify("correct-horse-battery", h) || !p.Verify(" correct-horse-battery ", h) {
+	if verifies(t, p, "correct-horse-battery", h) || !verifies(t, p, " correct-horse-battery ", h) {
 		t.Error("spaces at the ends are not part of the stored password")
 	}
 }
@@ -145,7 +165,7 @@ func TestCheckRefusesTheReplacementCharacter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Verify("zq7k-strong-\ufffd-enough", old) {
+	if !verifies(t, p, "zq7k-strong-\ufffd-enough", old) {
 		t.Error("an old hash of a password with U+FFFD no longer verifies")
 	}
 }
@@ -170,7 +190,7 @@ func TestCheckBoundsTheBytes(t *testing.T) {
 // cost) when given none, and has no outcome to tell.
 func TestVerifyAndDecoyRunAtTheHashsCost(t *testing.T) {
 	old := mustPasswords(t)
-	h, err := old.Hash("a-stored-passphrase")
+	h, err := old.Hash(context.Background(), "a-stored-passphrase")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,10 +207,10 @@ func TestVerifyAndDecoyRunAtTheHashsCost(t *testing.T) {
 		run  func()
 		want HashParams
 	}{
-		{"Verify", func() { cur.Verify("a-stored-passphrase", h) }, stored},
-		{"Decoy", func() { cur.Decoy("a-stored-passphrase", h) }, stored},
-		{"Verify without a hash", func() { cur.Verify("a-guess", "") }, HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1}},
-		{"Decoy without a hash", func() { cur.Decoy("a-guess", "") }, HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1}},
+		{"Verify", func() { verifies(t, cur, "a-stored-passphrase", h) }, stored},
+		{"Decoy", func() { decoy(t, cur, "a-stored-passphrase", h) }, stored},
+		{"Verify without a hash", func() { verifies(t, cur, "a-guess", "") }, HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1}},
+		{"Decoy without a hash", func() { decoy(t, cur, "a-guess", "") }, HashParams{MemoryKiB: 128, Iterations: 2, Parallelism: 1}},
 	} {
 		runs := cur.Runs()
 		c.run()

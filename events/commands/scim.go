@@ -417,7 +417,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 	} else {
 		password = newSecret() // a password nobody knows
 	}
-	sealed, err := s.hashAndSeal(password)
+	sealed, err := s.hashAndSeal(ctx, password)
 	if err != nil {
 		return "", err
 	}
@@ -761,7 +761,10 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		}
 		check := meta
 		check.Request.IP = ""
-		same, err := s.passwordMatches(u, true, u.Username, up.Password)
+		same, err := s.passwordMatches(ctx, u, true, u.Username, up.Password, func() error {
+			u, _, _ := s.state.User(u.ID)
+			return s.throttled(u, true, u.Username, "", now)
+		})
 		if err != nil {
 			return err
 		}
@@ -784,7 +787,7 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		if err := s.passwords.Check(up.Password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
 			return err
 		}
-		if sealed, err = s.hashAndSeal(up.Password); err != nil {
+		if sealed, err = s.hashAndSeal(ctx, up.Password); err != nil {
 			return err
 		}
 	}
