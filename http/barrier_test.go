@@ -96,6 +96,36 @@ func TestCatchUpBudgetAnswer(t *testing.T) {
 	}
 }
 
+// TestHashBusyAnswer: a password check refused because too many waited for
+// a hash slot, or because its request's deadline passed while it waited
+// (commands.ErrHashBusy), is a 503 "nothing was changed" with Retry-After,
+// counted as password_hash_busy — not an ERROR log line each (a burst of
+// guesses would write thousands).
+func TestHashBusyAnswer(t *testing.T) {
+	var logs bytes.Buffer
+	m := NewMetrics()
+	s := New(Config{}, Deps{Tokens: newTestTokens(t, time.Now), Readiness: readyStub{}, Metrics: m,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	errs := []error{commands.ErrHashBusy, fmt.Errorf("%w: %w", commands.ErrHashBusy, context.DeadlineExceeded)}
+	s.App().Post("/busy/:i", func(c *fiber.Ctx) error { return errs[c.Params("i")[0]-'0'] })
+	for i := range errs {
+		res, err := s.App().Test(httptest.NewRequest("POST", fmt.Sprintf("/busy/%d", i), nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 503 || res.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), `"UNAVAILABLE"`) {
+			t.Fatalf("%v: answer %d, Retry-After %q, %s", errs[i], res.StatusCode, res.Header.Get("Retry-After"), body)
+		}
+	}
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("logged as an error:\n%s", logs.String())
+	}
+	if got := testutil.ToFloat64(m.background.WithLabelValues("password_hash_busy")); got != 2 {
+		t.Fatalf("counted %v times, want 2", got)
+	}
+}
+
 // catchUpStub records catch-ups; the item is found once one happened.
 type catchUpStub struct {
 	alone   bool

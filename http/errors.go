@@ -136,6 +136,8 @@ func toAPIError(err error) (*Error, bool) {
 		return errUnauthorized, false
 	case errors.Is(err, commands.ErrCatchUpBudget):
 		return errUnavailable, false // a flood: counted, not logged line by line (handleError)
+	case errors.Is(err, commands.ErrHashBusy):
+		return errUnavailable, false // a flood of password checks: counted, not logged line by line (handleError)
 	case errors.Is(err, events.ErrOutcomeUnknown):
 		return &Error{http.StatusServiceUnavailable, "UNAVAILABLE", "The event store did not confirm the change in time; it may have been applied"}, true
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
@@ -162,6 +164,9 @@ func (s *Server) handleError(c *fiber.Ctx, err error) error {
 	}
 	if errors.Is(err, commands.ErrCatchUpBudget) {
 		s.deps.Metrics.BackgroundError("catch_up_budget")
+	}
+	if errors.Is(err, commands.ErrHashBusy) {
+		s.deps.Metrics.BackgroundError("password_hash_busy")
 	}
 	if apiErr == errUnavailable || apiErr == errIncomplete {
 		// "Nothing was changed": refused before it started, so a client
