@@ -146,9 +146,21 @@ type (
 	// RevokeSession ends the session and every token issued from it.
 	RevokeSession struct{ Reason string }
 	// RevokeAccessToken revokes one access token issued from the session.
+	// A token whose revocation is known already (AlreadyRevoked), or that
+	// is refused anyway — past ExpiresAt plus Leeway (the clock skew
+	// tolerated on exp) at Now — needs no event: the answer is the same
+	// (RFC 7009: 200) and a client repeating it wrote one event per call
+	// (an outside check, 18q: 1,994 in 1.3 s). A zero Now skips the
+	// expiry check.
 	RevokeAccessToken struct {
 		TokenID   string
 		ExpiresAt time.Time
+		Now       time.Time
+		Leeway    time.Duration
+		// AlreadyRevoked: the read models hold the token's revocation.
+		// The commands fill it in at each attempt, after loading the
+		// session (commands.Service.ExecuteSession).
+		AlreadyRevoked bool
 	}
 )
 
@@ -228,8 +240,11 @@ func DecideSession(s Session, cmd SessionCommand) ([]Event, error) {
 		}
 		return []Event{SessionRevoked{SessionID: s.ID, Reason: c.Reason}}, nil
 	case RevokeAccessToken:
-		if s.Revoked || c.TokenID == "" {
+		if s.Revoked || c.TokenID == "" || c.AlreadyRevoked {
 			return nil, nil
+		}
+		if !c.Now.IsZero() && !c.Now.Before(c.ExpiresAt.Add(c.Leeway)) {
+			return nil, nil // expired: refused without a revocation
 		}
 		return []Event{SessionTokenRevoked{SessionID: s.ID, TokenID: c.TokenID, ExpiresAt: c.ExpiresAt.UTC()}}, nil
 	}

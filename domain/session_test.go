@@ -304,6 +304,24 @@ func TestDecideSession(t *testing.T) {
 			then:  outcome{},
 		},
 		{
+			name:  "revoke access token: already revoked changes nothing",
+			given: events(sessionStarted(), SessionTokenRevoked{SessionID: sid, TokenID: "t-1", ExpiresAt: t0.Add(time.Hour)}),
+			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0.Add(time.Hour), AlreadyRevoked: true},
+			then:  outcome{},
+		},
+		{
+			name:  "revoke access token: within the leeway after expiry",
+			given: events(sessionStarted()),
+			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0, Now: t0.Add(29 * time.Second), Leeway: 30 * time.Second},
+			then:  outcome{events: events(SessionTokenRevoked{SessionID: sid, TokenID: "t-1", ExpiresAt: t0})},
+		},
+		{
+			name:  "revoke access token: expired (past the leeway) changes nothing",
+			given: events(sessionStarted()),
+			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0, Now: t0.Add(30 * time.Second), Leeway: 30 * time.Second},
+			then:  outcome{},
+		},
+		{
 			name: "revoke access token: missing session",
 			when: RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0.Add(time.Hour)},
 			then: outcome{err: ErrNotFound},

@@ -154,7 +154,11 @@ func (s *Server) revoke(c *fiber.Ctx) error {
 		if claims.ExpiresAt != nil {
 			exp = claims.ExpiresAt.Time
 		}
-		err := s.deps.Sessions.ExecuteSession(ctx, s.meta(c), claims.SessionID, domain.RevokeAccessToken{TokenID: claims.ID, ExpiresAt: exp})
+		// A token revoked already, or expired, is answered alike with
+		// nothing appended (domain.RevokeAccessToken).
+		err := s.deps.Sessions.ExecuteSession(ctx, s.meta(c), claims.SessionID, domain.RevokeAccessToken{
+			TokenID: claims.ID, ExpiresAt: exp, Now: s.cfg.Now(), Leeway: s.tokens.Leeway(),
+		})
 		if err != nil && err != domain.ErrNotFound {
 			return err
 		}

@@ -272,6 +272,10 @@ func (t *Tokens) keys() *keyset {
 // TTL is the access-token lifetime.
 func (t *Tokens) TTL() time.Duration { return t.cfg.TTL }
 
+// Leeway is the clock skew tolerated on a token's exp: it is accepted until
+// then plus Leeway.
+func (t *Tokens) Leeway() time.Duration { return t.cfg.Leeway }
+
 // SigningKeyID is the kid of the key that signs now.
 func (t *Tokens) SigningKeyID() string { return t.keys().signer.id }
 

@@ -452,6 +452,15 @@ func (m *Model) SessionUsable(sessionID string) error {
 	return nil
 }
 
+// AccessTokenRevoked reports whether the read model holds the revocation of
+// access token tokenID (until it is pruned, after the token expired).
+func (m *Model) AccessTokenRevoked(tokenID string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.revokedTokens[tokenID]
+	return ok
+}
+
 // PruneRevokedTokens forgets access-token revocations whose tokens have expired.
 func (m *Model) PruneRevokedTokens(now time.Time) int {
 	m.mu.Lock()

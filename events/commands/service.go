@@ -77,6 +77,9 @@ type SessionState interface {
 	// UserSessionIDs lists the user's live sessions at now: neither
 	// revoked, cut off nor expired.
 	UserSessionIDs(userID string, now time.Time) []string
+	// AccessTokenRevoked reports whether access token tokenID's revocation
+	// is known (until it is pruned, after the token expired).
+	AccessTokenRevoked(tokenID string) bool
 }
 
 // LoginState reads failed logins: on names that match no user ("login"

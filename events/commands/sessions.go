@@ -99,7 +99,19 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 func (s *Service) ExecuteSession(ctx context.Context, meta events.Meta, sessionID string, cmd domain.SessionCommand) error {
 	_, err := execute(ctx, s, meta, write[domain.Session]{
 		on: s.sessionAggregate(sessionID), missing: domain.ErrNotFound,
-		decide: func(sess domain.Session) ([]domain.Event, error) { return domain.DecideSession(sess, cmd) },
+		decide: func(sess domain.Session) ([]domain.Event, error) {
+			if c, ok := cmd.(domain.RevokeAccessToken); ok {
+				// Asked after the session was loaded: a revocation of the
+				// token stored since moves the session's subject, so this
+				// append conflicts and the retry finds the token revoked —
+				// two revocations at once, through one replica or two,
+				// write one event. (Read before the session, a revocation
+				// applied in between would be missed and written again.)
+				c.AlreadyRevoked = s.state.AccessTokenRevoked(c.TokenID)
+				return domain.DecideSession(sess, c)
+			}
+			return domain.DecideSession(sess, cmd)
+		},
 	})
 	return err
 }
