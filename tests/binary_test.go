@@ -156,7 +156,14 @@ func startBinary(t *testing.T, env ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: exec.Command(bin), done: make(chan error, 1)}
+	return startCommand(t, exec.Command(bin), env...)
+}
+
+// startCommand starts cmd — the built service, or a shell that runs it —
+// as startBinary does.
+func startCommand(t *testing.T, cmd *exec.Cmd, env ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	p.cmd.Env = binaryEnv(env...)
 	r, w := io.Pipe()
 	p.cmd.Stderr, p.cmd.Stdout = w, w

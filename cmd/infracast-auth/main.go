@@ -78,13 +78,9 @@ func run(args []string, getenv func(string) string) error {
 	if startErr != nil && errors.Is(startErr, context.Canceled) {
 		startErr = nil
 	}
+	var stopped error
 	if startErr == nil {
-		select {
-		case <-ctx.Done():
-			log.Info("shutting down")
-		case err := <-serveErr:
-			log.Error("http server stopped", "err", err)
-		}
+		stopped = served(ctx, serveErr, log)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -92,7 +88,27 @@ func run(args []string, getenv func(string) string) error {
 	if startErr != nil {
 		return fmt.Errorf("start: %w", startErr)
 	}
-	return err
+	return errors.Join(stopped, err)
+}
+
+// served waits until a shutdown is asked for (ctx: SIGINT, SIGTERM), and
+// returns nil, or until the HTTP server stops by itself, and returns why:
+// the process then ends with status 1, so that a supervisor restarts it
+// (systemd's Restart=on-failure, a container's restart policy). An outside
+// check (18q) saw the server stop — out of file descriptors — and the
+// process shut down and exit 0, which such a supervisor leaves down.
+func served(ctx context.Context, serveErr <-chan error, log *slog.Logger) error {
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return nil
+	case err := <-serveErr:
+		if err == nil {
+			err = errors.New("it returned without an error (its listener was closed)")
+		}
+		log.Error("http server stopped; shutting down", "err", err)
+		return fmt.Errorf("http server stopped: %w", err)
+	}
 }
 
 // logSettings are the settings of the process's own log (not the service's).

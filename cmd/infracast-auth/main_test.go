@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strings"
@@ -225,5 +227,28 @@ func TestUnknownVariables(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("unknown variables %+v, want %+v", got, want)
+	}
+}
+
+// TestServerStoppedUnaskedIsAFailure: the HTTP server stopping by itself —
+// with an error, or without one — ends the process with an error (status
+// 1, so that systemd's Restart=on-failure restarts it); only a shutdown
+// asked for ends it well. Before, it exited 0 (an outside check, 18q: out
+// of file descriptors, fasthttp's Serve returned).
+func TestServerStoppedUnaskedIsAFailure(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	accept := errors.New("accept tcp 127.0.0.1:8080: accept4: invalid argument")
+	for _, serveErr := range []error{accept, nil} {
+		ch := make(chan error, 1)
+		ch <- serveErr
+		err := served(context.Background(), ch, log)
+		if err == nil || (serveErr != nil && !errors.Is(err, serveErr)) {
+			t.Errorf("Serve returned %v: served answered %v, want an error", serveErr, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := served(ctx, make(chan error), log); err != nil {
+		t.Errorf("a shutdown asked for: %v, want nil", err)
 	}
 }

@@ -420,8 +420,14 @@ func (r *readiness) Ready() (bool, string) {
 	return true, ""
 }
 
-// Serve accepts HTTP connections on ln until Shutdown.
-func (s *Service) Serve(ln net.Listener) error { return s.HTTP.App().Listener(ln) }
+// Serve accepts HTTP connections on ln until Shutdown. Accept errors that
+// pass (out of file descriptors) are waited out, counted
+// (infracast_background_errors_total{task="http_accept"}) and logged once
+// each time they start and stop (retryingListener); any other error ends
+// Serve, and the caller must treat that as a failure.
+func (s *Service) Serve(ln net.Listener) error {
+	return s.HTTP.App().Listener(newRetryingListener(ln, s.log, func() { s.Metrics.BackgroundError("http_accept") }))
+}
 
 // Shutdown stops accepting requests, lets in-flight ones finish, stops the
 // projections and closes NATS (draining, so nothing acknowledged is lost).
