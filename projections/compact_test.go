@@ -116,8 +116,9 @@ func (m *refModel) authorize(sessionID, tokenID string, now time.Time) (Principa
 }
 
 func (m *refModel) prune(now time.Time) {
+	grace := NewModel().RevokedTokenGrace
 	for id, exp := range m.revoked {
-		if now.After(exp) {
+		if now.After(exp.Add(grace)) {
 			delete(m.revoked, id)
 		}
 	}

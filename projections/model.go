@@ -19,6 +19,12 @@ type Model struct {
 	// AddressWindow: failed logins from one client address count as
 	// consecutive while they come less than this apart (set before use).
 	AddressWindow time.Duration
+	// RevokedTokenGrace: how long past its token's expiry an access-token
+	// revocation is kept — the clock skew the token verifier tolerates on
+	// exp, while the token is still accepted (set before use). Pruned at
+	// the expiry itself, a revoked token was accepted again for the rest
+	// of that leeway.
+	RevokedTokenGrace time.Duration
 	// NoHistory: keep neither the audit journal nor the access history
 	// (set before use) — the model a deployment would hold without them,
 	// to measure what they cost. AuditEvents then finds nothing, and the
@@ -58,10 +64,11 @@ type Model struct {
 // NewModel returns an empty model.
 func NewModel() *Model {
 	m := &Model{
-		AddressWindow: 15 * time.Minute,
-		revokedTokens: make(map[string]time.Time),
-		logins:        make(map[string]loginEntry),
-		addrFailures:  make(map[string]addrFailures),
+		AddressWindow:     15 * time.Minute,
+		RevokedTokenGrace: 30 * time.Second,
+		revokedTokens:     make(map[string]time.Time),
+		logins:            make(map[string]loginEntry),
+		addrFailures:      make(map[string]addrFailures),
 	}
 	m.journal.model = m
 	return m
@@ -461,7 +468,8 @@ func (m *Model) AccessTokenRevoked(tokenID string) bool {
 	return ok
 }
 
-// PruneRevokedTokens forgets access-token revocations whose tokens have expired.
+// PruneRevokedTokens forgets access-token revocations whose tokens have
+// expired, RevokedTokenGrace ago.
 func (m *Model) PruneRevokedTokens(now time.Time) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -471,7 +479,7 @@ func (m *Model) PruneRevokedTokens(now time.Time) int {
 func (m *Model) pruneRevokedLocked(now time.Time) int {
 	n := 0
 	for id, exp := range m.revokedTokens {
-		if now.After(exp) {
+		if now.After(exp.Add(m.RevokedTokenGrace)) {
 			delete(m.revokedTokens, id)
 			n++
 		}

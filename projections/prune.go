@@ -3,7 +3,7 @@ package projections
 import "time"
 
 // Prune forgets what can never matter again at now: revocations of access
-// tokens that have expired, sessions past their absolute expiry (with
+// tokens that have expired (RevokedTokenGrace ago), sessions past their absolute expiry (with
 // their refresh-token hashes) — Authorize refuses an expired session's tokens
 // whether or not it is still known — and the failed-login counts of client
 // addresses quiet for AddressWindow (the next failure would start afresh,

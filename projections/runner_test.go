@@ -85,6 +85,14 @@ func TestRunnerReplaysSkipsCorruptEventsAndFollows(t *testing.T) {
 	if _, v := r.Model().Authorize("sess-1", "tok-2", now); v != projections.Valid {
 		t.Fatalf("other token verdict %d", v)
 	}
+	// Kept through the verifier's leeway after the token's expiry (it is
+	// still accepted then), forgotten after it.
+	if n := r.Model().PruneRevokedTokens(now.Add(time.Hour + r.Model().RevokedTokenGrace)); n != 0 {
+		t.Fatalf("pruned %d within the grace after the expiry", n)
+	}
+	if _, v := r.Model().Authorize("sess-1", "tok-1", now); v != projections.TokenRevoked {
+		t.Fatalf("revoked token verdict %d after a prune within the grace", v)
+	}
 	if n := r.Model().PruneRevokedTokens(now.Add(2 * time.Hour)); n != 1 {
 		t.Fatalf("pruned %d", n)
 	}

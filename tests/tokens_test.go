@@ -213,6 +213,27 @@ func TestRevokeAccessTokenAgainAppendsNothing(t *testing.T) {
 	}
 }
 
+// TestRevokedTokenStaysRevokedThroughTheLeeway: an access token is accepted
+// until 30 s (the clock skew tolerated) past its exp, and its revocation is
+// kept as long: the read models forgot it at the exp itself, and the
+// revoked token was accepted again for the rest of those 30 s (found with
+// the fix for outside check 18q).
+func TestRevokedTokenStaysRevokedThroughTheLeeway(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	in.CreateUser(in.AdminToken(), "alice", "alice-passphrase", map[string]string{"prod": "viewer"})
+	tok := in.Login("alice", "alice-passphrase").String("token")
+	expectStatus(t, "revoke", in.Do("POST", "/api/v1/auth/revoke", "", map[string]string{"token": tok}), 200)
+	in.Clock.Advance(time.Hour + 10*time.Second) // past exp, within the leeway
+	in.Svc.Model.Prune(in.Clock.Now())           // as the replica does every minute
+	expectBody(t, "revoked token past exp, within the leeway", me(t, in, tok), 401, bodyUnauthorized)
+	in.Clock.Advance(30 * time.Second)
+	if n := in.Svc.Model.Prune(in.Clock.Now()); n < 1 {
+		t.Errorf("the revocation was not pruned after the leeway (%d pruned)", n)
+	}
+	expectBody(t, "token past the leeway", me(t, in, tok), 401, bodyUnauthorized)
+}
+
 // TestDeactivatedUserStopsAtOnce: deactivation stops the user's existing
 // tokens on the very next request, their refresh tokens, and their logins
 // (with the same answer as a wrong password).

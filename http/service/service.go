@@ -102,6 +102,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Metrics = authhttp.NewMetrics()
 	s.Model = projections.NewModel()
 	s.Model.AddressWindow = cfg.LoginLockout
+	s.Model.RevokedTokenGrace = accessTokenLeeway
 	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
 	s.restoreSnapshot(openCtx)
 	s.Runner = projections.NewRunner(st, s.Model, log)
@@ -146,7 +147,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
-		Leeway: 30 * time.Second, Now: cfg.Now,
+		Leeway: accessTokenLeeway, Now: cfg.Now,
 		Source: s.Model, Unseal: func(sealed string) ([]byte, error) {
 			b64, err := sealer.Open(commands.SealSigningSecret, sealed)
 			if err != nil {
@@ -623,6 +624,11 @@ func (s *Service) connect() error {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// accessTokenLeeway is the clock skew tolerated on an access token's exp
+// (and nbf, iat): it is accepted until then plus this; the read models keep
+// its revocation as long (projections.Model.RevokedTokenGrace).
+const accessTokenLeeway = 30 * time.Second
 
 // initialConnectWait bounds how long Start keeps trying to reach an external
 // NATS for the first time; connectWarnEvery spaces its warnings meanwhile.
