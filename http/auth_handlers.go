@@ -2,6 +2,8 @@ package http
 
 import (
 	"errors"
+	"net/url"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
@@ -287,16 +289,20 @@ func permStrings(ps domain.PermissionSet) []string {
 // route policy: the caller's permissions in tenant, or errForbidden. Who
 // answers with the identity headers sets them (setIdentityHeaders): forward
 // auth on its answer, a tenant route without an upstream on its 404; the
-// gateway only on the request it proxies, never on the answer.
-func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource string) (domain.PermissionSet, error) {
+// gateway only on the request it proxies, never on the answer. rawQuery is
+// the request's query as received (a method override may be there).
+func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource, rawQuery string) (domain.PermissionSet, error) {
 	perms := caller(c).PermissionsIn(tenant)
 	if !perms.Has(s.policy.Permission(method, resource)) {
 		return 0, errForbidden
 	}
-	// A read that says it is something else: decided as what the resource
-	// service may take it for, too.
-	if (method == fiber.MethodGet || method == fiber.MethodHead) && overridesMethod(&c.Request().Header) &&
-		!perms.Has(s.policy.Permission(fiber.MethodPost, resource)) {
+	// A request that says it is another method: decided as what the
+	// resource service may take it for, too — a write for a GET naming
+	// DELETE, a read for a POST naming GET (a rule's read may be the
+	// stricter: a drop box that agents write and admins read).
+	o := methodOverrides(&c.Request().Header, rawQuery)
+	if o&overrideWrite != 0 && !perms.Has(s.policy.Permission(fiber.MethodPost, resource)) ||
+		o&overrideRead != 0 && !perms.Has(s.policy.Permission(fiber.MethodGet, resource)) {
 		return 0, errForbidden
 	}
 	return perms, nil
@@ -306,30 +312,70 @@ func (s *Server) authorizeTenant(c *fiber.Ctx, method, tenant, resource string) 
 // method over the request line's (Express's method-override, Slim's
 // MethodOverrideMiddleware, Symfony's, Laravel's, ASP.NET Core's), folded.
 // Some honour them on any method, so a GET carrying "DELETE" could be
-// served as a delete (an outside check, 18p).
+// served as a delete (an outside check, 18p); most on POST, so a POST
+// carrying "GET" is served as a read (re-check 18r1).
 var methodOverrideHeaders = [][]byte{[]byte("x-http-method-override"), []byte("x-http-method"), []byte("x-method-override")}
 
-// overridesMethod reports whether h carries a method-override header with a
-// value other than GET or HEAD, spelled as the route policy reads methods.
-// Forward auth sees the client's headers too: nginx's auth_request and
-// Traefik's forwardAuth pass them on.
-func overridesMethod(h *fasthttp.RequestHeader) bool {
-	found := false
+// methodOverrideParam: the query parameter Laravel and Symfony read as the
+// method (Rails and Rack read it from a form body only, which forward auth
+// never sees: docs/forward-auth.md).
+const methodOverrideParam = "_method"
+
+const (
+	overrideRead  = 1 << iota // an override names GET or HEAD
+	overrideWrite             // an override names any other method
+)
+
+// methodOverrides tells which kinds of method the request's method
+// overrides name — headers (methodOverrideHeaders, any spelling of their
+// names) and the query's _method — whatever the request's own method: a
+// value is a list, each item GET or HEAD in any letter case a read, any
+// other a write. Forward auth sees the client's headers too: nginx's
+// auth_request and Traefik's forwardAuth pass them on.
+func methodOverrides(h *fasthttp.RequestHeader, rawQuery string) int {
+	o := 0
 	h.VisitAll(func(k, v []byte) {
-		if found || len(k) < len("x-http-method") || len(k) > len("x-http-method-override") {
+		if len(k) < len("x-http-method") || len(k) > len("x-http-method-override") {
 			return
 		}
-		if string(v) == fiber.MethodGet || string(v) == fiber.MethodHead {
-			return
-		}
-		for _, o := range methodOverrideHeaders {
-			if sameHeader(k, o) {
-				found = true
+		for _, name := range methodOverrideHeaders {
+			if sameHeader(k, name) {
+				o |= overrideKinds(string(v))
 				return
 			}
 		}
 	})
-	return found
+	if rawQuery != "" && (strings.Contains(strings.ToLower(rawQuery), "method") || strings.Contains(rawQuery, "%")) {
+		for _, pair := range strings.Split(rawQuery, "&") {
+			k, v, _ := strings.Cut(pair, "=")
+			k, kerr := url.QueryUnescape(k)
+			v, verr := url.QueryUnescape(v)
+			if !strings.EqualFold(strings.TrimSpace(k), methodOverrideParam) {
+				continue
+			}
+			if kerr != nil || verr != nil {
+				o |= overrideRead | overrideWrite // unreadable: the stricter of both
+				continue
+			}
+			o |= overrideKinds(v)
+		}
+	}
+	return o
+}
+
+// overrideKinds: the kinds of method a method override's value names.
+func overrideKinds(v string) int {
+	o := 0
+	for _, m := range strings.Split(v, ",") {
+		switch m = strings.TrimSpace(m); {
+		case m == "":
+		case strings.EqualFold(m, fiber.MethodGet), strings.EqualFold(m, fiber.MethodHead):
+			o |= overrideRead
+		default:
+			o |= overrideWrite
+		}
+	}
+	return o
 }
 
 // setIdentityHeaders sets the identity headers of the caller in tenant, with
@@ -348,7 +394,7 @@ func (s *Server) tenantResource(c *fiber.Ctx) error {
 	if !ok {
 		return errNotFound
 	}
-	perms, err := s.authorizeTenant(c, c.Method(), t.Tenant, t.Resource)
+	perms, err := s.authorizeTenant(c, c.Method(), t.Tenant, t.Resource, t.RawQuery)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,8 @@ func (s *Server) verifyURI(c *fiber.Ctx, method, uri string) error {
 	if !ok {
 		return errForbidden
 	}
-	perms, err := s.authorizeTenant(c, method, tenant, resource)
+	_, rawQuery, _ := strings.Cut(uri, "?")
+	perms, err := s.authorizeTenant(c, method, tenant, resource, rawQuery)
 	if err != nil {
 		return err
 	}

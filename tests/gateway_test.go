@@ -706,6 +706,63 @@ func TestMethodOverrideHeadersDecideToo(t *testing.T) {
 	}
 }
 
+// TestMethodOverrideToAReadDecidesAsARead: the other way round — a POST
+// naming GET (in a header, or Laravel's and Symfony's _method in the query)
+// is served as a read by the frameworks that honour overrides on POST only,
+// so a rule whose read is the stricter (a drop box: editors write, admins
+// read) must decide it as one too (re-check 18r1).
+func TestMethodOverrideToAReadDecidesAsARead(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL), withPolicy(t, `{"rules": [
+		{"prefix": "ingest", "read": "admin:*", "write": "nodes:write"},
+		{"prefix": "nodes", "read": "nodes:read", "write": "nodes:write"}]}`))
+	editor := gwUsers(t, in, "editor")["editor"]
+	const p = "/api/v1/tenants/prod/ingest/batch-1"
+	decide := func(target string, extra ...[2]string) map[string]int {
+		h := append([][2]string{bearerHeader(editor.Token)}, extra...)
+		return map[string]int{
+			"gateway": gwRaw(t, in, "POST", target, h).Status,
+			"nginx":   gwRaw(t, in, "GET", "/api/v1/auth/verify", append(h, [2]string{"X-Original-Method", "POST"}, [2]string{"X-Original-URI", target})).Status,
+			"traefik": gwRaw(t, in, "GET", "/api/v1/auth/verify", append(h, [2]string{"X-Forwarded-Method", "POST"}, [2]string{"X-Forwarded-Uri", target})).Status,
+			"envoy":   gwRaw(t, in, "POST", "/api/v1/auth/verify"+target, h).Status,
+		}
+	}
+	for how, status := range decide(p) {
+		if status != 200 {
+			t.Fatalf("%s POST %s by an editor: %d, want 200", how, p, status)
+		}
+	}
+	for _, tc := range []struct {
+		target string
+		hdr    [][2]string
+	}{
+		{p, [][2]string{{"X-HTTP-Method-Override", "GET"}}},
+		{p, [][2]string{{"X-Method-Override", "get"}}},
+		{p, [][2]string{{"X-HTTP-Method", "HEAD"}}},
+		{p, [][2]string{{"X-HTTP-Method-Override", "PUT, GET"}}},
+		{p + "?_method=GET", nil},
+		{p + "?x=1&_method=get", nil},
+		{p + "?%5Fmethod=GET", nil},
+		{p + "?_%6Dethod=GET", nil},
+		{p + "?_method=%47ET", nil},
+	} {
+		for how, status := range decide(tc.target, tc.hdr...) {
+			if status != 403 {
+				t.Errorf("%s POST %s with %v by an editor: %d, want 403 (served as a read, which needs admin:*)", how, tc.target, tc.hdr, status)
+			}
+		}
+	}
+	// An override naming a write, or another parameter, changes nothing here.
+	for _, target := range []string{p + "?_method=PUT", p + "?method=GET", p + "?x_method=GET"} {
+		for how, status := range decide(target) {
+			if status != 200 {
+				t.Errorf("%s POST %s: %d, want 200", how, target, status)
+			}
+		}
+	}
+}
+
 // TestVerifyCustomPolicyWithoutUpstream: forward auth applies the configured
 // policy too, and without an upstream an allowed tenant request is still 404.
 func TestVerifyCustomPolicyWithoutUpstream(t *testing.T) {
