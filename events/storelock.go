@@ -12,9 +12,14 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// storeLockFile is the file in an embedded store's directory that one
-// process at a time holds locked (flock): two nats-servers writing one
-// JetStream store would corrupt it, and nats-server itself does not check.
+// An embedded store's directory is held by one process at a time: two
+// nats-servers writing one JetStream store would corrupt it, and nats-server
+// itself does not check. The lock (flock) is on the directory itself, which
+// cannot be unlinked while it holds the store (a lock file alone could be
+// deleted from under its lock: an outside check, 18r, then ran a second
+// instance beside the first), and on storeLockFile in it, which builds
+// before this one lock instead: while replicas of both share a data folder
+// during an upgrade, each build's lock excludes the other.
 const storeLockFile = "infracast.lock"
 
 // ErrStoreInUse: another process (or a server of this process still
@@ -25,7 +30,7 @@ var ErrStoreInUse = errors.New("events: the store is in use by another process")
 // has shut down.
 type storeLock struct {
 	abs      string
-	f        *os.File
+	dir, f   *os.File // flocked: the directory, and storeLockFile in it
 	released chan struct{}
 }
 
@@ -56,22 +61,39 @@ func lockStore(dir string, wait time.Duration) (*storeLock, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("events: store directory: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(abs, storeLockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	// The directory first: a second instance of this build is refused there
+	// even when the lock file was deleted.
+	d, err := flockOpen(abs, os.O_RDONLY, abs)
+	if err != nil {
+		return nil, err
+	}
+	f, err := flockOpen(filepath.Join(abs, storeLockFile), os.O_CREATE|os.O_RDWR, abs)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	l := &storeLock{abs: abs, dir: d, f: f, released: make(chan struct{})}
+	storeLocksMu.Lock()
+	storeLocks[abs] = l
+	storeLocksMu.Unlock()
+	return l, nil
+}
+
+// flockOpen opens path and locks it (exclusive, without waiting); store
+// names the store directory in a refusal.
+func flockOpen(path string, flag int, store string) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("events: store lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s (is another instance running on the same data folder?)", ErrStoreInUse, abs)
+			return nil, fmt.Errorf("%w: %s (is another instance running on the same data folder?)", ErrStoreInUse, store)
 		}
-		return nil, fmt.Errorf("events: store lock %s: %w", abs, err)
+		return nil, fmt.Errorf("events: store lock %s: %w", path, err)
 	}
-	l := &storeLock{abs: abs, f: f, released: make(chan struct{})}
-	storeLocksMu.Lock()
-	storeLocks[abs] = l
-	storeLocksMu.Unlock()
-	return l, nil
+	return f, nil
 }
 
 // holdUntilShutdown releases the lock once ns has shut down.
@@ -82,7 +104,7 @@ func (l *storeLock) holdUntilShutdown(ns *server.Server) {
 	}()
 }
 
-// release unlocks the directory (closing the file drops the flock).
+// release unlocks the directory (closing the files drops the flocks).
 func (l *storeLock) release() {
 	storeLocksMu.Lock()
 	if storeLocks[l.abs] == l {
@@ -90,5 +112,6 @@ func (l *storeLock) release() {
 	}
 	storeLocksMu.Unlock()
 	l.f.Close()
+	l.dir.Close()
 	close(l.released)
 }
