@@ -4,7 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -131,6 +135,10 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := storeAccessible(o.StoreDir); err != nil {
+		lock.release()
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		lock.release()
@@ -144,6 +152,10 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	go ns.Start()
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if ns.ReadyForConnections(25 * time.Millisecond) {
+			if err := streamsLoaded(ns, o.StoreDir, fatal); err != nil {
+				ns.Shutdown()
+				return nil, err
+			}
 			return ns, nil
 		}
 		select {
@@ -162,9 +174,128 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	}
 }
 
-// fatalLogger is the embedded server's logger: it keeps only the first fatal
-// error (the server logs nothing else anywhere, as with NoLog).
-type fatalLogger struct{ err chan string }
+// storeAccessible checks that this process can read and write every file of
+// the JetStream store, and list every folder, before the server opens it:
+// nats-server (v2.15.2) deletes the folder of a stream whose store it fails
+// to open as it recovers it — one block file another user owns, and every
+// event was gone (an outside check, 18r: the service then started afresh
+// with a new bootstrap admin). Such a store is refused, naming the file.
+func storeAccessible(storeDir string) error {
+	root := filepath.Join(storeDir, server.JetStreamStoreDir)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && path == root {
+				return filepath.SkipDir // a new store
+			}
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("%w: the embedded store cannot be opened by this process: %v. The service will not start on it: nats-server would delete a stream it cannot open. Give this user (uid %d) access to every file of %s (check owner and permissions), or restore the data folder from your backup",
+			ErrStoreRefused, err, os.Getuid(), root)
+	}
+	return nil
+}
+
+// streamsLoaded checks that the server loaded every stream it has a folder
+// for (<store>/jetstream/<account>/streams/<stream>). nats-server skips a
+// stream it cannot read (a block file it may not open, a damaged metafile)
+// with a warning and starts without it; the service would then find no
+// stream and create one, and creating it wipes the folder — every event
+// gone and a new bootstrap admin made (an outside check, 18r). Such a store
+// is refused instead, naming the folder and what the server said of it.
+func streamsLoaded(ns *server.Server, storeDir string, log *fatalLogger) error {
+	root := filepath.Join(storeDir, server.JetStreamStoreDir)
+	accounts, err := os.ReadDir(root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: embedded store %s: %v", ErrStoreRefused, root, err)
+	}
+	jsz, err := ns.Jsz(&server.JSzOptions{Accounts: true, Streams: true, Limit: 1 << 16})
+	if err != nil {
+		return fmt.Errorf("events: embedded server's streams: %w", err)
+	}
+	loaded := map[string]bool{} // account/stream
+	for _, a := range jsz.AccountDetails {
+		for _, st := range a.Streams {
+			loaded[a.Name+"/"+st.Name] = true
+		}
+	}
+	for _, a := range accounts {
+		if !a.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, a.Name(), "streams")
+		streams, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%w: embedded store %s: %v", ErrStoreRefused, dir, err)
+		}
+		for _, st := range streams {
+			if !st.IsDir() || strings.HasPrefix(st.Name(), ".") { // "."-prefixed: a deletion the server finishes
+				continue
+			}
+			if loaded[a.Name()+"/"+st.Name()] {
+				continue
+			}
+			said := log.about(st.Name(), filepath.Join(dir, st.Name()))
+			if said == "" {
+				said = "nothing"
+			}
+			return fmt.Errorf("%w: the embedded NATS server did not load the stream in %s (unreadable or damaged files? check their owner and permissions); nats-server said: %s. The service will not start beside it, nor create a new stream over it: make the files readable by this user, or restore the data folder from your backup",
+				ErrStoreRefused, filepath.Join(dir, st.Name()), said)
+		}
+	}
+	return nil
+}
+
+// fatalLogger is the embedded server's logger: it keeps the first fatal
+// error, and the warnings and errors of its start (bounded), which say why
+// a stream was not loaded (the server logs nothing anywhere, as with NoLog).
+type fatalLogger struct {
+	err  chan string
+	mu   sync.Mutex
+	said []string
+}
+
+// maxStartLines bounds the warnings and errors a fatalLogger keeps.
+const maxStartLines = 50
+
+func (l *fatalLogger) keep(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.said) < maxStartLines {
+		l.said = append(l.said, strings.TrimSpace(fmt.Sprintf(format, v...)))
+	}
+}
+
+// about returns the kept lines that mention any of names, joined.
+func (l *fatalLogger) about(names ...string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, line := range l.said {
+		for _, n := range names {
+			if strings.Contains(line, n) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "; ")
+}
 
 func (l *fatalLogger) Fatalf(format string, v ...any) {
 	select {
@@ -172,11 +303,11 @@ func (l *fatalLogger) Fatalf(format string, v ...any) {
 	default:
 	}
 }
-func (*fatalLogger) Noticef(string, ...any) {}
-func (*fatalLogger) Warnf(string, ...any)   {}
-func (*fatalLogger) Errorf(string, ...any)  {}
-func (*fatalLogger) Debugf(string, ...any)  {}
-func (*fatalLogger) Tracef(string, ...any)  {}
+func (*fatalLogger) Noticef(string, ...any)           {}
+func (l *fatalLogger) Warnf(format string, v ...any)  { l.keep(format, v...) }
+func (l *fatalLogger) Errorf(format string, v ...any) { l.keep(format, v...) }
+func (*fatalLogger) Debugf(string, ...any)            {}
+func (*fatalLogger) Tracef(string, ...any)            {}
 
 // ConnectEmbedded opens a client connection to an embedded server, in-process
 // (no socket) when it does not listen on TCP.

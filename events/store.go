@@ -38,6 +38,11 @@ var (
 	// retries could not find out whether it was stored (NATS stayed away
 	// past the retry window). It wraps ErrUnavailable.
 	ErrOutcomeUnknown = fmt.Errorf("%w: append not confirmed; it may have been stored", ErrUnavailable)
+	// ErrStoreRefused: the store shows that the stream existed, but it is
+	// missing, was not loaded, or has files this process cannot open. The
+	// service refuses to start rather than create an empty stream over it
+	// (and a new bootstrap admin with it); an error says what to repair.
+	ErrStoreRefused = errors.New("events: refusing the event store")
 )
 
 // StoreConfig configures the stream.
@@ -127,6 +132,9 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 		if err == nil {
 			break
 		}
+		if errors.Is(err, ErrStoreRefused) {
+			return nil, err
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: create stream %s: %v", ErrUnavailable, cfg.Stream, err)
@@ -148,9 +156,41 @@ func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.Stream
 		return st, nil
 	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := snapshotsWithoutStream(ctx, js, want.Name); err != nil {
+			return nil, err
+		}
 		return js.CreateStream(ctx, want)
 	}
 	return nil, err
+}
+
+// snapshotsWithoutStream refuses to create the event stream beside the
+// snapshot bucket, which the service creates only after the stream: the
+// stream existed and is lost (or its server could not load it), and a new
+// one would start the service afresh with a new bootstrap admin. The stream
+// is looked up once more after the bucket was found, so that a replica
+// racing one that has just created both opens the stream. (An embedded
+// server's store is checked more closely as it starts: StartEmbedded.)
+func snapshotsWithoutStream(ctx context.Context, js jetstream.JetStream, stream string) error {
+	if stream != StreamName {
+		return nil
+	}
+	_, err := js.Stream(ctx, "OBJ_"+SnapshotBucket)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil
+	case err != nil:
+		return err
+	}
+	_, err = js.Stream(ctx, stream)
+	switch {
+	case err == nil:
+		return errors.New("the stream appeared meanwhile") // the next attempt opens it
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w: the snapshot bucket %s exists but the stream %s does not; not creating an empty stream (restore the stream from your backup)", ErrStoreRefused, SnapshotBucket, stream)
+	default:
+		return err
+	}
 }
 
 // sameStreamConfig compares the settings this service manages.

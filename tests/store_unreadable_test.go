@@ -1,0 +1,125 @@
+package tests
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBinaryRefusesAStreamItCannotRead: a data folder with one message block
+// the service's user cannot read is refused — the binary exits 1 naming the
+// file, the stream's files are untouched and no admin is created. Before,
+// nats-server deleted the stream it could not open, and the service started
+// afresh with a new bootstrap admin (an outside check, 18r: chown root of
+// one block, the service running as nobody). Run as root, the block goes to
+// root (mode 0600) and the service runs as nobody; otherwise it is made
+// mode 0000 for the test's own user.
+func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	addr := freeAddr(t)
+	p := startBinary(t, "INFRACAST_LISTEN="+addr, "INFRACAST_DATA_DIR="+data, "INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
+	waitReady(t, "http://"+addr, p)
+	p.stop(t)
+
+	streamDir := filepath.Join(data, "jetstream", "jetstream", "$G", "streams", "INFRACAST_AUTH")
+	blocks, err := filepath.Glob(filepath.Join(streamDir, "msgs", "*.blk"))
+	if err != nil || len(blocks) == 0 {
+		t.Fatalf("no message block in %s: %v", streamDir, err)
+	}
+	block := blocks[0]
+	bin, err := goBuild("../cmd/infracast-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = binaryEnv("INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data)
+	if os.Getuid() == 0 {
+		const nobody = 65534
+		// The service as nobody: its binary and folder reachable by it,
+		// the folder its own but for the one block.
+		own := t.TempDir()
+		copied := filepath.Join(own, "infracast-auth")
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(copied, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{own, filepath.Dir(own), filepath.Dir(data)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := filepath.WalkDir(data, func(path string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(path, nobody, nobody)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(block, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd.Path = copied
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	} else if err := os.Chmod(block, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := treeListing(t, streamDir)
+
+	done := make(chan struct{})
+	var out []byte
+	go func() {
+		defer close(done)
+		out, err = cmd.CombinedOutput()
+	}()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("still running after 60s on a stream it cannot read:\n%s", out)
+	}
+	if err == nil {
+		t.Fatalf("exited 0 on a stream it cannot read:\n%s", out)
+	}
+	if s := string(out); !strings.Contains(s, block) || !strings.Contains(s, "permission denied") || strings.Contains(s, "admin created") || strings.Contains(s, "created platform admin") {
+		t.Fatalf("want an error naming %s (permission denied) and no admin created:\n%s", block, s)
+	}
+	if after := treeListing(t, streamDir); after != before {
+		t.Fatalf("the stream's files changed:\nbefore %s\nafter  %s", before, after)
+	}
+	if err := os.Chmod(block, 0o600); err != nil { // for the cleanup of t.TempDir
+		t.Fatal(err)
+	}
+}
+
+// treeListing names every file under dir with its size.
+func treeListing(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s:%d ", strings.TrimPrefix(path, dir), info.Size())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
