@@ -2,9 +2,12 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // headTimeout bounds one question to the stream's leader for its head; every
@@ -66,4 +69,51 @@ func (h *heads) ask(a *headAnswer, ask func(context.Context) (uint64, error)) {
 		close(a.done)
 		a = next
 	}
+}
+
+// tail is what the store last learnt of a stream with missing messages
+// (deleted, or lost from its files: a last block cut short, as an outside
+// check, 18r, left one). The stream's last sequence may then be one whose
+// message no longer exists; a replica catching up to it — the runner at
+// start, a command reading its own writes — would wait forever for an
+// event nobody can deliver (/ready and every /api/v1 route 503, nothing
+// logged). The head is the last message that exists instead.
+type tail struct {
+	mu               sync.Mutex
+	lastSeq, deleted uint64 // as the stream's info had them
+	head             uint64 // the last stored message then
+}
+
+// lastStored returns the sequence of the stream's last stored message,
+// given its info's last sequence and count of missing messages (not 0). It
+// asks the stream's leader for its last message only when the missing count
+// changed since the last answer: with the same count, every message after
+// the last known sequence was stored, so the info's last sequence is, as in
+// the common case, the head — a damaged stream costs one more question only
+// until it is known. A tail found missing is logged (once) as a warning.
+func (s *Store) lastStored(ctx context.Context, lastSeq, deleted uint64) (uint64, error) {
+	t := &s.tail
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.deleted == deleted && lastSeq >= t.lastSeq && t.lastSeq != 0 {
+		if lastSeq > t.lastSeq {
+			t.lastSeq, t.head = lastSeq, lastSeq
+		}
+		return t.head, nil
+	}
+	m, err := s.leaderMsgGet(ctx, msgGetRequest{LastFor: SubjectPrefix + ".>"})
+	var head uint64
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound): // every message is missing
+	case err != nil:
+		return 0, fmt.Errorf("%w: last message: %v", ErrUnavailable, err)
+	default:
+		head = m.seq
+	}
+	if head < lastSeq {
+		s.cfg.Log.Warn("the stream's last events are missing (deleted, or lost from the store's files): they cannot be read, and the read models follow the last event stored; restore the store from a backup to get them back",
+			"stream", s.name, "missing_from_seq", head+1, "missing_to_seq", lastSeq, "missing_in_stream", deleted)
+	}
+	t.lastSeq, t.deleted, t.head = lastSeq, deleted, head
+	return head, nil
 }

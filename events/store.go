@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -63,6 +64,8 @@ type StoreConfig struct {
 	// back before giving up, when nothing of it has been sent yet (default 1 s:
 	// a client moves to another node of a cluster well within it).
 	DisconnectedWait time.Duration
+	// Log receives the store's warnings (default: discarded).
+	Log *slog.Logger
 }
 
 func (c *StoreConfig) setDefaults() {
@@ -81,6 +84,9 @@ func (c *StoreConfig) setDefaults() {
 	if c.DisconnectedWait == 0 {
 		c.DisconnectedWait = time.Second
 	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
 }
 
 // Store appends events to and reads them from the JetStream stream.
@@ -91,6 +97,7 @@ type Store struct {
 	name   string
 	cfg    StoreConfig
 	heads  heads // head.go
+	tail   tail  // head.go
 }
 
 // OpenStore creates the stream if it is missing (or updates its settings) and
@@ -266,7 +273,8 @@ func (s *Store) askHead(ctx context.Context) (uint64, error) {
 			Description string `json:"description"`
 		} `json:"error"`
 		State *struct {
-			LastSeq uint64 `json:"last_seq"`
+			LastSeq    uint64 `json:"last_seq"`
+			NumDeleted uint64 `json:"num_deleted"`
 		} `json:"state"`
 		Cluster *streamCluster `json:"cluster"`
 	}
@@ -281,7 +289,10 @@ func (s *Store) askHead(ctx context.Context) (uint64, error) {
 	if err := resp.Cluster.servingQuorum(); err != nil {
 		return 0, fmt.Errorf("%w: stream info: %v", ErrUnavailable, err)
 	}
-	return resp.State.LastSeq, nil
+	if resp.State.NumDeleted == 0 {
+		return resp.State.LastSeq, nil // the common case: nothing missing, the last sequence is stored
+	}
+	return s.lastStored(ctx, resp.State.LastSeq, resp.State.NumDeleted)
 }
 
 // streamCluster is the part of a stream's info that says who holds it (nil

@@ -3,8 +3,10 @@ package natstest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/infracast/auth/events"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // EmbeddedStore starts an embedded nats-server with JetStream in o.StoreDir
@@ -26,6 +28,42 @@ func EmbeddedStore(tb testing.TB, o events.EmbeddedOptions) *events.Store {
 	}
 	tb.Cleanup(nc.Close)
 	st, err := events.OpenStore(context.Background(), nc, events.StoreConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+// StoreWithDeletes is EmbeddedStore (in a temporary folder, with cfg) on a
+// stream created beforehand with DenyDelete off — the service's own stream
+// denies deletes — so that a test can delete messages with DeleteMsg: a
+// stream with messages missing at its end, as a last block cut short leaves
+// one.
+func StoreWithDeletes(tb testing.TB, cfg events.StoreConfig) *events.Store {
+	tb.Helper()
+	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := events.ConnectEmbedded(ns)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: events.StreamName, Subjects: []string{events.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage,
+		Replicas: 1, Duplicates: 2 * time.Minute, AllowAtomicPublish: true, AllowDirect: true,
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	st, err := events.OpenStore(ctx, nc, cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

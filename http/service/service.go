@@ -94,7 +94,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}
 	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelOpen()
-	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas})
+	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas, Log: log})
 	if err != nil {
 		return nil, err
 	}
