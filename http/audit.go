@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -25,8 +26,14 @@ import (
 
 // The audit log (GET /api/v1/audit/events): the journal (projections) finds
 // the page's events, their bodies are read from the stream by sequence,
-// checked against the filters the journal matches only approximately
-// (subject hash, times to the millisecond), and returned without a secret.
+// checked against every filter the body tells — the type (and the login
+// result), the actor, the subject (the journal keeps only its hash) and the
+// time — and returned without a secret. A wrong entry of the journal can
+// then only leave out the event it wrongly points at, never put it in the
+// answer (outside check 18r: a damaged journal file answered a
+// session.refreshed to type=session.started); the tenants an event
+// concerns were judged when it was applied, and the body does not tell
+// them: they rest on the journal file's checksums (projections).
 
 // HistoryModel answers the audit journal's and the access history's
 // questions (projections/history.go).
@@ -265,6 +272,13 @@ func (s *Server) auditEvents(c *fiber.Ctx) error {
 				continue // no longer in the stream (its limits removed it)
 			}
 			ev, ok, err := f.render(h, data, sc)
+			if errors.Is(err, errJournalMismatch) {
+				// Only a damaged journal points at an event of another
+				// type or actor: left out, and said.
+				s.log.Error("audit: the journal pointed at an event the question does not match; it is left out", "stream_seq", h.Seq, "err", err)
+				s.deps.Metrics.BackgroundError("audit_journal")
+				continue
+			}
 			if err != nil {
 				s.log.Warn("audit: an event could not be read", "stream_seq", h.Seq, "err", err)
 				continue
@@ -362,15 +376,24 @@ func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// render checks an event read from the stream against the filters the
-// journal matched approximately, and makes its entry; false: it does not
-// match after all.
+// errJournalMismatch: the journal matched an event whose body does not
+// match a filter the journal keeps exactly (its type, its actor).
+var errJournalMismatch = errors.New("the event read from the stream does not match the journal's entry")
+
+// render checks an event read from the stream against every filter its
+// body tells, and makes its entry; false: it does not match after all (a
+// subject of the same hash, a time the journal rounds); errJournalMismatch:
+// the journal's entry was wrong (its type or actor).
 func (f *auditFilter) render(h projections.AuditHit, data []byte, sc auditScope) (auditEventJSON, bool, error) {
 	var env events.Envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		return auditEventJSON{}, false, err
 	}
-	switch {
+	switch q := &f.q; {
+	case !typeMatches(q.Type, q.Result, env.Type):
+		return auditEventJSON{}, false, fmt.Errorf("%w: type %q", errJournalMismatch, env.Type)
+	case q.Actor != "" && env.Actor.ID != q.Actor:
+		return auditEventJSON{}, false, fmt.Errorf("%w: of another actor", errJournalMismatch)
 	case f.subject != "" && env.AggregateID != f.subject,
 		!f.since.IsZero() && env.OccurredAt.Before(f.since),
 		!f.until.IsZero() && !env.OccurredAt.Before(f.until):
@@ -388,6 +411,32 @@ func (f *auditFilter) render(h projections.AuditHit, data []byte, sc auditScope)
 		Request: requestJSON{IP: env.Request.IP, UserAgent: env.Request.UserAgent, RequestID: env.Request.RequestID},
 		Data:    redacted,
 	}, true, nil
+}
+
+// typeMatches reports whether an event of type t matches the filters type
+// (exact, or a prefix ending in ".") and result ("succeeded", "failed"), as
+// the journal matches them (projections.Model.compileAudit).
+func typeMatches(typ, result, t string) bool {
+	switch result {
+	case "":
+	case "succeeded":
+		if t != domain.TypeUserLoginSucceeded {
+			return false
+		}
+	case "failed":
+		if t != domain.TypeUserLoginFailed && t != domain.TypeMFAFailed {
+			return false
+		}
+	default:
+		return false
+	}
+	switch {
+	case typ == "":
+		return true
+	case strings.HasSuffix(typ, "."):
+		return strings.HasPrefix(t, typ)
+	}
+	return t == typ
 }
 
 // concernedTenants are the tenants an event concerns, as far as the reader

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"regexp"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/projections"
 )
 
 // TestRedactData: no secret of an event's data reaches an answer, at any
@@ -154,6 +157,65 @@ func TestEventTypeFilter(t *testing.T) {
 	for _, bad := range []string{"", ".", ".user", "user..created", "User.created", "user.*", "user created", "user/created", strings.Repeat("a", 65)} {
 		if validEventTypeFilter(bad) {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestAuditRenderConfirmsEveryFilter: an event the journal pointed at is
+// confirmed on its body against every filter the body tells — type (exact,
+// prefix), login result, actor, subject, time — so that a wrong entry of a
+// damaged journal leaves it out (errJournalMismatch for the filters the
+// journal keeps exactly) rather than answer it (outside check 18r: a
+// session.refreshed answered to type=session.started).
+func TestAuditRenderConfirmsEveryFilter(t *testing.T) {
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	body := func(typ, actor, subject string) []byte {
+		b, err := json.Marshal(events.Envelope{ID: "evt-1", Type: typ, Version: 1, Aggregate: "session", AggregateID: subject,
+			OccurredAt: at, Actor: events.Actor{Type: "user", ID: actor}, Data: json.RawMessage(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	const alice, bob, s1, s2 = "user-01KBZ6P4Y5Q3M8N2R7T9V0W1XA", "user-01KBZ6P4Y5Q3M8N2R7T9V0W1XB", "sess-1", "sess-2"
+	cases := []struct {
+		name string
+		f    auditFilter
+		data []byte
+		want string // "ok", "skip" or "mismatch"
+	}{
+		{"exact type", auditFilter{q: projections.AuditQuery{Type: "session.started"}}, body("session.started", alice, s1), "ok"},
+		{"another type", auditFilter{q: projections.AuditQuery{Type: "session.started"}}, body("session.refreshed", alice, s1), "mismatch"},
+		{"a longer type", auditFilter{q: projections.AuditQuery{Type: "session.started"}}, body("session.started_x", alice, s1), "mismatch"},
+		{"prefix", auditFilter{q: projections.AuditQuery{Type: "apikey."}}, body("apikey.revoked", alice, s1), "ok"},
+		{"outside the prefix", auditFilter{q: projections.AuditQuery{Type: "apikey."}}, body("session.started", alice, s1), "mismatch"},
+		{"succeeded", auditFilter{q: projections.AuditQuery{Result: "succeeded"}}, body(domain.TypeUserLoginSucceeded, alice, s1), "ok"},
+		{"not a success", auditFilter{q: projections.AuditQuery{Result: "succeeded"}}, body(domain.TypeUserLoginFailed, alice, s1), "mismatch"},
+		{"failed: mfa", auditFilter{q: projections.AuditQuery{Result: "failed"}}, body(domain.TypeMFAFailed, alice, s1), "ok"},
+		{"not a failure", auditFilter{q: projections.AuditQuery{Result: "failed"}}, body("session.started", alice, s1), "mismatch"},
+		{"actor", auditFilter{q: projections.AuditQuery{Actor: alice}}, body("session.started", alice, s1), "ok"},
+		{"another actor", auditFilter{q: projections.AuditQuery{Actor: alice}}, body("session.started", bob, s1), "mismatch"},
+		{"subject", auditFilter{q: projections.AuditQuery{Subject: s1}, subject: s1}, body("session.started", alice, s1), "ok"},
+		{"another subject of the same hash", auditFilter{q: projections.AuditQuery{Subject: s1}, subject: s1}, body("session.started", alice, s2), "skip"},
+		{"since", auditFilter{since: at}, body("session.started", alice, s1), "ok"},
+		{"before since", auditFilter{since: at.Add(time.Nanosecond)}, body("session.started", alice, s1), "skip"},
+		{"at until", auditFilter{until: at}, body("session.started", alice, s1), "skip"},
+	}
+	for _, c := range cases {
+		ev, ok, err := c.f.render(projections.AuditHit{Seq: 7}, c.data, auditScope{all: true})
+		got := "ok"
+		switch {
+		case errors.Is(err, errJournalMismatch):
+			got = "mismatch"
+		case err != nil:
+			t.Fatalf("%s: %v", c.name, err)
+		case !ok:
+			got = "skip"
+		case ev.Sequence != 7:
+			t.Errorf("%s: sequence %d", c.name, ev.Sequence)
+		}
+		if got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
 	}
 }
