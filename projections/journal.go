@@ -277,7 +277,7 @@ func (j *journal) filled(k uint32) {
 // spill writes full chunk k to the file and drops it from the heap.
 func (j *journal) spill(k uint32) error {
 	if j.file == nil {
-		f, err := newJFile(j.model.JournalDir)
+		f, err := newJFile(j.model.JournalDir, j.model.journalDamaged)
 		if err != nil {
 			return err
 		}
@@ -1218,7 +1218,7 @@ func (w *jwindow) release() {
 // scan's direction (forward) when it is not in the window.
 func (s *auditScan) raw(w *jwindow, k uint32, forward bool) (rawChunk, error) {
 	sl := s.j.slots[k]
-	if w.bp == nil || sl.off < w.off || sl.off+int64(sl.size) > w.off+int64(w.len) {
+	if w.bp == nil || sl.off < w.off || sl.end() > w.off+int64(w.len) {
 		first, last := sl, sl // the run of chunks to read, in file order
 		for next := k; ; {
 			if forward {
@@ -1234,12 +1234,12 @@ func (s *auditScan) raw(w *jwindow, k uint32, forward bool) (rawChunk, error) {
 				break
 			}
 			if forward {
-				if n.off != last.off+int64(last.size) || n.off+int64(n.size)-first.off > jwindowSize {
+				if n.off != last.end() || n.end()-first.off > jwindowSize {
 					break
 				}
 				last = n
 			} else {
-				if n.off+int64(n.size) != first.off || last.off+int64(last.size)-n.off > jwindowSize {
+				if n.end() != first.off || last.end()-n.off > jwindowSize {
 					break
 				}
 				first = n
@@ -1248,7 +1248,7 @@ func (s *auditScan) raw(w *jwindow, k uint32, forward bool) (rawChunk, error) {
 		if w.bp == nil {
 			w.bp = jwindowPool.Get().(*[]byte)
 		}
-		size := int(last.off + int64(last.size) - first.off)
+		size := int(last.end() - first.off)
 		if cap(*w.bp) < size+8 {
 			*w.bp = make([]byte, 0, max(size+8, jwindowSize+8))
 		}
@@ -1261,6 +1261,9 @@ func (s *auditScan) raw(w *jwindow, k uint32, forward bool) (rawChunk, error) {
 	}
 	start := int(sl.off - w.off)
 	b := (*w.bp)[start : start+int(sl.size) : w.len+8]
+	if err := sl.file.check(b, (*w.bp)[start+int(sl.size):start+int(sl.size)+jsumSize], sl.off); err != nil {
+		return rawChunk{}, err
+	}
 	n, wd, lo, _, err := chunkHeader(b)
 	if err != nil || n != chunkLen {
 		return rawChunk{}, fmt.Errorf("projections: audit journal: read: %w", errChunk)
@@ -1584,7 +1587,7 @@ func (b *builder) journalChunk(raw []byte, want uint32) error {
 	s := new(jslot)
 	if toFile {
 		if j.file == nil {
-			if j.file, err = newJFile(b.m.JournalDir); err != nil {
+			if j.file, err = newJFile(b.m.JournalDir, b.m.journalDamaged); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"math/bits"
 	"os"
@@ -37,10 +38,27 @@ import (
 //
 // — some 16 bytes an entry for a year's events (times 6 bytes apart, a
 // million users or keys, some ten thousand tenant sets), 7 when events
-// carry no time. A scan reads the fields its filters look at in place; a
-// ref is one small read.
+// carry no time. A scan reads the fields its filters look at in place.
+//
+// On file, each chunk's encoding is followed by its checksum: 4 bytes, the
+// CRC-32C of the encoding (little-endian). A chunk is only used once read
+// whole and checked — a scan, a decode into the cache, a ref, a snapshot —
+// so that bytes changed on disk (a failing disk, a stray write) make the
+// question fail (errDamaged) rather than answer from a wrong entry: an
+// entry's type, time or tenants damaged could otherwise put an event in an
+// answer it does not belong to, or leave out one that does (outside check
+// 18r), and only the first can be caught on the event read from the stream.
+// Snapshots carry the encoding alone (their frames have checks of their
+// own); the file is only ever read by the process that wrote it, so its
+// layout needs no version.
 
 const jhdrSize = 24
+
+// jsumSize is the size of a chunk's checksum on file, after its encoding;
+// jcrc its polynomial (Castagnoli: computed by the CPU where it can).
+const jsumSize = 4
+
+var jcrc = crc32.MakeTable(crc32.Castagnoli)
 
 // jwidths are the byte widths of a chunk's columns.
 type jwidths struct{ t, a, s uint8 }
@@ -94,14 +112,18 @@ func (c *jchunk) entry(i uint32) jentry {
 // snapshot — may share the slots without the lock.
 type jslot struct {
 	mem atomic.Pointer[jchunk]
-	// Valid once mem is nil: the file and where in it its encoding is, its
-	// widths, and the least and greatest occurred_at of its entries.
+	// Valid once mem is nil: the file and where in it its encoding is (size
+	// bytes, then its checksum: jsumSize), its widths, and the least and
+	// greatest occurred_at of its entries.
 	file   *jfile
 	off    int64
 	size   uint32
 	widths jwidths
 	lo, hi int64
 }
+
+// end is where slot s's chunk (on file) ends: after its checksum.
+func (s *jslot) end() int64 { return s.off + int64(s.size) + jsumSize }
 
 // compactActor is an entry's actor as rows hold it: number << 2 | kind.
 func compactActor(a uint32) uint32 { return (a&^actorKind)<<2 | a>>30 }
@@ -157,6 +179,10 @@ func leAt(b []byte, off int, w uint8) uint64 {
 }
 
 var errChunk = errors.New("a malformed journal chunk")
+
+// errDamaged: a chunk read from the journal file is not what was written
+// there (its checksum differs).
+var errDamaged = errors.New("a damaged journal chunk: its checksum does not match what was written")
 
 // chunkHeader reads and checks a chunk's header against the encoding's
 // length.
@@ -284,6 +310,8 @@ type jfile struct {
 	name  *jname
 	size  int64 // bytes written, where the next chunk goes (the writer's: Model.mu, or the builder's)
 	cache jcache
+	// damaged is told of each chunk found damaged (check); nil: no one.
+	damaged func(error)
 }
 
 type jname struct {
@@ -302,8 +330,9 @@ func (n *jname) remove() error {
 	return nil
 }
 
-// newJFile makes a journal file in dir.
-func newJFile(dir string) (*jfile, error) {
+// newJFile makes a journal file in dir; damaged is told of each chunk read
+// back damaged (nil: no one).
+func newJFile(dir string, damaged func(error)) (*jfile, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("projections: audit journal: %w", err)
 	}
@@ -311,7 +340,7 @@ func newJFile(dir string) (*jfile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("projections: audit journal: %w", err)
 	}
-	jf := &jfile{f: f, name: &jname{path: f.Name()}}
+	jf := &jfile{f: f, name: &jname{path: f.Name()}, damaged: damaged}
 	// The descriptor closes with f (os.File's own cleanup); the name goes
 	// with the last view of the journal, if nothing removed it before.
 	runtime.AddCleanup(jf, func(n *jname) {
@@ -320,29 +349,54 @@ func newJFile(dir string) (*jfile, error) {
 	return jf, nil
 }
 
-// write appends a chunk's encoding and returns where it went.
+// write appends a chunk's encoding, then its checksum, and returns where
+// the encoding went. (b is not appended to: it may be a part of a
+// snapshot's buffer.)
 func (jf *jfile) write(b []byte) (int64, error) {
 	off := jf.size
+	var sum [jsumSize]byte
+	binary.LittleEndian.PutUint32(sum[:], crc32.Checksum(b, jcrc))
 	if _, err := jf.f.WriteAt(b, off); err != nil {
 		return 0, fmt.Errorf("projections: audit journal: write: %w", err)
 	}
-	jf.size += int64(len(b))
+	if _, err := jf.f.WriteAt(sum[:], off+int64(len(b))); err != nil {
+		return 0, fmt.Errorf("projections: audit journal: write: %w", err)
+	}
+	jf.size += int64(len(b)) + jsumSize
 	return off, nil
 }
 
+// check compares encoding b, read from the file at off, with the checksum
+// that follows it there (sum), and reports a mismatch (jfile.damaged): the
+// question that read it fails with errDamaged.
+func (jf *jfile) check(b, sum []byte, off int64) error {
+	if crc32.Checksum(b, jcrc) == binary.LittleEndian.Uint32(sum) {
+		return nil
+	}
+	err := fmt.Errorf("projections: audit journal: read: %w (%d bytes at offset %d of %s)", errDamaged, len(b), off, jf.name.path)
+	if jf.damaged != nil {
+		jf.damaged(err)
+	}
+	return err
+}
+
 // raw reads slot s's encoding into a pooled buffer (with 8 bytes to
-// spare); put it back with jbufPool.Put.
+// spare), checked against its checksum; put it back with jbufPool.Put.
 func (jf *jfile) raw(s *jslot) (*[]byte, error) {
 	bp := jbufPool.Get().(*[]byte)
 	if need := int(s.size) + 8; cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
-	b := (*bp)[:s.size]
+	b := (*bp)[:int(s.size)+jsumSize]
 	if _, err := jf.f.ReadAt(b, s.off); err != nil {
 		jbufPool.Put(bp)
 		return nil, fmt.Errorf("projections: audit journal: read: %w", err)
 	}
-	*bp = b
+	if err := jf.check(b[:s.size], b[s.size:], s.off); err != nil {
+		jbufPool.Put(bp)
+		return nil, err
+	}
+	*bp = b[:s.size]
 	return bp, nil
 }
 
@@ -360,14 +414,16 @@ func (jf *jfile) read(s *jslot, dst *jchunk, want uint8) error {
 }
 
 // one reads what a ref needs of entry i of slot s — its time, actor and
-// type; not its subject nor its tenants — alone: one read of a few bytes.
+// type; not its subject nor its tenants — without decoding the chunk: the
+// chunk is read whole all the same, as only the whole is checked (raw).
 func (jf *jfile) one(s *jslot, i uint32) (jentry, error) {
-	var b [8 + 4 + 1 + 8]byte
-	c := s.widths.cols(chunkLen)
-	if _, err := jf.f.ReadAt(b[:c.row], s.off+int64(c.ref(int(i)))); err != nil {
-		return jentry{}, fmt.Errorf("projections: audit journal: read: %w", err)
+	bp, err := jf.raw(s)
+	if err != nil {
+		return jentry{}, err
 	}
-	return decodeRef(b[:], s.widths, s.lo), nil
+	defer jbufPool.Put(bp)
+	c := s.widths.cols(chunkLen)
+	return decodeRef((*bp)[c.ref(int(i)):cap(*bp)], s.widths, s.lo), nil
 }
 
 // ---------------------------------------------------------------- the cache
@@ -435,4 +491,11 @@ func ResetJournalDir(dir string) error {
 		}
 	}
 	return nil
+}
+
+// journalDamaged tells Model.OnJournalDamage of a damaged chunk.
+func (m *Model) journalDamaged(err error) {
+	if f := m.OnJournalDamage; f != nil {
+		f(err)
+	}
 }

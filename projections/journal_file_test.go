@@ -2,6 +2,8 @@ package projections
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -423,5 +425,120 @@ func TestRefSeqAndIDList(t *testing.T) {
 	}
 	if len(s.delta)*2+len(s.base)*4 > 3*len(want) {
 		t.Errorf("refSeq: %d bytes for %d refs", len(s.delta)*2+len(s.base)*4, len(want))
+	}
+}
+
+// TestJournalFileDamageFailsNeverAnswersWrong: bytes of the journal file
+// changed on disk (outside check 18r: random bytes flipped while the
+// service ran answered a session.refreshed to type=session.started, and
+// left real events out) make each question that reads the damaged chunk
+// fail with errDamaged, told to OnJournalDamage — a scan, a decode for a
+// moment, a ref alone, a snapshot — and every answer that is given is the
+// undamaged one. The bytes put back, every question answers again.
+func TestJournalFileDamageFailsNeverAnswersWrong(t *testing.T) {
+	rng := rand.New(rand.NewPCG(18, 181))
+	tl := randomHistory(rng, 3300)
+	m := fileModel(t, t.TempDir())
+	damaged := 0
+	m.OnJournalDamage = func(err error) {
+		if !errors.Is(err, errDamaged) {
+			t.Errorf("OnJournalDamage: %v", err)
+		}
+		damaged++
+	}
+	applyAll(m, tl.evs)
+	if onFile(m) != 3 {
+		t.Fatalf("%d chunks on file", onFile(m))
+	}
+	// Every chunk on file is read by a subject no event has.
+	queries := append(randomQueries(rng, tl), AuditQuery{Subject: "user-none", Limit: 1000},
+		AuditQuery{Type: "session.started", Limit: 1000}, AuditQuery{Type: "apikey.", Limit: 1000, NewestFirst: true})
+	pageOf := func(m *Model, q AuditQuery) (string, error) {
+		hits, more, err := m.AuditEvents(q)
+		return fmt.Sprintf("%s%v", hitsText(hits), more), err
+	}
+	want := make([]string, len(queries))
+	for i, q := range queries {
+		var err error
+		if want[i], err = pageOf(tl.m, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ats := instants(tl.evs)
+	ats = ats[len(ats)/4 : len(ats)/4+len(ats)/2 : len(ats)/4+len(ats)/2] // moments within the chunks on file
+	type access struct {
+		tenant string
+		at     time.Time
+		want   string
+	}
+	var accesses []access
+	for i := 0; i < len(ats); i += len(ats) / 20 {
+		for _, tenant := range []string{"prod", "staging", "dev", "qa"} {
+			accesses = append(accesses, access{tenant, ats[i], mustTenant(t, tl.m, tenant, "", ats[i])})
+		}
+	}
+
+	f, err := os.OpenFile(m.journal.file.name.path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size := m.journal.file.size
+	flip := func(offs []int64, masks []byte) {
+		for i, off := range offs {
+			var b [1]byte
+			if _, err := f.ReadAt(b[:], off); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= masks[i]
+			if _, err := f.WriteAt(b[:], off); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for trial := range 60 {
+		var offs []int64
+		var masks []byte
+		for range 1 + rng.IntN(6) {
+			offs = append(offs, rng.Int64N(size))
+			masks = append(masks, byte(1+rng.IntN(255)))
+		}
+		flip(offs, masks)
+		m.journal.file.cache = jcache{} // nothing decoded before the damage to answer from
+		failed := 0
+		for i, q := range queries {
+			got, err := pageOf(m, q)
+			switch {
+			case err != nil && !errors.Is(err, errDamaged):
+				t.Fatalf("trial %d, query %d %+v: %v", trial, i, q, err)
+			case err != nil:
+				failed++
+			case got != want[i]:
+				t.Fatalf("trial %d (bytes at %v damaged), query %d %+v answered wrong:\n%s\nundamaged:\n%s", trial, offs, i, q, got, want[i])
+			}
+		}
+		if failed == 0 {
+			t.Fatalf("trial %d: bytes at %v damaged, and no question failed", trial, offs)
+		}
+		for _, a := range accesses {
+			accs, err := m.TenantAccess(a.tenant, "", a.at)
+			switch {
+			case err != nil && !errors.Is(err, errDamaged):
+				t.Fatalf("trial %d, %s at %s: %v", trial, a.tenant, a.at, err)
+			case err == nil && render(accs) != a.want:
+				t.Fatalf("trial %d (bytes at %v damaged), %s at %s answered wrong:\n%s\nundamaged:\n%s", trial, offs, a.tenant, a.at, render(accs), a.want)
+			}
+		}
+		if _, _, err := m.Snapshot(); !errors.Is(err, errDamaged) {
+			t.Fatalf("trial %d: a snapshot of a damaged journal: %v", trial, err)
+		}
+		flip(offs, masks) // put back
+	}
+	if damaged == 0 {
+		t.Fatal("OnJournalDamage was never told")
+	}
+	m.journal.file.cache = jcache{}
+	if got, want := answersAt(t, m, tl.evs, 40), answersAt(t, tl.m, tl.evs, 40); got != want {
+		t.Fatalf("undamaged again, the model answers otherwise:\n%s", firstDiff(got, want))
 	}
 }

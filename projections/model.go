@@ -41,6 +41,11 @@ type Model struct {
 	// and is written again later); it is called with the model's lock
 	// held.
 	OnJournalError func(error)
+	// OnJournalDamage, when set (before use), is told of each chunk read
+	// back from the journal file damaged (its checksum does not match:
+	// journal_file.go); the question that read it fails. It is called from
+	// any goroutine, with or without the model's lock.
+	OnJournalDamage func(error)
 
 	mu            sync.RWMutex
 	users         userStore // users, by ID and by normalized username (users.go)

@@ -104,6 +104,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Model.AddressWindow = cfg.LoginLockout
 	s.Model.RevokedTokenGrace = accessTokenLeeway
 	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
+	s.Model.OnJournalDamage = s.journalDamage
 	s.restoreSnapshot(openCtx)
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	s.resyncRunner.Store(s.Runner)
@@ -261,6 +262,15 @@ func (s *Service) journalDir() string {
 // stays in memory.
 func (s *Service) journalError(err error) {
 	s.log.Error("audit journal file: its chunks stay in memory", "err", err)
+	s.Metrics.BackgroundError("audit_journal")
+}
+
+// journalDamage reports a chunk of the audit journal's file read back
+// damaged: the question that read it failed (500), and so will any other
+// that reads it, until the replica restarts and the snapshot or the replay
+// fills a new file.
+func (s *Service) journalDamage(err error) {
+	s.log.Error("audit journal file: a chunk is damaged; the questions that read it fail until the replica restarts", "err", err)
 	s.Metrics.BackgroundError("audit_journal")
 }
 
