@@ -426,8 +426,9 @@ func (j *journal) posAfter(seq uint64) uint32 {
 }
 
 // entry is entry pos (< n): from memory, the cache, or read alone (what a
-// ref needs of it, from its chunk read and checked: jfile.one); load: decode its chunk into the cache when
-// it is on file (a question that will look at its neighbours).
+// ref needs of it, from its chunk read and checked: jfile.one); load:
+// decode its chunk into the cache when it is on file (a question that will
+// look at its neighbours).
 func (j *journal) entry(pos uint32, load bool) (jentry, error) {
 	k, i := pos>>chunkBits, pos&chunkMask
 	s := j.slots[k]
