@@ -40,10 +40,11 @@ import (
 // million users or keys, some ten thousand tenant sets), 7 when events
 // carry no time. A scan reads the fields its filters look at in place.
 //
-// On file, each chunk's encoding is followed by its checksum: 4 bytes, the
-// CRC-32C of the encoding (little-endian). A chunk is only used once read
-// whole and checked — a scan, a decode into the cache, a ref, a snapshot —
-// so that bytes changed on disk (a failing disk, a stray write) make the
+// On file, each chunk's encoding is followed by its checksums (jsumSize
+// bytes, little-endian): the CRC-32C of the encoding, then one of each
+// block of 64 refs (the rows a ref reads, jfile.one). A chunk is only used
+// once read whole and checked — a scan, a decode into the cache, a
+// snapshot — and a ref alone once its block is, so that bytes changed on disk (a failing disk, a stray write) make the
 // question fail (errDamaged) rather than answer from a wrong entry: an
 // entry's type, time or tenants damaged could otherwise put an event in an
 // answer it does not belong to, or leave out one that does (outside check
@@ -54,9 +55,15 @@ import (
 
 const jhdrSize = 24
 
-// jsumSize is the size of a chunk's checksum on file, after its encoding;
-// jcrc its polynomial (Castagnoli: computed by the CPU where it can).
-const jsumSize = 4
+// jsumSize is the size of a chunk's checksums on file, after its encoding:
+// the whole's, then each block's of jrefBlock rows; jcrc their polynomial
+// (Castagnoli: computed by the CPU where it can). A ref checks its block
+// (some 800 bytes) rather than the whole chunk (some 16 kB): a question
+// about a tenant's access names hundreds of grants.
+const (
+	jrefBlock = 64
+	jsumSize  = 4 + 4*chunkLen/jrefBlock
+)
 
 var jcrc = crc32.MakeTable(crc32.Castagnoli)
 
@@ -349,13 +356,22 @@ func newJFile(dir string, damaged func(error)) (*jfile, error) {
 	return jf, nil
 }
 
-// write appends a chunk's encoding, then its checksum, and returns where
+// write appends a chunk's encoding, then its checksums, and returns where
 // the encoding went. (b is not appended to: it may be a part of a
 // snapshot's buffer.)
 func (jf *jfile) write(b []byte) (int64, error) {
+	n, w, _, _, err := chunkHeader(b)
+	if err != nil {
+		return 0, fmt.Errorf("projections: audit journal: write: %w", err)
+	}
 	off := jf.size
 	var sum [jsumSize]byte
 	binary.LittleEndian.PutUint32(sum[:], crc32.Checksum(b, jcrc))
+	c := w.cols(n)
+	for blk := 0; blk*jrefBlock < n; blk++ {
+		rows := b[c.ref(blk*jrefBlock):c.ref(min(n, (blk+1)*jrefBlock))]
+		binary.LittleEndian.PutUint32(sum[4+4*blk:], crc32.Checksum(rows, jcrc))
+	}
 	if _, err := jf.f.WriteAt(b, off); err != nil {
 		return 0, fmt.Errorf("projections: audit journal: write: %w", err)
 	}
@@ -387,7 +403,7 @@ func (jf *jfile) raw(s *jslot) (*[]byte, error) {
 	if need := int(s.size) + 8; cap(*bp) < need {
 		*bp = make([]byte, 0, need)
 	}
-	b := (*bp)[:int(s.size)+jsumSize]
+	b := (*bp)[:int(s.size)+4] // the encoding and the whole's checksum
 	if _, err := jf.f.ReadAt(b, s.off); err != nil {
 		jbufPool.Put(bp)
 		return nil, fmt.Errorf("projections: audit journal: read: %w", err)
@@ -414,16 +430,26 @@ func (jf *jfile) read(s *jslot, dst *jchunk, want uint8) error {
 }
 
 // one reads what a ref needs of entry i of slot s — its time, actor and
-// type; not its subject nor its tenants — without decoding the chunk: the
-// chunk is read whole all the same, as only the whole is checked (raw).
+// type; not its subject nor its tenants — alone: the rows of its block,
+// checked against the block's checksum (the chunk's lo and widths are the
+// slot's, in memory).
 func (jf *jfile) one(s *jslot, i uint32) (jentry, error) {
-	bp, err := jf.raw(s)
-	if err != nil {
+	var b [jrefBlock*(8+4+1) + 8]byte
+	c := s.widths.cols(chunkLen)
+	blk := int(i) / jrefBlock
+	rows := b[:jrefBlock*c.row]
+	at := s.off + int64(c.ref(blk*jrefBlock))
+	if _, err := jf.f.ReadAt(rows, at); err != nil {
+		return jentry{}, fmt.Errorf("projections: audit journal: read: %w", err)
+	}
+	var sum [4]byte
+	if _, err := jf.f.ReadAt(sum[:], s.off+int64(s.size)+4+4*int64(blk)); err != nil {
+		return jentry{}, fmt.Errorf("projections: audit journal: read: %w", err)
+	}
+	if err := jf.check(rows, sum[:], at); err != nil {
 		return jentry{}, err
 	}
-	defer jbufPool.Put(bp)
-	c := s.widths.cols(chunkLen)
-	return decodeRef((*bp)[c.ref(int(i)):cap(*bp)], s.widths, s.lo), nil
+	return decodeRef(b[(int(i)%jrefBlock)*c.row:], s.widths, s.lo), nil
 }
 
 // ---------------------------------------------------------------- the cache

@@ -478,6 +478,18 @@ func TestJournalFileDamageFailsNeverAnswersWrong(t *testing.T) {
 		}
 	}
 
+	// Each entry on file, read alone (what a ref needs: jfile.one) and
+	// from its decoded chunk.
+	onFileN := uint32(onFile(m)) * chunkLen
+	entries := make([]jentry, onFileN)
+	for pos := range onFileN {
+		e, err := m.journal.entry(pos, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[pos] = e
+	}
+
 	f, err := os.OpenFile(m.journal.file.name.path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -528,6 +540,24 @@ func TestJournalFileDamageFailsNeverAnswersWrong(t *testing.T) {
 			case err == nil && render(accs) != a.want:
 				t.Fatalf("trial %d (bytes at %v damaged), %s at %s answered wrong:\n%s\nundamaged:\n%s", trial, offs, a.tenant, a.at, render(accs), a.want)
 			}
+		}
+		badEntries := 0
+		for pos := range onFileN {
+			for _, load := range []bool{false, true} {
+				m.journal.file.cache = jcache{}
+				e, err := m.journal.entry(pos, load)
+				switch {
+				case err != nil && !errors.Is(err, errDamaged):
+					t.Fatalf("trial %d, entry %d: %v", trial, pos, err)
+				case err != nil:
+					badEntries++
+				case load && e != entries[pos], !load && (e.at != entries[pos].at || e.actor != entries[pos].actor || e.typ != entries[pos].typ):
+					t.Fatalf("trial %d (bytes at %v damaged), entry %d (load %v): %+v, undamaged %+v", trial, offs, pos, load, e, entries[pos])
+				}
+			}
+		}
+		if badEntries == 0 {
+			t.Fatalf("trial %d: bytes at %v damaged, and every entry read", trial, offs)
 		}
 		if _, _, err := m.Snapshot(); !errors.Is(err, errDamaged) {
 			t.Fatalf("trial %d: a snapshot of a damaged journal: %v", trial, err)
