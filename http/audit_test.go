@@ -325,6 +325,12 @@ func TestCSVSafe(t *testing.T) {
 		"Mozilla/5.0 (X11; Linux x86_64)":  "Mozilla/5.0 (X11; Linux x86_64)",
 		"=a;=b":                            "'=a;'=b",
 		";=":                               ";'=",
+		// A tab separates too, and spaces before a part are skipped (18v).
+		"Mozilla/5.0\t=HYPERLINK(\"x\")": "Mozilla/5.0\t'=HYPERLINK(\"x\")",
+		"Mozilla/5.0; =2+2":              "Mozilla/5.0; '=2+2",
+		"  -1":                           "  '-1",
+		"a b -c":                         "a b -c",
+		"x,  @y":                         "x,  '@y",
 	} {
 		if got := csvSafe(in); got != want {
 			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)

@@ -9,8 +9,9 @@ import (
 // spreadsheets, which run a cell that starts like a formula. Following
 // OWASP's CSV-injection guidance, every cell is quoted (so no separator a
 // spreadsheet may use, ',' or ';', splits one), and a cell — and each part of
-// one after a ',' or ';', for a reader that ignores the quotes — that starts
-// with = + - @, a tab or a carriage return gets an apostrophe before it
+// one after a ',', ';' or tab, for a reader that ignores the quotes — that
+// starts, after any spaces, with = + - @, a tab or a carriage return gets an
+// apostrophe before that character
 // (outside check 14d: a User-Agent "Mozilla/5.0;=cmd|' /C calc'!A0;x" went
 // out unquoted, and a spreadsheet splitting on ';' ran it).
 
@@ -19,7 +20,8 @@ import (
 const csvFormulaStart = "=+-@\t\r"
 
 // csvSafe defuses a text cell: an apostrophe before the cell, and before
-// each part of it after a ',' or ';', that starts like a formula.
+// each part of it after a ',', ';' or tab, that starts like a formula
+// (spaces before it aside).
 func csvSafe(s string) string {
 	if !strings.ContainsAny(s, csvFormulaStart) {
 		return s
@@ -33,7 +35,10 @@ func csvSafe(s string) string {
 			b.WriteByte('\'')
 		}
 		b.WriteByte(ch)
-		start = ch == ',' || ch == ';'
+		// A tab separates too (tab-separated pasting), and spaces before a
+		// part are what a spreadsheet that trims them skips (outside check
+		// 18v: "Mozilla/5.0\t=HYPERLINK(…)" and "x; =2+2" went out as they were).
+		start = ch == ',' || ch == ';' || ch == '\t' || start && ch == ' '
 	}
 	return b.String()
 }
