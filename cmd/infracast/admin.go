@@ -251,12 +251,14 @@ func (a *app) followAudit(ctx context.Context, c *client.Client, q client.AuditQ
 func (a *app) auditLine(e client.AuditEvent) {
 	if a.output == "json" {
 		b, err := json.Marshal(e)
-		if err == nil {
-			fmt.Fprintf(a.stdout, "%s\n", b)
+		if err != nil {
+			fmt.Fprintf(a.stderr, "event %d: %v\n", e.Sequence, err)
+			return
 		}
+		fmt.Fprintf(a.stdout, "%s\n", jsonShown(b))
 		return
 	}
-	fmt.Fprintf(a.stdout, "%-8d %-30s %-26s %-36s %-36s %s\n", e.Sequence, e.Time.UTC().Format(time.RFC3339Nano), e.Type, actor(e.Actor), e.AggregateID, list(e.Tenants))
+	fmt.Fprintf(a.stdout, "%-8d %-30s %-26s %-36s %-36s %s\n", e.Sequence, e.Time.UTC().Format(time.RFC3339Nano), shown(e.Type), shown(actor(e.Actor)), shown(e.AggregateID), shown(list(e.Tenants)))
 }
 
 func actor(x client.Actor) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -300,6 +301,41 @@ func TestTablesSayOtherTenantsAreNotShown(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "(+ others not shown)") {
 			t.Errorf("%v: exit %d, %q %q: no word of the other tenants", args, code, out, errOut)
 		}
+	}
+}
+
+// TestAttackersTextIsPrintedInert: a user agent — any anonymous caller's to
+// write — with a tab (a forged column), C1 controls (CSI, OSC: a terminal's
+// screen cleared, its title set) and a direction override reaches the
+// terminal as escapes in a table and in -o json, and the JSON still decodes
+// to the same text (an outside check, 18v).
+func TestAttackersTextIsPrintedInert(t *testing.T) {
+	const ua = "Mozilla\tadmin-session\t\u009b2J\u009d0;pwned\u009c\u202egnp.exe\x7f"
+	quoted, err := json.Marshal(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"sessions":[{"id":"sess-1","user_id":"user-01M98KXWSYJ4B8K99KPW8DNNGE","started_at":"2026-12-07T00:00:00Z",` +
+		`"last_refreshed_at":null,"expires_at":"2026-12-14T00:00:00Z","method":"password","ip":"203.0.113.9","user_agent":` + string(quoted) + `,"current":false}]}`
+	fakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body)
+	})
+	raw := func(out string) bool {
+		return strings.ContainsFunc(out, func(r rune) bool { return r == '\t' || r >= 0x7f && r <= 0x9f || r == 0x202e })
+	}
+	code, out, errOut := runCLI(t, "users", "sessions", "user-01M98KXWSYJ4B8K99KPW8DNNGE")
+	if code != 0 || raw(out) || !strings.Contains(out, `Mozilla\tadmin-session\t\u009b2J\u009d0;pwned\u009c\u202egnp.exe\x7f`) {
+		t.Errorf("table: exit %d, %q %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "-o", "json", "users", "sessions", "user-01M98KXWSYJ4B8K99KPW8DNNGE")
+	var page struct {
+		Sessions []struct {
+			UserAgent string `json:"user_agent"`
+		} `json:"sessions"`
+	}
+	if code != 0 || raw(strings.ReplaceAll(out, "\t", "")) || json.Unmarshal([]byte(out), &page) != nil || len(page.Sessions) != 1 || page.Sessions[0].UserAgent != ua {
+		t.Errorf("json: exit %d, %q %q", code, out, errOut)
 	}
 }
 

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/infracast/auth/http/client"
 )
@@ -14,13 +17,81 @@ import (
 // print writes v as JSON with -o json; else calls table.
 func (a *app) print(v any, table func()) error {
 	if a.output == "json" {
-		enc := json.NewEncoder(a.stdout)
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
-		return enc.Encode(v)
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		_, err := a.stdout.Write(jsonShown(b.Bytes()))
+		return err
 	}
 	table()
 	return nil
+}
+
+// What the service answers is printed to a terminal, and some of it anyone
+// may have written: a user agent (an anonymous failed login records one), a
+// SCIM display name. A control character there acts on the terminal — C1's
+// CSI and OSC (U+009B, U+009D) clear the screen or set its title in terminals
+// that read UTF-8 controls — a tab forges a table's column, a direction
+// override (U+202E) reorders what follows (an outside check, 18v). Such
+// characters, and the others that show nothing of themselves, are printed as
+// escapes: the console's HIDDEN set (http/console/src/ui.tsx).
+func hidden(r rune) bool {
+	switch {
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return true
+	case r == 0xad, r == 0x34f, r == 0x61c, r == 0x115f, r == 0x1160, r == 0x180e, r == 0x200b, r == 0x200e, r == 0x200f,
+		r == 0x2800, r == 0x3164, r == 0xfeff, r == 0xffa0:
+		return true
+	case r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x2064, r >= 0x2066 && r <= 0x206f, r >= 0xfff9 && r <= 0xfffb:
+		return true
+	}
+	return false
+}
+
+// shown is s for a table or a field: hidden characters as Go escapes
+// (\t, \x1b, \u202e), as are bytes that are not UTF-8 (\xff).
+func shown(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return hidden(r) || r == utf8.RuneError }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case hidden(r) && r < 0x80:
+			q := strconv.QuoteRune(r) // '\t', '\x1b', '\x7f'
+			b.WriteString(q[1 : len(q)-1])
+		case hidden(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// jsonShown is JSON text with the hidden characters encoding/json leaves as
+// they are (those from U+007F up) written as \u escapes: the same JSON.
+func jsonShown(doc []byte) []byte {
+	if !bytes.ContainsFunc(doc, func(r rune) bool { return r >= 0x7f && hidden(r) }) {
+		return doc
+	}
+	var b bytes.Buffer
+	for _, r := range string(doc) {
+		if r >= 0x7f && hidden(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.Bytes()
 }
 
 // more tells, on stderr, how to get the next page when there is one.
@@ -35,7 +106,11 @@ func (a *app) table(header []string, rows [][]string) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = shown(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	_ = tw.Flush() // a write error to stdout has nowhere to be reported
 }
@@ -44,7 +119,7 @@ func (a *app) table(header []string, rows [][]string) {
 func (a *app) fields(kv ...string) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 1, ' ', 0)
 	for i := 0; i+1 < len(kv); i += 2 {
-		fmt.Fprintf(tw, "%s:\t%s\n", kv[i], kv[i+1])
+		fmt.Fprintf(tw, "%s:\t%s\n", kv[i], shown(kv[i+1]))
 	}
 	_ = tw.Flush() // a write error to stdout has nowhere to be reported
 }
