@@ -222,7 +222,7 @@ const hashQueuePerSlot = 32
 // waited for a hash slot (Passwords.queue), or because its request ended
 // (its deadline, its client gone) while it waited. Nothing was done or
 // recorded: try again (503 UNAVAILABLE with Retry-After, counted as
-// hash_queue_full in infracast_background_errors_total).
+// password_hash_busy in infracast_background_errors_total).
 var ErrHashBusy = fmt.Errorf("%w: too many passwords waiting to be checked", events.ErrUnavailable)
 
 // acquire takes a hash slot for a request of ctx and runs before (nil: no
