@@ -1,14 +1,12 @@
 package http
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
+
+	"github.com/infracast/auth/http/internal/jsonnames"
 )
 
 // errClaimsMalformed: an ID token's or a userinfo answer's claims hold a
@@ -40,57 +38,16 @@ func exactClaims(raw []byte, claims *idClaims, all *map[string]any) error {
 	return nil
 }
 
-// noFoldedDuplicateNames is http/scim's noDuplicateNames for claims: an
-// object holding a member name twice, in the same or another letter case,
-// is errClaimsMalformed (the error names the member, never a value).
+// noFoldedDuplicateNames refuses claims in which an object holds a member
+// name twice, in the same or another letter case (jsonnames, as SCIM bodies
+// are refused): errClaimsMalformed, naming the member, never a value.
 func noFoldedDuplicateNames(raw []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	// One entry per open object or array: the names seen in an object
-	// (nil for an array), and whether the next token is a name.
-	type level struct {
-		names  map[string]bool
-		isName bool
+	name, found, err := jsonnames.FoldedDuplicate(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: not a JSON object", errClaimsMalformed)
+	case found:
+		return fmt.Errorf("%w: member %.64q is given twice (exactly or in another letter case)", errClaimsMalformed, name)
 	}
-	var stack []*level
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if len(stack) == 0 && errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("%w: not a JSON object", errClaimsMalformed)
-		}
-		var top *level
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{':
-				stack = append(stack, &level{names: map[string]bool{}, isName: true})
-			case '[':
-				stack = append(stack, &level{})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].names != nil {
-					stack[len(stack)-1].isName = true
-				}
-			}
-			continue
-		}
-		if top == nil || top.names == nil {
-			continue // an array's element, or a lone scalar (refused by the decoding)
-		}
-		if top.isName {
-			name, _ := tok.(string)
-			folded := strings.ToLower(strings.ToUpper(name))
-			if top.names[folded] {
-				return fmt.Errorf("%w: member %.64q is given twice (exactly or in another letter case)", errClaimsMalformed, name)
-			}
-			top.names[folded] = true
-			top.isName = false
-			continue
-		}
-		top.isName = true // a scalar value: a name comes next
-	}
+	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/infracast/auth/http/internal/jsonnames"
 )
 
 // The resources travel inside the package as canonical maps: keys are the
@@ -184,52 +186,11 @@ func decodeObject(body []byte) (map[string]any, error) {
 // PATCH taking one of {"userName":…,"USERNAME":…} where POST refused them.
 // Called on a body that decoded, so every token reads.
 func noDuplicateNames(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	// One entry per open object or array: the names seen in an object
-	// (nil for an array), and whether the next token is a name.
-	type level struct {
-		names  map[string]bool
-		isName bool
+	name, found, _ := jsonnames.FoldedDuplicate(body) // it decoded: it reads
+	if found {
+		return badSyntax("attribute %q is given twice (names are matched without regard to case)", truncate(name))
 	}
-	var stack []*level
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil // io.EOF: decodeObject read the same body already
-		}
-		var top *level
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{':
-				stack = append(stack, &level{names: map[string]bool{}, isName: true})
-			case '[':
-				stack = append(stack, &level{})
-			default:
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].names != nil {
-					stack[len(stack)-1].isName = true
-				}
-			}
-			continue
-		}
-		if top == nil || top.names == nil {
-			continue // an array's element
-		}
-		if top.isName {
-			name := tok.(string)
-			folded := strings.ToLower(strings.ToUpper(name))
-			if top.names[folded] {
-				return badSyntax("attribute %q is given twice (names are matched without regard to case)", truncate(name))
-			}
-			top.names[folded] = true
-			top.isName = false
-			continue
-		}
-		top.isName = true // a scalar value: a name comes next
-	}
+	return nil
 }
 
 func sortedKeys(m map[string]any) []string {
