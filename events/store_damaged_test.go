@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/events/natstest"
 )
 
 // damagedStore appends n events to a new embedded store in dir, stops it,
@@ -55,7 +56,7 @@ func TestEmbeddedStoreWithAnUnloadableStreamIsRefused(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(streamDir, "meta.sum"), []byte("0000000000000000"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := listing(t, streamDir)
+	before := natstest.Listing(t, streamDir)
 
 	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: dir, SyncAlways: true})
 	if err == nil {
@@ -66,7 +67,7 @@ func TestEmbeddedStoreWithAnUnloadableStreamIsRefused(t *testing.T) {
 		t.Fatalf("error %v: want ErrStoreRefused naming %s and what the server said", err, streamDir)
 	}
 	t.Log(err)
-	if after := listing(t, streamDir); after != before {
+	if after := natstest.Listing(t, streamDir); after != before {
 		t.Fatalf("the stream's folder changed:\nbefore %s\nafter  %s", before, after)
 	}
 }
@@ -104,25 +105,4 @@ func TestOpenStoreRefusesToCreateTheStreamBesideSnapshots(t *testing.T) {
 	if _, err := js.Stream(ctx, events.StreamName); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("the stream was created: %v", err)
 	}
-}
-
-// listing names every file under dir with its size.
-func listing(t *testing.T, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "%s:%d ", strings.TrimPrefix(path, dir), info.Size())
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }

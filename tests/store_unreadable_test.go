@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/infracast/auth/events/natstest"
 )
 
 // TestBinaryRefusesAStreamItCannotRead: a data folder with one message block
@@ -74,7 +75,7 @@ func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
 	} else if err := os.Chmod(block, 0); err != nil {
 		t.Fatal(err)
 	}
-	before := treeListing(t, streamDir)
+	before := natstest.Listing(t, streamDir)
 
 	done := make(chan struct{})
 	var out []byte
@@ -95,31 +96,10 @@ func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
 	if s := string(out); !strings.Contains(s, block) || !strings.Contains(s, "permission denied") || strings.Contains(s, "admin created") || strings.Contains(s, "created platform admin") {
 		t.Fatalf("want an error naming %s (permission denied) and no admin created:\n%s", block, s)
 	}
-	if after := treeListing(t, streamDir); after != before {
+	if after := natstest.Listing(t, streamDir); after != before {
 		t.Fatalf("the stream's files changed:\nbefore %s\nafter  %s", before, after)
 	}
 	if err := os.Chmod(block, 0o600); err != nil { // for the cleanup of t.TempDir
 		t.Fatal(err)
 	}
-}
-
-// treeListing names every file under dir with its size.
-func treeListing(t *testing.T, dir string) string {
-	t.Helper()
-	var b strings.Builder
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "%s:%d ", strings.TrimPrefix(path, dir), info.Size())
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b.String()
 }
