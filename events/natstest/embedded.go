@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/infracast/auth/events"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -14,19 +15,7 @@ import (
 // stream. Everything stops at the test's cleanup.
 func EmbeddedStore(tb testing.TB, o events.EmbeddedOptions) *events.Store {
 	tb.Helper()
-	if o.StoreDir == "" {
-		o.StoreDir = tb.TempDir()
-	}
-	ns, err := events.StartEmbedded(o)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	nc := embeddedConn(tb, o)
 	st, err := events.OpenStore(context.Background(), nc, events.StoreConfig{})
 	if err != nil {
 		tb.Fatal(err)
@@ -41,16 +30,7 @@ func EmbeddedStore(tb testing.TB, o events.EmbeddedOptions) *events.Store {
 // one.
 func StoreWithDeletes(tb testing.TB, cfg events.StoreConfig) *events.Store {
 	tb.Helper()
-	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: tb.TempDir()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := events.ConnectEmbedded(ns)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(nc.Close)
+	nc := embeddedConn(tb, events.EmbeddedOptions{})
 	js, err := jetstream.New(nc)
 	if err != nil {
 		tb.Fatal(err)
@@ -68,4 +48,25 @@ func StoreWithDeletes(tb testing.TB, cfg events.StoreConfig) *events.Store {
 		tb.Fatal(err)
 	}
 	return st
+}
+
+// embeddedConn starts an embedded nats-server with JetStream in o.StoreDir
+// (a temporary folder when empty) and connects to it in-process; both stop
+// at the test's cleanup.
+func embeddedConn(tb testing.TB, o events.EmbeddedOptions) *nats.Conn {
+	tb.Helper()
+	if o.StoreDir == "" {
+		o.StoreDir = tb.TempDir()
+	}
+	ns, err := events.StartEmbedded(o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := events.ConnectEmbedded(ns)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
 }
