@@ -32,7 +32,10 @@ const consoleCSP = "default-src 'none'; script-src 'self'; style-src 'self'; con
 
 // mountConsole serves the console at /console and /console/*.
 func (s *Server) mountConsole() {
-	h, err := console.New(console.Options{Providers: s.consoleProviders})
+	h, err := console.New(console.Options{
+		Providers:       s.consoleProviders,
+		RefreshRotation: s.cfg.RefreshRotation, RefreshReuseInterval: s.cfg.RefreshReuseInterval,
+	})
 	if err != nil {
 		// The assets are embedded at build time: a missing index.html is a
 		// build mistake that every start would repeat.

@@ -165,7 +165,11 @@ type Config struct {
 	WriteTimeout    time.Duration
 	IdleTimeout     time.Duration
 	RefreshRotation bool
-	Now             func() time.Time
+	// RefreshReuseInterval: with rotation, how long after a rotation the
+	// token it spent may be presented again (the console keeps its retries
+	// within it: console_session.go).
+	RefreshReuseInterval time.Duration
+	Now                  func() time.Time
 	// TrustedProxies may set X-Forwarded-For; for everyone else it is ignored.
 	TrustedProxies TrustedProxies
 	// KeyEnv is the environment of the API keys this deployment issues and

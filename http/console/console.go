@@ -8,7 +8,8 @@
 // session, so it sees and changes exactly what its user may through the API.
 //
 // The handler serves index.html (a template: the configured identity
-// providers' sign-in links go in as data attributes, never as script) for
+// providers' sign-in links and the refresh rules the console must keep go
+// in as data attributes, never as script) for
 // /console and for any path under it that names no asset, and the assets
 // with an ETag, gzip-compressed when the browser accepts it. The caller sets
 // the security headers (the server's strict Content-Security-Policy).
@@ -27,7 +28,9 @@ import (
 	"mime"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -50,6 +53,13 @@ type Options struct {
 	// Providers lists the identity providers to offer on the sign-in
 	// screen (nil: none).
 	Providers func() []Provider
+	// RefreshRotation and RefreshReuseInterval are the service's refresh
+	// rules (INFRACAST_REFRESH_ROTATION, INFRACAST_REFRESH_REUSE_INTERVAL).
+	// The console retries a refresh whose answer it lost only while the
+	// refresh token it may have spent is still within the reuse interval:
+	// presented later, it revokes the session (outside check 18w).
+	RefreshRotation      bool
+	RefreshReuseInterval time.Duration
 }
 
 type asset struct {
@@ -154,6 +164,10 @@ func (h *Handler) Assets() []string {
 
 type indexData struct {
 	Providers string // JSON, in a data attribute
+	// RefreshRotation ("true" or "false") and RefreshReuseMs (the reuse
+	// interval in whole milliseconds), in data attributes.
+	RefreshRotation string
+	RefreshReuseMs  string
 }
 
 // Serve answers GET /console and GET /console/*.
@@ -177,7 +191,12 @@ func (h *Handler) Serve(c *fiber.Ctx) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := h.index.Execute(&buf, indexData{Providers: string(js)}); err != nil {
+	data := indexData{
+		Providers:       string(js),
+		RefreshRotation: strconv.FormatBool(h.opts.RefreshRotation),
+		RefreshReuseMs:  strconv.FormatInt(h.opts.RefreshReuseInterval.Milliseconds(), 10),
+	}
+	if err := h.index.Execute(&buf, data); err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 )
@@ -59,6 +60,29 @@ func TestIndexProvidersEscaped(t *testing.T) {
 		}
 		if !bytes.Contains(body, []byte(`<script defer src="/console/app.js"></script>`)) {
 			t.Fatalf("%s: no app script:\n%s", path, body)
+		}
+	}
+}
+
+// The page carries the service's refresh rules (rotation, the reuse
+// interval in milliseconds) for the console to keep its retries within.
+func TestIndexRefreshRules(t *testing.T) {
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{RefreshRotation: true, RefreshReuseInterval: 5 * time.Second}, `data-refresh-rotation="true" data-refresh-reuse-ms="5000"`},
+		{Options{}, `data-refresh-rotation="false" data-refresh-reuse-ms="0"`},
+	} {
+		h, err := New(tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := fiber.New()
+		a.Get(Prefix, h.Serve)
+		status, _, body := get(t, a, "/console", nil)
+		if status != 200 || !bytes.Contains(body, []byte(tc.want)) {
+			t.Fatalf("%+v: %d, want %s in:\n%s", tc.opts, status, tc.want, body)
 		}
 	}
 }

@@ -187,7 +187,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.HTTP = authhttp.New(authhttp.Config{
-		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now,
+		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, RefreshReuseInterval: cfg.RefreshReuseInterval, Now: cfg.Now,
 		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(), CORSOrigins: canonicalOrigins(cfg.CORSOrigins),
 		RoutePolicy: &policy, Upstream: upstream, UpstreamTimeout: cfg.UpstreamTimeout,
 		SSO: sso,
