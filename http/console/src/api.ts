@@ -158,12 +158,13 @@ export async function call<T>(method: string, path: string, body?: unknown, opts
 // and the answer's headers (Date, Retry-After). A network error throws.
 // asShown: the request acts for the user the tab shows (sign out), and is
 // sent only once sure the session is still theirs (actingToken; it throws
-// the SESSION_CHANGED ApiError otherwise).
-export async function callRaw(method: string, path: string, body: unknown, headers: Record<string, string> = {}, asShown = false):
+// the SESSION_CHANGED ApiError otherwise). signal aborts it (the refresh:
+// docs/console.md).
+export async function callRaw(method: string, path: string, body: unknown, headers: Record<string, string> = {}, asShown = false, signal?: AbortSignal):
   Promise<{ ok: boolean; status: number; body: any; headers: Headers }> {
   const h: Record<string, string> = { Accept: 'application/json', 'Content-Type': 'application/json', ...headers };
   if (method !== 'GET') h['X-CSRF-Token'] = asShown ? await actingToken() : csrfToken();
-  const res = await fetch(path, { method, headers: h, credentials: 'same-origin', cache: 'no-store', body: JSON.stringify(body ?? {}) });
+  const res = await fetch(path, { method, headers: h, credentials: 'same-origin', cache: 'no-store', body: JSON.stringify(body ?? {}), signal });
   if (asShown) refusedMeanwhile(res.status, h['X-CSRF-Token']);
   const text = await res.text();
   let parsed: any = {};

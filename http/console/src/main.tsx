@@ -253,11 +253,39 @@ function Shell(props: { me: Me; onSignOut: () => void; recheck: () => void; noti
 // 5xx, any status but 401/403 without Retry-After) the service may have
 // applied the refresh: with rotation on, the refresh token the browser holds
 // is then spent, and presenting it again is safe only within the service's
-// reuse interval (10 s by default); later it revokes the session. So the
-// console retries quickly (1 s, 2 s, 4 s), then asks the session list
-// whether the refresh was applied before every slower retry.
+// reuse interval, counted from the rotation; later it revokes the session.
+// So the console retries quickly (1 s, 2 s, 4 s after the failures) only
+// while a retry starts more than a margin (a fifth of the interval, at
+// least 1 s: the retry's own way to the service, the skew's whole seconds)
+// before the interval ends, counted from when the first attempt that may
+// have spent the token *started* — a failure that comes slowly (a dropped
+// connection seconds later) or a short interval leaves fewer quick retries,
+// an interval of 0 none (outside check 18w: timed from each failure with a
+// fixed 10 s in mind, the retries revoked the session). Past that, and for
+// every slower retry, it asks the session list first whether the refresh
+// was applied. Without rotation there is no reuse detection: every retry is
+// safe, so the slower ones need no asking.
 const QUICK_RETRY_MS = [1_000, 2_000, 4_000];
 const SLOW_RETRY_MS = 15_000;
+const reuseMargin = (reuseMs: number) => Math.max(1_000, reuseMs / 5);
+
+// The service's refresh rules, which it puts on <body> (console.go):
+// whether it rotates refresh tokens, and its reuse interval. Without them
+// the console assumes the strictest: rotation on, no reuse interval.
+function refreshRules(): { rotation: boolean; reuseMs: number } {
+  const d = document.body.dataset;
+  const ms = d.refreshReuseMs ? Number(d.refreshReuseMs) : NaN;
+  return { rotation: d.refreshRotation !== 'false', reuseMs: Number.isFinite(ms) && ms > 0 ? ms : 0 };
+}
+const rules = refreshRules();
+
+// Why a tab shows the sign-in screen: a session revoked (or ended for a
+// reason the console cannot tell), and one that reached its end — the
+// session's absolute lifetime, or an access token the console stopped
+// renewing — which is nobody's doing and must not read as a revocation.
+const endedOrRevoked = 'Your session has ended or was revoked. Sign in again.';
+const sessionEndedReason = 'Your session has ended. Sign in again to continue.';
+
 // last_refreshed_at has whole seconds and the clock skew comes from the
 // second-precise Date header: a refresh up to this long before the first
 // failed attempt counts as applied (stopping is the safe side).
@@ -304,7 +332,13 @@ function App() {
   const skew = useRef(0); // server time − browser time, ms
   const scheduled = useRef(''); // expires_at the refresh is scheduled for
   const firstFailure = useRef<number | null>(null); // server time of the first failed attempt, ms
+  const spentSince = useRef<number | null>(null); // performance.now() when that attempt started
   const quickUsed = useRef(0);
+  // ends: the expires_at past which the session is not renewed (its
+  // absolute end caps it, or the console stopped retrying); endTimer shows
+  // the sign-in screen then.
+  const ends = useRef('');
+  const endTimer = useRef<number | undefined>(undefined);
   const shownUser = useRef<Me | null>(null); // the user this tab last showed
   // out: the tab is signed out; a 401 of a request still on its way (a
   // page's load, a check) must not replace why ("You have signed out").
@@ -319,8 +353,11 @@ function App() {
   const signedOut = useCallback((why: string) => {
     out.current = true;
     window.clearTimeout(refreshTimer.current);
+    window.clearTimeout(endTimer.current);
     scheduled.current = '';
+    ends.current = '';
     firstFailure.current = null;
+    spentSince.current = null;
     quickUsed.current = 0;
     setMe(null);
     setChanged(null);
@@ -335,10 +372,14 @@ function App() {
   // expires (a fifth of its life before, at least 30 s, at most 5 min).
   const schedule = useCallback((expiresAt: string) => {
     window.clearTimeout(refreshTimer.current);
+    window.clearTimeout(endTimer.current);
     scheduled.current = expiresAt;
+    ends.current = '';
     firstFailure.current = null;
+    spentSince.current = null;
     quickUsed.current = 0;
     setRenewNotice('');
+    setBody({ renew: null });
     const left = new Date(expiresAt).getTime() - serverNow();
     const margin = Math.min(5 * 60_000, Math.max(30_000, left / 5));
     refreshTimer.current = window.setTimeout(refresh, Math.max(1_000, left - margin));
@@ -347,16 +388,51 @@ function App() {
   // later: whether expiresAt is after the one the refresh is scheduled for.
   const later = (expiresAt: string) => !scheduled.current || new Date(expiresAt).getTime() > new Date(scheduled.current).getTime();
 
+  // endAt: the session is not renewed past expiresAt; then the tab shows
+  // the sign-in screen, saying the session ended (not "revoked").
+  const endAt = (expiresAt: string) => {
+    window.clearTimeout(refreshTimer.current);
+    window.clearTimeout(endTimer.current);
+    ends.current = expiresAt;
+    endTimer.current = window.setTimeout(() => { if (!out.current) signedOut(sessionEndedReason); },
+      Math.max(0, new Date(expiresAt).getTime() - serverNow()));
+  };
+
+  // endedWhy: why a 401 ended the session — its end, when that was due
+  // (the cookie gone a moment before the end timer), else why.
+  const endedWhy = (why = endedOrRevoked) =>
+    why === endedOrRevoked && ends.current && new Date(ends.current).getTime() - serverNow() <= 2_000 ? sessionEndedReason : why;
+
   // giveUp stops retrying: the session lasts until its access token expires.
   const giveUp = () => {
     window.clearTimeout(refreshTimer.current);
     const end = scheduled.current ? timeOf(scheduled.current) : 'soon';
     setRenewNotice('Your session could not be renewed; it ends at ' + end + '. Sign in again then.');
     setBody({ renew: 'stopped' });
+    if (scheduled.current) endAt(scheduled.current);
+  };
+
+  // capped: a refresh did not move the expiry later — the session's
+  // absolute end caps the access token — so refreshing again would only
+  // repeat it (outside check 18w: once a second in the last 30 s, in every
+  // tab). Stop, say when the session ends, and at its end sign in again.
+  const capped = (expiresAt: string) => {
+    scheduled.current = expiresAt;
+    setRenewNotice('Your session ends at ' + timeOf(expiresAt) + '; sign in again to continue.');
+    setBody({ renew: 'ends' });
+    endAt(expiresAt);
   };
 
   // tokenLeft: ms until the access token expires, by the server's clock.
   const tokenLeft = () => (scheduled.current ? new Date(scheduled.current).getTime() - serverNow() : Infinity);
+
+  // mayPresent: whether a retry that starts delay ms from now may present,
+  // without asking the session list first, the refresh token that a failed
+  // attempt may have spent: with rotation on, only while it starts more
+  // than the margin before the reuse interval, counted from the start of
+  // the first such attempt, ends.
+  const mayPresent = (delay: number) => !rules.rotation || spentSince.current === null ||
+    performance.now() + delay - spentSince.current < rules.reuseMs - reuseMargin(rules.reuseMs);
 
   // applied asks the session list whether a refresh reached the service
   // since the first failed attempt: 'yes', 'no', 'unknown', or 'gone' (the
@@ -370,7 +446,7 @@ function App() {
         const res = await fetch('/api/v1/auth/sessions?limit=100' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''),
           { credentials: 'same-origin', cache: 'no-store', headers: { Accept: 'application/json' } });
         noteDate(res.headers);
-        if (res.status === 401) { signedOut('Your session has ended or was revoked. Sign in again.'); return 'gone'; }
+        if (res.status === 401) { signedOut(endedWhy()); return 'gone'; }
         if (!res.ok) return 'unknown';
         const body = await res.json() as { sessions?: S[]; next_cursor?: string };
         cur = (body.sessions || []).find((x) => x.current);
@@ -387,14 +463,15 @@ function App() {
   };
 
   // slow: after the quick retries, every 15 s while the token lives: ask
-  // whether the lost refresh was applied, and retry only if it was not.
+  // whether the lost refresh was applied, and retry only if it was not
+  // (without rotation, retry: nothing to ask).
   const slow = async (now: boolean) => {
     const check = async () => {
       if (tokenLeft() <= 0) { giveUp(); return; }
-      const a = await applied();
+      const a = rules.rotation ? await applied() : 'no';
       if (a === 'gone') return;
       if (a === 'yes') { giveUp(); return; }
-      if (a === 'no' && !now) { refresh(); return; }
+      if (a === 'no' && !now) { refresh(true); return; }
       now = false;
       refreshTimer.current = window.setTimeout(check, SLOW_RETRY_MS);
     };
@@ -402,19 +479,40 @@ function App() {
     await check();
   };
 
-  const refresh = useCallback(async () => {
+  // refresh renews the session; checked: the session list has just said
+  // no failed attempt was applied (the slow retries), so the refresh token
+  // is unspent.
+  const refresh = useCallback(async (checked?: boolean) => {
     window.clearTimeout(refreshTimer.current);
+    // A quick retry whose timer fired late (a background tab's timers are
+    // slowed) asks first, as any retry past the interval.
+    if (checked !== true && !mayPresent(0)) { void slow(true); return; }
+    const from = scheduled.current;
     const started = serverNow();
+    const startedMono = performance.now();
+    // The browser itself sends a request again when its connection drops
+    // before the answer (a kept-alive one: Chromium, up to once per idle
+    // connection), each time with the token this attempt may have spent:
+    // with rotation on, the attempt is aborted when a retry could no longer
+    // present it, so that no send of it comes past the reuse interval.
+    const abort = new AbortController();
+    const since = checked === true || spentSince.current === null ? startedMono : spentSince.current;
+    const until = since + rules.reuseMs - reuseMargin(rules.reuseMs) - startedMono;
+    // (An interval too short for any retry: nothing to gain, the attempt runs.)
+    const abortTimer = rules.rotation && until > 0 ? window.setTimeout(() => abort.abort(), until) : undefined;
     let res: { ok: boolean; status: number; body: any; headers: Headers } | null = null;
-    try { res = await callRaw('POST', '/api/v1/auth/refresh', {}, cookieSession); } catch { res = null; }
+    try { res = await callRaw('POST', '/api/v1/auth/refresh', {}, cookieSession, false, abort.signal); } catch { res = null; }
+    finally { window.clearTimeout(abortTimer); }
     if (res) noteDate(res.headers);
     if (res && res.ok) {
-      setBody({ refreshed: res.body.expires_at, renew: null });
-      schedule(res.body.expires_at);
-      tell({ type: 'refreshed', expires_at: res.body.expires_at });
+      const exp: string = res.body.expires_at;
+      setBody({ refreshed: exp });
+      if (from && !(new Date(exp).getTime() > new Date(from).getTime())) capped(exp);
+      else schedule(exp);
+      tell({ type: 'refreshed', expires_at: exp });
       return;
     }
-    if (res && (res.status === 401 || res.status === 403)) { signedOut('Your session has ended or was revoked. Sign in again.'); return; }
+    if (res && (res.status === 401 || res.status === 403)) { signedOut(endedWhy()); return; }
     const retryAfter = res ? Number(res.headers.get('Retry-After')) : NaN;
     if (res && res.status === 503 && res.headers.get('Retry-After') !== null && !isNaN(retryAfter)) {
       // Nothing was changed: retry when told, while the access token lives.
@@ -424,12 +522,12 @@ function App() {
       return;
     }
     // Unknown: the service may have applied it.
-    if (firstFailure.current === null) firstFailure.current = started;
-    if (quickUsed.current < QUICK_RETRY_MS.length) {
+    if (firstFailure.current === null) { firstFailure.current = started; spentSince.current = startedMono; }
+    if (quickUsed.current < QUICK_RETRY_MS.length && mayPresent(QUICK_RETRY_MS[quickUsed.current])) {
       refreshTimer.current = window.setTimeout(refresh, QUICK_RETRY_MS[quickUsed.current++]);
       return;
     }
-    slow(true);
+    void slow(true);
   }, []);
 
   // signedInHere: this page showed a sign-in form (or the other-user
@@ -441,7 +539,7 @@ function App() {
   // still the user the tab shows; it then confirms the CSRF cookie's value
   // read before asking (api.ts actingToken; read after, it could be a
   // later sign-in's).
-  const loadMe = useCallback(async (source: MeSource, why = 'Your session has ended or was revoked. Sign in again.'): Promise<boolean> => {
+  const loadMe = useCallback(async (source: MeSource, why = endedOrRevoked): Promise<boolean> => {
     const first = source === 'first';
     const csrf = csrfToken();
     try {
@@ -449,7 +547,7 @@ function App() {
       noteDate(res.headers);
       if (res.status === 401) {
         if (source === 'check' && out.current) return false; // signed out meanwhile: keep the reason
-        signedOut(first || source === 'own-sign-in' ? '' : why);
+        signedOut(first || source === 'own-sign-in' ? '' : endedWhy(why));
         return false;
       }
       if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return false; }
@@ -481,7 +579,7 @@ function App() {
   }, []);
 
   useEffect(() => {
-    setUnauthorizedHandler(() => { if (!out.current) signedOut('Your session has ended or was revoked. Sign in again.'); });
+    setUnauthorizedHandler(() => { if (!out.current) signedOut(endedWhy()); });
     setReauthenticateHandler((message) => { void signOutWith(message); });
     // A request that changes state is sent only for the user shown here.
     setSessionConfirm(() => loadMe('check'));
