@@ -16,6 +16,7 @@ import (
 // snapshot kept a reset account locked while one that replayed let it in).
 var foldDigest = map[int]string{
 	15: "c1781965e79eaef5d05169cedcc5d5ea2d72d428748ca5e498818f5d7513d7c6",
+	16: "824be37205f7fb0ba109fb578bfcf58405546b1c336b3264dd73e131c43c6b7a",
 }
 
 // TestSnapshotFormatPinsTheFold fails when Apply — or a domain Evolve

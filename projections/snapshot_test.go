@@ -88,6 +88,10 @@ func history() []stamped {
 		Domain: "example.okta.com", ClientID: "cid", ClientSecretSealed: "sealed", AllowedTenants: []string{},
 		RoleMappings: []domain.RoleMapping{{Group: "ops", Tenant: "prod", Role: domain.RoleAdmin}}, ConfiguredAt: at(40)})
 	add("gone", "", domain.SSOProviderConfigured{Provider: "gone", Type: domain.SSOType("oidc"), Issuer: "https://idp.example", ConfiguredAt: at(41)})
+	add("entra", "", domain.SSOProviderConfigured{Provider: "entra", Type: domain.SSOAzure, Issuer: "https://login.microsoftonline.com/organizations/v2.0",
+		TenantID: "organizations", AllowedTenants: []string{"11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"},
+		ClientID: "cid", ClientSecretSealed: "sealed", GroupsClaim: "roles",
+		RoleMappings: []domain.RoleMapping{{Group: "Infra.Admin", Tenant: "prod", Role: domain.RoleAdmin, Directory: "11111111-1111-1111-1111-111111111111"}}, ConfiguredAt: at(41)})
 	add("gone", "", domain.SSOProviderDeleted{Provider: "gone"})
 	add("ident-1", "", domain.SSOIdentityLinked{Provider: "okta", Subject: "00u1", UserID: "user-5", Method: "verified_email", LinkedAt: at(42)})
 	add("ident-2", "", domain.SSOIdentityLinked{Provider: "okta", Issuer: "https://example.okta.com", Subject: "00u2", UserID: "user-4", Method: "scim", LinkedAt: at(42)})
