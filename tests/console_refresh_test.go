@@ -51,6 +51,13 @@ func (a *refreshAttempts) add(code int, at time.Time) {
 	a.log = append(a.log, fmt.Sprintf("%.1fs:%d", at.Sub(a.first).Seconds(), code))
 }
 
+// firstAt: when the first refresh reached the service (zero before).
+func (a *refreshAttempts) firstAt() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.first
+}
+
 func (a *refreshAttempts) get() ([]time.Duration, []int, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -3,11 +3,16 @@ package tests
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/infracast/auth/http/service"
 )
 
 // soon waits, up to 5 s — well before the console's 20-s /auth/me check —
@@ -152,4 +157,116 @@ func adminAndBobInTwoTabs(t *testing.T) (*Instance, context.Context, context.Con
 	tab2, cancel := chromedp.NewContext(tab1) // a second tab of the same browser
 	t.Cleanup(cancel)
 	return in, tab1, tab2
+}
+
+// TestConsoleTabsStopRenewingTogether: the tabs of one browser share the
+// refresh cookie. With rotation on, tab A's refresh is applied but its
+// answer lost, and tab A stops renewing ("could not be renewed"): the
+// token the browser holds is spent. Tab B, a background tab frozen by the
+// browser meanwhile (its refresh due), wakes past the reuse interval: it
+// presented that token at once, which revoked the session for reuse in
+// every tab — a false theft alarm (left open by outside check 18w). Tab A
+// now tells the others, and leaves a mark in localStorage that a tab reads
+// before it refreshes (a frozen tab's timer can fire before the message
+// arrives) and a tab opened later reads on loading: B and a new tab C stop
+// too, say the same, and send nothing; no session.refresh_reused; the
+// session works until its access token expires (docs/console.md).
+func TestConsoleTabsStopRenewingTogether(t *testing.T) {
+	const interval = 5 * time.Second
+	// The service's clock stands 15 s behind: the console sees 45 s left of
+	// a minute's access token and refreshes 15 s after signing in (time to
+	// open tab B), then the clock is set on time (shiftedClock).
+	clock := &shiftedClock{}
+	clock.behind.Store(int64(15 * time.Second))
+	in := Start(t, WithRotation(), func(c *service.Config) {
+		c.AccessTTL = time.Minute
+		c.RefreshReuseInterval = interval
+		c.Now = clock.Now
+	})
+	attempts := &refreshAttempts{}
+	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path != "/api/v1/auth/refresh" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		clock.behind.Store(0)
+		at := time.Now()
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r) // applied by the service ...
+		attempts.add(rec.Code, at)
+		http.Error(w, "gateway timeout", http.StatusGatewayTimeout) // ... and its answer lost
+	})
+	tabA := consoleChrome(t)
+	consoleSignIn(t, tabA, base, AdminUser, AdminPassword)
+	tabB, cancelB := chromedp.NewContext(tabA)
+	t.Cleanup(cancelB)
+	navigateUntil(t, tabB, base+"/console", fmt.Sprintf(`document.body.getAttribute('data-user') === %q`, AdminUser))
+	if _, err := chromedp.Call(tabB, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateFrozen}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, log := attempts.get(); log != "" {
+		t.Fatalf("a refresh came before tab B was frozen (refreshes %s): the test's 15 s were not enough", log)
+	}
+
+	run(t, tabA, "tab A stops renewing", chromedp.Poll[chromedp.Void](`document.body.getAttribute('data-renew') === 'stopped'`, chromedp.WithPollingTimeout(40*time.Second)))
+	// Tab B wakes once the reuse interval has passed since tab A's first
+	// attempt (the one the service applied): any send of the token now is
+	// reuse.
+	Eventually(t, 20*time.Second, func() error {
+		after, _, log := attempts.get()
+		if len(after) == 0 {
+			return fmt.Errorf("no refresh yet")
+		}
+		if since := time.Since(attempts.firstAt()); since <= interval {
+			return fmt.Errorf("%s since the first refresh (refreshes %s)", since, log)
+		}
+		return nil
+	})
+	_, _, before := attempts.get()
+	if _, err := chromedp.Call(tabB, page.SetWebLifecycleState, page.SetWebLifecycleStateParams{State: page.SetWebLifecycleStateStateActive}); err != nil {
+		t.Fatal(err)
+	}
+	state := `document.body.getAttribute('data-state') + ' ' + (document.body.getAttribute('data-renew') || '')`
+	Eventually(t, 20*time.Second, func() error {
+		s, err := chromedp.Run(tabB, chromedp.Evaluate[string](state))
+		if err != nil {
+			return err
+		}
+		if s != "signed-in stopped" && !strings.HasPrefix(s, "signed-out") {
+			return fmt.Errorf("tab B: %q", s)
+		}
+		return nil
+	})
+
+	noneSince := func(who string) {
+		t.Helper()
+		_, _, log := attempts.get()
+		if n := countEvents(storedEvents(t, in.Svc), "session.refresh_reused", ""); n != 0 {
+			t.Fatalf("%s presented the spent refresh token: %d session.refresh_reused alarm(s) (refreshes %s; %s before tab B woke)", who, n, log, before)
+		}
+		if log != before {
+			t.Fatalf("refreshes %s, want none from %s after tab A stopped (%s)", log, who, before)
+		}
+	}
+	noneSince("tab B")
+
+	// A tab opened now stops at once too.
+	tabC, cancelC := chromedp.NewContext(tabA)
+	t.Cleanup(cancelC)
+	navigateUntil(t, tabC, base+"/console", fmt.Sprintf(`document.body.getAttribute('data-user') === %q && document.body.getAttribute('data-renew') === 'stopped'`, AdminUser))
+	noneSince("tab C")
+	notice := `document.body.getAttribute('data-state') + ' | ' + ((document.getElementById('renew-notice') || {}).textContent || '')`
+	shownA := evalString(t, tabA, notice)
+	if !strings.HasPrefix(shownA, "signed-in | Your session could not be renewed; it ends at ") {
+		t.Fatalf("tab A shows %q, want the could-not-be-renewed notice", shownA)
+	}
+	for name, tab := range map[string]context.Context{"B": tabB, "C": tabC} {
+		if shown := evalString(t, tab, notice); shown != shownA {
+			t.Errorf("tab %s shows %q, want what tab A shows: %q", name, shown, shownA)
+		}
+	}
+	if got := evalString(t, tabB, `fetch('/api/v1/auth/me', {credentials: 'same-origin'}).then(r => String(r.status))`); got != "200" {
+		t.Fatalf("the session after the tabs stopped renewing: /auth/me %s", got)
+	}
+	noPolicyBreach(t, tabC)
 }

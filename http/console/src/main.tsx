@@ -293,9 +293,38 @@ const APPLIED_SLACK_MS = 2_000;
 
 // Tabs of one browser share the cookies, so one session: they tell each
 // other when they sign in or out (same origin only).
-type TabMessage = { type: 'signed-in' } | { type: 'signed-out' } | { type: 'refreshed'; expires_at: string };
+type TabMessage = { type: 'signed-in' } | { type: 'signed-out' } | { type: 'refreshed'; expires_at: string }
+  | ({ type: 'renewal-stopped' } & RenewalStop);
 const channel: BroadcastChannel | null = typeof BroadcastChannel === 'function' ? new BroadcastChannel('infracast-console') : null;
 function tell(m: TabMessage) { try { channel?.postMessage(m); } catch { /* a closed channel: nothing to tell */ } }
+
+// A session this browser's console no longer renews, and why: 'stopped' —
+// a refresh may have spent the refresh token all tabs share (the cookie
+// jar), so presenting it again past the reuse interval would revoke the
+// session for reuse in whichever tab did (a false theft alarm); 'ends' —
+// its absolute end caps the access token. The tab that stops tells the
+// others (the 'renewal-stopped' message) and leaves this mark in
+// localStorage for a tab opened, or woken from a frozen background, later:
+// a tab about to refresh reads it first. Keyed by the session's ID (from
+// /auth/me; no credential), so a new sign-in — a new session — is not
+// concerned; a sign-in or sign-out in the console, and the session's end,
+// remove it. The only thing the console keeps in web storage.
+type RenewalStop = { session_id: string; expires_at: string; kind: 'stopped' | 'ends' };
+const RENEWAL_STOP_KEY = 'infracast-console-renewal-stopped';
+function readRenewalStop(): RenewalStop | null {
+  try {
+    const v = JSON.parse(localStorage.getItem(RENEWAL_STOP_KEY) || 'null');
+    return v && typeof v.session_id === 'string' && typeof v.expires_at === 'string' && (v.kind === 'stopped' || v.kind === 'ends') ? v : null;
+  } catch {
+    return null; // no storage (disabled, or a private window's): the message alone tells the open tabs
+  }
+}
+function writeRenewalStop(v: RenewalStop | null) {
+  try {
+    if (v) localStorage.setItem(RENEWAL_STOP_KEY, JSON.stringify(v));
+    else localStorage.removeItem(RENEWAL_STOP_KEY);
+  } catch { /* no storage: the message alone tells the open tabs */ }
+}
 
 type MeSource = 'first' | 'own-sign-in' | 'check' | 'other-tab';
 
@@ -340,6 +369,10 @@ function App() {
   const ends = useRef('');
   const endTimer = useRef<number | undefined>(undefined);
   const shownUser = useRef<Me | null>(null); // the user this tab last showed
+  const sessionId = useRef(''); // the session /auth/me last answered
+  // stopped: the tab renews the session no more (it gave up, met the
+  // session's end, or another tab of the browser did).
+  const stopped = useRef(false);
   // out: the tab is signed out; a 401 of a request still on its way (a
   // page's load, a check) must not replace why ("You have signed out").
   const out = useRef(false);
@@ -359,6 +392,7 @@ function App() {
     firstFailure.current = null;
     spentSince.current = null;
     quickUsed.current = 0;
+    stopped.current = false;
     setMe(null);
     setChanged(null);
     setKnown(true);
@@ -378,6 +412,7 @@ function App() {
     firstFailure.current = null;
     spentSince.current = null;
     quickUsed.current = 0;
+    stopped.current = false;
     setRenewNotice('');
     setBody({ renew: null });
     const left = new Date(expiresAt).getTime() - serverNow();
@@ -387,6 +422,8 @@ function App() {
 
   // later: whether expiresAt is after the one the refresh is scheduled for.
   const later = (expiresAt: string) => !scheduled.current || new Date(expiresAt).getTime() > new Date(scheduled.current).getTime();
+  // renewedPast: whether the tab knows of an expiry later than expiresAt (a refresh since).
+  const renewedPast = (expiresAt: string) => !!scheduled.current && new Date(scheduled.current).getTime() > new Date(expiresAt).getTime();
 
   // endAt: the session is not renewed past expiresAt; then the tab shows
   // the sign-in screen, saying the session ended (not "revoked").
@@ -394,7 +431,12 @@ function App() {
     window.clearTimeout(refreshTimer.current);
     window.clearTimeout(endTimer.current);
     ends.current = expiresAt;
-    endTimer.current = window.setTimeout(() => { if (!out.current) signedOut(sessionEndedReason); },
+    endTimer.current = window.setTimeout(() => {
+      if (out.current) return;
+      // Past the access token, a tab opened now finds no session (401): the mark has done its work.
+      if (readRenewalStop()?.session_id === sessionId.current) writeRenewalStop(null);
+      signedOut(sessionEndedReason);
+    },
       Math.max(0, new Date(expiresAt).getTime() - serverNow()));
   };
 
@@ -403,24 +445,59 @@ function App() {
   const endedWhy = (why = endedOrRevoked) =>
     why === endedOrRevoked && ends.current && new Date(ends.current).getTime() - serverNow() <= 2_000 ? sessionEndedReason : why;
 
-  // giveUp stops retrying: the session lasts until its access token expires.
-  const giveUp = () => {
+  // stopAt shows that the session is renewed no more: kind 'stopped' (a
+  // refresh may have spent the token), 'ends' (its absolute end); at
+  // expiresAt the tab shows the sign-in screen.
+  const stopAt = (kind: RenewalStop['kind'], expiresAt: string) => {
     window.clearTimeout(refreshTimer.current);
-    const end = scheduled.current ? timeOf(scheduled.current) : 'soon';
-    setRenewNotice('Your session could not be renewed; it ends at ' + end + '. Sign in again then.');
-    setBody({ renew: 'stopped' });
-    if (scheduled.current) endAt(scheduled.current);
+    stopped.current = true;
+    if (expiresAt) scheduled.current = expiresAt;
+    if (kind === 'ends') {
+      setRenewNotice('Your session ends at ' + timeOf(expiresAt) + '; sign in again to continue.');
+      setBody({ renew: 'ends' });
+    } else {
+      setRenewNotice('Your session could not be renewed; it ends at ' + (expiresAt ? timeOf(expiresAt) : 'soon') + '. Sign in again then.');
+      setBody({ renew: 'stopped' });
+    }
+    if (expiresAt) endAt(expiresAt);
+  };
+
+  // tellStopped tells the other tabs, open now or later, that the session
+  // is renewed no more (RenewalStop).
+  const tellStopped = (kind: RenewalStop['kind'], expiresAt: string) => {
+    if (!sessionId.current || !expiresAt) return;
+    const v: RenewalStop = { session_id: sessionId.current, expires_at: expiresAt, kind };
+    writeRenewalStop(v);
+    tell({ type: 'renewal-stopped', ...v });
+  };
+
+  // stoppedElsewhere: another tab of this browser stopped renewing this
+  // session (the mark in storage) and the tab knows of no renewal since:
+  // it stops too, showing the same. Read before every refresh.
+  const stoppedElsewhere = (): boolean => {
+    const v = readRenewalStop();
+    if (!v || v.session_id !== sessionId.current || out.current) return false;
+    if (renewedPast(v.expires_at)) return false;
+    stopAt(v.kind, v.expires_at);
+    return true;
+  };
+
+  // giveUp stops retrying: the session lasts until its access token expires.
+  // With rotation on, after an attempt that may have spent the refresh
+  // token, the other tabs (which hold the same token) stop too.
+  const giveUp = () => {
+    stopAt('stopped', scheduled.current);
+    if (rules.rotation && spentSince.current !== null) tellStopped('stopped', scheduled.current);
   };
 
   // capped: a refresh did not move the expiry later — the session's
   // absolute end caps the access token — so refreshing again would only
   // repeat it (outside check 18w: once a second in the last 30 s, in every
-  // tab). Stop, say when the session ends, and at its end sign in again.
+  // tab). Stop, say when the session ends, and at its end sign in again;
+  // the other tabs too.
   const capped = (expiresAt: string) => {
-    scheduled.current = expiresAt;
-    setRenewNotice('Your session ends at ' + timeOf(expiresAt) + '; sign in again to continue.');
-    setBody({ renew: 'ends' });
-    endAt(expiresAt);
+    stopAt('ends', expiresAt);
+    tellStopped('ends', expiresAt);
   };
 
   // tokenLeft: ms until the access token expires, by the server's clock.
@@ -469,7 +546,7 @@ function App() {
     const check = async () => {
       if (tokenLeft() <= 0) { giveUp(); return; }
       const a = rules.rotation ? await applied() : 'no';
-      if (a === 'gone') return;
+      if (a === 'gone' || stopped.current) return;
       if (a === 'yes') { giveUp(); return; }
       if (a === 'no' && !now) { refresh(true); return; }
       now = false;
@@ -484,6 +561,10 @@ function App() {
   // is unspent.
   const refresh = useCallback(async (checked?: boolean) => {
     window.clearTimeout(refreshTimer.current);
+    // Another tab stopped renewing: the token may be spent (or its end
+    // met). Read here, not only told: a frozen background tab's timer may
+    // fire before the message is delivered.
+    if (stoppedElsewhere()) return;
     // A quick retry whose timer fired late (a background tab's timers are
     // slowed) asks first, as any retry past the interval.
     if (checked !== true && !mayPresent(0)) { void slow(true); return; }
@@ -507,12 +588,20 @@ function App() {
     if (res && res.ok) {
       const exp: string = res.body.expires_at;
       setBody({ refreshed: exp });
-      if (from && !(new Date(exp).getTime() > new Date(from).getTime())) capped(exp);
-      else schedule(exp);
+      if (from && !(new Date(exp).getTime() > new Date(from).getTime())) { capped(exp); return; }
+      // Renewed: the jar holds an unspent token again, whatever a tab gave up on.
+      if (readRenewalStop()?.session_id === sessionId.current) writeRenewalStop(null);
+      schedule(exp);
       tell({ type: 'refreshed', expires_at: exp });
       return;
     }
     if (res && (res.status === 401 || res.status === 403)) { signedOut(endedWhy()); return; }
+    // Stopped while the attempt was on its way (another tab gave up, or met
+    // the session's end): no retry.
+    if (stopped.current || stoppedElsewhere()) return;
+    // (A tab told of another's refresh meanwhile retries all the same: this
+    // attempt may have presented, and spent, the token that refresh set.)
+    window.clearTimeout(refreshTimer.current);
     const retryAfter = res ? Number(res.headers.get('Retry-After')) : NaN;
     if (res && res.status === 503 && res.headers.get('Retry-After') !== null && !isNaN(retryAfter)) {
       // Nothing was changed: retry when told, while the access token lives.
@@ -553,8 +642,9 @@ function App() {
       if (!res.ok) { if (first) { setKnown(true); setReason('The service is not answering (' + res.status + '); try again shortly.'); } return false; }
       const m = (await res.json()) as Me;
       if (m.type !== 'user') { signedOut(''); return false; }
-      if (source === 'own-sign-in') shownUser.current = null;
-      if (first || source === 'own-sign-in' || later(m.expires_at)) schedule(m.expires_at);
+      if (source === 'own-sign-in') { shownUser.current = null; writeRenewalStop(null); }
+      sessionId.current = m.session_id;
+      if (first || source === 'own-sign-in' || later(m.expires_at)) { schedule(m.expires_at); stoppedElsewhere(); }
       setKnown(true);
       setReason('');
       const shown = shownUser.current;
@@ -589,6 +679,12 @@ function App() {
       const m = e.data;
       if (!m || typeof m !== 'object') return;
       if (m.type === 'refreshed') { if (later(m.expires_at)) schedule(m.expires_at); return; }
+      // Another tab renews this session no more: neither does this one,
+      // unless it knows of a renewal past that (a later 'refreshed').
+      if (m.type === 'renewal-stopped') {
+        if (m.session_id === sessionId.current && !out.current && !renewedPast(m.expires_at)) stopAt(m.kind, m.expires_at);
+        return;
+      }
       if (m.type === 'signed-out') loadMe('other-tab', 'You signed out in another tab.');
       else if (m.type === 'signed-in') loadMe('other-tab');
     };
@@ -618,6 +714,7 @@ function App() {
   async function signOutWith(reason: string) {
     setSignOutError('');
     const done = () => {
+      writeRenewalStop(null);
       tell({ type: 'signed-out' });
       shownUser.current = null;
       signedOut(reason);
