@@ -86,7 +86,9 @@ func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
-		_ = cmd.Process.Kill()
+		if err := cmd.Process.Kill(); err != nil {
+			t.Logf("kill: %v", err)
+		}
 		<-done
 		t.Fatalf("still running after 60s on a stream it cannot read:\n%s", out)
 	}
