@@ -324,7 +324,11 @@ func makeStreamLeader(t testing.TB, c *natstest.Cluster, nc *nats.Conn, i int) {
 func TestClusterAppendWithoutQuorumIsNotAConflict(t *testing.T) {
 	t.Parallel()
 	c := natstest.StartCluster(t, 3)
-	st, nc := clusterStore(t, c, events.StoreConfig{RetryFor: 1500 * time.Millisecond, TryTimeout: 500 * time.Millisecond})
+	// A try long enough for the leader's "in flight" refusal to come back on
+	// a loaded machine: one that timed out instead counts as sent, and the
+	// outcome is unknown (a fresh-clone CI run beside five other test runs
+	// failed so with 500 ms).
+	st, nc := clusterStore(t, c, events.StoreConfig{RetryFor: 4 * time.Second, TryTimeout: 2 * time.Second})
 	ctx := context.Background()
 	user := events.Subject("user", "u")
 	useq, err := st.Append(ctx, events.Message{Subject: user, ID: "u1", Data: []byte(`{}`)})
