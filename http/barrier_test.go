@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/http/scim"
 )
 
 // barrierStub is a replica that another one asked for a revocation (behind)
@@ -169,5 +170,19 @@ func TestLookUpCatchesUpForChangesEvenAlone(t *testing.T) {
 		if got := res.StatusCode == 204; got != tc.want {
 			t.Errorf("%s alone=%v: %d after %d catch-ups, want found=%v", tc.method, tc.alone, res.StatusCode, cu.catches, tc.want)
 		}
+	}
+}
+
+// TestSCIMHashBusyCounted: a SCIM write refused because too many passwords
+// wait for a hash slot is the SCIM 503 and counted under the same label as
+// the API's (outside check 18z: SCIM's were not counted at all).
+func TestSCIMHashBusyCounted(t *testing.T) {
+	m := NewMetrics()
+	s := New(Config{}, Deps{Tokens: newTestTokens(t, time.Now), Readiness: readyStub{}, Metrics: m, Log: slog.New(slog.DiscardHandler)})
+	if got := (scimBackend{s}).scimError(commands.ErrHashBusy); got != scim.ErrUnavailable {
+		t.Fatalf("answer %v, want scim.ErrUnavailable", got)
+	}
+	if n := testutil.ToFloat64(m.background.WithLabelValues("password_hash_busy")); n != 1 {
+		t.Fatalf("counted %v times, want 1", n)
 	}
 }

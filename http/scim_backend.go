@@ -107,6 +107,11 @@ func (b scimBackend) scimError(err error) error {
 	case errors.Is(err, events.ErrOutcomeUnknown):
 		b.s.log.Error("SCIM write outcome unknown", "err", err)
 		return scim.Errorf(http.StatusServiceUnavailable, "", "The event store did not confirm the change in time; it may have been applied")
+	case errors.Is(err, commands.ErrHashBusy):
+		// Counted as the API's are (errors.go): a flood of SCIM password
+		// writes must show where operators watch for it (outside check 18z).
+		b.s.deps.Metrics.BackgroundError("password_hash_busy")
+		return scim.ErrUnavailable
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return scim.ErrUnavailable
 	}
