@@ -87,9 +87,21 @@ func NewPolicy(rules []RouteRule) (Policy, error) {
 			continue
 		}
 		for j, earlier := range out.rules {
-			if earlier.segs != nil && hasSegmentPrefix(segs, earlier.segs) {
+			if earlier.segs == nil {
+				continue
+			}
+			if hasSegmentPrefix(segs, earlier.segs) {
 				bad("rules[%d].prefix %q: never matches, rules[%d] (prefix %q) comes first and matches everything below it",
 					i, r.Prefix, j, earlier.Prefix)
+				break
+			}
+			// "reports/schedules.json" or "Reports" after "reports/schedules"
+			// or "reports": the earlier rule decides them first — admin:*, as
+			// a format suffix or a letter case of its prefix (Permission) —
+			// so the later one would never decide anything (outside check 18z).
+			if matchResource(strings.Join(segs, "/"), earlier.segs) == matchFolded {
+				bad("rules[%d].prefix %q: never matches, rules[%d] (prefix %q) comes first and decides it as a letter case or a format suffix of its own prefix (admin:*): put rules[%d] before it",
+					i, r.Prefix, j, earlier.Prefix, i)
 				break
 			}
 		}

@@ -217,6 +217,8 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"percent", `{"rules":[{"prefix":"no%64es","read":"nodes:read","write":"nodes:write"}]}`, []string{"'%'"}, false},
 		{"duplicate", `{"rules":[{"prefix":"nodes","read":"nodes:read","write":"nodes:write"},{"prefix":"/nodes/","read":"admin:*","write":"admin:*"}]}`, []string{"rules[1]", "never matches", "rules[0]"}, false},
 		{"shadowed", `{"rules":[{"prefix":"reports","read":"reports:read","write":"reports:read"},{"prefix":"reports/exports","read":"admin:*","write":"admin:*"}]}`, []string{"rules[1]", "never matches"}, false},
+		{"shadowed by a format suffix", `{"rules":[{"prefix":"reports/schedules","read":"reports:read","write":"admin:*"},{"prefix":"reports/schedules.json","read":"reports:read","write":"reports:read"}]}`, []string{"rules[1]", "never matches", "format suffix", "put rules[1] before it"}, false},
+		{"shadowed by a letter case", `{"rules":[{"prefix":"reports","read":"reports:read","write":"reports:read"},{"prefix":"Reports/x","read":"admin:*","write":"admin:*"}]}`, []string{"rules[1]", "never matches", "letter case"}, false},
 		{"unknown field", `{"rules":[{"prefix":"nodes","read":"nodes:read","write":"nodes:write","methods":["GET"]}]}`, []string{"methods"}, false},
 		{"unknown top-level field", `{"fallback":"nodes:read","rules":[]}`, []string{"fallback"}, false},
 		{"no rules", `{}`, []string{"rules: required"}, false},
