@@ -385,9 +385,16 @@ func TestRoleMappingDirectory(t *testing.T) {
 	if !reflect.DeepEqual(o.RoleMappings, want) {
 		t.Fatalf("got %+v, want %+v", o.RoleMappings, want)
 	}
-	for _, bad := range []string{"g=prod:admin:", "g=prod", "=prod:admin"} {
+	for _, bad := range []string{"g=prod:admin:", "g=prod", "=prod:admin", "g:prod:admin"} {
 		if _, err := (&ssoCommon{mappings: []string{bad}}).options(); err == nil {
 			t.Errorf("--role-mapping %q accepted", bad)
 		}
+	}
+	// A group holding "=" (an LDAP DN, as SAML's memberOf sends it) is cut
+	// at the last "=" (outside check 18z: "CN=Admins,…=prod:admin" was read
+	// as the group "CN" of the tenant "Admins,…").
+	o, err = (&ssoCommon{mappings: []string{"CN=Admins,OU=Groups,DC=corp=prod:admin"}}).options()
+	if err != nil || len(o.RoleMappings) != 1 || o.RoleMappings[0] != (client.RoleMapping{Group: "CN=Admins,OU=Groups,DC=corp", Tenant: "prod", Role: "admin"}) {
+		t.Fatalf("a DN group: %+v, %v", o.RoleMappings, err)
 	}
 }

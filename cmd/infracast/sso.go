@@ -50,7 +50,15 @@ func (s *ssoCommon) flags(cmd *cobra.Command, linkByEmail bool) {
 func (s *ssoCommon) options() (client.SSOOptions, error) {
 	o := client.SSOOptions{GroupsClaim: s.groupsClaim, LinkByEmail: s.linkByEmail}
 	for _, m := range s.mappings {
-		group, rest, ok1 := strings.Cut(m, "=")
+		// At the last "=": a group may hold one (an LDAP DN in SAML's
+		// memberOf, "CN=Admins,OU=Groups,DC=corp"); a tenant, a role and a
+		// directory never do (outside check 18z).
+		eq := strings.LastIndex(m, "=")
+		ok1 := eq >= 0
+		group, rest := m, ""
+		if ok1 {
+			group, rest = m[:eq], m[eq+1:]
+		}
 		tenant, role, ok2 := strings.Cut(rest, ":")
 		// A directory (Azure AD) after the role: a multi-directory
 		// provider's mapping of a name applies to one directory's logins.
