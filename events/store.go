@@ -157,7 +157,16 @@ func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.Stream
 	defer cancel()
 	st, err := js.Stream(ctx, want.Name)
 	if err == nil {
-		if info := st.CachedInfo(); info != nil && !sameStreamConfig(info.Config, want) {
+		info := st.CachedInfo()
+		if info != nil && info.State.Msgs == 0 && info.State.LastSeq > 0 {
+			// Every event lost (the stream's blocks emptied or gone, its
+			// index kept: a copy that stopped early) — not a tail to start
+			// without, but the whole store: starting would wait for events
+			// that cannot come, or begin afresh (an outside check, 18r2).
+			return nil, fmt.Errorf("%w: the stream %s held events up to %d and none of them can be read (its message blocks are empty or gone); not starting without them (restore the store from your backup)",
+				ErrStoreRefused, want.Name, info.State.LastSeq)
+		}
+		if info != nil && !sameStreamConfig(info.Config, want) {
 			return js.UpdateStream(ctx, want)
 		}
 		return st, nil
