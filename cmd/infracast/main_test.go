@@ -310,7 +310,7 @@ func TestTablesSayOtherTenantsAreNotShown(t *testing.T) {
 // terminal as escapes in a table and in -o json, and the JSON still decodes
 // to the same text (an outside check, 18v).
 func TestAttackersTextIsPrintedInert(t *testing.T) {
-	const ua = "Mozilla\tadmin-session\t\u009b2J\u009d0;pwned\u009c\u202egnp.exe\x7f"
+	const ua = "Mozilla\tadmin-session\t\u009b2J\u009d0;pwned\u009c\u202egnp.exe\x7f\U000e0041"
 	quoted, err := json.Marshal(ua)
 	if err != nil {
 		t.Fatal(err)
@@ -322,10 +322,10 @@ func TestAttackersTextIsPrintedInert(t *testing.T) {
 		fmt.Fprint(w, body)
 	})
 	raw := func(out string) bool {
-		return strings.ContainsFunc(out, func(r rune) bool { return r == '\t' || r >= 0x7f && r <= 0x9f || r == 0x202e })
+		return strings.ContainsFunc(out, func(r rune) bool { return r == '\t' || r >= 0x7f && r <= 0x9f || r == 0x202e || r == 0xe0041 })
 	}
 	code, out, errOut := runCLI(t, "users", "sessions", "user-01M98KXWSYJ4B8K99KPW8DNNGE")
-	if code != 0 || raw(out) || !strings.Contains(out, `Mozilla\tadmin-session\t\u009b2J\u009d0;pwned\u009c\u202egnp.exe\x7f`) {
+	if code != 0 || raw(out) || !strings.Contains(out, `Mozilla\tadmin-session\t\u009b2J\u009d0;pwned\u009c\u202egnp.exe\x7f\U000e0041`) {
 		t.Errorf("table: exit %d, %q %q", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "-o", "json", "users", "sessions", "user-01M98KXWSYJ4B8K99KPW8DNNGE")

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/infracast/auth/http/client"
@@ -49,7 +51,11 @@ func hidden(r rune) bool {
 	case r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x2064, r >= 0x2066 && r <= 0x206f, r >= 0xfff9 && r <= 0xfffb:
 		return true
 	}
-	return false
+	// Every other format character but the zero width (non-)joiners, which
+	// join emoji and words — tags (U+E0041), for one: the service refuses
+	// them all in names (domain/names.go), so they show nothing here
+	// either (re-check 18r2).
+	return r != 0x200c && r != 0x200d && unicode.Is(unicode.Cf, r)
 }
 
 // shown is s for a table or a field: hidden characters as Go escapes
@@ -67,6 +73,8 @@ func shown(s string) string {
 		case hidden(r) && r < 0x80:
 			q := strconv.QuoteRune(r) // '\t', '\x1b', '\x7f'
 			b.WriteString(q[1 : len(q)-1])
+		case hidden(r) && r > 0xffff:
+			fmt.Fprintf(&b, `\U%08x`, r)
 		case hidden(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
@@ -86,6 +94,11 @@ func jsonShown(doc []byte) []byte {
 	var b bytes.Buffer
 	for _, r := range string(doc) {
 		if r >= 0x7f && hidden(r) {
+			if r > 0xffff { // JSON escapes UTF-16: a surrogate pair
+				r1, r2 := utf16.EncodeRune(r)
+				fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+				continue
+			}
 			fmt.Fprintf(&b, `\u%04x`, r)
 			continue
 		}
