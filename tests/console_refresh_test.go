@@ -70,26 +70,7 @@ func (a *refreshAttempts) get() ([]time.Duration, []int, string) {
 // and waits until the console stops retrying (or is signed out).
 func lostRefreshes(t *testing.T, interval time.Duration, lose func(w http.ResponseWriter, r *http.Request)) (*Instance, *refreshAttempts, func(js string) string) {
 	t.Helper()
-	clock := &shiftedClock{}
-	clock.behind.Store(int64(30 * time.Second))
-	in := Start(t, WithRotation(), func(c *service.Config) {
-		c.AccessTTL = time.Minute
-		c.RefreshReuseInterval = interval
-		c.Now = clock.Now
-	})
-	attempts := &refreshAttempts{}
-	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		if r.URL.Path != "/api/v1/auth/refresh" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		clock.behind.Store(0)
-		at := time.Now()
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r)
-		attempts.add(rec.Code, at)
-		lose(w, r)
-	})
+	in, attempts, base := refreshLosingService(t, interval, 30*time.Second, lose)
 	ctx := consoleChrome(t)
 	consoleSignIn(t, ctx, base, AdminUser, AdminPassword)
 	Eventually(t, 60*time.Second, func() error {
@@ -104,6 +85,37 @@ func lostRefreshes(t *testing.T, interval time.Duration, lose func(w http.Respon
 		return fmt.Errorf("state %q after refreshes %s", state, log)
 	})
 	return in, attempts, func(js string) string { return evalString(t, ctx, js) }
+}
+
+// refreshLosingService starts a service with rotation on, a minute's access
+// tokens and interval as its reuse interval, its clock behind by behind
+// until the first refresh (so that the console refreshes that much sooner:
+// shiftedClock), behind a console proxy that passes each refresh to the
+// service — which applies it — records it, and then loses the answer with
+// lose. It returns the service, the attempts and the proxy's URL.
+func refreshLosingService(t *testing.T, interval, behind time.Duration, lose func(w http.ResponseWriter, r *http.Request)) (*Instance, *refreshAttempts, string) {
+	t.Helper()
+	clock := &shiftedClock{}
+	clock.behind.Store(int64(behind))
+	in := Start(t, WithRotation(), func(c *service.Config) {
+		c.AccessTTL = time.Minute
+		c.RefreshReuseInterval = interval
+		c.Now = clock.Now
+	})
+	attempts := &refreshAttempts{}
+	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if r.URL.Path != "/api/v1/auth/refresh" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		clock.behind.Store(0)
+		at := time.Now()
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r) // applied by the service ...
+		attempts.add(rec.Code, at)
+		lose(w, r) // ... and its answer lost
+	})
+	return in, attempts, base
 }
 
 // checkStoppedInTime: every attempt reached the service within the reuse

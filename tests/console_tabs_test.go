@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-
-	"github.com/infracast/auth/http/service"
 )
 
 // soon waits, up to 5 s — well before the console's 20-s /auth/me check —
@@ -176,25 +173,8 @@ func TestConsoleTabsStopRenewingTogether(t *testing.T) {
 	// The service's clock stands 15 s behind: the console sees 45 s left of
 	// a minute's access token and refreshes 15 s after signing in (time to
 	// open tab B), then the clock is set on time (shiftedClock).
-	clock := &shiftedClock{}
-	clock.behind.Store(int64(15 * time.Second))
-	in := Start(t, WithRotation(), func(c *service.Config) {
-		c.AccessTTL = time.Minute
-		c.RefreshReuseInterval = interval
-		c.Now = clock.Now
-	})
-	attempts := &refreshAttempts{}
-	base := consoleProxy(t, in, func(w http.ResponseWriter, r *http.Request, next http.Handler) {
-		if r.URL.Path != "/api/v1/auth/refresh" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		clock.behind.Store(0)
-		at := time.Now()
-		rec := httptest.NewRecorder()
-		next.ServeHTTP(rec, r) // applied by the service ...
-		attempts.add(rec.Code, at)
-		http.Error(w, "gateway timeout", http.StatusGatewayTimeout) // ... and its answer lost
+	in, attempts, base := refreshLosingService(t, interval, 15*time.Second, func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "gateway timeout", http.StatusGatewayTimeout)
 	})
 	tabA := consoleChrome(t)
 	consoleSignIn(t, tabA, base, AdminUser, AdminPassword)
