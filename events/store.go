@@ -158,7 +158,9 @@ func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.Stream
 	st, err := js.Stream(ctx, want.Name)
 	if err == nil {
 		info := st.CachedInfo()
-		if info != nil && info.State.Msgs == 0 && info.State.LastSeq > 0 {
+		// (A stream made to begin at a later sequence — FirstSeq, as the
+		// bench's start-up case makes one — has held nothing before it.)
+		if info != nil && info.State.Msgs == 0 && info.State.LastSeq > 0 && info.State.LastSeq >= info.Config.FirstSeq {
 			// Every event lost (the stream's blocks emptied or gone, its
 			// index kept: a copy that stopped early) — not a tail to start
 			// without, but the whole store: starting would wait for events

@@ -104,14 +104,17 @@ func (l *storeLock) holdUntilShutdown(ns *server.Server) {
 	}()
 }
 
-// release unlocks the directory (closing the files drops the flocks).
+// release unlocks the directory (closing the files drops the flocks), and
+// only then forgets the lock: a restart of this process that found no lock
+// of its own while the files were still open was refused as "in use by
+// another process" (a fresh-clone CI run, TestScaleSimQuick).
 func (l *storeLock) release() {
+	l.f.Close()
+	l.dir.Close()
 	storeLocksMu.Lock()
 	if storeLocks[l.abs] == l {
 		delete(storeLocks, l.abs)
 	}
 	storeLocksMu.Unlock()
-	l.f.Close()
-	l.dir.Close()
 	close(l.released)
 }
