@@ -28,6 +28,8 @@ type retryingListener struct {
 	count func() // one accept error waited out
 	// firstDelay and maxDelay bound the waits (net/http's: 5 ms, 1 s).
 	firstDelay, maxDelay time.Duration
+	// after is time.After: a test's way to see the waits without taking them.
+	after func(time.Duration) <-chan time.Time
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -36,7 +38,7 @@ type retryingListener struct {
 func newRetryingListener(ln net.Listener, log *slog.Logger, count func()) *retryingListener {
 	return &retryingListener{
 		Listener: ln, log: log, count: count,
-		firstDelay: 5 * time.Millisecond, maxDelay: time.Second,
+		firstDelay: 5 * time.Millisecond, maxDelay: time.Second, after: time.After,
 		closed: make(chan struct{}),
 	}
 }
@@ -47,7 +49,6 @@ func (l *retryingListener) Accept() (net.Conn, error) {
 		delay    time.Duration
 		failures int
 		since    time.Time
-		timer    *time.Timer
 	)
 	for {
 		c, err := l.Listener.Accept()
@@ -78,14 +79,8 @@ func (l *retryingListener) Accept() (net.Conn, error) {
 		} else {
 			delay = min(2*delay, l.maxDelay)
 		}
-		if timer == nil {
-			timer = time.NewTimer(delay)
-			defer timer.Stop()
-		} else {
-			timer.Reset(delay)
-		}
 		select {
-		case <-timer.C:
+		case <-l.after(delay):
 		case <-l.closed:
 			return nil, l.closedError()
 		}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,6 @@ type failingListener struct {
 	errs   []error
 	conns  []net.Conn
 	closed chan struct{}
-	calls  atomic.Int64
 }
 
 func newFailingListener(errs []error, conns ...net.Conn) *failingListener {
@@ -28,7 +28,6 @@ func newFailingListener(errs []error, conns ...net.Conn) *failingListener {
 }
 
 func (l *failingListener) Accept() (net.Conn, error) {
-	l.calls.Add(1)
 	l.mu.Lock()
 	if len(l.errs) > 0 {
 		err := l.errs[0]
@@ -83,14 +82,28 @@ func TestRetryingListenerWaitsOutTemporaryErrors(t *testing.T) {
 	errs := []error{acceptError(syscall.EMFILE), acceptError(syscall.ENFILE), acceptError(syscall.ENOBUFS),
 		acceptError(syscall.ENOMEM), acceptError(syscall.ECONNABORTED), acceptError(syscall.EMFILE)}
 	ln := newRetryingListener(newFailingListener(errs, server), log, count)
-	start := time.Now()
+	// The waits, seen without being taken.
+	var waits []time.Duration
+	ln.after = func(d time.Duration) <-chan time.Time {
+		waits = append(waits, d)
+		now := make(chan time.Time, 1)
+		now <- time.Now()
+		return now
+	}
+	ms := func(ds ...int) []time.Duration {
+		out := make([]time.Duration, len(ds))
+		for i, d := range ds {
+			out[i] = time.Duration(d) * time.Millisecond
+		}
+		return out
+	}
 	c, err := ln.Accept()
 	if err != nil || c != server {
 		t.Fatalf("Accept after %d temporary errors: %v, %v", len(errs), c, err)
 	}
 	// 5+10+20+40+80+160 ms of waits, doubling.
-	if d := time.Since(start); d < 300*time.Millisecond {
-		t.Errorf("Accept returned after %v: it did not back off", d)
+	if want := ms(5, 10, 20, 40, 80, 160); !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v: it did not back off, doubling", waits, want)
 	}
 	if n := counted.Load(); n != int64(len(errs)) {
 		t.Errorf("counted %d errors, want %d", n, len(errs))
@@ -113,12 +126,12 @@ func TestRetryingListenerWaitsOutTemporaryErrors(t *testing.T) {
 	defer client2.Close()
 	inner := newFailingListener([]error{acceptError(syscall.EMFILE), acceptError(syscall.EMFILE), acceptError(syscall.EMFILE), acceptError(syscall.EMFILE)}, server2)
 	ln.Listener = inner
-	start = time.Now()
+	waits = nil
 	if c, err := ln.Accept(); err != nil || c != server2 {
 		t.Fatalf("second episode: %v, %v", c, err)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("four errors with waits of at most 4 ms took %v", d)
+	if want := ms(1, 2, 4, 4); !slices.Equal(waits, want) {
+		t.Errorf("four errors waited %v, want %v: capped, from the first delay again", waits, want)
 	}
 
 	// Any other error: returned as it is.
@@ -135,17 +148,28 @@ func TestRetryingListenerWaitsOutTemporaryErrors(t *testing.T) {
 	}
 	inner = newFailingListener(many)
 	ln = newRetryingListener(inner, log, count)
+	waiting := make(chan struct{}, len(many))
+	waits3 := 0 // called from Accept's goroutine only
+	ln.after = func(time.Duration) <-chan time.Time {
+		waiting <- struct{}{}
+		if waits3++; waits3 < 3 {
+			now := make(chan time.Time, 1)
+			now <- time.Now()
+			return now
+		}
+		return nil // the third wait lasts until Close
+	}
 	done := make(chan error, 1)
 	go func() {
 		_, err := ln.Accept()
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for inner.calls.Load() < 3 {
-		if time.Now().After(deadline) {
+	for range 3 {
+		select {
+		case <-waiting:
+		case <-time.After(10 * time.Second):
 			t.Fatal("Accept did not retry")
 		}
-		time.Sleep(time.Millisecond)
 	}
 	if err := ln.Close(); err != nil {
 		t.Fatal(err)
