@@ -3,7 +3,6 @@ package projections_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -30,12 +29,7 @@ func TestRunnerReadyWithTheStreamsTailMissing(t *testing.T) {
 		}
 	}
 	r := run(t, st)
-	for deadline := time.Now().Add(10 * time.Second); !r.Ready(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 10s (applied %d)", r.Applied())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitReady(t, r, "with the stream's last events missing")
 	seq := appendEvent(t, st, "user", "user-4", 0, domain.UserCreated{UserID: "user-4", Username: "user-4"})
 	waitFor(t, r, seq)
 }

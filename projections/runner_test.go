@@ -137,14 +137,19 @@ func TestApplyIsIdempotentBySequence(t *testing.T) {
 }
 
 func TestReadyOnEmptyStream(t *testing.T) {
-	r := run(t, openStore(t))
-	deadline := time.Now().Add(10 * time.Second)
-	for !r.Ready() {
+	waitReady(t, run(t, openStore(t)), "on an empty stream")
+}
+
+// waitReady waits, up to 10 s, until r is ready (each wait ends at the
+// runner's next change, or after 5 ms).
+func waitReady(t *testing.T, r *projections.Runner, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !r.Ready(); {
 		if time.Now().After(deadline) {
-			t.Fatal("never ready on an empty stream")
+			t.Fatalf("never ready %s (applied %d)", what, r.Applied())
 		}
 		waitCtx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
-		_ = r.WaitFor(waitCtx, 1)
+		_ = r.WaitFor(waitCtx, r.Applied()+1) // a timeout is the point: ask Ready again
 		cancel()
 	}
 }
