@@ -407,6 +407,9 @@ func TestShippedRefreshReuseInterval(t *testing.T) {
 	base := "http://" + addr
 	waitReady(t, base, p)
 	in := &Instance{URL: base, t: t}
+	// The console learns the rules from its page (README's row of the
+	// setting, docs/console.md): the shipped interval, and rotation on.
+	consolePageCarries(t, base, `data-refresh-rotation="true"`, `data-refresh-reuse-ms="10000"`)
 
 	spent := in.Login(AdminUser, shippedAdminPassword).String("refresh_token")
 	first := refresh(t, in, spent)
@@ -442,6 +445,26 @@ func TestShippedRefreshReuseInterval(t *testing.T) {
 	expectBody(t, "the successor after reuse", refresh(t, in, successor), 401, bodyUnauthorized)
 }
 
+// consolePageCarries fetches the built binary's /console page and checks
+// that it carries each of attrs.
+func consolePageCarries(t *testing.T, base string, attrs ...string) {
+	t.Helper()
+	res, err := http.Get(base + "/console")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	page, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range attrs {
+		if res.StatusCode != 200 || !strings.Contains(string(page), a) {
+			t.Errorf("/console (%d) does not carry %s", res.StatusCode, a)
+		}
+	}
+}
+
 // TestShippedLoginWithoutMFA: with the shipped defaults (no MFA policy), a
 // user without a second factor logs in exactly as the seed documents it —
 // the seed's own request, 200 with token, expires_at, refresh_token and
@@ -450,6 +473,8 @@ func TestShippedRefreshReuseInterval(t *testing.T) {
 // same binary has TOTP and is asked for it.
 func TestShippedLoginWithoutMFA(t *testing.T) {
 	_, in, _ := startShipped(t)
+	// Nothing set: rotation off, the interval at its 10 s (the console's page).
+	consolePageCarries(t, in.URL, `data-refresh-rotation="false"`, `data-refresh-reuse-ms="10000"`)
 	admin := in.Login(AdminUser, shippedAdminPassword).String("token")
 	if p := in.Do("GET", "/api/v1/admin/mfa/policy", admin, nil); p.Status != 200 || p.JSON["required"] != false {
 		t.Fatalf("the shipped platform MFA policy: %d %s (want required false)", p.Status, p.Raw)
