@@ -21,7 +21,10 @@
 // execute (execute.go): read the state and the stream sequence of its last
 // event, decide, append expecting the subject still at that sequence; on a
 // conflict catch up with the subject and decide again, up to
-// Config.MaxAttempts times (then ErrTooManyConflicts). An append whose outcome
+// Config.MaxAttempts times (then ErrTooManyConflicts) — the retries holding
+// the subject's turn among this replica's writers (subjectlocks.go), so that
+// those go one at a time and only other replicas' writes can run the
+// attempts out. An append whose outcome
 // is unknown is not decided again. What creates an aggregate (a user with its
 // username reservation, an API key, a signing key, an SSO identity link, a
 // consumed SAML assertion) is appended outside the loop, to subjects that

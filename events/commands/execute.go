@@ -63,9 +63,13 @@ type write[S any] struct {
 //     detection, see domain.DecideSession); they are appended, then the
 //     error is the answer.
 //   - The append conflicts (events.ErrConflict: someone wrote to the subject
-//     since it was read): catch up with the subject, read and decide again,
-//     under a new command ID. After Config.MaxAttempts conflicts:
-//     ErrTooManyConflicts.
+//     since it was read): take the subject's turn among this replica's
+//     writers (subjectLocks; waiting while ctx lasts, else its error), catch
+//     up with the subject, read and decide again, under a new command ID,
+//     the turn held until the answer. The first attempt is optimistic — no
+//     lock — unless another writer of this replica holds or waits for the
+//     turn. After Config.MaxAttempts conflicts (left for another replica's
+//     writers to cause): ErrTooManyConflicts.
 //   - Any other error ends the loop, events.ErrOutcomeUnknown included: a
 //     write that may have been stored is not decided again on top of
 //     itself. (Within one attempt the store retries an unanswered append
@@ -73,12 +77,25 @@ type write[S any] struct {
 //     own write when it landed.)
 func execute[S any](ctx context.Context, s *Service, meta events.Meta, w write[S]) (S, error) {
 	subject := w.on.subject()
+	t := turns{locks: &s.subjects}
+	defer t.release()
+	if s.subjects.busy(subject) {
+		// Others of this replica take turns on it: wait for ours, and
+		// decide on what the one before wrote.
+		if err := t.cover(ctx, subject); err != nil {
+			var zero S
+			return zero, err
+		}
+	}
 	for i := 0; i < s.cfg.MaxAttempts; i++ {
 		out, err := attempt(ctx, s, meta, w, NewID("cmd"))
 		if !errors.Is(err, events.ErrConflict) {
 			return out, err
 		}
 		s.conflicts.Add(1)
+		if err := t.cover(ctx, subject); err != nil {
+			return out, err
+		}
 		last, lerr := s.log.LastSequence(ctx, subject)
 		if lerr != nil {
 			return out, lerr

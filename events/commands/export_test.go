@@ -29,3 +29,33 @@ func (p *Passwords) HoldSlots() (release func()) {
 		}
 	}
 }
+
+// Turns is how many writers of s hold or wait for the turn on subject
+// (subjectLocks).
+func (s *Service) Turns(subject string) int {
+	s.subjects.mu.Lock()
+	defer s.subjects.mu.Unlock()
+	if e := s.subjects.m[subject]; e != nil {
+		return e.refs
+	}
+	return 0
+}
+
+// NoTurns reports whether no subject's turn is held or waited for, and
+// none is remembered.
+func (s *Service) NoTurns() bool {
+	s.subjects.mu.Lock()
+	defer s.subjects.mu.Unlock()
+	return len(s.subjects.m) == 0 && s.subjects.entries.Load() == 0
+}
+
+// TurnWaiters is how many writers of s wait for the turn on subject (not
+// counting its holder).
+func (s *Service) TurnWaiters(subject string) int {
+	s.subjects.mu.Lock()
+	defer s.subjects.mu.Unlock()
+	if e := s.subjects.m[subject]; e != nil {
+		return e.refs - len(e.turn)
+	}
+	return 0
+}

@@ -312,6 +312,15 @@ func (s *Service) revokeSessionsAs(ctx context.Context, meta events.Meta, userID
 		}
 	}()
 	subject := events.Subject(domain.AggregateUser, userID)
+	// After a conflict (or while others of this replica do), the rounds
+	// hold the user's turn among this replica's writers (see execute).
+	t := turns{locks: &s.subjects}
+	defer t.release()
+	if s.subjects.busy(subject) {
+		if err := t.cover(ctx, subject); err != nil {
+			return 0, err
+		}
+	}
 	last := uint64(0)
 	for conflicts := 0; ; {
 		if err := s.catchUpSubject(ctx, subject); err != nil {
@@ -362,6 +371,10 @@ func (s *Service) revokeSessionsAs(ctx context.Context, meta events.Meta, userID
 			return revoked, ErrTooManyConflicts
 		}
 		s.conflicts.Add(1)
+		if err := t.cover(ctx, subject); err != nil {
+			s.barrier(ctx, last)
+			return revoked, err
+		}
 	}
 	s.barrier(ctx, last)
 	return revoked, nil
@@ -375,7 +388,10 @@ func (s *Service) RefreshIdleTTL() time.Duration { return s.cfg.RefreshIdleTTL }
 // read models have applied it. decide reads the state afresh each time it
 // is called: on a conflict (another writer moved one of the subjects) the
 // read models catch up with the stream and it decides again, up to
-// Config.MaxAttempts times. A decision of more than batchMax events is
+// Config.MaxAttempts times, holding the turns of the subjects the decision
+// expects among this replica's writers (subjectLocks, as execute) — taken
+// before the first append when another writer of this replica holds or
+// waits for one of them. A decision of more than batchMax events is
 // appended batchMax at a time, decide being asked again after each batch
 // for what is left (so the events decide puts first go in the first). No
 // events: nothing to do. stored, when given, is told of each
@@ -387,17 +403,33 @@ func (s *Service) writeBatch(ctx context.Context, meta events.Meta, decide func(
 			err = incomplete(err)
 		}
 	}()
+	t := turns{locks: &s.subjects}
+	defer t.release()
 	for conflicts := 0; conflicts < s.cfg.MaxAttempts; {
 		evs, err := decide()
 		if err != nil || len(evs) == 0 {
 			return err
 		}
 		batch := evs[:min(len(evs), batchMax)]
+		if on := expected(batch); !t.covers(on) && (conflicts > 0 || s.subjects.busy(on...)) {
+			// Our turn on every subject the batch expects, then decide
+			// again on what the writers before us wrote.
+			if err := t.cover(ctx, on...); err != nil {
+				return err
+			}
+			if err := s.CatchUpHead(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		_, err = s.appendEvents(ctx, meta, NewID("cmd"), batch)
 		switch {
 		case errors.Is(err, events.ErrConflict):
 			conflicts++
 			s.conflicts.Add(1)
+			if err := t.cover(ctx, expected(batch)...); err != nil {
+				return err
+			}
 			if err := s.CatchUpHead(ctx); err != nil {
 				return err
 			}

@@ -193,6 +193,9 @@ type Service struct {
 	// addrLocks serialise the recording of failed attempts from one client
 	// address (addressFailure), a stripe per hash of its key.
 	addrLocks [64]sync.Mutex
+	// subjects are the turns this replica's writers take on a subject
+	// after a conflict (subjectLocks).
+	subjects subjectLocks
 	// inReplacement holds the aggregates whose secret a request of this
 	// replica is replacing now (Replacing).
 	inReplacement sync.Map
