@@ -296,3 +296,44 @@ func TestTurnWaitEndsWithTheRequest(t *testing.T) {
 		t.Errorf("tenants %v, want %v", got.Tenants, want)
 	}
 }
+
+// TestSameKeyNameAtOnceTakesTurns: creates of one key name at once, whose
+// atomic batches (the name's reservation and the key) collide: one key is
+// created, every other create answers ErrAPIKeyNameTaken, decided on the
+// state the winner wrote once its turn came (writeBatch), and no turn is
+// left behind.
+func TestSameKeyNameAtOnceTakesTurns(t *testing.T) {
+	s, r, svc := newReplica(t, nil)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	every := func(string) domain.PermissionSet { return domain.SetOf(domain.AdminAll) }
+	subject := events.Subject(domain.AggregateAPIKeyName, commands.APIKeyNameKey("user-admin", "deploy"))
+	const writers = 16
+	b := &rounds{t: t, writers: writers, waiters: func() int { return svc.TurnWaiters(subject) }}
+	s.before = b.hook(subject)
+	var mu sync.Mutex
+	created := 0
+	errs := togetherDoing(b, 1, func(int, int) error {
+		_, _, err := svc.CreateAPIKey(ctx, admin, commands.CreateAPIKeyInput{
+			Name: "deploy", Owner: "user-admin", Tenants: []string{"t1"},
+			Permissions: []string{string(domain.NodesRead)}, Env: domain.KeyEnvLive, CallerPermissions: every,
+		})
+		if err == nil {
+			mu.Lock()
+			created++
+			mu.Unlock()
+		}
+		return err
+	})
+	for _, err := range errs {
+		if !errors.Is(err, commands.ErrAPIKeyNameTaken) {
+			t.Error(err)
+		}
+	}
+	if got := len(r.model.APIKeysOwnedBy("user-admin")); created != 1 || got != 1 {
+		t.Errorf("%d creates answered a key, %d keys stored: want 1", created, got)
+	}
+	if !svc.NoTurns() {
+		t.Error("a turn is left after every writer is done")
+	}
+}
