@@ -181,7 +181,9 @@ func (s *Server) discoverProvider(p domain.SSOProvider) (*oidc.Provider, *fetchW
 // a 4xx without an OAuth error, or something that is not a token answer is
 // down (502). What it logs names
 // the status and the OAuth error code only: no body, which an IdP may fill
-// with what it was sent.
+// with what it was sent — nor an error code that is not a registered one,
+// since the code is the IdP's free text too (one that echoed the request
+// put the client secret in the log: outside check 19f).
 func exchangeError(err error) (*Error, error) {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -189,7 +191,7 @@ func exchangeError(err error) (*Error, error) {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		logged := fmt.Errorf("token endpoint answered %d %.64q", status, re.ErrorCode)
+		logged := fmt.Errorf("token endpoint answered %d %s", status, loggableOAuthError(re.ErrorCode))
 		// A refusal is an OAuth error (RFC 6749 §5.2: invalid_grant,
 		// invalid_client, …) in a 4xx. A 4xx without one — a proxy's 404
 		// page, a 429 — and the errors that say the server is in trouble
@@ -530,6 +532,50 @@ func needsUserinfo(p domain.SSOProvider, claims idClaims, all map[string]any) bo
 	return false
 }
 
+// oauthErrorCodes are the error codes a token endpoint may answer with
+// (RFC 6749 §5.2, and those of the extensions an IdP's token endpoint
+// uses: RFC 8628, RFC 8693, RFC 9449, OpenID Connect Core 3.1.2.6).
+var oauthErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
+	"access_denied": true, "server_error": true, "temporarily_unavailable": true,
+	"authorization_pending": true, "slow_down": true, "expired_token": true,
+	"invalid_target": true, "invalid_dpop_proof": true, "use_dpop_nonce": true,
+	"interaction_required": true, "login_required": true, "consent_required": true,
+	"invalid_request_object": true,
+}
+
+// loggableOAuthError is what the log may say of a token endpoint's error
+// code: a registered code as it is, else only its length — the field is
+// the IdP's to fill, and one that echoes what it was sent would put the
+// client secret in the log.
+func loggableOAuthError(code string) string {
+	switch {
+	case code == "":
+		return "without an OAuth error code"
+	case oauthErrorCodes[code]:
+		return code
+	default:
+		return fmt.Sprintf("with an unregistered OAuth error code (%d bytes, not logged)", len(code))
+	}
+}
+
+// userinfoError is what the log may say of a failed userinfo request:
+// go-oidc puts the answer's status and whole body in its error ("500
+// Internal Server Error: <body>"), and a body may echo the request —
+// the user's access token at the IdP (outside check 19f). The status is
+// kept, the body dropped; go-oidc's own errors (no body in them) pass.
+func userinfoError(err error) error {
+	msg := err.Error()
+	if len(msg) < 4 || msg[0] < '1' || msg[0] > '5' || !isDigit(msg[1]) || !isDigit(msg[2]) || msg[3] != ' ' {
+		return err
+	}
+	status, _, _ := strings.Cut(msg, ": ")
+	return fmt.Errorf("userinfo endpoint answered %.40s (body not logged)", status)
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
 // errUserinfoSubject: the userinfo answer is about someone else than the
 // ID token.
 var errUserinfoSubject = errors.New("userinfo sub is not the ID token's")
@@ -541,7 +587,7 @@ var errUserinfoSubject = errors.New("userinfo sub is not the ID token's")
 func (s *Server) addUserinfo(ctx context.Context, p domain.SSOProvider, prov *oidc.Provider, tok *oauth2.Token, subject string, claims *idClaims, all map[string]any) error {
 	ui, err := prov.UserInfo(ctx, oauth2.StaticTokenSource(tok))
 	if err != nil {
-		return err
+		return userinfoError(err)
 	}
 	var more idClaims
 	var moreAll map[string]any
