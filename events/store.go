@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +67,24 @@ type StoreConfig struct {
 	DisconnectedWait time.Duration
 	// Log receives the store's warnings (default: discarded).
 	Log *slog.Logger
+	// Seen are stream sequences recorded outside the stream — the data
+	// folder's marker (http/service) — that the stream has therefore
+	// reached: OpenStore refuses a stream whose last sequence is below any
+	// of them, and will not create a missing one (ErrStoreRefused).
+	Seen []Seen
+}
+
+// Seen is a stream sequence that something outside the stream recorded. A
+// stream's sequence never goes back, so a stream that ends below it lost
+// its later events (its messages removed, or the store replaced by an older
+// or an empty one).
+type Seen struct {
+	Seq uint64
+	// Where names the record in the refusal: "the data folder's marker /data/stream-sequence".
+	Where string
+	// Drop tells an operator who starts on a lower stream on purpose how
+	// to discard the record: "remove the file /data/stream-sequence".
+	Drop string
 }
 
 func (c *StoreConfig) setDefaults() {
@@ -135,7 +154,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	var st jetstream.Stream
 	backoff := 50 * time.Millisecond
 	for {
-		st, err = openOnce(ctx, js, want, cfg.TryTimeout)
+		st, err = openOnce(ctx, js, want, cfg.TryTimeout, cfg.Seen)
 		if err == nil {
 			break
 		}
@@ -152,7 +171,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream, cfg: cfg}, nil
 }
 
-func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, timeout time.Duration) (jetstream.Stream, error) {
+func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, timeout time.Duration, seen []Seen) (jetstream.Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	st, err := js.Stream(ctx, want.Name)
@@ -168,6 +187,11 @@ func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.Stream
 			return nil, fmt.Errorf("%w: the stream %s held events up to %d and none of them can be read (its message blocks are empty or gone); not starting without them (restore the store from your backup)",
 				ErrStoreRefused, want.Name, info.State.LastSeq)
 		}
+		if info != nil {
+			if err := streamBehind(ctx, js, want.Name, info.State.LastSeq, seen); err != nil {
+				return nil, err
+			}
+		}
 		if info != nil && !sameStreamConfig(info.Config, want) {
 			return js.UpdateStream(ctx, want)
 		}
@@ -175,6 +199,9 @@ func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.Stream
 	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		if err := snapshotsWithoutStream(ctx, js, want.Name); err != nil {
+			return nil, err
+		}
+		if err := refuseBehind(want.Name, 0, false, seen); err != nil {
 			return nil, err
 		}
 		return js.CreateStream(ctx, want)
@@ -209,6 +236,82 @@ func snapshotsWithoutStream(ctx context.Context, js jetstream.JetStream, stream 
 	default:
 		return err
 	}
+}
+
+// streamBehind refuses a stream whose last sequence is below a sequence
+// recorded elsewhere: in seen, or as the sequence of the latest read-model
+// snapshot in the bucket beside it (made from this stream, so at most its
+// last sequence). nats-server loads a stream whose msgs/ folder was removed
+// whole, index and all, as a new one (no messages, last sequence 0), and a
+// jetstream/ folder may be replaced by an older or an empty one: the
+// service would start on it afresh, with a new bootstrap admin (an outside
+// check, 18r2). (A stream made to begin at a later sequence — FirstSeq —
+// counts from there: its last sequence is not below what it held.)
+func streamBehind(ctx context.Context, js jetstream.JetStream, stream string, last uint64, seen []Seen) error {
+	if stream == StreamName {
+		snap, err := snapshotSequence(ctx, js)
+		if err != nil {
+			return err
+		}
+		if snap > 0 {
+			seen = append(seen[:len(seen):len(seen)], Seen{Seq: snap,
+				Where: "the latest read-model snapshot in the bucket " + SnapshotBucket,
+				Drop: "delete that bucket (derived data: the next start replays the whole stream; `nats object del " + SnapshotBucket +
+					"`, or with the embedded NATS, while stopped, remove the folder jetstream/jetstream/$G/streams/OBJ_" + SnapshotBucket + " of the data folder)",
+			})
+		}
+	}
+	return refuseBehind(stream, last, true, seen)
+}
+
+// snapshotSequence is the sequence in the metadata of the latest snapshot
+// in SnapshotBucket (0: no bucket, no snapshot, or metadata that does not
+// parse — a snapshot no start would use either). The metadata is not
+// authenticated here (that needs the master key and the whole content): a
+// client that may write to the bucket can make a start refuse, never make
+// one go on.
+func snapshotSequence(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	obs, err := js.ObjectStore(ctx, SnapshotBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	oi, err := obs.GetInfo(ctx, snapshotObject)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	info, err := parseSnapshotInfo(oi)
+	if err != nil {
+		return 0, nil
+	}
+	return info.Sequence, nil
+}
+
+// refuseBehind returns ErrStoreRefused, naming every record of seen above
+// last, the stream's last sequence (exists: false when the stream is
+// missing).
+func refuseBehind(stream string, last uint64, exists bool, seen []Seen) error {
+	var where, drop []string
+	for _, s := range seen {
+		if s.Seq > last {
+			where = append(where, fmt.Sprintf("%s recorded sequence %d", s.Where, s.Seq))
+			drop = append(drop, s.Drop)
+		}
+	}
+	if len(where) == 0 {
+		return nil
+	}
+	state := fmt.Sprintf("the stream %s ends at sequence %d", stream, last)
+	if !exists {
+		state = fmt.Sprintf("the stream %s does not exist", stream)
+	}
+	return fmt.Errorf("%w: %s, but %s; a stream's sequence never goes back, so the events after %d were lost (the stream's messages removed, or the store replaced by an older or an empty one). Not starting on it, nor afresh with a new bootstrap admin: restore the store from your backup; or, if this stream is meant (an older backup restored on purpose, a stream recreated deliberately), %s, and start again",
+		ErrStoreRefused, state, strings.Join(where, ", and "), last, strings.Join(drop, ", and "))
 }
 
 // sameStreamConfig compares the settings this service manages.
