@@ -89,12 +89,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 			s.closeNATS()
 		}
 	}()
+	// What the data folder recorded of the stream (seqmark.go): a stream
+	// found below it lost events, and is refused rather than started on.
+	seen, err := s.seenSequences()
+	if err != nil {
+		return nil, err
+	}
+	var marked uint64
+	for _, sn := range seen {
+		marked = max(marked, sn.Seq)
+	}
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
 	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelOpen()
-	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas, Log: log})
+	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas, Log: log, Seen: seen})
 	if err != nil {
 		return nil, err
 	}
@@ -206,9 +216,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		snapshotsDone, pruneDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(snapshotsDone); s.runSnapshots(runCtx) }()
 		go func() { defer close(pruneDone); s.runPrune(runCtx, time.Minute) }()
+		markDone := make(chan uint64, 1)
+		go func() { markDone <- s.runSeqMark(runCtx, marked) }()
 		s.Runner.Run(runCtx)
 		<-snapshotsDone
 		<-pruneDone
+		// A clean shutdown leaves the marker at the last sequence applied.
+		written := <-markDone
+		s.markSeq(&written)
 	}()
 	usageCtx, cancelUsage := context.WithCancel(context.Background())
 	s.cancelUsage = cancelUsage
