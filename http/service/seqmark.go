@@ -29,6 +29,12 @@ import (
 // wrong: whatever it says, the stream reached. A data folder without one
 // (a first start, or one from a build before it) is not checked until one
 // is written.
+//
+// The audit journal's files (audit-journal/) are not used as evidence: they
+// hold no stream sequences (an entry's sequence lives in memory and in
+// snapshots only), just entries, some of which may be a journal's that a
+// new one replaced; a count of them would be a loose bound at best, and a
+// wrong one would refuse a sound store.
 
 // seqMarkFile is the marker's name in the data folder.
 const seqMarkFile = "stream-sequence"
