@@ -17,10 +17,12 @@ type scimModel struct {
 	byHash map[[32]byte]string        // token SHA-256 -> connection ID, live connections only
 	groups map[string]*scimGroupEntry // group ID -> state (deleted ones too)
 	links  map[string]*scimLinkEntry  // scim_user aggregate ID -> state (unlinked ones too)
-	// Per connection: its live groups, and its linked users (user ID -> the
-	// link's aggregate ID).
-	connGroups map[string]map[string]struct{}
-	connUsers  map[string]map[string]string
+	// Per connection: its live groups, its linked users (user ID -> the
+	// link's aggregate ID), and the users it provisioned once and no longer
+	// does (the same; SCIMFormerLinkByExternalID).
+	connGroups  map[string]map[string]struct{}
+	connUsers   map[string]map[string]string
+	connFormers map[string]map[string]string
 }
 
 type scimConnEntry struct {
@@ -116,6 +118,7 @@ func (m *Model) applySCIM(aggregateID string, seq uint64, e domain.Event) {
 		if s.links == nil {
 			s.links = make(map[string]*scimLinkEntry)
 			s.connUsers = make(map[string]map[string]string)
+			s.connFormers = make(map[string]map[string]string)
 		}
 		l := s.links[aggregateID]
 		if l == nil {
@@ -127,17 +130,26 @@ func (m *Model) applySCIM(aggregateID string, seq uint64, e domain.Event) {
 		}
 		l.state = domain.EvolveSCIMLink(l.state, e)
 		l.seq = seq
-		users := s.connUsers[l.state.ConnectionID]
-		if l.state.Linked {
-			if users == nil {
-				users = make(map[string]string)
-				s.connUsers[l.state.ConnectionID] = users
-			}
-			users[l.state.UserID] = aggregateID
-		} else if users != nil {
-			delete(users, l.state.UserID)
-		}
+		s.indexLink(aggregateID, l.state)
 	}
+}
+
+// indexLink files a link under its connection's linked users, or its
+// former ones once unlinked.
+func (s *scimModel) indexLink(key string, l domain.SCIMLink) {
+	add, drop := s.connUsers, s.connFormers
+	if !l.Linked {
+		add, drop = drop, add
+	}
+	if set := drop[l.ConnectionID]; set != nil {
+		delete(set, l.UserID)
+	}
+	set := add[l.ConnectionID]
+	if set == nil {
+		set = make(map[string]string)
+		add[l.ConnectionID] = set
+	}
+	set[l.UserID] = key
 }
 
 func (s *scimModel) indexConn(c *scimConnEntry) {
@@ -283,6 +295,29 @@ func (m *Model) SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool) 
 	return domain.SCIMLink{}, false
 }
 
+// SCIMFormerLinkByExternalID finds the user connection connID provisioned
+// with the SCIM externalId externalID (compared exactly: it is case-exact,
+// RFC 7643) and no longer provisions — deleted by the identity provider:
+// its unlinked record, the latest of several. Its own record says who that
+// externalId was, for a connection that links no SSO identity (a rehire).
+func (m *Model) SCIMFormerLinkByExternalID(connID, externalID string) (domain.SCIMLink, bool) {
+	if externalID == "" {
+		return domain.SCIMLink{}, false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var best *scimLinkEntry
+	for _, key := range m.scim.connFormers[connID] {
+		if l := m.scim.links[key]; l.state.Profile.ExternalID == externalID && (best == nil || l.seq > best.seq) {
+			best = l
+		}
+	}
+	if best == nil {
+		return domain.SCIMLink{}, false
+	}
+	return best.state, true
+}
+
 // snapshot copies the SCIM read model for a snapshot (or Dump); called with
 // the read lock held. The states are values whose slices are never written
 // in place (Evolve makes new ones), so they are shared, not copied. Each
@@ -341,17 +376,10 @@ func restoreSCIM(conns []snapSCIMConn, groups []snapSCIMGroup, links []snapSCIML
 	if len(links) > 0 {
 		s.links = make(map[string]*scimLinkEntry, len(links))
 		s.connUsers = make(map[string]map[string]string)
+		s.connFormers = make(map[string]map[string]string)
 		for _, l := range links {
 			s.links[l.Key] = &scimLinkEntry{state: l.State, seq: l.Seq}
-			if !l.State.Linked {
-				continue
-			}
-			users := s.connUsers[l.State.ConnectionID]
-			if users == nil {
-				users = make(map[string]string)
-				s.connUsers[l.State.ConnectionID] = users
-			}
-			users[l.State.UserID] = l.Key
+			s.indexLink(l.Key, l.State)
 		}
 	}
 	return s

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -49,4 +50,62 @@ func TestSCIMTokenRotatedWithoutOwnerTakesTheActor(t *testing.T) {
 	// The system (no user behind it) leaves it without one, as before.
 	apply(events.System, "scim-1", domain.SCIMTokenRotated{ConnectionID: "scim-1", TokenHash: strings.Repeat("5", 64), RotatedAt: at})
 	owner("", "")
+}
+
+// TestSCIMFormerLinkByExternalID: a connection's record of a user it
+// deleted is found by its externalId (exactly: it is case-exact), the
+// latest of several, by that connection only, while unlinked only — and so
+// after a snapshot is restored (the index is rebuilt from the records).
+func TestSCIMFormerLinkByExternalID(t *testing.T) {
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	m := NewModel()
+	seq := uint64(0)
+	apply := func(connID, userID string, e domain.Event) {
+		seq++
+		m.Apply(seq, events.Envelope{AggregateID: domain.SCIMLinkKey(connID, userID), Type: e.EventType(), OccurredAt: at}, e)
+	}
+	linked := func(connID, userID, ext string) domain.Event {
+		return domain.SCIMUserLinked{ConnectionID: connID, UserID: userID, Method: domain.SCIMLinkCreated,
+			Profile: domain.SCIMProfile{UserName: userID, ExternalID: ext}, LinkedAt: at}
+	}
+	unlinked := func(connID, userID string) domain.Event {
+		return domain.SCIMUserUnlinked{ConnectionID: connID, UserID: userID}
+	}
+	apply("scim-1", "user-a", linked("scim-1", "user-a", "00u-x"))
+	apply("scim-1", "user-b", linked("scim-1", "user-b", "00u-x"))
+	apply("scim-2", "user-c", linked("scim-2", "user-c", "00u-y"))
+	check := func(m *Model, connID, ext, want string) {
+		t.Helper()
+		l, ok := m.SCIMFormerLinkByExternalID(connID, ext)
+		if ok != (want != "") || l.UserID != want {
+			t.Fatalf("SCIMFormerLinkByExternalID(%s, %s) = %q (found %v), want %q", connID, ext, l.UserID, ok, want)
+		}
+	}
+	check(m, "scim-1", "00u-x", "") // both linked
+	apply("scim-1", "user-b", unlinked("scim-1", "user-b"))
+	apply("scim-1", "user-a", unlinked("scim-1", "user-a"))
+	apply("scim-2", "user-c", unlinked("scim-2", "user-c"))
+	check(m, "scim-1", "00u-x", "user-a") // the latest unlinked
+	check(m, "scim-1", "00U-X", "")
+	check(m, "scim-1", "00u-y", "") // another connection's record
+	check(m, "scim-2", "00u-y", "user-c")
+	check(m, "scim-1", "", "")
+	apply("scim-1", "user-a", linked("scim-1", "user-a", "00u-x")) // linked again
+	check(m, "scim-1", "00u-x", "user-b")
+
+	var buf bytes.Buffer
+	f := m.Freeze()
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+	restored := NewModel()
+	if _, err := restored.RestoreFrom(&buf); err != nil {
+		t.Fatal(err)
+	}
+	check(restored, "scim-1", "00u-x", "user-b")
+	check(restored, "scim-2", "00u-y", "user-c")
+	if users, _ := restored.SCIMCounts("scim-1"); users != 1 {
+		t.Fatalf("restored: scim-1 provisions %d users, want 1", users)
+	}
 }

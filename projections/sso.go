@@ -128,6 +128,21 @@ func (m *Model) SSOIdentityAtIssuer(userID, issuer, except string) bool {
 	return false
 }
 
+// SSOIdentityOtherThan reports whether userID holds an identity other than
+// (issuer, subject), at any issuer. It scans every identity: it serves
+// SCIM creates that find a user by its username, not the request path.
+func (m *Model) SSOIdentityOtherThan(userID, issuer, subject string) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	except := identityKey(issuer, subject)
+	for k, u := range m.sso.identities {
+		if u == userID && k != except {
+			return true
+		}
+	}
+	return false
+}
+
 // UsersByEmail returns the users whose e-mail is email (domain.SameEmail:
 // the letter case of A-Z aside, every other byte exact).
 // It scans every user: it serves SSO logins that link by e-mail, not the
