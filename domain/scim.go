@@ -359,6 +359,10 @@ const (
 	SCIMLinkCreated  = "created"  // the connection created the user
 	SCIMLinkIdentity = "identity" // the SSO identity (issuer, externalId) was the user's
 	SCIMLinkUsername = "username" // the userName was the user's username
+	// SCIMLinkRehire: the connection's own record of a user it provisioned
+	// before, deleted since, had the externalId (a rehire found without an
+	// SSO identity: a tenant connection links none).
+	SCIMLinkRehire = "rehire"
 )
 
 // LinkSCIM is the SSOIdentityLinked.Method of an identity that a SCIM
@@ -942,7 +946,7 @@ func DecideSCIMLink(l SCIMLink, cmd SCIMLinkCommand) ([]Event, error) {
 			return nil, Invalid("user", "connection and user are required")
 		}
 		switch cm.Method {
-		case SCIMLinkCreated, SCIMLinkIdentity, SCIMLinkUsername:
+		case SCIMLinkCreated, SCIMLinkIdentity, SCIMLinkUsername, SCIMLinkRehire:
 		default:
 			return nil, Invalid("method", "unknown link method %q", cm.Method)
 		}

@@ -82,6 +82,16 @@ func (b scimBackend) scimError(err error) error {
 		return scim.ErrNotFound
 	case errors.Is(err, commands.ErrSCIMStale):
 		return scim.ErrConflict
+	case errors.Is(err, commands.ErrSCIMOtherIdentity):
+		// What to do, without whose account it is: the IdP's admin reads
+		// this in its provisioning log.
+		return scim.Errorf(http.StatusConflict, scim.Uniqueness, "A user with this userName exists and signs in with another SSO identity "+
+			"(another externalId, or another identity provider): it may be another person's account and is not taken over. "+
+			"A platform admin renames or removes that account — or, if it is this person's, unlinks its old identity — then send the user again")
+	case errors.Is(err, commands.ErrSCIMInactiveByName):
+		return scim.Errorf(http.StatusConflict, scim.Uniqueness, "A deactivated user has this userName: it may be a former holder's account and is not "+
+			"taken over (that would activate it again). An administrator activates it, if it is this person's, or a platform admin renames it — "+
+			"then send the user again")
 	case errors.Is(err, commands.ErrUsernameTaken), errors.Is(err, commands.ErrSCIMNameTaken), errors.Is(err, domain.ErrAlreadyExists):
 		return scim.ErrUniqueness
 	case errors.Is(err, commands.ErrSCIMOutside):

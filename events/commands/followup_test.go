@@ -263,35 +263,39 @@ func TestDeactivationStoredThoughTheTokenRetirementFails(t *testing.T) {
 }
 
 // TestSCIMAdoptionStoredThoughItsFollowUpsFail: an identity provider's
-// create adopts kim, an existing inactive user; the adoption is stored, and
-// the event store fails at the activation that follows it. The answer is
-// ErrIncomplete, not the store's "nothing was changed" (outside check 16e);
-// nothing is retried in the background, where a replayed activation undid
-// a deactivation made meanwhile (re-check 16r3); the provider's update
-// activates kim.
+// create adopts kim, an inactive user it deleted before (a rehire, found by
+// her identity: an inactive user is not adopted by name); the adoption is
+// stored, and the event store fails at the activation that follows it. The
+// answer is ErrIncomplete, not the store's "nothing was changed" (outside
+// check 16e); nothing is retried in the background, where a replayed
+// activation undid a deactivation made meanwhile (re-check 16r3); the
+// provider's update activates kim.
 func TestSCIMAdoptionStoredThoughItsFollowUpsFail(t *testing.T) {
 	r, svc, log := followUpReplica(t)
 	connID, _, _ := scimSetup(t, svc)
 	ctx := context.Background()
-	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	kim := kimInProd(t, svc)
-	if _, err := svc.ExecuteUser(ctx, admin, kim.ID, domain.Deactivate{Reason: "left"}); err != nil {
+	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
+	in := commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "kim", ExternalID: "00u-kim"}, Active: true}
+	kimID, err := svc.SCIMCreateUser(ctx, meta, connID, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SCIMDeleteUser(ctx, meta, connID, kimID); err != nil {
 		t.Fatal(err)
 	}
 	log.arm(domain.TypeSCIMUserAdopted, 0, 1) // the activation's append fails once
-	meta := events.Meta{Actor: events.Actor{Type: "scim", ID: connID}}
-	id, err := svc.SCIMCreateUser(ctx, meta, connID, commands.SCIMUserInput{Profile: domain.SCIMProfile{UserName: "kim"}, Active: true})
-	if id != kim.ID || !errors.Is(err, commands.ErrIncomplete) || errors.Is(err, events.ErrUnavailable) {
+	id, err := svc.SCIMCreateUser(ctx, meta, connID, in)
+	if id != kimID || !errors.Is(err, commands.ErrIncomplete) || errors.Is(err, events.ErrUnavailable) {
 		t.Fatalf("the adoption stored, its activation failing: %q %v, want kim's ID and ErrIncomplete", id, err)
 	}
-	if l, _, ok := r.model.SCIMLink(connID, kim.ID); !ok || !l.Linked {
+	if l, _, ok := r.model.SCIMLink(connID, kimID); !ok || !l.Linked {
 		t.Fatal("kim is not the connection's user")
 	}
 	yes := true
-	if err := svc.SCIMUpdateUser(ctx, meta, connID, kim.ID, commands.SCIMUserUpdate{Active: &yes}); err != nil {
+	if err := svc.SCIMUpdateUser(ctx, meta, connID, kimID, commands.SCIMUserUpdate{Active: &yes}); err != nil {
 		t.Fatalf("the provider's update: %v", err)
 	}
-	if u, _, _ := r.model.User(kim.ID); !u.Active {
+	if u, _, _ := r.model.User(kimID); !u.Active {
 		t.Fatal("kim is not active after the provider's update")
 	}
 }

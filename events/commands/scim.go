@@ -22,8 +22,14 @@ import (
 //
 //  1. the SSO identity (issuer of the connection's SSO provider, externalId):
 //     the user that identity signs in as (Okta sends its user ID as
-//     externalId, which is the subject of its tokens);
-//  2. the user whose username is the userName, without regard to case;
+//     externalId, which is the subject of its tokens); else the user the
+//     connection's own record says it provisioned with that externalId and
+//     deleted since (a rehire, also by a tenant connection, which links no
+//     identity);
+//  2. the user whose username is the userName, without regard to case —
+//     if active and linked to no SSO identity other than (issuer,
+//     externalId): a name changes hands, and an identity that did is never
+//     taken over (ErrSCIMInactiveByName, ErrSCIMOtherIdentity);
 //  3. else a new user with the userName as its username.
 //
 // A user found (1, 2) is adopted only if everything it holds is inside the
@@ -51,6 +57,9 @@ type SCIMState interface {
 	SCIMLink(connID, userID string) (domain.SCIMLink, uint64, bool)
 	SCIMLinks(connID string) []domain.SCIMLink
 	SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool)
+	// SCIMFormerLinkByExternalID: the connection's latest record of a user
+	// it provisioned with that externalId and no longer provisions.
+	SCIMFormerLinkByExternalID(connID, externalID string) (domain.SCIMLink, bool)
 	// SCIMConnections: the live connections.
 	SCIMConnections() []domain.SCIMConnection
 }
@@ -62,6 +71,14 @@ var (
 	ErrSCIMStale = errors.New("commands: SCIM resource changed since it was read")
 	// ErrSCIMNameTaken: a group of the connection has that displayName.
 	ErrSCIMNameTaken = errors.New("commands: SCIM group name taken")
+	// ErrSCIMOtherIdentity: the user a create finds by its userName signs
+	// in with another SSO identity than the create's (another externalId,
+	// another issuer): another person's account, never adopted.
+	ErrSCIMOtherIdentity = fmt.Errorf("%w: the user of that name holds another SSO identity", ErrUsernameTaken)
+	// ErrSCIMInactiveByName: the user a create finds by its userName is
+	// deactivated — a departed holder of the name, maybe: never adopted
+	// (and so activated again) by name.
+	ErrSCIMInactiveByName = fmt.Errorf("%w: the user of that name is deactivated", ErrUsernameTaken)
 	// ErrSCIMOutside: the user holds roles outside the connection's tenants
 	// (or is a platform admin); the connection may not change it as a whole.
 	ErrSCIMOutside = errors.New("commands: the user holds roles outside the SCIM connection's tenants")
@@ -467,8 +484,46 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			}
 		}
 		if !ok {
+			// A rehire the identity did not find — a tenant connection's
+			// user, whose identity it never linked, or a connection whose
+			// provider is gone: the connection's own record of the user it
+			// provisioned with this externalId, deleted since, says who it
+			// is (by name it was refused: the delete left it inactive and in
+			// none of the connection's tenants, and the provider's retries
+			// got 409 for good — an outside check, 19e). Only this
+			// connection's record: it names a user this connection created
+			// or adopted, nobody else's.
+			if former, was := s.scim().SCIMFormerLinkByExternalID(connID, in.Profile.ExternalID); was {
+				if found, fseq, ok = s.state.User(former.UserID); ok {
+					link.Method = domain.SCIMLinkRehire
+				}
+			}
+		}
+		if !ok {
 			if found, fseq, ok = s.state.UserByName(in.Profile.UserName); ok {
 				link.Method = domain.SCIMLinkUsername
+				// A name can change hands — the IdP gives a departed
+				// person's address to a new hire, a user of another
+				// provider took a plain name first — and an identity that
+				// changed hands is never taken over (as SSO's linking by
+				// e-mail, sso.md): a user who signs in with an identity
+				// other than the one this create names (another
+				// externalId of the issuer, another issuer) is another
+				// person's account, and one deactivated is a departed
+				// person's, whose adoption would activate it again with
+				// their password and factors (an outside check, 19e).
+				// Which of the two it is, is said only of a user inside
+				// the connection's tenants: of another tenant's, a tenant
+				// connection learns no more than that the name is taken.
+				other := s.state.SSOIdentityOtherThan(found.ID, issuer, in.Profile.ExternalID)
+				switch {
+				case (other || !found.Active) && !c.Within(found):
+					return scimTx{}, ErrUsernameTaken
+				case other:
+					return scimTx{}, ErrSCIMOtherIdentity
+				case !found.Active:
+					return scimTx{}, ErrSCIMInactiveByName
+				}
 				if len(found.Tenants) == 0 {
 					return scimTx{}, ErrUsernameTaken // in none of the connection's tenants
 				}

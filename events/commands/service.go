@@ -112,6 +112,9 @@ type SSOState interface {
 	// SSOIdentityAtIssuer reports whether the user holds an identity at
 	// issuer with another subject than except.
 	SSOIdentityAtIssuer(userID, issuer, except string) bool
+	// SSOIdentityOtherThan reports whether the user holds an identity, at
+	// any issuer, other than (issuer, subject).
+	SSOIdentityOtherThan(userID, issuer, subject string) bool
 }
 
 // Config tunes the service.
