@@ -259,6 +259,11 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 	} else if upstream.Port() == "" {
 		g.locations = append(g.locations, (&url.URL{Scheme: upstream.Scheme, Host: net.JoinHostPort(upstream.Hostname(), defaultPort), Path: g.path}).String())
 	}
+	// And each without its scheme ("//host:port/base"), which a browser
+	// resolves against the scheme it used.
+	for _, l := range g.locations {
+		g.locations = append(g.locations, l[strings.Index(l, "//"):])
+	}
 	g.hc = &fasthttp.HostClient{
 		Addr:  addr,
 		IsTLS: tls,
@@ -293,7 +298,7 @@ func newGateway(upstream *url.URL, timeout time.Duration) *gateway {
 		// An idle connection is also dropped before common upstreams drop
 		// theirs (upstreamIdle).
 		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
-			return false, errors.Is(err, errUpstreamClosedIdle)
+			return false, errors.Is(err, errUpstreamClosedIdle) || errors.Is(err, errUpstreamBodilessAnswer)
 		},
 		MaxIdemponentCallAttempts: maxUnsentAttempts,
 	}
@@ -322,6 +327,12 @@ const maxUnsentAttempts = maxUpstreamConns + 1
 // another connection.
 var errUpstreamClosedIdle = errors.New("http: upstream closed the idle connection")
 
+// errUpstreamBodilessAnswer: the connection picked for a request last
+// carried an answer that has no body by its status (1xx, 204, 304), after
+// which an upstream may send one all the same (idleTimeoutConn). Nothing was
+// written, so the request goes out on another connection.
+var errUpstreamBodilessAnswer = errors.New("http: upstream connection last carried a bodiless answer")
+
 // idleTimeoutConn bounds every read from the upstream by idle: the upstream
 // may take that long to start answering, and that long between two reads of a
 // streamed body, however long the body takes in all. fasthttp's own read
@@ -329,6 +340,17 @@ var errUpstreamClosedIdle = errors.New("http: upstream closed the idle connectio
 // first write of a request on a connection that has carried an answer, it
 // looks (peerUnusable) whether the upstream has closed it meanwhile or sent
 // something unasked, and then writes nothing (errUpstreamClosedIdle).
+//
+// Nor does it carry a request after an answer whose status says it has no
+// body (1xx, 204, 304), seen in the answer's first bytes: fasthttp reads
+// such an answer's headers and no more, but an upstream may send a body
+// after them (a handler that writes one on a 204), and bytes arriving after
+// the look above would be read as the next request's answer — another
+// client's (outside check 19a). Its next write is refused
+// (errUpstreamBodilessAnswer), so fasthttp closes it. Not over TLS, whose
+// bytes here are encrypted; nor can it see bytes that fasthttp's reader
+// read along with an answer: fasthttp gives no hook to its reader, which
+// drops them when it is reused.
 type idleTimeoutConn struct {
 	net.Conn
 	idle time.Duration
@@ -338,6 +360,12 @@ type idleTimeoutConn struct {
 	// TLS connection, finishes the handshake (turns).
 	answered bool
 	turns    int
+	// status: the first bytes of the answer being read, up to its status
+	// code ("HTTP/1.1 204"), statusN of them so far; bodiless: an answer on
+	// the connection had a status without a body.
+	status   [len("HTTP/1.1 200")]byte
+	statusN  int
+	bodiless bool
 }
 
 func (c *idleTimeoutConn) Read(p []byte) (int, error) {
@@ -347,6 +375,12 @@ func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.answered = true
+		if !c.tls && c.statusN < len(c.status) {
+			c.statusN += copy(c.status[c.statusN:], p[:n])
+			if c.statusN == len(c.status) && bodilessStatus(c.status[len("HTTP/1.1 "):]) {
+				c.bodiless = true
+			}
+		}
 	}
 	return n, err
 }
@@ -355,11 +389,21 @@ func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 	if c.answered {
 		c.answered = false
 		c.turns++
+		c.statusN = 0
+		if c.bodiless {
+			return 0, errUpstreamBodilessAnswer
+		}
 		if !(c.tls && c.turns == 1) && peerUnusable(c.Conn) {
 			return 0, errUpstreamClosedIdle
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// bodilessStatus reports whether an answer's status code (three digits, as
+// sent) is one whose answer has no body: 1xx, 204 or 304.
+func bodilessStatus(code []byte) bool {
+	return code[0] == '1' || string(code) == "204" || string(code) == "304"
 }
 
 func (c *idleTimeoutConn) SetReadDeadline(time.Time) error { return nil }
@@ -462,8 +506,30 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	}
 	rid, _ := c.Locals(localRequestID).(string)
 	h.Add(fiber.HeaderXRequestID, rid)
+	// Only the client's Content-Type, or none: fasthttp adds
+	// "application/octet-stream" to a body sent without one (outside check
+	// 19a).
+	h.SetNoDefaultContentType(true)
 	if body := in.Body(); len(body) > 0 {
 		req.SetBodyRaw(body) // the server has read it whole, within the body limit
+		if !bodyExpected(in.Header.Method()) {
+			// Many handlers of such a method never read a body (Python's
+			// http.server, a framework's GET handler): on a kept-alive
+			// connection the upstream would then parse it as the next
+			// request — one nobody authorized, with identity headers the
+			// client wrote (outside check 19a). With "close", the upstream
+			// processes nothing after this request, and the connection is
+			// not reused.
+			h.SetConnectionClose()
+		}
+	}
+	if in.Header.IsHead() {
+		// An answer to HEAD has headers only, but an upstream may send
+		// the GET's body after them (do_HEAD = do_GET): bytes that the
+		// next request on the connection, another client's, would read as
+		// its answer. A correct answer looks the same by its headers, so
+		// no connection is reused after HEAD.
+		h.SetConnectionClose()
 	}
 
 	resp := fasthttp.AcquireResponse()
@@ -536,6 +602,20 @@ func (g *gateway) forward(s *Server, c *fiber.Ctx, t tenantTarget, perms domain.
 	out.ImmediateHeaderFlush = true
 	out.SetBodyStream(&upstreamBody{resp: resp, r: bs, want: int64(n)}, n)
 	return nil
+}
+
+// bodyExpected reports whether handlers of method are expected to read a
+// request body: POST, PUT and PATCH, whose body is the request. For any
+// other method (GET, HEAD, DELETE, OPTIONS, an extension method) a body has
+// no defined meaning (RFC 9110 section 9.3) and is commonly left unread, so
+// it is sent on a connection of its own (forward). Not refused: some APIs
+// take a GET's body (Elasticsearch's searches) or a DELETE's.
+func bodyExpected(method []byte) bool {
+	switch string(method) {
+	case fiber.MethodPost, fiber.MethodPut, fiber.MethodPatch:
+		return true
+	}
+	return false
 }
 
 // errUpstreamSwitched: the upstream answered 101 Switching Protocols.
@@ -967,22 +1047,26 @@ func underUpstream(u []byte, upstream string) bool {
 	if upstream == "" || len(u) < len(upstream) {
 		return false
 	}
-	if rest := u[len(upstream):]; len(rest) > 0 && rest[0] != '/' && rest[0] != '?' && rest[0] != '#' && rest[0] != '"' && rest[0] != '\'' {
+	if rest := u[len(upstream):]; len(rest) > 0 && rest[0] != '/' && rest[0] != '\\' && rest[0] != '?' && rest[0] != '#' && rest[0] != '"' && rest[0] != '\'' {
 		return false
 	}
-	// The scheme and host in any case, the base path as it is.
+	// The scheme and host in any case, the base path as it is; "\\" where
+	// upstream has "/", as a browser reads "http:\\host\\base" (an outside
+	// check, 19a, saw "http://up:9100\\evil.example/" pass with the
+	// upstream's address).
 	origin := len(upstream)
-	if i := strings.Index(upstream, "://"); i >= 0 {
-		if j := strings.IndexByte(upstream[i+3:], '/'); j >= 0 {
-			origin = i + 3 + j
+	if i := strings.Index(upstream, "//"); i >= 0 {
+		if j := strings.IndexByte(upstream[i+2:], '/'); j >= 0 {
+			origin = i + 2 + j
 		}
 	}
-	for i := 0; i < origin; i++ {
-		if foldByte(u[i]) != foldByte(upstream[i]) {
+	for i := 0; i < len(upstream); i++ {
+		same := u[i] == upstream[i] || i < origin && foldByte(u[i]) == foldByte(upstream[i])
+		if !same && !(u[i] == '\\' && upstream[i] == '/') {
 			return false
 		}
 	}
-	return string(u[origin:len(upstream)]) == upstream[origin:]
+	return true
 }
 
 var (
@@ -1016,7 +1100,7 @@ func rewriteLocations(dst, src *fasthttp.ResponseHeader, locations []string) {
 		to := append([]byte(nil), v[:at]...)
 		rest := v[at+n:]
 		switch {
-		case len(rest) == 0 || rest[0] != '/':
+		case len(rest) == 0 || rest[0] != '/' && rest[0] != '\\': // "\\": a browser's "/"
 			to = append(to, '/')
 		case schemeRelative(rest):
 			// "//evil.example/x" (or "/\evil…") alone would be another host:

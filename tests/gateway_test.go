@@ -1630,6 +1630,7 @@ func TestGatewayRewritesUpstreamRedirects(t *testing.T) {
 		w.WriteHeader(http.StatusFound)
 	})
 	upURL = up.srv.URL
+	upHost := strings.TrimPrefix(upURL, "http://")
 	in := Start(t, withUpstream(upURL+"/base/"))
 	viewer := gwUsers(t, in, "viewer")["viewer"]
 	for loc, want := range map[string]string{
@@ -1641,8 +1642,17 @@ func TestGatewayRewritesUpstreamRedirects(t *testing.T) {
 		"UP/other":      upURL + "/other",
 		"/base/x":       "/base/x", // relative: as nginx leaves it
 		// A path that a browser would read as another host stays a path.
-		"UP/base//evil.example/x":                                                        "/.//evil.example/x",
-		"https://example.com/api/v1/tenants/prod/nodes":                                  "https://example.com/api/v1/tenants/prod/nodes",
+		"UP/base//evil.example/x": "/.//evil.example/x",
+		// "\\" is a browser's "/", and "//host" the same host (an outside
+		// check, 19a, saw both pass with the upstream's address).
+		`UP/base\evil.example/`:                         `\evil.example/`,
+		`UP/base\\evil.example/`:                        `/.\\evil.example/`,
+		`UP\base\x`:                                     `\x`,
+		`UP/base/\evil.example/`:                        `/./\evil.example/`,
+		`UP\evil.example/`:                              `UP\evil.example/`, // not below the base path, as UP/other
+		"//" + upHost + "/base/x?y=1":                   "/x?y=1",
+		`http:\\` + upHost + `\base`:                    "/",
+		"https://example.com/api/v1/tenants/prod/nodes": "https://example.com/api/v1/tenants/prod/nodes",
 		"http://example.com" + strings.TrimPrefix(upURL, "http://127.0.0.1") + "/base/x": "http://example.com" + strings.TrimPrefix(upURL, "http://127.0.0.1") + "/base/x",
 	} {
 		// The client's Host and X-Forwarded-Proto are not used: a cache in
@@ -1651,6 +1661,9 @@ func TestGatewayRewritesUpstreamRedirects(t *testing.T) {
 		// gateway's address, whatever the client called it.
 		r := gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/n1?loc="+url.QueryEscape(loc), [][2]string{bearerHeader(viewer.Token), {"X-Forwarded-Proto", "https"}, {"X-Forwarded-Host", "evil.example"}})
 		expectStatus(t, "redirect to "+loc, r, http.StatusFound)
+		if strings.HasPrefix(want, "UP") {
+			want = upURL + strings.TrimPrefix(want, "UP")
+		}
 		if got := r.Header.Values("Location"); len(got) != 1 || got[0] != want {
 			t.Errorf("Location %q became %q, want %q", loc, got, want)
 		}

@@ -1,0 +1,227 @@
+package tests
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// lenientUpstream is a resource service on loopback that keeps its
+// connections alive and answers like Python's http.server does with
+// protocol HTTP/1.1 and a handler that ignores what it does not expect: it
+// reads no body of GET, HEAD, DELETE or OPTIONS (whatever follows the
+// headers is the next request to it), and honours "Connection: close". Each
+// answer tells what the upstream was told about the caller. A path ending
+// in /late-body answers HEAD (or, with /no-content, GET with a 204) with
+// headers only, then — once the next request on the connection has arrived,
+// just as a late write would land after the gateway's look before reusing
+// it — sends a whole other answer, "X-Planted: 1", before answering that
+// request.
+type lenientUpstream struct {
+	addr string
+	mu   sync.Mutex
+	ran  []string // "METHOD path subject tenant" of every request it ran
+}
+
+func newLenientUpstream(t *testing.T) *lenientUpstream {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	u := &lenientUpstream{addr: "http://" + ln.Addr().String()}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go u.serve(conn)
+		}
+	}()
+	return u
+}
+
+func (u *lenientUpstream) serve(conn net.Conn) {
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		subject, tenant := req.Header.Get("X-Infracast-Subject"), req.Header.Get("X-Infracast-Tenant")
+		u.mu.Lock()
+		u.ran = append(u.ran, fmt.Sprintf("%s %s %s %s", req.Method, req.URL.Path, subject, tenant))
+		u.mu.Unlock()
+		switch req.Method {
+		case "GET", "HEAD", "DELETE", "OPTIONS":
+			// The body is not read: br goes on where the headers ended.
+		default:
+			if _, err := io.Copy(io.Discard, req.Body); err != nil {
+				return
+			}
+		}
+		body := fmt.Sprintf("%s %s subject=%s tenant=%s", req.Method, req.URL.Path, subject, tenant)
+		const planted = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nX-Planted: 1\r\n\r\nPLANTED"
+		switch {
+		case strings.HasSuffix(req.URL.Path, "/late-body") && req.Method == "HEAD":
+			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(planted))
+		case strings.HasSuffix(req.URL.Path, "/no-content/late-body"):
+			fmt.Fprintf(conn, "HTTP/1.1 204 No Content\r\n\r\n")
+		default:
+			fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			if req.Close {
+				return
+			}
+			continue
+		}
+		if req.Close {
+			return
+		}
+		if _, err := br.Peek(1); err != nil { // the next request is here
+			return
+		}
+		if _, err := io.WriteString(conn, planted); err != nil {
+			return
+		}
+	}
+}
+
+// ranForged reports the requests the upstream ran with the subject forged.
+func (u *lenientUpstream) ranForged() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []string
+	for _, r := range u.ran {
+		if strings.Contains(r, "user-forged") {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// gwExchange writes data to the gateway on one connection and reads n
+// answers to it (to methods, in order).
+func gwExchange(t *testing.T, in *Instance, data string, methods ...string) []Response {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(in.URL, "http://"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, data); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	var out []Response
+	for _, m := range methods {
+		res, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("answer %d: %v", len(out)+1, err)
+		}
+		raw, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			t.Fatalf("answer %d: body: %v", len(out)+1, err)
+		}
+		out = append(out, Response{Status: res.StatusCode, Header: res.Header, Raw: raw})
+	}
+	return out
+}
+
+// TestGatewayUnexpectedBodyIsNoRequest: a body on a method whose handlers
+// commonly leave it unread (GET, DELETE, OPTIONS) is a whole request,
+// written with the identity headers of tenant "other" and an admin — and a
+// second request follows on the client's connection. The upstream reads no
+// such body; on a kept-alive connection it ran the body as a request
+// nobody authorized, and the client read its answer (outside check 19a).
+// The gateway sends such a body with "Connection: close": the upstream runs
+// the authorized request only, and the client's next request is its own.
+// POST's body (read by its handler) still shares the connection.
+func TestGatewayUnexpectedBodyIsNoRequest(t *testing.T) {
+	t.Parallel()
+	up := newLenientUpstream(t)
+	in := Start(t, withUpstream(up.addr))
+	editor := gwUsers(t, in, "editor")["editor"]
+	smuggled := "DELETE /api/v1/tenants/other/nodes/all HTTP/1.1\r\nHost: up\r\n" +
+		"X-Infracast-Subject: user-forged\r\nX-Infracast-Tenant: other\r\nX-Infracast-Permissions: admin:*\r\nContent-Length: 0\r\n\r\n"
+	for _, method := range []string{"GET", "DELETE", "OPTIONS"} {
+		first := method + " /api/v1/tenants/prod/nodes HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + editor.Token +
+			fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(smuggled)) + smuggled
+		second := "GET /api/v1/tenants/prod/nodes/n1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + editor.Token + "\r\n\r\n"
+		answers := gwExchange(t, in, first+second, method, "GET")
+		for i, want := range []string{method + " /api/v1/tenants/prod/nodes ", "GET /api/v1/tenants/prod/nodes/n1 "} {
+			if answers[i].Status != http.StatusOK || !strings.HasPrefix(string(answers[i].Raw), want) ||
+				strings.Contains(string(answers[i].Raw), "forged") {
+				t.Errorf("%s with a body: answer %d is %d %q, want 200 %q…", method, i+1, answers[i].Status, answers[i].Raw, want)
+			}
+		}
+	}
+	if forged := up.ranForged(); len(forged) > 0 {
+		t.Fatalf("the upstream ran requests nobody authorized, with a forged identity: %q", forged)
+	}
+}
+
+// TestGatewayNoAnswerAfterABodilessOne: an upstream that sends a body after
+// an answer to HEAD (do_HEAD = do_GET), or after a 204, once the gateway
+// has written the next request on that connection — another client's —
+// chose the answer that client read: status, headers and body (outside
+// check 19a). The gateway reuses no connection after such an answer: the
+// second client gets its own.
+func TestGatewayNoAnswerAfterABodilessOne(t *testing.T) {
+	t.Parallel()
+	up := newLenientUpstream(t)
+	in := Start(t, withUpstream(up.addr))
+	u := gwUsers(t, in, "viewer", "admin")
+	for _, tc := range []struct{ method, path string }{
+		{"HEAD", "/api/v1/tenants/prod/reports/late-body"},
+		{"GET", "/api/v1/tenants/prod/reports/no-content/late-body"},
+	} {
+		r := gwRaw(t, in, tc.method, tc.path, [][2]string{bearerHeader(u["viewer"].Token)})
+		if r.Status >= 300 {
+			t.Fatalf("%s %s: %d %s", tc.method, tc.path, r.Status, r.Raw)
+		}
+		victim := gwRaw(t, in, "GET", "/api/v1/tenants/prod/nodes/mine", [][2]string{bearerHeader(u["admin"].Token)})
+		if want := "GET /api/v1/tenants/prod/nodes/mine subject=" + u["admin"].ID; victim.Status != http.StatusOK ||
+			victim.Header.Get("X-Planted") != "" || !strings.HasPrefix(string(victim.Raw), want) {
+			t.Errorf("after %s %s, another client's GET was answered %d %v %q, want 200 %q…",
+				tc.method, tc.path, victim.Status, victim.Header, victim.Raw, want)
+		}
+	}
+}
+
+// TestGatewayAddsNoRequestContentType: a body sent without a Content-Type
+// reaches the upstream without one (fasthttp added
+// "application/octet-stream"; outside check 19a), and one sent with one
+// keeps it.
+func TestGatewayAddsNoRequestContentType(t *testing.T) {
+	t.Parallel()
+	up := newGWUpstream(t, nil)
+	in := Start(t, withUpstream(up.srv.URL))
+	editor := gwUsers(t, in, "editor")["editor"]
+	for _, ct := range []string{"", "application/json"} {
+		header := "PUT /api/v1/tenants/prod/nodes/n1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + editor.Token +
+			"\r\nContent-Length: 7\r\n"
+		if ct != "" {
+			header += "Content-Type: " + ct + "\r\n"
+		}
+		r := gwExchange(t, in, header+"\r\n"+`{"a":1}`, "PUT")[0]
+		expectStatus(t, "PUT", r, http.StatusOK)
+		seen := up.last()
+		if got := seen.Header.Values("Content-Type"); len(got) != len(strings.Fields(ct)) || ct != "" && got[0] != ct {
+			t.Errorf("PUT with Content-Type %q: the upstream got %q", ct, got)
+		}
+		if string(seen.Body) != `{"a":1}` {
+			t.Errorf("PUT: the upstream got body %q", seen.Body)
+		}
+	}
+}
