@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -108,11 +109,11 @@ func (u *lenientUpstream) ranForged() []string {
 	return out
 }
 
-// gwExchange writes data to the gateway on one connection and reads n
-// answers to it (to methods, in order).
-func gwExchange(t *testing.T, in *Instance, data string, methods ...string) []Response {
+// gwExchange writes data on one connection to base (the gateway, or nginx)
+// and reads the answers to it (to methods, in order).
+func gwExchange(t *testing.T, base string, data string, methods ...string) []Response {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(in.URL, "http://"), 10*time.Second)
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(base, "http://"), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,14 +152,20 @@ func TestGatewayUnexpectedBodyIsNoRequest(t *testing.T) {
 	t.Parallel()
 	up := newLenientUpstream(t)
 	in := Start(t, withUpstream(up.addr))
-	editor := gwUsers(t, in, "editor")["editor"]
+	unexpectedBodyIsNoRequest(t, in.URL, up, gwUsers(t, in, "editor")["editor"])
+}
+
+// unexpectedBodyIsNoRequest is TestGatewayUnexpectedBodyIsNoRequest through
+// base (the gateway, or nginx) to up, editor an editor in tenant prod.
+func unexpectedBodyIsNoRequest(t *testing.T, base string, up *lenientUpstream, editor gwUser) {
+	t.Helper()
 	smuggled := "DELETE /api/v1/tenants/other/nodes/all HTTP/1.1\r\nHost: up\r\n" +
 		"X-Infracast-Subject: user-forged\r\nX-Infracast-Tenant: other\r\nX-Infracast-Permissions: admin:*\r\nContent-Length: 0\r\n\r\n"
 	for _, method := range []string{"GET", "DELETE", "OPTIONS"} {
 		first := method + " /api/v1/tenants/prod/nodes HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + editor.Token +
 			fmt.Sprintf("\r\nContent-Length: %d\r\n\r\n", len(smuggled)) + smuggled
 		second := "GET /api/v1/tenants/prod/nodes/n1 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer " + editor.Token + "\r\n\r\n"
-		answers := gwExchange(t, in, first+second, method, "GET")
+		answers := gwExchange(t, base, first+second, method, "GET")
 		for i, want := range []string{method + " /api/v1/tenants/prod/nodes ", "GET /api/v1/tenants/prod/nodes/n1 "} {
 			if answers[i].Status != http.StatusOK || !strings.HasPrefix(string(answers[i].Raw), want) ||
 				strings.Contains(string(answers[i].Raw), "forged") {
@@ -214,7 +221,7 @@ func TestGatewayAddsNoRequestContentType(t *testing.T) {
 		if ct != "" {
 			header += "Content-Type: " + ct + "\r\n"
 		}
-		r := gwExchange(t, in, header+"\r\n"+`{"a":1}`, "PUT")[0]
+		r := gwExchange(t, in.URL, header+"\r\n"+`{"a":1}`, "PUT")[0]
 		expectStatus(t, "PUT", r, http.StatusOK)
 		seen := up.last()
 		if got := seen.Header.Values("Content-Type"); len(got) != len(strings.Fields(ct)) || ct != "" && got[0] != ct {
@@ -222,6 +229,54 @@ func TestGatewayAddsNoRequestContentType(t *testing.T) {
 		}
 		if string(seen.Body) != `{"a":1}` {
 			t.Errorf("PUT: the upstream got body %q", seen.Body)
+		}
+	}
+}
+
+// TestShippedNginxKeepsNoConnectionAfterABodyOrHead: the shipped nginx
+// configuration (docs/nginx/infracast.conf, with real nginx) sends a body on
+// a method other than POST, PUT or PATCH, and HEAD, on a connection it does
+// not reuse, with "Connection: close": the resource service runs no request
+// nobody authorized, and no client reads the answer an upstream sent after
+// HEAD's (outside check 19a saw both through nginx's kept-alive connections).
+func TestShippedNginxKeepsNoConnectionAfterABodyOrHead(t *testing.T) {
+	t.Parallel()
+	bin := faNginxBinary(t)
+	shipped, err := os.ReadFile("../docs/nginx/infracast.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Start(t)
+	up := newLenientUpstream(t)
+	upAddr := strings.TrimPrefix(up.addr, "http://")
+	front := freeAddr(t)
+	conf, err := faTemplate(string(shipped), []faReplacement{
+		{"server auth1:8080", "server " + strings.TrimPrefix(in.URL, "http://")},
+		{"server auth2:8080", "server " + strings.TrimPrefix(in.URL, "http://")},
+		{"upstream resources_once {\n    server 127.0.0.1:9000;", "upstream resources_once {\n    server " + upAddr + ";"},
+		{"server 127.0.0.1:9000;", "server " + upAddr + ";"},
+		{"listen 9000;", "listen " + freeAddr(t) + ";"}, // the sample resource service, unused here
+		{"listen 80;", "listen " + front + ";"},
+	})
+	if err != nil {
+		t.Fatalf("docs/nginx/infracast.conf: %v", err)
+	}
+	faStartNginx(t, bin, conf, front)
+	base := "http://" + front
+	u := gwUsers(t, in, "editor", "viewer", "admin")
+	unexpectedBodyIsNoRequest(t, base, up, u["editor"])
+	for i := range 6 { // either nginx worker
+		r := gwExchange(t, base, "HEAD /api/v1/tenants/prod/reports/late-body HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+
+			u["viewer"].Token+"\r\nConnection: close\r\n\r\n", "HEAD")[0]
+		if r.Status != http.StatusOK {
+			t.Fatalf("HEAD %d through nginx: %d %s", i, r.Status, r.Raw)
+		}
+		victim := gwExchange(t, base, "GET /api/v1/tenants/prod/nodes/mine HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "+
+			u["admin"].Token+"\r\nConnection: close\r\n\r\n", "GET")[0]
+		if want := "GET /api/v1/tenants/prod/nodes/mine subject=" + u["admin"].ID; victim.Status != http.StatusOK ||
+			victim.Header.Get("X-Planted") != "" || !strings.HasPrefix(string(victim.Raw), want) {
+			t.Fatalf("after HEAD %d through nginx, another client's GET was answered %d %v %q, want 200 %q…",
+				i, victim.Status, victim.Header, victim.Raw, want)
 		}
 	}
 }

@@ -72,6 +72,7 @@ func nginxForwardAuthKeepAlive(t *testing.T, in *Instance, viewer gwUser) {
 	conf, err := faTemplate(string(shipped), []faReplacement{
 		{"server auth1:8080", "server " + toService.addr},
 		{"server auth2:8080", "server " + toService.addr},
+		{"upstream resources_once {\n    server 127.0.0.1:9000;", "upstream resources_once {\n    server " + toUpstream.addr + ";"},
 		{"server 127.0.0.1:9000;", "server " + toUpstream.addr + ";"},
 		{"listen 9000;", "listen " + freeAddr(t) + ";"}, // the sample resource service, unused here
 		{"listen 80;", "listen " + front + ";"},
@@ -361,6 +362,7 @@ func TestNginxForwardAuthUnavailable(t *testing.T) {
 		conf, err := faTemplate(string(shipped), []faReplacement{
 			{"server auth1:8080", "server " + authAddr},
 			{"server auth2:8080", "server " + authAddr},
+			{"upstream resources_once {\n    server 127.0.0.1:9000;", "upstream resources_once {\n    server " + resourceAddr + ";"},
 			{"server 127.0.0.1:9000;", "server " + resourceAddr + ";"},
 			{"listen 9000;", "listen " + freeAddr(t) + ";"},
 			{"listen 80;", "listen " + front + ";"},

@@ -47,6 +47,7 @@ func TestShippedNginxBehindALoadBalancerJudgesTheClient(t *testing.T) {
 	conf, err := faTemplate(string(shipped), []faReplacement{
 		{"server auth1:8080", "server " + addr},
 		{"server auth2:8080", "server " + addr},
+		{"upstream resources_once {\n    server 127.0.0.1:9000;", "upstream resources_once {\n    server " + strings.TrimPrefix(up.srv.URL, "http://") + ";"},
 		{"server 127.0.0.1:9000;", "server " + strings.TrimPrefix(up.srv.URL, "http://") + ";"},
 		{"listen 9000;", "listen " + freeAddr(t) + ";"},
 		{"listen 80;", "listen " + inner + ";"},

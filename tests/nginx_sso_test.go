@@ -32,6 +32,7 @@ func TestShippedNginxServesTheSignInAndSSO(t *testing.T) {
 	conf, err := faTemplate(string(shipped), []faReplacement{
 		{"server auth1:8080", "server " + strings.TrimPrefix(in.URL, "http://")},
 		{"server auth2:8080", "server " + strings.TrimPrefix(in.URL, "http://")},
+		{"upstream resources_once {\n    server 127.0.0.1:9000;", "upstream resources_once {\n    server " + freeAddr(t) + ";"},
 		{"server 127.0.0.1:9000;", "server " + freeAddr(t) + ";"},
 		{"listen 9000;", "listen " + freeAddr(t) + ";"},
 		{"listen 80;", "listen " + front + ";"},
