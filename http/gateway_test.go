@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -610,5 +612,53 @@ func TestGatewayRewriteStaysOnTheGateway(t *testing.T) {
 				t.Errorf("%s: %q became %q, want %q", k, v, got, w)
 			}
 		}
+	}
+}
+
+// TestUpstreamConnNotReusedAfterBodilessAnswer: a connection whose answer had
+// a status without a body (1xx, 204, 304) — seen however the status line is
+// split between reads — refuses the next request unwritten
+// (errUpstreamBodilessAnswer), so fasthttp closes it and sends the request
+// on another: an upstream may send a body after such an answer, which the
+// next request would read as its own (outside check 19a). After other
+// answers, and over TLS (encrypted bytes), it writes as before.
+func TestUpstreamConnNotReusedAfterBodilessAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		reads []string
+		tls   bool
+		want  error
+	}{
+		{[]string{"HTTP/1.1 204 No Content\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"HTTP/1.1 3", "04 Not Modified\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"H", "TTP/1.0 103 Early Hints\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}, false, nil},
+		{[]string{"HTTP/1.1 2", "00 OK\r\nContent-Length: 3\r\n\r\n204"}, false, nil},
+		{[]string{"HTTP/1.1 204 No Content\r\n\r\n"}, true, nil},
+	} {
+		client, server := net.Pipe()
+		c := &idleTimeoutConn{Conn: client, idle: time.Minute, tls: tc.tls, turns: 1}
+		go func() {
+			buf := make([]byte, 256)
+			for {
+				if _, err := server.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range tc.reads {
+			go func() { _, _ = server.Write([]byte(r)) }()
+			buf := make([]byte, len(r))
+			if _, err := io.ReadFull(c, buf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); !errors.Is(err, tc.want) {
+			t.Errorf("%q (tls %v): the next write returned %v, want %v", tc.reads, tc.tls, err, tc.want)
+		}
+		client.Close()
+		server.Close()
 	}
 }
