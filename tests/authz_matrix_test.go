@@ -207,7 +207,6 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	su1, su2 := scimUser(scim1, amT1), scimUser(scim2, amT2)
 	sg1, sg2 := scimGroup(scim1, amT1), scimGroup(scim2, amT2)
-	_, _ = su1, sg1
 
 	// Static targets: read by GETs, and the T2 and missing ones of writes
 	// (which must fail, so they stay as they are). Writes to T1 targets
@@ -557,15 +556,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Helper()
 		t.Errorf("%s as %s on %s (%s): %d %s — %s\n\tbody: %.300s", c.op, c.caller.name, c.variant, c.path, c.res.Status, code(c.res), fmt.Sprintf(rule, args...), c.res.Raw)
 	}
-	live := func(c *amCaller) {
-		if c.kind == "invalid" || c.kind == "scim1" {
-			if c.token == "" && c.hdr == nil {
-				c.token, c.hdr = c.cred()
-			}
-			return
-		}
+	// live makes the caller's credential when it has none, and (check)
+	// again when it no longer signs in: a write may have ended it (logout).
+	live := func(c *amCaller, check bool) {
 		if c.token != "" || c.hdr != nil {
-			if doReq(t, in, request{Method: "GET", Path: "/api/v1/auth/me", Token: c.token, Header: c.hdr}).Status == http.StatusOK {
+			if !check || c.kind == "invalid" || c.kind == "scim1" ||
+				doReq(t, in, request{Method: "GET", Path: "/api/v1/auth/me", Token: c.token, Header: c.hdr}).Status == http.StatusOK {
 				return
 			}
 		}
@@ -596,7 +592,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			default:
 				fresh = true
 			}
-			live(c)
+			live(c, false)
 			tgs := amTargets(o, fresh)
 			if c.kind == "nocsrf" {
 				tgs = tgs[:1]
@@ -610,9 +606,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					r.Header[k] = v
 				}
 				cells = append(cells, cell{op: o, caller: c, variant: tg.variant, path: tg.path, res: amDo(t, in, r)})
-				if o.method != "GET" && c.kind != "invalid" {
-					live(c) // a write may have ended the caller (logout)
-				}
+				live(c, o.method != "GET")
 			}
 		}
 	}
@@ -672,7 +666,18 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 		byVariant[k][c.variant] = c
 	}
-	for _, vs := range byVariant {
+	ks := make([]key, 0, len(byVariant))
+	for k := range byVariant {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].op != ks[j].op {
+			return ks[i].op < ks[j].op
+		}
+		return ks[i].caller < ks[j].caller
+	})
+	for _, k := range ks {
+		vs := byVariant[k]
 		other, ok1 := vs["other"]
 		none, ok2 := vs["none"]
 		if ok1 && ok2 && (other.res.Status != none.res.Status || code(other.res) != code(none.res)) {
