@@ -1,11 +1,15 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -64,12 +68,52 @@ func TestSSOFailuresLogNoEchoedSecret(t *testing.T) {
 		t.Fatalf("go-oidc's error no longer carries the body; this test's premise changed: %v", err)
 	}
 	logged := userinfoError(err)
-	if strings.Contains(logged.Error(), "CANARY") || !strings.Contains(logged.Error(), "500 Internal Server Error") {
+	if strings.Contains(logged.Error(), "CANARY") || !strings.Contains(logged.Error(), "answered 500 ") {
 		t.Fatalf("userinfo logged %q: want the status without the body", logged)
 	}
-	for _, kept := range []string{"oidc: failed to decode userinfo: unexpected end of JSON input", "Get \"https://idp.example/userinfo\": dial tcp: connection refused"} {
-		if got := userinfoError(errorString(kept)).Error(); got != kept {
+	for _, kept := range []error{errorString("oidc: failed to decode userinfo: unexpected end of JSON input"),
+		&url.Error{Op: "Get", URL: "https://idp.example/userinfo", Err: errorString("dial tcp: connection refused")}} {
+		if got := userinfoError(kept); got != kept {
 			t.Fatalf("go-oidc's own error %q became %q", kept, got)
+		}
+	}
+}
+
+// TestUserinfoStatusLinesLogNoEcho: a status line without a reason phrase
+// ("HTTP/1.1 401": go-oidc's error is then "401: <body>"), an unregistered
+// code, or a reason phrase that itself echoes the token — the log keeps the
+// code alone (re-check 19r2).
+func TestUserinfoStatusLinesLogNoEcho(t *testing.T) {
+	const accessToken = "CANARYaccess-token-abc"
+	for _, statusLine := range []string{"HTTP/1.1 401", "HTTP/1.1 520", "HTTP/1.1 401 Bearer " + accessToken, "HTTP/1.1 500 Internal Server Error"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err != nil {
+				return
+			}
+			body := "echo " + req.Header.Get("Authorization")
+			fmt.Fprintf(c, "%s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", statusLine, len(body), body)
+		}()
+		ctx := context.Background()
+		base := "http://" + ln.Addr().String()
+		prov := (&oidc.ProviderConfig{IssuerURL: base, UserInfoURL: base + "/userinfo"}).NewProvider(ctx)
+		_, err = prov.UserInfo(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken, TokenType: "Bearer"}))
+		ln.Close()
+		if err == nil || !strings.Contains(err.Error(), accessToken) {
+			t.Fatalf("%q: go-oidc's error no longer carries the body; this test's premise changed: %v", statusLine, err)
+		}
+		logged := userinfoError(err).Error()
+		if want := "answered " + statusLine[len("HTTP/1.1 "):][:3] + " "; strings.Contains(logged, "CANARY") || !strings.Contains(logged, want) {
+			t.Errorf("%q: logged %q; want the code alone (%q)", statusLine, logged, want)
 		}
 	}
 }

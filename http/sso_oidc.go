@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -562,16 +563,26 @@ func loggableOAuthError(code string) string {
 
 // userinfoError is what the log may say of a failed userinfo request:
 // go-oidc puts the answer's status and whole body in its error ("500
-// Internal Server Error: <body>"), and a body may echo the request —
-// the user's access token at the IdP (outside check 19f). The status is
-// kept, the body dropped; go-oidc's own errors (no body in them) pass.
+// Internal Server Error: <body>"; "401: <body>" when the status line has no
+// reason phrase), and a body — or a reason phrase — may echo the request:
+// the user's access token at the IdP (outside checks 19f, 19r2). So only
+// go-oidc's own errors ("oidc: …", no body in them) and the transport's
+// (*url.Error: the endpoint's URL, no token) pass; of anything else, the
+// status code's digits alone.
 func userinfoError(err error) error {
+	var ue *url.Error
 	msg := err.Error()
-	if len(msg) < 4 || msg[0] < '1' || msg[0] > '5' || !isDigit(msg[1]) || !isDigit(msg[2]) || msg[3] != ' ' {
+	if errors.As(err, &ue) || strings.HasPrefix(msg, "oidc: ") {
 		return err
 	}
-	status, _, _ := strings.Cut(msg, ": ")
-	return fmt.Errorf("userinfo endpoint answered %.40s (body not logged)", status)
+	n := 0
+	for n < len(msg) && n < 3 && isDigit(msg[n]) {
+		n++
+	}
+	if n == 3 && (len(msg) == 3 || !isDigit(msg[3])) {
+		return fmt.Errorf("userinfo endpoint answered %s (the rest not logged)", msg[:3])
+	}
+	return errors.New("userinfo request failed (its error not logged: it may carry the answer's body)")
 }
 
 func isDigit(b byte) bool { return '0' <= b && b <= '9' }
