@@ -251,7 +251,10 @@ func TestPasswordChangesRacedBySelf(t *testing.T) {
 // TestPasswordOfADeactivatedUser: a platform admin setting a deactivated
 // user's password gets 409 saying why — it was 401 "Invalid or expired
 // token", which reads as the admin's own token failing (an outside check;
-// clients may sign the admin out) — and nothing changes.
+// clients may sign the admin out) — and nothing changes. The answer comes
+// from the command's decision on the user as stored, so a deactivation
+// landing while the request is under way answers the same (re-check 19r2:
+// it answered 401 when the handler's own look had found the user active).
 func TestPasswordOfADeactivatedUser(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
