@@ -140,7 +140,9 @@ type (
 		// IdleTTL, when set, expires a session not refreshed for that long.
 		IdleTTL time.Duration
 		// ReuseInterval: how long after a rotation the token it spent may
-		// be presented again for the same successor (0: never).
+		// be presented again for the same successor (0: never); a deciding
+		// replica allows ClockSkewTolerance more, its clock against the
+		// rotating replica's.
 		ReuseInterval time.Duration
 	}
 	// RevokeSession ends the session and every token issued from it.
@@ -148,7 +150,8 @@ type (
 	// RevokeAccessToken revokes one access token issued from the session.
 	// A token whose revocation is known already (AlreadyRevoked), or that
 	// is refused anyway — past ExpiresAt plus Leeway (the clock skew
-	// tolerated on exp) at Now — needs no event: the answer is the same
+	// tolerated on exp) plus ClockSkewTolerance (the replicas' clocks
+	// differ) at Now — needs no event: the answer is the same
 	// (RFC 7009: 200) and a client repeating it wrote one event per call
 	// (an outside check, 18q: 1,994 in 1.3 s). A zero Now skips the
 	// expiry check.
@@ -243,7 +246,12 @@ func DecideSession(s Session, cmd SessionCommand) ([]Event, error) {
 		if s.Revoked || c.TokenID == "" || c.AlreadyRevoked {
 			return nil, nil
 		}
-		if !c.Now.IsZero() && !c.Now.Before(c.ExpiresAt.Add(c.Leeway)) {
+		// Refused anyway by every replica — past the leeway by this one's
+		// clock, and by more than the tolerated skew (ClockSkewTolerance):
+		// decided on this clock alone, a replica ahead answered 200, wrote
+		// nothing, and one behind still accepted the token (an outside
+		// check, 19b).
+		if !c.Now.IsZero() && !c.Now.Before(c.ExpiresAt.Add(c.Leeway+ClockSkewTolerance)) {
 			return nil, nil // expired: refused without a revocation
 		}
 		return []Event{SessionTokenRevoked{SessionID: s.ID, TokenID: c.TokenID, ExpiresAt: c.ExpiresAt.UTC()}}, nil
@@ -287,14 +295,18 @@ func EvolveSession(s Session, e Event) Session {
 // token: a client racing its own refresh, or retrying one whose answer it
 // lost. Only the token spent last qualifies (an older one is reuse at any
 // time), the interval counts from the rotation (granting it again does not
-// extend it), and at exactly ReuseInterval it is over. A successor that does
+// extend it), and it is over at exactly ReuseInterval plus
+// ClockSkewTolerance by this replica's clock: RotatedAt is the clock of the
+// replica that rotated, and a retry within the interval that reached a
+// replica a few seconds ahead revoked the session as theft (an outside
+// check, 19b). With the interval off (0) nothing is granted. A successor that does
 // not match (a token rotated before successors were derived, or under
 // another master key) is not granted: the client could not be given it.
 func (s Session) withinReuseInterval(c RefreshSession) bool {
 	n := len(s.SpentHashes)
 	return c.Rotate && c.ReuseInterval > 0 && n > 0 &&
 		hashEqual(c.PresentedHash, s.SpentHashes[n-1]) &&
-		c.Now.Before(s.RotatedAt.Add(c.ReuseInterval)) &&
+		c.Now.Before(s.RotatedAt.Add(c.ReuseInterval+ClockSkewTolerance)) &&
 		hashEqual(c.NewRefreshTokenHash, s.RefreshTokenHash)
 }
 

@@ -316,9 +316,23 @@ func TestDecideSession(t *testing.T) {
 			then:  outcome{events: events(SessionTokenRevoked{SessionID: sid, TokenID: "t-1", ExpiresAt: t0})},
 		},
 		{
-			name:  "revoke access token: expired (past the leeway) changes nothing",
+			// A replica whose clock is ClockSkewTolerance behind this one
+			// still accepts the token (an outside check, 19b).
+			name:  "revoke access token: past the leeway, within the tolerated skew",
 			given: events(sessionStarted()),
-			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0, Now: t0.Add(30 * time.Second), Leeway: 30 * time.Second},
+			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0, Now: t0.Add(30*time.Second + ClockSkewTolerance - time.Nanosecond), Leeway: 30 * time.Second},
+			then:  outcome{events: events(SessionTokenRevoked{SessionID: sid, TokenID: "t-1", ExpiresAt: t0})},
+		},
+		{
+			name:  "revoke access token: expired (past the leeway and the tolerated skew) changes nothing",
+			given: events(sessionStarted()),
+			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0, Now: t0.Add(30*time.Second + ClockSkewTolerance), Leeway: 30 * time.Second},
+			then:  outcome{},
+		},
+		{
+			name:  "revoke access token: long expired changes nothing",
+			given: events(sessionStarted()),
+			when:  RevokeAccessToken{TokenID: "t-1", ExpiresAt: t0, Now: t0.Add(time.Hour), Leeway: 30 * time.Second},
 			then:  outcome{},
 		},
 		{
@@ -405,15 +419,23 @@ func TestDecideSessionReuseInterval(t *testing.T) {
 			then:  granted(rotatedAt.Add(interval - time.Nanosecond)),
 		},
 		{
+			// A retry inside the interval that reached a replica whose
+			// clock is ahead of the rotating one's (an outside check, 19b).
+			name:  "this replica's clock ahead: granted until the interval plus the tolerated skew",
+			given: events(sessionStarted(), rotated),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval + ClockSkewTolerance - time.Nanosecond) }),
+			then:  granted(rotatedAt.Add(interval + ClockSkewTolerance - time.Nanosecond)),
+		},
+		{
 			name:  "this replica's clock a little behind the one that rotated",
 			given: events(sessionStarted(), rotated),
 			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(-time.Second) }),
 			then:  granted(rotatedAt.Add(-time.Second)),
 		},
 		{
-			name:  "at exactly the end of the interval: reuse",
+			name:  "at exactly the end of the interval plus the tolerated skew: reuse",
 			given: events(sessionStarted(), rotated),
-			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval) }),
+			when:  again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval + ClockSkewTolerance) }),
 			then:  reuse,
 		},
 		{
@@ -466,7 +488,7 @@ func TestDecideSessionReuseInterval(t *testing.T) {
 			name: "the interval counts from the rotation: a grant does not extend it",
 			given: events(sessionStarted(), rotated,
 				SessionRefreshed{SessionID: sid, TokenID: "t-2", At: rotatedAt.Add(9 * time.Second), RefreshTokenReissued: true}),
-			when: again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval) }),
+			when: again(func(c *RefreshSession) { c.Now = rotatedAt.Add(interval + ClockSkewTolerance) }),
 			then: reuse,
 		},
 		{

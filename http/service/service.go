@@ -112,7 +112,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Metrics = authhttp.NewMetrics()
 	s.Model = projections.NewModel()
 	s.Model.AddressWindow = cfg.LoginLockout
-	s.Model.RevokedTokenGrace = accessTokenLeeway
+	s.Model.RevokedTokenGrace = accessTokenLeeway + domain.ClockSkewTolerance
 	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
 	s.Model.OnJournalDamage = s.journalDamage
 	s.restoreSnapshot(openCtx)
@@ -652,7 +652,9 @@ func (s *Service) connect() error {
 
 // accessTokenLeeway is the clock skew tolerated on an access token's exp
 // (and nbf, iat): it is accepted until then plus this; the read models keep
-// its revocation as long (projections.Model.RevokedTokenGrace).
+// its revocation as long plus domain.ClockSkewTolerance
+// (projections.Model.RevokedTokenGrace), as long as a revocation of it is
+// still written (domain.RevokeAccessToken): a repeat finds it revoked.
 const accessTokenLeeway = 30 * time.Second
 
 // initialConnectWait bounds how long Start keeps trying to reach an external
