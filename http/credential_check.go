@@ -88,7 +88,13 @@ type credCheck struct {
 	// issuedUpTo: the latest moment it may have been issued when issued is
 	// known to the second only (an access token's iat); else zero.
 	issuedUpTo time.Time
-	blockers   []blocker // what stopped it, in any order
+	// leeway: how long before issued enforcement accepts it already (an
+	// access token's iat/nbf, which the token verifier allows the clock
+	// skew on: a replica behind the issuing one's clock accepts it); else
+	// zero.
+	leeway   time.Duration
+	blockers []blocker // what stopped it, in any order
+	recorded time.Time // the deciding blocker's recorded (decide)
 }
 
 // blocker is one thing that made a credential unusable from a moment on.
@@ -96,6 +102,9 @@ type blocker struct {
 	reason string
 	since  sinceJSON
 	at     time.Time
+	// recorded: the event's own time when it is before the credential's
+	// issue and at is the issue instead (blockAfterIssue); else zero.
+	recorded time.Time
 }
 
 func (ck *credCheck) notOurs(note string) {
@@ -110,6 +119,21 @@ func (ck *credCheck) block(reason string, at time.Time, since sinceJSON) {
 		since.Time = rfc3339Nano(at)
 	}
 	ck.blockers = append(ck.blockers, blocker{reason: reason, since: since, at: at})
+}
+
+// blockAfterIssue blocks from an event that came after the credential's
+// issue — a revocation of its session, or of the token itself. Its time is
+// the clock of the replica that wrote it; one behind the issuing replica's
+// dated it before issued_at, and the answer's since was then before the
+// token's issue (an outside check, 19b): since is issued_at then, with a
+// note naming the event's own time.
+func (ck *credCheck) blockAfterIssue(reason string, at time.Time, since sinceJSON) {
+	if !at.Before(ck.issued) {
+		ck.block(reason, at, since)
+		return
+	}
+	since.Time = rfc3339Nano(ck.issued)
+	ck.blockers = append(ck.blockers, blocker{reason: reason, since: since, at: ck.issued, recorded: at})
 }
 
 // blockRef blocks from an event of the access history.
@@ -129,10 +153,16 @@ func (ck *credCheck) decide(at time.Time) {
 	if ck.out.Reason != "" { // not ours
 		return
 	}
-	if at.Before(ck.issued) {
+	if at.Before(ck.issued.Add(-ck.leeway)) {
 		ck.out.Reason = reasonNotYetIssued
 		ck.out.Since = nil
 		return
+	}
+	if at.Before(ck.issued) {
+		// Enforcement accepts it then: the check must not say otherwise
+		// (an outside check, 19b: a replica 5 s behind the issuing one
+		// accepted the token and answered not_yet_issued for it).
+		ck.out.Notes = append(ck.out.Notes, fmt.Sprintf("The moment asked is before its issued_at, by less than the %s of clock skew the service tolerates on iat and nbf: a replica whose clock was that much behind the issuing one's accepted it then.", ck.leeway))
 	}
 	var first *blocker
 	for i := range ck.blockers {
@@ -152,6 +182,7 @@ func (ck *credCheck) decide(at time.Time) {
 	ck.out.Reason = first.reason
 	since := first.since
 	ck.out.Since = &since
+	ck.recorded = first.recorded
 }
 
 // credentialCheck: POST /api/v1/audit/credential-check.
@@ -237,6 +268,10 @@ func (s *Server) credentialCheck(c *fiber.Ctx) error {
 	case hidden:
 		ck.out.Since = nil
 		ck.out.Notes = append(ck.out.Notes, "What ended it is an event that concerns no tenant you may read: it is not shown.")
+	}
+	if ck.out.Since != nil && !ck.recorded.IsZero() {
+		ck.out.Notes = append(ck.out.Notes, fmt.Sprintf("The event that ended it is dated %s, %s before its issued_at: the clock of the replica that wrote it was behind the issuing one's by that much at least (docs/operations.md, Clocks). It was usable until that event; since gives its issued_at.",
+			rfc3339Nano(ck.recorded), ck.issued.Sub(ck.recorded)))
 	}
 	if ck.out.Usable && ck.keyID != "" {
 		if a, found, err := s.deps.History.KeyAccess(ck.keyID, at); err == nil && found && len(a.Grants) == 0 {
@@ -395,6 +430,7 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 		ck.issued = claims.NotBefore.Time
 	}
 	ck.issuedUpTo = ck.issued.Add(time.Second - time.Nanosecond)
+	ck.leeway = cfg.Leeway
 	exp := claims.ExpiresAt.Time
 	ck.out.IssuedAt, ck.out.ExpiresAt = rfc3339Nano(ck.issued), rfc3339Nano(exp)
 	ck.block(reasonExpired, exp, sinceJSON{})
@@ -407,10 +443,9 @@ func (s *Server) checkAccessToken(ctx context.Context, raw string, at time.Time)
 	}
 	for _, ev := range sess.events {
 		switch {
-		case ev.Type == domain.TypeSessionTokenRevoked && ev.TokenID == claims.ID:
-			ck.block(reasonRevoked, ev.at, ev.since)
-		case ev.Type == domain.TypeSessionRevoked:
-			ck.block(reasonRevoked, ev.at, ev.since)
+		case ev.Type == domain.TypeSessionTokenRevoked && ev.TokenID == claims.ID,
+			ev.Type == domain.TypeSessionRevoked:
+			ck.blockAfterIssue(reasonRevoked, ev.at, ev.since)
 		}
 	}
 	if !sess.expiresAt.IsZero() {

@@ -94,7 +94,10 @@ func TestCredentialCheckReasons(t *testing.T) {
 	if err != nil {
 		t.Fatalf("issued_at: %s", r.Raw)
 	}
-	expectVerdict(t, "before its issue", credCheck(t, in, admin, map[string]string{"token": a1, "at": ts(issued.Add(-time.Second))}), access, false, "not_yet_issued", nil, "")
+	// Before its issue by more than the 30 s leeway on iat; within it,
+	// usable, as enforcement judges it (an outside check, 19b).
+	expectVerdict(t, "before its issue", credCheck(t, in, admin, map[string]string{"token": a1, "at": ts(issued.Add(-31 * time.Second))}), access, false, "not_yet_issued", nil, "")
+	expectVerdict(t, "before its issue, within the leeway", credCheck(t, in, admin, map[string]string{"token": a1, "at": ts(issued.Add(-time.Second))}), access, true, "", nil, "")
 	expectVerdict(t, "fresh refresh token", credCheck(t, in, admin, map[string]string{"token": r1}), refreshTok, true, "", nil, "")
 	started := lastEventOf(t, in, admin, "session.started", sid1)
 	expectVerdict(t, "refresh token before its session", credCheck(t, in, admin, map[string]string{"token": r1, "at": before(started, t)}), refreshTok, false, "not_yet_issued", nil, "")
