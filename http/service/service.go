@@ -58,6 +58,7 @@ type Service struct {
 	cancelUsage   context.CancelFunc
 	runnerDone    chan struct{}
 	usageDone     chan struct{}
+	clockOffset   atomic.Int64 // clock.go: this replica's clock minus the event store's, in nanoseconds
 
 	// bootstrapPasswordIgnored is set by WaitReady (BootstrapPasswordIgnored).
 	bootstrapPasswordIgnored atomic.Bool
@@ -216,11 +217,14 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		snapshotsDone, pruneDone := make(chan struct{}), make(chan struct{})
 		go func() { defer close(snapshotsDone); s.runSnapshots(runCtx) }()
 		go func() { defer close(pruneDone); s.runPrune(runCtx, time.Minute) }()
+		clockDone := make(chan struct{})
+		go func() { defer close(clockDone); s.runClockCheck(runCtx) }()
 		markDone := make(chan uint64, 1)
 		go func() { markDone <- s.runSeqMark(runCtx, marked) }()
 		s.Runner.Run(runCtx)
 		<-snapshotsDone
 		<-pruneDone
+		<-clockDone
 		// A clean shutdown leaves the marker at the last sequence applied.
 		written := <-markDone
 		s.markSeq(&written)
@@ -329,6 +333,10 @@ func (s *Service) registerMetrics() {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_projection_skipped_events_total", Help: "Undecodable events skipped by the projections.",
 		}, func() float64 { return float64(s.Model.Skipped()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "infracast_clock_offset_seconds",
+			Help: "This replica's clock minus the event store's (the NATS stream leader's), measured every 10 s; beyond ±1 s it is logged as a warning (docs/operations.md, Clocks).",
+		}, func() float64 { return s.ClockOffset().Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "infracast_event_store_connected", Help: "1 while the NATS connection is up.",
 		}, func() float64 {
