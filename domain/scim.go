@@ -208,6 +208,19 @@ func (c SCIMConnection) Within(u User) bool {
 	return true
 }
 
+// Shares reports whether u holds a role in at least one of the
+// connection's tenants. Within alone is true of a user in no tenant at all
+// (nothing it holds is outside), who is no tenant's: a tenant connection
+// learns about a user only what its tenants' admins see (re-check 19r2).
+func (c SCIMConnection) Shares(u User) bool {
+	for t := range u.Tenants {
+		if c.HasTenant(t) {
+			return true
+		}
+	}
+	return false
+}
+
 // RolesFor returns the role that membership of the named groups (SCIM
 // displayNames, compared exactly) gives in each governed tenant: the
 // strongest any of them maps to there. A governed tenant that none of the

@@ -295,6 +295,26 @@ func (m *Model) SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool) 
 	return domain.SCIMLink{}, false
 }
 
+// SCIMLinkByExternalID finds the user connection connID provisions with the
+// SCIM externalId externalID (compared exactly: it is case-exact, RFC
+// 7643). It scans the connection's users, as SCIMLinkByUserName does: it
+// serves SCIM creates, which must not give one externalId a second user of
+// the connection (a tenant connection links no identity that would find the
+// first).
+func (m *Model) SCIMLinkByExternalID(connID, externalID string) (domain.SCIMLink, bool) {
+	if externalID == "" {
+		return domain.SCIMLink{}, false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, key := range m.scim.connUsers[connID] {
+		if l := m.scim.links[key]; l.state.Profile.ExternalID == externalID {
+			return l.state, true
+		}
+	}
+	return domain.SCIMLink{}, false
+}
+
 // SCIMFormerLinkByExternalID finds the user connection connID provisioned
 // with the SCIM externalId externalID (compared exactly: it is case-exact,
 // RFC 7643) and no longer provisions — deleted by the identity provider:

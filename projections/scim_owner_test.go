@@ -109,3 +109,30 @@ func TestSCIMFormerLinkByExternalID(t *testing.T) {
 		t.Fatalf("restored: scim-1 provisions %d users, want 1", users)
 	}
 }
+
+// TestSCIMLinkByExternalID: a connection's live record is found by its
+// externalId (exactly), by that connection only, while linked only.
+func TestSCIMLinkByExternalID(t *testing.T) {
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	m := NewModel()
+	seq := uint64(0)
+	apply := func(connID, userID string, e domain.Event) {
+		seq++
+		m.Apply(seq, events.Envelope{AggregateID: domain.SCIMLinkKey(connID, userID), Type: e.EventType(), OccurredAt: at}, e)
+	}
+	apply("scim-1", "user-a", domain.SCIMUserLinked{ConnectionID: "scim-1", UserID: "user-a", Method: domain.SCIMLinkCreated,
+		Profile: domain.SCIMProfile{UserName: "a", ExternalID: "00u-x"}, LinkedAt: at})
+	check := func(connID, ext, want string) {
+		t.Helper()
+		l, ok := m.SCIMLinkByExternalID(connID, ext)
+		if ok != (want != "") || l.UserID != want {
+			t.Fatalf("SCIMLinkByExternalID(%s, %s) = %q (found %v), want %q", connID, ext, l.UserID, ok, want)
+		}
+	}
+	check("scim-1", "00u-x", "user-a")
+	check("scim-1", "00U-X", "")
+	check("scim-2", "00u-x", "")
+	check("scim-1", "", "")
+	apply("scim-1", "user-a", domain.SCIMUserUnlinked{ConnectionID: "scim-1", UserID: "user-a"})
+	check("scim-1", "00u-x", "")
+}
