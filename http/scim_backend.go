@@ -84,14 +84,21 @@ func (b scimBackend) scimError(err error) error {
 		return scim.ErrConflict
 	case errors.Is(err, commands.ErrSCIMOtherIdentity):
 		// What to do, without whose account it is: the IdP's admin reads
-		// this in its provisioning log.
+		// this in its provisioning log. Only what exists: the API renames
+		// and removes no user, and a name renamed away stays reserved.
 		return scim.Errorf(http.StatusConflict, scim.Uniqueness, "A user with this userName exists and signs in with another SSO identity "+
 			"(another externalId, or another identity provider): it may be another person's account and is not taken over. "+
-			"A platform admin renames or removes that account — or, if it is this person's, unlinks its old identity — then send the user again")
+			"If it is this person's, a platform admin unlinks the old identity (DELETE /api/v1/admin/sso/{provider}/identities); "+
+			"if not, give this person another userName in the identity provider (names are never reused). Then send the user again")
 	case errors.Is(err, commands.ErrSCIMInactiveByName):
 		return scim.Errorf(http.StatusConflict, scim.Uniqueness, "A deactivated user has this userName: it may be a former holder's account and is not "+
-			"taken over (that would activate it again). An administrator activates it, if it is this person's, or a platform admin renames it — "+
-			"then send the user again")
+			"taken over (that would activate it again). If it is this person's, an administrator activates it (POST /api/v1/users/{id}/activate); "+
+			"if not, give this person another userName in the identity provider (names are never reused). Then send the user again")
+	case errors.Is(err, commands.ErrSCIMOtherPerson):
+		return scim.Errorf(http.StatusConflict, scim.Uniqueness, "This user is deactivated and the update gives it another externalId: "+
+			"the account may be a former holder's and is not handed over (nothing was changed). If it is the same person, an administrator "+
+			"activates it (POST /api/v1/users/{id}/activate) and the update is sent again; if not, give the new person another userName "+
+			"in the identity provider (names are never reused) and provision them as a new user")
 	case errors.Is(err, commands.ErrUsernameTaken), errors.Is(err, commands.ErrSCIMNameTaken), errors.Is(err, domain.ErrAlreadyExists):
 		return scim.ErrUniqueness
 	case errors.Is(err, commands.ErrSCIMOutside):

@@ -57,6 +57,9 @@ type SCIMState interface {
 	SCIMLink(connID, userID string) (domain.SCIMLink, uint64, bool)
 	SCIMLinks(connID string) []domain.SCIMLink
 	SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool)
+	// SCIMLinkByExternalID: the user the connection provisions with that
+	// externalId.
+	SCIMLinkByExternalID(connID, externalID string) (domain.SCIMLink, bool)
 	// SCIMFormerLinkByExternalID: the connection's latest record of a user
 	// it provisioned with that externalId and no longer provisions.
 	SCIMFormerLinkByExternalID(connID, externalID string) (domain.SCIMLink, bool)
@@ -79,6 +82,12 @@ var (
 	// deactivated — a departed holder of the name, maybe: never adopted
 	// (and so activated again) by name.
 	ErrSCIMInactiveByName = fmt.Errorf("%w: the user of that name is deactivated", ErrUsernameTaken)
+	// ErrSCIMOtherPerson: an update gives a deactivated user of the
+	// connection another externalId: the identity provider now says the
+	// account is another person's (Okta gives a departed person's resource,
+	// found by its userName, to the new hire of that name), never handed
+	// over with the old one's password, factors and roles.
+	ErrSCIMOtherPerson = fmt.Errorf("%w: a deactivated user's externalId changed", ErrUsernameTaken)
 	// ErrSCIMOutside: the user holds roles outside the connection's tenants
 	// (or is a platform admin); the connection may not change it as a whole.
 	ErrSCIMOutside = errors.New("commands: the user holds roles outside the SCIM connection's tenants")
@@ -445,6 +454,14 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 		if _, taken := s.scim().SCIMLinkByUserName(connID, in.Profile.UserName); taken {
 			return scimTx{}, ErrUsernameTaken
 		}
+		if _, taken := s.scim().SCIMLinkByExternalID(connID, in.Profile.ExternalID); taken {
+			// An externalId the connection provisions already, under
+			// another userName: 409, as a platform connection's create
+			// finds that user by its identity (rule 1) and answers; a
+			// tenant connection, which links no identity, made a second
+			// user with the same externalId (re-check 19r2).
+			return scimTx{}, ErrUsernameTaken
+		}
 		issuer := s.scimIssuer(c)
 		var pend []pending
 		link := domain.LinkSCIMUser{ConnectionID: connID, Profile: in.Profile, Now: s.cfg.Now()}
@@ -512,12 +529,19 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 				// person's account, and one deactivated is a departed
 				// person's, whose adoption would activate it again with
 				// their password and factors (an outside check, 19e).
-				// Which of the two it is, is said only of a user inside
-				// the connection's tenants: of another tenant's, a tenant
-				// connection learns no more than that the name is taken.
+				// Which of the two it is, a tenant connection learns only
+				// of a user of its tenants (one who holds a role in one of
+				// them, and none elsewhere) or one it provisioned itself
+				// (and deleted: it knows that user is deactivated): of
+				// another tenant's user, or of one in no tenant at all
+				// (Within alone is true of those), no more than that the
+				// name is taken (re-check 19r2). A platform connection is
+				// a platform admin's.
 				other := s.state.SSOIdentityOtherThan(found.ID, issuer, in.Profile.ExternalID)
+				_, _, itsOwn := s.scim().SCIMLink(connID, found.ID)
+				shown := c.Platform || c.Within(found) && (c.Shares(found) || itsOwn)
 				switch {
-				case (other || !found.Active) && !c.Within(found):
+				case (other || !found.Active) && !shown:
 					return scimTx{}, ErrUsernameTaken
 				case other:
 					return scimTx{}, ErrSCIMOtherIdentity
@@ -739,7 +763,8 @@ type SCIMUserUpdate struct {
 // reservation: a name taken, or ever used, is ErrUsernameTaken). What
 // changes the user as a whole — activation, deactivation, a password, a
 // new username or e-mail — needs a user that holds nothing outside the
-// connection's tenants (else ErrSCIMOutside).
+// connection's tenants (else ErrSCIMOutside). A new (or removed) externalId
+// for a deactivated user is ErrSCIMOtherPerson, and nothing changes.
 //
 // The same update sent twice at once (an identity provider's retry after a
 // timeout, through two replicas) is answered as the first was: a refusal
@@ -792,6 +817,24 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 	}
 	if (activeChange || up.Password != "" || renamed || len(profile) > 0) && !c.Within(u) {
 		return ErrSCIMOutside
+	}
+	if up.Profile != nil && up.Profile.ExternalID != l.Profile.ExternalID && !u.Active &&
+		(l.Profile.ExternalID != "" || s.state.SSOIdentityOtherThan(u.ID, s.scimIssuer(c), up.Profile.ExternalID)) {
+		// A new externalId for a deactivated user — whether this update
+		// activates it or a later one would — is the identity provider
+		// saying this account is someone else now: Okta deactivates a
+		// departed person and never deletes them, finds that resource by
+		// its userName when a new hire gets the name, and sends its
+		// externalId with active: true. Taken, the new person had the
+		// departed one's account, old password and factors, its identity
+		// still linked (re-check 19r2: the create refused exactly this
+		// since 19e, the update did not). Refused, and nothing changes,
+		// when the record had an externalId before, or the user signs in
+		// with an identity other than the new one. Of an active user, a
+		// new externalId is the same person's new key (Entra ID switched
+		// from mailNickname to objectId, as scim.md asks): the account is
+		// in use, and nothing shows it changed hands.
+		return ErrSCIMOtherPerson
 	}
 	if up.Password != "" && !c.Platform {
 		return errSCIMPassword

@@ -186,10 +186,16 @@ func TestSCIMTenantConnectionRehire(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another tenant connection's create with the same externalId is no
-	// rehire of its own: by name, the user is inactive.
+	// rehire of its own: by name, the user is inactive — which it is not
+	// told of a user in none of its tenants that it never provisioned
+	// (re-check 19r2): the name is taken.
 	other := scimConn(t, svc, "okta", false)
-	refusedWithNothingWritten(t, s, svc, other, rae, commands.ErrSCIMInactiveByName)
-	// Another externalId under the name is no rehire either.
+	refusedWithNothingWritten(t, s, svc, other, rae, commands.ErrUsernameTaken)
+	if _, err := svc.SCIMCreateUser(ctx, events.Meta{Actor: events.Actor{Type: "scim", ID: other}}, other, rae); errors.Is(err, commands.ErrSCIMInactiveByName) {
+		t.Fatal("another tenant connection learns that the user is deactivated")
+	}
+	// Another externalId under the name is no rehire either (the
+	// connection that deleted the user is told why).
 	stranger := rae
 	stranger.Profile.ExternalID = "00u-someone-else"
 	refusedWithNothingWritten(t, s, svc, conn, stranger, commands.ErrSCIMInactiveByName)
