@@ -79,10 +79,15 @@ func TestSCIMTenantConnectionTakesNoAccount(t *testing.T) {
 	wantSCIM(t, "adopted with carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", tok,
 		`{`+userSchema+`,"userName":"carol-trap","externalId":"carol-sub","active":true}`), 201)
 	mailTrap := createUser(t, in, tadmin, "mail-trap", "carol@corp.example", map[string]string{"acme": "viewer"})
-	// And a user the connection creates, named after Carol's identity (an
+	// And a user a connection creates, named after Carol's identity (an
 	// outside check: her login then signed in as it, with the roles her
-	// groups give).
-	shadow := wantSCIM(t, "created with carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+	// groups give) — through another of tadmin's connections: one
+	// connection provisions one user per externalId (re-check 19r2).
+	wantSCIMError(t, "a second user for carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", tok,
+		`{`+userSchema+`,"userName":"carol-shadow","externalId":"carol-sub","active":true}`), http.StatusConflict, "uniqueness")
+	r = in.Do("POST", "/api/v1/admin/scim", tadmin, map[string]any{"provider": "corp", "tenants": []string{"acme"}})
+	expectStatus(t, "another tenant connection", r, http.StatusCreated)
+	shadow := wantSCIM(t, "created with carol's subject", scimCall(t, in, "POST", "/scim/v2/Users", r.String("token"),
 		`{`+userSchema+`,"userName":"carol-shadow","externalId":"carol-sub","active":true}`), 201).String("id")
 
 	// Carol signs in through SSO: her own account, not a trap.
@@ -110,7 +115,7 @@ func TestSCIMTenantConnectionTakesNoAccount(t *testing.T) {
 	} {
 		expectError(t, "tadmin: "+c.method+" "+c.path, in.Do(c.method, c.path, tadmin, map[string]any{"tenants": []string{"acme"}}), http.StatusNotFound, "NOT_FOUND")
 	}
-	if l := in.Do("GET", "/api/v1/admin/scim", tadmin, nil); len(l.JSON["connections"].([]any)) != 1 {
+	if l := in.Do("GET", "/api/v1/admin/scim", tadmin, nil); len(l.JSON["connections"].([]any)) != 2 { // its own two
 		t.Fatalf("tadmin's list: %s", l.Raw)
 	}
 	wantSCIM(t, "a platform connection pushes a password", scimCall(t, in, "POST", "/scim/v2/Users", pr.String("token"),
