@@ -559,8 +559,8 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 			// identity to it: a platform connection would hand it the
 			// person's SSO identity (found by name) or the roles their
 			// groups give elsewhere (found by identity). The name counts
-			// as taken until a platform admin looks (renames or removes
-			// the account).
+			// as taken (no API renames or removes a user: the IdP gives
+			// the person another userName).
 			return scimTx{}, ErrUsernameTaken
 		}
 		if ok {
