@@ -41,9 +41,7 @@ var axeSource string
 // no policy was broken and no secret was logged.
 func consoleChrome(t *testing.T) context.Context {
 	t.Helper()
-	ctx := newChrome(t)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*time.Minute) // newChrome's minute is too short for a journey
-	t.Cleanup(cancel)
+	ctx := newChromeFor(t, 4*time.Minute) // newChrome's minute is too short for a journey
 	if _, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: `
 window.__csp = []; window.__logs = [];
 document.addEventListener('securitypolicyviolation', function (e) { window.__csp.push(e.violatedDirective + ' ' + e.blockedURI); });

@@ -30,19 +30,41 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// chromeLifetime is how long newChrome's browser serves a test.
+const chromeLifetime = 60 * time.Second
+
+// newChrome is a headless Chromium for chromeLifetime.
 func newChrome(t *testing.T) context.Context {
+	t.Helper()
+	return newChromeFor(t, chromeLifetime)
+}
+
+// newChromeFor is a headless Chromium whose actions may run for lifetime:
+// the returned context ends then. The browser itself belongs to the test,
+// not to that context — chromedp ties a browser to the context of its first
+// action, so one started under a timeout died with it whatever the caller's
+// context said (consoleChrome's 4 minutes ended at newChrome's 60 s) — and is
+// killed, with its processes, at the test's cleanup.
+func newChromeFor(t *testing.T, lifetime time.Duration) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)), chromedp.NoSandbox, chromedp.DisableGPU,
 		chromedp.Flag("headless", true), chromedp.UserDataDir(t.TempDir()),
 	)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil { // start the browser
+	browser, cancelBrowser := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancelBrowser(); cancelAlloc() }) // kills the browser and waits for it
+	// A start that hangs ends the browser; a start that worked stops the watch.
+	hung := time.AfterFunc(chromeLifetime, cancelBrowser)
+	err := chromedp.Do(browser) // start the browser
+	if !hung.Stop() {
+		err = fmt.Errorf("no browser within %s: %w", chromeLifetime, err)
+	}
+	if err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	ctx, cancel := context.WithTimeout(browser, lifetime)
+	t.Cleanup(cancel)
 	return ctx
 }
 
