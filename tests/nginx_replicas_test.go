@@ -20,6 +20,7 @@ import (
 const (
 	lbBodyNotReady        = `{"error":{"code":"UNAVAILABLE","message":"Read models are catching up with the event store"}}`
 	lbBodyBadGateway      = `{"error":{"code":"BAD_GATEWAY","message":"Service unreachable; a write may or may not have been made: read before repeating it"}}`
+	lbBodyNoNATS          = `{"error":{"code":"UNAVAILABLE","message":"Event store unreachable; nothing was changed"}}`
 	lbBodyAuthUnavailable = `{"error":{"code":"UNAVAILABLE","message":"Service temporarily unavailable; nothing was changed"}}`
 )
 
@@ -284,5 +285,46 @@ func TestShippedNginxAnswersJSONWhenAReplicaDies(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantJSON("a tenant resource, every replica stopped", res, http.StatusServiceUnavailable, lbBodyAuthUnavailable)
+	}
+}
+
+// TestShippedNginxServesReadsWhenEveryReplicaRefusesWrites: with NATS
+// unreachable every replica refuses writes with 503 (nothing was changed)
+// and serves reads from its read models. Behind the shipped nginx
+// configuration the writes get that 503 with its Retry-After, and the reads
+// go on: a write's 503 does not leave the replicas out (nginx counted each
+// as a failure, and after two writes answered reads with its 502 too).
+func TestShippedNginxServesReadsWhenEveryReplicaRefusesWrites(t *testing.T) {
+	t.Parallel()
+	noNATS := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method != "GET" && r.Method != "HEAD" {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, lbBodyNoNATS)
+			return
+		}
+		fmt.Fprint(w, `{"id":"user-1"}`)
+	}
+	a, b := newLBStub(t, noNATS), newLBStub(t, noNATS)
+	up := newGWUpstream(t, nil)
+	base := lbNginx(t, a.addr(), b.addr(), strings.TrimPrefix(up.srv.URL, "http://"))
+	for i := range 8 {
+		for _, method := range []string{"PUT", "DELETE", "POST", "PATCH"} {
+			res, err := send(base, request{Method: method, Path: "/api/v1/users/user-1", ContentType: "application/json", Body: []byte(`{}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != http.StatusServiceUnavailable || string(res.Raw) != lbBodyNoNATS || res.Header.Get("Retry-After") != "1" {
+				t.Fatalf("%s %d through nginx, no replica writing: %d %v %s, want the replica's 503", method, i, res.Status, res.Header, res.Raw)
+			}
+		}
+		res, err := send(base, request{Method: "GET", Path: "/api/v1/users/user-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != http.StatusOK {
+			t.Fatalf("GET %d through nginx, no replica writing: %d %s, want the read model's 200", i, res.Status, res.Raw)
+		}
 	}
 }
