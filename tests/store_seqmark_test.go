@@ -3,6 +3,7 @@ package tests
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -166,6 +167,87 @@ func TestBinaryRefusesAStreamBehindItsDataFolder(t *testing.T) {
 		}
 		if m := marker(t, data); m == first {
 			t.Fatalf("the marker was not brought up: %s", m)
+		}
+	})
+}
+
+// TestBinaryRefusesASeqMarkItCannotRead: a stream-sequence marker the
+// service's user may not read (left owned by root, the service running as
+// nobody) refuses the start, and the refusal says to fix the file's owner
+// and permissions — as for an unreadable file of jetstream/ — not to
+// restore the data folder or remove the file: the file is sound, and
+// removing it would drop the check (an outside check, 19r1). A damaged
+// marker (here a folder in its place) keeps the restore-or-remove advice.
+func TestBinaryRefusesASeqMarkItCannotRead(t *testing.T) {
+	t.Parallel()
+	bin, err := goBuild("../cmd/infracast-auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// start runs the binary on data (prepared by the caller) and returns
+	// what it printed, failing the test if it did not exit non-zero.
+	start := func(t *testing.T, data string, prepare func(*exec.Cmd)) string {
+		t.Helper()
+		cmd := exec.Command(bin)
+		cmd.Env = binaryEnv("INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data, "INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
+		prepare(cmd)
+		done := make(chan struct{})
+		var out []byte
+		var runErr error
+		go func() {
+			defer close(done)
+			out, runErr = cmd.CombinedOutput()
+		}()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			if err := cmd.Process.Kill(); err != nil {
+				t.Logf("kill: %v", err)
+			}
+			<-done
+			t.Fatalf("still running after 60s:\n%s", out)
+		}
+		if runErr == nil {
+			t.Fatalf("exited 0:\n%s", out)
+		}
+		if strings.Contains(string(out), "bootstrap admin created") {
+			t.Fatalf("started afresh:\n%s", out)
+		}
+		return string(out)
+	}
+
+	t.Run("unreadable", func(t *testing.T) {
+		data := t.TempDir()
+		path := filepath.Join(data, "stream-sequence")
+		if err := os.WriteFile(path, []byte("212\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := start(t, data, func(cmd *exec.Cmd) { withoutAccessTo(t, cmd, data, path) })
+		for _, w := range []string{path, "permission denied", "fix the owner and permissions of " + path} {
+			if !strings.Contains(out, w) {
+				t.Fatalf("the refusal does not say %q:\n%s", w, out)
+			}
+		}
+		for _, w := range []string{"remove the file", "restore the data folder"} {
+			if strings.Contains(out, w) {
+				t.Fatalf("the refusal of a sound marker it may not read says %q:\n%s", w, out)
+			}
+		}
+	})
+	t.Run("damaged", func(t *testing.T) {
+		data := t.TempDir()
+		path := filepath.Join(data, "stream-sequence")
+		if err := os.Mkdir(path, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		out := start(t, data, func(*exec.Cmd) {})
+		for _, w := range []string{"restore the data folder from your backup", "remove the file " + path} {
+			if !strings.Contains(out, w) {
+				t.Fatalf("the refusal does not say %q:\n%s", w, out)
+			}
+		}
+		if strings.Contains(out, "fix the owner") {
+			t.Fatalf("a damaged marker's refusal says to fix the owner:\n%s", out)
 		}
 	})
 }

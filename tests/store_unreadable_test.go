@@ -41,40 +41,7 @@ func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
 	}
 	cmd := exec.Command(bin)
 	cmd.Env = binaryEnv("INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data)
-	if os.Getuid() == 0 {
-		const nobody = 65534
-		// The service as nobody: its binary and folder reachable by it,
-		// the folder its own but for the one block.
-		own := t.TempDir()
-		copied := filepath.Join(own, "infracast-auth")
-		b, err := os.ReadFile(bin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(copied, b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range []string{own, filepath.Dir(own), filepath.Dir(data)} {
-			if err := os.Chmod(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := filepath.WalkDir(data, func(path string, _ fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			return os.Lchown(path, nobody, nobody)
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(block, 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		cmd.Path = copied
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	} else if err := os.Chmod(block, 0); err != nil {
-		t.Fatal(err)
-	}
+	withoutAccessTo(t, cmd, data, block)
 	before := natstest.Listing(t, streamDir)
 
 	done := make(chan struct{})
@@ -101,7 +68,58 @@ func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
 	if after := natstest.Listing(t, streamDir); after != before {
 		t.Fatalf("the stream's files changed:\nbefore %s\nafter  %s", before, after)
 	}
-	if err := os.Chmod(block, 0o600); err != nil { // for the cleanup of t.TempDir
+}
+
+// withoutAccessTo makes cmd (the service's binary) run without access to the
+// file unreadable in its data folder data, as the outside checks did. Run as
+// root, the folder goes to nobody but for that file (root's, mode 0600), and
+// cmd runs as nobody from a copy of its binary that nobody may reach;
+// otherwise the file is made mode 0000 for the test's own user. The file's
+// mode is restored at the end for the cleanup of t.TempDir.
+func withoutAccessTo(t *testing.T, cmd *exec.Cmd, data, unreadable string) {
+	t.Helper()
+	t.Cleanup(func() {
+		if err := os.Chmod(unreadable, 0o600); err != nil && !os.IsNotExist(err) {
+			t.Error(err)
+		}
+	})
+	if os.Getuid() != 0 {
+		if err := os.Chmod(unreadable, 0); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	const nobody = 65534
+	// The service as nobody: its binary and folder reachable by it,
+	// the folder its own but for the one file.
+	own := t.TempDir()
+	copied := filepath.Join(own, "infracast-auth")
+	b, err := os.ReadFile(cmd.Path)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(copied, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{own, filepath.Dir(own), filepath.Dir(data)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := filepath.WalkDir(data, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, nobody, nobody)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(unreadable, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(unreadable, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Path = copied
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -56,13 +57,20 @@ func (s *Service) seqMarkPath() string {
 // (events.ErrStoreRefused): the service writes it whole or not at all
 // (writeSeqMark), so a damaged one means the data folder was damaged or
 // tampered with, and ignoring it would drop the very check it is for; the
-// error says to remove it to start without the check.
+// error says to remove it to start without the check. A marker the service's
+// user may not read (left owned by root after a chown, say) refuses too, but
+// is not damaged: the error says to fix its owner and permissions, as for an
+// unreadable file of jetstream/ — removing it would drop the check for
+// nothing (an outside check, 19r1).
 func (s *Service) seenSequences() ([]events.Seen, error) {
 	path := s.seqMarkPath()
 	if path == "" {
 		return nil, nil
 	}
 	seq, ok, err := readSeqMark(path)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("%w: %v; fix the owner and permissions of %s (the service's user reads and writes it), and start again", events.ErrStoreRefused, err, path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v; restore the data folder from your backup, or remove the file %s to start without checking the stream against it", events.ErrStoreRefused, err, path)
 	}
