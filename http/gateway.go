@@ -342,15 +342,19 @@ var errUpstreamBodilessAnswer = errors.New("http: upstream connection last carri
 // something unasked, and then writes nothing (errUpstreamClosedIdle).
 //
 // Nor does it carry a request after an answer whose status says it has no
-// body (1xx, 204, 304), seen in the answer's first bytes: fasthttp reads
+// body (1xx, 204, 304), seen in the answer's status line: fasthttp reads
 // such an answer's headers and no more, but an upstream may send a body
 // after them (a handler that writes one on a 204), and bytes arriving after
 // the look above would be read as the next request's answer — another
 // client's (outside check 19a). Its next write is refused
-// (errUpstreamBodilessAnswer), so fasthttp closes it. Not over TLS, whose
-// bytes here are encrypted; nor can it see bytes that fasthttp's reader
-// read along with an answer: fasthttp gives no hook to its reader, which
-// drops them when it is reused.
+// (errUpstreamBodilessAnswer), so fasthttp closes it. The status line is
+// read as fasthttp reads it (statusLine), leading empty lines and extra
+// spaces included — a status at a fixed offset missed "HTTP/1.1  204" and
+// "\nHTTP/1.1 204", which fasthttp reads as 204s (outside check 19r1) — and
+// one it cannot read counts as bodiless. Not over TLS, whose bytes here are
+// encrypted; nor can it see bytes that fasthttp's reader read along with an
+// answer: fasthttp gives no hook to its reader, which drops them when it is
+// reused.
 type idleTimeoutConn struct {
 	net.Conn
 	idle time.Duration
@@ -360,11 +364,10 @@ type idleTimeoutConn struct {
 	// TLS connection, finishes the handshake (turns).
 	answered bool
 	turns    int
-	// status: the first bytes of the answer being read, up to its status
-	// code ("HTTP/1.1 204"), statusN of them so far; bodiless: an answer on
-	// the connection had a status without a body.
-	status   [len("HTTP/1.1 200")]byte
-	statusN  int
+	// status: how far the status line of the answer being read has been
+	// read; bodiless: an answer on the connection had a status without a
+	// body, or a status line fasthttp would not read.
+	status   statusLine
 	bodiless bool
 }
 
@@ -375,11 +378,8 @@ func (c *idleTimeoutConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.answered = true
-		if !c.tls && c.statusN < len(c.status) {
-			c.statusN += copy(c.status[c.statusN:], p[:n])
-			if c.statusN == len(c.status) && bodilessStatus(c.status[len("HTTP/1.1 "):]) {
-				c.bodiless = true
-			}
+		if !c.tls && !c.status.done() && c.status.read(p[:n]) {
+			c.bodiless = true
 		}
 	}
 	return n, err
@@ -389,7 +389,7 @@ func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 	if c.answered {
 		c.answered = false
 		c.turns++
-		c.statusN = 0
+		c.status = statusLine{}
 		if c.bodiless {
 			return 0, errUpstreamBodilessAnswer
 		}
@@ -398,6 +398,107 @@ func (c *idleTimeoutConn) Write(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// statusLine reads an answer's status line up to its status code, byte by
+// byte however the reads split it, as fasthttp's ResponseHeader reads it
+// (parseFirstLine): empty lines ("\n" or "\r\n") before it skipped, then
+// "HTTP/d.d", one space and any more, and three digits. Whatever else it
+// finds there — which fasthttp refuses, closing the connection — counts as
+// bodiless, so the connection is not reused either way. The zero value is
+// at the answer's first byte; it allocates nothing.
+type statusLine struct {
+	state statusState
+	n     int     // bytes of the version, or digits of the code, read so far
+	code  [3]byte // the status code's digits
+}
+
+type statusState uint8
+
+const (
+	statusLineStart statusState = iota // at a line's start, before the status line
+	statusCR                           // after a "\r" at a line's start
+	statusVersion                      // in "HTTP/d.d"
+	statusSpaces                       // in the spaces after the version
+	statusCode                         // in the status code
+	statusDone                         // read, or given up on
+)
+
+// done reports whether the status line has been read as far as it needs.
+func (s *statusLine) done() bool { return s.state == statusDone }
+
+// read reads p, the answer's next bytes, and reports whether they finish a
+// status line that has no body by its code, or that fasthttp would not read.
+func (s *statusLine) read(p []byte) (bodiless bool) {
+	for _, b := range p {
+		switch s.state {
+		case statusLineStart:
+			switch b {
+			case '\n':
+				continue
+			case '\r':
+				s.state = statusCR
+				continue
+			}
+			s.state, s.n = statusVersion, 0
+			if !s.version(b) {
+				return s.giveUp()
+			}
+		case statusCR:
+			if b != '\n' {
+				return s.giveUp()
+			}
+			s.state = statusLineStart
+		case statusVersion:
+			if s.n == len("HTTP/1.1") {
+				if b != ' ' {
+					return s.giveUp()
+				}
+				s.state = statusSpaces
+				continue
+			}
+			if !s.version(b) {
+				return s.giveUp()
+			}
+		case statusSpaces:
+			if b == ' ' {
+				continue
+			}
+			s.state, s.n = statusCode, 0
+			fallthrough
+		case statusCode:
+			if b < '0' || b > '9' {
+				return s.giveUp()
+			}
+			s.code[s.n] = b
+			s.n++
+			if s.n == len(s.code) {
+				s.state = statusDone
+				return bodilessStatus(s.code[:])
+			}
+		case statusDone:
+			return false
+		}
+	}
+	return false
+}
+
+// version reads b, the next byte of "HTTP/d.d", and reports whether it fits.
+func (s *statusLine) version(b byte) bool {
+	const proto = "HTTP/1.1"
+	i := s.n
+	s.n++
+	if i == 5 || i == 7 {
+		return b >= '0' && b <= '9'
+	}
+	return b == proto[i]
+}
+
+// giveUp ends the reading of a status line fasthttp would not read: as if
+// bodiless.
+func (s *statusLine) giveUp() bool {
+	s.state = statusDone
+	return true
 }
 
 // bodilessStatus reports whether an answer's status code (three digits, as

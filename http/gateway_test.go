@@ -1,6 +1,7 @@
 package http
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -634,6 +636,20 @@ func TestUpstreamConnNotReusedAfterBodilessAnswer(t *testing.T) {
 		{[]string{"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}, false, nil},
 		{[]string{"HTTP/1.1 2", "00 OK\r\nContent-Length: 3\r\n\r\n204"}, false, nil},
 		{[]string{"HTTP/1.1 204 No Content\r\n\r\n"}, true, nil},
+		// As fasthttp reads a status line (outside check 19r1): extra
+		// spaces after the version, empty lines before it.
+		{[]string{"HTTP/1.1  204 No Content\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"HTTP/1.1  304 Not Modified\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"\nHTTP/1.1 204 No Content\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"\r\n\n\r", "\nHTTP/1.0 ", "  ", "1", "01 Switching\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"\r\nHTTP/1.1    200 OK\r\nContent-Length: 0\r\n\r\n"}, false, nil},
+		{[]string{"HTTP/1.1 ", " 20", "0 OK\r\nContent-Length: 0\r\n\r\n"}, false, nil},
+		// One fasthttp would not read counts as bodiless (it closes the
+		// connection on it anyway).
+		{[]string{"HTTP/2 200 OK\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"HTTP/1.1\t204 No Content\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"\rHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"}, false, errUpstreamBodilessAnswer},
+		{[]string{"HTTP/1.1 2x0 OK\r\n\r\n"}, false, errUpstreamBodilessAnswer},
 	} {
 		client, server := net.Pipe()
 		c := &idleTimeoutConn{Conn: client, idle: time.Minute, tls: tc.tls, turns: 1}
@@ -661,4 +677,49 @@ func TestUpstreamConnNotReusedAfterBodilessAnswer(t *testing.T) {
 		client.Close()
 		server.Close()
 	}
+}
+
+// TestStatusLineAllocatesNothing: the status line is read on every answer
+// (a GET's included) without an allocation.
+func TestStatusLineAllocatesNothing(t *testing.T) {
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	var s statusLine
+	if n := testing.AllocsPerRun(1000, func() {
+		s = statusLine{}
+		if s.read(answer[:5]) || s.read(answer[5:]) || !s.done() {
+			t.Fatal("200 read as bodiless, or not read")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per answer", n)
+	}
+}
+
+// FuzzStatusLineAsFasthttp: whatever an upstream answers, and however the
+// reads split it, a status fasthttp reads as bodiless (1xx, 204, 304) is
+// read as bodiless (outside check 19r1: fasthttp skips empty lines and
+// extra spaces that a status at a fixed offset missed), and a status read
+// as having a body is the one fasthttp reads, if it reads one.
+func FuzzStatusLineAsFasthttp(f *testing.F) {
+	for _, seed := range []string{
+		"HTTP/1.1 204 No Content\r\n\r\n", "HTTP/1.1  204 No Content\r\n\r\n", "\nHTTP/1.1 204 No Content\r\n\r\n",
+		"HTTP/1.1  304 Not Modified\r\n\r\n", "\r\nHTTP/1.0 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 204\r\n\r\n", "HTTP/1.1 2040 x\r\n\r\n", "\n\n\nHTTP/9.9   199\r\n\r\n",
+	} {
+		f.Add(seed, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, answer string, split uint8) {
+		var h fasthttp.ResponseHeader
+		err := h.Read(bufio.NewReader(strings.NewReader(answer)))
+		code := h.StatusCode()
+		var s statusLine
+		at := min(int(split), len(answer))
+		bodiless := s.read([]byte(answer[:at])) || s.read([]byte(answer[at:]))
+		// fasthttp reads no body after these (mustSkipContentLength)
+		if err == nil && (code >= 100 && code < 200 || code == 204 || code == 304) && !bodiless {
+			t.Fatalf("%q: fasthttp reads %d, the status line was not read as bodiless", answer, code)
+		}
+		if got, _ := strconv.Atoi(string(s.code[:])); err == nil && !bodiless && s.done() && got != code && !(got == 0 && code == 200) { // fasthttp's StatusCode of a 000 is 200
+			t.Fatalf("%q: status %s read; fasthttp reads %d", answer, s.code[:], code)
+		}
+	})
 }
