@@ -365,20 +365,9 @@ func (s *Server) rotateSCIM(c *fiber.Ctx) error {
 var errSCIMRotatedMeanwhile = &Error{fiber.StatusConflict, "CONFLICT",
 	"The token was rotated by another request at the same moment; that request's answer holds the token in force. If you do not have it, rotate again"}
 
-// deleteSCIM: DELETE /api/v1/admin/scim/{id}. A repeat of a deletion — a
-// client's retry after a lost answer, a load balancer's on another replica
-// (nginx repeats a DELETE whose replica died) — answers 204 as the first did,
-// as the other admin DELETEs do, to a caller who manages the connection;
-// before, the repeat read 404 and a deletion made looked like a failure.
+// deleteSCIM: DELETE /api/v1/admin/scim/{id}.
 func (s *Server) deleteSCIM(c *fiber.Ctx) error {
 	conn, err := s.scimTarget(c)
-	if err == errNotFound {
-		if deleted, lerr := s.deletedSCIM(c); lerr != nil {
-			return lerr
-		} else if deleted {
-			return c.SendStatus(fiber.StatusNoContent)
-		}
-	}
 	if err != nil {
 		return err
 	}
@@ -386,31 +375,9 @@ func (s *Server) deleteSCIM(c *fiber.Ctx) error {
 	defer cancel()
 	if err := s.deps.SCIM.DeleteSCIMConnection(ctx, s.meta(c), conn.ID, mayManage(caller(c))); err != nil {
 		if errors.Is(err, domain.ErrNotFound) {
-			// Deleted meanwhile (another request, another replica).
-			if deleted, lerr := s.deletedSCIM(c); lerr != nil {
-				return lerr
-			} else if deleted {
-				return c.SendStatus(fiber.StatusNoContent)
-			}
 			return errNotFound
 		}
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
-}
-
-// deletedSCIM reports whether the connection {id} names was deleted and the
-// caller manages it: the read model keeps a deleted connection, caught up
-// with the event store first when it does not know it so (lookUp).
-func (s *Server) deletedSCIM(c *fiber.Ctx) (bool, error) {
-	var conn domain.SCIMConnection
-	ok, err := s.lookUp(c, c.Params("id"), func() bool {
-		var found bool
-		conn, _, found = s.deps.SCIMModel.SCIMConnection(c.Params("id"))
-		return found && conn.Deleted
-	})
-	if err != nil {
-		return false, err
-	}
-	return ok && caller(c).managesSCIMConn(conn), nil
 }

@@ -288,36 +288,3 @@ func TestSCIMUnauthorizedChallenge(t *testing.T) {
 		t.Errorf("a deleted connection's token: WWW-Authenticate %q, want %q", got, invalid)
 	}
 }
-
-// TestSCIMConnectionDeleteRepeated: a deletion repeated — a client's retry
-// after a lost answer, a load balancer's on another replica (nginx repeats a
-// DELETE whose replica died) — answers 204 as the first did, as the other
-// admin DELETEs do, and appends nothing; before, the repeat read 404 (outside
-// check 19g). Who does not manage the connection still gets 404, as for a
-// connection that never was.
-func TestSCIMConnectionDeleteRepeated(t *testing.T) {
-	t.Parallel()
-	in := Start(t)
-	admin := in.AdminToken()
-	in.CreateUser(admin, "pia", "pia-passphrase-1", map[string]string{"prod": "admin"})
-	pia := in.Login("pia", "pia-passphrase-1").String("token")
-	piaConn, _ := newConnection(t, in, admin, pia, []string{"prod"})
-	platformConn, _ := newConnection(t, in, admin, admin, []string{"prod"})
-
-	expectStatus(t, "delete", in.Do("DELETE", "/api/v1/admin/scim/"+piaConn, pia, nil), http.StatusNoContent)
-	seq := head(t, in)
-	expectStatus(t, "delete again", in.Do("DELETE", "/api/v1/admin/scim/"+piaConn, pia, nil), http.StatusNoContent)
-	expectStatus(t, "delete again, by the platform admin", in.Do("DELETE", "/api/v1/admin/scim/"+piaConn, admin, nil), http.StatusNoContent)
-	unchanged(t, in, seq, "a repeated deletion")
-	if n := countEvents(storedEvents(t, in.Svc), "scim.connection_deleted", piaConn); n != 1 {
-		t.Fatalf("%d scim.connection_deleted events for one connection deleted three times", n)
-	}
-	expectError(t, "get deleted", in.Do("GET", "/api/v1/admin/scim/"+piaConn, pia, nil), http.StatusNotFound, "NOT_FOUND")
-
-	// The platform's connection, deleted: a tenant admin never managed it.
-	expectStatus(t, "delete the platform's", in.Do("DELETE", "/api/v1/admin/scim/"+platformConn, admin, nil), http.StatusNoContent)
-	expectError(t, "a tenant admin deletes the platform's deleted connection",
-		in.Do("DELETE", "/api/v1/admin/scim/"+platformConn, pia, nil), http.StatusNotFound, "NOT_FOUND")
-	expectError(t, "delete one that never was", in.Do("DELETE", "/api/v1/admin/scim/scim-01J00000000000000000000000", admin, nil),
-		http.StatusNotFound, "NOT_FOUND")
-}
