@@ -43,10 +43,8 @@ package tests
 // the callers list of the test, with its kind deciding which rules apply.
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"sort"
@@ -791,33 +789,9 @@ var amClient = &http.Client{Timeout: 30 * time.Second,
 // amDo sends r with amClient; a transport error fails the test.
 func amDo(t *testing.T, in *Instance, r request) Response {
 	t.Helper()
-	var rd io.Reader
-	if r.Body != nil {
-		rd = bytes.NewReader(r.Body)
-	}
-	req, err := http.NewRequest(r.Method, in.URL+r.Path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.ContentType != "" {
-		req.Header.Set("Content-Type", r.ContentType)
-	}
-	if r.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+r.Token)
-	}
-	for k, v := range r.Header {
-		req.Header.Set(k, v)
-	}
-	res, err := amClient.Do(req)
+	out, err := sendWith(amClient, in.URL, r)
 	if err != nil {
 		t.Fatalf("%s %s: %v", r.Method, r.Path, err)
 	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: reading the answer: %v", r.Method, r.Path, err)
-	}
-	out := Response{Status: res.StatusCode, Header: res.Header, Raw: raw}
-	_ = json.Unmarshal(raw, &out.JSON)
 	return out
 }

@@ -43,7 +43,7 @@ type request struct {
 // so it is safe to call from any goroutine.
 func send(base string, r request) (Response, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := sendOnce(base, r)
+		res, err := sendWith(client, base, r)
 		// A body over the limit is answered 413 and the connection closed
 		// before the body is read, so the kernel may reset it under the
 		// client — before the client has read the 413 that was sent (a
@@ -56,8 +56,8 @@ func send(base string, r request) (Response, error) {
 	}
 }
 
-// sendOnce is send without its retry.
-func sendOnce(base string, r request) (Response, error) {
+// sendWith is send without its retry, through c.
+func sendWith(c *http.Client, base string, r request) (Response, error) {
 	var rd io.Reader
 	if r.Body != nil {
 		rd = bytes.NewReader(r.Body)
@@ -75,7 +75,7 @@ func sendOnce(base string, r request) (Response, error) {
 	for k, v := range r.Header {
 		req.Header.Set(k, v)
 	}
-	res, err := client.Do(req)
+	res, err := c.Do(req)
 	if err != nil {
 		return Response{}, err
 	}
