@@ -103,6 +103,14 @@ type Barrier struct {
 
 	mu    sync.Mutex
 	peers map[string]time.Time // other replicas -> last heard of
+	// selfHeard: when this replica last heard its own heartbeat back
+	// (under mu; zero until the first). Others are forgotten only when
+	// silent for three heartbeats before it: a replica cut off from NATS
+	// hears nobody, itself included, and is not alone for that — it took
+	// itself for the only one, and answered a token or key made through
+	// another replica 401 instead of trying to catch up (outside check
+	// 19u).
+	selfHeard time.Time
 
 	subs      []*nats.Subscription
 	announced atomic.Bool
@@ -263,10 +271,18 @@ func (b *Barrier) heartbeat() {
 // onPresence records another replica's heartbeat or goodbye.
 func (b *Barrier) onPresence(m *nats.Msg) {
 	f := strings.Split(string(m.Data), " ")
-	if len(f) != 4 || f[1] == "" || f[1] == b.id {
+	if len(f) != 4 || f[1] == "" {
 		return
 	}
 	state, id, ms, tag := f[0], f[1], f[2], f[3]
+	if id == b.id {
+		if state == "up" && b.authentic(tag, "presence", state, id, ms) {
+			b.mu.Lock()
+			b.selfHeard = time.Now()
+			b.mu.Unlock()
+		}
+		return
+	}
 	if !b.authentic(tag, "presence", state, id, ms) {
 		b.cfg.Log.Warn("replica barrier: a presence message that no replica of this deployment sent (another deployment's master key on the same stream name, or a forgery)")
 		b.rejected()
@@ -382,6 +398,9 @@ func (b *Barrier) Peers() int {
 }
 
 func (b *Barrier) forgetSilentLocked(now time.Time) {
+	if !b.selfHeard.IsZero() && b.selfHeard.Before(now) {
+		now = b.selfHeard // silent while this replica could hear, only
+	}
 	for id, seen := range b.peers {
 		if now.Sub(seen) > 3*b.cfg.Heartbeat {
 			delete(b.peers, id)

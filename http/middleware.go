@@ -103,11 +103,24 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		return s.authenticateKey(c, raw)
 	}
 	claims, err := s.verifyToken(c, raw, s.tokens.Verify)
-	if err != nil {
+	if err == errUnavailable {
+		return err
+	} else if err != nil {
 		return s.refuse("invalid_token")
 	}
 	p, verdict := s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
-	if verdict == projections.UnknownSession && s.freshlyIssued(claims) && s.catchUpSession(c, claims.SessionID) {
+	if verdict == projections.UnknownSession && s.freshlyIssued(claims) {
+		if err := s.catchUpSession(c, claims.SessionID); err != nil {
+			// The token may be good — its session started on another
+			// replica a moment ago — and this one cannot learn it now
+			// (the event store unreachable, or the read models behind):
+			// 503, which a client or a proxy sends again (to another
+			// replica), not 401, after which a client drops a valid
+			// token (outside check 19u).
+			s.log.Debug("a fresh token's unknown session: could not catch up with the event store", "err", err)
+			s.deps.Metrics.BackgroundError("session_catch_up")
+			return errUnavailable
+		}
 		p, verdict = s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
 	}
 	if verdict != projections.Valid {
@@ -182,8 +195,14 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 	if env != s.cfg.KeyEnv {
 		return s.refuse("wrong_environment")
 	}
-	if verdict == projections.UnknownKey && s.catchUpForUnknownKey(c) {
-		p, verdict = s.deps.Model.AuthorizeKeySum(commands.SumToken(raw), s.clientAddr(c), now)
+	if verdict == projections.UnknownKey {
+		caughtUp, err := s.catchUpForUnknownKey(c)
+		if err != nil {
+			return err
+		}
+		if caughtUp {
+			p, verdict = s.deps.Model.AuthorizeKeySum(commands.SumToken(raw), s.clientAddr(c), now)
+		}
 	}
 	if verdict != projections.Valid {
 		return s.refuse(verdict.String())
@@ -202,19 +221,22 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 // may have been made through another replica a moment ago — when another
 // replica serves, within the replica's budget for unknown secrets, and
 // reports whether it did (then look again). Beyond the budget the key is
-// refused as unknown, as it would have been.
-func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) bool {
+// refused as unknown, as it would have been. A catch-up that fails (the
+// event store unreachable, the read models behind) is errUnavailable: the
+// key may be good, and a 401 would have the client drop it (outside check
+// 19u); a 503 is sent again, by a proxy to another replica.
+func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) (bool, error) {
 	if s.deps.CatchUp == nil || s.deps.CatchUp.Alone() || !s.deps.CatchUp.CatchUpBudget() {
-		return false
+		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
 	if err := s.deps.CatchUp.CatchUpHead(ctx); err != nil {
 		s.log.Debug("an unknown API key: could not catch up with the event store", "err", err)
 		s.deps.Metrics.BackgroundError("key_catch_up")
-		return false
+		return false, errUnavailable
 	}
-	return true
+	return true, nil
 }
 
 // verifyToken is verify (Tokens.Verify or VerifySignature) of raw, again
@@ -234,9 +256,11 @@ func (s *Server) verifyToken(c *fiber.Ctx, raw string, verify func(string) (*Cla
 		return claims, err
 	}
 	if err := s.catchUpSigningKeys(c); err != nil {
+		// The token may be good (errUnavailable, as for a fresh
+		// session: catchUpSession).
 		s.log.Debug("a token of an unknown signing key: could not catch up with the event store", "err", err)
 		s.deps.Metrics.BackgroundError("signing_key_catch_up")
-		return nil, ErrInvalidToken
+		return nil, errUnavailable
 	}
 	return verify(raw)
 }
@@ -249,11 +273,13 @@ func (s *Server) freshlyIssued(c *Claims) bool {
 
 // catchUpSession waits (briefly) until this replica has applied the session's
 // events, so that a client whose login went to another replica is not refused
-// here. Only tokens with a valid signature get this far.
-func (s *Server) catchUpSession(c *fiber.Ctx, sessionID string) bool {
+// here. Only tokens with a valid signature get this far. An error: the
+// event store could not be asked, or the read models did not catch up
+// within the second.
+func (s *Server) catchUpSession(c *fiber.Ctx, sessionID string) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
 	defer cancel()
-	return s.deps.CatchUp.CatchUp(ctx, domain.AggregateSession, sessionID) == nil
+	return s.deps.CatchUp.CatchUp(ctx, domain.AggregateSession, sessionID)
 }
 
 // refuse counts a refused credential by reason and answers 401; the client
