@@ -260,7 +260,7 @@ func forcePassword(t testing.TB, in *Instance, username, password string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hash, err := pw.Hash(context.Background(), password)
+	hash, err := pw.Hash(context.Background(), commands.Claimant{}, password)
 	if err != nil {
 		t.Fatal(err)
 	}

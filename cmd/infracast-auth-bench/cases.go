@@ -270,14 +270,14 @@ func caseLogin(ctx context.Context, b *bench) ([]result, error) {
 	if err != nil {
 		return nil, err
 	}
-	hash, err := pw.Hash(context.Background(), userPassword)
+	hash, err := pw.Hash(context.Background(), commands.Claimant{}, userPassword)
 	if err != nil {
 		return nil, err
 	}
 	bound := func(d time.Duration) (sample, error) {
 		return runOps(procs, d, func(int) (func() error, error) {
 			return func() error {
-				ok, err := pw.Verify(context.Background(), userPassword, hash, nil)
+				ok, err := pw.Verify(context.Background(), commands.Claimant{}, userPassword, hash, nil)
 				if err != nil {
 					return err
 				}

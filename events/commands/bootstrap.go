@@ -47,7 +47,7 @@ func (s *Service) BootstrapPasswordInForce(ctx context.Context, username, passwo
 	if !found || u.PasswordHashSealed == "" {
 		return false, nil
 	}
-	return s.passwordMatches(ctx, u, true, username, password, nil)
+	return s.passwordMatches(ctx, Claimant{}, u, true, username, password, nil)
 }
 
 // ErrMasterKeyMismatch: the sealed fields of the store do not open with this

@@ -80,6 +80,10 @@ func holdSlots(t *testing.T, pw *commands.Passwords) func() {
 func TestBurstFromOneAddressIsRefusedWithoutHashing(t *testing.T) {
 	const limit, n = 5, 24
 	s, svc, pw := burstReplica(t, limit)
+	// The whole burst waits, from one address on one account: here the
+	// address's lockout refuses it, not the queue's share of one address
+	// (TestHashQueueShareOfOneAddress).
+	pw.SetShare(n)
 	entered := make(chan int)
 	permit := make([]chan struct{}, n)
 	done := make([]chan struct{}, n)
@@ -236,5 +240,134 @@ func TestHashQueueIsBounded(t *testing.T) {
 	}
 	if ran := pw.Runs() - runs; ran != 2 {
 		t.Fatalf("the two that waited ran %d argon2id, want 2", ran)
+	}
+}
+
+// shareReplica is burstReplica (its address limit high) with users wren and
+// xena besides vera, and a hash queue of 8 of which one client address or
+// one account may have 2 waiting, its slots held until the function it
+// returns is called; and wren's ID.
+func shareReplica(t *testing.T) (*commands.Service, *commands.Passwords, func(), string) {
+	t.Helper()
+	_, svc, pw := burstReplica(t, 1000)
+	var wren string
+	for _, name := range []string{"wren", "xena"} {
+		u, err := svc.CreateUser(context.Background(), events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}},
+			commands.CreateUserInput{Username: name, Password: name + "-passphrase-long"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "wren" {
+			wren = u.ID
+		}
+	}
+	pw.SetQueue(8)
+	pw.SetShare(2)
+	return svc, pw, holdSlots(t, pw), wren
+}
+
+// shareLogin starts a login of name with its right password from address
+// ip, and returns its answer's channel.
+func shareLogin(svc *commands.Service, ip, name string) <-chan error {
+	answer := make(chan error, 1)
+	go func() {
+		_, err := svc.Login(context.Background(), events.Meta{Request: events.RequestInfo{IP: ip}}, commands.LoginInput{Username: name, Password: name + "-passphrase-long"})
+		answer <- err
+	}()
+	return answer
+}
+
+// refusedAtOnce fails the test unless f's answer is ErrHashBusy (503),
+// at once and with no argon2id run.
+func refusedAtOnce(t *testing.T, pw *commands.Passwords, what string, f func() error) {
+	t.Helper()
+	runs := pw.Runs()
+	if err := within(t, what, f); !errors.Is(err, commands.ErrHashBusy) || !errors.Is(err, events.ErrUnavailable) {
+		t.Fatalf("%s: %v, want ErrHashBusy (503 with Retry-After)", what, err)
+	}
+	if ran := pw.Runs() - runs; ran != 0 {
+		t.Fatalf("%s: %d argon2id run", what, ran)
+	}
+}
+
+// TestHashQueueShareOfOneAddress: one client address (an IPv4 address, an
+// IPv6 /64, as the address throttle counts them) may have at most its
+// share of the hash queue's waiters: past it, its next password check is
+// refused at once with ErrHashBusy, no argon2id run, whichever account —
+// while another address's login still finds room, waits and signs in.
+// Before, one address with one account's right password (no throttle
+// refuses it) filled the whole queue, and the other tenants' logins got
+// 503 (an outside check, 19l: 12 of 21). The counts are back to nothing
+// once the waiters have their slots.
+func TestHashQueueShareOfOneAddress(t *testing.T) {
+	svc, pw, release, _ := shareReplica(t)
+	var answers []<-chan error
+	answers = append(answers, shareLogin(svc, "2001:db8:1:2::1", "vera"), shareLogin(svc, "2001:db8:1:2::2", "wren"))
+	waitUntil(t, "two logins from one /64 wait for a slot", func() bool { return pw.Waiting() == 2 })
+	refusedAtOnce(t, pw, "a third login from the same /64", func() error {
+		return <-shareLogin(svc, "2001:db8:1:2::ffff", "xena")
+	})
+	refusedAtOnce(t, pw, "a user's creation from the same /64", func() error {
+		_, err := svc.CreateUser(context.Background(), events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}, Request: events.RequestInfo{IP: "2001:db8:1:2::3"}},
+			commands.CreateUserInput{Username: "yves", Password: "yves-passphrase-long"})
+		return err
+	})
+	answers = append(answers, shareLogin(svc, "198.51.100.7", "xena"), shareLogin(svc, "2001:db8:1:3::1", "xena"))
+	waitUntil(t, "the logins from other addresses wait too", func() bool { return pw.Waiting() == 4 })
+	release()
+	for i, answer := range answers {
+		if err := within(t, "a login that waited", func() error { return <-answer }); err != nil {
+			t.Fatalf("login %d, which waited for a slot: %v", i, err)
+		}
+	}
+	if addresses, accounts := pw.Shares(); pw.Waiting() != 0 || addresses != 0 || accounts != 0 {
+		t.Fatalf("after the waits: %d waiting, %d addresses and %d accounts counted, want none", pw.Waiting(), addresses, accounts)
+	}
+}
+
+// TestHashQueueShareOfOneAccount: one account may have at most its share
+// of the hash queue's waiters, from however many addresses: past it, its
+// next password check is refused at once with ErrHashBusy — a login's, a
+// password change's — while another account's login from the same
+// addresses still finds room. A name that matches no user has a share as
+// a user has (so it tells nothing of who exists). The counts are back to
+// nothing after.
+func TestHashQueueShareOfOneAccount(t *testing.T) {
+	svc, pw, release, wren := shareReplica(t)
+	var answers []<-chan error
+	answers = append(answers, shareLogin(svc, "198.51.100.1", "wren"), shareLogin(svc, "198.51.100.2", "wren"))
+	waitUntil(t, "two logins of one account wait for a slot", func() bool { return pw.Waiting() == 2 })
+	refusedAtOnce(t, pw, "a third login of the account, from a third address", func() error {
+		return <-shareLogin(svc, "198.51.100.3", "wren")
+	})
+	refusedAtOnce(t, pw, "the account's password change", func() error {
+		return svc.ChangePassword(context.Background(), events.Meta{Actor: events.Actor{Type: "user", ID: wren}, Request: events.RequestInfo{IP: "198.51.100.4"}},
+			wren, "wren-new-passphrase-long", "wren-passphrase-long", "")
+	})
+	ghost := func(ip string) <-chan error {
+		answer := make(chan error, 1)
+		go func() {
+			_, err := svc.Login(context.Background(), events.Meta{Request: events.RequestInfo{IP: ip}}, commands.LoginInput{Username: "ghost", Password: "a-guess-of-nobody"})
+			answer <- err
+		}()
+		return answer
+	}
+	answers = append(answers, shareLogin(svc, "198.51.100.1", "vera"))
+	ghosts := []<-chan error{ghost("198.51.100.5"), ghost("198.51.100.6")}
+	waitUntil(t, "another account's login and a name's wait", func() bool { return pw.Waiting() == 5 })
+	refusedAtOnce(t, pw, "a third login of a name that matches no user", func() error { return <-ghost("198.51.100.8") })
+	release()
+	for i, answer := range answers {
+		if err := within(t, "a login that waited", func() error { return <-answer }); err != nil {
+			t.Fatalf("login %d, which waited for a slot: %v", i, err)
+		}
+	}
+	for _, answer := range ghosts {
+		if err := within(t, "a login of a name that waited", func() error { return <-answer }); !errors.Is(err, domain.ErrInvalidCredentials) {
+			t.Fatalf("a login of a name that matches no user, which waited: %v, want ErrInvalidCredentials", err)
+		}
+	}
+	if addresses, accounts := pw.Shares(); pw.Waiting() != 0 || addresses != 0 || accounts != 0 {
+		t.Fatalf("after the waits: %d waiting, %d addresses and %d accounts counted, want none", pw.Waiting(), addresses, accounts)
 	}
 }

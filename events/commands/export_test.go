@@ -10,7 +10,26 @@ func (p *Passwords) StubCheck(check func(password, hash string) (bool, *argon2id
 }
 
 // Waiting is how many wait for a hash slot now.
-func (p *Passwords) Waiting() int64 { return p.waiting.Load() }
+func (p *Passwords) Waiting() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiting
+}
+
+// Share is how many waiters one client address, or one account, may have.
+func (p *Passwords) Share() int { return int(p.share) }
+
+// SetShare sets how many waiters one client address, or one account, may
+// have.
+func (p *Passwords) SetShare(n int) { p.share = int64(n) }
+
+// Shares is how many client addresses and accounts the queue's shares
+// count now (entries of byAddress and byAccount).
+func (p *Passwords) Shares() (addresses, accounts int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.byAddress), len(p.byAccount)
+}
 
 // Slots is how many hashes p runs at once.
 func (p *Passwords) Slots() int { return cap(p.slots) }

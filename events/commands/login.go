@@ -70,7 +70,7 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		u, _, found := s.state.UserByName(in.Username)
 		return s.throttled(u, found, in.Username, meta.Request.IP, now)
 	}
-	ok, err := s.passwordMatches(ctx, u, found, in.Username, in.Password, recheck)
+	ok, err := s.passwordMatches(ctx, s.claimant(meta, u, found, in.Username), u, found, in.Username, in.Password, recheck)
 	if err != nil {
 		return LoginResult{}, err
 	}
@@ -194,16 +194,29 @@ const loginCatchUpWait = time.Second
 // same each time, as a user's does. No store of users: the dummy hash.
 // before (nil: none) runs once a hash slot is held, before the argon2id,
 // for either (Passwords.Verify): a throttle's check as it stands after the
-// wait; its error, or ErrHashBusy (no slot had), is the answer.
-func (s *Service) passwordMatches(ctx context.Context, u domain.User, found bool, name, password string, before func() error) (bool, error) {
+// wait; its error, or ErrHashBusy (no slot had: the queue full, or who's
+// share of it taken), is the answer.
+func (s *Service) passwordMatches(ctx context.Context, who Claimant, u domain.User, found bool, name, password string, before func() error) (bool, error) {
 	if !found {
-		return false, s.passwords.Decoy(ctx, password, s.decoyHash(name), before)
+		return false, s.passwords.Decoy(ctx, who, password, s.decoyHash(name), before)
 	}
 	h, err := s.sealer.Open(sealPasswordHash, u.PasswordHashSealed)
 	if err != nil {
 		return false, fmt.Errorf("commands: unseal password hash of %s: %w", u.ID, err)
 	}
-	return s.passwords.Verify(ctx, password, h, before)
+	return s.passwords.Verify(ctx, who, password, h, before)
+}
+
+// claimant is whom a password check of a request of meta, for user u
+// (found: u exists) or the name that matches no user, is counted for in
+// the hash queue's shares (Passwords.share): the request's client address,
+// and the user's ID or the name's login key — a flood on a name costs the
+// same share whether it matches a user or not, so the share tells neither.
+func (s *Service) claimant(meta events.Meta, u domain.User, found bool, name string) Claimant {
+	if found {
+		return Claimant{Address: meta.Request.IP, Account: u.ID}
+	}
+	return Claimant{Address: meta.Request.IP, Account: "login:" + s.loginKey(name)}
 }
 
 // decoyHash is the argon2id hash a name that matches no user is checked

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
@@ -52,9 +53,18 @@ type Passwords struct {
 	// again (Service.passwordMatches).
 	slots chan struct{}
 	// queue is how many may wait for a slot at once (hashQueuePerSlot per
-	// slot); waiting counts them. Past it, ErrHashBusy at once.
-	queue   int64
-	waiting atomic.Int64
+	// slot); waiting counts them. Past it, ErrHashBusy at once. share is
+	// how many of them may be one client address's, and how many one
+	// account's (hashSharePerSlot per slot): byAddress and byAccount count
+	// them, an entry removed when it is back to zero. Under mu, taken only
+	// by a request that waits (the slots all busy): a login that finds a
+	// free slot takes no lock.
+	mu        sync.Mutex
+	queue     int64
+	share     int64
+	waiting   int64
+	byAddress map[string]int64
+	byAccount map[string]int64
 	// checkHash is argon2id.CheckHash: a test's way to hold a verification
 	// while it holds its slot (a blocking stub).
 	checkHash func(password, hash string) (bool, *argon2id.Params, error)
@@ -111,12 +121,14 @@ func NewPasswords(p HashParams) (*Passwords, error) {
 		checkHash: argon2id.CheckHash,
 	}
 	pw.queue = int64(cap(pw.slots) * hashQueuePerSlot)
+	pw.share = int64(cap(pw.slots) * hashSharePerSlot)
+	pw.byAddress, pw.byAccount = map[string]int64{}, map[string]int64{}
 	pw.reserve = make([]byte, cap(pw.slots)*int(p.MemoryKiB)*1024)
 	random := make([]byte, 24)
 	if _, err := rand.Read(random); err != nil {
 		return nil, err
 	}
-	h, err := pw.Hash(context.Background(), fmt.Sprintf("%x", random))
+	h, err := pw.Hash(context.Background(), Claimant{}, fmt.Sprintf("%x", random))
 	if err != nil {
 		return nil, err
 	}
@@ -214,38 +226,75 @@ const nfkcParam = ",n=1"
 // slots all busy. A queue limit rather than a deadline: past it the answer
 // is at once, not after a wait that ends in the same refusal, and the
 // bound holds in hashes, whatever a hash costs; the request's own deadline
-// bounds the wait too. The benchmark's logins (4 clients per CPU) and the
-// bursts of the tests (60 at once on 2 CPUs) stay below it.
+// bounds the wait too. The benchmark's logins (4 clients per CPU) stay
+// below it, and below one address's share of it (hashSharePerSlot).
 const hashQueuePerSlot = 32
 
+// hashSharePerSlot is how many of the waiters for each hash slot may be
+// one client address's, and how many one account's (Passwords.share): a
+// quarter of the queue. Without it, one address sending logins with one
+// account's right password — which no throttle refuses — filled the queue,
+// and the other tenants' logins were answered 503 (an outside check, 19l:
+// 80 at once from one address, 12 of 21 logins of another tenant's user
+// refused). With it, one address or one account holds at most a quarter
+// of the queue, and its logins past that are refused at once, so the
+// others always find room — three quarters of it with one flood, half
+// with two — and wait behind at most its share: ~8 hashes per slot, some
+// 160 ms at the default cost. The price is a NAT's: the people behind one
+// address (an office) may have, while the slots are all busy, at most
+// that many password checks waiting at once — with 2 CPUs the 2 being
+// hashed plus 16 waiting, with 8 CPUs 8 plus 64 — and the next of theirs
+// that arrive within the same fraction of a second get 503 with
+// Retry-After: 1; an office's logins at its busiest (a few a second)
+// never wait that many. A smaller share would spare the others more and
+// refuse a NAT's bursts sooner.
+const hashSharePerSlot = hashQueuePerSlot / 4
+
 // ErrHashBusy: a password was not hashed or verified because too many
-// waited for a hash slot (Passwords.queue), or because its request ended
-// (its deadline, its client gone) while it waited. Nothing was done or
-// recorded: try again (503 UNAVAILABLE with Retry-After, counted as
-// password_hash_busy in infracast_background_errors_total).
+// waited for a hash slot (Passwords.queue), or too many of the request's
+// client address or of its account (Passwords.share), or because its
+// request ended (its deadline, its client gone) while it waited. Nothing
+// was done or recorded: try again (503 UNAVAILABLE with Retry-After,
+// counted as password_hash_busy in infracast_background_errors_total).
 var ErrHashBusy = fmt.Errorf("%w: too many passwords waiting to be checked", events.ErrUnavailable)
 
-// acquire takes a hash slot for a request of ctx and runs before (nil: no
-// check) once it holds it: a refusal of before is the answer, and the slot
-// is given back, no argon2id run. It waits for a slot only while ctx lasts
-// and while fewer than queue wait (else ErrHashBusy). The caller releases
-// the slot it got.
-func (p *Passwords) acquire(ctx context.Context, before func() error) error {
+// errHashShare is ErrHashBusy because the request's client address, or
+// its account, has its share of the waiters (Passwords.share).
+var errHashShare = fmt.Errorf("%w (this client address's or account's share)", ErrHashBusy)
+
+// Claimant is whom a password check or hash is made for, as the hash
+// queue's shares count it (Passwords.share): the request's client address
+// (the one the throttles see: a trusted proxy's client's), counted by
+// domain.AddressKey (an IPv4 address, an IPv6 /64), and the account — a
+// user's ID, or for a name that matches no user a key of the name. Either
+// "" is not counted: the zero Claimant (the service's own hashes) only by
+// the queue's bound.
+type Claimant struct{ Address, Account string }
+
+// acquire takes a hash slot for a request of ctx, made for who, and runs
+// before (nil: no check) once it holds it: a refusal of before is the
+// answer, and the slot is given back, no argon2id run. It waits for a slot
+// only while ctx lasts, while fewer than queue wait, and while fewer than
+// share wait for who's address and for who's account (else ErrHashBusy).
+// The caller releases the slot it got.
+func (p *Passwords) acquire(ctx context.Context, who Claimant, before func() error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrHashBusy, err)
 	}
 	select {
 	case p.slots <- struct{}{}:
 	default:
-		if p.waiting.Add(1) > p.queue {
-			p.waiting.Add(-1)
-			return ErrHashBusy
+		if who.Address != "" {
+			who.Address = domain.AddressKey(who.Address)
+		}
+		if err := p.wait(who); err != nil {
+			return err
 		}
 		select {
 		case p.slots <- struct{}{}:
-			p.waiting.Add(-1)
+			p.waited(who)
 		case <-ctx.Done():
-			p.waiting.Add(-1)
+			p.waited(who)
 			return fmt.Errorf("%w: %w", ErrHashBusy, ctx.Err())
 		}
 	}
@@ -258,15 +307,60 @@ func (p *Passwords) acquire(ctx context.Context, before func() error) error {
 	return nil
 }
 
+// wait counts a waiter for a slot made for who (its address already a
+// domain.AddressKey), or refuses it: the queue full (ErrHashBusy), or
+// who's address or account at its share (errHashShare).
+func (p *Passwords) wait(who Claimant) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.waiting >= p.queue {
+		return ErrHashBusy
+	}
+	if (who.Address != "" && p.byAddress[who.Address] >= p.share) ||
+		(who.Account != "" && p.byAccount[who.Account] >= p.share) {
+		return errHashShare
+	}
+	p.waiting++
+	if who.Address != "" {
+		p.byAddress[who.Address]++
+	}
+	if who.Account != "" {
+		p.byAccount[who.Account]++
+	}
+	return nil
+}
+
+// waited uncounts a waiter wait counted, its entries removed at zero: the
+// maps hold only who waits now (at most queue entries each).
+func (p *Passwords) waited(who Claimant) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.waiting--
+	uncount(p.byAddress, who.Address)
+	uncount(p.byAccount, who.Account)
+}
+
+// uncount takes one from m[key] ("": none counted), removing it at zero.
+func uncount(m map[string]int64, key string) {
+	if key == "" {
+		return
+	}
+	if m[key] <= 1 {
+		delete(m, key)
+		return
+	}
+	m[key]--
+}
+
 // release gives back a slot acquire took.
 func (p *Passwords) release() { <-p.slots }
 
 // Hash returns the argon2id PHC string of password's NFKC form (normalize),
 // marked so (nfkcParam). It waits for a hash slot as long as ctx lasts, if
-// the queue has room (acquire): else ErrHashBusy.
-func (p *Passwords) Hash(ctx context.Context, password string) (string, error) {
+// the queue has room, and who's share of it (acquire): else ErrHashBusy.
+func (p *Passwords) Hash(ctx context.Context, who Claimant, password string) (string, error) {
 	password = normalize(password)
-	if err := p.acquire(ctx, nil); err != nil {
+	if err := p.acquire(ctx, who, nil); err != nil {
 		return "", err
 	}
 	defer p.release()
@@ -314,13 +408,13 @@ func unmark(hash string) (string, bool) {
 // password is normalised in both cases, so that they cost the same.
 // before (nil: none) is run once a hash slot is held, before the argon2id:
 // its error is the answer, and nothing is run (acquire). So is ErrHashBusy,
-// the slot not had.
-func (p *Passwords) Verify(ctx context.Context, password, hash string, before func() error) (bool, error) {
+// the slot not had (the queue full, or who's share of it taken).
+func (p *Passwords) Verify(ctx context.Context, who Claimant, password, hash string, before func() error) (bool, error) {
 	known := hash != ""
 	if !known {
 		hash = p.dummyHash
 	}
-	ok, err := p.verify(ctx, password, hash, before)
+	ok, err := p.verify(ctx, who, password, hash, before)
 	return ok && known, err
 }
 
@@ -331,23 +425,23 @@ func (p *Passwords) Verify(ctx context.Context, password, hash string, before fu
 // dummy hash when hash is empty. It returns no outcome, so that no caller
 // can make a match with someone else's hash a sign-in: only what refused
 // it before the argon2id (before's error, ErrHashBusy).
-func (p *Passwords) Decoy(ctx context.Context, password, hash string, before func() error) error {
+func (p *Passwords) Decoy(ctx context.Context, who Claimant, password, hash string, before func() error) error {
 	if hash == "" {
 		hash = p.dummyHash
 	}
-	_, err := p.verify(ctx, password, hash, before)
+	_, err := p.verify(ctx, who, password, hash, before)
 	return err
 }
 
 // verify is one argon2id verification of password against hash (Verify),
 // once acquire has a slot and before allowed it.
-func (p *Passwords) verify(ctx context.Context, password, hash string, before func() error) (bool, error) {
+func (p *Passwords) verify(ctx context.Context, who Claimant, password, hash string, before func() error) (bool, error) {
 	normalized := normalize(password)
 	hash, marked := unmark(hash)
 	if marked {
 		password = normalized
 	}
-	if err := p.acquire(ctx, before); err != nil {
+	if err := p.acquire(ctx, who, before); err != nil {
 		return false, err
 	}
 	p.runs.Add(1)

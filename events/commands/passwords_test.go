@@ -12,7 +12,7 @@ import (
 // before the argon2id: the test fails on an error.
 func verifies(t *testing.T, p *Passwords, password, hash string) bool {
 	t.Helper()
-	ok, err := p.Verify(context.Background(), password, hash, nil)
+	ok, err := p.Verify(context.Background(), Claimant{}, password, hash, nil)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -22,7 +22,7 @@ func verifies(t *testing.T, p *Passwords, password, hash string) bool {
 // decoy is p.Decoy as verifies is p.Verify.
 func decoy(t *testing.T, p *Passwords, password, hash string) {
 	t.Helper()
-	if err := p.Decoy(context.Background(), password, hash, nil); err != nil {
+	if err := p.Decoy(context.Background(), Claimant{}, password, hash, nil); err != nil {
 		t.Fatalf("decoy: %v", err)
 	}
 }
@@ -49,7 +49,7 @@ func TestPasswordsAreNormalized(t *testing.T) {
 		{"Åsa-\u1e9b\u0323-lantern", "A\u030asa-\u017f\u0323\u0307-lantern"},
 		{"ｗｉｄｅ-ｐａｓｓｗｏｒｄ-9", "wide-password-9"}, // NFKC: full-width letters
 	} {
-		h, err := p.Hash(context.Background(), c.set)
+		h, err := p.Hash(context.Background(), Claimant{}, c.set)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestPasswordHashesMadeBeforeNormalizationStillVerify(t *testing.T) {
 			t.Errorf("old hash of %+q: its NFKC form %+q verifies (a second try?)", raw, other)
 		}
 	}
-	h, err := p.Hash(context.Background(), "plain-ascii-words")
+	h, err := p.Hash(context.Background(), Claimant{}, "plain-ascii-words")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestCheckLooksPastSpacesAndInvisibleCharacters(t *testing.T) {
 		}
 	}
 	// Spaces are kept in what is hashed: without them it is another password.
-	h, err := p.Hash(context.Background(), " correct-horse-battery ")
+	h, err := p.Hash(context.Background(), Claimant{}, " correct-horse-battery ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestCheckBoundsTheBytes(t *testing.T) {
 // cost) when given none, and has no outcome to tell.
 func TestVerifyAndDecoyRunAtTheHashsCost(t *testing.T) {
 	old := mustPasswords(t)
-	h, err := old.Hash(context.Background(), "a-stored-passphrase")
+	h, err := old.Hash(context.Background(), Claimant{}, "a-stored-passphrase")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -443,7 +443,7 @@ func (s *Service) SCIMCreateUser(ctx context.Context, meta events.Meta, connID s
 	} else {
 		password = newSecret() // a password nobody knows
 	}
-	sealed, err := s.hashAndSeal(ctx, password)
+	sealed, err := s.hashAndSeal(ctx, Claimant{Address: meta.Request.IP}, password)
 	if err != nil {
 		return "", err
 	}
@@ -859,7 +859,7 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		}
 		check := meta
 		check.Request.IP = ""
-		same, err := s.passwordMatches(ctx, u, true, u.Username, up.Password, func() error {
+		same, err := s.passwordMatches(ctx, Claimant{Address: meta.Request.IP, Account: u.ID}, u, true, u.Username, up.Password, func() error {
 			u, _, _ := s.state.User(u.ID)
 			return s.throttled(u, true, u.Username, "", now)
 		})
@@ -885,7 +885,7 @@ func (s *Service) scimUpdateUser(ctx context.Context, meta events.Meta, connID, 
 		if err := s.passwords.Check(up.Password, PasswordContext{Username: u.Username, Email: u.Email}); err != nil {
 			return err
 		}
-		if sealed, err = s.hashAndSeal(ctx, up.Password); err != nil {
+		if sealed, err = s.hashAndSeal(ctx, Claimant{Address: meta.Request.IP, Account: userID}, up.Password); err != nil {
 			return err
 		}
 	}

@@ -409,7 +409,7 @@ func provisionFallback(link pending) string {
 // provisionSSOUser creates the user of a new identity and links it, in one
 // atomic batch: username reservation, user.created, sso.identity_linked.
 func (s *Service) provisionSSOUser(ctx context.Context, meta events.Meta, p domain.SSOProvider, in domain.SSOLogin, link pending) (string, error) {
-	sealed, err := s.hashAndSeal(ctx, newSecret()) // a password nobody knows
+	sealed, err := s.hashAndSeal(ctx, Claimant{Address: meta.Request.IP}, newSecret()) // a password nobody knows
 	if err != nil {
 		return "", err
 	}

@@ -46,7 +46,7 @@ func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUse
 	if _, err := domain.DecideUser(domain.User{}, cmd); err != nil {
 		return domain.User{}, err
 	}
-	sealed, err := s.hashAndSeal(ctx, in.Password)
+	sealed, err := s.hashAndSeal(ctx, Claimant{Address: meta.Request.IP}, in.Password)
 	if err != nil {
 		return domain.User{}, err
 	}
@@ -71,9 +71,10 @@ func (s *Service) CreateUser(ctx context.Context, meta events.Meta, in CreateUse
 }
 
 // hashAndSeal hashes password (waiting for a hash slot while ctx lasts, if
-// the queue has room: else ErrHashBusy) and seals the hash.
-func (s *Service) hashAndSeal(ctx context.Context, password string) (string, error) {
-	h, err := s.passwords.Hash(ctx, password)
+// the queue has room and who's share of it: else ErrHashBusy) and seals the
+// hash.
+func (s *Service) hashAndSeal(ctx context.Context, who Claimant, password string) (string, error) {
+	h, err := s.passwords.Hash(ctx, who, password)
 	if err != nil {
 		return "", err
 	}
@@ -199,7 +200,8 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 	// their answer. Hashed after, only the right one paid the second, and
 	// the slowest 429 of a burst told the right guess, though the lockout
 	// refused it (a re-check, 15r1: the slowest in 6 of 6 bursts).
-	sealed, err := s.hashAndSeal(ctx, password)
+	who := Claimant{Address: meta.Request.IP, Account: userID}
+	sealed, err := s.hashAndSeal(ctx, who, password)
 	if err != nil {
 		return err
 	}
@@ -207,7 +209,7 @@ func (s *Service) ChangePassword(ctx context.Context, meta events.Meta, userID, 
 		// The throttles again once a hash slot is held (as a login's):
 		// the guesses of a burst that locked it meanwhile are refused
 		// without hashing.
-		ok, err := s.passwordMatches(ctx, u, found, userID, current, func() error {
+		ok, err := s.passwordMatches(ctx, who, u, found, userID, current, func() error {
 			u, _, found := s.state.User(userID)
 			return s.throttled(u, found, u.Username, meta.Request.IP, now)
 		})
