@@ -328,3 +328,49 @@ func TestShippedNginxServesReadsWhenEveryReplicaRefusesWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedNginxServesReadsWhileReadyIsPolled: with NATS unreachable every
+// replica answers /ready (and writes) 503 and serves reads. A monitor polling
+// /ready through the shipped nginx gets that 503 as it is, and the replicas
+// stay in: reads go on. Before, /ready went through location /, whose
+// proxy_next_upstream http_503 counted each 503 as a failure of the replica
+// (max_fails=1): one poll a second through nginx left every replica out, and
+// reads answered nginx's 502 (outside check 19r3: 7 of 8).
+func TestShippedNginxServesReadsWhileReadyIsPolled(t *testing.T) {
+	t.Parallel()
+	noNATS := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasPrefix(strings.ToLower(r.URL.Path), "/ready") || (r.Method != "GET" && r.Method != "HEAD") {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, lbBodyNoNATS)
+			return
+		}
+		fmt.Fprint(w, `{"id":"user-1"}`)
+	}
+	a, b := newLBStub(t, noNATS), newLBStub(t, noNATS)
+	up := newGWUpstream(t, nil)
+	base := lbNginx(t, a.addr(), b.addr(), strings.TrimPrefix(up.srv.URL, "http://"))
+	for i := range 8 {
+		// The ways the service routes /ready: any letter case, trailing slashes.
+		for _, path := range []string{"/ready", "/READY/", "/Ready//"} {
+			res, err := send(base, request{Method: "GET", Path: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != http.StatusServiceUnavailable || string(res.Raw) != lbBodyNoNATS {
+				t.Fatalf("GET %s %d through nginx, NATS unreachable: %d %s, want the replica's 503", path, i, res.Status, res.Raw)
+			}
+		}
+		res, err := send(base, request{Method: "GET", Path: "/api/v1/users/user-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != http.StatusOK {
+			t.Fatalf("GET %d through nginx after polls of /ready, NATS unreachable: %d %s, want the read model's 200", i, res.Status, res.Raw)
+		}
+	}
+	if a.saw("GET /ready")+b.saw("GET /ready") < 8 {
+		t.Fatalf("the replicas were asked GET /ready %d and %d times, want it passed on", a.saw("GET /ready"), b.saw("GET /ready"))
+	}
+}
