@@ -567,10 +567,8 @@ func patchResource[T any](h *Handler, k *kind[T], r *request) error {
 	return updateResource(h, k, r, id, "PATCH", proj, func(base T) (T, error) {
 		var zero T
 		p := &patcher{rt: k.rt, m: k.toMap(base)}
-		for _, op := range ops {
-			if err := p.apply(op); err != nil {
-				return zero, err
-			}
+		if err := p.applyAll(ops); err != nil {
+			return zero, err
 		}
 		if k.check != nil {
 			if err := k.check(h, p.m); err != nil {

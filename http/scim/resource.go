@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -451,16 +450,23 @@ func groupChanges(base, result Group) (changed []string, added, removed []Member
 	if base.ExternalID != result.ExternalID {
 		changed = append(changed, AttrExternalID)
 	}
-	has := func(list []Member, v string) bool {
-		return slices.ContainsFunc(list, func(m Member) bool { return m.Value == v })
-	}
+	// Sets of values, not a search of the other list per member: a group
+	// may have 100,000 members, and a search per member made one PATCH
+	// cost seconds (an outside check, 19l: 6.8 s at 40,000). Order kept:
+	// added as in result, removed as in base, each value once.
+	inBase := memberSet(base.Members)
+	inResult := memberSet(result.Members)
+	seen := make(map[string]bool)
 	for _, m := range result.Members {
-		if !has(base.Members, m.Value) && !has(added, m.Value) {
+		if !inBase[m.Value] && !seen[m.Value] {
+			seen[m.Value] = true
 			added = append(added, m)
 		}
 	}
+	clear(seen)
 	for _, m := range base.Members {
-		if !has(result.Members, m.Value) && !has(removed, m.Value) {
+		if !inResult[m.Value] && !seen[m.Value] {
+			seen[m.Value] = true
 			removed = append(removed, m)
 		}
 	}
@@ -468,4 +474,13 @@ func groupChanges(base, result Group) (changed []string, added, removed []Member
 		changed = append(changed, AttrMembers)
 	}
 	return changed, added, removed
+}
+
+// memberSet: the values of members.
+func memberSet(members []Member) map[string]bool {
+	set := make(map[string]bool, len(members))
+	for _, m := range members {
+		set[m.Value] = true
+	}
+	return set
 }
