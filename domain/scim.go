@@ -227,8 +227,15 @@ func (c SCIMConnection) Shares(u User) bool {
 // groups maps to is absent: the user holds no role there.
 func (c SCIMConnection) RolesFor(groups []string) map[string]Role {
 	out := map[string]Role{}
+	// A set, not a search of groups per mapping: a user may be in as many
+	// mapped groups as there are mappings (500), for each of a group's
+	// 100,000 members at a change.
+	in := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		in[g] = true
+	}
 	for _, m := range c.GroupMappings {
-		if !slices.Contains(groups, m.Group) {
+		if !in[m.Group] {
 			continue
 		}
 		if cur, ok := out[m.Tenant]; !ok || roleRank(m.Role) > roleRank(cur) {
@@ -815,14 +822,17 @@ func DecideSCIMGroup(g SCIMGroup, cmd SCIMGroupCommand) ([]Event, error) {
 		if err != nil {
 			return nil, err
 		}
+		// add and remove are sorted (checkMemberIDs): each is searched in
+		// the other by halves, not from the start — a PUT of a group of
+		// 100,000 members may add and remove as many.
 		var ev SCIMGroupMembersChanged
 		for _, id := range add {
-			if !g.HasMember(id) && !slices.Contains(remove, id) {
+			if _, both := slices.BinarySearch(remove, id); !g.HasMember(id) && !both {
 				ev.Added = append(ev.Added, id)
 			}
 		}
 		for _, id := range remove {
-			if g.HasMember(id) && !slices.Contains(add, id) {
+			if _, both := slices.BinarySearch(add, id); g.HasMember(id) && !both {
 				ev.Removed = append(ev.Removed, id)
 			}
 		}
@@ -854,9 +864,16 @@ func EvolveSCIMGroup(g SCIMGroup, e Event) SCIMGroup {
 	case SCIMGroupRenamed:
 		g.DisplayName, g.ExternalID, g.UpdatedAt = ev.DisplayName, ev.ExternalID, ev.RenamedAt
 	case SCIMGroupMembersChanged:
+		// A set of the removed, not a search of the list per member (a
+		// group may have 100,000 members, an event remove as many): every
+		// replica applies this on every change.
+		removed := make(map[string]bool, len(ev.Removed))
+		for _, id := range ev.Removed {
+			removed[id] = true
+		}
 		members := make([]string, 0, len(g.Members)+len(ev.Added))
 		for _, id := range g.Members {
-			if !slices.Contains(ev.Removed, id) {
+			if !removed[id] {
 				members = append(members, id)
 			}
 		}

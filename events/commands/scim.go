@@ -1432,6 +1432,14 @@ func (s *Service) scimRoleEvents(c domain.SCIMConnection, override map[string]do
 			groups = append(groups, g)
 		}
 	}
+	// Only the groups a mapping names give roles: each of users (up to a
+	// group's 100,000 members at a change) is looked up in those, not in
+	// every group of the connection.
+	mapped := map[string]bool{}
+	for _, m := range c.GroupMappings {
+		mapped[m.Group] = true
+	}
+	groups = slices.DeleteFunc(groups, func(g domain.SCIMGroup) bool { return !mapped[g.DisplayName] })
 	var out []pending
 	seen := map[string]bool{}
 	for _, id := range users {
