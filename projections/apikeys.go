@@ -28,8 +28,11 @@ type keyModel struct {
 	// tenantLists holds one copy of each tenant list (keyed by its
 	// elements joined with NUL): most keys share a few lists.
 	tenantLists map[string][]string
-	// byOwner finds the keys a user owns (lifecycle.go: noteOwner); derived,
-	// rebuilt on restore.
+	// byOwner lists the keys each user owns that are not revoked
+	// (lifecycle.go: noteOwner; keyEntry.slot is a key's place in its
+	// owner's list): what the owner's key count, their keys' names and
+	// their deactivation read, none of them by a scan of every key or of
+	// the keys they revoked. Derived, rebuilt on restore.
 	byOwner map[string][]*keyEntry
 	// revoked holds the secret hashes of revoked keys (their current ones;
 	// a model that applied a revoked key's rotation also the one before):
@@ -86,6 +89,7 @@ type keyEntry struct {
 	version         uint32
 	ownerRec        uint32    // the owner's user record + 1 (0: no such user when packed)
 	hist            uint32    // its access history: accessModel.keys record + 1 (access.go)
+	slot            uint32    // its place in keyModel.byOwner[owner] while listed (in padding: no byte more)
 	next            *keyEntry // next live key whose hash starts with the same 8 bytes
 	perms           domain.PermissionSet
 	flags           uint8 // kHashed, kIndexed, kRevoked (one byte: the entry stays 208 bytes)
@@ -317,9 +321,9 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) *keyEntry {
 	case domain.APIKeyRotated:
 		km.setHash(k, ev.SecretHash)
 	}
-	owner := k.owner
+	owner, revoked := k.owner, k.flags&kRevoked != 0
 	km.pack(k, st, &m.users)
-	km.noteOwner(k, owner)
+	km.noteOwner(k, owner, revoked)
 	k.seq = seq
 	if k.flags&kRevoked != 0 {
 		km.unindex(k)
@@ -342,7 +346,7 @@ func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users *u
 	km.byID[id] = k
 	km.setHash(k, st.SecretHash)
 	km.pack(k, st, users)
-	km.noteOwner(k, "")
+	km.noteOwner(k, "", false)
 	km.index(k)
 	km.noteRevoked(k)
 }

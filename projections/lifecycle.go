@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/infracast/auth/domain"
 )
 
 // A user's sessions and keys, for the sessions API and a user's
@@ -185,18 +187,35 @@ func (m *Model) keepIfLive(u uint32, keep string) string {
 	return keep
 }
 
-// noteOwner lists key k under its owner when the owner is new to it (before:
-// its owner before the event just applied; "" for a new key). A key stays
-// listed under the owners it had before (a rotation names a new one): the
-// lists only grow, as the keys do, and APIKeysOwnedBy checks the owner.
-func (km *keyModel) noteOwner(k *keyEntry, before string) {
-	if k.owner == "" || (before != "" && k.owner == before) {
+// noteOwner keeps k listed under its owner while it is not revoked (before,
+// wasRevoked: its owner and revocation before the event just applied; ""
+// for a new key): a rotation that names a new owner moves it, a
+// revocation takes it off. Taken off by its place (slot), the owner's last
+// key moved there: a user revoking many keys costs no scan of them.
+func (km *keyModel) noteOwner(k *keyEntry, before string, wasRevoked bool) {
+	listed := before != "" && !wasRevoked
+	listNow := k.owner != "" && k.flags&kRevoked == 0
+	if listed && listNow && before == k.owner {
 		return
 	}
-	if km.byOwner == nil {
-		km.byOwner = make(map[string][]*keyEntry)
+	if listed {
+		list := km.byOwner[before]
+		last := list[len(list)-1]
+		list[k.slot], last.slot = last, k.slot
+		list[len(list)-1] = nil
+		if list = list[:len(list)-1]; len(list) == 0 {
+			delete(km.byOwner, before)
+		} else {
+			km.byOwner[before] = list
+		}
 	}
-	km.byOwner[k.owner] = append(km.byOwner[k.owner], k)
+	if listNow {
+		if km.byOwner == nil {
+			km.byOwner = make(map[string][]*keyEntry)
+		}
+		k.slot = uint32(len(km.byOwner[k.owner]))
+		km.byOwner[k.owner] = append(km.byOwner[k.owner], k)
+	}
 }
 
 // APIKeysOwnedBy returns the IDs of the API keys user owner owns (as their
@@ -207,11 +226,33 @@ func (m *Model) APIKeysOwnedBy(owner string) []string {
 	defer m.mu.RUnlock()
 	var out []string
 	for _, k := range m.keys.byOwner[owner] {
-		if k.owner == owner && k.flags&kRevoked == 0 {
-			out = append(out, k.id)
+		out = append(out, k.id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// APIKeysHeld is the number of API keys user owner owns that are not
+// revoked (expired ones included, until revoked): O(1).
+func (m *Model) APIKeysHeld(owner string) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.keys.byOwner[owner])
+}
+
+// LiveAPIKeyNamed reports whether one of user owner's API keys that still
+// works (not revoked, not expired at now) is named name, without regard to
+// case: a look at the owner's keys that are not revoked (noteOwner; as
+// many as the owner may hold: commands.MaxAPIKeysPerOwner) as packed, none
+// unpacked — the check of every key creation, which unpacked every key the
+// owner ever had (an outside check, 19l: 24 ms per creation at 25,000 keys).
+func (m *Model) LiveAPIKeyNamed(owner, name string, now time.Time) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, k := range m.keys.byOwner[owner] {
+		if strings.EqualFold(k.name, name) && !(domain.APIKey{ExpiresAt: k.time(keyExpires)}).Expired(now) {
+			return true
 		}
 	}
-	// A key its owner had before, and has again, is listed twice.
-	slices.Sort(out)
-	return slices.Compact(out)
+	return false
 }

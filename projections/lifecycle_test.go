@@ -241,5 +241,100 @@ func TestAPIKeysOwnedBy(t *testing.T) {
 		if got, want := r.APIKeysOwnedBy(u), m.APIKeysOwnedBy(u); !slices.Equal(got, want) {
 			t.Fatalf("restored: %s owns %v, want %v", u, got, want)
 		}
+		if got, want := r.APIKeysHeld(u), len(m.APIKeysOwnedBy(u)); got != want || m.APIKeysHeld(u) != want {
+			t.Fatalf("%s holds %d (restored %d), want %d", u, m.APIKeysHeld(u), got, want)
+		}
+	}
+}
+
+// TestLiveAPIKeyNamed: an owner's key names, as the check of a creation
+// reads them (any case; a revoked or expired key's name is free), kept
+// as keys are revoked and change owners, and after a restore.
+func TestLiveAPIKeyNamed(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	m.user("user-a")
+	m.user("user-b")
+	exp := lt0.Add(time.Hour)
+	for i, name := range []string{"deploy", "ci", "Backup", "old"} {
+		kid := fmt.Sprintf("key-%d", i)
+		c := domain.APIKeyCreated{KeyID: kid, Name: name, OwnerID: "user-a", Tenants: []string{"prod"},
+			Permissions: []domain.Permission{"nodes:read"}, SecretHash: fmt.Sprintf("%064x", i+100), CreatedAt: lt0}
+		if name == "old" {
+			c.ExpiresAt = &exp
+		}
+		m.apply(kid, c)
+	}
+	m.apply("key-0", domain.APIKeyRevoked{KeyID: "key-0"})
+	m.apply("key-1", domain.APIKeyRotated{KeyID: "key-1", SecretHash: fmt.Sprintf("%064x", 200), RotatedAt: lt0, OwnerID: "user-b"})
+	check := func(m *Model, when string) {
+		t.Helper()
+		for _, c := range []struct {
+			owner, name string
+			at          time.Time
+			want        bool
+		}{
+			{"user-a", "deploy", lt0, false}, // revoked
+			{"user-a", "ci", lt0, false},     // now user-b's
+			{"user-b", "CI", lt0, true},
+			{"user-a", "backup", lt0, true},
+			{"user-a", "BACKUP", lt0, true},
+			{"user-b", "backup", lt0, false},
+			{"user-a", "old", lt0, true},
+			{"user-a", "old", exp, false}, // expired
+			{"user-a", "other", lt0, false},
+		} {
+			if got := m.LiveAPIKeyNamed(c.owner, c.name, c.at); got != c.want {
+				t.Errorf("%s: %s %q at %v: %v, want %v", when, c.owner, c.name, c.at, got, c.want)
+			}
+		}
+		if a, b := m.APIKeysHeld("user-a"), m.APIKeysHeld("user-b"); a != 2 || b != 1 {
+			t.Errorf("%s: user-a holds %d, user-b %d; want 2 and 1", when, a, b)
+		}
+	}
+	check(m.Model, "applied")
+	data, _, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewModel()
+	if _, err := r.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	check(r, "restored")
+}
+
+// TestAPIKeysOwnedByManyChanges: the owners' lists (each key taken off by
+// its place) hold, after many revocations and changes of owner in any
+// order, the keys a look at every key finds.
+func TestAPIKeysOwnedByManyChanges(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	owners := []string{"user-a", "user-b", "user-c"}
+	for _, u := range owners {
+		m.user(u)
+	}
+	const n = 300
+	for i := range n {
+		kid := fmt.Sprintf("key-%03d", i)
+		m.apply(kid, domain.APIKeyCreated{KeyID: kid, Name: kid, OwnerID: owners[i%3], Tenants: []string{"prod"},
+			Permissions: []domain.Permission{"nodes:read"}, SecretHash: fmt.Sprintf("%064x", i+1000), CreatedAt: lt0})
+	}
+	for i := range 2 * n {
+		kid := fmt.Sprintf("key-%03d", (i*7919)%n)
+		if i%3 == 0 {
+			m.apply(kid, domain.APIKeyRevoked{KeyID: kid})
+		} else {
+			m.apply(kid, domain.APIKeyRotated{KeyID: kid, SecretHash: fmt.Sprintf("%064x", i+5000), RotatedAt: lt0, OwnerID: owners[(i*31)%3]})
+		}
+	}
+	for _, u := range owners {
+		var want []string
+		for i := range n {
+			if k, _, ok := m.APIKey(fmt.Sprintf("key-%03d", i)); ok && k.OwnerID == u && !k.Revoked {
+				want = append(want, k.ID)
+			}
+		}
+		if got := m.APIKeysOwnedBy(u); !slices.Equal(got, want) || m.APIKeysHeld(u) != len(want) {
+			t.Fatalf("%s owns %v (holds %d), want %v", u, got, m.APIKeysHeld(u), want)
+		}
 	}
 }

@@ -243,7 +243,8 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[addrFailures]():   {"count", "last"},
 		reflect.TypeFor[keyModel]():       {"byID", "byHash", "odd", "tenantLists", "byOwner", "revoked"},
 		reflect.TypeFor[keyEntry](): {"id", "name", "owner", "tenants", "allowed", "secs", "nanos", "hash",
-			"version", "ownerRec", "hist", "seq", "next", "perms", "flags"},
+			"version", "ownerRec", "hist", "seq", "next", "perms", "flags",
+			"slot"}, // derived: its place in byOwner, rebuilt on restore
 		reflect.TypeFor[ssoProviderEntry](): {"state", "seq"},
 		reflect.TypeFor[signingEntry]():     {"state", "seq"},
 		reflect.TypeFor[journal](): {"model", "slots", "n", "runs", "first", "start", "file", "pending", "encBuf", "types", "typeIDs", "oddTypes",

@@ -75,7 +75,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, meta events.Meta, in CreateA
 		if err != nil {
 			return nil, err
 		}
-		if s.liveKeyNamed(in.Owner, name, cmd.Now) {
+		if n := s.state.APIKeysHeld(in.Owner); n >= MaxAPIKeysPerOwner {
+			return nil, domain.Invalid("api_keys", "this user holds %d API keys already (at most %d, expired ones included); revoke one first", n, MaxAPIKeysPerOwner)
+		}
+		if s.state.LiveAPIKeyNamed(in.Owner, name, cmd.Now) {
 			return nil, ErrAPIKeyNameTaken
 		}
 		reservation := pending{
@@ -108,17 +111,14 @@ func (s *Service) replacedMeanwhile(ctx context.Context, aggregate, id string, r
 // ErrAPIKeyNameTaken: a live key of the same owner has that name.
 var ErrAPIKeyNameTaken = fmt.Errorf("%w: api key name taken", domain.ErrAlreadyExists)
 
-// liveKeyNamed reports whether one of owner's keys that still works (not
-// revoked, not expired) is named name, without regard to case.
-func (s *Service) liveKeyNamed(owner, name string, now time.Time) bool {
-	for _, id := range s.state.APIKeysOwnedBy(owner) {
-		k, _, ok := s.state.APIKey(id)
-		if ok && !k.Revoked && !k.Expired(now) && strings.EqualFold(k.Name, name) {
-			return true
-		}
-	}
-	return false
-}
+// MaxAPIKeysPerOwner bounds the keys one user holds (not revoked; expired
+// ones count until revoked): a service needs a few, a fleet of machines a
+// few hundred, and nothing bounded them — one tenant admin made 25,000
+// keys, each up to 16 KB in every replica's memory, and every creation
+// looked at all of the owner's keys (an outside check, 19l). A constant,
+// as MaxSCIMConnectionsPerOwner: a bound, not exact under creations at
+// once through several replicas.
+const MaxAPIKeysPerOwner = 1000
 
 // ExecuteAPIKey decides a key command against the key's state and appends the result.
 func (s *Service) ExecuteAPIKey(ctx context.Context, meta events.Meta, keyID string, cmd domain.APIKeyCommand) (domain.APIKey, error) {

@@ -95,6 +95,13 @@ type APIKeyState interface {
 	// APIKeysOwnedBy lists the IDs of the keys a user owns that are not
 	// revoked.
 	APIKeysOwnedBy(owner string) []string
+	// APIKeysHeld is how many keys a user owns that are not revoked
+	// (expired ones included): O(1).
+	APIKeysHeld(owner string) int
+	// LiveAPIKeyNamed reports whether one of owner's keys that still
+	// works (not revoked, not expired at now) is named name, without
+	// regard to case; it unpacks no key.
+	LiveAPIKeyNamed(owner, name string, now time.Time) bool
 }
 
 // SigningKeyState reads access-token signing keys.
