@@ -839,7 +839,10 @@ func DecideSCIMGroup(g SCIMGroup, cmd SCIMGroupCommand) ([]Event, error) {
 		if len(ev.Added) == 0 && len(ev.Removed) == 0 {
 			return nil, nil
 		}
-		if len(g.Members)+len(ev.Added) > maxSCIMMembers {
+		// The group as it will be: the removed are members, the added
+		// are not (a PUT replacing every member of a full group is no
+		// more than it).
+		if len(g.Members)-len(ev.Removed)+len(ev.Added) > maxSCIMMembers {
 			return nil, Invalid("members", "at most %d members", maxSCIMMembers)
 		}
 		ev.GroupID, ev.ChangedAt = g.ID, cm.Now.UTC()

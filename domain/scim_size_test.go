@@ -27,6 +27,20 @@ func TestSCIMGroupReplaceAllMembers(t *testing.T) {
 	}
 }
 
+// TestSCIMGroupReplaceAtTheBound: replacing every member of a group at the
+// bound (100,000) with as many others is within it — the removed leave as
+// the added come; one more than the bound is refused, nothing decided.
+func TestSCIMGroupReplaceAtTheBound(t *testing.T) {
+	g, old, fresh := bigSCIMGroup(maxSCIMMembers)
+	evs, err := DecideSCIMGroup(g, ChangeSCIMGroupMembers{Add: fresh, Remove: old, Now: scimT0})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("replace all %d members: %v, %v", maxSCIMMembers, len(evs), err)
+	}
+	if evs, err := DecideSCIMGroup(g, ChangeSCIMGroupMembers{Add: append(fresh[:1:1], "u-c0000000"), Remove: old[:1], Now: scimT0}); err == nil {
+		t.Fatalf("one member more than the bound: %v, want refused", evs)
+	}
+}
+
 func bigSCIMGroup(n int) (g SCIMGroup, members, others []string) {
 	for i := 0; i < n; i++ {
 		members = append(members, fmt.Sprintf("u-a%07d", i))
