@@ -226,7 +226,16 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 // key may be good, and a 401 would have the client drop it (outside check
 // 19u); a 503 is sent again, by a proxy to another replica.
 func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) (bool, error) {
-	if s.deps.CatchUp == nil || s.deps.CatchUp.Alone() || !s.deps.CatchUp.CatchUpBudget() {
+	if s.deps.CatchUp == nil || s.aloneAndServing() {
+		return false, nil
+	}
+	if !s.deps.CatchUp.CatchUpBudget() {
+		if !s.storeServing() {
+			// Cut off, and a flood of made-up keys spent the budget:
+			// the key may be good all the same (re-check 19r4: a valid
+			// new key went from 503 to 401 under such a flood).
+			return false, errUnavailable
+		}
 		return false, nil
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), time.Second)
@@ -252,7 +261,7 @@ func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) (bool, error) {
 // nothing.
 func (s *Server) verifyToken(c *fiber.Ctx, raw string, verify func(string) (*Claims, error)) (*Claims, error) {
 	claims, err := verify(raw)
-	if err == nil || s.deps.CatchUp == nil || s.deps.CatchUp.Alone() || !s.tokens.newUnknownKey(raw) {
+	if err == nil || s.deps.CatchUp == nil || s.aloneAndServing() || !s.tokens.newUnknownKey(raw) {
 		return claims, err
 	}
 	if err := s.catchUpSigningKeys(c); err != nil {
@@ -263,6 +272,26 @@ func (s *Server) verifyToken(c *fiber.Ctx, raw string, verify func(string) (*Cla
 		return nil, errUnavailable
 	}
 	return verify(raw)
+}
+
+// aloneAndServing: no other replica serves, as far as this one can tell —
+// which it can only while its event store serves: a replica cut off from
+// the stream (NATS away, or a NATS node on the losing side of a split that
+// echoes its own heartbeats but none of the others') hears no one and is
+// not alone for that; a credential it does not know may be good, and
+// trying to catch up answers 503, not 401 (re-check 19r4).
+func (s *Server) aloneAndServing() bool {
+	return s.deps.CatchUp.Alone() && s.storeServing()
+}
+
+// storeServing: the event store is reachable and serves the stream (the
+// replica is ready), or there is no readiness to ask (tests).
+func (s *Server) storeServing() bool {
+	if s.deps.Readiness == nil {
+		return true
+	}
+	ok, _ := s.deps.Readiness.Ready()
+	return ok
 }
 
 // freshlyIssued: a token signed moments ago, whose session another replica may

@@ -81,6 +81,8 @@ func TestShippedNginxAnswersItsOwnRefusalsInJSON(t *testing.T) {
 		{"an invalid header line", "GET / HTTP/1.1\r\nHost: a\r\nX-A\x00: b\r\n\r\n", 400, malformed},
 		{"a malformed chunked body", "POST /api/v1/users HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, malformed},
 		{"a malformed chunked body to a tenant resource", "PUT /api/v1/tenants/prod/nodes/n1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, malformed},
+		{"a Transfer-Encoding nginx does not implement (its 501)", "POST /api/v1/users HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400, malformed},
+		{"an HTTP version nginx does not speak (its 505)", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 400, malformed},
 		{"a header over nginx's 8 KiB buffer", "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + strings.Repeat("a", 9<<10) + "\r\n\r\n", 431, headersLarge},
 		{"a request line over nginx's 8 KiB buffer", "GET /" + strings.Repeat("a", 9<<10) + " HTTP/1.1\r\nHost: a\r\n\r\n", 431, headersLarge},
 	} {
