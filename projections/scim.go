@@ -285,10 +285,16 @@ func (m *Model) SCIMCounts(connID string) (users, groups int) {
 // SCIMLinkByUserName finds the connection's linked user whose SCIM
 // userName is name (without regard to the case of A-Z: domain.SameUsername).
 func (m *Model) SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool) {
+	return m.scimLinkWhere(connID, func(p domain.SCIMProfile) bool { return domain.SameUsername(p.UserName, name) })
+}
+
+// scimLinkWhere scans the users connection connID provisions for the first
+// whose profile matches.
+func (m *Model) scimLinkWhere(connID string, match func(domain.SCIMProfile) bool) (domain.SCIMLink, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, key := range m.scim.connUsers[connID] {
-		if l := m.scim.links[key]; domain.SameUsername(l.state.Profile.UserName, name) {
+		if l := m.scim.links[key]; match(l.state.Profile) {
 			return l.state, true
 		}
 	}
@@ -305,14 +311,7 @@ func (m *Model) SCIMLinkByExternalID(connID, externalID string) (domain.SCIMLink
 	if externalID == "" {
 		return domain.SCIMLink{}, false
 	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, key := range m.scim.connUsers[connID] {
-		if l := m.scim.links[key]; l.state.Profile.ExternalID == externalID {
-			return l.state, true
-		}
-	}
-	return domain.SCIMLink{}, false
+	return m.scimLinkWhere(connID, func(p domain.SCIMProfile) bool { return p.ExternalID == externalID })
 }
 
 // SCIMFormerLinkByExternalID finds the user connection connID provisioned
