@@ -696,20 +696,17 @@ func TestShippedLoginFloodLeavesOthersRoom(t *testing.T) {
 		})
 	}
 	// The flood at its share: some of its logins refused already.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if err := Poll(30*time.Second, func() error {
 		mu.Lock()
-		refused := flood[503]
-		mu.Unlock()
-		if refused > 0 {
-			break
+		defer mu.Unlock()
+		if flood[503] == 0 {
+			return Errorf("100 logins at a time from one address: no 503 in 30 s (%v), the queue never full", flood)
 		}
-		if time.Now().After(deadline) {
-			close(stop)
-			wg.Wait()
-			t.Fatalf("100 logins at a time from one address: no 503 in 30 s (%v), the queue never full", flood)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return nil
+	}); err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatal(err)
 	}
 	var others []int
 	for range 10 {

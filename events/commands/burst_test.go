@@ -33,13 +33,22 @@ func burstReplica(t *testing.T, maxFailures int) (*stream, *commands.Service, *c
 // waitUntil polls cond until it holds, failing the test after a deadline.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	if !holdsWithin(10*time.Second, time.Millisecond, cond) {
+		t.Fatalf("timed out waiting until %s", what)
+	}
+}
+
+// holdsWithin polls cond every step until it holds (true) or d has passed
+// (false); usable off the test's goroutine, where t.Fatal is not.
+func holdsWithin(d, step time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
+			return false
 		}
-		time.Sleep(time.Millisecond)
+		time.Sleep(step)
 	}
+	return true
 }
 
 // within is f's answer, if it comes within a deadline: else the test fails

@@ -40,24 +40,21 @@ func (b *rounds) hook(subject string) func([]events.Message) {
 		round := b.round
 		b.arrived++
 		b.mu.Unlock()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		// (The turns' waiters signal nothing: they are polled.)
+		gathered := holdsWithin(10*time.Second, 20*time.Microsecond, func() bool {
 			b.mu.Lock()
+			defer b.mu.Unlock()
 			if b.round != round {
-				b.mu.Unlock()
-				return
+				return true
 			}
 			if b.arrived+b.waiters()+b.finished >= b.writers {
 				b.round, b.arrived = b.round+1, 0
-				b.mu.Unlock()
-				return
+				return true
 			}
-			b.mu.Unlock()
-			if time.Now().After(deadline) {
-				b.t.Error("a round of appends never gathered")
-				return
-			}
-			time.Sleep(20 * time.Microsecond)
+			return false
+		})
+		if !gathered {
+			b.t.Error("a round of appends never gathered")
 		}
 	}
 }
