@@ -226,7 +226,7 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 // key may be good, and a 401 would have the client drop it (outside check
 // 19u); a 503 is sent again, by a proxy to another replica.
 func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) (bool, error) {
-	if s.deps.CatchUp == nil || s.aloneAndServing() {
+	if s.deps.CatchUp == nil || s.deps.CatchUp.Alone() {
 		return false, nil
 	}
 	if !s.deps.CatchUp.CatchUpBudget() {
@@ -261,7 +261,7 @@ func (s *Server) catchUpForUnknownKey(c *fiber.Ctx) (bool, error) {
 // nothing.
 func (s *Server) verifyToken(c *fiber.Ctx, raw string, verify func(string) (*Claims, error)) (*Claims, error) {
 	claims, err := verify(raw)
-	if err == nil || s.deps.CatchUp == nil || s.aloneAndServing() || !s.tokens.newUnknownKey(raw) {
+	if err == nil || s.deps.CatchUp == nil || s.deps.CatchUp.Alone() || !s.tokens.newUnknownKey(raw) {
 		return claims, err
 	}
 	if err := s.catchUpSigningKeys(c); err != nil {
@@ -274,18 +274,9 @@ func (s *Server) verifyToken(c *fiber.Ctx, raw string, verify func(string) (*Cla
 	return verify(raw)
 }
 
-// aloneAndServing: no other replica serves, as far as this one can tell —
-// which it can only while its event store serves: a replica cut off from
-// the stream (NATS away, or a NATS node on the losing side of a split that
-// echoes its own heartbeats but none of the others') hears no one and is
-// not alone for that; a credential it does not know may be good, and
-// trying to catch up answers 503, not 401 (re-check 19r4).
-func (s *Server) aloneAndServing() bool {
-	return s.deps.CatchUp.Alone() && s.storeServing()
-}
-
 // storeServing: the event store is reachable and serves the stream (the
-// replica is ready), or there is no readiness to ask (tests).
+// replica is ready), or there is no readiness to ask (tests). (While it does
+// not, CatchUp.Alone is false: commands.Config.Serving.)
 func (s *Server) storeServing() bool {
 	if s.deps.Readiness == nil {
 		return true

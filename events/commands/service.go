@@ -165,6 +165,10 @@ type Config struct {
 	// returns once every other replica has applied it too (events.Barrier),
 	// so that the answer means "enforced everywhere".
 	Barrier Barrier
+	// Serving reports whether the event store serves this replica now (it
+	// is ready); nil: always. A replica it does not serve hears no other
+	// replica and is not alone for that (Alone).
+	Serving func() bool
 	// Log receives what the service reports on its own: the follow-ups of
 	// stored writes that failed (followup.go). nil: discarded.
 	Log *slog.Logger
@@ -340,8 +344,15 @@ func (s *Service) CatchUp(ctx context.Context, aggregate, id string) error {
 // reads that catch up for that (a login, a path's ID, a list, an unknown
 // bearer key or refresh token) need not. Without a barrier: false.
 // Revocations catch up regardless — one by a replica of an older build, which
-// does not announce itself, must not be lost.
-func (s *Service) Alone() bool { return s.cfg.Barrier != nil && s.cfg.Barrier.Peers() == 0 }
+// does not announce itself, must not be lost. Nor is a replica the event
+// store does not serve alone (Config.Serving): cut off from the stream — NATS
+// away, or a NATS node on the losing side of a split that echoes its own
+// heartbeats but none of the others' — it hears no one, and a credential it
+// does not know may be good: its catch-up fails, 503, not a 401 after which
+// a client drops it (re-check 19r4).
+func (s *Service) Alone() bool {
+	return s.cfg.Barrier != nil && s.cfg.Barrier.Peers() == 0 && (s.cfg.Serving == nil || s.cfg.Serving())
+}
 
 // ErrCatchUpBudget: too many secrets this replica does not know were looked
 // for at once (UnknownCatchUpRate); the request was refused before anything

@@ -445,3 +445,35 @@ func TestAPIKeyNameTrimmedForItsUniqueness(t *testing.T) {
 		t.Errorf("\"ci\" after \" ci \": %v, want %v", err, commands.ErrAPIKeyNameTaken)
 	}
 }
+
+// nobody is a barrier that hears of no other replica.
+type nobody struct{}
+
+func (nobody) Wait(context.Context, uint64) {}
+func (nobody) Peers() int                   { return 0 }
+
+// TestAloneOnlyWhileTheStoreServes: a replica that hears no other is alone
+// only while the event store serves it (Config.Serving): cut off — a NATS
+// node that echoes its own heartbeats but has no stream and none of the
+// others — it hears no one and is not alone for that, so an unknown
+// credential is looked for (503 when that fails), not refused as unknown
+// (re-check 19r4).
+func TestAloneOnlyWhileTheStoreServes(t *testing.T) {
+	serving := true
+	s := &stream{}
+	_, svc, _ := replicaWith(t, s, s, func(c *commands.Config) {
+		c.Barrier = nobody{}
+		c.Serving = func() bool { return serving }
+	})
+	if !svc.Alone() {
+		t.Fatal("no other replica, the store serving: want alone")
+	}
+	serving = false
+	if svc.Alone() {
+		t.Fatal("no other replica heard, the store not serving: want not alone")
+	}
+	_, withPeer, _ := replicaWith(t, s, s, nil)
+	if withPeer.Alone() {
+		t.Fatal("another replica heard: want not alone")
+	}
+}

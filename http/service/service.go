@@ -146,6 +146,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.Passwords = pw
+	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
 	s.Commands = commands.New(st, s.Runner, s.Model, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now, RefreshIdleTTL: cfg.RefreshIdleTTL,
 		RefreshReuseInterval: cfg.RefreshReuseInterval, RefreshSuccessorKey: authhttp.DeriveKey(s.cfg.MasterKey, "refresh-token-successor"),
@@ -155,7 +156,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		MFAKey:          authhttp.DeriveKey(s.cfg.MasterKey, "mfa"),
 		NameKey:         authhttp.DeriveKey(s.cfg.MasterKey, "login-name"),
 		Barrier:         s.Barrier,
-		Log:             log,
+		Serving: func() bool {
+			ok, _ := s.readiness.Ready()
+			return ok
+		},
+		Log: log,
 	})
 	s.Tokens, err = authhttp.NewTokens(authhttp.TokenConfig{
 		Keys: s.cfg.JWTKeys, Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL,
@@ -172,7 +177,6 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.KeyUsage = commands.NewKeyUsage(cfg.KeyUsageInterval)
-	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
 	policy, err := cfg.RoutePolicy()
 	if err != nil {
 		return nil, fieldError("RoutePolicyFile", err)
