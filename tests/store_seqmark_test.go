@@ -189,31 +189,16 @@ func TestBinaryRefusesASeqMarkItCannotRead(t *testing.T) {
 	start := func(t *testing.T, data string, prepare func(*exec.Cmd)) string {
 		t.Helper()
 		cmd := exec.Command(bin)
-		cmd.Env = binaryEnv("INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data, "INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
 		prepare(cmd)
-		done := make(chan struct{})
-		var out []byte
-		var runErr error
-		go func() {
-			defer close(done)
-			out, runErr = cmd.CombinedOutput()
-		}()
-		select {
-		case <-done:
-		case <-time.After(60 * time.Second):
-			if err := cmd.Process.Kill(); err != nil {
-				t.Logf("kill: %v", err)
-			}
-			<-done
-			t.Fatalf("still running after 60s:\n%s", out)
-		}
+		p := startCommand(t, cmd, "INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data, "INFRACAST_BOOTSTRAP_PASSWORD="+shippedAdminPassword)
+		runErr, out := p.exited(t, 60*time.Second), p.output()
 		if runErr == nil {
 			t.Fatalf("exited 0:\n%s", out)
 		}
-		if strings.Contains(string(out), "bootstrap admin created") {
+		if strings.Contains(out, "bootstrap admin created") {
 			t.Fatalf("started afresh:\n%s", out)
 		}
-		return string(out)
+		return out
 	}
 
 	t.Run("unreadable", func(t *testing.T) {

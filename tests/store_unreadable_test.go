@@ -40,29 +40,14 @@ func TestBinaryRefusesAStreamItCannotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = binaryEnv("INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data)
 	withoutAccessTo(t, cmd, data, block)
 	before := natstest.Listing(t, streamDir)
-
-	done := make(chan struct{})
-	var out []byte
-	go func() {
-		defer close(done)
-		out, err = cmd.CombinedOutput()
-	}()
-	select {
-	case <-done:
-	case <-time.After(60 * time.Second):
-		if err := cmd.Process.Kill(); err != nil {
-			t.Logf("kill: %v", err)
-		}
-		<-done
-		t.Fatalf("still running after 60s on a stream it cannot read:\n%s", out)
-	}
+	p = startCommand(t, cmd, "INFRACAST_LISTEN="+freeAddr(t), "INFRACAST_DATA_DIR="+data)
+	err, out := p.exited(t, 60*time.Second), p.output()
 	if err == nil {
 		t.Fatalf("exited 0 on a stream it cannot read:\n%s", out)
 	}
-	if s := string(out); !strings.Contains(s, block) || !strings.Contains(s, "permission denied") || strings.Contains(s, "admin created") || strings.Contains(s, "created platform admin") {
+	if s := out; !strings.Contains(s, block) || !strings.Contains(s, "permission denied") || strings.Contains(s, "admin created") || strings.Contains(s, "created platform admin") {
 		t.Fatalf("want an error naming %s (permission denied) and no admin created:\n%s", block, s)
 	}
 	if after := natstest.Listing(t, streamDir); after != before {
