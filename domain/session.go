@@ -2,6 +2,8 @@ package domain
 
 import (
 	"crypto/subtle"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -98,6 +100,10 @@ const (
 	RevokeReasonReuse      = "refresh_token_reuse"
 	RevokeReasonDeactivate = "user_deactivated"
 	RevokeReasonAdmin      = "revoked_by_admin" // an admin revoked another user's session
+	// RevokeReasonSessionLimit: a login left the user with more live
+	// sessions than the limit (SessionsOverLimit), and this one, among the
+	// least recently used, was ended.
+	RevokeReasonSessionLimit = "session_limit"
 )
 
 // SessionCommand is a command on the session aggregate: one of the types
@@ -312,4 +318,40 @@ func (s Session) withinReuseInterval(c RefreshSession) bool {
 
 func hashEqual(a, b string) bool {
 	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// SessionUse is one of a user's live sessions as the session limit sees
+// it: its ID and when it was last used (its start or last refresh).
+type SessionUse struct {
+	ID         string
+	LastUsedAt time.Time
+}
+
+// SessionsOverLimit returns the sessions of live (a user's live sessions)
+// to end so that at most limit stay live: the least recently used first
+// (by LastUsedAt, ties by ID, the older ID first: IDs are ULIDs), never
+// keep (the session the login that asks has just started). None when
+// limit is 0 (no limit) or not exceeded. Like Auth0's refresh-token limit
+// and Keycloak's per-user session limit, the oldest give way to the new.
+func SessionsOverLimit(live []SessionUse, limit int, keep string) []string {
+	if limit <= 0 || len(live) <= limit {
+		return nil
+	}
+	order := make([]SessionUse, 0, len(live))
+	for _, s := range live {
+		if s.ID != keep {
+			order = append(order, s)
+		}
+	}
+	slices.SortFunc(order, func(a, b SessionUse) int {
+		if c := a.LastUsedAt.Compare(b.LastUsedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	out := make([]string, 0, len(live)-limit)
+	for _, s := range order[:min(len(order), len(live)-limit)] {
+		out = append(out, s.ID)
+	}
+	return out
 }

@@ -19,9 +19,15 @@ import (
 // the collector), derived from the records and rebuilt on restore
 // (linkAllSessions), never stored in a snapshot.
 //
-// A record is in its user's list exactly while it is live (sLive) and its
-// user is known (sessRec.user != 0): revoked, cut off and expired sessions
-// stay in it until Prune drops them, and a listing skips them. What a
+// A record is in its user's list exactly while it is live (sLive), not
+// revoked, and its user is known (sessRec.user != 0): a revocation takes
+// it out (unlink, a walk of the list — the session limit ends a user's
+// oldest, at its end, but the list holds only the sessions not revoked),
+// so that a user whose logins the session limit keeps at 100 live
+// sessions has a list of about 100, however many it ended (they stay
+// stored until they expire: every login counts the list). Cut-off and
+// expired sessions stay in it until Prune drops them, and a listing skips
+// them. What a
 // listing shows beside the record (the login's method, client address and
 // user agent) is in the session.started event, which the caller reads from
 // the stream at StartSeq: the model does not hold it.
@@ -90,7 +96,7 @@ func (ss *sessStore) unlinkPruned() {
 func linkAllSessions(ss *sessStore, c *cow) {
 	ss.byUser, ss.userNext = table[uint32]{}, table[uint32]{}
 	for r := range ss.recs.n {
-		if ss.recs.at(r).flags&sLive != 0 {
+		if f := ss.recs.at(r).flags; f&sLive != 0 && f&sRevoked == 0 {
 			ss.link(c, r)
 		}
 	}
@@ -144,6 +150,39 @@ func (m *Model) UserSessionIDs(id string, now time.Time) []string {
 	}
 	var out []string
 	m.liveSessions(u, now, func(_ uint32, sid string) { out = append(out, sid) })
+	return out
+}
+
+// UserSessionCount returns how many live sessions user id has at now (see
+// UserSessions): the session limit's question after every login, one walk
+// of the user's list, which holds no revoked session.
+func (m *Model) UserSessionCount(id string, now time.Time) int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	u, ok := m.users.find(id)
+	if !ok {
+		return 0
+	}
+	n := 0
+	m.liveSessions(u, now, func(uint32, string) { n++ })
+	return n
+}
+
+// UserSessionUses returns user id's live sessions at now (see
+// UserSessions) with when each was last used, unordered: what the session
+// limit orders them by (domain.SessionsOverLimit).
+func (m *Model) UserSessionUses(id string, now time.Time) []domain.SessionUse {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	u, ok := m.users.find(id)
+	if !ok {
+		return nil
+	}
+	var out []domain.SessionUse
+	m.liveSessions(u, now, func(r uint32, sid string) {
+		s := m.sessions.recs.at(r)
+		out = append(out, domain.SessionUse{ID: sid, LastUsedAt: m.sessions.time(r, fieldLastUsed, s.lastUsed)})
+	})
 	return out
 }
 

@@ -338,3 +338,69 @@ func TestAPIKeysOwnedByManyChanges(t *testing.T) {
 		}
 	}
 }
+
+// listLength is how many records user's list holds, live or not.
+func (m *lifecycleModel) listLength(user string) int {
+	u, ok := m.users.find(user)
+	ss := &m.sessions
+	if !ok || u >= ss.byUser.n {
+		return 0
+	}
+	n := 0
+	for next := *ss.byUser.at(u); next != 0; next = *ss.userNext.at(next - 1) {
+		n++
+	}
+	return n
+}
+
+// The session limit counts a user's live sessions at every login
+// (UserSessionCount), and the sessions it ends stay stored until they
+// expire: a revocation takes the session out of its user's list, so that a
+// user kept at the limit by many logins has a list of about the limit, not
+// of every session it started in the refresh lifetime. Restored from a
+// snapshot, the list holds no revoked session either. UserSessionUses
+// tells each live session's last use.
+func TestRevokedSessionsLeaveTheUsersList(t *testing.T) {
+	m := &lifecycleModel{Model: NewModel()}
+	m.user("user-a")
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, m.session("user-a", i, ""))
+	}
+	for _, sid := range ids[:47] {
+		m.apply(sid, domain.SessionRevoked{SessionID: sid, Reason: domain.RevokeReasonSessionLimit})
+	}
+	m.apply(ids[47], domain.SessionRefreshed{SessionID: ids[47], TokenID: "tok", At: lt0.Add(2 * time.Hour)})
+	m.apply(ids[48], domain.SessionRefreshReused{SessionID: ids[48], RefreshTokenHash: "x"}) // revoked by the session.revoked after it
+	m.apply(ids[48], domain.SessionRevoked{SessionID: ids[48], Reason: domain.RevokeReasonReuse})
+	m.apply(ids[48], domain.SessionRevoked{SessionID: ids[48], Reason: domain.RevokeReasonLogout}) // again: nothing changes
+	now := lt0.Add(3 * time.Hour)
+	if n := m.UserSessionCount("user-a", now); n != 2 {
+		t.Fatalf("UserSessionCount = %d, want 2", n)
+	}
+	if n := m.listLength("user-a"); n != 2 {
+		t.Fatalf("the user's list holds %d records, want the 2 not revoked", n)
+	}
+	uses := m.UserSessionUses("user-a", now)
+	slices.SortFunc(uses, func(a, b domain.SessionUse) int { return a.LastUsedAt.Compare(b.LastUsedAt) })
+	if len(uses) != 2 || uses[0].ID != ids[49] || uses[1].ID != ids[47] || !uses[1].LastUsedAt.Equal(lt0.Add(2*time.Hour)) {
+		t.Fatalf("UserSessionUses = %+v", uses)
+	}
+	data, _, err := m.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &lifecycleModel{Model: NewModel()}
+	if r.seq, err = r.Restore(data); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.listLength("user-a"); n != 2 {
+		t.Fatalf("restored: the user's list holds %d records, want 2", n)
+	}
+	if got, want := r.listed(t, "user-a", now), m.listed(t, "user-a", now); !slices.Equal(got, want) {
+		t.Fatalf("restored: %v, want %v", got, want)
+	}
+	if sess, _, _ := r.Session(ids[0]); !sess.Revoked || sess.RevokeReason != domain.RevokeReasonSessionLimit {
+		t.Fatalf("restored: the ended session is %+v", sess)
+	}
+}

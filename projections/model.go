@@ -147,7 +147,17 @@ func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 		hit.setSession(m.evolveSession(e.SessionID, seq, e))
 		m.revokedTokens[e.TokenID] = e.ExpiresAt
 	case domain.SessionRevoked, domain.SessionRefreshReused:
-		hit.setSession(m.evolveSession(env.AggregateID, seq, e))
+		k, h := sessionKey(env.AggregateID)
+		before, found := m.sessions.find(&k, h)
+		wasRevoked := found && m.sessions.recs.at(before).flags&sRevoked != 0
+		r, ok := m.evolveSession(env.AggregateID, seq, e)
+		hit.setSession(r, ok)
+		if ok && !wasRevoked && m.sessions.recs.at(r).flags&sRevoked != 0 {
+			// Out of its user's list, which holds no revoked session: the
+			// session limit counts that list at every login, and the
+			// sessions it ends stay stored until they expire.
+			m.sessions.unlink(r)
+		}
 	case domain.APIKeyCreated, domain.APIKeyRotated, domain.APIKeyRevoked, domain.APIKeyUsed:
 		hit.key = m.applyKey(env.AggregateID, seq, e)
 	case domain.SSOProviderConfigured, domain.SSOProviderDeleted, domain.SSOIdentityLinked, domain.SSOIdentityUnlinked, domain.SSOAssertionConsumed:
