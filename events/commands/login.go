@@ -418,6 +418,10 @@ func (s *Service) startSession(ctx context.Context, meta events.Meta, userID, te
 		s.followUpFailures.Add(1)
 		s.cfg.Log.Error("a login's record on the user was not stored; its session was", "user_id", userID, "session_id", start.SessionID, "err", err)
 	}
+	// 3. The user's sessions beyond the limit, least recently used first,
+	// end (sessionlimit.go): after the login's own appends, and never its
+	// answer.
+	s.enforceSessionLimit(ctx, meta, userID, start.SessionID)
 	sess, _, _ := s.state.Session(start.SessionID)
 	u, _, _ := s.state.User(userID)
 	return LoginResult{User: u, Session: sess, RefreshToken: refresh, RefreshExpiresAt: start.ExpiresAt.UTC()}, nil

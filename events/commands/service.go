@@ -77,6 +77,11 @@ type SessionState interface {
 	// UserSessionIDs lists the user's live sessions at now: neither
 	// revoked, cut off nor expired.
 	UserSessionIDs(userID string, now time.Time) []string
+	// UserSessionCount is how many of them there are (the session limit's
+	// question after every login); UserSessionUses lists them with when
+	// each was last used, unordered.
+	UserSessionCount(userID string, now time.Time) int
+	UserSessionUses(userID string, now time.Time) []domain.SessionUse
 	// AccessTokenRevoked reports whether access token tokenID's revocation
 	// is known (until it is pruned, after the token expired).
 	AccessTokenRevoked(tokenID string) bool
@@ -129,8 +134,13 @@ type Config struct {
 	RefreshTTL      time.Duration // refresh-token (session) lifetime, default 7 days
 	RefreshIdleTTL  time.Duration // a session not refreshed for this long expires (0: no idle limit)
 	RefreshRotation bool          // rotate refresh tokens and detect reuse
-	Now             func() time.Time
-	MaxAttempts     int // decide-append attempts on conflicts, default 25
+	// MaxSessionsPerUser bounds each user's live sessions: a login that
+	// leaves the user with more ends the least recently used ones
+	// (sessionlimit.go). 0: no limit (the zero value; the service's
+	// default is 100).
+	MaxSessionsPerUser int
+	Now                func() time.Time
+	MaxAttempts        int // decide-append attempts on conflicts, default 25
 	// Throttle locks an account (or an unknown name) after consecutive
 	// failed logins; AddressThrottle a client address, across accounts.
 	Throttle        domain.LoginThrottle
@@ -223,6 +233,9 @@ type Service struct {
 	// hashes that did not open (DecoyFailures).
 	decoyKey      []byte
 	decoyFailures atomic.Uint64
+	// sessionLimitFailures: logins after which the sessions over the
+	// limit were not all ended (SessionLimitFailures).
+	sessionLimitFailures atomic.Uint64
 }
 
 // Replacing claims the secret of aggregate id (an API key's, a SCIM
