@@ -63,7 +63,7 @@ func TestShippedHelpShowsDefaults(t *testing.T) {
 		"login-max-failures": "5", "login-max-failures-per-address": "50", "login-lockout": "15m0s",
 		"access-token-ttl": "1h0m0s", "refresh-token-ttl": "168h0m0s", "body-limit": "65536",
 		"argon2-memory-kib": "19456", "argon2-iterations": "2", "argon2-parallelism": "1",
-		"refresh-rotation": "false", "refresh-reuse-interval": "10s",
+		"refresh-rotation": "false", "refresh-reuse-interval": "10s", "max-sessions-per-user": "100",
 	} {
 		if got := defaults[flag]; got != want {
 			t.Errorf("-h shows -%s default %q, want %q", flag, got, want)

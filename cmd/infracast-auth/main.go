@@ -190,6 +190,7 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 		{"refresh-rotation", "RefreshRotation", strconv.FormatBool(cfg.RefreshRotation), "rotate refresh tokens with reuse detection", boolean(&cfg.RefreshRotation)},
 		{"refresh-reuse-interval", "RefreshReuseInterval", cfg.RefreshReuseInterval.String(), "with rotation: how long the refresh token just spent still gets the same successor (0: off)", duration(&cfg.RefreshReuseInterval)},
 		{"refresh-idle-ttl", "RefreshIdleTTL", cfg.RefreshIdleTTL.String(), "expire a session not refreshed for this long (0: off)", duration(&cfg.RefreshIdleTTL)},
+		{"max-sessions-per-user", "MaxSessionsPerUser", strconv.Itoa(cfg.MaxSessionsPerUser), "live sessions one user keeps; a login beyond ends the least recently used (0: no limit)", number(&cfg.MaxSessionsPerUser)},
 		{"argon2-memory-kib", "Hash.MemoryKiB", strconv.Itoa(int(cfg.Hash.MemoryKiB)), "argon2id memory cost in KiB", unsigned(&cfg.Hash.MemoryKiB)},
 		{"argon2-iterations", "Hash.Iterations", strconv.Itoa(int(cfg.Hash.Iterations)), "argon2id iterations", unsigned(&cfg.Hash.Iterations)},
 		{"argon2-parallelism", "Hash.Parallelism", strconv.Itoa(int(cfg.Hash.Parallelism)), "argon2id parallelism", unsigned(&cfg.Hash.Parallelism)},

@@ -89,7 +89,7 @@ func TestConfigProblemsNameVariables(t *testing.T) {
 		"INFRACAST_NATS_LISTEN_PASSWORD": "a-password-of-20-chars", "INFRACAST_NATS_AUDIT_PASSWORD": "a-password-of-20-chars",
 		"INFRACAST_NATS_USER": "u", "INFRACAST_ACCESS_TOKEN_TTL": "1s",
 		"INFRACAST_ARGON2_MEMORY_KIB": "1", "INFRACAST_ARGON2_ITERATIONS": "1000000", "INFRACAST_ARGON2_PARALLELISM": "200",
-		"INFRACAST_LOGIN_MAX_FAILURES": "-1", "INFRACAST_LOGIN_LOCKOUT": "0s",
+		"INFRACAST_LOGIN_MAX_FAILURES": "-1", "INFRACAST_LOGIN_LOCKOUT": "0s", "INFRACAST_MAX_SESSIONS_PER_USER": "-3",
 		"INFRACAST_UPSTREAM_URL": "ftp://files.example", "INFRACAST_ROUTE_POLICY_FILE": "missing.json",
 		"INFRACAST_PUBLIC_URL": "x", "INFRACAST_SAML_SP_KEY": "sp.key", "INFRACAST_LOG_FORMAT": "xml",
 	}
@@ -124,6 +124,7 @@ func TestConfigProblemsNameVariables(t *testing.T) {
 		`INFRACAST_ARGON2_ITERATIONS 1000000: argon2id iterations: from 1 to 64`,
 		`INFRACAST_ARGON2_PARALLELISM 200: argon2id parallelism: from 1 to 64`,
 		`INFRACAST_LOGIN_MAX_FAILURES -1: must not be negative (0 disables)`,
+		`INFRACAST_MAX_SESSIONS_PER_USER -3: must not be negative (0 disables)`,
 		`INFRACAST_UPSTREAM_URL "ftp://files.example": want an http:// or https:// URL`,
 		`INFRACAST_ROUTE_POLICY_FILE "missing.json": open missing.json: no such file or directory`,
 		`INFRACAST_PUBLIC_URL "x": want the service's external origin, like https://auth.example.com: not an http(s) origin: scheme and host only`,
@@ -208,6 +209,26 @@ func TestHelpShowsNoVariableValue(t *testing.T) {
 	}
 	if cfg.LoginMaxFailures != 9 || cfg.LoginLockout != 30*time.Minute {
 		t.Fatalf("variable then flag: max failures %d, lockout %v; want 9 and 30m", cfg.LoginMaxFailures, cfg.LoginLockout)
+	}
+}
+
+// TestMaxSessionsPerUserSetting: the session limit is 100 unless set, and
+// INFRACAST_MAX_SESSIONS_PER_USER (or -max-sessions-per-user) sets it; 0
+// is no limit.
+func TestMaxSessionsPerUserSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want int
+	}{{"", nil, 100}, {"250", nil, 250}, {"0", nil, 0}, {"250", []string{"-max-sessions-per-user", "20"}, 20}} {
+		env := map[string]string{"INFRACAST_MAX_SESSIONS_PER_USER": tc.env, "INFRACAST_DATA_DIR": t.TempDir()}
+		cfg, _, err := parseConfig(tc.args, func(k string) string { return env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.MaxSessionsPerUser != tc.want {
+			t.Errorf("INFRACAST_MAX_SESSIONS_PER_USER %q, flags %v: %d, want %d", tc.env, tc.args, cfg.MaxSessionsPerUser, tc.want)
+		}
 	}
 }
 

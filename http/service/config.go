@@ -67,8 +67,11 @@ type Config struct {
 	RefreshReuseInterval time.Duration
 	// RefreshIdleTTL expires a session not refreshed for that long (0: off).
 	RefreshIdleTTL time.Duration
-	Hash           commands.HashParams
-	BodyLimit      int
+	// MaxSessionsPerUser bounds each user's live sessions: a login beyond
+	// it ends the user's least recently used sessions (0: no limit).
+	MaxSessionsPerUser int
+	Hash               commands.HashParams
+	BodyLimit          int
 
 	// Environment "production" issues and accepts ic_live_ keys; anything
 	// else ic_test_ keys, so a test key never works on production.
@@ -130,13 +133,19 @@ const DefaultRefreshReuseInterval = 10 * time.Second
 const MaxRefreshReuseInterval = time.Minute
 
 // Defaults returns a Config with every default of the README.
+// DefaultMaxSessionsPerUser is how many live sessions one user keeps by
+// default: a login beyond it ends the least recently used (Auth0 keeps
+// 200 refresh tokens per user and application).
+const DefaultMaxSessionsPerUser = 100
+
 func Defaults() Config {
 	return Config{
 		Listen: ":8080", DataDir: "./data", StreamReplicas: 1,
 		SnapshotEvery: 10_000, SnapshotInterval: 30 * time.Second,
 		BootstrapAdmin: "admin", Issuer: "infracast-auth", Audience: "infracast-api",
 		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour, RefreshReuseInterval: DefaultRefreshReuseInterval,
-		Hash: commands.DefaultHashParams, BodyLimit: 64 << 10,
+		MaxSessionsPerUser: DefaultMaxSessionsPerUser,
+		Hash:               commands.DefaultHashParams, BodyLimit: 64 << 10,
 		Environment: "production", KeyUsageInterval: time.Minute,
 		UpstreamTimeout: authhttp.DefaultUpstreamTimeout,
 		// Brute-force protection is on unless switched off explicitly.

@@ -149,6 +149,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
 	s.Commands = commands.New(st, s.Runner, s.Model, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now, RefreshIdleTTL: cfg.RefreshIdleTTL,
+		MaxSessionsPerUser:   cfg.MaxSessionsPerUser,
 		RefreshReuseInterval: cfg.RefreshReuseInterval, RefreshSuccessorKey: authhttp.DeriveKey(s.cfg.MasterKey, "refresh-token-successor"),
 		ObserveAppend:   s.observeAppend,
 		Throttle:        domain.LoginThrottle{MaxFailures: cfg.LoginMaxFailures, LockoutFor: cfg.LoginLockout},
@@ -324,6 +325,10 @@ func (s *Service) registerMetrics() {
 			Name: "infracast_follow_up_failures_total",
 			Help: "Follow-ups of stored writes that failed (SCIM role reconciliations, in the request or retried in the background; a login's record after its session; a passkey's first recovery codes); the request answered success, its change being stored.",
 		}, func() float64 { return float64(s.Commands.FollowUpFailures()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "infracast_session_limit_failures_total",
+			Help: "Logins that left their user over the session limit because ending the least recently used sessions failed; the logins succeeded, and the next one ends them.",
+		}, func() float64 { return float64(s.Commands.SessionLimitFailures()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "infracast_login_decoy_failures_total",
 			Help: "Checks of a name that matches no user whose paired user's password hash did not open with the master key; the dummy hash stood in.",

@@ -317,7 +317,7 @@ func (c Config) validatePasswords(p *problems) {
 	for _, f := range []struct {
 		name string
 		n    int
-	}{{"LoginMaxFailures", c.LoginMaxFailures}, {"LoginMaxFailuresPerAddress", c.LoginMaxFailuresPerAddress}} {
+	}{{"LoginMaxFailures", c.LoginMaxFailures}, {"LoginMaxFailuresPerAddress", c.LoginMaxFailuresPerAddress}, {"MaxSessionsPerUser", c.MaxSessionsPerUser}} {
 		if f.n < 0 {
 			p.add(f.name, strconv.Itoa(f.n), "must not be negative (0 disables)")
 		}
