@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"runtime"
@@ -244,8 +245,15 @@ func bareProxyVersusNginx(ctx context.Context, b *bench, ngx *nginxServer, upAdd
 const loginDurationFactor = 3
 
 // caseLogin: password logins per second through HTTP at the configured
-// argon2id cost, 4×GOMAXPROCS clients each logging its own user in ÷ argon2id
-// verifications per second with the same parameters on GOMAXPROCS goroutines.
+// argon2id cost, 4×GOMAXPROCS clients each logging in users of its own, in
+// turn ÷ argon2id verifications per second with the same parameters on
+// GOMAXPROCS goroutines.
+//
+// The users are enough that none reaches the session limit
+// (INFRACAST_MAX_SESSIONS_PER_USER, 100 by default) during the run
+// (loginUsersPerClient): a login that does ends the user's least recently
+// used session, one more append, which no real user's login pays. A client
+// logging one user in a thousand times measured that eviction path.
 func caseLogin(ctx context.Context, b *bench) ([]result, error) {
 	in, err := startInstance(ctx, nil)
 	if err != nil {
@@ -260,11 +268,6 @@ func caseLogin(ctx context.Context, b *bench) ([]result, error) {
 	clients := b.loginClients
 	if clients <= 0 {
 		clients = 4 * procs
-	}
-	for i := 0; i < clients; i++ {
-		if err := in.createUser(admin.Token, fmt.Sprintf("bench-login-%d", i), "viewer"); err != nil {
-			return nil, err
-		}
 	}
 	pw, err := commands.NewPasswords(in.cfg.Hash)
 	if err != nil {
@@ -288,25 +291,107 @@ func caseLogin(ctx context.Context, b *bench) ([]result, error) {
 			}, nil
 		})
 	}
-	logins := func(d time.Duration) (sample, error) {
-		return httpLoad(in.addr, clients, d, 200, func(i int, req *fasthttp.Request) {
-			postJSON(req, in.addr, "/api/v1/auth/token", map[string]string{"username": fmt.Sprintf("bench-login-%d", i), "password": userPassword})
-		})
-	}
 	// A login takes tens of milliseconds, so a second holds only about a
 	// hundred: this case measures three times -duration, in rounds of a
 	// second or more, so that the ratio is not one noisy second's. Both sides
 	// warm up first: the first hashes of a process fault their memory in.
 	d := loginDurationFactor * b.duration
-	bs, ss, err := compare(d, max(1, int(d/(2*time.Second))), min(time.Second, d/4), bound, logins)
+	warm := min(time.Second, d/4)
+	// The bound's rate, measured once more beforehand, tells how many
+	// logins the run can make: the logins run for warm + d/2.
+	est, err := bound(warm)
 	if err != nil {
 		return nil, err
 	}
+	perClient := loginUsersPerClient(est.rate(), warm+d/2, clients, in.cfg.MaxSessionsPerUser)
+	if err := createLoginUsers(in, admin.Token, clients*perClient); err != nil {
+		return nil, err
+	}
+	logins := func(d time.Duration) (sample, error) {
+		hc := &fasthttp.HostClient{Addr: in.addr, MaxConns: clients, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+		defer hc.CloseIdleConnections()
+		return runOps(clients, d, func(i int) (func() error, error) {
+			reqs := make([]*fasthttp.Request, perClient)
+			for k := range reqs {
+				reqs[k] = new(fasthttp.Request)
+				postJSON(reqs[k], in.addr, "/api/v1/auth/token", map[string]string{"username": fmt.Sprintf("bench-login-%d", i+k*clients), "password": userPassword})
+			}
+			res, n := new(fasthttp.Response), 0
+			return func() error {
+				req := reqs[n%perClient]
+				n++
+				if err := hc.Do(req, res); err != nil {
+					return fmt.Errorf("POST /api/v1/auth/token: %w", err)
+				}
+				if res.StatusCode() != 200 {
+					return fmt.Errorf("POST /api/v1/auth/token: status %d (want 200): %.200s", res.StatusCode(), res.Body())
+				}
+				return nil
+			}, nil
+		})
+	}
+	bs, ss, err := compare(d, max(1, int(d/(2*time.Second))), warm, bound, logins)
+	if err != nil {
+		return nil, err
+	}
+	if limit := in.cfg.MaxSessionsPerUser; limit > 0 {
+		// No user reached the limit: no login ended a session.
+		for i := range clients * perClient {
+			u, _, _ := in.svc.Model.UserByName(fmt.Sprintf("bench-login-%d", i))
+			if n := in.svc.Model.UserSessionCount(u.ID, time.Now()); n >= limit {
+				return nil, fmt.Errorf("bench-login-%d holds %d live sessions, the limit %d: the case measured logins that end sessions; spread them over more users (loginUsersPerClient)", i, n, limit)
+			}
+		}
+	}
 	h := in.cfg.Hash
-	r := throughput("login", "logins/s", &ss, &bs, fmt.Sprintf("argon2id verifications/s (m=%d KiB, t=%d, p=%d) on %d goroutines; logins from %d clients",
-		h.MemoryKiB, h.Iterations, h.Parallelism, procs, clients))
+	r := throughput("login", "logins/s", &ss, &bs, fmt.Sprintf("argon2id verifications/s (m=%d KiB, t=%d, p=%d) on %d goroutines; logins from %d clients, each logging in %d users of its own in turn (none reaches the session limit: no login ends a session)",
+		h.MemoryKiB, h.Iterations, h.Parallelism, procs, clients, perClient))
 	r.atLeast(0.9)
 	return []result{r}, nil
+}
+
+// loginUsersPerClient is how many users each of clients clients logs in, in
+// turn, for no user to reach half the session limit (limit; 0: none) in
+// logins at up to 1.5 × rate a second for d: the logins' rate is about the
+// argon2id bound's, rate.
+func loginUsersPerClient(rate float64, d time.Duration, clients, limit int) int {
+	if limit <= 0 {
+		return 1
+	}
+	logins := 1.5 * rate * d.Seconds()
+	return max(1, int(math.Ceil(logins/float64(clients*max(1, limit/2)))))
+}
+
+// createLoginUsers creates bench-login-0 … bench-login-(n-1), viewers, a
+// few at a time (each costs a password hash).
+func createLoginUsers(in *instance, admin string, n int) error {
+	workers := min(n, 2*runtime.GOMAXPROCS(0))
+	errs := make(chan error, workers)
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for i := range n {
+			next <- i
+		}
+	}()
+	for range workers {
+		go func() {
+			var err error
+			for i := range next {
+				if err == nil {
+					err = in.createUser(admin, fmt.Sprintf("bench-login-%d", i), "viewer")
+				}
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range workers {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // caseRefresh: refreshes per second through HTTP on the embedded default store

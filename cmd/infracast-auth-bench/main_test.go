@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A case without a baseline (the audit latencies) shows "-" for its baseline
@@ -87,4 +88,30 @@ func jsonLine(r result) ([]byte, error) {
 	enc.SetEscapeHTML(false)
 	err := enc.Encode(r)
 	return bytes.TrimSpace(buf.Bytes()), err
+}
+
+// TestLoginUsersPerClient: the login case spreads its logins over enough
+// users that none reaches half the session limit at 1.5 × the rate it
+// measured (at the figures of docs/performance.md, 76.5 verifications/s
+// for 16 s, 8 clients: 5 users each); without a limit, one user a client.
+func TestLoginUsersPerClient(t *testing.T) {
+	for _, tc := range []struct {
+		rate          float64
+		d             time.Duration
+		clients, want int
+		limit         int
+	}{
+		{76.5, 16 * time.Second, 8, 5, 100},
+		{10, time.Second, 8, 1, 100},
+		{5000, 31 * time.Second, 256, 19, 100},
+		{76.5, 16 * time.Second, 8, 1, 0},
+	} {
+		got := loginUsersPerClient(tc.rate, tc.d, tc.clients, tc.limit)
+		if got != tc.want {
+			t.Errorf("loginUsersPerClient(%v/s, %s, %d clients, limit %d) = %d, want %d", tc.rate, tc.d, tc.clients, tc.limit, got, tc.want)
+		}
+		if per := 1.5 * tc.rate * tc.d.Seconds() / float64(tc.clients*got); tc.limit > 0 && per > float64(tc.limit/2) {
+			t.Errorf("%v/s for %s over %d×%d users: %.0f logins a user, over half the limit %d", tc.rate, tc.d, tc.clients, got, per, tc.limit)
+		}
+	}
 }
