@@ -404,3 +404,42 @@ func TestRevokedSessionsLeaveTheUsersList(t *testing.T) {
 		t.Fatalf("restored: the ended session is %+v", sess)
 	}
 }
+
+// A revoked session is forgotten by Prune once every access token issued
+// from it has expired (RevokedSessionGrace after its last use), not
+// before, and not at all without the grace; a live one stays until it
+// expires. The sessions the session limit ends so leave the replicas'
+// memory within about an access token's lifetime, not their 7 days.
+func TestPruneForgetsSessionsRevokedLongAgo(t *testing.T) {
+	for _, grace := range []time.Duration{0, time.Hour} {
+		m := &lifecycleModel{Model: NewModel()}
+		m.RevokedSessionGrace = grace
+		m.user("user-a")
+		used := m.session("user-a", 0, "")     // started at lt0, refreshed at lt0+30m, then revoked
+		revoked := m.session("user-a", 10, "") // started at lt0+10m, revoked
+		live := m.session("user-a", 20, "")    // started at lt0+20m
+		m.apply(used, domain.SessionRefreshed{SessionID: used, TokenID: "tok", At: lt0.Add(30 * time.Minute)})
+		for _, sid := range []string{used, revoked} {
+			m.apply(sid, domain.SessionRevoked{SessionID: sid, Reason: domain.RevokeReasonSessionLimit})
+		}
+		known := func(sid string) bool { _, _, ok := m.Session(sid); return ok }
+		m.Prune(lt0.Add(10*time.Minute + time.Hour - time.Second))
+		if !known(revoked) || !known(used) || !known(live) {
+			t.Fatalf("grace %s: a session was forgotten before its access tokens expired", grace)
+		}
+		m.Prune(lt0.Add(10*time.Minute + time.Hour))
+		if known(revoked) != (grace == 0) || !known(used) || !known(live) {
+			t.Fatalf("grace %s, an hour after the revoked session's last use: known %v, %v, %v", grace, known(revoked), known(used), known(live))
+		}
+		m.Prune(lt0.Add(30*time.Minute + time.Hour))
+		if known(used) != (grace == 0) || !known(live) {
+			t.Fatalf("grace %s, an hour after the refreshed session's last use: known %v, %v", grace, known(used), known(live))
+		}
+		if got := m.listed(t, "user-a", lt0.Add(2*time.Hour)); !slices.Equal(got, []string{live}) {
+			t.Fatalf("grace %s: listed %v, want %v", grace, got, []string{live})
+		}
+		if _, ok := m.SessionByRefreshHash(fmt.Sprintf("%064x", 10)); ok != (grace == 0) {
+			t.Fatalf("grace %s: the forgotten session's refresh token found: %v", grace, ok)
+		}
+	}
+}

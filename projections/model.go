@@ -25,6 +25,12 @@ type Model struct {
 	// the expiry itself, a revoked token was accepted again for the rest
 	// of that leeway.
 	RevokedTokenGrace time.Duration
+	// RevokedSessionGrace: how long after its last use (its start or last
+	// refresh, when its last access token was issued) a revoked session is
+	// kept — at least the access tokens' lifetime and the verifier's
+	// leeway (set before use); Prune forgets it then, as it forgets an
+	// expired one. 0: kept until it expires.
+	RevokedSessionGrace time.Duration
 	// NoHistory: keep neither the audit journal nor the access history
 	// (set before use) — the model a deployment would hold without them,
 	// to measure what they cost. AuditEvents then finds nothing, and the

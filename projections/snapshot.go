@@ -549,7 +549,8 @@ func (m *Model) Restore(data []byte) (uint64, error) {
 // returns the stream sequence it reflects. The model is built aside and
 // swapped in at once, and only once r has been read to its end without an
 // error (a reader that authenticates what it reads tells so at the end);
-// AddressWindow and RevokedTokenGrace (configuration, not state) stay. A snapshot of another
+// AddressWindow, RevokedTokenGrace and RevokedSessionGrace (configuration,
+// not state) stay. A snapshot of another
 // format is ErrSnapshotFormat (the caller replays the stream instead).
 //
 // Reading and decoding run side by side, and the indexes are built two at a

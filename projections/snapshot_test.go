@@ -216,7 +216,7 @@ func TestSnapshotRestoreThenReplayEqualsFullReplay(t *testing.T) {
 // bump SnapshotFormat.
 func TestSnapshotCoversEveryField(t *testing.T) {
 	known := map[reflect.Type][]string{
-		reflect.TypeFor[Model](): {"AddressWindow", "RevokedTokenGrace", "NoHistory", "JournalDir", "OnJournalError", "OnJournalDamage", "mu", "users", "sessions", "revokedTokens",
+		reflect.TypeFor[Model](): {"AddressWindow", "RevokedTokenGrace", "RevokedSessionGrace", "NoHistory", "JournalDir", "OnJournalError", "OnJournalDamage", "mu", "users", "sessions", "revokedTokens",
 			"logins", "addrFailures", "keys", "sso", "scim", "mfa", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
 		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
 			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},

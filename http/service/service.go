@@ -114,6 +114,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Model = projections.NewModel()
 	s.Model.AddressWindow = cfg.LoginLockout
 	s.Model.RevokedTokenGrace = accessTokenLeeway + domain.ClockSkewTolerance
+	s.Model.RevokedSessionGrace = cfg.AccessTTL + accessTokenLeeway + domain.ClockSkewTolerance + revokedSessionMargin
 	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
 	s.Model.OnJournalDamage = s.journalDamage
 	s.restoreSnapshot(openCtx)
@@ -673,6 +674,13 @@ func (s *Service) connect() error {
 // (projections.Model.RevokedTokenGrace), as long as a revocation of it is
 // still written (domain.RevokeAccessToken): a repeat finds it revoked.
 const accessTokenLeeway = 30 * time.Second
+
+// revokedSessionMargin is how much later than its session's last use an
+// access token may be issued — the login or refresh request's own time
+// after its event, the session limit's revocations and the replicas'
+// barrier included — for projections.Model.RevokedSessionGrace: generous,
+// since a revoked session kept longer costs only its record.
+const revokedSessionMargin = 5 * time.Minute
 
 // initialConnectWait bounds how long Start keeps trying to reach an external
 // NATS for the first time; connectWarnEvery spaces its warnings meanwhile.
