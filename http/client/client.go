@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -54,7 +55,17 @@ type Option func(*Client)
 
 // WithHTTPClient sends requests through hc (timeouts, TLS, proxies). The
 // default is a client with a 30 s timeout over its own keep-alive transport.
-func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+// A copy of hc is used, which follows no redirect when hc's CheckRedirect
+// is nil (Go's default follows up to 10): see RedirectError.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) {
+		cp := *hc
+		if cp.CheckRedirect == nil {
+			cp.CheckRedirect = noRedirect
+		}
+		c.hc = &cp
+	}
+}
 
 // WithAPIKey authenticates every request with an API key (ic_live_…).
 func WithAPIKey(key string) Option {
@@ -131,7 +142,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		base:      strings.TrimSuffix(u.String(), "/"),
-		hc:        &http.Client{Timeout: 30 * time.Second, Transport: newTransport(16)},
+		hc:        &http.Client{Timeout: 30 * time.Second, Transport: newTransport(16), CheckRedirect: noRedirect},
 		retry:     DefaultRetry,
 		userAgent: "infracast-go-client",
 		sleep:     sleepCtx,
@@ -140,6 +151,24 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// SendsInTheClear reports whether the client speaks plain http to a host
+// that is not this machine (localhost, 127.0.0.0/8, ::1): the password,
+// refresh and access tokens it sends cross the network unencrypted. The
+// package prints nothing (a library's output is its caller's): a program
+// warns, as the CLI does.
+func (c *Client) SendsInTheClear() bool {
+	u, err := url.Parse(c.base)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return false
+	}
+	ip := net.ParseIP(h)
+	return ip == nil || !ip.IsLoopback()
 }
 
 // With returns a copy of c with opts applied (another credential on the same
@@ -380,6 +409,9 @@ func (c *Client) once(ctx context.Context, method, u string, body []byte, out an
 		return nil, &RequestError{Method: method, Path: req.URL.Path, Err: err}
 	}
 	defer res.Body.Close()
+	if res.StatusCode >= 300 && res.StatusCode < 400 && res.StatusCode != http.StatusNotModified {
+		return res.Header, redirectError(req, res)
+	}
 	if res.StatusCode >= 300 {
 		return res.Header, readError(res)
 	}

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -335,6 +336,108 @@ func TestRefreshMomentFitsShortTokens(t *testing.T) {
 	ts := c.RefreshTokenSource(Token{AccessToken: "a", RefreshToken: "r", ExpiresAt: now.Add(4 * time.Minute)}, WithClock(func() time.Time { return now }))
 	if !ts.refreshAt.Before(now) {
 		t.Fatalf("a stored token with 4 minutes left is refreshed at %v, want now", ts.refreshAt)
+	}
+	// A stored token whose JWT says it was issued a minute before it
+	// expires (INFRACAST_ACCESS_TOKEN_TTL=1m) lives a minute: with 40 s
+	// left it is not due, with 10 s left it is (outside check 20c: every
+	// CLI command refreshed its stored one-minute token). The same with
+	// the tokens another process stored (WithSharedTokens: setToken, not
+	// fresh).
+	jwt := func(iat time.Time) string {
+		payload := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"u","iat":` + strconv.FormatInt(iat.Unix(), 10) +
+			`,"exp":` + strconv.FormatInt(iat.Add(time.Minute).Unix(), 10) + `}`))
+		return "eyJhbGciOiJFZERTQSJ9." + payload + ".c2ln"
+	}
+	for _, tc := range []struct {
+		left time.Duration
+		due  bool
+	}{{40 * time.Second, false}, {10 * time.Second, true}} {
+		for range 20 {
+			exp := now.Add(tc.left)
+			ts := c.RefreshTokenSource(Token{AccessToken: jwt(exp.Add(-time.Minute)), RefreshToken: "r", ExpiresAt: exp}, WithClock(func() time.Time { return now }))
+			if due := !now.Before(ts.refreshAt); due != tc.due {
+				t.Fatalf("a stored one-minute token with %v left: due %v (refresh at %v), want %v", tc.left, due, ts.refreshAt.Sub(now), tc.due)
+			}
+		}
+	}
+}
+
+// TestRedirectsAreNotFollowed: a 308 (to https on the same host, or to
+// another host) and a 301 are answered as a *RedirectError naming the
+// status and where to, and never followed: the password or refresh token
+// goes nowhere else (outside check 20c: a cross-host 308 re-sent the
+// refresh token's body to the other host, a 301 turned login into a GET).
+// The same with a caller's own http.Client.
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	t.Cleanup(other.Close)
+	for _, tc := range []struct {
+		status int
+		to     string // "": to https on the same host and port
+	}{
+		{http.StatusPermanentRedirect, ""},
+		{http.StatusPermanentRedirect, other.URL + "/api/v1/auth/refresh"},
+		{http.StatusMovedPermanently, other.URL + "/api/v1/auth/refresh"},
+	} {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, tc.to+"?secret=x", tc.status)
+		}))
+		srv.Start()
+		if tc.to == "" {
+			tc.to = "https://" + srv.Listener.Addr().String() + "/api/v1/auth/refresh"
+		}
+		for _, c := range []*Client{mustNew(t, srv.URL), mustNew(t, srv.URL, WithHTTPClient(&http.Client{Timeout: 5 * time.Second}))} {
+			_, err := c.Refresh(context.Background(), "the-refresh-token")
+			var re *RedirectError
+			if !errors.As(err, &re) || re.Status != tc.status || re.Method != http.MethodPost || re.Path != "/api/v1/auth/refresh" {
+				t.Fatalf("a %d to %s: %v, want a *RedirectError", tc.status, tc.to, err)
+			}
+			want := tc.to
+			if re.Location != want || re.From != srv.URL+"/api/v1/auth/refresh" ||
+				!strings.Contains(err.Error(), "redirects to "+want) || strings.Contains(err.Error(), "secret") {
+				t.Fatalf("a %d to %s: %q (location %q)", tc.status, tc.to, err, re.Location)
+			}
+			// A token source does not take it for a lost answer: one
+			// refresh, not quick tries.
+			var sent atomic.Int64
+			counted := c.With(WithHTTPClient(&http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				sent.Add(1)
+				return http.DefaultTransport.RoundTrip(r)
+			})}))
+			ts := counted.RefreshTokenSource(Token{RefreshToken: "r"})
+			if _, err := ts.TokenContext(context.Background()); !errors.As(err, &re) || sent.Load() != 1 {
+				t.Fatalf("a token source's refresh redirected: %v after %d requests, want a *RedirectError after 1", err, sent.Load())
+			}
+		}
+		srv.Close()
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the other host got %d requests", n)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestSendsInTheClear: plain http to another host sends credentials in the
+// clear; to this machine, or over https, it does not.
+func TestSendsInTheClear(t *testing.T) {
+	for u, want := range map[string]bool{
+		"http://auth.example.com":    true,
+		"http://192.0.2.5:8080/auth": true,
+		"http://[2001:db8::1]:8080":  true,
+		"https://auth.example.com":   false,
+		"http://localhost:8080":      false,
+		"http://api.localhost":       false,
+		"http://127.0.0.1:8080":      false,
+		"http://127.1.2.3":           false,
+		"http://[::1]:8080":          false,
+	} {
+		if got := mustNew(t, u).SendsInTheClear(); got != want {
+			t.Errorf("%s: SendsInTheClear %v, want %v", u, got, want)
+		}
 	}
 }
 

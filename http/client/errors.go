@@ -112,6 +112,44 @@ func (e *RequestError) NotSent() bool {
 	return (errors.As(e.Err, &op) && op.Op == "dial") || errors.As(e.Err, &cert) || errors.As(e.Err, &rec)
 }
 
+// RedirectError is an answer that redirects the request elsewhere (a 3xx
+// with Location). The client follows no redirect: an API has no reason to
+// send one, and following it sent the password, refresh or access token
+// over plain http before the redirect to https, re-sent a refresh token's
+// body to another host (Go drops only the Authorization header there), and
+// turned a login's POST into a GET after a 301 (outside check 20c). Use
+// the URL it names as the service's URL, if it is the service's.
+type RedirectError struct {
+	Method, Path string // the request's
+	Status       int    // 301, 302, 303, 307, 308
+	From         string // the URL asked, without its query
+	Location     string // where the service sends it, without its query or user information ("" when none)
+}
+
+func (e *RedirectError) Error() string {
+	to := e.Location
+	if to == "" {
+		to = "nowhere (no Location)"
+	}
+	return fmt.Sprintf("infracast: %s %s: the server at %s redirects to %s (%d %s): this client follows no redirect; use that URL if it is the service's",
+		e.Method, e.Path, e.From, to, e.Status, http.StatusText(e.Status))
+}
+
+// redirectError makes the *RedirectError of a 3xx answer to req.
+func redirectError(req *http.Request, res *http.Response) *RedirectError {
+	from := *req.URL
+	from.RawQuery, from.ForceQuery, from.Fragment, from.RawFragment, from.User = "", false, "", "", nil
+	loc := ""
+	if l, err := res.Location(); err == nil {
+		loc = shownURL(l.String())
+	}
+	return &RedirectError{Method: req.Method, Path: req.URL.Path, Status: res.StatusCode, From: from.String(), Location: loc}
+}
+
+// noRedirect is the CheckRedirect of the client's http.Client: the
+// redirect is answered as it is (a *RedirectError), never followed.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
 // ErrLoginRequired is returned by a TokenSource whose session has ended
 // (refresh token expired or revoked, user deactivated) and that was not told
 // how to log in again (WithRelogin). The error also matches ErrUnauthorized.

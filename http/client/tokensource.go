@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -184,8 +187,16 @@ func (ts *TokenSource) setToken(tok Token, fresh bool) {
 	// deployment with INFRACAST_ACCESS_TOKEN_TTL=1m, say) is refreshed once
 	// a fifth of its life remains, margin and jitter shrunk alike: at the
 	// full margin every call would refresh (outside check 11d: ten calls,
-	// nine refreshes), as the console caps its own.
-	if life := tok.ExpiresAt.Sub(ts.now()); fresh && life > 0 && margin+jitter > life/5 {
+	// nine refreshes), as the console caps its own. A stored token's life
+	// is the one its JWT says (exp − iat, read, not verified: it only
+	// schedules the refresh), not what is left of it (outside check 20c:
+	// with a 1-minute TTL every CLI command refreshed, its stored token
+	// due at the full margin).
+	life := tok.ExpiresAt.Sub(ts.now())
+	if !fresh {
+		life = lifetime(tok.AccessToken)
+	}
+	if life > 0 && margin+jitter > life/5 {
 		total := margin + jitter
 		margin = time.Duration(float64(life/5) * float64(margin) / float64(total))
 		jitter = life/5 - margin
@@ -195,6 +206,46 @@ func (ts *TokenSource) setToken(tok Token, fresh bool) {
 		extra = rand.N(jitter)
 	}
 	ts.refreshAt = tok.ExpiresAt.Add(-margin - extra)
+}
+
+// lifetime is exp − iat of access, a JWT, read without verifying it; zero
+// when access is not a JWT or lacks either claim.
+func lifetime(access string) time.Duration {
+	parts := strings.Split(access, ".")
+	if len(parts) != 3 {
+		return 0
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return 0
+	}
+	var claims struct {
+		Iat, Exp json.Number
+	}
+	if json.Unmarshal(raw, &claims) != nil {
+		return 0
+	}
+	iat, err1 := claims.Iat.Int64()
+	exp, err2 := claims.Exp.Int64()
+	if err1 != nil || err2 != nil || iat <= 0 || exp <= iat || exp-iat > 100*365*24*3600 {
+		return 0
+	}
+	return time.Duration(exp-iat) * time.Second
+}
+
+// Refreshing is the channel closed when the refresh (or login) under way
+// ends, its tokens given to OnToken; ok is false when none is under way. A
+// program that exits on an interrupt waits for it a little (the CLI: up to
+// a few seconds): with rotation, a refresh the service made whose tokens
+// were not stored leaves a spent refresh token behind, and the next start
+// presenting it ends the session as stolen (outside check 20c).
+func (ts *TokenSource) Refreshing() (done <-chan struct{}, ok bool) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.flight == nil {
+		return nil, false
+	}
+	return ts.flight.done, true
 }
 
 // Token gives a valid access token (oauth2.TokenSource), with no deadline
@@ -257,6 +308,12 @@ func (ts *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) 
 func (ts *TokenSource) joinFlight(ctx context.Context) (*flight, error) {
 	f := ts.flight
 	if f == nil {
+		if err := ctx.Err(); err != nil {
+			// An interrupted caller starts no refresh (it would have to
+			// be waited for, to store its tokens).
+			ts.mu.Unlock()
+			return nil, err
+		}
 		f = &flight{done: make(chan struct{})}
 		ts.flight = f
 		// The refresh is not bound to this caller's context: the callers
@@ -397,6 +454,10 @@ const refreshRetryWindow = 6 * time.Second
 func outcomeUnknown(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return false
+	}
+	var redirect *RedirectError
+	if errors.As(err, &redirect) {
+		return false // answered, and not followed: nothing was refreshed
 	}
 	var apiErr *Error
 	if !errors.As(err, &apiErr) {
