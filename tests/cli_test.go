@@ -254,6 +254,11 @@ func TestCLILoginAndCredentials(t *testing.T) {
 	if c.stored()["refresh_token"] == first["refresh_token"] {
 		t.Fatal("a new login kept the old refresh token")
 	}
+	// The login it replaced is ended, not left live with nobody holding it
+	// (outside check 20c).
+	if r := in.Do("POST", "/api/v1/auth/refresh", "", map[string]any{"refresh_token": first["refresh_token"]}); r.Status != 401 {
+		t.Fatalf("the replaced login's refresh token: %d, want 401 (its session ended)", r.Status)
+	}
 	// The last login's URL is used without --url or INFRACAST_URL.
 	if r := c.run("", []string{"INFRACAST_URL="}, "whoami"); r.code != 0 || !strings.Contains(r.stdout, "admin") {
 		t.Fatalf("whoami with the stored URL: %d %s %s", r.code, r.stdout, r.stderr)

@@ -76,12 +76,26 @@ later commands refresh the access token when less than 5 minutes remain.`,
 			}
 			// The file as it is now, under its lock: other commands may have
 			// stored renewed tokens since it was read.
+			var replaced string // the refresh token of the login this one replaces
 			err = changeCredentials(cmd.Context(), loadCredentialsToReplace, func(creds *credentials) {
+				if old := creds.Servers[base]; old != nil {
+					replaced = old.RefreshToken
+				}
 				creds.Servers[base] = &serverCreds{Username: res.User.Username, UserID: res.User.ID, RefreshToken: res.RefreshToken, AccessToken: res.Token, ExpiresAt: res.ExpiresAt}
 				creds.Current = base
 			})
 			if err != nil {
 				return fmt.Errorf("logged in, but the tokens could not be stored: %w", err)
+			}
+			if replaced != "" && replaced != res.RefreshToken {
+				// The replaced login's session is held by nobody now: end
+				// it rather than leave it live until it expires (outside
+				// check 20c: each login left one more). Best effort, once
+				// the new login is stored: a command still running with it
+				// takes the new tokens at its next refresh.
+				if err := c.Revoke(cmd.Context(), replaced); err != nil {
+					fmt.Fprintf(a.stderr, "infracast: note: the session of the login replaced was not ended (%s); it ends when it expires\n", oneLine(err.Error()))
+				}
 			}
 			out := struct {
 				URL       string      `json:"url"`
