@@ -20,3 +20,13 @@ func tryLock(f *os.File) (bool, error) {
 
 // unlockFile releases tryLock's lock (closing f would too).
 func unlockFile(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+
+// syncDir makes a rename in dir durable: the folder's entry, fsynced.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -26,7 +26,9 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -61,10 +63,53 @@ const exitCodes = `Exit codes:
      say it refused may have been made: check before repeating it`
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first Ctrl-C (or SIGTERM: 'timeout' in a script) ends the
+	// command, after the token refresh under way, if any, is stored (run
+	// waits up to refreshGrace); a second one exits at once.
+	ctx, interrupt := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		interrupt()
+		<-sigs
+		fmt.Fprintln(os.Stderr, "infracast: interrupted again: exiting at once")
+		os.Exit(exitFailure)
+	}()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
+	signal.Stop(sigs)
 	os.Exit(code)
+}
+
+// refreshGrace is how long an interrupted command waits for a token
+// refresh under way to end and its tokens to be stored. With rotation, the
+// service that made the refresh spent the stored refresh token: exiting
+// before storing its successor left the spent one in the file, and the
+// next command, presenting it after the reuse interval (10 s by default),
+// ended the session as stolen (outside check 20c: 'timeout 1 infracast
+// users list'). Five seconds cover a refresh's answer on a slow link
+// without holding up a Ctrl-C for long; a second Ctrl-C does not wait.
+const refreshGrace = 5 * time.Second
+
+// settle waits, when the command was interrupted (ctx ended) while its
+// token source refreshed, up to refreshGrace for that refresh to end and
+// its tokens to be stored (OnToken), saying so on stderr.
+func (a *app) settle(ctx context.Context) {
+	if a.ts == nil || ctx.Err() == nil {
+		return // a command that ran to its end waited for its refreshes
+	}
+	done, ok := a.ts.Refreshing()
+	if !ok {
+		return
+	}
+	fmt.Fprintf(a.stderr, "infracast: interrupted: storing the renewed tokens first (up to %s; interrupt again to exit at once)\n", refreshGrace)
+	t := time.NewTimer(refreshGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		fmt.Fprintf(a.stderr, "infracast: the token refresh did not end within %s: if the next command says the session has ended, run 'infracast login' again\n", refreshGrace)
+	}
 }
 
 // run executes one command line and returns its exit code.
@@ -76,11 +121,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteContextC(ctx)
-	if err == nil {
-		if a.saveErr != nil {
-			fmt.Fprintf(stderr, "infracast: could not store the renewed tokens: %v\n", a.saveErr)
+	a.settle(ctx)
+	if saveErr := a.savingError(); saveErr != nil {
+		fmt.Fprintf(stderr, "infracast: could not store the renewed tokens: %v\n", saveErr)
+		if err == nil {
 			return exitFailure
 		}
+	}
+	if err == nil {
 		return exitOK
 	}
 	code, msg := classify(err)
@@ -172,6 +220,7 @@ func classify(err error) (int, string) {
 	var nl notLoggedIn
 	var nf notFound
 	var lr loginReplaced
+	var redirect *client.RedirectError
 	switch {
 	case !isRunErr(err):
 		return exitUsage, err.Error()
@@ -187,6 +236,10 @@ func classify(err error) (int, string) {
 		return exitUnauthorized, "the session has ended (signed out, expired or revoked): run 'infracast login' again"
 	case errors.Is(err, context.Canceled):
 		return exitFailure, "interrupted"
+	case errors.As(err, &redirect):
+		// Not followed (outside check 20c): the URL is not the service's
+		// API, or not as given.
+		return exitFailure, err.Error()
 	case errors.As(err, &reqErr):
 		msg := err.Error()
 		if isWrite(reqErr.Method, reqErr.Path) && !reqErr.NotSent() {
@@ -284,12 +337,30 @@ type app struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 
-	url     string // --url
-	output  string // -o
-	saveErr error  // storing renewed tokens failed (reported at the end)
+	url    string // --url
+	output string // -o
+	// saveErr: storing renewed tokens failed (reported at the end); set
+	// by the token source's refresh, which an interrupted command may not
+	// have waited for: under saveMu.
+	saveMu  sync.Mutex
+	saveErr error
 	// session is how the command authenticated: "stored" (the stored
 	// login), "token" (INFRACAST_TOKEN), "" (not yet), for what a 401 says.
 	session string
+	ts      *client.TokenSource // the stored login's, when used
+	warned  bool                // the plain-http warning was given
+}
+
+func (a *app) setSaveErr(err error) {
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
+	a.saveErr = err
+}
+
+func (a *app) savingError() error {
+	a.saveMu.Lock()
+	defer a.saveMu.Unlock()
+	return a.saveErr
 }
 
 // wrap makes fn a cobra RunE whose errors are told apart from cobra's own.

@@ -398,3 +398,28 @@ func TestRoleMappingDirectory(t *testing.T) {
 		t.Fatalf("a DN group: %+v, %v", o.RoleMappings, err)
 	}
 }
+
+// TestPlainHTTPToAnotherHostWarns: a service URL in plain http to another
+// host is warned of on stderr, once per command, before anything is sent;
+// this machine over http, or https, is not (outside check 20c: the
+// password and tokens crossed plain http without a word).
+func TestPlainHTTPToAnotherHostWarns(t *testing.T) {
+	for base, warns := range map[string]bool{
+		"http://auth.example.com":  true,
+		"https://auth.example.com": false,
+		"http://127.0.0.1:8080":    false,
+		"http://localhost:8080":    false,
+		"http://[::1]:8080":        false,
+	} {
+		var stderr strings.Builder
+		a := &app{stderr: &stderr}
+		for range 2 { // login makes one client, a refresh another: one warning
+			if _, err := a.newClient(base); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := strings.Count(stderr.String(), "infracast: warning: "+base+" is plain http"); got != map[bool]int{true: 1}[warns] {
+			t.Errorf("%s: %q, want the warning %v (once)", base, stderr.String(), warns)
+		}
+	}
+}
