@@ -27,7 +27,9 @@ Without any of them (standard input not a terminal) login exits 4 saying so.
 
 The refresh token (and the current access token) are kept in
 $XDG_CONFIG_HOME/infracast/credentials.json, mode 0600, for the service's URL;
-later commands refresh the access token when less than 5 minutes remain.`,
+later commands refresh the access token when less than 5 minutes remain (a fifth
+of its life, for a token that lives less than half an hour). A login over a
+stored one ends the session it replaces.`,
 		Args: cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("code") && strings.TrimSpace(code) == "" {

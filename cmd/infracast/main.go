@@ -38,7 +38,7 @@ import (
 // Exit codes scripts can rely on.
 const (
 	exitOK           = 0
-	exitFailure      = 1 // anything not below: the service unreachable, a 5xx, a local file
+	exitFailure      = 1 // anything not below: the service unreachable, a 5xx, a local file, a redirect, an interrupt
 	exitUsage        = 2 // bad flags or arguments, or input the service refused (400 VALIDATION_ERROR, 413, 415)
 	exitUnauthorized = 3 // not logged in, the session ended, or credentials refused (401)
 	exitForbidden    = 4 // 403: no access to this tenant or permission, a second factor required, …
@@ -50,7 +50,8 @@ const (
 
 const exitCodes = `Exit codes:
   0  success
-  1  failure not listed below (service unreachable, server error, local file);
+  1  failure not listed below (service unreachable, server error, local file,
+     a redirect: never followed, the message names where to; interrupted);
      after a proxy's 502 or 504, or a connection lost, on a change: it may or
      may not have been made (the message says so): check before repeating it
   2  usage: bad flags or arguments, or input the service refused (400, 413, 415)
@@ -398,6 +399,9 @@ The service URL comes from --url, else INFRACAST_URL, else the last login's
 (` + "`" + `$XDG_CONFIG_HOME/infracast/credentials.json` + "`" + `, mode 0600); set INFRACAST_TOKEN
 (an API key or an access token) to use that instead. A user with a second
 factor gives its code to login (--code, INFRACAST_MFA_CODE, or the prompt).
+Ctrl-C (or SIGTERM) ends a command after a token refresh under way, if any,
+is stored (up to 5s); a second Ctrl-C exits at once. Redirects are never
+followed, and plain http to another host is warned of.
 
 ` + exitCodes,
 		SilenceUsage:  true,
