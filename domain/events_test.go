@@ -34,7 +34,7 @@ func sampleEvents() []Event {
 		UserProfileChanged{UserID: "u-1", Username: "alice.smith", Email: "alice.smith@example.com", Unvouched: true},
 		UserLoginSucceeded{UserID: "u-1", SessionID: "s-1", Method: "password"},
 		UserLoginFailed{UserID: "u-1", Username: "alice", Reason: "bad_password", At: later},
-		UserLoginChallenged{UserID: "u-1", Method: "password", At: later},
+		UserLoginChallenged{UserID: "u-1", Method: "password", Reason: LoginRefusedTenant, Tenant: "staging", At: later},
 		SessionStarted{
 			SessionID: "s-1", UserID: "u-1", Tenant: "acme", RefreshTokenHash: "sha256:aa",
 			Method: "sso", StartedAt: at, ExpiresAt: later,

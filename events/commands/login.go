@@ -91,11 +91,12 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		}
 		return LoginResult{}, domain.ErrInvalidCredentials
 	}
-	if in.Tenant != "" && u.PermissionsIn(in.Tenant) == 0 {
-		return LoginResult{}, s.refuseTenant(ctx, u.ID, u.PasswordHashSealed, now)
-	}
 	// A second factor enrolled (or required by a policy): the login goes on
-	// at /auth/token/mfa (or at enrolment) instead (mfa.go). That answer
+	// at /auth/token/mfa (or at enrolment) instead (mfa.go), whatever the
+	// tenant — asked before the tenant is looked at, so that a right
+	// password with a tenant the user holds no role in is a challenge like
+	// any other (CompleteMFA checks the tenant then); before, its 403 came
+	// first and was not recorded (an outside check, 20a). That answer
 	// tells the password was right, so it is decided like a session's start
 	// (startSession): user.login_challenged, against the throttle, stored
 	// only if the user's subject has not moved since — in a burst of
@@ -105,26 +106,31 @@ func (s *Service) Login(ctx context.Context, meta events.Meta, in LoginInput) (L
 		var required *MFARequiredError
 		var enrol *MFAEnrollmentRequiredError
 		if errors.As(err, &required) || errors.As(err, &enrol) {
-			if cerr := s.recordChallenge(ctx, meta, u.ID, "password", u.PasswordHashSealed, now); cerr != nil {
+			if cerr := s.recordChallenge(ctx, meta, u.ID, domain.RecordLoginChallenge{Method: "password", VerifiedHash: u.PasswordHashSealed, Now: now}); cerr != nil {
 				return LoginResult{}, cerr
 			}
 		}
 		return LoginResult{}, err
 	}
+	if in.Tenant != "" && u.PermissionsIn(in.Tenant) == 0 {
+		return LoginResult{}, s.refuseTenant(ctx, meta, u.ID, in.Tenant, u.PasswordHashSealed, now)
+	}
 	return s.startSession(ctx, meta, u.ID, in.Tenant, "password", u.PasswordHashSealed)
 }
 
-// recordChallenge appends user.login_challenged: userID's first factor was
-// right (verified against verifiedHash) and a second is asked. Decided
+// recordChallenge appends user.login_challenged (c, its Throttle set
+// here): userID's first factor was right (verified against c.VerifiedHash)
+// and a second is asked, or the login is refused for its tenant. Decided
 // against the login throttle and the hash, on the user's aggregate, and
 // stored on a new login_challenge subject only if the user's has not moved
 // since (as session.started, startSession).
-func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID, method, verifiedHash string, now time.Time) error {
+func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID string, c domain.RecordLoginChallenge) error {
+	c.Throttle = s.cfg.Throttle
 	_, err := execute(ctx, s, meta, write[domain.User]{
 		on: s.userAggregate(userID), missing: domain.ErrNotFound,
 		into: ref{domain.AggregateLoginChallenge, NewID("chl")},
 		decide: func(u domain.User) ([]domain.Event, error) {
-			evs, err := domain.DecideUser(u, domain.RecordLoginChallenge{Method: method, Now: now, Throttle: s.cfg.Throttle, VerifiedHash: verifiedHash})
+			evs, err := domain.DecideUser(u, c)
 			if errors.Is(err, domain.ErrUserInactive) {
 				return nil, domain.ErrInvalidCredentials
 			}
@@ -135,26 +141,22 @@ func (s *Service) recordChallenge(ctx context.Context, meta events.Meta, userID,
 }
 
 // refuseTenant answers a login whose password was right but whose tenant
-// the user holds no role in. That answer, 403, tells the password was right,
-// so it is decided like a session's start (startSession): against the
-// throttle and the verified hash, on the user as the event store has it now
-// — CatchUp reads the subject's last sequence, the decision's point in the
-// order of events — not as it was read before the hashing. In a burst of
-// guesses, failures that landed meanwhile lock it, and it gets 429 like
-// every other guess (an outside check, 15e: the right password answered
-// 403 among 429s, with a tenant the user was not in). Nothing is recorded.
-func (s *Service) refuseTenant(ctx context.Context, userID, verifiedHash string, now time.Time) error {
-	if err := s.CatchUp(ctx, domain.AggregateUser, userID); err != nil {
-		return err
-	}
-	u, _, found := s.state.User(userID)
-	if !found {
-		return domain.ErrInvalidCredentials
-	}
-	if err := domain.LoginAllowed(u, s.cfg.Throttle, now, verifiedHash); err != nil {
-		if errors.Is(err, domain.ErrUserInactive) {
-			return domain.ErrInvalidCredentials
-		}
+// the user holds no role in (and who has no second factor to ask first).
+// That answer, 403, tells the password was right, so it is decided and
+// recorded like a second factor's challenge (recordChallenge): a
+// user.login_challenged with reason LoginRefusedTenant, against the
+// throttle and the verified hash, on the user as the event store has it
+// when it is stored — in a burst of guesses, failures that landed
+// meanwhile lock it, and it gets 429 like every other guess (an outside
+// check, 15e: the right password answered 403 among 429s, with a tenant
+// the user was not in). Before, nothing was recorded: a guesser who added
+// any tenant to each guess had the right one leave no trace (20a). It
+// changes nothing of the user: not a failed login, the password was right.
+func (s *Service) refuseTenant(ctx context.Context, meta events.Meta, userID, tenant, verifiedHash string, now time.Time) error {
+	err := s.recordChallenge(ctx, meta, userID, domain.RecordLoginChallenge{
+		Method: "password", Reason: domain.LoginRefusedTenant, Tenant: tenant, VerifiedHash: verifiedHash, Now: now,
+	})
+	if err != nil {
 		return err
 	}
 	return domain.ErrForbidden

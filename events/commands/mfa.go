@@ -394,8 +394,9 @@ func (s *Service) CompleteMFA(ctx context.Context, meta events.Meta, in MFAInput
 	// factor is used: a code spent on a login that is then refused could not
 	// sign the user in a moment later (and counted as reused, in the
 	// lockout). The password changed since the first step: this MFA token
-	// is dead, sign in again. The tenant taken away meanwhile: 403, as the
-	// first step would answer now (it says no more than that step does).
+	// is dead, sign in again. A tenant the user holds no role in (asked for
+	// at the first step, which asks for the factor whatever the tenant and
+	// recorded the challenge, or taken away meanwhile): 403 here.
 	if st.UserCutOff(u.ID) != c.Cut {
 		return LoginResult{}, ErrMFATokenInvalid // deactivated (or a new password) since the first step
 	}
@@ -771,7 +772,7 @@ func (s *Service) ConfirmTOTP(ctx context.Context, meta events.Meta, userID, cod
 	}
 	// The right code of a burst whose wrong ones locked the account while
 	// it was checked confirms nothing: the lockout as it stands now, read
-	// at the user's subject's last sequence (as refuseTenant reads it).
+	// at the user's subject's last sequence.
 	if err := s.CatchUp(ctx, domain.AggregateUser, userID); err != nil {
 		return nil, err
 	}
