@@ -301,7 +301,7 @@ func TestCredCheckDecide(t *testing.T) {
 	ck := mk()
 	ck.block(reasonExpired, t0.Add(5*time.Minute), sinceJSON{})
 	ck.decide(t0.Add(time.Hour))
-	if ck.out.Reason != reasonExpired || ck.out.Since.Time != "2026-03-01T10:05:00Z" || ck.out.Since.Sequence != 0 {
+	if ck.out.Reason != reasonExpired || ck.out.Since.Time != "2026-03-01T10:05:00.000000000Z" || ck.out.Since.Sequence != 0 {
 		t.Fatalf("an expiry: %+v %+v", ck.out, ck.out.Since)
 	}
 	ck = credCheck{}
@@ -413,5 +413,41 @@ func TestWriteCSV(t *testing.T) {
 	rows[0][5] = "line\nbreak" // encoding/csv reads a quoted CRLF as LF
 	if !reflect.DeepEqual(got, rows) {
 		t.Fatalf("read back %q, want %q", got, rows)
+	}
+}
+
+// TestEventTimesHaveNineDigits: every time the audit log and the access
+// history answer has nine digits of fractions, so that the CSV export
+// sorted as text is in time order (an outside check, 20a: RFC3339Nano
+// dropped trailing zeros — "…46.94770948Z", eight digits, and none for a
+// whole second — and such rows sorted after later ones), and reads back as
+// the same instant.
+func TestEventTimesHaveNineDigits(t *testing.T) {
+	base := time.Date(2026, 12, 7, 22, 56, 46, 0, time.UTC)
+	moments := []time.Time{
+		base,                               // a whole second
+		base.Add(947709480),                // a trailing zero
+		base.Add(947709481),                //
+		base.Add(100 * time.Millisecond),   // eight trailing zeros
+		base.Add(time.Second - 1),          // the last nanosecond of the second
+		base.Add(time.Second),              // the next whole second
+		base.In(time.FixedZone("x", 3600)), // rendered in UTC
+	}
+	var prev string
+	for i, at := range moments[:len(moments)-1] {
+		got := rfc3339Nano(at)
+		if len(got) != len("2026-12-07T22:56:46.000000000Z") {
+			t.Errorf("rfc3339Nano(%v) = %q: not nine digits of fractions", at, got)
+		}
+		if back, err := time.Parse(time.RFC3339Nano, got); err != nil || !back.Equal(at) {
+			t.Errorf("rfc3339Nano(%v) = %q reads back as %v, %v", at, got, back, err)
+		}
+		if i > 0 && (at.After(moments[i-1]) != (got > prev)) {
+			t.Errorf("%q and %q: text order is not time order", prev, got)
+		}
+		prev = got
+	}
+	if got := rfc3339Nano(moments[len(moments)-1]); got != "2026-12-07T22:56:46.000000000Z" {
+		t.Errorf("a time in another zone: %q, want it in UTC", got)
 	}
 }
