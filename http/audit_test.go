@@ -451,3 +451,35 @@ func TestEventTimesHaveNineDigits(t *testing.T) {
 		t.Errorf("a time in another zone: %q, want it in UTC", got)
 	}
 }
+
+// TestCSVHidesBidiAndC1: a bidirectional override or isolate, or a C1
+// control, from a User-Agent or a name is written as its \u escape in a
+// CSV cell — as the console and the CLI show it — and a JSON cell still
+// decodes to the same value (an outside check, 20a: they reached the
+// export's cells raw). Other text, and invalid bytes, stay as they were.
+func TestCSVHidesBidiAndC1(t *testing.T) {
+	for in, want := range map[string]string{
+		"Mozilla/5.0 \u202egnp.exe": `Mozilla/5.0 \u202egnp.exe`,
+		"a\u2066b\u2069c\u202ad":    `a\u2066b\u2069c\u202ad`,
+		"\u009b2J\u0085x":           `\u009b2J\u0085x`,
+		"=\u202e1+1":                `'=\u202e1+1`,
+		"Zoë 日本 \u200d":             "Zoë 日本 \u200d",
+		"bad\xff\u202e":             "bad\xff\\u202e",
+	} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+	doc := []byte("{\"user_agent\":\"x\u202ey;\u0085\",\"name\":\"\u2067=1\"}")
+	out := csvSafeJSON(doc)
+	if strings.ContainsFunc(out, csvHidden) {
+		t.Fatalf("csvSafeJSON kept a hidden character: %q", out)
+	}
+	var want, got any
+	if err := json.Unmarshal(doc, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("csvSafeJSON = %s: decodes to %v (%v), want %v", out, got, err, want)
+	}
+}

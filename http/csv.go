@@ -2,7 +2,9 @@ package http
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The CSV exports (the audit log's pages, the access review) are read by
@@ -19,10 +21,43 @@ import (
 // of a formula.
 const csvFormulaStart = "=+-@\t\r"
 
-// csvSafe defuses a text cell: an apostrophe before the cell, and before
-// each part of it after a ',', ';' or tab, that starts like a formula
-// (spaces before it aside).
+// csvHidden reports whether r is neutralised in a CSV cell: a C1 control
+// (U+0080–U+009F: CSI and OSC act on a terminal that reads UTF-8 controls)
+// or a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069:
+// they reorder what follows, in a spreadsheet or a terminal). Anyone may
+// write them — a User-Agent, a SCIM display name — and the console and the
+// CLI show them as escapes (cmd/infracast/output.go); the CSV export gave
+// them raw (an outside check, 20a). The JSON answers keep them exact.
+func csvHidden(r rune) bool {
+	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
+}
+
+// csvShown writes each csvHidden character of s as its \u escape (six
+// characters, "\u202e"), as the CLI shows it: in a text cell, visible text;
+// inside a JSON string, the same character once decoded.
+func csvShown(s string) string {
+	if !strings.ContainsFunc(s, csvHidden) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i, r := range s {
+		if csvHidden(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		b.WriteString(s[i : i+size]) // an invalid byte as it was
+	}
+	return b.String()
+}
+
+// csvSafe defuses a text cell: its hidden characters as escapes
+// (csvShown), then an apostrophe before the cell, and before each part of it
+// after a ',', ';' or tab, that starts like a formula (spaces before it
+// aside).
 func csvSafe(s string) string {
+	s = csvShown(s)
 	if !strings.ContainsAny(s, csvFormulaStart) {
 		return s
 	}
@@ -46,8 +81,12 @@ func csvSafe(s string) string {
 // csvSafeJSON defuses a cell holding a JSON document without changing what
 // it decodes to: a ',' or ';' inside a string becomes \u002c or \u003b, so
 // the only separators left are JSON's own commas (between members, before a
-// '"', a bracket, a literal or a number).
+// '"', a bracket, a literal or a number). Its hidden characters, which
+// valid JSON holds only inside strings, become \u escapes (csvShown).
 func csvSafeJSON(doc []byte) string {
+	if bytes.ContainsFunc(doc, csvHidden) {
+		doc = []byte(csvShown(string(doc)))
+	}
 	if !bytes.ContainsAny(doc, ",;") {
 		return csvSafe(string(doc))
 	}
