@@ -118,6 +118,11 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	res, err := s.deps.Auth.Refresh(ctx, s.meta(c), req.RefreshToken)
+	var refused *commands.RefusedSessionError
+	if errors.As(err, &refused) {
+		apiErr, _ := toAPIError(err)
+		s.refused(c, apiErr.Status, refusedReason(refused.Err), refused.SessionID, "session_id", refused.SessionID, "user_id", refused.UserID)
+	}
 	if err != nil {
 		return err
 	}

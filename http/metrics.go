@@ -21,6 +21,8 @@ type Metrics struct {
 	authFailures *prometheus.CounterVec
 	logins       *prometheus.CounterVec
 	background   *prometheus.CounterVec
+	// refusalLines counts the refusal log lines held back (refusals.go).
+	refusalLines prometheus.Counter
 	handler      fiber.Handler
 	// series holds each (route, method, status)'s request counter and its
 	// route's latency histogram once resolved (seriesKey → *routeSeries): a
@@ -62,8 +64,11 @@ func NewMetrics() *Metrics {
 		background: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infracast_background_errors_total", Help: "Errors of background tasks (off the request path) by task.",
 		}, []string{"task"}),
+		refusalLines: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "infracast_refusal_log_suppressed_total", Help: "Log lines of refused requests held back by the refusal log's limits.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.authFailures, m.logins, m.background,
+	reg.MustRegister(m.requests, m.duration, m.authFailures, m.logins, m.background, m.refusalLines,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	m.handler = adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return m
@@ -73,6 +78,13 @@ func NewMetrics() *Metrics {
 func (m *Metrics) authFailure(reason string) {
 	if m != nil {
 		m.authFailures.WithLabelValues(reason).Inc()
+	}
+}
+
+// refusalSuppressed counts a refusal's log line held back (refusals.go).
+func (m *Metrics) refusalSuppressed() {
+	if m != nil {
+		m.refusalLines.Inc()
 	}
 }
 

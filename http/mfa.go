@@ -384,7 +384,7 @@ func (s *Server) authenticateOrEnroll(c *fiber.Ctx) error {
 	cb.Caller = Caller{User: u}
 	c.Locals(localEnrollment, true)
 	defer c.Locals(localEnrollment, nil)
-	return withCaller(c, cb)
+	return s.withCaller(c, cb)
 }
 
 // errEnrolledMeanwhile: an enrolment token whose user has set up a second

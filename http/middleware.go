@@ -124,20 +124,20 @@ func (s *Server) authenticate(c *fiber.Ctx) error {
 		p, verdict = s.deps.Model.Authorize(claims.SessionID, claims.ID, s.cfg.Now())
 	}
 	if verdict != projections.Valid {
-		return s.refuse(verdict.String())
+		return s.refuseToken(c, claims, verdict.String())
 	}
 	if p.User.ID != claims.Subject {
-		return s.refuse("subject_mismatch")
+		return s.refuseToken(c, claims, "subject_mismatch")
 	}
 	if claims.Tenant != "" && p.User.PermissionsIn(claims.Tenant) == 0 {
 		// Scoped to a tenant where its user no longer holds a role:
 		// refused while it holds none (the credential check's
 		// role_revoked), not a user token that may do nothing there.
-		return s.refuse("role_revoked")
+		return s.refuseToken(c, claims, "role_revoked")
 	}
 	cb := callers.Get().(*callerBox)
 	cb.Caller = Caller{User: p.User, SessionID: claims.SessionID, TokenID: claims.ID, Claims: claims, Tenant: claims.Tenant}
-	return withCaller(c, cb)
+	return s.withCaller(c, cb)
 }
 
 // callerBox holds a request's Caller and, for an API key, the key it points
@@ -152,12 +152,13 @@ type callerBox struct {
 // and cost validate_apikey about 0.04 of its ratio (docs/performance.md).
 var callers = sync.Pool{New: func() any { return new(callerBox) }}
 
-// withCaller runs the rest of the chain as cb's Caller, then forgets it and
-// recycles cb: whatever runs after (the error handler) finds no caller
-// rather than another request's.
-func withCaller(c *fiber.Ctx, cb *callerBox) error {
+// withCaller runs the rest of the chain as cb's Caller, logs its refusal
+// (callerRefused), then forgets it and recycles cb: whatever runs after
+// (the error handler) finds no caller rather than another request's.
+func (s *Server) withCaller(c *fiber.Ctx, cb *callerBox) error {
 	c.Locals(localCaller, &cb.Caller)
 	err := c.Next()
+	s.callerRefused(c, &cb.Caller, err)
 	c.Locals(localCaller, nil)
 	*cb = callerBox{}
 	callers.Put(cb)
@@ -205,6 +206,9 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 		}
 	}
 	if verdict != projections.Valid {
+		if p.Key.ID != "" { // a key of ours, refused: logged by its ID
+			s.refused(c, fiber.StatusUnauthorized, verdict.String(), p.Key.ID, "key_id", p.Key.ID, "user_id", p.Key.OwnerID)
+		}
 		return s.refuse(verdict.String())
 	}
 	if s.deps.KeyUsage != nil {
@@ -213,7 +217,7 @@ func (s *Server) authenticateKey(c *fiber.Ctx, raw string) error {
 	cb := callers.Get().(*callerBox)
 	cb.Caller, cb.key = Caller{User: p.Owner}, p.Key
 	cb.Caller.Key = &cb.key
-	return withCaller(c, cb)
+	return s.withCaller(c, cb)
 }
 
 // catchUpForUnknownKey catches up with the event store's head for a
@@ -307,6 +311,13 @@ func (s *Server) catchUpSession(c *fiber.Ctx, sessionID string) error {
 func (s *Server) refuse(reason string) error {
 	s.deps.Metrics.authFailure(reason)
 	return errUnauthorized
+}
+
+// refuseToken is refuse for an access token of ours (its signature
+// checked): the refusal is also logged by its user and session (refused).
+func (s *Server) refuseToken(c *fiber.Ctx, claims *Claims, reason string) error {
+	s.refused(c, fiber.StatusUnauthorized, reason, claims.Subject, "user_id", claims.Subject, "session_id", claims.SessionID)
+	return s.refuse(reason)
 }
 
 func caller(c *fiber.Ctx) *Caller {

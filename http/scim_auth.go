@@ -61,6 +61,7 @@ func (s *Server) scimAuthenticate(c *fiber.Ctx) error {
 		// deactivated, no longer an admin of its tenants, or the API key
 		// that made it revoked — the token stops with them.
 		s.deps.Metrics.authFailure("scim_owner")
+		s.refused(c, fiber.StatusUnauthorized, "scim_owner", conn.ID, "scim_connection_id", conn.ID)
 		scim.Challenge(c, true)
 		return scim.WriteError(c, scim.Errorf(fiber.StatusUnauthorized, "",
 			"The connection's owner (who made it or last rotated its token) may no longer manage it; an admin rotates its token to take it over"))

@@ -202,6 +202,8 @@ type Server struct {
 	// keyCatchUps paces the catch-ups for signing keys this replica may
 	// not have applied yet (signingkeys.go).
 	keyCatchUps pacedCatchUps
+	// refusals logs refused requests whose caller is known (refusals.go).
+	refusals *refusalLog
 }
 
 const (
@@ -237,6 +239,7 @@ func New(cfg Config, deps Deps) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{deps: deps, cfg: cfg, log: log, tokens: deps.Tokens, policy: domain.DefaultPolicy()}
+	s.refusals = newRefusalLog(log, cfg.Now, deps.Metrics)
 	if cfg.RoutePolicy != nil {
 		s.policy = *cfg.RoutePolicy
 	}

@@ -440,20 +440,22 @@ func (m *Model) authorizeKey(k *keyEntry, secretHash string, addr netip.Addr, no
 		return KeyPrincipal{}, UnknownKey
 	}
 	key := k.state(secretHash)
+	// A refused key is named (Key, no Owner): the refusal is logged by its
+	// ID (http/refusals.go).
 	switch {
 	case key.Revoked:
-		return KeyPrincipal{}, KeyRevoked
+		return KeyPrincipal{Key: key}, KeyRevoked
 	case key.Expired(now):
-		return KeyPrincipal{}, KeyExpired
+		return KeyPrincipal{Key: key}, KeyExpired
 	case !key.AllowsIP(addr):
-		return KeyPrincipal{}, KeyIPDenied
+		return KeyPrincipal{Key: key}, KeyIPDenied
 	}
 	owner, ok := k.ownerRec-1, k.ownerRec != 0
 	if !ok {
 		owner, ok = m.users.find(key.OwnerID) // created after the key
 	}
 	if !ok || m.users.recs.at(owner).flags&uActive == 0 {
-		return KeyPrincipal{}, KeyOwnerInactive
+		return KeyPrincipal{Key: key}, KeyOwnerInactive
 	}
 	return KeyPrincipal{Key: key, Owner: m.users.state(owner, false)}, Valid
 }

@@ -88,10 +88,35 @@ func (s *Service) Refresh(ctx context.Context, meta events.Meta, refreshToken st
 		},
 	})
 	if err != nil {
-		return RefreshResult{}, err
+		return RefreshResult{}, s.refusedSession(err, sid)
 	}
 	u, _, _ := s.state.User(sess.UserID)
 	return RefreshResult{User: u, Session: sess, TokenID: cmd.TokenID, NewRefreshToken: next}, nil
+}
+
+// RefusedSessionError is a refresh token of a known session refused
+// (revoked, expired, its user inactive, a reuse): Err, for SessionID, of
+// UserID. It names the session for the refusal's log line
+// (http/refusals.go); errors.Is and As see Err.
+type RefusedSessionError struct {
+	SessionID, UserID string
+	Err               error
+}
+
+func (e *RefusedSessionError) Error() string { return e.Err.Error() }
+func (e *RefusedSessionError) Unwrap() error { return e.Err }
+
+// refusedSession names session sid (and its user) in err when err refuses
+// its refresh token; any other error (the event store's) is returned as it
+// is.
+func (s *Service) refusedSession(err error, sid string) error {
+	for _, refusal := range []error{domain.ErrSessionRevoked, domain.ErrSessionExpired, domain.ErrUserInactive, domain.ErrInvalidCredentials, domain.ErrRefreshReused} {
+		if errors.Is(err, refusal) {
+			sess, _, _ := s.state.Session(sid)
+			return &RefusedSessionError{SessionID: sid, UserID: sess.UserID, Err: err}
+		}
+	}
+	return err
 }
 
 // ExecuteSession decides a session command against the session's state and
