@@ -20,8 +20,14 @@ import (
 
 // ReplicaSubjectPrefix starts the subjects on which the replicas of one
 // stream find each other and confirm what they applied (Barrier):
-// infracast.replicas.<stream>.presence and .applied. They are core NATS
+// infracast.replicas.<stream>.presence and .applied, and the confirmations'
+// infracast.replicas.<stream>.confirm.<replica>.<n>. They are core NATS
 // subjects, outside the stream's infracast.auth.>: nothing of them is stored.
+// The confirmations travel there rather than on an _INBOX.> reply subject, so
+// that publishing and subscribing to infracast.replicas.> is all a replica's
+// NATS user needs for the barrier: with the permissions docs/operations.md
+// listed (no publish on _INBOX.>), every confirmation was refused and another
+// replica accepted tokens that had just been revoked (outside check 20n).
 const ReplicaSubjectPrefix = "infracast.replicas"
 
 // BarrierConfig configures a Barrier.
@@ -99,7 +105,12 @@ type Barrier struct {
 	cfg BarrierConfig
 	id  string
 
-	presence, applied string
+	presence, applied, confirm string
+	requests                   atomic.Uint64 // numbers this replica's confirm subjects
+	// selfProbe is closed when this replica hears its own probe back
+	// (SelfCheck).
+	selfProbe     chan struct{}
+	selfProbeOnce sync.Once
 
 	mu    sync.Mutex
 	peers map[string]time.Time // other replicas -> last heard of
@@ -148,8 +159,9 @@ func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
 	prefix := ReplicaSubjectPrefix + "." + cfg.Stream
 	return &Barrier{
 		nc: nc, cfg: cfg, id: ulid.Make().String(),
-		presence: prefix + ".presence", applied: prefix + ".applied",
+		presence: prefix + ".presence", applied: prefix + ".applied", confirm: prefix + ".confirm",
 		peers: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}),
+		selfProbe: make(chan struct{}),
 	}, nil
 }
 
@@ -276,10 +288,16 @@ func (b *Barrier) onPresence(m *nats.Msg) {
 	}
 	state, id, ms, tag := f[0], f[1], f[2], f[3]
 	if id == b.id {
-		if state == "up" && b.authentic(tag, "presence", state, id, ms) {
+		if !b.authentic(tag, "presence", state, id, ms) {
+			return
+		}
+		switch state {
+		case "up":
 			b.mu.Lock()
 			b.selfHeard = time.Now()
 			b.mu.Unlock()
+		case "probe":
+			b.selfProbeOnce.Do(func() { close(b.selfProbe) })
 		}
 		return
 	}
@@ -318,10 +336,18 @@ func (b *Barrier) onPresence(m *nats.Msg) {
 // others' requests and must not wait).
 func (b *Barrier) onApplied(m *nats.Msg) {
 	f := strings.Split(string(m.Data), " ")
-	if len(f) != 3 || f[1] == "" || f[1] == b.id {
+	if len(f) != 3 || f[1] == "" {
 		return
 	}
 	seqText, from, tag := f[0], f[1], f[2]
+	if from == b.id {
+		// Its own requests come back too: only SelfCheck's (sequence 0)
+		// is answered.
+		if seqText == "0" && m.Reply != "" && b.authentic(tag, "applied", seqText, from, m.Reply) {
+			b.respond(m, seqText)
+		}
+		return
+	}
 	if !b.authentic(tag, "applied", seqText, from, m.Reply) {
 		b.cfg.Log.Warn("replica barrier: a request that no replica of this deployment sent")
 		b.rejected()
@@ -332,16 +358,15 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		b.cfg.Log.Warn("replica barrier: a request that is not a sequence", "from", from)
 		return
 	}
+	if seq == 0 {
+		return // another replica's SelfCheck: it waits for its own answer only
+	}
 	for r := b.required.Load(); r < seq && !b.required.CompareAndSwap(r, seq); r = b.required.Load() {
 	}
 	if m.Reply == "" {
 		return // a notice: nobody waits for the answer (see Wait)
 	}
-	answer := func() {
-		if err := m.Respond([]byte(b.id + " " + b.mac("confirmed", seqText, b.id, m.Reply))); err != nil {
-			b.cfg.Log.Debug("replica barrier: answer not sent", "err", err)
-		}
-	}
+	answer := func() { b.respond(m, seqText) }
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	if b.cfg.Applied(doneContext, seq) == nil {
 		cancel()
@@ -356,6 +381,75 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		}
 		answer()
 	}()
+}
+
+// respond confirms request m for seqText on its reply subject.
+func (b *Barrier) respond(m *nats.Msg, seqText string) {
+	if err := m.Respond([]byte(b.id + " " + b.mac("confirmed", seqText, b.id, m.Reply))); err != nil {
+		b.cfg.Log.Debug("replica barrier: answer not sent", "err", err)
+	}
+}
+
+// replySubject is a new subject for the confirmations of one request of
+// this replica's: under infracast.replicas.<stream>.confirm, within the
+// permissions the barrier needs anyway (see ReplicaSubjectPrefix).
+func (b *Barrier) replySubject() string {
+	return b.confirm + "." + b.id + "." + strconv.FormatUint(b.requests.Add(1), 10)
+}
+
+// ErrBarrierUnreachable: a replica's own messages did not come back to it
+// over NATS (SelfCheck), so it could take no part in the barrier.
+var ErrBarrierUnreachable = errors.New("events: the replica barrier's messages do not reach this replica")
+
+// SelfCheck makes sure that this replica takes part in the barrier before
+// it serves: that it hears its own probe on the presence
+// subject, and answers its own request, over NATS, on a confirm subject. A
+// replica whose NATS user may not subscribe or publish to
+// infracast.replicas.> would otherwise serve while the others neither wait
+// for it nor hear its confirmations: it would accept tokens just revoked
+// through them (outside check 20n), with nothing but a log line to show.
+// Call it after Start; it returns ErrBarrierUnreachable (saying which part
+// did not come back) when ctx ends first.
+func (b *Barrier) SelfCheck(ctx context.Context) error {
+	reply := b.replySubject()
+	answers := make(chan *nats.Msg, 4)
+	sub, err := b.nc.ChanSubscribe(reply, answers)
+	if err != nil {
+		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
+	}
+	defer func() {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
+		}
+	}()
+	// The probe again (Start's may have been lost): the replicas that serve
+	// answer it with their heartbeat, as they do Start's.
+	if err := b.announce("probe"); err != nil {
+		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
+	}
+	if err := b.nc.PublishRequest(b.applied, reply, []byte("0 "+b.id+" "+b.mac("applied", "0", b.id, reply))); err != nil {
+		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
+	}
+	probe, answered := b.selfProbe, false
+	for probe != nil || !answered {
+		select {
+		case <-probe:
+			probe = nil
+		case m := <-answers:
+			id, tag, _ := strings.Cut(string(m.Data), " ")
+			answered = answered || (id == b.id && b.authentic(tag, "confirmed", "0", b.id, reply))
+		case <-ctx.Done():
+			var missing []string
+			if probe != nil {
+				missing = append(missing, "its presence probe on "+b.presence)
+			}
+			if !answered {
+				missing = append(missing, "the answer to its own request on "+b.applied+" (sent to "+reply+")")
+			}
+			return fmt.Errorf("%w: %s did not come back (%v)", ErrBarrierUnreachable, strings.Join(missing, " and "), context.Cause(ctx))
+		}
+	}
+	return nil
 }
 
 func (b *Barrier) rejected() {
@@ -445,7 +539,7 @@ func (b *Barrier) notify(seq uint64) {
 }
 
 func (b *Barrier) wait(ctx context.Context, seq uint64, want map[string]bool) string {
-	inbox := b.nc.NewInbox()
+	inbox := b.replySubject()
 	// Room for every answer: one per replica that heard the request, which
 	// may be more than those known here (a replica that just started).
 	replies := make(chan *nats.Msg, 2*len(want)+8)

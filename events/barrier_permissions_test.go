@@ -1,0 +1,119 @@
+package events_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/infracast/auth/events"
+)
+
+// barrierOnlyPermissions is what the barrier needs of a NATS user: publish
+// and subscribe on infracast.replicas.>, and subscribe on _INBOX.> (the
+// replies to its own requests elsewhere) — no publish on _INBOX.>, as in
+// docs/operations.md's permissions block.
+func barrierOnlyPermissions() *server.Permissions {
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{events.ReplicaSubjectPrefix + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{events.ReplicaSubjectPrefix + ".>", "_INBOX.>"}},
+	}
+}
+
+// permissionServer starts a nats-server (core NATS only) whose users have
+// the given permissions (their password is their name); connect logs in as
+// one of them.
+func permissionServer(t *testing.T, users map[string]*server.Permissions) (connect func(user string) *nats.Conn) {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}
+	for name, p := range users {
+		opts.Users = append(opts.Users, &server.User{Username: name, Password: name + "-password", Permissions: p})
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return func(user string) *nats.Conn {
+		// The permission errors are the test's to see, not stderr's.
+		nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo(user, user+"-password"),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+}
+
+// TestBarrierConfirmsWithoutPublishOnInbox: with a NATS user that may not
+// publish on _INBOX.> — the documented permissions — the other replica's
+// confirmation still reaches the waiting one. Outside check 20n: the
+// confirmations went to the requester's _INBOX, were refused by the server,
+// and every Wait timed out while the other replica went on accepting the
+// revoked token.
+func TestBarrierConfirmsWithoutPublishOnInbox(t *testing.T) {
+	connect := permissionServer(t, map[string]*server.Permissions{"svc": barrierOnlyPermissions()})
+	var seen outcomes
+	ma, mb := newReadModel(), newReadModel()
+	ma.Apply(5)
+	mb.Apply(5)
+	a := startBarrier(t, connect("svc"), ma, events.BarrierConfig{Timeout: 2 * time.Second, Observe: seen.observe})
+	startBarrier(t, connect("svc"), mb, events.BarrierConfig{Timeout: 2 * time.Second})
+	waitUntil(t, "A hears of B", func() bool { return a.Peers() == 1 })
+	for range 20 {
+		a.Wait(context.Background(), 5)
+	}
+	for i, o := range seen.list() {
+		if o != "confirmed" {
+			t.Fatalf("wait %d: outcome %q, want confirmed: B's confirmation did not reach A", i, o)
+		}
+	}
+}
+
+// TestBarrierSelfCheck: a replica whose NATS user has the barrier's
+// permissions passes its SelfCheck; one that may not subscribe, or may not
+// publish, on infracast.replicas.> fails it with ErrBarrierUnreachable —
+// rather than serving while the others neither wait for it nor hear it.
+func TestBarrierSelfCheck(t *testing.T) {
+	noSubscribe, noPublish := barrierOnlyPermissions(), barrierOnlyPermissions()
+	noSubscribe.Subscribe.Allow = []string{"_INBOX.>"}
+	noPublish.Publish.Allow = []string{"_INBOX.>"}
+	connect := permissionServer(t, map[string]*server.Permissions{
+		"svc": barrierOnlyPermissions(), "nosub": noSubscribe, "nopub": noPublish,
+	})
+	for _, c := range []struct {
+		user string
+		ok   bool
+	}{{"svc", true}, {"nosub", false}, {"nopub", false}} {
+		t.Run(c.user, func(t *testing.T) {
+			b, err := events.NewBarrier(connect(c.user), events.BarrierConfig{Key: barrierKey,
+				Applied: newReadModel().WaitFor, AppliedSeq: newReadModel().Applied})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(b.Close)
+			// A passing check returns within a round trip; a failing one
+			// when its context ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			err = b.SelfCheck(ctx)
+			switch {
+			case c.ok && err != nil:
+				t.Fatalf("SelfCheck: %v", err)
+			case !c.ok && !errors.Is(err, events.ErrBarrierUnreachable):
+				t.Fatalf("SelfCheck = %v, want ErrBarrierUnreachable", err)
+			}
+		})
+	}
+}
