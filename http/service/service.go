@@ -59,6 +59,7 @@ type Service struct {
 	runnerDone    chan struct{}
 	usageDone     chan struct{}
 	clockOffset   atomic.Int64 // clock.go: this replica's clock minus the event store's, in nanoseconds
+	refusals      *refusals    // natsperms.go: the permissions violations NATS reported
 
 	// bootstrapPasswordIgnored is set by WaitReady (BootstrapPasswordIgnored).
 	bootstrapPasswordIgnored atomic.Bool
@@ -78,7 +79,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Service{cfg: cfg, log: log, runnerDone: make(chan struct{})}
+	s := &Service{cfg: cfg, log: log, runnerDone: make(chan struct{}), refusals: newRefusals()}
 	if err := s.loadKeys(); err != nil {
 		return nil, err
 	}
@@ -103,11 +104,16 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
-	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	// A permission NATS refuses this replica's user ends the start at once,
+	// named (natsperms.go), rather than after the 30 s below with "context
+	// deadline exceeded" (outside check 20n).
+	startCtx, cancelStart := s.refusals.startContext(ctx)
+	defer cancelStart()
+	openCtx, cancelOpen := context.WithTimeout(startCtx, 30*time.Second)
 	defer cancelOpen()
 	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas, Log: log, Seen: seen})
 	if err != nil {
-		return nil, err
+		return nil, s.refusals.explain(err)
 	}
 	s.Store = st
 	s.Metrics = authhttp.NewMetrics()
@@ -138,6 +144,9 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 			s.Barrier.Close()
 		}
 	}()
+	if err := s.checkNATSPermissions(startCtx); err != nil {
+		return nil, err
+	}
 	sealer, err := events.NewSealer(s.cfg.MasterKey)
 	if err != nil {
 		return nil, err
@@ -548,6 +557,13 @@ func (s *Service) connectionHandlers() []nats.Option {
 		// Asynchronous errors (a write on a connection that broke) go to the
 		// log, not as plain text to stderr.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if s.refusals != nil && s.refusals.add(err) {
+				// At start, it ends the start (natsperms.go); later (a
+				// permission taken away meanwhile) a request or a
+				// subscription of this replica's fails.
+				s.log.Error("nats refused this replica's user a permission; "+permissionsDoc, "err", err)
+				return
+			}
 			if sub != nil {
 				s.log.Warn("nats error", "err", err, "subject", sub.Subject)
 				return
