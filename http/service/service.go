@@ -672,6 +672,9 @@ func (s *Service) connect() error {
 		}
 		var netErr net.Error
 		retry := errors.As(err, &netErr) || errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout)
+		if tlsRefusal(err) {
+			return fmt.Errorf("%w: connect %s: %v: the NATS server refused this replica's TLS connection — it may require a client certificate (INFRACAST_NATS_TLS_CERT and INFRACAST_NATS_TLS_KEY) or not accept the one given", events.ErrUnavailable, shown, withoutPath(err))
+		}
 		if !retry || time.Now().After(deadline) {
 			return fmt.Errorf("%w: connect %s: %v (after %d attempts)", events.ErrUnavailable, shown, withoutPath(err), attempt)
 		}
@@ -682,6 +685,23 @@ func (s *Service) connect() error {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// tlsRefusal reports whether err is the server's refusal of the TLS
+// connection — its alert (a client certificate required or refused, no
+// protocol version in common: a net.OpError "remote error"), or the
+// connection closed right after the handshake (nats.ErrTLS), as servers that
+// refuse a client certificate do —, which the retry above took for a network
+// failure: 15 s of "nats not reachable yet" before "remote error: tls:
+// certificate required" (outside check 20n). A handshake that timed out is
+// not one: the server may be busy.
+func tlsRefusal(err error) bool {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "remote error" {
+		return true
+	}
+	var netErr net.Error
+	return errors.Is(err, nats.ErrTLS) && !(errors.As(err, &netErr) && netErr.Timeout())
 }
 
 // accessTokenLeeway is the clock skew tolerated on an access token's exp
