@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +52,7 @@ func (r *refusals) add(err error) bool {
 	if len(r.seen) == 0 {
 		close(r.first)
 	}
-	if len(r.seen) < 8 && !containsString(r.seen, text) {
+	if len(r.seen) < 8 && !slices.Contains(r.seen, text) {
 		r.seen = append(r.seen, text)
 	}
 	return true
@@ -70,15 +71,6 @@ func (r *refusals) explain(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %s (%v); %s", ErrNATSPermissions, strings.Join(seen, "; "), err, permissionsDoc)
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // startContext is ctx, canceled at the first permissions violation: a start
