@@ -246,9 +246,12 @@ func (s *Store) appendBatch(ctx context.Context, msgs []Message) (uint64, *attem
 // JetStream error codes that an append handles (nats-server's
 // jetstream_errors_generated.go).
 const (
+	codeAccountResources         = 10002 // the account's JetStream limits (max_file, max_mem, max_bytes) are reached
 	codeClusterNotAvailable      = 10008 // JetStream system temporarily unavailable
 	codeClusterNotLeader         = 10009
 	codeInsufficientResources    = 10023
+	codeMemoryResources          = 10028 // the server's max_memory_store is reached
+	codeStorageResources         = 10047 // the server's max_file_store is reached
 	codeStreamNotFound           = 10059 // also while a restarted cluster recovers
 	codeJetStreamNotEnabled      = 10076
 	codeDuplicateInFlight        = 10158 // the same message ID is being stored right now
@@ -276,6 +279,13 @@ func apiFailure(code uint16, desc string) *attemptFailure {
 		// free at its start) or the disk is full: final until an operator
 		// frees space and restarts it, so not tried again for RetryFor.
 		return &attemptFailure{failRejected, fmt.Errorf("%w: the event store is full, nothing was stored (%s, %d): free disk space and restart (docs/operations.md)", ErrUnavailable, desc, code)}
+	case codeAccountResources, codeStorageResources, codeMemoryResources:
+		// A limit of the NATS account (jetstream { max_file: … }) or of the
+		// server (max_file_store, max_memory_store) is reached: as final as
+		// a full store, and nothing was stored either (an outside check,
+		// 20n, saw 500 INTERNAL for every write once an account's max_file
+		// was reached, where the contract promises 503).
+		return &attemptFailure{failRejected, fmt.Errorf("%w: the event store is full, nothing was stored (%s, %d): raise the NATS account's or server's JetStream limit, or free space (docs/operations.md)", ErrUnavailable, desc, code)}
 	case codeClusterNotAvailable, codeClusterNotLeader, codeStreamNotFound,
 		codeJetStreamNotEnabled, codeBatchMissingSeq, codeBatchIncomplete, codeBatchTooManyInflight:
 		return &attemptFailure{failNotStored, fmt.Errorf("%w: %s (%d)", ErrUnavailable, desc, code)}
