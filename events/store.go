@@ -49,10 +49,24 @@ var (
 
 // StoreConfig configures the stream.
 type StoreConfig struct {
-	Stream   string // default StreamName
-	Replicas int    // default 1; 3 on a cluster
+	Stream string // default StreamName
+	// Replicas of a new stream: default 1; 3 on a cluster. An existing
+	// stream keeps its own unless ReplicasGiven (see reconcileStream).
+	Replicas int
+	// ReplicasGiven: Replicas was set by the operator (the service's
+	// INFRACAST_STREAM_REPLICAS), not a default. Then an existing stream
+	// with fewer replicas is raised to it, and one with more is refused
+	// (lowering is left to an operator: ErrStoreRefused says how). Without
+	// it, a replica started with the default never changes the stream's
+	// replication (an outside check, 20n: one replica left at the default
+	// turned a production R3 stream into R1, silently).
+	ReplicasGiven bool
 	// Memory keeps the stream in memory (benchmarks only; the service never does).
 	Memory bool
+	// AllowDelete leaves an existing stream that allows message deletes as
+	// it is (tests only, natstest.StoreWithDeletes: a stream with messages
+	// missing at its end; the service never sets it, and denies deletes).
+	AllowDelete bool
 	// RetryFor bounds how long an append that was not confirmed — a timeout,
 	// no responders, a stream leader election, NATS reconnecting — is retried
 	// with the same message IDs (default 5 s; the caller's context bounds it
@@ -154,7 +168,7 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 	var st jetstream.Stream
 	backoff := 50 * time.Millisecond
 	for {
-		st, err = openOnce(ctx, js, want, cfg.TryTimeout, cfg.Seen)
+		st, err = openOnce(ctx, js, want, cfg)
 		if err == nil {
 			break
 		}
@@ -163,17 +177,27 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: create stream %s: %v", ErrUnavailable, cfg.Stream, err)
+			// err says what the last attempt waited for: the stream, or
+			// its snapshot bucket (an outside check, 20n: a bucket on a
+			// stopped node made starts fail with "create stream: context
+			// deadline exceeded").
+			return nil, fmt.Errorf("%w: opening the stream %s: %v", ErrUnavailable, cfg.Stream, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+	// The snapshot bucket is created (Snapshots) with the replicas the
+	// stream has, which are not the configured ones when it kept its own.
+	if info := st.CachedInfo(); info != nil {
+		cfg.Replicas = info.Config.Replicas
+	}
 	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream, cfg: cfg}, nil
 }
 
-func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, timeout time.Duration, seen []Seen) (jetstream.Stream, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, cfg StoreConfig) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.TryTimeout)
 	defer cancel()
+	seen := cfg.Seen
 	st, err := js.Stream(ctx, want.Name)
 	if err == nil {
 		info := st.CachedInfo()
@@ -192,8 +216,22 @@ func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.Stream
 				return nil, err
 			}
 		}
-		if info != nil && !sameStreamConfig(info.Config, want) {
-			return js.UpdateStream(ctx, want)
+		if info == nil {
+			return st, nil
+		}
+		upd, changed, err := reconcileStream(info.Config, want, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			if st, err = js.UpdateStream(ctx, upd); err != nil {
+				return nil, fmt.Errorf("update the stream's configuration: %w", err)
+			}
+		}
+		if want.Name == StreamName {
+			if err := reconcileBucket(ctx, js, upd.Replicas, cfg); err != nil {
+				return nil, err
+			}
 		}
 		return st, nil
 	}
@@ -276,14 +314,14 @@ func snapshotSequence(ctx context.Context, js jetstream.JetStream) (uint64, erro
 		return 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, bucketError("reading the latest snapshot's sequence (a start checks that the stream is not behind it)", err)
 	}
 	oi, err := obs.GetInfo(ctx, snapshotObject)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, bucketError("reading the latest snapshot's sequence (a start checks that the stream is not behind it)", err)
 	}
 	info, err := parseSnapshotInfo(oi)
 	if err != nil {
@@ -312,13 +350,6 @@ func refuseBehind(stream string, last uint64, exists bool, seen []Seen) error {
 	}
 	return fmt.Errorf("%w: %s, but %s; a stream's sequence never goes back, so the events after %d were lost (the stream's messages removed, or the store replaced by an older or an empty one). Not starting on it, nor afresh with a new bootstrap admin: restore the store from your backup; or, if this stream is meant (an older backup restored on purpose, a stream recreated deliberately), %s, and start again",
 		ErrStoreRefused, state, strings.Join(where, ", and "), last, strings.Join(drop, ", and "))
-}
-
-// sameStreamConfig compares the settings this service manages.
-func sameStreamConfig(have, want jetstream.StreamConfig) bool {
-	return have.Replicas == want.Replicas && have.AllowAtomicPublish == want.AllowAtomicPublish &&
-		have.AllowDirect == want.AllowDirect && have.Duplicates == want.Duplicates &&
-		len(have.Subjects) == 1 && have.Subjects[0] == want.Subjects[0]
 }
 
 // Connected reports whether the connection to NATS is up.

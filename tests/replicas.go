@@ -66,7 +66,8 @@ func (d *Deployment) Replica(nodes ...int) Option {
 			}
 		}
 		c.NATSURLs = urls
-		c.StreamReplicas = d.StreamReplicas
+		// Set, as docs/operations.md deploys a cluster (INFRACAST_STREAM_REPLICAS=3).
+		c.StreamReplicas, c.StreamReplicasGiven = d.StreamReplicas, true
 		c.MasterKey, c.JWTKeys = d.MasterKey, [][]byte{d.JWTKey}
 	}
 }

@@ -271,6 +271,9 @@ func parseConfig(args []string, getenv func(string) string, usage io.Writer) (se
 			errs = append(errs, err)
 		}
 	}
+	// Whether the stream's replicas were set or are the default: an existing
+	// stream keeps its own unless they were set (service.Config).
+	cfg.StreamReplicasGiven = given["stream-replicas"] || getenv(envName("stream-replicas")) != ""
 	if err := errors.Join(append(errs, named(cfg.Validate()))...); err != nil {
 		return cfg, logs, fmt.Errorf("invalid configuration:\n%w", err)
 	}

@@ -59,6 +59,9 @@ func TestEveryConfigFieldHasOneSetting(t *testing.T) {
 	}
 	fields := configFields()
 	for _, f := range fields {
+		if setting, ok := givenFields[f]; ok && byName[setting] {
+			continue // filled by parseConfig from how that setting was given
+		}
 		name, ok := byField[f]
 		if !ok {
 			t.Errorf("service.Config.%s: no setting; a problem with it would be named %q", f, variable(f))
@@ -215,6 +218,33 @@ func TestHelpShowsNoVariableValue(t *testing.T) {
 // TestMaxSessionsPerUserSetting: the session limit is 100 unless set, and
 // INFRACAST_MAX_SESSIONS_PER_USER (or -max-sessions-per-user) sets it; 0
 // is no limit.
+// givenFields are the fields of service.Config that say whether a setting
+// was given (flag or variable) rather than left at its default.
+var givenFields = map[string]string{"StreamReplicasGiven": "stream-replicas"}
+
+// TestStreamReplicasGiven: the service can tell INFRACAST_STREAM_REPLICAS
+// (or -stream-replicas) set from its default, 1: an existing stream keeps
+// its replicas unless they were set (an outside check, 20n: a replica left
+// at the default turned the production R3 stream into R1).
+func TestStreamReplicasGiven(t *testing.T) {
+	for _, tc := range []struct {
+		env       string
+		args      []string
+		want      int
+		wantGiven bool
+	}{{"", nil, 1, false}, {"3", nil, 3, true}, {"1", nil, 1, true}, {"", []string{"-stream-replicas", "5"}, 5, true}} {
+		env := map[string]string{"INFRACAST_STREAM_REPLICAS": tc.env, "INFRACAST_DATA_DIR": t.TempDir()}
+		cfg, _, err := parseConfig(tc.args, func(k string) string { return env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.StreamReplicas != tc.want || cfg.StreamReplicasGiven != tc.wantGiven {
+			t.Errorf("INFRACAST_STREAM_REPLICAS %q, flags %v: %d given %t, want %d given %t",
+				tc.env, tc.args, cfg.StreamReplicas, cfg.StreamReplicasGiven, tc.want, tc.wantGiven)
+		}
+	}
+}
+
 func TestMaxSessionsPerUserSetting(t *testing.T) {
 	for _, tc := range []struct {
 		env  string

@@ -40,9 +40,11 @@ func StoreWithDeletes(tb testing.TB, cfg events.StoreConfig) *events.Store {
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: events.StreamName, Subjects: []string{events.SubjectPrefix + ".>"}, Storage: jetstream.FileStorage,
 		Replicas: 1, Duplicates: 2 * time.Minute, AllowAtomicPublish: true, AllowDirect: true,
+		Discard: jetstream.DiscardNew, DenyPurge: true,
 	}); err != nil {
 		tb.Fatal(err)
 	}
+	cfg.AllowDelete = true // else the start denies deletes, for good
 	st, err := events.OpenStore(ctx, nc, cfg)
 	if err != nil {
 		tb.Fatal(err)

@@ -39,7 +39,14 @@ type Config struct {
 	// NATSListenTLSCert and NATSListenTLSKey make the listener require TLS.
 	NATSListenTLSCert string
 	NATSListenTLSKey  string
-	StreamReplicas    int
+	// StreamReplicas are the replicas of a new stream (1 by default; 3 on a
+	// cluster). StreamReplicasGiven says the operator set them (flag or
+	// variable) rather than left the default: then an existing stream with
+	// fewer is raised to them and one with more is refused; without it an
+	// existing stream keeps its own (events.StoreConfig.ReplicasGiven), so
+	// that a replica started without the setting never changes them.
+	StreamReplicas      int
+	StreamReplicasGiven bool
 	// SnapshotEvery: a replica saves a read-model snapshot (bucket
 	// INFRACAST_AUTH_SNAPSHOTS) once the stream has grown by this many events
 	// since the last one, and a starting replica restores the latest one and

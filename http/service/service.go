@@ -111,7 +111,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	defer cancelStart()
 	openCtx, cancelOpen := context.WithTimeout(startCtx, 30*time.Second)
 	defer cancelOpen()
-	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas, Log: log, Seen: seen})
+	st, err := events.OpenStore(openCtx, s.nc, events.StoreConfig{Replicas: cfg.StreamReplicas, ReplicasGiven: cfg.StreamReplicasGiven, Log: log, Seen: seen})
 	if err != nil {
 		return nil, s.refusals.explain(err)
 	}
@@ -124,6 +124,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
 	s.Model.OnJournalDamage = s.journalDamage
 	s.restoreSnapshot(openCtx)
+	// A stream whose first events are gone, and no snapshot restored that
+	// covers them, would give read models without them and a replica
+	// ready on them: refused, as a stream behind the marker is.
+	if err := st.CheckReplay(openCtx, s.Model.Applied()); err != nil {
+		if s.cfg.SnapshotEvery <= 0 && errors.Is(err, events.ErrStoreRefused) {
+			err = fmt.Errorf("%w (snapshots are off here: INFRACAST_SNAPSHOT_EVERY=0; a replica with them on restores the latest one)", err)
+		}
+		return nil, err
+	}
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	s.resyncRunner.Store(s.Runner)
 	s.registerMetrics()
