@@ -20,6 +20,12 @@ import (
 // streamReplicas returns the replicas of a stream of the deployment.
 func streamReplicas(t testing.TB, d *Deployment, stream string) int {
 	t.Helper()
+	return streamInfo(t, d, stream).Config.Replicas
+}
+
+// streamInfo returns a stream's info, as its leader answers.
+func streamInfo(t testing.TB, d *Deployment, stream string) *jetstream.StreamInfo {
+	t.Helper()
 	nc, err := nats.Connect(strings.Join(d.NATS.URLs(), ","))
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +41,7 @@ func streamReplicas(t testing.TB, d *Deployment, stream string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st.CachedInfo().Config.Replicas
+	return st.CachedInfo()
 }
 
 // TestStreamReplicasOnAnExistingStream: a deployment began with
@@ -43,8 +49,9 @@ func streamReplicas(t testing.TB, d *Deployment, stream string) int {
 // docs advise on a cluster: the stream and the snapshot bucket both become
 // R3 (an outside check, 20n: the bucket stayed R1, and with its one node
 // down no replica could start). One more replica started without the
-// setting (its default, 1) leaves them R3 and says so in its log (20n: it
-// turned the stream into R1, silently).
+// setting (its default, 1), with the bucket's first node down, starts, leaves
+// them R3 and says so in its log (20n: it turned the stream into R1,
+// silently).
 func TestStreamReplicasOnAnExistingStream(t *testing.T) {
 	d := NewDeployment(t, 3)
 	a := Start(t, d.Replica(), func(c *service.Config) { c.StreamReplicas = 1 }, WithSnapshots(10, 10*time.Millisecond))
@@ -67,6 +74,29 @@ func TestStreamReplicasOnAnExistingStream(t *testing.T) {
 		if n := streamReplicas(t, d, s); n != 3 {
 			t.Fatalf("%s has %d replicas after a replica started with INFRACAST_STREAM_REPLICAS=3, want 3", s, n)
 		}
+	}
+	// Once the bucket's new members have caught up, its first node may go:
+	// a replica still starts (20n: with the bucket on that node alone,
+	// none could).
+	Eventually(t, 10*time.Second, func() error {
+		info := streamInfo(t, d, "OBJ_"+events.SnapshotBucket)
+		if info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+			return Errorf("the bucket's members: %+v", info.Cluster)
+		}
+		for _, p := range info.Cluster.Replicas {
+			if !p.Current {
+				return Errorf("the bucket's member %s is not current", p.Name)
+			}
+		}
+		return nil
+	})
+	idx, err := d.NATS.WaitStreamLeader("OBJ_"+events.SnapshotBucket, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.NATS.Stop(idx)
+	if _, err := d.NATS.WaitStreamLeader(events.StreamName, 10*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	logs := &LogBuffer{}
 	StartLogged(t, logs, d.Replica(), func(c *service.Config) { c.StreamReplicas, c.StreamReplicasGiven = 1, false })
