@@ -95,8 +95,10 @@ func TestStreamReplicasOnAnExistingStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.NATS.Stop(idx)
-	if _, err := d.NATS.WaitStreamLeader(events.StreamName, 10*time.Second); err != nil {
-		t.Fatal(err)
+	for _, s := range []string{events.StreamName, "OBJ_" + events.SnapshotBucket} {
+		if _, err := d.NATS.WaitStreamLeader(s, 15*time.Second); err != nil {
+			t.Fatalf("%s after node %d stopped: %v", s, idx, err)
+		}
 	}
 	logs := &LogBuffer{}
 	StartLogged(t, logs, d.Replica(), func(c *service.Config) { c.StreamReplicas, c.StreamReplicasGiven = 1, false })
