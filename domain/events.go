@@ -56,6 +56,7 @@ var eventFactories = map[string]func() Event{
 	TypeAPIKeyRevoked:         func() Event { return &APIKeyRevoked{} },
 	TypeAPIKeyUsed:            func() Event { return &APIKeyUsed{} },
 	TypeSigningKeyAdded:       func() Event { return &SigningKeyAdded{} },
+	TypeSigningKeyActivated:   func() Event { return &SigningKeyActivated{} },
 	TypeSigningKeyRetired:     func() Event { return &SigningKeyRetired{} },
 	TypeSSOProviderConfigured: func() Event { return &SSOProviderConfigured{} },
 	TypeSSOProviderDeleted:    func() Event { return &SSOProviderDeleted{} },
@@ -130,6 +131,8 @@ func Deref(e Event) Event {
 		return *v
 	case *SigningKeyAdded:
 		return *v
+	case *SigningKeyActivated:
+		return *v
 	case *SigningKeyRetired:
 		return *v
 	case *SSOProviderConfigured:
@@ -184,7 +187,10 @@ func Deref(e Event) Event {
 // then. The other events grant access, record use, or change nothing that a
 // check reads: a replica that has not applied them yet refuses too much,
 // never too little (and for a token issued moments ago it waits for the
-// session's events instead of refusing).
+// session's events instead of refusing). One more is waited for although
+// it takes nothing away: a signing key activated, so that every replica
+// signs with it by the answer — the wait before the old key may be
+// retired (an access-token lifetime) starts there.
 func Narrows(eventType string) bool {
 	switch eventType {
 	case TypeUserRoleGranted, // may replace a role with a lesser one
@@ -192,6 +198,7 @@ func Narrows(eventType string) bool {
 		TypeSessionRevoked, TypeSessionTokenRevoked, TypeSessionRefreshReused,
 		TypeAPIKeyRotated, TypeAPIKeyRevoked,
 		TypeSigningKeyRetired,
+		TypeSigningKeyActivated, // which key signs: every replica signs with it by the answer
 		TypeSSOProviderConfigured, TypeSSOProviderDeleted,
 		TypeSCIMTokenRotated, TypeSCIMConnectionUpdated, TypeSCIMConnectionDeleted,
 		TypeSCIMGroupMembersChanged, TypeSCIMGroupDeleted, TypeSCIMUserUpdated, TypeSCIMUserUnlinked,

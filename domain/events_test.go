@@ -63,7 +63,8 @@ func sampleEvents() []Event {
 		SSOIdentityLinked{Provider: "okta", Issuer: "https://acme.okta.com", Subject: "00u1", UserID: "u-1", Method: LinkProvisioned, LinkedAt: at},
 		SSOIdentityUnlinked{Provider: "okta", Issuer: "https://acme.okta.com", Subject: "00u1", UserID: "u-1"},
 		SSOAssertionConsumed{Provider: "saml", AssertionID: "id-1", ExpiresAt: later},
-		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", AddedAt: at},
+		SigningKeyAdded{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "aesgcm1:x", PublicKey: "pub", Pending: true, AddedAt: at},
+		SigningKeyActivated{KeyID: "sk-1", ActivatedAt: later},
 		SigningKeyRetired{KeyID: "sk-1", RetiredAt: later},
 		SCIMConnectionCreated{
 			ConnectionID: "scim-1", Name: "okta prod", Provider: "okta", Tenants: []string{"acme"}, TokenHash: "sha256:ee", Platform: true,
@@ -172,8 +173,8 @@ func TestEventTypeNamesAreUnique(t *testing.T) {
 			t.Errorf("NewEvent(%q) = %T, %v", name, e, ok)
 		}
 	}
-	if len(seen) != 54 {
-		t.Errorf("%d event types, want 54", len(seen))
+	if len(seen) != 55 {
+		t.Errorf("%d event types, want 55", len(seen))
 	}
 }
 
@@ -227,7 +228,7 @@ func TestNarrowsClassifiesEveryEventType(t *testing.T) {
 	narrowing := map[string]bool{
 		TypeUserRoleGranted: true, TypeUserRoleRevoked: true, TypeUserDeactivated: true, TypeUserPasswordChanged: true,
 		TypeSessionRevoked: true, TypeSessionTokenRevoked: true, TypeSessionRefreshReused: true,
-		TypeAPIKeyRotated: true, TypeAPIKeyRevoked: true, TypeSigningKeyRetired: true,
+		TypeAPIKeyRotated: true, TypeAPIKeyRevoked: true, TypeSigningKeyRetired: true, TypeSigningKeyActivated: true,
 		TypeSSOProviderConfigured: true, TypeSSOProviderDeleted: true,
 		TypeSCIMTokenRotated: true, TypeSCIMConnectionUpdated: true, TypeSCIMConnectionDeleted: true,
 		TypeSCIMGroupMembersChanged: true, TypeSCIMGroupDeleted: true, TypeSCIMUserUpdated: true, TypeSCIMUserUnlinked: true,

@@ -47,3 +47,86 @@ func TestDecideSigningKey(t *testing.T) {
 		t.Fatalf("retire unknown: %v", err)
 	}
 }
+
+// TestPendingSigningKeys: a key added pending verifies but does not sign
+// until activated; of the keys that may sign, the one that began last signs
+// (outside check 20o: a key signed at once, and verifiers that cache the
+// JWKS refused its tokens for up to 14 minutes).
+func TestPendingSigningKeys(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fold := func(k SigningKey, cmd SigningKeyCommand) SigningKey {
+		t.Helper()
+		evs, err := DecideSigningKey(k, cmd)
+		if err != nil {
+			t.Fatalf("%T: %v", cmd, err)
+		}
+		for _, e := range evs {
+			k = EvolveSigningKey(k, e)
+		}
+		return k
+	}
+	old := fold(SigningKey{}, AddSigningKey{KeyID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "s", PublicKey: "p1", Now: t0})
+	next := fold(SigningKey{}, AddSigningKey{KeyID: "sk-2", Algorithm: AlgEdDSA, SecretSealed: "s", PublicKey: "p2", Pending: true, Now: t0.Add(time.Minute)})
+	if !next.Pending || next.Signs() || !old.Signs() {
+		t.Fatalf("pending %+v, old %+v", next, old)
+	}
+	if s, ok := Signer([]SigningKey{old, next}); !ok || s.ID != "sk-1" {
+		t.Fatalf("signer with a pending newer key: %v %v", s.ID, ok)
+	}
+	if _, ok := Signer([]SigningKey{next}); ok {
+		t.Fatal("a pending key signs")
+	}
+	next = fold(next, ActivateSigningKey{Signer: "sk-1", Now: t0.Add(10 * time.Minute)})
+	if next.Pending || !next.ActivatedAt.Equal(t0.Add(10*time.Minute)) || !next.Signs() || next.Version != 2 {
+		t.Fatalf("activated %+v", next)
+	}
+	if s, _ := Signer([]SigningKey{old, next}); s.ID != "sk-2" {
+		t.Fatalf("signer after activation: %v", s.ID)
+	}
+	// Activating the key that signs changes nothing; an older one takes over again.
+	if evs, err := DecideSigningKey(next, ActivateSigningKey{Signer: "sk-2", Now: t0}); err != nil || evs != nil {
+		t.Fatalf("activate the signer: %v %v", evs, err)
+	}
+	old = fold(old, ActivateSigningKey{Signer: "sk-2", Now: t0.Add(20 * time.Minute)})
+	if s, _ := Signer([]SigningKey{old, next}); s.ID != "sk-1" {
+		t.Fatalf("signer after taking over again: %v", s.ID)
+	}
+	if _, err := DecideSigningKey(SigningKey{}, ActivateSigningKey{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("activate unknown: %v", err)
+	}
+	retired := fold(next, RetireSigningKey{Now: t0.Add(time.Hour), Signer: "sk-1"})
+	if _, err := DecideSigningKey(retired, ActivateSigningKey{Signer: "sk-1"}); !errors.Is(err, ErrSigningKeyRetired) {
+		t.Fatalf("activate retired: %v", err)
+	}
+	if _, ok := Signer([]SigningKey{retired}); ok {
+		t.Fatal("a retired key signs")
+	}
+}
+
+// TestRetireTheLastSigningEdDSAKey: retiring the EdDSA key that signs when
+// no EdDSA key takes over (the HS256 keys would sign, and every offline
+// verifier refuse every new token) needs FallBackToHS256 (outside check
+// 20o: it went back to HS256 silently).
+func TestRetireTheLastSigningEdDSAKey(t *testing.T) {
+	k := SigningKey{ID: "sk-1", Algorithm: AlgEdDSA, SecretSealed: "s", PublicKey: "p", Version: 1}
+	for name, c := range map[string]struct {
+		cmd     RetireSigningKey
+		refused bool
+	}{
+		"signer, HS256 would take over":        {RetireSigningKey{Signer: "sk-1", SuccessorAlgorithm: AlgHS256}, true},
+		"signer, none named: HS256":            {RetireSigningKey{Signer: "sk-1"}, true},
+		"signer, with fall_back_to_hs256":      {RetireSigningKey{Signer: "sk-1", SuccessorAlgorithm: AlgHS256, FallBackToHS256: true}, false},
+		"signer, an EdDSA key takes over":      {RetireSigningKey{Signer: "sk-1", SuccessorAlgorithm: AlgEdDSA}, false},
+		"not the signer (another key signs)":   {RetireSigningKey{Signer: "sk-2", SuccessorAlgorithm: AlgHS256}, false},
+		"not the signer (it is still pending)": {RetireSigningKey{Signer: "", SuccessorAlgorithm: AlgHS256}, false},
+	} {
+		evs, err := DecideSigningKey(k, c.cmd)
+		if c.refused != errors.Is(err, ErrLastAsymmetricKey) || (!c.refused && (err != nil || len(evs) != 1)) {
+			t.Errorf("%s: %v %v", name, evs, err)
+		}
+	}
+	hs := SigningKey{ID: "sk-3", Algorithm: AlgHS256, SecretSealed: "s", Version: 1}
+	if evs, err := DecideSigningKey(hs, RetireSigningKey{Signer: "sk-3", SuccessorAlgorithm: AlgHS256}); err != nil || len(evs) != 1 {
+		t.Errorf("an HS256 signer: %v %v", evs, err)
+	}
+}

@@ -122,6 +122,10 @@ func toAPIError(err error) (*Error, bool) {
 		return &Error{http.StatusConflict, "CONFLICT", "An API key with this name already exists (if this repeats a create whose answer was lost, it is that one: rotate it to get its secret; else revoke it, or choose another name)"}, false
 	case errors.Is(err, domain.ErrAlreadyExists):
 		return &Error{http.StatusConflict, "CONFLICT", "Resource already exists"}, false
+	case errors.Is(err, domain.ErrLastAsymmetricKey):
+		return &Error{http.StatusConflict, "CONFLICT", "This is the last EdDSA key that signs: retiring it makes access tokens HS256 again, which no offline verifier (JWKS) accepts. Add another EdDSA key first (with \"signing\": false, then activate it once verifiers have fetched the JWKS), or send {\"fall_back_to_hs256\": true} to retire it anyway"}, false
+	case errors.Is(err, domain.ErrSigningKeyRetired):
+		return &Error{http.StatusConflict, "CONFLICT", "The signing key is retired and cannot sign again; add a new one"}, false
 	case errors.Is(err, commands.ErrTooManyConflicts):
 		return &Error{http.StatusConflict, "CONFLICT", "Concurrent modification; try again"}, false
 	case errors.Is(err, domain.ErrThrottled):

@@ -303,6 +303,7 @@ var requestTypes = map[string][]any{
 	"createAPIKey":         {createKeyRequest{}},
 	"configureSSOProvider": {oktaRequest{}, azureRequest{}, samlRequest{}, oidcRequest{}},
 	"addSigningKey":        {addSigningKeyRequest{}},
+	"retireSigningKey":     {retireSigningKeyRequest{}},
 	"checkCredential":      {credentialCheckRequest{}},
 	"createSCIMConnection": {scimConnectionRequest{}},
 	"updateSCIMConnection": {scimConnectionUpdateRequest{}},
@@ -320,6 +321,7 @@ var requestTypes = map[string][]any{
 // without omitempty must be documented as required, and the others not.
 var defaultedFields = map[string]bool{
 	"addSigningKeyRequest.algorithm": true,
+	"addSigningKeyRequest.signing":   true,
 }
 
 // responseTypes maps component schemas to the Go types the handlers encode.

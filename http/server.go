@@ -386,6 +386,7 @@ func (s *Server) routes() {
 
 	v1.Get("/admin/signing-keys", auth, s.requirePlatformAdmin, s.current, s.listSigningKeys)
 	v1.Post("/admin/signing-keys", auth, s.requirePlatformAdmin, s.addSigningKey)
+	v1.Post("/admin/signing-keys/:id/activate", auth, s.requirePlatformAdmin, s.activateSigningKey)
 	v1.Post("/admin/signing-keys/:id/retire", auth, s.requirePlatformAdmin, s.retireSigningKey)
 
 	// Before the gateway's catch-all: this one is the service's own.

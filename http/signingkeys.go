@@ -13,8 +13,9 @@ import (
 
 // SigningKeyCommands rotates access-token signing keys.
 type SigningKeyCommands interface {
-	AddSigningKey(ctx context.Context, meta events.Meta, algorithm string) (domain.SigningKey, error)
-	RetireSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error)
+	AddSigningKey(ctx context.Context, meta events.Meta, algorithm string, pending bool) (domain.SigningKey, error)
+	ActivateSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error)
+	RetireSigningKey(ctx context.Context, meta events.Meta, keyID string, fallBackToHS256 bool) (domain.SigningKey, error)
 }
 
 // SigningKeyModel lists the run-time signing keys.
@@ -27,9 +28,21 @@ type signingKeyJSON struct {
 	Algorithm string  `json:"algorithm"`
 	Source    string  `json:"source"` // "config" or "event"
 	Signing   bool    `json:"signing"`
+	Pending   bool    `json:"pending"` // published (verifies, in the JWKS), signs once activated
 	Retired   bool    `json:"retired"`
 	AddedAt   *string `json:"added_at"`
-	RetiredAt *string `json:"retired_at,omitempty"`
+	// ActivatedAt: when a key that was pending, or had been taken over,
+	// was activated.
+	ActivatedAt *string `json:"activated_at,omitempty"`
+	RetiredAt   *string `json:"retired_at,omitempty"`
+}
+
+// runtimeSigningKeyJSON is a run-time key as the API shows it; signer is
+// the kid that signs on this replica now.
+func runtimeSigningKeyJSON(k domain.SigningKey, signer string) signingKeyJSON {
+	return signingKeyJSON{ID: k.ID, Algorithm: k.Algorithm, Source: "event", Signing: k.ID == signer,
+		Pending: k.Pending, Retired: k.Retired, AddedAt: optTime(k.AddedAt),
+		ActivatedAt: optTime(k.ActivatedAt), RetiredAt: optTime(k.RetiredAt)}
 }
 
 // jwks: GET /.well-known/jwks.json — the EdDSA public keys in use: every
@@ -40,15 +53,19 @@ type signingKeyJSON struct {
 // the key's tokens until its next fetch (outside check 17d). So, while
 // another replica serves, this replica first catches up with the event
 // store's head (paced: keyCatchUps); if that fails, it answers from its
-// read models as they are, as a list does (current), counted.
+// read models as they are, as a list does (current), counted — and says
+// no-store: that answer may lack the newest key, and a shared cache would
+// hand it out for the 5 minutes of max-age (outside check 20o).
 func (s *Server) jwks(c *fiber.Ctx) error {
+	cache := "public, max-age=300"
 	if s.deps.CatchUp != nil && !s.deps.CatchUp.Alone() {
 		if err := s.catchUpSigningKeys(c); err != nil {
 			s.log.Debug("serving the JWKS from read models that could not catch up", "err", err)
 			s.deps.Metrics.BackgroundError("signing_key_catch_up")
+			cache = "no-store"
 		}
 	}
-	c.Set(fiber.HeaderCacheControl, "public, max-age=300")
+	c.Set(fiber.HeaderCacheControl, cache)
 	return c.JSON(fiber.Map{"keys": s.tokens.JWKS()})
 }
 
@@ -138,18 +155,21 @@ func (s *Server) listSigningKeys(c *fiber.Ctx) error {
 		out = append(out, signingKeyJSON{ID: k.id, Algorithm: k.alg, Source: "config", Signing: k.id == signer})
 	}
 	for _, k := range s.deps.SigningKeyModel.SigningKeys() {
-		out = append(out, signingKeyJSON{ID: k.ID, Algorithm: k.Algorithm, Source: "event", Signing: k.ID == signer,
-			Retired: k.Retired, AddedAt: optTime(k.AddedAt), RetiredAt: optTime(k.RetiredAt)})
+		out = append(out, runtimeSigningKeyJSON(k, signer))
 	}
 	return c.JSON(fiber.Map{"signing_keys": out})
 }
 
 type addSigningKeyRequest struct {
 	Algorithm string `json:"algorithm"`
+	// Signing: false adds the key pending — published, not signing until
+	// POST …/{id}/activate. Absent: true, as before pending keys.
+	Signing *bool `json:"signing"`
 }
 
-// addSigningKey: POST /api/v1/admin/signing-keys — a new key signs from now on;
-// the others keep verifying until retired.
+// addSigningKey: POST /api/v1/admin/signing-keys — a new key verifies (an
+// EdDSA one is in the JWKS) and signs from now on, or, with "signing":
+// false, once activated; the others keep verifying until retired.
 func (s *Server) addSigningKey(c *fiber.Ctx) error {
 	req := addSigningKeyRequest{Algorithm: domain.AlgHS256}
 	if len(c.Request().Body()) > 0 { // decodeJSON refuses an encoded one
@@ -159,23 +179,51 @@ func (s *Server) addSigningKey(c *fiber.Ctx) error {
 	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	k, err := s.deps.SigningKeys.AddSigningKey(ctx, s.meta(c), req.Algorithm)
+	pending := req.Signing != nil && !*req.Signing
+	k, err := s.deps.SigningKeys.AddSigningKey(ctx, s.meta(c), req.Algorithm, pending)
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(signingKeyJSON{ID: k.ID, Algorithm: k.Algorithm, Source: "event",
-		Signing: s.tokens.SigningKeyID() == k.ID, AddedAt: optTime(k.AddedAt)})
+	return c.Status(fiber.StatusCreated).JSON(runtimeSigningKeyJSON(k, s.tokens.SigningKeyID()))
+}
+
+// activateSigningKey: POST /api/v1/admin/signing-keys/{id}/activate — the
+// key signs new tokens from now on, on every replica by the answer (a
+// pending key, or one another took over from); the others keep verifying.
+func (s *Server) activateSigningKey(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx(c)
+	defer cancel()
+	k, err := s.deps.SigningKeys.ActivateSigningKey(ctx, s.meta(c), c.Params("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(runtimeSigningKeyJSON(k, s.tokens.SigningKeyID()))
+}
+
+type retireSigningKeyRequest struct {
+	// FallBackToHS256 lets the last EdDSA key that signs be retired: the
+	// configured HS256 keys sign again, and offline verifiers refuse
+	// every new token.
+	FallBackToHS256 bool `json:"fall_back_to_hs256,omitempty"`
 }
 
 // retireSigningKey: POST /api/v1/admin/signing-keys/{id}/retire — tokens it
-// signed stop verifying on every replica.
+// signed stop verifying on every replica (offline verifiers: at their next
+// fetch of the JWKS). The EdDSA key that signs, when no other EdDSA key
+// would take over, is retired only with "fall_back_to_hs256": true (409
+// otherwise).
 func (s *Server) retireSigningKey(c *fiber.Ctx) error {
+	var req retireSigningKeyRequest
+	if len(c.Request().Body()) > 0 { // decodeJSON refuses an encoded one
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	k, err := s.deps.SigningKeys.RetireSigningKey(ctx, s.meta(c), c.Params("id"))
+	k, err := s.deps.SigningKeys.RetireSigningKey(ctx, s.meta(c), c.Params("id"), req.FallBackToHS256)
 	if err != nil {
 		return err
 	}
-	return c.JSON(signingKeyJSON{ID: k.ID, Algorithm: k.Algorithm, Source: "event", Retired: k.Retired,
-		AddedAt: optTime(k.AddedAt), RetiredAt: optTime(k.RetiredAt)})
+	return c.JSON(runtimeSigningKeyJSON(k, s.tokens.SigningKeyID()))
 }

@@ -325,3 +325,92 @@ func TestPacedCatchUps(t *testing.T) {
 		t.Fatalf("canceled: %v", err)
 	}
 }
+
+// unreachableStore is a replica, not alone, whose catch-ups fail.
+type unreachableStore struct{ laggingReplica }
+
+func (u *unreachableStore) CatchUpHead(context.Context) error {
+	u.catches.Add(1)
+	return errors.New("event store unreachable")
+}
+
+// TestJWKSCacheControl: a JWKS served after a catch-up is cached five
+// minutes; one served from read models that could not catch up (it may
+// lack the newest key) says no-store, so that no shared cache hands it out
+// for five minutes (outside check 20o).
+func TestJWKSCacheControl(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		catchUp interface {
+			CatchUp(context.Context, string, string) error
+			CatchUpHead(context.Context) error
+			Alone() bool
+			CatchUpBudget() bool
+		}
+		want string
+	}{
+		{"caught up", &laggingReplica{source: &keySourceStub{}}, "public, max-age=300"},
+		{"alone", &laggingReplica{source: &keySourceStub{}, alone: true}, "public, max-age=300"},
+		{"catch-up failed", &unreachableStore{laggingReplica{source: &keySourceStub{}}}, "no-store"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &keySourceStub{}
+			src.add(newEdDSAKey(t, kidAt(time.Now())))
+			s := New(Config{}, Deps{Tokens: tokensOf(t, src), Readiness: readyStub{}, CatchUp: tc.catchUp, Model: adminModel{}})
+			res, err := s.App().Test(httptest.NewRequest("GET", "/.well-known/jwks.json", nil), 5000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != 200 || res.Header.Get("Cache-Control") != tc.want {
+				t.Fatalf("%d, Cache-Control %q, want 200 and %q", res.StatusCode, res.Header.Get("Cache-Control"), tc.want)
+			}
+		})
+	}
+}
+
+// TestPendingKeyIsPublishedNotSigning: a pending key verifies and is in the
+// JWKS, while the key before it signs; activated, it signs, and the old
+// key's tokens verify until it is retired (outside check 20o: a key signed
+// at once, before verifiers that cache the JWKS had it).
+func TestPendingKeyIsPublishedNotSigning(t *testing.T) {
+	src := &keySourceStub{}
+	old := newEdDSAKey(t, "sk-old")
+	src.add(old)
+	next := newEdDSAKey(t, "sk-next")
+	next.AddedAt, next.Pending = old.AddedAt.Add(time.Second), true
+	src.add(next)
+	tk := tokensOf(t, src)
+	if got := tk.SigningKeyID(); got != "sk-old" {
+		t.Fatalf("signs with %s while sk-next is pending, want sk-old", got)
+	}
+	kids := map[string]bool{}
+	for _, k := range tk.JWKS() {
+		kids[k.KeyID] = true
+	}
+	if !kids["sk-old"] || !kids["sk-next"] {
+		t.Fatalf("JWKS %v: want both keys", kids)
+	}
+	oldTok, _, err := tk.Issue("user-1", "sess-1", "tok-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Activated: the new key signs; the old key's tokens still verify.
+	src.mu.Lock()
+	src.keys[1].Pending, src.keys[1].ActivatedAt = false, next.AddedAt.Add(time.Minute)
+	src.version++
+	src.mu.Unlock()
+	if got := tk.SigningKeyID(); got != "sk-next" {
+		t.Fatalf("signs with %s after the activation, want sk-next", got)
+	}
+	if _, err := tk.Verify(oldTok); err != nil {
+		t.Fatalf("the old key's token after the activation: %v", err)
+	}
+	// The old key activated again takes over from the newer one.
+	src.mu.Lock()
+	src.keys[0].ActivatedAt = next.AddedAt.Add(2 * time.Minute)
+	src.version++
+	src.mu.Unlock()
+	if got := tk.SigningKeyID(); got != "sk-old" {
+		t.Fatalf("signs with %s after the old key's activation, want sk-old", got)
+	}
+}

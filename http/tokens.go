@@ -39,9 +39,10 @@ type TokenConfig struct {
 	TTL      time.Duration
 	Leeway   time.Duration // clock skew tolerated on exp/nbf/iat
 	Now      func() time.Time
-	// Source, when set, adds run-time keys: the newest one that is not
-	// retired signs; every one that is not retired verifies. Unseal opens
-	// their sealed secret.
+	// Source, when set, adds run-time keys: of those neither retired nor
+	// pending, the one that began signing last signs (domain.Signer);
+	// every one that is not retired verifies. Unseal opens their sealed
+	// secret.
 	Source KeySource
 	Unseal func(sealed string) ([]byte, error)
 }
@@ -206,14 +207,17 @@ func NewTokens(cfg TokenConfig) (*Tokens, error) {
 }
 
 // build makes a keyset of the static keys and the run-time ones that are not
-// retired; the newest run-time key signs, else the first static key.
+// retired (pending ones included: they verify, and are in the JWKS); the
+// run-time key that began signing last signs (domain.Signer), else the
+// first static key.
 func (t *Tokens) build(version uint64, runtime []domain.SigningKey) *keyset {
 	ks := &keyset{version: version, byID: make(map[string]*signingKey, len(t.static)+len(runtime))}
 	for _, k := range t.static {
 		ks.byID[k.id] = k
 	}
 	ks.signer = t.static[0]
-	for _, rk := range runtime { // oldest first: the last usable one signs
+	usable := make([]domain.SigningKey, 0, len(runtime))
+	for _, rk := range runtime {
 		if rk.Retired {
 			continue
 		}
@@ -222,7 +226,10 @@ func (t *Tokens) build(version uint64, runtime []domain.SigningKey) *keyset {
 			continue // a key this deployment cannot open neither signs nor verifies
 		}
 		ks.byID[k.id] = k
-		ks.signer = k
+		usable = append(usable, rk)
+	}
+	if rk, ok := domain.Signer(usable); ok {
+		ks.signer = ks.byID[rk.ID]
 	}
 	return ks
 }

@@ -172,7 +172,7 @@ func (m *Model) applyLocked(seq uint64, env events.Envelope, ev domain.Event) {
 		domain.SCIMGroupCreated, domain.SCIMGroupRenamed, domain.SCIMGroupMembersChanged, domain.SCIMGroupDeleted,
 		domain.SCIMUserLinked, domain.SCIMUserUpdated, domain.SCIMUserUnlinked:
 		m.applySCIM(env.AggregateID, seq, scimOwnerFromActor(m, env.Actor, e))
-	case domain.SigningKeyAdded, domain.SigningKeyRetired:
+	case domain.SigningKeyAdded, domain.SigningKeyActivated, domain.SigningKeyRetired:
 		m.applySigningKey(env.AggregateID, seq, e)
 	case domain.MFAFailed: // on the user's subject: a failed login for the throttle (mfa.go)
 		m.countAddrFailure(env.Request.IP, e.At)

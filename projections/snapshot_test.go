@@ -103,6 +103,9 @@ func history() []stamped {
 	add("sk-1", "", domain.SigningKeyAdded{KeyID: "sk-1", Algorithm: "HS256", SecretSealed: "sealed", AddedAt: at(43)})
 	add("sk-2", "", domain.SigningKeyAdded{KeyID: "sk-2", Algorithm: "EdDSA", SecretSealed: "sealed", PublicKey: "pub", AddedAt: at(44)})
 	add("sk-1", "", domain.SigningKeyRetired{KeyID: "sk-1", RetiredAt: at(45)})
+	add("sk-3", "", domain.SigningKeyAdded{KeyID: "sk-3", Algorithm: "EdDSA", SecretSealed: "sealed", PublicKey: "pub3", Pending: true, AddedAt: at(45)})
+	add("sk-3", "", domain.SigningKeyActivated{KeyID: "sk-3", ActivatedAt: at(46)})
+	add("sk-4", "", domain.SigningKeyAdded{KeyID: "sk-4", Algorithm: "EdDSA", SecretSealed: "sealed", PublicKey: "pub4", Pending: true, AddedAt: at(46)})
 	// SCIM: two connections (one rotated and updated, one deleted), groups
 	// (one renamed with members changed, one deleted), links (one unlinked).
 	add("scim-1", "", domain.SCIMConnectionCreated{ConnectionID: "scim-1", Provider: "okta", Tenants: []string{"prod"},

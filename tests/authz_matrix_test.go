@@ -369,7 +369,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				}
 				add(v, tmpl, map[string]string{"token": tk})
 			}
-		case "/api/v1/admin/signing-keys/{id}/retire":
+		case "/api/v1/admin/signing-keys/{id}/retire", "/api/v1/admin/signing-keys/{id}/activate":
 			// Platform only: no T1 caller may; the key is the one in use.
 			add("-", strings.Replace(tmpl, "{id}", signingKey, 1), nil)
 		case "/api/v1/admin/sso/{provider}":

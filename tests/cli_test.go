@@ -816,7 +816,9 @@ func TestCLISSOAndSigningKeys(t *testing.T) {
 		t.Fatalf("after a refused add: %+v", sks)
 	}
 	// The CLI's own token was signed by the HS256 key: still valid.
-	c.okJSON(&sk, "signing-keys", "retire", sk.ID)
+	// The last EdDSA key that signs: refused unless tokens may go back to HS256.
+	c.fails(exitConflict, "", nil, []string{"signing-keys", "retire", sk.ID}, "CONFLICT", "Add another EdDSA key first")
+	c.okJSON(&sk, "signing-keys", "retire", sk.ID, "--fall-back-to-hs256")
 	if !sk.Retired {
 		t.Fatalf("signing-keys retire: %+v", sk)
 	}

@@ -455,7 +455,7 @@ func TestMiddlewareOffline(t *testing.T) {
 		t.Fatalf("offline, a fresh token: %+v", r)
 	}
 	admin = newClient(t, in, ic.WithAccessToken(in.AdminToken()))
-	if _, err := admin.RetireSigningKey(context.Background(), sk.ID); err != nil {
+	if _, err := admin.RetireSigningKeyFallingBackToHS256(context.Background(), sk.ID); err != nil {
 		t.Fatal(err)
 	}
 	in.Clock.Advance(6 * time.Minute) // past the JWKS's 5-minute age

@@ -286,7 +286,7 @@ func TestCredentialCheckReasons(t *testing.T) {
 	byNewKey := in.Login("tim", "tim-password-12").String("token")
 	expectVerdict(t, "token of the new signing key", credCheck(t, in, admin, map[string]string{"token": byNewKey}), access, true, "", nil, "")
 	step()
-	expectStatus(t, "retire", in.Do("POST", "/api/v1/admin/signing-keys/"+sk.String("id")+"/retire", admin, nil), 200)
+	expectStatus(t, "retire", in.Do("POST", "/api/v1/admin/signing-keys/"+sk.String("id")+"/retire", admin, map[string]bool{"fall_back_to_hs256": true}), 200)
 	admin = in.AdminToken()
 	retired := lastEventOf(t, in, admin, "signingkey.retired", sk.String("id"))
 	expectVerdict(t, "token of a retired signing key", credCheck(t, in, admin, map[string]string{"token": byNewKey}), access, false, "signing_key_retired", retired, "")

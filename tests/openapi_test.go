@@ -202,8 +202,21 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	added := oa.call("/api/v1/admin/signing-keys", jsonRequest("POST", "/api/v1/admin/signing-keys", admin,
 		map[string]string{"algorithm": "EdDSA"}), 201)
 	oa.call("/.well-known/jwks.json", request{Method: "GET", Path: "/.well-known/jwks.json"}, 200)
+	pending := oa.call("/api/v1/admin/signing-keys", jsonRequest("POST", "/api/v1/admin/signing-keys", admin,
+		map[string]any{"algorithm": "EdDSA", "signing": false}), 201)
+	// The EdDSA key that signs, the other pending: the last that could sign.
+	oa.call("/api/v1/admin/signing-keys/{id}/retire", request{Method: "POST",
+		Path: "/api/v1/admin/signing-keys/" + added.String("id") + "/retire", Token: admin}, 409)
+	oa.call("/api/v1/admin/signing-keys/{id}/activate", request{Method: "POST",
+		Path: "/api/v1/admin/signing-keys/" + pending.String("id") + "/activate", Token: admin}, 200)
+	oa.call("/api/v1/admin/signing-keys/{id}/activate", request{Method: "POST",
+		Path: "/api/v1/admin/signing-keys/nope/activate", Token: admin}, 404)
 	oa.call("/api/v1/admin/signing-keys/{id}/retire", request{Method: "POST",
 		Path: "/api/v1/admin/signing-keys/" + added.String("id") + "/retire", Token: admin}, 200)
+	oa.call("/api/v1/admin/signing-keys/{id}/activate", request{Method: "POST",
+		Path: "/api/v1/admin/signing-keys/" + added.String("id") + "/activate", Token: admin}, 409)
+	oa.call("/api/v1/admin/signing-keys/{id}/retire", jsonRequest("POST", "/api/v1/admin/signing-keys/"+pending.String("id")+"/retire", admin,
+		map[string]bool{"fall_back_to_hs256": true}), 200)
 	oa.call("/api/v1/admin/signing-keys/{id}/retire", request{Method: "POST",
 		Path: "/api/v1/admin/signing-keys/nope/retire", Token: admin}, 404)
 

@@ -19,15 +19,15 @@ import (
 func (a *app) signingKeysCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "signing-keys",
-		Short: "Access-token signing keys: list, add (EdDSA for offline verification), retire",
+		Short: "Access-token signing keys: list, add (EdDSA for offline verification), activate, retire",
 	}
 	printKeys := func(ks []client.SigningKey, v any) error {
 		return a.print(v, func() {
 			var rows [][]string
 			for _, k := range ks {
-				rows = append(rows, []string{k.ID, k.Algorithm, k.Source, yesNo(k.Signing), yesNo(k.Retired), tsp(k.AddedAt), tsp(k.RetiredAt)})
+				rows = append(rows, []string{k.ID, k.Algorithm, k.Source, yesNo(k.Signing), yesNo(k.Pending), yesNo(k.Retired), tsp(k.AddedAt), tsp(k.RetiredAt)})
 			}
-			a.table([]string{"ID", "ALGORITHM", "SOURCE", "SIGNING", "RETIRED", "ADDED", "RETIRED AT"}, rows)
+			a.table([]string{"ID", "ALGORITHM", "SOURCE", "SIGNING", "PENDING", "RETIRED", "ADDED", "RETIRED AT"}, rows)
 		})
 	}
 	list := &cobra.Command{
@@ -47,9 +47,10 @@ func (a *app) signingKeysCommand() *cobra.Command {
 		}),
 	}
 	var alg string
+	var pending bool
 	add := &cobra.Command{
-		Use:   "add [--algorithm EdDSA|HS256]",
-		Short: "Add a signing key; it signs new tokens from now on (EdDSA: published in the JWKS)",
+		Use:   "add [--algorithm EdDSA|HS256] [--pending]",
+		Short: "Add a signing key; it signs new tokens from now on, or with --pending once activated (EdDSA: published in the JWKS at once)",
 		Args:  cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
 			if alg != "EdDSA" && alg != "HS256" {
@@ -59,7 +60,11 @@ func (a *app) signingKeysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.AddSigningKey(cmd.Context(), alg)
+			add := c.AddSigningKey
+			if pending {
+				add = c.AddPendingSigningKey
+			}
+			k, err := add(cmd.Context(), alg)
 			if err != nil {
 				return err
 			}
@@ -67,24 +72,47 @@ func (a *app) signingKeysCommand() *cobra.Command {
 		}),
 	}
 	add.Flags().StringVar(&alg, "algorithm", "EdDSA", "EdDSA (verifiable offline with the JWKS) or HS256")
-	retire := &cobra.Command{
-		Use:   "retire KEY-ID",
-		Short: "Retire a signing key: the tokens it signed stop verifying",
+	add.Flags().BoolVar(&pending, "pending", false, "publish the key without signing: activate it once offline verifiers have fetched the JWKS (5 min)")
+	activate := &cobra.Command{
+		Use:   "activate KEY-ID",
+		Short: "Make a key the one that signs new tokens (a --pending one); retire the old one an access-token lifetime later",
 		Args:  cobra.ExactArgs(1),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
 			c, err := a.authed()
 			if err != nil {
 				return err
 			}
-			k, err := c.RetireSigningKey(cmd.Context(), args[0])
+			k, err := c.ActivateSigningKey(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printKeys([]client.SigningKey{*k}, k)
 		}),
 	}
+	var fallBack bool
+	retire := &cobra.Command{
+		Use:   "retire KEY-ID [--fall-back-to-hs256]",
+		Short: "Retire a signing key: the tokens it signed stop verifying (offline verifiers: at their next JWKS fetch)",
+		Args:  cobra.ExactArgs(1),
+		RunE: wrap(func(cmd *cobra.Command, args []string) error {
+			c, err := a.authed()
+			if err != nil {
+				return err
+			}
+			retire := c.RetireSigningKey
+			if fallBack {
+				retire = c.RetireSigningKeyFallingBackToHS256
+			}
+			k, err := retire(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return printKeys([]client.SigningKey{*k}, k)
+		}),
+	}
+	retire.Flags().BoolVar(&fallBack, "fall-back-to-hs256", false, "retire the last EdDSA key that signs all the same: tokens are HS256 again, which offline verifiers refuse")
 	group(cmd)
-	cmd.AddCommand(list, add, retire)
+	cmd.AddCommand(list, add, activate, retire)
 	return cmd
 }
 

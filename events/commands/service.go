@@ -112,6 +112,9 @@ type APIKeyState interface {
 // SigningKeyState reads access-token signing keys.
 type SigningKeyState interface {
 	SigningKey(id string) (domain.SigningKey, uint64, bool)
+	// SigningKeys lists every run-time key (which one signs, and which
+	// would after a retirement: domain.Signer).
+	SigningKeys() []domain.SigningKey
 }
 
 // SSOState reads identity providers and linked identities.

@@ -15,8 +15,12 @@ const SealSigningSecret = "signing_key"
 
 // AddSigningKey generates a key for algorithm (HS256: 256 random bits;
 // EdDSA: an Ed25519 key pair), seals its secret part and adds it: from now on
-// it signs access tokens, and the earlier keys still verify until retired.
-func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm string) (domain.SigningKey, error) {
+// it verifies (EdDSA: it is in the JWKS) and, unless pending, signs access
+// tokens; the earlier keys still verify until retired. A pending key signs
+// once activated (ActivateSigningKey): offline verifiers that cache the
+// JWKS have it by then, instead of refusing its tokens until their next
+// fetch.
+func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm string, pending bool) (domain.SigningKey, error) {
 	var secret []byte
 	public := ""
 	switch algorithm {
@@ -38,7 +42,7 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 	if err != nil {
 		return domain.SigningKey{}, err
 	}
-	cmd := domain.AddSigningKey{KeyID: NewID("sk"), Algorithm: algorithm, SecretSealed: sealed, PublicKey: public, Now: s.cfg.Now()}
+	cmd := domain.AddSigningKey{KeyID: NewID("sk"), Algorithm: algorithm, SecretSealed: sealed, PublicKey: public, Pending: pending, Now: s.cfg.Now()}
 	evs, err := domain.DecideSigningKey(domain.SigningKey{}, cmd)
 	if err != nil {
 		return domain.SigningKey{}, err
@@ -50,12 +54,44 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 	return k, nil
 }
 
-// RetireSigningKey stops a key: tokens it signed no longer verify.
-func (s *Service) RetireSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error) {
+// ActivateSigningKey makes a key the one that signs access tokens, on every
+// replica by the answer (domain.Narrows: the barrier) — a pending key, or
+// one that signed before another took over.
+func (s *Service) ActivateSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error) {
 	return execute(ctx, s, meta, write[domain.SigningKey]{
 		on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
 		decide: func(k domain.SigningKey) ([]domain.Event, error) {
-			return domain.DecideSigningKey(k, domain.RetireSigningKey{Now: s.cfg.Now()})
+			signer, _ := domain.Signer(s.state.SigningKeys())
+			return domain.DecideSigningKey(k, domain.ActivateSigningKey{Signer: signer.ID, Now: s.cfg.Now()})
+		},
+	})
+}
+
+// RetireSigningKey stops a key: tokens it signed no longer verify. Retiring
+// the EdDSA key that signs when no other EdDSA key would take over (the
+// configured HS256 keys would sign again, which no offline verifier checks)
+// is domain.ErrLastAsymmetricKey unless fallBackToHS256. Two such
+// retirements at the same moment, of the last two EdDSA keys, may both be
+// stored (each decided while the other key signed on): list the keys after
+// a retirement.
+func (s *Service) RetireSigningKey(ctx context.Context, meta events.Meta, keyID string, fallBackToHS256 bool) (domain.SigningKey, error) {
+	return execute(ctx, s, meta, write[domain.SigningKey]{
+		on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
+		decide: func(k domain.SigningKey) ([]domain.Event, error) {
+			all := s.state.SigningKeys()
+			signer, _ := domain.Signer(all)
+			others := make([]domain.SigningKey, 0, len(all))
+			for _, o := range all {
+				if o.ID != k.ID {
+					others = append(others, o)
+				}
+			}
+			successor := domain.AlgHS256 // the configured keys
+			if o, ok := domain.Signer(others); ok {
+				successor = o.Algorithm
+			}
+			return domain.DecideSigningKey(k, domain.RetireSigningKey{Now: s.cfg.Now(), Signer: signer.ID,
+				SuccessorAlgorithm: successor, FallBackToHS256: fallBackToHS256})
 		},
 	})
 }

@@ -249,20 +249,57 @@ func (c *Client) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 
 // AddSigningKey adds a signing key ("EdDSA" or "HS256"; empty: the service's
 // default, HS256) that signs new tokens from then on. An EdDSA key is
-// published in the JWKS, for offline verification.
+// published in the JWKS, for offline verification; to publish it before it
+// signs, use AddPendingSigningKey.
 func (c *Client) AddSigningKey(ctx context.Context, algorithm string) (*SigningKey, error) {
+	return c.addSigningKey(ctx, algorithm, true)
+}
+
+// AddPendingSigningKey adds a signing key that is published (it verifies;
+// EdDSA: it is in the JWKS) but signs only once activated
+// (ActivateSigningKey): activate it once offline verifiers have fetched the
+// JWKS, so that none refuses its first tokens.
+func (c *Client) AddPendingSigningKey(ctx context.Context, algorithm string) (*SigningKey, error) {
+	return c.addSigningKey(ctx, algorithm, false)
+}
+
+func (c *Client) addSigningKey(ctx context.Context, algorithm string, signing bool) (*SigningKey, error) {
 	var body struct {
 		Algorithm string `json:"algorithm,omitempty"`
+		Signing   *bool  `json:"signing,omitempty"`
 	}
 	body.Algorithm = algorithm
+	if !signing {
+		body.Signing = &signing
+	}
 	var out SigningKey
 	return &out, c.Do(ctx, http.MethodPost, "/api/v1/admin/signing-keys", nil, body, &out)
 }
 
-// RetireSigningKey retires a key: tokens it signed stop verifying.
+// ActivateSigningKey makes a key the one that signs new tokens, on every
+// replica by the answer; the others keep verifying until retired.
+func (c *Client) ActivateSigningKey(ctx context.Context, id string) (*SigningKey, error) {
+	var out SigningKey
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/admin/signing-keys/"+seg(id)+"/activate", nil, nil, &out)
+}
+
+// RetireSigningKey retires a key: tokens it signed stop verifying. The EdDSA
+// key that signs, when no other EdDSA key would take over, is refused (409
+// CONFLICT): see RetireSigningKeyFallingBackToHS256.
 func (c *Client) RetireSigningKey(ctx context.Context, id string) (*SigningKey, error) {
 	var out SigningKey
 	return &out, c.Do(ctx, http.MethodPost, "/api/v1/admin/signing-keys/"+seg(id)+"/retire", nil, nil, &out)
+}
+
+// RetireSigningKeyFallingBackToHS256 retires a key even when it is the last
+// EdDSA key that signs: the configured HS256 keys sign again, and offline
+// verifiers refuse every new token.
+func (c *Client) RetireSigningKeyFallingBackToHS256(ctx context.Context, id string) (*SigningKey, error) {
+	body := struct {
+		FallBack bool `json:"fall_back_to_hs256"`
+	}{true}
+	var out SigningKey
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/admin/signing-keys/"+seg(id)+"/retire", nil, body, &out)
 }
 
 // JWKS fetches the public keys of the EdDSA signing keys in use.

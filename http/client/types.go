@@ -253,13 +253,16 @@ type SSOProvider struct {
 
 // SigningKey is an access-token signing key (never its key material).
 type SigningKey struct {
-	ID        string     `json:"id"`
-	Algorithm string     `json:"algorithm"` // HS256 or EdDSA
-	Source    string     `json:"source"`    // config or event
-	Signing   bool       `json:"signing"`
-	Retired   bool       `json:"retired"`
-	AddedAt   *time.Time `json:"added_at"`
-	RetiredAt *time.Time `json:"retired_at,omitempty"`
+	ID        string `json:"id"`
+	Algorithm string `json:"algorithm"` // HS256 or EdDSA
+	Source    string `json:"source"`    // config or event
+	Signing   bool   `json:"signing"`
+	// Pending: published (verifies, in the JWKS), signs once activated.
+	Pending     bool       `json:"pending"`
+	Retired     bool       `json:"retired"`
+	AddedAt     *time.Time `json:"added_at"`
+	ActivatedAt *time.Time `json:"activated_at,omitempty"`
+	RetiredAt   *time.Time `json:"retired_at,omitempty"`
 }
 
 // JWK is an Ed25519 public key of the JWKS (RFC 8037).
