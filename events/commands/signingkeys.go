@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -70,30 +71,96 @@ func (s *Service) ActivateSigningKey(ctx context.Context, meta events.Meta, keyI
 // RetireSigningKey stops a key: tokens it signed no longer verify. Retiring
 // the EdDSA key that signs when no other EdDSA key would take over (the
 // configured HS256 keys would sign again, which no offline verifier checks)
-// is domain.ErrLastAsymmetricKey unless fallBackToHS256. Two such
-// retirements at the same moment, of the last two EdDSA keys, may both be
-// stored (each decided while the other key signed on): list the keys after
-// a retirement.
+// is domain.ErrLastAsymmetricKey unless fallBackToHS256.
+//
+// The decision reads two keys, so the retirement is stored only if the
+// other one has not changed since (its subject is expected, as
+// write.into's): for the key that signs, the key that would take over; for
+// another key, the key that signs, whose successor this one may be. Two
+// retirements at the same moment of the last two EdDSA keys — each decided
+// while the other key could take over — would otherwise both be stored,
+// and tokens be HS256 again. The one stored second is decided again, and
+// refused.
 func (s *Service) RetireSigningKey(ctx context.Context, meta events.Meta, keyID string, fallBackToHS256 bool) (domain.SigningKey, error) {
-	return execute(ctx, s, meta, write[domain.SigningKey]{
-		on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
-		decide: func(k domain.SigningKey) ([]domain.Event, error) {
-			all := s.state.SigningKeys()
-			signer, _ := domain.Signer(all)
-			others := make([]domain.SigningKey, 0, len(all))
-			for _, o := range all {
-				if o.ID != k.ID {
-					others = append(others, o)
-				}
+	if _, _, ok := s.state.SigningKey(keyID); !ok {
+		// Added through another replica a moment ago? (As execute does
+		// for a missing aggregate: the guarded write below would not.)
+		if err := s.catchUpSubject(ctx, events.Subject(domain.AggregateSigningKey, keyID)); err != nil {
+			return domain.SigningKey{}, err
+		}
+		if _, _, ok := s.state.SigningKey(keyID); !ok {
+			return domain.SigningKey{}, domain.ErrNotFound
+		}
+	}
+	for i := 0; i < s.cfg.MaxAttempts; i++ {
+		guard, _ := s.retirementGuard(keyID)
+		var version uint64 // keyID's version the retirement was decided on
+		decide := func() ([]domain.Event, error) {
+			k, _, ok := s.state.SigningKey(keyID)
+			if !ok {
+				return nil, domain.ErrNotFound
 			}
-			successor := domain.AlgHS256 // the configured keys
-			if o, ok := domain.Signer(others); ok {
-				successor = o.Algorithm
+			g, cmd := s.retirementGuard(keyID)
+			if g != guard {
+				return nil, errGuardMoved
 			}
-			return domain.DecideSigningKey(k, domain.RetireSigningKey{Now: s.cfg.Now(), Signer: signer.ID,
-				SuccessorAlgorithm: successor, FallBackToHS256: fallBackToHS256})
-		},
-	})
+			version = k.Version
+			cmd.Now, cmd.FallBackToHS256 = s.cfg.Now(), fallBackToHS256
+			return domain.DecideSigningKey(k, cmd)
+		}
+		var err error
+		if guard == "" { // no other run-time key in the decision
+			_, err = execute(ctx, s, meta, write[domain.SigningKey]{
+				on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
+				decide: func(domain.SigningKey) ([]domain.Event, error) { return decide() },
+			})
+		} else {
+			_, err = execute(ctx, s, meta, write[domain.SigningKey]{
+				on:   s.signingKeyAggregate(guard),
+				into: ref{domain.AggregateSigningKey, keyID}, intoVersion: func() uint64 { return version },
+				decide: func(domain.SigningKey) ([]domain.Event, error) { return decide() },
+			})
+		}
+		if errors.Is(err, errGuardMoved) {
+			continue // the keys changed between the two reads: read again
+		}
+		if err != nil {
+			return domain.SigningKey{}, err
+		}
+		k, _, _ := s.state.SigningKey(keyID)
+		return k, nil
+	}
+	return domain.SigningKey{}, ErrTooManyConflicts
+}
+
+// errGuardMoved: the key a retirement must expect unchanged is another one
+// than when the retirement started.
+var errGuardMoved = errors.New("commands: the signing keys changed while a retirement was decided")
+
+// retirementGuard reads, for retiring keyID, the other run-time key whose
+// change would change the decision (RetireSigningKey; "" when none), and
+// the command's Signer and SuccessorAlgorithm.
+func (s *Service) retirementGuard(keyID string) (string, domain.RetireSigningKey) {
+	all := s.state.SigningKeys()
+	signer, _ := domain.Signer(all)
+	others := make([]domain.SigningKey, 0, len(all))
+	for _, o := range all {
+		if o.ID != keyID {
+			others = append(others, o)
+		}
+	}
+	cmd := domain.RetireSigningKey{Signer: signer.ID, SuccessorAlgorithm: domain.AlgHS256} // the configured keys
+	successor, ok := domain.Signer(others)
+	if ok {
+		cmd.SuccessorAlgorithm = successor.Algorithm
+	}
+	switch {
+	case signer.ID == keyID && ok:
+		return successor.ID, cmd
+	case signer.ID != keyID && signer.ID != "":
+		return signer.ID, cmd
+	}
+	return "", cmd
 }
 
 // signingKeyAggregate is the signing key id as the write loop reads it.

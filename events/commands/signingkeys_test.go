@@ -73,3 +73,52 @@ func TestSigningKeyRotationThroughPendingKeys(t *testing.T) {
 		t.Fatalf("activate an unknown key: %v", err)
 	}
 }
+
+// TestRetirementsOfTheLastTwoEdDSAKeysAtOnce: replica A decides to retire
+// one of the two EdDSA keys that may sign, and replica B's retirement of
+// the other lands before A's append. Each was decided while the other key
+// could take over; stored both, tokens would be HS256 again without anyone
+// asking for it. A's retirement expects the other key's subject, is
+// decided again, and refused (ErrLastAsymmetricKey) — whichever of the two
+// keys signs.
+func TestRetirementsOfTheLastTwoEdDSAKeysAtOnce(t *testing.T) {
+	for _, aRetires := range []string{"the signer", "the other key"} {
+		t.Run(aRetires, func(t *testing.T) {
+			s, _, onB := newReplica(t, nil)
+			hooked := &hookedStream{stream: s}
+			a, onA := replicaOn(t, s, hooked)
+			ctx := context.Background()
+			meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+			older, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			signer, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mine, theirs := signer.ID, older.ID
+			if aRetires == "the other key" {
+				mine, theirs = theirs, mine
+			}
+			head, _ := s.Head(ctx)
+			if err := a.WaitFor(ctx, head); err != nil {
+				t.Fatal(err)
+			}
+			ran := onceBefore(t, hooked, domain.TypeSigningKeyRetired, func() {
+				if _, err := onB.RetireSigningKey(ctx, meta, theirs, false); err != nil {
+					t.Errorf("B's retirement: %v", err)
+				}
+			})
+			if _, err := onA.RetireSigningKey(ctx, meta, mine, false); !errors.Is(err, domain.ErrLastAsymmetricKey) {
+				t.Fatalf("A's retirement after B's: %v, want ErrLastAsymmetricKey", err)
+			}
+			if !*ran {
+				t.Fatal("B's retirement did not run between A's decision and its append")
+			}
+			if k, _, _ := a.model.SigningKey(mine); k.Retired {
+				t.Fatal("both EdDSA keys retired")
+			}
+		})
+	}
+}
