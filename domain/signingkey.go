@@ -124,10 +124,14 @@ type (
 	}
 	// ActivateSigningKey makes a key the one that signs. Signer is the ID
 	// of the run-time key that signs now (Signer over every key; empty:
-	// none): activating it changes nothing.
+	// none): activating it changes nothing. SignerSince is when that key
+	// began to sign: the activation is dated after it even if Now is not
+	// (a replica's clock behind the one that added it), so that the
+	// activated key signs.
 	ActivateSigningKey struct {
-		Signer string
-		Now    time.Time
+		Signer      string
+		SignerSince time.Time
+		Now         time.Time
 	}
 	// RetireSigningKey retires a key. When the key signs (it is Signer) and
 	// Successor — the key that would sign after it (Signer over the other
@@ -188,7 +192,11 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		if k.ID == c.Signer {
 			return nil, nil
 		}
-		return []Event{SigningKeyActivated{KeyID: k.ID, ActivatedAt: c.Now.UTC()}}, nil
+		at := c.Now.UTC()
+		if !at.After(c.SignerSince) {
+			at = c.SignerSince.Add(time.Millisecond).UTC()
+		}
+		return []Event{SigningKeyActivated{KeyID: k.ID, ActivatedAt: at}}, nil
 	case RetireSigningKey:
 		if !k.Exists() {
 			return nil, ErrNotFound

@@ -91,6 +91,11 @@ func TestPendingSigningKeys(t *testing.T) {
 	if s, _ := Signer([]SigningKey{old, next}); s.ID != "sk-1" {
 		t.Fatalf("signer after taking over again: %v", s.ID)
 	}
+	// A clock behind the one that began the signer's signing: dated after it all the same.
+	behind := fold(next, ActivateSigningKey{Signer: "sk-1", SignerSince: old.SigningSince(), Now: t0})
+	if s, _ := Signer([]SigningKey{old, behind}); s.ID != "sk-2" || !behind.ActivatedAt.After(old.SigningSince()) {
+		t.Fatalf("activated on a clock behind: signer %s, activated at %v", s.ID, behind.ActivatedAt)
+	}
 	if _, err := DecideSigningKey(SigningKey{}, ActivateSigningKey{}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("activate unknown: %v", err)
 	}

@@ -63,7 +63,7 @@ func (s *Service) ActivateSigningKey(ctx context.Context, meta events.Meta, keyI
 		on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
 		decide: func(k domain.SigningKey) ([]domain.Event, error) {
 			signer, _ := domain.Signer(s.state.SigningKeys())
-			return domain.DecideSigningKey(k, domain.ActivateSigningKey{Signer: signer.ID, Now: s.cfg.Now()})
+			return domain.DecideSigningKey(k, domain.ActivateSigningKey{Signer: signer.ID, SignerSince: signer.SigningSince(), Now: s.cfg.Now()})
 		},
 	})
 }
