@@ -34,6 +34,50 @@ type EmbeddedOptions struct {
 	// TLSCert and TLSKey (PEM files), when set, make the TCP listener require
 	// TLS; in-process connections never use it.
 	TLSCert, TLSKey string
+	// StartTimeout bounds how long the server may take to become ready
+	// (0: DefaultEmbeddedStartTimeout). nats-server first recovers every
+	// stream, which after a crash grows with the stream's size: 19–26 s
+	// at 6–9 million events (outside check 20s), where a fixed 30 s had
+	// the replica fail to start again and again once the stream grew past
+	// it. nats-server says when it starts and ends each stream's recovery,
+	// but nothing in between: a recovery that progresses and one that hangs
+	// look alike, so this is a generous bound, not a measure of progress.
+	StartTimeout time.Duration
+	// Progress, when set, is told every EmbeddedProgressEvery while the
+	// server is not ready yet, what it is doing.
+	Progress func(EmbeddedProgress)
+}
+
+// ErrEmbeddedNotReady: the embedded server took longer than its
+// StartTimeout to become ready.
+var ErrEmbeddedNotReady = errors.New("events: embedded server did not become ready")
+
+// DefaultEmbeddedStartTimeout is StartTimeout's default: at the docs'
+// sizing (a million users, ≈ 3 million events a day) a stream of a month
+// or more, whose recovery after a crash takes minutes.
+const DefaultEmbeddedStartTimeout = 10 * time.Minute
+
+// EmbeddedProgressEvery is how often StartEmbedded calls Progress (a
+// variable for the tests).
+var EmbeddedProgressEvery = time.Second
+
+// EmbeddedProgress is what a starting embedded server is doing.
+type EmbeddedProgress struct {
+	Elapsed time.Duration // since StartEmbedded began waiting
+	// Recovering is the stream nats-server is recovering now ("" between
+	// streams, before the first and after the last), since RecoveringFor.
+	Recovering    string
+	RecoveringFor time.Duration
+	Recovered     int // streams recovered so far
+}
+
+// String says it in words, for logs and /ready.
+func (p EmbeddedProgress) String() string {
+	if p.Recovering != "" {
+		return fmt.Sprintf("the embedded NATS is recovering the stream %s (%s so far; %d streams recovered before it)",
+			p.Recovering, p.RecoveringFor.Round(time.Second), p.Recovered)
+	}
+	return fmt.Sprintf("the embedded NATS is starting (%s so far; %d streams recovered)", p.Elapsed.Round(time.Second), p.Recovered)
 }
 
 // The logins the service gives TCP clients of its embedded server.
@@ -150,8 +194,14 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	fatal := &fatalLogger{err: make(chan string, 1)}
 	ns.SetLoggerV2(fatal, false, false, false)
 	go ns.Start()
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if ns.ReadyForConnections(25 * time.Millisecond) {
+	timeout := o.StartTimeout
+	if timeout <= 0 {
+		timeout = DefaultEmbeddedStartTimeout
+	}
+	began := time.Now()
+	deadline, nextProgress := began.Add(timeout), began.Add(EmbeddedProgressEvery)
+	for {
+		if ns.ReadyForConnections(min(25*time.Millisecond, max(time.Until(deadline), time.Millisecond))) {
 			if err := streamsLoaded(ns, o.StoreDir, fatal); err != nil {
 				ns.Shutdown()
 				return nil, err
@@ -167,9 +217,14 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 			return nil, fmt.Errorf("events: embedded server: %s", msg)
 		default:
 		}
-		if time.Now().After(deadline) {
+		now := time.Now()
+		if now.After(deadline) {
 			ns.Shutdown()
-			return nil, errors.New("events: embedded server did not become ready")
+			return nil, fmt.Errorf("%w within %s: %s", ErrEmbeddedNotReady, timeout, fatal.progress(now.Sub(began)))
+		}
+		if o.Progress != nil && !now.Before(nextProgress) {
+			o.Progress(fatal.progress(now.Sub(began)))
+			nextProgress = now.Add(EmbeddedProgressEvery)
 		}
 	}
 }
@@ -268,6 +323,43 @@ type fatalLogger struct {
 	err  chan string
 	mu   sync.Mutex
 	said []string
+	// The stream being recovered and since when, and how many were: from
+	// nats-server's notices ("Starting restore for stream", "Restored … messages").
+	recovering      string
+	recoveringSince time.Time
+	recovered       int
+}
+
+// progress is what the server's notices said of its start so far.
+func (l *fatalLogger) progress(elapsed time.Duration) EmbeddedProgress {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := EmbeddedProgress{Elapsed: elapsed, Recovering: l.recovering, Recovered: l.recovered}
+	if p.Recovering != "" {
+		p.RecoveringFor = time.Since(l.recoveringSince)
+	}
+	return p
+}
+
+// Noticef follows the recovery of the streams (nats-server v2.15.2's words).
+func (l *fatalLogger) Noticef(format string, v ...any) {
+	stream := func() string { // the last argument naming it: '<account> > <stream>'
+		for i := len(v) - 1; i >= 0; i-- {
+			if s, ok := v[i].(string); ok {
+				return s
+			}
+		}
+		return "?"
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case strings.Contains(format, "Starting restore for stream"):
+		l.recovering, l.recoveringSince = stream(), time.Now()
+	case strings.Contains(format, "Restored ") && strings.Contains(format, "messages for stream"):
+		l.recovering = ""
+		l.recovered++
+	}
 }
 
 // maxStartLines bounds the warnings and errors a fatalLogger keeps.
@@ -303,7 +395,6 @@ func (l *fatalLogger) Fatalf(format string, v ...any) {
 	default:
 	}
 }
-func (*fatalLogger) Noticef(string, ...any)           {}
 func (l *fatalLogger) Warnf(format string, v ...any)  { l.keep(format, v...) }
 func (l *fatalLogger) Errorf(format string, v ...any) { l.keep(format, v...) }
 func (*fatalLogger) Debugf(string, ...any)            {}

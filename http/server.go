@@ -503,6 +503,10 @@ func defaultCSP(h *fasthttp.ResponseHeader) {
 // generator behind a mutex for the whole process, on every request; a
 // request ID must be unique, not secret, and none of its readers relies on
 // two made in the same millisecond being in order.
+// NewRequestID is a request ID as the server makes one, for the answers of
+// a start before the server runs (service.Starting).
+func NewRequestID() string { return requestID(time.Now()) }
+
 func requestID(t time.Time) string {
 	var id ulid.ULID
 	if err := id.SetTime(ulid.Timestamp(t)); err != nil {

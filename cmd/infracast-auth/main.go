@@ -52,11 +52,18 @@ func run(args []string, getenv func(string) string) error {
 		}
 	}
 	// Listen first: an address in use fails at once, naming it, before the
-	// store is opened.
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// store is opened. From then on /health answers (alive) and /ready
+	// says what the start waits for (service.Starting): the embedded NATS's
+	// recovery after a crash takes tens of seconds at a million users, and
+	// a liveness probe that got no answer meanwhile restarted the replica
+	// in the middle of it (outside check 20s).
+	tcp, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("%s: %w", variable("Listen"), err)
 	}
+	ln := service.ServeStarting(tcp, log)
+	cfg.OnPhase = ln.SetPhase
+	log.Info("answering /health while starting", "addr", ln.Addr().String())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -155,6 +162,7 @@ func settings(cfg *service.Config, logs *logSettings) []setting {
 		{"nats-audit-password", "NATSAuditPassword", "", "password of the embedded NATS user \"audit\" (read-only: the durable consumer \"audit\")", text(&cfg.NATSAuditPassword)},
 		{"nats-listen-tls-cert", "NATSListenTLSCert", "", "certificate file (PEM) with which the embedded NATS listener requires TLS", text(&cfg.NATSListenTLSCert)},
 		{"nats-listen-tls-key", "NATSListenTLSKey", "", "its private key file (PEM; a path)", text(&cfg.NATSListenTLSKey)},
+		{"nats-start-timeout", "NATSStartTimeout", cfg.NATSStartTimeout.String(), "how long the embedded NATS may take to become ready at start (it first recovers the stream: after a crash, longer the bigger the stream)", duration(&cfg.NATSStartTimeout)},
 		{"stream-replicas", "StreamReplicas", strconv.Itoa(cfg.StreamReplicas), "replicas of the event stream (3 on a cluster)", number(&cfg.StreamReplicas)},
 		{"snapshot-every", "SnapshotEvery", strconv.Itoa(cfg.SnapshotEvery), "save a read-model snapshot every this many events (0: no snapshots)", number(&cfg.SnapshotEvery)},
 		{"snapshot-interval", "SnapshotInterval", cfg.SnapshotInterval.String(), "how often a replica checks whether a snapshot is due", duration(&cfg.SnapshotInterval)},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
 	authhttp "github.com/infracast/auth/http"
 )
@@ -39,6 +40,11 @@ type Config struct {
 	// NATSListenTLSCert and NATSListenTLSKey make the listener require TLS.
 	NATSListenTLSCert string
 	NATSListenTLSKey  string
+	// NATSStartTimeout bounds how long the embedded NATS may take to become
+	// ready at start: it recovers the stream first, which after a crash
+	// grows with the stream's size (events.EmbeddedOptions.StartTimeout;
+	// 0: its default, as in Defaults).
+	NATSStartTimeout time.Duration
 	// StreamReplicas are the replicas of a new stream (1 by default; 3 on a
 	// cluster). StreamReplicasGiven says the operator set them (flag or
 	// variable) rather than left the default: then an existing stream with
@@ -122,6 +128,10 @@ type Config struct {
 
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+	// OnPhase, when set, is told what Start is doing as each step begins,
+	// and every few seconds while it waits for NATS (cmd's early /ready
+	// names it: Starting.SetPhase).
+	OnPhase func(phase string)
 }
 
 // DefaultRefreshReuseInterval is how long, with rotation on, a spent refresh
@@ -147,7 +157,7 @@ const DefaultMaxSessionsPerUser = 100
 
 func Defaults() Config {
 	return Config{
-		Listen: ":8080", DataDir: "./data", StreamReplicas: 1,
+		Listen: ":8080", DataDir: "./data", StreamReplicas: 1, NATSStartTimeout: events.DefaultEmbeddedStartTimeout,
 		SnapshotEvery: 10_000, SnapshotInterval: 30 * time.Second,
 		BootstrapAdmin: "admin", Issuer: "infracast-auth", Audience: "infracast-api",
 		AccessTTL: time.Hour, RefreshTTL: 7 * 24 * time.Hour, RefreshReuseInterval: DefaultRefreshReuseInterval,

@@ -104,6 +104,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
+	s.phase("opening the event stream")
 	// A permission NATS refuses this replica's user ends the start at once,
 	// named (natsperms.go), rather than after the 30 s below with "context
 	// deadline exceeded" (outside check 20n).
@@ -123,6 +124,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	s.Model.RevokedSessionGrace = cfg.AccessTTL + accessTokenLeeway + domain.ClockSkewTolerance + revokedSessionMargin
 	s.Model.JournalDir, s.Model.OnJournalError = s.journalDir(), s.journalError
 	s.Model.OnJournalDamage = s.journalDamage
+	s.phase("restoring the read-model snapshot")
 	s.restoreSnapshot(openCtx)
 	// A stream whose first events are gone, and no snapshot restored that
 	// covers them, would give read models without them and a replica
@@ -133,6 +135,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		}
 		return nil, err
 	}
+	s.phase("building the API")
 	s.Runner = projections.NewRunner(st, s.Model, log)
 	s.resyncRunner.Store(s.Runner)
 	s.registerMetrics()
@@ -486,9 +489,15 @@ func (r *readiness) Ready() (bool, string) {
 // pass (out of file descriptors) are waited out, counted
 // (infracast_background_errors_total{task="http_accept"}) and logged once
 // each time they start and stop (retryingListener); any other error ends
-// Serve, and the caller must treat that as a failure.
+// Serve, and the caller must treat that as a failure. A *Starting
+// (ServeStarting) hands its address over: its early answers stop.
 func (s *Service) Serve(ln net.Listener) error {
-	return s.HTTP.App().Listener(newRetryingListener(ln, s.log, func() { s.Metrics.BackgroundError("http_accept") }))
+	count := func() { s.Metrics.BackgroundError("http_accept") }
+	if st, ok := ln.(*Starting); ok {
+		st.handOver(count)
+		return s.HTTP.App().Listener(st)
+	}
+	return s.HTTP.App().Listener(newRetryingListener(ln, s.log, count))
 }
 
 // Shutdown stops accepting requests, lets in-flight ones finish, stops the
@@ -611,13 +620,42 @@ const (
 	natsPingsOut     = 2
 )
 
+// phase tells Config.OnPhase what Start is doing.
+func (s *Service) phase(p string) {
+	if s.cfg.OnPhase != nil {
+		s.cfg.OnPhase(p)
+	}
+}
+
+// startProgressLogEvery spaces the INFO lines of an embedded NATS that is
+// still starting (a variable for the tests).
+var startProgressLogEvery = 5 * time.Second
+
 func (s *Service) connect() error {
 	if s.cfg.Embedded() {
+		s.phase("starting the embedded NATS")
 		users, login := s.embeddedUsers()
+		var logged time.Time
 		ns, err := events.StartEmbedded(events.EmbeddedOptions{
 			StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"), Listen: s.cfg.NATSListen, SyncAlways: true, Users: users,
 			TLSCert: s.cfg.NATSListenTLSCert, TLSKey: s.cfg.NATSListenTLSKey,
+			StartTimeout: s.cfg.NATSStartTimeout,
+			// A recovery after a crash takes tens of seconds at a million
+			// users: say so, every few seconds, and in /ready.
+			Progress: func(p events.EmbeddedProgress) {
+				s.phase(p.String())
+				if time.Since(logged) >= startProgressLogEvery {
+					s.log.Info("waiting for the embedded NATS: "+p.String(), "elapsed", p.Elapsed.Round(time.Second).String(),
+						"recovering_stream", p.Recovering, "gives_up_in", (s.natsStartTimeout() - p.Elapsed).Round(time.Second).String())
+					logged = time.Now()
+				}
+			},
 		})
+		if errors.Is(err, events.ErrEmbeddedNotReady) {
+			// Long enough a recovery may yet end: say which setting allows more.
+			return &FieldError{Field: "NATSStartTimeout", Value: s.natsStartTimeout().String(),
+				Message: err.Error() + "; if it was still recovering (a big stream after a crash), allow it more time", Err: err}
+		}
 		if err != nil {
 			return err
 		}
@@ -673,6 +711,7 @@ func (s *Service) connect() error {
 	// One warning every few seconds, not one per attempt (60 lines in 15 s).
 	deadline := time.Now().Add(initialConnectWait)
 	var warned time.Time
+	s.phase("connecting to NATS")
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
 		if err == nil {
@@ -687,6 +726,7 @@ func (s *Service) connect() error {
 		if !retry || time.Now().After(deadline) {
 			return fmt.Errorf("%w: connect %s: %v (after %d attempts)", events.ErrUnavailable, shown, withoutPath(err), attempt)
 		}
+		s.phase(fmt.Sprintf("connecting to NATS: not reachable yet (attempt %d; gives up in %s)", attempt, time.Until(deadline).Round(time.Second)))
 		if time.Since(warned) >= connectWarnEvery {
 			s.log.Warn("nats not reachable yet; retrying", "err", withoutPath(err), "attempt", attempt,
 				"gives_up_in", time.Until(deadline).Round(time.Second).String())
@@ -711,6 +751,14 @@ func tlsRefusal(err error) bool {
 	}
 	var netErr net.Error
 	return errors.Is(err, nats.ErrTLS) && !(errors.As(err, &netErr) && netErr.Timeout())
+}
+
+// natsStartTimeout is the embedded NATS's bound on becoming ready.
+func (s *Service) natsStartTimeout() time.Duration {
+	if s.cfg.NATSStartTimeout > 0 {
+		return s.cfg.NATSStartTimeout
+	}
+	return events.DefaultEmbeddedStartTimeout
 }
 
 // accessTokenLeeway is the clock skew tolerated on an access token's exp

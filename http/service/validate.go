@@ -207,6 +207,9 @@ func (c Config) validateStore(p *problems) {
 	if c.SnapshotEvery > 0 && c.SnapshotInterval < time.Millisecond {
 		p.add("SnapshotInterval", c.SnapshotInterval.String(), "at least 1ms")
 	}
+	if c.NATSStartTimeout < 0 {
+		p.add("NATSStartTimeout", c.NATSStartTimeout.String(), "must not be negative")
+	}
 }
 
 // validateNATS checks the connection to an external NATS.
