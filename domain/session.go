@@ -321,27 +321,49 @@ func hashEqual(a, b string) bool {
 }
 
 // SessionUse is one of a user's live sessions as the session limit sees
-// it: its ID and when it was last used (its start or last refresh).
+// it: its ID, the stream sequence of its session.started and when it was
+// last used (its start or last refresh).
 type SessionUse struct {
 	ID         string
+	StartSeq   uint64
 	LastUsedAt time.Time
 }
 
 // SessionsOverLimit returns the sessions of live (a user's live sessions)
-// to end so that at most limit stay live: the least recently used first
-// (by LastUsedAt, ties by ID, the older ID first: IDs are ULIDs), never
-// keep (the session the login that asks has just started). None when
-// limit is 0 (no limit) or not exceeded. Like Auth0's refresh-token limit
-// and Keycloak's per-user session limit, the oldest give way to the new.
+// that the login whose session is keep ends: of the sessions started
+// before keep in the stream (StartSeq), the least recently used first (by
+// LastUsedAt, ties by ID, the older ID first: IDs are ULIDs), as many as
+// bring the sessions up to and including keep to limit; never keep, never
+// one started after it. None when limit is 0 (no limit) or not exceeded,
+// or when keep is not among live (ended already). Like Auth0's
+// refresh-token limit and Keycloak's per-user session limit, the oldest
+// give way to the new.
+//
+// Only the earlier ones, because logins at once each decide: each keeping
+// only its own and ending the least recently used of the rest, two logins
+// of a user at limit 1 ended each other's new session, and the user had
+// none (re-check 20r1) — the two revocations touched different sessions,
+// so nothing conflicted. Now the login whose session started last never
+// has its session ended by the limit and, once its own session.started is
+// applied, sees every earlier one: when all are done the user has at most
+// limit live sessions, and at least one.
 func SessionsOverLimit(live []SessionUse, limit int, keep string) []string {
 	if limit <= 0 || len(live) <= limit {
 		return nil
 	}
+	i := slices.IndexFunc(live, func(s SessionUse) bool { return s.ID == keep })
+	if i < 0 {
+		return nil
+	}
+	own := live[i].StartSeq
 	order := make([]SessionUse, 0, len(live))
 	for _, s := range live {
-		if s.ID != keep {
+		if s.StartSeq < own {
 			order = append(order, s)
 		}
+	}
+	if len(order)+1 <= limit {
+		return nil
 	}
 	slices.SortFunc(order, func(a, b SessionUse) int {
 		if c := a.LastUsedAt.Compare(b.LastUsedAt); c != 0 {
@@ -349,8 +371,8 @@ func SessionsOverLimit(live []SessionUse, limit int, keep string) []string {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	out := make([]string, 0, len(live)-limit)
-	for _, s := range order[:min(len(order), len(live)-limit)] {
+	out := make([]string, 0, len(order)+1-limit)
+	for _, s := range order[:len(order)+1-limit] {
 		out = append(out, s.ID)
 	}
 	return out

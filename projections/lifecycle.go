@@ -169,8 +169,9 @@ func (m *Model) UserSessionCount(id string, now time.Time) int {
 }
 
 // UserSessionUses returns user id's live sessions at now (see
-// UserSessions) with when each was last used, unordered: what the session
-// limit orders them by (domain.SessionsOverLimit).
+// UserSessions) with the sequence of each one's session.started and when
+// it was last used, unordered: what the session limit chooses by
+// (domain.SessionsOverLimit).
 func (m *Model) UserSessionUses(id string, now time.Time) []domain.SessionUse {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -181,7 +182,7 @@ func (m *Model) UserSessionUses(id string, now time.Time) []domain.SessionUse {
 	var out []domain.SessionUse
 	m.liveSessions(u, now, func(r uint32, sid string) {
 		s := m.sessions.recs.at(r)
-		out = append(out, domain.SessionUse{ID: sid, LastUsedAt: m.sessions.time(r, fieldLastUsed, s.lastUsed)})
+		out = append(out, domain.SessionUse{ID: sid, StartSeq: s.startSeq, LastUsedAt: m.sessions.time(r, fieldLastUsed, s.lastUsed)})
 	})
 	return out
 }

@@ -359,7 +359,8 @@ func (m *lifecycleModel) listLength(user string) int {
 // user kept at the limit by many logins has a list of about the limit, not
 // of every session it started in the refresh lifetime. Restored from a
 // snapshot, the list holds no revoked session either. UserSessionUses
-// tells each live session's last use.
+// tells each live session's last use and the sequence of its start (the
+// limit ends only sessions started before the login's own).
 func TestRevokedSessionsLeaveTheUsersList(t *testing.T) {
 	m := &lifecycleModel{Model: NewModel()}
 	m.user("user-a")
@@ -383,7 +384,8 @@ func TestRevokedSessionsLeaveTheUsersList(t *testing.T) {
 	}
 	uses := m.UserSessionUses("user-a", now)
 	slices.SortFunc(uses, func(a, b domain.SessionUse) int { return a.LastUsedAt.Compare(b.LastUsedAt) })
-	if len(uses) != 2 || uses[0].ID != ids[49] || uses[1].ID != ids[47] || !uses[1].LastUsedAt.Equal(lt0.Add(2*time.Hour)) {
+	if len(uses) != 2 || uses[0].ID != ids[49] || uses[1].ID != ids[47] || !uses[1].LastUsedAt.Equal(lt0.Add(2*time.Hour)) ||
+		uses[0].StartSeq != 51 || uses[1].StartSeq != 49 { // the user at 1, session i at i+2
 		t.Fatalf("UserSessionUses = %+v", uses)
 	}
 	data, _, err := m.Snapshot()

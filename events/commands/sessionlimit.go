@@ -27,17 +27,26 @@ import (
 // what this one left.
 //
 // Concurrent logins of one user converge to at most the limit once they
-// are done: each decides, from the read models, everything beyond the
-// limit (not only one session), each session.revoked expecting its
-// session's subject; a login whose batch conflicts (another revoked one of
-// them, or refreshed it) catches up and decides again, and a session
-// revoked meanwhile is no longer live, so it is skipped (revokeSessions,
-// writeBatch). The revocations take access away: the append waits for the
-// other replicas as any session revocation does (Config.Barrier).
+// are done, and never to no session: a login ends only sessions started
+// before its own in the stream (domain.SessionsOverLimit), as many as
+// bring those and its own to the limit. Its check runs once its own
+// session.started is applied on this replica, so every earlier session is
+// known there; the login whose session started last is never ended by the
+// limit and covers all the others. (Each keeping only its own and ending
+// the least recently used of the rest, two logins at limit 1 ended each
+// other's new session — two revocations of different sessions, which no
+// expectation made conflict — and the user had none: re-check 20r1.) Each
+// decides everything beyond the limit (not only one session), each
+// session.revoked expecting its session's subject; a login whose batch
+// conflicts (another revoked one of them, or refreshed it) catches up and
+// decides again, and a session revoked meanwhile is no longer live, so it
+// is skipped (revokeSessions, writeBatch). The revocations take access
+// away: the append waits for the other replicas as any session revocation
+// does (Config.Barrier).
 
-// enforceSessionLimit ends user userID's live sessions beyond the limit,
-// least recently used first, never keep (the session just started); a
-// failure is logged and counted.
+// enforceSessionLimit ends user userID's live sessions started before
+// keep (the session just started) beyond the limit, least recently used
+// first, never keep; a failure is logged and counted.
 func (s *Service) enforceSessionLimit(ctx context.Context, meta events.Meta, userID, keep string) {
 	limit := s.cfg.MaxSessionsPerUser
 	if limit <= 0 || s.state.UserSessionCount(userID, s.cfg.Now()) <= limit {

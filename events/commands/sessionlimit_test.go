@@ -258,3 +258,135 @@ func TestSessionLimitFailureDoesNotFailLogin(t *testing.T) {
 		t.Errorf("%d live sessions, want 2 (the revocation failed)", n)
 	}
 }
+
+// hooked is a replica's log: f is called once, on the first append holding
+// an event of type typ, before it is made (or after it is stored, when
+// after is set). A test's way to hold one replica's request at a point
+// while the other's goes on.
+type hooked struct {
+	*stream
+	typ   string
+	after bool
+	f     func()
+	once  sync.Once
+}
+
+func (h *hooked) Append(ctx context.Context, msgs ...events.Message) (uint64, error) {
+	holds := false
+	for _, m := range msgs {
+		if env, _, err := events.Decode(m.Data); err == nil && env.Type == h.typ {
+			holds = true
+		}
+	}
+	if holds && !h.after {
+		h.once.Do(h.f)
+	}
+	seq, err := h.stream.Append(ctx, msgs...)
+	if holds && h.after && err == nil {
+		h.once.Do(h.f)
+	}
+	return seq, err
+}
+
+// TestSessionLimitLoginsAtOnceKeepTheLast: two logins of a user at once,
+// first through replica A, second through replica B, both sessions
+// started before either login's limit check has decided, and one check's
+// revocations held until the other's are done — both ways round, at limits
+// 1 and 2. Each login, keeping only its own session and ending the least
+// recently used of the rest, ended the other's new session, and at limit 1
+// the user had none: both tokens refused at their first use (re-check
+// 20r1, 1 in 40 double logins). A login ends only sessions started before
+// its own, so the second login's session stays live, and the user has at
+// most the limit.
+func TestSessionLimitLoginsAtOnceKeepTheLast(t *testing.T) {
+	for _, limit := range []int{1, 2} {
+		for _, firstDecidesFirst := range []bool{false, true} {
+			t.Run(fmt.Sprintf("limit %d, first decides first %v", limit, firstDecidesFirst), func(t *testing.T) {
+				sessionLimitLoginsAtOnce(t, limit, firstDecidesFirst)
+			})
+		}
+	}
+}
+
+func sessionLimitLoginsAtOnce(t *testing.T, limit int, firstDecidesFirst bool) {
+	ctx := context.Background()
+	clock := &limitClock{now: time.Now().UTC()}
+	s := &stream{}
+	onALog := &hooked{stream: s, typ: domain.TypeSessionRevoked}
+	onBLog := &hooked{stream: s, typ: domain.TypeSessionRevoked}
+	_, a, onA := limitReplica(t, s, onALog, clock, limit)
+	_, b, onB := limitReplica(t, s, onBLog, clock, limit)
+	u := limitUser(t, onA, "grace")
+	var kept []string
+	if limit == 2 {
+		// A session used after both logins' (its clock ahead): the least
+		// recently used of the others is the other login's.
+		clock.now = clock.now.Add(time.Hour)
+		kept = append(kept, limitLogin(t, onA, clock, "grace").Session.ID)
+		clock.now = clock.now.Add(-time.Hour)
+	}
+	// The second login, through B, runs from the moment the first's
+	// session.started is stored; it is held at its limit check — before
+	// its revocations are appended (the second decides first), or before
+	// it decides, right after its login record is stored (the first
+	// decides first, and the first's revocations, if any, wait for the
+	// second to be done).
+	reached, release, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	var second commands.LoginResult
+	var secondErr error
+	onBLog.after = firstDecidesFirst
+	if firstDecidesFirst {
+		onBLog.typ = domain.TypeUserLoginSucceeded
+	}
+	onBLog.f = func() { close(reached); <-release }
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	onALog.f = func() { letGo(); <-done }
+	s.before = func(msgs []events.Message) {
+		env, _, err := events.Decode(msgs[0].Data)
+		if err != nil || env.Type != domain.TypeUserLoginSucceeded {
+			return
+		}
+		s.before = nil
+		head, _ := s.Head(ctx)
+		if err := b.WaitFor(ctx, head); err != nil {
+			t.Error(err)
+		}
+		go func() {
+			defer close(done)
+			clock.step()
+			second, secondErr = onB.Login(ctx, events.Meta{}, commands.LoginInput{Username: "grace", Password: "grace-passphrase-long"})
+		}()
+		select {
+		case <-reached:
+		case <-done:
+		}
+	}
+	first := limitLogin(t, onA, clock, "grace")
+	letGo()
+	<-done
+	if secondErr != nil {
+		t.Fatalf("the second login: %v", secondErr)
+	}
+	select {
+	case <-reached:
+	default:
+		t.Fatal("the second login was not held at its limit check")
+	}
+	head, _ := s.Head(ctx)
+	for name, r := range map[string]*replicaModel{"A": a, "B": b} {
+		if err := r.WaitFor(ctx, head); err != nil {
+			t.Fatal(err)
+		}
+		got := live(r, u.ID, clock.Now())
+		if !slices.Contains(got, second.Session.ID) || len(got) > limit {
+			t.Errorf("replica %s: live sessions %v (first %s, second %s, before them %v); want the second's live, at most %d",
+				name, got, first.Session.ID, second.Session.ID, kept, limit)
+		}
+	}
+	for id, reason := range revocationsIn(t, s.msgs) {
+		if id == second.Session.ID {
+			t.Errorf("the second login's session was ended (%s)", reason)
+		}
+	}
+}
