@@ -72,6 +72,10 @@ const (
 	reasonOwnerDeactivated  = "owner_deactivated"
 	reasonRoleRevoked       = "role_revoked"
 	reasonSigningKeyRetired = "signing_key_retired"
+	// reasonUnknown: a refresh token of the form this deployment issues
+	// that no session it remembers has or had: never issued here, or its
+	// session forgotten (noteUnknownRefreshToken).
+	reasonUnknown = "unknown"
 )
 
 // noteClientAddress is on every answer.
@@ -712,8 +716,19 @@ func (s *Server) checkRefreshToken(ctx context.Context, raw string, at time.Time
 	ck := credCheck{out: credentialCheckJSON{Kind: kindRefreshToken}}
 	hash := commands.HashToken(raw)
 	sid, ok := s.deps.History.SessionByRefreshHash(hash)
+	if !ok && !commands.LooksLikeRefreshToken(raw) {
+		ck.notOurs("No session of this deployment issued it: it is not of the form of its refresh tokens.")
+		return ck, nil
+	}
 	if !ok {
-		ck.notOurs("No session of this deployment issued it. (Sessions past their absolute expiry are forgotten by the read models: a refresh token of one would not be usable either.)")
+		// The read models forget a session past its absolute expiry, and
+		// a revoked one once its access tokens have expired (Prune); the
+		// hash → session index goes with it, and nothing else finds a
+		// session by its refresh token (the stream's subjects name
+		// sessions by ID). "Not issued by us" was then wrong for a token
+		// that was, and had been revoked minutes before (re-check 20r1).
+		ck.out.Reason = reasonUnknown
+		ck.out.Notes = append(ck.out.Notes, s.noteUnknownRefreshToken())
 		return ck, nil
 	}
 	sess, err := s.sessionEvents(ctx, sid)
@@ -767,6 +782,15 @@ func (s *Server) checkRefreshToken(ctx context.Context, raw string, at time.Time
 		"The session's idle lifetime (INFRACAST_REFRESH_IDLE_TTL, when set) is not judged here.",
 		"With rotation and a reuse interval, the refresh token spent last is accepted again for that interval after its rotation (INFRACAST_REFRESH_REUSE_INTERVAL).")
 	return ck, nil
+}
+
+// noteUnknownRefreshToken says what an unknown refresh token may be.
+func (s *Server) noteUnknownRefreshToken() string {
+	revoked := "a revoked session is forgotten once its access tokens have expired"
+	if g := s.cfg.RevokedSessionGrace; g > 0 {
+		revoked = fmt.Sprintf("a revoked session is forgotten %s after its last use (its start or last refresh), once its access tokens have expired", g)
+	}
+	return "No session this deployment remembers has or had this refresh token: it was never issued here, or its session was forgotten — past its absolute expiry, or revoked (" + revoked + "). Which cannot be told, nor whether it was usable at an earlier moment; it is not usable now: a refresh with it is refused. For a session known by its ID, check one of its access tokens, or read its events (GET /api/v1/audit/events)."
 }
 
 // ---------------------------------------------------------------- API keys

@@ -169,7 +169,12 @@ type Config struct {
 	// token it spent may be presented again (the console keeps its retries
 	// within it: console_session.go).
 	RefreshReuseInterval time.Duration
-	Now                  func() time.Time
+	// RevokedSessionGrace: how long after its last use a revoked session
+	// is forgotten by the read model (projections.Model.RevokedSessionGrace;
+	// 0: kept until it expires), for the credential check's answer on a
+	// refresh token it no longer finds.
+	RevokedSessionGrace time.Duration
+	Now                 func() time.Time
 	// TrustedProxies may set X-Forwarded-For; for everyone else it is ignored.
 	TrustedProxies TrustedProxies
 	// KeyEnv is the environment of the API keys this deployment issues and

@@ -35,6 +35,18 @@ func SumToken(secret string) [sha256.Size]byte {
 	return sha256.Sum256([]byte(secret))
 }
 
+// LooksLikeRefreshToken reports whether s has the form of a refresh token
+// this service issues (newSecret at a login, successor at a rotation): 32
+// bytes, base64url without padding. Whether one was issued is the read
+// model's to say, while it remembers its session.
+func LooksLikeRefreshToken(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	return err == nil && len(b) == 32
+}
+
 func newSecret() string {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {

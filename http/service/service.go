@@ -228,7 +228,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		BodyLimit: cfg.BodyLimit, RefreshRotation: cfg.RefreshRotation, RefreshReuseInterval: cfg.RefreshReuseInterval, Now: cfg.Now,
 		TrustedProxies: cfg.TrustedProxies, KeyEnv: cfg.KeyEnv(), CORSOrigins: canonicalOrigins(cfg.CORSOrigins),
 		RoutePolicy: &policy, Upstream: upstream, UpstreamTimeout: cfg.UpstreamTimeout,
-		SSO: sso,
+		SSO: sso, RevokedSessionGrace: s.Model.RevokedSessionGrace,
 	}, authhttp.Deps{
 		Auth: s.Commands, Users: s.Commands, Sessions: s.Commands, Keys: s.Commands, KeyUsage: s.KeyUsage,
 		Model: s.Model, Readiness: s.readiness, Tokens: s.Tokens, Log: log, Metrics: s.Metrics,
