@@ -78,7 +78,7 @@ type ReadModel interface {
 	APIKeys() []domain.APIKey
 	KeyBySecretHash(secretHash string) (domain.APIKey, bool)
 	User(id string) (domain.User, uint64, bool)
-	Users() []domain.User
+	ListUsers(q projections.UserListQuery) (users []domain.User, next string)
 	Session(id string) (domain.Session, uint64, bool)
 	UserSessions(userID string, now time.Time) ([]projections.UserSession, bool)
 }

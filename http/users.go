@@ -2,13 +2,13 @@ package http
 
 import (
 	"errors"
-	"slices"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
 )
 
 // Who may manage users: a platform admin everything; a tenant admin the users
@@ -155,6 +155,11 @@ type usersPageJSON struct {
 
 // listUsers: GET /api/v1/users, the users the caller may see, by username
 // (then ID). With limit or cursor, a page (pagination.go); without, all.
+// The read model chooses them (projections.Model.ListUsers): it looks at
+// the users a chunk at a time, never holding its lock across them all,
+// builds only the page's, and looks at no other user for a caller who
+// sees only themselves (outside check 20s: each list copied every user
+// under the lock, and stalled every token check behind it).
 func (s *Server) listUsers(c *fiber.Ctx) error {
 	p, err := parsePage(c, "users", true, "q")
 	if err != nil {
@@ -166,25 +171,39 @@ func (s *Server) listUsers(c *fiber.Ctx) error {
 		return validation("q: must be at most 256 characters")
 	}
 	cl := caller(c)
-	all := s.deps.Model.Users()
-	seen := all[:0]
-	for _, u := range all {
-		if cl.sees(u) && (q == "" || strings.Contains(domain.LowerASCII(u.Username), q) || strings.Contains(domain.LowerASCII(u.Email), q)) {
-			seen = append(seen, u)
-		}
+	page, last := s.deps.Model.ListUsers(cl.usersQuery(q, p))
+	out := usersPageJSON{Users: make([]userJSON, 0, len(page))}
+	if last != "" {
+		out.NextCursor = cursorOf(p.kind, last)
 	}
-	slices.SortFunc(seen, func(a, b domain.User) int { return strings.Compare(userKey(a), userKey(b)) })
-	page, next := paginate(seen, userKey, p)
-	out := usersPageJSON{Users: make([]userJSON, 0, len(page)), NextCursor: next}
 	for _, u := range page {
 		out.Users = append(out.Users, cl.userView(u))
 	}
 	return c.JSON(out)
 }
 
-// userKey orders the users list: by username, then ID (a username holds
-// no NUL).
-func userKey(u domain.User) string { return u.Username + "\x00" + u.ID }
+// usersQuery is the users list's question for the caller: the users it
+// sees (sees) that contain q, in page p.
+func (cl *Caller) usersQuery(q string, p pageReq) projections.UserListQuery {
+	lq := projections.UserListQuery{Everyone: cl.IsPlatformAdmin(), Match: q, After: p.after, Limit: p.limit}
+	if cl.IsUser() {
+		lq.Self = cl.User.ID
+	}
+	if lq.Everyone {
+		return lq
+	}
+	// The tenants the caller administers are among its user's — unless
+	// that user is a platform admin acting through an API key or a token
+	// scoped to a tenant: then ask of every tenant (administers).
+	admin := cl.User.IsPlatformAdmin()
+	for t := range cl.User.Tenants {
+		admin = admin || cl.administers(t)
+	}
+	if admin {
+		lq.Administers = cl.administers
+	}
+	return lq
+}
 
 // target loads the user named in the path, as the caller may see it.
 func (s *Server) target(c *fiber.Ctx) (domain.User, error) {

@@ -70,6 +70,9 @@ type Model struct {
 	skipped       uint64
 	cow           cow        // chunks shared with a snapshot being written (compact.go)
 	snapshotting  sync.Mutex // one snapshot at a time (snapshot.go)
+	// listHeld, when set (tests), is told, with the read lock held, how
+	// many records a list (userlist.go) looked at under this hold of it.
+	listHeld func(records int)
 }
 
 // NewModel returns an empty model.
@@ -321,14 +324,28 @@ func jump(k uint64, n uint32) uint32 {
 	return uint32(b)
 }
 
-// Users returns every user, ordered by username.
+// Users returns every user, with its sealed password hash, ordered by
+// username: for tests and tools. It holds the lock for listChunk records
+// at a time (userlist.go), never across them all; the users list of the
+// API is ListUsers.
 func (m *Model) Users() []domain.User {
-	m.mu.RLock()
-	out := make([]domain.User, 0, m.users.recs.n)
-	for r := range m.users.recs.n {
-		out = append(out, m.users.state(r, true))
+	var out []domain.User
+	for start := uint32(0); ; start += listChunk {
+		m.mu.RLock()
+		n := m.users.recs.n
+		if start >= n {
+			m.mu.RUnlock()
+			break
+		}
+		end := min(start+listChunk, n)
+		for r := start; r < end; r++ {
+			out = append(out, m.users.state(r, true))
+		}
+		if m.listHeld != nil {
+			m.listHeld(int(end - start))
+		}
+		m.mu.RUnlock()
 	}
-	m.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
 	return out
 }

@@ -220,7 +220,7 @@ func TestSnapshotRestoreThenReplayEqualsFullReplay(t *testing.T) {
 func TestSnapshotCoversEveryField(t *testing.T) {
 	known := map[reflect.Type][]string{
 		reflect.TypeFor[Model](): {"AddressWindow", "RevokedTokenGrace", "RevokedSessionGrace", "NoHistory", "JournalDir", "OnJournalError", "OnJournalDamage", "mu", "users", "sessions", "revokedTokens",
-			"logins", "addrFailures", "keys", "sso", "scim", "mfa", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting"},
+			"logins", "addrFailures", "keys", "sso", "scim", "mfa", "signing", "journal", "access", "applied", "skipped", "cow", "snapshotting", "listHeld"},
 		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
 			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},
 		reflect.TypeFor[userRec]():     {"seq", "created", "text", "phs", "version", "roles", "extra", "phsPool", "flags"},

@@ -1,0 +1,184 @@
+package projections
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infracast/auth/domain"
+	"github.com/infracast/auth/events"
+)
+
+// listModel is a model of n users named out of order (some in upper case),
+// each with a role in tenant t<i%3>, and user i%7==0 also in "ops".
+func listModel(t testing.TB, n int) (*Model, func(agg, id string, e domain.Event)) {
+	t.Helper()
+	m := NewModel()
+	m.NoHistory = true
+	var seq uint64
+	apply := func(agg, id string, e domain.Event) {
+		seq++
+		m.Apply(seq, events.Envelope{Type: e.EventType(), Aggregate: agg, AggregateID: id, Sequence: 1}, e)
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		id := fmt.Sprintf("user-%08d", i)
+		name := fmt.Sprintf("u%07d", (i*7919)%n)
+		if i%5 == 0 {
+			name = strings.ToUpper(name)
+		}
+		tenants := []domain.TenantRole{{Tenant: fmt.Sprintf("t%d", i%3), Role: domain.RoleViewer}}
+		if i%7 == 0 {
+			tenants = append(tenants, domain.TenantRole{Tenant: "ops", Role: domain.RoleAdmin})
+		}
+		apply(domain.AggregateUser, id, domain.UserCreated{UserID: id, Username: name, Email: name + "@example.com",
+			PasswordHashSealed: "aesgcm1:x", Roles: []domain.GlobalRole{}, Tenants: tenants, CreatedAt: now})
+	}
+	return m, apply
+}
+
+// TestListUsersHoldsTheLockAChunkAtATime: a users list never holds the
+// model's lock across more than listChunk records, and an event waiting for
+// the write lock is applied between two chunks of one list — the token
+// checks queued behind it wait for a chunk, not for the whole population
+// (outside check 20s: Users() copied 1M users under one read lock).
+func TestListUsersHoldsTheLockAChunkAtATime(t *testing.T) {
+	const n = 100_000
+	m, apply := listModel(t, n)
+	m.mu.RLock()
+	before := m.applied
+	m.mu.RUnlock()
+
+	var holds, most int
+	var appliedAt []uint64 // m.applied as each hold saw it
+	wrote := make(chan struct{})
+	m.listHeld = func(records int) {
+		holds++
+		most = max(most, records)
+		appliedAt = append(appliedAt, m.applied)
+		if holds != 2 {
+			return
+		}
+		// Between the second chunk and the third, a role granted: it
+		// waits for the write lock, and is applied before the walk goes on.
+		go func() {
+			apply(domain.AggregateUser, "user-00000001", domain.UserRoleGranted{UserID: "user-00000001", Tenant: "late", Role: domain.RoleViewer})
+			close(wrote)
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for m.mu.TryRLock() { // false once the writer waits for the lock
+			m.mu.RUnlock()
+			if time.Now().After(deadline) {
+				t.Error("the writer never waited for the lock")
+				return
+			}
+		}
+	}
+	users, next := m.ListUsers(UserListQuery{Everyone: true, Limit: 10})
+	m.listHeld = nil
+	if holds >= 2 {
+		<-wrote
+	}
+	// A few thousand records a hold, whatever listChunk is set to.
+	const maxHeld = 5_000
+	if most > maxHeld || most > listChunk {
+		t.Fatalf("a hold of the lock looked at %d records, more than %d (listChunk %d)", most, maxHeld, listChunk)
+	}
+	if want := (n+listChunk-1)/listChunk + 1; holds != want { // the walk's chunks, then the page's build
+		t.Fatalf("%d holds of the lock, want %d", holds, want)
+	}
+	if len(appliedAt) < 3 || appliedAt[2] != before+1 {
+		t.Fatalf("the event waiting after the second chunk was not applied before the third (applied %d, then %d)", appliedAt[1], appliedAt[2])
+	}
+	if len(users) != 10 || next == "" {
+		t.Fatalf("%d users, next %q", len(users), next)
+	}
+}
+
+// TestListUsersPagesAsTheWholeSortedList: walking ListUsers by pages gives
+// what filtering and sorting every user gives, for each kind of caller
+// (everyone, a tenant's admin, only themselves), with and without a match,
+// through cursors in the format the API always had (username NUL ID); and
+// a caller who sees only themselves looks at no other record.
+func TestListUsersPagesAsTheWholeSortedList(t *testing.T) {
+	const n = 9_000
+	m, _ := listModel(t, n)
+	all := m.Users()
+	key := func(u domain.User) string { return UserKey(u.Username, u.ID) }
+	self := "user-00000004" // in t1, not in ops
+	ops := func(tenant string) bool { return tenant == "ops" }
+	cases := []struct {
+		name string
+		q    UserListQuery
+	}{
+		{"everyone", UserListQuery{Everyone: true}},
+		{"everyone matching", UserListQuery{Everyone: true, Match: "u00012"}},
+		{"tenant admin", UserListQuery{Self: self, Administers: ops}},
+		{"tenant admin matching an e-mail", UserListQuery{Self: self, Administers: ops, Match: "3@example"}},
+		{"only themselves", UserListQuery{Self: self}},
+		{"only themselves, not matching", UserListQuery{Self: self, Match: "nobody"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []string
+			for _, u := range all {
+				if tc.q.sees(u) && strings.Contains(domain.LowerASCII(u.Username+"\n"+u.Email), tc.q.Match) {
+					want = append(want, key(u))
+				}
+			}
+			slices.Sort(want)
+			limits := []int{0, 13, 1000}
+			if len(want) < 100 {
+				limits = append(limits, 1)
+			}
+			for _, limit := range limits {
+				holds := 0
+				m.listHeld = func(int) { holds++ }
+				var got []string
+				q := tc.q
+				q.Limit = limit
+				for pages := 0; ; pages++ {
+					users, next := m.ListUsers(q)
+					for _, u := range users {
+						if u.PasswordHashSealed != "" {
+							t.Fatal("a listed user carries its sealed password hash")
+						}
+						got = append(got, key(u))
+					}
+					if next == "" {
+						break
+					}
+					if limit == 0 || len(users) != limit || next != key(users[len(users)-1]) {
+						t.Fatalf("limit %d: a page of %d, next %q", limit, len(users), next)
+					}
+					if pages > n {
+						t.Fatal("the walk does not end")
+					}
+					q.After = next
+				}
+				m.listHeld = nil
+				if !slices.Equal(got, want) {
+					t.Fatalf("limit %d: %d users, want %d (first %v, want %v)", limit, len(got), len(want), got[:min(3, len(got))], want[:min(3, len(want))])
+				}
+				if tc.q.Administers == nil && !tc.q.Everyone && holds != 0 {
+					t.Fatalf("a caller who sees only themselves: the list looked at the records %d times", holds)
+				}
+			}
+		})
+	}
+
+	// A cursor that is a username alone (no NUL) starts after every user
+	// of that name, as the key comparison always did.
+	var want string
+	for _, u := range all {
+		if k := key(u); k > "u0000005" && (want == "" || k < want) {
+			want = k
+		}
+	}
+	users, _ := m.ListUsers(UserListQuery{Everyone: true, After: "u0000005", Limit: 1})
+	if len(users) != 1 || key(users[0]) != want {
+		t.Fatalf("after a bare username: %+v, want %q", users, want)
+	}
+}
