@@ -10,6 +10,7 @@ import (
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
 	"github.com/infracast/auth/events/commands"
+	"github.com/infracast/auth/projections"
 )
 
 type keyJSON struct {
@@ -233,26 +234,22 @@ func (cl *Caller) managesKey(k domain.APIKey) bool {
 }
 
 // listAPIKeys: GET /api/v1/api-keys (never the secrets), by ID. With limit
-// or cursor, a page (pagination.go); without, all.
+// or cursor, a page (pagination.go); without, all. The read model chooses
+// them a chunk of keys at a time (projections.Model.ListAPIKeys), as the
+// users list: never every key under its lock.
 func (s *Server) listAPIKeys(c *fiber.Ctx) error {
 	p, err := parsePage(c, "api-keys", true)
 	if err != nil {
 		return err
 	}
 	cl := caller(c)
-	var seen []domain.APIKey
-	for _, k := range s.deps.Model.APIKeys() { // ordered by ID
-		if cl.seesKey(k) {
-			seen = append(seen, k)
-		}
-	}
-	page, next := paginate(seen, func(k domain.APIKey) string { return k.ID }, p)
+	page, last := s.deps.Model.ListAPIKeys(projections.KeyListQuery{Sees: cl.seesKey, After: p.after, Limit: p.limit})
 	out := make([]keyJSON, 0, len(page))
 	for _, k := range page {
 		out = append(out, cl.keyView(k))
 	}
-	if next != "" {
-		return c.JSON(fiber.Map{"api_keys": out, "next_cursor": next})
+	if last != "" {
+		return c.JSON(fiber.Map{"api_keys": out, "next_cursor": cursorOf(p.kind, last)})
 	}
 	return c.JSON(fiber.Map{"api_keys": out})
 }

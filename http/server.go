@@ -76,6 +76,7 @@ type ReadModel interface {
 	AuthorizeKeySum(sum [32]byte, addr netip.Addr, now time.Time) (projections.KeyPrincipal, projections.Verdict)
 	APIKey(id string) (domain.APIKey, uint64, bool)
 	APIKeys() []domain.APIKey
+	ListAPIKeys(q projections.KeyListQuery) (keys []domain.APIKey, next string)
 	KeyBySecretHash(secretHash string) (domain.APIKey, bool)
 	User(id string) (domain.User, uint64, bool)
 	ListUsers(q projections.UserListQuery) (users []domain.User, next string)

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unsafe"
@@ -42,6 +41,11 @@ type keyModel struct {
 	// a revoked key being out of byHash). Derived, rebuilt on restore; only
 	// a refusal's reason reads it, after byHash found no live key.
 	revoked map[[32]byte]struct{}
+	// order holds every key, in the order the model learnt of it (keys
+	// are never removed): what a list walks, a chunk at a time
+	// (ListAPIKeys) — a map cannot be walked in parts across releases of
+	// the lock. Derived, rebuilt on restore.
+	order []*keyEntry
 }
 
 // noteRevoked records k's secret among the revoked ones when k is revoked.
@@ -313,6 +317,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) *keyEntry {
 		}
 		k = &keyEntry{}
 		km.byID[id] = k
+		km.order = append(km.order, k)
 	}
 	st := domain.EvolveAPIKey(k.state(""), e)
 	switch ev := e.(type) {
@@ -344,6 +349,7 @@ func (km *keyModel) restoreKey(id string, st domain.APIKey, seq uint64, users *u
 	}
 	k := &keyEntry{seq: seq}
 	km.byID[id] = k
+	km.order = append(km.order, k)
 	km.setHash(k, st.SecretHash)
 	km.pack(k, st, users)
 	km.noteOwner(k, "", false)
@@ -378,16 +384,104 @@ func (m *Model) APIKey(id string) (domain.APIKey, uint64, bool) {
 	return m.keys.fullState(k), k.seq, true
 }
 
-// APIKeys returns every key, oldest first.
+// APIKeys returns every key, by ID, with its secret's hash: for the
+// credential check's walk of rotated and revoked keys, and tests. It holds
+// the lock for listChunk keys at a time (ListAPIKeys), never across them
+// all.
 func (m *Model) APIKeys() []domain.APIKey {
-	m.mu.RLock()
-	out := make([]domain.APIKey, 0, len(m.keys.byID))
-	for _, k := range m.keys.byID {
-		out = append(out, m.keys.fullState(k))
-	}
-	m.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	var out []domain.APIKey
+	m.walkKeys(func(k *keyEntry) { out = append(out, m.keys.fullState(k)) })
+	slices.SortFunc(out, func(a, b domain.APIKey) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// walkKeys calls f on every key, listChunk keys under each hold of the
+// read lock, the lock released between chunks: an event applied meanwhile
+// is reflected in the keys after it, not in those before. A key created
+// during the walk is seen if its place comes after the walk's.
+func (m *Model) walkKeys(f func(k *keyEntry)) {
+	for start := 0; ; start += listChunk {
+		m.mu.RLock()
+		order := m.keys.order
+		if start >= len(order) {
+			m.mu.RUnlock()
+			return
+		}
+		part := order[start:min(start+listChunk, len(order))]
+		for _, k := range part {
+			f(k)
+		}
+		if m.listHeld != nil {
+			m.listHeld(len(part))
+		}
+		m.mu.RUnlock()
+	}
+}
+
+// KeyListQuery says which keys a list (GET /api/v1/api-keys) asks for.
+type KeyListQuery struct {
+	// Sees reports whether the caller sees a key, given its ID, OwnerID
+	// and Tenants only (the rest zero) — what it is chosen by, without
+	// building each key's state — and again on the whole state of those
+	// chosen. nil: every key. It is called with the model's read lock
+	// held: it must not call the model.
+	Sees func(domain.APIKey) bool
+	// After: only the keys whose ID is after it ("": from the first).
+	After string
+	// Limit: at most this many keys (0: all of them).
+	Limit int
+}
+
+// ListAPIKeys returns the keys q asks for, by ID, without their secrets'
+// hashes, and next: the ID of the last one when there are more after it
+// ("" when there are none). As ListUsers, it holds the lock for a chunk of
+// keys at a time, keeps the best limit+1 in a bounded heap, and builds the
+// state of those alone; a list reflects events applied during it in some
+// keys and not in others.
+func (m *Model) ListAPIKeys(q KeyListQuery) (keys []domain.APIKey, next string) {
+	// The ID as the walk read it: the entry is written under the lock.
+	type chosen struct {
+		k  *keyEntry
+		id string
+	}
+	byID := func(a, b chosen) int { return strings.Compare(a.id, b.id) }
+	sel := smallest[chosen]{keep: q.Limit + 1, cmp: byID}
+	var all []chosen
+	m.walkKeys(func(k *keyEntry) {
+		if q.After != "" && k.id <= q.After {
+			return
+		}
+		if q.Sees != nil && !q.Sees(domain.APIKey{ID: k.id, OwnerID: k.owner, Tenants: k.tenants}) {
+			return
+		}
+		if q.Limit == 0 {
+			all = append(all, chosen{k, k.id})
+		} else {
+			sel.offer(chosen{k, k.id})
+		}
+	})
+	if q.Limit == 0 {
+		slices.SortFunc(all, byID)
+	} else if all = sel.sorted(); len(all) > q.Limit {
+		all = all[:q.Limit]
+		next = all[len(all)-1].id
+	}
+	out := make([]domain.APIKey, 0, len(all))
+	for len(all) > 0 {
+		part := all[:min(len(all), listChunk)]
+		all = all[len(part):]
+		m.mu.RLock()
+		for _, c := range part {
+			if st := c.k.state(""); q.Sees == nil || q.Sees(st) {
+				out = append(out, st)
+			}
+		}
+		if m.listHeld != nil {
+			m.listHeld(len(part))
+		}
+		m.mu.RUnlock()
+	}
+	return out, next
 }
 
 // KeyPrincipal is what the request path knows about an API key's holder.

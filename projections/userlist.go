@@ -107,8 +107,7 @@ func (m *Model) ListUsers(q UserListQuery) (users []domain.User, next string) {
 		// without a NUL.
 		return !afterHasID || id > afterID
 	}
-	var sel userHeap
-	sel.keep = q.Limit + 1
+	sel := smallest[listed]{keep: q.Limit + 1, cmp: cmpListed}
 	var all []listed
 	memo := make(map[uint32]bool)
 	for start := uint32(0); ; start += listChunk {
@@ -258,30 +257,32 @@ func lowerASCII(b byte) byte {
 	return b
 }
 
-// userHeap keeps the keep smallest users offered (by cmpListed): a
-// max-heap, its largest at the root, replaced when a smaller one comes.
-type userHeap struct {
+// smallest keeps the keep smallest items offered (by cmp): a max-heap,
+// its largest at the root, replaced when a smaller one comes — a page of
+// limit+1 out of n in O(n log limit), without sorting the n.
+type smallest[T any] struct {
 	keep int
-	h    []listed
+	cmp  func(a, b T) int
+	h    []T
 }
 
-func (s *userHeap) offer(e listed) {
+func (s *smallest[T]) offer(e T) {
 	if len(s.h) < s.keep {
 		s.h = append(s.h, e)
 		s.up(len(s.h) - 1)
 		return
 	}
-	if cmpListed(e, s.h[0]) >= 0 {
+	if s.keep == 0 || s.cmp(e, s.h[0]) >= 0 {
 		return
 	}
 	s.h[0] = e
 	s.down(0)
 }
 
-func (s *userHeap) up(i int) {
+func (s *smallest[T]) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if cmpListed(s.h[i], s.h[p]) <= 0 {
+		if s.cmp(s.h[i], s.h[p]) <= 0 {
 			return
 		}
 		s.h[i], s.h[p] = s.h[p], s.h[i]
@@ -289,13 +290,13 @@ func (s *userHeap) up(i int) {
 	}
 }
 
-func (s *userHeap) down(i int) {
+func (s *smallest[T]) down(i int) {
 	for {
 		l, big := 2*i+1, i
-		if l < len(s.h) && cmpListed(s.h[l], s.h[big]) > 0 {
+		if l < len(s.h) && s.cmp(s.h[l], s.h[big]) > 0 {
 			big = l
 		}
-		if r := l + 1; r < len(s.h) && cmpListed(s.h[r], s.h[big]) > 0 {
+		if r := l + 1; r < len(s.h) && s.cmp(s.h[r], s.h[big]) > 0 {
 			big = r
 		}
 		if big == i {
@@ -306,8 +307,8 @@ func (s *userHeap) down(i int) {
 	}
 }
 
-// sorted is what the heap kept, smallest first.
-func (s *userHeap) sorted() []listed {
-	slices.SortFunc(s.h, cmpListed)
+// sorted is what was kept, smallest first.
+func (s *smallest[T]) sorted() []T {
+	slices.SortFunc(s.h, s.cmp)
 	return s.h
 }

@@ -182,3 +182,66 @@ func TestListUsersPagesAsTheWholeSortedList(t *testing.T) {
 		t.Fatalf("after a bare username: %+v, want %q", users, want)
 	}
 }
+
+// TestListAPIKeysPagesAChunkAtATime: the keys list (GET /api/v1/api-keys)
+// walks the keys listChunk at a time as the users list does — a map of
+// every key walked under one hold of the lock, it was the same stall — and
+// its pages, through cursors, are what filtering and sorting every key
+// gives; APIKeys, which the credential check walks, holds the lock a chunk
+// at a time too.
+func TestListAPIKeysPagesAChunkAtATime(t *testing.T) {
+	const n = 10_000
+	m, apply := listModel(t, 10)
+	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	for i := range n {
+		id := fmt.Sprintf("key-%08d", (i*7919)%n) // created out of order
+		tenant := fmt.Sprintf("t%d", i%3)
+		apply(domain.AggregateAPIKey, id, domain.APIKeyCreated{KeyID: id, Name: "k", OwnerID: fmt.Sprintf("user-%08d", i%10), Tenants: []string{tenant},
+			Permissions: []domain.Permission{domain.FindingsRead}, SecretHash: fmt.Sprintf("%064x", i+1), CreatedAt: now})
+	}
+	var holds, most int
+	m.listHeld = func(records int) { holds, most = holds+1, max(most, records) }
+	all := m.APIKeys()
+	if len(all) != n || !slices.IsSortedFunc(all, func(a, b domain.APIKey) int { return strings.Compare(a.ID, b.ID) }) || all[0].SecretHash == "" {
+		t.Fatalf("APIKeys: %d keys, sorted %v", len(all), slices.IsSortedFunc(all, func(a, b domain.APIKey) int { return strings.Compare(a.ID, b.ID) }))
+	}
+	if want := (n + listChunk - 1) / listChunk; holds != want || most > listChunk || most > 5_000 {
+		t.Fatalf("APIKeys held the lock %d times for up to %d keys, want %d times", holds, most, want)
+	}
+
+	sees := func(k domain.APIKey) bool { return k.OwnerID == "user-00000003" || slices.Contains(k.Tenants, "t1") }
+	var want []string
+	for _, k := range all {
+		if sees(k) {
+			want = append(want, k.ID)
+		}
+	}
+	for _, limit := range []int{0, 17, 1000} {
+		holds, most = 0, 0
+		var got []string
+		q := KeyListQuery{Sees: sees, Limit: limit}
+		for pages := 0; ; pages++ {
+			keys, next := m.ListAPIKeys(q)
+			for _, k := range keys {
+				if k.SecretHash != "" {
+					t.Fatal("a listed key carries its secret's hash")
+				}
+				got = append(got, k.ID)
+			}
+			if next == "" {
+				break
+			}
+			if limit == 0 || len(keys) != limit || next != keys[len(keys)-1].ID || pages > n {
+				t.Fatalf("limit %d: a page of %d, next %q", limit, len(keys), next)
+			}
+			q.After = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("limit %d: %d keys, want %d", limit, len(got), len(want))
+		}
+		if most > listChunk || most > 5_000 {
+			t.Fatalf("limit %d: a hold of the lock looked at %d keys", limit, most)
+		}
+	}
+	m.listHeld = nil
+}
