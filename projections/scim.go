@@ -23,6 +23,13 @@ type scimModel struct {
 	connGroups  map[string]map[string]struct{}
 	connUsers   map[string]map[string]string
 	connFormers map[string]map[string]string
+	// Per connection, every group and every link it ever had, in the order
+	// the model learnt of them (neither is ever removed, and a link's
+	// connection is in its key): what the lists walk a chunk at a time
+	// (walkSCIM) — the maps above cannot be walked in parts across
+	// releases of the lock. Derived, rebuilt on restore.
+	groupOrder map[string][]*scimGroupEntry
+	linkOrder  map[string][]*scimLinkEntry
 }
 
 type scimConnEntry struct {
@@ -101,6 +108,7 @@ func (m *Model) applySCIM(aggregateID string, seq uint64, e domain.Event) {
 			}
 			g = &scimGroupEntry{}
 			s.groups[aggregateID] = g
+			s.orderGroup(e.(domain.SCIMGroupCreated).ConnectionID, g)
 		}
 		g.state = domain.EvolveSCIMGroup(g.state, e)
 		g.seq = seq
@@ -127,6 +135,7 @@ func (m *Model) applySCIM(aggregateID string, seq uint64, e domain.Event) {
 			}
 			l = &scimLinkEntry{}
 			s.links[aggregateID] = l
+			s.orderLink(e.(domain.SCIMUserLinked).ConnectionID, l)
 		}
 		l.state = domain.EvolveSCIMLink(l.state, e)
 		l.seq = seq
@@ -150,6 +159,61 @@ func (s *scimModel) indexLink(key string, l domain.SCIMLink) {
 		add[l.ConnectionID] = set
 	}
 	set[l.UserID] = key
+}
+
+// orderGroup and orderLink note a new group or link of connection
+// connID (groupOrder, linkOrder).
+func (s *scimModel) orderGroup(connID string, g *scimGroupEntry) {
+	if s.groupOrder == nil {
+		s.groupOrder = make(map[string][]*scimGroupEntry)
+	}
+	s.groupOrder[connID] = append(s.groupOrder[connID], g)
+}
+
+func (s *scimModel) orderLink(connID string, l *scimLinkEntry) {
+	if s.linkOrder == nil {
+		s.linkOrder = make(map[string][]*scimLinkEntry)
+	}
+	s.linkOrder[connID] = append(s.linkOrder[connID], l)
+}
+
+// walkSCIM calls f on each entry of list(m) — a connection's groupOrder
+// or linkOrder, read again under each hold of the read lock — listChunk
+// entries a hold, releasing the lock between chunks (as ListUsers does):
+// the lists of a connection provisioning a million users held it across
+// them all. f returns false to stop. An event applied meanwhile is
+// reflected in the entries after it and not in those before.
+func walkSCIM[T any](m *Model, list func(*scimModel) []T, f func(T) bool) {
+	for start := 0; ; start += listChunk {
+		m.mu.RLock()
+		all := list(&m.scim)
+		if start >= len(all) {
+			m.mu.RUnlock()
+			return
+		}
+		part := all[start:min(start+listChunk, len(all))]
+		more := true
+		for _, e := range part {
+			if more = f(e); !more {
+				break
+			}
+		}
+		if m.listHeld != nil {
+			m.listHeld(len(part))
+		}
+		m.mu.RUnlock()
+		if !more {
+			return
+		}
+	}
+}
+
+func (m *Model) walkSCIMGroups(connID string, f func(*scimGroupEntry) bool) {
+	walkSCIM(m, func(s *scimModel) []*scimGroupEntry { return s.groupOrder[connID] }, f)
+}
+
+func (m *Model) walkSCIMLinks(connID string, f func(*scimLinkEntry) bool) {
+	walkSCIM(m, func(s *scimModel) []*scimLinkEntry { return s.linkOrder[connID] }, f)
 }
 
 func (s *scimModel) indexConn(c *scimConnEntry) {
@@ -233,15 +297,16 @@ func (m *Model) SCIMGroup(id string) (domain.SCIMGroup, uint64, bool) {
 	return g.state, g.seq, true
 }
 
-// SCIMGroups returns a connection's live groups, by ID.
+// SCIMGroups returns a connection's live groups, by ID. It holds the lock
+// for listChunk groups at a time (walkSCIM), never across them all.
 func (m *Model) SCIMGroups(connID string) []domain.SCIMGroup {
-	m.mu.RLock()
-	set := m.scim.connGroups[connID]
-	out := make([]domain.SCIMGroup, 0, len(set))
-	for id := range set {
-		out = append(out, m.scim.groups[id].state)
-	}
-	m.mu.RUnlock()
+	var out []domain.SCIMGroup
+	m.walkSCIMGroups(connID, func(g *scimGroupEntry) bool {
+		if g.state.Exists() {
+			out = append(out, g.state)
+		}
+		return true
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
@@ -261,15 +326,16 @@ func (m *Model) SCIMLink(connID, userID string) (domain.SCIMLink, uint64, bool) 
 }
 
 // SCIMLinks returns the users a connection provisions (its live links), by
-// user ID.
+// user ID. It holds the lock for listChunk links at a time (walkSCIM),
+// never across them all.
 func (m *Model) SCIMLinks(connID string) []domain.SCIMLink {
-	m.mu.RLock()
-	users := m.scim.connUsers[connID]
-	out := make([]domain.SCIMLink, 0, len(users))
-	for _, key := range users {
-		out = append(out, m.scim.links[key].state)
-	}
-	m.mu.RUnlock()
+	var out []domain.SCIMLink
+	m.walkSCIMLinks(connID, func(l *scimLinkEntry) bool {
+		if l.state.Linked {
+			out = append(out, l.state)
+		}
+		return true
+	})
 	sort.Slice(out, func(i, j int) bool { return out[i].UserID < out[j].UserID })
 	return out
 }
@@ -289,16 +355,18 @@ func (m *Model) SCIMLinkByUserName(connID, name string) (domain.SCIMLink, bool) 
 }
 
 // scimLinkWhere scans the users connection connID provisions for the first
-// whose profile matches.
+// whose profile matches, listChunk links under each hold of the lock
+// (walkSCIM).
 func (m *Model) scimLinkWhere(connID string, match func(domain.SCIMProfile) bool) (domain.SCIMLink, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	for _, key := range m.scim.connUsers[connID] {
-		if l := m.scim.links[key]; match(l.state.Profile) {
-			return l.state, true
+	var found domain.SCIMLink
+	var ok bool
+	m.walkSCIMLinks(connID, func(l *scimLinkEntry) bool {
+		if l.state.Linked && match(l.state.Profile) {
+			found, ok = l.state, true
 		}
-	}
-	return domain.SCIMLink{}, false
+		return !ok
+	})
+	return found, ok
 }
 
 // SCIMLinkByExternalID finds the user connection connID provisions with the
@@ -380,7 +448,9 @@ func restoreSCIM(conns []snapSCIMConn, groups []snapSCIMGroup, links []snapSCIML
 		s.connGroups = make(map[string]map[string]struct{})
 		for _, g := range groups {
 			g.Empty.restore(&g.State)
-			s.groups[g.State.ID] = &scimGroupEntry{state: g.State, seq: g.Seq}
+			e := &scimGroupEntry{state: g.State, seq: g.Seq}
+			s.groups[g.State.ID] = e
+			s.orderGroup(g.State.ConnectionID, e)
 			if !g.State.Exists() {
 				continue
 			}
@@ -397,7 +467,9 @@ func restoreSCIM(conns []snapSCIMConn, groups []snapSCIMGroup, links []snapSCIML
 		s.connUsers = make(map[string]map[string]string)
 		s.connFormers = make(map[string]map[string]string)
 		for _, l := range links {
-			s.links[l.Key] = &scimLinkEntry{state: l.State, seq: l.Seq}
+			e := &scimLinkEntry{state: l.State, seq: l.Seq}
+			s.links[l.Key] = e
+			s.orderLink(l.State.ConnectionID, e)
 			s.indexLink(l.Key, l.State)
 		}
 	}

@@ -237,7 +237,7 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[slotPool]():       {"size", "slabs", "n", "free", "held"},
 		reflect.TypeFor[spentNode]():      {"hash", "prev", "sess"},
 		reflect.TypeFor[ssoModel]():       {"providers", "identities", "linkSeq"},
-		reflect.TypeFor[scimModel]():      {"conns", "byHash", "groups", "links", "connGroups", "connUsers", "connFormers"},
+		reflect.TypeFor[scimModel]():      {"conns", "byHash", "groups", "links", "connGroups", "connUsers", "connFormers", "groupOrder", "linkOrder"},
 		reflect.TypeFor[scimConnEntry]():  {"state", "seq"},
 		reflect.TypeFor[scimGroupEntry](): {"state", "seq"},
 		reflect.TypeFor[scimLinkEntry]():  {"state", "seq"},

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -244,4 +245,95 @@ func TestListAPIKeysPagesAChunkAtATime(t *testing.T) {
 		}
 	}
 	m.listHeld = nil
+}
+
+// TestSCIMListsHoldTheLockAChunkAtATime: a connection's users and groups
+// (SCIM GET /Users and /Groups, with or without a filter on userName) are
+// walked listChunk at a time — a connection provisioning a million users
+// held the lock across them all — and answer what they did: the live
+// links by user ID, the live groups by ID, of that connection only; and so
+// after a snapshot is restored (the walk's lists rebuilt).
+func TestSCIMListsHoldTheLockAChunkAtATime(t *testing.T) {
+	const n = 9_000
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	m := NewModel()
+	seq := uint64(0)
+	apply := func(agg string, e domain.Event) {
+		seq++
+		m.Apply(seq, events.Envelope{AggregateID: agg, Type: e.EventType(), OccurredAt: at}, e)
+	}
+	for i := range n {
+		conn := "scim-1"
+		if i%10 == 9 {
+			conn = "scim-2"
+		}
+		user := fmt.Sprintf("user-%06d", (i*7919)%n)
+		apply(domain.SCIMLinkKey(conn, user), domain.SCIMUserLinked{ConnectionID: conn, UserID: user, Method: domain.SCIMLinkCreated,
+			Profile: domain.SCIMProfile{UserName: "u" + user}, LinkedAt: at})
+		if i%3 == 0 {
+			apply(domain.SCIMLinkKey(conn, user), domain.SCIMUserUnlinked{ConnectionID: conn, UserID: user})
+		}
+		if i%2 == 0 {
+			g := fmt.Sprintf("grp-%06d", (i*7919)%n)
+			apply(g, domain.SCIMGroupCreated{GroupID: g, ConnectionID: conn, DisplayName: g, CreatedAt: at})
+			if i%4 == 0 {
+				apply(g, domain.SCIMGroupDeleted{GroupID: g})
+			}
+		}
+	}
+	check := func(m *Model) {
+		t.Helper()
+		var holds, most int
+		m.listHeld = func(records int) { holds, most = holds+1, max(most, records) }
+		defer func() { m.listHeld = nil }()
+		links := m.SCIMLinks("scim-1")
+		groups := m.SCIMGroups("scim-1")
+		if most > listChunk || most > 5_000 || holds < 2 {
+			t.Fatalf("%d holds of the lock, the longest over %d records", holds, most)
+		}
+		var wantLinks, wantGroups int
+		for i := range n {
+			if i%10 != 9 && i%3 != 0 {
+				wantLinks++
+			}
+			if i%10 != 9 && i%2 == 0 && i%4 != 0 {
+				wantGroups++
+			}
+		}
+		if len(links) != wantLinks || !slices.IsSortedFunc(links, func(a, b domain.SCIMLink) int { return strings.Compare(a.UserID, b.UserID) }) {
+			t.Fatalf("%d links (sorted: %v), want %d", len(links), slices.IsSortedFunc(links, func(a, b domain.SCIMLink) int { return strings.Compare(a.UserID, b.UserID) }), wantLinks)
+		}
+		for _, l := range links {
+			if !l.Linked || l.ConnectionID != "scim-1" {
+				t.Fatalf("listed: %+v", l)
+			}
+		}
+		if len(groups) != wantGroups || !slices.IsSortedFunc(groups, func(a, b domain.SCIMGroup) int { return strings.Compare(a.ID, b.ID) }) {
+			t.Fatalf("%d groups, want %d", len(groups), wantGroups)
+		}
+		for _, g := range groups {
+			if !g.Exists() || g.ConnectionID != "scim-1" {
+				t.Fatalf("listed: %+v", g)
+			}
+		}
+		last := links[len(links)-1]
+		if l, ok := m.SCIMLinkByUserName("scim-1", strings.ToUpper(last.Profile.UserName)); !ok || l.UserID != last.UserID {
+			t.Fatalf("by userName: %+v %v", l, ok)
+		}
+		if _, ok := m.SCIMLinkByUserName("scim-2", last.Profile.UserName); ok {
+			t.Fatal("by userName: found through another connection")
+		}
+	}
+	check(m)
+	var buf bytes.Buffer
+	f := m.Freeze()
+	if _, err := f.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f.Release()
+	restored := NewModel()
+	if _, err := restored.RestoreFrom(&buf); err != nil {
+		t.Fatal(err)
+	}
+	check(restored)
 }
