@@ -244,7 +244,7 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[signingModel]():   {"keys", "version"},
 		reflect.TypeFor[loginEntry]():     {"seq", "state"},
 		reflect.TypeFor[addrFailures]():   {"count", "last"},
-		reflect.TypeFor[keyModel]():       {"byID", "byHash", "odd", "tenantLists", "byOwner", "revoked", "order"},
+		reflect.TypeFor[keyModel]():       {"byID", "byHash", "odd", "tenantLists", "byOwner", "revoked"},
 		reflect.TypeFor[keyEntry](): {"id", "name", "owner", "tenants", "allowed", "secs", "nanos", "hash",
 			"version", "ownerRec", "hist", "seq", "next", "perms", "flags",
 			"slot"}, // derived: its place in byOwner, rebuilt on restore

@@ -16,8 +16,19 @@ import (
 // each with a role in tenant t<i%3>, and user i%7==0 also in "ops".
 func listModel(t testing.TB, n int) (*Model, func(agg, id string, e domain.Event)) {
 	t.Helper()
+	return listModelWith(t, n, false)
+}
+
+// listModelWith is listModel with the audit journal and the access history
+// kept when history is set: the keys' lists walk the history's keys
+// (walkKeys), as the service's model does.
+func listModelWith(t testing.TB, n int, history bool) (*Model, func(agg, id string, e domain.Event)) {
+	t.Helper()
 	m := NewModel()
-	m.NoHistory = true
+	m.NoHistory = !history
+	if history {
+		m.JournalDir = t.TempDir()
+	}
 	var seq uint64
 	apply := func(agg, id string, e domain.Event) {
 		seq++
@@ -192,7 +203,7 @@ func TestListUsersPagesAsTheWholeSortedList(t *testing.T) {
 // at a time too.
 func TestListAPIKeysPagesAChunkAtATime(t *testing.T) {
 	const n = 10_000
-	m, apply := listModel(t, 10)
+	m, apply := listModelWith(t, 10, true)
 	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	for i := range n {
 		id := fmt.Sprintf("key-%08d", (i*7919)%n) // created out of order
@@ -385,5 +396,27 @@ func TestListUsersWhileEventsApply(t *testing.T) {
 				t.Fatalf("%s, which existed throughout, not listed", id)
 			}
 		}
+	}
+}
+
+// Without the access history (NoHistory) the keys' lists have no order to
+// walk in parts: walkKeys walks every key in one hold of the lock, and
+// misses none.
+func TestListAPIKeysWithoutHistory(t *testing.T) {
+	m, apply := listModel(t, 1)
+	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	for i := range 100 {
+		id := fmt.Sprintf("key-%08d", i)
+		apply(domain.AggregateAPIKey, id, domain.APIKeyCreated{KeyID: id, Name: "k", OwnerID: "user-00000000", Tenants: []string{"t0"},
+			Permissions: []domain.Permission{domain.FindingsRead}, SecretHash: fmt.Sprintf("%064x", i+1), CreatedAt: now})
+	}
+	var holds int
+	m.listHeld = func(int) { holds++ }
+	if all := m.APIKeys(); len(all) != 100 || holds != 1 {
+		t.Fatalf("APIKeys without the history: %d keys in %d holds, want 100 in 1", len(all), holds)
+	}
+	page, _ := m.ListAPIKeys(KeyListQuery{Limit: 10})
+	if len(page) != 10 || page[0].ID != "key-00000000" {
+		t.Fatalf("a page without the history: %d keys, first %v", len(page), page)
 	}
 }
