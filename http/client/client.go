@@ -157,14 +157,16 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 // that is not this machine (localhost, 127.0.0.0/8, ::1): the password,
 // refresh and access tokens it sends cross the network unencrypted. The
 // package prints nothing (a library's output is its caller's): a program
-// warns, as the CLI does.
+// warns, as the CLI does. Only "localhost" itself is this machine by name:
+// Go looks a name below it (api.localhost) up as any other, in the
+// network's DNS too, which may answer with another machine (re-check 20r2).
 func (c *Client) SendsInTheClear() bool {
 	u, err := url.Parse(c.base)
 	if err != nil || u.Scheme != "http" {
 		return false
 	}
 	h := u.Hostname()
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+	if strings.EqualFold(h, "localhost") {
 		return false
 	}
 	ip := net.ParseIP(h)
