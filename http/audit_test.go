@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
+	"github.com/infracast/auth/http/invisible"
 	"github.com/infracast/auth/projections"
 )
 
@@ -471,6 +473,43 @@ func TestCSVHidesBidiAndC1(t *testing.T) {
 		}
 	}
 	doc := []byte("{\"user_agent\":\"x\u202ey;\u0085\",\"name\":\"\u2067=1\"}")
+	out := csvSafeJSON(doc)
+	if strings.ContainsFunc(out, csvHidden) {
+		t.Fatalf("csvSafeJSON kept a hidden character: %q", out)
+	}
+	var want, got any
+	if err := json.Unmarshal(doc, &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("csvSafeJSON = %s: decodes to %v (%v), want %v", out, got, err, want)
+	}
+}
+
+// TestCSVHidesWhatTheCLIHides: the CSV cells escape every character the
+// CLI shows as an escape (invisible.Rune) — the direction marks U+200F and
+// U+061C and the zero-width space came out raw while the CLI escaped them
+// (re-check 20r2) — a character above U+FFFF as a UTF-16 surrogate pair,
+// so that a JSON cell still decodes to the same value.
+func TestCSVHidesWhatTheCLIHides(t *testing.T) {
+	for in, want := range map[string]string{
+		"a\u200fb\u061cc\u200bd":  `a\u200fb\u061cc\u200bd`,
+		"x\u2028y\u2060z\u206f":   `x\u2028y\u2060z\u206f`,
+		"\u00ad\ufeff\u007f":      `\u00ad\ufeff\u007f`,
+		"tag\U000E0041":           `tag\udb40\udc41`,
+		"Zoë \u200c\u200d 日本":     "Zoë \u200c\u200d 日本",
+		"Mozilla/5.0\t=SUM(A1)\n": "Mozilla/5.0\t'=SUM(A1)\n",
+	} {
+		if got := csvSafe(in); got != want {
+			t.Errorf("csvSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for r := rune(0); r <= unicode.MaxRune; r++ {
+		if csvHidden(r) != (r >= 0x20 && invisible.Rune(r)) {
+			t.Fatalf("U+%04X: csvHidden %v, the CLI's set (less the C0 controls) %v", r, csvHidden(r), invisible.Rune(r))
+		}
+	}
+	doc := []byte("{\"name\":\"\u200f=1\U000E0041\",\"ua\":\"\u061c\u200b\"}")
 	out := csvSafeJSON(doc)
 	if strings.ContainsFunc(out, csvHidden) {
 		t.Fatalf("csvSafeJSON kept a hidden character: %q", out)

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/infracast/auth/http/invisible"
 )
 
 // The CSV exports (the audit log's pages, the access review) are read by
@@ -21,20 +24,22 @@ import (
 // of a formula.
 const csvFormulaStart = "=+-@\t\r"
 
-// csvHidden reports whether r is neutralised in a CSV cell: a C1 control
-// (U+0080–U+009F: CSI and OSC act on a terminal that reads UTF-8 controls)
-// or a bidirectional override or isolate (U+202A–U+202E, U+2066–U+2069:
-// they reorder what follows, in a spreadsheet or a terminal). Anyone may
-// write them — a User-Agent, a SCIM display name — and the console and the
-// CLI show them as escapes (cmd/infracast/output.go); the CSV export gave
-// them raw (an outside check, 20a). The JSON answers keep them exact.
-func csvHidden(r rune) bool {
-	return r >= 0x80 && r <= 0x9f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069
-}
+// csvHidden reports whether r is neutralised in a CSV cell: the characters
+// the console and the CLI show as escapes (invisible.Rune: C1 controls —
+// CSI and OSC act on a terminal that reads UTF-8 controls —, direction
+// marks, overrides and isolates — they reorder what follows, in a
+// spreadsheet or a terminal —, zero-width and other format characters).
+// Anyone may write them — a User-Agent, a SCIM display name — and the CSV
+// export gave them raw (an outside check, 20a), then only some of them
+// (re-check 20r2: U+200F, U+061C, U+200B). The C0 controls are the CSV's
+// own (a tab or a line break in a quoted cell is data). The JSON answers
+// keep them exact.
+func csvHidden(r rune) bool { return invisible.Rune(r) }
 
 // csvShown writes each csvHidden character of s as its \u escape (six
-// characters, "\u202e"), as the CLI shows it: in a text cell, visible text;
-// inside a JSON string, the same character once decoded.
+// characters, "\u202e"; above U+FFFF a UTF-16 surrogate pair, as JSON
+// escapes it), as the CLI shows it: in a text cell, visible text; inside a
+// JSON string, the same character once decoded.
 func csvShown(s string) string {
 	if !strings.ContainsFunc(s, csvHidden) {
 		return s
@@ -43,6 +48,11 @@ func csvShown(s string) string {
 	b.Grow(len(s) + 8)
 	for i, r := range s {
 		if csvHidden(r) {
+			if r > 0xffff {
+				r1, r2 := utf16.EncodeRune(r)
+				fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
+				continue
+			}
 			fmt.Fprintf(&b, `\u%04x`, r)
 			continue
 		}

@@ -9,11 +9,11 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/infracast/auth/http/client"
+	"github.com/infracast/auth/http/invisible"
 )
 
 // print writes v as JSON with -o json; else calls table.
@@ -40,23 +40,9 @@ func (a *app) print(v any, table func()) error {
 // that read UTF-8 controls — a tab forges a table's column, a direction
 // override (U+202E) reorders what follows (an outside check, 18v). Such
 // characters, and the others that show nothing of themselves, are printed as
-// escapes: the console's HIDDEN set (http/console/src/ui.tsx).
-func hidden(r rune) bool {
-	switch {
-	case r < 0x20, r >= 0x7f && r <= 0x9f:
-		return true
-	case r == 0xad, r == 0x34f, r == 0x61c, r == 0x115f, r == 0x1160, r == 0x180e, r == 0x200b, r == 0x200e, r == 0x200f,
-		r == 0x2800, r == 0x3164, r == 0xfeff, r == 0xffa0:
-		return true
-	case r >= 0x2028 && r <= 0x202e, r >= 0x2060 && r <= 0x2064, r >= 0x2066 && r <= 0x206f, r >= 0xfff9 && r <= 0xfffb:
-		return true
-	}
-	// Every other format character but the zero width (non-)joiners, which
-	// join emoji and words — tags (U+E0041), for one: the service refuses
-	// them all in names (domain/names.go), so they show nothing here
-	// either (re-check 18r2).
-	return r != 0x200c && r != 0x200d && unicode.Is(unicode.Cf, r)
-}
+// escapes: the console's HIDDEN set (http/console/src/ui.tsx), the C0
+// controls and invisible.Rune's, which the CSV exports escape too.
+func hidden(r rune) bool { return r < 0x20 || invisible.Rune(r) }
 
 // shown is s for a table or a field: hidden characters as Go escapes
 // (\t, \x1b, \u202e), as are bytes that are not UTF-8 (\xff).
