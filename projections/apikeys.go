@@ -33,45 +33,63 @@ type keyModel struct {
 	// their deactivation read, none of them by a scan of every key or of
 	// the keys they revoked. Derived, rebuilt on restore.
 	byOwner map[string][]*keyEntry
-	// revoked holds the secret hashes of revoked keys (their current ones;
-	// a model that applied a revoked key's rotation also the one before):
-	// a request with one is refused as
-	// key_revoked, not as an unknown key — what an alert on a leaked key
-	// still in use counts (outside check 16o: key_revoked never appeared,
-	// a revoked key being out of byHash). Derived, rebuilt on restore; only
-	// a refusal's reason reads it, after byHash found no live key.
-	revoked map[[32]byte]struct{}
+	// revoked finds a revoked key by its secret's SHA-256 (its current
+	// one), as byHash finds a live one — by the hash's first 8 bytes, then
+	// along next, which a revoked key, out of byHash, is free to use: a
+	// request with it is refused as key_revoked, not as an unknown key —
+	// what an alert on a leaked key still in use counts (outside check 16o:
+	// key_revoked never appeared, a revoked key being out of byHash) — and
+	// logged by the key's ID (re-check 20r2: a set of hashes named no key,
+	// so the refusal left no line). Derived, rebuilt on restore; only a
+	// refusal reads it, after byHash found no live key. A rotated-out
+	// secret is in neither: it is an unknown key (docs/audit.md).
+	revoked map[uint64]*keyEntry
 }
 
-// noteRevoked records k's secret among the revoked ones when k is revoked.
+// noteRevoked lists k among the revoked keys when k is revoked.
 func (km *keyModel) noteRevoked(k *keyEntry) {
-	if k.flags&kRevoked == 0 || k.flags&kHashed == 0 {
+	if k.flags&(kRevoked|kHashed|kRevokedListed) != kRevoked|kHashed {
 		return
 	}
 	if km.revoked == nil {
-		km.revoked = make(map[[32]byte]struct{})
+		km.revoked = make(map[uint64]*keyEntry)
 	}
-	km.revoked[k.hash] = struct{}{}
+	p := hashPrefix(&k.hash)
+	k.next, k.flags = km.revoked[p], k.flags|kRevokedListed
+	km.revoked[p] = k
 }
 
-// wasRevoked reports whether sum is the secret of a revoked key.
-func (km *keyModel) wasRevoked(sum *[32]byte) bool {
-	_, ok := km.revoked[*sum]
-	return ok
+// unlistRevoked takes k off the revoked keys' list (its secret changes).
+func (km *keyModel) unlistRevoked(k *keyEntry) {
+	if k.flags&kRevokedListed == 0 {
+		return
+	}
+	unchain(km.revoked, k)
+	k.flags &^= kRevokedListed
 }
 
-// revokedSecret reports whether secretHash is the secret of a revoked key
+// wasRevoked returns the revoked key whose secret hashes to sum (nil: none).
+func (km *keyModel) wasRevoked(sum *[32]byte) *keyEntry {
+	for k := km.revoked[hashPrefix(sum)]; k != nil; k = k.next {
+		if k.hash == *sum {
+			return k
+		}
+	}
+	return nil
+}
+
+// revokedSecret returns the revoked key whose secret hash is secretHash
 // (a non-canonical one by a scan of odd, as findOdd finds a live one).
-func (km *keyModel) revokedSecret(secretHash string) bool {
+func (km *keyModel) revokedSecret(secretHash string) *keyEntry {
 	if sum, ok := parseHash(secretHash); ok {
 		return km.wasRevoked(&sum)
 	}
 	for k, h := range km.odd {
 		if h == secretHash && k.flags&kRevoked != 0 {
-			return true
+			return k
 		}
 	}
-	return false
+	return nil
 }
 
 // keyEntry is a domain.APIKey packed: times as Unix seconds and nanoseconds
@@ -89,15 +107,16 @@ type keyEntry struct {
 	ownerRec        uint32    // the owner's user record + 1 (0: no such user when packed)
 	hist            uint32    // its access history: accessModel.keys record + 1 (access.go)
 	slot            uint32    // its place in keyModel.byOwner[owner] while listed (in padding: no byte more)
-	next            *keyEntry // next live key whose hash starts with the same 8 bytes
+	next            *keyEntry // next key of its chain whose hash starts with the same 8 bytes: byHash (live) or revoked
 	perms           domain.PermissionSet
-	flags           uint8 // kHashed, kIndexed, kRevoked (one byte: the entry stays 208 bytes)
+	flags           uint8 // kHashed, kIndexed, kRevoked, kRevokedListed (one byte: the entry stays 208 bytes)
 }
 
 const (
 	kHashed  = 1 << iota // hash is the secret's SHA-256 (else see keyModel.odd)
 	kIndexed             // live: in byHash (or, odd, found in odd)
 	kRevoked
+	kRevokedListed // in keyModel.revoked
 )
 
 // setFlag sets or clears flag f.
@@ -183,6 +202,7 @@ func (km *keyModel) tenantList(list []string) []string {
 // setHash makes secretHash the key's secret hash, indexed while the key lives.
 func (km *keyModel) setHash(k *keyEntry, secretHash string) {
 	km.unindex(k)
+	km.unlistRevoked(k)
 	delete(km.odd, k)
 	k.hash, k.flags = [32]byte{}, k.flags&^kHashed
 	if sum, ok := parseHash(secretHash); ok {
@@ -221,12 +241,19 @@ func (km *keyModel) unindex(k *keyEntry) {
 		k.flags &^= kIndexed
 		return
 	}
+	unchain(km.byHash, k)
+	k.next, k.flags = nil, k.flags&^kIndexed
+}
+
+// unchain takes k, found by its hash's prefix, off chains (byHash or
+// revoked).
+func unchain(chains map[uint64]*keyEntry, k *keyEntry) {
 	p := hashPrefix(&k.hash)
-	if head := km.byHash[p]; head == k {
+	if head := chains[p]; head == k {
 		if k.next == nil {
-			delete(km.byHash, p)
+			delete(chains, p)
 		} else {
-			km.byHash[p] = k.next
+			chains[p] = k.next
 		}
 	} else {
 		for e := head; e != nil; e = e.next {
@@ -236,7 +263,7 @@ func (km *keyModel) unindex(k *keyEntry) {
 			}
 		}
 	}
-	k.next, k.flags = nil, k.flags&^kIndexed
+	k.next = nil
 }
 
 // find returns the live key whose secret hashes to sum.
@@ -328,6 +355,7 @@ func (m *Model) applyKey(id string, seq uint64, e domain.Event) *keyEntry {
 		km.unindex(k)
 		km.noteRevoked(k)
 	} else {
+		km.unlistRevoked(k) // never revoked again, as the domain has it; its next is byHash's
 		km.index(k)
 	}
 	return k
@@ -523,8 +551,8 @@ func (m *Model) AuthorizeKey(secretHash string, addr netip.Addr, now time.Time) 
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	k := m.keys.lookup(secretHash)
-	if k == nil && m.keys.revokedSecret(secretHash) {
-		return KeyPrincipal{}, KeyRevoked
+	if k == nil {
+		k = m.keys.revokedSecret(secretHash) // refused below as revoked, by its ID
 	}
 	return m.authorizeKey(k, secretHash, addr, now)
 }
@@ -536,8 +564,8 @@ func (m *Model) AuthorizeKeySum(sum [32]byte, addr netip.Addr, now time.Time) (K
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	k := m.keys.find(&sum)
-	if k == nil && m.keys.wasRevoked(&sum) {
-		return KeyPrincipal{}, KeyRevoked
+	if k == nil {
+		k = m.keys.wasRevoked(&sum) // refused below as revoked, by its ID
 	}
 	return m.authorizeKey(k, "", addr, now)
 }

@@ -60,14 +60,15 @@ func (r *keyRig) check() {
 		p, v := r.m.AuthorizeKey(want.SecretHash, addr, now)
 		found, live := r.m.KeyBySecretHash(want.SecretHash)
 		if want.Revoked {
-			// Refused as revoked (a leaked key still in use), not unknown;
-			// and not a live key.
-			if v != KeyRevoked || live {
-				r.t.Fatalf("revoked key %s: %s, found %v", id, v, live)
+			// Refused as revoked (a leaked key still in use), not unknown,
+			// and named, so that the refusal is logged by its ID; not a
+			// live key.
+			if v != KeyRevoked || p.Key.ID != id || live {
+				r.t.Fatalf("revoked key %s: %s, named %q, found %v", id, v, p.Key.ID, live)
 			}
 			if sum, ok := parseHash(want.SecretHash); ok {
-				if _, v := r.m.AuthorizeKeySum(sum, addr, now); v != KeyRevoked {
-					r.t.Fatalf("revoked key %s by its sum: %s", id, v)
+				if p, v := r.m.AuthorizeKeySum(sum, addr, now); v != KeyRevoked || p.Key.ID != id || p.Owner.ID != "" {
+					r.t.Fatalf("revoked key %s by its sum: %s, named %q", id, v, p.Key.ID)
 				}
 			}
 			continue
@@ -128,6 +129,14 @@ func TestPackedKeysMatchTheDomain(t *testing.T) {
 	r.apply("key-d", domain.APIKeyRotated{KeyID: "key-d", SecretHash: hashOf(same, "c1"), RotatedAt: created.Add(3 * time.Hour)})
 	r.apply("key-c", domain.APIKeyRotated{KeyID: "key-c", SecretHash: hashOf(same, "c2"), RotatedAt: created.Add(3 * time.Hour)})
 	r.check()
+	// Two revoked keys on one prefix, the one listed first rotated again:
+	// each found by its current secret, the one before unknown.
+	r.apply("key-a", domain.APIKeyRevoked{KeyID: "key-a"})
+	r.apply("key-c", domain.APIKeyRotated{KeyID: "key-c", SecretHash: hashOf(same, "c3"), RotatedAt: created.Add(4 * time.Hour)})
+	r.check()
+	if _, v := r.m.AuthorizeKey(hashOf(same, "c2"), netip.MustParseAddr("10.1.2.3"), created); v != UnknownKey {
+		t.Fatalf("a revoked key's rotated-out secret: %s", v)
+	}
 	// Keys share one copy of their tenant lists and their owner's ID.
 	a, _, _ := r.m.APIKey("key-a")
 	b, _, _ := r.m.APIKey("key-b")
