@@ -119,9 +119,17 @@ func (s *Server) refresh(c *fiber.Ctx) error {
 	defer cancel()
 	res, err := s.deps.Auth.Refresh(ctx, s.meta(c), req.RefreshToken)
 	var refused *commands.RefusedSessionError
-	if errors.As(err, &refused) {
+	switch {
+	case errors.As(err, &refused):
 		apiErr, _ := toAPIError(err)
 		s.refused(c, apiErr.Status, refusedReason(refused.Err), refused.SessionID, "session_id", refused.SessionID, "user_id", refused.UserID)
+	case errors.Is(err, domain.ErrInvalidCredentials) && commands.LooksLikeRefreshToken(req.RefreshToken):
+		// A token of the form this service issues that no session has: one
+		// made up, or a revoked session's once the replica has forgotten
+		// the session (projections.Model.Prune) — nobody to name in a log
+		// line, but a count an alert on replayed tokens can watch
+		// (re-check 20r2).
+		s.deps.Metrics.authFailure("refresh_unknown")
 	}
 	if err != nil {
 		return err
@@ -400,6 +408,10 @@ func setIdentityHeaders(c *fiber.Ctx, tenant string, perms domain.PermissionSet)
 	c.Set(HeaderPermissions, permString(perms))
 }
 
+// errNoUpstream answers a tenant route when no upstream is set: nothing is
+// there, for any caller (not a refusal: callerRefused logs none).
+var errNoUpstream = &Error{fiber.StatusNotFound, "NOT_FOUND", "No upstream is configured for tenant resources"}
+
 // tenantResource: /api/v1/tenants/{tenant} and /api/v1/tenants/{tenant}/**. The request is authorized by the
 // route policy on its decoded, cleaned path (the route matched the raw one),
 // then proxied to the upstream - exactly that path - when one is configured.
@@ -416,7 +428,7 @@ func (s *Server) tenantResource(c *fiber.Ctx) error {
 		// The identity the gateway would have sent, on the answer (the
 		// README's walkthrough shows it): what an upstream would be told.
 		setIdentityHeaders(c, t.Tenant, perms)
-		return &Error{fiber.StatusNotFound, "NOT_FOUND", "No upstream is configured for tenant resources"}
+		return errNoUpstream
 	}
 	return s.gw.forward(s, c, t, perms)
 }

@@ -2,10 +2,14 @@ package http
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"golang.org/x/time/rate"
@@ -119,26 +123,83 @@ func (s *Server) refused(c *fiber.Ctx, status int, reason, caller string, attrs 
 	rid, _ := c.Locals(localRequestID).(string)
 	args := append([]any{"status", status, "reason", reason}, attrs...)
 	args = append(args, "client_ip", s.clientAddr(c).String(), "method", c.Method(), "route", route, "request_id", rid)
+	args = s.forwardedRequest(c, route, args)
 	if suppressed > 0 {
 		args = append(args, "suppressed", suppressed)
 	}
 	l.log.Warn("request refused", args...)
 }
 
+// refusalURIMax bounds a forwarded URI in a refusal line (bytes, before
+// escaping): the client chose it, up to the header's limit.
+const refusalURIMax = 512
+
+// forwardedRequest appends to args, for forward auth asked by a trusted
+// proxy, the request the proxy asks about: "forwarded_method" and
+// "forwarded_uri", as the verify handlers read them (forward_auth.go). A
+// refusal line of GET /api/v1/auth/verify alone named nginx's request, not
+// the client's (re-check 20r2); client_ip is already the client's, by the
+// proxy's X-Forwarded-For (clientAddr). From a peer that is no trusted
+// proxy nothing is added: its headers are its own to make up.
+func (s *Server) forwardedRequest(c *fiber.Ctx, route string, args []any) []any {
+	const verify = "/api/v1/auth/verify"
+	if route != verify && route != verify+"/*" {
+		return args
+	}
+	peer, _ := netip.AddrFromSlice(c.Context().RemoteIP())
+	if !s.cfg.TrustedProxies.contains(peer.Unmap()) {
+		return args
+	}
+	if route == verify+"/*" { // Envoy's form: the method is the request's own
+		if raw := requestTarget(c); len(raw) >= len(verify) {
+			args = append(args, "forwarded_uri", logShown(raw[len(verify):], refusalURIMax))
+		}
+		return args
+	}
+	if method, ok := forwardedHeader(c, "X-Forwarded-Method", "X-Original-Method"); ok {
+		args = append(args, "forwarded_method", logShown(method, 32))
+	}
+	if uri, ok := forwardedHeader(c, "X-Forwarded-Uri", "X-Original-URI"); ok {
+		args = append(args, "forwarded_uri", logShown(uri, refusalURIMax))
+	}
+	return args
+}
+
+// logShown is a string a client chose, for a log line: at most max bytes
+// of it (cut at a character, "…" and the length it had after it), every
+// character that is not printable — controls, format characters such as
+// the bidirectional overrides, line separators — and any byte that is not
+// UTF-8 as a Go escape (strconv.Quote's, which writes a '"' as \").
+func logShown(s string, max int) string {
+	cut := ""
+	if len(s) > max {
+		n := max
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s, cut = s[:n], fmt.Sprintf("…(%d bytes)", len(s))
+	}
+	q := strconv.Quote(s)
+	return q[1:len(q)-1] + cut
+}
+
 // callerRefused logs a refusal (401, 403, 404) of an authenticated
 // caller's request, once its handlers are done: err, the error they
-// returned (the error handler answers it), or the status they wrote.
+// returned (the error handler answers it with a code of the contract).
+// Only the service's own refusals are: a status a handler wrote itself is
+// none — behind the gateway, it is the upstream's answer, which the
+// upstream logs if it wants to — and neither is the gateway's 404 with no
+// upstream set (errNoUpstream), which refuses nobody. Both were logged as
+// the service's refusals, with the status text for a reason, and filled
+// the lines' budget a second (re-check 20r2).
 func (s *Server) callerRefused(c *fiber.Ctx, cl *Caller, err error) {
-	status, reason := c.Response().StatusCode(), ""
-	if err != nil {
-		apiErr, _ := toAPIError(err)
-		status, reason = apiErr.Status, apiErr.Code
-	}
-	if status != http.StatusUnauthorized && status != http.StatusForbidden && status != http.StatusNotFound {
+	if err == nil || errors.Is(err, errNoUpstream) {
 		return
 	}
-	if reason == "" {
-		reason = http.StatusText(status)
+	apiErr, _ := toAPIError(err)
+	status, reason := apiErr.Status, apiErr.Code
+	if status != http.StatusUnauthorized && status != http.StatusForbidden && status != http.StatusNotFound {
+		return
 	}
 	if cl.Key != nil {
 		s.refused(c, status, reason, cl.Key.ID, "key_id", cl.Key.ID, "user_id", cl.User.ID)

@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/infracast/auth/http/service"
 )
 
 // refusalLines returns the "request refused" lines logs holds, decoded.
@@ -122,5 +127,133 @@ func TestRefusalsAreLogged(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), secret) {
 		t.Fatal("the key's secret is in the log")
+	}
+}
+
+// TestRefusalLogRevokedKey: a revoked API key used again is logged by its
+// ID, as docs/operations.md says. The read model found a revoked key by its
+// secret's hash only to name the reason, not the key, so the refusal left
+// no line but the metric (re-check 20r2).
+func TestRefusalLogRevokedKey(t *testing.T) {
+	logs := &LogBuffer{}
+	in := StartLogged(t, logs)
+	admin := in.AdminToken()
+	res := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "leaked"})
+	if res.Status != 201 {
+		t.Fatalf("create key: %d %s", res.Status, res.Raw)
+	}
+	keyID, secret := res.String("id"), res.String("key")
+	expectStatus(t, "revoke", in.Do("DELETE", "/api/v1/api-keys/"+keyID, admin, nil), 204)
+	r := in.Do("GET", "/api/v1/auth/me", secret, nil)
+	expectStatus(t, "the revoked key", r, 401)
+	findRefusal(t, logs, "the revoked key", map[string]any{
+		"key_id": keyID, "reason": "key_revoked", "status": 401, "route": "/api/v1/auth/me", "request_id": r.Header.Get("X-Request-ID"),
+	})
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("the key's secret is in the log")
+	}
+}
+
+// TestRefusalLogNotUpstreamAnswers: behind the gateway, the upstream's own
+// 401, 403 and 404 to an authorized request are its answers, not the
+// service's refusals — they were logged as such, with the status text for
+// a reason, and filled the lines' budget (re-check 20r2) — and neither is
+// the 404 of a tenant route with no upstream set. The service's own
+// refusal on the same route still is.
+func TestRefusalLogNotUpstreamAnswers(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/401"):
+			w.WriteHeader(401)
+		case strings.HasSuffix(r.URL.Path, "/403"):
+			w.WriteHeader(403)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer up.Close()
+	for _, gateway := range []bool{true, false} {
+		logs := &LogBuffer{}
+		var opts []Option
+		if gateway {
+			opts = append(opts, withUpstream(up.URL))
+		}
+		in := StartLogged(t, logs, opts...)
+		admin := in.AdminToken()
+		for _, status := range []int{404, 401, 403} {
+			want := status
+			if !gateway {
+				want = 404 // no upstream set
+			}
+			expectStatus(t, fmt.Sprintf("an authorized request answered %d", status), in.Do("GET", fmt.Sprintf("/api/v1/tenants/prod/nodes/%d", status), admin, nil), want)
+		}
+		// The service's own refusal after them: once it is logged, the
+		// others would have been (each is logged before its answer).
+		viewer := in.CreateUser(admin, "vic", "vic-passphrase-12", map[string]string{"prod": "viewer"})
+		tok := in.Login("vic", "vic-passphrase-12").String("token")
+		expectStatus(t, "a viewer's write", in.Do("DELETE", "/api/v1/tenants/prod/nodes/1", tok, nil), 403)
+		findRefusal(t, logs, "a viewer's write", map[string]any{"user_id": viewer, "reason": "FORBIDDEN", "status": 403})
+		if lines := refusalLines(logs); len(lines) != 1 {
+			t.Fatalf("gateway %v: %d refusal lines, want only the viewer's: %v", gateway, len(lines), lines)
+		}
+	}
+}
+
+// TestRefusalLogForwardAuth: a forward-auth refusal asked by a trusted
+// proxy names the request the proxy asks about — its method and URI,
+// escaped and cut to a bound (the client chose it) — and the client's
+// address from the proxy's X-Forwarded-For; the line named only nginx's
+// GET /api/v1/auth/verify (re-check 20r2).
+func TestRefusalLogForwardAuth(t *testing.T) {
+	logs := &LogBuffer{}
+	in := StartLogged(t, logs, func(c *service.Config) {
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}
+	})
+	admin := in.AdminToken()
+	viewer := in.CreateUser(admin, "vic", "vic-passphrase-12", map[string]string{"prod": "viewer"})
+	tok := in.Login("vic", "vic-passphrase-12").String("token")
+	uri := "/api/v1/tenants/prod/nodes/1?note=\u202e" + strings.Repeat("a", 2000)
+	r := doReq(t, in, request{Method: "GET", Path: "/api/v1/auth/verify", Token: tok, Header: map[string]string{
+		"X-Forwarded-Method": "DELETE", "X-Forwarded-Uri": uri, "X-Forwarded-For": "203.0.113.9",
+	}})
+	expectStatus(t, "a viewer's DELETE through nginx", r, 403)
+	line := findRefusal(t, logs, "a viewer's DELETE through nginx", map[string]any{
+		"user_id": viewer, "status": 403, "route": "/api/v1/auth/verify", "method": "GET",
+		"forwarded_method": "DELETE", "client_ip": "203.0.113.9", "request_id": r.Header.Get("X-Request-ID"),
+	})
+	got, _ := line["forwarded_uri"].(string)
+	if !strings.HasPrefix(got, "/api/v1/tenants/prod/nodes/1?note=\\u202eaaa") || strings.ContainsRune(got, 0x202e) ||
+		len(got) > 600 || !strings.HasSuffix(got, fmt.Sprintf("…(%d bytes)", len(uri))) {
+		t.Fatalf("forwarded_uri %q: want the URI escaped and cut", got)
+	}
+	// Envoy's form: the original path is the request's own. (A minute
+	// later: one line a minute per reason and caller.)
+	in.Clock.Advance(61 * time.Second)
+	r = doReq(t, in, request{Method: "DELETE", Path: "/api/v1/auth/verify/api/v1/tenants/prod/nodes/2", Token: tok,
+		Header: map[string]string{"X-Forwarded-For": "203.0.113.10"}})
+	expectStatus(t, "a viewer's DELETE through Envoy", r, 403)
+	findRefusal(t, logs, "a viewer's DELETE through Envoy", map[string]any{
+		"user_id": viewer, "method": "DELETE", "forwarded_uri": "/api/v1/tenants/prod/nodes/2", "client_ip": "203.0.113.10",
+		"request_id": r.Header.Get("X-Request-ID"),
+	})
+}
+
+// TestRefusalLogUnknownRefreshCounted: a refresh token of the service's form
+// that no session has — made up, or a revoked session's after the replica
+// forgot the session (docs/audit.md) — names nobody and is not logged, but
+// is counted as refresh_unknown, which an alert on replayed tokens can
+// watch; a token of another form is not (re-check 20r2).
+func TestRefusalLogUnknownRefreshCounted(t *testing.T) {
+	logs := &LogBuffer{}
+	in := StartLogged(t, logs)
+	unknown := strings.Repeat("Ab3_", 10) + "xyQ" // 43 characters: 32 bytes, base64url
+	expectStatus(t, "an unknown refresh token", in.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": unknown}), 401)
+	expectStatus(t, "a refresh token of another form", in.Do("POST", "/api/v1/auth/refresh", "", map[string]string{"refresh_token": "not-a-token"}), 401)
+	metrics := string(in.Do("GET", "/metrics", "", nil).Raw)
+	if !strings.Contains(metrics, `infracast_auth_failures_total{reason="refresh_unknown"} 1`+"\n") {
+		t.Fatalf("metrics: the unknown refresh token is not counted once as refresh_unknown:\n%s", metrics)
+	}
+	if lines := refusalLines(logs); len(lines) != 0 || strings.Contains(logs.String(), unknown) {
+		t.Fatalf("an unknown refresh token logged: %v", lines)
 	}
 }
