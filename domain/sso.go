@@ -379,14 +379,21 @@ type (
 		AllowedTenants     []string
 		ClientID           string
 		ClientSecretSealed string
-		EntityID           string
-		SSOURL             string
-		Certificate        string
-		GroupsClaim        string
-		RoleMappings       []RoleMapping
-		LinkByEmail        bool
-		TrustIdPMFA        bool
-		Now                time.Time
+		// KeepClientSecret: no secret was given (ClientSecretSealed is
+		// empty); the stored one is kept when the provider exists with the
+		// same type, issuer and client_id — an edit of its mappings or
+		// options, the secret being redacted everywhere it is shown. A
+		// changed client or issuer needs the secret again: the stored one
+		// would otherwise be sent to another token endpoint.
+		KeepClientSecret bool
+		EntityID         string
+		SSOURL           string
+		Certificate      string
+		GroupsClaim      string
+		RoleMappings     []RoleMapping
+		LinkByEmail      bool
+		TrustIdPMFA      bool
+		Now              time.Time
 	}
 	// DeleteSSOProvider removes a provider's configuration.
 	DeleteSSOProvider struct{}
@@ -521,7 +528,7 @@ func (DeleteSSOProvider) ssoProviderCommand()    {}
 func DecideSSOProvider(p SSOProvider, cmd SSOProviderCommand) ([]Event, error) {
 	switch c := cmd.(type) {
 	case ConfigureSSOProvider:
-		ev, err := decideConfigureSSO(c)
+		ev, err := decideConfigureSSO(p, c)
 		if err != nil {
 			return nil, err
 		}
@@ -535,7 +542,7 @@ func DecideSSOProvider(p SSOProvider, cmd SSOProviderCommand) ([]Event, error) {
 	return nil, Invalid("command", "unknown SSO command %T", cmd)
 }
 
-func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
+func decideConfigureSSO(p SSOProvider, c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 	ev := SSOProviderConfigured{
 		Provider: c.Name, Type: c.Type, ClientID: strings.TrimSpace(c.ClientID),
 		ClientSecretSealed: c.ClientSecretSealed, GroupsClaim: strings.TrimSpace(c.GroupsClaim),
@@ -651,7 +658,14 @@ func decideConfigureSSO(c ConfigureSSOProvider) (SSOProviderConfigured, error) {
 		if err := checkNoHidden("client_id", ev.ClientID); err != nil {
 			return ev, err
 		}
+		if ev.ClientSecretSealed == "" && c.KeepClientSecret && p.Exists() &&
+			p.Type == c.Type && p.Issuer == ev.Issuer && p.ClientID == ev.ClientID {
+			ev.ClientSecretSealed = p.ClientSecretSealed
+		}
 		if ev.ClientSecretSealed == "" {
+			if c.KeepClientSecret && p.Exists() {
+				return ev, Invalid("client_secret", "is required when the type, issuer or client_id changes (the stored secret is kept only for the same client at the same issuer)")
+			}
 			return ev, Invalid("client_secret", "is required")
 		}
 	} else {

@@ -85,6 +85,49 @@ func TestDecideSSOProvider(t *testing.T) {
 	}
 }
 
+// TestDecideSSOProviderKeepsSecret: an edit without the secret (which every
+// answer redacts) keeps the stored one for the same client at the same
+// issuer, and only then (outside check 20t: removing a tenant's mapping
+// needed a secret no one could read back).
+func TestDecideSSOProviderKeepsSecret(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	first := ConfigureSSOProvider{Name: "corp", Type: SSOOIDC, Issuer: "https://idp.example.com", ClientID: "c", ClientSecretSealed: "aesgcm1:stored",
+		RoleMappings: []RoleMapping{{Group: "acme-admins", Tenant: "acme", Role: RoleAdmin}}, Now: now}
+	evs, err := DecideSSOProvider(SSOProvider{}, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := EvolveSSOProvider(SSOProvider{}, evs[0])
+	edit := first
+	edit.ClientSecretSealed, edit.KeepClientSecret, edit.RoleMappings = "", true, nil
+	evs, err = DecideSSOProvider(stored, edit)
+	if err != nil {
+		t.Fatalf("edit without the secret: %v", err)
+	}
+	if ev := evs[0].(SSOProviderConfigured); ev.ClientSecretSealed != "aesgcm1:stored" || len(ev.RoleMappings) != 0 {
+		t.Fatalf("edit: %+v", ev)
+	}
+	for name, c := range map[string]ConfigureSSOProvider{
+		"not configured yet": edit,
+		"another client":     func() ConfigureSSOProvider { c := edit; c.ClientID = "other"; return c }(),
+		"another issuer":     func() ConfigureSSOProvider { c := edit; c.Issuer = "https://elsewhere.example.com"; return c }(),
+		"without keeping":    func() ConfigureSSOProvider { c := edit; c.KeepClientSecret = false; return c }(),
+	} {
+		on := stored
+		if name == "not configured yet" {
+			on = SSOProvider{}
+		}
+		var ve *ValidationError
+		if _, err := DecideSSOProvider(on, c); !errors.As(err, &ve) || ve.Field != "client_secret" {
+			t.Errorf("%s: want a validation error on client_secret, got %v", name, err)
+		}
+	}
+	deleted := EvolveSSOProvider(stored, SSOProviderDeleted{Provider: "corp"})
+	if _, err := DecideSSOProvider(deleted, edit); err == nil {
+		t.Error("a deleted provider's secret was kept")
+	}
+}
+
 func TestSSOTenantRolesFor(t *testing.T) {
 	p := SSOProvider{RoleMappings: []RoleMapping{
 		{Group: "ops", Tenant: "prod", Role: RoleViewer},

@@ -30,7 +30,9 @@ import (
 // Every POST also takes groups_claim, role_mappings [{group, tenant, role,
 // directory?}] (directory: Azure AD only)
 // and link_by_email; the OpenID Connect ones trust_idp_mfa (docs/mfa.md).
-// Posting again replaces the configuration.
+// Posting again replaces the configuration; client_secret may then be left
+// out, which keeps the stored one for the same client at the same issuer
+// (the answers redact it, so an edit could not send it back).
 
 type roleMappingJSON struct {
 	Group  string `json:"group"`
@@ -66,7 +68,7 @@ func (o ssoOptions) apply(in *commands.SSOProviderInput) {
 type oktaRequest struct {
 	Domain       string `json:"domain"`
 	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
+	ClientSecret string `json:"client_secret,omitempty"`
 	Issuer       string `json:"issuer,omitempty"`
 	ssoOptions
 }
@@ -74,7 +76,7 @@ type oktaRequest struct {
 type azureRequest struct {
 	TenantID       string   `json:"tenant_id"`
 	ClientID       string   `json:"client_id"`
-	ClientSecret   string   `json:"client_secret"`
+	ClientSecret   string   `json:"client_secret,omitempty"`
 	Issuer         string   `json:"issuer,omitempty"`
 	AllowedTenants []string `json:"allowed_tenants,omitempty"`
 	ssoOptions
@@ -91,7 +93,7 @@ type oidcRequest struct {
 	Name         string `json:"name"`
 	Issuer       string `json:"issuer"`
 	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
+	ClientSecret string `json:"client_secret,omitempty"`
 	ssoOptions
 }
 
@@ -184,7 +186,7 @@ func (s *Server) configureSSO(c *fiber.Ctx) error {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		if err := required("domain", req.Domain, "client_id", req.ClientID, "client_secret", req.ClientSecret); err != nil {
+		if err := required("domain", req.Domain, "client_id", req.ClientID); err != nil {
 			return err
 		}
 		in = commands.SSOProviderInput{Name: string(kind), Type: kind, Domain: req.Domain, ClientID: req.ClientID, ClientSecret: req.ClientSecret, Issuer: req.Issuer}
@@ -194,7 +196,7 @@ func (s *Server) configureSSO(c *fiber.Ctx) error {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		if err := required("tenant_id", req.TenantID, "client_id", req.ClientID, "client_secret", req.ClientSecret); err != nil {
+		if err := required("tenant_id", req.TenantID, "client_id", req.ClientID); err != nil {
 			return err
 		}
 		in = commands.SSOProviderInput{
@@ -217,7 +219,7 @@ func (s *Server) configureSSO(c *fiber.Ctx) error {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
-		if err := required("name", req.Name, "issuer", req.Issuer, "client_id", req.ClientID, "client_secret", req.ClientSecret); err != nil {
+		if err := required("name", req.Name, "issuer", req.Issuer, "client_id", req.ClientID); err != nil {
 			return err
 		}
 		in = commands.SSOProviderInput{Name: req.Name, Type: kind, Issuer: req.Issuer, ClientID: req.ClientID, ClientSecret: req.ClientSecret}

@@ -55,10 +55,12 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 		SSOURL: in.SSOURL, Certificate: in.Certificate, GroupsClaim: in.GroupsClaim,
 		RoleMappings: in.RoleMappings, LinkByEmail: in.LinkByEmail, TrustIdPMFA: in.TrustIdPMFA, Now: s.cfg.Now(),
 	}
-	if in.Type.IsOIDC() {
-		if strings.TrimSpace(in.ClientSecret) == "" {
-			return domain.SSOProvider{}, false, domain.Invalid("client_secret", "is required")
-		}
+	if in.Type.IsOIDC() && strings.TrimSpace(in.ClientSecret) == "" {
+		// An edit without the secret (every answer redacts it) keeps the
+		// stored one, if the provider stays the same client at the same
+		// issuer: decided against the stored state (domain).
+		cmd.KeepClientSecret = true
+	} else if in.Type.IsOIDC() {
 		if len(in.ClientSecret) > 4096 {
 			return domain.SSOProvider{}, false, domain.Invalid("client_secret", "at most 4096 bytes")
 		}
@@ -69,9 +71,11 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 		cmd.ClientSecretSealed = sealed
 	}
 	if in.Check != nil {
-		// The decision does not depend on the stored state (a configuration
-		// replaces the previous one), so the one checked is the one stored.
-		evs, err := domain.DecideSSOProvider(domain.SSOProvider{}, cmd)
+		// The decision depends on the stored state only for a secret kept
+		// from it, which the check does not read; the write loop decides
+		// again against the state it appends after.
+		stored, _, _ := s.state.SSOProvider(in.Name)
+		evs, err := domain.DecideSSOProvider(stored, cmd)
 		if err != nil {
 			return domain.SSOProvider{}, false, err
 		}
