@@ -28,7 +28,7 @@ func sampleEvents() []Event {
 		SCIMGroupNameReserved{ConnectionID: "scim-1", Name: "Engineering", GroupID: "group-1"},
 		UserRoleGranted{UserID: "u-1", Tenant: "acme", Role: RoleAdmin},
 		UserRoleRevoked{UserID: "u-1", Tenant: "acme"},
-		UserDeactivated{UserID: "u-1", Reason: "left the company"},
+		UserDeactivated{UserID: "u-1", Reason: "left the company", ByTenantAdmin: true},
 		UserActivated{UserID: "u-1", Reason: "back from leave"},
 		UserPasswordChanged{UserID: "u-1", PasswordHashSealed: "sealed:v1:123", KeptSessionID: "s-1"},
 		UserProfileChanged{UserID: "u-1", Username: "alice.smith", Email: "alice.smith@example.com", Unvouched: true},

@@ -26,7 +26,16 @@ type User struct {
 	// someone's SSO identity, with the roles their groups bring from other
 	// tenants, into an account another can use. It stays once set.
 	Unvouched bool
-	CreatedAt time.Time
+	// DeactivatedByTenantAdmin: the user is inactive, deactivated by a
+	// tenant admin; a tenant admin may activate it again. A user
+	// deactivated otherwise — by a platform admin (offboarding a customer
+	// while its people keep their roles), a SCIM connection — is activated
+	// by a platform admin only: an admin of a tenant whose name was given
+	// to another customer would otherwise bring the old customer's people
+	// back, with their old passwords (outside check 20t). Cleared by an
+	// activation.
+	DeactivatedByTenantAdmin bool
+	CreatedAt                time.Time
 	// FailedLogins counts consecutive failed logins (reset by a success);
 	// LastFailedLoginAt is the time of the last one. They drive LoginThrottle.
 	FailedLogins      int
@@ -99,6 +108,11 @@ type UserRoleRevoked struct {
 type UserDeactivated struct {
 	UserID string `json:"user_id"`
 	Reason string `json:"reason,omitempty"`
+	// ByTenantAdmin: a tenant admin deactivated the user, and a tenant
+	// admin may activate it (User.DeactivatedByTenantAdmin). Absent — a
+	// platform admin, a SCIM connection, or a build from before the field
+	// — only a platform admin may.
+	ByTenantAdmin bool `json:"by_tenant_admin,omitempty"`
 }
 
 // UserActivated: a deactivated user may log in again. It brings back nothing
@@ -243,8 +257,13 @@ type (
 	// RevokeRole removes the user's role in Tenant.
 	RevokeRole struct{ Tenant string }
 	// Deactivate stops the user and everything issued to them. A user
-	// already deactivated is left as it is.
-	Deactivate struct{ Reason string }
+	// already deactivated is left as it is. ByTenantAdmin: a tenant admin
+	// (not a platform admin) deactivates, so a tenant admin may activate
+	// the user again (User.DeactivatedByTenantAdmin).
+	Deactivate struct {
+		Reason        string
+		ByTenantAdmin bool
+	}
 	// Activate lets a deactivated user log in again (nothing the
 	// deactivation stopped comes back). Refused for an active user:
 	// ErrUserActive.
@@ -410,7 +429,7 @@ func DecideUser(u User, cmd UserCommand) ([]Event, error) {
 		if !u.Active {
 			return nil, nil
 		}
-		return []Event{UserDeactivated{UserID: u.ID, Reason: c.Reason}}, nil
+		return []Event{UserDeactivated{UserID: u.ID, Reason: c.Reason, ByTenantAdmin: c.ByTenantAdmin}}, nil
 	case Activate:
 		if u.Active {
 			return nil, ErrUserActive
@@ -641,8 +660,9 @@ func EvolveUser(u User, e Event) User {
 		delete(u.Tenants, ev.Tenant)
 	case UserDeactivated:
 		u.Active = false
+		u.DeactivatedByTenantAdmin = ev.ByTenantAdmin
 	case UserActivated:
-		u.Active = true
+		u.Active, u.DeactivatedByTenantAdmin = true, false
 	case UserPasswordChanged:
 		u.PasswordHashSealed = ev.PasswordHashSealed
 		// The failures counted guesses of the password that is gone: a

@@ -298,10 +298,11 @@ func (s *Server) deactivate(c *fiber.Ctx) error {
 	if !cl.managesUser(u) {
 		return errForbidden
 	}
-	return s.executeUser(c, u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID}, cl.mayManageUser)
+	return s.executeUser(c, u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID, ByTenantAdmin: !cl.IsPlatformAdmin()}, cl.mayManageUser)
 }
 
-// activate: POST /api/v1/users/{id}/activate (who may deactivate the user).
+// activate: POST /api/v1/users/{id}/activate (who may deactivate the user;
+// a tenant admin only a user a tenant admin deactivated: activatesUser).
 // The user may sign in again; nothing the deactivation stopped comes back:
 // its sessions, access and refresh tokens stay revoked, and so do its API
 // keys. An active user: 409.
@@ -311,10 +312,38 @@ func (s *Server) activate(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if !cl.managesUser(u) {
+	if !cl.activatesUser(u) {
 		return errForbidden
 	}
-	return s.executeUser(c, u.ID, domain.Activate{Reason: "activated by " + cl.User.ID}, cl.mayManageUser)
+	return s.executeUser(c, u.ID, domain.Activate{Reason: "activated by " + cl.User.ID}, cl.mayActivateUser)
+}
+
+// activatesUser reports whether the caller may activate u: one who manages
+// it (managesUser), and for a tenant admin only a user that a tenant admin
+// deactivated. A user a platform admin (or a SCIM connection) deactivated
+// is brought back by a platform admin: offboarding a customer by
+// deactivating its people leaves them their roles, and an admin of a
+// tenant whose name later went to another customer would otherwise
+// activate them, and they would sign in with their old passwords (outside
+// check 20t). An active user is judged as managesUser does (the command
+// answers 409).
+func (cl *Caller) activatesUser(u domain.User) bool {
+	if !cl.managesUser(u) {
+		return false
+	}
+	return cl.IsPlatformAdmin() || u.Active || u.DeactivatedByTenantAdmin
+}
+
+// mayActivateUser is activatesUser as the command checks it, on the user as
+// it is decided against (see mayManageUser).
+func (cl *Caller) mayActivateUser(u domain.User) error {
+	if !cl.sees(u) {
+		return errNotFound
+	}
+	if !cl.activatesUser(u) {
+		return errForbidden
+	}
+	return nil
 }
 
 type passwordRequest struct {

@@ -238,7 +238,7 @@ func (g *historyGen) next() (string, string, domain.Event) {
 		return domain.AggregateUser, id, domain.UserRoleRevoked{UserID: id, Tenant: tenants[g.r.IntN(len(tenants))]}
 	case k < 24:
 		id := g.pick(g.users)
-		return domain.AggregateUser, id, domain.UserDeactivated{UserID: id, Reason: "left"}
+		return domain.AggregateUser, id, domain.UserDeactivated{UserID: id, Reason: "left", ByTenantAdmin: id[len(id)-1]%2 == 0}
 	case k < 28:
 		id := g.pick(g.users)
 		return domain.AggregateUser, id, domain.UserPasswordChanged{UserID: id, PasswordHashSealed: "aesgcm1:bmV3IG9uZQ", KeptSessionID: g.pick(append(g.sessions, ""))}

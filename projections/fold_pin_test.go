@@ -18,6 +18,7 @@ var foldDigest = map[int]string{
 	15: "c1781965e79eaef5d05169cedcc5d5ea2d72d428748ca5e498818f5d7513d7c6",
 	16: "824be37205f7fb0ba109fb578bfcf58405546b1c336b3264dd73e131c43c6b7a",
 	17: "f17dfc6163e779cbc3a353804a425e9cdc11307f1cd8aba3b22d3faa1bb9cc81",
+	18: "238b82f6f625a2f48ddcca47b9c0e748ad63313b8c91a1f38b5ae824aaeb070a",
 }
 
 // TestSnapshotFormatPinsTheFold fails when Apply — or a domain Evolve

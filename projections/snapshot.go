@@ -24,7 +24,7 @@ import (
 // Model gains state (a field of Model, its stores or their records;
 // TestSnapshotCoversEveryField fails until snapshot.go carries it): older
 // snapshots are then ignored and replicas replay the stream in full once.
-const SnapshotFormat = 17 // 17: pending signing keys (an older build dropped the field of signingkey.added: a new replica that restored its snapshot signed with a key not activated); 16: Azure AD role mappings' directory (an older build dropped the field of the event: a new replica that restored its snapshot lost the mappings' scope); 15: user.password_changed sets the user's failed logins to 0 (an older build's snapshot kept them: a reset account stayed locked on the replica that restored it); 14: a SCIM token rotation written without its owner (by a build from before owners) has the owner of its event's actor; 13: the count of a user's MFA resets (enrolment tokens from before one are void); 12: SCIM connections' names (an older build dropped the field of the event); 11: users' unvouched e-mail, SCIM connections' platform flag and owner (an older build dropped these fields of the events); 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
+const SnapshotFormat = 18 // 18: who deactivated a user (a tenant admin's may be activated by a tenant admin; an older build dropped the field of user.deactivated); 17: pending signing keys (an older build dropped the field of signingkey.added: a new replica that restored its snapshot signed with a key not activated); 16: Azure AD role mappings' directory (an older build dropped the field of the event: a new replica that restored its snapshot lost the mappings' scope); 15: user.password_changed sets the user's failed logins to 0 (an older build's snapshot kept them: a reset account stayed locked on the replica that restored it); 14: a SCIM token rotation written without its owner (by a build from before owners) has the owner of its event's actor; 13: the count of a user's MFA resets (enrolment tokens from before one are void); 12: SCIM connections' names (an older build dropped the field of the event); 11: users' unvouched e-mail, SCIM connections' platform flag and owner (an older build dropped these fields of the events); 10: the writer's event vocabulary (a 9 could be written by a build that skipped events this one decodes); 9: the audit journal's chunks as its file has them, the access history's side tables; 8: second factors and MFA policies (an older build skipped their events); 7: SCIM connections, groups and users; 6: a deactivation is a cut-off (user extras); 5: the audit journal and the access history; 4: compact records, streamed in frames; 3: SSO identities keyed by (issuer, subject); 2: sessions carry RotatedAt
 
 // vocabulary identifies the events this build decodes: EventVersion and
 // every event type. A snapshot carries its writer's. One whose writer
@@ -383,6 +383,11 @@ func (f *Frozen) WriteTo(w io.Writer) (int64, error) {
 		fw.byte(x.keepKind)
 		if x.keepKind == keepID {
 			fw.bytes(x.keep[:])
+		}
+		if x.byTenant {
+			fw.byte(1)
+		} else {
+			fw.byte(0)
 		}
 	})
 	writeRecords(fw, frSessions, &ss.recs, func(fw *frameWriter, _ uint32, s *sessRec) {
@@ -852,6 +857,7 @@ func (b *builder) frame(kind byte, data []byte) error {
 			if x.keepKind == keepID {
 				copy(x.keep[:], d.bytes(16))
 			}
+			x.byTenant = d.byte() == 1
 		}
 	case frSessions:
 		b.sessions.decode(d, b)

@@ -224,7 +224,7 @@ func TestSnapshotCoversEveryField(t *testing.T) {
 		reflect.TypeFor[userStore](): {"recs", "extras", "text", "hashes", "byID", "byName", "sets", "lists",
 			"oddText", "oddHash", "oddGlobal", "keepText", "times", "staleNames"},
 		reflect.TypeFor[userRec]():     {"seq", "created", "text", "phs", "version", "roles", "extra", "phsPool", "flags"},
-		reflect.TypeFor[userExtra]():   {"lastFail", "cutoff", "failed", "keep", "global", "keepKind"},
+		reflect.TypeFor[userExtra]():   {"lastFail", "cutoff", "failed", "keep", "global", "keepKind", "byTenant"},
 		reflect.TypeFor[roleSets]():    {"sets", "ids", "free"},
 		reflect.TypeFor[roleSet]():     {"m", "key", "refs"},
 		reflect.TypeFor[globalLists](): {"lists", "ids"},

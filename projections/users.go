@@ -39,8 +39,9 @@ const (
 	uUnvouched
 )
 
-// userExtra is what a user has only once a login failed or the password
-// changed, or with a global role: most users never need one.
+// userExtra is what a user has only once a login failed, the password
+// changed or it was deactivated, or with a global role: most users never
+// need one.
 type userExtra struct {
 	lastFail stamp
 	// Sessions started at or before cutoff are revoked: by a password
@@ -51,6 +52,9 @@ type userExtra struct {
 	keep     [16]byte
 	global   uint16 // globalLists (globalOdd: userStore.oddGlobal)
 	keepKind uint8
+	// byTenant: domain.User.DeactivatedByTenantAdmin (only ever true for
+	// a deactivated user, who has an extra for its cut-off).
+	byTenant bool
 }
 
 const (
@@ -287,6 +291,7 @@ func (us *userStore) state(r uint32, withHash bool) domain.User {
 	if u.extra != 0 {
 		x = us.extras.at(u.extra - 1)
 		st.FailedLogins = int(x.failed)
+		st.DeactivatedByTenantAdmin = x.byTenant
 		st.LastFailedLoginAt = us.times.get(oddTimeKey{oddExtraTime, fieldLastFail, u.extra - 1}, x.lastFail)
 	}
 	switch {
@@ -335,13 +340,14 @@ func (us *userStore) store(c *cow, r uint32, st domain.User, seq uint64, text bo
 		u.roles = us.sets.acquire(st.Tenants)
 		us.sets.release(old)
 	}
-	if u.extra == 0 && (st.FailedLogins != 0 || !st.LastFailedLoginAt.IsZero() || len(st.Roles) > 0) {
+	if u.extra == 0 && (st.FailedLogins != 0 || !st.LastFailedLoginAt.IsZero() || len(st.Roles) > 0 || st.DeactivatedByTenantAdmin) {
 		u.extra = us.extras.alloc(c) + 1
 	}
 	us.storeGlobal(c, u, st.Roles)
 	if u.extra != 0 {
 		x := us.extras.mut(c, u.extra-1)
 		x.failed = uint32(st.FailedLogins)
+		x.byTenant = st.DeactivatedByTenantAdmin
 		x.lastFail = us.times.put(oddTimeKey{oddExtraTime, fieldLastFail, u.extra - 1}, st.LastFailedLoginAt)
 	}
 }

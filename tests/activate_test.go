@@ -151,7 +151,12 @@ func sessionOfLogin(t *testing.T, in *Instance, login Response) string {
 	return r.String("session_id")
 }
 
-// TestActivateWho: who may activate is who may deactivate.
+// TestActivateWho: who may activate is who may deactivate — and a tenant
+// admin only a user a tenant admin deactivated: one a platform admin
+// deactivated (a customer offboarded with its people keeping their roles)
+// is brought back by a platform admin only, also by an admin of a tenant
+// whose name went to another customer (outside check 20t, its
+// TestAuditOffboardAcme7: the old person signed in again).
 func TestActivateWho(t *testing.T) {
 	t.Parallel()
 	in := Start(t)
@@ -168,10 +173,35 @@ func TestActivateWho(t *testing.T) {
 	expectError(t, "a tenant admin, a user of another tenant", in.Do("POST", "/api/v1/users/"+other+"/activate", pat, nil), http.StatusNotFound, "NOT_FOUND")
 	expectError(t, "an unknown user", in.Do("POST", "/api/v1/users/user-01J00000000000000000000000/activate", admin, nil), http.StatusNotFound, "NOT_FOUND")
 	expectBody(t, "no token", in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", "", nil), http.StatusUnauthorized, bodyUnauthorized)
+	expectBody(t, "a tenant admin, a user of its tenant only a platform admin deactivated",
+		in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil), http.StatusForbidden, bodyForbidden)
+	if in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "prodonly", "password": "prodonly-passphrase"}).Status == http.StatusOK {
+		t.Fatal("the user a platform admin deactivated signs in")
+	}
+	// One the tenant admin deactivated, it activates; deactivated again by
+	// a platform admin after that, only a platform admin does.
+	expectStatus(t, "a platform admin activates", in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", admin, nil), http.StatusOK)
+	expectStatus(t, "a tenant admin deactivates", in.Do("POST", "/api/v1/users/"+onlyProd+"/deactivate", pat, nil), http.StatusOK)
 	r := in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil)
-	expectStatus(t, "a tenant admin, a user of its tenant only", r, http.StatusOK)
+	expectStatus(t, "a tenant admin, a user of its tenant only it deactivated", r, http.StatusOK)
 	if r.JSON["active"] != true {
 		t.Fatalf("activate: %s", r.Raw)
+	}
+	in.Login("prodonly", "prodonly-passphrase")
+	expectStatus(t, "a platform admin deactivates", in.Do("POST", "/api/v1/users/"+onlyProd+"/deactivate", admin, nil), http.StatusOK)
+	expectBody(t, "a tenant admin, the user a platform admin deactivated again",
+		in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil), http.StatusForbidden, bodyForbidden)
+	// The checker's scenario: a platform admin offboards acme by
+	// deactivating its people (who keep their roles); acme's name goes to
+	// a new customer, whose admin sees the old account but cannot bring it
+	// back.
+	old := in.CreateUser(admin, "oldacme", "old-acme-pass-1", map[string]string{"acme": "editor"})
+	expectStatus(t, "offboard: deactivate", in.Do("POST", "/api/v1/users/"+old+"/deactivate", admin, nil), http.StatusOK)
+	in.CreateUser(admin, "newacme", "new-acme-pass-1", map[string]string{"acme": "admin"})
+	newAdmin := in.Login("newacme", "new-acme-pass-1").String("token")
+	expectBody(t, "the new customer's admin activates the old person", in.Do("POST", "/api/v1/users/"+old+"/activate", newAdmin, nil), http.StatusForbidden, bodyForbidden)
+	if in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "oldacme", "password": "old-acme-pass-1"}).Status == http.StatusOK {
+		t.Fatal("the old customer's person signs in again")
 	}
 	expectStatus(t, "a platform admin", in.Do("POST", "/api/v1/users/"+both+"/activate", admin, nil), http.StatusOK)
 	in.Login("both", "both-passphrase")

@@ -252,7 +252,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if write && fresh && v == "own" {
 					id = mkUser(amT1, "viewer")
 					if strings.HasSuffix(tmpl, "/activate") {
-						must(in.Do("POST", "/api/v1/users/"+id+"/deactivate", root, nil), 200, "deactivate T1 target")
+						// By T1's admin: a tenant admin activates only a
+						// user a tenant admin deactivated (TestActivateWho).
+						must(in.Do("POST", "/api/v1/users/"+id+"/deactivate", a1Tok, nil), 200, "deactivate T1 target")
 					}
 				}
 				var body any
