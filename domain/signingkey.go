@@ -117,9 +117,16 @@ type SigningKeyCommand interface{ signingKeyCommand() }
 type (
 	// AddSigningKey adds a key whose material is already generated and
 	// sealed; Pending: it verifies (is published) but does not sign yet.
+	// SignerAlgorithm is the algorithm of the run-time key that signs now
+	// (Signer over every key; empty: none, the configured HS256 keys
+	// sign): an HS256 key that would sign at once while an EdDSA key signs
+	// makes every new token one no offline verifier checks — refused
+	// (ErrHS256DisplacesEdDSA) unless FallBackToHS256.
 	AddSigningKey struct {
 		KeyID, Algorithm, SecretSealed, PublicKey string
 		Pending                                   bool
+		SignerAlgorithm                           string
+		FallBackToHS256                           bool
 		Now                                       time.Time
 	}
 	// ActivateSigningKey makes a key the one that signs. Signer is the ID
@@ -127,11 +134,14 @@ type (
 	// none): activating it changes nothing. SignerSince is when that key
 	// began to sign: the activation is dated after it even if Now is not
 	// (a replica's clock behind the one that added it), so that the
-	// activated key signs.
+	// activated key signs. SignerAlgorithm is that key's algorithm:
+	// activating an HS256 key while an EdDSA key signs is refused
+	// (ErrHS256DisplacesEdDSA) unless FallBackToHS256, as AddSigningKey.
 	ActivateSigningKey struct {
-		Signer      string
-		SignerSince time.Time
-		Now         time.Time
+		Signer, SignerAlgorithm string
+		SignerSince             time.Time
+		FallBackToHS256         bool
+		Now                     time.Time
 	}
 	// RetireSigningKey retires a key. When the key signs (it is Signer) and
 	// Successor — the key that would sign after it (Signer over the other
@@ -152,6 +162,13 @@ func (RetireSigningKey) signingKeyCommand()   {}
 // ErrLastAsymmetricKey: retiring the key would make access tokens HS256
 // again (no EdDSA key could take over), which no offline verifier checks.
 var ErrLastAsymmetricKey = errors.New("domain: retiring the last signing EdDSA key")
+
+// ErrHS256DisplacesEdDSA: adding or activating an HS256 key that would
+// sign while an EdDSA key signs would make access tokens HS256 again, which
+// no offline verifier checks — the outcome ErrLastAsymmetricKey refuses
+// for a retirement (outside check 20r4: the API's default algorithm is
+// HS256, and an addition without one displaced the EdDSA signer).
+var ErrHS256DisplacesEdDSA = errors.New("domain: an HS256 key would take over from the EdDSA key that signs")
 
 // ErrSigningKeyRetired: a retired key cannot sign again.
 var ErrSigningKeyRetired = errors.New("domain: signing key retired")
@@ -180,6 +197,9 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		default:
 			return nil, Invalid("algorithm", "must be HS256 or EdDSA")
 		}
+		if displacesEdDSA(c.Algorithm, c.SignerAlgorithm, c.FallBackToHS256) && !c.Pending {
+			return nil, ErrHS256DisplacesEdDSA
+		}
 		return []Event{SigningKeyAdded{KeyID: c.KeyID, Algorithm: c.Algorithm, SecretSealed: c.SecretSealed,
 			PublicKey: c.PublicKey, Pending: c.Pending, AddedAt: c.Now.UTC()}}, nil
 	case ActivateSigningKey:
@@ -191,6 +211,9 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		}
 		if k.ID == c.Signer {
 			return nil, nil
+		}
+		if displacesEdDSA(k.Algorithm, c.SignerAlgorithm, c.FallBackToHS256) {
+			return nil, ErrHS256DisplacesEdDSA
 		}
 		at := c.Now.UTC()
 		if !at.After(c.SignerSince) {
@@ -210,6 +233,13 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		return []Event{SigningKeyRetired{KeyID: k.ID, RetiredAt: c.Now.UTC()}}, nil
 	}
 	return nil, Invalid("command", "unknown signing key command %T", cmd)
+}
+
+// displacesEdDSA reports whether a key of algorithm that begins to sign
+// would take over from an EdDSA signer (signerAlgorithm) with an HS256 key,
+// not asked for with fallBackToHS256.
+func displacesEdDSA(algorithm, signerAlgorithm string, fallBackToHS256 bool) bool {
+	return algorithm == AlgHS256 && signerAlgorithm == AlgEdDSA && !fallBackToHS256
 }
 
 // EvolveSigningKey applies one event to a key's state.

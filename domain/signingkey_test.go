@@ -135,3 +135,55 @@ func TestRetireTheLastSigningEdDSAKey(t *testing.T) {
 		t.Errorf("an HS256 signer: %v %v", evs, err)
 	}
 }
+
+// TestHS256DoesNotDisplaceTheEdDSASigner: adding an HS256 key that signs at
+// once, or activating one, while an EdDSA key signs would make every new
+// token HS256 — refused as retiring the last EdDSA key is, unless
+// FallBackToHS256 (outside check 20r4: the API's default algorithm is
+// HS256, and an addition without one took over from the EdDSA key).
+func TestHS256DoesNotDisplaceTheEdDSASigner(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hsAdd := func(pending bool, signer string, fallBack bool) AddSigningKey {
+		return AddSigningKey{KeyID: "sk-9", Algorithm: AlgHS256, SecretSealed: "s", Pending: pending,
+			SignerAlgorithm: signer, FallBackToHS256: fallBack, Now: t0}
+	}
+	for name, c := range map[string]struct {
+		cmd     AddSigningKey
+		refused bool
+	}{
+		"HS256 signing, an EdDSA key signs":       {hsAdd(false, AlgEdDSA, false), true},
+		"HS256 signing, with fall_back_to_hs256":  {hsAdd(false, AlgEdDSA, true), false},
+		"HS256 pending, an EdDSA key signs":       {hsAdd(true, AlgEdDSA, false), false},
+		"HS256 signing, an HS256 key signs":       {hsAdd(false, AlgHS256, false), false},
+		"HS256 signing, the configured keys sign": {hsAdd(false, "", false), false},
+		"EdDSA signing, an EdDSA key signs":       {AddSigningKey{KeyID: "sk-9", Algorithm: AlgEdDSA, SecretSealed: "s", PublicKey: "p", SignerAlgorithm: AlgEdDSA, Now: t0}, false},
+	} {
+		evs, err := DecideSigningKey(SigningKey{}, c.cmd)
+		if c.refused != errors.Is(err, ErrHS256DisplacesEdDSA) || (!c.refused && (err != nil || len(evs) != 1)) {
+			t.Errorf("add, %s: %v %v", name, evs, err)
+		}
+	}
+	hs := SigningKey{ID: "sk-3", Algorithm: AlgHS256, SecretSealed: "s", Pending: true, AddedAt: t0, Version: 1}
+	ed := SigningKey{ID: "sk-4", Algorithm: AlgEdDSA, SecretSealed: "s", PublicKey: "p", Pending: true, AddedAt: t0, Version: 1}
+	for name, c := range map[string]struct {
+		k       SigningKey
+		cmd     ActivateSigningKey
+		refused bool
+	}{
+		"HS256, an EdDSA key signs":       {hs, ActivateSigningKey{Signer: "sk-1", SignerAlgorithm: AlgEdDSA, Now: t0}, true},
+		"HS256, with fall_back_to_hs256":  {hs, ActivateSigningKey{Signer: "sk-1", SignerAlgorithm: AlgEdDSA, FallBackToHS256: true, Now: t0}, false},
+		"HS256, an HS256 key signs":       {hs, ActivateSigningKey{Signer: "sk-2", SignerAlgorithm: AlgHS256, Now: t0}, false},
+		"HS256, the configured keys sign": {hs, ActivateSigningKey{Now: t0}, false},
+		"EdDSA, an EdDSA key signs":       {ed, ActivateSigningKey{Signer: "sk-1", SignerAlgorithm: AlgEdDSA, Now: t0}, false},
+	} {
+		evs, err := DecideSigningKey(c.k, c.cmd)
+		if c.refused != errors.Is(err, ErrHS256DisplacesEdDSA) || (!c.refused && (err != nil || len(evs) != 1)) {
+			t.Errorf("activate, %s: %v %v", name, evs, err)
+		}
+	}
+	// The HS256 key that signs already: activating it changes nothing, refused or not.
+	signing := SigningKey{ID: "sk-3", Algorithm: AlgHS256, SecretSealed: "s", AddedAt: t0, Version: 1}
+	if evs, err := DecideSigningKey(signing, ActivateSigningKey{Signer: "sk-3", SignerAlgorithm: AlgHS256}); err != nil || evs != nil {
+		t.Errorf("activate the HS256 signer: %v %v", evs, err)
+	}
+}

@@ -78,6 +78,38 @@ func TestAppendExpectsAnotherSubjectsSequence(t *testing.T) {
 	}
 }
 
+// TestAppendExpectsEverySubjectOfAKind: an expectation on a subject with a
+// "*" token (every signing key's, for a decision on which key signs) is the
+// last sequence of any subject it matches: a message on a new subject among
+// them stored since — another replica's new key — is a conflict, and
+// LastSequence answers it for the catch-up (outside check 20r4).
+func TestAppendExpectsEverySubjectOfAKind(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	all, k1, k2, k3 := events.Subject("signingkey", "*"), events.Subject("signingkey", "k1"), events.Subject("signingkey", "k2"), events.Subject("signingkey", "k3")
+	if _, err := st.Append(ctx, events.Message{Subject: events.Subject("user", "u"), ID: "u1", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := st.Append(ctx, events.Message{Subject: k1, ExpectSeq: 0, ExpectSubject: all, ID: "k1", Data: []byte(`{}`)})
+	if err != nil {
+		t.Fatalf("first of its kind: %v", err)
+	}
+	// Another subject of the kind lands: a decision on the set before it conflicts.
+	if _, err := st.Append(ctx, events.Message{Subject: k2, ID: "k2", Data: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, events.Message{Subject: k3, ExpectSeq: seq, ExpectSubject: all, ID: "k3", Data: []byte(`{}`)}); !errors.Is(err, events.ErrConflict) {
+		t.Fatalf("decided before another subject of the kind moved: want conflict, got %v", err)
+	}
+	last, err := st.LastSequence(ctx, all)
+	if err != nil || last != seq+1 {
+		t.Fatalf("last sequence of the kind: %d %v, want %d", last, err, seq+1)
+	}
+	if _, err := st.Append(ctx, events.Message{Subject: k3, ExpectSeq: last, ExpectSubject: all, ID: "k3-again", Data: []byte(`{}`)}); err != nil {
+		t.Fatalf("decided again on the kind's last sequence: %v", err)
+	}
+}
+
 // TestAppendIntoASubjectWithHistoryExpectingAnother: a message decided
 // against another subject's state may go to a subject that has many
 // messages after that state's sequence (mfa.reset, decided on the user,

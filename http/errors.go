@@ -122,6 +122,8 @@ func toAPIError(err error) (*Error, bool) {
 		return &Error{http.StatusConflict, "CONFLICT", "An API key with this name already exists (if this repeats a create whose answer was lost, it is that one: rotate it to get its secret; else revoke it, or choose another name)"}, false
 	case errors.Is(err, domain.ErrAlreadyExists):
 		return &Error{http.StatusConflict, "CONFLICT", "Resource already exists"}, false
+	case errors.Is(err, domain.ErrHS256DisplacesEdDSA):
+		return &Error{http.StatusConflict, "CONFLICT", "An EdDSA key signs: an HS256 key that signs makes access tokens HS256 again, which no offline verifier (JWKS) accepts. Add an EdDSA key instead (\"algorithm\": \"EdDSA\"; the default is HS256), or send {\"fall_back_to_hs256\": true} to make the HS256 key sign anyway"}, false
 	case errors.Is(err, domain.ErrLastAsymmetricKey):
 		return &Error{http.StatusConflict, "CONFLICT", "This is the last EdDSA key that signs: retiring it makes access tokens HS256 again, which no offline verifier (JWKS) accepts. Add another EdDSA key first (with \"signing\": false, then activate it once verifiers have fetched the JWKS), or send {\"fall_back_to_hs256\": true} to retire it anyway"}, false
 	case errors.Is(err, domain.ErrSigningKeyRetired):

@@ -304,6 +304,7 @@ var requestTypes = map[string][]any{
 	"configureSSOProvider": {oktaRequest{}, azureRequest{}, samlRequest{}, oidcRequest{}},
 	"addSigningKey":        {addSigningKeyRequest{}},
 	"retireSigningKey":     {retireSigningKeyRequest{}},
+	"activateSigningKey":   {activateSigningKeyRequest{}},
 	"checkCredential":      {credentialCheckRequest{}},
 	"createSCIMConnection": {scimConnectionRequest{}},
 	"updateSCIMConnection": {scimConnectionUpdateRequest{}},

@@ -13,8 +13,8 @@ import (
 
 // SigningKeyCommands rotates access-token signing keys.
 type SigningKeyCommands interface {
-	AddSigningKey(ctx context.Context, meta events.Meta, algorithm string, pending bool) (domain.SigningKey, error)
-	ActivateSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error)
+	AddSigningKey(ctx context.Context, meta events.Meta, algorithm string, pending, fallBackToHS256 bool) (domain.SigningKey, error)
+	ActivateSigningKey(ctx context.Context, meta events.Meta, keyID string, fallBackToHS256 bool) (domain.SigningKey, error)
 	RetireSigningKey(ctx context.Context, meta events.Meta, keyID string, fallBackToHS256 bool) (domain.SigningKey, error)
 }
 
@@ -165,11 +165,16 @@ type addSigningKeyRequest struct {
 	// Signing: false adds the key pending — published, not signing until
 	// POST …/{id}/activate. Absent: true, as before pending keys.
 	Signing *bool `json:"signing"`
+	// FallBackToHS256 lets an HS256 key that signs at once take over from
+	// the EdDSA key that signs: offline verifiers refuse every new token.
+	FallBackToHS256 bool `json:"fall_back_to_hs256,omitempty"`
 }
 
 // addSigningKey: POST /api/v1/admin/signing-keys — a new key verifies (an
 // EdDSA one is in the JWKS) and signs from now on, or, with "signing":
-// false, once activated; the others keep verifying until retired.
+// false, once activated; the others keep verifying until retired. An
+// HS256 key (the default algorithm) that would sign at once while an EdDSA
+// key signs is added only with "fall_back_to_hs256": true (409 otherwise).
 func (s *Server) addSigningKey(c *fiber.Ctx) error {
 	req := addSigningKeyRequest{Algorithm: domain.AlgHS256}
 	if len(c.Request().Body()) > 0 { // decodeJSON refuses an encoded one
@@ -180,20 +185,34 @@ func (s *Server) addSigningKey(c *fiber.Ctx) error {
 	ctx, cancel := s.ctx(c)
 	defer cancel()
 	pending := req.Signing != nil && !*req.Signing
-	k, err := s.deps.SigningKeys.AddSigningKey(ctx, s.meta(c), req.Algorithm, pending)
+	k, err := s.deps.SigningKeys.AddSigningKey(ctx, s.meta(c), req.Algorithm, pending, req.FallBackToHS256)
 	if err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusCreated).JSON(runtimeSigningKeyJSON(k, s.tokens.SigningKeyID()))
 }
 
+type activateSigningKeyRequest struct {
+	// FallBackToHS256 lets an HS256 key take over from the EdDSA key that
+	// signs: offline verifiers refuse every new token.
+	FallBackToHS256 bool `json:"fall_back_to_hs256,omitempty"`
+}
+
 // activateSigningKey: POST /api/v1/admin/signing-keys/{id}/activate — the
 // key signs new tokens from now on, on every replica by the answer (a
 // pending key, or one another took over from); the others keep verifying.
+// An HS256 key while an EdDSA key signs is activated only with
+// "fall_back_to_hs256": true (409 otherwise), as a retirement's body says.
 func (s *Server) activateSigningKey(c *fiber.Ctx) error {
+	var req activateSigningKeyRequest
+	if len(c.Request().Body()) > 0 { // decodeJSON refuses an encoded one
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	k, err := s.deps.SigningKeys.ActivateSigningKey(ctx, s.meta(c), c.Params("id"))
+	k, err := s.deps.SigningKeys.ActivateSigningKey(ctx, s.meta(c), c.Params("id"), req.FallBackToHS256)
 	if err != nil {
 		return err
 	}

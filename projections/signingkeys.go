@@ -49,13 +49,35 @@ func (m *Model) SigningKeys() []domain.SigningKey {
 		out = append(out, k.state)
 	}
 	m.mu.RUnlock()
+	sortSigningKeys(out)
+	return out
+}
+
+// SigningKeysAt returns every run-time signing key, oldest first, and the
+// stream sequence of the last event of any of them (0: none), read
+// together: a decision on which key signs is appended expecting that
+// sequence on every signing key's subject (events.Subject(…, "*")).
+func (m *Model) SigningKeysAt() ([]domain.SigningKey, uint64) {
+	m.mu.RLock()
+	out := make([]domain.SigningKey, 0, len(m.signing.keys))
+	var last uint64
+	for _, k := range m.signing.keys {
+		out = append(out, k.state)
+		last = max(last, k.seq)
+	}
+	m.mu.RUnlock()
+	sortSigningKeys(out)
+	return out, last
+}
+
+// sortSigningKeys orders keys oldest first (on a tie, by ID).
+func sortSigningKeys(out []domain.SigningKey) {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].AddedAt.Equal(out[j].AddedAt) {
 			return out[i].AddedAt.Before(out[j].AddedAt)
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out
 }
 
 // SigningKey returns one run-time signing key and the sequence of its last event.

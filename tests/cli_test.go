@@ -395,10 +395,7 @@ func TestCLIRefreshesAfterATokenIsRefused(t *testing.T) {
 	c := newCLI(t, in)
 	c.login() // signed by the EdDSA key
 	before := c.stored()
-	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.RetireSigningKey(context.Background(), ed.ID); err != nil {
+	if _, err := admin.RetireSigningKeyFallingBackToHS256(context.Background(), ed.ID); err != nil {
 		t.Fatal(err)
 	}
 	c.ok("whoami")
@@ -444,10 +441,7 @@ func TestCLIFollowEndsWhenAnotherUserLogsIn(t *testing.T) {
 	c.setStored(in.URL, "expires_at", time.Now().Add(4*time.Minute).UTC().Format(time.RFC3339))
 	carol := c.stored()
 	// The follow's access token refused (its key retired): it refreshes now.
-	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.RetireSigningKey(context.Background(), ed.ID); err != nil {
+	if _, err := admin.RetireSigningKeyFallingBackToHS256(context.Background(), ed.ID); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -487,10 +481,7 @@ func TestCLIFollowSurvivesTheSameUsersSecondLogin(t *testing.T) {
 	c.login() // signed by the EdDSA key
 	done, lines, stderr := c.follow(in, "--type", "user.created", "--limit", "1", "--interval", "50ms", "-o", "json")
 	c.login() // the same user again, beside it: signed by the EdDSA key too
-	if _, err := admin.AddSigningKey(context.Background(), "HS256"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.RetireSigningKey(context.Background(), ed.ID); err != nil {
+	if _, err := admin.RetireSigningKeyFallingBackToHS256(context.Background(), ed.ID); err != nil {
 		t.Fatal(err)
 	}
 	in.CreateUser(adminToken, "after-retire", "correct-horse-battery-9", nil)
@@ -811,9 +802,15 @@ func TestCLISSOAndSigningKeys(t *testing.T) {
 		t.Fatalf("signing-keys add: %+v", sk)
 	}
 	c.fails(exitUsage, "", nil, []string{"signing-keys", "add", "--algorithm", "RS256"}, "EdDSA or HS256")
+	// An HS256 key would take over from the EdDSA key: refused, added or
+	// activated (outside check 20r4), and activated with the escape.
+	c.fails(exitConflict, "", nil, []string{"signing-keys", "add", "--algorithm", "HS256"}, "CONFLICT", "An EdDSA key signs")
+	var hs struct{ ID string }
+	c.okJSON(&hs, "signing-keys", "add", "--algorithm", "HS256", "--pending")
+	c.fails(exitConflict, "", nil, []string{"signing-keys", "activate", hs.ID}, "CONFLICT", "fall_back_to_hs256")
 	c.okJSON(&sks, "signing-keys", "list")
-	if len(sks.SigningKeys) != 2 {
-		t.Fatalf("after a refused add: %+v", sks)
+	if len(sks.SigningKeys) != 3 {
+		t.Fatalf("after refused adds: %+v", sks)
 	}
 	// The CLI's own token was signed by the HS256 key: still valid.
 	// The last EdDSA key that signs: refused unless tokens may go back to HS256.

@@ -202,6 +202,8 @@ func TestOpenAPIServedAndTrue(t *testing.T) {
 	added := oa.call("/api/v1/admin/signing-keys", jsonRequest("POST", "/api/v1/admin/signing-keys", admin,
 		map[string]string{"algorithm": "EdDSA"}), 201)
 	oa.call("/.well-known/jwks.json", request{Method: "GET", Path: "/.well-known/jwks.json"}, 200)
+	// An HS256 key (the default) would take over from the EdDSA key: 409.
+	oa.call("/api/v1/admin/signing-keys", request{Method: "POST", Path: "/api/v1/admin/signing-keys", Token: admin}, 409)
 	pending := oa.call("/api/v1/admin/signing-keys", jsonRequest("POST", "/api/v1/admin/signing-keys", admin,
 		map[string]any{"algorithm": "EdDSA", "signing": false}), 201)
 	// The EdDSA key that signs, the other pending: the last that could sign.

@@ -101,3 +101,59 @@ func TestSigningKeyRotationWithPendingKey(t *testing.T) {
 		t.Fatalf("after the fall-back, tokens are %v, want HS256", alg)
 	}
 }
+
+// TestHS256KeyDoesNotDisplaceTheEdDSASigner: the API's default algorithm is
+// HS256, and a key added without one — signing at once (no body), or
+// pending ({"signing": false}) and then activated — took over from the
+// EdDSA key that signed, on every replica, with no refusal: every new
+// token HS256, which no offline verifier checks (outside check 20r4).
+// Adding or activating an HS256 key while an EdDSA key signs is refused
+// (409) as retiring the last EdDSA key is, unless "fall_back_to_hs256":
+// true; a pending HS256 key may be added.
+func TestHS256KeyDoesNotDisplaceTheEdDSASigner(t *testing.T) {
+	t.Parallel()
+	d := NewDeployment(t, 1)
+	a, b := d.StartReplica(t), d.StartReplica(t)
+	admin := a.Login(AdminUser, AdminPassword).String("token")
+	alg := func(in *Instance) string {
+		t.Helper()
+		a, _ := jwtHeader(t, in.Login(AdminUser, AdminPassword).String("token"))["alg"].(string)
+		return a
+	}
+	expectStatus(t, "add EdDSA", a.Do("POST", "/api/v1/admin/signing-keys", admin, map[string]string{"algorithm": "EdDSA"}), http.StatusCreated)
+
+	refused := func(what string, r Response) {
+		t.Helper()
+		expectStatus(t, what, r, http.StatusConflict)
+		if r.ErrorCode() != "CONFLICT" || !strings.Contains(string(r.Raw), "An EdDSA key signs") || !strings.Contains(string(r.Raw), "fall_back_to_hs256") {
+			t.Fatalf("%s: the refusal: %s", what, r.Raw)
+		}
+	}
+	refused("add without a body (HS256, signing)", b.Do("POST", "/api/v1/admin/signing-keys", admin, nil))
+	refused("add HS256", b.Do("POST", "/api/v1/admin/signing-keys", admin, map[string]string{"algorithm": "HS256"}))
+	p := b.Do("POST", "/api/v1/admin/signing-keys", admin, map[string]any{"signing": false})
+	expectStatus(t, "add pending without algorithm", p, http.StatusCreated)
+	if p.JSON["algorithm"] != "HS256" || p.JSON["pending"] != true {
+		t.Fatalf("the pending key: %s", p.Raw)
+	}
+	refused("activate the pending HS256 key", b.Do("POST", "/api/v1/admin/signing-keys/"+p.String("id")+"/activate", admin, nil))
+	for name, in := range map[string]*Instance{"a": a, "b": b} {
+		if got := alg(in); got != "EdDSA" {
+			t.Fatalf("%s signs %s after the refusals, want EdDSA", name, got)
+		}
+	}
+
+	// Asked for: the HS256 key signs on every replica by the answer.
+	act := b.Do("POST", "/api/v1/admin/signing-keys/"+p.String("id")+"/activate", admin, map[string]bool{"fall_back_to_hs256": true})
+	expectStatus(t, "activate it, falling back to HS256", act, http.StatusOK)
+	if act.JSON["signing"] != true {
+		t.Fatalf("the activation's answer: %s", act.Raw)
+	}
+	for name, in := range map[string]*Instance{"a": a, "b": b} {
+		if got := alg(in); got != "HS256" {
+			t.Fatalf("%s signs %s after the fall-back, want HS256", name, got)
+		}
+	}
+	// An HS256 key signs now: another one is nothing to refuse.
+	expectStatus(t, "add HS256 while HS256 signs", a.Do("POST", "/api/v1/admin/signing-keys", admin, nil), http.StatusCreated)
+}

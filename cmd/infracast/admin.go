@@ -47,9 +47,9 @@ func (a *app) signingKeysCommand() *cobra.Command {
 		}),
 	}
 	var alg string
-	var pending bool
+	var pending, addFallBack, activateFallBack bool
 	add := &cobra.Command{
-		Use:   "add [--algorithm EdDSA|HS256] [--pending]",
+		Use:   "add [--algorithm EdDSA|HS256] [--pending] [--fall-back-to-hs256]",
 		Short: "Add a signing key; it signs new tokens from now on, or with --pending once activated (EdDSA: published in the JWKS at once)",
 		Args:  cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
@@ -61,8 +61,11 @@ func (a *app) signingKeysCommand() *cobra.Command {
 				return err
 			}
 			add := c.AddSigningKey
-			if pending {
+			switch {
+			case pending:
 				add = c.AddPendingSigningKey
+			case addFallBack:
+				add = c.AddSigningKeyFallingBackToHS256
 			}
 			k, err := add(cmd.Context(), alg)
 			if err != nil {
@@ -73,8 +76,9 @@ func (a *app) signingKeysCommand() *cobra.Command {
 	}
 	add.Flags().StringVar(&alg, "algorithm", "EdDSA", "EdDSA (verifiable offline with the JWKS) or HS256")
 	add.Flags().BoolVar(&pending, "pending", false, "publish the key without signing: activate it once offline verifiers have fetched the JWKS (5 min)")
+	add.Flags().BoolVar(&addFallBack, "fall-back-to-hs256", false, "add an HS256 key that signs while an EdDSA key signs all the same: tokens are HS256 again, which offline verifiers refuse")
 	activate := &cobra.Command{
-		Use:   "activate KEY-ID",
+		Use:   "activate KEY-ID [--fall-back-to-hs256]",
 		Short: "Make a key the one that signs new tokens (a --pending one); retire the old one an access-token lifetime later",
 		Args:  cobra.ExactArgs(1),
 		RunE: wrap(func(cmd *cobra.Command, args []string) error {
@@ -82,13 +86,18 @@ func (a *app) signingKeysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			k, err := c.ActivateSigningKey(cmd.Context(), args[0])
+			activate := c.ActivateSigningKey
+			if activateFallBack {
+				activate = c.ActivateSigningKeyFallingBackToHS256
+			}
+			k, err := activate(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			return printKeys([]client.SigningKey{*k}, k)
 		}),
 	}
+	activate.Flags().BoolVar(&activateFallBack, "fall-back-to-hs256", false, "activate an HS256 key while an EdDSA key signs all the same: tokens are HS256 again, which offline verifiers refuse")
 	var fallBack bool
 	retire := &cobra.Command{
 		Use:   "retire KEY-ID [--fall-back-to-hs256]",

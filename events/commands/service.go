@@ -115,6 +115,9 @@ type SigningKeyState interface {
 	// SigningKeys lists every run-time key (which one signs, and which
 	// would after a retirement: domain.Signer).
 	SigningKeys() []domain.SigningKey
+	// SigningKeysAt is SigningKeys with the stream sequence of the last
+	// event of any signing key (0: none), read together.
+	SigningKeysAt() ([]domain.SigningKey, uint64)
 }
 
 // SSOState reads identity providers and linked identities.

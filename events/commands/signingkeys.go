@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"slices"
 
 	"github.com/infracast/auth/domain"
 	"github.com/infracast/auth/events"
@@ -20,8 +21,10 @@ const SealSigningSecret = "signing_key"
 // tokens; the earlier keys still verify until retired. A pending key signs
 // once activated (ActivateSigningKey): offline verifiers that cache the
 // JWKS have it by then, instead of refusing its tokens until their next
-// fetch.
-func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm string, pending bool) (domain.SigningKey, error) {
+// fetch. An HS256 key that would sign at once while an EdDSA key signs is
+// domain.ErrHS256DisplacesEdDSA unless fallBackToHS256 (see
+// signingKeySet: decided on every key, stored only if none changed since).
+func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm string, pending, fallBackToHS256 bool) (domain.SigningKey, error) {
 	var secret []byte
 	public := ""
 	switch algorithm {
@@ -43,29 +46,57 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 	if err != nil {
 		return domain.SigningKey{}, err
 	}
-	cmd := domain.AddSigningKey{KeyID: NewID("sk"), Algorithm: algorithm, SecretSealed: sealed, PublicKey: public, Pending: pending, Now: s.cfg.Now()}
-	evs, err := domain.DecideSigningKey(domain.SigningKey{}, cmd)
-	if err != nil {
+	id := NewID("sk")
+	if _, err := execute(ctx, s, meta, write[[]domain.SigningKey]{
+		on: s.signingKeySet(), into: ref{domain.AggregateSigningKey, id},
+		decide: func(keys []domain.SigningKey) ([]domain.Event, error) {
+			signer, _ := domain.Signer(keys)
+			return domain.DecideSigningKey(domain.SigningKey{}, domain.AddSigningKey{KeyID: id, Algorithm: algorithm,
+				SecretSealed: sealed, PublicKey: public, Pending: pending, SignerAlgorithm: signer.Algorithm,
+				FallBackToHS256: fallBackToHS256, Now: s.cfg.Now()})
+		},
+	}); err != nil {
 		return domain.SigningKey{}, err
 	}
-	if _, err := s.appendEvents(ctx, meta, NewID("cmd"), onAggregate(ref{domain.AggregateSigningKey, cmd.KeyID}, 0, 0, evs)); err != nil {
-		return domain.SigningKey{}, err
-	}
-	k, _, _ := s.state.SigningKey(cmd.KeyID)
+	k, _, _ := s.state.SigningKey(id)
 	return k, nil
 }
 
 // ActivateSigningKey makes a key the one that signs access tokens, on every
 // replica by the answer (domain.Narrows: the barrier) — a pending key, or
-// one that signed before another took over.
-func (s *Service) ActivateSigningKey(ctx context.Context, meta events.Meta, keyID string) (domain.SigningKey, error) {
-	return execute(ctx, s, meta, write[domain.SigningKey]{
-		on: s.signingKeyAggregate(keyID), missing: domain.ErrNotFound,
-		decide: func(k domain.SigningKey) ([]domain.Event, error) {
-			signer, _ := domain.Signer(s.state.SigningKeys())
-			return domain.DecideSigningKey(k, domain.ActivateSigningKey{Signer: signer.ID, SignerSince: signer.SigningSince(), Now: s.cfg.Now()})
+// one that signed before another took over. An HS256 key while an EdDSA
+// key signs is domain.ErrHS256DisplacesEdDSA unless fallBackToHS256; the
+// decision reads every key, and is stored only if none changed since
+// (signingKeySet).
+func (s *Service) ActivateSigningKey(ctx context.Context, meta events.Meta, keyID string, fallBackToHS256 bool) (domain.SigningKey, error) {
+	if _, _, ok := s.state.SigningKey(keyID); !ok {
+		// Added through another replica a moment ago? (As execute does
+		// for a missing aggregate: the write on the set would not.)
+		if err := s.catchUpSubject(ctx, events.Subject(domain.AggregateSigningKey, keyID)); err != nil {
+			return domain.SigningKey{}, err
+		}
+		if _, _, ok := s.state.SigningKey(keyID); !ok {
+			return domain.SigningKey{}, domain.ErrNotFound
+		}
+	}
+	var version uint64 // keyID's version the activation was decided on
+	if _, err := execute(ctx, s, meta, write[[]domain.SigningKey]{
+		on: s.signingKeySet(), into: ref{domain.AggregateSigningKey, keyID}, intoVersion: func() uint64 { return version },
+		decide: func(keys []domain.SigningKey) ([]domain.Event, error) {
+			i := slices.IndexFunc(keys, func(k domain.SigningKey) bool { return k.ID == keyID })
+			if i < 0 {
+				return nil, domain.ErrNotFound
+			}
+			version = keys[i].Version
+			signer, _ := domain.Signer(keys)
+			return domain.DecideSigningKey(keys[i], domain.ActivateSigningKey{Signer: signer.ID, SignerAlgorithm: signer.Algorithm,
+				SignerSince: signer.SigningSince(), FallBackToHS256: fallBackToHS256, Now: s.cfg.Now()})
 		},
-	})
+	}); err != nil {
+		return domain.SigningKey{}, err
+	}
+	k, _, _ := s.state.SigningKey(keyID)
+	return k, nil
 }
 
 // RetireSigningKey stops a key: tokens it signed no longer verify. Retiring
@@ -161,6 +192,30 @@ func (s *Service) retirementGuard(keyID string) (string, domain.RetireSigningKey
 		return signer.ID, cmd
 	}
 	return "", cmd
+}
+
+// signingKeySet is every run-time signing key as one aggregate for the
+// write loop: its subject covers every signing key's (events.Subject(…,
+// "*")), at the last sequence of any. A decision on which key would sign
+// (an addition, an activation) reads the set and appends into the key,
+// expecting the set unchanged: an addition or activation of an EdDSA key
+// stored through another replica between the decision and the append —
+// which an expectation on one key's subject would not see, as the
+// retirement's guard does not see a new key — is a conflict, and the
+// decision is made again on it (outside check 20r4). Signing keys change
+// rarely: the conflicts cost nothing. (JetStream checks the expectation
+// against the messages it has stored: one proposed by the stream's leader
+// and not yet stored is not seen, a window of one replication round trip
+// that a literal subject's check does not have.)
+func (s *Service) signingKeySet() aggregate[[]domain.SigningKey] {
+	return aggregate[[]domain.SigningKey]{
+		ref: ref{domain.AggregateSigningKey, "*"},
+		load: func() ([]domain.SigningKey, uint64, bool) {
+			keys, seq := s.state.SigningKeysAt()
+			return keys, seq, true
+		},
+		version: func([]domain.SigningKey) uint64 { return 0 }, // appended into a key, never to the set
+	}
 }
 
 // signingKeyAggregate is the signing key id as the write loop reads it.

@@ -30,11 +30,11 @@ func TestSigningKeyRotationThroughPendingKeys(t *testing.T) {
 	_, svc, _ := replicaWith(t, s, s, func(c *commands.Config) { c.Barrier = b })
 	ctx := context.Background()
 	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-	old, err := svc.AddSigningKey(ctx, meta, domain.AlgEdDSA, false)
+	old, err := svc.AddSigningKey(ctx, meta, domain.AlgEdDSA, false, false)
 	if err != nil || old.Pending {
 		t.Fatalf("add: %+v %v", old, err)
 	}
-	next, err := svc.AddSigningKey(ctx, meta, domain.AlgEdDSA, true)
+	next, err := svc.AddSigningKey(ctx, meta, domain.AlgEdDSA, true, false)
 	if err != nil || !next.Pending {
 		t.Fatalf("add pending: %+v %v", next, err)
 	}
@@ -42,7 +42,7 @@ func TestSigningKeyRotationThroughPendingKeys(t *testing.T) {
 		t.Fatalf("retire the signer while the other EdDSA key is pending: %v", err)
 	}
 	waits := b.waits.Load()
-	k, err := svc.ActivateSigningKey(ctx, meta, next.ID)
+	k, err := svc.ActivateSigningKey(ctx, meta, next.ID, false)
 	if err != nil || k.Pending || k.ActivatedAt.IsZero() {
 		t.Fatalf("activate: %+v %v", k, err)
 	}
@@ -50,17 +50,17 @@ func TestSigningKeyRotationThroughPendingKeys(t *testing.T) {
 		t.Fatal("the activation did not wait for the other replicas")
 	}
 	appends := len(s.appends)
-	if _, err := svc.ActivateSigningKey(ctx, meta, next.ID); err != nil || len(s.appends) != appends {
+	if _, err := svc.ActivateSigningKey(ctx, meta, next.ID, false); err != nil || len(s.appends) != appends {
 		t.Fatalf("activate the signer again: %v, %d appends", err, len(s.appends)-appends)
 	}
 	if k, err := svc.RetireSigningKey(ctx, meta, old.ID, false); err != nil || !k.Retired {
 		t.Fatalf("retire the old key once the new one signs: %+v %v", k, err)
 	}
-	if _, err := svc.ActivateSigningKey(ctx, meta, old.ID); !errors.Is(err, domain.ErrSigningKeyRetired) {
+	if _, err := svc.ActivateSigningKey(ctx, meta, old.ID, false); !errors.Is(err, domain.ErrSigningKeyRetired) {
 		t.Fatalf("activate a retired key: %v", err)
 	}
 	// An HS256 key that signs after the EdDSA one would not save it either.
-	if _, err := svc.AddSigningKey(ctx, meta, domain.AlgHS256, true); err != nil {
+	if _, err := svc.AddSigningKey(ctx, meta, domain.AlgHS256, true, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := svc.RetireSigningKey(ctx, meta, next.ID, false); !errors.Is(err, domain.ErrLastAsymmetricKey) {
@@ -69,7 +69,7 @@ func TestSigningKeyRotationThroughPendingKeys(t *testing.T) {
 	if k, err := svc.RetireSigningKey(ctx, meta, next.ID, true); err != nil || !k.Retired {
 		t.Fatalf("retire the last EdDSA key, falling back to HS256: %+v %v", k, err)
 	}
-	if _, err := svc.ActivateSigningKey(ctx, meta, "sk-unknown"); !errors.Is(err, domain.ErrNotFound) {
+	if _, err := svc.ActivateSigningKey(ctx, meta, "sk-unknown", false); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("activate an unknown key: %v", err)
 	}
 }
@@ -89,11 +89,11 @@ func TestRetirementsOfTheLastTwoEdDSAKeysAtOnce(t *testing.T) {
 			a, onA := replicaOn(t, s, hooked)
 			ctx := context.Background()
 			meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
-			older, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false)
+			older, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false, false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			signer, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false)
+			signer, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false, false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -120,5 +120,103 @@ func TestRetirementsOfTheLastTwoEdDSAKeysAtOnce(t *testing.T) {
 				t.Fatal("both EdDSA keys retired")
 			}
 		})
+	}
+}
+
+// TestHS256DoesNotDisplaceTheEdDSASigner: adding an HS256 key that signs at
+// once, or activating one, while an EdDSA key signs is refused
+// (domain.ErrHS256DisplacesEdDSA) unless the request falls back to HS256
+// explicitly; a pending HS256 key may be added (outside check 20r4: the
+// API's default algorithm is HS256, and such a key took over from the
+// EdDSA key with no refusal).
+func TestHS256DoesNotDisplaceTheEdDSASigner(t *testing.T) {
+	s, _, svc := newReplica(t, nil)
+	ctx := context.Background()
+	meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	ed, err := svc.AddSigningKey(ctx, meta, domain.AlgEdDSA, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appends := len(s.appends)
+	if _, err := svc.AddSigningKey(ctx, meta, domain.AlgHS256, false, false); !errors.Is(err, domain.ErrHS256DisplacesEdDSA) || len(s.appends) != appends {
+		t.Fatalf("add an HS256 key that signs while an EdDSA key signs: %v, %d appends", err, len(s.appends)-appends)
+	}
+	hs, err := svc.AddSigningKey(ctx, meta, domain.AlgHS256, true, false)
+	if err != nil || !hs.Pending {
+		t.Fatalf("add a pending HS256 key: %+v %v", hs, err)
+	}
+	if _, err := svc.ActivateSigningKey(ctx, meta, hs.ID, false); !errors.Is(err, domain.ErrHS256DisplacesEdDSA) {
+		t.Fatalf("activate the HS256 key while an EdDSA key signs: %v", err)
+	}
+	if k, err := svc.ActivateSigningKey(ctx, meta, hs.ID, true); err != nil || k.Pending {
+		t.Fatalf("activate the HS256 key, falling back to HS256: %+v %v", k, err)
+	}
+	// The EdDSA key signs again; an HS256 key that signs at once, asked for.
+	if _, err := svc.ActivateSigningKey(ctx, meta, ed.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := svc.AddSigningKey(ctx, meta, domain.AlgHS256, false, true); err != nil || k.Pending {
+		t.Fatalf("add an HS256 key that signs, falling back to HS256: %+v %v", k, err)
+	}
+}
+
+// TestHS256DecidedBeforeAnEdDSAKeySigns: replica A decides to add an HS256
+// key that signs at once, or to activate one, while no EdDSA key signs, and
+// replica B's addition or activation of an EdDSA key that signs lands
+// before A's append. Stored, A's key would take over from B's with no one
+// asking: A's write expects every signing key's subject unchanged, is
+// decided again on B's key, and refused.
+func TestHS256DecidedBeforeAnEdDSAKeySigns(t *testing.T) {
+	for _, aDoes := range []string{"adds", "activates"} {
+		for _, bDoes := range []string{"adds", "activates"} {
+			t.Run("A "+aDoes+", B "+bDoes, func(t *testing.T) {
+				s, _, onB := newReplica(t, nil)
+				hooked := &hookedStream{stream: s}
+				a, onA := replicaOn(t, s, hooked)
+				ctx := context.Background()
+				meta := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+				edPending, err := onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, true, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hsPending, err := onB.AddSigningKey(ctx, meta, domain.AlgHS256, true, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				head, _ := s.Head(ctx)
+				if err := a.WaitFor(ctx, head); err != nil {
+					t.Fatal(err)
+				}
+				typ := domain.TypeSigningKeyAdded
+				if aDoes == "activates" {
+					typ = domain.TypeSigningKeyActivated
+				}
+				ran := onceBefore(t, hooked, typ, func() {
+					var err error
+					if bDoes == "adds" {
+						_, err = onB.AddSigningKey(ctx, meta, domain.AlgEdDSA, false, false)
+					} else {
+						_, err = onB.ActivateSigningKey(ctx, meta, edPending.ID, false)
+					}
+					if err != nil {
+						t.Errorf("B's EdDSA key: %v", err)
+					}
+				})
+				if aDoes == "adds" {
+					_, err = onA.AddSigningKey(ctx, meta, domain.AlgHS256, false, false)
+				} else {
+					_, err = onA.ActivateSigningKey(ctx, meta, hsPending.ID, false)
+				}
+				if !errors.Is(err, domain.ErrHS256DisplacesEdDSA) {
+					t.Fatalf("A's HS256 key after B's EdDSA key: %v, want ErrHS256DisplacesEdDSA", err)
+				}
+				if !*ran {
+					t.Fatal("B's EdDSA key did not land between A's decision and its append")
+				}
+				if signer, _ := domain.Signer(a.model.SigningKeys()); signer.Algorithm != domain.AlgEdDSA {
+					t.Fatalf("signer %+v, want B's EdDSA key", signer)
+				}
+			})
+		}
 	}
 }

@@ -74,14 +74,30 @@ func (s *stream) LastSequence(_ context.Context, subject string) (uint64, error)
 	return s.last(subject), nil
 }
 
-// last is the stream sequence of the last message on subject (0: none).
+// last is the stream sequence of the last message on subject (0: none); a
+// "*" token matches any one token, as JetStream's.
 func (s *stream) last(subject string) uint64 {
 	for i := len(s.msgs) - 1; i >= 0; i-- {
-		if s.msgs[i].Subject == subject {
+		if subjectMatches(subject, s.msgs[i].Subject) {
 			return uint64(i + 1)
 		}
 	}
 	return 0
+}
+
+// subjectMatches reports whether subject matches filter, whose "*" tokens
+// match any one token.
+func subjectMatches(filter, subject string) bool {
+	f, t := strings.Split(filter, "."), strings.Split(subject, ".")
+	if len(f) != len(t) {
+		return false
+	}
+	for i := range f {
+		if f[i] != "*" && f[i] != t[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *stream) Head(context.Context) (uint64, error) {

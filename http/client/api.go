@@ -250,9 +250,17 @@ func (c *Client) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 // AddSigningKey adds a signing key ("EdDSA" or "HS256"; empty: the service's
 // default, HS256) that signs new tokens from then on. An EdDSA key is
 // published in the JWKS, for offline verification; to publish it before it
-// signs, use AddPendingSigningKey.
+// signs, use AddPendingSigningKey. An HS256 key while an EdDSA key signs
+// is refused (409 CONFLICT): see AddSigningKeyFallingBackToHS256.
 func (c *Client) AddSigningKey(ctx context.Context, algorithm string) (*SigningKey, error) {
-	return c.addSigningKey(ctx, algorithm, true)
+	return c.addSigningKey(ctx, algorithm, true, false)
+}
+
+// AddSigningKeyFallingBackToHS256 is AddSigningKey even when an HS256 key
+// takes over from the EdDSA key that signs: offline verifiers refuse every
+// new token.
+func (c *Client) AddSigningKeyFallingBackToHS256(ctx context.Context, algorithm string) (*SigningKey, error) {
+	return c.addSigningKey(ctx, algorithm, true, true)
 }
 
 // AddPendingSigningKey adds a signing key that is published (it verifies;
@@ -260,15 +268,16 @@ func (c *Client) AddSigningKey(ctx context.Context, algorithm string) (*SigningK
 // (ActivateSigningKey): activate it once offline verifiers have fetched the
 // JWKS, so that none refuses its first tokens.
 func (c *Client) AddPendingSigningKey(ctx context.Context, algorithm string) (*SigningKey, error) {
-	return c.addSigningKey(ctx, algorithm, false)
+	return c.addSigningKey(ctx, algorithm, false, false)
 }
 
-func (c *Client) addSigningKey(ctx context.Context, algorithm string, signing bool) (*SigningKey, error) {
+func (c *Client) addSigningKey(ctx context.Context, algorithm string, signing, fallBack bool) (*SigningKey, error) {
 	var body struct {
 		Algorithm string `json:"algorithm,omitempty"`
 		Signing   *bool  `json:"signing,omitempty"`
+		FallBack  bool   `json:"fall_back_to_hs256,omitempty"`
 	}
-	body.Algorithm = algorithm
+	body.Algorithm, body.FallBack = algorithm, fallBack
 	if !signing {
 		body.Signing = &signing
 	}
@@ -277,10 +286,23 @@ func (c *Client) addSigningKey(ctx context.Context, algorithm string, signing bo
 }
 
 // ActivateSigningKey makes a key the one that signs new tokens, on every
-// replica by the answer; the others keep verifying until retired.
+// replica by the answer; the others keep verifying until retired. An HS256
+// key while an EdDSA key signs is refused (409 CONFLICT): see
+// ActivateSigningKeyFallingBackToHS256.
 func (c *Client) ActivateSigningKey(ctx context.Context, id string) (*SigningKey, error) {
 	var out SigningKey
 	return &out, c.Do(ctx, http.MethodPost, "/api/v1/admin/signing-keys/"+seg(id)+"/activate", nil, nil, &out)
+}
+
+// ActivateSigningKeyFallingBackToHS256 activates a key even when it is an
+// HS256 key that takes over from the EdDSA key that signs: offline
+// verifiers refuse every new token.
+func (c *Client) ActivateSigningKeyFallingBackToHS256(ctx context.Context, id string) (*SigningKey, error) {
+	body := struct {
+		FallBack bool `json:"fall_back_to_hs256"`
+	}{true}
+	var out SigningKey
+	return &out, c.Do(ctx, http.MethodPost, "/api/v1/admin/signing-keys/"+seg(id)+"/activate", nil, body, &out)
 }
 
 // RetireSigningKey retires a key: tokens it signed stop verifying. The EdDSA
