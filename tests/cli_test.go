@@ -820,6 +820,24 @@ func TestCLISSOAndSigningKeys(t *testing.T) {
 		t.Fatalf("signing-keys retire: %+v", sk)
 	}
 	c.fails(exitNotFound, "", nil, []string{"signing-keys", "retire", "sk-unknown"}, "NOT_FOUND")
+	// An EdDSA key signs again: the HS256 key takes over only when asked to.
+	// (The clock moves between the steps: a key signs from its addition's
+	// or activation's time, and this instance's clock stands still.)
+	c.okJSON(&sk, "signing-keys", "add", "--algorithm", "EdDSA")
+	c.fails(exitConflict, "", nil, []string{"signing-keys", "activate", hs.ID}, "CONFLICT", "An EdDSA key signs")
+	in.Clock.Advance(time.Second)
+	c.okJSON(&sk, "signing-keys", "activate", hs.ID, "--fall-back-to-hs256")
+	if sk.Algorithm != "HS256" || !sk.Signing {
+		t.Fatalf("signing-keys activate --fall-back-to-hs256: %+v", sk)
+	}
+	in.Clock.Advance(time.Second)
+	c.okJSON(&sk, "signing-keys", "add", "--algorithm", "EdDSA")
+	c.fails(exitConflict, "", nil, []string{"signing-keys", "add", "--algorithm", "HS256"}, "CONFLICT", "An EdDSA key signs")
+	in.Clock.Advance(time.Second)
+	c.okJSON(&sk, "signing-keys", "add", "--algorithm", "HS256", "--fall-back-to-hs256")
+	if sk.Algorithm != "HS256" || !sk.Signing {
+		t.Fatalf("signing-keys add --fall-back-to-hs256: %+v", sk)
+	}
 
 	// completion, for each shell.
 	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
