@@ -122,10 +122,17 @@ type (
 	// sign): an HS256 key that would sign at once while an EdDSA key signs
 	// makes every new token one no offline verifier checks — refused
 	// (ErrHS256DisplacesEdDSA) unless FallBackToHS256.
+	//
+	// SignerSince is when the key that signs now began to sign: a key added
+	// to sign at once is dated after it even if Now is not (a replica's
+	// clock behind the one that activated the signer), as ActivateSigningKey
+	// dates an activation — else the new key, "begun" before the signer,
+	// would be answered 201 and never sign.
 	AddSigningKey struct {
 		KeyID, Algorithm, SecretSealed, PublicKey string
 		Pending                                   bool
 		SignerAlgorithm                           string
+		SignerSince                               time.Time
 		FallBackToHS256                           bool
 		Now                                       time.Time
 	}
@@ -200,8 +207,12 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		if displacesEdDSA(c.Algorithm, c.SignerAlgorithm, c.FallBackToHS256) && !c.Pending {
 			return nil, ErrHS256DisplacesEdDSA
 		}
+		at := c.Now.UTC()
+		if !c.Pending && !at.After(c.SignerSince) {
+			at = c.SignerSince.Add(time.Millisecond).UTC()
+		}
 		return []Event{SigningKeyAdded{KeyID: c.KeyID, Algorithm: c.Algorithm, SecretSealed: c.SecretSealed,
-			PublicKey: c.PublicKey, Pending: c.Pending, AddedAt: c.Now.UTC()}}, nil
+			PublicKey: c.PublicKey, Pending: c.Pending, AddedAt: at}}, nil
 	case ActivateSigningKey:
 		if !k.Exists() {
 			return nil, ErrNotFound

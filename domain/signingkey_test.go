@@ -187,3 +187,31 @@ func TestHS256DoesNotDisplaceTheEdDSASigner(t *testing.T) {
 		t.Errorf("activate the HS256 signer: %v %v", evs, err)
 	}
 }
+
+// A key added to sign at once on a replica whose clock is behind the
+// signer's start (its activation, dated on another replica) is dated after
+// that start, as an activation is, and so signs: dated by the clock alone
+// it was answered 201 and never signed (found in session 20 by the CLI's
+// tests with the harness's frozen clock).
+func TestAddedKeyDatedAfterTheSigner(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	signer := SigningKey{ID: "sk-a", Algorithm: AlgEdDSA, PublicKey: "pub", AddedAt: t0.Add(-time.Hour), ActivatedAt: t0.Add(time.Minute)}
+	for _, pending := range []bool{false, true} {
+		evs, err := DecideSigningKey(SigningKey{}, AddSigningKey{KeyID: "sk-b", Algorithm: AlgEdDSA, SecretSealed: "sealed", PublicKey: "pub2",
+			Pending: pending, SignerAlgorithm: AlgEdDSA, SignerSince: signer.SigningSince(), Now: t0})
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("pending %v: %v, %v", pending, evs, err)
+		}
+		added := EvolveSigningKey(SigningKey{}, evs[0])
+		got, _ := Signer([]SigningKey{signer, added})
+		if pending {
+			if !added.AddedAt.Equal(t0) || got.ID != "sk-a" {
+				t.Fatalf("a pending key is dated %s and %s signs, want its clock's time and sk-a", added.AddedAt, got.ID)
+			}
+			continue
+		}
+		if !added.AddedAt.After(signer.SigningSince()) || got.ID != "sk-b" {
+			t.Fatalf("added at %s with the signer's start %s: %s signs, want sk-b", added.AddedAt, signer.SigningSince(), got.ID)
+		}
+	}
+}

@@ -52,7 +52,7 @@ func (s *Service) AddSigningKey(ctx context.Context, meta events.Meta, algorithm
 		decide: func(keys []domain.SigningKey) ([]domain.Event, error) {
 			signer, _ := domain.Signer(keys)
 			return domain.DecideSigningKey(domain.SigningKey{}, domain.AddSigningKey{KeyID: id, Algorithm: algorithm,
-				SecretSealed: sealed, PublicKey: public, Pending: pending, SignerAlgorithm: signer.Algorithm,
+				SecretSealed: sealed, PublicKey: public, Pending: pending, SignerAlgorithm: signer.Algorithm, SignerSince: signer.SigningSince(),
 				FallBackToHS256: fallBackToHS256, Now: s.cfg.Now()})
 		},
 	}); err != nil {
