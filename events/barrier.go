@@ -93,6 +93,10 @@ type BarrierConfig struct {
 // forged goodbye or confirmation) nor wait for nothing (a forged
 // heartbeat); a heartbeat replayed later than presenceSkew is dropped.
 //
+// A permission on the barrier's subjects that NATS refuses while the replica
+// runs (Refused) puts it Outside: not ready, Behind, until it has subscribed
+// again and its SelfCheck passes, which the heartbeat tries every beat.
+//
 // What is not covered: a replica cut off from NATS answers nothing and
 // hears of nothing (its /ready turns 503 within seconds, see
 // projections.Runner.Stalled); what a paused replica answers before its NATS
@@ -107,13 +111,12 @@ type Barrier struct {
 
 	presence, applied, confirm string
 	requests                   atomic.Uint64 // numbers this replica's confirm subjects
-	// selfProbe is closed when this replica hears its own probe back
-	// (SelfCheck).
-	selfProbe     chan struct{}
-	selfProbeOnce sync.Once
 
-	mu    sync.Mutex
-	peers map[string]time.Time // other replicas -> last heard of
+	mu sync.Mutex
+	// selfProbe (under mu) is closed, and cleared, when this replica hears
+	// its own probe back (SelfCheck makes a new one for each check).
+	selfProbe chan struct{}
+	peers     map[string]time.Time // other replicas -> last heard of
 	// selfHeard: when this replica last heard its own heartbeat back
 	// (under mu; zero until the first). Others are forgotten only when
 	// silent for three heartbeats before it: a replica cut off from NATS
@@ -123,8 +126,18 @@ type Barrier struct {
 	// 19u).
 	selfHeard time.Time
 
-	subs      []*nats.Subscription
+	subs      []*nats.Subscription // under mu once the heartbeat runs (rejoin)
 	announced atomic.Bool
+	// outside: NATS refused one of the barrier's subscriptions or publishes
+	// (Refused) — a permission taken away while running; the server drops
+	// the subscriptions it no longer allows, and nothing subscribes again
+	// by itself. Until the heartbeat has subscribed again and SelfCheck
+	// passed (rejoin), the replica is not ready and checks no credential
+	// (Behind, Outside): the others neither wait for it nor reach it, and
+	// it accepted tokens just revoked through them (re-check 20r3).
+	// rejoined (under mu) is closed when it takes part again.
+	outside  atomic.Bool
+	rejoined chan struct{}
 	// required: the highest sequence another replica asked this one for
 	// (Behind).
 	required atomic.Uint64
@@ -161,7 +174,6 @@ func NewBarrier(nc *nats.Conn, cfg BarrierConfig) (*Barrier, error) {
 		nc: nc, cfg: cfg, id: ulid.Make().String(),
 		presence: prefix + ".presence", applied: prefix + ".applied", confirm: prefix + ".confirm",
 		peers: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}),
-		selfProbe: make(chan struct{}),
 	}, nil
 }
 
@@ -184,7 +196,9 @@ func (b *Barrier) Start() error {
 		}
 		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
 	}
+	b.mu.Lock()
 	b.subs = []*nats.Subscription{ps, as}
+	b.mu.Unlock()
 	// Ask the replicas that serve to say so now, rather than at their next
 	// heartbeat: this one may serve (and take access away) well within a
 	// heartbeat of starting, and must wait for them by then.
@@ -212,11 +226,14 @@ func (b *Barrier) Announce() {
 // unsubscribes.
 func (b *Barrier) Close() {
 	b.once.Do(func() {
-		if b.subs == nil {
-			return // never started
+		b.mu.Lock()
+		started := b.subs != nil
+		b.mu.Unlock()
+		if !started {
+			return
 		}
 		close(b.stop)
-		<-b.done
+		<-b.done // the heartbeat changes b.subs no more
 		for _, s := range b.subs {
 			if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
 				b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
@@ -270,6 +287,10 @@ func (b *Barrier) heartbeat() {
 		case <-b.stop:
 			return
 		case <-tick.C:
+			if b.outside.Load() {
+				b.rejoin()
+				continue
+			}
 			if !b.announced.Load() {
 				continue
 			}
@@ -297,7 +318,12 @@ func (b *Barrier) onPresence(m *nats.Msg) {
 			b.selfHeard = time.Now()
 			b.mu.Unlock()
 		case "probe":
-			b.selfProbeOnce.Do(func() { close(b.selfProbe) })
+			b.mu.Lock()
+			if b.selfProbe != nil {
+				close(b.selfProbe)
+				b.selfProbe = nil
+			}
+			b.mu.Unlock()
 		}
 		return
 	}
@@ -412,6 +438,10 @@ var ErrBarrierUnreachable = errors.New("events: the replica barrier's messages d
 // did not come back) when ctx ends first.
 func (b *Barrier) SelfCheck(ctx context.Context) error {
 	reply := b.replySubject()
+	probe := make(chan struct{})
+	b.mu.Lock()
+	b.selfProbe = probe
+	b.mu.Unlock()
 	answers := make(chan *nats.Msg, 4)
 	sub, err := b.nc.ChanSubscribe(reply, answers)
 	if err != nil {
@@ -430,7 +460,7 @@ func (b *Barrier) SelfCheck(ctx context.Context) error {
 	if err := b.nc.PublishRequest(b.applied, reply, []byte("0 "+b.id+" "+b.mac("applied", "0", b.id, reply))); err != nil {
 		return fmt.Errorf("%w: barrier: %v", ErrUnavailable, err)
 	}
-	probe, answered := b.selfProbe, false
+	answered := false
 	for probe != nil || !answered {
 		select {
 		case <-probe:
@@ -463,16 +493,120 @@ func (b *Barrier) rejected() {
 // models have not applied yet. Then a credential must not be checked here
 // before WaitRequired: the other replica may have given up waiting (this
 // one was paused, starved or cut off for longer than its Timeout) and
-// answered its client already. Two atomic loads: it is on every request.
+// answered its client already. It is also true while this replica is
+// Outside the barrier: the others do not reach it, and it cannot know what
+// they revoked a moment ago. A few atomic loads: it is on every request.
 func (b *Barrier) Behind() bool {
+	if b.outside.Load() {
+		return true
+	}
 	r := b.required.Load()
 	return r != 0 && b.cfg.AppliedSeq() < r
 }
 
-// WaitRequired waits until this replica's read models have applied every
-// sequence another replica has asked for (see Behind), or ctx ends.
+// WaitRequired waits until this replica takes part in the barrier (see
+// Outside) and its read models have applied every sequence another replica
+// has asked for (see Behind), or ctx ends: outside, it returns an
+// ErrBarrierUnreachable then.
 func (b *Barrier) WaitRequired(ctx context.Context) error {
+	b.mu.Lock()
+	rejoined := b.rejoined
+	b.mu.Unlock()
+	if rejoined != nil {
+		select {
+		case <-rejoined:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: NATS refused it a permission; it is outside the barrier (%v)", ErrBarrierUnreachable, context.Cause(ctx))
+		}
+	}
 	return b.cfg.Applied(ctx, b.required.Load())
+}
+
+// Outside reports whether NATS refused this replica one of the barrier's
+// subscriptions or publishes (Refused) and it has not taken part again
+// since: it is not ready, and checks no credential (Behind).
+func (b *Barrier) Outside() bool { return b.outside.Load() }
+
+// Refused tells the barrier of a permissions violation NATS reported on the
+// connection (nats.ErrorHandler), and reports whether it concerns the
+// barrier's subjects (infracast.replicas.<stream>.>): then the barrier has
+// logged it, and is Outside until the heartbeat has subscribed again and a
+// SelfCheck passed. A permission taken away while the replica runs makes
+// the server drop the subscriptions it no longer allows; given back, it
+// restores none of them: without this the replica stayed outside the
+// barrier, ready, until restarted (re-check 20r3).
+func (b *Barrier) Refused(err error) bool {
+	if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"`+ReplicaSubjectPrefix+"."+b.cfg.Stream+".") {
+		return false
+	}
+	b.mu.Lock()
+	first := b.rejoined == nil
+	if first {
+		b.rejoined = make(chan struct{})
+		b.outside.Store(true)
+	}
+	b.mu.Unlock()
+	if !first || !b.announced.Load() {
+		// The refusals of its attempts to take part again, every heartbeat;
+		// or of a replica not serving yet, whose start ends naming them.
+		b.cfg.Log.Debug("replica barrier: NATS refuses this replica's user a permission", "err", err)
+		return true
+	}
+	b.cfg.Log.Error("replica barrier: NATS refused this replica's user a permission of the barrier; it reports not ready and refuses credential checks (503) until it takes part again, which it tries every heartbeat: "+
+		"give the service's NATS user publish and subscribe on "+ReplicaSubjectPrefix+".>", "err", err)
+	// The others stop waiting for it at once (it may not hear them), rather
+	// than each timing out; if its publishes are refused too, they forget
+	// it after three heartbeats.
+	if err := b.announce("down"); err != nil {
+		b.cfg.Log.Debug("replica barrier: goodbye not sent", "err", err)
+	}
+	return true
+}
+
+// rejoin subscribes again to the barrier's subjects (the server dropped
+// what it refused) and, once SelfCheck passes, takes part again: ready, and
+// announced to the others. Called by the heartbeat while Outside.
+func (b *Barrier) rejoin() {
+	b.mu.Lock()
+	old := b.subs
+	b.mu.Unlock()
+	for _, s := range old {
+		if err := s.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) && !errors.Is(err, nats.ErrBadSubscription) {
+			b.cfg.Log.Debug("replica barrier: unsubscribe", "err", err)
+		}
+	}
+	ps, perr := b.nc.Subscribe(b.presence, b.onPresence)
+	as, aerr := b.nc.Subscribe(b.applied, b.onApplied)
+	var subs []*nats.Subscription
+	for _, s := range []*nats.Subscription{ps, as} {
+		if s != nil {
+			subs = append(subs, s)
+		}
+	}
+	b.mu.Lock()
+	b.subs = subs
+	b.mu.Unlock()
+	if err := errors.Join(perr, aerr); err != nil {
+		b.cfg.Log.Debug("replica barrier: subscribing again failed; tried again at the next heartbeat", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
+	defer cancel()
+	if err := b.SelfCheck(ctx); err != nil {
+		b.cfg.Log.Debug("replica barrier: still outside; tried again at the next heartbeat", "err", err)
+		return
+	}
+	b.mu.Lock()
+	b.outside.Store(false)
+	close(b.rejoined)
+	b.rejoined = nil
+	b.mu.Unlock()
+	b.cfg.Log.Info("replica barrier: this replica takes part again; it reports ready and checks credentials")
+	if b.announced.Load() {
+		if err := b.announce("up"); err != nil {
+			b.cfg.Log.Debug("replica barrier: heartbeat not sent", "err", err)
+		}
+	}
 }
 
 // doneContext is an ended context: Applied with it says whether the sequence

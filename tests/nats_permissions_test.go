@@ -54,8 +54,7 @@ const permissionsUserPassword = "svc-password-0123456789"
 func permissionsOptions(t *testing.T, block string) *server.Options {
 	t.Helper()
 	dir := t.TempDir()
-	conf := fmt.Sprintf("host: 127.0.0.1\nport: -1\njetstream { store_dir: %q }\nauthorization {\n  users: [\n    { user: svc, password: %q\n%s\n    }\n  ]\n}\n",
-		filepath.Join(dir, "js"), permissionsUserPassword, block)
+	conf := permissionsConfig(filepath.Join(dir, "js"), block)
 	path := filepath.Join(dir, "nats.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -68,6 +67,13 @@ func permissionsOptions(t *testing.T, block string) *server.Options {
 		t.Fatalf("the block gives svc no publish and subscribe permissions:\n%s", conf)
 	}
 	return opts
+}
+
+// permissionsConfig is a JetStream nats-server's configuration (its store
+// in storeDir) whose user svc has block.
+func permissionsConfig(storeDir, block string) string {
+	return fmt.Sprintf("host: 127.0.0.1\nport: -1\njetstream { store_dir: %q }\nauthorization {\n  users: [\n    { user: svc, password: %q\n%s\n    }\n  ]\n}\n",
+		storeDir, permissionsUserPassword, block)
 }
 
 // permissionsServer runs permissionsOptions(block).

@@ -49,6 +49,7 @@ type Service struct {
 
 	readiness     *readiness
 	resyncRunner  atomic.Pointer[projections.Runner] // told about NATS disconnects and reconnects
+	barrier       atomic.Pointer[events.Barrier]     // told about the permissions NATS refuses (connectionHandlers)
 	snapshots     *events.Snapshots                  // snapshots.go; nil until the bucket is open
 	snapshotSeq   atomic.Uint64                      // sequence of the latest snapshot restored or saved
 	unusableSnap  atomic.Uint64                      // 1 + sequence of the snapshot start-up could not restore (0: none)
@@ -148,6 +149,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	}); err != nil {
 		return nil, err
 	}
+	s.barrier.Store(s.Barrier)
 	if err := s.Barrier.Start(); err != nil {
 		return nil, err
 	}
@@ -168,7 +170,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 		return nil, err
 	}
 	s.Passwords = pw
-	s.readiness = &readiness{runner: s.Runner, nc: s.nc}
+	s.readiness = &readiness{runner: s.Runner, nc: s.nc, barrier: s.Barrier}
 	s.Commands = commands.New(st, s.Runner, s.Model, pw, sealer, commands.Config{
 		RefreshTTL: cfg.RefreshTTL, RefreshRotation: cfg.RefreshRotation, Now: cfg.Now, RefreshIdleTTL: cfg.RefreshIdleTTL,
 		MaxSessionsPerUser:   cfg.MaxSessionsPerUser,
@@ -459,11 +461,12 @@ func (s *Service) WaitReady(ctx context.Context, out io.Writer) error {
 // nothing. The caller tells the operator, naming the setting as they set it.
 func (s *Service) BootstrapPasswordIgnored() bool { return s.bootstrapPasswordIgnored.Load() }
 
-// readiness combines the projections' catch-up, the first start's bootstrap
-// and the connection to NATS.
+// readiness combines the projections' catch-up, the first start's bootstrap,
+// the connection to NATS and the replica barrier.
 type readiness struct {
 	runner       *projections.Runner
 	nc           *nats.Conn
+	barrier      *events.Barrier
 	bootstrapped atomic.Bool
 }
 
@@ -477,6 +480,8 @@ func (r *readiness) Ready() (bool, string) {
 		return false, "Read models are catching up with the event store"
 	case !r.nc.IsConnected():
 		return false, "Event store unreachable: serving reads from the read models, refusing writes"
+	case r.barrier != nil && r.barrier.Outside():
+		return false, "Outside the replica barrier (NATS refused this replica's user a permission on infracast.replicas.>): refusing credential checks until it takes part again"
 	case r.runner.Stalled():
 		return false, "Event store not serving the stream (JetStream unavailable): serving reads from the read models, refusing writes"
 	case !r.runner.Current():
@@ -576,6 +581,9 @@ func (s *Service) connectionHandlers() []nats.Option {
 		// log, not as plain text to stderr.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if s.refusals != nil && s.refusals.add(err) {
+				if b := s.barrier.Load(); b != nil && b.Refused(err) {
+					return // the barrier logged it, once, and takes part again when it may
+				}
 				// At start, it ends the start (natsperms.go); later (a
 				// permission taken away meanwhile) a request or a
 				// subscription of this replica's fails.
