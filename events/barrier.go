@@ -138,6 +138,11 @@ type Barrier struct {
 	// rejoined (under mu) is closed when it takes part again.
 	outside  atomic.Bool
 	rejoined chan struct{}
+	// older (under mu): reply subject -> replica, of the requests of older
+	// replicas that ask on _INBOX (olderRequest); olderWarned: the replicas
+	// warned of.
+	older       map[string]string
+	olderWarned map[string]bool
 	// required: the highest sequence another replica asked this one for
 	// (Behind).
 	required atomic.Uint64
@@ -392,6 +397,9 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 	if m.Reply == "" {
 		return // a notice: nobody waits for the answer (see Wait)
 	}
+	if !strings.HasPrefix(m.Reply, b.confirm+".") {
+		b.olderRequest(m.Reply, from)
+	}
 	answer := func() { b.respond(m, seqText) }
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	if b.cfg.Applied(doneContext, seq) == nil {
@@ -407,6 +415,27 @@ func (b *Barrier) onApplied(m *nats.Msg) {
 		}
 		answer()
 	}()
+}
+
+// olderRequests bounds the reply subjects of older replicas' requests
+// remembered (olderRequest) until NATS refuses their answers or not.
+const olderRequests = 1024
+
+// olderRequest remembers that the replica from asked for this replica's
+// confirmation on reply, outside infracast.replicas.<stream>.confirm: a
+// replica of a build before the confirm subjects, which asks on _INBOX.
+// With the documented permissions (no publish on _INBOX.>) NATS refuses the
+// answer, and Refused then warns once per such replica, rather than the
+// connection's ERROR for a permission missing (re-check 20r3: ~170 lines
+// during a rolling upgrade, with advice wrong for an operator who had the
+// block).
+func (b *Barrier) olderRequest(reply, from string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.older == nil || len(b.older) >= olderRequests {
+		b.older = map[string]string{}
+	}
+	b.older[reply] = from
 }
 
 // respond confirms request m for seqText on its reply subject.
@@ -561,6 +590,40 @@ func (b *Barrier) Refused(err error) bool {
 		b.cfg.Log.Debug("replica barrier: goodbye not sent", "err", err)
 	}
 	return true
+}
+
+// RefusedAnswer tells the barrier of a permissions violation NATS reported
+// on the connection, and reports whether it refused this replica's answer to
+// an older replica's request (olderRequest): then the barrier has warned of
+// that replica (once), and the refusal is no permission missing — the
+// documented permissions allow no publish on _INBOX.>, where such a replica
+// asks for confirmations.
+func (b *Barrier) RefusedAnswer(err error) bool {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return false
+	}
+	_, rest, ok := strings.Cut(err.Error(), `Publish to "_INBOX.`)
+	if !ok {
+		return false
+	}
+	reply, _, _ := strings.Cut(rest, `"`)
+	reply = "_INBOX." + reply
+	b.mu.Lock()
+	from, ok := b.older[reply]
+	delete(b.older, reply)
+	warn := ok && !b.olderWarned[from]
+	if warn {
+		if b.olderWarned == nil {
+			b.olderWarned = map[string]bool{}
+		}
+		b.olderWarned[from] = true
+	}
+	b.mu.Unlock()
+	if warn {
+		b.cfg.Log.Warn("replica barrier: an older replica asks for confirmations on _INBOX, and NATS refuses this replica's answers: "+
+			"finish the upgrade, or allow publish on _INBOX.> until then (its revocations do not wait for this replica meanwhile)", "replica", from)
+	}
+	return ok
 }
 
 // rejoin subscribes again to the barrier's subjects (the server dropped

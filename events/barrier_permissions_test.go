@@ -1,8 +1,15 @@
 package events_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"log/slog"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,4 +228,110 @@ func TestBarrierRejoinsAfterAPermissionReturns(t *testing.T) {
 	if !mb.WasAsked(6) {
 		t.Fatal("B was not asked for the sequence A waited for")
 	}
+}
+
+// TestBarrierWarnsOnceOfAnOlderReplicaAskingOnInbox: during a rolling
+// upgrade, a replica of an older build asks for confirmations on _INBOX,
+// where the documented permissions allow no publish: NATS refuses this
+// replica's answers. Each refusal is recognised (RefusedAnswer) and warned
+// of once per older replica with what to do — not as a permission missing,
+// nor does it put the replica outside the barrier. Re-check 20r3: every
+// revocation through an old replica logged an ERROR telling the operator to
+// give the permissions block they had given.
+func TestBarrierWarnsOnceOfAnOlderReplicaAskingOnInbox(t *testing.T) {
+	old := &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: []string{events.ReplicaSubjectPrefix + ".>", "_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{events.ReplicaSubjectPrefix + ".>", "_INBOX.>"}},
+	}
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true, Users: []*server.User{
+		{Username: "svc", Password: "svc-password", Permissions: barrierOnlyPermissions()},
+		{Username: "old", Password: "old-password", Permissions: old},
+	}}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	var to atomic.Pointer[events.Barrier]
+	var answersRefused, others atomic.Int64
+	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("svc", "svc-password"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			switch b := to.Load(); {
+			case b != nil && b.RefusedAnswer(err):
+				answersRefused.Add(1)
+			case b != nil && b.Refused(err):
+				others.Add(1)
+			default:
+				others.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var logs syncBuffer
+	m := newReadModel()
+	m.Apply(9)
+	b := startBarrier(t, nc, m, events.BarrierConfig{Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	to.Store(b)
+
+	oc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("old", "old-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(oc.Close)
+	const requests = 5
+	for range requests {
+		reply := oc.NewInbox() // an older replica's request: answered on _INBOX
+		tag := barrierMAC("applied", "9", "OLDREPLICA", reply)
+		if err := oc.PublishRequest(events.ReplicaSubjectPrefix+"."+events.StreamName+".applied", reply, []byte("9 OLDREPLICA "+tag)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := oc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "every answer refused and recognised", func() bool { return answersRefused.Load() == requests })
+	if n := others.Load(); n != 0 {
+		t.Fatalf("%d refusals not recognised as answers to an older replica", n)
+	}
+	if n := strings.Count(logs.String(), "an older replica asks for confirmations on _INBOX"); n != 1 {
+		t.Fatalf("warned %d times of the older replica, want once:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "level=ERROR") || b.Outside() {
+		t.Fatalf("an older replica's request put this one outside the barrier, or logged an ERROR:\n%s", logs.String())
+	}
+}
+
+// barrierMAC is the MAC a replica puts on its messages (Barrier.mac) with
+// barrierKey: what a replica of an older build sends too.
+func barrierMAC(fields ...string) string {
+	m := hmac.New(sha256.New, barrierKey)
+	for _, f := range fields {
+		m.Write([]byte(f))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -580,6 +580,12 @@ func (s *Service) connectionHandlers() []nats.Option {
 		// Asynchronous errors (a write on a connection that broke) go to the
 		// log, not as plain text to stderr.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if b := s.barrier.Load(); b != nil && b.RefusedAnswer(err) {
+				// An older replica's request, during a rolling upgrade:
+				// the barrier warned of it; no permission the service
+				// needs is missing, and a start goes on.
+				return
+			}
 			if s.refusals != nil && s.refusals.add(err) {
 				if b := s.barrier.Load(); b != nil && b.Refused(err) {
 					return // the barrier logged it, once, and takes part again when it may
