@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -475,4 +476,54 @@ func TestClusterHeadWithoutQuorum(t *testing.T) {
 		}
 	}
 	waitWithin(t, 30*time.Second, "Head with the quorum back", func() bool { return head() == nil })
+}
+
+// TestClusterStreamReplicasLoweredIsLogged: a replica started with the
+// stream's replicas set (3) logs at ERROR, once, when the stream's replicas
+// drop below them while it runs — as a rollback of another replica to a
+// build that sets 1 when the setting is unset does (re-check 20r3) — and at
+// INFO once they are back.
+func TestClusterStreamReplicasLoweredIsLogged(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	var logs syncBuffer
+	st, nc := clusterStore(t, c, events.StoreConfig{ReplicasGiven: true, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setReplicas := func(n int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, events.StreamName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.Replicas = n
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const lowered, back = "the stream's replicas dropped below those set", "the stream's replicas are back"
+	head := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, _ = st.Head(ctx) // its answer does not matter here, only what it read
+	}
+	head()
+	if strings.Contains(logs.String(), lowered) {
+		t.Fatalf("logged with the stream at the replicas set:\n%s", logs.String())
+	}
+	setReplicas(1)
+	waitWithin(t, 30*time.Second, "the lowered replicas logged", func() bool { head(); return strings.Contains(logs.String(), lowered) })
+	for range 3 {
+		head()
+	}
+	if n := strings.Count(logs.String(), lowered); n != 1 || !strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("logged %d times, want once at ERROR:\n%s", n, logs.String())
+	}
+	setReplicas(3)
+	waitWithin(t, 30*time.Second, "the replicas back logged", func() bool { head(); return strings.Contains(logs.String(), back) })
 }

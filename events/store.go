@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -131,6 +132,10 @@ type Store struct {
 	cfg    StoreConfig
 	heads  heads // head.go
 	tail   tail  // head.go
+	// given: the replicas the operator set (ReplicasGiven; 0 when not), and
+	// lowered the stream's replicas below them last logged (checkReplicas).
+	given   int
+	lowered atomic.Int64
 }
 
 // OpenStore creates the stream if it is missing (or updates its settings) and
@@ -186,12 +191,16 @@ func OpenStore(ctx context.Context, nc *nats.Conn, cfg StoreConfig) (*Store, err
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+	given := 0
+	if cfg.ReplicasGiven {
+		given = cfg.Replicas
+	}
 	// The snapshot bucket is created (Snapshots) with the replicas the
 	// stream has, which are not the configured ones when it kept its own.
 	if info := st.CachedInfo(); info != nil {
 		cfg.Replicas = info.Config.Replicas
 	}
-	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream, cfg: cfg}, nil
+	return &Store{nc: nc, js: js, stream: st, name: cfg.Stream, cfg: cfg, given: given}, nil
 }
 
 func openOnce(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, cfg StoreConfig) (jetstream.Stream, error) {
@@ -314,14 +323,14 @@ func snapshotSequence(ctx context.Context, js jetstream.JetStream) (uint64, erro
 		return 0, nil
 	}
 	if err != nil {
-		return 0, bucketError("reading the latest snapshot's sequence (a start checks that the stream is not behind it)", err)
+		return 0, bucketError(ctx, "reading the latest snapshot's sequence (a start checks that the stream is not behind it)", err)
 	}
 	oi, err := obs.GetInfo(ctx, snapshotObject)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, bucketError("reading the latest snapshot's sequence (a start checks that the stream is not behind it)", err)
+		return 0, bucketError(ctx, "reading the latest snapshot's sequence (a start checks that the stream is not behind it)", err)
 	}
 	info, err := parseSnapshotInfo(oi)
 	if err != nil {
@@ -421,6 +430,9 @@ func (s *Store) askHead(ctx context.Context) (uint64, error) {
 			LastSeq    uint64 `json:"last_seq"`
 			NumDeleted uint64 `json:"num_deleted"`
 		} `json:"state"`
+		Config *struct {
+			Replicas int `json:"num_replicas"`
+		} `json:"config"`
 		Cluster *streamCluster `json:"cluster"`
 	}
 	switch err := json.Unmarshal(reply.Data, &resp); {
@@ -431,6 +443,9 @@ func (s *Store) askHead(ctx context.Context) (uint64, error) {
 	case resp.State == nil:
 		return 0, fmt.Errorf("%w: stream info: no state in the answer", ErrUnavailable)
 	}
+	if resp.Config != nil {
+		s.checkReplicas(resp.Config.Replicas)
+	}
 	if err := resp.Cluster.servingQuorum(); err != nil {
 		return 0, fmt.Errorf("%w: stream info: %v", ErrUnavailable, err)
 	}
@@ -438,6 +453,32 @@ func (s *Store) askHead(ctx context.Context) (uint64, error) {
 		return resp.State.LastSeq, nil // the common case: nothing missing, the last sequence is stored
 	}
 	return s.lastStored(ctx, resp.State.LastSeq, resp.State.NumDeleted)
+}
+
+// checkReplicas logs at ERROR, once each time they change, stream replicas
+// (as the head's question, every second, reads them) below those the
+// operator set for this replica: another replica lowered them — one of a
+// build from before the stream's checked configuration, rolled back to with
+// INFRACAST_STREAM_REPLICAS unset, sets them to 1 at its start — or an
+// operator did, and this build would keep them so. (Re-check 20r3: a
+// rollback of one replica turned an R3 stream into R1 for good.)
+func (s *Store) checkReplicas(have int) {
+	if s.given == 0 || have <= 0 {
+		return
+	}
+	if have >= s.given {
+		if s.lowered.Swap(0) != 0 {
+			s.cfg.Log.Info("the stream's replicas are back to those set", "stream", s.name, "replicas", have, "set", s.given)
+		}
+		return
+	}
+	if s.lowered.Swap(int64(have)) == int64(have) {
+		return
+	}
+	s.cfg.Log.Error("the stream's replicas dropped below those set for this replica (INFRACAST_STREAM_REPLICAS): fewer copies of every event. "+
+		"Another replica lowered them — an older build started without the setting does — or an operator did; raise them back with "+
+		fmt.Sprintf("`nats stream edit %s --replicas %d -f`, and set the setting on every replica", s.name, s.given),
+		"stream", s.name, "replicas", have, "set", s.given)
 }
 
 // streamCluster is the part of a stream's info that says who holds it (nil
