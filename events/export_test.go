@@ -45,3 +45,6 @@ func (h *heads) Waiting() bool {
 	defer h.mu.Unlock()
 	return h.waiting != nil
 }
+
+// BucketError is bucketError (streamconfig.go).
+var BucketError = bucketError

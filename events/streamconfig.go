@@ -46,7 +46,7 @@ func reconcileStream(have, want jetstream.StreamConfig, cfg StoreConfig) (jetstr
 		refuse = append(refuse, "allow_msg_ttl true (needs false: a message TTL header would expire events; it cannot be switched off in place)")
 	}
 	if len(refuse) > 0 {
-		return have, false, fmt.Errorf("%w: the stream %s has settings under which it can lose events, or refuse them, and which cannot be changed in place: %s. Not starting on it: recreate it with these values, keeping its events (`nats stream backup %s DIR`, edit DIR/backup.json, `nats stream rm %s`, `nats stream restore DIR`; docs/operations.md, \"The stream\")",
+		return have, false, fmt.Errorf("%w: the stream %s has settings under which it can lose events, or refuse them, and which cannot be changed in place: %s. Not starting on it: recreate it with these values, keeping its events (`nats stream backup %s DIR`, edit DIR/backup.json, `nats stream rm -f %s`, `nats stream restore DIR`; docs/operations.md, \"The stream\")",
 			ErrStoreRefused, have.Name, strings.Join(refuse, "; "), have.Name, have.Name)
 	}
 	fix := func(list *[]string, bad bool, field string, value, needs any, set func()) {
@@ -107,9 +107,9 @@ func streamReplicas(have jetstream.StreamConfig, cfg StoreConfig) (int, error) {
 	case cfg.Replicas > have.Replicas:
 		return cfg.Replicas, nil
 	}
-	how := fmt.Sprintf("`nats stream edit %s --replicas %d`", have.Name, cfg.Replicas)
+	how := fmt.Sprintf("`nats stream edit %s --replicas %d -f`", have.Name, cfg.Replicas)
 	if have.Name == StreamName {
-		how += fmt.Sprintf(" and `nats stream edit OBJ_%s --replicas %d`", SnapshotBucket, cfg.Replicas)
+		how += fmt.Sprintf(" and `nats stream edit OBJ_%s --replicas %d -f`", SnapshotBucket, cfg.Replicas)
 	}
 	return 0, fmt.Errorf("%w: the stream %s has %d replicas, and the replicas setting (INFRACAST_STREAM_REPLICAS) asks for %d: a start never lowers a stream's replication (fewer copies of every event). If that is meant, lower them yourself — %s — and start again; else set it to %d, or leave it unset (an existing stream keeps its replicas)",
 		ErrStoreRefused, have.Name, have.Replicas, cfg.Replicas, how, have.Replicas)
@@ -128,7 +128,7 @@ func reconcileBucket(ctx context.Context, js jetstream.JetStream, replicas int, 
 		return nil
 	}
 	if err != nil {
-		return bucketError("reading its configuration", err)
+		return bucketError(ctx, "reading its configuration", err)
 	}
 	have := st.CachedInfo().Config
 	if have.Replicas == replicas || (have.Replicas > replicas && !cfg.ReplicasGiven) {
@@ -137,7 +137,7 @@ func reconcileBucket(ctx context.Context, js jetstream.JetStream, replicas int, 
 	upd := have
 	upd.Replicas = replicas
 	if _, err := js.UpdateStream(ctx, upd); err != nil {
-		return bucketError(fmt.Sprintf("changing its replicas from %d to %d, the stream's", have.Replicas, replicas), err)
+		return bucketError(ctx, fmt.Sprintf("changing its replicas from %d to %d, the stream's", have.Replicas, replicas), err)
 	}
 	log := cfg.Log.Info
 	if replicas < have.Replicas {
@@ -149,10 +149,18 @@ func reconcileBucket(ctx context.Context, js jetstream.JetStream, replicas int, 
 
 // bucketError says that a start waited for the snapshot bucket, and what
 // for: not the stream (a bucket whose only server is down made starts fail
-// with "create stream INFRACAST_AUTH: context deadline exceeded").
-func bucketError(what string, err error) error {
-	return fmt.Errorf("the snapshot bucket %s (its stream OBJ_%s) did not answer while %s: %w (is its stream leader's server down? `nats stream info OBJ_%s`)",
-		SnapshotBucket, SnapshotBucket, what, err, SnapshotBucket)
+// with "create stream INFRACAST_AUTH: context deadline exceeded"). The
+// question whether its leader's server is down is asked only when the wait
+// ran out: a start ended otherwise (ctx canceled — at a permissions
+// violation NATS reported, which the caller names) is not about servers
+// (re-check 20r3: a user without the permission read that hint).
+func bucketError(ctx context.Context, what string, err error) error {
+	hint := fmt.Sprintf(" (is its stream leader's server down? `nats stream info OBJ_%s`)", SnapshotBucket)
+	if errors.Is(ctx.Err(), context.Canceled) {
+		hint = ""
+	}
+	return fmt.Errorf("the snapshot bucket %s (its stream OBJ_%s) did not answer while %s: %w%s",
+		SnapshotBucket, SnapshotBucket, what, err, hint)
 }
 
 // CheckReplay refuses to build read models on the stream from sequence

@@ -95,8 +95,8 @@ func TestOpenStoreReplicasOnAnExistingStream(t *testing.T) {
 	}
 	// Given lower: refused, saying how to lower them.
 	_, _, err = open(events.StoreConfig{Replicas: 1, ReplicasGiven: true})
-	if !errors.Is(err, events.ErrStoreRefused) || !strings.Contains(err.Error(), "nats stream edit INFRACAST_AUTH --replicas 1") {
-		t.Fatalf("a start with 1 given on an R3 stream: %v, want ErrStoreRefused saying how to lower them", err)
+	if !errors.Is(err, events.ErrStoreRefused) || !strings.Contains(err.Error(), "`nats stream edit INFRACAST_AUTH --replicas 1 -f`") {
+		t.Fatalf("a start with 1 given on an R3 stream: %v, want ErrStoreRefused saying how to lower them (with -f: the nats CLI asks otherwise)", err)
 	}
 	if n := replicasOf(t, js, events.StreamName); n != 3 {
 		t.Fatalf("stream R%d after a refused start, want R3", n)
@@ -130,8 +130,27 @@ func TestOpenStoreNamesTheSnapshotBucketItWaitedFor(t *testing.T) {
 	octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
 	defer ocancel()
 	_, err = events.OpenStore(octx, nc, events.StoreConfig{Replicas: 3, ReplicasGiven: true})
-	if err == nil || !strings.Contains(err.Error(), "the snapshot bucket "+events.SnapshotBucket) {
-		t.Fatalf("start with the bucket's only node down: %v, want an error naming the snapshot bucket", err)
+	if err == nil || !strings.Contains(err.Error(), "the snapshot bucket "+events.SnapshotBucket) || !strings.Contains(err.Error(), "is its stream leader's server down?") {
+		t.Fatalf("start with the bucket's only node down: %v, want an error naming the snapshot bucket, asking whether its leader's server is down", err)
+	}
+}
+
+// TestBucketErrorAsksAboutServersOnlyWhenTheWaitRanOut: a start ended by
+// its caller — at a permissions violation NATS reported (the service cancels
+// the start, and names it) — is not told to look for a server down (re-check
+// 20r3: the audit user, refused the bucket's stream info, read that).
+func TestBucketErrorAsksAboutServersOnlyWhenTheWaitRanOut(t *testing.T) {
+	const hint = "is its stream leader's server down?"
+	ran, cancelRan := context.WithTimeout(context.Background(), 0)
+	defer cancelRan()
+	<-ran.Done()
+	if err := events.BucketError(ran, "reading its configuration", ran.Err()); !strings.Contains(err.Error(), hint) {
+		t.Fatalf("the wait ran out: %v, want the question %q", err, hint)
+	}
+	ended, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("NATS reported a permissions violation"))
+	if err := events.BucketError(ended, "reading its configuration", ended.Err()); strings.Contains(err.Error(), hint) {
+		t.Fatalf("the start was ended: %v, want no question about servers", err)
 	}
 }
 
