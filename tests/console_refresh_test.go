@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,6 +227,11 @@ func TestConsoleRefreshNearSessionEnd(t *testing.T) {
 	shown := evalString(t, ctx, `document.body.getAttribute('data-state') + ' | ' + ((document.getElementById('renew-notice') || {}).textContent || '')`)
 	if !strings.HasPrefix(shown, "signed-in | Your session ends at ") || !strings.Contains(shown, "sign in again to continue") {
 		t.Fatalf("near the session's end the console shows %q, want it signed in saying when the session ends", shown)
+	}
+	// The time as the tables show times: in UTC, saying so (outside check
+	// 20w: the browser's local time, with no zone, beside tables in UTC).
+	if !regexp.MustCompile(`ends at \d\d:\d\d:\d\d UTC;`).MatchString(shown) {
+		t.Errorf("the session's end is shown as %q, want its time in UTC, saying so", shown)
 	}
 	Eventually(t, 40*time.Second, func() error {
 		state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.getAttribute('data-state') || ''`))

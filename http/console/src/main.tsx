@@ -6,7 +6,7 @@
 import { render, type ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, callRaw, csrfToken, sessionEnded, setConfirmed, setReauthenticateHandler, setSessionConfirm, setUnauthorizedHandler, type Me } from './api';
-import { Bdi, Notice, TextField } from './ui';
+import { Bdi, Notice, TextField, useRefocus } from './ui';
 import { UsersPage, UserPage } from './pages/users';
 import { KeysPage } from './pages/keys';
 import { SSOPage } from './pages/sso';
@@ -68,6 +68,31 @@ function markReady() {
 // started no session (http/errors.go msgSignInSpent; docs/mfa.md keeps it).
 const signInSpent = 'The sign-in could not be completed';
 
+// TITLE ends every page's title; the page or step comes first (outside
+// check 20w: the tab and a screen reader's window list said the same
+// through every step and page).
+const TITLE = 'Infracast Auth';
+function setTitle(...parts: string[]) { document.title = [...parts, TITLE].join(' · '); }
+
+// waitText says a Retry-After (seconds) in words, rounded: "15 minutes".
+export function waitText(seconds: number): string {
+  const s = Math.max(1, Math.round(seconds));
+  if (s < 60) return s === 1 ? '1 second' : s + ' seconds';
+  const m = Math.round(s / 60);
+  if (m < 120) return m === 1 ? '1 minute' : m + ' minutes';
+  const h = Math.round(m / 60);
+  return h + ' hours';
+}
+
+// refusalText is what a refused sign-in step says: the API's message, but
+// a lockout (429) with the wait its Retry-After gives (outside check 20w:
+// "try again later" while the answer said 884 s).
+function refusalText(res: { status: number; body: any; headers: Headers }, fallback: string): string {
+  const retry = Number(res.headers.get('Retry-After'));
+  if (res.status === 429 && Number.isFinite(retry) && retry > 0) return 'Too many failed sign-in attempts: try again in ' + waitText(retry) + '.';
+  return res.body?.error?.message || fallback;
+}
+
 function SignIn(props: { onSignedIn: () => void; reason: string }) {
   const [step, setStep] = useState<'password' | 'mfa' | 'enroll'>('password');
   const [username, setUsername] = useState('');
@@ -75,27 +100,38 @@ function SignIn(props: { onSignedIn: () => void; reason: string }) {
   const [code, setCode] = useState('');
   const [mfaToken, setMfaToken] = useState('');
   const [error, setError] = useState('');
+  // refused: the error is the service's refusal of what was typed (not a
+  // network error): the field of the step is invalid, described by it, and
+  // takes the focus.
+  const [refused, setRefused] = useState(false);
   const [busy, setBusy] = useState(false);
   const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => { setBody({ state: step === 'password' ? 'signed-out' : step }); heading.current?.focus(); }, [step]);
+  const form = useRef<HTMLFormElement>(null);
+  useRefocus(form, busy);
+  useEffect(() => {
+    setBody({ state: step === 'password' ? 'signed-out' : step });
+    setTitle(...(step === 'mfa' ? ['Enter your code', 'Sign in'] : step === 'enroll' ? ['Set up a second factor', 'Sign in'] : ['Sign in']));
+    heading.current?.focus();
+  }, [step]);
 
-  const answer = (res: { ok: boolean; body: any }) => {
+  const answer = (res: { ok: boolean; status: number; body: any; headers: Headers }) => {
     if (res.ok) { setPassword(''); setCode(''); setMfaToken(''); props.onSignedIn(); return; }
     const code = res.body?.error?.code;
     if (code === 'MFA_REQUIRED') { setMfaToken(res.body.mfa_token); setCode(''); setError(''); setStep('mfa'); return; }
     if (code === 'MFA_ENROLLMENT_REQUIRED') { setError(''); setStep('enroll'); return; }
-    setError(res.body?.error?.message || 'Sign-in failed');
+    setError(refusalText(res, 'Sign-in failed'));
+    setRefused(true);
   };
   const submit = async (e: Event) => {
     e.preventDefault();
-    setBusy(true); setError('');
+    setBusy(true); setError(''); setRefused(false);
     try { answer(await callRaw('POST', '/api/v1/auth/token', { username, password }, cookieSession)); }
     catch { setError('The service did not answer (network error)'); }
     finally { setBusy(false); }
   };
   const submitCode = async (e: Event) => {
     e.preventDefault();
-    setBusy(true); setError('');
+    setBusy(true); setError(''); setRefused(false);
     try {
       const res = await callRaw('POST', '/api/v1/auth/token/mfa', { mfa_token: mfaToken, code: code.trim() }, cookieSession);
       const msg: string = res.body?.error?.message || '';
@@ -117,9 +153,10 @@ function SignIn(props: { onSignedIn: () => void; reason: string }) {
           <>
             <h1 tabIndex={-1} ref={heading}>Sign in to the admin console</h1>
             {props.reason ? <Notice kind="warn" id="signed-out-reason">{props.reason}</Notice> : null}
-            <form id="signin-form" onSubmit={submit}>
+            <form id="signin-form" onSubmit={submit} ref={form}>
               <TextField id="username" label="Username" value={username} onValue={setUsername} required autoComplete="username" />
-              <TextField id="password" label="Password" type="password" value={password} onValue={setPassword} required autoComplete="current-password" />
+              <TextField id="password" label="Password" type="password" value={password} onValue={setPassword} required autoComplete="current-password"
+                errorAt={error && refused ? 'signin-error' : undefined} />
               {error ? <Notice kind="error" id="signin-error">{error}</Notice> : null}
               <button type="submit" class="primary wide" id="signin-submit" disabled={busy}>Sign in</button>
             </form>
@@ -134,9 +171,9 @@ function SignIn(props: { onSignedIn: () => void; reason: string }) {
         ) : step === 'mfa' ? (
           <>
             <h1 tabIndex={-1} ref={heading}>Second factor</h1>
-            <form id="mfa-form" onSubmit={submitCode}>
+            <form id="mfa-form" onSubmit={submitCode} ref={form}>
               <TextField id="mfa-code" label="Code from your authenticator app, or a recovery code" value={code} onValue={setCode}
-                required autoComplete="one-time-code" inputProps={{ inputMode: 'text' }} />
+                required autoComplete="one-time-code" inputProps={{ inputMode: 'text' }} errorAt={error && refused ? 'signin-error' : undefined} />
               {error ? <Notice kind="error" id="signin-error">{error}</Notice> : null}
               <button type="submit" class="primary wide" id="mfa-submit" disabled={busy}>Verify</button>
             </form>
@@ -187,6 +224,10 @@ function Shell(props: { me: Me; onSignOut: () => void; recheck: () => void; noti
   }, []);
   useEffect(() => {
     setBody({ page: r.page });
+    const nav = NAV.find((n) => n.page === r.page);
+    if (!nav) setTitle('Not found');
+    else if (r.page === 'users' && r.params[0]) setTitle('User', nav.label);
+    else setTitle(nav.label);
     // A new page — or the first one after signing in here, where the
     // focus was on the sign-in form that is gone — moves the focus to its
     // heading, as a page load would; the page load itself leaves it.
@@ -333,13 +374,19 @@ function writeRenewalStop(v: RenewalStop | null) {
 
 type MeSource = 'first' | 'own-sign-in' | 'check' | 'other-tab';
 
+// timeOf: the time of day of iso as the tables show times — in UTC, saying
+// so (outside check 20w: the browser's local time, unnamed, beside tables
+// in UTC).
 function timeOf(iso: string): string {
-  try { return new Date(iso).toLocaleTimeString(); } catch { return iso; }
+  const d = new Date(iso);
+  if (isNaN(d.getTime())) return iso;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`;
 }
 
 function UserChanged(props: { me: Me; onContinue: () => void }) {
   const heading = useRef<HTMLHeadingElement>(null);
-  useEffect(() => { heading.current?.focus(); }, []);
+  useEffect(() => { setTitle('Signed in in another tab'); heading.current?.focus(); }, []);
   return (
     <main class="signin" id="main">
       <div class="signin-card" id="user-changed">

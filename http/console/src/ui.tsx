@@ -59,12 +59,27 @@ export function Bdi(props: { text: string | number | null | undefined; class?: s
 
 type InputProps = { inputMode?: 'text' | 'numeric'; step?: number };
 
+// NOT_MINE are the attributes that tell password managers a field holds
+// no credential of the person at the screen — a new user's initial
+// password, a client secret to store in the service: autocomplete="off"
+// (the standard's word; browsers' own managers) and the ignore markers of
+// 1Password, LastPass, Bitwarden and Dashlane, which otherwise offer to
+// save it as the admin's login or fill the admin's own password in
+// (outside check 20w: "new-password" beside a username read as a sign-up
+// of the admin).
+const NOT_MINE = { autoComplete: 'off', 'data-1p-ignore': '', 'data-lpignore': 'true', 'data-bwignore': 'true', 'data-form-type': 'other' };
+
 export function TextField(props: {
   id: string; label: string; value: string; onValue: (v: string) => void; error?: string; hint?: string;
   type?: string; required?: boolean; autoComplete?: string; list?: string; placeholder?: string;
   inputProps?: InputProps; readOnly?: boolean;
+  // notMine: a secret that is not the signed-in admin's (NOT_MINE).
+  notMine?: boolean;
+  // errorAt: the id of an error about this field shown elsewhere (the
+  // sign-in's notice): the field is invalid and described by it.
+  errorAt?: string;
 }) {
-  const described = [props.hint ? props.id + '-hint' : '', props.error ? props.id + '-err' : ''].filter(Boolean).join(' ');
+  const described = [props.hint ? props.id + '-hint' : '', props.error ? props.id + '-err' : '', props.errorAt || ''].filter(Boolean).join(' ');
   return (
     <div class={'field' + (props.error ? ' invalid' : '')}>
       <label for={props.id}>{props.label}{props.required ? <span class="req" aria-hidden="true"> *</span> : null}</label>
@@ -72,8 +87,8 @@ export function TextField(props: {
         onInput={(e) => props.onValue((e.currentTarget as HTMLInputElement).value)}
         required={props.required} autoComplete={props.autoComplete || 'off'} list={props.list}
         placeholder={props.placeholder} readOnly={props.readOnly}
-        aria-invalid={props.error ? 'true' : undefined} aria-describedby={described || undefined}
-        inputMode={props.inputProps?.inputMode} step={props.inputProps?.step} />
+        aria-invalid={props.error || props.errorAt ? 'true' : undefined} aria-describedby={described || undefined}
+        inputMode={props.inputProps?.inputMode} step={props.inputProps?.step} {...(props.notMine ? NOT_MINE : {})} />
       {props.hint ? <p class="hint" id={props.id + '-hint'}>{props.hint}</p> : null}
       {props.error ? <p class="field-error" id={props.id + '-err'}>{props.error}</p> : null}
     </div>
@@ -186,15 +201,26 @@ export function fieldErrors(e: unknown, fields: string[]): { fields: Record<stri
   return { fields: {}, rest: e };
 }
 
+// Pager: the buttons that lead nowhere (Previous on the first page, Next on
+// the last) are aria-disabled, not disabled: a button disabled under the
+// focus — Next pressed to reach the last page — loses it to <body> once the
+// browser notices (outside check 20w), so they stay focusable, say they are
+// unavailable, and do nothing when pressed.
 export function Pager(props: { page: number; hasNext: boolean; onPrev: () => void; onNext: () => void; onFirst?: () => void; label: string }) {
+  const first = props.page === 0;
   return (
     <nav class="pager" aria-label={props.label}>
-      {props.onFirst ? <button type="button" class="secondary" onClick={props.onFirst} disabled={props.page === 0}>First page</button> : null}
-      <button type="button" class="secondary" onClick={props.onPrev} disabled={props.page === 0}>Previous page</button>
+      {props.onFirst ? <PagerButton class="first-page" off={first} onClick={props.onFirst}>First page</PagerButton> : null}
+      <PagerButton class="prev-page" off={first} onClick={props.onPrev}>Previous page</PagerButton>
       <span class="page-no" aria-live="polite">Page {props.page + 1}</span>
-      <button type="button" class="secondary next-page" onClick={props.onNext} disabled={!props.hasNext}>Next page</button>
+      <PagerButton class="next-page" off={!props.hasNext} onClick={props.onNext}>Next page</PagerButton>
     </nav>
   );
+}
+
+function PagerButton(props: { class: string; off: boolean; onClick: () => void; children: ComponentChildren }) {
+  return <button type="button" class={'secondary ' + props.class} aria-disabled={props.off ? 'true' : undefined}
+    onClick={() => { if (!props.off) props.onClick(); }}>{props.children}</button>;
 }
 
 // CopyButton copies text to the clipboard (the Clipboard API, or a selected
@@ -226,7 +252,7 @@ export function CopyButton(props: { text: string; label?: string; id?: string })
 }
 
 // ConfirmButton asks again inline (no browser dialog) before acting. The
-// question may hold names (in Bdi). Cancel, and Yes once done, take the
+// question may hold names (in Bdi). Cancel (or Escape), and Yes once done, take the
 // focus back to the button that asked; when that is gone (a revoked key's
 // row has none), to the page's heading, never to <body>.
 export function ConfirmButton(props: {
@@ -254,13 +280,35 @@ export function ConfirmButton(props: {
       onClick={() => setAsking(true)}>{props.label}</button>;
   }
   return (
-    <span class="confirm" role="group" aria-labelledby={textId}>
+    <span class="confirm" role="group" aria-labelledby={textId} onKeyDown={onEscape(() => { if (!busy) setAsking(false); })}>
       <span id={textId}>{props.confirm}</span>
       <button type="button" ref={yes} class={(props.danger ? 'danger' : 'primary') + ' small confirm-yes'} disabled={busy}
         onClick={async () => { setBusy(true); try { await props.onConfirm(); } finally { setBusy(false); setAsking(false); } }}>Yes</button>
       <button type="button" class="secondary small" onClick={() => setAsking(false)}>Cancel</button>
     </span>
   );
+}
+
+// onEscape is a keydown handler that runs f on Escape — cancel an inline
+// question, close a form — and keeps the key from outer handlers.
+export function onEscape(f: () => void) {
+  return (e: KeyboardEvent) => {
+    if (e.key !== 'Escape') return;
+    e.preventDefault();
+    e.stopPropagation();
+    f();
+  };
+}
+
+// focusSoon moves the focus, once the page has rendered, to the element
+// with id — the button that opened a form just closed — or, when it is
+// gone, to the page's heading.
+export function focusSoon(id: string) {
+  window.setTimeout(() => {
+    const to = document.getElementById(id);
+    if (to) to.focus();
+    else focusHeadingSoon();
+  }, 0);
 }
 
 // focusHeadingSoon moves the focus, once the page has rendered, to the
@@ -317,9 +365,12 @@ export function SecretPanel(props: { title: ComponentChildren; secret: string; o
   );
 }
 
-// useRefocus: a form whose submit button was disabled while busy lost the
-// focus to <body>; when the call is over, the focus goes to its first
-// invalid field, or else back to its submit button.
+// useRefocus: when a form's call is over, the focus goes to its first
+// invalid field, or else — when the focus was lost to <body> (the submit
+// button was disabled while busy) — back to its submit button. A refused
+// form moves the focus to its first invalid field wherever it was: sent
+// with Enter from another field, the focus stayed there, and the error
+// (not a live region) went unsaid (outside check 20w).
 export function useRefocus(form: { current: HTMLFormElement | null }, busy: boolean) {
   const was = useRef(false);
   useEffect(() => {
@@ -327,10 +378,12 @@ export function useRefocus(form: { current: HTMLFormElement | null }, busy: bool
     if (!was.current) return;
     was.current = false;
     const f = form.current;
+    if (!f || !f.isConnected) return;
+    const invalid = f.querySelector('[aria-invalid="true"]') as HTMLElement | null;
+    if (invalid) { invalid.focus(); return; }
     const a = document.activeElement;
-    if (!f || !f.isConnected || (a && a !== document.body && a.isConnected)) return;
-    const to = (f.querySelector('[aria-invalid="true"]') || f.querySelector('button[type=submit]')) as HTMLElement | null;
-    to?.focus();
+    if (a && a !== document.body && a.isConnected) return;
+    (f.querySelector('button[type=submit]') as HTMLElement | null)?.focus();
   }, [busy]);
 }
 

@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, query, type APIKey } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, changedMeanwhile, ConfirmButton, ErrorNotice, Meanwhile, fieldErrors, Loading, Notice, Pager, PERMISSIONS, refusedMeanwhile, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, ConfirmButton, ErrorNotice, Meanwhile, fieldErrors, focusSoon, Loading, Notice, onEscape, Pager, PERMISSIONS, refusedMeanwhile, SecretPanel, splitList, TextArea, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const DAY = 86_400_000;
@@ -99,7 +99,7 @@ export function KeysPage(p: PageProps) {
           what="the key" onDone={() => setSecret(null)}
           back={() => (secret.rotated ? document.querySelector<HTMLElement>(`tr[data-key="${CSS.escape(secret.key.id)}"] button.rotate`) : null) || document.getElementById('new-key')} />
       ) : null}
-      {creating ? <CreateKey {...p} onCreated={(k) => showSecret(k, false)} onCancel={() => setCreating(false)} /> : null}
+      {creating ? <CreateKey {...p} onCreated={(k) => showSecret(k, false)} onCancel={() => { setCreating(false); focusSoon('new-key'); }} /> : null}
       {notice ? <Notice kind="ok" id="keys-notice">{notice}</Notice> : null}
       <ErrorNotice error={err} />
       {old > 0 ? <Notice kind="warn">{old} key{old > 1 ? 's are' : ' is'} older than {ROTATE_AFTER_DAYS} days: rotate {old > 1 ? 'them' : 'it'} (docs/security.md recommends it).</Notice> : null}
@@ -175,7 +175,7 @@ function CreateKey(p: PageProps & { onCreated: (k: APIKey) => void; onCancel: ()
   };
   const toggle = (perm: string, on: boolean) => setPerms(on ? [...perms, perm] : perms.filter((x) => x !== perm));
   return (
-    <form class="card" id="create-key" ref={form} onSubmit={submit} aria-labelledby="create-key-title">
+    <form class="card" id="create-key" ref={form} onSubmit={submit} onKeyDown={onEscape(p.onCancel)} aria-labelledby="create-key-title">
       <h2 id="create-key-title">New API key</h2>
       <div class="grid2">
         <TextField id="key-name" label="Name" value={name} onValue={setName} required error={errs.name} hint="What uses it, e.g. ci-deployer." />

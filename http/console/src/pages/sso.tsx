@@ -148,7 +148,7 @@ function ConfigureForm(props: { onSaved: (name: string) => void }) {
       <div class="grid2">
         {FIELDS[kind].map(([f, label, req, hint]) => (
           <TextField key={kind + f} id={'sso-' + f} label={label} required={req} value={values[f] || ''} hint={hint || undefined}
-            type={f === 'client_secret' ? 'password' : 'text'} autoComplete={f === 'client_secret' ? 'new-password' : 'off'}
+            type={f === 'client_secret' ? 'password' : 'text'} notMine={f === 'client_secret'}
             onValue={(v) => setValues({ ...values, [f]: v })} error={errs[f]} />
         ))}
       </div>

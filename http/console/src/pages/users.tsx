@@ -6,7 +6,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, put, query, type Session, type User } from '../api';
 import type { PageProps } from '../main';
 import {
-  Bdi, changedMeanwhile, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, Loading, Meanwhile, Notice, Pager, refusedMeanwhile, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
+  Bdi, changedMeanwhile, Checkbox, ConfirmButton, ErrorNotice, fieldErrors, focusSoon, Loading, Meanwhile, Notice, onEscape, Pager, refusedMeanwhile, ROLES, SelectField, TextField, Time, useLoad, useRefocus,
 } from '../ui';
 
 const PAGE = 20;
@@ -50,7 +50,7 @@ export function UsersPage(p: PageProps) {
         <h1 tabIndex={-1}>Users</h1>
         {p.platformAdmin || p.adminTenants.length ? <button type="button" class="primary" id="new-user" aria-expanded={creating} onClick={() => setCreating(!creating)}>New user</button> : null}
       </div>
-      {creating ? <CreateUser {...p} onDone={(id) => p.go('#/users/' + enc(id) + '?created')} onCancel={() => setCreating(false)} /> : null}
+      {creating ? <CreateUser {...p} onDone={(id) => p.go('#/users/' + enc(id) + '?created')} onCancel={() => { setCreating(false); focusSoon('new-user'); }} /> : null}
       <form class="toolbar" role="search" onSubmit={(e) => { e.preventDefault(); setSearch(q.trim()); setCursors(['']); }}>
         <TextField id="user-search" label="Search by username or email" value={q} onValue={setQ} type="search" />
         <button type="submit" class="secondary">Search</button>
@@ -110,13 +110,13 @@ function CreateUser(p: PageProps & { onDone: (id: string) => void; onCancel: () 
     } finally { setBusy(false); }
   };
   return (
-    <form class="card" id="create-user" ref={form} onSubmit={submit} aria-labelledby="create-user-title">
+    <form class="card" id="create-user" ref={form} onSubmit={submit} onKeyDown={onEscape(p.onCancel)} aria-labelledby="create-user-title">
       <h2 id="create-user-title">New user</h2>
       <div class="grid2">
         <TextField id="new-username" label="Username" value={f.username} onValue={set('username')} required error={errs.username} />
         <TextField id="new-email" label="Email" type="email" value={f.email} onValue={set('email')} required error={errs.email} />
         <TextField id="new-password" label="Initial password" type="password" value={f.password} onValue={set('password')} required
-          error={errs.password} autoComplete="new-password" hint="The user can change it after signing in." />
+          error={errs.password} notMine hint="The user can change it after signing in." />
         <TextField id="new-tenant" label="Tenant" value={f.tenant} onValue={set('tenant')} list="tenants-list" error={errs.tenant}
           hint={p.platformAdmin ? 'Optional: a first tenant role.' : 'One of the tenants you administer.'} required={!p.platformAdmin} />
         <SelectField id="new-role" label="Role in that tenant" value={f.role} onValue={set('role')} options={ROLES.map((r) => [r, r])} />
