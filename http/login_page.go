@@ -103,6 +103,11 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 #recovery-codes{display:grid;grid-auto-flow:column;grid-template-rows:repeat(5,auto);column-gap:2.6rem;padding-left:1.8rem}
 #passkeys{padding-left:1.2rem}
 #passkeys button{display:inline;width:auto;margin:0 0 0 .5rem;padding:.1rem .4rem;font-size:.8rem;background:#b00020}
+.copy-row{display:flex;gap:.5rem;align-items:center;flex-wrap:wrap}
+.copy-row button{width:auto;margin-top:.3rem;padding:.3rem .7rem;font-size:.9rem}
+.copied{font-size:.9rem;color:#126b2f}
+#enroll-secret span{margin-right:.45em}
+.offscreen{position:absolute;left:-9999px;width:1px;height:1px;overflow:hidden}
 </style>
 </head>
 <body>
@@ -136,9 +141,10 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <div id="enroll-totp">
 <img id="enroll-qr" alt="QR code of the TOTP secret">
 <p>Or enter this key: <code id="enroll-secret"></code></p>
+<p class="copy-row"><button id="copy-key" class="secondary" type="button">Copy key</button><span class="copied" id="copy-key-done" role="status"></span></p>
 <form id="enroll-form" method="post" autocomplete="off">
 <label for="enroll-code">Code</label>
-<input id="enroll-code" inputmode="numeric" autocomplete="one-time-code" required>
+<input id="enroll-code" name="code" inputmode="numeric" autocomplete="one-time-code" required>
 <button id="enroll-submit" type="submit">Confirm</button>
 </form>
 </div>
@@ -149,6 +155,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
 <h1 tabindex="-1">Recovery codes</h1>
 <p>Keep these codes somewhere safe: each signs you in once if you lose your device. They are shown only now.</p>
 <ol id="recovery-codes"></ol>
+<p class="copy-row"><button id="copy-codes" class="secondary" type="button">Copy codes</button><button id="download-codes" class="secondary" type="button">Download codes</button><span class="copied" id="copy-codes-done" role="status"></span></p>
 <button id="recovery-done" type="button">I have saved them</button>
 </section>
 <section id="session" hidden>
@@ -178,7 +185,57 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   var session = document.getElementById('session');
   var who = document.getElementById('who');
   var returnTo = {{.ReturnTo}};
-  function show(msg, cls) { status.textContent = msg; status.className = cls || ''; }
+  // show says msg in the status line; a field marked invalid by the
+  // message it replaces is no longer (invalid marks one again after).
+  function show(msg, cls) { valid(); status.textContent = msg; status.className = cls || ''; }
+  // invalid marks the field of a refused step — the password, the code —
+  // invalid and described by the status line that says why, and moves the
+  // focus to it, as the console does (outside check 20w: the message was
+  // tied to no field); valid undoes it.
+  var invalidField = null;
+  function invalid(id) {
+    valid();
+    var f = document.getElementById(id);
+    if (!f || f.closest('[hidden]')) { return; }
+    f.setAttribute('aria-invalid', 'true');
+    f.setAttribute('aria-describedby', 'status');
+    invalidField = f;
+    f.focus();
+  }
+  function valid() {
+    if (!invalidField) { return; }
+    invalidField.removeAttribute('aria-invalid');
+    invalidField.removeAttribute('aria-describedby');
+    invalidField = null;
+  }
+  // waitText says a Retry-After (seconds) in words, rounded: "15 minutes".
+  function waitText(seconds) {
+    var s = Math.max(1, Math.round(seconds));
+    if (s < 60) { return s === 1 ? '1 second' : s + ' seconds'; }
+    var m = Math.round(s / 60);
+    if (m < 120) { return m === 1 ? '1 minute' : m + ' minutes'; }
+    return Math.round(m / 60) + ' hours';
+  }
+  // copyText puts text on the clipboard (the Clipboard API, or a selected
+  // hidden field where it is not available) and says so in done.
+  function copyText(text, done) {
+    function fallback() {
+      var ta = document.createElement('textarea');
+      ta.value = text;
+      ta.setAttribute('readonly', '');
+      ta.className = 'offscreen';
+      document.body.appendChild(ta);
+      ta.select();
+      var ok = false;
+      try { ok = document.execCommand('copy'); } catch (e) { ok = false; }
+      ta.remove();
+      done.textContent = ok ? 'Copied' : 'Copy failed: select the text and copy it';
+    }
+    done.textContent = '';
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { done.textContent = 'Copied'; }, fallback);
+    } else { fallback(); }
+  }
   function csrf() {
     var m = document.cookie.match(/(?:^|; )infracast_csrf=([^;]*)/);
     return m ? decodeURIComponent(m[1]) : '';
@@ -299,9 +356,15 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   // username is there), else its heading — so that keyboard and screen
   // reader users land on the new step rather than at the page's top.
   var firstField = {signin: 'username', mfa: 'mfa-code', enroll: 'enroll-code'};
+  // titles name each step in the page's title (outside check 20w: it
+  // said "Sign in" through the code step, the enrolment and signed in).
+  var titles = {signin: 'Sign in', mfa: 'Enter your code · Sign in', enroll: 'Set up a second factor · Sign in',
+    recovery: 'Your recovery codes · Sign in', session: 'Signed in', changed: 'Signed in in another tab'};
   function showOnly(id, state) {
     sections.forEach(function (s) { document.getElementById(s).hidden = s !== id; });
     document.body.setAttribute('data-state', state);
+    document.title = titles[id] + ' · Infracast';
+    valid();
     var f = firstField[id] && document.getElementById(firstField[id]);
     if (f && f.closest('[hidden]')) { f = null; }
     if (f && id === 'signin' && f.value) { f = document.getElementById('password'); }
@@ -344,9 +407,17 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   function post(path, body, extra) {
     return fetch(path, {method: 'POST', credentials: 'same-origin',
       headers: Object.assign({'Content-Type': 'application/json'}, extra || {}), body: JSON.stringify(body || {})})
-      .then(function (r) { return r.text().then(function (t) { return {ok: r.ok, status: r.status, body: t ? JSON.parse(t) : {}}; }); });
+      .then(function (r) { return r.text().then(function (t) { return {ok: r.ok, status: r.status, body: t ? JSON.parse(t) : {}, retryAfter: r.headers.get('Retry-After')}; }); });
   }
-  function failed(res, what) { show((res.body.error && res.body.error.message) || what, 'err'); }
+  // failed says why a request was refused — a lockout with its wait, from
+  // Retry-After (outside check 20w: "try again later" while the answer
+  // said 884 s) — and marks field, when given, invalid.
+  function failed(res, what, field) {
+    var msg = (res.body.error && res.body.error.message) || what, wait = Number(res.retryAfter);
+    if (res.status === 429 && wait > 0) { msg = 'Too many failed sign-in attempts: try again in ' + waitText(wait) + '.'; }
+    show(msg, 'err');
+    if (field) { invalid(field); }
+  }
   // conflictSaying: res is a 409 whose message begins with one of
   // beginnings — the API keeps these beginnings as they are (docs/mfa.md),
   // and they tell its 409s apart.
@@ -438,7 +509,10 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   }
   // forgetEnrolment drops the TOTP secret shown for an enrolment (its key
   // and QR code) and the code typed, once the step is over.
+  var enrollKey = '';
   function forgetEnrolment() {
+    enrollKey = '';
+    document.getElementById('copy-key-done').textContent = '';
     document.getElementById('enroll-secret').textContent = '';
     document.getElementById('enroll-qr').removeAttribute('src');
     document.getElementById('enroll-code').value = '';
@@ -453,7 +527,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   }
   // answer handles the answer of a sign-in step; note, when given, is
   // shown on the second-factor step it leads to.
-  function answer(res, note) {
+  function answer(res, note, field) {
     if (res.ok) { started(); return; }
     var code = res.body.error && res.body.error.code;
     if (code === 'MFA_REQUIRED') {
@@ -462,7 +536,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       return;
     }
     if (code === 'MFA_ENROLLMENT_REQUIRED') { enroll(res.body.enrollment_token); return; }
-    failed(res, 'Sign-in failed');
+    failed(res, 'Sign-in failed', field);
   }
   // mfaStep shows the second-factor step of the login of token; options
   // (WebAuthn request options) when the user has a passkey.
@@ -475,9 +549,12 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   }
   // showRecovery shows a new set of recovery codes (once), then goes on
   // with next.
+  var recoveryCodes = [];
   function showRecovery(codes, next) {
     var ol = document.getElementById('recovery-codes');
     ol.textContent = '';
+    recoveryCodes = codes.slice();
+    document.getElementById('copy-codes-done').textContent = '';
     codes.forEach(function (c) { var li = document.createElement('li'); li.textContent = c; ol.appendChild(li); });
     afterRecovery = next;
     showOnly('recovery', 'recovery');
@@ -498,7 +575,13 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       if (enrolledMeanwhile(res) || ended(res)) { return; }
       if (!res.ok) { failed(res, 'Enrolment failed'); return; }
       document.getElementById('enroll-qr').src = 'data:image/png;base64,' + res.body.qr_png;
-      document.getElementById('enroll-secret').textContent = res.body.secret;
+      // The key in groups of four, to read and type — set apart by the
+      // style, not by spaces, so that the key selected and copied is the
+      // key; Copy key copies it whole.
+      enrollKey = res.body.secret;
+      var key = document.getElementById('enroll-secret');
+      key.textContent = '';
+      (enrollKey.match(/.{1,4}/g) || []).forEach(function (g) { var sp = document.createElement('span'); sp.textContent = g; key.appendChild(sp); });
       document.getElementById('enroll-code').value = '';
       document.getElementById('enroll-totp').hidden = false;
       document.getElementById('enroll-again').hidden = true;
@@ -524,7 +607,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
   function signIn(note) {
     show('Signing in…');
     post('/api/v1/auth/token', {username: document.getElementById('username').value,
-      password: document.getElementById('password').value}, cookieMode).then(function (res) { answer(res, note); })
+      password: document.getElementById('password').value}, cookieMode).then(function (res) { answer(res, note, 'password'); })
       .catch(function () { show('Network error', 'err'); });
   }
   function passkeys() {
@@ -568,8 +651,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
     show('Verifying…');
     post('/api/v1/auth/token/mfa', {mfa_token: mfaToken, code: document.getElementById('mfa-code').value}, cookieMode).then(function (res) {
       if (res.ok) { started(); return; }
-      mfaEnded(res);
-      failed(res, 'Verification failed');
+      failed(res, 'Verification failed', mfaEnded(res) ? null : 'mfa-code');
     }).catch(function () { show('Network error', 'err'); });
   });
   document.getElementById('mfa-passkey').addEventListener('click', function () {
@@ -597,7 +679,12 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
       .then(function (res) {
         if (enrolledMeanwhile(res) || restartedElsewhere(res) || ended(res)) { return; }
         if (!res.ok) {
-          failed(res, 'The code did not match');
+          // A code that does not match, in words (outside check 20w: the
+          // API's "code: does not match the secret being enrolled…").
+          if (res.status === 400 && /does not match/.test((res.body.error || {}).message || '')) {
+            res = {status: 400, body: {error: {message: 'That code does not match the key shown. Check that the device\'s clock is right, and that the code comes from the entry of this set-up (a newer set-up replaces the key of an older one).'}}};
+          }
+          failed(res, 'The code did not match', 'enroll-code');
           // A code of an older enrolment (another tab restarted before this
           // one confirmed) or a mistyped one: the key stays, and starting
           // again here is offered.
@@ -609,9 +696,29 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
         show('');
       }).catch(function () { show('Network error', 'err'); });
   });
+  // The key and the codes, copied or saved from the keyboard (outside
+  // check 20w: only selecting them with a mouse did).
+  document.getElementById('copy-key').addEventListener('click', function () {
+    copyText(enrollKey, document.getElementById('copy-key-done'));
+  });
+  document.getElementById('copy-codes').addEventListener('click', function () {
+    copyText(recoveryCodes.join('\n'), document.getElementById('copy-codes-done'));
+  });
+  document.getElementById('download-codes').addEventListener('click', function () {
+    var a = document.createElement('a');
+    a.href = URL.createObjectURL(new Blob(['Infracast recovery codes (each signs in once)\n\n' + recoveryCodes.join('\n') + '\n'], {type: 'text/plain'}));
+    a.download = 'infracast-recovery-codes.txt';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    window.setTimeout(function () { URL.revokeObjectURL(a.href); }, 0);
+    document.getElementById('copy-codes-done').textContent = 'Downloaded';
+  });
   document.getElementById('recovery-done').addEventListener('click', function () {
     var next = afterRecovery;
     afterRecovery = null;
+    recoveryCodes = [];
+    document.getElementById('copy-codes-done').textContent = '';
     document.getElementById('recovery-codes').textContent = '';
     if (next) { next(); }
   });

@@ -119,6 +119,14 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	screenshot(t, ctx, "mfa-login-second-factor")
 	run("wrong code", chromedp.SetValue(chromedp.ID("mfa-code"), "AAAA-BBBB-CCCC"), click("mfa-submit"),
 		until(state("mfa")+` && document.getElementById('status').textContent === 'Invalid or already used code'`))
+	// The refusal is the code field's: invalid, described by the message,
+	// focused; the title names the step (outside check 20w).
+	if got := page(tiedToStatus("mfa-code")); got != "true status mfa-code" {
+		t.Errorf("after a wrong code, the code field: %q (want aria-invalid, described by #status, focused)", got)
+	}
+	if got := page(`document.title`); got != "Enter your code · Sign in · Infracast" {
+		t.Errorf("the code step's title %q", got)
+	}
 	run("second factor", click("mfa-passkey"), until(signedInAsFrank))
 	if n := passkeyUses(); n != 2 {
 		t.Fatalf("%d passkey uses after the second factor, want 2", n)
@@ -191,6 +199,17 @@ func TestMFABrowserPasskeys(t *testing.T) {
 	secret := page(`document.getElementById('enroll-secret').textContent`)
 	run("wrong enrolment code", chromedp.SetValue(chromedp.ID("enroll-code"), "000000"), click("enroll-submit"),
 		until(state("enroll")+` && /does not match/.test(document.getElementById('status').textContent)`))
+	// In words, tied to the field (outside check 20w: the API's raw
+	// "code: does not match the secret being enrolled…").
+	if got := page(`document.getElementById('status').textContent`); !strings.HasPrefix(got, "That code does not match the key shown.") {
+		t.Errorf("a wrong enrolment code says %q", got)
+	}
+	if got := page(tiedToStatus("enroll-code")); got != "true status enroll-code" {
+		t.Errorf("after a wrong enrolment code, the code field: %q (want aria-invalid, described by #status, focused)", got)
+	}
+	if got := page(`document.title`); got != "Set up a second factor · Sign in · Infracast" {
+		t.Errorf("the enrolment step's title %q", got)
+	}
 	run("confirm", chromedp.SetValue(chromedp.ID("enroll-code"), totpAt(t, secret, in.Clock.Now())), click("enroll-submit"),
 		until(state("recovery")+` && document.querySelectorAll('#recovery-codes li').length === 10`+
 			` && document.getElementById('enroll-secret').textContent === '' && document.getElementById('enroll-code').value === ''`))
@@ -265,6 +284,12 @@ func loginPageDriver(t *testing.T, ctx context.Context) (page func(js string) st
 		}
 	}
 	return page, run
+}
+
+// tiedToStatus reads whether the login page's field id is marked invalid,
+// described by the status line, and focused: "true status <id>" when so.
+func tiedToStatus(id string) string {
+	return `(function (f) { return f.getAttribute('aria-invalid') + ' ' + f.getAttribute('aria-describedby') + ' ' + document.activeElement.id; })(document.getElementById('` + id + `'))`
 }
 
 // loginPagePoll waits until js holds on the page.
