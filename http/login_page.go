@@ -682,7 +682,7 @@ code,#recovery-codes{font-family:ui-monospace,monospace;overflow-wrap:anywhere}
           // A code that does not match, in words (outside check 20w: the
           // API's "code: does not match the secret being enrolled…").
           if (res.status === 400 && /does not match/.test((res.body.error || {}).message || '')) {
-            res = {status: 400, body: {error: {message: 'That code does not match the key shown. Check that the device\'s clock is right, and that the code comes from the entry of this set-up (a newer set-up replaces the key of an older one).'}}};
+            res = {status: 400, body: {error: {message: 'That code does not match the key shown. Use the authenticator entry of the newest set-up (a new set-up replaces the key of an older one), and check that the device\'s clock is right.'}}};
           }
           failed(res, 'The code did not match', 'enroll-code');
           // A code of an older enrolment (another tab restarted before this

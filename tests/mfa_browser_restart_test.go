@@ -94,7 +94,7 @@ func TestLoginPageEnrolmentRestartedElsewhere(t *testing.T) {
 	// The page keeps the key shown (the code may just be mistyped) and
 	// offers to start again (a re-check found no way on but a reload).
 	run("a code of the void key", chromedp.SetValue(chromedp.ID("enroll-code"), totpAt(t, secretA, in.Clock.Now())), click("enroll-submit"),
-		until(state("enroll")+` && /newest enrolment/.test(document.getElementById('status').textContent)`))
+		until(state("enroll")+` && /newest set-up/.test(document.getElementById('status').textContent)`))
 	if !shown(t, ctx, "#enroll-again") || !shown(t, ctx, "#enroll-form") || page(`document.getElementById('enroll-secret').textContent`) != secretC {
 		t.Fatal("after a code of a void key, the step does not offer to start again, or lost its key")
 	}
