@@ -124,7 +124,9 @@ type UserActivated struct {
 }
 
 // UserPasswordChanged: a new password (sealed argon2id hash). Every session of the
-// user other than KeptSessionID is revoked by it.
+// user other than KeptSessionID is revoked by it; so is KeptSessionID if an
+// earlier password change or a deactivation revoked it: a cut-off is never
+// undone (the read model's keepIfLive).
 type UserPasswordChanged struct {
 	UserID             string `json:"user_id"`
 	PasswordHashSealed string `json:"password_hash_sealed"`
