@@ -159,15 +159,35 @@ func (m *refModel) prune(now time.Time) {
 
 // historyGen makes random event histories over a few users and sessions:
 // IDs as the service makes them and not, SHA-256 hashes and other strings,
-// times near and far.
+// times near and far. With maxUsers set, it stops creating users at that
+// many, so that each has many sessions and its cut-offs (password changes,
+// deactivations) meet them more often.
 type historyGen struct {
 	r        *rand.Rand
 	t0       time.Time
+	maxUsers int
 	users    []string
 	names    []string
 	sessions []string
-	hashes   []string // every refresh-token hash used
+	owners   map[string]string // session -> the user it was last started for
+	hashes   []string          // every refresh-token hash used
 	tokens   []string
+}
+
+// ownSession is one of user's sessions, or (one in two, or if it has
+// none) any session or "": the session a password change keeps is most
+// often its user's own.
+func (g *historyGen) ownSession(user string) string {
+	var own []string
+	for _, s := range g.sessions {
+		if g.owners[s] == user {
+			own = append(own, s)
+		}
+	}
+	if len(own) == 0 || g.r.IntN(2) == 0 {
+		return g.pick(append(g.sessions, ""))
+	}
+	return own[g.r.IntN(len(own))]
 }
 
 func (g *historyGen) id(prefix string) string {
@@ -229,7 +249,11 @@ func (g *historyGen) tenantRoles() []domain.TenantRole {
 
 // next is a random event and the aggregate it is on.
 func (g *historyGen) next() (string, string, domain.Event) {
-	switch k := g.r.IntN(100); {
+	k := g.r.IntN(100)
+	if k < 10 && g.maxUsers > 0 && len(g.users) >= g.maxUsers {
+		k = 10 + g.r.IntN(90) // any other event
+	}
+	switch {
 	case k < 10 || len(g.users) == 0:
 		id := g.id("user")
 		if len(g.users) > 0 && g.r.IntN(30) == 0 {
@@ -261,10 +285,13 @@ func (g *historyGen) next() (string, string, domain.Event) {
 		return domain.AggregateUser, id, domain.UserRoleRevoked{UserID: id, Tenant: tenants[g.r.IntN(len(tenants))]}
 	case k < 24:
 		id := g.pick(g.users)
-		return domain.AggregateUser, id, domain.UserDeactivated{UserID: id, Reason: "left", ByTenantAdmin: id[len(id)-1]%2 == 0}
-	case k < 28:
+		return domain.AggregateUser, id, domain.UserDeactivated{UserID: id, Reason: "left", ByTenantAdmin: g.r.IntN(2) == 0}
+	case k < 26:
 		id := g.pick(g.users)
-		return domain.AggregateUser, id, domain.UserPasswordChanged{UserID: id, PasswordHashSealed: "aesgcm1:bmV3IG9uZQ", KeptSessionID: g.pick(append(g.sessions, ""))}
+		return domain.AggregateUser, id, domain.UserActivated{UserID: id}
+	case k < 30:
+		id := g.pick(g.users)
+		return domain.AggregateUser, id, domain.UserPasswordChanged{UserID: id, PasswordHashSealed: "aesgcm1:bmV3IG9uZQ", KeptSessionID: g.ownSession(id)}
 	case k < 33:
 		id := g.pick(g.users)
 		return domain.AggregateUser, id, domain.UserLoginFailed{UserID: id, Username: "x", Reason: "invalid_credentials", At: g.at()}
@@ -277,12 +304,17 @@ func (g *historyGen) next() (string, string, domain.Event) {
 			id = g.pick(g.sessions) // started again
 		}
 		g.sessions = append(g.sessions, id)
+		user := g.pick(g.users)
+		if g.owners == nil {
+			g.owners = map[string]string{}
+		}
+		g.owners[id] = user
 		start := g.at()
 		exp := start.Add(time.Duration(g.r.IntN(72)) * time.Hour)
 		if g.r.IntN(20) == 0 {
 			exp = g.at()
 		}
-		return domain.AggregateSession, id, domain.SessionStarted{SessionID: id, UserID: g.pick(g.users), Tenant: []string{"", "", "prod", "acme"}[g.r.IntN(4)],
+		return domain.AggregateSession, id, domain.SessionStarted{SessionID: id, UserID: user, Tenant: []string{"", "", "prod", "acme"}[g.r.IntN(4)],
 			RefreshTokenHash: g.hash(), Method: "password", StartedAt: start, ExpiresAt: exp}
 	case k < 80:
 		id := g.pick(g.sessions)
@@ -376,46 +408,62 @@ func compareModels(t *testing.T, step int, g *historyGen, m *Model, ref *refMode
 
 // TestCompactModelMatchesTheDomain applies random histories to the compact
 // model and to refModel (the model as it was), snapshots and restores at
-// random points, prunes now and then, and compares every answer.
+// random points, prunes now and then, and compares every answer. Histories
+// over many users, and (few-users/…) over at most 4, whose password changes
+// and deactivations meet their sessions often: a divergence there once hid
+// behind the seeds of the first kind (a password change keeping a session an
+// earlier one cut off), showing only when a random draw was added.
 func TestCompactModelMatchesTheDomain(t *testing.T) {
-	for seed := range uint64(12) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			g := &historyGen{r: rand.New(rand.NewPCG(seed, 99)), t0: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
-			m, ref := NewModel(), newRefModel()
-			for step := 1; step <= 600; step++ {
-				agg, id, e := g.next()
-				env := events.Envelope{Type: e.EventType(), Aggregate: agg, AggregateID: id}
-				m.Apply(uint64(step), env, e)
-				ref.apply(uint64(step), env, e)
-				if g.r.IntN(40) == 0 {
-					compareModels(t, step, g, m, ref)
-				}
-				switch g.r.IntN(60) {
-				case 0:
-					data, seq, err := m.Snapshot()
-					if err != nil || seq != uint64(step) {
-						t.Fatalf("step %d: snapshot: %d %v", step, seq, err)
-					}
-					before, _ := m.Dump()
-					restored := NewModel()
-					if _, err := restored.Restore(data); err != nil {
-						t.Fatalf("step %d: restore: %v", step, err)
-					}
-					if after, _ := restored.Dump(); !bytes.Equal(before, after) {
-						t.Fatalf("step %d: the restored model dumps differently", step)
-					}
-					m = restored
-					compareModels(t, step, g, m, ref)
-				case 1:
-					at := g.at()
-					m.Prune(at)
-					ref.prune(at)
-					compareModels(t, step, g, m, ref)
-				}
-			}
-			compareModels(t, 600, g, m, ref)
-		})
+	runs := []struct {
+		name     string
+		seeds    uint64
+		maxUsers int
+	}{{"", 12, 0}, {"few-users/", 24, 4}}
+	for _, run := range runs {
+		for seed := range run.seeds {
+			t.Run(run.name+fmt.Sprint(seed), func(t *testing.T) {
+				testCompactHistory(t, &historyGen{r: rand.New(rand.NewPCG(seed, 99)), t0: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), maxUsers: run.maxUsers})
+			})
+		}
 	}
+}
+
+// testCompactHistory applies 600 events of g to both models (see
+// TestCompactModelMatchesTheDomain).
+func testCompactHistory(t *testing.T, g *historyGen) {
+	m, ref := NewModel(), newRefModel()
+	for step := 1; step <= 600; step++ {
+		agg, id, e := g.next()
+		env := events.Envelope{Type: e.EventType(), Aggregate: agg, AggregateID: id}
+		m.Apply(uint64(step), env, e)
+		ref.apply(uint64(step), env, e)
+		if g.r.IntN(40) == 0 {
+			compareModels(t, step, g, m, ref)
+		}
+		switch g.r.IntN(60) {
+		case 0:
+			data, seq, err := m.Snapshot()
+			if err != nil || seq != uint64(step) {
+				t.Fatalf("step %d: snapshot: %d %v", step, seq, err)
+			}
+			before, _ := m.Dump()
+			restored := NewModel()
+			if _, err := restored.Restore(data); err != nil {
+				t.Fatalf("step %d: restore: %v", step, err)
+			}
+			if after, _ := restored.Dump(); !bytes.Equal(before, after) {
+				t.Fatalf("step %d: the restored model dumps differently", step)
+			}
+			m = restored
+			compareModels(t, step, g, m, ref)
+		case 1:
+			at := g.at()
+			m.Prune(at)
+			ref.prune(at)
+			compareModels(t, step, g, m, ref)
+		}
+	}
+	compareModels(t, 600, g, m, ref)
 }
 
 // TestACutOffSessionIsNotKeptAgain: the history TestCompactModelMatchesTheDomain
