@@ -261,10 +261,15 @@ type (
 	// Deactivate stops the user and everything issued to them. A user
 	// already deactivated is left as it is. ByTenantAdmin: a tenant admin
 	// (not a platform admin) deactivates, so a tenant admin may activate
-	// the user again (User.DeactivatedByTenantAdmin).
+	// the user again (User.DeactivatedByTenantAdmin). By: the acting
+	// account (a session's user, an API key's owner); when set, the
+	// command decides ByTenantAdmin again from its role as the decision
+	// reads it — a platform admin acting through an API key or a token
+	// scoped to a tenant is still a platform admin (re-check 20r6).
 	Deactivate struct {
 		Reason        string
 		ByTenantAdmin bool
+		By            string
 	}
 	// Activate lets a deactivated user log in again (nothing the
 	// deactivation stopped comes back). Refused for an active user:

@@ -298,7 +298,14 @@ func (s *Server) deactivate(c *fiber.Ctx) error {
 	if !cl.managesUser(u) {
 		return errForbidden
 	}
-	return s.executeUser(c, u.ID, domain.Deactivate{Reason: "deactivated by " + cl.User.ID, ByTenantAdmin: !cl.IsPlatformAdmin()}, cl.mayManageUser)
+	// A tenant admin's deactivation or a platform admin's is the acting
+	// account's role, however it acts: a platform admin's API key or token
+	// scoped to a tenant is not IsPlatformAdmin, and its deactivation was
+	// recorded a tenant admin's (re-check 20r6). The command decides it
+	// again from the account as it then is (Deactivate.By).
+	return s.executeUser(c, u.ID, domain.Deactivate{
+		Reason: "deactivated by " + cl.User.ID, ByTenantAdmin: !cl.User.IsPlatformAdmin(), By: cl.User.ID,
+	}, cl.mayManageUser)
 }
 
 // activate: POST /api/v1/users/{id}/activate (who may deactivate the user;

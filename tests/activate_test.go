@@ -206,3 +206,54 @@ func TestActivateWho(t *testing.T) {
 	expectStatus(t, "a platform admin", in.Do("POST", "/api/v1/users/"+both+"/activate", admin, nil), http.StatusOK)
 	in.Login("both", "both-passphrase")
 }
+
+// TestActivateAfterAPlatformAdminActingOtherwise: a platform admin's
+// deactivation is a platform admin's however it acts — its plain session,
+// its API key for every tenant or for acme only, its token scoped to acme —
+// and a tenant admin of acme does not activate the user (re-check 20r6:
+// all but the plain session were recorded by_tenant_admin, and a new acme
+// admin activated them). A tenant admin's own key deactivates as a tenant
+// admin, and that admin activates the user again.
+func TestActivateAfterAPlatformAdminActingOtherwise(t *testing.T) {
+	t.Parallel()
+	in := Start(t)
+	admin := in.AdminToken()
+	in.CreateUser(admin, "newco", "amber-lantern-55", map[string]string{"acme": "admin"})
+	newco := in.Login("newco", "amber-lantern-55").String("token")
+	key := func(token string, tenants ...string) string {
+		t.Helper()
+		r := in.Do("POST", "/api/v1/api-keys", token, map[string]any{"name": "ops-" + tenants[0], "tenants": tenants, "permissions": []string{"admin:*"}})
+		expectStatus(t, "create a key", r, http.StatusCreated)
+		return r.String("key")
+	}
+	scoped := in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": AdminUser, "password": AdminPassword, "tenant": "acme"})
+	expectStatus(t, "a platform admin's login scoped to acme", scoped, http.StatusOK)
+	for i, tc := range []struct {
+		by, cred string
+		tenant   bool
+	}{
+		{"the platform admin's session", admin, false},
+		{"the platform admin's * key", key(admin, "*"), false},
+		{"the platform admin's acme key", key(admin, "acme"), false},
+		{"the platform admin's token scoped to acme", scoped.String("token"), false},
+		{"the acme admin's own key", key(newco, "acme"), true},
+	} {
+		v := in.CreateUser(admin, "v"+string(rune('a'+i)), "copper-river-82", map[string]string{"acme": "viewer"})
+		expectStatus(t, "deactivate by "+tc.by, in.Do("POST", "/api/v1/users/"+v+"/deactivate", tc.cred, nil), http.StatusOK)
+		var data domain.UserDeactivated
+		for _, e := range storedEvents(t, in.Svc) {
+			if e.Type == domain.TypeUserDeactivated && e.AggregateID == v {
+				if err := json.Unmarshal(e.Data, &data); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if data.ByTenantAdmin != tc.tenant {
+			t.Errorf("deactivated by %s: by_tenant_admin %v, want %v", tc.by, data.ByTenantAdmin, tc.tenant)
+		}
+		r := in.Do("POST", "/api/v1/users/"+v+"/activate", newco, nil)
+		if want := map[bool]int{true: http.StatusOK, false: http.StatusForbidden}[tc.tenant]; r.Status != want {
+			t.Errorf("deactivated by %s, acme's admin activates: %d %s, want %d", tc.by, r.Status, r.Raw, want)
+		}
+	}
+}

@@ -387,3 +387,50 @@ func newViewerWithSession(t *testing.T, svc *commands.Service, admin events.Meta
 	}
 	return u, res.Session.ID
 }
+
+// TestDeactivationByTheActingAccount: a deactivation with its acting
+// account (Deactivate.By) is recorded by_tenant_admin from that account's
+// role as the command reads it, not from what the request said: a platform
+// admin acting through an API key or a token scoped to a tenant is a
+// platform admin (re-check 20r6: recorded a tenant admin's, any tenant
+// admin of the user activated it), a tenant admin is one. Without By, the
+// command's own ByTenantAdmin holds (a SCIM connection, the service).
+func TestDeactivationByTheActingAccount(t *testing.T) {
+	_, _, svc := newReplica(t, nil)
+	ctx := context.Background()
+	admin := events.Meta{Actor: events.Actor{Type: "user", ID: "user-admin"}}
+	platform, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{
+		Username: "platform", Password: "platform-passphrase-long", Roles: []string{string(domain.GlobalAdmin)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenantAdmin, err := svc.CreateUser(ctx, admin, commands.CreateUserInput{
+		Username: "tadmin", Password: "tadmin-passphrase-long",
+		Tenants: []domain.TenantRole{{Tenant: "t1", Role: domain.RoleAdmin}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		name string
+		cmd  domain.Deactivate
+		want bool
+	}{
+		{"a platform admin said to be a tenant admin (its key, its scoped token)", domain.Deactivate{ByTenantAdmin: true, By: platform.ID}, false},
+		{"a tenant admin said to be a platform admin", domain.Deactivate{ByTenantAdmin: false, By: tenantAdmin.ID}, true},
+		{"an account the state does not hold", domain.Deactivate{By: "user-01J00000000000000000000000"}, true},
+		{"no acting account, a tenant admin's", domain.Deactivate{ByTenantAdmin: true}, true},
+		{"no acting account, not a tenant admin's", domain.Deactivate{}, false},
+	} {
+		u, _ := newViewerWithSession(t, svc, admin, "target"+string(rune('a'+i)))
+		tc.cmd.Reason = "deactivated by " + tc.cmd.By
+		got, err := svc.ExecuteUserAs(ctx, admin, u.ID, tc.cmd, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got.Active || got.DeactivatedByTenantAdmin != tc.want {
+			t.Errorf("%s: active %v, deactivated by a tenant admin %v, want %v", tc.name, got.Active, got.DeactivatedByTenantAdmin, tc.want)
+		}
+	}
+}

@@ -105,7 +105,7 @@ func (s *Service) lifecycleWrote(ctx context.Context, meta events.Meta, userID s
 				return nil, err
 			}
 		}
-		evs, err := domain.DecideUser(u, cmd)
+		evs, err := domain.DecideUser(u, s.byAccount(cmd))
 		if err != nil {
 			return nil, err
 		}
@@ -152,6 +152,23 @@ func (s *Service) lifecycleWrote(ctx context.Context, meta events.Meta, userID s
 	}
 	u, _, _ := s.state.User(userID)
 	return u, wrote, nil
+}
+
+// byAccount is cmd with a deactivation's ByTenantAdmin decided from its
+// acting account (Deactivate.By) as the state now holds it: false for a
+// platform admin however it acts — through an API key ("*" or one tenant)
+// or a token scoped to a tenant, which the handler's caller does not count
+// as one (re-check 20r6: those deactivations were recorded a tenant
+// admin's, and any tenant admin of the user activated it). An account the
+// state does not hold counts as a tenant admin's.
+func (s *Service) byAccount(cmd domain.UserCommand) domain.UserCommand {
+	d, ok := cmd.(domain.Deactivate)
+	if !ok || d.By == "" {
+		return cmd
+	}
+	actor, _, found := s.state.User(d.By)
+	d.ByTenantAdmin = !found || !actor.IsPlatformAdmin()
+	return d
 }
 
 // retireSCIMTokens gives each live SCIM connection userID owns a token
