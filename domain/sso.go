@@ -386,18 +386,28 @@ type (
 		// changed client or issuer needs the secret again: the stored one
 		// would otherwise be sent to another token endpoint.
 		KeepClientSecret bool
-		EntityID         string
-		SSOURL           string
-		Certificate      string
-		GroupsClaim      string
-		RoleMappings     []RoleMapping
-		LinkByEmail      bool
-		TrustIdPMFA      bool
-		Now              time.Time
+		// ClientSecretRedacted: the secret was given as RedactedClientSecret,
+		// the placeholder every answer shows (a configuration posted back as
+		// it was read): KeepClientSecret, and a refusal names it.
+		ClientSecretRedacted bool
+		EntityID             string
+		SSOURL               string
+		Certificate          string
+		GroupsClaim          string
+		RoleMappings         []RoleMapping
+		LinkByEmail          bool
+		TrustIdPMFA          bool
+		Now                  time.Time
 	}
 	// DeleteSSOProvider removes a provider's configuration.
 	DeleteSSOProvider struct{}
 )
+
+// RedactedClientSecret stands for a client secret in every answer. Sent
+// back as the secret, it means "keep the stored one", as an absent one does
+// (ConfigureSSOProvider.ClientSecretRedacted): stored as given, every login
+// through the provider failed at the IdP (re-check 20r6).
+const RedactedClientSecret = "[redacted]"
 
 var (
 	providerNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -663,6 +673,9 @@ func decideConfigureSSO(p SSOProvider, c ConfigureSSOProvider) (SSOProviderConfi
 			ev.ClientSecretSealed = p.ClientSecretSealed
 		}
 		if ev.ClientSecretSealed == "" {
+			if c.ClientSecretRedacted {
+				return ev, Invalid("client_secret", "%q stands for the stored secret, kept only for the same provider with the same type, issuer and client_id: give the secret itself", RedactedClientSecret)
+			}
 			if c.KeepClientSecret && p.Exists() {
 				return ev, Invalid("client_secret", "is required when the type, issuer or client_id changes (the stored secret is kept only for the same client at the same issuer)")
 			}

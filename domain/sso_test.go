@@ -122,6 +122,17 @@ func TestDecideSSOProviderKeepsSecret(t *testing.T) {
 			t.Errorf("%s: want a validation error on client_secret, got %v", name, err)
 		}
 	}
+	// The placeholder every answer shows, sent back: kept as an absent
+	// secret is, and a refusal names it.
+	redacted := edit
+	redacted.ClientSecretRedacted = true
+	if evs, err := DecideSSOProvider(stored, redacted); err != nil || evs[0].(SSOProviderConfigured).ClientSecretSealed != "aesgcm1:stored" {
+		t.Fatalf("edit with %q: %v %+v", RedactedClientSecret, err, evs)
+	}
+	redacted.ClientID = "other"
+	if _, err := DecideSSOProvider(stored, redacted); err == nil || !strings.Contains(err.Error(), RedactedClientSecret) {
+		t.Errorf("another client with %q: want it named, got %v", RedactedClientSecret, err)
+	}
 	deleted := EvolveSSOProvider(stored, SSOProviderDeleted{Provider: "corp"})
 	if _, err := DecideSSOProvider(deleted, edit); err == nil {
 		t.Error("a deleted provider's secret was kept")

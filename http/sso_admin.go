@@ -131,8 +131,9 @@ type certJSON struct {
 	NotBefore string `json:"not_before"`
 }
 
-// redactedSecret stands for a client secret in every answer.
-const redactedSecret = "[redacted]"
+// redactedSecret stands for a client secret in every answer (posted back,
+// it keeps the stored one: domain.RedactedClientSecret).
+const redactedSecret = domain.RedactedClientSecret
 
 func (s *Server) toProviderJSON(c *fiber.Ctx, p domain.SSOProvider) ssoProviderJSON {
 	base := s.baseURL(c)

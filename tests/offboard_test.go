@@ -1,8 +1,12 @@
 package tests
 
 import (
+	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -121,18 +125,18 @@ func TestOffboardTenant(t *testing.T) {
 		t.Fatal("the SCIM mapping's role outlived the PUT")
 	}
 	expectStatus(t, "SCIM: DELETE", in.Do("DELETE", "/api/v1/admin/scim/"+scimID, admin, nil), http.StatusNoContent)
-	// 3. SSO: the provider as GET shows it, without acme's mapping and
-	// without the secret.
-	p := expectOK(t, "the provider", in.Do("GET", "/api/v1/admin/sso/corp", admin, nil), http.StatusOK)
-	var kept []any
-	for _, m := range asList(p.JSON["role_mappings"]) {
-		if at(m, "tenant") != acme {
-			kept = append(kept, m)
+	// 3. SSO: the page's own command (GET, jq, POST), run by bash as
+	// written: the provider again without acme's mapping, the secret kept.
+	saved := runDocsBlock(t, "../docs/operations.md", "3. **SSO providers**", "TOKEN="+admin, "BASE="+in.URL)
+	var answer map[string]any
+	if err := json.Unmarshal([]byte(saved), &answer); err != nil || answer["name"] != "corp" || answer["client_secret"] != "[redacted]" {
+		t.Fatalf("step 3's command answered: %s (%v)", saved, err)
+	}
+	for _, m := range asList(answer["role_mappings"]) {
+		if at(m, "tenant") == acme {
+			t.Fatalf("step 3's command kept acme's mapping: %s", saved)
 		}
 	}
-	expectStatus(t, "SSO: the provider again without acme's mapping", in.Do("POST", "/api/v1/admin/sso/oidc", admin, map[string]any{
-		"name": "corp", "issuer": p.JSON["issuer"], "client_id": p.JSON["client_id"], "role_mappings": kept,
-	}), http.StatusOK)
 	// 4. Keys.
 	for _, id := range keyIDs {
 		expectStatus(t, "revoke a key", in.Do("DELETE", "/api/v1/api-keys/"+id, admin, nil), http.StatusNoContent)
@@ -242,4 +246,48 @@ func acmeSSOProviders(t *testing.T, in *Instance, admin string) []string {
 		}
 	}
 	return out
+}
+
+// runDocsBlock runs with bash, as written, the first sh block of the page
+// at path after the line starting with after (its list indentation
+// removed), with env added and a folder of its own, and returns its output.
+func runDocsBlock(t *testing.T, path, after string, env ...string) string {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missingTool(t, tool)
+		}
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(raw)
+	i := strings.Index(page, "\n"+after)
+	if i < 0 {
+		t.Fatalf("%s: no line starting with %q", path, after)
+	}
+	rest := page[i:]
+	start := strings.Index(rest, "```sh\n")
+	if start < 0 {
+		t.Fatalf("%s: no sh block after %q", path, after)
+	}
+	rest = rest[start+len("```sh\n"):]
+	end := strings.Index(rest, "```")
+	if end < 0 {
+		t.Fatalf("%s: the sh block after %q does not end", path, after)
+	}
+	var script strings.Builder
+	script.WriteString("set -euo pipefail\n")
+	for _, l := range strings.Split(rest[:end], "\n") {
+		script.WriteString(strings.TrimPrefix(l, "   ") + "\n")
+	}
+	cmd := exec.Command("bash", "-c", script.String())
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s, the block after %q: %v\n%s", path, after, err, out)
+	}
+	return string(out)
 }

@@ -40,17 +40,39 @@ func TestSSOEditKeepsSecret(t *testing.T) {
 	if strings.Contains(string(me.Raw), `"acme"`) {
 		t.Fatalf("the removed mapping still granted acme: %s", me.Raw)
 	}
-	// Another client, or another issuer, without the secret: 400, and the
-	// stored configuration is unchanged.
+	// Posted back as GET shows it, "[redacted]" and all (only the fields
+	// POST does not take removed): the placeholder keeps the stored secret
+	// as an absent one does — stored as the secret, every login through the
+	// provider failed at the IdP (re-check 20r6).
+	asShown := map[string]any{}
+	for k, v := range in.Do("GET", "/api/v1/admin/sso/corp", admin, nil).JSON {
+		asShown[k] = v
+	}
+	for _, k := range []string{"type", "login_url", "callback_url", "configured_at"} {
+		delete(asShown, k)
+	}
+	if asShown["client_secret"] != "[redacted]" {
+		t.Fatalf("provider: %v", asShown)
+	}
+	r = in.Do("POST", "/api/v1/admin/sso/oidc", admin, asShown)
+	mustStatus(t, r, http.StatusOK, "posted back as GET shows it")
+	mustStatus(t, newBrowser(t).get(in.URL+"/api/v1/auth/sso/corp/login"), http.StatusOK, "login after posting [redacted] back")
+	// Another client, or another issuer, without the secret or with the
+	// placeholder: 400 naming it, and the stored configuration is unchanged.
 	for what, body := range map[string]map[string]any{
-		"another client": {"name": "corp", "issuer": idp.Issuer, "client_id": "someone-else"},
-		"another issuer": {"name": "corp", "issuer": "http://127.0.0.1:1/other", "client_id": got.String("client_id")},
-		"a new provider": {"name": "fresh", "issuer": idp.Issuer, "client_id": got.String("client_id")},
+		"another client":             {"name": "corp", "issuer": idp.Issuer, "client_id": "someone-else"},
+		"another issuer":             {"name": "corp", "issuer": "http://127.0.0.1:1/other", "client_id": got.String("client_id")},
+		"a new provider":             {"name": "fresh", "issuer": idp.Issuer, "client_id": got.String("client_id")},
+		"another client, [redacted]": {"name": "corp", "issuer": idp.Issuer, "client_id": "someone-else", "client_secret": "[redacted]"},
+		"a new provider, [redacted]": {"name": "fresh", "issuer": idp.Issuer, "client_id": got.String("client_id"), "client_secret": "[redacted]"},
 	} {
 		r := in.Do("POST", "/api/v1/admin/sso/oidc", admin, body)
 		mustError(t, r, http.StatusBadRequest, "VALIDATION_ERROR", what)
 		if !strings.Contains(string(r.Raw), "client_secret") {
 			t.Fatalf("%s: want the secret named: %s", what, r.Raw)
+		}
+		if body["client_secret"] != nil && !strings.Contains(string(r.Raw), `[redacted]`) {
+			t.Fatalf("%s: want the placeholder named: %s", what, r.Raw)
 		}
 	}
 	mustStatus(t, newBrowser(t).get(in.URL+"/api/v1/auth/sso/corp/login"), http.StatusOK, "login after the refused edits")

@@ -55,11 +55,15 @@ func (s *Service) ConfigureSSOProvider(ctx context.Context, meta events.Meta, in
 		SSOURL: in.SSOURL, Certificate: in.Certificate, GroupsClaim: in.GroupsClaim,
 		RoleMappings: in.RoleMappings, LinkByEmail: in.LinkByEmail, TrustIdPMFA: in.TrustIdPMFA, Now: s.cfg.Now(),
 	}
-	if in.Type.IsOIDC() && strings.TrimSpace(in.ClientSecret) == "" {
+	if secret := strings.TrimSpace(in.ClientSecret); in.Type.IsOIDC() && (secret == "" || secret == domain.RedactedClientSecret) {
 		// An edit without the secret (every answer redacts it) keeps the
 		// stored one, if the provider stays the same client at the same
-		// issuer: decided against the stored state (domain).
+		// issuer: decided against the stored state (domain). So does the
+		// placeholder the answers show, for a configuration posted back as
+		// it was read: sealed as a secret, every login through the
+		// provider failed at the IdP (re-check 20r6).
 		cmd.KeepClientSecret = true
+		cmd.ClientSecretRedacted = secret != ""
 	} else if in.Type.IsOIDC() {
 		if len(in.ClientSecret) > 4096 {
 			return domain.SSOProvider{}, false, domain.Invalid("client_secret", "at most 4096 bytes")
