@@ -26,9 +26,14 @@ type userJSON struct {
 	Tenants  []tenantRoleJSON `json:"tenants"`
 	// OtherTenants: the user holds roles in tenants left out of Tenants
 	// for the caller (Caller.userView): a tenant admin may not manage them.
-	OtherTenants bool   `json:"other_tenants,omitempty"`
-	Active       bool   `json:"active"`
-	CreatedAt    string `json:"created_at"`
+	OtherTenants bool `json:"other_tenants,omitempty"`
+	Active       bool `json:"active"`
+	// DeactivatedByTenantAdmin, on a deactivated user only: a tenant admin
+	// deactivated it, and a tenant admin who manages it may activate it;
+	// false — a platform admin or a SCIM connection did — only a platform
+	// admin may (activatesUser). The console offers Activate by it.
+	DeactivatedByTenantAdmin *bool  `json:"deactivated_by_tenant_admin,omitempty"`
+	CreatedAt                string `json:"created_at"`
 }
 
 func toUserJSON(u domain.User) userJSON {
@@ -36,6 +41,10 @@ func toUserJSON(u domain.User) userJSON {
 		ID: u.ID, Username: u.Username, Email: u.Email, Active: u.Active,
 		Roles: make([]string, 0, len(u.Roles)), Tenants: make([]tenantRoleJSON, 0, len(u.Tenants)),
 		CreatedAt: rfc3339(u.CreatedAt),
+	}
+	if !u.Active {
+		by := u.DeactivatedByTenantAdmin
+		out.DeactivatedByTenantAdmin = &by
 	}
 	for _, r := range u.Roles {
 		out.Roles = append(out.Roles, string(r))

@@ -320,7 +320,7 @@ func (s *Server) activate(c *fiber.Ctx) error {
 		return err
 	}
 	if !cl.activatesUser(u) {
-		return errForbidden
+		return cl.activateRefused(u)
 	}
 	return s.executeUser(c, u.ID, domain.Activate{Reason: "activated by " + cl.User.ID}, cl.mayActivateUser)
 }
@@ -348,9 +348,24 @@ func (cl *Caller) mayActivateUser(u domain.User) error {
 		return errNotFound
 	}
 	if !cl.activatesUser(u) {
-		return errForbidden
+		return cl.activateRefused(u)
 	}
 	return nil
+}
+
+// errActivateByPlatformAdmin: a tenant admin who manages the user, refused
+// only because no tenant admin deactivated it — said, so that the console's
+// and the CLI's reader know whom to ask (a bare "Insufficient permissions"
+// told nothing: re-check 20r6).
+var errActivateByPlatformAdmin = &Error{fiber.StatusForbidden, "FORBIDDEN",
+	"Deactivated by a platform admin (or a SCIM connection): only a platform admin may activate this user"}
+
+// activateRefused is the answer to a caller activatesUser refuses u.
+func (cl *Caller) activateRefused(u domain.User) error {
+	if cl.managesUser(u) && !u.Active && !u.DeactivatedByTenantAdmin {
+		return errActivateByPlatformAdmin
+	}
+	return errForbidden
 }
 
 type passwordRequest struct {

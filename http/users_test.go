@@ -26,7 +26,7 @@ func TestActivatesUser(t *testing.T) {
 		u    domain.User
 		want error
 	}{
-		{"tenant admin, deactivated by a platform admin", tenantAdmin, byPlatform, errForbidden},
+		{"tenant admin, deactivated by a platform admin", tenantAdmin, byPlatform, errActivateByPlatformAdmin},
 		{"tenant admin, deactivated by a tenant admin", tenantAdmin, byTenant, nil},
 		{"tenant admin, a user also in another tenant", tenantAdmin, elsewhere, errForbidden},
 		{"platform admin, deactivated by a platform admin", platform, byPlatform, nil},

@@ -151,6 +151,10 @@ func sessionOfLogin(t *testing.T, in *Instance, login Response) string {
 	return r.String("session_id")
 }
 
+// bodyActivateByPlatformAdmin: a tenant admin's activation of a user it
+// manages that no tenant admin deactivated says why, not only 403.
+const bodyActivateByPlatformAdmin = `{"error":{"code":"FORBIDDEN","message":"Deactivated by a platform admin (or a SCIM connection): only a platform admin may activate this user"}}`
+
 // TestActivateWho: who may activate is who may deactivate — and a tenant
 // admin only a user a tenant admin deactivated: one a platform admin
 // deactivated (a customer offboarded with its people keeping their roles)
@@ -174,7 +178,7 @@ func TestActivateWho(t *testing.T) {
 	expectError(t, "an unknown user", in.Do("POST", "/api/v1/users/user-01J00000000000000000000000/activate", admin, nil), http.StatusNotFound, "NOT_FOUND")
 	expectBody(t, "no token", in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", "", nil), http.StatusUnauthorized, bodyUnauthorized)
 	expectBody(t, "a tenant admin, a user of its tenant only a platform admin deactivated",
-		in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil), http.StatusForbidden, bodyForbidden)
+		in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil), http.StatusForbidden, bodyActivateByPlatformAdmin)
 	if in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "prodonly", "password": "prodonly-passphrase"}).Status == http.StatusOK {
 		t.Fatal("the user a platform admin deactivated signs in")
 	}
@@ -190,7 +194,7 @@ func TestActivateWho(t *testing.T) {
 	in.Login("prodonly", "prodonly-passphrase")
 	expectStatus(t, "a platform admin deactivates", in.Do("POST", "/api/v1/users/"+onlyProd+"/deactivate", admin, nil), http.StatusOK)
 	expectBody(t, "a tenant admin, the user a platform admin deactivated again",
-		in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil), http.StatusForbidden, bodyForbidden)
+		in.Do("POST", "/api/v1/users/"+onlyProd+"/activate", pat, nil), http.StatusForbidden, bodyActivateByPlatformAdmin)
 	// The checker's scenario: a platform admin offboards acme by
 	// deactivating its people (who keep their roles); acme's name goes to
 	// a new customer, whose admin sees the old account but cannot bring it
@@ -199,7 +203,7 @@ func TestActivateWho(t *testing.T) {
 	expectStatus(t, "offboard: deactivate", in.Do("POST", "/api/v1/users/"+old+"/deactivate", admin, nil), http.StatusOK)
 	in.CreateUser(admin, "newacme", "new-acme-pass-1", map[string]string{"acme": "admin"})
 	newAdmin := in.Login("newacme", "new-acme-pass-1").String("token")
-	expectBody(t, "the new customer's admin activates the old person", in.Do("POST", "/api/v1/users/"+old+"/activate", newAdmin, nil), http.StatusForbidden, bodyForbidden)
+	expectBody(t, "the new customer's admin activates the old person", in.Do("POST", "/api/v1/users/"+old+"/activate", newAdmin, nil), http.StatusForbidden, bodyActivateByPlatformAdmin)
 	if in.Do("POST", "/api/v1/auth/token", "", map[string]string{"username": "oldacme", "password": "old-acme-pass-1"}).Status == http.StatusOK {
 		t.Fatal("the old customer's person signs in again")
 	}
@@ -251,9 +255,20 @@ func TestActivateAfterAPlatformAdminActingOtherwise(t *testing.T) {
 		if data.ByTenantAdmin != tc.tenant {
 			t.Errorf("deactivated by %s: by_tenant_admin %v, want %v", tc.by, data.ByTenantAdmin, tc.tenant)
 		}
+		// The user as acme's admin sees it tells whether it may activate
+		// it (the console offers Activate by it), and the refusal says why.
+		seen := in.Do("GET", "/api/v1/users/"+v, newco, nil)
+		if by, ok := seen.JSON["deactivated_by_tenant_admin"].(bool); !ok || by != tc.tenant {
+			t.Errorf("deactivated by %s, the user as acme's admin sees it: %s", tc.by, seen.Raw)
+		}
 		r := in.Do("POST", "/api/v1/users/"+v+"/activate", newco, nil)
-		if want := map[bool]int{true: http.StatusOK, false: http.StatusForbidden}[tc.tenant]; r.Status != want {
-			t.Errorf("deactivated by %s, acme's admin activates: %d %s, want %d", tc.by, r.Status, r.Raw, want)
+		if tc.tenant {
+			expectStatus(t, "deactivated by "+tc.by+", acme's admin activates", r, http.StatusOK)
+			if _, ok := r.JSON["deactivated_by_tenant_admin"]; ok {
+				t.Errorf("an active user with deactivated_by_tenant_admin: %s", r.Raw)
+			}
+		} else {
+			expectBody(t, "deactivated by "+tc.by+", acme's admin activates", r, http.StatusForbidden, bodyActivateByPlatformAdmin)
 		}
 	}
 }

@@ -235,6 +235,13 @@ func TestConsoleOffersOnlyWhatTheAPIAllows(t *testing.T) {
 	veraID := in.CreateUser(admin, "vera", pw, map[string]string{"acme": "viewer"})
 	carlID := in.CreateUser(admin, "carl", pw, map[string]string{"acme": "viewer", "globex": "viewer"})
 	in.CreateUser(admin, "tina", pw, map[string]string{"acme": "admin"})
+	// pia a platform admin deactivated, tom a tenant admin (tina) did:
+	// tina is offered Activate for tom only (re-check 20r6: for both, and
+	// pia's ended in a bare 403).
+	piaID := in.CreateUser(admin, "pia", pw, map[string]string{"acme": "viewer"})
+	tomID := in.CreateUser(admin, "tom", pw, map[string]string{"acme": "viewer"})
+	expectStatus(t, "a platform admin deactivates pia", in.Do("POST", "/api/v1/users/"+piaID+"/deactivate", admin, nil), http.StatusOK)
+	expectStatus(t, "tina deactivates tom", in.Do("POST", "/api/v1/users/"+tomID+"/deactivate", in.Login("tina", pw).String("token"), nil), http.StatusOK)
 	shared := in.Do("POST", "/api/v1/api-keys", admin, map[string]any{"name": "shared", "tenants": []string{"acme", "globex"}})
 	expectStatus(t, "a key of acme and globex", shared, http.StatusCreated)
 	sharedKey := shared.String("id")
@@ -303,6 +310,14 @@ func TestConsoleOffersOnlyWhatTheAPIAllows(t *testing.T) {
 		open(veraID, "vera")
 		if !shown(t, ctx, "#deactivate") || !shown(t, ctx, "#reset-mfa") {
 			t.Errorf("vera (acme only) for an acme admin: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+		open(piaID, "pia")
+		if shown(t, ctx, "#activate") || !shown(t, ctx, "#activate-note") {
+			t.Errorf("pia (deactivated by a platform admin) for an acme admin: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
+		}
+		open(tomID, "tom")
+		if !shown(t, ctx, "#activate") || shown(t, ctx, "#activate-note") {
+			t.Errorf("tom (deactivated by an acme admin) for an acme admin: %q", evalString(t, ctx, `document.querySelector('main').innerText`))
 		}
 		// Change role: once done its button is disabled, and the focus goes to
 		// the role it changed, not to <body> (a re-check).

@@ -24,9 +24,13 @@ type User struct {
 	Tenants  []TenantRole `json:"tenants"` // per-tenant roles (to a tenant admin: in its tenants)
 	// OtherTenants: to a tenant admin, the user holds roles in tenants left
 	// out of Tenants (not shown): the admin may not deactivate them.
-	OtherTenants bool      `json:"other_tenants,omitempty"`
-	Active       bool      `json:"active"`
-	CreatedAt    time.Time `json:"created_at"`
+	OtherTenants bool `json:"other_tenants,omitempty"`
+	Active       bool `json:"active"`
+	// DeactivatedByTenantAdmin, on a deactivated user only (nil while
+	// active): whether a tenant admin deactivated it — and a tenant admin
+	// may activate it; false: only a platform admin may.
+	DeactivatedByTenantAdmin *bool     `json:"deactivated_by_tenant_admin,omitempty"`
+	CreatedAt                time.Time `json:"created_at"`
 }
 
 // UserPage is a page of users (all of them when no Page was asked for).

@@ -13,6 +13,9 @@ export interface User {
   id: string; username: string; email: string; roles: string[]; tenants: TenantRole[];
   // other_tenants: roles in tenants the caller does not administer, left out of tenants.
   other_tenants?: boolean; active: boolean; created_at: string;
+  // deactivated_by_tenant_admin, on a deactivated user only: a tenant admin
+  // deactivated it, and a tenant admin who manages it may activate it.
+  deactivated_by_tenant_admin?: boolean;
 }
 export interface Session {
   id: string; user_id: string; tenant?: string; started_at: string; last_refreshed_at: string;

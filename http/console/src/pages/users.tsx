@@ -36,6 +36,14 @@ function managesUser(p: PageProps, u: User): boolean {
   return !u.roles.includes('admin') && !u.other_tenants && u.tenants.length > 0 && u.tenants.every((t) => p.adminTenants.includes(t.id));
 }
 
+// activatesUser mirrors the API's rule for activating u (http/users.go
+// activatesUser): who manages it, and a tenant admin only a user a tenant
+// admin deactivated (deactivated_by_tenant_admin). Offered otherwise, the
+// button ended in a bare 403 (re-check 20r6).
+function activatesUser(p: PageProps, u: User): boolean {
+  return managesUser(p, u) && (p.platformAdmin || u.active || u.deactivated_by_tenant_admin === true);
+}
+
 export function UsersPage(p: PageProps) {
   const [q, setQ] = useState('');
   const [search, setSearch] = useState('');
@@ -299,9 +307,11 @@ export function UserPage(p: PageProps) {
           {self ? null : u.active
             ? <ConfirmButton id="deactivate" label="Deactivate" danger confirm={<>Deactivate {name}? Every token and session stops at once.</>}
                 onConfirm={() => act('Deactivated: every token and session of the user stopped.', () => post(`${base}/deactivate`), sessions.reload)} />
-            : <ConfirmButton id="activate" label="Activate" confirm={<>Activate {name} again?</>}
-                onConfirm={() => act('Activated.', () => post(`${base}/activate`), undefined, undefined,
-                  'This user was activated meanwhile — in another tab or by another admin.')} />}
+            : activatesUser(p, user.data)
+              ? <ConfirmButton id="activate" label="Activate" confirm={<>Activate {name} again?</>}
+                  onConfirm={() => act('Activated.', () => post(`${base}/activate`), undefined, undefined,
+                    'This user was activated meanwhile — in another tab or by another admin.')} />
+              : <p class="muted" id="activate-note">Deactivated by a platform admin (or a SCIM connection): only a platform admin may activate this user.</p>}
           <ConfirmButton id="reset-mfa" label="Reset MFA" danger confirm={<>Remove every second factor of {name} and end their sessions?</>}
             onConfirm={() => act('MFA reset: the user enrols a factor again at the next sign-in.', () => post(`${base}/mfa/reset`), sessions.reload)} />
         </div>
