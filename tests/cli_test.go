@@ -741,6 +741,18 @@ func TestCLISSOAndSigningKeys(t *testing.T) {
 	if r := c.run("", secret, "sso", "configure", "oidc", "--name", "corp", "--issuer", issuer, "--client-id", "c3"); r.code != 0 {
 		t.Fatalf("sso configure oidc: %d %s", r.code, r.stderr)
 	}
+	// An edit of the same client at the same issuer: no secret (nothing in
+	// INFRACAST_CLIENT_SECRET, nothing on standard input), the service keeps
+	// the stored one; --trust-idp-mfa is sent (re-check 20r6: the CLI asked
+	// for the secret on every save, and had no such flag).
+	r = c.run("", nil, "sso", "configure", "oidc", "--name", "corp", "--issuer", issuer, "--client-id", "c3",
+		"--role-mapping", "ops=prod:viewer", "--trust-idp-mfa", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"trust_idp_mfa": true`) || !strings.Contains(r.stdout, `"client_secret": "[redacted]"`) {
+		t.Fatalf("sso configure oidc, an edit without the secret: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// A new provider, or another client, still needs it.
+	c.fails(exitUsage, "", nil, []string{"sso", "configure", "oidc", "--name", "fresh", "--issuer", issuer, "--client-id", "c3"}, "client secret", "INFRACAST_CLIENT_SECRET")
+	c.fails(exitUsage, "", nil, []string{"sso", "configure", "oidc", "--name", "corp", "--issuer", issuer, "--client-id", "c4"}, "client secret", "INFRACAST_CLIENT_SECRET")
 	_, cert := selfSigned(t, "idp", time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 	certFile := filepath.Join(t.TempDir(), "idp.pem")
 	if err := os.WriteFile(certFile, []byte(certPEM(cert)), 0o600); err != nil {

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/infracast/auth/http/client"
 )
@@ -33,13 +36,18 @@ type ssoCommon struct {
 	groupsClaim string
 	mappings    []string
 	linkByEmail bool
+	trustIdPMFA bool
 }
 
 // flags adds them to cmd; linkByEmail says whether the provider type may
 // link by e-mail (not Azure AD, whose addresses no one verifies: the
 // service refuses link_by_email for it, docs/sso.md, and outside check 15b
-// found the flag offered all the same).
-func (s *ssoCommon) flags(cmd *cobra.Command, linkByEmail bool) {
+// found the flag offered all the same); oidc, whether it is an OpenID
+// Connect one (trust_idp_mfa: the service refuses it for SAML).
+func (s *ssoCommon) flags(cmd *cobra.Command, linkByEmail, oidc bool) {
+	if oidc {
+		cmd.Flags().BoolVar(&s.trustIdPMFA, "trust-idp-mfa", false, "take the provider's own second factor (the ID token's amr/acr) for one here")
+	}
 	cmd.Flags().StringVar(&s.groupsClaim, "groups-claim", "", "claim (OIDC) or attribute (SAML) holding the groups (default groups)")
 	cmd.Flags().StringArrayVar(&s.mappings, "role-mapping", nil, "map a group to a tenant role, GROUP=TENANT:ROLE, or GROUP=TENANT:ROLE:DIRECTORY for the logins of one Azure AD directory; repeat for several")
 	if linkByEmail {
@@ -48,7 +56,7 @@ func (s *ssoCommon) flags(cmd *cobra.Command, linkByEmail bool) {
 }
 
 func (s *ssoCommon) options() (client.SSOOptions, error) {
-	o := client.SSOOptions{GroupsClaim: s.groupsClaim, LinkByEmail: s.linkByEmail}
+	o := client.SSOOptions{GroupsClaim: s.groupsClaim, LinkByEmail: s.linkByEmail, TrustIdPMFA: s.trustIdPMFA}
 	for _, m := range s.mappings {
 		// At the last "=": a group may hold one (an LDAP DN in SAML's
 		// memberOf, "CN=Admins,OU=Groups,DC=corp"); a tenant, a role and a
@@ -72,8 +80,9 @@ func (s *ssoCommon) options() (client.SSOOptions, error) {
 }
 
 // configureRun is the shared body of the configure commands: check the
-// flags, read the client secret (when needs), send.
-func (a *app) configureRun(common *ssoCommon, needsSecret bool, send func(ctx context.Context, c *client.Client, opts client.SSOOptions, secret string) (*client.SSOProvider, error)) func(*cobra.Command, []string) error {
+// flags, read the client secret (when clientOf, an OpenID Connect provider's
+// name, type and client ID, is not nil), send.
+func (a *app) configureRun(common *ssoCommon, clientOf func() (name, typ, clientID string), send func(ctx context.Context, c *client.Client, opts client.SSOOptions, secret string) (*client.SSOProvider, error)) func(*cobra.Command, []string) error {
 	return wrap(func(cmd *cobra.Command, _ []string) error {
 		opts, err := common.options()
 		if err != nil {
@@ -84,8 +93,13 @@ func (a *app) configureRun(common *ssoCommon, needsSecret bool, send func(ctx co
 			return err
 		}
 		secret := ""
-		if needsSecret {
-			if secret, err = a.secret("INFRACAST_CLIENT_SECRET", "Client secret"); err != nil {
+		if clientOf != nil {
+			name, typ, clientID := clientOf()
+			edit, err := sameClient(cmd.Context(), c, name, typ, clientID)
+			if err != nil {
+				return err
+			}
+			if secret, err = a.clientSecret(edit); err != nil {
 				return err
 			}
 		}
@@ -100,6 +114,46 @@ func (a *app) configureRun(common *ssoCommon, needsSecret bool, send func(ctx co
 	})
 }
 
+// sameClient reports whether provider name is configured already, of type
+// typ with client clientID and a secret: an edit, whose secret may be left
+// out — the service keeps the stored one, if the issuer is the same too,
+// and says so otherwise (400 on client_secret). Before, the CLI always
+// asked for it, which no one can read back (re-check 20r6).
+func sameClient(ctx context.Context, c *client.Client, name, typ, clientID string) (bool, error) {
+	p, err := c.GetSSOProvider(ctx, name)
+	if errors.Is(err, client.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return p.Type == typ && p.ClientID == clientID && p.ClientSecret != "", nil
+}
+
+// clientSecret reads the client secret, as secret does; on an edit
+// (sameClient) an empty one — none in INFRACAST_CLIENT_SECRET, Enter at the
+// prompt, nothing on standard input — keeps the stored one.
+func (a *app) clientSecret(edit bool) (string, error) {
+	const env = "INFRACAST_CLIENT_SECRET"
+	if !edit {
+		return a.secret(env, "Client secret")
+	}
+	if v := a.getenv(env); v != "" {
+		return v, nil
+	}
+	if f, isFile := a.stdin.(*os.File); isFile && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(a.stderr, "Client secret (Enter: keep the stored one): ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(a.stderr)
+		return string(b), err
+	}
+	line, err := bufio.NewReader(a.stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
 func (a *app) ssoOkta() *cobra.Command {
 	var p client.OktaProvider
 	var common ssoCommon
@@ -107,7 +161,7 @@ func (a *app) ssoOkta() *cobra.Command {
 		Use:   "okta --domain DOMAIN --client-id ID",
 		Short: "Configure Okta",
 		Args:  cobra.NoArgs,
-		RunE: a.configureRun(&common, true, func(ctx context.Context, c *client.Client, o client.SSOOptions, secret string) (*client.SSOProvider, error) {
+		RunE: a.configureRun(&common, func() (string, string, string) { return "okta", "okta", p.ClientID }, func(ctx context.Context, c *client.Client, o client.SSOOptions, secret string) (*client.SSOProvider, error) {
 			p.SSOOptions, p.ClientSecret = o, secret
 			return c.ConfigureOkta(ctx, p)
 		}),
@@ -115,7 +169,7 @@ func (a *app) ssoOkta() *cobra.Command {
 	cmd.Flags().StringVar(&p.Domain, "domain", "", "your Okta domain, your-company.okta.com (required)")
 	cmd.Flags().StringVar(&p.ClientID, "client-id", "", "the application's client ID (required)")
 	cmd.Flags().StringVar(&p.Issuer, "issuer", "", "issuer, instead of the one the domain implies (a private authorization server)")
-	common.flags(cmd, true)
+	common.flags(cmd, true, true)
 	requireFlags(cmd, "domain", "client-id")
 	return cmd
 }
@@ -127,7 +181,7 @@ func (a *app) ssoAzure() *cobra.Command {
 		Use:   "azure --tenant-id ID --client-id ID",
 		Short: "Configure Azure AD (Entra ID)",
 		Args:  cobra.NoArgs,
-		RunE: a.configureRun(&common, true, func(ctx context.Context, c *client.Client, o client.SSOOptions, secret string) (*client.SSOProvider, error) {
+		RunE: a.configureRun(&common, func() (string, string, string) { return "azure", "azure", p.ClientID }, func(ctx context.Context, c *client.Client, o client.SSOOptions, secret string) (*client.SSOProvider, error) {
 			p.SSOOptions, p.ClientSecret = o, secret
 			return c.ConfigureAzure(ctx, p)
 		}),
@@ -136,7 +190,7 @@ func (a *app) ssoAzure() *cobra.Command {
 	cmd.Flags().StringVar(&p.ClientID, "client-id", "", "the application's client ID (required)")
 	cmd.Flags().StringVar(&p.Issuer, "issuer", "", "issuer, instead of the one the tenant ID implies")
 	cmd.Flags().StringArrayVar(&p.AllowedTenants, "allowed-tenant", nil, "multi-tenant: a directory whose users may sign in; repeat for several")
-	common.flags(cmd, false)
+	common.flags(cmd, false, true)
 	requireFlags(cmd, "tenant-id", "client-id")
 	return cmd
 }
@@ -149,7 +203,7 @@ func (a *app) ssoSAML() *cobra.Command {
 		Use:   "saml --entity-id ID --sso-url URL --certificate FILE",
 		Short: "Configure a SAML 2.0 identity provider",
 		Args:  cobra.NoArgs,
-		RunE: a.configureRun(&common, false, func(ctx context.Context, c *client.Client, o client.SSOOptions, _ string) (*client.SSOProvider, error) {
+		RunE: a.configureRun(&common, nil, func(ctx context.Context, c *client.Client, o client.SSOOptions, _ string) (*client.SSOProvider, error) {
 			var pem []byte
 			var err error
 			if certFile == "-" {
@@ -167,7 +221,7 @@ func (a *app) ssoSAML() *cobra.Command {
 	cmd.Flags().StringVar(&p.EntityID, "entity-id", "", "the IdP's entity ID (required)")
 	cmd.Flags().StringVar(&p.SSOURL, "sso-url", "", "the IdP's single sign-on URL (required)")
 	cmd.Flags().StringVar(&certFile, "certificate", "", "file with the IdP's signing certificate, PEM, or up to 3 one after the other during a rollover (- : standard input) (required)")
-	common.flags(cmd, true)
+	common.flags(cmd, true, false)
 	requireFlags(cmd, "entity-id", "sso-url", "certificate")
 	return cmd
 }
@@ -179,7 +233,7 @@ func (a *app) ssoOIDC() *cobra.Command {
 		Use:   "oidc --name NAME --issuer URL --client-id ID",
 		Short: "Configure a generic OpenID Connect provider",
 		Args:  cobra.NoArgs,
-		RunE: a.configureRun(&common, true, func(ctx context.Context, c *client.Client, o client.SSOOptions, secret string) (*client.SSOProvider, error) {
+		RunE: a.configureRun(&common, func() (string, string, string) { return p.Name, "oidc", p.ClientID }, func(ctx context.Context, c *client.Client, o client.SSOOptions, secret string) (*client.SSOProvider, error) {
 			p.SSOOptions, p.ClientSecret = o, secret
 			return c.ConfigureOIDC(ctx, p)
 		}),
@@ -187,7 +241,7 @@ func (a *app) ssoOIDC() *cobra.Command {
 	cmd.Flags().StringVar(&p.Name, "name", "", "provider name, in the login URL: lower-case letters, digits and - (required)")
 	cmd.Flags().StringVar(&p.Issuer, "issuer", "", "the OpenID Connect issuer (required)")
 	cmd.Flags().StringVar(&p.ClientID, "client-id", "", "the application's client ID (required)")
-	common.flags(cmd, true)
+	common.flags(cmd, true, true)
 	requireFlags(cmd, "name", "issuer", "client-id")
 	return cmd
 }

@@ -183,6 +183,9 @@ type SSOOptions struct {
 	GroupsClaim  string        `json:"groups_claim,omitempty"`
 	RoleMappings []RoleMapping `json:"role_mappings,omitempty"`
 	LinkByEmail  bool          `json:"link_by_email,omitempty"`
+	// TrustIdPMFA: the provider's own second factor (the ID token's
+	// amr/acr) counts as one here; OpenID Connect providers only.
+	TrustIdPMFA bool `json:"trust_idp_mfa,omitempty"`
 }
 
 // OktaProvider configures Okta (POST /api/v1/admin/sso/okta).
@@ -247,6 +250,7 @@ type SSOProvider struct {
 	GroupsClaim    string           `json:"groups_claim,omitempty"`
 	RoleMappings   []RoleMapping    `json:"role_mappings"`
 	LinkByEmail    bool             `json:"link_by_email"`
+	TrustIdPMFA    bool             `json:"trust_idp_mfa,omitempty"`
 	LoginURL       string           `json:"login_url"`
 	CallbackURL    string           `json:"callback_url,omitempty"`
 	MetadataURL    string           `json:"metadata_url,omitempty"`
