@@ -71,6 +71,10 @@ func TestOffboardTenant(t *testing.T) {
 	if tenantRole(t, in, admin, scimPat, acme) != "editor" || tenantRole(t, in, admin, aliceID, acme) != "admin" {
 		t.Fatal("fixture: SCIM's and SSO's roles in acme")
 	}
+	// A platform admin's key for every tenant: acme's access lists it
+	// (via api_key) before and after, and step 0's keys query shows it.
+	star := expectOK(t, "a platform admin's * key", in.Do("POST", "/api/v1/api-keys", admin,
+		map[string]any{"name": "ops-all", "tenants": []string{"*"}, "permissions": []string{"admin:*"}}), http.StatusCreated)
 	// Last: a policy over acme (the logins above would need a factor).
 	expectStatus(t, "acme's MFA policy", in.Do("PUT", "/api/v1/admin/mfa/policy/acme", admin, map[string]bool{"required": true}), http.StatusOK)
 
@@ -96,11 +100,20 @@ func TestOffboardTenant(t *testing.T) {
 			adminsOf = append(adminsOf, id)
 		}
 	}
-	var keyIDs []string
+	// Step 0's keys query: those naming acme, and those for every tenant
+	// (step 4 revokes the former).
+	var keyIDs, starKeys []string
 	for _, k := range asList(expectOK(t, "keys", in.Do("GET", "/api/v1/api-keys", admin, nil), http.StatusOK).JSON["api_keys"]) {
-		if slices.Contains(strs(at(k, "tenants")), acme) && at(k, "revoked") != true {
+		switch tenants := strs(at(k, "tenants")); {
+		case at(k, "revoked") == true:
+		case slices.Contains(tenants, acme):
 			keyIDs = append(keyIDs, at(k, "id").(string))
+		case slices.Contains(tenants, "*"):
+			starKeys = append(starKeys, at(k, "id").(string))
 		}
+	}
+	if !slices.Equal(starKeys, []string{star.String("id")}) {
+		t.Fatalf("inventory: keys for every tenant %v, want the platform admin's", starKeys)
 	}
 	scims := acmeSCIMConnections(t, in, admin)
 	providers := acmeSSOProviders(t, in, admin)
@@ -113,12 +126,35 @@ func TestOffboardTenant(t *testing.T) {
 		t.Fatalf("inventory: admins %v, keys %v, SCIM %v, SSO %v", adminsOf, keyIDs, scims, providers)
 	}
 
-	// 1. The tenant's admins first.
-	for _, id := range adminsOf {
-		expectStatus(t, "remove an admin's role", in.Do("DELETE", "/api/v1/users/"+id+"/tenants/acme", admin, nil), http.StatusOK)
-		expectStatus(t, "revoke an admin's sessions", in.Do("DELETE", "/api/v1/users/"+id+"/sessions", admin, nil), http.StatusOK)
+	// A hostile acme admin makes another admin after the inventory.
+	sleeper := expectOK(t, "acme's admin makes another", in.Do("POST", "/api/v1/users", acmeAdminTok, map[string]any{
+		"username": "sleeper", "email": "sleeper@example.com", "password": "quiet-harbor-64", "tenants": []map[string]string{{"id": acme, "role": "admin"}},
+	}), http.StatusCreated).String("id")
+
+	// 1. The tenant's admins first: asked for again before each round and
+	// after it, until none are left (the page's loop).
+	removed := map[string]bool{}
+	for round := 0; ; round++ {
+		current := acmeAdminsNow(t, in, admin)
+		if len(current) == 0 {
+			break
+		}
+		if round > 3 {
+			t.Fatalf("acme's admins after %d rounds: %v", round, current)
+		}
+		for _, id := range current {
+			removed[id] = true
+			expectStatus(t, "remove an admin's role", in.Do("DELETE", "/api/v1/users/"+id+"/tenants/acme", admin, nil), http.StatusOK)
+			expectStatus(t, "revoke an admin's sessions", in.Do("DELETE", "/api/v1/users/"+id+"/sessions", admin, nil), http.StatusOK)
+		}
+	}
+	if !removed[sleeper] || len(removed) != len(adminsOf)+1 {
+		t.Fatalf("step 1 removed %v; the inventory's admins %v and the one made since, %s", removed, adminsOf, sleeper)
 	}
 	noneIn("acme's admin, its role removed", acmeAdminTok)
+	// The one made since is no acme user any more (its only role was
+	// admin): deactivated with the others of acme alone (step 5).
+	users, onlyAcme[sleeper] = append(users, sleeper), true
 	// 2. SCIM: the mapping removed (its roles revoked), then the connection.
 	expectStatus(t, "SCIM: PUT without the mapping", in.Do("PUT", "/api/v1/admin/scim/"+scimID, admin, map[string]any{"group_mappings": []any{}}), http.StatusOK)
 	if tenantRole(t, in, admin, scimPat, acme) != "" {
@@ -152,12 +188,20 @@ func TestOffboardTenant(t *testing.T) {
 	// 6. The MFA policy.
 	expectStatus(t, "reset acme's MFA policy", in.Do("PUT", "/api/v1/admin/mfa/policy/acme", admin, map[string]bool{"required": false}), http.StatusOK)
 	// 7. Verify.
+	starListed := false
 	for _, pr := range asList(expectOK(t, "acme's access", in.Do("GET", "/api/v1/tenants/acme/access", admin, nil), http.StatusOK).JSON["principals"]) {
 		for _, g := range asList(at(pr, "grants")) {
-			if at(g, "via") != "platform_admin" {
+			switch {
+			case at(g, "via") == "platform_admin":
+			case at(g, "via") == "api_key" && at(at(g, "owner_grant"), "via") == "platform_admin" && at(pr, "id") == star.String("id"):
+				starListed = true
+			default:
 				t.Errorf("acme's access after offboarding: %v", pr)
 			}
 		}
+	}
+	if !starListed {
+		t.Error("acme's access after offboarding does not list the platform admin's * key (step 7 says it does)")
 	}
 	if s, p := acmeSCIMConnections(t, in, admin), acmeSSOProviders(t, in, admin); len(s)+len(p) != 0 {
 		t.Errorf("re-granters left: SCIM %v, SSO %v", s, p)
@@ -290,4 +334,18 @@ func runDocsBlock(t *testing.T, path, after string, env ...string) string {
 		t.Fatalf("%s, the block after %q: %v\n%s", path, after, err, out)
 	}
 	return string(out)
+}
+
+// acmeAdminsNow: step 1's query, the users whose role in acme is admin now.
+func acmeAdminsNow(t *testing.T, in *Instance, admin string) []string {
+	t.Helper()
+	var out []string
+	for _, u := range asList(expectOK(t, "users", in.Do("GET", "/api/v1/users", admin, nil), http.StatusOK).JSON["users"]) {
+		for _, tr := range asList(at(u, "tenants")) {
+			if at(tr, "id") == "acme" && at(tr, "role") == "admin" {
+				out = append(out, at(u, "id").(string))
+			}
+		}
+	}
+	return out
 }
