@@ -371,6 +371,22 @@ func TestConsole(t *testing.T) {
 		if strings.Contains(evalString(t, ctx, `document.body.innerText`), "secret-corp") {
 			t.Fatal("the client secret is shown after saving")
 		}
+		// Edit: the form starts from the stored configuration, and sends
+		// back what it does not show (trust_idp_mfa, set through the API
+		// here) with the secret left empty — kept, as the sign-in below
+		// shows (re-check 20r6: a save from the console reset them).
+		trust := in.Do("POST", "/api/v1/admin/sso/oidc", admin, map[string]any{"name": "corp", "issuer": idp.Issuer, "client_id": "client-corp", "trust_idp_mfa": true})
+		expectStatus(t, "trust_idp_mfa through the API", trust, http.StatusOK)
+		run(t, ctx, "away", chromedp.Click(`#nav-users`), until(`document.body.getAttribute('data-page') === 'users'`))
+		run(t, ctx, "sso page again", chromedp.Click(`#nav-sso`), until(`!!document.querySelector('article[data-provider="corp"] button.edit')`))
+		run(t, ctx, "edit corp", clickJS(`article[data-provider="corp"] button.edit`),
+			until(`document.getElementById('sso-name').value === 'corp' && document.getElementById('sso-client_id').value === 'client-corp' && !!document.getElementById('sso-kept')`),
+			clickJS(`#sso-mappings > button`), fill(`#sso-mappings-0-group`, "everyone"), fill(`#sso-mappings-0-tenant`, "globex"), fill(`#sso-mappings-0-role`, "viewer"),
+			chromedp.Click(`#sso-submit`), until(`!!document.getElementById('sso-notice')`))
+		got := in.Do("GET", "/api/v1/admin/sso/corp", admin, nil)
+		if got.JSON["trust_idp_mfa"] != true || len(asList(got.JSON["role_mappings"])) != 1 || got.String("client_secret") != "[redacted]" {
+			t.Fatalf("corp after the console's edit: %s", got.Raw)
+		}
 		run(t, ctx, "SP metadata", chromedp.Click(`#sp-metadata-load`), until(`!!document.querySelector('#sp-metadata') || !!document.querySelector('section.card .notice.warn')`))
 		consolePage(t, ctx, "sso")
 

@@ -34,6 +34,7 @@ export interface SSOProvider {
   name: string; type: string; issuer?: string; domain?: string; tenant_id?: string; client_id?: string;
   client_secret?: string; entity_id?: string; sso_url?: string; certificate?: { subject: string; not_after: string; not_before: string };
   groups_claim?: string; role_mappings: RoleMapping[]; link_by_email: boolean; login_url: string;
+  trust_idp_mfa?: boolean; allowed_tenants?: string[];
   callback_url?: string; metadata_url?: string; acs_url?: string; configured_at: string; warnings?: string[];
 }
 export interface SCIMConnection {

@@ -3,7 +3,7 @@
 // from the API show next to their fields; the URLs to register at the
 // identity provider and the SAML SP metadata, to copy.
 import type { ComponentChildren } from 'preact';
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, enc, get, post, type RoleMapping, type SSOProvider } from '../api';
 import type { PageProps } from '../main';
 import {
@@ -56,6 +56,7 @@ export function SSOPage(p: PageProps) {
 
 function SSOAdmin() {
   const list = useLoad(() => get<{ providers: SSOProvider[] }>('/api/v1/admin/sso'), []);
+  const [editing, setEditing] = useState<SSOProvider | null>(null);
   const [notice, setNotice] = useState<ComponentChildren>(null);
   const [err, setErr] = useState<unknown>(null);
   const remove = async (prov: SSOProvider) => {
@@ -81,7 +82,10 @@ function SSOAdmin() {
           <article class="card provider" key={prov.name} data-provider={prov.name} aria-labelledby={'prov-' + prov.name}>
             <div class="page-head">
               <h3 id={'prov-' + prov.name}><Bdi text={prov.name} /> <span class="chip"><Bdi text={prov.type} /></span></h3>
-              <ConfirmButton label="Remove" danger confirm={<>Remove <Bdi text={prov.name} />? Its users can no longer sign in with it.</>} onConfirm={() => remove(prov)} />
+              <span>
+                <button type="button" class="secondary small edit" onClick={() => { setEditing(prov); requestAnimationFrame(() => document.getElementById('sso-form-title')?.focus()); }}>Edit</button>{' '}
+                <ConfirmButton label="Remove" danger confirm={<>Remove <Bdi text={prov.name} />? Its users can no longer sign in with it.</>} onConfirm={() => remove(prov)} />
+              </span>
             </div>
             <dl class="facts">
               {prov.issuer ? <><dt>Issuer</dt><dd class="mono"><Bdi text={prov.issuer} /></dd></> : null}
@@ -102,19 +106,43 @@ function SSOAdmin() {
           </article>
         ))}
       </div>
-      <ConfigureForm onSaved={(name) => { setErr(null); setNotice(<>Provider <Bdi text={name} /> saved.</>); list.reload(); }} />
+      <ConfigureForm editing={editing} onSaved={(name) => { setErr(null); setEditing(null); setNotice(<>Provider <Bdi text={name} /> saved.</>); list.reload(); }} />
       <SAMLMetadata />
     </section>
   );
 }
 
-function ConfigureForm(props: { onSaved: (name: string) => void }) {
+// ConfigureForm configures a provider; with editing, it starts from that
+// provider as stored (the secret and a SAML certificate aside, which no
+// answer shows) and sends back what it does not show (trust_idp_mfa,
+// Azure's allowed_tenants): a save replaces the whole configuration, and
+// those were reset (re-check 20r6). An OpenID Connect provider's secret
+// left empty keeps the stored one (same client at the same issuer).
+function ConfigureForm(props: { editing: SSOProvider | null; onSaved: (name: string) => void }) {
   const [kind, setKind] = useState<Kind>('oidc');
   const [values, setValues] = useState<Record<string, string>>({});
   const [cert, setCert] = useState('');
   const [groupsClaim, setGroupsClaim] = useState('');
   const [mappings, setMappings] = useState<RoleMapping[]>([]);
   const [linkByEmail, setLinkByEmail] = useState(false);
+  const [hidden, setHidden] = useState<Record<string, unknown>>({});
+  const [editOf, setEditOf] = useState('');
+  useEffect(() => {
+    const prov = props.editing;
+    if (!prov) return;
+    const k = prov.type as Kind;
+    const v: Record<string, string> = {};
+    for (const [f] of FIELDS[k]) {
+      const stored = (prov as unknown as Record<string, unknown>)[f];
+      if (f !== 'client_secret' && typeof stored === 'string') v[f] = stored;
+    }
+    setKind(k); setValues(v); setCert(''); setGroupsClaim(prov.groups_claim || '');
+    setMappings(prov.role_mappings.map((m) => ({ ...m }))); setLinkByEmail(prov.link_by_email);
+    const h: Record<string, unknown> = {};
+    if (prov.trust_idp_mfa) h.trust_idp_mfa = true;
+    if (prov.allowed_tenants?.length) h.allowed_tenants = prov.allowed_tenants;
+    setHidden(h); setEditOf(prov.name); setErrs({}); setErr(null);
+  }, [props.editing]);
   const [errs, setErrs] = useState<Record<string, string>>({});
   const [err, setErr] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -131,28 +159,32 @@ function ConfigureForm(props: { onSaved: (name: string) => void }) {
     if (groupsClaim.trim()) body.groups_claim = groupsClaim.trim();
     if (mappings.length) body.role_mappings = mappings;
     if (linkByEmail) body.link_by_email = true;
+    if (editOf && editOf === (name || kind)) Object.assign(body, hidden);
     try {
       await post('/api/v1/admin/sso/' + kind, body);
       props.onSaved(name || kind);
-      setValues({}); setCert(''); setMappings([]); setGroupsClaim(''); setLinkByEmail(false);
+      setValues({}); setCert(''); setMappings([]); setGroupsClaim(''); setLinkByEmail(false); setHidden({}); setEditOf('');
     } catch (e) {
-      const fe = fieldErrors(e, [...FIELDS[kind].map(([f]) => f), 'certificate', 'groups_claim', 'role_mappings', 'link_by_email', 'name']);
+      const fe = fieldErrors(e, [...FIELDS[kind].map(([f]) => f), 'certificate', 'groups_claim', 'role_mappings', 'link_by_email', 'name', 'trust_idp_mfa', 'allowed_tenants']);
       setErrs(fe.fields); setErr(fe.rest);
     } finally { setBusy(false); }
   };
   return (
     <form class="card" id="sso-form" ref={form} onSubmit={submit} aria-labelledby="sso-form-title" noValidate>
-      <h2 id="sso-form-title">Configure a provider</h2>
+      <h2 id="sso-form-title" tabIndex={-1}>{editOf ? <>Edit <Bdi text={editOf} /></> : 'Configure a provider'}</h2>
+      {editOf && hidden.trust_idp_mfa ? <p class="hint" id="sso-kept">Kept as stored: the provider's own second factor counts here (trust_idp_mfa).</p> : null}
+      {editOf && hidden.allowed_tenants ? <p class="hint" id="sso-kept-tenants">Kept as stored: the allowed directories (allowed_tenants).</p> : null}
       <SelectField id="sso-kind" label="Kind" value={kind} onValue={(v) => { setKind(v as Kind); setErrs({}); setErr(null); }}
         options={KINDS} hint="Saving a kind that exists replaces its configuration." />
       <div class="grid2">
         {FIELDS[kind].map(([f, label, req, hint]) => (
-          <TextField key={kind + f} id={'sso-' + f} label={label} required={req} value={values[f] || ''} hint={hint || undefined}
+          <TextField key={kind + f} id={'sso-' + f} label={label} required={req && !(editOf && f === 'client_secret')} value={values[f] || ''}
+            hint={editOf && f === 'client_secret' ? 'Leave empty to keep the stored one (the same client at the same issuer).' : hint || undefined}
             type={f === 'client_secret' ? 'password' : 'text'} notMine={f === 'client_secret'}
             onValue={(v) => setValues({ ...values, [f]: v })} error={errs[f]} />
         ))}
       </div>
-      {kind === 'saml' ? <TextArea id="sso-certificate" label="IdP signing certificate (PEM)" required value={cert} onValue={setCert} rows={5}
+      {kind === 'saml' ? <TextArea id="sso-certificate" label={editOf ? 'IdP signing certificate (PEM): give it again, no answer shows it' : 'IdP signing certificate (PEM)'} required value={cert} onValue={setCert} rows={5}
         error={errs.certificate} placeholder="-----BEGIN CERTIFICATE-----" /> : null}
       <TextField id="sso-groups_claim" label="Groups claim (optional)" value={groupsClaim} onValue={setGroupsClaim} error={errs.groups_claim}
         hint={kind === 'saml' ? 'The attribute that lists the groups.' : 'Default: groups.'} />
