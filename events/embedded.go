@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -123,6 +124,14 @@ func readOnlyPermissions() *server.Permissions {
 // StartEmbedded starts a JetStream-enabled nats-server in this process and
 // waits until it accepts connections.
 func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
+	return StartEmbeddedContext(context.Background(), o)
+}
+
+// StartEmbeddedContext is StartEmbedded whose wait ends when ctx does (a
+// shutdown asked for while nats-server recovers the stream): the server is
+// shut down and ctx's error returned. Without it a SIGTERM during a long
+// recovery was only seen once the recovery had ended (outside check 20r5).
+func StartEmbeddedContext(ctx context.Context, o EmbeddedOptions) (*server.Server, error) {
 	if o.StoreDir == "" {
 		return nil, errors.New("events: embedded server needs a store directory")
 	}
@@ -209,6 +218,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 			return ns, nil
 		}
 		select {
+		case <-ctx.Done():
+			ns.Shutdown()
+			return nil, fmt.Errorf("events: embedded server's start ended: %w", ctx.Err())
 		case msg := <-fatal.err:
 			ns.Shutdown()
 			if o.Listen != "" {

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -164,4 +165,66 @@ func TestEmbeddedStartGivesUpAfterItsTimeout(t *testing.T) {
 	if d := time.Since(began); d > 20*time.Second {
 		t.Fatalf("gave up after %s", d)
 	}
+}
+
+// TestEmbeddedStartEndsWithItsContext: a shutdown asked for while
+// nats-server recovers the stream ends the wait at once, with the
+// context's error — not at the end of the recovery, nor of StartTimeout
+// (outside check 20r5: a SIGTERM then waited for the recovery and the
+// process exited 1).
+func TestEmbeddedStartEndsWithItsContext(t *testing.T) {
+	every := events.EmbeddedProgressEvery
+	events.EmbeddedProgressEvery = 10 * time.Millisecond
+	t.Cleanup(func() { events.EmbeddedProgressEvery = every })
+	// Not t.TempDir: as above, the server's recovery ends in the background.
+	dir, err := os.MkdirTemp("", "embedded-start-canceled-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for err := os.RemoveAll(dir); err != nil; err = os.RemoveAll(dir) {
+			if time.Now().After(deadline) {
+				t.Errorf("removing the store: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	release := slowRecovery(t, damagedStore(t, dir, 20))
+	ctx, cancel := context.WithCancel(context.Background())
+	recovering := make(chan struct{}, 1)
+	started := make(chan error, 1)
+	go func() {
+		ns, err := events.StartEmbeddedContext(ctx, events.EmbeddedOptions{StoreDir: dir, SyncAlways: true, StartTimeout: time.Hour,
+			Progress: func(p events.EmbeddedProgress) {
+				if p.Recovering == events.StreamName {
+					select {
+					case recovering <- struct{}{}:
+					default:
+					}
+				}
+			}})
+		if err == nil {
+			ns.Shutdown()
+		}
+		started <- err
+	}()
+	select {
+	case <-recovering:
+	case err := <-started:
+		t.Fatalf("the start ended before the recovery: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no recovery under way")
+	}
+	cancel()
+	select {
+	case err := <-started:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v: want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the start went on waiting for the recovery after its context ended")
+	}
+	release()
 }

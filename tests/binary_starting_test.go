@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -78,5 +79,46 @@ func TestBinaryAnswersHealthWhileStarting(t *testing.T) {
 	}
 	if _, _, _, err := get("/health"); err == nil {
 		t.Fatal("/health still answered after the process exited")
+	}
+}
+
+// TestBinarySIGTERMWhileStartingExitsZero: a shutdown asked for during the
+// start — here while an external NATS cannot be reached yet, which the
+// start retries for 15 s — ends the process at once with status 0, as any
+// requested shutdown does (docs/operations.md "Exit status"). An outside
+// check (20r5) saw SIGTERM ignored for the rest of the retries, then exit 1
+// "event store unavailable … after 61 attempts"; with the embedded NATS the
+// start waited for the stream's recovery and exited 1 ("context canceled").
+func TestBinarySIGTERMWhileStartingExitsZero(t *testing.T) {
+	t.Parallel()
+	key := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	addr := freeAddr(t)
+	p := startBinary(t, "INFRACAST_LISTEN="+addr, "INFRACAST_DATA_DIR="+t.TempDir(),
+		"INFRACAST_NATS_URL=nats://"+freeAddr(t), "INFRACAST_MASTER_KEY="+key, "INFRACAST_JWT_KEYS="+key)
+	// Signalled once it is retrying NATS.
+	Eventually(t, 10*time.Second, func() error {
+		res, err := http.Get("http://" + addr + "/ready")
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(b), "not reachable yet") {
+			return fmt.Errorf("/ready: %s", b)
+		}
+		return nil
+	})
+	signalled := time.Now()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.exited(t, 10*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM while starting: %v\n%s", err, p.output())
+	}
+	if d := time.Since(signalled); d > 5*time.Second {
+		t.Fatalf("exited %s after SIGTERM\n%s", d, p.output())
 	}
 }

@@ -70,6 +70,15 @@ func run(args []string, getenv func(string) string) error {
 	svc, err := service.Start(ctx, cfg, log)
 	if err != nil {
 		_ = ln.Close()
+		if ctx.Err() != nil {
+			// A shutdown asked for during the start (SIGTERM while the
+			// embedded NATS recovers, or while an external one is not
+			// reachable yet): Start stopped waiting and closed what it had
+			// opened; the exit is that of a requested shutdown, 0
+			// (docs/operations.md "Exit status"), not a failed start.
+			log.Info("shutting down during the start", "err", err)
+			return nil
+		}
 		return named(err)
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "embedded_nats", cfg.Embedded(), "nats_client_url", svc.NATSClientURL())

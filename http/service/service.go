@@ -102,7 +102,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Service, error) 
 	for _, sn := range seen {
 		marked = max(marked, sn.Seq)
 	}
-	if err := s.connect(); err != nil {
+	if err := s.connect(ctx); err != nil {
 		return nil, err
 	}
 	s.phase("opening the event stream")
@@ -645,12 +645,15 @@ func (s *Service) phase(p string) {
 // still starting (a variable for the tests).
 var startProgressLogEvery = 5 * time.Second
 
-func (s *Service) connect() error {
+// connect ends early when ctx does (a shutdown asked for during the
+// start): its waits — the embedded NATS's recovery, the retries of an
+// external NATS not reachable yet — watch it.
+func (s *Service) connect(ctx context.Context) error {
 	if s.cfg.Embedded() {
 		s.phase("starting the embedded NATS")
 		users, login := s.embeddedUsers()
 		var logged time.Time
-		ns, err := events.StartEmbedded(events.EmbeddedOptions{
+		ns, err := events.StartEmbeddedContext(ctx, events.EmbeddedOptions{
 			StoreDir: filepath.Join(s.cfg.DataDir, "jetstream"), Listen: s.cfg.NATSListen, SyncAlways: true, Users: users,
 			TLSCert: s.cfg.NATSListenTLSCert, TLSKey: s.cfg.NATSListenTLSKey,
 			StartTimeout: s.cfg.NATSStartTimeout,
@@ -746,7 +749,11 @@ func (s *Service) connect() error {
 				"gives_up_in", time.Until(deadline).Round(time.Second).String())
 			warned = time.Now()
 		}
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("connect %s: %w", shown, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 }
 
