@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -145,5 +146,86 @@ func TestStartingClosed(t *testing.T) {
 	}
 	if _, err := st.Accept(); err == nil {
 		t.Fatal("Accept after Close")
+	}
+}
+
+// TestStartingHandsOverConnectionsWaitingForARequest: a connection opened
+// while starting whose request comes after the handover — none of it yet,
+// or half of its head — is answered by the service, never "Starting, not
+// ready yet" (re-check 20r5: the early server kept such connections for up
+// to its 15 s read timeout and answered 503 after /ready had said 200).
+func TestStartingHandsOverConnectionsWaitingForARequest(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := ServeStarting(tcp, nil)
+	base := "http://" + st.Addr().String()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", st.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	idle, half := dial(), dial()
+	if _, err := half.Write([]byte("GET /ready HTTP/1.1\r\nHost: x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Both accepted by the start, waiting for their requests: a later
+	// connection was answered (the listener accepts in order).
+	if code, _, _, err := get(base, "/health"); err != nil || code != http.StatusOK {
+		t.Fatalf("/health: %d %v", code, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := Start(ctx, testConfig(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(st) }()
+	defer func() {
+		if err := s.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	if err := s.WaitReady(ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if code, _ := readyPhase(t, base); code != http.StatusOK {
+			return fmt.Errorf("/ready %d", code)
+		}
+		return nil
+	})
+	answer := func(c net.Conn, rest string) (int, string) {
+		t.Helper()
+		if _, err := c.Write([]byte(rest)); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, string(b)
+	}
+	if code, body := answer(idle, "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"); code != http.StatusOK || strings.Contains(body, StartingMessage) {
+		t.Errorf("a request sent after ready on a connection opened while starting: %d %.200s", code, body)
+	}
+	if code, body := answer(half, "\r\n"); code != http.StatusOK || strings.Contains(body, StartingMessage) {
+		t.Errorf("the rest of a request's head sent after ready: %d %.200s", code, body)
 	}
 }
