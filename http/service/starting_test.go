@@ -66,6 +66,17 @@ func TestStartingAnswersUntilServeTakesOver(t *testing.T) {
 	if code, phase := readyPhase(t, base); code != http.StatusServiceUnavailable || phase != StartingPhase {
 		t.Fatalf("/ready while starting: %d %q", code, phase)
 	}
+	// HEAD as GET, as once running (re-check 20r5: HEAD /health was 503).
+	for path, want := range map[string]int{"/health": http.StatusOK, "/ready": http.StatusServiceUnavailable} {
+		res, err := (&http.Client{Timeout: time.Second}).Head(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("HEAD %s while starting: %d, want %d", path, res.StatusCode, want)
+		}
+	}
 	for _, path := range []string{"/api/v1/users", "/login", "/nowhere"} {
 		code, hdr, body, err := get(base, path)
 		if err != nil || code != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "1" || hdr.Get("X-Request-ID") == "" || !strings.Contains(body, "UNAVAILABLE") {
@@ -114,6 +125,16 @@ func TestStartingAnswersUntilServeTakesOver(t *testing.T) {
 	})
 	if code, _, body, err := get(base, "/openapi.json"); err != nil || code != http.StatusOK {
 		t.Fatalf("the service's own route after the handover: %d %.100s %v", code, body, err)
+	}
+	for _, path := range []string{"/health", "/ready"} {
+		res, err := (&http.Client{Timeout: time.Second}).Head(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("HEAD %s once running: %d", path, res.StatusCode)
+		}
 	}
 	if err := s.Shutdown(ctx); err != nil {
 		t.Fatal(err)
