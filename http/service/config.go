@@ -42,8 +42,8 @@ type Config struct {
 	NATSListenTLSKey  string
 	// NATSStartTimeout bounds how long the embedded NATS may take to become
 	// ready at start: it recovers the stream first, which after a crash
-	// grows with the stream's size (events.EmbeddedOptions.StartTimeout;
-	// 0: its default, as in Defaults).
+	// grows with the stream's size (events.EmbeddedOptions.StartTimeout).
+	// Validate refuses 0: set it, as Defaults does.
 	NATSStartTimeout time.Duration
 	// StreamReplicas are the replicas of a new stream (1 by default; 3 on a
 	// cluster). StreamReplicasGiven says the operator set them (flag or

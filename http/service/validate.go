@@ -207,8 +207,10 @@ func (c Config) validateStore(p *problems) {
 	if c.SnapshotEvery > 0 && c.SnapshotInterval < time.Millisecond {
 		p.add("SnapshotInterval", c.SnapshotInterval.String(), "at least 1ms")
 	}
-	if c.NATSStartTimeout < 0 {
-		p.add("NATSStartTimeout", c.NATSStartTimeout.String(), "must not be negative")
+	// 0 is refused, not taken as the default: re-check 20r5 found
+	// INFRACAST_NATS_START_TIMEOUT=0 silently meaning 10 minutes.
+	if c.NATSStartTimeout <= 0 {
+		p.add("NATSStartTimeout", c.NATSStartTimeout.String(), "must be more than 0 (the default is "+events.DefaultEmbeddedStartTimeout.String()+")")
 	}
 }
 

@@ -43,9 +43,9 @@ func badConfig(t *testing.T) Config {
 	c := Defaults()
 	c.Listen, c.BodyLimit, c.CORSOrigins = "nonsense", 10, []string{"*"} // API
 	c.Environment, c.KeyUsageInterval = "", 0
-	c.DataDir, c.StreamReplicas, c.SnapshotEvery = "", 2, -1 // store
-	c.NATSListenPassword = "short"                           // listener options without a listener
-	c.BootstrapAdmin = ""                                    // passwords
+	c.DataDir, c.StreamReplicas, c.SnapshotEvery, c.NATSStartTimeout = "", 2, -1, 0 // store
+	c.NATSListenPassword = "short"                                                  // listener options without a listener
+	c.BootstrapAdmin = ""                                                           // passwords
 	c.Hash.Iterations = 0
 	c.LoginMaxFailures = -1
 	c.JWTKeys = [][]byte{[]byte("too short")} // tokens
@@ -74,7 +74,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	}
 	want := []string{
 		"Listen", "BodyLimit", "CORSOrigins", "Environment", "KeyUsageInterval",
-		"DataDir", "StreamReplicas", "SnapshotEvery",
+		"DataDir", "StreamReplicas", "SnapshotEvery", "NATSStartTimeout",
 		"NATSListenPassword", "NATSListenPassword",
 		"BootstrapAdmin", "Hash.Iterations", "LoginMaxFailures",
 		"JWTKeys", "AccessTTL",
