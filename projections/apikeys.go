@@ -69,14 +69,7 @@ func (km *keyModel) unlistRevoked(k *keyEntry) {
 }
 
 // wasRevoked returns the revoked key whose secret hashes to sum (nil: none).
-func (km *keyModel) wasRevoked(sum *[32]byte) *keyEntry {
-	for k := km.revoked[hashPrefix(sum)]; k != nil; k = k.next {
-		if k.hash == *sum {
-			return k
-		}
-	}
-	return nil
-}
+func (km *keyModel) wasRevoked(sum *[32]byte) *keyEntry { return chainFind(km.revoked, sum) }
 
 // revokedSecret returns the revoked key whose secret hash is secretHash
 // (a non-canonical one by a scan of odd, as findOdd finds a live one).
@@ -267,8 +260,12 @@ func unchain(chains map[uint64]*keyEntry, k *keyEntry) {
 }
 
 // find returns the live key whose secret hashes to sum.
-func (km *keyModel) find(sum *[32]byte) *keyEntry {
-	for k := km.byHash[hashPrefix(sum)]; k != nil; k = k.next {
+func (km *keyModel) find(sum *[32]byte) *keyEntry { return chainFind(km.byHash, sum) }
+
+// chainFind returns the key whose secret hashes to sum in chains, keyed by
+// the hash's first 8 bytes and linked by next (byHash, revoked).
+func chainFind(chains map[uint64]*keyEntry, sum *[32]byte) *keyEntry {
+	for k := chains[hashPrefix(sum)]; k != nil; k = k.next {
 		if k.hash == *sum {
 			return k
 		}
