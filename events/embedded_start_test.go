@@ -137,20 +137,7 @@ func TestEmbeddedStartWaitsForARecoveryAndSaysSo(t *testing.T) {
 func TestEmbeddedStartGivesUpAfterItsTimeout(t *testing.T) {
 	// Not t.TempDir: the server given up on finishes its recovery in the
 	// background, writing into the folder, after the test.
-	dir, err := os.MkdirTemp("", "embedded-start-timeout-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for err := os.RemoveAll(dir); err != nil; err = os.RemoveAll(dir) {
-			if time.Now().After(deadline) {
-				t.Errorf("removing the store: %v", err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
+	dir := backgroundStoreDir(t, "embedded-start-timeout-")
 	release := slowRecovery(t, damagedStore(t, dir, 20))
 	began := time.Now()
 	ns, err := events.StartEmbedded(events.EmbeddedOptions{StoreDir: dir, SyncAlways: true, StartTimeout: 300 * time.Millisecond})
@@ -177,20 +164,7 @@ func TestEmbeddedStartEndsWithItsContext(t *testing.T) {
 	events.EmbeddedProgressEvery = 10 * time.Millisecond
 	t.Cleanup(func() { events.EmbeddedProgressEvery = every })
 	// Not t.TempDir: as above, the server's recovery ends in the background.
-	dir, err := os.MkdirTemp("", "embedded-start-canceled-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for err := os.RemoveAll(dir); err != nil; err = os.RemoveAll(dir) {
-			if time.Now().After(deadline) {
-				t.Errorf("removing the store: %v", err)
-				return
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	})
+	dir := backgroundStoreDir(t, "embedded-start-canceled-")
 	release := slowRecovery(t, damagedStore(t, dir, 20))
 	ctx, cancel := context.WithCancel(context.Background())
 	recovering := make(chan struct{}, 1)
@@ -227,4 +201,27 @@ func TestEmbeddedStartEndsWithItsContext(t *testing.T) {
 		t.Fatal("the start went on waiting for the recovery after its context ended")
 	}
 	release()
+}
+
+// backgroundStoreDir makes a store folder for a server given up on, whose
+// recovery goes on in the background writing into it after the test (so
+// not t.TempDir); the test's cleanup removes it once nothing writes there,
+// polling for at most 10 s.
+func backgroundStoreDir(t *testing.T, pattern string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for err := os.RemoveAll(dir); err != nil; err = os.RemoveAll(dir) {
+			if time.Now().After(deadline) {
+				t.Errorf("removing the store: %v", err)
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	return dir
 }
