@@ -64,6 +64,7 @@ func TestShippedHelpShowsDefaults(t *testing.T) {
 		"access-token-ttl": "1h0m0s", "refresh-token-ttl": "168h0m0s", "body-limit": "65536",
 		"argon2-memory-kib": "19456", "argon2-iterations": "2", "argon2-parallelism": "1",
 		"refresh-rotation": "false", "refresh-reuse-interval": "10s", "max-sessions-per-user": "100",
+		"nats-start-timeout": "10m0s",
 	} {
 		if got := defaults[flag]; got != want {
 			t.Errorf("-h shows -%s default %q, want %q", flag, got, want)
