@@ -50,24 +50,20 @@ func TestSessionLimitDoubleLoginsKeepOne(t *testing.T) {
 		// Both logins are done, their revocations stored and applied on
 		// every replica (the barrier); replica A may apply B's login a
 		// moment later.
-		var live, working int
-		for deadline := time.Now().Add(10 * time.Second); ; {
+		Eventually(t, 10*time.Second, func() error {
 			r := a.Do("GET", "/api/v1/users/"+uid+"/sessions?limit=1000", admin, nil)
 			expectStatus(t, "the user's sessions", r, http.StatusOK)
 			l, _ := r.JSON["sessions"].([]any)
-			live, working = len(l), 0
+			working := 0
 			for _, x := range res {
 				if verify(t, a, x.String("token"), "GET", "/api/v1/tenants/prod/nodes").Status == http.StatusOK {
 					working++
 				}
 			}
-			if live == 1 && working == 1 {
-				break
+			if len(l) != 1 || working != 1 {
+				return Errorf("trial %d: %d live sessions, %d of the 2 access tokens working; want 1 and 1", trial, len(l), working)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("trial %d: %d live sessions, %d of the 2 access tokens working; want 1 and 1", trial, live, working)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 }
