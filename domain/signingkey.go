@@ -208,8 +208,8 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 			return nil, ErrHS256DisplacesEdDSA
 		}
 		at := c.Now.UTC()
-		if !c.Pending && !at.After(c.SignerSince) {
-			at = c.SignerSince.Add(time.Millisecond).UTC()
+		if !c.Pending {
+			at = signsAfter(c.Now, c.SignerSince)
 		}
 		return []Event{SigningKeyAdded{KeyID: c.KeyID, Algorithm: c.Algorithm, SecretSealed: c.SecretSealed,
 			PublicKey: c.PublicKey, Pending: c.Pending, AddedAt: at}}, nil
@@ -226,11 +226,7 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		if displacesEdDSA(k.Algorithm, c.SignerAlgorithm, c.FallBackToHS256) {
 			return nil, ErrHS256DisplacesEdDSA
 		}
-		at := c.Now.UTC()
-		if !at.After(c.SignerSince) {
-			at = c.SignerSince.Add(time.Millisecond).UTC()
-		}
-		return []Event{SigningKeyActivated{KeyID: k.ID, ActivatedAt: at}}, nil
+		return []Event{SigningKeyActivated{KeyID: k.ID, ActivatedAt: signsAfter(c.Now, c.SignerSince)}}, nil
 	case RetireSigningKey:
 		if !k.Exists() {
 			return nil, ErrNotFound
@@ -244,6 +240,17 @@ func DecideSigningKey(k SigningKey, cmd SigningKeyCommand) ([]Event, error) {
 		return []Event{SigningKeyRetired{KeyID: k.ID, RetiredAt: c.Now.UTC()}}, nil
 	}
 	return nil, Invalid("command", "unknown signing key command %T", cmd)
+}
+
+// signsAfter is when a key that begins to sign now is dated: now, or just
+// after since — when the key that signs began — if now is not after it (a
+// replica's clock behind the one that dated the signer), so that Signer
+// picks the new key.
+func signsAfter(now, since time.Time) time.Time {
+	if !now.After(since) {
+		return since.Add(time.Millisecond).UTC()
+	}
+	return now.UTC()
 }
 
 // displacesEdDSA reports whether a key of algorithm that begins to sign
